@@ -1,0 +1,52 @@
+"""Bearer-token authentication and role checks for views."""
+from collections.abc import Callable
+from functools import wraps
+
+from flask import current_app, g, request
+
+from registry.errors import Forbidden, Unauthorized
+from registry.tokens import Principal, authenticate
+
+ANONYMOUS = Principal("anonymous", "reader")
+
+
+def principal() -> Principal:
+    """Who made this request (set by the role decorators)."""
+    return g.get("principal", ANONYMOUS)
+
+
+def requires(role: str) -> Callable:
+    """Allow the view to tokens of ``role`` and to admins; ``ci`` views also take admin tokens."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            who = _authenticate()
+            if who.role != "admin" and who.role != role:
+                raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs {role!r} or 'admin'")
+            g.principal = who
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def reads(view):
+    """Open to everyone unless the deployment sets REQUIRE_AUTH_FOR_READS; then any valid token."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_app.config["REQUIRE_AUTH_FOR_READS"]:
+            g.principal = _authenticate()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _authenticate() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send 'Authorization: Bearer <token>'; ask an admin for a token")
+    return authenticate(token.strip(), current_app.config["ADMIN_TOKEN"])

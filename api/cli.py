@@ -1,0 +1,40 @@
+"""``flask tokens …``: create, list and revoke API tokens from a shell on the server."""
+import click
+from flask import Flask
+
+from registry import tokens
+
+
+@click.group("tokens", help="Create, list and revoke API tokens.")
+def tokens_group():
+    """Token management commands."""
+
+
+@tokens_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin or ci")
+def create(name: str, role: str):
+    """Create a token and print it; it is shown only this once."""
+    _, token = tokens.create_token(name, role)
+    click.echo(token)
+
+
+@tokens_group.command("list")
+def list_():
+    """List token names, roles and when they were created and last used."""
+    for row in tokens.list_tokens():
+        last = row.last_used_at.isoformat() if row.last_used_at else "never"
+        click.echo(f"{row.name}\t{row.role}\tcreated {row.created_at.isoformat()}\tlast used {last}")
+
+
+@tokens_group.command("revoke")
+@click.argument("name")
+def revoke(name: str):
+    """Revoke a token; it stops working at once."""
+    tokens.revoke_token(name)
+    click.echo(f"revoked {name}")
+
+
+def register(app: Flask) -> None:
+    """Add the command groups to ``flask``."""
+    app.cli.add_command(tokens_group)

@@ -1,0 +1,38 @@
+"""Request-body helpers shared by views: content types, JSON decoding, size limits."""
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from flask import request
+
+from api.errors import ProblemError
+
+
+def accepts(*mimetypes: str) -> Callable:
+    """Refuse (415) a request whose body is not one of ``mimetypes``."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if request.mimetype not in mimetypes:
+                got = request.mimetype or "no Content-Type"
+                raise ProblemError(415, f"send the body as {' or '.join(mimetypes)}, not {got}")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def json_body() -> object:
+    """The request body decoded as JSON (NaN/Infinity tokens decode to floats; callers refuse them)."""
+    try:
+        return json.loads(request.get_data())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProblemError(400, f"the body is not valid JSON: {exc}") from None
+
+
+def limit_body_size(max_upload_mb: int, max_predict_mb: int) -> None:
+    """Uploads may be large; everything else is held to the (smaller) predict limit."""
+    is_upload = request.method == "POST" and request.endpoint == "versions.Versions"
+    request.max_content_length = (max_upload_mb if is_upload else max_predict_mb) * 1024 * 1024

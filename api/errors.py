@@ -1,0 +1,115 @@
+"""Every error becomes RFC 9457 problem+json here, and only here."""
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from registry import errors as domain
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Most specific class first: the first match wins.
+DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
+    (domain.Unauthorized, 401, "Unauthorized"),
+    (domain.Forbidden, 403, "Forbidden"),
+    (domain.NotFound, 404, "Not found"),
+    (domain.Conflict, 409, "Conflict"),
+    (domain.VersionArchived, 410, "Version archived"),
+    (domain.BatchTooLarge, 413, "Batch too large"),
+    (domain.InvalidArtifact, 422, "Invalid artifact"),
+    (domain.InvalidInput, 422, "Unprocessable input"),
+]
+
+HTTP_DETAIL = {
+    400: "the request body is not well-formed; send valid JSON (or the documented content type)",
+    404: "no such route; see /docs for the API",
+    405: "this method is not allowed on this route; see /docs for the API",
+    413: "the request body is over the size limit",
+    415: "unsupported content type",
+}
+
+
+class ProblemError(Exception):
+    """An HTTP-level problem raised by the API layer itself (wrong content type, bad query …)."""
+
+    def __init__(self, status: int, detail: str, errors: dict | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.errors = status, detail, errors
+
+
+def problem(status: int, title: str, detail: str, errors: dict | None = None, headers: dict | None = None) -> Response:
+    """A problem+json response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="model-registry"'
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map domain errors, API problems and Werkzeug's HTTP errors to problem+json."""
+    app.register_error_handler(domain.RegistryError, _domain_error)
+    app.register_error_handler(ProblemError, _api_problem)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _domain_error(exc: domain.RegistryError) -> Response:
+    for cls, status, title in DOMAIN_STATUS:
+        if isinstance(exc, cls):
+            return problem(status, title, exc.detail, exc.errors)
+    return _unexpected(exc)
+
+
+def _api_problem(exc: ProblemError) -> Response:
+    return problem(exc.status, _title(exc.status), exc.detail, exc.errors)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status >= 500:
+        return _unexpected(exc)
+    errors = _webargs_messages(exc)
+    detail = _describe_webargs(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
+    headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+    return problem(status, exc.name, detail, errors, headers)
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
+
+def _webargs_messages(exc: HTTPException) -> dict | None:
+    """Field errors that flask-smorest/webargs attach to the 422s they raise."""
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if not messages:
+        return None
+    if len(messages) == 1:  # keyed by location ("json", "query"…): the caller cares about fields
+        return next(iter(messages.values()))
+    return messages
+
+
+def _describe_webargs(errors: dict) -> str:
+    parts = [f"{field}: {' '.join(_flatten(msgs))}" for field, msgs in errors.items()]
+    return "; ".join(parts)
+
+
+def _flatten(messages) -> list[str]:
+    if isinstance(messages, dict):
+        return [f"{k}: {m}" for k, v in messages.items() for m in _flatten(v)]
+    if isinstance(messages, list):
+        return [m for item in messages for m in _flatten(item)]
+    return [str(messages)]
+
+
+def _title(status: int) -> str:
+    return HTTPStatus(status).phrase

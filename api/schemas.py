@@ -1,0 +1,182 @@
+"""Marshmallow schemas of the HTTP contract (../shared/API.md): what comes in and goes out."""
+import math
+from datetime import timezone
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from registry.names import DEFAULT_ALIAS
+from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a ``Z``: ``2026-11-20T12:00:00Z``."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FiniteNumber(fields.Field):
+    """A JSON number that is finite; strings, booleans, NaN and infinities are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValidationError("must be a finite number")
+        return value
+
+
+# ---- requests -----------------------------------------------------------------------------
+
+class PageArgs(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=DEFAULT_PER_PAGE, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class VersionListArgs(PageArgs):
+    sort = fields.String(load_default=None, metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
+    include_archived = fields.Boolean(load_default=False)
+
+
+class HistoryArgs(PageArgs):
+    alias = fields.String(load_default=None)
+
+
+class PredictArgs(Schema):
+    proba = fields.Boolean(load_default=False, metadata={"description": "also return class probabilities"})
+
+
+class ModelPatch(Schema):
+    description = fields.String(validate=validate.Length(max=10_000))
+    tags = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class UploadMetadata(Schema):
+    """The optional ``metadata`` form field of an upload, a JSON object."""
+
+    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    metrics = fields.Dict(keys=fields.String(), values=FiniteNumber(), load_default=dict)
+    params = fields.Dict(keys=fields.String(), load_default=dict)
+    tags = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    lineage = fields.Dict(keys=fields.String(), load_default=dict)
+    feature_names = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
+    input_example = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=1))
+
+
+class UploadForm(Schema):
+    metadata = fields.String(metadata={"description": "a JSON object: description, metrics, params, tags, lineage, feature_names, input_example"})
+
+
+class UploadFiles(Schema):
+    artifact = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class PromoteRequest(Schema):
+    alias = fields.String(load_default=DEFAULT_ALIAS)
+    reason = fields.String(load_default="", validate=validate.Length(max=2_000))
+    force = fields.Boolean(load_default=False)
+
+
+class RollbackRequest(Schema):
+    alias = fields.String(load_default=DEFAULT_ALIAS)
+    to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    reason = fields.String(load_default="", validate=validate.Length(max=2_000))
+
+
+class TokenRequest(Schema):
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(["admin", "ci"]))
+
+
+# ---- responses ----------------------------------------------------------------------------
+
+class ModelOut(Schema):
+    name = fields.String()
+    description = fields.String()
+    tags = fields.Dict()
+    latest_version = fields.Integer(allow_none=True)
+    aliases = fields.Dict(keys=fields.String(), values=fields.Integer())
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class ModelDetailOut(ModelOut):
+    version_count = fields.Integer()
+
+
+class VersionOut(Schema):
+    model = fields.Function(lambda v: v.model.name)
+    version = fields.Integer(attribute="number")
+    status = fields.String()
+    kind = fields.String()
+    task = fields.String()
+    estimator = fields.String()
+    steps = fields.List(fields.String(), allow_none=True)
+    signature = fields.Dict()
+    metrics = fields.Dict()
+    params = fields.Dict()
+    tags = fields.Dict()
+    description = fields.String()
+    lineage = fields.Dict()
+    input_example = fields.List(fields.Raw(), allow_none=True)
+    sha256 = fields.String()
+    size_bytes = fields.Integer()
+    sklearn_version = fields.String(allow_none=True)
+    aliases = fields.List(fields.String(), attribute="alias_names")
+    created_at = UTCDateTime()
+    created_by = fields.String()
+
+
+class MoveOut(Schema):
+    model = fields.String()
+    alias = fields.String()
+    version = fields.Integer()
+    previous_version = fields.Integer(allow_none=True)
+    event_id = fields.Integer(allow_none=True)
+
+
+class EventOut(Schema):
+    id = fields.Integer()
+    alias = fields.String()
+    from_version = fields.Integer(allow_none=True)
+    to_version = fields.Integer()
+    action = fields.String()
+    actor = fields.String()
+    reason = fields.String()
+    forced = fields.Boolean()
+    at = UTCDateTime()
+
+
+class TokenOut(Schema):
+    name = fields.String()
+    role = fields.String()
+    created_at = UTCDateTime()
+    last_used_at = UTCDateTime(allow_none=True)
+
+
+class TokenCreatedOut(Schema):
+    name = fields.String()
+    role = fields.String()
+    token = fields.String()
+    created_at = UTCDateTime()
+
+
+class PredictionOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    predictions = fields.List(fields.Raw())
+    probabilities = fields.List(fields.List(fields.Float()))
+    classes = fields.List(fields.Raw())
+
+
+def page_of(item_schema: type[Schema]) -> type[Schema]:
+    """A list-response schema ``{"items", "total", "page", "per_page"}`` of ``item_schema``."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "total": fields.Integer(),
+            "page": fields.Integer(),
+            "per_page": fields.Integer(),
+        },
+        name=f"{item_schema.__name__}Page",
+    )

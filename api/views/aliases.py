@@ -1,0 +1,48 @@
+"""Promote, roll back, and read aliases and their history."""
+from flask_smorest import Blueprint
+
+from api.auth import principal, reads, requires
+from api.schemas import EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of
+from api.services import services
+from registry import aliases
+
+blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollback")
+
+
+@blp.route("/models/<name>/versions/<int:number>/promote", methods=["POST"])
+@requires("ci")
+@blp.arguments(PromoteRequest(), required=False)
+@blp.response(200, MoveOut)
+def promote(body, name, number):
+    """Point an alias (default ``production``) at this version after it loads and scores."""
+    return aliases.promote(
+        services().server, name, number, body["alias"], body["reason"], body["force"], principal().name
+    )
+
+
+@blp.route("/models/<name>/rollback", methods=["POST"])
+@requires("ci")
+@blp.arguments(RollbackRequest(), required=False)
+@blp.response(200, MoveOut)
+def rollback(body, name):
+    """Undo the alias's latest promote, or jump back to ``to_version``."""
+    return aliases.rollback(
+        services().server, name, body["alias"], body["to_version"], body["reason"], principal().name
+    )
+
+
+@blp.route("/models/<name>/aliases")
+@reads
+@blp.response(200)
+def list_aliases(name):
+    """``{alias: version}`` of a model."""
+    return aliases.list_aliases(name)
+
+
+@blp.route("/models/<name>/history")
+@reads
+@blp.arguments(HistoryArgs, location="query")
+@blp.response(200, page_of(EventOut))
+def history(args, name):
+    """Promotion events, newest first; ``?alias=`` filters."""
+    return aliases.history(name, args["alias"], args["page"], args["per_page"])

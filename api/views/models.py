@@ -1,0 +1,35 @@
+"""Registered models: list, look at, describe."""
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import reads, requires
+from api.schemas import ModelDetailOut, ModelOut, ModelPatch, PageArgs, page_of
+from registry import catalog
+
+blp = Blueprint("models", __name__, description="Registered models")
+
+
+@blp.route("/models")
+class Models(MethodView):
+    @reads
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(ModelOut))
+    def get(self, args):
+        """List registered models, ordered by name."""
+        return catalog.list_models(args["page"], args["per_page"])
+
+
+@blp.route("/models/<name>")
+class Model(MethodView):
+    @reads
+    @blp.response(200, ModelDetailOut)
+    def get(self, name):
+        """One model with its aliases and version count."""
+        return catalog.get_model(name)
+
+    @requires("admin")
+    @blp.arguments(ModelPatch)
+    @blp.response(200, ModelDetailOut)
+    def patch(self, changes, name):
+        """Change a model's description or tags."""
+        return catalog.update_model(name, changes)

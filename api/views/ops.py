@@ -1,0 +1,54 @@
+"""Liveness, readiness and Prometheus metrics."""
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from sqlalchemy import text
+
+from api.errors import problem
+from api.services import services
+from registry.db import db
+
+blp = Blueprint("ops", __name__, description="Operations")
+
+
+@blp.route("/healthz")
+@blp.response(200)
+def healthz():
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+@blp.response(200)
+@blp.alt_response(503, description="The database or the artifact store is unreachable")
+def readyz():
+    """Ready when the database answers and the artifact store can be written."""
+    checks = {"database": _database_ok(), "artifact_store": services().store.is_reachable()}
+    if not all(checks.values()):
+        failing = ", ".join(name for name, ok in checks.items() if not ok)
+        return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", {"checks": checks})
+    return {"status": "ready", "checks": checks}
+
+
+@blp.route("/metrics")
+@blp.response(200, description="Prometheus text format")
+def metrics():
+    """Prometheus metrics, summed over every worker when running under gunicorn."""
+    multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        payload = generate_latest(registry)
+    else:
+        payload = generate_latest()
+    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _database_ok() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+        return True
+    except Exception:  # readiness reports any failure as not ready rather than raising
+        db.session.rollback()
+        return False

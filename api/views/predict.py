@@ -1,0 +1,81 @@
+"""Prediction routes: by version number, by alias, and the ``production`` default."""
+import json
+import time
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+
+from api.auth import reads
+from api.content import accepts, json_body
+from api.errors import ProblemError
+from api.schemas import PredictionOut
+from api.services import services
+from registry.inputs import rows_from_csv, rows_from_json
+from registry.names import DEFAULT_ALIAS
+from registry.predict import predict
+from registry.telemetry import PREDICT_LATENCY, PREDICTIONS
+
+blp = Blueprint("predict", __name__, description="Predictions")
+
+_REQUEST_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "example": {"instances": [[0.1, 2.0, 3.5]]},
+                "schema": {
+                    "type": "object",
+                    "description": "one of instances (rows or objects), dataframe_split, dataframe_records; "
+                    "optional return_proba",
+                },
+            },
+            "text/csv": {"schema": {"type": "string"}, "example": "x0,x1,x2\n0.1,2.0,3.5\n"},
+        },
+    }
+}
+
+
+@blp.route("/models/<name>/<ref>/predict", methods=["POST"])
+@reads
+@accepts("application/json", "text/csv")
+@blp.doc(**_REQUEST_BODY_DOC)
+@blp.response(200, PredictionOut)
+def predict_ref(name, ref):
+    """Predict with a pinned version (``/models/housing/3/predict``) or an alias."""
+    return _answer(name, ref)
+
+
+@blp.route("/models/<name>/predict", methods=["POST"])
+@reads
+@accepts("application/json", "text/csv")
+@blp.doc(**_REQUEST_BODY_DOC)
+@blp.response(200, PredictionOut)
+def predict_default(name):
+    """Predict with the ``production`` alias."""
+    return _answer(name, DEFAULT_ALIAS)
+
+
+def _answer(name: str, ref: str) -> Response:
+    started = time.perf_counter()
+    max_rows = current_app.config["MAX_BATCH_ROWS"]
+    if request.mimetype == "text/csv":
+        text = request.get_data(as_text=True)
+        parse, proba = (lambda sig: rows_from_csv(text, sig, max_rows)), _proba_flag(None)
+    else:
+        body = json_body()
+        parse, proba = (lambda sig: rows_from_json(body, sig, max_rows)), _proba_flag(body)
+    result = predict(services().server, name, ref, parse, proba)
+    version = str(result.version)
+    PREDICTIONS.labels(name, version, "200").inc()
+    PREDICT_LATENCY.labels(name, version).observe(time.perf_counter() - started)
+    return Response(
+        json.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
+    )
+
+
+def _proba_flag(body: object) -> bool:
+    """``return_proba`` from the body, or ``?proba=true``."""
+    value = body.get("return_proba", False) if isinstance(body, dict) else False
+    if not isinstance(value, bool):
+        raise ProblemError(422, "return_proba must be true or false")
+    return value or request.args.get("proba", "").lower() in {"1", "true", "yes"}

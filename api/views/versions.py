@@ -1,0 +1,112 @@
+"""Model versions: upload, list, look at, download and archive."""
+import json
+
+from flask import Response, current_app, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from api.auth import principal, reads, requires
+from api.content import accepts
+from api.errors import ProblemError
+from api.schemas import UploadFiles, UploadForm, UploadMetadata, VersionListArgs, VersionOut, page_of
+from api.services import services
+from registry import versions
+from registry.names import parse_ref
+
+blp = Blueprint("versions", __name__, description="Model versions")
+
+_metadata_schema = UploadMetadata()
+
+
+@blp.route("/models/<name>/versions")
+class Versions(MethodView):
+    @reads
+    @blp.arguments(VersionListArgs, location="query")
+    @blp.response(200, page_of(VersionOut))
+    def get(self, args, name):
+        """List versions, newest first; ``?sort=-metrics.r2``, ``?include_archived=true``."""
+        return versions.list_versions(name, args["sort"], args["include_archived"], args["page"], args["per_page"])
+
+    @requires("ci")
+    @accepts("multipart/form-data")
+    @blp.arguments(UploadForm, location="form")
+    @blp.arguments(UploadFiles, location="files")
+    @blp.response(201, VersionOut)
+    @blp.alt_response(200, schema=VersionOut, description="These bytes were uploaded before: the existing version")
+    def post(self, form, files, name):
+        """Upload a version (multipart ``artifact`` + optional JSON ``metadata``)."""
+        artifact = files["artifact"]
+        _check_filename(artifact.filename)
+        version, created = versions.upload_version(
+            services().store,
+            name,
+            artifact.read(),
+            _parse_metadata(form.get("metadata")),
+            principal().name,
+            current_app.config["MAX_BATCH_ROWS"],
+        )
+        location = url_for("versions.Version", name=name, ref=version.number)
+        return version, (201 if created else 200), {"Location": location}
+
+
+@blp.route("/models/<name>/versions/<ref>")
+class Version(MethodView):
+    @reads
+    @blp.response(200, VersionOut)
+    def get(self, name, ref):
+        """One version, by number or alias."""
+        return versions.get_version(name, ref)
+
+    @requires("admin")
+    @blp.response(200, VersionOut)
+    def delete(self, name, ref):
+        """Archive a version (soft delete); refused while an alias points at it."""
+        number = parse_ref(ref)
+        if not isinstance(number, int):
+            raise ProblemError(422, "archive by version number, not by alias")
+        return versions.archive_version(name, number)
+
+
+@blp.route("/models/<name>/versions/<ref>/artifact")
+@requires("ci")
+@blp.response(200, description="The stored artifact; ETag is its sha256")
+def download_artifact(name, ref):
+    """Download the stored artifact file."""
+    version, data = versions.read_artifact(services().store, name, ref)
+    return Response(
+        data,
+        mimetype="application/octet-stream",
+        headers={
+            "ETag": f'"{version.sha256}"',
+            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.joblib"',
+            "X-Model-Version": str(version.number),
+        },
+    )
+
+
+def _check_filename(filename: str | None) -> None:
+    """The name is never used for storage, but a path-like one signals a confused client."""
+    if filename and ("/" in filename or "\\" in filename or ".." in filename or "\x00" in filename):
+        raise ProblemError(422, f"artifact filename {filename!r} looks like a path; send a plain file name")
+
+
+def _parse_metadata(raw: str | None) -> dict:
+    """The ``metadata`` form field as a checked dict (empty when absent)."""
+    if raw is None or not raw.strip():
+        return _metadata_schema.load({})
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ProblemError(422, f"metadata is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(422, "metadata must be a JSON object")
+    try:
+        return _metadata_schema.load(data)
+    except ValidationError as exc:
+        raise ProblemError(422, _describe(exc.messages), {"metadata": exc.messages}) from None
+
+
+def _describe(messages: dict) -> str:
+    parts = [f"{field}: {msgs}" for field, msgs in messages.items()]
+    return "metadata is invalid: " + "; ".join(parts)

@@ -1,0 +1,41 @@
+"""Configuration, read from the environment with defaults that work on a fresh machine.
+
+This is the only module that reads ``os.environ``; everything else receives values as arguments.
+"""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Settings of one deployment; ``create_app`` copies them into ``app.config``."""
+
+    INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
+    )
+    ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
+    ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN") or None
+    MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
+    MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
+    MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
+    MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
+    ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
+    REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
+    # Set by gunicorn.conf.py; /metrics then adds up every worker's samples.
+    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    # Background alias watcher; off in tests that drive refreshes by hand.
+    WATCH_ALIASES = _bool("WATCH_ALIASES", True)

@@ -1,0 +1,58 @@
+"""gunicorn settings for production and for the end-to-end tests: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2 per core),
+plus the app's own variables (config.py).
+"""
+import os
+import shutil
+import tempfile
+
+# One BLAS/OpenMP thread per worker: small models get no speed from more, and workers × threads
+# oversubscribe the cores. Set before the workers import NumPy.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+# Prometheus multiprocess mode: every worker writes its samples here, /metrics adds them up.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
+worker_class = "sync"
+preload_app = False
+timeout = 120
+graceful_timeout = 30
+# Several instances on one host must not fight over one default control socket path.
+control_socket_disable = True
+accesslog = os.environ.get("ACCESS_LOG") or None
+
+
+def on_starting(server):
+    """Start from an empty metrics directory (stale files from a previous run would be summed)."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def post_fork(server, worker):
+    """Never share a database connection opened in the master (with preload_app) across forks."""
+    if not server.cfg.preload_app:
+        return  # each worker builds its own app and engine after the fork
+    from registry.db import db
+
+    with server.app.wsgi().app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
+
+
+def post_worker_init(worker):
+    """Warm every aliased model before this worker takes its first request."""
+    from api.services import EXTENSION
+
+    worker.wsgi.extensions[EXTENSION].server.ensure_started()
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the multiprocess metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,199 @@
+"""Use cases that move aliases — promote and rollback — and read where they point and pointed.
+
+Every move locks the model (its row on PostgreSQL, the write lock on SQLite), so moves of one
+model happen one at a time and the history is a consistent chain. A version is loaded and
+scored before an alias may point at it.
+"""
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from registry.db import db, write_transaction
+from registry.errors import Conflict, InvalidInput, VersionArchived
+from registry.lookups import find_alias, find_model, find_version
+from registry.names import check_alias_name
+from registry.paging import Page
+from registry.predict import run_model
+from registry.serving import ModelServer, VersionInfo
+from registry.inputs import rows_from_json
+from registry.signature import Signature
+from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, utcnow
+
+MAX_ROLLBACK_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Move:
+    """The outcome of a promote or rollback."""
+
+    model: str
+    alias: str
+    version: int
+    previous_version: int | None
+    event_id: int | None  # None when nothing moved (promoting the current version)
+
+
+def list_aliases(name: str) -> dict[str, int]:
+    """``{alias: version}`` of a model."""
+    return find_model(name).alias_map
+
+
+def history(name: str, alias: str | None, page: int, per_page: int) -> Page:
+    """Promotion events of a model, newest first, optionally of one alias."""
+    model = find_model(name)
+    query = select(PromotionEvent).where(PromotionEvent.model_id == model.id)
+    if alias:
+        query = query.where(PromotionEvent.alias == alias)
+    total = db.session.execute(query.with_only_columns(db.func.count())).scalar_one()
+    events = db.session.execute(
+        query.order_by(PromotionEvent.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).scalars()
+    return Page(list(events), total, page, per_page)
+
+
+def promote(server: ModelServer, name: str, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:
+    """Point ``alias`` at version ``number`` once it has loaded and scored its input example."""
+    check_alias_name(alias)
+    version = _ready_version(find_model(name), number)
+    servable = server.load(VersionInfo.of(version))
+    _smoke_test(servable, version.input_example)
+    with write_transaction():
+        model = find_model(name, lock=True)
+        version = _ready_version(model, number)
+        current = find_alias(model, alias)
+        if current is not None and current.version_id == version.id:
+            return Move(name, alias, number, number, None)
+        if current is not None and not force:
+            _check_compatible(current.version, version, alias)
+        event = _move(model, alias, current, version, "promote", actor, reason, forced=force)
+        move = Move(name, alias, number, event.from_version, event.id)
+    server.note_move(name, alias, servable)
+    return move
+
+
+def rollback(server: ModelServer, name: str, alias: str, to_version: int | None, reason: str, actor: str) -> Move:
+    """Undo the alias's latest promote not undone yet, or jump back to ``to_version``.
+
+    The target is loaded before the alias moves; if another move changed the target meanwhile,
+    the target is worked out again.
+    """
+    check_alias_name(alias)
+    for _ in range(MAX_ROLLBACK_RETRIES):
+        model = find_model(name)
+        target, _ = _rollback_plan(model, alias, to_version)
+        servable = server.load(VersionInfo.of(_ready_version(model, target)))
+        with write_transaction():
+            model = find_model(name, lock=True)
+            planned, undone = _rollback_plan(model, alias, to_version)
+            if planned != target:
+                continue
+            current = find_alias(model, alias)
+            version = _ready_version(model, target)
+            event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
+            move = Move(name, alias, target, event.from_version, event.id)
+        server.note_move(name, alias, servable)
+        return move
+    raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
+
+
+def _rollback_plan(model: RegisteredModel, alias: str, to_version: int | None) -> tuple[int, PromotionEvent]:
+    """The version to go back to and the oldest promote that going there undoes."""
+    if find_alias(model, alias) is None:
+        raise Conflict(f"alias {alias!r} of {model.name!r} is not set, so there is nothing to roll back")
+    stack = _undo_stack(model, alias)
+    if to_version is None:
+        if not stack or stack[-1].from_version is None:
+            raise Conflict(f"alias {alias!r} of {model.name!r} has no earlier version to roll back to")
+        return stack[-1].from_version, stack[-1]
+    for event in reversed(stack):
+        if event.from_version == to_version:
+            return to_version, event
+    reachable = sorted({e.from_version for e in stack if e.from_version is not None})
+    raise Conflict(
+        f"alias {alias!r} of {model.name!r} cannot roll back to version {to_version}: "
+        f"it can go back to {', '.join(map(str, reachable)) or 'no version'}"
+    )
+
+
+def _undo_stack(model: RegisteredModel, alias: str) -> list[PromotionEvent]:
+    """The alias's promotes that are not undone yet, oldest first."""
+    events = db.session.execute(
+        select(PromotionEvent)
+        .where(PromotionEvent.model_id == model.id, PromotionEvent.alias == alias)
+        .order_by(PromotionEvent.id)
+    ).scalars()
+    stack: list[PromotionEvent] = []
+    for event in events:
+        if event.action == "promote":
+            stack.append(event)
+        else:
+            stack = [e for e in stack if e.id < event.reverts_event_id]
+    return stack
+
+
+def _move(model, alias, current, version, action, actor, reason, forced=False, reverts=None) -> PromotionEvent:
+    """Point the alias at ``version`` and append the event, in the caller's transaction."""
+    previous = current.version.number if current is not None else None
+    if current is None:
+        db.session.add(Alias(model_id=model.id, name=alias, version_id=version.id))
+    else:
+        current.version_id = version.id
+        current.updated_at = utcnow()
+    event = PromotionEvent(
+        model_id=model.id,
+        alias=alias,
+        action=action,
+        from_version=previous,
+        to_version=version.number,
+        reverts_event_id=reverts.id if reverts is not None else None,
+        actor=actor,
+        reason=reason or "",
+        forced=forced,
+    )
+    db.session.add(event)
+    model.updated_at = utcnow()
+    db.session.flush()
+    return event
+
+
+def _ready_version(model: RegisteredModel, number: int) -> ModelVersion:
+    version = find_version(model, number)
+    if version.status == "archived":
+        raise VersionArchived(f"version {number} of {model.name!r} is archived and cannot serve")
+    return version
+
+
+def _smoke_test(servable, input_example: list | None) -> None:
+    """Predict on the stored input example (or a row of zeros) before an alias may point here."""
+    signature = servable.signature
+    rows = input_example or [_zero_row(signature)]
+    try:
+        run_model(servable, rows_from_json({"instances": rows}, signature, len(rows)), return_proba=False)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"version {servable.version} of {servable.model!r} failed its smoke test and was not promoted: {exc.detail}"
+        ) from None
+
+
+def _zero_row(signature: Signature) -> list:
+    return [0.0 if f.numeric else "" for f in signature.features]
+
+
+def _check_compatible(current: ModelVersion, candidate: ModelVersion, alias: str) -> None:
+    """Refuse a candidate whose inputs or task differ from what the alias serves now."""
+    problems = []
+    if current.task != candidate.task:
+        problems.append(f"task {candidate.task} vs {current.task}")
+    old, new = current.signature["features"], candidate.signature["features"]
+    if [f["name"] for f in old] != [f["name"] for f in new]:
+        problems.append(
+            f"features {[f['name'] for f in new]} vs {[f['name'] for f in old]}"
+        )
+    elif [f["dtype"] for f in old] != [f["dtype"] for f in new]:
+        problems.append("feature dtypes differ")
+    if problems:
+        raise InvalidInput(
+            f"version {candidate.number} is incompatible with version {current.number} that {alias!r} serves "
+            f"({'; '.join(problems)}); send \"force\": true to promote anyway",
+            errors={"signature": problems},
+        )

@@ -1,0 +1,64 @@
+"""Use cases on registered models as a whole: list, look at, describe and tag."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from registry.db import db, write_transaction
+from registry.lookups import find_model, latest_numbers
+from registry.paging import Page
+from registry.tables import RegisteredModel, utcnow
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """A model as the API shows it."""
+
+    name: str
+    description: str
+    tags: dict
+    latest_version: int | None
+    aliases: dict[str, int]
+    version_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def list_models(page: int, per_page: int) -> Page:
+    """Models ordered by name."""
+    total = db.session.execute(select(func.count(RegisteredModel.id))).scalar_one()
+    models = db.session.execute(
+        select(RegisteredModel).order_by(RegisteredModel.name).offset((page - 1) * per_page).limit(per_page)
+    ).scalars().all()
+    latest = latest_numbers([m.id for m in models])
+    return Page([_summary(m, latest.get(m.id)) for m in models], total, page, per_page)
+
+
+def get_model(name: str) -> ModelSummary:
+    """One model, with its aliases and how many versions it has had."""
+    model = find_model(name)
+    return _summary(model, latest_numbers([model.id]).get(model.id))
+
+
+def update_model(name: str, changes: dict) -> ModelSummary:
+    """Set the model's ``description`` and/or ``tags``."""
+    with write_transaction():
+        model = find_model(name, lock=True)
+        for field in ("description", "tags"):
+            if field in changes:
+                setattr(model, field, changes[field])
+        model.updated_at = utcnow()
+    return get_model(name)
+
+
+def _summary(model: RegisteredModel, latest: int | None) -> ModelSummary:
+    return ModelSummary(
+        name=model.name,
+        description=model.description,
+        tags=model.tags,
+        latest_version=latest,
+        aliases=model.alias_map,
+        version_count=model.last_version,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )

@@ -1,0 +1,65 @@
+"""Domain errors, defined once. The API maps each class to an HTTP status in one table."""
+
+
+class RegistryError(Exception):
+    """Base of every error the registry raises on purpose.
+
+    ``detail`` tells the caller what to change; ``errors`` optionally carries per-field messages.
+    """
+
+    def __init__(self, detail: str, errors: dict | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(RegistryError):
+    """A model, version, alias or token that does not exist."""
+
+
+class ModelNotFound(NotFound):
+    """No model of that name."""
+
+
+class VersionNotFound(NotFound):
+    """No such version (or alias) of an existing model."""
+
+
+class TokenNotFound(NotFound):
+    """No token of that name."""
+
+
+class Conflict(RegistryError):
+    """The request conflicts with the current state (e.g. archiving an aliased version)."""
+
+
+class VersionArchived(RegistryError):
+    """The version exists but is archived."""
+
+
+class InvalidInput(RegistryError):
+    """Well-formed but invalid input (names, metadata, prediction rows)."""
+
+
+class InvalidArtifact(InvalidInput):
+    """An uploaded file that is not a supported, fitted, safely loadable scikit-learn model."""
+
+
+class UnsafeArtifact(InvalidArtifact):
+    """An uploaded file that asks to import something outside the allow-list."""
+
+
+class BatchTooLarge(RegistryError):
+    """A prediction batch over the configured row limit."""
+
+
+class ArtifactCorrupted(RegistryError):
+    """A stored artifact whose bytes no longer match its sha256. Always a server-side problem."""
+
+
+class Unauthorized(RegistryError):
+    """Missing or unknown bearer token."""
+
+
+class Forbidden(RegistryError):
+    """The token's role does not allow the operation."""

@@ -1,0 +1,53 @@
+"""The prediction use case: find the serving model, check the rows, predict."""
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from registry.cache import ServableModel
+from registry.errors import InvalidInput
+from registry.inputs import ModelInput
+from registry.serving import ModelServer
+from registry.signature import Signature
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model answered, and which version answered it."""
+
+    model: str
+    version: int
+    predictions: list
+    probabilities: list | None = None
+    classes: list | None = None
+
+    def to_dict(self) -> dict:
+        """The response body of the predict routes."""
+        body = {"model": self.model, "version": self.version, "predictions": self.predictions}
+        if self.probabilities is not None:
+            body["probabilities"] = self.probabilities
+            body["classes"] = self.classes
+        return body
+
+
+def predict(
+    server: ModelServer, name: str, ref: str, parse: Callable[[Signature], ModelInput], return_proba: bool
+) -> Prediction:
+    """Answer with the version ``ref`` resolves to right now; ``parse`` turns the body into rows."""
+    servable = server.servable(name, ref)
+    if return_proba and servable.task != "classification":
+        raise InvalidInput(
+            f"version {servable.version} of {name!r} is a regressor: probabilities exist only for classifiers; "
+            "drop return_proba"
+        )
+    return run_model(servable, parse(servable.signature), return_proba)
+
+
+def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> Prediction:
+    """Predict ``rows`` (already checked against the signature) with a loaded model."""
+    estimator = servable.estimator
+    try:
+        predictions = estimator.predict(rows).tolist()
+        probabilities = estimator.predict_proba(rows).tolist() if return_proba else None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"version {servable.version} of {servable.model!r} could not use these rows: {exc}") from None
+    classes = list(servable.signature.classes) if return_proba else None
+    return Prediction(servable.model, servable.version, predictions, probabilities, classes)

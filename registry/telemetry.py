@@ -1,0 +1,28 @@
+"""Prometheus metrics of the domain (cache, swaps, predictions).
+
+Defined once at import so every app in a process shares them; in gunicorn the multiprocess
+collector (``PROMETHEUS_MULTIPROC_DIR``) adds them up across workers.
+"""
+from prometheus_client import Counter, Gauge, Histogram
+
+PREDICTIONS = Counter(
+    "registry_predictions_total", "Prediction requests answered", ["model", "version", "status"]
+)
+PREDICT_LATENCY = Histogram(
+    "registry_predict_seconds",
+    "Time to answer a prediction request",
+    ["model", "version"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+CACHE_LOADS = Counter("registry_model_loads_total", "Model versions loaded into a worker's cache", ["model"])
+CACHE_LOAD_FAILURES = Counter(
+    "registry_model_load_failures_total", "Model version loads that failed", ["model"]
+)
+CACHE_EVICTIONS = Counter("registry_model_evictions_total", "Model versions evicted from a cache")
+SWAPS = Counter("registry_alias_swaps_total", "Alias moves a worker started serving", ["model", "alias"])
+ALIAS_VERSION = Gauge(
+    "registry_alias_version",
+    "Version each alias is served with",
+    ["model", "alias"],
+    multiprocess_mode="max",
+)
