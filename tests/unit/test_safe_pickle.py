@@ -1,0 +1,301 @@
+"""Uploaded files load only when they hold a supported model, and never run code on the way."""
+import builtins
+import io
+import os
+import pickle
+import shlex
+import subprocess
+import time
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import sklearn
+import sklearn.base
+from joblib.numpy_pickle import NumpyArrayWrapper
+from sklearn.linear_model import LinearRegression
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.tree import DecisionTreeRegressor
+from sklearn.tree._tree import Tree
+
+from registry.errors import InvalidArtifact, UnsafeArtifact
+from registry.safe_pickle import load_estimator
+
+FORMATS = ["pickle-4", "pickle-5", "joblib", "joblib-zlib"]
+COMPRESSORS = ["joblib-zlib", "joblib-gzip", "joblib-bz2", "joblib-lzma", "joblib-xz"]
+
+
+def assert_same_predictions(loaded, original, X):
+    np.testing.assert_array_equal(loaded.predict(X), original.predict(X))
+    if hasattr(original, "predict_proba"):
+        np.testing.assert_array_equal(loaded.predict_proba(X), original.predict_proba(X))
+
+
+@pytest.mark.parametrize("how", FORMATS)
+def test_a_supported_model_loads_and_predicts_like_the_original(model_case, dump, how):
+    loaded = load_estimator(dump(model_case.model, how))
+
+    assert type(loaded.estimator) is type(model_case.model)
+    assert_same_predictions(loaded.estimator, model_case.model, model_case.X)
+
+
+@pytest.mark.parametrize("how", COMPRESSORS)
+def test_every_joblib_compression_loads(frame_data, new_model, dump, how):
+    frame, y, _ = frame_data
+    model = new_model(DecisionTreeRegressor, pipeline=True).fit(frame, y)
+
+    assert_same_predictions(load_estimator(dump(model, how)).estimator, model, frame)
+
+
+def test_the_scikit_learn_version_of_the_file_is_recorded(numeric_data, dump):
+    X, y, _ = numeric_data
+
+    loaded = load_estimator(dump(LinearRegression().fit(X, y), "joblib"))
+
+    assert loaded.sklearn_version == sklearn.__version__
+
+
+def test_a_pickle_with_numpy_1_module_names_loads(numeric_data):
+    X, y, _ = numeric_data
+    model = DecisionTreeRegressor(max_depth=2).fit(X, y)
+    data = pickle.dumps(model, protocol=3).replace(b"cnumpy._core.", b"cnumpy.core.")
+    assert b"numpy.core.multiarray" in data
+
+    assert_same_predictions(load_estimator(data).estimator, model, X)
+
+
+class RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+class RunsEval(RunsShell):
+    def __reduce__(self):
+        return builtins.eval, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+class RunsPopen(RunsShell):
+    def __reduce__(self):
+        return subprocess.Popen, (["touch", str(self.marker)],)
+
+
+def in_a_list_next_to_a_model(marker):
+    return [LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), RunsShell(marker)]
+
+
+def in_an_object_array_of_a_model(marker):
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    model.feature_names_in_ = np.array(["x", RunsShell(marker)], dtype=object)
+    return model
+
+
+PAYLOADS = {
+    "os.system": RunsShell,
+    "builtins.eval": RunsEval,
+    "subprocess.Popen": RunsPopen,
+    "nested-in-list": in_a_list_next_to_a_model,
+    "in-object-array": in_an_object_array_of_a_model,
+}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
+@pytest.mark.parametrize("how", ["pickle-4", "joblib", "joblib-zlib"])
+def test_a_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path, dump, payload, how):
+    marker = tmp_path / "pwned"
+    data = dump(payload(marker), how)
+
+    with pytest.raises(UnsafeArtifact) as refused:
+        load_estimator(data)
+
+    assert "not an allowed scikit-learn, NumPy or SciPy type" in refused.value.detail
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
+def test_the_refused_payloads_do_run_code_when_unpickled_unsafely(tmp_path, dump, payload):
+    marker = tmp_path / "pwned"
+
+    loaded = joblib.load(io.BytesIO(dump(payload(marker), "joblib")))
+
+    if isinstance(loaded, subprocess.Popen):
+        loaded.wait()
+    deadline = time.monotonic() + 5
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists()
+
+
+def test_the_refusal_names_the_global_and_what_is_accepted(tmp_path, dump):
+    with pytest.raises(UnsafeArtifact) as refused:
+        load_estimator(dump(RunsEval(tmp_path / "pwned"), "joblib"))
+
+    detail = refused.value.detail
+    assert detail.startswith("artifact refers to builtins.eval, which is not an allowed")
+    assert "RandomForestRegressor" in detail
+    assert "OneHotEncoder" in detail
+
+
+def test_a_function_transformer_with_a_function_is_refused(numeric_data, dump):
+    X, _, _ = numeric_data
+    # np.float64 is allow-listed, so only the FunctionTransformer rule stops this one.
+    transformer = FunctionTransformer(func=np.float64).fit(X)
+
+    with pytest.raises(UnsafeArtifact, match="FunctionTransformer"):
+        load_estimator(dump(transformer, "joblib"))
+
+
+class CallsAConstructor:
+    def __reduce__(self):
+        return FunctionTransformer, (np.float64,)
+
+
+def test_a_file_that_calls_an_estimator_constructor_is_refused(dump):
+    with pytest.raises(UnsafeArtifact, match=r"calls FunctionTransformer\(\.\.\.\)"):
+        load_estimator(dump(CallsAConstructor(), "pickle-4"))
+
+
+def test_a_file_that_sets_attributes_on_a_class_is_refused():
+    # GLOBAL NumpyArrayWrapper, then BUILD with slot state {"read": None}.
+    data = b"\x80\x04cjoblib.numpy_pickle\nNumpyArrayWrapper\nN}X\x04\x00\x00\x00readNs\x86b."
+    read = NumpyArrayWrapper.read
+
+    with pytest.raises(UnsafeArtifact, match="tries to change NumpyArrayWrapper"):
+        load_estimator(data)
+
+    assert NumpyArrayWrapper.read is read
+
+
+def forged_tree_file(model, edit) -> bytes:
+    """``model`` pickled with each of its trees' state passed through ``edit``."""
+
+    class TreeForger(pickle.Pickler):
+        def reducer_override(self, obj):
+            if not isinstance(obj, Tree):
+                return NotImplemented
+            cls, args, state = obj.__reduce__()
+            state = dict(state, nodes=state["nodes"].copy())
+            edit(state)
+            return cls, args, state
+
+    buffer = io.BytesIO()
+    TreeForger(buffer, protocol=4).dump(model)
+    return buffer.getvalue()
+
+
+def child_past_the_end(state):
+    state["nodes"]["left_child"][0] = state["node_count"] + 1000
+
+
+def child_loops_back(state):
+    state["nodes"]["right_child"][0] = 0
+
+
+def feature_out_of_range(state):
+    state["nodes"]["feature"][0] = 50
+
+
+def no_nodes_counted(state):
+    # predict still starts at node 0, so the nodes it walks would go unchecked.
+    state["node_count"] = 0
+
+
+@pytest.mark.parametrize(
+    "edit", [child_past_the_end, child_loops_back, feature_out_of_range, no_nodes_counted]
+)
+@pytest.mark.parametrize("model_class", [DecisionTreeRegressor, RandomForestClassifier])
+def test_a_tree_whose_nodes_point_outside_it_is_refused(numeric_data, new_model, edit, model_class):
+    X, y, y_class = numeric_data
+    model = new_model(model_class).fit(X, y_class if model_class is RandomForestClassifier else y)
+
+    with pytest.raises(UnsafeArtifact, match="decision tree"):
+        load_estimator(forged_tree_file(model, edit))
+
+
+def test_an_unchanged_forged_tree_file_loads(numeric_data):
+    X, y, _ = numeric_data
+    model = DecisionTreeRegressor(max_depth=3).fit(X, y)
+
+    loaded = load_estimator(forged_tree_file(model, lambda state: None))
+
+    assert_same_predictions(loaded.estimator, model, X)
+
+
+def test_an_empty_file_is_refused():
+    with pytest.raises(InvalidArtifact, match="artifact is empty"):
+        load_estimator(b"")
+
+
+@pytest.mark.parametrize("data", [b"not a model at all", b"\x80\x04garbage", bytes(range(256)) * 4])
+def test_a_file_that_is_not_a_pickle_is_refused(data):
+    with pytest.raises(InvalidArtifact, match="artifact is not a joblib or pickle file"):
+        load_estimator(data)
+
+
+@pytest.mark.parametrize("how", ["pickle-4", "joblib", "joblib-zlib", "joblib-lzma"])
+def test_a_truncated_file_is_refused(frame_data, new_model, dump, how):
+    frame, _, y_class = frame_data
+    data = dump(new_model(RandomForestClassifier, pipeline=True).fit(frame, y_class), how)
+
+    with pytest.raises(InvalidArtifact, match="artifact is not a joblib or pickle file"):
+        load_estimator(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [({"model": "m"}, "dict"), ([1, 2], "list"), (42, "int"), ((1.0,), "tuple")],
+)
+def test_a_file_that_holds_no_estimator_is_refused(dump, value, name):
+    with pytest.raises(InvalidArtifact, match=f"artifact holds a {name}, not a scikit-learn"):
+        load_estimator(dump(value, "joblib"))
+
+
+def test_a_model_wrapped_in_a_dict_is_refused(numeric_data, dump):
+    X, y, _ = numeric_data
+
+    with pytest.raises(InvalidArtifact, match="holds a dict"):
+        load_estimator(dump({"model": LinearRegression().fit(X, y)}, "joblib"))
+
+
+@pytest.mark.parametrize("how", ["pickle-4", "joblib"])
+def test_a_model_from_another_scikit_learn_version_is_refused_without_a_warning(
+    numeric_data, dump, monkeypatch, how
+):
+    X, y, _ = numeric_data
+    monkeypatch.setattr(sklearn.base, "__version__", "1.0.2")  # what __getstate__ records
+    data = dump(LinearRegression().fit(X, y), how)
+    monkeypatch.undo()
+
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(InvalidArtifact) as refused:
+        warnings.simplefilter("always")
+        load_estimator(data)
+
+    running = sklearn.__version__
+    assert refused.value.detail == (
+        f"artifact was made with scikit-learn 1.0.2; "
+        f"this server runs {running}: retrain with {running}"
+    )
+    assert caught == []
+
+
+def test_a_model_that_does_not_say_its_scikit_learn_version_is_refused(numeric_data):
+    X, y, _ = numeric_data
+    model = LinearRegression().fit(X, y)
+
+    class DropsVersion(pickle.Pickler):
+        def reducer_override(self, obj):
+            if obj is not model:
+                return NotImplemented
+            rebuild, args, state, *_ = obj.__reduce_ex__(4)
+            state.pop("_sklearn_version")
+            return rebuild, args, state
+
+    buffer = io.BytesIO()
+    DropsVersion(buffer, protocol=4).dump(model)
+
+    with pytest.raises(InvalidArtifact, match="made with scikit-learn an unknown version"):
+        load_estimator(buffer.getvalue())
