@@ -1,0 +1,19 @@
+"""A real gunicorn (3 workers) on a fresh database of the backend under test, per test module."""
+import pytest
+
+from tests.databases import fresh_database
+from tests.e2e import server
+
+ADMIN_TOKEN = "e2e-admin-token"
+
+
+@pytest.fixture(scope="module")
+def live_registry(tmp_path_factory):
+    """The running service: ``.url``, ``.admin_token``, ``.headers``, ``.env`` (for CLI subprocesses)."""
+    root = tmp_path_factory.mktemp("live")
+    with fresh_database(root) as database_url:
+        env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN)
+        server.migrate(env)
+        live = server.start(env, root, workers=3, refresh_seconds=1.0)
+        yield live
+        live.stop()

@@ -1,0 +1,106 @@
+"""Start the real service — migrations through the CLI, then gunicorn with several workers."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from config import BASE_DIR
+
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+@dataclass
+class LiveRegistry:
+    """A running gunicorn: where it listens, its admin token and the env to call the CLI with."""
+
+    url: str
+    admin_token: str
+    env: dict
+    process: subprocess.Popen
+    log_path: Path
+    workers: int
+    refresh_seconds: float
+    headers: dict = field(init=False)
+
+    def __post_init__(self):
+        self.headers = {"Authorization": f"Bearer {self.admin_token}"}
+
+    def stop(self) -> None:
+        """Shut gunicorn down gracefully and wait for it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(database_url: str, artifact_root: Path, admin_token: str, **extra) -> dict:
+    """The environment the service (and the flask CLI) run with."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PROMETHEUS_MULTIPROC_DIR"}}
+    env.update(
+        DATABASE_URL=database_url,
+        ARTIFACT_ROOT=str(artifact_root),
+        ADMIN_TOKEN=admin_token,
+        REGISTRY_TOKEN=admin_token,
+        PYTHONPATH=str(BASE_DIR),
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def migrate(env: dict) -> None:
+    """``flask db upgrade``, as the README's run command does."""
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR, env=env, check=True, capture_output=True
+    )
+
+
+def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:
+    """Start gunicorn on a free port and wait until /readyz answers 200."""
+    port = free_port()
+    env = {
+        **env,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        "ALIAS_REFRESH_SECONDS": str(refresh_seconds),
+    }
+    log_path = log_dir / f"gunicorn-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    live = LiveRegistry(f"http://127.0.0.1:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
+    _wait_ready(live)
+    return live
+
+
+def _wait_ready(live: LiveRegistry) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if live.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{live.log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{live.url}/readyz", timeout=5).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        time.sleep(0.1)
+    live.stop()
+    raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT_SECONDS}s:\n{live.log_path.read_text()[-4000:]}")
