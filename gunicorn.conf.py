@@ -18,7 +18,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="regis
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
 worker_class = "sync"
-preload_app = False
+# Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
+preload_app = True
 timeout = 120
 graceful_timeout = 30
 # Several instances on one host must not fight over one default control socket path.
@@ -34,7 +35,7 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    """Never share a database connection opened in the master (with preload_app) across forks."""
+    """Never share a database connection opened in the master across forks."""
     if not server.cfg.preload_app:
         return  # each worker builds its own app and engine after the fork
     from registry.db import db
