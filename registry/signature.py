@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 NUMERIC_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
 
@@ -26,12 +27,12 @@ class Signature:
     features: tuple[Feature, ...]
     classes: tuple | None = None
 
-    @property
+    @cached_property
     def names(self) -> list[str]:
         """Feature names in the order the model takes them."""
         return [f.name for f in self.features]
 
-    @property
+    @cached_property
     def all_numeric(self) -> bool:
         """True when every column is numeric, so rows can go to the model as one float array."""
         return all(f.numeric for f in self.features)

@@ -1,0 +1,305 @@
+"""Turn a prediction request body into the model's input, or an InvalidInput that says what to fix.
+
+The result goes straight to ``estimator.predict``: a float64 ``ndarray`` in signature order when
+every feature is numeric, otherwise a ``DataFrame`` with columns in signature order (numeric
+columns float64, categorical columns ``object`` holding Python strings).
+
+Rules a caller sees:
+- Rows are numbered from 0 as in the JSON array; CSV problems name the file's line instead.
+- Numbers must be JSON numbers: booleans, numeric strings, null, NaN and ±Infinity are refused.
+- A categorical (non-numeric) feature takes a string; a JSON integer is accepted as its decimal
+  text (``94110`` -> ``"94110"``, what the same value in a CSV cell gives), while floats, booleans
+  and null are refused because they have no single obvious text form.
+- CSV cells are text, parsed as numbers for numeric features; an empty cell is a missing value and
+  is refused for every kind; header names are stripped of surrounding blanks.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from itertools import chain, islice
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from registry.errors import BatchTooLarge, InvalidInput
+from registry.signature import Signature
+
+ModelInput = np.ndarray | pd.DataFrame
+
+_ROW_KEYS = ("instances", "dataframe_split", "dataframe_records")
+_ALLOWED_KEYS = frozenset({*_ROW_KEYS, "return_proba"})
+_ONE_OF = "body must have exactly one of instances, dataframe_split, dataframe_records"
+_SPLIT_KEYS = frozenset({"columns", "data", "index"})
+_LIST = frozenset({list})
+_NUMBER_TYPES = frozenset({int, float})
+_MAX_LISTED_PROBLEMS = 20
+
+
+class _Cells(NamedTuple):
+    """How one body format turns its cells into numbers and categories."""
+
+    number: Callable[[object], float]
+    category: Callable[[object], str]
+    fast_matrix: Callable[[list, int], np.ndarray | None]
+
+
+def rows_from_json(body: object, signature: Signature, max_rows: int) -> ModelInput:
+    """Validate a decoded JSON predict body and return the model's input in signature order."""
+    key = _row_key(body)
+    if key == "dataframe_split":
+        rows = _split_rows(body[key], signature.names, max_rows)
+    else:
+        rows = _batch(body[key], key, max_rows)
+        if key == "dataframe_records" or isinstance(rows[0], dict):
+            rows = _rows_by_name(rows, signature.names)
+    return _model_input(rows, signature, _JSON_CELLS, "row {}".format)
+
+
+def rows_from_csv(text: str, signature: Signature, max_rows: int) -> ModelInput:
+    """Validate a CSV predict body (header row, then one row per instance) and return the model's input."""
+    # A BOM survives when the client wrote UTF-8-sig and the caller decoded plain UTF-8.
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
+    try:
+        header = next((record for record in reader if record), None)
+        if header is None:
+            raise InvalidInput("the CSV body is empty: send a header row, then one row per instance")
+        records, lines = [], []
+        for record in reader:
+            if record:  # csv yields [] for a blank line
+                records.append(record)
+                lines.append(reader.line_num)
+    except csv.Error as error:
+        raise InvalidInput(f"the CSV body could not be parsed at line {reader.line_num}: {error}") from None
+    _check_count(len(records), "the CSV has a header but no rows: send at least one row", max_rows)
+    columns = [name.strip() for name in header]
+
+    def where(i: int) -> str:
+        return f"line {lines[i]}"
+
+    if columns != signature.names:
+        records = _reorder(records, columns, signature.names, where)
+    return _model_input(records, signature, _CSV_CELLS, where)
+
+
+# -- body shapes -------------------------------------------------------------------------------
+
+
+def _row_key(body: object) -> str:
+    if not isinstance(body, dict):
+        raise InvalidInput(f"body must be a JSON object; {_ONE_OF}")
+    unknown = sorted(body.keys() - _ALLOWED_KEYS)
+    if unknown:
+        raise InvalidInput(f"unexpected key(s) {', '.join(unknown)}; {_ONE_OF} (and optionally return_proba)")
+    present = [key for key in _ROW_KEYS if key in body]
+    if len(present) != 1:
+        raise InvalidInput(_ONE_OF)
+    return present[0]
+
+
+def _batch(rows: object, what: str, max_rows: int) -> list:
+    if not isinstance(rows, list):
+        raise InvalidInput(f"{what} must be a list of rows, got {_describe(rows)}")
+    _check_count(len(rows), f"{what} is empty: send at least one row", max_rows)
+    return rows
+
+
+def _check_count(count: int, empty_detail: str, max_rows: int) -> None:
+    if count == 0:
+        raise InvalidInput(empty_detail)
+    if count > max_rows:
+        raise BatchTooLarge(f"batch has {count} rows; the limit is {max_rows}")
+
+
+def _split_rows(split: object, names: list[str], max_rows: int) -> list:
+    if not isinstance(split, dict) or split.keys() - _SPLIT_KEYS or not {"columns", "data"} <= split.keys():
+        raise InvalidInput("dataframe_split must be an object with columns (feature names) and data (rows)")
+    columns = split["columns"]
+    if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
+        raise InvalidInput(f"dataframe_split.columns must be a list of feature names, got {_describe(columns)}")
+    rows = _batch(split["data"], "dataframe_split.data", max_rows)
+    return rows if columns == names else _reorder(rows, columns, names, "row {}".format)
+
+
+def _rows_by_name(rows: list, names: list[str]) -> list[list]:
+    expected = frozenset(names)
+    ordered = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InvalidInput(f"row {i}: expected an object of feature values, got {_describe(row)}")
+        if row.keys() != expected:
+            missing = [name for name in names if name not in row]
+            raise _names_error(f"row {i}", names, missing, [key for key in row if key not in expected], [])
+        ordered.append([row[name] for name in names])
+    return ordered
+
+
+def _reorder(rows: list, columns: list[str], names: list[str], where: Callable[[int], str]) -> list[list]:
+    """Rows given in ``columns`` order, rearranged into signature order."""
+    known = frozenset(names)
+    duplicated = sorted(name for name, count in Counter(columns).items() if count > 1)
+    missing = [name for name in names if name not in columns]
+    unexpected = [name for name in columns if name not in known]
+    if duplicated or missing or unexpected:
+        raise _names_error("columns", names, missing, unexpected, duplicated)
+    position = {name: k for k, name in enumerate(columns)}
+    order = [position[name] for name in names]
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            got = f"{len(row)}" if isinstance(row, list) else _describe(row)
+            raise InvalidInput(f"{where(i)}: expected {len(columns)} values, one per column, got {got}")
+    return [[row[k] for k in order] for row in rows]
+
+
+# -- cells -------------------------------------------------------------------------------------
+
+
+def _model_input(rows: list, signature: Signature, cells: _Cells, where: Callable[[int], str]) -> ModelInput:
+    if signature.all_numeric:
+        matrix = cells.fast_matrix(rows, len(signature.features))
+        if matrix is not None:
+            return matrix
+    # The slow path checks every cell, so it is right even where the fast path was only cautious.
+    converted = _convert_rows(rows, signature, cells, where)
+    if signature.all_numeric:
+        return np.array(converted, dtype=np.float64)
+    return _frame(converted, signature)
+
+
+def _finite_matrix(rows: list, width: int) -> np.ndarray | None:
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (ValueError, OverflowError):
+        return None
+    if matrix.shape != (len(rows), width) or not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
+def _json_matrix(rows: list, width: int) -> np.ndarray | None:
+    # numpy would quietly turn True, "1.5" and null into numbers; only plain JSON numbers may pass.
+    if set(map(type, rows)) <= _LIST and set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        return _finite_matrix(rows, width)
+    return None
+
+
+def _convert_rows(rows: list, signature: Signature, cells: _Cells, where: Callable[[int], str]) -> list[list]:
+    names = signature.names
+    converters = [cells.number if f.numeric else cells.category for f in signature.features]
+    problems = {}
+    converted = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidInput(f"{where(i)}: expected a list of {len(names)} values, got {_describe(row)}")
+        if len(row) != len(names):
+            raise InvalidInput(f"{where(i)}: {_count_message(names, len(row))}")
+        values = []
+        for name, convert, value in zip(names, converters, row):
+            try:
+                values.append(convert(value))
+            except ValueError as error:
+                problems[f"{where(i)}, feature {name}"] = str(error)
+        converted.append(values)
+    if problems:
+        raise _cells_error(problems)
+    return converted
+
+
+def _frame(rows: list[list], signature: Signature) -> pd.DataFrame:
+    columns = {}
+    for feature, values in zip(signature.features, zip(*rows)):
+        # dtype=object keeps plain strings; pandas 3 would otherwise infer its own string dtype.
+        columns[feature.name] = pd.Series(values, dtype=np.float64 if feature.numeric else object)
+    return pd.DataFrame(columns)
+
+
+def _json_number(value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected a number, got {_describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {_describe(value)}")
+    return number
+
+
+def _json_category(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected a string, got {_describe(value)}")
+
+
+def _csv_number(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {_describe_cell(text)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {_describe_cell(text)}")
+    return number
+
+
+def _csv_category(text: str) -> str:
+    if text == "":
+        raise ValueError("expected a string, got an empty cell (missing values are not accepted)")
+    return text
+
+
+_JSON_CELLS = _Cells(_json_number, _json_category, _json_matrix)
+_CSV_CELLS = _Cells(_csv_number, _csv_category, _finite_matrix)
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def _count_message(names: list[str], got: int) -> str:
+    return f"expected {len(names)} features ({_name_list(names)}), got {got}"
+
+
+def _name_list(names: list[str]) -> str:
+    if len(names) <= 20:
+        return ", ".join(names)
+    return f"{', '.join(names[:10])}, ... {len(names) - 12} more ..., {', '.join(names[-2:])}"
+
+
+def _names_error(where: str, names: list[str], missing: list, unexpected: list, duplicated: list) -> InvalidInput:
+    found = {"missing": missing, "unexpected": unexpected, "duplicated": duplicated}
+    found = {kind: values for kind, values in found.items() if values}
+    parts = [f"{kind}: {_name_list(values)}" for kind, values in found.items()]
+    detail = f"{where}: {'; '.join(parts)}; expected: {_name_list(names)}"
+    return InvalidInput(detail, errors={**found, "expected": names})
+
+
+def _cells_error(problems: dict[str, str]) -> InvalidInput:
+    first = next(iter(problems.items()))
+    detail = f"{first[0]}: {first[1]}"
+    if len(problems) > 1:
+        detail += f" ({len(problems)} problems in all; see errors)"
+    return InvalidInput(detail, errors=dict(islice(problems.items(), _MAX_LISTED_PROBLEMS)))
+
+
+def _describe(value: object) -> str:
+    """A JSON value as the caller wrote it, short enough for a message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe_cell(text: str) -> str:
+    return "an empty cell" if text == "" else _describe(text)

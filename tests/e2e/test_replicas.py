@@ -1,0 +1,67 @@
+"""Two replicas (two gunicorn instances, two workers each) on one database and one artifact root."""
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.databases import fresh_database
+from tests.e2e import server
+from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum_model, upload
+from tests.e2e.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
+
+MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("rollback", None),
+         ("rollback", None), ("promote", 3)]
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory):
+    """Two running instances sharing the database and the artifact root; migrations run once."""
+    root = tmp_path_factory.mktemp("replicas")
+    with fresh_database(root) as database_url:
+        env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN)
+        server.migrate(env)
+        first = server.start(env, root, workers=2, refresh_seconds=1.0)
+        try:
+            second = server.start(env, root, workers=2, refresh_seconds=1.0)
+        except Exception:
+            first.stop()
+            raise
+        yield first, second
+        first.stop()
+        second.stop()
+
+
+def test_both_replicas_follow_moves_made_through_one_within_the_window_without_failures(replicas):
+    first, second = replicas
+    name, window = "shared", first.refresh_seconds
+    for factor in (1, 2, 3):
+        assert upload(first, name, scaled_sum_model(factor)).status_code == 201
+    move(first, "promote", name, 1)
+    urls = [f"{live.url}/models/{name}/production/predict" for live in (first, second)]
+
+    with Load(urls, threads=8) as load:
+        moves = run_moves(first, name, MOVES, pause=window * 1.5)
+
+    answers = load.answers
+    assert {a.url for a in answers} == set(urls)
+    assert [a for a in answers if a.status != 200] == []
+    for answer in answers:
+        assert answer.prediction == pytest.approx(expected_prediction(answer.version))
+    assert [a for a in answers if a.version not in allowed_versions(a, 1, moves, window)] == []
+    for url in urls:
+        settled = [a for a in answers if a.url == url and a.started > moves[-1].returned + window + CLOCK_SLACK_SECONDS]
+        assert settled and {a.version for a in settled} == {moves[-1].version}
+
+
+def test_concurrent_uploads_through_both_replicas_get_distinct_consecutive_versions(replicas):
+    models = [scaled_sum_model(50 + i) for i in range(12)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(lambda i: upload(replicas[i % 2], "crossing", models[i]), range(12)))
+    assert [r.status_code for r in responses] == [201] * 12
+    numbers = {r.json()["version"]: 50 + i for i, r in enumerate(responses)}
+    assert sorted(numbers) == list(range(1, 13))
+    for number, factor in numbers.items():  # each replica serves what the other stored
+        for live in replicas:
+            answer = requests.post(f"{live.url}/models/crossing/{number}/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+            assert answer.json()["predictions"][0] == pytest.approx(expected_prediction(factor))

@@ -1,0 +1,126 @@
+"""The trainers' command line as CI runs it: a subprocess against a real gunicorn registry."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from config import BASE_DIR
+
+KEPT_EXIT_CODE = 3
+
+
+def run_cli(live, *args, token=None) -> subprocess.CompletedProcess:
+    """``python -m trainers ARGS`` from the repository root, with the admin token unless told."""
+    env = dict(live.env, REGISTRY_TOKEN=token if token is not None else live.admin_token)
+    return subprocess.run(
+        [sys.executable, "-m", "trainers", *map(str, args)],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def retrain(live, model, data, *args, token=None) -> subprocess.CompletedProcess:
+    """``retrain --json`` of ``model`` on the diabetes-like ``data`` (target column ``target``)."""
+    return run_cli(live, "retrain", "--registry", live.url, "--model", model, "--data", data,
+                   "--target", "target", "--json", *args, token=token)
+
+
+def get(live, path):
+    return requests.get(f"{live.url}{path}", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def diabetes_csv(live_registry, tmp_path_factory):
+    """scikit-learn's diabetes data exported by the CLI."""
+    path = tmp_path_factory.mktemp("data") / "diabetes.csv"
+    result = run_cli(live_registry, "export-example", "diabetes", path)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed_csv(tmp_path_factory):
+    """Numbers with gaps and a text column, labelled by both."""
+    rng = np.random.default_rng(0)
+    size = rng.normal(10, 3, 120)
+    colour = rng.choice(["red", "green", "blue"], 120)
+    label = np.where(size + (colour == "red") * 3 > 11, "big", "small")
+    frame = pd.DataFrame({"size": size.round(3), "colour": colour, "label": label})
+    frame.loc[::9, "size"] = np.nan
+    path = tmp_path_factory.mktemp("data") / "mixed.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_retrain_with_no_champion_promotes_the_first_version(live_registry, diabetes_csv):
+    result = retrain(live_registry, "first", diabetes_csv, "--kind", "linear")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["decision"], summary["candidate_version"], summary["champion_version"]) == ("promoted", 1, None)
+    assert get(live_registry, "/models/first/aliases").json() == {"production": 1}
+    version = get(live_registry, "/models/first/versions/1").json()
+    assert version["kind"] == "linear" and version["task"] == "regression"
+    assert version["metrics"]["r2"] == pytest.approx(summary["candidate_score"])
+    assert version["lineage"]["target"] == "target" and len(version["lineage"]["dataset_sha256"]) == 64
+
+
+def test_retrain_with_a_better_kind_promotes_it_and_the_history_shows_both_scores(live_registry, diabetes_csv):
+    assert retrain(live_registry, "better", diabetes_csv, "--kind", "tree", "--param", "max_depth=1").returncode == 0
+    result = retrain(live_registry, "better", diabetes_csv, "--kind", "linear", "--metric", "r2",
+                     "--min-improvement", "0.005")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["decision"], summary["candidate_version"], summary["champion_version"]) == ("promoted", 2, 1)
+    assert get(live_registry, "/models/better/aliases").json() == {"production": 2}
+    latest_event = get(live_registry, "/models/better/history").json()["items"][0]
+    assert (latest_event["from_version"], latest_event["to_version"]) == (1, 2)
+    scores = f"r2 {summary['candidate_score']:.4f} vs champion v1 {summary['champion_score']:.4f}"
+    assert scores in latest_event["reason"]
+
+
+def test_retrain_with_a_worse_candidate_exits_3_and_leaves_the_alias_where_it_was(live_registry, diabetes_csv):
+    assert retrain(live_registry, "worse", diabetes_csv, "--kind", "forest").returncode == 0
+    result = retrain(live_registry, "worse", diabetes_csv, "--kind", "tree", "--param", "max_depth=1",
+                     "--metric", "rmse", "--min-improvement", "0.005")
+    assert result.returncode == KEPT_EXIT_CODE, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["decision"] == "kept" and summary["candidate_score"] > summary["champion_score"]
+    assert get(live_registry, "/models/worse/aliases").json() == {"production": 1}
+    assert get(live_registry, "/models/worse/versions/2").status_code == 200
+    assert len(get(live_registry, "/models/worse/history").json()["items"]) == 1
+
+
+def test_retrain_with_a_rejected_token_exits_non_zero_and_registers_nothing(live_registry, diabetes_csv):
+    result = retrain(live_registry, "rejected", diabetes_csv, "--kind", "linear", token="not-a-token")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: token rejected")
+    assert get(live_registry, "/models/rejected").status_code == 404
+
+
+def test_a_trained_mixed_dtype_pipeline_registers_promotes_and_predicts_raw_rows(live_registry, mixed_csv, tmp_path):
+    out = tmp_path / "mixed.joblib"
+    trained = run_cli(live_registry, "train", "--data", mixed_csv, "--target", "label", "--kind", "logistic",
+                      "--out", out)
+    assert trained.returncode == 0, trained.stderr
+    registered = run_cli(live_registry, "register", "--registry", live_registry.url, "--model", "mixed", out)
+    assert registered.returncode == 0, registered.stderr
+    assert registered.stdout.strip() == "1"
+    promoted = requests.post(f"{live_registry.url}/models/mixed/versions/1/promote", json={"reason": "first"},
+                             headers=live_registry.headers, timeout=30)
+    assert promoted.status_code == 200, promoted.text
+    rows = {"dataframe_records": [{"size": 14.0, "colour": "red"}, {"size": 4.0, "colour": "purple"}]}
+    answer = requests.post(f"{live_registry.url}/models/mixed/predict", json=rows, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == ["big", "small"]
+
+
+def test_registering_the_same_artifact_twice_prints_the_same_version(live_registry, mixed_csv, tmp_path):
+    out = tmp_path / "again.joblib"
+    assert run_cli(live_registry, "train", "--data", mixed_csv, "--target", "label", "--kind", "tree",
+                   "--out", out).returncode == 0
+    versions = [run_cli(live_registry, "register", "--registry", live_registry.url, "--model", "again", out)
+                for _ in range(2)]
+    assert [v.stdout.strip() for v in versions] == ["1", "1"], [v.stderr for v in versions]
