@@ -1,0 +1,174 @@
+"""Small mixed-dtype tables, CSV writing, and a fake registry for the trainers' tests."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import is_classifier
+
+from trainers import retrain as retrain_module
+
+
+def mixed_features(rows: int, seed: int) -> pd.DataFrame:
+    """Two numeric columns (one with NaNs) and a text column with a missing value."""
+    rng = np.random.default_rng(seed)
+    size = rng.normal(10, 3, rows)
+    size[::7] = np.nan
+    return pd.DataFrame({
+        "size": size,
+        "age": rng.integers(1, 50, rows).astype(float),
+        "colour": rng.choice(["red", "green", "blue"], rows).astype(object),
+    }).assign(colour=lambda frame: frame["colour"].where(frame.index != 3))
+
+
+@pytest.fixture
+def regression_frame() -> pd.DataFrame:
+    """80 rows whose target depends on every feature, plus noise."""
+    features = mixed_features(80, seed=1)
+    rng = np.random.default_rng(2)
+    effect = features["colour"].map({"red": 5.0, "green": -5.0, "blue": 0.0}).fillna(0.0)
+    y = 2.0 * features["size"].fillna(10) - 0.5 * features["age"] + effect + rng.normal(0, 1, 80)
+    return features.assign(price=y.round(3))
+
+
+@pytest.fixture
+def binary_frame() -> pd.DataFrame:
+    """80 rows labelled "yes"/"no", mostly by size."""
+    features = mixed_features(80, seed=3)
+    label = np.where(features["size"].fillna(10) + (features["colour"] == "red") * 2 > 10.5, "yes", "no")
+    return features.assign(label=label)
+
+
+@pytest.fixture
+def multiclass_frame() -> pd.DataFrame:
+    """90 rows with three text classes driven by size and age."""
+    features = mixed_features(90, seed=4)
+    score = features["size"].fillna(10) + features["age"] / 10
+    label = np.select([score < 11, score < 14], ["low", "mid"], default="high")
+    return features.assign(label=label)
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write a DataFrame (or raw text) to a CSV file in a temp directory and return its path."""
+
+    def write(content: pd.DataFrame | str, name: str = "data.csv"):
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            content.to_csv(path, index=False)
+        return path
+
+    return write
+
+
+class FakeRegistry:
+    """Just enough of the registry API for retrain: versions, aliases, uploads, promotions."""
+
+    def __init__(self):
+        self.artifacts: dict[int, bytes] = {}
+        self.versions: dict[int, dict] = {}
+        self.aliases: dict[str, int] = {}
+        self.promotions: list[dict] = []
+        self.uploads: list[dict] = []
+
+    def add_version(self, content: bytes, task: str, metadata: dict | None = None) -> int:
+        """Store an artifact as the next version, as an upload would."""
+        number = len(self.versions) + 1
+        self.artifacts[number] = content
+        self.versions[number] = {"version": number, "task": task, "metadata": metadata or {}}
+        return number
+
+    def get_version(self, model, ref):
+        number = self.aliases.get(ref) if isinstance(ref, str) else ref
+        return self.versions.get(number)
+
+    def download_artifact(self, model, version):
+        return self.artifacts[version["version"]]
+
+    def upload_version(self, model, artifact, metadata, filename):
+        self.uploads.append(metadata)
+        for number, content in self.artifacts.items():
+            if content == artifact:
+                return self.versions[number]
+        estimator = joblib.load(io.BytesIO(artifact))
+        task = "classification" if is_classifier(estimator) else "regression"
+        return self.versions[self.add_version(artifact, task, metadata)]
+
+    def promote(self, model, version, alias, reason):
+        self.promotions.append({"version": version, "alias": alias, "reason": reason})
+        self.aliases[alias] = version
+        return {"model": model, "alias": alias, "version": version}
+
+
+@pytest.fixture
+def fake_registry(monkeypatch) -> FakeRegistry:
+    """A FakeRegistry, with champions loaded by plain joblib since the fake holds trusted bytes."""
+    monkeypatch.setattr(
+        retrain_module, "load_champion", lambda content, version: joblib.load(io.BytesIO(content))
+    )
+    return FakeRegistry()
+
+
+class StubRegistry(BaseHTTPRequestHandler):
+    """Answers every request with the (status, content type, body) queued in ``server.answers``."""
+
+    def do_GET(self):
+        self._answer()
+
+    def do_POST(self):
+        self._answer()
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.server.requests.append({
+            "method": self.command, "path": self.path, "headers": dict(self.headers),
+            "body": self.rfile.read(length),
+        })
+        status, content_type, body = self.server.answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class StubServer(ThreadingHTTPServer):
+    """The stub's server: the answers still to give, the requests received, its URL."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), StubRegistry)
+        self.answers: list[tuple[int, str, bytes]] = []
+        self.requests: list[dict] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def answer(self, status: int, body: bytes, content_type: str = "application/octet-stream") -> None:
+        """Queue a raw answer."""
+        self.answers.append((status, content_type, body))
+
+    def answer_json(self, status: int, body: dict, problem: bool = False) -> None:
+        """Queue a JSON answer, as problem+json when ``problem``."""
+        content_type = "application/problem+json" if problem else "application/json"
+        self.answer(status, json.dumps(body).encode(), content_type)
+
+
+@pytest.fixture
+def stub():
+    """A running stub registry; queue answers with ``stub.answer_json(...)``."""
+    server = StubServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+

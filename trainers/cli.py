@@ -1,0 +1,265 @@
+"""The ``python -m trainers`` command line: train, register, retrain, export-example.
+
+Exit codes: 0 success (retrain: promoted), 3 retrain kept the champion, 1 failure, 2 usage.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from trainers import artifact, datasets
+from trainers.client import DEFAULT_TIMEOUT, RegistryClient
+from trainers.errors import ConfigurationError, TrainerError
+from trainers.metrics import ALL_METRICS
+from trainers.params import parse_params
+from trainers.report import (
+    build_report, read_report, report_path_for, upload_metadata, write_report,
+)
+from trainers.retrain import PROMOTED, RetrainRequest, retrain
+from trainers.target import KIND_TASKS, TASKS
+from trainers.training import TrainingSpec, train
+
+log = logging.getLogger("trainers")
+
+TOKEN_VARIABLE = "REGISTRY_TOKEN"
+EXIT_KEPT = 3
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class TrainerGroup(click.Group):
+    """Runs every command with one-line logs and warnings, and turns TrainerError into exit 1."""
+
+    def invoke(self, ctx: click.Context):
+        """Invoke the command; a TrainerError becomes ``Error: <message>`` on stderr and exit 1."""
+        _configure_logging(quiet=ctx.params.get("quiet", False))
+        with warnings.catch_warnings(), logging_redirect_tqdm(loggers=[log]):
+            warnings.simplefilter("default")
+            warnings.showwarning = _log_warning
+            try:
+                return super().invoke(ctx)
+            except TrainerError as exc:
+                raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=TrainerGroup)
+@click.option("-q", "--quiet", is_flag=True, help="Only log warnings and errors.")
+def cli(quiet: bool) -> None:
+    """Train scikit-learn models and keep a model registry's champion up to date.
+
+    Logs go to stderr one line at a time; results (metrics, a version, a JSON summary) go to
+    stdout. Registry commands read the API token from the REGISTRY_TOKEN environment variable.
+
+    Exit codes: 0 success (retrain: promoted), 3 retrain kept the champion, 1 failure, 2 usage.
+    """
+
+
+def _parse_param_option(ctx, param, values) -> dict:
+    try:
+        return parse_params(values)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _parse_tag_option(ctx, param, values) -> dict:
+    tags = {}
+    for pair in values:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"tag {pair!r} is not of the form name=value")
+        tags[name.strip()] = value
+    return tags
+
+
+def _check_registry_url(ctx, param, value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def training_options(command):
+    """The data, target, kind and hyperparameter options shared by ``train`` and ``retrain``."""
+    options = [
+        click.option("--data", required=True, type=EXISTING_FILE,
+                     help="CSV file with a header row."),
+        click.option("--target", required=True, help="Name of the column to predict."),
+        click.option("--kind", required=True, type=click.Choice(list(KIND_TASKS)),
+                     help="linear (regression), logistic (classification), tree or forest "
+                          "(either)."),
+        click.option("--task", type=click.Choice(["auto", *TASKS]), default="auto",
+                     show_default=True,
+                     help="For tree and forest: auto reads text, booleans or at most 20 distinct "
+                          "integers in the target as classes, anything else as regression."),
+        click.option("--param", "params", multiple=True, callback=_parse_param_option,
+                     metavar="NAME=VALUE",
+                     help="Estimator hyperparameter, repeatable: --param max_depth=8 --param "
+                          "max_features=sqrt. Values are read as None, true/false, int, float or "
+                          "text; quote to force text."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seeds the split, the folds and the estimator's random_state."),
+        click.option("--test-size", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.2, show_default=True, help="Share of rows held out for evaluation."),
+        click.option("--job-url", help="Link to the CI run, recorded in the lineage."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def registry_options(command):
+    """The registry URL, model name and timeout options shared by ``register`` and ``retrain``."""
+    options = [
+        click.option("--registry", required=True, callback=_check_registry_url, metavar="URL",
+                     help="Base URL of the registry, e.g. http://127.0.0.1:8000."),
+        click.option("--model", required=True, help="Registered model name."),
+        click.option("--description", help="Description of the uploaded version."),
+        click.option("--tag", "tags", multiple=True, callback=_parse_tag_option,
+                     metavar="NAME=VALUE", help="Tag of the uploaded version, repeatable."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_TIMEOUT, show_default=True,
+                     help="Seconds to wait for each registry request."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command("train")
+@training_options
+@click.option("--cv", type=click.IntRange(min=2), metavar="K",
+              help="Report K-fold cross-validated mean ± sd, then fit on every row.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the joblib artifact.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the JSON report [default: next to --out, as NAME.report.json].")
+def train_command(data, target, kind, task, params, seed, test_size, job_url, cv, out, report_path):
+    """Train one model on a CSV and write the artifact plus a JSON report.
+
+    The report holds the metrics, params, lineage (dataset sha256, git commit, versions),
+    feature names and a few held-out rows as an input example.
+    """
+    dataset = datasets.load_csv(data)
+    spec = TrainingSpec(kind=kind, target=target, task=task, params=params, seed=seed,
+                        test_size=test_size, cv=cv)
+    trained = train(dataset, spec)
+    report_path = report_path or report_path_for(out)
+    artifact.save(trained.pipeline, out)
+    write_report(build_report(trained, dataset, job_url), report_path)
+    log.info("wrote %s and %s", out, report_path)
+    click.echo(_format_metrics(trained.metrics, trained.metrics_sd))
+
+
+@cli.command("register")
+@registry_options
+@click.option("--report", "report_path", type=EXISTING_FILE,
+              help="Report written by train [default: NAME.report.json beside ARTIFACT, if any].")
+@click.argument("artifact_path", metavar="ARTIFACT", type=EXISTING_FILE)
+def register_command(registry, model, description, tags, timeout, report_path, artifact_path):
+    """Upload ARTIFACT as a new version of --model and print its version number.
+
+    Metrics, params, lineage and the input example come from the report. Re-uploading the same
+    bytes prints the existing version.
+    """
+    client = RegistryClient(registry, _token(), timeout)
+    report_path = report_path or _existing(report_path_for(artifact_path))
+    report = read_report(report_path) if report_path else {}
+    if not report:
+        log.warning("warning: no report for %s; uploading without metrics", artifact_path)
+    metadata = upload_metadata(report, description, tags)
+    version = client.upload_version(model, artifact_path.read_bytes(), metadata, artifact_path.name)
+    log.info("%s is %s v%s", artifact_path, model, version["version"])
+    click.echo(version["version"])
+
+
+@cli.command("retrain")
+@training_options
+@registry_options
+@click.option("--metric", type=click.Choice(ALL_METRICS),
+              help="Metric that decides [default: r2 for regression, accuracy for classification]. "
+                   "rmse, mae and log_loss are better when lower.")
+@click.option("--min-improvement", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="How much the candidate must beat the champion by, in the metric's units.")
+@click.option("--alias", default="production", show_default=True, help="Alias the champion holds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+def retrain_command(data, target, kind, task, params, seed, test_size, job_url, registry, model,
+                    description, tags, timeout, metric, min_improvement, alias, as_json):
+    """Train a candidate and promote it if it beats the champion on the same held-out rows.
+
+    Downloads the alias's current version (the champion), scores both on the candidate's
+    held-out rows, uploads the candidate, and promotes it only when it beats the champion by
+    --min-improvement (or when the alias is not set yet).
+
+    Exit codes: 0 promoted, 3 kept the champion, 1 failed, 2 usage.
+    """
+    client = RegistryClient(registry, _token(), timeout)
+    dataset = datasets.load_csv(data)
+    spec = TrainingSpec(kind=kind, target=target, task=task, params=params, seed=seed,
+                        test_size=test_size)
+    request = RetrainRequest(model=model, alias=alias, metric=metric,
+                             min_improvement=min_improvement, description=description, tags=tags,
+                             job_url=job_url)
+    outcome = retrain(client, dataset, spec, request)
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), sort_keys=True))
+    elif outcome.decision == PROMOTED:
+        click.echo(
+            f"promoted {model} v{outcome.candidate_version} to {alias}: {outcome.comparison}"
+        )
+    else:
+        click.echo(f"kept {model} v{outcome.champion_version} on {alias} (uploaded "
+                   f"v{outcome.candidate_version}): {outcome.comparison}")
+    if outcome.decision != PROMOTED:
+        click.get_current_context().exit(EXIT_KEPT)
+
+
+@cli.command("export-example")
+@click.argument("name", type=click.Choice(list(datasets.EXAMPLES)))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--rows", type=click.IntRange(min=1), help="Keep only the first N rows.")
+def export_example_command(name, path, rows):
+    """Write one of scikit-learn's bundled datasets to PATH as CSV, its label in column ``target``.
+
+    diabetes is a regression; breast_cancer, iris and wine are classifications with class names
+    as labels. Nothing is downloaded.
+    """
+    written = datasets.export_example(name, path, rows)
+    click.echo(f"wrote {written} rows of {name} ({datasets.EXAMPLES[name]}) to {path}")
+
+
+def _token() -> str:
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token:
+        raise click.UsageError(
+            f"set {TOKEN_VARIABLE} to a registry API token (it is never passed as a flag)"
+        )
+    return token
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _format_metrics(metrics: dict, sds: dict | None) -> str:
+    if sds is None:
+        return " ".join(f"{name}={value:.4f}" for name, value in metrics.items())
+    return " ".join(f"{name}={value:.4f}±{sds[name]:.4f}" for name, value in metrics.items())
+
+
+def _configure_logging(quiet: bool) -> None:
+    # A fresh handler per run binds to the current sys.stderr (which test runners replace).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = str(message).strip()
+    log.warning("warning: %s: %s", category.__name__, text.splitlines()[0] if text else "")

@@ -1,0 +1,38 @@
+"""Where a model came from: the data's hash and shape, the code's commit, the library versions."""
+from __future__ import annotations
+
+import subprocess
+
+import sklearn
+
+from trainers import __version__
+from trainers.datasets import Dataset
+
+
+def git_commit() -> str | None:
+    """The commit checked out in the current directory, or None outside a git work tree."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else None
+
+
+def collect(dataset: Dataset, target: str, params: dict, job_url: str | None = None) -> dict:
+    """The lineage recorded with a version; keys without a value are left out."""
+    lineage = {
+        "dataset_sha256": dataset.sha256,
+        "dataset": dataset.source,
+        "rows": int(dataset.frame.shape[0]),
+        "columns": int(dataset.frame.shape[1]),
+        "target": target,
+        "git_commit": git_commit(),
+        "sklearn_version": sklearn.__version__,
+        "trainer_version": __version__,
+        "params": params,
+        "job_url": job_url,
+    }
+    return {key: value for key, value in lineage.items() if value is not None}

@@ -1,0 +1,224 @@
+"""The CI retrain job: train a candidate, score it and the champion on the same held-out rows,
+upload the candidate, and promote it only when it beats the champion by the margin."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from trainers import artifact, progress
+from trainers.client import RegistryClient
+from trainers.datasets import Dataset
+from trainers.errors import ChampionUnusable, ConfigurationError, first_line
+from trainers.metrics import DEFAULT_METRIC, check_metric, evaluate, higher_is_better, improvement
+from trainers.report import build_report, upload_metadata
+from trainers.training import TrainedModel, TrainingSpec, prepare, train_holdout
+
+log = logging.getLogger(__name__)
+
+PROMOTED, KEPT = "promoted", "kept"
+REASON_PREFIX = "retrain: "
+# Scores are differences of floats; a margin met up to rounding noise counts as met.
+TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """Where the candidate goes and the rule that decides whether it replaces the champion."""
+
+    model: str
+    alias: str = "production"
+    metric: str | None = None  # None: r2 for regression, accuracy for classification
+    min_improvement: float = 0.0
+    description: str | None = None
+    tags: dict = field(default_factory=dict)
+    job_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version the alias pointed at, scored on the candidate's held-out rows."""
+
+    version: int
+    score: float
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What a retrain decided, with the scores behind the decision."""
+
+    decision: str
+    model: str
+    alias: str
+    metric: str
+    higher_is_better: bool
+    min_improvement: float
+    candidate_version: int
+    candidate_score: float
+    champion_version: int | None
+    champion_score: float | None
+    improvement: float | None
+    comparison: str  # e.g. "r2 0.8123 vs champion v3 0.7990 (+0.0133 ≥ 0.005)"
+    metrics: dict
+
+    @property
+    def reason(self) -> str:
+        """The reason recorded with the promotion in the model's history."""
+        return REASON_PREFIX + self.comparison
+
+    def to_dict(self) -> dict:
+        """The JSON summary printed by ``retrain --json``."""
+        return {**asdict(self), "reason": self.reason}
+
+
+def retrain(
+    client: RegistryClient, dataset: Dataset, spec: TrainingSpec, request: RetrainRequest
+) -> RetrainOutcome:
+    """Train, compare with the champion on the same rows, upload, and promote when better."""
+    if spec.cv:
+        raise ConfigurationError(
+            "retrain compares on held-out rows; cross-validation does not apply"
+        )
+    data = prepare(dataset, spec)
+    metric = request.metric or DEFAULT_METRIC[data.task]
+    check_metric(metric, data.task)
+    # Asking for the champion first makes an unreachable registry fail before minutes of training.
+    champion_version = client.get_version(request.model, request.alias)
+    with progress.steps(4, f"retrain {request.model}") as bar:
+        bar.set_postfix_str("train")
+        trained = train_holdout(data, spec)
+        candidate_score = _candidate_score(trained, metric)
+        bar.update()
+        bar.set_postfix_str("score champion")
+        champion = score_champion(client, request.model, champion_version, trained, metric)
+        bar.update()
+        bar.set_postfix_str("upload")
+        candidate_version = upload_candidate(client, request, trained, dataset)
+        bar.update()
+        outcome = decide(
+            request, metric, candidate_version, candidate_score, champion, trained.metrics
+        )
+        if outcome.decision == PROMOTED:
+            bar.set_postfix_str("promote")
+            client.promote(request.model, candidate_version, request.alias, outcome.reason)
+        bar.update()
+    return outcome
+
+
+def upload_candidate(
+    client: RegistryClient, request: RetrainRequest, trained: TrainedModel, dataset: Dataset
+) -> int:
+    """Upload the candidate with metrics, params, lineage and input example; return its version."""
+    report = build_report(trained, dataset, request.job_url)
+    metadata = upload_metadata(report, request.description, request.tags)
+    content = artifact.to_bytes(trained.pipeline)
+    uploaded = client.upload_version(request.model, content, metadata, f"{request.model}.joblib")
+    log.info("uploaded the candidate as v%s", uploaded["version"])
+    return int(uploaded["version"])
+
+
+def decide(
+    request: RetrainRequest, metric: str, candidate_version: int, candidate_score: float,
+    champion: Champion | None, metrics: dict,
+) -> RetrainOutcome:
+    """Promote when there is no champion or the candidate beats it by at least the margin."""
+    gain = None if champion is None else improvement(metric, candidate_score, champion.score)
+    if champion is None:
+        decision = PROMOTED
+        comparison = f"{metric} {candidate_score:.4f}, no champion on {request.alias} yet"
+    elif candidate_version == champion.version:
+        decision = KEPT
+        comparison = f"the candidate is identical to champion v{champion.version}"
+    else:
+        beats = gain > 0 and gain >= request.min_improvement - TOLERANCE
+        decision = PROMOTED if beats else KEPT
+        comparison = (
+            f"{metric} {candidate_score:.4f} vs champion v{champion.version} "
+            f"{champion.score:.4f} ({gain:+.4f} {'≥' if beats else '<'} "
+            f"{request.min_improvement:g})"
+        )
+    return RetrainOutcome(
+        decision=decision, model=request.model, alias=request.alias, metric=metric,
+        higher_is_better=higher_is_better(metric), min_improvement=request.min_improvement,
+        candidate_version=candidate_version, candidate_score=candidate_score,
+        champion_version=champion.version if champion else None,
+        champion_score=champion.score if champion else None, improvement=gain,
+        comparison=comparison, metrics=metrics,
+    )
+
+
+def score_champion(
+    client: RegistryClient, model: str, version: dict | None, trained: TrainedModel, metric: str
+) -> Champion | None:
+    """Download the champion version and score it on the candidate's held-out rows; None if none."""
+    if version is None:
+        log.info("no champion yet")
+        return None
+    number = int(version["version"])
+    if version.get("task") and version["task"] != trained.task:
+        raise ChampionUnusable(
+            f"champion v{number} is a {version['task']} model; the candidate is {trained.task}"
+        )
+    estimator = load_champion(client.download_artifact(model, version), number)
+    features = _champion_input(estimator, version, trained.test_features)
+    try:
+        scores = evaluate(estimator, features, trained.test_y, trained.task)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ChampionUnusable(
+            f"champion v{number} cannot score the held-out rows: {first_line(exc)}"
+        ) from exc
+    if metric not in scores:
+        raise ChampionUnusable(f"{metric} of champion v{number} is undefined on the held-out rows")
+    log.info("champion v%d: %s %.4f on the same rows", number, metric, scores[metric])
+    return Champion(version=number, score=scores[metric])
+
+
+def load_champion(content: bytes, version: int):
+    """Unpickle the champion with the registry's allow-listing loader and return its estimator."""
+    try:
+        from registry.errors import InvalidArtifact
+        from registry.safe_pickle import load_estimator
+    except ImportError as exc:
+        raise ChampionUnusable(
+            "loading the champion safely needs the registry package; run from the repository root"
+        ) from exc
+    try:
+        return load_estimator(content).estimator
+    except InvalidArtifact as exc:
+        raise ChampionUnusable(
+            f"champion v{version} could not be loaded safely: {exc.detail}"
+        ) from exc
+
+
+def _candidate_score(trained: TrainedModel, metric: str) -> float:
+    if metric not in trained.metrics:
+        raise ConfigurationError(
+            f"{metric} is undefined on the held-out rows; choose another metric"
+        )
+    log.info(
+        "candidate %s: %s %.4f on %d held-out rows",
+        trained.spec.kind, metric, trained.metrics[metric], len(trained.test_y),
+    )
+    return trained.metrics[metric]
+
+
+def _champion_input(estimator, version: dict, features: pd.DataFrame):
+    """The held-out rows with the champion's columns in its order (by name, as it was fitted)."""
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    names = fitted_names if fitted_names is not None else _signature_names(version)
+    if names is None:
+        return features
+    missing = [str(name) for name in names if name not in features.columns]
+    if missing:
+        raise ChampionUnusable(
+            f"champion v{version['version']} needs columns the data lacks: {', '.join(missing)}"
+        )
+    selected = features[list(names)]
+    # A model fitted without names takes a plain array (and warns when given a DataFrame).
+    return selected if fitted_names is not None else selected.to_numpy()
+
+
+def _signature_names(version: dict) -> list[str] | None:
+    signature = version.get("signature") or {}
+    return [feature["name"] for feature in signature.get("features", [])] or None
