@@ -23,7 +23,8 @@ def requires(role: str) -> Callable:
         def wrapped(*args, **kwargs):
             who = _authenticate()
             if who.role != "admin" and who.role != role:
-                raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs {role!r} or 'admin'")
+                needs = "'admin'" if role == "admin" else f"{role!r} or 'admin'"
+                raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs {needs}")
             g.principal = who
             return view(*args, **kwargs)
 

@@ -1,18 +1,35 @@
 """``flask tokens …``: create, list and revoke API tokens from a shell on the server."""
+from collections.abc import Callable
+from functools import wraps
+
 import click
 from flask import Flask
+from flask.cli import AppGroup
 
 from registry import tokens
+from registry.errors import RegistryError
+
+# AppGroup runs every command inside the app context, where the database is bound.
+tokens_group = AppGroup("tokens", help="Create, list and revoke API tokens.")
 
 
-@click.group("tokens", help="Create, list and revoke API tokens.")
-def tokens_group():
-    """Token management commands."""
+def _clean_errors(command: Callable) -> Callable:
+    """Report a domain error as one ``Error: …`` line and exit 1, rather than a traceback."""
+
+    @wraps(command)
+    def wrapped(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RegistryError as exc:
+            raise click.ClickException(exc.detail) from None
+
+    return wrapped
 
 
 @tokens_group.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin or ci")
+@_clean_errors
 def create(name: str, role: str):
     """Create a token and print it; it is shown only this once."""
     _, token = tokens.create_token(name, role)
@@ -20,6 +37,7 @@ def create(name: str, role: str):
 
 
 @tokens_group.command("list")
+@_clean_errors
 def list_():
     """List token names, roles and when they were created and last used."""
     for row in tokens.list_tokens():
@@ -29,6 +47,7 @@ def list_():
 
 @tokens_group.command("revoke")
 @click.argument("name")
+@_clean_errors
 def revoke(name: str):
     """Revoke a token; it stops working at once."""
     tokens.revoke_token(name)

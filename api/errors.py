@@ -3,6 +3,7 @@ import logging
 from http import HTTPStatus
 
 from flask import Flask, Response, json
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from registry import errors as domain
@@ -21,7 +22,12 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     (domain.BatchTooLarge, 413, "Batch too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
     (domain.InvalidInput, 422, "Unprocessable input"),
+    # A stored file that fails its sha256 check is never served. 500, not 503: retrying cannot
+    # help, an operator has to restore the file (or re-upload the original bytes, which repairs it).
+    (domain.ArtifactCorrupted, 500, "Artifact corrupted"),
 ]
+
+DATABASE_UNAVAILABLE = "the database is unavailable (unreachable, locked or not migrated); try again shortly"
 
 HTTP_DETAIL = {
     400: "the request body is not well-formed; send valid JSON (or the documented content type)",
@@ -57,6 +63,7 @@ def register_error_handlers(app: Flask) -> None:
     """Map domain errors, API problems and Werkzeug's HTTP errors to problem+json."""
     app.register_error_handler(domain.RegistryError, _domain_error)
     app.register_error_handler(ProblemError, _api_problem)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -64,6 +71,8 @@ def register_error_handlers(app: Flask) -> None:
 def _domain_error(exc: domain.RegistryError) -> Response:
     for cls, status, title in DOMAIN_STATUS:
         if isinstance(exc, cls):
+            if status >= 500:
+                log.error("%s: %s", title, exc.detail)
             return problem(status, title, exc.detail, exc.errors)
     return _unexpected(exc)
 
@@ -77,9 +86,15 @@ def _http_error(exc: HTTPException) -> Response:
     if status >= 500:
         return _unexpected(exc)
     errors = _webargs_messages(exc)
-    detail = _describe_webargs(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
+    detail = describe_errors(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
     return problem(status, exc.name, detail, errors, headers)
+
+
+def _database_unavailable(exc: OperationalError) -> Response:
+    """The database could not answer: not ready (503), like /readyz says, rather than a bug."""
+    log.error("database unavailable: %s", exc.orig if exc.orig is not None else exc)
+    return problem(503, "Service Unavailable", DATABASE_UNAVAILABLE)
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -94,21 +109,29 @@ def _webargs_messages(exc: HTTPException) -> dict | None:
     if not messages:
         return None
     if len(messages) == 1:  # keyed by location ("json", "query"…): the caller cares about fields
-        return next(iter(messages.values()))
-    return messages
+        messages = next(iter(messages.values()))
+    # "errors" is always an object; a message about the body as a whole goes under "body".
+    return messages if isinstance(messages, dict) else {"body": messages}
 
 
-def _describe_webargs(errors: dict) -> str:
-    parts = [f"{field}: {' '.join(_flatten(msgs))}" for field, msgs in errors.items()]
-    return "; ".join(parts)
+def describe_errors(errors: dict) -> str:
+    """Marshmallow's nested messages as one line: ``metrics.r2: must be a finite number; tags: …``."""
+    return "; ".join(f"{path}: {message}" for path, message in _flatten(errors, ""))
 
 
-def _flatten(messages) -> list[str]:
+def _flatten(messages, path: str) -> list[tuple[str, str]]:
     if isinstance(messages, dict):
-        return [f"{k}: {m}" for k, v in messages.items() for m in _flatten(v)]
+        pairs = []
+        for key, value in messages.items():
+            # A Dict field reports {"<key>": {"key"|"value": [...]}}: the entry is the place.
+            if key == "_schema":  # marshmallow's key for the body (or object) as a whole
+                key = "body"
+            inner = path if key in ("key", "value") and path else f"{path}.{key}" if path else str(key)
+            pairs += _flatten(value, inner)
+        return pairs
     if isinstance(messages, list):
-        return [m for item in messages for m in _flatten(item)]
-    return [str(messages)]
+        return [pair for item in messages for pair in _flatten(item, path)]
+    return [(path or "body", str(messages))]
 
 
 def _title(status: int) -> str:

@@ -18,18 +18,43 @@ class UTCDateTime(fields.DateTime):
 
 
 class FiniteNumber(fields.Field):
-    """A JSON number that is finite; strings, booleans, NaN and infinities are refused."""
+    """A JSON number that is finite; strings, booleans, NaN, infinities and huge integers are refused."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise ValidationError("must be a finite number")
         return value
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range, e.g. 10**400
+        return False
+
+
+class Text(fields.String):
+    """A string the databases can store: no NUL character, no lone UTF-16 surrogate."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL (\\u0000) characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("must be valid Unicode (no lone \\ud800-\\udfff surrogates)") from None
+        return text
+
+
 # ---- requests -----------------------------------------------------------------------------
 
+# Far beyond any real list, and small enough that page * per_page fits every database's OFFSET.
+MAX_PAGE = 1_000_000
+
+
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=DEFAULT_PER_PAGE, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
@@ -39,7 +64,7 @@ class VersionListArgs(PageArgs):
 
 
 class HistoryArgs(PageArgs):
-    alias = fields.String(load_default=None)
+    alias = Text(load_default=None)
 
 
 class PredictArgs(Schema):
@@ -47,17 +72,17 @@ class PredictArgs(Schema):
 
 
 class ModelPatch(Schema):
-    description = fields.String(validate=validate.Length(max=10_000))
-    tags = fields.Dict(keys=fields.String(), values=fields.String())
+    description = Text(validate=validate.Length(max=10_000))
+    tags = fields.Dict(keys=Text(), values=Text())
 
 
 class UploadMetadata(Schema):
     """The optional ``metadata`` form field of an upload, a JSON object."""
 
-    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    description = Text(load_default="", validate=validate.Length(max=10_000))
     metrics = fields.Dict(keys=fields.String(), values=FiniteNumber(), load_default=dict)
     params = fields.Dict(keys=fields.String(), load_default=dict)
-    tags = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    tags = fields.Dict(keys=Text(), values=Text(), load_default=dict)
     lineage = fields.Dict(keys=fields.String(), load_default=dict)
     feature_names = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
     input_example = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=1))
@@ -73,14 +98,14 @@ class UploadFiles(Schema):
 
 class PromoteRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS)
-    reason = fields.String(load_default="", validate=validate.Length(max=2_000))
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
     force = fields.Boolean(load_default=False)
 
 
 class RollbackRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS)
     to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    reason = fields.String(load_default="", validate=validate.Length(max=2_000))
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
 class TokenRequest(Schema):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from registry.errors import ArtifactCorrupted
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_REPAIR = "it is not served: re-upload the original file to repair it, or restore the store from a backup"
 
 
 def sha256_of(data: bytes) -> str:
@@ -23,15 +24,19 @@ class ArtifactStore:
 
     def path_for(self, sha256: str) -> Path:
         """Where the artifact with this digest lives (the digest is checked, never trusted)."""
-        if not _SHA256.match(sha256):
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise ValueError("not a sha256 hex digest")
         return self.root / "sha256" / sha256[:2] / sha256
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` and return its sha256; a crash leaves the old state or the whole file."""
+        """Store ``data`` and return its sha256; a crash leaves the old state or the whole file.
+
+        A file already in place is kept only if it is intact, so uploading the original bytes
+        again repairs a damaged store.
+        """
         digest = sha256_of(data)
         final = self.path_for(digest)
-        if final.exists():
+        if self._intact(final, digest):
             return digest
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
@@ -52,10 +57,18 @@ class ArtifactStore:
         try:
             data = self.path_for(sha256).read_bytes()
         except FileNotFoundError:
-            raise ArtifactCorrupted(f"artifact {sha256} is missing from the store") from None
+            raise ArtifactCorrupted(f"the stored artifact {sha256} is missing; {_REPAIR}") from None
         if sha256_of(data) != sha256:
-            raise ArtifactCorrupted(f"artifact {sha256} does not match its sha256")
+            raise ArtifactCorrupted(f"the stored artifact {sha256} no longer matches its sha256; {_REPAIR}")
         return data
+
+    @staticmethod
+    def _intact(path: Path, sha256: str) -> bool:
+        try:
+            with path.open("rb") as f:
+                return hashlib.file_digest(f, "sha256").hexdigest() == sha256
+        except FileNotFoundError:
+            return False
 
     def exists(self, sha256: str) -> bool:
         """True when a file for this digest is in the store."""

@@ -28,7 +28,7 @@ def list_models(page: int, per_page: int) -> Page:
     """Models ordered by name."""
     total = db.session.execute(select(func.count(RegisteredModel.id))).scalar_one()
     models = db.session.execute(
-        select(RegisteredModel).order_by(RegisteredModel.name).offset((page - 1) * per_page).limit(per_page)
+        select(RegisteredModel).order_by(_by_name()).offset((page - 1) * per_page).limit(per_page)
     ).scalars().all()
     latest = latest_numbers([m.id for m in models])
     return Page([_summary(m, latest.get(m.id)) for m in models], total, page, per_page)
@@ -49,6 +49,13 @@ def update_model(name: str, changes: dict) -> ModelSummary:
                 setattr(model, field, changes[field])
         model.updated_at = utcnow()
     return get_model(name)
+
+
+def _by_name():
+    """Names in code-point order on every backend (SQLite's default; PostgreSQL's locale may differ)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return RegisteredModel.name.collate("C")
+    return RegisteredModel.name
 
 
 def _summary(model: RegisteredModel, latest: int | None) -> ModelSummary:

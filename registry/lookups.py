@@ -3,12 +3,15 @@ from sqlalchemy import func, select
 
 from registry.db import db
 from registry.errors import ModelNotFound, VersionNotFound
-from registry.names import LATEST, parse_ref
+from registry.names import LATEST, MODEL_NAME, parse_ref
 from registry.tables import Alias, ModelVersion, RegisteredModel
 
 
 def find_model(name: str, *, lock: bool = False) -> RegisteredModel:
     """The model called ``name``; ``lock`` takes its row lock so writers to it queue up."""
+    if not MODEL_NAME.fullmatch(name):
+        # No model can have such a name; and PostgreSQL refuses to even compare text holding NUL.
+        raise ModelNotFound(f"model {name!r} does not exist")
     query = select(RegisteredModel).where(RegisteredModel.name == name)
     if lock:
         query = query.with_for_update()

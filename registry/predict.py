@@ -28,15 +28,17 @@ class Prediction:
         return body
 
 
-def predict(
-    server: ModelServer, name: str, ref: str, parse: Callable[[Signature], ModelInput], return_proba: bool
-) -> Prediction:
-    """Answer with the version ``ref`` resolves to right now; ``parse`` turns the body into rows."""
-    servable = server.servable(name, ref)
+def serving_model(server: ModelServer, name: str, ref: str) -> ServableModel:
+    """The loaded model that answers ``name``/``ref`` right now (a version, an alias or ``latest``)."""
+    return server.servable(name, ref)
+
+
+def predict(servable: ServableModel, parse: Callable[[Signature], ModelInput], return_proba: bool) -> Prediction:
+    """Answer with ``servable``; ``parse`` turns the body into rows checked against its signature."""
     if return_proba and servable.task != "classification":
         raise InvalidInput(
-            f"version {servable.version} of {name!r} is a regressor: probabilities exist only for classifiers; "
-            "drop return_proba"
+            f"version {servable.version} of {servable.model!r} is a regressor: probabilities exist only for "
+            "classifiers; drop return_proba"
         )
     return run_model(servable, parse(servable.signature), return_proba)
 

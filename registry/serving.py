@@ -90,6 +90,11 @@ class ModelServer:
             self._moved_at[(name, alias)] = self._moves
             self._install({**self._aliases, (name, alias): servable})
 
+    def note_archived(self, name: str, number: int) -> None:
+        """Refuse a version archived by this process at once, without waiting for the watcher."""
+        with self._lock:
+            self._archived = self._archived | {(name, number)}
+
     def ensure_started(self) -> None:
         """Warm every aliased model, then keep the snapshot fresh from a daemon thread."""
         with self._lock:
@@ -116,7 +121,8 @@ class ModelServer:
             for key, move in self._moved_at.items():
                 if move > started_at and key in self._aliases:
                     snapshot[key] = self._aliases[key]  # moved here after our read: newer than it
-            self._archived = archived
+            # Archiving cannot be undone, so a version archived here after our read stays refused.
+            self._archived = archived | self._archived
             self._install(snapshot)
 
     def _install(self, snapshot: dict[AliasKey, ServableModel]) -> None:

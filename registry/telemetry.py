@@ -20,9 +20,12 @@ CACHE_LOAD_FAILURES = Counter(
 )
 CACHE_EVICTIONS = Counter("registry_model_evictions_total", "Model versions evicted from a cache")
 SWAPS = Counter("registry_alias_swaps_total", "Alias moves a worker started serving", ["model", "alias"])
+# Across gunicorn workers: the value the most recent swap set, among live workers. With "max" a
+# rollback would not show until every worker swapped, and a dead worker's file (kept by every
+# non-"live" mode) would pin its version there for good.
 ALIAS_VERSION = Gauge(
     "registry_alias_version",
     "Version each alias is served with",
     ["model", "alias"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemostrecent",
 )

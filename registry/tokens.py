@@ -5,12 +5,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
-from registry.names import check_token_name
+from registry.names import TOKEN_NAME, check_token_name
+from registry.paging import Page
 from registry.tables import ApiToken, utcnow
 
 ROLES = ("admin", "ci")
@@ -59,8 +60,19 @@ def list_tokens() -> list[ApiToken]:
     return list(db.session.execute(select(ApiToken).order_by(ApiToken.name)).scalars())
 
 
+def token_page(page: int, per_page: int) -> Page:
+    """One page of the tokens, by name."""
+    total = db.session.execute(select(func.count(ApiToken.id))).scalar_one()
+    rows = db.session.execute(
+        select(ApiToken).order_by(ApiToken.name).offset((page - 1) * per_page).limit(per_page)
+    ).scalars()
+    return Page(list(rows), total, page, per_page)
+
+
 def revoke_token(name: str) -> None:
     """Delete a token; every worker checks the database on each request, so it stops at once."""
+    if not TOKEN_NAME.fullmatch(name):
+        raise TokenNotFound(f"no token named {name!r}")
     with write_transaction():
         row = db.session.execute(select(ApiToken).where(ApiToken.name == name)).scalar_one_or_none()
         if row is None:

@@ -147,10 +147,10 @@ def _sorted(versions: list[ModelVersion], sort: str) -> list[ModelVersion]:
     Versions without the sorted metric come last in either direction.
     """
     descending = sort.startswith("-")
-    key = sort.lstrip("-+")
+    key = sort[1:] if sort[:1] in ("-", "+") else sort
     if key in SORT_FIELDS:
         attr = "number" if key == "version" else key
-        return sorted(versions, key=lambda v: getattr(v, attr), reverse=descending)
+        return sorted(versions, key=lambda v: (getattr(v, attr), v.number), reverse=descending)
     if key.startswith("metrics.") and len(key) > len("metrics."):
         metric = key[len("metrics."):]
         having = [v for v in versions if _is_number(v.metrics.get(metric))]

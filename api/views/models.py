@@ -3,6 +3,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import reads, requires
+from api.content import accepts
 from api.schemas import ModelDetailOut, ModelOut, ModelPatch, PageArgs, page_of
 from registry import catalog
 
@@ -28,6 +29,7 @@ class Model(MethodView):
         return catalog.get_model(name)
 
     @requires("admin")
+    @accepts("application/json")
     @blp.arguments(ModelPatch)
     @blp.response(200, ModelDetailOut)
     def patch(self, changes, name):

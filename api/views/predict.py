@@ -4,15 +4,16 @@ import time
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
+from werkzeug.exceptions import HTTPException
 
 from api.auth import reads
 from api.content import accepts, json_body
-from api.errors import ProblemError
+from api.errors import DOMAIN_STATUS, ProblemError
 from api.schemas import PredictionOut
 from api.services import services
 from registry.inputs import rows_from_csv, rows_from_json
 from registry.names import DEFAULT_ALIAS
-from registry.predict import predict
+from registry.predict import predict, serving_model
 from registry.telemetry import PREDICT_LATENCY, PREDICTIONS
 
 blp = Blueprint("predict", __name__, description="Predictions")
@@ -64,13 +65,28 @@ def _answer(name: str, ref: str) -> Response:
     else:
         body = json_body()
         parse, proba = (lambda sig: rows_from_json(body, sig, max_rows)), _proba_flag(body)
-    result = predict(services().server, name, ref, parse, proba)
-    version = str(result.version)
+    # Unknown names are not counted: they would add a series per name a caller makes up.
+    servable = serving_model(services().server, name, ref)
+    version = str(servable.version)
+    try:
+        result = predict(servable, parse, proba)
+    except Exception as exc:
+        PREDICTIONS.labels(name, version, str(_status_of(exc))).inc()
+        raise
     PREDICTIONS.labels(name, version, "200").inc()
     PREDICT_LATENCY.labels(name, version).observe(time.perf_counter() - started)
     return Response(
         json.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
     )
+
+
+def _status_of(exc: Exception) -> int:
+    """The status the error handlers will answer ``exc`` with."""
+    if isinstance(exc, ProblemError):
+        return exc.status
+    if isinstance(exc, HTTPException):
+        return exc.code or 500
+    return next((status for cls, status, _ in DOMAIN_STATUS if isinstance(exc, cls)), 500)
 
 
 def _proba_flag(body: object) -> bool:

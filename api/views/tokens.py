@@ -3,7 +3,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import requires
-from api.schemas import TokenCreatedOut, TokenOut, TokenRequest
+from api.content import accepts
+from api.schemas import PageArgs, TokenCreatedOut, TokenOut, TokenRequest, page_of
 from registry import tokens
 
 blp = Blueprint("tokens", __name__, description="API tokens")
@@ -12,12 +13,14 @@ blp = Blueprint("tokens", __name__, description="API tokens")
 @blp.route("/tokens")
 class Tokens(MethodView):
     @requires("admin")
-    @blp.response(200, TokenOut(many=True))
-    def get(self):
-        """Token names, roles and times; never the tokens themselves."""
-        return tokens.list_tokens()
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_of(TokenOut))
+    def get(self, args):
+        """Token names, roles and times, by name; never the tokens themselves."""
+        return tokens.token_page(args["page"], args["per_page"])
 
     @requires("admin")
+    @accepts("application/json")
     @blp.arguments(TokenRequest)
     @blp.response(201, TokenCreatedOut)
     def post(self, body):

@@ -1,5 +1,6 @@
 """Model versions: upload, list, look at, download and archive."""
 import json
+import math
 
 from flask import Response, current_app, url_for
 from flask.views import MethodView
@@ -8,7 +9,7 @@ from marshmallow import ValidationError
 
 from api.auth import principal, reads, requires
 from api.content import accepts
-from api.errors import ProblemError
+from api.errors import ProblemError, describe_errors
 from api.schemas import UploadFiles, UploadForm, UploadMetadata, VersionListArgs, VersionOut, page_of
 from api.services import services
 from registry import versions
@@ -71,6 +72,11 @@ class Version(MethodView):
 @blp.route("/models/<name>/versions/<ref>/artifact")
 @requires("ci")
 @blp.response(200, description="The stored artifact; ETag is its sha256")
+@blp.alt_response(
+    500,
+    description="Artifact corrupted: the stored file is missing or no longer matches its sha256, so it is "
+    "not served; re-uploading the original file repairs it",
+)
 def download_artifact(name, ref):
     """Download the stored artifact file."""
     version, data = versions.read_artifact(services().store, name, ref)
@@ -87,7 +93,7 @@ def download_artifact(name, ref):
 
 def _check_filename(filename: str | None) -> None:
     """The name is never used for storage, but a path-like one signals a confused client."""
-    if filename and ("/" in filename or "\\" in filename or ".." in filename or "\x00" in filename):
+    if filename and (any(c in filename for c in "/\\\x00") or filename in (".", "..")):
         raise ProblemError(422, f"artifact filename {filename!r} looks like a path; send a plain file name")
 
 
@@ -96,7 +102,7 @@ def _parse_metadata(raw: str | None) -> dict:
     if raw is None or not raw.strip():
         return _metadata_schema.load({})
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as exc:
         raise ProblemError(422, f"metadata is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -104,9 +110,17 @@ def _parse_metadata(raw: str | None) -> dict:
     try:
         return _metadata_schema.load(data)
     except ValidationError as exc:
-        raise ProblemError(422, _describe(exc.messages), {"metadata": exc.messages}) from None
+        raise ProblemError(422, "metadata is invalid: " + describe_errors(exc.messages), {"metadata": exc.messages}) from None
 
 
-def _describe(messages: dict) -> str:
-    parts = [f"{field}: {msgs}" for field, msgs in messages.items()]
-    return "metadata is invalid: " + "; ".join(parts)
+def _finite_float(text: str) -> float:
+    """A JSON number that fits a float (1e400 would become infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number; send finite numbers")
+    return value
+
+
+def _refuse_constant(name: str):
+    """NaN and Infinity are not JSON; Python would accept them and the databases would choke."""
+    raise ValueError(f"{name} is not a JSON value; send finite numbers (or null in params/lineage)")
