@@ -1,0 +1,1 @@
+"""Benchmarks of the prediction service: figures printed and written to bench/results/, never pass/fail."""

@@ -1,0 +1,147 @@
+"""Machine facts, the readable table, and the JSON + Markdown files under bench/results/."""
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from bench import loadgen
+from config import BASE_DIR
+
+PACKAGES = ("scikit-learn", "numpy", "flask", "gunicorn", "werkzeug")
+
+
+def machine_facts() -> dict:
+    """What the figures depend on: cores, CPU, load, versions of the runtime and the code."""
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": _cpu_model(),
+        "loadavg_at_start": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{name: _version(name) for name in PACKAGES},
+        "wrk": loadgen.wrk_version(),
+        "git_commit": _git_commit(),
+    }
+
+
+def busy(facts: dict) -> bool:
+    """True when other work was using over half the machine's CPUs as the run started."""
+    return facts["loadavg_at_start"][0] > 0.5 * facts["nproc"]
+
+
+def markdown(run: dict) -> str:
+    """The whole run as Markdown: facts, command, predict table, ratios, swap table."""
+    facts = run["machine"]
+    lines = [
+        f"# Benchmark {run['started_at']}",
+        "",
+        f"Command: `{run['command']}`  ",
+        f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), load average at start "
+        f"{', '.join(f'{x:.2f}' for x in facts['loadavg_at_start'])}, {facts['platform']}  ",
+        f"Software: Python {facts['python']}, scikit-learn {facts['scikit-learn']}, NumPy {facts['numpy']}, "
+        f"Flask {facts['flask']}, gunicorn {facts['gunicorn']}, {facts['wrk']}, commit {facts['git_commit']}  ",
+        f"Setup: {run['setup']}",
+        "",
+    ]
+    if busy(facts):
+        lines += [f"**Note:** the machine was busy (load average {facts['loadavg_at_start'][0]:.1f} on {facts['nproc']} "
+                  "CPUs at start, " + ", ".join(f"{x:.1f}" for x in facts.get("loadavg_at_end", [])[:1]) +
+                  " at end): rps and latency are noisy; server CPU per request is the steadier comparison.", ""]
+    if run.get("predict"):
+        lines += ["## Predict", "", *_table(*_predict_rows(run["predict"], run["ratios"])), ""]
+    if run.get("swap"):
+        lines += ["## Swap under load", ""]
+        for swap in run["swap"]:
+            lines += [f"Model `{swap['model']}`, c={swap['concurrency']}: {_swap_summary(swap)}", "",
+                      *_table(*_swap_rows(swap)), ""]
+    return "\n".join(lines)
+
+
+def console(run: dict) -> str:
+    """The same tables, for the terminal."""
+    return markdown(run).replace("`", "")
+
+
+def write(run: dict, directory: Path) -> tuple[Path, Path]:
+    """``bench-<time>.json`` and ``.md`` (plus ``latest.*`` copies) in ``directory``, created if missing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"bench-{run['started_at'].replace(':', '').replace('-', '')}"
+    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
+    text_json, text_md = json.dumps(run, indent=2) + "\n", markdown(run) + "\n"
+    for path, text in ((json_path, text_json), (md_path, text_md), (directory / "latest.json", text_json),
+                       (directory / "latest.md", text_md)):
+        path.write_text(text)
+    return json_path, md_path
+
+
+def _predict_rows(cells: list[dict], ratios: list[dict]) -> tuple[list[str], list[list[str]]]:
+    by_cell = {(r["model"], r["rows"], r["concurrency"], r["target"]): r for r in ratios}
+    header = ["model", "rows", "c", "target", "rps", "p50 ms", "p99 ms", "failed", "server CPU ms/req",
+              "rps ÷ baseline", "p99 ÷ baseline", "CPU ÷ baseline"]
+    rows = []
+    for c in cells:
+        ratio = by_cell.get((c["model"], c["rows"], c["concurrency"], c["target"]), {})
+        rows.append([c["model"], str(c["rows"]), str(c["concurrency"]), c["target"], f"{c['rps']:.1f}",
+                     f"{c['p50_ms']:.2f}", f"{c['p99_ms']:.2f}", str(c["failed"]), f"{c['server_cpu_ms_per_request']:.2f}",
+                     _ratio(ratio.get("rps_ratio")), _ratio(ratio.get("p99_ratio")), _ratio(ratio.get("cpu_ratio"))])
+    return header, rows
+
+
+def _swap_rows(swap: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["window", "seconds", "requests", "rps", "p50 ms", "p99 ms", "max ms", "failed", "versions answered"]
+    rows = []
+    for label, key in (("steady", "steady"), ("during 10 moves", "during_swaps")):
+        w = swap[key]
+        versions = ", ".join(f"v{v}: {n}" for v, n in sorted(w["versions"].items())) or "-"
+        rows.append([label, f"{w['seconds']:.1f}", str(w["requests"]), f"{w['rps']:.1f}", f"{w['p50_ms']:.2f}",
+                     f"{w['p99_ms']:.2f}", f"{w['max_ms']:.1f}", str(w["failed"]), versions])
+    return header, rows
+
+
+def _swap_summary(swap: dict) -> str:
+    durations = sorted(m["seconds"] for m in swap["moves"])
+    median = durations[len(durations) // 2] if durations else 0
+    return (f"{swap['moves_ok']}/{len(swap['moves'])} moves succeeded (median {median * 1000:.0f} ms, "
+            f"max {max(durations, default=0) * 1000:.0f} ms each); failed requests during moves: "
+            f"**{swap['failed_requests']}** (target 0); p99 during ÷ steady: **{_ratio(swap['p99_ratio'])}** "
+            f"(target ≤ 1.5×)")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)]
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}×"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def command_line() -> str:
+    """How this run was started, to paste back into a shell."""
+    return " ".join([Path(sys.executable).as_posix(), "-m", "bench.run_all", *sys.argv[1:]])

@@ -1,0 +1,112 @@
+"""Start and stop the two servers under test, both under gunicorn with the same settings and worker count.
+
+The registry is started exactly as the end-to-end tests start it (``tests/e2e/server.py``): migrations
+through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port with a fresh SQLite database.
+"""
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from config import BASE_DIR
+from tests.e2e import server as e2e
+
+WORKERS = 2
+REFRESH_SECONDS = 1.0
+ADMIN_TOKEN = "bench-admin-token"
+BASELINE_CONF = Path(__file__).resolve().with_name("baseline_gunicorn.conf.py")
+
+
+@dataclass
+class Baseline:
+    """The running baseline app: where it listens and its gunicorn process."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        """Shut gunicorn down gracefully and wait for it."""
+        _stop(self.process)
+
+
+def start_registry(root: Path) -> e2e.LiveRegistry:
+    """The registry on a fresh SQLite database and artifact root under ``root``."""
+    env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN)
+    e2e.migrate(env)
+    return e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS)
+
+
+def start_baseline(root: Path, model_paths: dict[str, Path]) -> Baseline:
+    """The minimal Flask app serving ``model_paths`` (name -> joblib file)."""
+    port = e2e.free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # as e2e.service_env does
+    env.update(
+        PYTHONPATH=str(BASE_DIR),
+        BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY=str(WORKERS),
+        BASELINE_MODELS=";".join(f"{name}={path}" for name, path in model_paths.items()),
+    )
+    log_path = root / f"baseline-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(e2e.BIN / "gunicorn"), "-c", str(BASELINE_CONF), "bench.baseline_app:app"],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    baseline = Baseline(f"http://127.0.0.1:{port}", process, log_path)
+    _wait_ready(baseline)
+    return baseline
+
+
+def _wait_ready(baseline: Baseline) -> None:
+    deadline = time.monotonic() + e2e.STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if baseline.process.poll() is not None:
+            raise RuntimeError(f"baseline gunicorn exited:\n{baseline.log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{baseline.url}/readyz", timeout=5).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        time.sleep(0.1)
+    baseline.stop()
+    raise RuntimeError(f"baseline not ready in {e2e.STARTUP_TIMEOUT_SECONDS}s:\n{baseline.log_path.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` and its live children (gunicorn's workers).
+
+    Server CPU per request hardly moves when other jobs share the machine, unlike rps and latency.
+    """
+    ticks = sum(used for process, parent, used in _processes() if pid in (process, parent))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, utime + stime in clock ticks) of every process, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid ... utime stime ...": comm may hold spaces, so split after its ")".
+        fields = text[text.rindex(")") + 2:].split()
+        found.append((int(entry), int(fields[1]), int(fields[11]) + int(fields[12])))
+    return found
