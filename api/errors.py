@@ -123,9 +123,9 @@ def _flatten(messages, path: str) -> list[tuple[str, str]]:
     if isinstance(messages, dict):
         pairs = []
         for key, value in messages.items():
-            # A Dict field reports {"<key>": {"key"|"value": [...]}}: the entry is the place.
             if key == "_schema":  # marshmallow's key for the body (or object) as a whole
                 key = "body"
+            # A Dict field reports {"<entry>": {"key"|"value": [...]}}: the entry is the place.
             inner = path if key in ("key", "value") and path else f"{path}.{key}" if path else str(key)
             pairs += _flatten(value, inner)
         return pairs

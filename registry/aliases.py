@@ -6,6 +6,9 @@ scored before an alias may point at it.
 """
 from dataclasses import dataclass
 
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
 from sqlalchemy import select
 
 from registry.db import db, write_transaction
@@ -16,7 +19,7 @@ from registry.paging import Page
 from registry.predict import run_model
 from registry.serving import ModelServer, VersionInfo
 from registry.inputs import rows_from_json
-from registry.signature import Signature
+from registry.supported_estimators import ENCODERS
 from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
@@ -164,9 +167,9 @@ def _ready_version(model: RegisteredModel, number: int) -> ModelVersion:
 
 
 def _smoke_test(servable, input_example: list | None) -> None:
-    """Predict on the stored input example (or a row of zeros) before an alias may point here."""
+    """Predict on the stored input example (or a made-up row) before an alias may point here."""
     signature = servable.signature
-    rows = input_example or [_zero_row(signature)]
+    rows = input_example or [_made_up_row(servable)]
     try:
         run_model(servable, rows_from_json({"instances": rows}, signature, len(rows)), return_proba=False)
     except InvalidInput as exc:
@@ -175,8 +178,31 @@ def _smoke_test(servable, input_example: list | None) -> None:
         ) from None
 
 
-def _zero_row(signature: Signature) -> list:
-    return [0.0 if f.numeric else "" for f in signature.features]
+def _made_up_row(servable) -> list:
+    """0.0 for every number and, for every category, one the model was fitted on.
+
+    scikit-learn's encoders refuse unknown categories by default, so an arbitrary string would
+    fail a version that serves real rows perfectly well.
+    """
+    known = _known_categories(servable.estimator, servable.signature.names)
+    return [0.0 if f.numeric else known.get(f.name, "") for f in servable.signature.features]
+
+
+def _known_categories(step, names: list[str]) -> dict[str, object]:
+    """The first category each encoder inside ``step`` was fitted on, by the input column it reads."""
+    if isinstance(step, ENCODERS):
+        return {name: categories[0] for name, categories in zip(names, step.categories_) if len(categories)}
+    if isinstance(step, Pipeline):
+        # Imputers keep their columns in place, so the first other step reads the Pipeline's columns.
+        kept = (s for _, s in step.steps if s not in (None, "passthrough") and not isinstance(s, SimpleImputer))
+        return _known_categories(next(kept, None), names)
+    if isinstance(step, ColumnTransformer):
+        found = {}
+        for name, inner, _ in step.transformers_:
+            indices = step._transformer_to_input_indices.get(name, [])
+            found |= _known_categories(inner, [names[i] for i in indices])
+        return found
+    return {}
 
 
 def _check_compatible(current: ModelVersion, candidate: ModelVersion, alias: str) -> None:

@@ -73,7 +73,10 @@ class ModelServer:
         target = parse_ref(ref)
         if isinstance(target, str):
             hit = self._aliases.get((name, target))
-            return hit if hit is not None else self._resolve_alias(name, target)
+            # Only 'latest' can be left on an archived version; then it is worked out again.
+            if hit is not None and (name, hit.version) not in self._archived:
+                return hit
+            return self._resolve_alias(name, target)
         hit = self.cache.peek((name, target))
         if hit is not None and (name, target) not in self._archived:
             return hit

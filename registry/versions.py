@@ -14,6 +14,7 @@ from registry.lookups import find_model, find_version
 from registry.names import check_model_name
 from registry.paging import Page, slice_page
 from registry.safe_pickle import load_estimator
+from registry.serving import ModelServer
 from registry.tables import ModelVersion, RegisteredModel, utcnow
 
 SORT_FIELDS = ("version", "created_at")
@@ -91,8 +92,11 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
     return version, store.get(version.sha256)
 
 
-def archive_version(name: str, number: int) -> ModelVersion:
-    """Archive (soft-delete) a version; a no-op when already archived; refused while aliased."""
+def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion:
+    """Archive (soft-delete) a version; a no-op when already archived; refused while aliased.
+
+    This process refuses the version at once; the others when their watcher next refreshes.
+    """
     with write_transaction():
         model = find_model(name, lock=True)
         version = find_version(model, number)
@@ -107,6 +111,7 @@ def archive_version(name: str, number: int) -> ModelVersion:
         version.status = "archived"
         version.archived_at = utcnow()
         model.updated_at = utcnow()
+    server.note_archived(name, number)
     return version
 
 

@@ -66,7 +66,7 @@ class Version(MethodView):
         number = parse_ref(ref)
         if not isinstance(number, int):
             raise ProblemError(422, "archive by version number, not by alias")
-        return versions.archive_version(name, number)
+        return versions.archive_version(services().server, name, number)
 
 
 @blp.route("/models/<name>/versions/<ref>/artifact")

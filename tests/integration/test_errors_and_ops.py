@@ -1,0 +1,264 @@
+"""Errors as problem+json that leak nothing, and the operations routes: health, readiness, OpenAPI, docs."""
+import io
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+from sklearn.linear_model import Ridge
+from sqlalchemy.exc import ProgrammingError
+
+from registry import catalog
+from registry.db import db
+from tests.conftest import make_app, regression_data, upload
+
+PROBLEM_JSON = "application/problem+json"
+# What must never reach a caller: tracebacks, SQL, file paths, connection strings.
+LEAKS = re.compile(
+    r"Traceback|File \"|\.py\b|\bSELECT\b|\bINSERT INTO\b|\bWHERE\b|\bFROM [a-z_]+\b"
+    r"|(?i:sqlalchemy|psycopg|sqlite3|postgresql|/tmp/|/work/|/home/|/var/)"
+)
+
+
+def ridge(alpha: float = 1.0) -> Ridge:
+    return Ridge(alpha=alpha).fit(*regression_data())
+
+
+def assert_problem(response, status: int, fragment: str = ""):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == PROBLEM_JSON
+    body = response.get_json()
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == status and body["title"] and body["type"] and body["detail"]
+    assert fragment in body["detail"]
+    assert not LEAKS.search(response.get_data(as_text=True)), response.get_data(as_text=True)
+    return body
+
+
+@pytest.fixture
+def build_app(database_url, tmp_path):
+    """``build_app(url=None, artifact_root=None, **overrides)``: another app, torn down afterwards."""
+    apps = []
+
+    def build(url=None, artifact_root=None, **overrides):
+        app = make_app(url or database_url, artifact_root or tmp_path / f"artifacts-{len(apps)}", **overrides)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            app.extensions["model_registry"].server.stop()
+            db.session.remove()
+            db.engine.dispose()
+
+
+# ---- HTTP errors ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/nope", "/models/housing/versions/1/nope", "/model", "/docs/assets/nope.js", "/"])
+def test_an_unknown_route_is_a_404_problem(client, path):
+    assert_problem(client.get(path), 404, "/docs")
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("put", "/models", {"GET"}),
+    ("delete", "/models/housing", {"GET", "PATCH"}),
+    ("patch", "/models/housing/versions", {"GET", "POST"}),
+    ("put", "/models/housing/versions/1", {"GET", "DELETE"}),
+    ("get", "/models/housing/versions/1/promote", {"POST"}),
+    ("get", "/models/housing/rollback", {"POST"}),
+    ("post", "/healthz", {"GET"}),
+    ("post", "/openapi.json", {"GET"}),
+    ("patch", "/tokens", {"GET", "POST"}),
+])
+def test_a_wrong_method_is_a_405_problem_with_an_allow_header(client, method, path, allowed):
+    response = getattr(client, method)(path)
+
+    assert_problem(response, 405, "not allowed")
+    assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert method.upper() not in response.headers["Allow"]
+
+
+def _error_responses(client, admin, ci):
+    """A sample of every kind of refusal the registry gives."""
+    upload(client, admin, "housing", ridge())
+    return [
+        client.get("/models/nope"),
+        client.get("/models/housing/versions/9"),
+        client.get("/models/housing/versions/staging"),
+        client.get("/models?per_page=9999"),
+        client.get("/models/housing/versions?sort=bogus"),
+        client.patch("/models/housing", json={"description": "x"}),
+        client.patch("/models/housing", json={"description": "x"}, headers=ci),
+        client.patch("/models/housing", json={"nope": 1}, headers=admin),
+        client.patch("/models/housing", data="{bad", content_type="application/json", headers=admin),
+        client.post("/models/housing/versions", json={}, headers=admin),
+        client.post("/models/x%00/versions", data={"artifact": (io.BytesIO(b"junk"), "m")}, headers=admin),
+        client.post("/models/housing/versions", data={"artifact": (io.BytesIO(b"junk"), "m")}, headers=admin),
+        client.post("/tokens", json={"name": "admin", "role": "ci"}, headers=admin),
+        client.delete("/tokens/nope", headers=admin),
+        client.get("/models/housing/versions/1/artifact"),
+        client.put("/models"),
+        client.get("/nope"),
+    ]
+
+
+def test_every_error_is_problem_json_without_stack_trace_sql_or_path(client, admin, ci):
+    responses = _error_responses(client, admin, ci)
+
+    statuses = sorted({r.status_code for r in responses})
+    assert statuses == [400, 401, 403, 404, 405, 409, 415, 422]
+    for response in responses:
+        assert_problem(response, response.status_code)
+
+
+def test_an_unexpected_error_is_a_generic_500_that_leaks_nothing(client, monkeypatch, caplog):
+    def broken(*_args):
+        raise RuntimeError('SELECT * FROM models -- File "/work/main/registry/catalog.py", line 1')
+
+    monkeypatch.setattr(catalog, "list_models", broken)
+
+    body = assert_problem(client.get("/models"), 500)
+
+    assert body["detail"] == "an unexpected error occurred; it has been logged"
+    assert "SELECT * FROM models" in caplog.text  # the operator still gets the whole story
+
+
+def test_a_database_error_is_a_500_that_shows_no_sql(client, monkeypatch):
+    def broken(*_args):
+        raise ProgrammingError("SELECT secret FROM models WHERE name = %(name)s", {"name": "x"}, Exception("boom"))
+
+    monkeypatch.setattr(catalog, "list_models", broken)
+
+    assert_problem(client.get("/models"), 500)
+
+
+# ---- health and readiness -------------------------------------------------------------------
+
+def test_healthz_is_200(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_is_200_when_database_and_artifact_store_answer(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"database": True, "artifact_store": True}}
+
+
+def test_readyz_is_503_when_the_artifact_root_cannot_be_written(build_app, tmp_path):
+    regular_file = tmp_path / "not-a-directory"
+    regular_file.write_text("x")
+    app = build_app(artifact_root=regular_file / "artifacts")
+
+    response = app.test_client().get("/readyz")
+
+    body = assert_problem(response, 503, "artifact_store")
+    assert body["errors"]["checks"] == {"database": True, "artifact_store": False}
+
+
+def _sqlite_in_a_removed_directory(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'gone' / 'registry.db'}"
+
+
+def _postgres_on_a_closed_port(_tmp_path) -> str:
+    return "postgresql+psycopg://postgres@127.0.0.1:1/registry?connect_timeout=2"
+
+
+@pytest.mark.parametrize("database", [_sqlite_in_a_removed_directory, _postgres_on_a_closed_port],
+                         ids=["sqlite-directory-gone", "postgres-closed-port"])
+def test_readyz_is_503_when_the_database_is_unreachable(build_app, tmp_path, database):
+    app = build_app(url=database(tmp_path))
+    shutil.rmtree(tmp_path / "gone", ignore_errors=True)  # create_app made the SQLite directory
+    client = app.test_client()
+
+    ready = client.get("/readyz")
+    models = client.get("/models")
+
+    body = assert_problem(ready, 503, "database")
+    assert body["errors"]["checks"] == {"database": False, "artifact_store": True}
+    assert_problem(models, 503, "database is unavailable")
+    assert client.get("/healthz").status_code == 200  # alive, just not ready
+
+
+# ---- OpenAPI and docs -----------------------------------------------------------------------
+
+def _documented_routes(app) -> dict[str, set[str]]:
+    """Every API route of the app as an OpenAPI path with its methods."""
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(("api-docs", "docs_assets", "static")):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        routes.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    return routes
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_openapi_json_is_openapi_3_1_and_lists_every_route(app, client):
+    response = client.get("/openapi.json")
+
+    assert response.status_code == 200
+    spec = response.get_json()
+    assert spec["openapi"].startswith("3.1")
+    assert spec["info"]["title"] and spec["info"]["version"]
+    documented = {path: {m for m in ops if m in {"get", "post", "put", "patch", "delete"}} for path, ops in spec["paths"].items()}
+    assert documented == _documented_routes(app)
+    for path, operations in spec["paths"].items():
+        for method in documented[path]:
+            assert operations[method]["responses"], (path, method)
+            assert set(re.findall(r"{(\w+)}", path)) <= {p["name"] for p in operations.get("parameters", [])}
+    for ref in _refs(spec):
+        assert _resolve(spec, ref) is not None, ref
+
+
+def _resolve(spec: dict, ref: str):
+    """The node a local ``$ref`` (a JSON pointer) points at; None when it dangles."""
+    assert ref.startswith("#/"), ref
+    node = spec
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.urls += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def test_docs_load_only_local_assets_and_those_assets_are_served(client):
+    response = client.get("/docs")
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert not re.search(r"https?://|//cdn", html)
+    parser = _Links()
+    parser.feed(html)
+    assert parser.urls, "the docs page should load its scripts and styles"
+    for url in parser.urls:
+        assert url.startswith("/docs/assets/"), url
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.mimetype in ("text/css", "text/javascript", "application/javascript"), (url, asset.mimetype)
+    assert "/openapi.json" in html

@@ -1,0 +1,160 @@
+"""/metrics in Prometheus text format: predictions, latency, loads, swaps and the version per alias.
+
+Metrics live in the process-wide default registry and every test's apps share it, so each test
+uses a model name of its own and reads exact values from it.
+"""
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.linear_model import LinearRegression
+
+from config import BASE_DIR
+from tests.conftest import upload
+
+PROBE = [[1.0, 1.0, 1.0]]
+
+
+def scaled_sum(factor: float) -> LinearRegression:
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    return LinearRegression().fit(X, factor * X.sum(axis=1))
+
+
+def scrape(client) -> dict[tuple[str, frozenset], float]:
+    """Every sample of /metrics as ``{(name, frozenset(labels.items())): value}``."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert "version=" in response.headers["Content-Type"]
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+@pytest.fixture
+def model(client, ci):
+    """A fresh model name with versions 1 and 2, production on 1."""
+    name = f"metrics-{uuid.uuid4().hex[:12]}"
+    for factor in (1, 2):
+        assert upload(client, ci, name, scaled_sum(factor)).status_code == 201
+    response = client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci)
+    assert response.status_code == 200
+    return name
+
+
+def predict(client, path, rows=PROBE):
+    return client.post(path, json={"instances": rows})
+
+
+def test_predictions_are_counted_and_timed_per_model_version_and_status(client, model):
+    for _ in range(3):
+        assert predict(client, f"/models/{model}/predict").status_code == 200
+    assert predict(client, f"/models/{model}/2/predict").status_code == 200
+
+    samples = scrape(client)
+    assert value(samples, "registry_predictions_total", model=model, version="1", status="200") == 3
+    assert value(samples, "registry_predictions_total", model=model, version="2", status="200") == 1
+    assert value(samples, "registry_predict_seconds_count", model=model, version="1") == 3
+    assert value(samples, "registry_predict_seconds_count", model=model, version="2") == 1
+    assert value(samples, "registry_predict_seconds_sum", model=model, version="1") > 0
+    assert value(samples, "registry_predict_seconds_bucket", model=model, version="1", le="+Inf") == 3
+
+
+def test_refused_predictions_are_counted_under_their_status(client, model):
+    assert predict(client, f"/models/{model}/predict", rows=[[1.0]]).status_code == 422
+    assert predict(client, f"/models/{model}/1/predict", rows=[[1.0, None, 2.0]]).status_code == 422
+    assert client.post(f"/models/{model}/1/predict", json={"instances": PROBE, "return_proba": True}).status_code == 422
+    assert predict(client, f"/models/{model}/1/predict").status_code == 200
+
+    samples = scrape(client)
+    assert value(samples, "registry_predictions_total", model=model, version="1", status="422") == 3
+    assert value(samples, "registry_predictions_total", model=model, version="1", status="200") == 1
+    assert value(samples, "registry_predict_seconds_count", model=model, version="1") == 1
+
+
+def test_requests_for_unknown_models_add_no_series(client, model):
+    name = f"unknown-{uuid.uuid4().hex[:12]}"
+    assert predict(client, f"/models/{name}/1/predict").status_code == 404
+    assert predict(client, f"/models/{model}/9/predict").status_code == 404
+    assert not [key for key in scrape(client) if ("model", name) in key[1]]
+
+
+def test_loads_swaps_and_the_version_per_alias_are_exposed(client, ci, model):
+    samples = scrape(client)
+    # The promote loaded v1 (and scored it) before the alias moved; v2 was never needed.
+    assert value(samples, "registry_model_loads_total", model=model) == 1
+    assert value(samples, "registry_model_load_failures_total", model=model) in (None, 0)
+    assert value(samples, "registry_alias_swaps_total", model=model, alias="production") == 1
+    assert value(samples, "registry_alias_version", model=model, alias="production") == 1
+
+    assert client.post(f"/models/{model}/versions/2/promote", json={}, headers=ci).status_code == 200
+    assert client.post(f"/models/{model}/rollback", json={}, headers=ci).status_code == 200
+    assert predict(client, f"/models/{model}/predict").status_code == 200
+
+    samples = scrape(client)
+    assert value(samples, "registry_model_loads_total", model=model) == 2
+    assert value(samples, "registry_alias_swaps_total", model=model, alias="production") == 3
+    assert value(samples, "registry_alias_version", model=model, alias="production") == 1
+    assert ("registry_model_evictions_total", frozenset()) in samples
+
+
+def test_metrics_text_declares_every_family(client, model):
+    text = client.get("/metrics").get_data(as_text=True)
+    for family, kind in [
+        ("registry_predictions_total", "counter"),
+        ("registry_predict_seconds", "histogram"),
+        ("registry_model_loads_total", "counter"),
+        ("registry_model_load_failures_total", "counter"),
+        ("registry_model_evictions_total", "counter"),
+        ("registry_alias_swaps_total", "counter"),
+        ("registry_alias_version", "gauge"),
+    ]:
+        assert f"# TYPE {family} {kind}" in text, family
+
+
+_WORKER = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    from registry.telemetry import ALIAS_VERSION
+
+    for version in sys.argv[1:]:
+        ALIAS_VERSION.labels("m", "production").set(int(version))
+    print(os.getpid())
+    """
+)
+
+
+def _worker(directory, *versions) -> int:
+    """Run a "worker" process (multiprocess metrics on) that serves production with ``versions`` in turn."""
+    process = subprocess.run(
+        [sys.executable, "-c", _WORKER, *map(str, versions)],
+        env={"PROMETHEUS_MULTIPROC_DIR": str(directory), "PATH": ""},
+        cwd=str(BASE_DIR),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(process.stdout)
+
+
+def test_across_workers_the_alias_gauge_shows_the_latest_move_not_a_dead_workers_version(tmp_path):
+    old = _worker(tmp_path, 3)  # served production with v3, then died (gunicorn replaced it)
+    multiprocess.mark_process_dead(old, str(tmp_path))
+    _worker(tmp_path, 3, 2)  # a live worker followed the rollback to v2
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert registry.get_sample_value("registry_alias_version", {"model": "m", "alias": "production"}) == 2

@@ -1,0 +1,62 @@
+"""The schema changes only through migrations: head matches the models, and base is empty again."""
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect
+
+from registry.db import db
+from tests.conftest import MIGRATIONS, make_app
+from tests.databases import fresh_database
+
+TABLES = {"models", "versions", "aliases", "promotion_events", "api_tokens"}
+
+
+@pytest.fixture
+def empty_app(tmp_path):
+    """An app on a brand-new, empty database of the backend under test."""
+    with fresh_database(tmp_path) as url:
+        app = make_app(url, tmp_path / "artifacts")
+        with app.app_context():
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+
+
+def _tables() -> set[str]:
+    return set(inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_an_empty_database_upgrades_to_head_with_every_table(empty_app):
+    assert _tables() == set()
+
+    upgrade(directory=MIGRATIONS)
+
+    assert _tables() == TABLES
+
+
+def test_the_migrated_schema_matches_the_models_exactly(empty_app):
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
+        differences = compare_metadata(context, db.metadata)
+
+    assert differences == []
+
+
+def test_downgrading_to_base_leaves_no_tables(empty_app):
+    upgrade(directory=MIGRATIONS)
+
+    downgrade(directory=MIGRATIONS, revision="base")
+
+    assert _tables() == set()
+
+
+def test_upgrade_after_downgrade_is_repeatable(empty_app):
+    upgrade(directory=MIGRATIONS)
+    downgrade(directory=MIGRATIONS, revision="base")
+
+    upgrade(directory=MIGRATIONS)
+
+    assert _tables() == TABLES
