@@ -8,12 +8,17 @@ from flask import request
 from api.errors import ProblemError
 
 
-def accepts(*mimetypes: str) -> Callable:
-    """Refuse (415) a request whose body is not one of ``mimetypes``."""
+def accepts(*mimetypes: str, body_optional: bool = False) -> Callable:
+    """Refuse (415) a request whose body is not one of ``mimetypes``.
+
+    With ``body_optional`` an empty body passes whatever its type (every field has a default).
+    """
 
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
+            if body_optional and not request.get_data(cache=True):
+                return view(*args, **kwargs)
             if request.mimetype not in mimetypes:
                 got = request.mimetype or "no Content-Type"
                 raise ProblemError(415, f"send the body as {' or '.join(mimetypes)}, not {got}")

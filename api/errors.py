@@ -11,6 +11,7 @@ from registry import errors as domain
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+UNPROCESSABLE = "Unprocessable input"
 
 # Most specific class first: the first match wins.
 DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
@@ -21,7 +22,7 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     (domain.VersionArchived, 410, "Version archived"),
     (domain.BatchTooLarge, 413, "Batch too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
-    (domain.InvalidInput, 422, "Unprocessable input"),
+    (domain.InvalidInput, 422, UNPROCESSABLE),
     # A stored file that fails its sha256 check is never served. 500, not 503: retrying cannot
     # help, an operator has to restore the file (or re-upload the original bytes, which repairs it).
     (domain.ArtifactCorrupted, 500, "Artifact corrupted"),
@@ -88,7 +89,7 @@ def _http_error(exc: HTTPException) -> Response:
     errors = _webargs_messages(exc)
     detail = describe_errors(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
-    return problem(status, exc.name, detail, errors, headers)
+    return problem(status, _title(status), detail, errors, headers)
 
 
 def _database_unavailable(exc: OperationalError) -> Response:
@@ -135,4 +136,4 @@ def _flatten(messages, path: str) -> list[tuple[str, str]]:
 
 
 def _title(status: int) -> str:
-    return HTTPStatus(status).phrase
+    return UNPROCESSABLE if status == 422 else HTTPStatus(status).phrase

@@ -66,9 +66,15 @@ def promote(server: ModelServer, name: str, number: int, alias: str, reason: str
         current = find_alias(model, alias)
         if current is not None and current.version_id == version.id:
             return Move(name, alias, number, number, None)
-        if current is not None and not force:
-            _check_compatible(current.version, version, alias)
-        event = _move(model, alias, current, version, "promote", actor, reason, forced=force)
+        problems = _incompatibilities(current.version, version) if current is not None else []
+        if problems and not force:
+            raise InvalidInput(
+                f"version {number} is incompatible with version {current.version.number} that {alias!r} serves "
+                f"({'; '.join(problems)}); send \"force\": true to promote anyway",
+                errors={"signature": problems},
+            )
+        # "forced" records an override, so only when there was something to override
+        event = _move(model, alias, current, version, "promote", actor, reason, forced=bool(problems))
         move = Move(name, alias, number, event.from_version, event.id)
     server.note_move(name, alias, servable)
     return move
@@ -101,8 +107,11 @@ def rollback(server: ModelServer, name: str, alias: str, to_version: int | None,
 
 def _rollback_plan(model: RegisteredModel, alias: str, to_version: int | None) -> tuple[int, PromotionEvent]:
     """The version to go back to and the oldest promote that going there undoes."""
-    if find_alias(model, alias) is None:
+    current = find_alias(model, alias)
+    if current is None:
         raise Conflict(f"alias {alias!r} of {model.name!r} is not set, so there is nothing to roll back")
+    if to_version == current.version.number:
+        raise Conflict(f"alias {alias!r} of {model.name!r} already points at version {to_version}")
     stack = _undo_stack(model, alias)
     if to_version is None:
         if not stack or stack[-1].from_version is None:
@@ -205,8 +214,8 @@ def _known_categories(step, names: list[str]) -> dict[str, object]:
     return {}
 
 
-def _check_compatible(current: ModelVersion, candidate: ModelVersion, alias: str) -> None:
-    """Refuse a candidate whose inputs or task differ from what the alias serves now."""
+def _incompatibilities(current: ModelVersion, candidate: ModelVersion) -> list[str]:
+    """How a candidate's inputs or task differ from what the alias serves now (empty: none)."""
     problems = []
     if current.task != candidate.task:
         problems.append(f"task {candidate.task} vs {current.task}")
@@ -217,9 +226,4 @@ def _check_compatible(current: ModelVersion, candidate: ModelVersion, alias: str
         )
     elif [f["dtype"] for f in old] != [f["dtype"] for f in new]:
         problems.append("feature dtypes differ")
-    if problems:
-        raise InvalidInput(
-            f"version {candidate.number} is incompatible with version {current.number} that {alias!r} serves "
-            f"({'; '.join(problems)}); send \"force\": true to promote anyway",
-            errors={"signature": problems},
-        )
+    return problems

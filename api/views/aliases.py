@@ -2,6 +2,7 @@
 from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
+from api.content import accepts
 from api.schemas import EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of
 from api.services import services
 from registry import aliases
@@ -11,6 +12,7 @@ blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollbac
 
 @blp.route("/models/<name>/versions/<int:number>/promote", methods=["POST"])
 @requires("ci")
+@accepts("application/json", body_optional=True)
 @blp.arguments(PromoteRequest(), required=False)
 @blp.response(200, MoveOut)
 def promote(body, name, number):
@@ -22,6 +24,7 @@ def promote(body, name, number):
 
 @blp.route("/models/<name>/rollback", methods=["POST"])
 @requires("ci")
+@accepts("application/json", body_optional=True)
 @blp.arguments(RollbackRequest(), required=False)
 @blp.response(200, MoveOut)
 def rollback(body, name):

@@ -289,6 +289,14 @@ def test_compatibility_is_checked_against_the_same_alias_only(client, ci):
     assert events(client)[0]["forced"] is False
 
 
+def test_force_is_recorded_only_when_it_overrode_an_incompatibility(client, ci):
+    upload_ok(client, ci, "m", scaled_sum(1))
+    upload_ok(client, ci, "m", scaled_sum(2))
+    moved(promote(client, ci, 1), 1, None)
+    moved(promote(client, ci, 2, force=True), 2, 1)
+    assert events(client)[0]["forced"] is False
+
+
 # -- rollback ----------------------------------------------------------------------------------
 
 
@@ -339,8 +347,14 @@ def test_rollback_to_a_version_jumps_back_several_steps(client, ci, four):
 def test_rollback_to_a_version_the_alias_never_had_is_409_listing_the_reachable_ones(client, ci, four):
     promote_chain(client, ci, 1, 2, 3)
     assert_problem(rollback(client, ci, to_version=4), 409, "cannot roll back to version 4", "it can go back to 1, 2")
-    assert_problem(rollback(client, ci, to_version=3), 409, "it can go back to 1, 2")
     assert alias_map(client) == {"production": 3}
+    assert len(events(client)) == 3
+
+
+def test_rollback_to_the_version_the_alias_points_at_is_409_and_changes_nothing(client, ci, four):
+    promote_chain(client, ci, 1, 2, 1)
+    assert_problem(rollback(client, ci, to_version=1), 409, "already points at version 1")
+    assert alias_map(client) == {"production": 1}
     assert len(events(client)) == 3
 
 
@@ -364,7 +378,7 @@ def test_rollback_of_an_alias_that_is_not_set_is_409(client, ci, four):
 def test_rollback_of_a_fresh_alias_is_409(client, ci, four):
     promote_chain(client, ci, 1)
     assert_problem(rollback(client, ci), 409, "no earlier version")
-    assert_problem(rollback(client, ci, to_version=1), 409, "it can go back to no version")
+    assert_problem(rollback(client, ci, to_version=2), 409, "it can go back to no version")
 
 
 def test_rollback_moves_only_the_alias_it_names(client, ci, four):
@@ -444,3 +458,16 @@ def test_an_alias_still_pointed_at_blocks_archiving_until_it_moves(client, ci, a
     # Version 2 is archived: promoting it again is 410, and the alias stays on 1.
     assert_problem(promote(client, ci, 2), 410)
     assert alias_map(client) == {"production": 1}
+
+
+def test_a_form_encoded_promote_is_415_and_moves_nothing(client, ci, four):
+    promote_chain(client, ci, 1)
+    response = client.post("/models/m/versions/2/promote", data={"alias": "staging"}, headers=ci)
+    assert_problem(response, 415, "application/json")
+    assert alias_map(client) == {"production": 1}
+
+
+def test_a_promote_with_an_empty_body_uses_the_defaults(client, ci, four):
+    response = client.post("/models/m/versions/2/promote", headers=ci)
+    moved(response, 2, None)
+    assert alias_map(client) == {"production": 2}
