@@ -19,6 +19,7 @@ class ServableModel:
     task: str
     signature: Signature
     estimator: Any
+    takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
 
 
 class _Loading:

@@ -154,3 +154,16 @@ def _classes(model) -> tuple:
     if not isinstance(classes, np.ndarray) or classes.ndim != 1:
         raise InvalidArtifact("multi-output classifiers are not supported; fit one target")
     return tuple(classes.tolist())
+
+
+def takes_named_columns(estimator) -> bool:
+    """True when a ColumnTransformer inside was fitted on a DataFrame, so rows must come as one.
+
+    Such a transformer may pick its columns by name, which a plain array cannot answer.
+    """
+    if not isinstance(estimator, Pipeline):
+        return False
+    return any(
+        (isinstance(step, ColumnTransformer) and hasattr(step, "feature_names_in_")) or takes_named_columns(step)
+        for _, step in estimator.steps
+    )

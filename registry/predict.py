@@ -2,6 +2,10 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+import sklearn
+
 from registry.cache import ServableModel
 from registry.errors import InvalidInput
 from registry.inputs import ModelInput
@@ -46,10 +50,25 @@ def predict(servable: ServableModel, parse: Callable[[Signature], ModelInput], r
 def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model."""
     estimator = servable.estimator
+    if servable.takes_frame and isinstance(rows, np.ndarray):
+        rows = pd.DataFrame(rows, columns=servable.signature.names)
     try:
-        predictions = estimator.predict(rows).tolist()
-        probabilities = estimator.predict_proba(rows).tolist() if return_proba else None
+        # The rows were checked finite already; scikit-learn's own re-check is most of predict's cost.
+        with sklearn.config_context(assume_finite=True):
+            predictions = estimator.predict(rows)
+            probabilities = estimator.predict_proba(rows) if return_proba else None
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"version {servable.version} of {servable.model!r} could not use these rows: {exc}") from None
+    if predictions.dtype.kind == "f" and not np.isfinite(predictions).all():
+        raise InvalidInput(
+            f"version {servable.version} of {servable.model!r} gave non-finite predictions for these rows; "
+            "check that the values are within the range the model was trained on"
+        )
     classes = list(servable.signature.classes) if return_proba else None
-    return Prediction(servable.model, servable.version, predictions, probabilities, classes)
+    return Prediction(
+        servable.model,
+        servable.version,
+        predictions.tolist(),
+        probabilities.tolist() if probabilities is not None else None,
+        classes,
+    )

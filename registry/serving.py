@@ -16,6 +16,7 @@ from registry.artifacts import ArtifactStore
 from registry.cache import ModelCache, ServableModel
 from registry.db import db
 from registry.errors import VersionArchived
+from registry.introspect import takes_named_columns
 from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
 from registry.safe_pickle import load_estimator
@@ -206,7 +207,13 @@ class ModelServer:
             raise
         CACHE_LOADS.labels(info.model).inc()
         return ServableModel(
-            info.model, info.number, info.sha256, info.task, Signature.from_dict(info.signature), estimator
+            info.model,
+            info.number,
+            info.sha256,
+            info.task,
+            Signature.from_dict(info.signature),
+            estimator,
+            takes_frame=takes_named_columns(estimator),
         )
 
     def _watch(self) -> None:

@@ -160,6 +160,30 @@ def test_a_pipeline_refuses_a_number_where_a_category_is_due(client, ci):
     )
 
 
+def test_a_numeric_pipeline_that_picks_columns_by_name_answers_rows_in_every_format(client, ci):
+    frame, y, _ = house_frame()
+    numeric = frame[["size", "age"]].fillna(0.0)
+    picks_by_name = ColumnTransformer([("scaled", StandardScaler(), ["age", "size"])])
+    model = Pipeline([("prepare", picks_by_name), ("model", LinearRegression())]).fit(numeric, y)
+    upload_ok(client, ci, "numeric-named", model)
+    rows = numeric.head(3).to_numpy().tolist()
+    expected = model.predict(numeric.head(3)).tolist()
+
+    assert_answer(client.post("/models/numeric-named/1/predict", json={"instances": rows}), 1, expected)
+    by_name = [{"age": age, "size": size} for size, age in rows]
+    assert_answer(client.post("/models/numeric-named/1/predict", json={"instances": by_name}), 1, expected)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_predictions_that_overflow_to_infinity_are_422_not_invalid_json(client, ci):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    upload_ok(client, ci, "overflow", LinearRegression().fit(X, 1e10 * X.sum(axis=1)))
+    assert_problem(
+        client.post("/models/overflow/1/predict", json={"instances": [[1e300, 1e300]]}),
+        422, "non-finite predictions",
+    )
+
+
 # -- every body format -------------------------------------------------------------------------
 
 
