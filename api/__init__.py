@@ -8,7 +8,6 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 
 from api import cli
-from api.content import limit_body_size
 from api.errors import register_error_handlers
 from api.services import EXTENSION, Services
 from api.views import aliases, models, ops, predict, tokens, versions
@@ -34,6 +33,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.from_object(Config)
     app.config.update(OPENAPI)
     app.config.update(overrides or {})
+    # Every body is held to the predict limit; the upload route raises it for itself.
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
     _init_services(app)
     _init_http(app)
@@ -71,8 +72,5 @@ def _init_http(app: Flask) -> None:
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")
-    )
-    app.before_request(
-        lambda: limit_body_size(app.config["MAX_UPLOAD_MB"], app.config["MAX_PREDICT_MB"])
     )
     register_error_handlers(app)

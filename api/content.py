@@ -35,9 +35,3 @@ def json_body() -> object:
         return json.loads(request.get_data())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, f"the body is not valid JSON: {exc}") from None
-
-
-def limit_body_size(max_upload_mb: int, max_predict_mb: int) -> None:
-    """Uploads may be large; everything else is held to the (smaller) predict limit."""
-    is_upload = request.method == "POST" and request.endpoint == "versions.Versions"
-    request.max_content_length = (max_upload_mb if is_upload else max_predict_mb) * 1024 * 1024

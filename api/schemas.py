@@ -67,8 +67,7 @@ class HistoryArgs(PageArgs):
     alias = Text(load_default=None)
 
 
-class PredictArgs(Schema):
-    proba = fields.Boolean(load_default=False, metadata={"description": "also return class probabilities"})
+class probabilities"})
 
 
 class ModelPatch(Schema):

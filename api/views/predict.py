@@ -1,6 +1,7 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
 import json
 import time
+from functools import lru_cache
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
@@ -15,6 +16,8 @@ from registry.inputs import rows_from_csv, rows_from_json
 from registry.names import DEFAULT_ALIAS
 from registry.predict import predict, serving_model
 from registry.telemetry import PREDICT_LATENCY, PREDICTIONS
+
+QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 blp = Blueprint("predict", __name__, description="Predictions")
 
@@ -73,8 +76,9 @@ def _answer(name: str, ref: str) -> Response:
     except Exception as exc:
         PREDICTIONS.labels(name, version, str(_status_of(exc))).inc()
         raise
-    PREDICTIONS.labels(name, version, "200").inc()
-    PREDICT_LATENCY.labels(name, version).observe(time.perf_counter() - started)
+    answered, latency = _success_series(name, version)
+    answered.inc()
+    latency.observe(time.perf_counter() - started)
     return Response(
         json.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
     )
@@ -89,9 +93,20 @@ def _status_of(exc: Exception) -> int:
     return next((status for cls, status, _ in DOMAIN_STATUS if isinstance(exc, cls)), 500)
 
 
+@lru_cache(maxsize=4096)
+def _success_series(name: str, version: str):
+    """The labelled metric children of a model version's successful answers, looked up once."""
+    return PREDICTIONS.labels(name, version, "200"), PREDICT_LATENCY.labels(name, version)
+
+
 def _proba_flag(body: object) -> bool:
     """``return_proba`` from the body, or ``?proba=true``."""
     value = body.get("return_proba", False) if isinstance(body, dict) else False
     if not isinstance(value, bool):
         raise ProblemError(422, "return_proba must be true or false")
-    return value or request.args.get("proba", "").lower() in {"1", "true", "yes"}
+    if not request.query_string:
+        return value
+    flag = request.args.get("proba", "false").lower()
+    if flag not in QUERY_BOOLEANS:
+        raise ProblemError(422, f"proba must be true or false, not {flag!r}")
+    return value or QUERY_BOOLEANS[flag]

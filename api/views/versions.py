@@ -2,7 +2,7 @@
 import json
 import math
 
-from flask import Response, current_app, url_for
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
@@ -18,6 +18,13 @@ from registry.names import parse_ref
 blp = Blueprint("versions", __name__, description="Model versions")
 
 _metadata_schema = UploadMetadata()
+
+
+@blp.before_request
+def _allow_large_uploads():
+    """Uploads may be far larger than the bodies of every other route."""
+    if request.method == "POST":
+        request.max_content_length = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
 
 
 @blp.route("/models/<name>/versions")

@@ -449,3 +449,9 @@ def test_no_bad_input_makes_a_5xx(client, three_features):
         assert response.mimetype == PROBLEM_JSON
     response = client.post("/models/m/1/predict", data=b"\xff\xfe,\x00\n1,2", content_type="text/csv")
     assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+
+
+def test_a_proba_query_flag_that_is_not_a_boolean_is_422(client, ci):
+    model, rows, _ = fitted("logistic", pipeline=False)
+    upload_ok(client, ci, "m", model)
+    assert_problem(client.post("/models/m/1/predict?proba=banana", json={"instances": rows}), 422, "proba", "banana")
