@@ -67,9 +67,6 @@ class HistoryArgs(PageArgs):
     alias = Text(load_default=None)
 
 
-class probabilities"})
-
-
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text())
