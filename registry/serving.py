@@ -21,7 +21,7 @@ from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
 from registry.safe_pickle import load_estimator
 from registry.signature import Signature
-from registry.tables import Alias, ModelVersion, RegisteredModel
+from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel
 from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class ModelServer:
         self._watched_latest: set[str] = set()
         self._moves = 0
         self._moved_at: dict[AliasKey, int] = {}
+        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects fully
         self._lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
@@ -113,13 +114,22 @@ class ModelServer:
         self._stop.set()
 
     def refresh(self) -> None:
-        """Read every alias from the database; load what moved, then swap it in."""
+        """Read every alias from the database when anything moved; load what moved, then swap it in.
+
+        Each poll costs one small query (the change marker); the aliases are read only when it moves.
+        """
         with self._lock:
             started_at = self._moves
         with self._session_scope():
+            marker = self._read_marker()
+            if marker == self._seen_marker:
+                return
             targets = self._read_alias_targets()
             archived = self._read_archived()
         loaded = {key: self._loaded_or_current(key, info) for key, info in targets.items()}
+        # A target that failed to load is tried again at the next poll.
+        complete = all(loaded[key] is not None and loaded[key].version == info.number for key, info in targets.items())
+        self._seen_marker = marker if complete else None
         with self._lock:
             snapshot = {k: v for k, v in loaded.items() if v is not None}
             for key, move in self._moved_at.items():
@@ -148,6 +158,16 @@ class ModelServer:
         except Exception:
             log.exception("could not load %s v%s for alias %r; keeping the current one", info.model, info.number, key[1])
             return current
+
+    def _read_marker(self) -> tuple:
+        """What changes whenever an alias moves, a version is uploaded or one is archived."""
+        return tuple(db.session.execute(
+            select(
+                select(func.max(PromotionEvent.id)).scalar_subquery(),
+                select(func.max(ModelVersion.id)).scalar_subquery(),
+                select(func.count()).select_from(ModelVersion).where(ModelVersion.status == "archived").scalar_subquery(),
+            )
+        ).one())
 
     def _read_alias_targets(self) -> dict[AliasKey, VersionInfo]:
         rows = db.session.execute(

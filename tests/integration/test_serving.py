@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import event
 from sklearn.linear_model import LinearRegression
 
 import registry.serving
@@ -224,6 +225,27 @@ def test_a_refresh_with_nothing_moved_loads_nothing(b, b_server):
     assert answer(b) == 1
     assert counter("registry_model_loads_total", model="m") == loads
     assert counter("registry_alias_swaps_total", model="m", alias="production") == swaps
+
+
+def test_a_poll_with_nothing_changed_costs_one_query_and_a_change_is_read_in_full(client, ci, worker_b, b, b_server):
+    b_server.refresh()  # catch up with whatever the fixtures did
+    statements = []
+    with worker_b.app_context():
+        engine = db.engine
+    def listener(conn, cursor, statement, *rest):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        b_server.refresh()
+        assert len(statements) == 1
+        move(client, ci, "promote", 2)
+        b_server.refresh()
+        assert len(statements) > 2
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert answer(b) == 2
 
 
 # -- pinned versions and latest ----------------------------------------------------------------
