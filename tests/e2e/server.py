@@ -1,4 +1,5 @@
 """Start the real service — migrations through the CLI, then gunicorn with several workers."""
+import ctypes
 import os
 import signal
 import socket
@@ -84,11 +85,17 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
     live = LiveRegistry(f"http://127.0.0.1:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
     _wait_ready(live)
     return live
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop gunicorn when the test process dies, even if it is killed mid-test."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_ready(live: LiveRegistry) -> None:
