@@ -75,15 +75,3 @@ def register(live, name: str, estimator) -> int:
     if response.status_code not in (200, 201):
         raise RuntimeError(f"upload of {name} failed: {response.status_code} {response.text}")
     return response.json()["version"]
-
-
-def move_alias(live, action: str, name: str, version: int | None = None) -> dict:
-    """Promote ``version`` to ``production`` or roll ``production`` back, through the HTTP API."""
-    if action == "promote":
-        url = f"{live.url}/models/{name}/versions/{version}/promote"
-    else:
-        url = f"{live.url}/models/{name}/rollback"
-    response = requests.post(url, json={"reason": "bench"}, headers=live.headers, timeout=60)
-    if response.status_code != 200:
-        raise RuntimeError(f"{action} {name} {version or ''} failed: {response.status_code} {response.text}")
-    return response.json()

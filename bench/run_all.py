@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import loadgen, models, predict, report, servers, swap
+from tests.e2e.traffic import move
 
 RESULTS = Path(__file__).resolve().with_name("results")
 SCENARIOS = ("predict", "swap")
@@ -70,7 +71,7 @@ def _scenarios(root: Path, args: argparse.Namespace) -> dict:
         for model, estimator in fitted.items():
             name = f"bench-{model}"
             served[model] = (name, models.register(registry, name, estimator))
-            models.move_alias(registry, "promote", name, served[model][1])
+            move(registry, "promote", name, served[model][1], reason="bench")
         baseline = servers.start_baseline(root, {m: models.save(e, root / f"{m}.joblib") for m, e in fitted.items()})
         if "predict" in scenarios:
             print("predict (registry alias + pinned routes vs baseline):")

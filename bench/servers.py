@@ -6,11 +6,8 @@ through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port w
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
 
 from config import BASE_DIR
 from tests.e2e import server as e2e
@@ -58,23 +55,12 @@ def start_baseline(root: Path, model_paths: dict[str, Path]) -> Baseline:
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     baseline = Baseline(f"http://127.0.0.1:{port}", process, log_path)
-    _wait_ready(baseline)
+    try:
+        e2e.wait_ready(baseline.url, process, log_path)
+    except RuntimeError:
+        baseline.stop()
+        raise
     return baseline
-
-
-def _wait_ready(baseline: Baseline) -> None:
-    deadline = time.monotonic() + e2e.STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if baseline.process.poll() is not None:
-            raise RuntimeError(f"baseline gunicorn exited:\n{baseline.log_path.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{baseline.url}/readyz", timeout=5).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.1)
-    baseline.stop()
-    raise RuntimeError(f"baseline not ready in {e2e.STARTUP_TIMEOUT_SECONDS}s:\n{baseline.log_path.read_text()[-4000:]}")
 
 
 def _stop(process: subprocess.Popen) -> None:

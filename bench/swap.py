@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import loadgen
-from bench.models import move_alias, register
+from bench.models import register
+from tests.e2e.traffic import move
 
 CONNECTIONS = 8
 VERSIONS = 4
@@ -23,7 +24,7 @@ def prepare(live, name: str, estimators: list) -> None:
     """Upload the versions of ``name`` and point production at v1."""
     for estimator in estimators:
         register(live, name, estimator)
-    move_alias(live, "promote", name, 1)
+    move(live, "promote", name, 1, reason="bench")
 
 
 def run(live, name: str, body: Path, seconds: int, warmup: int, say: Callable[[str], None] = print) -> dict:
@@ -63,7 +64,7 @@ def _make_moves(live, name: str, pause: float, moves: list[dict]) -> None:
         time.sleep(pause)
         started = time.monotonic()
         try:
-            answer = move_alias(live, action, name, version)
+            answer = move(live, action, name, version, reason="bench")
             outcome = {"ok": True, "version": answer["version"], "previous_version": answer["previous_version"]}
         except Exception as error:  # recorded, not raised: a failed move is a figure too
             outcome = {"ok": False, "error": str(error)[:300]}

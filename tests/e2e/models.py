@@ -1,30 +1,20 @@
-"""Small fitted models whose predictions say which version computed them."""
-import io
+"""Uploading models to a live registry over HTTP, and what they should answer."""
 import json
 
-import joblib
-import numpy as np
 import requests
-from sklearn.linear_model import LinearRegression
 
-FEATURES = 3
-PROBE_ROW = [1.0, 1.0, 1.0]
+from tests.helpers import PROBE_ROW, artifact_bytes, scaled_sum
 
-
-def scaled_sum_model(factor: float) -> LinearRegression:
-    """A regressor predicting ``factor * sum(x)``: on PROBE_ROW it answers ``3 * factor``."""
-    X = np.random.default_rng(0).normal(size=(30, FEATURES))
-    return LinearRegression().fit(X, factor * X.sum(axis=1))
+__all__ = ["PROBE_ROW", "expected_prediction", "scaled_sum", "upload"]
 
 
 def expected_prediction(factor: float) -> float:
-    return FEATURES * factor
+    """What ``scaled_sum(factor)`` answers on PROBE_ROW."""
+    return len(PROBE_ROW) * factor
 
 
 def upload(live, name: str, estimator, headers=None, metadata=None) -> requests.Response:
     """Upload ``estimator`` to the live registry."""
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
-    files = {"artifact": ("model.joblib", buffer.getvalue())}
+    files = {"artifact": ("model.joblib", artifact_bytes(estimator))}
     data = {"metadata": json.dumps(metadata)} if metadata else None
     return requests.post(f"{live.url}/models/{name}/versions", files=files, data=data, headers=headers or live.headers, timeout=60)

@@ -88,7 +88,11 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
     live = LiveRegistry(f"http://127.0.0.1:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
-    _wait_ready(live)
+    try:
+        wait_ready(live.url, process, log_path)
+    except RuntimeError:
+        live.stop()
+        raise
     return live
 
 
@@ -98,16 +102,16 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait_ready(live: LiveRegistry) -> None:
+def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    """Wait until ``url``/readyz answers 200; raise with the log's tail if the process dies or stalls."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if live.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{live.log_path.read_text()[-4000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log_path.read_text()[-4000:]}")
         try:
-            if requests.get(f"{live.url}/readyz", timeout=5).status_code == 200:
+            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return
         except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
-    live.stop()
-    raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT_SECONDS}s:\n{live.log_path.read_text()[-4000:]}")
+    raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT_SECONDS}s:\n{log_path.read_text()[-4000:]}")

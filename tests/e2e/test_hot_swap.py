@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum_model, upload
+from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from tests.e2e.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
 
 CLIENT_THREADS = 6
@@ -19,7 +19,7 @@ def swap_model(live_registry):
     """A model with versions 1..4, each predicting ``k * sum(x)``; production starts at v1."""
     name = "swap"
     for factor in (1, 2, 3, 4):
-        response = upload(live_registry, name, scaled_sum_model(factor))
+        response = upload(live_registry, name, scaled_sum(factor))
         assert response.status_code == 201, response.text
     move(live_registry, "promote", name, 1)
     return name
@@ -80,7 +80,7 @@ def test_registry_reads_show_a_move_as_soon_as_it_returns(live_registry, swap_mo
 def test_concurrent_promotes_leave_one_consistent_history_chain(live_registry):
     name = "race"
     for factor in range(1, 6):
-        assert upload(live_registry, name, scaled_sum_model(factor + 10)).status_code == 201
+        assert upload(live_registry, name, scaled_sum(factor + 10)).status_code == 201
 
     def promote(version):
         return requests.post(
@@ -105,7 +105,7 @@ def test_concurrent_promotes_leave_one_consistent_history_chain(live_registry):
 
 
 def test_twelve_concurrent_uploads_get_versions_one_to_twelve(live_registry):
-    models = [scaled_sum_model(100 + i) for i in range(12)]
+    models = [scaled_sum(100 + i) for i in range(12)]
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(lambda m: upload(live_registry, "concurrent", m), models))
     assert [r.status_code for r in responses] == [201] * 12
@@ -118,12 +118,12 @@ def test_a_revoked_token_stops_working_on_every_worker_at_once(live_registry):
     )
     assert created.status_code == 201
     token_headers = {"Authorization": f"Bearer {created.json()['token']}"}
-    assert upload(live_registry, "revocation", scaled_sum_model(7), headers=token_headers).status_code == 201
+    assert upload(live_registry, "revocation", scaled_sum(7), headers=token_headers).status_code == 201
 
     revoked = requests.delete(f"{live_registry.url}/tokens/short-lived", headers=live_registry.headers, timeout=10)
     assert revoked.status_code == 204
     statuses = {
-        upload(live_registry, "revocation", scaled_sum_model(8 + i), headers=token_headers).status_code for i in range(12)
+        upload(live_registry, "revocation", scaled_sum(8 + i), headers=token_headers).status_code for i in range(12)
     }
     assert statuses == {401}
     versions = requests.get(f"{live_registry.url}/models/revocation/versions", timeout=10).json()

@@ -7,7 +7,7 @@ import requests
 from tests.databases import fresh_database
 from tests.e2e import server
 from tests.e2e.conftest import ADMIN_TOKEN
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum_model, upload
+from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from tests.e2e.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
 
 MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("rollback", None),
@@ -36,7 +36,7 @@ def test_both_replicas_follow_moves_made_through_one_within_the_window_without_f
     first, second = replicas
     name, window = "shared", first.refresh_seconds
     for factor in (1, 2, 3):
-        assert upload(first, name, scaled_sum_model(factor)).status_code == 201
+        assert upload(first, name, scaled_sum(factor)).status_code == 201
     move(first, "promote", name, 1)
     urls = [f"{live.url}/models/{name}/production/predict" for live in (first, second)]
 
@@ -55,7 +55,7 @@ def test_both_replicas_follow_moves_made_through_one_within_the_window_without_f
 
 
 def test_concurrent_uploads_through_both_replicas_get_distinct_consecutive_versions(replicas):
-    models = [scaled_sum_model(50 + i) for i in range(12)]
+    models = [scaled_sum(50 + i) for i in range(12)]
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(lambda i: upload(replicas[i % 2], "crossing", models[i]), range(12)))
     assert [r.status_code for r in responses] == [201] * 12

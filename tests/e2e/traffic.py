@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import requests
 
-from tests.e2e.models import PROBE_ROW
+from tests.helpers import PROBE_ROW
 
 # Request and move times are taken on this process's clock; this absorbs scheduling noise.
 CLOCK_SLACK_SECONDS = 0.05
@@ -90,14 +90,15 @@ def allowed_versions(answer: Answer, initial: int, moves: list[Move], window: fl
     return {version for begin, end, version in spans if begin <= hi and end >= lo}
 
 
-def move(live, action: str, name: str, version: int | None = None) -> dict:
+def move(live, action: str, name: str, version: int | None = None, reason: str = "e2e") -> dict:
     """Promote ``version`` or roll back ``production`` through the HTTP API; the response body."""
     if action == "promote":
         url = f"{live.url}/models/{name}/versions/{version}/promote"
     else:
         url = f"{live.url}/models/{name}/rollback"
-    response = requests.post(url, json={"reason": "e2e"}, headers=live.headers, timeout=60)
-    assert response.status_code == 200, response.text
+    response = requests.post(url, json={"reason": reason}, headers=live.headers, timeout=60)
+    if response.status_code != 200:
+        raise RuntimeError(f"{action} {name} {version or ''} failed: {response.status_code} {response.text}")
     return response.json()
 
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sklearn.linear_model import LinearRegression
 
-from tests.conftest import regression_data, upload
+from tests.helpers import regression_data, upload
 
 THREADS = 8
 

@@ -10,9 +10,8 @@ from sqlalchemy.exc import ProgrammingError
 
 from registry import catalog
 from registry.db import db
-from tests.conftest import make_app, regression_data, upload
+from tests.helpers import assert_problem, make_app, regression_data, upload
 
-PROBLEM_JSON = "application/problem+json"
 # What must never reach a caller: tracebacks, SQL, file paths, connection strings.
 LEAKS = re.compile(
     r"Traceback|File \"|\.py\b|\bSELECT\b|\bINSERT INTO\b|\bWHERE\b|\bFROM [a-z_]+\b"
@@ -22,35 +21,6 @@ LEAKS = re.compile(
 
 def ridge(alpha: float = 1.0) -> Ridge:
     return Ridge(alpha=alpha).fit(*regression_data())
-
-
-def assert_problem(response, status: int, fragment: str = ""):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status and body["title"] and body["type"] and body["detail"]
-    assert fragment in body["detail"]
-    assert not LEAKS.search(response.get_data(as_text=True)), response.get_data(as_text=True)
-    return body
-
-
-@pytest.fixture
-def build_app(database_url, tmp_path):
-    """``build_app(url=None, artifact_root=None, **overrides)``: another app, torn down afterwards."""
-    apps = []
-
-    def build(url=None, artifact_root=None, **overrides):
-        app = make_app(url or database_url, artifact_root or tmp_path / f"artifacts-{len(apps)}", **overrides)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        with app.app_context():
-            app.extensions["model_registry"].server.stop()
-            db.session.remove()
-            db.engine.dispose()
 
 
 # ---- HTTP errors ----------------------------------------------------------------------------

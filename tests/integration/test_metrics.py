@@ -15,14 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LinearRegression
 
 from config import BASE_DIR
-from tests.conftest import upload
+from tests.helpers import scaled_sum, upload
 
 PROBE = [[1.0, 1.0, 1.0]]
-
-
-def scaled_sum(factor: float) -> LinearRegression:
-    X = np.random.default_rng(0).normal(size=(30, 3))
-    return LinearRegression().fit(X, factor * X.sum(axis=1))
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:

@@ -6,7 +6,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from registry.db import db
-from tests.conftest import MIGRATIONS, make_app
+from tests.helpers import make_app, MIGRATIONS
 from tests.databases import fresh_database
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "api_tokens"}

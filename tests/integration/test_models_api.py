@@ -4,9 +4,8 @@ import re
 import pytest
 from sklearn.linear_model import Ridge
 
-from tests.conftest import regression_data, upload
+from tests.helpers import assert_problem, regression_data, upload
 
-PROBLEM_JSON = "application/problem+json"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 MODEL_FIELDS = {"name", "description", "tags", "latest_version", "aliases", "created_at", "updated_at"}
 
@@ -20,15 +19,6 @@ def register(client, headers, name, versions=1):
     for alpha in range(1, versions + 1):
         response = upload(client, headers, name, ridge(alpha))
         assert response.status_code == 201, response.get_json()
-
-
-def assert_problem(response, status: int, fragment: str = ""):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert body["status"] == status and body["title"] and body["type"]
-    assert fragment in body["detail"]
-    return body
 
 
 def test_no_models_is_an_empty_page(client):

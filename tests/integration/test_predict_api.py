@@ -14,9 +14,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from registry.db import db
-from tests.conftest import classification_data, make_app, regression_data, upload
+from tests.helpers import assert_problem, classification_data, make_app, PROBLEM_JSON, regression_data, scaled_sum, upload, upload_ok
 
-PROBLEM_JSON = "application/problem+json"
 
 # kind, task, a small unfitted estimator
 ESTIMATORS = {
@@ -71,18 +70,6 @@ def fitted(kind_id: str, pipeline: bool):
     return model, rows, np.array(rows)
 
 
-def scaled_sum(factor: float, n_features=3) -> LinearRegression:
-    """A regressor answering ``factor * sum(x)``, so its answer says which version computed it."""
-    X = np.random.default_rng(0).normal(size=(30, n_features))
-    return LinearRegression().fit(X, factor * X.sum(axis=1))
-
-
-def upload_ok(client, headers, name, estimator, metadata=None) -> int:
-    response = upload(client, headers, name, estimator, metadata)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["version"]
-
-
 def promote_ok(client, headers, name, version, alias="production"):
     response = client.post(f"/models/{name}/versions/{version}/promote", json={"alias": alias}, headers=headers)
     assert response.status_code == 200, response.get_json()
@@ -95,17 +82,6 @@ def assert_answer(response, version: int, predictions) -> dict:
     assert body["version"] == version
     assert response.headers["X-Model-Version"] == str(version)
     assert body["predictions"] == list(predictions)
-    return body
-
-
-def assert_problem(response, status: int, *fragments: str) -> dict:
-    """A problem+json of ``status`` whose detail names every fragment."""
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert body["status"] == status
-    for fragment in fragments:
-        assert fragment in body["detail"], body
     return body
 
 

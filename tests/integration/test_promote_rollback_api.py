@@ -8,22 +8,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-from tests.conftest import upload
+from tests.helpers import assert_problem, scaled_sum, upload, upload_ok
 
-PROBLEM_JSON = "application/problem+json"
 PROBE = [[1.0, 1.0, 1.0]]
-
-
-def scaled_sum(factor: float, n_features=3) -> LinearRegression:
-    """A regressor answering ``factor * sum(x)``: on PROBE it says ``3 * factor``."""
-    X = np.random.default_rng(0).normal(size=(30, n_features))
-    return LinearRegression().fit(X, factor * X.sum(axis=1))
-
-
-def upload_ok(client, headers, name, estimator, metadata=None) -> int:
-    response = upload(client, headers, name, estimator, metadata)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["version"]
 
 
 def promote(client, headers, version, name="m", **body):
@@ -40,15 +27,6 @@ def moved(response, version, previous, alias="production", name="m") -> dict:
     body = response.get_json()
     assert set(body) == {"model", "alias", "version", "previous_version", "event_id"}
     assert (body["model"], body["alias"], body["version"], body["previous_version"]) == (name, alias, version, previous)
-    return body
-
-
-def assert_problem(response, status: int, *fragments: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    for fragment in fragments:
-        assert fragment in body["detail"], body
     return body
 
 

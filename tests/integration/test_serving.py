@@ -15,16 +15,10 @@ from sklearn.linear_model import LinearRegression
 
 import registry.serving
 from registry.db import db
-from tests.conftest import make_app, upload
+from tests.helpers import close_app, make_app, scaled_sum, upload
 
 WAIT = 10  # seconds; only a bound on waiting for an Event, so a broken test fails instead of hanging
 PROBE = [[1.0, 1.0, 1.0]]
-
-
-def scaled_sum(factor: float) -> LinearRegression:
-    """A regressor answering ``factor * sum(x)``: on PROBE it says ``3 * factor``."""
-    X = np.random.default_rng(0).normal(size=(30, 3))
-    return LinearRegression().fit(X, factor * X.sum(axis=1))
 
 
 def answer(client, ref="production") -> int:
@@ -50,13 +44,6 @@ def counter(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _close(app):
-    with app.app_context():
-        app.extensions["model_registry"].server.stop()
-        db.session.remove()
-        db.engine.dispose()
-
-
 @pytest.fixture
 def shas(client, ci):
     """Model ``m`` with versions 1..3 (k·sum), production on 1 (set through worker A); their sha256s."""
@@ -75,7 +62,7 @@ def worker_b(database_url, tmp_path, shas):
     app = make_app(database_url, tmp_path / "artifacts")
     assert answer(app.test_client()) == 1
     yield app
-    _close(app)
+    close_app(app)
 
 
 @pytest.fixture
@@ -348,7 +335,7 @@ def watching_worker(database_url, tmp_path, shas, monkeypatch):
     for thread in set(threading.enumerate()) - before:
         if thread.name == "alias-watcher":
             thread.join(WAIT)
-    _close(app)
+    close_app(app)
 
 
 def test_a_watching_worker_warms_every_alias_before_its_first_answer(client, ci, watching_worker):

@@ -5,9 +5,8 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from registry.db import db
-from tests.conftest import make_app, regression_data, upload
+from tests.helpers import assert_problem, make_app, regression_data, upload
 
-PROBLEM_JSON = "application/problem+json"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -21,33 +20,6 @@ def bearer(token: str) -> dict:
 
 def create(client, admin, name="ci-nightly", role="ci"):
     return client.post("/tokens", json={"name": name, "role": role}, headers=admin)
-
-
-def assert_problem(response, status: int, fragment: str = ""):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert body["status"] == status and body["title"] and body["type"]
-    assert fragment in body["detail"]
-    return body
-
-
-@pytest.fixture
-def build_app(database_url, tmp_path):
-    """``build_app(**overrides)``: another app on this test's database, torn down afterwards."""
-    apps = []
-
-    def build(**overrides):
-        app = make_app(database_url, tmp_path / f"artifacts-{len(apps)}", **overrides)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        with app.app_context():
-            app.extensions["model_registry"].server.stop()
-            db.session.remove()
-            db.engine.dispose()
 
 
 @pytest.mark.parametrize("role", ["ci", "admin"])

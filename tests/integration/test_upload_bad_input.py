@@ -14,9 +14,8 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.svm import SVC
 
 from registry.db import db
-from tests.conftest import artifact_bytes, classification_data, make_app, regression_data
+from tests.helpers import artifact_bytes, classification_data, make_app, PROBLEM_JSON, regression_data, upload
 
-PROBLEM_JSON = "application/problem+json"
 
 
 class RunsACommand:
@@ -64,24 +63,6 @@ def assert_nothing_stored(app, client, name="housing"):
     assert client.get(f"/models/{name}").status_code == 404
     assert client.get("/models").get_json()["total"] == 0
     assert stored_files(app) == []
-
-
-@pytest.fixture
-def build_app(database_url, tmp_path):
-    """``build_app(**overrides)``: another app on this test's database, torn down afterwards."""
-    apps = []
-
-    def build(**overrides):
-        app = make_app(database_url, tmp_path / f"artifacts-{len(apps)}", **overrides)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        with app.app_context():
-            app.extensions["model_registry"].server.stop()
-            db.session.remove()
-            db.engine.dispose()
 
 
 # ---- content --------------------------------------------------------------------------------

@@ -15,9 +15,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from tests.conftest import artifact_bytes, classification_data, regression_data, upload
+from tests.helpers import artifact_bytes, assert_problem, classification_data, regression_data, upload
 
-PROBLEM_JSON = "application/problem+json"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 VERSION_FIELDS = {
     "model", "version", "status", "kind", "task", "estimator", "signature", "metrics", "params", "tags",
@@ -56,15 +55,6 @@ def versions_of(client, name, **query) -> list[int]:
 
 def stored_file(app, sha256: str) -> Path:
     return Path(app.config["ARTIFACT_ROOT"]) / "sha256" / sha256[:2] / sha256
-
-
-def assert_problem(response, status: int, fragment: str = ""):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert body["status"] == status and body["title"] and body["type"]
-    assert fragment in body["detail"]
-    return body
 
 
 # ---- upload ---------------------------------------------------------------------------------

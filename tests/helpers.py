@@ -1,0 +1,93 @@
+"""Helpers shared by the tests: apps on a given database, small fitted models, uploads, problem checks."""
+import io
+import json
+
+import joblib
+import numpy as np
+from sklearn.linear_model import LinearRegression
+
+from api import create_app
+from config import BASE_DIR
+from registry.db import db
+
+ADMIN_TOKEN = "test-admin-token"
+MIGRATIONS = str(BASE_DIR / "migrations")
+PROBLEM_JSON = "application/problem+json"
+PROBE_ROW = [1.0, 1.0, 1.0]
+
+
+def make_app(database_url: str, artifact_root, **overrides):
+    """An app on ``database_url`` with test settings (no background watcher unless asked)."""
+    settings = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "ARTIFACT_ROOT": str(artifact_root),
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "WATCH_ALIASES": False,
+        "PROMETHEUS_MULTIPROC_DIR": None,
+    }
+    settings.update(overrides)
+    return create_app(settings)
+
+
+def close_app(app) -> None:
+    """Stop an app's watcher and close its database connections."""
+    with app.app_context():
+        app.extensions["model_registry"].server.stop()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def artifact_bytes(estimator, compress=0) -> bytes:
+    """``estimator`` as the bytes of a joblib file."""
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer, compress=compress)
+    return buffer.getvalue()
+
+
+def regression_data(n_features=4, n_rows=60, seed=0):
+    """Rows and a linear target with a little noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features))
+    y = X @ np.arange(1, n_features + 1) + rng.normal(scale=0.1, size=n_rows)
+    return X, y
+
+
+def classification_data(n_features=4, n_rows=80, seed=0):
+    """Rows and a two-class target."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return X, y
+
+
+def scaled_sum(factor: float, n_features=3) -> LinearRegression:
+    """A regressor answering ``factor * sum(x)``: on PROBE_ROW it says ``3 * factor``, naming its version."""
+    X = np.random.default_rng(0).normal(size=(30, n_features))
+    return LinearRegression().fit(X, factor * X.sum(axis=1))
+
+
+def upload(client, headers, name, estimator, metadata=None, **kw):
+    """POST an estimator as a new version through a test client; returns the response."""
+    data = {"artifact": (io.BytesIO(artifact_bytes(estimator)), "model.joblib")}
+    if metadata is not None:
+        data["metadata"] = json.dumps(metadata)
+    return client.post(f"/models/{name}/versions", data=data, headers=headers, content_type="multipart/form-data", **kw)
+
+
+def upload_ok(client, headers, name, estimator, metadata=None) -> int:
+    """Upload that must create a version; returns its number."""
+    response = upload(client, headers, name, estimator, metadata)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["version"]
+
+
+def assert_problem(response, status: int, *fragments: str) -> dict:
+    """A problem+json of ``status`` whose detail names every fragment; returns the body."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == PROBLEM_JSON
+    body = response.get_json()
+    assert body["status"] == status and body["title"] and body["type"]
+    for fragment in fragments:
+        assert fragment in body["detail"], body
+    return body
