@@ -142,6 +142,6 @@ def _git_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def command_line() -> str:
+def command_line(module: str = "bench.run_all") -> str:
     """How this run was started, to paste back into a shell."""
-    return " ".join([Path(sys.executable).as_posix(), "-m", "bench.run_all", *sys.argv[1:]])
+    return " ".join([Path(sys.executable).as_posix(), "-m", module, *sys.argv[1:]])
