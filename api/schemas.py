@@ -85,11 +85,10 @@ class UploadMetadata(Schema):
 
 
 class UploadForm(Schema):
-    metadata = fields.String(metadata={"description": "a JSON object: description, metrics, params, tags, lineage, feature_names, input_example"})
+    """The multipart body of an upload (documentation only: the view reads the two parts itself)."""
 
-
-class UploadFiles(Schema):
     artifact = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+    metadata = fields.String(metadata={"description": "a JSON object: description, metrics, params, tags, lineage, feature_names, input_example"})
 
 
 class PromoteRequest(Schema):

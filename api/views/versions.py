@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from api.auth import principal, reads, requires
 from api.content import accepts
 from api.errors import ProblemError, describe_errors
-from api.schemas import UploadFiles, UploadForm, UploadMetadata, VersionListArgs, VersionOut, page_of
+from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, page_of
 from api.services import services
 from registry import versions
 from registry.names import parse_ref
@@ -38,19 +38,23 @@ class Versions(MethodView):
 
     @requires("ci")
     @accepts("multipart/form-data")
-    @blp.arguments(UploadForm, location="form")
-    @blp.arguments(UploadFiles, location="files")
+    @blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": UploadForm}}})
     @blp.response(201, VersionOut)
     @blp.alt_response(200, schema=VersionOut, description="These bytes were uploaded before: the existing version")
-    def post(self, form, files, name):
+    def post(self, name):
         """Upload a version (multipart ``artifact`` + optional JSON ``metadata``)."""
-        artifact = files["artifact"]
+        _check_upload_fields()
+        artifact = request.files.get("artifact")
+        if artifact is None:
+            raise ProblemError(
+                422, "send the model file in the multipart field 'artifact'", {"artifact": ["missing"]}
+            )
         _check_filename(artifact.filename)
         version, created = versions.upload_version(
             services().store,
             name,
             artifact.read(),
-            _parse_metadata(form.get("metadata")),
+            _parse_metadata(request.form.get("metadata")),
             principal().name,
             current_app.config["MAX_BATCH_ROWS"],
         )
@@ -96,6 +100,17 @@ def download_artifact(name, ref):
             "X-Model-Version": str(version.number),
         },
     )
+
+
+def _check_upload_fields() -> None:
+    """Refuse parts other than ``artifact`` and ``metadata``, so a typo is not silently ignored."""
+    unknown = sorted((set(request.files) | set(request.form)) - {"artifact", "metadata"})
+    if unknown:
+        raise ProblemError(
+            422,
+            f"unknown multipart field(s) {', '.join(unknown)}: send 'artifact' (the file) and optionally 'metadata'",
+            {field: ["unknown field"] for field in unknown},
+        )
 
 
 def _check_filename(filename: str | None) -> None:

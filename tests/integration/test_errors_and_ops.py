@@ -5,6 +5,7 @@ import shutil
 from html.parser import HTMLParser
 
 import pytest
+from openapi_spec_validator import validate
 from sklearn.linear_model import Ridge
 from sqlalchemy.exc import ProgrammingError
 
@@ -194,6 +195,10 @@ def test_openapi_json_is_openapi_3_1_and_lists_every_route(app, client):
             assert set(re.findall(r"{(\w+)}", path)) <= {p["name"] for p in operations.get("parameters", [])}
     for ref in _refs(spec):
         assert _resolve(spec, ref) is not None, ref
+
+
+def test_openapi_json_passes_the_openapi_3_1_validator(client):
+    validate(client.get("/openapi.json").get_json())  # raises on any violation of the specification
 
 
 def _resolve(spec: dict, ref: str):
