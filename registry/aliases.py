@@ -6,20 +6,17 @@ scored before an alias may point at it.
 """
 from dataclasses import dataclass
 
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
 from sqlalchemy import select
 
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, VersionArchived
+from registry.inputs import rows_from_json
+from registry.introspect import encoded_columns
 from registry.lookups import find_alias, find_model, find_version
 from registry.names import check_alias_name
 from registry.paging import Page
 from registry.predict import run_model
 from registry.serving import ModelServer, VersionInfo
-from registry.inputs import rows_from_json
-from registry.supported_estimators import ENCODERS
 from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
@@ -188,30 +185,13 @@ def _smoke_test(servable, input_example: list | None) -> None:
 
 
 def _made_up_row(servable) -> list:
-    """0.0 for every number and, for every category, one the model was fitted on.
+    """For every encoded column a category the model was fitted on, else 0.0 (or "" for text).
 
     scikit-learn's encoders refuse unknown categories by default, so an arbitrary string would
     fail a version that serves real rows perfectly well.
     """
-    known = _known_categories(servable.estimator, servable.signature.names)
-    return [0.0 if f.numeric else known.get(f.name, "") for f in servable.signature.features]
-
-
-def _known_categories(step, names: list[str]) -> dict[str, object]:
-    """The first category each encoder inside ``step`` was fitted on, by the input column it reads."""
-    if isinstance(step, ENCODERS):
-        return {name: categories[0] for name, categories in zip(names, step.categories_) if len(categories)}
-    if isinstance(step, Pipeline):
-        # Imputers keep their columns in place, so the first other step reads the Pipeline's columns.
-        kept = (s for _, s in step.steps if s not in (None, "passthrough") and not isinstance(s, SimpleImputer))
-        return _known_categories(next(kept, None), names)
-    if isinstance(step, ColumnTransformer):
-        found = {}
-        for name, inner, _ in step.transformers_:
-            indices = step._transformer_to_input_indices.get(name, [])
-            found |= _known_categories(inner, [names[i] for i in indices])
-        return found
-    return {}
+    known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(servable.estimator).items() if len(categories)}
+    return [known.get(i, 0.0 if f.numeric else "") for i, f in enumerate(servable.signature.features)]
 
 
 def _incompatibilities(current: ModelVersion, candidate: ModelVersion) -> list[str]:

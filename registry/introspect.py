@@ -123,24 +123,25 @@ def _checked_names(given, n_features: int) -> list[str]:
 
 def _object_columns(step) -> set[int]:
     """Input columns that take categories given as strings rather than numbers."""
+    return {i for i, categories in encoded_columns(step).items() if not _numeric(categories)}
+
+
+def encoded_columns(step) -> dict[int, np.ndarray]:
+    """The fitted categories of every input column that an encoder inside ``step`` reads, by index."""
     if isinstance(step, ENCODERS):
-        return {i for i, categories in enumerate(step.categories_) if not _numeric(categories)}
+        return dict(enumerate(step.categories_))
     if isinstance(step, ColumnTransformer):
-        return _routed_object_columns(step)
+        found = {}
+        for name, inner, _ in step.transformers_:
+            # The fitted routing of input columns, as ColumnTransformer itself reads it.
+            indices = step._transformer_to_input_indices[name]
+            found |= {indices[i]: categories for i, categories in encoded_columns(inner).items()}
+        return found
     if isinstance(step, Pipeline):
         # An imputer keeps its columns in place, so the first other step decides.
         kept = (s for _, s in step.steps if s != PASSTHROUGH and not isinstance(s, SimpleImputer))
-        return _object_columns(next(kept, None))
-    return set()
-
-
-def _routed_object_columns(transformer: ColumnTransformer) -> set[int]:
-    columns = set()
-    for name, step, _ in transformer.transformers_:
-        # The fitted routing of input columns, as ColumnTransformer itself reads it.
-        indices = transformer._transformer_to_input_indices[name]
-        columns |= {indices[i] for i in _object_columns(step)}
-    return columns
+        return encoded_columns(next(kept, None))
+    return {}
 
 
 def _numeric(categories: np.ndarray) -> bool:

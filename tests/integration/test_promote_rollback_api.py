@@ -449,3 +449,11 @@ def test_a_promote_with_an_empty_body_uses_the_defaults(client, ci, four):
     response = client.post("/models/m/versions/2/promote", headers=ci)
     moved(response, 2, None)
     assert alias_map(client) == {"production": 2}
+
+
+def test_a_version_without_an_example_whose_encoder_knows_only_some_numbers_still_promotes(client, ci):
+    frame = pd.DataFrame({"zone": [3, 5, 7, 3, 5, 7] * 5, "size": np.linspace(0.0, 1.0, 30)})
+    strict = ColumnTransformer([("zone", OneHotEncoder(handle_unknown="error"), ["zone"])], remainder="passthrough")
+    model = Pipeline([("prepare", strict), ("model", LinearRegression())]).fit(frame, frame["size"] * 2)
+    upload_ok(client, ci, "zoned", model)  # no input_example: promote makes a row up; zone 0.0 would be unknown
+    moved(promote(client, ci, 1, name="zoned"), 1, None, name="zoned")
