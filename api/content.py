@@ -1,6 +1,8 @@
 """Request-body helpers shared by views: content types, JSON decoding, size limits."""
 import json
 from collections.abc import Callable
+
+import orjson
 from functools import wraps
 
 from flask import request
@@ -30,8 +32,18 @@ def accepts(*mimetypes: str, body_optional: bool = False) -> Callable:
 
 
 def json_body() -> object:
-    """The request body decoded as JSON (NaN/Infinity tokens decode to floats; callers refuse them)."""
+    """The request body decoded as JSON (NaN/Infinity tokens decode to floats; callers refuse them).
+
+    orjson is several times faster on the rows of a batch; the standard parser takes over for what
+    orjson refuses (NaN and Infinity tokens, which the caller turns into a precise 422) and words
+    the 400 for a body that is not JSON at all.
+    """
+    data = request.get_data()
     try:
-        return json.loads(request.get_data())
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, f"the body is not valid JSON: {exc}") from None

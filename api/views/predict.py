@@ -1,8 +1,8 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
-import json
 import time
 from functools import lru_cache
 
+import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
@@ -80,7 +80,7 @@ def _answer(name: str, ref: str) -> Response:
     answered.inc()
     latency.observe(time.perf_counter() - started)
     return Response(
-        json.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
+        orjson.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
     )
 
 
