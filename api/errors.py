@@ -69,6 +69,17 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
+def status_of(exc: Exception) -> int:
+    """The status the handlers below answer ``exc`` with (for counting answers by status)."""
+    if isinstance(exc, ProblemError):
+        return exc.status
+    if isinstance(exc, HTTPException):
+        return exc.code or 500
+    if isinstance(exc, OperationalError):
+        return 503
+    return next((status for cls, status, _ in DOMAIN_STATUS if isinstance(exc, cls)), 500)
+
+
 def _domain_error(exc: domain.RegistryError) -> Response:
     for cls, status, title in DOMAIN_STATUS:
         if isinstance(exc, cls):

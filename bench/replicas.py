@@ -51,21 +51,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run the scenario, print and write the figures."""
     args = parse_args(argv)
     plan = PLAN[: args.moves]
-    with tempfile.TemporaryDirectory(prefix="registry-replicas-") as tmp, postgres_database() as database_url:
-        root = Path(tmp)
-        env = server.service_env(database_url, root / "artifacts", "bench-admin-token")
-        server.migrate(env)
-        replicas = [server.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS) for _ in range(2)]
-        try:
-            for factor in (1, 2, 3, 4):
-                upload(replicas[0], "replicated", scaled_sum(factor)).raise_for_status()
-            move(replicas[0], "promote", "replicated", 1, reason="bench")
-            urls = [f"{live.url}/models/replicated/production/predict" for live in replicas]
-            with Load(urls, args.threads) as load:
-                moves = run_moves(replicas[0], "replicated", plan, pause=args.pause)
-        finally:
-            for live in replicas:
-                live.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="registry-replicas-") as tmp,
+        postgres_database() as database_url,
+        server.running(database_url, Path(tmp), "bench-admin-token", count=2, workers=WORKERS,
+                       refresh_seconds=REFRESH_SECONDS) as replicas,
+    ):
+        for factor in (1, 2, 3, 4):
+            upload(replicas[0], "replicated", scaled_sum(factor)).raise_for_status()
+        move(replicas[0], "promote", "replicated", 1, reason="bench")
+        urls = [f"{live.url}/models/replicated/production/predict" for live in replicas]
+        with Load(urls, args.threads) as load:
+            moves = run_moves(replicas[0], "replicated", plan, pause=args.pause)
     result = _summary(load.answers, moves, urls, args)
     print(_markdown(result))
     _write(result, args.out)

@@ -14,7 +14,7 @@ from registry.inputs import rows_from_json
 from registry.introspect import encoded_columns
 from registry.lookups import find_alias, find_model, find_version
 from registry.names import check_alias_name
-from registry.paging import Page
+from registry.paging import Page, paginate
 from registry.predict import run_model
 from registry.serving import ModelServer, VersionInfo
 from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, utcnow
@@ -44,11 +44,7 @@ def history(name: str, alias: str | None, page: int, per_page: int) -> Page:
     query = select(PromotionEvent).where(PromotionEvent.model_id == model.id)
     if alias:
         query = query.where(PromotionEvent.alias == alias)
-    total = db.session.execute(query.with_only_columns(db.func.count())).scalar_one()
-    events = db.session.execute(
-        query.order_by(PromotionEvent.id.desc()).offset((page - 1) * per_page).limit(per_page)
-    ).scalars()
-    return Page(list(events), total, page, per_page)
+    return paginate(query.order_by(PromotionEvent.id.desc()), page, per_page)
 
 
 def promote(server: ModelServer, name: str, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:

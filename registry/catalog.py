@@ -1,12 +1,12 @@
 """Use cases on registered models as a whole: list, look at, describe and tag."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from registry.db import db, write_transaction
 from registry.lookups import find_model, latest_numbers
-from registry.paging import Page
+from registry.paging import Page, paginate
 from registry.tables import RegisteredModel, utcnow
 
 
@@ -26,12 +26,9 @@ class ModelSummary:
 
 def list_models(page: int, per_page: int) -> Page:
     """Models ordered by name."""
-    total = db.session.execute(select(func.count(RegisteredModel.id))).scalar_one()
-    models = db.session.execute(
-        select(RegisteredModel).order_by(_by_name()).offset((page - 1) * per_page).limit(per_page)
-    ).scalars().all()
-    latest = latest_numbers([m.id for m in models])
-    return Page([_summary(m, latest.get(m.id)) for m in models], total, page, per_page)
+    models = paginate(select(RegisteredModel).order_by(_by_name()), page, per_page)
+    latest = latest_numbers([m.id for m in models.items])
+    return replace(models, items=[_summary(m, latest.get(m.id)) for m in models.items])
 
 
 def get_model(name: str) -> ModelSummary:

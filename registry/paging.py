@@ -2,6 +2,10 @@
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select, func, select
+
+from registry.db import db
+
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
 
@@ -15,10 +19,12 @@ class Page:
     page: int
     per_page: int
 
-    @property
-    def offset(self) -> int:
-        """Index of the first item of this page in the whole list."""
-        return (self.page - 1) * self.per_page
+
+def paginate(query: Select, page: int, per_page: int) -> Page:
+    """The ``page``-th page of an ordered ``select`` of ORM rows, with the count of all of them."""
+    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    rows = db.session.execute(query.offset((page - 1) * per_page).limit(per_page)).scalars().all()
+    return Page(list(rows), total, page, per_page)
 
 
 def slice_page(items: list[Any], page: int, per_page: int) -> Page:

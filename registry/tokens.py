@@ -5,13 +5,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
 from registry.names import TOKEN_NAME, check_token_name
-from registry.paging import Page
+from registry.paging import Page, paginate
 from registry.tables import ApiToken, utcnow
 
 ROLES = ("admin", "ci")
@@ -62,11 +62,7 @@ def list_tokens() -> list[ApiToken]:
 
 def token_page(page: int, per_page: int) -> Page:
     """One page of the tokens, by name."""
-    total = db.session.execute(select(func.count(ApiToken.id))).scalar_one()
-    rows = db.session.execute(
-        select(ApiToken).order_by(ApiToken.name).offset((page - 1) * per_page).limit(per_page)
-    ).scalars()
-    return Page(list(rows), total, page, per_page)
+    return paginate(select(ApiToken).order_by(ApiToken.name), page, per_page)
 
 
 def revoke_token(name: str) -> None:

@@ -5,11 +5,10 @@ from functools import lru_cache
 import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
-from werkzeug.exceptions import HTTPException
 
 from api.auth import reads
 from api.content import accepts, json_body
-from api.errors import DOMAIN_STATUS, ProblemError
+from api.errors import ProblemError, status_of
 from api.schemas import PredictionOut
 from api.services import services
 from registry.inputs import rows_from_csv, rows_from_json
@@ -74,7 +73,7 @@ def _answer(name: str, ref: str) -> Response:
     try:
         result = predict(servable, parse, proba)
     except Exception as exc:
-        PREDICTIONS.labels(name, version, str(_status_of(exc))).inc()
+        PREDICTIONS.labels(name, version, str(status_of(exc))).inc()
         raise
     answered, latency = _success_series(name, version)
     answered.inc()
@@ -82,15 +81,6 @@ def _answer(name: str, ref: str) -> Response:
     return Response(
         orjson.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
     )
-
-
-def _status_of(exc: Exception) -> int:
-    """The status the error handlers will answer ``exc`` with."""
-    if isinstance(exc, ProblemError):
-        return exc.status
-    if isinstance(exc, HTTPException):
-        return exc.code or 500
-    return next((status for cls, status, _ in DOMAIN_STATUS if isinstance(exc, cls)), 500)
 
 
 @lru_cache(maxsize=4096)

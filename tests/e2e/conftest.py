@@ -11,9 +11,5 @@ ADMIN_TOKEN = "e2e-admin-token"
 def live_registry(tmp_path_factory):
     """The running service: ``.url``, ``.admin_token``, ``.headers``, ``.env`` (for CLI subprocesses)."""
     root = tmp_path_factory.mktemp("live")
-    with fresh_database(root) as database_url:
-        env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN)
-        server.migrate(env)
-        live = server.start(env, root, workers=3, refresh_seconds=1.0)
+    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN) as (live,):
         yield live
-        live.stop()

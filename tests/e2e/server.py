@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +96,24 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
         live.stop()
         raise
     return live
+
+
+@contextmanager
+def running(database_url: str, root: Path, admin_token: str, count: int = 1, workers: int = 3,
+            refresh_seconds: float = 1.0) -> Iterator[list[LiveRegistry]]:
+    """``count`` instances on one database and one artifact root under ``root``; migrations run once.
+
+    Every instance that started is stopped on the way out, also when a later one fails to start.
+    """
+    env = service_env(database_url, root / "artifacts", admin_token)
+    migrate(env)
+    with ExitStack() as stack:
+        instances = []
+        for _ in range(count):
+            live = start(env, root, workers=workers, refresh_seconds=refresh_seconds)
+            stack.callback(live.stop)
+            instances.append(live)
+        yield instances
 
 
 def _die_with_parent() -> None:

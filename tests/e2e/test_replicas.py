@@ -18,18 +18,8 @@ MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("r
 def replicas(tmp_path_factory):
     """Two running instances sharing the database and the artifact root; migrations run once."""
     root = tmp_path_factory.mktemp("replicas")
-    with fresh_database(root) as database_url:
-        env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN)
-        server.migrate(env)
-        first = server.start(env, root, workers=2, refresh_seconds=1.0)
-        try:
-            second = server.start(env, root, workers=2, refresh_seconds=1.0)
-        except Exception:
-            first.stop()
-            raise
-        yield first, second
-        first.stop()
-        second.stop()
+    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN, count=2, workers=2) as both:
+        yield both
 
 
 def test_both_replicas_follow_moves_made_through_one_within_the_window_without_failures(replicas):
