@@ -8,6 +8,7 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 
 from api import cli
+from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.services import EXTENSION, Services
 from api.views import aliases, models, ops, predict, tokens, versions
@@ -73,4 +74,5 @@ def _init_http(app: Flask) -> None:
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")
     )
+    app.before_request(check_json_body)
     register_error_handlers(app)
