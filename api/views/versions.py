@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
-from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, page_of
+from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from api.services import services
 from registry import versions
 from registry.names import parse_ref
@@ -72,14 +72,19 @@ class Version(MethodView):
         """One version, by number or alias."""
         return versions.get_version(name, ref)
 
+    @requires("ci")
+    @accepts("application/json")
+    @blp.arguments(VersionPatch)
+    @blp.response(200, VersionOut)
+    def patch(self, changes, name, ref):
+        """Change a version's description or tags; metrics and lineage stay as uploaded."""
+        return versions.update_version(name, version_number(ref, "change"), changes)
+
     @requires("admin")
     @blp.response(200, VersionOut)
     def delete(self, name, ref):
         """Archive a version (soft delete); refused while an alias points at it."""
-        number = parse_ref(ref)
-        if not isinstance(number, int):
-            raise ProblemError(422, "archive by version number, not by alias")
-        return versions.archive_version(services().server, name, number)
+        return versions.archive_version(services().server, name, version_number(ref, "archive"))
 
 
 @blp.route("/models/<name>/versions/<ref>/artifact")
@@ -102,6 +107,14 @@ def download_artifact(name, ref):
             "X-Model-Version": str(version.number),
         },
     )
+
+
+def version_number(ref: str, verb: str) -> int:
+    """The version number in a path that must name one (writes never go through an alias)."""
+    number = parse_ref(ref)
+    if not isinstance(number, int):
+        raise ProblemError(422, f"{verb} by version number, not by alias")
+    return number
 
 
 def _check_upload_fields() -> None:
