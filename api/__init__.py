@@ -10,6 +10,7 @@ from flask_smorest import Api
 from api import cli
 from api.content import check_json_body
 from api.errors import register_error_handlers
+from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
 from api.views import aliases, evaluations, models, ops, predict, tokens, versions
 from config import BASE_DIR, Config
@@ -68,7 +69,7 @@ def _init_services(app: Flask) -> None:
 
 
 def _init_http(app: Flask) -> None:
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
     for module in (models, versions, evaluations, aliases, predict, tokens, ops):
         api.register_blueprint(module.blp)
     app.register_blueprint(

@@ -3,6 +3,7 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
 from api.content import accepts
+from api.openapi import errors
 from api.schemas import (
     AliasDeleteArgs, AliasesArgs, EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of,
 )
@@ -14,6 +15,7 @@ blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollbac
 
 @blp.route("/models/<name>/versions/<int:number>/promote", methods=["POST"])
 @requires("ci")
+@errors(410)
 @accepts("application/json", body_optional=True)
 @blp.arguments(PromoteRequest(), required=False)
 @blp.response(200, MoveOut)
@@ -26,6 +28,7 @@ def promote(body, name, number):
 
 @blp.route("/models/<name>/rollback", methods=["POST"])
 @requires("ci")
+@errors(409, 410)
 @accepts("application/json", body_optional=True)
 @blp.arguments(RollbackRequest(), required=False)
 @blp.response(200, MoveOut)

@@ -4,6 +4,7 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
 from api.content import accepts
+from api.openapi import errors
 from api.schemas import DatasetEvaluationArgs, EvaluationOut, EvaluationRequest, PageArgs, page_of
 from api.views.versions import version_number
 from registry import evaluations
@@ -22,6 +23,7 @@ class VersionEvaluations(MethodView):
         return evaluations.version_evaluations(name, ref, args["page"], args["per_page"])
 
     @requires("ci")
+    @errors(410)
     @accepts("application/json")
     @blp.arguments(EvaluationRequest)
     @blp.response(201, EvaluationOut)

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
+from api.openapi import errors
 from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from api.services import services
 from registry import versions
@@ -39,6 +40,7 @@ class Versions(MethodView):
         return versions.list_versions(name, args["sort"], args["include_archived"], args["page"], args["per_page"])
 
     @requires("ci")
+    @errors(409)
     @accepts("multipart/form-data")
     @blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": UploadForm}}})
     @blp.response(201, VersionOut)
@@ -81,6 +83,7 @@ class Version(MethodView):
         return versions.update_version(name, version_number(ref, "change"), changes)
 
     @requires("admin")
+    @errors(409)
     @blp.response(200, VersionOut)
     def delete(self, name, ref):
         """Archive a version (soft delete); refused while an alias points at it."""
