@@ -3,8 +3,12 @@ import io
 import json
 
 import pytest
+from flask_migrate import upgrade
 
-from tests.helpers import artifact_bytes, assert_problem, scaled_sum, upload_ok
+from tests.databases import fresh_database
+from tests.helpers import ADMIN_TOKEN, MIGRATIONS, artifact_bytes, assert_problem, close_app, make_app, scaled_sum, upload_ok
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 DEPTHS = [65, 2_000, 100_000]
 
@@ -37,22 +41,30 @@ JSON_ROUTES = [
 ]
 
 
-@pytest.fixture
-def registry(client, admin):
-    """A registry holding model ``m`` version 1, served as ``production``."""
-    upload_ok(client, admin, "m", scaled_sum(1.0))
-    assert client.post("/models/m/versions/1/promote", json={}, headers=admin).status_code == 200
-    return client
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A registry holding model ``m`` version 1, served as ``production``; shared, since every
+    request below is refused and changes nothing."""
+    root = tmp_path_factory.mktemp("bounds")
+    with fresh_database(root) as url:
+        app = make_app(url, root / "artifacts")
+        with app.app_context():
+            upgrade(directory=MIGRATIONS)
+        client = app.test_client()
+        upload_ok(client, ADMIN, "m", scaled_sum(1.0))
+        assert client.post("/models/m/versions/1/promote", json={}, headers=ADMIN).status_code == 200
+        yield client
+        close_app(app)
 
 
 @pytest.mark.parametrize("depth", DEPTHS)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("method, path, who", JSON_ROUTES, ids=[f"{m} {p}" for m, p, _ in JSON_ROUTES])
-def test_json_nested_however_deep_is_a_400_on_every_json_route(registry, admin, method, path, who, shape, depth):
+def test_json_nested_however_deep_is_a_400_on_every_json_route(registry, method, path, who, shape, depth):
     body = SHAPES[shape](depth)
 
     response = getattr(registry, method)(
-        path, data=body, content_type="application/json", headers=admin if who else {}
+        path, data=body, content_type="application/json", headers=ADMIN if who else {}
     )
 
     assert_problem(response, 400, "deeper than 64 levels")
@@ -60,19 +72,19 @@ def test_json_nested_however_deep_is_a_400_on_every_json_route(registry, admin, 
 
 @pytest.mark.parametrize("depth", DEPTHS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_upload_metadata_nested_however_deep_is_a_400_and_nothing_is_stored(registry, admin, shape, depth):
+def test_upload_metadata_nested_however_deep_is_a_400_and_nothing_is_stored(registry, shape, depth):
     form = {"artifact": (io.BytesIO(artifact_bytes(scaled_sum(2.0))), "m.joblib"), "metadata": SHAPES[shape](depth)}
 
-    response = registry.post("/models/m/versions", data=form, headers=admin, content_type="multipart/form-data")
+    response = registry.post("/models/m/versions", data=form, headers=ADMIN, content_type="multipart/form-data")
 
     assert_problem(response, 400, "metadata nests", "deeper than 64 levels")
     assert registry.get("/models/m").get_json()["version_count"] == 1
 
 
-def test_json_nested_up_to_the_limit_reaches_the_route(registry, admin):
+def test_json_nested_up_to_the_limit_reaches_the_route(registry):
     params = json.loads(nested_array(63))
 
-    response = registry.post("/models/m/versions/1/promote", json={"reason": params}, headers=admin)
+    response = registry.post("/models/m/versions/1/promote", json={"reason": params}, headers=ADMIN)
 
     assert_problem(response, 422, "reason")  # parsed, then refused by the schema, not by the depth check
 
