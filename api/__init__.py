@@ -8,9 +8,11 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 
 from api import cli
+from api.content import check_json_body
 from api.errors import register_error_handlers
+from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
-from api.views import aliases, models, ops, predict, tokens, versions
+from api.views import aliases, evaluations, models, ops, predict, tokens, versions
 from config import BASE_DIR, Config
 from registry.artifacts import ArtifactStore
 from registry.db import configure_sqlite, db
@@ -67,10 +69,11 @@ def _init_services(app: Flask) -> None:
 
 
 def _init_http(app: Flask) -> None:
-    api = Api(app)
-    for module in (models, versions, aliases, predict, tokens, ops):
+    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
+    for module in (models, versions, evaluations, aliases, predict, tokens, ops):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")
     )
+    app.before_request(check_json_body)
     register_error_handlers(app)

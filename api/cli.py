@@ -28,7 +28,7 @@ def _clean_errors(command: Callable) -> Callable:
 
 @tokens_group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin or ci")
+@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci or reader")
 @_clean_errors
 def create(name: str, role: str):
     """Create a token and print it; it is shown only this once."""

@@ -5,6 +5,7 @@ from datetime import timezone
 from marshmallow import Schema, ValidationError, fields, validate
 
 from registry.names import DEFAULT_ALIAS
+from registry.tokens import ROLES
 from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
 
@@ -67,9 +68,55 @@ class HistoryArgs(PageArgs):
     alias = Text(load_default=None)
 
 
+class AliasesArgs(Schema):
+    at = fields.AwareDateTime(
+        format="iso",
+        default_timezone=timezone.utc,
+        load_default=None,
+        metadata={"description": "an ISO 8601 instant (Z or an offset; without one, UTC): the alias map as it was then"},
+    )
+
+
+class AliasDeleteArgs(Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+
+
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text())
+
+
+class VersionPatch(Schema):
+    """What may change on a version: its words. Metrics, lineage and the rest are facts of the upload."""
+
+    error_messages = {"unknown": "cannot be changed: a version's description and tags can, nothing else"}
+
+    description = Text(validate=validate.Length(max=10_000))
+    tags = fields.Dict(keys=Text(), values=Text())
+
+
+SHA256_HEX = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="must be a sha256: 64 hexadecimal characters")
+
+
+class DatasetIn(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=255))
+    sha256 = fields.String(required=True, validate=SHA256_HEX)
+    rows = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**62))
+
+
+class EvaluationRequest(Schema):
+    dataset = fields.Nested(DatasetIn, required=True)
+    metrics = fields.Dict(
+        keys=Text(validate=validate.Length(min=1, max=128)), values=FiniteNumber(), required=True,
+        validate=validate.Length(min=1, error="give at least one metric"),
+    )
+    note = Text(load_default="", validate=validate.Length(max=2_000))
+
+
+class DatasetEvaluationArgs(PageArgs):
+    dataset = fields.String(required=True, validate=SHA256_HEX, metadata={"description": "the dataset's sha256"})
+    sort = fields.String(load_default=None, metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
+    include_archived = fields.Boolean(load_default=False)
 
 
 class UploadMetadata(Schema):
@@ -105,7 +152,7 @@ class RollbackRequest(Schema):
 
 class TokenRequest(Schema):
     name = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["admin", "ci"]))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
 # ---- responses ----------------------------------------------------------------------------
@@ -159,12 +206,23 @@ class EventOut(Schema):
     id = fields.Integer()
     alias = fields.String()
     from_version = fields.Integer(allow_none=True)
-    to_version = fields.Integer()
+    to_version = fields.Integer(allow_none=True)
     action = fields.String()
     actor = fields.String()
     reason = fields.String()
     forced = fields.Boolean()
     at = UTCDateTime()
+
+
+class EvaluationOut(Schema):
+    id = fields.Integer()
+    model = fields.Function(lambda e: e.version.model.name)
+    version = fields.Integer(attribute="number")
+    dataset = fields.Function(lambda e: {"name": e.dataset_name, "sha256": e.dataset_sha256, "rows": e.rows})
+    metrics = fields.Dict()
+    note = fields.String()
+    created_at = UTCDateTime()
+    created_by = fields.String()
 
 
 class TokenOut(Schema):

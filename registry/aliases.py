@@ -1,4 +1,4 @@
-"""Use cases that move aliases — promote and rollback — and read where they point and pointed.
+"""Use cases that move aliases — promote, rollback, delete — and read where they point and pointed.
 
 Every move locks the model (its row on PostgreSQL, the write lock on SQLite), so moves of one
 model happen one at a time and the history is a consistent chain. A version is loaded and
@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from registry.db import db, write_transaction
-from registry.errors import Conflict, InvalidInput, VersionArchived
+from registry.errors import AliasNotFound, Conflict, InvalidInput, VersionArchived
 from registry.inputs import rows_from_json
 from registry.introspect import encoded_columns
 from registry.lookups import find_alias, find_model, find_version
-from registry.names import check_alias_name
+from registry.names import ALIAS_NAME, LATEST, check_alias_name
 from registry.paging import Page, paginate
 from registry.predict import run_model
 from registry.serving import ModelServer, VersionInfo
 from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
+# Events that point the alias at a new version, which a rollback can undo.
+FORWARD_MOVES = ("promote", "rollout_promote")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,31 @@ def rollback(server: ModelServer, name: str, alias: str, to_version: int | None,
     raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
 
 
+def delete_alias(server: ModelServer, name: str, alias: str, reason: str, actor: str) -> PromotionEvent:
+    """Remove ``alias`` and record it (``action: "delete"``, ``to_version`` null).
+
+    What the alias pointed at before the delete is no longer rollback's to undo: a rollback
+    after a delete is refused until a promote sets the alias again.
+    """
+    if alias == LATEST:
+        raise InvalidInput("'latest' is computed (the highest non-archived version) and cannot be deleted")
+    with write_transaction():
+        model = find_model(name, lock=True)
+        current = find_alias(model, alias) if ALIAS_NAME.fullmatch(alias) else None
+        if current is None:
+            raise AliasNotFound(f"model {name!r} has no alias {alias!r}")
+        event = PromotionEvent(
+            model_id=model.id, alias=alias, action="delete", from_version=current.version.number,
+            to_version=None, actor=actor, reason=reason or "",
+        )
+        db.session.add(event)
+        db.session.delete(current)
+        model.updated_at = utcnow()
+        db.session.flush()
+    server.note_deleted(name, alias)
+    return event
+
+
 def _rollback_plan(model: RegisteredModel, alias: str, to_version: int | None) -> tuple[int, PromotionEvent]:
     """The version to go back to and the oldest promote that going there undoes."""
     current = find_alias(model, alias)
@@ -129,10 +156,12 @@ def _undo_stack(model: RegisteredModel, alias: str) -> list[PromotionEvent]:
     ).scalars()
     stack: list[PromotionEvent] = []
     for event in events:
-        if event.action == "promote":
+        if event.action in FORWARD_MOVES:
             stack.append(event)
-        else:
+        elif event.action == "rollback":
             stack = [e for e in stack if e.id < event.reverts_event_id]
+        elif event.action == "delete":
+            stack = []  # a deleted alias starts afresh: nothing before the delete is undone into
     return stack
 
 

@@ -25,6 +25,10 @@ class VersionNotFound(NotFound):
     """No such version (or alias) of an existing model."""
 
 
+class AliasNotFound(NotFound):
+    """No alias of that name on an existing model."""
+
+
 class TokenNotFound(NotFound):
     """No token of that name."""
 

@@ -95,6 +95,13 @@ class ModelServer:
             self._moved_at[(name, alias)] = self._moves
             self._install({**self._aliases, (name, alias): servable})
 
+    def note_deleted(self, name: str, alias: str) -> None:
+        """Stop serving an alias deleted by this process at once; the watcher drops it elsewhere."""
+        with self._lock:
+            self._moves += 1
+            self._moved_at[(name, alias)] = self._moves
+            self._aliases = {key: servable for key, servable in self._aliases.items() if key != (name, alias)}
+
     def note_archived(self, name: str, number: int) -> None:
         """Refuse a version archived by this process at once, without waiting for the watcher."""
         with self._lock:

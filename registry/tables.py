@@ -1,4 +1,4 @@
-"""ORM tables: models, versions, aliases, promotion events (the audit log) and API tokens."""
+"""ORM tables: models, versions, aliases, promotion events (the audit log), evaluations and API tokens."""
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -110,14 +110,37 @@ class PromotionEvent(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     alias: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | delete | rollout_*
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    to_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the alias was deleted
     reverts_event_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_events.id"), nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Evaluation(db.Model):
+    """A score of one version on a named dataset; versions scored on the same dataset compare fairly."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    dataset_name: Mapped[str] = mapped_column(String(255))
+    dataset_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+
+    @property
+    def number(self) -> int:
+        """The evaluated version's number."""
+        return self.version.number
 
 
 class ApiToken(db.Model):

@@ -3,7 +3,11 @@
 Defined once at import so every app in a process shares them; in gunicorn the multiprocess
 collector (``PROMETHEUS_MULTIPROC_DIR``) adds them up across workers.
 """
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+
+# Every metric of the registry is named so; a scrape declares each of them (see EveryFamily).
+PREFIX = "registry_"
 
 PREDICTIONS = Counter(
     "registry_predictions_total", "Prediction requests answered", ["model", "version", "status"]
@@ -29,3 +33,24 @@ ALIAS_VERSION = Gauge(
     ["model", "alias"],
     multiprocess_mode="livemostrecent",
 )
+
+
+class EveryFamily:
+    """A collector: ``source``'s families, plus an empty family for each registry metric it lacks.
+
+    Gunicorn's multiprocess collector only knows the samples workers wrote, so before any traffic
+    it has none; Prometheus should still see every family (with its help and type) from the first scrape.
+    """
+
+    def __init__(self, source):
+        self._source = source
+
+    def collect(self):
+        """The source's families, then the declared ones it did not report."""
+        seen = set()
+        for family in self._source.collect():
+            seen.add(family.name)
+            yield family
+        for family in REGISTRY.collect():
+            if family.name.startswith(PREFIX) and family.name not in seen:
+                yield Metric(family.name, family.documentation, family.type, family.unit)

@@ -78,7 +78,7 @@ def list_versions(name: str, sort: str | None, include_archived: bool, page: int
     if not include_archived:
         query = query.where(ModelVersion.status == "ready")
     versions = list(db.session.execute(query).scalars().all())
-    return slice_page(_sorted(versions, sort or "-version"), page, per_page)
+    return slice_page(sorted_by(versions, sort or "-version"), page, per_page)
 
 
 def get_version(name: str, ref: str) -> ModelVersion:
@@ -90,6 +90,18 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
     """The version and its stored bytes, verified against the recorded sha256."""
     version = get_version(name, ref)
     return version, store.get(version.sha256)
+
+
+def update_version(name: str, number: int, changes: dict) -> ModelVersion:
+    """Set a version's ``description`` and/or ``tags``; what the upload measured stays as it was."""
+    with write_transaction():
+        model = find_model(name, lock=True)
+        version = find_version(model, number)
+        for field in ("description", "tags"):
+            if field in changes:
+                setattr(version, field, changes[field])
+        model.updated_at = utcnow()
+    return version
 
 
 def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion:
@@ -146,8 +158,10 @@ def _checked_input_example(example, signature, max_rows: int) -> list | None:
     return example
 
 
-def _sorted(versions: list[ModelVersion], sort: str) -> list[ModelVersion]:
+def sorted_by(versions: list, sort: str) -> list:
     """Sort by ``version``, ``created_at`` or ``metrics.<key>``; '-' for descending.
+
+    Takes anything with ``number``, ``created_at`` and ``metrics`` (versions, evaluations).
 
     Versions without the sorted metric come last in either direction.
     """

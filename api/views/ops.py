@@ -7,6 +7,7 @@ from sqlalchemy import text
 from api.errors import problem
 from api.services import services
 from registry.db import db
+from registry.telemetry import EveryFamily
 
 blp = Blueprint("ops", __name__, description="Operations")
 
@@ -37,11 +38,12 @@ def metrics():
     multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        registry.register(EveryFamily(multiprocess.MultiProcessCollector(None, path=multiproc_dir)))
         payload = generate_latest(registry)
     else:
         payload = generate_latest()
-    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would append a second "; charset=utf-8"
+    return Response(payload, content_type=CONTENT_TYPE_LATEST)
 
 
 def _database_ok() -> bool:
