@@ -104,6 +104,7 @@ def complete_rollout(server: ModelServer, *, name: str, alias: str, reason: str,
 
 def abort_rollout(server: ModelServer, *, name: str, alias: str, reason: str, actor: str) -> RolloutState:
     """End the rollout: all of the alias's traffic goes back to its primary version; recorded."""
+    server.flush_figures()  # this process's latest counts go into the figures answered
     with write_transaction():
         model = find_model(name, lock=True)
         rollout, primary = _active(model, alias), _primary(model, alias)
