@@ -11,11 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 from registry import lookups
 from registry.artifacts import ArtifactStore
-from registry.cache import ModelCache, ServableModel
+from registry.cache import ModelCache, ServableModel, VersionInfo
 from registry.errors import VersionArchived
 from registry.introspect import takes_named_columns
 from registry.lookups import find_model, find_version
@@ -24,62 +23,15 @@ from registry.predict import run_model
 from registry.rollouts import figures
 from registry.rollouts.figures import FigureBook
 from registry.rollouts.routing import AliasState, Arm, LiveRollout, Route, route
+from registry.rollouts.spec import RolloutSpec
 from registry.rollouts.shadow import ShadowRunner
 from registry.safe_pickle import load_estimator
 from registry.signature import Signature
-from registry.tables import ModelVersion, Rollout
 from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
 
 log = logging.getLogger(__name__)
 
 AliasKey = tuple[str, str]  # (model name, alias name)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What is needed to load a version, read from its row while a session is open."""
-
-    model: str
-    number: int
-    sha256: str
-    task: str
-    signature: dict
-    status: str = "ready"
-
-    @classmethod
-    def of(cls, row: ModelVersion) -> "VersionInfo":
-        """Copy the loading facts out of an ORM row."""
-        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status)
-
-
-@dataclass(frozen=True)
-class RolloutSpec:
-    """A rollout as the database says it, read while a session is open (nothing loaded yet)."""
-
-    id: int
-    canary: VersionInfo | None
-    canary_percent: float | None
-    shadow: VersionInfo | None
-    shadow_percent: float | None
-    sticky_header: str | None
-
-    @classmethod
-    def of(cls, row: Rollout) -> "RolloutSpec":
-        """Copy a rollout's settings out of its ORM row."""
-        canary = VersionInfo.of(row.canary) if row.canary is not None else None
-        shadow = VersionInfo.of(row.shadow) if row.shadow is not None else None
-        return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header)
-
-    def matches(self, live: LiveRollout) -> bool:
-        """Whether ``live`` serves exactly this rollout already."""
-        def same(arm: Arm | None, info: VersionInfo | None, percent: float | None) -> bool:
-            if arm is None or info is None:
-                return arm is None and info is None
-            return arm.servable.version == info.number and arm.percent == percent
-
-        return (live.id == self.id and live.sticky_header == self.sticky_header
-                and same(live.canary, self.canary, self.canary_percent)
-                and same(live.shadow, self.shadow, self.shadow_percent))
 
 
 class ModelServer:
