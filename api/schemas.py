@@ -150,6 +150,26 @@ class RollbackRequest(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
+class RolloutArm(Schema):
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    percent = FiniteNumber(
+        required=True, validate=validate.Range(min=0, max=100, min_inclusive=False),
+        metadata={"type": "number", "description": "share of the alias's requests, in (0, 100]"},
+    )
+
+
+class RolloutRequest(Schema):
+    canary = fields.Nested(RolloutArm, load_default=None, allow_none=True)
+    shadow = fields.Nested(RolloutArm, load_default=None, allow_none=True)
+    sticky_header = fields.String(load_default=None, allow_none=True, metadata={"example": "X-User-Id"})
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    force = fields.Boolean(load_default=False)
+
+
+class RolloutEndRequest(Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+
+
 class TokenRequest(Schema):
     name = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
@@ -212,6 +232,43 @@ class EventOut(Schema):
     reason = fields.String()
     forced = fields.Boolean()
     at = UTCDateTime()
+    details = fields.Dict(allow_none=True, metadata={"description": "a rollout event's versions, percents and figures"})
+
+
+class ServedFigures(Schema):
+    version = fields.Integer()
+    requests = fields.Integer()
+    errors = fields.Integer()
+    p50_ms = fields.Float(allow_none=True)
+    p99_ms = fields.Float(allow_none=True)
+
+
+class CanaryFigures(ServedFigures):
+    percent = fields.Float()
+
+
+class ShadowFigures(Schema):
+    version = fields.Integer()
+    percent = fields.Float()
+    compared = fields.Integer()
+    dropped = fields.Integer()
+    errors = fields.Integer()
+    agreement = fields.Float(allow_none=True, metadata={"description": "classifiers: share of rows labelled alike"})
+    mean_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
+    max_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
+
+
+class RolloutOut(Schema):
+    model = fields.String()
+    alias = fields.String()
+    started_at = UTCDateTime()
+    started_by = fields.String()
+    reason = fields.String()
+    sticky_header = fields.String(allow_none=True)
+    ended_at = UTCDateTime(allow_none=True)
+    primary = fields.Nested(ServedFigures)
+    canary = fields.Nested(CanaryFigures, allow_none=True)
+    shadow = fields.Nested(ShadowFigures, allow_none=True)
 
 
 class EvaluationOut(Schema):

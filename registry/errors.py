@@ -67,3 +67,7 @@ class Unauthorized(RegistryError):
 
 class Forbidden(RegistryError):
     """The token's role does not allow the operation."""
+
+
+class RolloutNotFound(NotFound):
+    """No rollout is active on the alias."""

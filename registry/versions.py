@@ -5,12 +5,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from registry.artifacts import ArtifactStore, sha256_of
+from registry.artifacts import ArtifactStore
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.inputs import rows_from_json
 from registry.introspect import describe
-from registry.lookups import find_model, find_version
+from registry.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
 from registry.paging import Page, slice_page
 from registry.safe_pickle import load_estimator
@@ -119,6 +119,12 @@ def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion
             raise Conflict(
                 f"version {number} of {name!r} is the target of alias(es) {', '.join(aliases)}; "
                 "promote another version or roll back first"
+            )
+        rollouts = rollouts_using(version)
+        if rollouts:
+            raise Conflict(
+                f"version {number} of {name!r} takes part in the rollout on alias(es) "
+                f"{', '.join(sorted(r.alias for r in rollouts))}; complete or abort it first"
             )
         version.status = "archived"
         version.archived_at = utcnow()

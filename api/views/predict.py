@@ -1,6 +1,6 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import orjson
 from flask import Response, current_app, request
@@ -13,8 +13,8 @@ from api.schemas import PredictionOut
 from api.services import services
 from registry.inputs import rows_from_csv, rows_from_json
 from registry.names import DEFAULT_ALIAS
-from registry.predict import predict, serving_model
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS
+from registry.predict import after_answer, predict, served_by
+from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -67,26 +67,50 @@ def _answer(name: str, ref: str) -> Response:
     else:
         body = json_body()
         parse, proba = (lambda sig: rows_from_json(body, sig, max_rows)), _proba_flag(body)
-    # Unknown names are not counted: they would add a series per name a caller makes up.
-    servable = serving_model(services().server, name, ref)
-    version = str(servable.version)
+    server = services().server
     try:
-        result = predict(servable, parse, proba)
+        result = predict(server, name=name, ref=ref, parse=parse, return_proba=proba, route_key=request.headers.get)
     except Exception as exc:
-        PREDICTIONS.labels(name, version, str(status_of(exc))).inc()
+        _count_failure(name, ref, exc)
         raise
+    version = str(result.version)
     answered, latency = _success_series(name, version)
     answered.inc()
-    latency.observe(time.perf_counter() - started)
-    return Response(
-        orjson.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
-    )
+    elapsed = time.perf_counter() - started
+    latency.observe(elapsed)
+    headers = {"X-Model-Version": version}
+    if result.route is not None:
+        headers["X-Model-Route"] = result.route
+        routed, routed_latency = _route_series(name, ref, result.route, version)
+        routed.inc()
+        routed_latency.observe(elapsed)
+    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=headers)
+    if result.shadow is not None:
+        response.call_on_close(partial(after_answer, server, result))
+    return response
+
+
+def _count_failure(name: str, ref: str, exc: Exception) -> None:
+    """Count a failed answer under its status (unknown names are not: a series per made-up name)."""
+    if served_by(exc) is None:
+        return
+    version, route = served_by(exc)
+    status = str(status_of(exc))
+    PREDICTIONS.labels(name, str(version), status).inc()
+    if route is not None:
+        ROUTED_PREDICTIONS.labels(name, ref, route, str(version), status).inc()
 
 
 @lru_cache(maxsize=4096)
 def _success_series(name: str, version: str):
     """The labelled metric children of a model version's successful answers, looked up once."""
     return PREDICTIONS.labels(name, version, "200"), PREDICT_LATENCY.labels(name, version)
+
+
+@lru_cache(maxsize=4096)
+def _route_series(name: str, alias: str, route: str, version: str):
+    """The labelled metric children of an alias route's successful answers, looked up once."""
+    return ROUTED_PREDICTIONS.labels(name, alias, route, version, "200"), ROUTED_LATENCY.labels(name, alias, route, version)
 
 
 def _proba_flag(body: object) -> bool:

@@ -22,6 +22,7 @@ class Answer:
     version: int | None
     header_version: str | None
     prediction: float | None
+    route: str | None = None
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Load:
                     body.get("version"),
                     response.headers.get("X-Model-Version"),
                     (body.get("predictions") or [None])[0],
+                    response.headers.get("X-Model-Route"),
                 )
             )
 

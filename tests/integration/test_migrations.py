@@ -9,7 +9,7 @@ from registry.db import db
 from tests.helpers import make_app, MIGRATIONS
 from tests.databases import fresh_database
 
-TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens"}
+TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats"}
 
 
 @pytest.fixture

@@ -14,6 +14,11 @@ FAMILIES = {
     "registry_model_evictions": "counter",
     "registry_alias_swaps": "counter",
     "registry_alias_version": "gauge",
+    "registry_routed_predictions": "counter",
+    "registry_routed_predict_seconds": "histogram",
+    "registry_shadow_runs": "counter",
+    "registry_shadow_rows": "counter",
+    "registry_shadow_abs_diff": "histogram",
 }
 PROBE = [[1.0, 1.0, 1.0]]
 
