@@ -10,6 +10,7 @@ from flask_smorest import Api
 from api import cli
 from api.errors import register_error_handlers
 from api.services import EXTENSION, Services
+from api.v2 import views as v2
 from api.views import aliases, models, ops, predict, tokens, versions
 from config import BASE_DIR, Config
 from registry.artifacts import ArtifactStore
@@ -68,7 +69,7 @@ def _init_services(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app)
-    for module in (models, versions, aliases, predict, tokens, ops):
+    for module in (models, versions, aliases, predict, tokens, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")

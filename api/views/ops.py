@@ -23,7 +23,7 @@ def healthz():
 @blp.alt_response(503, description="The database or the artifact store is unreachable")
 def readyz():
     """Ready when the database answers and the artifact store can be written."""
-    checks = {"database": _database_ok(), "artifact_store": services().store.is_reachable()}
+    checks = readiness_checks()
     if not all(checks.values()):
         failing = ", ".join(name for name, ok in checks.items() if not ok)
         return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", {"checks": checks})
@@ -42,6 +42,11 @@ def metrics():
     else:
         payload = generate_latest()
     return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+
+
+def readiness_checks() -> dict[str, bool]:
+    """What /readyz checks, each true when it is reachable (the V2 edge asks the same)."""
+    return {"database": _database_ok(), "artifact_store": services().store.is_reachable()}
 
 
 def _database_ok() -> bool:

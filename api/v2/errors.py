@@ -1,0 +1,40 @@
+"""The Open Inference Protocol's error shape, decided here for every V2 route.
+
+The body is ``{"error": "..."}`` (what tritonclient, KServe and MLServer read), plus the
+problem+json members the rest of the API answers with. Statuses come from the one table in
+``api/errors.py``; the protocol has no 422, so well-formed but invalid input is 400.
+"""
+import orjson
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from api.errors import problem_for
+from api.errors import status_of as api_status_of
+
+
+def status_of(exc: Exception) -> int:
+    """The status a V2 route answers ``exc`` with."""
+    status = api_status_of(exc)
+    return 400 if status == 422 else status
+
+
+def register(blp: Blueprint) -> None:
+    """Answer every error raised in ``blp``'s views in the protocol's shape."""
+    blp.register_error_handler(Exception, protocol_error)
+
+
+def protocol_error(exc: Exception) -> Response:
+    """``exc`` as the protocol's ``{"error": ...}`` body, with the problem+json members beside it."""
+    response = problem_for(exc)
+    body = orjson.loads(response.get_data())
+    status = 400 if response.status_code == 422 else response.status_code
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["MAX_PREDICT_MB"]
+        body["detail"] = f"the request body is over the limit of {limit} MB (MAX_PREDICT_MB); send fewer rows per request"
+    if status != response.status_code:
+        body.update(status=status, title="Bad Request")
+    response.set_data(orjson.dumps({"error": body["detail"], **body}))
+    response.status_code = status
+    response.mimetype = "application/json"
+    return response
