@@ -23,7 +23,6 @@ from registry.cache import ServableModel
 from registry.names import DEFAULT_ALIAS
 from registry.paging import MAX_PER_PAGE
 from registry.predict import Prediction, predict, serving_model
-from registry.signature import Signature
 from registry.telemetry import PREDICT_LATENCY, PREDICTIONS
 from registry.versions import list_versions
 
@@ -42,9 +41,12 @@ _INFER_DOC = {
                 "example": {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [0.1, 2.0, 3.5]}]},
             },
             "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"},
-                "description": "binary tensor data extension: the JSON header (Inference-Header-Content-Length "
-                "bytes), then each binary input's binary_data_size bytes",
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "binary tensor data extension: the JSON header (Inference-Header-Content-Length "
+                    "bytes), then each binary input's binary_data_size bytes",
+                },
             },
         },
     }
@@ -139,33 +141,33 @@ def _ready(name: str, ref: str) -> dict:
 
 def _infer(name: str, ref: str) -> Response:
     started = time.perf_counter()
-    decoded = read_request(request.get_data(), request.headers.get(HEADER_LENGTH))
-    max_rows = current_app.config["MAX_BATCH_ROWS"]
-    prediction = _predict(
-        name, ref, lambda signature: model_input(decoded.inputs, signature, max_rows), decoded, started
+    body, header_length = request.get_data(), request.headers.get(HEADER_LENGTH)
+    decoded, prediction = _predict(name, ref, lambda: read_request(body, header_length), started)
+    version = str(prediction.version)
+    answer, headers = encode_response(
+        model_name=name, model_version=version, request_id=decoded.id, outputs=_outputs(prediction, decoded)
     )
-    body, headers = encode_response(
-        model_name=name, model_version=str(prediction.version), request_id=decoded.id, outputs=_outputs(prediction, decoded)
-    )
-    headers["X-Model-Version"] = str(prediction.version)
+    headers["X-Model-Version"] = version
     mimetype = "application/octet-stream" if HEADER_LENGTH in headers else "application/json"
-    return Response(body, mimetype=mimetype, headers=headers)
+    return Response(answer, mimetype=mimetype, headers=headers)
 
 
-def _predict(name: str, ref: str, parse: Callable[[Signature], object], decoded: InferRequest, started: float) -> Prediction:
+def _predict(name: str, ref: str, decode: Callable[[], InferRequest], started: float) -> tuple[InferRequest, Prediction]:
     """The one call into the prediction use case, counted in the predict routes' metric families."""
     servable = serving_model(services().server, name, ref)
     version = str(servable.version)
+    max_rows = current_app.config["MAX_BATCH_ROWS"]
     try:
+        decoded = decode()
         proba = _wants_proba(servable, decoded)
-        result = predict(servable, parse, proba)
+        result = predict(servable, lambda signature: model_input(decoded.inputs, signature, max_rows), proba)
     except Exception as exc:
         PREDICTIONS.labels(name, version, str(errors.status_of(exc))).inc()
         raise
     answered, latency = _success_series(name, version)
     answered.inc()
     latency.observe(time.perf_counter() - started)
-    return result
+    return decoded, result
 
 
 def _wants_proba(servable: ServableModel, decoded: InferRequest) -> bool:
