@@ -15,6 +15,7 @@ from api.auth import reads
 from api.errors import ProblemError
 from api.services import services
 from api.v2 import errors
+from api.v2.compression import decoded_body
 from api.v2.features import model_input
 from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata, output_names
 from api.v2.tensors import InferRequest, Output, encode_response, read_request
@@ -141,7 +142,9 @@ def _ready(name: str, ref: str) -> dict:
 
 def _infer(name: str, ref: str) -> Response:
     started = time.perf_counter()
-    body, header_length = request.get_data(), request.headers.get(HEADER_LENGTH)
+    limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
+    body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limit)
+    header_length = request.headers.get(HEADER_LENGTH)
     decoded, prediction = _predict(name, ref, lambda: read_request(body, header_length), started)
     version = str(prediction.version)
     answer, headers = encode_response(

@@ -5,6 +5,9 @@ response types and codecs (pydantic models that validate every shape we answer) 
 predictions equal the local scikit-learn model's, for versions given as numbers and as aliases.
 """
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from tritonclient.utils import InferenceServerException
 
+from config import BASE_DIR
 from tests.e2e.models import upload
 from tests.helpers import classification_data, regression_data
 
@@ -239,3 +243,49 @@ def test_mlserver_error_type_reads_our_bad_input_answers(live_registry, models):
     response = requests.post(f"{live_registry.url}/v2/models/reg/infer", data=PandasCodec.encode_request(frame).model_dump_json(), timeout=60)
     assert response.status_code == 400
     assert "missing feature(s) x3" in InferenceErrorResponse.model_validate_json(response.content).error
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_requests_are_answered(triton_client, models, algorithm):
+    result = triton_client.infer("reg", [_matrix(ROWS, True)], request_compression_algorithm=algorithm)
+    np.testing.assert_array_equal(result.as_numpy("predict"), models["reg"][0].predict(ROWS))
+
+
+# -- the examples of docs/open-inference-protocol.md, run as written -----------------------------
+
+DOC = BASE_DIR / "docs" / "open-inference-protocol.md"
+DOC_ADDRESS = "127.0.0.1:8000"
+QUICKSTART_ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
+
+
+def _doc_block(language: str) -> str:
+    """The first fenced block of ``language`` in the doc: its tritonclient or its curl example."""
+    return re.search(rf"```{language}\n(.*?)```", DOC.read_text(), re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def quickstart(live_registry):
+    """A model called ``quickstart`` with the README's ten features, in production, as the doc assumes."""
+    X, y = regression_data(n_features=10)
+    model = LinearRegression().fit(X, y)
+    assert upload(live_registry, "quickstart", model).status_code == 201
+    _promote(live_registry, "quickstart", 1)
+    return model
+
+
+def test_the_docs_tritonclient_example_runs_as_written(live_registry, quickstart):
+    code = _doc_block("python").replace(DOC_ADDRESS, live_registry.url.removeprefix("http://"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    names, answer = done.stdout.strip().splitlines()
+    assert names == str([f"x{k}" for k in range(10)])
+    version, prediction = answer.split(" ", 1)
+    assert version == "1"
+    assert float(prediction.strip("[]")) == pytest.approx(quickstart.predict([QUICKSTART_ROW])[0])
+
+
+def test_the_docs_curl_example_runs_as_written(live_registry, quickstart):
+    command = _doc_block("sh").replace(f"http://{DOC_ADDRESS}", live_registry.url)
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, check=True)
+    answer = json.loads(done.stdout)
+    assert answer["model_version"] == "1" and answer["id"] == "q-1"
+    assert answer["outputs"][0]["data"] == pytest.approx(quickstart.predict([QUICKSTART_ROW]).tolist())

@@ -2,7 +2,9 @@
 
 The binary bodies are made and read by tritonclient's own request and response codecs.
 """
+import gzip
 import json
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -465,3 +467,25 @@ def test_the_v2_routes_are_in_the_openapi_document(client):
     paths = client.get("/openapi.json").get_json()["paths"]
     assert {"/v2", "/v2/health/ready", "/v2/models/{name}/versions/{version}/infer", "/v2/models/{name}/ready"} <= set(paths)
     assert "application/octet-stream" in paths["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+
+
+# -- compressed bodies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding, compress", [("gzip", gzip.compress), ("deflate", zlib.compress)])
+def test_gzip_and_deflate_bodies_are_decompressed(client, models, encoding, compress):
+    body = compress(json.dumps({"inputs": [tensor("input-0", ROWS)]}).encode())
+    response = client.post("/v2/models/reg/infer", data=body, headers={"Content-Encoding": encoding})
+    assert output(response)["data"] == models["reg"][0].predict(np.array(ROWS)).tolist()
+
+
+def test_an_unknown_encoding_is_415_and_a_corrupt_body_400(client, models):
+    assert_error(client.post("/v2/models/reg/infer", data=b"abc", headers={"Content-Encoding": "br"}), 415, "'br' is not supported")
+    assert_error(client.post("/v2/models/reg/infer", data=b"abc", headers={"Content-Encoding": "gzip"}), 400, "not valid gzip data")
+
+
+def test_a_body_that_decompresses_past_the_limit_is_413(limited):
+    bomb = gzip.compress(b" " * (2 * 1024 * 1024))
+    assert len(bomb) < 1024 * 1024
+    response = limited.post("/v2/models/m/versions/1/infer", data=bomb, headers={"Content-Encoding": "gzip"})
+    assert_error(response, 413, "decompressed body is over the limit of 1 MB")
