@@ -1,4 +1,4 @@
-"""Open Inference Protocol tensors on the wire: decode a request's inputs, encode a response's outputs.
+"""Open Inference Protocol requests on the wire: the inputs of an inference request, JSON or binary.
 
 JSON data may be flat (row-major) or nested. With Triton's binary tensor data extension the body is
 the JSON header (``Inference-Header-Content-Length`` bytes long) followed by each binary tensor's
@@ -28,7 +28,7 @@ _INTEGER_TYPES = {int}
 _FLOAT_TYPES = {int, float}
 _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
-_LENGTH = struct.Struct("<I")
+LENGTH = struct.Struct("<I")  # BYTES elements: a little-endian length before each
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,6 @@ class InferRequest:
     inputs: list[Tensor]
     outputs: dict[str, bool] | None  # requested output name -> binary; None: the default output
     binary_output: bool  # the request-wide ``binary_data_output``
-
-
-@dataclass(frozen=True)
-class Output:
-    """An output tensor to answer with."""
-
-    name: str
-    values: np.ndarray
-    binary: bool
-    parameters: dict | None = None
 
 
 def read_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -88,31 +78,6 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
             f"binary_data_size add up to {used}; make the header length and the sizes match the body",
         )
     return InferRequest(request_id, tensors, _outputs(document.get("outputs")), _flag(parameters, "binary_data_output"))
-
-
-def encode_response(*, model_name: str, model_version: str, request_id: str | None, outputs: list[Output]) -> tuple[bytes, dict]:
-    """The response body and the headers it needs (Inference-Header-Content-Length when binary)."""
-    described, chunks = [], []
-    for output in outputs:
-        datatype = _datatype_of(output.values)
-        tensor = {"name": output.name, "datatype": datatype, "shape": list(output.values.shape)}
-        parameters = dict(output.parameters or {})
-        if output.binary:
-            chunk = _to_binary(output.values, datatype)
-            parameters["binary_data_size"] = len(chunk)
-            chunks.append(chunk)
-        else:
-            tensor["data"] = output.values.ravel() if datatype != "BYTES" else output.values.ravel().tolist()
-        if parameters:
-            tensor["parameters"] = parameters
-        described.append(tensor)
-    answer = {"model_name": model_name, "model_version": model_version, "outputs": described}
-    if request_id is not None:
-        answer["id"] = request_id
-    header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not chunks:
-        return header, {}
-    return b"".join([header, *chunks]), {"Inference-Header-Content-Length": str(len(header))}
 
 
 # -- request -----------------------------------------------------------------------------------
@@ -227,7 +192,7 @@ def _bytes_elements(chunk: bytes, count: int, name: str) -> np.ndarray:
     while position < len(chunk):
         if position + 4 > len(chunk):
             raise ProblemError(400, f"input {name!r}: BYTES data ends inside an element's 4-byte length")
-        (length,) = _LENGTH.unpack_from(chunk, position)
+        (length,) = LENGTH.unpack_from(chunk, position)
         position += 4
         if position + length > len(chunk):
             raise ProblemError(400, f"input {name!r}: a BYTES element of {length} bytes runs past binary_data_size")
@@ -288,26 +253,3 @@ def _describe(value: object) -> str:
     if isinstance(value, str):
         return f"a string ({value[:40]!r})"
     return f"a {type(value).__name__} ({value!r})"[:60]
-
-
-# -- response ----------------------------------------------------------------------------------
-
-
-def _datatype_of(values: np.ndarray) -> str:
-    kind = values.dtype.kind
-    if kind == "f":
-        return "FP64"
-    if kind == "i":
-        return "INT64"
-    if kind == "u":
-        return "UINT64"
-    if kind == "b":
-        return "BOOL"
-    return "BYTES"
-
-
-def _to_binary(values: np.ndarray, datatype: str) -> bytes:
-    if datatype == "BYTES":
-        encoded = [str(value).encode("utf-8") for value in values.ravel().tolist()]
-        return b"".join(chain.from_iterable((_LENGTH.pack(len(item)), item) for item in encoded))
-    return np.ascontiguousarray(values, dtype=DATATYPES[datatype]).tobytes()

@@ -18,7 +18,8 @@ from api.v2 import errors
 from api.v2.compression import decoded_body
 from api.v2.features import model_input
 from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata, output_names
-from api.v2.tensors import InferRequest, Output, encode_response, read_request
+from api.v2.outputs import Output, encode_response
+from api.v2.tensors import InferRequest, read_request
 from api.views.ops import readiness_checks
 from registry.cache import ServableModel
 from registry.names import DEFAULT_ALIAS
@@ -145,7 +146,7 @@ def _infer(name: str, ref: str) -> Response:
     limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
     body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limit)
     header_length = request.headers.get(HEADER_LENGTH)
-    decoded, prediction = _predict(name, ref, lambda: read_request(body, header_length), started)
+    decoded, prediction = _predict(name, ref, decode=lambda: read_request(body, header_length), started=started)
     version = str(prediction.version)
     answer, headers = encode_response(
         model_name=name, model_version=version, request_id=decoded.id, outputs=_outputs(prediction, decoded)
@@ -155,7 +156,7 @@ def _infer(name: str, ref: str) -> Response:
     return Response(answer, mimetype=mimetype, headers=headers)
 
 
-def _predict(name: str, ref: str, decode: Callable[[], InferRequest], started: float) -> tuple[InferRequest, Prediction]:
+def _predict(name: str, ref: str, *, decode: Callable[[], InferRequest], started: float) -> tuple[InferRequest, Prediction]:
     """The one call into the prediction use case, counted in the predict routes' metric families."""
     servable = serving_model(services().server, name, ref)
     version = str(servable.version)
