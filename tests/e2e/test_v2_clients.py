@@ -8,6 +8,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,8 @@ from sklearn.preprocessing import OneHotEncoder
 from tritonclient.utils import InferenceServerException
 
 from config import BASE_DIR
-from tests.e2e.models import upload
+from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from tests.e2e.traffic import Answer, allowed_versions, move, run_moves
 from tests.helpers import classification_data, regression_data
 
 ROWS = np.random.default_rng(3).normal(size=(50, 4))
@@ -289,3 +292,54 @@ def test_the_docs_curl_example_runs_as_written(live_registry, quickstart):
     answer = json.loads(done.stdout)
     assert answer["model_version"] == "1" and answer["id"] == "q-1"
     assert answer["outputs"][0]["data"] == pytest.approx(quickstart.predict([QUICKSTART_ROW]).tolist())
+
+
+# -- hot swap: promotes and rollbacks under V2 load ------------------------------------------------
+
+
+class V2Load(threading.Thread):
+    """One client thread that sends the probe row to a V2 infer URL until stopped."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.answers, self.stopped = url, [], threading.Event()
+
+    def run(self) -> None:
+        session = requests.Session()
+        body = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": PROBE_ROW}]}
+        while not self.stopped.is_set():
+            started = time.monotonic()
+            try:
+                response = session.post(self.url, json=body, timeout=30)
+            except requests.RequestException:
+                self.answers.append(Answer(self.url, started, time.monotonic(), 0, None, None, None))
+                continue
+            answer = response.json() if response.status_code == 200 else {}
+            version = int(answer["model_version"]) if answer else None
+            prediction = answer["outputs"][0]["data"][0] if answer else None
+            self.answers.append(Answer(self.url, started, time.monotonic(), response.status_code, version,
+                                       response.headers.get("X-Model-Version"), prediction))
+
+
+def test_promotes_and_rollbacks_under_v2_load_fail_no_request_and_each_answer_names_its_version(live_registry):
+    name, window = "swap-v2", live_registry.refresh_seconds
+    for factor in (1, 2, 3):
+        assert upload(live_registry, name, scaled_sum(factor)).status_code == 201
+    move(live_registry, "promote", name, 1)
+    loads = [V2Load(f"{live_registry.url}/v2/models/{name}/infer") for _ in range(3)]
+    for load in loads:
+        load.start()
+    try:
+        moves = run_moves(live_registry, name, [("promote", 2), ("promote", 3), ("rollback", None), ("promote", 2)], pause=window * 1.5)
+    finally:
+        for load in loads:
+            load.stopped.set()
+            load.join()
+    answers = [answer for load in loads for answer in load.answers]
+
+    assert len(answers) > 100
+    assert [a for a in answers if a.status != 200] == []
+    for answer in answers:
+        assert answer.header_version == str(answer.version)
+        assert answer.prediction == pytest.approx(expected_prediction(answer.version))
+    assert [a for a in answers if a.version not in allowed_versions(a, 1, moves, window)] == []
