@@ -33,6 +33,7 @@ TARGETS = ("predict-json", "v2-json", "v2-binary")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per target per round for 1 row (1,000 rows: a tenth)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -66,6 +67,7 @@ def predictions(target: str, status: int, body: bytes, headers) -> list:
 
 
 def send(conn: http.client.HTTPConnection, request: tuple[str, bytes, dict]) -> tuple[int, bytes, dict]:
+    """POST one request; its status, body and headers."""
     path, body, headers = request
     conn.request("POST", path, body=body, headers=headers)
     response = conn.getresponse()
@@ -151,6 +153,7 @@ def write(result: dict, directory: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Start a registry, measure every cell, print the tables and write them to bench/results/."""
     args = parse_args(argv)
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     facts = report.machine_facts()

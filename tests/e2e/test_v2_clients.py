@@ -241,11 +241,36 @@ def test_mlserver_pandas_codec_of_a_numeric_frame_is_one_tensor_per_feature(live
     np.testing.assert_array_equal(NumpyCodec.decode_output(answer.outputs[0]), models["clf"][0].predict(ROWS[:7]))
 
 
-def test_mlserver_error_type_reads_our_bad_input_answers(live_registry, models):
-    frame = pd.DataFrame(ROWS[:2, :3], columns=["x0", "x1", "x2"])
-    response = requests.post(f"{live_registry.url}/v2/models/reg/infer", data=PandasCodec.encode_request(frame).model_dump_json(), timeout=60)
+def _frame(columns, rows=ROWS[:2]):
+    return pd.DataFrame(rows[:, : len(columns)], columns=columns)
+
+
+def _with_output(request: InferenceRequest, name: str) -> InferenceRequest:
+    request.outputs = [RequestOutput(name=name)]
+    return request
+
+
+def _with_shape(request: InferenceRequest, shape: list[int]) -> InferenceRequest:
+    request.inputs[0].shape = shape
+    return request
+
+
+MLSERVER_BAD_INPUTS = {
+    "missing-feature": (lambda: PandasCodec.encode_request(_frame(["x0", "x1", "x2"])), "missing feature(s) x3"),
+    "named-after-no-feature": (lambda: PandasCodec.encode_request(_frame(["x0", "x1", "x2", "colour"])), "colour are named after no feature"),
+    "strings-for-numbers": (lambda: PandasCodec.encode_request(pd.DataFrame({f"x{k}": pd.Series(["1.5", "2"], dtype=object) for k in range(4)})), "row 0, feature x0: expected a number, got '1.5'"),
+    "shape-does-not-match-data": (lambda: _with_shape(NumpyRequestCodec.encode_request(ROWS[:2]), [3, 4]), "its shape holds 12 values but its data has 8"),
+    "unknown-output": (lambda: _with_output(NumpyRequestCodec.encode_request(ROWS[:2]), "predict_log_proba"), "unknown output(s) predict_log_proba"),
+    "nan": (lambda: NumpyRequestCodec.encode_request(np.array([[1.0, np.nan, 2.0, 3.0]])), "holds null"),
+}
+
+
+@pytest.mark.parametrize("make_request, fragment", list(MLSERVER_BAD_INPUTS.values()), ids=list(MLSERVER_BAD_INPUTS))
+def test_mlservers_error_type_reads_our_answers_to_bad_inputs(live_registry, models, make_request, fragment):
+    body = make_request().model_dump_json(exclude_none=True)
+    response = requests.post(f"{live_registry.url}/v2/models/reg/infer", data=body, timeout=60)
     assert response.status_code == 400
-    assert "missing feature(s) x3" in InferenceErrorResponse.model_validate_json(response.content).error
+    assert fragment in InferenceErrorResponse.model_validate_json(response.content).error
 
 
 @pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
