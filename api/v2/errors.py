@@ -7,10 +7,37 @@ problem+json members the rest of the API answers with. Statuses come from the on
 import orjson
 from flask import Response, current_app
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import problem_for
 from api.errors import status_of as api_status_of
+
+
+class ProtocolError(Schema):
+    """The protocol's error body (the problem+json members beside it are not listed)."""
+
+    error = fields.String(required=True, metadata={"description": "what went wrong and what to change"})
+
+
+ERROR_STATUSES = {
+    400: "malformed request or input the model cannot take (shape, datatype, feature names, values, outputs)",
+    401: "a token is needed (REQUIRE_AUTH_FOR_READS) or the one sent is unknown",
+    404: "no such model, version or alias",
+    410: "the version is archived",
+    413: "a body over MAX_PREDICT_MB or a batch over MAX_BATCH_ROWS",
+}
+
+
+def documented(blp: Blueprint, *statuses: int):
+    """Document ``statuses`` of a view with the protocol's error body."""
+
+    def decorator(view):
+        for status in statuses:
+            view = blp.alt_response(status, schema=ProtocolError, description=ERROR_STATUSES[status])(view)
+        return view
+
+    return decorator
 
 
 def status_of(exc: Exception) -> int:

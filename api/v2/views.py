@@ -83,6 +83,7 @@ def ready():
 @blp.route("/v2/models/<name>")
 @reads
 @blp.response(200, description="model metadata of the version the production alias points at")
+@errors.documented(blp, 401, 404, 410)
 def model(name):
     """Model metadata (the ``production`` version's signature as tensors)."""
     return _metadata(name, DEFAULT_ALIAS)
@@ -91,6 +92,7 @@ def model(name):
 @blp.route("/v2/models/<name>/versions/<version>")
 @reads
 @blp.response(200, description="model metadata of a version (number or alias)")
+@errors.documented(blp, 401, 404, 410)
 def model_version(name, version):
     """Model metadata of a version, given as a number or an alias."""
     return _metadata(name, version)
@@ -99,6 +101,7 @@ def model_version(name, version):
 @blp.route("/v2/models/<name>/ready")
 @reads
 @blp.response(200, description='{"name", "ready": true}')
+@errors.documented(blp, 401, 404, 410)
 def model_ready(name):
     """Ready when the ``production`` version is loaded and answering; 404 when unknown."""
     return _ready(name, DEFAULT_ALIAS)
@@ -107,6 +110,7 @@ def model_ready(name):
 @blp.route("/v2/models/<name>/versions/<version>/ready")
 @reads
 @blp.response(200, description='{"name", "ready": true}')
+@errors.documented(blp, 401, 404, 410)
 def model_version_ready(name, version):
     """Ready when the version is loaded and answering; 404 when unknown."""
     return _ready(name, version)
@@ -116,6 +120,7 @@ def model_version_ready(name, version):
 @reads
 @blp.doc(**_INFER_DOC)
 @blp.response(200, description="outputs predict (and predict_proba when asked); model_version computed them")
+@errors.documented(blp, 400, 401, 404, 410, 413)
 def infer(name):
     """Inference with the ``production`` alias."""
     return _infer(name, DEFAULT_ALIAS)
@@ -125,6 +130,7 @@ def infer(name):
 @reads
 @blp.doc(**_INFER_DOC)
 @blp.response(200, description="outputs predict (and predict_proba when asked); model_version computed them")
+@errors.documented(blp, 400, 401, 404, 410, 413)
 def infer_version(name, version):
     """Inference with a version, given as a number or an alias."""
     return _infer(name, version)
