@@ -7,7 +7,7 @@ problem+json members the rest of the API answers with. Statuses come from the on
 import orjson
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import problem_for
@@ -15,7 +15,10 @@ from api.errors import status_of as api_status_of
 
 
 class ProtocolError(Schema):
-    """The protocol's error body (the problem+json members beside it are not listed)."""
+    """The protocol's error body; the problem+json members (type, title, status, detail) come beside it."""
+
+    class Meta:
+        unknown = INCLUDE
 
     error = fields.String(required=True, metadata={"description": "what went wrong and what to change"})
 
