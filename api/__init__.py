@@ -12,6 +12,7 @@ from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
+from api.v2 import views as v2
 from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions
 from config import BASE_DIR, Config
 from registry.artifacts import ArtifactStore
@@ -70,7 +71,7 @@ def _init_services(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
-    for module in (models, versions, evaluations, aliases, rollouts, predict, tokens, ops):
+    for module in (models, versions, evaluations, aliases, rollouts, predict, tokens, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")

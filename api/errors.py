@@ -1,5 +1,6 @@
 """Every error becomes RFC 9457 problem+json here, and only here."""
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 from flask import Flask, Response, json
@@ -62,11 +63,23 @@ def problem(status: int, title: str, detail: str, errors: dict | None = None, he
 
 def register_error_handlers(app: Flask) -> None:
     """Map domain errors, API problems and Werkzeug's HTTP errors to problem+json."""
-    app.register_error_handler(domain.RegistryError, _domain_error)
-    app.register_error_handler(ProblemError, _api_problem)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    for cls, handler in _handlers():
+        app.register_error_handler(cls, handler)
+
+
+def problem_for(exc: Exception) -> Response:
+    """The problem+json answer to ``exc``, for an edge that words its errors in its own shape."""
+    return next(handler(exc) for cls, handler in _handlers() if isinstance(exc, cls))
+
+
+def _handlers() -> list[tuple[type[Exception], Callable[..., Response]]]:
+    return [
+        (domain.RegistryError, _domain_error),
+        (ProblemError, _api_problem),
+        (OperationalError, _database_unavailable),
+        (HTTPException, _http_error),
+        (Exception, _unexpected),
+    ]
 
 
 def status_of(exc: Exception) -> int:

@@ -1,6 +1,6 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
 import time
-from functools import lru_cache, partial
+from functools import partial
 
 import orjson
 from flask import Response, current_app, request
@@ -8,13 +8,13 @@ from flask_smorest import Blueprint
 
 from api.auth import reads
 from api.content import accepts, json_body
-from api.errors import ProblemError, status_of
+from api.errors import ProblemError
+from api.prediction_metrics import answer_headers, count_answer, count_failure
 from api.schemas import PredictionOut
 from api.services import services
 from registry.inputs import rows_from_csv, rows_from_json
 from registry.names import DEFAULT_ALIAS
-from registry.predict import after_answer, predict, served_by
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS
+from registry.predict import after_answer, predict
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -71,46 +71,13 @@ def _answer(name: str, ref: str) -> Response:
     try:
         result = predict(server, name=name, ref=ref, parse=parse, return_proba=proba, route_key=request.headers.get)
     except Exception as exc:
-        _count_failure(name, ref, exc)
+        count_failure(name, ref, exc)
         raise
-    version = str(result.version)
-    answered, latency = _success_series(name, version)
-    answered.inc()
-    elapsed = time.perf_counter() - started
-    latency.observe(elapsed)
-    headers = {"X-Model-Version": version}
-    if result.route is not None:
-        headers["X-Model-Route"] = result.route
-        routed, routed_latency = _route_series(name, ref, result.route, version)
-        routed.inc()
-        routed_latency.observe(elapsed)
-    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=headers)
+    count_answer(name, ref, result, time.perf_counter() - started)
+    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=answer_headers(result))
     if result.shadow is not None:
         response.call_on_close(partial(after_answer, server, result))
     return response
-
-
-def _count_failure(name: str, ref: str, exc: Exception) -> None:
-    """Count a failed answer under its status (unknown names are not: a series per made-up name)."""
-    if served_by(exc) is None:
-        return
-    version, route = served_by(exc)
-    status = str(status_of(exc))
-    PREDICTIONS.labels(name, str(version), status).inc()
-    if route is not None:
-        ROUTED_PREDICTIONS.labels(name, ref, route, str(version), status).inc()
-
-
-@lru_cache(maxsize=4096)
-def _success_series(name: str, version: str):
-    """The labelled metric children of a model version's successful answers, looked up once."""
-    return PREDICTIONS.labels(name, version, "200"), PREDICT_LATENCY.labels(name, version)
-
-
-@lru_cache(maxsize=4096)
-def _route_series(name: str, alias: str, route: str, version: str):
-    """The labelled metric children of an alias route's successful answers, looked up once."""
-    return ROUTED_PREDICTIONS.labels(name, alias, route, version, "200"), ROUTED_LATENCY.labels(name, alias, route, version)
 
 
 def _proba_flag(body: object) -> bool:
