@@ -57,6 +57,7 @@ class Versions(MethodView):
             _parse_metadata(request.form.get("metadata")),
             principal().name,
             current_app.config["MAX_BATCH_ROWS"],
+            max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}

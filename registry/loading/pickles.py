@@ -35,27 +35,35 @@ def unpickle(data: bytes, budget: Budget) -> tuple[object, str | None]:
         return unpickler.load(), unpickler.sklearn_version
 
 
-def _counted(dispatch: dict) -> dict:
-    """``dispatch`` with every step counted as one object against the budget."""
-
-    def wrap(step):
-        def counted_step(self):
-            budget = self.budget
-            budget.objects += 1
-            if budget.objects > budget.max_objects:
-                raise too_many_objects(budget.max_objects)
-            step(self)
-
-        return counted_step
-
-    return {opcode: wrap(step) for opcode, step in dispatch.items()}
-
-
 class _Guards:
     """The checks both unpicklers share: what may be named, built, called and allocated."""
 
     budget: Budget
     sklearn_version: str | None = None
+
+    def load(self):
+        """pickle's own read loop, with every step counted as one object against the budget."""
+        self._unframer = pickle._Unframer(self._file_read, self._file_readline)
+        self.read, self.readinto, self.readline = (
+            self._unframer.read, self._unframer.readinto, self._unframer.readline
+        )
+        self.metastack, self.stack, self.proto = [], [], 0
+        self.append = self.stack.append
+        read, dispatch, budget = self.read, self.dispatch, self.budget
+        left = budget.max_objects - budget.objects
+        steps = 0
+        try:
+            while steps < left:
+                steps += 1
+                key = read(1)
+                if not key:
+                    raise EOFError
+                dispatch[key[0]](self)
+        except pickle._Stop as stop:
+            return stop.value
+        finally:
+            budget.objects += steps
+        raise too_many_objects(budget.max_objects)
 
     def find_class(self, module: str, name: str):
         """Resolve an allow-listed global; refuse everything else before importing anything."""
@@ -151,7 +159,7 @@ class _ObjectArrayUnpickler(_Guards, pickle._Unpickler):
         self._check_build()
         pickle._Unpickler.load_build(self)
 
-    dispatch = _counted({**pickle._Unpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build})
+    dispatch = {**pickle._Unpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
 
 
 class _JoblibUnpickler(_Guards, NumpyUnpickler):
@@ -178,7 +186,7 @@ class _JoblibUnpickler(_Guards, NumpyUnpickler):
         self.budget.check(array_bytes(wrapper.shape, wrapper.dtype.itemsize))
         return wrapper.read(self, self.ensure_native_byte_order)
 
-    dispatch = _counted({**NumpyUnpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build})
+    dispatch = {**NumpyUnpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
 
 
 def _numpy2_module(module: str) -> str:
