@@ -14,6 +14,7 @@ from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut,
 from api.services import services
 from registry import versions
 from registry.names import parse_ref
+from registry.safe_pickle import artifact_format
 
 blp = Blueprint("versions", __name__, description="Model versions")
 
@@ -97,7 +98,7 @@ def download_artifact(name, ref):
         mimetype="application/octet-stream",
         headers={
             "ETag": f'"{version.sha256}"',
-            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.joblib"',
+            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.{artifact_format(data)}"',
             "X-Model-Version": str(version.number),
         },
     )
