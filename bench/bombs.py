@@ -5,7 +5,7 @@
 
 The server is started from ``--repo`` exactly as the README runs it (migrations through the flask
 CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app``) with a fresh SQLite database, 2 workers and
-its default settings unless ``--max-model-mb`` is given. Before each upload every worker's peak
+its default settings unless ``--max-model-mb`` / ``--max-upload-mb`` are given. Before each upload every worker's peak
 resident memory (VmHWM) is reset through /proc/<pid>/clear_refs, so each row's peak is that bomb's.
 Figures, never pass/fail; on a shared machine times are noisy. Writes bench/results/bombs-<time>.json
 and .md.
@@ -72,6 +72,7 @@ def main() -> None:
         "commit": _commit(repo),
         "loadavg": list(os.getloadavg()),
         "max_model_mb": args.max_model_mb,
+        "max_upload_mb": args.max_upload_mb,
         "rows": rows,
     }
     _write(run)
@@ -82,6 +83,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--repo", default=str(HERE.parent), help="checkout to run the server from")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-model-mb", type=int, default=None, help="MAX_MODEL_MB for the server")
+    parser.add_argument("--max-upload-mb", type=int, default=None,
+                        help="MAX_UPLOAD_MB for the server (MAX_MODEL_MB is never below it; default 512)")
     parser.add_argument("--only", help=f"comma-separated subset of {', '.join(BOMBS)}")
     return parser.parse_args()
 
@@ -95,8 +98,9 @@ def _start(repo: Path, root: Path, args) -> tuple[subprocess.Popen, str]:
         DATABASE_URL=f"sqlite:///{root}/registry.db", ARTIFACT_ROOT=str(root / "artifacts"),
         ADMIN_TOKEN=ADMIN_TOKEN, PYTHONPATH=str(repo), BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(args.workers),
     )
-    if args.max_model_mb:
-        env.update(MAX_MODEL_MB=str(args.max_model_mb))
+    for name, value in (("MAX_MODEL_MB", args.max_model_mb), ("MAX_UPLOAD_MB", args.max_upload_mb)):
+        if value:
+            env[name] = str(value)
     venv = repo / ".venv" / "bin"
     subprocess.run([str(venv / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=repo, env=env, check=True,
                    capture_output=True)
@@ -186,9 +190,11 @@ def _write(run: dict) -> None:
     lines = [
         f"# Bombs {run['started_at']}", "",
         f"Command: `{run['command']}`  ", f"Server: {run['repo']} at {run['commit']}, "
-        f"MAX_MODEL_MB={run['max_model_mb'] or 'default'}; load average at end "
+        f"MAX_MODEL_MB={run['max_model_mb'] or 'default'}, MAX_UPLOAD_MB={run['max_upload_mb'] or 'default'}; "
+        "load average at end "
         f"{', '.join(f'{x:.2f}' for x in run['loadavg'])} (shared machine: times are noisy)", "",
-        "| bomb | upload MB | status | seconds | worker peak RSS MB | worker RSS before MB | workers lost | predict after |",
+        "| bomb | upload MB | status | seconds | worker peak RSS MB | worker RSS before MB | workers lost "
+        "| predict after |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *[f"| {r['bomb']} | {r['upload_mb']} | {r['status']} | {r['seconds']} | {r['worker_peak_rss_mb']} | "
           f"{r['worker_rss_before_mb']} | {r['workers_lost']} | {r['predict_after']} |" for r in run["rows"]],

@@ -82,7 +82,10 @@ def _not_a_model_file(exc: Exception, fmt: str) -> str:
     else:
         reason = str(exc)[:200] or type(exc).__name__
     if fmt == "skops":
-        return f"artifact is not a skops file of a scikit-learn model: {reason}; upload the file written by skops.io.dump(model, path)"
+        return (
+            f"artifact is not a skops file of a scikit-learn model: {reason}; "
+            "upload the file written by skops.io.dump(model, path)"
+        )
     return (
         f"artifact is not a joblib or pickle file of a scikit-learn model: {reason}; "
         "upload the file written by joblib.dump(model, path) or pickle.dump(model, file)"

@@ -100,7 +100,8 @@ def _check_node(node: dict, archive: zipfile.ZipFile) -> str | None:
     state = content.get("content") if loader == "ObjectNode" and isinstance(content, dict) else None
     if not isinstance(state, dict):
         return None
-    if name == "FunctionTransformer" and any(_json_value(state.get(key)) is not None for key in ("func", "inverse_func")):
+    functions = (_json_value(state.get(key)) for key in ("func", "inverse_func"))
+    if name == "FunctionTransformer" and any(function is not None for function in functions):
         raise UnsafeArtifact(
             "artifact holds a FunctionTransformer with a function, which cannot be loaded safely; "
             "only ColumnTransformer's 'passthrough' is accepted"
