@@ -114,3 +114,12 @@ def test_a_zip_without_a_schema_is_not_a_skops_file():
 
     with pytest.raises(InvalidArtifact, match="without schema.json"):
         load_estimator(out.getvalue())
+
+
+def test_a_deeply_nested_skops_schema_is_refused_as_not_a_model():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", "[" * 200_000 + "]" * 200_000)
+
+    with pytest.raises(InvalidArtifact, match="artifact is not a skops file"):
+        load_estimator(out.getvalue())
