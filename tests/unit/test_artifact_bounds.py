@@ -2,6 +2,7 @@
 import pickle
 import struct
 import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -96,6 +97,15 @@ def test_a_bytearray_announcing_more_than_the_limit_is_refused_before_it_is_allo
 
     assert "MAX_MODEL_MB" in refusal.detail
     assert peak < MIB
+
+
+def test_compressed_bytes_announcing_more_than_the_limit_are_refused_before_they_are_read():
+    data = zlib.compress(b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b".")  # BINBYTES8 of a terabyte
+
+    refusal, peak = refused_within(data)
+
+    assert "MAX_MODEL_MB" in refusal.detail
+    assert peak < LIMIT + DECOMPRESSOR_MEMORY
 
 
 def test_an_array_built_by_calling_ndarray_is_refused():
