@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -132,25 +133,31 @@ def _upload(url: str, name: str, data: bytes) -> requests.Response:
 
 
 def _measure(process: subprocess.Popen, url: str, name: str, data: bytes) -> dict:
-    workers = psutil.Process(process.pid).children()
-    rss_before = {w.pid: _status_mb(w.pid, "VmRSS") for w in workers}
-    for worker in workers:
-        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")  # peak RSS := current RSS
-    started = time.perf_counter()
-    response = _upload(url, f"bomb-{name}", data)
-    seconds = time.perf_counter() - started
-    alive = [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
-    peaks = {w.pid: _status_mb(w.pid, "VmHWM") for w in alive}
-    worst = max(peaks, key=lambda pid: peaks[pid] - rss_before[pid]) if peaks else None
+    workers = [w.pid for w in psutil.Process(process.pid).children()]
+    rss_before = {pid: _status_mb(pid, "VmRSS") for pid in workers}
+    for pid in workers:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # peak RSS := current RSS
+    sampled = dict(rss_before)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        started = time.perf_counter()
+        upload = pool.submit(_upload, url, f"bomb-{name}", data)
+        while not upload.done():  # a worker killed mid-read takes its VmHWM with it: sample RSS too
+            for pid in workers:
+                sampled[pid] = max(sampled[pid], _status_mb(pid, "VmRSS") or 0)
+            time.sleep(0.1)
+        response, seconds = upload.result(), time.perf_counter() - started
+    peaks = {pid: max(sampled[pid], _status_mb(pid, "VmHWM") or 0) for pid in workers}
+    worst = max(workers, key=lambda pid: peaks[pid] - rss_before[pid])
+    lost = [pid for pid in workers if _status_mb(pid, "VmRSS") is None]
     served = requests.post(f"{url}/models/served/1/predict", json={"instances": [[1.0, 1.0]]}, timeout=120)
     row = {
         "bomb": name,
         "upload_mb": round(len(data) / MIB, 2),
         "status": response.status_code,
         "seconds": round(seconds, 2),
-        "worker_peak_rss_mb": peaks.get(worst),
-        "worker_rss_before_mb": rss_before.get(worst),
-        "workers_lost": len(workers) - len(alive),
+        "worker_peak_rss_mb": peaks[worst],
+        "worker_rss_before_mb": rss_before[worst],
+        "workers_lost": len(lost),
         "predict_after": served.status_code,
         "detail": _detail(response),
     }
@@ -158,10 +165,14 @@ def _measure(process: subprocess.Popen, url: str, name: str, data: bytes) -> dic
     return row
 
 
-def _status_mb(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith(f"{field}:"))
-    return int(line.split()[1]) // 1024
+def _status_mb(pid: int, field: str) -> int | None:
+    """A memory field of /proc/<pid>/status in MB; None once the process is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            line = next((line for line in status if line.startswith(f"{field}:")), None)
+    except FileNotFoundError:
+        return None
+    return int(line.split()[1]) // 1024 if line else None
 
 
 def _detail(response: requests.Response) -> str:
