@@ -1,8 +1,9 @@
 """How much reading one artifact may build: bytes (``MAX_MODEL_MB``) and objects.
 
-Every byte a decompressor or the pickle stream hands over is charged as it is read, and every size
-a file announces (an array's shape, a bytearray's length) is checked before anything is allocated,
-so a refused upload costs at most the limit, never what the file claims.
+Every byte a decompressor hands over is charged as it is read (an uncompressed upload is already in
+memory, and never larger than the limit), and every size a file announces (an array's shape, a
+bytearray's length, a zip entry's size) is checked before anything is allocated, so a refused
+upload costs at most the limit, never what the file claims.
 """
 from __future__ import annotations
 
