@@ -30,6 +30,8 @@ class Config:
     ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
     ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN") or None
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
+    # What an artifact may unpack to (decompressed bytes and arrays); an upload must always fit.
+    MAX_MODEL_MB = max(_int("MAX_MODEL_MB", 2048), MAX_UPLOAD_MB)
     MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
     MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)

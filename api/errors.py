@@ -22,6 +22,7 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     (domain.Conflict, 409, "Conflict"),
     (domain.VersionArchived, 410, "Version archived"),
     (domain.BatchTooLarge, 413, "Batch too large"),
+    (domain.ArtifactTooLarge, 413, "Artifact too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
     (domain.InvalidInput, 422, UNPROCESSABLE),
     # A stored file that fails its sha256 check is never served. 500, not 503: retrying cannot

@@ -53,6 +53,10 @@ class UnsafeArtifact(InvalidArtifact):
     """An uploaded file that asks to import something outside the allow-list."""
 
 
+class ArtifactTooLarge(InvalidArtifact):
+    """An uploaded file that unpacks to more bytes or objects than the configured bounds."""
+
+
 class BatchTooLarge(RegistryError):
     """A prediction batch over the configured row limit."""
 

@@ -22,16 +22,18 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 
 
 def upload_version(
-    store: ArtifactStore, name: str, data: bytes, metadata: dict, actor: str, max_rows: int
+    store: ArtifactStore, name: str, data: bytes, metadata: dict, actor: str, max_rows: int,
+    *, max_model_bytes: int,
 ) -> tuple[ModelVersion, bool]:
     """Register ``data`` as the next version of model ``name`` (created on first upload).
 
     Returns the version and whether it is new: identical bytes already uploaded to this model
     give back the existing version, so CI retries are safe. The artifact is parsed safely and
     described before anything is stored; the file is in place before its row is committed.
+    ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``).
     """
     check_model_name(name)
-    loaded = load_estimator(data)
+    loaded = load_estimator(data, max_bytes=max_model_bytes)
     description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
     example = _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
     digest = store.put(data)

@@ -15,6 +15,7 @@ from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut,
 from api.services import services
 from registry import versions
 from registry.names import parse_ref
+from registry.safe_pickle import artifact_format
 
 blp = Blueprint("versions", __name__, description="Model versions")
 
@@ -61,6 +62,7 @@ class Versions(MethodView):
             _parse_metadata(request.form.get("metadata")),
             principal().name,
             current_app.config["MAX_BATCH_ROWS"],
+            max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}
@@ -106,7 +108,7 @@ def download_artifact(name, ref):
         mimetype="application/octet-stream",
         headers={
             "ETag": f'"{version.sha256}"',
-            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.joblib"',
+            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.{artifact_format(data)}"',
             "X-Model-Version": str(version.number),
         },
     )
