@@ -27,7 +27,12 @@ def readyz():
     if not all(checks.values()):
         failing = ", ".join(name for name, ok in checks.items() if not ok)
         return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", {"checks": checks})
-    return {"status": "ready", "checks": checks}
+    return {
+        "status": "ready",
+        "checks": checks,
+        "unservable": services().server.unservable(),
+        "warnings": _store_warnings(),
+    }
 
 
 @blp.route("/metrics")
@@ -42,6 +47,18 @@ def metrics():
     else:
         payload = generate_latest()
     return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _store_warnings() -> list[str]:
+    """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail."""
+    free = services().store.free_bytes()
+    minimum_mb = current_app.config["MIN_FREE_STORE_MB"]
+    if free is None or free >= minimum_mb * 1024 * 1024:
+        return []
+    return [
+        f"the artifact store has {free / 1024 / 1024:.1f} MB free, under MIN_FREE_STORE_MB={minimum_mb}: "
+        "uploads will soon be refused with 507; free space (`flask --app wsgi artifacts gc`) or grow the volume"
+    ]
 
 
 def _database_ok() -> bool:
