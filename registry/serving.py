@@ -250,7 +250,7 @@ class ModelServer:
             failure = self.failures.record(_failure_key(info), exc, stamp)
             # One line per attempt, no traceback: the detail says what is wrong and what to do.
             log.error(
-                "could not load %s v%s: %s (attempt %d; next attempt in %.1f s at the earliest)",
+                "could not load %s v%s: %s (attempt %d; next attempt in %.2f s at the earliest)",
                 info.model, info.number, _log_detail(exc), failure.attempts, failure.delay,
             )
             raise
