@@ -9,6 +9,7 @@ from tqdm import tqdm
 from api.services import services
 from registry.artifact_gc import collect_garbage
 from registry.artifact_verify import verify_artifacts
+from registry.errors import RegistryError
 
 artifacts_group = AppGroup("artifacts", help="Collect leftovers in the artifact store and verify stored files.")
 
@@ -30,7 +31,10 @@ def _bar(desc: str):
 def gc(grace_minutes: float, dry_run: bool):
     """Remove stored files no version references and unfinished uploads, older than the grace period."""
     store = services().store
-    collected = collect_garbage(store, grace_seconds=grace_minutes * 60, dry_run=dry_run, progress=_bar("gc"))
+    try:
+        collected = collect_garbage(store, grace_seconds=grace_minutes * 60, dry_run=dry_run, progress=_bar("gc"))
+    except RegistryError as exc:  # e.g. a read-only store: one line, not a traceback
+        raise click.ClickException(exc.detail) from None
     verb = "would remove" if dry_run else "removed"
     for found in collected.removed:
         what = f"unreferenced artifact {found.sha256}" if found.sha256 else "unfinished upload"

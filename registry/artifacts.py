@@ -131,6 +131,8 @@ class ArtifactStore:
             found.path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise store_error(exc) from exc
         return True
 
     def free_bytes(self) -> int | None:

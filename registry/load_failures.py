@@ -44,10 +44,15 @@ class LoadFailures:
         self._failures: dict[Hashable, LoadFailure] = {}
         self._lock = threading.Lock()
 
+    def waiting(self, key: Hashable, stamp: tuple | None) -> bool:
+        """True while ``key`` waits for its next attempt and its file is unchanged."""
+        failure = self._failures.get(key)
+        return failure is not None and failure.stamp == stamp and self._clock() < failure.retry_at
+
     def raise_if_waiting(self, key: Hashable, stamp: tuple | None) -> None:
         """Raise the remembered error while ``key`` waits for its next attempt and its file is unchanged."""
         failure = self._failures.get(key)
-        if failure is not None and failure.stamp == stamp and self._clock() < failure.retry_at:
+        if failure is not None and self.waiting(key, stamp):
             raise _fresh(failure.error)
 
     def record(self, key: Hashable, error: Exception, stamp: tuple | None) -> LoadFailure:

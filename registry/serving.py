@@ -61,6 +61,7 @@ class ModelServer:
         self.cache = ModelCache(cache_size)
         self.poll_seconds = max(0.05, refresh_seconds / 4)
         self.failures = LoadFailures(first_delay=self.poll_seconds)
+        self._failed: dict[AliasKey, VersionInfo] = {}  # alias targets that could not load
         self._unservable: list[dict] = []
         self._session_scope = session_scope
         self._aliases: dict[AliasKey, ServableModel] = {}
@@ -68,7 +69,7 @@ class ModelServer:
         self._watched_latest: set[str] = set()
         self._moves = 0
         self._moved_at: dict[AliasKey, int] = {}
-        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects fully
+        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects (but for _failed)
         self._lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
@@ -134,15 +135,15 @@ class ModelServer:
             started_at = self._moves
         with self._session_scope():
             marker = self._read_marker()
-            if marker == self._seen_marker:
+            if marker == self._seen_marker and not self._retry_due():
                 return
             targets = self._read_alias_targets()
             archived = self._read_archived()
         loaded = {key: self._loaded_or_current(key, info) for key, info in targets.items()}
         # A target that failed to load is tried again at a later poll, once its backoff has passed.
-        failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
-        self._seen_marker = marker if not failed else None
-        self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in failed.items()]
+        self._failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
+        self._seen_marker = marker
+        self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in self._failed.items()]
         with self._lock:
             snapshot = {k: v for k, v in loaded.items() if v is not None}
             for key, move in self._moved_at.items():
@@ -170,6 +171,12 @@ class ModelServer:
             return self.load(info)
         except Exception:  # logged once per attempt by _load; the alias keeps its current model
             return current
+
+    def _retry_due(self) -> bool:
+        """True when a target that failed to load may be tried again (its delay passed, or its file changed)."""
+        return any(
+            not self.failures.waiting(_failure_key(info), self.store.stamp(info.sha256)) for info in self._failed.values()
+        )
 
     def _unservable_entry(self, key: AliasKey, info: VersionInfo, serving: ServableModel | None) -> dict:
         failure = self.failures.get(_failure_key(info))

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from tests.databases import fresh_database
 from tests.e2e import server
-from tests.e2e.faults import big_tree, flask_cli, kill_hard
+from tests.e2e.faults import big_tree, flask_cli, kill_hard, migrate_here
 from tests.e2e.models import scaled_sum, upload
 from tests.helpers import artifact_bytes, close_app, make_app
 
@@ -99,7 +99,7 @@ def crashed(tmp_path_factory):
     store = root / "artifacts"
     with fresh_database(root) as database_url:
         env = server.service_env(database_url, store, ADMIN_TOKEN)
-        server.migrate(env)
+        migrate_here(database_url, env["ARTIFACT_ROOT"])
         live = server.start(env, root, workers=4)
         try:
             kept = upload(live, "kept", scaled_sum(1)).json()["sha256"]
@@ -151,14 +151,14 @@ def test_gc_with_no_grace_removes_every_leftover_and_keeps_the_referenced_file(c
 
 
 def test_verify_exits_0_on_the_collected_store_and_1_naming_a_damaged_file(crashed):
-    env, database_url, store, kept, _, _ = crashed
+    _, database_url, store, kept, _, _ = crashed
     assert in_process(database_url, store, "gc", "--grace-minutes", "0").exit_code == 0
 
-    intact = flask_cli(env, "artifacts", "verify")
+    intact = in_process(database_url, store, "verify")
     (store / "sha256" / kept[:2] / kept).write_bytes(b"bit rot")
     damaged = in_process(database_url, store, "verify")
 
-    assert intact.returncode == 0, intact.stdout + intact.stderr
-    assert intact.stdout.strip() == "verify: 1 artifact(s) checked: 1 ok, 0 damaged, 0 missing"
+    assert intact.exit_code == 0, intact.output
+    assert intact.output.strip() == "verify: 1 artifact(s) checked: 1 ok, 0 damaged, 0 missing"
     assert damaged.exit_code == 1
     assert f"damaged {kept}: kept v1" in damaged.output

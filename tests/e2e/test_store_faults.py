@@ -7,7 +7,7 @@ import requests
 
 from tests.databases import fresh_database
 from tests.e2e import server
-from tests.e2e.faults import big_tree, remount, tmpfs
+from tests.e2e.faults import big_tree, migrate_here, remount, tmpfs
 from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 
 ADMIN_TOKEN = "e2e-store-faults-token"
@@ -21,7 +21,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("store-faults")
     with fresh_database(root) as database_url, tmpfs(root / "artifacts", STORE_MB) as store_dir:
         env = server.service_env(database_url, store_dir, ADMIN_TOKEN, MIN_FREE_STORE_MB=MIN_FREE_MB)
-        server.migrate(env)
+        migrate_here(database_url, env["ARTIFACT_ROOT"])
         live = server.start(env, root, workers=2)
         live.store_dir = store_dir
         try:

@@ -129,3 +129,15 @@ def test_both_commands_work_on_an_empty_store(runner):
     assert flask(runner, "gc").output.startswith("gc: removed 0 file(s)")
     assert flask(runner, "verify").output.startswith("verify: 0 artifact(s) checked")
 
+
+
+def test_gc_on_a_store_it_cannot_write_says_so_in_one_line(runner, store, stored, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("pathlib.Path.unlink", refuse)
+
+    result = flask(runner, "gc")
+
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error: the artifact store cannot be written right now (Read-only file system)")

@@ -7,7 +7,9 @@ import logging
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import event
 
+from registry.db import db
 from registry.load_failures import LoadFailures
 from tests.helpers import PROBE_ROW, assert_problem, close_app, make_app, scaled_sum, upload_ok
 
@@ -101,6 +103,28 @@ def test_refreshes_during_the_backoff_do_not_read_the_file_again(client, ci, dam
 
     assert failures_counted() == failures
     assert len(caplog.records) == 1
+
+
+def test_a_poll_while_the_target_waits_for_its_retry_costs_one_query(client, ci, damaged_v2, worker_b, b_server, clock):
+    promote_damaged(client, ci, damaged_v2)
+    b_server.refresh()
+    statements = []
+    with worker_b.app_context():
+        engine = db.engine
+
+    def selects(_conn, _cursor, statement, *_rest):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", selects)
+    try:
+        b_server.refresh()
+        assert len(statements) == 1  # the change marker only
+        clock.now += b_server.poll_seconds  # the delay has passed: the targets are read again
+        b_server.refresh()
+        assert len(statements) > 2
+    finally:
+        event.remove(engine, "before_cursor_execute", selects)
 
 
 def test_attempts_follow_a_doubling_delay(client, ci, damaged_v2, b_server, clock, caplog):
