@@ -35,6 +35,8 @@ class Config:
     MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
     MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
+    # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
+    MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from api.artifact_commands import artifacts_group
 from registry import tokens
 from registry.errors import RegistryError
 
@@ -57,3 +58,4 @@ def revoke(name: str):
 def register(app: Flask) -> None:
     """Add the command groups to ``flask``."""
     app.cli.add_command(tokens_group)
+    app.cli.add_command(artifacts_group)

@@ -28,7 +28,13 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     # A stored file that fails its sha256 check is never served. 500, not 503: retrying cannot
     # help, an operator has to restore the file (or re-upload the original bytes, which repairs it).
     (domain.ArtifactCorrupted, 500, "Artifact corrupted"),
+    # Storage faults are the operator's to fix, not bugs: 507 needs space, 503 may pass (Retry-After).
+    (domain.StoreFull, 507, "Insufficient Storage"),
+    (domain.StoreUnavailable, 503, "Service Unavailable"),
 ]
+
+# A 503 says when to try again (RFC 9110 §10.2.3): time for an operator to remount or fix permissions.
+RETRY_AFTER_SECONDS = 60
 
 DATABASE_UNAVAILABLE = "the database is unavailable (unreachable, locked or not migrated); try again shortly"
 
@@ -99,7 +105,8 @@ def _domain_error(exc: domain.RegistryError) -> Response:
         if isinstance(exc, cls):
             if status >= 500:
                 log.error("%s: %s", title, exc.detail)
-            return problem(status, title, exc.detail, exc.errors)
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+            return problem(status, title, exc.detail, exc.errors, headers)
     return _unexpected(exc)
 
 

@@ -65,6 +65,14 @@ class ArtifactCorrupted(RegistryError):
     """A stored artifact whose bytes no longer match its sha256. Always a server-side problem."""
 
 
+class StoreFull(RegistryError):
+    """The artifact store has no room left (ENOSPC, EDQUOT): an operator must free or add space."""
+
+
+class StoreUnavailable(RegistryError):
+    """The artifact store cannot be written (read-only, permissions, gone, I/O errors) right now."""
+
+
 class Unauthorized(RegistryError):
     """Missing or unknown bearer token."""
 

@@ -17,6 +17,7 @@ from registry.artifacts import ArtifactStore
 from registry.cache import ModelCache, ServableModel, VersionInfo
 from registry.errors import VersionArchived
 from registry.introspect import takes_named_columns
+from registry.load_failures import LoadFailures
 from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
 from registry.predict import run_model
@@ -47,13 +48,16 @@ class ModelServer:
         self.store = store
         self.cache = ModelCache(cache_size)
         self.poll_seconds = max(0.05, refresh_seconds / 4)
+        self.failures = LoadFailures(first_delay=self.poll_seconds)
+        self._failed: dict[AliasKey, VersionInfo] = {}  # alias targets that could not load
+        self._unservable: list[dict] = []
         self._session_scope = session_scope
         self._aliases: dict[AliasKey, AliasState] = {}
         self._archived: frozenset[tuple[str, int]] = frozenset()
         self._watched_latest: set[str] = set()
         self._moves = 0
         self._moved_at: dict[AliasKey, int] = {}
-        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects fully
+        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects (but for _failed)
         self._lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
@@ -95,8 +99,17 @@ class ModelServer:
         return self._resolve_pinned(name, number)
 
     def load(self, info: VersionInfo) -> ServableModel:
-        """The loaded model of a version (through the cache: one load per version per process)."""
+        """The loaded model of a version (through the cache: one load per version per process).
+
+        A version that failed to load answers with the same error, without reading its file again,
+        until its backoff has passed or its file has changed.
+        """
+        self.failures.raise_if_waiting(_failure_key(info), self.store.stamp(info.sha256))
         return self.cache.get((info.model, info.number), lambda: self._load(info))
+
+    def unservable(self) -> list[dict]:
+        """Aliases whose target version this process could not load at its last refresh."""
+        return list(self._unservable)
 
     def note_move(self, name: str, alias: str, servable: ServableModel) -> None:
         """Serve an alias move made by this process at once, without waiting for the watcher.
@@ -152,17 +165,18 @@ class ModelServer:
             started_at = self._moves
         with self._session_scope():
             marker = self._read_marker()
-            if marker == self._seen_marker:
+            if marker == self._seen_marker and not self._retry_due():
                 return
             targets = self._read_alias_targets()
             rollouts = self._read_rollouts()
             archived = lookups.archived_versions()
         loaded = {key: self._loaded_or_current(key, info) for key, info in targets.items()}
         plans = {key: self._loaded_rollout(key, spec) for key, spec in rollouts.items()}
-        # A target that failed to load is tried again at the next poll.
-        complete = all(loaded[key] is not None and loaded[key].version == info.number for key, info in targets.items())
-        complete = complete and all(plan is not False for plan in plans.values())
-        self._seen_marker = marker if complete else None
+        # A target that failed to load is tried again at a later poll, once its backoff has passed.
+        self._failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
+        self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in self._failed.items()]
+        # A rollout arm that failed to load is tried again at the next poll (its loads back off too).
+        self._seen_marker = marker if all(plan is not False for plan in plans.values()) else None
         with self._lock:
             snapshot = {k: AliasState(v, self._rollout_or_current(k, plans)) for k, v in loaded.items() if v is not None}
             for key, move in self._moved_at.items():
@@ -188,9 +202,24 @@ class ModelServer:
             return current
         try:
             return self.load(info)
-        except Exception:
-            log.exception("could not load %s v%s for alias %r; keeping the current one", info.model, info.number, key[1])
+        except Exception:  # logged once per attempt by _load; the alias keeps its current model
             return current
+
+    def _retry_due(self) -> bool:
+        """True when a target that failed to load may be tried again (its delay passed, or its file changed)."""
+        return any(
+            not self.failures.waiting(_failure_key(info), self.store.stamp(info.sha256)) for info in self._failed.values()
+        )
+
+    def _unservable_entry(self, key: AliasKey, info: VersionInfo, serving: ServableModel | None) -> dict:
+        failure = self.failures.get(_failure_key(info))
+        return {
+            "model": key[0],
+            "alias": key[1],
+            "version": info.number,
+            "error": failure.detail if failure is not None else "not loaded yet",
+            "serving": serving.version if serving is not None else None,
+        }
 
     def _read_marker(self) -> tuple:
         return lookups.change_marker()
@@ -214,8 +243,7 @@ class ModelServer:
         try:
             canary = Arm(self.load(spec.canary), spec.canary_percent) if spec.canary else None
             shadow = Arm(self.load(spec.shadow), spec.shadow_percent) if spec.shadow else None
-        except Exception:
-            log.exception("could not load the rollout on %s/%s; keeping the current one", *key)
+        except Exception:  # logged once per attempt by _load; the current rollout stays
             return False
         return LiveRollout(spec.id, canary, shadow, spec.sticky_header)
 
@@ -249,11 +277,19 @@ class ModelServer:
         return self.load(info)
 
     def _load(self, info: VersionInfo) -> ServableModel:
+        stamp = self.store.stamp(info.sha256)  # before reading: a change during the read means "try again"
         try:
             estimator = load_estimator(self.store.get(info.sha256)).estimator
-        except Exception:
+        except Exception as exc:
             CACHE_LOAD_FAILURES.labels(info.model).inc()
+            failure = self.failures.record(_failure_key(info), exc, stamp)
+            # One line per attempt, no traceback: the detail says what is wrong and what to do.
+            log.error(
+                "could not load %s v%s: %s (attempt %d; next attempt in %.2f s at the earliest)",
+                info.model, info.number, _log_detail(exc), failure.attempts, failure.delay,
+            )
             raise
+        self.failures.clear(_failure_key(info))
         CACHE_LOADS.labels(info.model).inc()
         return ServableModel(
             info.model,
@@ -283,3 +319,12 @@ class ModelServer:
             self.refresh()
         except Exception:
             log.exception("alias refresh failed; serving the last known aliases")
+
+
+def _failure_key(info: VersionInfo) -> tuple:
+    return info.model, info.number, info.sha256
+
+
+def _log_detail(exc: Exception) -> str:
+    detail = getattr(exc, "detail", None)
+    return detail if isinstance(detail, str) else f"{type(exc).__name__}: {exc}"

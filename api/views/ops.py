@@ -28,7 +28,12 @@ def readyz():
     if not all(checks.values()):
         failing = ", ".join(name for name, ok in checks.items() if not ok)
         return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", {"checks": checks})
-    return {"status": "ready", "checks": checks}
+    return {
+        "status": "ready",
+        "checks": checks,
+        "unservable": services().server.unservable(),
+        "warnings": _store_warnings(),
+    }
 
 
 @blp.route("/metrics")
@@ -49,6 +54,18 @@ def metrics():
 def readiness_checks() -> dict[str, bool]:
     """What /readyz checks, each true when it is reachable (the V2 edge asks the same)."""
     return {"database": _database_ok(), "artifact_store": services().store.is_reachable()}
+
+
+def _store_warnings() -> list[str]:
+    """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail."""
+    free = services().store.free_bytes()
+    minimum_mb = current_app.config["MIN_FREE_STORE_MB"]
+    if free is None or free >= minimum_mb * 1024 * 1024:
+        return []
+    return [
+        f"the artifact store has {free / 1024 / 1024:.1f} MB free, under MIN_FREE_STORE_MB={minimum_mb}: "
+        "uploads will soon be refused with 507; free space (`flask --app wsgi artifacts gc`) or grow the volume"
+    ]
 
 
 def _database_ok() -> bool:
