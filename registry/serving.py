@@ -19,6 +19,7 @@ from registry.errors import VersionArchived
 from registry.introspect import takes_named_columns
 from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
+from registry.predictors import predictor_for
 from registry.safe_pickle import load_estimator
 from registry.signature import Signature
 from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel
@@ -234,6 +235,7 @@ class ModelServer:
             Signature.from_dict(info.signature),
             estimator,
             takes_frame=takes_named_columns(estimator),
+            predictor=predictor_for(estimator),
         )
 
     def _watch(self) -> None:
