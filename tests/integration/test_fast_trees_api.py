@@ -5,7 +5,7 @@ import sklearn
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from api.services import EXTENSION
-from registry.predictors import CompiledPredictor
+from registry.predictors import TreePredictor
 from tests.helpers import upload_ok
 
 
@@ -40,4 +40,4 @@ def test_the_alias_route_answers_a_compiled_forest_exactly_as_scikit_learn(app, 
             assert body["classes"] == ["approve", "refuse"]
     with app.app_context():
         served = app.extensions[EXTENSION].server.servable("loans", "production")
-    assert isinstance(served.predictor, CompiledPredictor)
+    assert isinstance(served.predictor, TreePredictor)
