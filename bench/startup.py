@@ -38,9 +38,11 @@ def run(root: Path, say=print) -> dict:
     for _ in range(RUNS):  # interleaved, so drift in the machine's load hits both alike
         found["registry"].append(_first_answer(servers.spawn_registry(env, root), f"/models/start-{COUNT - 1}/production/predict", body))
         found["baseline"].append(_first_answer(servers.spawn_baseline(root, paths), f"/models/m{COUNT - 1}/predict", body))
-        say(f"  start-up: registry {found['registry'][-1]:.2f} s, baseline {found['baseline'][-1]:.2f} s")
-    summary = {target: _summary(seconds) for target, seconds in found.items()}
+        say(f"  start-up: registry {found['registry'][-1][0]:.2f} s ({found['registry'][-1][1]:.2f} CPU s), "
+            f"baseline {found['baseline'][-1][0]:.2f} s ({found['baseline'][-1][1]:.2f} CPU s)")
+    summary = {target: _summary(runs) for target, runs in found.items()}
     summary["ratio"] = round(summary["registry"]["median_s"] / summary["baseline"]["median_s"], 3)
+    summary["cpu_ratio"] = round(summary["registry"]["median_cpu_s"] / summary["baseline"]["median_cpu_s"], 3)
     summary["models"] = f"{COUNT} aliased ({COUNT // 2} logistic, {COUNT // 2} forests of 100 trees)"
     return summary
 
@@ -58,8 +60,9 @@ def _registry_with(root: Path, fitted: list) -> dict:
     return live.env
 
 
-def _first_answer(server: servers.Server, path: str, body: str) -> float:
-    """Seconds from the launch of ``server`` to its first 200 on ``path``; the server is stopped after."""
+def _first_answer(server: servers.Server, path: str, body: str) -> tuple[float, float]:
+    """Seconds from the launch of ``server`` to its first 200 on ``path``, and the CPU seconds its processes
+    used by then (steadier than wall time on a busy machine); the server is stopped after."""
     started = time.monotonic()
     try:
         while time.monotonic() - started < TIMEOUT_SECONDS:
@@ -68,7 +71,7 @@ def _first_answer(server: servers.Server, path: str, body: str) -> float:
             try:
                 response = requests.post(server.url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
                 if response.status_code == 200:
-                    return time.monotonic() - started
+                    return time.monotonic() - started, servers.cpu_seconds(server.process.pid)
             except requests.ConnectionError:
                 pass
             time.sleep(POLL_SECONDS)
@@ -77,7 +80,9 @@ def _first_answer(server: servers.Server, path: str, body: str) -> float:
         server.stop()
 
 
-def _summary(seconds: list[float]) -> dict:
+def _summary(runs: list[tuple[float, float]]) -> dict:
+    seconds, cpu = [wall for wall, _ in runs], [used for _, used in runs]
     return {"median_s": round(statistics.median(seconds), 3), "min_s": round(min(seconds), 3),
-            "max_s": round(max(seconds), 3), "runs": [round(s, 3) for s in seconds]}
+            "max_s": round(max(seconds), 3), "median_cpu_s": round(statistics.median(cpu), 3),
+            "runs_s": [round(s, 3) for s in seconds], "runs_cpu_s": [round(s, 3) for s in cpu]}
 
