@@ -34,6 +34,18 @@ def on_starting(server):
     os.makedirs(directory, exist_ok=True)
 
 
+def when_ready(server):
+    """Load every aliased model once in the master: workers fork with them loaded and share their pages."""
+    if not server.cfg.preload_app:
+        return
+    from api.services import EXTENSION
+
+    try:
+        server.app.wsgi().extensions[EXTENSION].server.refresh()
+    except Exception:  # the workers warm themselves then, as without this
+        server.log.exception("could not load the aliased models before forking")
+
+
 def post_fork(server, worker):
     """Never share a database connection opened in the master across forks."""
     if not server.cfg.preload_app:

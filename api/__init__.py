@@ -4,17 +4,17 @@ from pathlib import Path
 
 import swagger_ui_bundle
 from flask import Blueprint, Flask
-from flask_migrate import Migrate
 from flask_smorest import Api
 
 from api import cli
 from api.content import check_json_body
 from api.errors import register_error_handlers
+from api.migrations import init_migrations
 from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
 from api.v2 import views as v2
 from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions
-from config import BASE_DIR, Config
+from config import Config
 from registry.artifacts import ArtifactStore
 from registry.db import configure_sqlite, db
 from registry.serving import ModelServer
@@ -55,7 +55,7 @@ def _init_database(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
-    Migrate(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    init_migrations(app)
 
 
 def _init_services(app: Flask) -> None:

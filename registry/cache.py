@@ -21,6 +21,7 @@ class ServableModel:
     signature: Signature
     estimator: Any
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
+    predictor: Any = None  # what predict calls, made once at load (registry.predictors); None: the estimator
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def _answer(servable: ServableModel, parse: Callable[[Signature], ModelInput], r
 
 def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model."""
-    estimator = servable.estimator
+    estimator = servable.estimator if servable.predictor is None else servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
         rows = pd.DataFrame(rows, columns=servable.signature.names)
     try:

@@ -21,6 +21,7 @@ from registry.load_failures import LoadFailures
 from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
 from registry.predict import run_model
+from registry.predictors import predictor_for
 from registry.rollouts import figures
 from registry.rollouts.figures import FigureBook
 from registry.rollouts.routing import AliasState, Arm, LiveRollout, Route, route
@@ -299,6 +300,7 @@ class ModelServer:
             Signature.from_dict(info.signature),
             estimator,
             takes_frame=takes_named_columns(estimator),
+            predictor=predictor_for(estimator),
         )
 
     def _watch(self) -> None:
