@@ -46,10 +46,12 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Warm every aliased model before this worker takes its first request."""
+    """Warm every aliased model before this worker takes its first request; start its webhook deliverer."""
+    from api import delivery
     from api.services import EXTENSION
 
     worker.wsgi.extensions[EXTENSION].server.ensure_started()
+    delivery.start_in_worker(worker.wsgi)
 
 
 def child_exit(server, worker):

@@ -7,10 +7,10 @@ from flask import Blueprint, Flask, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 
-from api import cli
+from api import cli, delivery
 from api.errors import register_error_handlers
 from api.services import EXTENSION, Services
-from api.views import aliases, models, ops, predict, tokens, versions
+from api.views import aliases, models, ops, predict, tokens, versions, webhooks
 from config import BASE_DIR, Config
 from registry.artifacts import ArtifactStore
 from registry.db import configure_sqlite, db
@@ -37,6 +37,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
     _init_services(app)
+    delivery.init_app(app)
     _init_http(app)
     cli.register(app)
     # Rows arrive as arrays in signature order, already checked; sklearn's name warning is noise.
@@ -68,7 +69,7 @@ def _init_services(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app)
-    for module in (models, versions, aliases, predict, tokens, ops):
+    for module in (models, versions, aliases, predict, tokens, webhooks, ops):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")

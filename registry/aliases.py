@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, VersionArchived
+from registry.events import outbox
 from registry.inputs import rows_from_json
 from registry.introspect import encoded_columns
 from registry.lookups import find_alias, find_model, find_version
@@ -158,6 +159,10 @@ def _move(model, alias, current, version, action, actor, reason, forced=False, r
     db.session.add(event)
     model.updated_at = utcnow()
     db.session.flush()
+    outbox.record("alias.moved", {
+        "model": model.name, "alias": alias, "from_version": previous, "to_version": version.number,
+        "action": action, "actor": actor, "reason": event.reason, "forced": forced, "history_id": event.id,
+    })
     return event
 
 

@@ -63,3 +63,11 @@ class Unauthorized(RegistryError):
 
 class Forbidden(RegistryError):
     """The token's role does not allow the operation."""
+
+
+class SubscriptionNotFound(NotFound):
+    """No webhook subscription with that id."""
+
+
+class DeliveryNotFound(NotFound):
+    """No delivery with that id for that webhook subscription."""
