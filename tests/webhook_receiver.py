@@ -10,6 +10,24 @@ from standardwebhooks import Webhook, WebhookVerificationError
 HANG_LIMIT_SECONDS = 120
 
 
+class Hold:
+    """Requests to an endpoint wait until ``release``; they are then answered with its status."""
+
+    def __init__(self):
+        self._released = threading.Event()
+        self.status = 200
+
+    def release(self, status: int = 200) -> None:
+        """Let held and later requests go, answering the held ones with ``status``."""
+        self.status = status
+        self._released.set()
+
+    def wait(self) -> int:
+        """Wait for the release (at most HANG_LIMIT_SECONDS); the status to answer with."""
+        self._released.wait(HANG_LIMIT_SECONDS)
+        return self.status
+
+
 @dataclass(frozen=True)
 class Received:
     """One request as the receiver saw it."""
@@ -28,7 +46,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = {}
         self._scripts: dict[str, list[int]] = {}
-        self._hangs: dict[str, threading.Event] = {}
+        self._holds: dict[str, Hold] = {}
         self._received: list[Received] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -39,8 +57,8 @@ class Receiver:
         return self
 
     def __exit__(self, *exc):
-        for hang in self._hangs.values():
-            hang.set()
+        for hold in list(self._holds.values()):
+            hold.release()
         self._server.shutdown()
         self._server.server_close()
 
@@ -56,10 +74,11 @@ class Receiver:
         """Answer the endpoint's next requests with these statuses, then 200."""
         self._scripts[endpoint] = list(statuses)
 
-    def hang(self, endpoint: str) -> threading.Event:
-        """Hold every request to the endpoint until the returned event is set."""
-        self._hangs[endpoint] = threading.Event()
-        return self._hangs[endpoint]
+    def hang(self, endpoint: str) -> Hold:
+        """Hold the endpoint's requests until the returned hold is released; later ones pass."""
+        hold = Hold()
+        self._holds[endpoint] = hold
+        return hold
 
     def received(self, endpoint: str | None = None) -> list[Received]:
         """Requests so far (of one endpoint), in arrival order."""
@@ -74,9 +93,10 @@ class Receiver:
         ]
 
     def _handle(self, endpoint: str, headers: dict, body: bytes) -> int:
-        hang = self._hangs.get(endpoint)
-        if hang is not None:
-            hang.wait(HANG_LIMIT_SECONDS)
+        hold = self._holds.get(endpoint)
+        held_status = hold.wait() if hold is not None else None
+        if hold is not None and self._holds.get(endpoint) is hold:
+            del self._holds[endpoint]
         payload, error = None, None
         try:
             payload = Webhook(self._secrets[endpoint]).verify(body, headers)
@@ -85,6 +105,8 @@ class Receiver:
         with self._lock:
             script = self._scripts.get(endpoint) or []
             status = script.pop(0) if script else 200
+            if held_status is not None:
+                status = held_status
             if error is not None:
                 status = 400
             self._received.append(Received(endpoint, headers.get("webhook-id"), payload, error, status))

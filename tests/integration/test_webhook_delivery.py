@@ -153,7 +153,7 @@ def test_a_hanging_receiver_delays_neither_another_receiver_nor_requests(make, r
     app, client = make(WEBHOOK_TIMEOUT_SECONDS=30.0, WEBHOOK_LEASE_SECONDS=120.0)
     stuck = subscribe(client, receiver, "stuck")
     subscribe(client, receiver, "fine")
-    release = receiver.hang("stuck")
+    hold = receiver.hang("stuck")
     start(app)
 
     for factor in (1, 2, 3):
@@ -164,7 +164,7 @@ def test_a_hanging_receiver_delays_neither_another_receiver_nor_requests(make, r
     assert [d["attempts"] for d in deliveries(client, stuck)] == [0, 0, 0]
     assert receiver.received("stuck") == []
     assert client.get("/models/m/versions", headers=ADMIN).status_code == 200
-    release.set()
+    hold.release()
     poll(lambda: len(receiver.events("stuck")) == 3)
 
 
