@@ -166,26 +166,28 @@ def test_an_event_survives_kill_9_of_the_whole_server_right_after_the_promote(tm
             second.stop()
 
 
-def test_two_replicas_deliver_every_event_and_duplicates_share_their_webhook_id(tmp_path):
-    env = {**SETTINGS, "WEBHOOK_TIMEOUT_SECONDS": "5"}
-    with Receiver() as receiver, fresh_database(tmp_path) as url, \
-            server.running(url, tmp_path, ADMIN_TOKEN, count=2, workers=2, env=env) as replicas:
-        hook = subscribe(replicas[0], receiver, "both")
+def test_two_replicas_deliver_every_event_and_duplicates_share_their_webhook_id(live, receiver, tmp_path):
+    second = server.start(live.env, tmp_path, workers=2)  # a second replica on the same database
+    try:
+        replicas = [live, second]
+        hook = subscribe(second, receiver, "both", events=["version.created", "alias.moved"])
         for factor in range(1, 7):
             uploaded(replicas[factor % 2], "twins", factor)
         for number in (2, 4, 6):
             move(replicas[number // 2 % 2], "promote", "twins", number)
-        move(replicas[1], "rollback", "twins")
+        move(second, "rollback", "twins")
 
-        log = poll(lambda: (items := deliveries(replicas[1], hook)) and all(d["status"] == "delivered" for d in items) and items,
+        log = poll(lambda: (items := deliveries(live, hook)) and all(d["status"] == "delivered" for d in items) and items,
                    timeout=DEADLINE_SECONDS)
-        assert len(log) == 10
-        by_id = defaultdict(list)
-        for request in receiver.received("both"):
-            assert request.error is None
-            by_id[request.msg_id].append(request.payload)
-        assert set(by_id) == {d["event_id"] for d in log}
-        assert all(len({str(p) for p in payloads}) == 1 for payloads in by_id.values())
+    finally:
+        second.stop()
+    assert len(log) == 10
+    by_id = defaultdict(list)
+    for request in receiver.received("both"):
+        assert request.error is None
+        by_id[request.msg_id].append(request.payload)
+    assert set(by_id) == {d["event_id"] for d in log}
+    assert all(len({str(p) for p in payloads}) == 1 for payloads in by_id.values())
 
 
 def _kill_9_master_and_workers(live) -> None:
