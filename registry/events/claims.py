@@ -18,6 +18,9 @@ from registry.events.tables import DELIVERED, FAILED, PENDING, DeliveryAttempt, 
 from registry.tables import utcnow
 
 
+CANDIDATES_PER_SLOT = 4
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter, for at least ``window_seconds`` after the delivery was made."""
@@ -55,9 +58,10 @@ def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
     now = utcnow()
     token = secrets.token_hex(16)
     with write_transaction():
+        # A few rows per slot, so that a backlog of one subscription leaves room for the others.
         rows = db.session.execute(
             _due(now).order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit * 4).with_for_update(of=WebhookDelivery, skip_locked=True)
+            .limit(limit * CANDIDATES_PER_SLOT).with_for_update(of=WebhookDelivery, skip_locked=True)
         ).all()
         chosen, seen = [], set()
         for delivery, subscription in rows:

@@ -56,6 +56,11 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
         threading.Thread(target=self._run, name="webhook-deliverer", daemon=True).start()
 
+    @property
+    def started(self) -> bool:
+        """Whether this process's background deliverer is running."""
+        return self._started
+
     def run_until(self, stop: threading.Event) -> None:
         """Deliver in the foreground until ``stop`` is set (the ``flask webhooks deliver`` command)."""
         self._stop = stop

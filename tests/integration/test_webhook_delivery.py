@@ -1,9 +1,15 @@
 """The deliverer against a real receiver on loopback that verifies every signature."""
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
+from config import BASE_DIR
 from registry.events.claims import claim_due, record_attempt
 from registry.events.sending import Outcome
 from tests.helpers import ADMIN_TOKEN, scaled_sum, upload_ok
@@ -258,3 +264,31 @@ def test_ping_and_redeliver_send_signed_requests_with_the_events_id(make, receiv
     [ping] = receiver.events("ops", "ping")
     assert ping["data"] == {"webhook_id": hook, "url": receiver.url("ops")}
     assert first == [p for p in receiver.events("ops") if p["type"] == "version.created"][1]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_worker_starts_its_deliverer_unless_the_deployment_delivers_separately(make, enabled):
+    app, client = make(WEBHOOK_DELIVER_IN_WORKERS=enabled)
+
+    client.get("/healthz")
+
+    assert app.extensions["webhook_deliverer"].started is enabled
+
+
+def test_the_deliver_command_delivers_until_it_is_told_to_stop(make, receiver, database_url, tmp_path):
+    _, client = make()
+    hook = subscribe(client, receiver, "cli")
+    upload_ok(client, ADMIN, "m", scaled_sum(1))
+    env = {**os.environ, "DATABASE_URL": database_url, "ARTIFACT_ROOT": str(tmp_path / "cli-artifacts"),
+           "PYTHONPATH": str(BASE_DIR), **{k: str(v) for k, v in FAST.items()}}
+
+    command = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "webhooks", "deliver"],
+                               cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        [payload] = poll(lambda: receiver.events("cli"))
+        poll(lambda: [d for d in deliveries(client, hook) if d["status"] == "delivered"])
+    finally:
+        command.send_signal(signal.SIGTERM)
+        output = command.communicate(timeout=60)[0].decode()
+    assert payload["type"] == "version.created"
+    assert command.returncode == 0, output
