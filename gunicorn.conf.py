@@ -54,6 +54,14 @@ def post_worker_init(worker):
     delivery.start_in_worker(worker.wsgi)
 
 
+def worker_exit(server, worker):
+    """Finish the webhook sends in flight (each at most its timeout) before the worker goes."""
+    from api import delivery
+
+    if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
+        delivery.stop_in_worker(worker.wsgi)
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live gauges from the multiprocess metrics."""
     from prometheus_client import multiprocess

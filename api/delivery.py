@@ -42,6 +42,11 @@ def start_in_worker(app: Flask) -> None:
         app.extensions[EXTENSION].ensure_started()
 
 
+def stop_in_worker(app: Flask) -> None:
+    """Let this worker's sends in flight finish and record, so a restart repeats none of them."""
+    app.extensions[EXTENSION].stop(wait=True)
+
+
 @webhooks_group.command("deliver")
 def deliver():
     """Deliver webhooks in the foreground until SIGTERM or Ctrl-C (with WEBHOOK_DELIVER_IN_WORKERS=0)."""

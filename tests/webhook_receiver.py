@@ -15,6 +15,7 @@ class Hold:
 
     def __init__(self):
         self._released = threading.Event()
+        self.arrived = threading.Event()  # set once a request is being held
         self.status = 200
 
     def release(self, status: int = 200) -> None:
@@ -24,6 +25,7 @@ class Hold:
 
     def wait(self) -> int:
         """Wait for the release (at most HANG_LIMIT_SECONDS); the status to answer with."""
+        self.arrived.set()
         self._released.wait(HANG_LIMIT_SECONDS)
         return self.status
 

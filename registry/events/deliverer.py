@@ -67,12 +67,12 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
         self._run()
 
-    def stop(self) -> None:
-        """Stop polling; sends in flight finish in their threads."""
+    def stop(self, wait: bool = False) -> None:
+        """Stop polling; sends in flight finish in their threads (``wait`` for them, at most a timeout each)."""
         self._stop.set()
         self._wake.set()
         if self._pool is not None:
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown(wait=wait)
 
     def deliver_due(self) -> int:
         """Claim what is due (up to the free threads) and hand it to the pool; how many were claimed."""

@@ -151,6 +151,7 @@ def test_an_event_survives_kill_9_of_the_whole_server_right_after_the_promote(tm
             hold = receiver.hang("moves")  # nothing is acknowledged before the kill
             subscribe(first, receiver, "moves", events=["alias.moved"])
             promoted = move(first, "promote", "crash", 1)
+            poll(hold.arrived.is_set)  # the hardest moment: a worker has claimed the delivery and is sending it
             _kill_9_master_and_workers(first)
         finally:
             first.stop()
@@ -160,8 +161,9 @@ def test_an_event_survives_kill_9_of_the_whole_server_right_after_the_promote(tm
         try:
             [event, *_] = poll(lambda: of_model(receiver, "moves", "crash"), timeout=DEADLINE_SECONDS)
             assert event["data"]["history_id"] == promoted["event_id"] and event["data"]["to_version"] == 1
-            ids = {r.msg_id for r in receiver.received("moves")}
-            assert len(ids) == 1  # every try, before and after the crash, carried the same webhook-id
+            statuses = [r.status for r in receiver.received("moves")]
+            assert statuses[0] == 503 and 200 in statuses  # held across the kill, then sent again after the lease
+            assert len({r.msg_id for r in receiver.received("moves")}) == 1  # the same webhook-id every time
         finally:
             second.stop()
 
