@@ -65,7 +65,10 @@ class Deliverer:
         """Deliver in the foreground until ``stop`` is set (the ``flask webhooks deliver`` command)."""
         self._stop = stop
         self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
-        self._run()
+        try:
+            self._run()
+        finally:
+            self._pool.shutdown(wait=True)  # record what is in flight before the process ends
 
     def stop(self, wait: bool = False) -> None:
         """Stop polling; sends in flight finish in their threads (``wait`` for them, at most a timeout each)."""
@@ -77,7 +80,7 @@ class Deliverer:
     def deliver_due(self) -> int:
         """Claim what is due (up to the free threads) and hand it to the pool; how many were claimed."""
         free = self._free_threads()
-        if free == 0:
+        if free == 0 or self._stop.is_set():
             return 0
         with self._session_scope():
             claims = claim_due(free, self.settings.lease_seconds) if due_exists() else []
@@ -91,8 +94,8 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 claimed = self.deliver_due()
-            except Exception:
-                log.exception("claiming webhook deliveries failed; trying again at the next poll")
+            except Exception as exc:  # the database is away: one line per poll, not a traceback flood
+                log.warning("claiming webhook deliveries failed (%s); trying again at the next poll", exc)
                 claimed = 0
             if not claimed:
                 self._wake.wait(self.settings.poll_seconds)
@@ -103,8 +106,8 @@ class Deliverer:
             outcome = self._sender.send(claim.message)
             with self._session_scope():
                 record_attempt(claim, outcome, self.settings.retry)
-        except Exception:
-            log.exception("recording webhook delivery %s failed; its lease will run out and it is tried again", claim.delivery_id)
+        except Exception as exc:
+            log.warning("recording webhook delivery %s failed (%s); it is sent again when its lease runs out", claim.delivery_id, exc)
         finally:
             with self._lock:
                 self._busy -= 1

@@ -37,9 +37,9 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    """One instance with three workers; sends time out after 20 s (the hanging receiver test needs it)."""
+    """One instance with three workers; sends time out after 60 s, longer than the hanging receiver test takes."""
     root = tmp_path_factory.mktemp("webhooks")
-    env = {**SETTINGS, "WEBHOOK_TIMEOUT_SECONDS": "20", "WEBHOOK_LEASE_SECONDS": "60"}
+    env = {**SETTINGS, "WEBHOOK_TIMEOUT_SECONDS": "60", "WEBHOOK_LEASE_SECONDS": "150"}
     with fresh_database(root) as url, server.running(url, root, ADMIN_TOKEN, env=env) as (instance,):
         yield instance
 
@@ -110,7 +110,7 @@ def test_a_hanging_receiver_delays_neither_another_receiver_nor_any_request(live
     assert requests.get(f"{live.url}/models/hang/versions", timeout=30).status_code == 200
 
     poll(lambda: len(of_model(receiver, "quick", "hang")) == 4, timeout=DEADLINE_SECONDS)
-    # Meanwhile the stuck receiver has not answered once (its sends time out only after 20 s).
+    # Meanwhile the stuck receiver has not answered once (its sends time out only after 60 s).
     assert receiver.received("stuck") == []
     assert {d["attempts"] for d in deliveries(live, stuck)} == {0}
     hold.release()

@@ -15,6 +15,7 @@ from registry.events.sending import Outcome
 from tests.helpers import ADMIN_TOKEN, scaled_sum, upload_ok
 from tests.webhook_receiver import Receiver, poll
 
+STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAST = {
     "WEBHOOK_ALLOW_PRIVATE": True,
@@ -127,7 +128,7 @@ def test_other_client_errors_and_redirects_are_final_failures(make, receiver, st
 
 
 def test_a_receiver_that_never_answers_well_is_given_up_on_after_the_retry_window(make, receiver):
-    app, client = make(WEBHOOK_RETRY_WINDOW_SECONDS=0.5)
+    app, client = make(WEBHOOK_RETRY_WINDOW_SECONDS=2.0)
     hook = subscribe(client, receiver, "down")
     receiver.script("down", [500] * 1000)
     upload_ok(client, ADMIN, "m", scaled_sum(1))
@@ -144,7 +145,7 @@ def test_network_errors_are_retried_and_recorded(make, receiver):
     with socket.socket() as sock:  # a port that refuses connections
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/nobody"
-    app, client = make(WEBHOOK_RETRY_WINDOW_SECONDS=0.3)
+    app, client = make(WEBHOOK_RETRY_WINDOW_SECONDS=2.0)
     hook = client.post("/webhooks", json={"url": closed, "events": ["*"]}, headers=ADMIN).get_json()["id"]
     upload_ok(client, ADMIN, "m", scaled_sum(1))
 
@@ -285,7 +286,7 @@ def test_the_deliver_command_delivers_until_it_is_told_to_stop(make, receiver, d
     command = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "webhooks", "deliver"],
                                cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        [payload] = poll(lambda: receiver.events("cli"))
+        [payload] = poll(lambda: receiver.events("cli"), timeout=STARTUP_SECONDS)
         poll(lambda: [d for d in deliveries(client, hook) if d["status"] == "delivered"])
     finally:
         command.send_signal(signal.SIGTERM)
