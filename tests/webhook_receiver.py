@@ -39,6 +39,7 @@ class Received:
     payload: dict | None  # the verified payload; None when verification failed
     error: str | None  # why verification failed
     status: int  # what the receiver answered
+    at: float  # time.monotonic() when it was answered
 
 
 class Receiver:
@@ -111,7 +112,7 @@ class Receiver:
                 status = held_status
             if error is not None:
                 status = 400
-            self._received.append(Received(endpoint, headers.get("webhook-id"), payload, error, status))
+            self._received.append(Received(endpoint, headers.get("webhook-id"), payload, error, status, time.monotonic()))
         return status
 
     def _handler(self):

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
+from registry.events import outbox
 from registry.events.claims import Claim, RetryPolicy, claim_due, due_exists, record_attempt
 from registry.events.sending import Sender
 
@@ -54,6 +55,7 @@ class Deliverer:
                 return
             self._started = True
         self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+        outbox.on_commit(self._wake.set)
         threading.Thread(target=self._run, name="webhook-deliverer", daemon=True).start()
 
     @property
