@@ -47,9 +47,9 @@ class Outcome:
         return code is None or code in RETRYABLE_STATUSES or code >= 500
 
 
-def signed_headers(message: Message, now: datetime | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) plus the content type."""
-    moment = now or datetime.now(timezone.utc)
+def signed_headers(message: Message) -> dict[str, str]:
+    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) signed now, plus the content type."""
+    moment = datetime.now(timezone.utc)
     signature = Webhook(message.secret).sign(message.msg_id, moment, message.body)
     return {
         "webhook-id": message.msg_id,
