@@ -44,3 +44,14 @@ class Config:
     PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     # Background alias watcher; off in tests that drive refreshes by hand.
     WATCH_ALIASES = _bool("WATCH_ALIASES", True)
+    # Webhooks (docs/webhooks.md). Each worker delivers unless turned off for a separate
+    # `flask webhooks deliver` process.
+    WEBHOOK_DELIVER_IN_WORKERS = _bool("WEBHOOK_DELIVER_IN_WORKERS", True)
+    WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", False)
+    WEBHOOK_THREADS = _int("WEBHOOK_THREADS", 4)
+    WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+    WEBHOOK_POLL_SECONDS = _float("WEBHOOK_POLL_SECONDS", 1.0)
+    WEBHOOK_LEASE_SECONDS = _float("WEBHOOK_LEASE_SECONDS", 60.0)
+    WEBHOOK_RETRY_BASE_SECONDS = _float("WEBHOOK_RETRY_BASE_SECONDS", 10.0)
+    WEBHOOK_RETRY_MAX_SECONDS = _float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
+    WEBHOOK_RETRY_WINDOW_SECONDS = _float("WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0)

@@ -58,10 +58,20 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Warm every aliased model before this worker takes its first request."""
+    """Warm every aliased model before this worker takes its first request; start its webhook deliverer."""
+    from api import delivery
     from api.services import EXTENSION
 
     worker.wsgi.extensions[EXTENSION].server.ensure_started()
+    delivery.start_in_worker(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Finish the webhook sends in flight (each at most its timeout) before the worker goes."""
+    from api import delivery
+
+    if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
+        delivery.stop_in_worker(worker.wsgi)
 
 
 def child_exit(server, worker):

@@ -6,14 +6,14 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 from flask_smorest import Api
 
-from api import cli
+from api import cli, delivery
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
 from api.v2 import views as v2
-from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions
+from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
 from config import Config
 from registry.artifacts import ArtifactStore
 from registry.db import configure_sqlite, db
@@ -40,6 +40,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
     _init_services(app)
+    delivery.init_app(app)
     _init_http(app)
     cli.register(app)
     # Rows arrive as arrays in signature order, already checked; sklearn's name warning is noise.
@@ -71,7 +72,7 @@ def _init_services(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
-    for module in (models, versions, evaluations, aliases, rollouts, predict, tokens, ops, v2):
+    for module in (models, versions, evaluations, aliases, rollouts, predict, tokens, webhooks, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")

@@ -1,4 +1,5 @@
 """Marshmallow schemas of the HTTP contract (../shared/API.md): what comes in and goes out."""
+import json
 import math
 from datetime import timezone
 
@@ -175,6 +176,19 @@ class TokenRequest(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
+class WebhookRequest(Schema):
+    url = Text(required=True, metadata={"description": "http(s) URL of a public host (unless WEBHOOK_ALLOW_PRIVATE)"})
+    events = fields.List(fields.String(), required=True, metadata={"description": 'event types, or ["*"] for all'})
+    description = Text(load_default="", validate=validate.Length(max=2_000))
+
+
+class WebhookPatch(Schema):
+    url = Text()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    description = Text(validate=validate.Length(max=2_000))
+
+
 # ---- responses ----------------------------------------------------------------------------
 
 class ModelOut(Schema):
@@ -294,6 +308,47 @@ class TokenCreatedOut(Schema):
     role = fields.String()
     token = fields.String()
     created_at = UTCDateTime()
+
+
+class WebhookOut(Schema):
+    id = fields.Integer()
+    url = fields.String()
+    events = fields.List(fields.String())
+    description = fields.String()
+    active = fields.Boolean()
+    created_by = fields.String()
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret = fields.String(metadata={"description": "whsec_<base64>: verify signatures with it; shown only here"})
+
+
+class DeliveryOut(Schema):
+    id = fields.Integer()
+    webhook_id = fields.Integer(attribute="subscription_id")
+    event_id = fields.Function(lambda d: d.event.uid, metadata={"description": "the webhook-id header"})
+    event_type = fields.Function(lambda d: d.event.type)
+    status = fields.String(metadata={"description": "pending, delivered or failed"})
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    next_attempt_at = UTCDateTime(allow_none=True)
+    delivered_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class AttemptOut(Schema):
+    at = UTCDateTime()
+    status_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Integer()
+
+
+class DeliveryDetailOut(DeliveryOut):
+    payload = fields.Function(lambda d: json.loads(d.event.body))
+    attempt_log = fields.List(fields.Nested(AttemptOut))
 
 
 class PredictionOut(Schema):

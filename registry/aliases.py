@@ -13,6 +13,7 @@ from registry.admission import ready_version as _ready_version
 from registry.admission import smoke_test as _smoke_test
 from registry.db import db, write_transaction
 from registry.errors import AliasNotFound, Conflict, InvalidInput
+from registry.events import outbox
 from registry.lookups import active_rollout, find_alias, find_model
 from registry.names import ALIAS_NAME, LATEST, check_alias_name
 from registry.paging import Page, paginate
@@ -194,4 +195,8 @@ def _move(model, alias, current, version, action, actor, reason, forced=False, r
     db.session.add(event)
     model.updated_at = utcnow()
     db.session.flush()
+    outbox.record("alias.moved", {
+        "model": model.name, "alias": alias, "from_version": previous, "to_version": version.number,
+        "action": action, "actor": actor, "reason": event.reason, "forced": forced, "history_id": event.id,
+    })
     return event

@@ -83,3 +83,11 @@ class Forbidden(RegistryError):
 
 class RolloutNotFound(NotFound):
     """No rollout is active on the alias."""
+
+
+class SubscriptionNotFound(NotFound):
+    """No webhook subscription with that id."""
+
+
+class DeliveryNotFound(NotFound):
+    """No delivery with that id for that webhook subscription."""

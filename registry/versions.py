@@ -8,6 +8,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from registry.artifacts import ArtifactStore
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
+from registry.events import outbox
 from registry.inputs import rows_from_json
 from registry.introspect import describe
 from registry.lookups import find_model, find_version, rollouts_using
@@ -70,6 +71,7 @@ def upload_version(
             created_by=actor,
         )
         db.session.add(version)
+        outbox.record("version.created", _event_data(name, version))
     return version, True
 
 
@@ -131,8 +133,18 @@ def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion
         version.status = "archived"
         version.archived_at = utcnow()
         model.updated_at = utcnow()
+        outbox.record("version.archived", _event_data(name, version))
     server.note_archived(name, number)
     return version
+
+
+def _event_data(name: str, version: ModelVersion) -> dict:
+    """What webhook receivers learn of a version."""
+    return {
+        "model": name, "version": version.number, "status": version.status, "kind": version.kind,
+        "task": version.task, "estimator": version.estimator, "sha256": version.sha256,
+        "metrics": version.metrics, "created_by": version.created_by,
+    }
 
 
 def _lock_or_create_model(name: str) -> RegisteredModel:

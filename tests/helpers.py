@@ -24,6 +24,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "ARTIFACT_ROOT": str(artifact_root),
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WATCH_ALIASES": False,
+        "WEBHOOK_DELIVER_IN_WORKERS": False,
         "PROMETHEUS_MULTIPROC_DIR": None,
     }
     settings.update(overrides)
@@ -34,6 +35,7 @@ def close_app(app) -> None:
     """Stop an app's watcher and close its database connections."""
     with app.app_context():
         app.extensions["model_registry"].server.stop()
+        app.extensions["webhook_deliverer"].stop()
         db.session.remove()
         db.engine.dispose()
 

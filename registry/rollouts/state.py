@@ -13,6 +13,7 @@ from registry.admission import incompatibilities, ready_version, smoke_test
 from registry.cache import ServableModel
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
+from registry.events import outbox
 from registry.lookups import active_rollout, find_alias, find_model
 from registry.names import check_alias_name
 from registry.rollouts.figures import summed
@@ -21,6 +22,13 @@ from registry.rollouts.routing import CANARY, SHADOW, Arm, LiveRollout
 from registry.serving import ModelServer, VersionInfo
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, utcnow
 
+# The webhook event each history action of a rollout is announced as.
+ANNOUNCED = {
+    "rollout_start": "rollout.started",
+    "rollout_change": "rollout.changed",
+    "rollout_promote": "rollout.completed",
+    "rollout_abort": "rollout.aborted",
+}
 # A header field name is an RFC 9110 token.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
@@ -147,7 +155,23 @@ def _record(model: RegisteredModel, rollout: Rollout, action: str, *, actor: str
     db.session.add(event)
     model.updated_at = utcnow()
     db.session.flush()
+    _announce(model, event)
     return event
+
+
+def _announce(model: RegisteredModel, event: PromotionEvent) -> None:
+    """The webhook event of a rollout change, in the same transaction; completing one also moves the alias."""
+    data = {
+        "model": model.name, "alias": event.alias, "action": event.action, "actor": event.actor,
+        "reason": event.reason, "history_id": event.id, **(event.details or {}),
+    }
+    outbox.record(ANNOUNCED[event.action], data)
+    if event.action == "rollout_promote":
+        outbox.record("alias.moved", {
+            "model": model.name, "alias": event.alias, "from_version": event.from_version,
+            "to_version": event.to_version, "action": event.action, "actor": event.actor,
+            "reason": event.reason, "forced": event.forced, "history_id": event.id,
+        })
 
 
 def _checked_arms(alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,

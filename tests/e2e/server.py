@@ -100,12 +100,13 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
 
 @contextmanager
 def running(database_url: str, root: Path, admin_token: str, count: int = 1, workers: int = 3,
-            refresh_seconds: float = 1.0) -> Iterator[list[LiveRegistry]]:
+            refresh_seconds: float = 1.0, env: dict | None = None) -> Iterator[list[LiveRegistry]]:
     """``count`` instances on one database and one artifact root under ``root``; migrations run once.
 
-    Every instance that started is stopped on the way out, also when a later one fails to start.
+    ``env`` adds settings. Every instance that started is stopped on the way out, also when a later
+    one fails to start.
     """
-    env = service_env(database_url, root / "artifacts", admin_token)
+    env = service_env(database_url, root / "artifacts", admin_token, **(env or {}))
     migrate(env)
     with ExitStack() as stack:
         instances = []
