@@ -62,7 +62,11 @@ def _init_database(app: Flask) -> None:
 def _init_services(app: Flask) -> None:
     store = ArtifactStore(app.config["ARTIFACT_ROOT"])
     server = ModelServer(
-        store, app.config["MODEL_CACHE_SIZE"], app.config["ALIAS_REFRESH_SECONDS"], app.app_context
+        store,
+        cache_size=app.config["MODEL_CACHE_SIZE"],
+        refresh_seconds=app.config["ALIAS_REFRESH_SECONDS"],
+        session_scope=app.app_context,
+        max_model_bytes=app.config["MAX_MODEL_MB"] * 1024 * 1024,
     )
     app.extensions[EXTENSION] = Services(store, server)
 

@@ -42,11 +42,14 @@ class ModelServer:
     def __init__(
         self,
         store: ArtifactStore,
+        *,
         cache_size: int,
         refresh_seconds: float,
         session_scope: Callable[[], AbstractContextManager],
+        max_model_bytes: int,
     ):
         self.store = store
+        self.max_model_bytes = max_model_bytes
         self.cache = ModelCache(cache_size)
         self.poll_seconds = max(0.05, refresh_seconds / 4)
         self.failures = LoadFailures(first_delay=self.poll_seconds)
@@ -280,7 +283,7 @@ class ModelServer:
     def _load(self, info: VersionInfo) -> ServableModel:
         stamp = self.store.stamp(info.sha256)  # before reading: a change during the read means "try again"
         try:
-            estimator = load_estimator(self.store.get(info.sha256)).estimator
+            estimator = load_estimator(self.store.get(info.sha256), max_bytes=self.max_model_bytes).estimator
         except Exception as exc:
             CACHE_LOAD_FAILURES.labels(info.model).inc()
             failure = self.failures.record(_failure_key(info), exc, stamp)
