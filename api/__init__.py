@@ -5,10 +5,10 @@ from pathlib import Path
 import swagger_ui_bundle
 from flask import Blueprint, Flask, request
 from flask_migrate import Migrate
-from flask_smorest import Api
 
 from api import cli
 from api.errors import register_error_handlers
+from api.openapi import Api
 from api.services import EXTENSION, Services
 from api.views import aliases, models, ops, predict, tokens, versions
 from config import BASE_DIR, Config

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench import loadgen
 from bench.models import register
-from tests.e2e.traffic import move
+from bench.harness.traffic import move
 
 CONNECTIONS = 8
 VERSIONS = 4

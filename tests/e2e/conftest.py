@@ -2,7 +2,7 @@
 import pytest
 
 from tests.databases import fresh_database
-from tests.e2e import server
+from bench.harness import server
 
 ADMIN_TOKEN = "e2e-admin-token"
 
