@@ -16,6 +16,7 @@ from registry.db import db
 from tests.databases import BACKEND, fresh_database, use_postgres_server
 from tests.helpers import ADMIN_TOKEN, MIGRATIONS, close_app, make_app
 from tests.postgres_server import find_pg_ctl, missing_server_message, postgres_server as serving_postgres
+from tests.url_builders import compiled_once
 
 
 def pytest_configure(config):
@@ -24,6 +25,13 @@ def pytest_configure(config):
         problem = missing_server_message(POSTGRES_URL, find_pg_ctl())
         if problem:
             raise pytest.UsageError(problem)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def url_builders_compiled_once():
+    """Every app of the run shares each route's compiled URL builder (tests/url_builders.py)."""
+    with compiled_once():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
