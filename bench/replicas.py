@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import report
-from bench.harness.databases import postgres_database
 from bench.harness import server
+from bench.harness.databases import postgres_database
 from bench.harness.models import scaled_sum, upload
 from bench.harness.traffic import Answer, Load, Move, move, run_moves
 

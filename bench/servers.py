@@ -9,8 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import BASE_DIR
 from bench.harness import server as e2e
+from config import BASE_DIR
 
 WORKERS = 2
 REFRESH_SECONDS = 1.0

@@ -4,11 +4,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.databases import fresh_database
 from bench.harness import server
-from tests.e2e.conftest import ADMIN_TOKEN
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
+from tests.databases import fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
 
 MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("rollback", None),
          ("rollback", None), ("promote", 3)]
