@@ -4,11 +4,11 @@ from pathlib import Path
 
 import swagger_ui_bundle
 from flask import Blueprint, Flask
-from flask_smorest import Api
 
 from api import cli, delivery
 from api.content import check_json_body
 from api.errors import register_error_handlers
+from api.lazy_spec import Api
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services

@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 from bench import loadgen, models, report, servers
-from tests.e2e.traffic import move
+from bench.harness.traffic import move
 
 RESULTS = Path(__file__).resolve().with_name("results")
 ROLLOUT = {"canary": {"version": 2, "percent": 10}, "shadow": {"version": 3, "percent": 50}, "reason": "bench"}

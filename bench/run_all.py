@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import inference, loadgen, models, predict, report, servers, startup, swap
-from tests.e2e.traffic import move
+from bench.harness.traffic import move
 
 RESULTS = Path(__file__).resolve().with_name("results")
 SCENARIOS = ("predict", "swap", "inference", "startup")

@@ -1,6 +1,6 @@
 """Start and stop the two servers under test, both under gunicorn with the same settings and worker count.
 
-The registry is started exactly as the end-to-end tests start it (``tests/e2e/server.py``): migrations
+The registry is started exactly as the end-to-end tests start it (``bench/harness/server.py``): migrations
 through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port with a fresh SQLite database.
 """
 import os
@@ -9,8 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.harness import server as e2e
 from config import BASE_DIR
-from tests.e2e import server as e2e
 
 WORKERS = 2
 REFRESH_SECONDS = 1.0

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from bench import models, servers
-from tests.e2e.traffic import move
+from bench.harness.traffic import move
 
 COUNT = 10
 RUNS = 3

@@ -12,17 +12,18 @@ import json
 import statistics
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 
 from bench import report
-from tests.databases import fresh_database, postgres_database
-from tests.e2e import server
-from tests.e2e.models import scaled_sum, upload
-from tests.e2e.traffic import move
-from tests.webhook_receiver import Receiver, poll
+from bench.harness import server
+from bench.harness.databases import postgres_database
+from bench.harness.models import scaled_sum, upload
+from bench.harness.traffic import move
+from bench.harness.webhook_receiver import Receiver, poll
 
 RESULTS = Path(__file__).resolve().with_name("results")
 WORKERS = 2
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the three scenarios, print and write the figures."""
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="registry-webhooks-") as tmp, Receiver() as receiver:
-        database = postgres_database() if args.postgresql else fresh_database(Path(tmp))
+        database = postgres_database() if args.postgresql else nullcontext(f"sqlite:///{Path(tmp) / 'registry.db'}")
         with database as url, server.running(url, Path(tmp), "bench-admin-token", workers=WORKERS,
                                              env={"WEBHOOK_ALLOW_PRIVATE": "1"}) as (live,):
             for factor in (1, 2):

@@ -15,7 +15,7 @@ from flask_migrate import upgrade
 from sklearn.tree import DecisionTreeRegressor
 
 from config import BASE_DIR
-from tests.e2e.server import BIN, LiveRegistry
+from bench.harness.server import BIN, LiveRegistry
 from tests.helpers import MIGRATIONS, close_app, make_app
 
 

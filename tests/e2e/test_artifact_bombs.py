@@ -10,8 +10,8 @@ import skops.io
 
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
 from tests.databases import fresh_database
-from tests.e2e import server
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness import server
+from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 
 ADMIN_TOKEN = "e2e-bombs-token"
 MAX_MODEL_MB = 64

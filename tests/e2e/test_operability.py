@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.models import PROBE_ROW, scaled_sum, upload
-from tests.e2e.traffic import CLOCK_SLACK_SECONDS, move
+from bench.harness.models import PROBE_ROW, scaled_sum, upload
+from bench.harness.traffic import CLOCK_SLACK_SECONDS, move
 
 FAMILIES = {"registry_predictions", "registry_predict_seconds", "registry_model_loads", "registry_model_load_failures",
             "registry_model_evictions", "registry_alias_swaps", "registry_alias_version"}

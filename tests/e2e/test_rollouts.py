@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from tests.e2e.models import expected_prediction, scaled_sum, upload
+from bench.harness.models import expected_prediction, scaled_sum, upload
 from tests.e2e.rollouts import Step, change, expected_version, figures_once, keyed_versions
-from tests.e2e.traffic import CLOCK_SLACK_SECONDS, Load, move
+from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, move
 
 CLIENT_THREADS = 6
 

@@ -6,9 +6,9 @@ import pytest
 import requests
 
 from tests.databases import fresh_database
-from tests.e2e import server
+from bench.harness import server
 from tests.e2e.faults import big_tree, migrate_here, remount, tmpfs
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 
 ADMIN_TOKEN = "e2e-store-faults-token"
 STORE_MB = 8

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from tests.databases import fresh_database
-from tests.e2e import server
+from bench.harness import server
 from tests.e2e.faults import cpu_seconds, migrate_here
-from tests.e2e.models import PROBE_ROW, expected_prediction
+from bench.harness.models import PROBE_ROW, expected_prediction
 from tests.helpers import close_app, make_app, scaled_sum, upload_ok
 
 ADMIN_TOKEN = "e2e-unloadable-token"

@@ -25,8 +25,8 @@ from sklearn.preprocessing import OneHotEncoder
 from tritonclient.utils import InferenceServerException
 
 from config import BASE_DIR
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
-from tests.e2e.traffic import Answer, allowed_versions, move, run_moves
+from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness.traffic import Answer, allowed_versions, move, run_moves
 from tests.helpers import classification_data, regression_data
 
 ROWS = np.random.default_rng(3).normal(size=(50, 4))

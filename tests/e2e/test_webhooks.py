@@ -13,11 +13,11 @@ import pytest
 import requests
 
 from tests.databases import fresh_database
-from tests.e2e import server
+from bench.harness import server
 from tests.e2e.conftest import ADMIN_TOKEN
-from tests.e2e.models import scaled_sum, upload
-from tests.e2e.traffic import move
-from tests.webhook_receiver import Receiver, poll
+from bench.harness.models import scaled_sum, upload
+from bench.harness.traffic import move
+from bench.harness.webhook_receiver import Receiver, poll
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SETTINGS = {

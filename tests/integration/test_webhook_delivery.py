@@ -13,7 +13,7 @@ from config import BASE_DIR
 from registry.events.claims import claim_due, record_attempt
 from registry.events.sending import Outcome
 from tests.helpers import ADMIN_TOKEN, scaled_sum, upload_ok
-from tests.webhook_receiver import Receiver, poll
+from bench.harness.webhook_receiver import Receiver, poll
 
 STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import requests
 
-from tests.helpers import PROBE_ROW
+from bench.harness.models import PROBE_ROW
 
 # Request and move times are taken on this process's clock; this absorbs scheduling noise.
 CLOCK_SLACK_SECONDS = 0.05
