@@ -82,7 +82,7 @@ class ArtifactStore:
         except FileNotFoundError:
             raise ArtifactCorrupted(f"the stored artifact {sha256} is missing; {_REPAIR}") from None
         except OSError as exc:
-            raise store_error(exc) from exc
+            raise _read_error(exc) from exc
         if sha256_of(data) != sha256:
             raise ArtifactCorrupted(f"the stored artifact {sha256} no longer matches its sha256; {_REPAIR}")
         return data
@@ -132,7 +132,7 @@ class ArtifactStore:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise store_error(exc) from exc
+            raise store_error(exc, "nothing more was removed") from exc
         return True
 
     def free_bytes(self) -> int | None:
@@ -153,19 +153,27 @@ class ArtifactStore:
             return False
 
 
-def store_error(exc: OSError) -> StoreFull | StoreUnavailable:
+def store_error(exc: OSError, outcome: str = "nothing was stored") -> StoreFull | StoreUnavailable:
     """The domain error for a failed write: full (507) or unavailable (503), with what to do."""
     reason = os.strerror(exc.errno) if exc.errno else "unknown error"
     if exc.errno in _FULL:
         return StoreFull(
-            f"the artifact store is full ({reason}); nothing was stored. An operator must free space "
+            f"the artifact store is full ({reason}); {outcome}. An operator must free space "
             "(`flask --app wsgi artifacts gc` removes leftovers of crashed uploads) or grow the volume "
             "under ARTIFACT_ROOT; then upload again"
         )
     return StoreUnavailable(
-        f"the artifact store cannot be written right now ({reason}); nothing was stored. An operator must "
+        f"the artifact store cannot be written right now ({reason}); {outcome}. An operator must "
         "make ARTIFACT_ROOT writable again (check that it is mounted read-write, its permissions and the "
         "disk); then retry"
+    )
+
+
+def _read_error(exc: OSError) -> StoreUnavailable:
+    reason = os.strerror(exc.errno) if exc.errno else "unknown error"
+    return StoreUnavailable(
+        f"the artifact store cannot be read right now ({reason}). An operator must check ARTIFACT_ROOT "
+        "(that it is mounted, its permissions and the disk); then retry"
     )
 
 

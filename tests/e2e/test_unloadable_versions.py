@@ -22,9 +22,12 @@ REFRESH_SECONDS = 1.0
 POLL_SECONDS = REFRESH_SECONDS / 4
 DAMAGED_MB = 30
 WINDOW_SECONDS = 5.0
-# Before the fix every worker re-read and re-hashed the file at every poll: about one core for 30 MB.
-# After it, an idle server with no aliases uses ~0.02 cores here, and the few attempts add ~0.1.
-MAX_IDLE_CORES = 0.5
+SETTLED_ATTEMPT = 5  # the window opens once every worker has made it: the next one is 4 s later
+# Before the fix every worker re-read and re-hashed the file at every poll: about one core for 30 MB
+# (a third of one on a machine so loaded that each worker gets a sixth of a core). After it, an idle
+# server uses ~0.03 cores here, and at most one attempt per worker in the window adds ~0.04.
+MAX_IDLE_CORES = 0.2
+DEADLINE = 60  # seconds: only a bound on waiting for the attempts, so a broken server fails the test
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +70,18 @@ def most_attempts(elapsed: float) -> int:
     return 1 + math.floor(math.log2(elapsed / POLL_SECONDS + 1))
 
 
+def settled(live) -> None:
+    """Wait until every worker has logged its attempt SETTLED_ATTEMPT (a condition, not a guess)."""
+    deadline = time.monotonic() + DEADLINE
+    while sum(f"(attempt {SETTLED_ATTEMPT};" in line for line in attempt_lines(live)) < WORKERS:
+        assert time.monotonic() < deadline, f"no attempt {SETTLED_ATTEMPT} by every worker:\n{attempt_lines(live)}"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def idle(live):
     """CPU seconds the whole server used over an idle window, and the log lines written by then."""
+    settled(live)
     before = cpu_seconds(live)
     time.sleep(WINDOW_SECONDS)  # a measurement window, not a wait for something to happen
     used = cpu_seconds(live) - before

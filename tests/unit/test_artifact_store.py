@@ -241,3 +241,11 @@ def test_a_file_touched_after_the_cutoff_is_not_removed(store):
     assert not store.remove_if_older(found, cutoff=found.modified - 1)
     assert store.remove_if_older(found, cutoff=found.modified)
     assert not store.exists(digest)
+
+
+def test_a_file_that_cannot_be_read_is_unavailable_rather_than_a_bug(store, monkeypatch):
+    digest = store.put(DATA)
+    monkeypatch.setattr(Path, "read_bytes", lambda _self: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+
+    with pytest.raises(StoreUnavailable, match="cannot be read right now"):
+        store.get(digest)
