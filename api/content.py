@@ -4,7 +4,7 @@ Every JSON body is decoded here, once, before any view or schema sees it: a body
 JSON, or that nests deeper than ``MAX_JSON_DEPTH``, is a 400 whatever the route.
 """
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from itertools import chain
 
@@ -93,23 +93,24 @@ def _too_deep(what: str) -> ProblemError:
 
 
 def _deeper_than(value: object, limit: int, data: bytes | str) -> bool:
-    """Whether ``value`` nests more than ``limit`` arrays/objects, level by level, without recursion."""
+    """Whether ``value`` nests more than ``limit`` arrays/objects, level by level, without recursion.
+
+    A level of scalars (the cells of a batch) is only looked at by C loops (``map``, ``set``).
+    """
     opening = (b"[", b"{") if isinstance(data, bytes) else ("[", "{")
     if data.count(opening[0]) + data.count(opening[1]) <= limit:
         return False  # cannot nest deeper than it has brackets: most bodies stop here
-    level = _containers([value])
+    lists = [value] if type(value) is list else []
+    dicts = [value] if type(value) is dict else []
     for _ in range(limit):
-        children = list(chain.from_iterable(map(_members, level)))
-        kinds = set(map(type, children))
+        kinds = set(map(type, _members(lists, dicts)))
         if list not in kinds and dict not in kinds:
             return False
-        level = _containers(children)
-    return bool(level)
+        members = list(_members(lists, dicts))
+        lists = [m for m in members if type(m) is list] if list in kinds else []
+        dicts = [m for m in members if type(m) is dict] if dict in kinds else []
+    return bool(lists or dicts)
 
 
-def _members(container: list | dict):
-    return container.values() if type(container) is dict else container
-
-
-def _containers(values: list) -> list:
-    return [v for v in values if type(v) is list or type(v) is dict]
+def _members(lists: list[list], dicts: list[dict]) -> Iterator:
+    return chain(chain.from_iterable(lists), chain.from_iterable(map(dict.values, dicts)))

@@ -75,6 +75,8 @@ class AliasesArgs(Schema):
         default_timezone=timezone.utc,
         load_default=None,
         metadata={"description": "an ISO 8601 instant (Z or an offset; without one, UTC): the alias map as it was then"},
+        error_messages={"invalid": "must be an ISO 8601 instant such as 2026-11-20T10:00:00Z "
+                                   "(or with an offset, its '+' sent as %2B in a URL)"},
     )
 
 

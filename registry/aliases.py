@@ -104,7 +104,7 @@ def rollback(server: ModelServer, name: str, alias: str, to_version: int | None,
     raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
 
 
-def delete_alias(server: ModelServer, name: str, alias: str, reason: str, actor: str) -> PromotionEvent:
+def delete_alias(server: ModelServer, name: str, alias: str, *, reason: str, actor: str) -> PromotionEvent:
     """Remove ``alias`` and record it (``action: "delete"``, ``to_version`` null).
 
     What the alias pointed at before the delete is no longer rollback's to undo: a rollback

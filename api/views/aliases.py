@@ -56,7 +56,7 @@ def list_aliases(args, name):
 @blp.response(200, EventOut)
 def delete_alias(args, name, alias):
     """Remove an alias; the history records it (``action: "delete"``), its predict route then answers 404."""
-    return aliases.delete_alias(services().server, name, alias, args["reason"], principal().name)
+    return aliases.delete_alias(services().server, name, alias, reason=args["reason"], actor=principal().name)
 
 
 @blp.route("/models/<name>/history")

@@ -137,7 +137,7 @@ def _check_upload_fields() -> None:
 def _parse_form() -> None:
     """Read the multipart body; a text part over ``MAX_METADATA_KB`` is named as such (413)."""
     try:
-        request.form
+        request.form  # parses the multipart body (and caches it for request.files)
     except RequestEntityTooLarge:
         length, limit = request.content_length, request.max_content_length
         if length is None or limit is None or length > limit:

@@ -3,7 +3,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from registry.db import db
 from tests.helpers import make_app, MIGRATIONS
@@ -61,3 +61,29 @@ def test_upgrade_after_downgrade_is_repeatable(empty_app):
     upgrade(directory=MIGRATIONS)
 
     assert _tables() == TABLES
+
+
+def test_0002_keeps_the_history_and_its_downgrade_drops_only_alias_deletes(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0001")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"
+        ))
+        connection.execute(text(
+            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, at) "
+            "VALUES (1, 'production', 'promote', NULL, 1, 'ci', '', false, '2026-11-20 10:00:00')"
+        ))
+
+    upgrade(directory=MIGRATIONS)
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, at) "
+            "VALUES (1, 'production', 'delete', 1, NULL, 'ci', '', false, '2026-11-20 11:00:00')"
+        ))
+    downgrade(directory=MIGRATIONS, revision="0001")
+
+    with db.engine.connect() as connection:
+        actions = connection.execute(text("SELECT action FROM promotion_events")).scalars().all()
+    assert actions == ["promote"]
+    assert "evaluations" not in _tables()
