@@ -73,21 +73,27 @@ def _answer(name: str, ref: str) -> Response:
     except Exception as exc:
         _count_failure(name, ref, exc)
         raise
+    _count_success(name, ref, result, time.perf_counter() - started)
+    headers = {"X-Model-Version": str(result.version)}
+    if result.route is not None:
+        headers["X-Model-Route"] = result.route
+    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=headers)
+    if result.shadow is not None:
+        # Runs once the answer is sent: the shadow never delays the caller.
+        response.call_on_close(partial(after_answer, server, result))
+    return response
+
+
+def _count_success(name: str, ref: str, result, elapsed: float) -> None:
+    """Count and time an answer, per version and, on an alias, per route."""
     version = str(result.version)
     answered, latency = _success_series(name, version)
     answered.inc()
-    elapsed = time.perf_counter() - started
     latency.observe(elapsed)
-    headers = {"X-Model-Version": version}
     if result.route is not None:
-        headers["X-Model-Route"] = result.route
         routed, routed_latency = _route_series(name, ref, result.route, version)
         routed.inc()
         routed_latency.observe(elapsed)
-    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=headers)
-    if result.shadow is not None:
-        response.call_on_close(partial(after_answer, server, result))
-    return response
 
 
 def _count_failure(name: str, ref: str, exc: Exception) -> None:
