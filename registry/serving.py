@@ -180,9 +180,9 @@ class ModelServer:
         self._failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
         self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in self._failed.items()]
         # A rollout arm that failed to load is tried again at the next poll (its loads back off too).
-        self._seen_marker = marker if all(plan is not False for plan in plans.values()) else None
+        self._seen_marker = marker if all(ok for _, ok in plans.values()) else None
         with self._lock:
-            snapshot = {k: AliasState(v, self._rollout_or_current(k, plans)) for k, v in loaded.items() if v is not None}
+            snapshot = {k: AliasState(v, plans[k][0] if k in plans else None) for k, v in loaded.items() if v is not None}
             for key, move in self._moved_at.items():
                 if move > started_at and key in self._aliases:
                     snapshot[key] = self._aliases[key]  # moved here after our read: newer than it
@@ -239,23 +239,20 @@ class ModelServer:
     def _read_rollouts(self) -> dict[AliasKey, RolloutSpec]:
         return {(r.model.name, r.alias): RolloutSpec.of(r) for r in lookups.active_rollouts()}
 
-    def _loaded_rollout(self, key: AliasKey, spec: RolloutSpec) -> LiveRollout | None | bool:
-        """The rollout with its versions loaded; False when one cannot load (the current one stays)."""
+    def _loaded_rollout(self, key: AliasKey, spec: RolloutSpec) -> tuple[LiveRollout | None, bool]:
+        """The rollout with its versions loaded, and True; when one cannot load, what serves now, and False.
+
+        What serves now is kept only if it is an earlier state of the same rollout.
+        """
         current = self._aliases[key].rollout if key in self._aliases else None
         if current is not None and spec.matches(current):
-            return current
+            return current, True
         try:
             canary = Arm(self.load(spec.canary), spec.canary_percent) if spec.canary else None
             shadow = Arm(self.load(spec.shadow), spec.shadow_percent) if spec.shadow else None
-        except Exception:  # logged once per attempt by _load; the current rollout stays
-            return False
-        return LiveRollout(spec.id, canary, shadow, spec.sticky_header)
-
-    def _rollout_or_current(self, key: AliasKey, plans: dict) -> LiveRollout | None:
-        plan = plans.get(key)
-        if plan is False:
-            return self._aliases[key].rollout if key in self._aliases else None
-        return plan
+        except Exception:  # logged once per attempt by _load; what serves now stays
+            return (current if current is not None and current.id == spec.id else None), False
+        return LiveRollout(spec.id, canary, shadow, spec.sticky_header), True
 
     def _resolve_alias(self, name: str, alias: str) -> AliasState:
         """An alias this process has not seen yet: ask the database, load, and watch it from now."""
@@ -265,11 +262,11 @@ class ModelServer:
             running = lookups.active_rollout(model, alias) if alias != LATEST else None
             spec = RolloutSpec.of(running) if running is not None else None
         servable = self.load(info)
-        rollout = self._loaded_rollout((name, alias), spec) if spec is not None else None
+        rollout = self._loaded_rollout((name, alias), spec)[0] if spec is not None else None
         if alias == LATEST:
             with self._lock:
                 self._watched_latest.add(name)
-        state = AliasState(servable, rollout or None)
+        state = AliasState(servable, rollout)
         self.note_rollout(name, alias, state.primary, state.rollout)
         return state
 

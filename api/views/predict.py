@@ -76,6 +76,7 @@ def _answer(name: str, ref: str) -> Response:
     count_answer(name, ref, result, time.perf_counter() - started)
     response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=answer_headers(result))
     if result.shadow is not None:
+        # Runs once the answer is sent: the shadow never delays the caller.
         response.call_on_close(partial(after_answer, server, result))
     return response
 

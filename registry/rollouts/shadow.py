@@ -1,7 +1,8 @@
 """Shadow runs: after a caller has its answer, the shadow version predicts the same rows, off the request path.
 
 Jobs wait in a bounded per-process queue drained by one daemon thread; when the queue is full a
-job is dropped and counted, never waited for. The shadow's predictions are compared with what the
+job is dropped and counted, never waited for. Jobs that queued up meanwhile run as one batch, so a
+busy process pays scikit-learn's per-call overhead once per batch rather than once per request. The shadow's predictions are compared with what the
 caller got: label agreement for classifiers, absolute difference for regressors.
 """
 import logging
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from registry.cache import ServableModel
 from registry.rollouts.figures import FigureBook
@@ -21,6 +23,8 @@ from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
+# Jobs waiting for the same shadow version run as one predict call, up to this many at a time.
+BATCH_JOBS = 64
 
 
 @dataclass(frozen=True)
@@ -82,22 +86,56 @@ class ShadowRunner:
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
+            jobs = [self._queue.get()]
+            while len(jobs) < BATCH_JOBS:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self._run_one(job)
+                for group in _by_shadow(jobs):
+                    self._run_group(group)
             except Exception:  # a shadow must never take the runner down with it
-                log.exception("shadow run of %s v%s failed", job.shadow.model, job.shadow.version)
+                log.exception("shadow runs of %s failed", jobs[0].shadow.model)
             finally:
-                self._queue.task_done()
+                for _ in jobs:
+                    self._queue.task_done()
 
-    def _run_one(self, job: ShadowJob) -> None:
-        shadow, labels = job.shadow, (job.shadow.model, job.alias, str(job.shadow.version))
-        try:
-            shadowed = self._run(shadow, job.parse(shadow.signature))
-        except Exception:
-            self._figures.shadowed(self._key(job), failed=True)
-            SHADOW_RUNS.labels(*labels, "error").inc()
+    def _run_group(self, jobs: list[ShadowJob]) -> None:
+        """Run the waiting jobs of one shadow version as one batch (one predict call: most of its cost)."""
+        shadow, parsed = jobs[0].shadow, []
+        for job in jobs:
+            try:
+                parsed.append((job, job.parse(shadow.signature)))
+            except Exception:
+                self._failed(job)
+        if not parsed:
             return
+        try:
+            predictions = self._run(shadow, _stacked([rows for _, rows in parsed]))
+        except Exception:  # some job's rows are what the shadow cannot take: find which, one by one
+            for job, rows in parsed:
+                self._run_one(job, rows)
+            return
+        start = 0
+        for job, rows in parsed:
+            self._compared(job, predictions[start:start + len(rows)])
+            start += len(rows)
+
+    def _run_one(self, job: ShadowJob, rows) -> None:
+        try:
+            shadowed = self._run(job.shadow, rows)
+        except Exception:
+            self._failed(job)
+            return
+        self._compared(job, shadowed)
+
+    def _failed(self, job: ShadowJob) -> None:
+        self._figures.shadowed(self._key(job), failed=True)
+        SHADOW_RUNS.labels(job.shadow.model, job.alias, str(job.shadow.version), "error").inc()
+
+    def _compared(self, job: ShadowJob, shadowed: list) -> None:
+        shadow, labels = job.shadow, (job.shadow.model, job.alias, str(job.shadow.version))
         agreed, diffs = compare(shadow.task, job.answered, shadowed)
         self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
         SHADOW_RUNS.labels(*labels, "compared").inc()
@@ -110,3 +148,22 @@ class ShadowRunner:
     @staticmethod
     def _key(job: ShadowJob):
         return (job.rollout_id, SHADOW, job.shadow.version)
+
+
+def _by_shadow(jobs: list[ShadowJob]) -> list[list[ShadowJob]]:
+    """The jobs grouped by the loaded shadow version they run on, in arrival order."""
+    groups: dict[int, list[ShadowJob]] = {}
+    for job in jobs:
+        groups.setdefault(id(job.shadow), []).append(job)
+    return list(groups.values())
+
+
+def _stacked(parts: list):
+    """The rows of several requests as one input (arrays or DataFrames with the same columns)."""
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return np.concatenate(parts)
+    if all(isinstance(part, pd.DataFrame) for part in parts):
+        return pd.concat(parts, ignore_index=True)
+    raise TypeError("rows of different kinds cannot be stacked")

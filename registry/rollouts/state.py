@@ -58,11 +58,11 @@ def start_rollout(server: ModelServer, *, name: str, alias: str, canary: ArmSpec
     arms = _checked_arms(alias, canary, shadow, sticky_header)
     model = find_model(name)
     primary = _primary(model, alias)
-    loaded = {role: _admitted(server, model, primary, spec, role, force)[0] for role, spec in arms.items()}
+    loaded = {role: _loaded(server, _admitted(model, primary, spec, role, force)[0], role) for role, spec in arms.items()}
     with write_transaction():
         model = find_model(name, lock=True)
         primary = _primary(model, alias)
-        admitted = {role: _admitted(None, model, primary, spec, role, force) for role, spec in arms.items()}
+        admitted = {role: _admitted(model, primary, spec, role, force) for role, spec in arms.items()}
         rollout = active_rollout(model, alias)
         if rollout is not None and settings(rollout) == _wanted(rollout.id, admitted, arms, sticky_header):
             return describe(rollout, primary.number, summed(rollout.id))
@@ -191,9 +191,9 @@ def _checked_arms(alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
     return arms
 
 
-def _admitted(server: ModelServer | None, model: RegisteredModel, primary: ModelVersion, spec: ArmSpec, role: str,
-              force: bool):
-    """The arm's version checked like a promote (and, given a server, loaded and scored); whether forced."""
+def _admitted(model: RegisteredModel, primary: ModelVersion, spec: ArmSpec, role: str,
+              force: bool) -> tuple[ModelVersion, bool]:
+    """The arm's version, checked as promote checks one, and whether ``force`` overrode a difference."""
     try:
         version = ready_version(model, spec.version)
     except VersionNotFound:
@@ -209,11 +209,14 @@ def _admitted(server: ModelServer | None, model: RegisteredModel, primary: Model
             f"({'; '.join(problems)}); send \"force\": true to use it as {role} anyway",
             errors={"signature": problems},
         )
-    if server is None:
-        return version, bool(problems)
+    return version, bool(problems)
+
+
+def _loaded(server: ModelServer, version: ModelVersion, role: str) -> ServableModel:
+    """The version loaded and scored on its input example, before it may take any traffic."""
     servable = server.load(VersionInfo.of(version))
     smoke_test(servable, version.input_example, refused_as=f"made the {role}")
-    return servable, bool(problems)
+    return servable
 
 
 def _primary(model: RegisteredModel, alias: str) -> ModelVersion:

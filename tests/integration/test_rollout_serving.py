@@ -161,3 +161,21 @@ def test_routes_and_shadows_are_counted_per_version_and_role_in_metrics(client, 
     ) == before + 1
     assert 'registry_shadow_runs_total{alias="production",model="m",outcome="compared",version="3"}' in text
     assert "registry_routed_predict_seconds_bucket" in text and "registry_shadow_abs_diff_bucket" in text
+
+
+def test_a_worker_that_cannot_load_the_canary_keeps_answering_and_tries_again(client, ci, model, b, monkeypatch):
+    assert answer(b) == (1, "primary")
+    client.put(URL, json={"canary": {"version": 2, "percent": 100}}, headers=ci)
+    real = registry.serving.load_estimator
+
+    def failing(data):
+        if hashlib.sha256(data).hexdigest() == model[2]:
+            raise OSError("the artifact store is unreachable")
+        return real(data)
+
+    monkeypatch.setattr(registry.serving, "load_estimator", failing)
+    server_of(b.application).refresh()
+    assert answer(b) == (1, "primary")
+    monkeypatch.setattr(registry.serving, "load_estimator", real)
+    server_of(b.application).refresh()
+    assert answer(b) == (2, "canary")

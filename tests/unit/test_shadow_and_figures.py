@@ -1,6 +1,7 @@
 """Shadow runs off the request path, bounded; figures counted in fixed buckets and summed."""
 import threading
 
+import numpy as np
 import pytest
 
 from registry.cache import ServableModel
@@ -16,8 +17,12 @@ def shadow_model(task="regression") -> ServableModel:
     return ServableModel("m", 3, "sha-3", task, SIGNATURE, estimator=None)
 
 
-def job(answered, task="regression") -> ShadowJob:
-    return ShadowJob(7, "production", shadow_model(task), parse=lambda signature: [[1.0]], answered=answered)
+SHADOW = shadow_model()
+
+
+def job(answered, task="regression", rows=((1.0,),)) -> ShadowJob:
+    shadow = SHADOW if task == "regression" else shadow_model(task)
+    return ShadowJob(7, "production", shadow, parse=lambda signature: np.array(rows), answered=answered)
 
 
 def test_classifier_shadows_are_compared_by_label_and_regressors_by_absolute_difference():
@@ -35,22 +40,49 @@ def test_a_shadow_run_is_compared_with_what_the_caller_got_and_counted():
     assert (tally.compared, tally.rows, tally.abs_diff_sum, tally.abs_diff_max) == (1, 1, 1.0, 1.0)
 
 
-def test_a_failing_shadow_is_counted_as_an_error_and_the_runner_goes_on():
-    book = FigureBook()
-    answers = iter([ValueError("boom"), ["x"]])
+def test_a_shadow_that_fails_on_one_request_is_counted_as_an_error_and_the_others_are_compared():
+    book, entered, release = FigureBook(), threading.Event(), threading.Event()
 
     def run(servable, rows):
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(WAIT)
+        if (rows < 0).any():
+            raise ValueError("the shadow cannot take negative rows")
+        return (rows[:, 0] * 2).tolist()
 
     runner = ShadowRunner(book, run=run)
-    runner.offer(job(["x"], task="classification"))
-    runner.offer(job(["x"], task="classification"))
+    runner.offer(job([2.0]))  # holds the worker while the next three queue up
+    assert entered.wait(WAIT)
+    runner.offer(job([2.0]))
+    runner.offer(job([0.0], rows=((-1.0,),)))
+    runner.offer(job([5.0], rows=((2.0,),)))
+    release.set()
     assert runner.wait_idle(WAIT)
     tally = book.take_changed()[(7, "shadow", 3)]
-    assert (tally.errors, tally.compared, tally.agreed) == (1, 1, 1)
+    assert (tally.errors, tally.compared, tally.rows, tally.abs_diff_sum) == (1, 3, 3, 1.0)
+
+
+def test_queued_shadow_jobs_run_as_one_batch_and_each_is_compared_with_its_own_answer():
+    book, entered, release, calls = FigureBook(), threading.Event(), threading.Event(), []
+
+    def run(servable, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            entered.set()
+            assert release.wait(WAIT)
+        return (rows[:, 0] * 10).tolist()
+
+    runner = ShadowRunner(book, run=run)
+    runner.offer(job([10.0]))
+    assert entered.wait(WAIT)
+    runner.offer(job([10.0, 20.0], rows=((1.0,), (2.0,))))
+    runner.offer(job([33.0], rows=((3.0,),)))
+    release.set()
+    assert runner.wait_idle(WAIT)
+    assert calls == [1, 3]
+    tally = book.take_changed()[(7, "shadow", 3)]
+    assert (tally.compared, tally.rows, tally.abs_diff_sum, tally.abs_diff_max) == (3, 4, 3.0, 3.0)
 
 
 def test_when_the_queue_is_full_a_shadow_job_is_dropped_and_counted_without_waiting():
