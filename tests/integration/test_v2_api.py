@@ -9,6 +9,8 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import tritonclient.http as triton
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -17,6 +19,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from flask_migrate import upgrade
 
+from api.v2.tensors import DATATYPES
 from tests.databases import fresh_database
 from tests.helpers import ADMIN_TOKEN, MIGRATIONS, classification_data, close_app, make_app, regression_data, upload_ok
 from tests.integration.test_metrics import scrape, value
@@ -489,3 +492,31 @@ def test_a_body_that_decompresses_past_the_limit_is_413(limited):
     assert len(bomb) < 1024 * 1024
     response = limited.post("/v2/models/m/versions/1/infer", data=bomb, headers={"Content-Encoding": "gzip"})
     assert_error(response, 413, "decompressed body is over the limit of 1 MB")
+
+
+# -- whatever the tensors hold, the answer is never a 5xx ---------------------------------------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4),
+    max_leaves=12,
+)
+_TENSORS = st.fixed_dictionaries(
+    {"name": st.sampled_from(["input-0", "x0", "x1", "x2", "x3", "colour", ""]),
+     "datatype": st.sampled_from([*DATATYPES, "FP128", 3]),
+     "shape": st.lists(st.integers(-1, 5), max_size=3) | _JSON_VALUES},
+    optional={"data": _JSON_VALUES, "parameters": st.dictionaries(st.sampled_from(["binary_data_size", "content_type"]), _JSON_VALUES, max_size=2)},
+)
+_REQUESTS = st.fixed_dictionaries(
+    {"inputs": st.lists(_TENSORS, max_size=5)},
+    optional={"outputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["predict", "predict_proba", "x"])}), max_size=2),
+              "id": _JSON_VALUES, "parameters": st.dictionaries(st.just("binary_data_output"), _JSON_VALUES, max_size=1)},
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_REQUESTS, path=st.sampled_from(["reg", "clf", "mixed"]))
+def test_no_request_shape_makes_a_5xx(client, models, body, path):
+    response = client.post(f"/v2/models/{path}/infer", data=json.dumps(body))
+    assert response.status_code in (200, 400), response.get_data(as_text=True)
+    assert response.status_code == 200 or response.get_json()["error"]
