@@ -24,6 +24,7 @@ BAD_REQUESTS = {
     "shape-does-not-match-data": (_body([tensor("input-0", ROWS, shape=[2, 4])]), "its shape holds 8 values but its data has 12"),
     "wrong-width": (_body([tensor("input-0", [[1.0, 2.0, 3.0]])]), "send shape [N, 4] with the features x0, x1, x2, x3"),
     "unknown-datatype": (_body([tensor("input-0", ROWS, "FP128")]), "unknown datatype 'FP128'; use one of BOOL"),
+    "datatype-not-a-string": (_body([tensor("input-0", ROWS, ["FP64"])]), "unknown datatype ['FP64']"),
     "named-after-no-feature": (_body(by_feature(ROWS)[:3] + [{**by_feature(ROWS)[3], "name": "colour"}]), "colour are named after no feature; the features are x0"),
     "several-unnamed": (_body([tensor("a", ROWS), tensor("b", ROWS)]), "inputs a, b are named after no feature"),
     "missing-feature": (_body(by_feature(ROWS)[:3]), "missing feature(s) x3"),
@@ -139,7 +140,7 @@ _JSON_VALUES = st.recursive(
 )
 _TENSORS = st.fixed_dictionaries(
     {"name": st.sampled_from(["input-0", "x0", "x1", "x2", "x3", "colour", ""]),
-     "datatype": st.sampled_from([*DATATYPES, "FP128", 3]),
+     "datatype": st.sampled_from([*DATATYPES, "FP128"]) | _JSON_VALUES,
      "shape": st.lists(st.integers(-1, 5), max_size=3) | _JSON_VALUES},
     optional={"data": _JSON_VALUES, "parameters": st.dictionaries(st.sampled_from(["binary_data_size", "content_type"]), _JSON_VALUES, max_size=2)},
 )
