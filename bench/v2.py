@@ -5,12 +5,14 @@ For 1 and 1,000 rows, three bodies go to one registry (gunicorn, 2 workers): ``{
 tensor in JSON and in binary (tritonclient's own request body, binary output too). One client sends
 requests back to back over a kept-alive connection; the targets take turns in rounds so that the
 noise of a shared machine falls on all of them alike. Per target: median and mean latency, and the
-server's CPU time per request (the steadier figure), then the ratios V2 ÷ predict.
+server's CPU time per request (the steadier figure), then the ratios V2 ÷ predict. The same requests
+then go through Flask's test client in this process, where CPU per request is the edge's own cost.
 
     .venv/bin/python -m bench.v2 [--requests 300] [--rounds 3]
 """
 import argparse
 import http.client
+import io
 import json
 import os
 import statistics
@@ -20,12 +22,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import joblib
 import numpy as np
 import requests
 import tritonclient.http as triton
+from flask_migrate import upgrade
 
+from api import create_app
 from bench import models, report, servers
 from config import BASE_DIR
+from registry.db import db
 
 NAME = "v2bench"
 ROW_COUNTS = (1, 1000)
@@ -90,8 +96,8 @@ def measure(conn, pid: int, request, count: int) -> dict:
     return {"p50_ms": 1000 * statistics.median(latencies), "mean_ms": 1000 * statistics.fmean(latencies), "cpu_ms": 1000 * cpu}
 
 
-def run(live, args: argparse.Namespace) -> list[dict]:
-    """Every cell: rows x target, the median of the rounds."""
+def over_http(live, args: argparse.Namespace) -> list[dict]:
+    """Every cell through gunicorn: rows x target, the median of the rounds."""
     X, _ = models.training_data()
     netloc = urlsplit(live.url).netloc
     cells = []
@@ -109,17 +115,64 @@ def run(live, args: argparse.Namespace) -> list[dict]:
         conn.close()
         for target, results in rounds.items():
             figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
-            cells.append({"rows": count, "target": target, "requests": per_round * args.rounds,
+            cells.append({"mode": "gunicorn", "rows": count, "target": target, "requests": per_round * args.rounds,
                           "body_bytes": len(requests_of[target][1]), **figures})
     return cells
 
 
+def in_process(estimator, args: argparse.Namespace) -> list[dict]:
+    """The same requests through Flask's test client: this process's CPU per request, best of the rounds.
+
+    No sockets and no other process: what is left is the edge's own work (parsing, checks, predict,
+    encoding), and CPU time barely moves when other jobs share the machine.
+    """
+    X, _ = models.training_data()
+    cells = []
+    with tempfile.TemporaryDirectory(prefix="bench-v2-app-") as tmp:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/registry.db", "ARTIFACT_ROOT": f"{tmp}/artifacts",
+                          "ADMIN_TOKEN": servers.ADMIN_TOKEN, "WATCH_ALIASES": False, "PROMETHEUS_MULTIPROC_DIR": None})
+        with app.app_context():
+            upgrade(directory=str(BASE_DIR / "migrations"))
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {servers.ADMIN_TOKEN}"}
+        artifact = {"artifact": (io.BytesIO(_joblib_bytes(estimator)), "model.joblib")}
+        client.post(f"/models/{NAME}/versions", data=artifact, headers=headers, content_type="multipart/form-data")
+        client.post(f"/models/{NAME}/versions/1/promote", json={}, headers=headers)
+        for count in ROW_COUNTS:
+            per_round = max(20, args.requests if count == 1 else args.requests // 5)
+            for target, (path, body, request_headers) in bodies(np.round(X[:count], 6)).items():
+                post = lambda: client.post(path, data=body, headers=request_headers)  # noqa: E731
+                if post().status_code != 200:
+                    raise RuntimeError(f"{target} failed in process")
+                best = min(_cpu_per_request(post, per_round) for _ in range(args.rounds))
+                cells.append({"mode": "in-process", "rows": count, "target": target, "requests": per_round * args.rounds,
+                              "body_bytes": len(body), "cpu_ms": 1000 * best})
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    return cells
+
+
+def _cpu_per_request(post, count: int) -> float:
+    started = time.process_time()
+    for _ in range(count):
+        post()
+    return (time.process_time() - started) / count
+
+
+def _joblib_bytes(estimator) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
 def ratios(cells: list[dict]) -> list[dict]:
-    """Each V2 target ÷ the predict route with the same rows."""
-    base = {cell["rows"]: cell for cell in cells if cell["target"] == "predict-json"}
+    """Each V2 target ÷ the predict route with the same rows, in the same mode."""
+    base = {(cell["mode"], cell["rows"]): cell for cell in cells if cell["target"] == "predict-json"}
     return [
-        {"rows": cell["rows"], "target": cell["target"],
-         **{f"{key}_ratio": cell[key] / base[cell["rows"]][key] for key in ("p50_ms", "cpu_ms") if base[cell["rows"]][key]}}
+        {"mode": cell["mode"], "rows": cell["rows"], "target": cell["target"],
+         **{f"{key}_ratio": cell[key] / base[cell["mode"], cell["rows"]][key]
+            for key in ("p50_ms", "cpu_ms") if base[cell["mode"], cell["rows"]].get(key)}}
         for cell in cells if cell["target"] != "predict-json"
     ]
 
@@ -131,14 +184,17 @@ def markdown(result: dict) -> str:
         "# V2 infer vs predict", "", f"`{result['command']}`", "",
         f"{facts['nproc']} CPUs ({facts['cpu']}), load {facts['loadavg_at_start']} at start, "
         f"{result['loadavg_at_end']} at end; commit {facts['git_commit']}; model {result['model']}, 2 gunicorn workers, "
-        "one client, requests back to back. A shared machine: latencies are noisy, CPU per request less so.", "",
-        "| rows | target | body bytes | p50 ms | mean ms | server CPU ms/req |", "| --- | --- | --- | --- | --- | --- |",
+        "one client, requests back to back. A shared machine: latencies are noisy, CPU per request less so; "
+        "in-process CPU (Flask's test client, best of the rounds) least of all.", "",
+        "| mode | rows | target | body bytes | p50 ms | mean ms | CPU ms/req |", "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in result["cells"]:
-        lines.append(f"| {c['rows']} | {c['target']} | {c['body_bytes']} | {c['p50_ms']:.2f} | {c['mean_ms']:.2f} | {c['cpu_ms']:.2f} |")
-    lines += ["", "| rows | target | p50 ÷ predict | CPU ÷ predict |", "| --- | --- | --- | --- |"]
+        latency = f"{c['p50_ms']:.2f} | {c['mean_ms']:.2f}" if "p50_ms" in c else " | "
+        lines.append(f"| {c['mode']} | {c['rows']} | {c['target']} | {c['body_bytes']} | {latency} | {c['cpu_ms']:.2f} |")
+    lines += ["", "| mode | rows | target | p50 ÷ predict | CPU ÷ predict |", "| --- | --- | --- | --- | --- |"]
     for r in result["ratios"]:
-        lines.append(f"| {r['rows']} | {r['target']} | {r.get('p50_ms_ratio', 0):.2f}× | {r.get('cpu_ms_ratio', 0):.2f}× |")
+        p50 = f"{r['p50_ms_ratio']:.2f}×" if "p50_ms_ratio" in r else ""
+        lines.append(f"| {r['mode']} | {r['rows']} | {r['target']} | {p50} | {r.get('cpu_ms_ratio', 0):.2f}× |")
     return "\n".join(lines) + "\n"
 
 
@@ -157,15 +213,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     facts = report.machine_facts()
+    estimator = models.fit(args.model)
     with tempfile.TemporaryDirectory(prefix="bench-v2-") as tmp:
         live = servers.start_registry(Path(tmp))
         try:
-            models.register(live, NAME, models.fit(args.model))
+            models.register(live, NAME, estimator)
             promoted = requests.post(f"{live.url}/models/{NAME}/versions/1/promote", json={}, headers=live.headers, timeout=120)
             promoted.raise_for_status()
-            cells = run(live, args)
+            cells = over_http(live, args)
         finally:
             live.stop()
+    cells += in_process(estimator, args)
     result = {"command": report.command_line("bench.v2"), "started_at": started_at, "model": args.model, "machine": facts,
               "loadavg_at_end": list(os.getloadavg()), "cells": cells, "ratios": ratios(cells)}
     print(markdown(result).replace("`", ""))

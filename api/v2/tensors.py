@@ -117,7 +117,7 @@ def _tensor(item: dict, binary: bytes, used: int) -> tuple[Tensor, int]:
     if unknown:
         raise ProblemError(400, f"input {name!r}: unexpected key(s) {', '.join(unknown)}; a tensor has name, shape, datatype, parameters, data")
     datatype = item.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise ProblemError(400, f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(DATATYPES)}")
     shape = item.get("shape")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):

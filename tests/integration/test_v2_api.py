@@ -1,4 +1,4 @@
-"""The Open Inference Protocol (V2 REST) edge through the Flask test client: layouts, datatypes, errors.
+"""The Open Inference Protocol (V2 REST) edge through the Flask test client: routes, layouts, datatypes.
 
 The binary bodies are made and read by tritonclient's own request and response codecs.
 """
@@ -7,101 +7,16 @@ import json
 import zlib
 
 import numpy as np
-import pandas as pd
 import pytest
 import tritonclient.http as triton
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.linear_model import LinearRegression
 
-from flask_migrate import upgrade
-
-from tests.databases import fresh_database
-from tests.helpers import ADMIN_TOKEN, MIGRATIONS, classification_data, close_app, make_app, regression_data, upload_ok
+from tests.helpers import regression_data, upload_ok
 from tests.integration.test_metrics import scrape, value
-
-FEATURES = ["x0", "x1", "x2", "x3"]
-ROWS = [[0.5, -1.0, 2.0, 1.5], [1.0, 0.0, -0.5, 3.0], [-2.0, 1.0, 0.25, 0.0]]
-INTEGER_ROWS = [[1, -2, 3, 0], [0, 4, -1, 2]]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def tensor(name, rows, datatype="FP64", shape=None):
-    values = np.asarray(rows)
-    return {"name": name, "shape": list(shape or values.shape), "datatype": datatype, "data": values.tolist()}
-
-
-def by_feature(rows, names=FEATURES, datatype="FP64", column_shape=lambda n: [n]):
-    columns = list(zip(*rows))
-    return [{"name": name, "shape": column_shape(len(rows)), "datatype": datatype, "data": list(column)} for name, column in zip(names, columns)]
-
-
-def infer(client, path, inputs, **extra):
-    return client.post(f"/v2/models/{path}/infer", json={"inputs": inputs, **extra})
-
-
-def assert_error(response, status, *fragments):
-    """The protocol's error shape: ``{"error": ...}`` (plus the problem+json members)."""
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["error"] == body["detail"] and body["status"] == status
-    for fragment in fragments:
-        assert fragment in body["error"], body
-    return body
-
-
-def output(response, name="predict"):
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return next(o for o in response.get_json()["outputs"] if o["name"] == name)
-
-
-def promote(client, name, version, alias="production"):
-    response = client.post(f"/models/{name}/versions/{version}/promote", json={"alias": alias}, headers=ADMIN)
-    assert response.status_code == 200, response.get_json()
-
-
-def mixed_frame(n_rows=40):
-    rng = np.random.default_rng(1)
-    return pd.DataFrame({
-        "size": rng.normal(size=n_rows),
-        "colour": pd.Series(rng.choice(["red", "green", "blue"], size=n_rows), dtype=object),
-    })
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    """One app for the module on a database of its own: most tests here only read and infer."""
-    root = tmp_path_factory.mktemp("v2")
-    with fresh_database(root) as url:
-        app = make_app(url, root / "artifacts")
-        with app.app_context():
-            upgrade(directory=MIGRATIONS)
-        yield app.test_client()
-        close_app(app)
-
-
-@pytest.fixture(scope="module")
-def models(client):
-    """``reg`` (v1, v2; production on 1, staging on 2), ``clf`` (classes 0/1) and ``mixed`` (a text column)."""
-    X, y = regression_data(n_features=4)
-    regressors = [LinearRegression().fit(X, y), LinearRegression().fit(X, 2 * y)]
-    for model in regressors:
-        upload_ok(client, ADMIN, "reg", model)
-    promote(client, "reg", 1)
-    promote(client, "reg", 2, "staging")
-    X, y = classification_data(n_features=4)
-    classifier = LogisticRegression().fit(X, y)
-    upload_ok(client, ADMIN, "clf", classifier)
-    promote(client, "clf", 1)
-    frame = mixed_frame()
-    encode = ColumnTransformer([("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"])], remainder="passthrough")
-    mixed = Pipeline([("prepare", encode), ("model", LogisticRegression())])
-    mixed.fit(frame, np.where(frame["size"] > 0, "big", "small"))
-    upload_ok(client, ADMIN, "mixed", mixed)
-    promote(client, "mixed", 1)
-    return {"reg": regressors, "clf": classifier, "mixed": mixed}
+from tests.integration.v2_support import (  # noqa: F401 (fixtures)
+    ADMIN, FEATURES, INTEGER_ROWS, ROWS, assert_error, by_feature, client, infer, mixed_frame, models, output, promote,
+    tensor,
+)
 
 
 # -- server ------------------------------------------------------------------------------------
@@ -315,128 +230,6 @@ def test_binary_inputs_can_mix_with_json_inputs(client, models):
     assert result.as_numpy("predict").tolist() == models["reg"][0].predict(rows).tolist()
 
 
-# -- bad input: 4xx in the protocol's shape, never a 5xx ---------------------------------------
-
-
-def _body(inputs, **extra):
-    return {"inputs": inputs, **extra}
-
-
-BAD_REQUESTS = {
-    "shape-does-not-match-data": (_body([tensor("input-0", ROWS, shape=[2, 4])]), "its shape holds 8 values but its data has 12"),
-    "wrong-width": (_body([tensor("input-0", [[1.0, 2.0, 3.0]])]), "send shape [N, 4] with the features x0, x1, x2, x3"),
-    "unknown-datatype": (_body([tensor("input-0", ROWS, "FP128")]), "unknown datatype 'FP128'; use one of BOOL"),
-    "named-after-no-feature": (_body(by_feature(ROWS)[:3] + [{**by_feature(ROWS)[3], "name": "colour"}]), "colour are named after no feature; the features are x0"),
-    "several-unnamed": (_body([tensor("a", ROWS), tensor("b", ROWS)]), "inputs a, b are named after no feature"),
-    "missing-feature": (_body(by_feature(ROWS)[:3]), "missing feature(s) x3"),
-    "duplicated-feature": (_body(by_feature(ROWS) + by_feature(ROWS)[:1]), "x0 are sent more than once"),
-    "uneven-features": (_body(by_feature(ROWS)[:3] + by_feature(ROWS[:2])[3:]), "different numbers of rows (2, 3)"),
-    "feature-shape": (_body(by_feature(ROWS, column_shape=lambda n: [1, n])), "has shape [1, 3]; a feature tensor has shape [N] or [N, 1]"),
-    "string-for-number": (_body([tensor("input-0", [["1.5", 2.0, 3.0, 4.0]], shape=[1, 4])]), "is FP64 but its data holds a string ('1.5'); send numbers"),
-    "bytes-for-number": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "BYTES", "data": ["1", "2", "3", "4"]}]), "row 0, feature x0: expected a number, got '1'"),
-    "bool-for-number": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [True, 1, 2, 3]}]), "holds a boolean"),
-    "null": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [None, 1, 2, 3]}]), "holds null"),
-    "out-of-range": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "UINT8", "data": [300, 1, 2, 3]}]), "out of the range of UINT8"),
-    "fp16-overflow": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP16", "data": [1e6, 1, 2, 3]}]), "row 0, feature x0: expected a finite number, got Infinity"),
-    "ragged": (_body([{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [[1, 2, 3, 4], 5, 6, 7, 8]}]), "mixes lists and values"),
-    "unknown-output": (_body([tensor("input-0", ROWS)], outputs=[{"name": "predict_log_proba"}]), "unknown output(s) predict_log_proba; version 1 of 'reg' answers predict"),
-    "proba-of-a-regressor": (_body([tensor("input-0", ROWS)], outputs=[{"name": "predict_proba"}]), "unknown output(s) predict_proba"),
-    "no-inputs": ({"inputs": []}, "'inputs' must be a non-empty list"),
-    "not-an-object": ([1, 2], "must be a JSON object"),
-    "unknown-key": (_body([tensor("input-0", ROWS)], instances=[[1]]), "unexpected key(s) instances"),
-    "id-not-a-string": (_body([tensor("input-0", ROWS)], id=7), "'id' must be a string"),
-    "no-data": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP64"}]), "send its 'data', or its binary_data_size"),
-    "negative-shape": (_body([{"name": "input-0", "shape": [-1, 4], "datatype": "FP64", "data": []}]), "shape must be a list of non-negative integers"),
-    "empty-batch": (_body([{"name": "input-0", "shape": [0, 4], "datatype": "FP64", "data": []}]), "the inputs hold no rows"),
-    "shared-memory": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "parameters": {"shared_memory_region": "r"}}]), "shared memory is not supported"),
-    "classification-extension": (_body([tensor("input-0", ROWS)], outputs=[{"name": "predict", "parameters": {"classification": 2}}]), "classification extension is not supported"),
-}
-
-
-@pytest.mark.parametrize("body, fragment", list(BAD_REQUESTS.values()), ids=list(BAD_REQUESTS))
-def test_bad_requests_are_400_with_an_error_that_says_what_to_change(client, models, body, fragment):
-    assert_error(client.post("/v2/models/reg/infer", json=body), 400, fragment)
-
-
-@pytest.mark.parametrize("token, fragment", [("NaN", "got NaN"), ("Infinity", "got Infinity"), ("-Infinity", "got -Infinity"), ("1e999", "got Infinity")])
-def test_nan_and_infinity_are_400_naming_the_row_and_feature(client, models, token, fragment):
-    raw = '{"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [1, 2, 3, 4, 5, %s, 7, 8]}]}' % token
-    assert_error(client.post("/v2/models/reg/infer", data=raw), 400, "row 1, feature x1: expected a finite number", fragment)
-
-
-def test_a_text_value_for_a_number_in_a_mixed_model_is_400_naming_the_row_and_feature(client, models):
-    inputs = [
-        {"name": "size", "shape": [2], "datatype": "BYTES", "data": ["1.0", "big"]},
-        {"name": "colour", "shape": [2], "datatype": "BYTES", "data": ["red", "blue"]},
-    ]
-    assert_error(infer(client, "mixed", inputs), 400, "row 0, feature size: expected a number, got '1.0'")
-
-
-def _binary_body(values: np.ndarray, size_delta=0, header_delta=0, datatype="FP64"):
-    header = json.dumps({"inputs": [{"name": "input-0", "shape": list(values.shape), "datatype": datatype,
-                                     "parameters": {"binary_data_size": values.nbytes + size_delta}}]}).encode()
-    return header + values.tobytes(), {"Inference-Header-Content-Length": str(len(header) + header_delta)}
-
-
-BAD_BINARY = {
-    "header-longer-than-body": (lambda: _binary_body(np.ones((1, 4)), header_delta=10_000), "Inference-Header-Content-Length is"),
-    "header-not-a-number": (lambda: (b"{}", {"Inference-Header-Content-Length": "twelve"}), "must be a number of bytes"),
-    "header-cuts-the-json": (lambda: _binary_body(np.ones((1, 4)), header_delta=-5), "not valid"),
-    "size-short-of-the-body": (lambda: _binary_body(np.ones((1, 4)), size_delta=-8), "shape holds 4 FP64 values (32 bytes) but its binary_data_size is 24"),
-    "size-past-the-body": (lambda: _binary_body(np.ones((1, 4)), size_delta=8), "binary_data_size 40 runs past the 32 bytes"),
-    "bytes-after-the-tensors": (lambda: (lambda b, h: (b + b"junk", h))(*_binary_body(np.ones((1, 4)))), "36 bytes follow the JSON header"),
-    "bool-not-0-or-1": (lambda: _binary_body(np.full((1, 4), 7, dtype=np.uint8), datatype="BOOL"), "BOOL bytes must be 0 or 1"),
-    "binary-nan": (lambda: _binary_body(np.array([[1.0, np.nan, 2.0, 3.0]])), "row 0, feature x1: expected a finite number, got NaN"),
-}
-
-
-@pytest.mark.parametrize("make, fragment", list(BAD_BINARY.values()), ids=list(BAD_BINARY))
-def test_bad_binary_bodies_are_400_with_an_error_that_says_what_to_change(client, models, make, fragment):
-    body, headers = make()
-    assert_error(client.post("/v2/models/reg/infer", data=body, headers=headers), 400, fragment)
-
-
-def test_bytes_elements_that_run_past_their_tensor_are_400(client, models):
-    chunk = (4).to_bytes(4, "little") + b"re"
-    header = json.dumps({"inputs": [
-        {"name": "size", "shape": [1], "datatype": "FP64", "data": [1.0]},
-        {"name": "colour", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": len(chunk)}},
-    ]}).encode()
-    response = client.post("/v2/models/mixed/infer", data=header + chunk, headers={"Inference-Header-Content-Length": str(len(header))})
-    assert_error(response, 400, "a BYTES element of 4 bytes runs past binary_data_size")
-
-
-def test_no_garbage_body_makes_a_5xx(client, models):
-    bodies = [b"", b"null", b"[]", b"{}", b"\xff\xfe", b'"text"', b"12", b'{"inputs": [{}]}', b'{"inputs": [{"name": "x", "shape": "2"}]}',
-              b'{"inputs": [{"name": "x0", "shape": [1], "datatype": "FP64", "data": [[]]}]}', b'{"inputs": null, "outputs": 3}']
-    for body in bodies:
-        response = client.post("/v2/models/reg/infer", data=body)
-        assert response.status_code == 400, (body, response.get_data(as_text=True))
-        assert response.get_json()["error"]
-
-
-@pytest.fixture
-def limited(database_url, tmp_path, admin):
-    """An app that takes at most 5 rows per batch and 1 MB per body, with a model ``m`` of 4 features."""
-    app = make_app(database_url, tmp_path / "artifacts", MAX_BATCH_ROWS=5, MAX_PREDICT_MB=1)
-    client = app.test_client()
-    X, y = regression_data(n_features=4)
-    upload_ok(client, admin, "m", LinearRegression().fit(X, y))
-    yield client
-    close_app(app)
-
-
-def test_a_batch_at_the_row_limit_is_answered_and_one_over_it_is_413(limited):
-    assert output(infer(limited, "m/versions/1", [tensor("input-0", [ROWS[0]] * 5)]))["shape"] == [5]
-    assert_error(infer(limited, "m/versions/1", [tensor("input-0", [ROWS[0]] * 6)]), 413, "batch has 6 rows; the limit is 5")
-    assert_error(infer(limited, "m/versions/1", by_feature([ROWS[0]] * 6)), 413, "batch has 6 rows")
-
-
-def test_a_body_over_the_size_limit_is_413_naming_the_limit(limited):
-    body, headers = _binary_body(np.ones((40_000, 4)))
-    assert_error(limited.post("/v2/models/m/versions/1/infer", data=body, headers=headers), 413, "limit of 1 MB (MAX_PREDICT_MB)")
-
-
 # -- auth and metrics --------------------------------------------------------------------------
 
 
@@ -477,18 +270,6 @@ def test_gzip_and_deflate_bodies_are_decompressed(client, models, encoding, comp
     body = compress(json.dumps({"inputs": [tensor("input-0", ROWS)]}).encode())
     response = client.post("/v2/models/reg/infer", data=body, headers={"Content-Encoding": encoding})
     assert output(response)["data"] == models["reg"][0].predict(np.array(ROWS)).tolist()
-
-
-def test_an_unknown_encoding_is_415_and_a_corrupt_body_400(client, models):
-    assert_error(client.post("/v2/models/reg/infer", data=b"abc", headers={"Content-Encoding": "br"}), 415, "'br' is not supported")
-    assert_error(client.post("/v2/models/reg/infer", data=b"abc", headers={"Content-Encoding": "gzip"}), 400, "not valid gzip data")
-
-
-def test_a_body_that_decompresses_past_the_limit_is_413(limited):
-    bomb = gzip.compress(b" " * (2 * 1024 * 1024))
-    assert len(bomb) < 1024 * 1024
-    response = limited.post("/v2/models/m/versions/1/infer", data=bomb, headers={"Content-Encoding": "gzip"})
-    assert_error(response, 413, "decompressed body is over the limit of 1 MB")
 
 
 def test_unversioned_inference_follows_the_aliass_canary_and_names_its_route(client):
