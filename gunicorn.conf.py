@@ -39,11 +39,19 @@ def when_ready(server):
     if not server.cfg.preload_app:
         return
     from api.services import EXTENSION
+    from registry.db import db
 
+    app = server.app.wsgi()
     try:
-        server.app.wsgi().extensions[EXTENSION].server.refresh()
+        app.extensions[EXTENSION].server.refresh()
     except Exception:  # the workers warm themselves then, as without this
         server.log.exception("could not load the aliased models before forking")
+    finally:
+        # No database connection may cross the fork (a child closing an inherited SQLite one
+        # breaks the WAL index for every process): close what the load opened.
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
 
 
 def post_fork(server, worker):

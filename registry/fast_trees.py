@@ -31,7 +31,11 @@ _WALK_ROWS = 64
 
 @dataclass(frozen=True, eq=False)
 class CompiledTrees:
-    """One or more trees as flat arrays over all their nodes (node ids doubled: see ``compile_trees``)."""
+    """One or more trees as flat arrays over all their nodes.
+
+    The walk carries node ids doubled (``2 * id``), so that the next node is one lookup,
+    ``child[2 * id + went_left]``; the per-node arrays it reads are stored twice over to match.
+    """
 
     feature: np.ndarray  # by doubled node id: the column the node tests (0 at leaves)
     threshold: np.ndarray  # by doubled node id, float32: go left when x <= threshold (+inf at leaves)
@@ -88,7 +92,8 @@ class CompiledTrees:
         column, x, bound = np.empty_like(node), np.empty(len(node), np.float32), np.empty(len(node), np.float32)
         left = np.empty(len(node), dtype=bool)
         for level in range(1, self.depth + 1):
-            # mode="clip" skips bounds checks and buffering: every index is valid by construction.
+            # One level for every (tree, row) pair. mode="clip" skips bounds checks and buffering:
+            # every index is valid by construction.
             self.feature.take(node, out=column, mode="clip")
             column += row_start
             flat.take(column, out=x, mode="clip")
