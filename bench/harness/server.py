@@ -16,7 +16,8 @@ import requests
 from config import BASE_DIR
 
 BIN = Path(sys.executable).parent
-STARTUP_TIMEOUT_SECONDS = 60
+# Generous: on a shared two-core machine importing the app alone can take a minute.
+STARTUP_TIMEOUT_SECONDS = 180
 
 
 @dataclass
