@@ -10,6 +10,7 @@ from flask_smorest import Api
 from api import cli
 from api.errors import register_error_handlers
 from api.services import EXTENSION, Services
+from api.ui import init_ui
 from api.views import aliases, models, ops, predict, tokens, versions
 from config import BASE_DIR, Config
 from registry.artifacts import ArtifactStore
@@ -38,6 +39,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _init_database(app)
     _init_services(app)
     _init_http(app)
+    init_ui(app)
     cli.register(app)
     # Rows arrive as arrays in signature order, already checked; sklearn's name warning is noise.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")

@@ -25,6 +25,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WATCH_ALIASES": False,
         "PROMETHEUS_MULTIPROC_DIR": None,
+        "SECRET_KEY": "test-secret-key",
     }
     settings.update(overrides)
     return create_app(settings)
