@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Nothing listens here: the PostgreSQL pass then has to start its own throwaway server.
+CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 
-.PHONY: run test test-sqlite test-postgresql bench clean
+.PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
+	postgresql-binaries chromium wrk
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,20 +23,49 @@ run: $(BIN)/.installed instance/admin_token
 	@echo "Admin token: $$(cat instance/admin_token)  (kept in instance/admin_token; ADMIN_TOKEN overrides it)"
 	ADMIN_TOKEN="$${ADMIN_TOKEN:-$$(cat instance/admin_token)}" $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## The whole suite, on SQLite and then on PostgreSQL (127.0.0.1:5432 unless TEST_POSTGRES_URL says otherwise).
-test: $(BIN)/.installed
+## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
+## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
+test: $(BIN)/.installed postgresql-binaries chromium
 	$(BIN)/python -m pytest
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
-test-sqlite: $(BIN)/.installed
+test-sqlite: $(BIN)/.installed postgresql-binaries chromium
 	$(BIN)/python -m pytest
 
-test-postgresql: $(BIN)/.installed
+test-postgresql: $(BIN)/.installed postgresql-binaries chromium
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
-## Benchmarks (need wrk: apt-get install wrk); figures go to bench/results/.
-bench: $(BIN)/.installed
+## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
+test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
+	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(CLOSED_POSTGRES_URL) $(BIN)/python -m pytest -q \
+		tests/integration/test_migrations.py tests/integration/test_models_api.py
+
+## Benchmarks; figures go to bench/results/.
+bench: $(BIN)/.installed wrk
 	$(BIN)/python -m bench.run_all
+
+# Debian packages the tests and benchmarks use: installed through apt when missing and running as
+# root (as CI does), otherwise one line saying what to install. Fast when already there.
+define debian_package
+	@if ! { $(1); } >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing $(2) (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+		else \
+			echo "$(2) is missing: apt-get install $(2)" >&2; exit 1; \
+		fi; \
+	fi
+endef
+
+postgresql-binaries:
+	$(call debian_package,test -x "$$(pg_config --bindir)/pg_ctl" || ls /usr/lib/postgresql/*/bin/pg_ctl,postgresql)
+
+chromium:
+	$(call debian_package,command -v chromium,chromium)
+
+wrk:
+	$(call debian_package,command -v wrk,wrk)
 
 clean:
 	rm -rf $(VENV) instance/registry.db* .pytest_cache

@@ -30,8 +30,13 @@ class Config:
     ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
     ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN") or None
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
+    # What an artifact may unpack to (decompressed bytes and arrays); an upload must always fit.
+    MAX_MODEL_MB = max(_int("MAX_MODEL_MB", 2048), MAX_UPLOAD_MB)
     MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
+    MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
+    # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
+    MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
@@ -42,3 +47,14 @@ class Config:
     PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     # Background alias watcher; off in tests that drive refreshes by hand.
     WATCH_ALIASES = _bool("WATCH_ALIASES", True)
+    # Webhooks (docs/webhooks.md). Each worker delivers unless turned off for a separate
+    # `flask webhooks deliver` process.
+    WEBHOOK_DELIVER_IN_WORKERS = _bool("WEBHOOK_DELIVER_IN_WORKERS", True)
+    WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", False)
+    WEBHOOK_THREADS = _int("WEBHOOK_THREADS", 4)
+    WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+    WEBHOOK_POLL_SECONDS = _float("WEBHOOK_POLL_SECONDS", 1.0)
+    WEBHOOK_LEASE_SECONDS = _float("WEBHOOK_LEASE_SECONDS", 60.0)
+    WEBHOOK_RETRY_BASE_SECONDS = _float("WEBHOOK_RETRY_BASE_SECONDS", 10.0)
+    WEBHOOK_RETRY_MAX_SECONDS = _float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
+    WEBHOOK_RETRY_WINDOW_SECONDS = _float("WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0)

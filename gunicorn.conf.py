@@ -34,6 +34,18 @@ def on_starting(server):
     os.makedirs(directory, exist_ok=True)
 
 
+def when_ready(server):
+    """Load every aliased model once in the master: workers fork with them loaded and share their pages."""
+    if not server.cfg.preload_app:
+        return
+    from api.services import EXTENSION
+
+    try:
+        server.app.wsgi().extensions[EXTENSION].server.refresh()
+    except Exception:  # the workers warm themselves then, as without this
+        server.log.exception("could not load the aliased models before forking")
+
+
 def post_fork(server, worker):
     """Never share a database connection opened in the master across forks."""
     if not server.cfg.preload_app:
@@ -46,10 +58,20 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Warm every aliased model before this worker takes its first request."""
+    """Warm every aliased model before this worker takes its first request; start its webhook deliverer."""
+    from api import delivery
     from api.services import EXTENSION
 
     worker.wsgi.extensions[EXTENSION].server.ensure_started()
+    delivery.start_in_worker(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Finish the webhook sends in flight (each at most its timeout) before the worker goes."""
+    from api import delivery
+
+    if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
+        delivery.stop_in_worker(worker.wsgi)
 
 
 def child_exit(server, worker):

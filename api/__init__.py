@@ -3,16 +3,19 @@ import warnings
 from pathlib import Path
 
 import swagger_ui_bundle
-from flask import Blueprint, Flask, request
-from flask_migrate import Migrate
-from flask_smorest import Api
+from flask import Blueprint, Flask
 
-from api import cli
+from api import cli, delivery
+from api.content import check_json_body
 from api.errors import register_error_handlers
+from api.lazy_spec import Api
+from api.migrations import init_migrations
+from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
 from api.ui import init_ui
-from api.views import aliases, models, ops, predict, tokens, versions
-from config import BASE_DIR, Config
+from api.v2 import views as v2
+from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
+from config import Config
 from registry.artifacts import ArtifactStore
 from registry.db import configure_sqlite, db
 from registry.serving import ModelServer
@@ -38,6 +41,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
     _init_services(app)
+    delivery.init_app(app)
     _init_http(app)
     init_ui(app)
     cli.register(app)
@@ -54,13 +58,17 @@ def _init_database(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
-    Migrate(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    init_migrations(app)
 
 
 def _init_services(app: Flask) -> None:
     store = ArtifactStore(app.config["ARTIFACT_ROOT"])
     server = ModelServer(
-        store, app.config["MODEL_CACHE_SIZE"], app.config["ALIAS_REFRESH_SECONDS"], app.app_context
+        store,
+        cache_size=app.config["MODEL_CACHE_SIZE"],
+        refresh_seconds=app.config["ALIAS_REFRESH_SECONDS"],
+        session_scope=app.app_context,
+        max_model_bytes=app.config["MAX_MODEL_MB"] * 1024 * 1024,
     )
     app.extensions[EXTENSION] = Services(store, server)
 
@@ -69,10 +77,11 @@ def _init_services(app: Flask) -> None:
 
 
 def _init_http(app: Flask) -> None:
-    api = Api(app)
-    for module in (models, versions, aliases, predict, tokens, ops):
+    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
+    for module in (models, versions, evaluations, aliases, rollouts, predict, tokens, webhooks, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")
     )
+    app.before_request(check_json_body)
     register_error_handlers(app)

@@ -4,6 +4,7 @@ from functools import wraps
 
 from flask import current_app, g, request
 
+from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
 from registry.errors import Forbidden, Unauthorized
 from registry.tokens import Principal, authenticate
 
@@ -28,7 +29,7 @@ def requires(role: str) -> Callable:
             g.principal = who
             return view(*args, **kwargs)
 
-        return wrapped
+        return document(wrapped, {"security": NEEDS_TOKEN})
 
     return decorator
 
@@ -42,7 +43,7 @@ def reads(view):
             g.principal = _authenticate()
         return view(*args, **kwargs)
 
-    return wrapped
+    return document(wrapped, {"security": TOKEN_IF_CONFIGURED})
 
 
 def _authenticate() -> Principal:

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from api.artifact_commands import artifacts_group
 from registry import tokens
 from registry.errors import RegistryError
 
@@ -28,7 +29,7 @@ def _clean_errors(command: Callable) -> Callable:
 
 @tokens_group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin or ci")
+@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci or reader")
 @_clean_errors
 def create(name: str, role: str):
     """Create a token and print it; it is shown only this once."""
@@ -57,3 +58,4 @@ def revoke(name: str):
 def register(app: Flask) -> None:
     """Add the command groups to ``flask``."""
     app.cli.add_command(tokens_group)
+    app.cli.add_command(artifacts_group)

@@ -1,5 +1,6 @@
 """Every error becomes RFC 9457 problem+json here, and only here."""
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 from flask import Flask, Response, json
@@ -21,12 +22,19 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     (domain.Conflict, 409, "Conflict"),
     (domain.VersionArchived, 410, "Version archived"),
     (domain.BatchTooLarge, 413, "Batch too large"),
+    (domain.ArtifactTooLarge, 413, "Artifact too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
     (domain.InvalidInput, 422, UNPROCESSABLE),
     # A stored file that fails its sha256 check is never served. 500, not 503: retrying cannot
     # help, an operator has to restore the file (or re-upload the original bytes, which repairs it).
     (domain.ArtifactCorrupted, 500, "Artifact corrupted"),
+    # Storage faults are the operator's to fix, not bugs: 507 needs space, 503 may pass (Retry-After).
+    (domain.StoreFull, 507, "Insufficient Storage"),
+    (domain.StoreUnavailable, 503, "Service Unavailable"),
 ]
+
+# A 503 says when to try again (RFC 9110 §10.2.3): time for an operator to remount or fix permissions.
+RETRY_AFTER_SECONDS = 60
 
 DATABASE_UNAVAILABLE = "the database is unavailable (unreachable, locked or not migrated); try again shortly"
 
@@ -62,11 +70,23 @@ def problem(status: int, title: str, detail: str, errors: dict | None = None, he
 
 def register_error_handlers(app: Flask) -> None:
     """Map domain errors, API problems and Werkzeug's HTTP errors to problem+json."""
-    app.register_error_handler(domain.RegistryError, _domain_error)
-    app.register_error_handler(ProblemError, _api_problem)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    for cls, handler in _handlers():
+        app.register_error_handler(cls, handler)
+
+
+def problem_for(exc: Exception) -> Response:
+    """The problem+json answer to ``exc``, for an edge that words its errors in its own shape."""
+    return next(handler(exc) for cls, handler in _handlers() if isinstance(exc, cls))
+
+
+def _handlers() -> list[tuple[type[Exception], Callable[..., Response]]]:
+    return [
+        (domain.RegistryError, _domain_error),
+        (ProblemError, _api_problem),
+        (OperationalError, _database_unavailable),
+        (HTTPException, _http_error),
+        (Exception, _unexpected),
+    ]
 
 
 def status_of(exc: Exception) -> int:
@@ -85,7 +105,8 @@ def _domain_error(exc: domain.RegistryError) -> Response:
         if isinstance(exc, cls):
             if status >= 500:
                 log.error("%s: %s", title, exc.detail)
-            return problem(status, title, exc.detail, exc.errors)
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+            return problem(status, title, exc.detail, exc.errors, headers)
     return _unexpected(exc)
 
 

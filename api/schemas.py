@@ -1,10 +1,12 @@
 """Marshmallow schemas of the HTTP contract (../shared/API.md): what comes in and goes out."""
+import json
 import math
 from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from registry.names import DEFAULT_ALIAS
+from registry.tokens import ROLES
 from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
 
@@ -67,9 +69,55 @@ class HistoryArgs(PageArgs):
     alias = Text(load_default=None)
 
 
+class AliasesArgs(Schema):
+    at = fields.AwareDateTime(
+        format="iso",
+        default_timezone=timezone.utc,
+        load_default=None,
+        metadata={"description": "an ISO 8601 instant (Z or an offset; without one, UTC): the alias map as it was then"},
+    )
+
+
+class AliasDeleteArgs(Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+
+
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text())
+
+
+class VersionPatch(Schema):
+    """What may change on a version: its words. Metrics, lineage and the rest are facts of the upload."""
+
+    error_messages = {"unknown": "cannot be changed: a version's description and tags can, nothing else"}
+
+    description = Text(validate=validate.Length(max=10_000))
+    tags = fields.Dict(keys=Text(), values=Text())
+
+
+SHA256_HEX = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="must be a sha256: 64 hexadecimal characters")
+
+
+class DatasetIn(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=255))
+    sha256 = fields.String(required=True, validate=SHA256_HEX)
+    rows = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**62))
+
+
+class EvaluationRequest(Schema):
+    dataset = fields.Nested(DatasetIn, required=True)
+    metrics = fields.Dict(
+        keys=Text(validate=validate.Length(min=1, max=128)), values=FiniteNumber(), required=True,
+        validate=validate.Length(min=1, error="give at least one metric"),
+    )
+    note = Text(load_default="", validate=validate.Length(max=2_000))
+
+
+class DatasetEvaluationArgs(PageArgs):
+    dataset = fields.String(required=True, validate=SHA256_HEX, metadata={"description": "the dataset's sha256"})
+    sort = fields.String(load_default=None, metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
+    include_archived = fields.Boolean(load_default=False)
 
 
 class UploadMetadata(Schema):
@@ -103,9 +151,42 @@ class RollbackRequest(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
+class RolloutArm(Schema):
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    percent = FiniteNumber(
+        required=True, validate=validate.Range(min=0, max=100, min_inclusive=False),
+        metadata={"type": "number", "description": "share of the alias's requests, in (0, 100]"},
+    )
+
+
+class RolloutRequest(Schema):
+    canary = fields.Nested(RolloutArm, load_default=None, allow_none=True)
+    shadow = fields.Nested(RolloutArm, load_default=None, allow_none=True)
+    sticky_header = fields.String(load_default=None, allow_none=True, metadata={"example": "X-User-Id"})
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    force = fields.Boolean(load_default=False)
+
+
+class RolloutEndRequest(Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+
+
 class TokenRequest(Schema):
     name = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["admin", "ci"]))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class WebhookRequest(Schema):
+    url = Text(required=True, metadata={"description": "http(s) URL of a public host (unless WEBHOOK_ALLOW_PRIVATE)"})
+    events = fields.List(fields.String(), required=True, metadata={"description": 'event types, or ["*"] for all'})
+    description = Text(load_default="", validate=validate.Length(max=2_000))
+
+
+class WebhookPatch(Schema):
+    url = Text()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    description = Text(validate=validate.Length(max=2_000))
 
 
 # ---- responses ----------------------------------------------------------------------------
@@ -159,12 +240,60 @@ class EventOut(Schema):
     id = fields.Integer()
     alias = fields.String()
     from_version = fields.Integer(allow_none=True)
-    to_version = fields.Integer()
+    to_version = fields.Integer(allow_none=True)
     action = fields.String()
     actor = fields.String()
     reason = fields.String()
     forced = fields.Boolean()
     at = UTCDateTime()
+    details = fields.Dict(allow_none=True, metadata={"description": "a rollout event's versions, percents and figures"})
+
+
+class ServedFigures(Schema):
+    version = fields.Integer()
+    requests = fields.Integer()
+    errors = fields.Integer()
+    p50_ms = fields.Float(allow_none=True)
+    p99_ms = fields.Float(allow_none=True)
+
+
+class CanaryFigures(ServedFigures):
+    percent = fields.Float()
+
+
+class ShadowFigures(Schema):
+    version = fields.Integer()
+    percent = fields.Float()
+    compared = fields.Integer()
+    dropped = fields.Integer()
+    errors = fields.Integer()
+    agreement = fields.Float(allow_none=True, metadata={"description": "classifiers: share of rows labelled alike"})
+    mean_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
+    max_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
+
+
+class RolloutOut(Schema):
+    model = fields.String()
+    alias = fields.String()
+    started_at = UTCDateTime()
+    started_by = fields.String()
+    reason = fields.String()
+    sticky_header = fields.String(allow_none=True)
+    ended_at = UTCDateTime(allow_none=True)
+    primary = fields.Nested(ServedFigures)
+    canary = fields.Nested(CanaryFigures, allow_none=True)
+    shadow = fields.Nested(ShadowFigures, allow_none=True)
+
+
+class EvaluationOut(Schema):
+    id = fields.Integer()
+    model = fields.Function(lambda e: e.version.model.name)
+    version = fields.Integer(attribute="number")
+    dataset = fields.Function(lambda e: {"name": e.dataset_name, "sha256": e.dataset_sha256, "rows": e.rows})
+    metrics = fields.Dict()
+    note = fields.String()
+    created_at = UTCDateTime()
+    created_by = fields.String()
 
 
 class TokenOut(Schema):
@@ -179,6 +308,47 @@ class TokenCreatedOut(Schema):
     role = fields.String()
     token = fields.String()
     created_at = UTCDateTime()
+
+
+class WebhookOut(Schema):
+    id = fields.Integer()
+    url = fields.String()
+    events = fields.List(fields.String())
+    description = fields.String()
+    active = fields.Boolean()
+    created_by = fields.String()
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret = fields.String(metadata={"description": "whsec_<base64>: verify signatures with it; shown only here"})
+
+
+class DeliveryOut(Schema):
+    id = fields.Integer()
+    webhook_id = fields.Integer(attribute="subscription_id")
+    event_id = fields.Function(lambda d: d.event.uid, metadata={"description": "the webhook-id header"})
+    event_type = fields.Function(lambda d: d.event.type)
+    status = fields.String(metadata={"description": "pending, delivered or failed"})
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    next_attempt_at = UTCDateTime(allow_none=True)
+    delivered_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+
+
+class AttemptOut(Schema):
+    at = UTCDateTime()
+    status_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Integer()
+
+
+class DeliveryDetailOut(DeliveryOut):
+    payload = fields.Function(lambda d: json.loads(d.event.body))
+    attempt_log = fields.List(fields.Nested(AttemptOut))
 
 
 class PredictionOut(Schema):

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import report
-from tests.databases import postgres_database
-from tests.e2e import server
-from tests.e2e.models import scaled_sum, upload
-from tests.e2e.traffic import Answer, Load, Move, move, run_moves
+from bench.harness import server
+from bench.harness.databases import postgres_database
+from bench.harness.models import scaled_sum, upload
+from bench.harness.traffic import Answer, Load, Move, move, run_moves
 
 RESULTS = Path(__file__).resolve().with_name("results")
 WORKERS = 2

@@ -50,8 +50,17 @@ def markdown(run: dict) -> str:
         lines += [f"**Note:** the machine was busy (load average {facts['loadavg_at_start'][0]:.1f} on {facts['nproc']} "
                   "CPUs at start, " + ", ".join(f"{x:.1f}" for x in facts.get("loadavg_at_end", [])[:1]) +
                   " at end): rps and latency are noisy; server CPU per request is the steadier comparison.", ""]
+    targets = _targets(run)
+    if targets:
+        lines += ["## Targets", "", *_table(["target", "goal", "measured"], targets), ""]
     if run.get("predict"):
         lines += ["## Predict", "", *_table(*_predict_rows(run["predict"], run["ratios"])), ""]
+    if run.get("inference"):
+        lines += ["## The model alone, in process (CPU µs per call, best of 5 rounds)", "",
+                  *_table(*_inference_rows(run["inference"])), ""]
+    if run.get("startup"):
+        lines += [f"## Start-up to the first answered prediction ({run['startup']['models']})", "",
+                  *_table(*_startup_rows(run["startup"])), ""]
     if run.get("swap"):
         lines += ["## Swap under load", ""]
         for swap in run["swap"]:
@@ -88,6 +97,36 @@ def _predict_rows(cells: list[dict], ratios: list[dict]) -> tuple[list[str], lis
                      f"{c['p50_ms']:.2f}", f"{c['p99_ms']:.2f}", str(c["failed"]), f"{c['server_cpu_ms_per_request']:.2f}",
                      _ratio(ratio.get("rps_ratio")), _ratio(ratio.get("p99_ratio")), _ratio(ratio.get("cpu_ratio"))])
     return header, rows
+
+
+def _targets(run: dict) -> list[list[str]]:
+    """The issue's goals next to what this run measured."""
+    rows = []
+    for ratio in run.get("ratios", []):
+        if ratio["rows"] == 1 and ratio["target"] == "registry alias":
+            goal = "≥ 5×" if ratio["model"] == "forest" else "≥ 1.0×"
+            rows.append([f"{ratio['model']} 1 row, c={ratio['concurrency']}: alias rps ÷ baseline", goal,
+                         f"{_ratio(ratio['rps_ratio'])} (server CPU ÷ baseline {_ratio(ratio['cpu_ratio'])})"])
+    for cell in run.get("inference", []):
+        if cell["rows"] > 1:
+            rows.append([f"{cell['model']} {cell['rows']:,} rows: scikit-learn time ÷ registry predictor", "≥ 1.0×",
+                         f"{_ratio(cell['speedup'])} (identical: {cell['identical']})"])
+    if run.get("startup"):
+        rows.append(["start-up to first answer: registry ÷ baseline (median wall; CPU)", "as low as possible",
+                     f"{_ratio(run['startup']['ratio'])}; {_ratio(run['startup']['cpu_ratio'])}"])
+    return rows
+
+
+def _inference_rows(cells: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "rows", "registry predictor", "registry µs", "scikit-learn µs", "speed-up", "identical"]
+    return header, [[c["model"], str(c["rows"]), c["predictor"], f"{c['registry_us']:.1f}", f"{c['sklearn_us']:.1f}",
+                     _ratio(c["speedup"]), str(c["identical"])] for c in cells]
+
+
+def _startup_rows(found: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["server", "median s", "min s", "max s", "median CPU s", "runs (s)"]
+    return header, [[name, f"{f['median_s']:.2f}", f"{f['min_s']:.2f}", f"{f['max_s']:.2f}", f"{f['median_cpu_s']:.2f}",
+                     ", ".join(f"{x:.2f}" for x in f["runs_s"])] for name, f in ((n, found[n]) for n in ("registry", "baseline"))]
 
 
 def _swap_rows(swap: dict) -> tuple[list[str], list[list[str]]]:

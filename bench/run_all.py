@@ -11,11 +11,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import loadgen, models, predict, report, servers, swap
-from tests.e2e.traffic import move
+from bench import inference, loadgen, models, predict, report, servers, startup, swap
+from bench.harness.traffic import move
 
 RESULTS = Path(__file__).resolve().with_name("results")
-SCENARIOS = ("predict", "swap")
+SCENARIOS = ("predict", "swap", "inference", "startup")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,9 +58,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _scenarios(root: Path, args: argparse.Namespace) -> dict:
-    """Start the servers under ``root``, run the chosen scenarios, stop the servers; their figures."""
+    """Run the chosen scenarios under ``root``: those against live servers first, then those without; their figures."""
     scenarios = args.only or list(SCENARIOS)
     fitted = models.fit_models()
+    found = _served(root, args, scenarios, fitted) if {"predict", "swap"} & set(scenarios) else {}
+    # With no server running, so that these have the cores to themselves.
+    if "inference" in scenarios:
+        print("the model alone, in process (registry predictor vs scikit-learn):")
+        found["inference"] = inference.run(fitted)
+    if "startup" in scenarios:
+        print(f"start-up to the first answer, {startup.COUNT} aliased models ({startup.RUNS} runs each):")
+        (root / "startup").mkdir()
+        found["startup"] = startup.run(root / "startup")
+    return found
+
+
+def _served(root: Path, args: argparse.Namespace, scenarios: list[str], fitted: dict) -> dict:
+    """Start the servers, run the predict and swap scenarios, stop the servers; their figures."""
     bodies = models.write_bodies(root)
     print("starting the registry and the baseline (2 workers each) ...")
     registry = servers.start_registry(root)

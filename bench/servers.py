@@ -1,6 +1,6 @@
 """Start and stop the two servers under test, both under gunicorn with the same settings and worker count.
 
-The registry is started exactly as the end-to-end tests start it (``tests/e2e/server.py``): migrations
+The registry is started exactly as the end-to-end tests start it (``bench/harness/server.py``): migrations
 through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port with a fresh SQLite database.
 """
 import os
@@ -9,8 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.harness import server as e2e
 from config import BASE_DIR
-from tests.e2e import server as e2e
 
 WORKERS = 2
 REFRESH_SECONDS = 1.0
@@ -19,8 +19,8 @@ BASELINE_CONF = Path(__file__).resolve().with_name("baseline_gunicorn.conf.py")
 
 
 @dataclass
-class Baseline:
-    """The running baseline app: where it listens and its gunicorn process."""
+class Server:
+    """A gunicorn the bench started: where it listens, its process and its log."""
 
     url: str
     process: subprocess.Popen
@@ -38,8 +38,19 @@ def start_registry(root: Path) -> e2e.LiveRegistry:
     return e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS)
 
 
-def start_baseline(root: Path, model_paths: dict[str, Path]) -> Baseline:
-    """The minimal Flask app serving ``model_paths`` (name -> joblib file)."""
+def start_baseline(root: Path, model_paths: dict[str, Path]) -> Server:
+    """The minimal Flask app serving ``model_paths`` (name -> joblib file), once it answers /readyz."""
+    baseline = spawn_baseline(root, model_paths)
+    try:
+        e2e.wait_ready(baseline.url, baseline.process, baseline.log_path)
+    except RuntimeError:
+        baseline.stop()
+        raise
+    return baseline
+
+
+def spawn_baseline(root: Path, model_paths: dict[str, Path]) -> Server:
+    """The baseline's gunicorn just launched (not waited for)."""
     port = e2e.free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # as e2e.service_env does
     env.update(
@@ -54,13 +65,20 @@ def start_baseline(root: Path, model_paths: dict[str, Path]) -> Baseline:
             [str(e2e.BIN / "gunicorn"), "-c", str(BASELINE_CONF), "bench.baseline_app:app"],
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-    baseline = Baseline(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        e2e.wait_ready(baseline.url, process, log_path)
-    except RuntimeError:
-        baseline.stop()
-        raise
-    return baseline
+    return Server(f"http://127.0.0.1:{port}", process, log_path)
+
+
+def spawn_registry(env: dict, root: Path) -> Server:
+    """The registry's gunicorn (as ``tests/e2e/server.py`` runs it) just launched on ``env``'s database."""
+    port = e2e.free_port()
+    env = {**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(WORKERS), "ALIAS_REFRESH_SECONDS": str(REFRESH_SECONDS)}
+    log_path = root / f"registry-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(e2e.BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    return Server(f"http://127.0.0.1:{port}", process, log_path)
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import loadgen
+from bench.harness.traffic import move
 from bench.models import register
-from tests.e2e.traffic import move
 
 CONNECTIONS = 8
 VERSIONS = 4

@@ -1,4 +1,4 @@
-"""Use cases that move aliases — promote and rollback — and read where they point and pointed.
+"""Use cases that move aliases — promote, rollback, delete — and read where they point and pointed.
 
 Every move locks the model (its row on PostgreSQL, the write lock on SQLite), so moves of one
 model happen one at a time and the history is a consistent chain. A version is loaded and
@@ -8,18 +8,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from registry.admission import incompatibilities as _incompatibilities
+from registry.admission import ready_version as _ready_version
+from registry.admission import smoke_test as _smoke_test
 from registry.db import db, write_transaction
-from registry.errors import Conflict, InvalidInput, VersionArchived
-from registry.inputs import rows_from_json
-from registry.introspect import encoded_columns
-from registry.lookups import find_alias, find_model, find_version
-from registry.names import check_alias_name
+from registry.errors import AliasNotFound, Conflict, InvalidInput
+from registry.events import outbox
+from registry.lookups import active_rollout, find_alias, find_model
+from registry.names import ALIAS_NAME, LATEST, check_alias_name
 from registry.paging import Page, paginate
-from registry.predict import run_model
+from registry.rollouts.state import end_on_move
 from registry.serving import ModelServer, VersionInfo
-from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, utcnow
+from registry.tables import Alias, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
+# Moves a rollback can undo: promotes, and completed rollouts (which promote their canary).
+UNDOABLE = ("promote", "rollout_promote")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ def promote(server: ModelServer, name: str, number: int, alias: str, reason: str
                 f"({'; '.join(problems)}); send \"force\": true to promote anyway",
                 errors={"signature": problems},
             )
+        end_on_move(model, alias, "promote", actor)
         # "forced" records an override, so only when there was something to override
         event = _move(model, alias, current, version, "promote", actor, reason, forced=bool(problems))
         move = Move(name, alias, number, event.from_version, event.id)
@@ -91,11 +96,41 @@ def rollback(server: ModelServer, name: str, alias: str, to_version: int | None,
                 continue
             current = find_alias(model, alias)
             version = _ready_version(model, target)
+            end_on_move(model, alias, "rollback", actor)
             event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
             move = Move(name, alias, target, event.from_version, event.id)
         server.note_move(name, alias, servable)
         return move
     raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
+
+
+def delete_alias(server: ModelServer, name: str, alias: str, reason: str, actor: str) -> PromotionEvent:
+    """Remove ``alias`` and record it (``action: "delete"``, ``to_version`` null).
+
+    What the alias pointed at before the delete is no longer rollback's to undo: a rollback
+    after a delete is refused until a promote sets the alias again.
+    """
+    if alias == LATEST:
+        raise InvalidInput("'latest' is computed (the highest non-archived version) and cannot be deleted")
+    with write_transaction():
+        model = find_model(name, lock=True)
+        current = find_alias(model, alias) if ALIAS_NAME.fullmatch(alias) else None
+        if current is None:
+            raise AliasNotFound(f"model {name!r} has no alias {alias!r}")
+        if active_rollout(model, alias) is not None:
+            raise Conflict(
+                f"a rollout is running on alias {alias!r} of {name!r}; complete or abort it before deleting the alias"
+            )
+        event = PromotionEvent(
+            model_id=model.id, alias=alias, action="delete", from_version=current.version.number,
+            to_version=None, actor=actor, reason=reason or "",
+        )
+        db.session.add(event)
+        db.session.delete(current)
+        model.updated_at = utcnow()
+        db.session.flush()
+    server.note_deleted(name, alias)
+    return event
 
 
 def _rollback_plan(model: RegisteredModel, alias: str, to_version: int | None) -> tuple[int, PromotionEvent]:
@@ -129,10 +164,12 @@ def _undo_stack(model: RegisteredModel, alias: str) -> list[PromotionEvent]:
     ).scalars()
     stack: list[PromotionEvent] = []
     for event in events:
-        if event.action == "promote":
+        if event.action in UNDOABLE:
             stack.append(event)
-        else:
+        elif event.action == "rollback":
             stack = [e for e in stack if e.id < event.reverts_event_id]
+        elif event.action == "delete":
+            stack = []  # a deleted alias starts afresh: nothing before the delete is undone into
     return stack
 
 
@@ -158,48 +195,8 @@ def _move(model, alias, current, version, action, actor, reason, forced=False, r
     db.session.add(event)
     model.updated_at = utcnow()
     db.session.flush()
+    outbox.record("alias.moved", {
+        "model": model.name, "alias": alias, "from_version": previous, "to_version": version.number,
+        "action": action, "actor": actor, "reason": event.reason, "forced": forced, "history_id": event.id,
+    })
     return event
-
-
-def _ready_version(model: RegisteredModel, number: int) -> ModelVersion:
-    version = find_version(model, number)
-    if version.status == "archived":
-        raise VersionArchived(f"version {number} of {model.name!r} is archived and cannot serve")
-    return version
-
-
-def _smoke_test(servable, input_example: list | None) -> None:
-    """Predict on the stored input example (or a made-up row) before an alias may point here."""
-    signature = servable.signature
-    rows = input_example or [_made_up_row(servable)]
-    try:
-        run_model(servable, rows_from_json({"instances": rows}, signature, len(rows)), return_proba=False)
-    except InvalidInput as exc:
-        raise InvalidInput(
-            f"version {servable.version} of {servable.model!r} failed its smoke test and was not promoted: {exc.detail}"
-        ) from None
-
-
-def _made_up_row(servable) -> list:
-    """For every encoded column a category the model was fitted on, else 0.0 (or "" for text).
-
-    scikit-learn's encoders refuse unknown categories by default, so an arbitrary string would
-    fail a version that serves real rows perfectly well.
-    """
-    known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(servable.estimator).items() if len(categories)}
-    return [known.get(i, 0.0 if f.numeric else "") for i, f in enumerate(servable.signature.features)]
-
-
-def _incompatibilities(current: ModelVersion, candidate: ModelVersion) -> list[str]:
-    """How a candidate's inputs or task differ from what the alias serves now (empty: none)."""
-    problems = []
-    if current.task != candidate.task:
-        problems.append(f"task {candidate.task} vs {current.task}")
-    old, new = current.signature["features"], candidate.signature["features"]
-    if [f["name"] for f in old] != [f["name"] for f in new]:
-        problems.append(
-            f"features {[f['name'] for f in new]} vs {[f['name'] for f in old]}"
-        )
-    elif [f["dtype"] for f in old] != [f["dtype"] for f in new]:
-        problems.append("feature dtypes differ")
-    return problems

@@ -25,6 +25,10 @@ class VersionNotFound(NotFound):
     """No such version (or alias) of an existing model."""
 
 
+class AliasNotFound(NotFound):
+    """No alias of that name on an existing model."""
+
+
 class TokenNotFound(NotFound):
     """No token of that name."""
 
@@ -49,6 +53,10 @@ class UnsafeArtifact(InvalidArtifact):
     """An uploaded file that asks to import something outside the allow-list."""
 
 
+class ArtifactTooLarge(InvalidArtifact):
+    """An uploaded file that unpacks to more bytes or objects than the configured bounds."""
+
+
 class BatchTooLarge(RegistryError):
     """A prediction batch over the configured row limit."""
 
@@ -57,9 +65,29 @@ class ArtifactCorrupted(RegistryError):
     """A stored artifact whose bytes no longer match its sha256. Always a server-side problem."""
 
 
+class StoreFull(RegistryError):
+    """The artifact store has no room left (ENOSPC, EDQUOT): an operator must free or add space."""
+
+
+class StoreUnavailable(RegistryError):
+    """The artifact store cannot be written (read-only, permissions, gone, I/O errors) right now."""
+
+
 class Unauthorized(RegistryError):
     """Missing or unknown bearer token."""
 
 
 class Forbidden(RegistryError):
     """The token's role does not allow the operation."""
+
+
+class RolloutNotFound(NotFound):
+    """No rollout is active on the alias."""
+
+
+class SubscriptionNotFound(NotFound):
+    """No webhook subscription with that id."""
+
+
+class DeliveryNotFound(NotFound):
+    """No delivery with that id for that webhook subscription."""

@@ -85,6 +85,23 @@ def rows_from_csv(text: str, signature: Signature, max_rows: int) -> ModelInput:
     return _model_input(records, signature, _CSV_CELLS, where)
 
 
+def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int) -> np.ndarray:
+    """Check a float64 ``[rows, features]`` array in signature order (typed tensors) for a numeric model."""
+    _check_count(len(matrix), "the batch is empty: send at least one row", max_rows)
+    names = signature.names
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
+        raise InvalidInput(_count_message(names, matrix.shape[1] if matrix.ndim == 2 else 1))
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        cells = np.argwhere(bad)
+        problems = {
+            f"row {i}, feature {names[j]}": f"expected a finite number, got {_describe(float(matrix[i, j]))}"
+            for i, j in cells[:_MAX_LISTED_PROBLEMS].tolist()
+        }
+        raise _cells_error(problems, total=len(cells))
+    return matrix
+
+
 # -- body shapes -------------------------------------------------------------------------------
 
 
@@ -277,11 +294,12 @@ def _names_error(where: str, names: list[str], missing: list, unexpected: list, 
     return InvalidInput(detail, errors={**found, "expected": names})
 
 
-def _cells_error(problems: dict[str, str]) -> InvalidInput:
+def _cells_error(problems: dict[str, str], total: int | None = None) -> InvalidInput:
     first = next(iter(problems.items()))
     detail = f"{first[0]}: {first[1]}"
-    if len(problems) > 1:
-        detail += f" ({len(problems)} problems in all; see errors)"
+    total = total or len(problems)
+    if total > 1:
+        detail += f" ({total} problems in all; see errors)"
     return InvalidInput(detail, errors=dict(islice(problems.items(), _MAX_LISTED_PROBLEMS)))
 
 

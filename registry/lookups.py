@@ -1,10 +1,10 @@
-"""Finding models and versions by name and reference, the way every use case needs them."""
+"""Finding models, versions, aliases and rollouts by name and reference, the way every use case needs them."""
 from sqlalchemy import func, select
 
 from registry.db import db
 from registry.errors import ModelNotFound, VersionNotFound
 from registry.names import LATEST, MODEL_NAME, parse_ref
-from registry.tables import Alias, ModelVersion, RegisteredModel
+from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel, Rollout
 
 
 def find_model(name: str, *, lock: bool = False) -> RegisteredModel:
@@ -73,3 +73,75 @@ def _version_by_number(model: RegisteredModel, number: int) -> ModelVersion | No
     return db.session.execute(
         select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.number == number)
     ).scalar_one_or_none()
+
+
+# ---- what the serving snapshot is built from (read by every process's alias watcher) ---------
+
+
+def change_marker() -> tuple:
+    """What changes whenever an alias moves, a rollout changes, a version is uploaded or archived.
+
+    Every rollout start, change, completion and abort writes a promotion event, so the newest
+    event id covers rollouts as well as moves.
+    """
+    return tuple(db.session.execute(
+        select(
+            select(func.max(PromotionEvent.id)).scalar_subquery(),
+            select(func.max(ModelVersion.id)).scalar_subquery(),
+            select(func.count()).select_from(ModelVersion).where(ModelVersion.status == "archived").scalar_subquery(),
+        )
+    ).one())
+
+
+def alias_targets() -> list[tuple[str, str, ModelVersion]]:
+    """``(model name, alias, version)`` for every alias of every model."""
+    return list(db.session.execute(
+        select(RegisteredModel.name, Alias.name, ModelVersion)
+        .join(Alias, Alias.model_id == RegisteredModel.id)
+        .join(ModelVersion, ModelVersion.id == Alias.version_id)
+    ).all())
+
+
+def latest_of(name: str) -> ModelVersion | None:
+    """The highest non-archived version of the model called ``name``."""
+    highest = (
+        select(func.max(ModelVersion.number))
+        .join(RegisteredModel)
+        .where(RegisteredModel.name == name, ModelVersion.status == "ready")
+        .scalar_subquery()
+    )
+    return db.session.execute(
+        select(ModelVersion).join(RegisteredModel).where(RegisteredModel.name == name, ModelVersion.number == highest)
+    ).scalar_one_or_none()
+
+
+def archived_versions() -> frozenset[tuple[str, int]]:
+    """``(model name, version number)`` of every archived version."""
+    rows = db.session.execute(
+        select(RegisteredModel.name, ModelVersion.number)
+        .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
+        .where(ModelVersion.status == "archived")
+    ).all()
+    return frozenset((name, number) for name, number in rows)
+
+
+def active_rollouts() -> list[Rollout]:
+    """Every rollout that has not ended, of every model."""
+    return list(db.session.execute(select(Rollout).where(Rollout.ended_at.is_(None))).scalars())
+
+
+def active_rollout(model: RegisteredModel, alias: str) -> Rollout | None:
+    """The rollout running on ``alias`` of ``model``, if any."""
+    return db.session.execute(
+        select(Rollout).where(Rollout.model_id == model.id, Rollout.alias == alias, Rollout.ended_at.is_(None))
+    ).scalar_one_or_none()
+
+
+def rollouts_using(version: ModelVersion) -> list[Rollout]:
+    """Active rollouts whose canary or shadow is ``version``."""
+    return list(db.session.execute(
+        select(Rollout).where(
+            Rollout.ended_at.is_(None),
+            (Rollout.canary_version_id == version.id) | (Rollout.shadow_version_id == version.id),
+        )
+    ).scalars())

@@ -1,49 +1,39 @@
-"""Which loaded model answers ``<name>/<ref>`` in this process, and how alias moves reach it.
+"""Which loaded model answers ``<name>/<ref>`` in this process, and how alias moves and rollouts reach it.
 
 The database is the single source of truth. Each process keeps a snapshot mapping every alias
-to an already-loaded model and refreshes it in the background: a moved alias is loaded first
-and swapped in second, so requests never wait for a load and never see a half-ready model.
+to already-loaded models (its primary version, and the canary and shadow of a rollout on it) and
+refreshes it in the background: whatever changed is loaded first and swapped in second, so
+requests never wait for a load and never see a half-ready model.
 """
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
+from registry import lookups
 from registry.artifacts import ArtifactStore
-from registry.cache import ModelCache, ServableModel
-from registry.db import db
+from registry.cache import ModelCache, ServableModel, VersionInfo
 from registry.errors import VersionArchived
 from registry.introspect import takes_named_columns
+from registry.load_failures import LoadFailures
 from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
+from registry.predict import run_model
+from registry.predictors import predictor_for
+from registry.rollouts import figures
+from registry.rollouts.figures import FigureBook
+from registry.rollouts.routing import AliasState, Arm, LiveRollout, Route, route
+from registry.rollouts.spec import RolloutSpec
+from registry.rollouts.shadow import ShadowRunner
 from registry.safe_pickle import load_estimator
 from registry.signature import Signature
-from registry.tables import Alias, ModelVersion, PromotionEvent, RegisteredModel
 from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
 
 log = logging.getLogger(__name__)
 
 AliasKey = tuple[str, str]  # (model name, alias name)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What is needed to load a version, read from its row while a session is open."""
-
-    model: str
-    number: int
-    sha256: str
-    task: str
-    signature: dict
-    status: str = "ready"
-
-    @classmethod
-    def of(cls, row: ModelVersion) -> "VersionInfo":
-        """Copy the loading facts out of an ORM row."""
-        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status)
 
 
 class ModelServer:
@@ -52,48 +42,105 @@ class ModelServer:
     def __init__(
         self,
         store: ArtifactStore,
+        *,
         cache_size: int,
         refresh_seconds: float,
         session_scope: Callable[[], AbstractContextManager],
+        max_model_bytes: int,
     ):
         self.store = store
+        self.max_model_bytes = max_model_bytes
         self.cache = ModelCache(cache_size)
         self.poll_seconds = max(0.05, refresh_seconds / 4)
+        self.failures = LoadFailures(first_delay=self.poll_seconds)
+        self._failed: dict[AliasKey, VersionInfo] = {}  # alias targets that could not load
+        self._unservable: list[dict] = []
         self._session_scope = session_scope
-        self._aliases: dict[AliasKey, ServableModel] = {}
+        self._aliases: dict[AliasKey, AliasState] = {}
         self._archived: frozenset[tuple[str, int]] = frozenset()
         self._watched_latest: set[str] = set()
         self._moves = 0
         self._moved_at: dict[AliasKey, int] = {}
-        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects fully
+        self._seen_marker: tuple | None = None  # the change marker the snapshot reflects (but for _failed)
         self._lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
+        self.figures = FigureBook()
+        self.shadows = ShadowRunner(self.figures, lambda servable, rows: run_model(servable, rows, False).predictions)
+        self._flushed_at = time.monotonic()
 
     def servable(self, name: str, ref: str) -> ServableModel:
-        """The loaded model that answers ``name``/``ref`` now (ref: number, alias or ``latest``)."""
+        """The loaded model that answers ``name``/``ref`` now (an alias: its primary version)."""
         target = parse_ref(ref)
         if isinstance(target, str):
-            hit = self._aliases.get((name, target))
-            # Only 'latest' can be left on an archived version; then it is worked out again.
-            if hit is not None and (name, hit.version) not in self._archived:
-                return hit
-            return self._resolve_alias(name, target)
-        hit = self.cache.peek((name, target))
-        if hit is not None and (name, target) not in self._archived:
+            return self._alias_state(name, target).primary
+        return self._pinned(name, target)
+
+    def route(self, name: str, ref: str, key_of: Callable[[str], str | None]) -> Route:
+        """Where a request for ``name``/``ref`` goes; ``key_of(header)`` reads its sticky key, if any.
+
+        Alias requests follow the alias's rollout; a pinned version is never routed.
+        """
+        target = parse_ref(ref)
+        if not isinstance(target, str):
+            return Route(self._pinned(name, target), None)
+        state = self._alias_state(name, target)
+        header = state.rollout.sticky_header if state.rollout is not None else None
+        key = key_of(header) if header else None
+        return route(state, model=name, alias=target, key=key, draws=(random.random(), random.random()))
+
+    def _alias_state(self, name: str, alias: str) -> AliasState:
+        hit = self._aliases.get((name, alias))
+        # Only 'latest' can be left on an archived version; then it is worked out again.
+        if hit is not None and (name, hit.primary.version) not in self._archived:
             return hit
-        return self._resolve_pinned(name, target)
+        return self._resolve_alias(name, alias)
+
+    def _pinned(self, name: str, number: int) -> ServableModel:
+        hit = self.cache.peek((name, number))
+        if hit is not None and (name, number) not in self._archived:
+            return hit
+        return self._resolve_pinned(name, number)
 
     def load(self, info: VersionInfo) -> ServableModel:
-        """The loaded model of a version (through the cache: one load per version per process)."""
+        """The loaded model of a version (through the cache: one load per version per process).
+
+        A version that failed to load answers with the same error, without reading its file again,
+        until its backoff has passed or its file has changed.
+        """
+        self.failures.raise_if_waiting(_failure_key(info), self.store.stamp(info.sha256))
         return self.cache.get((info.model, info.number), lambda: self._load(info))
 
+    def unservable(self) -> list[dict]:
+        """Aliases whose target version this process could not load at its last refresh."""
+        return list(self._unservable)
+
     def note_move(self, name: str, alias: str, servable: ServableModel) -> None:
-        """Serve an alias move made by this process at once, without waiting for the watcher."""
+        """Serve an alias move made by this process at once, without waiting for the watcher.
+
+        A move ends the alias's rollout, so the alias is served by ``servable`` alone.
+        """
+        self.note_rollout(name, alias, servable, None)
+
+    def note_rollout(self, name: str, alias: str, primary: ServableModel, rollout: LiveRollout | None) -> None:
+        """Serve a rollout change (or an alias move) made by this process at once."""
         with self._lock:
             self._moves += 1
             self._moved_at[(name, alias)] = self._moves
-            self._install({**self._aliases, (name, alias): servable})
+            self._install({**self._aliases, (name, alias): AliasState(primary, rollout)})
+
+    def flush_figures(self) -> None:
+        """Write this process's rollout figures to the database (the watcher does so every second)."""
+        with self._session_scope():
+            figures.flush(self.figures)
+        self._flushed_at = time.monotonic()
+
+    def note_deleted(self, name: str, alias: str) -> None:
+        """Stop serving an alias deleted by this process at once; the watcher drops it elsewhere."""
+        with self._lock:
+            self._moves += 1
+            self._moved_at[(name, alias)] = self._moves
+            self._aliases = {key: servable for key, servable in self._aliases.items() if key != (name, alias)}
 
     def note_archived(self, name: str, number: int) -> None:
         """Refuse a version archived by this process at once, without waiting for the watcher."""
@@ -122,16 +169,20 @@ class ModelServer:
             started_at = self._moves
         with self._session_scope():
             marker = self._read_marker()
-            if marker == self._seen_marker:
+            if marker == self._seen_marker and not self._retry_due():
                 return
             targets = self._read_alias_targets()
-            archived = self._read_archived()
+            rollouts = self._read_rollouts()
+            archived = lookups.archived_versions()
         loaded = {key: self._loaded_or_current(key, info) for key, info in targets.items()}
-        # A target that failed to load is tried again at the next poll.
-        complete = all(loaded[key] is not None and loaded[key].version == info.number for key, info in targets.items())
-        self._seen_marker = marker if complete else None
+        plans = {key: self._loaded_rollout(key, spec) for key, spec in rollouts.items()}
+        # A target that failed to load is tried again at a later poll, once its backoff has passed.
+        self._failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
+        self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in self._failed.items()]
+        # A rollout arm that failed to load is tried again at the next poll (its loads back off too).
+        self._seen_marker = marker if all(plan is not False for plan in plans.values()) else None
         with self._lock:
-            snapshot = {k: v for k, v in loaded.items() if v is not None}
+            snapshot = {k: AliasState(v, self._rollout_or_current(k, plans)) for k, v in loaded.items() if v is not None}
             for key, move in self._moved_at.items():
                 if move > started_at and key in self._aliases:
                     snapshot[key] = self._aliases[key]  # moved here after our read: newer than it
@@ -139,78 +190,88 @@ class ModelServer:
             self._archived = archived | self._archived
             self._install(snapshot)
 
-    def _install(self, snapshot: dict[AliasKey, ServableModel]) -> None:
+    def _install(self, snapshot: dict[AliasKey, AliasState]) -> None:
         """Replace the snapshot whole (readers never see it half-built); count what changed."""
-        for (name, alias), servable in snapshot.items():
+        for (name, alias), state in snapshot.items():
             current = self._aliases.get((name, alias))
-            if current is None or current.version != servable.version:
+            if current is None or current.primary.version != state.primary.version:
                 SWAPS.labels(name, alias).inc()
-                ALIAS_VERSION.labels(name, alias).set(servable.version)
+                ALIAS_VERSION.labels(name, alias).set(state.primary.version)
         self._aliases = snapshot
 
     def _loaded_or_current(self, key: AliasKey, info: VersionInfo) -> ServableModel | None:
         """The new target loaded, or, if it cannot load, the model the alias is served with now."""
-        current = self._aliases.get(key)
+        current = self._aliases[key].primary if key in self._aliases else None
         if current is not None and current.version == info.number:
             return current
         try:
             return self.load(info)
-        except Exception:
-            log.exception("could not load %s v%s for alias %r; keeping the current one", info.model, info.number, key[1])
+        except Exception:  # logged once per attempt by _load; the alias keeps its current model
             return current
 
+    def _retry_due(self) -> bool:
+        """True when a target that failed to load may be tried again (its delay passed, or its file changed)."""
+        return any(
+            not self.failures.waiting(_failure_key(info), self.store.stamp(info.sha256)) for info in self._failed.values()
+        )
+
+    def _unservable_entry(self, key: AliasKey, info: VersionInfo, serving: ServableModel | None) -> dict:
+        failure = self.failures.get(_failure_key(info))
+        return {
+            "model": key[0],
+            "alias": key[1],
+            "version": info.number,
+            "error": failure.detail if failure is not None else "not loaded yet",
+            "serving": serving.version if serving is not None else None,
+        }
+
     def _read_marker(self) -> tuple:
-        """What changes whenever an alias moves, a version is uploaded or one is archived."""
-        return tuple(db.session.execute(
-            select(
-                select(func.max(PromotionEvent.id)).scalar_subquery(),
-                select(func.max(ModelVersion.id)).scalar_subquery(),
-                select(func.count()).select_from(ModelVersion).where(ModelVersion.status == "archived").scalar_subquery(),
-            )
-        ).one())
+        return lookups.change_marker()
 
     def _read_alias_targets(self) -> dict[AliasKey, VersionInfo]:
-        rows = db.session.execute(
-            select(RegisteredModel.name, Alias.name, ModelVersion)
-            .join(Alias, Alias.model_id == RegisteredModel.id)
-            .join(ModelVersion, ModelVersion.id == Alias.version_id)
-        ).all()
-        targets = {(model, alias): VersionInfo.of(version) for model, alias, version in rows}
+        targets = {(model, alias): VersionInfo.of(version) for model, alias, version in lookups.alias_targets()}
         for name in list(self._watched_latest):
-            version = self._latest_of(name)
+            version = lookups.latest_of(name)
             if version is not None:
                 targets[(name, LATEST)] = VersionInfo.of(version)
         return targets
 
-    def _latest_of(self, name: str) -> ModelVersion | None:
-        highest = (
-            select(func.max(ModelVersion.number))
-            .join(RegisteredModel)
-            .where(RegisteredModel.name == name, ModelVersion.status == "ready")
-            .scalar_subquery()
-        )
-        return db.session.execute(
-            select(ModelVersion).join(RegisteredModel).where(RegisteredModel.name == name, ModelVersion.number == highest)
-        ).scalar_one_or_none()
+    def _read_rollouts(self) -> dict[AliasKey, RolloutSpec]:
+        return {(r.model.name, r.alias): RolloutSpec.of(r) for r in lookups.active_rollouts()}
 
-    def _read_archived(self) -> frozenset[tuple[str, int]]:
-        rows = db.session.execute(
-            select(RegisteredModel.name, ModelVersion.number)
-            .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
-            .where(ModelVersion.status == "archived")
-        ).all()
-        return frozenset((name, number) for name, number in rows)
+    def _loaded_rollout(self, key: AliasKey, spec: RolloutSpec) -> LiveRollout | None | bool:
+        """The rollout with its versions loaded; False when one cannot load (the current one stays)."""
+        current = self._aliases[key].rollout if key in self._aliases else None
+        if current is not None and spec.matches(current):
+            return current
+        try:
+            canary = Arm(self.load(spec.canary), spec.canary_percent) if spec.canary else None
+            shadow = Arm(self.load(spec.shadow), spec.shadow_percent) if spec.shadow else None
+        except Exception:  # logged once per attempt by _load; the current rollout stays
+            return False
+        return LiveRollout(spec.id, canary, shadow, spec.sticky_header)
 
-    def _resolve_alias(self, name: str, alias: str) -> ServableModel:
+    def _rollout_or_current(self, key: AliasKey, plans: dict) -> LiveRollout | None:
+        plan = plans.get(key)
+        if plan is False:
+            return self._aliases[key].rollout if key in self._aliases else None
+        return plan
+
+    def _resolve_alias(self, name: str, alias: str) -> AliasState:
         """An alias this process has not seen yet: ask the database, load, and watch it from now."""
         with self._session_scope():
-            info = VersionInfo.of(find_version(find_model(name), alias))
+            model = find_model(name)
+            info = VersionInfo.of(find_version(model, alias))
+            running = lookups.active_rollout(model, alias) if alias != LATEST else None
+            spec = RolloutSpec.of(running) if running is not None else None
         servable = self.load(info)
+        rollout = self._loaded_rollout((name, alias), spec) if spec is not None else None
         if alias == LATEST:
             with self._lock:
                 self._watched_latest.add(name)
-        self.note_move(name, alias, servable)
-        return servable
+        state = AliasState(servable, rollout or None)
+        self.note_rollout(name, alias, state.primary, state.rollout)
+        return state
 
     def _resolve_pinned(self, name: str, number: int) -> ServableModel:
         with self._session_scope():
@@ -220,11 +281,19 @@ class ModelServer:
         return self.load(info)
 
     def _load(self, info: VersionInfo) -> ServableModel:
+        stamp = self.store.stamp(info.sha256)  # before reading: a change during the read means "try again"
         try:
-            estimator = load_estimator(self.store.get(info.sha256)).estimator
-        except Exception:
+            estimator = load_estimator(self.store.get(info.sha256), max_bytes=self.max_model_bytes).estimator
+        except Exception as exc:
             CACHE_LOAD_FAILURES.labels(info.model).inc()
+            failure = self.failures.record(_failure_key(info), exc, stamp)
+            # One line per attempt, no traceback: the detail says what is wrong and what to do.
+            log.error(
+                "could not load %s v%s: %s (attempt %d; next attempt in %.2f s at the earliest)",
+                info.model, info.number, _log_detail(exc), failure.attempts, failure.delay,
+            )
             raise
+        self.failures.clear(_failure_key(info))
         CACHE_LOADS.labels(info.model).inc()
         return ServableModel(
             info.model,
@@ -234,14 +303,33 @@ class ModelServer:
             Signature.from_dict(info.signature),
             estimator,
             takes_frame=takes_named_columns(estimator),
+            predictor=predictor_for(estimator),
         )
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             self._refresh_logged()
+            if time.monotonic() - self._flushed_at >= figures.FLUSH_SECONDS:
+                self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush_figures()
+        except Exception:
+            self._flushed_at = time.monotonic()  # try again at the next period, not at every poll
+            log.exception("could not write the rollout figures; they stay counted and are written later")
 
     def _refresh_logged(self) -> None:
         try:
             self.refresh()
         except Exception:
             log.exception("alias refresh failed; serving the last known aliases")
+
+
+def _failure_key(info: VersionInfo) -> tuple:
+    return info.model, info.number, info.sha256
+
+
+def _log_detail(exc: Exception) -> str:
+    detail = getattr(exc, "detail", None)
+    return detail if isinstance(detail, str) else f"{type(exc).__name__}: {exc}"

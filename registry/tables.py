@@ -1,7 +1,7 @@
-"""ORM tables: models, versions, aliases, promotion events (the audit log) and API tokens."""
+"""ORM tables: models, versions, aliases, promotion events (the audit log), rollouts, evaluations and API tokens."""
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.db import db
@@ -103,21 +103,94 @@ class Alias(db.Model):
 
 
 class PromotionEvent(db.Model):
-    """One alias move, append-only. A rollback names the oldest promote it undoes."""
+    """One alias move or rollout change, append-only. A rollback names the oldest promote it undoes."""
 
     __tablename__ = "promotion_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     alias: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | delete | rollout_start|change|promote|abort
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    to_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the alias was deleted
     reverts_event_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_events.id"), nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # a rollout's versions, percents, figures
+
+
+class Rollout(db.Model):
+    """A canary and/or shadow on an alias; active while ``ended_at`` is empty (one per alias)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    canary_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    canary_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    shadow_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    shadow_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sticky_header: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_by: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    model: Mapped[RegisteredModel] = relationship(lazy="joined")
+    canary: Mapped[ModelVersion | None] = relationship(foreign_keys=[canary_version_id], lazy="joined")
+    shadow: Mapped[ModelVersion | None] = relationship(foreign_keys=[shadow_version_id], lazy="joined")
+
+
+class RolloutStats(db.Model):
+    """One process's running totals for one role and version of a rollout; the sum over rows is the figure."""
+
+    __tablename__ = "rollout_stats"
+    __table_args__ = (
+        UniqueConstraint("rollout_id", "process", "role", "version", name="uq_rollout_stats_rollout_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"))
+    process: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(8))  # primary | canary | shadow
+    version: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_buckets: Mapped[list] = mapped_column(JSON, default=list)  # counts per figures.LATENCY_BUCKETS_MS
+    compared: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    agreed: Mapped[int] = mapped_column(BigInteger, default=0)
+    abs_diff_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    abs_diff_max: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Evaluation(db.Model):
+    """A score of one version on a named dataset; versions scored on the same dataset compare fairly."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    dataset_name: Mapped[str] = mapped_column(String(255))
+    dataset_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+
+    @property
+    def number(self) -> int:
+        """The evaluated version's number."""
+        return self.version.number
 
 
 class ApiToken(db.Model):

@@ -5,12 +5,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from registry.artifacts import ArtifactStore, sha256_of
+from registry.artifacts import ArtifactStore
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
+from registry.events import outbox
 from registry.inputs import rows_from_json
 from registry.introspect import describe
-from registry.lookups import find_model, find_version
+from registry.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
 from registry.paging import Page, slice_page
 from registry.safe_pickle import load_estimator
@@ -22,16 +23,18 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 
 
 def upload_version(
-    store: ArtifactStore, name: str, data: bytes, metadata: dict, actor: str, max_rows: int
+    store: ArtifactStore, name: str, data: bytes, metadata: dict, actor: str, max_rows: int,
+    *, max_model_bytes: int,
 ) -> tuple[ModelVersion, bool]:
     """Register ``data`` as the next version of model ``name`` (created on first upload).
 
     Returns the version and whether it is new: identical bytes already uploaded to this model
     give back the existing version, so CI retries are safe. The artifact is parsed safely and
     described before anything is stored; the file is in place before its row is committed.
+    ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``).
     """
     check_model_name(name)
-    loaded = load_estimator(data)
+    loaded = load_estimator(data, max_bytes=max_model_bytes)
     description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
     example = _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
     digest = store.put(data)
@@ -68,6 +71,7 @@ def upload_version(
             created_by=actor,
         )
         db.session.add(version)
+        outbox.record("version.created", _event_data(name, version))
     return version, True
 
 
@@ -78,7 +82,7 @@ def list_versions(name: str, sort: str | None, include_archived: bool, page: int
     if not include_archived:
         query = query.where(ModelVersion.status == "ready")
     versions = list(db.session.execute(query).scalars().all())
-    return slice_page(_sorted(versions, sort or "-version"), page, per_page)
+    return slice_page(sorted_by(versions, sort or "-version"), page, per_page)
 
 
 def get_version(name: str, ref: str) -> ModelVersion:
@@ -90,6 +94,18 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
     """The version and its stored bytes, verified against the recorded sha256."""
     version = get_version(name, ref)
     return version, store.get(version.sha256)
+
+
+def update_version(name: str, number: int, changes: dict) -> ModelVersion:
+    """Set a version's ``description`` and/or ``tags``; what the upload measured stays as it was."""
+    with write_transaction():
+        model = find_model(name, lock=True)
+        version = find_version(model, number)
+        for field in ("description", "tags"):
+            if field in changes:
+                setattr(version, field, changes[field])
+        model.updated_at = utcnow()
+    return version
 
 
 def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion:
@@ -108,11 +124,27 @@ def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion
                 f"version {number} of {name!r} is the target of alias(es) {', '.join(aliases)}; "
                 "promote another version or roll back first"
             )
+        rollouts = rollouts_using(version)
+        if rollouts:
+            raise Conflict(
+                f"version {number} of {name!r} takes part in the rollout on alias(es) "
+                f"{', '.join(sorted(r.alias for r in rollouts))}; complete or abort it first"
+            )
         version.status = "archived"
         version.archived_at = utcnow()
         model.updated_at = utcnow()
+        outbox.record("version.archived", _event_data(name, version))
     server.note_archived(name, number)
     return version
+
+
+def _event_data(name: str, version: ModelVersion) -> dict:
+    """What webhook receivers learn of a version."""
+    return {
+        "model": name, "version": version.number, "status": version.status, "kind": version.kind,
+        "task": version.task, "estimator": version.estimator, "sha256": version.sha256,
+        "metrics": version.metrics, "created_by": version.created_by,
+    }
 
 
 def _lock_or_create_model(name: str) -> RegisteredModel:
@@ -146,8 +178,10 @@ def _checked_input_example(example, signature, max_rows: int) -> list | None:
     return example
 
 
-def _sorted(versions: list[ModelVersion], sort: str) -> list[ModelVersion]:
+def sorted_by(versions: list, sort: str) -> list:
     """Sort by ``version``, ``created_at`` or ``metrics.<key>``; '-' for descending.
+
+    Takes anything with ``number``, ``created_at`` and ``metrics`` (versions, evaluations).
 
     Versions without the sorted metric come last in either direction.
     """

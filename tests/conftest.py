@@ -1,13 +1,48 @@
-"""Shared fixtures: an app on a migrated database of the backend under test, clients, tokens."""
+"""Shared fixtures: an app on a migrated database of the backend under test, clients, tokens.
+
+Every test gets a fresh app (so a fresh ModelServer: empty cache, no alias snapshot) on a clean
+database and a clean artifact root. The database is migrated once per session; each test then
+gets a copy of the migrated SQLite file, or the PostgreSQL database emptied by DELETEs (much
+cheaper than TRUNCATE, which rewrites every table's files).
+"""
 import shutil
 
+import psycopg
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import text
 
+from bench.harness.databases import POSTGRES_URL, libpq_conninfo
 from registry.db import db
-from tests.databases import BACKEND, fresh_database
+from tests.databases import BACKEND, fresh_database, use_postgres_server
 from tests.helpers import ADMIN_TOKEN, MIGRATIONS, close_app, make_app
+from tests.postgres_server import find_pg_ctl, missing_server_message, postgres_server as serving_postgres
+from tests.url_builders import compiled_once
+
+
+def pytest_configure(config):
+    """Fail the PostgreSQL pass at once, in one line, when there is no server and nothing to start one with."""
+    if BACKEND == "postgresql":
+        problem = missing_server_message(POSTGRES_URL, find_pg_ctl())
+        if problem:
+            raise pytest.UsageError(problem)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def url_builders_compiled_once():
+    """Every app of the run shares each route's compiled URL builder (tests/url_builders.py)."""
+    with compiled_once():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_server():
+    """The URL of the PostgreSQL server this run creates its databases on (None on SQLite)."""
+    if BACKEND != "postgresql":
+        yield None
+        return
+    with serving_postgres(POSTGRES_URL) as url:
+        use_postgres_server(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +56,24 @@ def migrated_database(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def empty_postgres(migrated_database):
+    """``empty()`` deletes every row of the session's PostgreSQL database and restarts its sequences."""
+    with psycopg.connect(libpq_conninfo(migrated_database), autocommit=True) as conn:
+        sequences = [name for (name,) in conn.execute(
+            "SELECT quote_ident(sequence_name) FROM information_schema.sequences WHERE sequence_schema = 'public'"
+        )]
+        statements = [f"DELETE FROM {table.name}" for table in reversed(db.metadata.sorted_tables)]
+        statements += [f"ALTER SEQUENCE {name} RESTART" for name in sequences]
+        script = "BEGIN; " + "; ".join(statements) + "; COMMIT"
+        yield lambda: conn.execute(script)
+
+
 @pytest.fixture
-def database_url(migrated_database, tmp_path):
+def database_url(request, migrated_database, tmp_path):
     """A clean, migrated database for one test."""
     if BACKEND == "postgresql":
-        _truncate_all(migrated_database)
+        request.getfixturevalue("empty_postgres")()
         return migrated_database
     path = tmp_path / "registry.db"
     shutil.copyfile(migrated_database.removeprefix("sqlite:///"), path)
@@ -73,12 +121,3 @@ def ci(client, admin):
     assert response.status_code == 201, response.get_json()
     return {"Authorization": f"Bearer {response.get_json()['token']}"}
 
-
-def _truncate_all(url: str) -> None:
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url)
-    tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()

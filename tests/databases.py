@@ -1,41 +1,29 @@
 """Throwaway databases for tests: a migrated SQLite file, or a fresh PostgreSQL database.
 
-``TEST_DATABASE=postgresql`` runs the suite on PostgreSQL (``TEST_POSTGRES_URL``, default the local
-server on 127.0.0.1:5432). When PostgreSQL is asked for and cannot be reached, tests fail: they are
-never skipped silently.
+``TEST_DATABASE=postgresql`` runs the suite on PostgreSQL: the server at ``TEST_POSTGRES_URL``
+(default the local one on 127.0.0.1:5432) or, when none answers there, a throwaway server the run
+starts from the installed binaries (``tests/postgres_server.py``). The PostgreSQL pass never skips.
 """
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
-from sqlalchemy.engine import make_url
+from bench.harness.databases import POSTGRES_URL, postgres_database
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+_server = {"url": POSTGRES_URL}
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for the duration of the block; its SQLAlchemy URL."""
-    admin = make_url(POSTGRES_URL)
-    name = f"registry_test_{uuid.uuid4().hex[:12]}"
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def use_postgres_server(url: str) -> None:
+    """Create this run's PostgreSQL databases on the server at ``url`` (the session fixture sets it)."""
+    _server["url"] = url
 
 
 @contextmanager
 def fresh_database(tmp_dir) -> Iterator[str]:
     """An empty database of the backend under test."""
     if BACKEND == "postgresql":
-        with postgres_database() as url:
+        with postgres_database(_server["url"], durable=False) as url:
             yield url
     else:
         yield f"sqlite:///{tmp_dir}/registry.db"

@@ -2,18 +2,21 @@
 import io
 import json
 
-import joblib
 import numpy as np
-from sklearn.linear_model import LinearRegression
 
 from api import create_app
+from bench.harness.models import PROBE_ROW, artifact_bytes, scaled_sum
 from config import BASE_DIR
 from registry.db import db
+
+__all__ = [
+    "ADMIN_TOKEN", "MIGRATIONS", "PROBE_ROW", "PROBLEM_JSON", "artifact_bytes", "assert_problem", "classification_data",
+    "close_app", "make_app", "regression_data", "scaled_sum", "upload", "upload_ok",
+]
 
 ADMIN_TOKEN = "test-admin-token"
 MIGRATIONS = str(BASE_DIR / "migrations")
 PROBLEM_JSON = "application/problem+json"
-PROBE_ROW = [1.0, 1.0, 1.0]
 
 
 def make_app(database_url: str, artifact_root, **overrides):
@@ -24,6 +27,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "ARTIFACT_ROOT": str(artifact_root),
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WATCH_ALIASES": False,
+        "WEBHOOK_DELIVER_IN_WORKERS": False,
         "PROMETHEUS_MULTIPROC_DIR": None,
         "SECRET_KEY": "test-secret-key",
     }
@@ -35,15 +39,9 @@ def close_app(app) -> None:
     """Stop an app's watcher and close its database connections."""
     with app.app_context():
         app.extensions["model_registry"].server.stop()
+        app.extensions["webhook_deliverer"].stop()
         db.session.remove()
         db.engine.dispose()
-
-
-def artifact_bytes(estimator, compress=0) -> bytes:
-    """``estimator`` as the bytes of a joblib file."""
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer, compress=compress)
-    return buffer.getvalue()
 
 
 def regression_data(n_features=4, n_rows=60, seed=0):
@@ -60,12 +58,6 @@ def classification_data(n_features=4, n_rows=80, seed=0):
     X = rng.normal(size=(n_rows, n_features))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     return X, y
-
-
-def scaled_sum(factor: float, n_features=3) -> LinearRegression:
-    """A regressor answering ``factor * sum(x)``: on PROBE_ROW it says ``3 * factor``, naming its version."""
-    X = np.random.default_rng(0).normal(size=(30, n_features))
-    return LinearRegression().fit(X, factor * X.sum(axis=1))
 
 
 def upload(client, headers, name, estimator, metadata=None, **kw):

@@ -65,6 +65,12 @@ class RegistryClient:
         response = self._send("POST", _path(model, "versions", version, "promote"), json=body)
         return _json(self._checked(response))
 
+    def record_evaluation(self, model: str, version: int, dataset: dict, metrics: dict, note: str) -> dict:
+        """Record ``version``'s ``metrics`` on ``dataset`` (``{"name", "sha256", "rows"}``)."""
+        body = {"dataset": dataset, "metrics": metrics, "note": note}
+        response = self._send("POST", _path(model, "versions", version, "evaluations"), json=body)
+        return _json(self._checked(response))
+
     def _send(self, method: str, path: str, **kwargs) -> requests.Response:
         try:
             return self._session.request(

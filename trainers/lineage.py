@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pandas as pd
 import sklearn
 
 from trainers import __version__
-from trainers.datasets import Dataset
+from trainers.datasets import Dataset, from_frame
 
 
 def git_commit() -> str | None:
@@ -19,6 +20,16 @@ def git_commit() -> str | None:
         return None
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and commit else None
+
+
+def holdout_dataset(dataset: Dataset, features: pd.DataFrame, y: pd.Series) -> dict:
+    """The held-out rows as an evaluation dataset: named after the data, hashed by their content.
+
+    The same data, seed and split give the same rows and so the same sha256: retrains on them
+    score versions on one dataset, which the registry then compares.
+    """
+    rows = from_frame(pd.concat([features, y], axis=1), f"{dataset.source} (hold-out)")
+    return {"name": rows.source, "sha256": rows.sha256, "rows": int(len(y))}
 
 
 def collect(dataset: Dataset, target: str, params: dict, job_url: str | None = None) -> dict:

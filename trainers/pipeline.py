@@ -8,23 +8,15 @@ from __future__ import annotations
 import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from registry.supported_estimators import MODELS
 from trainers.errors import ConfigurationError
 
-ESTIMATORS = {
-    ("linear", "regression"): LinearRegression,
-    ("logistic", "classification"): LogisticRegression,
-    ("tree", "regression"): DecisionTreeRegressor,
-    ("tree", "classification"): DecisionTreeClassifier,
-    ("forest", "regression"): RandomForestRegressor,
-    ("forest", "classification"): RandomForestClassifier,
-}
+# The class trained for a (kind, task): the first the registry's table lists for it.
+ESTIMATORS = {pair: cls for cls, pair in reversed(MODELS.items())}
 DEFAULT_PARAMS = {
     "logistic": {"max_iter": 1000},
     "forest": {"n_estimators": 100},

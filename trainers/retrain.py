@@ -11,6 +11,7 @@ from trainers import artifact, progress
 from trainers.client import RegistryClient
 from trainers.datasets import Dataset
 from trainers.errors import ChampionUnusable, ConfigurationError, first_line
+from trainers.lineage import holdout_dataset
 from trainers.metrics import DEFAULT_METRIC, check_metric, evaluate, higher_is_better, improvement
 from trainers.report import build_report, upload_metadata
 from trainers.training import TrainedModel, TrainingSpec, prepare, train_holdout
@@ -42,6 +43,7 @@ class Champion:
 
     version: int
     score: float
+    metrics: dict = field(default_factory=dict)  # every metric of the task on those rows
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def retrain(
         bar.update()
         bar.set_postfix_str("upload")
         candidate_version = upload_candidate(client, request, trained, dataset)
+        record_evaluations(client, request.model, holdout_dataset(dataset, trained.test_features, trained.test_y),
+                           {candidate_version: trained.metrics, **_champion_metrics(champion)})
         bar.update()
         outcome = decide(
             request, metric, candidate_version, candidate_score, champion, trained.metrics
@@ -116,6 +120,18 @@ def upload_candidate(
     uploaded = client.upload_version(request.model, content, metadata, f"{request.model}.joblib")
     log.info("uploaded the candidate as v%s", uploaded["version"])
     return int(uploaded["version"])
+
+
+def record_evaluations(client: RegistryClient, model: str, dataset: dict, scores: dict[int, dict]) -> None:
+    """Record each version's scores on the shared held-out rows, so the registry can compare them."""
+    for version, metrics in scores.items():
+        if metrics:
+            client.record_evaluation(model, version, dataset, metrics, note="retrain: scored on the candidate's hold-out rows")
+    log.info("recorded evaluations of v%s on %s", ", v".join(map(str, scores)), dataset["sha256"][:12])
+
+
+def _champion_metrics(champion: Champion | None) -> dict[int, dict]:
+    return {champion.version: champion.metrics} if champion is not None else {}
 
 
 def decide(
@@ -171,7 +187,7 @@ def score_champion(
     if metric not in scores:
         raise ChampionUnusable(f"{metric} of champion v{number} is undefined on the held-out rows")
     log.info("champion v%d: %s %.4f on the same rows", number, metric, scores[metric])
-    return Champion(version=number, score=scores[metric])
+    return Champion(version=number, score=scores[metric], metrics=scores)
 
 
 def load_champion(content: bytes, version: int):

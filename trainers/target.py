@@ -7,16 +7,15 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from registry.supported_estimators import MODELS
 from trainers.errors import ConfigurationError, InvalidTarget, MissingTarget, UnreadableData
 
 log = logging.getLogger(__name__)
 
 TASKS = ("regression", "classification")
+# What each kind can learn, read from the registry's table of accepted classes.
 KIND_TASKS = {
-    "linear": ("regression",),
-    "logistic": ("classification",),
-    "tree": TASKS,
-    "forest": TASKS,
+    kind: tuple(task for task in TASKS if (kind, task) in MODELS.values()) for kind, _ in MODELS.values()
 }
 # An integer-valued numeric target with at most this many distinct values is read as classes.
 MAX_CLASSES_FOR_AUTO = 20

@@ -3,15 +3,19 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
 from api.content import accepts
-from api.schemas import EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of
+from api.openapi import errors
+from api.schemas import (
+    AliasDeleteArgs, AliasesArgs, EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of,
+)
 from api.services import services
-from registry import aliases
+from registry import alias_history, aliases
 
 blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollback")
 
 
 @blp.route("/models/<name>/versions/<int:number>/promote", methods=["POST"])
 @requires("ci")
+@errors(410)
 @accepts("application/json", body_optional=True)
 @blp.arguments(PromoteRequest(), required=False)
 @blp.response(200, MoveOut)
@@ -24,6 +28,7 @@ def promote(body, name, number):
 
 @blp.route("/models/<name>/rollback", methods=["POST"])
 @requires("ci")
+@errors(409, 410)
 @accepts("application/json", body_optional=True)
 @blp.arguments(RollbackRequest(), required=False)
 @blp.response(200, MoveOut)
@@ -36,10 +41,22 @@ def rollback(body, name):
 
 @blp.route("/models/<name>/aliases")
 @reads
+@blp.arguments(AliasesArgs, location="query")
 @blp.response(200)
-def list_aliases(name):
-    """``{alias: version}`` of a model."""
-    return aliases.list_aliases(name)
+def list_aliases(args, name):
+    """``{alias: version}`` of a model; ``?at=<ISO 8601>`` as it was at that instant."""
+    if args["at"] is None:
+        return aliases.list_aliases(name)
+    return alias_history.aliases_at(name, args["at"])
+
+
+@blp.route("/models/<name>/aliases/<alias>", methods=["DELETE"])
+@requires("ci")
+@blp.arguments(AliasDeleteArgs, location="query")
+@blp.response(200, EventOut)
+def delete_alias(args, name, alias):
+    """Remove an alias; the history records it (``action: "delete"``), its predict route then answers 404."""
+    return aliases.delete_alias(services().server, name, alias, args["reason"], principal().name)
 
 
 @blp.route("/models/<name>/history")

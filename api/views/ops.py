@@ -7,6 +7,7 @@ from sqlalchemy import text
 from api.errors import problem
 from api.services import services
 from registry.db import db
+from registry.telemetry import EveryFamily
 
 blp = Blueprint("ops", __name__, description="Operations")
 
@@ -23,11 +24,16 @@ def healthz():
 @blp.alt_response(503, description="The database or the artifact store is unreachable")
 def readyz():
     """Ready when the database answers and the artifact store can be written."""
-    checks = {"database": _database_ok(), "artifact_store": services().store.is_reachable()}
+    checks = readiness_checks()
     if not all(checks.values()):
         failing = ", ".join(name for name, ok in checks.items() if not ok)
         return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", {"checks": checks})
-    return {"status": "ready", "checks": checks}
+    return {
+        "status": "ready",
+        "checks": checks,
+        "unservable": services().server.unservable(),
+        "warnings": _store_warnings(),
+    }
 
 
 @blp.route("/metrics")
@@ -37,11 +43,29 @@ def metrics():
     multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+        registry.register(EveryFamily(multiprocess.MultiProcessCollector(None, path=multiproc_dir)))
         payload = generate_latest(registry)
     else:
         payload = generate_latest()
-    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would append a second "; charset=utf-8"
+    return Response(payload, content_type=CONTENT_TYPE_LATEST)
+
+
+def readiness_checks() -> dict[str, bool]:
+    """What /readyz checks, each true when it is reachable (the V2 edge asks the same)."""
+    return {"database": _database_ok(), "artifact_store": services().store.is_reachable()}
+
+
+def _store_warnings() -> list[str]:
+    """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail."""
+    free = services().store.free_bytes()
+    minimum_mb = current_app.config["MIN_FREE_STORE_MB"]
+    if free is None or free >= minimum_mb * 1024 * 1024:
+        return []
+    return [
+        f"the artifact store has {free / 1024 / 1024:.1f} MB free, under MIN_FREE_STORE_MB={minimum_mb}: "
+        "uploads will soon be refused with 507; free space (`flask --app wsgi artifacts gc`) or grow the volume"
+    ]
 
 
 def _database_ok() -> bool:

@@ -1,6 +1,6 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
 import time
-from functools import lru_cache
+from functools import partial
 
 import orjson
 from flask import Response, current_app, request
@@ -8,13 +8,13 @@ from flask_smorest import Blueprint
 
 from api.auth import reads
 from api.content import accepts, json_body
-from api.errors import ProblemError, status_of
+from api.errors import ProblemError
+from api.prediction_metrics import answer_headers, count_answer, count_failure
 from api.schemas import PredictionOut
 from api.services import services
 from registry.inputs import rows_from_csv, rows_from_json
 from registry.names import DEFAULT_ALIAS
-from registry.predict import predict, serving_model
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS
+from registry.predict import after_answer, predict
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -67,26 +67,17 @@ def _answer(name: str, ref: str) -> Response:
     else:
         body = json_body()
         parse, proba = (lambda sig: rows_from_json(body, sig, max_rows)), _proba_flag(body)
-    # Unknown names are not counted: they would add a series per name a caller makes up.
-    servable = serving_model(services().server, name, ref)
-    version = str(servable.version)
+    server = services().server
     try:
-        result = predict(servable, parse, proba)
+        result = predict(server, name=name, ref=ref, parse=parse, return_proba=proba, route_key=request.headers.get)
     except Exception as exc:
-        PREDICTIONS.labels(name, version, str(status_of(exc))).inc()
+        count_failure(name, ref, exc)
         raise
-    answered, latency = _success_series(name, version)
-    answered.inc()
-    latency.observe(time.perf_counter() - started)
-    return Response(
-        orjson.dumps(result.to_dict()), mimetype="application/json", headers={"X-Model-Version": version}
-    )
-
-
-@lru_cache(maxsize=4096)
-def _success_series(name: str, version: str):
-    """The labelled metric children of a model version's successful answers, looked up once."""
-    return PREDICTIONS.labels(name, version, "200"), PREDICT_LATENCY.labels(name, version)
+    count_answer(name, ref, result, time.perf_counter() - started)
+    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=answer_headers(result))
+    if result.shadow is not None:
+        response.call_on_close(partial(after_answer, server, result))
+    return response
 
 
 def _proba_flag(body: object) -> bool:

@@ -4,6 +4,7 @@ from flask_smorest import Blueprint
 
 from api.auth import requires
 from api.content import accepts
+from api.openapi import errors
 from api.schemas import PageArgs, TokenCreatedOut, TokenOut, TokenRequest, page_of
 from registry import tokens
 
@@ -20,6 +21,7 @@ class Tokens(MethodView):
         return tokens.token_page(args["page"], args["per_page"])
 
     @requires("admin")
+    @errors(409)
     @accepts("application/json")
     @blp.arguments(TokenRequest)
     @blp.response(201, TokenCreatedOut)

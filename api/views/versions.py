@@ -1,19 +1,21 @@
 """Model versions: upload, list, look at, download and archive."""
-import json
 import math
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.auth import principal, reads, requires
-from api.content import accepts
+from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
-from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, page_of
+from api.openapi import errors
+from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from api.services import services
 from registry import versions
 from registry.names import parse_ref
+from registry.safe_pickle import artifact_format
 
 blp = Blueprint("versions", __name__, description="Model versions")
 
@@ -25,6 +27,8 @@ def _allow_large_uploads():
     """Uploads may be far larger than the bodies of every other route."""
     if request.method == "POST":
         request.max_content_length = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+        # Werkzeug holds text parts in memory and refuses one over this (its default is 500 KB).
+        request.max_form_memory_size = current_app.config["MAX_METADATA_KB"] * 1024
 
 
 @blp.route("/models/<name>/versions")
@@ -37,6 +41,7 @@ class Versions(MethodView):
         return versions.list_versions(name, args["sort"], args["include_archived"], args["page"], args["per_page"])
 
     @requires("ci")
+    @errors(409)
     @accepts("multipart/form-data")
     @blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": UploadForm}}})
     @blp.response(201, VersionOut)
@@ -57,6 +62,7 @@ class Versions(MethodView):
             _parse_metadata(request.form.get("metadata")),
             principal().name,
             current_app.config["MAX_BATCH_ROWS"],
+            max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}
@@ -70,14 +76,20 @@ class Version(MethodView):
         """One version, by number or alias."""
         return versions.get_version(name, ref)
 
+    @requires("ci")
+    @accepts("application/json")
+    @blp.arguments(VersionPatch)
+    @blp.response(200, VersionOut)
+    def patch(self, changes, name, ref):
+        """Change a version's description or tags; metrics and lineage stay as uploaded."""
+        return versions.update_version(name, version_number(ref, "change"), changes)
+
     @requires("admin")
+    @errors(409)
     @blp.response(200, VersionOut)
     def delete(self, name, ref):
         """Archive a version (soft delete); refused while an alias points at it."""
-        number = parse_ref(ref)
-        if not isinstance(number, int):
-            raise ProblemError(422, "archive by version number, not by alias")
-        return versions.archive_version(services().server, name, number)
+        return versions.archive_version(services().server, name, version_number(ref, "archive"))
 
 
 @blp.route("/models/<name>/versions/<ref>/artifact")
@@ -96,14 +108,23 @@ def download_artifact(name, ref):
         mimetype="application/octet-stream",
         headers={
             "ETag": f'"{version.sha256}"',
-            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.joblib"',
+            "Content-Disposition": f'attachment; filename="{name}-v{version.number}.{artifact_format(data)}"',
             "X-Model-Version": str(version.number),
         },
     )
 
 
+def version_number(ref: str, verb: str) -> int:
+    """The version number in a path that must name one (writes never go through an alias)."""
+    number = parse_ref(ref)
+    if not isinstance(number, int):
+        raise ProblemError(422, f"{verb} by version number, not by alias")
+    return number
+
+
 def _check_upload_fields() -> None:
     """Refuse parts other than ``artifact`` and ``metadata``, so a typo is not silently ignored."""
+    _parse_form()
     unknown = sorted((set(request.files) | set(request.form)) - {"artifact", "metadata"})
     if unknown:
         raise ProblemError(
@@ -111,6 +132,20 @@ def _check_upload_fields() -> None:
             f"unknown multipart field(s) {', '.join(unknown)}: send 'artifact' (the file) and optionally 'metadata'",
             {field: ["unknown field"] for field in unknown},
         )
+
+
+def _parse_form() -> None:
+    """Read the multipart body; a text part over ``MAX_METADATA_KB`` is named as such (413)."""
+    try:
+        request.form
+    except RequestEntityTooLarge:
+        length, limit = request.content_length, request.max_content_length
+        if length is None or limit is None or length > limit:
+            raise  # the upload as a whole is over MAX_UPLOAD_MB
+        kb = current_app.config["MAX_METADATA_KB"]
+        raise ProblemError(
+            413, f"metadata is over the metadata limit of {kb} KB (MAX_METADATA_KB); send less metadata"
+        ) from None
 
 
 def _check_filename(filename: str | None) -> None:
@@ -123,10 +158,7 @@ def _parse_metadata(raw: str | None) -> dict:
     """The ``metadata`` form field as a checked dict (empty when absent)."""
     if raw is None or not raw.strip():
         return _metadata_schema.load({})
-    try:
-        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except ValueError as exc:
-        raise ProblemError(422, f"metadata is not valid JSON: {exc}") from None
+    data = decode_json(raw, "metadata", malformed=422, parse_constant=_refuse_constant, parse_float=_finite_float)
     if not isinstance(data, dict):
         raise ProblemError(422, "metadata must be a JSON object")
     try:

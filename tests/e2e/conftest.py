@@ -1,8 +1,8 @@
 """A real gunicorn (3 workers) on a fresh database of the backend under test, per test module."""
 import pytest
 
+from bench.harness import server
 from tests.databases import fresh_database
-from tests.e2e import server
 
 ADMIN_TOKEN = "e2e-admin-token"
 

@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
-from tests.e2e.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
+from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
 
 CLIENT_THREADS = 6
 PINNED_THREADS = 2

@@ -4,11 +4,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from bench.harness import server
+from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
 from tests.databases import fresh_database
-from tests.e2e import server
 from tests.e2e.conftest import ADMIN_TOKEN
-from tests.e2e.models import PROBE_ROW, expected_prediction, scaled_sum, upload
-from tests.e2e.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
 
 MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("rollback", None),
          ("rollback", None), ("promote", 3)]

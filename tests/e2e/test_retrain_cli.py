@@ -133,3 +133,20 @@ def test_registering_the_same_artifact_twice_prints_the_same_version(live_regist
     versions = [run_cli(live_registry, "register", "--registry", live_registry.url, "--model", "again", out)
                 for _ in range(2)]
     assert [v.stdout.strip() for v in versions] == ["1", "1"], [v.stderr for v in versions]
+
+
+def test_retrain_records_both_scores_as_evaluations_on_the_shared_holdout(live_registry, diabetes_csv):
+    assert retrain(live_registry, "fair", diabetes_csv, "--kind", "tree", "--param", "max_depth=1").returncode == 0
+    result = retrain(live_registry, "fair", diabetes_csv, "--kind", "linear", "--metric", "r2")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+
+    candidate = get(live_registry, "/models/fair/versions/2/evaluations").json()["items"]
+    assert len(candidate) == 1 and candidate[0]["metrics"]["r2"] == pytest.approx(summary["candidate_score"])
+    dataset = candidate[0]["dataset"]
+    assert dataset["name"] == "diabetes.csv (hold-out)" and len(dataset["sha256"]) == 64
+    compared = get(live_registry, f"/models/fair/evaluations?dataset={dataset['sha256']}&sort=-metrics.r2").json()
+    assert [(e["version"], e["metrics"]["r2"]) for e in compared["items"]] == [
+        (2, pytest.approx(summary["candidate_score"])), (1, pytest.approx(summary["champion_score"])),
+    ]
+    assert {e["dataset"]["rows"] for e in compared["items"]} == {dataset["rows"]}

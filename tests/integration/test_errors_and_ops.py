@@ -117,7 +117,12 @@ def test_readyz_is_200_when_database_and_artifact_store_answer(client):
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "checks": {"database": True, "artifact_store": True}}
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"database": True, "artifact_store": True},
+        "unservable": [],
+        "warnings": [],
+    }
 
 
 def test_readyz_is_503_when_the_artifact_root_cannot_be_written(build_app, tmp_path):

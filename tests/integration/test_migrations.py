@@ -9,7 +9,8 @@ from registry.db import db
 from tests.helpers import make_app, MIGRATIONS
 from tests.databases import fresh_database
 
-TABLES = {"models", "versions", "aliases", "promotion_events", "api_tokens"}
+TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
+          "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts"}
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def create(client, admin, name="ci-nightly", role="ci"):
     return client.post("/tokens", json={"name": name, "role": role}, headers=admin)
 
 
-@pytest.mark.parametrize("role", ["ci", "admin"])
+@pytest.mark.parametrize("role", ["ci", "admin", "reader"])
 def test_creating_a_token_is_201_and_shows_the_token_once(client, admin, role):
     response = create(client, admin, "nightly", role)
 
@@ -137,7 +137,7 @@ def test_a_taken_token_name_is_409(client, admin, name):
 
 @pytest.mark.parametrize("body, field", [
     ({"name": "x", "role": "boss"}, "role"),
-    ({"name": "x", "role": "reader"}, "role"),
+    ({"name": "x", "role": "Reader"}, "role"),
     ({"name": "x"}, "role"),
     ({"role": "ci"}, "name"),
     ({"name": "bad name", "role": "ci"}, "token name"),

@@ -78,6 +78,7 @@ class FakeRegistry:
         self.aliases: dict[str, int] = {}
         self.promotions: list[dict] = []
         self.uploads: list[dict] = []
+        self.evaluations: list[dict] = []
 
     def add_version(self, content: bytes, task: str, metadata: dict | None = None) -> int:
         """Store an artifact as the next version, as an upload would."""
@@ -101,6 +102,10 @@ class FakeRegistry:
         estimator = joblib.load(io.BytesIO(artifact))
         task = "classification" if is_classifier(estimator) else "regression"
         return self.versions[self.add_version(artifact, task, metadata)]
+
+    def record_evaluation(self, model, version, dataset, metrics, note):
+        self.evaluations.append({"version": version, "dataset": dataset, "metrics": metrics, "note": note})
+        return self.evaluations[-1]
 
     def promote(self, model, version, alias, reason):
         self.promotions.append({"version": version, "alias": alias, "reason": reason})

@@ -188,3 +188,34 @@ def test_retrain_with_bad_data_fails_with_one_line_and_registers_nothing(retrain
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("Error: target 'colour' must be numeric for regression (kind linear)")
     assert registry.uploads == []
+
+
+def test_retrain_records_the_candidates_and_the_champions_scores_on_the_shared_holdout(
+    fake_registry, regression_frame
+):
+    champion = fake_registry.add_version(champion_from(regression_frame, "tree", max_depth=1), "regression")
+    fake_registry.aliases["production"] = champion
+    data = from_frame(regression_frame, "prices.csv")
+
+    outcome = retrain(fake_registry, data, spec("linear"), RetrainRequest(model="m", metric="r2"))
+
+    recorded = {e["version"]: e for e in fake_registry.evaluations}
+    assert set(recorded) == {1, 2}
+    assert recorded[2]["metrics"]["r2"] == outcome.candidate_score
+    assert recorded[1]["metrics"]["r2"] == outcome.champion_score
+    assert set(recorded[1]["metrics"]) == {"r2", "rmse", "mae"}
+    assert recorded[1]["dataset"] == recorded[2]["dataset"]
+    dataset = recorded[2]["dataset"]
+    assert dataset["name"] == "prices.csv (hold-out)" and len(dataset["sha256"]) == 64
+    assert dataset["rows"] < len(regression_frame)
+
+
+def test_retrains_on_the_same_data_and_split_score_on_the_same_dataset(fake_registry, regression_frame):
+    retrain(fake_registry, from_frame(regression_frame), spec("linear"), RetrainRequest(model="m"))
+    retrain(fake_registry, from_frame(regression_frame), spec("tree", max_depth=2), RetrainRequest(model="m"))
+    other_split = TrainingSpec(kind="linear", target="price", seed=7)
+    retrain(fake_registry, from_frame(regression_frame), other_split, RetrainRequest(model="m"))
+
+    hashes = [e["dataset"]["sha256"] for e in fake_registry.evaluations]
+    assert len(hashes) == 5  # v1 alone, then each candidate with its champion
+    assert len(set(hashes[:3])) == 1 and len(set(hashes[3:])) == 1 and hashes[0] != hashes[3]

@@ -11,22 +11,13 @@ import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-MODEL_CLASSES = {
-    LinearRegression: ("linear", "regression"),
-    Ridge: ("linear", "regression"),
-    Lasso: ("linear", "regression"),
-    ElasticNet: ("linear", "regression"),
-    LogisticRegression: ("logistic", "classification"),
-    DecisionTreeRegressor: ("tree", "regression"),
-    DecisionTreeClassifier: ("tree", "classification"),
-    RandomForestRegressor: ("forest", "regression"),
-    RandomForestClassifier: ("forest", "classification"),
-}
+from registry.supported_estimators import MODELS
+
+MODEL_CLASSES = MODELS  # every supported class: (kind, task)
 
 
 @dataclass(frozen=True)

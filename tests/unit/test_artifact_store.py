@@ -1,4 +1,5 @@
 """The artifact store: content-addressed, written atomically, verified on every read."""
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from registry.artifacts import ArtifactStore, sha256_of
-from registry.errors import ArtifactCorrupted
+from registry.errors import ArtifactCorrupted, StoreFull, StoreUnavailable
 
 DATA = b"model bytes \x00\x01\x02" * 100
 
@@ -35,15 +36,18 @@ def test_a_file_is_named_by_its_content_only(store):
     assert files_under(store.root) == [store.path_for(digest)]
 
 
-def test_putting_the_same_bytes_twice_keeps_one_file(store):
+def test_putting_the_same_bytes_twice_keeps_one_file_and_marks_it_used(store):
     first = store.put(DATA)
-    mtime = store.path_for(first).stat().st_mtime_ns
+    path = store.path_for(first)
+    os.utime(path, (0, 0))
+    inode = path.stat().st_ino
 
     second = store.put(DATA)
 
     assert first == second
-    assert files_under(store.root) == [store.path_for(first)]
-    assert store.path_for(first).stat().st_mtime_ns == mtime  # an intact file is left alone
+    assert files_under(store.root) == [path]
+    assert path.stat().st_ino == inode  # an intact file is not rewritten …
+    assert path.stat().st_mtime > 0  # … but marked as just used, so `artifacts gc` leaves it alone
 
 
 def test_different_bytes_get_different_files(store):
@@ -106,11 +110,11 @@ def test_putting_the_original_bytes_again_repairs_a_damaged_file(store, damage):
 @pytest.mark.parametrize("failing", ["fsync", "replace"])
 def test_a_failed_write_leaves_neither_the_file_nor_a_temp_file(store, monkeypatch, failing):
     def fail(*_args, **_kwargs):
-        raise OSError(28, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, failing, fail)
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StoreFull, match="No space left"):
         store.put(DATA)
 
     monkeypatch.undo()
@@ -121,9 +125,9 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temp_file(store, monkeypat
 def test_a_failed_rewrite_keeps_the_previous_file_whole(store, monkeypatch):
     digest = store.put(DATA)
     store.path_for(digest).write_bytes(b"damaged")
-    monkeypatch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(OSError("disk gone")))
+    monkeypatch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(OSError(errno.EIO, "disk gone")))
 
-    with pytest.raises(OSError):
+    with pytest.raises(StoreUnavailable, match="Input/output error"):
         store.put(DATA)
 
     monkeypatch.undo()
@@ -169,3 +173,71 @@ def test_the_store_is_unreachable_under_a_regular_file(tmp_path):
     blocker.write_text("x")
 
     assert not ArtifactStore(blocker / "artifacts").is_reachable()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG])
+def test_a_store_without_room_is_full_and_says_what_an_operator_should_do(store, monkeypatch, code):
+    monkeypatch.setattr(os, "fsync", lambda _fd: (_ for _ in ()).throw(OSError(code, os.strerror(code))))
+
+    with pytest.raises(StoreFull) as caught:
+        store.put(DATA)
+
+    assert "free space" in caught.value.detail and "artifacts gc" in caught.value.detail
+    assert str(store.root) not in caught.value.detail
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EIO, errno.ENOENT])
+def test_a_store_that_cannot_be_written_is_unavailable_and_nothing_is_left(store, monkeypatch, code):
+    def refuse(*_args, **_kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "replace", refuse)
+
+    with pytest.raises(StoreUnavailable) as caught:
+        store.put(DATA)
+
+    assert os.strerror(code) in caught.value.detail and "ARTIFACT_ROOT" in caught.value.detail
+    monkeypatch.undo()
+    assert files_under(store.root) == []
+
+
+def test_a_root_that_cannot_be_created_is_unavailable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    with pytest.raises(StoreUnavailable, match="Not a directory"):
+        ArtifactStore(blocker / "artifacts").put(DATA)
+
+
+@pytest.mark.parametrize("damage, status", [
+    (lambda path: None, "ok"),
+    (lambda path: path.write_bytes(b"x"), "damaged"),
+    (Path.unlink, "missing"),
+])
+def test_check_rehashes_a_stored_file(store, damage, status):
+    digest = store.put(DATA)
+    damage(store.path_for(digest))
+
+    assert store.check(digest) == status
+
+
+def test_files_lists_artifacts_and_unfinished_uploads_but_nothing_else(store):
+    digest = store.put(DATA)
+    shelf = store.path_for(digest).parent
+    (shelf / ".incoming-abc").write_bytes(b"half")
+    (shelf / "notes.txt").write_text("not ours")
+
+    found = {f.path.name: f for f in store.files()}
+
+    assert set(found) == {digest, ".incoming-abc"}
+    assert found[digest].sha256 == digest and found[digest].size == len(DATA)
+    assert found[".incoming-abc"].sha256 is None
+
+
+def test_a_file_touched_after_the_cutoff_is_not_removed(store):
+    digest = store.put(DATA)
+    (found,) = store.files()
+
+    assert not store.remove_if_older(found, cutoff=found.modified - 1)
+    assert store.remove_if_older(found, cutoff=found.modified)
+    assert not store.exists(digest)

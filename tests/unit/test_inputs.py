@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from registry.errors import BatchTooLarge, InvalidInput
-from registry.inputs import rows_from_csv, rows_from_json
+from registry.inputs import rows_from_array, rows_from_csv, rows_from_json
 from registry.signature import Feature, Signature
 
 NUMERIC = Signature(tuple(Feature(f"x{i}", "float64") for i in range(3)))
@@ -227,3 +227,37 @@ def test_an_empty_csv_cell_is_refused_for_a_categorical_feature():
 def test_a_csv_batch_over_the_limit_is_too_large():
     with pytest.raises(BatchTooLarge, match="batch has 3 rows; the limit is 2"):
         rows_from_csv("x0,x1,x2\n1,2,3\n1,2,3\n1,2,3\n", NUMERIC, 2)
+
+
+# -- typed arrays (the Open Inference Protocol's numeric tensors) --------------------------------
+
+
+def test_a_finite_array_in_signature_order_is_the_models_input():
+    assert rows_from_array(EXPECTED, NUMERIC, 100) is EXPECTED
+
+
+@pytest.mark.parametrize(
+    "matrix, max_rows, error, fragment",
+    [
+        (np.ones((0, 3)), 100, InvalidInput, "the batch is empty"),
+        (np.ones((2, 2)), 100, InvalidInput, "expected 3 features (x0, x1, x2), got 2"),
+        (np.ones(3), 100, InvalidInput, "expected 3 features"),
+        (np.ones((6, 3)), 5, BatchTooLarge, "batch has 6 rows; the limit is 5"),
+    ],
+    ids=["empty", "narrow", "one-dimensional", "over-the-limit"],
+)
+def test_arrays_of_the_wrong_size_are_refused(matrix, max_rows, error, fragment):
+    with pytest.raises(error) as raised:
+        rows_from_array(matrix, NUMERIC, max_rows)
+    assert fragment in raised.value.detail
+
+
+def test_every_non_finite_cell_of_an_array_is_counted_and_the_first_named():
+    matrix = np.ones((30, 3))
+    matrix[1, 2], matrix[4, 0] = np.nan, -np.inf
+    matrix[5:, 1] = np.inf
+    with pytest.raises(InvalidInput) as raised:
+        rows_from_array(matrix, NUMERIC, 100)
+    assert raised.value.detail == "row 1, feature x2: expected a finite number, got NaN (27 problems in all; see errors)"
+    assert raised.value.errors["row 4, feature x0"] == "expected a finite number, got -Infinity"
+    assert len(raised.value.errors) == 20

@@ -38,3 +38,8 @@ def test_the_domain_and_the_trainers_never_import_flask_or_the_api(path):
 @pytest.mark.parametrize("path", _modules("registry"), ids=str)
 def test_the_domain_does_not_import_the_trainers(path):
     assert not {name for name in _imports(BASE_DIR / path) if name.split(".")[0] == "trainers"}
+
+
+@pytest.mark.parametrize("path", _modules("bench"), ids=str)
+def test_the_benchmarks_never_import_the_tests(path):
+    assert not {name for name in _imports(BASE_DIR / path) if name.split(".")[0] == "tests"}

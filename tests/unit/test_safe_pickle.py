@@ -112,7 +112,7 @@ def test_a_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path, dump, 
     with pytest.raises(UnsafeArtifact) as refused:
         load_estimator(data)
 
-    assert "not an allowed scikit-learn, NumPy or SciPy type" in refused.value.detail
+    assert "not an allowed scikit-learn or NumPy type" in refused.value.detail
     assert not marker.exists()
 
 
@@ -130,14 +130,15 @@ def test_the_refused_payloads_do_run_code_when_unpickled_unsafely(tmp_path, dump
     assert marker.exists()
 
 
-def test_the_refusal_names_the_global_and_what_is_accepted(tmp_path, dump):
+def test_the_refusal_names_the_global_and_points_at_the_allow_list_briefly(tmp_path, dump):
     with pytest.raises(UnsafeArtifact) as refused:
         load_estimator(dump(RunsEval(tmp_path / "pwned"), "joblib"))
 
     detail = refused.value.detail
     assert detail.startswith("artifact refers to builtins.eval, which is not an allowed")
-    assert "RandomForestRegressor" in detail
-    assert "OneHotEncoder" in detail
+    assert "docs/artifacts.md" in detail
+    assert "RandomForestRegressor" not in detail
+    assert len(detail) < 200
 
 
 def test_a_function_transformer_with_a_function_is_refused(numeric_data, dump):

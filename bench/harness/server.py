@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,13 +37,7 @@ class LiveRegistry:
 
     def stop(self) -> None:
         """Shut gunicorn down gracefully and wait for it."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_all([self])
 
 
 def free_port() -> int:
@@ -76,6 +70,17 @@ def migrate(env: dict) -> None:
 
 def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:
     """Start gunicorn on a free port and wait until /readyz answers 200."""
+    live = launch(env, log_dir, workers=workers, refresh_seconds=refresh_seconds)
+    try:
+        wait_ready(live.url, live.process, live.log_path)
+    except RuntimeError:
+        live.stop()
+        raise
+    return live
+
+
+def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:
+    """Start gunicorn on a free port without waiting for it (``wait_ready`` does)."""
     port = free_port()
     env = {
         **env,
@@ -89,31 +94,41 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
-    live = LiveRegistry(f"http://127.0.0.1:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
-    try:
-        wait_ready(live.url, process, log_path)
-    except RuntimeError:
-        live.stop()
-        raise
-    return live
+    return LiveRegistry(f"http://127.0.0.1:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
+
+
+def stop_all(instances: list[LiveRegistry]) -> None:
+    """Ask every instance to shut down gracefully at once, then wait for each (killing it after 30 s)."""
+    running = [live for live in instances if live.process.poll() is None]
+    for live in running:
+        live.process.send_signal(signal.SIGTERM)
+    for live in running:
+        try:
+            live.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            live.process.kill()
+            live.process.wait()
 
 
 @contextmanager
 def running(database_url: str, root: Path, admin_token: str, count: int = 1, workers: int = 3,
-            refresh_seconds: float = 1.0) -> Iterator[list[LiveRegistry]]:
+            refresh_seconds: float = 1.0, env: dict | None = None) -> Iterator[list[LiveRegistry]]:
     """``count`` instances on one database and one artifact root under ``root``; migrations run once.
 
-    Every instance that started is stopped on the way out, also when a later one fails to start.
+    ``env`` adds settings. The instances start side by side; every one that started is stopped on the
+    way out, also when another fails to start.
     """
-    env = service_env(database_url, root / "artifacts", admin_token)
+    env = service_env(database_url, root / "artifacts", admin_token, **(env or {}))
     migrate(env)
-    with ExitStack() as stack:
-        instances = []
+    instances = []
+    try:
         for _ in range(count):
-            live = start(env, root, workers=workers, refresh_seconds=refresh_seconds)
-            stack.callback(live.stop)
-            instances.append(live)
+            instances.append(launch(env, root, workers=workers, refresh_seconds=refresh_seconds))
+        for live in instances:
+            wait_ready(live.url, live.process, live.log_path)
         yield instances
+    finally:
+        stop_all(instances)
 
 
 def _die_with_parent() -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import requests
 
-from tests.helpers import PROBE_ROW
+from bench.harness.models import PROBE_ROW
 
 # Request and move times are taken on this process's clock; this absorbs scheduling noise.
 CLOCK_SLACK_SECONDS = 0.05
@@ -22,6 +22,7 @@ class Answer:
     version: int | None
     header_version: str | None
     prediction: float | None
+    route: str | None = None
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Load:
                     body.get("version"),
                     response.headers.get("X-Model-Version"),
                     (body.get("predictions") or [None])[0],
+                    response.headers.get("X-Model-Route"),
                 )
             )
 

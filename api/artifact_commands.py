@@ -1,0 +1,63 @@
+"""``flask artifacts …``: collect what crashes left in the artifact store, and verify what is stored."""
+import sys
+from collections.abc import Iterable, Iterator
+
+import click
+from flask.cli import AppGroup
+from tqdm import tqdm
+
+from api.services import services
+from registry.artifact_gc import collect_garbage
+from registry.artifact_verify import verify_artifacts
+from registry.errors import RegistryError
+
+artifacts_group = AppGroup("artifacts", help="Collect leftovers in the artifact store and verify stored files.")
+
+MB = 1024 * 1024
+
+
+def _bar(desc: str):
+    """A progress bar on a terminal's stderr; silent when stderr is not a TTY (cron, CI, pipes)."""
+    def progress(items: Iterable, total: int) -> Iterator:
+        yield from tqdm(items, total=total, desc=desc, unit="file", file=sys.stderr, disable=None, leave=False)
+
+    return progress
+
+
+@artifacts_group.command("gc")
+@click.option("--grace-minutes", type=click.FloatRange(min=0), default=60, show_default=True,
+              help="Leave files younger than this: an upload may be writing them right now.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+def gc(grace_minutes: float, dry_run: bool):
+    """Remove stored files no version references and unfinished uploads, older than the grace period."""
+    store = services().store
+    try:
+        collected = collect_garbage(store, grace_seconds=grace_minutes * 60, dry_run=dry_run, progress=_bar("gc"))
+    except RegistryError as exc:  # e.g. a read-only store: one line, not a traceback
+        raise click.ClickException(exc.detail) from None
+    verb = "would remove" if dry_run else "removed"
+    for found in collected.removed:
+        what = f"unreferenced artifact {found.sha256}" if found.sha256 else "unfinished upload"
+        click.echo(f"{verb} {what}: {found.path.relative_to(store.root)} ({found.size / MB:.1f} MB)")
+    click.echo(
+        f"gc{' (dry run)' if dry_run else ''}: {verb} {len(collected.removed)} file(s), "
+        f"{collected.removed_bytes / MB:.1f} MB; kept {collected.kept_referenced} referenced and "
+        f"{collected.kept_recent} younger than {grace_minutes:g} min"
+    )
+
+
+@artifacts_group.command("verify")
+def verify():
+    """Re-hash the file of every version; list the damaged or missing ones (exit code 1 when any)."""
+    checked = verify_artifacts(services().store, progress=_bar("verify"))
+    bad = [item for item in checked if not item.ok]
+    for item in bad:
+        click.echo(f"{item.status} {item.sha256}: {', '.join(item.versions)}")
+    damaged = sum(item.status == "damaged" for item in bad)
+    click.echo(
+        f"verify: {len(checked)} artifact(s) checked: {len(checked) - len(bad)} ok, "
+        f"{damaged} damaged, {len(bad) - damaged} missing"
+        + ("; re-upload the original files (or restore them from a backup) to repair them" if bad else "")
+    )
+    if bad:
+        sys.exit(1)

@@ -1,0 +1,70 @@
+"""The Open Inference Protocol's error shape, decided here for every V2 route.
+
+The body is ``{"error": "..."}`` (what tritonclient, KServe and MLServer read), plus the
+problem+json members the rest of the API answers with. Statuses come from the one table in
+``api/errors.py``; the protocol has no 422, so well-formed but invalid input is 400.
+"""
+import orjson
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from marshmallow import INCLUDE, Schema, fields
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from api.errors import problem_for
+from api.errors import status_of as api_status_of
+
+
+class ProtocolError(Schema):
+    """The protocol's error body; the problem+json members (type, title, status, detail) come beside it."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    error = fields.String(required=True, metadata={"description": "what went wrong and what to change"})
+
+
+ERROR_STATUSES = {
+    400: "malformed request or input the model cannot take (shape, datatype, feature names, values, outputs)",
+    401: "a token is needed (REQUIRE_AUTH_FOR_READS) or the one sent is unknown",
+    404: "no such model, version or alias",
+    410: "the version is archived",
+    413: "a body over MAX_PREDICT_MB or a batch over MAX_BATCH_ROWS",
+}
+
+
+def documented(blp: Blueprint, *statuses: int):
+    """Document ``statuses`` of a view with the protocol's error body."""
+
+    def decorator(view):
+        for status in statuses:
+            view = blp.alt_response(status, schema=ProtocolError, description=ERROR_STATUSES[status])(view)
+        return view
+
+    return decorator
+
+
+def status_of(exc: Exception) -> int:
+    """The status a V2 route answers ``exc`` with."""
+    status = api_status_of(exc)
+    return 400 if status == 422 else status
+
+
+def register(blp: Blueprint) -> None:
+    """Answer every error raised in ``blp``'s views in the protocol's shape."""
+    blp.register_error_handler(Exception, protocol_error)
+
+
+def protocol_error(exc: Exception) -> Response:
+    """``exc`` as the protocol's ``{"error": ...}`` body, with the problem+json members beside it."""
+    response = problem_for(exc)
+    body = orjson.loads(response.get_data())
+    status = 400 if response.status_code == 422 else response.status_code
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["MAX_PREDICT_MB"]
+        body["detail"] = f"the request body is over the limit of {limit} MB (MAX_PREDICT_MB); send fewer rows per request"
+    if status != response.status_code:
+        body.update(status=status, title="Bad Request")
+    response.set_data(orjson.dumps({"error": body["detail"], **body}))
+    response.status_code = status
+    response.mimetype = "application/json"
+    return response

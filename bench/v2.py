@@ -1,0 +1,176 @@
+"""Open Inference Protocol infer vs our own predict route: the same model, the same server, the same run.
+
+For 1 and 1,000 rows, three bodies go to one registry (gunicorn, 2 workers): ``{"instances": ...}`` to
+``/models/<name>/production/predict``, and a V2 request to ``/v2/models/<name>/infer`` with its
+tensor in JSON and in binary (tritonclient's own request body, binary output too). One client sends
+requests back to back over a kept-alive connection; the targets take turns in rounds so that the
+noise of a shared machine falls on all of them alike. Per target: median and mean latency, and the
+server's CPU time per request (the steadier figure), then the ratios V2 ÷ predict.
+
+    .venv/bin/python -m bench.v2 [--requests 300] [--rounds 3]
+"""
+import argparse
+import http.client
+import json
+import os
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+import tritonclient.http as triton
+
+from bench import models, report, servers
+from config import BASE_DIR
+
+NAME = "v2bench"
+ROW_COUNTS = (1, 1000)
+TARGETS = ("predict-json", "v2-json", "v2-binary")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests per target per round for 1 row (1,000 rows: a tenth)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", choices=models.MODELS, default="logistic")
+    parser.add_argument("--out", type=Path, default=BASE_DIR / "bench" / "results")
+    return parser.parse_args(argv)
+
+
+def bodies(rows: np.ndarray) -> dict[str, tuple[str, bytes, dict]]:
+    """Path, body and headers of each target for ``rows``."""
+    v2_json = {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}]}
+    tensor = triton.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(rows)
+    binary, json_size = triton.InferenceServerClient.generate_request_body([tensor], outputs=[triton.InferRequestedOutput("predict")])
+    return {
+        "predict-json": (f"/models/{NAME}/production/predict", json.dumps({"instances": rows.tolist()}).encode(), {"Content-Type": "application/json"}),
+        "v2-json": (f"/v2/models/{NAME}/infer", json.dumps(v2_json).encode(), {"Content-Type": "application/json"}),
+        "v2-binary": (f"/v2/models/{NAME}/infer", binary, {"Inference-Header-Content-Length": str(json_size)}),
+    }
+
+
+def predictions(target: str, status: int, body: bytes, headers) -> list:
+    """The predictions of an answer, whatever its protocol."""
+    if status != 200:
+        raise RuntimeError(f"{target} answered {status}: {body[:300]!r}")
+    if target == "predict-json":
+        return json.loads(body)["predictions"]
+    length = headers.get("Inference-Header-Content-Length")
+    result = triton.InferenceServerClient.parse_response_body(body, header_length=int(length) if length else None)
+    return result.as_numpy("predict").tolist()
+
+
+def send(conn: http.client.HTTPConnection, request: tuple[str, bytes, dict]) -> tuple[int, bytes, dict]:
+    """POST one request; its status, body and headers."""
+    path, body, headers = request
+    conn.request("POST", path, body=body, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read(), dict(response.getheaders())
+
+
+def measure(conn, pid: int, request, count: int) -> dict:
+    """``count`` requests back to back: latencies and server CPU per request."""
+    for _ in range(max(3, count // 20)):
+        send(conn, request)
+    latencies = []
+    cpu_before = servers.cpu_seconds(pid)
+    for _ in range(count):
+        started = time.perf_counter()
+        status, _, _ = send(conn, request)
+        latencies.append(time.perf_counter() - started)
+        if status != 200:
+            raise RuntimeError(f"{request[0]} answered {status}")
+    cpu = (servers.cpu_seconds(pid) - cpu_before) / count
+    return {"p50_ms": 1000 * statistics.median(latencies), "mean_ms": 1000 * statistics.fmean(latencies), "cpu_ms": 1000 * cpu}
+
+
+def run(live, args: argparse.Namespace) -> list[dict]:
+    """Every cell: rows x target, the median of the rounds."""
+    X, _ = models.training_data()
+    netloc = urlsplit(live.url).netloc
+    cells = []
+    for count in ROW_COUNTS:
+        requests_of = bodies(np.round(X[:count], 6))
+        conn = http.client.HTTPConnection(netloc, timeout=120)
+        answers = {target: predictions(target, *send(conn, request)) for target, request in requests_of.items()}
+        if len({json.dumps(answer) for answer in answers.values()}) != 1:
+            raise RuntimeError(f"the targets disagree on {count} rows: {answers}")
+        per_round = max(10, args.requests if count == 1 else args.requests // 10)
+        rounds = {target: [] for target in TARGETS}
+        for _ in range(args.rounds):
+            for target in TARGETS:
+                rounds[target].append(measure(conn, live.process.pid, requests_of[target], per_round))
+        conn.close()
+        for target, results in rounds.items():
+            figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
+            cells.append({"rows": count, "target": target, "requests": per_round * args.rounds,
+                          "body_bytes": len(requests_of[target][1]), **figures})
+    return cells
+
+
+def ratios(cells: list[dict]) -> list[dict]:
+    """Each V2 target ÷ the predict route with the same rows."""
+    base = {cell["rows"]: cell for cell in cells if cell["target"] == "predict-json"}
+    return [
+        {"rows": cell["rows"], "target": cell["target"],
+         **{f"{key}_ratio": cell[key] / base[cell["rows"]][key] for key in ("p50_ms", "cpu_ms") if base[cell["rows"]][key]}}
+        for cell in cells if cell["target"] != "predict-json"
+    ]
+
+
+def markdown(result: dict) -> str:
+    """The run as a Markdown report."""
+    facts = result["machine"]
+    lines = [
+        "# V2 infer vs predict", "", f"`{result['command']}`", "",
+        f"{facts['nproc']} CPUs ({facts['cpu']}), load {facts['loadavg_at_start']} at start, "
+        f"{result['loadavg_at_end']} at end; commit {facts['git_commit']}; model {result['model']}, 2 gunicorn workers, "
+        "one client, requests back to back. A shared machine: latencies are noisy, CPU per request less so.", "",
+        "| rows | target | body bytes | p50 ms | mean ms | server CPU ms/req |", "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in result["cells"]:
+        lines.append(f"| {c['rows']} | {c['target']} | {c['body_bytes']} | {c['p50_ms']:.2f} | {c['mean_ms']:.2f} | {c['cpu_ms']:.2f} |")
+    lines += ["", "| rows | target | p50 ÷ predict | CPU ÷ predict |", "| --- | --- | --- | --- |"]
+    for r in result["ratios"]:
+        lines.append(f"| {r['rows']} | {r['target']} | {r.get('p50_ms_ratio', 0):.2f}× | {r.get('cpu_ms_ratio', 0):.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict, directory: Path) -> Path:
+    """``v2-<time>.json`` and ``.md`` plus ``v2-latest.*`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"v2-{result['started_at'].replace(':', '').replace('-', '')}"
+    text_json, text_md = json.dumps(result, indent=2) + "\n", markdown(result)
+    for name, text in ((f"{stem}.json", text_json), (f"{stem}.md", text_md), ("v2-latest.json", text_json), ("v2-latest.md", text_md)):
+        (directory / name).write_text(text)
+    return directory / f"{stem}.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start a registry, measure every cell, print the tables and write them to bench/results/."""
+    args = parse_args(argv)
+    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    facts = report.machine_facts()
+    with tempfile.TemporaryDirectory(prefix="bench-v2-") as tmp:
+        live = servers.start_registry(Path(tmp))
+        try:
+            models.register(live, NAME, models.fit(args.model))
+            promoted = requests.post(f"{live.url}/models/{NAME}/versions/1/promote", json={}, headers=live.headers, timeout=120)
+            promoted.raise_for_status()
+            cells = run(live, args)
+        finally:
+            live.stop()
+    result = {"command": report.command_line("bench.v2"), "started_at": started_at, "model": args.model, "machine": facts,
+              "loadavg_at_end": list(os.getloadavg()), "cells": cells, "ratios": ratios(cells)}
+    print(markdown(result).replace("`", ""))
+    print(f"written: {write(result, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

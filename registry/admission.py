@@ -1,0 +1,55 @@
+"""Whether a version may take an alias's traffic: ready, loaded, scored, and compatible with what it serves.
+
+Promote, rollback and rollouts admit versions by the same rules.
+"""
+from registry.errors import InvalidInput, VersionArchived
+from registry.inputs import rows_from_json
+from registry.introspect import encoded_columns
+from registry.lookups import find_version
+from registry.predict import run_model
+from registry.tables import ModelVersion, RegisteredModel
+
+
+def ready_version(model: RegisteredModel, number: int) -> ModelVersion:
+    """Version ``number`` of ``model``; 404 when unknown, 410 when archived."""
+    version = find_version(model, number)
+    if version.status == "archived":
+        raise VersionArchived(f"version {number} of {model.name!r} is archived and cannot serve")
+    return version
+
+
+def smoke_test(servable, input_example: list | None, refused_as: str = "promoted") -> None:
+    """Predict on the stored input example (or a made-up row) before an alias may point here."""
+    signature = servable.signature
+    rows = input_example or [_made_up_row(servable)]
+    try:
+        run_model(servable, rows_from_json({"instances": rows}, signature, len(rows)), return_proba=False)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"version {servable.version} of {servable.model!r} failed its smoke test and was not {refused_as}: {exc.detail}"
+        ) from None
+
+
+def _made_up_row(servable) -> list:
+    """For every encoded column a category the model was fitted on, else 0.0 (or "" for text).
+
+    scikit-learn's encoders refuse unknown categories by default, so an arbitrary string would
+    fail a version that serves real rows perfectly well.
+    """
+    known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(servable.estimator).items() if len(categories)}
+    return [known.get(i, 0.0 if f.numeric else "") for i, f in enumerate(servable.signature.features)]
+
+
+def incompatibilities(current: ModelVersion, candidate: ModelVersion) -> list[str]:
+    """How a candidate's inputs or task differ from what the alias serves now (empty: none)."""
+    problems = []
+    if current.task != candidate.task:
+        problems.append(f"task {candidate.task} vs {current.task}")
+    old, new = current.signature["features"], candidate.signature["features"]
+    if [f["name"] for f in old] != [f["name"] for f in new]:
+        problems.append(
+            f"features {[f['name'] for f in new]} vs {[f['name'] for f in old]}"
+        )
+    elif [f["dtype"] for f in old] != [f["dtype"] for f in new]:
+        problems.append("feature dtypes differ")
+    return problems

@@ -1,0 +1,61 @@
+"""Evaluations: scores of versions on named datasets, so versions scored on the same rows compare fairly."""
+from sqlalchemy import select
+
+from registry.db import db, write_transaction
+from registry.errors import VersionArchived
+from registry.lookups import find_model, find_version
+from registry.paging import Page, paginate, slice_page
+from registry.tables import Evaluation, ModelVersion
+from registry.versions import sorted_by
+
+
+def record_evaluation(
+    name: str, number: int, *, dataset_name: str, dataset_sha256: str, rows: int, metrics: dict, note: str, actor: str
+) -> Evaluation:
+    """Store a score of version ``number`` on a dataset; an archived version is refused (410)."""
+    with write_transaction():
+        version = find_version(find_model(name), number)
+        if version.status == "archived":
+            raise VersionArchived(f"version {number} of {name!r} is archived; evaluate a ready version")
+        evaluation = Evaluation(
+            version_id=version.id,
+            dataset_name=dataset_name,
+            dataset_sha256=dataset_sha256.lower(),
+            rows=rows,
+            metrics=metrics,
+            note=note or "",
+            created_by=actor,
+        )
+        db.session.add(evaluation)
+        db.session.flush()
+    return evaluation
+
+
+def version_evaluations(name: str, ref: str, page: int, per_page: int) -> Page:
+    """The evaluations of one version (by number or alias), newest first."""
+    version = find_version(find_model(name), ref)
+    query = select(Evaluation).where(Evaluation.version_id == version.id).order_by(Evaluation.id.desc())
+    return paginate(query, page, per_page)
+
+
+def dataset_evaluations(
+    name: str, dataset_sha256: str, *, sort: str | None, include_archived: bool, page: int, per_page: int
+) -> Page:
+    """Every version of ``name`` scored on a dataset, each with its newest score there.
+
+    Sorted like the version list: ``-version`` unless ``sort`` says otherwise (``-metrics.r2``),
+    versions without the sorted metric last.
+    """
+    model = find_model(name)
+    query = (
+        select(Evaluation)
+        .join(ModelVersion, ModelVersion.id == Evaluation.version_id)
+        .where(ModelVersion.model_id == model.id, Evaluation.dataset_sha256 == dataset_sha256.lower())
+        .order_by(Evaluation.id.desc())
+    )
+    if not include_archived:
+        query = query.where(ModelVersion.status == "ready")
+    newest: dict[int, Evaluation] = {}
+    for evaluation in db.session.execute(query).scalars():
+        newest.setdefault(evaluation.version_id, evaluation)
+    return slice_page(sorted_by(list(newest.values()), sort or "-version"), page, per_page)

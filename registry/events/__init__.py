@@ -1,0 +1,1 @@
+"""Events: webhook subscriptions, the transactional outbox, and the deliverer that sends it."""

@@ -1,0 +1,120 @@
+"""The deliverer: a loop that claims due deliveries and sends each on a small thread pool.
+
+It runs in every gunicorn worker (started after the fork, like the alias watcher) or alone
+(``flask webhooks deliver``); any number of them share the work through the claims. A slow or
+dead receiver holds one thread for at most the timeout, and only one of its deliveries is in flight.
+"""
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from registry.events import outbox
+from registry.events.claims import Claim, RetryPolicy, claim_due, due_exists, record_attempt
+from registry.events.sending import Sender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How a deliverer sends: threads, timeouts, polling, the claim lease and the retry schedule."""
+
+    threads: int = 4
+    timeout_seconds: float = 5.0
+    poll_seconds: float = 1.0
+    lease_seconds: float = 60.0
+    allow_private: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self):
+        if self.lease_seconds <= 2 * self.timeout_seconds:
+            raise ValueError("the claim lease must be longer than twice the send timeout (connect + read)")
+
+
+class Deliverer:
+    """Claims and sends due deliveries from a background thread, ``threads`` at a time."""
+
+    def __init__(self, settings: DeliverySettings, session_scope: Callable[[], AbstractContextManager]):
+        self.settings = settings
+        self._session_scope = session_scope
+        self._sender = Sender(settings.timeout_seconds, settings.allow_private)
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._started = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def ensure_started(self) -> None:
+        """Start the polling thread and its pool once per process (after any fork)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+        outbox.on_commit(self._wake.set)
+        threading.Thread(target=self._run, name="webhook-deliverer", daemon=True).start()
+
+    @property
+    def started(self) -> bool:
+        """Whether this process's background deliverer is running."""
+        return self._started
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Deliver in the foreground until ``stop`` is set (the ``flask webhooks deliver`` command)."""
+        self._stop = stop
+        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+        try:
+            self._run()
+        finally:
+            self._pool.shutdown(wait=True)  # record what is in flight before the process ends
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop polling; sends in flight finish in their threads (``wait`` for them, at most a timeout each)."""
+        self._stop.set()
+        self._wake.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait)
+
+    def deliver_due(self) -> int:
+        """Claim what is due (up to the free threads) and hand it to the pool; how many were claimed."""
+        free = self._free_threads()
+        if free == 0 or self._stop.is_set():
+            return 0
+        with self._session_scope():
+            claims = claim_due(free, self.settings.lease_seconds) if due_exists() else []
+        for claim in claims:
+            with self._lock:
+                self._busy += 1
+            self._pool.submit(self._deliver, claim)
+        return len(claims)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                claimed = self.deliver_due()
+            except Exception as exc:  # the database is away: one line per poll, not a traceback flood
+                log.warning("claiming webhook deliveries failed (%s); trying again at the next poll", exc)
+                claimed = 0
+            if not claimed:
+                self._wake.wait(self.settings.poll_seconds)
+                self._wake.clear()
+
+    def _deliver(self, claim: Claim) -> None:
+        try:
+            outcome = self._sender.send(claim.message)
+            with self._session_scope():
+                record_attempt(claim, outcome, self.settings.retry)
+        except Exception as exc:
+            log.warning("recording webhook delivery %s failed (%s); it is sent again when its lease runs out", claim.delivery_id, exc)
+        finally:
+            with self._lock:
+                self._busy -= 1
+            self._wake.set()  # a thread is free: look for more work without waiting a poll
+
+    def _free_threads(self) -> int:
+        with self._lock:
+            return self.settings.threads - self._busy

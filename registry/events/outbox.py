@@ -1,0 +1,97 @@
+"""The transactional outbox: use cases record events in their own transaction; the deliverer sends them.
+
+An event becomes one row in ``webhook_events`` plus one pending delivery per active subscription
+that wants it, all in the caller's transaction: if the change rolls back, so does its event.
+"""
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy import event as orm_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.db import db
+from registry.events.tables import WebhookDelivery, WebhookEvent, WebhookSubscription
+from registry.tables import utcnow
+
+# Adding an event type is one line here; subscriptions may name any of them, or "*".
+EVENT_TYPES = (
+    "version.created",
+    "version.archived",
+    "alias.moved",
+    "rollout.started",
+    "rollout.changed",
+    "rollout.completed",
+    "rollout.aborted",
+)
+PING = "ping"  # sent only to the subscription that asked for it
+RECORDED = "webhook_events_recorded"  # a session.info flag: this transaction added events
+
+_wakers: list[Callable[[], None]] = []
+
+
+def on_commit(waker: Callable[[], None]) -> None:
+    """Call ``waker`` whenever a transaction of this process that recorded events has committed."""
+    _wakers.append(waker)
+
+
+@orm_event.listens_for(Session, "after_commit")
+def _wake_deliverers(session: Session) -> None:
+    # The local deliverer sends at once instead of at its next poll; other processes poll.
+    if session.info.pop(RECORDED, False):
+        for waker in list(_wakers):
+            waker()
+
+
+@orm_event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(RECORDED, None)
+
+
+def record(event_type: str, data: dict) -> WebhookEvent:
+    """Add an event and its deliveries to the current transaction (the caller commits)."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}; add it to EVENT_TYPES")
+    event = _add_event(event_type, data)
+    subscriptions = db.session.execute(
+        select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
+    ).scalars()
+    for subscription in subscriptions:
+        if subscription.wants(event_type):
+            add_delivery(subscription, event)
+    return event
+
+
+def record_ping(subscription: WebhookSubscription) -> WebhookDelivery:
+    """A ``ping`` event for one subscription, in the current transaction."""
+    event = _add_event(PING, {"webhook_id": subscription.id, "url": subscription.url})
+    return add_delivery(subscription, event)
+
+
+def add_delivery(subscription: WebhookSubscription, event: WebhookEvent) -> WebhookDelivery:
+    """A pending delivery of ``event`` to ``subscription``, due now."""
+    delivery = WebhookDelivery(
+        subscription_id=subscription.id, event_id=event.id, status="pending", attempts=0, next_attempt_at=utcnow()
+    )
+    delivery.event = event
+    db.session.add(delivery)
+    db.session.flush()
+    return delivery
+
+
+def _add_event(event_type: str, data: dict) -> WebhookEvent:
+    now = utcnow()
+    payload = {"type": event_type, "timestamp": _iso(now), "data": data}
+    event = WebhookEvent(
+        uid=f"msg_{uuid.uuid4().hex}", type=event_type, body=json.dumps(payload, separators=(",", ":")), created_at=now
+    )
+    db.session.add(event)
+    db.session.flush()
+    db.session.info[RECORDED] = True
+    return event
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,146 @@
+"""One HTTP attempt at a delivery: signed per Standard Webhooks, short timeouts, public peers only."""
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+from requests.adapters import HTTPAdapter
+from standardwebhooks import Webhook
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from registry.events.addresses import forbidden_reason
+
+USER_AGENT = "model-registry-webhooks/1"
+MAX_ERROR_LENGTH = 500
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class Message:
+    """What is sent: the event's stable id (webhook-id), its JSON body, where, and the signing secret."""
+
+    msg_id: str
+    body: str
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: the receiver's status code, or why there was none."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        """A 2xx answer."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def retryable(self) -> bool:
+        """Network errors, timeouts, 408, 429 and 5xx are worth another try; other answers are final."""
+        code = self.status_code
+        return code is None or code in RETRYABLE_STATUSES or code >= 500
+
+
+def signed_headers(message: Message) -> dict[str, str]:
+    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) signed now, plus the content type."""
+    moment = datetime.now(timezone.utc)
+    signature = Webhook(message.secret).sign(message.msg_id, moment, message.body)
+    return {
+        "webhook-id": message.msg_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+class Sender:
+    """Sends messages with a per-thread HTTP session; refuses non-public peers unless allowed."""
+
+    def __init__(self, timeout_seconds: float, allow_private: bool):
+        self.timeout = timeout_seconds
+        self.allow_private = allow_private
+        self._local = threading.local()
+
+    def send(self, message: Message) -> Outcome:
+        """POST the message once; never raises for what the network or the receiver does."""
+        started = time.monotonic()
+        try:
+            response = self._session().post(
+                message.url, data=message.body.encode(), headers=signed_headers(message),
+                timeout=self.timeout, allow_redirects=False, stream=True,
+            )
+            response.close()
+        except requests.RequestException as exc:
+            return Outcome(None, _describe(exc), _ms_since(started))
+        error = "redirects are not followed; subscribe the final URL" if 300 <= response.status_code < 400 else None
+        return Outcome(response.status_code, error, _ms_since(started))
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies from the environment: the peer must be the receiver
+            if not self.allow_private:
+                for scheme in ("http://", "https://"):
+                    session.mount(scheme, _PublicPeersAdapter())
+            self._local.session = session
+        return session
+
+
+class AddressRefused(OSError):
+    """The receiver's host resolved to an address webhooks may not reach."""
+
+
+class _PublicPeers:
+    """Checks the address actually connected to, so a DNS change after subscribing cannot aim inward."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        address = sock.getpeername()[0]
+        reason = forbidden_reason(address)
+        if reason is not None:
+            sock.close()
+            raise AddressRefused(f"refused to deliver to {address}, a {reason} address")
+        return sock
+
+
+class _PublicHTTPConnection(_PublicPeers, HTTPConnection):
+    pass
+
+
+class _PublicHTTPSConnection(_PublicPeers, HTTPSConnection):
+    pass
+
+
+class _PublicHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class _PublicPeersAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """A short, one-line reason: the innermost cause's message."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None or (cause.args and isinstance(cause.args[-1], BaseException)):
+        cause = cause.__cause__ or cause.args[-1]
+    kind = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+    return f"{kind}: {cause}"[:MAX_ERROR_LENGTH]
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,118 @@
+"""Use cases of webhook subscriptions: subscribe, change, remove, and look at or retry deliveries."""
+import base64
+import secrets
+
+from sqlalchemy import select
+
+from registry.db import db, write_transaction
+from registry.errors import Conflict, DeliveryNotFound, InvalidInput, SubscriptionNotFound
+from registry.events import outbox
+from registry.events.addresses import check_url
+from registry.events.tables import WebhookDelivery, WebhookSubscription
+from registry.paging import Page, paginate
+from registry.tables import utcnow
+
+SECRET_BYTES = 24
+EDITABLE = ("url", "events", "active", "description")
+
+
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks form ``whsec_<base64>``."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def create_subscription(*, url: str, events: list[str], description: str, actor: str, allow_private: bool) -> WebhookSubscription:
+    """Subscribe ``url`` to ``events`` (or ``["*"]``); the returned row holds the secret."""
+    subscription = WebhookSubscription(
+        url=check_url(url, allow_private), events=checked_events(events), description=description,
+        secret=new_secret(), active=True, created_by=actor,
+    )
+    with write_transaction():
+        db.session.add(subscription)
+    return subscription
+
+
+def subscription_page(page: int, per_page: int) -> Page:
+    """Subscriptions, oldest first."""
+    return paginate(select(WebhookSubscription).order_by(WebhookSubscription.id), page, per_page)
+
+
+def get_subscription(subscription_id: int, *, lock: bool = False) -> WebhookSubscription:
+    """One subscription by id."""
+    query = select(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
+    subscription = db.session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if subscription is None:
+        raise SubscriptionNotFound(f"no webhook subscription with id {subscription_id}")
+    return subscription
+
+
+def update_subscription(subscription_id: int, changes: dict, allow_private: bool) -> WebhookSubscription:
+    """Change the url, events, active flag or description; the url and events are checked again."""
+    if "url" in changes:
+        changes["url"] = check_url(changes["url"], allow_private)
+    if "events" in changes:
+        changes["events"] = checked_events(changes["events"])
+    with write_transaction():
+        subscription = get_subscription(subscription_id, lock=True)
+        for key in EDITABLE:
+            if key in changes:
+                setattr(subscription, key, changes[key])
+        subscription.updated_at = utcnow()
+    return subscription
+
+
+def delete_subscription(subscription_id: int) -> None:
+    """Remove a subscription with its delivery log; pending deliveries to it are dropped."""
+    with write_transaction():
+        subscription = get_subscription(subscription_id, lock=True)
+        db.session.delete(subscription)
+
+
+def delivery_page(subscription_id: int, page: int, per_page: int) -> Page:
+    """A subscription's deliveries, newest first."""
+    get_subscription(subscription_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+    return paginate(query.order_by(WebhookDelivery.id.desc()), page, per_page)
+
+
+def get_delivery(subscription_id: int, delivery_id: int) -> WebhookDelivery:
+    """One delivery of a subscription."""
+    get_subscription(subscription_id)
+    delivery = db.session.execute(
+        select(WebhookDelivery).where(WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == subscription_id)
+    ).scalar_one_or_none()
+    if delivery is None:
+        raise DeliveryNotFound(f"webhook subscription {subscription_id} has no delivery {delivery_id}")
+    return delivery
+
+
+def redeliver(subscription_id: int, delivery_id: int) -> WebhookDelivery:
+    """Send a delivery's event again, as a new delivery (same event, same webhook-id), due now."""
+    with write_transaction():
+        subscription = _active(subscription_id)
+        original = get_delivery(subscription_id, delivery_id)
+        return outbox.add_delivery(subscription, original.event)
+
+
+def ping(subscription_id: int) -> WebhookDelivery:
+    """Queue a ``ping`` event for this subscription only, due now."""
+    with write_transaction():
+        return outbox.record_ping(_active(subscription_id))
+
+
+def checked_events(events: list[str]) -> list[str]:
+    """The event types, each known (or ``*`` for all), without duplicates, in the order given."""
+    unknown = [e for e in events if e != "*" and e not in outbox.EVENT_TYPES]
+    if unknown or not events:
+        detail = (
+            f"unknown event type(s) {', '.join(map(repr, unknown))}" if unknown else "name at least one event type"
+        ) + f"; use \"*\" or any of {', '.join(outbox.EVENT_TYPES)}"
+        raise InvalidInput(detail, errors={"events": [detail]})
+    return ["*"] if "*" in events else list(dict.fromkeys(events))
+
+
+def _active(subscription_id: int) -> WebhookSubscription:
+    subscription = get_subscription(subscription_id, lock=True)
+    if not subscription.active:
+        raise Conflict(f"webhook subscription {subscription_id} is inactive; PATCH it with \"active\": true first")
+    return subscription

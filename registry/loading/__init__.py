@@ -1,0 +1,1 @@
+"""Reading uploaded model files (joblib, pickle, skops) without running code or exhausting memory."""

@@ -1,0 +1,77 @@
+"""Checks on what a model file built, shared by the pickle and skops readers."""
+from __future__ import annotations
+
+import numpy as np
+import sklearn
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.tree._tree import TREE_LEAF, Tree
+
+from registry.errors import InvalidArtifact, UnsafeArtifact
+from registry.supported_estimators import MODELS
+
+
+def check_sklearn_version(version) -> str:
+    """The scikit-learn version a file was written with, refused unless it is the running one."""
+    running = sklearn.__version__
+    if version != running:
+        made_with = version if isinstance(version, str) else "an unknown version"
+        raise InvalidArtifact(
+            f"artifact was made with scikit-learn {made_with}; this server runs {running}: "
+            f"retrain with {running}"
+        )
+    return version
+
+
+def check_passthrough(state) -> None:
+    """A FunctionTransformer is accepted only as ColumnTransformer's 'passthrough' (no function)."""
+    holds_functions = not isinstance(state, dict) or any(
+        state.get(key) is not None for key in ("func", "inverse_func")
+    )
+    if holds_functions:
+        raise UnsafeArtifact(
+            "artifact holds a FunctionTransformer with a function, which cannot be loaded safely; "
+            "only ColumnTransformer's 'passthrough' is accepted"
+        )
+
+
+def check_top_level(obj) -> None:
+    """The file must hold an estimator itself, not a container of one."""
+    if not isinstance(obj, BaseEstimator):
+        raise InvalidArtifact(
+            f"artifact holds a {type(obj).__name__}, not a scikit-learn estimator: "
+            "dump the fitted model itself with joblib.dump(model, path)"
+        )
+
+
+def check_trees(estimator: BaseEstimator) -> None:
+    """Refuse trees whose nodes would make predict read outside its arrays or loop forever.
+
+    scikit-learn walks tree nodes in compiled code without bounds checks and trusts the file.
+    """
+    model = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    kind = MODELS.get(type(model), (None,))[0]
+    if kind == "tree":
+        _check_tree(model.tree_, int(model.n_features_in_))
+    elif kind == "forest":
+        for tree_model in model.estimators_:
+            _check_tree(tree_model.tree_, int(model.n_features_in_))
+
+
+_BROKEN_TREE = "artifact holds a decision tree whose nodes point outside the tree or its features"
+
+
+def _check_tree(tree, n_features: int) -> None:
+    # Every node predict can reach is checked once the root is counted and children come later.
+    if not isinstance(tree, Tree) or not 0 < tree.node_count <= tree.capacity:
+        raise UnsafeArtifact(_BROKEN_TREE)
+    nodes = np.arange(tree.node_count)
+    split = tree.children_left != TREE_LEAF
+    parents = nodes[split]
+    children_after_parent = all(
+        np.all((children[split] > parents) & (children[split] < tree.node_count))
+        for children in (tree.children_left, tree.children_right)
+    )
+    features = tree.feature[split]
+    if not (children_after_parent and np.all((features >= 0) & (features < n_features))):
+        raise UnsafeArtifact(_BROKEN_TREE)

@@ -1,0 +1,196 @@
+"""The restricted unpicklers for joblib and pickle files.
+
+A pickle can call anything it can name. These unpicklers name only the allow-list, refuse the few
+pickle moves a real model file never makes, and charge what they build to a Budget: every step
+counts as an object, every byte read from the (decompressed) stream counts, and every size a file
+announces is checked before it is allocated.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from types import BuiltinFunctionType, FunctionType
+
+import numpy as np
+from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
+from numpy._core.multiarray import _reconstruct
+from sklearn.base import BaseEstimator
+from sklearn.preprocessing import FunctionTransformer
+
+from registry.errors import InvalidArtifact, UnsafeArtifact
+from registry.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
+from registry.loading.checks import check_passthrough, check_sklearn_version
+from registry.loading.limits import DOCS, BoundedStream, Budget, array_bytes, too_many_objects
+
+
+def unpickle(data: bytes, budget: Budget) -> tuple[object, str | None]:
+    """The object a joblib or pickle file holds, and the scikit-learn version it names."""
+    raw = io.BytesIO(data)
+    with _validate_fileobject_and_memmap(raw, "") as (fileobj, _):
+        # The upload itself is already in memory; only what a decompressor makes must be bounded.
+        stream = fileobj if fileobj is raw else BoundedStream(fileobj, budget)
+        unpickler = _JoblibUnpickler(stream, budget)
+        return unpickler.load(), unpickler.sklearn_version
+
+
+class _Guards:
+    """The checks both unpicklers share: what may be named, built, called and allocated."""
+
+    budget: Budget
+    sklearn_version: str | None = None
+
+    def load(self):
+        """pickle's own read loop, with every step counted as one object against the budget."""
+        self._unframer = pickle._Unframer(self._file_read, self._file_readline)
+        self.read, self.readinto, self.readline = (
+            self._unframer.read, self._unframer.readinto, self._unframer.readline
+        )
+        self.metastack, self.stack, self.proto = [], [], 0
+        self.append = self.stack.append
+        read, dispatch, budget = self.read, self.dispatch, self.budget
+        left = budget.max_objects - budget.objects
+        steps = 0
+        try:
+            while steps < left:
+                steps += 1
+                key = read(1)
+                if not key:
+                    raise EOFError
+                dispatch[key[0]](self)
+        except pickle._Stop as stop:
+            return stop.value
+        finally:
+            budget.objects += steps
+        raise too_many_objects(budget.max_objects)
+
+    def find_class(self, module: str, name: str):
+        """Resolve an allow-listed global; refuse everything else before importing anything."""
+        if (module, name) in OLD_PROTOCOL_GLOBALS:
+            raise UnsafeArtifact(
+                f"artifact is a pickle of protocol 0-2 (it refers to {module}.{name}), which this "
+                "server does not read: dump the model again with joblib.dump(model, path), or "
+                "pickle.dump with protocol 4 or later"
+            )
+        module = _numpy2_module(module)
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise UnsafeArtifact(
+                f"artifact refers to {module}.{name}, which is not an allowed scikit-learn or NumPy "
+                f"type; {DOCS} lists what a model file may hold"
+            )
+        return super().find_class(module, name)
+
+    def load_reduce(self):
+        """REDUCE, once the call is known to be one a real model file makes."""
+        self._check_call(self.stack[-2], self.stack[-1])
+        pickle._Unpickler.load_reduce(self)
+
+    def load_newobj(self):
+        """NEWOBJ (``cls.__new__(cls, *args)``), never for an array."""
+        self._check_new(self.stack[-2])
+        pickle._Unpickler.load_newobj(self)
+
+    def load_newobj_ex(self):
+        """NEWOBJ_EX, never for an array."""
+        self._check_new(self.stack[-3])
+        pickle._Unpickler.load_newobj_ex(self)
+
+    def _instantiate(self, klass, args):
+        """INST and OBJ: calls like REDUCE when given arguments, otherwise like NEWOBJ."""
+        if args:
+            self._check_call(klass, tuple(args))
+        self._check_new(klass)
+        pickle._Unpickler._instantiate(self, klass, args)
+
+    def load_bytearray8(self):
+        """BYTEARRAY8, with its announced length checked before the bytearray is allocated."""
+        (size,) = struct.unpack("<Q", self.read(8))
+        self.budget.check(size)
+        buffer = bytearray(size)
+        self.readinto(buffer)
+        self.append(buffer)
+
+    def _check_call(self, func, args) -> None:
+        if isinstance(func, type) and issubclass(func, BaseEstimator):
+            raise UnsafeArtifact(
+                f"artifact calls {func.__name__}(...) itself; a model file only restores state"
+            )
+        self._check_new(func)
+        if func is _reconstruct:  # allocates the announced shape before BUILD fills it in
+            self.budget.charge(array_bytes(args[1], np.dtype(args[2]).itemsize))
+
+    def _check_new(self, cls) -> None:
+        if isinstance(cls, type) and issubclass(cls, np.ndarray):
+            raise UnsafeArtifact("artifact builds a NumPy array in a way NumPy never writes")
+
+    def _check_build(self):
+        target, state = self.stack[-2], self.stack[-1]
+        # BUILD on a class or function would set attributes on it for the whole process.
+        if isinstance(target, (type, FunctionType, BuiltinFunctionType)):
+            raise UnsafeArtifact(
+                f"artifact tries to change {getattr(target, '__name__', 'a type')} itself; "
+                "a model file only sets the state of the objects it makes"
+            )
+        if isinstance(target, BaseEstimator):
+            version = state.get("_sklearn_version") if isinstance(state, dict) else None
+            self.sklearn_version = check_sklearn_version(version)
+        if isinstance(target, FunctionTransformer):
+            check_passthrough(state)
+
+
+_GUARDED_STEPS = {
+    pickle.REDUCE[0]: _Guards.load_reduce,
+    pickle.NEWOBJ[0]: _Guards.load_newobj,
+    pickle.NEWOBJ_EX[0]: _Guards.load_newobj_ex,
+    pickle.BYTEARRAY8[0]: _Guards.load_bytearray8,
+}
+
+
+class _ObjectArrayUnpickler(_Guards, pickle._Unpickler):
+    """Reads the plain pickle stream a joblib file holds for each object-dtype array."""
+
+    def __init__(self, file, budget: Budget):
+        super().__init__(file)
+        self.budget = budget
+
+    def load_build(self):
+        """BUILD after the shared checks."""
+        self._check_build()
+        pickle._Unpickler.load_build(self)
+
+    dispatch = {**pickle._Unpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
+
+
+class _JoblibUnpickler(_Guards, NumpyUnpickler):
+    """joblib's unpickler (arrays stored after their wrappers), with the shared checks."""
+
+    def __init__(self, fileobj, budget: Budget):
+        super().__init__("", fileobj, ensure_native_byte_order=True)
+        self.budget = budget
+
+    def load_build(self):
+        """BUILD after the shared checks, then swap an array wrapper for the array it announces."""
+        self._check_build()
+        pickle._Unpickler.load_build(self)
+        if isinstance(self.stack[-1], NumpyArrayWrapper):
+            self.stack.append(self._read_array(self.stack.pop()))
+
+    def _read_array(self, wrapper: NumpyArrayWrapper) -> np.ndarray:
+        if not isinstance(wrapper.dtype, np.dtype):
+            raise InvalidArtifact("artifact holds an array without a NumPy dtype")
+        if wrapper.dtype.hasobject:
+            # Some joblib versions read these with a bare pickle.load: never hand them the stream.
+            return _ObjectArrayUnpickler(self.file_handle, self.budget).load()
+        # Its bytes follow in the stream and are charged as read; refuse a size that cannot fit.
+        self.budget.check(array_bytes(wrapper.shape, wrapper.dtype.itemsize))
+        return wrapper.read(self, self.ensure_native_byte_order)
+
+    dispatch = {**NumpyUnpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
+
+
+def _numpy2_module(module: str) -> str:
+    """Files pickled under NumPy 1 name ``numpy.core``, which NumPy 2 calls ``numpy._core``."""
+    if module == "numpy.core" or module.startswith("numpy.core."):
+        return "numpy._core" + module[len("numpy.core") :]
+    return module

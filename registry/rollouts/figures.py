@@ -1,0 +1,169 @@
+"""A rollout's figures: counted per process, flushed to the database, summed over every process.
+
+Each process keeps running totals per (rollout, role, version) and writes them whole, as one
+upsert per row keyed by (rollout, process, role, version), at most every ``FLUSH_SECONDS``. A
+flush replaces the process's row with its totals, so a repeated or lost flush never double-counts;
+the figures a reader sees are the sums over every process's rows. Latencies are counted in fixed
+buckets, so percentiles can be computed from the summed buckets.
+"""
+import os
+import socket
+import threading
+import uuid
+from bisect import bisect_left
+from dataclasses import dataclass, field, fields
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from registry.db import db, write_transaction
+from registry.tables import RolloutStats, utcnow
+
+FLUSH_SECONDS = 1.0
+# Upper bounds in milliseconds; the last bucket counts everything slower.
+LATENCY_BUCKETS_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000)
+TallyKey = tuple[int, str, int]  # (rollout id, role, version)
+
+
+@dataclass
+class Tally:
+    """Running totals of one role and version of a rollout in one process."""
+
+    requests: int = 0
+    errors: int = 0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    compared: int = 0
+    dropped: int = 0
+    rows: int = 0
+    agreed: int = 0
+    abs_diff_sum: float = 0.0
+    abs_diff_max: float = 0.0
+
+    def add(self, other: "Tally") -> None:
+        """Add ``other``'s totals to these (the max is a max)."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "latency_buckets":
+                theirs = theirs + [0] * (len(mine) - len(theirs))
+                setattr(self, f.name, [a + b for a, b in zip(mine, theirs)])
+            elif f.name == "abs_diff_max":
+                setattr(self, f.name, max(mine, theirs))
+            else:
+                setattr(self, f.name, mine + theirs)
+
+    def copy(self) -> "Tally":
+        """An independent copy."""
+        total = Tally()
+        total.add(self)
+        return total
+
+
+class FigureBook:
+    """This process's tallies; request threads and the shadow worker add, the watcher flushes."""
+
+    def __init__(self):
+        self._tallies: dict[TallyKey, Tally] = {}
+        self._dirty: set[TallyKey] = set()
+        self._lock = threading.Lock()
+        self._instance = uuid.uuid4().hex[:8]
+
+    @property
+    def process_id(self) -> str:
+        """Names this process (host, pid, app instance): a forked worker is another process."""
+        return f"{socket.gethostname()}:{os.getpid()}:{self._instance}"
+
+    def answered(self, key: TallyKey, seconds: float, ok: bool) -> None:
+        """Count one request answered (or failed) by a primary or canary."""
+        bucket = bisect_left(LATENCY_BUCKETS_MS, seconds * 1000.0)
+        with self._lock:
+            tally = self._tally(key)
+            tally.requests += 1
+            tally.errors += 0 if ok else 1
+            tally.latency_buckets[bucket] += 1
+
+    def shadowed(self, key: TallyKey, *, rows: int = 0, agreed: int = 0, diffs: list[float] | None = None,
+                 failed: bool = False, dropped: bool = False) -> None:
+        """Count one shadow run: compared (with its rows), failed, or dropped from a full queue."""
+        with self._lock:
+            tally = self._tally(key)
+            tally.dropped += dropped
+            tally.errors += failed
+            if not (failed or dropped):
+                tally.compared += 1
+                tally.rows += rows
+                tally.agreed += agreed
+                if diffs:
+                    tally.abs_diff_sum += sum(diffs)
+                    tally.abs_diff_max = max(tally.abs_diff_max, max(diffs))
+
+    def take_changed(self) -> dict[TallyKey, Tally]:
+        """Copies of the tallies changed since the last call."""
+        with self._lock:
+            changed = {key: self._tallies[key].copy() for key in self._dirty}
+            self._dirty.clear()
+        return changed
+
+    def give_back(self, keys) -> None:
+        """Mark ``keys`` changed again (their flush failed)."""
+        with self._lock:
+            self._dirty |= set(keys)
+
+    def _tally(self, key: TallyKey) -> Tally:
+        self._dirty.add(key)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = Tally()
+        return tally
+
+
+def flush(book: FigureBook) -> int:
+    """Write this process's changed tallies to the database; how many rows were written."""
+    changed = book.take_changed()
+    if not changed:
+        return 0
+    try:
+        with write_transaction():
+            insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            for (rollout_id, role, version), tally in sorted(changed.items()):
+                _upsert(insert, book.process_id, rollout_id, role, version, tally)
+    except BaseException:
+        book.give_back(changed)
+        raise
+    return len(changed)
+
+
+def _upsert(insert, process: str, rollout_id: int, role: str, version: int, tally: Tally) -> None:
+    totals = {f.name: getattr(tally, f.name) for f in fields(tally)}
+    values = {"rollout_id": rollout_id, "process": process, "role": role, "version": version,
+              "updated_at": utcnow(), **totals}
+    statement = insert(RolloutStats).values(**values)
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["rollout_id", "process", "role", "version"],
+        set_={name: statement.excluded[name] for name in (*totals, "updated_at")},
+    ))
+
+
+def summed(rollout_id: int) -> dict[tuple[str, int], Tally]:
+    """A rollout's totals per (role, version), summed over every process that flushed them."""
+    totals: dict[tuple[str, int], Tally] = {}
+    rows = db.session.execute(select(RolloutStats).where(RolloutStats.rollout_id == rollout_id)).scalars()
+    for row in rows:
+        tally = Tally(**{f.name: getattr(row, f.name) for f in fields(Tally)})
+        totals.setdefault((row.role, row.version), Tally()).add(tally)
+    return totals
+
+
+def percentile_ms(buckets: list[int], fraction: float) -> float | None:
+    """The latency under which ``fraction`` of the counted requests fell, interpolated in its bucket."""
+    total = sum(buckets)
+    if total == 0:
+        return None
+    rank, seen = fraction * total, 0
+    for i, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            low = LATENCY_BUCKETS_MS[i - 1] if i > 0 else 0.0
+            high = LATENCY_BUCKETS_MS[i] if i < len(LATENCY_BUCKETS_MS) else LATENCY_BUCKETS_MS[-1]
+            return round(low + (high - low) * (rank - seen) / count, 3)
+        seen += count
+    return float(LATENCY_BUCKETS_MS[-1])

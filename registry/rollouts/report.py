@@ -1,0 +1,88 @@
+"""A rollout as callers read it: its settings and its figures per role, since it started."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from registry.rollouts.figures import Tally, percentile_ms
+from registry.rollouts.routing import CANARY, PRIMARY, SHADOW
+from registry.tables import Rollout
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """The settings of a rollout and its figures summed over every process (they lag a little)."""
+
+    id: int
+    model: str
+    alias: str
+    started_at: datetime
+    started_by: str
+    reason: str
+    sticky_header: str | None
+    ended_at: datetime | None
+    primary: dict
+    canary: dict | None
+    shadow: dict | None
+
+    def figures(self) -> dict:
+        """The per-role figures alone, as a completion records them in the history."""
+        return {"primary": self.primary, "canary": self.canary, "shadow": self.shadow}
+
+
+def settings(rollout: Rollout) -> dict:
+    """The versions and percents of a rollout, as its history events record them."""
+    def arm(version, percent):
+        return {"version": version.number, "percent": percent} if version is not None else None
+
+    return {
+        "rollout_id": rollout.id,
+        "canary": arm(rollout.canary, rollout.canary_percent),
+        "shadow": arm(rollout.shadow, rollout.shadow_percent),
+        "sticky_header": rollout.sticky_header,
+    }
+
+
+def describe(rollout: Rollout, primary_version: int, totals: dict[tuple[str, int], Tally]) -> RolloutState:
+    """The state of ``rollout`` with ``totals`` (per role and version) turned into figures."""
+    canary, shadow = rollout.canary, rollout.shadow
+    return RolloutState(
+        id=rollout.id,
+        model=rollout.model.name,
+        alias=rollout.alias,
+        started_at=rollout.started_at,
+        started_by=rollout.started_by,
+        reason=rollout.reason,
+        sticky_header=rollout.sticky_header,
+        ended_at=rollout.ended_at,
+        primary=_served(primary_version, totals.get((PRIMARY, primary_version))),
+        canary=(
+            {**_served(canary.number, totals.get((CANARY, canary.number))), "percent": rollout.canary_percent}
+            if canary is not None else None
+        ),
+        shadow=(
+            _shadowed(shadow.number, rollout.shadow_percent, shadow.task, totals.get((SHADOW, shadow.number)))
+            if shadow is not None else None
+        ),
+    )
+
+
+def _served(version: int, tally: Tally | None) -> dict:
+    tally = tally or Tally()
+    return {
+        "version": version,
+        "requests": tally.requests,
+        "errors": tally.errors,
+        "p50_ms": percentile_ms(tally.latency_buckets, 0.50),
+        "p99_ms": percentile_ms(tally.latency_buckets, 0.99),
+    }
+
+
+def _shadowed(version: int, percent: float, task: str, tally: Tally | None) -> dict:
+    tally = tally or Tally()
+    figures = {"version": version, "percent": percent, "compared": tally.compared, "dropped": tally.dropped,
+               "errors": tally.errors}
+    if task == "classification":
+        figures["agreement"] = round(tally.agreed / tally.rows, 6) if tally.rows else None
+    else:
+        figures["mean_abs_diff"] = tally.abs_diff_sum / tally.rows if tally.rows else None
+        figures["max_abs_diff"] = tally.abs_diff_max if tally.rows else None
+    return figures

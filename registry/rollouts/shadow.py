@@ -1,0 +1,112 @@
+"""Shadow runs: after a caller has its answer, the shadow version predicts the same rows, off the request path.
+
+Jobs wait in a bounded per-process queue drained by one daemon thread; when the queue is full a
+job is dropped and counted, never waited for. The shadow's predictions are compared with what the
+caller got: label agreement for classifiers, absolute difference for regressors.
+"""
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from registry.cache import ServableModel
+from registry.rollouts.figures import FigureBook
+from registry.rollouts.routing import SHADOW
+from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    """One caller's request to run again on the shadow version, and what the caller got."""
+
+    rollout_id: int
+    alias: str
+    shadow: ServableModel
+    parse: Callable  # the caller's body, parsed against a signature
+    answered: list  # the predictions the caller got
+
+
+def compare(task: str, answered: list, shadowed: list) -> tuple[int, list[float]]:
+    """Rows that agree (classifiers) and absolute differences per row (regressors)."""
+    if task == "classification":
+        return sum(1 for a, b in zip(answered, shadowed) if a == b), []
+    diffs = np.abs(np.asarray(answered, dtype=float) - np.asarray(shadowed, dtype=float))
+    return 0, diffs.tolist()
+
+
+class ShadowRunner:
+    """The bounded queue of shadow jobs of this process and the one thread that runs them."""
+
+    def __init__(self, figures: FigureBook, run: Callable, size: int = QUEUE_SIZE):
+        self._figures = figures
+        self._run = run  # run(servable, rows) -> predictions: the same code that answers callers
+        self._queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=size)
+        self._thread: threading.Thread | None = None
+        self._pid = None
+        self._lock = threading.Lock()
+
+    def offer(self, job: ShadowJob) -> bool:
+        """Queue ``job``; when the queue is full drop it and count the drop. Never blocks."""
+        self._ensure_worker()
+        try:
+            self._queue.put_nowait(job)
+            return True
+        except queue.Full:
+            self._figures.shadowed(self._key(job), dropped=True)
+            SHADOW_RUNS.labels(job.shadow.model, job.alias, str(job.shadow.version), "dropped").inc()
+            return False
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued job has run (tests and shutdown); False on timeout."""
+        done = threading.Event()
+        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+        return done.wait(timeout)
+
+    def _ensure_worker(self) -> None:
+        """Start the worker in this process (a forked worker does not inherit the master's thread)."""
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="shadow-runner", daemon=True)
+                self._thread.start()
+                self._pid = os.getpid()
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                self._run_one(job)
+            except Exception:  # a shadow must never take the runner down with it
+                log.exception("shadow run of %s v%s failed", job.shadow.model, job.shadow.version)
+            finally:
+                self._queue.task_done()
+
+    def _run_one(self, job: ShadowJob) -> None:
+        shadow, labels = job.shadow, (job.shadow.model, job.alias, str(job.shadow.version))
+        try:
+            shadowed = self._run(shadow, job.parse(shadow.signature))
+        except Exception:
+            self._figures.shadowed(self._key(job), failed=True)
+            SHADOW_RUNS.labels(*labels, "error").inc()
+            return
+        agreed, diffs = compare(shadow.task, job.answered, shadowed)
+        self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
+        SHADOW_RUNS.labels(*labels, "compared").inc()
+        if shadow.task == "classification":
+            SHADOW_ROWS.labels(*labels, "agreed").inc(agreed)
+            SHADOW_ROWS.labels(*labels, "disagreed").inc(len(shadowed) - agreed)
+        for diff in diffs:
+            SHADOW_ABS_DIFF.labels(*labels).observe(diff)
+
+    @staticmethod
+    def _key(job: ShadowJob):
+        return (job.rollout_id, SHADOW, job.shadow.version)

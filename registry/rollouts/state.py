@@ -1,0 +1,265 @@
+"""Use cases of a rollout on an alias: start or replace it, read it, complete it, abort it.
+
+A rollout is changed under the model's lock, like an alias move, and every change is an event in
+the alias's history. Its versions are admitted by the rules of promote: ready, loaded, scored on
+their input example and compatible with the primary version (unless forced). The process that
+made a change serves it at once; the others follow within the alias refresh window.
+"""
+import math
+import re
+from dataclasses import dataclass
+
+from registry.admission import incompatibilities, ready_version, smoke_test
+from registry.cache import ServableModel
+from registry.db import db, write_transaction
+from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
+from registry.events import outbox
+from registry.lookups import active_rollout, find_alias, find_model
+from registry.names import check_alias_name
+from registry.rollouts.figures import summed
+from registry.rollouts.report import RolloutState, describe, settings
+from registry.rollouts.routing import CANARY, SHADOW, Arm, LiveRollout
+from registry.serving import ModelServer, VersionInfo
+from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, utcnow
+
+# The webhook event each history action of a rollout is announced as.
+ANNOUNCED = {
+    "rollout_start": "rollout.started",
+    "rollout_change": "rollout.changed",
+    "rollout_promote": "rollout.completed",
+    "rollout_abort": "rollout.aborted",
+}
+# A header field name is an RFC 9110 token.
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """A version asked to take part in a rollout, and its share of the alias's requests."""
+
+    version: int
+    percent: float
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The alias move that completed a rollout (the shape of a promote's answer)."""
+
+    model: str
+    alias: str
+    version: int
+    previous_version: int
+    event_id: int
+
+
+def start_rollout(server: ModelServer, *, name: str, alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
+                  sticky_header: str | None, reason: str, force: bool, actor: str) -> RolloutState:
+    """Start a rollout on ``alias``, or replace the one running; its versions load before they take traffic."""
+    arms = _checked_arms(alias, canary, shadow, sticky_header)
+    model = find_model(name)
+    primary = _primary(model, alias)
+    loaded = {role: _admitted(server, model, primary, spec, role, force)[0] for role, spec in arms.items()}
+    with write_transaction():
+        model = find_model(name, lock=True)
+        primary = _primary(model, alias)
+        admitted = {role: _admitted(None, model, primary, spec, role, force) for role, spec in arms.items()}
+        rollout = active_rollout(model, alias)
+        if rollout is not None and settings(rollout) == _wanted(rollout.id, admitted, arms, sticky_header):
+            return describe(rollout, primary.number, summed(rollout.id))
+        action = "rollout_change" if rollout is not None else "rollout_start"
+        rollout = rollout or _new_rollout(model, alias, reason, actor)
+        _apply(rollout, admitted, arms, sticky_header, reason)
+        _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number,
+                forced=any(forced for _, forced in admitted.values()))
+        state = describe(rollout, primary.number, {})
+        primary_info = VersionInfo.of(primary)
+    server.note_rollout(name, alias, server.load(primary_info), _live(rollout.id, loaded, arms, sticky_header))
+    return state
+
+
+def get_rollout(name: str, alias: str) -> RolloutState:
+    """The rollout running on ``alias`` with its figures so far; 404 when none runs."""
+    model = find_model(name)
+    rollout = _active(model, alias)
+    return describe(rollout, _primary(model, alias).number, summed(rollout.id))
+
+
+def complete_rollout(server: ModelServer, *, name: str, alias: str, reason: str, actor: str) -> Completion:
+    """Promote the canary: the alias moves to it, the event carries the figures, and the rollout ends."""
+    model = find_model(name)
+    planned = _active(model, alias)
+    if planned.canary is None:
+        raise Conflict(f"the rollout on {alias!r} of {name!r} has no canary to promote; abort it instead")
+    number, rollout_id = planned.canary.number, planned.id
+    servable = server.load(VersionInfo.of(ready_version(model, number)))
+    smoke_test(servable, planned.canary.input_example)
+    server.flush_figures()  # this process's latest counts go into the recorded figures
+    with write_transaction():
+        model = find_model(name, lock=True)
+        rollout, current = _active(model, alias), find_alias(model, alias)
+        if rollout.id != rollout_id or rollout.canary is None or rollout.canary.number != number:
+            raise Conflict(f"the rollout on {alias!r} of {name!r} changed meanwhile; read it again and retry")
+        canary, previous = ready_version(model, number), current.version
+        figures = describe(rollout, previous.number, summed(rollout.id)).figures()
+        rollout.ended_at = current.updated_at = utcnow()
+        current.version_id = canary.id
+        event = _record(model, rollout, "rollout_promote", actor=actor, reason=reason, from_version=previous.number,
+                        to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures)
+        completion = Completion(name, alias, number, previous.number, event.id)
+    server.note_move(name, alias, servable)
+    return completion
+
+
+def abort_rollout(server: ModelServer, *, name: str, alias: str, reason: str, actor: str) -> RolloutState:
+    """End the rollout: all of the alias's traffic goes back to its primary version; recorded."""
+    server.flush_figures()  # this process's latest counts go into the figures answered
+    with write_transaction():
+        model = find_model(name, lock=True)
+        rollout, primary = _active(model, alias), _primary(model, alias)
+        rollout.ended_at = utcnow()
+        _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number)
+        state = describe(rollout, primary.number, summed(rollout.id))
+        primary_info = VersionInfo.of(primary)
+    server.note_rollout(name, alias, server.load(primary_info), None)
+    return state
+
+
+def end_on_move(model: RegisteredModel, alias: str, action: str, actor: str) -> None:
+    """End the alias's rollout, if one runs, because ``action`` (promote, rollback) moves the alias; recorded.
+
+    Runs inside the move's transaction, with the model locked.
+    """
+    rollout = active_rollout(model, alias)
+    if rollout is None:
+        return
+    rollout.ended_at = utcnow()
+    primary = _primary(model, alias).number
+    _record(model, rollout, "rollout_abort", actor=actor, reason=f"ended by a {action} of {alias!r}",
+            to_version=primary, ended_by=action)
+
+
+def _record(model: RegisteredModel, rollout: Rollout, action: str, *, actor: str, reason: str, to_version: int,
+            from_version: int | None = None, forced: bool = False, **extra) -> PromotionEvent:
+    """Append a rollout's history event, in the caller's transaction: every rollout change is written here."""
+    event = PromotionEvent(
+        model_id=model.id,
+        alias=rollout.alias,
+        action=action,
+        from_version=to_version if from_version is None else from_version,
+        to_version=to_version,
+        actor=actor,
+        reason=reason or "",
+        forced=forced,
+        details={**settings(rollout), **extra},
+    )
+    db.session.add(event)
+    model.updated_at = utcnow()
+    db.session.flush()
+    _announce(model, event)
+    return event
+
+
+def _announce(model: RegisteredModel, event: PromotionEvent) -> None:
+    """The webhook event of a rollout change, in the same transaction; completing one also moves the alias."""
+    data = {
+        "model": model.name, "alias": event.alias, "action": event.action, "actor": event.actor,
+        "reason": event.reason, "history_id": event.id, **(event.details or {}),
+    }
+    outbox.record(ANNOUNCED[event.action], data)
+    if event.action == "rollout_promote":
+        outbox.record("alias.moved", {
+            "model": model.name, "alias": event.alias, "from_version": event.from_version,
+            "to_version": event.to_version, "action": event.action, "actor": event.actor,
+            "reason": event.reason, "forced": event.forced, "history_id": event.id,
+        })
+
+
+def _checked_arms(alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
+                  sticky_header: str | None) -> dict[str, ArmSpec]:
+    """The requested arms by role, once the request as a whole makes sense."""
+    check_alias_name(alias)
+    arms = {role: spec for role, spec in ((CANARY, canary), (SHADOW, shadow)) if spec is not None}
+    if not arms:
+        raise InvalidInput("give a canary, a shadow or both", errors={"canary": ["missing"], "shadow": ["missing"]})
+    for role, spec in arms.items():
+        if not (math.isfinite(spec.percent) and 0 < spec.percent <= 100):
+            raise InvalidInput(f"{role} percent must be above 0 and at most 100, not {spec.percent}",
+                               errors={role: {"percent": ["must be in (0, 100]"]}})
+    if sticky_header is not None and not HEADER_NAME.fullmatch(sticky_header):
+        raise InvalidInput(f"sticky_header {sticky_header!r} is not a valid header name; use letters, digits and "
+                           "'-' (e.g. X-User-Id)", errors={"sticky_header": ["not a valid header name"]})
+    return arms
+
+
+def _admitted(server: ModelServer | None, model: RegisteredModel, primary: ModelVersion, spec: ArmSpec, role: str,
+              force: bool):
+    """The arm's version checked like a promote (and, given a server, loaded and scored); whether forced."""
+    try:
+        version = ready_version(model, spec.version)
+    except VersionNotFound:
+        raise InvalidInput(f"model {model.name!r} has no version {spec.version}; pick an existing version as {role}",
+                           errors={role: {"version": ["unknown version"]}}) from None
+    if version.id == primary.id:
+        raise InvalidInput(f"version {spec.version} is the primary version already; pick another version as {role}",
+                           errors={role: {"version": ["is the primary version"]}})
+    problems = incompatibilities(primary, version)
+    if problems and not force:
+        raise InvalidInput(
+            f"version {spec.version} is incompatible with version {primary.number} that the alias serves "
+            f"({'; '.join(problems)}); send \"force\": true to use it as {role} anyway",
+            errors={"signature": problems},
+        )
+    if server is None:
+        return version, bool(problems)
+    servable = server.load(VersionInfo.of(version))
+    smoke_test(servable, version.input_example, refused_as=f"made the {role}")
+    return servable, bool(problems)
+
+
+def _primary(model: RegisteredModel, alias: str) -> ModelVersion:
+    current = find_alias(model, alias)
+    if current is None:
+        raise Conflict(f"alias {alias!r} of {model.name!r} does not exist; promote a version to it first")
+    return current.version
+
+
+def _active(model: RegisteredModel, alias: str) -> Rollout:
+    rollout = active_rollout(model, alias)
+    if rollout is None:
+        raise RolloutNotFound(f"no rollout is running on alias {alias!r} of {model.name!r}")
+    return rollout
+
+
+def _new_rollout(model: RegisteredModel, alias: str, reason: str, actor: str) -> Rollout:
+    rollout = Rollout(model_id=model.id, alias=alias, reason=reason or "", started_by=actor, started_at=utcnow())
+    db.session.add(rollout)
+    return rollout
+
+
+def _apply(rollout: Rollout, admitted: dict, arms: dict[str, ArmSpec], sticky_header: str | None, reason: str) -> None:
+    """Set the rollout's versions and percents; an arm not asked for is removed."""
+    canary, shadow = admitted.get(CANARY), admitted.get(SHADOW)
+    rollout.canary = canary[0] if canary else None
+    rollout.canary_percent = arms[CANARY].percent if canary else None
+    rollout.shadow = shadow[0] if shadow else None
+    rollout.shadow_percent = arms[SHADOW].percent if shadow else None
+    rollout.sticky_header = sticky_header
+    rollout.reason = reason or rollout.reason
+    rollout.changed_at = utcnow()
+    db.session.flush()
+
+
+def _wanted(rollout_id: int, admitted: dict, arms: dict[str, ArmSpec], sticky_header: str | None) -> dict:
+    """The settings a rollout would have after applying the request (to spot a request that changes nothing)."""
+    def arm(role):
+        return {"version": admitted[role][0].number, "percent": arms[role].percent} if role in arms else None
+
+    return {"rollout_id": rollout_id, "canary": arm(CANARY), "shadow": arm(SHADOW), "sticky_header": sticky_header}
+
+
+def _live(rollout_id: int, loaded: dict[str, ServableModel], arms: dict[str, ArmSpec], sticky_header: str | None):
+    """The rollout as this process serves it, from versions it loaded already."""
+    def arm(role):
+        return Arm(loaded[role], arms[role].percent) if role in arms else None
+
+    return LiveRollout(rollout_id, arm(CANARY), arm(SHADOW), sticky_header)

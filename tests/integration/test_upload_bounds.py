@@ -1,0 +1,87 @@
+"""Uploads over HTTP: bombs are 413 naming the limit, old pickles 422 with what to do, skops files work."""
+import pickle
+
+import pytest
+import skops.io
+from sklearn.ensemble import RandomForestClassifier
+
+from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
+from tests.helpers import assert_problem, classification_data
+from tests.integration.test_predict_api import ESTIMATORS, fitted
+from tests.integration.test_upload_bad_input import post_artifact, stored_files
+
+
+@pytest.fixture
+def small_app(build_app):
+    """An app that lets an artifact unpack to 8 MB (uploads of up to 8 MB)."""
+    return build_app(MAX_UPLOAD_MB=8, MAX_MODEL_MB=8)
+
+
+BOMBS = {
+    "zlib-one-array": lambda: one_array_bomb(256 * MIB, "zlib"),
+    "gzip-many-arrays": lambda: many_arrays_bomb(256 * MIB, "gzip", array_bytes=MIB),
+    "bz2-one-array": lambda: one_array_bomb(256 * MIB, "bz2"),
+    "skops-zip": lambda: skops_zip_bomb(skops.io.dumps(fitted("linear", False)[0]), 256 * MIB),
+}
+
+
+@pytest.mark.parametrize("make", BOMBS.values(), ids=BOMBS.keys())
+def test_a_bomb_is_413_naming_max_model_mb_and_nothing_is_stored(small_app, admin, make):
+    response = post_artifact(small_app.test_client(), admin, data=make())
+
+    body = assert_problem(response, 413, "MAX_MODEL_MB (8 MB)", "docs/artifacts.md")
+    assert body["title"] == "Artifact too large"
+    assert stored_files(small_app) == []
+    assert small_app.test_client().get("/models/housing").status_code == 404
+
+
+def test_a_pickle_of_millions_of_empty_lists_is_413_naming_the_object_limit(client, admin):
+    response = post_artifact(client, admin, data=empty_lists_pickle(3_000_000))
+
+    assert_problem(response, 413, "more than 1,000,000 objects")
+
+
+def test_a_protocol_2_pickle_is_422_saying_to_dump_it_again(client, admin):
+    model = RandomForestClassifier(n_estimators=2, random_state=0).fit(*classification_data())
+
+    body = assert_problem(post_artifact(client, admin, data=pickle.dumps(model, protocol=2)), 422, "joblib.dump")
+
+    assert len(body["detail"]) < 250
+
+
+def test_a_refusal_for_a_disallowed_type_is_short_and_points_at_the_docs(client, admin):
+    class Evil:
+        def __reduce__(self):
+            return eval, ("1",)
+
+    body = assert_problem(post_artifact(client, admin, data=pickle.dumps(Evil(), protocol=4)), 422, "builtins.eval")
+
+    assert "docs/artifacts.md" in body["detail"] and len(body["detail"]) < 200
+
+
+@pytest.mark.parametrize("pipeline", [False, True], ids=["bare", "pipeline"])
+@pytest.mark.parametrize("kind_id", list(ESTIMATORS))
+def test_a_skops_file_of_every_kind_uploads_and_predicts_like_the_estimator(client, ci, kind_id, pipeline):
+    model, rows, local = fitted(kind_id, pipeline)
+    data = skops.io.dumps(model)
+
+    created = post_artifact(client, ci, name="m", data=data, filename="model.skops")
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["kind"] == ESTIMATORS[kind_id][0]
+
+    answer = client.post("/models/m/1/predict", json={"instances": rows})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"] == model.predict(local).tolist()
+    download = client.get("/models/m/versions/1/artifact", headers=ci)
+    assert download.data == data
+    assert download.headers["Content-Disposition"].endswith('m-v1.skops"')
+
+
+def test_a_skops_file_with_a_disallowed_type_is_422_and_nothing_is_stored(app, client, ci):
+    from sklearn.svm import SVR
+
+    X, y = classification_data()
+    response = post_artifact(client, ci, data=skops.io.dumps(SVR().fit(X, y)), filename="m.skops")
+
+    assert_problem(response, 422, "sklearn.svm._classes.SVR", "docs/artifacts.md")
+    assert stored_files(app) == []

@@ -1,0 +1,507 @@
+"""The Open Inference Protocol (V2 REST) edge through the Flask test client: layouts, datatypes, errors.
+
+The binary bodies are made and read by tritonclient's own request and response codecs.
+"""
+import gzip
+import json
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import tritonclient.http as triton
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from flask_migrate import upgrade
+
+from tests.databases import fresh_database
+from tests.helpers import ADMIN_TOKEN, MIGRATIONS, classification_data, close_app, make_app, regression_data, upload_ok
+from tests.integration.test_metrics import scrape, value
+
+FEATURES = ["x0", "x1", "x2", "x3"]
+ROWS = [[0.5, -1.0, 2.0, 1.5], [1.0, 0.0, -0.5, 3.0], [-2.0, 1.0, 0.25, 0.0]]
+INTEGER_ROWS = [[1, -2, 3, 0], [0, 4, -1, 2]]
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def tensor(name, rows, datatype="FP64", shape=None):
+    values = np.asarray(rows)
+    return {"name": name, "shape": list(shape or values.shape), "datatype": datatype, "data": values.tolist()}
+
+
+def by_feature(rows, names=FEATURES, datatype="FP64", column_shape=lambda n: [n]):
+    columns = list(zip(*rows))
+    return [{"name": name, "shape": column_shape(len(rows)), "datatype": datatype, "data": list(column)} for name, column in zip(names, columns)]
+
+
+def infer(client, path, inputs, **extra):
+    return client.post(f"/v2/models/{path}/infer", json={"inputs": inputs, **extra})
+
+
+def assert_error(response, status, *fragments):
+    """The protocol's error shape: ``{"error": ...}`` (plus the problem+json members)."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["error"] == body["detail"] and body["status"] == status
+    for fragment in fragments:
+        assert fragment in body["error"], body
+    return body
+
+
+def output(response, name="predict"):
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return next(o for o in response.get_json()["outputs"] if o["name"] == name)
+
+
+def promote(client, name, version, alias="production"):
+    response = client.post(f"/models/{name}/versions/{version}/promote", json={"alias": alias}, headers=ADMIN)
+    assert response.status_code == 200, response.get_json()
+
+
+def mixed_frame(n_rows=40):
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({
+        "size": rng.normal(size=n_rows),
+        "colour": pd.Series(rng.choice(["red", "green", "blue"], size=n_rows), dtype=object),
+    })
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """One app for the module on a database of its own: most tests here only read and infer."""
+    root = tmp_path_factory.mktemp("v2")
+    with fresh_database(root) as url:
+        app = make_app(url, root / "artifacts")
+        with app.app_context():
+            upgrade(directory=MIGRATIONS)
+        yield app.test_client()
+        close_app(app)
+
+
+@pytest.fixture(scope="module")
+def models(client):
+    """``reg`` (v1, v2; production on 1, staging on 2), ``clf`` (classes 0/1) and ``mixed`` (a text column)."""
+    X, y = regression_data(n_features=4)
+    regressors = [LinearRegression().fit(X, y), LinearRegression().fit(X, 2 * y)]
+    for model in regressors:
+        upload_ok(client, ADMIN, "reg", model)
+    promote(client, "reg", 1)
+    promote(client, "reg", 2, "staging")
+    X, y = classification_data(n_features=4)
+    classifier = LogisticRegression().fit(X, y)
+    upload_ok(client, ADMIN, "clf", classifier)
+    promote(client, "clf", 1)
+    frame = mixed_frame()
+    encode = ColumnTransformer([("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"])], remainder="passthrough")
+    mixed = Pipeline([("prepare", encode), ("model", LogisticRegression())])
+    mixed.fit(frame, np.where(frame["size"] > 0, "big", "small"))
+    upload_ok(client, ADMIN, "mixed", mixed)
+    promote(client, "mixed", 1)
+    return {"reg": regressors, "clf": classifier, "mixed": mixed}
+
+
+# -- server ------------------------------------------------------------------------------------
+
+
+def test_server_metadata_names_the_binary_extension(client):
+    body = client.get("/v2").get_json()
+    assert body["name"] and body["version"]
+    assert "binary_tensor_data" in body["extensions"]
+
+
+def test_live_and_ready_answer_true(client):
+    assert client.get("/v2/health/live").get_json() == {"live": True}
+    assert client.get("/v2/health/ready").get_json() == {"ready": True}
+
+
+def test_ready_is_503_while_readyz_is(build_app, tmp_path):
+    regular_file = tmp_path / "not-a-directory"
+    regular_file.write_text("x")
+    client = build_app(artifact_root=regular_file / "artifacts").test_client()
+    assert client.get("/readyz").status_code == 503
+    assert_error(client.get("/v2/health/ready"), 503, "artifact_store")
+    assert client.get("/v2/health/live").status_code == 200
+
+
+# -- model metadata and readiness --------------------------------------------------------------
+
+
+def test_metadata_of_a_numeric_model_is_one_matrix_input_with_the_feature_names(client, models):
+    body = client.get("/v2/models/reg").get_json()
+    assert body["name"] == "reg" and body["platform"] == "sklearn"
+    assert body["versions"] == ["1", "2"]
+    assert body["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4], "parameters": {"feature_names": FEATURES}}]
+    assert body["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+    assert body["parameters"]["feature_names"] == FEATURES
+    assert body["parameters"]["version"] == "1"
+
+
+@pytest.mark.parametrize("ref", ["2", "staging"])
+def test_metadata_of_a_version_by_number_or_alias_names_that_version(client, models, ref):
+    assert client.get(f"/v2/models/reg/versions/{ref}").get_json()["parameters"]["version"] == "2"
+
+
+def test_metadata_of_a_classifier_offers_probabilities_and_of_a_mixed_model_one_tensor_per_feature(client, models):
+    clf = client.get("/v2/models/clf").get_json()
+    assert clf["outputs"] == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"classes": [0, 1]}},
+    ]
+    mixed = client.get("/v2/models/mixed").get_json()
+    assert mixed["inputs"] == [
+        {"name": "size", "datatype": "FP64", "shape": [-1, 1]},
+        {"name": "colour", "datatype": "BYTES", "shape": [-1, 1]},
+    ]
+    assert mixed["outputs"][0]["datatype"] == "BYTES"
+
+
+@pytest.mark.parametrize("path", ["/v2/models/reg/ready", "/v2/models/reg/versions/2/ready", "/v2/models/reg/versions/staging/ready"])
+def test_a_known_model_or_version_is_ready(client, models, path):
+    assert client.get(path).get_json() == {"name": "reg", "ready": True}
+
+
+@pytest.mark.parametrize(
+    "path, fragment",
+    [
+        ("/v2/models/nope/ready", "model 'nope' does not exist"),
+        ("/v2/models/reg/versions/9/ready", "no version 9"),
+        ("/v2/models/reg/versions/canary/ready", "no alias 'canary'"),
+        ("/v2/models/nope", "model 'nope' does not exist"),
+        ("/v2/models/reg/versions/9", "no version 9"),
+        ("/v2/models/nope/infer", "model 'nope' does not exist"),
+    ],
+)
+def test_unknown_models_versions_and_aliases_are_404(client, models, path, fragment):
+    response = client.post(path, json={"inputs": [tensor("x", ROWS)]}) if path.endswith("infer") else client.get(path)
+    assert_error(response, 404, fragment)
+
+
+def test_a_model_without_a_production_alias_is_404_until_one_is_set(client):
+    X, y = regression_data(n_features=4)
+    upload_ok(client, ADMIN, "fresh", LinearRegression().fit(X, y))
+    assert_error(client.get("/v2/models/fresh/ready"), 404, "no alias 'production'")
+    assert client.get("/v2/models/fresh/versions/1/ready").status_code == 200
+
+
+# -- inference: layouts and datatypes ----------------------------------------------------------
+
+
+LAYOUTS = {
+    "matrix-nested": lambda rows: [tensor("input-0", rows)],
+    "matrix-flat": lambda rows: [tensor("anything", np.ravel(rows), shape=[len(rows), 4])],
+    "features-[N]": lambda rows: by_feature(rows),
+    "features-[N,1]": lambda rows: by_feature(rows, column_shape=lambda n: [n, 1]),
+    "features-shuffled": lambda rows: by_feature(rows)[::-1],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_every_layout_gives_the_estimators_own_predictions(client, models, layout):
+    got = output(infer(client, "reg", LAYOUTS[layout](ROWS)))
+    assert got["datatype"] == "FP64" and got["shape"] == [3]
+    assert got["data"] == models["reg"][0].predict(np.array(ROWS)).tolist()
+
+
+@pytest.mark.parametrize("datatype", ["INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"])
+def test_every_signed_numeric_datatype_is_taken(client, models, datatype):
+    got = output(infer(client, "reg", [tensor("input-0", INTEGER_ROWS, datatype)]))
+    assert got["data"] == pytest.approx(models["reg"][0].predict(np.array(INTEGER_ROWS, dtype=float)).tolist())
+
+
+@pytest.mark.parametrize("datatype", ["UINT8", "UINT16", "UINT32", "UINT64", "BOOL"])
+def test_unsigned_and_boolean_datatypes_are_taken_as_numbers(client, models, datatype):
+    rows = [[1, 0, 1, 1], [0, 1, 0, 1]]
+    data = [[bool(v) for v in row] for row in rows] if datatype == "BOOL" else rows
+    got = output(infer(client, "reg", [{"name": "input-0", "shape": [2, 4], "datatype": datatype, "data": data}]))
+    assert got["data"] == pytest.approx(models["reg"][0].predict(np.array(rows, dtype=float)).tolist())
+
+
+def test_a_mixed_model_takes_bytes_for_its_text_column_as_mlservers_pandas_codec_sends_it(client, models):
+    frame = mixed_frame().head(5)
+    inputs = [
+        {"name": "size", "shape": [5, 1], "datatype": "FP64", "data": frame["size"].tolist()},
+        {"name": "colour", "shape": [5, 1], "datatype": "BYTES", "data": frame["colour"].tolist()},
+    ]
+    got = output(infer(client, "mixed", inputs, parameters={"content_type": "pd"}))
+    assert got["datatype"] == "BYTES"
+    assert got["data"] == models["mixed"].predict(frame).tolist()
+
+
+def test_probabilities_come_with_the_classes_when_asked_and_the_id_is_echoed(client, models):
+    response = infer(client, "clf", [tensor("input-0", ROWS)], id="req-7", outputs=[{"name": "predict"}, {"name": "predict_proba"}])
+    body = response.get_json()
+    assert body["id"] == "req-7" and body["model_name"] == "clf" and body["model_version"] == "1"
+    proba = output(response, "predict_proba")
+    assert proba["shape"] == [3, 2] and proba["parameters"] == {"classes": [0, 1]}
+    assert np.reshape(proba["data"], (3, 2)).tolist() == models["clf"].predict_proba(np.array(ROWS)).tolist()
+    assert output(response)["data"] == models["clf"].predict(np.array(ROWS)).tolist()
+
+
+def test_only_predict_is_answered_by_default_and_without_an_id_none_is_made_up(client, models):
+    body = infer(client, "clf", [tensor("input-0", ROWS)]).get_json()
+    assert [o["name"] for o in body["outputs"]] == ["predict"]
+    assert "id" not in body
+
+
+@pytest.mark.parametrize(
+    "path, version",
+    [("reg", "1"), ("reg/versions/1", "1"), ("reg/versions/2", "2"), ("reg/versions/staging", "2"), ("reg/versions/latest", "2")],
+)
+def test_model_version_names_the_version_that_computed_the_answer(client, models, path, version):
+    response = infer(client, path, [tensor("input-0", ROWS)])
+    assert response.get_json()["model_version"] == version
+    assert response.headers["X-Model-Version"] == version
+    assert output(response)["data"] == models["reg"][int(version) - 1].predict(np.array(ROWS)).tolist()
+
+
+def test_a_promote_moves_unversioned_inference_to_the_new_version(client):
+    X, y = regression_data(n_features=4)
+    for factor in (1, 2):
+        upload_ok(client, ADMIN, "moving", LinearRegression().fit(X, factor * y))
+    promote(client, "moving", 1)
+    assert infer(client, "moving", [tensor("input-0", ROWS)]).get_json()["model_version"] == "1"
+    promote(client, "moving", 2)
+    assert infer(client, "moving", [tensor("input-0", ROWS)]).get_json()["model_version"] == "2"
+
+
+# -- the binary tensor data extension, with tritonclient's own codecs --------------------------
+
+
+def binary_request(client, path, inputs, outputs=None):
+    body, json_size = triton.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    headers = {"Inference-Header-Content-Length": str(json_size)} if json_size is not None else {}
+    response = client.post(f"/v2/models/{path}/infer", data=body, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return triton.InferenceServerClient.parse_response_body(
+        response.get_data(), header_length=response.headers.get("Inference-Header-Content-Length")
+    )
+
+
+@pytest.mark.parametrize("dtype, datatype", [(np.float32, "FP32"), (np.float64, "FP64"), (np.int64, "INT64"), (np.uint8, "UINT8")])
+def test_binary_inputs_and_outputs_give_the_estimators_predictions(client, models, dtype, datatype):
+    rows = np.array(np.abs(INTEGER_ROWS) if datatype.startswith(("INT", "UINT")) else ROWS, dtype=dtype)
+    matrix = triton.InferInput("input-0", list(rows.shape), datatype)
+    matrix.set_data_from_numpy(rows)
+    result = binary_request(client, "reg", [matrix])
+    assert result.get_output("predict")["parameters"]["binary_data_size"] == 8 * len(rows)
+    np.testing.assert_array_equal(result.as_numpy("predict"), models["reg"][0].predict(rows.astype(np.float64)))
+
+
+def test_binary_bytes_inputs_and_labels_round_trip(client, models):
+    frame = mixed_frame().head(4)
+    size = triton.InferInput("size", [4, 1], "FP64")
+    size.set_data_from_numpy(frame[["size"]].to_numpy())
+    colour = triton.InferInput("colour", [4, 1], "BYTES")
+    colour.set_data_from_numpy(frame[["colour"]].to_numpy(dtype=object))
+    outputs = [triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba", binary_data=False)]
+    result = binary_request(client, "mixed", [size, colour], outputs)
+    assert [label.decode() for label in result.as_numpy("predict")] == models["mixed"].predict(frame).tolist()
+    np.testing.assert_array_equal(result.as_numpy("predict_proba"), models["mixed"].predict_proba(frame))
+    assert "binary_data_size" not in (result.get_output("predict_proba").get("parameters") or {})
+
+
+def test_binary_inputs_can_mix_with_json_inputs(client, models):
+    rows = np.array(ROWS)
+    inputs = []
+    for k, name in enumerate(FEATURES):
+        column = triton.InferInput(name, [3], "FP64")
+        column.set_data_from_numpy(rows[:, k], binary_data=k % 2 == 0)
+        inputs.append(column)
+    result = binary_request(client, "reg", inputs, [triton.InferRequestedOutput("predict", binary_data=False)])
+    assert result.as_numpy("predict").tolist() == models["reg"][0].predict(rows).tolist()
+
+
+# -- bad input: 4xx in the protocol's shape, never a 5xx ---------------------------------------
+
+
+def _body(inputs, **extra):
+    return {"inputs": inputs, **extra}
+
+
+BAD_REQUESTS = {
+    "shape-does-not-match-data": (_body([tensor("input-0", ROWS, shape=[2, 4])]), "its shape holds 8 values but its data has 12"),
+    "wrong-width": (_body([tensor("input-0", [[1.0, 2.0, 3.0]])]), "send shape [N, 4] with the features x0, x1, x2, x3"),
+    "unknown-datatype": (_body([tensor("input-0", ROWS, "FP128")]), "unknown datatype 'FP128'; use one of BOOL"),
+    "named-after-no-feature": (_body(by_feature(ROWS)[:3] + [{**by_feature(ROWS)[3], "name": "colour"}]), "colour are named after no feature; the features are x0"),
+    "several-unnamed": (_body([tensor("a", ROWS), tensor("b", ROWS)]), "inputs a, b are named after no feature"),
+    "missing-feature": (_body(by_feature(ROWS)[:3]), "missing feature(s) x3"),
+    "duplicated-feature": (_body(by_feature(ROWS) + by_feature(ROWS)[:1]), "x0 are sent more than once"),
+    "uneven-features": (_body(by_feature(ROWS)[:3] + by_feature(ROWS[:2])[3:]), "different numbers of rows (2, 3)"),
+    "feature-shape": (_body(by_feature(ROWS, column_shape=lambda n: [1, n])), "has shape [1, 3]; a feature tensor has shape [N] or [N, 1]"),
+    "string-for-number": (_body([tensor("input-0", [["1.5", 2.0, 3.0, 4.0]], shape=[1, 4])]), "is FP64 but its data holds a string ('1.5'); send numbers"),
+    "bytes-for-number": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "BYTES", "data": ["1", "2", "3", "4"]}]), "row 0, feature x0: expected a number, got '1'"),
+    "bool-for-number": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [True, 1, 2, 3]}]), "holds a boolean"),
+    "null": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [None, 1, 2, 3]}]), "holds null"),
+    "out-of-range": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "UINT8", "data": [300, 1, 2, 3]}]), "out of the range of UINT8"),
+    "fp16-overflow": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP16", "data": [1e6, 1, 2, 3]}]), "row 0, feature x0: expected a finite number, got Infinity"),
+    "ragged": (_body([{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [[1, 2, 3, 4], 5, 6, 7, 8]}]), "mixes lists and values"),
+    "unknown-output": (_body([tensor("input-0", ROWS)], outputs=[{"name": "predict_log_proba"}]), "unknown output(s) predict_log_proba; version 1 of 'reg' answers predict"),
+    "proba-of-a-regressor": (_body([tensor("input-0", ROWS)], outputs=[{"name": "predict_proba"}]), "unknown output(s) predict_proba"),
+    "no-inputs": ({"inputs": []}, "'inputs' must be a non-empty list"),
+    "not-an-object": ([1, 2], "must be a JSON object"),
+    "unknown-key": (_body([tensor("input-0", ROWS)], instances=[[1]]), "unexpected key(s) instances"),
+    "id-not-a-string": (_body([tensor("input-0", ROWS)], id=7), "'id' must be a string"),
+    "no-data": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP64"}]), "send its 'data', or its binary_data_size"),
+    "negative-shape": (_body([{"name": "input-0", "shape": [-1, 4], "datatype": "FP64", "data": []}]), "shape must be a list of non-negative integers"),
+    "empty-batch": (_body([{"name": "input-0", "shape": [0, 4], "datatype": "FP64", "data": []}]), "the inputs hold no rows"),
+    "shared-memory": (_body([{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "parameters": {"shared_memory_region": "r"}}]), "shared memory is not supported"),
+    "classification-extension": (_body([tensor("input-0", ROWS)], outputs=[{"name": "predict", "parameters": {"classification": 2}}]), "classification extension is not supported"),
+}
+
+
+@pytest.mark.parametrize("body, fragment", list(BAD_REQUESTS.values()), ids=list(BAD_REQUESTS))
+def test_bad_requests_are_400_with_an_error_that_says_what_to_change(client, models, body, fragment):
+    assert_error(client.post("/v2/models/reg/infer", json=body), 400, fragment)
+
+
+@pytest.mark.parametrize("token, fragment", [("NaN", "got NaN"), ("Infinity", "got Infinity"), ("-Infinity", "got -Infinity"), ("1e999", "got Infinity")])
+def test_nan_and_infinity_are_400_naming_the_row_and_feature(client, models, token, fragment):
+    raw = '{"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [1, 2, 3, 4, 5, %s, 7, 8]}]}' % token
+    assert_error(client.post("/v2/models/reg/infer", data=raw), 400, "row 1, feature x1: expected a finite number", fragment)
+
+
+def test_a_text_value_for_a_number_in_a_mixed_model_is_400_naming_the_row_and_feature(client, models):
+    inputs = [
+        {"name": "size", "shape": [2], "datatype": "BYTES", "data": ["1.0", "big"]},
+        {"name": "colour", "shape": [2], "datatype": "BYTES", "data": ["red", "blue"]},
+    ]
+    assert_error(infer(client, "mixed", inputs), 400, "row 0, feature size: expected a number, got '1.0'")
+
+
+def _binary_body(values: np.ndarray, size_delta=0, header_delta=0, datatype="FP64"):
+    header = json.dumps({"inputs": [{"name": "input-0", "shape": list(values.shape), "datatype": datatype,
+                                     "parameters": {"binary_data_size": values.nbytes + size_delta}}]}).encode()
+    return header + values.tobytes(), {"Inference-Header-Content-Length": str(len(header) + header_delta)}
+
+
+BAD_BINARY = {
+    "header-longer-than-body": (lambda: _binary_body(np.ones((1, 4)), header_delta=10_000), "Inference-Header-Content-Length is"),
+    "header-not-a-number": (lambda: (b"{}", {"Inference-Header-Content-Length": "twelve"}), "must be a number of bytes"),
+    "header-cuts-the-json": (lambda: _binary_body(np.ones((1, 4)), header_delta=-5), "not valid"),
+    "size-short-of-the-body": (lambda: _binary_body(np.ones((1, 4)), size_delta=-8), "shape holds 4 FP64 values (32 bytes) but its binary_data_size is 24"),
+    "size-past-the-body": (lambda: _binary_body(np.ones((1, 4)), size_delta=8), "binary_data_size 40 runs past the 32 bytes"),
+    "bytes-after-the-tensors": (lambda: (lambda b, h: (b + b"junk", h))(*_binary_body(np.ones((1, 4)))), "36 bytes follow the JSON header"),
+    "bool-not-0-or-1": (lambda: _binary_body(np.full((1, 4), 7, dtype=np.uint8), datatype="BOOL"), "BOOL bytes must be 0 or 1"),
+    "binary-nan": (lambda: _binary_body(np.array([[1.0, np.nan, 2.0, 3.0]])), "row 0, feature x1: expected a finite number, got NaN"),
+}
+
+
+@pytest.mark.parametrize("make, fragment", list(BAD_BINARY.values()), ids=list(BAD_BINARY))
+def test_bad_binary_bodies_are_400_with_an_error_that_says_what_to_change(client, models, make, fragment):
+    body, headers = make()
+    assert_error(client.post("/v2/models/reg/infer", data=body, headers=headers), 400, fragment)
+
+
+def test_bytes_elements_that_run_past_their_tensor_are_400(client, models):
+    chunk = (4).to_bytes(4, "little") + b"re"
+    header = json.dumps({"inputs": [
+        {"name": "size", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "colour", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": len(chunk)}},
+    ]}).encode()
+    response = client.post("/v2/models/mixed/infer", data=header + chunk, headers={"Inference-Header-Content-Length": str(len(header))})
+    assert_error(response, 400, "a BYTES element of 4 bytes runs past binary_data_size")
+
+
+def test_no_garbage_body_makes_a_5xx(client, models):
+    bodies = [b"", b"null", b"[]", b"{}", b"\xff\xfe", b'"text"', b"12", b'{"inputs": [{}]}', b'{"inputs": [{"name": "x", "shape": "2"}]}',
+              b'{"inputs": [{"name": "x0", "shape": [1], "datatype": "FP64", "data": [[]]}]}', b'{"inputs": null, "outputs": 3}']
+    for body in bodies:
+        response = client.post("/v2/models/reg/infer", data=body)
+        assert response.status_code == 400, (body, response.get_data(as_text=True))
+        assert response.get_json()["error"]
+
+
+@pytest.fixture
+def limited(database_url, tmp_path, admin):
+    """An app that takes at most 5 rows per batch and 1 MB per body, with a model ``m`` of 4 features."""
+    app = make_app(database_url, tmp_path / "artifacts", MAX_BATCH_ROWS=5, MAX_PREDICT_MB=1)
+    client = app.test_client()
+    X, y = regression_data(n_features=4)
+    upload_ok(client, admin, "m", LinearRegression().fit(X, y))
+    yield client
+    close_app(app)
+
+
+def test_a_batch_at_the_row_limit_is_answered_and_one_over_it_is_413(limited):
+    assert output(infer(limited, "m/versions/1", [tensor("input-0", [ROWS[0]] * 5)]))["shape"] == [5]
+    assert_error(infer(limited, "m/versions/1", [tensor("input-0", [ROWS[0]] * 6)]), 413, "batch has 6 rows; the limit is 5")
+    assert_error(infer(limited, "m/versions/1", by_feature([ROWS[0]] * 6)), 413, "batch has 6 rows")
+
+
+def test_a_body_over_the_size_limit_is_413_naming_the_limit(limited):
+    body, headers = _binary_body(np.ones((40_000, 4)))
+    assert_error(limited.post("/v2/models/m/versions/1/infer", data=body, headers=headers), 413, "limit of 1 MB (MAX_PREDICT_MB)")
+
+
+# -- auth and metrics --------------------------------------------------------------------------
+
+
+def test_with_auth_for_reads_model_routes_need_a_token_and_health_does_not(build_app, admin):
+    client = build_app(REQUIRE_AUTH_FOR_READS=True).test_client()
+    X, y = regression_data(n_features=4)
+    upload_ok(client, admin, "m", LinearRegression().fit(X, y))
+    response = client.post("/v2/models/m/versions/1/infer", json={"inputs": [tensor("input-0", ROWS)]})
+    assert_error(response, 401, "Authorization: Bearer")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_error(client.get("/v2/models/m/versions/1"), 401)
+    assert client.post("/v2/models/m/versions/1/infer", json={"inputs": [tensor("input-0", ROWS)]}, headers=admin).status_code == 200
+    assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_inference_is_counted_in_the_predict_metric_families(client, models):
+    before = scrape(client)
+    assert infer(client, "reg/versions/2", [tensor("input-0", ROWS)]).status_code == 200
+    assert infer(client, "reg/versions/2", [tensor("input-0", ROWS, "FP128")]).status_code == 400
+    after = scrape(client)
+    for status in ("200", "400"):
+        counted = value(after, "registry_predictions_total", model="reg", version="2", status=status)
+        assert counted - (value(before, "registry_predictions_total", model="reg", version="2", status=status) or 0) == 1
+    assert value(after, "registry_predict_seconds_count", model="reg", version="2") >= 1
+
+
+def test_the_v2_routes_are_in_the_openapi_document(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert {"/v2", "/v2/health/ready", "/v2/models/{name}/versions/{version}/infer", "/v2/models/{name}/ready"} <= set(paths)
+    assert "application/octet-stream" in paths["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+
+
+# -- compressed bodies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding, compress", [("gzip", gzip.compress), ("deflate", zlib.compress)])
+def test_gzip_and_deflate_bodies_are_decompressed(client, models, encoding, compress):
+    body = compress(json.dumps({"inputs": [tensor("input-0", ROWS)]}).encode())
+    response = client.post("/v2/models/reg/infer", data=body, headers={"Content-Encoding": encoding})
+    assert output(response)["data"] == models["reg"][0].predict(np.array(ROWS)).tolist()
+
+
+def test_an_unknown_encoding_is_415_and_a_corrupt_body_400(client, models):
+    assert_error(client.post("/v2/models/reg/infer", data=b"abc", headers={"Content-Encoding": "br"}), 415, "'br' is not supported")
+    assert_error(client.post("/v2/models/reg/infer", data=b"abc", headers={"Content-Encoding": "gzip"}), 400, "not valid gzip data")
+
+
+def test_a_body_that_decompresses_past_the_limit_is_413(limited):
+    bomb = gzip.compress(b" " * (2 * 1024 * 1024))
+    assert len(bomb) < 1024 * 1024
+    response = limited.post("/v2/models/m/versions/1/infer", data=bomb, headers={"Content-Encoding": "gzip"})
+    assert_error(response, 413, "decompressed body is over the limit of 1 MB")
+
+
+def test_unversioned_inference_follows_the_aliass_canary_and_names_its_route(client):
+    X, y = regression_data(n_features=4)
+    for factor in (1, 3):
+        upload_ok(client, ADMIN, "routed", LinearRegression().fit(X, factor * y))
+    promote(client, "routed", 1)
+    started = client.put("/models/routed/aliases/production/rollout", headers=ADMIN,
+                         json={"canary": {"version": 2, "percent": 100}, "reason": "all to the canary"})
+    assert started.status_code == 200, started.get_json()
+
+    routed = infer(client, "routed", [tensor("input-0", ROWS)])
+    pinned = infer(client, "routed/versions/1", [tensor("input-0", ROWS)])
+
+    assert routed.get_json()["model_version"] == "2" and routed.headers["X-Model-Route"] == "canary"
+    assert pinned.get_json()["model_version"] == "1" and "X-Model-Route" not in pinned.headers

@@ -1,0 +1,86 @@
+"""The memory of failed loads: an exponential backoff per version, cut short when the file changes."""
+import pytest
+
+from registry.errors import ArtifactCorrupted
+from registry.load_failures import LoadFailures
+
+KEY = ("m", 1, "a" * 64)
+STAMP = (1, 100, 5)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def failures(clock):
+    return LoadFailures(first_delay=0.25, max_delay=240, clock=clock)
+
+
+def damaged() -> ArtifactCorrupted:
+    return ArtifactCorrupted("the stored artifact … no longer matches its sha256", {"sha256": ["mismatch"]})
+
+
+def test_the_wait_doubles_from_the_first_delay_up_to_the_cap(failures):
+    delays = [failures.record(KEY, damaged(), STAMP).delay for _ in range(14)]
+
+    assert delays[:6] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    assert delays[-1] == 240
+    assert max(delays) == 240
+
+
+def test_the_remembered_error_is_raised_until_the_wait_is_over(failures, clock):
+    failures.record(KEY, damaged(), STAMP)
+
+    with pytest.raises(ArtifactCorrupted, match="no longer matches") as caught:
+        failures.raise_if_waiting(KEY, STAMP)
+    assert caught.value.errors == {"sha256": ["mismatch"]}
+
+    clock.now += 0.25
+    failures.raise_if_waiting(KEY, STAMP)  # time for the next attempt: nothing raised
+
+
+def test_a_changed_file_is_tried_at_once(failures):
+    failures.record(KEY, damaged(), STAMP)
+
+    failures.raise_if_waiting(KEY, (2, 100, 6))  # repaired or replaced
+    failures.raise_if_waiting(KEY, None)  # deleted: trying reports "missing" at once
+
+
+def test_a_success_forgets_the_failure_and_other_versions_are_never_held(failures):
+    failures.record(KEY, damaged(), STAMP)
+
+    failures.raise_if_waiting(("m", 2, "b" * 64), STAMP)
+    failures.clear(KEY)
+    failures.raise_if_waiting(KEY, STAMP)
+    assert failures.get(KEY) is None
+
+
+def test_the_remembered_error_keeps_no_traceback(failures):
+    try:
+        raise damaged()
+    except ArtifactCorrupted as exc:
+        failure = failures.record(KEY, exc, STAMP)
+
+    assert failure.error.__traceback__ is None
+    with pytest.raises(ArtifactCorrupted) as first:
+        failures.raise_if_waiting(KEY, STAMP)
+    assert first.value is not failure.error  # each answer raises its own copy
+
+
+def test_the_detail_of_an_unexpected_error_names_no_path(failures):
+    failure = failures.record(KEY, PermissionError(13, "Permission denied", "/srv/artifacts/secret"), STAMP)
+
+    assert "/srv" not in failure.detail
+    assert "PermissionError" in failure.detail

@@ -1,0 +1,104 @@
+"""Shadow runs off the request path, bounded; figures counted in fixed buckets and summed."""
+import threading
+
+import pytest
+
+from registry.cache import ServableModel
+from registry.rollouts.figures import LATENCY_BUCKETS_MS, FigureBook, Tally, percentile_ms
+from registry.rollouts.shadow import ShadowJob, ShadowRunner, compare
+from registry.signature import Signature
+
+WAIT = 10  # seconds; a bound on waiting for an Event, so a broken test fails instead of hanging
+SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}], "classes": None})
+
+
+def shadow_model(task="regression") -> ServableModel:
+    return ServableModel("m", 3, "sha-3", task, SIGNATURE, estimator=None)
+
+
+def job(answered, task="regression") -> ShadowJob:
+    return ShadowJob(7, "production", shadow_model(task), parse=lambda signature: [[1.0]], answered=answered)
+
+
+def test_classifier_shadows_are_compared_by_label_and_regressors_by_absolute_difference():
+    assert compare("classification", ["a", "b", "a"], ["a", "a", "a"]) == (2, [])
+    agreed, diffs = compare("regression", [1.0, 2.0], [1.5, 0.0])
+    assert agreed == 0 and diffs == pytest.approx([0.5, 2.0])
+
+
+def test_a_shadow_run_is_compared_with_what_the_caller_got_and_counted():
+    book = FigureBook()
+    runner = ShadowRunner(book, run=lambda servable, rows: [4.0])
+    assert runner.offer(job([3.0]))
+    assert runner.wait_idle(WAIT)
+    tally = book.take_changed()[(7, "shadow", 3)]
+    assert (tally.compared, tally.rows, tally.abs_diff_sum, tally.abs_diff_max) == (1, 1, 1.0, 1.0)
+
+
+def test_a_failing_shadow_is_counted_as_an_error_and_the_runner_goes_on():
+    book = FigureBook()
+    answers = iter([ValueError("boom"), ["x"]])
+
+    def run(servable, rows):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    runner = ShadowRunner(book, run=run)
+    runner.offer(job(["x"], task="classification"))
+    runner.offer(job(["x"], task="classification"))
+    assert runner.wait_idle(WAIT)
+    tally = book.take_changed()[(7, "shadow", 3)]
+    assert (tally.errors, tally.compared, tally.agreed) == (1, 1, 1)
+
+
+def test_when_the_queue_is_full_a_shadow_job_is_dropped_and_counted_without_waiting():
+    book, entered, release = FigureBook(), threading.Event(), threading.Event()
+
+    def blocked(servable, rows):
+        entered.set()
+        assert release.wait(WAIT)
+        return [1.0]
+
+    runner = ShadowRunner(book, run=blocked, size=1)
+    assert runner.offer(job([1.0]))  # taken by the worker, which now blocks
+    assert entered.wait(WAIT)
+    assert runner.offer(job([1.0]))  # waits in the queue
+    assert not runner.offer(job([1.0]))  # no room: dropped at once
+    release.set()
+    assert runner.wait_idle(WAIT)
+    tally = book.take_changed()[(7, "shadow", 3)]
+    assert (tally.dropped, tally.compared) == (1, 2)
+
+
+def test_requests_are_counted_in_fixed_latency_buckets():
+    book = FigureBook()
+    book.answered((1, "canary", 2), 0.0004, ok=True)
+    book.answered((1, "canary", 2), 0.012, ok=False)
+    book.answered((1, "canary", 2), 60.0, ok=True)
+    tally = book.take_changed()[(1, "canary", 2)]
+    assert (tally.requests, tally.errors) == (3, 1)
+    assert tally.latency_buckets[0] == 1 and tally.latency_buckets[-1] == 1
+    assert tally.latency_buckets[LATENCY_BUCKETS_MS.index(15)] == 1
+    assert book.take_changed() == {}
+
+
+def test_tallies_of_several_processes_add_up_and_keep_the_largest_difference():
+    one, two = Tally(requests=3, errors=1, abs_diff_max=2.0), Tally(requests=4, abs_diff_max=5.0)
+    one.latency_buckets[2] = 3
+    two.latency_buckets[2] = 4
+    total = Tally()
+    total.add(one)
+    total.add(two)
+    assert (total.requests, total.errors, total.abs_diff_max, total.latency_buckets[2]) == (7, 1, 5.0, 7)
+
+
+def test_percentiles_come_from_the_summed_buckets():
+    buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    assert percentile_ms(buckets, 0.5) is None
+    buckets[LATENCY_BUCKETS_MS.index(2)] = 99  # 99 requests in (1.5, 2] ms
+    buckets[LATENCY_BUCKETS_MS.index(100)] = 1  # one in (75, 100] ms
+    assert 1.5 < percentile_ms(buckets, 0.5) <= 2
+    assert percentile_ms(buckets, 0.99) <= 2
+    assert 75 < percentile_ms(buckets, 0.999) <= 100
