@@ -42,6 +42,19 @@ class RolloutForm(FlaskForm):
     reason = TextAreaField("Reason", validators=REASON)
     force = BooleanField("Start even if a signature differs from the primary's")
 
+    def validate(self, extra_validators=None) -> bool:
+        """Each of canary and shadow needs both its version and its share, or neither; one at least."""
+        valid = super().validate(extra_validators)
+        pairs = [(self.canary_version, self.canary_percent), (self.shadow_version, self.shadow_percent)]
+        for version, percent in pairs:
+            if (version.data is None) != (percent.data is None):
+                (percent if percent.data is None else version).errors.append("give both the version and its share")
+                valid = False
+        if all(version.data is None and percent.data is None for version, percent in pairs):
+            self.canary_version.errors.append("give a canary, a shadow or both")
+            valid = False
+        return valid
+
 
 class RolloutEndForm(FlaskForm):
     reason = TextAreaField("Reason", validators=REASON)

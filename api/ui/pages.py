@@ -6,8 +6,9 @@ from api.ui import bp
 from api.ui.charts import metric_bars
 from api.ui.forms import SignInForm, SignOutForm
 from api.ui.session import page, sign_in as start_session, sign_out as end_session, signed_in
-from registry import aliases, catalog, comparison, versions
-from registry.errors import RegistryError, Unauthorized
+from registry import aliases, catalog, comparison, evaluations, versions
+from registry.errors import RegistryError, RolloutNotFound, Unauthorized
+from registry.rollouts import state as rollouts
 
 PER_PAGE = 50
 
@@ -31,7 +32,7 @@ def models():
     """Every model with its aliases and the versions they serve."""
     number = request.args.get("page", 1, type=int) or 1
     listing = catalog.list_models(max(number, 1), PER_PAGE)
-    return render_template("ui/models.html", listing=listing)
+    return render_template("ui/models.html", listing=listing, rollouts=rollouts.running_rollouts())
 
 
 @bp.route("/models/<name>")
@@ -45,7 +46,8 @@ def model(name):
     metric_names = sorted({key for v in listing.items for key in v.metrics})
     return render_template(
         "ui/model.html", model=summary, versions=listing.items, total=listing.total, metric_names=metric_names,
-        sort=sort, include_archived=include_archived,
+        sort=sort, include_archived=include_archived, rollouts=rollouts.running_rollouts(name),
+        **_evaluations(name),
     )
 
 
@@ -111,7 +113,23 @@ def sign_out():
 
 def _alias_state(name: str, alias: str) -> dict:
     version = versions.get_version(name, alias)
-    return {"version": version, "last_moves": aliases.history(name, alias, 1, 5).items}
+    try:
+        rollout = rollouts.get_rollout(name, alias)
+    except RolloutNotFound:
+        rollout = None
+    return {"version": version, "rollout": rollout, "last_moves": aliases.history(name, alias, 1, 5).items}
+
+
+def _evaluations(name: str) -> dict:
+    """The datasets the model's versions were scored on, and the scores on the chosen one, side by side."""
+    datasets = evaluations.evaluated_datasets(name)
+    chosen = request.args.get("dataset") or (datasets[0].sha256 if datasets else None)
+    sort = request.args.get("eval_sort") or "-version"
+    scores = evaluations.dataset_evaluations(name, chosen, sort=sort, include_archived=False, page=1, per_page=500).items if chosen else []
+    return {
+        "datasets": datasets, "dataset": chosen, "eval_sort": sort, "scores": scores,
+        "score_names": sorted({key for score in scores for key in score.metrics}),
+    }
 
 
 def _safe_next(target: str | None) -> str:

@@ -165,3 +165,48 @@ def test_the_dashboards_assets_are_served_by_the_service_itself(client):
     assert "https://" not in page.split("<main")[0]
     assert client.get("/ui/static/vendor/htmx-2.0.11.min.js").status_code == 200
     assert client.get("/ui/static/ui.css").status_code == 200
+
+
+def test_starting_a_canary_through_the_dashboard_shows_it_on_the_models_and_alias_pages(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout",
+                      canary_version="2", canary_percent="10", sticky_header="X-User-Id", reason="try v2 on a tenth")
+    assert response.status_code == 302
+    assert client.get("/models/housing/aliases/production/rollout").get_json()["canary"]["percent"] == 10
+    assert "canary v2 10%" in client.get("/ui/").get_data(as_text=True)
+    live = client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
+    assert 'data-rollout-state="running"' in live and 'data-role="canary"' in live and "X-User-Id" in live
+
+
+def test_a_half_filled_canary_is_refused_by_the_form_and_changes_nothing(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="2", reason="oops")
+    assert response.status_code == 400 and "give both the version and its share" in response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases/production/rollout").status_code == 404
+
+
+def test_completing_and_aborting_a_rollout_through_the_dashboard(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="2", canary_percent="50", reason="half")
+    assert submit(client, "/ui/models/housing/aliases/production/rollout/complete", reason="looks good").status_code == 302
+    assert client.get("/models/housing/aliases").get_json() == {"production": 2}
+    submit(client, "/ui/models/housing/aliases/production/rollout", shadow_version="1", shadow_percent="20", reason="watch v1")
+    assert submit(client, "/ui/models/housing/aliases/production/rollout/abort", reason="enough").status_code == 302
+    actions = [e["action"] for e in client.get("/models/housing/history").get_json()["items"]]
+    assert actions[:4] == ["rollout_abort", "rollout_start", "rollout_promote", "rollout_start"]
+
+
+def test_a_refused_rollout_shows_the_servers_detail(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="1", canary_percent="10", reason="self")
+    assert response.status_code == 422 and 'class="problem"' in response.get_data(as_text=True)
+
+
+def test_a_model_page_ranks_versions_on_one_evaluation_dataset(client, housing, admin):
+    for version, r2 in ((1, 0.31), (2, 0.44)):
+        response = client.post(f"/models/housing/versions/{version}/evaluations", headers=admin, json={
+            "dataset": {"name": "holdout.csv", "sha256": "ab" * 32, "rows": 100}, "metrics": {"r2": r2}})
+        assert response.status_code == 201, response.get_json()
+    page = client.get("/ui/models/housing?eval_sort=-metrics.r2").get_data(as_text=True)
+    assert "holdout.csv" in page
+    assert page.index('data-evaluated="2"') < page.index('data-evaluated="1"')
