@@ -12,8 +12,8 @@ import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from config import BASE_DIR
-from tests.e2e.models import PROBE_ROW, scaled_sum, upload
-from tests.e2e.traffic import move
+from bench.harness.models import PROBE_ROW, scaled_sum, upload
+from bench.harness.traffic import move
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", BASE_DIR / "build" / "screenshots"))
 DESKTOP = {"width": 1280, "height": 800}
@@ -120,6 +120,32 @@ def test_an_admin_signs_in_compares_promotes_and_sees_the_alias_move(page, live_
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+
+
+def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{MODEL}/aliases/production")
+    page.get_by_role("link", name="Start a canary or shadow…").click()
+    serving = int(page.get_by_role("heading", level=1).inner_text().split("serving version ")[1].rstrip(")"))
+    canary = 2 if serving == 1 else 1
+    page.get_by_label("Canary version").fill(str(canary))
+    page.get_by_label("Canary share of traffic (%)").fill("10")
+    page.get_by_label("Sticky header (keeps each caller on one version)").fill("X-User-Id")
+    page.get_by_label("Reason").fill("a tenth of the traffic first")
+    shot(page, "confirm-rollout")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator('[data-role="canary"]')).to_contain_text(f"v{canary}")
+    shot(page, "alias-rollout")
+    page.goto("/ui/")
+    expect(page.locator(f'tr[data-model="{MODEL}"] [data-rollout]')).to_contain_text(f"canary v{canary} 10%")
+
+    page.goto(f"/ui/models/{MODEL}/aliases/production")
+    page.get_by_role("link", name="Abort…").click()
+    page.get_by_label("Reason").fill("seen enough")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("[data-rollout-state]")).to_have_attribute("data-rollout-state", "none")
+    page.goto(f"/ui/models/{MODEL}/history")
+    expect(page.locator(".timeline li").first).to_contain_text("rollout abort")
 
 
 def test_a_refused_action_shows_the_servers_detail(page, live_registry, demo_model):
