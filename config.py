@@ -40,6 +40,9 @@ class Config:
     MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
+    # Signs the dashboard's session cookie and CSRF tokens; the same value on every replica.
+    # When unset, a random key is made once and kept in INSTANCE_DIR/secret_key.
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
     # Set by gunicorn.conf.py; /metrics then adds up every worker's samples.
     PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     # Background alias watcher; off in tests that drive refreshes by hand.

@@ -12,6 +12,7 @@ from api.lazy_spec import Api
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs
 from api.services import EXTENSION, Services
+from api.ui import init_ui
 from api.v2 import views as v2
 from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
 from config import Config
@@ -42,6 +43,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _init_services(app)
     delivery.init_app(app)
     _init_http(app)
+    init_ui(app)
     cli.register(app)
     # Rows arrive as arrays in signature order, already checked; sklearn's name warning is noise.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")

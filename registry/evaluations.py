@@ -1,5 +1,7 @@
 """Evaluations: scores of versions on named datasets, so versions scored on the same rows compare fairly."""
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import distinct, func, select
 
 from registry.db import db, write_transaction
 from registry.errors import VersionArchived
@@ -7,6 +9,15 @@ from registry.lookups import find_model, find_version
 from registry.paging import Page, paginate, slice_page
 from registry.tables import Evaluation, ModelVersion
 from registry.versions import sorted_by
+
+
+@dataclass(frozen=True)
+class EvaluatedDataset:
+    """A dataset some versions of a model were scored on."""
+
+    name: str
+    sha256: str
+    versions: int
 
 
 def record_evaluation(
@@ -59,3 +70,16 @@ def dataset_evaluations(
     for evaluation in db.session.execute(query).scalars():
         newest.setdefault(evaluation.version_id, evaluation)
     return slice_page(sorted_by(list(newest.values()), sort or "-version"), page, per_page)
+
+
+def evaluated_datasets(name: str) -> list[EvaluatedDataset]:
+    """The datasets the versions of ``name`` were scored on, the most recently used first."""
+    model = find_model(name)
+    rows = db.session.execute(
+        select(Evaluation.dataset_sha256, func.max(Evaluation.dataset_name), func.count(distinct(Evaluation.version_id)))
+        .join(ModelVersion, ModelVersion.id == Evaluation.version_id)
+        .where(ModelVersion.model_id == model.id)
+        .group_by(Evaluation.dataset_sha256)
+        .order_by(func.max(Evaluation.id).desc())
+    ).all()
+    return [EvaluatedDataset(dataset_name, sha256, count) for sha256, dataset_name, count in rows]

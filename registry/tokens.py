@@ -91,6 +91,16 @@ def authenticate(token: str, bootstrap_admin_token: str | None) -> Principal:
     return principal
 
 
+def authenticate_digest(digest: str, bootstrap_admin_token: str | None) -> Principal:
+    """The principal of a token known only by its sha256 (what a signed-in browser session keeps)."""
+    if bootstrap_admin_token and hmac.compare_digest(digest, hash_token(bootstrap_admin_token)):
+        return Principal(BOOTSTRAP_ADMIN, "admin")
+    row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
+    if row is None:
+        raise Unauthorized("the session's token was revoked; sign in again")
+    return Principal(row.name, row.role)
+
+
 def _touch(token_id: int) -> None:
     """Record use; rare enough (see LAST_USED_RESOLUTION) that it never contends with real writes."""
     with write_transaction():

@@ -29,6 +29,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "WATCH_ALIASES": False,
         "WEBHOOK_DELIVER_IN_WORKERS": False,
         "PROMETHEUS_MULTIPROC_DIR": None,
+        "SECRET_KEY": "test-secret-key",
     }
     settings.update(overrides)
     return create_app(settings)

@@ -14,7 +14,7 @@ from registry.cache import ServableModel
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
 from registry.events import outbox
-from registry.lookups import active_rollout, find_alias, find_model
+from registry.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.names import check_alias_name
 from registry.rollouts.figures import summed
 from registry.rollouts.report import RolloutState, describe, settings
@@ -75,6 +75,15 @@ def start_rollout(server: ModelServer, *, name: str, alias: str, canary: ArmSpec
         primary_info = VersionInfo.of(primary)
     server.note_rollout(name, alias, server.load(primary_info), _live(rollout.id, loaded, arms, sticky_header))
     return state
+
+
+def running_rollouts(name: str | None = None) -> dict[tuple[str, str], dict]:
+    """The settings of every running rollout (of one model, or of all), by (model, alias)."""
+    return {
+        (rollout.model.name, rollout.alias): settings(rollout)
+        for rollout in active_rollouts()
+        if name is None or rollout.model.name == name
+    }
 
 
 def get_rollout(name: str, alias: str) -> RolloutState:

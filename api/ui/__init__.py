@@ -1,0 +1,31 @@
+"""The dashboard at ``/ui``: server-rendered pages over the same use cases as the JSON API."""
+import secrets
+from pathlib import Path
+
+from flask import Blueprint, Flask
+
+from api.ui.session import BrowserSessions
+
+bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
+
+
+def init_ui(app: Flask) -> None:
+    """Register the dashboard. Its forms are Flask-WTF forms, each checking its own CSRF token."""
+    from api.ui import actions, pages  # noqa: F401  (the modules register their views on ``bp``)
+
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.config["INSTANCE_DIR"]))
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.session_interface = BrowserSessions()
+    app.register_blueprint(bp)
+
+
+def _instance_secret(instance_dir: Path) -> str:
+    """A random key made once and kept beside the database, so restarts keep sessions valid."""
+    path = instance_dir / "secret_key"
+    if not path.exists():
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()

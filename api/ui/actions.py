@@ -1,0 +1,130 @@
+"""The dashboard's actions: each a confirmation page (GET) and the change itself (POST, CSRF-checked).
+
+They call the same use cases as the JSON API; a refusal shows the server's problem detail. Every
+form carries a CSRF token: a POST without a valid one re-renders the confirmation and changes nothing.
+"""
+from flask import flash, redirect, render_template, request, url_for
+
+from api.services import services
+from api.ui import bp
+from api.ui.forms import ArchiveForm, PromoteForm, RollbackForm, RolloutEndForm, RolloutForm
+from api.ui.session import action, signed_in
+from registry import aliases, catalog, versions
+from registry.names import DEFAULT_ALIAS
+from registry.rollouts import state as rollouts
+from registry.rollouts.state import ArmSpec
+
+
+@bp.route("/models/<name>/versions/<int:number>/promote", methods=["GET", "POST"])
+@action("ci")
+def promote(name, number):
+    """Confirm, then point an alias at this version."""
+    form = PromoteForm(alias=request.args.get("alias") or DEFAULT_ALIAS)
+    version = versions.get_version(name, str(number))
+    if form.validate_on_submit():
+        move = aliases.promote(
+            services().server, name, number, form.alias.data, form.reason.data, form.force.data, signed_in().name
+        )
+        flash(_moved("Promoted", move), "ok")
+        return redirect(url_for("ui.model", name=name))
+    return _confirm_page(form, f"Promote version {number} of {name}", version=version)
+
+
+@bp.route("/models/<name>/rollback", methods=["GET", "POST"])
+@action("ci")
+def rollback(name):
+    """Confirm, then undo the alias's latest promote (or jump back to a version)."""
+    form = RollbackForm(alias=request.args.get("alias") or DEFAULT_ALIAS)
+    model = catalog.get_model(name)
+    if form.validate_on_submit():
+        move = aliases.rollback(
+            services().server, name, form.alias.data, form.to_version.data, form.reason.data, signed_in().name
+        )
+        flash(_moved("Rolled back", move), "ok")
+        return redirect(url_for("ui.model", name=name))
+    return _confirm_page(form, f"Roll back an alias of {name}", model=model)
+
+
+@bp.route("/models/<name>/versions/<int:number>/archive", methods=["GET", "POST"])
+@action("admin")
+def archive(name, number):
+    """Confirm, then archive a version (refused while an alias points at it)."""
+    form = ArchiveForm()
+    version = versions.get_version(name, str(number))
+    if form.validate_on_submit():
+        versions.archive_version(services().server, name, number)
+        flash(f"Archived version {number} of {name}: {form.reason.data}", "ok")
+        return redirect(url_for("ui.model", name=name))
+    return _confirm_page(form, f"Archive version {number} of {name}", version=version)
+
+
+@bp.route("/models/<name>/aliases/<alias>/rollout", methods=["GET", "POST"])
+@action("ci")
+def rollout_start(name, alias):
+    """Confirm, then start (or change) a canary and/or shadow on the alias."""
+    form = RolloutForm(**_current_rollout(name, alias))
+    version = versions.get_version(name, alias)
+    if form.validate_on_submit():
+        rollouts.start_rollout(
+            services().server, name=name, alias=alias,
+            canary=_arm(form.canary_version.data, form.canary_percent.data),
+            shadow=_arm(form.shadow_version.data, form.shadow_percent.data),
+            sticky_header=form.sticky_header.data or None, reason=form.reason.data, force=form.force.data,
+            actor=signed_in().name,
+        )
+        flash(f"Rollout on {alias!r} set.", "ok")
+        return redirect(url_for("ui.alias", name=name, alias=alias))
+    return _confirm_page(form, f"Rollout on {alias} of {name} (serving version {version.number})", version=version)
+
+
+@bp.route("/models/<name>/aliases/<alias>/rollout/complete", methods=["GET", "POST"])
+@action("ci")
+def rollout_complete(name, alias):
+    """Confirm, then promote the canary to the alias and end the rollout."""
+    form = RolloutEndForm()
+    if form.validate_on_submit():
+        move = rollouts.complete_rollout(services().server, name=name, alias=alias, reason=form.reason.data, actor=signed_in().name)
+        flash(_moved("Completed the rollout: moved", move), "ok")
+        return redirect(url_for("ui.alias", name=name, alias=alias))
+    return _confirm_page(form, f"Complete the rollout on {alias} of {name}: promote its canary")
+
+
+@bp.route("/models/<name>/aliases/<alias>/rollout/abort", methods=["GET", "POST"])
+@action("ci")
+def rollout_abort(name, alias):
+    """Confirm, then send all of the alias's traffic back to its primary version."""
+    form = RolloutEndForm()
+    if form.validate_on_submit():
+        rollouts.abort_rollout(services().server, name=name, alias=alias, reason=form.reason.data, actor=signed_in().name)
+        flash(f"Aborted the rollout on {alias!r}: all traffic goes to its primary version.", "ok")
+        return redirect(url_for("ui.alias", name=name, alias=alias))
+    return _confirm_page(form, f"Abort the rollout on {alias} of {name}")
+
+
+def _arm(version: int | None, percent: int | None) -> ArmSpec | None:
+    """A canary or shadow, when the form gave one (the form holds that both fields come together)."""
+    return ArmSpec(version, float(percent)) if version is not None else None
+
+
+def _current_rollout(name: str, alias: str) -> dict:
+    """The running rollout's settings, to start the form from (empty when none runs)."""
+    current = rollouts.running_rollouts(name).get((name, alias))
+    if current is None:
+        return {}
+    fields = {"sticky_header": current["sticky_header"] or ""}
+    for role in ("canary", "shadow"):
+        if current[role]:
+            fields[f"{role}_version"] = current[role]["version"]
+            fields[f"{role}_percent"] = int(current[role]["percent"])
+    return fields
+
+
+def _confirm_page(form, heading: str, **context):
+    status = 400 if form.errors else 200
+    return render_template("ui/confirm.html", form=form, heading=heading, **context), status
+
+
+def _moved(verb: str, move) -> str:
+    if move.event_id is None:
+        return f"{move.alias!r} already served version {move.version}; nothing changed."
+    return f"{verb} {move.alias!r} from version {move.previous_version} to {move.version}."

@@ -1,0 +1,60 @@
+"""The dashboard's forms; each carries a CSRF token that Flask-WTF checks on submit."""
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, PasswordField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+
+from registry.names import ALIAS_NAME, DEFAULT_ALIAS
+
+REASON = [DataRequired(message="say why: the reason is kept in the history"), Length(max=2_000)]
+ALIAS = [DataRequired(), Regexp(ALIAS_NAME.pattern, message="lowercase letters, digits, '_' or '-'")]
+
+
+class SignInForm(FlaskForm):
+    token = PasswordField("API token", validators=[DataRequired(message="paste an API token")])
+
+
+class SignOutForm(FlaskForm):
+    """Only the CSRF token: signing out is a POST so no other site can do it for you."""
+
+
+class PromoteForm(FlaskForm):
+    alias = StringField("Alias", default=DEFAULT_ALIAS, validators=ALIAS)
+    reason = TextAreaField("Reason", validators=REASON)
+    force = BooleanField("Promote even if the signature differs from what the alias serves")
+
+
+class RollbackForm(FlaskForm):
+    alias = StringField("Alias", default=DEFAULT_ALIAS, validators=ALIAS)
+    to_version = IntegerField("Back to version (empty: undo the latest promote)", validators=[Optional(), NumberRange(min=1)])
+    reason = TextAreaField("Reason", validators=REASON)
+
+
+class ArchiveForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=REASON)
+
+
+class RolloutForm(FlaskForm):
+    canary_version = IntegerField("Canary version", validators=[Optional(), NumberRange(min=1)])
+    canary_percent = IntegerField("Canary share of traffic (%)", validators=[Optional(), NumberRange(min=1, max=100)])
+    shadow_version = IntegerField("Shadow version", validators=[Optional(), NumberRange(min=1)])
+    shadow_percent = IntegerField("Share of traffic mirrored to the shadow (%)", validators=[Optional(), NumberRange(min=1, max=100)])
+    sticky_header = StringField("Sticky header (keeps each caller on one version)", validators=[Optional(), Length(max=64)])
+    reason = TextAreaField("Reason", validators=REASON)
+    force = BooleanField("Start even if a signature differs from the primary's")
+
+    def validate(self, extra_validators=None) -> bool:
+        """Each of canary and shadow needs both its version and its share, or neither; one at least."""
+        valid = super().validate(extra_validators)
+        pairs = [(self.canary_version, self.canary_percent), (self.shadow_version, self.shadow_percent)]
+        for version, percent in pairs:
+            if (version.data is None) != (percent.data is None):
+                (percent if percent.data is None else version).errors.append("give both the version and its share")
+                valid = False
+        if all(version.data is None and percent.data is None for version, percent in pairs):
+            self.canary_version.errors.append("give a canary, a shadow or both")
+            valid = False
+        return valid
+
+
+class RolloutEndForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=REASON)

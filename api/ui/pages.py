@@ -1,0 +1,139 @@
+"""The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
+from flask import flash, redirect, render_template, request, url_for
+
+from api.errors import DOMAIN_STATUS, status_of
+from api.ui import bp
+from api.ui.charts import metric_bars
+from api.ui.forms import SignInForm, SignOutForm
+from api.ui.session import page, sign_in as start_session, sign_out as end_session, signed_in
+from registry import aliases, catalog, comparison, evaluations, versions
+from registry.errors import RegistryError, RolloutNotFound, Unauthorized
+from registry.rollouts import state as rollouts
+
+PER_PAGE = 50
+
+
+@bp.app_context_processor
+def _everywhere() -> dict:
+    return {"who": signed_in(), "sign_out_form": SignOutForm()}
+
+
+@bp.errorhandler(RegistryError)
+def _refused(exc: RegistryError):
+    """A domain refusal shown as a page with the server's own detail, under the API's status."""
+    status = status_of(exc)
+    title = next((t for cls, _, t in DOMAIN_STATUS if isinstance(exc, cls)), "Refused")
+    return render_template("ui/refused.html", title=title, status=status, detail=exc.detail), status
+
+
+@bp.route("/")
+@page
+def models():
+    """Every model with its aliases and the versions they serve."""
+    number = request.args.get("page", 1, type=int) or 1
+    listing = catalog.list_models(max(number, 1), PER_PAGE)
+    return render_template("ui/models.html", listing=listing, rollouts=rollouts.running_rollouts())
+
+
+@bp.route("/models/<name>")
+@page
+def model(name):
+    """A model's versions with their metrics side by side, sortable."""
+    sort = request.args.get("sort") or "-version"
+    include_archived = request.args.get("archived") == "1"
+    summary = catalog.get_model(name)
+    listing = versions.list_versions(name, sort, include_archived, 1, 500)
+    metric_names = sorted({key for v in listing.items for key in v.metrics})
+    return render_template(
+        "ui/model.html", model=summary, versions=listing.items, total=listing.total, metric_names=metric_names,
+        sort=sort, include_archived=include_archived, rollouts=rollouts.running_rollouts(name),
+        **_evaluations(name),
+    )
+
+
+@bp.route("/models/<name>/compare")
+@page
+def compare(name):
+    """Two or more versions: metrics table and chart, and every difference."""
+    numbers = request.args.getlist("v", type=int)
+    result = comparison.compare_versions(name, numbers)
+    return render_template("ui/compare.html", cmp=result, bars=metric_bars(result.versions, result.metric_names))
+
+
+@bp.route("/models/<name>/history")
+@page
+def history(name):
+    """The promotion ledger as a timeline, newest first."""
+    alias = request.args.get("alias") or None
+    number = max(request.args.get("page", 1, type=int) or 1, 1)
+    summary = catalog.get_model(name)
+    events = aliases.history(name, alias, number, PER_PAGE)
+    return render_template("ui/history.html", model=summary, events=events, alias=alias)
+
+
+@bp.route("/models/<name>/aliases/<alias>")
+@page
+def alias(name, alias):
+    """An alias: the version it serves, and its live figures (refreshed every few seconds)."""
+    summary = catalog.get_model(name)
+    return render_template("ui/alias.html", model=summary, alias=alias, **_alias_state(name, alias))
+
+
+@bp.route("/models/<name>/aliases/<alias>/live")
+@page
+def alias_live(name, alias):
+    """The live part of the alias page, fetched again by htmx every few seconds."""
+    return render_template("ui/_alias_live.html", model=catalog.get_model(name), alias=alias, **_alias_state(name, alias))
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    """Sign in with an API token; the browser keeps a session cookie, never the token."""
+    form = SignInForm()
+    target = _safe_next(request.args.get("next"))
+    if form.validate_on_submit():
+        try:
+            who = start_session(form.token.data.strip())
+        except Unauthorized as exc:
+            form.token.errors.append(exc.detail)
+        else:
+            flash(f"Signed in as {who.name} ({who.role}).", "ok")
+            return redirect(target)
+    return render_template("ui/sign_in.html", form=form), (400 if form.errors else 200)
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out():
+    """End the session (a POST with the CSRF token, so no other site can sign you out)."""
+    if SignOutForm().validate_on_submit():
+        end_session()
+        flash("Signed out.", "ok")
+    return redirect(url_for("ui.models"))
+
+
+def _alias_state(name: str, alias: str) -> dict:
+    version = versions.get_version(name, alias)
+    try:
+        rollout = rollouts.get_rollout(name, alias)
+    except RolloutNotFound:
+        rollout = None
+    return {"version": version, "rollout": rollout, "last_moves": aliases.history(name, alias, 1, 5).items}
+
+
+def _evaluations(name: str) -> dict:
+    """The datasets the model's versions were scored on, and the scores on the chosen one, side by side."""
+    datasets = evaluations.evaluated_datasets(name)
+    chosen = request.args.get("dataset") or (datasets[0].sha256 if datasets else None)
+    sort = request.args.get("eval_sort") or "-version"
+    scores = evaluations.dataset_evaluations(name, chosen, sort=sort, include_archived=False, page=1, per_page=500).items if chosen else []
+    return {
+        "datasets": datasets, "dataset": chosen, "eval_sort": sort, "scores": scores,
+        "score_names": sorted({key for score in scores for key in score.metrics}),
+    }
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard, never another site (no open redirect)."""
+    if target and target.startswith("/ui") and not target.startswith("//"):
+        return target
+    return url_for("ui.models")

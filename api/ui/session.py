@@ -1,0 +1,93 @@
+"""Who is signed in to the dashboard: a token checked once, then a session cookie holding its sha256.
+
+The cookie keeps only the token's hash, and every request looks it up again, so a revoked token
+signs its browser sessions out at once, on every worker.
+"""
+from collections.abc import Callable
+from functools import wraps
+
+from flask import current_app, flash, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+from registry.errors import Unauthorized
+from registry.tokens import Principal, authenticate, authenticate_digest, hash_token
+
+SESSION_KEY = "token_sha256"
+ROLE_RANK = {"reader": 0, "ci": 1, "admin": 2}
+
+
+class BrowserSessions(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked ``Secure`` whenever the request itself came over HTTPS."""
+
+    def get_cookie_secure(self, app) -> bool:
+        """Secure behind HTTPS (or when the deployment forces it)."""
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def sign_in(token: str) -> Principal:
+    """Check ``token`` and start a session for it; raises Unauthorized for a bad token."""
+    who = authenticate(token, current_app.config["ADMIN_TOKEN"])
+    session.clear()
+    session[SESSION_KEY] = hash_token(token)
+    return who
+
+
+def sign_out() -> None:
+    """End the browser session."""
+    session.clear()
+
+
+def signed_in() -> Principal | None:
+    """The principal of this browser session, or None (also when its token was revoked)."""
+    if "ui_principal" not in g:
+        g.ui_principal = _principal_from_cookie()
+    return g.ui_principal
+
+
+def may(role: str) -> bool:
+    """Whether the signed-in token may act with ``role`` (admin may do everything)."""
+    who = signed_in()
+    return who is not None and ROLE_RANK.get(who.role, -1) >= ROLE_RANK[role]
+
+
+def page(view: Callable) -> Callable:
+    """A read page: open, unless the deployment sets REQUIRE_AUTH_FOR_READS."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_app.config["REQUIRE_AUTH_FOR_READS"] and signed_in() is None:
+            return redirect(url_for("ui.sign_in", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def action(role: str) -> Callable:
+    """A view that changes something: needs a signed-in token with ``role`` (or admin)."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if signed_in() is None:
+                flash("Sign in with a token to do this.", "error")
+                return redirect(url_for("ui.sign_in", next=request.full_path))
+            if not may(role):
+                needs = "admin" if role == "admin" else f"{role} or admin"
+                flash(f"Your token has the role {signed_in().role}; this needs {needs}.", "error")
+                return redirect(request.referrer or url_for("ui.models"))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def _principal_from_cookie() -> Principal | None:
+    digest = session.get(SESSION_KEY)
+    if not isinstance(digest, str):
+        return None
+    try:
+        return authenticate_digest(digest, current_app.config["ADMIN_TOKEN"])
+    except Unauthorized:
+        session.clear()
+        return None

@@ -1,0 +1,183 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright) against real gunicorn.
+
+Screenshots of every page at 1280x800 go to ``build/screenshots/`` (``SCREENSHOT_DIR`` overrides).
+"""
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from config import BASE_DIR
+from bench.harness.models import PROBE_ROW, scaled_sum, upload
+from bench.harness.traffic import move
+
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", BASE_DIR / "build" / "screenshots"))
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MODEL = "ui-demo"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("the browser tests need Debian's Chromium: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_registry):
+    """A fresh browser context (no cookies) at 1280x800, with the live service as base URL."""
+    context = browser.new_context(viewport=DESKTOP, base_url=live_registry.url)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def demo_model(live_registry):
+    """Two versions with metrics; production serves v1."""
+    for factor, r2 in ((1.0, 0.41), (2.0, 0.57)):
+        response = upload(live_registry, MODEL, scaled_sum(factor), metadata={"metrics": {"r2": r2}, "params": {"factor": factor}})
+        assert response.status_code == 201, response.text
+    move(live_registry, "promote", MODEL, 1)
+    return MODEL
+
+
+def shot(page: Page, name: str) -> None:
+    """Keep a screenshot of the page as it is now."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.goto("/ui/")
+    page.get_by_role("link", name="Sign in").click()
+    shot(page, "sign-in")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".who")).to_contain_text("Signed in as")
+
+
+def predicted_version(live, deadline_seconds: float) -> int:
+    """The version the alias route answers with once every worker has followed (or the last seen)."""
+    deadline, version = time.monotonic() + deadline_seconds, None
+    while time.monotonic() < deadline:
+        answers = {requests.post(f"{live.url}/models/{MODEL}/production/predict", json={"instances": [PROBE_ROW]},
+                                 timeout=10).json()["version"] for _ in range(live.workers * 3)}
+        if len(answers) == 1 and (version := answers.pop()) == 2:
+            return version
+    return version
+
+
+def test_an_admin_signs_in_compares_promotes_and_sees_the_alias_move(page, live_registry, demo_model):
+    sign_in(page, live_registry.admin_token)
+    shot(page, "models")
+    expect(page.locator(f'tr[data-model="{MODEL}"]')).to_contain_text("production → v1")
+
+    page.get_by_role("link", name=MODEL, exact=True).click()
+    expect(page.locator('tr[data-version="2"]')).to_contain_text("0.57")
+    shot(page, "model")
+
+    page.get_by_label("Compare version 1").check()
+    page.get_by_label("Compare version 2").check()
+    page.get_by_role("button", name="Compare selected versions").click()
+    expect(page.get_by_role("heading", name="Compare v2, v1")).to_be_visible()
+    expect(page.get_by_role("img", name="r2 by version")).to_be_visible()
+    shot(page, "compare")
+
+    page.goto(f"/ui/models/{MODEL}")
+    page.locator('tr[data-version="2"]').get_by_role("link", name="Promote…").click()
+    page.get_by_label("Reason").fill("higher r2 on the shared hold-out")
+    shot(page, "confirm-promote")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("Promoted 'production' from version 1 to 2.")).to_be_visible()
+    expect(page.locator(".aliases")).to_contain_text("production → v2")
+
+    page.get_by_role("link", name="History").click()
+    first = page.locator(".timeline li").first
+    expect(first).to_contain_text("promote")
+    expect(first).to_contain_text("higher r2 on the shared hold-out")
+    shot(page, "history")
+
+    page.goto(f"/ui/models/{MODEL}/aliases/production")
+    expect(page.locator("[data-serving]")).to_have_attribute("data-serving", "2")
+    shot(page, "alias")
+    assert predicted_version(live_registry, live_registry.refresh_seconds + 2) == 2
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+
+
+def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{MODEL}/aliases/production")
+    page.get_by_role("link", name="Start a canary or shadow…").click()
+    serving = int(page.get_by_role("heading", level=1).inner_text().split("serving version ")[1].rstrip(")"))
+    canary = 2 if serving == 1 else 1
+    page.get_by_label("Canary version").fill(str(canary))
+    page.get_by_label("Canary share of traffic (%)").fill("10")
+    page.get_by_label("Sticky header (keeps each caller on one version)").fill("X-User-Id")
+    page.get_by_label("Reason").fill("a tenth of the traffic first")
+    shot(page, "confirm-rollout")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator('[data-role="canary"]')).to_contain_text(f"v{canary}")
+    shot(page, "alias-rollout")
+    page.goto("/ui/")
+    expect(page.locator(f'tr[data-model="{MODEL}"] [data-rollout]')).to_contain_text(f"canary v{canary} 10%")
+
+    page.goto(f"/ui/models/{MODEL}/aliases/production")
+    page.get_by_role("link", name="Abort…").click()
+    page.get_by_label("Reason").fill("seen enough")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("[data-rollout-state]")).to_have_attribute("data-rollout-state", "none")
+    page.goto(f"/ui/models/{MODEL}/history")
+    expect(page.locator(".timeline li").first).to_contain_text("rollout abort")
+
+
+def test_a_refused_action_shows_the_servers_detail(page, live_registry, demo_model):
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{MODEL}/versions/2/archive")
+    page.get_by_label("Reason").fill("clean up")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".problem")).to_contain_text("is the target of alias(es) production")
+    shot(page, "refused")
+
+
+def test_every_control_is_labelled_and_reachable_by_keyboard(page, live_registry, demo_model):
+    page.goto(f"/ui/models/{MODEL}")
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+        .map(el => el.outerHTML)""")
+    assert unlabelled == []
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('aria-label')") == "Compare version 1":
+            break
+    else:
+        pytest.fail("the compare checkbox of version 1 was not reached with the Tab key")
+
+
+def test_pages_fit_a_phone_screen_without_sideways_scrolling(browser, live_registry, demo_model):
+    context = browser.new_context(viewport=PHONE, base_url=live_registry.url)
+    phone = context.new_page()
+    for path in ("/ui/", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/history"):
+        phone.goto(path)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(phone, "phone-model-history")
+    context.close()

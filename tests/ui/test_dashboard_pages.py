@@ -1,0 +1,212 @@
+"""The dashboard's pages and actions through the test client: what they show, who may act, CSRF."""
+import pytest
+
+from tests.helpers import ADMIN_TOKEN
+from tests.ui.conftest import csrf_of, submit
+
+
+def test_the_models_page_lists_each_model_with_its_alias_badges(client, housing):
+    page = client.get("/ui/").get_data(as_text=True)
+    assert 'data-model="housing"' in page
+    assert "production → v1" in page
+
+
+def test_a_models_page_shows_versions_with_their_metrics_side_by_side(client, housing):
+    page = client.get("/ui/models/housing").get_data(as_text=True)
+    assert 'data-version="1"' in page and 'data-version="2"' in page
+    assert ">r2<" in page and ">mae<" in page and "0.75" in page and "1.25" in page
+
+
+def test_sorting_by_a_metric_orders_the_versions(client, housing):
+    ascending = client.get("/ui/models/housing?sort=metrics.r2").get_data(as_text=True)
+    descending = client.get("/ui/models/housing?sort=-metrics.r2").get_data(as_text=True)
+    assert ascending.index('data-version="1"') < ascending.index('data-version="2"')
+    assert descending.index('data-version="2"') < descending.index('data-version="1"')
+
+
+def test_an_unknown_sort_key_shows_the_apis_detail_with_its_status(client, housing):
+    response = client.get("/ui/models/housing?sort=colour")
+    assert response.status_code == 422
+    assert "unknown sort key" in response.get_data(as_text=True)
+
+
+def test_compare_shows_metrics_a_chart_and_the_params_that_differ(client, housing):
+    page = client.get("/ui/models/housing/compare?v=1&v=2").get_data(as_text=True)
+    assert "<svg" in page and 'aria-label="r2 by version"' in page
+    assert ">depth<" in page and ">3<" in page and ">5<" in page
+
+
+@pytest.mark.parametrize("query", ["v=1", "", "v=1&v=1", "v=1&v=9"])
+def test_compare_needs_two_existing_versions(client, housing, query):
+    response = client.get(f"/ui/models/housing/compare?{query}")
+    assert response.status_code in (404, 422)
+    assert 'class="problem"' in response.get_data(as_text=True)
+
+
+def test_the_history_is_a_timeline_of_moves(client, housing):
+    page = client.get("/ui/models/housing/history").get_data(as_text=True)
+    assert 'class="event promote"' in page and "production" in page
+
+
+def test_an_alias_page_names_the_version_it_serves_and_refreshes_itself(client, housing):
+    page = client.get("/ui/models/housing/aliases/production").get_data(as_text=True)
+    assert 'data-serving="1"' in page and 'hx-trigger="every 3s"' in page
+    live = client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
+    assert 'data-serving="1"' in live and "<html" not in live
+
+
+def test_an_unknown_model_is_a_404_page(client):
+    response = client.get("/ui/models/nope")
+    assert response.status_code == 404 and "does not exist" in response.get_data(as_text=True)
+
+
+def test_signing_in_sets_an_http_only_same_site_cookie_and_never_the_token(client, sign_in):
+    cookie = sign_in(ADMIN_TOKEN).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ADMIN_TOKEN not in cookie
+
+
+def test_a_wrong_token_does_not_sign_in(client):
+    response = submit(client, "/ui/sign-in", token="not-a-token")
+    assert response.status_code == 400 and "not valid" in response.get_data(as_text=True)
+    assert "Signed in as" not in client.get("/ui/").get_data(as_text=True)
+
+
+def test_sign_in_only_redirects_inside_the_dashboard(client):
+    token = csrf_of(client.get("/ui/sign-in"))
+    response = client.post("/ui/sign-in?next=https://evil.example/", data={"csrf_token": token, "token": ADMIN_TOKEN})
+    assert response.headers["Location"] == "/ui/"
+
+
+def test_promoting_through_the_dashboard_moves_the_alias_and_records_the_reason(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/2/promote", alias="production", reason="better r2")
+    assert response.status_code == 302
+    assert client.get("/models/housing/aliases").get_json() == {"production": 2}
+    event = client.get("/models/housing/history").get_json()["items"][0]
+    assert (event["to_version"], event["reason"], event["actor"]) == (2, "better r2", "admin")
+
+
+def test_a_post_without_a_valid_csrf_token_changes_nothing(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    for token in (None, "forged"):
+        fields = {"alias": "production", "reason": "sneaky"} | ({"csrf_token": token} if token else {})
+        response = client.post("/ui/models/housing/versions/2/promote", data=fields)
+        assert response.status_code == 400
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
+def test_an_action_needs_a_reason(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/2/promote", alias="production", reason="")
+    assert response.status_code == 400 and "say why" in response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
+def test_rollback_through_the_dashboard_undoes_the_last_promote(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    submit(client, "/ui/models/housing/versions/2/promote", alias="production", reason="try v2")
+    response = submit(client, "/ui/models/housing/rollback", alias="production", reason="v2 misbehaves")
+    assert response.status_code == 302
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
+def test_a_refused_action_shows_the_servers_problem_detail(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/1/archive", reason="old")
+    assert response.status_code == 409
+    assert "is the target of alias(es) production" in response.get_data(as_text=True)
+
+
+def test_archiving_through_the_dashboard_archives_the_version(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    assert submit(client, "/ui/models/housing/versions/2/archive", reason="superseded").status_code == 302
+    assert client.get("/models/housing/versions/2").get_json()["status"] == "archived"
+
+
+def test_actions_need_a_signed_in_token(client, housing):
+    response = client.get("/ui/models/housing/versions/2/promote")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/ui/sign-in")
+
+
+def test_a_ci_token_may_promote_but_not_archive(client, housing, admin, sign_in):
+    token = client.post("/tokens", json={"name": "ci-ui", "role": "ci"}, headers=admin).get_json()["token"]
+    sign_in(token)
+    assert client.get("/ui/models/housing/versions/2/promote").status_code == 200
+    response = client.get("/ui/models/housing/versions/2/archive")
+    assert response.status_code == 302
+    assert "needs admin" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_revoked_token_signs_its_sessions_out(client, housing, admin, sign_in):
+    token = client.post("/tokens", json={"name": "ci-gone", "role": "ci"}, headers=admin).get_json()["token"]
+    sign_in(token)
+    assert client.delete("/tokens/ci-gone", headers=admin).status_code == 204
+    assert client.get("/ui/models/housing/versions/2/promote").status_code == 302
+
+
+def test_signing_out_needs_the_csrf_token_and_ends_the_session(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    client.post("/ui/sign-out", data={})
+    assert "Signed in as" in client.get("/ui/").get_data(as_text=True)
+    token = csrf_of(client.get("/ui/"))
+    client.post("/ui/sign-out", data={"csrf_token": token})
+    assert "Signed in as" not in client.get("/ui/").get_data(as_text=True)
+
+
+def test_with_require_auth_for_reads_pages_ask_to_sign_in(build_app, housing):
+    private = build_app(REQUIRE_AUTH_FOR_READS=True).test_client()
+    response = private.get("/ui/models/housing")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/ui/sign-in")
+
+
+def test_the_dashboards_assets_are_served_by_the_service_itself(client):
+    page = client.get("/ui/").get_data(as_text=True)
+    assert "https://" not in page.split("<main")[0]
+    assert client.get("/ui/static/vendor/htmx-2.0.11.min.js").status_code == 200
+    assert client.get("/ui/static/ui.css").status_code == 200
+
+
+def test_starting_a_canary_through_the_dashboard_shows_it_on_the_models_and_alias_pages(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout",
+                      canary_version="2", canary_percent="10", sticky_header="X-User-Id", reason="try v2 on a tenth")
+    assert response.status_code == 302
+    assert client.get("/models/housing/aliases/production/rollout").get_json()["canary"]["percent"] == 10
+    assert "canary v2 10%" in client.get("/ui/").get_data(as_text=True)
+    live = client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
+    assert 'data-rollout-state="running"' in live and 'data-role="canary"' in live and "X-User-Id" in live
+
+
+def test_a_half_filled_canary_is_refused_by_the_form_and_changes_nothing(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="2", reason="oops")
+    assert response.status_code == 400 and "give both the version and its share" in response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases/production/rollout").status_code == 404
+
+
+def test_completing_and_aborting_a_rollout_through_the_dashboard(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="2", canary_percent="50", reason="half")
+    assert submit(client, "/ui/models/housing/aliases/production/rollout/complete", reason="looks good").status_code == 302
+    assert client.get("/models/housing/aliases").get_json() == {"production": 2}
+    submit(client, "/ui/models/housing/aliases/production/rollout", shadow_version="1", shadow_percent="20", reason="watch v1")
+    assert submit(client, "/ui/models/housing/aliases/production/rollout/abort", reason="enough").status_code == 302
+    actions = [e["action"] for e in client.get("/models/housing/history").get_json()["items"]]
+    assert actions[:4] == ["rollout_abort", "rollout_start", "rollout_promote", "rollout_start"]
+
+
+def test_a_refused_rollout_shows_the_servers_detail(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="1", canary_percent="10", reason="self")
+    assert response.status_code == 422 and 'class="problem"' in response.get_data(as_text=True)
+
+
+def test_a_model_page_ranks_versions_on_one_evaluation_dataset(client, housing, admin):
+    for version, r2 in ((1, 0.31), (2, 0.44)):
+        response = client.post(f"/models/housing/versions/{version}/evaluations", headers=admin, json={
+            "dataset": {"name": "holdout.csv", "sha256": "ab" * 32, "rows": 100}, "metrics": {"r2": r2}})
+        assert response.status_code == 201, response.get_json()
+    page = client.get("/ui/models/housing?eval_sort=-metrics.r2").get_data(as_text=True)
+    assert "holdout.csv" in page
+    assert page.index('data-evaluated="2"') < page.index('data-evaluated="1"')
