@@ -1,6 +1,8 @@
 """The ``python -m trainers`` command line: train, register, retrain, export-example.
 
-Exit codes: 0 success (retrain: promoted), 3 retrain kept the champion, 1 failure, 2 usage.
+Exit codes: 0 success (retrain: promoted or canary started; rollout judge: completed), 3 retrain
+kept the champion (rollout judge: aborted), 4 rollout judge: not enough traffic yet, 1 failure,
+2 usage.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from trainers.params import parse_params
 from trainers.report import (
     build_report, read_report, report_path_for, upload_metadata, write_report,
 )
-from trainers.retrain import PROMOTED, RetrainRequest, retrain
+from trainers.retrain import CANARY, PROMOTED, RetrainRequest, retrain
+from trainers.rollout import ABORT, COMPLETE, RolloutRule, settle
 from trainers.target import KIND_TASKS, TASKS
 from trainers.training import TrainingSpec, train
 
@@ -30,6 +33,7 @@ log = logging.getLogger("trainers")
 
 TOKEN_VARIABLE = "REGISTRY_TOKEN"
 EXIT_KEPT = 3
+EXIT_WAIT = 4
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -56,7 +60,9 @@ def cli(quiet: bool) -> None:
     Logs go to stderr one line at a time; results (metrics, a version, a JSON summary) go to
     stdout. Registry commands read the API token from the REGISTRY_TOKEN environment variable.
 
-    Exit codes: 0 success (retrain: promoted), 3 retrain kept the champion, 1 failure, 2 usage.
+    Exit codes: 0 success (retrain: promoted or canary started; rollout judge: completed), 3 retrain
+    kept the champion (rollout judge: aborted), 4 rollout judge: not enough traffic yet, 1 failure,
+    2 usage.
     """
 
 
@@ -186,24 +192,31 @@ def register_command(registry, model, description, tags, timeout, report_path, a
 @click.option("--min-improvement", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="How much the candidate must beat the champion by, in the metric's units.")
 @click.option("--alias", default="production", show_default=True, help="Alias the champion holds.")
+@click.option("--canary", "canary_percent", type=click.IntRange(1, 100), metavar="PERCENT",
+              help="A winner takes PERCENT of the alias's traffic as a canary instead of the alias; "
+                   "settle it later with `rollout judge`.")
+@click.option("--sticky-header", help="With --canary: the request header that keeps each caller on one version.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def retrain_command(data, target, kind, task, params, seed, test_size, job_url, registry, model,
-                    description, tags, timeout, metric, min_improvement, alias, as_json):
+                    description, tags, timeout, metric, min_improvement, alias, canary_percent,
+                    sticky_header, as_json):
     """Train a candidate and promote it if it beats the champion on the same held-out rows.
 
     Downloads the alias's current version (the champion), scores both on the candidate's
     held-out rows, uploads the candidate, and promotes it only when it beats the champion by
     --min-improvement (or when the alias is not set yet).
 
-    Exit codes: 0 promoted, 3 kept the champion, 1 failed, 2 usage.
+    Exit codes: 0 promoted (or canary started), 3 kept the champion, 1 failed, 2 usage.
     """
+    if sticky_header and not canary_percent:
+        raise click.UsageError("--sticky-header only applies with --canary")
     client = RegistryClient(registry, _token(), timeout)
     dataset = datasets.load_csv(data)
     spec = TrainingSpec(kind=kind, target=target, task=task, params=params, seed=seed,
                         test_size=test_size)
     request = RetrainRequest(model=model, alias=alias, metric=metric,
                              min_improvement=min_improvement, description=description, tags=tags,
-                             job_url=job_url)
+                             job_url=job_url, canary_percent=canary_percent, sticky_header=sticky_header)
     outcome = retrain(client, dataset, spec, request)
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), sort_keys=True))
@@ -211,11 +224,58 @@ def retrain_command(data, target, kind, task, params, seed, test_size, job_url, 
         click.echo(
             f"promoted {model} v{outcome.candidate_version} to {alias}: {outcome.comparison}"
         )
+    elif outcome.decision == CANARY:
+        click.echo(f"started {model} v{outcome.candidate_version} as a {canary_percent}% canary on "
+                   f"{alias}: {outcome.comparison}")
     else:
         click.echo(f"kept {model} v{outcome.champion_version} on {alias} (uploaded "
                    f"v{outcome.candidate_version}): {outcome.comparison}")
-    if outcome.decision != PROMOTED:
+    if outcome.decision not in (PROMOTED, CANARY):
         click.get_current_context().exit(EXIT_KEPT)
+
+
+@cli.group("rollout")
+def rollout_group() -> None:
+    """Watch and settle a canary rollout on an alias (started by `retrain --canary`)."""
+
+
+@rollout_group.command("status")
+@click.option("--registry", required=True, callback=_check_registry_url, metavar="URL", help="Base URL of the registry.")
+@click.option("--model", required=True, help="Registered model name.")
+@click.option("--alias", default="production", show_default=True)
+def rollout_status_command(registry, model, alias):
+    """Print the rollout's state and live figures as JSON (exit 1 when none is active)."""
+    figures = RegistryClient(registry, os.environ.get(TOKEN_VARIABLE) or None).get_rollout(model, alias)
+    if figures is None:
+        raise click.ClickException(f"{model!r} has no rollout on {alias!r}")
+    click.echo(json.dumps(figures, sort_keys=True))
+
+
+@rollout_group.command("judge")
+@click.option("--registry", required=True, callback=_check_registry_url, metavar="URL", help="Base URL of the registry.")
+@click.option("--model", required=True, help="Registered model name.")
+@click.option("--alias", default="production", show_default=True)
+@click.option("--min-requests", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Requests the canary must have answered before it is judged.")
+@click.option("--max-error-rate-increase", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="How much higher than the primary's the canary's error rate may be (0.01 = 1 point).")
+@click.option("--max-p99-ratio", type=click.FloatRange(min=0, min_open=True),
+              help="Abort when the canary's p99 latency exceeds this multiple of the primary's.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1),
+              help="Classifiers: abort when the shadow agreed with the primary on fewer labels.")
+@click.option("--max-mean-abs-diff", type=click.FloatRange(min=0),
+              help="Regressors: abort when the shadow's mean absolute difference is larger.")
+def rollout_judge_command(registry, model, alias, min_requests, max_error_rate_increase,
+                          max_p99_ratio, min_agreement, max_mean_abs_diff):
+    """Complete the canary when its figures meet the rule, abort it when they fail it.
+
+    Exit codes: 0 completed, 3 aborted, 4 not enough traffic yet (run again later), 1 failed.
+    """
+    rule = RolloutRule(min_requests, max_error_rate_increase, max_p99_ratio, min_agreement, max_mean_abs_diff)
+    verdict = settle(RegistryClient(registry, _token()), model, alias, rule)
+    click.echo(f"{verdict.decision}: {verdict.summary}")
+    if verdict.decision != COMPLETE:
+        click.get_current_context().exit(EXIT_KEPT if verdict.decision == ABORT else EXIT_WAIT)
 
 
 @cli.command("export-example")

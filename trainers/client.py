@@ -71,6 +71,30 @@ class RegistryClient:
         response = self._send("POST", _path(model, "versions", version, "evaluations"), json=body)
         return _json(self._checked(response))
 
+    def start_rollout(self, model: str, alias: str, canary: dict, reason: str, sticky_header: str | None = None) -> dict:
+        """Send ``canary`` (``{"version", "percent"}``) a share of ``alias``'s traffic."""
+        body = {"canary": canary, "reason": reason}
+        if sticky_header:
+            body["sticky_header"] = sticky_header
+        response = self._send("PUT", _path(model, "aliases", alias, "rollout"), json=body)
+        return _json(self._checked(response))
+
+    def get_rollout(self, model: str, alias: str) -> dict | None:
+        """The alias's rollout with its live figures, or None when none is active."""
+        response = self._send("GET", _path(model, "aliases", alias, "rollout"))
+        if response.status_code == 404:
+            return None
+        return _json(self._checked(response))
+
+    def complete_rollout(self, model: str, alias: str, reason: str) -> dict:
+        """Promote the canary to the alias and end the rollout."""
+        response = self._send("POST", _path(model, "aliases", alias, "rollout", "promote"), json={"reason": reason})
+        return _json(self._checked(response))
+
+    def abort_rollout(self, model: str, alias: str, reason: str) -> None:
+        """Send all of the alias's traffic back to its primary version."""
+        self._checked(self._send("DELETE", _path(model, "aliases", alias, "rollout"), json={"reason": reason}))
+
     def _send(self, method: str, path: str, **kwargs) -> requests.Response:
         try:
             return self._session.request(

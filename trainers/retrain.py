@@ -18,7 +18,7 @@ from trainers.training import TrainedModel, TrainingSpec, prepare, train_holdout
 
 log = logging.getLogger(__name__)
 
-PROMOTED, KEPT = "promoted", "kept"
+PROMOTED, KEPT, CANARY = "promoted", "kept", "canary"
 REASON_PREFIX = "retrain: "
 # Scores are differences of floats; a margin met up to rounding noise counts as met.
 TOLERANCE = 1e-9
@@ -35,6 +35,8 @@ class RetrainRequest:
     description: str | None = None
     tags: dict = field(default_factory=dict)
     job_url: str | None = None
+    canary_percent: int | None = None  # a winner takes this share of traffic first, not the alias
+    sticky_header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ def retrain(
         if outcome.decision == PROMOTED:
             bar.set_postfix_str("promote")
             client.promote(request.model, candidate_version, request.alias, outcome.reason)
+        elif outcome.decision == CANARY:
+            bar.set_postfix_str("start canary")
+            canary = {"version": candidate_version, "percent": request.canary_percent}
+            client.start_rollout(request.model, request.alias, canary, outcome.reason, request.sticky_header)
         bar.update()
     return outcome
 
@@ -138,7 +144,10 @@ def decide(
     request: RetrainRequest, metric: str, candidate_version: int, candidate_score: float,
     champion: Champion | None, metrics: dict,
 ) -> RetrainOutcome:
-    """Promote when there is no champion or the candidate beats it by at least the margin."""
+    """Promote when there is no champion or the candidate beats it by at least the margin.
+
+    With ``canary_percent`` a winner over a champion starts as a canary on the alias instead.
+    """
     gain = None if champion is None else improvement(metric, candidate_score, champion.score)
     if champion is None:
         decision = PROMOTED
@@ -148,7 +157,7 @@ def decide(
         comparison = f"the candidate is identical to champion v{champion.version}"
     else:
         beats = gain > 0 and gain >= request.min_improvement - TOLERANCE
-        decision = PROMOTED if beats else KEPT
+        decision = (CANARY if request.canary_percent else PROMOTED) if beats else KEPT
         comparison = (
             f"{metric} {candidate_score:.4f} vs champion v{champion.version} "
             f"{champion.score:.4f} ({gain:+.4f} {'≥' if beats else '<'} "
