@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -150,3 +151,57 @@ def test_retrain_records_both_scores_as_evaluations_on_the_shared_holdout(live_r
         (2, pytest.approx(summary["candidate_score"])), (1, pytest.approx(summary["champion_score"])),
     ]
     assert {e["dataset"]["rows"] for e in compared["items"]} == {dataset["rows"]}
+
+
+WAIT_EXIT_CODE = 4
+
+
+def judge(live, model, *args):
+    """``rollout judge`` of ``model``'s production alias."""
+    return run_cli(live, "rollout", "judge", "--registry", live.url, "--model", model, *args)
+
+
+def test_retrain_with_canary_starts_the_winner_as_a_canary_and_judge_completes_it(live_registry, diabetes_csv):
+    stump = retrain(live_registry, "canaried", diabetes_csv, "--kind", "tree", "--param", "max_depth=1")
+    assert stump.returncode == 0, stump.stderr
+    result = retrain(live_registry, "canaried", diabetes_csv, "--kind", "linear",
+                     "--canary", "50", "--sticky-header", "X-User-Id")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] == "canary"
+    rollout = get(live_registry, "/models/canaried/aliases/production/rollout").json()
+    assert (rollout["canary"]["version"], rollout["canary"]["percent"], rollout["sticky_header"]) == (2, 50, "X-User-Id")
+    assert get(live_registry, "/models/canaried/aliases").json() == {"production": 1}
+
+    assert judge(live_registry, "canaried", "--min-requests", "20").returncode == WAIT_EXIT_CODE
+    row = {name: 0.01 for name in ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")}
+    for user in range(200):
+        answer = requests.post(f"{live_registry.url}/models/canaried/production/predict", json={"instances": [row]},
+                               headers={"X-User-Id": f"user-{user}"}, timeout=10)
+        assert answer.status_code == 200
+    completed = wait_for_judge(live_registry, "canaried", "--min-requests", "20")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert get(live_registry, "/models/canaried/aliases").json() == {"production": 2}
+    event = get(live_registry, "/models/canaried/history").json()["items"][0]
+    assert event["action"] == "rollout_promote" and event["reason"].startswith("rollout judge:")
+
+
+def wait_for_judge(live, model, *args, deadline_seconds=15.0):
+    """Judge until the figures (flushed by every worker about once a second) decide, or the deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        result = judge(live, model, *args)
+        if result.returncode != WAIT_EXIT_CODE or time.monotonic() > deadline:
+            return result
+
+
+def test_judge_aborts_a_canary_whose_error_rate_is_worse(live_registry, diabetes_csv):
+    assert retrain(live_registry, "judged", diabetes_csv, "--kind", "tree", "--param", "max_depth=1").returncode == 0
+    assert retrain(live_registry, "judged", diabetes_csv, "--kind", "linear", "--canary", "100").returncode == 0
+    bad_row = {"age": "not a number"}
+    for _ in range(30):
+        requests.post(f"{live_registry.url}/models/judged/production/predict", json={"instances": [bad_row]}, timeout=10)
+    aborted = wait_for_judge(live_registry, "judged", "--min-requests", "20")
+    assert aborted.returncode == KEPT_EXIT_CODE, aborted.stdout + aborted.stderr
+    assert "error rate" in aborted.stdout
+    assert get(live_registry, "/models/judged/aliases/production/rollout").status_code == 404
+    assert get(live_registry, "/models/judged/aliases").json() == {"production": 1}
