@@ -129,6 +129,7 @@ def delete_alias(server: ModelServer, name: str, alias: str, *, reason: str, act
         db.session.delete(current)
         model.updated_at = utcnow()
         db.session.flush()
+        outbox.record_alias_moved(model.name, event)
     server.note_deleted(name, alias)
     return event
 
@@ -195,8 +196,5 @@ def _move(model, alias, current, version, action, actor, reason, forced=False, r
     db.session.add(event)
     model.updated_at = utcnow()
     db.session.flush()
-    outbox.record("alias.moved", {
-        "model": model.name, "alias": alias, "from_version": previous, "to_version": version.number,
-        "action": action, "actor": actor, "reason": event.reason, "forced": forced, "history_id": event.id,
-    })
+    outbox.record_alias_moved(model.name, event)
     return event

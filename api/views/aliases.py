@@ -52,6 +52,7 @@ def list_aliases(args, name):
 
 @blp.route("/models/<name>/aliases/<alias>", methods=["DELETE"])
 @requires("ci")
+@errors(409)
 @blp.arguments(AliasDeleteArgs, location="query")
 @blp.response(200, EventOut)
 def delete_alias(args, name, alias):

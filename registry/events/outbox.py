@@ -64,6 +64,15 @@ def record(event_type: str, data: dict) -> WebhookEvent:
     return event
 
 
+def record_alias_moved(model_name: str, move) -> WebhookEvent:
+    """``alias.moved`` for a history event (a promote, rollback, completed rollout or delete), in its transaction."""
+    return record("alias.moved", {
+        "model": model_name, "alias": move.alias, "from_version": move.from_version, "to_version": move.to_version,
+        "action": move.action, "actor": move.actor, "reason": move.reason, "forced": move.forced,
+        "history_id": move.id,
+    })
+
+
 def record_ping(subscription: WebhookSubscription) -> WebhookDelivery:
     """A ``ping`` event for one subscription, in the current transaction."""
     event = _add_event(PING, {"webhook_id": subscription.id, "url": subscription.url})

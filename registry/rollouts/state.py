@@ -176,11 +176,7 @@ def _announce(model: RegisteredModel, event: PromotionEvent) -> None:
     }
     outbox.record(ANNOUNCED[event.action], data)
     if event.action == "rollout_promote":
-        outbox.record("alias.moved", {
-            "model": model.name, "alias": event.alias, "from_version": event.from_version,
-            "to_version": event.to_version, "action": event.action, "actor": event.actor,
-            "reason": event.reason, "forced": event.forced, "history_id": event.id,
-        })
+        outbox.record_alias_moved(model.name, event)
 
 
 def _checked_arms(alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,

@@ -193,6 +193,31 @@ def test_promote_rollback_and_archive_record_their_events(app, client, admin, ci
     assert [(k, d["version"]) for k, d, _ in outbox_rows(app) if k == "version.archived"] == [("version.archived", 2)]
 
 
+def test_rollouts_and_alias_deletes_record_their_events_in_their_transactions(app, client, admin, ci):
+    subscribed(client, admin)
+    for factor in (1, 2, 3):
+        upload_ok(client, ci, "m", scaled_sum(factor))
+    client.post("/models/m/versions/1/promote", json={}, headers=ci)
+    rollout = "/models/m/aliases/production/rollout"
+    assert client.put(rollout, json={"canary": {"version": 2, "percent": 10}, "reason": "try"}, headers=ci).status_code == 200
+    assert client.put(rollout, json={"canary": {"version": 2, "percent": 30}}, headers=ci).status_code == 200
+    assert client.post(f"{rollout}/promote", json={"reason": "good"}, headers=ci).status_code == 200
+    assert client.put(rollout, json={"shadow": {"version": 3, "percent": 50}}, headers=ci).status_code == 200
+    assert client.delete(rollout, json={"reason": "enough"}, headers=ci).status_code == 200
+    assert client.delete("/models/m/aliases/production?reason=retired", headers=ci).status_code == 200
+
+    kinds = [(kind, data.get("action")) for kind, data, _ in outbox_rows(app) if kind != "version.created"]
+    assert kinds == [
+        ("alias.moved", "promote"), ("rollout.started", "rollout_start"), ("rollout.changed", "rollout_change"),
+        ("rollout.completed", "rollout_promote"), ("alias.moved", "rollout_promote"),
+        ("rollout.started", "rollout_start"), ("rollout.aborted", "rollout_abort"), ("alias.moved", "delete"),
+    ]
+    completed = next(data for kind, data, _ in outbox_rows(app) if kind == "rollout.completed")
+    assert completed["canary"] == {"version": 2, "percent": 30} and completed["figures"]["canary"]["version"] == 2
+    deleted = [data for kind, data, _ in outbox_rows(app) if kind == "alias.moved"][-1]
+    assert (deleted["from_version"], deleted["to_version"], deleted["reason"]) == (2, None, "retired")
+
+
 def test_a_promote_whose_event_cannot_be_written_does_not_move_the_alias(app, client, admin, ci, monkeypatch):
     subscribed(client, admin)
     upload_ok(client, ci, "m", scaled_sum(1))
