@@ -84,6 +84,10 @@ class AliasDeleteArgs(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
+class ArchiveArgs(Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
+
+
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text())

@@ -108,10 +108,11 @@ def update_version(name: str, number: int, changes: dict) -> ModelVersion:
     return version
 
 
-def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion:
+def archive_version(server: ModelServer, name: str, number: int, *, actor: str, reason: str = "") -> ModelVersion:
     """Archive (soft-delete) a version; a no-op when already archived; refused while aliased.
 
-    This process refuses the version at once; the others when their watcher next refreshes.
+    Who archived it and why go to webhook subscribers with the ``version.archived`` event. This
+    process refuses the version at once; the others when their watcher next refreshes.
     """
     with write_transaction():
         model = find_model(name, lock=True)
@@ -133,7 +134,7 @@ def archive_version(server: ModelServer, name: str, number: int) -> ModelVersion
         version.status = "archived"
         version.archived_at = utcnow()
         model.updated_at = utcnow()
-        outbox.record("version.archived", _event_data(name, version))
+        outbox.record("version.archived", {**_event_data(name, version), "actor": actor, "reason": reason})
     server.note_archived(name, number)
     return version
 

@@ -52,7 +52,7 @@ def archive(name, number):
     form = ArchiveForm()
     version = versions.get_version(name, str(number))
     if form.validate_on_submit():
-        versions.archive_version(services().server, name, number)
+        versions.archive_version(services().server, name, number, actor=signed_in().name, reason=form.reason.data)
         flash(f"Archived version {number} of {name}: {form.reason.data}", "ok")
         return redirect(url_for("ui.model", name=name))
     return _confirm_page(form, f"Archive version {number} of {name}", version=version)

@@ -11,7 +11,7 @@ from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
 from api.openapi import errors
-from api.schemas import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
+from api.schemas import ArchiveArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from api.services import services
 from registry import versions
 from registry.names import parse_ref
@@ -86,10 +86,13 @@ class Version(MethodView):
 
     @requires("admin")
     @errors(409)
+    @blp.arguments(ArchiveArgs, location="query")
     @blp.response(200, VersionOut)
-    def delete(self, name, ref):
-        """Archive a version (soft delete); refused while an alias points at it."""
-        return versions.archive_version(services().server, name, version_number(ref, "archive"))
+    def delete(self, args, name, ref):
+        """Archive a version (soft delete; ``?reason=`` goes with the webhook event); refused while an alias points at it."""
+        return versions.archive_version(
+            services().server, name, version_number(ref, "archive"), actor=principal().name, reason=args["reason"]
+        )
 
 
 @blp.route("/models/<name>/versions/<ref>/artifact")

@@ -180,7 +180,7 @@ def test_promote_rollback_and_archive_record_their_events(app, client, admin, ci
     client.post("/models/m/versions/2/promote", json={}, headers=ci)
     client.post("/models/m/versions/2/promote", json={}, headers=ci)  # already there: no event
     client.post("/models/m/rollback", json={"reason": "bad"}, headers=admin)
-    client.delete("/models/m/versions/2", headers=admin)
+    client.delete("/models/m/versions/2?reason=superseded", headers=admin)
 
     moved = [data for kind, data, _ in outbox_rows(app) if kind == "alias.moved"]
     assert [(d["action"], d["from_version"], d["to_version"], d["reason"]) for d in moved] == [
@@ -190,7 +190,8 @@ def test_promote_rollback_and_archive_record_their_events(app, client, admin, ci
     assert {d["alias"] for d in moved} == {"production"} and not any(d["forced"] for d in moved)
     history = client.get("/models/m/history").get_json()["items"]
     assert [d["history_id"] for d in moved] == [e["id"] for e in reversed(history)]
-    assert [(k, d["version"]) for k, d, _ in outbox_rows(app) if k == "version.archived"] == [("version.archived", 2)]
+    archived = [d for k, d, _ in outbox_rows(app) if k == "version.archived"]
+    assert [(d["version"], d["actor"], d["reason"]) for d in archived] == [(2, "admin", "superseded")]
 
 
 def test_rollouts_and_alias_deletes_record_their_events_in_their_transactions(app, client, admin, ci):
