@@ -16,9 +16,9 @@ from api.ui import init_ui
 from api.v2 import views as v2
 from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
 from config import Config
-from registry.artifacts import ArtifactStore
+from registry.artifacts.store import ArtifactStore
 from registry.db import configure_sqlite, db
-from registry.serving import ModelServer
+from registry.serving.server import ModelServer
 
 OPENAPI = {
     "API_TITLE": "Model Registry",

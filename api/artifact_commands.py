@@ -7,8 +7,8 @@ from flask.cli import AppGroup
 from tqdm import tqdm
 
 from api.services import services
-from registry.artifact_gc import collect_garbage
-from registry.artifact_verify import verify_artifacts
+from registry.artifacts.gc import collect_garbage
+from registry.artifacts.verify import verify_artifacts
 from registry.errors import RegistryError
 
 artifacts_group = AppGroup("artifacts", help="Collect leftovers in the artifact store and verify stored files.")

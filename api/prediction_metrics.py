@@ -2,7 +2,7 @@
 from functools import lru_cache
 
 from api.errors import status_of
-from registry.predict import Prediction, served_by
+from registry.serving.predict import Prediction, served_by
 from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS
 
 

@@ -3,8 +3,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from registry.artifacts import ArtifactStore
-from registry.serving import ModelServer
+from registry.artifacts.store import ArtifactStore
+from registry.serving.server import ModelServer
 
 EXTENSION = "model_registry"
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
 from registry.names import TOKEN_NAME, check_token_name
-from registry.paging import Page, paginate
+from registry.catalog.paging import Page, paginate
 from registry.tables import ApiToken, utcnow
 
 # admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only.

@@ -12,7 +12,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from registry.supported_estimators import MODELS
+from registry.artifacts.supported_estimators import MODELS
 from trainers.errors import ConfigurationError
 
 # The class trained for a (kind, task): the first the registry's table lists for it.

@@ -203,7 +203,7 @@ def load_champion(content: bytes, version: int):
     """Unpickle the champion with the registry's allow-listing loader and return its estimator."""
     try:
         from registry.errors import InvalidArtifact
-        from registry.safe_pickle import load_estimator
+        from registry.artifacts.safe_pickle import load_estimator
     except ImportError as exc:
         raise ChampionUnusable(
             "loading the champion safely needs the registry package; run from the repository root"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from registry.supported_estimators import MODELS
+from registry.artifacts.supported_estimators import MODELS
 from trainers.errors import ConfigurationError, InvalidTarget, MissingTarget, UnreadableData
 
 log = logging.getLogger(__name__)

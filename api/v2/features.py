@@ -2,15 +2,15 @@
 
 Two layouts are accepted: one ``[N, F]`` tensor (any name) in signature order, or one tensor per
 feature, named by its feature name, of shape ``[N]`` or ``[N, 1]`` (MLServer's pandas codec). Typed
-numbers for an all-numeric model go to :func:`registry.inputs.rows_from_array`; anything else
-(text columns, BYTES tensors) goes through :func:`registry.inputs.rows_from_json` as named columns.
+numbers for an all-numeric model go to :func:`registry.serving.inputs.rows_from_array`; anything else
+(text columns, BYTES tensors) goes through :func:`registry.serving.inputs.rows_from_json` as named columns.
 """
 import numpy as np
 
 from api.errors import ProblemError
 from api.v2.tensors import Tensor
-from registry.inputs import ModelInput, rows_from_array, rows_from_json
-from registry.signature import Signature
+from registry.serving.inputs import ModelInput, rows_from_array, rows_from_json
+from registry.artifacts.signature import Signature
 
 
 def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> ModelInput:

@@ -8,7 +8,8 @@ from api.schemas import (
     AliasDeleteArgs, AliasesArgs, EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of,
 )
 from api.services import services
-from registry import alias_history, aliases
+from registry.catalog import alias_history
+from registry.catalog import aliases
 
 blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollback")
 

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from api.auth import reads, requires
 from api.content import accepts
 from api.schemas import ModelDetailOut, ModelOut, ModelPatch, PageArgs, page_of
-from registry import catalog
+from registry.catalog import models as catalog
 
 blp = Blueprint("models", __name__, description="Registered models")
 

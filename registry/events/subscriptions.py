@@ -9,7 +9,7 @@ from registry.errors import Conflict, DeliveryNotFound, InvalidInput, Subscripti
 from registry.events import outbox
 from registry.events.addresses import check_url
 from registry.events.tables import WebhookDelivery, WebhookSubscription
-from registry.paging import Page, paginate
+from registry.catalog.paging import Page, paginate
 from registry.tables import utcnow
 
 SECRET_BYTES = 24

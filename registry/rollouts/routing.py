@@ -8,7 +8,7 @@ routed at random with the same odds. The shadow sample is drawn at random either
 import hashlib
 from dataclasses import dataclass
 
-from registry.cache import ServableModel
+from registry.serving.cache import ServableModel
 
 PRIMARY, CANARY, SHADOW = "primary", "canary", "shadow"
 _HASH_SPACE = float(2**64)

@@ -5,7 +5,7 @@ import sklearn
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from api.services import EXTENSION
-from registry.predictors import TreePredictor
+from registry.serving.predictors import TreePredictor
 from tests.helpers import upload_ok
 
 

@@ -5,12 +5,13 @@ Worker A is the ``app`` fixture, worker B a second app on the same database and 
 """
 import hashlib
 import threading
+import time
 
 import pytest
 from prometheus_client import REGISTRY
 from sklearn.linear_model import LogisticRegression
 
-import registry.serving
+import registry.serving.server
 from tests.helpers import PROBE_ROW, classification_data, scaled_sum, upload_ok
 
 WAIT = 10  # seconds; only a bound on waiting for an Event, so a broken test fails instead of hanging
@@ -122,15 +123,15 @@ def test_a_worker_loads_the_canary_before_routing_to_it_and_answers_meanwhile(cl
     assert answer(b) == (1, "primary")
     client.put(URL, json={"canary": {"version": 2, "percent": 100}}, headers=ci)
     entered, release = threading.Event(), threading.Event()
-    real = registry.serving.load_estimator
+    real = registry.serving.server.load_estimator
 
-    def gated(data):
+    def gated(data, **limits):
         if hashlib.sha256(data).hexdigest() == model[2]:
             entered.set()
             assert release.wait(WAIT)
-        return real(data)
+        return real(data, **limits)
 
-    monkeypatch.setattr(registry.serving, "load_estimator", gated)
+    monkeypatch.setattr(registry.serving.server, "load_estimator", gated)
     refresher = threading.Thread(target=b_server.refresh)
     refresher.start()
     assert entered.wait(WAIT)
@@ -166,16 +167,18 @@ def test_routes_and_shadows_are_counted_per_version_and_role_in_metrics(client, 
 def test_a_worker_that_cannot_load_the_canary_keeps_answering_and_tries_again(client, ci, model, b, monkeypatch):
     assert answer(b) == (1, "primary")
     client.put(URL, json={"canary": {"version": 2, "percent": 100}}, headers=ci)
-    real = registry.serving.load_estimator
+    real = registry.serving.server.load_estimator
 
-    def failing(data):
+    def failing(data, **limits):
         if hashlib.sha256(data).hexdigest() == model[2]:
             raise OSError("the artifact store is unreachable")
-        return real(data)
+        return real(data, **limits)
 
-    monkeypatch.setattr(registry.serving, "load_estimator", failing)
+    monkeypatch.setattr(registry.serving.server, "load_estimator", failing)
     server_of(b.application).refresh()
     assert answer(b) == (1, "primary")
-    monkeypatch.setattr(registry.serving, "load_estimator", real)
-    server_of(b.application).refresh()
+    monkeypatch.setattr(registry.serving.server, "load_estimator", real)
+    deadline = time.monotonic() + 5  # the failed load is retried once its (first, short) backoff has passed
+    while answer(b) != (2, "canary") and time.monotonic() < deadline:
+        server_of(b.application).refresh()
     assert answer(b) == (2, "canary")

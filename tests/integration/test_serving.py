@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import event
 from sklearn.linear_model import LinearRegression
 
-import registry.serving
+import registry.serving.server
 from registry.db import db
 from tests.helpers import close_app, make_app, scaled_sum, upload
 
@@ -81,15 +81,15 @@ class LoadGate:
     def __init__(self, monkeypatch, sha256: str):
         self.entered = threading.Event()
         self.release = threading.Event()
-        real = registry.serving.load_estimator
+        real = registry.serving.server.load_estimator
 
-        def gated(data: bytes):
+        def gated(data: bytes, **limits):
             if hashlib.sha256(data).hexdigest() == sha256:
                 self.entered.set()
                 assert self.release.wait(WAIT), "the gate was never released"
-            return real(data)
+            return real(data, **limits)
 
-        monkeypatch.setattr(registry.serving, "load_estimator", gated)
+        monkeypatch.setattr(registry.serving.server, "load_estimator", gated)
 
 
 def in_thread(target) -> threading.Thread:

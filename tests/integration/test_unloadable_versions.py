@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import event
 
 from registry.db import db
-from registry.load_failures import LoadFailures
+from registry.serving.load_failures import LoadFailures
 from tests.helpers import PROBE_ROW, assert_problem, close_app, make_app, scaled_sum, upload_ok
 
 
@@ -75,7 +75,7 @@ def test_an_alias_moved_to_a_damaged_version_keeps_its_old_version_and_is_listed
     client, ci, damaged_v2, worker_b, b_server, caplog
 ):
     promote_damaged(client, ci, damaged_v2)
-    caplog.set_level(logging.ERROR, logger="registry.serving")
+    caplog.set_level(logging.ERROR, logger="registry.serving.server")
 
     b_server.refresh()
 
@@ -94,7 +94,7 @@ def test_an_alias_moved_to_a_damaged_version_keeps_its_old_version_and_is_listed
 
 def test_refreshes_during_the_backoff_do_not_read_the_file_again(client, ci, damaged_v2, b_server, clock, caplog):
     promote_damaged(client, ci, damaged_v2)
-    caplog.set_level(logging.ERROR, logger="registry.serving")
+    caplog.set_level(logging.ERROR, logger="registry.serving.server")
     b_server.refresh()
     failures = failures_counted()
 
@@ -129,7 +129,7 @@ def test_a_poll_while_the_target_waits_for_its_retry_costs_one_query(client, ci,
 
 def test_attempts_follow_a_doubling_delay(client, ci, damaged_v2, b_server, clock, caplog):
     promote_damaged(client, ci, damaged_v2)
-    caplog.set_level(logging.ERROR, logger="registry.serving")
+    caplog.set_level(logging.ERROR, logger="registry.serving.server")
     delays = []
     for _ in range(5):
         b_server.refresh()

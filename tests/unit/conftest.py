@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from registry.supported_estimators import MODELS
+from registry.artifacts.supported_estimators import MODELS
 
 MODEL_CLASSES = MODELS  # every supported class: (kind, task)
 

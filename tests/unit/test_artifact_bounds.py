@@ -12,8 +12,8 @@ from sklearn.ensemble import RandomForestClassifier
 
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb
 from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
-from registry.loading.limits import MAX_OBJECTS
-from registry.safe_pickle import load_estimator
+from registry.artifacts.loading.limits import MAX_OBJECTS
+from registry.artifacts.safe_pickle import load_estimator
 
 LIMIT = 4 * MIB
 # What each decompressor works with whatever the file (joblib inflates zlib 8 KB at a time, which

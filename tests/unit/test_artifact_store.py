@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.artifacts import ArtifactStore, sha256_of
+from registry.artifacts.store import ArtifactStore, sha256_of
 from registry.errors import ArtifactCorrupted, StoreFull, StoreUnavailable
 
 DATA = b"model bytes \x00\x01\x02" * 100

@@ -14,8 +14,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from registry.fast_trees import compile_trees
-from registry.predictors import TreePredictor, predictor_for
+from registry.serving.fast_trees import compile_trees
+from registry.serving.predictors import TreePredictor, predictor_for
 
 CASES = 240
 ROWS = 1000

@@ -13,9 +13,9 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from registry.errors import InvalidArtifact
-from registry.introspect import describe
-from registry.signature import Feature
-from registry.supported_estimators import MODELS, PREPROCESSORS, class_path
+from registry.artifacts.introspect import describe
+from registry.artifacts.signature import Feature
+from registry.artifacts.supported_estimators import MODELS, PREPROCESSORS, class_path
 
 PUBLIC_PATHS = {
     "LinearRegression": "sklearn.linear_model.LinearRegression",

@@ -2,7 +2,7 @@
 import pytest
 
 from registry.errors import ArtifactCorrupted
-from registry.load_failures import LoadFailures
+from registry.serving.load_failures import LoadFailures
 
 KEY = ("m", 1, "a" * 64)
 STAMP = (1, 100, 5)

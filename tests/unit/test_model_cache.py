@@ -4,8 +4,8 @@ import threading
 import pytest
 from prometheus_client import REGISTRY
 
-import registry.cache
-from registry.cache import ModelCache
+import registry.serving.cache
+from registry.serving.cache import ModelCache
 
 WAIT = 10  # seconds; only bounds waiting on an Event, so a broken cache fails instead of hanging
 THREADS = 16
@@ -53,12 +53,12 @@ def parked(monkeypatch):
             semaphore.release()
             return super().wait(timeout)
 
-    class ObservedLoading(registry.cache._Loading):
+    class ObservedLoading(registry.serving.cache._Loading):
         def __init__(self):
             super().__init__()
             self.done = ObservedEvent()
 
-    monkeypatch.setattr(registry.cache, "_Loading", ObservedLoading)
+    monkeypatch.setattr(registry.serving.cache, "_Loading", ObservedLoading)
     return semaphore
 
 

@@ -21,7 +21,7 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
 from registry.errors import InvalidArtifact, UnsafeArtifact
-from registry.safe_pickle import load_estimator
+from registry.artifacts.safe_pickle import load_estimator
 
 FORMATS = ["pickle-4", "pickle-5", "joblib", "joblib-zlib"]
 COMPRESSORS = ["joblib-zlib", "joblib-gzip", "joblib-bz2", "joblib-lzma", "joblib-xz"]

@@ -13,8 +13,8 @@ from sklearn.tree import DecisionTreeRegressor
 
 from bench.bomb_files import MIB, skops_zip_bomb
 from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
-from registry.loading.allowed import skops_trusted
-from registry.safe_pickle import load_estimator
+from registry.artifacts.loading.allowed import skops_trusted
+from registry.artifacts.safe_pickle import load_estimator
 from tests.unit.test_safe_pickle import assert_same_predictions, child_past_the_end
 
 

@@ -15,9 +15,9 @@ import skops.io
 from numpy.lib import format as npy
 
 from registry.errors import InvalidArtifact, UnsafeArtifact
-from registry.loading.allowed import SKOPS_TYPES, skops_trusted
-from registry.loading.checks import check_sklearn_version
-from registry.loading.limits import DOCS, Budget, array_bytes, too_many_objects
+from registry.artifacts.loading.allowed import SKOPS_TYPES, skops_trusted
+from registry.artifacts.loading.checks import check_sklearn_version
+from registry.artifacts.loading.limits import DOCS, Budget, array_bytes, too_many_objects
 
 ZIP_MAGIC = b"PK\x03\x04"
 SCHEMA = "schema.json"

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from registry.cache import ServableModel
+from registry.serving.cache import ServableModel
 from registry.errors import InvalidInput
-from registry.inputs import ModelInput
+from registry.serving.inputs import ModelInput
 from registry.rollouts.shadow import ShadowJob
-from registry.signature import Signature
+from registry.artifacts.signature import Signature
 
 if TYPE_CHECKING:  # the server runs this module's models; importing it here would be circular
-    from registry.serving import ModelServer
+    from registry.serving.server import ModelServer
 
 
 @dataclass(frozen=True)

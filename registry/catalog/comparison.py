@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 
 from registry.errors import InvalidInput
-from registry.lookups import find_model, find_version
+from registry.catalog.lookups import find_model, find_version
 from registry.tables import ModelVersion
 
 MAX_COMPARED = 8

@@ -1,6 +1,6 @@
 """The one allow-list of what a model file may name, for pickles and for skops files alike.
 
-It is built from the table of supported kinds (``registry.supported_estimators``), the internal
+It is built from the table of supported kinds (``registry.artifacts.supported_estimators``), the internal
 classes those models are made of, and the NumPy and builtin types they hold. docs/artifacts.md
 lists it for users; refusals point there rather than repeating it.
 """
@@ -12,7 +12,7 @@ from sklearn.compose import make_column_selector
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree._tree import Tree
 
-from registry.supported_estimators import MODELS, PREPROCESSORS
+from registry.artifacts.supported_estimators import MODELS, PREPROCESSORS
 
 INTERNAL_CLASSES: tuple[type, ...] = (
     Tree,

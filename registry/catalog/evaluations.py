@@ -5,10 +5,10 @@ from sqlalchemy import distinct, func, select
 
 from registry.db import db, write_transaction
 from registry.errors import VersionArchived
-from registry.lookups import find_model, find_version
-from registry.paging import Page, paginate, slice_page
+from registry.catalog.lookups import find_model, find_version
+from registry.catalog.paging import Page, paginate, slice_page
 from registry.tables import Evaluation, ModelVersion
-from registry.versions import sorted_by
+from registry.catalog.versions import sorted_by
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator
 from sklearn.preprocessing import FunctionTransformer
 
 from registry.errors import InvalidArtifact, UnsafeArtifact
-from registry.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
-from registry.loading.checks import check_passthrough, check_sklearn_version
-from registry.loading.limits import DOCS, BoundedStream, Budget, array_bytes, too_many_objects
+from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
+from registry.artifacts.loading.checks import check_passthrough, check_sklearn_version
+from registry.artifacts.loading.limits import DOCS, BoundedStream, Budget, array_bytes, too_many_objects
 
 
 def unpickle(data: bytes, budget: Budget) -> tuple[object, str | None]:

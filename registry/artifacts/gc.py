@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from registry.artifacts import ArtifactStore, StoredFile
+from registry.artifacts.store import ArtifactStore, StoredFile
 from registry.db import db, end_read
 from registry.tables import ModelVersion
 

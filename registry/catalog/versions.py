@@ -5,17 +5,17 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from registry.artifacts import ArtifactStore
+from registry.artifacts.store import ArtifactStore
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
-from registry.inputs import rows_from_json
-from registry.introspect import describe
-from registry.lookups import find_model, find_version, rollouts_using
+from registry.serving.inputs import rows_from_json
+from registry.artifacts.introspect import describe
+from registry.catalog.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
-from registry.paging import Page, slice_page
-from registry.safe_pickle import load_estimator
-from registry.serving import ModelServer
+from registry.catalog.paging import Page, slice_page
+from registry.artifacts.safe_pickle import load_estimator
+from registry.serving.server import ModelServer
 from registry.tables import ModelVersion, RegisteredModel, utcnow
 
 SORT_FIELDS = ("version", "created_at")

@@ -5,7 +5,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from registry.signature import Signature
+from registry.artifacts.signature import Signature
 from registry.tables import ModelVersion
 from registry.telemetry import CACHE_EVICTIONS
 
@@ -21,7 +21,7 @@ class ServableModel:
     signature: Signature
     estimator: Any
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
-    predictor: Any = None  # what predict calls, made once at load (registry.predictors); None: the estimator
+    predictor: Any = None  # what predict calls, made once at load (registry.serving.predictors); None: the estimator
 
 
 @dataclass(frozen=True)

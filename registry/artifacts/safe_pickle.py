@@ -1,8 +1,8 @@
 """Load uploaded model files (joblib, pickle or skops) without running code or exhausting memory.
 
-Both formats admit only one allow-list of types (``registry.loading.allowed``), are read within the
-same bounds (``MAX_MODEL_MB`` and an object limit, ``registry.loading.limits``) and pass the same
-checks on what they built (``registry.loading.checks``).
+Both formats admit only one allow-list of types (``registry.artifacts.loading.allowed``), are read within the
+same bounds (``MAX_MODEL_MB`` and an object limit, ``registry.artifacts.loading.limits``) and pass the same
+checks on what they built (``registry.artifacts.loading.checks``).
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from joblib.numpy_pickle_utils import _ZFILE_PREFIX
 from sklearn.base import BaseEstimator
 
 from registry.errors import InvalidArtifact, RegistryError
-from registry.loading.checks import check_top_level, check_trees
-from registry.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
-from registry.loading.pickles import unpickle
-from registry.loading.skops_files import ZIP_MAGIC, load_skops
+from registry.artifacts.loading.checks import check_top_level, check_trees
+from registry.artifacts.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
+from registry.artifacts.loading.pickles import unpickle
+from registry.artifacts.loading.skops_files import ZIP_MAGIC, load_skops
 
 
 @dataclass(frozen=True)

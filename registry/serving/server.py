@@ -12,23 +12,23 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from registry import lookups
-from registry.artifacts import ArtifactStore
-from registry.cache import ModelCache, ServableModel, VersionInfo
+from registry.catalog import lookups
+from registry.artifacts.store import ArtifactStore
+from registry.serving.cache import ModelCache, ServableModel, VersionInfo
 from registry.errors import VersionArchived
-from registry.introspect import takes_named_columns
-from registry.load_failures import LoadFailures
-from registry.lookups import find_model, find_version
+from registry.artifacts.introspect import takes_named_columns
+from registry.serving.load_failures import LoadFailures
+from registry.catalog.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
-from registry.predict import run_model
-from registry.predictors import predictor_for
+from registry.serving.predict import run_model
+from registry.serving.predictors import predictor_for
 from registry.rollouts import figures
 from registry.rollouts.figures import FigureBook
 from registry.rollouts.routing import AliasState, Arm, LiveRollout, Route, route
 from registry.rollouts.spec import RolloutSpec
 from registry.rollouts.shadow import ShadowRunner
-from registry.safe_pickle import load_estimator
-from registry.signature import Signature
+from registry.artifacts.safe_pickle import load_estimator
+from registry.artifacts.signature import Signature
 from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
 
 log = logging.getLogger(__name__)

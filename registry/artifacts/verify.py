@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from registry.artifact_gc import Progress, no_progress
-from registry.artifacts import ArtifactStore
+from registry.artifacts.gc import Progress, no_progress
+from registry.artifacts.store import ArtifactStore
 from registry.db import db, end_read
 from registry.tables import ModelVersion, RegisteredModel
 

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from registry.db import db
 from registry.errors import InvalidInput
-from registry.lookups import find_model
+from registry.catalog.lookups import find_model
 from registry.tables import PromotionEvent, utcnow
 
 # What each action of the history does to the alias it names; any other action (a rollout

@@ -3,10 +3,10 @@
 Promote, rollback and rollouts admit versions by the same rules.
 """
 from registry.errors import InvalidInput, VersionArchived
-from registry.inputs import rows_from_json
-from registry.introspect import encoded_columns
-from registry.lookups import find_version
-from registry.predict import run_model
+from registry.serving.inputs import rows_from_json
+from registry.artifacts.introspect import encoded_columns
+from registry.catalog.lookups import find_version
+from registry.serving.predict import run_model
 from registry.tables import ModelVersion, RegisteredModel
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from registry.errors import BatchTooLarge, InvalidInput
-from registry.signature import Signature
+from registry.artifacts.signature import Signature
 
 ModelInput = np.ndarray | pd.DataFrame
 

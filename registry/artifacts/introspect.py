@@ -12,8 +12,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from registry.errors import InvalidArtifact
-from registry.signature import Feature, ModelDescription, Signature
-from registry.supported_estimators import (
+from registry.artifacts.signature import Feature, ModelDescription, Signature
+from registry.artifacts.supported_estimators import (
     ENCODERS,
     MODELS,
     PREPROCESSORS,

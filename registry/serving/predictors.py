@@ -1,7 +1,7 @@
 """What answers ``predict`` for a loaded model: a compiled form where one applies, the estimator otherwise.
 
 ``predictor_for`` runs once per load. A tree or random forest, bare or as a Pipeline's last step, is
-compiled to flat arrays (``registry.fast_trees``); a linear or logistic model predicts with its own
+compiled to flat arrays (``registry.serving.fast_trees``); a linear or logistic model predicts with its own
 arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's per-call checks, which cost it ten
 times the arithmetic on one row. The steps before the model still run through scikit-learn's
 ``transform``, as ``Pipeline.predict`` runs them. Both give exactly scikit-learn's answers; anything
@@ -14,7 +14,7 @@ import scipy.sparse
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
-from registry.fast_trees import compile_trees
+from registry.serving.fast_trees import compile_trees
 
 _LINEAR = (LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression)
 

@@ -1,0 +1,1 @@
+"""Artifacts: the content-addressed store, safe loading of uploads, and what a fitted model is."""

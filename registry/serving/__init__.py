@@ -1,0 +1,1 @@
+"""Serving: loaded models per process, alias snapshots and hot swap, input checks and prediction."""
