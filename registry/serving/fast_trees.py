@@ -27,6 +27,8 @@ _FORESTS = (RandomForestClassifier, RandomForestRegressor)
 # Up to this many rows NumPy walks all trees at once; on more, its passes over the working arrays
 # cost more than scikit-learn's compiled walker called once per tree.
 _WALK_ROWS = 64
+# Below this many (tree, row) pairs, walking finished pairs on costs less than leaving them behind.
+_SMALL_WALK = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +108,7 @@ class CompiledTrees:
             # Most paths end well above the deepest leaf: once half have, walk on with the others only.
             self.inner.take(node, out=left, mode="clip")
             live = np.count_nonzero(left)
-            if live > len(node) // 2:
+            if live and (live > len(node) // 2 or len(node) <= _SMALL_WALK):
                 continue
             done = ~left
             found[where[done]] = node[done]
