@@ -25,7 +25,8 @@ def promote(name, number):
     version = versions.get_version(name, str(number))
     if form.validate_on_submit():
         move = aliases.promote(
-            services().server, name, number, form.alias.data, form.reason.data, form.force.data, signed_in().name
+            services().server, name, number=number, alias=form.alias.data, reason=form.reason.data,
+            force=form.force.data, actor=signed_in().name,
         )
         flash(_moved("Promoted", move), "ok")
         return redirect(url_for("ui.model", name=name))
@@ -40,7 +41,8 @@ def rollback(name):
     model = catalog.get_model(name)
     if form.validate_on_submit():
         move = aliases.rollback(
-            services().server, name, form.alias.data, form.to_version.data, form.reason.data, signed_in().name
+            services().server, name, alias=form.alias.data, to_version=form.to_version.data,
+            reason=form.reason.data, actor=signed_in().name,
         )
         flash(_moved("Rolled back", move), "ok")
         return redirect(url_for("ui.model", name=name))

@@ -46,7 +46,7 @@ def model(name):
     sort = request.args.get("sort") or "-version"
     include_archived = request.args.get("archived") == "1"
     summary = catalog.get_model(name)
-    listing = versions.list_versions(name, sort, include_archived, 1, 500)
+    listing = versions.list_versions(name, sort=sort, include_archived=include_archived, page=1, per_page=500)
     metric_names = sorted({key for v in listing.items for key in v.metrics})
     return render_template(
         "ui/model.html", model=summary, versions=listing.items, total=listing.total, metric_names=metric_names,
@@ -71,7 +71,7 @@ def history(name):
     alias = request.args.get("alias") or None
     number = max(request.args.get("page", 1, type=int) or 1, 1)
     summary = catalog.get_model(name)
-    events = aliases.history(name, alias, number, PER_PAGE)
+    events = aliases.history(name, alias=alias, page=number, per_page=PER_PAGE)
     return render_template("ui/history.html", model=summary, events=events, alias=alias)
 
 
@@ -121,7 +121,7 @@ def _alias_state(name: str, alias: str) -> dict:
         rollout = rollouts.get_rollout(name, alias)
     except RolloutNotFound:
         rollout = None
-    return {"version": version, "rollout": rollout, "last_moves": aliases.history(name, alias, 1, 5).items}
+    return {"version": version, "rollout": rollout, "last_moves": aliases.history(name, alias=alias, page=1, per_page=5).items}
 
 
 def _evaluations(name: str) -> dict:

@@ -138,7 +138,7 @@ def infer_version(name, version):
 
 def _metadata(name: str, ref: str) -> dict:
     servable = services().server.servable(name, ref)
-    numbers = sorted(version.number for version in list_versions(name, None, False, 1, MAX_PER_PAGE).items)
+    numbers = sorted(version.number for version in list_versions(name, sort=None, include_archived=False, page=1, per_page=MAX_PER_PAGE).items)
     return model_metadata(servable, numbers)
 
 

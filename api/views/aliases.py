@@ -23,7 +23,8 @@ blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollbac
 def promote(body, name, number):
     """Point an alias (default ``production``) at this version after it loads and scores."""
     return aliases.promote(
-        services().server, name, number, body["alias"], body["reason"], body["force"], principal().name
+        services().server, name, number=number, alias=body["alias"], reason=body["reason"], force=body["force"],
+        actor=principal().name,
     )
 
 
@@ -36,7 +37,8 @@ def promote(body, name, number):
 def rollback(body, name):
     """Undo the alias's latest promote, or jump back to ``to_version``."""
     return aliases.rollback(
-        services().server, name, body["alias"], body["to_version"], body["reason"], principal().name
+        services().server, name, alias=body["alias"], to_version=body["to_version"], reason=body["reason"],
+        actor=principal().name,
     )
 
 
@@ -67,4 +69,4 @@ def delete_alias(args, name, alias):
 @blp.response(200, page_of(EventOut))
 def history(args, name):
     """Promotion events, newest first; ``?alias=`` filters."""
-    return aliases.history(name, args["alias"], args["page"], args["per_page"])
+    return aliases.history(name, alias=args["alias"], page=args["page"], per_page=args["per_page"])

@@ -20,7 +20,7 @@ class VersionEvaluations(MethodView):
     @blp.response(200, EvaluationPage)
     def get(self, args, name, ref):
         """A version's evaluations, newest first."""
-        return evaluations.version_evaluations(name, ref, args["page"], args["per_page"])
+        return evaluations.version_evaluations(name, ref, page=args["page"], per_page=args["per_page"])
 
     @requires("ci")
     @errors(410)

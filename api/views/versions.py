@@ -38,7 +38,9 @@ class Versions(MethodView):
     @blp.response(200, page_of(VersionOut))
     def get(self, args, name):
         """List versions, newest first; ``?sort=-metrics.r2``, ``?include_archived=true``."""
-        return versions.list_versions(name, args["sort"], args["include_archived"], args["page"], args["per_page"])
+        return versions.list_versions(
+            name, sort=args["sort"], include_archived=args["include_archived"], page=args["page"], per_page=args["per_page"]
+        )
 
     @requires("ci")
     @errors(409)
@@ -58,10 +60,10 @@ class Versions(MethodView):
         version, created = versions.upload_version(
             services().store,
             name,
-            artifact.read(),
-            _parse_metadata(request.form.get("metadata")),
-            principal().name,
-            current_app.config["MAX_BATCH_ROWS"],
+            data=artifact.read(),
+            metadata=_parse_metadata(request.form.get("metadata")),
+            actor=principal().name,
+            max_rows=current_app.config["MAX_BATCH_ROWS"],
             max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
         )
         location = url_for("versions.Version", name=name, ref=version.number)

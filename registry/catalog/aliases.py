@@ -42,7 +42,7 @@ def list_aliases(name: str) -> dict[str, int]:
     return find_model(name).alias_map
 
 
-def history(name: str, alias: str | None, page: int, per_page: int) -> Page:
+def history(name: str, *, alias: str | None, page: int, per_page: int) -> Page:
     """Promotion events of a model, newest first, optionally of one alias."""
     model = find_model(name)
     query = select(PromotionEvent).where(PromotionEvent.model_id == model.id)
@@ -51,7 +51,7 @@ def history(name: str, alias: str | None, page: int, per_page: int) -> Page:
     return paginate(query.order_by(PromotionEvent.id.desc()), page, per_page)
 
 
-def promote(server: ModelServer, name: str, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:
+def promote(server: ModelServer, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:
     """Point ``alias`` at version ``number`` once it has loaded and scored its input example."""
     check_alias_name(alias)
     version = _ready_version(find_model(name), number)
@@ -70,7 +70,7 @@ def promote(server: ModelServer, name: str, number: int, alias: str, reason: str
                 f"({'; '.join(problems)}); send \"force\": true to promote anyway",
                 errors={"signature": problems},
             )
-        end_on_move(model, alias, "promote", actor)
+        end_on_move(model, alias, action="promote", actor=actor)
         # "forced" records an override, so only when there was something to override
         event = _move(model, alias, current, version, "promote", actor, reason, forced=bool(problems))
         move = Move(name, alias, number, event.from_version, event.id)
@@ -78,7 +78,7 @@ def promote(server: ModelServer, name: str, number: int, alias: str, reason: str
     return move
 
 
-def rollback(server: ModelServer, name: str, alias: str, to_version: int | None, reason: str, actor: str) -> Move:
+def rollback(server: ModelServer, name: str, *, alias: str, to_version: int | None, reason: str, actor: str) -> Move:
     """Undo the alias's latest promote not undone yet, or jump back to ``to_version``.
 
     The target is loaded before the alias moves; if another move changed the target meanwhile,
@@ -96,7 +96,7 @@ def rollback(server: ModelServer, name: str, alias: str, to_version: int | None,
                 continue
             current = find_alias(model, alias)
             version = _ready_version(model, target)
-            end_on_move(model, alias, "rollback", actor)
+            end_on_move(model, alias, action="rollback", actor=actor)
             event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
             move = Move(name, alias, target, event.from_version, event.id)
         server.note_move(name, alias, servable)

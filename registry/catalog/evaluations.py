@@ -42,7 +42,7 @@ def record_evaluation(
     return evaluation
 
 
-def version_evaluations(name: str, ref: str, page: int, per_page: int) -> Page:
+def version_evaluations(name: str, ref: str, *, page: int, per_page: int) -> Page:
     """The evaluations of one version (by number or alias), newest first."""
     version = find_version(find_model(name), ref)
     query = select(Evaluation).where(Evaluation.version_id == version.id).order_by(Evaluation.id.desc())

@@ -23,8 +23,8 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 
 
 def upload_version(
-    store: ArtifactStore, name: str, data: bytes, metadata: dict, actor: str, max_rows: int,
-    *, max_model_bytes: int,
+    store: ArtifactStore, name: str, *, data: bytes, metadata: dict, actor: str, max_rows: int,
+    max_model_bytes: int,
 ) -> tuple[ModelVersion, bool]:
     """Register ``data`` as the next version of model ``name`` (created on first upload).
 
@@ -75,7 +75,7 @@ def upload_version(
     return version, True
 
 
-def list_versions(name: str, sort: str | None, include_archived: bool, page: int, per_page: int) -> Page:
+def list_versions(name: str, *, sort: str | None, include_archived: bool, page: int, per_page: int) -> Page:
     """Versions of a model, newest first unless ``sort`` says otherwise (``-metrics.r2``)."""
     model = find_model(name)
     query = select(ModelVersion).where(ModelVersion.model_id == model.id)

@@ -73,7 +73,7 @@ def start_rollout(server: ModelServer, *, name: str, alias: str, canary: ArmSpec
                 forced=any(forced for _, forced in admitted.values()))
         state = describe(rollout, primary.number, {})
         primary_info = VersionInfo.of(primary)
-    server.note_rollout(name, alias, server.load(primary_info), _live(rollout.id, loaded, arms, sticky_header))
+    server.note_rollout(name, alias, primary=server.load(primary_info), rollout=_live(rollout.id, loaded, arms, sticky_header))
     return state
 
 
@@ -129,11 +129,11 @@ def abort_rollout(server: ModelServer, *, name: str, alias: str, reason: str, ac
         _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number)
         state = describe(rollout, primary.number, summed(rollout.id))
         primary_info = VersionInfo.of(primary)
-    server.note_rollout(name, alias, server.load(primary_info), None)
+    server.note_rollout(name, alias, primary=server.load(primary_info), rollout=None)
     return state
 
 
-def end_on_move(model: RegisteredModel, alias: str, action: str, actor: str) -> None:
+def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) -> None:
     """End the alias's rollout, if one runs, because ``action`` (promote, rollback) moves the alias; recorded.
 
     Runs inside the move's transaction, with the model locked.

@@ -120,9 +120,9 @@ class ModelServer:
 
         A move ends the alias's rollout, so the alias is served by ``servable`` alone.
         """
-        self.note_rollout(name, alias, servable, None)
+        self.note_rollout(name, alias, primary=servable, rollout=None)
 
-    def note_rollout(self, name: str, alias: str, primary: ServableModel, rollout: LiveRollout | None) -> None:
+    def note_rollout(self, name: str, alias: str, *, primary: ServableModel, rollout: LiveRollout | None) -> None:
         """Serve a rollout change (or an alias move) made by this process at once."""
         with self._lock:
             self._moves += 1
@@ -267,7 +267,7 @@ class ModelServer:
             with self._lock:
                 self._watched_latest.add(name)
         state = AliasState(servable, rollout)
-        self.note_rollout(name, alias, state.primary, state.rollout)
+        self.note_rollout(name, alias, primary=state.primary, rollout=state.rollout)
         return state
 
     def _resolve_pinned(self, name: str, number: int) -> ServableModel:

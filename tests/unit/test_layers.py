@@ -43,3 +43,18 @@ def test_the_domain_does_not_import_the_trainers(path):
 @pytest.mark.parametrize("path", _modules("bench"), ids=str)
 def test_the_benchmarks_never_import_the_tests(path):
     assert not {name for name in _imports(BASE_DIR / path) if name.split(".")[0] == "tests"}
+
+
+def _positional(function: ast.FunctionDef) -> list[str]:
+    return [a.arg for a in function.args.posonlyargs + function.args.args if a.arg not in ("self", "cls")]
+
+
+@pytest.mark.parametrize("path", _modules("registry"), ids=str)
+def test_public_functions_of_the_domain_take_more_than_three_parameters_by_keyword(path):
+    tree = ast.parse((BASE_DIR / path).read_text(), filename=str(path))
+    crowded = [
+        f"{node.name}({', '.join(_positional(node))})"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and len(_positional(node)) > 3
+    ]
+    assert crowded == []
