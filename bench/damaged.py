@@ -27,9 +27,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import psutil
 import requests
 from sklearn.linear_model import LinearRegression
+
+from bench.harness.processes import tree_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -122,9 +123,9 @@ def _seed(url: str) -> str:
 
 
 def _window(server: subprocess.Popen, log: Path, seconds: float) -> dict:
-    cpu, lines = _cpu_seconds(server.pid), _lines(log)
+    cpu, lines = tree_cpu_seconds(server.pid), _lines(log)
     time.sleep(seconds)
-    return {"cpu_seconds": round(_cpu_seconds(server.pid) - cpu, 3), "log_lines": _lines(log) - lines}
+    return {"cpu_seconds": round(tree_cpu_seconds(server.pid) - cpu, 3), "log_lines": _lines(log) - lines}
 
 
 def _latency(url: str, count: int = 200) -> dict:
@@ -135,18 +136,6 @@ def _latency(url: str, count: int = 200) -> dict:
         took.append((time.perf_counter() - started) * 1000)
     took.sort()
     return {"p50": round(statistics.median(took), 2), "p99": round(took[int(0.99 * (count - 1))], 2)}
-
-
-def _cpu_seconds(pid: int) -> float:
-    master = psutil.Process(pid)
-    total = 0.0
-    for process in [master, *master.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def _lines(log: Path) -> int:

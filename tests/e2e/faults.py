@@ -15,6 +15,7 @@ from flask_migrate import upgrade
 from sklearn.tree import DecisionTreeRegressor
 
 from config import BASE_DIR
+from bench.harness.processes import tree_cpu_seconds
 from bench.harness.server import BIN, LiveRegistry
 from tests.helpers import MIGRATIONS, close_app, make_app
 
@@ -48,14 +49,7 @@ def processes(live: LiveRegistry) -> list[psutil.Process]:
 
 def cpu_seconds(live: LiveRegistry) -> float:
     """User + system CPU seconds used so far by the master and its live workers."""
-    total = 0.0
-    for process in processes(live):
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
+    return tree_cpu_seconds(live.process.pid)
 
 
 def kill_hard(live: LiveRegistry) -> None:
