@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from sqlalchemy.exc import OperationalError
+
 from registry.catalog import lookups
 from registry.artifacts.store import ArtifactStore
 from registry.serving.cache import ModelCache, ServableModel, VersionInfo
@@ -65,6 +67,7 @@ class ModelServer:
         self._lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
+        self._database_down = False
         self.figures = FigureBook()
         self.shadows = ShadowRunner(self.figures, lambda servable, rows: run_model(servable, rows, False).predictions)
         self._flushed_at = time.monotonic()
@@ -317,10 +320,21 @@ class ModelServer:
             log.exception("could not write the rollout figures; they stay counted and are written later")
 
     def _refresh_logged(self) -> None:
+        """Refresh, logging a database outage once (not at every poll) and its end."""
         try:
             self.refresh()
+        except OperationalError as exc:
+            if not self._database_down:
+                log.error("alias refresh failed: the database is unavailable (%s); serving the last known aliases",
+                          exc.orig if exc.orig is not None else exc)
+            self._database_down = True
+            return
         except Exception:
             log.exception("alias refresh failed; serving the last known aliases")
+            return
+        if self._database_down:
+            log.warning("the database answers again; alias refresh resumed")
+            self._database_down = False
 
 
 def _failure_key(info: VersionInfo) -> tuple:

@@ -6,11 +6,13 @@ watcher calls on every tick, so calling it by hand plays one tick at a chosen mo
 """
 import hashlib
 import threading
+import time
 
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sklearn.linear_model import LinearRegression
 
 import registry.serving.server
@@ -357,3 +359,26 @@ def test_a_watching_worker_follows_a_move_made_elsewhere_on_its_own(client, ci, 
     watching_worker.refreshed(2)
     assert answer(c) == 3
 
+
+
+def test_a_database_outage_is_logged_once_without_a_traceback_and_its_end_once(monkeypatch, caplog, b, b_server):
+    real, calls = registry.serving.server.lookups.change_marker, []
+
+    def unavailable():
+        calls.append(1)
+        if len(calls) <= 4:
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+        return real()
+
+    monkeypatch.setattr(registry.serving.server.lookups, "change_marker", unavailable)
+    caplog.set_level("WARNING", logger="registry.serving.server")
+    b_server.ensure_started()
+    deadline = time.monotonic() + 10
+    while len(calls) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the watcher, bounded by the deadline
+
+    assert len(calls) >= 6, "the watcher did not poll through the outage"
+    messages = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records]
+    assert [(level, exc) for level, _, exc in messages] == [("ERROR", None), ("WARNING", None)]
+    assert "database is unavailable" in messages[0][1] and "answers again" in messages[1][1]
+    assert answer(b) == 1
