@@ -15,7 +15,8 @@ from bench.harness.databases import POSTGRES_URL, libpq_conninfo
 from registry.db import db
 from tests.databases import BACKEND, fresh_database, use_postgres_server
 from tests.helpers import ADMIN_TOKEN, MIGRATIONS, close_app, make_app
-from tests.postgres_server import find_pg_ctl, missing_server_message, postgres_server as serving_postgres
+from tests.postgres_server import find_pg_ctl, missing_server_message
+from tests.postgres_server import postgres_server as serving_postgres
 from tests.url_builders import compiled_once
 
 

@@ -22,7 +22,11 @@ from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
 from trainers.params import parse_params
 from trainers.report import (
-    build_report, read_report, report_path_for, upload_metadata, write_report,
+    build_report,
+    read_report,
+    report_path_for,
+    upload_metadata,
+    write_report,
 )
 from trainers.retrain import CANARY, PROMOTED, RetrainRequest, retrain
 from trainers.rollout import ABORT, COMPLETE, RolloutRule, settle

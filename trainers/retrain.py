@@ -202,8 +202,8 @@ def score_champion(
 def load_champion(content: bytes, version: int):
     """Unpickle the champion with the registry's allow-listing loader and return its estimator."""
     try:
-        from registry.errors import InvalidArtifact
         from registry.artifacts.safe_pickle import load_estimator
+        from registry.errors import InvalidArtifact
     except ImportError as exc:
         raise ChampionUnusable(
             "loading the champion safely needs the registry package; run from the repository root"

@@ -9,9 +9,8 @@ from api.services import services
 from api.ui import bp
 from api.ui.forms import ArchiveForm, PromoteForm, RollbackForm, RolloutEndForm, RolloutForm
 from api.ui.session import action, signed_in
-from registry.catalog import aliases
+from registry.catalog import aliases, versions
 from registry.catalog import models as catalog
-from registry.catalog import versions
 from registry.names import DEFAULT_ALIAS
 from registry.rollouts import state as rollouts
 from registry.rollouts.state import ArmSpec

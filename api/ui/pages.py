@@ -5,12 +5,11 @@ from api.errors import DOMAIN_STATUS, status_of
 from api.ui import bp
 from api.ui.charts import metric_bars
 from api.ui.forms import SignInForm, SignOutForm
-from api.ui.session import page, sign_in as start_session, sign_out as end_session, signed_in
-from registry.catalog import aliases
+from api.ui.session import page, signed_in
+from api.ui.session import sign_in as start_session
+from api.ui.session import sign_out as end_session
+from registry.catalog import aliases, comparison, evaluations, versions
 from registry.catalog import models as catalog
-from registry.catalog import comparison
-from registry.catalog import evaluations
-from registry.catalog import versions
 from registry.errors import RegistryError, RolloutNotFound, Unauthorized
 from registry.rollouts import state as rollouts
 

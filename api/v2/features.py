@@ -9,8 +9,8 @@ import numpy as np
 
 from api.errors import ProblemError
 from api.v2.tensors import Tensor
-from registry.serving.inputs import ModelInput, rows_from_array, rows_from_json
 from registry.artifacts.signature import Signature
+from registry.serving.inputs import ModelInput, rows_from_array, rows_from_json
 
 
 def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> ModelInput:

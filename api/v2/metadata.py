@@ -1,6 +1,6 @@
 """What the V2 metadata routes say about a model: datatypes and shapes from its stored signature."""
-from registry.serving.cache import ServableModel
 from registry.artifacts.signature import Signature
+from registry.serving.cache import ServableModel
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"

@@ -22,11 +22,11 @@ from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata, output_names
 from api.v2.outputs import Output, encode_response
 from api.v2.tensors import InferRequest, read_request
 from api.views.ops import readiness_checks
-from registry.serving.cache import ServableModel
-from registry.names import DEFAULT_ALIAS
 from registry.catalog.paging import MAX_PER_PAGE
-from registry.serving.predict import Prediction, after_answer, predict
 from registry.catalog.versions import list_versions
+from registry.names import DEFAULT_ALIAS
+from registry.serving.cache import ServableModel
+from registry.serving.predict import Prediction, after_answer, predict
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]

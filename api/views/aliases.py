@@ -5,11 +5,17 @@ from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import errors
 from api.schemas import (
-    AliasDeleteArgs, AliasesArgs, EventOut, HistoryArgs, MoveOut, PromoteRequest, RollbackRequest, page_of,
+    AliasDeleteArgs,
+    AliasesArgs,
+    EventOut,
+    HistoryArgs,
+    MoveOut,
+    PromoteRequest,
+    RollbackRequest,
+    page_of,
 )
 from api.services import services
-from registry.catalog import alias_history
-from registry.catalog import aliases
+from registry.catalog import alias_history, aliases
 
 blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollback")
 

@@ -12,8 +12,8 @@ from api.errors import ProblemError
 from api.prediction_metrics import answer_headers, count_answer, count_failure
 from api.schemas import PredictionOut
 from api.services import services
-from registry.serving.inputs import rows_from_csv, rows_from_json
 from registry.names import DEFAULT_ALIAS
+from registry.serving.inputs import rows_from_csv, rows_from_json
 from registry.serving.predict import after_answer, predict
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -13,9 +13,9 @@ from api.errors import ProblemError, describe_errors
 from api.openapi import errors
 from api.schemas import ArchiveArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from api.services import services
+from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
 from registry.names import parse_ref
-from registry.artifacts.safe_pickle import artifact_format
 
 blp = Blueprint("versions", __name__, description="Model versions")
 

@@ -6,7 +6,14 @@ from flask_smorest import Blueprint
 from api.auth import principal, requires
 from api.content import accepts
 from api.schemas import (
-    DeliveryDetailOut, DeliveryOut, PageArgs, WebhookCreatedOut, WebhookOut, WebhookPatch, WebhookRequest, page_of,
+    DeliveryDetailOut,
+    DeliveryOut,
+    PageArgs,
+    WebhookCreatedOut,
+    WebhookOut,
+    WebhookPatch,
+    WebhookRequest,
+    page_of,
 )
 from registry.events import subscriptions
 

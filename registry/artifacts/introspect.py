@@ -11,7 +11,6 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from registry.errors import InvalidArtifact
 from registry.artifacts.signature import Feature, ModelDescription, Signature
 from registry.artifacts.supported_estimators import (
     ENCODERS,
@@ -21,6 +20,7 @@ from registry.artifacts.supported_estimators import (
     accepted_steps,
     class_path,
 )
+from registry.errors import InvalidArtifact
 
 PASSTHROUGH = "passthrough"
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from joblib.numpy_pickle_utils import _ZFILE_PREFIX
 from sklearn.base import BaseEstimator
 
-from registry.errors import InvalidArtifact, RegistryError
 from registry.artifacts.loading.checks import check_top_level, check_trees
 from registry.artifacts.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
 from registry.artifacts.loading.pickles import unpickle
 from registry.artifacts.loading.skops_files import ZIP_MAGIC, load_skops
+from registry.errors import InvalidArtifact, RegistryError
 
 
 @dataclass(frozen=True)

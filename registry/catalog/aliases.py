@@ -8,16 +8,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from registry.serving.admission import incompatibilities as _incompatibilities
-from registry.serving.admission import ready_version as _ready_version
-from registry.serving.admission import smoke_test as _smoke_test
+from registry.catalog.lookups import active_rollout, find_alias, find_model
+from registry.catalog.paging import Page, paginate
 from registry.db import db, write_transaction
 from registry.errors import AliasNotFound, Conflict, InvalidInput
 from registry.events import outbox
-from registry.catalog.lookups import active_rollout, find_alias, find_model
 from registry.names import ALIAS_NAME, LATEST, check_alias_name
-from registry.catalog.paging import Page, paginate
 from registry.rollouts.state import end_on_move
+from registry.serving.admission import incompatibilities as _incompatibilities
+from registry.serving.admission import ready_version as _ready_version
+from registry.serving.admission import smoke_test as _smoke_test
 from registry.serving.server import ModelServer, VersionInfo
 from registry.tables import Alias, PromotionEvent, RegisteredModel, utcnow
 

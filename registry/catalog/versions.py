@@ -5,16 +5,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from registry.artifacts.introspect import describe
+from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.store import ArtifactStore
+from registry.catalog.lookups import find_model, find_version, rollouts_using
+from registry.catalog.paging import Page, slice_page
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
-from registry.serving.inputs import rows_from_json
-from registry.artifacts.introspect import describe
-from registry.catalog.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
-from registry.catalog.paging import Page, slice_page
-from registry.artifacts.safe_pickle import load_estimator
+from registry.serving.inputs import rows_from_json
 from registry.serving.server import ModelServer
 from registry.tables import ModelVersion, RegisteredModel, utcnow
 

@@ -17,7 +17,6 @@ from registry.events.sending import Message, Outcome
 from registry.events.tables import DELIVERED, FAILED, PENDING, DeliveryAttempt, WebhookDelivery, WebhookSubscription
 from registry.tables import utcnow
 
-
 CANDIDATES_PER_SLOT = 4
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from registry.serving.cache import ServableModel
 from registry.rollouts.figures import FigureBook
 from registry.rollouts.routing import SHADOW
+from registry.serving.cache import ServableModel
 from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS
 
 log = logging.getLogger(__name__)

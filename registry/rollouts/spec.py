@@ -1,8 +1,8 @@
 """A rollout as the database says it, copied out of its row so it can be loaded outside the session."""
 from dataclasses import dataclass
 
-from registry.serving.cache import VersionInfo
 from registry.rollouts.routing import Arm, LiveRollout
+from registry.serving.cache import VersionInfo
 from registry.tables import Rollout
 
 

@@ -9,16 +9,16 @@ import math
 import re
 from dataclasses import dataclass
 
-from registry.serving.admission import incompatibilities, ready_version, smoke_test
-from registry.serving.cache import ServableModel
+from registry.catalog.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
 from registry.events import outbox
-from registry.catalog.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.names import check_alias_name
 from registry.rollouts.figures import summed
 from registry.rollouts.report import RolloutState, describe, settings
 from registry.rollouts.routing import CANARY, SHADOW, Arm, LiveRollout
+from registry.serving.admission import incompatibilities, ready_version, smoke_test
+from registry.serving.cache import ServableModel
 from registry.serving.server import ModelServer, VersionInfo
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, utcnow
 

@@ -2,10 +2,10 @@
 
 Promote, rollback and rollouts admit versions by the same rules.
 """
-from registry.errors import InvalidInput, VersionArchived
-from registry.serving.inputs import rows_from_json
 from registry.artifacts.introspect import encoded_columns
 from registry.catalog.lookups import find_version
+from registry.errors import InvalidInput, VersionArchived
+from registry.serving.inputs import rows_from_json
 from registry.serving.predict import run_model
 from registry.tables import ModelVersion, RegisteredModel
 

@@ -25,8 +25,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from registry.errors import BatchTooLarge, InvalidInput
 from registry.artifacts.signature import Signature
+from registry.errors import BatchTooLarge, InvalidInput
 
 ModelInput = np.ndarray | pd.DataFrame
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from registry.serving.cache import ServableModel
-from registry.errors import InvalidInput
-from registry.serving.inputs import ModelInput
-from registry.rollouts.shadow import ShadowJob
 from registry.artifacts.signature import Signature
+from registry.errors import InvalidInput
+from registry.rollouts.shadow import ShadowJob
+from registry.serving.cache import ServableModel
+from registry.serving.inputs import ModelInput
 
 if TYPE_CHECKING:  # the server runs this module's models; importing it here would be circular
     from registry.serving.server import ModelServer

@@ -14,23 +14,23 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy.exc import OperationalError
 
-from registry.catalog import lookups
-from registry.artifacts.store import ArtifactStore
-from registry.serving.cache import ModelCache, ServableModel, VersionInfo
-from registry.errors import VersionArchived
 from registry.artifacts.introspect import takes_named_columns
-from registry.serving.load_failures import LoadFailures
+from registry.artifacts.safe_pickle import load_estimator
+from registry.artifacts.signature import Signature
+from registry.artifacts.store import ArtifactStore
+from registry.catalog import lookups
 from registry.catalog.lookups import find_model, find_version
+from registry.errors import VersionArchived
 from registry.names import LATEST, parse_ref
-from registry.serving.predict import run_model
-from registry.serving.predictors import predictor_for
 from registry.rollouts import figures
 from registry.rollouts.figures import FigureBook
 from registry.rollouts.routing import AliasState, Arm, LiveRollout, Route, route
-from registry.rollouts.spec import RolloutSpec
 from registry.rollouts.shadow import ShadowRunner
-from registry.artifacts.safe_pickle import load_estimator
-from registry.artifacts.signature import Signature
+from registry.rollouts.spec import RolloutSpec
+from registry.serving.cache import ModelCache, ServableModel, VersionInfo
+from registry.serving.load_failures import LoadFailures
+from registry.serving.predict import run_model
+from registry.serving.predictors import predictor_for
 from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
 
 log = logging.getLogger(__name__)

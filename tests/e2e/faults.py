@@ -14,9 +14,9 @@ import pytest
 from flask_migrate import upgrade
 from sklearn.tree import DecisionTreeRegressor
 
-from config import BASE_DIR
 from bench.harness.processes import tree_cpu_seconds
 from bench.harness.server import BIN, LiveRegistry
+from config import BASE_DIR
 from tests.helpers import MIGRATIONS, close_app, make_app
 
 

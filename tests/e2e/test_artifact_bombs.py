@@ -3,15 +3,15 @@
 The server lets artifacts unpack to 64 MB (MAX_MODEL_MB) so each refusal takes a moment; the bombs
 still expand to 2.6 GB, and the 30 million empty lists cost 2 GB when read without bounds.
 """
-import pytest
 import psutil
+import pytest
 import requests
 import skops.io
 
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
-from tests.databases import fresh_database
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from tests.databases import fresh_database
 
 ADMIN_TOKEN = "e2e-bombs-token"
 MAX_MODEL_MB = 64

@@ -19,10 +19,10 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from tests.databases import fresh_database
 from bench.harness import server
-from tests.e2e.faults import big_tree, flask_cli, kill_hard, migrate_here
 from bench.harness.models import scaled_sum, upload
+from tests.databases import fresh_database
+from tests.e2e.faults import big_tree, flask_cli, kill_hard, migrate_here
 from tests.helpers import artifact_bytes, close_app, make_app
 
 ADMIN_TOKEN = "e2e-crash-token"

@@ -11,9 +11,9 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from config import BASE_DIR
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import move
+from config import BASE_DIR
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", BASE_DIR / "build" / "screenshots"))
 DESKTOP = {"width": 1280, "height": 800}

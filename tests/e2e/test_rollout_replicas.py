@@ -3,12 +3,12 @@ import time
 
 import pytest
 
-from tests.databases import fresh_database
 from bench.harness import server
-from tests.e2e.conftest import ADMIN_TOKEN
 from bench.harness.models import expected_prediction, scaled_sum, upload
-from tests.e2e.rollouts import change, expected_version, figures_once, keyed_versions
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, move
+from tests.databases import fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.rollouts import change, expected_version, figures_once, keyed_versions
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from bench.harness.models import expected_prediction, scaled_sum, upload
-from tests.e2e.rollouts import Step, change, expected_version, figures_once, keyed_versions
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, move
+from tests.e2e.rollouts import Step, change, expected_version, figures_once, keyed_versions
 
 CLIENT_THREADS = 6
 

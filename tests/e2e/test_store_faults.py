@@ -5,10 +5,10 @@ Both tests share one server; each leaves the store writable, and the full store 
 import pytest
 import requests
 
-from tests.databases import fresh_database
 from bench.harness import server
-from tests.e2e.faults import big_tree, migrate_here, remount, tmpfs
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from tests.databases import fresh_database
+from tests.e2e.faults import big_tree, migrate_here, remount, tmpfs
 
 ADMIN_TOKEN = "e2e-store-faults-token"
 STORE_MB = 8

@@ -10,10 +10,10 @@ import time
 import pytest
 import requests
 
-from tests.databases import fresh_database
 from bench.harness import server
-from tests.e2e.faults import cpu_seconds, migrate_here
 from bench.harness.models import PROBE_ROW, expected_prediction
+from tests.databases import fresh_database
+from tests.e2e.faults import cpu_seconds, migrate_here
 from tests.helpers import close_app, make_app, scaled_sum, upload_ok
 
 ADMIN_TOKEN = "e2e-unloadable-token"

@@ -17,16 +17,23 @@ import pytest
 import requests
 import tritonclient.http as triton
 from mlserver.codecs import NumpyCodec, NumpyRequestCodec, PandasCodec
-from mlserver.types import InferenceErrorResponse, InferenceRequest, InferenceResponse, MetadataModelResponse, MetadataServerResponse, RequestOutput
+from mlserver.types import (
+    InferenceErrorResponse,
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    MetadataServerResponse,
+    RequestOutput,
+)
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from tritonclient.utils import InferenceServerException
 
-from config import BASE_DIR
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from bench.harness.traffic import Answer, allowed_versions, move, run_moves
+from config import BASE_DIR
 from tests.helpers import classification_data, regression_data
 
 ROWS = np.random.default_rng(3).normal(size=(50, 4))

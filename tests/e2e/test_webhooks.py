@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.databases import fresh_database
 from bench.harness import server
-from tests.e2e.conftest import ADMIN_TOKEN
 from bench.harness.models import scaled_sum, upload
 from bench.harness.traffic import move
 from bench.harness.webhook_receiver import Receiver, poll
+from tests.databases import fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SETTINGS = {

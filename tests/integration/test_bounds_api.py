@@ -6,7 +6,16 @@ import pytest
 from flask_migrate import upgrade
 
 from tests.databases import fresh_database
-from tests.helpers import ADMIN_TOKEN, MIGRATIONS, artifact_bytes, assert_problem, close_app, make_app, scaled_sum, upload_ok
+from tests.helpers import (
+    ADMIN_TOKEN,
+    MIGRATIONS,
+    artifact_bytes,
+    assert_problem,
+    close_app,
+    make_app,
+    scaled_sum,
+    upload_ok,
+)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

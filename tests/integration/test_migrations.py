@@ -6,8 +6,8 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
 from registry.db import db
-from tests.helpers import make_app, MIGRATIONS
 from tests.databases import fresh_database
+from tests.helpers import MIGRATIONS, make_app
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
           "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts"}

@@ -1,9 +1,8 @@
 """Rollouts through the HTTP API: state, history, bad input, and what they do to the alias and archive."""
 import pytest
+from sklearn.linear_model import LinearRegression
 
 from tests.helpers import PROBE_ROW, assert_problem, regression_data, scaled_sum, upload_ok
-
-from sklearn.linear_model import LinearRegression
 
 URL = "/models/m/aliases/production/rollout"
 

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
+from sklearn.linear_model import LinearRegression
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
-from sklearn.linear_model import LinearRegression
 
 import registry.serving.server
 from registry.db import db

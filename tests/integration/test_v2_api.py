@@ -14,10 +14,20 @@ from sklearn.linear_model import LinearRegression
 from tests.helpers import regression_data, upload_ok
 from tests.integration.test_metrics import scrape, value
 from tests.integration.v2_support import (  # noqa: F401 (fixtures)
-    ADMIN, FEATURES, INTEGER_ROWS, ROWS, assert_error, by_feature, client, infer, mixed_frame, models, output, promote,
+    ADMIN,
+    FEATURES,
+    INTEGER_ROWS,
+    ROWS,
+    assert_error,
+    by_feature,
+    client,
+    infer,
+    mixed_frame,
+    models,
+    output,
+    promote,
     tensor,
 )
-
 
 # -- server ------------------------------------------------------------------------------------
 

@@ -9,9 +9,17 @@ from hypothesis import strategies as st
 
 from api.v2.tensors import DATATYPES
 from tests.integration.v2_support import (  # noqa: F401 (fixtures)
-    ROWS, assert_error, binary_body, by_feature, client, infer, limited, models, output, tensor,
+    ROWS,
+    assert_error,
+    binary_body,
+    by_feature,
+    client,
+    infer,
+    limited,
+    models,
+    output,
+    tensor,
 )
-
 
 # -- bad input: 4xx in the protocol's shape, never a 5xx ---------------------------------------
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness.webhook_receiver import Receiver, poll
 from config import BASE_DIR
 from registry.events.claims import claim_due, record_attempt
 from registry.events.sending import Outcome
 from tests.helpers import ADMIN_TOKEN, scaled_sum, upload_ok
-from bench.harness.webhook_receiver import Receiver, poll
 
 STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 from sklearn.linear_model import LinearRegression
 
-from trainers import artifact, cli as cli_module
+from trainers import artifact
+from trainers import cli as cli_module
 from trainers.datasets import from_frame
 from trainers.errors import ChampionUnusable, ConfigurationError
 from trainers.retrain import KEPT, PROMOTED, Champion, RetrainRequest, decide, retrain

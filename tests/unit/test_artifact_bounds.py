@@ -11,9 +11,9 @@ from numpy._core.multiarray import _reconstruct
 from sklearn.ensemble import RandomForestClassifier
 
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb
-from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 from registry.artifacts.loading.limits import MAX_OBJECTS
 from registry.artifacts.safe_pickle import load_estimator
+from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 
 LIMIT = 4 * MIB
 # What each decompressor works with whatever the file (joblib inflates zlib 8 KB at a time, which

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from registry.artifacts.signature import Feature, Signature
 from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.inputs import rows_from_array, rows_from_csv, rows_from_json
-from registry.artifacts.signature import Feature, Signature
 
 NUMERIC = Signature(tuple(Feature(f"x{i}", "float64") for i in range(3)))
 MIXED = Signature((Feature("area", "float64"), Feature("city", "object"), Feature("rooms", "int64")))

@@ -12,10 +12,10 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from registry.errors import InvalidArtifact
 from registry.artifacts.introspect import describe
 from registry.artifacts.signature import Feature
 from registry.artifacts.supported_estimators import MODELS, PREPROCESSORS, class_path
+from registry.errors import InvalidArtifact
 
 PUBLIC_PATHS = {
     "LinearRegression": "sklearn.linear_model.LinearRegression",

@@ -3,9 +3,9 @@ import hashlib
 
 import pytest
 
-from registry.serving.cache import ServableModel
-from registry.rollouts.routing import AliasState, Arm, LiveRollout, key_share, route
 from registry.artifacts.signature import Signature
+from registry.rollouts.routing import AliasState, Arm, LiveRollout, key_share, route
+from registry.serving.cache import ServableModel
 
 SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}], "classes": None})
 

@@ -14,14 +14,14 @@ import pytest
 import sklearn
 import sklearn.base
 from joblib.numpy_pickle import NumpyArrayWrapper
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
-from registry.errors import InvalidArtifact, UnsafeArtifact
 from registry.artifacts.safe_pickle import load_estimator
+from registry.errors import InvalidArtifact, UnsafeArtifact
 
 FORMATS = ["pickle-4", "pickle-5", "joblib", "joblib-zlib"]
 COMPRESSORS = ["joblib-zlib", "joblib-gzip", "joblib-bz2", "joblib-lzma", "joblib-xz"]

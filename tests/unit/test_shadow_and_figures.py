@@ -4,10 +4,10 @@ import threading
 import numpy as np
 import pytest
 
-from registry.serving.cache import ServableModel
+from registry.artifacts.signature import Signature
 from registry.rollouts.figures import LATENCY_BUCKETS_MS, FigureBook, Tally, percentile_ms
 from registry.rollouts.shadow import ShadowJob, ShadowRunner, compare
-from registry.artifacts.signature import Signature
+from registry.serving.cache import ServableModel
 
 WAIT = 10  # seconds; a bound on waiting for an Event, so a broken test fails instead of hanging
 SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}], "classes": None})

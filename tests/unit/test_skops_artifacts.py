@@ -4,17 +4,17 @@ import zipfile
 
 import numpy as np
 import pytest
-import skops.io
 import sklearn.base
+import skops.io
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeRegressor
 
 from bench.bomb_files import MIB, skops_zip_bomb
-from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 from registry.artifacts.loading.allowed import skops_trusted
 from registry.artifacts.safe_pickle import load_estimator
+from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 from tests.unit.test_safe_pickle import assert_same_predictions, child_past_the_end
 
 

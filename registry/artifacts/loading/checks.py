@@ -7,8 +7,8 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.tree._tree import TREE_LEAF, Tree
 
-from registry.errors import InvalidArtifact, UnsafeArtifact
 from registry.artifacts.supported_estimators import MODELS
+from registry.errors import InvalidArtifact, UnsafeArtifact
 
 
 def check_sklearn_version(version) -> str:

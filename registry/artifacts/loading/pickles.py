@@ -19,10 +19,10 @@ from numpy._core.multiarray import _reconstruct
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import FunctionTransformer
 
-from registry.errors import InvalidArtifact, UnsafeArtifact
 from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
 from registry.artifacts.loading.checks import check_passthrough, check_sklearn_version
 from registry.artifacts.loading.limits import DOCS, BoundedStream, Budget, array_bytes, too_many_objects
+from registry.errors import InvalidArtifact, UnsafeArtifact
 
 
 def unpickle(data: bytes, budget: Budget) -> tuple[object, str | None]:

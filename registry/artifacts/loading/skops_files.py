@@ -14,10 +14,10 @@ import zipfile
 import skops.io
 from numpy.lib import format as npy
 
-from registry.errors import InvalidArtifact, UnsafeArtifact
 from registry.artifacts.loading.allowed import SKOPS_TYPES, skops_trusted
 from registry.artifacts.loading.checks import check_sklearn_version
 from registry.artifacts.loading.limits import DOCS, Budget, array_bytes, too_many_objects
+from registry.errors import InvalidArtifact, UnsafeArtifact
 
 ZIP_MAGIC = b"PK\x03\x04"
 SCHEMA = "schema.json"
