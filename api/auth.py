@@ -23,7 +23,7 @@ def requires(role: str) -> Callable:
         @wraps(view)
         def wrapped(*args, **kwargs):
             who = _authenticate()
-            if who.role != "admin" and who.role != role:
+            if not who.may(role):
                 needs = "'admin'" if role == "admin" else f"{role!r} or 'admin'"
                 raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs {needs}")
             g.principal = who

@@ -80,11 +80,9 @@ class AliasesArgs(Schema):
     )
 
 
-class AliasDeleteArgs(Schema):
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+class ReasonArgs(Schema):
+    """``?reason=`` of a DELETE (alias delete, archive), kept in the history or the webhook event."""
 
-
-class ArchiveArgs(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 

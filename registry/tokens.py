@@ -28,6 +28,10 @@ class Principal:
     name: str
     role: str
 
+    def may(self, role: str) -> bool:
+        """Whether this principal may do what needs ``role``: admin may do everything, others their own role."""
+        return self.role in ("admin", role)
+
 
 def hash_token(token: str) -> str:
     """The stored form of a token."""

@@ -1,7 +1,7 @@
 """The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
 from flask import flash, redirect, render_template, request, url_for
 
-from api.errors import DOMAIN_STATUS, status_of
+from api.errors import problem_for
 from api.ui import bp
 from api.ui.charts import metric_bars
 from api.ui.forms import SignInForm, SignOutForm
@@ -24,9 +24,8 @@ def _everywhere() -> dict:
 @bp.errorhandler(RegistryError)
 def _refused(exc: RegistryError):
     """A domain refusal shown as a page with the server's own detail, under the API's status."""
-    status = status_of(exc)
-    title = next((t for cls, _, t in DOMAIN_STATUS if isinstance(exc, cls)), "Refused")
-    return render_template("ui/refused.html", title=title, status=status, detail=exc.detail), status
+    body = problem_for(exc).get_json(force=True)
+    return render_template("ui/refused.html", title=body["title"], status=body["status"], detail=body["detail"]), body["status"]
 
 
 @bp.route("/")

@@ -13,7 +13,6 @@ from registry.errors import Unauthorized
 from registry.tokens import Principal, authenticate, authenticate_digest, hash_token
 
 SESSION_KEY = "token_sha256"
-ROLE_RANK = {"reader": 0, "ci": 1, "admin": 2}
 
 
 class BrowserSessions(SecureCookieSessionInterface):
@@ -47,7 +46,7 @@ def signed_in() -> Principal | None:
 def may(role: str) -> bool:
     """Whether the signed-in token may act with ``role`` (admin may do everything)."""
     who = signed_in()
-    return who is not None and ROLE_RANK.get(who.role, -1) >= ROLE_RANK[role]
+    return who is not None and who.may(role)
 
 
 def page(view: Callable) -> Callable:

@@ -5,12 +5,12 @@ from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import errors
 from api.schemas import (
-    AliasDeleteArgs,
     AliasesArgs,
     EventOut,
     HistoryArgs,
     MoveOut,
     PromoteRequest,
+    ReasonArgs,
     RollbackRequest,
     page_of,
 )
@@ -62,7 +62,7 @@ def list_aliases(args, name):
 @blp.route("/models/<name>/aliases/<alias>", methods=["DELETE"])
 @requires("ci")
 @errors(409)
-@blp.arguments(AliasDeleteArgs, location="query")
+@blp.arguments(ReasonArgs, location="query")
 @blp.response(200, EventOut)
 def delete_alias(args, name, alias):
     """Remove an alias; the history records it (``action: "delete"``), its predict route then answers 404."""

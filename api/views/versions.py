@@ -11,7 +11,7 @@ from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
 from api.openapi import errors
-from api.schemas import ArchiveArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
+from api.schemas import ReasonArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from api.services import services
 from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
@@ -88,7 +88,7 @@ class Version(MethodView):
 
     @requires("admin")
     @errors(409)
-    @blp.arguments(ArchiveArgs, location="query")
+    @blp.arguments(ReasonArgs, location="query")
     @blp.response(200, VersionOut)
     def delete(self, args, name, ref):
         """Archive a version (soft delete; ``?reason=`` goes with the webhook event); refused while an alias points at it."""
