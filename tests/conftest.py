@@ -2,10 +2,12 @@
 
 Every test gets a fresh app (so a fresh ModelServer: empty cache, no alias snapshot) on a clean
 database and a clean artifact root. The database is migrated once per session; each test then
-gets a copy of the migrated SQLite file, or the PostgreSQL database emptied by DELETEs (much
-cheaper than TRUNCATE, which rewrites every table's files).
+gets the migrated SQLite file copied back in place, or the PostgreSQL database emptied by DELETEs
+(much cheaper than TRUNCATE, which rewrites every table's files). Its URL stays the same all run,
+so the apps share one engine and the SQL it compiled (tests/engines.py).
 """
 import shutil
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,6 +16,7 @@ from flask_migrate import upgrade
 from bench.harness.databases import POSTGRES_URL, libpq_conninfo
 from registry.db import db
 from tests.databases import BACKEND, fresh_database, use_postgres_server
+from tests.engines import shared_engines
 from tests.helpers import ADMIN_TOKEN, MIGRATIONS, close_app, make_app
 from tests.postgres_server import find_pg_ctl, missing_server_message
 from tests.postgres_server import postgres_server as serving_postgres
@@ -58,27 +61,48 @@ def migrated_database(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def empty_postgres(migrated_database):
-    """``empty()`` deletes every row of the session's PostgreSQL database and restarts its sequences."""
-    with psycopg.connect(libpq_conninfo(migrated_database), autocommit=True) as conn:
-        sequences = [name for (name,) in conn.execute(
-            "SELECT quote_ident(sequence_name) FROM information_schema.sequences WHERE sequence_schema = 'public'"
-        )]
-        statements = [f"DELETE FROM {table.name}" for table in reversed(db.metadata.sorted_tables)]
-        statements += [f"ALTER SEQUENCE {name} RESTART" for name in sequences]
-        script = "BEGIN; " + "; ".join(statements) + "; COMMIT"
-        yield lambda: conn.execute(script)
+def test_database(migrated_database, tmp_path_factory):
+    """The URL every test's clean database has, and ``reset()``, which makes it clean."""
+    if BACKEND == "postgresql":
+        with psycopg.connect(libpq_conninfo(migrated_database), autocommit=True) as conn:
+            script = _emptying_script(conn)
+            with shared_engines(migrated_database):
+                yield migrated_database, lambda: conn.execute(script)
+        return
+    template = Path(migrated_database.removeprefix("sqlite:///"))
+    path = tmp_path_factory.mktemp("database") / "registry.db"
+    url = f"sqlite:///{path}"
+    with shared_engines(url) as engines:
+
+        def reset():
+            engines.disconnect()
+            for leftover in path.parent.glob("registry.db*"):
+                leftover.unlink()
+            shutil.copyfile(template, path)
+
+        yield url, reset
+
+
+def _emptying_script(conn) -> str:
+    """One transaction that deletes every row and sets every sequence back to 1.
+
+    ``setval`` rather than ``ALTER SEQUENCE … RESTART``, which gives each sequence a new file.
+    """
+    sequences = [name for (name,) in conn.execute(
+        "SELECT quote_literal(quote_ident(sequence_name)) FROM information_schema.sequences"
+        " WHERE sequence_schema = 'public'"
+    )]
+    deletes = [f"DELETE FROM {table.name}" for table in reversed(db.metadata.sorted_tables)]
+    restarts = ", ".join(f"setval({name}, 1, false)" for name in sequences)
+    return "BEGIN; " + "; ".join(deletes) + f"; SELECT {restarts}; COMMIT"
 
 
 @pytest.fixture
-def database_url(request, migrated_database, tmp_path):
+def database_url(test_database):
     """A clean, migrated database for one test."""
-    if BACKEND == "postgresql":
-        request.getfixturevalue("empty_postgres")()
-        return migrated_database
-    path = tmp_path / "registry.db"
-    shutil.copyfile(migrated_database.removeprefix("sqlite:///"), path)
-    return f"sqlite:///{path}"
+    url, reset = test_database
+    reset()
+    return url
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from api import create_app
 from bench.harness.models import PROBE_ROW, artifact_bytes, scaled_sum
 from config import BASE_DIR
 from registry.db import db
+from tests.engines import release
 
 __all__ = [
     "ADMIN_TOKEN", "MIGRATIONS", "PROBE_ROW", "PROBLEM_JSON", "artifact_bytes", "assert_problem", "classification_data",
@@ -36,12 +37,12 @@ def make_app(database_url: str, artifact_root, **overrides):
 
 
 def close_app(app) -> None:
-    """Stop an app's watcher and close its database connections."""
+    """Stop an app's watcher and give back its database connections."""
     with app.app_context():
         app.extensions["model_registry"].server.stop()
         app.extensions["webhook_deliverer"].stop()
         db.session.remove()
-        db.engine.dispose()
+        release(db.engine)
 
 
 def regression_data(n_features=4, n_rows=60, seed=0):
