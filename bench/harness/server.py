@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from flask_migrate import upgrade
 
+from api import create_app
 from config import BASE_DIR
+from registry.db import db
 
 BIN = Path(sys.executable).parent
 # Generous: on a shared two-core machine importing the app alone can take a minute.
@@ -63,10 +66,20 @@ def service_env(database_url: str, artifact_root: Path, admin_token: str, **extr
 
 
 def migrate(env: dict) -> None:
-    """``flask db upgrade``, as the README's run command does."""
-    subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR, env=env, check=True, capture_output=True
-    )
+    """Upgrade the service's database to head with the scripts ``flask db upgrade`` runs.
+
+    In this process: the CLI would import the whole app again, seconds per server on a small
+    machine (tests/integration/test_migrations.py runs the README's command itself).
+    """
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+        "ARTIFACT_ROOT": env["ARTIFACT_ROOT"],
+        "ADMIN_TOKEN": env["ADMIN_TOKEN"],
+        "PROMETHEUS_MULTIPROC_DIR": None,
+    })
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
 
 
 def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:

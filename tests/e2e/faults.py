@@ -11,13 +11,11 @@ import joblib
 import numpy as np
 import psutil
 import pytest
-from flask_migrate import upgrade
 from sklearn.tree import DecisionTreeRegressor
 
 from bench.harness.processes import tree_cpu_seconds
 from bench.harness.server import BIN, LiveRegistry
 from config import BASE_DIR
-from tests.helpers import MIGRATIONS, close_app, make_app
 
 
 @contextmanager
@@ -69,16 +67,6 @@ def big_tree(rows: int, seed: int) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
-
-
-def migrate_here(database_url: str, artifact_root: Path) -> None:
-    """Upgrade the database in this process (quicker than the CLI, which tests/e2e/test_hot_swap.py covers)."""
-    app = make_app(database_url, artifact_root)
-    try:
-        with app.app_context():
-            upgrade(directory=MIGRATIONS)
-    finally:
-        close_app(app)
 
 
 def flask_cli(env: dict, *args: str) -> subprocess.CompletedProcess:

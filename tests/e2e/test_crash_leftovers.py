@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from bench.harness import server
 from bench.harness.models import scaled_sum, upload
 from tests.databases import fresh_database
-from tests.e2e.faults import big_tree, flask_cli, kill_hard, migrate_here
+from tests.e2e.faults import big_tree, flask_cli, kill_hard
 from tests.helpers import artifact_bytes, close_app, make_app
 
 ADMIN_TOKEN = "e2e-crash-token"
@@ -99,7 +99,7 @@ def crashed(tmp_path_factory):
     store = root / "artifacts"
     with fresh_database(root) as database_url:
         env = server.service_env(database_url, store, ADMIN_TOKEN)
-        migrate_here(database_url, env["ARTIFACT_ROOT"])
+        server.migrate(env)
         live = server.start(env, root, workers=4)
         try:
             kept = upload(live, "kept", scaled_sum(1)).json()["sha256"]

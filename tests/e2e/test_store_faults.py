@@ -8,7 +8,7 @@ import requests
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from tests.databases import fresh_database
-from tests.e2e.faults import big_tree, migrate_here, remount, tmpfs
+from tests.e2e.faults import big_tree, remount, tmpfs
 
 ADMIN_TOKEN = "e2e-store-faults-token"
 STORE_MB = 8
@@ -21,7 +21,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("store-faults")
     with fresh_database(root) as database_url, tmpfs(root / "artifacts", STORE_MB) as store_dir:
         env = server.service_env(database_url, store_dir, ADMIN_TOKEN, MIN_FREE_STORE_MB=MIN_FREE_MB)
-        migrate_here(database_url, env["ARTIFACT_ROOT"])
+        server.migrate(env)
         live = server.start(env, root, workers=2)
         live.store_dir = store_dir
         try:

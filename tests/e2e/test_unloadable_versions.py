@@ -13,7 +13,7 @@ import requests
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction
 from tests.databases import fresh_database
-from tests.e2e.faults import cpu_seconds, migrate_here
+from tests.e2e.faults import cpu_seconds
 from tests.helpers import close_app, make_app, scaled_sum, upload_ok
 
 ADMIN_TOKEN = "e2e-unloadable-token"
@@ -36,7 +36,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("unloadable")
     with fresh_database(root) as database_url:
         env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN)
-        migrate_here(database_url, env["ARTIFACT_ROOT"])
+        server.migrate(env)
         sha = seed(database_url, root / "artifacts")
         (root / "artifacts" / "sha256" / sha[:2] / sha).write_bytes(b"\0" * DAMAGED_MB * 1024 * 1024)
         started = time.monotonic()

@@ -1,10 +1,15 @@
 """The schema changes only through migrations: head matches the models, and base is empty again."""
+import subprocess
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
+from bench.harness import server
+from config import BASE_DIR
 from registry.db import db
 from tests.databases import fresh_database
 from tests.helpers import MIGRATIONS, make_app
@@ -28,12 +33,28 @@ def _tables() -> set[str]:
     return set(inspect(db.engine).get_table_names()) - {"alembic_version"}
 
 
+def _head() -> str:
+    return ScriptDirectory(MIGRATIONS).get_current_head()
+
+
 def test_an_empty_database_upgrades_to_head_with_every_table(empty_app):
     assert _tables() == set()
 
     upgrade(directory=MIGRATIONS)
 
     assert _tables() == TABLES
+
+
+def test_the_readmes_upgrade_command_brings_an_empty_database_to_head(empty_app, tmp_path):
+    env = server.service_env(db.engine.url.render_as_string(hide_password=False), tmp_path / "artifacts", "token")
+
+    done = subprocess.run([str(server.BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=BASE_DIR, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert _tables() == TABLES
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == _head()
 
 
 def test_the_migrated_schema_matches_the_models_exactly(empty_app):
