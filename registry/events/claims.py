@@ -1,8 +1,10 @@
 """The deliveries table as a work queue: claim what is due, record what an attempt came to.
 
 A claim is a lease: the row is the claimer's until ``claimed_until``, so a crashed claimer's rows
-come back by themselves. On PostgreSQL claimers skip rows another one has locked (``FOR UPDATE
-SKIP LOCKED``); on SQLite the claim runs under the database's write lock (``BEGIN IMMEDIATE``).
+come back by themselves. On PostgreSQL a claimer first locks the subscriptions it will claim for,
+skipping those another claimer holds (``FOR UPDATE SKIP LOCKED``), and then reads their deliveries
+afresh, so two claimers never put two deliveries of one subscription in flight; on SQLite the
+claim runs under the database's write lock (``BEGIN IMMEDIATE``).
 """
 import random
 import secrets
@@ -49,7 +51,7 @@ class Claim:
 
 def due_exists() -> bool:
     """Whether any delivery is due now (a cheap read, so idle pollers take no write lock)."""
-    return db.session.execute(select(_due(utcnow()).exists())).scalar()
+    return db.session.execute(select(_due(utcnow(), WebhookDelivery.id).exists())).scalar()
 
 
 def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
@@ -57,16 +59,8 @@ def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
     now = utcnow()
     token = secrets.token_hex(16)
     with write_transaction():
-        # A few rows per slot, so that a backlog of one subscription leaves room for the others.
-        rows = db.session.execute(
-            _due(now).order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit * CANDIDATES_PER_SLOT).with_for_update(of=WebhookDelivery, skip_locked=True)
-        ).all()
-        chosen, seen = [], set()
-        for delivery, subscription in rows:
-            if subscription.id not in seen and len(chosen) < limit:
-                seen.add(subscription.id)
-                chosen.append((delivery, subscription))
+        rows = (_oldest_due(now, subscription) for subscription in _lock_subscriptions_with_due(now, limit))
+        chosen = [row for row in rows if row is not None]
         for delivery, _ in chosen:
             delivery.claimed_until = now + timedelta(seconds=lease_seconds)
             delivery.claim_token = token
@@ -74,6 +68,38 @@ def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
             Claim(d.id, token, Message(d.event.uid, d.event.body, s.url, s.secret)) for d, s in chosen
         ]
     return claims
+
+
+def _lock_subscriptions_with_due(now: datetime, limit: int) -> list[int]:
+    """Up to ``limit`` subscriptions with a due delivery, oldest due first, locked for this claim.
+
+    Skipping the ones another claimer holds: whatever it claims for them it has committed by the
+    time their lock is free, so the next read (a new snapshot on PostgreSQL) sees it in flight.
+    ``NO KEY UPDATE`` lets the transactions that add deliveries for them go on meanwhile.
+    """
+    # A few rows per slot, so that a backlog of one subscription leaves room for the others.
+    due = db.session.execute(
+        _due(now, WebhookDelivery.subscription_id)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit * CANDIDATES_PER_SLOT)
+    ).scalars().all()
+    wanted = list(dict.fromkeys(due))[:limit]
+    if not wanted:
+        return []
+    locked = set(db.session.execute(
+        select(WebhookSubscription.id).where(WebhookSubscription.id.in_(wanted))
+        .with_for_update(skip_locked=True, key_share=True)
+    ).scalars())
+    return [subscription for subscription in wanted if subscription in locked]
+
+
+def _oldest_due(now: datetime, subscription_id: int):
+    """The subscription's oldest due delivery and the subscription, unless one is in flight."""
+    return db.session.execute(
+        _due(now, WebhookDelivery, WebhookSubscription)
+        .where(WebhookDelivery.subscription_id == subscription_id)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(1)
+        .with_for_update(of=WebhookDelivery, skip_locked=True, key_share=True)
+    ).first()
 
 
 def record_attempt(claim: Claim, outcome: Outcome, policy: RetryPolicy) -> None:
@@ -111,8 +137,8 @@ def _settle(delivery: WebhookDelivery, outcome: Outcome, policy: RetryPolicy, no
         delivery.next_attempt_at = now + timedelta(seconds=policy.delay(delivery.attempts))
 
 
-def _due(now: datetime):
-    """Pending deliveries of active subscriptions whose time has come and that nobody holds.
+def _due(now: datetime, *columns):
+    """``columns`` of the pending deliveries of active subscriptions whose time has come and that nobody holds.
 
     A subscription with a delivery in flight gets no other, so a hanging receiver ties up at most
     one sending thread of the whole deployment.
@@ -122,7 +148,8 @@ def _due(now: datetime):
         held.subscription_id == WebhookDelivery.subscription_id, held.status == PENDING, held.claimed_until >= now
     )
     return (
-        select(WebhookDelivery, WebhookSubscription)
+        select(*columns)
+        .select_from(WebhookDelivery)
         .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
         .where(
             WebhookDelivery.status == PENDING,
