@@ -5,13 +5,11 @@ from bench.harness import server
 from tests.databases import fresh_database
 
 ADMIN_TOKEN = "e2e-admin-token"
-# Half the default: the tests that wait out the window (10 moves each, say) take half as long.
-REFRESH_SECONDS = 0.5
 
 
 @pytest.fixture(scope="module")
 def live_registry(tmp_path_factory):
     """The running service: ``.url``, ``.admin_token``, ``.headers``, ``.env`` (for CLI subprocesses)."""
     root = tmp_path_factory.mktemp("live")
-    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN, refresh_seconds=REFRESH_SECONDS) as (live,):
+    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN) as (live,):
         yield live
