@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 from flask_migrate import upgrade
 
@@ -83,10 +84,10 @@ def migrate(env: dict) -> None:
 
 
 def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:
-    """Start gunicorn on a free port and wait until /readyz answers 200."""
+    """Start gunicorn on a free port and wait until /readyz answers 200 and every worker is forked."""
     live = launch(env, log_dir, workers=workers, refresh_seconds=refresh_seconds)
     try:
-        wait_ready(live.url, live.process, live.log_path)
+        wait_serving(live)
     except RuntimeError:
         live.stop()
         raise
@@ -139,7 +140,7 @@ def running(database_url: str, root: Path, admin_token: str, count: int = 1, wor
         for _ in range(count):
             instances.append(launch(env, root, workers=workers, refresh_seconds=refresh_seconds))
         for live in instances:
-            wait_ready(live.url, live.process, live.log_path)
+            wait_serving(live)
         yield instances
     finally:
         stop_all(instances)
@@ -149,6 +150,16 @@ def _die_with_parent() -> None:
     """Ask Linux to stop gunicorn when the test process dies, even if it is killed mid-test."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def wait_serving(live: LiveRegistry) -> None:
+    """Wait until ``live`` answers /readyz and has forked every worker (the first answers alone)."""
+    wait_ready(live.url, live.process, live.log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while len(psutil.Process(live.process.pid).children()) < live.workers:
+        if live.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn did not fork its {live.workers} workers:\n{live.log_path.read_text()[-4000:]}")
+        time.sleep(0.05)
 
 
 def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
