@@ -33,6 +33,7 @@ import requests
 import skops.io
 from sklearn.linear_model import LinearRegression
 
+from bench import report
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
 
 HERE = Path(__file__).resolve().parent
@@ -210,13 +211,9 @@ def _write(run: dict) -> None:
         *[f"| {r['bomb']} | {r['upload_mb']} | {r['status']} | {r['seconds']} | {r['worker_peak_rss_mb']} | "
           f"{r['worker_rss_before_mb']} | {r['workers_lost']} | {r['predict_after']} |" for r in run["rows"]],
     ]
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines)
     print(text)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stem = out / f"bombs-{run['started_at']}"
-    stem.with_suffix(".json").write_text(json.dumps(run, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(text)
+    report.save("bombs", run, text, HERE / "results")
 
 
 if __name__ == "__main__":

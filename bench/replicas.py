@@ -7,7 +7,6 @@ returned that replica still started requests it answered with the previous versi
 Figures only; it writes JSON + Markdown to bench/results/.
 """
 import argparse
-import json
 import statistics
 import tempfile
 from datetime import datetime, timezone
@@ -64,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         with Load(urls, args.threads) as load:
             moves = run_moves(replicas[0], "replicated", plan, pause=args.pause)
     result = _summary(load.answers, moves, urls, args)
-    print(_markdown(result))
-    _write(result, args.out)
+    text = _markdown(result)
+    print(text)
+    report.save("replicas", result, text, args.out)
 
 
 def _summary(answers: list[Answer], moves: list[Move], urls: list[str], args) -> dict:
@@ -99,14 +99,6 @@ def _markdown(result: dict) -> str:
         lines.append(f"| {name} | {row['requests']} | {row['failed']} | {row['staleness_max_s']} | {row['staleness_median_s']} |")
     lines += ["", f"median promote/rollback call: {result['move_seconds_median']} s; bound: {REFRESH_SECONDS} s"]
     return "\n".join(lines)
-
-
-def _write(result: dict, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = "replicas-" + result["started_at"].replace("-", "").replace(":", "")
-    (directory / f"{stem}.json").write_text(json.dumps(result, indent=2))
-    (directory / f"{stem}.md").write_text(_markdown(result) + "\n")
-    print(f"\nwritten: {directory / stem}.json and .md")
 
 
 if __name__ == "__main__":

@@ -74,16 +74,25 @@ def console(run: dict) -> str:
     return markdown(run).replace("`", "")
 
 
-def write(run: dict, directory: Path) -> tuple[Path, Path]:
-    """``bench-<time>.json`` and ``.md`` (plus ``latest.*`` copies) in ``directory``, created if missing."""
+def write(run: dict, directory: Path) -> Path:
+    """``bench-<time>.json`` and ``.md`` (plus ``latest.*`` copies) in ``directory``; the ``.md`` path."""
+    return save("bench", run, markdown(run), directory, latest="latest")
+
+
+def save(prefix: str, run: dict, text: str, directory: Path, *, latest: str | None = None) -> Path:
+    """``run`` as ``<prefix>-<started_at>.json`` and ``text`` as its ``.md`` in ``directory`` (made if missing).
+
+    With ``latest`` the two are also written as ``<latest>.json`` and ``<latest>.md``. Prints where
+    they went and returns the ``.md`` path.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"bench-{run['started_at'].replace(':', '').replace('-', '')}"
-    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
-    text_json, text_md = json.dumps(run, indent=2) + "\n", markdown(run) + "\n"
-    for path, text in ((json_path, text_json), (md_path, text_md), (directory / "latest.json", text_json),
-                       (directory / "latest.md", text_md)):
-        path.write_text(text)
-    return json_path, md_path
+    stem = f"{prefix}-{run['started_at'].replace(':', '').replace('-', '')}"
+    text_json, text_md = json.dumps(run, indent=2) + "\n", text.rstrip("\n") + "\n"
+    for name in filter(None, (stem, latest)):
+        (directory / f"{name}.json").write_text(text_json)
+        (directory / f"{name}.md").write_text(text_md)
+    print(f"\nwritten: {directory / stem}.json and .md")
+    return directory / f"{stem}.md"
 
 
 def _predict_rows(cells: list[dict], ratios: list[dict]) -> tuple[list[str], list[list[str]]]:

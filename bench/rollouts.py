@@ -8,7 +8,6 @@ failed requests and server CPU ms per request. The rollout's own figures (canary
 compared/dropped, agreement) are read back at the end. Figures only: nothing passes or fails on time.
 """
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -54,11 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     run["machine"]["loadavg_at_end"] = list(os.getloadavg())
     text = markdown(run)
     print("\n" + text.replace("`", ""))
-    stem = f"rollouts-{run['started_at'].replace(':', '').replace('-', '')}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(run, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(text + "\n")
-    print(f"\nwritten: {args.out / stem}.json and .md")
+    report.save("rollouts", run, text, args.out)
 
 
 def _measure(root: Path, args: argparse.Namespace) -> dict:

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     run["machine"]["loadavg_at_end"] = list(os.getloadavg())
     print()
     print(report.console(run))
-    json_path, md_path = report.write(run, args.out)
-    print(f"\nwritten: {json_path}\n         {md_path}\n(total {run['seconds_total']} s)")
+    report.write(run, args.out)
+    print(f"(total {run['seconds_total']} s)")
 
 
 def _scenarios(root: Path, args: argparse.Namespace) -> dict:

@@ -198,16 +198,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: dict, directory: Path) -> Path:
-    """``v2-<time>.json`` and ``.md`` plus ``v2-latest.*`` in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = f"v2-{result['started_at'].replace(':', '').replace('-', '')}"
-    text_json, text_md = json.dumps(result, indent=2) + "\n", markdown(result)
-    for name, text in ((f"{stem}.json", text_json), (f"{stem}.md", text_md), ("v2-latest.json", text_json), ("v2-latest.md", text_md)):
-        (directory / name).write_text(text)
-    return directory / f"{stem}.md"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Start a registry, measure every cell, print the tables and write them to bench/results/."""
     args = parse_args(argv)
@@ -226,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     cells += in_process(estimator, args)
     result = {"command": report.command_line("bench.v2"), "started_at": started_at, "model": args.model, "machine": facts,
               "loadavg_at_end": list(os.getloadavg()), "cells": cells, "ratios": ratios(cells)}
-    print(markdown(result).replace("`", ""))
-    print(f"written: {write(result, args.out)}")
+    text = markdown(result)
+    print(text.replace("`", ""))
+    report.save("v2", result, text, args.out, latest="v2-latest")
 
 
 if __name__ == "__main__":

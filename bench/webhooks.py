@@ -8,7 +8,6 @@ receiver on loopback that verifies every signature, then measures
 Figures only; it writes JSON + Markdown to bench/results/.
 """
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -58,8 +57,9 @@ def main(argv: list[str] | None = None) -> None:
             subscribe(live, receiver, "hung", ["alias.moved"])
             figures["latency_beside_a_hung_receiver"] = latency(live, receiver, "beside", args.moves)
     result = _summary(figures, args)
-    print(_markdown(result))
-    _write(result, args.out)
+    text = _markdown(result)
+    print(text)
+    report.save("webhooks", result, text, args.out)
 
 
 def subscribe(live, receiver, endpoint: str, events: list[str]) -> int:
@@ -129,14 +129,6 @@ def _markdown(result: dict) -> str:
         row = result[name]
         lines.append(f"| {row['subscriptions']} | {row['deliveries']} | {row['queueing_s']} | {row['per_second']} |")
     return "\n".join(lines)
-
-
-def _write(result: dict, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = "webhooks-" + result["started_at"].replace("-", "").replace(":", "")
-    (directory / f"{stem}.json").write_text(json.dumps(result, indent=2))
-    (directory / f"{stem}.md").write_text(_markdown(result) + "\n")
-    print(f"\nwritten: {directory / stem}.json and .md")
 
 
 if __name__ == "__main__":
