@@ -7,7 +7,7 @@ PostgreSQL database emptied in place, the SQLite file restored in place), so the
 share its engine and its warm cache. Apps still get their own session, server and artifact root.
 
 Flask-SQLAlchemy 3.1 creates every engine in ``SQLAlchemy._make_engine`` (pinned in
-requirements-dev.txt); the block reroutes that call for the URLs it was given.
+requirements-dev.txt); the block reroutes that call for the URL it was given.
 """
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,20 +19,19 @@ from registry.db import db
 
 
 class SharedEngines:
-    """Engines of the shared URLs, created on the first app that asks and reused by every other."""
+    """Engines of the shared URL (one per set of engine options), made for the first app that asks."""
 
-    def __init__(self, urls: set[str]):
-        self._urls = {_plain(url) for url in urls}
-        self._engines: dict[tuple[str, str], Engine] = {}
+    def __init__(self, url: str):
+        self._url = _plain(url)
+        self._engines: dict[str, Engine] = {}
 
     def wrap(self, make_engine):
-        """``make_engine`` that hands out the one engine of a shared URL and options."""
+        """``make_engine`` that hands out the one engine of the shared URL and these options."""
 
         def make(bind_key, options, app):
-            url = _plain(options["url"])
-            if url not in self._urls:
+            if _plain(options["url"]) != self._url:
                 return make_engine(bind_key, options, app)
-            key = (url, repr(sorted((name, value) for name, value in options.items() if name != "url")))
+            key = repr(sorted((name, value) for name, value in options.items() if name != "url"))
             if key not in self._engines:
                 self._engines[key] = make_engine(bind_key, options, app)
             return self._engines[key]
@@ -40,6 +39,7 @@ class SharedEngines:
         return make
 
     def holds(self, engine: Engine) -> bool:
+        """Whether ``engine`` is one of the shared ones."""
         return engine in self._engines.values()
 
     def disconnect(self) -> None:
@@ -62,9 +62,9 @@ def _plain(url) -> str:
 
 
 @contextmanager
-def shared_engines(*urls: str) -> Iterator[SharedEngines]:
-    """Within the block, apps on one of ``urls`` with the same engine options share one engine."""
-    engines = SharedEngines(set(urls))
+def shared_engines(url: str) -> Iterator[SharedEngines]:
+    """Within the block, apps on ``url`` with the same engine options share one engine."""
+    engines = SharedEngines(url)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db, "_make_engine", engines.wrap(db._make_engine))
         _active.append(engines)
