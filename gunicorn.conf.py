@@ -38,12 +38,12 @@ def when_ready(server):
     """Load every aliased model once in the master: workers fork with them loaded and share their pages."""
     if not server.cfg.preload_app:
         return
-    from api.services import EXTENSION
+    from api.domain import EXTENSION
     from registry.db import db
 
     app = server.app.wsgi()
     try:
-        app.extensions[EXTENSION].server.refresh()
+        app.extensions[EXTENSION].runtime.models.refresh()
     except Exception:  # the workers warm themselves then, as without this
         server.log.exception("could not load the aliased models before forking")
     finally:
@@ -68,9 +68,9 @@ def post_fork(server, worker):
 def post_worker_init(worker):
     """Warm every aliased model before this worker takes its first request; start its webhook deliverer."""
     from api import delivery
-    from api.services import EXTENSION
+    from api.domain import EXTENSION
 
-    worker.wsgi.extensions[EXTENSION].server.ensure_started()
+    worker.wsgi.extensions[EXTENSION].runtime.models.ensure_started()
     delivery.start_in_worker(worker.wsgi)
 
 

@@ -1,24 +1,20 @@
-"""The Flask application factory: wires config, database, domain services and blueprints."""
-import warnings
+"""The Flask application factory: wires config, database, the domain's store and runtime, and blueprints."""
 from pathlib import Path
 
 import swagger_ui_bundle
 from flask import Blueprint, Flask
 
-from api import cli, delivery
+from api import commands, delivery, domain
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs
-from api.services import EXTENSION, Services
 from api.ui import init_ui
 from api.v2 import views as v2
 from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
 from config import Config
-from registry.artifacts.store import ArtifactStore
 from registry.db import configure_sqlite, db
-from registry.serving.server import ModelServer
 
 OPENAPI = {
     "API_TITLE": "Model Registry",
@@ -40,13 +36,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Every body is held to the predict limit; the upload route raises it for itself.
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
-    _init_services(app)
+    domain.init_app(app)
     delivery.init_app(app)
     _init_http(app)
     init_ui(app)
-    cli.register(app)
-    # Rows arrive as arrays in signature order, already checked; sklearn's name warning is noise.
-    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    commands.register(app)
     return app
 
 
@@ -59,21 +53,6 @@ def _init_database(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
     init_migrations(app)
-
-
-def _init_services(app: Flask) -> None:
-    store = ArtifactStore(app.config["ARTIFACT_ROOT"])
-    server = ModelServer(
-        store,
-        cache_size=app.config["MODEL_CACHE_SIZE"],
-        refresh_seconds=app.config["ALIAS_REFRESH_SECONDS"],
-        session_scope=app.app_context,
-        max_model_bytes=app.config["MAX_MODEL_MB"] * 1024 * 1024,
-    )
-    app.extensions[EXTENSION] = Services(store, server)
-
-    if app.config["WATCH_ALIASES"]:
-        app.before_request(server.ensure_started)
 
 
 def _init_http(app: Flask) -> None:

@@ -5,8 +5,8 @@ from functools import wraps
 from flask import current_app, g, request
 
 from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
+from registry.access.tokens import Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
-from registry.tokens import Principal, authenticate
 
 ANONYMOUS = Principal("anonymous", "reader")
 

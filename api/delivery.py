@@ -3,19 +3,13 @@
 Each gunicorn worker runs one (``post_worker_init``, or the first request under other servers),
 so a plain start delivers; ``WEBHOOK_DELIVER_IN_WORKERS=0`` leaves it to ``flask webhooks deliver``.
 """
-import signal
-import threading
-
-import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
 
+from registry.changes import EventsRecorded, committed
 from registry.events.claims import RetryPolicy
 from registry.events.deliverer import Deliverer, DeliverySettings
 
 EXTENSION = "webhook_deliverer"
-
-webhooks_group = AppGroup("webhooks", help="Deliver webhooks.")
 
 
 def init_app(app: Flask) -> None:
@@ -33,7 +27,7 @@ def init_app(app: Flask) -> None:
     )
     app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
     app.before_request(lambda: start_in_worker(app))
-    app.cli.add_command(webhooks_group)
+    committed.connect(_wake_on_events)  # once per process: connecting again changes nothing
 
 
 def start_in_worker(app: Flask) -> None:
@@ -47,11 +41,8 @@ def stop_in_worker(app: Flask) -> None:
     app.extensions[EXTENSION].stop(wait=True)
 
 
-@webhooks_group.command("deliver")
-def deliver():
-    """Deliver webhooks in the foreground until SIGTERM or Ctrl-C (with WEBHOOK_DELIVER_IN_WORKERS=0)."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    click.echo("delivering webhooks; stop with Ctrl-C")
-    current_app.extensions[EXTENSION].run_until(stop)
+def _wake_on_events(_sender, changes: tuple) -> None:
+    """The current app's deliverer sends events it just committed at once instead of at its next poll."""
+    deliverer = current_app.extensions.get(EXTENSION)
+    if deliverer is not None and deliverer.started and any(isinstance(c, EventsRecorded) for c in changes):
+        deliverer.wake()

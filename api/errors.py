@@ -1,6 +1,6 @@
 """Every error becomes RFC 9457 problem+json here, and only here."""
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from flask import Flask, Response, json
@@ -55,84 +55,99 @@ class ProblemError(Exception):
         self.status, self.detail, self.errors = status, detail, errors
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What went wrong, described once: each edge renders it in its own shape."""
+
+    status: int
+    title: str
+    detail: str
+    errors: dict | None = None
+    headers: dict = field(default_factory=dict)
+
+    def body(self) -> dict:
+        """The problem+json members (RFC 9457)."""
+        body = {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+    def response_headers(self) -> dict:
+        """Its headers, with the challenge every 401 carries."""
+        if self.status == 401:
+            return {"WWW-Authenticate": 'Bearer realm="model-registry"', **self.headers}
+        return dict(self.headers)
+
+
 def problem(status: int, title: str, detail: str, errors: dict | None = None, headers: dict | None = None) -> Response:
     """A problem+json response."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if errors:
-        body["errors"] = errors
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="model-registry"'
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+    return render(Problem(status, title, detail, errors, headers or {}))
+
+
+def render(described: Problem) -> Response:
+    """``described`` as a problem+json response."""
+    return Response(json.dumps(described.body()), status=described.status, mimetype=PROBLEM_JSON,
+                    headers=described.response_headers())
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Map domain errors, API problems and Werkzeug's HTTP errors to problem+json."""
-    for cls, handler in _handlers():
-        app.register_error_handler(cls, handler)
+    """Answer every error raised in a view with problem+json (HTTP errors too: flask-smorest has its own)."""
+    for cls in (HTTPException, Exception):
+        app.register_error_handler(cls, answer_error)
 
 
-def problem_for(exc: Exception) -> Response:
-    """The problem+json answer to ``exc``, for an edge that words its errors in its own shape."""
-    return next(handler(exc) for cls, handler in _handlers() if isinstance(exc, cls))
+def answer_error(exc: Exception) -> Response:
+    """The problem+json answer to ``exc`` (logged when it is the server's fault)."""
+    return render(logged(describe(exc), exc))
 
 
-def _handlers() -> list[tuple[type[Exception], Callable[..., Response]]]:
-    return [
-        (domain.RegistryError, _domain_error),
-        (ProblemError, _api_problem),
-        (OperationalError, _database_unavailable),
-        (HTTPException, _http_error),
-        (Exception, _unexpected),
-    ]
+def describe(exc: Exception) -> Problem:
+    """The problem ``exc`` is: domain errors by the table above, the API's own problems, Werkzeug's
+    HTTP errors, an unavailable database; anything else is a 500."""
+    if isinstance(exc, domain.RegistryError):
+        return _domain_problem(exc)
+    if isinstance(exc, ProblemError):
+        return Problem(exc.status, _title(exc.status), exc.detail, exc.errors)
+    if isinstance(exc, OperationalError):
+        return Problem(503, "Service Unavailable", DATABASE_UNAVAILABLE)
+    if isinstance(exc, HTTPException) and (exc.code or 500) < 500:
+        return _http_problem(exc)
+    return UNEXPECTED
+
+
+def logged(described: Problem, exc: Exception) -> Problem:
+    """Log ``exc`` when ``described`` is the server's side of things; ``described`` unchanged."""
+    if described is UNEXPECTED:
+        log.exception("unhandled error", exc_info=exc)
+    elif isinstance(exc, OperationalError):
+        log.error("database unavailable: %s", exc.orig if exc.orig is not None else exc)
+    elif described.status >= 500:
+        log.error("%s: %s", described.title, described.detail)
+    return described
 
 
 def status_of(exc: Exception) -> int:
-    """The status the handlers below answer ``exc`` with (for counting answers by status)."""
-    if isinstance(exc, ProblemError):
-        return exc.status
-    if isinstance(exc, HTTPException):
-        return exc.code or 500
-    if isinstance(exc, OperationalError):
-        return 503
-    return next((status for cls, status, _ in DOMAIN_STATUS if isinstance(exc, cls)), 500)
+    """The status ``exc`` is answered with (for counting answers by status)."""
+    return describe(exc).status
 
 
-def _domain_error(exc: domain.RegistryError) -> Response:
+UNEXPECTED = Problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
+
+def _domain_problem(exc: domain.RegistryError) -> Problem:
     for cls, status, title in DOMAIN_STATUS:
         if isinstance(exc, cls):
-            if status >= 500:
-                log.error("%s: %s", title, exc.detail)
-            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
-            return problem(status, title, exc.detail, exc.errors, headers)
-    return _unexpected(exc)
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+            return Problem(status, title, exc.detail, exc.errors, headers)
+    return UNEXPECTED
 
 
-def _api_problem(exc: ProblemError) -> Response:
-    return problem(exc.status, _title(exc.status), exc.detail, exc.errors)
-
-
-def _http_error(exc: HTTPException) -> Response:
+def _http_problem(exc: HTTPException) -> Problem:
     status = exc.code or 500
-    if status >= 500:
-        return _unexpected(exc)
     errors = _webargs_messages(exc)
     detail = describe_errors(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
-    headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
-    return problem(status, _title(status), detail, errors, headers)
-
-
-def _database_unavailable(exc: OperationalError) -> Response:
-    """The database could not answer: not ready (503), like /readyz says, rather than a bug."""
-    log.error("database unavailable: %s", exc.orig if exc.orig is not None else exc)
-    return problem(503, "Service Unavailable", DATABASE_UNAVAILABLE)
-
-
-def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
-    return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+    headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+    return Problem(status, _title(status), detail, errors, headers)
 
 
 def _webargs_messages(exc: HTTPException) -> dict | None:

@@ -14,9 +14,13 @@ DIRECTORY = str(BASE_DIR / "migrations")
 
 
 def init_migrations(app: Flask) -> None:
-    """Make ``flask db …`` and Flask-Migrate's functions work on ``app`` without importing Alembic yet."""
+    """Make Flask-Migrate's functions work on ``app`` without importing Alembic yet."""
     app.extensions["migrate"] = _Deferred(app)
-    app.cli.add_command(_DeferredCommands(app, name="db", help="Perform database migrations."))
+
+
+def db_commands(app: Flask) -> click.Group:
+    """``flask db …``, Flask-Migrate's commands, loaded when one of them is asked for."""
+    return _DeferredCommands(app, name="db", help="Perform database migrations.")
 
 
 def _migrate(app: Flask):

@@ -5,9 +5,9 @@ from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from registry.catalog.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from registry.access.tokens import ROLES
 from registry.names import DEFAULT_ALIAS
-from registry.tokens import ROLES
+from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
 
 class UTCDateTime(fields.DateTime):

@@ -1,12 +1,19 @@
-"""The registry domain, grouped by capability.
+"""The registry domain, in floors: each package imports only its own floor and those below it.
 
-- ``catalog/``: models, versions, aliases, their history, evaluations, and how to find them;
-- ``artifacts/``: the content-addressed store, safe loading of uploads, what a fitted model is;
-- ``serving/``: loaded models per process, alias snapshots and hot swap, input checks, prediction;
-- ``rollouts/``: canary and shadow traffic on an alias, routing and summed figures;
-- ``events/``: webhook subscriptions, the transactional outbox and its deliverer.
+Read it bottom up:
 
-Beside them: the database handle (``db``), the tables, the domain errors, names, tokens and the
-Prometheus metrics. Nothing in this package knows about HTTP; the API layer turns its results and
-errors into responses.
+0. The ground, the modules right here: the database handle (``db``), the tables, names, the
+   domain errors, read-only lookups (``lookups``) and pages (``paging``), facts copied out of rows
+   (``facts``), the changes a transaction hands the runtime after commit (``changes``), and the
+   Prometheus metrics (``telemetry``).
+1. ``artifacts/``: the content-addressed store, safe loading of uploads, what a fitted model is.
+2. ``serving/``: the runtime of one process: loading versions into memory, the model cache, the
+   alias snapshot and hot swap, routing, running models, input checks, shadow runs and figures.
+3. The use cases that change state: ``catalog/`` (models and versions), ``aliases/`` (promote,
+   rollback, delete, rollouts and the rules that admit a version), ``evaluations/``, ``access/``
+   (API tokens); ``events/`` (webhook subscriptions, the outbox and its deliverer) beside them.
+
+A use case records what the runtime must learn (``changes.record``) in its transaction; the
+runtime applies it after the commit, as the deliverer sends the outbox's events. Nothing in this
+package knows about HTTP; the API layer turns its results and errors into responses.
 """

@@ -39,7 +39,7 @@ def make_app(database_url: str, artifact_root, **overrides):
 def close_app(app) -> None:
     """Stop an app's watcher and give back its database connections."""
     with app.app_context():
-        app.extensions["model_registry"].server.stop()
+        app.extensions["model_registry"].runtime.models.stop()
         app.extensions["webhook_deliverer"].stop()
         db.session.remove()
         release(db.engine)
@@ -85,3 +85,17 @@ def assert_problem(response, status: int, *fragments: str) -> dict:
     for fragment in fragments:
         assert fragment in body["detail"], body
     return body
+
+
+class WrappedLoader:
+    """A model server's loader that calls ``before(info)`` ahead of every load (a gate, a failure)."""
+
+    def __init__(self, loader, before):
+        self.loader, self.before = loader, before
+
+    def __call__(self, info):
+        self.before(info)
+        return self.loader(info)
+
+    def stamp(self, sha256):
+        return self.loader.stamp(sha256)

@@ -5,15 +5,16 @@ form carries a CSRF token: a POST without a valid one re-renders the confirmatio
 """
 from flask import flash, redirect, render_template, request, url_for
 
-from api.services import services
+from api import domain
 from api.ui import bp
 from api.ui.forms import ArchiveForm, PromoteForm, RollbackForm, RolloutEndForm, RolloutForm
 from api.ui.session import action, signed_in
-from registry.catalog import aliases, versions
+from registry.aliases import moves as aliases
+from registry.aliases import rollouts as rollouts
+from registry.aliases.rollouts import ArmSpec
 from registry.catalog import models as catalog
+from registry.catalog import versions
 from registry.names import DEFAULT_ALIAS
-from registry.rollouts import state as rollouts
-from registry.rollouts.state import ArmSpec
 
 
 @bp.route("/models/<name>/versions/<int:number>/promote", methods=["GET", "POST"])
@@ -24,7 +25,7 @@ def promote(name, number):
     version = versions.get_version(name, str(number))
     if form.validate_on_submit():
         move = aliases.promote(
-            services().server, name, number=number, alias=form.alias.data, reason=form.reason.data,
+            domain.runtime(), name, number=number, alias=form.alias.data, reason=form.reason.data,
             force=form.force.data, actor=signed_in().name,
         )
         flash(_moved("Promoted", move), "ok")
@@ -40,7 +41,7 @@ def rollback(name):
     model = catalog.get_model(name)
     if form.validate_on_submit():
         move = aliases.rollback(
-            services().server, name, alias=form.alias.data, to_version=form.to_version.data,
+            domain.runtime(), name, alias=form.alias.data, to_version=form.to_version.data,
             reason=form.reason.data, actor=signed_in().name,
         )
         flash(_moved("Rolled back", move), "ok")
@@ -55,7 +56,7 @@ def archive(name, number):
     form = ArchiveForm()
     version = versions.get_version(name, str(number))
     if form.validate_on_submit():
-        versions.archive_version(services().server, name, number, actor=signed_in().name, reason=form.reason.data)
+        versions.archive_version(name, number, actor=signed_in().name, reason=form.reason.data)
         flash(f"Archived version {number} of {name}: {form.reason.data}", "ok")
         return redirect(url_for("ui.model", name=name))
     return _confirm_page(form, f"Archive version {number} of {name}", version=version)
@@ -69,7 +70,7 @@ def rollout_start(name, alias):
     version = versions.get_version(name, alias)
     if form.validate_on_submit():
         rollouts.start_rollout(
-            services().server, name=name, alias=alias,
+            domain.runtime(), name=name, alias=alias,
             canary=_arm(form.canary_version.data, form.canary_percent.data),
             shadow=_arm(form.shadow_version.data, form.shadow_percent.data),
             sticky_header=form.sticky_header.data or None, reason=form.reason.data, force=form.force.data,
@@ -86,7 +87,7 @@ def rollout_complete(name, alias):
     """Confirm, then promote the canary to the alias and end the rollout."""
     form = RolloutEndForm()
     if form.validate_on_submit():
-        move = rollouts.complete_rollout(services().server, name=name, alias=alias, reason=form.reason.data, actor=signed_in().name)
+        move = rollouts.complete_rollout(domain.runtime(), name=name, alias=alias, reason=form.reason.data, actor=signed_in().name)
         flash(_moved("Completed the rollout: moved", move), "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias))
     return _confirm_page(form, f"Complete the rollout on {alias} of {name}: promote its canary")
@@ -98,7 +99,7 @@ def rollout_abort(name, alias):
     """Confirm, then send all of the alias's traffic back to its primary version."""
     form = RolloutEndForm()
     if form.validate_on_submit():
-        rollouts.abort_rollout(services().server, name=name, alias=alias, reason=form.reason.data, actor=signed_in().name)
+        rollouts.abort_rollout(domain.runtime(), name=name, alias=alias, reason=form.reason.data, actor=signed_in().name)
         flash(f"Aborted the rollout on {alias!r}: all traffic goes to its primary version.", "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias))
     return _confirm_page(form, f"Abort the rollout on {alias} of {name}")

@@ -1,17 +1,20 @@
 """The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
 from flask import flash, redirect, render_template, request, url_for
 
-from api.errors import problem_for
+from api.errors import describe
 from api.ui import bp
 from api.ui.charts import metric_bars
 from api.ui.forms import SignInForm, SignOutForm
 from api.ui.session import page, signed_in
 from api.ui.session import sign_in as start_session
 from api.ui.session import sign_out as end_session
-from registry.catalog import aliases, comparison, evaluations, versions
+from registry.aliases import moves as aliases
+from registry.aliases import rollouts as rollouts
 from registry.catalog import models as catalog
+from registry.catalog import versions
 from registry.errors import RegistryError, RolloutNotFound, Unauthorized
-from registry.rollouts import state as rollouts
+from registry.evaluations import comparison
+from registry.evaluations import scores as evaluations
 
 PER_PAGE = 50
 
@@ -24,8 +27,8 @@ def _everywhere() -> dict:
 @bp.errorhandler(RegistryError)
 def _refused(exc: RegistryError):
     """A domain refusal shown as a page with the server's own detail, under the API's status."""
-    body = problem_for(exc).get_json(force=True)
-    return render_template("ui/refused.html", title=body["title"], status=body["status"], detail=body["detail"]), body["status"]
+    refused = describe(exc)
+    return render_template("ui/refused.html", title=refused.title, status=refused.status, detail=refused.detail), refused.status
 
 
 @bp.route("/")

@@ -9,8 +9,8 @@ from functools import wraps
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from registry.access.tokens import Principal, authenticate, authenticate_digest, hash_token
 from registry.errors import Unauthorized
-from registry.tokens import Principal, authenticate, authenticate_digest, hash_token
 
 SESSION_KEY = "token_sha256"
 

@@ -1,17 +1,18 @@
 """The Open Inference Protocol's error shape, decided here for every V2 route.
 
 The body is ``{"error": "..."}`` (what tritonclient, KServe and MLServer read), plus the
-problem+json members the rest of the API answers with. Statuses come from the one table in
+problem+json members the rest of the API answers with. Problems are described by the one table in
 ``api/errors.py``; the protocol has no 422, so well-formed but invalid input is 400.
 """
+from dataclasses import replace
+
 import orjson
 from flask import Response, current_app
 from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.errors import problem_for
-from api.errors import status_of as api_status_of
+from api import errors
 
 
 class ProtocolError(Schema):
@@ -43,10 +44,22 @@ def documented(blp: Blueprint, *statuses: int):
     return decorator
 
 
+def describe(exc: Exception) -> errors.Problem:
+    """The problem ``exc`` is, as the protocol words it."""
+    described = errors.describe(exc)
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["MAX_PREDICT_MB"]
+        described = replace(
+            described, detail=f"the request body is over the limit of {limit} MB (MAX_PREDICT_MB); send fewer rows per request"
+        )
+    if described.status == 422:
+        described = replace(described, status=400, title="Bad Request")
+    return described
+
+
 def status_of(exc: Exception) -> int:
     """The status a V2 route answers ``exc`` with."""
-    status = api_status_of(exc)
-    return 400 if status == 422 else status
+    return describe(exc).status
 
 
 def register(blp: Blueprint) -> None:
@@ -56,15 +69,7 @@ def register(blp: Blueprint) -> None:
 
 def protocol_error(exc: Exception) -> Response:
     """``exc`` as the protocol's ``{"error": ...}`` body, with the problem+json members beside it."""
-    response = problem_for(exc)
-    body = orjson.loads(response.get_data())
-    status = 400 if response.status_code == 422 else response.status_code
-    if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.config["MAX_PREDICT_MB"]
-        body["detail"] = f"the request body is over the limit of {limit} MB (MAX_PREDICT_MB); send fewer rows per request"
-    if status != response.status_code:
-        body.update(status=status, title="Bad Request")
-    response.set_data(orjson.dumps({"error": body["detail"], **body}))
-    response.status_code = status
-    response.mimetype = "application/json"
-    return response
+    described = errors.logged(describe(exc), exc)
+    body = {"error": described.detail, **described.body()}
+    return Response(orjson.dumps(body), status=described.status, mimetype="application/json",
+                    headers=described.response_headers())

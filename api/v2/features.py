@@ -3,14 +3,49 @@
 Two layouts are accepted: one ``[N, F]`` tensor (any name) in signature order, or one tensor per
 feature, named by its feature name, of shape ``[N]`` or ``[N, 1]`` (MLServer's pandas codec). Typed
 numbers for an all-numeric model go to :func:`registry.serving.inputs.rows_from_array`; anything else
-(text columns, BYTES tensors) goes through :func:`registry.serving.inputs.rows_from_json` as named columns.
+(text columns, BYTES tensors) goes through :func:`registry.serving.inputs.rows_from_columns`.
 """
+from functools import cached_property
+
 import numpy as np
 
 from api.errors import ProblemError
-from api.v2.tensors import Tensor
+from api.v2.metadata import PREDICT_PROBA, output_names
+from api.v2.tensors import InferRequest, Tensor, read_request
 from registry.artifacts.signature import Signature
-from registry.serving.inputs import ModelInput, rows_from_array, rows_from_json
+from registry.serving.cache import ServableModel
+from registry.serving.inputs import ModelInput, rows_from_array, rows_from_columns
+
+
+class TensorInput:
+    """An inference request (JSON, or binary tensor data), decoded when the answering version asks for its rows."""
+
+    def __init__(self, body: bytes, header_length: str | None, max_rows: int):
+        self._body, self._header_length, self._max_rows = body, header_length, max_rows
+
+    @cached_property
+    def decoded(self) -> InferRequest:
+        """The request's id, input tensors and requested outputs (a 400 when malformed)."""
+        return read_request(self._body, self._header_length)
+
+    def rows(self, signature: Signature) -> ModelInput:
+        """The input tensors as the version's rows."""
+        return model_input(self.decoded.inputs, signature, self._max_rows)
+
+    def wants_probabilities(self, servable: ServableModel) -> bool:
+        """Whether ``predict_proba`` is among the requested outputs; a 400 for an output the version lacks."""
+        outputs = self.decoded.outputs
+        if outputs is None:
+            return False
+        known = output_names(servable)
+        unknown = [name for name in outputs if name not in known]
+        if unknown:
+            raise ProblemError(
+                400,
+                f"unknown output(s) {', '.join(unknown)}; version {servable.version} of {servable.model!r} "
+                f"answers {' and '.join(known)}",
+            )
+        return PREDICT_PROBA in outputs
 
 
 def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> ModelInput:
@@ -36,7 +71,7 @@ def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> M
     # Booleans go in as 0 and 1, as they do in a numeric model's float rows.
     cells = [(column.astype(np.int64) if column.dtype == np.bool_ else column).tolist() for column in columns]
     rows = list(map(list, zip(*cells)))
-    return rows_from_json({"dataframe_split": {"columns": names, "data": rows}}, signature, max_rows)
+    return rows_from_columns(names, rows, signature, max_rows=max_rows)
 
 
 def _columns(tensors: list[Tensor], names: list[str]) -> list[np.ndarray]:

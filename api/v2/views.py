@@ -3,30 +3,25 @@
 A thin translation: decode the tensors, call the prediction use case the predict routes call, and
 encode its answer as output tensors. Without ``/versions/<v>`` the ``production`` alias answers.
 """
-import time
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
+from api import domain, health
+from api.answering import Rendered, answer
 from api.auth import reads
 from api.errors import ProblemError
-from api.prediction_metrics import answer_headers, count_answer, count_failure
-from api.services import services
 from api.v2 import errors
 from api.v2.compression import decoded_body
-from api.v2.features import model_input
-from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata, output_names
+from api.v2.features import TensorInput
+from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata
 from api.v2.outputs import Output, encode_response
-from api.v2.tensors import InferRequest, read_request
-from api.views.ops import readiness_checks
-from registry.catalog.paging import MAX_PER_PAGE
-from registry.catalog.versions import list_versions
+from api.v2.tensors import InferRequest
+from registry.catalog.versions import ready_numbers
 from registry.names import DEFAULT_ALIAS
-from registry.serving.cache import ServableModel
-from registry.serving.predict import Prediction, after_answer, predict
+from registry.serving.running import Prediction
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
@@ -74,7 +69,7 @@ def live():
 @blp.alt_response(503, description="not ready, as /readyz says")
 def ready():
     """Ready when /readyz is: the database answers and the artifact store can be written."""
-    failing = [name for name, ok in readiness_checks().items() if not ok]
+    failing = [name for name, ok in health.readiness_checks().items() if not ok]
     if failing:
         raise ProblemError(503, f"not ready: {', '.join(failing)} unreachable")
     return {"ready": True}
@@ -137,66 +132,30 @@ def infer_version(name, version):
 
 
 def _metadata(name: str, ref: str) -> dict:
-    servable = services().server.servable(name, ref)
-    numbers = sorted(version.number for version in list_versions(name, sort=None, include_archived=False, page=1, per_page=MAX_PER_PAGE).items)
-    return model_metadata(servable, numbers)
+    servable = domain.runtime().models.servable(name, ref)
+    return model_metadata(servable, ready_numbers(name))
 
 
 def _ready(name: str, ref: str) -> dict:
-    servable = services().server.servable(name, ref)
+    servable = domain.runtime().models.servable(name, ref)
     return {"name": servable.model, "ready": True}
 
 
 def _infer(name: str, ref: str) -> Response:
-    started = time.perf_counter()
     limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
     body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limit)
-    header_length = request.headers.get(HEADER_LENGTH)
-    decoded, prediction = _predict(name, ref, decode=lambda: read_request(body, header_length), started=started)
-    version = str(prediction.version)
-    answer, headers = encode_response(
-        model_name=name, model_version=version, request_id=decoded.id, outputs=_outputs(prediction, decoded)
+    given = TensorInput(body, request.headers.get(HEADER_LENGTH), current_app.config["MAX_BATCH_ROWS"])
+    return answer(name, ref, given, render=partial(_render, name, given), status_of=errors.status_of)
+
+
+def _render(name: str, given: TensorInput, prediction: Prediction) -> Rendered:
+    decoded = given.decoded
+    body, headers = encode_response(
+        model_name=name, model_version=str(prediction.version), request_id=decoded.id,
+        outputs=_outputs(prediction, decoded),
     )
-    headers.update(answer_headers(prediction))
     mimetype = "application/octet-stream" if HEADER_LENGTH in headers else "application/json"
-    response = Response(answer, mimetype=mimetype, headers=headers)
-    if prediction.shadow is not None:
-        response.call_on_close(partial(after_answer, services().server, prediction))
-    return response
-
-
-def _predict(name: str, ref: str, *, decode: Callable[[], InferRequest], started: float) -> tuple[InferRequest, Prediction]:
-    """The one call into the prediction use case (alias requests follow their rollout), counted like
-    the predict routes' answers."""
-    server = services().server
-    asked = server.servable(name, ref)  # an unknown model or version is a 404 before any decoding
-    max_rows = current_app.config["MAX_BATCH_ROWS"]
-    try:
-        decoded = decode()
-        proba = _wants_proba(asked, decoded)
-        result = predict(
-            server, name=name, ref=ref, parse=lambda signature: model_input(decoded.inputs, signature, max_rows),
-            return_proba=proba, route_key=request.headers.get,
-        )
-    except Exception as exc:
-        count_failure(name, ref, exc, asked=asked.version)
-        raise
-    count_answer(name, ref, result, time.perf_counter() - started)
-    return decoded, result
-
-
-def _wants_proba(servable: ServableModel, decoded: InferRequest) -> bool:
-    if decoded.outputs is None:
-        return False
-    known = output_names(servable)
-    unknown = [name for name in decoded.outputs if name not in known]
-    if unknown:
-        raise ProblemError(
-            400,
-            f"unknown output(s) {', '.join(unknown)}; version {servable.version} of {servable.model!r} "
-            f"answers {' and '.join(known)}",
-        )
-    return PREDICT_PROBA in decoded.outputs
+    return body, mimetype, headers
 
 
 def _outputs(prediction: Prediction, decoded: InferRequest) -> list[Output]:

@@ -1,6 +1,7 @@
 """Promote, roll back, and read aliases and their history."""
 from flask_smorest import Blueprint
 
+from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import errors
@@ -14,8 +15,8 @@ from api.schemas import (
     RollbackRequest,
     page_of,
 )
-from api.services import services
-from registry.catalog import alias_history, aliases
+from registry.aliases import moves as aliases
+from registry.aliases import time_travel as alias_history
 
 blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollback")
 
@@ -29,7 +30,7 @@ blp = Blueprint("aliases", __name__, description="Aliases, promotion and rollbac
 def promote(body, name, number):
     """Point an alias (default ``production``) at this version after it loads and scores."""
     return aliases.promote(
-        services().server, name, number=number, alias=body["alias"], reason=body["reason"], force=body["force"],
+        domain.runtime(), name, number=number, alias=body["alias"], reason=body["reason"], force=body["force"],
         actor=principal().name,
     )
 
@@ -43,7 +44,7 @@ def promote(body, name, number):
 def rollback(body, name):
     """Undo the alias's latest promote, or jump back to ``to_version``."""
     return aliases.rollback(
-        services().server, name, alias=body["alias"], to_version=body["to_version"], reason=body["reason"],
+        domain.runtime(), name, alias=body["alias"], to_version=body["to_version"], reason=body["reason"],
         actor=principal().name,
     )
 
@@ -66,7 +67,7 @@ def list_aliases(args, name):
 @blp.response(200, EventOut)
 def delete_alias(args, name, alias):
     """Remove an alias; the history records it (``action: "delete"``), its predict route then answers 404."""
-    return aliases.delete_alias(services().server, name, alias, reason=args["reason"], actor=principal().name)
+    return aliases.delete_alias(name, alias, reason=args["reason"], actor=principal().name)
 
 
 @blp.route("/models/<name>/history")

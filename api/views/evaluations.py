@@ -7,7 +7,7 @@ from api.content import accepts
 from api.openapi import errors
 from api.schemas import DatasetEvaluationArgs, EvaluationOut, EvaluationRequest, PageArgs, page_of
 from api.views.versions import version_number
-from registry.catalog import evaluations
+from registry.evaluations import scores as evaluations
 
 blp = Blueprint("evaluations", __name__, description="Evaluations of versions on named datasets")
 EvaluationPage = page_of(EvaluationOut)

@@ -1,20 +1,16 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
-import time
-from functools import partial
-
 import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
+from api.answering import Rendered, answer
 from api.auth import reads
 from api.content import accepts, json_body
 from api.errors import ProblemError
-from api.prediction_metrics import answer_headers, count_answer, count_failure
 from api.schemas import PredictionOut
-from api.services import services
 from registry.names import DEFAULT_ALIAS
-from registry.serving.inputs import rows_from_csv, rows_from_json
-from registry.serving.predict import after_answer, predict
+from registry.serving.inputs import CsvInput, JsonInput
+from registry.serving.running import Prediction
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -59,26 +55,17 @@ def predict_default(name):
 
 
 def _answer(name: str, ref: str) -> Response:
-    started = time.perf_counter()
     max_rows = current_app.config["MAX_BATCH_ROWS"]
     if request.mimetype == "text/csv":
-        text = request.get_data(as_text=True)
-        parse, proba = (lambda sig: rows_from_csv(text, sig, max_rows)), _proba_flag(None)
+        given = CsvInput(request.get_data(as_text=True), max_rows, _proba_flag(None))
     else:
         body = json_body()
-        parse, proba = (lambda sig: rows_from_json(body, sig, max_rows)), _proba_flag(body)
-    server = services().server
-    try:
-        result = predict(server, name=name, ref=ref, parse=parse, return_proba=proba, route_key=request.headers.get)
-    except Exception as exc:
-        count_failure(name, ref, exc)
-        raise
-    count_answer(name, ref, result, time.perf_counter() - started)
-    response = Response(orjson.dumps(result.to_dict()), mimetype="application/json", headers=answer_headers(result))
-    if result.shadow is not None:
-        # Runs once the answer is sent: the shadow never delays the caller.
-        response.call_on_close(partial(after_answer, server, result))
-    return response
+        given = JsonInput(body, max_rows, _proba_flag(body))
+    return answer(name, ref, given, render=_render)
+
+
+def _render(result: Prediction) -> Rendered:
+    return orjson.dumps(result.to_dict()), "application/json", {}
 
 
 def _proba_flag(body: object) -> bool:

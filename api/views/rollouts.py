@@ -2,12 +2,12 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts
 from api.schemas import MoveOut, RolloutEndRequest, RolloutOut, RolloutRequest
-from api.services import services
-from registry.rollouts import state
-from registry.rollouts.state import ArmSpec
+from registry.aliases import rollouts as state
+from registry.aliases.rollouts import ArmSpec
 
 blp = Blueprint("rollouts", __name__, description="Rollouts: canary and shadow traffic on an alias")
 
@@ -21,7 +21,7 @@ class Rollout(MethodView):
     def put(self, body, name, alias):
         """Start or replace the alias's rollout; its versions are loaded and checked like a promote."""
         return state.start_rollout(
-            services().server,
+            domain.runtime(),
             name=name,
             alias=alias,
             canary=_arm(body["canary"]),
@@ -45,7 +45,7 @@ class Rollout(MethodView):
     def delete(self, body, name, alias):
         """Abort: all of the alias's traffic goes back to its primary version."""
         return state.abort_rollout(
-            services().server, name=name, alias=alias, reason=body["reason"], actor=principal().name
+            domain.runtime(), name=name, alias=alias, reason=body["reason"], actor=principal().name
         )
 
 
@@ -57,7 +57,7 @@ class Rollout(MethodView):
 def complete(body, name, alias):
     """Complete: the alias moves to the canary as a promote whose event carries the figures."""
     return state.complete_rollout(
-        services().server, name=name, alias=alias, reason=body["reason"], actor=principal().name
+        domain.runtime(), name=name, alias=alias, reason=body["reason"], actor=principal().name
     )
 
 

@@ -6,7 +6,7 @@ from api.auth import requires
 from api.content import accepts
 from api.openapi import errors
 from api.schemas import PageArgs, TokenCreatedOut, TokenOut, TokenRequest, page_of
-from registry import tokens
+from registry.access import tokens
 
 blp = Blueprint("tokens", __name__, description="API tokens")
 

@@ -7,12 +7,12 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
 from api.openapi import errors
 from api.schemas import ReasonArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
-from api.services import services
 from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
 from registry.names import parse_ref
@@ -58,7 +58,7 @@ class Versions(MethodView):
             )
         _check_filename(artifact.filename)
         version, created = versions.upload_version(
-            services().store,
+            domain.store(),
             name,
             data=artifact.read(),
             metadata=_parse_metadata(request.form.get("metadata")),
@@ -93,7 +93,7 @@ class Version(MethodView):
     def delete(self, args, name, ref):
         """Archive a version (soft delete; ``?reason=`` goes with the webhook event); refused while an alias points at it."""
         return versions.archive_version(
-            services().server, name, version_number(ref, "archive"), actor=principal().name, reason=args["reason"]
+            name, version_number(ref, "archive"), actor=principal().name, reason=args["reason"]
         )
 
 
@@ -107,7 +107,7 @@ class Version(MethodView):
 )
 def download_artifact(name, ref):
     """Download the stored artifact file."""
-    version, data = versions.read_artifact(services().store, name, ref)
+    version, data = versions.read_artifact(domain.store(), name, ref)
     return Response(
         data,
         mimetype="application/octet-stream",

@@ -1,1 +1,1 @@
-"""The catalogue: models, versions, aliases and their history, evaluations, and how to find them."""
+"""The catalogue: registered models and their versions (upload, list, look at, describe, archive)."""

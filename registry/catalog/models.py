@@ -4,9 +4,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from registry.catalog.lookups import find_model, latest_numbers
-from registry.catalog.paging import Page, paginate
 from registry.db import db, write_transaction
+from registry.lookups import find_model, latest_numbers
+from registry.paging import Page, paginate
 from registry.tables import RegisteredModel, utcnow
 
 

@@ -1,24 +1,22 @@
 """Use cases on model versions: upload, list, look at, download and archive."""
-import math
-
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from registry import changes
 from registry.artifacts.introspect import describe
 from registry.artifacts.safe_pickle import load_estimator
+from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore
-from registry.catalog.lookups import find_model, find_version, rollouts_using
-from registry.catalog.paging import Page, slice_page
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
+from registry.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
-from registry.serving.inputs import rows_from_json
-from registry.serving.server import ModelServer
+from registry.paging import Page, slice_page, sorted_by
+from registry.serving.inputs import rows_from_records
 from registry.tables import ModelVersion, RegisteredModel, utcnow
 
-SORT_FIELDS = ("version", "created_at")
 MAX_INPUT_EXAMPLE_ROWS = 100
 
 
@@ -50,25 +48,8 @@ def upload_version(
             return existing, False
         model.last_version += 1
         model.updated_at = utcnow()
-        version = ModelVersion(
-            model_id=model.id,
-            number=model.last_version,
-            status="ready",
-            kind=description.kind,
-            task=description.task,
-            estimator=description.estimator,
-            steps=description.steps,
-            signature=description.signature.to_dict(),
-            metrics=metadata.get("metrics", {}),
-            params=metadata.get("params", {}),
-            tags=metadata.get("tags", {}),
-            lineage=metadata.get("lineage", {}),
-            description=metadata.get("description", ""),
-            input_example=example,
-            sha256=digest,
-            size_bytes=len(data),
-            sklearn_version=description.sklearn_version,
-            created_by=actor,
+        version = _version_row(
+            model, description, metadata, example=example, digest=digest, size=len(data), actor=actor
         )
         db.session.add(version)
         outbox.record("version.created", _event_data(name, version))
@@ -108,11 +89,11 @@ def update_version(name: str, number: int, changes: dict) -> ModelVersion:
     return version
 
 
-def archive_version(server: ModelServer, name: str, number: int, *, actor: str, reason: str = "") -> ModelVersion:
+def archive_version(name: str, number: int, *, actor: str, reason: str = "") -> ModelVersion:
     """Archive (soft-delete) a version; a no-op when already archived; refused while aliased.
 
     Who archived it and why go to webhook subscribers with the ``version.archived`` event. This
-    process refuses the version at once; the others when their watcher next refreshes.
+    process refuses the version once the archive commits; the others when their watcher next refreshes.
     """
     with write_transaction():
         model = find_model(name, lock=True)
@@ -135,7 +116,7 @@ def archive_version(server: ModelServer, name: str, number: int, *, actor: str, 
         version.archived_at = utcnow()
         model.updated_at = utcnow()
         outbox.record("version.archived", {**_event_data(name, version), "actor": actor, "reason": reason})
-    server.note_archived(name, number)
+        changes.record(changes.VersionRetired(name, number))
     return version
 
 
@@ -146,6 +127,31 @@ def _event_data(name: str, version: ModelVersion) -> dict:
         "task": version.task, "estimator": version.estimator, "sha256": version.sha256,
         "metrics": version.metrics, "created_by": version.created_by,
     }
+
+
+def _version_row(model: RegisteredModel, description: ModelDescription, metadata: dict, *, example: list | None,
+                 digest: str, size: int, actor: str) -> ModelVersion:
+    """The row of the model's next version: what the artifact is, what the uploader said of it."""
+    return ModelVersion(
+        model_id=model.id,
+        number=model.last_version,
+        status="ready",
+        kind=description.kind,
+        task=description.task,
+        estimator=description.estimator,
+        steps=description.steps,
+        signature=description.signature.to_dict(),
+        metrics=metadata.get("metrics", {}),
+        params=metadata.get("params", {}),
+        tags=metadata.get("tags", {}),
+        lineage=metadata.get("lineage", {}),
+        description=metadata.get("description", ""),
+        input_example=example,
+        sha256=digest,
+        size_bytes=size,
+        sklearn_version=description.sklearn_version,
+        created_by=actor,
+    )
 
 
 def _lock_or_create_model(name: str) -> RegisteredModel:
@@ -173,36 +179,17 @@ def _checked_input_example(example, signature, max_rows: int) -> list | None:
     if len(example) > MAX_INPUT_EXAMPLE_ROWS:
         raise InvalidInput(f"input_example has {len(example)} rows; give at most {MAX_INPUT_EXAMPLE_ROWS}")
     try:
-        rows_from_json({"instances": example}, signature, max_rows)
+        rows_from_records(example, signature, max_rows)
     except InvalidInput as exc:
         raise InvalidInput(f"input_example does not fit the model's signature: {exc.detail}") from None
     return example
 
 
-def sorted_by(versions: list, sort: str) -> list:
-    """Sort by ``version``, ``created_at`` or ``metrics.<key>``; '-' for descending.
-
-    Takes anything with ``number``, ``created_at`` and ``metrics`` (versions, evaluations).
-
-    Versions without the sorted metric come last in either direction.
-    """
-    descending = sort.startswith("-")
-    key = sort[1:] if sort[:1] in ("-", "+") else sort
-    if key in SORT_FIELDS:
-        attr = "number" if key == "version" else key
-        return sorted(versions, key=lambda v: (getattr(v, attr), v.number), reverse=descending)
-    if key.startswith("metrics.") and len(key) > len("metrics."):
-        metric = key[len("metrics."):]
-        having = [v for v in versions if _is_number(v.metrics.get(metric))]
-        missing = [v for v in versions if not _is_number(v.metrics.get(metric))]
-        having.sort(key=lambda v: (v.metrics[metric], v.number), reverse=descending)
-        missing.sort(key=lambda v: v.number, reverse=True)
-        return having + missing
-    raise InvalidInput(
-        f"unknown sort key {sort!r}: use version, created_at or metrics.<name>, with '-' for descending",
-        errors={"sort": ["unknown sort key"]},
-    )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def ready_numbers(name: str) -> list[int]:
+    """The numbers of every non-archived version of a model, lowest first (however many there are)."""
+    model = find_model(name)
+    return list(db.session.execute(
+        select(ModelVersion.number)
+        .where(ModelVersion.model_id == model.id, ModelVersion.status == "ready")
+        .order_by(ModelVersion.number)
+    ).scalars())

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from registry.events import outbox
 from registry.events.claims import Claim, RetryPolicy, claim_due, due_exists, record_attempt
 from registry.events.sending import Sender
 
@@ -55,8 +54,11 @@ class Deliverer:
                 return
             self._started = True
         self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
-        outbox.on_commit(self._wake.set)
         threading.Thread(target=self._run, name="webhook-deliverer", daemon=True).start()
+
+    def wake(self) -> None:
+        """Look for due deliveries now rather than at the next poll (events were just committed)."""
+        self._wake.set()
 
     @property
     def started(self) -> bool:

@@ -5,13 +5,11 @@ that wants it, all in the caller's transaction: if the change rolls back, so doe
 """
 import json
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 
-from sqlalchemy import event as orm_event
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from registry import changes
 from registry.db import db
 from registry.events.tables import WebhookDelivery, WebhookEvent, WebhookSubscription
 from registry.tables import utcnow
@@ -27,27 +25,6 @@ EVENT_TYPES = (
     "rollout.aborted",
 )
 PING = "ping"  # sent only to the subscription that asked for it
-RECORDED = "webhook_events_recorded"  # a session.info flag: this transaction added events
-
-_wakers: list[Callable[[], None]] = []
-
-
-def on_commit(waker: Callable[[], None]) -> None:
-    """Call ``waker`` whenever a transaction of this process that recorded events has committed."""
-    _wakers.append(waker)
-
-
-@orm_event.listens_for(Session, "after_commit")
-def _wake_deliverers(session: Session) -> None:
-    # The local deliverer sends at once instead of at its next poll; other processes poll.
-    if session.info.pop(RECORDED, False):
-        for waker in list(_wakers):
-            waker()
-
-
-@orm_event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(RECORDED, None)
 
 
 def record(event_type: str, data: dict) -> WebhookEvent:
@@ -98,7 +75,7 @@ def _add_event(event_type: str, data: dict) -> WebhookEvent:
     )
     db.session.add(event)
     db.session.flush()
-    db.session.info[RECORDED] = True
+    changes.record(changes.EventsRecorded())  # wakes this process's deliverer after the commit
     return event
 
 

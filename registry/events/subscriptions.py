@@ -4,12 +4,12 @@ import secrets
 
 from sqlalchemy import select
 
-from registry.catalog.paging import Page, paginate
 from registry.db import db, write_transaction
 from registry.errors import Conflict, DeliveryNotFound, InvalidInput, SubscriptionNotFound
 from registry.events import outbox
 from registry.events.addresses import check_url
 from registry.events.tables import WebhookDelivery, WebhookSubscription
+from registry.paging import Page, paginate
 from registry.tables import utcnow
 
 SECRET_BYTES = 24

@@ -1,1 +1,1 @@
-"""Serving: loaded models per process, alias snapshots and hot swap, input checks and prediction."""
+"""Serving: the runtime of one process: loading versions, the cache, alias snapshots and hot swap, routing, running models, shadows and figures."""

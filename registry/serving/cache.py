@@ -1,4 +1,4 @@
-"""A per-process, bounded cache of loaded models: one load per version, shared by all threads; what a load needs."""
+"""A per-process, bounded cache of loaded models: one load per version, shared by all threads."""
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.artifacts.signature import Signature
-from registry.tables import ModelVersion
 from registry.telemetry import CACHE_EVICTIONS
 
 
@@ -22,23 +21,6 @@ class ServableModel:
     estimator: Any
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
     predictor: Any = None  # what predict calls, made once at load (registry.serving.predictors); None: the estimator
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What is needed to load a version, read from its row while a session is open."""
-
-    model: str
-    number: int
-    sha256: str
-    task: str
-    signature: dict
-    status: str = "ready"
-
-    @classmethod
-    def of(cls, row: ModelVersion) -> "VersionInfo":
-        """Copy the loading facts out of an ORM row."""
-        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status)
 
 
 class _Loading:

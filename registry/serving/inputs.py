@@ -19,14 +19,16 @@ import csv
 import io
 import math
 from collections import Counter
+from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
 from registry.artifacts.signature import Signature
 from registry.errors import BatchTooLarge, InvalidInput
+from registry.serving.cache import ServableModel
 
 ModelInput = np.ndarray | pd.DataFrame
 
@@ -47,15 +49,77 @@ class _Cells(NamedTuple):
     fast_matrix: Callable[[list, int], np.ndarray | None]
 
 
+class PredictionInput(Protocol):
+    """A request to predict in one format (a JSON body, CSV, V2 tensors), read once the version that
+    answers it is known: its signature says what the rows must be, its outputs what may be asked."""
+
+    def rows(self, signature: Signature) -> ModelInput:
+        """The request's rows, checked against ``signature``, or an InvalidInput that says what to fix."""
+
+    def wants_probabilities(self, servable: ServableModel) -> bool:
+        """Whether the caller asked for class probabilities of ``servable``."""
+
+
+@dataclass(frozen=True)
+class JsonInput:
+    """A decoded JSON predict body (``instances``, ``dataframe_split`` or ``dataframe_records``)."""
+
+    body: object
+    max_rows: int
+    return_proba: bool = False
+
+    def rows(self, signature: Signature) -> ModelInput:
+        """The body's rows in signature order."""
+        return rows_from_json(self.body, signature, self.max_rows)
+
+    def wants_probabilities(self, servable: ServableModel) -> bool:
+        """What the body (or the query) asked."""
+        return self.return_proba
+
+
+@dataclass(frozen=True)
+class CsvInput:
+    """A CSV predict body: a header row, then one row per instance."""
+
+    text: str
+    max_rows: int
+    return_proba: bool = False
+
+    def rows(self, signature: Signature) -> ModelInput:
+        """The file's rows in signature order."""
+        return rows_from_csv(self.text, signature, self.max_rows)
+
+    def wants_probabilities(self, servable: ServableModel) -> bool:
+        """What the query asked."""
+        return self.return_proba
+
+
 def rows_from_json(body: object, signature: Signature, max_rows: int) -> ModelInput:
     """Validate a decoded JSON predict body and return the model's input in signature order."""
     key = _row_key(body)
     if key == "dataframe_split":
-        rows = _split_rows(body[key], signature.names, max_rows)
-    else:
-        rows = _batch(body[key], key, max_rows)
-        if key == "dataframe_records" or isinstance(rows[0], dict):
-            rows = _rows_by_name(rows, signature.names)
+        split = _checked_split(body[key])
+        return rows_from_columns(split["columns"], split["data"], signature, max_rows=max_rows, what="dataframe_split.data")
+    return rows_from_records(body[key], signature, max_rows, what=key)
+
+
+def rows_from_records(records: object, signature: Signature, max_rows: int, *, what: str = "instances") -> ModelInput:
+    """Rows given one by one, each a list in signature order or an object keyed by feature name."""
+    rows = _batch(records, what, max_rows)
+    if what == "dataframe_records" or isinstance(rows[0], dict):
+        rows = _rows_by_name(rows, signature.names)
+    return _model_input(rows, signature, _JSON_CELLS, "row {}".format)
+
+
+def rows_from_columns(columns: object, data: object, signature: Signature, *, max_rows: int,
+                      what: str = "data") -> ModelInput:
+    """Rows given as lists in the order of ``columns`` (feature names), rearranged into signature order."""
+    if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
+        raise InvalidInput(f"dataframe_split.columns must be a list of feature names, got {_describe(columns)}")
+    rows = _batch(data, what, max_rows)
+    names = signature.names
+    if columns != names:
+        rows = _reorder(rows, columns, names, "row {}".format)
     return _model_input(rows, signature, _JSON_CELLS, "row {}".format)
 
 
@@ -131,14 +195,10 @@ def _check_count(count: int, empty_detail: str, max_rows: int) -> None:
         raise BatchTooLarge(f"batch has {count} rows; the limit is {max_rows}")
 
 
-def _split_rows(split: object, names: list[str], max_rows: int) -> list:
+def _checked_split(split: object) -> dict:
     if not isinstance(split, dict) or split.keys() - _SPLIT_KEYS or not {"columns", "data"} <= split.keys():
         raise InvalidInput("dataframe_split must be an object with columns (feature names) and data (rows)")
-    columns = split["columns"]
-    if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
-        raise InvalidInput(f"dataframe_split.columns must be a list of feature names, got {_describe(columns)}")
-    rows = _batch(split["data"], "dataframe_split.data", max_rows)
-    return rows if columns == names else _reorder(rows, columns, names, "row {}".format)
+    return split
 
 
 def _rows_by_name(rows: list, names: list[str]) -> list[list]:

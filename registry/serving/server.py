@@ -8,29 +8,21 @@ requests never wait for a load and never see a half-ready model.
 import logging
 import random
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 
 from sqlalchemy.exc import OperationalError
 
-from registry.artifacts.introspect import takes_named_columns
-from registry.artifacts.safe_pickle import load_estimator
-from registry.artifacts.signature import Signature
-from registry.artifacts.store import ArtifactStore
-from registry.catalog import lookups
-from registry.catalog.lookups import find_model, find_version
+from registry import lookups
+from registry.changes import AliasDeleted, AliasServes, VersionRetired
 from registry.errors import VersionArchived
+from registry.facts import RolloutSpec, VersionInfo
+from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
-from registry.rollouts import figures
-from registry.rollouts.figures import FigureBook
-from registry.rollouts.routing import AliasState, Arm, LiveRollout, Route, route
-from registry.rollouts.shadow import ShadowRunner
-from registry.rollouts.spec import RolloutSpec
-from registry.serving.cache import ModelCache, ServableModel, VersionInfo
+from registry.serving.cache import ModelCache, ServableModel
 from registry.serving.load_failures import LoadFailures
-from registry.serving.predict import run_model
-from registry.serving.predictors import predictor_for
+from registry.serving.loader import Loader
+from registry.serving.routing import AliasState, Arm, LiveRollout, Route, route
 from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
 
 log = logging.getLogger(__name__)
@@ -43,15 +35,14 @@ class ModelServer:
 
     def __init__(
         self,
-        store: ArtifactStore,
+        loader: Loader,
         *,
         cache_size: int,
         refresh_seconds: float,
         session_scope: Callable[[], AbstractContextManager],
-        max_model_bytes: int,
+        on_poll: Callable[[], None] = lambda: None,
     ):
-        self.store = store
-        self.max_model_bytes = max_model_bytes
+        self.loader = loader
         self.cache = ModelCache(cache_size)
         self.poll_seconds = max(0.05, refresh_seconds / 4)
         self.failures = LoadFailures(first_delay=self.poll_seconds)
@@ -68,9 +59,7 @@ class ModelServer:
         self._started = False
         self._stop = threading.Event()
         self._database_down = False
-        self.figures = FigureBook()
-        self.shadows = ShadowRunner(self.figures, lambda servable, rows: run_model(servable, rows, False).predictions)
-        self._flushed_at = time.monotonic()
+        self._on_poll = on_poll  # other periodic work of this process's serving (flushing figures)
 
     def servable(self, name: str, ref: str) -> ServableModel:
         """The loaded model that answers ``name``/``ref`` now (an alias: its primary version)."""
@@ -79,8 +68,8 @@ class ModelServer:
             return self._alias_state(name, target).primary
         return self._pinned(name, target)
 
-    def route(self, name: str, ref: str, key_of: Callable[[str], str | None]) -> Route:
-        """Where a request for ``name``/``ref`` goes; ``key_of(header)`` reads its sticky key, if any.
+    def route(self, name: str, ref: str, headers: Mapping[str, str]) -> Route:
+        """Where a request for ``name``/``ref`` goes; ``headers`` may carry its rollout's sticky key.
 
         Alias requests follow the alias's rollout; a pinned version is never routed.
         """
@@ -89,7 +78,7 @@ class ModelServer:
             return Route(self._pinned(name, target), None)
         state = self._alias_state(name, target)
         header = state.rollout.sticky_header if state.rollout is not None else None
-        key = key_of(header) if header else None
+        key = headers.get(header) if header else None
         return route(state, model=name, alias=target, key=key, draws=(random.random(), random.random()))
 
     def _alias_state(self, name: str, alias: str) -> AliasState:
@@ -111,44 +100,38 @@ class ModelServer:
         A version that failed to load answers with the same error, without reading its file again,
         until its backoff has passed or its file has changed.
         """
-        self.failures.raise_if_waiting(_failure_key(info), self.store.stamp(info.sha256))
+        self.failures.raise_if_waiting(_failure_key(info), self.loader.stamp(info.sha256))
         return self.cache.get((info.model, info.number), lambda: self._load(info))
 
     def unservable(self) -> list[dict]:
         """Aliases whose target version this process could not load at its last refresh."""
         return list(self._unservable)
 
-    def note_move(self, name: str, alias: str, servable: ServableModel) -> None:
-        """Serve an alias move made by this process at once, without waiting for the watcher.
+    def apply(self, changes: Iterable) -> None:
+        """Serve changes this process has just committed at once; the watcher brings other processes' changes.
 
-        A move ends the alias's rollout, so the alias is served by ``servable`` alone.
+        Their versions were admitted (loaded and scored) before the commit, so this reads the cache.
         """
-        self.note_rollout(name, alias, primary=servable, rollout=None)
+        for change in changes:
+            if isinstance(change, AliasServes):
+                key = (change.model, change.alias)
+                rollout = self._loaded_rollout(key, change.rollout)[0] if change.rollout is not None else None
+                self._serve(key, AliasState(self.load(change.primary), rollout))
+            elif isinstance(change, AliasDeleted):
+                self._serve((change.model, change.alias), None)
+            elif isinstance(change, VersionRetired):
+                with self._lock:
+                    self._archived = self._archived | {(change.model, change.number)}
 
-    def note_rollout(self, name: str, alias: str, *, primary: ServableModel, rollout: LiveRollout | None) -> None:
-        """Serve a rollout change (or an alias move) made by this process at once."""
+    def _serve(self, key: AliasKey, state: AliasState | None) -> None:
+        """Serve ``key`` with ``state`` (None: not at all) from now on, ahead of the watcher's next read."""
         with self._lock:
             self._moves += 1
-            self._moved_at[(name, alias)] = self._moves
-            self._install({**self._aliases, (name, alias): AliasState(primary, rollout)})
-
-    def flush_figures(self) -> None:
-        """Write this process's rollout figures to the database (the watcher does so every second)."""
-        with self._session_scope():
-            figures.flush(self.figures)
-        self._flushed_at = time.monotonic()
-
-    def note_deleted(self, name: str, alias: str) -> None:
-        """Stop serving an alias deleted by this process at once; the watcher drops it elsewhere."""
-        with self._lock:
-            self._moves += 1
-            self._moved_at[(name, alias)] = self._moves
-            self._aliases = {key: servable for key, servable in self._aliases.items() if key != (name, alias)}
-
-    def note_archived(self, name: str, number: int) -> None:
-        """Refuse a version archived by this process at once, without waiting for the watcher."""
-        with self._lock:
-            self._archived = self._archived | {(name, number)}
+            self._moved_at[key] = self._moves
+            snapshot = {k: v for k, v in self._aliases.items() if k != key}
+            if state is not None:
+                snapshot[key] = state
+            self._install(snapshot)
 
     def ensure_started(self) -> None:
         """Warm every aliased model, then keep the snapshot fresh from a daemon thread."""
@@ -215,7 +198,7 @@ class ModelServer:
     def _retry_due(self) -> bool:
         """True when a target that failed to load may be tried again (its delay passed, or its file changed)."""
         return any(
-            not self.failures.waiting(_failure_key(info), self.store.stamp(info.sha256)) for info in self._failed.values()
+            not self.failures.waiting(_failure_key(info), self.loader.stamp(info.sha256)) for info in self._failed.values()
         )
 
     def _unservable_entry(self, key: AliasKey, info: VersionInfo, serving: ServableModel | None) -> dict:
@@ -248,7 +231,7 @@ class ModelServer:
         What serves now is kept only if it is an earlier state of the same rollout.
         """
         current = self._aliases[key].rollout if key in self._aliases else None
-        if current is not None and spec.matches(current):
+        if current is not None and _serves(current, spec):
             return current, True
         try:
             canary = Arm(self.load(spec.canary), spec.canary_percent) if spec.canary else None
@@ -270,7 +253,7 @@ class ModelServer:
             with self._lock:
                 self._watched_latest.add(name)
         state = AliasState(servable, rollout)
-        self.note_rollout(name, alias, primary=state.primary, rollout=state.rollout)
+        self._serve((name, alias), state)
         return state
 
     def _resolve_pinned(self, name: str, number: int) -> ServableModel:
@@ -281,9 +264,9 @@ class ModelServer:
         return self.load(info)
 
     def _load(self, info: VersionInfo) -> ServableModel:
-        stamp = self.store.stamp(info.sha256)  # before reading: a change during the read means "try again"
+        stamp = self.loader.stamp(info.sha256)  # before reading: a change during the read means "try again"
         try:
-            estimator = load_estimator(self.store.get(info.sha256), max_bytes=self.max_model_bytes).estimator
+            servable = self.loader(info)
         except Exception as exc:
             CACHE_LOAD_FAILURES.labels(info.model).inc()
             failure = self.failures.record(_failure_key(info), exc, stamp)
@@ -295,29 +278,12 @@ class ModelServer:
             raise
         self.failures.clear(_failure_key(info))
         CACHE_LOADS.labels(info.model).inc()
-        return ServableModel(
-            info.model,
-            info.number,
-            info.sha256,
-            info.task,
-            Signature.from_dict(info.signature),
-            estimator,
-            takes_frame=takes_named_columns(estimator),
-            predictor=predictor_for(estimator),
-        )
+        return servable
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             self._refresh_logged()
-            if time.monotonic() - self._flushed_at >= figures.FLUSH_SECONDS:
-                self._flush_logged()
-
-    def _flush_logged(self) -> None:
-        try:
-            self.flush_figures()
-        except Exception:
-            self._flushed_at = time.monotonic()  # try again at the next period, not at every poll
-            log.exception("could not write the rollout figures; they stay counted and are written later")
+            self._on_poll()
 
     def _refresh_logged(self) -> None:
         """Refresh, logging a database outage once (not at every poll) and its end."""
@@ -344,3 +310,15 @@ def _failure_key(info: VersionInfo) -> tuple:
 def _log_detail(exc: Exception) -> str:
     detail = getattr(exc, "detail", None)
     return detail if isinstance(detail, str) else f"{type(exc).__name__}: {exc}"
+
+
+def _serves(live: LiveRollout, spec: RolloutSpec) -> bool:
+    """Whether ``live`` serves exactly the rollout ``spec`` describes already."""
+    def same(arm: Arm | None, info: VersionInfo | None, percent: float | None) -> bool:
+        if arm is None or info is None:
+            return arm is None and info is None
+        return arm.servable.version == info.number and arm.percent == percent
+
+    return (live.id == spec.id and live.sticky_header == spec.sticky_header
+            and same(live.canary, spec.canary, spec.canary_percent)
+            and same(live.shadow, spec.shadow, spec.shadow_percent))

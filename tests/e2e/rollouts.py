@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import requests
 
-from registry.rollouts.routing import key_share
+from registry.serving.routing import key_share
 from tests.helpers import PROBE_ROW
 
 STICKY_HEADER = "X-User-Id"

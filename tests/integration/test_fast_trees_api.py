@@ -4,7 +4,7 @@ import pytest
 import sklearn
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from api.services import EXTENSION
+from api.domain import EXTENSION
 from registry.serving.predictors import TreePredictor
 from tests.helpers import upload_ok
 
@@ -39,5 +39,5 @@ def test_the_alias_route_answers_a_compiled_forest_exactly_as_scikit_learn(app, 
             assert body["probabilities"] == model.predict_proba(rows).tolist()
             assert body["classes"] == ["approve", "refuse"]
     with app.app_context():
-        served = app.extensions[EXTENSION].server.servable("loans", "production")
+        served = app.extensions[EXTENSION].runtime.models.servable("loans", "production")
     assert isinstance(served.predictor, TreePredictor)

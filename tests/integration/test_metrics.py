@@ -153,3 +153,14 @@ def test_across_workers_the_alias_gauge_shows_the_latest_move_not_a_dead_workers
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
     assert registry.get_sample_value("registry_alias_version", {"model": "m", "alias": "production"}) == 2
+
+
+def test_v2_refusals_are_counted_under_the_status_the_client_got(client, model):
+    answered = client.post(
+        f"/v2/models/{model}/versions/1/infer",
+        json={"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]},
+    )
+    assert answered.status_code == 400
+    samples = scrape(client)
+    assert value(samples, "registry_predictions_total", model=model, version="1", status="400") == 1
+    assert value(samples, "registry_predictions_total", model=model, version="1", status="422") is None

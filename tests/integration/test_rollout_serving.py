@@ -1,9 +1,8 @@
 """Rollouts across processes: two app instances on one database play two workers.
 
 Worker A is the ``app`` fixture, worker B a second app on the same database and artifact root.
-``server.refresh()`` plays one watcher tick and ``server.flush_figures()`` one figures flush.
+``server.refresh()`` plays one watcher tick and ``runtime.flush_figures()`` one figures flush.
 """
-import hashlib
 import threading
 import time
 
@@ -11,8 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sklearn.linear_model import LogisticRegression
 
-import registry.serving.server
-from tests.helpers import PROBE_ROW, classification_data, scaled_sum, upload_ok
+from tests.helpers import PROBE_ROW, WrappedLoader, classification_data, scaled_sum, upload_ok
 
 WAIT = 10  # seconds; only a bound on waiting for an Event, so a broken test fails instead of hanging
 URL = "/models/m/aliases/production/rollout"
@@ -35,8 +33,12 @@ def b(app, build_app, model):
     return build_app(artifact_root=app.config["ARTIFACT_ROOT"]).test_client()
 
 
+def runtime_of(app):
+    return app.extensions["model_registry"].runtime
+
+
 def server_of(app):
-    return app.extensions["model_registry"].server
+    return runtime_of(app).models
 
 
 def answer(client, key=None, ref="production"):
@@ -56,8 +58,8 @@ def test_figures_of_two_workers_are_summed_through_the_database(app, client, ci,
     assert started.status_code == 200
     served = [answer(client, key=f"a{i}") for i in range(30)] + [answer(b, key=f"b{i}") for i in range(20)]
     for worker in (app, b_app):
-        assert server_of(worker).shadows.wait_idle(WAIT)
-        server_of(worker).flush_figures()
+        assert runtime_of(worker).shadows.wait_idle(WAIT)
+        runtime_of(worker).flush_figures()
 
     figures = client.get(URL).get_json()
     on_canary = sum(version == 2 for version, _ in served)
@@ -76,10 +78,10 @@ def test_flushing_again_replaces_a_workers_totals_rather_than_adding_them(client
     client.put(URL, json={"canary": {"version": 2, "percent": 50}}, headers=ci)
     for i in range(10):
         answer(client, key=f"k{i}")
-    server_of(app).flush_figures()
-    server_of(app).flush_figures()
+    runtime_of(app).flush_figures()
+    runtime_of(app).flush_figures()
     answer(client, key="k-last")
-    server_of(app).flush_figures()
+    runtime_of(app).flush_figures()
     figures = client.get(URL).get_json()
     assert figures["primary"]["requests"] + figures["canary"]["requests"] == 11
 
@@ -95,8 +97,8 @@ def test_a_shadow_classifier_is_compared_by_label_agreement(client, ci, app):
         response = client.post("/models/c/predict", json={"instances": [row, row]})
         response.close()
         assert response.status_code == 200 and response.get_json()["version"] == 1
-    assert server_of(app).shadows.wait_idle(WAIT)
-    server_of(app).flush_figures()
+    assert runtime_of(app).shadows.wait_idle(WAIT)
+    runtime_of(app).flush_figures()
     shadow = client.get(url).get_json()["shadow"]
     assert (shadow["compared"], shadow["agreement"]) == (2, 1.0)
     assert "mean_abs_diff" not in shadow
@@ -123,15 +125,13 @@ def test_a_worker_loads_the_canary_before_routing_to_it_and_answers_meanwhile(cl
     assert answer(b) == (1, "primary")
     client.put(URL, json={"canary": {"version": 2, "percent": 100}}, headers=ci)
     entered, release = threading.Event(), threading.Event()
-    real = registry.serving.server.load_estimator
 
-    def gated(data, **limits):
-        if hashlib.sha256(data).hexdigest() == model[2]:
+    def gate(info):
+        if info.sha256 == model[2]:
             entered.set()
             assert release.wait(WAIT)
-        return real(data, **limits)
 
-    monkeypatch.setattr(registry.serving.server, "load_estimator", gated)
+    monkeypatch.setattr(b_server, "loader", WrappedLoader(b_server.loader, gate))
     refresher = threading.Thread(target=b_server.refresh)
     refresher.start()
     assert entered.wait(WAIT)
@@ -154,7 +154,7 @@ def test_routes_and_shadows_are_counted_per_version_and_role_in_metrics(client, 
         {"model": "m", "alias": "production", "route": "canary", "version": "2", "status": "200"},
     ) or 0
     answer(client)
-    assert server_of(app).shadows.wait_idle(WAIT)
+    assert runtime_of(app).shadows.wait_idle(WAIT)
     text = client.get("/metrics").get_data(as_text=True)
     assert REGISTRY.get_sample_value(
         "registry_routed_predictions_total",
@@ -167,17 +167,17 @@ def test_routes_and_shadows_are_counted_per_version_and_role_in_metrics(client, 
 def test_a_worker_that_cannot_load_the_canary_keeps_answering_and_tries_again(client, ci, model, b, monkeypatch):
     assert answer(b) == (1, "primary")
     client.put(URL, json={"canary": {"version": 2, "percent": 100}}, headers=ci)
-    real = registry.serving.server.load_estimator
+    b_server = server_of(b.application)
+    real = b_server.loader
 
-    def failing(data, **limits):
-        if hashlib.sha256(data).hexdigest() == model[2]:
+    def failing(info):
+        if info.sha256 == model[2]:
             raise OSError("the artifact store is unreachable")
-        return real(data, **limits)
 
-    monkeypatch.setattr(registry.serving.server, "load_estimator", failing)
-    server_of(b.application).refresh()
+    monkeypatch.setattr(b_server, "loader", WrappedLoader(real, failing))
+    b_server.refresh()
     assert answer(b) == (1, "primary")
-    monkeypatch.setattr(registry.serving.server, "load_estimator", real)
+    monkeypatch.setattr(b_server, "loader", real)
     deadline = time.monotonic() + 5  # the failed load is retried once its (first, short) backoff has passed
     while answer(b) != (2, "canary") and time.monotonic() < deadline:
         server_of(b.application).refresh()

@@ -4,20 +4,17 @@ Worker A is the ``app`` fixture, worker B a second app on the same database and 
 Neither runs the background watcher unless a test starts it; ``server.refresh()`` is what the
 watcher calls on every tick, so calling it by hand plays one tick at a chosen moment.
 """
-import hashlib
 import threading
 import time
 
-import numpy as np
 import pytest
 from prometheus_client import REGISTRY
-from sklearn.linear_model import LinearRegression
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 import registry.serving.server
 from registry.db import db
-from tests.helpers import close_app, make_app, scaled_sum, upload
+from tests.helpers import WrappedLoader, close_app, make_app, scaled_sum, upload
 
 WAIT = 10  # seconds; only a bound on waiting for an Event, so a broken test fails instead of hanging
 PROBE = [[1.0, 1.0, 1.0]]
@@ -74,24 +71,22 @@ def b(worker_b):
 
 @pytest.fixture
 def b_server(worker_b):
-    return worker_b.extensions["model_registry"].server
+    return worker_b.extensions["model_registry"].runtime.models
 
 
 class LoadGate:
-    """Holds every load of one artifact at the door until released; other artifacts pass."""
+    """Holds every load of one artifact by ``server`` at the door until released; other artifacts pass."""
 
-    def __init__(self, monkeypatch, sha256: str):
+    def __init__(self, monkeypatch, server, sha256: str):
         self.entered = threading.Event()
         self.release = threading.Event()
-        real = registry.serving.server.load_estimator
 
-        def gated(data: bytes, **limits):
-            if hashlib.sha256(data).hexdigest() == sha256:
+        def gate(info):
+            if info.sha256 == sha256:
                 self.entered.set()
                 assert self.release.wait(WAIT), "the gate was never released"
-            return real(data, **limits)
 
-        monkeypatch.setattr(registry.serving.server, "load_estimator", gated)
+        monkeypatch.setattr(server, "loader", WrappedLoader(server.loader, gate))
 
 
 def in_thread(target) -> threading.Thread:
@@ -150,7 +145,7 @@ def test_a_rollback_reaches_another_worker_at_its_refresh(client, ci, b, b_serve
 
 def test_a_refresh_loads_the_new_version_before_swapping_it_in(monkeypatch, client, ci, shas, b, b_server):
     move(client, ci, "promote", 2)  # worker A loaded v2 here, before the gate exists
-    gate = LoadGate(monkeypatch, shas[2])
+    gate = LoadGate(monkeypatch, b_server, shas[2])
     loads = counter("registry_model_loads_total", model="m")
 
     refresher = in_thread(b_server.refresh)
@@ -169,7 +164,7 @@ def test_a_refresh_loads_the_new_version_before_swapping_it_in(monkeypatch, clie
 
 
 def test_a_failed_load_during_refresh_keeps_the_old_version_and_counts_the_failure(client, ci, shas, b, b_server):
-    store = b_server.store
+    store = b_server.loader.store
     move(client, ci, "promote", 2)
     path = store.path_for(shas[2])
     original = path.read_bytes()
@@ -192,7 +187,7 @@ def test_a_move_this_worker_makes_during_its_refresh_is_not_undone_by_that_refre
     monkeypatch, client, ci, shas, b, b_server
 ):
     move(client, ci, "promote", 2)  # elsewhere
-    gate = LoadGate(monkeypatch, shas[2])
+    gate = LoadGate(monkeypatch, b_server, shas[2])
     refresher = in_thread(b_server.refresh)  # reads production -> 2, then waits to load v2
     assert gate.entered.wait(WAIT)
 
@@ -281,7 +276,7 @@ def test_a_refresh_that_read_before_an_archive_does_not_serve_the_archived_versi
 ):
     assert answer(b, "2") == 2
     move(client, ci, "promote", 3, alias="staging")
-    gate = LoadGate(monkeypatch, shas[3])
+    gate = LoadGate(monkeypatch, b_server, shas[3])
     refresher = in_thread(b_server.refresh)  # read: nothing archived; now loading v3 for staging
     assert gate.entered.wait(WAIT)
 
@@ -313,7 +308,7 @@ def test_latest_moves_off_a_version_this_worker_archived_at_once(client, admin, 
 def watching_worker(database_url, tmp_path, shas, monkeypatch):
     """Worker C, with the background watcher on; ``.refreshed(n)`` waits for n more refreshes."""
     app = make_app(database_url, tmp_path / "artifacts", WATCH_ALIASES=True, ALIAS_REFRESH_SECONDS=0.2)
-    server = app.extensions["model_registry"].server
+    server = app.extensions["model_registry"].runtime.models
     done = threading.Condition()
     count = [0]
     real_refresh = server.refresh

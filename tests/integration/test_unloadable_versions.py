@@ -53,7 +53,7 @@ def clock():
 def worker_b(database_url, tmp_path, damaged_v2, clock):
     """Worker B, serving production on v1, with a clock the test moves."""
     app = make_app(database_url, tmp_path / "artifacts")
-    server = app.extensions["model_registry"].server
+    server = app.extensions["model_registry"].runtime.models
     server.failures = LoadFailures(first_delay=server.poll_seconds, clock=clock)
     assert answer(app.test_client()) == 1
     yield app
@@ -62,7 +62,7 @@ def worker_b(database_url, tmp_path, damaged_v2, clock):
 
 @pytest.fixture
 def b_server(worker_b):
-    return worker_b.extensions["model_registry"].server
+    return worker_b.extensions["model_registry"].runtime.models
 
 
 def promote_damaged(client, ci, damaged_v2):

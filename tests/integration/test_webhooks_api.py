@@ -4,7 +4,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from registry.catalog import aliases
+from registry.aliases import moves as aliases
 from registry.db import db
 from registry.events import outbox
 from registry.events.tables import WebhookDelivery, WebhookEvent, WebhookSubscription

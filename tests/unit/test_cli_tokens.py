@@ -1,7 +1,7 @@
 """``flask tokens create|list|revoke``: what an operator types on the server."""
 import pytest
 
-from registry import tokens
+from registry.access import tokens
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import hashlib
 import pytest
 
 from registry.artifacts.signature import Signature
-from registry.rollouts.routing import AliasState, Arm, LiveRollout, key_share, route
 from registry.serving.cache import ServableModel
+from registry.serving.routing import AliasState, Arm, LiveRollout, key_share, route
 
 SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}], "classes": None})
 

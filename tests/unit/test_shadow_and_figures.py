@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from registry.artifacts.signature import Signature
-from registry.rollouts.figures import LATENCY_BUCKETS_MS, FigureBook, Tally, percentile_ms
-from registry.rollouts.shadow import ShadowJob, ShadowRunner, compare
 from registry.serving.cache import ServableModel
+from registry.serving.figures import LATENCY_BUCKETS_MS, FigureBook, Tally, percentile_ms
+from registry.serving.shadow import ShadowJob, ShadowRunner, compare
 
 WAIT = 10  # seconds; a bound on waiting for an Event, so a broken test fails instead of hanging
 SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}], "classes": None})
@@ -20,9 +20,22 @@ def shadow_model(task="regression") -> ServableModel:
 SHADOW = shadow_model()
 
 
+class GivenRows:
+    """A request whose rows are the same whatever the signature."""
+
+    def __init__(self, rows):
+        self._rows = np.array(rows)
+
+    def rows(self, signature):
+        return self._rows
+
+    def wants_probabilities(self, servable):
+        return False
+
+
 def job(answered, task="regression", rows=((1.0,),)) -> ShadowJob:
     shadow = SHADOW if task == "regression" else shadow_model(task)
-    return ShadowJob(7, "production", shadow, parse=lambda signature: np.array(rows), answered=answered)
+    return ShadowJob(7, "production", shadow, request=GivenRows(rows), answered=answered)
 
 
 def test_classifier_shadows_are_compared_by_label_and_regressors_by_absolute_difference():

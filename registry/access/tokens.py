@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from registry.catalog.paging import Page, paginate
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
 from registry.names import TOKEN_NAME, check_token_name
+from registry.paging import Page, paginate
 from registry.tables import ApiToken, utcnow
 
 # admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only.

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from registry.rollouts.figures import FigureBook
-from registry.rollouts.routing import SHADOW
 from registry.serving.cache import ServableModel
+from registry.serving.figures import FigureBook
+from registry.serving.inputs import PredictionInput
+from registry.serving.routing import SHADOW
 from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class ShadowJob:
     rollout_id: int
     alias: str
     shadow: ServableModel
-    parse: Callable  # the caller's body, parsed against a signature
+    request: PredictionInput  # the caller's request, parsed again against the shadow's signature
     answered: list  # the predictions the caller got
 
 
@@ -106,7 +107,7 @@ class ShadowRunner:
         shadow, parsed = jobs[0].shadow, []
         for job in jobs:
             try:
-                parsed.append((job, job.parse(shadow.signature)))
+                parsed.append((job, job.request.rows(shadow.signature)))
             except Exception:
                 self._failed(job)
         if not parsed:

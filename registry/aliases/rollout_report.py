@@ -2,8 +2,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from registry.rollouts.figures import Tally, percentile_ms
-from registry.rollouts.routing import CANARY, PRIMARY, SHADOW
+from registry.serving.figures import Tally, percentile_ms
+from registry.serving.routing import CANARY, PRIMARY, SHADOW
 from registry.tables import Rollout
 
 

@@ -3,9 +3,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from registry.catalog.lookups import find_model
 from registry.db import db
 from registry.errors import InvalidInput
+from registry.lookups import find_model
 from registry.tables import PromotionEvent, utcnow
 
 # What each action of the history does to the alias it names; any other action (a rollout

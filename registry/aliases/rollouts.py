@@ -3,23 +3,24 @@
 A rollout is changed under the model's lock, like an alias move, and every change is an event in
 the alias's history. Its versions are admitted by the rules of promote: ready, loaded, scored on
 their input example and compatible with the primary version (unless forced). The process that
-made a change serves it at once; the others follow within the alias refresh window.
+made a change serves it once it commits; the others follow within the alias refresh window.
 """
 import math
 import re
 from dataclasses import dataclass
 
-from registry.catalog.lookups import active_rollout, active_rollouts, find_alias, find_model
+from registry import changes
+from registry.aliases.admission import admit, incompatibilities, ready_version
+from registry.aliases.rollout_report import RolloutState, describe, settings
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
 from registry.events import outbox
+from registry.facts import RolloutSpec, VersionInfo
+from registry.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.names import check_alias_name
-from registry.rollouts.figures import summed
-from registry.rollouts.report import RolloutState, describe, settings
-from registry.rollouts.routing import CANARY, SHADOW, Arm, LiveRollout
-from registry.serving.admission import incompatibilities, ready_version, smoke_test
-from registry.serving.cache import ServableModel
-from registry.serving.server import ModelServer, VersionInfo
+from registry.serving.figures import summed
+from registry.serving.routing import CANARY, SHADOW
+from registry.serving.runtime import Runtime
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, utcnow
 
 # The webhook event each history action of a rollout is announced as.
@@ -52,13 +53,14 @@ class Completion:
     event_id: int
 
 
-def start_rollout(server: ModelServer, *, name: str, alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
+def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
                   sticky_header: str | None, reason: str, force: bool, actor: str) -> RolloutState:
     """Start a rollout on ``alias``, or replace the one running; its versions load before they take traffic."""
     arms = _checked_arms(alias, canary, shadow, sticky_header)
     model = find_model(name)
     primary = _primary(model, alias)
-    loaded = {role: _loaded(server, _admitted(model, primary, spec, role, force)[0], role) for role, spec in arms.items()}
+    for role, spec in arms.items():
+        admit(runtime.models, _admitted(model, primary, spec, role, force)[0], refused_as=f"made the {role}")
     with write_transaction():
         model = find_model(name, lock=True)
         primary = _primary(model, alias)
@@ -71,10 +73,8 @@ def start_rollout(server: ModelServer, *, name: str, alias: str, canary: ArmSpec
         _apply(rollout, admitted, arms, sticky_header, reason)
         _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number,
                 forced=any(forced for _, forced in admitted.values()))
-        state = describe(rollout, primary.number, {})
-        primary_info = VersionInfo.of(primary)
-    server.note_rollout(name, alias, primary=server.load(primary_info), rollout=_live(rollout.id, loaded, arms, sticky_header))
-    return state
+        changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
+        return describe(rollout, primary.number, {})
 
 
 def running_rollouts(name: str | None = None) -> dict[tuple[str, str], dict]:
@@ -93,16 +93,15 @@ def get_rollout(name: str, alias: str) -> RolloutState:
     return describe(rollout, _primary(model, alias).number, summed(rollout.id))
 
 
-def complete_rollout(server: ModelServer, *, name: str, alias: str, reason: str, actor: str) -> Completion:
+def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str) -> Completion:
     """Promote the canary: the alias moves to it, the event carries the figures, and the rollout ends."""
     model = find_model(name)
     planned = _active(model, alias)
     if planned.canary is None:
         raise Conflict(f"the rollout on {alias!r} of {name!r} has no canary to promote; abort it instead")
     number, rollout_id = planned.canary.number, planned.id
-    servable = server.load(VersionInfo.of(ready_version(model, number)))
-    smoke_test(servable, planned.canary.input_example)
-    server.flush_figures()  # this process's latest counts go into the recorded figures
+    admit(runtime.models, ready_version(model, number))
+    runtime.flush_figures()  # this process's latest counts go into the recorded figures
     with write_transaction():
         model = find_model(name, lock=True)
         rollout, current = _active(model, alias), find_alias(model, alias)
@@ -114,23 +113,20 @@ def complete_rollout(server: ModelServer, *, name: str, alias: str, reason: str,
         current.version_id = canary.id
         event = _record(model, rollout, "rollout_promote", actor=actor, reason=reason, from_version=previous.number,
                         to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures)
-        completion = Completion(name, alias, number, previous.number, event.id)
-    server.note_move(name, alias, servable)
-    return completion
+        changes.record(changes.AliasServes(name, alias, VersionInfo.of(canary)))
+    return Completion(name, alias, number, previous.number, event.id)
 
 
-def abort_rollout(server: ModelServer, *, name: str, alias: str, reason: str, actor: str) -> RolloutState:
+def abort_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str) -> RolloutState:
     """End the rollout: all of the alias's traffic goes back to its primary version; recorded."""
-    server.flush_figures()  # this process's latest counts go into the figures answered
+    runtime.flush_figures()  # this process's latest counts go into the figures answered
     with write_transaction():
         model = find_model(name, lock=True)
         rollout, primary = _active(model, alias), _primary(model, alias)
         rollout.ended_at = utcnow()
         _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number)
-        state = describe(rollout, primary.number, summed(rollout.id))
-        primary_info = VersionInfo.of(primary)
-    server.note_rollout(name, alias, primary=server.load(primary_info), rollout=None)
-    return state
+        changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary)))
+        return describe(rollout, primary.number, summed(rollout.id))
 
 
 def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) -> None:
@@ -144,7 +140,7 @@ def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) 
     rollout.ended_at = utcnow()
     primary = _primary(model, alias).number
     _record(model, rollout, "rollout_abort", actor=actor, reason=f"ended by a {action} of {alias!r}",
-            to_version=primary, ended_by=action)
+            to_version=primary, ended_by=action)  # the move records what the alias serves next
 
 
 def _record(model: RegisteredModel, rollout: Rollout, action: str, *, actor: str, reason: str, to_version: int,
@@ -217,13 +213,6 @@ def _admitted(model: RegisteredModel, primary: ModelVersion, spec: ArmSpec, role
     return version, bool(problems)
 
 
-def _loaded(server: ModelServer, version: ModelVersion, role: str) -> ServableModel:
-    """The version loaded and scored on its input example, before it may take any traffic."""
-    servable = server.load(VersionInfo.of(version))
-    smoke_test(servable, version.input_example, refused_as=f"made the {role}")
-    return servable
-
-
 def _primary(model: RegisteredModel, alias: str) -> ModelVersion:
     current = find_alias(model, alias)
     if current is None:
@@ -263,11 +252,3 @@ def _wanted(rollout_id: int, admitted: dict, arms: dict[str, ArmSpec], sticky_he
         return {"version": admitted[role][0].number, "percent": arms[role].percent} if role in arms else None
 
     return {"rollout_id": rollout_id, "canary": arm(CANARY), "shadow": arm(SHADOW), "sticky_header": sticky_header}
-
-
-def _live(rollout_id: int, loaded: dict[str, ServableModel], arms: dict[str, ArmSpec], sticky_header: str | None):
-    """The rollout as this process serves it, from versions it loaded already."""
-    def arm(role):
-        return Arm(loaded[role], arms[role].percent) if role in arms else None
-
-    return LiveRollout(rollout_id, arm(CANARY), arm(SHADOW), sticky_header)

@@ -6,12 +6,12 @@ import click
 from flask.cli import AppGroup
 from tqdm import tqdm
 
-from api.services import services
+from api import domain
 from registry.artifacts.gc import collect_garbage
 from registry.artifacts.verify import verify_artifacts
 from registry.errors import RegistryError
 
-artifacts_group = AppGroup("artifacts", help="Collect leftovers in the artifact store and verify stored files.")
+group = AppGroup("artifacts", help="Collect leftovers in the artifact store and verify stored files.")
 
 MB = 1024 * 1024
 
@@ -24,13 +24,13 @@ def _bar(desc: str):
     return progress
 
 
-@artifacts_group.command("gc")
+@group.command("gc")
 @click.option("--grace-minutes", type=click.FloatRange(min=0), default=60, show_default=True,
               help="Leave files younger than this: an upload may be writing them right now.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def gc(grace_minutes: float, dry_run: bool):
     """Remove stored files no version references and unfinished uploads, older than the grace period."""
-    store = services().store
+    store = domain.store()
     try:
         collected = collect_garbage(store, grace_seconds=grace_minutes * 60, dry_run=dry_run, progress=_bar("gc"))
     except RegistryError as exc:  # e.g. a read-only store: one line, not a traceback
@@ -46,10 +46,10 @@ def gc(grace_minutes: float, dry_run: bool):
     )
 
 
-@artifacts_group.command("verify")
+@group.command("verify")
 def verify():
     """Re-hash the file of every version; list the damaged or missing ones (exit code 1 when any)."""
-    checked = verify_artifacts(services().store, progress=_bar("verify"))
+    checked = verify_artifacts(domain.store(), progress=_bar("verify"))
     bad = [item for item in checked if not item.ok]
     for item in bad:
         click.echo(f"{item.status} {item.sha256}: {', '.join(item.versions)}")

@@ -1,24 +1,24 @@
 """Use cases that move aliases — promote, rollback, delete — and read where they point and pointed.
 
 Every move locks the model (its row on PostgreSQL, the write lock on SQLite), so moves of one
-model happen one at a time and the history is a consistent chain. A version is loaded and
-scored before an alias may point at it.
+model happen one at a time and the history is a consistent chain. A version is admitted (loaded
+and scored) before an alias may point at it; the runtime serves the move once it commits.
 """
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from registry.catalog.lookups import active_rollout, find_alias, find_model
-from registry.catalog.paging import Page, paginate
+from registry import changes
+from registry.aliases.admission import admit, incompatibilities, ready_version
+from registry.aliases.rollouts import end_on_move
 from registry.db import db, write_transaction
 from registry.errors import AliasNotFound, Conflict, InvalidInput
 from registry.events import outbox
+from registry.facts import VersionInfo
+from registry.lookups import active_rollout, find_alias, find_model
 from registry.names import ALIAS_NAME, LATEST, check_alias_name
-from registry.rollouts.state import end_on_move
-from registry.serving.admission import incompatibilities as _incompatibilities
-from registry.serving.admission import ready_version as _ready_version
-from registry.serving.admission import smoke_test as _smoke_test
-from registry.serving.server import ModelServer, VersionInfo
+from registry.paging import Page, paginate
+from registry.serving.runtime import Runtime
 from registry.tables import Alias, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
@@ -51,19 +51,17 @@ def history(name: str, *, alias: str | None, page: int, per_page: int) -> Page:
     return paginate(query.order_by(PromotionEvent.id.desc()), page, per_page)
 
 
-def promote(server: ModelServer, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:
+def promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:
     """Point ``alias`` at version ``number`` once it has loaded and scored its input example."""
     check_alias_name(alias)
-    version = _ready_version(find_model(name), number)
-    servable = server.load(VersionInfo.of(version))
-    _smoke_test(servable, version.input_example)
+    admit(runtime.models, ready_version(find_model(name), number))
     with write_transaction():
         model = find_model(name, lock=True)
-        version = _ready_version(model, number)
+        version = ready_version(model, number)
         current = find_alias(model, alias)
         if current is not None and current.version_id == version.id:
             return Move(name, alias, number, number, None)
-        problems = _incompatibilities(current.version, version) if current is not None else []
+        problems = incompatibilities(current.version, version) if current is not None else []
         if problems and not force:
             raise InvalidInput(
                 f"version {number} is incompatible with version {current.version.number} that {alias!r} serves "
@@ -73,12 +71,10 @@ def promote(server: ModelServer, name: str, *, number: int, alias: str, reason: 
         end_on_move(model, alias, action="promote", actor=actor)
         # "forced" records an override, so only when there was something to override
         event = _move(model, alias, current, version, "promote", actor, reason, forced=bool(problems))
-        move = Move(name, alias, number, event.from_version, event.id)
-    server.note_move(name, alias, servable)
-    return move
+    return Move(name, alias, number, event.from_version, event.id)
 
 
-def rollback(server: ModelServer, name: str, *, alias: str, to_version: int | None, reason: str, actor: str) -> Move:
+def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None, reason: str, actor: str) -> Move:
     """Undo the alias's latest promote not undone yet, or jump back to ``to_version``.
 
     The target is loaded before the alias moves; if another move changed the target meanwhile,
@@ -88,23 +84,21 @@ def rollback(server: ModelServer, name: str, *, alias: str, to_version: int | No
     for _ in range(MAX_ROLLBACK_RETRIES):
         model = find_model(name)
         target, _ = _rollback_plan(model, alias, to_version)
-        servable = server.load(VersionInfo.of(_ready_version(model, target)))
+        admit(runtime.models, ready_version(model, target), refused_as="rolled back to")
         with write_transaction():
             model = find_model(name, lock=True)
             planned, undone = _rollback_plan(model, alias, to_version)
             if planned != target:
                 continue
             current = find_alias(model, alias)
-            version = _ready_version(model, target)
+            version = ready_version(model, target)
             end_on_move(model, alias, action="rollback", actor=actor)
             event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
-            move = Move(name, alias, target, event.from_version, event.id)
-        server.note_move(name, alias, servable)
-        return move
+        return Move(name, alias, target, event.from_version, event.id)
     raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
 
 
-def delete_alias(server: ModelServer, name: str, alias: str, *, reason: str, actor: str) -> PromotionEvent:
+def delete_alias(name: str, alias: str, *, reason: str, actor: str) -> PromotionEvent:
     """Remove ``alias`` and record it (``action: "delete"``, ``to_version`` null).
 
     What the alias pointed at before the delete is no longer rollback's to undo: a rollback
@@ -130,7 +124,7 @@ def delete_alias(server: ModelServer, name: str, alias: str, *, reason: str, act
         model.updated_at = utcnow()
         db.session.flush()
         outbox.record_alias_moved(model.name, event)
-    server.note_deleted(name, alias)
+        changes.record(changes.AliasDeleted(name, alias))
     return event
 
 
@@ -197,4 +191,5 @@ def _move(model, alias, current, version, action, actor, reason, forced=False, r
     model.updated_at = utcnow()
     db.session.flush()
     outbox.record_alias_moved(model.name, event)
+    changes.record(changes.AliasServes(model.name, alias, VersionInfo.of(version)))
     return event

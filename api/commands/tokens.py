@@ -3,15 +3,13 @@ from collections.abc import Callable
 from functools import wraps
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
-from api.artifact_commands import artifacts_group
-from registry import tokens
+from registry.access import tokens
 from registry.errors import RegistryError
 
 # AppGroup runs every command inside the app context, where the database is bound.
-tokens_group = AppGroup("tokens", help="Create, list and revoke API tokens.")
+group = AppGroup("tokens", help="Create, list and revoke API tokens.")
 
 
 def _clean_errors(command: Callable) -> Callable:
@@ -27,7 +25,7 @@ def _clean_errors(command: Callable) -> Callable:
     return wrapped
 
 
-@tokens_group.command("create")
+@group.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci or reader")
 @_clean_errors
@@ -37,7 +35,7 @@ def create(name: str, role: str):
     click.echo(token)
 
 
-@tokens_group.command("list")
+@group.command("list")
 @_clean_errors
 def list_():
     """List token names, roles and when they were created and last used."""
@@ -46,16 +44,10 @@ def list_():
         click.echo(f"{row.name}\t{row.role}\tcreated {row.created_at.isoformat()}\tlast used {last}")
 
 
-@tokens_group.command("revoke")
+@group.command("revoke")
 @click.argument("name")
 @_clean_errors
 def revoke(name: str):
     """Revoke a token; it stops working at once."""
     tokens.revoke_token(name)
     click.echo(f"revoked {name}")
-
-
-def register(app: Flask) -> None:
-    """Add the command groups to ``flask``."""
-    app.cli.add_command(tokens_group)
-    app.cli.add_command(artifacts_group)

@@ -1,12 +1,18 @@
 """Whether a version may take an alias's traffic: ready, loaded, scored, and compatible with what it serves.
 
-Promote, rollback and rollouts admit versions by the same rules.
+Promote, rollback and rollouts admit versions by the same rules, in the same two halves: before
+their transaction, :func:`admit` loads the version and scores it (slow, and nothing is locked);
+inside it, under the model's lock, :func:`ready_version` checks it again, since another request
+may have archived it meanwhile. The runtime serves the change once it commits.
 """
 from registry.artifacts.introspect import encoded_columns
-from registry.catalog.lookups import find_version
 from registry.errors import InvalidInput, VersionArchived
-from registry.serving.inputs import rows_from_json
-from registry.serving.predict import run_model
+from registry.facts import VersionInfo
+from registry.lookups import find_version
+from registry.serving.cache import ServableModel
+from registry.serving.inputs import rows_from_records
+from registry.serving.running import run_model
+from registry.serving.server import ModelServer
 from registry.tables import ModelVersion, RegisteredModel
 
 
@@ -18,19 +24,25 @@ def ready_version(model: RegisteredModel, number: int) -> ModelVersion:
     return version
 
 
-def smoke_test(servable, input_example: list | None, refused_as: str = "promoted") -> None:
+def admit(models: ModelServer, version: ModelVersion, *, refused_as: str = "promoted") -> ServableModel:
+    """Load a ready version and score it on its input example, before an alias may send it traffic."""
+    servable = models.load(VersionInfo.of(version))
+    smoke_test(servable, version.input_example, refused_as)
+    return servable
+
+
+def smoke_test(servable: ServableModel, input_example: list | None, refused_as: str = "promoted") -> None:
     """Predict on the stored input example (or a made-up row) before an alias may point here."""
-    signature = servable.signature
     rows = input_example or [_made_up_row(servable)]
     try:
-        run_model(servable, rows_from_json({"instances": rows}, signature, len(rows)), return_proba=False)
+        run_model(servable, rows_from_records(rows, servable.signature, len(rows)), return_proba=False)
     except InvalidInput as exc:
         raise InvalidInput(
             f"version {servable.version} of {servable.model!r} failed its smoke test and was not {refused_as}: {exc.detail}"
         ) from None
 
 
-def _made_up_row(servable) -> list:
+def _made_up_row(servable: ServableModel) -> list:
     """For every encoded column a category the model was fitted on, else 0.0 (or "" for text).
 
     scikit-learn's encoders refuse unknown categories by default, so an arbitrary string would

@@ -6,11 +6,15 @@ flush replaces the process's row with its totals, so a repeated or lost flush ne
 the figures a reader sees are the sums over every process's rows. Latencies are counted in fixed
 buckets, so percentiles can be computed from the summed buckets.
 """
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from bisect import bisect_left
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 
 from sqlalchemy import select
@@ -19,6 +23,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry.db import db, write_transaction
 from registry.tables import RolloutStats, utcnow
+
+log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 # Upper bounds in milliseconds; the last bucket counts everything slower.
@@ -115,6 +121,32 @@ class FigureBook:
         if tally is None:
             tally = self._tallies[key] = Tally()
         return tally
+
+
+class FigureFlusher:
+    """Writes one process's figures to the database: every ``FLUSH_SECONDS`` from the alias watcher's
+    thread, and at once when a use case needs them current (completing or aborting a rollout)."""
+
+    def __init__(self, book: FigureBook, session_scope: Callable[[], AbstractContextManager]):
+        self._book = book
+        self._session_scope = session_scope
+        self._flushed_at = time.monotonic()
+
+    def flush(self) -> None:
+        """Write the changed tallies now; raises when the database cannot take them (they stay counted)."""
+        with self._session_scope():
+            flush(self._book)
+        self._flushed_at = time.monotonic()
+
+    def flush_if_due(self) -> None:
+        """Flush when the period has passed; a failure is logged and tried again at the next period."""
+        if time.monotonic() - self._flushed_at < FLUSH_SECONDS:
+            return
+        try:
+            self.flush()
+        except Exception:
+            self._flushed_at = time.monotonic()  # try again at the next period, not at every poll
+            log.exception("could not write the rollout figures; they stay counted and are written later")
 
 
 def flush(book: FigureBook) -> int:

@@ -1,8 +1,8 @@
 """Comparing versions of one model side by side: metrics, params, signature and lineage."""
 from dataclasses import dataclass
 
-from registry.catalog.lookups import find_model, find_version
 from registry.errors import InvalidInput
+from registry.lookups import find_model, find_version
 from registry.tables import ModelVersion
 
 MAX_COMPARED = 8

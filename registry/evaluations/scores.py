@@ -3,11 +3,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import distinct, func, select
 
-from registry.catalog.lookups import find_model, find_version
-from registry.catalog.paging import Page, paginate, slice_page
-from registry.catalog.versions import sorted_by
 from registry.db import db, write_transaction
 from registry.errors import VersionArchived
+from registry.lookups import find_model, find_version
+from registry.paging import Page, paginate, slice_page, sorted_by
 from registry.tables import Evaluation, ModelVersion
 
 

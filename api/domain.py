@@ -1,0 +1,53 @@
+"""The domain objects of one app (its artifact store and its serving runtime), built from its
+config, and how the changes its use cases commit reach that runtime."""
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from registry.artifacts.store import ArtifactStore
+from registry.changes import committed
+from registry.serving.loader import ArtifactLoader
+from registry.serving.runtime import Runtime, build_runtime
+
+EXTENSION = "model_registry"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What one app instance stores and serves with."""
+
+    store: ArtifactStore
+    runtime: Runtime
+
+
+def init_app(app: Flask) -> None:
+    """Build the app's store and runtime; its runtime serves what the app commits, once it commits."""
+    config = app.config
+    store = ArtifactStore(config["ARTIFACT_ROOT"])
+    runtime = build_runtime(
+        ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024),
+        cache_size=config["MODEL_CACHE_SIZE"],
+        refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
+        session_scope=app.app_context,
+    )
+    app.extensions[EXTENSION] = Domain(store, runtime)
+    committed.connect(_serve_committed)  # once per process: connecting again changes nothing
+    if config["WATCH_ALIASES"]:
+        app.before_request(runtime.models.ensure_started)
+
+
+def store() -> ArtifactStore:
+    """The current app's artifact store."""
+    return current_app.extensions[EXTENSION].store
+
+
+def runtime() -> Runtime:
+    """The current app's serving runtime."""
+    return current_app.extensions[EXTENSION].runtime
+
+
+def _serve_committed(_sender, changes: tuple) -> None:
+    """Hand the changes a transaction of the current app committed to that app's runtime."""
+    domain = current_app.extensions.get(EXTENSION)
+    if domain is not None:
+        domain.runtime.models.apply(changes)

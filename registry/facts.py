@@ -1,0 +1,41 @@
+"""Facts copied out of rows while a session is open, so that work done outside it (loading a
+version, serving a rollout) never touches the ORM."""
+from dataclasses import dataclass
+
+from registry.tables import ModelVersion, Rollout
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What is needed to load a version, read from its row while a session is open."""
+
+    model: str
+    number: int
+    sha256: str
+    task: str
+    signature: dict
+    status: str = "ready"
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> "VersionInfo":
+        """Copy the loading facts out of an ORM row."""
+        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status)
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """A rollout as the database says it: its versions (not loaded yet) and their shares."""
+
+    id: int
+    canary: VersionInfo | None
+    canary_percent: float | None
+    shadow: VersionInfo | None
+    shadow_percent: float | None
+    sticky_header: str | None
+
+    @classmethod
+    def of(cls, row: Rollout) -> "RolloutSpec":
+        """Copy a rollout's settings out of its ORM row."""
+        canary = VersionInfo.of(row.canary) if row.canary is not None else None
+        shadow = VersionInfo.of(row.shadow) if row.shadow is not None else None
+        return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header)

@@ -1,1 +1,0 @@
-"""Rollouts on an alias: their state and history, request routing, shadow runs and summed figures."""

@@ -1,0 +1,64 @@
+"""Running a loaded model on rows already checked against its signature, and what it answered."""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from registry.errors import InvalidInput
+from registry.serving.cache import ServableModel
+from registry.serving.inputs import ModelInput
+from registry.serving.shadow import ShadowJob
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model answered, which version answered it, and by which route (None: a pinned version)."""
+
+    model: str
+    version: int
+    predictions: list
+    probabilities: list | None = None
+    classes: list | None = None
+    route: str | None = None
+    shadow: ShadowJob | None = field(default=None, compare=False)  # run after the caller has its answer
+
+    def to_dict(self) -> dict:
+        """The response body of the predict routes."""
+        body = {"model": self.model, "version": self.version, "predictions": self.predictions}
+        if self.probabilities is not None:
+            body["probabilities"] = self.probabilities
+            body["classes"] = self.classes
+        return body
+
+
+def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> Prediction:
+    """Predict ``rows`` (already checked against the signature) with a loaded model."""
+    estimator = servable.estimator if servable.predictor is None else servable.predictor
+    if servable.takes_frame and isinstance(rows, np.ndarray):
+        rows = pd.DataFrame(rows, columns=servable.signature.names)
+    try:
+        # The rows were checked finite already; scikit-learn's own re-check is most of predict's cost.
+        with sklearn.config_context(assume_finite=True):
+            predictions = estimator.predict(rows)
+            probabilities = estimator.predict_proba(rows) if return_proba else None
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"version {servable.version} of {servable.model!r} could not use these rows: {exc}") from None
+    if predictions.dtype.kind == "f" and not np.isfinite(predictions).all():
+        raise InvalidInput(
+            f"version {servable.version} of {servable.model!r} gave non-finite predictions for these rows; "
+            "check that the values are within the range the model was trained on"
+        )
+    classes = list(servable.signature.classes) if return_proba else None
+    return Prediction(
+        servable.model,
+        servable.version,
+        predictions.tolist(),
+        probabilities.tolist() if probabilities is not None else None,
+        classes,
+    )
+
+
+def predictions_of(servable: ServableModel, rows: ModelInput) -> list:
+    """Just the predictions (what shadow runs compare with what the caller got)."""
+    return run_model(servable, rows, return_proba=False).predictions

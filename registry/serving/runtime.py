@@ -1,0 +1,37 @@
+"""One process's serving, built in one place: which loaded model answers (the model server), the
+figures of rollouts, and the shadow runs that follow answers."""
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from registry.serving.figures import FigureBook, FigureFlusher
+from registry.serving.loader import Loader
+from registry.serving.running import predictions_of
+from registry.serving.server import ModelServer
+from registry.serving.shadow import ShadowRunner
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The serving parts of one process; use cases take it whole."""
+
+    models: ModelServer
+    figures: FigureBook
+    shadows: ShadowRunner
+    flusher: FigureFlusher
+
+    def flush_figures(self) -> None:
+        """Write this process's rollout figures to the database now (the watcher does so every second)."""
+        self.flusher.flush()
+
+
+def build_runtime(loader: Loader, *, cache_size: int, refresh_seconds: float,
+                  session_scope: Callable[[], AbstractContextManager]) -> Runtime:
+    """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work."""
+    figures = FigureBook()
+    flusher = FigureFlusher(figures, session_scope)
+    models = ModelServer(
+        loader, cache_size=cache_size, refresh_seconds=refresh_seconds, session_scope=session_scope,
+        on_poll=flusher.flush_if_due,
+    )
+    return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher)
