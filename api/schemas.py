@@ -249,6 +249,11 @@ class EventOut(Schema):
     actor = fields.String()
     reason = fields.String()
     forced = fields.Boolean()
+    reverts = fields.Integer(
+        attribute="reverts_event_id", allow_none=True,
+        metadata={"description": "a rollback's: the id of the oldest promote it undid (it and every later one "
+                                 "of the alias are undone); null for other actions"},
+    )
     at = UTCDateTime()
     details = fields.Dict(allow_none=True, metadata={"description": "a rollout event's versions, percents and figures"})
 

@@ -3,8 +3,30 @@
 Defined once at import so every app in a process shares them; in gunicorn the multiprocess
 collector (``PROMETHEUS_MULTIPROC_DIR``) adds them up across workers.
 """
+import os
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
+
+
+def _ensure_multiprocess_directory() -> None:
+    """Create ``PROMETHEUS_MULTIPROC_DIR`` when it is missing: each metric below writes a file there.
+
+    A directory that cannot be made stops the start with one line that says so.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(
+            f"PROMETHEUS_MULTIPROC_DIR={directory} cannot be created ({exc.strerror}); "
+            "point it at a writable directory, or unset it outside gunicorn"
+        ) from None
+
+
+_ensure_multiprocess_directory()
 
 # Every metric of the registry is named so; a scrape declares each of them (see EveryFamily).
 PREFIX = "registry_"

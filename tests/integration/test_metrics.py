@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LinearRegression
 
+from bench.harness import server
 from config import BASE_DIR
 from tests.helpers import scaled_sum, upload
 
@@ -164,3 +165,29 @@ def test_v2_refusals_are_counted_under_the_status_the_client_got(client, model):
     samples = scrape(client)
     assert value(samples, "registry_predictions_total", model=model, version="1", status="400") == 1
     assert value(samples, "registry_predictions_total", model=model, version="1", status="422") is None
+
+
+def _start(tmp_path, multiproc_dir) -> subprocess.CompletedProcess:
+    """What every start does first: build the app (here for ``flask routes``) with ``PROMETHEUS_MULTIPROC_DIR``."""
+    env = server.service_env(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts", "token",
+                             PROMETHEUS_MULTIPROC_DIR=multiproc_dir)
+    return subprocess.run([str(server.BIN / "flask"), "--app", "wsgi", "routes"], cwd=BASE_DIR, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_missing_multiprocess_directory_is_made_at_start(tmp_path):
+    directory = tmp_path / "not" / "yet"
+    started = _start(tmp_path, directory)
+    assert started.returncode == 0, started.stderr
+    assert directory.is_dir()
+
+
+def test_a_multiprocess_directory_that_cannot_be_made_stops_the_start_with_one_line(tmp_path):
+    blocked = tmp_path / "a-file" / "metrics"
+    (tmp_path / "a-file").write_text("")
+    started = _start(tmp_path, blocked)
+    assert started.returncode == 1
+    assert started.stderr.splitlines() == [
+        f"PROMETHEUS_MULTIPROC_DIR={blocked} cannot be created (Not a directory); "
+        "point it at a writable directory, or unset it outside gunicorn"
+    ]

@@ -457,3 +457,18 @@ def test_a_version_without_an_example_whose_encoder_knows_only_some_numbers_stil
     model = Pipeline([("prepare", strict), ("model", LinearRegression())]).fit(frame, frame["size"] * 2)
     upload_ok(client, ci, "zoned", model)  # no input_example: promote makes a row up; zone 0.0 would be unknown
     moved(promote(client, ci, 1, name="zoned"), 1, None, name="zoned")
+
+
+def test_the_history_says_which_promote_each_rollback_undid(client, ci, four):
+    promote_chain(client, ci, 1, 2, 3, 4)
+    moved(rollback(client, ci), 3, 4)
+    moved(rollback(client, ci, to_version=1), 1, 3)
+
+    history = {e["id"]: e for e in events(client)}
+    by_move = {(e["action"], e["from_version"], e["to_version"]): e for e in history.values()}
+    undo_of_4 = by_move[("rollback", 4, 3)]
+    jump_to_1 = by_move[("rollback", 3, 1)]
+
+    assert undo_of_4["reverts"] == by_move[("promote", 3, 4)]["id"]
+    assert jump_to_1["reverts"] == by_move[("promote", 1, 2)]["id"]  # the oldest promote it undid
+    assert all(e["reverts"] is None for e in history.values() if e["action"] != "rollback")
