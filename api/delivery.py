@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
         poll_seconds=config["WEBHOOK_POLL_SECONDS"],
         lease_seconds=config["WEBHOOK_LEASE_SECONDS"],
         allow_private=config["WEBHOOK_ALLOW_PRIVATE"],
+        retention_days=config["WEBHOOK_RETENTION_DAYS"],
         retry=RetryPolicy(
             config["WEBHOOK_RETRY_BASE_SECONDS"], config["WEBHOOK_RETRY_MAX_SECONDS"], config["WEBHOOK_RETRY_WINDOW_SECONDS"]
         ),

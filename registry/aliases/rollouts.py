@@ -18,7 +18,7 @@ from registry.events import outbox
 from registry.facts import RolloutSpec, VersionInfo
 from registry.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.names import check_alias_name
-from registry.serving.figures import summed
+from registry.serving.figures import fold, summed
 from registry.serving.routing import CANARY, SHADOW
 from registry.serving.runtime import Runtime
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, utcnow
@@ -113,6 +113,7 @@ def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, ac
         current.version_id = canary.id
         event = _record(model, rollout, "rollout_promote", actor=actor, reason=reason, from_version=previous.number,
                         to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures)
+        fold(rollout.id)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(canary)))
     return Completion(name, alias, number, previous.number, event.id)
 
@@ -125,6 +126,7 @@ def abort_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor
         rollout, primary = _active(model, alias), _primary(model, alias)
         rollout.ended_at = utcnow()
         _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number)
+        fold(rollout.id)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary)))
         return describe(rollout, primary.number, summed(rollout.id))
 
@@ -141,6 +143,7 @@ def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) 
     primary = _primary(model, alias).number
     _record(model, rollout, "rollout_abort", actor=actor, reason=f"ended by a {action} of {alias!r}",
             to_version=primary, ended_by=action)  # the move records what the alias serves next
+    fold(rollout.id)
 
 
 def _record(model: RegisteredModel, rollout: Rollout, action: str, *, actor: str, reason: str, to_version: int,

@@ -6,15 +6,20 @@ dead receiver holds one thread for at most the timeout, and only one of its deli
 """
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from registry.events.claims import Claim, RetryPolicy, claim_due, due_exists, record_attempt
+from registry.events.retention import prune
 from registry.events.sending import Sender
 
 log = logging.getLogger(__name__)
+
+# How often each deliverer prunes what was sent longer ago than the retention period.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class DeliverySettings:
     lease_seconds: float = 60.0
     allow_private: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retention_days: float = 30.0
 
     def __post_init__(self):
         if self.lease_seconds <= 2 * self.timeout_seconds:
@@ -46,6 +52,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
+        self._pruned_at: float | None = None  # never yet: the first poll prunes
 
     def ensure_started(self) -> None:
         """Start the polling thread and its pool once per process (after any fork)."""
@@ -94,8 +101,24 @@ class Deliverer:
             self._pool.submit(self._deliver, claim)
         return len(claims)
 
+    def prune_if_due(self) -> None:
+        """Prune what was sent longer ago than the retention period, at most once per ``PRUNE_EVERY_SECONDS``."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            with self._session_scope():
+                gone = prune(self.settings.retention_days)
+        except Exception as exc:  # the database is away: tried again at the next period
+            log.warning("pruning sent webhook deliveries failed (%s); trying again in an hour", exc)
+            return
+        if gone:
+            log.info("pruned %d webhook deliveries older than %g days", gone, self.settings.retention_days)
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.prune_if_due()
             try:
                 claimed = self.deliver_due()
             except Exception as exc:  # the database is away: one line per poll, not a traceback flood

@@ -1,7 +1,8 @@
 """The transactional outbox: use cases record events in their own transaction; the deliverer sends them.
 
 An event becomes one row in ``webhook_events`` plus one pending delivery per active subscription
-that wants it, all in the caller's transaction: if the change rolls back, so does its event.
+that wants it, all in the caller's transaction: if the change rolls back, so does its event. An
+event nobody subscribes to is not written; what was sent is pruned after the retention period.
 """
 import json
 import uuid
@@ -27,21 +28,26 @@ EVENT_TYPES = (
 PING = "ping"  # sent only to the subscription that asked for it
 
 
-def record(event_type: str, data: dict) -> WebhookEvent:
-    """Add an event and its deliveries to the current transaction (the caller commits)."""
+def record(event_type: str, data: dict) -> WebhookEvent | None:
+    """Add an event and its deliveries to the current transaction (the caller commits).
+
+    An event no active subscription wants is not written at all (None): nobody would read it.
+    """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}; add it to EVENT_TYPES")
-    event = _add_event(event_type, data)
     subscriptions = db.session.execute(
         select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
     ).scalars()
-    for subscription in subscriptions:
-        if subscription.wants(event_type):
-            add_delivery(subscription, event)
+    wanting = [subscription for subscription in subscriptions if subscription.wants(event_type)]
+    if not wanting:
+        return None
+    event = _add_event(event_type, data)
+    for subscription in wanting:
+        add_delivery(subscription, event)
     return event
 
 
-def record_alias_moved(model_name: str, move) -> WebhookEvent:
+def record_alias_moved(model_name: str, move) -> WebhookEvent | None:
     """``alias.moved`` for a history event (a promote, rollback, completed rollout or delete), in its transaction."""
     return record("alias.moved", {
         "model": model_name, "alias": move.alias, "from_version": move.from_version, "to_version": move.to_version,

@@ -4,7 +4,8 @@ Each process keeps running totals per (rollout, role, version) and writes them w
 upsert per row keyed by (rollout, process, role, version), at most every ``FLUSH_SECONDS``. A
 flush replaces the process's row with its totals, so a repeated or lost flush never double-counts;
 the figures a reader sees are the sums over every process's rows. Latencies are counted in fixed
-buckets, so percentiles can be computed from the summed buckets.
+buckets, so percentiles can be computed from the summed buckets. When a rollout ends its rows are
+folded into one per role and version (:func:`fold`), and processes stop counting it.
 """
 import logging
 import os
@@ -17,12 +18,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry.db import db, write_transaction
-from registry.tables import RolloutStats, utcnow
+from registry.tables import Rollout, RolloutStats, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ FLUSH_SECONDS = 1.0
 # Upper bounds in milliseconds; the last bucket counts everything slower.
 LATENCY_BUCKETS_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000)
 TallyKey = tuple[int, str, int]  # (rollout id, role, version)
+FOLDED = "(all processes)"  # the process of the rows an ended rollout's figures are folded into
 
 
 @dataclass
@@ -115,6 +117,15 @@ class FigureBook:
         with self._lock:
             self._dirty |= set(keys)
 
+    def forget(self, rollout_ids: set[int]) -> None:
+        """Drop the tallies of rollouts that have ended: their figures are folded already."""
+        with self._lock:
+            self._tallies = {key: tally for key, tally in self._tallies.items() if key[0] not in rollout_ids}
+            self._dirty = {key for key in self._dirty if key[0] not in rollout_ids}
+
+    def __len__(self) -> int:
+        return len(self._tallies)
+
     def _tally(self, key: TallyKey) -> Tally:
         self._dirty.add(key)
         tally = self._tallies.get(key)
@@ -150,19 +161,44 @@ class FigureFlusher:
 
 
 def flush(book: FigureBook) -> int:
-    """Write this process's changed tallies to the database; how many rows were written."""
+    """Write this process's changed tallies of running rollouts to the database; how many rows were written.
+
+    Tallies of rollouts that have ended are dropped instead: their figures were folded when they ended.
+    """
     changed = book.take_changed()
     if not changed:
         return 0
     try:
         with write_transaction():
+            running = _running({rollout_id for rollout_id, _, _ in changed})
             insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
             for (rollout_id, role, version), tally in sorted(changed.items()):
-                _upsert(insert, book.process_id, rollout_id, role, version, tally)
+                if rollout_id in running:
+                    _upsert(insert, book.process_id, rollout_id, role, version, tally)
     except BaseException:
         book.give_back(changed)
         raise
-    return len(changed)
+    book.forget({rollout_id for rollout_id, _, _ in changed} - running)
+    return sum(1 for rollout_id, _, _ in changed if rollout_id in running)
+
+
+def fold(rollout_id: int) -> None:
+    """Replace an ending rollout's per-process rows by one row per role and version, in the caller's
+    transaction (which has already written the rollout's end, so no process flushes it any more)."""
+    totals = summed(rollout_id)
+    db.session.execute(delete(RolloutStats).where(RolloutStats.rollout_id == rollout_id))
+    for (role, version), tally in sorted(totals.items()):
+        db.session.add(RolloutStats(
+            rollout_id=rollout_id, process=FOLDED, role=role, version=version, updated_at=utcnow(),
+            **{f.name: getattr(tally, f.name) for f in fields(tally)},
+        ))
+
+
+def _running(rollout_ids: set[int]) -> set[int]:
+    """Which of ``rollout_ids`` have not ended; on PostgreSQL their rows are share-locked, so a rollout
+    cannot end (and fold) between this check and the flush's writes."""
+    query = select(Rollout.id).where(Rollout.id.in_(rollout_ids), Rollout.ended_at.is_(None)).with_for_update(read=True)
+    return set(db.session.execute(query).scalars())
 
 
 def _upsert(insert, process: str, rollout_id: int, role: str, version: int, tally: Tally) -> None:

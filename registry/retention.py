@@ -1,0 +1,23 @@
+"""Every table, and what keeps it from growing with activity alone.
+
+The catalogue (what people register) and the ledger (the history of moves) are kept for ever;
+every other table is written only when needed, pruned after a retention setting, or folded into a
+summary. A table without an entry here fails the suite (tests/integration/test_retention.py).
+"""
+CATALOGUE = "catalogue: grows with what people register, never with traffic"
+LEDGER = "ledger: the history of moves and rollouts, kept for ever"
+
+RULES = {
+    "models": CATALOGUE,
+    "versions": CATALOGUE,
+    "aliases": CATALOGUE,
+    "evaluations": CATALOGUE,
+    "api_tokens": CATALOGUE,
+    "webhook_subscriptions": CATALOGUE,
+    "promotion_events": LEDGER,
+    "rollouts": LEDGER,
+    "rollout_stats": "a row per process while its rollout runs, folded into one per role and version when it ends",
+    "webhook_events": "written only when an active subscription wants the event; pruned once no delivery refers to it",
+    "webhook_deliveries": "pruned WEBHOOK_RETENTION_DAYS after they were created, once delivered or given up",
+    "webhook_attempts": "pruned with their delivery",
+}
