@@ -4,7 +4,7 @@ that follows the answer. Each edge brings its input, how it renders an answer an
 a failure."""
 import time
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import partial
 
 from flask import Response, request
 
@@ -12,7 +12,7 @@ from api import domain, errors
 from registry.serving.inputs import PredictionInput
 from registry.serving.predict import after_answer, predict, served_by
 from registry.serving.running import Prediction
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS
+from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series
 
 Rendered = tuple[bytes, str, dict]  # body, mimetype, headers
 
@@ -40,13 +40,12 @@ def answer(name: str, ref: str, given: PredictionInput, *, render: Callable[[Pre
 def _count_answer(name: str, ref: str, result: Prediction, elapsed: float) -> None:
     """Count a successful answer under its version, and under its route when a rollout routed it."""
     version = str(result.version)
-    answered, latency = _success_series(name, version)
-    answered.inc()
-    latency.observe(elapsed)
+    series(PREDICTIONS, model=name, version=version, status="200").inc()
+    series(PREDICT_LATENCY, model=name, version=version).observe(elapsed)
     if result.route is not None:
-        routed, routed_latency = _route_series(name, ref, result.route, version)
-        routed.inc()
-        routed_latency.observe(elapsed)
+        routed = {"model": name, "alias": ref, "route": result.route, "version": version}
+        series(ROUTED_PREDICTIONS, **routed, status="200").inc()
+        series(ROUTED_LATENCY, **routed).observe(elapsed)
 
 
 def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
@@ -56,9 +55,9 @@ def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
     if found is None:
         return
     version, route = found
-    PREDICTIONS.labels(name, str(version), str(status)).inc()
+    series(PREDICTIONS, model=name, version=str(version), status=str(status)).inc()
     if route is not None:
-        ROUTED_PREDICTIONS.labels(name, ref, route, str(version), str(status)).inc()
+        series(ROUTED_PREDICTIONS, model=name, alias=ref, route=route, version=str(version), status=str(status)).inc()
 
 
 def _answer_headers(result: Prediction) -> dict:
@@ -67,15 +66,3 @@ def _answer_headers(result: Prediction) -> dict:
     if result.route is not None:
         headers["X-Model-Route"] = result.route
     return headers
-
-
-@lru_cache(maxsize=4096)
-def _success_series(name: str, version: str):
-    """The labelled metric children of a model version's successful answers, looked up once."""
-    return PREDICTIONS.labels(name, version, "200"), PREDICT_LATENCY.labels(name, version)
-
-
-@lru_cache(maxsize=4096)
-def _route_series(name: str, alias: str, route: str, version: str):
-    """The labelled metric children of an alias route's successful answers, looked up once."""
-    return ROUTED_PREDICTIONS.labels(name, alias, route, version, "200"), ROUTED_LATENCY.labels(name, alias, route, version)

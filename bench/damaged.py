@@ -15,12 +15,8 @@ interpreter; nothing of it is imported here. Timings are noisy on a shared machi
 import argparse
 import io
 import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,10 +26,10 @@ import numpy as np
 import requests
 from sklearn.linear_model import LinearRegression
 
+from bench.harness.checkout import checkout_env, commit_of, migrate_checkout, start_checkout, stop_checkout
 from bench.harness.processes import tree_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
 TOKEN = "bench-damaged-token"
 ROW = [1.0, 1.0, 1.0]
 
@@ -48,7 +44,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=4, help="consecutive idle windows measured")
     parser.add_argument("--window-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    label = args.label or _commit(args.repo)
+    label = args.label or commit_of(args.repo)
     with tempfile.TemporaryDirectory(prefix="bench-damaged-") as tmp:
         result = measure(args.repo.resolve(), Path(tmp), args)
     result.update(label=label, repo=str(args.repo), mb=args.mb, workers=args.workers)
@@ -61,22 +57,21 @@ def main() -> None:
 
 def measure(repo: Path, root: Path, args) -> dict:
     """Seed, damage, restart, then measure idle windows and the healthy model's latency."""
-    env = _env(repo, root, args.workers)
-    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=repo, env=env, check=True,
-                   capture_output=True)
-    server = _start(repo, env, root / "seed.log")
+    env = checkout_env(repo, root, workers=args.workers, token=TOKEN)
+    migrate_checkout(repo, env)
+    server = start_checkout(repo, env, root / "seed.log")
     try:
         sha = _seed(env["URL"])
     finally:
-        _stop(server)
+        stop_checkout(server)
     (root / "artifacts" / "sha256" / sha[:2] / sha).write_bytes(b"\0" * args.mb * 1024 * 1024)
     log = root / "damaged.log"
-    server = _start(repo, env, log)
+    server = start_checkout(repo, env, log)
     try:
         windows = [_window(server, log, args.window_seconds) for _ in range(args.windows)]
         latency = _latency(env["URL"])
     finally:
-        _stop(server)
+        stop_checkout(server)
     return {"window_seconds": args.window_seconds, "windows": windows, "healthy_latency_ms": latency}
 
 
@@ -93,17 +88,6 @@ def report(result: dict) -> None:
           f"{statistics.mean(w['log_lines'] for w in windows) * per10:6.0f} log lines per 10 s")
     latency = result["healthy_latency_ms"]
     print(f"  healthy model, sequential predicts: p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms")
-
-
-def _env(repo: Path, root: Path, workers: int) -> dict:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(
-        DATABASE_URL=f"sqlite:///{root}/registry.db", ARTIFACT_ROOT=str(root / "artifacts"), ADMIN_TOKEN=TOKEN,
-        PYTHONPATH=str(repo), BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(workers), ALIAS_REFRESH_SECONDS="1",
-        URL=f"http://127.0.0.1:{port}",
-    )
-    return env
 
 
 def _seed(url: str) -> str:
@@ -141,44 +125,6 @@ def _latency(url: str, count: int = 200) -> dict:
 def _lines(log: Path) -> int:
     with log.open("rb") as f:
         return sum(1 for _ in f)
-
-
-def _start(repo: Path, env: dict, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        server = subprocess.Popen([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=repo, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{env['URL']}/readyz", timeout=5).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    _stop(server)
-    raise RuntimeError(f"gunicorn not ready:\n{log.read_text()[-3000:]}")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _commit(repo: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":

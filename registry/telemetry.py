@@ -2,10 +2,17 @@
 
 Defined once at import so every app in a process shares them; in gunicorn the multiprocess
 collector (``PROMETHEUS_MULTIPROC_DIR``) adds them up across workers.
+
+The exposition is bounded by what is served now, not by every version ever served: a series that
+names a version is looked up through :func:`series`, dropped from the process when the version
+is let go by every model server of the process (:func:`let_go`), and left out of a scrape while no live worker holds the
+version (:class:`ServedOnly`, read from ``registry_model_loaded``).
 """
 import os
+import threading
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
 
@@ -28,19 +35,35 @@ def _ensure_multiprocess_directory() -> None:
 
 _ensure_multiprocess_directory()
 
-# Every metric of the registry is named so; a scrape declares each of them (see EveryFamily).
+# Every metric of the registry is named so.
 PREFIX = "registry_"
 
-PREDICTIONS = Counter(
+# The label names of each family whose series name a model version.
+_VERSIONED: dict[MetricWrapperBase, tuple[str, ...]] = {}
+
+
+def _versioned(family: MetricWrapperBase, labelnames: list[str]) -> MetricWrapperBase:
+    _VERSIONED[family] = tuple(labelnames)
+    return family
+
+
+PREDICTIONS = _versioned(Counter(
     "registry_predictions_total", "Prediction requests answered", ["model", "version", "status"]
-)
+), ["model", "version", "status"])
 PREDICT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-PREDICT_LATENCY = Histogram(
+PREDICT_LATENCY = _versioned(Histogram(
     "registry_predict_seconds",
     "Time to answer a prediction request",
     ["model", "version"],
     buckets=PREDICT_BUCKETS,
-)
+), ["model", "version"])
+# 1 in each live worker that holds the version loaded (in its cache or its alias snapshot).
+MODEL_LOADED = _versioned(Gauge(
+    "registry_model_loaded",
+    "Workers holding the version loaded",
+    ["model", "version"],
+    multiprocess_mode="livesum",
+), ["model", "version"])
 CACHE_LOADS = Counter("registry_model_loads_total", "Model versions loaded into a worker's cache", ["model"])
 CACHE_LOAD_FAILURES = Counter(
     "registry_model_load_failures_total", "Model version loads that failed", ["model"]
@@ -57,33 +80,82 @@ ALIAS_VERSION = Gauge(
     multiprocess_mode="livemostrecent",
 )
 # Alias requests by the role that answered them (primary or canary of a rollout).
-ROUTED_PREDICTIONS = Counter(
+ROUTED_PREDICTIONS = _versioned(Counter(
     "registry_routed_predictions_total",
     "Alias prediction requests answered, by route (primary or canary)",
     ["model", "alias", "route", "version", "status"],
-)
-ROUTED_LATENCY = Histogram(
+), ["model", "alias", "route", "version", "status"])
+ROUTED_LATENCY = _versioned(Histogram(
     "registry_routed_predict_seconds",
     "Time to answer an alias prediction request, by route",
     ["model", "alias", "route", "version"],
     buckets=PREDICT_BUCKETS,
-)
-SHADOW_RUNS = Counter(
+), ["model", "alias", "route", "version"])
+SHADOW_RUNS = _versioned(Counter(
     "registry_shadow_runs_total",
     "Shadow runs of a rollout by outcome (compared, error, dropped)",
     ["model", "alias", "version", "outcome"],
-)
-SHADOW_ROWS = Counter(
+), ["model", "alias", "version", "outcome"])
+SHADOW_ROWS = _versioned(Counter(
     "registry_shadow_rows_total",
     "Rows a shadow classifier labelled like the caller's answer, or not",
     ["model", "alias", "version", "outcome"],
-)
-SHADOW_ABS_DIFF = Histogram(
+), ["model", "alias", "version", "outcome"])
+SHADOW_ABS_DIFF = _versioned(Histogram(
     "registry_shadow_abs_diff",
     "Absolute difference between a shadow regressor's prediction and the caller's, per row",
     ["model", "alias", "version"],
     buckets=(0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0),
+), ["model", "alias", "version"])
+
+# Every metric of the registry, each declared on every scrape.
+FAMILIES = (
+    PREDICTIONS, PREDICT_LATENCY, MODEL_LOADED, CACHE_LOADS, CACHE_LOAD_FAILURES, CACHE_EVICTIONS, SWAPS,
+    ALIAS_VERSION, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
 )
+
+_children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}
+_holders: dict[tuple[str, str], int] = {}  # (model, version) -> model servers of this process holding it
+_children_lock = threading.Lock()
+
+
+def series(family: MetricWrapperBase, **labels: str):
+    """The child of a versioned ``family`` with ``labels``, looked up once per process until its
+    version is forgotten."""
+    values = tuple(labels[name] for name in _VERSIONED[family])
+    version = (labels["model"], labels["version"])
+    with _children_lock:
+        held = _children.setdefault(version, {})
+        child = held.get((family, values))
+        if child is None:
+            child = held[(family, values)] = family.labels(*values)
+        return child
+
+
+def hold(model: str, version: str) -> None:
+    """A model server of this process holds the version loaded (``registry_model_loaded`` says 1)."""
+    with _children_lock:
+        _holders[(model, version)] = _holders.get((model, version), 0) + 1
+        first = _holders[(model, version)] == 1
+    if first:
+        series(MODEL_LOADED, model=model, version=version).set(1)
+
+
+def let_go(model: str, version: str) -> None:
+    """A model server of this process let the version go; when none holds it any more, every series
+    of it is dropped from this process (its counts stay in the multiprocess files, and come back if
+    it is served again)."""
+    with _children_lock:
+        left = _holders.get((model, version), 0) - 1
+        if left > 0:
+            _holders[(model, version)] = left
+            return
+        _holders.pop((model, version), None)
+    series(MODEL_LOADED, model=model, version=version).set(0)
+    with _children_lock:
+        gone = _children.pop((model, version), {})
+    for family, values in gone:
+        family.remove(*values)
 
 
 class EveryFamily:
@@ -102,6 +174,35 @@ class EveryFamily:
         for family in self._source.collect():
             seen.add(family.name)
             yield family
-        for family in REGISTRY.collect():
-            if family.name.startswith(PREFIX) and family.name not in seen:
-                yield Metric(family.name, family.documentation, family.type, family.unit)
+        for metric in FAMILIES:
+            for family in metric.describe():  # the family without its samples: no values read
+                if family.name not in seen:
+                    yield Metric(family.name, family.documentation, family.type, family.unit)
+
+
+class ServedOnly:
+    """A collector: ``source``'s families without the series of versions that no live worker holds."""
+
+    def __init__(self, source):
+        self._source = source
+
+    def collect(self):
+        """The source's families, each with its samples of versions held somewhere."""
+        families = list(self._source.collect())
+        held = {
+            (sample.labels["model"], sample.labels["version"])
+            for family in families if family.name == "registry_model_loaded"
+            for sample in family.samples if sample.value > 0
+        }
+        for family in families:
+            kept = [
+                sample for sample in family.samples
+                if "version" not in sample.labels or "model" not in sample.labels
+                or (sample.labels["model"], sample.labels["version"]) in held
+            ]
+            if len(kept) == len(family.samples):
+                yield family
+                continue
+            trimmed = Metric(family.name, family.documentation, family.type, family.unit)
+            trimmed.samples = kept
+            yield trimmed

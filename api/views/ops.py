@@ -1,11 +1,11 @@
 """Liveness, readiness and Prometheus metrics."""
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from api import domain, health
 from api.errors import problem
-from registry.telemetry import EveryFamily
+from registry.telemetry import EveryFamily, ServedOnly
 
 blp = Blueprint("ops", __name__, description="Operations")
 
@@ -37,13 +37,12 @@ def readyz():
 @blp.route("/metrics")
 @blp.response(200, description="Prometheus text format")
 def metrics():
-    """Prometheus metrics, summed over every worker when running under gunicorn."""
+    """Prometheus metrics, summed over every worker when running under gunicorn; series that name a
+    version only while some live worker holds it."""
     multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
-    if multiproc_dir:
-        registry = CollectorRegistry()
-        registry.register(EveryFamily(multiprocess.MultiProcessCollector(None, path=multiproc_dir)))
-        payload = generate_latest(registry)
-    else:
-        payload = generate_latest()
+    source = multiprocess.MultiProcessCollector(None, path=multiproc_dir) if multiproc_dir else REGISTRY
+    registry = CollectorRegistry()
+    registry.register(EveryFamily(ServedOnly(source)))
+    payload = generate_latest(registry)
     # content_type, not mimetype: Flask would append a second "; charset=utf-8"
     return Response(payload, content_type=CONTENT_TYPE_LATEST)

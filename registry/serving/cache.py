@@ -39,8 +39,9 @@ class ModelCache:
     requests for other versions, and concurrent requests for one version share a single load.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, on_change: Callable[[], None] = lambda: None):
         self.capacity = max(1, capacity)
+        self._on_change = on_change  # called, outside the lock, whenever an entry came or went
         self._entries: OrderedDict[Hashable, ServableModel] = OrderedDict()
         self._loading: dict[Hashable, _Loading] = {}
         self._lock = threading.Lock()
@@ -72,6 +73,18 @@ class ModelCache:
             raise pending.error
         return pending.result
 
+    def discard(self, key: Hashable) -> None:
+        """Drop ``key``'s model, if cached (it serves nothing here any more)."""
+        with self._lock:
+            dropped = self._entries.pop(key, None) is not None
+        if dropped:
+            self._on_change()
+
+    def keys(self) -> set[Hashable]:
+        """The keys of the cached models."""
+        with self._lock:
+            return set(self._entries)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -86,6 +99,8 @@ class ModelCache:
                 self._entries[key] = pending.result
                 self._evict_over_capacity()
         pending.done.set()
+        if pending.result is not None:
+            self._on_change()
 
     def _evict_over_capacity(self) -> None:
         while len(self._entries) > self.capacity:

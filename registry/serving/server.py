@@ -23,7 +23,7 @@ from registry.serving.cache import ModelCache, ServableModel
 from registry.serving.load_failures import LoadFailures
 from registry.serving.loader import Loader
 from registry.serving.routing import AliasState, Arm, LiveRollout, Route, route
-from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS
+from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS, hold, let_go
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ModelServer:
         on_poll: Callable[[], None] = lambda: None,
     ):
         self.loader = loader
-        self.cache = ModelCache(cache_size)
+        self.cache = ModelCache(cache_size, on_change=self._publish_held)
         self.poll_seconds = max(0.05, refresh_seconds / 4)
         self.failures = LoadFailures(first_delay=self.poll_seconds)
         self._failed: dict[AliasKey, VersionInfo] = {}  # alias targets that could not load
@@ -56,6 +56,8 @@ class ModelServer:
         self._moved_at: dict[AliasKey, int] = {}
         self._seen_marker: tuple | None = None  # the change marker the snapshot reflects (but for _failed)
         self._lock = threading.Lock()
+        self._held: set[tuple[str, int]] = set()  # what registry_model_loaded says this process holds
+        self._held_lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
         self._database_down = False
@@ -122,6 +124,7 @@ class ModelServer:
             elif isinstance(change, VersionRetired):
                 with self._lock:
                     self._archived = self._archived | {(change.model, change.number)}
+                self.cache.discard((change.model, change.number))
 
     def _serve(self, key: AliasKey, state: AliasState | None) -> None:
         """Serve ``key`` with ``state`` (None: not at all) from now on, ahead of the watcher's next read."""
@@ -175,15 +178,31 @@ class ModelServer:
             # Archiving cannot be undone, so a version archived here after our read stays refused.
             self._archived = archived | self._archived
             self._install(snapshot)
+        for key in self.cache.keys() & archived:
+            self.cache.discard(key)
 
     def _install(self, snapshot: dict[AliasKey, AliasState]) -> None:
-        """Replace the snapshot whole (readers never see it half-built); count what changed."""
+        """Replace the snapshot whole (readers never see it half-built); count what changed.
+
+        A version no alias serves any more stays in the cache until evicted: a rollback to it is instant.
+        """
         for (name, alias), state in snapshot.items():
             current = self._aliases.get((name, alias))
             if current is None or current.primary.version != state.primary.version:
                 SWAPS.labels(name, alias).inc()
                 ALIAS_VERSION.labels(name, alias).set(state.primary.version)
         self._aliases = snapshot
+        self._publish_held()
+
+    def _publish_held(self) -> None:
+        """Tell the metrics which versions this server holds now, and which it let go."""
+        with self._held_lock:
+            held = self.cache.keys() | _versions_of(self._aliases)
+            for model, number in held - self._held:
+                hold(model, str(number))
+            for model, number in self._held - held:
+                let_go(model, str(number))
+            self._held = held
 
     def _loaded_or_current(self, key: AliasKey, info: VersionInfo) -> ServableModel | None:
         """The new target loaded, or, if it cannot load, the model the alias is served with now."""
@@ -322,3 +341,15 @@ def _serves(live: LiveRollout, spec: RolloutSpec) -> bool:
     return (live.id == spec.id and live.sticky_header == spec.sticky_header
             and same(live.canary, spec.canary, spec.canary_percent)
             and same(live.shadow, spec.shadow, spec.shadow_percent))
+
+
+def _versions_of(aliases: dict[AliasKey, AliasState]) -> set[tuple[str, int]]:
+    """(model, version) of every version an alias snapshot serves: primaries and rollout arms."""
+    versions = set()
+    for state in aliases.values():
+        versions.add((state.primary.model, state.primary.version))
+        rollout = state.rollout
+        for arm in (rollout.canary, rollout.shadow) if rollout is not None else ():
+            if arm is not None:
+                versions.add((arm.servable.model, arm.servable.version))
+    return versions

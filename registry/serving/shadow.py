@@ -19,7 +19,7 @@ from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook
 from registry.serving.inputs import PredictionInput
 from registry.serving.routing import SHADOW
-from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS
+from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS, series
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class ShadowRunner:
             return True
         except queue.Full:
             self._figures.shadowed(self._key(job), dropped=True)
-            SHADOW_RUNS.labels(job.shadow.model, job.alias, str(job.shadow.version), "dropped").inc()
+            series(SHADOW_RUNS, **_labels(job), outcome="dropped").inc()
             return False
 
     def wait_idle(self, timeout: float) -> bool:
@@ -133,22 +133,28 @@ class ShadowRunner:
 
     def _failed(self, job: ShadowJob) -> None:
         self._figures.shadowed(self._key(job), failed=True)
-        SHADOW_RUNS.labels(job.shadow.model, job.alias, str(job.shadow.version), "error").inc()
+        series(SHADOW_RUNS, **_labels(job), outcome="error").inc()
 
     def _compared(self, job: ShadowJob, shadowed: list) -> None:
-        shadow, labels = job.shadow, (job.shadow.model, job.alias, str(job.shadow.version))
+        shadow, labels = job.shadow, _labels(job)
         agreed, diffs = compare(shadow.task, job.answered, shadowed)
         self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
-        SHADOW_RUNS.labels(*labels, "compared").inc()
+        series(SHADOW_RUNS, **labels, outcome="compared").inc()
         if shadow.task == "classification":
-            SHADOW_ROWS.labels(*labels, "agreed").inc(agreed)
-            SHADOW_ROWS.labels(*labels, "disagreed").inc(len(shadowed) - agreed)
+            series(SHADOW_ROWS, **labels, outcome="agreed").inc(agreed)
+            series(SHADOW_ROWS, **labels, outcome="disagreed").inc(len(shadowed) - agreed)
+        abs_diff = series(SHADOW_ABS_DIFF, **labels)
         for diff in diffs:
-            SHADOW_ABS_DIFF.labels(*labels).observe(diff)
+            abs_diff.observe(diff)
 
     @staticmethod
     def _key(job: ShadowJob):
         return (job.rollout_id, SHADOW, job.shadow.version)
+
+
+def _labels(job: ShadowJob) -> dict:
+    """The metric labels of a shadow job: its model, alias and shadow version."""
+    return {"model": job.shadow.model, "alias": job.alias, "version": str(job.shadow.version)}
 
 
 def _by_shadow(jobs: list[ShadowJob]) -> list[list[ShadowJob]]:

@@ -12,6 +12,7 @@ FAMILIES = {
     "registry_model_loads": "counter",
     "registry_model_load_failures": "counter",
     "registry_model_evictions": "counter",
+    "registry_model_loaded": "gauge",
     "registry_alias_swaps": "counter",
     "registry_alias_version": "gauge",
     "registry_routed_predictions": "counter",
