@@ -76,6 +76,13 @@ def test_every_subscription_gets_its_own_secret(client, admin):
     ("http://0.0.0.0/hook", "unspecified"),
     ("http://93.184.215.14:99999/hook", "not valid"),
     ("http://no-such-host.invalid/hook", "does not resolve"),
+    # Read as 1.1.1.1 by urllib.parse, as 127.0.0.1:5999 by the parser that sends (urllib3).
+    ("http://127.0.0.1:5999\\@1.1.1.1/", "backslash"),
+    ("http://93.184.215.14/a\\b", "backslash"),
+    ("http://93.184.215.14/a b", "space"),
+    ("http://user:secret@93.184.215.14/hook", "user info"),
+    ("http://127.0.0.1@93.184.215.14/hook", "user info"),
+    ("http://93.184.215.14:0/hook", "port is 0"),
 ])
 def test_urls_that_are_not_public_http_are_422_and_nothing_is_stored(client, admin, url, fragment):
     body = assert_problem(subscribe(client, admin, url=url), 422, fragment)
