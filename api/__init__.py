@@ -3,6 +3,7 @@ from pathlib import Path
 
 import swagger_ui_bundle
 from flask import Blueprint, Flask
+from werkzeug.routing import IntegerConverter
 
 from api import commands, delivery, domain
 from api.content import check_json_body
@@ -15,6 +16,7 @@ from api.v2 import views as v2
 from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
 from config import Config
 from registry.db import configure_sqlite, db
+from registry.names import MAX_ID
 
 OPENAPI = {
     "API_TITLE": "Model Registry",
@@ -30,6 +32,7 @@ OPENAPI = {
 def create_app(overrides: dict | None = None) -> Flask:
     """Build an app from :class:`config.Config`, with ``overrides`` on top (tests pass a dict)."""
     app = Flask(__name__, static_folder=None)
+    app.url_map.converters["int"] = DatabaseInteger
     app.config.from_object(Config)
     app.config.update(OPENAPI)
     app.config.update(overrides or {})
@@ -42,6 +45,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_ui(app)
     commands.register(app)
     return app
+
+
+class DatabaseInteger(IntegerConverter):
+    """``<int:…>`` in a route, up to the largest database integer: a larger number matches no route (404)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _init_database(app: Flask) -> None:

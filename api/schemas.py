@@ -6,7 +6,7 @@ from datetime import timezone
 from marshmallow import Schema, ValidationError, fields, validate
 
 from registry.access.tokens import ROLES
-from registry.names import DEFAULT_ALIAS
+from registry.names import DEFAULT_ALIAS, MAX_ID
 from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
 
@@ -151,12 +151,12 @@ class PromoteRequest(Schema):
 
 class RollbackRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS)
-    to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
 class RolloutArm(Schema):
-    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
     percent = FiniteNumber(
         required=True, validate=validate.Range(min=0, max=100, min_inclusive=False),
         metadata={"type": "number", "description": "share of the alias's requests, in (0, 100]"},

@@ -8,6 +8,7 @@ ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LATEST = "latest"
 DEFAULT_ALIAS = "production"
+MAX_ID = 2**63 - 1  # the largest number a database integer column holds: no id or version is above it
 
 
 def check_model_name(name: str) -> str:
@@ -49,6 +50,8 @@ def parse_ref(ref: str) -> int | str:
         number = int(ref)
         if number < 1:
             raise VersionNotFound(f"version {ref} does not exist: versions start at 1")
+        if number > MAX_ID:
+            raise VersionNotFound(f"version {ref} does not exist: no version is above {MAX_ID}")
         return number
     if ref == LATEST or ALIAS_NAME.fullmatch(ref):
         return ref

@@ -1,5 +1,5 @@
 """Time travel: the alias map of a model at any past instant, replayed from its history."""
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -21,6 +21,10 @@ def aliases_at(name: str, at: datetime) -> dict[str, int]:
             f"at {at.isoformat()} is in the future; ask about an instant up to now", errors={"at": ["in the future"]}
         )
     model = find_model(name)
+    try:
+        at = at.astimezone(timezone.utc)
+    except OverflowError:  # before 0001-01-01 in UTC: before any history
+        return {}
     events = db.session.execute(
         select(PromotionEvent.alias, PromotionEvent.action, PromotionEvent.to_version)
         .where(PromotionEvent.model_id == model.id, PromotionEvent.at <= at)
