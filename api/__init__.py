@@ -5,7 +5,7 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 from werkzeug.routing import IntegerConverter
 
-from api import commands, delivery, domain
+from api import commands, delivery, domain, security_headers
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
@@ -43,6 +43,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     delivery.init_app(app)
     _init_http(app)
     init_ui(app)
+    security_headers.init_app(app)
     commands.register(app)
     return app
 
