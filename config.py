@@ -40,6 +40,11 @@ class Config:
     MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
+    # Failed authentication (bad bearer tokens, refused sign-ins) per client address and minute; 0: no limit.
+    AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20)
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Proxies in front that set X-Forwarded-For/-Proto/-Host: the client address is read past them.
+    PROXY_HOPS = _int("PROXY_HOPS", 0)
     # Signs the dashboard's session cookie and CSRF tokens; the same value on every replica.
     # When unset, a random key is made once and kept in INSTANCE_DIR/secret_key.
     SECRET_KEY = os.environ.get("SECRET_KEY") or None

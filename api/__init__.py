@@ -5,7 +5,7 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 from werkzeug.routing import IntegerConverter
 
-from api import commands, delivery, domain, security_headers
+from api import commands, delivery, domain, rate_limits, security_headers
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
@@ -44,6 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _init_http(app)
     init_ui(app)
     security_headers.init_app(app)
+    rate_limits.init_app(app)
     commands.register(app)
     return app
 

@@ -44,6 +44,8 @@ HTTP_DETAIL = {
     405: "this method is not allowed on this route; see /docs for the API",
     413: "the request body is over the size limit",
     415: "unsupported content type",
+    429: "too many failed authentications (bad tokens or sign-ins) from this address; wait for Retry-After "
+         "seconds, and check the token",
 }
 
 

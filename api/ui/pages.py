@@ -1,6 +1,7 @@
 """The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
 from flask import flash, redirect, render_template, request, url_for
 
+from api import rate_limits
 from api.errors import describe
 from api.ui import bp
 from api.ui.charts import metric_bars
@@ -101,6 +102,7 @@ def sign_in():
             who = start_session(form.token.data.strip())
         except Unauthorized as exc:
             form.token.errors.append(exc.detail)
+            rate_limits.count_failure()
         else:
             flash(f"Signed in as {who.name} ({who.role}).", "ok")
             return redirect(target)
