@@ -40,6 +40,8 @@ class Config:
     MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
+    # A dashboard sign-in ends after this long, whatever happens meanwhile.
+    SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)
     # Failed authentication (bad bearer tokens, refused sign-ins) per client address and minute; 0: no limit.
     AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")

@@ -20,4 +20,5 @@ RULES = {
     "webhook_events": "written only when an active subscription wants the event; pruned once no delivery refers to it",
     "webhook_deliveries": "pruned WEBHOOK_RETENTION_DAYS after they were created, once delivered or given up",
     "webhook_attempts": "pruned with their delivery",
+    "browser_sessions": "deleted at sign-out; expired ones pruned at every sign-in",
 }

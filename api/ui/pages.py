@@ -1,4 +1,7 @@
 """The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
+import posixpath
+from urllib.parse import urlsplit
+
 from flask import flash, redirect, render_template, request, url_for
 
 from api import rate_limits
@@ -140,7 +143,10 @@ def _evaluations(name: str) -> dict:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard, never another site (no open redirect)."""
-    if target and target.startswith("/ui") and not target.startswith("//"):
-        return target
+    """Only a path inside the dashboard, as normalised, never another site (no open redirect)."""
+    if target and "\\" not in target:
+        parts = urlsplit(target)
+        path = posixpath.normpath(parts.path) if parts.path else ""
+        if not (parts.scheme or parts.netloc) and (path == "/ui" or path.startswith("/ui/")):
+            return path + (f"?{parts.query}" if parts.query else "")
     return url_for("ui.models")

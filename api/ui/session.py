@@ -1,18 +1,20 @@
-"""Who is signed in to the dashboard: a token checked once, then a session cookie holding its sha256.
+"""Who is signed in to the dashboard: a token checked once, then a session kept server-side.
 
-The cookie keeps only the token's hash, and every request looks it up again, so a revoked token
-signs its browser sessions out at once, on every worker.
+The cookie keeps only the session's random id, and every request looks the session up again, so
+signing out, revoking the token or reaching ``SESSION_LIFETIME_HOURS`` ends it at once, on every
+worker, for every copy of the cookie.
 """
+from datetime import timedelta
 from collections.abc import Callable
 from functools import wraps
 
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from registry.access.tokens import Principal, authenticate, authenticate_digest, hash_token
-from registry.errors import Unauthorized
+from registry.access.sessions import end_session, session_principal, start_session
+from registry.access.tokens import Principal
 
-SESSION_KEY = "token_sha256"
+SESSION_KEY = "session_id"
 
 
 class BrowserSessions(SecureCookieSessionInterface):
@@ -25,14 +27,20 @@ class BrowserSessions(SecureCookieSessionInterface):
 
 def sign_in(token: str) -> Principal:
     """Check ``token`` and start a session for it; raises Unauthorized for a bad token."""
-    who = authenticate(token, current_app.config["ADMIN_TOKEN"])
+    config = current_app.config
+    session_id, who = start_session(
+        token, bootstrap_admin_token=config["ADMIN_TOKEN"], lifetime=timedelta(hours=config["SESSION_LIFETIME_HOURS"])
+    )
     session.clear()
-    session[SESSION_KEY] = hash_token(token)
+    session[SESSION_KEY] = session_id
     return who
 
 
 def sign_out() -> None:
-    """End the browser session."""
+    """End the session server-side, then forget its cookie."""
+    session_id = session.get(SESSION_KEY)
+    if isinstance(session_id, str):
+        end_session(session_id)
     session.clear()
 
 
@@ -82,11 +90,10 @@ def action(role: str) -> Callable:
 
 
 def _principal_from_cookie() -> Principal | None:
-    digest = session.get(SESSION_KEY)
-    if not isinstance(digest, str):
+    session_id = session.get(SESSION_KEY)
+    if not isinstance(session_id, str):
         return None
-    try:
-        return authenticate_digest(digest, current_app.config["ADMIN_TOKEN"])
-    except Unauthorized:
+    who = session_principal(session_id, bootstrap_admin_token=current_app.config["ADMIN_TOKEN"])
+    if who is None:
         session.clear()
-        return None
+    return who

@@ -15,7 +15,7 @@ from tests.databases import fresh_database
 from tests.helpers import MIGRATIONS, make_app
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
-          "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts"}
+          "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions"}
 
 
 @pytest.fixture
