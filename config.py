@@ -20,6 +20,21 @@ def _bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def memory_mb(cgroup_limit: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
+    """The memory this service may use: its cgroup's limit (in a container), else the machine's."""
+    try:
+        limit = cgroup_limit.read_text().strip()
+        if limit != "max":
+            return int(limit) // 2**20
+    except (OSError, ValueError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+
+
+# gunicorn's worker processes (gunicorn.conf.py): 2 per core unless WEB_CONCURRENCY says otherwise.
+WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
+
+
 class Config:
     """Settings of one deployment; ``create_app`` copies them into ``app.config``."""
 
@@ -30,8 +45,10 @@ class Config:
     ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
     ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN") or None
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
-    # What an artifact may unpack to (decompressed bytes and arrays); an upload must always fit.
-    MAX_MODEL_MB = max(_int("MAX_MODEL_MB", 2048), MAX_UPLOAD_MB)
+    # What an artifact may unpack to (decompressed bytes and arrays): by default a quarter of a worker's
+    # share of memory, leaving room for the models it serves and the request it answers. An upload
+    # must always fit.
+    MAX_MODEL_MB = max(_int("MAX_MODEL_MB", memory_mb() // WORKERS // 4), MAX_UPLOAD_MB)
     MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
     MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)

@@ -15,8 +15,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 # Prometheus multiprocess mode: every worker writes its samples here, /metrics adds them up.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
+from config import WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
+workers = WORKERS
 worker_class = "sync"
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True
@@ -35,7 +37,16 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """Load every aliased model once in the master: workers fork with them loaded and share their pages."""
+    """Say the bounds the workers run with; load every aliased model once in the master, so workers
+    fork with them loaded and share their pages."""
+    from config import Config, memory_mb
+
+    server.log.info(
+        "bounds: MAX_MODEL_MB=%d per artifact loaded (%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, "
+        "MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d",
+        Config.MAX_MODEL_MB, memory_mb(), server.cfg.workers, Config.MAX_UPLOAD_MB, Config.MAX_PREDICT_MB,
+        Config.MAX_BATCH_ROWS,
+    )
     if not server.cfg.preload_app:
         return
     from api.domain import EXTENSION

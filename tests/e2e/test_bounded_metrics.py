@@ -72,3 +72,8 @@ def test_series_of_versions_no_worker_holds_leave_the_scrape(live):
     assert "1" in held  # production
     # Each worker holds production and at most CACHE_SIZE more: the scrape is bounded by that.
     assert len(held) <= 1 + WORKERS * CACHE_SIZE < VERSIONS - 1
+
+
+def test_the_start_says_the_bounds_the_workers_run_with(live):
+    log = live.log_path.read_text()
+    assert "bounds: MAX_MODEL_MB=" in log and f"{WORKERS} workers" in log
