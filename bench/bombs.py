@@ -17,7 +17,6 @@ import io
 import json
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from sklearn.linear_model import LinearRegression
 
 from bench import report
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
+from bench.harness.checkout import commit_of, stop_checkout
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "bench-bombs-token"
@@ -66,12 +66,12 @@ def main() -> None:
         try:
             rows = [_measure(process, url, name, BOMBS[name]()) for name in names]
         finally:
-            _stop(process)
+            stop_checkout(process)
     run = {
         "command": shlex.join([sys.executable, "-m", "bench.bombs", *sys.argv[1:]]),
         "started_at": started_at,
         "repo": str(repo),
-        "commit": _commit(repo),
+        "commit": commit_of(repo),
         "loadavg": list(os.getloadavg()),
         "max_model_mb": args.max_model_mb,
         "max_upload_mb": args.max_upload_mb,
@@ -118,7 +118,7 @@ def _start(repo: Path, root: Path, args) -> tuple[subprocess.Popen, str]:
         except requests.ConnectionError:
             time.sleep(0.2)
     else:
-        _stop(process)
+        stop_checkout(process)
         raise RuntimeError(f"server did not start:\n{(root / 'gunicorn.log').read_text()[-3000:]}")
     buffer = io.BytesIO()
     joblib.dump(_small_model(), buffer)
@@ -181,21 +181,6 @@ def _detail(response: requests.Response) -> str:
         return str(response.json().get("detail", ""))[:160]
     except ValueError:
         return response.text[:160]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _commit(repo: Path) -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
 
 
 def _write(run: dict) -> None:

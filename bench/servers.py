@@ -4,12 +4,12 @@ The registry is started exactly as the end-to-end tests start it (``bench/harnes
 through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port with a fresh SQLite database.
 """
 import os
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import server as e2e
+from bench.harness.checkout import stop_checkout
 from config import BASE_DIR
 
 WORKERS = 2
@@ -28,7 +28,7 @@ class Server:
 
     def stop(self) -> None:
         """Shut gunicorn down gracefully and wait for it."""
-        _stop(self.process)
+        stop_checkout(self.process)
 
 
 def start_registry(root: Path) -> e2e.LiveRegistry:
@@ -79,16 +79,6 @@ def spawn_registry(env: dict, root: Path) -> Server:
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     return Server(f"http://127.0.0.1:{port}", process, log_path)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def cpu_seconds(pid: int) -> float:

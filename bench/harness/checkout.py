@@ -64,5 +64,6 @@ def stop_checkout(server: subprocess.Popen) -> None:
 
 
 def commit_of(repo: Path) -> str:
-    """The checkout's short commit id."""
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    """The checkout's short commit id ("unknown" outside a git checkout)."""
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
