@@ -122,6 +122,17 @@ def test_an_admin_signs_in_compares_promotes_and_sees_the_alias_move(page, live_
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
 
 
+def assert_no_overlap(elements) -> None:
+    """No two of ``elements`` (a table's caption and cells) share any area on the page."""
+    boxes = [element.bounding_box() for element in elements]
+    assert len(boxes) > 2 and all(boxes)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            apart = (a["x"] + a["width"] <= b["x"] + 0.5 or b["x"] + b["width"] <= a["x"] + 0.5
+                     or a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5)
+            assert apart, (a, b)
+
+
 def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
     sign_in(page, live_registry.admin_token)
     page.goto(f"/ui/models/{MODEL}/aliases/production")
@@ -136,6 +147,7 @@ def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator('[data-role="canary"]')).to_contain_text(f"v{canary}")
     shot(page, "alias-rollout")
+    assert_no_overlap(page.locator("table caption, table thead th, table tbody tr > *").all())
     page.goto("/ui/")
     expect(page.locator(f'tr[data-model="{MODEL}"] [data-rollout]')).to_contain_text(f"canary v{canary} 10%")
 
