@@ -134,7 +134,10 @@ def _settle(delivery: WebhookDelivery, outcome: Outcome, policy: RetryPolicy, no
         delivery.status, delivery.next_attempt_at = FAILED, None
         delivery.last_error = f"gave up after {delivery.attempts} attempts; last: {outcome.error or f'HTTP {outcome.status_code}'}"
     else:
-        delivery.next_attempt_at = now + timedelta(seconds=policy.delay(delivery.attempts))
+        delay = policy.delay(delivery.attempts)
+        if outcome.retry_after_seconds is not None:  # the receiver's own ask, within the policy's longest delay
+            delay = min(max(delay, outcome.retry_after_seconds), policy.max_seconds)
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
 
 
 def _due(now: datetime, *columns):

@@ -3,6 +3,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -34,6 +35,7 @@ class Outcome:
     status_code: int | None
     error: str | None
     duration_ms: int
+    retry_after_seconds: float | None = None  # what the receiver asked for (Retry-After), if anything
 
     @property
     def delivered(self) -> bool:
@@ -80,7 +82,8 @@ class Sender:
         except requests.RequestException as exc:
             return Outcome(None, _describe(exc), _ms_since(started))
         error = "redirects are not followed; subscribe the final URL" if 300 <= response.status_code < 400 else None
-        return Outcome(response.status_code, error, _ms_since(started))
+        wait = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(timezone.utc))
+        return Outcome(response.status_code, error, _ms_since(started), wait)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -131,6 +134,22 @@ class _PublicPeersAdapter(HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now`` (it is either seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - now).total_seconds())
 
 
 def _describe(exc: requests.RequestException) -> str:

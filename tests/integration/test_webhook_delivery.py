@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from bench.harness.webhook_receiver import Receiver, poll
 from config import BASE_DIR
 from registry.events.claims import claim_due, record_attempt
-from registry.events.sending import Outcome
+from registry.events.sending import Outcome, retry_after_seconds
 from tests.helpers import ADMIN_TOKEN, scaled_sum, upload_ok
 
 STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
@@ -293,3 +294,27 @@ def test_the_deliver_command_delivers_until_it_is_told_to_stop(make, receiver, d
         output = command.communicate(timeout=60)[0].decode()
     assert payload["type"] == "version.created"
     assert command.returncode == 0, output
+
+
+@pytest.mark.parametrize("asked, expected", [(120, 120), (5, None), (10_000, 600)])
+def test_a_receivers_retry_after_sets_the_next_attempt_within_the_longest_delay(make, receiver, asked, expected):
+    app, client = make(WEBHOOK_RETRY_BASE_SECONDS=10.0, WEBHOOK_RETRY_MAX_SECONDS=600.0)
+    hook = subscribe(client, receiver, "slow-down")
+    upload_ok(client, ADMIN, "m", scaled_sum(1))
+    with app.app_context():
+        [claim] = claim_due(1, lease_seconds=30)
+        record_attempt(claim, Outcome(429, None, 1, asked), app.extensions["webhook_deliverer"].settings.retry)
+    [delivery] = deliveries(client, hook)
+    waits = (datetime.fromisoformat(delivery["next_attempt_at"]) - datetime.now(timezone.utc)).total_seconds()
+    if expected is None:  # asked for less than the policy's own delay (5 to 10 s after one attempt): the policy's
+        assert 4 <= waits <= 10
+    else:
+        assert expected - 5 <= waits <= expected
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds("120", now) == 120
+    assert retry_after_seconds("Mon, 23 Nov 2026 09:05:00 GMT", now) == 300
+    assert retry_after_seconds("Mon, 23 Nov 2026 08:55:00 GMT", now) == 0
+    assert retry_after_seconds("soon", now) is None and retry_after_seconds(None, now) is None
