@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from joblib.numpy_pickle_utils import _ZFILE_PREFIX
 from sklearn.base import BaseEstimator
 
-from registry.artifacts.loading.checks import check_top_level, check_trees
+from registry.artifacts.loading.checks import check_expanded_size, check_top_level, check_trees
 from registry.artifacts.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
 from registry.artifacts.loading.pickles import unpickle
 from registry.artifacts.loading.skops_files import ZIP_MAGIC, load_skops
@@ -39,7 +39,8 @@ def load_estimator(data: bytes, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> 
     """Load an uploaded joblib, pickle or skops file, admitting only allow-listed types.
 
     Refuses with ArtifactTooLarge (while reading) a file that unpacks to more than ``max_bytes``
-    or builds more objects than any supported model.
+    or builds more objects than any supported model, and (before checking its trees) a tree model
+    that would grow past ``max_bytes`` once compiled.
     """
     if not data:
         raise InvalidArtifact(
@@ -53,6 +54,7 @@ def load_estimator(data: bytes, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> 
         with _collector_paused():
             estimator, version = (load_skops if fmt == "skops" else unpickle)(data, budget)
         check_top_level(estimator)
+        check_expanded_size(estimator, max_bytes)
         check_trees(estimator)
     except RegistryError:
         raise

@@ -6,6 +6,10 @@ import skops.io
 from sklearn.ensemble import RandomForestClassifier
 
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
+from registry.artifacts.store import ArtifactStore
+from registry.errors import ArtifactTooLarge
+from registry.facts import VersionInfo
+from registry.serving.loader import ArtifactLoader
 from tests.helpers import assert_problem, classification_data
 from tests.integration.test_predict_api import ESTIMATORS, fitted
 from tests.integration.test_upload_bad_input import post_artifact, stored_files
@@ -85,3 +89,41 @@ def test_a_skops_file_with_a_disallowed_type_is_422_and_nothing_is_stored(app, c
 
     assert_problem(response, 422, "sklearn.svm._classes.SVR", "docs/artifacts.md")
     assert stored_files(app) == []
+
+
+def _forest_listing_one_tree(times: int) -> bytes:
+    """A forest whose pickle lists one fitted tree ``times`` times (the pickle memo keeps the file small)."""
+    X, y = classification_data(n_rows=2000, seed=3)
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, y)
+    forest.estimators_ = [forest.estimators_[0]] * times
+    forest.n_estimators = times
+    return pickle.dumps(forest, protocol=5)
+
+
+def test_a_forest_listing_one_tree_twenty_thousand_times_is_413_before_it_grows(client, admin):
+    data = _forest_listing_one_tree(20_000)
+    assert len(data) < 100 * 1024
+
+    response = post_artifact(client, admin, data=data)
+
+    assert_problem(response, 413, "20,000 trees", "at most 5,000")
+    assert client.get("/models/housing").status_code == 404
+
+
+def test_a_forest_that_would_outgrow_max_model_mb_once_compiled_is_413_naming_it(small_app, admin):
+    data = _forest_listing_one_tree(4_000)  # 4,000 listings of one tree: far past 8 MB once compiled
+
+    response = post_artifact(small_app.test_client(), admin, data=data)
+
+    assert_problem(response, 413, "4,000 trees", "once loaded and compiled", "MAX_MODEL_MB")
+    assert stored_files(small_app) == []
+
+
+def test_a_stored_forest_past_the_bound_is_refused_at_load_the_same_way(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    digest = store.put(_forest_listing_one_tree(20_000))  # stored before the bound existed
+    signature = {"features": [{"name": f"x{i}", "dtype": "float64"} for i in range(4)], "classes": [0, 1]}
+    loader = ArtifactLoader(store, max_model_bytes=8 * MIB)
+
+    with pytest.raises(ArtifactTooLarge, match="20,000 trees"):
+        loader(VersionInfo("housing", 1, digest, "classification", signature))

@@ -7,8 +7,15 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.tree._tree import TREE_LEAF, Tree
 
+from registry.artifacts.loading.limits import DOCS, MIB
 from registry.artifacts.supported_estimators import MODELS
-from registry.errors import InvalidArtifact, UnsafeArtifact
+from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
+
+# Far beyond any forest worth serving from one worker (scikit-learn's default is 100 trees).
+MAX_TREES = 5_000
+# What one node costs once compiled for prediction (feature, threshold, children, a split flag),
+# before its values (8 bytes per class or output).
+COMPILED_NODE_BYTES = 8 + 8 + 8 + 8 + 1
 
 
 def check_sklearn_version(version) -> str:
@@ -41,6 +48,31 @@ def check_top_level(obj) -> None:
         raise InvalidArtifact(
             f"artifact holds a {type(obj).__name__}, not a scikit-learn estimator: "
             "dump the fitted model itself with joblib.dump(model, path)"
+        )
+
+
+def check_expanded_size(estimator: BaseEstimator, max_bytes: int) -> None:
+    """Refuse a tree model that would grow past ``max_bytes`` once loaded and compiled, before anything grows.
+
+    A pickle can list one tree object any number of times at almost no cost in the file (its memo);
+    serving compiles every listed tree, so each listing counts in full.
+    """
+    model = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    kind = MODELS.get(type(model), (None,))[0]
+    if kind not in ("tree", "forest"):
+        return
+    trees = [model] if kind == "tree" else list(model.estimators_)
+    if len(trees) > MAX_TREES:
+        raise ArtifactTooLarge(
+            f"artifact holds a forest of {len(trees):,} trees; at most {MAX_TREES:,} are served (see {DOCS})"
+        )
+    nodes = sum(int(tree.tree_.node_count) for tree in trees)
+    values = sum(int(np.prod(tree.tree_.value.shape[1:])) * int(tree.tree_.node_count) for tree in trees)
+    expanded = nodes * COMPILED_NODE_BYTES + values * 8
+    if expanded > max_bytes:
+        raise ArtifactTooLarge(
+            f"artifact holds {len(trees):,} trees with {nodes:,} nodes in all, {expanded / MIB:,.0f} MB once loaded "
+            f"and compiled; the limit is {max_bytes / MIB:,.0f} MB (MAX_MODEL_MB, see {DOCS})"
         )
 
 
