@@ -9,8 +9,9 @@ from functools import wraps
 from itertools import chain
 
 import orjson
-from flask import g, request
+from flask import current_app, g, request
 
+from api.compression import decoded_body
 from api.errors import ProblemError
 
 # Far beyond any real body (a predict body is 3 levels deep, metadata a handful), and far below
@@ -43,11 +44,13 @@ def accepts(*mimetypes: str, body_optional: bool = False) -> Callable:
 def check_json_body() -> None:
     """Decode a JSON request body before the view runs: 400 when malformed or nested too deep.
 
-    Registered for every route, so schemas and views only ever see bounded, well-formed JSON.
+    Registered for every route, so schemas and views only ever see bounded, well-formed JSON. A body
+    sent with ``Content-Encoding: gzip`` or ``deflate`` is decompressed first, within ``MAX_PREDICT_MB``.
     """
     if request.url_rule is None or not request.is_json:
         return
-    data = request.get_data(cache=True)
+    limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
+    data = decoded_body(request.get_data(cache=True), request.headers.get("Content-Encoding"), limit)
     if data.strip():
         g.setdefault(_DECODED, decode_json(data, "the body"))
 

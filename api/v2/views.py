@@ -14,7 +14,7 @@ from api.answering import Rendered, answer
 from api.auth import reads
 from api.errors import ProblemError
 from api.v2 import errors
-from api.v2.compression import decoded_body
+from api.compression import decoded_body
 from api.v2.features import TensorInput
 from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata
 from api.v2.outputs import Output, encode_response

@@ -1,6 +1,8 @@
 """Predictions over HTTP: every way to name a version, every body format, every kind, every bad input."""
+import gzip
 import io
 import json
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -431,3 +433,25 @@ def test_a_proba_query_flag_that_is_not_a_boolean_is_422(client, ci):
     model, rows, _ = fitted("logistic", pipeline=False)
     upload_ok(client, ci, "m", model)
     assert_problem(client.post("/models/m/1/predict?proba=banana", json={"instances": rows}), 422, "proba", "banana")
+
+
+@pytest.mark.parametrize("encoding, compress", [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+])
+def test_a_compressed_json_body_is_decoded_on_every_route(client, ci, encoding, compress):
+    upload_ok(client, ci, "zipped", scaled_sum(2))
+    assert client.post("/models/zipped/versions/1/promote", json={}, headers=ci).status_code == 200
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    ours = client.post("/models/zipped/predict", data=compress(b'{"instances": [[1.0, 1.0, 1.0]]}'), headers=headers)
+    tensor = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 1.0, 1.0]}]}
+    v2 = client.post("/v2/models/zipped/infer", data=compress(json.dumps(tensor).encode()), headers=headers)
+    assert ours.status_code == 200 and ours.get_json()["predictions"] == [pytest.approx(6.0)]
+    assert v2.status_code == 200 and v2.get_json()["outputs"][0]["data"] == [pytest.approx(6.0)]
+
+
+def test_an_unknown_content_encoding_is_415_on_every_route(client, ci):
+    headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+    assert_problem(client.post("/models/m/predict", data=b"{}", headers=headers), 415, "gzip, deflate or no encoding")
+    v2 = client.post("/v2/models/m/infer", data=b"{}", headers=headers)
+    assert v2.status_code == 415 and "gzip, deflate or no encoding" in v2.get_json()["error"]
