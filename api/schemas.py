@@ -193,6 +193,13 @@ class WebhookPatch(Schema):
     description = Text(validate=validate.Length(max=2_000))
 
 
+class SecretRotation(Schema):
+    grace_hours = fields.Float(
+        load_default=24.0, validate=validate.Range(min=0, max=720),
+        metadata={"description": "how long the old secret keeps signing deliveries beside the new one (0 to 720)"},
+    )
+
+
 # ---- responses ----------------------------------------------------------------------------
 
 class ModelOut(Schema):
@@ -332,6 +339,13 @@ class WebhookOut(Schema):
 
 class WebhookCreatedOut(WebhookOut):
     secret = fields.String(metadata={"description": "whsec_<base64>: verify signatures with it; shown only here"})
+
+
+class WebhookRotatedOut(WebhookCreatedOut):
+    previous_secret_expires_at = UTCDateTime(
+        attribute="previous_secret_until",
+        metadata={"description": "until then every delivery is signed with the old secret too"},
+    )
 
 
 class DeliveryOut(Schema):

@@ -9,10 +9,12 @@ from api.schemas import (
     DeliveryDetailOut,
     DeliveryOut,
     PageArgs,
+    SecretRotation,
     WebhookCreatedOut,
     WebhookOut,
     WebhookPatch,
     WebhookRequest,
+    WebhookRotatedOut,
     page_of,
 )
 from registry.events import subscriptions
@@ -100,3 +102,15 @@ def redeliver(webhook_id, delivery_id):
 def ping(webhook_id):
     """Queue a ``ping`` event for this subscription; the deliverer sends it within a poll."""
     return subscriptions.ping(webhook_id)
+
+
+@blp.route("/webhooks/<int:webhook_id>/rotate-secret", methods=["POST"])
+@requires("admin")
+@accepts("application/json", body_optional=True)
+@blp.arguments(SecretRotation)
+@blp.response(200, WebhookRotatedOut)
+def rotate_secret(body, webhook_id):
+    """Give the subscription a new signing secret, shown only in this answer. Until
+    ``previous_secret_expires_at`` every delivery carries a signature with each secret, so the receiver
+    can switch to the new one without missing an event."""
+    return subscriptions.rotate_secret(webhook_id, grace_hours=body["grace_hours"])

@@ -65,7 +65,7 @@ def claim_due(limit: int, lease_seconds: float) -> list[Claim]:
             delivery.claimed_until = now + timedelta(seconds=lease_seconds)
             delivery.claim_token = token
         claims = [
-            Claim(d.id, token, Message(d.event.uid, d.event.body, s.url, s.secret)) for d, s in chosen
+            Claim(d.id, token, Message(d.event.uid, d.event.body, s.url, s.signing_secrets(now))) for d, s in chosen
         ]
     return claims
 

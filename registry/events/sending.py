@@ -20,12 +20,13 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 
 @dataclass(frozen=True)
 class Message:
-    """What is sent: the event's stable id (webhook-id), its JSON body, where, and the signing secret."""
+    """What is sent: the event's stable id (webhook-id), its JSON body, where, and the signing secrets
+    (two during a secret's rotation)."""
 
     msg_id: str
     body: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,16 @@ class Outcome:
 
 
 def signed_headers(message: Message) -> dict[str, str]:
-    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) signed now, plus the content type."""
+    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) signed now, plus the content type.
+
+    With several secrets the signature header holds one signature per secret, space-separated.
+    """
     moment = datetime.now(timezone.utc)
-    signature = Webhook(message.secret).sign(message.msg_id, moment, message.body)
+    signatures = [Webhook(secret).sign(message.msg_id, moment, message.body) for secret in message.secrets]
     return {
         "webhook-id": message.msg_id,
         "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }

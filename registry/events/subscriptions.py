@@ -1,6 +1,7 @@
 """Use cases of webhook subscriptions: subscribe, change, remove, and look at or retry deliveries."""
 import base64
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -58,6 +59,21 @@ def update_subscription(subscription_id: int, changes: dict, allow_private: bool
             if key in changes:
                 setattr(subscription, key, changes[key])
         subscription.updated_at = utcnow()
+    return subscription
+
+
+def rotate_secret(subscription_id: int, *, grace_hours: float) -> WebhookSubscription:
+    """Give the subscription a new secret; the old one signs too for ``grace_hours``, then stops.
+
+    Returns the row holding the new secret (shown once, like at subscription).
+    """
+    with write_transaction():
+        subscription = get_subscription(subscription_id, lock=True)
+        now = utcnow()
+        subscription.previous_secret = subscription.secret
+        subscription.previous_secret_until = now + timedelta(hours=grace_hours)
+        subscription.secret = new_secret()
+        subscription.updated_at = now
     return subscription
 
 

@@ -21,10 +21,20 @@ class WebhookSubscription(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     # Kept as given (whsec_<base64>): signing needs the key itself, so it cannot be hashed.
     secret: Mapped[str] = mapped_column(String(64))
+    # During a rotation the old secret signs too, until previous_secret_until (Standard Webhooks allows
+    # several signatures in one header), so receivers can switch without missing an event.
+    previous_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets deliveries are signed with now: the current one, and the previous one while its rotation lasts."""
+        if self.previous_secret and self.previous_secret_until is not None and self.previous_secret_until > now:
+            return self.secret, self.previous_secret
+        return (self.secret,)
 
     def wants(self, event_type: str) -> bool:
         """Whether this subscription receives events of ``event_type``."""

@@ -14,7 +14,7 @@ from bench.harness.webhook_receiver import Receiver, poll
 from config import BASE_DIR
 from registry.events.claims import claim_due, record_attempt
 from registry.events.sending import Outcome, retry_after_seconds
-from tests.helpers import ADMIN_TOKEN, scaled_sum, upload_ok
+from tests.helpers import ADMIN_TOKEN, assert_problem, scaled_sum, upload_ok
 
 STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -318,3 +318,35 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert retry_after_seconds("Mon, 23 Nov 2026 09:05:00 GMT", now) == 300
     assert retry_after_seconds("Mon, 23 Nov 2026 08:55:00 GMT", now) == 0
     assert retry_after_seconds("soon", now) is None and retry_after_seconds(None, now) is None
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_until_its_grace_ends(make, receiver):
+    app, client = make()
+    hook = subscribe(client, receiver, "rotating")  # the receiver knows the first secret only
+    rotated = client.post(f"/webhooks/{hook}/rotate-secret", json={"grace_hours": 1}, headers=ADMIN)
+    assert rotated.status_code == 200
+    second = rotated.get_json()["secret"]
+    assert second.startswith("whsec_") and rotated.get_json()["previous_secret_expires_at"].endswith("Z")
+    assert "secret" not in client.get(f"/webhooks/{hook}", headers=ADMIN).get_json()
+    start(app)
+
+    def pinged(count: int):
+        assert client.post(f"/webhooks/{hook}/ping", headers=ADMIN).status_code == 202
+        return poll(lambda: len(receiver.received("rotating")) == count and receiver.received("rotating"))[-1]
+
+    assert pinged(1).error is None  # verified with the old secret
+    receiver.trust("rotating", second)
+    assert pinged(2).error is None  # and with the new one
+    third = client.post(f"/webhooks/{hook}/rotate-secret", json={"grace_hours": 0}, headers=ADMIN).get_json()["secret"]
+    assert pinged(3).error is not None  # no grace: the second secret signs no more
+    receiver.trust("rotating", third)
+    assert pinged(4).error is None
+
+
+def test_a_rotation_takes_a_grace_period_of_up_to_thirty_days(make):
+    _, client = make()
+    response = client.post("/webhooks", json={"url": "https://93.184.215.14/r", "events": ["*"]}, headers=ADMIN)
+    hook = response.get_json()["id"]
+    assert_problem(client.post(f"/webhooks/{hook}/rotate-secret", json={"grace_hours": 721}, headers=ADMIN), 422, "grace_hours")
+    assert client.post(f"/webhooks/{hook}/rotate-secret", headers=ADMIN).status_code == 200  # 24 h by default
+    assert_problem(client.post("/webhooks/999/rotate-secret", headers=ADMIN), 404, "no webhook subscription")
