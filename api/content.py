@@ -4,10 +4,12 @@ Every JSON body is decoded here, once, before any view or schema sees it: a body
 JSON, or that nests deeper than ``MAX_JSON_DEPTH``, is a 400 whatever the route.
 """
 import json
+import re
 from collections.abc import Callable, Iterator
 from functools import wraps
 from itertools import chain
 
+import numpy as np
 import orjson
 from flask import current_app, g, request
 
@@ -17,6 +19,13 @@ from api.errors import ProblemError
 # Far beyond any real body (a predict body is 3 levels deep, metadata a handful), and far below
 # what the parsers, the JSON columns and the response encoders can recurse through.
 MAX_JSON_DEPTH = 64
+# Arrays and objects a body may hold beyond one per row of the largest batch (the body itself, a
+# dataframe_split, its columns, a V2 request's tensors): counted before anything is parsed, since
+# millions of tiny rows cost a worker 30 times their bytes once parsed.
+CONTAINER_SLACK = 64
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_CHUNK = 1 << 20
 _DECODED = "decoded_json_body"
 
 
@@ -51,8 +60,36 @@ def check_json_body() -> None:
         return
     limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
     data = decoded_body(request.get_data(cache=True), request.headers.get("Content-Encoding"), limit)
+    _check_containers(data, current_app.config["MAX_BATCH_ROWS"])
     if data.strip():
         g.setdefault(_DECODED, decode_json(data, "the body"))
+
+
+def _check_containers(data: bytes, max_rows: int) -> None:
+    """413 for a body with more arrays and objects (outside strings) than the largest batch needs."""
+    allowed = max_rows + CONTAINER_SLACK
+    if data.count(b"[") + data.count(b"{") <= allowed:
+        return  # cannot hold more than it has brackets: most bodies stop here
+    stripped = _STRINGS.sub(b'""', data)
+    found = stripped.count(b"[") + stripped.count(b"{")
+    if found > allowed:
+        if _nesting(stripped) > MAX_JSON_DEPTH:
+            raise _too_deep("the body")  # the more precise refusal of the two
+        raise ProblemError(
+            413, f"the body holds {found:,} arrays and objects: more rows than a batch may have "
+                 f"({max_rows:,}, MAX_BATCH_ROWS); send fewer rows per request",
+        )
+
+
+def _nesting(stripped: bytes) -> int:
+    """How deep arrays and objects nest in JSON text whose strings were emptied (a chunk at a time)."""
+    brackets = np.frombuffer(stripped.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    deepest = level = 0
+    for start in range(0, len(brackets), _CHUNK):
+        chunk = brackets[start:start + _CHUNK]
+        depths = np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1).astype(np.int32)) + level
+        deepest, level = max(deepest, int(depths.max())), int(depths[-1])
+    return deepest
 
 
 def json_body() -> object:

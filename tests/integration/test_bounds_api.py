@@ -1,6 +1,8 @@
 """Bounded bodies: JSON nested however deep is a 400 on every JSON route, and metadata has its own limit."""
+import gzip
 import io
 import json
+import tracemalloc
 
 import pytest
 from flask_migrate import upgrade
@@ -122,3 +124,34 @@ def test_metadata_over_max_metadata_kb_is_413_naming_the_metadata_limit(build_ap
 
     assert_problem(response, 413, "metadata limit of 4 KB", "MAX_METADATA_KB")
     assert client.get("/models/m").status_code == 404
+
+
+def _tiny_rows(count: int) -> bytes:
+    return b'{"instances": [' + b",".join([b"[1]"] * count) + b"]}"
+
+
+@pytest.mark.parametrize("path, encoding", [
+    ("/models/m/predict", None), ("/v2/models/m/infer", None), ("/models/m/predict", "gzip"),
+])
+def test_millions_of_tiny_rows_are_413_before_they_are_parsed(registry, path, encoding):
+    data = _tiny_rows(5_000_000)  # 20 MB that would be about a gigabyte of Python lists
+    headers = {"Content-Type": "application/json"}
+    if encoding:
+        data, headers["Content-Encoding"] = gzip.compress(data, compresslevel=1), encoding
+    tracemalloc.start()
+    try:
+        response = registry.post(path, data=data, headers=headers)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 413
+    body = response.get_json()
+    assert "MAX_BATCH_ROWS" in (body.get("detail") or body.get("error"))
+    assert peak < 5 * len(_tiny_rows(5_000_000))  # the body and a copy without strings, never the parsed rows
+
+
+def test_brackets_inside_strings_are_not_counted(build_app):
+    client = build_app(MAX_BATCH_ROWS=10).test_client()
+    cell = "[" * 500 + "{" * 500
+    response = client.post("/models/nope/predict", json={"dataframe_records": [{"city": cell}] * 3})
+    assert_problem(response, 404, "does not exist")  # got past the count to the model lookup
