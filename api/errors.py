@@ -31,6 +31,7 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     # Storage faults are the operator's to fix, not bugs: 507 needs space, 503 may pass (Retry-After).
     (domain.StoreFull, 507, "Insufficient Storage"),
     (domain.StoreUnavailable, 503, "Service Unavailable"),
+    (domain.DatabaseFileGone, 503, "Service Unavailable"),
 ]
 
 # A 503 says when to try again (RFC 9110 §10.2.3): time for an operator to remount or fix permissions.

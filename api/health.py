@@ -3,12 +3,17 @@ from flask import current_app
 from sqlalchemy import text
 
 from api import domain
-from registry.db import db
+from registry.db import check_sqlite_file, db
+from registry.errors import DatabaseFileGone
 
 
-def readiness_checks() -> dict[str, bool]:
-    """Each dependency of this process, true when it is reachable."""
-    return {"database": _database_ok(), "artifact_store": domain.store().is_reachable()}
+def readiness() -> tuple[dict[str, bool], dict[str, str]]:
+    """Each dependency of this process, true when it is usable; and why, for those that are not."""
+    problems = {"database": database_problem()}
+    if not domain.store().is_reachable():
+        problems["artifact_store"] = "the artifact store cannot be written"
+    checks = {"database": problems["database"] is None, "artifact_store": "artifact_store" not in problems}
+    return checks, {name: why for name, why in problems.items() if why}
 
 
 def store_warnings() -> list[str]:
@@ -23,11 +28,16 @@ def store_warnings() -> list[str]:
     ]
 
 
-def _database_ok() -> bool:
+def database_problem() -> str | None:
+    """Why the database cannot be used now, or None when it answers with its schema (and a SQLite
+    connection's file is still the one at its path)."""
     try:
-        db.session.execute(text("SELECT 1"))
+        db.session.execute(text("SELECT version_num FROM alembic_version"))
+        check_sqlite_file(db.session.connection())
+        return None
+    except DatabaseFileGone as exc:
+        return exc.detail
+    except Exception as exc:  # readiness reports any failure as not ready rather than raising
+        return f"the database does not answer, or holds no schema (flask db upgrade) ({type(exc).__name__})"
+    finally:
         db.session.rollback()
-        return True
-    except Exception:  # readiness reports any failure as not ready rather than raising
-        db.session.rollback()
-        return False

@@ -2,6 +2,7 @@
 
 The only module of the domain that touches Flask-SQLAlchemy.
 """
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
+
+from registry.errors import DatabaseFileGone
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -19,6 +22,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled SQLite connection's file and its identity when it opened (device and inode).
+SQLITE_FILE = "sqlite_file"
 
 
 class Base(DeclarativeBase):
@@ -37,7 +42,7 @@ def configure_sqlite(engine: Engine) -> None:
         event.listen(engine, "begin", _on_sqlite_begin)
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:
+def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
     # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit BEGIN cannot be IMMEDIATE).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -45,7 +50,10 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
     cursor.close()
+    if path:
+        connection_record.info[SQLITE_FILE] = (path, _identity(path))
 
 
 def _on_sqlite_begin(connection) -> None:
@@ -63,13 +71,36 @@ def write_transaction() -> Iterator[Session]:
     session = db.session()  # the scoped session's Session for this app context
     if session.in_transaction():
         session.rollback()  # a read-only snapshot from earlier in the request; nothing to keep
-    session.connection(execution_options={"write": True})
     try:
+        check_sqlite_file(session.connection(execution_options={"write": True}))
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+
+
+def check_sqlite_file(connection) -> None:
+    """Refuse (DatabaseFileGone) a SQLite connection whose file was deleted or replaced since it opened:
+    what it wrote would be lost. The connection is dropped, so the next one opens the file at the path."""
+    known = connection.info.get(SQLITE_FILE)
+    if known is None:
+        return
+    path, identity = known
+    if _identity(path) != identity:
+        connection.invalidate()
+        raise DatabaseFileGone(
+            f"the SQLite database file {path} was deleted or replaced while the server ran, so nothing was written; "
+            "put the file back, or restart the server to use the one now at that path"
+        )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def end_read() -> None:

@@ -73,6 +73,10 @@ class StoreUnavailable(RegistryError):
     """The artifact store cannot be written (read-only, permissions, gone, I/O errors) right now."""
 
 
+class DatabaseFileGone(RegistryError):
+    """The SQLite database file was deleted or replaced while the server ran: nothing may be written to it."""
+
+
 class Unauthorized(RegistryError):
     """Missing or unknown bearer token."""
 

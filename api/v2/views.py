@@ -69,7 +69,7 @@ def live():
 @blp.alt_response(503, description="not ready, as /readyz says")
 def ready():
     """Ready when /readyz is: the database answers and the artifact store can be written."""
-    failing = [name for name, ok in health.readiness_checks().items() if not ok]
+    failing = [name for name, ok in health.readiness()[0].items() if not ok]
     if failing:
         raise ProblemError(503, f"not ready: {', '.join(failing)} unreachable")
     return {"ready": True}

@@ -22,10 +22,10 @@ def healthz():
 @blp.alt_response(503, description="The database or the artifact store is unreachable")
 def readyz():
     """Ready when the database answers and the artifact store can be written."""
-    checks = health.readiness_checks()
-    if not all(checks.values()):
-        failing = ", ".join(name for name, ok in checks.items() if not ok)
-        return problem(503, "Service Unavailable", f"not ready: {failing} unreachable", {"checks": checks})
+    checks, problems = health.readiness()
+    if problems:
+        failing = "; ".join(f"{name}: {why}" for name, why in problems.items())
+        return problem(503, "Service Unavailable", f"not ready: {failing}", {"checks": checks})
     return {
         "status": "ready",
         "checks": checks,
