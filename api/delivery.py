@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
     settings = DeliverySettings(
         threads=config["WEBHOOK_THREADS"],
         timeout_seconds=config["WEBHOOK_TIMEOUT_SECONDS"],
+        deadline_seconds=config["WEBHOOK_DEADLINE_SECONDS"] or 2 * config["WEBHOOK_TIMEOUT_SECONDS"],
         poll_seconds=config["WEBHOOK_POLL_SECONDS"],
         lease_seconds=config["WEBHOOK_LEASE_SECONDS"],
         allow_private=config["WEBHOOK_ALLOW_PRIVATE"],

@@ -28,6 +28,7 @@ class DeliverySettings:
 
     threads: int = 4
     timeout_seconds: float = 5.0
+    deadline_seconds: float = 10.0  # a whole attempt, however the receiver trickles its answer
     poll_seconds: float = 1.0
     lease_seconds: float = 60.0
     allow_private: bool = False
@@ -35,8 +36,9 @@ class DeliverySettings:
     retention_days: float = 30.0
 
     def __post_init__(self):
-        if self.lease_seconds <= 2 * self.timeout_seconds:
-            raise ValueError("the claim lease must be longer than twice the send timeout (connect + read)")
+        if self.lease_seconds <= max(2 * self.timeout_seconds, self.deadline_seconds):
+            raise ValueError("the claim lease must be longer than an attempt may take (its deadline, "
+                             "and twice the send timeout: connect + read)")
 
 
 class Deliverer:
@@ -45,7 +47,7 @@ class Deliverer:
     def __init__(self, settings: DeliverySettings, session_scope: Callable[[], AbstractContextManager]):
         self.settings = settings
         self._session_scope = session_scope
-        self._sender = Sender(settings.timeout_seconds, settings.allow_private)
+        self._sender = Sender(settings.timeout_seconds, settings.allow_private, settings.deadline_seconds)
         self._lock = threading.Lock()
         self._busy = 0
         self._started = False

@@ -3,6 +3,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import sys
 import threading
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ import pytest
 from bench.harness.webhook_receiver import Receiver, poll
 from config import BASE_DIR
 from registry.events.claims import claim_due, record_attempt
-from registry.events.sending import Outcome, retry_after_seconds
+from registry.events.sending import Message, Outcome, Sender, retry_after_seconds
 from tests.helpers import ADMIN_TOKEN, assert_problem, scaled_sum, upload_ok
 
 STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
@@ -350,3 +351,37 @@ def test_a_rotation_takes_a_grace_period_of_up_to_thirty_days(make):
     assert_problem(client.post(f"/webhooks/{hook}/rotate-secret", json={"grace_hours": 721}, headers=ADMIN), 422, "grace_hours")
     assert client.post(f"/webhooks/{hook}/rotate-secret", headers=ADMIN).status_code == 200  # 24 h by default
     assert_problem(client.post("/webhooks/999/rotate-secret", headers=ADMIN), 404, "no webhook subscription")
+
+
+class Trickler:
+    """A receiver that answers one byte every ``pause`` seconds: no read ever waits past the timeout."""
+
+    def __init__(self, pause: float = 0.3):
+        self.pause, self.cut = pause, threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        connection, _ = self._server.accept()
+        connection.recv(65536)
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"X-Slow: " + b"." * 300 + b"\r\n\r\n":
+                connection.sendall(bytes([byte]))
+                time.sleep(self.pause)
+        except OSError:
+            self.cut.set()  # the sender shut its socket
+        finally:
+            connection.close()
+            self._server.close()
+
+
+def test_a_receiver_trickling_its_answer_is_cut_at_the_attempts_deadline():
+    trickler = Trickler()
+    sender = Sender(timeout_seconds=2.0, allow_private=True, deadline_seconds=1.0)
+
+    outcome = sender.send(Message("msg_1", "{}", trickler.url, ("whsec_" + "A" * 32,)))
+
+    assert outcome.status_code is None and outcome.error == "deadline: no answer within 1 s"
+    assert outcome.retryable
+    assert trickler.cut.wait(10)  # the trickler saw its connection go, long before its 100 s answer
