@@ -332,6 +332,11 @@ class WebhookOut(Schema):
     events = fields.List(fields.String())
     description = fields.String()
     active = fields.Boolean()
+    failures_in_a_row = fields.Integer(metadata={"description": "attempts that failed in a row (0 after a success)"})
+    paused_until = UTCDateTime(
+        allow_none=True,
+        metadata={"description": "after 5 failures in a row nothing is sent to the endpoint until then (doubling)"},
+    )
     created_by = fields.String()
     created_at = UTCDateTime()
     updated_at = UTCDateTime()

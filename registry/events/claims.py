@@ -20,6 +20,8 @@ from registry.events.tables import DELIVERED, FAILED, PENDING, DeliveryAttempt, 
 from registry.tables import utcnow
 
 CANDIDATES_PER_SLOT = 4
+# Failed attempts in a row after which an endpoint is paused (the circuit breaker opens).
+BREAKER_AFTER = 5
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,23 @@ def record_attempt(claim: Claim, outcome: Outcome, policy: RetryPolicy) -> None:
         delivery.last_error = outcome.error
         delivery.claimed_until = delivery.claim_token = None
         _settle(delivery, outcome, policy, now)
+        _trip_or_reset(db.session.get(WebhookSubscription, delivery.subscription_id), outcome, policy, now)
+
+
+def _trip_or_reset(subscription: WebhookSubscription | None, outcome: Outcome, policy: RetryPolicy,
+                   now: datetime) -> None:
+    """The circuit breaker: after ``BREAKER_AFTER`` failed attempts in a row the endpoint is left alone
+    for a while (doubling, up to the longest retry delay) before its next attempt; a success resets it."""
+    if subscription is None:
+        return
+    if outcome.delivered:
+        subscription.failures_in_a_row, subscription.paused_until = 0, None
+        return
+    subscription.failures_in_a_row += 1
+    over = subscription.failures_in_a_row - BREAKER_AFTER
+    if over >= 0:
+        pause = min(policy.max_seconds, policy.base_seconds * 2 ** min(over, 32))
+        subscription.paused_until = now + timedelta(seconds=pause)
 
 
 def _settle(delivery: WebhookDelivery, outcome: Outcome, policy: RetryPolicy, now: datetime) -> None:
@@ -159,6 +178,7 @@ def _due(now: datetime, *columns):
             WebhookDelivery.next_attempt_at <= now,
             or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
             WebhookSubscription.active.is_(True),
+            or_(WebhookSubscription.paused_until.is_(None), WebhookSubscription.paused_until <= now),
             ~in_flight.exists(),
         )
     )

@@ -26,6 +26,9 @@ class WebhookSubscription(db.Model):
     previous_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
     previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The circuit breaker: attempts that failed in a row, and until when the endpoint is left alone.
+    failures_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

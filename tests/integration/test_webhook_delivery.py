@@ -6,15 +6,18 @@ import subprocess
 import time
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from bench.harness.webhook_receiver import Receiver, poll
 from config import BASE_DIR
+from registry.db import db
 from registry.events.claims import claim_due, record_attempt
 from registry.events.sending import Message, Outcome, Sender, retry_after_seconds
+from registry.events.tables import WebhookSubscription
 from tests.helpers import ADMIN_TOKEN, assert_problem, scaled_sum, upload_ok
 
 STARTUP_SECONDS = 120  # a new Python process imports scikit-learn; slow on a busy machine
@@ -385,3 +388,34 @@ def test_a_receiver_trickling_its_answer_is_cut_at_the_attempts_deadline():
     assert outcome.status_code is None and outcome.error == "deadline: no answer within 1 s"
     assert outcome.retryable
     assert trickler.cut.wait(10)  # the trickler saw its connection go, long before its 100 s answer
+
+
+def test_an_endpoint_failing_five_times_in_a_row_is_paused_and_a_success_resets_it(make, receiver):
+    app, client = make(WEBHOOK_RETRY_BASE_SECONDS=10.0, WEBHOOK_RETRY_MAX_SECONDS=600.0)
+    dead = subscribe(client, receiver, "dead")
+    for factor in range(1, 7):
+        upload_ok(client, ADMIN, "m", scaled_sum(factor))  # six events, six deliveries to "dead"
+    policy = app.extensions["webhook_deliverer"].settings.retry
+
+    with app.app_context():
+        for _ in range(5):
+            [claim] = claim_due(1, lease_seconds=30)  # each failed delivery backs off: the next one is due
+            record_attempt(claim, Outcome(None, "connection error: refused", 1), policy)
+        assert claim_due(1, lease_seconds=30) == []  # the sixth is due, but the endpoint is paused
+    paused = client.get(f"/webhooks/{dead}", headers=ADMIN).get_json()
+    assert paused["failures_in_a_row"] == 5
+    waits = (datetime.fromisoformat(paused["paused_until"]) - datetime.now(timezone.utc)).total_seconds()
+    assert 5 < waits <= 10  # the pause starts at the base delay and doubles from there
+
+    healthy = subscribe(client, receiver, "healthy")
+    with app.app_context():
+        db.session.execute(update(WebhookSubscription).where(WebhookSubscription.id == dead).values(
+            paused_until=datetime.now(timezone.utc) - timedelta(seconds=1)))  # the pause is over
+        db.session.commit()
+        upload_ok(client, ADMIN, "m", scaled_sum(7))
+        claims = claim_due(2, lease_seconds=30)
+        assert {c.message.url for c in claims} == {receiver.url("dead"), receiver.url("healthy")}
+        for claim in claims:
+            record_attempt(claim, Outcome(200, None, 1), policy)
+    assert client.get(f"/webhooks/{dead}", headers=ADMIN).get_json()["failures_in_a_row"] == 0
+    assert client.get(f"/webhooks/{healthy}", headers=ADMIN).get_json()["paused_until"] is None
