@@ -3,9 +3,12 @@
 Every request the receiver gets is verified with ``standardwebhooks.Webhook(secret).verify``.
 """
 import os
+import socket
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -213,3 +216,68 @@ def _python_block(markdown: str, marker: str) -> str:
     """The fenced python block of ``markdown`` whose first line names ``marker``."""
     blocks = markdown.split("```python\n")[1:]
     return next(b.split("```", 1)[0] for b in blocks if marker in b.splitlines()[0])
+
+
+class BadEndpoint:
+    """A TCP endpoint on loopback that never answers (``trickle=False``) or answers a byte a second."""
+
+    def __init__(self, trickle: bool):
+        self._trickle = trickle
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._open: list[socket.socket] = []
+        self.connections = 0
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(connection)
+            if self._trickle:
+                threading.Thread(target=self._dribble, args=(connection,), daemon=True).start()
+
+    def _dribble(self, connection: socket.socket) -> None:
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 1000:
+                connection.sendall(bytes([byte]))
+                time.sleep(1)
+        except OSError:
+            pass  # the sender gave up on it
+
+    def close(self) -> None:
+        self._server.close()
+        for connection in self._open:
+            connection.close()
+
+
+def test_a_silent_and_a_trickling_endpoint_delay_no_healthy_one(tmp_path, receiver):
+    silent, trickling = BadEndpoint(trickle=False), BadEndpoint(trickle=True)
+    env = {**SETTINGS, "WEBHOOK_TIMEOUT_SECONDS": "2", "WEBHOOK_LEASE_SECONDS": "10", "WEBHOOK_THREADS": "2"}
+    try:
+        with fresh_database(tmp_path) as url, server.running(url, tmp_path, ADMIN_TOKEN, workers=2, env=env) as (live,):
+            for bad in (silent, trickling):
+                response = requests.post(f"{live.url}/webhooks", json={"url": bad.url, "events": ["*"]},
+                                         headers=live.headers, timeout=30)
+                assert response.status_code == 201, response.text
+            subscribe(live, receiver, "healthy-beside-bad-ones", events=["version.created"])
+            for factor in range(1, 31):
+                uploaded(live, "busy", factor)
+
+            created = poll(lambda: len(of_model(receiver, "healthy-beside-bad-ones", "busy")) >= 30 and
+                           of_model(receiver, "healthy-beside-bad-ones", "busy"), timeout=DEADLINE_SECONDS)
+
+            def bad_ones_failed():  # the trickling attempt ends only at its deadline
+                hooks = requests.get(f"{live.url}/webhooks", headers=live.headers, timeout=30).json()["items"]
+                bad = [h for h in hooks if h["url"] in (silent.url, trickling.url)]
+                return len(bad) == 2 and all(h["failures_in_a_row"] >= 1 for h in bad)
+
+            poll(bad_ones_failed, timeout=DEADLINE_SECONDS)
+    finally:
+        silent.close()
+        trickling.close()
+    assert sorted(e["data"]["version"] for e in created) == list(range(1, 31))
+    assert silent.connections >= 1 and trickling.connections >= 1
