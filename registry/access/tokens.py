@@ -2,11 +2,14 @@
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
@@ -31,6 +34,52 @@ class Principal:
     def may(self, role: str) -> bool:
         """Whether this principal may do what needs ``role``: admin may do everything, others their own role."""
         return self.role in ("admin", role)
+
+
+class VerifiedTokens:
+    """Tokens this process verified lately, so that not every request asks the database.
+
+    A token verified less than ``fresh_seconds`` ago is trusted as it is: revoking a token takes
+    effect within that bound on every worker (at once on the one that revoked it). While the database
+    does not answer, a token verified less than ``outage_seconds`` ago still works, since nobody can
+    revoke one meanwhile: predictions on loaded models go on through an outage.
+    """
+
+    def __init__(self, fresh_seconds: float = 5.0, outage_seconds: float = 900.0, *, most: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.fresh_seconds, self.outage_seconds, self._most, self._clock = fresh_seconds, outage_seconds, most, clock
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, digest: str) -> Principal | None:
+        """The principal of a token verified within ``fresh_seconds``."""
+        return self._within(digest, self.fresh_seconds)
+
+    def during_outage(self, digest: str) -> Principal | None:
+        """The principal of a token verified within ``outage_seconds`` (the database does not answer)."""
+        return self._within(digest, self.outage_seconds)
+
+    def remember(self, digest: str, principal: Principal) -> None:
+        """The database just said ``digest`` is ``principal``."""
+        with self._lock:
+            if len(self._verified) >= self._most:
+                self._verified.clear()  # far more tokens than any deployment has: start over
+            self._verified[digest] = (principal, self._clock())
+
+    def forget(self, digest: str) -> None:
+        """The token is unknown or revoked."""
+        with self._lock:
+            self._verified.pop(digest, None)
+
+    def _within(self, digest: str, seconds: float) -> Principal | None:
+        with self._lock:
+            known = self._verified.get(digest)
+        if known is None or self._clock() - known[1] >= seconds:
+            return None
+        return known[0]
+
+
+VERIFIED = VerifiedTokens()
 
 
 def hash_token(token: str) -> str:
@@ -71,7 +120,7 @@ def token_page(page: int, per_page: int) -> Page:
 
 
 def revoke_token(name: str) -> None:
-    """Delete a token; every worker checks the database on each request, so it stops at once."""
+    """Delete a token: it stops at once on this worker, and within ``VERIFIED.fresh_seconds`` on every other."""
     if not TOKEN_NAME.fullmatch(name):
         raise TokenNotFound(f"no token named {name!r}")
     with write_transaction():
@@ -79,17 +128,30 @@ def revoke_token(name: str) -> None:
         if row is None:
             raise TokenNotFound(f"no token named {name!r}")
         db.session.delete(row)
+    VERIFIED.forget(row.token_hash)
 
 
 def authenticate(token: str, bootstrap_admin_token: str | None) -> Principal:
-    """The principal a bearer token belongs to, or Unauthorized."""
+    """The principal a bearer token belongs to, or Unauthorized (see :class:`VerifiedTokens`)."""
     if bootstrap_admin_token and hmac.compare_digest(token.encode(), bootstrap_admin_token.encode()):
         return Principal(BOOTSTRAP_ADMIN, "admin")
     digest = hash_token(token)
-    row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
+    principal = VERIFIED.fresh(digest)
+    if principal is not None:
+        return principal
+    try:
+        row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
+    except OperationalError:
+        principal = VERIFIED.during_outage(digest)
+        if principal is None:
+            raise
+        db.session.rollback()
+        return principal
     if row is None or not hmac.compare_digest(row.token_hash, digest):
+        VERIFIED.forget(digest)
         raise Unauthorized("the bearer token is not valid (unknown or revoked)")
     principal = Principal(row.name, row.role)
+    VERIFIED.remember(digest, principal)
     if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION:
         _touch(row.id)
     return principal
