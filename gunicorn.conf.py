@@ -12,7 +12,7 @@ import tempfile
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-# Prometheus multiprocess mode: every worker writes its samples here, /metrics adds them up.
+# Shared metrics: every process writes its series here about once a second, /metrics adds them up.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
 from config import WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
@@ -50,6 +50,7 @@ def when_ready(server):
     if not server.cfg.preload_app:
         return
     from api.domain import EXTENSION
+    from registry import metric_files
     from registry.db import db
 
     app = server.app.wsgi()
@@ -58,6 +59,7 @@ def when_ready(server):
     except Exception:  # the workers warm themselves then, as without this
         server.log.exception("could not load the aliased models before forking")
     finally:
+        metric_files.flush(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # what the master loaded counts once, from its own file
         # No database connection may cross the fork (a child closing an inherited SQLite one
         # breaks the WAL index for every process): close what the load opened.
         with app.app_context():
@@ -77,24 +79,30 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Warm every aliased model before this worker takes its first request; start its webhook deliverer."""
+    """Warm every aliased model before this worker takes its first request; start its webhook
+    deliverer and the thread that shares its metrics."""
     from api import delivery
     from api.domain import EXTENSION
+    from registry.metric_files import Flusher
 
     worker.wsgi.extensions[EXTENSION].runtime.models.ensure_started()
     delivery.start_in_worker(worker.wsgi)
+    worker.metric_flusher = Flusher(os.environ["PROMETHEUS_MULTIPROC_DIR"]).start()
 
 
 def worker_exit(server, worker):
-    """Finish the webhook sends in flight (each at most its timeout) before the worker goes."""
+    """Finish the webhook sends in flight (each at most its timeout) before the worker goes; share
+    its last metrics."""
     from api import delivery
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
         delivery.stop_in_worker(worker.wsgi)
+    if getattr(worker, "metric_flusher", None) is not None:
+        worker.metric_flusher.stop()
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges from the multiprocess metrics."""
-    from prometheus_client import multiprocess
+    """A dead worker's counts stay in /metrics; its gauges leave."""
+    from registry import metric_files
 
-    multiprocess.mark_process_dead(worker.pid)
+    metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)

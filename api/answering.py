@@ -38,11 +38,12 @@ def answer(name: str, ref: str, given: PredictionInput, *, render: Callable[[Pre
 
 
 def _count_answer(name: str, ref: str, result: Prediction, elapsed: float) -> None:
-    """Count a successful answer under its version, and under its route when a rollout routed it."""
+    """Count a successful answer under its version (its time under its model), and under its route
+    when a rollout routed it."""
     version = str(result.version)
     series(PREDICTIONS, model=name, version=version, status="200").inc()
-    series(PREDICT_LATENCY, model=name, version=version).observe(elapsed)
-    if result.route is not None:
+    PREDICT_LATENCY.labels(name).observe(elapsed)
+    if result.rollout_id is not None:
         routed = {"model": name, "alias": ref, "route": result.route, "version": version}
         series(ROUTED_PREDICTIONS, **routed, status="200").inc()
         series(ROUTED_LATENCY, **routed).observe(elapsed)
@@ -54,9 +55,9 @@ def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
     found = served_by(exc)
     if found is None:
         return
-    version, route = found
+    version, route, rollout_id = found
     series(PREDICTIONS, model=name, version=str(version), status=str(status)).inc()
-    if route is not None:
+    if rollout_id is not None:
         series(ROUTED_PREDICTIONS, model=name, alias=ref, route=route, version=str(version), status=str(status)).inc()
 
 

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=50, help="versions per model")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scrapes", type=int, default=50)
+    parser.add_argument("--keep-scrape", type=Path, default=None, help="write the last scrape's text here")
     args = parser.parse_args()
     run = {
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -64,7 +65,9 @@ def measure(repo: Path, root: Path, args) -> dict:
             for _ in range(4 * args.workers):
                 _predict(session, f"{url}/models/m{model:03d}/production/predict")
         time.sleep(2)  # every worker's watcher has refreshed since the last change
-        return _scrapes(session, f"{url}/metrics", args.scrapes)
+        figures = _scrapes(session, f"{url}/metrics", args.scrapes, args.keep_scrape)
+        figures["healthz_median_ms"] = _median_ms(session, f"{url}/healthz", args.scrapes)
+        return figures
     finally:
         stop_checkout(server)
 
@@ -85,6 +88,7 @@ def describe(run: dict) -> str:
         f"| scrape time, median (p90) | ≤ {GOAL_MS:g} ms | {scrape['median_ms']:.1f} ms ({scrape['p90_ms']:.1f} ms) |",
         f"| versions named by a series | | {scrape['versions_named']} |",
         f"| lines | | {scrape['lines']} |",
+        f"| `GET /healthz`, median (the framework's part of a request) | | {scrape['healthz_median_ms']:.1f} ms |",
     ])
 
 
@@ -103,13 +107,24 @@ def _predict(session: requests.Session, url: str) -> None:
     session.post(url, json={"instances": [PROBE_ROW]}, timeout=60).raise_for_status()
 
 
-def _scrapes(session: requests.Session, url: str, count: int) -> dict:
+def _median_ms(session: requests.Session, url: str, count: int) -> float:
+    took = []
+    for _ in range(count):
+        started = time.perf_counter()
+        session.get(url, timeout=60).raise_for_status()
+        took.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(took), 2)
+
+
+def _scrapes(session: requests.Session, url: str, count: int, keep: Path | None) -> dict:
     took, text = [], ""
     for _ in range(count):
         started = time.perf_counter()
         text = session.get(url, timeout=60).text
         took.append((time.perf_counter() - started) * 1000)
     took.sort()
+    if keep is not None:
+        keep.write_text(text)
     named = {
         (sample.labels["model"], sample.labels["version"])
         for family in text_string_to_metric_families(text) for sample in family.samples

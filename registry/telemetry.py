@@ -1,7 +1,8 @@
 """Prometheus metrics of the domain (cache, swaps, predictions, rollout routes and shadows).
 
-Defined once at import so every app in a process shares them; in gunicorn the multiprocess
-collector (``PROMETHEUS_MULTIPROC_DIR``) adds them up across workers.
+Defined once at import so every app in a process shares them; with ``PROMETHEUS_MULTIPROC_DIR`` set
+(gunicorn) each process shares its values through a file there, and a scrape adds them up
+(:mod:`registry.metric_files`).
 
 The exposition is bounded by what is served now, not by every version ever served: a series that
 names a version is looked up through :func:`series`, dropped from the process when the version
@@ -15,15 +16,17 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
+from registry import metric_files
 
-def _ensure_multiprocess_directory() -> None:
+
+def _ensure_multiprocess_directory() -> str | None:
     """Create ``PROMETHEUS_MULTIPROC_DIR`` when it is missing: each metric below writes a file there.
 
     A directory that cannot be made stops the start with one line that says so.
     """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
-        return
+        return None
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
@@ -31,9 +34,12 @@ def _ensure_multiprocess_directory() -> None:
             f"PROMETHEUS_MULTIPROC_DIR={directory} cannot be created ({exc.strerror}); "
             "point it at a writable directory, or unset it outside gunicorn"
         ) from None
+    return directory
 
 
-_ensure_multiprocess_directory()
+SHARED_DIRECTORY = _ensure_multiprocess_directory()
+if SHARED_DIRECTORY:
+    metric_files.install()  # before any metric below is built
 
 # Every metric of the registry is named so.
 PREFIX = "registry_"
@@ -51,12 +57,10 @@ PREDICTIONS = _versioned(Counter(
     "registry_predictions_total", "Prediction requests answered", ["model", "version", "status"]
 ), ["model", "version", "status"])
 PREDICT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-PREDICT_LATENCY = _versioned(Histogram(
-    "registry_predict_seconds",
-    "Time to answer a prediction request",
-    ["model", "version"],
-    buckets=PREDICT_BUCKETS,
-), ["model", "version"])
+# Per model, not per version: during a rollout the routed family times each arm.
+PREDICT_LATENCY = Histogram(
+    "registry_predict_seconds", "Time to answer a prediction request", ["model"], buckets=PREDICT_BUCKETS
+)
 # 1 in each live worker that holds the version loaded (in its cache or its alias snapshot).
 MODEL_LOADED = _versioned(Gauge(
     "registry_model_loaded",
@@ -79,15 +83,15 @@ ALIAS_VERSION = Gauge(
     ["model", "alias"],
     multiprocess_mode="livemostrecent",
 )
-# Alias requests by the role that answered them (primary or canary of a rollout).
+# Alias requests of a rollout in progress by the role that answered them (primary or canary).
 ROUTED_PREDICTIONS = _versioned(Counter(
     "registry_routed_predictions_total",
-    "Alias prediction requests answered, by route (primary or canary)",
+    "Alias prediction requests answered during a rollout, by route (primary or canary)",
     ["model", "alias", "route", "version", "status"],
 ), ["model", "alias", "route", "version", "status"])
 ROUTED_LATENCY = _versioned(Histogram(
     "registry_routed_predict_seconds",
-    "Time to answer an alias prediction request, by route",
+    "Time to answer an alias prediction request during a rollout, by route",
     ["model", "alias", "route", "version"],
     buckets=PREDICT_BUCKETS,
 ), ["model", "alias", "route", "version"])
@@ -143,8 +147,8 @@ def hold(model: str, version: str) -> None:
 
 def let_go(model: str, version: str) -> None:
     """A model server of this process let the version go; when none holds it any more, every series
-    of it is dropped from this process (its counts stay in the multiprocess files, and come back if
-    it is served again)."""
+    of it is dropped from this process (with shared metrics its counts stay in this process's file
+    while another process holds the version, and continue if it is served here again)."""
     with _children_lock:
         left = _holders.get((model, version), 0) - 1
         if left > 0:
@@ -152,6 +156,7 @@ def let_go(model: str, version: str) -> None:
             return
         _holders.pop((model, version), None)
     series(MODEL_LOADED, model=model, version=version).set(0)
+    metric_files.retain(model, version)
     with _children_lock:
         gone = _children.pop((model, version), {})
     for family, values in gone:

@@ -1,10 +1,11 @@
 """Liveness, readiness and Prometheus metrics."""
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from api import domain, health
 from api.errors import problem
+from registry import metric_files
 from registry.telemetry import EveryFamily, ServedOnly
 
 blp = Blueprint("ops", __name__, description="Operations")
@@ -40,9 +41,23 @@ def metrics():
     """Prometheus metrics, summed over every worker when running under gunicorn; series that name a
     version only while some live worker holds it."""
     multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
-    source = multiprocess.MultiProcessCollector(None, path=multiproc_dir) if multiproc_dir else REGISTRY
+    source = REGISTRY
+    if multiproc_dir:
+        metric_files.flush(multiproc_dir)  # this worker's own counts as of now; the others' as of their last flush
+        source = SharedFiles(multiproc_dir)
     registry = CollectorRegistry()
     registry.register(EveryFamily(ServedOnly(source)))
     payload = generate_latest(registry)
     # content_type, not mimetype: Flask would append a second "; charset=utf-8"
     return Response(payload, content_type=CONTENT_TYPE_LATEST)
+
+
+class SharedFiles:
+    """A collector: the metrics every process of this host shared in ``directory``, added up."""
+
+    def __init__(self, directory: str):
+        self._directory = directory
+
+    def collect(self):
+        """The summed families."""
+        return metric_files.collect(self._directory)

@@ -24,7 +24,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     try:
         result = _answer(route.servable, request)
     except Exception as exc:
-        exc.served_by = (route.servable.version, route.role)
+        exc.served_by = (route.servable.version, route.role, route.rollout_id)
         if route.rollout_id is not None:
             runtime.figures.answered(tally, time.perf_counter() - started, ok=False)
         raise
@@ -32,11 +32,12 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
         return replace(result, route=route.role)
     runtime.figures.answered(tally, time.perf_counter() - started, ok=True)
     shadow = ShadowJob(route.rollout_id, ref, route.shadow, request, result.predictions) if route.shadow else None
-    return replace(result, route=route.role, shadow=shadow)
+    return replace(result, route=route.role, rollout_id=route.rollout_id, shadow=shadow)
 
 
-def served_by(exc: BaseException) -> tuple[int, str | None] | None:
-    """(version, route) asked to answer when a prediction failed with ``exc``; None when none was found."""
+def served_by(exc: BaseException) -> tuple[int, str | None, int | None] | None:
+    """(version, route, rollout id) asked to answer when a prediction failed with ``exc``; None when
+    none was found."""
     return getattr(exc, "served_by", None)
 
 

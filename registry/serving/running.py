@@ -21,6 +21,7 @@ class Prediction:
     probabilities: list | None = None
     classes: list | None = None
     route: str | None = None
+    rollout_id: int | None = field(default=None, compare=False)  # the rollout that routed it, if any
     shadow: ShadowJob | None = field(default=None, compare=False)  # run after the caller has its answer
 
     def to_dict(self) -> dict:

@@ -1,12 +1,16 @@
 """/metrics on a real gunicorn (2 workers, multiprocess metrics) shows the series of the versions that
 some live worker holds now, not of every version ever served: archived and evicted ones leave it."""
+import os
+import signal
 import time
 
+import psutil
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import server
+from bench.harness.models import artifact_bytes
 from tests.databases import fresh_database
 from tests.helpers import close_app, make_app, scaled_sum, upload_ok
 
@@ -77,3 +81,45 @@ def test_series_of_versions_no_worker_holds_leave_the_scrape(live):
 def test_the_start_says_the_bounds_the_workers_run_with(live):
     log = live.log_path.read_text()
     assert "bounds: MAX_MODEL_MB=" in log and f"{WORKERS} workers" in log
+
+
+def tally(live) -> tuple[float, float]:
+    """Answers of ``tally`` version 1 in the scrape, and how many live workers hold it."""
+    text = requests.get(f"{live.url}/metrics", timeout=10).text
+    found = {"registry_predictions_total": 0.0, "registry_model_loaded": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in found and sample.labels.get("model") == "tally" and sample.labels.get("status") in (None, "200"):
+                found[sample.name] = sample.value
+    return found["registry_predictions_total"], found["registry_model_loaded"]
+
+
+def wait_for(condition, what: str):
+    deadline = time.monotonic() + DEADLINE
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.2)
+    return found
+
+
+def test_every_workers_counts_add_up_and_outlive_a_killed_worker(live):
+    files = {"artifact": ("m.joblib", artifact_bytes(scaled_sum(3)))}
+    assert requests.post(f"{live.url}/models/tally/versions", files=files, headers=live.headers, timeout=30).status_code == 201
+    sent = 0
+
+    def both_workers_hold_it():
+        nonlocal sent
+        for _ in range(5):
+            assert requests.post(f"{live.url}/models/tally/1/predict", json=PROBE, timeout=30).status_code == 200
+            sent += 1
+        return tally(live)[1] == WORKERS
+
+    wait_for(both_workers_hold_it, "both workers to answer with the version")
+    # Each worker shares its counts within about a second.
+    wait_for(lambda: tally(live) == (sent, WORKERS), "every worker's counts in the scrape")
+
+    workers = {child.pid for child in psutil.Process(live.process.pid).children()}
+    os.kill(next(iter(workers)), signal.SIGKILL)
+    wait_for(lambda: len({child.pid for child in psutil.Process(live.process.pid).children()} - workers) == 1,
+             "gunicorn to replace the killed worker")
+    assert tally(live) == (sent, 1)  # the dead worker's counts stay; it holds nothing any more

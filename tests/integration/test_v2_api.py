@@ -263,7 +263,7 @@ def test_inference_is_counted_in_the_predict_metric_families(client, models):
     for status in ("200", "400"):
         counted = value(after, "registry_predictions_total", model="reg", version="2", status=status)
         assert counted - (value(before, "registry_predictions_total", model="reg", version="2", status=status) or 0) == 1
-    assert value(after, "registry_predict_seconds_count", model="reg", version="2") >= 1
+    assert value(after, "registry_predict_seconds_count", model="reg") >= 1
 
 
 def test_the_v2_routes_are_in_the_openapi_document(client):
