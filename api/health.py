@@ -1,19 +1,46 @@
-"""What readiness means, checked in one place for /readyz and the Open Inference Protocol's ready route."""
+"""What readiness means, checked in one place for /readyz and the Open Inference Protocol's ready route.
+
+Ready means "can serve predictions". A process that has read its aliases keeps answering them from
+memory while the database or the artifact store is down: it stays ready, and says it is degraded.
+"""
+from dataclasses import dataclass
+
 from flask import current_app
 from sqlalchemy import text
 
 from api import domain
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
+from registry.telemetry import DEPENDENCY_UP
 
 
-def readiness() -> tuple[dict[str, bool], dict[str, str]]:
-    """Each dependency of this process, true when it is usable; and why, for those that are not."""
-    problems = {"database": database_problem()}
+@dataclass(frozen=True)
+class Readiness:
+    """Each dependency's check, why the failing ones fail, and whether this process can serve."""
+
+    checks: dict[str, bool]
+    problems: dict[str, str]
+    can_serve: bool
+
+    @property
+    def status(self) -> str:
+        """``ready``, or ``degraded`` while serving with a dependency down."""
+        return "degraded" if self.problems else "ready"
+
+
+def readiness() -> Readiness:
+    """Check the database and the artifact store now (and say so in ``registry_dependency_up``)."""
+    problems = {"database": database_problem(), "artifact_store": None}
     if not domain.store().is_reachable():
         problems["artifact_store"] = "the artifact store cannot be written"
-    checks = {"database": problems["database"] is None, "artifact_store": "artifact_store" not in problems}
-    return checks, {name: why for name, why in problems.items() if why}
+    for name, why in problems.items():
+        DEPENDENCY_UP.labels(name).set(0 if why else 1)
+    can_serve = problems["database"] is None or domain.runtime().models.knows_its_aliases
+    return Readiness(
+        checks={name: why is None for name, why in problems.items()},
+        problems={name: why for name, why in problems.items() if why},
+        can_serve=can_serve,
+    )
 
 
 def store_warnings() -> list[str]:

@@ -83,6 +83,13 @@ ALIAS_VERSION = Gauge(
     ["model", "alias"],
     multiprocess_mode="livemostrecent",
 )
+# 1 while a dependency answers, 0 while it does not, as the latest readiness check of a live worker found.
+DEPENDENCY_UP = Gauge(
+    "registry_dependency_up",
+    "1 while a dependency (database, artifact_store) answers, as the latest readiness check found",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
 # Alias requests of a rollout in progress by the role that answered them (primary or canary).
 ROUTED_PREDICTIONS = _versioned(Counter(
     "registry_routed_predictions_total",
@@ -115,7 +122,7 @@ SHADOW_ABS_DIFF = _versioned(Histogram(
 # Every metric of the registry, each declared on every scrape.
 FAMILIES = (
     PREDICTIONS, PREDICT_LATENCY, MODEL_LOADED, CACHE_LOADS, CACHE_LOAD_FAILURES, CACHE_EVICTIONS, SWAPS,
-    ALIAS_VERSION, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
+    ALIAS_VERSION, DEPENDENCY_UP, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -12,9 +12,9 @@ from flask_smorest import Blueprint
 from api import domain, health
 from api.answering import Rendered, answer
 from api.auth import reads
+from api.compression import decoded_body
 from api.errors import ProblemError
 from api.v2 import errors
-from api.compression import decoded_body
 from api.v2.features import TensorInput
 from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata
 from api.v2.outputs import Output, encode_response
@@ -68,10 +68,10 @@ def live():
 @blp.response(200, description='{"ready": true}')
 @blp.alt_response(503, description="not ready, as /readyz says")
 def ready():
-    """Ready when /readyz is: the database answers and the artifact store can be written."""
-    failing = [name for name, ok in health.readiness()[0].items() if not ok]
-    if failing:
-        raise ProblemError(503, f"not ready: {', '.join(failing)} unreachable")
+    """Ready when /readyz is: this process can serve predictions (degraded or not)."""
+    readiness = health.readiness()
+    if not readiness.can_serve:
+        raise ProblemError(503, f"not ready: {', '.join(readiness.problems)} unreachable")
     return {"ready": True}
 
 

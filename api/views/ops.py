@@ -19,17 +19,19 @@ def healthz():
 
 
 @blp.route("/readyz")
-@blp.response(200)
-@blp.alt_response(503, description="The database or the artifact store is unreachable")
+@blp.response(200, description="Can serve predictions: `ready`, or `degraded` with what is down in `problems`")
+@blp.alt_response(503, description="Cannot serve: the database does not answer and this process never read its aliases")
 def readyz():
-    """Ready when the database answers and the artifact store can be written."""
-    checks, problems = health.readiness()
-    if problems:
-        failing = "; ".join(f"{name}: {why}" for name, why in problems.items())
-        return problem(503, "Service Unavailable", f"not ready: {failing}", {"checks": checks})
+    """Ready when this process can serve predictions; a dependency that is down while it can is
+    reported as ``degraded``, not as unready (a load balancer would take the whole fleet out)."""
+    ready = health.readiness()
+    if not ready.can_serve:
+        failing = "; ".join(f"{name}: {why}" for name, why in ready.problems.items())
+        return problem(503, "Service Unavailable", f"not ready: {failing}", {"checks": ready.checks})
     return {
-        "status": "ready",
-        "checks": checks,
+        "status": ready.status,
+        "checks": ready.checks,
+        "problems": ready.problems,
         "unservable": domain.runtime().models.unservable(),
         "warnings": health.store_warnings(),
     }

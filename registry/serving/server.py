@@ -61,6 +61,7 @@ class ModelServer:
         self._started = False
         self._stop = threading.Event()
         self._database_down = False
+        self._read_once = False  # the aliases were read from the database at least once
         self._on_poll = on_poll  # other periodic work of this process's serving (flushing figures)
 
     def servable(self, name: str, ref: str) -> ServableModel:
@@ -104,6 +105,12 @@ class ModelServer:
         """
         self.failures.raise_if_waiting(_failure_key(info), self.loader.stamp(info.sha256))
         return self.cache.get((info.model, info.number), lambda: self._load(info))
+
+    @property
+    def knows_its_aliases(self) -> bool:
+        """True once this process read its aliases from the database: from then on it answers them
+        whatever happens to the database."""
+        return self._read_once
 
     def unservable(self) -> list[dict]:
         """Aliases whose target version this process could not load at its last refresh."""
@@ -178,6 +185,7 @@ class ModelServer:
             # Archiving cannot be undone, so a version archived here after our read stays refused.
             self._archived = archived | self._archived
             self._install(snapshot)
+            self._read_once = True
         for key in self.cache.keys() & archived:
             self.cache.discard(key)
 

@@ -10,8 +10,7 @@ from sklearn.linear_model import Ridge
 from sqlalchemy.exc import ProgrammingError
 
 from registry.catalog import models as catalog
-from registry.db import db
-from tests.helpers import assert_problem, make_app, regression_data, upload
+from tests.helpers import assert_problem, regression_data, upload
 
 # What must never reach a caller: tracebacks, SQL, file paths, connection strings.
 LEAKS = re.compile(
@@ -120,20 +119,27 @@ def test_readyz_is_200_when_database_and_artifact_store_answer(client):
     assert response.get_json() == {
         "status": "ready",
         "checks": {"database": True, "artifact_store": True},
+        "problems": {},
         "unservable": [],
         "warnings": [],
     }
 
 
-def test_readyz_is_503_when_the_artifact_root_cannot_be_written(build_app, tmp_path):
+def test_readyz_is_degraded_not_unready_when_the_artifact_root_cannot_be_written(build_app, tmp_path):
     regular_file = tmp_path / "not-a-directory"
     regular_file.write_text("x")
-    app = build_app(artifact_root=regular_file / "artifacts")
+    client = build_app(artifact_root=regular_file / "artifacts").test_client()
 
-    response = app.test_client().get("/readyz")
+    response = client.get("/readyz")
 
-    body = assert_problem(response, 503, "artifact_store")
-    assert body["errors"]["checks"] == {"database": True, "artifact_store": False}
+    assert response.status_code == 200  # loaded models still answer: a load balancer keeps it
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["checks"] == {"database": True, "artifact_store": False}
+    assert body["problems"] == {"artifact_store": "the artifact store cannot be written"}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'registry_dependency_up{dependency="artifact_store"} 0.0' in metrics
+    assert 'registry_dependency_up{dependency="database"} 1.0' in metrics
 
 
 def _sqlite_in_a_removed_directory(tmp_path) -> str:
@@ -154,6 +160,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(build_app, tmp_path, dat
     ready = client.get("/readyz")
     models = client.get("/models")
 
+    # Never read its aliases: this process cannot serve anything, so it is not ready.
     body = assert_problem(ready, 503, "database")
     assert body["errors"]["checks"] == {"database": False, "artifact_store": True}
     assert_problem(models, 503, "database is unavailable")

@@ -15,6 +15,7 @@ FAMILIES = {
     "registry_model_loaded": "gauge",
     "registry_alias_swaps": "counter",
     "registry_alias_version": "gauge",
+    "registry_dependency_up": "gauge",
     "registry_routed_predictions": "counter",
     "registry_routed_predict_seconds": "histogram",
     "registry_shadow_runs": "counter",

@@ -44,12 +44,18 @@ def test_live_and_ready_answer_true(client):
 
 
 def test_ready_is_503_while_readyz_is(build_app, tmp_path):
+    client = build_app(url="postgresql+psycopg://postgres@127.0.0.1:1/registry?connect_timeout=2").test_client()
+    assert client.get("/readyz").status_code == 503
+    assert_error(client.get("/v2/health/ready"), 503, "database")
+    assert client.get("/v2/health/live").status_code == 200
+
+
+def test_ready_while_degraded_as_readyz_is(build_app, tmp_path):
     regular_file = tmp_path / "not-a-directory"
     regular_file.write_text("x")
     client = build_app(artifact_root=regular_file / "artifacts").test_client()
-    assert client.get("/readyz").status_code == 503
-    assert_error(client.get("/v2/health/ready"), 503, "artifact_store")
-    assert client.get("/v2/health/live").status_code == 200
+    assert client.get("/readyz").get_json()["status"] == "degraded"
+    assert client.get("/v2/health/ready").get_json() == {"ready": True}
 
 
 # -- model metadata and readiness --------------------------------------------------------------
