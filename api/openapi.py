@@ -1,7 +1,8 @@
 """What /openapi.json says beyond the schemas: bearer auth, and each operation's problem responses.
 
 The auth decorators mark operations with their security; ``errors`` marks the statuses only a view
-knows of (409, 410…); ``ProblemDocs`` adds the rest by rule and points every one at problem+json.
+knows of (409, 410…); ``ProblemDocs`` adds the rest by rule and points every one at problem+json (on
+the Open Inference Protocol's routes, at its ``{"error": …}`` body, as application/json).
 """
 from collections.abc import Callable
 from copy import deepcopy
@@ -10,10 +11,12 @@ from apispec import BasePlugin
 from flask_smorest.utils import deepupdate
 
 from api.errors import PROBLEM_JSON
+from registry.names import ALIAS_NAME
 
 BEARER = "bearerAuth"
 NEEDS_TOKEN = [{BEARER: []}]
 TOKEN_IF_CONFIGURED = [{}, {BEARER: []}]  # open unless the deployment sets REQUIRE_AUTH_FOR_READS
+_BY_NUMBER = "x-version-number"  # marks a path parameter ProblemDocs declares as a version number
 
 MEANING = {
     400: "Malformed body: not JSON, or nested deeper than 64 levels",
@@ -25,8 +28,11 @@ MEANING = {
     413: "Body, batch or metadata over its size limit",
     415: "Wrong content type",
     422: "Well-formed but invalid input; `errors` names the fields",
+    429: "Too many failed authentications from this address (bad tokens or sign-ins); Retry-After says when to try again",
     503: "Not ready: the database is unavailable",
 }
+# gunicorn answers a request line over 4,094 bytes itself, before the app sees it, with an HTML page.
+LINE_TOO_LONG = "RequestLineTooLong"
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -39,6 +45,14 @@ PROBLEM_SCHEMA = {
         "detail": {"type": "string"},
         "errors": {"type": "object", "description": "messages per field"},
     },
+}
+
+V2_ERROR = "V2Error"
+V2_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "The Open Inference Protocol's error, with the problem details members beside it",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, **PROBLEM_SCHEMA["properties"]},
 }
 
 
@@ -54,6 +68,12 @@ def errors(*statuses: int) -> Callable:
     return lambda view: document(view, {"responses": {str(s): _name(s) for s in statuses}})
 
 
+def by_number(parameter: str = "ref") -> Callable:
+    """Declare that the operation's ``parameter`` (a path part that reads also take as an alias) must
+    be a version number here: writes never go through an alias."""
+    return lambda view: document(view, {_BY_NUMBER: parameter})
+
+
 class ProblemDocs(BasePlugin):
     """An apispec plugin: the bearer scheme, the problem responses, and which operation gives which."""
 
@@ -61,24 +81,54 @@ class ProblemDocs(BasePlugin):
         """Register the security scheme, the problem schema and one response per status."""
         spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer"})
         spec.components.schema("Problem", PROBLEM_SCHEMA)
+        spec.components.schema(V2_ERROR, V2_ERROR_SCHEMA)
         for status, meaning in MEANING.items():
             content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
             spec.components.response(_name(status), {"description": meaning, "content": content})
+            content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{V2_ERROR}"}}}
+            spec.components.response(_v2_name(status), {"description": meaning, "content": content})
+        spec.components.response(LINE_TOO_LONG, {
+            "description": "Request line (method, path and query) over 4,094 bytes, answered by gunicorn",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        })
+
+    def schema_helper(self, name, definition, **kwargs):
+        """What a marshmallow schema's ``Meta.openapi`` adds to its JSON schema (rules across fields)."""
+        schema = kwargs.get("schema")
+        return dict(getattr(getattr(schema, "Meta", None), "openapi", {}))
+
+    def path_helper(self, path=None, operations=None, parameters=None, **kwargs):
+        """Give the path's ``alias`` parameter the pattern alias names follow (422 otherwise)."""
+        for parameter in parameters or []:
+            if isinstance(parameter, dict) and parameter.get("in") == "path" and parameter.get("name") == "alias":
+                parameter.setdefault("schema", {})["pattern"] = ALIAS_NAME.pattern
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         """Give each operation its statuses, all as problem+json (replacing flask-smorest's error shape)."""
         for operation in (operations or {}).values():
+            number = operation.pop(_BY_NUMBER, None)
+            if number is not None:
+                operation.setdefault("parameters", []).append({
+                    "in": "path", "name": number, "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                    "description": "a version number (an alias is refused with 422 here)",
+                })
             responses = operation.setdefault("responses", {})
             responses.pop("default", None)
+            if "{" in (path or "") or operation.get("parameters"):
+                responses["414"] = LINE_TOO_LONG
             for status in _derived_statuses(path or "", operation):
-                responses[str(status)] = _name(status)
+                if (path or "").startswith("/v2"):  # the protocol has no 422: invalid input is 400
+                    responses.setdefault(str(400 if status == 422 else status), _v2_name(400 if status == 422 else status))
+                else:
+                    responses[str(status)] = _name(status)
 
 
 def _derived_statuses(path: str, operation: dict) -> set[int]:
     statuses = set()
     security = operation.get("security")
     if security:
-        statuses |= {401, 503}  # a token or a lookup means the database answers
+        statuses |= {401, 429, 503}  # a token or a lookup means the database answers; bad ones are limited
         if {} not in security:
             statuses.add(403)
     if "{" in path:
@@ -92,3 +142,7 @@ def _derived_statuses(path: str, operation: dict) -> set[int]:
 
 def _name(status: int) -> str:
     return f"Problem{status}"
+
+
+def _v2_name(status: int) -> str:
+    return f"{V2_ERROR}{status}"

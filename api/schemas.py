@@ -6,7 +6,9 @@ from datetime import timezone
 from marshmallow import Schema, ValidationError, fields, validate
 
 from registry.access.tokens import ROLES
-from registry.names import DEFAULT_ALIAS, MAX_ID
+from registry.aliases.rollouts import HEADER_NAME
+from registry.events.outbox import EVENT_TYPES
+from registry.names import ALIAS_NAME, DEFAULT_ALIAS, MAX_ID, TOKEN_NAME
 from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
 
@@ -19,13 +21,25 @@ class UTCDateTime(fields.DateTime):
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FiniteNumber(fields.Field):
-    """A JSON number that is finite; strings, booleans, NaN, infinities and huge integers are refused."""
+class FiniteNumber(fields.Float):
+    """A JSON number that is finite; strings, booleans, NaN, infinities and huge integers are refused
+    (a number to the OpenAPI document; it keeps the value as sent, int or float)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise ValidationError("must be a finite number")
         return value
+
+
+class WholeNumber(fields.Integer):
+    """A JSON integer: ``3``, or ``3.0`` as JSON Schema counts it; strings, booleans and fractions are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be a whole number")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _finite(value: int | float) -> bool:
@@ -38,6 +52,9 @@ def _finite(value: int | float) -> bool:
 class Text(fields.String):
     """A string the databases can store: no NUL character, no lone UTF-16 surrogate."""
 
+    def __init__(self, *args, metadata: dict | None = None, **kwargs):
+        super().__init__(*args, metadata={"pattern": "^[^\\u0000]*$", **(metadata or {})}, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
@@ -47,6 +64,10 @@ class Text(fields.String):
         except UnicodeEncodeError:
             raise ValidationError("must be valid Unicode (no lone \\ud800-\\udfff surrogates)") from None
         return text
+
+
+# What the OpenAPI document says of a dict whose keys are Text (apispec does not derive it).
+TEXT_KEYS = {"propertyNames": {"pattern": "^[^\\u0000]*$"}}
 
 
 # ---- requests -----------------------------------------------------------------------------
@@ -60,8 +81,16 @@ class PageArgs(Schema):
     per_page = fields.Integer(load_default=DEFAULT_PER_PAGE, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
+SORT_KEY = validate.Regexp(
+    r"^[-+]?(version|created_at|metrics\..+)$",
+    error="unknown sort key: use version, created_at or metrics.<name>, with '-' for descending",
+)
+ALIAS = {"pattern": ALIAS_NAME.pattern, "description": "1-64 lowercase letters, digits, '_' or '-', starting with a letter"}
+
+
 class VersionListArgs(PageArgs):
-    sort = fields.String(load_default=None, metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
+    sort = fields.String(load_default=None, validate=SORT_KEY,
+                         metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
     include_archived = fields.Boolean(load_default=False)
 
 
@@ -88,7 +117,7 @@ class ReasonArgs(Schema):
 
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
-    tags = fields.Dict(keys=Text(), values=Text())
+    tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
 
 
 class VersionPatch(Schema):
@@ -97,7 +126,7 @@ class VersionPatch(Schema):
     error_messages = {"unknown": "cannot be changed: a version's description and tags can, nothing else"}
 
     description = Text(validate=validate.Length(max=10_000))
-    tags = fields.Dict(keys=Text(), values=Text())
+    tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
 
 
 SHA256_HEX = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="must be a sha256: 64 hexadecimal characters")
@@ -106,21 +135,22 @@ SHA256_HEX = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="must be a sha256: 64 h
 class DatasetIn(Schema):
     name = Text(required=True, validate=validate.Length(min=1, max=255))
     sha256 = fields.String(required=True, validate=SHA256_HEX)
-    rows = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**62))
+    rows = WholeNumber(required=True, validate=validate.Range(min=1, max=2**62))
 
 
 class EvaluationRequest(Schema):
     dataset = fields.Nested(DatasetIn, required=True)
     metrics = fields.Dict(
         keys=Text(validate=validate.Length(min=1, max=128)), values=FiniteNumber(), required=True,
-        validate=validate.Length(min=1, error="give at least one metric"),
+        validate=validate.Length(min=1, error="give at least one metric"), metadata={"minProperties": 1},
     )
     note = Text(load_default="", validate=validate.Length(max=2_000))
 
 
 class DatasetEvaluationArgs(PageArgs):
     dataset = fields.String(required=True, validate=SHA256_HEX, metadata={"description": "the dataset's sha256"})
-    sort = fields.String(load_default=None, metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
+    sort = fields.String(load_default=None, validate=SORT_KEY,
+                         metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
     include_archived = fields.Boolean(load_default=False)
 
 
@@ -130,7 +160,7 @@ class UploadMetadata(Schema):
     description = Text(load_default="", validate=validate.Length(max=10_000))
     metrics = fields.Dict(keys=fields.String(), values=FiniteNumber(), load_default=dict)
     params = fields.Dict(keys=fields.String(), load_default=dict)
-    tags = fields.Dict(keys=Text(), values=Text(), load_default=dict)
+    tags = fields.Dict(keys=Text(), values=Text(), load_default=dict, metadata=TEXT_KEYS)
     lineage = fields.Dict(keys=fields.String(), load_default=dict)
     feature_names = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
     input_example = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=1))
@@ -144,29 +174,33 @@ class UploadForm(Schema):
 
 
 class PromoteRequest(Schema):
-    alias = fields.String(load_default=DEFAULT_ALIAS)
+    alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
     reason = Text(load_default="", validate=validate.Length(max=2_000))
     force = fields.Boolean(load_default=False)
 
 
 class RollbackRequest(Schema):
-    alias = fields.String(load_default=DEFAULT_ALIAS)
+    alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
     to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
 class RolloutArm(Schema):
-    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
+    version = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_ID))
     percent = FiniteNumber(
         required=True, validate=validate.Range(min=0, max=100, min_inclusive=False),
-        metadata={"type": "number", "description": "share of the alias's requests, in (0, 100]"},
+        metadata={"exclusiveMinimum": 0, "description": "share of the alias's requests, in (0, 100]"},
     )
 
 
 class RolloutRequest(Schema):
+    class Meta:
+        openapi = {"anyOf": [{"required": [role], "properties": {role: {"type": "object"}}} for role in ("canary", "shadow")]}
+
     canary = fields.Nested(RolloutArm, load_default=None, allow_none=True)
     shadow = fields.Nested(RolloutArm, load_default=None, allow_none=True)
-    sticky_header = fields.String(load_default=None, allow_none=True, metadata={"example": "X-User-Id"})
+    sticky_header = fields.String(load_default=None, allow_none=True,
+                                  metadata={"example": "X-User-Id", "pattern": HEADER_NAME.pattern})
     reason = Text(load_default="", validate=validate.Length(max=2_000))
     force = fields.Boolean(load_default=False)
 
@@ -176,19 +210,23 @@ class RolloutEndRequest(Schema):
 
 
 class TokenRequest(Schema):
-    name = fields.String(required=True)
+    name = fields.String(required=True, metadata={"pattern": TOKEN_NAME.pattern})
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
+WEBHOOK_URL = {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://", "description": "http(s) URL of a public host (unless WEBHOOK_ALLOW_PRIVATE)"}
+EVENT_TYPE = fields.String(metadata={"enum": ["*", *EVENT_TYPES]})
+
+
 class WebhookRequest(Schema):
-    url = Text(required=True, metadata={"description": "http(s) URL of a public host (unless WEBHOOK_ALLOW_PRIVATE)"})
-    events = fields.List(fields.String(), required=True, metadata={"description": 'event types, or ["*"] for all'})
+    url = Text(required=True, metadata=WEBHOOK_URL)
+    events = fields.List(EVENT_TYPE, required=True, metadata={"description": 'event types, or ["*"] for all'})
     description = Text(load_default="", validate=validate.Length(max=2_000))
 
 
 class WebhookPatch(Schema):
-    url = Text()
-    events = fields.List(fields.String())
+    url = Text(metadata=WEBHOOK_URL)
+    events = fields.List(EVENT_TYPE)
     active = fields.Boolean()
     description = Text(validate=validate.Length(max=2_000))
 

@@ -18,7 +18,7 @@ from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata
 from api.v2.outputs import Output, encode_response
-from api.v2.tensors import InferRequest
+from api.v2.tensors import DATATYPES, InferRequest
 from registry.catalog.versions import ready_numbers
 from registry.names import DEFAULT_ALIAS
 from registry.serving.running import Prediction
@@ -29,12 +29,36 @@ EXTENSIONS = ["binary_tensor_data"]
 blp = Blueprint("v2", __name__, description="Open Inference Protocol (V2 REST), as KServe, Triton and MLServer speak it")
 errors.register(blp)
 
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype", "data"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": sorted(DATATYPES)},
+        "parameters": {"type": "object"},
+        "data": {"description": "the values, flat or nested, row-major; their count is the product of shape"},
+    },
+}
+_INFER_SCHEMA = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+        "outputs": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}}},
+        },
+    },
+}
 _INFER_DOC = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"type": "object", "required": ["inputs"]},
+                "schema": _INFER_SCHEMA,
                 "example": {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [0.1, 2.0, 3.5]}]},
             },
             "application/octet-stream": {

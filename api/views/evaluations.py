@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
 from api.content import accepts
-from api.openapi import errors
+from api.openapi import by_number, errors
 from api.schemas import DatasetEvaluationArgs, EvaluationOut, EvaluationRequest, PageArgs, page_of
 from api.views.versions import version_number
 from registry.evaluations import scores as evaluations
@@ -24,6 +24,7 @@ class VersionEvaluations(MethodView):
 
     @requires("ci")
     @errors(410)
+    @by_number()
     @accepts("application/json")
     @blp.arguments(EvaluationRequest)
     @blp.response(201, EvaluationOut)

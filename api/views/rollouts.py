@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts
+from api.openapi import errors
 from api.schemas import MoveOut, RolloutEndRequest, RolloutOut, RolloutRequest
 from registry.aliases import rollouts as state
 from registry.aliases.rollouts import ArmSpec
@@ -15,6 +16,7 @@ blp = Blueprint("rollouts", __name__, description="Rollouts: canary and shadow t
 @blp.route("/models/<name>/aliases/<alias>/rollout")
 class Rollout(MethodView):
     @requires("ci")
+    @errors(409)
     @accepts("application/json")
     @blp.arguments(RolloutRequest())
     @blp.response(200, RolloutOut)
@@ -39,6 +41,7 @@ class Rollout(MethodView):
         return state.get_rollout(name, alias)
 
     @requires("ci")
+    @errors(409)
     @accepts("application/json", body_optional=True)
     @blp.arguments(RolloutEndRequest(), required=False)
     @blp.response(200, RolloutOut)
@@ -51,6 +54,7 @@ class Rollout(MethodView):
 
 @blp.route("/models/<name>/aliases/<alias>/rollout/promote", methods=["POST"])
 @requires("ci")
+@errors(409)
 @accepts("application/json", body_optional=True)
 @blp.arguments(RolloutEndRequest(), required=False)
 @blp.response(200, MoveOut)

@@ -11,7 +11,7 @@ from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
-from api.openapi import errors
+from api.openapi import by_number, errors
 from api.schemas import ReasonArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
 from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
@@ -79,6 +79,7 @@ class Version(MethodView):
         return versions.get_version(name, ref)
 
     @requires("ci")
+    @by_number()
     @accepts("application/json")
     @blp.arguments(VersionPatch)
     @blp.response(200, VersionOut)
@@ -88,6 +89,7 @@ class Version(MethodView):
 
     @requires("admin")
     @errors(409)
+    @by_number()
     @blp.arguments(ReasonArgs, location="query")
     @blp.response(200, VersionOut)
     def delete(self, args, name, ref):
@@ -130,7 +132,8 @@ def version_number(ref: str, verb: str) -> int:
 def _check_upload_fields() -> None:
     """Refuse parts other than ``artifact`` and ``metadata``, so a typo is not silently ignored."""
     _parse_form()
-    unknown = sorted((set(request.files) | set(request.form)) - {"artifact", "metadata"})
+    parts = {name or "(a part without a name)" for name in (*request.files, *request.form)}
+    unknown = sorted(parts - {"artifact", "metadata"})
     if unknown:
         raise ProblemError(
             422,

@@ -146,6 +146,22 @@ def test_an_unknown_form_field_is_422_so_a_typo_is_not_silently_ignored(app, cli
     assert_nothing_stored(app, client)
 
 
+def test_a_part_without_a_name_is_422_not_a_500(app, client, admin):
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"artifact\"; filename=\"m.joblib\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + artifact_bytes(fitted()) + (
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; filename=\"x\"\r\n\r\nx\r\n--{boundary}--\r\n"
+    ).encode()
+
+    response = client.post("/models/housing/versions", data=body, headers=admin,
+                           content_type=f"multipart/form-data; boundary={boundary}")
+
+    assert_refused(response, 422, "a part without a name")
+    assert_nothing_stored(app, client)
+
+
 @pytest.mark.parametrize("metadata, fragment", [
     pytest.param("{not json", "metadata is not valid JSON", id="not-json"),
     pytest.param("[1, 2]", "metadata must be a JSON object", id="a-list"),
