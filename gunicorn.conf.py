@@ -1,7 +1,7 @@
 """gunicorn settings for production and for the end-to-end tests: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
 Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2 per core),
-plus the app's own variables (config.py).
+WORKER_THREADS (default 4), plus the app's own variables (config.py).
 """
 import os
 import shutil
@@ -19,7 +19,10 @@ from config import WORKERS  # noqa: E402  (after the environment above: config r
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = WORKERS
-worker_class = "sync"
+# Threads, so a request that waits on the database (a SQLite file another process holds locked, a
+# slow PostgreSQL) never holds up the predictions behind it: they run on the worker's other threads.
+worker_class = "gthread"
+threads = int(os.environ.get("WORKER_THREADS", "4"))
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True
 timeout = 120

@@ -17,6 +17,7 @@ if not _had_metrics_dir:
 bind = _settings["bind"]
 workers = _settings["workers"]
 worker_class = _settings["worker_class"]
+threads = _settings["threads"]
 preload_app = _settings["preload_app"]
 timeout = _settings["timeout"]
 graceful_timeout = _settings["graceful_timeout"]

@@ -1,6 +1,6 @@
 """The cost of a rollout: ``python -m bench.rollouts [--duration 10] [--rounds 2]``.
 
-One registry (gunicorn, 2 sync workers, SQLite) serves two models built from the same three
+One registry (gunicorn, 2 workers, SQLite) serves two models built from the same three
 logistic-regression fits: ``plain`` (production on v1, nothing else) and ``rolled`` (production on v1
 with a 10 % canary on v2 and a 50 % shadow on v3). wrk drives each alias route in turn, interleaved
 ``--rounds`` times so that drift on a shared machine hits both alike; per window: rps, p50, p99,
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": report.command_line("bench.rollouts"),
         "machine": report.machine_facts(),
-        "setup": (f"gunicorn {servers.WORKERS} sync workers (gunicorn.conf.py settings), SQLite; wrk 1 thread, "
+        "setup": (f"gunicorn {servers.WORKERS} workers (gunicorn.conf.py settings), SQLite; wrk 1 thread, "
                   f"c={args.concurrency}, {args.duration} s per window after {args.warmup} s warm-up, "
                   f"{args.rounds} interleaved rounds; logistic regression, {models.FEATURES} features, 1-row body; "
                   "rolled = 10 % canary + 50 % shadow, no sticky header"),

@@ -1,6 +1,6 @@
 """Run every benchmark and report: ``python -m bench.run_all [--duration 10]`` (``make bench``).
 
-Starts the registry and the baseline app under gunicorn (2 sync workers each, BLAS threads pinned to 1),
+Starts the registry and the baseline app under gunicorn (2 workers each, BLAS threads pinned to 1),
 drives them with wrk at 127.0.0.1, prints a table, and writes JSON + Markdown to bench/results/.
 Figures only: nothing here passes or fails on time.
 """
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": report.command_line(),
         "machine": report.machine_facts(),
-        "setup": (f"gunicorn {servers.WORKERS} sync workers per server (gunicorn.conf.py settings), BLAS threads 1, "
+        "setup": (f"gunicorn {servers.WORKERS} workers per server (gunicorn.conf.py settings), BLAS threads 1, "
                   f"SQLite; wrk 1 thread, {args.duration} s per window after {args.warmup} s warm-up; "
                   f"{models.FEATURES} features; forest = 100 trees; 2-class"),
         "options": {k: str(v) for k, v in vars(args).items()},
