@@ -4,7 +4,10 @@ import re
 import pytest
 from sklearn.linear_model import Ridge
 
+from sqlalchemy import delete
+
 from registry.db import db
+from registry.tables import ApiToken
 from tests.helpers import assert_problem, make_app, regression_data, upload
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -185,3 +188,18 @@ def test_with_require_auth_for_reads_health_checks_stay_open(build_app):
 
     assert guarded.get("/healthz").status_code == 200
     assert guarded.get("/readyz").status_code == 200
+
+
+def test_a_token_revoked_by_another_worker_stops_writing_at_once_and_reading_within_the_trust_window(
+        build_app, app, client, admin):
+    revoked = bearer(create(client, admin, name="revoked-elsewhere", role="ci").get_json()["token"])
+    upload(client, admin, "housing", ridge())
+    guarded = build_app(REQUIRE_AUTH_FOR_READS=True).test_client()
+    assert guarded.get("/models/housing", headers=revoked).status_code == 200  # this worker verified it
+
+    with app.app_context():  # another worker revokes it: this one's memory of it is untouched
+        db.session.execute(delete(ApiToken).where(ApiToken.name == "revoked-elsewhere"))
+        db.session.commit()
+
+    assert guarded.get("/models/housing", headers=revoked).status_code == 200  # reads trust it for up to 5 s
+    assert_problem(upload(guarded, revoked, "housing", ridge(alpha=2.0)), 401)  # writes ask the database every time
