@@ -3,10 +3,12 @@ config, and how the changes its use cases commit reach that runtime."""
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from sqlalchemy.engine import make_url
 
 from registry.artifacts.store import ArtifactStore
 from registry.changes import committed
 from registry.serving.loader import ArtifactLoader
+from registry.serving.notifications import ChangeListener
 from registry.serving.runtime import Runtime, build_runtime
 
 EXTENSION = "model_registry"
@@ -33,6 +35,10 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = Domain(store, runtime)
     committed.connect(_serve_committed)  # once per process: connecting again changes nothing
     if config["WATCH_ALIASES"]:
+        url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+        if url.get_backend_name() == "postgresql":
+            conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            runtime.models.listen(ChangeListener(conninfo))
         app.before_request(runtime.models.ensure_started)
 
 

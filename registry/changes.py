@@ -4,13 +4,15 @@ over once it commits, as the outbox does for webhooks.
 A use case calls :func:`record` inside its write transaction; if the transaction rolls back, its
 changes go with it. After the commit, :data:`committed` is sent once with every change the
 transaction recorded, in order. The app connects the receiver that hands them to its runtime (and
-wakes its webhook deliverer); other processes learn the same changes from the database.
+wakes its webhook deliverer); other processes learn the same changes from the database: on
+PostgreSQL at once, from a ``NOTIFY`` on :data:`CHANNEL` sent in the same transaction
+(:mod:`registry.serving.notifications` listens), otherwise at their next poll.
 """
 import logging
 from dataclasses import dataclass
 
 from blinker import Namespace
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from registry.db import db
@@ -19,6 +21,7 @@ from registry.facts import RolloutSpec, VersionInfo
 log = logging.getLogger(__name__)
 
 _RECORDED = "registry_changes"  # the session.info key of the changes of the open transaction
+CHANNEL = "registry_changes"  # PostgreSQL's notification channel of changes other processes serve
 
 committed = Namespace().signal("registry-changes-committed")
 
@@ -60,8 +63,17 @@ Change = AliasServes | AliasDeleted | VersionRetired | EventsRecorded
 def record(change: Change) -> None:
     """Add ``change`` to the current transaction; it is handed over if, and once, the transaction commits."""
     recorded = db.session.info.setdefault(_RECORDED, [])
-    if change not in recorded:
-        recorded.append(change)
+    if change in recorded:
+        return
+    served = not isinstance(change, EventsRecorded)
+    if served and not any(not isinstance(c, EventsRecorded) for c in recorded) and _on_postgresql():
+        # Delivered when the transaction commits, and not at all if it rolls back.
+        db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    recorded.append(change)
+
+
+def _on_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
 
 
 @event.listens_for(Session, "after_commit")

@@ -60,6 +60,8 @@ class ModelServer:
         self._held_lock = threading.Lock()
         self._started = False
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._listener = None
         self._database_down = False
         self._read_once = False  # the aliases were read from the database at least once
         self._on_poll = on_poll  # other periodic work of this process's serving (flushing figures)
@@ -143,6 +145,11 @@ class ModelServer:
                 snapshot[key] = state
             self._install(snapshot)
 
+    def listen(self, listener) -> None:
+        """Be woken by ``listener`` (a :class:`~registry.serving.notifications.ChangeListener`, started
+        with the watcher) as soon as another process commits a change, instead of at the next poll."""
+        self._listener = listener
+
     def ensure_started(self) -> None:
         """Warm every aliased model, then keep the snapshot fresh from a daemon thread."""
         with self._lock:
@@ -151,10 +158,19 @@ class ModelServer:
             self._started = True
         self._refresh_logged()
         threading.Thread(target=self._watch, name="alias-watcher", daemon=True).start()
+        if self._listener is not None:
+            self._listener.start(self.wake)
+
+    def wake(self) -> None:
+        """Refresh now rather than at the next poll (another process committed a change)."""
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop the watcher thread (tests and shutdown)."""
         self._stop.set()
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
 
     def refresh(self) -> None:
         """Read every alias from the database when anything moved; load what moved, then swap it in.
@@ -308,7 +324,11 @@ class ModelServer:
         return servable
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        while True:
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self._refresh_logged()
             self._on_poll()
 

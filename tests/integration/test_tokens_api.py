@@ -3,12 +3,11 @@ import re
 
 import pytest
 from sklearn.linear_model import Ridge
-
 from sqlalchemy import delete
 
 from registry.db import db
 from registry.tables import ApiToken
-from tests.helpers import assert_problem, make_app, regression_data, upload
+from tests.helpers import assert_problem, regression_data, upload
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
