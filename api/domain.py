@@ -25,7 +25,7 @@ class Domain:
 def init_app(app: Flask) -> None:
     """Build the app's store and runtime; its runtime serves what the app commits, once it commits."""
     config = app.config
-    store = ArtifactStore(config["ARTIFACT_ROOT"])
+    store = ArtifactStore(_local_root(str(config["ARTIFACT_ROOT"])))
     runtime = build_runtime(
         ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024),
         cache_size=config["MODEL_CACHE_SIZE"],
@@ -40,6 +40,18 @@ def init_app(app: Flask) -> None:
             conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
             runtime.models.listen(ChangeListener(conninfo))
         app.before_request(runtime.models.ensure_started)
+
+
+def _local_root(root: str) -> str:
+    """``ARTIFACT_ROOT`` as a directory; a URL (``s3://…``, or any scheme) stops the start with one line,
+    rather than becoming a local directory named after its scheme."""
+    scheme, separator, _ = root.partition("://")
+    if separator and scheme.isidentifier():
+        raise SystemExit(
+            f"ARTIFACT_ROOT={root}: {scheme}:// is not a store this release can use; "
+            "set ARTIFACT_ROOT to a directory (object storage is not supported yet)"
+        )
+    return root
 
 
 def store() -> ArtifactStore:
