@@ -33,6 +33,7 @@ _values: "weakref.WeakSet[SharedValue]" = weakref.WeakSet()
 # (model, version) -> {(family, sample): value}: counts of series this process let go of.
 _retained: dict[tuple[str, str], dict[tuple, float]] = {}
 _written: dict[str, bytes] = {}  # path -> what this process last wrote there
+_flushing = threading.Lock()  # one flush at a time per process: they share the temporary file
 
 
 class SharedValue:
@@ -146,6 +147,11 @@ def _live_files(directory: str) -> list[str]:
 
 def flush(directory: str) -> None:
     """Write this process's series to its file in ``directory`` (when they changed since the last write)."""
+    with _flushing:
+        _flush(directory)
+
+
+def _flush(directory: str) -> None:
     own = os.path.join(directory, f"{os.getpid()}{SUFFIX}")
     if _retained:
         snapshot = _snapshot()

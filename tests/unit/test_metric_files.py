@@ -1,6 +1,7 @@
 """Metrics shared across processes through one small file each: sums, retained counts, dead processes."""
 import multiprocessing
 import os
+import threading
 
 import prometheus_client.values
 import pytest
@@ -118,3 +119,22 @@ def test_an_unchanged_process_does_not_rewrite_its_file(shared):
     families["answers"].labels("m", "1").inc()
     metric_files.flush(directory)
     assert os.stat(path).st_ino != written
+
+
+def test_flushes_from_many_threads_at_once_leave_a_whole_file(shared):
+    directory, families = shared
+    counter = families["answers"].labels("m", "1")
+
+    def flush_often():
+        for _ in range(200):
+            counter.inc()
+            metric_files.flush(directory)
+
+    threads = [threading.Thread(target=flush_often) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metric_files.flush(directory)
+    assert sample(directory, "registry_predictions_total", model="m", version="1") == 1600
+    assert [p for p in os.listdir(directory) if p.endswith(".tmp")] == []
