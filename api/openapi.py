@@ -79,6 +79,7 @@ class ProblemDocs(BasePlugin):
 
     def init_spec(self, spec):
         """Register the security scheme, the problem schema and one response per status."""
+        self._spec = spec
         spec.components.security_scheme(BEARER, {"type": "http", "scheme": "bearer"})
         spec.components.schema("Problem", PROBLEM_SCHEMA)
         spec.components.schema(V2_ERROR, V2_ERROR_SCHEMA)
@@ -117,11 +118,20 @@ class ProblemDocs(BasePlugin):
             responses.pop("default", None)
             if "{" in (path or "") or operation.get("parameters"):
                 responses["414"] = LINE_TOO_LONG
+            _name_property_names(self._spec.components.schemas)
             for status in _derived_statuses(path or "", operation):
                 if (path or "").startswith("/v2"):  # the protocol has no 422: invalid input is 400
                     responses.setdefault(str(400 if status == 422 else status), _v2_name(400 if status == 422 else status))
                 else:
                     responses[str(status)] = _name(status)
+
+
+def _name_property_names(schemas: dict) -> None:
+    """Turn each property's ``x-propertyNames`` (a field's metadata) into JSON Schema's ``propertyNames``."""
+    for schema in schemas.values():
+        for prop in schema.get("properties", {}).values():
+            if "x-propertyNames" in prop:
+                prop["propertyNames"] = prop.pop("x-propertyNames")
 
 
 def _derived_statuses(path: str, operation: dict) -> set[int]:

@@ -66,8 +66,9 @@ class Text(fields.String):
         return text
 
 
-# What the OpenAPI document says of a dict whose keys are Text (apispec does not derive it).
-TEXT_KEYS = {"propertyNames": {"pattern": "^[^\\u0000]*$"}}
+# What the OpenAPI document says of a dict whose keys are Text: apispec keeps only "x-" keys of a
+# field's metadata, and ProblemDocs renames this one to propertyNames.
+TEXT_KEYS = {"x-propertyNames": {"pattern": "^[^\\u0000]*$"}}
 
 
 # ---- requests -----------------------------------------------------------------------------

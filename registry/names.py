@@ -8,7 +8,7 @@ ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LATEST = "latest"
 DEFAULT_ALIAS = "production"
-MAX_ID = 2**63 - 1  # the largest number a database integer column holds: no id or version is above it
+MAX_ID = 2**31 - 1  # the largest number every database integer column holds (PostgreSQL integer): no id or version is above it
 
 
 def check_model_name(name: str) -> str:
