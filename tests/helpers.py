@@ -1,6 +1,7 @@
 """Helpers shared by the tests: apps on a given database, small fitted models, uploads, problem checks."""
 import io
 import json
+import time
 
 import numpy as np
 
@@ -99,3 +100,12 @@ class WrappedLoader:
 
     def stamp(self, sha256):
         return self.loader.stamp(sha256)
+
+
+def wait_for(condition, what: str, deadline_seconds: float = 30.0):
+    """``condition()``'s first truthy value, polled every 0.2 s; fails naming ``what`` after the deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.2)
+    return found

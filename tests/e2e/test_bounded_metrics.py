@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.harness import server
 from bench.harness.models import artifact_bytes
 from tests.databases import fresh_database
-from tests.helpers import close_app, make_app, scaled_sum, upload_ok
+from tests.helpers import close_app, make_app, scaled_sum, upload_ok, wait_for
 
 ADMIN_TOKEN = "e2e-metrics-token"
 WORKERS = 2
@@ -92,14 +92,6 @@ def tally(live) -> tuple[float, float]:
             if sample.name in found and sample.labels.get("model") == "tally" and sample.labels.get("status") in (None, "200"):
                 found[sample.name] = sample.value
     return found["registry_predictions_total"], found["registry_model_loaded"]
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + DEADLINE
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.2)
-    return found
 
 
 def test_every_workers_counts_add_up_and_outlive_a_killed_worker(live):

@@ -14,9 +14,11 @@ from sqlalchemy.engine import make_url
 
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness.traffic import move
 from tests.databases import BACKEND, fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.e2e.tcp_proxy import CuttableProxy
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="a database server's outage: the PostgreSQL pass runs it")
 
@@ -38,8 +40,7 @@ def outage(tmp_path_factory):
             live = server.start(env, root, workers=1)
             try:
                 assert upload(live, "kept", scaled_sum(2)).status_code == 201
-                promoted = requests.post(f"{live.url}/models/kept/versions/1/promote", json={}, headers=live.headers, timeout=30)
-                assert promoted.status_code == 200
+                move(live, "promote", "kept", 1)
                 created = requests.post(f"{live.url}/tokens", json={"name": "app", "role": "reader"}, headers=live.headers, timeout=30)
                 assert created.status_code == 201, created.text
                 yield live, proxy, {"Authorization": f"Bearer {created.json()['token']}"}
@@ -50,14 +51,6 @@ def outage(tmp_path_factory):
 def predict(live, reader) -> requests.Response:
     return requests.post(f"{live.url}/models/kept/production/predict", json={"instances": [PROBE_ROW]},
                          headers=reader, timeout=30)
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + DEADLINE
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.2)
-    return found
 
 
 def test_predictions_go_on_readiness_says_degraded_and_writes_are_503_through_an_outage(outage):
@@ -86,7 +79,7 @@ def test_predictions_go_on_readiness_says_degraded_and_writes_are_503_through_an
     assert write.status_code == 503 and "database" in write.json()["detail"]
 
     # Recovery needs no restart.
-    wait_for(lambda: requests.get(f"{live.url}/readyz", timeout=30).json()["status"] == "ready", "readiness")
+    wait_for(lambda: requests.get(f"{live.url}/readyz", timeout=30).json()["status"] == "ready", "readiness", DEADLINE)
     assert upload(live, "kept", scaled_sum(3)).status_code == 201
     assert predict(live, reader).status_code == 200
 

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 
 from bench.harness import server
 from bench.harness.models import scaled_sum, upload
+from bench.harness.traffic import move
 from config import BASE_DIR
 from tests.databases import fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
@@ -32,8 +32,7 @@ def live(tmp_path_factory):
         live = server.start(env, root, workers=2)
         try:
             assert upload(live, "m", scaled_sum(2)).status_code == 201
-            promoted = requests.post(f"{live.url}/models/m/versions/1/promote", json={}, headers=live.headers, timeout=30)
-            assert promoted.status_code == 200
+            move(live, "promote", "m", 1)
             yield live
         finally:
             live.stop()

@@ -64,15 +64,20 @@ def test_every_processes_counts_add_up_and_a_forked_one_starts_from_zero(shared)
     assert sample(directory, "registry_predict_seconds_sum", model="m") == pytest.approx(0.55)
 
 
-def test_a_dead_processes_counts_stay_and_its_gauges_leave(shared):
-    directory, families = shared
+def another_holder(directory: str, families: dict, answers: int) -> int:
+    """A forked process that holds m/1 and counted ``answers`` of it, then exits; its pid."""
 
-    def worker():
+    def holder():
         families["loaded"].labels("m", "1").set(1)
-        families["answers"].labels("m", "1").inc(4)
+        families["answers"].labels("m", "1").inc(answers)
         metric_files.flush(directory)
 
-    pid = in_another_process(worker)
+    return in_another_process(holder)
+
+
+def test_a_dead_processes_counts_stay_and_its_gauges_leave(shared):
+    directory, families = shared
+    pid = another_holder(directory, families, 4)
     assert sample(directory, "registry_model_loaded", model="m", version="1") == 1
 
     metric_files.retire(directory, pid)
@@ -83,13 +88,7 @@ def test_a_dead_processes_counts_stay_and_its_gauges_leave(shared):
 
 def test_a_let_go_version_keeps_its_count_while_another_process_holds_it(shared):
     directory, families = shared
-
-    def holder():
-        families["loaded"].labels("m", "1").set(1)
-        families["answers"].labels("m", "1").inc(2)
-        metric_files.flush(directory)
-
-    holder_pid = in_another_process(holder)
+    holder_pid = another_holder(directory, families, 2)
     families["answers"].labels("m", "1").inc(3)
     metric_files.retain("m", "1")  # this process lets version 1 go
     families["answers"].remove("m", "1")
