@@ -42,7 +42,17 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
     )
+    # A directory (one machine, or a shared mount) or s3://bucket/prefix (a fleet: docs/scaling.md).
     ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
+    # The S3 endpoint and credentials, by their standard names (unset: the client's own lookup).
+    AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+    AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID") or None
+    AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY") or None
+    AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    # With an S3 store: this machine's copies of artifacts, shared by its workers, and their byte budget
+    # (what an alias or a rollout serves is kept even over it).
+    ARTIFACT_CACHE_DIR = Path(os.environ.get("ARTIFACT_CACHE_DIR", INSTANCE_DIR / "artifact-cache"))
+    ARTIFACT_CACHE_MB = _int("ARTIFACT_CACHE_MB", 10_240)
     ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN") or None
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
     # What an artifact may unpack to (decompressed bytes and arrays): by default a quarter of a worker's

@@ -57,8 +57,10 @@ def when_ready(server):
     from registry.db import db
 
     app = server.app.wsgi()
+    domain = app.extensions[EXTENSION]
     try:
-        app.extensions[EXTENSION].runtime.models.refresh()
+        with domain.store.cached_only():  # an S3 client used here would hang in every worker after the fork
+            domain.runtime.models.refresh()
     except Exception:  # the workers warm themselves then, as without this
         server.log.exception("could not load the aliased models before forking")
     finally:

@@ -5,8 +5,12 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy.engine import make_url
 
+from registry import lookups
+from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import ArtifactStore
+from registry.artifacts.stores import UnknownStore, open_store
 from registry.changes import committed
+from registry.db import end_read
 from registry.serving.loader import ArtifactLoader
 from registry.serving.notifications import ChangeListener
 from registry.serving.runtime import Runtime, build_runtime
@@ -25,7 +29,7 @@ class Domain:
 def init_app(app: Flask) -> None:
     """Build the app's store and runtime; its runtime serves what the app commits, once it commits."""
     config = app.config
-    store = ArtifactStore(_local_root(str(config["ARTIFACT_ROOT"])))
+    store = _store(app)
     runtime = build_runtime(
         ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024),
         cache_size=config["MODEL_CACHE_SIZE"],
@@ -42,16 +46,37 @@ def init_app(app: Flask) -> None:
         app.before_request(runtime.models.ensure_started)
 
 
-def _local_root(root: str) -> str:
-    """``ARTIFACT_ROOT`` as a directory; a URL (``s3://…``, or any scheme) stops the start with one line,
-    rather than becoming a local directory named after its scheme."""
-    scheme, separator, _ = root.partition("://")
-    if separator and scheme.isidentifier():
-        raise SystemExit(
-            f"ARTIFACT_ROOT={root}: {scheme}:// is not a store this release can use; "
-            "set ARTIFACT_ROOT to a directory (object storage is not supported yet)"
+def _store(app: Flask, root: str | None = None) -> ArtifactStore:
+    """The store ``root`` (default ``ARTIFACT_ROOT``) names; one that cannot be used stops the start with one line."""
+    config = app.config
+
+    def serving() -> set[str]:
+        with app.app_context():
+            digests = lookups.served_digests()
+            end_read()
+            return digests
+
+    try:
+        return open_store(
+            root or str(config["ARTIFACT_ROOT"]),
+            s3=S3Settings(
+                url="",
+                endpoint=config["AWS_ENDPOINT_URL"],
+                access_key_id=config["AWS_ACCESS_KEY_ID"],
+                secret_access_key=config["AWS_SECRET_ACCESS_KEY"],
+                region=config["AWS_REGION"],
+            ),
+            cache_dir=config["ARTIFACT_CACHE_DIR"],
+            cache_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
+            serving=serving,
         )
-    return root
+    except UnknownStore as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def open_configured_store(root: str) -> ArtifactStore:
+    """Another store than the app's, reached with the app's S3 settings and node cache (``artifacts migrate``)."""
+    return _store(current_app, root)
 
 
 def store() -> ArtifactStore:

@@ -1,7 +1,8 @@
 """What readiness means, checked in one place for /readyz and the Open Inference Protocol's ready route.
 
 Ready means "can serve predictions". A process that has read its aliases keeps answering them from
-memory while the database or the artifact store is down: it stays ready, and says it is degraded.
+memory while the database or the artifact store is down: it stays ready, and says it is degraded. A new
+process is not ready until it holds every aliased version it could not fetch for want of the store.
 """
 from dataclasses import dataclass
 
@@ -30,12 +31,14 @@ class Readiness:
 
 def readiness() -> Readiness:
     """Check the database and the artifact store now (and say so in ``registry_dependency_up``)."""
-    problems = {"database": database_problem(), "artifact_store": None}
-    if not domain.store().is_reachable():
-        problems["artifact_store"] = "the artifact store cannot be written"
+    problems = {"database": database_problem(), "artifact_store": domain.store().problem()}
     for name, why in problems.items():
         DEPENDENCY_UP.labels(name).set(0 if why else 1)
-    can_serve = problems["database"] is None or domain.runtime().models.knows_its_aliases
+    models = domain.runtime().models
+    starved = models.starved()
+    if starved and problems["artifact_store"] is None:  # it answered since: loads are due at the next poll
+        problems["artifact_store"] = "aliased versions are still being fetched from the artifact store"
+    can_serve = (problems["database"] is None or models.knows_its_aliases) and not starved
     return Readiness(
         checks={name: why is None for name, why in problems.items()},
         problems={name: why for name, why in problems.items() if why},

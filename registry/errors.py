@@ -65,12 +65,22 @@ class ArtifactCorrupted(RegistryError):
     """A stored artifact whose bytes no longer match its sha256. Always a server-side problem."""
 
 
+class ArtifactMissing(ArtifactCorrupted):
+    """A version's artifact is not in the store at all (deleted, or the store was restored without it)."""
+
+
 class StoreFull(RegistryError):
     """The artifact store has no room left (ENOSPC, EDQUOT): an operator must free or add space."""
 
 
 class StoreUnavailable(RegistryError):
-    """The artifact store cannot be written (read-only, permissions, gone, I/O errors) right now."""
+    """The artifact store cannot be read or written right now (read-only, permissions, a disk or an
+    object store that does not answer): it may pass, so callers are told when to retry."""
+
+
+class NotFetchedYet(StoreUnavailable):
+    """An artifact that is not in this machine's node cache, asked for where it may not be fetched
+    (gunicorn's master warming models before it forks: the workers fetch it)."""
 
 
 class DatabaseFileGone(RegistryError):

@@ -145,3 +145,21 @@ def rollouts_using(version: ModelVersion) -> list[Rollout]:
             (Rollout.canary_version_id == version.id) | (Rollout.shadow_version_id == version.id),
         )
     ).scalars())
+
+
+def served_digests() -> set[str]:
+    """The sha256 of every version an alias (``latest`` included) or a running rollout serves."""
+    aliased = select(ModelVersion.sha256).join(Alias, Alias.version_id == ModelVersion.id)
+    arms = select(ModelVersion.sha256).join(
+        Rollout, (Rollout.canary_version_id == ModelVersion.id) | (Rollout.shadow_version_id == ModelVersion.id)
+    ).where(Rollout.ended_at.is_(None))
+    highest = (
+        select(ModelVersion.model_id, func.max(ModelVersion.number).label("number"))
+        .where(ModelVersion.status == "ready")
+        .group_by(ModelVersion.model_id)
+        .subquery()
+    )
+    latest = select(ModelVersion.sha256).join(
+        highest, (highest.c.model_id == ModelVersion.model_id) & (highest.c.number == ModelVersion.number)
+    )
+    return set(db.session.execute(aliased.union(arms, latest)).scalars())

@@ -119,10 +119,24 @@ SHADOW_ABS_DIFF = _versioned(Histogram(
     buckets=(0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0),
 ), ["model", "alias", "version"])
 
+ARTIFACT_STORE_ERRORS = Counter(
+    "registry_artifact_store_errors_total",
+    "Artifact reads that failed: missing or damaged (an operator must repair), unavailable (the store is down)",
+    ["kind"],
+)
+ARTIFACT_CACHE_FILLS = Counter(
+    "registry_artifact_cache_fills_total", "Artifacts downloaded into this machine's node cache",
+)
+ARTIFACT_CACHE_EVICTIONS = Counter(
+    "registry_artifact_cache_evictions_total",
+    "Artifacts removed from this machine's node cache to fit ARTIFACT_CACHE_MB",
+)
+
 # Every metric of the registry, each declared on every scrape.
 FAMILIES = (
     PREDICTIONS, PREDICT_LATENCY, MODEL_LOADED, CACHE_LOADS, CACHE_LOAD_FAILURES, CACHE_EVICTIONS, SWAPS,
     ALIAS_VERSION, DEPENDENCY_UP, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
+    ARTIFACT_STORE_ERRORS, ARTIFACT_CACHE_FILLS, ARTIFACT_CACHE_EVICTIONS,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

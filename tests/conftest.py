@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from flask_migrate import upgrade
 
+from bench.harness import s3_server as seaweedfs
 from bench.harness.databases import POSTGRES_URL, libpq_conninfo
 from registry.db import db
 from tests.databases import BACKEND, fresh_database, use_postgres_server
@@ -47,6 +48,21 @@ def postgres_server():
     with serving_postgres(POSTGRES_URL) as url:
         use_postgres_server(url)
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS), started once per run by the first test that needs one."""
+    with seaweedfs.running(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_prefix(s3_server, request):
+    """``(bucket, prefix)``: a place of its own for one test in the run's one bucket (SeaweedFS gives
+    each bucket volumes of its own, so a bucket per test would soon run out of them)."""
+    s3_server.create_bucket("tests")
+    return "tests", f"t{abs(hash(request.node.nodeid)) % 10**12}"
 
 
 @pytest.fixture(scope="session")

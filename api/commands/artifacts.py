@@ -1,4 +1,5 @@
-"""``flask artifacts …``: collect what crashes left in the artifact store, and verify what is stored."""
+"""``flask artifacts …``: collect what crashes left in the artifact store, verify what is stored, and copy
+a local store to S3."""
 import sys
 from collections.abc import Iterable, Iterator
 
@@ -8,10 +9,12 @@ from tqdm import tqdm
 
 from api import domain
 from registry.artifacts.gc import collect_garbage
+from registry.artifacts.local_store import LocalStore
+from registry.artifacts.migrate import migrate_store
 from registry.artifacts.verify import verify_artifacts
 from registry.errors import RegistryError
 
-group = AppGroup("artifacts", help="Collect leftovers in the artifact store and verify stored files.")
+group = AppGroup("artifacts", help="Collect leftovers in the artifact store, verify stored files, copy a store to S3.")
 
 MB = 1024 * 1024
 
@@ -38,7 +41,7 @@ def gc(grace_minutes: float, dry_run: bool):
     verb = "would remove" if dry_run else "removed"
     for found in collected.removed:
         what = f"unreferenced artifact {found.sha256}" if found.sha256 else "unfinished upload"
-        click.echo(f"{verb} {what}: {found.path.relative_to(store.root)} ({found.size / MB:.1f} MB)")
+        click.echo(f"{verb} {what}: {found.key} ({found.size / MB:.1f} MB)")
     click.echo(
         f"gc{' (dry run)' if dry_run else ''}: {verb} {len(collected.removed)} file(s), "
         f"{collected.removed_bytes / MB:.1f} MB; kept {collected.kept_referenced} referenced and "
@@ -60,4 +63,33 @@ def verify():
         + ("; re-upload the original files (or restore them from a backup) to repair them" if bad else "")
     )
     if bad:
+        sys.exit(1)
+
+
+@group.command("migrate")
+@click.option("--to", "target_url", required=True, metavar="s3://BUCKET/PREFIX",
+              help="The object store to copy this directory store into.")
+def migrate(target_url: str):
+    """Copy the local store (ARTIFACT_ROOT, a directory) to S3 and verify every object there; resumable.
+
+    Afterwards set ARTIFACT_ROOT to the same s3:// URL and restart the replicas.
+    """
+    source = domain.store()
+    if not isinstance(source, LocalStore):
+        raise click.ClickException(f"ARTIFACT_ROOT={source.location} is not a directory: migrate copies a local store")
+    if not target_url.startswith("s3://"):
+        raise click.ClickException(f"--to {target_url}: name an S3 store, s3://bucket/prefix")
+    target = domain.open_configured_store(target_url)
+    try:
+        migrated = migrate_store(source, target, progress=_bar("migrate"))
+    except RegistryError as exc:  # the store does not answer: what was copied so far stays, rerun to go on
+        raise click.ClickException(f"{exc.detail}; what was copied so far stays: run the command again") from None
+    for digest, why in migrated.failed.items():
+        click.echo(f"not copied {digest}: {why}; re-upload the original file, then run the command again")
+    click.echo(
+        f"migrate: {len(migrated.copied)} artifact(s) copied and verified ({migrated.copied_bytes / MB:.1f} MB), "
+        f"{len(migrated.present)} already in {target.location}, {len(migrated.failed)} not copied"
+        + ("" if migrated.failed else f"; now set ARTIFACT_ROOT={target_url} and restart the replicas")
+    )
+    if migrated.failed:
         sys.exit(1)

@@ -60,7 +60,7 @@ class Versions(MethodView):
         version, created = versions.upload_version(
             domain.store(),
             name,
-            data=artifact.read(),
+            artifact=artifact.stream,
             metadata=_parse_metadata(request.form.get("metadata")),
             actor=principal().name,
             max_rows=current_app.config["MAX_BATCH_ROWS"],

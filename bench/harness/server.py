@@ -16,6 +16,7 @@ import requests
 from flask_migrate import upgrade
 
 from api import create_app
+from bench.harness.netns import LOOPBACK, Place
 from config import BASE_DIR
 from registry.db import db
 
@@ -94,22 +95,24 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
     return live
 
 
-def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:
-    """Start gunicorn on a free port without waiting for it (``wait_ready`` does)."""
+def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0,
+           place: Place = LOOPBACK) -> LiveRegistry:
+    """Start gunicorn on a free port without waiting for it (``wait_ready`` does); ``place`` may put it in
+    a network namespace of its own (bench/harness/netns.py)."""
     port = free_port()
     env = {
         **env,
-        "BIND": f"127.0.0.1:{port}",
+        "BIND": f"{place.address}:{port}",
         "WEB_CONCURRENCY": str(workers),
         "ALIAS_REFRESH_SECONDS": str(refresh_seconds),
     }
     log_path = log_dir / f"gunicorn-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            [*place.prefix, str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
-    return LiveRegistry(f"http://127.0.0.1:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
+    return LiveRegistry(f"http://{place.address}:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
 
 
 def stop_all(instances: list[LiveRegistry]) -> None:

@@ -10,6 +10,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from joblib.numpy_pickle_utils import _ZFILE_PREFIX
 from sklearn.base import BaseEstimator
@@ -35,24 +36,26 @@ def artifact_format(data: bytes) -> str:
     return "skops" if data.startswith(ZIP_MAGIC) else "joblib"
 
 
-def load_estimator(data: bytes, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> LoadedArtifact:
-    """Load an uploaded joblib, pickle or skops file, admitting only allow-listed types.
+def load_estimator(source: bytes | BinaryIO, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> LoadedArtifact:
+    """Load an uploaded joblib, pickle or skops file (its bytes, or a binary file read from its start),
+    admitting only allow-listed types.
 
     Refuses with ArtifactTooLarge (while reading) a file that unpacks to more than ``max_bytes``
     or builds more objects than any supported model, and (before checking its trees) a tree model
     that would grow past ``max_bytes`` once compiled.
     """
-    if not data:
+    head = _head(source)
+    if not head:
         raise InvalidArtifact(
             "artifact is empty: upload the file written by joblib.dump(model, path)"
         )
-    if data.startswith(_ZFILE_PREFIX):
+    if head.startswith(_ZFILE_PREFIX):
         raise InvalidArtifact("artifact was written by joblib older than 0.10: dump it again")
-    fmt = artifact_format(data)
+    fmt = artifact_format(head)
     budget = Budget(max_bytes)
     try:
         with _collector_paused():
-            estimator, version = (load_skops if fmt == "skops" else unpickle)(data, budget)
+            estimator, version = (load_skops if fmt == "skops" else unpickle)(source, budget)
         check_top_level(estimator)
         check_expanded_size(estimator, max_bytes)
         check_trees(estimator)
@@ -61,6 +64,16 @@ def load_estimator(data: bytes, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> 
     except Exception as exc:  # anything a malformed file makes the readers raise
         raise InvalidArtifact(_not_a_model_file(exc, fmt)) from exc
     return LoadedArtifact(estimator, version, fmt)
+
+
+def _head(source: bytes | BinaryIO) -> bytes:
+    """The first bytes, enough to tell the formats apart; a file is left at its start."""
+    if isinstance(source, bytes):
+        return source[:8]
+    source.seek(0)
+    head = source.read(8)
+    source.seek(0)
+    return head
 
 
 @contextmanager

@@ -1,4 +1,6 @@
 """Use cases on model versions: upload, list, look at, download and archive."""
+from typing import BinaryIO
+
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -7,7 +9,7 @@ from registry import changes
 from registry.artifacts.introspect import describe
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
-from registry.artifacts.store import ArtifactStore
+from registry.artifacts.store import ArtifactStore, digest_of_file
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
@@ -21,21 +23,22 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 
 
 def upload_version(
-    store: ArtifactStore, name: str, *, data: bytes, metadata: dict, actor: str, max_rows: int,
+    store: ArtifactStore, name: str, *, artifact: BinaryIO, metadata: dict, actor: str, max_rows: int,
     max_model_bytes: int,
 ) -> tuple[ModelVersion, bool]:
-    """Register ``data`` as the next version of model ``name`` (created on first upload).
+    """Register the file ``artifact`` (read from its start) as the next version of model ``name``
+    (created on first upload).
 
     Returns the version and whether it is new: identical bytes already uploaded to this model
     give back the existing version, so CI retries are safe. The artifact is parsed safely and
-    described before anything is stored; the file is in place before its row is committed.
+    described before anything is stored; it is streamed to the store and verified there before
+    its row is committed, so a crash leaves at most an unreferenced file (``artifacts gc``).
     ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``).
     """
     check_model_name(name)
-    loaded = load_estimator(data, max_bytes=max_model_bytes)
-    description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
-    example = _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
-    digest = store.put(data)
+    digest, size = digest_of_file(artifact)
+    description, example = _described(artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes)
+    store.put_file(artifact, digest, size)
     with write_transaction():
         model = _lock_or_create_model(name)
         existing = _version_by_sha(model, digest)
@@ -49,11 +52,19 @@ def upload_version(
         model.last_version += 1
         model.updated_at = utcnow()
         version = _version_row(
-            model, description, metadata, example=example, digest=digest, size=len(data), actor=actor
+            model, description, metadata, example=example, digest=digest, size=size, actor=actor
         )
         db.session.add(version)
         outbox.record("version.created", _event_data(name, version))
     return version, True
+
+
+def _described(artifact: BinaryIO, metadata: dict, *, max_rows: int, max_model_bytes: int) -> tuple:
+    """What the upload holds (its signature …) and its checked input example; the estimator itself
+    is let go here, before the bytes travel to the store."""
+    loaded = load_estimator(artifact, max_bytes=max_model_bytes)
+    description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
+    return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
 
 
 def list_versions(name: str, *, sort: str | None, include_archived: bool, page: int, per_page: int) -> Page:

@@ -2,7 +2,8 @@
 
 A damaged or missing file does not heal by itself: reading and hashing it again at every poll only
 burns CPU and floods the log. Each failure doubles the wait before the next attempt, from the poll
-interval up to a cap; a file that changed on disk since (repaired, restored) is tried at once.
+interval up to a cap; a file that changed on disk since (repaired, restored) is tried at once. A
+store that did not answer may be back any moment, so its cap is shorter.
 """
 import copy
 import threading
@@ -10,9 +11,11 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from registry.errors import RegistryError
+from registry.errors import RegistryError, StoreUnavailable
 
 MAX_RETRY_SECONDS = 300.0
+# A store that does not answer comes back by itself: a load waiting on it is tried at least this often.
+MAX_RETRY_SECONDS_WHILE_UNAVAILABLE = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class LoadFailures:
         with self._lock:
             previous = self._failures.get(key)
             attempts = previous.attempts + 1 if previous is not None else 1
-            delay = min(self.max_delay, self.first_delay * 2 ** min(attempts - 1, 32))
+            cap = MAX_RETRY_SECONDS_WHILE_UNAVAILABLE if isinstance(error, StoreUnavailable) else self.max_delay
+            delay = min(cap, self.first_delay * 2 ** min(attempts - 1, 32))
             # A copy: the original's traceback holds the frames (and the file's bytes) that failed.
             failure = LoadFailure(_fresh(error), attempts, delay, self._clock() + delay, stamp)
             self._failures[key] = failure

@@ -5,9 +5,11 @@ from registry.artifacts.introspect import takes_named_columns
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import Signature
 from registry.artifacts.store import ArtifactStore
+from registry.errors import ArtifactCorrupted, ArtifactMissing, NotFetchedYet, StoreUnavailable
 from registry.facts import VersionInfo
 from registry.serving.cache import ServableModel
 from registry.serving.predictors import predictor_for
+from registry.telemetry import ARTIFACT_STORE_ERRORS
 
 
 class Loader(Protocol):
@@ -29,7 +31,7 @@ class ArtifactLoader:
 
     def __call__(self, info: VersionInfo) -> ServableModel:
         """Read, check and load the version's artifact, and compile what predict will call."""
-        estimator = load_estimator(self.store.get(info.sha256), max_bytes=self.max_model_bytes).estimator
+        estimator = load_estimator(self._read(info.sha256), max_bytes=self.max_model_bytes).estimator
         return ServableModel(
             info.model,
             info.number,
@@ -41,6 +43,22 @@ class ArtifactLoader:
             predictor=predictor_for(estimator),
         )
 
+    def _read(self, sha256: str) -> bytes:
+        """The artifact's bytes; a failure is counted by kind in ``registry_artifact_store_errors_total``."""
+        try:
+            return self.store.get(sha256)
+        except NotFetchedYet:
+            raise
+        except (ArtifactCorrupted, StoreUnavailable) as exc:
+            ARTIFACT_STORE_ERRORS.labels(_kind(exc)).inc()
+            raise
+
     def stamp(self, sha256: str) -> object:
         """The stored file's identity and modification stamp."""
         return self.store.stamp(sha256)
+
+
+def _kind(error: Exception) -> str:
+    if isinstance(error, ArtifactMissing):
+        return "missing"
+    return "damaged" if isinstance(error, ArtifactCorrupted) else "unavailable"

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from registry import lookups
 from registry.changes import AliasDeleted, AliasServes, VersionRetired
-from registry.errors import VersionArchived
+from registry.errors import NotFetchedYet, StoreUnavailable, VersionArchived
 from registry.facts import RolloutSpec, VersionInfo
 from registry.lookups import find_model, find_version
 from registry.names import LATEST, parse_ref
@@ -64,6 +64,8 @@ class ModelServer:
         self._listener = None
         self._database_down = False
         self._read_once = False  # the aliases were read from the database at least once
+        self._starved: list[dict] = []  # aliases never served here: their artifact could not be fetched yet
+        self._warm = False  # a refresh once found every alias served (or failing for another reason than the store)
         self._on_poll = on_poll  # other periodic work of this process's serving (flushing figures)
 
     def servable(self, name: str, ref: str) -> ServableModel:
@@ -113,6 +115,12 @@ class ModelServer:
         """True once this process read its aliases from the database: from then on it answers them
         whatever happens to the database."""
         return self._read_once
+
+    def starved(self) -> list[dict]:
+        """Aliases this process serves nothing for because the artifact store did not answer when it
+        first needed their version (a new replica with an empty node cache, say). Until none is left it
+        is not ready; from then on it stays ready and serves what it holds whatever the store does."""
+        return list(self._starved)
 
     def unservable(self) -> list[dict]:
         """Aliases whose target version this process could not load at its last refresh."""
@@ -191,6 +199,10 @@ class ModelServer:
         # A target that failed to load is tried again at a later poll, once its backoff has passed.
         self._failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
         self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in self._failed.items()]
+        if not self._warm:
+            self._starved = [entry for entry, key in zip(self._unservable, self._failed)
+                             if loaded[key] is None and self._waits_for_store(self._failed[key])]
+            self._warm = not self._starved
         # A rollout arm that failed to load is tried again at the next poll (its loads back off too).
         self._seen_marker = marker if all(ok for _, ok in plans.values()) else None
         with self._lock:
@@ -243,6 +255,11 @@ class ModelServer:
         return any(
             not self.failures.waiting(_failure_key(info), self.loader.stamp(info.sha256)) for info in self._failed.values()
         )
+
+    def _waits_for_store(self, info: VersionInfo) -> bool:
+        """Not loaded for want of the store: it failed to answer, or was not asked yet (no failure recorded)."""
+        failure = self.failures.get(_failure_key(info))
+        return failure is None or isinstance(failure.error, StoreUnavailable)
 
     def _unservable_entry(self, key: AliasKey, info: VersionInfo, serving: ServableModel | None) -> dict:
         failure = self.failures.get(_failure_key(info))
@@ -310,6 +327,8 @@ class ModelServer:
         stamp = self.loader.stamp(info.sha256)  # before reading: a change during the read means "try again"
         try:
             servable = self.loader(info)
+        except NotFetchedYet:
+            raise  # not a failure: the artifact is fetched where that is allowed (a worker, after the fork)
         except Exception as exc:
             CACHE_LOAD_FAILURES.labels(info.model).inc()
             failure = self.failures.record(_failure_key(info), exc, stamp)

@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from bench.harness.tcp_proxy import CuttableProxy
 from bench.harness.traffic import move
 from tests.databases import BACKEND, fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
-from tests.e2e.tcp_proxy import CuttableProxy
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql", reason="a database server's outage: the PostgreSQL pass runs it")

@@ -40,12 +40,12 @@ def stored(client, ci, admin, store):
     partial = orphan.parent / ".incoming-k1ll3d"
     partial.write_bytes(b"half an upload")
     for found in store.files():
-        aged(found.path, 2 * HOUR)
+        aged(store.root / found.key, 2 * HOUR)
     return orphan, partial
 
 
 def names(store) -> set[str]:
-    return {found.path.name for found in store.files()}
+    return {found.key.rsplit("/", 1)[-1] for found in store.files()}
 
 
 def test_gc_removes_orphans_and_unfinished_uploads_and_keeps_every_referenced_file(runner, client, store, stored):

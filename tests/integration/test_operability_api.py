@@ -21,6 +21,9 @@ FAMILIES = {
     "registry_shadow_runs": "counter",
     "registry_shadow_rows": "counter",
     "registry_shadow_abs_diff": "histogram",
+    "registry_artifact_store_errors": "counter",
+    "registry_artifact_cache_fills": "counter",
+    "registry_artifact_cache_evictions": "counter",
 }
 PROBE = [[1.0, 1.0, 1.0]]
 

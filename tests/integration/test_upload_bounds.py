@@ -6,7 +6,7 @@ import skops.io
 from sklearn.ensemble import RandomForestClassifier
 
 from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
-from registry.artifacts.store import ArtifactStore
+from registry.artifacts.local_store import LocalStore
 from registry.errors import ArtifactTooLarge
 from registry.facts import VersionInfo
 from registry.serving.loader import ArtifactLoader
@@ -120,7 +120,7 @@ def test_a_forest_that_would_outgrow_max_model_mb_once_compiled_is_413_naming_it
 
 
 def test_a_stored_forest_past_the_bound_is_refused_at_load_the_same_way(tmp_path):
-    store = ArtifactStore(tmp_path / "artifacts")
+    store = LocalStore(tmp_path / "artifacts")
     digest = store.put(_forest_listing_one_tree(20_000))  # stored before the bound existed
     signature = {"features": [{"name": f"x{i}", "dtype": "float64"} for i in range(4)], "classes": [0, 1]}
     loader = ArtifactLoader(store, max_model_bytes=8 * MIB)

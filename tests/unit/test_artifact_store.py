@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from registry.artifacts.store import ArtifactStore, sha256_of
+from registry.artifacts.local_store import LocalStore
+from registry.artifacts.store import sha256_of
 from registry.errors import ArtifactCorrupted, StoreFull, StoreUnavailable
 
 DATA = b"model bytes \x00\x01\x02" * 100
 
 
 @pytest.fixture
-def store(tmp_path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "artifacts")
+def store(tmp_path) -> LocalStore:
+    return LocalStore(tmp_path / "artifacts")
 
 
 def files_under(root: Path) -> list[Path]:
@@ -163,7 +164,7 @@ def test_get_refuses_a_path_like_digest_before_touching_the_disk(store, tmp_path
 
 
 def test_the_store_is_reachable_when_its_root_can_be_written(store):
-    assert store.is_reachable()
+    assert store.problem() is None
     assert store.root.is_dir()
     assert files_under(store.root) == []  # the probe leaves nothing behind
 
@@ -172,7 +173,7 @@ def test_the_store_is_unreachable_under_a_regular_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
 
-    assert not ArtifactStore(blocker / "artifacts").is_reachable()
+    assert LocalStore(blocker / "artifacts").problem() == "the artifact store cannot be written"
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG])
@@ -206,7 +207,7 @@ def test_a_root_that_cannot_be_created_is_unavailable(tmp_path):
     blocker.write_text("x")
 
     with pytest.raises(StoreUnavailable, match="Not a directory"):
-        ArtifactStore(blocker / "artifacts").put(DATA)
+        LocalStore(blocker / "artifacts").put(DATA)
 
 
 @pytest.mark.parametrize("damage, status", [
@@ -227,7 +228,7 @@ def test_files_lists_artifacts_and_unfinished_uploads_but_nothing_else(store):
     (shelf / ".incoming-abc").write_bytes(b"half")
     (shelf / "notes.txt").write_text("not ours")
 
-    found = {f.path.name: f for f in store.files()}
+    found = {f.key.rsplit("/", 1)[-1]: f for f in store.files()}
 
     assert set(found) == {digest, ".incoming-abc"}
     assert found[digest].sha256 == digest and found[digest].size == len(DATA)

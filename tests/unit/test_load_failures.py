@@ -1,8 +1,8 @@
 """The memory of failed loads: an exponential backoff per version, cut short when the file changes."""
 import pytest
 
-from registry.errors import ArtifactCorrupted
-from registry.serving.load_failures import LoadFailures
+from registry.errors import ArtifactCorrupted, StoreUnavailable
+from registry.serving.load_failures import MAX_RETRY_SECONDS_WHILE_UNAVAILABLE, LoadFailures
 
 KEY = ("m", 1, "a" * 64)
 STAMP = (1, 100, 5)
@@ -84,3 +84,12 @@ def test_the_detail_of_an_unexpected_error_names_no_path(failures):
 
     assert "/srv" not in failure.detail
     assert "PermissionError" in failure.detail
+
+
+def test_a_store_that_did_not_answer_is_tried_again_within_ten_seconds_however_long_it_was_down(failures):
+    for _ in range(20):
+        failure = failures.record(KEY, StoreUnavailable("the artifact store does not answer"), STAMP)
+        damage = failures.record(("m", 2, "b" * 64), damaged(), STAMP)
+
+    assert failure.delay == MAX_RETRY_SECONDS_WHILE_UNAVAILABLE == 10.0
+    assert damage.delay == 240

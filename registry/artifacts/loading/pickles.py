@@ -11,6 +11,7 @@ import io
 import pickle
 import struct
 from types import BuiltinFunctionType, FunctionType
+from typing import BinaryIO
 
 import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
@@ -25,11 +26,12 @@ from registry.artifacts.loading.limits import DOCS, BoundedStream, Budget, array
 from registry.errors import InvalidArtifact, UnsafeArtifact
 
 
-def unpickle(data: bytes, budget: Budget) -> tuple[object, str | None]:
-    """The object a joblib or pickle file holds, and the scikit-learn version it names."""
-    raw = io.BytesIO(data)
+def unpickle(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | None]:
+    """The object a joblib or pickle file (its bytes, or a binary file) holds, and the scikit-learn
+    version it names."""
+    raw = io.BytesIO(source) if isinstance(source, bytes) else source
     with _validate_fileobject_and_memmap(raw, "") as (fileobj, _):
-        # The upload itself is already in memory; only what a decompressor makes must be bounded.
+        # The upload is as large as the upload limit allows; only what a decompressor makes must be bounded.
         stream = fileobj if fileobj is raw else BoundedStream(fileobj, budget)
         unpickler = _JoblibUnpickler(stream, budget)
         return unpickler.load(), unpickler.sklearn_version

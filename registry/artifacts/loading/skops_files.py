@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from typing import BinaryIO
 
 import skops.io
 from numpy.lib import format as npy
@@ -33,8 +34,9 @@ LOADERS = {
 }
 
 
-def load_skops(data: bytes, budget: Budget) -> tuple[object, str | None]:
-    """The object a skops file holds, and the scikit-learn version it names."""
+def load_skops(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | None]:
+    """The object a skops file (its bytes, or a binary file) holds, and the scikit-learn version it names."""
+    data = source if isinstance(source, bytes) else source.read()  # skops itself reads from bytes
     if data.count(b"PK\x01\x02") > MAX_ENTRIES:  # central directory records, counted before parsing
         raise too_many_objects(MAX_ENTRIES)
     copy = _bounded_copy(data, budget)

@@ -6,11 +6,12 @@ from bench.harness.server import free_port
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:``port`` to ``upstream``; :meth:`cut` drops every connection and refuses new
+    """Forwards ``host``:``port`` to ``upstream``; :meth:`cut` drops every connection and refuses new
     ones (connection refused, as from a stopped server), :meth:`restore` accepts them again."""
 
-    def __init__(self, upstream: tuple[str, int]):
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1"):
         self.upstream = upstream
+        self.host = host
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
@@ -25,7 +26,7 @@ class CuttableProxy:
 
     def restore(self) -> None:
         """Listen again on the same port."""
-        listener = socket.create_server(("127.0.0.1", self.port))
+        listener = socket.create_server((self.host, self.port))
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
