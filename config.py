@@ -64,7 +64,10 @@ class Config:
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
-    MODEL_CACHE_SIZE = _int("MODEL_CACHE_SIZE", 16)
+    # What each worker's loaded versions may hold in memory, measured: half a worker's share of memory
+    # by default. What aliases and rollouts serve stays loaded even past it; other versions are
+    # evicted least recently used first.
+    MODEL_MEMORY_MB = _float("MODEL_MEMORY_MB", max(64, memory_mb() // WORKERS // 2))
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
     # A dashboard sign-in ends after this long, whatever happens meanwhile.

@@ -45,10 +45,10 @@ def when_ready(server):
     from config import Config, memory_mb
 
     server.log.info(
-        "bounds: MAX_MODEL_MB=%d per artifact loaded (%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, "
-        "MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d",
-        Config.MAX_MODEL_MB, memory_mb(), server.cfg.workers, Config.MAX_UPLOAD_MB, Config.MAX_PREDICT_MB,
-        Config.MAX_BATCH_ROWS,
+        "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%d per artifact loaded "
+        "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d",
+        Config.MODEL_MEMORY_MB, Config.MAX_MODEL_MB, memory_mb(), server.cfg.workers, Config.MAX_UPLOAD_MB,
+        Config.MAX_PREDICT_MB, Config.MAX_BATCH_ROWS,
     )
     if not server.cfg.preload_app:
         return

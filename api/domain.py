@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
     store = _store(app)
     runtime = build_runtime(
         ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024),
-        cache_size=config["MODEL_CACHE_SIZE"],
+        memory_budget_bytes=int(config["MODEL_MEMORY_MB"] * 1024 * 1024),
         refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
         session_scope=app.app_context,
     )

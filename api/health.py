@@ -46,6 +46,23 @@ def readiness() -> Readiness:
     )
 
 
+def warnings() -> list[str]:
+    """What is wrong without stopping predictions: a nearly full store, models over their memory budget."""
+    return store_warnings() + memory_warnings()
+
+
+def memory_warnings() -> list[str]:
+    """Versions that aliases and rollouts serve stay loaded even past MODEL_MEMORY_MB; say so."""
+    over = domain.runtime().models.cache.pinned_over_budget
+    if not over:
+        return []
+    return [
+        f"the versions aliases and rollouts serve hold {over / 2**20:.1f} MB more than MODEL_MEMORY_MB="
+        f"{current_app.config['MODEL_MEMORY_MB']:g} in this worker: they stay loaded, and every other version is let "
+        "go as soon as another one loads; raise MODEL_MEMORY_MB"
+    ]
+
+
 def store_warnings() -> list[str]:
     """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail."""
     free = domain.store().free_bytes()

@@ -72,7 +72,26 @@ CACHE_LOADS = Counter("registry_model_loads_total", "Model versions loaded into 
 CACHE_LOAD_FAILURES = Counter(
     "registry_model_load_failures_total", "Model version loads that failed", ["model"]
 )
-CACHE_EVICTIONS = Counter("registry_model_evictions_total", "Model versions evicted from a cache")
+MODEL_CACHE_EVICTIONS = Counter(
+    "registry_model_cache_evictions_total", "Loaded versions let go to keep a worker within MODEL_MEMORY_MB",
+)
+MODEL_CACHE_HITS = Counter(
+    "registry_model_cache_hits_total", "Requests by version (pinned URLs, V2, evaluations) found loaded",
+)
+MODEL_CACHE_MISSES = Counter(
+    "registry_model_cache_misses_total", "Requests by version that had to load it first",
+)
+# Summed over live workers: what they hold together; the budget is each worker's (the same in all).
+MODEL_CACHE_BYTES = Gauge(
+    "registry_model_cache_bytes", "Bytes the loaded versions hold, over every live worker", multiprocess_mode="livesum",
+)
+MODEL_CACHE_BUDGET_BYTES = Gauge(
+    "registry_model_cache_budget_bytes", "Each worker's MODEL_MEMORY_MB, in bytes", multiprocess_mode="livemax",
+)
+MODEL_LOAD_SECONDS = Histogram(
+    "registry_model_load_seconds", "Time to load a version into a worker (fetch, read, check, compile)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
 SWAPS = Counter("registry_alias_swaps_total", "Alias moves a worker started serving", ["model", "alias"])
 # Across gunicorn workers: the value the most recent swap set, among live workers. With "max" a
 # rollback would not show until every worker swapped, and a dead worker's file (kept by every
@@ -134,9 +153,10 @@ ARTIFACT_CACHE_EVICTIONS = Counter(
 
 # Every metric of the registry, each declared on every scrape.
 FAMILIES = (
-    PREDICTIONS, PREDICT_LATENCY, MODEL_LOADED, CACHE_LOADS, CACHE_LOAD_FAILURES, CACHE_EVICTIONS, SWAPS,
+    PREDICTIONS, PREDICT_LATENCY, MODEL_LOADED, CACHE_LOADS, CACHE_LOAD_FAILURES, MODEL_CACHE_EVICTIONS, SWAPS,
     ALIAS_VERSION, DEPENDENCY_UP, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
     ARTIFACT_STORE_ERRORS, ARTIFACT_CACHE_FILLS, ARTIFACT_CACHE_EVICTIONS,
+    MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -33,7 +33,7 @@ def readyz():
         "checks": ready.checks,
         "problems": ready.problems,
         "unservable": domain.runtime().models.unservable(),
-        "warnings": health.store_warnings(),
+        "warnings": health.warnings(),
     }
 
 

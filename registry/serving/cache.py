@@ -1,4 +1,5 @@
-"""A per-process, bounded cache of loaded models: one load per version, shared by all threads."""
+"""A per-process cache of loaded models held to a byte budget: one load per version, shared by all threads."""
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -6,7 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.artifacts.signature import Signature
-from registry.telemetry import CACHE_EVICTIONS
+from registry.telemetry import (
+    MODEL_CACHE_BUDGET_BYTES,
+    MODEL_CACHE_BYTES,
+    MODEL_CACHE_EVICTIONS,
+    MODEL_CACHE_HITS,
+    MODEL_CACHE_MISSES,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,6 +30,7 @@ class ServableModel:
     estimator: Any
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
     predictor: Any = None  # what predict calls, made once at load (registry.serving.predictors); None: the estimator
+    size_bytes: int = 0  # what it holds in memory, measured at load (registry.serving.model_size)
 
 
 class _Loading:
@@ -33,18 +43,24 @@ class _Loading:
 
 
 class ModelCache:
-    """LRU of at most ``capacity`` loaded versions.
+    """Loaded versions, least recently used first out, within ``budget_bytes``; never evicts what
+    ``pinned()`` names (the versions an alias or a rollout serves), even over the budget.
 
     The lock guards only the dictionaries; loads run outside it, so a slow load never blocks
     requests for other versions, and concurrent requests for one version share a single load.
     """
 
-    def __init__(self, capacity: int, on_change: Callable[[], None] = lambda: None):
-        self.capacity = max(1, capacity)
+    def __init__(self, budget_bytes: int, pinned: Callable[[], set] = set,
+                 on_change: Callable[[], None] = lambda: None):
+        self.budget_bytes = max(0, budget_bytes)
+        self._pinned = pinned
         self._on_change = on_change  # called, outside the lock, whenever an entry came or went
         self._entries: OrderedDict[Hashable, ServableModel] = OrderedDict()
         self._loading: dict[Hashable, _Loading] = {}
+        self._bytes = 0
+        self._pinned_over_budget = 0  # bytes the pinned versions alone hold past the budget (0: none)
         self._lock = threading.Lock()
+        MODEL_CACHE_BUDGET_BYTES.set(self.budget_bytes)
 
     def peek(self, key: Hashable) -> ServableModel | None:
         """The cached model for ``key`` without loading it (and marked recently used)."""
@@ -60,12 +76,14 @@ class ModelCache:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
+                MODEL_CACHE_HITS.inc()
                 return entry
             pending = self._loading.get(key)
             owner = pending is None
             if owner:
                 pending = self._loading[key] = _Loading()
         if owner:
+            MODEL_CACHE_MISSES.inc()
             self._load(key, load, pending)
         else:
             pending.done.wait()
@@ -76,14 +94,27 @@ class ModelCache:
     def discard(self, key: Hashable) -> None:
         """Drop ``key``'s model, if cached (it serves nothing here any more)."""
         with self._lock:
-            dropped = self._entries.pop(key, None) is not None
-        if dropped:
+            dropped = self._entries.pop(key, None)
+            if dropped is not None:
+                self._bytes -= dropped.size_bytes
+                MODEL_CACHE_BYTES.set(self._bytes)
+        if dropped is not None:
             self._on_change()
 
     def keys(self) -> set[Hashable]:
         """The keys of the cached models."""
         with self._lock:
             return set(self._entries)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the cached models hold in memory."""
+        return self._bytes
+
+    @property
+    def pinned_over_budget(self) -> int:
+        """How many bytes the pinned versions alone hold past the budget (0 when they fit)."""
+        return self._pinned_over_budget
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -97,12 +128,30 @@ class ModelCache:
             del self._loading[key]
             if pending.result is not None:
                 self._entries[key] = pending.result
-                self._evict_over_capacity()
+                self._bytes += pending.result.size_bytes
+                self._evict_over_budget(keep=key)
+                MODEL_CACHE_BYTES.set(self._bytes)
         pending.done.set()
         if pending.result is not None:
             self._on_change()
 
-    def _evict_over_capacity(self) -> None:
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-            CACHE_EVICTIONS.inc()
+    def _evict_over_budget(self, keep: Hashable) -> None:
+        """Least recently used first; never a pinned version, nor the one just loaded for its caller."""
+        if self._bytes <= self.budget_bytes:
+            self._pinned_over_budget = 0
+            return
+        pinned = self._pinned() | {keep}
+        for candidate in [k for k in self._entries if k not in pinned]:
+            if self._bytes <= self.budget_bytes:
+                break
+            self._bytes -= self._entries.pop(candidate).size_bytes
+            MODEL_CACHE_EVICTIONS.inc()
+        held = sum(entry.size_bytes for k, entry in self._entries.items() if k in pinned and k != keep)
+        over = max(0, held - self.budget_bytes)
+        if over and not self._pinned_over_budget:
+            log.warning(
+                "the versions aliases and rollouts serve hold %.1f MB, over MODEL_MEMORY_MB=%.1f: they stay "
+                "loaded, and every other version is let go as soon as another one loads; raise MODEL_MEMORY_MB",
+                held / 2**20, self.budget_bytes / 2**20,
+            )
+        self._pinned_over_budget = over

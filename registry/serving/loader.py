@@ -8,6 +8,7 @@ from registry.artifacts.store import ArtifactStore
 from registry.errors import ArtifactCorrupted, ArtifactMissing, NotFetchedYet, StoreUnavailable
 from registry.facts import VersionInfo
 from registry.serving.cache import ServableModel
+from registry.serving.model_size import held_bytes
 from registry.serving.predictors import predictor_for
 from registry.telemetry import ARTIFACT_STORE_ERRORS
 
@@ -32,6 +33,7 @@ class ArtifactLoader:
     def __call__(self, info: VersionInfo) -> ServableModel:
         """Read, check and load the version's artifact, and compile what predict will call."""
         estimator = load_estimator(self._read(info.sha256), max_bytes=self.max_model_bytes).estimator
+        predictor = predictor_for(estimator)
         return ServableModel(
             info.model,
             info.number,
@@ -40,7 +42,8 @@ class ArtifactLoader:
             Signature.from_dict(info.signature),
             estimator,
             takes_frame=takes_named_columns(estimator),
-            predictor=predictor_for(estimator),
+            predictor=predictor,
+            size_bytes=held_bytes(estimator, predictor),
         )
 
     def _read(self, sha256: str) -> bytes:

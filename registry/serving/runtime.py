@@ -25,13 +25,13 @@ class Runtime:
         self.flusher.flush()
 
 
-def build_runtime(loader: Loader, *, cache_size: int, refresh_seconds: float,
+def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
                   session_scope: Callable[[], AbstractContextManager]) -> Runtime:
     """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work."""
     figures = FigureBook()
     flusher = FigureFlusher(figures, session_scope)
     models = ModelServer(
-        loader, cache_size=cache_size, refresh_seconds=refresh_seconds, session_scope=session_scope,
+        loader, memory_budget_bytes=memory_budget_bytes, refresh_seconds=refresh_seconds, session_scope=session_scope,
         on_poll=flusher.flush_if_due,
     )
     return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher)

@@ -8,6 +8,7 @@ requests never wait for a load and never see a half-ready model.
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 
@@ -23,7 +24,7 @@ from registry.serving.cache import ModelCache, ServableModel
 from registry.serving.load_failures import LoadFailures
 from registry.serving.loader import Loader
 from registry.serving.routing import AliasState, Arm, LiveRollout, Route, route
-from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, SWAPS, hold, let_go
+from registry.telemetry import ALIAS_VERSION, CACHE_LOAD_FAILURES, CACHE_LOADS, MODEL_LOAD_SECONDS, SWAPS, hold, let_go
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,14 @@ class ModelServer:
         self,
         loader: Loader,
         *,
-        cache_size: int,
+        memory_budget_bytes: int,
         refresh_seconds: float,
         session_scope: Callable[[], AbstractContextManager],
         on_poll: Callable[[], None] = lambda: None,
     ):
         self.loader = loader
-        self.cache = ModelCache(cache_size, on_change=self._publish_held)
+        self.cache = ModelCache(memory_budget_bytes, pinned=self._pinned_versions, on_change=self._publish_held)
+        self._wanted: set[tuple[str, int]] = set()  # what the aliases and rollouts read last ask to serve
         self.poll_seconds = max(0.05, refresh_seconds / 4)
         self.failures = LoadFailures(first_delay=self.poll_seconds)
         self._failed: dict[AliasKey, VersionInfo] = {}  # alias targets that could not load
@@ -194,6 +196,9 @@ class ModelServer:
             targets = self._read_alias_targets()
             rollouts = self._read_rollouts()
             archived = lookups.archived_versions()
+        self._wanted = {(info.model, info.number) for info in targets.values()} | {
+            (arm.model, arm.number) for spec in rollouts.values() for arm in (spec.canary, spec.shadow) if arm is not None
+        }
         loaded = {key: self._loaded_or_current(key, info) for key, info in targets.items()}
         plans = {key: self._loaded_rollout(key, spec) for key, spec in rollouts.items()}
         # A target that failed to load is tried again at a later poll, once its backoff has passed.
@@ -229,6 +234,10 @@ class ModelServer:
                 ALIAS_VERSION.labels(name, alias).set(state.primary.version)
         self._aliases = snapshot
         self._publish_held()
+
+    def _pinned_versions(self) -> set[tuple[str, int]]:
+        """What the model cache must keep loaded: what the aliases and rollouts serve, or are about to."""
+        return _versions_of(self._aliases) | self._wanted
 
     def _publish_held(self) -> None:
         """Tell the metrics which versions this server holds now, and which it let go."""
@@ -325,6 +334,7 @@ class ModelServer:
 
     def _load(self, info: VersionInfo) -> ServableModel:
         stamp = self.loader.stamp(info.sha256)  # before reading: a change during the read means "try again"
+        started = time.perf_counter()
         try:
             servable = self.loader(info)
         except NotFetchedYet:
@@ -340,6 +350,7 @@ class ModelServer:
             raise
         self.failures.clear(_failure_key(info))
         CACHE_LOADS.labels(info.model).inc()
+        MODEL_LOAD_SECONDS.observe(time.perf_counter() - started)
         return servable
 
     def _watch(self) -> None:

@@ -16,7 +16,8 @@ from tests.helpers import close_app, make_app, scaled_sum, upload_ok, wait_for
 
 ADMIN_TOKEN = "e2e-metrics-token"
 WORKERS = 2
-CACHE_SIZE = 2
+CACHE_SIZE = 2  # versions a worker keeps loaded beside production: each of these models holds about 820 bytes
+MODEL_MEMORY_MB = 0.003  # 3,145 bytes: production and two more
 VERSIONS = 12
 PROBE = {"instances": [[1.0, 1.0, 1.0]]}
 DEADLINE = 30  # seconds: a bound on waiting for every worker's refresh, so a broken server fails
@@ -26,7 +27,7 @@ DEADLINE = 30  # seconds: a bound on waiting for every worker's refresh, so a br
 def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("bounded-metrics")
     with fresh_database(root) as database_url:
-        env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN, MODEL_CACHE_SIZE=CACHE_SIZE)
+        env = server.service_env(database_url, root / "artifacts", ADMIN_TOKEN, MODEL_MEMORY_MB=MODEL_MEMORY_MB)
         server.migrate(env)
         app = make_app(database_url, root / "artifacts", ADMIN_TOKEN=ADMIN_TOKEN)
         try:
@@ -80,7 +81,8 @@ def test_series_of_versions_no_worker_holds_leave_the_scrape(live):
 
 def test_the_start_says_the_bounds_the_workers_run_with(live):
     log = live.log_path.read_text()
-    assert "bounds: MAX_MODEL_MB=" in log and f"{WORKERS} workers" in log
+    assert f"bounds: MODEL_MEMORY_MB={MODEL_MEMORY_MB:g} of loaded models per worker, MAX_MODEL_MB=" in log
+    assert f"{WORKERS} workers" in log
 
 
 def tally(live) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, move
 
 FAMILIES = {"registry_predictions", "registry_predict_seconds", "registry_model_loads", "registry_model_load_failures",
-            "registry_model_evictions", "registry_alias_swaps", "registry_alias_version"}
+            "registry_model_cache_evictions", "registry_alias_swaps", "registry_alias_version"}
 
 
 def test_the_first_scrape_before_any_traffic_declares_every_family_once(live_registry):

@@ -101,7 +101,7 @@ def test_loads_swaps_and_the_version_per_alias_are_exposed(client, ci, model):
     assert value(samples, "registry_model_loads_total", model=model) == 2
     assert value(samples, "registry_alias_swaps_total", model=model, alias="production") == 3
     assert value(samples, "registry_alias_version", model=model, alias="production") == 1
-    assert ("registry_model_evictions_total", frozenset()) in samples
+    assert ("registry_model_cache_evictions_total", frozenset()) in samples
 
 
 def test_metrics_text_declares_every_family(client, model):
@@ -111,7 +111,7 @@ def test_metrics_text_declares_every_family(client, model):
         ("registry_predict_seconds", "histogram"),
         ("registry_model_loads_total", "counter"),
         ("registry_model_load_failures_total", "counter"),
-        ("registry_model_evictions_total", "counter"),
+        ("registry_model_cache_evictions_total", "counter"),
         ("registry_alias_swaps_total", "counter"),
         ("registry_alias_version", "gauge"),
     ]:

@@ -12,17 +12,19 @@ THREADS = 16
 
 
 class Model:
-    """Stands for a loaded model; identity tells loads apart."""
+    """Stands for a loaded model of ``size_bytes``; identity tells loads apart."""
 
-    def __init__(self, key):
+    def __init__(self, key, size_bytes=100):
         self.key = key
+        self.size_bytes = size_bytes
 
 
 class Loader:
     """A load function that counts its calls and, when gated, waits to be released."""
 
-    def __init__(self, key, gated=False, error: Exception | None = None):
+    def __init__(self, key, gated=False, error: Exception | None = None, size_bytes=100):
         self.key = key
+        self.size_bytes = size_bytes
         self.calls = 0
         self.started = threading.Event()
         self.release = threading.Event()
@@ -36,7 +38,7 @@ class Loader:
         assert self.release.wait(WAIT), "never released"
         if self.error is not None:
             raise self.error
-        return Model(self.key)
+        return Model(self.key, self.size_bytes)
 
 
 @pytest.fixture
@@ -89,12 +91,16 @@ def wait_parked(parked, count):
         assert parked.acquire(timeout=WAIT), "a thread never reached the wait for the shared load"
 
 
+def counted(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
 def evictions() -> float:
-    return REGISTRY.get_sample_value("registry_model_evictions_total") or 0.0
+    return counted("registry_model_cache_evictions_total")
 
 
 def test_concurrent_gets_of_one_key_share_a_single_load(parked):
-    cache = ModelCache(4)
+    cache = ModelCache(10_000)
     load = Loader("a", gated=True)
 
     threads, results, errors = run_threads(THREADS, lambda: cache.get("a", load))
@@ -112,7 +118,7 @@ def test_concurrent_gets_of_one_key_share_a_single_load(parked):
 
 
 def test_a_slow_load_does_not_block_gets_of_other_keys():
-    cache = ModelCache(4)
+    cache = ModelCache(10_000)
     b = cache.get("b", Loader("b"))
     slow = Loader("a", gated=True)
     threads, results, errors = run_threads(1, lambda: cache.get("a", slow))
@@ -136,7 +142,7 @@ def test_a_slow_load_does_not_block_gets_of_other_keys():
 
 
 def test_a_failing_load_raises_to_every_waiter_and_is_not_cached(parked):
-    cache = ModelCache(4)
+    cache = ModelCache(10_000)
     failure = OSError("artifact unreadable")
     load = Loader("a", gated=True, error=failure)
 
@@ -159,8 +165,8 @@ def test_a_failing_load_raises_to_every_waiter_and_is_not_cached(parked):
     assert cache.peek("a") is not None
 
 
-def test_the_least_recently_used_entry_is_evicted_at_capacity():
-    cache = ModelCache(2)
+def test_the_least_recently_used_entries_are_evicted_to_fit_the_byte_budget():
+    cache = ModelCache(budget_bytes=250)
     before = evictions()
     a = cache.get("a", Loader("a"))
     cache.get("b", Loader("b"))
@@ -168,7 +174,7 @@ def test_the_least_recently_used_entry_is_evicted_at_capacity():
 
     cache.get("c", Loader("c"))
 
-    assert len(cache) == 2
+    assert len(cache) == 2 and cache.held_bytes == 200
     assert cache.peek("b") is None
     assert cache.peek("a") is a
     assert cache.peek("c").key == "c"
@@ -181,9 +187,44 @@ def test_the_least_recently_used_entry_is_evicted_at_capacity():
     assert cache.peek("c") is None
     assert evictions() == before + 2
 
+    cache.get("big", Loader("big", size_bytes=240))  # one large version makes room for itself
 
-def test_a_cache_always_holds_at_least_one_model():
-    cache = ModelCache(0)
+    assert cache.keys() == {"big"} and cache.held_bytes == 240
+
+
+def test_the_version_just_loaded_is_kept_even_when_it_alone_is_over_the_budget():
+    cache = ModelCache(budget_bytes=0)
     model = cache.get("a", Loader("a"))
     assert cache.peek("a") is model
     assert len(cache) == 1
+
+
+def test_pinned_versions_are_never_evicted_and_a_budget_they_exceed_is_reported(caplog):
+    pinned = {"p1", "p2"}
+    cache = ModelCache(budget_bytes=150, pinned=lambda: pinned)
+    for key in ("p1", "p2"):
+        cache.get(key, Loader(key))
+
+    cache.get("other", Loader("other"))
+    cache.get("another", Loader("another"))
+
+    assert cache.keys() == {"p1", "p2", "another"}  # "other" went; the pinned ones stay over the budget
+    assert cache.pinned_over_budget == 50
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1  # said once, not per load
+    assert "raise MODEL_MEMORY_MB" in caplog.records[0].message
+
+    pinned.clear()
+    cache.get("last", Loader("last"))
+    assert cache.keys() == {"last"} and cache.pinned_over_budget == 0
+
+
+def test_hits_and_misses_are_counted():
+    cache = ModelCache(budget_bytes=10_000)
+    hits, misses = counted("registry_model_cache_hits_total"), counted("registry_model_cache_misses_total")
+
+    cache.get("a", Loader("a"))
+    cache.get("a", Loader("never"))
+    cache.get("a", Loader("never"))
+
+    assert counted("registry_model_cache_misses_total") == misses + 1
+    assert counted("registry_model_cache_hits_total") == hits + 2

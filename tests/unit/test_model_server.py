@@ -54,7 +54,7 @@ def loader():
 
 @pytest.fixture
 def server(loader):
-    return ModelServer(loader, cache_size=8, refresh_seconds=1.0, session_scope=no_database)
+    return ModelServer(loader, memory_budget_bytes=10**9, refresh_seconds=1.0, session_scope=no_database)
 
 
 def test_a_committed_move_is_served_at_once_and_its_version_loaded_once(server, loader):
@@ -105,7 +105,7 @@ def test_a_retired_version_is_not_served_from_the_cache_any_more(server):
 
 def test_a_version_that_failed_to_load_is_not_read_again_during_its_backoff():
     loader = FakeLoader(broken={3})
-    server = ModelServer(loader, cache_size=8, refresh_seconds=60.0, session_scope=no_database)
+    server = ModelServer(loader, memory_budget_bytes=10**9, refresh_seconds=60.0, session_scope=no_database)
 
     for _ in range(3):
         with pytest.raises(OSError):
