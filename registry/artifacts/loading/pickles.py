@@ -18,6 +18,7 @@ from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 from numpy._core.multiarray import _reconstruct
 from sklearn.base import BaseEstimator
+from sklearn.tree._tree import Tree
 from sklearn.preprocessing import FunctionTransformer
 
 from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
@@ -126,7 +127,8 @@ class _Guards:
         if isinstance(cls, type) and issubclass(cls, np.ndarray):
             raise UnsafeArtifact("artifact builds a NumPy array in a way NumPy never writes")
 
-    def _check_build(self):
+    def _check_build(self) -> tuple[object, object]:
+        """Check a BUILD before it runs; the object it sets and the state it sets it from."""
         target, state = self.stack[-2], self.stack[-1]
         # BUILD on a class or function would set attributes on it for the whole process.
         if isinstance(target, (type, FunctionType, BuiltinFunctionType)):
@@ -139,6 +141,7 @@ class _Guards:
             self.sklearn_version = check_sklearn_version(version)
         if isinstance(target, FunctionTransformer):
             check_passthrough(state)
+        return target, state
 
 
 _GUARDED_STEPS = {
@@ -158,8 +161,9 @@ class _ObjectArrayUnpickler(_Guards, pickle._Unpickler):
 
     def load_build(self):
         """BUILD after the shared checks."""
-        self._check_build()
+        built = self._check_build()
         pickle._Unpickler.load_build(self)
+        _release_copied_state(*built)
 
     dispatch = {**pickle._Unpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
 
@@ -173,8 +177,9 @@ class _JoblibUnpickler(_Guards, NumpyUnpickler):
 
     def load_build(self):
         """BUILD after the shared checks, then swap an array wrapper for the array it announces."""
-        self._check_build()
+        built = self._check_build()
         pickle._Unpickler.load_build(self)
+        _release_copied_state(*built)
         if isinstance(self.stack[-1], NumpyArrayWrapper):
             self.stack.append(self._read_array(self.stack.pop()))
 
@@ -189,6 +194,14 @@ class _JoblibUnpickler(_Guards, NumpyUnpickler):
         return wrapper.read(self, self.ensure_native_byte_order)
 
     dispatch = {**NumpyUnpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
+
+
+def _release_copied_state(target: object, state: object) -> None:
+    """A tree copies its nodes and values into buffers of its own: empty the state it was built from,
+    which the pickle's memo would otherwise keep alive to the end of the file (a second copy of every
+    tree of a forest, twice the memory at the peak of a load)."""
+    if isinstance(target, Tree) and isinstance(state, dict):
+        state.clear()
 
 
 def _numpy2_module(module: str) -> str:
