@@ -22,8 +22,8 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
 from registry.artifacts.safe_pickle import load_estimator
-from tests.helpers import artifact_bytes
 from registry.errors import InvalidArtifact, UnsafeArtifact
+from tests.helpers import artifact_bytes
 
 FORMATS = ["pickle-4", "pickle-5", "joblib", "joblib-zlib"]
 COMPRESSORS = ["joblib-zlib", "joblib-gzip", "joblib-bz2", "joblib-lzma", "joblib-xz"]

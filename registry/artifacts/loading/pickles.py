@@ -18,8 +18,8 @@ from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 from numpy._core.multiarray import _reconstruct
 from sklearn.base import BaseEstimator
-from sklearn.tree._tree import Tree
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.tree._tree import Tree
 
 from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
 from registry.artifacts.loading.checks import check_passthrough, check_sklearn_version
