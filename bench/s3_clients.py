@@ -25,10 +25,13 @@ BOTO3 = ["boto3==1.44.5", "botocore==1.44.5", "s3transfer==0.19.3"]
 BIG_MB = 200
 
 CLIENT = r'''
-import hashlib, json, os, resource, sys, time
+import hashlib, json, os, sys, time
 endpoint, key, secret, region, bucket, path = sys.argv[1:7]
 which = sys.argv[7]
-rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss():  # the peak resident set so far (VmHWM; ru_maxrss would keep the parent's across exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 t0 = time.perf_counter()
 if which == "obstore":
     import obstore
