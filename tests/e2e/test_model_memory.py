@@ -40,7 +40,8 @@ def live(tmp_path_factory):
                                      files={"artifact": ("m.joblib", artifact_bytes(model))})
             assert uploaded.status_code == 201, uploaded.text
             expected[number] = float(model.predict([PROBE])[0])
-        promoted = requests.post(f"{live.url}/models/many/versions/1/promote", json={}, headers=live.headers, timeout=60)
+        promoted = requests.post(f"{live.url}/models/many/versions/1/promote", json={}, headers=live.headers,
+                                 timeout=60)
         assert promoted.status_code == 200
         yield live, expected, worker_rss_mb(live)
 

@@ -2,6 +2,7 @@
 replica serves them through its own node cache, the artifact commands work on S3, a local store
 migrates to S3, and an unreachable store is a named 503 that heals without a restart."""
 import obstore
+from prometheus_client import REGISTRY
 import pytest
 
 from bench.harness.tcp_proxy import CuttableProxy
@@ -152,3 +153,35 @@ def test_while_the_store_is_down_loaded_versions_serve_and_what_needs_the_store_
     healed = upload(client, ci, "m", scaled_sum(3))
     assert healed.status_code == 201, healed.get_json()
     assert predict(client, "2").get_json()["predictions"] == [pytest.approx(12.0)]
+
+
+def test_with_the_store_down_a_new_process_serves_what_this_machine_cached(proxied, replica, ci, admin, tmp_path):
+    app, proxy = proxied
+    client = app.test_client()
+    upload_ok(client, ci, "m", scaled_sum(1))
+    assert predict(client, "1").status_code == 200  # fetched into this machine's node cache
+    proxy.cut()
+
+    restarted = replica("proxied", AWS_ENDPOINT_URL=app.config["AWS_ENDPOINT_URL"])  # same cache, nothing loaded
+    answer = predict(restarted.test_client(), "1")
+
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"] == [pytest.approx(6.0)]
+
+
+def test_a_missing_or_damaged_object_is_named_and_counted(replica, raw, ci):
+    app = replica()
+    client = app.test_client()
+    for factor in (1, 2):
+        upload_ok(client, ci, "m", scaled_sum(factor))
+    shas = {v["version"]: v["sha256"] for v in client.get("/models/m/versions").get_json()["items"]}
+    obstore.delete(raw, key_for(shas[1]))
+    obstore.put(raw, key_for(shas[2]), b"bit rot")
+
+    def errors(kind):
+        return REGISTRY.get_sample_value("registry_artifact_store_errors_total", {"kind": kind}) or 0.0
+
+    before = errors("missing"), errors("damaged")
+    assert_problem(predict(client, "1"), 500, shas[1], "is missing")
+    assert_problem(predict(client, "2"), 500, shas[2], "no longer matches its sha256")
+    assert (errors("missing"), errors("damaged")) == (before[0] + 1, before[1] + 1)
