@@ -2,8 +2,8 @@
 replica serves them through its own node cache, the artifact commands work on S3, a local store
 migrates to S3, and an unreachable store is a named 503 that heals without a restart."""
 import obstore
-from prometheus_client import REGISTRY
 import pytest
+from prometheus_client import REGISTRY
 
 from bench.harness.tcp_proxy import CuttableProxy
 from registry.artifacts.store import key_for
