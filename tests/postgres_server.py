@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -79,12 +80,29 @@ def postgres_server(url: str, pg_ctl: str | None = None) -> Iterator[str]:
     problem = missing_server_message(url, pg_ctl)
     if problem:
         raise NoPostgres(problem)
-    with throwaway_server(pg_ctl) as throwaway_url:
-        yield throwaway_url
+    with throwaway_server(pg_ctl) as throwaway:
+        yield throwaway.url
+
+
+@dataclass
+class Throwaway:
+    """A throwaway server: its URL, and stopping and starting it again (an outage)."""
+
+    url: str
+    executor: PostgreSQLExecutor
+
+    def stop(self) -> None:
+        """Shut the server down (``pg_ctl stop``: connections are cut)."""
+        self.executor.stop()
+
+    def start(self) -> None:
+        """Start it again on the same data and port, and wait until it answers."""
+        self.executor.start()
+        _wait_until_it_answers(self.url, Path(self.executor.logfile))
 
 
 @contextmanager
-def throwaway_server(pg_ctl: str) -> Iterator[str]:
+def throwaway_server(pg_ctl: str) -> Iterator[Throwaway]:
     """A new cluster (superuser ``postgres``, trust auth) on a free port, removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="registry-test-postgres-"))
     try:
@@ -99,7 +117,7 @@ def throwaway_server(pg_ctl: str) -> Iterator[str]:
         try:
             url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
             _wait_until_it_answers(url, Path(executor.logfile))
-            yield url
+            yield Throwaway(url, executor)
         finally:
             executor.stop()
     finally:

@@ -1,8 +1,9 @@
 """A fleet that shares only PostgreSQL and an S3 server (SeaweedFS): three replicas, each in a network
-namespace of its own with its own disk, reaching both over TCP through proxies on the host.
+namespace of its own with its own disk, reaching both over TCP through proxies on the host. The fleet
+has a PostgreSQL server and an S3 server of its own, so both can really be stopped and started.
 
 Upload on one, promote on another, predict on the third; a replica killed mid-upload leaves nothing
-half-written; the S3 server killed and PostgreSQL cut under prediction load fail no prediction on a
+half-written; the S3 server killed and PostgreSQL stopped under prediction load fail no prediction on a
 loaded alias, refuse writes with a named 503, and heal without a restart; a new replica with an empty
 cache is not ready while the store is down, and becomes ready once it has fetched what it serves."""
 import signal
@@ -21,19 +22,27 @@ from bench.harness import fleet as fleets
 from bench.harness import s3_server, server
 from bench.harness.models import PROBE_ROW, artifact_bytes, expected_prediction, scaled_sum, upload
 from bench.harness.traffic import Load
-from tests.databases import BACKEND, fresh_database
+from tests.databases import BACKEND
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.helpers import wait_for
+from tests.postgres_server import find_pg_ctl, throwaway_server
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgresql",
                                 reason="a fleet shares PostgreSQL: the PostgreSQL pass runs it")
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
+def postgres():
+    """A PostgreSQL server of the fleet's own, so that the test can stop it and start it again."""
+    with throwaway_server(find_pg_ctl()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("fleet")
-    with s3_server.running(root / "s3") as s3, fresh_database(root) as database_url, \
-            fleets.running(database_url, s3, root, ADMIN_TOKEN, count=3) as running:
+    with s3_server.running(root / "s3") as s3, \
+            fleets.running(postgres.url, s3, root, ADMIN_TOKEN, count=3) as running:
         yield running
 
 
@@ -125,7 +134,7 @@ def test_a_replica_killed_mid_upload_leaves_no_version_without_its_object_and_gc
     fleet.replicas.remove(victim)
 
 
-def test_store_and_database_outages_under_load_fail_no_prediction_and_heal_without_restarts(fleet):
+def test_store_and_database_outages_under_load_fail_no_prediction_and_heal_without_restarts(fleet, postgres):
     replicas = list(fleet.replicas)
     urls = [f"{r.live.url}/models/f/production/predict" for r in replicas]
     with Load(urls, threads=6) as load:
@@ -146,13 +155,11 @@ def test_store_and_database_outages_under_load_fail_no_prediction_and_heal_witho
         assert predict(newcomer).json()["version"] == 2
         wait_for(lambda: upload(replicas[0].live, "f", scaled_sum(8)).status_code == 201, "uploads to resume", 30)
 
-        for replica in replicas:
-            replica.database_proxy.cut()
+        postgres.stop()
         time.sleep(2)  # predictions keep coming while the database is gone
         refused = promote(replicas[1], 1)
         assert refused.status_code == 503 and refused.headers["Retry-After"]
-        for replica in replicas:
-            replica.database_proxy.restore()
+        postgres.start()
         wait_for(lambda: promote(replicas[1], 2).status_code == 200, "writes to resume", 60)
 
     answers = [a for a in load.answers]
