@@ -63,11 +63,12 @@ class ModelCache:
         MODEL_CACHE_BUDGET_BYTES.set(self.budget_bytes)
 
     def peek(self, key: Hashable) -> ServableModel | None:
-        """The cached model for ``key`` without loading it (and marked recently used)."""
+        """The cached model for ``key`` without loading it (marked recently used, and counted as a hit)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
+                MODEL_CACHE_HITS.inc()
             return entry
 
     def get(self, key: Hashable, load: Callable[[], ServableModel]) -> ServableModel:

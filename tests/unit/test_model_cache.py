@@ -224,7 +224,8 @@ def test_hits_and_misses_are_counted():
 
     cache.get("a", Loader("a"))
     cache.get("a", Loader("never"))
-    cache.get("a", Loader("never"))
+    cache.peek("a")  # how a request by version number finds it loaded
+    assert cache.peek("b") is None  # not loaded: the caller loads it through get, which counts the miss
 
     assert counted("registry_model_cache_misses_total") == misses + 1
     assert counted("registry_model_cache_hits_total") == hits + 2
