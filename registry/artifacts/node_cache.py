@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from registry.artifacts.s3_store import S3Store
-from registry.artifacts.store import ArtifactStore, StoredFile, is_artifact_name, key_for, sha256_of
+from registry.artifacts.store import REPAIR, ArtifactStore, StoredFile, is_artifact_name, key_for, sha256_of
 from registry.errors import ArtifactCorrupted, NotFetchedYet, StoreUnavailable
 from registry.telemetry import ARTIFACT_CACHE_EVICTIONS, ARTIFACT_CACHE_FILLS
 
@@ -58,10 +58,7 @@ class NodeCache:
             with os.fdopen(fd, "wb") as f:
                 digest = download(f)
             if digest != sha256:
-                raise ArtifactCorrupted(
-                    f"the stored artifact {sha256} no longer matches its sha256; it is not served: re-upload "
-                    "the original file to repair it, or restore the store from a backup"
-                )
+                raise ArtifactCorrupted(f"the stored artifact {sha256} no longer matches its sha256; {REPAIR}")
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)

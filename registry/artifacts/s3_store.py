@@ -28,6 +28,7 @@ from registry.artifacts.store import (
     digest_of_file,
     is_artifact_name,
     key_for,
+    sha256_of,
 )
 from registry.errors import ArtifactCorrupted, ArtifactMissing, StoreUnavailable
 
@@ -123,7 +124,7 @@ class S3Store(ArtifactStore):
         """The object's bytes, after checking they hash to ``sha256``."""
         result = self._get(sha256)
         data = bytes(self._call("read", result.bytes))
-        if hashlib.sha256(data).hexdigest() != sha256:
+        if sha256_of(data) != sha256:
             raise ArtifactCorrupted(f"the stored artifact {sha256} no longer matches its sha256; {REPAIR}")
         return data
 
