@@ -19,7 +19,7 @@ import obstore
 import requests
 from obstore.store import S3Store
 
-from bench.harness.server import free_port
+from bench.harness.server import free_ports
 
 ACCESS_KEY_ID = "registry"
 SECRET_ACCESS_KEY = "registry-secret-key"
@@ -65,8 +65,8 @@ class S3Server:
     def start(self) -> None:
         """Start ``weed server`` (again, after ``stop``: same ports, same data) and wait for S3."""
         if not self.ports:
-            self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-            self.ports.update({f"{name}_grpc": free_port() for name in ("master", "volume", "filer", "s3")})
+            names = [f"{part}{kind}" for part in ("master", "volume", "filer", "s3") for kind in ("", "_grpc")]
+            self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         config = self.root / "s3.json"
         config.write_text(json.dumps({"identities": [{
