@@ -69,6 +69,14 @@ class Config:
     # evicted least recently used first.
     MODEL_MEMORY_MB = _float("MODEL_MEMORY_MB", max(64, memory_mb() // WORKERS // 2))
     ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
+    # The prediction log: the share of each model's requests recorded (a model may set its own; errors
+    # are always recorded), and for how many days.
+    PREDICTION_LOG_SAMPLE = _float("PREDICTION_LOG_SAMPLE", 0.1)
+    PREDICTION_LOG_DAYS = _float("PREDICTION_LOG_DAYS", 30.0)
+    PREDICTION_LOG_QUEUE = _int("PREDICTION_LOG_QUEUE", 10_000)  # entries a worker holds for its writer at most
+    # A feature (or the predictions) has drifted when its PSI is above DRIFT_PSI or its test's p-value below DRIFT_P_VALUE.
+    DRIFT_PSI = _float("DRIFT_PSI", 0.2)
+    DRIFT_P_VALUE = _float("DRIFT_P_VALUE", 0.01)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
     # A dashboard sign-in ends after this long, whatever happens meanwhile.
     SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)

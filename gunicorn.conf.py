@@ -3,6 +3,7 @@
 Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2 per core),
 WORKER_THREADS (default 4), plus the app's own variables (config.py).
 """
+import gc
 import os
 import shutil
 import tempfile
@@ -16,6 +17,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
 from config import WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+from registry.heap import map_large_blocks  # noqa: E402
+
+map_large_blocks()  # before the app loads anything; the workers inherit it
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = WORKERS
@@ -70,6 +74,10 @@ def when_ready(server):
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose()
+        # Move everything imported and loaded so far out of the collector's reach: a collection in a
+        # worker would otherwise write to every object's header, copying the pages it shares.
+        gc.collect()
+        gc.freeze()
 
 
 def post_fork(server, worker):
@@ -96,12 +104,14 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Finish the webhook sends in flight (each at most its timeout) before the worker goes; share
-    its last metrics."""
+    """Finish the webhook sends in flight (each at most its timeout) and write the prediction log's
+    queue before the worker goes; share its last metrics."""
     from api import delivery
+    from api.domain import EXTENSION
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
         delivery.stop_in_worker(worker.wsgi)
+        worker.wsgi.extensions[EXTENSION].prediction_log.stop(timeout=5)  # what it queued is written first
     if getattr(worker, "metric_flusher", None) is not None:
         worker.metric_flusher.stop()
 

@@ -5,7 +5,7 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 from werkzeug.routing import IntegerConverter
 
-from api import commands, delivery, domain, rate_limits, security_headers
+from api import commands, delivery, domain, rate_limits, request_ids, security_headers
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
@@ -13,7 +13,7 @@ from api.migrations import init_migrations
 from api.openapi import ProblemDocs
 from api.ui import init_ui
 from api.v2 import views as v2
-from api.views import aliases, evaluations, models, ops, predict, rollouts, tokens, versions, webhooks
+from api.views import aliases, evaluations, models, ops, predict, predictions, rollouts, tokens, versions, webhooks
 from config import Config
 from registry.db import configure_sqlite, db
 from registry.names import MAX_ID
@@ -44,6 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _init_http(app)
     init_ui(app)
     security_headers.init_app(app)
+    request_ids.init_app(app)
     rate_limits.init_app(app)
     commands.register(app)
     return app
@@ -70,7 +71,7 @@ def _init_database(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
-    for module in (models, versions, evaluations, aliases, rollouts, predict, tokens, webhooks, ops, v2):
+    for module in (models, versions, evaluations, aliases, rollouts, predict, predictions, tokens, webhooks, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")

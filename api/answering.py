@@ -8,10 +8,12 @@ from functools import partial
 
 from flask import Response, request
 
-from api import domain, errors
+from api import domain, errors, request_ids
+from registry.monitoring.prediction_log import Entry
 from registry.serving.inputs import PredictionInput
 from registry.serving.predict import after_answer, predict, served_by
 from registry.serving.running import Prediction
+from registry.tables import utcnow
 from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series
 
 Rendered = tuple[bytes, str, dict]  # body, mimetype, headers
@@ -26,9 +28,13 @@ def answer(name: str, ref: str, given: PredictionInput, *, render: Callable[[Pre
     try:
         result = predict(runtime, name=name, ref=ref, request=given, headers=request.headers)
     except Exception as exc:
-        _count_failure(name, ref, exc, status_of(exc))
+        status = status_of(exc)
+        _count_failure(name, ref, exc, status)
+        _log_failure(name, ref, exc, status, time.perf_counter() - started)
         raise
-    _count_answer(name, ref, result, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    _count_answer(name, ref, result, elapsed)
+    _log_answer(name, ref, result, elapsed)
     body, mimetype, headers = render(result)
     response = Response(body, mimetype=mimetype, headers={**headers, **_answer_headers(result)})
     if result.shadow is not None:
@@ -59,6 +65,38 @@ def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
     series(PREDICTIONS, model=name, version=str(version), status=str(status)).inc()
     if rollout_id is not None:
         series(ROUTED_PREDICTIONS, model=name, alias=ref, route=route, version=str(version), status=str(status)).inc()
+
+
+def _log_answer(name: str, ref: str, result: Prediction, elapsed: float) -> None:
+    """Log the answer if the model's share draws it."""
+    prediction_log = domain.prediction_log()
+    if not prediction_log.keeps(name, 200):
+        return
+    outputs = {"predictions": result.predictions}
+    if result.probabilities is not None:
+        outputs |= {"probabilities": result.probabilities, "classes": result.classes}
+    prediction_log.offer(Entry(
+        request_id=request_ids.current(), model=name, version=result.version, alias=_alias(ref), route=result.route,
+        rows=result.rows, outputs=outputs, latency_ms=elapsed * 1000, status=200, at=utcnow(),
+    ))
+
+
+def _log_failure(name: str, ref: str, exc: Exception, status: int, elapsed: float) -> None:
+    """Log a failure (every one is kept); not one before a version was found."""
+    found = served_by(exc)
+    prediction_log = domain.prediction_log()
+    if found is None or not prediction_log.keeps(name, status):
+        return
+    version, route, _ = found
+    prediction_log.offer(Entry(
+        request_id=request_ids.current(), model=name, version=version, alias=_alias(ref), route=route,
+        rows=None, outputs={"detail": getattr(exc, "detail", None) or str(exc)}, latency_ms=elapsed * 1000,
+        status=status, at=utcnow(),
+    ))
+
+
+def _alias(ref: str) -> str | None:
+    return None if ref.isdigit() else ref
 
 
 def _answer_headers(result: Prediction) -> dict:

@@ -16,15 +16,16 @@ def principal() -> Principal:
     return g.get("principal", ANONYMOUS)
 
 
-def requires(role: str) -> Callable:
-    """Allow the view to tokens of ``role`` and to admins; ``ci`` views also take admin tokens."""
+def requires(*roles: str) -> Callable:
+    """Allow the view to tokens of any of ``roles`` and to admins."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
             who = _authenticate(trust_recent=False)
-            if not who.may(role):
-                needs = "'admin'" if role == "admin" else f"{role!r} or 'admin'"
+            if not any(who.may(role) for role in roles):
+                named = [repr(role) for role in roles if role != "admin"] + ["'admin'"]
+                needs = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
                 raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs {needs}")
             g.principal = who
             return view(*args, **kwargs)
@@ -32,6 +33,17 @@ def requires(role: str) -> Callable:
         return document(wrapped, {"security": NEEDS_TOKEN})
 
     return decorator
+
+
+def any_token(view):
+    """Any valid token, of any role, even where reads are open (the view shows what callers sent)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        g.principal = _authenticate(trust_recent=True)
+        return view(*args, **kwargs)
+
+    return document(wrapped, {"security": NEEDS_TOKEN})
 
 
 def reads(view):

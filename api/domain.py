@@ -1,6 +1,8 @@
 """The domain objects of one app (its artifact store and its serving runtime), built from its
 config, and how the changes its use cases commit reach that runtime."""
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy.engine import make_url
@@ -11,9 +13,11 @@ from registry.artifacts.store import ArtifactStore
 from registry.artifacts.stores import UnknownStore, open_store
 from registry.changes import committed
 from registry.db import end_read
+from registry.monitoring.prediction_log import LogSettings, PredictionLog
 from registry.serving.loader import ArtifactLoader
 from registry.serving.notifications import ChangeListener
 from registry.serving.runtime import Runtime, build_runtime
+from registry.serving.served_forms import ServedForms
 
 EXTENSION = "model_registry"
 
@@ -24,19 +28,27 @@ class Domain:
 
     store: ArtifactStore
     runtime: Runtime
+    forms: ServedForms  # this machine's served forms, which its loader makes and maps
+    prediction_log: PredictionLog
 
 
 def init_app(app: Flask) -> None:
     """Build the app's store and runtime; its runtime serves what the app commits, once it commits."""
     config = app.config
     store = _store(app)
+    forms = ServedForms(
+        Path(config["ARTIFACT_CACHE_DIR"]) / "forms", budget_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
+        serving=_serving_digests(app),
+    )
     runtime = build_runtime(
-        ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024),
+        ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024, forms=forms),
         memory_budget_bytes=int(config["MODEL_MEMORY_MB"] * 1024 * 1024),
         refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
         session_scope=app.app_context,
     )
-    app.extensions[EXTENSION] = Domain(store, runtime)
+    log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
+                               capacity=config["PREDICTION_LOG_QUEUE"])
+    app.extensions[EXTENSION] = Domain(store, runtime, forms, PredictionLog(log_settings, session_scope=app.app_context))
     committed.connect(_serve_committed)  # once per process: connecting again changes nothing
     if config["WATCH_ALIASES"]:
         url = make_url(config["SQLALCHEMY_DATABASE_URI"])
@@ -49,13 +61,6 @@ def init_app(app: Flask) -> None:
 def _store(app: Flask, root: str | None = None) -> ArtifactStore:
     """The store ``root`` (default ``ARTIFACT_ROOT``) names; one that cannot be used stops the start with one line."""
     config = app.config
-
-    def serving() -> set[str]:
-        with app.app_context():
-            digests = lookups.served_digests()
-            end_read()
-            return digests
-
     try:
         return open_store(
             root or str(config["ARTIFACT_ROOT"]),
@@ -68,10 +73,21 @@ def _store(app: Flask, root: str | None = None) -> ArtifactStore:
             ),
             cache_dir=config["ARTIFACT_CACHE_DIR"],
             cache_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
-            serving=serving,
+            serving=_serving_digests(app),
         )
     except UnknownStore as exc:
         raise SystemExit(str(exc)) from None
+
+
+def _serving_digests(app: Flask) -> Callable[[], set[str]]:
+    """What tells the node's caches which artifacts an alias or a rollout serves (never let go)."""
+    def serving() -> set[str]:
+        with app.app_context():
+            digests = lookups.served_digests()
+            end_read()
+            return digests
+
+    return serving
 
 
 def open_configured_store(root: str) -> ArtifactStore:
@@ -82,6 +98,16 @@ def open_configured_store(root: str) -> ArtifactStore:
 def store() -> ArtifactStore:
     """The current app's artifact store."""
     return current_app.extensions[EXTENSION].store
+
+
+def served_forms() -> ServedForms:
+    """The current app's served forms."""
+    return current_app.extensions[EXTENSION].forms
+
+
+def prediction_log() -> PredictionLog:
+    """The current app's prediction log."""
+    return current_app.extensions[EXTENSION].prediction_log
 
 
 def runtime() -> Runtime:

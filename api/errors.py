@@ -36,6 +36,8 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
 
 # A 503 says when to try again (RFC 9110 §10.2.3): time for an operator to remount or fix permissions.
 RETRY_AFTER_SECONDS = 60
+# A database that does not answer is most often restarting or failing over: sooner.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 DATABASE_UNAVAILABLE = "the database is unavailable (unreachable, locked or not migrated); try again shortly"
 
@@ -112,7 +114,8 @@ def describe(exc: Exception) -> Problem:
     if isinstance(exc, ProblemError):
         return Problem(exc.status, _title(exc.status), exc.detail, exc.errors)
     if isinstance(exc, OperationalError):
-        return Problem(503, "Service Unavailable", DATABASE_UNAVAILABLE)
+        return Problem(503, "Service Unavailable", DATABASE_UNAVAILABLE,
+                       headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     if isinstance(exc, HTTPException) and (exc.code or 500) < 500:
         return _http_problem(exc)
     return UNEXPECTED
@@ -150,6 +153,8 @@ def _http_problem(exc: HTTPException) -> Problem:
     errors = _webargs_messages(exc)
     detail = describe_errors(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+    if getattr(exc, "retry_after", None) is not None:  # a 429 (or 503) that says when to try again
+        headers["Retry-After"] = str(exc.retry_after)
     return Problem(status, _title(status), detail, errors, headers)
 
 

@@ -1,13 +1,16 @@
 """Marshmallow schemas of the HTTP contract (../shared/API.md): what comes in and goes out."""
 import json
 import math
-from datetime import timezone
+import re
+from datetime import timedelta, timezone
 
+from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
 from registry.access.tokens import ROLES
 from registry.aliases.rollouts import HEADER_NAME
 from registry.events.outbox import EVENT_TYPES
+from registry.monitoring.feedback import MAX_ITEMS as MAX_FEEDBACK_ITEMS
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS, MAX_ID, TOKEN_NAME
 from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
@@ -116,9 +119,17 @@ class ReasonArgs(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
+class PredictionLogPatch(Schema):
+    sample = fields.Float(
+        required=True, allow_none=True, validate=validate.Range(0, 1),
+        metadata={"description": "the share of requests logged, 0 to 1 (errors always are); null: PREDICTION_LOG_SAMPLE"},
+    )
+
+
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
+    prediction_log = fields.Nested(PredictionLogPatch)
 
 
 class VersionPatch(Schema):
@@ -253,6 +264,11 @@ class ModelOut(Schema):
 
 class ModelDetailOut(ModelOut):
     version_count = fields.Integer()
+    prediction_log = fields.Method("_prediction_log", metadata={"description": "the share of requests logged"})
+
+    def _prediction_log(self, model) -> dict:
+        own = model.prediction_log_sample
+        return {"sample": current_app.config["PREDICTION_LOG_SAMPLE"] if own is None else own}
 
 
 class VersionOut(Schema):
@@ -437,3 +453,95 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
         },
         name=f"{item_schema.__name__}Page",
     )
+
+
+class LoggedPredictionArgs(Schema):
+    version = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    since = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; from this time on"})
+    until = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; before this time"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.Integer(validate=validate.Range(min=1), metadata={"description": "next_cursor of the page before"})
+
+
+class LoggedPredictionOut(Schema):
+    request_id = fields.String()
+    version = fields.Integer()
+    alias = fields.String(allow_none=True)
+    route = fields.String(allow_none=True)
+    inputs = fields.Raw(allow_none=True)
+    outputs = fields.Raw(allow_none=True)
+    latency_ms = fields.Float()
+    status = fields.Integer()
+    at = UTCDateTime()
+    label = fields.Raw(allow_none=True, dump_default=None)
+    labelled_at = UTCDateTime(allow_none=True)
+
+
+class LoggedPageOut(Schema):
+    items = fields.List(fields.Nested(LoggedPredictionOut))
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class FeedbackItem(Schema):
+    request_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    label = fields.Raw(required=True, allow_none=False, metadata={"description": "the truth: a class or a number, "
+                                                                  "or a list of them for a request of several rows"})
+
+
+class FeedbackIn(Schema):
+    items = fields.List(fields.Nested(FeedbackItem), required=True, validate=validate.Length(min=1, max=MAX_FEEDBACK_ITEMS))
+
+
+class FeedbackError(Schema):
+    index = fields.Integer()
+    request_id = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+
+
+class FeedbackOut(Schema):
+    applied = fields.Integer()
+    replaced = fields.Integer()
+    errors = fields.List(fields.Nested(FeedbackError))
+
+
+WINDOW = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
+WINDOW_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+MAX_WINDOW = timedelta(days=366)
+
+
+def window_span(text: str) -> timedelta:
+    """``30m``, ``24h`` or ``7d`` as a span; a ValidationError that says what to send otherwise."""
+    found = WINDOW.match(text)
+    if found is None:
+        raise ValidationError("a window is a whole number of minutes, hours or days: 30m, 24h, 7d")
+    span = int(found.group(1)) * WINDOW_UNITS[found.group(2)]
+    if span > MAX_WINDOW:
+        raise ValidationError("a window is at most 366 days")
+    return span
+
+
+class MonitoringArgs(Schema):
+    window = fields.String(load_default="24h", validate=window_span, metadata={"description": "30m, 24h, 7d …"})
+
+
+class QualityOut(Schema):
+    metric = fields.String(metadata={"description": "accuracy (classifiers) or mae (regressors)"})
+    value = fields.Float()
+    ci_low = fields.Float()
+    ci_high = fields.Float()
+    rows = fields.Integer(metadata={"description": "labelled rows it is computed on"})
+    rmse = fields.Float(allow_none=True)
+
+
+class MonitoringOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    window = fields.String()
+    since = UTCDateTime()
+    requests = fields.Integer()
+    labelled = fields.Integer()
+    label_delay_p50_s = fields.Float(allow_none=True)
+    quality = fields.Nested(QualityOut, allow_none=True)
+    drift = fields.Dict(allow_none=True, metadata={"description": "reference, reference_rows, recent_rows, features: "
+                                                   "{name: {psi, p_value, test, drifted}}, predictions: {…}"})

@@ -22,6 +22,12 @@ def create_app(model_paths: dict[str, str]) -> Flask:
         rows = np.asarray(request.get_json()["instances"], dtype=np.float64)
         return jsonify(model=name, predictions=models[name].predict(rows).tolist())
 
+    @app.post("/floor/predict")
+    def floor():
+        """The floor of Flask and gunicorn: the same JSON parsed, a constant answered (no model at all)."""
+        request.get_json()
+        return jsonify(model="floor", predictions=[0])
+
     @app.get("/readyz")
     def ready():
         """Always ready once imported: the models are loaded at start."""

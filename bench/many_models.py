@@ -1,22 +1,27 @@
-"""Many models on one machine: hundreds of versions served by two workers within a memory budget.
+"""Many models on one machine: a thousand versions served by two workers within a memory budget.
 
-``--versions`` logistic regressions (one model, a version each) are uploaded to a real gunicorn whose
-workers hold ``--budget-mb`` of loaded models each; then, all by the pinned-version route, c=8:
+``--versions`` versions of one model (every fourth a small random forest, the others logistic
+regressions) are uploaded to a real gunicorn whose workers hold ``--budget-mb`` of loaded models
+each; then, all by the pinned-version route, c=8:
 
-- **hits**: 2,000 requests over 20 versions that fit in the budget, against 2,000 on one version
-  (a single-model server's latency);
+- **hits**: 2,000 requests over 20 logistic versions that fit in the budget, against 2,000 on one
+  version (a single-model server's latency);
 - **misses**: one request to each of 100 versions never asked for before (each loads);
 - **Zipf traffic**: ``--requests`` with version ranks drawn from a Zipf law (s = 1.1) over all
   versions, so about ``--hot`` carry most of it: hit ratio and evictions from /metrics;
-- **forest misses**: the first request to each of ``--forests`` forests of ``--forest-mb`` MB
-  (read from the local store, checked, compiled);
-- **memory**: the workers' total PSS, and what the loaded versions hold by the service's measure.
+- **forest misses**: the first request to each of ``--forests`` forests of ``--forest-mb`` MB, on
+  the machine (read from the store, unpickled, compiled, its served form written) and again once
+  the worker has let it go (the served form mapped: what every later load on the machine pays);
+- **memory**: the workers' total PSS, and what the loaded versions hold by the service's measure;
+  then, on servers of 1 and of ``--pss-workers`` workers, what the same ``--forests`` forests
+  behind aliases (so every worker loads them) add to the workers' total PSS.
 
     .venv/bin/python -m bench.many_models
 
 Figures only; nothing passes or fails on them.
 """
 import argparse
+import math
 import random
 import statistics
 import tempfile
@@ -29,28 +34,33 @@ import numpy as np
 import psutil
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from bench import report
 from bench.fleet import forest
 from bench.harness import server
 from bench.harness.models import artifact_bytes
+from registry import metric_files
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-many-models-token"
 ROW = [0.1] * 10
+FOREST_ROW = [0.2, 0.4, 0.6]  # bench.fleet's forests read three columns
 CONCURRENCY = 8
 
 
 def main() -> None:
     """Parse the options, measure, print, and write the figures to bench/results/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=500)
+    parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--hot", type=int, default=200)
-    # About 200 of these logistic regressions (1.3 KB each loaded, as the service measures them); a forest
-    # loaded past the budget stays until the next load, so the forest misses need no room of their own.
-    parser.add_argument("--budget-mb", type=float, default=0.26)
+    # Room for about 200 of these versions (a small forest holds 64 KB loaded, a logistic regression
+    # 1.3 KB, as the service measures them); a large forest loaded past the budget stays until the next
+    # load, so the forest misses need no room of their own.
+    parser.add_argument("--budget-mb", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pss-workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--forests", type=int, default=6)
     parser.add_argument("--forest-mb", type=float, default=10.0)
@@ -62,6 +72,8 @@ def main() -> None:
         with server.running(f"sqlite:///{root}/registry.db", root, TOKEN, workers=args.workers,
                             env={"MODEL_MEMORY_MB": args.budget_mb}) as (live,):
             run.update(measure(live, args))
+        run["figures"]["forests_pss_mb"] = {
+            workers: _forests_pss_mb(root / f"pss-{workers}", workers, args) for workers in (1, args.pss_workers)}
     text = describe(run)
     print(text)
     report.save("many-models", run, text, HERE / "results", latest="many-models")
@@ -73,17 +85,28 @@ def logistic(seed: int) -> LogisticRegression:
     return LogisticRegression().fit(X, (X[:, seed % len(ROW)] > 0).astype(int))
 
 
+def small_forest(seed: int) -> RandomForestClassifier:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, len(ROW)))
+    return RandomForestClassifier(n_estimators=20, max_depth=8, random_state=seed).fit(X, X[:, seed % len(ROW)] > 0)
+
+
+def version_model(number: int):
+    """Version ``number``'s model: every fourth a small forest, the others logistic regressions."""
+    return small_forest(number) if number % 4 == 0 else logistic(number)
+
+
 def measure(live, args) -> dict:
     """Seed the versions, then time hits, misses, Zipf traffic and forest misses; read memory."""
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda n: _upload(live, "many", logistic(n)), range(1, args.versions + 1)))
+        list(pool.map(lambda n: _upload(live, "many", version_model(n)), range(1, args.versions + 1)))
     figures = {}
-    hot = list(range(1, 21))
+    hot = [n for n in range(1, 28) if n % 4][:20]
     _latencies(live, hot * 4)  # every worker has them loaded
     figures["hit_ms"] = _summary(_latencies(live, hot * 100))
     figures["single_ms"] = _summary(_latencies(live, [1] * 2000))
     before = _counters(live)
-    cold = list(range(args.versions - 99, args.versions + 1))
+    cold = list(range(max(30, args.versions - 99), args.versions + 1))
     figures["miss_ms"] = _summary(_latencies(live, cold))
     pick = random.Random(0)
     weights = [1 / rank ** 1.1 for rank in range(1, args.versions + 1)]
@@ -103,8 +126,68 @@ def measure(live, args) -> dict:
     figures["workers_pss_mb"] = _pss_mb(live)
     for n in range(args.forests):
         _upload(live, "forests", forest(args.forest_mb, seed=n))
-    figures["forest_miss_ms"] = _summary([_timed(live, "forests", n)[0] for n in range(1, args.forests + 1)])
+    numbers = range(1, args.forests + 1)
+    figures["forest_first_load_ms"] = _summary([_forest_timed(live, "forests", n) for n in numbers])
+    # The same artifacts as versions of another model: new to every worker, so each request misses, and
+    # loads from the served form the first load wrote.
+    for n in range(args.forests):
+        _upload(live, "same-forests", forest(args.forest_mb, seed=n))
+    before = _counters(live)["registry_model_cache_misses_total"]
+    figures["forest_miss_ms"] = _summary([_forest_timed(live, "same-forests", n) for n in numbers])
+    figures["forest_misses_counted"] = _counters(live)["registry_model_cache_misses_total"] - before
     return {"figures": figures}
+
+
+def _forest_timed(live, name: str, number: int) -> float:
+    ms, status = _timed(live, name, number, row=FOREST_ROW)
+    if status != 200:
+        raise RuntimeError(f"forest version {number} answered {status}")
+    return ms
+
+
+def _forests_pss_mb(root: Path, workers: int, args) -> dict:
+    """What ``args.forests`` aliased forests add to the total PSS of a server of ``workers`` workers (and its
+    master) once every worker has loaded them and answered with them.
+
+    The server first takes twelve small forests the same way, so that every worker has most likely
+    handled an upload, a promotion and loads already: what a worker's first such requests cost
+    whatever the model (code run once, pages it shared with the master written) is in neither figure.
+    """
+    root.mkdir()
+    with server.running(f"sqlite:///{root}/registry.db", root, TOKEN, workers=workers) as (live,):
+        pids = [w.pid for w in psutil.Process(live.process.pid).children()]
+        _serve_aliased(live, pids, [f"warm-up-{n}" for n in range(12)], [forest(0.5, seed=100 + n) for n in range(12)])
+        before = _pss_mb(live, with_master=True)
+        names = [f"forest-{n}" for n in range(1, args.forests + 1)]
+        _serve_aliased(live, pids, names, [forest(args.forest_mb, seed=n) for n in range(1, args.forests + 1)])
+        after = _pss_mb(live, with_master=True)
+    return {"before": before, "after": after, "added": after - before}
+
+
+def _serve_aliased(live, pids: list[int], names: list[str], models: list) -> None:
+    """Upload and promote each model, wait until every worker maps them all, and predict with each."""
+    mapped = min(_forms_mapped(pid) for pid in pids)
+    for name, model in zip(names, models):
+        _upload(live, name, model)
+        promoted = requests.post(f"{live.url}/models/{name}/versions/1/promote", json={}, headers=live.headers,
+                                 timeout=300)
+        promoted.raise_for_status()
+    deadline = time.monotonic() + 300
+    while min(_forms_mapped(pid) for pid in pids) < mapped + len(names):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not all load the aliased forests within 300 s")
+        time.sleep(0.5)
+    session = requests.Session()
+    for name in names * 10 * len(pids):
+        answer = session.post(f"{live.url}/models/{name}/production/predict", json={"instances": [FOREST_ROW]},
+                              timeout=60)
+        answer.raise_for_status()
+
+
+def _forms_mapped(pid: int) -> int:
+    """How many served forms a process maps."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return len({line.rsplit("/", 2)[-2] for line in maps if "/forms/" in line and line.endswith(".npy")})
 
 
 def _upload(live, name: str, model) -> None:
@@ -113,9 +196,9 @@ def _upload(live, name: str, model) -> None:
     answer.raise_for_status()
 
 
-def _timed(live, name: str, number: int, session=requests) -> tuple[float, int]:
+def _timed(live, name: str, number: int, session=requests, row: list = ROW) -> tuple[float, int]:
     started = time.perf_counter()
-    answer = session.post(f"{live.url}/models/{name}/{number}/predict", json={"instances": [ROW]}, timeout=120)
+    answer = session.post(f"{live.url}/models/{name}/{number}/predict", json={"instances": [row]}, timeout=120)
     return (time.perf_counter() - started) * 1000, answer.status_code
 
 
@@ -135,18 +218,23 @@ def _latencies(live, numbers: list[int]) -> list[float]:
 
 def _summary(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
-    return {"n": len(ordered), "p50": statistics.median(ordered), "p99": ordered[int(0.99 * (len(ordered) - 1))]}
+    return {"n": len(ordered), "p50": statistics.median(ordered),
+            "p99": ordered[min(len(ordered), math.ceil(0.99 * len(ordered))) - 1]}
 
 
 def _counters(live) -> dict[str, float]:
+    """The service's unlabelled counters, once every worker has shared what it counted so far."""
+    time.sleep(2 * metric_files.FLUSH_SECONDS)
     text = requests.get(f"{live.url}/metrics", timeout=30).text
     return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
 
 
-def _pss_mb(live) -> float:
+def _pss_mb(live, with_master: bool = False) -> float:
+    """The workers' total PSS (and the master's: the pages a worker copies leave its share of them)."""
     total = 0
-    for worker in psutil.Process(live.process.pid).children():
-        for line in Path(f"/proc/{worker.pid}/smaps_rollup").read_text().splitlines():
+    master = psutil.Process(live.process.pid)
+    for process in [master, *master.children()] if with_master else master.children():
+        for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
                 total += int(line.split()[1])
     return total / 1024
@@ -162,13 +250,23 @@ def describe(run: dict) -> str:
          f"{f['single_ms']['p50']:.2f} / {f['single_ms']['p99']:.2f} ms"),
         ("hit ÷ single, p50", f"{ratio:.2f} (goal ≤ 1.1)"),
         ("miss (a logistic regression loaded), p50 / p99", f"{f['miss_ms']['p50']:.2f} / {f['miss_ms']['p99']:.2f} ms"),
-        (f"miss on a {o['forest_mb']:g} MB forest, p50 / p99",
+        (f"first load of a {o['forest_mb']:g} MB forest on the machine (unpickled, compiled, form written), p50 / p99",
+         f"{f['forest_first_load_ms']['p50']:.1f} / {f['forest_first_load_ms']['p99']:.1f} ms"),
+        (f"miss on a {o['forest_mb']:g} MB forest from the served form, p50 / p99 ({f['forest_misses_counted']:.0f} misses)",
          f"{f['forest_miss_ms']['p50']:.1f} / {f['forest_miss_ms']['p99']:.1f} ms (goal p50 ≤ 30 ms)"),
         (f"Zipf traffic ({o['requests']:,} requests over {o['versions']} versions), p50 / p99",
          f"{f['zipf_ms']['p50']:.2f} / {f['zipf_ms']['p99']:.2f} ms"),
         ("Zipf hit ratio, evictions", f"{f['zipf_hit_ratio']:.3f}, {f['zipf_evictions']:.0f}"),
         ("loaded bytes (all workers), workers' total PSS",
          f"{f['loaded_bytes'] / 2**20:.1f} MB, {f['workers_pss_mb']:.0f} MB"),
+    ]
+    one, many = (f["forests_pss_mb"][w] for w in (1, o["pss_workers"]))
+    rows += [
+        (f"{o['forests']} aliased {o['forest_mb']:g} MB forests: PSS they add (master and workers), 1 worker",
+         f"{one['added']:.1f} MB ({one['before']:.0f} → {one['after']:.0f} MB)"),
+        (f"the same, {o['pss_workers']} workers",
+         f"{many['added']:.1f} MB ({many['before']:.0f} → {many['after']:.0f} MB)"),
+        (f"{o['pss_workers']} workers ÷ 1 worker, PSS added", f"{many['added'] / one['added']:.2f} (goal ≤ 1.3)"),
     ]
     lines = [f"# Many models, {run['started_at']}", "",
              f"{o['versions']} versions, {o['workers']} workers, MODEL_MEMORY_MB={o['budget_mb']:g}, "

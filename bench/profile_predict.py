@@ -1,4 +1,4 @@
-"""Where one worker's time goes on a predict request: registry vs baseline, in-process, CPU time per request.
+"""Where one worker's time goes on a predict request: registry vs baseline and floor, in-process, CPU time per request.
 
 ``python -m bench.profile_predict [--model logistic] [--rows 1] [--requests 3000] [--top 30]``
 
@@ -38,6 +38,7 @@ def registry_client(root: Path, name: str, estimator):
     """A registry app on a migrated SQLite file with ``estimator`` as v1 on ``production``; its test client."""
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{root}/registry.db", "ARTIFACT_ROOT": str(root / "artifacts"),
+        "ARTIFACT_CACHE_DIR": root / "artifact-cache",
         "ADMIN_TOKEN": TOKEN, "WATCH_ALIASES": False, "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
     })
     with app.app_context():
@@ -90,12 +91,14 @@ def main() -> None:
             "registry alias": (registry, f"/models/bench-{args.model}/production/predict"),
             "registry pinned": (registry, f"/models/bench-{args.model}/1/predict"),
             "baseline": (baseline, f"/models/{args.model}/predict"),
+            "floor": (baseline, "/floor/predict"),
         }
         costs = cpu_per_request(urls, body, args.requests)
         predict_only = _predict_only(estimator, X[: args.rows], args.requests)
         print(f"CPU µs per request, {args.model}, {args.rows} row(s), {args.requests} requests, Flask test client:")
         for label, cost in costs.items():
-            print(f"  {label:16} {cost:8.0f} µs   ({cost / costs['baseline']:.2f}× baseline)")
+            print(f"  {label:16} {cost:8.0f} µs   ({cost / costs['baseline']:.2f}× baseline, "
+                  f"{cost / costs['floor']:.2f}× the floor)")
         print(f"  {'estimator.predict':16} {predict_only:8.0f} µs   (the model alone, on a ready array)")
 
         profiler = cProfile.Profile()

@@ -130,6 +130,7 @@ def in_process(estimator, args: argparse.Namespace) -> list[dict]:
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-v2-app-") as tmp:
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/registry.db", "ARTIFACT_ROOT": f"{tmp}/artifacts",
+                          "ARTIFACT_CACHE_DIR": Path(tmp) / "artifact-cache",
                           "ADMIN_TOKEN": servers.ADMIN_TOKEN, "WATCH_ALIASES": False, "PROMETHEUS_MULTIPROC_DIR": None})
         with app.app_context():
             upgrade(directory=str(BASE_DIR / "migrations"))

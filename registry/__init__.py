@@ -11,7 +11,8 @@ Read it bottom up:
    alias snapshot and hot swap, routing, running models, input checks, shadow runs and figures.
 3. The use cases that change state: ``catalog/`` (models and versions), ``aliases/`` (promote,
    rollback, delete, rollouts and the rules that admit a version), ``evaluations/``, ``access/``
-   (API tokens); ``events/`` (webhook subscriptions, the outbox and its deliverer) beside them.
+   (API tokens); ``events/`` (webhook subscriptions, the outbox and its deliverer) and
+   ``monitoring/`` (the prediction log, feedback, live quality) beside them.
 
 A use case records what the runtime must learn (``changes.record``) in its transaction; the
 runtime applies it after the commit, as the deliverer sends the outbox's events. Nothing in this

@@ -21,4 +21,5 @@ RULES = {
     "webhook_deliveries": "pruned WEBHOOK_RETENTION_DAYS after they were created, once delivered or given up",
     "webhook_attempts": "pruned with their delivery",
     "browser_sessions": "deleted at sign-out; expired ones pruned at every sign-in",
+    "prediction_log": "a sample of requests; pruned PREDICTION_LOG_DAYS after they were answered (every 10 minutes)",
 }

@@ -35,6 +35,8 @@ class RegisteredModel(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[dict] = mapped_column(JSON, default=dict)
     last_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The share of its requests the prediction log records (None: PREDICTION_LOG_SAMPLE's).
+    prediction_log_sample: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

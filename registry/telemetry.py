@@ -81,6 +81,17 @@ MODEL_CACHE_HITS = Counter(
 MODEL_CACHE_MISSES = Counter(
     "registry_model_cache_misses_total", "Requests by version that had to load it first",
 )
+PREDICTION_LOG_QUEUED = Counter(
+    "registry_prediction_log_queued_total",
+    "Requests put on the prediction log's queue (queued - written - dropped: waiting, or lost with a killed worker)",
+)
+PREDICTION_LOG_WRITTEN = Counter(
+    "registry_prediction_log_written_total", "Requests written to the prediction log",
+)
+PREDICTION_LOG_DROPPED = Counter(
+    "registry_prediction_log_dropped_total",
+    "Requests the prediction log let go: its queue was full, or the database refused a batch",
+)
 # Summed over live workers: what they hold together; the budget is each worker's (the same in all).
 MODEL_CACHE_BYTES = Gauge(
     "registry_model_cache_bytes", "Bytes the loaded versions hold, over every live worker", multiprocess_mode="livesum",
@@ -157,6 +168,7 @@ FAMILIES = (
     ALIAS_VERSION, DEPENDENCY_UP, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
     ARTIFACT_STORE_ERRORS, ARTIFACT_CACHE_FILLS, ARTIFACT_CACHE_EVICTIONS,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
+    PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -2,6 +2,7 @@
 import io
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +28,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "ARTIFACT_ROOT": str(artifact_root),
+        "ARTIFACT_CACHE_DIR": Path(artifact_root).parent / "artifact-cache",  # the test's machine, not the repo's
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WATCH_ALIASES": False,
         "WEBHOOK_DELIVER_IN_WORKERS": False,
@@ -41,6 +43,7 @@ def close_app(app) -> None:
     """Stop an app's watcher and give back its database connections."""
     with app.app_context():
         app.extensions["model_registry"].runtime.models.stop()
+        app.extensions["model_registry"].prediction_log.stop()
         app.extensions["webhook_deliverer"].stop()
         db.session.remove()
         release(db.engine)

@@ -9,6 +9,7 @@ from api.errors import describe
 from api.ui import bp
 from api.ui.charts import metric_bars
 from api.ui.forms import SignInForm, SignOutForm
+from api.ui.operations import model_memory
 from api.ui.session import page, signed_in
 from api.ui.session import sign_in as start_session
 from api.ui.session import sign_out as end_session
@@ -150,3 +151,10 @@ def _safe_next(target: str | None) -> str:
         if not (parts.scheme or parts.netloc) and (path == "/ui" or path.startswith("/ui/")):
             return path + (f"?{parts.query}" if parts.query else "")
     return url_for("ui.models")
+
+
+@bp.route("/operations")
+@page
+def operations():
+    """How this host's workers use their model memory: loaded bytes, budget, hits, misses, loads."""
+    return render_template("ui/operations.html", memory=model_memory())

@@ -4,8 +4,8 @@ The cookie keeps only the session's random id, and every request looks the sessi
 signing out, revoking the token or reaching ``SESSION_LIFETIME_HOURS`` ends it at once, on every
 worker, for every copy of the cookie.
 """
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 
 from flask import current_app, flash, g, redirect, request, session, url_for
@@ -19,6 +19,13 @@ SESSION_KEY = "session_id"
 
 class BrowserSessions(SecureCookieSessionInterface):
     """Flask's signed cookie, marked ``Secure`` whenever the request itself came over HTTPS."""
+
+    def open_session(self, app, request):
+        """An empty session, without building the cookie's signer, for a request that sends no cookie
+        (every API call); else Flask's."""
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app) -> bool:
         """Secure behind HTTPS (or when the deployment forces it)."""

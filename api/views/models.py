@@ -2,10 +2,11 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import reads, requires
+from api.auth import principal, reads, requires
 from api.content import accepts
 from api.schemas import ModelDetailOut, ModelOut, ModelPatch, PageArgs, page_of
 from registry.catalog import models as catalog
+from registry.errors import Forbidden
 
 blp = Blueprint("models", __name__, description="Registered models")
 
@@ -28,10 +29,14 @@ class Model(MethodView):
         """One model with its aliases and version count."""
         return catalog.get_model(name)
 
-    @requires("admin")
+    @requires("ci")
     @accepts("application/json")
     @blp.arguments(ModelPatch)
     @blp.response(200, ModelDetailOut)
     def patch(self, changes, name):
-        """Change a model's description or tags."""
+        """Change a model's description or tags (admin), or the share of its requests logged (ci or admin)."""
+        who = principal()
+        if set(changes) - {"prediction_log"} and not who.may("admin"):
+            raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs 'admin' "
+                            "(a ci token may change only a model's prediction_log)")
         return catalog.update_model(name, changes)

@@ -42,16 +42,20 @@ def readyz():
 def metrics():
     """Prometheus metrics, summed over every worker when running under gunicorn; series that name a
     version only while some live worker holds it."""
-    multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
-    source = REGISTRY
-    if multiproc_dir:
-        metric_files.flush(multiproc_dir)  # this worker's own counts as of now; the others' as of their last flush
-        source = SharedFiles(multiproc_dir)
     registry = CollectorRegistry()
-    registry.register(EveryFamily(ServedOnly(source)))
+    registry.register(EveryFamily(ServedOnly(host_metrics())))
     payload = generate_latest(registry)
     # content_type, not mimetype: Flask would append a second "; charset=utf-8"
     return Response(payload, content_type=CONTENT_TYPE_LATEST)
+
+
+def host_metrics():
+    """A collector of this host's metrics: every worker's, added up, under gunicorn; this process's else."""
+    multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
+    if not multiproc_dir:
+        return REGISTRY
+    metric_files.flush(multiproc_dir)  # this worker's own counts as of now; the others' as of their last flush
+    return SharedFiles(multiproc_dir)
 
 
 class SharedFiles:

@@ -74,6 +74,8 @@ def service_env(database_url: str, artifact_root: Path, admin_token: str, **extr
         REGISTRY_TOKEN=admin_token,
         PYTHONPATH=str(BASE_DIR),
     )
+    if "://" not in str(artifact_root):  # a local store: this run's node cache beside it, not in the repo
+        env["ARTIFACT_CACHE_DIR"] = str(Path(artifact_root).parent / "artifact-cache")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -17,8 +17,9 @@ from registry.names import TOKEN_NAME, check_token_name
 from registry.paging import Page, paginate
 from registry.tables import ApiToken, utcnow
 
-# admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only.
-ROLES = ("admin", "ci", "reader")
+# admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only;
+# feedback: read, predict and send labels (the application that learns the truth).
+ROLES = ("admin", "ci", "reader", "feedback")
 BOOTSTRAP_ADMIN = "admin"
 # last_used_at is a hint for admins, not an audit trail: write it at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

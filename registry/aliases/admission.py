@@ -5,7 +5,6 @@ their transaction, :func:`admit` loads the version and scores it (slow, and noth
 inside it, under the model's lock, :func:`ready_version` checks it again, since another request
 may have archived it meanwhile. The runtime serves the change once it commits.
 """
-from registry.artifacts.introspect import encoded_columns
 from registry.errors import InvalidInput, VersionArchived
 from registry.facts import VersionInfo
 from registry.lookups import find_version
@@ -48,7 +47,7 @@ def _made_up_row(servable: ServableModel) -> list:
     scikit-learn's encoders refuse unknown categories by default, so an arbitrary string would
     fail a version that serves real rows perfectly well.
     """
-    known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(servable.estimator).items() if len(categories)}
+    known = servable.known_categories
     return [known.get(i, 0.0 if f.numeric else "") for i, f in enumerate(servable.signature.features)]
 
 

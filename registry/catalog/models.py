@@ -22,6 +22,7 @@ class ModelSummary:
     version_count: int
     created_at: datetime
     updated_at: datetime
+    prediction_log_sample: float | None = None  # its own share of requests logged; None: the default
 
 
 def list_models(page: int, per_page: int) -> Page:
@@ -38,12 +39,14 @@ def get_model(name: str) -> ModelSummary:
 
 
 def update_model(name: str, changes: dict) -> ModelSummary:
-    """Set the model's ``description`` and/or ``tags``."""
+    """Set the model's ``description``, ``tags`` and/or ``prediction_log`` (``{"sample": share or None}``)."""
     with write_transaction():
         model = find_model(name, lock=True)
         for field in ("description", "tags"):
             if field in changes:
                 setattr(model, field, changes[field])
+        if "prediction_log" in changes:
+            model.prediction_log_sample = changes["prediction_log"]["sample"]
         model.updated_at = utcnow()
     return get_model(name)
 
@@ -65,4 +68,5 @@ def _summary(model: RegisteredModel, latest: int | None) -> ModelSummary:
         version_count=model.last_version,
         created_at=model.created_at,
         updated_at=model.updated_at,
+        prediction_log_sample=model.prediction_log_sample,
     )

@@ -13,6 +13,7 @@ from registry.artifacts.store import ArtifactStore, digest_of_file
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
+from registry.heap import give_back
 from registry.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
 from registry.paging import Page, slice_page, sorted_by
@@ -38,6 +39,7 @@ def upload_version(
     check_model_name(name)
     digest, size = digest_of_file(artifact)
     description, example = _described(artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes)
+    give_back()  # what unpacking it took, else every worker that takes uploads keeps its own high-water mark
     store.put_file(artifact, digest, size)
     with write_transaction():
         model = _lock_or_create_model(name)

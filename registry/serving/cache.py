@@ -3,7 +3,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry.artifacts.signature import Signature
@@ -27,10 +27,15 @@ class ServableModel:
     sha256: str
     task: str
     signature: Signature
-    estimator: Any
+    predictor: Any  # what predict calls (registry.serving.predictors): a compiled form, or the estimator itself
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
-    predictor: Any = None  # what predict calls, made once at load (registry.serving.predictors); None: the estimator
-    size_bytes: int = 0  # what it holds in memory, measured at load (registry.serving.model_size)
+    known_categories: dict = field(default_factory=dict)  # by input column: a category its encoder was fitted on
+    loaded_bytes: int = 0  # what it held once loaded, measured (registry.serving.model_size)
+
+    @property
+    def size_bytes(self) -> int:
+        """What it holds in memory now: as loaded, plus what its predictor built since (trees for large batches)."""
+        return self.loaded_bytes + getattr(self.predictor, "grown_bytes", 0)
 
 
 class _Loading:
@@ -57,7 +62,6 @@ class ModelCache:
         self._on_change = on_change  # called, outside the lock, whenever an entry came or went
         self._entries: OrderedDict[Hashable, ServableModel] = OrderedDict()
         self._loading: dict[Hashable, _Loading] = {}
-        self._bytes = 0
         self._pinned_over_budget = 0  # bytes the pinned versions alone hold past the budget (0: none)
         self._lock = threading.Lock()
         MODEL_CACHE_BUDGET_BYTES.set(self.budget_bytes)
@@ -97,8 +101,7 @@ class ModelCache:
         with self._lock:
             dropped = self._entries.pop(key, None)
             if dropped is not None:
-                self._bytes -= dropped.size_bytes
-                MODEL_CACHE_BYTES.set(self._bytes)
+                MODEL_CACHE_BYTES.set(self._held())
         if dropped is not None:
             self._on_change()
 
@@ -110,7 +113,8 @@ class ModelCache:
     @property
     def held_bytes(self) -> int:
         """What the cached models hold in memory."""
-        return self._bytes
+        with self._lock:
+            return self._held()
 
     @property
     def pinned_over_budget(self) -> int:
@@ -129,30 +133,35 @@ class ModelCache:
             del self._loading[key]
             if pending.result is not None:
                 self._entries[key] = pending.result
-                self._bytes += pending.result.size_bytes
-                self._evict_over_budget(keep=key)
-                MODEL_CACHE_BYTES.set(self._bytes)
+                MODEL_CACHE_BYTES.set(self._evict_over_budget(keep=key))
         pending.done.set()
         if pending.result is not None:
             self._on_change()
 
-    def _evict_over_budget(self, keep: Hashable) -> None:
-        """Least recently used first; never a pinned version, nor the one just loaded for its caller."""
-        if self._bytes <= self.budget_bytes:
+    def _held(self) -> int:
+        # Summed afresh: a model may grow after its load (a forest builds walkers for its first large batch).
+        return sum(entry.size_bytes for entry in self._entries.values())
+
+    def _evict_over_budget(self, keep: Hashable) -> int:
+        """Least recently used first; never a pinned version, nor the one just loaded for its caller.
+        Returns the bytes held afterwards."""
+        held = self._held()
+        if held <= self.budget_bytes:
             self._pinned_over_budget = 0
-            return
+            return held
         pinned = self._pinned() | {keep}
         for candidate in [k for k in self._entries if k not in pinned]:
-            if self._bytes <= self.budget_bytes:
+            if held <= self.budget_bytes:
                 break
-            self._bytes -= self._entries.pop(candidate).size_bytes
+            held -= self._entries.pop(candidate).size_bytes
             MODEL_CACHE_EVICTIONS.inc()
-        held = sum(entry.size_bytes for k, entry in self._entries.items() if k in pinned and k != keep)
-        over = max(0, held - self.budget_bytes)
+        pinned_bytes = sum(entry.size_bytes for k, entry in self._entries.items() if k in pinned and k != keep)
+        over = max(0, pinned_bytes - self.budget_bytes)
         if over and not self._pinned_over_budget:
             log.warning(
                 "the versions aliases and rollouts serve hold %.1f MB, over MODEL_MEMORY_MB=%.1f: they stay "
                 "loaded, and every other version is let go as soon as another one loads; raise MODEL_MEMORY_MB",
-                held / 2**20, self.budget_bytes / 2**20,
+                pinned_bytes / 2**20, self.budget_bytes / 2**20,
             )
         self._pinned_over_budget = over
+        return held

@@ -12,15 +12,18 @@ gives with ``n_jobs=1``:
   in scikit-learn 1.9), and predicts ``classes_.take(argmax(proba))``;
 - a single tree answers its leaf's ``value`` row as it is.
 
-Rows holding NaN after the cast go through scikit-learn (its missing-value routing is not copied).
+A row holding NaN goes where scikit-learn sends it (its node's ``missing_go_to_left``), so the
+compiled form needs nothing of the estimator it came from: it is plain arrays, which
+``registry.serving.served_forms`` writes once per machine for every worker to map.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.tree._tree import NODE_DTYPE, Tree
 
 _TREES = (DecisionTreeClassifier, DecisionTreeRegressor)
 _FORESTS = (RandomForestClassifier, RandomForestRegressor)
@@ -29,84 +32,127 @@ _FORESTS = (RandomForestClassifier, RandomForestRegressor)
 _WALK_ROWS = 64
 # Below this many (tree, row) pairs, walking finished pairs on costs less than leaving them behind.
 _SMALL_WALK = 1024
+_TREE_LEAF, _TREE_UNDEFINED = -1, -2  # scikit-learn's marks for a leaf's children and its feature
 
 
-@dataclass(frozen=True, eq=False)
 class CompiledTrees:
     """One or more trees as flat arrays over all their nodes.
 
     The walk carries node ids doubled (``2 * id``), so that the next node is one lookup,
     ``child[2 * id + went_left]``; the per-node arrays it reads are stored twice over to match.
+    Everything it holds is an array or a plain value, so that it can be stored and mapped as it is;
+    scikit-learn's own walker, faster on large batches, is rebuilt from these arrays when one comes.
     """
 
-    feature: np.ndarray  # by doubled node id: the column the node tests (0 at leaves)
-    threshold: np.ndarray  # by doubled node id, float32: go left when x <= threshold (+inf at leaves)
-    inner: np.ndarray  # by doubled node id: True where the node splits, False at leaves
-    child: np.ndarray  # [2n] doubled id of the right child, [2n + 1] of the left one; a leaf points at itself
-    roots: np.ndarray  # doubled id of every tree's root, in tree order
-    offsets: np.ndarray  # id of every tree's first node, in tree order
-    trees: tuple  # the fitted sklearn.tree._tree.Tree objects, for their compiled apply on large batches
-    value: np.ndarray  # by node id: the leaf's output row (float64, one column per class, or one)
-    depth: int  # levels to walk so that every row reaches a leaf
-    n_features: int
-    averaged: bool  # a forest: outputs summed from zeros in tree order, then divided by their count
-    classes: np.ndarray | None  # a classifier's classes_, else None
+    def __init__(self, *, feature: np.ndarray, threshold: np.ndarray, inner: np.ndarray, nan_left: np.ndarray,
+                 child: np.ndarray, roots: np.ndarray, offsets: np.ndarray, value: np.ndarray, depth: int,
+                 n_features: int, averaged: bool, classes: np.ndarray | None):
+        self.feature = feature  # by doubled node id: the column the node tests (0 at leaves)
+        self.threshold = threshold  # by doubled node id, float32: go left when x <= threshold (+inf at leaves)
+        self.inner = inner  # by doubled node id: True where the node splits, False at leaves
+        self.nan_left = nan_left  # by doubled node id: a NaN goes left here (scikit-learn's missing_go_to_left)
+        self.child = child  # [2n] doubled id of the right child, [2n + 1] of the left one; a leaf points at itself
+        self.roots = roots  # doubled id of every tree's root, in tree order
+        self.offsets = offsets  # id of every tree's first node, in tree order
+        self.value = value  # by node id: the leaf's output row (float64, one column per class, or one)
+        self.depth = depth  # levels to walk so that every row reaches a leaf
+        self.n_features = n_features
+        self.averaged = averaged  # a forest: outputs summed from zeros in tree order, then divided by their count
+        self.classes = classes  # a classifier's classes_, else None
+        self._walkers: tuple | None = None  # scikit-learn Tree objects, built on the first large batch
+        self._building = threading.Lock()
 
-    def predict(self, X: np.ndarray) -> np.ndarray | None:
-        """scikit-learn's ``predict`` for float rows, or None when rows hold NaN (left to scikit-learn)."""
+    def __getstate__(self) -> dict:
+        """The arrays and values that make it; not the walkers built from them."""
+        return {name: value for name, value in vars(self).items() if name not in ("_walkers", "_building")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn's ``predict`` for these float rows."""
         output = self._output(X)
-        if output is None:
-            return None
         if self.classes is None:
             return output[:, 0]
-        return self.classes.take(np.argmax(output, axis=1), axis=0)
+        return self.classes[np.argmax(output, axis=1)]
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
-        """scikit-learn's ``predict_proba`` for float rows, or None when rows hold NaN."""
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn's ``predict_proba`` for these float rows."""
         return self._output(X)
 
-    def _output(self, X: np.ndarray) -> np.ndarray | None:
+    @property
+    def private_bytes(self) -> int:
+        """What the walkers built for large batches hold (0 until one came)."""
+        walkers = self._walkers or ()
+        return sum(w.capacity * (NODE_DTYPE.itemsize + np.dtype(np.float64).itemsize) for w in walkers)
+
+    def _output(self, X: np.ndarray) -> np.ndarray:
         rows = np.asarray(X, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"X has {rows.shape[-1]} features, but the model is expecting {self.n_features} features")
-        if np.isnan(rows).any():
-            return None
-        return self._combine(self._leaves(rows)) if len(rows) <= _WALK_ROWS else self._applied(rows)
+        if len(rows) <= _WALK_ROWS:
+            return self._combine(self._leaves(rows, missing=bool(np.isnan(rows).any())))
+        return self._applied(rows)
 
     def _applied(self, rows: np.ndarray) -> np.ndarray:
         """The output from scikit-learn's compiled walker, tree by tree: the faster one on large batches."""
         rows = np.ascontiguousarray(rows)
+        walkers = self._walkers or self._build_walkers()
         if not self.averaged:
-            return self.value.take(self.trees[0].apply(rows), axis=0)
+            return self.value.take(walkers[0].apply(rows), axis=0)
         total = np.zeros((len(rows), self.value.shape[1]))
-        for tree, offset in zip(self.trees, self.offsets):
-            total += self.value.take(tree.apply(rows) + offset, axis=0)
-        total /= len(self.trees)
+        for walker, offset in zip(walkers, self.offsets):
+            total += self.value.take(walker.apply(rows) + offset, axis=0)
+        total /= len(walkers)
         return total
 
-    def _leaves(self, rows: np.ndarray) -> np.ndarray:
-        """Leaf id that every (tree, row) ends in, shape (trees, rows): all trees walked at once."""
+    def _build_walkers(self) -> tuple:
+        """scikit-learn's Tree objects for these nodes: only what ``apply`` reads (no impurities, no values)."""
+        with self._building:
+            if self._walkers is None:
+                ends = [*self.offsets[1:], len(self.value)]
+                self._walkers = tuple(self._walker(int(start), int(end)) for start, end in zip(self.offsets, ends))
+        return self._walkers
+
+    def _walker(self, start: int, end: int) -> Tree:
+        ids = np.arange(start, end)
+        inner = self.inner[2 * ids]
+        nodes = np.zeros(end - start, dtype=NODE_DTYPE)
+        nodes["left_child"] = np.where(inner, self.child[2 * ids + 1] // 2 - start, _TREE_LEAF)
+        nodes["right_child"] = np.where(inner, self.child[2 * ids] // 2 - start, _TREE_LEAF)
+        nodes["feature"] = np.where(inner, self.feature[2 * ids], _TREE_UNDEFINED)
+        # x <= the float32 bound holds for a float32 x exactly when x <= the original threshold does.
+        nodes["threshold"] = np.where(inner, self.threshold[2 * ids].astype(np.float64), _TREE_UNDEFINED)
+        nodes["missing_go_to_left"] = self.nan_left[2 * ids]
+        walker = Tree(self.n_features, np.ones(1, dtype=np.intp), 1)
+        walker.__setstate__({"max_depth": self.depth, "node_count": end - start, "nodes": nodes,
+                             "values": np.zeros((end - start, 1, 1))})
+        return walker
+
+    def _leaves(self, rows: np.ndarray, missing: bool) -> np.ndarray:
+        """Leaf id that every (tree, row) ends in, shape (trees, rows): all trees walked at once.
+
+        ``missing``: some rows hold NaN, which goes where ``nan_left`` says (a comparison with NaN is false).
+        """
         n_rows, n_trees = len(rows), len(self.roots)
         flat = np.ascontiguousarray(rows).ravel()
         row_start = np.tile(np.arange(0, n_rows * self.n_features, self.n_features), n_trees)
         node = np.repeat(self.roots, n_rows)
         found, where = np.empty_like(node), np.arange(len(node))
-        column, x, bound = np.empty_like(node), np.empty(len(node), np.float32), np.empty(len(node), np.float32)
-        left = np.empty(len(node), dtype=bool)
         for level in range(1, self.depth + 1):
-            # One level for every (tree, row) pair. mode="clip" skips bounds checks and buffering:
-            # every index is valid by construction.
-            self.feature.take(node, out=column, mode="clip")
+            # One level for every (tree, row) pair. Indexing, not ndarray.take: take lets go of the GIL
+            # on every call, and in a worker whose other threads want it that costs ~50 µs each time.
+            column = self.feature[node]
             column += row_start
-            flat.take(column, out=x, mode="clip")
-            self.threshold.take(node, out=bound, mode="clip")
-            np.less_equal(x, bound, out=left)
-            node += left
-            self.child.take(node, out=node, mode="clip")
+            x = flat[column]
+            left = x <= self.threshold[node]
+            if missing:
+                left |= np.isnan(x) & self.nan_left[node]
+            node = self.child[node + left]
             if level % 2:
                 continue
             # Most paths end well above the deepest leaf: once half have, walk on with the others only.
-            self.inner.take(node, out=left, mode="clip")
+            left = self.inner[node]
             live = np.count_nonzero(left)
             if live and (live > len(node) // 2 or len(node) <= _SMALL_WALK):
                 continue
@@ -115,7 +161,6 @@ class CompiledTrees:
             if not live:
                 break
             node, row_start, where = node[left], row_start[left], where[left]
-            column, x, bound, left = column[:live], x[:live], bound[:live], left[:live]
         else:
             found[where] = node
         return (found >> 1).reshape(n_trees, n_rows)
@@ -124,12 +169,12 @@ class CompiledTrees:
         """The trees' leaf rows turned into the model's output, as scikit-learn adds them."""
         n_trees, n_rows = leaves.shape
         if not self.averaged:
-            return self.value.take(leaves[0], axis=0)
+            return self.value[leaves[0]]
         # Sequential sums in tree order from zeros, as scikit-learn's `out += tree output`; np.sum
         # would add pairwise and round differently, and without the zeros -0.0 would stay -0.0.
         running = np.empty((n_trees + 1, n_rows, self.value.shape[1]))
         running[0] = 0.0
-        self.value.take(leaves, axis=0, out=running[1:], mode="clip")
+        running[1:] = self.value[leaves]
         np.add.accumulate(running, axis=0, out=running)
         total = running[-1]
         total /= n_trees
@@ -155,11 +200,12 @@ def compile_trees(model) -> CompiledTrees | None:
 def _flatten(trees: list, averaged: bool, classes: np.ndarray | None, n_features: int) -> CompiledTrees:
     sizes = np.array([tree.node_count for tree in trees])
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    feature, threshold, inner, left, right, value = [], [], [], [], [], []
+    feature, threshold, inner, nan_left, left, right, value = [], [], [], [], [], [], []
     for tree, offset in zip(trees, offsets):
         ids = np.arange(tree.node_count)
         leaf = tree.children_left == -1
         inner.append(~leaf)
+        nan_left.append(tree.missing_go_to_left.astype(bool))
         feature.append(np.where(leaf, 0, tree.feature))
         threshold.append(np.where(leaf, np.inf, tree.threshold))
         left.append(np.where(leaf, ids, tree.children_left) + offset)
@@ -173,10 +219,10 @@ def _flatten(trees: list, averaged: bool, classes: np.ndarray | None, n_features
         feature=np.repeat(np.concatenate(feature).astype(np.intp), 2),
         threshold=np.repeat(_float32_below(np.concatenate(threshold)), 2),
         inner=np.repeat(np.concatenate(inner), 2),
+        nan_left=np.repeat(np.concatenate(nan_left), 2),
         child=child,
         roots=(2 * offsets).astype(np.intp),
         offsets=offsets.astype(np.intp),
-        trees=tuple(trees),
         value=np.ascontiguousarray(values),
         depth=max(int(tree.max_depth) for tree in trees),
         n_features=n_features,

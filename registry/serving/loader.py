@@ -1,15 +1,17 @@
 """From a stored artifact to a servable model: read it, load it safely, and prepare what predict calls."""
 from typing import Protocol
 
-from registry.artifacts.introspect import takes_named_columns
+from registry.artifacts.introspect import encoded_columns, takes_named_columns
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import Signature
 from registry.artifacts.store import ArtifactStore
 from registry.errors import ArtifactCorrupted, ArtifactMissing, NotFetchedYet, StoreUnavailable
 from registry.facts import VersionInfo
+from registry.heap import give_back
 from registry.serving.cache import ServableModel
 from registry.serving.model_size import held_bytes
 from registry.serving.predictors import predictor_for
+from registry.serving.served_forms import ServedForms
 from registry.telemetry import ARTIFACT_STORE_ERRORS
 
 
@@ -24,27 +26,44 @@ class Loader(Protocol):
 
 
 class ArtifactLoader:
-    """Loads versions from the artifact store through the restricted unpickler, within a size bound."""
+    """Loads versions from the artifact store through the restricted unpickler, within a size bound.
 
-    def __init__(self, store: ArtifactStore, max_model_bytes: int):
+    With ``forms``, what predict calls is made once per machine and mapped by every worker
+    (``registry.serving.served_forms``): the artifact is unpickled only by the first worker to load it.
+    """
+
+    def __init__(self, store: ArtifactStore, max_model_bytes: int, forms: ServedForms | None = None):
         self.store = store
         self.max_model_bytes = max_model_bytes
+        self.forms = forms
 
     def __call__(self, info: VersionInfo) -> ServableModel:
-        """Read, check and load the version's artifact, and compile what predict will call."""
-        estimator = load_estimator(self._read(info.sha256), max_bytes=self.max_model_bytes).estimator
-        predictor = predictor_for(estimator)
-        return ServableModel(
-            info.model,
-            info.number,
-            info.sha256,
-            info.task,
-            Signature.from_dict(info.signature),
-            estimator,
-            takes_frame=takes_named_columns(estimator),
-            predictor=predictor,
-            size_bytes=held_bytes(estimator, predictor),
-        )
+        """The version ready to predict: from its served form if there is one, else from its artifact."""
+        if self.forms is None:
+            return _servable(info, self._prepared(info.sha256), mapped_bytes=0)
+        prepared: dict = {}
+
+        def prepare() -> dict:
+            prepared.update(self._prepared(info.sha256))
+            return prepared
+
+        form = self.forms.make(info.sha256, prepare)
+        if form is not None:
+            if prepared:  # this process made the form: what it unpickled to make it is garbage now
+                prepared.clear()
+                give_back()
+            return _servable(info, form.values, form.mapped_bytes)
+        return _servable(info, prepared or self._prepared(info.sha256), mapped_bytes=0)
+
+    def _prepared(self, sha256: str) -> dict:
+        """Read, check and load the artifact, and make what predict will call (the estimator is let go)."""
+        estimator = load_estimator(self._read(sha256), max_bytes=self.max_model_bytes).estimator
+        known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(estimator).items() if len(categories)}
+        return {
+            "predictor": predictor_for(estimator),
+            "takes_frame": takes_named_columns(estimator),
+            "known_categories": known,
+        }
 
     def _read(self, sha256: str) -> bytes:
         """The artifact's bytes; a failure is counted by kind in ``registry_artifact_store_errors_total``."""
@@ -59,6 +78,21 @@ class ArtifactLoader:
     def stamp(self, sha256: str) -> object:
         """The stored file's identity and modification stamp."""
         return self.store.stamp(sha256)
+
+
+def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int) -> ServableModel:
+    predictor = prepared["predictor"]
+    return ServableModel(
+        info.model,
+        info.number,
+        info.sha256,
+        info.task,
+        Signature.from_dict(info.signature),
+        predictor,
+        takes_frame=prepared["takes_frame"],
+        known_categories=prepared["known_categories"],
+        loaded_bytes=held_bytes(predictor) + mapped_bytes,
+    )
 
 
 def _kind(error: Exception) -> str:

@@ -23,6 +23,7 @@ class Prediction:
     route: str | None = None
     rollout_id: int | None = field(default=None, compare=False)  # the rollout that routed it, if any
     shadow: ShadowJob | None = field(default=None, compare=False)  # run after the caller has its answer
+    rows: ModelInput | None = field(default=None, compare=False, repr=False)  # what the model was given
 
     def to_dict(self) -> dict:
         """The response body of the predict routes."""
@@ -35,7 +36,7 @@ class Prediction:
 
 def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model."""
-    estimator = servable.estimator if servable.predictor is None else servable.predictor
+    estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
         rows = pd.DataFrame(rows, columns=servable.signature.names)
     try:
@@ -57,6 +58,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
         predictions.tolist(),
         probabilities.tolist() if probabilities is not None else None,
         classes,
+        rows=rows,
     )
 
 

@@ -193,3 +193,25 @@ def test_pages_fit_a_phone_screen_without_sideways_scrolling(browser, live_regis
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(phone, "phone-model-history")
     context.close()
+
+
+def test_the_operations_page_shows_the_workers_model_memory(page, live_registry, demo_model):
+    answered = requests.post(f"{live_registry.url}/models/{MODEL}/2/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+    assert answered.status_code == 200
+    page.goto("/ui/")
+    page.get_by_role("link", name="Operations").click()
+    expect(page.get_by_role("heading", name="Models in memory")).to_be_visible()
+    memory = page.locator("table.memory")
+
+    def asked_by_version() -> float:
+        return sum(float(memory.get_by_role("row", name=name).locator("td.num").inner_text())
+                   for name in ("Requests by version found it loaded", "Requests by version had to load it"))
+
+    # The request by version above, hit or miss, in whichever worker took it: each worker shares its
+    # counts about once a second, so the page shows it within a few reloads.
+    deadline = time.monotonic() + 10
+    while asked_by_version() < 1 and time.monotonic() < deadline:
+        page.reload()
+    assert asked_by_version() >= 1
+    expect(memory.get_by_role("row", name="Served forms on this machine")).to_contain_text("mapped by every worker")
+    shot(page, "operations")

@@ -3,6 +3,7 @@ budget: every answer is right, each worker's loaded versions stay within MODEL_M
 one it just loaded), and its resident memory does not grow with the number of versions served."""
 import random
 import threading
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -18,8 +19,8 @@ from tests.e2e.conftest import ADMIN_TOKEN
 
 VERSIONS = 16
 WORKERS = 2
-MODEL_MB = 5.9  # what each of these forests holds loaded (registry.serving.model_size)
-BUDGET_MB = 20  # three of them per worker
+MODEL_MB = 2.5  # what each of these forests holds loaded: its served form's arrays, mapped
+BUDGET_MB = 8  # three of them per worker
 PROBE = [0.3, 0.6, 0.9]
 
 
@@ -81,9 +82,34 @@ def test_versions_asked_for_at_once_are_answered_right_within_each_workers_budge
     assert samples["registry_model_cache_budget_bytes"] == BUDGET_MB * 2**20
     assert samples["registry_model_cache_bytes"] <= WORKERS * (BUDGET_MB + MODEL_MB) * 2**20
     assert samples["registry_model_cache_evictions_total"] > 0 and samples["registry_model_cache_misses_total"] > 0
-    # Holding all sixteen at once would take each worker at least 94 MB past where it started. Within the
-    # budget it grows by the budget, the loads in flight on its four threads and what the allocator keeps
-    # of them (about 50 MB here).
+    # Holding all sixteen at once would take each worker 40 MB past where it started. Within the budget it
+    # grows by the budget and the loads in flight on its four threads; what a worker unpickled to make a
+    # served form is given back.
     after = worker_rss_mb(live)
     grown = [a - b for a, b in zip(sorted(after), sorted(before))]
     assert all(growth < VERSIONS * MODEL_MB for growth in grown), (before, after)
+
+
+def mapped_forms(pid: int) -> dict[str, set[tuple[str, str]]]:
+    """The served-form files a process maps: by form (the artifact's sha256), each array file's name and inode."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and "/forms/" in fields[5] and fields[5].endswith(".npy"):
+            *_, sha256, name = fields[5].split("/")
+            found.setdefault(sha256, set()).add((name, fields[4]))
+    return found
+
+
+def test_every_worker_maps_the_one_copy_of_a_served_version_on_this_machine(live):
+    live, expected, _ = live
+    session = requests.Session()
+    for _ in range(20):  # the aliased version, answered by whichever worker takes each request
+        answer = session.post(f"{live.url}/models/many/production/predict", json={"instances": [PROBE]}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["predictions"][0] == expected[1]
+    aliased = requests.get(f"{live.url}/models/many/versions/1", headers=live.headers, timeout=30).json()["sha256"]
+    maps = [mapped_forms(worker.pid) for worker in psutil.Process(live.process.pid).children()]
+    # An alias's version is loaded by every worker, and each maps the same files (same inodes): one copy
+    # in the page cache, where each worker used to unpickle its own.
+    assert len(maps) == WORKERS and all(aliased in found for found in maps), maps
+    assert maps[0][aliased] and all(found[aliased] == maps[0][aliased] for found in maps)

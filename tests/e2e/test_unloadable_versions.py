@@ -6,6 +6,7 @@ their delay from the poll interval), not from timing: a slow machine only makes 
 import math
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -49,8 +50,10 @@ def live(tmp_path_factory):
 
 
 def seed(database_url: str, artifact_root) -> str:
-    """Upload and promote both models through the app itself; the sha256 of ``damaged`` v1."""
-    app = make_app(database_url, artifact_root, ADMIN_TOKEN=ADMIN_TOKEN)
+    """Upload and promote both models through the app itself, on another machine (the served forms its
+    promotions make are not the server's to load); the sha256 of ``damaged`` v1."""
+    app = make_app(database_url, artifact_root, ADMIN_TOKEN=ADMIN_TOKEN,
+                   ARTIFACT_CACHE_DIR=Path(artifact_root).parent / "seeding-machine")
     try:
         client, headers = app.test_client(), {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         for name, factor in (("damaged", 1), ("healthy", 2)):

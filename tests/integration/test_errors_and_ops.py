@@ -164,6 +164,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(build_app, tmp_path, dat
     body = assert_problem(ready, 503, "database")
     assert body["errors"]["checks"] == {"database": False, "artifact_store": True}
     assert_problem(models, 503, "database is unavailable")
+    assert models.headers["Retry-After"] == "5"  # says when to try again, as every 503 does
     assert client.get("/healthz").status_code == 200  # alive, just not ready
 
 

@@ -15,7 +15,8 @@ from tests.databases import fresh_database
 from tests.helpers import MIGRATIONS, make_app
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
-          "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions"}
+          "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions",
+          "prediction_log"}
 
 
 @pytest.fixture

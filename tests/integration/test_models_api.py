@@ -101,7 +101,7 @@ def test_one_model_has_its_aliases_and_version_count(client, admin):
 
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == MODEL_FIELDS | {"version_count"}
+    assert set(body) == MODEL_FIELDS | {"version_count", "prediction_log"}
     # version_count is how many versions the model has had, archived ones included.
     assert (body["version_count"], body["latest_version"], body["aliases"]) == (3, 2, {"production": 2})
 

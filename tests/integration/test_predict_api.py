@@ -15,9 +15,17 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from registry.db import db
-from tests.helpers import assert_problem, classification_data, make_app, PROBLEM_JSON, regression_data, scaled_sum, upload, upload_ok
-
+from tests.helpers import (
+    PROBLEM_JSON,
+    assert_problem,
+    classification_data,
+    close_app,
+    make_app,
+    regression_data,
+    scaled_sum,
+    upload,
+    upload_ok,
+)
 
 # kind, task, a small unfitted estimator
 ESTIMATORS = {
@@ -368,9 +376,7 @@ def limited_app(database_url, tmp_path):
     """An app that takes at most 5 rows per batch and 1 MB per predict body."""
     app = make_app(database_url, tmp_path / "artifacts", MAX_BATCH_ROWS=5, MAX_PREDICT_MB=1)
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    close_app(app)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 
 from bench.harness.tcp_proxy import CuttableProxy
 from registry.artifacts.store import key_for
-from tests.helpers import artifact_bytes, assert_problem, scaled_sum, upload, upload_ok
+from tests.helpers import artifact_bytes, assert_problem, scaled_sum, upload, upload_ok, wait_for
 
 ROW = {"instances": [[1.0, 2.0, 3.0]]}
 
@@ -152,7 +152,9 @@ def test_while_the_store_is_down_loaded_versions_serve_and_what_needs_the_store_
     assert client.get("/readyz").get_json()["status"] == "ready"
     healed = upload(client, ci, "m", scaled_sum(3))
     assert healed.status_code == 201, healed.get_json()
-    assert predict(client, "2").get_json()["predictions"] == [pytest.approx(12.0)]
+    # v2's failed load is tried again once its backoff (0.25 s here) has passed, not before.
+    answered = wait_for(lambda: (r := predict(client, "2")).status_code == 200 and r, "v2 to load once the store is back")
+    assert answered.get_json()["predictions"] == [pytest.approx(12.0)]
 
 
 def test_with_the_store_down_a_new_process_serves_what_this_machine_cached(proxied, replica, ci, admin, tmp_path):

@@ -4,6 +4,7 @@ Worker A is the ``app`` fixture, worker B a second app on the same database and 
 Neither runs the background watcher unless a test starts it; ``server.refresh()`` is what the
 watcher calls on every tick, so calling it by hand plays one tick at a chosen moment.
 """
+import shutil
 import threading
 import time
 
@@ -169,6 +170,8 @@ def test_a_failed_load_during_refresh_keeps_the_old_version_and_counts_the_failu
     path = store.path_for(shas[2])
     original = path.read_bytes()
     path.write_bytes(original[:-10])  # the shared store lost the end of v2's file
+    # and B's machine has no served form of v2 to load instead (A loaded it on another machine)
+    shutil.rmtree(b_server.loader.forms.path_for(shas[2]))
     failures = counter("registry_model_load_failures_total", model="m")
 
     b_server.refresh()

@@ -1,6 +1,7 @@
 """A version whose stored file is damaged or missing is retried with a growing delay, never in a loop.
 
-Worker A is the ``app`` fixture; worker B a second app on the same database and artifact root,
+Worker A is the ``app`` fixture; worker B a second app on the same database and artifact root but
+on another machine (a node cache of its own, so it reads the artifact where A left a served form),
 whose refreshes the test calls by hand (one call = one tick of the watcher) on a clock it moves.
 """
 import logging
@@ -52,7 +53,7 @@ def clock():
 @pytest.fixture
 def worker_b(database_url, tmp_path, damaged_v2, clock):
     """Worker B, serving production on v1, with a clock the test moves."""
-    app = make_app(database_url, tmp_path / "artifacts")
+    app = make_app(database_url, tmp_path / "artifacts", ARTIFACT_CACHE_DIR=tmp_path / "machine-b")
     server = app.extensions["model_registry"].runtime.models
     server.failures = LoadFailures(first_delay=server.poll_seconds, clock=clock)
     assert answer(app.test_client()) == 1

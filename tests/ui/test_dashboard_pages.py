@@ -1,7 +1,7 @@
 """The dashboard's pages and actions through the test client: what they show, who may act, CSRF."""
 import pytest
 
-from tests.helpers import ADMIN_TOKEN
+from tests.helpers import ADMIN_TOKEN, PROBE_ROW
 from tests.ui.conftest import csrf_of, submit
 
 
@@ -210,3 +210,24 @@ def test_a_model_page_ranks_versions_on_one_evaluation_dataset(client, housing, 
     page = client.get("/ui/models/housing?eval_sort=-metrics.r2").get_data(as_text=True)
     assert "holdout.csv" in page
     assert page.index('data-evaluated="2"') < page.index('data-evaluated="1"')
+
+
+def memory_row(page: str, heading: str) -> str:
+    """The figure in the operations page's row named ``heading``."""
+    row = page[page.index(f'<th scope="row">{heading}</th>'):]
+    return row[row.index('class="num">') + len('class="num">'):row.index("</td>")]
+
+
+def test_the_operations_page_shows_how_the_workers_use_their_model_memory(client, housing):
+    before = client.get("/ui/operations").get_data(as_text=True)
+    assert client.post("/models/housing/2/predict", json={"instances": [PROBE_ROW]}).status_code == 200
+    assert client.post("/models/housing/2/predict", json={"instances": [PROBE_ROW]}).status_code == 200
+
+    after = client.get("/ui/operations").get_data(as_text=True)
+    assert "Models in memory" in after and 'href="/ui/operations"' in after
+    for heading, grown in (("Requests by version had to load it", 1), ("Requests by version found it loaded", 1)):
+        assert float(memory_row(after, heading)) == float(memory_row(before, heading)) + grown, heading
+    assert memory_row(after, "Budget of each worker").endswith(" MB")
+    held, unit = memory_row(after, "Loaded versions hold").split()
+    assert float(held) > 0 and unit in ("KB", "MB")
+    assert memory_row(after, "Served forms on this machine").startswith("2 · ")  # v1 (aliased) and v2

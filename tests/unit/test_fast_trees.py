@@ -114,7 +114,8 @@ def test_compiled_trees_answer_exactly_what_scikit_learn_answers(seed):
     model, X = random_model(seed)
     rows = awkward_rows(np.random.default_rng(10_000 + seed), model, X)
     fast = compile_trees(model)
-    # One batch (scikit-learn's compiled walker per tree), small batches and single rows (the NumPy walk).
+    # One batch (scikit-learn's walker per tree, rebuilt from the flat arrays), small batches and
+    # single rows (the NumPy walk).
     pieces = [rows, rows[:50], rows[50:51], rows[999:]]
     for piece in pieces:
         assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
@@ -156,13 +157,32 @@ def test_models_the_compiler_does_not_cover_are_served_by_the_estimator_itself(m
     assert predictor_for(model) is model
 
 
-def test_rows_with_nan_are_left_to_scikit_learn_and_get_its_missing_value_routing():
+@pytest.mark.parametrize("seen_nan", [True, False], ids=["fitted-with-nan", "fitted-without"])
+def test_rows_with_nan_go_where_scikit_learn_sends_them(seen_nan):
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(200, 3))
-    X[rng.random((200, 3)) < 0.1] = np.nan
+    X = rng.normal(size=(400, 3))
+    if seen_nan:
+        X[rng.random((400, 3)) < 0.1] = np.nan
     y = np.nan_to_num(X[:, 0]) + (X[:, 1] > 0)
     model = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y)
-    predictor = predictor_for(model)
-    rows = X[:60]
-    assert compile_trees(model).predict(rows) is None
-    assert_identical(predictor.predict(rows), model.predict(rows))
+    rows = rng.normal(size=(300, 3))
+    rows[rng.random((300, 3)) < 0.2] = np.nan
+    fast = compile_trees(model)
+    # Single rows and small batches take the NumPy walk, the large one scikit-learn's walkers rebuilt from the arrays.
+    for piece in (rows, rows[:40], rows[7:8]):
+        assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
+
+
+def test_walkers_for_large_batches_are_built_once_and_counted():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 4))
+    model = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, X[:, 0] > 0)
+    fast = compile_trees(model)
+    assert fast.private_bytes == 0
+    fast.predict(X[:10])
+    assert fast.private_bytes == 0  # small batches walk the flat arrays
+    fast.predict(X)
+    grown = fast.private_bytes
+    assert grown >= sum(tree.tree_.node_count for tree in model.estimators_) * 64
+    fast.predict(X)
+    assert fast.private_bytes == grown

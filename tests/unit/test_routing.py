@@ -11,7 +11,7 @@ SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}
 
 
 def loaded(version: int) -> ServableModel:
-    return ServableModel("m", version, f"sha-{version}", "regression", SIGNATURE, estimator=None)
+    return ServableModel("m", version, f"sha-{version}", "regression", SIGNATURE, predictor=None)
 
 
 PRIMARY, CANARY, SHADOW = loaded(1), loaded(2), loaded(3)

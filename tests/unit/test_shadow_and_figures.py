@@ -14,7 +14,7 @@ SIGNATURE = Signature.from_dict({"features": [{"name": "x0", "dtype": "float64"}
 
 
 def shadow_model(task="regression") -> ServableModel:
-    return ServableModel("m", 3, "sha-3", task, SIGNATURE, estimator=None)
+    return ServableModel("m", 3, "sha-3", task, SIGNATURE, predictor=None)
 
 
 SHADOW = shadow_model()

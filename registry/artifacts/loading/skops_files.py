@@ -12,7 +12,6 @@ import json
 import zipfile
 from typing import BinaryIO
 
-import skops.io
 from numpy.lib import format as npy
 
 from registry.artifacts.loading.allowed import SKOPS_TYPES, skops_trusted
@@ -50,6 +49,8 @@ def load_skops(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | 
         # No JSON value without a comma or bracket before it: an upper bound before parsing.
         budget.count_objects(raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1)
         version = _check_schema(json.loads(raw), archive)
+    import skops.io  # here, not at start: importing it walks every scikit-learn estimator (half a second)
+
     return skops.io.loads(copy, trusted=skops_trusted()), version
 
 

@@ -1,0 +1,83 @@
+"""The prediction log of a model, page by page (JSON) or as one CSV page for notebooks, the
+feedback that labels it, and a version's live quality."""
+import csv
+import io
+import json
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+
+from api import domain
+from api.auth import any_token, reads, requires
+from api.content import accepts
+from api.schemas import (
+    FeedbackIn,
+    FeedbackOut,
+    LoggedPageOut,
+    LoggedPredictionArgs,
+    LoggedPredictionOut,
+    MonitoringArgs,
+    MonitoringOut,
+    window_span,
+)
+from registry.monitoring.feedback import apply_feedback
+from registry.monitoring.quality import Thresholds, monitoring
+from registry.monitoring.queries import logged_predictions
+
+blp = Blueprint("predictions", __name__, description="The prediction log")
+
+CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms", "at", "inputs", "outputs", "label",
+               "labelled_at")
+
+
+@blp.route("/models/<name>/predictions")
+@any_token
+@blp.arguments(LoggedPredictionArgs, location="query")
+@blp.response(200, LoggedPageOut)
+@blp.alt_response(200, description="the same page as CSV, with `Accept: text/csv`", content_type="text/csv")
+def predictions(args, name):
+    """Logged requests of a model, newest first; ``next_cursor`` fetches the next (older) page.
+
+    Inputs may be personal data: a token is needed even where reads are open."""
+    page = logged_predictions(name, **args)
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        return _csv(page)
+    return page
+
+
+def _csv(page) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for item in LoggedPredictionOut(many=True).dump(page.items):
+        writer.writerow([json.dumps(item[c]) if c in ("inputs", "outputs", "label") else item[c] for c in CSV_COLUMNS])
+    headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
+    return Response(out.getvalue(), mimetype="text/csv", headers=headers)
+
+
+@blp.route("/models/<name>/feedback", methods=["POST"])
+@requires("feedback", "ci")
+@accepts("application/json")
+@blp.arguments(FeedbackIn)
+@blp.response(200, FeedbackOut)
+def feedback(body, name):
+    """Labels for logged predictions, by request id (up to 10,000 a call): each joins its prediction at once.
+
+    What cannot apply is listed under ``errors`` with its index; the rest apply. A second label for a
+    request replaces the first (counted under ``replaced``)."""
+    domain.prediction_log().flush(timeout=2)  # what this worker answered moments ago is written first
+    return apply_feedback(name, body["items"])
+
+
+@blp.route("/models/<name>/versions/<ref>/monitoring")
+@reads
+@blp.arguments(MonitoringArgs, location="query")
+@blp.response(200, MonitoringOut)
+def version_monitoring(args, name, ref):
+    """A version's logged requests, labels and live quality over a window ending now (``?window=24h``).
+
+    Quality is a classifier's accuracy or a regressor's mean absolute error, with its 95 % interval,
+    over the labelled rows; null until a label came. Drift compares the window's rows and predictions
+    with the version's first served rows (PSI and a KS or χ² test); null until both have 100 rows."""
+    thresholds = Thresholds(psi=current_app.config["DRIFT_PSI"], p_value=current_app.config["DRIFT_P_VALUE"])
+    return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds)

@@ -1,0 +1,106 @@
+"""Drift: whether what a version sees now (or answers) is distributed as what it was built or first
+served on.
+
+A reference is profiled once: a numeric column as the counts in the bins between its deciles, a
+categorical one (or a classifier's answers) as the count of each value. A recent window is counted
+in the same bins, and compared two ways: the population stability index (PSI, the usual ``> 0.2``
+means "moved") and a test: Kolmogorov-Smirnov on the raw values when both sides have them, χ² on
+the bin counts otherwise. scipy does the statistics.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+BINS = 10  # deciles of the reference
+PSI_FLOOR = 1e-4  # a bin empty on one side still counts as this share (else the index is infinite)
+MAX_CATEGORIES = 50  # the most frequent values of a categorical column; the rest share one bin
+OTHER = "__other__"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A column's reference: the bin edges (numeric) or values (categorical), their counts, and the
+    raw values when the reference was served traffic (for the KS test)."""
+
+    kind: str  # "numeric" or "categorical"
+    edges: list[float] | None
+    values: list | None
+    counts: list[int]
+    sample: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How one column moved: its PSI, the test's p-value, and whether either crossed its threshold."""
+
+    psi: float
+    p_value: float
+    test: str  # ks or chi2
+    drifted: bool
+
+
+def profile(column: list, *, keep_sample: bool = False) -> Profile:
+    """The reference profile of ``column`` (numbers, or any other values as categories)."""
+    if _numeric(column):
+        values = np.asarray(column, dtype=float)
+        edges = sorted(set(np.quantile(values, np.linspace(0, 1, BINS + 1)[1:-1]).tolist()))
+        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+        return Profile("numeric", edges, None, counts.tolist(), values.tolist() if keep_sample else None)
+    frequent = [value for value, _ in Counter(column).most_common(MAX_CATEGORIES)]
+    counted = Counter(value if value in frequent else OTHER for value in column)
+    kept = frequent + ([OTHER] if OTHER in counted else [])
+    return Profile("categorical", None, kept, [counted[value] for value in kept])
+
+
+def compare(reference: Profile, recent: list, *, psi_threshold: float = 0.2, p_threshold: float = 0.01) -> Drift:
+    """How ``recent`` (raw values of the same column) differs from ``reference``."""
+    observed = np.asarray(_counts(reference, recent), dtype=float)
+    # Values the reference never had share one more bin, where it counted none.
+    expected = np.zeros(len(observed))
+    expected[:len(reference.counts)] = reference.counts
+    psi = population_stability(expected, observed)
+    if reference.kind == "numeric" and reference.sample is not None and len(recent):
+        test, p_value = "ks", float(stats.ks_2samp(reference.sample, np.asarray(recent, dtype=float)).pvalue)
+    else:
+        test, p_value = "chi2", _chi2_p(expected, observed)
+    return Drift(psi, p_value, test, psi > psi_threshold or p_value < p_threshold)
+
+
+def population_stability(expected: np.ndarray, observed: np.ndarray) -> float:
+    """PSI of two count vectors over the same bins: Σ (o − e) · ln(o / e) on their shares."""
+    if not expected.sum() or not observed.sum():
+        return 0.0
+    e = np.maximum(expected / expected.sum(), PSI_FLOOR)
+    o = np.maximum(observed / observed.sum(), PSI_FLOOR)
+    return float(np.sum((o - e) * np.log(o / e)))
+
+
+def _chi2_p(expected: np.ndarray, observed: np.ndarray) -> float:
+    """χ² goodness of fit of the observed counts to the reference's shares (bins the reference never
+    saw a value in are merged away: the test needs an expected count in each)."""
+    seen = expected > 0
+    if observed.sum() == 0 or seen.sum() < 2:
+        return 1.0
+    if observed[~seen].sum():
+        return 0.0  # values where the reference had none: no goodness of fit to speak of
+    shares = expected[seen] / expected[seen].sum()
+    return float(stats.chisquare(observed[seen], shares * observed[seen].sum()).pvalue)
+
+
+def _counts(reference: Profile, recent: list) -> list[int]:
+    if reference.kind == "numeric":
+        values = np.asarray(recent, dtype=float)
+        return np.bincount(np.searchsorted(reference.edges, values, side="right"),
+                           minlength=len(reference.edges) + 1).tolist()
+    known = set(reference.values)
+    counted = Counter(value if value in known else OTHER for value in recent)
+    return [counted[value] for value in reference.values] + ([counted[OTHER]] if OTHER not in known and counted[OTHER] else [])
+
+
+def _numeric(column: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in column)

@@ -1,0 +1,111 @@
+"""Feedback: the truth about logged predictions, joined to them the moment it arrives.
+
+Each item names a request id and its label; it is checked against the logged prediction of the
+newest request of the model with that id, and written beside it with the time it came (the label's
+delay is ``labelled_at - at``). What cannot apply is reported item by item, never dropped quietly:
+an id nothing was logged under (not sampled, or past the retention) is a 404, a label of the wrong
+kind or count a 422. A second label for the same request replaces the first, and is counted so.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from registry.db import write_transaction
+from registry.lookups import find_model
+from registry.monitoring.tables import LoggedPrediction
+from registry.tables import ModelVersion, utcnow
+
+MAX_ITEMS = 10_000
+_CHUNK = 500  # request ids per query (SQLite binds at most 999 values)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """How many labels were written, how many of them replaced an earlier one, and what did not apply."""
+
+    applied: int = 0
+    replaced: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+def apply_feedback(name: str, items: list[dict]) -> FeedbackResult:
+    """Label ``name``'s logged predictions: ``items`` are ``{"request_id", "label"}``, in order (a later
+    item for the same request wins)."""
+    model = find_model(name)
+    applied = replaced = 0
+    errors = []
+    with write_transaction() as session:
+        logged = _newest_by_request(session, model.id, {item["request_id"] for item in items})
+        tasks = _tasks(session, model.id, {row.version for row in logged.values()})
+        now = utcnow()
+        for index, item in enumerate(items):
+            request_id, label = item["request_id"], item["label"]
+            row = logged.get(request_id)
+            problem = _problem(row, label, tasks.get(row.version) if row is not None else None)
+            if problem is not None:
+                errors.append({"index": index, "request_id": request_id, "status": problem[0], "detail": problem[1]})
+                continue
+            if row.labelled_at is not None:
+                replaced += 1
+            row.label, row.labelled_at = label, now
+            applied += 1
+    return FeedbackResult(applied, replaced, errors)
+
+
+def _newest_by_request(session, model_id: int, request_ids: set[str]) -> dict[str, LoggedPrediction]:
+    """The newest logged prediction of each request id (ids are the callers', so one may repeat)."""
+    found: dict[str, LoggedPrediction] = {}
+    ordered = sorted(request_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        query = (select(LoggedPrediction)
+                 .where(LoggedPrediction.model_id == model_id, LoggedPrediction.request_id.in_(ordered[start:start + _CHUNK]))
+                 .order_by(LoggedPrediction.id.desc()))
+        for row in session.execute(query).scalars():
+            found.setdefault(row.request_id, row)
+    return found
+
+
+def _tasks(session, model_id: int, numbers: set[int]) -> dict[int, str]:
+    if not numbers:
+        return {}
+    query = select(ModelVersion.number, ModelVersion.task).where(
+        ModelVersion.model_id == model_id, ModelVersion.number.in_(sorted(numbers)))
+    return {number: task for number, task in session.execute(query)}
+
+
+def _problem(row: LoggedPrediction | None, label: object, task: str | None) -> tuple[int, str] | None:
+    """Why ``label`` cannot label ``row`` (status, detail), or None when it can."""
+    if row is None:
+        return 404, ("no prediction of this model was logged under this request id: it was not sampled "
+                     "(raise the model's prediction_log sample), is older than PREDICTION_LOG_DAYS, or was "
+                     "answered less than a second ago (send it again)")
+    if row.status >= 400 or not row.outputs or "predictions" not in row.outputs:
+        return 422, f"this request was answered with an error ({row.status}): there is no prediction to label"
+    predictions = row.outputs["predictions"]
+    labels = label if isinstance(label, list) else [label]
+    if len(labels) != len(predictions):
+        return 422, (f"the request had {len(predictions)} rows: send one label per row, as a list"
+                     if len(predictions) > 1 else "the request had one row: send one label, not a list")
+    for value in labels:
+        wrong = _wrong_label(value, task, predictions[0])
+        if wrong:
+            return 422, wrong
+    return None
+
+
+def _wrong_label(value: object, task: str | None, predicted: object) -> str | None:
+    if task == "regression":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"a regressor's label is a finite number, not {value!r}"
+        return None
+    numeric = isinstance(predicted, (int, float)) and not isinstance(predicted, bool)
+    if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"this classifier's classes are numbers: {value!r} is not one"
+    if isinstance(predicted, str) and not isinstance(value, str):
+        return f"this classifier's classes are text: {value!r} is not one"
+    if isinstance(predicted, bool) and not isinstance(value, bool):
+        return f"this classifier's classes are true and false: {value!r} is not one"
+    return None

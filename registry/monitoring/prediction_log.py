@@ -1,0 +1,245 @@
+"""The prediction log: a sample of the requests each model answered, written off the request path.
+
+The prediction path only decides whether to keep a request (each model's share, errors always) and
+puts it on a bounded queue, which never blocks: when the queue is full the entry is dropped and
+counted (``registry_prediction_log_dropped_total``). One thread per process takes what is queued
+every ``WRITE_SECONDS``, or at once when the queue is half full (a put wakes nobody otherwise:
+waking the writer for every entry cost more than the writing), turns the rows into JSON and
+inserts them in batches; the same thread reads every model's share again when requests come and the last reading is older than a few seconds, and deletes what is
+older than the retention as it writes. It touches the database only then: an idle process does not
+poll it. On SQLite and PostgreSQL alike, from every worker and replica.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+
+from registry.db import db, end_read, write_transaction
+from registry.monitoring.tables import LoggedPrediction
+from registry.tables import RegisteredModel, utcnow
+from registry.telemetry import PREDICTION_LOG_DROPPED, PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN
+
+log = logging.getLogger(__name__)
+
+BATCH = 100  # entries per insert: the writer holds the GIL while it binds them, so not too many at once
+WRITE_SECONDS = 0.5  # how often the writer takes what is queued (flush and stop wake it at once)
+PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One request to log; ``rows`` are what the model saw (an array or a DataFrame), made JSON by the writer."""
+
+    request_id: str
+    model: str
+    version: int
+    alias: str | None
+    route: str | None
+    rows: object
+    outputs: dict | None
+    latency_ms: float
+    status: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How much to keep, for how long, and how the writer paces itself."""
+
+    default_sample: float  # PREDICTION_LOG_SAMPLE: the share of a model's requests kept unless it says otherwise
+    retention_days: float  # PREDICTION_LOG_DAYS
+    capacity: int = 10_000  # entries waiting at most; past it they are dropped and counted
+    refresh_seconds: float = 2.0  # how often every model's share is read again
+    prune_seconds: float = 600.0  # how often what is past the retention is deleted
+
+
+class PredictionLog:
+    """Samples requests, queues them, and writes them from a thread of this process."""
+
+    def __init__(self, settings: LogSettings, session_scope: Callable[[], AbstractContextManager],
+                 chance: Callable[[], float] = random.random):
+        self.settings = settings
+        self._session_scope = session_scope
+        self._chance = chance
+        self._shares: dict[str, float] = {}  # model -> its own share, where it set one
+        self._model_ids: dict[str, int] = {}
+        self._queue: queue.Queue[Entry] = queue.Queue(settings.capacity)
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._refresh_wanted = threading.Event()
+        self._refreshed_at = float("-inf")
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def share(self, model: str) -> float:
+        """The share of ``model``'s requests kept (its own, else the default)."""
+        return self._shares.get(model, self.settings.default_sample)
+
+    def keeps(self, model: str, status: int) -> bool:
+        """Whether to log this answer of ``model``: drawn by its share (an error always is). Asked before
+        the entry is made, so the answers not drawn cost the request nothing more."""
+        if time.monotonic() - self._refreshed_at >= self.settings.refresh_seconds and not self._refresh_wanted.is_set():
+            self._refresh_wanted.set()  # the writer reads the shares again; this request uses the ones it has
+            self._ensure_writer()
+        if status >= 400:
+            return True
+        share = self.share(model)
+        return share >= 1 or (share > 0 and self._chance() < share)
+
+    def offer(self, entry: Entry) -> None:
+        """Queue ``entry`` (one ``keeps`` said yes to); never blocks, never raises."""
+        self._ensure_writer()
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            PREDICTION_LOG_DROPPED.inc()
+        else:
+            PREDICTION_LOG_QUEUED.inc()
+            if self._queue.qsize() * 2 >= self.settings.capacity:
+                self._wake.set()  # half full: the writer goes now rather than at its next turn
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (or ``timeout`` passes); whether it was."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        with self._idle:
+            while self._queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.05))
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        self.flush(timeout)
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def refresh(self) -> None:
+        """Read every model's share and id again (the writer does it every ``refresh_seconds``)."""
+        with self._session_scope():
+            rows = _model_rows()
+        self._shares = {name: share for name, _, share in rows if share is not None}
+        self._model_ids = {name: model_id for name, model_id, _ in rows}
+        self._refreshed_at = time.monotonic()
+
+    def _ensure_writer(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None:
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            # A fresh queue after a fork: the parent's thread did not come along, nor should its entries.
+            self._queue = queue.Queue(self.settings.capacity)
+            self._pid = os.getpid()
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        pruned = float("-inf")
+        while not self._stopping.is_set():
+            self._wake.wait(WRITE_SECONDS)
+            self._wake.clear()
+            batch = self._take()
+            try:
+                if self._refresh_wanted.is_set():
+                    self._refresh_wanted.clear()
+                    self.refresh()
+                if batch:
+                    self._write(batch)
+                    if len(batch) == BATCH:
+                        self._wake.set()  # more is waiting: no pause before the next batch
+                    if time.monotonic() - pruned >= self.settings.prune_seconds:
+                        pruned = time.monotonic()
+                        self.prune()
+            except Exception:
+                log.exception("the prediction log could not write %d entries; they are dropped", len(batch))
+                PREDICTION_LOG_DROPPED.inc(len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+                with self._idle:
+                    self._idle.notify_all()
+
+    def _take(self) -> list[Entry]:
+        batch: list[Entry] = []
+        while len(batch) < BATCH:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[Entry]) -> None:
+        missing = {entry.model for entry in batch} - set(self._model_ids)
+        if missing:
+            self.refresh()
+        rows = [_row(entry, self._model_ids[entry.model]) for entry in batch if entry.model in self._model_ids]
+        if not rows:
+            return
+        with self._session_scope(), write_transaction() as session:
+            session.execute(insert(LoggedPrediction.__table__), rows)  # Core: no ORM work per row
+        PREDICTION_LOG_WRITTEN.inc(len(rows))
+
+    def prune(self) -> int:
+        """Delete what is older than the retention, a bounded batch at a time; how many rows went."""
+        cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+        removed = 0
+        with self._session_scope():
+            while True:
+                with write_transaction() as session:
+                    ids = select(LoggedPrediction.id).where(LoggedPrediction.at < cutoff).limit(PRUNE_BATCH)
+                    gone = session.execute(delete(LoggedPrediction).where(LoggedPrediction.id.in_(ids.scalar_subquery()))).rowcount
+                removed += gone
+                if gone < PRUNE_BATCH:
+                    return removed
+
+
+def _model_rows() -> list[tuple[str, int, float | None]]:
+    """(name, id, own share) of every model."""
+    query = select(RegisteredModel.name, RegisteredModel.id, RegisteredModel.prediction_log_sample)
+    found = [tuple(row) for row in db.session.execute(query).all()]
+    end_read()
+    return found
+
+
+def _row(entry: Entry, model_id: int) -> dict:
+    return {
+        "model_id": model_id, "version": entry.version, "request_id": entry.request_id, "alias": entry.alias,
+        "route": entry.route, "inputs": _jsonable(entry.rows), "outputs": entry.outputs,
+        "latency_ms": entry.latency_ms, "status": entry.status, "at": entry.at,
+    }
+
+
+def _jsonable(rows: object) -> list | None:
+    """Rows as lists of plain values, in signature order."""
+    if rows is None:
+        return None
+    if isinstance(rows, np.ndarray):
+        return rows.tolist()
+    values = getattr(rows, "values", None)  # a DataFrame
+    if isinstance(values, np.ndarray):
+        return [[_plain(value) for value in row] for row in values.tolist()]
+    return rows if isinstance(rows, list) else None
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,167 @@
+"""Live quality and drift of a version, from its logged answers and the labels feedback brought.
+
+Over a window ending now: how many requests were logged, how many carry a label, the median delay
+of a label, and the quality of the labelled answers, row by row: a classifier's accuracy with its
+Wilson interval, a regressor's mean absolute error (and root mean squared error) with a normal
+interval; 95 % both. At most the newest ``MAX_LABELLED`` labelled requests are read.
+
+Drift compares the rows of the window with a reference: the first ``REFERENCE_ROWS`` rows the
+version answered (its first served traffic), per feature and for its predictions
+(``registry.monitoring.drift``); it waits until the version has answered that many, and the window
+holds ``MIN_ROWS`` more.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from registry.db import db
+from registry.lookups import find_model, find_version
+from registry.monitoring.drift import compare, profile
+from registry.monitoring.tables import LoggedPrediction
+from registry.tables import ModelVersion, utcnow
+
+MAX_LABELLED = 100_000
+REFERENCE_ROWS = 1_000  # the version's first answered rows
+MIN_ROWS = 100  # rows of the window past the reference, before drift is worth computing
+MAX_RECENT_REQUESTS = 10_000  # the window's newest answered requests read for drift
+Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A quality figure with its 95 % interval, over ``rows`` labelled rows."""
+
+    metric: str  # accuracy (classifiers) or mae (regressors)
+    value: float
+    ci_low: float
+    ci_high: float
+    rows: int
+    rmse: float | None = None  # regressors only
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """A version's logged traffic and its live quality over a window."""
+
+    model: str
+    version: int
+    window: str
+    since: datetime
+    requests: int
+    labelled: int
+    label_delay_p50_s: float | None
+    quality: Quality | None  # None until a label came
+    drift: dict | None = None  # None until the reference is complete and the window holds MIN_ROWS more rows
+
+
+def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds) -> Monitoring:
+    """Version ``ref`` (a number, an alias or ``latest``) of ``name`` over the ``span`` (named ``window``)
+    that ends now; drift flagged past ``thresholds``."""
+    model = find_model(name)
+    version = find_version(model, ref)
+    since = utcnow() - span
+    logged = (LoggedPrediction.model_id == model.id, LoggedPrediction.version == version.number,
+              LoggedPrediction.at >= since)
+    requests = db.session.execute(select(func.count()).where(*logged)).scalar_one()
+    labelled_rows = db.session.execute(
+        select(LoggedPrediction.outputs, LoggedPrediction.label, LoggedPrediction.at, LoggedPrediction.labelled_at)
+        .where(*logged, LoggedPrediction.labelled_at.is_not(None))
+        .order_by(LoggedPrediction.id.desc()).limit(MAX_LABELLED)
+    ).all()
+    delays = [(labelled_at - at).total_seconds() for _, _, at, labelled_at in labelled_rows]
+    pairs = [pair for outputs, label, _, _ in labelled_rows for pair in _pairs(outputs, label)]
+    return Monitoring(
+        model=model.name, version=version.number, window=window, since=since, requests=requests,
+        labelled=len(labelled_rows), label_delay_p50_s=statistics.median(delays) if delays else None,
+        quality=_quality(pairs, version.task) if pairs else None,
+        drift=_drift(model.id, version, since, thresholds),
+    )
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a column has drifted: its PSI above ``psi`` or its test's p-value below ``p_value``."""
+
+    psi: float
+    p_value: float
+
+
+def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Thresholds) -> dict | None:
+    answered = (LoggedPrediction.model_id == model_id, LoggedPrediction.version == version.number,
+                LoggedPrediction.status == 200)
+    reference, last_id = _rows(select(LoggedPrediction.id, LoggedPrediction.inputs, LoggedPrediction.outputs)
+                               .where(*answered).order_by(LoggedPrediction.id).limit(REFERENCE_ROWS),
+                               limit_rows=REFERENCE_ROWS)
+    if len(reference) < REFERENCE_ROWS:
+        return None
+    recent, _ = _rows(select(LoggedPrediction.id, LoggedPrediction.inputs, LoggedPrediction.outputs)
+                      .where(*answered, LoggedPrediction.at >= since, LoggedPrediction.id > last_id)
+                      .order_by(LoggedPrediction.id.desc()).limit(MAX_RECENT_REQUESTS))
+    if len(recent) < MIN_ROWS:
+        return None
+    names = [feature["name"] for feature in version.signature["features"]]
+    judged = {name: _judged([row for row, _ in reference], [row for row, _ in recent], j, thresholds)
+              for j, name in enumerate(names)}
+    predictions = compare(profile([p for _, p in reference], keep_sample=True), [p for _, p in recent],
+                          psi_threshold=thresholds.psi, p_threshold=thresholds.p_value)
+    return {"reference": "traffic", "reference_rows": len(reference), "recent_rows": len(recent),
+            "features": judged, "predictions": _as_dict(predictions)}
+
+
+def _rows(query, limit_rows: int | None = None) -> tuple[list[tuple[list, object]], int]:
+    """(input row, prediction) pairs of the requests ``query`` finds (up to ``limit_rows`` rows), and the
+    id of the last request read."""
+    found, last_id = [], 0
+    for request_id, inputs, outputs in db.session.execute(query):
+        for row, predicted in zip(inputs or [], (outputs or {}).get("predictions") or []):
+            found.append((row, predicted))
+        last_id = request_id
+        if limit_rows is not None and len(found) >= limit_rows:
+            break
+    return found, last_id
+
+
+def _judged(reference: list[list], recent: list[list], column: int, thresholds: Thresholds) -> dict:
+    drift = compare(profile([row[column] for row in reference], keep_sample=True), [row[column] for row in recent],
+                    psi_threshold=thresholds.psi, p_threshold=thresholds.p_value)
+    return _as_dict(drift)
+
+
+def _as_dict(drift) -> dict:
+    return {"psi": drift.psi, "p_value": drift.p_value, "test": drift.test, "drifted": drift.drifted}
+
+
+def _pairs(outputs: dict | None, label: object) -> list[tuple[object, object]]:
+    """(predicted, true) for every row of a labelled request."""
+    predictions = (outputs or {}).get("predictions") or []
+    labels = label if isinstance(label, list) else [label]
+    return list(zip(predictions, labels))
+
+
+def _quality(pairs: list[tuple[object, object]], task: str) -> Quality:
+    n = len(pairs)
+    if task == "classification":
+        right = sum(1 for predicted, true in pairs if predicted == true)
+        low, high = wilson(right, n)
+        return Quality("accuracy", right / n, low, high, n)
+    errors = [abs(float(predicted) - float(true)) for predicted, true in pairs]
+    mae = sum(errors) / n
+    spread = statistics.stdev(errors) / math.sqrt(n) if n > 1 else math.inf
+    rmse = math.sqrt(sum(e * e for e in errors) / n)
+    return Quality("mae", mae, max(0.0, mae - Z_95 * spread), mae + Z_95 * spread, n, rmse)
+
+
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """The Wilson score interval (95 %) of a proportion: sound for small counts and near 0 or 1."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + Z_95 ** 2 / n
+    centre = (p + Z_95 ** 2 / (2 * n)) / denominator
+    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -1,0 +1,36 @@
+"""The prediction log's table: one row per logged request, and its label once feedback brings it."""
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registry.db import db
+from registry.tables import UTCDateTime
+
+# SQLite numbers rows only through an INTEGER PRIMARY KEY; PostgreSQL may outgrow 32 bits here.
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class LoggedPrediction(db.Model):
+    """A request a version answered (or failed): who asked, with what, what came back, how fast."""
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (
+        Index("ix_prediction_log_model_id_at", "model_id", "at"),
+        Index("ix_prediction_log_model_id_request_id", "model_id", "request_id"),
+        Index("ix_prediction_log_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(128))
+    alias: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: asked by version number
+    route: Mapped[str | None] = mapped_column(String(16), nullable=True)  # primary, canary; None outside rollouts
+    inputs: Mapped[list | None] = mapped_column(JSON, nullable=True)  # the rows in signature order
+    outputs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # predictions (probabilities), or the error
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    label: Mapped[object | None] = mapped_column(JSON, nullable=True)  # the truth, once feedback told it
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

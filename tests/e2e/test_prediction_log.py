@@ -1,0 +1,142 @@
+"""The prediction log under real gunicorn workers: answers are logged from every worker; with the
+database stalled, predictions keep answering while the workers' queues fill and drop (counted);
+a worker killed with a full queue loses at most what it held, and nothing is half-written."""
+import os
+import signal
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+
+import psutil
+import psycopg
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
+
+from bench.harness import server
+from bench.harness.models import PROBE_ROW, scaled_sum, upload
+from bench.harness.traffic import move
+from registry.metric_files import FLUSH_SECONDS
+from tests.databases import BACKEND, fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
+from tests.helpers import wait_for
+
+WORKERS = 2
+QUEUE = 40  # each worker holds at most this many entries for its writer
+DEADLINE = 60  # seconds: a bound on waiting for the log to drain, so a broken server fails the test
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prediction-log")
+    with fresh_database(root) as database_url, server.running(
+            database_url, root, ADMIN_TOKEN, workers=WORKERS,
+            env={"PREDICTION_LOG_SAMPLE": 1, "PREDICTION_LOG_QUEUE": QUEUE}) as (live,):
+        assert upload(live, "logged", scaled_sum(1)).status_code == 201
+        move(live, "promote", "logged", 1)
+        yield live, database_url
+
+
+def predict(live, session, request_id: str) -> int:
+    response = session.post(f"{live.url}/models/logged/production/predict", json={"instances": [PROBE_ROW]},
+                            headers={"X-Request-ID": request_id}, timeout=60)
+    return response.status_code
+
+
+def logged(live) -> list[dict]:
+    """Every logged item, all pages."""
+    items, cursor = [], None
+    while True:
+        query = f"?limit=1000&cursor={cursor}" if cursor else "?limit=1000"
+        page = requests.get(f"{live.url}/models/logged/predictions{query}", headers=live.headers, timeout=30).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def counters(live) -> dict[str, float]:
+    text = requests.get(f"{live.url}/metrics", timeout=30).text
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+
+
+def settled_count(live) -> int:
+    """The number of logged items once it stops changing (each writer writes every 0.2 s)."""
+    seen = []
+
+    def stable():
+        seen.append(len(logged(live)))
+        time.sleep(3 * 0.2)
+        return len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3] and seen[-1]
+
+    wait_for(stable, "the prediction log to stop growing", DEADLINE)
+    return seen[-1]
+
+
+@contextmanager
+def stalled(database_url: str):
+    """The prediction log's table locked against writers, as a database under a long migration would."""
+    url = make_url(database_url)
+    if BACKEND == "postgresql":
+        with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as connection:
+            connection.execute("LOCK TABLE prediction_log IN EXCLUSIVE MODE")
+            yield
+            connection.rollback()
+    else:
+        connection = sqlite3.connect(url.database, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")  # the one write lock: every writer waits for it
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+
+
+def test_answers_from_every_worker_are_logged_once_each(live):
+    live, _ = live
+    session = requests.Session()
+    ids = [f"plain-{i}" for i in range(60)]
+    assert {predict(live, requests.Session() if i % 2 else session, request_id) for i, request_id in enumerate(ids)} == {200}
+    wait_for(lambda: {item["request_id"] for item in logged(live)} >= set(ids), "every answer to be logged", DEADLINE)
+    items = [item for item in logged(live) if item["request_id"].startswith("plain-")]
+    assert sorted(item["request_id"] for item in items) == sorted(ids)  # once each
+    assert all(item["inputs"] == [PROBE_ROW] and item["outputs"]["predictions"] for item in items)
+
+
+def test_a_stalled_database_drops_and_counts_and_a_killed_worker_loses_at_most_its_queue(live):
+    live, database_url = live
+    before_items = len(logged(live))
+    before = counters(live)
+    answered = []
+
+    def client(k: int) -> None:
+        session = requests.Session()
+        for i in range(100):
+            if predict(live, session, f"stall-{k}-{i}") == 200:
+                answered.append(f"stall-{k}-{i}")
+
+    with stalled(database_url):
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert len(answered) == 400  # the stalled log never held a prediction up
+        time.sleep(2 * FLUSH_SECONDS)  # every worker's counters reach its metrics file (flushed each second)
+        victim = psutil.Process(live.process.pid).children()[0]
+        os.kill(victim.pid, signal.SIGKILL)  # with its queue full
+    server.wait_serving(live)  # gunicorn has started a worker in its place
+    after_count = settled_count(live) - before_items
+    after = counters(live)
+
+    items = [item for item in logged(live) if item["request_id"].startswith("stall-")]
+    assert len(items) == after_count and len({item["request_id"] for item in items}) == len(items)
+    assert {item["request_id"] for item in items} <= set(answered)
+    assert all(item["inputs"] == [PROBE_ROW] and item["outputs"]["predictions"] for item in items)  # none half-written
+    dropped = after["registry_prediction_log_dropped_total"] - before["registry_prediction_log_dropped_total"]
+    assert dropped > 0  # the queues filled while the database stalled, and it was counted
+    lost_uncounted = len(answered) - len(items) - dropped
+    # The killed worker held at most a full queue and the batch its writer had taken from it.
+    assert 0 <= lost_uncounted <= 2 * QUEUE, (len(answered), len(items), dropped)
