@@ -4,6 +4,7 @@ that follows the answer. Each edge brings its input, how it renders an answer an
 a failure."""
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from flask import Response, request
@@ -34,12 +35,13 @@ def answer(name: str, ref: str, given: PredictionInput, *, render: Callable[[Pre
         raise
     elapsed = time.perf_counter() - started
     _count_answer(name, ref, result, elapsed)
-    _log_answer(name, ref, result, elapsed)
+    logged_as = _log_answer(name, ref, result, elapsed)
     body, mimetype, headers = render(result)
     response = Response(body, mimetype=mimetype, headers={**headers, **_answer_headers(result)})
     if result.shadow is not None:
-        # Runs once the answer is sent: the shadow never delays the caller.
-        response.call_on_close(partial(after_answer, runtime, result))
+        # Runs once the answer is sent: the shadow never delays the caller. Logged when its caller was.
+        shadowed = replace(result, shadow=replace(result.shadow, request_id=logged_as))
+        response.call_on_close(partial(after_answer, runtime, shadowed))
     return response
 
 
@@ -67,18 +69,20 @@ def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
         series(ROUTED_PREDICTIONS, model=name, alias=ref, route=route, version=str(version), status=str(status)).inc()
 
 
-def _log_answer(name: str, ref: str, result: Prediction, elapsed: float) -> None:
-    """Log the answer if the model's share draws it."""
+def _log_answer(name: str, ref: str, result: Prediction, elapsed: float) -> str | None:
+    """Log the answer if the model's share draws it; the request id it is logged under, if it is."""
     prediction_log = domain.prediction_log()
     if not prediction_log.keeps(name, 200):
-        return
+        return None
+    request_id = request_ids.current()
     outputs = {"predictions": result.predictions}
     if result.probabilities is not None:
         outputs |= {"probabilities": result.probabilities, "classes": result.classes}
     prediction_log.offer(Entry(
-        request_id=request_ids.current(), model=name, version=result.version, alias=_alias(ref), route=result.route,
+        request_id=request_id, model=name, version=result.version, alias=_alias(ref), route=result.route,
         rows=result.rows, outputs=outputs, latency_ms=elapsed * 1000, status=200, at=utcnow(),
     ))
+    return request_id
 
 
 def _log_failure(name: str, ref: str, exc: Exception, status: int, elapsed: float) -> None:

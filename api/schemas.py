@@ -5,12 +5,13 @@ import re
 from datetime import timedelta, timezone
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from registry.access.tokens import ROLES
 from registry.aliases.rollouts import HEADER_NAME
 from registry.events.outbox import EVENT_TYPES
 from registry.monitoring.feedback import MAX_ITEMS as MAX_FEEDBACK_ITEMS
+from registry.monitoring.references import SOURCES as REFERENCE_SOURCES
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS, MAX_ID, TOKEN_NAME
 from registry.paging import DEFAULT_PER_PAGE, MAX_PER_PAGE
 
@@ -534,6 +535,40 @@ class QualityOut(Schema):
     rmse = fields.Float(allow_none=True)
 
 
+class ReferenceIn(Schema):
+    """Where the rows come from, and the rows (up to 10,000) in any JSON predict body shape."""
+
+    class Meta:
+        unknown = INCLUDE  # instances, dataframe_split or dataframe_records, checked against the signature
+
+    source = fields.String(required=True, validate=validate.OneOf(REFERENCE_SOURCES), metadata={
+        "description": "training or evaluation: the rows the version was trained or evaluated on"})
+
+
+class ProfileOut(Schema):
+    kind = fields.String(metadata={"description": "numeric (bins between deciles) or categorical (values)"})
+    edges = fields.List(fields.Float(), allow_none=True)
+    values = fields.List(fields.Raw(), allow_none=True)
+    counts = fields.List(fields.Integer())
+
+
+class ReferenceOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    source = fields.String()
+    rows = fields.Integer()
+    features = fields.Dict(keys=fields.String(), values=fields.Nested(ProfileOut))
+    predictions = fields.Nested(ProfileOut)
+    created_at = UTCDateTime()
+    created_by = fields.String()
+
+
+class RouteFiguresOut(Schema):
+    requests = fields.Integer()
+    labelled = fields.Integer()
+    quality = fields.Nested(QualityOut, allow_none=True)
+
+
 class MonitoringOut(Schema):
     model = fields.String()
     version = fields.Integer()
@@ -545,3 +580,6 @@ class MonitoringOut(Schema):
     quality = fields.Nested(QualityOut, allow_none=True)
     drift = fields.Dict(allow_none=True, metadata={"description": "reference, reference_rows, recent_rows, features: "
                                                    "{name: {psi, p_value, test, drifted}}, predictions: {…}"})
+    routes = fields.Dict(keys=fields.String(), values=fields.Nested(RouteFiguresOut), metadata={
+        "description": "the same figures by the route that reached the version: primary, canary and shadow "
+                       "(rollout arms), direct (asked by version number)"})

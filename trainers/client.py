@@ -6,6 +6,7 @@ import json
 import socket
 from urllib.parse import quote
 
+import pandas as pd
 import requests
 
 from trainers import progress
@@ -69,6 +70,14 @@ class RegistryClient:
         """Record ``version``'s ``metrics`` on ``dataset`` (``{"name", "sha256", "rows"}``)."""
         body = {"dataset": dataset, "metrics": metrics, "note": note}
         response = self._send("POST", _path(model, "versions", version, "evaluations"), json=body)
+        return _json(self._checked(response))
+
+    def set_reference(self, model: str, version: int, source: str, rows: pd.DataFrame) -> dict:
+        """Send the rows ``version`` was trained or evaluated on (``source``, up to 10,000 rows): the
+        registry judges its drift against them."""
+        split = json.loads(rows.to_json(orient="split", index=False))
+        body = {"source": source, "dataframe_split": {"columns": [str(c) for c in split["columns"]], "data": split["data"]}}
+        response = self._send("PUT", _path(model, "versions", version, "reference"), json=body)
         return _json(self._checked(response))
 
     def start_rollout(self, model: str, alias: str, canary: dict, reason: str, sticky_header: str | None = None) -> dict:

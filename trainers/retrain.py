@@ -22,6 +22,7 @@ PROMOTED, KEPT, CANARY = "promoted", "kept", "canary"
 REASON_PREFIX = "retrain: "
 # Scores are differences of floats; a margin met up to rounding noise counts as met.
 TOLERANCE = 1e-9
+REFERENCE_ROWS = 10_000  # training rows sent for drift at most (the registry's limit)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def retrain(
         bar.update()
         bar.set_postfix_str("upload")
         candidate_version = upload_candidate(client, request, trained, dataset)
+        send_training_rows(client, request.model, candidate_version, data.features.drop(index=trained.test_features.index))
         record_evaluations(client, request.model, holdout_dataset(dataset, trained.test_features, trained.test_y),
                            {candidate_version: trained.metrics, **_champion_metrics(champion)})
         bar.update()
@@ -126,6 +128,17 @@ def upload_candidate(
     uploaded = client.upload_version(request.model, content, metadata, f"{request.model}.joblib")
     log.info("uploaded the candidate as v%s", uploaded["version"])
     return int(uploaded["version"])
+
+
+def send_training_rows(client: RegistryClient, model: str, version: int, features: pd.DataFrame) -> None:
+    """Send (a sample of) the rows the candidate was fitted on: the registry judges its drift against them."""
+    complete = features.dropna()  # a row with a missing value is not a row of the signature's types
+    sample = complete.sample(n=min(REFERENCE_ROWS, len(complete)), random_state=0) if len(complete) else complete
+    if sample.empty:
+        log.warning("no complete training row to judge drift by; v%s is judged against its first served traffic", version)
+        return
+    client.set_reference(model, version, "training", sample)
+    log.info("sent %d training rows as v%s's drift reference", len(sample), version)
 
 
 def record_evaluations(client: RegistryClient, model: str, dataset: dict, scores: dict[int, dict]) -> None:

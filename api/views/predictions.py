@@ -1,5 +1,5 @@
 """The prediction log of a model, page by page (JSON) or as one CSV page for notebooks, the
-feedback that labels it, and a version's live quality."""
+feedback that labels it, a version's live quality and drift, and the reference drift is judged by."""
 import csv
 import io
 import json
@@ -8,7 +8,7 @@ from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from api import domain
-from api.auth import any_token, reads, requires
+from api.auth import any_token, principal, reads, requires
 from api.content import accepts
 from api.schemas import (
     FeedbackIn,
@@ -18,11 +18,14 @@ from api.schemas import (
     LoggedPredictionOut,
     MonitoringArgs,
     MonitoringOut,
+    ReferenceIn,
+    ReferenceOut,
     window_span,
 )
 from registry.monitoring.feedback import apply_feedback
 from registry.monitoring.quality import Thresholds, monitoring
 from registry.monitoring.queries import logged_predictions
+from registry.monitoring.references import get_reference, set_reference
 
 blp = Blueprint("predictions", __name__, description="The prediction log")
 
@@ -78,6 +81,31 @@ def version_monitoring(args, name, ref):
 
     Quality is a classifier's accuracy or a regressor's mean absolute error, with its 95 % interval,
     over the labelled rows; null until a label came. Drift compares the window's rows and predictions
-    with the version's first served rows (PSI and a KS or χ² test); null until both have 100 rows."""
+    with the version's reference (``…/reference``: its training or evaluation rows, else its first
+    1,000 served rows), by PSI and a KS or χ² test; null until the window holds 100 rows past it."""
     thresholds = Thresholds(psi=current_app.config["DRIFT_PSI"], p_value=current_app.config["DRIFT_P_VALUE"])
     return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds)
+
+
+@blp.route("/models/<name>/versions/<ref>/reference", methods=["PUT"])
+@requires("ci")
+@accepts("application/json")
+@blp.arguments(ReferenceIn)
+@blp.response(200, ReferenceOut)
+def put_reference(body, name, ref):
+    """Judge the version's drift against the rows it was trained or evaluated on (up to 10,000).
+
+    The rows come in any JSON predict body shape beside ``source``; the version answers them (the
+    reference of its predictions) and each feature is profiled. Only the profiles are kept; sending
+    again replaces them."""
+    rows = {key: value for key, value in body.items() if key != "source"}
+    return set_reference(domain.runtime(), name=name, ref=ref, source=body["source"], body=rows,
+                         actor=principal().name)
+
+
+@blp.route("/models/<name>/versions/<ref>/reference")
+@reads
+@blp.response(200, ReferenceOut)
+def reference(name, ref):
+    """The version's drift reference: where its rows came from, how many, and each column's profile."""
+    return get_reference(name, ref)

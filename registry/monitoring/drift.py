@@ -33,6 +33,16 @@ class Profile:
     counts: list[int]
     sample: list[float] | None = None
 
+    def to_dict(self) -> dict:
+        """The profile as JSON values (stored with a version's reference)."""
+        return {"kind": self.kind, "edges": self.edges, "values": self.values, "counts": self.counts,
+                "sample": self.sample}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> Profile:
+        """A profile ``to_dict`` made."""
+        return cls(stored["kind"], stored["edges"], stored["values"], stored["counts"], stored.get("sample"))
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -44,13 +54,19 @@ class Drift:
     drifted: bool
 
 
-def profile(column: list, *, keep_sample: bool = False) -> Profile:
-    """The reference profile of ``column`` (numbers, or any other values as categories)."""
+def profile(column: list, *, keep_sample: bool = False, max_sample: int | None = None) -> Profile:
+    """The reference profile of ``column`` (numbers, or any other values as categories); with
+    ``keep_sample`` a numeric one keeps its values for the KS test (at most ``max_sample`` of them,
+    drawn evenly from the sorted values)."""
     if _numeric(column):
         values = np.asarray(column, dtype=float)
         edges = sorted(set(np.quantile(values, np.linspace(0, 1, BINS + 1)[1:-1]).tolist()))
         counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        return Profile("numeric", edges, None, counts.tolist(), values.tolist() if keep_sample else None)
+        sample = None
+        if keep_sample:
+            sample = values if max_sample is None or len(values) <= max_sample else _quantiles(values, max_sample)
+            sample = sample.tolist()
+        return Profile("numeric", edges, None, counts.tolist(), sample)
     frequent = [value for value, _ in Counter(column).most_common(MAX_CATEGORIES)]
     counted = Counter(value if value in frequent else OTHER for value in column)
     kept = frequent + ([OTHER] if OTHER in counted else [])
@@ -100,6 +116,11 @@ def _counts(reference: Profile, recent: list) -> list[int]:
     known = set(reference.values)
     counted = Counter(value if value in known else OTHER for value in recent)
     return [counted[value] for value in reference.values] + ([counted[OTHER]] if OTHER not in known and counted[OTHER] else [])
+
+
+def _quantiles(values: np.ndarray, count: int) -> np.ndarray:
+    """``count`` values spread evenly over the distribution of ``values`` (what KS sees of them)."""
+    return np.quantile(values, (np.arange(count) + 0.5) / count)
 
 
 def _numeric(column: list) -> bool:

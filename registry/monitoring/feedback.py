@@ -5,6 +5,8 @@ newest request of the model with that id, and written beside it with the time it
 delay is ``labelled_at - at``). What cannot apply is reported item by item, never dropped quietly:
 an id nothing was logged under (not sampled, or past the retention) is a 404, a label of the wrong
 kind or count a 422. A second label for the same request replaces the first, and is counted so.
+The shadow run logged under the same request id gets the label too (the shadow's quality is what
+a shadow rollout is for).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from registry.db import write_transaction
 from registry.lookups import find_model
 from registry.monitoring.tables import LoggedPrediction
+from registry.serving.routing import SHADOW
 from registry.tables import ModelVersion, utcnow
 
 MAX_ITEMS = 10_000
@@ -38,7 +41,7 @@ def apply_feedback(name: str, items: list[dict]) -> FeedbackResult:
     applied = replaced = 0
     errors = []
     with write_transaction() as session:
-        logged = _newest_by_request(session, model.id, {item["request_id"] for item in items})
+        logged, shadows = _newest_by_request(session, model.id, {item["request_id"] for item in items})
         tasks = _tasks(session, model.id, {row.version for row in logged.values()})
         now = utcnow()
         for index, item in enumerate(items):
@@ -50,22 +53,29 @@ def apply_feedback(name: str, items: list[dict]) -> FeedbackResult:
                 continue
             if row.labelled_at is not None:
                 replaced += 1
-            row.label, row.labelled_at = label, now
+            for labelled in (row, *shadows.get(request_id, ())):
+                labelled.label, labelled.labelled_at = label, now
             applied += 1
     return FeedbackResult(applied, replaced, errors)
 
 
-def _newest_by_request(session, model_id: int, request_ids: set[str]) -> dict[str, LoggedPrediction]:
-    """The newest logged prediction of each request id (ids are the callers', so one may repeat)."""
+def _newest_by_request(session, model_id: int, request_ids: set[str]) -> tuple[dict, dict]:
+    """The newest logged answer of each request id (ids are the callers', so one may repeat), and the
+    shadow runs logged after it under the same id."""
     found: dict[str, LoggedPrediction] = {}
+    shadows: dict[str, list[LoggedPrediction]] = {}
     ordered = sorted(request_ids)
     for start in range(0, len(ordered), _CHUNK):
         query = (select(LoggedPrediction)
                  .where(LoggedPrediction.model_id == model_id, LoggedPrediction.request_id.in_(ordered[start:start + _CHUNK]))
                  .order_by(LoggedPrediction.id.desc()))
         for row in session.execute(query).scalars():
-            found.setdefault(row.request_id, row)
-    return found
+            if row.route == SHADOW:
+                if row.request_id not in found:  # newer than the answer found next
+                    shadows.setdefault(row.request_id, []).append(row)
+            else:
+                found.setdefault(row.request_id, row)
+    return found, shadows
 
 
 def _tasks(session, model_id: int, numbers: set[int]) -> dict[int, str]:

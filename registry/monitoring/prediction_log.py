@@ -27,6 +27,8 @@ from sqlalchemy import delete, insert, select
 
 from registry.db import db, end_read, write_transaction
 from registry.monitoring.tables import LoggedPrediction
+from registry.serving.routing import SHADOW
+from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
 from registry.telemetry import PREDICTION_LOG_DROPPED, PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN
 
@@ -111,6 +113,16 @@ class PredictionLog:
             PREDICTION_LOG_QUEUED.inc()
             if self._queue.qsize() * 2 >= self.settings.capacity:
                 self._wake.set()  # half full: the writer goes now rather than at its next turn
+
+    def log_shadow(self, job: ShadowJob, *, rows: object, predictions: list, seconds: float) -> None:
+        """Log a shadow run under its caller's request id, when the caller's answer was logged: the
+        shadow version's rows, so that labels reach it too (a ShadowRunner observer)."""
+        if job.request_id is None:
+            return
+        self.offer(Entry(
+            request_id=job.request_id, model=job.shadow.model, version=job.shadow.version, alias=job.alias, route=SHADOW,
+            rows=rows, outputs={"predictions": predictions}, latency_ms=seconds * 1000, status=200, at=utcnow(),
+        ))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (or ``timeout`` passes); whether it was."""

@@ -5,16 +5,17 @@ of a label, and the quality of the labelled answers, row by row: a classifier's 
 Wilson interval, a regressor's mean absolute error (and root mean squared error) with a normal
 interval; 95 % both. At most the newest ``MAX_LABELLED`` labelled requests are read.
 
-Drift compares the rows of the window with a reference: the first ``REFERENCE_ROWS`` rows the
-version answered (its first served traffic), per feature and for its predictions
-(``registry.monitoring.drift``); it waits until the version has answered that many, and the window
-holds ``MIN_ROWS`` more.
+Drift compares the rows of the window with a reference, per feature and for the predictions
+(``registry.monitoring.drift``): the profile of the rows the version was trained or evaluated on
+when they were sent (``registry.monitoring.references``), else the first ``REFERENCE_ROWS`` rows the
+version answered (its first served traffic). It waits until the window holds ``MIN_ROWS`` rows
+(past the first served ones).
 """
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from registry.db import db
 from registry.lookups import find_model, find_version
 from registry.monitoring.drift import compare, profile
+from registry.monitoring.references import reference_profiles, stored_reference
 from registry.monitoring.tables import LoggedPrediction
 from registry.tables import ModelVersion, utcnow
 
@@ -29,6 +31,7 @@ MAX_LABELLED = 100_000
 REFERENCE_ROWS = 1_000  # the version's first answered rows
 MIN_ROWS = 100  # rows of the window past the reference, before drift is worth computing
 MAX_RECENT_REQUESTS = 10_000  # the window's newest answered requests read for drift
+DIRECT = "direct"  # the route of a request that named the version by number
 Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
@@ -45,6 +48,15 @@ class Quality:
 
 
 @dataclass(frozen=True)
+class RouteFigures:
+    """What one route (rollout arm) brought a version over the window: requests, labels, quality."""
+
+    requests: int
+    labelled: int
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
 class Monitoring:
     """A version's logged traffic and its live quality over a window."""
 
@@ -57,6 +69,8 @@ class Monitoring:
     label_delay_p50_s: float | None
     quality: Quality | None  # None until a label came
     drift: dict | None = None  # None until the reference is complete and the window holds MIN_ROWS more rows
+    # By the route that reached the version: primary, canary, shadow (rollout arms), direct (by number).
+    routes: dict[str, RouteFigures] = field(default_factory=dict)
 
 
 def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds) -> Monitoring:
@@ -67,20 +81,34 @@ def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds:
     since = utcnow() - span
     logged = (LoggedPrediction.model_id == model.id, LoggedPrediction.version == version.number,
               LoggedPrediction.at >= since)
-    requests = db.session.execute(select(func.count()).where(*logged)).scalar_one()
+    by_route = dict(db.session.execute(
+        select(LoggedPrediction.route, func.count()).where(*logged).group_by(LoggedPrediction.route)
+    ).all())
     labelled_rows = db.session.execute(
-        select(LoggedPrediction.outputs, LoggedPrediction.label, LoggedPrediction.at, LoggedPrediction.labelled_at)
+        select(LoggedPrediction.route, LoggedPrediction.outputs, LoggedPrediction.label, LoggedPrediction.at,
+               LoggedPrediction.labelled_at)
         .where(*logged, LoggedPrediction.labelled_at.is_not(None))
         .order_by(LoggedPrediction.id.desc()).limit(MAX_LABELLED)
     ).all()
-    delays = [(labelled_at - at).total_seconds() for _, _, at, labelled_at in labelled_rows]
-    pairs = [pair for outputs, label, _, _ in labelled_rows for pair in _pairs(outputs, label)]
+    delays = [(labelled_at - at).total_seconds() for _, _, _, at, labelled_at in labelled_rows]
+    pairs = [pair for _, outputs, label, _, _ in labelled_rows for pair in _pairs(outputs, label)]
     return Monitoring(
-        model=model.name, version=version.number, window=window, since=since, requests=requests,
+        model=model.name, version=version.number, window=window, since=since, requests=sum(by_route.values()),
         labelled=len(labelled_rows), label_delay_p50_s=statistics.median(delays) if delays else None,
         quality=_quality(pairs, version.task) if pairs else None,
         drift=_drift(model.id, version, since, thresholds),
+        routes=_routes(by_route, labelled_rows, version.task),
     )
+
+
+def _routes(by_route: dict, labelled_rows: list, task: str) -> dict[str, RouteFigures]:
+    """Requests, labels and quality per route, each route named (``direct``: asked by version number)."""
+    figures = {}
+    for route, requests in sorted(by_route.items(), key=lambda item: item[0] or DIRECT):
+        rows = [row for row in labelled_rows if row[0] == route]
+        pairs = [pair for _, outputs, label, _, _ in rows for pair in _pairs(outputs, label)]
+        figures[route or DIRECT] = RouteFigures(requests, len(rows), _quality(pairs, task) if pairs else None)
+    return figures
 
 
 @dataclass(frozen=True)
@@ -94,23 +122,28 @@ class Thresholds:
 def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Thresholds) -> dict | None:
     answered = (LoggedPrediction.model_id == model_id, LoggedPrediction.version == version.number,
                 LoggedPrediction.status == 200)
-    reference, last_id = _rows(select(LoggedPrediction.id, LoggedPrediction.inputs, LoggedPrediction.outputs)
-                               .where(*answered).order_by(LoggedPrediction.id).limit(REFERENCE_ROWS),
-                               limit_rows=REFERENCE_ROWS)
-    if len(reference) < REFERENCE_ROWS:
-        return None
-    recent, _ = _rows(select(LoggedPrediction.id, LoggedPrediction.inputs, LoggedPrediction.outputs)
-                      .where(*answered, LoggedPrediction.at >= since, LoggedPrediction.id > last_id)
+    logged = select(LoggedPrediction.id, LoggedPrediction.inputs, LoggedPrediction.outputs).where(*answered)
+    names = [feature["name"] for feature in version.signature["features"]]
+    stored = stored_reference(version)
+    if stored is not None:
+        features, predicted = reference_profiles(stored)
+        source, reference_rows, after_id = stored.source, stored.rows, 0
+    else:
+        reference, after_id = _rows(logged.order_by(LoggedPrediction.id).limit(REFERENCE_ROWS), limit_rows=REFERENCE_ROWS)
+        if len(reference) < REFERENCE_ROWS:
+            return None
+        features = {name: profile([row[j] for row, _ in reference], keep_sample=True) for j, name in enumerate(names)}
+        predicted = profile([p for _, p in reference], keep_sample=True)
+        source, reference_rows = "traffic", len(reference)
+    recent, _ = _rows(logged.where(LoggedPrediction.at >= since, LoggedPrediction.id > after_id)
                       .order_by(LoggedPrediction.id.desc()).limit(MAX_RECENT_REQUESTS))
     if len(recent) < MIN_ROWS:
         return None
-    names = [feature["name"] for feature in version.signature["features"]]
-    judged = {name: _judged([row for row, _ in reference], [row for row, _ in recent], j, thresholds)
-              for j, name in enumerate(names)}
-    predictions = compare(profile([p for _, p in reference], keep_sample=True), [p for _, p in recent],
-                          psi_threshold=thresholds.psi, p_threshold=thresholds.p_value)
-    return {"reference": "traffic", "reference_rows": len(reference), "recent_rows": len(recent),
-            "features": judged, "predictions": _as_dict(predictions)}
+    judge = {"psi_threshold": thresholds.psi, "p_threshold": thresholds.p_value}
+    judged = {name: _as_dict(compare(features[name], [row[j] for row, _ in recent], **judge))
+              for j, name in enumerate(names) if name in features}
+    return {"reference": source, "reference_rows": reference_rows, "recent_rows": len(recent), "features": judged,
+            "predictions": _as_dict(compare(predicted, [p for _, p in recent], **judge))}
 
 
 def _rows(query, limit_rows: int | None = None) -> tuple[list[tuple[list, object]], int]:
@@ -124,12 +157,6 @@ def _rows(query, limit_rows: int | None = None) -> tuple[list[tuple[list, object
         if limit_rows is not None and len(found) >= limit_rows:
             break
     return found, last_id
-
-
-def _judged(reference: list[list], recent: list[list], column: int, thresholds: Thresholds) -> dict:
-    drift = compare(profile([row[column] for row in reference], keep_sample=True), [row[column] for row in recent],
-                    psi_threshold=thresholds.psi, p_threshold=thresholds.p_value)
-    return _as_dict(drift)
 
 
 def _as_dict(drift) -> dict:

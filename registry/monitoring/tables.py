@@ -34,3 +34,30 @@ class LoggedPrediction(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     label: Mapped[object | None] = mapped_column(JSON, nullable=True)  # the truth, once feedback told it
     labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DriftReference(db.Model):
+    """What a version's inputs and predictions are compared with: a profile of the rows it was trained
+    or evaluated on (made when they were sent; the rows themselves are not kept)."""
+
+    __tablename__ = "drift_references"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # training or evaluation
+    rows: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[dict] = mapped_column(JSON)  # {"features": {name: profile}, "predictions": profile}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class VersionHealth(db.Model):
+    """The last figures the monitoring sweep computed for a served version (what /metrics shows, and
+    what the next sweep compares with to tell a new drift)."""
+
+    __tablename__ = "version_health"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    figures: Mapped[dict] = mapped_column(JSON)  # the monitoring answer over MONITOR_WINDOW
+    drifted: Mapped[list] = mapped_column(JSON)  # the drifted columns (feature names, "predictions")

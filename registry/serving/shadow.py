@@ -9,6 +9,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,12 @@ class ShadowJob:
     shadow: ServableModel
     request: PredictionInput  # the caller's request, parsed again against the shadow's signature
     answered: list  # the predictions the caller got
+    request_id: str | None = None  # the caller's request id when the prediction log kept its answer
+
+
+# What is told of each shadow run that answered: the job, and by keyword the rows the shadow saw,
+# its predictions and the seconds its batch took.
+ShadowObserver = Callable[..., None]
 
 
 def compare(task: str, answered: list, shadowed: list) -> tuple[int, list[float]]:
@@ -57,6 +64,11 @@ class ShadowRunner:
         self._thread: threading.Thread | None = None
         self._pid = None
         self._lock = threading.Lock()
+        self._observers: list[ShadowObserver] = []
+
+    def observe(self, observer: ShadowObserver) -> None:
+        """Call ``observer`` after each shadow run that answered (the prediction log keeps them)."""
+        self._observers.append(observer)
 
     def offer(self, job: ShadowJob) -> bool:
         """Queue ``job``; when the queue is full drop it and count the drop. Never blocks."""
@@ -112,30 +124,33 @@ class ShadowRunner:
                 self._failed(job)
         if not parsed:
             return
+        started = time.perf_counter()
         try:
             predictions = self._run(shadow, _stacked([rows for _, rows in parsed]))
         except Exception:  # some job's rows are what the shadow cannot take: find which, one by one
             for job, rows in parsed:
                 self._run_one(job, rows)
             return
+        seconds = time.perf_counter() - started
         start = 0
         for job, rows in parsed:
-            self._compared(job, predictions[start:start + len(rows)])
+            self._compared(job, rows, predictions[start:start + len(rows)], seconds)
             start += len(rows)
 
     def _run_one(self, job: ShadowJob, rows) -> None:
+        started = time.perf_counter()
         try:
             shadowed = self._run(job.shadow, rows)
         except Exception:
             self._failed(job)
             return
-        self._compared(job, shadowed)
+        self._compared(job, rows, shadowed, time.perf_counter() - started)
 
     def _failed(self, job: ShadowJob) -> None:
         self._figures.shadowed(self._key(job), failed=True)
         series(SHADOW_RUNS, **_labels(job), outcome="error").inc()
 
-    def _compared(self, job: ShadowJob, shadowed: list) -> None:
+    def _compared(self, job: ShadowJob, rows, shadowed: list, seconds: float) -> None:
         shadow, labels = job.shadow, _labels(job)
         agreed, diffs = compare(shadow.task, job.answered, shadowed)
         self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
@@ -146,6 +161,8 @@ class ShadowRunner:
         abs_diff = series(SHADOW_ABS_DIFF, **labels)
         for diff in diffs:
             abs_diff.observe(diff)
+        for observer in self._observers:
+            observer(job, rows=rows, predictions=shadowed, seconds=seconds)
 
     @staticmethod
     def _key(job: ShadowJob):

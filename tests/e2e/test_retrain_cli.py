@@ -84,6 +84,11 @@ def test_retrain_with_no_champion_promotes_the_first_version(live_registry, diab
     assert version["kind"] == "linear" and version["task"] == "regression"
     assert version["metrics"]["r2"] == pytest.approx(summary["candidate_score"])
     assert version["lineage"]["target"] == "target" and len(version["lineage"]["dataset_sha256"]) == 64
+    reference = get(live_registry, "/models/first/versions/1/reference").json()  # drift is judged by the training rows
+    (evaluation,) = get(live_registry, "/models/first/versions/1/evaluations").json()["items"]
+    assert reference["source"] == "training"
+    assert reference["rows"] + evaluation["dataset"]["rows"] == len(pd.read_csv(diabetes_csv))  # the rows it was fitted on
+    assert set(reference["features"]) == {feature["name"] for feature in version["signature"]["features"]}
 
 
 def test_retrain_with_a_better_kind_promotes_it_and_the_history_shows_both_scores(

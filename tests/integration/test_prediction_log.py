@@ -329,3 +329,87 @@ def test_drift_compares_the_window_with_the_versions_first_served_rows(app, clie
     assert features["x0"]["drifted"] and features["x0"]["test"] == "ks" and features["x0"]["p_value"] < 1e-4
     assert not features["x1"]["drifted"] and not features["x2"]["drifted"]
     assert drift["predictions"]["drifted"]  # the model adds its inputs up: its answers moved with x0
+
+
+def test_drift_is_judged_against_the_training_rows_once_they_are_sent(app, client, served, ci):
+    rng = np.random.default_rng(7)
+    url = "/models/m/versions/1/reference"
+    assert_problem(client.get(url), 404, "no drift reference")
+    training = rng.normal(size=(3000, 3))
+    sent = client.put(url, json={"source": "training", "dataframe_split": {
+        "columns": ["x2", "x0", "x1"], "data": training[:, [2, 0, 1]].tolist()}}, headers=ci)
+    assert sent.status_code == 200, sent.get_json()
+    body = sent.get_json()
+    assert (body["model"], body["version"], body["source"], body["rows"], body["created_by"]) == ("m", 1, "training", 3000, "ci-test")
+    assert list(body["features"]) == ["x0", "x1", "x2"] and sum(body["features"]["x0"]["counts"]) == 3000
+    assert body["features"]["x0"]["kind"] == "numeric" and len(body["features"]["x0"]["edges"]) == 9
+    assert "sample" not in body["features"]["x0"]  # kept for the KS test, not shown
+    assert client.get(url).get_json() == body
+
+    shifted = rng.normal(size=(150, 3))
+    shifted[:, 1] -= 1.0  # x1 moved since training
+    send_rows(client, shifted.tolist(), "served")
+    written(app)
+
+    drift = client.get("/models/m/versions/1/monitoring").get_json()["drift"]
+    assert (drift["reference"], drift["reference_rows"], drift["recent_rows"]) == ("training", 3000, 150)
+    assert drift["features"]["x1"]["drifted"] and drift["features"]["x1"]["test"] == "ks"
+    assert not drift["features"]["x0"]["drifted"] and not drift["features"]["x2"]["drifted"]
+    assert drift["predictions"]["drifted"]  # a sum of the inputs: it moved with x1
+
+    again = client.put(url, json={"source": "evaluation", "instances": shifted.tolist()}, headers=ci)
+    assert again.status_code == 200 and again.get_json()["source"] == "evaluation"
+    drift = client.get("/models/m/versions/1/monitoring").get_json()["drift"]
+    assert drift["reference"] == "evaluation" and not drift["features"]["x1"]["drifted"]  # judged by the new rows
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"instances": [PROBE_ROW]}, 422, "source"),
+    ({"source": "yesterday", "instances": [PROBE_ROW]}, 422, "source"),
+    ({"source": "training"}, 422, "instances"),
+    ({"source": "training", "instances": [["a", 1, 2]]}, 422, "number"),
+    ({"source": "training", "instances": [PROBE_ROW], "rows": 3}, 422, "unexpected key"),
+])
+def test_a_reference_that_is_not_rows_of_the_signature_is_refused(client, served, ci, body, status, words):
+    assert_problem(client.put("/models/m/versions/1/reference", json=body, headers=ci), status, words)
+    assert_problem(client.get("/models/m/versions/1/reference"), 404)  # nothing half-kept
+
+
+def test_a_reference_needs_ci_or_admin_and_a_ready_version(client, served, ci, admin):
+    body = {"source": "training", "instances": [PROBE_ROW]}
+    assert_problem(client.put("/models/m/versions/1/reference", json=body), 401)
+    assert client.delete("/models/m/versions/2", headers=admin).status_code == 200
+    assert_problem(client.put("/models/m/versions/2/reference", json=body, headers=ci), 410, "archived")
+    assert_problem(client.put("/models/m/versions/9/reference", json=body, headers=ci), 404)
+
+
+def test_a_shadow_run_is_logged_under_its_callers_id_labelled_with_it_and_figured_per_route(app, client, served, ci):
+    upload_ok(client, ci, "m", scaled_sum(3))
+    rollout = {"canary": {"version": 2, "percent": 50}, "shadow": {"version": 3, "percent": 100}, "sticky_header": "X-User"}
+    assert client.put("/models/m/aliases/production/rollout", json=rollout, headers=ci).status_code == 200
+    answered = {}
+    for i in range(12):
+        response = client.post("/models/m/production/predict", json={"instances": [PROBE_ROW]},
+                               headers={"X-Request-ID": f"s-{i}", "X-User": f"user-{i}"})
+        response.close()  # the shadow runs once the answer is sent
+        answered[f"s-{i}"] = (response.get_json()["version"], response.get_json()["predictions"][0])
+    assert app.extensions["model_registry"].runtime.shadows.wait_idle(10)
+    written(app)
+
+    items = logged(client, ci, "?limit=100").get_json()["items"]
+    shadows = {item["request_id"]: item for item in items if item["route"] == "shadow"}
+    assert set(shadows) == set(answered)  # every logged answer has its shadow run beside it
+    assert {(item["version"], item["alias"]) for item in shadows.values()} == {(3, "production")}
+    assert shadows["s-0"]["outputs"]["predictions"] == [3 * sum(PROBE_ROW)]  # scaled_sum(3): the shadow's own answer
+    label(client, ci, "m", [{"request_id": rid, "label": predicted + 1.0} for rid, (_, predicted) in answered.items()])
+
+    shadow = client.get("/models/m/versions/3/monitoring").get_json()
+    assert (shadow["requests"], shadow["labelled"]) == (12, 12)
+    assert set(shadow["routes"]) == {"shadow"}
+    expected = statistics.mean(abs(3 * sum(PROBE_ROW) - (p + 1.0)) for _, p in answered.values())
+    assert shadow["quality"]["value"] == pytest.approx(expected)
+    canary_requests = sum(1 for version, _ in answered.values() if version == 2)
+    canary = client.get("/models/m/versions/2/monitoring").get_json()["routes"]
+    assert canary == {"canary": {"requests": canary_requests, "labelled": canary_requests,
+                                 "quality": canary["canary"]["quality"]}}
+    assert canary["canary"]["quality"]["value"] == pytest.approx(1.0)  # every label was its answer + 1

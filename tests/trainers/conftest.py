@@ -79,6 +79,7 @@ class FakeRegistry:
         self.promotions: list[dict] = []
         self.uploads: list[dict] = []
         self.evaluations: list[dict] = []
+        self.references: list[dict] = []
 
     def add_version(self, content: bytes, task: str, metadata: dict | None = None) -> int:
         """Store an artifact as the next version, as an upload would."""
@@ -106,6 +107,10 @@ class FakeRegistry:
     def record_evaluation(self, model, version, dataset, metrics, note):
         self.evaluations.append({"version": version, "dataset": dataset, "metrics": metrics, "note": note})
         return self.evaluations[-1]
+
+    def set_reference(self, model, version, source, rows):
+        self.references.append({"version": version, "source": source, "rows": rows})
+        return self.references[-1]
 
     def promote(self, model, version, alias, reason):
         self.promotions.append({"version": version, "alias": alias, "reason": reason})

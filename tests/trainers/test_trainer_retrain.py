@@ -75,6 +75,17 @@ def test_with_no_champion_retrain_uploads_and_promotes_the_first_version(fake_re
     assert metadata["lineage"]["target"] == "price" and metadata["input_example"]
 
 
+def test_the_candidates_complete_training_rows_are_sent_as_its_drift_reference(fake_registry, regression_frame):
+    outcome = retrain(fake_registry, from_frame(regression_frame), spec(), RetrainRequest(model="m"))
+    (sent,) = fake_registry.references
+    assert (sent["version"], sent["source"]) == (outcome.candidate_version, "training")
+    rows = sent["rows"]
+    assert list(rows.columns) == ["size", "age", "colour"] and not rows.isna().any().any()
+    holdout = fake_registry.evaluations[0]["dataset"]["rows"]
+    complete = len(regression_frame.drop(columns="price").dropna())
+    assert len(rows) <= len(regression_frame) - holdout and len(rows) >= complete - holdout  # fitted rows only
+
+
 def test_a_weaker_candidate_is_uploaded_but_the_alias_stays_on_the_champion(fake_registry, regression_frame):
     champion = fake_registry.add_version(champion_from(regression_frame, "linear"), "regression")
     fake_registry.aliases["production"] = champion
