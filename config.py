@@ -77,6 +77,10 @@ class Config:
     # A feature (or the predictions) has drifted when its PSI is above DRIFT_PSI or its test's p-value below DRIFT_P_VALUE.
     DRIFT_PSI = _float("DRIFT_PSI", 0.2)
     DRIFT_P_VALUE = _float("DRIFT_P_VALUE", 0.01)
+    # The monitoring sweep: every MONITOR_SECONDS (0: never in the background) one process of the fleet
+    # measures each served version over MONITOR_WINDOW, for /metrics and model.drift alerts.
+    MONITOR_SECONDS = _float("MONITOR_SECONDS", 60.0)
+    MONITOR_WINDOW = os.environ.get("MONITOR_WINDOW", "1h")
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
     # A dashboard sign-in ends after this long, whatever happens meanwhile.
     SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)

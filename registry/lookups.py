@@ -163,3 +163,15 @@ def served_digests() -> set[str]:
         highest, (highest.c.model_id == ModelVersion.model_id) & (highest.c.number == ModelVersion.number)
     )
     return set(db.session.execute(aliased.union(arms, latest)).scalars())
+
+
+def served_versions() -> list[tuple[str, int]]:
+    """(model, number) of every version an alias or a running rollout's canary or shadow serves."""
+    aliased = (select(RegisteredModel.name, ModelVersion.number)
+               .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
+               .join(Alias, Alias.version_id == ModelVersion.id))
+    arms = (select(RegisteredModel.name, ModelVersion.number)
+            .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
+            .join(Rollout, (Rollout.canary_version_id == ModelVersion.id) | (Rollout.shadow_version_id == ModelVersion.id))
+            .where(Rollout.ended_at.is_(None)))
+    return sorted(tuple(row) for row in db.session.execute(aliased.union(arms)).all())

@@ -22,4 +22,7 @@ RULES = {
     "webhook_attempts": "pruned with their delivery",
     "browser_sessions": "deleted at sign-out; expired ones pruned at every sign-in",
     "prediction_log": "a sample of requests; pruned PREDICTION_LOG_DAYS after they were answered (every 10 minutes)",
+    "drift_references": "one per version that was sent its training or evaluation rows (profiles only); replaced, never added to",
+    "version_health": "one per served version; the monitoring sweep drops versions nothing serves any more",
+    "leases": "one per kind of fleet-wide work (the monitoring sweep, rollout control)",
 }

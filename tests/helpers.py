@@ -32,6 +32,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WATCH_ALIASES": False,
         "WEBHOOK_DELIVER_IN_WORKERS": False,
+        "MONITOR_SECONDS": 0,  # tests sweep when they mean to (flask monitoring sweep, or the sweep itself)
         "PROMETHEUS_MULTIPROC_DIR": None,
         "SECRET_KEY": "test-secret-key",
     }

@@ -24,6 +24,7 @@ EVENT_TYPES = (
     "rollout.changed",
     "rollout.completed",
     "rollout.aborted",
+    "model.drift",
 )
 PING = "ping"  # sent only to the subscription that asked for it
 

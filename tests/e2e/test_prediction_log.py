@@ -1,18 +1,21 @@
 """The prediction log under real gunicorn workers: answers are logged from every worker; with the
 database stalled, predictions keep answering while the workers' queues fill and drop (counted);
-a worker killed with a full queue loses at most what it held, and nothing is half-written."""
+a worker killed with a full queue loses at most what it held, and nothing is half-written; one worker
+sweeps the served versions for /metrics, and another takes over when it dies."""
 import os
 import signal
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import psutil
 import psycopg
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.harness import server
@@ -25,6 +28,7 @@ from tests.helpers import wait_for
 
 WORKERS = 2
 QUEUE = 40  # each worker holds at most this many entries for its writer
+SWEEP_SECONDS = 1  # the monitoring sweep's period: its lease runs out 3 periods after its holder died
 DEADLINE = 60  # seconds: a bound on waiting for the log to drain, so a broken server fails the test
 
 
@@ -33,7 +37,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("prediction-log")
     with fresh_database(root) as database_url, server.running(
             database_url, root, ADMIN_TOKEN, workers=WORKERS,
-            env={"PREDICTION_LOG_SAMPLE": 1, "PREDICTION_LOG_QUEUE": QUEUE}) as (live,):
+            env={"PREDICTION_LOG_SAMPLE": 1, "PREDICTION_LOG_QUEUE": QUEUE, "MONITOR_SECONDS": SWEEP_SECONDS}) as (live,):
         assert upload(live, "logged", scaled_sum(1)).status_code == 201
         move(live, "promote", "logged", 1)
         yield live, database_url
@@ -140,3 +144,46 @@ def test_a_stalled_database_drops_and_counts_and_a_killed_worker_loses_at_most_i
     lost_uncounted = len(answered) - len(items) - dropped
     # The killed worker held at most a full queue and the batch its writer had taken from it.
     assert 0 <= lost_uncounted <= 2 * QUEUE, (len(answered), len(items), dropped)
+
+
+def lease_holder(database_url: str) -> str | None:
+    """Who holds the monitoring sweep's lease, unless it ran out."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT holder, expires_at FROM leases WHERE name = 'monitoring'")).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        return None
+    holder, expires_at = rows[0]
+    if isinstance(expires_at, str):  # SQLite hands back the text it stored
+        expires_at = datetime.fromisoformat(expires_at)
+    return holder if expires_at.replace(tzinfo=None) > datetime.now(timezone.utc).replace(tzinfo=None) else None
+
+
+def swept_requests(live) -> float | None:
+    text_ = requests.get(f"{live.url}/metrics", timeout=30).text
+    found = [s.value for f in text_string_to_metric_families(text_) for s in f.samples
+             if s.name == "registry_model_logged_requests" and s.labels == {"model": "logged", "version": "1"}]
+    return found[0] if found else None
+
+
+def test_one_worker_sweeps_for_every_worker_and_another_takes_over_when_it_dies(live):
+    live, database_url = live
+
+    def held_by_a_worker() -> int | None:
+        """The pid of the live worker holding the lease (a worker killed earlier may hold it until it runs out)."""
+        holder = lease_holder(database_url)
+        workers = {child.pid for child in psutil.Process(live.process.pid).children()}
+        return holder is not None and int(holder.split(":")[1]) in workers and int(holder.split(":")[1])
+
+    assert predict(live, requests.Session(), "swept") == 200
+    wait_for(lambda: (swept_requests(live) or 0) > 0, "the sweep to measure the served version", DEADLINE)
+    holder_pid = wait_for(held_by_a_worker, "a worker to hold the monitoring lease", DEADLINE)
+
+    os.kill(holder_pid, signal.SIGKILL)  # it cannot let the lease go
+    taken = wait_for(lambda: (pid := held_by_a_worker()) != holder_pid and pid,
+                     "another worker to take the monitoring lease over", DEADLINE)
+    assert taken != holder_pid
+    server.wait_serving(live)

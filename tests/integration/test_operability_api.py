@@ -32,6 +32,16 @@ FAMILIES = {
     "registry_artifact_store_errors": "counter",
     "registry_artifact_cache_fills": "counter",
     "registry_artifact_cache_evictions": "counter",
+    # the monitoring sweep's figures, declared before anything was swept
+    "registry_model_quality": "gauge",
+    "registry_model_quality_ci_low": "gauge",
+    "registry_model_quality_ci_high": "gauge",
+    "registry_model_logged_requests": "gauge",
+    "registry_model_labelled_requests": "gauge",
+    "registry_model_label_delay_seconds": "gauge",
+    "registry_model_drift_psi": "gauge",
+    "registry_model_drifted": "gauge",
+    "registry_model_monitoring_timestamp_seconds": "gauge",
 }
 PROBE = [[1.0, 1.0, 1.0]]
 
