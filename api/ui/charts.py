@@ -30,3 +30,60 @@ def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
+
+
+@dataclass(frozen=True)
+class QualityMark:
+    """One slice of a live-quality chart: where its value and its interval's ends sit (SVG y, top 0)."""
+
+    x: float
+    y: float | None  # None: no label in this slice
+    y_low: float | None
+    y_high: float | None
+    label: str  # what the slice is, for the tooltip
+
+
+QUALITY_HEIGHT = 140
+QUALITY_WIDTH = 600
+QUALITY_MARGIN = 36  # room for the axis labels on the left
+
+
+def quality_marks(points, *, metric: str) -> tuple[list[QualityMark], list[tuple[float, str]]]:
+    """The marks of a live-quality timeline and its y ticks (y, text): accuracy on 0–1, an error on
+    0 to its largest upper bound."""
+    top = 1.0 if metric == "accuracy" else max((p.quality.ci_high for p in points if p.quality), default=1.0) or 1.0
+    step = (QUALITY_WIDTH - QUALITY_MARGIN) / max(len(points), 1)
+
+    def y(value: float) -> float:
+        return round(QUALITY_HEIGHT - 10 - (min(value, top) / top) * (QUALITY_HEIGHT - 20), 1)
+
+    marks = []
+    for i, point in enumerate(points):
+        x = round(QUALITY_MARGIN + step * (i + 0.5), 1)
+        span = f"{point.start:%m-%d %H:%M} – {point.end:%H:%M}"
+        if point.quality is None:
+            marks.append(QualityMark(x, None, None, None, f"{span}: no label yet"))
+            continue
+        q = point.quality
+        marks.append(QualityMark(x, y(q.value), y(q.ci_low), y(q.ci_high),
+                                 f"{span}: {q.metric} {q.value:.4g} ({q.ci_low:.4g}–{q.ci_high:.4g}), {q.rows} rows"))
+    ticks = [(y(top * share), f"{top * share:.3g}") for share in (0.0, 0.5, 1.0)]
+    return marks, ticks
+
+
+@dataclass(frozen=True)
+class ShareBar:
+    """One bin of a drift chart: its name and the heights (0..1 of the tallest) of the reference's and
+    the recent shares."""
+
+    name: str
+    reference: float
+    recent: float
+    reference_share: float
+    recent_share: float
+
+
+def share_bars(bins: list[dict]) -> list[ShareBar]:
+    """A drift chart's bars: each bin's reference and recent shares, scaled to the largest share."""
+    tallest = max((max(b["reference"], b["recent"]) for b in bins), default=0.0) or 1.0
+    return [ShareBar(b["bin"], b["reference"] / tallest, b["recent"] / tallest, b["reference"], b["recent"]) for b in bins]

@@ -1,13 +1,15 @@
 """The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
 import posixpath
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 
 from api import rate_limits
 from api.errors import describe
+from api.schemas import window_span
 from api.ui import bp
-from api.ui.charts import metric_bars
+from api.ui.charts import metric_bars, quality_marks, share_bars
 from api.ui.forms import SignInForm, SignOutForm
 from api.ui.operations import model_memory
 from api.ui.session import page, signed_in
@@ -20,8 +22,13 @@ from registry.catalog import versions
 from registry.errors import RegistryError, RolloutNotFound, Unauthorized
 from registry.evaluations import comparison
 from registry.evaluations import scores as evaluations
+from registry.monitoring.quality import Thresholds, monitoring, quality_timeline
+from registry.monitoring.queries import logged_predictions
+from registry.tables import utcnow
 
 PER_PAGE = 50
+WINDOWS = ("1h", "24h", "7d", "30d")  # the monitoring page's windows
+LATEST_REQUESTS = 20
 
 
 @bp.app_context_processor
@@ -96,6 +103,27 @@ def alias_live(name, alias):
     return render_template("ui/_alias_live.html", model=catalog.get_model(name), alias=alias, **_alias_state(name, alias))
 
 
+@bp.route("/models/<name>/versions/<int:number>/monitoring")
+@page
+def version_monitoring(name, number):
+    """A version's live quality over time, labels and their delay, drift per feature, latest logged requests."""
+    window = request.args.get("window") if request.args.get("window") in WINDOWS else "24h"
+    span = window_span(window)
+    summary = catalog.get_model(name)
+    version = versions.get_version(name, str(number))
+    figures = monitoring(name, str(number), window=window, span=span, thresholds=_thresholds())
+    timeline = quality_timeline(name, str(number), span=span)
+    metric = "accuracy" if version.task == "classification" else "mae"
+    marks, ticks = quality_marks(timeline, metric=metric)
+    drift_charts = {column: share_bars(judged["bins"]) for column, judged in _drift_columns(figures.drift)}
+    # Inputs may be personal data: the latest requests only for a signed-in token, as the API asks.
+    latest = logged_predictions(name, version=number, limit=LATEST_REQUESTS).items if signed_in() else None
+    return render_template(
+        "ui/monitoring.html", model=summary, version=version, window=window, windows=WINDOWS, figures=figures,
+        metric=metric, marks=marks, ticks=ticks, drift_charts=drift_charts, latest=latest,
+    )
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     """Sign in with an API token; the browser keeps a session cookie, never the token."""
@@ -128,7 +156,31 @@ def _alias_state(name: str, alias: str) -> dict:
         rollout = rollouts.get_rollout(name, alias)
     except RolloutNotFound:
         rollout = None
-    return {"version": version, "rollout": rollout, "last_moves": aliases.history(name, alias=alias, page=1, per_page=5).items}
+    return {"version": version, "rollout": rollout, "arms": _arm_quality(name, rollout) if rollout else {},
+            "last_moves": aliases.history(name, alias=alias, page=1, per_page=5).items}
+
+
+def _arm_quality(name: str, rollout) -> dict:
+    """Each arm's live figures since the rollout started: its version's requests by that route, labels and quality."""
+    span = max(utcnow() - rollout.started_at, timedelta(minutes=1))
+    arms = {}
+    for role, arm in (("primary", rollout.primary), ("canary", rollout.canary), ("shadow", rollout.shadow)):
+        if arm:
+            routes = monitoring(name, str(arm["version"]), window="rollout", span=span, thresholds=None).routes
+            arms[role] = (arm["version"], routes.get(role))
+    return arms
+
+
+def _drift_columns(drift: dict | None) -> list[tuple[str, dict]]:
+    """The drift's columns in order, the predictions last."""
+    if not drift:
+        return []
+    return [*drift["features"].items(), ("predictions", drift["predictions"])]
+
+
+def _thresholds() -> Thresholds:
+    config = current_app.config
+    return Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"])
 
 
 def _evaluations(name: str) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -52,6 +52,9 @@ class Drift:
     p_value: float
     test: str  # ks or chi2
     drifted: bool
+    bins: list[str] = field(default_factory=list)  # each bin's name: a range of values, or a value
+    reference_shares: list[float] = field(default_factory=list)  # the share of the reference in each bin
+    recent_shares: list[float] = field(default_factory=list)  # and of the recent values
 
 
 def profile(column: list, *, keep_sample: bool = False, max_sample: int | None = None) -> Profile:
@@ -84,7 +87,24 @@ def compare(reference: Profile, recent: list, *, psi_threshold: float = 0.2, p_t
         test, p_value = "ks", float(stats.ks_2samp(reference.sample, np.asarray(recent, dtype=float)).pvalue)
     else:
         test, p_value = "chi2", _chi2_p(expected, observed)
-    return Drift(psi, p_value, test, psi > psi_threshold or p_value < p_threshold)
+    return Drift(psi, p_value, test, psi > psi_threshold or p_value < p_threshold, _bin_names(reference, len(observed)),
+                 _shares(expected), _shares(observed))
+
+
+def _bin_names(reference: Profile, count: int) -> list[str]:
+    """Names of the bins a comparison counted in: value ranges between the edges, or the values."""
+    if reference.kind == "numeric":
+        edges = [f"{edge:.4g}" for edge in reference.edges]
+        if not edges:
+            return ["all"]
+        return [f"< {edges[0]}"] + [f"{low} – {high}" for low, high in zip(edges, edges[1:])] + [f"≥ {edges[-1]}"]
+    names = [str(value) if value != OTHER else "other" for value in reference.values]
+    return names + ["new values"] * (count - len(names))
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    total = counts.sum()
+    return (counts / total).tolist() if total else [0.0] * len(counts)
 
 
 def population_stability(expected: np.ndarray, observed: np.ndarray) -> float:

@@ -73,9 +73,9 @@ class Monitoring:
     routes: dict[str, RouteFigures] = field(default_factory=dict)
 
 
-def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds) -> Monitoring:
+def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds | None) -> Monitoring:
     """Version ``ref`` (a number, an alias or ``latest``) of ``name`` over the ``span`` (named ``window``)
-    that ends now; drift flagged past ``thresholds``."""
+    that ends now; drift flagged past ``thresholds`` (None: no drift worked out)."""
     model = find_model(name)
     version = find_version(model, ref)
     since = utcnow() - span
@@ -84,21 +84,54 @@ def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds:
     by_route = dict(db.session.execute(
         select(LoggedPrediction.route, func.count()).where(*logged).group_by(LoggedPrediction.route)
     ).all())
-    labelled_rows = db.session.execute(
-        select(LoggedPrediction.route, LoggedPrediction.outputs, LoggedPrediction.label, LoggedPrediction.at,
-               LoggedPrediction.labelled_at)
-        .where(*logged, LoggedPrediction.labelled_at.is_not(None))
-        .order_by(LoggedPrediction.id.desc()).limit(MAX_LABELLED)
-    ).all()
+    labelled_rows = _labelled(logged)
     delays = [(labelled_at - at).total_seconds() for _, _, _, at, labelled_at in labelled_rows]
     pairs = [pair for _, outputs, label, _, _ in labelled_rows for pair in _pairs(outputs, label)]
     return Monitoring(
         model=model.name, version=version.number, window=window, since=since, requests=sum(by_route.values()),
         labelled=len(labelled_rows), label_delay_p50_s=statistics.median(delays) if delays else None,
         quality=_quality(pairs, version.task) if pairs else None,
-        drift=_drift(model.id, version, since, thresholds),
+        drift=_drift(model.id, version, since, thresholds) if thresholds is not None else None,
         routes=_routes(by_route, labelled_rows, version.task),
     )
+
+
+@dataclass(frozen=True)
+class QualityPoint:
+    """The live quality of the answers given in one slice of a window (None: no label there yet)."""
+
+    start: datetime
+    end: datetime
+    quality: Quality | None
+
+
+def quality_timeline(name: str, ref: str, *, span: timedelta, slices: int = 12) -> list[QualityPoint]:
+    """The live quality of version ``ref`` over the ``span`` ending now, in ``slices`` equal slices of
+    answer time (oldest first): how it moved, with each slice's own interval."""
+    model = find_model(name)
+    version = find_version(model, ref)
+    end = utcnow()
+    since = end - span
+    labelled_rows = _labelled((LoggedPrediction.model_id == model.id, LoggedPrediction.version == version.number,
+                               LoggedPrediction.at >= since))
+    step = span / slices
+    points = []
+    for i in range(slices):
+        start, stop = since + i * step, since + (i + 1) * step
+        pairs = [pair for _, outputs, label, at, _ in labelled_rows if start <= at < stop or (i == slices - 1 and at >= start)
+                 for pair in _pairs(outputs, label)]
+        points.append(QualityPoint(start, stop, _quality(pairs, version.task) if pairs else None))
+    return points
+
+
+def _labelled(logged: tuple) -> list:
+    """(route, outputs, label, at, labelled_at) of the newest ``MAX_LABELLED`` labelled requests ``logged`` finds."""
+    return db.session.execute(
+        select(LoggedPrediction.route, LoggedPrediction.outputs, LoggedPrediction.label, LoggedPrediction.at,
+               LoggedPrediction.labelled_at)
+        .where(*logged, LoggedPrediction.labelled_at.is_not(None))
+        .order_by(LoggedPrediction.id.desc()).limit(MAX_LABELLED)
+    ).all()
 
 
 def _routes(by_route: dict, labelled_rows: list, task: str) -> dict[str, RouteFigures]:
@@ -160,7 +193,9 @@ def _rows(query, limit_rows: int | None = None) -> tuple[list[tuple[list, object
 
 
 def _as_dict(drift) -> dict:
-    return {"psi": drift.psi, "p_value": drift.p_value, "test": drift.test, "drifted": drift.drifted}
+    bins = [{"bin": name, "reference": before, "recent": now}
+            for name, before, now in zip(drift.bins, drift.reference_shares, drift.recent_shares)]
+    return {"psi": drift.psi, "p_value": drift.p_value, "test": drift.test, "drifted": drift.drifted, "bins": bins}
 
 
 def _pairs(outputs: dict | None, label: object) -> list[tuple[object, object]]:

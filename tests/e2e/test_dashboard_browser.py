@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
@@ -57,10 +58,10 @@ def demo_model(live_registry):
     return MODEL
 
 
-def shot(page: Page, name: str) -> None:
-    """Keep a screenshot of the page as it is now."""
+def shot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """Keep a screenshot of the page as it is now (the whole page with ``full_page``)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def sign_in(page: Page, token: str) -> None:
@@ -215,3 +216,42 @@ def test_the_operations_page_shows_the_workers_model_memory(page, live_registry,
     assert asked_by_version() >= 1
     expect(memory.get_by_role("row", name="Served forms on this machine")).to_contain_text("mapped by every worker")
     shot(page, "operations")
+
+
+def test_a_versions_monitoring_page_charts_its_live_quality_and_drift(page, live_registry, demo_model):
+    headers = live_registry.headers
+    url = f"{live_registry.url}/models/{MODEL}"
+    assert requests.patch(url, json={"prediction_log": {"sample": 1}}, headers=headers, timeout=30).status_code == 200
+    rng = np.random.default_rng(4)
+    reference = {"source": "training", "instances": rng.normal(size=(1000, 3)).tolist()}
+    assert requests.put(f"{url}/versions/1/reference", json=reference, headers=headers, timeout=30).status_code == 200
+    answers = {}
+
+    def logged() -> set[str]:
+        items = requests.get(f"{url}/predictions?version=1&limit=1000", headers=headers, timeout=30).json()["items"]
+        return {item["request_id"] for item in items} & set(answers)
+
+    # Each worker reads the model's share again within a few seconds: send until 30 requests were logged.
+    deadline = time.monotonic() + 60
+    while len(logged()) < 30 and time.monotonic() < deadline:
+        rows = rng.normal(size=(10, 3))
+        rows[:, 1] += 1.5  # x1 moved since training
+        request_id = f"browser-{len(answers)}"
+        answered = requests.post(f"{url}/1/predict", json={"instances": rows.tolist()},
+                                 headers={"X-Request-ID": request_id}, timeout=30)
+        answers[request_id] = answered.json()["predictions"]
+    items = [{"request_id": rid, "label": [p + rng.normal(0, 0.3) for p in answers[rid]]} for rid in sorted(logged())]
+    assert len(items) >= 30
+    assert requests.post(f"{url}/feedback", json={"items": items}, headers=headers, timeout=30).json()["applied"] == len(items)
+
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{MODEL}")
+    page.locator('tr[data-version="1"]').get_by_role("link", name="Monitoring").click()
+    page.get_by_role("link", name="1h").click()
+    expect(page.get_by_role("heading", name="Live quality", exact=True)).to_be_visible()
+    expect(page.locator('[data-figure="labelled"]')).to_have_text(str(len(items)))
+    expect(page.locator('figure[data-column="x1"]')).to_contain_text("drifted")
+    expect(page.locator('figure[data-column="x0"]')).not_to_contain_text("drifted")
+    expect(page.locator("table.logged tbody tr")).to_have_count(20)
+    assert_no_overlap(page.locator("figure.chart").all())
+    shot(page, "version-monitoring", full_page=True)

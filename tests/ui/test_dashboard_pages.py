@@ -1,4 +1,5 @@
 """The dashboard's pages and actions through the test client: what they show, who may act, CSRF."""
+import numpy as np
 import pytest
 
 from tests.helpers import ADMIN_TOKEN, PROBE_ROW
@@ -231,3 +232,56 @@ def test_the_operations_page_shows_how_the_workers_use_their_model_memory(client
     held, unit = memory_row(after, "Loaded versions hold").split()
     assert float(held) > 0 and unit in ("KB", "MB")
     assert memory_row(after, "Served forms on this machine").startswith("2 · ")  # v1 (aliased) and v2
+
+
+def logged_traffic(app, client, admin, shift: float) -> None:
+    """Every request of housing logged: a training reference, 12 answered requests of 10 rows (x0 moved by
+    ``shift``), each labelled with its answers + 0.5."""
+    assert client.patch("/models/housing", json={"prediction_log": {"sample": 1}}, headers=admin).status_code == 200
+    app.extensions["model_registry"].prediction_log.refresh()
+    rng = np.random.default_rng(11)
+    reference = {"source": "training", "instances": rng.normal(size=(500, 3)).tolist()}
+    assert client.put("/models/housing/versions/1/reference", json=reference, headers=admin).status_code == 200
+    labels = []
+    for i in range(12):
+        rows = rng.normal(size=(10, 3))
+        rows[:, 0] += shift
+        answered = client.post("/models/housing/predict", json={"instances": rows.tolist()}, headers={"X-Request-ID": f"mon-{i}"})
+        labels.append({"request_id": f"mon-{i}", "label": [p + 0.5 for p in answered.get_json()["predictions"]]})
+    assert app.extensions["model_registry"].prediction_log.flush()
+    assert client.post("/models/housing/feedback", json={"items": labels}, headers=admin).get_json()["applied"] == 12
+
+
+def test_a_versions_monitoring_page_shows_its_quality_over_time_drift_and_requests_to_signed_in_tokens(
+        app, client, housing, admin, sign_in):
+    logged_traffic(app, client, admin, shift=3.0)
+
+    page = client.get("/ui/models/housing/versions/1/monitoring?window=1h").get_data(as_text=True)
+    assert 'data-figure="requests">12<' in page and 'data-figure="labelled">12<' in page
+    assert 'data-figure="quality">0.5' in page and 'aria-label="mae over time"' in page
+    assert page.count('r="4"') >= 1  # a mark for each slice with labels
+    assert 'data-route="primary"' in page
+    assert 'class="chart drifted" data-column="x0"' in page and 'class="chart" data-column="x1"' in page
+    assert "Against its training rows (500 rows)" in page
+    assert "sign in</a> to see them" in page and "data-request=" not in page  # inputs may be personal data
+
+    sign_in(ADMIN_TOKEN)
+    page = client.get("/ui/models/housing/versions/1/monitoring?window=1h").get_data(as_text=True)
+    assert 'data-request="mon-11"' in page and 'data-request="mon-0"' in page
+    assert 'href="/ui/models/housing/versions/1/monitoring"' in client.get("/ui/models/housing").get_data(as_text=True)
+
+
+def test_a_monitoring_page_with_nothing_logged_says_what_to_do(client, housing):
+    page = client.get("/ui/models/housing/versions/2/monitoring").get_data(as_text=True)
+    assert 'data-figure="requests">0<' in page and "No label yet" in page and "Not enough rows yet" in page
+    assert client.get("/ui/models/housing/versions/9/monitoring").status_code == 404
+
+
+def test_the_rollout_page_shows_each_arms_live_quality(app, client, housing, admin):
+    rollout = {"canary": {"version": 2, "percent": 50}, "sticky_header": "X-User"}
+    assert client.put("/models/housing/aliases/production/rollout", json=rollout, headers=admin).status_code == 200
+    logged_traffic(app, client, admin, shift=0.0)
+
+    live = client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
+    assert 'data-arm="primary"' in live and 'data-arm="canary"' in live
+    assert "mae 0.5" in live  # every label was its answer + 0.5, whichever arm answered

@@ -48,3 +48,23 @@ def test_psi_is_zero_for_equal_shares_and_grows_with_the_move():
     large = population_stability(np.array([50.0, 50.0]), np.array([90.0, 10.0]))
     assert same == 0.0 and 0 < small < 0.05 < large
     assert small == pytest.approx(0.05 * np.log(0.55 / 0.5) - 0.05 * np.log(0.45 / 0.5))
+
+
+def test_each_bin_is_named_and_shows_both_shares():
+    reference = profile([1.0, 2.0, 3.0, 4.0] * 25)
+    drift = compare(reference, [4.0] * 10)
+    assert len(drift.bins) == len(reference.edges) + 1 == len(drift.reference_shares) == len(drift.recent_shares)
+    assert drift.bins[0].startswith("< ") and drift.bins[-1].startswith("≥ ") and " – " in drift.bins[1]
+    assert sum(drift.reference_shares) == pytest.approx(1.0) and drift.recent_shares[-1] == 1.0
+
+    colours = compare(profile(["red", "blue"] * 10), ["red", "green", "green", "blue"])
+    assert colours.bins == ["red", "blue", "new values"]
+    assert colours.reference_shares == [0.5, 0.5, 0.0] and colours.recent_shares == [0.25, 0.25, 0.5]
+
+
+def test_a_profile_keeps_a_bounded_sample_spread_over_the_values_and_round_trips():
+    values = np.random.default_rng(0).normal(size=5000).tolist()
+    kept = profile(values, keep_sample=True, max_sample=200)
+    assert len(kept.sample) == 200 and kept.sample == sorted(kept.sample)
+    assert stats.ks_2samp(kept.sample, values).pvalue > 0.5  # the sample stands for the whole
+    assert type(kept).from_dict(kept.to_dict()) == kept
