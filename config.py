@@ -81,6 +81,8 @@ class Config:
     # measures each served version over MONITOR_WINDOW, for /metrics and model.drift alerts.
     MONITOR_SECONDS = _float("MONITOR_SECONDS", 60.0)
     MONITOR_WINDOW = os.environ.get("MONITOR_WINDOW", "1h")
+    # How often one process of the fleet judges the running rollout plans (0: never in the background).
+    ROLLOUT_TICK_SECONDS = _float("ROLLOUT_TICK_SECONDS", 5.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
     # A dashboard sign-in ends after this long, whatever happens meanwhile.
     SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)

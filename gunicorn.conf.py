@@ -93,26 +93,26 @@ def post_fork(server, worker):
 
 def post_worker_init(worker):
     """Warm every aliased model before this worker takes its first request; start its webhook
-    deliverer, its monitoring sweep and the thread that shares its metrics."""
-    from api import delivery, monitoring_sweep
+    deliverer, its background loops (monitoring sweep, rollout controller) and the thread that shares its metrics."""
+    from api import background, delivery
     from api.domain import EXTENSION
     from registry.metric_files import Flusher
 
     worker.wsgi.extensions[EXTENSION].runtime.models.ensure_started()
     delivery.start_in_worker(worker.wsgi)
-    monitoring_sweep.start_in_worker(worker.wsgi)
+    background.start_in_worker(worker.wsgi)
     worker.metric_flusher = Flusher(os.environ["PROMETHEUS_MULTIPROC_DIR"]).start()
 
 
 def worker_exit(server, worker):
     """Finish the webhook sends in flight (each at most its timeout) and write the prediction log's
-    queue before the worker goes; let the monitoring lease go; share its last metrics."""
-    from api import delivery, monitoring_sweep
+    queue before the worker goes; let the background loops' leases go; share its last metrics."""
+    from api import background, delivery
     from api.domain import EXTENSION
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
         delivery.stop_in_worker(worker.wsgi)
-        monitoring_sweep.stop_in_worker(worker.wsgi)
+        background.stop_in_worker(worker.wsgi)
         worker.wsgi.extensions[EXTENSION].prediction_log.stop(timeout=5)  # what it queued is written first
     if getattr(worker, "metric_flusher", None) is not None:
         worker.metric_flusher.stop()

@@ -5,7 +5,7 @@ import swagger_ui_bundle
 from flask import Blueprint, Flask
 from werkzeug.routing import IntegerConverter
 
-from api import commands, delivery, domain, monitoring_sweep, rate_limits, request_ids, security_headers
+from api import background, commands, delivery, domain, rate_limits, request_ids, security_headers
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
@@ -41,7 +41,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _init_database(app)
     domain.init_app(app)
     delivery.init_app(app)
-    monitoring_sweep.init_app(app)
+    background.init_app(app)
     _init_http(app)
     init_ui(app)
     security_headers.init_app(app)

@@ -38,10 +38,10 @@ def answer(name: str, ref: str, given: PredictionInput, *, render: Callable[[Pre
     logged_as = _log_answer(name, ref, result, elapsed)
     body, mimetype, headers = render(result)
     response = Response(body, mimetype=mimetype, headers={**headers, **_answer_headers(result)})
-    if result.shadow is not None:
-        # Runs once the answer is sent: the shadow never delays the caller. Logged when its caller was.
-        shadowed = replace(result, shadow=replace(result.shadow, request_id=logged_as))
-        response.call_on_close(partial(after_answer, runtime, shadowed))
+    if result.shadows:
+        # Run once the answer is sent: never delaying the caller. A shadow run is logged when its caller was.
+        jobs = tuple(job if job.mirror else replace(job, request_id=logged_as) for job in result.shadows)
+        response.call_on_close(partial(after_answer, runtime, replace(result, shadows=jobs)))
     return response
 
 

@@ -5,7 +5,7 @@ import re
 from datetime import timedelta, timezone
 
 from flask import current_app
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from registry.access.tokens import ROLES
 from registry.aliases.rollouts import HEADER_NAME
@@ -201,8 +201,9 @@ class RollbackRequest(Schema):
 class RolloutArm(Schema):
     version = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_ID))
     percent = FiniteNumber(
-        required=True, validate=validate.Range(min=0, max=100, min_inclusive=False),
-        metadata={"exclusiveMinimum": 0, "description": "share of the alias's requests, in (0, 100]"},
+        load_default=None, validate=validate.Range(min=0, max=100, min_inclusive=False),
+        metadata={"exclusiveMinimum": 0, "description": "share of the alias's requests, in (0, 100]; "
+                                                        "a planned canary's comes from its plan's first step"},
     )
 
 
@@ -216,6 +217,31 @@ class RolloutRequest(Schema):
                                   metadata={"example": "X-User-Id", "pattern": HEADER_NAME.pattern})
     reason = Text(load_default="", validate=validate.Length(max=2_000))
     force = fields.Boolean(load_default=False)
+    plan = fields.Dict(load_default=None, allow_none=True, metadata={
+        "description": "walk the canary by itself: steps [{percent, min_requests, max_minutes}], gates "
+                       "{error_rate: {max_increase}, latency: {max_p99_ratio}, agreement: {min} | {max_mean_abs_diff}, "
+                       "quality: {max_drop}}, on_success promote | halt; defaults for what is left out",
+        "example": {"steps": [{"percent": 5, "min_requests": 500, "max_minutes": 60},
+                              {"percent": 50, "min_requests": 2000, "max_minutes": 120}],
+                    "gates": {"error_rate": {"max_increase": 0.01}, "latency": {"max_p99_ratio": 1.5}},
+                    "on_success": "promote"}})
+
+    @validates_schema
+    def _percents(self, data, **kwargs):
+        errors = {}
+        if data.get("shadow") and data["shadow"]["percent"] is None:
+            errors["shadow"] = {"percent": ["Missing data for required field."]}
+        canary, planned = data.get("canary"), data.get("plan") is not None
+        if canary and canary["percent"] is None and not planned:
+            errors["canary"] = {"percent": ["Missing data for required field (or give a plan)."]}
+        if canary and canary["percent"] is not None and planned:
+            errors["canary"] = {"percent": ["a plan sets the canary's share from its first step: leave percent out"]}
+        if errors:
+            raise ValidationError(errors)
+
+
+class PlanStepRequest(Schema):
+    reason = Text(load_default="", validate=validate.Length(max=2_000))
 
 
 class RolloutEndRequest(Schema):
@@ -344,6 +370,25 @@ class ShadowFigures(Schema):
     max_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
 
 
+class GateOut(Schema):
+    state = fields.String(metadata={"enum": ["pass", "fail", "waiting"]})
+    needed = fields.Integer(allow_none=True, metadata={"description": "samples the gate needs to decide (estimated)"})
+    seen = fields.Integer(metadata={"description": "samples it has this step"})
+    value = fields.Float(allow_none=True, metadata={"description": "its figure: a rise, a ratio, a share, a drop"})
+    detail = fields.String(metadata={"description": "why, in words, with the figures"})
+    settings = fields.Dict(metadata={"description": "the gate's settings in the plan"})
+
+
+class PlanOut(Schema):
+    step = fields.Integer(metadata={"description": "the running step, from 0"})
+    state = fields.String(metadata={"enum": ["running", "paused", "halted", "promoted", "aborted"]})
+    detail = fields.String(metadata={"description": "why the plan is in its state"})
+    steps = fields.List(fields.Dict(), metadata={"description": "[{percent, min_requests, max_minutes}]"})
+    on_success = fields.String()
+    step_started_at = UTCDateTime()
+    gates = fields.Dict(keys=fields.String(), values=fields.Nested(GateOut))
+
+
 class RolloutOut(Schema):
     model = fields.String()
     alias = fields.String()
@@ -355,6 +400,8 @@ class RolloutOut(Schema):
     primary = fields.Nested(ServedFigures)
     canary = fields.Nested(CanaryFigures, allow_none=True)
     shadow = fields.Nested(ShadowFigures, allow_none=True)
+    plan = fields.Nested(PlanOut, allow_none=True, metadata={
+        "description": "the plan the rollout walks by itself; absent when a person sets the shares"})
 
 
 class EvaluationOut(Schema):

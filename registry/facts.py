@@ -32,10 +32,11 @@ class RolloutSpec:
     shadow: VersionInfo | None
     shadow_percent: float | None
     sticky_header: str | None
+    mirror: bool = False  # canary requests run on the primary too, for its plan's agreement gate
 
     @classmethod
     def of(cls, row: Rollout) -> "RolloutSpec":
         """Copy a rollout's settings out of its ORM row."""
         canary = VersionInfo.of(row.canary) if row.canary is not None else None
         shadow = VersionInfo.of(row.shadow) if row.shadow is not None else None
-        return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header)
+        return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header, bool(row.mirror))

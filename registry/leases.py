@@ -5,9 +5,13 @@ A holder renews its lease before it runs out; when it dies (kill -9, a lost mach
 runs out and the next one to ask takes it. Taking and renewing are one conditional UPDATE (or the
 first INSERT), so two replicas asking at once cannot both win, on SQLite and PostgreSQL alike.
 """
+import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 from sqlalchemy import insert, update
@@ -15,6 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.db import write_transaction
 from registry.tables import Lease, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE_PERIODS = 3  # a holder that stops renewing is replaced after this many periods
 
 
 def holder_id() -> str:
@@ -45,3 +53,54 @@ def release(name: str, holder: str) -> None:
     """Let the lease go now (a clean stop), if ``holder`` holds it."""
     with write_transaction() as session:
         session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=utcnow()))
+
+
+class LeasedLoop:
+    """Runs ``work`` from a thread of this process every ``every_seconds``, while this process holds
+    the lease ``name`` (renewed each turn): every process runs one, one process in the fleet works."""
+
+    def __init__(self, name: str, every_seconds: float, work: Callable[[], object],
+                 session_scope: Callable[[], AbstractContextManager]):
+        self.name = name
+        self.every_seconds = every_seconds
+        self._work = work
+        self._session_scope = session_scope
+        self._holder = holder_id()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        """Start this process's thread (once per process; a fork starts its own). 0 seconds: never."""
+        if self.every_seconds <= 0 or (self._pid == os.getpid() and self._thread is not None):
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            self._holder = holder_id()  # a forked worker is another holder than its parent
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"leased-{self.name}", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and let the lease go, so another process takes over at once."""
+        self._stop.set()
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(timeout=30)
+            try:
+                with self._session_scope():
+                    release(self.name, self._holder)
+            except Exception:  # the database is away: the lease runs out by itself
+                log.warning("could not let the %s lease go; it runs out in %s s", self.name,
+                            self.every_seconds * LEASE_PERIODS)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_seconds):
+            try:
+                with self._session_scope():
+                    if hold(self.name, self._holder, seconds=self.every_seconds * LEASE_PERIODS):
+                        self._work()
+            except Exception:  # the next turn tries again; the work must never take the worker down
+                log.exception("the %s work failed; it runs again in %s s", self.name, self.every_seconds)

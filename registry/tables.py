@@ -1,7 +1,20 @@
 """ORM tables: models, versions, aliases, promotion events (the audit log), rollouts, evaluations and API tokens."""
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.db import db
@@ -136,6 +149,8 @@ class Rollout(db.Model):
     shadow_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
     shadow_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     sticky_header: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Canary requests also run on the primary after the answer, to compare (a plan's agreement gate).
+    mirror: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reason: Mapped[str] = mapped_column(Text, default="")
     started_by: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -145,6 +160,28 @@ class Rollout(db.Model):
     model: Mapped[RegisteredModel] = relationship(lazy="joined")
     canary: Mapped[ModelVersion | None] = relationship(foreign_keys=[canary_version_id], lazy="joined")
     shadow: Mapped[ModelVersion | None] = relationship(foreign_keys=[shadow_version_id], lazy="joined")
+
+
+class RolloutPlan(db.Model):
+    """The plan a rollout walks by itself: its steps, its gates, where it is, and why (one per rollout).
+
+    Everything the controller knows is here, so whichever process holds the lease next carries on.
+    """
+
+    __tablename__ = "rollout_plans"
+
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
+    steps: Mapped[list] = mapped_column(JSON)  # [{"percent", "min_requests", "max_minutes"}]
+    gates: Mapped[dict] = mapped_column(JSON)  # {"error_rate": {...}, "latency": {...}, "agreement": ..., "quality": ...}
+    on_success: Mapped[str] = mapped_column(String(16))  # promote, or halt at the last step
+    step: Mapped[int] = mapped_column(Integer, default=0)  # the index of the step running
+    state: Mapped[str] = mapped_column(String(16))  # running, paused, halted, promoted, aborted
+    detail: Mapped[str] = mapped_column(Text, default="")  # why it is in its state, in words
+    step_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    baseline: Mapped[dict] = mapped_column(JSON, default=dict)  # the arms' totals when the step began
+    looks: Mapped[dict] = mapped_column(JSON, default=dict)  # per gate: the samples at its last look this step
+    verdicts: Mapped[dict] = mapped_column(JSON, default=dict)  # per gate: its last answer
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RolloutStats(db.Model):
@@ -169,6 +206,8 @@ class RolloutStats(db.Model):
     agreed: Mapped[int] = mapped_column(BigInteger, default=0)
     abs_diff_sum: Mapped[float] = mapped_column(Float, default=0.0)
     abs_diff_max: Mapped[float] = mapped_column(Float, default=0.0)
+    # For the interval of the mean difference (a server default: rows from before it count none).
+    abs_diff_sq_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -5,7 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from api.monitoring_sweep import sweeper
+from api.background import sweep_settings
 from registry.monitoring.sweep import sweep as sweep_now
 
 group = AppGroup("monitoring", help="Live quality and drift of the served versions.")
@@ -15,5 +15,5 @@ group = AppGroup("monitoring", help="Live quality and drift of the served versio
 def sweep():
     """Measure every served version over MONITOR_WINDOW, keep the figures for /metrics and send
     model.drift for new drift; prints what it did as JSON."""
-    result = sweep_now(sweeper(current_app).settings)
+    result = sweep_now(sweep_settings(current_app))
     click.echo(json.dumps({"versions": result.versions, "alerts": result.alerts}, default=str))

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from registry.serving.figures import Tally, percentile_ms
 from registry.serving.routing import CANARY, PRIMARY, SHADOW
-from registry.tables import Rollout
+from registry.tables import Rollout, RolloutPlan
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class RolloutState:
     primary: dict
     canary: dict | None
     shadow: dict | None
+    plan: dict | None = None  # the plan it walks, where it is, and each gate's last answer
 
     def figures(self) -> dict:
         """The per-role figures alone, as a completion records them in the history."""
@@ -86,3 +87,17 @@ def _shadowed(version: int, percent: float, task: str, tally: Tally | None) -> d
         figures["mean_abs_diff"] = tally.abs_diff_sum / tally.rows if tally.rows else None
         figures["max_abs_diff"] = tally.abs_diff_max if tally.rows else None
     return figures
+
+
+def plan_view(plan: RolloutPlan) -> dict:
+    """What a rollout's plan shows: its steps, the one running, its state and why, and each gate
+    with its settings and its last answer (waiting until the controller first looked)."""
+    gates = {}
+    for name, configured in {**plan.gates, "sample_ratio": {}}.items():
+        verdict = (plan.verdicts or {}).get(name) or {"state": "waiting", "needed": None, "seen": 0, "value": None,
+                                                      "detail": "not looked at yet"}
+        gates[name] = {**verdict, "settings": configured}
+    return {
+        "step": plan.step, "state": plan.state, "detail": plan.detail, "steps": plan.steps,
+        "on_success": plan.on_success, "step_started_at": plan.step_started_at, "gates": gates,
+    }

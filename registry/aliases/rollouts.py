@@ -7,12 +7,13 @@ made a change serves it once it commits; the others follow within the alias refr
 """
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from registry import changes
 from registry.aliases.admission import admit, incompatibilities, ready_version
-from registry.aliases.rollout_report import RolloutState, describe, settings
-from registry.db import db, write_transaction
+from registry.aliases.plans import Plan, checked_plan
+from registry.aliases.rollout_report import RolloutState, describe, plan_view, settings
+from registry.db import db, end_read, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
 from registry.events import outbox
 from registry.facts import RolloutSpec, VersionInfo
@@ -21,7 +22,7 @@ from registry.names import check_alias_name
 from registry.serving.figures import fold, summed
 from registry.serving.routing import CANARY, SHADOW
 from registry.serving.runtime import Runtime
-from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, utcnow
+from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, Rollout, RolloutPlan, utcnow
 
 # The webhook event each history action of a rollout is announced as.
 ANNOUNCED = {
@@ -29,6 +30,10 @@ ANNOUNCED = {
     "rollout_change": "rollout.changed",
     "rollout_promote": "rollout.completed",
     "rollout_abort": "rollout.aborted",
+    "rollout_step": "rollout.step",
+    "rollout_halt": "rollout.halted",
+    "rollout_pause": "rollout.paused",
+    "rollout_resume": "rollout.resumed",
 }
 # A header field name is an RFC 9110 token.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
@@ -54,11 +59,19 @@ class Completion:
 
 
 def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
-                  sticky_header: str | None, reason: str, force: bool, actor: str) -> RolloutState:
-    """Start a rollout on ``alias``, or replace the one running; its versions load before they take traffic."""
-    arms = _checked_arms(alias, canary, shadow, sticky_header)
+                  sticky_header: str | None, reason: str, force: bool, actor: str,
+                  plan: dict | None = None) -> RolloutState:
+    """Start a rollout on ``alias``, or replace the one running; its versions load before they take traffic.
+
+    With ``plan`` (raw, as sent: checked here against the canary's task) the canary starts at the
+    plan's first step and the controller walks it; without one, a plan the rollout had is dropped."""
+    check_alias_name(alias)
     model = find_model(name)
     primary = _primary(model, alias)
+    checked = _checked_plan(plan, model, primary, canary, force)
+    if checked is not None:
+        canary = ArmSpec(canary.version, checked.steps[0].percent)
+    arms = _checked_arms(alias, canary, shadow, sticky_header)
     for role, spec in arms.items():
         admit(runtime.models, _admitted(model, primary, spec, role, force)[0], refused_as=f"made the {role}")
     with write_transaction():
@@ -66,15 +79,19 @@ def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | 
         primary = _primary(model, alias)
         admitted = {role: _admitted(model, primary, spec, role, force) for role, spec in arms.items()}
         rollout = active_rollout(model, alias)
-        if rollout is not None and settings(rollout) == _wanted(rollout.id, admitted, arms, sticky_header):
-            return describe(rollout, primary.number, summed(rollout.id))
+        unchanged = rollout is not None and settings(rollout) == _wanted(rollout.id, admitted, arms, sticky_header)
+        if unchanged and checked is None and plan_of(rollout) is None:
+            return _described(rollout, primary.number)
         action = "rollout_change" if rollout is not None else "rollout_start"
         rollout = rollout or _new_rollout(model, alias, reason, actor)
         _apply(rollout, admitted, arms, sticky_header, reason)
+        rollout.mirror = checked is not None and "agreement" in checked.gates
+        _set_plan(rollout, checked)
+        extra = {"plan": checked.to_row()} if checked is not None else {}
         _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number,
-                forced=any(forced for _, forced in admitted.values()))
+                forced=any(forced for _, forced in admitted.values()), **extra)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
-        return describe(rollout, primary.number, {})
+        return _described(rollout, primary.number)
 
 
 def running_rollouts(name: str | None = None) -> dict[tuple[str, str], dict]:
@@ -90,11 +107,20 @@ def get_rollout(name: str, alias: str) -> RolloutState:
     """The rollout running on ``alias`` with its figures so far; 404 when none runs."""
     model = find_model(name)
     rollout = _active(model, alias)
-    return describe(rollout, _primary(model, alias).number, summed(rollout.id))
+    return _described(rollout, _primary(model, alias).number)
 
 
-def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str) -> Completion:
-    """Promote the canary: the alias moves to it, the event carries the figures, and the rollout ends."""
+def plan_of(rollout: Rollout) -> RolloutPlan | None:
+    """The plan ``rollout`` walks, if it was given one."""
+    return db.session.get(RolloutPlan, rollout.id)
+
+
+def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str,
+                     at_step: int | None = None, **evidence) -> Completion:
+    """Promote the canary: the alias moves to it, the event carries the figures (and the ``evidence``
+    that decided it, when the controller completes), and the rollout ends.
+
+    ``at_step`` (the controller's): only if the plan still runs at that step, else Conflict."""
     model = find_model(name)
     planned = _active(model, alias)
     if planned.canary is None:
@@ -107,25 +133,34 @@ def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, ac
         rollout, current = _active(model, alias), find_alias(model, alias)
         if rollout.id != rollout_id or rollout.canary is None or rollout.canary.number != number:
             raise Conflict(f"the rollout on {alias!r} of {name!r} changed meanwhile; read it again and retry")
+        _check_step(rollout, at_step)
         canary, previous = ready_version(model, number), current.version
         figures = describe(rollout, previous.number, summed(rollout.id)).figures()
         rollout.ended_at = current.updated_at = utcnow()
         current.version_id = canary.id
+        _end_plan(rollout, "promoted", f"promoted by {actor}: {reason}")
         event = _record(model, rollout, "rollout_promote", actor=actor, reason=reason, from_version=previous.number,
-                        to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures)
+                        to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures,
+                        **evidence)
         fold(rollout.id)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(canary)))
     return Completion(name, alias, number, previous.number, event.id)
 
 
-def abort_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str) -> RolloutState:
-    """End the rollout: all of the alias's traffic goes back to its primary version; recorded."""
+def abort_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str,
+                  at_step: int | None = None, **evidence) -> RolloutState:
+    """End the rollout: all of the alias's traffic goes back to its primary version; recorded (with
+    ``evidence``, the figures that decided it, when the controller aborts).
+
+    ``at_step`` (the controller's): only if the plan still runs at that step, else Conflict."""
     runtime.flush_figures()  # this process's latest counts go into the figures answered
     with write_transaction():
         model = find_model(name, lock=True)
         rollout, primary = _active(model, alias), _primary(model, alias)
+        _check_step(rollout, at_step)
         rollout.ended_at = utcnow()
-        _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number)
+        _end_plan(rollout, "aborted", f"aborted by {actor}: {reason}")
+        _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number, **evidence)
         fold(rollout.id)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary)))
         return describe(rollout, primary.number, summed(rollout.id))
@@ -140,10 +175,124 @@ def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) 
     if rollout is None:
         return
     rollout.ended_at = utcnow()
+    _end_plan(rollout, "aborted", f"ended by a {action} of {alias!r}")
     primary = _primary(model, alias).number
     _record(model, rollout, "rollout_abort", actor=actor, reason=f"ended by a {action} of {alias!r}",
             to_version=primary, ended_by=action)  # the move records what the alias serves next
     fold(rollout.id)
+
+
+def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: str, reason: str,
+                 evidence: dict, any_state: bool = False) -> None:
+    """Move a planned rollout to its next step: the canary's share becomes ``percent``; recorded with
+    the ``evidence`` that passed the step. Conflict unless the plan still runs at ``at_step`` (in any
+    state with ``any_state``: a person skipping a paused step)."""
+    with write_transaction():
+        model = find_model(name, lock=True)
+        rollout, primary = _active(model, alias), _primary(model, alias)
+        _check_step(rollout, at_step, any_state)
+        plan = plan_of(rollout)
+        rollout.canary_percent, rollout.changed_at = percent, utcnow()
+        plan.step, plan.step_started_at, plan.updated_at = at_step + 1, utcnow(), utcnow()
+        plan.baseline, plan.looks, plan.verdicts, plan.detail = {}, {}, {}, reason  # the controller settles it
+        _record(model, rollout, "rollout_step", actor=actor, reason=reason, to_version=primary.number,
+                step=at_step + 1, **evidence)
+        changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
+
+
+def set_plan_state(*, name: str, alias: str, state: str, actor: str, reason: str, at_step: int | None = None,
+                   evidence: dict | None = None) -> RolloutState:
+    """Pause, resume or halt the plan of ``alias``'s rollout; recorded. A resumed step starts counting
+    again (its figures and time from now). ``at_step`` (the controller's): Conflict if the plan moved."""
+    action = {"paused": "rollout_pause", "running": "rollout_resume", "halted": "rollout_halt"}[state]
+    with write_transaction():
+        model = find_model(name, lock=True)
+        rollout, primary = _active(model, alias), _primary(model, alias)
+        plan = plan_of(rollout)
+        if plan is None:
+            raise Conflict(f"the rollout on {alias!r} of {name!r} has no plan; start one with a plan to pause or resume it")
+        if at_step is not None:
+            _check_step(rollout, at_step)
+        if state == "running" and plan.state not in ("paused", "halted"):
+            raise Conflict(f"the plan is {plan.state}, not paused or halted: nothing to resume")
+        if state == "paused" and plan.state != "running":
+            raise Conflict(f"the plan is {plan.state}, not running: nothing to pause")
+        plan.state, plan.detail, plan.updated_at = state, f"{action.removeprefix('rollout_')} by {actor}: {reason}", utcnow()
+        if evidence and "gates" in evidence:
+            plan.verdicts = evidence["gates"]  # what the halt was decided on stays in view
+        if state == "running":
+            plan.step_started_at, plan.baseline, plan.looks, plan.verdicts = utcnow(), {}, {}, {}
+        _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number, step=plan.step,
+                **(evidence or {}))
+        return _described(rollout, primary.number)
+
+
+def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, reason: str) -> RolloutState:
+    """A person moves the plan past its step without waiting for its gates: to the next step, or past
+    the last one (the canary promoted, unless ``on_success`` is halt); the rollout as it is then."""
+    model = find_model(name)
+    rollout = _active(model, alias)
+    plan = plan_of(rollout)
+    if plan is None or plan.state not in ("running", "paused", "halted"):
+        raise Conflict(f"the rollout on {alias!r} of {name!r} has no plan in progress to advance")
+    step, rollout_id = plan.step, rollout.id
+    if step + 1 >= len(plan.steps):
+        if plan.on_success != "promote":
+            raise Conflict("the plan is at its last step and its on_success is halt: promote the canary or abort")
+        done = complete_rollout(runtime, name=name, alias=alias, reason=reason, actor=actor)
+        return _described(db.session.get(Rollout, rollout_id), done.previous_version)
+    percent = plan.steps[step + 1]["percent"]
+    end_read()
+    step_rollout(name=name, alias=alias, at_step=step, percent=percent, actor=actor, reason=reason,
+                 evidence={"skipped": True}, any_state=True)
+    return get_rollout(name, alias)
+
+
+def _checked_plan(plan: dict | None, model: RegisteredModel, primary: ModelVersion, canary: ArmSpec | None,
+                  force: bool) -> Plan | None:
+    """The plan checked against the canary it walks (its gates depend on the canary's task)."""
+    if plan is None:
+        return None
+    if canary is None:
+        raise InvalidInput("a plan walks a canary: give the canary's version", errors={"canary": ["missing"]})
+    return checked_plan(plan, task=_admitted(model, primary, canary, CANARY, force)[0].task)
+
+
+def _set_plan(rollout: Rollout, plan: Plan | None) -> None:
+    """Start ``plan`` on ``rollout`` at its first step (or drop the plan it had: a person set the shares)."""
+    existing = plan_of(rollout) if rollout.id is not None else None
+    if plan is None:
+        if existing is not None:
+            db.session.delete(existing)
+        return
+    row = existing or RolloutPlan(rollout_id=rollout.id)
+    row.steps, row.gates, row.on_success = plan.to_row()["steps"], plan.gates, plan.on_success
+    row.step, row.state, row.detail = 0, "running", "step 1 started"
+    row.step_started_at = row.updated_at = utcnow()
+    row.baseline, row.looks, row.verdicts = {}, {}, {}  # the controller settles the step's baseline
+    if existing is None:
+        db.session.add(row)
+
+
+def _end_plan(rollout: Rollout, state: str, detail: str) -> None:
+    plan = plan_of(rollout)
+    if plan is not None and plan.state not in ("promoted", "aborted"):
+        plan.state, plan.detail, plan.updated_at = state, detail, utcnow()
+
+
+def _check_step(rollout: Rollout, at_step: int | None, any_state: bool = False) -> None:
+    """Conflict unless the rollout's plan still runs at ``at_step`` (None: no check; a person acts)."""
+    if at_step is None:
+        return
+    plan = plan_of(rollout)
+    if plan is None or plan.step != at_step or (not any_state and plan.state != "running"):
+        raise Conflict("the rollout's plan moved meanwhile (a person or another controller acted); nothing done")
+
+
+def _described(rollout: Rollout, primary_version: int) -> RolloutState:
+    state = describe(rollout, primary_version, summed(rollout.id))
+    plan = plan_of(rollout)
+    return replace(state, plan=plan_view(plan)) if plan is not None else state
 
 
 def _record(model: RegisteredModel, rollout: Rollout, action: str, *, actor: str, reason: str, to_version: int,

@@ -24,6 +24,10 @@ EVENT_TYPES = (
     "rollout.changed",
     "rollout.completed",
     "rollout.aborted",
+    "rollout.step",
+    "rollout.halted",
+    "rollout.paused",
+    "rollout.resumed",
     "model.drift",
 )
 PING = "ping"  # sent only to the subscription that asked for it

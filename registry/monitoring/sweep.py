@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from registry import leases
 from registry.db import end_read, write_transaction
 from registry.events import outbox
 from registry.lookups import served_versions
@@ -30,7 +25,6 @@ from registry.tables import RegisteredModel, utcnow
 log = logging.getLogger(__name__)
 
 LEASE = "monitoring"
-LEASE_PERIODS = 3  # a holder that stops renewing is replaced after this many periods
 PREDICTIONS = "predictions"  # the name the predictions' drift goes by among the drifted columns
 
 
@@ -110,50 +104,3 @@ def _forget_all_but(served: list[tuple[str, int]]) -> None:
 
 def _jsonable(figures: Monitoring) -> dict:
     return json.loads(json.dumps(asdict(figures), default=str))
-
-
-class Sweeper:
-    """Sweeps from a thread of this process every ``every_seconds``, when it holds the lease."""
-
-    def __init__(self, settings: SweepSettings, session_scope: Callable[[], AbstractContextManager]):
-        self.settings = settings
-        self._session_scope = session_scope
-        self._holder = leases.holder_id()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-
-    def ensure_started(self) -> None:
-        """Start this process's sweeping thread (once per process; a fork starts its own)."""
-        if self.settings.every_seconds <= 0 or (self._pid == os.getpid() and self._thread is not None):
-            return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None:
-                return
-            self._holder = leases.holder_id()  # a forked worker is another holder than its parent
-            self._pid = os.getpid()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="monitoring-sweep", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sweeping and let the lease go, so another process takes over at once."""
-        self._stop.set()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(timeout=30)
-            try:
-                with self._session_scope():
-                    leases.release(LEASE, self._holder)
-            except Exception:  # the database is away: the lease runs out by itself
-                log.warning("could not let the monitoring lease go; it runs out in %s s",
-                            self.settings.every_seconds * LEASE_PERIODS)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.every_seconds):
-            try:
-                with self._session_scope():
-                    if leases.hold(LEASE, self._holder, seconds=self.settings.every_seconds * LEASE_PERIODS):
-                        sweep(self.settings)
-            except Exception:  # the next turn tries again; a sweep must never take the worker down
-                log.exception("the monitoring sweep failed; it runs again in %s s", self.settings.every_seconds)

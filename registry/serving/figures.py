@@ -47,6 +47,7 @@ class Tally:
     agreed: int = 0
     abs_diff_sum: float = 0.0
     abs_diff_max: float = 0.0
+    abs_diff_sq_sum: float = 0.0
 
     def add(self, other: "Tally") -> None:
         """Add ``other``'s totals to these (the max is a max)."""
@@ -103,6 +104,7 @@ class FigureBook:
                 tally.agreed += agreed
                 if diffs:
                     tally.abs_diff_sum += sum(diffs)
+                    tally.abs_diff_sq_sum += sum(d * d for d in diffs)
                     tally.abs_diff_max = max(tally.abs_diff_max, max(diffs))
 
     def take_changed(self) -> dict[TallyKey, Tally]:

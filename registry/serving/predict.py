@@ -8,6 +8,7 @@ from dataclasses import replace
 from registry.errors import InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.inputs import PredictionInput
+from registry.serving.routing import CANARY
 from registry.serving.running import Prediction, run_model
 from registry.serving.runtime import Runtime
 from registry.serving.shadow import ShadowJob
@@ -31,8 +32,13 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     if route.rollout_id is None:
         return replace(result, route=route.role)
     runtime.figures.answered(tally, time.perf_counter() - started, ok=True)
-    shadow = ShadowJob(route.rollout_id, ref, route.shadow, request, result.predictions) if route.shadow else None
-    return replace(result, route=route.role, rollout_id=route.rollout_id, shadow=shadow)
+    jobs = []
+    if route.shadow is not None:
+        jobs.append(ShadowJob(route.rollout_id, ref, route.shadow, request, result.predictions))
+    if route.mirror is not None:  # the primary answers the canary's rows too: the plan's agreement gate
+        jobs.append(ShadowJob(route.rollout_id, ref, route.mirror, request, result.predictions, role=CANARY,
+                              arm_version=route.servable.version))
+    return replace(result, route=route.role, rollout_id=route.rollout_id, shadows=tuple(jobs))
 
 
 def served_by(exc: BaseException) -> tuple[int, str | None, int | None] | None:
@@ -42,9 +48,9 @@ def served_by(exc: BaseException) -> tuple[int, str | None, int | None] | None:
 
 
 def after_answer(runtime: Runtime, prediction: Prediction) -> None:
-    """Once the caller has its answer: queue the prediction's shadow run, if it has one (never blocks)."""
-    if prediction.shadow is not None:
-        runtime.shadows.offer(prediction.shadow)
+    """Once the caller has its answer: queue the prediction's shadow and mirror runs (never blocks)."""
+    for job in prediction.shadows:
+        runtime.shadows.offer(job)
 
 
 def _answer(servable: ServableModel, request: PredictionInput) -> Prediction:

@@ -30,6 +30,8 @@ class LiveRollout:
     canary: Arm | None
     shadow: Arm | None
     sticky_header: str | None
+    mirror: bool = False  # canary requests run on the primary too, after the answer
+
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Route:
     role: str | None  # None for a pinned version, which is never routed
     rollout_id: int | None = None
     shadow: ServableModel | None = None
+    mirror: ServableModel | None = None  # the primary, to run a canary request's rows again and compare
 
 
 def key_share(model: str, alias: str, key: str) -> float:
@@ -69,4 +72,5 @@ def route(state: AliasState, *, model: str, alias: str, key: str | None, draws: 
             served, role = rollout.canary.servable, CANARY
     shadow = rollout.shadow
     takes_shadow = shadow is not None and shadow_draw * 100.0 < shadow.percent
-    return Route(served, role, rollout.id, shadow.servable if takes_shadow else None)
+    mirror = state.primary if role == CANARY and rollout.mirror else None
+    return Route(served, role, rollout.id, shadow.servable if takes_shadow else None, mirror)

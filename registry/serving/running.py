@@ -22,7 +22,7 @@ class Prediction:
     classes: list | None = None
     route: str | None = None
     rollout_id: int | None = field(default=None, compare=False)  # the rollout that routed it, if any
-    shadow: ShadowJob | None = field(default=None, compare=False)  # run after the caller has its answer
+    shadows: tuple[ShadowJob, ...] = field(default=(), compare=False)  # shadow and mirror runs after the answer
     rows: ModelInput | None = field(default=None, compare=False, repr=False)  # what the model was given
 
     def to_dict(self) -> dict:

@@ -39,6 +39,14 @@ class ShadowJob:
     request: PredictionInput  # the caller's request, parsed again against the shadow's signature
     answered: list  # the predictions the caller got
     request_id: str | None = None  # the caller's request id when the prediction log kept its answer
+    # A mirror run is counted on the canary it checks: the role and version the comparison counts under.
+    role: str = SHADOW
+    arm_version: int | None = None
+
+    @property
+    def mirror(self) -> bool:
+        """Whether this runs a canary request on the primary (a plan's agreement gate), not on a shadow."""
+        return self.role != SHADOW
 
 
 # What is told of each shadow run that answered: the job, and by keyword the rows the shadow saw,
@@ -78,7 +86,8 @@ class ShadowRunner:
             return True
         except queue.Full:
             self._figures.shadowed(self._key(job), dropped=True)
-            series(SHADOW_RUNS, **_labels(job), outcome="dropped").inc()
+            if not job.mirror:
+                series(SHADOW_RUNS, **_labels(job), outcome="dropped").inc()
             return False
 
     def wait_idle(self, timeout: float) -> bool:
@@ -147,6 +156,9 @@ class ShadowRunner:
         self._compared(job, rows, shadowed, time.perf_counter() - started)
 
     def _failed(self, job: ShadowJob) -> None:
+        if job.mirror:  # the primary failing on a canary's rows is no error of the canary's
+            self._figures.shadowed(self._key(job), dropped=True)
+            return
         self._figures.shadowed(self._key(job), failed=True)
         series(SHADOW_RUNS, **_labels(job), outcome="error").inc()
 
@@ -154,6 +166,8 @@ class ShadowRunner:
         shadow, labels = job.shadow, _labels(job)
         agreed, diffs = compare(shadow.task, job.answered, shadowed)
         self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
+        if job.mirror:
+            return
         series(SHADOW_RUNS, **labels, outcome="compared").inc()
         if shadow.task == "classification":
             series(SHADOW_ROWS, **labels, outcome="agreed").inc(agreed)
@@ -166,7 +180,7 @@ class ShadowRunner:
 
     @staticmethod
     def _key(job: ShadowJob):
-        return (job.rollout_id, SHADOW, job.shadow.version)
+        return (job.rollout_id, job.role, job.arm_version if job.mirror else job.shadow.version)
 
 
 def _labels(job: ShadowJob) -> dict:

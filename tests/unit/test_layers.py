@@ -66,7 +66,7 @@ FLOORS = {
     "": 0,
     "artifacts": 1,
     "serving": 2,
-    "catalog": 3, "aliases": 3, "evaluations": 3, "access": 3, "events": 3, "monitoring": 3,
+    "catalog": 3, "aliases": 3, "evaluations": 3, "access": 3, "events": 3, "monitoring": 3, "autopilot": 3,
 }
 
 

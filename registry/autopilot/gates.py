@@ -1,0 +1,240 @@
+"""The statistics of a rollout's gates: each judges the canary against the primary on one step's
+figures and answers pass, fail or waiting, with how many requests it needs and has.
+
+Every gate may be asked at every tick without inflating its error: a step's looks are spent
+Bonferroni-fashion on a doubling schedule (:func:`look_alpha`): the k-th look of a step that has
+``n`` samples is made at level ``alpha / LOOKS`` once ``n`` has doubled since the look before,
+and a decision reached at one look stands. So a step makes at most ``LOOKS`` looks whatever the
+tick rate, and the chance of a wrong decision over all of them stays under ``alpha``.
+
+- error rate: Newcombe's hybrid score interval of the difference of two proportions (canary −
+  primary): fail when its lower end is above the allowed increase, pass when its upper end is at
+  or below it.
+- latency: Mann-Whitney U on the step's latency buckets (is the canary slower?) and the ratio of
+  the p99s: fail when the canary is significantly slower *and* its p99 exceeds the allowed ratio.
+- agreement (classifiers): the Wilson interval of the share of mirrored rows on which the canary
+  answered as the primary did; (regressors) the normal interval of the mean absolute difference.
+- quality (once labels come): the interval of the difference of the arms' accuracy (or MAE).
+- sample ratio: a χ² test of the arms' request counts against the configured share; a mismatch
+  halts the plan (the split is not what the figures assume).
+
+scipy does the distributions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05  # the chance of a wrong decision over all of a step's looks, per gate
+LOOKS = 12  # looks per step at most: enough to double from 1 request to 4,096
+SRM_P = 0.001  # the usual threshold of a sample ratio mismatch, spent over a step's looks (false halts are costly)
+
+PASS, FAIL, WAITING = "pass", "fail", "waiting"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A gate's answer: its state, the samples it needs and has, its figure, and why, in words."""
+
+    state: str  # pass, fail or waiting
+    needed: int
+    seen: int
+    value: float | None
+    detail: str
+
+    def to_dict(self) -> dict:
+        """As the rollout's ``plan.gates`` shows it."""
+        return {"state": self.state, "needed": self.needed, "seen": self.seen, "value": self.value, "detail": self.detail}
+
+
+def look_alpha() -> float:
+    """The level of each look (Bonferroni over a step's at most ``LOOKS`` looks)."""
+    return ALPHA / LOOKS
+
+
+def z_of(alpha: float) -> float:
+    """The normal quantile a two-sided interval at level ``alpha`` uses (one-sided ends at alpha/2 each)."""
+    return float(stats.norm.ppf(1 - alpha / 2))
+
+
+def wilson(successes: int, n: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(first: tuple[int, int], second: tuple[int, int], z: float) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of p1 − p2, each given as (successes, n) (sound at rates near 0,
+    where errors live)."""
+    (x1, n1), (x2, n2) = first, second
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson(x1, n1, z)
+    l2, u2 = wilson(x2, n2, z)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return max(-1.0, low), min(1.0, high)
+
+
+def error_rate(canary: tuple[int, int], primary: tuple[int, int], *, max_increase: float, min_requests: int) -> Verdict:
+    """Is the canary's error rate (errors, requests) no worse than the primary's by more than ``max_increase``?"""
+    (ce, cn), (pe, pn) = canary, primary
+    seen = min(cn, pn)
+    pooled = (ce + pe) / (cn + pn) if cn + pn else 0.0
+    needed = max(min_requests, _needed_for_difference(pooled, max_increase))
+    if seen == 0:
+        return Verdict(WAITING, needed, 0, None, "no request on both arms yet")
+    low, high = difference_interval((ce, cn), (pe, pn), z_of(look_alpha()))
+    increase = ce / cn - pe / pn
+    words = f"canary {ce}/{cn} errors, primary {pe}/{pn}: increase {increase:+.4f} (interval {low:+.4f} to {high:+.4f})"
+    if low > max_increase:
+        return Verdict(FAIL, needed, seen, increase, f"{words} is above the allowed {max_increase:+.4f}")
+    if seen >= min_requests and high <= max_increase:
+        return Verdict(PASS, needed, seen, increase, f"{words} stays within the allowed {max_increase:+.4f}")
+    return Verdict(WAITING, needed, seen, increase, f"{words}: not yet conclusive")
+
+
+def _needed_for_difference(rate: float, margin: float) -> int:
+    """Requests per arm for an interval of the difference of two rates near ``rate`` to be ``margin`` wide on each side."""
+    z = z_of(look_alpha())
+    variance = max(rate * (1 - rate), 0.0025)  # at a rate of 0 the score interval still needs about this much
+    return math.ceil(2 * z * z * variance / (margin * margin))
+
+
+def latency(canary_buckets: list[int], primary_buckets: list[int], *, bounds_ms: tuple[float, ...],
+            max_p99_ratio: float, min_requests: int) -> Verdict:
+    """Is the canary's p99 within ``max_p99_ratio`` of the primary's (latencies counted in buckets)?"""
+    cn, pn = sum(canary_buckets), sum(primary_buckets)
+    seen = min(cn, pn)
+    needed = max(min_requests, 100)  # a p99 needs a hundred values to be more than the slowest one
+    if seen == 0:
+        return Verdict(WAITING, needed, 0, None, "no request on both arms yet")
+    c99, p99 = quantile(canary_buckets, bounds_ms, 0.99), quantile(primary_buckets, bounds_ms, 0.99)
+    ratio = c99 / p99 if p99 > 0 else 1.0
+    p_value = slower_p(canary_buckets, primary_buckets)
+    words = f"p99 canary {c99:.1f} ms, primary {p99:.1f} ms (ratio {ratio:.2f}); canary slower: p = {p_value:.2g}"
+    if seen >= needed and ratio > max_p99_ratio and p_value < look_alpha():
+        return Verdict(FAIL, needed, seen, ratio, f"{words}; above the allowed ratio {max_p99_ratio:g}")
+    if seen >= needed:
+        return Verdict(PASS, needed, seen, ratio, f"{words}; within the allowed ratio {max_p99_ratio:g}"
+                       if ratio <= max_p99_ratio else f"{words}; not significantly slower")
+    return Verdict(WAITING, needed, seen, ratio, f"{words}: too few requests yet")
+
+
+def quantile(buckets: list[int], bounds_ms: tuple[float, ...], q: float) -> float:
+    """The ``q`` quantile of latencies counted in ``buckets`` (upper bounds ``bounds_ms``, the last open)."""
+    total = sum(buckets)
+    if total == 0:
+        return 0.0
+    rank = q * total
+    running = 0
+    for i, count in enumerate(buckets):
+        running += count
+        if running >= rank:
+            return bounds_ms[i] if i < len(bounds_ms) else bounds_ms[-1] * 2
+    return bounds_ms[-1] * 2
+
+
+def slower_p(canary: list[int], primary: list[int]) -> float:
+    """One-sided Mann-Whitney p-value that the canary's latencies are larger, from bucket counts
+    (each bucket a group of ties): U, its tie-corrected variance and the normal approximation with a
+    continuity correction, as ``scipy.stats.mannwhitneyu(..., method="asymptotic")`` computes them,
+    without expanding the counts into samples."""
+    c, p = np.asarray(canary, dtype=float), np.asarray(primary, dtype=float)
+    n1, n2 = c.sum(), p.sum()
+    ties = c + p
+    n = n1 + n2
+    if n1 == 0 or n2 == 0 or (ties > 0).sum() < 2:
+        return 1.0
+    below = np.concatenate([[0.0], np.cumsum(p)[:-1]])  # primary values in lower buckets
+    u = float(np.sum(c * (below + p / 2)))
+    variance = n1 * n2 / 12 * ((n + 1) - np.sum(ties ** 3 - ties) / (n * (n - 1)))
+    if variance <= 0:
+        return 1.0
+    z = (u - n1 * n2 / 2 - 0.5) / np.sqrt(variance)
+    return float(stats.norm.sf(z))
+
+
+def agreement(agreed: int, compared: int, *, minimum: float, min_rows: int) -> Verdict:
+    """Does the canary answer as the primary does on at least ``minimum`` of the mirrored rows?"""
+    needed = max(min_rows, _needed_for_share(minimum))
+    if compared == 0:
+        return Verdict(WAITING, needed, 0, None, "no mirrored row compared yet")
+    low, high = wilson(agreed, compared, z_of(2 * look_alpha()))  # one-sided ends
+    share = agreed / compared
+    words = f"{agreed} of {compared} mirrored rows agree ({share:.3f}, interval {low:.3f} to {high:.3f})"
+    if high < minimum:
+        return Verdict(FAIL, needed, compared, share, f"{words}: below the required {minimum:g}")
+    if compared >= min_rows and low >= minimum:
+        return Verdict(PASS, needed, compared, share, f"{words}: at least the required {minimum:g}")
+    return Verdict(WAITING, needed, compared, share, f"{words}: not yet conclusive")
+
+
+def _needed_for_share(minimum: float) -> int:
+    """Rows for a perfect agreement's interval to clear ``minimum`` (more when they disagree)."""
+    z = z_of(2 * look_alpha())
+    return math.ceil(z * z * minimum / max(1 - minimum, 1e-6))
+
+
+def mean_difference(total: float, squares: float, compared: int, *, maximum: float, min_rows: int) -> Verdict:
+    """Is the mean absolute difference of the canary's answers from the primary's at most ``maximum``?"""
+    needed = max(min_rows, 30)
+    if compared == 0:
+        return Verdict(WAITING, needed, 0, None, "no mirrored row compared yet")
+    mean = total / compared
+    variance = max(squares / compared - mean * mean, 0.0) * compared / max(compared - 1, 1)
+    half = z_of(2 * look_alpha()) * math.sqrt(variance / compared)
+    words = f"mean |difference| {mean:.4g} over {compared} mirrored rows (interval {mean - half:.4g} to {mean + half:.4g})"
+    if compared >= needed and mean - half > maximum:
+        return Verdict(FAIL, needed, compared, mean, f"{words}: above the allowed {maximum:g}")
+    if compared >= needed and mean + half <= maximum:
+        return Verdict(PASS, needed, compared, mean, f"{words}: within the allowed {maximum:g}")
+    return Verdict(WAITING, needed, compared, mean, f"{words}: not yet conclusive")
+
+
+def quality(canary: tuple[float, int], primary: tuple[float, int], *, metric: str, max_drop: float,
+            spread: tuple[float, float] = (0.0, 0.0), min_labels: int = 100) -> Verdict:
+    """Is the canary's live quality (value, labelled rows) no worse than the primary's by more than ``max_drop``?
+
+    ``metric`` accuracy: a drop is primary − canary; mae: canary − primary. ``spread`` are the two arms'
+    standard errors for MAE (accuracy's come from its counts)."""
+    (cv, cn), (pv, pn) = canary, primary
+    seen = min(cn, pn)
+    if seen < min_labels:
+        return Verdict(WAITING, min_labels, seen, None, f"{cn} labelled canary rows, {pn} primary: waiting for {min_labels} each")
+    z = z_of(look_alpha())
+    if metric == "accuracy":
+        low, high = difference_interval((round(pv * pn), pn), (round(cv * cn), cn), z)  # primary − canary
+        drop = pv - cv
+    else:
+        drop = cv - pv
+        half = z * math.hypot(*spread)
+        low, high = drop - half, drop + half
+    words = f"{metric} canary {cv:.4g}, primary {pv:.4g}: drop {drop:+.4g} (interval {low:+.4g} to {high:+.4g})"
+    if low > max_drop:
+        return Verdict(FAIL, min_labels, seen, drop, f"{words} is more than the allowed {max_drop:g}")
+    if high <= max_drop:
+        return Verdict(PASS, min_labels, seen, drop, f"{words} stays within the allowed {max_drop:g}")
+    return Verdict(WAITING, min_labels, seen, drop, f"{words}: not yet conclusive")
+
+
+def sample_ratio(canary: int, primary: int, percent: float) -> Verdict:
+    """Do the arms' request counts match the canary's configured ``percent``? (χ², halting at ``SRM_P``)"""
+    total = canary + primary
+    if total < 100:
+        return Verdict(WAITING, 100, total, None, "fewer than 100 requests: too few to check the split")
+    expected = np.array([percent / 100, 1 - percent / 100]) * total
+    p_value = float(stats.chisquare([canary, primary], expected).pvalue)
+    share = canary / total
+    words = f"the canary took {share:.1%} of {total} requests for a configured {percent:g}% (p = {p_value:.2g})"
+    if p_value < SRM_P / LOOKS:
+        return Verdict(FAIL, 100, total, share, f"{words}: the split does not match its share")
+    return Verdict(PASS, 100, total, share, words)
