@@ -1,0 +1,159 @@
+"""Rollout plans walked by the server itself, under real gunicorn workers with traffic driven by the
+test: a healthy canary walks every step and is promoted, a canary trained on shuffled labels is
+aborted by the agreement gate, and the worker deciding is killed mid-plan while another carries on
+without taking any decision twice."""
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy import create_engine, text
+
+from bench.harness import server
+from bench.harness.models import scaled_sum, upload
+from bench.harness.traffic import move
+from tests.databases import fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
+from tests.helpers import classification_data, wait_for
+
+TICK_SECONDS = 0.5
+DEADLINE = 120  # seconds: a bound on a whole plan, so a broken controller fails the test
+STEPS = [{"percent": 20, "min_requests": 150, "max_minutes": 10}, {"percent": 50, "min_requests": 150, "max_minutes": 10}]
+LOOSE = {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 100}}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("autopilot")
+    with fresh_database(root) as database_url, server.running(
+            database_url, root, ADMIN_TOKEN, workers=2, env={"ROLLOUT_TICK_SECONDS": TICK_SECONDS}) as (live,):
+        yield live, database_url
+
+
+@contextmanager
+def traffic(live, model: str, rows: list, clients: int = 4):
+    """Requests to ``model``'s production alias from ``clients`` threads until the block ends; the
+    statuses they got."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        session = requests.Session()
+        i = k
+        while not stop.is_set():
+            try:
+                response = session.post(f"{live.url}/models/{model}/predict", json={"instances": [rows[i % len(rows)]]},
+                                        timeout=30)
+                statuses.append(response.status_code)
+            except requests.ConnectionError:  # its worker was killed under it (one test does that)
+                statuses.append(0)
+                session = requests.Session()
+            i += clients
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+
+
+def rollout(live, model: str) -> dict | None:
+    response = requests.get(f"{live.url}/models/{model}/aliases/production/rollout", timeout=30)
+    return response.json() if response.status_code == 200 else None
+
+
+def history(live, model: str) -> list[dict]:
+    return requests.get(f"{live.url}/models/{model}/history?per_page=100", timeout=30).json()["items"]
+
+
+def start(live, model: str, plan: dict) -> None:
+    response = requests.put(f"{live.url}/models/{model}/aliases/production/rollout",
+                            json={"canary": {"version": 2}, "plan": plan, "reason": "autopilot"},
+                            headers=live.headers, timeout=60)
+    assert response.status_code == 200, response.text
+
+
+def lease_holder_pid(database_url: str) -> int | None:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            holder = connection.execute(text("SELECT holder FROM leases WHERE name = 'rollouts'")).scalar()
+    finally:
+        engine.dispose()
+    return int(holder.split(":")[1]) if holder else None
+
+
+def test_a_healthy_canary_walks_every_step_and_is_promoted(live):
+    live, _ = live
+    assert upload(live, "healthy", scaled_sum(1.0)).status_code == 201
+    assert upload(live, "healthy", scaled_sum(1.0000001)).status_code == 201
+    move(live, "promote", "healthy", 1)
+    start(live, "healthy", {"steps": STEPS, "gates": LOOSE})
+
+    with traffic(live, "healthy", [[1.0, 2.0, 3.0], [0.5, 0.1, 2.0]]) as statuses:
+        wait_for(lambda: rollout(live, "healthy") is None, "the plan to end", DEADLINE)
+
+    assert set(statuses) == {200}  # no request failed while the canary walked
+    assert requests.get(f"{live.url}/models/healthy/aliases", timeout=30).json()["production"] == 2
+    events = history(live, "healthy")
+    actions = [e["action"] for e in events if e["action"].startswith("rollout")]
+    assert actions == ["rollout_promote", "rollout_step", "rollout_start"]  # each decision once
+    promoted = events[0]
+    assert promoted["actor"] == "autopilot" and promoted["details"]["gates"]["sample_ratio"]["state"] == "pass"
+    needed = [e["details"]["step_figures"]["canary"]["requests"] for e in events if e["action"] in ("rollout_step", "rollout_promote")]
+    print(f"\nhealthy canary: canary requests that decided each step: {needed}; all requests: {len(statuses)}")
+    assert all(n >= 150 for n in needed)
+
+
+def test_a_canary_trained_on_shuffled_labels_is_aborted_by_the_agreement_gate(live):
+    live, _ = live
+    X, y = classification_data()
+    assert upload(live, "shuffled", LogisticRegression().fit(X, y)).status_code == 201
+    assert upload(live, "shuffled", LogisticRegression().fit(X, np.random.default_rng(0).permutation(y))).status_code == 201
+    move(live, "promote", "shuffled", 1)
+    start(live, "shuffled", {"steps": STEPS, "gates": LOOSE})
+
+    with traffic(live, "shuffled", X[:300].tolist()) as statuses:
+        wait_for(lambda: rollout(live, "shuffled") is None, "the plan to end", DEADLINE)
+
+    assert set(statuses) == {200}
+    assert requests.get(f"{live.url}/models/shuffled/aliases", timeout=30).json()["production"] == 1
+    aborted = history(live, "shuffled")[0]
+    assert aborted["action"] == "rollout_abort" and aborted["actor"] == "autopilot"
+    assert "agreement gate failed" in aborted["reason"]
+    compared = aborted["details"]["step_figures"]["canary"]["compared_rows"]
+    print(f"\nshuffled canary: aborted after {compared} mirrored rows ({len(statuses)} requests in all)")
+
+
+def test_the_deciding_worker_killed_mid_plan_is_replaced_and_no_decision_is_taken_twice(live):
+    live, database_url = live
+    assert upload(live, "failover", scaled_sum(1.0)).status_code == 201
+    assert upload(live, "failover", scaled_sum(1.0000001)).status_code == 201
+    move(live, "promote", "failover", 1)
+    steps = [{"percent": 20, "min_requests": 150, "max_minutes": 10}, {"percent": 40, "min_requests": 150, "max_minutes": 10},
+             {"percent": 60, "min_requests": 150, "max_minutes": 10}]
+    start(live, "failover", {"steps": steps, "gates": LOOSE})
+
+    with traffic(live, "failover", [[1.0, 2.0, 3.0]]) as statuses:
+        wait_for(lambda: (rollout(live, "failover") or {}).get("plan", {}).get("step", 0) >= 1, "the first step", DEADLINE)
+        holder = lease_holder_pid(database_url)
+        workers = {child.pid for child in psutil.Process(live.process.pid).children()}
+        assert holder in workers
+        os.kill(holder, signal.SIGKILL)  # mid-plan, holding the lease
+        wait_for(lambda: rollout(live, "failover") is None, "another worker to finish the plan", DEADLINE)
+        server.wait_serving(live)
+
+    assert statuses.count(200) >= len(statuses) - 4  # only requests in flight in the killed worker may fail
+    assert requests.get(f"{live.url}/models/failover/aliases", timeout=30).json()["production"] == 2
+    actions = [e["action"] for e in history(live, "failover") if e["action"].startswith("rollout")]
+    assert actions == ["rollout_promote", "rollout_step", "rollout_step", "rollout_start"]
+    assert lease_holder_pid(database_url) != holder
