@@ -21,13 +21,7 @@ from trainers.client import DEFAULT_TIMEOUT, RegistryClient
 from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
 from trainers.params import parse_params
-from trainers.report import (
-    build_report,
-    read_report,
-    report_path_for,
-    upload_metadata,
-    write_report,
-)
+from trainers.report import build_report, read_report, report_path_for, upload_metadata, write_report
 from trainers.retrain import CANARY, PROMOTED, RetrainRequest, retrain
 from trainers.rollout import ABORT, COMPLETE, RolloutRule, settle
 from trainers.target import KIND_TASKS, TASKS
@@ -85,6 +79,23 @@ def _parse_tag_option(ctx, param, values) -> dict:
             raise click.BadParameter(f"tag {pair!r} is not of the form name=value")
         tags[name.strip()] = value
     return tags
+
+
+def _parse_plan_option(ctx, param, value: str | None) -> dict | None:
+    """--plan: the word ``default`` (the registry's default plan), or a JSON file holding a plan."""
+    if value is None:
+        return None
+    if value == "default":
+        return {}
+    try:
+        plan = json.loads(Path(value).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{value} is not JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(plan, dict):
+        raise click.BadParameter(f"{value} must hold a JSON object (steps, gates, on_success)")
+    return plan
 
 
 def _check_registry_url(ctx, param, value: str) -> str:
@@ -199,10 +210,13 @@ def register_command(registry, model, description, tags, timeout, report_path, a
 @click.option("--canary", "canary_percent", type=click.IntRange(1, 100), metavar="PERCENT",
               help="A winner takes PERCENT of the alias's traffic as a canary instead of the alias; "
                    "settle it later with `rollout judge`.")
-@click.option("--sticky-header", help="With --canary: the request header that keeps each caller on one version.")
+@click.option("--plan", "plan", metavar="FILE|default", callback=_parse_plan_option,
+              help="A winner starts as a canary that the registry walks by itself (steps, gates, then "
+                   "promote or abort) through the plan in FILE (JSON), or its default plan; docs/rollouts.md.")
+@click.option("--sticky-header", help="With --canary or --plan: the request header that keeps each caller on one version.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 def retrain_command(data, target, kind, task, params, seed, test_size, job_url, registry, model,
-                    description, tags, timeout, metric, min_improvement, alias, canary_percent,
+                    description, tags, timeout, metric, min_improvement, alias, canary_percent, plan,
                     sticky_header, as_json):
     """Train a candidate and promote it if it beats the champion on the same held-out rows.
 
@@ -212,15 +226,18 @@ def retrain_command(data, target, kind, task, params, seed, test_size, job_url, 
 
     Exit codes: 0 promoted (or canary started), 3 kept the champion, 1 failed, 2 usage.
     """
-    if sticky_header and not canary_percent:
-        raise click.UsageError("--sticky-header only applies with --canary")
+    if canary_percent and plan is not None:
+        raise click.UsageError("give --canary PERCENT (a fixed share) or --plan (steps the registry walks), not both")
+    if sticky_header and not canary_percent and plan is None:
+        raise click.UsageError("--sticky-header only applies with --canary or --plan")
     client = RegistryClient(registry, _token(), timeout)
     dataset = datasets.load_csv(data)
     spec = TrainingSpec(kind=kind, target=target, task=task, params=params, seed=seed,
                         test_size=test_size)
     request = RetrainRequest(model=model, alias=alias, metric=metric,
                              min_improvement=min_improvement, description=description, tags=tags,
-                             job_url=job_url, canary_percent=canary_percent, sticky_header=sticky_header)
+                             job_url=job_url, canary_percent=canary_percent, canary_plan=plan,
+                             sticky_header=sticky_header)
     outcome = retrain(client, dataset, spec, request)
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), sort_keys=True))
@@ -229,8 +246,8 @@ def retrain_command(data, target, kind, task, params, seed, test_size, job_url, 
             f"promoted {model} v{outcome.candidate_version} to {alias}: {outcome.comparison}"
         )
     elif outcome.decision == CANARY:
-        click.echo(f"started {model} v{outcome.candidate_version} as a {canary_percent}% canary on "
-                   f"{alias}: {outcome.comparison}")
+        how = f"a {canary_percent}% canary" if canary_percent else "a canary on autopilot (GET its rollout to follow it)"
+        click.echo(f"started {model} v{outcome.candidate_version} as {how} on {alias}: {outcome.comparison}")
     else:
         click.echo(f"kept {model} v{outcome.champion_version} on {alias} (uploaded "
                    f"v{outcome.candidate_version}): {outcome.comparison}")

@@ -80,11 +80,15 @@ class RegistryClient:
         response = self._send("PUT", _path(model, "versions", version, "reference"), json=body)
         return _json(self._checked(response))
 
-    def start_rollout(self, model: str, alias: str, canary: dict, reason: str, sticky_header: str | None = None) -> dict:
-        """Send ``canary`` (``{"version", "percent"}``) a share of ``alias``'s traffic."""
+    def start_rollout(self, model: str, alias: str, canary: dict, reason: str, sticky_header: str | None = None,
+                      plan: dict | None = None) -> dict:
+        """Send ``canary`` (``{"version", "percent"}``) a share of ``alias``'s traffic; with ``plan``
+        (canary ``{"version"}`` only) the registry walks it through the plan's steps by itself."""
         body = {"canary": canary, "reason": reason}
         if sticky_header:
             body["sticky_header"] = sticky_header
+        if plan is not None:
+            body["plan"] = plan
         response = self._send("PUT", _path(model, "aliases", alias, "rollout"), json=body)
         return _json(self._checked(response))
 

@@ -37,6 +37,7 @@ class RetrainRequest:
     tags: dict = field(default_factory=dict)
     job_url: str | None = None
     canary_percent: int | None = None  # a winner takes this share of traffic first, not the alias
+    canary_plan: dict | None = None  # ... or starts as a canary the registry walks through this plan
     sticky_header: str | None = None
 
 
@@ -112,8 +113,12 @@ def retrain(
             client.promote(request.model, candidate_version, request.alias, outcome.reason)
         elif outcome.decision == CANARY:
             bar.set_postfix_str("start canary")
-            canary = {"version": candidate_version, "percent": request.canary_percent}
-            client.start_rollout(request.model, request.alias, canary, outcome.reason, request.sticky_header)
+            if request.canary_plan is not None:
+                client.start_rollout(request.model, request.alias, {"version": candidate_version}, outcome.reason,
+                                     request.sticky_header, plan=request.canary_plan)
+            else:
+                canary = {"version": candidate_version, "percent": request.canary_percent}
+                client.start_rollout(request.model, request.alias, canary, outcome.reason, request.sticky_header)
         bar.update()
     return outcome
 
@@ -159,7 +164,7 @@ def decide(
 ) -> RetrainOutcome:
     """Promote when there is no champion or the candidate beats it by at least the margin.
 
-    With ``canary_percent`` a winner over a champion starts as a canary on the alias instead.
+    With ``canary_percent`` (or ``canary_plan``) a winner over a champion starts as a canary on the alias instead.
     """
     gain = None if champion is None else improvement(metric, candidate_score, champion.score)
     if champion is None:
@@ -170,7 +175,8 @@ def decide(
         comparison = f"the candidate is identical to champion v{champion.version}"
     else:
         beats = gain > 0 and gain >= request.min_improvement - TOLERANCE
-        decision = (CANARY if request.canary_percent else PROMOTED) if beats else KEPT
+        as_canary = request.canary_percent or request.canary_plan is not None
+        decision = (CANARY if as_canary else PROMOTED) if beats else KEPT
         comparison = (
             f"{metric} {candidate_score:.4f} vs champion v{champion.version} "
             f"{champion.score:.4f} ({gain:+.4f} {'≥' if beats else '<'} "

@@ -213,6 +213,32 @@ def test_retrain_with_canary_starts_the_winner_as_a_canary_and_judge_completes_i
     assert event["action"] == "rollout_promote" and event["reason"].startswith("rollout judge:")
 
 
+def test_retrain_with_a_plan_starts_the_winner_as_a_canary_the_registry_walks(live_registry, diabetes_csv, tmp_path):
+    assert retrain(live_registry, "planned", diabetes_csv, "--kind", "tree", "--param", "max_depth=1").returncode == 0
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"steps": [{"percent": 10, "min_requests": 1000}, {"percent": 30, "min_requests": 1000}],
+                                "gates": {"latency": {"max_p99_ratio": 2}}}))
+    result = retrain(live_registry, "planned", diabetes_csv, "--kind", "linear", "--plan", str(plan))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] == "canary"
+    rollout = get(live_registry, "/models/planned/aliases/production/rollout").json()
+    assert (rollout["canary"]["version"], rollout["canary"]["percent"]) == (2, 10)
+    assert (rollout["plan"]["state"], [s["percent"] for s in rollout["plan"]["steps"]]) == ("running", [10, 30])
+    assert rollout["plan"]["gates"]["latency"]["settings"] == {"max_p99_ratio": 2}
+    assert get(live_registry, "/models/planned/aliases").json() == {"production": 1}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--plan", "default", "--canary", "10"], "not both"),
+    (["--plan", "missing.json"], "cannot read missing.json"),
+    (["--sticky-header", "X-User"], "only applies with --canary or --plan"),
+])
+def test_retrain_refuses_a_plan_it_cannot_use_before_training(live_registry, diabetes_csv, args, words):
+    result = retrain(live_registry, "unplanned", diabetes_csv, "--kind", "linear", *args)
+    assert result.returncode == 2 and words in result.stderr
+    assert get(live_registry, "/models/unplanned").status_code == 404
+
+
 def wait_for_judge(live, model, *args, deadline_seconds=15.0):
     """Judge until the figures (flushed by every worker about once a second) decide, or the deadline."""
     deadline = time.monotonic() + deadline_seconds
