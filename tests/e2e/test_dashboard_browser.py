@@ -255,3 +255,21 @@ def test_a_versions_monitoring_page_charts_its_live_quality_and_drift(page, live
     expect(page.locator("table.logged tbody tr")).to_have_count(20)
     assert_no_overlap(page.locator("figure.chart").all())
     shot(page, "version-monitoring", full_page=True)
+
+
+def test_a_rollout_on_autopilot_shows_its_plan_and_gates(page, live_registry, demo_model):
+    url = f"{live_registry.url}/models/{MODEL}/aliases/production/rollout"
+    current = requests.get(f"{live_registry.url}/models/{MODEL}/aliases", timeout=30).json()["production"]
+    plan = {"steps": [{"percent": 10, "min_requests": 200}, {"percent": 40, "min_requests": 400}]}
+    started = requests.put(url, json={"canary": {"version": 3 - current}, "plan": plan, "reason": "autopilot"},
+                           headers=live_registry.headers, timeout=30)
+    assert started.status_code == 200, started.text
+    try:
+        page.goto(f"/ui/models/{MODEL}/aliases/production")
+        plan_box = page.locator("[data-plan-state]")
+        expect(plan_box).to_contain_text("step 1 of 2")
+        expect(plan_box.locator("tr[data-gate]")).to_have_count(3)
+        assert_no_overlap(plan_box.locator("tr").all())
+        shot(page, "rollout-plan", full_page=True)
+    finally:
+        requests.delete(url, json={"reason": "screenshot taken"}, headers=live_registry.headers, timeout=30)

@@ -285,3 +285,13 @@ def test_the_rollout_page_shows_each_arms_live_quality(app, client, housing, adm
     live = client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
     assert 'data-arm="primary"' in live and 'data-arm="canary"' in live
     assert "mae 0.5" in live  # every label was its answer + 0.5, whichever arm answered
+
+
+def test_the_rollout_page_shows_the_plan_its_step_and_each_gate(client, housing, admin):
+    plan = {"steps": [{"percent": 10, "min_requests": 200}, {"percent": 40, "min_requests": 400}]}
+    assert client.put("/models/housing/aliases/production/rollout", json={"canary": {"version": 2}, "plan": plan},
+                      headers=admin).status_code == 200
+    live = client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
+    assert 'data-plan-state="running"' in live and "step 1 of 2, running" in live
+    assert 'data-gate="error_rate"' in live and 'data-gate="latency"' in live and 'data-gate="sample_ratio"' in live
+    assert "≥ 400 requests per arm" in live and "then promote" in live
