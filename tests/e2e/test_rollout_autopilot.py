@@ -1,6 +1,6 @@
 """Rollout plans walked by the server itself, under real gunicorn workers with traffic driven by the
 test: a healthy canary walks every step and is promoted, a canary trained on shuffled labels is
-aborted by the agreement gate, and the worker deciding is killed mid-plan while another carries on
+aborted by the agreement gate, a slower one by the latency gate, and the worker deciding is killed mid-plan while another carries on
 without taking any decision twice."""
 import os
 import signal
@@ -11,7 +11,8 @@ import numpy as np
 import psutil
 import pytest
 import requests
-from sklearn.linear_model import LogisticRegression
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sqlalchemy import create_engine, text
 
 from bench.harness import server
@@ -50,7 +51,7 @@ def traffic(live, model: str, rows: list, clients: int = 4):
                 response = session.post(f"{live.url}/models/{model}/predict", json={"instances": [rows[i % len(rows)]]},
                                         timeout=30)
                 statuses.append(response.status_code)
-            except requests.ConnectionError:  # its worker was killed under it (one test does that)
+            except requests.RequestException:  # its worker was killed under it (one test does that)
                 statuses.append(0)
                 session = requests.Session()
             i += clients
@@ -132,6 +133,29 @@ def test_a_canary_trained_on_shuffled_labels_is_aborted_by_the_agreement_gate(li
     assert "agreement gate failed" in aborted["reason"]
     compared = aborted["details"]["step_figures"]["canary"]["compared_rows"]
     print(f"\nshuffled canary: aborted after {compared} mirrored rows ({len(statuses)} requests in all)")
+
+
+def test_a_slower_canary_is_aborted_by_the_latency_gate(live):
+    live, _ = live
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3))
+    y = X.sum(axis=1) + rng.normal(size=3000)
+    assert upload(live, "slower", LinearRegression().fit(X, y)).status_code == 201
+    slow = RandomForestRegressor(n_estimators=800, max_depth=10, random_state=0, n_jobs=2).fit(X, y)  # ~1 ms a row
+    assert upload(live, "slower", slow).status_code == 201
+    move(live, "promote", "slower", 1)
+    start(live, "slower", {"steps": STEPS, "gates": {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 1.2}}})
+
+    with traffic(live, "slower", X[:200].tolist()) as statuses:
+        wait_for(lambda: rollout(live, "slower") is None, "the plan to end", DEADLINE)
+
+    assert set(statuses) == {200}
+    assert requests.get(f"{live.url}/models/slower/aliases", timeout=30).json()["production"] == 1
+    aborted = history(live, "slower")[0]
+    assert aborted["action"] == "rollout_abort" and "latency gate failed" in aborted["reason"], aborted["reason"]
+    figures = aborted["details"]["step_figures"]
+    assert figures["canary"]["p99_ms"] > 1.2 * figures["primary"]["p99_ms"]
+    print(f"\nslower canary: aborted after {figures['canary']['requests']} canary requests ({len(statuses)} in all)")
 
 
 def test_the_deciding_worker_killed_mid_plan_is_replaced_and_no_decision_is_taken_twice(live):
