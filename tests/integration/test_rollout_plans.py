@@ -20,6 +20,12 @@ FAST_STEPS = [{"percent": 30, "min_requests": 100, "max_minutes": 10}, {"percent
 LOOSE_GATES = {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 100}}
 
 
+@pytest.fixture
+def app(build_app):
+    """Every answer logged, for the quality gate's labels."""
+    return build_app(PREDICTION_LOG_SAMPLE=1.0)
+
+
 @pytest.fixture(autouse=True)
 def no_settling(monkeypatch):
     """Steps count from the first tick (one process: nothing to wait for)."""
@@ -211,3 +217,24 @@ def test_a_plan_left_empty_gets_the_defaults(client, regressor, ci):
     assert [step["percent"] for step in plan["steps"]] == [5, 25, 50] and plan["on_success"] == "promote"
     assert plan["gates"]["error_rate"]["settings"] == {"max_increase": 0.01}
     assert plan["gates"]["latency"]["settings"] == {"max_p99_ratio": 1.5}
+
+
+def test_a_canary_whose_live_quality_is_worse_is_aborted_by_the_quality_gate(app, client, ci):
+    upload_ok(client, ci, "m", scaled_sum(1.0))
+    upload_ok(client, ci, "m", scaled_sum(1.5))  # answers half as much again as the truth
+    assert client.post("/models/m/versions/1/promote", json={}, headers=ci).status_code == 200
+    plan = {"steps": FAST_STEPS, "gates": {**LOOSE_GATES, "quality": {"max_drop": 0.1}}}
+    assert client.put(URL, json={"canary": {"version": 2}, "plan": plan}, headers=ci).status_code == 200
+    tick(app)
+    rows = np.random.default_rng(2).normal(size=(500, 3)).tolist()
+    for i, row in enumerate(rows):
+        assert client.post("/models/m/predict", json={"instances": [row]}, headers={"X-Request-ID": f"q-{i}"}).status_code == 200
+    assert app.extensions["model_registry"].prediction_log.flush()
+    truth = [{"request_id": f"q-{i}", "label": sum(row)} for i, row in enumerate(rows)]  # what v1 answers
+    assert client.post("/models/m/feedback", json={"items": truth}, headers=ci).get_json()["applied"] == 500
+
+    (decision,) = tick(app)
+
+    assert decision["action"] == "abort" and "quality gate failed" in decision["detail"], decision
+    gate = history(client)[0]["details"]["gates"]["quality"]
+    assert gate["state"] == "fail" and gate["value"] > 0.1  # the canary's MAE above the primary's by more than allowed
