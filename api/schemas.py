@@ -374,6 +374,8 @@ class GateOut(Schema):
     state = fields.String(metadata={"enum": ["pass", "fail", "waiting"]})
     needed = fields.Integer(allow_none=True, metadata={"description": "samples the gate needs to decide (estimated)"})
     seen = fields.Integer(metadata={"description": "samples it has this step"})
+    eta_s = fields.Float(allow_none=True, metadata={
+        "description": "while waiting: seconds until it has the samples it needs, at the step's pace so far"})
     value = fields.Float(allow_none=True, metadata={"description": "its figure: a rise, a ratio, a share, a drop"})
     detail = fields.String(metadata={"description": "why, in words, with the figures"})
     settings = fields.Dict(metadata={"description": "the gate's settings in the plan"})

@@ -137,6 +137,7 @@ def judge(runtime: Runtime, view: StepView) -> Decision:
     answers = answers_of(view)
     verdicts, looks = looked(view, answers)
     elapsed = utcnow() - view.started_at
+    verdicts = {gate: {**verdict, "eta_s": _eta_seconds(verdict, elapsed)} for gate, verdict in verdicts.items()}
     evidence = {"decided_at_step": view.step_index, "gates": verdicts, "step_figures": _figures(view),
                 "elapsed_s": round(elapsed.total_seconds(), 1)}
     failed = {gate: verdict for gate, verdict in verdicts.items() if verdict["state"] == gates.FAIL}
@@ -209,6 +210,14 @@ def looked(view: StepView, answers: dict[str, gates.Verdict]) -> tuple[dict[str,
             note = f"next look at {due_at} samples" if last["count"] < gates.LOOKS else "no look left this step"
             verdicts[gate] = {**answer.to_dict(), "state": gates.WAITING, "detail": f"{answer.detail} ({note})"}
     return verdicts, looks
+
+
+def _eta_seconds(verdict: dict, elapsed: timedelta) -> float | None:
+    """How long a waiting gate will take to see the samples it needs, at the step's pace so far."""
+    needed, seen = verdict.get("needed"), verdict.get("seen") or 0
+    if verdict["state"] != gates.WAITING or not needed or seen <= 0 or seen >= needed:
+        return None
+    return round((needed - seen) * elapsed.total_seconds() / seen, 1)
 
 
 def _passed(runtime: Runtime, view: StepView, evidence: dict) -> Decision:

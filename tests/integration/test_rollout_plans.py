@@ -123,6 +123,17 @@ def test_a_canary_that_disagrees_with_the_primary_is_aborted_by_the_agreement_ga
     assert aborted["details"]["step_figures"]["canary"]["compared_rows"] > 0
 
 
+def test_waiting_gates_say_how_many_samples_they_need_and_how_long_that_will_take(app, client, regressor, ci):
+    plan = {"steps": [{"percent": 30, "min_requests": 4000, "max_minutes": 10}], "gates": LOOSE_GATES}
+    client.put(URL, json={"canary": {"version": 2}, "plan": plan}, headers=ci)
+    tick(app)
+    traffic(app, client, 200)
+    assert tick(app)[0]["action"] == "wait"
+    gate = client.get(URL).get_json()["plan"]["gates"]["error_rate"]
+    assert gate["state"] == "waiting" and gate["needed"] >= 4000 > gate["seen"] > 0
+    assert gate["eta_s"] > 0
+
+
 def test_a_split_that_does_not_match_its_share_halts_the_plan(app, client, regressor, ci):
     client.put(URL, json={"canary": {"version": 2}, "plan": {"steps": FAST_STEPS, "gates": LOOSE_GATES}}, headers=ci)
     tick(app)
