@@ -105,6 +105,31 @@ def rollout_abort(name, alias):
     return _confirm_page(form, f"Abort the rollout on {alias} of {name}")
 
 
+# What each plan action does, as the confirm page and the flash say it.
+PLAN_ACTIONS = {
+    "pause": ("paused", "Pause the plan of {alias} of {name}: traffic stays split, nothing is decided"),
+    "resume": ("running", "Resume the plan of {alias} of {name}: its step counts again from now"),
+    "advance": (None, "Advance the plan of {alias} of {name} past its step without waiting for its gates"),
+}
+
+
+@bp.route("/models/<name>/aliases/<alias>/rollout/plan/<any(pause, resume, advance):what>", methods=["GET", "POST"])
+@action("ci")
+def rollout_plan(name, alias, what):
+    """Confirm, then pause, resume or advance the rollout's plan (the controller respects it)."""
+    form = RolloutEndForm()
+    state, heading = PLAN_ACTIONS[what]
+    if form.validate_on_submit():
+        who, reason = signed_in().name, form.reason.data
+        if state is None:
+            rollouts.skip_step(domain.runtime(), name=name, alias=alias, actor=who, reason=reason)
+        else:
+            rollouts.set_plan_state(name=name, alias=alias, state=state, actor=who, reason=reason)
+        flash(f"The plan of {alias!r}: {what} done.", "ok")
+        return redirect(url_for("ui.alias", name=name, alias=alias))
+    return _confirm_page(form, heading.format(name=name, alias=alias))
+
+
 def _arm(version: int | None, percent: int | None) -> ArmSpec | None:
     """A canary or shadow, when the form gave one (the form holds that both fields come together)."""
     return ArmSpec(version, float(percent)) if version is not None else None

@@ -295,3 +295,19 @@ def test_the_rollout_page_shows_the_plan_its_step_and_each_gate(client, housing,
     assert 'data-plan-state="running"' in live and "step 1 of 2, running" in live
     assert 'data-gate="error_rate"' in live and 'data-gate="latency"' in live and 'data-gate="sample_ratio"' in live
     assert "≥ 400 requests per arm" in live and "then promote" in live
+
+
+def test_a_person_pauses_resumes_and_advances_a_plan_from_the_dashboard(client, housing, admin, sign_in):
+    url = "/models/housing/aliases/production/rollout"
+    plan = {"steps": [{"percent": 10, "min_requests": 200}, {"percent": 40, "min_requests": 400}]}
+    assert client.put(url, json={"canary": {"version": 2}, "plan": plan}, headers=admin).status_code == 200
+    sign_in(ADMIN_TOKEN)
+    base = "/ui/models/housing/aliases/production/rollout/plan"
+    assert submit(client, f"{base}/pause", reason="sale day").status_code == 302
+    assert client.get(url).get_json()["plan"]["state"] == "paused"
+    assert "Resume…" in client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True)
+    assert submit(client, f"{base}/resume", reason="sale over").status_code == 302
+    assert submit(client, f"{base}/advance", reason="seen enough").status_code == 302
+    body = client.get(url).get_json()
+    assert (body["plan"]["state"], body["plan"]["step"], body["canary"]["percent"]) == ("running", 1, 40)
+    assert client.get(f"{base}/celebrate").status_code == 404
