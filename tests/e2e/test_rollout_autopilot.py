@@ -1,6 +1,7 @@
 """Rollout plans walked by the server itself, under real gunicorn workers with traffic driven by the
 test: a healthy canary walks every step and is promoted, a canary trained on shuffled labels is
-aborted by the agreement gate, a slower one by the latency gate, and the worker deciding is killed mid-plan while another carries on
+aborted by the agreement gate, a slower one by the latency gate, a split off its share halts the
+plan, a person's abort wins, and the worker deciding is killed mid-plan while another carries on
 without taking any decision twice."""
 import os
 import signal
@@ -84,12 +85,7 @@ def start(live, model: str, plan: dict) -> None:
 
 
 def lease_holder_pid(database_url: str) -> int | None:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            holder = connection.execute(text("SELECT holder FROM leases WHERE name = 'rollouts'")).scalar()
-    finally:
-        engine.dispose()
+    holder = scalar(database_url, "SELECT holder FROM leases WHERE name = 'rollouts'")
     return int(holder.split(":")[1]) if holder else None
 
 
@@ -181,3 +177,65 @@ def test_the_deciding_worker_killed_mid_plan_is_replaced_and_no_decision_is_take
     actions = [e["action"] for e in history(live, "failover") if e["action"].startswith("rollout")]
     assert actions == ["rollout_promote", "rollout_step", "rollout_step", "rollout_start"]
     assert lease_holder_pid(database_url) != holder
+
+
+def test_a_split_off_its_share_halts_the_plan_and_leaves_traffic_as_it_was(live):
+    live, database_url = live
+    assert upload(live, "skewed", scaled_sum(1.0)).status_code == 201
+    assert upload(live, "skewed", scaled_sum(1.0000001)).status_code == 201
+    move(live, "promote", "skewed", 1)
+    start(live, "skewed", {"steps": STEPS, "gates": LOOSE})
+
+    with traffic(live, "skewed", [[1.0, 2.0, 3.0]]) as statuses:
+        wait_for(lambda: rollout(live, "skewed")["plan"]["gates"]["sample_ratio"]["seen"] > 0, "the step to count", DEADLINE)
+        # A process of the fleet that routes by a share of its own (a replica on an old release, say)
+        # reports its figures beside the others': far more canary requests than the step's 20 %.
+        rollout_id = scalar(database_url, "SELECT id FROM rollouts WHERE ended_at IS NULL")
+        execute(database_url, "INSERT INTO rollout_stats (rollout_id, process, role, version, requests, errors, "
+                "latency_buckets, compared, dropped, rows, agreed, abs_diff_sum, abs_diff_max, abs_diff_sq_sum, updated_at) "
+                f"VALUES ({rollout_id}, 'stale-replica', 'canary', 2, 2000, 0, '[2000]', 0, 0, 0, 0, 0, 0, 0, CURRENT_TIMESTAMP)")
+        wait_for(lambda: rollout(live, "skewed")["plan"]["state"] == "halted", "the plan to halt", DEADLINE)
+
+    assert set(statuses) == {200}
+    halted = rollout(live, "skewed")
+    assert halted["plan"]["gates"]["sample_ratio"]["state"] == "fail" and "does not match its share" in halted["plan"]["detail"]
+    assert halted["canary"]["percent"] == 20  # still split as it was: a person decides
+    assert history(live, "skewed")[0]["action"] == "rollout_halt"
+
+
+def test_a_persons_abort_during_a_step_wins(live):
+    live, _ = live
+    assert upload(live, "overruled", scaled_sum(1.0)).status_code == 201
+    assert upload(live, "overruled", scaled_sum(1.0000001)).status_code == 201
+    move(live, "promote", "overruled", 1)
+    start(live, "overruled", {"steps": [{"percent": 50, "min_requests": 400, "max_minutes": 10}], "gates": LOOSE})
+
+    with traffic(live, "overruled", [[1.0, 2.0, 3.0]]) as statuses:
+        wait_for(lambda: rollout(live, "overruled")["canary"]["requests"] >= 300, "the step to be under way", DEADLINE)
+        aborted = requests.delete(f"{live.url}/models/overruled/aliases/production/rollout",
+                                  json={"reason": "not today"}, headers=live.headers, timeout=30)
+        assert aborted.status_code == 200
+        wait_for(lambda: len(statuses) > 1000, "traffic after the abort", DEADLINE)  # ticks that find nothing to do
+
+    assert set(statuses) == {200}
+    assert requests.get(f"{live.url}/models/overruled/aliases", timeout=30).json()["production"] == 1
+    actions = [(e["action"], e["actor"]) for e in history(live, "overruled") if e["action"].startswith("rollout")]
+    assert actions == [("rollout_abort", "admin"), ("rollout_start", "admin")]  # the controller took nothing after
+
+
+def scalar(database_url: str, sql: str):
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()
+
+
+def execute(database_url: str, sql: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql))
+    finally:
+        engine.dispose()
