@@ -8,8 +8,13 @@ CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 .PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
 	postgresql-binaries chromium wrk
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# What running needs (make run), then what testing and benchmarking add (make test).
+$(BIN)/.installed-run: requirements.txt
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -18,7 +23,7 @@ instance/admin_token:
 	umask 077; $(BIN)/python -c "import secrets; print('mr_' + secrets.token_urlsafe(32))" > $@
 
 ## Serve on http://127.0.0.1:8000 with SQLite (instance/registry.db) and ./artifacts, migrations applied.
-run: $(BIN)/.installed instance/admin_token
+run: $(BIN)/.installed-run instance/admin_token
 	$(BIN)/flask --app wsgi db upgrade
 	@echo "Admin token: $$(cat instance/admin_token)  (kept in instance/admin_token; ADMIN_TOKEN overrides it)"
 	ADMIN_TOKEN="$${ADMIN_TOKEN:-$$(cat instance/admin_token)}" $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app

@@ -1,7 +1,7 @@
 """The Flask application factory: wires config, database, the domain's store and runtime, and blueprints."""
+from importlib.util import find_spec
 from pathlib import Path
 
-import swagger_ui_bundle
 from flask import Blueprint, Flask
 from werkzeug.routing import IntegerConverter
 
@@ -27,6 +27,8 @@ OPENAPI = {
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
     "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
 }
+# Swagger UI 5's files as swagger-ui-py ships them (found, not imported: the package's server code is not used).
+SWAGGER_UI_ASSETS = str(Path(find_spec("swagger_ui").submodule_search_locations[0]) / "static")
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -75,7 +77,7 @@ def _init_http(app: Flask) -> None:
     for module in (models, versions, evaluations, aliases, rollouts, predict, predictions, tokens, webhooks, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
-        Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path, static_url_path="/docs/assets")
+        Blueprint("docs_assets", __name__, static_folder=SWAGGER_UI_ASSETS, static_url_path="/docs/assets")
     )
     app.before_request(check_json_body)
     register_error_handlers(app)

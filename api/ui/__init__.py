@@ -2,7 +2,7 @@
 import secrets
 from pathlib import Path
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, redirect, url_for
 
 from api.ui.session import BrowserSessions
 
@@ -19,6 +19,7 @@ def init_ui(app: Flask) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.session_interface = BrowserSessions()
     app.register_blueprint(bp)
+    app.add_url_rule("/", "ui.home", lambda: redirect(url_for("ui.models")))  # a browser at the root finds the dashboard
 
 
 def _instance_secret(instance_dir: Path) -> str:

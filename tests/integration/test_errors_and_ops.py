@@ -25,9 +25,14 @@ def ridge(alpha: float = 1.0) -> Ridge:
 
 # ---- HTTP errors ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/nope", "/models/housing/versions/1/nope", "/model", "/docs/assets/nope.js", "/"])
+@pytest.mark.parametrize("path", ["/nope", "/models/housing/versions/1/nope", "/model", "/docs/assets/nope.js"])
 def test_an_unknown_route_is_a_404_problem(client, path):
     assert_problem(client.get(path), 404, "/docs")
+
+
+def test_the_root_leads_to_the_dashboard(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/ui/"
 
 
 @pytest.mark.parametrize("method, path, allowed", [
