@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+import orjson
+from sqlalchemy import delete, select
 
 from registry.db import db, end_read, write_transaction
 from registry.monitoring.tables import LoggedPrediction
@@ -204,11 +205,12 @@ class PredictionLog:
         missing = {entry.model for entry in batch} - set(self._model_ids)
         if missing:
             self.refresh()
-        rows = [_row(entry, self._model_ids[entry.model]) for entry in batch if entry.model in self._model_ids]
-        if not rows:
-            return
         with self._session_scope(), write_transaction() as session:
-            session.execute(insert(LoggedPrediction.__table__), rows)  # Core: no ORM work per row
+            connection = session.connection()
+            statement, at = _insert_for(connection.dialect)
+            rows = [_row(entry, self._model_ids[entry.model], at) for entry in batch if entry.model in self._model_ids]
+            if rows:
+                connection.exec_driver_sql(statement, rows)
         PREDICTION_LOG_WRITTEN.inc(len(rows))
 
     def prune(self) -> int:
@@ -233,12 +235,36 @@ def _model_rows() -> list[tuple[str, int, float | None]]:
     return found
 
 
-def _row(entry: Entry, model_id: int) -> dict:
-    return {
-        "model_id": model_id, "version": entry.version, "request_id": entry.request_id, "alias": entry.alias,
-        "route": entry.route, "inputs": _jsonable(entry.rows), "outputs": entry.outputs,
-        "latency_ms": entry.latency_ms, "status": entry.status, "at": entry.at,
-    }
+# The writer holds the GIL while it turns entries into rows, and every request thread of the worker
+# waits for it when it comes back from a socket call meanwhile: rows are made with orjson and passed
+# to the driver as they are, without SQLAlchemy's per-value processing (which cost the predict route
+# a quarter of its throughput at a 100 % share). The SQL is the table's own insert, compiled once.
+_COLUMNS = ("model_id", "version", "request_id", "alias", "route", "inputs", "outputs", "latency_ms", "status", "at")
+_JSON_COLUMNS = {"inputs", "outputs"}
+_inserts: dict[str, tuple[str, Callable]] = {}
+
+
+def _insert_for(dialect) -> tuple[str, Callable]:
+    """The driver-level insert of one logged request on ``dialect``, and how its time is bound there."""
+    found = _inserts.get(dialect.name)
+    if found is None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        cast = "::json" if dialect.name == "postgresql" else ""
+        values = ", ".join(mark + (cast if column in _JSON_COLUMNS else "") for column in _COLUMNS)
+        statement = f"INSERT INTO {LoggedPrediction.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({values})"
+        found = _inserts[dialect.name] = statement, LoggedPrediction.__table__.c.at.type.bind_processor(dialect)
+    return found
+
+
+def _row(entry: Entry, model_id: int, at: Callable | None) -> tuple:
+    inputs = _json(_jsonable(entry.rows) if not isinstance(entry.rows, np.ndarray) else entry.rows)
+    return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, _json(entry.outputs),
+            entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at)
+
+
+def _json(value: object) -> str | None:
+    """JSON text of a value (NumPy arrays and scalars too; NaN and infinities become null)."""
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _jsonable(rows: object) -> list | None:
