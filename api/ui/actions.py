@@ -130,7 +130,7 @@ def rollout_plan(name, alias, what):
     return _confirm_page(form, heading.format(name=name, alias=alias))
 
 
-def _arm(version: int | None, percent: int | None) -> ArmSpec | None:
+def _arm(version: int | None, percent: float | None) -> ArmSpec | None:
     """A canary or shadow, when the form gave one (the form holds that both fields come together)."""
     return ArmSpec(version, float(percent)) if version is not None else None
 
@@ -144,7 +144,7 @@ def _current_rollout(name: str, alias: str) -> dict:
     for role in ("canary", "shadow"):
         if current[role]:
             fields[f"{role}_version"] = current[role]["version"]
-            fields[f"{role}_percent"] = int(current[role]["percent"])
+            fields[f"{role}_percent"] = current[role]["percent"]
     return fields
 
 
@@ -156,4 +156,6 @@ def _confirm_page(form, heading: str, **context):
 def _moved(verb: str, move) -> str:
     if move.event_id is None:
         return f"{move.alias!r} already served version {move.version}; nothing changed."
+    if move.previous_version is None:
+        return f"{verb} {move.alias!r} to version {move.version} (the alias is new)."
     return f"{verb} {move.alias!r} from version {move.previous_version} to {move.version}."

@@ -1,6 +1,6 @@
 """The dashboard's forms; each carries a CSRF token that Flask-WTF checks on submit."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, StringField, TextAreaField
+from wtforms import BooleanField, FloatField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS
@@ -35,9 +35,10 @@ class ArchiveForm(FlaskForm):
 
 class RolloutForm(FlaskForm):
     canary_version = IntegerField("Canary version", validators=[Optional(), NumberRange(min=1)])
-    canary_percent = IntegerField("Canary share of traffic (%)", validators=[Optional(), NumberRange(min=1, max=100)])
+    canary_percent = FloatField("Canary share of traffic (%)", validators=[Optional(), NumberRange(min=0.01, max=100)])
     shadow_version = IntegerField("Shadow version", validators=[Optional(), NumberRange(min=1)])
-    shadow_percent = IntegerField("Share of traffic mirrored to the shadow (%)", validators=[Optional(), NumberRange(min=1, max=100)])
+    shadow_percent = FloatField("Share of traffic mirrored to the shadow (%)",
+                                validators=[Optional(), NumberRange(min=0.01, max=100)])
     sticky_header = StringField("Sticky header (keeps each caller on one version)", validators=[Optional(), Length(max=64)])
     reason = TextAreaField("Reason", validators=REASON)
     force = BooleanField("Start even if a signature differs from the primary's")

@@ -311,3 +311,23 @@ def test_a_person_pauses_resumes_and_advances_a_plan_from_the_dashboard(client, 
     body = client.get(url).get_json()
     assert (body["plan"]["state"], body["plan"]["step"], body["canary"]["percent"]) == ("running", 1, 40)
     assert client.get(f"{base}/celebrate").status_code == 404
+
+
+def test_the_history_says_what_each_rollout_did_and_a_fractional_share_is_taken(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="2", canary_percent="2.5",
+                      shadow_version="", shadow_percent="", reason="a sliver")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases/production/rollout").get_json()["canary"]["percent"] == 2.5
+    page = " ".join(client.get("/ui/models/housing/history").get_data(as_text=True).split())
+    assert "production</a> on v1: canary v2 at 2.5%" in page
+    live = " ".join(client.get("/ui/models/housing/aliases/production/live").get_data(as_text=True).split())
+    assert "rollout start on v1: canary v2 at 2.5%" in live and "v1 → v1" not in live
+
+
+def test_promoting_to_a_new_alias_says_so_not_from_version_none(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/2/promote", alias="staging", reason="try it")
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "to version 2 (the alias is new)" in page and "None" not in page
