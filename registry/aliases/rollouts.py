@@ -71,7 +71,7 @@ def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | 
     checked = _checked_plan(plan, model, primary, canary, force)
     if checked is not None:
         canary = ArmSpec(canary.version, checked.steps[0].percent)
-    arms = _checked_arms(alias, canary, shadow, sticky_header)
+    arms = _checked_arms(canary, shadow, sticky_header)
     for role, spec in arms.items():
         admit(runtime.models, _admitted(model, primary, spec, role, force)[0], refused_as=f"made the {role}")
     with write_transaction():
@@ -327,10 +327,8 @@ def _announce(model: RegisteredModel, event: PromotionEvent) -> None:
         outbox.record_alias_moved(model.name, event)
 
 
-def _checked_arms(alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
-                  sticky_header: str | None) -> dict[str, ArmSpec]:
-    """The requested arms by role, once the request as a whole makes sense."""
-    check_alias_name(alias)
+def _checked_arms(canary: ArmSpec | None, shadow: ArmSpec | None, sticky_header: str | None) -> dict[str, ArmSpec]:
+    """The requested arms by role, once the request as a whole makes sense (the alias name is checked already)."""
     arms = {role: spec for role, spec in ((CANARY, canary), (SHADOW, shadow)) if spec is not None}
     if not arms:
         raise InvalidInput("give a canary, a shadow or both", errors={"canary": ["missing"], "shadow": ["missing"]})
