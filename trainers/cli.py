@@ -18,6 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from trainers import artifact, datasets
 from trainers.client import DEFAULT_TIMEOUT, RegistryClient
+from trainers.client.registry_client import TOKEN_VARIABLE
 from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
 from trainers.params import parse_params
@@ -29,7 +30,6 @@ from trainers.training import TrainingSpec, train
 
 log = logging.getLogger("trainers")
 
-TOKEN_VARIABLE = "REGISTRY_TOKEN"
 EXIT_KEPT = 3
 EXIT_WAIT = 4
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -193,9 +193,9 @@ def register_command(registry, model, description, tags, timeout, report_path, a
     if not report:
         log.warning("warning: no report for %s; uploading without metrics", artifact_path)
     metadata = upload_metadata(report, description, tags)
-    version = client.upload_version(model, artifact_path.read_bytes(), metadata, artifact_path.name)
-    log.info("%s is %s v%s", artifact_path, model, version["version"])
-    click.echo(version["version"])
+    version = client.upload(model, artifact_path, **metadata)
+    log.info("%s is %s v%s", artifact_path, model, version.version)
+    click.echo(version.version)
 
 
 @cli.command("retrain")
@@ -266,10 +266,10 @@ def rollout_group() -> None:
 @click.option("--alias", default="production", show_default=True)
 def rollout_status_command(registry, model, alias):
     """Print the rollout's state and live figures as JSON (exit 1 when none is active)."""
-    figures = RegistryClient(registry, os.environ.get(TOKEN_VARIABLE) or None).get_rollout(model, alias)
-    if figures is None:
+    rollout = RegistryClient(registry).rollout(model, alias)
+    if rollout is None:
         raise click.ClickException(f"{model!r} has no rollout on {alias!r}")
-    click.echo(json.dumps(figures, sort_keys=True))
+    click.echo(json.dumps(rollout.raw, sort_keys=True))
 
 
 @rollout_group.command("judge")

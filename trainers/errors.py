@@ -37,25 +37,30 @@ class ChampionUnusable(TrainerError):
     """The current champion cannot be loaded safely or scored on the held-out rows."""
 
 
-class RegistryProblem(TrainerError):
-    """Any failure talking to the registry."""
+class RegistryError(TrainerError):
+    """The registry refused a request or could not be reached.
+
+    ``status`` is the HTTP status (None when no answer came) and ``problem`` the problem+json body
+    it answered with (``type``, ``title``, ``status``, ``detail``, ``errors``), empty when it had none.
+    """
+
+    def __init__(self, message: str, status: int | None = None, problem: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
+
+    @property
+    def detail(self) -> str:
+        """What the registry said to change (the problem's ``detail``, else its ``title``), or the message."""
+        return str(self.problem.get("detail") or self.problem.get("title") or self)
 
 
-class RegistryUnreachable(RegistryProblem):
+class RegistryUnreachable(RegistryError):
     """Connection refused, unknown host or no answer within the timeout."""
 
 
-class TokenRejected(RegistryProblem):
+class TokenRejected(RegistryError):
     """The registry answered 401 or 403 to our token."""
-
-
-class RegistryRequestFailed(RegistryProblem):
-    """The registry answered with an error; the message carries its problem ``detail``."""
-
-    def __init__(self, status: int, detail: str):
-        super().__init__(f"registry answered {status}: {detail}")
-        self.status = status
-        self.detail = detail
 
 
 def first_line(exc: BaseException) -> str:

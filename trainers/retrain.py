@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from trainers import artifact, progress
-from trainers.client import RegistryClient
+from trainers.client import RegistryClient, Version
 from trainers.datasets import Dataset
 from trainers.errors import ChampionUnusable, ConfigurationError, first_line
 from trainers.lineage import holdout_dataset
@@ -90,7 +90,7 @@ def retrain(
     metric = request.metric or DEFAULT_METRIC[data.task]
     check_metric(metric, data.task)
     # Asking for the champion first makes an unreachable registry fail before minutes of training.
-    champion_version = client.get_version(request.model, request.alias)
+    champion_version = client.find_version(request.model, request.alias)
     with progress.steps(4, f"retrain {request.model}") as bar:
         bar.set_postfix_str("train")
         trained = train_holdout(data, spec)
@@ -114,11 +114,12 @@ def retrain(
         elif outcome.decision == CANARY:
             bar.set_postfix_str("start canary")
             if request.canary_plan is not None:
-                client.start_rollout(request.model, request.alias, {"version": candidate_version}, outcome.reason,
-                                     request.sticky_header, plan=request.canary_plan)
+                client.start_rollout(request.model, request.alias, canary={"version": candidate_version},
+                                     plan=request.canary_plan, sticky_header=request.sticky_header, reason=outcome.reason)
             else:
                 canary = {"version": candidate_version, "percent": request.canary_percent}
-                client.start_rollout(request.model, request.alias, canary, outcome.reason, request.sticky_header)
+                client.start_rollout(request.model, request.alias, canary=canary, sticky_header=request.sticky_header,
+                                     reason=outcome.reason)
         bar.update()
     return outcome
 
@@ -130,9 +131,9 @@ def upload_candidate(
     report = build_report(trained, dataset, request.job_url)
     metadata = upload_metadata(report, request.description, request.tags)
     content = artifact.to_bytes(trained.pipeline)
-    uploaded = client.upload_version(request.model, content, metadata, f"{request.model}.joblib")
-    log.info("uploaded the candidate as v%s", uploaded["version"])
-    return int(uploaded["version"])
+    uploaded = client.upload(request.model, content, filename=f"{request.model}.joblib", **metadata)
+    log.info("uploaded the candidate as v%s", uploaded.version)
+    return uploaded.version
 
 
 def send_training_rows(client: RegistryClient, model: str, version: int, features: pd.DataFrame) -> None:
@@ -193,18 +194,18 @@ def decide(
 
 
 def score_champion(
-    client: RegistryClient, model: str, version: dict | None, trained: TrainedModel, metric: str
+    client: RegistryClient, model: str, version: Version | None, trained: TrainedModel, metric: str
 ) -> Champion | None:
     """Download the champion version and score it on the candidate's held-out rows; None if none."""
     if version is None:
         log.info("no champion yet")
         return None
-    number = int(version["version"])
-    if version.get("task") and version["task"] != trained.task:
+    number = version.version
+    if version.task and version.task != trained.task:
         raise ChampionUnusable(
-            f"champion v{number} is a {version['task']} model; the candidate is {trained.task}"
+            f"champion v{number} is a {version.task} model; the candidate is {trained.task}"
         )
-    estimator = load_champion(client.download_artifact(model, version), number)
+    estimator = load_champion(client.download(model, number), number)
     features = _champion_input(estimator, version, trained.test_features)
     try:
         scores = evaluate(estimator, features, trained.test_y, trained.task)
@@ -247,22 +248,18 @@ def _candidate_score(trained: TrainedModel, metric: str) -> float:
     return trained.metrics[metric]
 
 
-def _champion_input(estimator, version: dict, features: pd.DataFrame):
+def _champion_input(estimator, version: Version, features: pd.DataFrame):
     """The held-out rows with the champion's columns in its order (by name, as it was fitted)."""
     fitted_names = getattr(estimator, "feature_names_in_", None)
-    names = fitted_names if fitted_names is not None else _signature_names(version)
+    names = fitted_names if fitted_names is not None else (version.signature.names or None)
     if names is None:
         return features
     missing = [str(name) for name in names if name not in features.columns]
     if missing:
         raise ChampionUnusable(
-            f"champion v{version['version']} needs columns the data lacks: {', '.join(missing)}"
+            f"champion v{version.version} needs columns the data lacks: {', '.join(missing)}"
         )
     selected = features[list(names)]
     # A model fitted without names takes a plain array (and warns when given a DataFrame).
     return selected if fitted_names is not None else selected.to_numpy()
 
-
-def _signature_names(version: dict) -> list[str] | None:
-    signature = version.get("signature") or {}
-    return [feature["name"] for feature in signature.get("features", [])] or None

@@ -56,10 +56,10 @@ def judge(figures: dict, rule: RolloutRule) -> Verdict:
 
 def settle(client: RegistryClient, model: str, alias: str, rule: RolloutRule) -> Verdict:
     """Read the rollout's figures and complete or abort it when they decide; wait otherwise."""
-    figures = client.get_rollout(model, alias)
-    if figures is None:
+    rollout = client.rollout(model, alias)
+    if rollout is None:
         raise ConfigurationError(f"{model!r} has no rollout on {alias!r}")
-    verdict = judge(figures, rule)
+    verdict = judge(rollout.raw, rule)
     reason = f"rollout judge: {verdict.summary}"
     if verdict.decision == COMPLETE:
         client.complete_rollout(model, alias, reason)

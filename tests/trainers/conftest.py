@@ -13,6 +13,7 @@ import pytest
 from sklearn.base import is_classifier
 
 from trainers import retrain as retrain_module
+from trainers.client import Version
 
 
 def mixed_features(rows: int, seed: int) -> pd.DataFrame:
@@ -81,21 +82,22 @@ class FakeRegistry:
         self.evaluations: list[dict] = []
         self.references: list[dict] = []
 
-    def add_version(self, content: bytes, task: str, metadata: dict | None = None) -> int:
-        """Store an artifact as the next version, as an upload would."""
+    def add_version(self, content: bytes, task: str, metadata: dict | None = None, features: list[str] = ()) -> int:
+        """Store an artifact as the next version, as an upload would (with signature ``features``)."""
         number = len(self.versions) + 1
         self.artifacts[number] = content
-        self.versions[number] = {"version": number, "task": task, "metadata": metadata or {}}
+        signature = {"features": [{"name": name, "dtype": "float64"} for name in features]}
+        self.versions[number] = Version.from_json({"version": number, "task": task, "signature": signature})
         return number
 
-    def get_version(self, model, ref):
+    def find_version(self, model, ref):
         number = self.aliases.get(ref) if isinstance(ref, str) else ref
         return self.versions.get(number)
 
-    def download_artifact(self, model, version):
-        return self.artifacts[version["version"]]
+    def download(self, model, ref):
+        return self.artifacts[ref]
 
-    def upload_version(self, model, artifact, metadata, filename):
+    def upload(self, model, artifact, filename=None, **metadata):
         self.uploads.append(metadata)
         for number, content in self.artifacts.items():
             if content == artifact:
@@ -104,7 +106,7 @@ class FakeRegistry:
         task = "classification" if is_classifier(estimator) else "regression"
         return self.versions[self.add_version(artifact, task, metadata)]
 
-    def record_evaluation(self, model, version, dataset, metrics, note):
+    def record_evaluation(self, model, version, dataset, metrics, note=""):
         self.evaluations.append({"version": version, "dataset": dataset, "metrics": metrics, "note": note})
         return self.evaluations[-1]
 
@@ -112,7 +114,7 @@ class FakeRegistry:
         self.references.append({"version": version, "source": source, "rows": rows})
         return self.references[-1]
 
-    def promote(self, model, version, alias, reason):
+    def promote(self, model, version, alias="production", reason="", force=False):
         self.promotions.append({"version": version, "alias": alias, "reason": reason})
         self.aliases[alias] = version
         return {"model": model, "alias": alias, "version": version}
@@ -136,15 +138,26 @@ class StubRegistry(BaseHTTPRequestHandler):
     def do_POST(self):
         self._answer()
 
+    def do_PUT(self):
+        self._answer()
+
+    def do_PATCH(self):
+        self._answer()
+
+    def do_DELETE(self):
+        self._answer()
+
     def _answer(self):
         length = int(self.headers.get("Content-Length", 0))
         self.server.requests.append({
             "method": self.command, "path": self.path, "headers": dict(self.headers),
             "body": self.rfile.read(length),
         })
-        status, content_type, body = self.server.answers.pop(0)
+        status, content_type, body, headers = self.server.answers.pop(0)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -158,18 +171,19 @@ class StubServer(ThreadingHTTPServer):
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), StubRegistry)
-        self.answers: list[tuple[int, str, bytes]] = []
+        self.answers: list[tuple[int, str, bytes, dict]] = []
         self.requests: list[dict] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
-    def answer(self, status: int, body: bytes, content_type: str = "application/octet-stream") -> None:
+    def answer(self, status: int, body: bytes, content_type: str = "application/octet-stream",
+               headers: dict | None = None) -> None:
         """Queue a raw answer."""
-        self.answers.append((status, content_type, body))
+        self.answers.append((status, content_type, body, headers or {}))
 
-    def answer_json(self, status: int, body: dict, problem: bool = False) -> None:
+    def answer_json(self, status: int, body: dict, problem: bool = False, headers: dict | None = None) -> None:
         """Queue a JSON answer, as problem+json when ``problem``."""
         content_type = "application/problem+json" if problem else "application/json"
-        self.answer(status, json.dumps(body).encode(), content_type)
+        self.answer(status, json.dumps(body).encode(), content_type, headers)
 
 
 @pytest.fixture

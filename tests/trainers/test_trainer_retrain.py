@@ -142,9 +142,7 @@ def test_a_champion_fitted_without_names_gets_its_signature_columns_in_its_order
     frame = regression_frame.drop(columns="colour").dropna()
     columns = ["age", "size"]  # not the data's order
     champion = LinearRegression().fit(frame[columns].to_numpy(), frame["price"])
-    number = fake_registry.add_version(artifact.to_bytes(champion), "regression")
-    features = [{"name": name, "dtype": "float64"} for name in columns]
-    fake_registry.versions[number]["signature"] = {"features": features}
+    number = fake_registry.add_version(artifact.to_bytes(champion), "regression", features=columns)
     fake_registry.aliases["production"] = number
     outcome = retrain(fake_registry, from_frame(frame), spec("linear"), RetrainRequest(model="m"))
     assert outcome.champion_score == pytest.approx(outcome.candidate_score, abs=0.05)

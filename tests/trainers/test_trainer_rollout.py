@@ -1,6 +1,7 @@
 """Settling a canary from its figures: complete, abort or wait; and retrain --canary's decision."""
 import pytest
 
+from trainers.client import Rollout
 from trainers.errors import ConfigurationError
 from trainers.retrain import CANARY, KEPT, PROMOTED, Champion, RetrainRequest, decide
 from trainers.rollout import ABORT, COMPLETE, WAIT, RolloutRule, judge, settle
@@ -61,8 +62,8 @@ class RecordingClient:
     def __init__(self, answer):
         self.answer, self.calls = answer, []
 
-    def get_rollout(self, model, alias):
-        return self.answer
+    def rollout(self, model, alias):
+        return None if self.answer is None else Rollout.from_json(self.answer)
 
     def complete_rollout(self, model, alias, reason):
         self.calls.append(("complete", model, alias, reason))

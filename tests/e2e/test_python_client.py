@@ -1,0 +1,147 @@
+"""The Python client against a real gunicorn registry: every method a script needs, round trip."""
+import hashlib
+import io
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from trainers.client import Evaluation, Move, RegistryClient, RegistryError, TokenRejected, Version
+
+ROWS = np.random.default_rng(0).normal(size=(40, 3))
+FRAME = pd.DataFrame(ROWS, columns=["a", "b", "c"])
+TARGET = FRAME["a"] * 2 - FRAME["b"]
+DATASET = {"name": "holdout", "sha256": "ab" * 32, "rows": 40}
+
+
+@pytest.fixture(scope="module")
+def admin(live_registry) -> RegistryClient:
+    """A client with the admin token."""
+    return RegistryClient(live_registry.url, live_registry.admin_token)
+
+
+@pytest.fixture(scope="module")
+def housing(admin) -> tuple[Version, Version]:
+    """Two versions of ``housing``: a fitted estimator object and the bytes of another, v1 promoted."""
+    first = admin.upload("housing", LinearRegression().fit(FRAME, TARGET), description="first",
+                         metrics={"r2": 0.9}, tags={"team": "pricing"}, input_example=ROWS[:2].tolist())
+    buffer = io.BytesIO()
+    joblib.dump(LinearRegression(fit_intercept=False).fit(FRAME, TARGET), buffer)
+    second = admin.upload("housing", buffer.getvalue(), metrics={"r2": 0.8}, filename="second.joblib")
+    admin.promote("housing", first.version, reason="first champion")
+    return first, second
+
+
+def test_upload_returns_the_version_with_its_signature_and_metadata(housing):
+    first, second = housing
+    assert (first.version, second.version) == (1, 2)
+    assert first.kind == "linear" and first.task == "regression" and first.signature.names == ["a", "b", "c"]
+    assert first.metrics == {"r2": 0.9} and first.tags == {"team": "pricing"} and first.description == "first"
+    assert len(first.sha256) == 64 and first.created_by == "admin"
+
+
+def test_the_same_bytes_again_are_the_same_version(admin, housing):
+    again = admin.upload("housing", LinearRegression().fit(FRAME, TARGET))
+    assert again.version == housing[0].version
+
+
+def test_versions_models_and_lookups(admin, housing):
+    assert [v.version for v in admin.versions("housing")] == [2, 1]
+    assert [v.version for v in admin.versions("housing", sort="-metrics.r2")] == [1, 2]
+    assert "housing" in [m.name for m in admin.models()]
+    model = admin.model("housing")
+    assert model.aliases == {"production": 1} and model.version_count == 2
+    assert admin.version("housing", "production").version == 1
+    assert admin.find_version("housing", "staging") is None
+    with pytest.raises(RegistryError) as caught:
+        admin.version("nope", 1)
+    assert caught.value.status == 404 and caught.value.problem["status"] == 404
+
+
+def test_update_version_and_model(admin, housing):
+    changed = admin.update_version("housing", 2, description="no intercept", tags={"try": "b"})
+    assert (changed.description, changed.tags) == ("no intercept", {"try": "b"})
+    model = admin.update_model("housing", description="prices", tags={"owner": "ana"})
+    assert (model.description, model.tags) == ("prices", {"owner": "ana"})
+
+
+def test_download_answers_the_uploaded_bytes(admin, housing):
+    assert hashlib.sha256(admin.download("housing", 1)).hexdigest() == housing[0].sha256
+
+
+def test_predict_by_alias_and_version_with_every_row_shape(admin, housing, live_registry):
+    reader = RegistryClient(live_registry.url, token="")
+    expected = LinearRegression().fit(FRAME, TARGET).predict(FRAME.head(2))
+    by_frame = reader.predict("housing", FRAME.head(2), request_id="client-test-1")
+    assert by_frame.version == 1 and by_frame.request_id == "client-test-1" and by_frame.route == "primary"
+    assert by_frame.predictions == pytest.approx(expected.tolist())
+    by_lists = reader.predict("housing", ROWS[:2], ref=1)
+    by_dicts = reader.predict("housing", FRAME.head(2).to_dict(orient="records"), ref="production")
+    assert by_lists.predictions == by_dicts.predictions == by_frame.predictions
+
+
+def test_infer_speaks_the_open_inference_protocol(admin, housing):
+    answer = admin.infer("housing", ROWS[:3], version=1)
+    assert answer.model_version == "1"
+    assert answer.outputs["predict"] == pytest.approx(LinearRegression().fit(FRAME, TARGET).predict(FRAME.head(3)).tolist())
+    by_column = admin.infer("housing", FRAME.head(3))
+    assert by_column.outputs["predict"] == pytest.approx(answer.outputs["predict"])
+
+
+def test_promote_rollback_aliases_and_history(admin, housing):
+    move = admin.promote("housing", 2, alias="staging", reason="try it")
+    assert move == Move(raw={}, model="housing", alias="staging", version=2, previous_version=None, event_id=move.event_id)
+    admin.promote("housing", 2, reason="better")
+    back = admin.rollback("housing", reason="worse after all")
+    assert (back.version, back.previous_version) == (1, 2)
+    assert admin.aliases("housing") == {"production": 1, "staging": 2}
+    events = list(admin.history("housing", alias="production"))
+    assert [(e.action, e.to_version) for e in events[:2]] == [("rollback", 1), ("promote", 2)]
+    admin.delete_alias("housing", "staging")
+    assert admin.aliases("housing") == {"production": 1}
+
+
+def test_a_rollout_started_watched_paused_and_aborted(admin, housing):
+    started = admin.start_rollout("housing", canary={"version": 2, "percent": 10}, reason="canary")
+    assert started.canary["version"] == 2 and started.primary["version"] == 1 and started.plan is None
+    assert admin.rollout("housing").canary["percent"] == 10
+    admin.abort_rollout("housing", reason="enough")
+    assert admin.rollout("housing") is None
+    planned = admin.start_rollout("housing", canary={"version": 2}, plan={}, reason="on autopilot")
+    assert planned.plan["state"] == "running"
+    assert admin.pause_rollout("housing", reason="hold").plan["state"] == "paused"
+    assert admin.resume_rollout("housing").plan["state"] == "running"
+    admin.abort_rollout("housing")
+
+
+def test_evaluations_recorded_and_compared_on_a_dataset(admin, housing):
+    recorded = admin.record_evaluation("housing", 1, DATASET, {"r2": 0.7}, note="nightly")
+    admin.record_evaluation("housing", 2, DATASET, {"r2": 0.75})
+    assert isinstance(recorded, Evaluation) and recorded.dataset == DATASET and recorded.note == "nightly"
+    assert [e.metrics for e in admin.evaluations("housing", 1)] == [{"r2": 0.7}]
+    ranked = list(admin.dataset_evaluations("housing", DATASET["sha256"], sort="-metrics.r2"))
+    assert [e.version for e in ranked] == [2, 1]
+
+
+def test_tokens_created_listed_used_and_revoked(admin, housing, live_registry):
+    created = admin.create_token("client-ci", "ci")
+    assert created.token and created.role == "ci"
+    assert "client-ci" in [t.name for t in admin.tokens()]
+    ci = RegistryClient(live_registry.url, created.token)
+    ci.update_version("housing", 2, description="said by ci")
+    with pytest.raises(TokenRejected) as caught:
+        ci.archive("housing", 2)
+    assert caught.value.status == 403
+    admin.revoke_token("client-ci")
+    with pytest.raises(TokenRejected) as caught:
+        ci.update_version("housing", 2, description="after revoke")
+    assert caught.value.status == 401
+
+
+def test_a_refused_request_carries_the_registrys_problem(admin, housing):
+    with pytest.raises(RegistryError) as caught:
+        admin.upload("housing", LogisticRegression())
+    assert caught.value.status == 422 and "not fitted" in caught.value.detail
+    assert caught.value.problem["title"] and caught.value.problem["status"] == 422

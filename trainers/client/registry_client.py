@@ -1,0 +1,341 @@
+"""RegistryClient: one typed method per route a script needs (docs/python-client.md)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from trainers import progress
+from trainers.client.records import (
+    Evaluation,
+    Event,
+    FeedbackResult,
+    Inference,
+    Model,
+    Move,
+    NewToken,
+    Prediction,
+    Rollout,
+    Token,
+    Version,
+)
+from trainers.client.transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Transport, body_of, path
+from trainers.errors import RegistryError
+
+URL_VARIABLE = "REGISTRY_URL"
+TOKEN_VARIABLE = "REGISTRY_TOKEN"
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_ALIAS = "production"
+PER_PAGE = 500
+CHUNK_BYTES = 1 << 16
+
+
+class RegistryClient:
+    """A client of one registry.
+
+    ``url`` defaults to ``$REGISTRY_URL`` (else ``http://127.0.0.1:8000``) and ``token`` to
+    ``$REGISTRY_TOKEN`` (reads and predictions need none unless the registry requires it). Every
+    request waits at most ``timeout`` seconds; a 503 or 429 is tried again up to ``retries`` times
+    after the ``Retry-After`` the registry names. Every failure raises
+    :class:`~trainers.errors.RegistryError` (its ``status`` and ``problem`` say what the registry
+    answered).
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = DEFAULT_RETRIES):
+        url = url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
+        token = token if token is not None else (os.environ.get(TOKEN_VARIABLE, "").strip() or None)
+        self._http = Transport(url, token, timeout, retries)
+
+    @property
+    def url(self) -> str:
+        """The registry's base URL."""
+        return self._http.base_url
+
+    # Models
+
+    def models(self) -> Iterator[Model]:
+        """Every registered model, by name (pages are fetched as the iteration goes)."""
+        for item in self._pages(path("models")):
+            yield Model.from_json(item)
+
+    def model(self, name: str) -> Model:
+        """One model with its alias map and version count."""
+        return Model.from_json(self._http.json("GET", path("models", name)))
+
+    def update_model(self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None,
+                     prediction_log_sample: float | None = None) -> Model:
+        """Change a model's description, tags (replaced whole) or prediction-log share (admin)."""
+        body = _given(description=description, tags=tags)
+        if prediction_log_sample is not None:
+            body["prediction_log"] = {"sample": prediction_log_sample}
+        return Model.from_json(self._http.json("PATCH", path("models", name), json=body))
+
+    # Versions
+
+    def upload(self, model: str, artifact: str | Path | bytes | Any, *, description: str | None = None,
+               metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None,
+               lineage: dict | None = None, feature_names: list[str] | None = None,
+               input_example: list | None = None, filename: str | None = None) -> Version:
+        """Upload a version: ``artifact`` is a file's path, its bytes, or a fitted estimator (sent as joblib).
+
+        Sending bytes the model already holds answers the existing version (safe to retry).
+        """
+        content, name = _artifact_bytes(artifact, filename, model)
+        metadata = _given(description=description, metrics=metrics, params=params, tags=tags, lineage=lineage,
+                          feature_names=feature_names, input_example=input_example)
+        files = {"artifact": (name, content, "application/octet-stream")}
+        body = self._http.json("POST", path("models", model, "versions"), files=files,
+                               data={"metadata": json.dumps(metadata)})
+        return Version.from_json(body)
+
+    def versions(self, model: str, *, include_archived: bool = False, sort: str | None = None) -> Iterator[Version]:
+        """Every version of a model, newest first (or by ``sort``, e.g. ``"-metrics.r2"``)."""
+        params = {"include_archived": str(include_archived).lower(), **_given(sort=sort)}
+        for item in self._pages(path("models", model, "versions"), params):
+            yield Version.from_json(item)
+
+    def version(self, model: str, ref: int | str) -> Version:
+        """The version a number or alias names (RegistryError 404 when there is none)."""
+        return Version.from_json(self._http.json("GET", path("models", model, "versions", ref)))
+
+    def find_version(self, model: str, ref: int | str) -> Version | None:
+        """Like :meth:`version`, but None when the model, version or alias does not exist."""
+        response = self._http.send("GET", path("models", model, "versions", ref), allow=(404,))
+        return None if response.status_code == 404 else Version.from_json(body_of(response))
+
+    def update_version(self, model: str, version: int, *, description: str | None = None,
+                       tags: dict[str, str] | None = None) -> Version:
+        """Change a version's description or tags (replaced whole); its metrics and lineage stay."""
+        body = _given(description=description, tags=tags)
+        return Version.from_json(self._http.json("PATCH", path("models", model, "versions", version), json=body))
+
+    def archive(self, model: str, version: int) -> Version:
+        """Archive a version (admin): it stops being served; its number is never reused."""
+        return Version.from_json(self._http.json("DELETE", path("models", model, "versions", version)))
+
+    def download(self, model: str, ref: int | str) -> bytes:
+        """The artifact of a version, checked against its sha256."""
+        version = self.version(model, ref)
+        response = self._http.send("GET", path("models", model, "versions", version.version, "artifact"), stream=True)
+        size = int(response.headers.get("Content-Length", 0)) or None
+        chunks = []
+        with progress.transfer(size, f"download v{version.version}") as bar:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+        content = b"".join(chunks)
+        if hashlib.sha256(content).hexdigest() != version.sha256:
+            raise RegistryError(f"the artifact of v{version.version} does not match its sha256", response.status_code)
+        return content
+
+    # Aliases
+
+    def aliases(self, model: str) -> dict[str, int]:
+        """The model's alias map, ``{"production": 3, …}``."""
+        return self._http.json("GET", path("models", model, "aliases"))
+
+    def promote(self, model: str, version: int, alias: str = DEFAULT_ALIAS, reason: str = "",
+                force: bool = False) -> Move:
+        """Point ``alias`` at ``version`` once it has loaded and answered its input example."""
+        body = {"alias": alias, "reason": reason, "force": force}
+        return Move.from_json(self._http.json("POST", path("models", model, "versions", version, "promote"), json=body))
+
+    def rollback(self, model: str, alias: str = DEFAULT_ALIAS, to_version: int | None = None,
+                 reason: str = "") -> Move:
+        """Undo the alias's latest promote (or jump back to ``to_version``, a version it held before)."""
+        body = {"alias": alias, "to_version": to_version, "reason": reason}
+        return Move.from_json(self._http.json("POST", path("models", model, "rollback"), json=body))
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        """Remove an alias (recorded in the history)."""
+        self._http.send("DELETE", path("models", model, "aliases", alias))
+
+    def history(self, model: str, alias: str | None = None) -> Iterator[Event]:
+        """The model's history, newest first; only ``alias``'s events when given."""
+        for item in self._pages(path("models", model, "history"), _given(alias=alias)):
+            yield Event.from_json(item)
+
+    # Rollouts
+
+    def start_rollout(self, model: str, alias: str = DEFAULT_ALIAS, *, canary: dict | None = None,
+                      shadow: dict | None = None, plan: dict | None = None, sticky_header: str | None = None,
+                      reason: str = "", force: bool = False) -> Rollout:
+        """Start (or change) a rollout: ``canary={"version": 4, "percent": 10}`` and/or ``shadow``; with
+        ``plan`` (canary ``{"version"}`` only) the registry walks it through the plan's steps by itself."""
+        body = {"reason": reason, "force": force,
+                **_given(canary=canary, shadow=shadow, plan=plan, sticky_header=sticky_header)}
+        return Rollout.from_json(self._http.json("PUT", _rollout(model, alias), json=body))
+
+    def rollout(self, model: str, alias: str = DEFAULT_ALIAS) -> Rollout | None:
+        """The alias's rollout with its live figures, or None when none is active."""
+        response = self._http.send("GET", _rollout(model, alias), allow=(404,))
+        return None if response.status_code == 404 else Rollout.from_json(body_of(response))
+
+    def complete_rollout(self, model: str, alias: str = DEFAULT_ALIAS, reason: str = "") -> Move:
+        """Promote the canary to the alias and end the rollout."""
+        return Move.from_json(self._http.json("POST", _rollout(model, alias, "promote"), json={"reason": reason}))
+
+    def abort_rollout(self, model: str, alias: str = DEFAULT_ALIAS, reason: str = "") -> None:
+        """Send all of the alias's traffic back to its primary version."""
+        self._http.send("DELETE", _rollout(model, alias), json={"reason": reason})
+
+    def pause_rollout(self, model: str, alias: str = DEFAULT_ALIAS, reason: str = "") -> Rollout:
+        """Hold a planned rollout at its step."""
+        return Rollout.from_json(self._http.json("POST", _rollout(model, alias, "pause"), json={"reason": reason}))
+
+    def resume_rollout(self, model: str, alias: str = DEFAULT_ALIAS, reason: str = "") -> Rollout:
+        """Let a paused or halted planned rollout walk on."""
+        return Rollout.from_json(self._http.json("POST", _rollout(model, alias, "resume"), json={"reason": reason}))
+
+    def advance_rollout(self, model: str, alias: str = DEFAULT_ALIAS, reason: str = "") -> Rollout:
+        """Move a planned rollout to its next step now, whatever its gates say."""
+        return Rollout.from_json(self._http.json("POST", _rollout(model, alias, "advance"), json={"reason": reason}))
+
+    # Evaluations and monitoring
+
+    def record_evaluation(self, model: str, version: int, dataset: dict, metrics: dict[str, float],
+                          note: str = "") -> Evaluation:
+        """Record ``version``'s ``metrics`` on ``dataset`` (``{"name", "sha256", "rows"}``)."""
+        body = {"dataset": dataset, "metrics": metrics, "note": note}
+        return Evaluation.from_json(
+            self._http.json("POST", path("models", model, "versions", version, "evaluations"), json=body))
+
+    def evaluations(self, model: str, version: int) -> Iterator[Evaluation]:
+        """A version's evaluations, newest first."""
+        for item in self._pages(path("models", model, "versions", version, "evaluations")):
+            yield Evaluation.from_json(item)
+
+    def dataset_evaluations(self, model: str, dataset_sha256: str, sort: str | None = None) -> Iterator[Evaluation]:
+        """Every version of ``model`` scored on one dataset (``sort`` e.g. ``"-metrics.r2"``)."""
+        params = {"dataset": dataset_sha256, **_given(sort=sort)}
+        for item in self._pages(path("models", model, "evaluations"), params):
+            yield Evaluation.from_json(item)
+
+    def set_reference(self, model: str, version: int, source: str, rows: Any) -> dict:
+        """The rows ``version`` was trained or evaluated on (``source``; up to 10,000, in any shape
+        :meth:`predict` takes): the registry judges its drift against them."""
+        body = {"source": source, **_instances(rows)}
+        return self._http.json("PUT", path("models", model, "versions", version, "reference"), json=body)
+
+    def send_feedback(self, model: str, labels: dict[str, Any]) -> FeedbackResult:
+        """The true labels of logged predictions, by request id."""
+        items = [{"request_id": request_id, "label": label} for request_id, label in labels.items()]
+        return FeedbackResult.from_json(self._http.json("POST", path("models", model, "feedback"), json={"items": items}))
+
+    def monitoring(self, model: str, version: int) -> dict:
+        """A version's live quality and drift over the recent window, as answered."""
+        return self._http.json("GET", path("models", model, "versions", version, "monitoring"))
+
+    # Predictions
+
+    def predict(self, model: str, rows: Any, ref: int | str = DEFAULT_ALIAS, *, proba: bool = False,
+                request_id: str | None = None) -> Prediction:
+        """Predict ``rows`` with a version or alias: a pandas DataFrame (by column name), a list of
+        dicts (by feature name) or a list of lists (in signature order)."""
+        body = {**_instances(rows), **({"return_proba": True} if proba else {})}
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        response = self._http.send("POST", path("models", model, ref, "predict"), json=body, headers=headers)
+        return Prediction.from_json({**body_of(response), "request_id": response.headers.get("X-Request-ID"),
+                                     "route": response.headers.get("X-Model-Route")})
+
+    def infer(self, model: str, rows: Any, version: int | str | None = None, *,
+              outputs: list[str] | None = None) -> Inference:
+        """An Open Inference Protocol (V2) call: a DataFrame is sent as one tensor per column (as
+        MLServer's pandas codec does), a list of lists as one FP64 tensor; ``outputs`` e.g. ``["predict_proba"]``."""
+        parts = ["v2", "models", model] + (["versions", version] if version is not None else []) + ["infer"]
+        body = {"inputs": _tensors(rows), **({"outputs": [{"name": name} for name in outputs]} if outputs else {})}
+        return Inference.from_json(self._http.json("POST", path(*parts), json=body))
+
+    # Tokens
+
+    def create_token(self, name: str, role: str) -> NewToken:
+        """A new API token (admin); its secret is only in this answer."""
+        return NewToken.from_json(self._http.json("POST", path("tokens"), json={"name": name, "role": role}))
+
+    def tokens(self) -> Iterator[Token]:
+        """Every token's name, role and times (admin)."""
+        for item in self._pages(path("tokens")):
+            yield Token.from_json(item)
+
+    def revoke_token(self, name: str) -> None:
+        """Revoke a token (admin): it stops working at once everywhere."""
+        self._http.send("DELETE", path("tokens", name))
+
+    def _pages(self, url_path: str, params: dict | None = None) -> Iterator[dict]:
+        page = 1
+        while True:
+            body = self._http.json("GET", url_path, params={**(params or {}), "page": page, "per_page": PER_PAGE})
+            yield from body["items"]
+            if page * body["per_page"] >= body["total"] or not body["items"]:
+                return
+            page += 1
+
+
+def _given(**values) -> dict:
+    """The keyword arguments that are not None."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _rollout(model: str, alias: str, *action: str) -> str:
+    return path("models", model, "aliases", alias, "rollout", *action)
+
+
+def _artifact_bytes(artifact, filename: str | None, model: str) -> tuple[bytes, str]:
+    if isinstance(artifact, bytes):
+        return artifact, filename or f"{model}.joblib"
+    if isinstance(artifact, (str, Path)):
+        file = Path(artifact)
+        return file.read_bytes(), filename or file.name
+    buffer = io.BytesIO()
+    joblib.dump(artifact, buffer)
+    return buffer.getvalue(), filename or f"{model}.joblib"
+
+
+def _instances(rows) -> dict:
+    if _is_frame(rows):
+        return {"dataframe_split": _split(rows)}
+    return {"instances": _plain(rows)}
+
+
+def _tensors(rows) -> list[dict]:
+    if _is_frame(rows):
+        split = _split(rows)
+        tensors = []
+        for index, column in enumerate(split["columns"]):
+            data = [row[index] for row in split["data"]]
+            datatype = "BYTES" if any(isinstance(value, str) for value in data) else "FP64"
+            tensors.append({"name": column, "shape": [len(data), 1], "datatype": datatype, "data": data})
+        return tensors
+    matrix = _plain(rows)
+    width = len(matrix[0]) if matrix else 0
+    return [{"name": "input-0", "shape": [len(matrix), width], "datatype": "FP64", "data": matrix}]
+
+
+def _is_frame(rows) -> bool:
+    return hasattr(rows, "itertuples") and hasattr(rows, "columns")
+
+
+def _split(frame) -> dict:
+    """A DataFrame as ``{"columns", "data"}`` with every float exact (``to_json`` keeps only 10 digits)."""
+    data = [[_scalar(value) for value in row] for row in frame.itertuples(index=False, name=None)]
+    return {"columns": [str(column) for column in frame.columns], "data": data}
+
+
+def _scalar(value):
+    """A cell as JSON: numpy scalars as Python ones, NaN, NA and NaT as null."""
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _plain(rows) -> list:
+    """Rows as JSON-ready lists (numpy arrays and scalars included)."""
+    return rows.tolist() if hasattr(rows, "tolist") else [row.tolist() if hasattr(row, "tolist") else row for row in rows]

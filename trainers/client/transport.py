@@ -1,0 +1,145 @@
+"""The HTTP under the client: a bearer token, timeouts, retries on 503 and 429, one exception type."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import requests
+
+from trainers.errors import RegistryError, RegistryUnreachable, TokenRejected
+
+log = logging.getLogger("trainers")
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_RETRIES = 3
+MAX_RETRY_WAIT = 30.0
+RETRIED_STATUSES = frozenset({429, 503})
+
+
+def path(*parts: str | int) -> str:
+    """An API path from its segments, each escaped (``path("models", "a/b")`` is ``/models/a%2Fb``)."""
+    return "/" + "/".join(quote(str(part), safe="") for part in parts)
+
+
+class Transport:
+    """Sends requests to one registry and turns every failure into a :class:`RegistryError`.
+
+    A 503 (not ready, a store or database briefly away) or 429 (rate limited) is sent again up to
+    ``retries`` times, after the ``Retry-After`` the registry asked for (at most ``MAX_RETRY_WAIT``
+    seconds; a doubling delay from half a second when it named none). The registry writes nothing
+    when it answers either, so every method may be retried.
+    """
+
+    def __init__(self, base_url: str, token: str | None, timeout: float, retries: int):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self._session = requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def send(self, method: str, url_path: str, *, allow: tuple[int, ...] = (), **kwargs) -> requests.Response:
+        """The answer to a request; a status that is neither 2xx nor in ``allow`` raises RegistryError."""
+        for attempt in range(self.retries + 1):
+            response = self._send_once(method, url_path, **kwargs)
+            if response.status_code not in RETRIED_STATUSES or attempt == self.retries:
+                break
+            wait = _retry_after(response, attempt)
+            log.info("registry answered %s to %s %s; trying again in %.1f s",
+                     response.status_code, method, url_path, wait)
+            response.close()
+            time.sleep(wait)
+        if response.ok or response.status_code in allow:
+            return response
+        raise _error_of(response)
+
+    def json(self, method: str, url_path: str, **kwargs) -> dict:
+        """The JSON object of a successful answer; anything else means the URL is not a registry."""
+        return body_of(self.send(method, url_path, **kwargs))
+
+    def _send_once(self, method: str, url_path: str, **kwargs) -> requests.Response:
+        try:
+            return self._session.request(method, self.base_url + url_path, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise RegistryUnreachable(
+                f"the registry at {self.base_url} did not answer within {self.timeout:g} s"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise RegistryUnreachable(
+                f"cannot reach the registry at {self.base_url}: {_connection_failure(exc)}"
+            ) from exc
+
+
+def body_of(response: requests.Response) -> dict:
+    """The JSON object of an answer, or a RegistryError saying the URL does not look like a registry."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RegistryError(
+            f"expected a JSON object from {response.url}; is it a registry?", response.status_code
+        )
+    return body
+
+
+def _retry_after(response: requests.Response, attempt: int) -> float:
+    """The seconds the registry asked to wait (delta-seconds or an HTTP date), capped; else a backoff."""
+    value = response.headers.get("Retry-After", "").strip()
+    wait = None
+    if value.isdigit():
+        wait = float(value)
+    elif value:
+        try:
+            wait = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            wait = None
+    if wait is None:
+        wait = 0.5 * 2 ** attempt
+    return min(max(wait, 0.0), MAX_RETRY_WAIT)
+
+
+def _error_of(response: requests.Response) -> RegistryError:
+    problem = _problem(response)
+    detail = " ".join(str(problem.get("detail") or problem.get("title") or "").split())
+    detail = detail or f"{response.status_code} {response.reason}"
+    if response.status_code == 401:
+        return TokenRejected(f"token rejected by the registry (401): {detail}", 401, problem)
+    if response.status_code == 403:
+        return TokenRejected(f"token rejected: it lacks the role for this operation (403): {detail}", 403, problem)
+    return RegistryError(f"registry answered {response.status_code}: {detail}", response.status_code, problem)
+
+
+def _problem(response: requests.Response) -> dict:
+    """The problem+json body of an error answer (a V2 ``{"error": …}`` counts as its detail); else {}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    if "detail" not in body and isinstance(body.get("error"), str):
+        return {**body, "detail": body["error"]}
+    return body
+
+
+def _connection_failure(exc: BaseException) -> str:
+    """Name the cause of a connection error: refused, unknown host, or whatever the OS said."""
+    seen = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused (is the server running?)"
+        if isinstance(current, socket.gaierror):
+            return "host name does not resolve"
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+    return "connection failed"
