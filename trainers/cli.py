@@ -1,4 +1,4 @@
-"""The ``python -m trainers`` command line: train, register, retrain, export-example.
+"""The ``python -m trainers`` command line: train, register, retrain, rollout, import-mlflow, export-example.
 
 Exit codes: 0 success (retrain: promoted or canary started; rollout judge: completed), 3 retrain
 kept the champion (rollout judge: aborted), 4 rollout judge: not enough traffic yet, 1 failure,
@@ -18,9 +18,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from trainers import artifact, datasets
 from trainers.client import DEFAULT_TIMEOUT, RegistryClient
-from trainers.client.registry_client import TOKEN_VARIABLE
+from trainers.client.registry_client import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE
 from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
+from trainers.mlflow_import import import_registry, open_source
+from trainers.mlflow_import.report import format_summary
 from trainers.params import parse_params
 from trainers.report import build_report, read_report, report_path_for, upload_metadata, write_report
 from trainers.retrain import CANARY, PROMOTED, RetrainRequest, retrain
@@ -297,6 +299,44 @@ def rollout_judge_command(registry, model, alias, min_requests, max_error_rate_i
     click.echo(f"{verdict.decision}: {verdict.summary}")
     if verdict.decision != COMPLETE:
         click.get_current_context().exit(EXIT_KEPT if verdict.decision == ABORT else EXIT_WAIT)
+
+
+@cli.command("import-mlflow")
+@click.option("--tracking-uri", required=True, envvar="MLFLOW_TRACKING_URI", metavar="URI",
+              help="The MLflow tracking server's http(s):// URL (token from MLFLOW_TRACKING_TOKEN, or "
+                   "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD), or a local mlruns folder.")
+@click.option("--model", "models", multiple=True, metavar="NAME",
+              help="An MLflow registered model to import, repeatable [default: every one].")
+@click.option("--registry", default=DEFAULT_URL, envvar=URL_VARIABLE, show_default=True, callback=_check_registry_url,
+              metavar="URL", help="Base URL of this registry (or REGISTRY_URL).")
+@click.option("--token", help="A ci or admin token of this registry [default: REGISTRY_TOKEN]; admin also "
+                              "copies each model's description and tags.")
+@click.option("--dry-run", is_flag=True, help="Read everything and print what would be imported; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds to wait for each registry request.")
+def import_mlflow_command(tracking_uri, models, registry, token, dry_run, as_json, timeout):
+    """Import the scikit-learn versions of MLflow registered models, in version order, with their
+    description, tags, run metrics and params, signature, input example and aliases.
+
+    Legacy stages become aliases: Production -> production, Staging -> staging (an MLflow alias of
+    that name wins); Archived is kept as the tag mlflow.stage. Versions this registry cannot serve
+    are skipped with the reason. Running it again imports nothing new.
+
+    Exit codes: 0 everything importable was imported (skips listed), 1 failed, 2 usage.
+    """
+    token = token or os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token and not dry_run:
+        raise click.UsageError(f"give --token or set {TOKEN_VARIABLE} to a ci or admin token of the registry")
+    try:
+        source = open_source(tracking_uri)
+    except (ValueError, TrainerError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--tracking-uri") from None
+    summary = import_registry(source, RegistryClient(registry, token or None, timeout), list(models), dry_run)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), sort_keys=True))
+    else:
+        click.echo(format_summary(summary))
 
 
 @cli.command("export-example")
