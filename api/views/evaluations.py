@@ -28,10 +28,11 @@ class VersionEvaluations(MethodView):
     @accepts("application/json")
     @blp.arguments(EvaluationRequest)
     @blp.response(201, EvaluationOut)
+    @blp.alt_response(200, schema=EvaluationOut, description="The same score as the version's newest on that dataset: that one")
     def post(self, body, name, ref):
-        """Record a version's score on a dataset (name, sha256, rows)."""
+        """Record a version's score on a dataset (name, sha256, rows); the same score again records nothing."""
         dataset = body["dataset"]
-        return evaluations.record_evaluation(
+        evaluation, created = evaluations.record_evaluation(
             name,
             version_number(ref, "evaluate"),
             dataset_name=dataset["name"],
@@ -41,6 +42,7 @@ class VersionEvaluations(MethodView):
             note=body["note"],
             actor=principal().name,
         )
+        return evaluation, 201 if created else 200
 
 
 @blp.route("/models/<name>/evaluations")

@@ -21,12 +21,22 @@ class EvaluatedDataset:
 
 def record_evaluation(
     name: str, number: int, *, dataset_name: str, dataset_sha256: str, rows: int, metrics: dict, note: str, actor: str
-) -> Evaluation:
-    """Store a score of version ``number`` on a dataset; an archived version is refused (410)."""
+) -> tuple[Evaluation, bool]:
+    """Store a score of version ``number`` on a dataset, and whether it is new: the same score as the
+    version's newest on that dataset (name, rows, metrics and note alike) is that one, not a second
+    row, so retries and repeated retrains record nothing twice. An archived version is refused (410)."""
     with write_transaction():
         version = find_version(find_model(name), number)
         if version.status == "archived":
             raise VersionArchived(f"version {number} of {name!r} is archived; evaluate a ready version")
+        newest = db.session.scalars(
+            select(Evaluation).where(Evaluation.version_id == version.id,
+                                     Evaluation.dataset_sha256 == dataset_sha256.lower())
+            .order_by(Evaluation.id.desc()).limit(1)
+        ).first()
+        if newest is not None and (newest.dataset_name, newest.rows, newest.metrics, newest.note) == (
+                dataset_name, rows, metrics, note or ""):
+            return newest, False
         evaluation = Evaluation(
             version_id=version.id,
             dataset_name=dataset_name,
@@ -38,7 +48,7 @@ def record_evaluation(
         )
         db.session.add(evaluation)
         db.session.flush()
-    return evaluation
+    return evaluation, True
 
 
 def version_evaluations(name: str, ref: str, *, page: int, per_page: int) -> Page:

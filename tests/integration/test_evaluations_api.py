@@ -51,6 +51,28 @@ def test_recording_an_evaluation_is_201_with_what_was_recorded(client, ci, three
     }
 
 
+def test_the_same_score_again_is_200_with_the_first_and_stores_nothing(app, client, ci, three):
+    first = recorded(evaluate(client, ci, 1, {"r2": 0.5}, note="retrain"))
+    again = evaluate(client, ci, 1, {"r2": 0.5}, note="retrain")
+    assert again.status_code == 200 and again.get_json() == first
+    assert stored_evaluations(app) == 1
+
+
+@pytest.mark.parametrize("change", [{"metrics": {"r2": 0.6}}, {"note": "another run"},
+                                    {"dataset": dataset(rows=121)}])
+def test_a_different_score_name_rows_or_note_is_a_new_evaluation(app, client, ci, three, change):
+    recorded(evaluate(client, ci, 1, {"r2": 0.5}, note="retrain"))
+    body = {"metrics": {"r2": 0.5}, "note": "retrain", **change}
+    recorded(evaluate(client, ci, 1, body.pop("metrics"), data=body.pop("dataset", None), **body))
+    assert stored_evaluations(app) == 2
+
+
+def test_the_same_score_after_another_one_is_recorded_again(app, client, ci, three):
+    for metrics in ({"r2": 0.5}, {"r2": 0.6}, {"r2": 0.5}):
+        recorded(evaluate(client, ci, 1, metrics))
+    assert stored_evaluations(app) == 3
+
+
 def test_a_versions_evaluations_are_listed_newest_first_and_paged(client, ci, three):
     first = recorded(evaluate(client, ci, 1, {"r2": 0.1}))
     second = recorded(evaluate(client, ci, 1, {"r2": 0.2}, data=dataset(OTHER, "fresh.csv")))
