@@ -70,7 +70,7 @@ class Transport:
             ) from exc
         except requests.ConnectionError as exc:
             raise RegistryUnreachable(
-                f"cannot reach the registry at {self.base_url}: {_connection_failure(exc)}"
+                f"cannot reach the registry at {self.base_url}: {connection_failure(exc)}"
             ) from exc
 
 
@@ -127,7 +127,7 @@ def _problem(response: requests.Response) -> dict:
     return body
 
 
-def _connection_failure(exc: BaseException) -> str:
+def connection_failure(exc: BaseException) -> str:
     """Name the cause of a connection error: refused, unknown host, or whatever the OS said."""
     seen = set()
     stack = [exc]

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from trainers.client.transport import connection_failure
 from trainers.errors import TrainerError
 from trainers.mlflow_import.records import SourceModel, SourceRun, SourceVersion, Unimportable
 
@@ -113,7 +114,7 @@ class RestSource:
         try:
             return self._session.get(self.uri + path, params=params, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise MlflowError(f"cannot reach MLflow at {self.uri}: {type(exc).__name__}") from exc
+            raise MlflowError(f"cannot reach MLflow at {self.uri}: {connection_failure(exc)}") from exc
 
 
 def _model(item: dict) -> SourceModel:
