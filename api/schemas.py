@@ -136,10 +136,15 @@ class ModelPatch(Schema):
 class VersionPatch(Schema):
     """What may change on a version: its words. Metrics, lineage and the rest are facts of the upload."""
 
-    error_messages = {"unknown": "cannot be changed: a version's description and tags can, nothing else"}
+    error_messages = {"unknown": "cannot be changed: a version's description, tags, intended_use and "
+                                 "limitations can, nothing else"}
 
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
+    intended_use = Text(validate=validate.Length(max=10_000),
+                        metadata={"description": "model card: what the version is for, and for whom"})
+    limitations = Text(validate=validate.Length(max=10_000),
+                       metadata={"description": "model card: where it should not be trusted, known weaknesses"})
 
 
 SHA256_HEX = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="must be a sha256: 64 hexadecimal characters")
@@ -171,6 +176,8 @@ class UploadMetadata(Schema):
     """The optional ``metadata`` form field of an upload, a JSON object."""
 
     description = Text(load_default="", validate=validate.Length(max=10_000))
+    intended_use = Text(load_default="", validate=validate.Length(max=10_000))
+    limitations = Text(load_default="", validate=validate.Length(max=10_000))
     metrics = fields.Dict(keys=fields.String(), values=FiniteNumber(), load_default=dict)
     params = fields.Dict(keys=fields.String(), load_default=dict)
     tags = fields.Dict(keys=Text(), values=Text(), load_default=dict, metadata=TEXT_KEYS)
@@ -183,7 +190,8 @@ class UploadForm(Schema):
     """The multipart body of an upload (documentation only: the view reads the two parts itself)."""
 
     artifact = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
-    metadata = fields.String(metadata={"description": "a JSON object: description, metrics, params, tags, lineage, feature_names, input_example"})
+    metadata = fields.String(metadata={"description": "a JSON object: description, intended_use, limitations, metrics, "
+                                                      "params, tags, lineage, feature_names, input_example"})
 
 
 class PromoteRequest(Schema):
@@ -311,6 +319,8 @@ class VersionOut(Schema):
     params = fields.Dict()
     tags = fields.Dict()
     description = fields.String()
+    intended_use = fields.String()
+    limitations = fields.String()
     lineage = fields.Dict()
     input_example = fields.List(fields.Raw(), allow_none=True)
     sha256 = fields.String()

@@ -86,6 +86,8 @@ class ModelVersion(db.Model):
     lineage: Mapped[dict] = mapped_column(JSON, default=dict)
     input_example: Mapped[list | None] = mapped_column(JSON, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    intended_use: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    limitations: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sklearn_version: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -91,11 +91,12 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
 
 
 def update_version(name: str, number: int, changes: dict) -> ModelVersion:
-    """Set a version's ``description`` and/or ``tags``; what the upload measured stays as it was."""
+    """Set a version's words: ``description``, ``tags``, and its model card's ``intended_use`` and
+    ``limitations``; what the upload measured stays as it was."""
     with write_transaction():
         model = find_model(name, lock=True)
         version = find_version(model, number)
-        for field in ("description", "tags"):
+        for field in ("description", "tags", "intended_use", "limitations"):
             if field in changes:
                 setattr(version, field, changes[field])
         model.updated_at = utcnow()
@@ -159,6 +160,8 @@ def _version_row(model: RegisteredModel, description: ModelDescription, metadata
         tags=metadata.get("tags", {}),
         lineage=metadata.get("lineage", {}),
         description=metadata.get("description", ""),
+        intended_use=metadata.get("intended_use", ""),
+        limitations=metadata.get("limitations", ""),
         input_example=example,
         sha256=digest,
         size_bytes=size,

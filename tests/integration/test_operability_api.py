@@ -77,6 +77,22 @@ def test_patching_only_the_tags_keeps_the_description(client, ci, one):
     assert (body["description"], body["tags"]) == ("first", {})
 
 
+def test_the_model_card_fields_are_patched_like_the_description_and_start_empty(client, ci, one):
+    assert (client.get("/models/m/versions/1").get_json()["intended_use"],
+            client.get("/models/m/versions/1").get_json()["limitations"]) == ("", "")
+    card = {"intended_use": "Pricing flats in Lyon, for the sales team.", "limitations": "Not houses; not after 2026."}
+    body = client.patch("/models/m/versions/1", json=card, headers=ci).get_json()
+    assert (body["intended_use"], body["limitations"], body["description"]) == (*card.values(), "first")
+    assert client.patch("/models/m/versions/1", json={"limitations": ""}, headers=ci).get_json()["intended_use"] == \
+        card["intended_use"]
+
+
+def test_an_upload_may_carry_its_model_card(client, ci):
+    number = upload_ok(client, ci, "card", scaled_sum(3.0), metadata={"intended_use": "demo", "limitations": "toy data"})
+    body = client.get(f"/models/card/versions/{number}").get_json()
+    assert (body["intended_use"], body["limitations"]) == ("demo", "toy data")
+
+
 @pytest.mark.parametrize("changes, field", [
     ({"metrics": {"r2": 0.99}}, "metrics"),
     ({"lineage": {"git_commit": "forged"}}, "lineage"),
@@ -85,6 +101,8 @@ def test_patching_only_the_tags_keeps_the_description(client, ci, one):
     ({"description": 5}, "description"),
     ({"tags": {"team": 1}}, "tags.team"),
     ({"tags": ["a"]}, "tags"),
+    ({"intended_use": None}, "intended_use"),
+    ({"limitations": "x" * 10_001}, "limitations"),
 ])
 def test_patching_anything_but_description_and_tags_is_422_and_changes_nothing(client, ci, one, changes, field):
     before = client.get("/models/m/versions/1").get_json()
@@ -92,7 +110,7 @@ def test_patching_anything_but_description_and_tags_is_422_and_changes_nothing(c
     body = assert_problem(client.patch("/models/m/versions/1", json=changes, headers=ci), 422, field)
 
     if field in ("metrics", "lineage", "params", "sha256"):
-        assert "description and tags" in body["detail"]
+        assert "description, tags, intended_use and limitations" in body["detail"]
     assert client.get("/models/m/versions/1").get_json() == before
 
 

@@ -96,6 +96,8 @@ class Version(Record):
     params: dict[str, Any]
     tags: dict[str, str]
     description: str
+    intended_use: str
+    limitations: str
     lineage: dict[str, Any]
     input_example: list | None
     sha256: str

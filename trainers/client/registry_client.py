@@ -81,7 +81,7 @@ class RegistryClient:
     # Versions
 
     def upload(self, model: str, artifact: str | Path | bytes | Any, *, description: str | None = None,
-               metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None,
+               intended_use: str | None = None, limitations: str | None = None, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None,
                lineage: dict | None = None, feature_names: list[str] | None = None,
                input_example: list | None = None, filename: str | None = None) -> Version:
         """Upload a version: ``artifact`` is a file's path, its bytes, or a fitted estimator (sent as joblib).
@@ -89,8 +89,9 @@ class RegistryClient:
         Sending bytes the model already holds answers the existing version (safe to retry).
         """
         content, name = _artifact_bytes(artifact, filename, model)
-        metadata = _given(description=description, metrics=metrics, params=params, tags=tags, lineage=lineage,
-                          feature_names=feature_names, input_example=input_example)
+        metadata = _given(description=description, intended_use=intended_use, limitations=limitations,
+                          metrics=metrics, params=params, tags=tags, lineage=lineage, feature_names=feature_names,
+                          input_example=input_example)
         files = {"artifact": (name, content, "application/octet-stream")}
         body = self._http.json("POST", path("models", model, "versions"), files=files,
                                data={"metadata": json.dumps(metadata)})
@@ -112,9 +113,11 @@ class RegistryClient:
         return None if response.status_code == 404 else Version.from_json(body_of(response))
 
     def update_version(self, model: str, version: int, *, description: str | None = None,
-                       tags: dict[str, str] | None = None) -> Version:
-        """Change a version's description or tags (replaced whole); its metrics and lineage stay."""
-        body = _given(description=description, tags=tags)
+                       tags: dict[str, str] | None = None, intended_use: str | None = None,
+                       limitations: str | None = None) -> Version:
+        """Change a version's description, tags (replaced whole) or model card (``intended_use``,
+        ``limitations``); its metrics and lineage stay."""
+        body = _given(description=description, tags=tags, intended_use=intended_use, limitations=limitations)
         return Version.from_json(self._http.json("PATCH", path("models", model, "versions", version), json=body))
 
     def archive(self, model: str, version: int) -> Version:
