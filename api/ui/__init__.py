@@ -11,7 +11,7 @@ bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", st
 
 def init_ui(app: Flask) -> None:
     """Register the dashboard. Its forms are Flask-WTF forms, each checking its own CSRF token."""
-    from api.ui import actions, pages  # noqa: F401  (the modules register their views on ``bp``)
+    from api.ui import actions, pages, version_page  # noqa: F401  (the modules register their views on ``bp``)
 
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.config["INSTANCE_DIR"]))

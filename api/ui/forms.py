@@ -1,7 +1,7 @@
 """The dashboard's forms; each carries a CSRF token that Flask-WTF checks on submit."""
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS
 
@@ -59,3 +59,24 @@ class RolloutForm(FlaskForm):
 
 class RolloutEndForm(FlaskForm):
     reason = TextAreaField("Reason", validators=REASON)
+
+
+class CardForm(FlaskForm):
+    """A version's words: what the model card says about it. Tags are ``name=value`` lines."""
+
+    description = TextAreaField("Description", validators=[Length(max=10_000)])
+    intended_use = TextAreaField("Intended use", validators=[Length(max=10_000)])
+    limitations = TextAreaField("Limitations", validators=[Length(max=10_000)])
+    tags = TextAreaField("Tags, one name=value per line", validators=[Length(max=10_000)])
+
+    def validate_tags(self, field) -> None:
+        """Every non-empty line is ``name=value`` with a name."""
+        for line in filter(None, (line.strip() for line in (field.data or "").splitlines())):
+            name, sep, _ = line.partition("=")
+            if not sep or not name.strip():
+                raise ValidationError(f"{line!r} is not name=value")
+
+    def parsed_tags(self) -> dict[str, str]:
+        """The tags as a mapping (a later line wins over an earlier one with the same name)."""
+        pairs = (line.split("=", 1) for line in (self.tags.data or "").splitlines() if line.strip())
+        return {name.strip(): value.strip() for name, value in pairs}

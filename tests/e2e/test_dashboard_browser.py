@@ -189,11 +189,36 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(page, live_registry
 def test_pages_fit_a_phone_screen_without_sideways_scrolling(browser, live_registry, demo_model):
     context = browser.new_context(viewport=PHONE, base_url=live_registry.url)
     phone = context.new_page()
-    for path in ("/ui/", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/history"):
+    for path in ("/ui/", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/history", f"/ui/models/{MODEL}/versions/1"):
         phone.goto(path)
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(phone, "phone-model-history")
     context.close()
+
+
+def test_a_versions_card_shows_every_field_and_is_edited_in_place(page, live_registry, demo_model):
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{MODEL}")
+    page.get_by_role("link", name="v2", exact=True).click()
+    expect(page.get_by_role("heading", name=f"{MODEL} v2")).to_be_visible()
+    page.get_by_text("Edit the description, intended use, limitations and tags").click()
+    page.get_by_label("Description").fill("twice the slope")
+    page.get_by_label("Intended use").fill("Comparing against v1 in a canary.")
+    page.get_by_label("Limitations").fill("Trained on synthetic rows.")
+    page.get_by_label("Tags, one name=value per line").fill("team=demo")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".flash")).to_contain_text("Saved the card of version 2")
+    version = requests.get(f"{live_registry.url}/models/{MODEL}/versions/2", timeout=10).json()
+    for field in ("description", "intended_use", "limitations", "sha256"):
+        expect(page.locator(f'[data-field="{field}"]')).to_contain_text(version[field])
+    expect(page.locator('[data-field="tags"]')).to_contain_text("team=demo")
+    for section in ("words", "file", "signature", "training", "evaluations", "history"):
+        expect(page.locator(f'[data-section="{section}"]')).to_be_visible()
+    expect(page.locator("table.signature tbody tr")).to_have_count(len(version["signature"]["features"]))
+    shot(page, "version-card", full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the file").click()
+    assert download.value.suggested_filename == f"{MODEL}-v2.joblib"
 
 
 def test_the_operations_page_shows_the_workers_model_memory(page, live_registry, demo_model):

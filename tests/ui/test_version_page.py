@@ -1,0 +1,73 @@
+"""The version page, which is the version's model card: every field shown, its words edited in place."""
+import hashlib
+
+from tests.helpers import ADMIN_TOKEN
+from tests.ui.conftest import csrf_of
+
+
+def page_of(client, number=1) -> str:
+    response = client.get(f"/ui/models/housing/versions/{number}")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_the_card_shows_everything_the_registry_knows(client, admin, housing):
+    client.patch("/models/housing/versions/1", json={"description": "baseline", "intended_use": "pricing flats",
+                                                     "limitations": "not houses", "tags": {"team": "pricing"}},
+                 headers=admin)
+    client.post("/models/housing/versions/1/evaluations", headers=admin,
+                json={"dataset": {"name": "holdout.csv", "sha256": "c" * 64, "rows": 40}, "metrics": {"r2": 0.61}})
+    version = client.get("/models/housing/versions/1").get_json()
+    page = page_of(client)
+    for shown in ("baseline", "pricing flats", "not houses", "team=pricing", version["sha256"], version["estimator"],
+                  "holdout.csv", "0.61", "depth", "r2", "production", "Download the file", "Print the card"):
+        assert shown in page, shown
+    for feature in version["signature"]["features"]:
+        assert f"<th scope=\"row\">{feature['name']}</th>" in page
+    assert '<strong>promote</strong> production' in page  # its history: the promote that made it production
+
+
+def test_version_rows_of_the_model_page_link_to_their_cards(client, housing):
+    page = client.get("/ui/models/housing").get_data(as_text=True)
+    assert 'href="/ui/models/housing/versions/2">v2</a>' in page
+
+
+def test_a_ci_token_edits_the_card_in_place(client, housing, sign_in, admin):
+    token = client.post("/tokens", json={"name": "ci-card", "role": "ci"}, headers=admin).get_json()["token"]
+    sign_in(token)
+    csrf = csrf_of(client.get("/ui/models/housing/versions/2"))
+    response = client.post("/ui/models/housing/versions/2/card", data={
+        "csrf_token": csrf, "description": "deeper", "intended_use": "A/B test only", "limitations": "",
+        "tags": "team=pricing\nreviewed = yes\n"})
+    assert response.status_code == 302
+    body = client.get("/models/housing/versions/2").get_json()
+    assert (body["description"], body["intended_use"], body["tags"]) == ("deeper", "A/B test only",
+                                                                         {"team": "pricing", "reviewed": "yes"})
+
+
+def test_a_malformed_tag_line_is_shown_and_nothing_changes(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    csrf = csrf_of(client.get("/ui/models/housing/versions/2"))
+    response = client.post("/ui/models/housing/versions/2/card", data={"csrf_token": csrf, "description": "x",
+                                                                       "tags": "no equals sign"})
+    assert response.status_code == 400 and "is not name=value" in response.get_data(as_text=True)
+    assert client.get("/models/housing/versions/2").get_json()["description"] == ""
+
+
+def test_reading_the_card_needs_no_sign_in_but_editing_and_downloading_do(client, housing):
+    page = page_of(client)
+    assert "Edit the description" not in page
+    assert client.post("/ui/models/housing/versions/1/card", data={}).status_code == 302
+    assert client.get("/ui/models/housing/versions/1/artifact").status_code == 302
+
+
+def test_a_signed_in_ci_token_downloads_the_file(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = client.get("/ui/models/housing/versions/1/artifact")
+    assert response.status_code == 200 and response.headers["Content-Disposition"].startswith("attachment")
+    assert f'"{hashlib.sha256(response.data).hexdigest()}"' == response.headers["ETag"]
+
+
+def test_an_unknown_version_is_a_404_page(client, housing):
+    response = client.get("/ui/models/housing/versions/9")
+    assert response.status_code == 404 and "text/html" in response.content_type
