@@ -6,8 +6,8 @@ rollouts tick`` run one turn at once."""
 from flask import Flask
 from marshmallow import ValidationError
 
-from api.schemas import window_span
 from api import domain
+from api.schemas import window_span
 from registry.autopilot import controller
 from registry.leases import LeasedLoop
 from registry.monitoring.quality import Thresholds

@@ -1,9 +1,10 @@
 """Every error becomes RFC 9457 problem+json here, and only here."""
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, json, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -97,13 +98,24 @@ def render(described: Problem) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Answer every error raised in a view with problem+json (HTTP errors too: flask-smorest has its own)."""
+    app.extensions["error_pages"] = {}
     for cls in (HTTPException, Exception):
         app.register_error_handler(cls, answer_error)
 
 
+def render_as_pages(app: Flask, prefix: str, renderer: Callable[[Problem], Response]) -> None:
+    """Answer errors of requests under ``prefix`` (unknown pages included) with ``renderer``: the
+    dashboard's HTML pages, where a person reads them, instead of problem+json."""
+    app.extensions["error_pages"][prefix] = renderer
+
+
 def answer_error(exc: Exception) -> Response:
-    """The problem+json answer to ``exc`` (logged when it is the server's fault)."""
-    return render(logged(describe(exc), exc))
+    """The answer to ``exc``: problem+json, or the page of its edge (logged when it is the server's fault)."""
+    described = logged(describe(exc), exc)
+    for prefix, renderer in current_app.extensions.get("error_pages", {}).items():
+        if request.path == prefix or request.path.startswith(prefix + "/"):
+            return renderer(described)
+    return render(described)
 
 
 def describe(exc: Exception) -> Problem:

@@ -2,8 +2,9 @@
 import secrets
 from pathlib import Path
 
-from flask import Blueprint, Flask, redirect, url_for
+from flask import Blueprint, Flask, Response, redirect, render_template, url_for
 
+from api.errors import Problem, render_as_pages
 from api.ui.session import BrowserSessions
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
@@ -20,6 +21,13 @@ def init_ui(app: Flask) -> None:
     app.session_interface = BrowserSessions()
     app.register_blueprint(bp)
     app.add_url_rule("/", "ui.home", lambda: redirect(url_for("ui.models")))  # a browser at the root finds the dashboard
+    render_as_pages(app, bp.url_prefix, _refused_page)
+
+
+def _refused_page(refused: Problem) -> Response:
+    """An error under /ui as a page with the server's own detail, under the API's status."""
+    page = render_template("ui/refused.html", title=refused.title, status=refused.status, detail=refused.detail)
+    return Response(page, status=refused.status, headers=refused.response_headers())
 
 
 def _instance_secret(instance_dir: Path) -> str:

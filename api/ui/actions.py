@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from api import domain
 from api.ui import bp
-from api.ui.forms import ArchiveForm, PromoteForm, RollbackForm, RolloutEndForm, RolloutForm
+from api.ui.forms import ArchiveForm, PromoteForm, PromoteToAliasForm, RollbackForm, RolloutEndForm, RolloutForm
 from api.ui.session import action, signed_in
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
@@ -33,15 +33,37 @@ def promote(name, number):
     return _confirm_page(form, f"Promote version {number} of {name}", version=version)
 
 
+@bp.route("/models/<name>/aliases/<alias>/promote", methods=["GET", "POST"])
+@action("ci")
+def promote_to_alias(name, alias):
+    """Confirm, then point the alias at a version picked from the model's ready versions."""
+    form = PromoteToAliasForm()
+    serving = catalog.get_model(name).aliases.get(alias)
+    form.version.choices = [(str(v.number), _version_label(v)) for v in _ready_versions(name) if v.number != serving]
+    if form.validate_on_submit():
+        move = aliases.promote(
+            domain.runtime(), name, number=int(form.version.data), alias=alias, reason=form.reason.data,
+            force=form.force.data, actor=signed_in().name,
+        )
+        flash(_moved("Promoted", move), "ok")
+        return redirect(url_for("ui.alias", name=name, alias=alias))
+    serves = f" (it serves version {serving})" if serving else ""
+    return _confirm_page(form, f"Promote a version of {name} to {alias}{serves}")
+
+
 @bp.route("/models/<name>/rollback", methods=["GET", "POST"])
 @action("ci")
 def rollback(name):
-    """Confirm, then undo the alias's latest promote (or jump back to a version)."""
-    form = RollbackForm(alias=request.args.get("alias") or DEFAULT_ALIAS)
+    """Confirm, then undo the alias's latest promote (or jump back to a version it served before)."""
     model = catalog.get_model(name)
+    chosen = request.form.get("alias") or request.args.get("alias") or DEFAULT_ALIAS
+    form = RollbackForm(alias=chosen)
+    form.alias.choices = list(model.aliases) or [(chosen, chosen)]
+    form.to_version.choices = [("", "the version before its latest promote")] + [
+        (str(number), f"v{number}") for number in aliases.rollback_targets(name, chosen)]
     if form.validate_on_submit():
         move = aliases.rollback(
-            domain.runtime(), name, alias=form.alias.data, to_version=form.to_version.data,
+            domain.runtime(), name, alias=form.alias.data, to_version=int(form.to_version.data or 0) or None,
             reason=form.reason.data, actor=signed_in().name,
         )
         flash(_moved("Rolled back", move), "ok")
@@ -68,6 +90,8 @@ def rollout_start(name, alias):
     """Confirm, then start (or change) a canary and/or shadow on the alias."""
     form = RolloutForm(**_current_rollout(name, alias))
     version = versions.get_version(name, alias)
+    choices = [("", "none")] + [(str(v.number), _version_label(v)) for v in _ready_versions(name) if v.number != version.number]
+    form.canary_version.choices = form.shadow_version.choices = choices
     if form.validate_on_submit():
         rollouts.start_rollout(
             domain.runtime(), name=name, alias=alias,
@@ -130,9 +154,19 @@ def rollout_plan(name, alias, what):
     return _confirm_page(form, heading.format(name=name, alias=alias))
 
 
-def _arm(version: int | None, percent: float | None) -> ArmSpec | None:
+def _arm(version: str | None, percent: float | None) -> ArmSpec | None:
     """A canary or shadow, when the form gave one (the form holds that both fields come together)."""
-    return ArmSpec(version, float(percent)) if version is not None else None
+    return ArmSpec(int(version), float(percent)) if version else None
+
+
+def _ready_versions(name: str) -> list:
+    """The versions that may serve, newest first (the 500 newest: a picker longer than that helps no one)."""
+    return versions.list_versions(name, sort="-version", include_archived=False, page=1, per_page=500).items
+
+
+def _version_label(version) -> str:
+    metrics = ", ".join(f"{key} {value:.4g}" for key, value in sorted(version.metrics.items())[:2])
+    return f"v{version.number} · {version.kind} · {version.created_at:%Y-%m-%d}" + (f" · {metrics}" if metrics else "")
 
 
 def _current_rollout(name: str, alias: str) -> dict:
@@ -143,7 +177,7 @@ def _current_rollout(name: str, alias: str) -> dict:
     fields = {"sticky_header": current["sticky_header"] or ""}
     for role in ("canary", "shadow"):
         if current[role]:
-            fields[f"{role}_version"] = current[role]["version"]
+            fields[f"{role}_version"] = str(current[role]["version"])
             fields[f"{role}_percent"] = current[role]["percent"]
     return fields
 

@@ -1,6 +1,6 @@
 """The dashboard's forms; each carries a CSRF token that Flask-WTF checks on submit."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FloatField, IntegerField, PasswordField, StringField, TextAreaField
+from wtforms import BooleanField, FloatField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS
@@ -23,9 +23,19 @@ class PromoteForm(FlaskForm):
     force = BooleanField("Promote even if the signature differs from what the alias serves")
 
 
+class PromoteToAliasForm(FlaskForm):
+    """Promote a version picked from the model's ready versions to a given alias."""
+
+    version = SelectField("Version", validators=[DataRequired(message="pick a version")])
+    reason = TextAreaField("Reason", validators=REASON)
+    force = BooleanField("Promote even if the signature differs from what the alias serves")
+
+
 class RollbackForm(FlaskForm):
-    alias = StringField("Alias", default=DEFAULT_ALIAS, validators=ALIAS)
-    to_version = IntegerField("Back to version (empty: undo the latest promote)", validators=[Optional(), NumberRange(min=1)])
+    """The alias is picked from the model's aliases; where it goes back to from its own past."""
+
+    alias = SelectField("Alias", validators=[DataRequired()])
+    to_version = SelectField("Back to", validators=[Optional()])
     reason = TextAreaField("Reason", validators=REASON)
 
 
@@ -34,9 +44,11 @@ class ArchiveForm(FlaskForm):
 
 
 class RolloutForm(FlaskForm):
-    canary_version = IntegerField("Canary version", validators=[Optional(), NumberRange(min=1)])
+    """Canary and shadow versions are picked from the model's ready versions (empty: none)."""
+
+    canary_version = SelectField("Canary version", validators=[Optional()])
     canary_percent = FloatField("Canary share of traffic (%)", validators=[Optional(), NumberRange(min=0.01, max=100)])
-    shadow_version = IntegerField("Shadow version", validators=[Optional(), NumberRange(min=1)])
+    shadow_version = SelectField("Shadow version", validators=[Optional()])
     shadow_percent = FloatField("Share of traffic mirrored to the shadow (%)",
                                 validators=[Optional(), NumberRange(min=0.01, max=100)])
     sticky_header = StringField("Sticky header (keeps each caller on one version)", validators=[Optional(), Length(max=64)])
@@ -48,10 +60,10 @@ class RolloutForm(FlaskForm):
         valid = super().validate(extra_validators)
         pairs = [(self.canary_version, self.canary_percent), (self.shadow_version, self.shadow_percent)]
         for version, percent in pairs:
-            if (version.data is None) != (percent.data is None):
+            if (not version.data) != (percent.data is None):
                 (percent if percent.data is None else version).errors.append("give both the version and its share")
                 valid = False
-        if all(version.data is None and percent.data is None for version, percent in pairs):
+        if all(not version.data and percent.data is None for version, percent in pairs):
             self.canary_version.errors.append("give a canary, a shadow or both")
             valid = False
         return valid

@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from api import rate_limits
-from api.errors import describe
 from api.schemas import window_span
 from api.ui import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars
@@ -19,7 +18,7 @@ from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
 from registry.catalog import models as catalog
 from registry.catalog import versions
-from registry.errors import RegistryError, RolloutNotFound, Unauthorized
+from registry.errors import RolloutNotFound, Unauthorized
 from registry.evaluations import comparison
 from registry.evaluations import scores as evaluations
 from registry.monitoring.quality import Thresholds, monitoring, quality_timeline
@@ -34,13 +33,6 @@ LATEST_REQUESTS = 20
 @bp.app_context_processor
 def _everywhere() -> dict:
     return {"who": signed_in(), "sign_out_form": SignOutForm()}
-
-
-@bp.errorhandler(RegistryError)
-def _refused(exc: RegistryError):
-    """A domain refusal shown as a page with the server's own detail, under the API's status."""
-    refused = describe(exc)
-    return render_template("ui/refused.html", title=refused.title, status=refused.status, detail=refused.detail), refused.status
 
 
 @bp.route("/")
@@ -72,7 +64,10 @@ def model(name):
 @page
 def compare(name):
     """Two or more versions: metrics table and chart, and every difference."""
-    numbers = request.args.getlist("v", type=int)
+    numbers = list(dict.fromkeys(request.args.getlist("v", type=int)))
+    if len(numbers) < 2:
+        flash("Tick at least two versions to compare them.", "error")
+        return redirect(url_for("ui.model", name=name))
     result = comparison.compare_versions(name, numbers)
     return render_template("ui/compare.html", cmp=result, bars=metric_bars(result.versions, result.metric_names))
 

@@ -143,11 +143,22 @@ def _rollback_plan(model: RegisteredModel, alias: str, to_version: int | None) -
     for event in reversed(stack):
         if event.from_version == to_version:
             return to_version, event
-    reachable = sorted({e.from_version for e in stack if e.from_version is not None})
+    reachable = _reachable(stack, current.version.number)
     raise Conflict(
         f"alias {alias!r} of {model.name!r} cannot roll back to version {to_version}: "
         f"it can go back to {', '.join(map(str, reachable)) or 'no version'}"
     )
+
+
+def rollback_targets(name: str, alias: str) -> list[int]:
+    """The versions a rollback of ``alias`` may jump back to (never the one it serves), in order."""
+    model = find_model(name)
+    current = find_alias(model, alias)
+    return _reachable(_undo_stack(model, alias), current.version.number) if current is not None else []
+
+
+def _reachable(stack: list[PromotionEvent], current: int) -> list[int]:
+    return sorted({event.from_version for event in stack if event.from_version not in (None, current)})
 
 
 def _undo_stack(model: RegisteredModel, alias: str) -> list[PromotionEvent]:

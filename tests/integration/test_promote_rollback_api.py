@@ -329,6 +329,12 @@ def test_rollback_to_a_version_the_alias_never_had_is_409_listing_the_reachable_
     assert len(events(client)) == 3
 
 
+def test_the_409_never_offers_the_version_the_alias_serves(client, ci, four):
+    promote_chain(client, ci, 1, 2, 1)
+    body = assert_problem(rollback(client, ci, to_version=4), 409, "it can go back to 2")
+    assert "1, 2" not in body["detail"]
+
+
 def test_rollback_to_the_version_the_alias_points_at_is_409_and_changes_nothing(client, ci, four):
     promote_chain(client, ci, 1, 2, 1)
     assert_problem(rollback(client, ci, to_version=1), 409, "already points at version 1")

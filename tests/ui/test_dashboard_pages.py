@@ -1,8 +1,9 @@
 """The dashboard's pages and actions through the test client: what they show, who may act, CSRF."""
 import numpy as np
 import pytest
+from sklearn.linear_model import LinearRegression
 
-from tests.helpers import ADMIN_TOKEN, PROBE_ROW
+from tests.helpers import ADMIN_TOKEN, PROBE_ROW, regression_data, upload_ok
 from tests.ui.conftest import csrf_of, submit
 
 
@@ -37,11 +38,24 @@ def test_compare_shows_metrics_a_chart_and_the_params_that_differ(client, housin
     assert ">depth<" in page and ">3<" in page and ">5<" in page
 
 
-@pytest.mark.parametrize("query", ["v=1", "", "v=1&v=1", "v=1&v=9"])
-def test_compare_needs_two_existing_versions(client, housing, query):
+@pytest.mark.parametrize("query", ["v=1", "", "v=1&v=1"])
+def test_compare_with_fewer_than_two_versions_goes_back_to_the_model_page_saying_so(client, housing, query):
     response = client.get(f"/ui/models/housing/compare?{query}")
-    assert response.status_code in (404, 422)
-    assert 'class="problem"' in response.get_data(as_text=True)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/ui/models/housing")
+    assert "Tick at least two versions" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_compare_with_an_unknown_version_is_a_404_page(client, housing):
+    response = client.get("/ui/models/housing/compare?v=1&v=9")
+    assert response.status_code == 404 and 'class="problem"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/ui/nothing-here", "/ui/models/housing/versions/1/nope", "/ui/models/housing/versions/x"])
+def test_an_unknown_dashboard_page_is_an_html_404_and_the_api_keeps_problem_json(client, housing, path):
+    response = client.get(path)
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert 'class="problem"' in response.get_data(as_text=True) and "<nav" in response.get_data(as_text=True)
+    assert client.get("/models/housing/nope").mimetype == "application/problem+json"
 
 
 def test_the_history_is_a_timeline_of_moves(client, housing):
@@ -197,10 +211,45 @@ def test_completing_and_aborting_a_rollout_through_the_dashboard(client, housing
     assert actions[:4] == ["rollout_abort", "rollout_start", "rollout_promote", "rollout_start"]
 
 
-def test_a_refused_rollout_shows_the_servers_detail(client, housing, sign_in):
+def test_a_refused_rollout_shows_the_servers_detail(client, housing, sign_in, admin):
+    X, y = regression_data(n_features=2)
+    upload_ok(client, admin, "housing", LinearRegression().fit(X, y))  # v3 takes two columns, production three
     sign_in(ADMIN_TOKEN)
-    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="1", canary_percent="10", reason="self")
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="3", canary_percent="10",
+                      reason="other columns")
     assert response.status_code == 422 and 'class="problem"' in response.get_data(as_text=True)
+
+
+def test_the_rollout_form_offers_the_other_ready_versions_and_never_the_primary(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    page = client.get("/ui/models/housing/aliases/production/rollout").get_data(as_text=True)
+    assert '<option value="2">v2 · linear' in page and '<option value="1">' not in page
+    response = submit(client, "/ui/models/housing/aliases/production/rollout", canary_version="1", canary_percent="10",
+                      reason="self")
+    assert response.status_code == 400 and "Not a valid choice" in response.get_data(as_text=True)
+
+
+def test_promote_another_version_picks_from_the_versions_the_alias_does_not_serve(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    alias_page = client.get("/ui/models/housing/aliases/production").get_data(as_text=True)
+    assert 'href="/ui/models/housing/aliases/production/promote">Promote another version' in alias_page
+    form = client.get("/ui/models/housing/aliases/production/promote").get_data(as_text=True)
+    assert '<option value="2">' in form and '<option value="1">' not in form
+    response = submit(client, "/ui/models/housing/aliases/production/promote", version="2", reason="v2 is better")
+    assert response.status_code == 302
+    assert client.get("/models/housing/aliases").get_json() == {"production": 2}
+
+
+def test_rollback_picks_the_alias_and_only_versions_it_served_before(client, housing, sign_in, admin):
+    for number in (2, 1, 2):
+        client.post(f"/models/housing/versions/{number}/promote", json={"alias": "staging"}, headers=admin)
+    sign_in(ADMIN_TOKEN)
+    form = client.get("/ui/models/housing/rollback?alias=staging").get_data(as_text=True)
+    assert '<option selected value="staging">staging</option>' in form and '<option value="production">' in form
+    assert '<option value="1">v1</option>' in form and '<option value="2">' not in form
+    response = submit(client, "/ui/models/housing/rollback?alias=staging", alias="staging", to_version="1", reason="back")
+    assert response.status_code == 302
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1, "staging": 1}
 
 
 def test_a_model_page_ranks_versions_on_one_evaluation_dataset(client, housing, admin):

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from registry.db import db
 from registry.tables import BrowserSession, utcnow
 from tests.helpers import ADMIN_TOKEN
-from tests.ui.conftest import csrf_of, submit
+from tests.ui.conftest import csrf_of
 
 
 def copy_of_cookie(app, client):
