@@ -51,10 +51,11 @@ def model(name):
     sort = request.args.get("sort") or "-version"
     include_archived = request.args.get("archived") == "1"
     summary = catalog.get_model(name)
-    listing = versions.list_versions(name, sort=sort, include_archived=include_archived, page=1, per_page=500)
+    number = max(request.args.get("page", 1, type=int) or 1, 1)
+    listing = versions.list_versions(name, sort=sort, include_archived=include_archived, page=number, per_page=PER_PAGE)
     metric_names = sorted({key for v in listing.items for key in v.metrics})
     return render_template(
-        "ui/model.html", model=summary, versions=listing.items, total=listing.total, metric_names=metric_names,
+        "ui/model.html", model=summary, listing=listing, metric_names=metric_names,
         sort=sort, include_archived=include_archived, rollouts=rollouts.running_rollouts(name),
         **_evaluations(name),
     )
@@ -80,7 +81,21 @@ def history(name):
     number = max(request.args.get("page", 1, type=int) or 1, 1)
     summary = catalog.get_model(name)
     events = aliases.history(name, alias=alias, page=number, per_page=PER_PAGE)
-    return render_template("ui/history.html", model=summary, events=events, alias=alias)
+    return render_template("ui/history.html", model=summary, events=events, alias=alias,
+                           timeline=_timeline(name, events) if alias is None else [("move", e) for e in events.items])
+
+
+def _timeline(name: str, events) -> list[tuple[str, object]]:
+    """A page of alias moves with the uploads and archives of its stretch of time, newest first: from
+    the oldest move of the page before (the first page: from now) to its own oldest (the last: to the start)."""
+    last_page = events.page * events.per_page >= events.total
+    before = aliases.history(name, alias=None, page=(events.page - 1) * events.per_page, per_page=1).items \
+        if events.page > 1 else []
+    newest = before[0].at if before else None
+    oldest = events.items[-1].at if events.items and not last_page else None
+    entries = [("move", event) for event in events.items]
+    entries += [(entry.action, entry) for entry in versions.lifecycle(name, after=oldest, until=newest)]
+    return sorted(entries, key=lambda entry: entry[1].at, reverse=True)
 
 
 @bp.route("/models/<name>/aliases/<alias>")

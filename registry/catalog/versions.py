@@ -1,7 +1,9 @@
 """Use cases on model versions: upload, list, look at, download and archive."""
+from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -209,3 +211,35 @@ def ready_numbers(name: str) -> list[int]:
         .where(ModelVersion.model_id == model.id, ModelVersion.status == "ready")
         .order_by(ModelVersion.number)
     ).scalars())
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """A version's upload or archive, as the history timeline shows it beside the alias moves."""
+
+    at: datetime
+    action: str  # "upload" or "archive"
+    version: int
+    actor: str
+
+
+def lifecycle(name: str, *, after: datetime | None = None, until: datetime | None = None) -> list[Lifecycle]:
+    """The uploads and archives of a model's versions in ``(after, until]`` (open ends: every one), newest first."""
+    model = find_model(name)
+
+    def within(column):
+        bounds = [column.isnot(None)] + ([column > after] if after else []) + ([column <= until] if until else [])
+        return and_(*bounds)
+
+    def inside(at: datetime | None) -> bool:
+        return at is not None and (after is None or at > after) and (until is None or at <= until)
+
+    found = db.session.scalars(select(ModelVersion).where(
+        ModelVersion.model_id == model.id, or_(within(ModelVersion.created_at), within(ModelVersion.archived_at))))
+    entries = []
+    for version in found:
+        if inside(version.created_at):
+            entries.append(Lifecycle(version.created_at, "upload", version.number, version.created_by))
+        if inside(version.archived_at):
+            entries.append(Lifecycle(version.archived_at, "archive", version.number, ""))
+    return sorted(entries, key=lambda entry: entry.at, reverse=True)

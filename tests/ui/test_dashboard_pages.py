@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from tests.helpers import ADMIN_TOKEN, PROBE_ROW, regression_data, upload_ok
+from tests.helpers import ADMIN_TOKEN, PROBE_ROW, regression_data, scaled_sum, upload_ok
 from tests.ui.conftest import csrf_of, submit
 
 
@@ -61,6 +61,25 @@ def test_an_unknown_dashboard_page_is_an_html_404_and_the_api_keeps_problem_json
 def test_the_history_is_a_timeline_of_moves(client, housing):
     page = client.get("/ui/models/housing/history").get_data(as_text=True)
     assert 'class="event promote"' in page and "production" in page
+
+
+def test_the_history_shows_uploads_and_archives_among_the_moves_but_not_for_one_alias(client, admin, housing):
+    assert client.delete("/models/housing/versions/2", headers=admin).status_code == 200
+    page = client.get("/ui/models/housing/history").get_data(as_text=True)
+    assert 'data-upload="1"' in page and 'data-upload="2"' in page and 'data-archive="2"' in page
+    assert page.index('data-archive="2"') < page.index('class="event promote"') < page.index('data-upload="1"')
+    assert "data-upload" not in client.get("/ui/models/housing/history?alias=production").get_data(as_text=True)
+
+
+def test_uploads_between_two_pages_of_moves_show_on_the_page_they_fall_in(client, admin, housing, monkeypatch):
+    from api.ui import pages
+    monkeypatch.setattr(pages, "PER_PAGE", 1)
+    upload_ok(client, admin, "housing", scaled_sum(3.0))  # after the promote of v1, before that of v3
+    client.post("/models/housing/versions/3/promote", json={}, headers=admin)
+    upload_ok(client, admin, "housing", scaled_sum(4.0))  # after every move
+    newest, oldest = (client.get(f"/ui/models/housing/history?page={n}").get_data(as_text=True) for n in (1, 2))
+    assert 'data-upload="4"' in newest and 'data-upload="3"' not in newest and 'data-upload="1"' not in newest
+    assert 'data-upload="3"' in oldest and 'data-upload="1"' in oldest and 'data-upload="4"' not in oldest
 
 
 def test_an_alias_page_names_the_version_it_serves_and_refreshes_itself(client, housing):
@@ -380,3 +399,32 @@ def test_promoting_to_a_new_alias_says_so_not_from_version_none(client, housing,
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "to version 2 (the alias is new)" in page and "None" not in page
+
+
+def test_lists_page_both_ways_with_their_totals(client, admin, monkeypatch):
+    from api.ui import pages
+    monkeypatch.setattr(pages, "PER_PAGE", 2)
+    for name in ("a-model", "b-model", "c-model"):
+        upload_ok(client, admin, name, scaled_sum(1.0))
+    first = client.get("/ui/").get_data(as_text=True)
+    assert "page 1 of 2 · 3 models" in first and 'rel="next" href="/ui/?page=2"' in first and 'rel="prev"' not in first
+    second = client.get("/ui/?page=2").get_data(as_text=True)
+    assert 'data-model="c-model"' in second and 'rel="prev" href="/ui/?page=1"' in second and 'rel="next"' not in second
+
+
+def test_the_model_page_pages_its_versions_instead_of_stopping(client, admin, monkeypatch):
+    from api.ui import pages
+    monkeypatch.setattr(pages, "PER_PAGE", 2)
+    for factor in (1.0, 2.0, 3.0):
+        upload_ok(client, admin, "many", scaled_sum(factor))
+    page = client.get("/ui/models/many?page=2").get_data(as_text=True)
+    assert 'data-version="1"' in page and 'data-version="3"' not in page and "page 2 of 2 · 3 versions" in page
+
+
+def test_the_history_pages_both_ways(client, admin, housing, monkeypatch):
+    from api.ui import pages
+    monkeypatch.setattr(pages, "PER_PAGE", 1)
+    client.post("/models/housing/versions/2/promote", json={}, headers=admin)
+    newest = client.get("/ui/models/housing/history").get_data(as_text=True)
+    older = client.get("/ui/models/housing/history?page=2").get_data(as_text=True)
+    assert "Older →" in newest and "← Newer" in older and "page 2 of 2" in older
