@@ -70,7 +70,29 @@ def compare(name):
         flash("Tick at least two versions to compare them.", "error")
         return redirect(url_for("ui.model", name=name))
     result = comparison.compare_versions(name, numbers)
-    return render_template("ui/compare.html", cmp=result, bars=metric_bars(result.versions, result.metric_names))
+    shared = _shared_evaluations(name, numbers)
+    chosen = next((item for item in shared if item[0].sha256 == request.args.get("dataset")), shared[0] if shared else None)
+    scores = chosen[1] if chosen else {}
+    score_names = sorted({key for score in scores.values() for key in score.metrics})
+    return render_template(
+        "ui/compare.html", cmp=result, numbers=numbers, bars=metric_bars(result.versions, result.metric_names),
+        shared=shared, dataset=chosen[0] if chosen else None, scores=scores, score_names=score_names,
+        score_bars=metric_bars(list(scores.values()), score_names),
+        best=comparison.best_values([v.metrics for v in result.versions], result.metric_names),
+        best_scores=comparison.best_values([score.metrics for score in scores.values()], score_names),
+        lower_is_better=comparison.lower_is_better,
+    )
+
+
+def _shared_evaluations(name: str, numbers: list[int]) -> list[tuple]:
+    """The datasets at least two of the compared versions were scored on, each with those versions' newest scores."""
+    shared = []
+    for dataset in evaluations.evaluated_datasets(name):
+        listed = evaluations.dataset_evaluations(name, dataset.sha256, sort=None, include_archived=True, page=1, per_page=500)
+        scores = {score.number: score for score in listed.items if score.number in numbers}
+        if len(scores) >= 2:
+            shared.append((dataset, scores))
+    return shared
 
 
 @bp.route("/models/<name>/history")

@@ -6,6 +6,8 @@ from registry.lookups import find_model, find_version
 from registry.tables import ModelVersion
 
 MAX_COMPARED = 8
+# Metrics where a smaller value is the better one: errors and losses, by the words their names use.
+LOWER_IS_BETTER_WORDS = ("loss", "error", "mae", "mse", "rmse", "mape", "brier", "deviance")
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,9 @@ def compare_versions(name: str, numbers: list[int]) -> Comparison:
         model=name,
         versions=versions,
         metric_names=sorted({key for v in versions for key in v.metrics}),
-        params=differences([v.params for v in versions]),
+        params=differences([flat(v.params) for v in versions]),
         signature=differences([_signature_facts(v) for v in versions]),
-        lineage=differences([v.lineage for v in versions]),
+        lineage=differences([flat(v.lineage) for v in versions]),
         kinds=differences([_model_facts(v) for v in versions]),
     )
 
@@ -56,6 +58,33 @@ def differences(mappings: list[dict]) -> list[Difference]:
         if any(value != values[0] for value in values[1:]):
             found.append(Difference(key, values))
     return found
+
+
+def flat(mapping: dict, prefix: str = "") -> dict:
+    """A nested mapping as one level with dotted keys (``{"mlflow": {"run_id": …}}`` → ``mlflow.run_id``)."""
+    found = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            found.update(flat(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better (errors, losses); scores such as r2 and accuracy are not."""
+    words = metric.lower().replace("-", "_").split("_")
+    return any(word in LOWER_IS_BETTER_WORDS for word in words) or metric.lower().endswith("loss")
+
+
+def best_values(rows: list[dict], metric_names: list[str]) -> dict[str, float]:
+    """The best value of each metric among ``rows`` (each a version's metrics), by the metric's direction."""
+    best = {}
+    for name in metric_names:
+        values = [row[name] for row in rows if isinstance(row.get(name), (int, float)) and not isinstance(row.get(name), bool)]
+        if values:
+            best[name] = min(values) if lower_is_better(name) else max(values)
+    return best
 
 
 def _signature_facts(version: ModelVersion) -> dict:

@@ -45,6 +45,25 @@ def test_compare_with_fewer_than_two_versions_goes_back_to_the_model_page_saying
     assert "Tick at least two versions" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
+def test_compare_ranks_on_shared_evaluations_marks_production_and_says_which_way_is_better(client, housing, admin):
+    for version, metrics in ((1, {"r2": 0.31, "rmse": 4.5}), (2, {"r2": 0.44, "rmse": 5.0})):
+        client.post(f"/models/housing/versions/{version}/evaluations", headers=admin, json={
+            "dataset": {"name": "holdout.csv", "sha256": "ab" * 32, "rows": 100}, "metrics": metrics})
+    page = client.get("/ui/models/housing/compare?v=1&v=2").get_data(as_text=True)
+    assert "Scores on the same rows" in page and "holdout.csv" in page
+    assert '<td class="num best">0.44</td>' in page and '<td class="num best">4.5</td>' in page  # r2 up, rmse down
+    assert "rmse <span class=\"muted small\">lower is better" in page and "r2 <span class=\"muted small\">higher is better" in page
+    assert '<span class="badge" data-alias-of="1">production</span>' in page
+    assert "do not compare fairly" in page  # the upload metrics follow, said for what they are
+
+
+def test_compare_shows_nested_lineage_key_by_key(client, admin):
+    for factor, run in ((1.0, "run-a"), (2.0, "run-b")):
+        upload_ok(client, admin, "nested", scaled_sum(factor), {"lineage": {"mlflow": {"run_id": run, "model": "m"}}})
+    page = client.get("/ui/models/nested/compare?v=1&v=2").get_data(as_text=True)
+    assert ">mlflow.run_id<" in page and ">run-a<" in page and "{&#39;" not in page and ">mlflow.model<" not in page
+
+
 def test_compare_with_an_unknown_version_is_a_404_page(client, housing):
     response = client.get("/ui/models/housing/compare?v=1&v=9")
     assert response.status_code == 404 and 'class="problem"' in response.get_data(as_text=True)
