@@ -140,7 +140,7 @@ def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
     page.get_by_role("link", name="Start a canary or shadow…").click()
     serving = int(page.get_by_role("heading", level=1).inner_text().split("serving version ")[1].rstrip(")"))
     canary = 2 if serving == 1 else 1
-    page.get_by_label("Canary version").fill(str(canary))
+    page.get_by_label("Canary version").select_option(str(canary))
     page.get_by_label("Canary share of traffic (%)").fill("10")
     page.get_by_label("Sticky header (keeps each caller on one version)").fill("X-User-Id")
     page.get_by_label("Reason").fill("a tenth of the traffic first")
