@@ -192,6 +192,9 @@ def test_pages_fit_a_phone_screen_without_sideways_scrolling(browser, live_regis
     for path in ("/ui/", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/history", f"/ui/models/{MODEL}/versions/1"):
         phone.goto(path)
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        for link in phone.locator(".top nav a").all():  # each on one line: a wrapped link is two lines tall
+            box = link.bounding_box()
+            assert box["height"] < 2 * float(link.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")), link.inner_text()
     shot(phone, "phone-model-history")
     context.close()
 
