@@ -33,10 +33,13 @@ class RolloutSpec:
     shadow_percent: float | None
     sticky_header: str | None
     mirror: bool = False  # canary requests run on the primary too, for its plan's agreement gate
+    started_at: float | None = None  # seconds since the epoch
 
     @classmethod
     def of(cls, row: Rollout) -> "RolloutSpec":
         """Copy a rollout's settings out of its ORM row."""
         canary = VersionInfo.of(row.canary) if row.canary is not None else None
         shadow = VersionInfo.of(row.shadow) if row.shadow is not None else None
-        return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header, bool(row.mirror))
+        started_at = row.started_at.timestamp() if row.started_at is not None else None
+        return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header, bool(row.mirror),
+                   started_at)

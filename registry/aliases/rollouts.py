@@ -74,6 +74,7 @@ def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | 
     arms = _checked_arms(canary, shadow, sticky_header)
     for role, spec in arms.items():
         admit(runtime.models, _admitted(model, primary, spec, role, force)[0], refused_as=f"made the {role}")
+    runtime.flush_figures()  # a change answers the figures so far, this process's latest counts included
     with write_transaction():
         model = find_model(name, lock=True)
         primary = _primary(model, alias)

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
@@ -23,11 +24,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry.db import db, write_transaction
+from registry.serving.routing import PRIMARY
 from registry.tables import Rollout, RolloutStats, utcnow
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
+# How long alias answers given outside any rollout are kept: a rollout that reaches this process later
+# than it started (within ALIAS_REFRESH_SECONDS, or a replica's clock apart) counts those since its start.
+RECENT_SECONDS = 10.0
+RECENT_MAX = 50_000  # per alias, so a flood cannot grow it without bound
 # Upper bounds in milliseconds; the last bucket counts everything slower.
 LATENCY_BUCKETS_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000)
 TallyKey = tuple[int, str, int]  # (rollout id, role, version)
@@ -74,6 +80,7 @@ class FigureBook:
     def __init__(self):
         self._tallies: dict[TallyKey, Tally] = {}
         self._dirty: set[TallyKey] = set()
+        self._recent: dict[tuple[str, str], deque] = {}  # alias answers outside a rollout: (time, version, seconds, ok)
         self._lock = threading.Lock()
         self._instance = uuid.uuid4().hex[:8]
 
@@ -84,12 +91,30 @@ class FigureBook:
 
     def answered(self, key: TallyKey, seconds: float, ok: bool) -> None:
         """Count one request answered (or failed) by a primary or canary."""
-        bucket = bisect_left(LATENCY_BUCKETS_MS, seconds * 1000.0)
         with self._lock:
-            tally = self._tally(key)
-            tally.requests += 1
-            tally.errors += 0 if ok else 1
-            tally.latency_buckets[bucket] += 1
+            _count(self._tally(key), seconds, ok)
+
+    def answered_unrouted(self, alias: tuple[str, str], version: int, seconds: float, ok: bool) -> None:
+        """Keep, for a few seconds, an alias answer given while no rollout runs on the alias here."""
+        now = time.time()
+        with self._lock:
+            recent = self._recent.get(alias)
+            if recent is None:
+                recent = self._recent[alias] = deque(maxlen=RECENT_MAX)
+            recent.append((now, version, seconds, ok))
+            while recent[0][0] < now - RECENT_SECONDS:
+                recent.popleft()
+
+    def adopt(self, alias: tuple[str, str], primary_version: int, rollout) -> None:
+        """This process starts serving ``rollout`` on ``alias``: its primary answered the alias's requests
+        since the rollout started, here too, before this process knew of it; count them for it."""
+        with self._lock:
+            recent = self._recent.pop(alias, ())
+            if rollout.started_at is None:
+                return
+            for at, version, seconds, ok in recent:
+                if at >= rollout.started_at and version == primary_version:
+                    _count(self._tally((rollout.id, PRIMARY, version)), seconds, ok)
 
     def shadowed(self, key: TallyKey, *, rows: int = 0, agreed: int = 0, diffs: list[float] | None = None,
                  failed: bool = False, dropped: bool = False) -> None:
@@ -160,6 +185,12 @@ class FigureFlusher:
         except Exception:
             self._flushed_at = time.monotonic()  # try again at the next period, not at every poll
             log.exception("could not write the rollout figures; they stay counted and are written later")
+
+
+def _count(tally: Tally, seconds: float, ok: bool) -> None:
+    tally.requests += 1
+    tally.errors += 0 if ok else 1
+    tally.latency_buckets[bisect_left(LATENCY_BUCKETS_MS, seconds * 1000.0)] += 1
 
 
 def flush(book: FigureBook) -> int:

@@ -31,6 +31,7 @@ class LiveRollout:
     shadow: Arm | None
     sticky_header: str | None
     mirror: bool = False  # canary requests run on the primary too, after the answer
+    started_at: float | None = None  # seconds since the epoch, as the database says
 
 
 

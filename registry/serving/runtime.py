@@ -32,6 +32,6 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
     flusher = FigureFlusher(figures, session_scope)
     models = ModelServer(
         loader, memory_budget_bytes=memory_budget_bytes, refresh_seconds=refresh_seconds, session_scope=session_scope,
-        on_poll=flusher.flush_if_due,
+        on_poll=flusher.flush_if_due, on_rollout=figures.adopt,
     )
     return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher)

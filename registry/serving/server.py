@@ -42,6 +42,7 @@ class ModelServer:
         refresh_seconds: float,
         session_scope: Callable[[], AbstractContextManager],
         on_poll: Callable[[], None] = lambda: None,
+        on_rollout: Callable[[AliasKey, int, LiveRollout], None] = lambda key, primary, rollout: None,
     ):
         self.loader = loader
         self.cache = ModelCache(memory_budget_bytes, pinned=self._pinned_versions, on_change=self._publish_held)
@@ -69,6 +70,7 @@ class ModelServer:
         self._starved: list[dict] = []  # aliases never served here: their artifact could not be fetched yet
         self._warm = False  # a refresh once found every alias served (or failing for another reason than the store)
         self._on_poll = on_poll  # other periodic work of this process's serving (flushing figures)
+        self._on_rollout = on_rollout  # told of each rollout this process starts serving, with the primary's version
 
     def servable(self, name: str, ref: str) -> ServableModel:
         """The loaded model that answers ``name``/``ref`` now (an alias: its primary version)."""
@@ -232,6 +234,9 @@ class ModelServer:
             if current is None or current.primary.version != state.primary.version:
                 SWAPS.labels(name, alias).inc()
                 ALIAS_VERSION.labels(name, alias).set(state.primary.version)
+            known = current.rollout.id if current is not None and current.rollout is not None else None
+            if state.rollout is not None and state.rollout.id != known:
+                self._on_rollout((name, alias), state.primary.version, state.rollout)
         self._aliases = snapshot
         self._publish_held()
 
@@ -307,7 +312,7 @@ class ModelServer:
             shadow = Arm(self.load(spec.shadow), spec.shadow_percent) if spec.shadow else None
         except Exception:  # logged once per attempt by _load; what serves now stays
             return (current if current is not None and current.id == spec.id else None), False
-        return LiveRollout(spec.id, canary, shadow, spec.sticky_header, spec.mirror), True
+        return LiveRollout(spec.id, canary, shadow, spec.sticky_header, spec.mirror, spec.started_at), True
 
     def _resolve_alias(self, name: str, alias: str) -> AliasState:
         """An alias this process has not seen yet: ask the database, load, and watch it from now."""

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+import requests
 
 from bench.harness.models import expected_prediction, scaled_sum, upload
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, move
@@ -43,6 +44,22 @@ def test_a_tenth_of_a_thousand_keys_go_to_the_canary_and_each_keeps_its_version_
         assert prediction == pytest.approx(expected_prediction(version))
     for key, answers in again.items():
         assert answers[0][0] == first[key][0][0]
+
+
+def test_every_request_answered_from_the_start_of_a_rollout_is_counted_on_every_worker(live_registry):
+    name = new_model(live_registry, "from-the-start")
+    url = f"{live_registry.url}/models/{name}/production/predict"
+    change(live_registry, name, "start", {"canary": {"version": 2, "percent": 50}})
+    routes = {"primary": 0, "canary": 0}
+    deadline = time.monotonic() + live_registry.refresh_seconds  # the workers that learn of it late answer too
+    with requests.Session() as session:
+        while time.monotonic() < deadline:
+            answer = session.post(url, json={"instances": [[1.0, 2.0, 3.0]]}, timeout=10)
+            assert answer.status_code == 200
+            routes[answer.headers["X-Model-Route"]] += 1
+    sent = sum(routes.values())
+    figures = figures_once(live_registry, name, lambda f: f["primary"]["requests"] + f["canary"]["requests"] >= sent)
+    assert (figures["primary"]["requests"], figures["canary"]["requests"]) == (routes["primary"], routes["canary"])
 
 
 def test_starting_changing_completing_and_aborting_rollouts_under_load_fails_no_request(live_registry):

@@ -86,6 +86,16 @@ def test_aborting_sends_all_traffic_back_to_the_primary_and_is_recorded(client, 
     assert_problem(client.delete(URL, headers=ci), 404)
 
 
+def test_changing_a_rollout_answers_the_figures_so_far_and_keeps_them(client, ci, model):
+    start(client, ci, canary={"version": 2, "percent": 50})
+    for _ in range(6):
+        predict(client)
+    changed = start(client, ci, canary={"version": 2, "percent": 20}, reason="less").get_json()
+    assert changed["primary"]["requests"] + changed["canary"]["requests"] == 6
+    kept = client.get(URL).get_json()
+    assert (kept["primary"], kept["canary"]) == (changed["primary"], changed["canary"])
+
+
 def test_completing_promotes_the_canary_with_the_figures_in_its_event(client, ci, model):
     start(client, ci, canary={"version": 2, "percent": 100})
     for _ in range(3):

@@ -147,3 +147,36 @@ def test_percentiles_come_from_the_summed_buckets():
     assert 1.5 < percentile_ms(buckets, 0.5) <= 2
     assert percentile_ms(buckets, 0.99) <= 2
     assert 75 < percentile_ms(buckets, 0.999) <= 100
+
+
+def test_a_rollout_learned_late_counts_the_primarys_answers_since_it_started(monkeypatch):
+    from registry.serving import figures
+    from registry.serving.routing import LiveRollout
+
+    clock = [1000.0]
+    monkeypatch.setattr(figures.time, "time", lambda: clock[0])
+    book = FigureBook()
+    for at, version, ok in ((999.0, 1, True), (1001.0, 1, True), (1002.0, 1, False), (1002.5, 7, True)):
+        clock[0] = at
+        book.answered_unrouted(("m", "production"), version, 0.002, ok)
+    book.answered_unrouted(("m", "staging"), 1, 0.002, True)
+    book.adopt(("m", "production"), 1, LiveRollout(id=5, canary=None, shadow=None, sticky_header=None, started_at=1000.0))
+    counted = book.take_changed()
+    assert list(counted) == [(5, "primary", 1)]  # not before the start, not another version, not another alias
+    assert (counted[(5, "primary", 1)].requests, counted[(5, "primary", 1)].errors) == (2, 1)
+    book.adopt(("m", "production"), 1, LiveRollout(id=6, canary=None, shadow=None, sticky_header=None, started_at=1000.0))
+    assert book.take_changed() == {}  # adopted once: a later rollout does not count them again
+
+
+def test_answers_outside_a_rollout_are_kept_only_a_few_seconds(monkeypatch):
+    from registry.serving import figures
+    from registry.serving.routing import LiveRollout
+
+    clock = [1000.0]
+    monkeypatch.setattr(figures.time, "time", lambda: clock[0])
+    book = FigureBook()
+    book.answered_unrouted(("m", "production"), 1, 0.002, True)
+    clock[0] += figures.RECENT_SECONDS + 1
+    book.answered_unrouted(("m", "production"), 1, 0.002, True)
+    book.adopt(("m", "production"), 1, LiveRollout(id=5, canary=None, shadow=None, sticky_header=None, started_at=0.0))
+    assert book.take_changed()[(5, "primary", 1)].requests == 1
