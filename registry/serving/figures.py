@@ -94,7 +94,7 @@ class FigureBook:
         with self._lock:
             _count(self._tally(key), seconds, ok)
 
-    def answered_unrouted(self, alias: tuple[str, str], version: int, seconds: float, ok: bool) -> None:
+    def answered_unrouted(self, alias: tuple[str, str], version: int, *, seconds: float, ok: bool) -> None:
         """Keep, for a few seconds, an alias answer given while no rollout runs on the alias here."""
         now = time.time()
         with self._lock:

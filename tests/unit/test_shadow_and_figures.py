@@ -158,8 +158,8 @@ def test_a_rollout_learned_late_counts_the_primarys_answers_since_it_started(mon
     book = FigureBook()
     for at, version, ok in ((999.0, 1, True), (1001.0, 1, True), (1002.0, 1, False), (1002.5, 7, True)):
         clock[0] = at
-        book.answered_unrouted(("m", "production"), version, 0.002, ok)
-    book.answered_unrouted(("m", "staging"), 1, 0.002, True)
+        book.answered_unrouted(("m", "production"), version, seconds=0.002, ok=ok)
+    book.answered_unrouted(("m", "staging"), 1, seconds=0.002, ok=True)
     book.adopt(("m", "production"), 1, LiveRollout(id=5, canary=None, shadow=None, sticky_header=None, started_at=1000.0))
     counted = book.take_changed()
     assert list(counted) == [(5, "primary", 1)]  # not before the start, not another version, not another alias
@@ -175,8 +175,8 @@ def test_answers_outside_a_rollout_are_kept_only_a_few_seconds(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(figures.time, "time", lambda: clock[0])
     book = FigureBook()
-    book.answered_unrouted(("m", "production"), 1, 0.002, True)
+    book.answered_unrouted(("m", "production"), 1, seconds=0.002, ok=True)
     clock[0] += figures.RECENT_SECONDS + 1
-    book.answered_unrouted(("m", "production"), 1, 0.002, True)
+    book.answered_unrouted(("m", "production"), 1, seconds=0.002, ok=True)
     book.adopt(("m", "production"), 1, LiveRollout(id=5, canary=None, shadow=None, sticky_header=None, started_at=0.0))
     assert book.take_changed()[(5, "primary", 1)].requests == 1
