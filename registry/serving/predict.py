@@ -29,11 +29,13 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
         if route.rollout_id is not None:
             runtime.figures.answered(tally, time.perf_counter() - started, ok=False)
         elif route.role is not None:
-            runtime.figures.answered_unrouted((name, ref), route.servable.version, seconds=time.perf_counter() - started, ok=False)
+            runtime.figures.answered_unrouted((name, ref), route.servable.version,
+                                              seconds=time.perf_counter() - started, ok=False)
         raise
     if route.rollout_id is None:
         if route.role is not None:  # an alias answer: kept a few seconds for a rollout this process learns of late
-            runtime.figures.answered_unrouted((name, ref), route.servable.version, seconds=time.perf_counter() - started, ok=True)
+            runtime.figures.answered_unrouted((name, ref), route.servable.version,
+                                              seconds=time.perf_counter() - started, ok=True)
         return replace(result, route=route.role)
     runtime.figures.answered(tally, time.perf_counter() - started, ok=True)
     jobs = []
