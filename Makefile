@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# MLflow, the peer of the import tests, in a venv of its own: it pins gunicorn<27 (requirements-mlflow.txt).
+MLFLOW_VENV := .venv-mlflow
 # Nothing listens here: the PostgreSQL pass then has to start its own throwaway server.
 CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 
@@ -18,6 +20,11 @@ $(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(MLFLOW_VENV)/bin/.installed: requirements-mlflow.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
+	touch $@
+
 instance/admin_token:
 	mkdir -p instance
 	umask 077; $(BIN)/python -c "import secrets; print('mr_' + secrets.token_urlsafe(32))" > $@
@@ -30,14 +37,14 @@ run: $(BIN)/.installed-run instance/admin_token
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
-test: $(BIN)/.installed postgresql-binaries chromium
+test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
 	$(BIN)/python -m pytest
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
-test-sqlite: $(BIN)/.installed postgresql-binaries chromium
+test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
 	$(BIN)/python -m pytest
 
-test-postgresql: $(BIN)/.installed postgresql-binaries chromium
+test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
@@ -73,4 +80,4 @@ wrk:
 	$(call debian_package,command -v wrk,wrk)
 
 clean:
-	rm -rf $(VENV) instance/registry.db* .pytest_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache

@@ -123,7 +123,7 @@ def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*place.prefix, str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )
     return LiveRegistry(f"http://{place.address}:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
 
@@ -162,8 +162,9 @@ def running(database_url: str, root: Path, admin_token: str, count: int = 1, wor
         stop_all(instances)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to stop gunicorn when the test process dies, even if it is killed mid-test."""
+def die_with_parent() -> None:
+    """Ask Linux to stop a server this process starts (gunicorn, MLflow) when the test process dies, even if
+    it is killed mid-test; the ``preexec_fn`` of their ``Popen``."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
