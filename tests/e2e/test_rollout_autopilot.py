@@ -184,7 +184,9 @@ def test_a_split_off_its_share_halts_the_plan_and_leaves_traffic_as_it_was(live)
     assert upload(live, "skewed", scaled_sum(1.0)).status_code == 201
     assert upload(live, "skewed", scaled_sum(1.0000001)).status_code == 201
     move(live, "promote", "skewed", 1)
-    start(live, "skewed", {"steps": STEPS, "gates": LOOSE})
+    # A first step long enough that it is still under way when the skew below arrives.
+    steps = [{"percent": 20, "min_requests": 1000, "max_minutes": 10}, *STEPS[1:]]
+    start(live, "skewed", {"steps": steps, "gates": LOOSE})
 
     with traffic(live, "skewed", [[1.0, 2.0, 3.0]]) as statuses:
         wait_for(lambda: rollout(live, "skewed")["plan"]["gates"]["sample_ratio"]["seen"] > 0, "the step to count", DEADLINE)
