@@ -1,0 +1,98 @@
+"""The runnable blocks of a markdown document, and the one bash script that runs them in order.
+
+A fenced block whose language is ``sh``, ``bash`` or ``python`` is run. A comment on the line just
+before its fence changes that (it does not show when the markdown is rendered):
+
+- ``<!-- doc-test: skip, REASON -->`` the block is not run (say why: it starts the server, needs a
+  second machine, is an excerpt…);
+- ``<!-- doc-test: errors expected -->`` its curl calls may answer 4xx (it shows a refusal);
+  everywhere else a curl answered with an HTTP error fails the document.
+
+Anywhere in a document, ``<!-- doc-test: server NAME=value … -->`` names settings its registry must
+start with (the ones the document tells its reader to start the service with).
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+RUN_LANGUAGES = {"sh", "bash", "python"}
+FENCE = re.compile(r"^```(\S*)\s*$")
+MARKER = re.compile(r"^<!--\s*doc-test:\s*(.*?)\s*-->$")
+SERVER = re.compile(r"<!--\s*doc-test:\s*server\s+(.*?)\s*-->")
+DOCS_ADDRESS = "127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced block: its language, code, the line its fence is on, and how it is run."""
+
+    language: str
+    code: str
+    line: int
+    skip: str | None = None
+    errors_expected: bool = False
+
+
+def blocks(path: Path) -> list[Block]:
+    """Every runnable-language block of a markdown file, in order, with its marker's effect."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found, index = [], 0
+    while index < len(lines):
+        opening = FENCE.match(lines[index])
+        if not opening:
+            index += 1
+            continue
+        end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
+        language = opening.group(1)
+        if language in RUN_LANGUAGES:
+            marker = _marker(lines, index)
+            found.append(Block(
+                language=language, code="\n".join(lines[index + 1:end]) + "\n", line=index + 1,
+                skip=marker[len("skip"):].lstrip(" ,:") or "no reason given" if marker.startswith("skip") else None,
+                errors_expected=marker == "errors expected",
+            ))
+        index = end + 1
+    return found
+
+
+def server_settings(path: Path) -> dict[str, str]:
+    """The settings the document's registry starts with, from its ``doc-test: server`` markers."""
+    settings = {}
+    for match in SERVER.finditer(path.read_text(encoding="utf-8")):
+        settings.update(pair.split("=", 1) for pair in match.group(1).split())
+    return settings
+
+
+def _marker(lines: list[str], fence: int) -> str:
+    previous = next((lines[i].strip() for i in range(fence - 1, -1, -1) if lines[i].strip()), "")
+    match = MARKER.match(previous)
+    return match.group(1) if match else ""
+
+
+def script(document: Path, base_url: str, python: str) -> str:
+    """A bash script that runs the document's blocks in order against ``base_url`` (in place of
+    ``127.0.0.1:8000``, with or without ``http://``), stopping at the
+    first failure with the block's line; python blocks run with ``python``."""
+    parts = [
+        "set -euo pipefail",
+        # curl answers 0 for a 4xx; here an HTTP error fails the block, unless it expects errors
+        'curl() { if [ "${DOC_ERRORS_EXPECTED:-}" = 1 ]; then command curl "$@"; '
+        'else command curl --fail-with-body "$@"; fi; }',
+        "export -f curl",
+    ]
+    for block in blocks(document):
+        if block.skip:
+            continue
+        code = block.code.replace(DOCS_ADDRESS, urlsplit(base_url).netloc)
+        where = shlex.quote(f"{document.name}:{block.line}")
+        parts.append(f"echo '--- block at' {where} >&2")
+        parts.append(f"export DOC_ERRORS_EXPECTED={int(block.errors_expected)}")
+        if block.language == "python":
+            parts.append(f"{shlex.quote(python)} - <<'DOC_PYTHON_BLOCK'\n{code}DOC_PYTHON_BLOCK")
+        else:
+            parts.append(code)
+    return "\n".join(parts) + "\n"
