@@ -90,16 +90,16 @@ def test_every_supported_version_is_imported_in_version_order_and_the_knn_is_ski
     for model in SUPPORTED:
         assert actions[(model, 1)] == ("imported", 1)
     assert actions[("mlf-linear", 2)] == ("imported", 2) and actions[("mlf-forest", 2)] == ("imported", 2)
-    assert actions[("mlf-logistic", 2)] == ("imported", 2)
+    assert actions[("mlf-logistic", 2)] == ("imported", 2) and actions[("mlf-tree", 2)] == ("imported", 2)
     knn = next(m for m in first["models"] if m["mlflow_name"] == "mlf-knn")["versions"][0]
     assert knn["action"] == "skipped" and knn["reason"].startswith("the registry refused it: ")
     assert "KNeighborsRegressor" in knn["reason"]
-    assert first["totals"] == {"imported": 7, "existing": 0, "skipped": 1, "would import": 0}
+    assert first["totals"] == {"imported": 8, "existing": 0, "skipped": 1, "would import": 0}
 
 
 def test_a_second_run_imports_nothing_new(imported, live_registry):
     _, first, second = imported
-    assert second["totals"]["imported"] == 0 and second["totals"]["existing"] == 7
+    assert second["totals"]["imported"] == 0 and second["totals"]["existing"] == 8
     assert all(alias["action"] in ("unchanged", "skipped") for model in second["models"] for alias in model["aliases"])
     assert get(live_registry, "/models/mlf-linear")["version_count"] == 2
     assert "mlf-knn" not in [model["name"] for model in get(live_registry, "/models?per_page=500")["items"]]

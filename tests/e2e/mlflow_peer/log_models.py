@@ -121,6 +121,9 @@ def scenario() -> list[Model]:
         Model("mlf-tree", versions=[
             Version("tree", DecisionTreeClassifier(max_depth=4, random_state=0), classes, "pickle",
                     {"max_depth": 4, "criterion": "gini"}, stage="Staging"),
+            Version("tree", make_pipeline(StandardScaler(), DecisionTreeClassifier(max_depth=4, random_state=0)),
+                    classes, None, {"max_depth": 4, "scaler": "standard"},
+                    skops_trusted_types=["sklearn.tree._tree.Tree"]),
         ]),
         Model("mlf-forest", aliases={"champion": 2}, versions=[
             Version("forest", RandomForestRegressor(n_estimators=20, random_state=0), prices, "skops",
