@@ -4,11 +4,14 @@ Each document gets a fresh registry (a real gunicorn on a fresh database, as ``m
 first-time user) and a fresh working directory laid out like a clone after ``make run``: ``.venv``,
 ``instance/admin_token``, an empty ``examples/``. ``http://127.0.0.1:8000`` in a block is this
 registry's address (and so is ``REGISTRY_URL``, whose default is that address). A document creates what it uses: nothing carries over from another one.
-Blocks that must not run say why in a marker (tests/e2e/doc_blocks.py).
+Blocks that must not run say why in a marker (tests/e2e/doc_blocks.py). What a document leaves
+running (a receiver it starts with ``&``) is stopped when its script ends.
 """
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,15 +47,40 @@ def workspace(root, live) -> tuple:
     return folder, env
 
 
+def run_script(text: str, folder, env, output) -> int:
+    """Run a document's script in a process group of its own, writing what it prints to ``output``; then
+    stop whatever it left running in the background, so nothing outlives the document."""
+    with open(output, "wb") as out:
+        process = subprocess.Popen(["bash", "-c", text], cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        return process.wait(timeout=900)
+    finally:
+        stop_group(process.pid)
+
+
+def stop_group(group: int, grace_seconds: float = 10) -> None:
+    """SIGTERM every process left in ``group``, and SIGKILL those still there after ``grace_seconds``."""
+    for sent, wait_seconds in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, grace_seconds)):
+        deadline = time.monotonic() + wait_seconds
+        try:
+            os.killpg(group, sent)
+            while time.monotonic() < deadline:
+                os.killpg(group, 0)  # raises once the group is gone
+                time.sleep(0.1)
+        except ProcessLookupError:
+            return
+
+
 @pytest.mark.parametrize("document", RUNNABLE, ids=lambda path: path.name)
 def test_every_runnable_block_runs_in_order_against_a_fresh_registry(document, tmp_path):
     settings = server_settings(document)
     with fresh_database(tmp_path) as database_url, \
             server.running(database_url, tmp_path, ADMIN_TOKEN, env=settings) as (live,):
         folder, env = workspace(tmp_path, live)
-        result = subprocess.run(["bash", "-c", script(document, live.url, sys.executable)], cwd=folder, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    assert result.returncode == 0, f"{document.name}: a block failed (exit {result.returncode})\n{result.stdout[-5000:]}"
+        output = tmp_path / "output.txt"
+        returncode = run_script(script(document, live.url, sys.executable), folder, env, output)
+    assert returncode == 0, f"{document.name}: a block failed (exit {returncode})\n{output.read_text()[-5000:]}"
 
 
 def test_skips_say_why():
