@@ -1,12 +1,20 @@
 """gunicorn settings for production and for the end-to-end tests: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
 Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2 per core),
-WORKER_THREADS (default 4), plus the app's own variables (config.py).
+WORKER_THREADS (default 4), GRACEFUL_TIMEOUT (seconds the requests in flight get to finish on
+SIGTERM, default 30), DRAIN_SECONDS (how long a server that got SIGTERM goes on taking requests while
+/readyz answers 503, so that load balancers stop sending before its port closes; default 0), plus the
+app's own variables (config.py).
+
+SIGTERM is a graceful stop: not ready at once, then (after DRAIN_SECONDS) no new connections, the
+requests in flight finish within GRACEFUL_TIMEOUT, every worker writes what it holds, exit 0.
 """
 import gc
 import os
 import shutil
+import signal
 import tempfile
+import threading
 
 # One BLAS/OpenMP thread per worker: small models get no speed from more, and workers × threads
 # oversubscribe the cores. Set before the workers import NumPy.
@@ -17,6 +25,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
 from config import WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
 from registry.heap import map_large_blocks  # noqa: E402
 
 map_large_blocks()  # before the app loads anything; the workers inherit it
@@ -30,7 +39,8 @@ threads = int(os.environ.get("WORKER_THREADS", "4"))
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True
 timeout = 120
-graceful_timeout = 30
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS", "0"))
 # Several instances on one host must not fight over one default control socket path.
 control_socket_disable = True
 accesslog = os.environ.get("ACCESS_LOG") or None
@@ -41,6 +51,24 @@ def on_starting(server):
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
+    server.handle_term = _not_ready_first(server, server.handle_term)
+
+
+def _not_ready_first(server, graceful_stop):
+    """The master's SIGTERM handler: every worker's /readyz answers 503 from now on; gunicorn's graceful
+    stop follows after DRAIN_SECONDS (at once on a second SIGTERM)."""
+    def handle_term():
+        first = not stopping.requested()
+        stopping.announce()
+        if first and DRAIN_SECONDS > 0:
+            server.log.info("not ready; stopping in %g s (DRAIN_SECONDS)", DRAIN_SECONDS)
+            timer = threading.Timer(DRAIN_SECONDS, server.signal, (signal.SIGTERM, None))
+            timer.daemon = True  # a quick stop (SIGINT) meanwhile must not wait for it
+            timer.start()
+            return
+        graceful_stop()  # raises StopIteration: the arbiter stops its workers gracefully, then exits 0
+
+    return handle_term
 
 
 def when_ready(server):
@@ -105,15 +133,15 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Finish the webhook sends in flight (each at most its timeout) and write the prediction log's
-    queue before the worker goes; let the background loops' leases go; share its last metrics."""
-    from api import background, delivery
-    from api.domain import EXTENSION
+    """Finish the webhook sends in flight (each at most its timeout) and send what is due; let the
+    background loops' leases go; write the rollout figures and the prediction log's queue before the
+    worker goes; share its last metrics."""
+    from api import background, delivery, domain
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
         delivery.stop_in_worker(worker.wsgi)
         background.stop_in_worker(worker.wsgi)
-        worker.wsgi.extensions[EXTENSION].prediction_log.stop(timeout=5)  # what it queued is written first
+        domain.stop_in_worker(worker.wsgi)
     if getattr(worker, "metric_flusher", None) is not None:
         worker.metric_flusher.stop()
 

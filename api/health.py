@@ -3,6 +3,8 @@
 Ready means "can serve predictions". A process that has read its aliases keeps answering them from
 memory while the database or the artifact store is down: it stays ready, and says it is degraded. A new
 process is not ready until it holds every aliased version it could not fetch for want of the store.
+A stopping server is not ready from the moment it got SIGTERM, so load balancers stop sending to it
+while it finishes what it has.
 """
 from dataclasses import dataclass
 
@@ -10,6 +12,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from api import domain
+from registry import stopping
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
 from registry.telemetry import DEPENDENCY_UP
@@ -39,6 +42,9 @@ def readiness() -> Readiness:
     if starved and problems["artifact_store"] is None:  # it answered since: loads are due at the next poll
         problems["artifact_store"] = "aliased versions are still being fetched from the artifact store"
     can_serve = (problems["database"] is None or models.knows_its_aliases) and not starved
+    if stopping.requested():
+        problems["server"] = "stopping (SIGTERM): finishing the requests in flight"
+        can_serve = False
     return Readiness(
         checks={name: why is None for name, why in problems.items()},
         problems={name: why for name, why in problems.items() if why},

@@ -21,7 +21,8 @@ def healthz():
 
 @blp.route("/readyz")
 @blp.response(200, description="Can serve predictions: `ready`, or `degraded` with what is down in `problems`")
-@blp.alt_response(503, description="Cannot serve: the database does not answer and this process never read its aliases")
+@blp.alt_response(503, description="Cannot serve: the database does not answer and this process never read its "
+                                   "aliases, or the server is stopping")
 def readyz():
     """Ready when this process can serve predictions; a dependency that is down while it can is
     reported as ``degraded``, not as unready (a load balancer would take the whole fleet out)."""

@@ -54,6 +54,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
         self._pruned_at: float | None = None  # never yet: the first poll prunes
 
     def ensure_started(self) -> None:
@@ -63,7 +64,8 @@ class Deliverer:
                 return
             self._started = True
         self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
-        threading.Thread(target=self._run, name="webhook-deliverer", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
+        self._thread.start()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll (events were just committed)."""
@@ -84,16 +86,34 @@ class Deliverer:
             self._pool.shutdown(wait=True)  # record what is in flight before the process ends
 
     def stop(self, wait: bool = False) -> None:
-        """Stop polling; sends in flight finish in their threads (``wait`` for them, at most a timeout each)."""
+        """Stop polling; sends in flight finish in their threads. ``wait``: send what is due first (the events
+        this process committed last, whose wake-up the loop may not have acted on), then wait for every
+        send (each at most its deadline)."""
         self._stop.set()
         self._wake.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait)
+        if self._pool is None:
+            return
+        if wait and self._thread is not None:
+            self._thread.join(self.settings.deadline_seconds)
+            if not self._thread.is_alive():  # else it is stuck on the database, which would not answer us either
+                self._send_due_before_stopping()
+        self._pool.shutdown(wait=wait)
 
     def deliver_due(self) -> int:
         """Claim what is due (up to the free threads) and hand it to the pool; how many were claimed."""
+        if self._stop.is_set():
+            return 0
+        return self._claim_and_send()
+
+    def _send_due_before_stopping(self) -> None:
+        try:
+            self._claim_and_send()
+        except Exception as exc:  # the database is away: another deliverer sends them, or this one at its next start
+            log.warning("claiming webhook deliveries before stopping failed (%s); they are sent later", exc)
+
+    def _claim_and_send(self) -> int:
         free = self._free_threads()
-        if free == 0 or self._stop.is_set():
+        if free == 0:
             return 0
         with self._session_scope():
             claims = claim_due(free, self.settings.lease_seconds) if due_exists() else []

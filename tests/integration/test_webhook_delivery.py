@@ -419,3 +419,17 @@ def test_an_endpoint_failing_five_times_in_a_row_is_paused_and_a_success_resets_
             record_attempt(claim, Outcome(200, None, 1), policy)
     assert client.get(f"/webhooks/{dead}", headers=ADMIN).get_json()["failures_in_a_row"] == 0
     assert client.get(f"/webhooks/{healthy}", headers=ADMIN).get_json()["paused_until"] is None
+
+
+def test_a_graceful_stop_sends_what_is_due_even_when_its_wake_up_came_too_late(make, receiver, monkeypatch):
+    app, client = make(WEBHOOK_POLL_SECONDS=600.0)  # no poll would ever find it
+    subscribe(client, receiver, "last")
+    deliverer = app.extensions["webhook_deliverer"]
+    start(app)
+    poll(lambda: deliverer._pruned_at is not None)  # its first poll has passed: it waits for a wake-up now
+    monkeypatch.setattr(deliverer, "wake", lambda: None)  # the wake-up arrives as the worker stops: never acted on
+    upload_ok(client, ADMIN, "m", scaled_sum(1))
+
+    deliverer.stop(wait=True)
+
+    assert [p["type"] for p in receiver.events("last")] == ["version.created"]
