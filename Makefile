@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 MLFLOW_VENV := .venv-mlflow
 # Nothing listens here: the PostgreSQL pass then has to start its own throwaway server.
 CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
+CONTAINERS_CONF := /etc/containers/containers.conf
+CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' '' '[engine]' 'runtime = "runc"'
 
 .PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
-	postgresql-binaries chromium wrk
+	postgresql-binaries chromium wrk containers
 
 # What running needs (make run), then what testing and benchmarking add (make test).
 $(BIN)/.installed-run: requirements.txt
@@ -37,11 +39,11 @@ run: $(BIN)/.installed-run instance/admin_token
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
-test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
+test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
 	$(BIN)/python -m pytest
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
-test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
+test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
 	$(BIN)/python -m pytest
 
 test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
@@ -78,6 +80,16 @@ chromium:
 
 wrk:
 	$(call debian_package,command -v wrk,wrk)
+
+## podman for the image test (tests/e2e/test_container_image.py), with runc as its runtime and the machine's
+## own ulimits (crun and podman's default ulimits are refused in sandboxes like CI's); debootstrap makes the
+## local base image where no registry can be reached.
+containers:
+	$(call debian_package,command -v podman && command -v runc && command -v debootstrap && command -v podman-compose,podman runc debootstrap podman-compose)
+	@test -e $(CONTAINERS_CONF) || { \
+		echo "writing $(CONTAINERS_CONF) (runc, the machine's ulimits)"; \
+		mkdir -p $(dir $(CONTAINERS_CONF)) && printf '%s\n' $(CONTAINERS_CONF_LINES) > $(CONTAINERS_CONF); \
+	}
 
 clean:
 	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache

@@ -1,0 +1,66 @@
+# The model registry as a container: gunicorn with the repository's gunicorn.conf.py on port 8000,
+# every piece of state under the volume /data, run as a non-root user.
+#
+#   docker build -t model-registry \
+#     --build-arg VERSION="$(git describe --always --dirty)" --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg SOURCE="$(git remote get-url origin)" .
+#   docker run -p 8000:8000 -v registry-data:/data model-registry
+#
+# BASE is any Debian bookworm image with Python 3.11 and its venv module: the public default, or a local
+# one where no registry can be reached (the tests build on a debootstrap image: bench/harness/containers.py).
+ARG BASE=python:3.11-slim-bookworm
+
+FROM ${BASE} AS build
+# Only what running needs: the pinned runtime requirements, without pip, setuptools, the packages' own
+# test suites (about half of what NumPy, SciPy, pandas and scikit-learn install) or JavaScript source maps.
+COPY requirements.txt /tmp/requirements.txt
+RUN python3 -m venv /opt/venv \
+ && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir \
+        --disable-pip-version-check -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+ && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
+ && find /opt/venv -type f -name '*.map' -delete
+
+FROM ${BASE}
+RUN groupadd --system --gid 10001 registry \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin registry \
+ && mkdir /data && chown registry:registry /data
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY config.py wsgi.py gunicorn.conf.py ./
+COPY migrations migrations
+COPY deploy deploy
+COPY trainers trainers
+COPY registry registry
+COPY api api
+# Compiled now: with a read-only root filesystem nothing could cache the bytecode later, and every
+# start would compile the app again.
+RUN /opt/venv/bin/python -m compileall -q /app
+
+# The service's own variables. With INSTANCE_DIR=/data the SQLite database is /data/registry.db, the
+# admin token /data/admin_token, the dashboard's session key /data/secret_key and the node cache
+# /data/artifact-cache; artifacts go to /data/artifacts. Set DATABASE_URL (or DATABASE_URL_FILE) for
+# PostgreSQL and ARTIFACT_ROOT=s3://bucket/prefix for a fleet.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    BIND=0.0.0.0:8000 \
+    INSTANCE_DIR=/data \
+    ARTIFACT_ROOT=/data/artifacts
+USER 10001:10001
+VOLUME /data
+EXPOSE 8000
+# SIGTERM is a graceful stop (gunicorn.conf.py): give `docker stop -t` more than DRAIN_SECONDS + GRACEFUL_TIMEOUT.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+ENTRYPOINT ["python3", "-m", "deploy.entrypoint"]
+
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="model-registry" \
+      org.opencontainers.image.description="A registry and prediction server for scikit-learn models" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"

@@ -1,0 +1,188 @@
+"""The container's entrypoint: check what a start needs, bring the database to the head revision, then
+become gunicorn. ``python -m deploy.entrypoint`` is the image's ENTRYPOINT; it runs before anything
+reads the configuration, in this order:
+
+1. each secret given as a file (``ADMIN_TOKEN_FILE``, ``DATABASE_URL_FILE``,
+   ``AWS_SECRET_ACCESS_KEY_FILE``: Docker and Kubernetes secrets) becomes its variable;
+2. ``ARTIFACT_ROOT`` must name a store this release can use;
+3. the database must answer, and is migrated one replica at a time (on PostgreSQL under an advisory
+   lock: the first to start migrates, the others wait and then find the schema at head);
+4. without ``ADMIN_TOKEN``, the token kept in ``INSTANCE_DIR/admin_token`` is used: made and printed
+   once, on the first start;
+5. gunicorn replaces this process, with the repository's gunicorn.conf.py, so that it is the one the
+   container's signals reach (SIGTERM is a graceful stop: gunicorn.conf.py); or the command given
+   after the image's name does, with the same preparation (``docker run … IMAGE flask --app wsgi …``).
+
+Whatever stops a start is one line on stderr and exit status 1, before anything listens: never a
+half-started server.
+"""
+import fcntl
+import os
+import secrets
+import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from pathlib import Path
+
+SECRETS = ("ADMIN_TOKEN", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY")
+# pg_advisory_lock's key for migrations: any fixed 64-bit number, the same in every replica.
+MIGRATION_LOCK = 0x6D725F6D69677261
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+
+
+class CannotStart(Exception):
+    """Why the service cannot start, in one line that says what to fix."""
+
+
+def main() -> None:
+    """Check, prepare, then exec gunicorn (or the command in the arguments); exit 1 with one line on stderr
+    when the start is impossible."""
+    try:
+        read_secret_files(os.environ)
+        from config import BASE_DIR, Config  # only now: it reads the environment once, at import
+
+        check_artifact_root(Config.ARTIFACT_ROOT)
+        migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations")
+        os.environ["ADMIN_TOKEN"] = Config.ADMIN_TOKEN or kept_admin_token(Config.INSTANCE_DIR)
+    except CannotStart as exc:
+        sys.exit(str(exc))
+    sys.stdout.flush()  # what was printed must not stay in a buffer that exec throws away
+    os.chdir(BASE_DIR)
+    command = sys.argv[1:] or [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+    os.execvp(command[0], command)
+
+
+def read_secret_files(environ: MutableMapping[str, str]) -> None:
+    """Set each secret ``NAME`` given as ``NAME_FILE`` to that file's content, less its final newline."""
+    for name in SECRETS:
+        path = environ.get(f"{name}_FILE")
+        if not path:
+            continue
+        if environ.get(name):
+            raise CannotStart(f"{name} and {name}_FILE are both set: set one of them")
+        try:
+            value = Path(path).read_text().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CannotStart(f"{name}_FILE={path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        if not value:
+            raise CannotStart(f"{name}_FILE={path} is empty")
+        environ[name] = value
+
+
+def check_artifact_root(root: str) -> None:
+    """Stop when ``root`` names no store this release can use (the app's own check, without reaching it)."""
+    from registry.artifacts.stores import UnknownStore, check_root
+
+    try:
+        check_root(str(root))
+    except UnknownStore as exc:
+        raise CannotStart(str(exc)) from None
+
+
+def kept_admin_token(instance_dir: Path) -> str:
+    """The admin token kept in ``instance_dir/admin_token``; made there, and printed, on the first start only."""
+    path = instance_dir / "admin_token"
+    read_again = f"docker exec CONTAINER cat {path}"
+    try:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"Admin token: the one kept in {path} (read it with: {read_again})")
+        return path.read_text().strip()
+    except OSError as exc:
+        raise CannotStart(f"INSTANCE_DIR={instance_dir}: cannot keep the admin token there ({exc.strerror}); "
+                          "mount a volume the container's user may write, or set ADMIN_TOKEN_FILE") from None
+    token = "mr_" + secrets.token_urlsafe(32)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    print(f"Admin token: {token}  (made now and kept in {path}; read it again with: {read_again})")
+    return token
+
+
+def migrate(url: str, scripts: Path) -> None:
+    """Bring the database at ``url`` to the head of ``scripts``, one replica at a time; stop when it does not answer."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise CannotStart("DATABASE_URL is not a database URL: postgresql+psycopg://USER:PASSWORD@HOST/NAME "
+                          "or sqlite:////PATH") from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        connection = _connect(parsed)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CannotStart(f"DATABASE_URL={shown}: the database does not answer ({_one_line(exc)})") from None
+    try:
+        with connection, _one_replica_at_a_time(connection):
+            if not _at_head(connection, scripts):
+                _upgrade(url)
+    except SQLAlchemyError as exc:
+        raise CannotStart(f"DATABASE_URL={shown}: migrating failed ({_one_line(exc)})") from None
+
+
+def _connect(url):
+    """An open connection to ``url`` (outside any pool: this process soon becomes gunicorn)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    connect_args = {}
+    if url.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+    elif url.database:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args).connect()
+
+
+@contextmanager
+def _one_replica_at_a_time(connection) -> Iterator[None]:
+    """Replicas that start together migrate in turn: on PostgreSQL under an advisory lock (it belongs to the
+    session and holds until the connection closes), on SQLite under a lock on the database's directory
+    (containers that share the volume share the lock)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy import func, select
+
+        connection.execute(select(func.pg_advisory_lock(MIGRATION_LOCK)))
+        connection.commit()
+        yield
+        return
+    directory = os.open(Path(connection.engine.url.database).resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)  # not the database file: closing it would drop SQLite's own locks
+        yield
+    finally:
+        os.close(directory)
+
+
+def _at_head(connection, scripts: Path) -> bool:
+    """Whether the database's revision is the scripts' head already (the usual restart: no app to build)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    connection.rollback()  # no read transaction may stay open while the upgrade writes (SQLite would wait on it)
+    return current == set(ScriptDirectory(str(scripts)).get_heads())
+
+
+def _upgrade(url: str) -> None:
+    """``flask db upgrade`` of the database at ``url``, in this process: the app's own migrations, with its
+    engine settings."""
+    from flask_migrate import upgrade
+
+    from api import create_app
+    from registry.db import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "PROMETHEUS_MULTIPROC_DIR": None})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def _one_line(exc: Exception) -> str:
+    """The database driver's own words for ``exc``, on one line."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The container image, built from the repository's Dockerfile and run with real podman: the README's
+container quick start (ready, upload, promote, predict) as a non-root user, the data kept across a
+restart on the same volume with a read-only root filesystem, a graceful stop that finishes a request in
+flight, and starts that must fail with one line and no server.
+
+One image build serves the whole module (podman reuses its cached layers: after a code change only the
+code's layers are built again); the local base image is made with debootstrap when the machine has none.
+The image's default database is SQLite under /data: the SQLite pass runs this module.
+"""
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from bench.harness import containers
+from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
+from tests.databases import BACKEND
+from tests.e2e.slow_requests import TrickledPost, wait_until_workers_told_to_stop
+
+pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the image serves SQLite under /data by default: the SQLite pass runs it")
+
+IMAGE = "localhost/model-registry:test"
+MODEL = "quickstart"
+NON_ROOT_UID = "10001"
+DRAIN_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def image():
+    """The service's image, built once for the module on the local base image."""
+    try:
+        containers.require_podman()
+        base_seconds = containers.ensure_base_image()
+    except containers.PodmanMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    build_seconds = containers.build_image(IMAGE)
+    print(f"\nbase image: {'reused' if not base_seconds else f'{base_seconds:.1f} s'}; image build: {build_seconds:.1f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def volume():
+    """A named volume for /data, removed with the module."""
+    name = f"registry-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    containers.remove_volume(name)
+
+
+@pytest.fixture(scope="module")
+def started():
+    """``started(image, **kw)``: a detached container (containers.run), removed with the module."""
+    running = []
+
+    def start(image, **kwargs):
+        container = containers.run(image, f"registry-test-{uuid.uuid4().hex[:8]}", **kwargs)
+        running.append(container)
+        return container
+
+    yield start
+    for container in running:
+        container.remove()
+
+
+@pytest.fixture(scope="module")
+def quick_start(image, volume, started):
+    """The README's quick start: ``run -p PORT:8000 -v VOLUME:/data IMAGE``, ready, with a model uploaded
+    and promoted through it; the seconds from ``podman run`` to the first correct prediction."""
+    began = time.monotonic()
+    container = started(image, volume=volume)
+    container.wait_ready()
+    ready_seconds = time.monotonic() - began
+    token = re.search(r"Admin token: (mr_\S+)", container.logs()).group(1)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert upload(container, MODEL, scaled_sum(2), headers=headers).status_code == 201
+    promoted = requests.post(f"{container.url}/models/{MODEL}/versions/1/promote", json={}, headers=headers, timeout=30)
+    assert promoted.status_code == 200, promoted.text
+    assert _predicted(container) == pytest.approx(expected_prediction(2))
+    print(f"\npodman run to ready: {ready_seconds:.1f} s; to the first correct prediction: {time.monotonic() - began:.1f} s")
+    return container, token
+
+
+@pytest.fixture(scope="module")
+def restarted(image, volume, started, quick_start):
+    """The quick start stopped (exit status 0), then a new container on the same volume with a read-only root
+    filesystem and a tmpfs on /tmp, as a hardened deployment runs it."""
+    first, _ = quick_start
+    assert first.stop() == 0, first.logs()[-4000:]
+    container = started(image, volume=volume, env={"DRAIN_SECONDS": DRAIN_SECONDS, "GRACEFUL_TIMEOUT": 30},
+                        options=("--read-only", "--tmpfs", "/tmp"))
+    container.wait_ready()
+    return container
+
+
+def test_the_quick_start_serves_a_promoted_upload_as_a_non_root_user(image, quick_start):
+    container, token = quick_start
+
+    assert _predicted(container) == pytest.approx(expected_prediction(2))
+    assert _in(container, "cat", "/data/admin_token") == token  # the one line the log gives to read it again
+    assert container.logs().count(token) == 1  # printed once
+    assert _in(container, "id", "-u") == NON_ROOT_UID
+    assert set(containers.podman("top", container.name, "huser").stdout.split()[1:]) == {NON_ROOT_UID}  # every process
+    assert containers.podman("healthcheck", "run", container.name, check=False).returncode == 0
+    labels = containers.podman("image", "inspect", "--format", "{{json .Labels}}", image).stdout
+    revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert f'"org.opencontainers.image.revision":"{revision}"' in labels
+    assert '"org.opencontainers.image.version"' in labels and '"org.opencontainers.image.source"' in labels
+
+
+def test_a_restart_on_the_same_volume_keeps_the_data_with_a_read_only_root(quick_start, restarted):
+    _, token = quick_start
+
+    assert _predicted(restarted) == pytest.approx(expected_prediction(2))
+    versions = requests.get(f"{restarted.url}/models/{MODEL}/versions", timeout=30).json()["items"]
+    assert [v["version"] for v in versions] == [1]
+    headers = {"Authorization": f"Bearer {token}"}  # the admin token kept in /data, not made again
+    assert upload(restarted, MODEL, scaled_sum(3), headers=headers).status_code == 201  # /data is writable
+    assert token not in restarted.logs()
+    refused = containers.podman("exec", restarted.name, "touch", "/app/written", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+
+
+def test_sigterm_during_a_slow_request_makes_it_not_ready_finishes_the_request_and_exits_0(restarted):
+    rows = [PROBE_ROW] * 2000  # a body big enough to send in two parts with a pause between them
+    request = TrickledPost(restarted.url, f"/models/{MODEL}/production/predict", {"instances": rows})
+    request.start()
+
+    restarted.signal("TERM")
+    assert requests.get(f"{restarted.url}/readyz", timeout=10).status_code == 503  # not ready first
+    wait_until_workers_told_to_stop(restarted.logs)  # past the drain
+    status, body = request.finish()
+
+    assert status == 200 and body["predictions"] == pytest.approx([expected_prediction(2)] * len(rows))
+    assert restarted.wait() == 0
+    assert "not ready; stopping in 2 s" in restarted.logs()
+
+
+def test_a_command_after_the_image_name_runs_with_the_secrets_read_from_their_files(image, tmp_path):
+    (tmp_path / "admin_token").write_text("from-a-docker-secret\n")
+    (tmp_path / "admin_token").chmod(0o644)  # the container's user reads it
+
+    ran = containers.run_to_exit(image, "python3", "-c", "import os; print(os.environ['ADMIN_TOKEN'])",
+                                 env={"ADMIN_TOKEN_FILE": "/run/secrets/admin_token"},
+                                 options=("--volume", f"{tmp_path / 'admin_token'}:/run/secrets/admin_token:ro"))
+
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1] == "from-a-docker-secret"
+
+
+@pytest.mark.parametrize("env, options, line", [
+    ({"ADMIN_TOKEN_FILE": "/run/secrets/admin_token"}, (),
+     "ADMIN_TOKEN_FILE=/run/secrets/admin_token: cannot read it (No such file or directory)"),
+    ({"ADMIN_TOKEN_FILE": "/run/secrets"}, ("--tmpfs", "/run/secrets"),
+     "ADMIN_TOKEN_FILE=/run/secrets: cannot read it (Is a directory)"),
+    ({"ADMIN_TOKEN": "t", "ARTIFACT_ROOT": "ftp://x"}, (),
+     ("ARTIFACT_ROOT=ftp://x: ftp:// is not a store this release can use; set it to a directory or to "
+      "s3://bucket/prefix (any S3-compatible store: docs/scaling.md)")),
+    ({"ADMIN_TOKEN": "t", "DATABASE_URL": "postgresql+psycopg://registry:secret@127.0.0.1:9/registry"}, (),
+     "DATABASE_URL=postgresql+psycopg://registry:***@127.0.0.1:9/registry: the database does not answer"),
+], ids=["missing-secret-file", "unreadable-secret-file", "unknown-artifact-root", "unreachable-database"])
+def test_a_start_that_cannot_work_stops_with_one_line_and_no_server(image, env, options, line):
+    stopped = containers.run_to_exit(image, env=env, options=options)
+
+    assert stopped.returncode == 1
+    assert len(stopped.stderr.splitlines()) == 1 and stopped.stderr.startswith(line), stopped.stderr
+    assert "secret" not in stopped.stderr.replace("/run/secrets", "")  # a password never reaches a log
+    assert "gunicorn" not in stopped.stdout + stopped.stderr
+
+
+def _predicted(container) -> float:
+    answer = requests.post(f"{container.url}/models/{MODEL}/production/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["predictions"][0]
+
+
+def _in(container, *command: str) -> str:
+    return containers.podman("exec", container.name, *command).stdout.strip()

@@ -1,0 +1,86 @@
+"""The container's entrypoint (deploy/entrypoint.py) before gunicorn: secrets from files, the admin token
+kept on the volume, and migrations that replicas starting at once apply one at a time, on the backend
+under test. tests/e2e/test_container_image.py runs it in the image."""
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from config import BASE_DIR
+from deploy.entrypoint import CannotStart, kept_admin_token, migrate, read_secret_files
+from tests.databases import fresh_database
+from tests.helpers import MIGRATIONS
+
+REPLICAS = 3
+
+
+def test_a_secret_file_sets_its_variable_without_the_final_newline(tmp_path):
+    (tmp_path / "url").write_text("postgresql+psycopg://registry:s3cret@db/registry\n")
+    (tmp_path / "key").write_text("a key with a trailing space \n")
+    environ = {"DATABASE_URL_FILE": str(tmp_path / "url"), "AWS_SECRET_ACCESS_KEY_FILE": str(tmp_path / "key")}
+
+    read_secret_files(environ)
+
+    assert environ["DATABASE_URL"] == "postgresql+psycopg://registry:s3cret@db/registry"
+    assert environ["AWS_SECRET_ACCESS_KEY"] == "a key with a trailing space "
+    assert "ADMIN_TOKEN" not in environ
+
+
+@pytest.mark.parametrize("make, environ, message", [
+    (None, {"ADMIN_TOKEN_FILE": "{dir}/absent"}, "ADMIN_TOKEN_FILE={dir}/absent: cannot read it (No such file or directory)"),
+    (None, {"DATABASE_URL_FILE": "{dir}"}, "DATABASE_URL_FILE={dir}: cannot read it (Is a directory)"),
+    ("\n", {"ADMIN_TOKEN_FILE": "{dir}/secret"}, "ADMIN_TOKEN_FILE={dir}/secret is empty"),
+    (b"\xff\xfe", {"ADMIN_TOKEN_FILE": "{dir}/secret"}, "ADMIN_TOKEN_FILE={dir}/secret: cannot read it ('utf-8' codec"),
+    ("t", {"ADMIN_TOKEN_FILE": "{dir}/secret", "ADMIN_TOKEN": "t2"}, "ADMIN_TOKEN and ADMIN_TOKEN_FILE are both set"),
+], ids=["missing", "a-directory", "empty", "not-text", "both-set"])
+def test_a_secret_file_that_gives_no_secret_stops_the_start_with_one_line(tmp_path, make, environ, message):
+    if isinstance(make, str):
+        (tmp_path / "secret").write_text(make)
+    elif make is not None:
+        (tmp_path / "secret").write_bytes(make)
+    environ = {key: value.format(dir=tmp_path) for key, value in environ.items()}
+
+    with pytest.raises(CannotStart) as stopped:
+        read_secret_files(environ)
+
+    assert str(stopped.value).startswith(message.format(dir=tmp_path)) and "\n" not in str(stopped.value)
+
+
+def test_the_admin_token_is_made_once_kept_private_and_printed_only_when_made(tmp_path, capsys):
+    made = kept_admin_token(tmp_path / "data")
+    first = capsys.readouterr().out
+    again = kept_admin_token(tmp_path / "data")
+    second = capsys.readouterr().out
+
+    assert made.startswith("mr_") and again == made
+    assert (tmp_path / "data" / "admin_token").stat().st_mode & 0o777 == 0o600
+    assert made in first and f"cat {tmp_path / 'data' / 'admin_token'}" in first
+    assert made not in second and f"cat {tmp_path / 'data' / 'admin_token'}" in second
+
+
+def test_replicas_that_start_at_once_migrate_one_at_a_time(tmp_path):
+    script = f"from pathlib import Path; from deploy.entrypoint import migrate; migrate({{url!r}}, Path({str(BASE_DIR / 'migrations')!r}))"
+    with fresh_database(tmp_path) as url:
+        with ThreadPoolExecutor(REPLICAS) as pool:
+            runs = list(pool.map(lambda _: subprocess.run([sys.executable, "-c", script.format(url=url)], cwd=BASE_DIR,
+                                                          capture_output=True, text=True, timeout=300, check=False),
+                                 range(REPLICAS)))
+        assert [run.returncode for run in runs] == [0] * REPLICAS, [run.stderr[-2000:] for run in runs]
+        assert sum("Running upgrade  -> 0001" in run.stderr for run in runs) == 1  # one migrated; the others found the head
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_heads() == (ScriptDirectory(MIGRATIONS).get_current_head(),)
+        engine.dispose()
+
+
+def test_a_database_that_does_not_answer_stops_the_start_with_one_line():
+    with pytest.raises(CannotStart) as stopped:
+        migrate("postgresql+psycopg://registry:s3cret@127.0.0.1:9/registry", BASE_DIR / "migrations")
+
+    assert str(stopped.value).startswith("DATABASE_URL=postgresql+psycopg://registry:***@127.0.0.1:9/registry: "
+                                         "the database does not answer (")
+    assert "s3cret" not in str(stopped.value) and "\n" not in str(stopped.value)
