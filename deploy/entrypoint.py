@@ -5,7 +5,8 @@ reads the configuration, in this order:
 1. each secret given as a file (``ADMIN_TOKEN_FILE``, ``DATABASE_URL_FILE``,
    ``AWS_SECRET_ACCESS_KEY_FILE``: Docker and Kubernetes secrets) becomes its variable;
 2. ``ARTIFACT_ROOT`` must name a store this release can use;
-3. the database must answer, and is migrated one replica at a time (on PostgreSQL under an advisory
+3. the database must answer (within ``DATABASE_WAIT_SECONDS``, default 0: a fleet whose database starts
+   beside it waits for it), and is migrated one replica at a time (on PostgreSQL under an advisory
    lock: the first to start migrates, the others wait and then find the schema at head);
 4. without ``ADMIN_TOKEN``, the token kept in ``INSTANCE_DIR/admin_token`` is used: made and printed
    once, on the first start;
@@ -20,6 +21,7 @@ import fcntl
 import os
 import secrets
 import sys
+import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ SECRETS = ("ADMIN_TOKEN", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY")
 # pg_advisory_lock's key for migrations: any fixed 64-bit number, the same in every replica.
 MIGRATION_LOCK = 0x6D725F6D69677261
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+RETRY_SECONDS = 1.0
 
 
 class CannotStart(Exception):
@@ -42,7 +45,8 @@ def main() -> None:
         from config import BASE_DIR, Config  # only now: it reads the environment once, at import
 
         check_artifact_root(Config.ARTIFACT_ROOT)
-        migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations")
+        migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations",
+                wait_seconds=float(os.environ.get("DATABASE_WAIT_SECONDS") or 0))
         os.environ["ADMIN_TOKEN"] = Config.ADMIN_TOKEN or kept_admin_token(Config.INSTANCE_DIR)
     except CannotStart as exc:
         sys.exit(str(exc))
@@ -99,8 +103,9 @@ def kept_admin_token(instance_dir: Path) -> str:
     return token
 
 
-def migrate(url: str, scripts: Path) -> None:
-    """Bring the database at ``url`` to the head of ``scripts``, one replica at a time; stop when it does not answer."""
+def migrate(url: str, scripts: Path, wait_seconds: float = 0) -> None:
+    """Bring the database at ``url`` to the head of ``scripts``, one replica at a time; stop when it does not
+    answer within ``wait_seconds``."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -110,14 +115,21 @@ def migrate(url: str, scripts: Path) -> None:
         raise CannotStart("DATABASE_URL is not a database URL: postgresql+psycopg://USER:PASSWORD@HOST/NAME "
                           "or sqlite:////PATH") from None
     shown = parsed.render_as_string(hide_password=True)
-    try:
-        connection = _connect(parsed)
-    except (SQLAlchemyError, OSError) as exc:
-        raise CannotStart(f"DATABASE_URL={shown}: the database does not answer ({_one_line(exc)})") from None
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            connection = _connect(parsed)
+            break
+        except (SQLAlchemyError, OSError) as exc:
+            if time.monotonic() + RETRY_SECONDS > deadline:
+                waited = f" after {wait_seconds:g} s (DATABASE_WAIT_SECONDS)" if wait_seconds else ""
+                raise CannotStart(f"DATABASE_URL={shown}: the database does not answer{waited} ({_one_line(exc)})") from None
+            print(f"waiting for the database at {shown} ({_one_line(exc)})", flush=True)
+            time.sleep(RETRY_SECONDS)
     try:
         with connection, _one_replica_at_a_time(connection):
             if not _at_head(connection, scripts):
-                _upgrade(url)
+                _upgrade(url, scripts)
     except SQLAlchemyError as exc:
         raise CannotStart(f"DATABASE_URL={shown}: migrating failed ({_one_line(exc)})") from None
 
@@ -165,16 +177,22 @@ def _at_head(connection, scripts: Path) -> bool:
     return current == set(ScriptDirectory(str(scripts)).get_heads())
 
 
-def _upgrade(url: str) -> None:
-    """``flask db upgrade`` of the database at ``url``, in this process: the app's own migrations, with its
-    engine settings."""
-    from flask_migrate import upgrade
+def _upgrade(url: str, scripts: Path) -> None:
+    """``flask db upgrade`` of the database at ``url`` to the head of ``scripts``, in this process, on a
+    Flask app that holds only the database (the service's app would import scikit-learn and every route
+    here, and gunicorn imports them again: seconds of a first start)."""
+    from flask import Flask
+    from flask_migrate import Migrate, upgrade
 
-    from api import create_app
-    from registry.db import db
+    from registry.db import configure_sqlite, db
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "PROMETHEUS_MULTIPROC_DIR": None})
+    app = Flask("migrations")
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    db.init_app(app)
+    Migrate(app, db, directory=str(scripts), render_as_batch=True)  # as api/migrations.py configures it
     with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite(db.engine)
         upgrade()
         db.engine.dispose()
 

@@ -3,6 +3,7 @@ kept on the volume, and migrations that replicas starting at once apply one at a
 under test. tests/e2e/test_container_image.py runs it in the image."""
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -84,3 +85,24 @@ def test_a_database_that_does_not_answer_stops_the_start_with_one_line():
     assert str(stopped.value).startswith("DATABASE_URL=postgresql+psycopg://registry:***@127.0.0.1:9/registry: "
                                          "the database does not answer (")
     assert "s3cret" not in str(stopped.value) and "\n" not in str(stopped.value)
+
+
+def test_a_database_that_starts_late_is_waited_for_up_to_database_wait_seconds(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'late' / 'registry.db'}"
+    (tmp_path / "late").write_text("a file where the database's directory should be")  # cannot open: not yet there
+    threading.Timer(1.5, lambda: (tmp_path / "late").unlink()).start()  # the directory can be made from now on
+
+    migrate(url, BASE_DIR / "migrations", wait_seconds=30)
+
+    assert "waiting for the database" in capsys.readouterr().out
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_heads() == (ScriptDirectory(MIGRATIONS).get_current_head(),)
+    engine.dispose()
+
+
+def test_waiting_for_a_database_ends_with_one_line_that_says_how_long():
+    with pytest.raises(CannotStart) as stopped:
+        migrate("postgresql+psycopg://registry:s3cret@127.0.0.1:9/registry", BASE_DIR / "migrations", wait_seconds=2)
+
+    assert "the database does not answer after 2 s (DATABASE_WAIT_SECONDS) (" in str(stopped.value)
