@@ -3,11 +3,13 @@
 Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2 per core),
 WORKER_THREADS (default 4), GRACEFUL_TIMEOUT (seconds the requests in flight get to finish on
 SIGTERM, default 30), DRAIN_SECONDS (how long a server that got SIGTERM goes on taking requests while
-/readyz answers 503, so that load balancers stop sending before its port closes; default 0), plus the
-app's own variables (config.py).
+/readyz answers 503, so that load balancers stop sending before its port closes; default 0),
+LINGER_SECONDS (after a stop, how long the master stays with nothing listening before it exits;
+default 0), plus the app's own variables (config.py).
 
 SIGTERM is a graceful stop: not ready at once, then (after DRAIN_SECONDS) no new connections, the
-requests in flight finish within GRACEFUL_TIMEOUT, every worker writes what it holds, exit 0.
+requests in flight finish within GRACEFUL_TIMEOUT, every worker writes what it holds, LINGER_SECONDS
+with the port closed, exit 0.
 """
 import gc
 import os
@@ -15,6 +17,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 
 # One BLAS/OpenMP thread per worker: small models get no speed from more, and workers × threads
 # oversubscribe the cores. Set before the workers import NumPy.
@@ -41,6 +44,7 @@ preload_app = True
 timeout = 120
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS", "0"))
+LINGER_SECONDS = float(os.environ.get("LINGER_SECONDS", "0"))
 # Several instances on one host must not fight over one default control socket path.
 control_socket_disable = True
 accesslog = os.environ.get("ACCESS_LOG") or None
@@ -151,3 +155,12 @@ def child_exit(server, worker):
     from registry import metric_files
 
     metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
+
+
+def on_exit(server):
+    """After a SIGTERM stop, with LINGER_SECONDS, stay that long with nothing listening: a load balancer in
+    front gets refused connections, which it retries on another replica at once, before this address goes
+    away with the container (a connection to an address that is gone only times out)."""
+    if LINGER_SECONDS > 0 and stopping.requested():
+        server.log.info("stopped, port closed; exiting in %g s (LINGER_SECONDS)", LINGER_SECONDS)
+        time.sleep(LINGER_SECONDS)
