@@ -29,7 +29,7 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY config.py wsgi.py gunicorn.conf.py ./
 COPY migrations migrations
-COPY deploy deploy
+COPY deploy/__init__.py deploy/entrypoint.py deploy/
 COPY trainers trainers
 COPY registry registry
 COPY api api
