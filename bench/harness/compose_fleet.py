@@ -22,7 +22,7 @@ from config import BASE_DIR
 
 COMPOSE_FILE = BASE_DIR / "deploy" / "compose.yaml"
 LOCAL_IMAGES = BASE_DIR / "deploy" / "local-images"
-REGISTRY_IMAGE = "localhost/model-registry:test"
+REGISTRY_IMAGE = containers.IMAGE
 POSTGRES_IMAGE = "localhost/fleet-postgres:15"
 SEAWEEDFS_IMAGE = "localhost/fleet-seaweedfs:4.48"
 NGINX_IMAGE = "localhost/fleet-nginx:forky"

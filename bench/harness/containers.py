@@ -4,6 +4,7 @@ No container registry can be reached on these machines, so the image's base (Deb
 Python 3.11) is made here with debootstrap from the Debian mirror apt already uses, once per machine:
 it is reused while it is there. ``make containers`` installs podman, runc and debootstrap.
 """
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,9 @@ from bench.harness.server import STARTUP_TIMEOUT_SECONDS, free_port
 from config import BASE_DIR
 
 BASE_IMAGE = "localhost/debian-python:bookworm"
+# The service's image as this checkout builds it: two checkouts on one machine (a CI clone beside a
+# working copy) never run each other's build.
+IMAGE = f"localhost/model-registry:test-{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:10]}"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
 # pip in a build reaches the package index only with this machine's CA bundle (it may intercept TLS).
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -22,7 +22,7 @@ from tests.e2e.slow_requests import TrickledPost, wait_until_workers_told_to_sto
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the image serves SQLite under /data by default: the SQLite pass runs it")
 
-IMAGE = "localhost/model-registry:test"
+IMAGE = containers.IMAGE
 MODEL = "quickstart"
 NON_ROOT_UID = "10001"
 DRAIN_SECONDS = 2

@@ -1,0 +1,51 @@
+"""deploy/compose.yaml is valid under the Compose Specification (its JSON schema, kept in
+tests/unit/compose_spec/), and agrees with nginx.conf and with what the fleet needs; the fleet test
+(tests/e2e/test_fleet_compose.py) runs it."""
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from config import BASE_DIR
+
+COMPOSE = BASE_DIR / "deploy" / "compose.yaml"
+NGINX = BASE_DIR / "deploy" / "nginx" / "nginx.conf"
+SCHEMA = Path(__file__).parent / "compose_spec" / "compose-spec.json"
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def replicas() -> dict:
+    return {name: service for name, service in compose()["services"].items() if name.startswith("registry-")}
+
+
+def test_the_compose_file_is_valid_under_the_compose_specification():
+    errors = [f"{list(error.path)}: {error.message}"
+              for error in jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).iter_errors(compose())]
+
+    assert errors == []
+
+
+def test_nginx_sends_to_every_replica_the_compose_file_runs_and_to_nothing_else():
+    upstream = re.findall(r"^\s*server (\S+):8000 resolve", NGINX.read_text(), flags=re.MULTILINE)
+
+    assert sorted(upstream) == sorted(replicas()) and len(upstream) >= 2
+
+
+def test_every_replica_has_its_own_volume_and_the_settings_the_others_have():
+    volumes = [service["volumes"] for service in replicas().values()]
+    environments = [service["environment"] for service in replicas().values()]
+
+    assert len({tuple(v) for v in volumes}) == len(volumes)  # a node cache each
+    assert all(environment == environments[0] for environment in environments)
+    assert {"ADMIN_TOKEN", "SECRET_KEY", "DATABASE_URL", "ARTIFACT_ROOT"} <= set(environments[0])
+
+
+def test_every_image_is_a_variable_with_a_public_default():
+    images = {name: service["image"] for name, service in compose()["services"].items()}
+
+    assert all(re.fullmatch(r"\$\{[A-Z_]+_IMAGE:-[^}]+\}", image) for image in images.values()), images
