@@ -13,8 +13,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
-
 from registry.changes import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -42,6 +40,8 @@ class ChangeListener:
         self._stop.set()
 
     def _run(self, wake: Callable[[], None]) -> None:
+        import psycopg  # here: a server on SQLite never needs it, and it costs a quarter second of every start
+
         down = False
         while not self._stop.is_set():
             try:
