@@ -59,6 +59,9 @@ ENTRYPOINT ["python3", "-m", "deploy.entrypoint"]
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=unknown
+# podman build (buildah) reuses a cached LABEL layer whatever the arguments' values are; a RUN's cache
+# key has them, so a build of another revision writes its own labels.
+RUN true
 LABEL org.opencontainers.image.title="model-registry" \
       org.opencontainers.image.description="A registry and prediction server for scikit-learn models" \
       org.opencontainers.image.version="${VERSION}" \
