@@ -1,6 +1,5 @@
 """The domain objects of one app (its artifact store and its serving runtime), built from its
 config, and how the changes its use cases commit reach that runtime."""
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,6 @@ from registry.serving.served_forms import ServedForms
 EXTENSION = "model_registry"
 # How long a stopping worker waits for its shadow runs, then for its prediction log's writer.
 STOP_WAIT_SECONDS = 5.0
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,15 +63,9 @@ def init_app(app: Flask) -> None:
 
 
 def stop_in_worker(app: Flask) -> None:
-    """Before a worker goes: stop following the aliases, let the shadow runs queued finish, and write
-    what it holds (the rollout figures counted since their last flush, the prediction log's queue)."""
+    """Before a worker goes: stop its serving (the rollout figures written) and write its prediction log's queue."""
     domain = app.extensions[EXTENSION]
-    domain.runtime.models.stop()
-    domain.runtime.shadows.wait_idle(STOP_WAIT_SECONDS)
-    try:
-        domain.runtime.flush_figures()
-    except Exception as exc:  # the database is away: one line, as at every other flush that fails
-        log.error("could not write the rollout figures before exiting (%s); those counted since the last flush are lost", exc)
+    domain.runtime.stop(STOP_WAIT_SECONDS)
     domain.prediction_log.stop(timeout=STOP_WAIT_SECONDS)
 
 

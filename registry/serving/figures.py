@@ -176,6 +176,13 @@ class FigureFlusher:
             flush(self._book)
         self._flushed_at = time.monotonic()
 
+    def flush_last(self) -> None:
+        """Flush before the process exits; a failure is logged (what was counted since the last flush is lost)."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not write the rollout figures before exiting; those counted since the last flush are lost")
+
     def flush_if_due(self) -> None:
         """Flush when the period has passed; a failure is logged and tried again at the next period."""
         if time.monotonic() - self._flushed_at < FLUSH_SECONDS:

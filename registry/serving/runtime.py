@@ -24,6 +24,13 @@ class Runtime:
         """Write this process's rollout figures to the database now (the watcher does so every second)."""
         self.flusher.flush()
 
+    def stop(self, wait_seconds: float) -> None:
+        """Before the process exits: stop following the aliases, let the shadow runs queued finish (within
+        ``wait_seconds``), and write the rollout figures counted since their last flush."""
+        self.models.stop()
+        self.shadows.wait_idle(wait_seconds)
+        self.flusher.flush_last()
+
 
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
                   session_scope: Callable[[], AbstractContextManager]) -> Runtime:
