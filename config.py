@@ -42,6 +42,7 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
     )
+    DATABASE_WAIT_SECONDS = _float("DATABASE_WAIT_SECONDS", 0.0)  # the container's entrypoint waits this long for it
     # A directory (one machine, or a shared mount) or s3://bucket/prefix (a fleet: docs/scaling.md).
     ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
     # The S3 endpoint and credentials, by their standard names (unset: the client's own lookup).

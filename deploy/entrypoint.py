@@ -46,7 +46,7 @@ def main() -> None:
 
         check_artifact_root(Config.ARTIFACT_ROOT)
         migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations",
-                wait_seconds=float(os.environ.get("DATABASE_WAIT_SECONDS") or 0))
+                wait_seconds=Config.DATABASE_WAIT_SECONDS)
         os.environ["ADMIN_TOKEN"] = Config.ADMIN_TOKEN or kept_admin_token(Config.INSTANCE_DIR)
     except CannotStart as exc:
         sys.exit(str(exc))
