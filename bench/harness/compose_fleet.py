@@ -7,9 +7,7 @@ SeaweedFS on the local Debian base, nginx from Debian forky (the upstream ``reso
 nginx 1.27.3 or newer; bookworm has 1.22) made with debootstrap. Each is built once per machine.
 """
 import secrets
-import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,22 +50,10 @@ def _build_local(tag: str, folder: Path) -> float:
 
 
 def _bootstrap_nginx(tag: str) -> float:
-    """An image of Debian forky with its nginx, made with debootstrap (bookworm's debootstrap knows forky
-    through its sid script) and imported with nginx in the foreground as its command."""
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="nginx-rootfs-", dir="/var/tmp") as rootfs:
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=nginx", "forky", rootfs,
-                        containers.debian_mirror(), "/usr/share/debootstrap/scripts/sid"],
-                       check=True, capture_output=True, timeout=containers.BUILD_TIMEOUT_SECONDS)
-        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            shutil.rmtree(Path(rootfs) / leftover, ignore_errors=True)
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["podman", "import", "--change", 'CMD ["nginx", "-g", "daemon off;"]', "-", tag],
-                       stdin=tar.stdout, check=True, capture_output=True, timeout=containers.BUILD_TIMEOUT_SECONDS)
-        tar.stdout.close()
-        if tar.wait() != 0:
-            raise RuntimeError(f"tar of the debootstrap root {rootfs} failed")
-    return time.monotonic() - started
+    """Debian forky with its nginx (bookworm's debootstrap knows forky through its sid script), with nginx
+    in the foreground as its command."""
+    return containers.debootstrap_image(tag, "forky", "nginx", script="/usr/share/debootstrap/scripts/sid",
+                                        changes=('CMD ["nginx", "-g", "daemon off;"]',))
 
 
 @dataclass

@@ -56,19 +56,28 @@ def ensure_base_image(name: str = BASE_IMAGE) -> float:
     """Make the local base image with debootstrap unless it is there already; the seconds it took (0: reused)."""
     if image_exists(name):
         return 0.0
+    return debootstrap_image(name, "bookworm", BASE_PACKAGES)
+
+
+def debootstrap_image(name: str, suite: str, packages: str, *, script: str | None = None,
+                      changes: tuple[str, ...] = ()) -> float:
+    """Import a minimal Debian ``suite`` with ``packages``, made with debootstrap from the mirror apt uses, as
+    the image ``name`` (``script``: debootstrap's script for a suite it does not know by name; ``changes``:
+    Dockerfile instructions such as CMD for ``podman import --change``); the seconds it took."""
     if shutil.which("debootstrap") is None:
         raise PodmanMissing("debootstrap is missing: `make containers` installs it (as root on Debian)")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir="/var/tmp") as rootfs:
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", rootfs, debian_mirror()],
+            ["debootstrap", "--variant=minbase", f"--include={packages}", suite, rootfs, debian_mirror(),
+             *([script] if script else [])],
             check=True, capture_output=True, timeout=BUILD_TIMEOUT_SECONDS,
         )
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):  # nothing an image needs
             shutil.rmtree(Path(rootfs) / leftover, ignore_errors=True)
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["podman", "import", "-", name], stdin=tar.stdout, check=True, capture_output=True,
-                       timeout=BUILD_TIMEOUT_SECONDS)
+        subprocess.run(["podman", "import", *(f"--change={change}" for change in changes), "-", name],
+                       stdin=tar.stdout, check=True, capture_output=True, timeout=BUILD_TIMEOUT_SECONDS)
         tar.stdout.close()
         if tar.wait() != 0:
             raise RuntimeError(f"tar of the debootstrap root {rootfs} failed")

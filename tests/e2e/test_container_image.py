@@ -18,6 +18,7 @@ import requests
 from bench.harness import containers
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from tests.databases import BACKEND
+from tests.e2e.podman_images import built_or_fail
 from tests.e2e.slow_requests import TrickledPost, wait_until_workers_told_to_stop
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the image serves SQLite under /data by default: the SQLite pass runs it")
@@ -31,13 +32,7 @@ DRAIN_SECONDS = 2
 @pytest.fixture(scope="module")
 def image():
     """The service's image, built once for the module on the local base image."""
-    try:
-        containers.require_podman()
-        base_seconds = containers.ensure_base_image()
-    except containers.PodmanMissing as missing:
-        pytest.fail(str(missing), pytrace=False)
-    build_seconds = containers.build_image(IMAGE)
-    print(f"\nbase image: {'reused' if not base_seconds else f'{base_seconds:.1f} s'}; image build: {build_seconds:.1f} s")
+    built_or_fail(lambda: {"base": containers.ensure_base_image(), "registry": containers.build_image(IMAGE)})
     return IMAGE
 
 

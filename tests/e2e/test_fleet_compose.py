@@ -16,6 +16,7 @@ from bench.harness import compose_fleet, containers
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from bench.harness.traffic import Load
 from tests.databases import BACKEND
+from tests.e2e.podman_images import built_or_fail
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the fleet brings its own PostgreSQL: the SQLite pass runs it")
 
@@ -26,12 +27,7 @@ LOAD_THREADS = 4
 @pytest.fixture(scope="module")
 def fleet():
     """deploy/compose.yaml up, with a model uploaded and promoted through nginx; down with its volumes after."""
-    try:
-        containers.require_podman()
-        built = compose_fleet.ensure_images()
-    except containers.PodmanMissing as missing:
-        pytest.fail(str(missing), pytrace=False)
-    print("\nimages:", ", ".join(f"{name} {'reused' if not seconds else f'{seconds:.0f} s'}" for name, seconds in built.items()))
+    built_or_fail(compose_fleet.ensure_images)
     fleet = compose_fleet.ComposeFleet()
     try:
         fleet.up()

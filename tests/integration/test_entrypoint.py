@@ -72,10 +72,7 @@ def test_replicas_that_start_at_once_migrate_one_at_a_time(tmp_path):
                                  range(REPLICAS)))
         assert [run.returncode for run in runs] == [0] * REPLICAS, [run.stderr[-2000:] for run in runs]
         assert sum("Running upgrade  -> 0001" in run.stderr for run in runs) == 1  # one migrated; the others found the head
-        engine = create_engine(url)
-        with engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_heads() == (ScriptDirectory(MIGRATIONS).get_current_head(),)
-        engine.dispose()
+        assert _at_head(url)
 
 
 def test_a_database_that_does_not_answer_stops_the_start_with_one_line():
@@ -95,10 +92,7 @@ def test_a_database_that_starts_late_is_waited_for_up_to_database_wait_seconds(t
     migrate(url, BASE_DIR / "migrations", wait_seconds=30)
 
     assert "waiting for the database" in capsys.readouterr().out
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_heads() == (ScriptDirectory(MIGRATIONS).get_current_head(),)
-    engine.dispose()
+    assert _at_head(url)
 
 
 def test_waiting_for_a_database_ends_with_one_line_that_says_how_long():
@@ -106,3 +100,13 @@ def test_waiting_for_a_database_ends_with_one_line_that_says_how_long():
         migrate("postgresql+psycopg://registry:s3cret@127.0.0.1:9/registry", BASE_DIR / "migrations", wait_seconds=2)
 
     assert "the database does not answer after 2 s (DATABASE_WAIT_SECONDS) (" in str(stopped.value)
+
+
+def _at_head(url: str) -> bool:
+    """Whether the database at ``url`` is at the migrations' head."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_heads() == (ScriptDirectory(MIGRATIONS).get_current_head(),)
+    finally:
+        engine.dispose()
