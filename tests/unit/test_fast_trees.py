@@ -121,11 +121,12 @@ def test_compiled_trees_answer_exactly_what_scikit_learn_answers(seed):
         assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
         if hasattr(model, "classes_"):
             assert_identical(compiled(fast.predict_proba, piece), scikit_learn(model.predict_proba, piece))
-    walked = np.concatenate([compiled(fast.predict, rows[i:i + 40]) for i in range(0, ROWS, 40)])
-    assert_identical(walked, scikit_learn(model.predict, rows))
-    if hasattr(model, "classes_"):
-        walked = np.concatenate([compiled(fast.predict_proba, rows[i:i + 40]) for i in range(0, ROWS, 40)])
-        assert_identical(walked, scikit_learn(model.predict_proba, rows))
+    for size in (40, 1):  # small batches, and single rows (walked the full depth without checks)
+        walked = np.concatenate([compiled(fast.predict, rows[i:i + size]) for i in range(0, ROWS, size)])
+        assert_identical(walked, scikit_learn(model.predict, rows))
+        if hasattr(model, "classes_"):
+            walked = np.concatenate([compiled(fast.predict_proba, rows[i:i + size]) for i in range(0, ROWS, size)])
+            assert_identical(walked, scikit_learn(model.predict_proba, rows))
 
 
 def test_a_pipeline_with_string_labels_runs_its_steps_then_the_compiled_forest():
