@@ -10,7 +10,9 @@ in turns, ``--rounds`` times, so drift in the machine's load reaches all of them
 
 Prints requests per second and server CPU per request of each target, and each model's ratio to the
 floor by both (goals: logistic ≥ 0.85, forest ≥ 0.8), and writes them to bench/results/. Figures
-only; nothing passes or fails.
+only; nothing passes or fails. gunicorn's workers keep the keep-alive connections they accepted, so
+now and then one of the two gets most of wrk's eight and either server's rps halves: such a window
+is measured again, and the report says how many were.
 """
 import argparse
 import os
@@ -24,6 +26,8 @@ from bench.harness.traffic import move
 
 HERE = Path(__file__).resolve().parent
 GOALS = {"logistic": 0.85, "forest": 0.8}
+LOPSIDED = 0.7  # the busiest of the two workers' share of their CPU beyond which a window is measured again
+TRIES = 4
 
 
 def main() -> None:
@@ -63,14 +67,23 @@ def main() -> None:
 def measure(targets: dict, body: Path, args) -> dict[str, list[dict]]:
     """Every target's figures in every round (after one unmeasured second each): requests per second,
     and the CPU its server (master and workers) spent per request, which the machine's other load
-    moves far less than throughput."""
+    moves far less than throughput.
+
+    A window in which one worker did more than ``LOPSIDED`` of the work is measured again (up to
+    ``TRIES`` times): gunicorn had given it most of wrk's connections, which keep-alive then holds
+    there, and such a window measures that draw, not the app (it halves either server's rps)."""
     found: dict[str, list[dict]] = {name: [] for name in targets}
     for _ in range(args.rounds):
         for name, (server, url) in targets.items():
-            figures = predict.measure(server.process.pid, url, body, args.concurrency, args.seconds, warmup=1)
-            if figures["non_2xx"] or figures["socket_errors"]:
-                raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, {figures['socket_errors']} socket errors")
-            found[name].append({"rps": figures["rps"], "cpu_ms": figures["server_cpu_ms_per_request"]})
+            for tries in range(1, TRIES + 1):
+                figures = predict.measure(server.process.pid, url, body, args.concurrency, args.seconds, warmup=1)
+                if figures["non_2xx"] or figures["socket_errors"]:
+                    raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, "
+                                       f"{figures['socket_errors']} socket errors")
+                if figures["busiest_worker_share"] <= LOPSIDED:
+                    break
+            found[name].append({"rps": figures["rps"], "cpu_ms": figures["server_cpu_ms_per_request"],
+                                "busiest_worker_share": figures["busiest_worker_share"], "tries": tries})
     return found
 
 
@@ -83,7 +96,8 @@ def describe(run: dict) -> str:
     lines = [f"# Predict route vs the floor, {run['started_at']}", "",
              f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} {o['worker_class']} workers, "
              f"medians of {o['rounds']} "
-             f"windows of {o['seconds']} s.", "",
+             f"windows of {o['seconds']} s ({_redone(run)} measured again: one worker had over "
+             f"{LOPSIDED:.0%} of the work).", "",
              "| target | rps | ÷ floor | server CPU per request | floor's ÷ this | goal |",
              "| --- | --- | --- | --- | --- | --- |",
              f"| floor (JSON parsed, a constant answered) | {rps['floor']:.0f} | 1.00 | {cpu['floor']:.3f} ms | 1.00 | |"]
@@ -91,6 +105,10 @@ def describe(run: dict) -> str:
         lines.append(f"| registry, {kind} | {rps[kind]:.0f} | {rps[kind] / rps['floor']:.2f} | {cpu[kind]:.3f} ms "
                      f"| {cpu['floor'] / cpu[kind]:.2f} | ≥ {goal} |")
     return "\n".join(lines)
+
+
+def _redone(run: dict) -> int:
+    return sum(r.get("tries", 1) - 1 for rounds in run["figures"].values() for r in rounds)
 
 
 if __name__ == "__main__":

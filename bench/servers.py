@@ -90,6 +90,11 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def worker_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU seconds used so far by each live child of ``pid`` (gunicorn's workers), by pid."""
+    return {process: used / os.sysconf("SC_CLK_TCK") for process, parent, used in _processes() if parent == pid}
+
+
 def _processes() -> list[tuple[int, int, int]]:
     """(pid, parent pid, utime + stime in clock ticks) of every process, from /proc."""
     found = []
