@@ -5,7 +5,17 @@ from pathlib import Path
 from flask import Blueprint, Flask
 from werkzeug.routing import IntegerConverter
 
-from api import background, commands, delivery, domain, rate_limits, request_ids, security_headers
+from api import (
+    background,
+    commands,
+    delivery,
+    domain,
+    fast_predict,
+    rate_limits,
+    request_ids,
+    security_headers,
+    worker_starts,
+)
 from api.content import check_json_body
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
@@ -41,6 +51,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Every body is held to the predict limit; the upload route raises it for itself.
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
+    worker_starts.init_app(app)
     domain.init_app(app)
     delivery.init_app(app)
     background.init_app(app)
@@ -48,7 +59,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_ui(app)
     security_headers.init_app(app)
     request_ids.init_app(app)
-    rate_limits.init_app(app)
+    fast_predict.init_app(app)
+    rate_limits.init_app(app)  # its proxy fix goes around the fast path
     commands.register(app)
     return app
 

@@ -6,7 +6,7 @@ rollouts tick`` run one turn at once."""
 from flask import Flask
 from marshmallow import ValidationError
 
-from api import domain
+from api import domain, worker_starts
 from api.schemas import window_span
 from registry.autopilot import controller
 from registry.leases import LeasedLoop
@@ -33,7 +33,7 @@ def init_app(app: Flask) -> None:
                    lambda: controller.tick(app.extensions[domain.EXTENSION].runtime), app.app_context),
     )
     app.extensions[EXTENSION] = (settings, loops)
-    app.before_request(lambda: start_in_worker(app))
+    worker_starts.add(app, lambda: start_in_worker(app))
 
 
 def sweep_settings(app: Flask) -> SweepSettings:

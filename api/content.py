@@ -60,9 +60,15 @@ def check_json_body() -> None:
         return
     limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
     data = decoded_body(request.get_data(cache=True), request.headers.get("Content-Encoding"), limit)
-    _check_containers(data, current_app.config["MAX_BATCH_ROWS"])
     if data.strip():
-        g.setdefault(_DECODED, decode_json(data, "the body"))
+        g.setdefault(_DECODED, parse_body(data, current_app.config["MAX_BATCH_ROWS"]))
+
+
+def parse_body(data: bytes, max_rows: int) -> object:
+    """A JSON request body decoded: 413 when it holds more arrays and objects than a batch of
+    ``max_rows`` needs, 400 when it is not JSON or nests too deep."""
+    _check_containers(data, max_rows)
+    return decode_json(data, "the body")
 
 
 def _check_containers(data: bytes, max_rows: int) -> None:

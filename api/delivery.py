@@ -5,6 +5,7 @@ so a plain start delivers; ``WEBHOOK_DELIVER_IN_WORKERS=0`` leaves it to ``flask
 """
 from flask import Flask, current_app
 
+from api import worker_starts
 from registry.changes import EventsRecorded, committed
 from registry.events.claims import RetryPolicy
 from registry.events.deliverer import Deliverer, DeliverySettings
@@ -28,7 +29,7 @@ def init_app(app: Flask) -> None:
         ),
     )
     app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
-    app.before_request(lambda: start_in_worker(app))
+    worker_starts.add(app, lambda: start_in_worker(app))
     committed.connect(_wake_on_events)  # once per process: connecting again changes nothing
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy.engine import make_url
 
+from api import worker_starts
 from registry import lookups
 from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import ArtifactStore
@@ -59,7 +60,7 @@ def init_app(app: Flask) -> None:
         if url.get_backend_name() == "postgresql":
             conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
             runtime.models.listen(ChangeListener(conninfo))
-        app.before_request(runtime.models.ensure_started)
+        worker_starts.add(app, runtime.models.ensure_started)
 
 
 def stop_in_worker(app: Flask) -> None:

@@ -72,5 +72,10 @@ def count_failure() -> None:
     g.setdefault(_FAILED, True)
 
 
+def address_of(environ: dict) -> str:
+    """The client address a request is counted under (past ``PROXY_HOPS`` proxies once ProxyFix ran)."""
+    return environ.get("REMOTE_ADDR") or "127.0.0.1"
+
+
 def _address() -> str:
-    return request.remote_addr or "127.0.0.1"
+    return address_of(request.environ)

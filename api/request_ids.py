@@ -6,19 +6,25 @@ import random
 import re
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 HEADER = "X-Request-ID"
 MAX_LENGTH = 128
 _SANE = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_LENGTH - 2}}}[!-~])?")
+_ENVIRON_KEY = "registry.request_id"
 
 
 def current() -> str:
     """This request's id: the caller's if sane, else one made now (the same for the whole request)."""
-    found = g.get("request_id")
+    return of_environ(request.environ)
+
+
+def of_environ(environ: dict) -> str:
+    """The id of the request ``environ`` describes (kept in it, so every path that answers it agrees)."""
+    found = environ.get(_ENVIRON_KEY)
     if found is None:
-        given = request.headers.get(HEADER, "")
-        found = g.request_id = given if _SANE.fullmatch(given) else _new_id()
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        found = environ[_ENVIRON_KEY] = given if _SANE.fullmatch(given) else _new_id()
     return found
 
 

@@ -38,13 +38,16 @@ def headers_with(policy: dict[str, str]) -> dict[str, str]:
     }
 
 
+EVERYWHERE = headers_with(POLICY)  # the predict fast path (api/fast_predict.py) sends these too
+ON_DOCS = headers_with(DOCS_POLICY)
+
+
 def init_app(app: Flask) -> None:
     """Send the headers on every response of ``app``; the API docs page gets its own policy."""
-    everywhere, on_docs = headers_with(POLICY), headers_with(DOCS_POLICY)
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        response.headers.update(on_docs if request.endpoint == DOCS_VIEW else everywhere)
+        response.headers.update(ON_DOCS if request.endpoint == DOCS_VIEW else EVERYWHERE)
         if request.is_secure:
             response.headers["Strict-Transport-Security"] = HSTS
         return response

@@ -3,6 +3,7 @@ import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
+from api import request_ids
 from api.answering import Rendered, answer
 from api.auth import reads
 from api.content import accepts, json_body
@@ -13,6 +14,8 @@ from registry.serving.inputs import CsvInput, JsonInput
 from registry.serving.running import Prediction
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# Where the fast path (api/fast_predict.py) leaves a prediction that failed for the view to raise.
+FAILED = "registry.predict.failed"
 
 blp = Blueprint("predict", __name__, description="Predictions")
 
@@ -55,24 +58,34 @@ def predict_default(name):
 
 
 def _answer(name: str, ref: str) -> Response:
+    failed = request.environ.pop(FAILED, None)
+    if failed is not None:
+        raise failed  # the fast path predicted, counted and logged this failure; it is answered here
     max_rows = current_app.config["MAX_BATCH_ROWS"]
     if request.mimetype == "text/csv":
         given = CsvInput(request.get_data(as_text=True), max_rows, _proba_flag(None))
     else:
         body = json_body()
         given = JsonInput(body, max_rows, _proba_flag(body))
-    return answer(name, ref, given, render=_render)
+    return answer(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render).response()
 
 
-def _render(result: Prediction) -> Rendered:
+def render(result: Prediction) -> Rendered:
+    """The JSON answer of a prediction: ``{"model", "version", "predictions", …}``."""
     return orjson.dumps(result.to_dict()), "application/json", {}
+
+
+def body_proba(body: object) -> bool:
+    """``return_proba`` from a JSON body (false when absent)."""
+    value = body.get("return_proba", False) if isinstance(body, dict) else False
+    if not isinstance(value, bool):
+        raise ProblemError(422, "return_proba must be true or false")
+    return value
 
 
 def _proba_flag(body: object) -> bool:
     """``return_proba`` from the body, or ``?proba=true``."""
-    value = body.get("return_proba", False) if isinstance(body, dict) else False
-    if not isinstance(value, bool):
-        raise ProblemError(422, "return_proba must be true or false")
+    value = body_proba(body)
     if not request.query_string:
         return value
     flag = request.args.get("proba", "false").lower()

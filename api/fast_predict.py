@@ -1,0 +1,121 @@
+"""The predict routes' fast path: a plain JSON prediction answered without Flask's per-request work.
+
+A prediction is the request a serving fleet answers thousands of times a second, and for one row
+Flask's request context, URL dispatch, hooks and view decorators cost more than the prediction
+itself (``bench/floor.py``). This WSGI layer answers the plain case of ``POST
+/models/<name>/<ref>/predict`` and ``POST /models/<name>/predict``: a JSON body of known length, no
+``Content-Encoding``, no query string, reads open to all, an address the failed-authentication limit
+does not refuse. It calls the same use case the view does (:func:`api.answering.answer`: routing,
+counting, the prediction log, shadow runs) and sends the same headers (security headers, the
+request id, the version and route).
+
+Everything else goes to Flask untouched, and so does every failure: a body that does not decode
+is handed over for the view to refuse, and an exception raised while predicting (already counted
+and logged under the request's id) is left in the environ for the view to raise, so that errors
+become HTTP in one place (``api/errors.py``).
+"""
+import io
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+
+from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.exceptions import HTTPException
+from werkzeug.utils import get_content_type
+from werkzeug.wsgi import ClosingIterator
+
+from api import rate_limits, request_ids, security_headers, worker_starts
+from api.answering import answer
+from api.content import parse_body
+from api.errors import ProblemError
+from api.views.predict import FAILED, body_proba, render
+from registry.names import DEFAULT_ALIAS
+from registry.serving.inputs import JsonInput
+
+ENDPOINTS = {"predict.predict_ref", "predict.predict_default"}
+ROUTES_KEPT = 4096  # paths whose route is remembered (a path per model and alias or version is typical)
+OK = "200 OK"
+SECURITY_HEADERS = tuple(security_headers.EVERYWHERE.items())
+HSTS = (("Strict-Transport-Security", security_headers.HSTS),)
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+class FastPredict:
+    """WSGI middleware over ``app``'s own WSGI app (``flask_wsgi``), which answers what it does not."""
+
+    def __init__(self, app: Flask, flask_wsgi: WSGIApp):
+        self.app = app
+        self.flask_wsgi = flask_wsgi
+        self._target = lru_cache(maxsize=ROUTES_KEPT)(self._match)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        target = self._plain(environ)
+        if target is None:
+            return self.flask_wsgi(environ, start_response)
+        return self._answer(environ, start_response, *target)
+
+    def _plain(self, environ: dict) -> tuple[str, str, int] | None:
+        """(name, ref, body length) of a plain JSON prediction; None for anything Flask should see."""
+        config = self.app.config
+        if (environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING") or environ.get("HTTP_CONTENT_ENCODING")
+                or config["REQUIRE_AUTH_FOR_READS"]
+                or environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json"):
+            return None
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length.isdigit() or int(length) > config["MAX_CONTENT_LENGTH"]:
+            return None
+        target = self._target(environ.get("PATH_INFO", ""))
+        limit = self.app.extensions.get(rate_limits.EXTENSION)
+        if target is None or (limit is not None and limit.wait_seconds(rate_limits.address_of(environ))):
+            return None
+        return (*target, int(length))
+
+    def _match(self, path: str) -> tuple[str, str] | None:
+        """(name, ref) when ``path`` is a predict route's, matched by the app's own URL map."""
+        if not path.isascii():
+            return None  # Flask decodes such paths itself
+        try:
+            endpoint, values = self.app.url_map.bind("localhost").match(path, method="POST")
+        except HTTPException:  # no route, another method, or a redirect (a trailing slash)
+            return None
+        if endpoint not in ENDPOINTS:
+            return None
+        return values["name"], values.get("ref", DEFAULT_ALIAS)
+
+    def _answer(self, environ: dict, start_response: Callable, name: str, ref: str, length: int) -> Iterable[bytes]:
+        data = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(data)  # Flask reads it again if it answers instead
+        if len(data) != length:  # the client stopped sending
+            return self.flask_wsgi(environ, start_response)
+        max_rows = self.app.config["MAX_BATCH_ROWS"]
+        try:
+            body = parse_body(data, max_rows)
+            given = JsonInput(body, max_rows, body_proba(body))
+        except ProblemError:
+            return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
+        request_id = request_ids.of_environ(environ)
+        with self.app.app_context():
+            worker_starts.run(self.app)
+            try:
+                answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
+                                  render=render)
+            except Exception as exc:  # whatever it is, Flask turns it into HTTP
+                environ[FAILED] = exc
+                answered = None
+        if answered is None:
+            return self.flask_wsgi(environ, start_response)
+        start_response(OK, [
+            ("Content-Type", get_content_type(answered.mimetype, "utf-8")), ("Content-Length", str(len(answered.body))),
+            *answered.headers.items(), *SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
+            (request_ids.HEADER, request_id),
+        ])
+        if answered.after is None:
+            return [answered.body]
+        return ClosingIterator([answered.body], answered.after)
+
+
+def init_app(app: Flask) -> None:
+    """Answer ``app``'s plain predictions on the fast path (install before any middleware that must
+    see requests first, such as the proxy fix)."""
+    app.wsgi_app = FastPredict(app, app.wsgi_app)
