@@ -164,6 +164,8 @@ class ModelServer:
 
     def ensure_started(self) -> None:
         """Warm every aliased model, then keep the snapshot fresh from a daemon thread."""
+        if self._started:  # every request asks: no lock once it has started
+            return
         with self._lock:
             if self._started:
                 return
