@@ -33,6 +33,10 @@ class _Compiled:
             X = step.transform(X)
         return X
 
+    def runs_scikit_learn(self, proba: bool) -> bool:
+        """Whether ``predict`` (``predict_proba`` with ``proba``) calls into scikit-learn: its steps do."""
+        return bool(self.transforms)
+
 
 class TreePredictor(_Compiled):
     """A tree or random forest predicting through its compiled form."""
@@ -81,6 +85,10 @@ class LinearPredictor(_Compiled):
     def predict_proba(self, X):
         """The model's ``predict_proba``, from scikit-learn."""
         return self.model.predict_proba(self._transformed(X))
+
+    def runs_scikit_learn(self, proba: bool) -> bool:
+        """Whether ``predict`` (``predict_proba`` with ``proba``) calls into scikit-learn: probabilities do."""
+        return proba or super().runs_scikit_learn(proba)
 
     def __getstate__(self) -> dict:
         """The steps and the model; the views of its arrays are taken again on the way back."""

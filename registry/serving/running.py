@@ -1,4 +1,5 @@
 """Running a loaded model on rows already checked against its signature, and what it answered."""
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,8 +41,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
     if servable.takes_frame and isinstance(rows, np.ndarray):
         rows = pd.DataFrame(rows, columns=servable.signature.names)
     try:
-        # The rows were checked finite already; scikit-learn's own re-check is most of predict's cost.
-        with sklearn.config_context(assume_finite=True):
+        with _finiteness_assumed(estimator, return_proba):
             predictions = estimator.predict(rows)
             probabilities = estimator.predict_proba(rows) if return_proba else None
     except (ValueError, TypeError) as exc:
@@ -60,6 +60,15 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
         classes,
         rows=rows,
     )
+
+
+def _finiteness_assumed(estimator, proba: bool) -> AbstractContextManager:
+    """The rows were checked finite already; scikit-learn's own re-check is most of its predict's cost.
+    A compiled model that will not call scikit-learn skips the context (a few µs a request)."""
+    runs = getattr(estimator, "runs_scikit_learn", None)
+    if runs is not None and not runs(proba):
+        return nullcontext()
+    return sklearn.config_context(assume_finite=True)
 
 
 def predictions_of(servable: ServableModel, rows: ModelInput) -> list:

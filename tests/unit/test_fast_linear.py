@@ -1,4 +1,6 @@
 """Linear and logistic models predict through their own arithmetic with exactly scikit-learn's answers."""
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import sklearn
@@ -52,3 +54,22 @@ def test_rows_that_are_not_a_float_array_go_to_scikit_learn():
     model = LinearRegression().fit(X, X[:, 0])
     rows = X.astype(np.float32)
     assert np.array_equal(predictor_for(model).predict(rows), model.predict(rows))
+
+
+def test_only_predictions_that_call_scikit_learn_pay_for_its_config_context(monkeypatch):
+    from registry.serving import running
+
+    entered = []
+    monkeypatch.setattr(running.sklearn, "config_context", lambda **options: entered.append(options) or nullcontext())
+    bare, _ = random_model(1)  # a bare logistic regression
+    scaled, _ = random_model(5)  # a logistic regression behind a scaler
+    for model, proba, expected in [(bare, False, []), (bare, True, [{"assume_finite": True}]),
+                                   (scaled, False, [{"assume_finite": True}])]:
+        entered.clear()
+        with running._finiteness_assumed(predictor_for(model), proba):
+            pass
+        assert entered == expected
+    entered.clear()
+    with running._finiteness_assumed(LogisticRegression(), False):  # an estimator served as it is
+        pass
+    assert entered == [{"assume_finite": True}]
