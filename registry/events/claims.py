@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
 from registry.db import db, write_transaction
-from registry.events.sending import Message, Outcome
+from registry.events.messages import Message, Outcome
 from registry.events.tables import DELIVERED, FAILED, PENDING, DeliveryAttempt, WebhookDelivery, WebhookSubscription
 from registry.tables import utcnow
 

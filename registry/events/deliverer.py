@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from registry.events.claims import Claim, RetryPolicy, claim_due, due_exists, record_attempt
 from registry.events.retention import prune
-from registry.events.sending import Sender
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ class Deliverer:
     def __init__(self, settings: DeliverySettings, session_scope: Callable[[], AbstractContextManager]):
         self.settings = settings
         self._session_scope = session_scope
-        self._sender = Sender(settings.timeout_seconds, settings.allow_private, settings.deadline_seconds)
+        self._sender = None  # made at the start, with the pool
         self._lock = threading.Lock()
         self._busy = 0
         self._started = False
@@ -63,7 +62,7 @@ class Deliverer:
             if self._started:
                 return
             self._started = True
-        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+        self._open_senders()
         self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
         self._thread.start()
 
@@ -79,11 +78,17 @@ class Deliverer:
     def run_until(self, stop: threading.Event) -> None:
         """Deliver in the foreground until ``stop`` is set (the ``flask webhooks deliver`` command)."""
         self._stop = stop
-        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+        self._open_senders()
         try:
             self._run()
         finally:
             self._pool.shutdown(wait=True)  # record what is in flight before the process ends
+
+    def _open_senders(self) -> None:
+        from registry.events.sending import Sender  # here: requests' import is a tenth of a second no request needs
+
+        self._sender = Sender(self.settings.timeout_seconds, self.settings.allow_private, self.settings.deadline_seconds)
+        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
 
     def stop(self, wait: bool = False) -> None:
         """Stop polling; sends in flight finish in their threads. ``wait``: send what is due first (the events

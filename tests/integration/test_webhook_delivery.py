@@ -16,7 +16,8 @@ from bench.harness.webhook_receiver import Receiver, poll
 from config import BASE_DIR
 from registry.db import db
 from registry.events.claims import claim_due, record_attempt
-from registry.events.sending import Message, Outcome, Sender, retry_after_seconds
+from registry.events.messages import Message, Outcome
+from registry.events.sending import Sender, retry_after_seconds
 from registry.events.tables import WebhookSubscription
 from tests.helpers import ADMIN_TOKEN, assert_problem, scaled_sum, upload_ok
 
