@@ -10,16 +10,17 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from joblib.numpy_pickle_utils import _ZFILE_PREFIX
-from sklearn.base import BaseEstimator
 
-from registry.artifacts.loading.checks import check_expanded_size, check_top_level, check_trees
 from registry.artifacts.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
-from registry.artifacts.loading.pickles import unpickle
-from registry.artifacts.loading.skops_files import ZIP_MAGIC, load_skops
 from registry.errors import InvalidArtifact, RegistryError
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+ZIP_MAGIC = b"PK\x03\x04"  # a skops file is a zip file
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ def load_estimator(source: bytes | BinaryIO, *, max_bytes: int = DEFAULT_MAX_MOD
         )
     if head.startswith(_ZFILE_PREFIX):
         raise InvalidArtifact("artifact was written by joblib older than 0.10: dump it again")
+    # The readers and checks import scikit-learn: here, so that a process that only serves forms never does.
+    from registry.artifacts.loading.checks import check_expanded_size, check_top_level, check_trees
+    from registry.artifacts.loading.pickles import unpickle
+    from registry.artifacts.loading.skops_files import load_skops
+
     fmt = artifact_format(head)
     budget = Budget(max_bytes)
     try:

@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 ALPHA = 0.05  # the chance of a wrong decision over all of a step's looks, per gate
 LOOKS = 12  # looks per step at most: enough to double from 1 request to 4,096
@@ -57,6 +56,8 @@ def look_alpha() -> float:
 
 def z_of(alpha: float) -> float:
     """The normal quantile a two-sided interval at level ``alpha`` uses (one-sided ends at alpha/2 each)."""
+    from scipy import stats  # here: SciPy's import is a second of a worker's start, and no request needs it
+
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
@@ -160,6 +161,8 @@ def slower_p(canary: list[int], primary: list[int]) -> float:
     if variance <= 0:
         return 1.0
     z = (u - n1 * n2 / 2 - 0.5) / np.sqrt(variance)
+    from scipy import stats  # as in z_of
+
     return float(stats.norm.sf(z))
 
 
@@ -232,6 +235,8 @@ def sample_ratio(canary: int, primary: int, percent: float) -> Verdict:
     if total < 100:
         return Verdict(WAITING, 100, total, None, "fewer than 100 requests: too few to check the split")
     expected = np.array([percent / 100, 1 - percent / 100]) * total
+    from scipy import stats  # as in z_of
+
     p_value = float(stats.chisquare([canary, primary], expected).pvalue)
     share = canary / total
     words = f"the canary took {share:.1%} of {total} requests for a configured {percent:g}% (p = {p_value:.2g})"

@@ -8,7 +8,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry import changes
-from registry.artifacts.introspect import describe
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore, digest_of_file
@@ -67,6 +66,8 @@ def _described(artifact: BinaryIO, metadata: dict, *, max_rows: int, max_model_b
     """What the upload holds (its signature …) and its checked input example; the estimator itself
     is let go here, before the bytes travel to the store."""
     loaded = load_estimator(artifact, max_bytes=max_model_bytes)
+    from registry.artifacts.introspect import describe  # scikit-learn, loaded already by the unpickling
+
     description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
     return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
 

@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 BINS = 10  # deciles of the reference
 PSI_FLOOR = 1e-4  # a bin empty on one side still counts as this share (else the index is infinite)
@@ -84,6 +83,8 @@ def compare(reference: Profile, recent: list, *, psi_threshold: float = 0.2, p_t
     expected[:len(reference.counts)] = reference.counts
     psi = population_stability(expected, observed)
     if reference.kind == "numeric" and reference.sample is not None and len(recent):
+        from scipy import stats  # here: SciPy's import is a second of a worker's start, and no request needs it
+
         test, p_value = "ks", float(stats.ks_2samp(reference.sample, np.asarray(recent, dtype=float)).pvalue)
     else:
         test, p_value = "chi2", _chi2_p(expected, observed)
@@ -125,6 +126,8 @@ def _chi2_p(expected: np.ndarray, observed: np.ndarray) -> float:
     if observed[~seen].sum():
         return 0.0  # values where the reference had none: no goodness of fit to speak of
     shares = expected[seen] / expected[seen].sum()
+    from scipy import stats  # as in compare
+
     return float(stats.chisquare(observed[seen], shares * observed[seen].sum()).pvalue)
 
 

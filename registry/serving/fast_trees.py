@@ -21,12 +21,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from sklearn.tree._tree import NODE_DTYPE, Tree
-
-_TREES = (DecisionTreeClassifier, DecisionTreeRegressor)
-_FORESTS = (RandomForestClassifier, RandomForestRegressor)
 # Up to this many rows NumPy walks all trees at once; on more, its passes over the working arrays
 # cost more than scikit-learn's compiled walker called once per tree.
 _WALK_ROWS = 64
@@ -84,6 +78,10 @@ class CompiledTrees:
     def private_bytes(self) -> int:
         """What the walkers built for large batches hold (0 until one came)."""
         walkers = self._walkers or ()
+        if not walkers:
+            return 0
+        from sklearn.tree._tree import NODE_DTYPE  # loaded already: it built the walkers
+
         return sum(w.capacity * (NODE_DTYPE.itemsize + np.dtype(np.float64).itemsize) for w in walkers)
 
     def _output(self, X: np.ndarray) -> np.ndarray:
@@ -117,7 +115,10 @@ class CompiledTrees:
                 self._walkers = tuple(self._walker(int(start), int(end)) for start, end in zip(self.offsets, ends))
         return self._walkers
 
-    def _walker(self, start: int, end: int) -> Tree:
+    def _walker(self, start: int, end: int):
+        # scikit-learn is imported here, on the first large batch: a form of plain arrays serves without it.
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+
         ids = np.arange(start, end)
         inner = self.inner[2 * ids]
         nodes = np.zeros(end - start, dtype=NODE_DTYPE)
@@ -195,9 +196,12 @@ class CompiledTrees:
 
 def compile_trees(model) -> CompiledTrees | None:
     """The flat form of a fitted single-output tree or random forest; None for anything else."""
-    if type(model) in _FORESTS:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    if type(model) in (RandomForestClassifier, RandomForestRegressor):
         trees, averaged = list(model.estimators_), True
-    elif type(model) in _TREES:
+    elif type(model) in (DecisionTreeClassifier, DecisionTreeRegressor):
         trees, averaged = [model], False
     else:
         return None

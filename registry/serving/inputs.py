@@ -21,16 +21,18 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Callable, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol, Union
 
 import numpy as np
-import pandas as pd
 
 from registry.artifacts.signature import Signature
 from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.cache import ServableModel
 
-ModelInput = np.ndarray | pd.DataFrame
+if TYPE_CHECKING:
+    import pandas as pd
+
+ModelInput = Union[np.ndarray, "pd.DataFrame"]
 
 _ROW_KEYS = ("instances", "dataframe_split", "dataframe_records")
 _ALLOWED_KEYS = frozenset({*_ROW_KEYS, "return_proba"})
@@ -286,6 +288,8 @@ def _convert_rows(rows: list, signature: Signature, cells: _Cells, where: Callab
 
 
 def _frame(rows: list[list], signature: Signature) -> pd.DataFrame:
+    import pandas as pd  # loaded already: only a model that takes named columns asks for a frame
+
     columns = {}
     for feature, values in zip(signature.features, zip(*rows)):
         # dtype=object keeps plain strings; pandas 3 would otherwise infer its own string dtype.

@@ -1,8 +1,6 @@
 """From a stored artifact to a servable model: read it, load it safely, and prepare what predict calls."""
 from typing import Protocol
 
-from registry.artifacts.introspect import encoded_columns, takes_named_columns
-from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import Signature
 from registry.artifacts.store import ArtifactStore
 from registry.errors import ArtifactCorrupted, ArtifactMissing, NotFetchedYet, StoreUnavailable
@@ -57,6 +55,10 @@ class ArtifactLoader:
 
     def _prepared(self, sha256: str) -> dict:
         """Read, check and load the artifact, and make what predict will call (the estimator is let go)."""
+        # Here, not at the top: unpickling needs scikit-learn, serving a version from its form does not.
+        from registry.artifacts.introspect import encoded_columns, takes_named_columns
+        from registry.artifacts.safe_pickle import load_estimator
+
         estimator = load_estimator(self._read(sha256), max_bytes=self.max_model_bytes).estimator
         known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(estimator).items() if len(categories)}
         return {

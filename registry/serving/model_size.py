@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 
 import numpy as np
-from sklearn.tree._tree import NODE_DTYPE, Tree
 
 _NOT_HELD = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType)  # shared by every model
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), np.generic, np.dtype)
@@ -34,14 +33,16 @@ def held_bytes(*roots: object) -> int:
 def _own_bytes(item: object) -> int:
     if isinstance(item, np.ndarray):
         return sys.getsizeof(item)  # with its buffer when it owns one, its header alone when it is a view
-    if isinstance(item, Tree):
+    trees = _trees_module()
+    if trees is not None and isinstance(item, trees.Tree):
         value_bytes = item.capacity * item.n_outputs * item.max_n_classes * np.dtype(np.float64).itemsize
-        return item.capacity * NODE_DTYPE.itemsize + value_bytes + sys.getsizeof(item)
+        return item.capacity * trees.NODE_DTYPE.itemsize + value_bytes + sys.getsizeof(item)
     return sys.getsizeof(item, 0)
 
 
 def _reached(item: object) -> Iterable:
-    if isinstance(item, _ATOMS) or isinstance(item, Tree):
+    trees = _trees_module()
+    if isinstance(item, _ATOMS) or (trees is not None and isinstance(item, trees.Tree)):
         return ()
     if isinstance(item, np.ndarray):
         if item.base is not None:
@@ -56,3 +57,9 @@ def _reached(item: object) -> Iterable:
         if hasattr(item, name):
             reached.append(getattr(item, name))
     return reached
+
+
+def _trees_module():
+    """scikit-learn's tree module, if this process loaded it: no Tree exists before then (a worker
+    serving only from served forms never loads scikit-learn)."""
+    return sys.modules.get("sklearn.tree._tree")

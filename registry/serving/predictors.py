@@ -9,18 +9,14 @@ else (and a linear model's ``predict_proba``) is served by scikit-learn.
 
 Both compiled kinds hold only fitted scikit-learn steps, arrays and plain values, so that
 ``registry.serving.served_forms`` can store them once per machine as arrays for every worker to map.
+A bare compiled model holds no scikit-learn object at all: a worker serving it from its form never
+imports scikit-learn (nor SciPy and pandas, which scikit-learn imports), a second of start-up.
 """
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
-from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline
 
 from registry.serving.fast_trees import CompiledTrees, compile_trees
-
-_LINEAR = (LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression)
-
 
 class _Compiled:
     """A model behind its Pipeline's steps (none when bare), answering ``predict`` and ``predict_proba``."""
@@ -60,39 +56,63 @@ class TreePredictor(_Compiled):
 
 
 class LinearPredictor(_Compiled):
-    """A linear or logistic model's ``predict`` as scikit-learn computes it, without its per-call checks."""
+    """A linear model's ``predict``, and a logistic regression's ``predict_proba``, computed as
+    scikit-learn computes them, without its per-call checks.
 
-    def __init__(self, transforms: list, model):
+    Behind a Pipeline's steps the model is kept too: rows the steps turn into anything but a float64
+    array (sparse, say) go to it. A bare model is only its arrays.
+    """
+
+    def __init__(self, transforms: list, coef: np.ndarray, intercept, classes: np.ndarray | None, model=None):
         super().__init__(transforms)
-        self.model = model
+        self.coef, self.intercept, self.classes, self.model = coef, intercept, classes, model
         # The same view of coef_ scikit-learn multiplies by, so the same BLAS call and the same bits.
-        self.weights = model.coef_ if model.coef_.ndim == 1 else model.coef_.T
-        self.classes = model.classes_ if isinstance(model, LogisticRegression) else None
+        self.weights = coef if coef.ndim == 1 else coef.T
 
     def predict(self, X):
         """The model's ``predict``."""
-        rows = self._transformed(X)
-        if not (isinstance(rows, np.ndarray) and rows.dtype == np.float64 and rows.ndim == 2):
-            return self.model.predict(rows)
-        scores = rows @ self.weights + self.model.intercept_
+        scores = self._scores(X)
+        if scores is None:
+            return self.model.predict(self._transformed(X))
         if self.classes is None:
             return scores
         # Indexing, not take: take lets go of the GIL, which other threads of the worker then hold.
-        if scores.shape[1] == 1:
+        if scores.ndim == 1 or scores.shape[1] == 1:
             return self.classes[(scores.reshape(-1) > 0).astype(np.intp)]
         return self.classes[np.argmax(scores, axis=1)]
 
     def predict_proba(self, X):
-        """The model's ``predict_proba``, from scikit-learn."""
-        return self.model.predict_proba(self._transformed(X))
+        """A logistic regression's ``predict_proba``: the logistic function of the score for two
+        classes, scikit-learn's softmax of the scores for more."""
+        if self.classes is None:
+            raise AttributeError("a regressor has no predict_proba")
+        scores = self._scores(X)
+        if scores is None:
+            return self.model.predict_proba(self._transformed(X))
+        if len(self.classes) <= 2:
+            from scipy.special import expit  # what scikit-learn calls; imported by the first request for it
 
-    def runs_scikit_learn(self, proba: bool) -> bool:
-        """Whether ``predict`` (``predict_proba`` with ``proba``) calls into scikit-learn: probabilities do."""
-        return proba or super().runs_scikit_learn(proba)
+            prob = scores.reshape(-1)
+            expit(prob, out=prob)
+            return np.stack([1 - prob, prob], axis=1)
+        scores -= scores.max(axis=1).reshape(-1, 1)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1).reshape(-1, 1)
+        return scores
+
+    def _scores(self, X) -> np.ndarray | None:
+        """The decision scores; None when the steps gave rows that the kept model must take."""
+        rows = self._transformed(X)
+        if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.dtype.kind == "f"):
+            if self.model is not None:
+                return None
+            rows = np.asarray(rows, dtype=np.float64)  # as scikit-learn's checks convert integers
+        return rows @ self.weights + self.intercept
 
     def __getstate__(self) -> dict:
-        """The steps and the model; the views of its arrays are taken again on the way back."""
-        return {"transforms": self.transforms, "model": self.model}
+        """The steps, the arrays, and the model when kept; the views of the arrays are taken again on the way back."""
+        return {"transforms": self.transforms, "coef": self.coef, "intercept": self.intercept,
+                "classes": self.classes, "model": self.model}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -100,12 +120,18 @@ class LinearPredictor(_Compiled):
 
 def predictor_for(estimator):
     """The object to call ``predict`` on for ``estimator``: its compiled form when there is one, else itself."""
+    # Loaded already (the estimator was just unpickled); imported here so that serving a form never does.
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+
     transforms, model = [], estimator
     if isinstance(estimator, Pipeline):
         transforms = [step for _, step in estimator.steps[:-1] if not _skipped(step)]
         model = estimator.steps[-1][1]
-    if type(model) in _LINEAR and isinstance(getattr(model, "coef_", None), np.ndarray):
-        return LinearPredictor(transforms, model)
+    linear = (LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression)
+    if type(model) in linear and isinstance(getattr(model, "coef_", None), np.ndarray):
+        classes = model.classes_ if type(model) is LogisticRegression else None
+        return LinearPredictor(transforms, model.coef_, model.intercept_, classes, model if transforms else None)
     compiled = compile_trees(model)
     return estimator if compiled is None else TreePredictor(transforms, compiled)
 
@@ -115,5 +141,9 @@ def _skipped(step) -> bool:
 
 
 def _dense(rows) -> np.ndarray:
+    if isinstance(rows, np.ndarray):
+        return rows
+    import scipy.sparse  # only a Pipeline's steps give anything else, and they loaded SciPy
+
     # A sparse row's absent entries are zeros to scikit-learn's tree walker too.
     return rows.toarray() if scipy.sparse.issparse(rows) else rows

@@ -3,8 +3,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-import sklearn
 
 from registry.errors import InvalidInput
 from registry.serving.cache import ServableModel
@@ -39,6 +37,8 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
     """Predict ``rows`` (already checked against the signature) with a loaded model."""
     estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
+        import pandas as pd  # loaded already: a model that takes named columns was unpickled with it
+
         rows = pd.DataFrame(rows, columns=servable.signature.names)
     try:
         with _finiteness_assumed(estimator, return_proba):
@@ -68,6 +68,8 @@ def _finiteness_assumed(estimator, proba: bool) -> AbstractContextManager:
     runs = getattr(estimator, "runs_scikit_learn", None)
     if runs is not None and not runs(proba):
         return nullcontext()
+    import sklearn  # loaded already: what will run was unpickled with it
+
     return sklearn.config_context(assume_finite=True)
 
 

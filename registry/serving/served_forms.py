@@ -16,7 +16,9 @@ least recently used first, never one that an alias or a rollout serves.
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib
+import importlib.metadata
 import json
 import logging
 import mmap
@@ -30,23 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sklearn
 
-from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, ESTIMATOR_CLASSES, NUMPY_SCALARS
 from registry.artifacts.store import is_artifact_name
 from registry.serving.fast_trees import CompiledTrees
 from registry.serving.predictors import LinearPredictor, TreePredictor
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: a bare linear model is its arrays, with no scikit-learn object
 MANIFEST = "form.json"
 INCOMING_PREFIX = ".incoming-"
 _MAPPED_FROM_BYTES = 64 * 1024  # smaller arrays are read into memory: a mapping costs a page at least
-_CLASSES = {f"{cls.__module__}:{cls.__qualname__}": cls
-            for cls in (*ESTIMATOR_CLASSES, TreePredictor, LinearPredictor, CompiledTrees)}
-_TYPES = {f"{module}:{name}" for module, name in ALLOWED_GLOBALS} | {
-    f"{cls.__module__}:{cls.__qualname__}" for cls in NUMPY_SCALARS}
+# The registry's own classes: a form holding only these (and arrays) is rebuilt without scikit-learn.
+_OWN_CLASSES = {f"{cls.__module__}:{cls.__qualname__}": cls for cls in (TreePredictor, LinearPredictor, CompiledTrees)}
 
 
 class NotStorable(Exception):
@@ -198,8 +196,30 @@ class ServedForms:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@functools.cache
 def _made_with() -> dict:
-    return {"format": FORMAT, "scikit-learn": sklearn.__version__, "numpy": np.__version__}
+    # The installed version, read without importing scikit-learn (a second of a worker's start).
+    return {"format": FORMAT, "scikit-learn": importlib.metadata.version("scikit-learn"), "numpy": np.__version__}
+
+
+def _class_named(name: str) -> type | None:
+    """The allow-listed class ``name`` (``module:qualname``); scikit-learn is imported only for one of its own."""
+    return _OWN_CLASSES.get(name) or _allowed_classes().get(name)
+
+
+@functools.cache
+def _allowed_classes() -> dict[str, type]:
+    from registry.artifacts.loading.allowed import ESTIMATOR_CLASSES
+
+    return {f"{cls.__module__}:{cls.__qualname__}": cls for cls in ESTIMATOR_CLASSES}
+
+
+@functools.cache
+def _allowed_types() -> frozenset[str]:
+    from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, NUMPY_SCALARS
+
+    return frozenset({f"{module}:{name}" for module, name in ALLOWED_GLOBALS}
+                     | {f"{cls.__module__}:{cls.__qualname__}" for cls in NUMPY_SCALARS})
 
 
 def _remove(path: Path) -> None:
@@ -266,11 +286,11 @@ def _flattened(value, arrays: dict[str, np.ndarray]):
         return {"slice": [_flattened(value.start, arrays), _flattened(value.stop, arrays), _flattened(value.step, arrays)]}
     if isinstance(value, type):
         name = f"{value.__module__}:{value.__qualname__}"
-        if name not in _TYPES:
+        if name not in _allowed_types():
             raise NotStorable(f"the type {name}")
         return {"type": name}
     name = f"{type(value).__module__}:{type(value).__qualname__}"
-    if _CLASSES.get(name) is not type(value):
+    if _class_named(name) is not type(value):
         raise NotStorable(f"an object of class {name}")
     state = value.__getstate__()
     if not isinstance(state, dict):
@@ -302,12 +322,12 @@ def _rebuilt(flat, arrays: dict[str, np.ndarray]):
     if tag == "slice":
         return slice(*(_rebuilt(part, arrays) for part in content))
     if tag == "type":
-        if content not in _TYPES:
+        if content not in _allowed_types():
             raise ValueError(f"the type {content} is not allowed")
         module, _, name = content.partition(":")
         return _named_type(module, name)
     if tag == "object":
-        cls = _CLASSES.get(content)
+        cls = _class_named(content)
         if cls is None:
             raise ValueError(f"the class {content} is not allowed")
         obj = cls.__new__(cls)

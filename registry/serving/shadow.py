@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook
@@ -202,6 +201,8 @@ def _stacked(parts: list):
         return parts[0]
     if all(isinstance(part, np.ndarray) for part in parts):
         return np.concatenate(parts)
+    import pandas as pd  # loaded already: the other parts are frames
+
     if all(isinstance(part, pd.DataFrame) for part in parts):
         return pd.concat(parts, ignore_index=True)
     raise TypeError("rows of different kinds cannot be stacked")

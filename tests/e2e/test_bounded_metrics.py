@@ -16,8 +16,8 @@ from tests.helpers import close_app, make_app, scaled_sum, upload_ok, wait_for
 
 ADMIN_TOKEN = "e2e-metrics-token"
 WORKERS = 2
-CACHE_SIZE = 2  # versions a worker keeps loaded beside production: each of these models holds about 820 bytes
-MODEL_MEMORY_MB = 0.003  # 3,145 bytes: production and two more
+CACHE_SIZE = 2  # versions a worker keeps loaded beside production: each of these models holds about 408 bytes
+MODEL_MEMORY_MB = 0.0014  # 1,468 bytes: production and two more
 VERSIONS = 12
 PROBE = {"instances": [[1.0, 1.0, 1.0]]}
 DEADLINE = 30  # seconds: a bound on waiting for every worker's refresh, so a broken server fails

@@ -60,11 +60,11 @@ def test_only_predictions_that_call_scikit_learn_pay_for_its_config_context(monk
     from registry.serving import running
 
     entered = []
-    monkeypatch.setattr(running.sklearn, "config_context", lambda **options: entered.append(options) or nullcontext())
-    bare, _ = random_model(1)  # a bare logistic regression
+    monkeypatch.setattr(sklearn, "config_context", lambda **options: entered.append(options) or nullcontext())
+    bare, _ = random_model(1)  # a bare logistic regression: its probabilities are computed here too
     scaled, _ = random_model(5)  # a logistic regression behind a scaler
-    for model, proba, expected in [(bare, False, []), (bare, True, [{"assume_finite": True}]),
-                                   (scaled, False, [{"assume_finite": True}])]:
+    for model, proba, expected in [(bare, False, []), (bare, True, []), (scaled, False, [{"assume_finite": True}]),
+                                   (scaled, True, [{"assume_finite": True}])]:
         entered.clear()
         with running._finiteness_assumed(predictor_for(model), proba):
             pass

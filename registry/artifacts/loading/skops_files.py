@@ -19,7 +19,6 @@ from registry.artifacts.loading.checks import check_sklearn_version
 from registry.artifacts.loading.limits import DOCS, Budget, array_bytes, too_many_objects
 from registry.errors import InvalidArtifact, UnsafeArtifact
 
-ZIP_MAGIC = b"PK\x03\x04"
 SCHEMA = "schema.json"
 CHUNK_BYTES = 1024 * 1024
 # A 500-tree forest has about 2,500 entries; each entry costs about 1 KB before it is read.

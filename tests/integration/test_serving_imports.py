@@ -1,0 +1,69 @@
+"""A process that serves compiled models from their served forms never imports scikit-learn (nor SciPy,
+pandas or requests, which it would bring): a second of every worker's start that no request needs."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from config import BASE_DIR
+from tests.helpers import classification_data, upload_ok
+
+HEAVY = ["sklearn", "scipy", "pandas", "requests"]
+
+SERVE = textwrap.dedent("""
+    import json, sys
+    from api import create_app
+
+    settings = json.loads(sys.argv[1])
+    app = create_app(settings["config"])
+    imported_at_start = sorted(name for name in {HEAVY} if name in sys.modules)
+    client = app.test_client()
+    answers = {{}}
+    for ref in ("forest/production", "logistic/production", "three/1"):
+        response = client.post(f"/models/{{ref}}/predict", json={{"instances": settings["rows"]}})
+        assert response.status_code == 200, response.get_json()
+        answers[ref] = response.get_json()["predictions"]
+    imported_to_predict = sorted(name for name in {HEAVY} if name in sys.modules)
+    probabilities = {{}}
+    for ref in ("forest/production", "logistic/production", "three/1"):
+        body = {{"instances": settings["rows"], "return_proba": True}}
+        probabilities[ref] = client.post(f"/models/{{ref}}/predict", json=body).get_json()["probabilities"]
+    print(json.dumps({{"start": imported_at_start, "predict": imported_to_predict, "answers": answers,
+                      "probabilities": probabilities, "then": sorted(n for n in {HEAVY} if n in sys.modules)}}))
+""").format(HEAVY=HEAVY)
+
+
+def test_serving_compiled_forms_imports_no_scikit_learn(build_app, tmp_path, ci):
+    X, y = classification_data()
+    three = np.digitize(X[:, 0], [-0.5, 0.5])
+    models = {
+        "forest": RandomForestClassifier(20, random_state=0).fit(X, y),
+        "logistic": LogisticRegression().fit(X, y),
+        "three": LogisticRegression().fit(X, three),  # three classes: softmax
+    }
+    root = tmp_path / "artifacts-0"
+    app = build_app(artifact_root=root)
+    client = app.test_client()
+    for name, model in models.items():
+        upload_ok(client, ci, name, model)
+        assert client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci).status_code == 200
+        assert client.post(f"/models/{name}/1/predict", json={"instances": X[:1].tolist()}).status_code == 200  # forms made
+
+    config = {key: app.config[key] for key in ("SQLALCHEMY_DATABASE_URI", "ARTIFACT_ROOT", "ADMIN_TOKEN", "SECRET_KEY",
+                                                 "MONITOR_SECONDS", "ROLLOUT_TICK_SECONDS", "WEBHOOK_DELIVER_IN_WORKERS")}
+    config |= {"ARTIFACT_CACHE_DIR": str(app.config["ARTIFACT_CACHE_DIR"]), "WATCH_ALIASES": True}  # a worker, warming
+    settings = {"config": config, "rows": X[:20].tolist()}
+    result = subprocess.run([sys.executable, "-c", SERVE, json.dumps(settings)], cwd=BASE_DIR, capture_output=True,
+                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert served["start"] == [] and served["predict"] == []
+    assert "sklearn" not in served["then"]  # probabilities too (a two-class logistic regression loads SciPy's expit)
+    for name, ref in (("forest", "forest/production"), ("logistic", "logistic/production"), ("three", "three/1")):
+        assert served["answers"][ref] == models[name].predict(X[:20]).tolist()
+        assert np.array_equal(served["probabilities"][ref], models[name].predict_proba(X[:20]))
