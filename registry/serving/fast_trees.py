@@ -134,12 +134,19 @@ class CompiledTrees:
         return walker
 
     def _one_row_leaves(self, row: np.ndarray) -> np.ndarray:
-        """Leaf id that every tree ends in for one row without NaN, shape (trees, 1): the full depth
-        walked with no checks (a leaf points at itself), the fewest array operations a level."""
-        feature, threshold, child = self.feature, self.threshold, self.child
+        """Leaf id that every tree ends in for one row without NaN, shape (trees, 1).
+
+        A level is five array operations with no checks for finished paths (a leaf points at itself).
+        From half the depth on, every other level asks whether all paths have ended: one row's
+        deepest path is usually well above the forest's deepest leaf (15 of 21 levels in the bench's
+        forest), and the question costs less than the levels it saves."""
+        feature, threshold, child, inner = self.feature, self.threshold, self.child, self.inner
         node = self.roots
-        for _ in range(self.depth):
+        check_from = self.depth // 2
+        for level in range(1, self.depth + 1):
             node = child[node + (row[feature[node]] <= threshold[node])]
+            if level >= check_from and not level % 2 and not inner[node].any():
+                break
         return (node >> 1)[:, np.newaxis]
 
     def _leaves(self, rows: np.ndarray, missing: bool) -> np.ndarray:
