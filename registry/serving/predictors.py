@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry.serving.fast_trees import CompiledTrees, compile_trees
+from registry.serving.fast_trees import CompiledTrees, best_of_rows, compile_trees
 
 class _Compiled:
     """A model behind its Pipeline's steps (none when bare), answering ``predict`` and ``predict_proba``."""
@@ -79,7 +79,7 @@ class LinearPredictor(_Compiled):
         # Indexing, not take: take lets go of the GIL, which other threads of the worker then hold.
         if scores.ndim == 1 or scores.shape[1] == 1:
             return self.classes[(scores.reshape(-1) > 0).astype(np.intp)]
-        return self.classes[np.argmax(scores, axis=1)]
+        return self.classes[best_of_rows(scores)]
 
     def predict_proba(self, X):
         """A logistic regression's ``predict_proba``: the logistic function of the score for two
