@@ -11,7 +11,7 @@ from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 
 import numpy as np
 
-_NOT_HELD = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType)  # shared by every model
+_NOT_HELD = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType, np.ufunc)  # shared by every model
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), np.generic, np.dtype)
 
 

@@ -48,3 +48,11 @@ def test_small_models_are_small_and_classes_or_functions_are_never_counted():
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
 
     assert held_bytes(model) < 50_000
+
+
+def test_a_two_class_logistic_regression_is_its_arrays_not_the_ufunc_it_computes_probabilities_with():
+    X, y = classification_data()
+    predictor = predictor_for(LogisticRegression().fit(X, y))
+
+    arrays = predictor.coef.nbytes + predictor.intercept.nbytes + predictor.classes.nbytes
+    assert arrays < held_bytes(predictor) < arrays + 2_000
