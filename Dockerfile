@@ -21,6 +21,15 @@ RUN python3 -m venv /opt/venv \
  && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
  && find /opt/venv -type f -name '*.map' -delete
 
+# The compiled tree walker (registry/serving/native/tree_walk.c): plain C, built with the base's own compiler
+# and C library.
+FROM ${BASE} AS native
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+COPY registry/serving/native/tree_walk.c registry/serving/native/build.sh /tmp/
+RUN /tmp/build.sh /tmp/tree_walk.c /tmp/tree_walk.so
+
 FROM ${BASE}
 RUN groupadd --system --gid 10001 registry \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin registry \
@@ -32,6 +41,7 @@ COPY migrations migrations
 COPY deploy/__init__.py deploy/entrypoint.py deploy/
 COPY trainers trainers
 COPY registry registry
+COPY --from=native /tmp/tree_walk.so registry/serving/native/tree_walk.so
 COPY api api
 # Compiled now: with a read-only root filesystem nothing could cache the bytecode later, and every
 # start would compile the app again.

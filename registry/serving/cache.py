@@ -30,12 +30,7 @@ class ServableModel:
     predictor: Any  # what predict calls (registry.serving.predictors): a compiled form, or the estimator itself
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
     known_categories: dict = field(default_factory=dict)  # by input column: a category its encoder was fitted on
-    loaded_bytes: int = 0  # what it held once loaded, measured (registry.serving.model_size)
-
-    @property
-    def size_bytes(self) -> int:
-        """What it holds in memory now: as loaded, plus what its predictor built since (trees for large batches)."""
-        return self.loaded_bytes + getattr(self.predictor, "grown_bytes", 0)
+    size_bytes: int = 0  # what it holds in memory, measured once loaded (registry.serving.model_size)
 
 
 class _Loading:

@@ -93,7 +93,7 @@ def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int) -> ServableM
         predictor,
         takes_frame=prepared["takes_frame"],
         known_categories=prepared["known_categories"],
-        loaded_bytes=held_bytes(predictor) + mapped_bytes,
+        size_bytes=held_bytes(predictor) + mapped_bytes,
     )
 
 

@@ -1,8 +1,8 @@
 """What answers ``predict`` for a loaded model: a compiled form where one applies, the estimator otherwise.
 
 ``predictor_for`` runs once per load. A tree or random forest, bare or as a Pipeline's last step, is
-compiled to flat arrays (``registry.serving.fast_trees``); a linear or logistic model predicts with its own
-arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's per-call checks, which cost it ten
+compiled to node records that a C walker answers from (``registry.serving.fast_trees``); a linear or
+logistic model predicts with its own arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's per-call checks, which cost it ten
 times the arithmetic on one row. The steps before the model still run through scikit-learn's
 ``transform``, as ``Pipeline.predict`` runs them. Both give exactly scikit-learn's answers; anything
 else (and a linear model's ``predict_proba``) is served by scikit-learn.
@@ -50,11 +50,6 @@ class TreePredictor(_Compiled):
     def predict_proba(self, X):
         """The model's ``predict_proba`` (classifiers only)."""
         return self.compiled.predict_proba(_dense(self._transformed(X)))
-
-    @property
-    def grown_bytes(self) -> int:
-        """What was built after loading: scikit-learn's walkers, once a large batch came."""
-        return self.compiled.private_bytes
 
 
 class LinearPredictor(_Compiled):

@@ -39,7 +39,7 @@ from registry.serving.predictors import LinearPredictor, TreePredictor
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: a bare linear model is its arrays, with no scikit-learn object
+FORMAT = 3  # 2: a bare linear model is its arrays, with no scikit-learn object; 3: trees as node records
 MANIFEST = "form.json"
 INCOMING_PREFIX = ".incoming-"
 _MAPPED_FROM_BYTES = 64 * 1024  # smaller arrays are read into memory: a mapping costs a page at least

@@ -1,7 +1,8 @@
 """The container image, built from the repository's Dockerfile and run with real podman: the README's
-container quick start (ready, upload, promote, predict) as a non-root user, the data kept across a
-restart on the same volume with a read-only root filesystem, a graceful stop that finishes a request in
-flight, and starts that must fail with one line and no server.
+container quick start (ready, upload, promote, predict) as a non-root user, a forest answered exactly by
+the tree walker the image built, the data kept across a restart on the same volume with a read-only
+root filesystem, a graceful stop that finishes a request in flight, and starts that must fail with one
+line and no server.
 
 One image build serves the whole module (podman reuses its cached layers: after a code change only the
 code's layers are built again); the local base image is made with debootstrap when the machine has none.
@@ -12,8 +13,10 @@ import subprocess
 import time
 import uuid
 
+import numpy as np
 import pytest
 import requests
+from sklearn.ensemble import RandomForestClassifier
 
 from bench.harness import containers
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
@@ -102,6 +105,22 @@ def test_the_quick_start_serves_a_promoted_upload_as_a_non_root_user(image, quic
     revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     assert f'"org.opencontainers.image.revision":"{revision}"' in labels
     assert '"org.opencontainers.image.version"' in labels and '"org.opencontainers.image.source"' in labels
+
+
+def test_the_images_own_tree_walker_answers_a_forest_exactly_as_scikit_learn(quick_start):
+    container, token = quick_start
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, X[:, 0] + rng.normal(size=300) > 0)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert upload(container, "forest", forest, headers=headers).status_code == 201
+    rows = np.round(rng.normal(size=(50, 4)), 6)
+
+    answer = requests.post(f"{container.url}/models/forest/1/predict",
+                           json={"instances": rows.tolist(), "return_proba": True}, timeout=30)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["probabilities"] == forest.predict_proba(rows).tolist()
 
 
 def test_a_restart_on_the_same_volume_keeps_the_data_with_a_read_only_root(quick_start, restarted):

@@ -14,7 +14,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from registry.serving.fast_trees import compile_trees
+from registry.serving.fast_trees import CompiledTrees, compile_trees
+from registry.serving.tree_walk import InvalidNodes
 from registry.serving.predictors import TreePredictor, predictor_for
 
 CASES = 240
@@ -114,14 +115,14 @@ def test_compiled_trees_answer_exactly_what_scikit_learn_answers(seed):
     model, X = random_model(seed)
     rows = awkward_rows(np.random.default_rng(10_000 + seed), model, X)
     fast = compile_trees(model)
-    # One batch (scikit-learn's walker per tree, rebuilt from the flat arrays), small batches and
-    # single rows (the NumPy walk).
-    pieces = [rows, rows[:50], rows[50:51], rows[999:]]
+    # One batch (eight rows of a tree at once, the GIL let go), small batches, single rows (eight trees
+    # at once) and a batch that leaves lanes empty at the end.
+    pieces = [rows, rows[:50], rows[50:51], rows[999:], rows[:13]]
     for piece in pieces:
         assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
         if hasattr(model, "classes_"):
             assert_identical(compiled(fast.predict_proba, piece), scikit_learn(model.predict_proba, piece))
-    for size in (40, 1):  # small batches, and single rows (walked the full depth without checks)
+    for size in (40, 1):  # small batches, and single rows
         walked = np.concatenate([compiled(fast.predict, rows[i:i + size]) for i in range(0, ROWS, size)])
         assert_identical(walked, scikit_learn(model.predict, rows))
         if hasattr(model, "classes_"):
@@ -169,21 +170,35 @@ def test_rows_with_nan_go_where_scikit_learn_sends_them(seen_nan):
     rows = rng.normal(size=(300, 3))
     rows[rng.random((300, 3)) < 0.2] = np.nan
     fast = compile_trees(model)
-    # Single rows and small batches take the NumPy walk, the large one scikit-learn's walkers rebuilt from the arrays.
     for piece in (rows, rows[:40], rows[7:8]):
         assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
 
 
-def test_walkers_for_large_batches_are_built_once_and_counted():
+def test_a_state_with_a_walk_that_would_leave_the_nodes_or_never_end_is_refused():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(300, 4))
-    model = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, X[:, 0] > 0)
-    fast = compile_trees(model)
-    assert fast.private_bytes == 0
-    fast.predict(X[:10])
-    assert fast.private_bytes == 0  # small batches walk the flat arrays
-    fast.predict(X)
-    grown = fast.private_bytes
-    assert grown >= sum(tree.tree_.node_count for tree in model.estimators_) * 64
-    fast.predict(X)
-    assert fast.private_bytes == grown
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, X[:, 0] > 0)
+    state = compile_trees(model).__getstate__()
+    inner = int(np.flatnonzero(state["nodes"]["child"][:, 0] != np.arange(len(state["nodes"])))[0])
+    damages = {
+        "a child past the nodes": ("nodes", lambda nodes: nodes["child"].__setitem__((inner, 1), len(nodes))),
+        "a child back to its parent": ("nodes", lambda nodes: nodes["child"].__setitem__((inner + 1, 0), inner)),
+        "a column past the model's": ("nodes", lambda nodes: nodes["feature"].__setitem__(inner, 4)),
+        "a root past the nodes": ("roots", lambda roots: roots.__setitem__(1, 1 << 30)),
+    }
+    for why, (name, damage) in damages.items():
+        damaged = {**state, name: state[name].copy()}
+        damage(damaged[name])
+        with pytest.raises(InvalidNodes):
+            CompiledTrees(**damaged)
+            pytest.fail(why)
+    with pytest.raises(InvalidNodes):
+        CompiledTrees(**{**state, "roots": state["roots"].astype(np.int64)})
+    assert_identical(CompiledTrees(**state).predict_proba(X), model.predict_proba(X))
+
+
+def test_a_nan_goes_where_its_node_says_even_in_a_column_without_one_in_training():
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]] * 10)
+    model = DecisionTreeRegressor(random_state=0).fit(X, X[:, 0])
+    rows = np.array([[np.nan, 0.0], [np.nan, np.nan], [1.5, np.nan]])
+    assert_identical(compiled(compile_trees(model).predict, rows), scikit_learn(model.predict, rows))

@@ -84,10 +84,10 @@ def test_a_forests_arrays_are_mapped_from_the_files_not_copied(forms):
     model = RandomForestRegressor(n_estimators=20, random_state=0).fit(X, X[:, 0])
     form, _ = stored(forms, model)
     compiled = form.values["predictor"].compiled
-    for name in ("feature", "threshold", "child", "value"):
+    for name in ("nodes", "value"):
         array = getattr(compiled, name)
         assert isinstance(array.base, np.memmap) and not array.flags.writeable, name
-    assert form.mapped_bytes >= compiled.value.nbytes + compiled.child.nbytes
+    assert form.mapped_bytes >= compiled.value.nbytes + compiled.nodes.nbytes
     # What the worker holds privately is small beside what it maps.
     assert held_bytes(form.values["predictor"]) < form.mapped_bytes / 10
     assert_identical(form.values["predictor"].predict(X[:30]), model.predict(X[:30]))
@@ -168,5 +168,6 @@ def test_the_predictors_state_leaves_out_what_is_rebuilt(forms):
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
     predictor = predictor_for(model)
     assert isinstance(predictor, TreePredictor)
-    predictor.compiled.predict(np.zeros((100, 4)))  # builds scikit-learn's walkers
-    assert "_walkers" not in predictor.compiled.__getstate__()
+    state = predictor.compiled.__getstate__()
+    assert "_walker" not in state
+    assert set(state) == {"nodes", "roots", "value", "n_features", "averaged", "classes"}

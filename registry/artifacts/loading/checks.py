@@ -13,9 +13,9 @@ from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 
 # Far beyond any forest worth serving from one worker (scikit-learn's default is 100 trees).
 MAX_TREES = 5_000
-# What one node costs once compiled for prediction (feature, threshold, children, a split flag),
-# before its values (8 bytes per class or output).
-COMPILED_NODE_BYTES = 8 + 8 + 8 + 8 + 1
+# What one node costs once compiled for prediction (registry/serving/tree_walk.py: threshold, feature and
+# two children), before its values (8 bytes per class or output).
+COMPILED_NODE_BYTES = 4 + 4 + 4 + 4
 
 
 def check_sklearn_version(version) -> str:

@@ -1,0 +1,30 @@
+"""The compiled walker's library: a checkout that did not build it, or built it from other source, says
+what to run instead of serving anything."""
+import subprocess
+import sys
+
+import pytest
+
+from config import BASE_DIR
+from registry.serving.tree_walk import WalkerNotBuilt, load
+
+
+def test_a_missing_library_names_the_command_that_builds_it(tmp_path):
+    with pytest.raises(WalkerNotBuilt, match=r"tree_walk.so is missing: `make` builds it"):
+        load(tmp_path / "tree_walk.so")
+
+
+def test_a_library_built_from_other_source_is_refused(tmp_path):
+    source = tmp_path / "tree_walk.c"
+    source.write_text("#include <stdint.h>\nint64_t tree_walk_node_size(void) { return 24; }\n"
+                      "void tree_walk_output(void) {}\n")
+    library = tmp_path / "tree_walk.so"
+    subprocess.run([BASE_DIR / "registry/serving/native/build.sh", source, library], check=True)
+    with pytest.raises(WalkerNotBuilt, match="another version of tree_walk.c: run `make` again"):
+        load(library)
+
+
+def test_the_app_loads_the_walker_when_it_is_imported_not_when_a_tree_comes():
+    probe = "import sys; from api import create_app; print('registry.serving.tree_walk' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=BASE_DIR, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"]
