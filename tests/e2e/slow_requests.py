@@ -37,11 +37,22 @@ class TrickledPost:
 
 
 
+def wait_until_master_said_not_ready(read_log: Callable[[], str], timeout: float = 60) -> None:
+    """Wait until gunicorn's master handled the first SIGTERM (gunicorn.conf.py raises the workers'
+    not-ready flag, then logs it): a signal reaches the master in its own time, and a request sent
+    meanwhile may reach a worker before it."""
+    _wait_for_log(read_log, lambda log: "not ready; stopping in" in log, "say it is not ready", timeout)
+
+
 def wait_until_workers_told_to_stop(read_log: Callable[[], str], timeout: float = 60) -> None:
     """Wait until gunicorn's master handled SIGTERM a second time (the first only starts the drain,
     gunicorn.conf.py): its graceful stop has begun and it is telling its workers to stop."""
+    _wait_for_log(read_log, lambda log: log.count("Handling signal: term") >= 2, "begin its graceful stop", timeout)
+
+
+def _wait_for_log(read_log: Callable[[], str], seen: Callable[[str], bool], what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while read_log().count("Handling signal: term") < 2:
+    while not seen(read_log()):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"gunicorn did not begin its graceful stop in {timeout:.0f} s:\n{read_log()[-3000:]}")
+            raise TimeoutError(f"gunicorn did not {what} in {timeout:.0f} s:\n{read_log()[-3000:]}")
         time.sleep(0.05)

@@ -22,7 +22,7 @@ from bench.harness import containers
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from tests.databases import BACKEND
 from tests.e2e.podman_images import built_or_fail
-from tests.e2e.slow_requests import TrickledPost, wait_until_workers_told_to_stop
+from tests.e2e.slow_requests import TrickledPost, wait_until_master_said_not_ready, wait_until_workers_told_to_stop
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the image serves SQLite under /data by default: the SQLite pass runs it")
 
@@ -142,6 +142,7 @@ def test_sigterm_during_a_slow_request_makes_it_not_ready_finishes_the_request_a
     request.start()
 
     restarted.signal("TERM")
+    wait_until_master_said_not_ready(restarted.logs)
     assert requests.get(f"{restarted.url}/readyz", timeout=10).status_code == 503  # not ready first
     wait_until_workers_told_to_stop(restarted.logs)  # past the drain
     status, body = request.finish()

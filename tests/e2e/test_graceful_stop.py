@@ -15,9 +15,9 @@ from registry.tables import RolloutStats
 from tests.databases import fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.e2e.rollouts import change
-from tests.e2e.slow_requests import TrickledPost, wait_until_workers_told_to_stop
+from tests.e2e.slow_requests import TrickledPost, wait_until_master_said_not_ready, wait_until_workers_told_to_stop
 
-DRAIN_SECONDS = 1
+DRAIN_SECONDS = 2  # time to see the master's not-ready line and ask /readyz before the stop
 REQUESTS = 30
 # No alias poll (and so no periodic flush of the figures) during the test: only the worker's exit writes them.
 NO_POLL_SECONDS = 600
@@ -35,6 +35,7 @@ def test_sigterm_finishes_the_request_in_flight_writes_what_the_worker_holds_and
             slow.start()
 
             live.process.send_signal(signal.SIGTERM)
+            wait_until_master_said_not_ready(live.log_path.read_text)
             assert requests.get(f"{live.url}/readyz", timeout=10).status_code == 503  # not ready first
             wait_until_workers_told_to_stop(live.log_path.read_text)  # past the drain
             status, body = slow.finish()
