@@ -4,8 +4,9 @@
 build serves every Python); the image builds its own. A checkout where it was not built cannot serve
 a tree, so importing this module says what to run instead of serving anything slower or different.
 
-A call for a few rows keeps the GIL (``ctypes.PyDLL``): it lasts microseconds, and handing the GIL
-over and back costs a worker whose other threads want it more than that. A batch lets it go
+A call of up to ``_KEEPS_GIL_UP_TO_WALKS`` walks (trees × rows: a single row of a 1,000-tree forest)
+keeps the GIL (``ctypes.PyDLL``): it lasts tens of microseconds at most, and handing the GIL over and
+back costs a worker whose other threads want it more than that. A larger call lets it go
 (``ctypes.CDLL``) so that the worker's other threads run meanwhile.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 NAN_LEFT = np.uint32(1 << 31)  # set in ``feature`` where a NaN goes left
 MAX_NODES = 2**31 - 1  # child ids are int32
-_KEEPS_GIL_UP_TO_ROWS = 64
+_KEEPS_GIL_UP_TO_WALKS = 1024
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -61,6 +62,7 @@ class Walker:
         if not averaged and len(roots) != 1:
             raise InvalidNodes("a single tree has one root")
         self._arrays = (nodes, roots, value)  # kept alive for the addresses below
+        self.n_trees = len(roots)
         self.n_features = n_features
         self.n_outputs = value.shape[1]
         self._model = (nodes.ctypes.data, roots.ctypes.data, len(roots), value.ctypes.data, self.n_outputs,
@@ -72,7 +74,7 @@ class Walker:
         # The rows as bytes and the output as a ctypes array: passed by address with no ndarray.ctypes
         # object made, which costs more than the copy of a few rows.
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
-        output = _OUTPUT_KEEPING_GIL if n_rows <= _KEEPS_GIL_UP_TO_ROWS else _OUTPUT_RELEASING_GIL
+        output = _OUTPUT_KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _OUTPUT_RELEASING_GIL
         output(*self._model, rows.tobytes(), n_rows, self.n_features, out)
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
 
