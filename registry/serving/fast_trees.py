@@ -78,7 +78,8 @@ def best_of_rows(scores: np.ndarray) -> np.ndarray | slice:
 
 
 def compile_trees(model) -> CompiledTrees | None:
-    """The flat form of a fitted single-output tree or random forest; None for anything else."""
+    """The compiled form of a fitted single-output tree or random forest; None for anything else, and for
+    a forest of more nodes than the walker's int32 node ids reach."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 

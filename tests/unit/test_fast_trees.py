@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from registry.serving import fast_trees
 from registry.serving.fast_trees import CompiledTrees, compile_trees
 from registry.serving.tree_walk import InvalidNodes
 from registry.serving.predictors import TreePredictor, predictor_for
@@ -202,3 +203,11 @@ def test_a_nan_goes_where_its_node_says_even_in_a_column_without_one_in_training
     model = DecisionTreeRegressor(random_state=0).fit(X, X[:, 0])
     rows = np.array([[np.nan, 0.0], [np.nan, np.nan], [1.5, np.nan]])
     assert_identical(compiled(compile_trees(model).predict, rows), scikit_learn(model.predict, rows))
+
+
+def test_a_forest_past_the_walkers_node_ids_is_served_by_the_estimator_itself(monkeypatch):
+    X = np.random.default_rng(5).normal(size=(200, 3))
+    model = RandomForestRegressor(n_estimators=4, random_state=0).fit(X, X[:, 0])
+    monkeypatch.setattr(fast_trees, "MAX_NODES", sum(tree.tree_.node_count for tree in model.estimators_) - 1)
+    assert compile_trees(model) is None
+    assert predictor_for(model) is model
