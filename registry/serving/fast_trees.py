@@ -68,8 +68,8 @@ class CompiledTrees:
 
 def best_of_rows(scores: np.ndarray) -> np.ndarray | slice:
     """``np.argmax(scores, axis=1)``, as an index into the classes: for a single row, without NumPy's
-    argmax, which lets go of the GIL on every call (see ``CompiledTrees._leaf_values``: a single-row
-    forest costs 45 µs of CPU instead of 33 with two threads predicting)."""
+    argmax, which lets go of the GIL on every call (a single-row forest cost 45 µs of CPU instead of 33
+    with two threads predicting when it did)."""
     if len(scores) != 1:
         return np.argmax(scores, axis=1)
     row = scores[0].tolist()

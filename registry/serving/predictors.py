@@ -2,8 +2,8 @@
 
 ``predictor_for`` runs once per load. A tree or random forest, bare or as a Pipeline's last step, is
 compiled to node records that a C walker answers from (``registry.serving.fast_trees``); a linear or
-logistic model predicts with its own arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's per-call checks, which cost it ten
-times the arithmetic on one row. The steps before the model still run through scikit-learn's
+logistic model predicts with its own arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's
+per-call checks, which cost it ten times the arithmetic on one row. The steps before the model still run through scikit-learn's
 ``transform``, as ``Pipeline.predict`` runs them. Both give exactly scikit-learn's answers; anything
 else (and a linear model's ``predict_proba``) is served by scikit-learn.
 
