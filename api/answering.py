@@ -94,7 +94,7 @@ def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
 def _log_answer(name: str, ref: str, request_id: str, result: Prediction, elapsed: float) -> str | None:
     """Log the answer if the model's share draws it; the request id it is logged under, if it is."""
     prediction_log = domain.prediction_log()
-    if not prediction_log.keeps(name, 200):
+    if not prediction_log.keeps(name, 200, request_id):
         return None
     outputs = {"predictions": result.predictions}
     if result.probabilities is not None:
@@ -110,7 +110,7 @@ def _log_failure(name: str, ref: str, request_id: str, exc: Exception, status: i
     """Log a failure (every one is kept); not one before a version was found."""
     found = served_by(exc)
     prediction_log = domain.prediction_log()
-    if found is None or not prediction_log.keeps(name, status):
+    if found is None or not prediction_log.keeps(name, status, request_id):
         return
     version, route, _ = found
     prediction_log.offer(Entry(

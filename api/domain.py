@@ -51,7 +51,8 @@ def init_app(app: Flask) -> None:
     )
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
                                capacity=config["PREDICTION_LOG_QUEUE"])
-    prediction_log = PredictionLog(log_settings, session_scope=app.app_context)
+    prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
+                                   draw_key=(config.get("SECRET_KEY") or "").encode())
     runtime.shadows.observe(prediction_log.log_shadow)
     app.extensions[EXTENSION] = Domain(store, runtime, forms, prediction_log)
     committed.connect(_serve_committed)  # once per process: connecting again changes nothing

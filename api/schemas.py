@@ -7,6 +7,7 @@ from datetime import timedelta, timezone
 from flask import current_app
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from api import request_ids
 from registry.access.tokens import ROLES
 from registry.aliases.rollouts import HEADER_NAME
 from registry.events.outbox import EVENT_TYPES
@@ -543,7 +544,8 @@ class LoggedPageOut(Schema):
 
 
 class FeedbackItem(Schema):
-    request_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    request_id = fields.String(required=True, validate=validate.Regexp(
+        request_ids.SAFE, error=f"a request id is {request_ids.SAFE_RULE}"))
     label = fields.Raw(required=True, allow_none=False, metadata={"description": "the truth: a class or a number, "
                                                                   "or a list of them for a request of several rows"})
 

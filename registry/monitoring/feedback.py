@@ -1,10 +1,14 @@
 """Feedback: the truth about logged predictions, joined to them the moment it arrives.
 
-Each item names a request id and its label; it is checked against the logged prediction of the
-newest request of the model with that id, and written beside it with the time it came (the label's
-delay is ``labelled_at - at``). What cannot apply is reported item by item, never dropped quietly:
-an id nothing was logged under (not sampled, or past the retention) is a 404, a label of the wrong
-kind or count a 422. A second label for the same request replaces the first, and is counted so.
+Each item names a request id and its label; it is checked against the one answer of the model
+logged under that id, and written beside it with the time it came (the label's delay is
+``labelled_at - at``). What cannot apply is reported item by item, never dropped quietly: an id
+nothing was logged under (not sampled, or past the retention) is a 404, an id two or more answers
+were logged under is a 409 (ids may be the callers': a stranger who sends a known id again must
+never receive its label, so a label goes to no answer rather than perhaps the wrong one), a label
+of the wrong kind or count, or not a finite number, a 422. An answer refused with an error does
+not count (a retry under the same id is labelled). A second label for the same request replaces
+the first, and is counted so.
 The shadow run logged under the same request id gets the label too (the shadow's quality is what
 a shadow rollout is for).
 """
@@ -41,13 +45,14 @@ def apply_feedback(name: str, items: list[dict]) -> FeedbackResult:
     applied = replaced = 0
     errors = []
     with write_transaction() as session:
-        logged, shadows = _newest_by_request(session, model.id, {item["request_id"] for item in items})
+        logged, shadows, ambiguous = _answers_by_request(session, model.id, {item["request_id"] for item in items})
         tasks = _tasks(session, model.id, {row.version for row in logged.values()})
         now = utcnow()
         for index, item in enumerate(items):
             request_id, label = item["request_id"], item["label"]
             row = logged.get(request_id)
-            problem = _problem(row, label, tasks.get(row.version) if row is not None else None)
+            problem = (_AMBIGUOUS if request_id in ambiguous
+                       else _problem(row, label, tasks.get(row.version) if row is not None else None))
             if problem is not None:
                 errors.append({"index": index, "request_id": request_id, "status": problem[0], "detail": problem[1]})
                 continue
@@ -59,11 +64,13 @@ def apply_feedback(name: str, items: list[dict]) -> FeedbackResult:
     return FeedbackResult(applied, replaced, errors)
 
 
-def _newest_by_request(session, model_id: int, request_ids: set[str]) -> tuple[dict, dict]:
-    """The newest logged answer of each request id (ids are the callers', so one may repeat), and the
-    shadow runs logged after it under the same id."""
+def _answers_by_request(session, model_id: int, request_ids: set[str]) -> tuple[dict, dict, set]:
+    """The newest logged answer of each request id (a successful one, when there is one), the shadow
+    runs logged after it under the same id, and the ids two or more successful answers were logged
+    under (ids are the callers', so one may repeat)."""
     found: dict[str, LoggedPrediction] = {}
     shadows: dict[str, list[LoggedPrediction]] = {}
+    ambiguous: set[str] = set()
     ordered = sorted(request_ids)
     for start in range(0, len(ordered), _CHUNK):
         query = (select(LoggedPrediction)
@@ -74,8 +81,13 @@ def _newest_by_request(session, model_id: int, request_ids: set[str]) -> tuple[d
                 if row.request_id not in found:  # newer than the answer found next
                     shadows.setdefault(row.request_id, []).append(row)
             else:
-                found.setdefault(row.request_id, row)
-    return found, shadows
+                earlier = found.setdefault(row.request_id, row)
+                if earlier is not row and row.status < 400:
+                    if earlier.status < 400:
+                        ambiguous.add(row.request_id)
+                    else:  # a retry under the id succeeded after this failure: the success is labelled
+                        found[row.request_id] = row
+    return found, shadows, ambiguous
 
 
 def _tasks(session, model_id: int, numbers: set[int]) -> dict[int, str]:
@@ -84,6 +96,12 @@ def _tasks(session, model_id: int, numbers: set[int]) -> dict[int, str]:
     query = select(ModelVersion.number, ModelVersion.task).where(
         ModelVersion.model_id == model_id, ModelVersion.number.in_(sorted(numbers)))
     return {number: task for number, task in session.execute(query)}
+
+
+_AMBIGUOUS = (409, "two or more answers were logged under this request id, so the label could reach the "
+                   "wrong one: send a new id with each request (or leave X-Request-ID out and quote the "
+                   "id the answer's X-Request-ID header carries)")
+_ECHO = 40  # characters of a refused value quoted in a detail
 
 
 def _problem(row: LoggedPrediction | None, label: object, task: str | None) -> tuple[int, str] | None:
@@ -107,15 +125,23 @@ def _problem(row: LoggedPrediction | None, label: object, task: str | None) -> t
 
 
 def _wrong_label(value: object, task: str | None, predicted: object) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"a label is a finite number or a class, not {value!r} (1e400 is past the largest double)"
     if task == "regression":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return f"a regressor's label is a finite number, not {value!r}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"a regressor's label is a finite number, not {_quoted(value)}"
         return None
     numeric = isinstance(predicted, (int, float)) and not isinstance(predicted, bool)
     if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        return f"this classifier's classes are numbers: {value!r} is not one"
+        return f"this classifier's classes are numbers: {_quoted(value)} is not one"
     if isinstance(predicted, str) and not isinstance(value, str):
-        return f"this classifier's classes are text: {value!r} is not one"
+        return f"this classifier's classes are text: {_quoted(value)} is not one"
     if isinstance(predicted, bool) and not isinstance(value, bool):
-        return f"this classifier's classes are true and false: {value!r} is not one"
+        return f"this classifier's classes are true and false: {_quoted(value)} is not one"
     return None
+
+
+def _quoted(value: object) -> str:
+    """``value`` as a detail quotes it: its first characters only, so a huge label makes a small error."""
+    shown = repr(value)
+    return shown if len(shown) <= _ECHO else f"{shown[:_ECHO]}… ({len(shown):,} characters)"

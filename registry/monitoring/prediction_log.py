@@ -11,6 +11,7 @@ poll it. On SQLite and PostgreSQL alike, from every worker and replica.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 BATCH = 100  # entries per insert: the writer holds the GIL while it binds them, so not too many at once
 WRITE_SECONDS = 0.5  # how often the writer takes what is queued (flush and stop wake it at once)
 PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
+
+
+def _draw(request_id: str, key: bytes) -> float:
+    """A number in [0, 1) that is the same for the same id in every worker and replica sharing ``key``."""
+    return int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=8, key=key).digest()) / 2**64
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,11 @@ class PredictionLog:
     """Samples requests, queues them, and writes them from a thread of this process."""
 
     def __init__(self, settings: LogSettings, session_scope: Callable[[], AbstractContextManager],
-                 chance: Callable[[], float] = random.random):
+                 chance: Callable[[], float] = random.random, draw_key: bytes = b""):
         self.settings = settings
         self._session_scope = session_scope
         self._chance = chance
+        self._draw_key = draw_key[:64]  # a secret of the deployment: callers cannot tell which ids are drawn
         self._shares: dict[str, float] = {}  # model -> its own share, where it set one
         self._model_ids: dict[str, int] = {}
         self._queue: queue.Queue[Entry] = queue.Queue(settings.capacity)
@@ -92,16 +99,18 @@ class PredictionLog:
         """The share of ``model``'s requests kept (its own, else the default)."""
         return self._shares.get(model, self.settings.default_sample)
 
-    def keeps(self, model: str, status: int) -> bool:
+    def keeps(self, model: str, status: int, request_id: str | None = None) -> bool:
         """Whether to log this answer of ``model``: drawn by its share (an error always is). Asked before
-        the entry is made, so the answers not drawn cost the request nothing more."""
+        the entry is made, so the answers not drawn cost the request nothing more. With ``request_id``
+        the draw is the id's own, so every answer under one id is kept or none is: a stranger who sends
+        a known id again is never the only answer logged under it (nor the one its label reaches)."""
         if time.monotonic() - self._refreshed_at >= self.settings.refresh_seconds and not self._refresh_wanted.is_set():
             self._refresh_wanted.set()  # the writer reads the shares again; this request uses the ones it has
             self._ensure_writer()
         if status >= 400:
             return True
         share = self.share(model)
-        return share >= 1 or (share > 0 and self._chance() < share)
+        return share >= 1 or (share > 0 and (self._chance() if request_id is None else _draw(request_id, self._draw_key)) < share)
 
     def offer(self, entry: Entry) -> None:
         """Queue ``entry`` (one ``keeps`` said yes to); never blocks, never raises."""
