@@ -17,6 +17,7 @@ from api import (
     worker_starts,
 )
 from api.content import check_json_body
+from api.json_output import FiniteJSONProvider
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
 from api.migrations import init_migrations
@@ -44,6 +45,7 @@ SWAGGER_UI_ASSETS = str(Path(find_spec("swagger_ui").submodule_search_locations[
 def create_app(overrides: dict | None = None) -> Flask:
     """Build an app from :class:`config.Config`, with ``overrides`` on top (tests pass a dict)."""
     app = Flask(__name__, static_folder=None)
+    app.json = FiniteJSONProvider(app)
     app.url_map.converters["int"] = DatabaseInteger
     app.config.from_object(Config)
     app.config.update(OPENAPI)
