@@ -176,7 +176,7 @@ def _row_key(body: object) -> str:
         raise InvalidInput(f"body must be a JSON object; {_ONE_OF}")
     unknown = sorted(body.keys() - _ALLOWED_KEYS)
     if unknown:
-        raise InvalidInput(f"unexpected key(s) {', '.join(unknown)}; {_ONE_OF} (and optionally return_proba)")
+        raise InvalidInput(f"unexpected key(s) {_name_list(_shortened(unknown))}; {_ONE_OF} (and optionally return_proba)")
     present = [key for key in _ROW_KEYS if key in body]
     if len(present) != 1:
         raise InvalidInput(_ONE_OF)
@@ -350,8 +350,14 @@ def _name_list(names: list[str]) -> str:
     return f"{', '.join(names[:10])}, ... {len(names) - 12} more ..., {', '.join(names[-2:])}"
 
 
+def _shortened(names: list) -> list[str]:
+    """The caller's names as a message quotes them: the first ``_MAX_LISTED_PROBLEMS``, each cut to
+    40 characters, so a body of huge names makes a small error."""
+    return [name if len(name) <= 40 else name[:37] + "..." for name in map(str, names[:_MAX_LISTED_PROBLEMS])]
+
+
 def _names_error(where: str, names: list[str], missing: list, unexpected: list, duplicated: list) -> InvalidInput:
-    found = {"missing": missing, "unexpected": unexpected, "duplicated": duplicated}
+    found = {"missing": missing, "unexpected": _shortened(unexpected), "duplicated": _shortened(duplicated)}
     found = {kind: values for kind, values in found.items() if values}
     parts = [f"{kind}: {_name_list(values)}" for kind, values in found.items()]
     detail = f"{where}: {'; '.join(parts)}; expected: {_name_list(names)}"
