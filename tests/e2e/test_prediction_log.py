@@ -109,6 +109,32 @@ def test_answers_from_every_worker_are_logged_once_each(live):
     assert all(item["inputs"] == [PROBE_ROW] and item["outputs"]["predictions"] for item in items)
 
 
+def test_a_stranger_resending_an_id_gets_no_label_and_bad_labels_are_refused_per_item(live):
+    """Issue 40, items 6, 8 and 9 under real workers: labels by the admin's token, predictions anonymous."""
+    live, _ = live
+    victim, stranger = requests.Session(), requests.Session()
+    assert predict(live, victim, "order-9001") == 200
+    assert predict(live, stranger, "order-9001") == 200
+    own = victim.post(f"{live.url}/models/logged/production/predict", json={"instances": [PROBE_ROW]}, timeout=60)
+    server_id = own.headers["X-Request-ID"]
+    hostile = stranger.post(f"{live.url}/models/logged/production/predict", json={"instances": [PROBE_ROW]},
+                            headers={"X-Request-ID": '=HYPERLINK("x")<script>'}, timeout=60)
+    assert hostile.headers["X-Request-ID"] != '=HYPERLINK("x")<script>'
+    wait_for(lambda: sum(item["request_id"] in ("order-9001", server_id) for item in logged(live)) == 3,
+             "the three answers to be logged", DEADLINE)
+    body = ('{"items": [{"request_id": "order-9001", "label": 1.0}, {"request_id": "%s", "label": NaN},'
+            ' {"request_id": "%s", "label": 1e400}, {"request_id": "%s", "label": 2.5}]}' % ((server_id,) * 3))
+
+    response = requests.post(f"{live.url}/models/logged/feedback", data=body, timeout=30,
+                             headers={**live.headers, "Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["applied"] == 1 and [(e["index"], e["status"]) for e in answer["errors"]] == [(0, 409), (1, 422), (2, 422)]
+    labels = {(item["request_id"], item["label"]) for item in logged(live) if item["request_id"] in ("order-9001", server_id)}
+    assert labels == {("order-9001", None), (server_id, 2.5)}
+
+
 def test_a_stalled_database_drops_and_counts_and_a_killed_worker_loses_at_most_its_queue(live):
     live, database_url = live
     before_items = len(logged(live))
