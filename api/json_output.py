@@ -1,7 +1,9 @@
-"""JSON answers hold finite numbers only: a figure that overflows a double (the mean error of huge
+"""JSON holds finite numbers only. An answer's figure that overflows a double (the mean error of huge
 labels, say) is written as ``null``, never as ``Infinity`` or ``NaN``, which are not JSON and which
-strict parsers (browsers' ``JSON.parse``, Go, Java) refuse. The predict routes write with orjson,
-which does the same."""
+strict parsers (browsers' ``JSON.parse``, Go, Java) refuse; the predict routes write with orjson,
+which does the same. Flask's decoder (``request.get_json``) refuses those tokens, and numbers past
+the largest double, with a 400."""
+import json
 import math
 
 from flask.json.provider import DefaultJSONProvider
@@ -17,6 +19,10 @@ class FiniteJSONProvider(DefaultJSONProvider):
         except ValueError:  # a NaN or an infinity somewhere in it
             return super().dumps(finite(obj), **{**kwargs, "allow_nan": False})
 
+    def loads(self, s: str | bytes, **kwargs) -> object:
+        """``s`` decoded; ValueError (a 400 from ``get_json``) for NaN, Infinity or a number past a double."""
+        return json.loads(s, **{"parse_constant": _refuse_constant, "parse_float": _finite_float, **kwargs})
+
 
 def finite(value: object) -> object:
     """``value`` with every NaN or infinite float in it, however deep, made ``None``."""
@@ -26,4 +32,15 @@ def finite(value: object) -> object:
         return {key: finite(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [finite(item) for item in value]
+    return value
+
+
+def _refuse_constant(token: str) -> float:
+    raise ValueError(f"{token} is not JSON: send finite numbers")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is past the largest double: send finite numbers")
     return value

@@ -5,6 +5,8 @@ Infinity."""
 import json
 
 import pytest
+from flask import request
+from werkzeug.exceptions import BadRequest
 
 from tests.helpers import PROBE_ROW, scaled_sum, upload_ok
 
@@ -52,3 +54,10 @@ def test_a_figure_that_overflows_is_written_as_null(app, client, served, ci):
     assert response.status_code == 200
     body = strict(response.get_data(as_text=True))
     assert body["quality"]["rows"] == 2 and body["quality"]["value"] is None
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_flasks_json_decoder_refuses_non_finite_tokens(app, token):
+    with app.test_request_context("/", method="POST", data='{"x": [%s]}' % token, content_type="application/json"):
+        with pytest.raises(BadRequest):
+            request.get_json()
