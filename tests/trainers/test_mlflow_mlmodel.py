@@ -82,3 +82,24 @@ def test_mlflow_names_become_names_this_registry_allows(mlflow_name, name):
 def test_a_name_without_a_letter_or_digit_is_unimportable():
     with pytest.raises(Unimportable, match="no letter or digit"):
         registry_name("!!!")
+
+
+def test_an_mlmodel_with_yaml_aliases_is_refused_before_it_expands():
+    """A 700-byte alias bomb (each level nine aliases of the one before) is refused, never built."""
+    from trainers.mlflow_import.mlmodel import read_mlmodel
+    from trainers.mlflow_import.records import Unimportable
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, 9):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
+    lines.append("flavors: {sklearn: {pickled_model: model.pkl, bomb: *a8}}")
+    bomb = "\n".join(lines).encode()
+    with pytest.raises(Unimportable, match="alias"):
+        read_mlmodel(bomb)
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../secret.json", "a/../../b.json"])
+def test_an_input_example_path_outside_the_model_folder_is_ignored(path):
+    """saved_input_example_info.artifact_path names a file in the model folder or nothing."""
+    from trainers.mlflow_import.mlmodel import read_mlmodel
+    text = f"flavors: {{sklearn: {{pickled_model: model.pkl}}}}\nsaved_input_example_info: {{artifact_path: '{path}'}}\n"
+    assert read_mlmodel(text.encode()).example_file is None

@@ -12,6 +12,27 @@ FORMATS = ("skops", "cloudpickle", "pickle")
 MAX_EXAMPLE_ROWS = 10
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses anchors and aliases: an ``MLmodel`` file never needs them, and a few
+    hundred bytes of nested aliases expand to gigabytes once walked."""
+
+    def compose_node(self, parent, index):
+        """Refuse an alias or an anchor before any node is built from it."""
+        if self.check_event(yaml.AliasEvent):
+            raise Unimportable("its MLmodel file uses YAML aliases, which this registry does not read")
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise Unimportable("its MLmodel file uses YAML anchors and aliases, which this registry does not read")
+        return super().compose_node(parent, index)
+
+
+def _inside_folder(path) -> str | None:
+    """A relative path that stays in the model folder, or None."""
+    if not isinstance(path, str) or not path or path.startswith(("/", "\\")) or ".." in path.replace("\\", "/").split("/"):
+        return None
+    return path
+
+
 @dataclass(frozen=True)
 class SklearnModel:
     """Where the estimator's file is in the model folder, and how MLflow wrote it."""
@@ -26,7 +47,7 @@ class SklearnModel:
 def read_mlmodel(text: bytes) -> SklearnModel:
     """The scikit-learn model an ``MLmodel`` file describes; Unimportable when it is not one this registry reads."""
     try:
-        mlmodel = yaml.safe_load(text)
+        mlmodel = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise Unimportable(f"its MLmodel file is not YAML: {str(exc).splitlines()[0]}") from None
     flavors = (mlmodel or {}).get("flavors") if isinstance(mlmodel, dict) else None
@@ -42,7 +63,7 @@ def read_mlmodel(text: bytes) -> SklearnModel:
     if serialization not in FORMATS:
         raise Unimportable(f"its serialization format {serialization!r} is not one of {', '.join(FORMATS)}")
     file = sklearn.get("pickled_model")
-    if not isinstance(file, str) or not file or file.startswith("/") or ".." in file.split("/"):
+    if _inside_folder(file) is None:
         raise Unimportable("its MLmodel file names no model file in the model folder")
     example = mlmodel.get("saved_input_example_info") or {}
     return SklearnModel(
@@ -50,7 +71,7 @@ def read_mlmodel(text: bytes) -> SklearnModel:
         serialization_format=serialization,
         sklearn_version=sklearn.get("sklearn_version"),
         feature_names=_column_names(mlmodel.get("signature")),
-        example_file=example.get("artifact_path") if isinstance(example, dict) else None,
+        example_file=_inside_folder(example.get("artifact_path")) if isinstance(example, dict) else None,
     )
 
 
