@@ -49,3 +49,10 @@ def test_every_image_is_a_variable_with_a_public_default():
     images = {name: service["image"] for name, service in compose()["services"].items()}
 
     assert all(re.fullmatch(r"\$\{[A-Z_]+_IMAGE:-[^}]+\}", image) for image in images.values()), images
+
+
+def test_nginx_does_not_name_its_version():
+    """The fleet's nginx answers without its version in the Server header or its error pages."""
+    from pathlib import Path
+    conf = (Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "nginx.conf").read_text()
+    assert "server_tokens off;" in conf
