@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -128,18 +129,25 @@ def _problem(response: requests.Response) -> dict:
 
 
 def connection_failure(exc: BaseException) -> str:
-    """Name the cause of a connection error: refused, unknown host, or whatever the OS said."""
+    """Name the cause of a connection error: refused, unknown host, a TLS failure, or "connection failed"."""
     seen = set()
     stack = [exc]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        if id(current) in seen:
             continue
         seen.add(id(current))
         if isinstance(current, ConnectionRefusedError):
             return "connection refused (is the server running?)"
         if isinstance(current, socket.gaierror):
             return "host name does not resolve"
-        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
-        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return (f"TLS certificate not trusted ({current.verify_message}); "
+                    "set REQUESTS_CA_BUNDLE to the CA that signed it")
+        if isinstance(current, ssl.SSLError):
+            return f"TLS handshake failed ({current.reason or 'unknown reason'})"
+        # ssl errors carry their reason as a string: follow only the exceptions in the chain
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *getattr(current, "args", ())]
+        stack.extend(link for link in linked if isinstance(link, BaseException))
     return "connection failed"
