@@ -61,6 +61,7 @@ def init_app(app: Flask) -> None:
         if url.get_backend_name() == "postgresql":
             conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
             runtime.models.listen(ChangeListener(conninfo))
+        prediction_log.follow(runtime.models.observe_changes)
         worker_starts.add(app, runtime.models.ensure_started)
 
 

@@ -53,11 +53,18 @@ class VersionRetired:
 
 
 @dataclass(frozen=True)
+class ModelChanged:
+    """A model's own settings changed (the share of its answers logged): every process reads them again."""
+
+    model: str
+
+
+@dataclass(frozen=True)
 class EventsRecorded:
     """Webhook events were added to the outbox."""
 
 
-Change = AliasServes | AliasDeleted | VersionRetired | EventsRecorded
+Change = AliasServes | AliasDeleted | VersionRetired | ModelChanged | EventsRecorded
 
 
 def record(change: Change) -> None:

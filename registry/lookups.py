@@ -79,14 +79,16 @@ def _version_by_number(model: RegisteredModel, number: int) -> ModelVersion | No
 
 
 def change_marker() -> tuple:
-    """What changes whenever an alias moves, a rollout changes, a version is uploaded or archived.
+    """What changes whenever an alias moves, a rollout changes, a version is uploaded or archived, or
+    a model's own settings change (such as the share of its answers logged).
 
     Every rollout start, change, completion and abort writes a promotion event, so the newest
-    event id covers rollouts as well as moves.
+    event id covers rollouts as well as moves; every change of a model sets its ``updated_at``.
     """
     return tuple(db.session.execute(
         select(
             select(func.max(PromotionEvent.id)).scalar_subquery(),
+            select(func.max(RegisteredModel.updated_at)).scalar_subquery(),
             select(func.max(ModelVersion.id)).scalar_subquery(),
             select(func.count()).select_from(ModelVersion).where(ModelVersion.status == "archived").scalar_subquery(),
         )

@@ -92,6 +92,12 @@ PREDICTION_LOG_DROPPED = Counter(
     "registry_prediction_log_dropped_total",
     "Requests the prediction log let go: its queue was full, or the database refused a batch",
 )
+# One series per live worker (a dead one's leaves with its gauges): whether each follows a change.
+PREDICTION_LOG_SHARES_READ = Gauge(
+    "registry_prediction_log_shares_read_timestamp_seconds",
+    "When each live worker last read every model's prediction-log share (at its start, and within "
+    "ALIAS_REFRESH_SECONDS of a change)", ["pid"], multiprocess_mode="livesum",
+)
 # Summed over live workers: what they hold together; the budget is each worker's (the same in all).
 MODEL_CACHE_BYTES = Gauge(
     "registry_model_cache_bytes", "Bytes the loaded versions hold, over every live worker", multiprocess_mode="livesum",
@@ -168,7 +174,7 @@ FAMILIES = (
     ALIAS_VERSION, DEPENDENCY_UP, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
     ARTIFACT_STORE_ERRORS, ARTIFACT_CACHE_FILLS, ARTIFACT_CACHE_EVICTIONS,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
-    PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED,
+    PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from registry.changes import ModelChanged, record
 from registry.db import db, write_transaction
 from registry.lookups import find_model, latest_numbers
 from registry.paging import Page, paginate
@@ -47,6 +48,7 @@ def update_model(name: str, changes: dict) -> ModelSummary:
                 setattr(model, field, changes[field])
         if "prediction_log" in changes:
             model.prediction_log_sample = changes["prediction_log"]["sample"]
+            record(ModelChanged(name))  # every worker of every replica reads the share again
         model.updated_at = utcnow()
     return get_model(name)
 

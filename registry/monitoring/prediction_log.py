@@ -5,9 +5,11 @@ puts it on a bounded queue, which never blocks: when the queue is full the entry
 counted (``registry_prediction_log_dropped_total``). One thread per process takes what is queued
 every ``WRITE_SECONDS``, or at once when the queue is half full (a put wakes nobody otherwise:
 waking the writer for every entry cost more than the writing), turns the rows into JSON and
-inserts them in batches; the same thread reads every model's share again when requests come and the last reading is older than a few seconds, and deletes what is
-older than the retention as it writes. It touches the database only then: an idle process does not
-poll it. On SQLite and PostgreSQL alike, from every worker and replica.
+inserts them in batches, and deletes what is older than the retention as it writes. Every model's
+share is read again by the alias watcher when the registry changes (:meth:`PredictionLog.follow`),
+so a new share reaches every worker and replica within ``ALIAS_REFRESH_SECONDS`` whatever the
+traffic; a process without a watcher has its writer read them when requests come and the last
+reading is older than a few seconds. On SQLite and PostgreSQL alike, from every worker and replica.
 """
 from __future__ import annotations
 
@@ -32,7 +34,12 @@ from registry.monitoring.tables import LoggedPrediction
 from registry.serving.routing import SHADOW
 from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
-from registry.telemetry import PREDICTION_LOG_DROPPED, PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN
+from registry.telemetry import (
+    PREDICTION_LOG_DROPPED,
+    PREDICTION_LOG_QUEUED,
+    PREDICTION_LOG_SHARES_READ,
+    PREDICTION_LOG_WRITTEN,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ class LogSettings:
     default_sample: float  # PREDICTION_LOG_SAMPLE: the share of a model's requests kept unless it says otherwise
     retention_days: float  # PREDICTION_LOG_DAYS
     capacity: int = 10_000  # entries waiting at most; past it they are dropped and counted
-    refresh_seconds: float = 2.0  # how often every model's share is read again
+    refresh_seconds: float = 2.0  # without a watcher to follow: how often requests have every model's share read again
     prune_seconds: float = 600.0  # how often what is past the retention is deleted
 
 
@@ -91,6 +98,7 @@ class PredictionLog:
         self._wake = threading.Event()
         self._refresh_wanted = threading.Event()
         self._refreshed_at = float("-inf")
+        self._followed = False  # the alias watcher reads the shares (follow): requests need not ask
         self._idle = threading.Condition()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -104,7 +112,8 @@ class PredictionLog:
         the entry is made, so the answers not drawn cost the request nothing more. With ``request_id``
         the draw is the id's own, so every answer under one id is kept or none is: a stranger who sends
         a known id again is never the only answer logged under it (nor the one its label reaches)."""
-        if time.monotonic() - self._refreshed_at >= self.settings.refresh_seconds and not self._refresh_wanted.is_set():
+        if (not self._followed and time.monotonic() - self._refreshed_at >= self.settings.refresh_seconds
+                and not self._refresh_wanted.is_set()):
             self._refresh_wanted.set()  # the writer reads the shares again; this request uses the ones it has
             self._ensure_writer()
         if status >= 400:
@@ -154,13 +163,22 @@ class PredictionLog:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def follow(self, observe_changes: Callable[[Callable[[], None]], None]) -> None:
+        """Have the shares read by whoever ``observe_changes`` registers with (the alias watcher's
+        :meth:`~registry.serving.server.ModelServer.observe_changes`): at the worker's start and within
+        ``ALIAS_REFRESH_SECONDS`` of any change, rather than when requests come."""
+        observe_changes(self.refresh)
+        self._followed = True
+
     def refresh(self) -> None:
-        """Read every model's share and id again (the writer does it every ``refresh_seconds``)."""
+        """Read every model's share and id again."""
+        started, read_at = time.monotonic(), time.time()
         with self._session_scope():
             rows = _model_rows()
         self._shares = {name: share for name, _, share in rows if share is not None}
         self._model_ids = {name: model_id for name, model_id, _ in rows}
-        self._refreshed_at = time.monotonic()
+        self._refreshed_at = started
+        PREDICTION_LOG_SHARES_READ.labels(str(os.getpid())).set(read_at)
 
     def _ensure_writer(self) -> None:
         if self._pid == os.getpid() and self._thread is not None:

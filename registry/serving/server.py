@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from sqlalchemy.exc import OperationalError
 
 from registry import lookups
-from registry.changes import AliasDeleted, AliasServes, VersionRetired
+from registry.changes import AliasDeleted, AliasServes, ModelChanged, VersionRetired
 from registry.errors import NotFetchedYet, StoreUnavailable, VersionArchived
 from registry.facts import RolloutSpec, VersionInfo
 from registry.lookups import find_model, find_version
@@ -58,6 +58,9 @@ class ModelServer:
         self._moves = 0
         self._moved_at: dict[AliasKey, int] = {}
         self._seen_marker: tuple | None = None  # the change marker the snapshot reflects (but for _failed)
+        self._observers: list[Callable[[], None]] = []
+        self._told_marker: tuple | None = None  # the change marker the observers were last told of
+        self._observer_failed = False
         self._lock = threading.Lock()
         self._held: set[tuple[str, int]] = set()  # what registry_model_loaded says this process holds
         self._held_lock = threading.Lock()
@@ -146,6 +149,8 @@ class ModelServer:
                 with self._lock:
                     self._archived = self._archived | {(change.model, change.number)}
                 self.cache.discard((change.model, change.number))
+            elif isinstance(change, ModelChanged):
+                self.wake()  # the watcher tells the observers, as it does for other processes' changes
 
     def _serve(self, key: AliasKey, state: AliasState | None) -> None:
         """Serve ``key`` with ``state`` (None: not at all) from now on, ahead of the watcher's next read."""
@@ -156,6 +161,13 @@ class ModelServer:
             if state is not None:
                 snapshot[key] = state
             self._install(snapshot)
+
+    def observe_changes(self, observer: Callable[[], None]) -> None:
+        """Call ``observer`` from the watcher's thread when it starts and whenever it finds the registry
+        changed, whatever the traffic: what follows a model's settings (its prediction-log share) reaches
+        every worker of every replica as moved aliases do, within ``ALIAS_REFRESH_SECONDS``. An
+        observer that raises is called again at the next poll."""
+        self._observers.append(observer)
 
     def listen(self, listener) -> None:
         """Be woken by ``listener`` (a :class:`~registry.serving.notifications.ChangeListener`, started
@@ -195,11 +207,14 @@ class ModelServer:
             started_at = self._moves
         with self._session_scope():
             marker = self._read_marker()
-            if marker == self._seen_marker and not self._retry_due():
-                return
-            targets = self._read_alias_targets()
-            rollouts = self._read_rollouts()
-            archived = lookups.archived_versions()
+            unchanged = marker == self._seen_marker and not self._retry_due()
+            if not unchanged:
+                targets = self._read_alias_targets()
+                rollouts = self._read_rollouts()
+                archived = lookups.archived_versions()
+        self._tell_observers(marker)  # before any load: a share must not wait for a model to load
+        if unchanged:
+            return
         self._wanted = {(info.model, info.number) for info in targets.values()} | {
             (arm.model, arm.number) for spec in rollouts.values() for arm in (spec.canary, spec.shadow) if arm is not None
         }
@@ -225,6 +240,22 @@ class ModelServer:
             self._read_once = True
         for key in self.cache.keys() & archived:
             self.cache.discard(key)
+
+    def _tell_observers(self, marker: tuple) -> None:
+        """Tell the observers once per change of ``marker``, once this process serves (not in gunicorn's
+        master, whose warm-up is no start); one that fails is told again at the next poll."""
+        if not self._started or marker == self._told_marker:
+            return
+        for observer in self._observers:
+            try:
+                observer()
+            except Exception:
+                if not self._observer_failed:  # once, not at every poll
+                    log.exception("could not follow a change of the registry; trying again at every poll")
+                self._observer_failed = True
+                return
+        self._observer_failed = False
+        self._told_marker = marker
 
     def _install(self, snapshot: dict[AliasKey, AliasState]) -> None:
         """Replace the snapshot whole (readers never see it half-built); count what changed.

@@ -20,6 +20,7 @@ FAMILIES = {
     "registry_prediction_log_queued": "counter",
     "registry_prediction_log_written": "counter",
     "registry_prediction_log_dropped": "counter",
+    "registry_prediction_log_shares_read_timestamp_seconds": "gauge",
     "registry_model_loaded": "gauge",
     "registry_alias_swaps": "counter",
     "registry_alias_version": "gauge",

@@ -3,7 +3,7 @@
 No database: a session scope that raises stands for it, so a test can also tell when the server
 would have had to ask the database (the change was not in its snapshot).
 """
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pytest
 
@@ -112,3 +112,57 @@ def test_a_version_that_failed_to_load_is_not_read_again_during_its_backoff():
             server.load(info(3))
 
     assert loader.loaded == [("m", 3)]
+
+
+class ChangingRegistry(ModelServer):
+    """A model server whose database is a change marker the test sets, with no aliases or rollouts."""
+
+    marker = (1,)
+
+    def _read_marker(self):
+        return self.marker
+
+    def _read_alias_targets(self):
+        return {}
+
+    def _read_rollouts(self):
+        return {}
+
+
+@pytest.fixture
+def changing(loader, monkeypatch):
+    monkeypatch.setattr("registry.serving.server.lookups.archived_versions", lambda: frozenset())
+    server = ChangingRegistry(loader, memory_budget_bytes=10**9, refresh_seconds=1.0, session_scope=nullcontext)
+    yield server
+    server.stop()
+
+
+def test_observers_hear_of_each_change_once_from_the_start_and_not_in_a_master_that_only_warms(changing):
+    told = []
+    changing.observe_changes(lambda: told.append(changing.marker))
+
+    changing.refresh()  # gunicorn's master warming up before the fork: nothing to follow there
+    assert told == []
+    changing.ensure_started()
+    changing.refresh()  # the registry did not change
+    changing.marker = (2,)
+    changing.refresh()
+    changing.refresh()
+
+    assert told == [(1,), (2,)]
+
+
+def test_an_observer_that_failed_is_told_again_at_the_next_poll(changing):
+    calls = []
+
+    def flaky():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise OSError("the database went away")
+
+    changing.observe_changes(flaky)
+    changing.ensure_started()
+    changing.refresh()
+    changing.refresh()
+
+    assert calls == [0, 1]
