@@ -10,16 +10,23 @@ before its fence changes that (it does not show when the markdown is rendered):
 
 Anywhere in a document, ``<!-- doc-test: server NAME=value … -->`` names settings its registry must
 start with (the ones the document tells its reader to start the service with).
+
+A ``json``, ``text`` or unnamed block right after a run block (nothing but blank lines between) shows
+what that block prints, and what it printed is compared with it (:mod:`tests.e2e.doc_outputs` says
+how, placeholders and all); ``<!-- doc-test: output -->`` on the line before such a block makes it the
+shown output of the run block above it across prose too.
 """
 from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 RUN_LANGUAGES = {"sh", "bash", "python"}
+OUTPUT_LANGUAGES = {"json", "text", ""}
+OUTPUT_MARKER = "output"
 FENCE = re.compile(r"^```(\S*)\s*$")
 MARKER = re.compile(r"^<!--\s*doc-test:\s*(.*?)\s*-->$")
 SERVER = re.compile(r"<!--\s*doc-test:\s*server\s+(.*?)\s*-->")
@@ -35,26 +42,32 @@ class Block:
     line: int
     skip: str | None = None
     errors_expected: bool = False
+    shown: str | None = None  # the output the document shows for it, compared with what it prints
+    shown_language: str = ""
+    shown_line: int | None = None
 
 
 def blocks(path: Path) -> list[Block]:
     """Every runnable-language block of a markdown file, in order, with its marker's effect."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    found, index = [], 0
+    found, index, after_run = [], 0, None  # after_run: the closing fence's line of a run block just above
     while index < len(lines):
         opening = FENCE.match(lines[index])
         if not opening:
             index += 1
             continue
         end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
-        language = opening.group(1)
+        language, marker, text = opening.group(1), _marker(lines, index), "\n".join(lines[index + 1:end]) + "\n"
         if language in RUN_LANGUAGES:
-            marker = _marker(lines, index)
             found.append(Block(
-                language=language, code="\n".join(lines[index + 1:end]) + "\n", line=index + 1,
+                language=language, code=text, line=index + 1,
                 skip=marker[len("skip"):].lstrip(" ,:") or "no reason given" if marker.startswith("skip") else None,
                 errors_expected=marker == "errors expected",
             ))
+        elif after_run is not None and language in OUTPUT_LANGUAGES and (
+                marker == OUTPUT_MARKER or not any(line.strip() for line in lines[after_run + 1:index])):
+            found[-1] = replace(found[-1], shown=text, shown_language=language, shown_line=index + 1)
+        after_run = end if language in RUN_LANGUAGES else None
         index = end + 1
     return found
 
@@ -73,10 +86,16 @@ def _marker(lines: list[str], fence: int) -> str:
     return match.group(1) if match else ""
 
 
+def output_file(block: Block) -> str:
+    """The name of the file in ``$DOC_OUTPUTS`` that holds what ``block`` printed (one with a shown output)."""
+    return f"block-{block.line}.out"
+
+
 def script(document: Path, base_url: str, python: str) -> str:
     """A bash script that runs the document's blocks in order against ``base_url`` (in place of
     ``127.0.0.1:8000``, with or without ``http://``), stopping at the
-    first failure with the block's line; python blocks run with ``python``."""
+    first failure with the block's line; python blocks run with ``python``. What a block with a shown
+    output prints goes to its :func:`output_file` in ``$DOC_OUTPUTS`` too."""
     parts = [
         "set -euo pipefail",
         # curl answers 0 for a 4xx; here an HTTP error fails the block, unless it expects errors
@@ -92,7 +111,10 @@ def script(document: Path, base_url: str, python: str) -> str:
         parts.append(f"echo '--- block at' {where} >&2")
         parts.append(f"export DOC_ERRORS_EXPECTED={int(block.errors_expected)}")
         if block.language == "python":
-            parts.append(f"{shlex.quote(python)} - <<'DOC_PYTHON_BLOCK'\n{code}DOC_PYTHON_BLOCK")
-        else:
+            code = f"{shlex.quote(python)} - <<'DOC_PYTHON_BLOCK'\n{code}DOC_PYTHON_BLOCK\n"
+        if block.shown is None:
             parts.append(code)
+        else:  # a group, not a subshell: what the block sets stays set for the blocks after it
+            captured = f'"$DOC_OUTPUTS"/{output_file(block)}'
+            parts.append(f"{{\n{code}}} > {captured}\ncat {captured}")
     return "\n".join(parts) + "\n"

@@ -5,7 +5,9 @@ first-time user) and a fresh working directory laid out like a clone after ``mak
 ``instance/admin_token``, an empty ``examples/``. ``http://127.0.0.1:8000`` in a block is this
 registry's address (and so is ``REGISTRY_URL``, whose default is that address). A document creates what it uses: nothing carries over from another one.
 Blocks that must not run say why in a marker (tests/e2e/doc_blocks.py). What a document leaves
-running (a receiver it starts with ``&``) is stopped when its script ends.
+running (a receiver it starts with ``&``) is stopped when its script ends. Where a document shows what
+a block prints, what it printed must agree (tests/e2e/doc_outputs.py; docs/testing.md, "Documented
+outputs").
 """
 import os
 import signal
@@ -18,7 +20,8 @@ import pytest
 from bench.harness import server
 from config import BASE_DIR
 from tests.databases import BACKEND, fresh_database
-from tests.e2e.doc_blocks import blocks, script, server_settings
+from tests.e2e.doc_blocks import blocks, output_file, script, server_settings
+from tests.e2e.doc_outputs import mismatches
 
 # The documents walk a first-time user through `make run`: the embedded SQLite default. Each one runs
 # once per CI run, in the SQLite pass; PostgreSQL serves the same routes, which the rest of the suite
@@ -75,12 +78,19 @@ def stop_group(group: int, grace_seconds: float = 10) -> None:
 @pytest.mark.parametrize("document", RUNNABLE, ids=lambda path: path.name)
 def test_every_runnable_block_runs_in_order_against_a_fresh_registry(document, tmp_path):
     settings = server_settings(document)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
     with fresh_database(tmp_path) as database_url, \
             server.running(database_url, tmp_path, ADMIN_TOKEN, env=settings) as (live,):
         folder, env = workspace(tmp_path, live)
         output = tmp_path / "output.txt"
-        returncode = run_script(script(document, live.url, sys.executable), folder, env, output)
+        returncode = run_script(script(document, live.url, sys.executable), folder, {**env, "DOC_OUTPUTS": str(outputs)},
+                                output)
     assert returncode == 0, f"{document.name}: a block failed (exit {returncode})\n{output.read_text()[-5000:]}"
+    wrong = [f"{document.name}:{block.shown_line} (shown output of the block at line {block.line}): {problem}"
+             for block in blocks(document) if block.shown is not None and not block.skip
+             for problem in mismatches(block.shown, (outputs / output_file(block)).read_text(), block.shown_language)]
+    assert not wrong, "what the document shows is not what its blocks print:\n" + "\n".join(wrong)
 
 
 def test_skips_say_why():

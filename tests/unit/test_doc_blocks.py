@@ -1,5 +1,9 @@
 """The docs test's collector: which fenced blocks run, which are skipped and why, and the script it makes."""
-from tests.e2e.doc_blocks import blocks, script, server_settings
+import os
+import subprocess
+import sys
+
+from tests.e2e.doc_blocks import blocks, output_file, script, server_settings
 
 DOCUMENT = """# A doc
 
@@ -51,3 +55,67 @@ def test_server_settings_come_from_the_documents_markers(tmp_path):
     path.write_text(DOCUMENT + "\n<!-- doc-test: server WEBHOOK_ALLOW_PRIVATE=1 MONITOR_SECONDS=0 -->\n")
     assert server_settings(path) == {"WEBHOOK_ALLOW_PRIVATE": "1", "MONITOR_SECONDS": "0"}
     assert [b.line for b in blocks(path)] == [3, 8, 17, 21]  # the marker is no block's
+
+
+SHOWN = """# Outputs
+
+```sh
+curl -s http://127.0.0.1:8000/models
+```
+
+```json
+{"items": [], "…": "…"}
+```
+
+```sh
+echo not compared
+```
+
+This block shows an example, not what the one above prints:
+
+```json
+{"example": true}
+```
+
+```sh
+echo compared across prose
+```
+
+The command says:
+
+<!-- doc-test: output -->
+```text
+compared across prose
+```
+"""
+
+
+def test_a_block_right_after_a_run_block_or_marked_as_its_output_is_what_it_shows(tmp_path):
+    path = tmp_path / "doc.md"
+    path.write_text(SHOWN)
+    found = blocks(path)
+    assert [(b.line, b.shown, b.shown_language, b.shown_line) for b in found] == [
+        (3, '{"items": [], "…": "…"}\n', "json", 7),
+        (11, None, "", None),
+        (21, "compared across prose\n", "text", 28),
+    ]
+
+
+def test_the_script_keeps_what_a_block_with_a_shown_output_prints_and_still_shows_it(tmp_path):
+    path = tmp_path / "doc.md"
+    path.write_text(SHOWN)
+    text = script(path, "http://127.0.0.1:4321", "/venv/python")
+    assert '{\ncurl -s http://127.0.0.1:4321/models\n} > "$DOC_OUTPUTS"/block-3.out\ncat "$DOC_OUTPUTS"/block-3.out' in text
+    assert "echo not compared" in text and "block-11" not in text
+
+
+def test_a_captured_block_runs_in_the_scripts_own_shell_so_what_it_sets_stays_set(tmp_path):
+    path = tmp_path / "doc.md"
+    path.write_text("```sh\nTOKEN=abc\necho made $TOKEN\n```\n\n```text\nmade …\n```\n\n```sh\necho still $TOKEN\n```\n")
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    ran = subprocess.run(["bash", "-c", script(path, "http://127.0.0.1:4321", sys.executable)], capture_output=True,
+                         text=True, env={**os.environ, "DOC_OUTPUTS": str(outputs)})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "made abc\nstill abc\n"
+    assert (outputs / output_file(blocks(path)[0])).read_text() == "made abc\n"
