@@ -140,8 +140,9 @@ def _gate_problems(name: str, settings, task: str) -> list[str]:
     allowed = {"error_rate": {"max_increase"}, "latency": {"max_p99_ratio"},
                "agreement": {"min", "max_mean_abs_diff"}, "quality": {"max_drop"}}[name]
     problems = [f"unknown setting {key!r}" for key in sorted(set(settings) - allowed)]
-    if name == "error_rate" and not (_number(settings.get("max_increase")) and 0 <= settings["max_increase"] < 1):
-        problems.append("max_increase: the rise of the error rate allowed, from 0 to below 1 (0.01: one point)")
+    if name == "error_rate" and not (_number(settings.get("max_increase")) and 0 < settings["max_increase"] < 1):
+        # 0 is refused: no interval of a difference of rates ever lies wholly at or below 0, so the gate could never pass
+        problems.append("max_increase: the rise of the error rate allowed, above 0 and below 1 (0.01: one point)")
     if name == "latency" and not (_number(settings.get("max_p99_ratio")) and 1 <= settings["max_p99_ratio"] <= 100):
         problems.append("max_p99_ratio: the canary's p99 over the primary's allowed, from 1 to 100")
     if name == "agreement":

@@ -90,14 +90,15 @@ def _shadowed(version: int, percent: float, task: str, tally: Tally | None) -> d
 
 
 def plan_view(plan: RolloutPlan) -> dict:
-    """What a rollout's plan shows: its steps, the one running, its state and why, and each gate
-    with its settings and its last answer (waiting until the controller first looked)."""
+    """What a rollout's plan shows: its steps, the one running (numbered from 1, as its details and
+    history number it; stored from 0), its state and why, and each gate with its settings and its
+    last answer (waiting until the controller first looked)."""
     gates = {}
     for name, configured in {**plan.gates, "sample_ratio": {}}.items():
         verdict = (plan.verdicts or {}).get(name) or {"state": "waiting", "needed": None, "seen": 0, "value": None,
                                                       "detail": "not looked at yet"}
         gates[name] = {**verdict, "settings": configured}
     return {
-        "step": plan.step, "state": plan.state, "detail": plan.detail, "steps": plan.steps,
+        "step": plan.step + 1, "state": plan.state, "detail": plan.detail, "steps": plan.steps,
         "on_success": plan.on_success, "step_started_at": plan.step_started_at, "gates": gates,
     }

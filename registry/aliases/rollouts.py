@@ -197,7 +197,7 @@ def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: 
         plan.step, plan.step_started_at, plan.updated_at = at_step + 1, utcnow(), utcnow()
         plan.baseline, plan.looks, plan.verdicts, plan.detail = {}, {}, {}, reason  # the controller settles it
         _record(model, rollout, "rollout_step", actor=actor, reason=reason, to_version=primary.number,
-                step=at_step + 1, **evidence)
+                step=plan.step + 1, **evidence)  # steps are numbered from 1 wherever people read them
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
 
 
@@ -223,7 +223,7 @@ def set_plan_state(*, name: str, alias: str, state: str, actor: str, reason: str
             plan.verdicts = evidence["gates"]  # what the halt was decided on stays in view
         if state == "running":
             plan.step_started_at, plan.baseline, plan.looks, plan.verdicts = utcnow(), {}, {}, {}
-        _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number, step=plan.step,
+        _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number, step=plan.step + 1,
                 **(evidence or {}))
         return _described(rollout, primary.number)
 

@@ -53,7 +53,7 @@ class Decision:
 
     model: str
     alias: str
-    step: int
+    step: int | None  # the step's number, from 1 (None when the plan could not be read)
     action: str  # wait, step, promote, halt, abort
     detail: str
 
@@ -84,6 +84,11 @@ class StepView:
         """The running step's settings."""
         return self.steps[self.step_index]
 
+    @property
+    def number(self) -> int:
+        """The running step as people count it, from 1 (``step_index`` counts from 0, as stored)."""
+        return self.step_index + 1
+
 
 def tick(runtime: Runtime) -> list[Decision]:
     """Judge every running plan once and act where its gates decided (call it holding the lease)."""
@@ -99,11 +104,26 @@ def tick(runtime: Runtime) -> list[Decision]:
         try:
             decisions.append(judge(runtime, read_step(name, alias)))
         except (Conflict, RolloutNotFound) as exc:  # a person (or another controller) acted first: theirs stands
-            decisions.append(Decision(name, alias, -1, "wait", str(exc)))
+            decisions.append(Decision(name, alias, None, "wait", str(exc)))
         except RegistryError as exc:  # e.g. the canary no longer loads: say so on the plan and stop there
             log.warning("the rollout plan of %r on %r halts: %s", name, alias, exc)
             decisions.append(_halt(name, alias, None, f"the controller could not act: {exc}", {}))
+        except Exception as exc:  # a fault in this plan (a setting stored that no longer makes sense, a bug): it alone halts
+            decisions.append(_failed(name, alias, exc))
     return decisions
+
+
+def _failed(name: str, alias: str, exc: Exception) -> Decision:
+    """Halt a plan the controller failed on, saying why; logged once (a halted plan is not judged again)."""
+    db.session.rollback()
+    log.error("the rollout plan of %r on %r halts: the controller failed on it", name, alias, exc_info=exc)
+    detail = (f"the controller failed on this plan ({type(exc).__name__}: {str(exc)[:200]}); correct the plan "
+              "(PUT the rollout again) and resume it, or abort")
+    try:
+        return _halt(name, alias, None, detail, {})
+    except Exception:  # the database refuses the halt too: the next tick tries again, the other plans go on
+        db.session.rollback()
+        return Decision(name, alias, None, "wait", detail)
 
 
 def read_step(name: str, alias: str) -> StepView:
@@ -138,28 +158,28 @@ def judge(runtime: Runtime, view: StepView) -> Decision:
     verdicts, looks = looked(view, answers)
     elapsed = utcnow() - view.started_at
     verdicts = {gate: {**verdict, "eta_s": _eta_seconds(verdict, elapsed)} for gate, verdict in verdicts.items()}
-    evidence = {"decided_at_step": view.step_index, "gates": verdicts, "step_figures": _figures(view),
+    evidence = {"decided_at_step": view.number, "gates": verdicts, "step_figures": _figures(view),
                 "elapsed_s": round(elapsed.total_seconds(), 1)}
     failed = {gate: verdict for gate, verdict in verdicts.items() if verdict["state"] == gates.FAIL}
     if "sample_ratio" in failed:
         return _halt(view.model, view.alias, view.step_index,
-                     f"step {view.step_index + 1} halted: {failed['sample_ratio']['detail']}", evidence)
+                     f"step {view.number} halted: {failed['sample_ratio']['detail']}", evidence)
     if failed:
         gate, verdict = next(iter(failed.items()))
-        detail = f"the {gate.replace('_', ' ')} gate failed at step {view.step_index + 1}: {verdict['detail']}"
+        detail = f"the {gate.replace('_', ' ')} gate failed at step {view.number}: {verdict['detail']}"
         rollouts.abort_rollout(runtime, name=view.model, alias=view.alias, reason=detail, actor=ACTOR,
                                at_step=view.step_index, **evidence)
-        return Decision(view.model, view.alias, view.step_index, "abort", detail)
+        return Decision(view.model, view.alias, view.number, "abort", detail)
     if all(v["state"] == gates.PASS for v in verdicts.values()) and min(
             view.canary.requests, view.primary.requests) >= view.step["min_requests"]:
         return _passed(runtime, view, evidence)
     if elapsed > timedelta(minutes=view.step["max_minutes"]):
         waiting = ", ".join(gate for gate, v in verdicts.items() if v["state"] != gates.PASS) or "the step's requests"
         return _halt(view.model, view.alias, view.step_index,
-                     f"step {view.step_index + 1} ran out of its {view.step['max_minutes']:g} minutes before it "
+                     f"step {view.number} ran out of its {view.step['max_minutes']:g} minutes before it "
                      f"decided (waiting for {waiting}); resume, advance, complete or abort it", evidence)
     _note(view, verdicts, looks)
-    return Decision(view.model, view.alias, view.step_index, "wait", "the gates are still deciding")
+    return Decision(view.model, view.alias, view.number, "wait", "the gates are still deciding")
 
 
 def answers_of(view: StepView) -> dict[str, gates.Verdict]:
@@ -225,15 +245,15 @@ def _passed(runtime: Runtime, view: StepView, evidence: dict) -> Decision:
     last = view.step_index + 1 == len(view.steps)
     if not last:
         percent = view.steps[view.step_index + 1]["percent"]
-        detail = f"step {view.step_index + 1} passed every gate: the canary takes {percent:g}%"
+        detail = f"step {view.number} passed every gate: the canary takes {percent:g}%"
         rollouts.step_rollout(name=view.model, alias=view.alias, at_step=view.step_index, percent=percent, actor=ACTOR,
                               reason=detail, evidence=evidence)
-        return Decision(view.model, view.alias, view.step_index, "step", detail)
+        return Decision(view.model, view.alias, view.number, "step", detail)
     if view.on_success == "promote":
         detail = f"every step passed every gate: the canary v{view.canary_version} is promoted"
         rollouts.complete_rollout(runtime, name=view.model, alias=view.alias, reason=detail, actor=ACTOR,
                                   at_step=view.step_index, **evidence)
-        return Decision(view.model, view.alias, view.step_index, "promote", detail)
+        return Decision(view.model, view.alias, view.number, "promote", detail)
     return _halt(view.model, view.alias, view.step_index,
                  "every step passed every gate; the plan waits for a person to promote the canary or abort", evidence)
 
@@ -243,15 +263,20 @@ def _halt(name: str, alias: str, step_index: int | None, detail: str, evidence: 
         rollouts.set_plan_state(name=name, alias=alias, state="halted", actor=ACTOR, reason=detail, at_step=step_index,
                                 evidence=evidence)
     except (Conflict, RolloutNotFound) as exc:
-        return Decision(name, alias, step_index if step_index is not None else -1, "wait", str(exc))
-    return Decision(name, alias, step_index if step_index is not None else -1, "halt", detail)
+        return Decision(name, alias, _number(step_index), "wait", str(exc))
+    return Decision(name, alias, _number(step_index), "halt", detail)
+
+
+def _number(step_index: int | None) -> int | None:
+    """A step as people count it, from 1."""
+    return step_index + 1 if step_index is not None else None
 
 
 def _settle(view: StepView) -> Decision:
     """Take the step's baseline once every worker follows its share; until then the step waits."""
     waited = (utcnow() - view.started_at).total_seconds()
     if waited < SETTLE_SECONDS:
-        return Decision(view.model, view.alias, view.step_index, "wait", "settling: every worker takes up the share")
+        return Decision(view.model, view.alias, view.number, "wait", "settling: every worker takes up the share")
     with write_transaction() as session:
         plan = _plan_at(session, view)
         if plan is not None:
@@ -259,7 +284,7 @@ def _settle(view: StepView) -> Decision:
             plan.baseline = {"settled_at": utcnow().isoformat(),
                              **{f"{role}:{version}": asdict(tally) for (role, version), tally in totals.items()}}
             plan.updated_at = utcnow()
-    return Decision(view.model, view.alias, view.step_index, "wait", "settled: the step's figures count from now")
+    return Decision(view.model, view.alias, view.number, "wait", "settled: the step's figures count from now")
 
 
 def _note(view: StepView, verdicts: dict, looks: dict) -> None:

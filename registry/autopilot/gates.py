@@ -29,6 +29,7 @@ import numpy as np
 
 ALPHA = 0.05  # the chance of a wrong decision over all of a step's looks, per gate
 LOOKS = 12  # looks per step at most: enough to double from 1 request to 4,096
+MIN_MARGIN = 0.001  # the narrowest rise of an error rate a sample size is worked out for
 SRM_P = 0.001  # the usual threshold of a sample ratio mismatch, spent over a step's looks (false halts are costly)
 
 PASS, FAIL, WAITING = "pass", "fail", "waiting"
@@ -107,6 +108,7 @@ def _needed_for_difference(rate: float, margin: float) -> int:
     """Requests per arm for an interval of the difference of two rates near ``rate`` to be ``margin`` wide on each side."""
     z = z_of(look_alpha())
     variance = max(rate * (1 - rate), 0.0025)  # at a rate of 0 the score interval still needs about this much
+    margin = max(margin, MIN_MARGIN)  # a plan stored allowing no rise at all: it can fail, never pass
     return math.ceil(2 * z * z * variance / (margin * margin))
 
 

@@ -164,7 +164,7 @@ def test_the_deciding_worker_killed_mid_plan_is_replaced_and_no_decision_is_take
     start(live, "failover", {"steps": steps, "gates": LOOSE})
 
     with traffic(live, "failover", [[1.0, 2.0, 3.0]]) as statuses:
-        wait_for(lambda: (rollout(live, "failover") or {}).get("plan", {}).get("step", 0) >= 1, "the first step", DEADLINE)
+        wait_for(lambda: (rollout(live, "failover") or {}).get("plan", {}).get("step", 1) >= 2, "the first step", DEADLINE)
         holder = lease_holder_pid(database_url)
         workers = {child.pid for child in psutil.Process(live.process.pid).children()}
         assert holder in workers

@@ -78,7 +78,7 @@ def test_a_healthy_canary_walks_every_step_and_is_promoted(app, client, regresso
                                     "reason": "v2 on autopilot"}, headers=ci)
     assert started.status_code == 200, started.get_json()
     body = started.get_json()
-    assert body["canary"]["percent"] == 30 and body["plan"]["step"] == 0 and body["plan"]["state"] == "running"
+    assert body["canary"]["percent"] == 30 and body["plan"]["step"] == 1 and body["plan"]["state"] == "running"
     assert set(body["plan"]["gates"]) == {"error_rate", "latency", "sample_ratio"}  # no agreement default for regressors
     assert all(gate["state"] == "waiting" for gate in body["plan"]["gates"].values())
 
@@ -87,7 +87,7 @@ def test_a_healthy_canary_walks_every_step_and_is_promoted(app, client, regresso
     (decision,) = tick(app)
     assert decision["action"] == "step", decision
     assert client.get(URL).get_json()["canary"]["percent"] == 60
-    assert client.get(URL).get_json()["plan"]["step"] == 1
+    assert client.get(URL).get_json()["plan"]["step"] == 2
 
     tick(app)
     traffic(app, client, 300)
@@ -100,7 +100,7 @@ def test_a_healthy_canary_walks_every_step_and_is_promoted(app, client, regresso
     assert [e["action"] for e in events[:3]] == ["rollout_promote", "rollout_step", "rollout_start"]
     promoted, stepped = events[0], events[1]
     assert promoted["actor"] == "autopilot" and promoted["details"]["gates"]["error_rate"]["state"] == "pass"
-    assert stepped["details"]["step"] == 1 and stepped["details"]["step_figures"]["canary"]["requests"] >= 50
+    assert stepped["details"]["step"] == 2 and stepped["details"]["step_figures"]["canary"]["requests"] >= 50
     assert {"rollout.started", "rollout.step", "rollout.completed", "alias.moved"} <= set(webhook_types(app))
 
 
@@ -171,9 +171,9 @@ def test_a_person_pauses_resumes_and_advances_and_the_controller_respects_it(app
     assert_problem(client.post(f"{URL}/pause", json={}, headers=ci), 409, "not running")
 
     resumed = client.post(f"{URL}/resume", json={"reason": "sale over"}, headers=ci).get_json()
-    assert resumed["plan"]["state"] == "running" and resumed["plan"]["step"] == 0
+    assert resumed["plan"]["state"] == "running" and resumed["plan"]["step"] == 1
     advanced = client.post(f"{URL}/advance", json={"reason": "skip: v2 ran elsewhere"}, headers=ci).get_json()
-    assert advanced["plan"]["step"] == 1 and advanced["canary"]["percent"] == 60
+    assert advanced["plan"]["step"] == 2 and advanced["canary"]["percent"] == 60
     done = client.post(f"{URL}/advance", json={"reason": "enough"}, headers=ci)
     assert done.status_code == 200 and done.get_json()["plan"]["state"] == "promoted"
     assert client.get("/models/m/aliases").get_json()["production"] == 2

@@ -397,7 +397,7 @@ def test_a_person_pauses_resumes_and_advances_a_plan_from_the_dashboard(client, 
     assert submit(client, f"{base}/resume", reason="sale over").status_code == 302
     assert submit(client, f"{base}/advance", reason="seen enough").status_code == 302
     body = client.get(url).get_json()
-    assert (body["plan"]["state"], body["plan"]["step"], body["canary"]["percent"]) == ("running", 1, 40)
+    assert (body["plan"]["state"], body["plan"]["step"], body["canary"]["percent"]) == ("running", 2, 40)
     assert client.get(f"{base}/celebrate").status_code == 404
 
 
