@@ -78,6 +78,8 @@ class Config:
     # A feature (or the predictions) has drifted when its PSI is above DRIFT_PSI or its test's p-value below DRIFT_P_VALUE.
     DRIFT_PSI = _float("DRIFT_PSI", 0.2)
     DRIFT_P_VALUE = _float("DRIFT_P_VALUE", 0.01)
+    # A sent drift reference of fewer rows is too small to judge drift against (the answer says so).
+    DRIFT_MIN_REFERENCE_ROWS = _int("DRIFT_MIN_REFERENCE_ROWS", 100)
     # The monitoring sweep: every MONITOR_SECONDS (0: never in the background) one process of the fleet
     # measures each served version over MONITOR_WINDOW, for /metrics and model.drift alerts.
     MONITOR_SECONDS = _float("MONITOR_SECONDS", 60.0)

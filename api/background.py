@@ -25,7 +25,8 @@ def init_app(app: Flask) -> None:
         raise SystemExit(f"MONITOR_WINDOW={config['MONITOR_WINDOW']!r}: {exc.messages[0]}") from None
     settings = SweepSettings(
         every_seconds=config["MONITOR_SECONDS"], window=config["MONITOR_WINDOW"], span=span,
-        thresholds=Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"]),
+        thresholds=Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
+                              min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"]),
     )
     loops = (
         LeasedLoop(LEASE, settings.every_seconds, lambda: sweep(settings), app.app_context),

@@ -641,6 +641,9 @@ class MonitoringOut(Schema):
     quality = fields.Nested(QualityOut, allow_none=True)
     drift = fields.Dict(allow_none=True, metadata={"description": "reference, reference_rows, recent_rows, features: "
                                                    "{name: {psi, p_value, test, drifted}}, predictions: {…}"})
+    drift_detail = fields.String(allow_none=True, metadata={
+        "description": "why drift is null (a reference below DRIFT_MIN_REFERENCE_ROWS, too few rows yet) and what "
+                       "would have it judged; null when drift is"})
     routes = fields.Dict(keys=fields.String(), values=fields.Nested(RouteFiguresOut), metadata={
         "description": "the same figures by the route that reached the version: primary, canary and shadow "
                        "(rollout arms), direct (asked by version number)"})

@@ -212,7 +212,8 @@ def _drift_columns(drift: dict | None) -> list[tuple[str, dict]]:
 
 def _thresholds() -> Thresholds:
     config = current_app.config
-    return Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"])
+    return Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
+                      min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"])
 
 
 def _evaluations(name: str) -> dict:

@@ -82,8 +82,11 @@ def version_monitoring(args, name, ref):
     Quality is a classifier's accuracy or a regressor's mean absolute error, with its 95 % interval,
     over the labelled rows; null until a label came. Drift compares the window's rows and predictions
     with the version's reference (``…/reference``: its training or evaluation rows, else its first
-    1,000 served rows), by PSI and a KS or χ² test; null until the window holds 100 rows past it."""
-    thresholds = Thresholds(psi=current_app.config["DRIFT_PSI"], p_value=current_app.config["DRIFT_P_VALUE"])
+    1,000 served rows), by PSI and a KS or χ² test; null until the window holds 100 rows past it, or
+    while the reference sent has fewer than ``DRIFT_MIN_REFERENCE_ROWS`` rows: ``drift_detail`` says why."""
+    config = current_app.config
+    thresholds = Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
+                            min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"])
     return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds)
 
 

@@ -69,6 +69,7 @@ class Monitoring:
     label_delay_p50_s: float | None
     quality: Quality | None  # None until a label came
     drift: dict | None = None  # None until the reference is complete and the window holds MIN_ROWS more rows
+    drift_detail: str | None = None  # why drift is None, and what would have it judged
     # By the route that reached the version: primary, canary, shadow (rollout arms), direct (by number).
     routes: dict[str, RouteFigures] = field(default_factory=dict)
 
@@ -87,11 +88,11 @@ def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds:
     labelled_rows = _labelled(logged)
     delays = [(labelled_at - at).total_seconds() for _, _, _, at, labelled_at in labelled_rows]
     pairs = [pair for _, outputs, label, _, _ in labelled_rows for pair in _pairs(outputs, label)]
+    drift, why = _drift(model.id, version, since, thresholds) if thresholds is not None else (None, None)
     return Monitoring(
         model=model.name, version=version.number, window=window, since=since, requests=sum(by_route.values()),
         labelled=len(labelled_rows), label_delay_p50_s=statistics.median(delays) if delays else None,
-        quality=_quality(pairs, version.task) if pairs else None,
-        drift=_drift(model.id, version, since, thresholds) if thresholds is not None else None,
+        quality=_quality(pairs, version.task) if pairs else None, drift=drift, drift_detail=why,
         routes=_routes(by_route, labelled_rows, version.task),
     )
 
@@ -146,37 +147,48 @@ def _routes(by_route: dict, labelled_rows: list, task: str) -> dict[str, RouteFi
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a column has drifted: its PSI above ``psi`` or its test's p-value below ``p_value``."""
+    """When a column has drifted: its PSI above ``psi`` or its test's p-value below ``p_value``; a sent
+    reference of fewer than ``min_reference_rows`` rows is too small to judge against."""
 
     psi: float
     p_value: float
+    min_reference_rows: int = 100  # DRIFT_MIN_REFERENCE_ROWS
 
 
-def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Thresholds) -> dict | None:
+def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Thresholds) -> tuple[dict | None, str | None]:
+    """The drift of the window against the version's reference, or None and why."""
     answered = (LoggedPrediction.model_id == model_id, LoggedPrediction.version == version.number,
                 LoggedPrediction.status == 200)
     logged = select(LoggedPrediction.id, LoggedPrediction.inputs, LoggedPrediction.outputs).where(*answered)
     names = [feature["name"] for feature in version.signature["features"]]
+    send = f"PUT the rows it was trained or evaluated on to /models/{version.model.name}/versions/{version.number}/reference"
     stored = stored_reference(version)
+    if stored is not None and stored.rows < thresholds.min_reference_rows:
+        return None, (f"the drift reference of version {version.number} has {stored.rows} rows, too few to judge drift "
+                      f"against (DRIFT_MIN_REFERENCE_ROWS is {thresholds.min_reference_rows}): {send}, at least "
+                      f"{thresholds.min_reference_rows} of them")
     if stored is not None:
         features, predicted = reference_profiles(stored)
         source, reference_rows, after_id = stored.source, stored.rows, 0
     else:
         reference, after_id = _rows(logged.order_by(LoggedPrediction.id).limit(REFERENCE_ROWS), limit_rows=REFERENCE_ROWS)
         if len(reference) < REFERENCE_ROWS:
-            return None
+            return None, (f"no drift reference was sent and the version has answered {len(reference)} of the first "
+                          f"{REFERENCE_ROWS} rows that would be its reference: {send}, or wait for them")
         features = {name: profile([row[j] for row, _ in reference], keep_sample=True) for j, name in enumerate(names)}
         predicted = profile([p for _, p in reference], keep_sample=True)
         source, reference_rows = "traffic", len(reference)
     recent, _ = _rows(logged.where(LoggedPrediction.at >= since, LoggedPrediction.id > after_id)
                       .order_by(LoggedPrediction.id.desc()).limit(MAX_RECENT_REQUESTS))
     if len(recent) < MIN_ROWS:
-        return None
+        past = " past its reference" if source == "traffic" else ""
+        return None, (f"the window holds {len(recent)} answered rows{past}; drift is judged from {MIN_ROWS} "
+                      "(a longer window, or more traffic)")
     judge = {"psi_threshold": thresholds.psi, "p_threshold": thresholds.p_value}
     judged = {name: _as_dict(compare(features[name], [row[j] for row, _ in recent], **judge))
               for j, name in enumerate(names) if name in features}
     return {"reference": source, "reference_rows": reference_rows, "recent_rows": len(recent), "features": judged,
-            "predictions": _as_dict(compare(predicted, [p for _, p in recent], **judge))}
+            "predictions": _as_dict(compare(predicted, [p for _, p in recent], **judge))}, None
 
 
 def _rows(query, limit_rows: int | None = None) -> tuple[list[tuple[list, object]], int]:
