@@ -6,8 +6,9 @@ reads the configuration, in this order:
    ``AWS_SECRET_ACCESS_KEY_FILE``: Docker and Kubernetes secrets) becomes its variable;
 2. ``ARTIFACT_ROOT`` must name a store this release can use;
 3. the database must answer (within ``DATABASE_WAIT_SECONDS``, default 0: a fleet whose database starts
-   beside it waits for it), and is migrated one replica at a time (on PostgreSQL under an advisory
-   lock: the first to start migrates, the others wait and then find the schema at head);
+   beside it waits for it, also when it goes away again during the migration: a name that does not
+   resolve yet, a refused or dropped connection), and is migrated one replica at a time (on PostgreSQL
+   under an advisory lock: the first to start migrates, the others wait and then find the schema at head);
 4. without ``ADMIN_TOKEN``, the token kept in ``INSTANCE_DIR/admin_token`` is used: made and printed
    once, on the first start;
 5. gunicorn replaces this process, with the repository's gunicorn.conf.py, so that it is the one the
@@ -118,20 +119,43 @@ def migrate(url: str, scripts: Path, wait_seconds: float = 0) -> None:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            connection = _connect(parsed)
-            break
-        except (SQLAlchemyError, OSError) as exc:
+            _migrate_once(parsed, url, scripts)
+            return
+        except _Unreachable as unreachable:
+            exc = unreachable.__cause__
             if time.monotonic() + RETRY_SECONDS > deadline:
                 waited = f" after {wait_seconds:g} s (DATABASE_WAIT_SECONDS)" if wait_seconds else ""
                 raise CannotStart(f"DATABASE_URL={shown}: the database does not answer{waited} ({_one_line(exc)})") from None
             print(f"waiting for the database at {shown} ({_one_line(exc)})", flush=True)
             time.sleep(RETRY_SECONDS)
+        except SQLAlchemyError as exc:
+            raise CannotStart(f"DATABASE_URL={shown}: migrating failed ({_one_line(exc)})") from None
+
+
+class _Unreachable(Exception):
+    """The database could not be reached, or dropped the connection (its cause says how): worth another try."""
+
+
+def _migrate_once(parsed, url: str, scripts: Path) -> None:
+    """Connect, then migrate unless at head; _Unreachable when the database was not there at some point
+    (a name that did not resolve yet, a refused or dropped connection), as a fleet starting beside its
+    database meets it: the migration's own connection may fail after the first one answered."""
+    from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+    try:
+        connection = _connect(parsed)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _Unreachable() from exc
     try:
         with connection, _one_replica_at_a_time(connection):
             if not _at_head(connection, scripts):
                 _upgrade(url, scripts)
-    except SQLAlchemyError as exc:
-        raise CannotStart(f"DATABASE_URL={shown}: migrating failed ({_one_line(exc)})") from None
+    except (OperationalError, InterfaceError) as exc:
+        if parsed.get_backend_name() == "sqlite":
+            raise  # SQLite says OperationalError of a statement's own failure too (a table that exists already)
+        raise _Unreachable() from exc  # a migration's own failure on a server is a ProgrammingError or the like
+    except OSError as exc:
+        raise _Unreachable() from exc
 
 
 def _connect(url):

@@ -1,6 +1,7 @@
 """The container's entrypoint (deploy/entrypoint.py) before gunicorn: secrets from files, the admin token
 kept on the volume, and migrations that replicas starting at once apply one at a time, on the backend
 under test. tests/e2e/test_container_image.py runs it in the image."""
+import socket
 import subprocess
 import sys
 import threading
@@ -9,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from bench.harness.tcp_proxy import CuttableProxy
 from config import BASE_DIR
 from deploy.entrypoint import CannotStart, kept_admin_token, migrate, read_secret_files
-from tests.databases import fresh_database
+from tests.databases import BACKEND, fresh_database
 from tests.helpers import MIGRATIONS
 
 REPLICAS = 3
@@ -100,6 +103,59 @@ def test_waiting_for_a_database_ends_with_one_line_that_says_how_long():
         migrate("postgresql+psycopg://registry:s3cret@127.0.0.1:9/registry", BASE_DIR / "migrations", wait_seconds=2)
 
     assert "the database does not answer after 2 s (DATABASE_WAIT_SECONDS) (" in str(stopped.value)
+
+
+class DropsSomeConnections(CuttableProxy):
+    """A proxy that forwards every connection but those numbered in ``dropped`` (1 is the first), which it
+    closes at once: the database as a replica sees it while its name or its server comes and goes."""
+
+    def __init__(self, upstream, dropped: set[int]):
+        super().__init__(upstream)
+        self.dropped, self.accepted = dropped, 0
+
+    def _accept(self, listener) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.accepted in self.dropped:
+                client.close()
+                continue
+            server = socket.create_connection(self.upstream, timeout=5)
+            server.settimeout(None)
+            with self._lock:
+                self._open.update((client, server))
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="a database across the network: the PostgreSQL pass runs it")
+def test_a_database_lost_for_a_moment_during_the_migration_is_waited_for_within_database_wait_seconds(tmp_path, capsys):
+    """Issue 47, item 7: the first connection answers, the migration's own connection is dropped (a
+    replica of a compose fleet met a DNS failure there), and so is the next try: the start waits."""
+    with fresh_database(tmp_path) as url:
+        parsed = make_url(url)
+        with DropsSomeConnections((parsed.host, parsed.port or 5432), dropped={2, 3}) as proxy:
+            migrate(parsed.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False),
+                    BASE_DIR / "migrations", wait_seconds=60)
+
+        assert proxy.accepted >= 5 and "waiting for the database" in capsys.readouterr().out
+        assert _at_head(url)
+
+
+def test_a_migration_that_fails_for_another_reason_than_the_database_stops_at_once(tmp_path, capsys):
+    with fresh_database(tmp_path) as url:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE api_tokens (clash INTEGER)"))  # the first table 0001 makes
+        engine.dispose()
+        with pytest.raises(CannotStart) as stopped:
+            migrate(url, BASE_DIR / "migrations", wait_seconds=60)
+
+    assert "migrating failed" in str(stopped.value) and "\n" not in str(stopped.value)
+    assert "waiting for the database" not in capsys.readouterr().out  # not tried again
 
 
 def _at_head(url: str) -> bool:
