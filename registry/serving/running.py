@@ -4,10 +4,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from registry.errors import InvalidInput
+from registry.errors import ArtifactCorrupted, InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.inputs import ModelInput
 from registry.serving.shadow import ShadowJob
+from registry.serving.tree_walk import NodesDamaged
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
             probabilities = estimator.predict_proba(rows) if return_proba else None
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"version {servable.version} of {servable.model!r} could not use these rows: {exc}") from None
+    except NodesDamaged as exc:  # the served form's file was changed under this worker: not the caller's fault
+        raise ArtifactCorrupted(
+            f"version {servable.version} of {servable.model!r} cannot answer in this worker: {exc}; "
+            "an operator must restart the server (its served forms are checked and made again from the artifact)"
+        ) from None
     if predictions.dtype.kind == "f" and not np.isfinite(predictions).all():
         raise InvalidInput(
             f"version {servable.version} of {servable.model!r} gave non-finite predictions for these rows; "

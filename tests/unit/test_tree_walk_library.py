@@ -14,10 +14,15 @@ def test_a_missing_library_names_the_command_that_builds_it(tmp_path):
         load(tmp_path / "tree_walk.so")
 
 
-def test_a_library_built_from_other_source_is_refused(tmp_path):
+@pytest.mark.parametrize("interface", [
+    "int64_t tree_walk_node_size(void) { return 24; }\n",
+    # Built before the walk checked what it reads: same records, another call.
+    "int64_t tree_walk_node_size(void) { return 16; }\n",
+    "int64_t tree_walk_node_size(void) { return 16; }\nint64_t tree_walk_version(void) { return 1; }\n",
+], ids=["other-records", "unversioned", "older-version"])
+def test_a_library_built_from_other_source_is_refused(tmp_path, interface):
     source = tmp_path / "tree_walk.c"
-    source.write_text("#include <stdint.h>\nint64_t tree_walk_node_size(void) { return 24; }\n"
-                      "void tree_walk_output(void) {}\n")
+    source.write_text(f"#include <stdint.h>\n{interface}void tree_walk_output(void) {{}}\n")
     library = tmp_path / "tree_walk.so"
     subprocess.run([BASE_DIR / "registry/serving/native/build.sh", source, library], check=True)
     with pytest.raises(WalkerNotBuilt, match="another version of tree_walk.c: run `make` again"):

@@ -11,19 +11,29 @@
  *   in double precision with nothing fused or reordered (built with -ffp-contract=off);
  * - a single tree answers its leaf's row as it is.
  *
- * The caller has checked the records (tree_walk.py: every child within the nodes and either the node
- * itself, at a leaf, or after it), so every walk reads inside the arrays and ends.
+ * The records may be a file every worker maps, and a file can be changed after tree_walk.py checked
+ * it. So the walk trusts nothing it reads from them: every root, column and child is checked as it is
+ * read (each read once: READ_ONCE), and a walk that would read outside the arrays, go round in circles
+ * or end on a node that is not a leaf stops the call with a status instead of an answer. Whatever the
+ * records hold, every walk reads inside the arrays and ends.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #define NAN_LEFT 0x80000000u
+/* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
+#define TREE_WALK_VERSION 2
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
  */
 #define LANES 8
+/* One load of a value another process may change meanwhile: what is checked is what is used. */
+#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/* What tree_walk_output returns; tree_walk.py names each. */
+enum { WALKED = 0, BAD_ROOT = 1, BAD_CHILD = 2, BAD_COLUMN = 3, NOT_A_LEAF = 4 };
 
 /* One node in 16 bytes, four to a cache line: one line a visit. */
 typedef struct {
@@ -35,34 +45,55 @@ typedef struct {
 /* The record's size, which tree_walk.py checks against its own description of a node. */
 int64_t tree_walk_node_size(void) { return (int64_t)sizeof(node_t); }
 
+/* The interface's version, which tree_walk.py checks against its own. */
+int64_t tree_walk_version(void) { return TREE_WALK_VERSION; }
+
 /*
  * Walk lanes[0..n) from their start nodes to their leaves; row[i] is lane i's row.
  * Every lane steps every round (a leaf steps to itself) until a round in which none moved.
+ * Each step checks the column it reads and the child it goes to (one unsigned compare: inside the
+ * nodes); records that lead a walk round in circles are found by the number of rounds, which no walk
+ * of valid records reaches (each of its steps goes forward).
  */
-static void walk(const node_t *nodes, int64_t *lanes, const float *const *row, int n) {
+static int walk(const node_t *nodes, uint64_t n_nodes, uint64_t n_features, int64_t *lanes,
+                const float *const *row, int n) {
+    uint64_t rounds = 0;
     int moved = 1;
     while (moved) {
+        if (rounds++ > n_nodes)
+            return BAD_CHILD;
         moved = 0;
         for (int i = 0; i < n; i++) {
             const node_t *node = nodes + lanes[i];
-            float x = row[i][node->feature & ~NAN_LEFT];
-            int left = isnan(x) ? (int)(node->feature >> 31) : x <= node->threshold;
-            int64_t next = node->child[left];
+            const uint32_t feature = READ_ONCE(node->feature);
+            const uint32_t column = feature & ~NAN_LEFT;
+            if (column >= n_features)
+                return BAD_COLUMN;
+            float x = row[i][column];
+            int left = isnan(x) ? (int)(feature >> 31) : x <= node->threshold;
+            const int64_t next = READ_ONCE(node->child[left]);
+            if ((uint64_t)next >= n_nodes)
+                return BAD_CHILD;
             moved |= next != lanes[i];
             lanes[i] = next;
         }
     }
+    for (int i = 0; i < n; i++)  /* it stopped where a child is the node itself: a leaf has two such */
+        if (READ_ONCE(nodes[lanes[i]].child[0]) != READ_ONCE(nodes[lanes[i]].child[1]))
+            return NOT_A_LEAF;
+    return WALKED;
 }
 
 /*
- * out[n_rows][n_outputs] = the model's output for rows[n_rows][n_features].
+ * out[n_rows][n_outputs] = the model's output for rows[n_rows][n_features]; returns WALKED, or what
+ * was wrong with the records (out is then unspecified).
  *
  * The (tree, row) pairs are walked in tree-major order, LANES at a time: for one row the lanes are
  * eight trees, for a batch eight rows of one tree. Each row's outputs are therefore added in tree order.
  */
-void tree_walk_output(const node_t *nodes, const int32_t *roots, int64_t n_trees, const double *value,
-                      int64_t n_outputs, int64_t averaged, const float *rows, int64_t n_rows, int64_t n_features,
-                      double *out) {
+int64_t tree_walk_output(const node_t *nodes, int64_t n_nodes, const int32_t *roots, int64_t n_trees,
+                         const double *value, int64_t n_outputs, int64_t averaged, const float *rows,
+                         int64_t n_rows, int64_t n_features, double *out) {
     const int64_t pairs = n_trees * n_rows;
     if (averaged)
         memset(out, 0, (size_t)(n_rows * n_outputs) * sizeof(double));
@@ -71,10 +102,15 @@ void tree_walk_output(const node_t *nodes, const int32_t *roots, int64_t n_trees
         int64_t lanes[LANES];
         const float *row[LANES];
         for (int i = 0; i < n; i++) {
-            lanes[i] = roots[(first + i) / n_rows];
+            const int32_t root = READ_ONCE(roots[(first + i) / n_rows]);
+            if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes)
+                return BAD_ROOT;
+            lanes[i] = root;
             row[i] = rows + ((first + i) % n_rows) * n_features;
         }
-        walk(nodes, lanes, row, n);
+        const int walked = walk(nodes, (uint64_t)n_nodes, (uint64_t)n_features, lanes, row, n);
+        if (walked != WALKED)
+            return walked;
         for (int i = 0; i < n; i++) {
             const double *leaf = value + lanes[i] * n_outputs;
             double *target = out + ((first + i) % n_rows) * n_outputs;
@@ -91,4 +127,5 @@ void tree_walk_output(const node_t *nodes, const int32_t *roots, int64_t n_trees
         for (int64_t j = 0; j < n_rows * n_outputs; j++)
             out[j] /= trees;
     }
+    return WALKED;
 }
