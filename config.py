@@ -61,6 +61,8 @@ class Config:
     # must always fit.
     MAX_MODEL_MB = max(_int("MAX_MODEL_MB", memory_mb() // WORKERS // 4), MAX_UPLOAD_MB)
     MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
+    # The most input columns an uploaded model (or any step inside it) may take.
+    MAX_FEATURES = _int("MAX_FEATURES", 10_000)
     MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).

@@ -109,3 +109,14 @@ def _append_zip_entry(archive: bytes, name: str, deflated: bytes, size: int) -> 
     directory = archive[cd_offset:end] + central + encoded
     record = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, entries + 1, entries + 1, len(directory), len(body), 0)
     return body + directory + record
+
+
+def wide_claim_linear(n_features: int) -> bytes:
+    """A pickle of a LinearRegression fitted on 3 features that says it takes ``n_features``: a few
+    hundred bytes whose signature, believed, is ``n_features`` columns."""
+    from sklearn.linear_model import LinearRegression
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    model = LinearRegression().fit(X, X.sum(axis=1))
+    model.n_features_in_ = n_features
+    return pickle.dumps(model, protocol=5)

@@ -65,6 +65,7 @@ class Versions(MethodView):
             actor=principal().name,
             max_rows=current_app.config["MAX_BATCH_ROWS"],
             max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
+            max_features=current_app.config["MAX_FEATURES"],
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}

@@ -2,7 +2,7 @@
 
 Both formats admit only one allow-list of types (``registry.artifacts.loading.allowed``), are read within the
 same bounds (``MAX_MODEL_MB`` and an object limit, ``registry.artifacts.loading.limits``) and pass the same
-checks on what they built (``registry.artifacts.loading.checks``).
+checks on what they built (``registry.artifacts.loading.checks``, ``registry.artifacts.loading.widths``).
 """
 from __future__ import annotations
 
@@ -37,13 +37,16 @@ def artifact_format(data: bytes) -> str:
     return "skops" if data.startswith(ZIP_MAGIC) else "joblib"
 
 
-def load_estimator(source: bytes | BinaryIO, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES) -> LoadedArtifact:
+def load_estimator(
+    source: bytes | BinaryIO, *, max_bytes: int = DEFAULT_MAX_MODEL_BYTES, max_features: int | None = None
+) -> LoadedArtifact:
     """Load an uploaded joblib, pickle or skops file (its bytes, or a binary file read from its start),
     admitting only allow-listed types.
 
     Refuses with ArtifactTooLarge (while reading) a file that unpacks to more than ``max_bytes``
-    or builds more objects than any supported model, and (before checking its trees) a tree model
-    that would grow past ``max_bytes`` once compiled.
+    or builds more objects than any supported model, a model that takes more than ``max_features``
+    features (None: no bound), and (before checking its trees) a tree model that would grow past
+    ``max_bytes`` once compiled; with InvalidArtifact a model whose widths disagree with its arrays.
     """
     head = _head(source)
     if not head:
@@ -56,6 +59,7 @@ def load_estimator(source: bytes | BinaryIO, *, max_bytes: int = DEFAULT_MAX_MOD
     from registry.artifacts.loading.checks import check_expanded_size, check_top_level, check_trees
     from registry.artifacts.loading.pickles import unpickle
     from registry.artifacts.loading.skops_files import load_skops
+    from registry.artifacts.loading.widths import check_widths
 
     fmt = artifact_format(head)
     budget = Budget(max_bytes)
@@ -63,6 +67,7 @@ def load_estimator(source: bytes | BinaryIO, *, max_bytes: int = DEFAULT_MAX_MOD
         with _collector_paused():
             estimator, version = (load_skops if fmt == "skops" else unpickle)(source, budget)
         check_top_level(estimator)
+        check_widths(estimator, max_features)
         check_expanded_size(estimator, max_bytes)
         check_trees(estimator)
     except RegistryError:

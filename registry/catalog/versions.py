@@ -26,7 +26,7 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 
 def upload_version(
     store: ArtifactStore, name: str, *, artifact: BinaryIO, metadata: dict, actor: str, max_rows: int,
-    max_model_bytes: int,
+    max_model_bytes: int, max_features: int | None = None,
 ) -> tuple[ModelVersion, bool]:
     """Register the file ``artifact`` (read from its start) as the next version of model ``name``
     (created on first upload).
@@ -35,11 +35,14 @@ def upload_version(
     give back the existing version, so CI retries are safe. The artifact is parsed safely and
     described before anything is stored; it is streamed to the store and verified there before
     its row is committed, so a crash leaves at most an unreferenced file (``artifacts gc``).
-    ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``).
+    ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``), ``max_features``
+    the columns the model may take (``MAX_FEATURES``).
     """
     check_model_name(name)
     digest, size = digest_of_file(artifact)
-    description, example = _described(artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes)
+    description, example = _described(
+        artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes, max_features=max_features
+    )
     give_back()  # what unpacking it took, else every worker that takes uploads keeps its own high-water mark
     store.put_file(artifact, digest, size)
     with write_transaction():
@@ -62,10 +65,12 @@ def upload_version(
     return version, True
 
 
-def _described(artifact: BinaryIO, metadata: dict, *, max_rows: int, max_model_bytes: int) -> tuple:
+def _described(
+    artifact: BinaryIO, metadata: dict, *, max_rows: int, max_model_bytes: int, max_features: int | None
+) -> tuple:
     """What the upload holds (its signature …) and its checked input example; the estimator itself
     is let go here, before the bytes travel to the store."""
-    loaded = load_estimator(artifact, max_bytes=max_model_bytes)
+    loaded = load_estimator(artifact, max_bytes=max_model_bytes, max_features=max_features)
     from registry.artifacts.introspect import describe  # scikit-learn, loaded already by the unpickling
 
     description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)

@@ -1,4 +1,5 @@
 """Bombs against a real gunicorn: each is 413, no worker's memory grows past a bound, serving goes on.
+A few hundred bytes claiming three million features are one of them.
 
 The server lets artifacts unpack to 64 MB (MAX_MODEL_MB) so each refusal takes a moment; the bombs
 still expand to 2.6 GB, and the 30 million empty lists cost 2 GB when read without bounds.
@@ -8,7 +9,14 @@ import pytest
 import requests
 import skops.io
 
-from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
+from bench.bomb_files import (
+    MIB,
+    empty_lists_pickle,
+    many_arrays_bomb,
+    one_array_bomb,
+    skops_zip_bomb,
+    wide_claim_linear,
+)
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from tests.databases import fresh_database
@@ -80,4 +88,19 @@ def test_a_bomb_is_refused_with_413_in_bounded_memory_and_serving_goes_on(bounde
     assert after.keys() == before.keys()  # no worker died or was replaced
     growth = {pid: after[pid] - before[pid] for pid in before}
     assert max(growth.values()) < GROWTH_BOUND_MB, growth
+    assert_serves(live)
+
+
+def test_a_model_claiming_three_million_features_is_413_and_no_worker_grows(bounded_registry):
+    live = bounded_registry
+    before = workers(live)
+
+    files = {"artifact": ("wide.pkl", wide_claim_linear(3_000_000))}
+    response = requests.post(f"{live.url}/models/wide/versions", files=files, headers=live.headers, timeout=120)
+
+    assert response.status_code == 413, response.text
+    assert "MAX_FEATURES" in response.json()["detail"]
+    growth = {pid: workers(live)[pid] - before[pid] for pid in before}
+    assert max(growth.values()) < GROWTH_BOUND_MB, growth  # believed, its peak grew by about 700 MB
+    assert requests.get(f"{live.url}/models/wide", timeout=30).status_code == 404
     assert_serves(live)

@@ -1,16 +1,29 @@
-"""Uploads over HTTP: bombs are 413 naming the limit, old pickles 422 with what to do, skops files work."""
+"""Uploads over HTTP: bombs are 413 naming the limit, old pickles 422 with what to do, skops files work,
+a width no array backs is refused."""
 import pickle
 
+import numpy as np
 import pytest
 import skops.io
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeRegressor
 
-from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
+from bench.bomb_files import (
+    MIB,
+    empty_lists_pickle,
+    many_arrays_bomb,
+    one_array_bomb,
+    skops_zip_bomb,
+    wide_claim_linear,
+)
 from registry.artifacts.local_store import LocalStore
-from registry.errors import ArtifactTooLarge
+from registry.errors import ArtifactTooLarge, InvalidArtifact
 from registry.facts import VersionInfo
 from registry.serving.loader import ArtifactLoader
-from tests.helpers import assert_problem, classification_data
+from tests.helpers import assert_problem, classification_data, regression_data
 from tests.integration.test_predict_api import ESTIMATORS, fitted
 from tests.integration.test_upload_bad_input import post_artifact, stored_files
 
@@ -127,3 +140,94 @@ def test_a_stored_forest_past_the_bound_is_refused_at_load_the_same_way(tmp_path
 
     with pytest.raises(ArtifactTooLarge, match="20,000 trees"):
         loader(VersionInfo("housing", 1, digest, "classification", signature))
+
+
+# ---- widths: what a model says it takes is checked against the arrays it holds ------------------
+
+def _tree_claiming(model, n_features: int):
+    """``model`` (a fitted tree) with its tree rebuilt to say it takes ``n_features`` features."""
+    from sklearn.tree._tree import Tree
+
+    tree = Tree(n_features, model.tree_.n_classes, model.tree_.n_outputs)
+    tree.__setstate__(model.tree_.__getstate__())
+    model.tree_, model.n_features_in_ = tree, n_features
+    return model
+
+
+def test_a_linear_model_claiming_three_million_features_is_413_naming_max_features(client, admin):
+    data = wide_claim_linear(3_000_000)
+    assert len(data) < 1024
+
+    response = post_artifact(client, admin, data=data)
+
+    assert_problem(response, 413, "3,000,000 features", "at most 10,000", "MAX_FEATURES", "docs/artifacts.md")
+    assert client.get("/models/housing").status_code == 404
+
+
+def test_a_tree_whose_arrays_agree_on_a_width_past_max_features_is_413(client, admin):
+    model = _tree_claiming(DecisionTreeRegressor(max_depth=3).fit(*regression_data()), 20_000)
+
+    response = post_artifact(client, admin, data=pickle.dumps(model, protocol=5))
+
+    assert_problem(response, 413, "20,000 features", "MAX_FEATURES")
+
+
+def test_max_features_is_configured(build_app, admin):
+    app = build_app(MAX_FEATURES=3)
+
+    response = post_artifact(app.test_client(), admin, data=pickle.dumps(Ridge().fit(*regression_data()), protocol=5))
+
+    assert_problem(response, 413, "4 features", "at most 3", "MAX_FEATURES")
+
+
+def _lying(kind: str):
+    """A fitted model whose n_features_in_ (or a part's) disagrees with the arrays it holds."""
+    X, y = regression_data()
+    if kind == "linear":
+        model = Ridge().fit(X, y)
+        model.n_features_in_ = 9
+    elif kind == "names":
+        import pandas as pd
+
+        model = Ridge().fit(pd.DataFrame(X, columns=list("abcd")), y)
+        model.feature_names_in_ = np.array([f"f{i}" for i in range(5000)], dtype=object)
+    elif kind == "tree":
+        model = DecisionTreeRegressor(max_depth=3).fit(X, y)
+        model.n_features_in_ = 9
+    elif kind == "forest":
+        model = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0).fit(X, y)
+        _tree_claiming(model.estimators_[1], 9)
+    elif kind == "scaler":
+        model = make_pipeline(StandardScaler(), Ridge()).fit(X, y)
+        model.steps[0][1].n_features_in_ = 9
+    elif kind == "chain":
+        model = make_pipeline(StandardScaler(), Ridge()).fit(X, y)
+        model.steps[1][1].coef_ = np.ones(7)
+        model.steps[1][1].n_features_in_ = 7
+    return model
+
+
+@pytest.mark.parametrize("kind", ["linear", "names", "tree", "forest", "scaler", "chain"])
+def test_a_model_whose_width_disagrees_with_its_arrays_is_422_naming_both(client, admin, kind):
+    response = post_artifact(client, admin, data=pickle.dumps(_lying(kind), protocol=5))
+
+    body = assert_problem(response, 422, "features")
+    assert len(body["detail"]) < 300
+    assert client.get("/models/housing").status_code == 404
+
+
+def test_a_skops_file_claiming_a_width_past_max_features_is_413(client, admin):
+    model = pickle.loads(wide_claim_linear(50_000))
+
+    response = post_artifact(client, admin, data=skops.io.dumps(model), filename="m.skops")
+
+    assert_problem(response, 413, "50,000 features", "MAX_FEATURES")
+
+
+def test_a_stored_model_whose_width_disagrees_with_its_arrays_is_refused_at_load(tmp_path):
+    store = LocalStore(tmp_path / "artifacts")
+    digest = store.put(wide_claim_linear(3_000_000))  # stored before the check existed
+    signature = {"features": [{"name": f"x{i}", "dtype": "float64"} for i in range(3)], "classes": None}
+
+    with pytest.raises(InvalidArtifact, match="3,000,000 features"):
+        ArtifactLoader(store, max_model_bytes=8 * MIB)(VersionInfo("housing", 1, digest, "regression", signature))
