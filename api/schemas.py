@@ -361,7 +361,10 @@ class EventOut(Schema):
 class ServedFigures(Schema):
     version = fields.Integer()
     requests = fields.Integer()
-    errors = fields.Integer()
+    errors = fields.Integer(metadata={"description": "requests the server failed (its faults only)"})
+    refused = fields.Integer(metadata={"description": "requests refused for the caller's fault (4xx): no error of the arm"})
+    keys = fields.Integer(allow_none=True, metadata={
+        "description": "with a sticky header: distinct keys since the split last changed (estimated); else null"})
     p50_ms = fields.Float(allow_none=True)
     p99_ms = fields.Float(allow_none=True)
 
@@ -390,16 +393,21 @@ class GateOut(Schema):
     value = fields.Float(allow_none=True, metadata={"description": "its figure: a rise, a ratio, a share, a drop"})
     detail = fields.String(metadata={"description": "why, in words, with the figures"})
     settings = fields.Dict(metadata={"description": "the gate's settings in the plan"})
+    by_rows = fields.Dict(metadata={
+        "description": "latency: per batch-size class both arms answered, each arm's requests and p99_ms and their ratio"})
 
 
 class PlanOut(Schema):
-    step = fields.Integer(metadata={"description": "the running step, from 0"})
+    step = fields.Integer(metadata={"description": "the running step, numbered from 1"})
     state = fields.String(metadata={"enum": ["running", "paused", "halted", "promoted", "aborted"]})
     detail = fields.String(metadata={"description": "why the plan is in its state"})
     steps = fields.List(fields.Dict(), metadata={"description": "[{percent, min_requests, max_minutes}]"})
     on_success = fields.String()
     step_started_at = UTCDateTime()
     gates = fields.Dict(keys=fields.String(), values=fields.Nested(GateOut))
+    figures = fields.Dict(allow_none=True, metadata={
+        "description": "the step's figures of both arms the gates last judged (requests, weighed_requests, keys, "
+                       "p99_ms, latency_by_rows …); null until the controller first looked"})
 
 
 class RolloutOut(Schema):

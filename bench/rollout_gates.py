@@ -87,11 +87,16 @@ def _one_step(rng, canary: Arm, primary: Arm, per_tick: int) -> tuple[str, str |
 
 def _serve(rng, tally: Tally, arm: Arm, requests: int, *, mirrored: bool) -> None:
     """Add ``requests`` answered by ``arm`` to ``tally`` (and their mirrored comparisons for the canary)."""
+    errors = rng.binomial(requests, arm.error_rate)
     tally.requests += requests
-    tally.errors += rng.binomial(requests, arm.error_rate)
+    tally.errors += errors
+    tally.weighed += requests  # one request each, one row each: every request weighs
+    tally.weighed_errors += errors
     latencies = rng.lognormal(np.log(arm.latency_median_ms), 0.5, requests)
     counted = np.bincount(np.searchsorted(LATENCY_BUCKETS_MS, latencies), minlength=len(LATENCY_BUCKETS_MS) + 1)
     tally.latency_buckets = [a + int(b) for a, b in zip(tally.latency_buckets, counted)]
+    single = tally.latency_by_rows.get("1", [0] * len(counted))
+    tally.latency_by_rows["1"] = [a + int(b) for a, b in zip(single, counted)]
     if mirrored:
         tally.rows += requests
         tally.compared += requests

@@ -34,6 +34,7 @@ class RolloutSpec:
     sticky_header: str | None
     mirror: bool = False  # canary requests run on the primary too, for its plan's agreement gate
     started_at: float | None = None  # seconds since the epoch
+    epoch: float | None = None  # names the split: the time the shares or the plan's step last changed
 
     @classmethod
     def of(cls, row: Rollout) -> "RolloutSpec":
@@ -41,5 +42,6 @@ class RolloutSpec:
         canary = VersionInfo.of(row.canary) if row.canary is not None else None
         shadow = VersionInfo.of(row.shadow) if row.shadow is not None else None
         started_at = row.started_at.timestamp() if row.started_at is not None else None
+        epoch = row.changed_at.timestamp() if row.changed_at is not None else started_at
         return cls(row.id, canary, row.canary_percent, shadow, row.shadow_percent, row.sticky_header, bool(row.mirror),
-                   started_at)
+                   started_at, epoch)

@@ -183,6 +183,7 @@ class RolloutPlan(db.Model):
     baseline: Mapped[dict] = mapped_column(JSON, default=dict)  # the arms' totals when the step began
     looks: Mapped[dict] = mapped_column(JSON, default=dict)  # per gate: the samples at its last look this step
     verdicts: Mapped[dict] = mapped_column(JSON, default=dict)  # per gate: its last answer
+    figures: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the step's figures those answers rest on
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -210,6 +211,13 @@ class RolloutStats(db.Model):
     abs_diff_max: Mapped[float] = mapped_column(Float, default=0.0)
     # For the interval of the mean difference (a server default: rows from before it count none).
     abs_diff_sq_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    refused: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))  # the caller's faults
+    # What the gates weigh (figures.Tally): requests within their key's weight, per batch-size class.
+    weighed: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    weighed_errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    latency_by_rows: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    key_epoch: Mapped[float | None] = mapped_column(Float, nullable=True)  # the split the keys were seen in
+    key_sketch: Mapped[str | None] = mapped_column(Text, nullable=True)  # their HyperLogLog sketch (key_units)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

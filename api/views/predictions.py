@@ -99,7 +99,8 @@ def put_reference(body, name, ref):
     """Judge the version's drift against the rows it was trained or evaluated on (up to 10,000).
 
     The rows come in any JSON predict body shape beside ``source``; the version answers them (the
-    reference of its predictions) and each feature is profiled. Only the profiles are kept; sending
+    reference of its predictions) and each feature is profiled. The profiles are kept, and 500 of the
+    rows for a rollout plan's agreement gate (never returned by any route); sending
     again replaces them."""
     rows = {key: value for key, value in body.items() if key != "source"}
     return set_reference(domain.runtime(), name=name, ref=ref, source=body["source"], body=rows,

@@ -2,7 +2,9 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from registry.facts import RolloutSpec
 from registry.serving.figures import Tally, percentile_ms
+from registry.serving.key_units import counted, is_epoch
 from registry.serving.routing import CANARY, PRIMARY, SHADOW
 from registry.tables import Rollout, RolloutPlan
 
@@ -45,6 +47,11 @@ def settings(rollout: Rollout) -> dict:
 def describe(rollout: Rollout, primary_version: int, totals: dict[tuple[str, int], Tally]) -> RolloutState:
     """The state of ``rollout`` with ``totals`` (per role and version) turned into figures."""
     canary, shadow = rollout.canary, rollout.shadow
+    epoch = RolloutSpec.of(rollout).epoch if rollout.sticky_header is not None else None
+
+    def served(role: str, version: int) -> dict:
+        return _served(version, totals.get((role, version)), epoch, sticky=rollout.sticky_header is not None)
+
     return RolloutState(
         id=rollout.id,
         model=rollout.model.name,
@@ -54,9 +61,9 @@ def describe(rollout: Rollout, primary_version: int, totals: dict[tuple[str, int
         reason=rollout.reason,
         sticky_header=rollout.sticky_header,
         ended_at=rollout.ended_at,
-        primary=_served(primary_version, totals.get((PRIMARY, primary_version))),
+        primary=served(PRIMARY, primary_version),
         canary=(
-            {**_served(canary.number, totals.get((CANARY, canary.number))), "percent": rollout.canary_percent}
+            {**served(CANARY, canary.number), "percent": rollout.canary_percent}
             if canary is not None else None
         ),
         shadow=(
@@ -66,12 +73,16 @@ def describe(rollout: Rollout, primary_version: int, totals: dict[tuple[str, int
     )
 
 
-def _served(version: int, tally: Tally | None) -> dict:
+def _served(version: int, tally: Tally | None, epoch: float | None, *, sticky: bool) -> dict:
+    """An arm's figures: ``errors`` are the server's faults, ``refused`` the callers' (never an error of
+    the arm); under a sticky header, ``keys`` the distinct keys seen since the split last changed."""
     tally = tally or Tally()
     return {
         "version": version,
         "requests": tally.requests,
         "errors": tally.errors,
+        "refused": tally.refused,
+        "keys": (counted(tally.key_sketch)[0] if is_epoch(tally.key_epoch, epoch) else 0) if sticky else None,
         "p50_ms": percentile_ms(tally.latency_buckets, 0.50),
         "p99_ms": percentile_ms(tally.latency_buckets, 0.99),
     }
@@ -101,4 +112,5 @@ def plan_view(plan: RolloutPlan) -> dict:
     return {
         "step": plan.step + 1, "state": plan.state, "detail": plan.detail, "steps": plan.steps,
         "on_success": plan.on_success, "step_started_at": plan.step_started_at, "gates": gates,
+        "figures": plan.figures,  # the step's figures the gates last judged (null until then)
     }

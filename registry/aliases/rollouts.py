@@ -195,7 +195,7 @@ def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: 
         plan = plan_of(rollout)
         rollout.canary_percent, rollout.changed_at = percent, utcnow()
         plan.step, plan.step_started_at, plan.updated_at = at_step + 1, utcnow(), utcnow()
-        plan.baseline, plan.looks, plan.verdicts, plan.detail = {}, {}, {}, reason  # the controller settles it
+        plan.baseline, plan.looks, plan.verdicts, plan.figures, plan.detail = {}, {}, {}, None, reason  # settled anew
         _record(model, rollout, "rollout_step", actor=actor, reason=reason, to_version=primary.number,
                 step=plan.step + 1, **evidence)  # steps are numbered from 1 wherever people read them
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
@@ -220,9 +220,10 @@ def set_plan_state(*, name: str, alias: str, state: str, actor: str, reason: str
             raise Conflict(f"the plan is {plan.state}, not running: nothing to pause")
         plan.state, plan.detail, plan.updated_at = state, f"{action.removeprefix('rollout_')} by {actor}: {reason}", utcnow()
         if evidence and "gates" in evidence:
-            plan.verdicts = evidence["gates"]  # what the halt was decided on stays in view
+            plan.verdicts, plan.figures = evidence["gates"], evidence.get("step_figures")  # what decided the halt stays in view
         if state == "running":
-            plan.step_started_at, plan.baseline, plan.looks, plan.verdicts = utcnow(), {}, {}, {}
+            plan.step_started_at, plan.baseline, plan.looks, plan.verdicts, plan.figures = utcnow(), {}, {}, {}, None
+            rollout.changed_at = utcnow()  # a new split: its keys are counted afresh, as its figures are
         _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number, step=plan.step + 1,
                 **(evidence or {}))
         return _described(rollout, primary.number)
@@ -270,7 +271,7 @@ def _set_plan(rollout: Rollout, plan: Plan | None) -> None:
     row.steps, row.gates, row.on_success = plan.to_row()["steps"], plan.gates, plan.on_success
     row.step, row.state, row.detail = 0, "running", "step 1 started"
     row.step_started_at = row.updated_at = utcnow()
-    row.baseline, row.looks, row.verdicts = {}, {}, {}  # the controller settles the step's baseline
+    row.baseline, row.looks, row.verdicts, row.figures = {}, {}, {}, None  # the controller settles the step's baseline
     if existing is None:
         db.session.add(row)
 

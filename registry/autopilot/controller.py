@@ -22,17 +22,21 @@ decision is taken twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from registry.aliases import rollouts
 from registry.autopilot import gates
+from registry.autopilot.reference_check import reference_agreement
+from registry.autopilot.step_figures import baseline_counts, keys_in, since, step_figures
 from registry.db import db, end_read, write_transaction
 from registry.errors import Conflict, RegistryError, RolloutNotFound
 from registry.monitoring.quality import monitoring
-from registry.serving.figures import LATENCY_BUCKETS_MS, Tally, percentile_ms, summed
+from registry.facts import RolloutSpec
+from registry.monitoring.references import agreement_rows
+from registry.serving.figures import Tally, summed
 from registry.serving.routing import CANARY, PRIMARY
 from registry.serving.runtime import Runtime
 from registry.tables import Alias, RegisteredModel, Rollout, RolloutPlan, utcnow
@@ -78,6 +82,18 @@ class StepView:
     primary_version: int
     canary: Tally
     primary: Tally
+    # Under a sticky header: each arm's distinct keys this split (an estimate and its standard deviation).
+    canary_keys: tuple[int, float] = (0, 0.0)
+    primary_keys: tuple[int, float] = (0, 0.0)
+    reference_rows: tuple[list, ...] = ()  # rows no caller chose, for the agreement gate (references.gate_rows)
+
+    @property
+    def units(self) -> tuple[int, int]:
+        """What the step's ``min_requests`` counts on each arm (canary, primary): with a sticky header
+        the distinct keys, else the requests."""
+        if self.sticky:
+            return self.canary_keys[0], self.primary_keys[0]
+        return self.canary.weighed, self.primary.weighed
 
     @property
     def step(self) -> dict:
@@ -133,18 +149,22 @@ def read_step(name: str, alias: str) -> StepView:
         .where(RegisteredModel.name == name, Rollout.alias == alias, Rollout.ended_at.is_(None))
     ).scalar_one()
     plan = db.session.get(RolloutPlan, rollout.id)
-    primary_version = db.session.execute(
-        select(Alias).where(Alias.model_id == rollout.model_id, Alias.name == alias)).scalar_one().version.number
+    primary = db.session.execute(select(Alias).where(Alias.model_id == rollout.model_id, Alias.name == alias)).scalar_one().version
+    primary_version = primary.number
     totals = summed(rollout.id)
     canary_version = rollout.canary.number
+    epoch = RolloutSpec.of(rollout).epoch
+    canary_total, primary_total = totals.get((CANARY, canary_version)), totals.get((PRIMARY, primary_version))
+    rows = agreement_rows(rollout.canary, primary) if "agreement" in plan.gates else ()
     view = StepView(
         model=name, alias=alias, step_index=plan.step, steps=list(plan.steps), gates=dict(plan.gates),
         on_success=plan.on_success, looks=dict(plan.looks or {}), verdicts=dict(plan.verdicts or {}),
         started_at=plan.step_started_at, settled=bool(plan.baseline), sticky=rollout.sticky_header is not None,
         task=rollout.canary.task,
         canary_version=canary_version, primary_version=primary_version,
-        canary=_since(totals.get((CANARY, canary_version)), plan.baseline.get(f"{CANARY}:{canary_version}")),
-        primary=_since(totals.get((PRIMARY, primary_version)), plan.baseline.get(f"{PRIMARY}:{primary_version}")),
+        canary=since(canary_total, plan.baseline.get(f"{CANARY}:{canary_version}")),
+        primary=since(primary_total, plan.baseline.get(f"{PRIMARY}:{primary_version}")),
+        canary_keys=keys_in(canary_total, epoch), primary_keys=keys_in(primary_total, epoch), reference_rows=rows,
     )
     end_read()
     return view
@@ -154,11 +174,14 @@ def judge(runtime: Runtime, view: StepView) -> Decision:
     """Decide on one plan's step, and act on it."""
     if not view.settled:
         return _settle(view)
-    answers = answers_of(view)
+    reference = reference_agreement(runtime, model=view.model, canary_version=view.canary_version,
+                                    primary_version=view.primary_version, task=view.task, rows=view.reference_rows,
+                                    settings=view.gates.get("agreement"))
+    answers = answers_of(view, reference)
     verdicts, looks = looked(view, answers)
     elapsed = utcnow() - view.started_at
     verdicts = {gate: {**verdict, "eta_s": _eta_seconds(verdict, elapsed)} for gate, verdict in verdicts.items()}
-    evidence = {"decided_at_step": view.number, "gates": verdicts, "step_figures": _figures(view),
+    evidence = {"decided_at_step": view.number, "gates": verdicts, "step_figures": step_figures(view),
                 "elapsed_s": round(elapsed.total_seconds(), 1)}
     failed = {gate: verdict for gate, verdict in verdicts.items() if verdict["state"] == gates.FAIL}
     if "sample_ratio" in failed:
@@ -170,43 +193,58 @@ def judge(runtime: Runtime, view: StepView) -> Decision:
         rollouts.abort_rollout(runtime, name=view.model, alias=view.alias, reason=detail, actor=ACTOR,
                                at_step=view.step_index, **evidence)
         return Decision(view.model, view.alias, view.number, "abort", detail)
-    if all(v["state"] == gates.PASS for v in verdicts.values()) and min(
-            view.canary.requests, view.primary.requests) >= view.step["min_requests"]:
+    if all(v["state"] == gates.PASS for v in verdicts.values()) and min(view.units) >= view.step["min_requests"]:
         return _passed(runtime, view, evidence)
     if elapsed > timedelta(minutes=view.step["max_minutes"]):
-        waiting = ", ".join(gate for gate, v in verdicts.items() if v["state"] != gates.PASS) or "the step's requests"
+        waiting = (", ".join(gate for gate, v in verdicts.items() if v["state"] != gates.PASS)
+                   or ("the step's keys" if view.sticky else "the step's requests"))
         return _halt(view.model, view.alias, view.step_index,
                      f"step {view.number} ran out of its {view.step['max_minutes']:g} minutes before it "
                      f"decided (waiting for {waiting}); resume, advance, complete or abort it", evidence)
-    _note(view, verdicts, looks)
+    _note(view, verdicts, looks, evidence["step_figures"])
     return Decision(view.model, view.alias, view.number, "wait", "the gates are still deciding")
 
 
-def answers_of(view: StepView) -> dict[str, gates.Verdict]:
-    """Every gate of the plan on the step's figures now (whether or not it is due to look)."""
+def answers_of(view: StepView, reference: gates.Verdict | None = None) -> dict[str, gates.Verdict]:
+    """Every gate of the plan on the step's figures now (whether or not it is due to look).
+
+    The gates weigh what the figures call ``weighed``: every request the server answered or failed
+    (a caller's refused request is none), and under a sticky header only each key's first few
+    (``key_units``), so that no caller decides a verdict by sending more. ``reference`` is the
+    agreement gate's answer on rows no caller chose, when the versions have such rows."""
     canary, primary, settings = view.canary, view.primary, view.gates
     need = view.step["min_requests"]
     answers = {}
     if "error_rate" in settings:
-        answers["error_rate"] = gates.error_rate((canary.errors, canary.requests), (primary.errors, primary.requests),
-                                                 max_increase=settings["error_rate"]["max_increase"], min_requests=need)
+        answers["error_rate"] = gates.error_rate(
+            (canary.weighed_errors, canary.weighed), (primary.weighed_errors, primary.weighed),
+            max_increase=settings["error_rate"]["max_increase"], min_requests=need)
     if "latency" in settings:
-        answers["latency"] = gates.latency(canary.latency_buckets, primary.latency_buckets, bounds_ms=LATENCY_BUCKETS_MS,
+        answers["latency"] = gates.latency(canary.latency_by_rows, primary.latency_by_rows,
                                            max_p99_ratio=settings["latency"]["max_p99_ratio"], min_requests=need)
     if "agreement" in settings:
-        agreement = settings["agreement"]
-        answers["agreement"] = (
-            gates.agreement(canary.agreed, canary.rows, minimum=agreement["min"], min_rows=need // FIRST_LOOK_SHARE)
-            if "min" in agreement else
-            gates.mean_difference(canary.abs_diff_sum, canary.abs_diff_sq_sum, canary.rows,
-                                  maximum=agreement["max_mean_abs_diff"], min_rows=need // FIRST_LOOK_SHARE))
+        answers["agreement"] = _agreement(view, settings["agreement"], need // FIRST_LOOK_SHARE, reference)
     if "quality" in settings:
         answers["quality"] = _quality(view, settings["quality"]["max_drop"])
-    answers["sample_ratio"] = (
-        gates.Verdict(gates.PASS, 0, canary.requests + primary.requests, None,
-                      "split by the sticky header's keys, whose request counts differ: the split is not checked")
-        if view.sticky else gates.sample_ratio(canary.requests, primary.requests, view.step["percent"]))
+    answers["sample_ratio"] = (gates.key_ratio(view.canary_keys, view.primary_keys, view.step["percent"]) if view.sticky
+                               else gates.sample_ratio(canary.weighed, primary.weighed, view.step["percent"]))
     return answers
+
+
+def _agreement(view: StepView, settings: dict, min_rows: int, reference: gates.Verdict | None) -> gates.Verdict:
+    """The agreement gate: the canary's live mirrored rows, and (failing on either) rows no caller chose."""
+    canary = view.canary
+    live = (gates.agreement(canary.agreed, canary.rows, minimum=settings["min"], min_rows=min_rows)
+            if "min" in settings else
+            gates.mean_difference(canary.abs_diff_sum, canary.abs_diff_sq_sum, canary.rows,
+                                  maximum=settings["max_mean_abs_diff"], min_rows=min_rows))
+    if reference is None:
+        return replace(live, detail=f"{live.detail}; no rows of the versions' own (a drift reference, an input "
+                                    "example) to check them on")
+    if reference.state == gates.FAIL:
+        return replace(reference, seen=live.seen, needed=live.needed,
+                       detail=f"on rows no caller chose: {reference.detail} (live: {live.detail})")
+    return replace(live, detail=f"{live.detail}; on rows no caller chose: {reference.detail}")
 
 
 def looked(view: StepView, answers: dict[str, gates.Verdict]) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -282,17 +320,18 @@ def _settle(view: StepView) -> Decision:
         if plan is not None:
             totals = summed(plan.rollout_id)
             plan.baseline = {"settled_at": utcnow().isoformat(),
-                             **{f"{role}:{version}": asdict(tally) for (role, version), tally in totals.items()}}
+                             **{f"{role}:{version}": baseline_counts(tally) for (role, version), tally in totals.items()}}
             plan.updated_at = utcnow()
     return Decision(view.model, view.alias, view.number, "wait", "settled: the step's figures count from now")
 
 
-def _note(view: StepView, verdicts: dict, looks: dict) -> None:
-    """Keep the gates' answers and looks on the plan (what GET shows), unless the plan moved meanwhile."""
+def _note(view: StepView, verdicts: dict, looks: dict, figures: dict) -> None:
+    """Keep the gates' answers, their looks and the step's figures they rest on, on the plan (what GET
+    shows), unless the plan moved meanwhile."""
     with write_transaction() as session:
         plan = _plan_at(session, view)
         if plan is not None:
-            plan.verdicts, plan.looks, plan.updated_at = verdicts, looks, utcnow()
+            plan.verdicts, plan.looks, plan.figures, plan.updated_at = verdicts, looks, figures, utcnow()
 
 
 def _plan_at(session, view: StepView) -> RolloutPlan | None:
@@ -320,31 +359,3 @@ def _quality(view: StepView, max_drop: float) -> gates.Verdict:
     c, p = canary.quality, primary.quality
     spread = ((c.ci_high - c.ci_low) / (2 * Z_95), (p.ci_high - p.ci_low) / (2 * Z_95))
     return gates.quality((c.value, c.rows), (p.value, p.rows), metric=c.metric, max_drop=max_drop, spread=spread)
-
-
-def _since(total: Tally | None, baseline: dict | None) -> Tally:
-    """``total`` less what it was when the step began."""
-    now = total.copy() if total is not None else Tally()
-    if not baseline:
-        return now
-    for f in fields(Tally):
-        if f.name == "abs_diff_max":
-            continue
-        before = baseline.get(f.name)
-        if before is None:
-            continue
-        if f.name == "latency_buckets":
-            now.latency_buckets = [a - b for a, b in zip(now.latency_buckets, before + [0] * len(now.latency_buckets))]
-        else:
-            setattr(now, f.name, getattr(now, f.name) - before)
-    return now
-
-
-def _figures(view: StepView) -> dict:
-    """The step's figures of both arms, as the history records them beside a decision."""
-    def arm(tally: Tally, version: int) -> dict:
-        return {"version": version, "requests": tally.requests, "errors": tally.errors,
-                "p99_ms": percentile_ms(tally.latency_buckets, 0.99), "compared_rows": tally.rows,
-                "agreed_rows": tally.agreed}
-
-    return {"canary": arm(view.canary, view.canary_version), "primary": arm(view.primary, view.primary_version)}

@@ -10,13 +10,15 @@ tick rate, and the chance of a wrong decision over all of them stays under ``alp
 - error rate: Newcombe's hybrid score interval of the difference of two proportions (canary −
   primary): fail when its lower end is above the allowed increase, pass when its upper end is at
   or below it.
-- latency: Mann-Whitney U on the step's latency buckets (is the canary slower?) and the ratio of
-  the p99s: fail when the canary is significantly slower *and* its p99 exceeds the allowed ratio.
+- latency: per batch-size class, Mann-Whitney U on the step's latency buckets (is the canary
+  slower?) and the ratio of the p99s: fail when, for batches of one size, the canary is
+  significantly slower *and* its p99 exceeds the allowed ratio.
 - agreement (classifiers): the Wilson interval of the share of mirrored rows on which the canary
   answered as the primary did; (regressors) the normal interval of the mean absolute difference.
 - quality (once labels come): the interval of the difference of the arms' accuracy (or MAE).
-- sample ratio: a χ² test of the arms' request counts against the configured share; a mismatch
-  halts the plan (the split is not what the figures assume).
+- sample ratio: a χ² test of the arms' request counts (with a sticky header, a z test of their
+  distinct keys) against the configured share; a mismatch halts the plan (the split is not what
+  the figures assume).
 
 scipy does the distributions.
 """
@@ -26,6 +28,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from registry.serving.figures import percentile_ms
 
 ALPHA = 0.05  # the chance of a wrong decision over all of a step's looks, per gate
 LOOKS = 12  # looks per step at most: enough to double from 1 request to 4,096
@@ -44,10 +48,12 @@ class Verdict:
     seen: int
     value: float | None
     detail: str
+    figures: dict | None = None  # what a gate compared, in numbers (the latency gate's p99s per batch size)
 
     def to_dict(self) -> dict:
         """As the rollout's ``plan.gates`` shows it."""
-        return {"state": self.state, "needed": self.needed, "seen": self.seen, "value": self.value, "detail": self.detail}
+        shown = {"state": self.state, "needed": self.needed, "seen": self.seen, "value": self.value, "detail": self.detail}
+        return {**shown, **(self.figures or {})}
 
 
 def look_alpha() -> float:
@@ -112,38 +118,49 @@ def _needed_for_difference(rate: float, margin: float) -> int:
     return math.ceil(2 * z * z * variance / (margin * margin))
 
 
-def latency(canary_buckets: list[int], primary_buckets: list[int], *, bounds_ms: tuple[float, ...],
-            max_p99_ratio: float, min_requests: int) -> Verdict:
-    """Is the canary's p99 within ``max_p99_ratio`` of the primary's (latencies counted in buckets)?"""
-    cn, pn = sum(canary_buckets), sum(primary_buckets)
-    seen = min(cn, pn)
+def latency(canary: dict[str, list[int]], primary: dict[str, list[int]], *, max_p99_ratio: float,
+            min_requests: int) -> Verdict:
+    """Is the canary's p99 within ``max_p99_ratio`` of the primary's, like for like? Latencies are counted
+    in buckets per batch-size class (``figures.row_class``); only batches of the same class are compared,
+    so large batches sent to one arm cannot make it look slow. Each class both arms answered enough of
+    is judged (its share of the look's level, Bonferroni); the gate fails when one class fails, and
+    passes when at least one was judged and none failed. Its p99s are the figures' (``percentile_ms``)."""
     needed = max(min_requests, 100)  # a p99 needs a hundred values to be more than the slowest one
+    shared = sorted(set(canary) & set(primary), key=_class_order)
+    counts = {name: (sum(canary[name]), sum(primary[name])) for name in shared}
+    seen = max((min(pair) for pair in counts.values()), default=0)
     if seen == 0:
-        return Verdict(WAITING, needed, 0, None, "no request on both arms yet")
-    c99, p99 = quantile(canary_buckets, bounds_ms, 0.99), quantile(primary_buckets, bounds_ms, 0.99)
-    ratio = c99 / p99 if p99 > 0 else 1.0
-    p_value = slower_p(canary_buckets, primary_buckets)
-    words = f"p99 canary {c99:.1f} ms, primary {p99:.1f} ms (ratio {ratio:.2f}); canary slower: p = {p_value:.2g}"
-    if seen >= needed and ratio > max_p99_ratio and p_value < look_alpha():
-        return Verdict(FAIL, needed, seen, ratio, f"{words}; above the allowed ratio {max_p99_ratio:g}")
-    if seen >= needed:
-        return Verdict(PASS, needed, seen, ratio, f"{words}; within the allowed ratio {max_p99_ratio:g}"
-                       if ratio <= max_p99_ratio else f"{words}; not significantly slower")
-    return Verdict(WAITING, needed, seen, ratio, f"{words}: too few requests yet")
+        return Verdict(WAITING, needed, 0, None, "no batch size answered by both arms yet")
+    judged = [name for name in shared if min(counts[name]) >= needed]
+    level = look_alpha() / max(len(judged), 1)
+    by_rows, words, failed, ratios = {}, [], [], {}
+    for name in shared:
+        c99, p99 = percentile_ms(canary[name], 0.99), percentile_ms(primary[name], 0.99)
+        ratio = c99 / p99 if p99 else 1.0
+        p_value = slower_p(canary[name], primary[name])
+        by_rows[name] = {"canary_requests": counts[name][0], "primary_requests": counts[name][1],
+                         "canary_p99_ms": c99, "primary_p99_ms": p99, "ratio": round(ratio, 4)}
+        ratios[name] = ratio
+        words.append(f"{name} rows: p99 canary {c99:g} ms, primary {p99:g} ms (ratio {ratio:.2f}, "
+                     f"{min(counts[name])} requests; canary slower: p = {p_value:.2g})")
+        if name in judged and ratio > max_p99_ratio and p_value < level:
+            failed.append(name)
+    text = "; ".join(words)
+    if failed:
+        worst = max(failed, key=ratios.get)
+        return Verdict(FAIL, needed, seen, ratios[worst], f"{text}: batches of {worst} rows are above the allowed "
+                       f"ratio {max_p99_ratio:g}", {"by_rows": by_rows})
+    value = max((ratios[name] for name in judged), default=ratios[max(shared, key=lambda n: min(counts[n]))])
+    if judged:
+        return Verdict(PASS, needed, seen, value, f"{text}: within the allowed ratio {max_p99_ratio:g}, or not "
+                       "significantly slower", {"by_rows": by_rows})
+    return Verdict(WAITING, needed, seen, value, f"{text}: too few requests of one batch size on both arms yet",
+                   {"by_rows": by_rows})
 
 
-def quantile(buckets: list[int], bounds_ms: tuple[float, ...], q: float) -> float:
-    """The ``q`` quantile of latencies counted in ``buckets`` (upper bounds ``bounds_ms``, the last open)."""
-    total = sum(buckets)
-    if total == 0:
-        return 0.0
-    rank = q * total
-    running = 0
-    for i, count in enumerate(buckets):
-        running += count
-        if running >= rank:
-            return bounds_ms[i] if i < len(bounds_ms) else bounds_ms[-1] * 2
-    return bounds_ms[-1] * 2
+def _class_order(name: str) -> int:
+    """Batch-size classes from the smallest ("1", "2-10", ... "1001+")."""
+    return int(name.split("-")[0].rstrip("+"))
 
 
 def slower_p(canary: list[int], primary: list[int]) -> float:
@@ -229,6 +246,26 @@ def quality(canary: tuple[float, int], primary: tuple[float, int], *, metric: st
     if high <= max_drop:
         return Verdict(PASS, min_labels, seen, drop, f"{words} stays within the allowed {max_drop:g}")
     return Verdict(WAITING, min_labels, seen, drop, f"{words}: not yet conclusive")
+
+
+def key_ratio(canary: tuple[int, float], primary: tuple[int, float], percent: float) -> Verdict:
+    """Do the arms' distinct sticky keys (each an estimate and its standard deviation) match the canary's
+    ``percent``? The sticky hash sends a key to the canary with that chance, so the canary's keys are
+    binomial; a split off its share (a process routing by another, keys chosen to land on one arm)
+    halts the plan. The sketches' own error is added to the binomial's, so an estimate is no mismatch."""
+    (c, c_sd), (p, p_sd) = canary, primary
+    total, share = c + p, percent / 100
+    if total < 100:
+        return Verdict(WAITING, 100, total, None, "fewer than 100 keys: too few to check the split")
+    variance = total * share * (1 - share) + ((1 - share) * c_sd) ** 2 + (share * p_sd) ** 2
+    z = (c - share * total) / math.sqrt(variance)
+    from scipy import stats  # as in z_of
+
+    p_value = float(2 * stats.norm.sf(abs(z)))
+    words = f"the canary has {c / total:.1%} of {total} keys for a configured {percent:g}% (p = {p_value:.2g})"
+    if p_value < SRM_P / LOOKS:
+        return Verdict(FAIL, 100, total, c / total, f"{words}: the split of keys does not match its share")
+    return Verdict(PASS, 100, total, c / total, words)
 
 
 def sample_ratio(canary: int, primary: int, percent: float) -> Verdict:

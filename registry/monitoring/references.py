@@ -3,9 +3,10 @@ judged against what the version learned rather than against its first day of tra
 
 The caller (the trainers CLI, or anyone with the rows) sends up to ``MAX_ROWS`` rows in any predict
 body shape; they are checked against the version's signature, answered by the version itself (the
-reference of its predictions), and profiled per feature (``registry.monitoring.drift``). Only the
+reference of its predictions), and profiled per feature (``registry.monitoring.drift``). The
 profiles are kept: bins with their counts, and at most ``SAMPLE`` values per numeric column for the
-KS test. A version has one reference; sending another replaces it.
+KS test; and ``GATE_ROWS`` of the rows, drawn evenly, which a rollout plan's agreement gate scores
+both arms on (no route returns them). A version has one reference; sending another replaces it.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from registry.tables import ModelVersion, utcnow
 
 MAX_ROWS = 10_000
 SAMPLE = 1_000  # values of a numeric column kept for the KS test
+GATE_ROWS = 500  # rows kept, drawn evenly, for a rollout's agreement gate: rows no caller of the service chose
 SOURCES = ("training", "evaluation")
 
 
@@ -59,6 +61,7 @@ def set_reference(runtime: Runtime, *, name: str, ref: str, source: str, body: d
             row = DriftReference(version_id=version_id)
             session.add(row)
         row.source, row.rows, row.profile, row.created_at, row.created_by = source, len(predictions), stored, utcnow(), actor
+        row.gate_rows = _evenly(list(zip(*_columns(rows))), GATE_ROWS)
     return get_reference(name, str(number))
 
 
@@ -81,6 +84,27 @@ def reference_profiles(row: DriftReference) -> tuple[dict[str, Profile], Profile
     """The feature profiles and the predictions' profile of a stored reference."""
     features = {name: Profile.from_dict(stored) for name, stored in row.profile["features"].items()}
     return features, Profile.from_dict(row.profile["predictions"])
+
+
+def agreement_rows(*versions: ModelVersion) -> tuple[list, ...]:
+    """Rows none of the service's callers chose, to score ``versions`` on for a rollout's agreement gate:
+    the rows kept of the first one's drift reference that has some, else the first one's input example
+    (both sent by those allowed to upload and profile versions)."""
+    for version in versions:
+        row = stored_reference(version)
+        if row is not None and row.gate_rows:
+            return tuple(row.gate_rows)
+    for version in versions:
+        if version.input_example:
+            return tuple(version.input_example)
+    return ()
+
+
+def _evenly(rows: list, count: int) -> list[list]:
+    """At most ``count`` of ``rows``, drawn evenly from first to last."""
+    if len(rows) > count:
+        rows = [rows[i] for i in np.linspace(0, len(rows) - 1, count).round().astype(int)]
+    return [list(row) for row in rows]
 
 
 def _ready_version(name: str, ref: str) -> tuple[int, int]:

@@ -38,7 +38,7 @@ class LoggedPrediction(db.Model):
 
 class DriftReference(db.Model):
     """What a version's inputs and predictions are compared with: a profile of the rows it was trained
-    or evaluated on (made when they were sent; the rows themselves are not kept)."""
+    or evaluated on (made when they were sent), and a few of those rows for a rollout's agreement gate."""
 
     __tablename__ = "drift_references"
 
@@ -46,6 +46,9 @@ class DriftReference(db.Model):
     source: Mapped[str] = mapped_column(String(16))  # training or evaluation
     rows: Mapped[int] = mapped_column(Integer)
     profile: Mapped[dict] = mapped_column(JSON)  # {"features": {name: profile}, "predictions": profile}
+    # A few of its rows, in the signature's order: a rollout's agreement gate scores both arms on rows no
+    # caller chose (references.GATE_ROWS of them, drawn evenly; never shown by any route).
+    gate_rows: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(128))
 

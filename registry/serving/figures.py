@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry.db import db, write_transaction
+from registry.serving.key_units import KeyUnits, is_epoch, merged
 from registry.serving.routing import PRIMARY
 from registry.tables import Rollout, RolloutStats, utcnow
 
@@ -36,6 +37,9 @@ RECENT_SECONDS = 10.0
 RECENT_MAX = 50_000  # per alias, so a flood cannot grow it without bound
 # Upper bounds in milliseconds; the last bucket counts everything slower.
 LATENCY_BUCKETS_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000)
+# Batch-size classes latencies are compared within (a batch of 1,000 rows is slower than one of 1 on any
+# version): upper bounds in rows, the last class open.
+ROW_CLASSES = (1, 10, 100, 1000)
 TallyKey = tuple[int, str, int]  # (rollout id, role, version)
 FOLDED = "(all processes)"  # the process of the rows an ended rollout's figures are folded into
 
@@ -44,8 +48,8 @@ FOLDED = "(all processes)"  # the process of the rows an ended rollout's figures
 class Tally:
     """Running totals of one role and version of a rollout in one process."""
 
-    requests: int = 0
-    errors: int = 0
+    requests: int = 0  # answered, or failed by the server
+    errors: int = 0  # the server's faults only
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
     compared: int = 0
     dropped: int = 0
@@ -54,18 +58,31 @@ class Tally:
     abs_diff_sum: float = 0.0
     abs_diff_max: float = 0.0
     abs_diff_sq_sum: float = 0.0
+    refused: int = 0  # the caller's faults (its rows, its batch): never an error of the arm
+    # What the gates weigh: every request, or under a sticky header each key's first KEY_WEIGHT (key_units).
+    weighed: int = 0
+    weighed_errors: int = 0
+    latency_by_rows: dict[str, list[int]] = field(default_factory=dict)  # weighed answers' buckets per row class
+    key_epoch: float | None = None  # the split the keys below were seen in (the rollout's epoch)
+    key_sketch: str | None = None  # the distinct keys seen in it (key_units)
 
     def add(self, other: "Tally") -> None:
-        """Add ``other``'s totals to these (the max is a max)."""
+        """Add ``other``'s totals to these (the max is a max; keys are a union, of the newer split only)."""
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
             if f.name == "latency_buckets":
-                theirs = theirs + [0] * (len(mine) - len(theirs))
-                setattr(self, f.name, [a + b for a, b in zip(mine, theirs)])
+                setattr(self, f.name, _added(mine, theirs))
+            elif f.name == "latency_by_rows":
+                setattr(self, f.name, {name: _added(mine.get(name, []), (theirs or {}).get(name, []))
+                                       for name in {*mine, *(theirs or {})}})
             elif f.name == "abs_diff_max":
                 setattr(self, f.name, max(mine, theirs))
-            else:
-                setattr(self, f.name, mine + theirs)
+            elif f.name not in ("key_epoch", "key_sketch"):
+                setattr(self, f.name, mine + (theirs or 0))
+        if other.key_epoch is not None and (self.key_epoch is None or other.key_epoch > self.key_epoch):
+            self.key_epoch, self.key_sketch = other.key_epoch, other.key_sketch
+        elif is_epoch(self.key_epoch, other.key_epoch):
+            self.key_sketch = merged(self.key_sketch, other.key_sketch)
 
     def copy(self) -> "Tally":
         """An independent copy."""
@@ -74,11 +91,27 @@ class Tally:
         return total
 
 
+def _added(mine: list[int], theirs: list[int]) -> list[int]:
+    width = max(len(mine), len(theirs), len(LATENCY_BUCKETS_MS) + 1)
+    return [a + b for a, b in zip(mine + [0] * (width - len(mine)), theirs + [0] * (width - len(theirs)))]
+
+
+def row_class(rows: int) -> str:
+    """The batch-size class of a request of ``rows`` rows: "1", "2-10", "11-100", "101-1000" or "1001+"."""
+    low = 1
+    for high in ROW_CLASSES:
+        if rows <= high:
+            return str(high) if low == high else f"{low}-{high}"
+        low = high + 1
+    return f"{low}+"
+
+
 class FigureBook:
     """This process's tallies; request threads and the shadow worker add, the watcher flushes."""
 
     def __init__(self):
         self._tallies: dict[TallyKey, Tally] = {}
+        self._units: dict[TallyKey, KeyUnits] = {}  # sticky rollouts: each arm's keys in this split
         self._dirty: set[TallyKey] = set()
         self._recent: dict[tuple[str, str], deque] = {}  # alias answers outside a rollout: (time, version, seconds, ok)
         self._lock = threading.Lock()
@@ -89,10 +122,31 @@ class FigureBook:
         """Names this process (host, pid, app instance): a forked worker is another process."""
         return f"{socket.gethostname()}:{os.getpid()}:{self._instance}"
 
-    def answered(self, key: TallyKey, seconds: float, ok: bool) -> None:
-        """Count one request answered (or failed) by a primary or canary."""
+    def answered(self, key: TallyKey, seconds: float, ok: bool, *, rows: int = 1, unit: str | None = None,
+                 epoch: float | None = None) -> bool:
+        """Count one request answered (or failed by the server) by a primary or canary; whether the gates
+        weigh it. ``unit`` is its sticky key under a sticky header (``NO_KEY`` without one), else None:
+        then every request weighs; ``epoch`` names the rollout's split."""
         with self._lock:
-            _count(self._tally(key), seconds, ok)
+            tally = self._tally(key)
+            _count(tally, seconds, ok)
+            if unit is not None:
+                units = self._units.get(key)
+                if units is None or units.epoch != epoch:
+                    units = self._units[key] = KeyUnits(epoch)
+                if not units.weigh(unit):
+                    return False
+            tally.weighed += 1
+            tally.weighed_errors += 0 if ok else 1
+            if ok:
+                buckets = tally.latency_by_rows.setdefault(row_class(rows), [0] * (len(LATENCY_BUCKETS_MS) + 1))
+                buckets[bisect_left(LATENCY_BUCKETS_MS, seconds * 1000.0)] += 1
+            return True
+
+    def refused(self, key: TallyKey) -> None:
+        """Count one request refused for the caller's fault (its rows, its batch): no error of the arm."""
+        with self._lock:
+            self._tally(key).refused += 1
 
     def answered_unrouted(self, alias: tuple[str, str], version: int, *, seconds: float, ok: bool) -> None:
         """Keep, for a few seconds, an alias answer given while no rollout runs on the alias here."""
@@ -114,7 +168,8 @@ class FigureBook:
                 return
             for at, version, seconds, ok in recent:
                 if at >= rollout.started_at and version == primary_version:
-                    _count(self._tally((rollout.id, PRIMARY, version)), seconds, ok)
+                    tally = self._tally((rollout.id, PRIMARY, version))
+                    _count(tally, seconds, ok)  # figures only: neither its key nor its rows were kept
 
     def shadowed(self, key: TallyKey, *, rows: int = 0, agreed: int = 0, diffs: list[float] | None = None,
                  failed: bool = False, dropped: bool = False) -> None:
@@ -133,10 +188,13 @@ class FigureBook:
                     tally.abs_diff_max = max(tally.abs_diff_max, max(diffs))
 
     def take_changed(self) -> dict[TallyKey, Tally]:
-        """Copies of the tallies changed since the last call."""
+        """Copies of the tallies changed since the last call (with the keys their arms saw in this split)."""
         with self._lock:
             changed = {key: self._tallies[key].copy() for key in self._dirty}
+            units = {key: self._units[key] for key in self._dirty if key in self._units}
             self._dirty.clear()
+        for key, arm in units.items():
+            changed[key].key_epoch, changed[key].key_sketch = arm.epoch, arm.sketch()
         return changed
 
     def give_back(self, keys) -> None:
@@ -148,6 +206,7 @@ class FigureBook:
         """Drop the tallies of rollouts that have ended: their figures are folded already."""
         with self._lock:
             self._tallies = {key: tally for key, tally in self._tallies.items() if key[0] not in rollout_ids}
+            self._units = {key: units for key, units in self._units.items() if key[0] not in rollout_ids}
             self._dirty = {key for key in self._dirty if key[0] not in rollout_ids}
 
     def __len__(self) -> int:
@@ -258,6 +317,7 @@ def summed(rollout_id: int) -> dict[tuple[str, int], Tally]:
     rows = db.session.execute(select(RolloutStats).where(RolloutStats.rollout_id == rollout_id)).scalars()
     for row in rows:
         tally = Tally(**{f.name: getattr(row, f.name) for f in fields(Tally)})
+        tally.latency_by_rows = tally.latency_by_rows or {}  # rows written before it was counted
         totals.setdefault((row.role, row.version), Tally()).add(tally)
     return totals
 

@@ -5,13 +5,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
-from registry.errors import InvalidInput
+from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.inputs import PredictionInput
 from registry.serving.routing import CANARY
 from registry.serving.running import Prediction, run_model
 from registry.serving.runtime import Runtime
 from registry.serving.shadow import ShadowJob
+
+# Rows of one canary request the agreement gate compares (its first): one request's weight in the gate
+# is bounded however many rows it carries, so a caller cannot pad the gate with one large batch of rows it chose.
+MIRRORED_ROWS = 10
 
 
 def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, headers: Mapping[str, str]) -> Prediction:
@@ -26,9 +30,12 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
         result = _answer(route.servable, request)
     except Exception as exc:
         exc.served_by = (route.servable.version, route.role, route.rollout_id)
-        if route.rollout_id is not None:
-            runtime.figures.answered(tally, time.perf_counter() - started, ok=False)
-        elif route.role is not None:
+        if route.rollout_id is not None and caller_fault(exc):
+            runtime.figures.refused(tally)
+        elif route.rollout_id is not None:
+            runtime.figures.answered(tally, time.perf_counter() - started, ok=False, unit=route.unit,
+                                     epoch=route.epoch)
+        elif route.role is not None and not caller_fault(exc):
             runtime.figures.answered_unrouted((name, ref), route.servable.version,
                                               seconds=time.perf_counter() - started, ok=False)
         raise
@@ -37,14 +44,21 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
             runtime.figures.answered_unrouted((name, ref), route.servable.version,
                                               seconds=time.perf_counter() - started, ok=True)
         return replace(result, route=route.role)
-    runtime.figures.answered(tally, time.perf_counter() - started, ok=True)
+    weighed = runtime.figures.answered(tally, time.perf_counter() - started, ok=True, rows=len(result.predictions),
+                                       unit=route.unit, epoch=route.epoch)
     jobs = []
     if route.shadow is not None:
         jobs.append(ShadowJob(route.rollout_id, ref, route.shadow, request, result.predictions))
-    if route.mirror is not None:  # the primary answers the canary's rows too: the plan's agreement gate
+    if route.mirror is not None and weighed:  # the primary answers the canary's rows too: the agreement gate
         jobs.append(ShadowJob(route.rollout_id, ref, route.mirror, request, result.predictions, role=CANARY,
-                              arm_version=route.servable.version))
+                              arm_version=route.servable.version, max_rows=MIRRORED_ROWS))
     return replace(result, route=route.role, rollout_id=route.rollout_id, shadows=tuple(jobs))
+
+
+def caller_fault(exc: BaseException) -> bool:
+    """Whether a prediction failed for what the caller sent (its rows, its batch): a 4xx, never counted
+    as an error of the version that was asked; anything else is the server's fault."""
+    return isinstance(exc, (InvalidInput, BatchTooLarge))
 
 
 def served_by(exc: BaseException) -> tuple[int, str | None, int | None] | None:

@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 
 from registry.serving.cache import ServableModel
+from registry.serving.key_units import NO_KEY
 
 PRIMARY, CANARY, SHADOW = "primary", "canary", "shadow"
 _HASH_SPACE = float(2**64)
@@ -32,7 +33,7 @@ class LiveRollout:
     sticky_header: str | None
     mirror: bool = False  # canary requests run on the primary too, after the answer
     started_at: float | None = None  # seconds since the epoch, as the database says
-
+    epoch: float | None = None  # names the split: changes whenever the shares or the plan's step change
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Route:
     rollout_id: int | None = None
     shadow: ServableModel | None = None
     mirror: ServableModel | None = None  # the primary, to run a canary request's rows again and compare
+    unit: str | None = None  # under a sticky header, the request's key (NO_KEY without one): the experiment's unit
+    epoch: float | None = None  # the rollout's split the request was routed in
 
 
 def key_share(model: str, alias: str, key: str) -> float:
@@ -74,4 +77,5 @@ def route(state: AliasState, *, model: str, alias: str, key: str | None, draws: 
     shadow = rollout.shadow
     takes_shadow = shadow is not None and shadow_draw * 100.0 < shadow.percent
     mirror = state.primary if role == CANARY and rollout.mirror else None
-    return Route(served, role, rollout.id, shadow.servable if takes_shadow else None, mirror)
+    unit = (key if key is not None else NO_KEY) if rollout.sticky_header is not None else None
+    return Route(served, role, rollout.id, shadow.servable if takes_shadow else None, mirror, unit, rollout.epoch)

@@ -345,7 +345,7 @@ class ModelServer:
             shadow = Arm(self.load(spec.shadow), spec.shadow_percent) if spec.shadow else None
         except Exception:  # logged once per attempt by _load; what serves now stays
             return (current if current is not None and current.id == spec.id else None), False
-        return LiveRollout(spec.id, canary, shadow, spec.sticky_header, spec.mirror, spec.started_at), True
+        return LiveRollout(spec.id, canary, shadow, spec.sticky_header, spec.mirror, spec.started_at, spec.epoch), True
 
     def _resolve_alias(self, name: str, alias: str) -> AliasState:
         """An alias this process has not seen yet: ask the database, load, and watch it from now."""
@@ -435,6 +435,7 @@ def _serves(live: LiveRollout, spec: RolloutSpec) -> bool:
         return arm.servable.version == info.number and arm.percent == percent
 
     return (live.id == spec.id and live.sticky_header == spec.sticky_header and live.mirror == spec.mirror
+            and live.epoch == spec.epoch
             and same(live.canary, spec.canary, spec.canary_percent)
             and same(live.shadow, spec.shadow, spec.shadow_percent))
 

@@ -41,6 +41,7 @@ class ShadowJob:
     # A mirror run is counted on the canary it checks: the role and version the comparison counts under.
     role: str = SHADOW
     arm_version: int | None = None
+    max_rows: int | None = None  # compare only the request's first rows (a mirror's weight is bounded)
 
     @property
     def mirror(self) -> bool:
@@ -127,7 +128,7 @@ class ShadowRunner:
         shadow, parsed = jobs[0].shadow, []
         for job in jobs:
             try:
-                parsed.append((job, job.request.rows(shadow.signature)))
+                parsed.append((job, _first(job.request.rows(shadow.signature), job.max_rows)))
             except Exception:
                 self._failed(job)
         if not parsed:
@@ -163,7 +164,7 @@ class ShadowRunner:
 
     def _compared(self, job: ShadowJob, rows, shadowed: list, seconds: float) -> None:
         shadow, labels = job.shadow, _labels(job)
-        agreed, diffs = compare(shadow.task, job.answered, shadowed)
+        agreed, diffs = compare(shadow.task, job.answered[:len(shadowed)], shadowed)
         self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
         if job.mirror:
             return
@@ -193,6 +194,13 @@ def _by_shadow(jobs: list[ShadowJob]) -> list[list[ShadowJob]]:
     for job in jobs:
         groups.setdefault(id(job.shadow), []).append(job)
     return list(groups.values())
+
+
+def _first(rows, count: int | None):
+    """The first ``count`` rows of a model input (an array or a DataFrame); all of them when None."""
+    if count is None or len(rows) <= count:
+        return rows
+    return rows.iloc[:count] if hasattr(rows, "iloc") else rows[:count]
 
 
 def _stacked(parts: list):

@@ -21,12 +21,14 @@ from bench.harness.models import scaled_sum, upload
 from bench.harness.traffic import move
 from tests.databases import fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
+from registry.serving.routing import key_share
 from tests.helpers import classification_data, wait_for
 
 TICK_SECONDS = 0.5
 DEADLINE = 120  # seconds: a bound on a whole plan, so a broken controller fails the test
 STEPS = [{"percent": 20, "min_requests": 150, "max_minutes": 10}, {"percent": 50, "min_requests": 150, "max_minutes": 10}]
 LOOSE = {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 100}}
+STICKY = "X-User-Id"
 
 
 @pytest.fixture(scope="module")
@@ -194,8 +196,9 @@ def test_a_split_off_its_share_halts_the_plan_and_leaves_traffic_as_it_was(live)
         # reports its figures beside the others': far more canary requests than the step's 20 %.
         rollout_id = scalar(database_url, "SELECT id FROM rollouts WHERE ended_at IS NULL")
         execute(database_url, "INSERT INTO rollout_stats (rollout_id, process, role, version, requests, errors, "
-                "latency_buckets, compared, dropped, rows, agreed, abs_diff_sum, abs_diff_max, abs_diff_sq_sum, updated_at) "
-                f"VALUES ({rollout_id}, 'stale-replica', 'canary', 2, 2000, 0, '[2000]', 0, 0, 0, 0, 0, 0, 0, CURRENT_TIMESTAMP)")
+                "latency_buckets, compared, dropped, rows, agreed, abs_diff_sum, abs_diff_max, abs_diff_sq_sum, weighed, "
+                "updated_at) VALUES "
+                f"({rollout_id}, 'stale-replica', 'canary', 2, 2000, 0, '[2000]', 0, 0, 0, 0, 0, 0, 0, 2000, CURRENT_TIMESTAMP)")
         wait_for(lambda: rollout(live, "skewed")["plan"]["state"] == "halted", "the plan to halt", DEADLINE)
 
     assert set(statuses) == {200}
@@ -223,6 +226,68 @@ def test_a_persons_abort_during_a_step_wins(live):
     assert requests.get(f"{live.url}/models/overruled/aliases", timeout=30).json()["production"] == 1
     actions = [(e["action"], e["actor"]) for e in history(live, "overruled") if e["action"].startswith("rollout")]
     assert actions == [("rollout_abort", "admin"), ("rollout_start", "admin")]  # the controller took nothing after
+
+
+def keyed(live, model: str, key: str | None, rows: list, times: int = 1) -> list[int]:
+    """POST ``rows`` ``times`` under the sticky key ``key``, each on a fresh connection (so every worker
+    answers some); the statuses."""
+    headers = {"Connection": "close", **({STICKY: key} if key is not None else {})}
+    return [requests.post(f"{live.url}/models/{model}/predict", json={"instances": rows}, headers=headers,
+                          timeout=30).status_code for _ in range(times)]
+
+
+def test_a_sticky_flood_and_malformed_rows_on_the_canary_move_no_verdict_across_workers(live):
+    live, _ = live
+    assert upload(live, "flooded", scaled_sum(1.0)).status_code == 201
+    assert upload(live, "flooded", scaled_sum(1.0000001)).status_code == 201
+    move(live, "promote", "flooded", 1)
+    plan = {"steps": [{"percent": 50, "min_requests": 30, "max_minutes": 10}], "on_success": "halt",
+            "gates": {"error_rate": {"max_increase": 0.01}, "latency": {"max_p99_ratio": 100}}}
+    response = requests.put(f"{live.url}/models/flooded/aliases/production/rollout", headers=live.headers, timeout=60,
+                            json={"canary": {"version": 2}, "plan": plan, "sticky_header": STICKY, "reason": "abuse"})
+    assert response.status_code == 200, response.text
+    wait_for(lambda: rollout(live, "flooded")["plan"]["figures"] is not None, "the step to settle", DEADLINE)
+    honest = [f"user-{i}" for i in range(40)]
+    flood = next(f"flood-{i}" for i in range(10_000) if key_share("flooded", "production", f"flood-{i}") < 50)
+
+    assert set(keyed(live, "flooded", flood, [[1.0, 2.0, 3.0]], times=300)) == {200}  # reaches both workers
+    assert set(keyed(live, "flooded", flood, [["not", "numbers", "at all"]], times=60)) == {422}
+    for key in honest:
+        assert keyed(live, "flooded", key, [[1.0, 2.0, 3.0]]) == [200]
+    canary_keys = 1 + sum(key_share("flooded", "production", key) < 50 for key in honest)
+    wait_for(lambda: rollout(live, "flooded")["canary"]["refused"] == 60, "the refusals to be counted", DEADLINE)
+    settled = wait_for(lambda: (r := rollout(live, "flooded"))["plan"]["figures"] and
+                       r["plan"]["figures"]["canary"]["keys"] == canary_keys and r, "the figures of every key", DEADLINE)
+
+    canary = settled["canary"]
+    assert canary["errors"] == 0 and canary["requests"] >= 300 and canary["keys"] == canary_keys  # the key once
+    figures = settled["plan"]["figures"]["canary"]
+    assert figures["weighed_requests"] <= canary_keys - 1 + 10 * 2  # the flood weighs 10 per worker at most
+    assert settled["plan"]["state"] == "running"  # 30 keys an arm are needed: the flood carried nothing
+    assert settled["plan"]["gates"]["error_rate"]["state"] != "fail"
+    print(f"\nflooded: {canary['requests']} canary requests rest on {canary['keys']} keys, "
+          f"{figures['weighed_requests']} weighed; {canary['refused']} refused, {canary['errors']} errors")
+
+
+def test_a_plan_the_controller_fails_on_halts_while_a_healthy_plan_beside_it_is_promoted(live):
+    live, database_url = live
+    for model in ("faulty", "beside"):
+        assert upload(live, model, scaled_sum(1.0)).status_code == 201
+        assert upload(live, model, scaled_sum(1.0000001)).status_code == 201
+        move(live, "promote", model, 1)
+        start(live, model, {"steps": [{"percent": 50, "min_requests": 150, "max_minutes": 10}], "gates": LOOSE})
+    # A plan as an older release (or a hand in the database) left it: a setting the controller cannot use.
+    execute(database_url, "UPDATE rollout_plans SET gates = '{\"error_rate\": {\"max_increase\": \"one point\"}}' "
+            "WHERE rollout_id = (SELECT r.id FROM rollouts r JOIN models m ON m.id = r.model_id "
+            "WHERE m.name = 'faulty' AND r.ended_at IS NULL)")
+
+    with traffic(live, "beside", [[1.0, 2.0, 3.0]]) as statuses:
+        wait_for(lambda: rollout(live, "beside") is None, "the healthy plan to end", DEADLINE)
+
+    assert set(statuses) == {200}
+    assert requests.get(f"{live.url}/models/beside/aliases", timeout=30).json()["production"] == 2
+    halted = rollout(live, "faulty")["plan"]
+    assert halted["state"] == "halted" and "TypeError" in halted["detail"], halted
 
 
 def scalar(database_url: str, sql: str):

@@ -12,9 +12,11 @@ from sqlalchemy import update
 
 from registry.autopilot import controller
 from registry.db import db
+from registry.serving.routing import key_share
 from registry.tables import RegisteredModel, Rollout, RolloutPlan
 from tests.helpers import PROBE_ROW, assert_problem, classification_data, scaled_sum, upload_ok
 
+STICKY = "X-User-Id"
 LOOSE_GATES = {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 100}}
 ONE_STEP = [{"percent": 50, "min_requests": 50, "max_minutes": 10}]
 TWO_STEPS = [{"percent": 30, "min_requests": 50, "max_minutes": 10}, {"percent": 60, "min_requests": 50, "max_minutes": 10}]
@@ -138,3 +140,171 @@ def test_a_plans_step_is_numbered_from_1_in_its_figures_its_details_and_its_hist
     assert stepped["details"]["decided_at_step"] == 1
     paused = client.post(f"{url('m')}/pause", json={"reason": "sale"}, headers=ci).get_json()
     assert paused["plan"]["step"] == 2 and history(client, "m")[0]["details"]["step"] == 2
+
+
+# ---- item 1: only the server's faults are errors of an arm -------------------------------------
+
+
+def keys_on(arm: str, percent: float, count: int, prefix: str, name: str = "m") -> list[str]:
+    """``count`` sticky keys that the stable hash sends to ``arm`` at ``percent``: what an attacker picks."""
+    keys = (f"{prefix}-{i}" for i in range(1_000_000))
+    on_canary = arm == "canary"
+    return [key for key, _ in zip((k for k in keys if (key_share(name, "production", k) < percent) == on_canary),
+                                  range(count))]
+
+
+def keyed_traffic(app, client, name: str, keys, rows=None, repeat: int = 1) -> None:
+    """One request per key (``repeat`` each), under the sticky header."""
+    for key in keys:
+        traffic(app, client, name, repeat, rows=rows, headers={STICKY: key})
+
+
+def test_a_callers_malformed_rows_on_the_canary_are_refused_never_errors_of_the_canary(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": ONE_STEP, "gates": {"error_rate": {"max_increase": 0.01}, "latency": None}},
+          sticky_header=STICKY)
+    tick(app)
+    (attacker,) = keys_on("canary", 50, 1, "attacker")
+    for _ in range(80):  # a row that does not fit the signature, under a key that lands on the canary
+        refused = client.post("/models/m/predict", json={"instances": [["x", "y"]]}, headers={STICKY: attacker})
+        assert refused.status_code == 422
+    keyed_traffic(app, client, "m", [f"user-{i}" for i in range(300)])
+
+    (decision,) = tick(app)
+
+    assert decision["action"] != "abort", decision
+    canary = client.get(url("m")).get_json()["canary"]
+    assert canary["errors"] == 0 and canary["refused"] == 80 and canary["requests"] > 100
+    assert client.get(url("m")).get_json()["plan"]["gates"]["error_rate"]["state"] in ("pass", "waiting")
+
+
+# ---- item 2: latency like for like ---------------------------------------------------------------
+
+
+def test_large_batches_sent_to_the_canary_do_not_fail_its_latency_gate(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": ONE_STEP, "gates": {"error_rate": None, "latency": {"max_p99_ratio": 1.5}},
+                            "on_success": "halt"}, sticky_header=STICKY)
+    tick(app)
+    big = np.random.default_rng(0).normal(size=(5000, 3)).tolist()
+    for key in keys_on("canary", 50, 6, "batcher"):  # a few keys on the canary, each sending large batches
+        for _ in range(10):
+            assert client.post("/models/m/predict", json={"instances": big}, headers={STICKY: key}).status_code == 200
+    keyed_traffic(app, client, "m", [f"user-{i}" for i in range(400)])
+
+    decisions = tick(app)
+
+    assert decisions[0]["action"] in ("wait", "halt") and "failed" not in decisions[0]["detail"], decisions
+    gate = client.get(url("m")).get_json()["plan"]["gates"]["latency"]
+    assert gate["state"] == "pass" and set(gate["by_rows"]) == {"1"}, gate  # batches compared with batches alike
+    figures = client.get(url("m")).get_json()["plan"]["figures"]
+    assert set(figures["canary"]["latency_by_rows"]) == {"1", "1001+"}
+
+
+def test_the_latency_gates_p99_is_the_figures_p99_on_the_same_get(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": [{"percent": 50, "min_requests": 100, "max_minutes": 10}],
+                            "gates": {"error_rate": None, "latency": {"max_p99_ratio": 100}}, "on_success": "halt"})
+    tick(app)
+    traffic(app, client, "m", 300)
+    tick(app)
+
+    body = client.get(url("m")).get_json()
+    gate, figures = body["plan"]["gates"]["latency"], body["plan"]["figures"]
+    for arm in ("canary", "primary"):
+        assert gate["by_rows"]["1"][f"{arm}_p99_ms"] == figures[arm]["latency_by_rows"]["1"]["p99_ms"]
+        assert figures[arm]["latency_by_rows"]["1"]["p99_ms"] == figures[arm]["p99_ms"]  # single rows only
+        assert f"p99 canary {figures['canary']['p99_ms']:g} ms" in gate["detail"]
+
+
+# ---- item 3: with a sticky header the unit is the key ------------------------------------------
+
+
+def test_a_flood_from_a_few_keys_does_not_carry_a_step_that_needs_more_keys(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": ONE_STEP, "gates": LOOSE_GATES}, sticky_header=STICKY)
+    tick(app)
+    keyed_traffic(app, client, "m", [f"user-{i}" for i in range(20)])
+    for arm in ("canary", "primary"):  # one key on each arm sends far more than the step's 50 requests
+        keyed_traffic(app, client, "m", keys_on(arm, 50, 1, "flood"), repeat=300)
+
+    (decision,) = tick(app)
+
+    assert decision["action"] == "wait", decision
+    body = client.get(url("m")).get_json()
+    assert body["canary"]["requests"] > 300 and body["canary"]["keys"] < 20
+    figures = body["plan"]["figures"]["canary"]
+    assert figures["keys"] == body["canary"]["keys"] and figures["weighed_requests"] < figures["requests"]
+    assert figures["weighed_requests"] <= 10 * figures["keys"]
+
+
+def test_keys_chosen_to_land_on_the_canary_halt_the_plan_on_the_split_of_keys(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": [{"percent": 20, "min_requests": 50, "max_minutes": 10}], "gates": LOOSE_GATES},
+          sticky_header=STICKY)
+    tick(app)
+    keyed_traffic(app, client, "m", [f"user-{i}" for i in range(200)])
+    keyed_traffic(app, client, "m", keys_on("canary", 20, 200, "chosen"))
+
+    (decision,) = tick(app)
+
+    assert decision["action"] == "halt" and "split of keys does not match" in decision["detail"], decision
+    plan = client.get(url("m")).get_json()["plan"]
+    assert plan["gates"]["sample_ratio"]["state"] == "fail" and plan["gates"]["sample_ratio"]["seen"] >= 390
+    assert client.get("/models/m/aliases").get_json()["production"] == 1
+
+
+def test_honest_keys_walk_a_sticky_plan_through_to_promotion(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": ONE_STEP, "gates": LOOSE_GATES}, sticky_header=STICKY)
+    tick(app)
+    keyed_traffic(app, client, "m", [f"user-{i}" for i in range(300)], repeat=2)
+
+    (decision,) = tick(app)
+
+    assert decision["action"] == "promote", decision
+    promoted = history(client, "m")[0]["details"]
+    assert promoted["gates"]["sample_ratio"]["state"] == "pass" and "keys" in promoted["gates"]["sample_ratio"]["detail"]
+    assert promoted["step_figures"]["canary"]["keys"] >= 50
+
+
+# ---- item 4: agreement on rows no caller chose ---------------------------------------------------
+
+
+def test_a_canary_that_disagrees_is_aborted_on_its_reference_rows_however_the_live_rows_were_chosen(app, client, ci):
+    X, y = classification_data()
+    production = LogisticRegression().fit(X, y)
+    candidate = LogisticRegression().fit(X, np.random.default_rng(0).permutation(y))  # shuffled labels
+    upload_ok(client, ci, "m", production)
+    upload_ok(client, ci, "m", candidate)
+    assert client.post("/models/m/versions/1/promote", json={}, headers=ci).status_code == 200
+    reference = client.put("/models/m/versions/2/reference", json={"source": "training", "instances": X.tolist()},
+                           headers=ci)
+    assert reference.status_code == 200, reference.get_json()
+    start(client, ci, "m", {"steps": ONE_STEP, "gates": {**LOOSE_GATES, "agreement": {"min": 0.9}}})
+    tick(app)
+    alike = X[production.predict(X) == candidate.predict(X)]  # only rows on which both answer alike
+    traffic(app, client, "m", 300, rows=alike.tolist())
+
+    (decision,) = tick(app)
+
+    assert decision["action"] == "abort" and "agreement gate failed" in decision["detail"], decision
+    assert "on rows no caller chose" in decision["detail"]
+    gate = history(client, "m")[0]["details"]["gates"]["agreement"]
+    assert gate["state"] == "fail" and gate["value"] < 0.9
+
+
+def test_the_dashboard_says_how_many_keys_the_figures_rest_on(app, client, ci):
+    regressor(client, ci, "m")
+    start(client, ci, "m", {"steps": [{"percent": 50, "min_requests": 500, "max_minutes": 10}], "gates": LOOSE_GATES},
+          sticky_header=STICKY)
+    tick(app)
+    keyed_traffic(app, client, "m", [f"user-{i}" for i in range(30)], repeat=3)
+    tick(app)
+
+    body = client.get(url("m")).get_json()
+    page = " ".join(client.get("/ui/models/m/aliases/production/live").get_data(as_text=True).split())
+    assert "≥ 500 keys per arm" in page
+    keys = body["plan"]["figures"]["canary"]["keys"]
+    assert keys == body["canary"]["keys"] and f"from {keys} keys" in page
+    assert f"<td class=\"num\" data-keys>{body['primary']['keys']}</td>" in page

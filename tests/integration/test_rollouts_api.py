@@ -38,7 +38,8 @@ def test_starting_a_canary_answers_its_state_and_records_the_start(client, ci, m
     body = response.get_json()
     assert (body["model"], body["alias"], body["sticky_header"], body["reason"]) == ("m", "production", "X-User-Id", "try v2")
     assert body["started_by"] == "ci-test" and body["started_at"].endswith("Z") and body["ended_at"] is None
-    assert body["primary"] == {"version": 1, "requests": 0, "errors": 0, "p50_ms": None, "p99_ms": None}
+    assert body["primary"] == {"version": 1, "requests": 0, "errors": 0, "refused": 0, "keys": 0, "p50_ms": None,
+                               "p99_ms": None}
     assert body["canary"]["version"] == 2 and body["canary"]["percent"] == 10
     assert body["shadow"] == {"version": 3, "percent": 50, "compared": 0, "dropped": 0, "errors": 0,
                               "mean_abs_diff": None, "max_abs_diff": None}

@@ -34,13 +34,33 @@ def test_newcombes_interval_matches_his_published_examples(first, second, expect
 
 def test_the_latency_gate_fails_a_canary_twice_as_slow_and_passes_an_equal_one():
     rng = np.random.default_rng(0)
-    primary = buckets(rng, 4.0, 5000)
-    slow = gates.latency(buckets(rng, 8.0, 1000), primary, bounds_ms=LATENCY_BUCKETS_MS, max_p99_ratio=1.5,
-                         min_requests=500)
-    equal = gates.latency(buckets(rng, 4.0, 1000), primary, bounds_ms=LATENCY_BUCKETS_MS, max_p99_ratio=1.5,
-                          min_requests=500)
+    primary = {"1": buckets(rng, 4.0, 5000)}
+    slow = gates.latency({"1": buckets(rng, 8.0, 1000)}, primary, max_p99_ratio=1.5, min_requests=500)
+    equal = gates.latency({"1": buckets(rng, 4.0, 1000)}, primary, max_p99_ratio=1.5, min_requests=500)
     assert slow.state == gates.FAIL and slow.value > 1.5
     assert equal.state == gates.PASS
+
+
+def test_the_latency_gate_compares_batches_of_one_size_with_batches_of_the_same_size_only():
+    rng = np.random.default_rng(4)
+    # The canary got large batches (slow, as on any version) beside single rows as fast as the primary's.
+    canary = {"1": buckets(rng, 4.0, 1000), "101-1000": buckets(rng, 400.0, 1000)}
+    primary = {"1": buckets(rng, 4.0, 5000)}
+    verdict = gates.latency(canary, primary, max_p99_ratio=1.5, min_requests=500)
+    assert verdict.state == gates.PASS and set(verdict.figures["by_rows"]) == {"1"}
+    slower = gates.latency({"1": buckets(rng, 8.0, 1000), "2-10": buckets(rng, 4.0, 1000)},
+                           {"1": buckets(rng, 4.0, 5000), "2-10": buckets(rng, 4.0, 5000)}, max_p99_ratio=1.5,
+                           min_requests=500)
+    assert slower.state == gates.FAIL and "batches of 1 rows" in slower.detail
+    assert gates.latency({"1001+": buckets(rng, 4.0, 1000)}, primary, max_p99_ratio=1.5, min_requests=500).state == gates.WAITING
+
+
+def test_the_key_ratio_check_halts_on_keys_chosen_to_land_on_one_arm_and_allows_for_the_sketchs_error():
+    assert gates.key_ratio((250, 0.0), (750, 0.0), 25).state == gates.PASS
+    assert gates.key_ratio((1250, 10.0), (750, 8.0), 25).state == gates.FAIL  # keys picked to land on the canary
+    assert gates.key_ratio((10, 0.0), (40, 0.0), 25).state == gates.WAITING
+    # 200,000 keys: an estimate 1.6 % off on the primary alone is no mismatch once its error is allowed for
+    assert gates.key_ratio((10_000, 160.0), (193_000, 3100.0), 5).state == gates.PASS
 
 
 def test_mann_whitney_from_bucket_counts_is_scipys_on_the_samples():
