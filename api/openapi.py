@@ -4,6 +4,7 @@ The auth decorators mark operations with their security; ``errors`` marks the st
 knows of (409, 410…); ``ProblemDocs`` adds the rest by rule and points every one at problem+json (on
 the Open Inference Protocol's routes, at its ``{"error": …}`` body, as application/json).
 """
+import re
 from collections.abc import Callable
 from copy import deepcopy
 
@@ -17,6 +18,7 @@ BEARER = "bearerAuth"
 NEEDS_TOKEN = [{BEARER: []}]
 TOKEN_IF_CONFIGURED = [{}, {BEARER: []}]  # open unless the deployment sets REQUIRE_AUTH_FOR_READS
 _BY_NUMBER = "x-version-number"  # marks a path parameter ProblemDocs declares as a version number
+_REST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)  # a docstring's reST inline literal
 
 MEANING = {
     400: "Malformed body: not JSON, or nested deeper than 64 levels",
@@ -107,6 +109,7 @@ class ProblemDocs(BasePlugin):
     def operation_helper(self, path=None, operations=None, **kwargs):
         """Give each operation its statuses, all as problem+json (replacing flask-smorest's error shape)."""
         for operation in (operations or {}).values():
+            _as_markdown(operation)
             number = operation.pop(_BY_NUMBER, None)
             if number is not None:
                 operation.setdefault("parameters", []).append({
@@ -124,6 +127,15 @@ class ProblemDocs(BasePlugin):
                     responses.setdefault(str(400 if status == 422 else status), _v2_name(400 if status == 422 else status))
                 else:
                     responses[str(status)] = _name(status)
+
+
+def _as_markdown(operation: dict) -> None:
+    """The operation's texts as Swagger UI shows them, from the view's reST docstring: the summary as
+    plain text (it is shown as written), the description as Markdown (``x`` becomes `x`)."""
+    if "summary" in operation:
+        operation["summary"] = _REST_LITERAL.sub(r"\1", operation["summary"])
+    if "description" in operation:
+        operation["description"] = _REST_LITERAL.sub(r"`\1`", operation["description"])
 
 
 def _name_property_names(schemas: dict) -> None:

@@ -20,3 +20,32 @@ def test_an_app_that_never_serves_the_document_never_builds_it(app, client):
     assert app.extensions["flask-smorest"]["apis"][""]["ext_obj"]._spec is None
     client.get("/openapi.json")
     assert app.extensions["flask-smorest"]["apis"][""]["ext_obj"]._spec is not None
+
+
+def _texts(node, where=""):
+    """Every summary and description in an OpenAPI document, with where it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("summary", "description") and isinstance(value, str):
+                yield f"{where}/{key}", value
+            else:
+                yield from _texts(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _texts(value, f"{where}/{i}")
+
+
+def test_summaries_and_descriptions_are_plain_text_and_markdown_never_rest(client):
+    document = client.get("/openapi.json").get_json()
+
+    rest = {where: text for where, text in _texts(document) if "``" in text}
+    assert rest == {}
+    summaries = {where: text for where, text in _texts(document["paths"]) if where.endswith("/summary") and "`" in text}
+    assert summaries == {}  # Swagger UI shows a summary as it is: no code marks at all
+
+
+def test_the_api_docs_page_is_laid_out_for_the_devices_width(client):
+    page = client.get("/docs").get_data(as_text=True)
+
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert 'src="/docs/assets/swagger-ui-bundle.js"' in page and '"/openapi.json"' in page
