@@ -9,10 +9,11 @@ levels of :mod:`registry.autopilot.gates` are spent over those looks); between l
 answer stands. A step counts from its baseline, taken ``SETTLE_SECONDS`` after it began: by then every worker
 routes by the step's share and has flushed what it routed before, so requests split by the former
 share do not skew the figures (the sample-ratio check would take them for a broken split). The step
-passes when every gate passed and both arms have the step's requests; the
+passes when every gate passed and both arms have the step's requests (with a sticky header, its
+distinct keys: the key is the experiment's unit, and weighs at most a few requests in any gate); the
 rollout ends when a gate fails; the plan halts when the split does not match its share or the
 step's time runs out before its gates decided. Every decision carries its figures into the history
-and out as a webhook event.
+and out as a webhook event. A plan the controller fails on halts alone; the others are judged.
 
 Nothing lives only in memory: a controller killed between ticks leaves the plan as it was, and the
 next holder of the lease carries on. Every action names the step it was decided at and does

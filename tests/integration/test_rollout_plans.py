@@ -16,8 +16,9 @@ from tests.helpers import PROBE_ROW, assert_problem, classification_data, scaled
 
 URL = "/models/m/aliases/production/rollout"
 PUBLIC_URL = "https://93.184.215.14/hooks/registry"  # a literal public address: no DNS needed
-# The split is drawn at random: 50 requests an arm is seven standard deviations below what 300 or 400
-# requests give the smaller arm of either step, so no test waits on a short arm by chance.
+# The split is drawn at random: the latency gate's 100 requests an arm (a p99 needs them) is five
+# standard deviations below what 500 or 400 requests give the smaller arm of either step, so no test
+# waits on a short arm by chance.
 FAST_STEPS = [{"percent": 30, "min_requests": 50, "max_minutes": 10}, {"percent": 60, "min_requests": 50, "max_minutes": 10}]
 LOOSE_GATES = {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 100}}
 
@@ -83,14 +84,14 @@ def test_a_healthy_canary_walks_every_step_and_is_promoted(app, client, regresso
     assert all(gate["state"] == "waiting" for gate in body["plan"]["gates"].values())
 
     assert [d["action"] for d in tick(app)] == ["wait"]  # the step settles: its figures count from now
-    traffic(app, client, 400)
+    traffic(app, client, 500)
     (decision,) = tick(app)
     assert decision["action"] == "step", decision
     assert client.get(URL).get_json()["canary"]["percent"] == 60
     assert client.get(URL).get_json()["plan"]["step"] == 2
 
     tick(app)
-    traffic(app, client, 300)
+    traffic(app, client, 400)
     (decision,) = tick(app)
     assert decision["action"] == "promote", decision
     assert client.get("/models/m/aliases").get_json()["production"] == 2

@@ -19,6 +19,7 @@ from tests.helpers import PROBE_ROW, assert_problem, classification_data, scaled
 STICKY = "X-User-Id"
 LOOSE_GATES = {"error_rate": {"max_increase": 0.2}, "latency": {"max_p99_ratio": 100}}
 ONE_STEP = [{"percent": 50, "min_requests": 50, "max_minutes": 10}]
+# Drawn at random, 500 requests give the 30 % arm 150 (sd 10): the latency gate's 100 is five sd below.
 TWO_STEPS = [{"percent": 30, "min_requests": 50, "max_minutes": 10}, {"percent": 60, "min_requests": 50, "max_minutes": 10}]
 
 
@@ -107,7 +108,7 @@ def test_a_plan_the_controller_fails_on_halts_alone_logged_once_and_every_other_
     store_gates(app, "broken", {"error_rate": {"max_increase": "one point"}, "latency": {"max_p99_ratio": 100}})
     tick(app)
     for name in ("broken", "healthy"):
-        traffic(app, client, name, 400)
+        traffic(app, client, name, 500)
 
     with caplog.at_level(logging.ERROR, logger="registry.autopilot.controller"):
         decisions = {d["model"]: d for d in tick(app)}
@@ -129,7 +130,7 @@ def test_a_plans_step_is_numbered_from_1_in_its_figures_its_details_and_its_hist
     started = start(client, ci, "m", {"steps": TWO_STEPS, "gates": LOOSE_GATES})
     assert started["plan"]["step"] == 1 and started["plan"]["detail"] == "step 1 started"
     tick(app)
-    traffic(app, client, "m", 400)
+    traffic(app, client, "m", 500)
     (decision,) = tick(app)
     assert decision["action"] == "step" and decision["step"] == 1, decision
 
