@@ -76,9 +76,12 @@ def _not_ready_first(server, graceful_stop):
 
 
 def when_ready(server):
-    """Say the bounds the workers run with; load every aliased model once in the master, so workers
-    fork with them loaded and share their pages."""
+    """Say the bounds the workers run with; import what uploads and loads need, and load every aliased
+    model, once in the master, so workers fork with them and share their pages."""
     from config import Config, memory_mb
+    from registry.serving.model_libraries import import_model_libraries
+
+    import_model_libraries()  # else every worker's first upload or load imports scikit-learn and SciPy: seconds
 
     server.log.info(
         "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%d per artifact loaded "
