@@ -81,6 +81,15 @@ class CardForm(FlaskForm):
     limitations = TextAreaField("Limitations", validators=[Length(max=10_000)])
     tags = TextAreaField("Tags, one name=value per line", validators=[Length(max=10_000)])
 
+    @staticmethod
+    def filled(version) -> dict[str, str]:
+        """What the form shows of ``version``: its words, and its tags as the lines it takes back.
+
+        Given as ``data``, not ``obj``: WTForms would take ``obj.tags``, the mapping, over any keyword."""
+        return {"description": version.description, "intended_use": version.intended_use,
+                "limitations": version.limitations,
+                "tags": "\n".join(f"{name}={value}" for name, value in version.tags.items())}
+
     def validate_tags(self, field) -> None:
         """Every non-empty line is ``name=value`` with a name."""
         for line in filter(None, (line.strip() for line in (field.data or "").splitlines())):

@@ -22,7 +22,7 @@ def version(name, number):
     """The version's card: kind, words, file, signature, example, params, lineage, metrics, evaluations,
     where it serves, its history, and the actions that apply to it."""
     found = versions.get_version(name, str(number))
-    form = CardForm(obj=found, tags="\n".join(f"{key}={value}" for key, value in found.tags.items()))
+    form = CardForm(data=CardForm.filled(found))
     return render_template("ui/version.html", **_card(name, found), form=form, editable=may("ci"))
 
 

@@ -324,3 +324,46 @@ def test_the_api_docs_render_openapi_3_1_and_a_call_authorized_through_them_succ
     operation.locator(".live-responses-table").scroll_into_view_if_needed()
     shot(page, "api-docs")
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_the_card_form_round_trips_each_field_on_its_own(page, live_registry, demo_model):
+    url = f"{live_registry.url}/models/{MODEL}/versions/1"
+    assert requests.patch(url, json={"tags": {"team": "pricing"}}, headers=live_registry.headers, timeout=30).status_code == 200
+    sign_in(page, live_registry.admin_token)
+    edits = [("Description", "description", "the first slope"), ("Intended use", "intended_use", "A baseline for canaries."),
+             ("Limitations", "limitations", "Synthetic rows only."), ("Tags, one name=value per line", "tags", "team=pricing\nreviewed=yes")]
+    expected = requests.get(url, timeout=30).json()
+    for label, name, text in edits:
+        page.goto(f"/ui/models/{MODEL}/versions/1")
+        page.get_by_text("Edit the description, intended use, limitations and tags").click()
+        tags = "\n".join(f"{key}={value}" for key, value in expected["tags"].items())
+        expect(page.get_by_label("Tags, one name=value per line")).to_have_value(tags)  # never {'team': 'pricing'}
+        page.get_by_label(label).fill(text)  # this field alone: the others are posted back as the page filled them
+        if name == "tags":
+            shot(page, "card-form-filled")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".flash")).to_contain_text("Saved the card of version 1")
+        expected = {**expected, name: dict(line.split("=") for line in text.splitlines()) if name == "tags" else text}
+        saved = requests.get(url, timeout=30).json()
+        assert {key: saved[key] for key in ("description", "intended_use", "limitations", "tags")} == \
+            {key: expected[key] for key in ("description", "intended_use", "limitations", "tags")}
+    page.get_by_text("Edit the description, intended use, limitations and tags").click()
+    for label, name, text in edits:
+        expect(page.get_by_label(label)).to_have_value(text)
+    expect(page.locator('[data-field="tags"]')).to_contain_text("reviewed=yes")
+    shot(page, "card-saved", full_page=True)
+
+
+def test_print_the_card_opens_the_print_dialog_under_the_apps_csp(page, live_registry, demo_model):
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
+    # The print dialog, counted on the page's root element (a string evaluated in the page is refused by the CSP).
+    page.add_init_script("window.print = () => { const root = document.documentElement; "
+                         "root.dataset.printed = Number(root.dataset.printed || 0) + 1; };")
+    page.goto(f"/ui/models/{MODEL}/versions/1")
+    page.get_by_role("button", name="Print the card").click()
+    expect(page.locator("html")).to_have_attribute("data-printed", "1")
+    assert blocked == []
+    page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="Print the card")).to_be_hidden()  # the card prints without its controls
+    shot(page, "card-print", full_page=True)

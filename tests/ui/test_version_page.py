@@ -1,8 +1,10 @@
 """The version page, which is the version's model card: every field shown, its words edited in place."""
 import hashlib
+import html
+import re
 
 from tests.helpers import ADMIN_TOKEN
-from tests.ui.conftest import csrf_of
+from tests.ui.conftest import CSRF_FIELD, csrf_of
 
 
 def page_of(client, number=1) -> str:
@@ -45,6 +47,30 @@ def test_a_ci_token_edits_the_card_in_place(client, housing, sign_in, admin):
                                                                          {"team": "pricing", "reviewed": "yes"})
 
 
+def card_form(page: str) -> dict[str, str]:
+    """The card form's fields as the page fills them in (what a browser would post back untouched)."""
+    return {name: re.sub(r"^\r?\n", "", html.unescape(text))
+            for name, text in re.findall(r'<textarea[^>]* name="([a-z_]+)"[^>]*>(.*?)</textarea>', page, re.DOTALL)}
+
+
+def test_the_card_form_is_filled_with_what_it_saves_and_saving_only_new_words_keeps_the_tags(client, housing, sign_in, admin):
+    client.patch("/models/housing/versions/1", json={"tags": {"team": "pricing", "tier": "gold"}, "description": "old"},
+                 headers=admin)
+    sign_in(ADMIN_TOKEN)
+    page = page_of(client)
+    form = card_form(page)
+    assert form["tags"] == "team=pricing\ntier=gold"  # never the mapping's repr, {'team': 'pricing'}
+    assert form["description"] == "old" and form["intended_use"] == form["limitations"] == ""
+    assert card_form(page_of(client, 2))["tags"] == ""  # no tags: an empty box, never {}
+
+    response = client.post("/ui/models/housing/versions/1/card", data={**form, "csrf_token": CSRF_FIELD.search(page).group(1),
+                                                                        "limitations": "flats only"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    body = client.get("/models/housing/versions/1").get_json()
+    assert (body["description"], body["limitations"], body["tags"]) == ("old", "flats only", {"team": "pricing", "tier": "gold"})
+    assert card_form(page_of(client))["limitations"] == "flats only"
+
+
 def test_a_malformed_tag_line_is_shown_and_nothing_changes(client, housing, sign_in):
     sign_in(ADMIN_TOKEN)
     csrf = csrf_of(client.get("/ui/models/housing/versions/2"))
@@ -52,6 +78,14 @@ def test_a_malformed_tag_line_is_shown_and_nothing_changes(client, housing, sign
                                                                        "tags": "no equals sign"})
     assert response.status_code == 400 and "is not name=value" in response.get_data(as_text=True)
     assert client.get("/models/housing/versions/2").get_json()["description"] == ""
+
+
+def test_the_card_runs_no_inline_script_which_the_csp_would_block(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    page = page_of(client)
+    assert re.findall(r"<[^>]+\son[a-z]+=", page) == []  # script-src 'self': an onclick="…" never runs
+    assert '<button type="button" data-print>Print the card</button>' in page
+    assert client.get("/ui/static/ui.js").status_code == 200
 
 
 def test_reading_the_card_needs_no_sign_in_but_editing_and_downloading_do(client, housing):
