@@ -42,6 +42,7 @@ def init_app(app: Flask) -> None:
     forms = ServedForms(
         Path(config["ARTIFACT_CACHE_DIR"]) / "forms", budget_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
         serving=_serving_digests(app),
+        key=lambda: (config.get("SECRET_KEY") or "").encode(),  # read at first use: the dashboard sets its default
     )
     runtime = build_runtime(
         ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024, forms=forms),

@@ -106,6 +106,9 @@ class WrappedLoader:
     def stamp(self, sha256):
         return self.loader.stamp(sha256)
 
+    def changed(self, servable):
+        return self.loader.changed(servable)
+
 
 def wait_for(condition, what: str, deadline_seconds: float = 30.0):
     """``condition()``'s first truthy value, polled every 0.2 s; fails naming ``what`` after the deadline."""

@@ -4,17 +4,18 @@
 bytes were checked against its name, so what is there is complete, and stays valid across restarts.
 One worker fills a missing file while the others wait for it (a lock file per digest), so each
 artifact crosses the network once per machine. Over the byte budget, the least recently used files
-go first, never one that an alias or a rollout serves.
+go first, never one that an alias or a rollout serves. Nothing in it is reached through a symbolic link
+(``registry.artifacts.no_follow``): a link where a copy, a shelf or a lock belongs is removed, never followed.
 """
-import fcntl
 import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from registry.artifacts.no_follow import ensure_directory, locked, read_regular, touch_regular
 from registry.artifacts.s3_store import S3Store
 from registry.artifacts.store import REPAIR, ArtifactStore, StoredFile, is_artifact_name, key_for, sha256_of
 from registry.errors import ArtifactCorrupted, NotFetchedYet, StoreUnavailable
@@ -52,7 +53,8 @@ class NodeCache:
         return path
 
     def _fill(self, path: Path, sha256: str, download: Callable[[BinaryIO], str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_directory(path.parent.parent)
+        ensure_directory(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=INCOMING_PREFIX)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -98,27 +100,22 @@ class NodeCache:
 
     def _copies(self) -> Iterator[StoredFile]:
         shelves = self.root / "sha256"
-        if not shelves.is_dir():
+        if not shelves.is_dir() or shelves.is_symlink():
             return
-        for shelf in shelves.iterdir():
-            for entry in os.scandir(shelf):
+        for shelf in os.scandir(shelves):
+            if not shelf.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(shelf.path):
                 if is_artifact_name(entry.name):
                     try:
-                        stat = entry.stat()
+                        stat = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
                     yield StoredFile(key_for(entry.name), entry.name, stat.st_size, stat.st_mtime)
 
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / name, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self, name: str) -> AbstractContextManager:
+        ensure_directory(self.root)
+        return locked(self.root / "locks", name)
 
 
 class CachedStore(ArtifactStore):
@@ -150,10 +147,13 @@ class CachedStore(ArtifactStore):
         for attempt in (1, 2):
             path = self.cache.fetch(sha256, self._downloader(sha256))
             try:
-                data = path.read_bytes()
+                data = read_regular(path)
             except FileNotFoundError:  # evicted by another worker between fetch and read
                 continue
             except OSError as exc:
+                if path.is_symlink():  # a link put in the copy's place after the fetch: never followed
+                    self.cache.drop(sha256)
+                    continue
                 raise StoreUnavailable(
                     f"the node cache cannot be read right now ({os.strerror(exc.errno or 0)}); an operator must "
                     "check ARTIFACT_CACHE_DIR (its disk and permissions); then retry"
@@ -180,7 +180,7 @@ class CachedStore(ArtifactStore):
     def stamp(self, sha256: str) -> tuple | None:
         """The local copy's identity: a load that failed is tried again once a copy arrives or changes."""
         try:
-            stat = self.cache.path_for(sha256).stat()
+            stat = os.lstat(self.cache.path_for(sha256))
         except OSError:
             return None
         return stat.st_ino, stat.st_size, stat.st_mtime_ns
@@ -203,9 +203,6 @@ class CachedStore(ArtifactStore):
 
 
 def _used(path: Path) -> bool:
-    """True when the copy is there, marked as just used (its modification time orders the evictions)."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    return True
+    """True when the copy is there, marked as just used (its modification time orders the evictions);
+    a link in its place is removed, so that the copy is fetched into a file of its own."""
+    return touch_regular(path)

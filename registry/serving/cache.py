@@ -31,6 +31,7 @@ class ServableModel:
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
     known_categories: dict = field(default_factory=dict)  # by input column: a category its encoder was fitted on
     size_bytes: int = 0  # what it holds in memory, measured once loaded (registry.serving.model_size)
+    mapped_from: tuple = ()  # the served form's files its arrays are mapped from (served_forms.MappedFile)
 
 
 class _Loading:
@@ -99,6 +100,11 @@ class ModelCache:
                 MODEL_CACHE_BYTES.set(self._held())
         if dropped is not None:
             self._on_change()
+
+    def models(self) -> list[ServableModel]:
+        """The cached models (not marked as used)."""
+        with self._lock:
+            return list(self._entries.values())
 
     def keys(self) -> set[Hashable]:
         """The keys of the cached models."""

@@ -22,6 +22,9 @@ class Loader(Protocol):
     def stamp(self, sha256: str) -> object:
         """What changes when the stored artifact changes (a failed load is retried once it has)."""
 
+    def changed(self, servable: ServableModel) -> bool:
+        """Whether a file the loaded model maps was written since it was checked (it must be loaded again)."""
+
 
 class ArtifactLoader:
     """Loads versions from the artifact store through the restricted unpickler, within a size bound.
@@ -50,7 +53,7 @@ class ArtifactLoader:
             if prepared:  # this process made the form: what it unpickled to make it is garbage now
                 prepared.clear()
                 give_back()
-            return _servable(info, form.values, form.mapped_bytes)
+            return _servable(info, form.values, form.mapped_bytes, form.mapped_from)
         return _servable(info, prepared or self._prepared(info.sha256), mapped_bytes=0)
 
     def _prepared(self, sha256: str) -> dict:
@@ -81,8 +84,12 @@ class ArtifactLoader:
         """The stored file's identity and modification stamp."""
         return self.store.stamp(sha256)
 
+    def changed(self, servable: ServableModel) -> bool:
+        """Whether a served form's file the model maps was written in place since it was checked."""
+        return any(mapped.written() for mapped in servable.mapped_from)
 
-def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int) -> ServableModel:
+
+def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int, mapped_from: tuple = ()) -> ServableModel:
     predictor = prepared["predictor"]
     return ServableModel(
         info.model,
@@ -94,6 +101,7 @@ def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int) -> ServableM
         takes_frame=prepared["takes_frame"],
         known_categories=prepared["known_categories"],
         size_bytes=held_bytes(predictor) + mapped_bytes,
+        mapped_from=mapped_from,
     )
 
 

@@ -49,8 +49,8 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
         raise InvalidInput(f"version {servable.version} of {servable.model!r} could not use these rows: {exc}") from None
     except NodesDamaged as exc:  # the served form's file was changed under this worker: not the caller's fault
         raise ArtifactCorrupted(
-            f"version {servable.version} of {servable.model!r} cannot answer in this worker: {exc}; "
-            "an operator must restart the server (its served forms are checked and made again from the artifact)"
+            f"version {servable.version} of {servable.model!r} cannot answer in this worker: {exc}; the worker "
+            "loads it again from a checked form at its next alias refresh (ALIAS_REFRESH_SECONDS): retry then"
         ) from None
     if predictions.dtype.kind == "f" and not np.isfinite(predictions).all():
         raise InvalidInput(

@@ -205,9 +205,10 @@ class ModelServer:
         """
         with self._lock:
             started_at = self._moves
+        written = self._drop_written()
         with self._session_scope():
             marker = self._read_marker()
-            unchanged = marker == self._seen_marker and not self._retry_due()
+            unchanged = marker == self._seen_marker and not self._retry_due() and not written
             if not unchanged:
                 targets = self._read_alias_targets()
                 rollouts = self._read_rollouts()
@@ -218,8 +219,8 @@ class ModelServer:
         self._wanted = {(info.model, info.number) for info in targets.values()} | {
             (arm.model, arm.number) for spec in rollouts.values() for arm in (spec.canary, spec.shadow) if arm is not None
         }
-        loaded = {key: self._loaded_or_current(key, info) for key, info in targets.items()}
-        plans = {key: self._loaded_rollout(key, spec) for key, spec in rollouts.items()}
+        loaded = {key: self._loaded_or_current(key, info, written) for key, info in targets.items()}
+        plans = {key: self._loaded_rollout(key, spec, written) for key, spec in rollouts.items()}
         # A target that failed to load is tried again at a later poll, once its backoff has passed.
         self._failed = {key: info for key, info in targets.items() if loaded[key] is None or loaded[key].version != info.number}
         self._unservable = [self._unservable_entry(key, info, loaded[key]) for key, info in self._failed.items()]
@@ -287,10 +288,23 @@ class ModelServer:
                 let_go(model, str(number))
             self._held = held
 
-    def _loaded_or_current(self, key: AliasKey, info: VersionInfo) -> ServableModel | None:
+    def _drop_written(self) -> set[tuple[str, int]]:
+        """The loaded versions whose mapped files were written since they were checked (on this machine's
+        disk, under this worker): out of the cache now, loaded again by this refresh (what serves them
+        meanwhile stays: the walk never reads outside its records)."""
+        loaded = {(s.model, s.version): s for s in self.cache.models()}
+        loaded.update({(s.model, s.version): s for s in _servables_of(self._aliases)})
+        written = {key for key, servable in loaded.items() if self.loader.changed(servable)}
+        for key in written:
+            log.warning("the served form of %s v%s was written on disk since it was checked; loading it again", *key)
+            self.cache.discard(key)
+        return written
+
+    def _loaded_or_current(self, key: AliasKey, info: VersionInfo,
+                           written: set[tuple[str, int]] = frozenset()) -> ServableModel | None:
         """The new target loaded, or, if it cannot load, the model the alias is served with now."""
         current = self._aliases[key].primary if key in self._aliases else None
-        if current is not None and current.version == info.number:
+        if current is not None and current.version == info.number and (current.model, current.version) not in written:
             return current
         try:
             return self.load(info)
@@ -332,13 +346,14 @@ class ModelServer:
     def _read_rollouts(self) -> dict[AliasKey, RolloutSpec]:
         return {(r.model.name, r.alias): RolloutSpec.of(r) for r in lookups.active_rollouts()}
 
-    def _loaded_rollout(self, key: AliasKey, spec: RolloutSpec) -> tuple[LiveRollout | None, bool]:
+    def _loaded_rollout(self, key: AliasKey, spec: RolloutSpec,
+                        written: set[tuple[str, int]] = frozenset()) -> tuple[LiveRollout | None, bool]:
         """The rollout with its versions loaded, and True; when one cannot load, what serves now, and False.
 
         What serves now is kept only if it is an earlier state of the same rollout.
         """
         current = self._aliases[key].rollout if key in self._aliases else None
-        if current is not None and _serves(current, spec):
+        if current is not None and _serves(current, spec) and not written & _versions_of({key: self._aliases[key]}):
             return current, True
         try:
             canary = Arm(self.load(spec.canary), spec.canary_percent) if spec.canary else None
@@ -442,11 +457,16 @@ def _serves(live: LiveRollout, spec: RolloutSpec) -> bool:
 
 def _versions_of(aliases: dict[AliasKey, AliasState]) -> set[tuple[str, int]]:
     """(model, version) of every version an alias snapshot serves: primaries and rollout arms."""
-    versions = set()
+    return {(servable.model, servable.version) for servable in _servables_of(aliases)}
+
+
+def _servables_of(aliases: dict[AliasKey, AliasState]) -> list[ServableModel]:
+    """Every loaded model an alias snapshot serves: primaries and rollout arms."""
+    servables = []
     for state in aliases.values():
-        versions.add((state.primary.model, state.primary.version))
+        servables.append(state.primary)
         rollout = state.rollout
         for arm in (rollout.canary, rollout.shadow) if rollout is not None else ():
             if arm is not None:
-                versions.add((arm.servable.model, arm.servable.version))
-    return versions
+                servables.append(arm.servable)
+    return servables

@@ -32,6 +32,7 @@ class FakeLoader:
     def __init__(self, broken=()):
         self.loaded: list[tuple[str, int]] = []
         self.broken = set(broken)
+        self.written: list[ServableModel] = []  # loaded models whose mapped files were written since
 
     def __call__(self, info: VersionInfo) -> ServableModel:
         self.loaded.append((info.model, info.number))
@@ -41,6 +42,24 @@ class FakeLoader:
 
     def stamp(self, sha256: str) -> object:
         return sha256
+
+    def changed(self, servable: ServableModel) -> bool:
+        return servable in self.written
+
+
+class ServedAliases(ModelServer):
+    """A model server whose database holds the aliases in ``targets`` (one change marker)."""
+
+    targets: dict = {}
+
+    def _read_marker(self):
+        return (1,)
+
+    def _read_alias_targets(self):
+        return dict(self.targets)
+
+    def _read_rollouts(self):
+        return {}
 
 
 def info(number: int, model: str = "m") -> VersionInfo:
@@ -166,3 +185,22 @@ def test_an_observer_that_failed_is_told_again_at_the_next_poll(changing):
     changing.refresh()
 
     assert calls == [0, 1]
+
+
+def test_a_model_whose_mapped_files_were_written_is_loaded_again_at_the_next_poll(loader, monkeypatch):
+    monkeypatch.setattr("registry.serving.server.lookups.archived_versions", lambda: frozenset())
+    server = ServedAliases(loader, memory_budget_bytes=10**9, refresh_seconds=1.0, session_scope=nullcontext)
+    server.targets = {("m", "production"): info(1)}
+    server.refresh()
+    pinned = server.load(info(2))
+    damaged = server.servable("m", "production")
+    server.refresh()
+    assert loader.loaded == [("m", 1), ("m", 2)]  # nothing written: nothing loaded again
+
+    loader.written += [damaged, pinned]
+    server.refresh()
+
+    assert loader.loaded == [("m", 1), ("m", 2), ("m", 1)]
+    assert server.servable("m", "production") is not damaged
+    assert server.load(info(2)) is not pinned  # dropped from the cache: loaded again when asked
+    assert loader.loaded[-1] == ("m", 2)

@@ -124,3 +124,55 @@ def test_when_what_serves_cannot_be_read_nothing_is_evicted(tmp_path):
 
 def _held(tmp_path) -> set[str]:
     return {p.name for p in (tmp_path / "cache" / "sha256").rglob("*") if p.is_file()}
+
+
+def test_a_link_in_the_cache_is_never_followed_its_target_neither_touched_nor_read(tmp_path):
+    outside = tmp_path / "passwd"
+    outside.write_bytes(BLOB["a"])  # even bytes that match: a link is not the cache's copy
+    os.utime(outside, (1_000_000, 1_000_000))
+    cache = NodeCache(tmp_path / "cache", budget_bytes=10**6)
+    link = cache.path_for(DIGEST["a"])
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    log = tmp_path / "downloads.log"
+
+    path = fetch(cache, "a", log=log)
+
+    assert os.stat(outside).st_mtime == 1_000_000  # not touched through the link
+    assert not path.is_symlink() and path.read_bytes() == BLOB["a"]
+    assert len(log.read_text().splitlines()) == 1  # downloaded into a file of its own
+
+
+def test_links_in_place_of_a_shelf_or_a_lock_lead_nowhere(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache = NodeCache(tmp_path / "cache", budget_bytes=10**6)
+    (tmp_path / "cache" / "sha256").mkdir(parents=True)
+    cache.path_for(DIGEST["b"]).parent.symlink_to(elsewhere, target_is_directory=True)
+    (tmp_path / "cache" / "locks").mkdir()
+    (tmp_path / "cache" / "locks" / f"{DIGEST['b']}.lock").symlink_to(tmp_path / "victim")
+
+    path = fetch(cache, "b")
+
+    assert path.read_bytes() == BLOB["b"] and not path.parent.is_symlink()
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "victim").exists()
+
+
+def test_the_store_reads_a_regular_copy_only(tmp_path):
+    from registry.artifacts.node_cache import CachedStore
+
+    cache = NodeCache(tmp_path / "cache", budget_bytes=10**6)
+    fetch(cache, "c")
+    copy = cache.path_for(DIGEST["c"])
+    copy.unlink()
+    copy.symlink_to("/dev/zero")  # a read through it would never end
+
+    class Remote:
+        location = "s3://bucket"
+
+        def download(self, sha256, target):
+            target.write(BLOB["c"])
+            return DIGEST["c"]
+
+    assert CachedStore(Remote(), cache).get(DIGEST["c"]) == BLOB["c"]
+    assert not copy.is_symlink()

@@ -1,12 +1,16 @@
 """Served forms: what predict calls, stored once per machine as arrays, comes back mapped and answers
 bit for bit what scikit-learn answers; a damaged, missing or stale file is never served."""
+import hashlib
 import json
+import os
+import shutil
+import zlib
 
 import numpy as np
 import pytest
 import sklearn
 from sklearn.base import is_classifier
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, RobustScaler
@@ -119,13 +123,18 @@ def test_a_damaged_or_missing_file_is_never_served_and_the_form_is_made_again(fo
     assert_identical(form.values["predictor"].predict(X[:40]), model.predict(X[:40]))
 
 
+def signed_anew(forms, sha, edit) -> None:
+    """Change the form's manifest text with ``edit`` and sign it with the server's own key (as the server
+    would have written it): what is then refused is refused for what it says."""
+    path = forms.path_for(sha) / MANIFEST
+    text = edit(json.loads(path.read_text())["manifest"])
+    path.write_text(json.dumps({"hmac": forms._signature(text), "manifest": text}))
+
+
 def test_a_form_made_by_other_library_versions_is_made_again(forms):
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
     stored(forms, model)
-    manifest_path = forms.path_for(SHA) / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest["made_with"]["scikit-learn"] = "0.1"
-    manifest_path.write_text(json.dumps(manifest))
+    signed_anew(forms, SHA, lambda text: text.replace(f'"scikit-learn": "{sklearn.__version__}"', '"scikit-learn": "0.1"'))
     _, builds = stored(forms, model)
     assert builds == 1
 
@@ -133,9 +142,7 @@ def test_a_form_made_by_other_library_versions_is_made_again(forms):
 def test_a_form_naming_a_class_outside_the_allow_list_is_refused(forms):
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
     stored(forms, model)
-    manifest_path = forms.path_for(SHA) / MANIFEST
-    manifest_path.write_text(manifest_path.read_text().replace(
-        "registry.serving.predictors:TreePredictor", "subprocess:Popen"))
+    signed_anew(forms, SHA, lambda text: text.replace("registry.serving.predictors:TreePredictor", "subprocess:Popen"))
     assert forms.open(SHA) is None
 
 
@@ -171,3 +178,87 @@ def test_the_predictors_state_leaves_out_what_is_rebuilt(forms):
     state = predictor.compiled.__getstate__()
     assert "_walker" not in state
     assert set(state) == {"nodes", "roots", "value", "n_features", "averaged", "classes"}
+
+
+def forge(folder, name: str, array: np.ndarray) -> None:
+    """Replace the form's file ``name`` with ``array`` and write every checksum its manifest keeps of it
+    anew, as someone who can write the cache but does not hold the server's key would."""
+    np.save(folder / name, array, allow_pickle=False)
+    data = (folder / name).read_bytes()
+    document = json.loads((folder / MANIFEST).read_text())
+    signed = "manifest" in document
+    manifest = json.loads(document["manifest"]) if signed else document
+    entry = manifest["files"][name]
+    entry["bytes"] = len(data)
+    if "crc32" in entry:
+        entry["crc32"] = zlib.crc32(data)
+    if "sha256" in entry:
+        entry["sha256"] = hashlib.sha256(data).hexdigest()
+    if signed:
+        document["manifest"] = json.dumps(manifest)
+    (folder / MANIFEST).write_text(json.dumps(document if signed else manifest))
+
+
+def value_file(folder, compiled) -> str:
+    """The name of the file holding a compiled forest's leaf values."""
+    for path in folder.glob("*.npy"):
+        if np.array_equal(np.load(path), compiled.value):
+            return path.name
+    raise AssertionError("no value file")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    X = np.random.default_rng(6).normal(size=(3000, 4))
+    return RandomForestClassifier(n_estimators=10, random_state=0).fit(X, X[:, 0] > 0), X
+
+
+def test_a_form_whose_file_was_replaced_with_its_checksums_updated_is_refused_and_made_again(forms, classifier):
+    model, X = classifier
+    form, _ = stored(forms, model)
+    compiled = form.values["predictor"].compiled
+    folder = forms.path_for(SHA)
+    forge(folder, value_file(folder, compiled), np.ascontiguousarray(compiled.value[:, ::-1]))  # answers inverted
+
+    assert forms.open(SHA) is None
+    again, builds = stored(forms, model)
+    assert builds == 1
+    assert_same_answers(again.values["predictor"], model, X[:100])
+
+
+def test_a_form_is_served_only_for_the_artifact_it_was_made_from(forms, classifier):
+    model, _ = classifier
+    stored(forms, model)
+    forms.path_for(OTHER).parent.mkdir(parents=True)
+    shutil.copytree(forms.path_for(SHA), forms.path_for(OTHER))  # a valid form, of another artifact
+
+    assert forms.open(OTHER) is None
+    assert forms.open(SHA) is not None
+
+
+def test_forms_are_shared_by_servers_holding_the_same_key_only(tmp_path, classifier):
+    model, _ = classifier
+    ServedForms(tmp_path / "forms", budget_bytes=1 << 30, key=b"replica key").make(SHA, lambda: {"predictor": predictor_for(model)})
+    assert ServedForms(tmp_path / "forms", budget_bytes=1 << 30, key=b"replica key").open(SHA) is not None
+    assert ServedForms(tmp_path / "forms", budget_bytes=1 << 30, key=b"another key").open(SHA) is None
+
+
+def test_links_in_the_forms_are_never_followed(forms, classifier, tmp_path):
+    model, _ = classifier
+    stored(forms, model)
+    outside = tmp_path / "passwd"
+    outside.write_text((forms.path_for(SHA) / MANIFEST).read_text())
+    os.utime(outside, (1_000_000, 1_000_000))
+    stored(forms, model, OTHER)
+    (forms.path_for(OTHER) / MANIFEST).unlink()
+    (forms.path_for(OTHER) / MANIFEST).symlink_to(outside)
+    third = "ef" * 32
+    forms.path_for(third).parent.mkdir(parents=True)
+    forms.path_for(third).symlink_to(forms.path_for(SHA), target_is_directory=True)
+
+    assert forms.open(OTHER) is None and forms.open(third) is None
+    assert os.stat(outside).st_mtime == 1_000_000  # never touched through the link
+    assert not forms.path_for(third).exists() and forms.open(SHA) is not None  # the link went, not its target
+    forms.budget_bytes = 0
+    forms.prune()
+    assert outside.exists()
