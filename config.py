@@ -93,7 +93,10 @@ class Config:
     SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)
     # Failed authentication (bad bearer tokens, refused sign-ins) per client address and minute; 0: no limit.
     AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20)
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Where those counts live: unset, in memory this replica's workers share; a store every replica
+    # names (redis://host:6379) makes one count for the fleet. The prefix keeps deployments apart in it.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "")
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "registry")
     # Proxies in front that set X-Forwarded-For/-Proto/-Host: the client address is read past them.
     PROXY_HOPS = _int("PROXY_HOPS", 0)
     # Signs the dashboard's session cookie and CSRF tokens; the same value on every replica.

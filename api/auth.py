@@ -4,6 +4,7 @@ from functools import wraps
 
 from flask import current_app, g, request
 
+from api import rate_limits
 from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
 from registry.access.tokens import Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
@@ -63,4 +64,8 @@ def _authenticate(*, trust_recent: bool) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send 'Authorization: Bearer <token>'; ask an admin for a token")
-    return authenticate(token.strip(), current_app.config["ADMIN_TOKEN"], trust_recent=trust_recent)
+    try:
+        return authenticate(token.strip(), current_app.config["ADMIN_TOKEN"], trust_recent=trust_recent)
+    except Unauthorized:
+        rate_limits.authentication_failed()  # 429 instead, past the limit
+        raise

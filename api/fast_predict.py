@@ -4,10 +4,10 @@ A prediction is the request a serving fleet answers thousands of times a second,
 Flask's request context, URL dispatch, hooks and view decorators cost more than the prediction
 itself (``bench/floor.py``). This WSGI layer answers the plain case of ``POST
 /models/<name>/<ref>/predict`` and ``POST /models/<name>/predict``: a JSON body of known length, no
-``Content-Encoding``, no query string, reads open to all, an address the failed-authentication limit
-does not refuse. It calls the same use case the view does (:func:`api.answering.answer`: routing,
-counting, the prediction log, shadow runs) and sends the same headers (security headers, the
-request id, the version and route).
+``Content-Encoding``, no query string, reads open to all (so no token to check, and nothing the
+failed-authentication limit refuses). It calls the same use case the view does
+(:func:`api.answering.answer`: routing, counting, the prediction log, shadow runs) and sends the
+same headers (security headers, the request id, the version and route).
 
 Everything else goes to Flask untouched, and so does every failure: a body that does not decode
 is handed over for the view to refuse, and an exception raised while predicting (already counted
@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import rate_limits, request_ids, security_headers, worker_starts
+from api import request_ids, security_headers, worker_starts
 from api.answering import answer
 from api.content import parse_body
 from api.errors import ProblemError
@@ -66,10 +66,7 @@ class FastPredict:
         if not length.isdigit() or int(length) > config["MAX_CONTENT_LENGTH"]:
             return None
         target = self._target(environ.get("PATH_INFO", ""))
-        limit = self.app.extensions.get(rate_limits.EXTENSION)
-        if target is None or (limit is not None and limit.wait_seconds(rate_limits.address_of(environ))):
-            return None
-        return (*target, int(length))
+        return None if target is None else (*target, int(length))
 
     def _match(self, path: str) -> tuple[str, str] | None:
         """(name, ref) when ``path`` is a predict route's, matched by the app's own URL map."""

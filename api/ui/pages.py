@@ -165,8 +165,8 @@ def sign_in():
         try:
             who = start_session(form.token.data.strip())
         except Unauthorized as exc:
+            rate_limits.authentication_failed()  # 429 instead, past the limit
             form.token.errors.append(exc.detail)
-            rate_limits.count_failure()
         else:
             flash(f"Signed in as {who.name} ({who.role}).", "ok")
             return redirect(target)
