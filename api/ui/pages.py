@@ -54,11 +54,17 @@ def model(name):
     number = max(request.args.get("page", 1, type=int) or 1, 1)
     listing = versions.list_versions(name, sort=sort, include_archived=include_archived, page=number, per_page=PER_PAGE)
     metric_names = sorted({key for v in listing.items for key in v.metrics})
+    running = rollouts.running_rollouts(name)
     return render_template(
         "ui/model.html", model=summary, listing=listing, metric_names=metric_names,
-        sort=sort, include_archived=include_archived, rollouts=rollouts.running_rollouts(name),
+        sort=sort, include_archived=include_archived, rollouts=running, in_rollouts=_rollout_versions(running),
         **_evaluations(name),
     )
+
+
+def _rollout_versions(running: dict) -> set[int]:
+    """The versions running rollouts serve as canary or shadow: archiving one is refused (409)."""
+    return {settings[arm]["version"] for settings in running.values() for arm in ("canary", "shadow") if settings.get(arm)}
 
 
 @bp.route("/models/<name>/compare")
@@ -77,7 +83,7 @@ def compare(name):
     return render_template(
         "ui/compare.html", cmp=result, numbers=numbers, bars=metric_bars(result.versions, result.metric_names),
         shared=shared, dataset=chosen[0] if chosen else None, scores=scores, score_names=score_names,
-        score_bars=metric_bars(list(scores.values()), score_names),
+        score_bars=metric_bars([scores[v.number] for v in result.versions if v.number in scores], score_names),
         best=comparison.best_values([v.metrics for v in result.versions], result.metric_names),
         best_scores=comparison.best_values([score.metrics for score in scores.values()], score_names),
         lower_is_better=comparison.lower_is_better,
