@@ -11,6 +11,7 @@ from api import domain
 from registry.artifacts.gc import collect_garbage
 from registry.artifacts.local_store import LocalStore
 from registry.artifacts.migrate import migrate_store
+from registry.artifacts.store import key_for
 from registry.artifacts.verify import verify_artifacts
 from registry.errors import RegistryError
 
@@ -40,11 +41,17 @@ def gc(grace_minutes: float, dry_run: bool):
         raise click.ClickException(exc.detail) from None
     verb = "would remove" if dry_run else "removed"
     for found in collected.removed:
-        what = f"unreferenced artifact {found.sha256}" if found.sha256 else "unfinished upload"
+        if found.misplaced:
+            what = "misplaced file"
+        else:
+            what = f"unreferenced artifact {found.sha256}" if found.sha256 else "unfinished upload"
         click.echo(f"{verb} {what}: {found.key} ({found.size / MB:.1f} MB)")
+    for found in collected.kept_misplaced:
+        click.echo(f"kept misplaced copy of a referenced artifact: {found.key} (its place is {key_for(found.sha256)})")
+    misplaced = f", {len(collected.kept_misplaced)} misplaced" if collected.kept_misplaced else ""
     click.echo(
         f"gc{' (dry run)' if dry_run else ''}: {verb} {len(collected.removed)} file(s), "
-        f"{collected.removed_bytes / MB:.1f} MB; kept {collected.kept_referenced} referenced and "
+        f"{collected.removed_bytes / MB:.1f} MB; kept {collected.kept_referenced} referenced{misplaced} and "
         f"{collected.kept_recent} younger than {grace_minutes:g} min"
     )
 

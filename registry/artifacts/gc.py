@@ -1,4 +1,5 @@
-"""Collecting what crashes leave in the artifact store: files no version references, unfinished uploads."""
+"""Collecting what crashes leave in the artifact store: files no version references, unfinished uploads,
+and files named by a digest away from its place (never read there)."""
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Collected:
     removed: list[StoredFile] = field(default_factory=list)
     kept_referenced: int = 0
     kept_recent: int = 0
+    # Copies of referenced artifacts away from their place: kept (they may be the only copy), for an operator to move.
+    kept_misplaced: list[StoredFile] = field(default_factory=list)
 
     @property
     def removed_bytes(self) -> int:
@@ -34,7 +37,8 @@ class Collected:
 
 def collect_garbage(store: ArtifactStore, *, grace_seconds: float, dry_run: bool,
                     progress: Progress = no_progress) -> Collected:
-    """Remove stored files no version references, and unfinished uploads, older than the grace period.
+    """Remove stored files no version references, unfinished uploads, and misplaced copies of artifacts no
+    version references, older than the grace period; a dry run lists exactly what a run would remove.
 
     Safe while servers run: the files are listed before the rows are read, and an upload writes (or,
     for bytes already stored, touches) its file before it commits its row, so a file whose row is not
@@ -46,7 +50,9 @@ def collect_garbage(store: ArtifactStore, *, grace_seconds: float, dry_run: bool
     referenced = referenced_digests()
     collected = Collected(dry_run)
     for candidate in progress(found, len(found)):
-        if candidate.sha256 in referenced:
+        if candidate.sha256 in referenced and candidate.misplaced:
+            collected.kept_misplaced.append(candidate)
+        elif candidate.sha256 in referenced:
             collected.kept_referenced += 1
         elif candidate.modified > cutoff:
             collected.kept_recent += 1

@@ -2,7 +2,6 @@
 import errno
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from registry.artifacts.store import (
 from registry.errors import ArtifactCorrupted, ArtifactMissing, StoreFull, StoreUnavailable
 
 INCOMING_PREFIX = ".incoming-"
-_SHELF = re.compile(r"[0-9a-f]{2}")
 # Errors that mean "no room", not "cannot write": more space fixes them, a retry alone does not.
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -139,10 +137,12 @@ class LocalStore(ArtifactStore):
         return True
 
     def _path_of(self, found: StoredFile) -> Path:
-        if found.sha256 is not None:
+        """Where ``found`` was listed: its digest's place, or (misplaced, unfinished) the key it was found at."""
+        if found.sha256 is not None and not found.misplaced:
             return self.path_for(found.sha256)
         top, shelf, name = found.key.split("/")
-        if top != "sha256" or not _SHELF.fullmatch(shelf) or not name.startswith(INCOMING_PREFIX):
+        ours = name.startswith(INCOMING_PREFIX) if found.sha256 is None else name == found.sha256
+        if top != "sha256" or shelf in {"", ".", ".."} or not ours:
             raise ValueError(f"not a file of this store: {found.key}")
         return self.root / top / shelf / name
 

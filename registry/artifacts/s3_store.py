@@ -170,20 +170,21 @@ class S3Store(ArtifactStore):
         return None if meta is None else (meta["e_tag"], meta["size"], meta["last_modified"])
 
     def files(self) -> Iterator[StoredFile]:
-        """Every artifact object under the prefix (unfinished multipart uploads are not listed: the bucket's
-        lifecycle rule AbortIncompleteMultipartUpload removes them; docs/scaling.md)."""
+        """Every object under the prefix named by a digest, on its shelf or misplaced (unfinished multipart
+        uploads are not listed: the bucket's lifecycle rule AbortIncompleteMultipartUpload removes them;
+        docs/scaling.md)."""
         pages = self._call("listed", obstore.list, self._client, prefix="sha256/", chunk_size=1000)
         for page in self._call("listed", list, pages):
             for meta in page:
-                name = meta["path"].rsplit("/", 1)[-1]
-                if is_artifact_name(name) and meta["path"] == key_for(name):
-                    yield StoredFile(meta["path"], name, meta["size"], meta["last_modified"].timestamp())
+                parts = meta["path"].split("/")
+                if len(parts) == 3 and is_artifact_name(parts[2]):
+                    yield StoredFile(meta["path"], parts[2], meta["size"], meta["last_modified"].timestamp())
 
     def remove_if_older(self, found: StoredFile, cutoff: float) -> bool:
         """Delete the object unless it was written after ``cutoff`` (its time looked at again now)."""
         if found.sha256 is None:
             return False
-        key = key_for(found.sha256)
+        key = found.key if found.misplaced else key_for(found.sha256)
         meta = self._head(key)
         if meta is None or meta["last_modified"].timestamp() > cutoff:
             return False

@@ -27,6 +27,11 @@ class StoredFile:
     size: int
     modified: float  # seconds since the epoch
 
+    @property
+    def misplaced(self) -> bool:
+        """An artifact's name away from its digest's place: nothing ever reads it there."""
+        return self.sha256 is not None and self.key != key_for(self.sha256)
+
 
 def sha256_of(data: bytes) -> str:
     """The hex sha256 of ``data``."""

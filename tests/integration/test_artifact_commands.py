@@ -141,3 +141,36 @@ def test_gc_on_a_store_it_cannot_write_says_so_in_one_line(runner, store, stored
 
     assert result.exit_code == 1
     assert result.output.strip().startswith("Error: the artifact store cannot be written right now (Read-only file system)")
+
+
+@pytest.fixture
+def misplaced(client, store, stored):
+    """Two files named by a digest on a shelf that is not the digest's: a copy of the orphan (referenced by
+    nothing) and a copy of version 2 (referenced, and intact in its own place), two hours old."""
+    orphan, _ = stored
+    referenced = client.get("/models/m/versions/2").get_json()["sha256"]
+    shelf = store.root / "sha256" / ("00" if orphan.name[:2] != "00" else "01")
+    shelf.mkdir()
+    copies = {"orphan": shelf / orphan.name, "referenced": shelf / referenced}
+    copies["orphan"].write_bytes(orphan.read_bytes())
+    copies["referenced"].write_bytes(store.path_for(referenced).read_bytes())
+    for copy in copies.values():
+        aged(copy, 2 * HOUR)
+    return copies
+
+
+def test_gc_and_its_dry_run_agree_on_misplaced_files(runner, store, misplaced):
+    dry = flask(runner, "gc", "--dry-run")
+    before = names(store)
+    done = flask(runner, "gc")
+
+    assert dry.exit_code == 0 and done.exit_code == 0, dry.output + done.output
+    listed = [line.replace("would remove", "removed", 1) for line in dry.output.splitlines()[:-1]]
+    assert listed == done.output.splitlines()[:-1]  # the same files, named alike
+    assert f"removed misplaced file: {misplaced['orphan'].relative_to(store.root)}" in done.output
+    assert not misplaced["orphan"].exists()
+    # A misplaced copy of a referenced artifact is kept by both, and both say where it belongs.
+    assert misplaced["referenced"].exists() and misplaced["referenced"].name in before
+    for output in (dry.output, done.output):
+        assert (f"kept misplaced copy of a referenced artifact: {misplaced['referenced'].relative_to(store.root)} "
+                f"(its place is {store.path_for(misplaced['referenced'].name).relative_to(store.root)})") in output

@@ -70,11 +70,19 @@ def test_gc_and_verify_work_on_the_bucket(replica, raw, ci, admin):
     orphan = store.put(artifact_bytes(scaled_sum(3)))  # a crash between the object and its row
     shas = [v["sha256"] for v in client.get("/models/m/versions").get_json()["items"]]
 
+    shelf = "00" if orphan[:2] != "00" else "01"  # copies named by a digest on another shelf than theirs
+    obstore.put(raw, f"sha256/{shelf}/{orphan}", artifact_bytes(scaled_sum(3)))
+    obstore.put(raw, f"sha256/{shelf}/{shas[0]}", b"a copy of version 1, away from its place")
+
     dry = runner.invoke(args=["artifacts", "gc", "--grace-minutes", "0", "--dry-run"])
     assert dry.exit_code == 0 and f"would remove unreferenced artifact {orphan}" in dry.output
     collected = runner.invoke(args=["artifacts", "gc", "--grace-minutes", "0"])
     assert collected.exit_code == 0, collected.output
-    assert {f.sha256 for f in store.files()} == set(shas)
+    assert [line.replace("would remove", "removed", 1) for line in dry.output.splitlines()[:-1]] == \
+        collected.output.splitlines()[:-1]
+    assert f"removed misplaced file: sha256/{shelf}/{orphan}" in collected.output
+    assert f"kept misplaced copy of a referenced artifact: sha256/{shelf}/{shas[0]}" in collected.output
+    assert {f.key for f in store.files()} == {key_for(sha) for sha in shas} | {f"sha256/{shelf}/{shas[0]}"}
 
     obstore.put(raw, key_for(shas[0]), b"bit rot")
     obstore.delete(raw, key_for(shas[1]))
