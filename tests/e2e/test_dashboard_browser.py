@@ -2,6 +2,7 @@
 
 Screenshots of every page at 1280x800 go to ``build/screenshots/`` (``SCREENSHOT_DIR`` overrides).
 """
+import hashlib
 import os
 import shutil
 import time
@@ -367,3 +368,106 @@ def test_print_the_card_opens_the_print_dialog_under_the_apps_csp(page, live_reg
     page.emulate_media(media="print")
     expect(page.get_by_role("button", name="Print the card")).to_be_hidden()  # the card prints without its controls
     shot(page, "card-print", full_page=True)
+
+
+LINEAGE_MODEL = "ui-lineage"
+
+
+@pytest.fixture(scope="module")
+def lineage_model(live_registry):
+    """Three versions whose lineage is long unbroken values (sha256 digests, a commit), and no params."""
+    for number in range(3):
+        lineage = {"dataset_sha256": hashlib.sha256(bytes([number])).hexdigest(),
+                   "git_commit": hashlib.sha1(bytes([number])).hexdigest()}
+        response = upload(live_registry, LINEAGE_MODEL, scaled_sum(1.0 + number),
+                          metadata={"metrics": {"r2": 0.4 + number / 10}, "lineage": lineage})
+        assert response.status_code == 201, response.text
+    return LINEAGE_MODEL
+
+
+def table_fit(page: Page) -> list[dict]:
+    """Each table of the page: how far it runs past its box to the side, and its tallest body row."""
+    return page.evaluate("""() => [...document.querySelectorAll('table')].map(table => {
+        const box = table.closest('.table-wrap') || table.parentElement;
+        return {table: table.className || table.querySelector('caption')?.textContent.trim().slice(0, 40) || '?',
+                hidden_px: box.scrollWidth - box.clientWidth,
+                tallest_row_px: Math.max(0, ...[...table.tBodies].flatMap(b => [...b.rows]).map(r => r.getBoundingClientRect().height))};
+    })""")
+
+
+def test_compare_keeps_every_version_in_view_and_says_what_was_not_recorded(page, live_registry, lineage_model):
+    page.goto(f"/ui/models/{LINEAGE_MODEL}/compare?v=1&v=2&v=3")
+    lineage = page.locator("table.diff").last
+    expect(lineage).to_contain_text(hashlib.sha256(bytes([2])).hexdigest())
+    assert [fit["hidden_px"] for fit in table_fit(page)] == [0, 0]  # metrics, lineage: v3 not scrolled off
+    assert lineage.locator("thead th").last.bounding_box()["x"] + 20 < DESKTOP["width"]
+    expect(page.get_by_text("None of these versions recorded params.")).to_be_visible()
+    chart = page.get_by_role("img", name="r2 by version")
+    assert chart.locator("text.label").all_text_contents() == ["v1", "v2", "v3"]  # the tables' order
+    shot(page, "compare-lineage", full_page=True)
+
+
+def test_the_model_page_offers_no_archive_on_a_running_canary(page, live_registry, demo_model):
+    url = f"{live_registry.url}/models/{MODEL}/aliases/production/rollout"
+    current = requests.get(f"{live_registry.url}/models/{MODEL}/aliases", timeout=30).json()["production"]
+    started = requests.put(url, json={"canary": {"version": 3 - current, "percent": 10}, "reason": "archive check"},
+                           headers=live_registry.headers, timeout=30)
+    assert started.status_code == 200, started.text
+    try:
+        sign_in(page, live_registry.admin_token)
+        page.goto(f"/ui/models/{MODEL}")
+        canary_row = page.locator(f'tr[data-version="{3 - current}"]')
+        expect(canary_row.get_by_role("link", name="Promote…")).to_be_visible()
+        expect(canary_row.get_by_role("link", name="Archive…")).to_have_count(0)
+        shot(page, "model-with-canary")
+    finally:
+        requests.delete(url, json={"reason": "checked"}, headers=live_registry.headers, timeout=30)
+
+
+PHONE_PAGES = {
+    "models": "/ui/", "model": f"/ui/models/{MODEL}", "card": f"/ui/models/{MODEL}/versions/1",
+    "card-lineage": f"/ui/models/{LINEAGE_MODEL}/versions/3",
+    "compare": f"/ui/models/{MODEL}/compare?v=2&v=1", "compare-lineage": f"/ui/models/{LINEAGE_MODEL}/compare?v=1&v=2&v=3",
+    "monitoring": f"/ui/models/{MODEL}/versions/1/monitoring?window=1h", "history": f"/ui/models/{MODEL}/history",
+    "alias": f"/ui/models/{MODEL}/aliases/production", "operations": "/ui/operations",
+}
+TALLEST_ROW_PX = 90  # three lines of text: a row taller than that was wrapping what a phone can show on one
+
+
+def test_on_a_phone_every_table_shows_its_columns_that_matter_in_short_rows(browser, live_registry, demo_model, lineage_model):
+    """At 390 px, as a phone lays pages out (its viewport tag honoured): nothing runs off to the side,
+    not even inside a table's own scroll box, and no row wraps into a tall column of fragments."""
+    url = f"{live_registry.url}/models/{MODEL}/aliases/production/rollout"
+    current = requests.get(f"{live_registry.url}/models/{MODEL}/aliases", timeout=30).json()["production"]
+    plan = {"steps": [{"percent": 10, "min_requests": 200}, {"percent": 40, "min_requests": 400}]}  # its gates too
+    assert requests.put(url, json={"canary": {"version": 3 - current}, "plan": plan, "sticky_header": "X-User-Id",
+                                   "reason": "phone"}, headers=live_registry.headers, timeout=30).status_code == 200
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=live_registry.url)
+    phone = context.new_page()
+    try:
+        sign_in(phone, live_registry.admin_token)  # the monitoring page shows the logged requests to a signed-in token
+        misfits, heights = {}, {}
+        for name, path in PHONE_PAGES.items():
+            phone.goto(path)
+            assert phone.evaluate("window.innerWidth") == PHONE["width"]
+            assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+            misfits[name] = [fit for fit in table_fit(phone) if fit["hidden_px"] > 1 or fit["tallest_row_px"] > TALLEST_ROW_PX]
+            heights[name] = phone.evaluate("document.documentElement.scrollHeight")
+            shot(phone, f"phone-{name}", full_page=True)
+        assert misfits == {name: [] for name in PHONE_PAGES}
+        assert heights["monitoring"] < 2_600, heights  # 20 logged requests, 4 drift charts, the quality chart
+    finally:
+        context.close()
+        requests.delete(url, json={"reason": "measured"}, headers=live_registry.headers, timeout=30)
+
+
+def test_the_api_docs_fit_a_phone(browser, live_registry):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, base_url=live_registry.url)
+    phone = context.new_page()
+    phone.goto("/docs")
+    expect(phone.locator(".opblock").first).to_be_visible(timeout=30_000)
+    assert phone.evaluate("window.innerWidth") == PHONE["width"]  # without a viewport tag a phone lays out 980 px
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert "``" not in phone.locator(".opblock-summary-description").first.inner_text()
+    shot(phone, "phone-api-docs")
+    context.close()
