@@ -471,3 +471,14 @@ def test_the_api_docs_fit_a_phone(browser, live_registry):
     assert "``" not in phone.locator(".opblock-summary-description").first.inner_text()
     shot(phone, "phone-api-docs")
     context.close()
+
+
+def test_a_monitoring_page_with_a_reference_never_asks_for_one(page, live_registry, lineage_model):
+    reference = {"source": "training", "instances": np.random.default_rng(5).normal(size=(200, 3)).tolist()}
+    assert requests.put(f"{live_registry.url}/models/{LINEAGE_MODEL}/versions/1/reference", json=reference,
+                        headers=live_registry.headers, timeout=30).status_code == 200
+    page.goto(f"/ui/models/{LINEAGE_MODEL}/versions/1/monitoring")
+    detail = page.locator("[data-drift-detail]")
+    expect(detail).to_contain_text("the window holds 0 answered rows")
+    expect(detail).not_to_contain_text("reference")
+    shot(page, "monitoring-with-reference")
