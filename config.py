@@ -67,6 +67,10 @@ class Config:
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
+    # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet
+    # re-hashes the store's copy of every served artifact, reading at most ARTIFACT_SCRUB_MB_PER_SECOND.
+    ARTIFACT_SCRUB_SECONDS = _float("ARTIFACT_SCRUB_SECONDS", 600.0)
+    ARTIFACT_SCRUB_MB_PER_SECOND = _float("ARTIFACT_SCRUB_MB_PER_SECOND", 20.0)
     # What each worker's loaded versions may hold in memory, measured: half a worker's share of memory
     # by default. What aliases and rollouts serve stays loaded even past it; other versions are
     # evicted least recently used first.

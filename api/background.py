@@ -1,14 +1,16 @@
-"""The fleet-wide background work of the app: the monitoring sweep and the rollout controller.
+"""The fleet-wide background work of the app: the monitoring sweep, the rollout controller and the
+artifact scrub.
 
 Each is a leased loop started in every worker; only the process holding its lease in the shared
-database works, and another takes over when it dies. ``flask monitoring sweep`` and ``flask
-rollouts tick`` run one turn at once."""
+database works, and another takes over when it dies. ``flask monitoring sweep``, ``flask rollouts
+tick`` and ``flask artifacts scrub`` run one turn at once."""
 from flask import Flask
 from marshmallow import ValidationError
 
 from api import domain, worker_starts
 from api.schemas import window_span
 from registry.autopilot import controller
+from registry.integrity import scrub
 from registry.leases import LeasedLoop
 from registry.monitoring.quality import Thresholds
 from registry.monitoring.sweep import LEASE, SweepSettings, sweep
@@ -28,18 +30,36 @@ def init_app(app: Flask) -> None:
         thresholds=Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
                               min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"]),
     )
+    scrubbing = scrub.ScrubSettings(every_seconds=config["ARTIFACT_SCRUB_SECONDS"],
+                                    bytes_per_second=config["ARTIFACT_SCRUB_MB_PER_SECOND"] * 1024 * 1024)
+    report = scrub.DamageReport()
     loops = (
         LeasedLoop(LEASE, settings.every_seconds, lambda: sweep(settings), app.app_context),
         LeasedLoop(controller.LEASE, config["ROLLOUT_TICK_SECONDS"],
                    lambda: controller.tick(app.extensions[domain.EXTENSION].runtime), app.app_context),
+        # A pass takes at most half the period, so the lease (three periods) never runs out meanwhile.
+        LeasedLoop(scrub.LEASE, scrubbing.every_seconds,
+                   lambda: scrub.scrub(app.extensions[domain.EXTENSION].store, scrubbing,
+                                       budget_seconds=scrubbing.every_seconds / 2),
+                   app.app_context, every_turn=report.refresh),
     )
-    app.extensions[EXTENSION] = (settings, loops)
+    app.extensions[EXTENSION] = (settings, loops, scrubbing, report)
     worker_starts.add(app, lambda: start_in_worker(app))
 
 
 def sweep_settings(app: Flask) -> SweepSettings:
     """What the app's sweeps measure, over which window."""
     return app.extensions[EXTENSION][0]
+
+
+def scrub_settings(app: Flask) -> scrub.ScrubSettings:
+    """How often the app's artifact scrub runs, and how fast it reads."""
+    return app.extensions[EXTENSION][2]
+
+
+def damage_report(app: Flask) -> scrub.DamageReport:
+    """What this process last read of the stored copies the scrub found damaged or missing."""
+    return app.extensions[EXTENSION][3]
 
 
 def start_in_worker(app: Flask) -> None:

@@ -13,6 +13,7 @@ from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import ArtifactStore
 from registry.artifacts.stores import UnknownStore, open_store
 from registry.changes import committed
+from registry.integrity.scrub import damaged_digests
 from registry.db import end_read
 from registry.monitoring.prediction_log import LogSettings, PredictionLog
 from registry.serving.loader import ArtifactLoader
@@ -95,10 +96,11 @@ def _store(app: Flask, root: str | None = None) -> ArtifactStore:
 
 
 def _serving_digests(app: Flask) -> Callable[[], set[str]]:
-    """What tells the node's caches which artifacts an alias or a rollout serves (never let go)."""
+    """What tells the node's caches which artifacts they must never let go: what an alias or a rollout
+    serves, and what the artifact scrub found damaged in the store (their copy is the last good one)."""
     def serving() -> set[str]:
         with app.app_context():
-            digests = lookups.served_digests()
+            digests = lookups.served_digests() | damaged_digests()
             end_read()
             return digests
 

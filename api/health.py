@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import text
 
-from api import domain
+from api import background, domain
 from registry import stopping
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
@@ -53,8 +53,19 @@ def readiness() -> Readiness:
 
 
 def warnings() -> list[str]:
-    """What is wrong without stopping predictions: a nearly full store, models over their memory budget."""
-    return store_warnings() + memory_warnings()
+    """What is wrong without stopping predictions: a nearly full store, models over their memory budget,
+    stored copies the artifact scrub found damaged."""
+    return store_warnings() + memory_warnings() + damage_warnings()
+
+
+def damage_warnings() -> list[str]:
+    """Stored copies the artifact scrub found damaged or missing (read by a background loop, not here)."""
+    return [
+        f"the artifact store's copy of {found.sha256} ({', '.join(found.versions)}) is {found.status} since "
+        f"{found.since.strftime('%Y-%m-%dT%H:%M:%SZ')}: this machine serves it from its cached copy, kept until the "
+        "store is repaired; re-upload the original file (or restore it from a backup)"
+        for found in background.damage_report(current_app).current()
+    ]
 
 
 def memory_warnings() -> list[str]:

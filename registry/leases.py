@@ -57,13 +57,15 @@ def release(name: str, holder: str) -> None:
 
 class LeasedLoop:
     """Runs ``work`` from a thread of this process every ``every_seconds``, while this process holds
-    the lease ``name`` (renewed each turn): every process runs one, one process in the fleet works."""
+    the lease ``name`` (renewed each turn): every process runs one, one process in the fleet works.
+    ``every_turn`` runs at each turn in every process, holder or not (reading what the work found)."""
 
     def __init__(self, name: str, every_seconds: float, work: Callable[[], object],
-                 session_scope: Callable[[], AbstractContextManager]):
+                 session_scope: Callable[[], AbstractContextManager], every_turn: Callable[[], object] | None = None):
         self.name = name
         self.every_seconds = every_seconds
         self._work = work
+        self._every_turn = every_turn
         self._session_scope = session_scope
         self._holder = holder_id()
         self._stop = threading.Event()
@@ -102,5 +104,7 @@ class LeasedLoop:
                 with self._session_scope():
                     if hold(self.name, self._holder, seconds=self.every_seconds * LEASE_PERIODS):
                         self._work()
+                    if self._every_turn is not None:
+                        self._every_turn()
             except Exception:  # the next turn tries again; the work must never take the worker down
                 log.exception("the %s work failed; it runs again in %s s", self.name, self.every_seconds)

@@ -167,12 +167,22 @@ ARTIFACT_CACHE_EVICTIONS = Counter(
     "registry_artifact_cache_evictions_total",
     "Artifacts removed from this machine's node cache to fit ARTIFACT_CACHE_MB",
 )
+ARTIFACTS_DAMAGED = Gauge(
+    "registry_artifacts_damaged",
+    "Artifacts whose copy in the store the scrub last found damaged or missing (served meanwhile from a cache)",
+    multiprocess_mode="livemax",
+)
+ARTIFACT_SCRUB_CHECKS = Counter(
+    "registry_artifact_scrub_checks_total", "Stored copies the artifact scrub re-hashed, by what it found", ["status"],
+)
+ARTIFACT_SCRUB_BYTES = Counter("registry_artifact_scrub_bytes_total", "Bytes the artifact scrub read from the store")
 
 # Every metric of the registry, each declared on every scrape.
 FAMILIES = (
     PREDICTIONS, PREDICT_LATENCY, MODEL_LOADED, CACHE_LOADS, CACHE_LOAD_FAILURES, MODEL_CACHE_EVICTIONS, SWAPS,
     ALIAS_VERSION, DEPENDENCY_UP, ROUTED_PREDICTIONS, ROUTED_LATENCY, SHADOW_RUNS, SHADOW_ROWS, SHADOW_ABS_DIFF,
     ARTIFACT_STORE_ERRORS, ARTIFACT_CACHE_FILLS, ARTIFACT_CACHE_EVICTIONS,
+    ARTIFACTS_DAMAGED, ARTIFACT_SCRUB_CHECKS, ARTIFACT_SCRUB_BYTES,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
 )

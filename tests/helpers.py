@@ -34,6 +34,7 @@ def make_app(database_url: str, artifact_root, **overrides):
         "WEBHOOK_DELIVER_IN_WORKERS": False,
         "MONITOR_SECONDS": 0,  # tests sweep when they mean to (flask monitoring sweep, or the sweep itself)
         "ROLLOUT_TICK_SECONDS": 0,  # and tick the rollout controller when they mean to
+        "ARTIFACT_SCRUB_SECONDS": 0,  # and scrub the artifact store when they mean to (flask artifacts scrub)
         "PROMETHEUS_MULTIPROC_DIR": None,
         "SECRET_KEY": "test-secret-key",
     }

@@ -1,19 +1,21 @@
-"""``flask artifacts …``: collect what crashes left in the artifact store, verify what is stored, and copy
-a local store to S3."""
+"""``flask artifacts …``: collect what crashes left in the artifact store, verify what is stored, scrub
+the served artifacts' copies, and copy a local store to S3."""
 import sys
 from collections.abc import Iterable, Iterator
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from tqdm import tqdm
 
-from api import domain
+from api import background, domain
 from registry.artifacts.gc import collect_garbage
 from registry.artifacts.local_store import LocalStore
 from registry.artifacts.migrate import migrate_store
 from registry.artifacts.store import key_for
 from registry.artifacts.verify import verify_artifacts
 from registry.errors import RegistryError
+from registry.integrity.scrub import scrub as scrub_now
 
 group = AppGroup("artifacts", help="Collect leftovers in the artifact store, verify stored files, copy a store to S3.")
 
@@ -70,6 +72,23 @@ def verify():
         + ("; re-upload the original files (or restore them from a backup) to repair them" if bad else "")
     )
     if bad:
+        sys.exit(1)
+
+
+@group.command("scrub")
+def scrub():
+    """Re-hash the stored copy of every served artifact (and of every one found damaged before) now, as the
+    background scrub does, at ARTIFACT_SCRUB_MB_PER_SECOND; exit code 1 when one is damaged or missing."""
+    result = scrub_now(domain.store(), background.scrub_settings(current_app))
+    report = background.damage_report(current_app)
+    report.refresh()
+    for found in report.current():
+        click.echo(f"{found.status} {found.sha256}: {', '.join(found.versions)}")
+    bad = len(report.current())
+    click.echo(f"scrub: {len(result.checked)} stored copies checked, {bad} damaged or missing"
+               + (f"; stopped early: {result.stopped}" if result.stopped else "")
+               + ("; re-upload the original files (or restore them from a backup) to repair them" if bad else ""))
+    if bad or result.stopped:
         sys.exit(1)
 
 

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from registry.artifacts.no_follow import ensure_directory, locked, read_regular, touch_regular
 from registry.artifacts.s3_store import S3Store
-from registry.artifacts.store import REPAIR, ArtifactStore, StoredFile, is_artifact_name, key_for, sha256_of
+from registry.artifacts.store import REPAIR, ArtifactStore, Pace, StoredFile, is_artifact_name, key_for, sha256_of
 from registry.errors import ArtifactCorrupted, NotFetchedYet, StoreUnavailable
 from registry.telemetry import ARTIFACT_CACHE_EVICTIONS, ARTIFACT_CACHE_FILLS
 
@@ -173,9 +173,9 @@ class CachedStore(ArtifactStore):
             return self.remote.download(sha256, target)
         return download
 
-    def check(self, sha256: str) -> str:
+    def check(self, sha256: str, pace: Pace | None = None) -> str:
         """The object in the store, re-hashed (the node cache is only a copy)."""
-        return self.remote.check(sha256)
+        return self.remote.check(sha256, pace)
 
     def stamp(self, sha256: str) -> tuple | None:
         """The local copy's identity: a load that failed is tried again once a copy arrives or changes."""

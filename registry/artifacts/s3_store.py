@@ -24,6 +24,7 @@ from registry.artifacts.store import (
     CHUNK_BYTES,
     REPAIR,
     ArtifactStore,
+    Pace,
     StoredFile,
     digest_of_file,
     is_artifact_name,
@@ -147,7 +148,7 @@ class S3Store(ArtifactStore):
         except FileNotFoundError:
             raise ArtifactMissing(f"the stored artifact {sha256} is missing from {self.location}; {REPAIR}") from None
 
-    def check(self, sha256: str) -> str:
+    def check(self, sha256: str, pace: Pace | None = None) -> str:
         """``ok``, ``damaged`` or ``missing``, streaming the object through a hash."""
         _check_not_forked()
         try:
@@ -155,6 +156,8 @@ class S3Store(ArtifactStore):
             digest = hashlib.sha256()
             for chunk in result.stream(min_chunk_size=CHUNK_BYTES):
                 digest.update(chunk)
+                if pace is not None:
+                    pace(len(chunk))
         except FileNotFoundError:
             return "missing"
         except BaseError as exc:

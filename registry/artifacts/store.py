@@ -8,7 +8,7 @@ import hashlib
 import io
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -16,6 +16,7 @@ from typing import BinaryIO
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 CHUNK_BYTES = 1024 * 1024
 REPAIR = "it is not served: re-upload the original file to repair it, or restore the store from a backup"
+Pace = Callable[[int], None]  # called with each chunk's size by a long read (registry.artifacts.pacing)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,15 @@ def digest_of_file(source: BinaryIO) -> tuple[str, int]:
         size += len(chunk)
     source.seek(0)
     return digest.hexdigest(), size
+
+
+def paced_digest(source: BinaryIO, pace: Pace) -> str:
+    """The hex sha256 of what is left in ``source``, read in chunks, ``pace`` called after each."""
+    digest = hashlib.sha256()
+    while chunk := source.read(CHUNK_BYTES):
+        digest.update(chunk)
+        pace(len(chunk))
+    return digest.hexdigest()
 
 
 def checked_digest(sha256: str) -> str:
@@ -98,8 +108,9 @@ class ArtifactStore(ABC):
         """The stored bytes, after checking they still hash to ``sha256`` (ArtifactCorrupted if not)."""
 
     @abstractmethod
-    def check(self, sha256: str) -> str:
-        """``ok``, ``damaged`` or ``missing``: the stored bytes re-hashed without holding them in memory."""
+    def check(self, sha256: str, pace: Pace | None = None) -> str:
+        """``ok``, ``damaged`` or ``missing``: the stored bytes re-hashed without holding them in memory
+        (``pace`` called with each chunk's size: a background scrub's rate limit)."""
 
     @abstractmethod
     def stamp(self, sha256: str) -> tuple | None:

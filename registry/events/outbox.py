@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "rollout.paused",
     "rollout.resumed",
     "model.drift",
+    "artifact.damaged",
 )
 PING = "ping"  # sent only to the subscription that asked for it
 

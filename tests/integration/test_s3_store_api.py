@@ -195,3 +195,29 @@ def test_a_missing_or_damaged_object_is_named_and_counted(replica, raw, ci):
     assert_problem(predict(client, "1"), 500, shas[1], "is missing")
     assert_problem(predict(client, "2"), 500, shas[2], "no longer matches its sha256")
     assert (errors("missing"), errors("damaged")) == (before[0] + 1, before[1] + 1)
+
+
+def test_the_scrub_finds_a_damaged_object_behind_an_alias_and_the_node_cache_keeps_its_copy(replica, raw, ci):
+    app = replica()
+    client, runner = app.test_client(), app.test_cli_runner()
+    upload_ok(client, ci, "m", scaled_sum(1))
+    assert client.post("/models/m/versions/1/promote", json={}, headers=ci).status_code == 200
+    assert predict(client, "production").status_code == 200  # in the node cache now
+    sha = client.get("/models/m/versions/1").get_json()["sha256"]
+    obstore.put(raw, key_for(sha), b"bit rot")
+    assert client.get("/readyz").get_json()["warnings"] == []  # the cache alone is looked at while serving
+
+    scrubbed = runner.invoke(args=["artifacts", "scrub"])
+
+    assert scrubbed.exit_code == 1 and f"damaged {sha}: m v1" in scrubbed.output
+    assert any(sha in warning for warning in client.get("/readyz").get_json()["warnings"])
+    upload_ok(client, ci, "m", scaled_sum(2))
+    assert client.post("/models/m/versions/2/promote", json={}, headers=ci).status_code == 200
+    cache = app.extensions["model_registry"].store.cache
+    cache.budget_bytes = 0
+    cache.evict()
+    assert cache.path_for(sha).is_file()  # the last good copy, kept while the store's is damaged
+    app.extensions["model_registry"].store.put(artifact_bytes(scaled_sum(1)))  # the original bytes: repaired
+    assert runner.invoke(args=["artifacts", "scrub"]).exit_code == 0
+    cache.evict()
+    assert not cache.path_for(sha).exists()
