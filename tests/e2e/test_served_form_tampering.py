@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pytest
 import requests
 from sklearn.ensemble import RandomForestClassifier
 

@@ -262,3 +262,22 @@ def test_links_in_the_forms_are_never_followed(forms, classifier, tmp_path):
     forms.budget_bytes = 0
     forms.prune()
     assert outside.exists()
+
+
+def test_a_mapped_file_written_in_place_is_told_apart_from_one_taken_away(forms):
+    rng = np.random.default_rng(8)
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(rng.normal(size=(3000, 4)), rng.random(3000) > 0.5)
+    form, _ = stored(forms, model)  # random labels: deep trees, records past what is mapped
+    assert form.mapped_from and not any(mapped.written() for mapped in form.mapped_from)
+    forms.budget_bytes = 0
+    forms.prune()  # the form taken away (made again elsewhere, say): what is mapped is unchanged
+    assert not forms.path_for(SHA).exists() and not any(mapped.written() for mapped in form.mapped_from)
+
+    again, _ = stored(forms, model)
+    mapped = again.mapped_from[0]
+    path = forms.path_for(SHA) / mapped.name
+    path.chmod(0o644)
+    with open(path, "r+b") as f:
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\xff" * 8)
+    assert mapped.written()
