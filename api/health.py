@@ -5,17 +5,28 @@ memory while the database or the artifact store is down: it stays ready, and say
 process is not ready until it holds every aliased version it could not fetch for want of the store.
 A stopping server is not ready from the moment it got SIGTERM, so load balancers stop sending to it
 while it finishes what it has.
+
+No probe waits on a dependency: the database and the store are checked on threads of their own, and a
+check that has not answered within ``CHECK_DEADLINE_SECONDS`` is reported as a problem ("did not answer
+within 0.8 s") at once, for as long as it hangs (``registry/serving/probes.py``). A stalled store thus
+makes probes say ``degraded``, quickly, and holds none of the threads that answer predictions.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import text
 
 from api import background, domain
 from registry import stopping
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
+from registry.serving.probes import Probe, ProbeAnswer
 from registry.telemetry import DEPENDENCY_UP
+
+# How long a probe waits for a dependency's check; the image's HEALTHCHECK gives a probe 5 s.
+CHECK_DEADLINE_SECONDS = 0.8
+PROBES = "readiness_probes"
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,13 @@ class Readiness:
 
 
 def readiness() -> Readiness:
-    """Check the database and the artifact store now (and say so in ``registry_dependency_up``)."""
-    problems = {"database": database_problem(), "artifact_store": domain.store().problem()}
+    """Check the database and the artifact store, each within CHECK_DEADLINE_SECONDS (and say so in
+    ``registry_dependency_up``)."""
+    probes = _probes()
+    problems = {
+        "database": _problem(probes["database"].answer(), "the database"),
+        "artifact_store": _problem(probes["artifact_store"].answer(), f"the artifact store {domain.store().location}"),
+    }
     for name, why in problems.items():
         DEPENDENCY_UP.labels(name).set(0 if why else 1)
     models = domain.runtime().models
@@ -81,8 +97,10 @@ def memory_warnings() -> list[str]:
 
 
 def store_warnings() -> list[str]:
-    """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail."""
-    free = domain.store().free_bytes()
+    """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail.
+    (Space that cannot be read in time is no warning: the store's check says it did not answer.)"""
+    answer = _probes()["store_space"].answer()
+    free = None if answer.stalled or answer.error else answer.value
     minimum_mb = current_app.config["MIN_FREE_STORE_MB"]
     if free is None or free >= minimum_mb * 1024 * 1024:
         return []
@@ -105,3 +123,37 @@ def database_problem() -> str | None:
         return f"the database does not answer, or holds no schema (flask db upgrade) ({type(exc).__name__})"
     finally:
         db.session.rollback()
+
+
+def _probes() -> dict[str, Probe]:
+    """This app's dependency checks, made on first use."""
+    app = current_app._get_current_object()
+    probes = app.extensions.get(PROBES)
+    if probes is None:
+        probes = app.extensions.setdefault(PROBES, {
+            "database": Probe("database", _in_app(app, lambda: database_problem()), CHECK_DEADLINE_SECONDS),
+            "artifact_store": Probe("artifact-store", _in_app(app, lambda: domain.store().problem()),
+                                    CHECK_DEADLINE_SECONDS),
+            "store_space": Probe("store-space", _in_app(app, lambda: domain.store().free_bytes()),
+                                 CHECK_DEADLINE_SECONDS),
+        })
+    return probes
+
+
+def _in_app(app: Flask, check: Callable[[], object]) -> Callable[[], object]:
+    """``check`` run in an app context of its own (its own database session), on the probe's thread."""
+    def run():
+        with app.app_context():
+            return check()
+
+    return run
+
+
+def _problem(answer: ProbeAnswer, what: str) -> str | None:
+    """A dependency check's answer as a readiness problem (None: none)."""
+    if answer.stalled:
+        return (f"{what} did not answer within {CHECK_DEADLINE_SECONDS:g} s (asked {answer.stalled_seconds:.0f} s "
+                "ago); loaded models are still served")
+    if answer.error is not None:
+        return f"{what} could not be checked ({type(answer.error).__name__}: {str(answer.error)[:200]})"
+    return answer.value

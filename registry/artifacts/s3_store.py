@@ -48,6 +48,10 @@ _RETRIES = {
     "retry_timeout": timedelta(seconds=10),
     "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2), "base": 2},
 }
+# A readiness check asks once and gives up soon: it runs off the request threads within a deadline
+# (registry/serving/probes.py), and a check stuck on a stalled store would hold off the next one.
+PROBE_CONNECT_SECONDS = 1.0
+PROBE_READ_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,17 @@ class S3Store(ArtifactStore):
                 "timeout": timedelta(hours=1),  # a whole transfer; stalls are caught by read_timeout
             },
             retry_config=_RETRIES,
+        )
+        self._probe_client = ObstoreS3(
+            bucket,
+            prefix=prefix or None,
+            config=config,
+            client_options={
+                "allow_http": True,
+                "connect_timeout": timedelta(seconds=PROBE_CONNECT_SECONDS),
+                "timeout": timedelta(seconds=PROBE_CONNECT_SECONDS + PROBE_READ_SECONDS),
+            },
+            retry_config={"max_retries": 0},
         )
         self._paused_until = 0.0
         self._paused_error: StoreUnavailable | None = None
@@ -199,10 +214,11 @@ class S3Store(ArtifactStore):
         return None
 
     def problem(self) -> str | None:
-        """None when a listing of the prefix answers; probes even while calls are paused."""
+        """None when a listing of the prefix answers; probes even while calls are paused, once, within
+        a few seconds."""
         _check_not_forked()
         try:
-            next(iter(obstore.list(self._client, prefix="sha256/", chunk_size=1)), None)
+            next(iter(obstore.list(self._probe_client, prefix="sha256/", chunk_size=1)), None)
         except BaseError as exc:
             error = self._unavailable("read", exc)
             return error.detail
