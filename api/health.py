@@ -100,7 +100,7 @@ def store_warnings() -> list[str]:
     """A nearly full store is a warning, not unreadiness: predictions still work, only uploads will fail.
     (Space that cannot be read in time is no warning: the store's check says it did not answer.)"""
     answer = _probes()["store_space"].answer()
-    free = None if answer.stalled or answer.error else answer.value
+    free = None if answer.unanswered or answer.error else answer.value
     minimum_mb = current_app.config["MIN_FREE_STORE_MB"]
     if free is None or free >= minimum_mb * 1024 * 1024:
         return []
@@ -151,8 +151,10 @@ def _in_app(app: Flask, check: Callable[[], object]) -> Callable[[], object]:
 
 def _problem(answer: ProbeAnswer, what: str) -> str | None:
     """A dependency check's answer as a readiness problem (None: none)."""
-    if answer.stalled:
-        return (f"{what} did not answer within {CHECK_DEADLINE_SECONDS:g} s (asked {answer.stalled_seconds:.0f} s "
+    if answer.unanswered and answer.waiting_seconds < CHECK_DEADLINE_SECONDS:
+        return f"{what} has not answered this process's first check yet"
+    if answer.unanswered:
+        return (f"{what} did not answer within {CHECK_DEADLINE_SECONDS:g} s (asked {answer.waiting_seconds:.0f} s "
                 "ago); loaded models are still served")
     if answer.error is not None:
         return f"{what} could not be checked ({type(answer.error).__name__}: {str(answer.error)[:200]})"

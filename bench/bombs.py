@@ -33,7 +33,14 @@ import skops.io
 from sklearn.linear_model import LinearRegression
 
 from bench import report
-from bench.bomb_files import MIB, empty_lists_pickle, many_arrays_bomb, one_array_bomb, skops_zip_bomb
+from bench.bomb_files import (
+    MIB,
+    empty_lists_pickle,
+    many_arrays_bomb,
+    one_array_bomb,
+    skops_zip_bomb,
+    wide_claim_linear,
+)
 from bench.harness.checkout import commit_of, stop_checkout
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +59,7 @@ BOMBS = {
     "xz-many-arrays-2.6GB": lambda: many_arrays_bomb(EXPANDED, "xz"),
     "30M-empty-lists": lambda: empty_lists_pickle(30_000_000),
     "skops-zip-2.6GB": lambda: skops_zip_bomb(skops.io.dumps(_small_model()), EXPANDED),
+    "3M-features-claim": lambda: wide_claim_linear(3_000_000),  # a few hundred bytes saying n_features_in_
 }
 
 

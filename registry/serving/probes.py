@@ -4,9 +4,10 @@ dependency does.
 A check runs on a thread of its own, never on the thread that asks. Whoever asks while no check is
 running starts one and waits for it at most ``deadline`` seconds, so that probes one after another
 each see a fresh answer. Whoever asks while one is running does not wait: they get the last answer
-while the running check is younger than the deadline, and a stalled answer once it is older, for as
-long as it hangs; no second check is started beside it. So however many probes arrive at once, at
-most one request thread per process waits, at most ``deadline`` seconds.
+while the running check is younger than the deadline (an unanswered one before the first answer),
+and an unanswered one once it is older, for as long as it hangs; no second check is started beside
+it. So however many probes arrive at once, at most one request thread per check and process waits,
+at most ``deadline`` seconds.
 """
 from __future__ import annotations
 
@@ -19,16 +20,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProbeAnswer:
-    """What a check returned (or raised), or for how long it has been running without an answer."""
+    """What a check returned (or raised), or for how long the running check has gone unanswered."""
 
     value: object = None
     error: Exception | None = None
-    stalled_seconds: float | None = None
+    waiting_seconds: float | None = None
 
     @property
-    def stalled(self) -> bool:
-        """True when the check did not answer within the deadline."""
-        return self.stalled_seconds is not None
+    def unanswered(self) -> bool:
+        """True when there is no answer to give: the running check is past the deadline, or is the first."""
+        return self.waiting_seconds is not None
 
 
 class Probe:
@@ -42,21 +43,21 @@ class Probe:
         self._guard = threading.Lock()
 
     def answer(self) -> ProbeAnswer:
-        """A new check's answer, or the last one while another asker's check runs, or a stalled answer
+        """A new check's answer, or the last one while another asker's check runs, or an unanswered one
         once the running check is older than ``deadline``; never waits longer than ``deadline``."""
         self._start_in_this_process()
         with self._changed:
-            if self._started is not None and self._answered:  # another asker's check is running
+            if self._started is not None:  # another asker's check is running
                 running = time.monotonic() - self._started
-                return ProbeAnswer(stalled_seconds=running) if running >= self.deadline else self._last
-            if self._started is None:
-                self._started, self._asked = time.monotonic(), self._asked + 1
-                self._changed.notify_all()
+                young = running < self.deadline and self._answered
+                return self._last if young else ProbeAnswer(waiting_seconds=running)
+            self._started, self._asked = time.monotonic(), self._asked + 1
+            self._changed.notify_all()
             started, asked = self._started, self._asked
             while self._answered < asked:
                 left = started + self.deadline - time.monotonic()
                 if left <= 0:
-                    return ProbeAnswer(stalled_seconds=time.monotonic() - started)
+                    return ProbeAnswer(waiting_seconds=time.monotonic() - started)
                 self._changed.wait(left)
             return self._last
 

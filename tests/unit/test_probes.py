@@ -39,11 +39,11 @@ def test_a_hanging_check_is_stalled_for_every_asker_and_never_doubled():
     first = probe.answer()  # starts the second check and gives up on it after the deadline
     later = [probe.answer() for _ in range(5)]  # at once: it is still running
 
-    assert first.stalled and all(answer.stalled for answer in later)
-    assert later[-1].stalled_seconds >= DEADLINE
+    assert first.unanswered and all(answer.unanswered for answer in later)
+    assert later[-1].waiting_seconds >= DEADLINE
     assert check.calls == 2
     check.gate.set()
-    while probe.answer().stalled:  # the hung check ends; the next asker starts a new one
+    while probe.answer().unanswered:  # the hung check ends; the next asker starts a new one
         pass
     assert check.calls >= 3
 
@@ -63,10 +63,26 @@ def test_while_another_askers_check_is_young_the_last_answer_is_given_without_wa
     waiting.join()
 
 
+def test_before_the_first_answer_only_the_asker_who_started_the_check_waits():
+    check = Check()
+    check.gate.clear()
+    probe = Probe("store", check, deadline=60)
+    waiting = threading.Thread(target=probe.answer)
+    waiting.start()
+    check.entered.wait()
+
+    answer = probe.answer()
+
+    assert answer.unanswered and answer.waiting_seconds < 60
+    check.gate.set()
+    waiting.join()
+    assert probe.answer().value == "answer 2"
+
+
 def test_a_check_that_raises_is_answered_with_its_error():
     def broken():
         raise OSError("no route to host")
 
     answer = Probe("store", broken, DEADLINE).answer()
 
-    assert isinstance(answer.error, OSError) and not answer.stalled
+    assert isinstance(answer.error, OSError) and not answer.unanswered
