@@ -87,28 +87,22 @@ class S3Store(ArtifactStore):
         for name in ("endpoint", "access_key_id", "secret_access_key", "region"):
             if getattr(settings, name):
                 config[name] = getattr(settings, name)
-        self._client = ObstoreS3(
-            bucket,
-            prefix=prefix or None,
-            config=config,
-            client_options={
-                "allow_http": True,
-                "connect_timeout": timedelta(seconds=settings.connect_timeout_seconds),
-                "read_timeout": timedelta(seconds=settings.read_timeout_seconds),
-                "timeout": timedelta(hours=1),  # a whole transfer; stalls are caught by read_timeout
-            },
-            retry_config=_RETRIES,
+
+        def client(retries: dict, **timeouts: timedelta) -> ObstoreS3:
+            return ObstoreS3(bucket, prefix=prefix or None, config=config,
+                             client_options={"allow_http": True, **timeouts}, retry_config=retries)
+
+        self._client = client(
+            _RETRIES,
+            connect_timeout=timedelta(seconds=settings.connect_timeout_seconds),
+            read_timeout=timedelta(seconds=settings.read_timeout_seconds),
+            timeout=timedelta(hours=1),  # a whole transfer; stalls are caught by read_timeout
         )
-        self._probe_client = ObstoreS3(
-            bucket,
-            prefix=prefix or None,
-            config=config,
-            client_options={
-                "allow_http": True,
-                "connect_timeout": timedelta(seconds=PROBE_CONNECT_SECONDS),
-                "timeout": timedelta(seconds=PROBE_CONNECT_SECONDS + PROBE_READ_SECONDS),
-            },
-            retry_config={"max_retries": 0},
+        # The readiness probe's own client: one attempt, answered or given up within a few seconds.
+        self._probe_client = client(
+            {"max_retries": 0},
+            connect_timeout=timedelta(seconds=PROBE_CONNECT_SECONDS),
+            timeout=timedelta(seconds=PROBE_CONNECT_SECONDS + PROBE_READ_SECONDS),
         )
         self._paused_until = 0.0
         self._paused_error: StoreUnavailable | None = None
