@@ -25,5 +25,7 @@ RULES = {
     "prediction_log": "a sample of requests; pruned PREDICTION_LOG_DAYS after they were answered (every 10 minutes)",
     "drift_references": "one per version that was sent its training or evaluation rows (profiles only); replaced, never added to",
     "version_health": "one per served version; the monitoring sweep drops versions nothing serves any more",
+    "artifact_checks": "one per served artifact the scrub checked, and per damaged or missing one until it is "
+                       "repaired; an intact one nothing serves is dropped at the next pass",
     "leases": "one per kind of fleet-wide work (the monitoring sweep, rollout control)",
 }

@@ -72,6 +72,7 @@ def test_a_rotten_copy_behind_an_alias_is_found_said_everywhere_and_sent_once(li
     for _ in range(6):
         answer = requests.post(f"{live.url}/models/kept/production/predict", json={"instances": [PROBE_ROW]}, timeout=30)
         assert answer.status_code == 200 and answer.json()["predictions"] == [pytest.approx(expected_prediction(3))]
-    checks = metric(live, 'registry_artifact_scrub_checks_total{status="damaged"}')
+    # Another worker's counts reach /metrics at its next flush, about a second later.
+    checks = poll(lambda: metric(live, 'registry_artifact_scrub_checks_total{status="damaged"}'), timeout=60)
     poll(lambda: metric(live, 'registry_artifact_scrub_checks_total{status="damaged"}') >= checks + 2, timeout=60)
     assert len(receiver.events("scrub", "artifact.damaged")) == 1  # checked again, not sent again

@@ -249,15 +249,28 @@ def wait_for_judge(live, model, *args, deadline_seconds=15.0):
         time.sleep(0.2)
 
 
-def test_judge_aborts_a_canary_whose_error_rate_is_worse(live_registry, diabetes_csv):
+def test_judge_is_not_moved_by_rows_the_canary_refuses_and_aborts_on_a_failed_gate(live_registry, diabetes_csv):
     assert retrain(live_registry, "judged", diabetes_csv, "--kind", "tree", "--param", "max_depth=1").returncode == 0
-    assert retrain(live_registry, "judged", diabetes_csv, "--kind", "linear", "--canary", "100").returncode == 0
+    assert retrain(live_registry, "judged", diabetes_csv, "--kind", "linear",
+                   "--canary", "50", "--sticky-header", "X-User-Id").returncode == 0
     every_worker_routes_the_rollout(live_registry)
     bad_row = {"age": "not a number"}
-    for _ in range(30):
-        requests.post(f"{live_registry.url}/models/judged/production/predict", json={"instances": [bad_row]}, timeout=10)
-    aborted = wait_for_judge(live_registry, "judged", "--min-requests", "20")
+    for user in range(60):  # a caller's malformed rows: refused by either arm, never an error of the canary
+        refused = requests.post(f"{live_registry.url}/models/judged/production/predict", json={"instances": [bad_row]},
+                                headers={"X-User-Id": f"user-{user}"}, timeout=10)
+        assert refused.status_code == 422
+    waiting = wait_for_judge(live_registry, "judged", "--min-requests", "20", deadline_seconds=3.0)
+    assert waiting.returncode == WAIT_EXIT_CODE, waiting.stdout + waiting.stderr
+    figures = get(live_registry, "/models/judged/aliases/production/rollout").json()
+    assert figures["canary"]["errors"] == 0 and figures["canary"]["refused"] > 0
+
+    row = {name: 0.01 for name in ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")}
+    for user in range(200):
+        answer = requests.post(f"{live_registry.url}/models/judged/production/predict", json={"instances": [row]},
+                               headers={"X-User-Id": f"user-{user}"}, timeout=10)
+        assert answer.status_code == 200
+    aborted = wait_for_judge(live_registry, "judged", "--min-requests", "20", "--max-p99-ratio", "0.001")
     assert aborted.returncode == KEPT_EXIT_CODE, aborted.stdout + aborted.stderr
-    assert "error rate" in aborted.stdout
+    assert "p99" in aborted.stdout
     assert get(live_registry, "/models/judged/aliases/production/rollout").status_code == 404
     assert get(live_registry, "/models/judged/aliases").json() == {"production": 1}
