@@ -16,9 +16,10 @@ TREE_WALK := registry/serving/native/tree_walk.so
 	postgresql-binaries chromium wrk containers
 
 # What running needs (make run), then what testing and benchmarking add (make test).
-$(BIN)/.installed-run: requirements.txt
+$(BIN)/.installed-run: requirements.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ./client
 	touch $@
 
 $(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt

@@ -14,11 +14,11 @@ import warnings
 from pathlib import Path
 
 import click
+from registry_client import DEFAULT_TIMEOUT, RegistryClient, RegistryError
+from registry_client.client import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from trainers import artifact, datasets
-from trainers.client import DEFAULT_TIMEOUT, RegistryClient
-from trainers.client.registry_client import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE
 from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
 from trainers.mlflow_import import import_registry, open_source
@@ -38,17 +38,17 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 class TrainerGroup(click.Group):
-    """Runs every command with one-line logs and warnings, and turns TrainerError into exit 1."""
+    """Runs every command with one-line logs and warnings, and turns TrainerError and RegistryError into exit 1."""
 
     def invoke(self, ctx: click.Context):
-        """Invoke the command; a TrainerError becomes ``Error: <message>`` on stderr and exit 1."""
+        """Invoke the command; a TrainerError or RegistryError becomes ``Error: <message>`` on stderr and exit 1."""
         _configure_logging(quiet=ctx.params.get("quiet", False))
         with warnings.catch_warnings(), logging_redirect_tqdm(loggers=[log]):
             warnings.simplefilter("default")
             warnings.showwarning = _log_warning
             try:
                 return super().invoke(ctx)
-            except TrainerError as exc:
+            except (TrainerError, RegistryError) as exc:
                 raise click.ClickException(str(exc)) from exc
 
 

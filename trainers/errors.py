@@ -37,32 +37,6 @@ class ChampionUnusable(TrainerError):
     """The current champion cannot be loaded safely or scored on the held-out rows."""
 
 
-class RegistryError(TrainerError):
-    """The registry refused a request or could not be reached.
-
-    ``status`` is the HTTP status (None when no answer came) and ``problem`` the problem+json body
-    it answered with (``type``, ``title``, ``status``, ``detail``, ``errors``), empty when it had none.
-    """
-
-    def __init__(self, message: str, status: int | None = None, problem: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.problem = problem or {}
-
-    @property
-    def detail(self) -> str:
-        """What the registry said to change (the problem's ``detail``, else its ``title``), or the message."""
-        return str(self.problem.get("detail") or self.problem.get("title") or self)
-
-
-class RegistryUnreachable(RegistryError):
-    """Connection refused, unknown host or no answer within the timeout."""
-
-
-class TokenRejected(RegistryError):
-    """The registry answered 401 or 403 to our token."""
-
-
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its class name when it has none)."""
     text = str(exc).strip()

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -23,3 +24,15 @@ def transfer(total_bytes: int | None, desc: str) -> tqdm:
         total=total_bytes, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
         file=sys.stderr, disable=None, leave=False,
     )
+
+
+@contextmanager
+def received(desc: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A bar over a download, moved by the callback yielded (the client's ``progress(received, size)``)."""
+    with transfer(None, desc) as bar:
+        def update(count: int, size: int | None) -> None:
+            if size is not None and bar.total != size:
+                bar.total = size
+            bar.update(count - bar.n)
+
+        yield update

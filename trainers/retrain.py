@@ -6,9 +6,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
+from registry_client import RegistryClient, Version
 
 from trainers import artifact, progress
-from trainers.client import RegistryClient, Version
 from trainers.datasets import Dataset
 from trainers.errors import ChampionUnusable, ConfigurationError, first_line
 from trainers.lineage import holdout_dataset
@@ -205,7 +205,9 @@ def score_champion(
         raise ChampionUnusable(
             f"champion v{number} is a {version.task} model; the candidate is {trained.task}"
         )
-    estimator = load_champion(client.download(model, number), number)
+    with progress.received(f"download v{number}") as update:
+        content = client.download(model, number, progress=update)
+    estimator = load_champion(content, number)
     features = _champion_input(estimator, version, trained.test_features)
     try:
         scores = evaluate(estimator, features, trained.test_y, trained.task)

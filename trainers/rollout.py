@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainers.client import RegistryClient
+from registry_client import RegistryClient
+
 from trainers.errors import ConfigurationError
 
 COMPLETE, ABORT, WAIT = "complete", "abort", "wait"

@@ -1,6 +1,10 @@
 """The Python client against a real gunicorn registry: every method a script needs, round trip."""
 import hashlib
 import io
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -8,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from trainers.client import Evaluation, Move, RegistryClient, RegistryError, TokenRejected, Version
+from registry_client import Evaluation, Move, RegistryClient, RegistryError, TokenRejected, Version
 
 ROWS = np.random.default_rng(0).normal(size=(40, 3))
 FRAME = pd.DataFrame(ROWS, columns=["a", "b", "c"])
@@ -145,3 +149,50 @@ def test_a_refused_request_carries_the_registrys_problem(admin, housing):
         admin.upload("housing", LogisticRegression())
     assert caught.value.status == 422 and "not fitted" in caught.value.detail
     assert caught.value.problem["title"] and caught.value.problem["status"] == 422
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ALONE = """
+import json, sys
+from registry_client import RegistryClient, RegistryError
+
+registry = RegistryClient(sys.argv[1], sys.argv[2])
+version = registry.upload("alone", bytes.fromhex(sys.argv[3]), filename="alone.joblib")
+registry.promote("alone", version.version)
+answer = registry.predict("alone", [[1.0, 2.0, 3.0]])
+try:
+    registry.upload("alone", object())
+except TypeError as exc:
+    refused = str(exc)
+heavy = sorted(name for name in ("pandas", "numpy", "joblib", "sklearn") if name in sys.modules)
+print(json.dumps({"predictions": answer.predictions, "refused": refused, "heavy": heavy}))
+"""
+
+
+@pytest.fixture(scope="module")
+def lone_venv(tmp_path_factory) -> Path:
+    """A fresh virtualenv with nothing but ``pip install ./client`` (built from the local package index)."""
+    root = tmp_path_factory.mktemp("client-alone")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    pip = [str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    installed = subprocess.run([*pip, str(REPOSITORY / "client")], capture_output=True, text=True, cwd=root)
+    assert installed.returncode == 0, installed.stderr
+    return root
+
+
+def test_the_client_installs_alone_with_requests_and_serves_a_script(live_registry, lone_venv):
+    listed = subprocess.run([str(lone_venv / "venv" / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+                            capture_output=True, text=True, check=True)
+    names = {package["name"].lower() for package in json.loads(listed.stdout)} - {"pip", "setuptools"}
+    assert names == {"model-registry-client", "requests", "urllib3", "idna", "certifi", "charset-normalizer"}
+    buffer = io.BytesIO()
+    joblib.dump(LinearRegression().fit(ROWS, TARGET), buffer)
+
+    ran = subprocess.run([str(lone_venv / "venv" / "bin" / "python"), "-c", ALONE, live_registry.url,
+                          live_registry.admin_token, buffer.getvalue().hex()],
+                         capture_output=True, text=True, cwd=lone_venv)  # outside the checkout
+
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["predictions"] == pytest.approx(LinearRegression().fit(ROWS, TARGET).predict([[1.0, 2.0, 3.0]]))
+    assert "joblib is not installed here" in result["refused"] and result["heavy"] == []

@@ -13,7 +13,7 @@ import pytest
 from sklearn.base import is_classifier
 
 from trainers import retrain as retrain_module
-from trainers.client import Version
+from registry_client import Version
 
 
 def mixed_features(rows: int, seed: int) -> pd.DataFrame:
@@ -94,8 +94,11 @@ class FakeRegistry:
         number = self.aliases.get(ref) if isinstance(ref, str) else ref
         return self.versions.get(number)
 
-    def download(self, model, ref):
-        return self.artifacts[ref]
+    def download(self, model, ref, progress=None):
+        content = self.artifacts[ref]
+        if progress is not None:
+            progress(len(content), len(content))
+        return content
 
     def upload(self, model, artifact, filename=None, **metadata):
         self.uploads.append(metadata)

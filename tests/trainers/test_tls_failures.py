@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from trainers.cli import cli
-from trainers.client import RegistryClient, RegistryUnreachable
+from registry_client import RegistryClient, RegistryUnreachable
 from trainers.mlflow_import.rest_source import MlflowError, RestSource
 
 

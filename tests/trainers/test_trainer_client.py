@@ -13,9 +13,10 @@ from email.utils import format_datetime
 import numpy as np
 import pandas as pd
 import pytest
+import urllib3
 from sklearn.linear_model import LinearRegression
 
-from trainers.client import Move, RegistryClient, RegistryError, RegistryUnreachable, TokenRejected, Version, transport
+from registry_client import Move, RegistryClient, RegistryError, RegistryUnreachable, TokenRejected, Version, transport
 
 VERSION = {
     "model": "housing", "version": 4, "status": "ready", "kind": "linear", "task": "regression",
@@ -29,9 +30,9 @@ VERSION = {
 
 @pytest.fixture
 def waits(monkeypatch) -> list[float]:
-    """The seconds the client slept between retries (it does not really sleep)."""
+    """The seconds the client slept between retries (urllib3's Retry does not really sleep)."""
     slept: list[float] = []
-    monkeypatch.setattr(transport.time, "sleep", slept.append)
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", slept.append)
     return slept
 
 
@@ -144,7 +145,7 @@ def test_retries_give_up_with_the_last_problem(stub, waits):
     with pytest.raises(RegistryError) as caught:
         RegistryClient(stub.url, "t", retries=2).promote("housing", 2)
     assert caught.value.status == 503 and caught.value.detail == "the database is unreachable"
-    assert waits == [0.5, 1.0] and len(stub.requests) == 3
+    assert waits == [1.0] and len(stub.requests) == 3  # urllib3's backoff: at once, then 1 s, doubling
 
 
 def test_a_422_is_never_retried(stub, waits):

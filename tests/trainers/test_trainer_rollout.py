@@ -1,7 +1,7 @@
 """Settling a canary from its figures: complete, abort or wait; and retrain --canary's decision."""
 import pytest
 
-from trainers.client import Rollout
+from registry_client import Rollout
 from trainers.errors import ConfigurationError
 from trainers.retrain import CANARY, KEPT, PROMOTED, Champion, RetrainRequest, decide
 from trainers.rollout import ABORT, COMPLETE, WAIT, RolloutRule, judge, settle

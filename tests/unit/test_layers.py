@@ -1,5 +1,6 @@
 """The layering of DESIGN.md, held by reading the imports of every module."""
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,24 @@ def test_the_domain_and_the_trainers_never_import_flask_or_the_api(path):
 @pytest.mark.parametrize("path", _modules("registry"), ids=str)
 def test_the_domain_does_not_import_the_trainers(path):
     assert not {name for name in _imports(BASE_DIR / path) if name.split(".")[0] == "trainers"}
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """What a module imports when it is imported (not what its functions import when called)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", _modules("client/src/registry_client"), ids=str)
+def test_the_client_imports_only_the_standard_library_and_requests(path):
+    outside = {name for name in _top_level_imports(BASE_DIR / path) if name not in sys.stdlib_module_names}
+    assert outside <= {"__future__", "requests", "urllib3", "registry_client"}
 
 
 @pytest.mark.parametrize("path", _modules("bench"), ids=str)

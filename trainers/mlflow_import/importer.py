@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from registry_client import RegistryClient, RegistryError, TokenRejected, Version
+
 from trainers import progress
-from trainers.client import RegistryClient, RegistryError, TokenRejected, Version
 from trainers.mlflow_import.mlmodel import SklearnModel, example_rows, read_mlmodel
 from trainers.mlflow_import.records import SourceModel, SourceRun, SourceVersion, Unimportable
 

@@ -9,8 +9,8 @@ import os
 from urllib.parse import quote, urlsplit
 
 import requests
+from registry_client.transport import connection_failure
 
-from trainers.client.transport import connection_failure
 from trainers.errors import TrainerError
 from trainers.mlflow_import.records import SourceModel, SourceRun, SourceVersion, Unimportable
 

@@ -1,19 +1,15 @@
 """The HTTP under the client: a bearer token, timeouts, retries on 503 and 429, one exception type."""
 from __future__ import annotations
 
-import logging
 import socket
 import ssl
-import time
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
-from trainers.errors import RegistryError, RegistryUnreachable, TokenRejected
-
-log = logging.getLogger("trainers")
+from registry_client.errors import RegistryError, RegistryUnreachable, TokenRejected
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
@@ -26,13 +22,32 @@ def path(*parts: str | int) -> str:
     return "/" + "/".join(quote(str(part), safe="") for part in parts)
 
 
+class CappedRetry(Retry):
+    """urllib3's retry of a 503 or 429, after the ``Retry-After`` the registry named, at most
+    ``MAX_RETRY_WAIT`` seconds (urllib3 would wait as long as it is told)."""
+
+    def get_retry_after(self, response) -> float | None:
+        """The registry's ``Retry-After`` in seconds, capped; None when it named none."""
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, MAX_RETRY_WAIT)
+
+
+def retry_policy(retries: int) -> Retry:
+    """Send a request again on 503 or 429 only, up to ``retries`` times, whatever its method: the
+    registry writes nothing when it answers either. Without a ``Retry-After``, waits double from half
+    a second. Connection failures and timeouts are not retried: they are answered at once."""
+    return CappedRetry(
+        total=retries, connect=0, read=0, other=0, status=retries, status_forcelist=RETRIED_STATUSES,
+        allowed_methods=None, backoff_factor=0.5, backoff_max=MAX_RETRY_WAIT, raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
 class Transport:
     """Sends requests to one registry and turns every failure into a :class:`RegistryError`.
 
     A 503 (not ready, a store or database briefly away) or 429 (rate limited) is sent again up to
-    ``retries`` times, after the ``Retry-After`` the registry asked for (at most ``MAX_RETRY_WAIT``
-    seconds; a doubling delay from half a second when it named none). The registry writes nothing
-    when it answers either, so every method may be retried.
+    ``retries`` times (:func:`retry_policy`), so every method may be retried.
     """
 
     def __init__(self, base_url: str, token: str | None, timeout: float, retries: int):
@@ -40,20 +55,15 @@ class Transport:
         self.timeout = timeout
         self.retries = retries
         self._session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry_policy(retries))
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
 
     def send(self, method: str, url_path: str, *, allow: tuple[int, ...] = (), **kwargs) -> requests.Response:
         """The answer to a request; a status that is neither 2xx nor in ``allow`` raises RegistryError."""
-        for attempt in range(self.retries + 1):
-            response = self._send_once(method, url_path, **kwargs)
-            if response.status_code not in RETRIED_STATUSES or attempt == self.retries:
-                break
-            wait = _retry_after(response, attempt)
-            log.info("registry answered %s to %s %s; trying again in %.1f s",
-                     response.status_code, method, url_path, wait)
-            response.close()
-            time.sleep(wait)
+        response = self._send(method, url_path, **kwargs)
         if response.ok or response.status_code in allow:
             return response
         raise _error_of(response)
@@ -62,7 +72,7 @@ class Transport:
         """The JSON object of a successful answer; anything else means the URL is not a registry."""
         return body_of(self.send(method, url_path, **kwargs))
 
-    def _send_once(self, method: str, url_path: str, **kwargs) -> requests.Response:
+    def _send(self, method: str, url_path: str, **kwargs) -> requests.Response:
         try:
             return self._session.request(method, self.base_url + url_path, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
@@ -86,22 +96,6 @@ def body_of(response: requests.Response) -> dict:
             f"expected a JSON object from {response.url}; is it a registry?", response.status_code
         )
     return body
-
-
-def _retry_after(response: requests.Response, attempt: int) -> float:
-    """The seconds the registry asked to wait (delta-seconds or an HTTP date), capped; else a backoff."""
-    value = response.headers.get("Retry-After", "").strip()
-    wait = None
-    if value.isdigit():
-        wait = float(value)
-    elif value:
-        try:
-            wait = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
-        except (TypeError, ValueError):
-            wait = None
-    if wait is None:
-        wait = 0.5 * 2 ** attempt
-    return min(max(wait, 0.0), MAX_RETRY_WAIT)
 
 
 def _error_of(response: requests.Response) -> RegistryError:

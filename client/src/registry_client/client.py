@@ -5,15 +5,12 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import joblib
-import pandas as pd
-
-from trainers import progress
-from trainers.client.records import (
+from registry_client.errors import RegistryError
+from registry_client.records import (
     Evaluation,
     Event,
     FeedbackResult,
@@ -26,8 +23,7 @@ from trainers.client.records import (
     Token,
     Version,
 )
-from trainers.client.transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Transport, body_of, path
-from trainers.errors import RegistryError
+from registry_client.transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Transport, body_of, path
 
 URL_VARIABLE = "REGISTRY_URL"
 TOKEN_VARIABLE = "REGISTRY_TOKEN"
@@ -44,7 +40,7 @@ class RegistryClient:
     ``$REGISTRY_TOKEN`` (reads and predictions need none unless the registry requires it). Every
     request waits at most ``timeout`` seconds; a 503 or 429 is tried again up to ``retries`` times
     after the ``Retry-After`` the registry names. Every failure raises
-    :class:`~trainers.errors.RegistryError` (its ``status`` and ``problem`` say what the registry
+    :class:`~registry_client.RegistryError` (its ``status`` and ``problem`` say what the registry
     answered).
     """
 
@@ -84,7 +80,8 @@ class RegistryClient:
                intended_use: str | None = None, limitations: str | None = None, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None,
                lineage: dict | None = None, feature_names: list[str] | None = None,
                input_example: list | None = None, filename: str | None = None) -> Version:
-        """Upload a version: ``artifact`` is a file's path, its bytes, or a fitted estimator (sent as joblib).
+        """Upload a version: ``artifact`` is a file's path, its bytes, or a fitted estimator (sent as its
+        joblib file: that needs joblib installed where the client runs).
 
         Sending bytes the model already holds answers the existing version (safe to retry).
         """
@@ -124,20 +121,20 @@ class RegistryClient:
         """Archive a version (admin): it stops being served; its number is never reused."""
         return Version.from_json(self._http.json("DELETE", path("models", model, "versions", version)))
 
-    def download(self, model: str, ref: int | str) -> bytes:
-        """The artifact of a version, checked against its sha256."""
+    def download(self, model: str, ref: int | str, *, progress: Callable[[int, int | None], None] | None = None) -> bytes:
+        """The artifact of a version, checked against its sha256; ``progress(received, size)`` is called
+        after every chunk (``size`` is None when the registry did not say it)."""
         version = self.version(model, ref)
         response = self._http.send("GET", path("models", model, "versions", version.version, "artifact"), stream=True)
         size = int(response.headers.get("Content-Length", 0)) or None
-        chunks = []
-        with progress.transfer(size, f"download v{version.version}") as bar:
-            for chunk in response.iter_content(CHUNK_BYTES):
-                chunks.append(chunk)
-                bar.update(len(chunk))
-        content = b"".join(chunks)
+        content = bytearray()
+        for chunk in response.iter_content(CHUNK_BYTES):
+            content += chunk
+            if progress is not None:
+                progress(len(content), size)
         if hashlib.sha256(content).hexdigest() != version.sha256:
             raise RegistryError(f"the artifact of v{version.version} does not match its sha256", response.status_code)
-        return content
+        return bytes(content)
 
     # Aliases
 
@@ -297,6 +294,11 @@ def _artifact_bytes(artifact, filename: str | None, model: str) -> tuple[bytes, 
     if isinstance(artifact, (str, Path)):
         file = Path(artifact)
         return file.read_bytes(), filename or file.name
+    try:
+        import joblib
+    except ImportError:
+        raise TypeError("an estimator is sent as its joblib file, and joblib is not installed here: "
+                        "install it, or pass the file's path or bytes") from None
     buffer = io.BytesIO()
     joblib.dump(artifact, buffer)
     return buffer.getvalue(), filename or f"{model}.joblib"
@@ -334,6 +336,8 @@ def _split(frame) -> dict:
 
 def _scalar(value):
     """A cell as JSON: numpy scalars as Python ones, NaN, NA and NaT as null."""
+    import pandas as pd  # a frame was passed: pandas is there
+
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
     return value.item() if hasattr(value, "item") else value
