@@ -11,7 +11,7 @@ from api import worker_starts
 from registry import lookups
 from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import ArtifactStore
-from registry.artifacts.stores import UnknownStore, open_store
+from registry.artifacts.store_root import UnknownStore, open_store
 from registry.changes import committed
 from registry.integrity.scrub import damaged_digests
 from registry.db import end_read

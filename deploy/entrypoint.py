@@ -76,7 +76,7 @@ def read_secret_files(environ: MutableMapping[str, str]) -> None:
 
 def check_artifact_root(root: str) -> None:
     """Stop when ``root`` names no store this release can use (the app's own check, without reaching it)."""
-    from registry.artifacts.stores import UnknownStore, check_root
+    from registry.artifacts.store_root import UnknownStore, check_root
 
     try:
         check_root(str(root))

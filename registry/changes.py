@@ -15,7 +15,7 @@ from blinker import Namespace
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from registry.db import db
+from registry.db import db, on_postgresql
 from registry.facts import RolloutSpec, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,10 @@ def record(change: Change) -> None:
     if change in recorded:
         return
     served = not isinstance(change, EventsRecorded)
-    if served and not any(not isinstance(c, EventsRecorded) for c in recorded) and _on_postgresql():
+    if served and not any(not isinstance(c, EventsRecorded) for c in recorded) and on_postgresql():
         # Delivered when the transaction commits, and not at all if it rolls back.
         db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
     recorded.append(change)
-
-
-def _on_postgresql() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
 
 
 @event.listens_for(Session, "after_commit")

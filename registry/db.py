@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -106,3 +108,13 @@ def _identity(path: str) -> tuple[int, int] | None:
 def end_read() -> None:
     """Close a read-only transaction so it holds no snapshot or lock across a long request."""
     db.session.rollback()
+
+
+def on_postgresql() -> bool:
+    """True when the session's database is PostgreSQL (else it is SQLite, the only other backend)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def upsert_insert(table):
+    """``insert(table)`` of the session's dialect, which has ``on_conflict_do_nothing``/``_do_update``."""
+    return (pg_insert if on_postgresql() else sqlite_insert)(table)

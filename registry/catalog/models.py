@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from registry.changes import ModelChanged, record
-from registry.db import db, write_transaction
+from registry.db import db, on_postgresql, write_transaction
 from registry.lookups import find_model, latest_numbers
 from registry.paging import Page, paginate
 from registry.tables import RegisteredModel, utcnow
@@ -55,7 +55,7 @@ def update_model(name: str, changes: dict) -> ModelSummary:
 
 def _by_name():
     """Names in code-point order on every backend (SQLite's default; PostgreSQL's locale may differ)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         return RegisteredModel.name.collate("C")
     return RegisteredModel.name
 

@@ -4,14 +4,12 @@ from datetime import datetime
 from typing import BinaryIO
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry import changes
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore, digest_of_file
-from registry.db import db, write_transaction
+from registry.db import db, upsert_insert, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
 from registry.heap import give_back
@@ -180,10 +178,9 @@ def _version_row(model: RegisteredModel, description: ModelDescription, metadata
 
 def _lock_or_create_model(name: str) -> RegisteredModel:
     """The model row, created if absent, locked until the transaction ends."""
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     db.session.execute(
-        insert(RegisteredModel)
+        upsert_insert(RegisteredModel)
         .values(name=name, description="", tags={}, last_version=0, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )

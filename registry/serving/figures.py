@@ -20,10 +20,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from registry.db import db, write_transaction
+from registry.db import db, upsert_insert, write_transaction
 from registry.serving.key_units import KeyUnits, is_epoch, merged
 from registry.serving.routing import PRIMARY
 from registry.tables import Rollout, RolloutStats, utcnow
@@ -270,10 +268,9 @@ def flush(book: FigureBook) -> int:
     try:
         with write_transaction():
             running = _running({rollout_id for rollout_id, _, _ in changed})
-            insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
             for (rollout_id, role, version), tally in sorted(changed.items()):
                 if rollout_id in running:
-                    _upsert(insert, book.process_id, rollout_id, role, version, tally)
+                    _upsert(book.process_id, rollout_id, role, version, tally)
     except BaseException:
         book.give_back(changed)
         raise
@@ -300,11 +297,11 @@ def _running(rollout_ids: set[int]) -> set[int]:
     return set(db.session.execute(query).scalars())
 
 
-def _upsert(insert, process: str, rollout_id: int, role: str, version: int, tally: Tally) -> None:
+def _upsert(process: str, rollout_id: int, role: str, version: int, tally: Tally) -> None:
     totals = {f.name: getattr(tally, f.name) for f in fields(tally)}
     values = {"rollout_id": rollout_id, "process": process, "role": role, "version": version,
               "updated_at": utcnow(), **totals}
-    statement = insert(RolloutStats).values(**values)
+    statement = upsert_insert(RolloutStats).values(**values)
     db.session.execute(statement.on_conflict_do_update(
         index_elements=["rollout_id", "process", "role", "version"],
         set_={name: statement.excluded[name] for name in (*totals, "updated_at")},

@@ -9,7 +9,7 @@ import pytest
 from registry.artifacts.local_store import LocalStore
 from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import key_for, sha256_of
-from registry.artifacts.stores import open_store
+from registry.artifacts.store_root import open_store
 from registry.errors import ArtifactCorrupted, ArtifactMissing
 
 DATA = b"model bytes \x00\x01\x02" * 1000
