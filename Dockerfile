@@ -14,11 +14,12 @@ FROM ${BASE} AS build
 # Only what running needs: the pinned runtime requirements, without pip, setuptools, the packages' own
 # test suites (about half of what NumPy, SciPy, pandas and scikit-learn install) or JavaScript source maps.
 COPY requirements.txt /tmp/requirements.txt
-COPY client /tmp/client
 RUN python3 -m venv /opt/venv \
  && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir \
-        --disable-pip-version-check -r /tmp/requirements.txt \
- && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation /tmp/client \
+        --disable-pip-version-check -r /tmp/requirements.txt
+# The Python client (client/), which the trainers' command line uses.
+COPY client /tmp/client
+RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/client \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
  && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
  && find /opt/venv -type f -name '*.map' -delete

@@ -164,6 +164,13 @@ def test_a_command_after_the_image_name_runs_with_the_secrets_read_from_their_fi
     assert ran.stdout.splitlines()[-1] == "from-a-docker-secret"
 
 
+def test_the_trainers_command_line_and_its_client_run_in_the_image(image):
+    ran = containers.run_to_exit(image, "python3", "-m", "trainers", "--help", env={"ADMIN_TOKEN": "t"})
+
+    assert ran.returncode == 0, ran.stderr
+    assert "retrain" in ran.stdout and "import-mlflow" in ran.stdout
+
+
 @pytest.mark.parametrize("env, options, line", [
     ({"ADMIN_TOKEN_FILE": "/run/secrets/admin_token"}, (),
      "ADMIN_TOKEN_FILE=/run/secrets/admin_token: cannot read it (No such file or directory)"),
