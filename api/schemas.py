@@ -8,6 +8,7 @@ from flask import current_app
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from api import request_ids
+from api.plan_schemas import PlanRequest, PlanStepOut
 from registry.access.tokens import ROLES
 from registry.aliases.rollouts import HEADER_NAME
 from registry.events.outbox import EVENT_TYPES
@@ -226,10 +227,8 @@ class RolloutRequest(Schema):
                                   metadata={"example": "X-User-Id", "pattern": HEADER_NAME.pattern})
     reason = Text(load_default="", validate=validate.Length(max=2_000))
     force = fields.Boolean(load_default=False)
-    plan = fields.Dict(load_default=None, allow_none=True, metadata={
-        "description": "walk the canary by itself: steps [{percent, min_requests, max_minutes}], gates "
-                       "{error_rate: {max_increase}, latency: {max_p99_ratio}, agreement: {min} | {max_mean_abs_diff}, "
-                       "quality: {max_drop}}, on_success promote | halt; defaults for what is left out",
+    plan = fields.Nested(PlanRequest, load_default=None, allow_none=True, metadata={
+        "description": "walk the canary by itself through the plan's steps; defaults for what is left out",
         "example": {"steps": [{"percent": 5, "min_requests": 500, "max_minutes": 60},
                               {"percent": 50, "min_requests": 2000, "max_minutes": 120}],
                     "gates": {"error_rate": {"max_increase": 0.01}, "latency": {"max_p99_ratio": 1.5}},
@@ -401,7 +400,7 @@ class PlanOut(Schema):
     step = fields.Integer(metadata={"description": "the running step, numbered from 1"})
     state = fields.String(metadata={"enum": ["running", "paused", "halted", "promoted", "aborted"]})
     detail = fields.String(metadata={"description": "why the plan is in its state"})
-    steps = fields.List(fields.Dict(), metadata={"description": "[{percent, min_requests, max_minutes}]"})
+    steps = fields.List(fields.Nested(PlanStepOut))
     on_success = fields.String()
     step_started_at = UTCDateTime()
     gates = fields.Dict(keys=fields.String(), values=fields.Nested(GateOut))

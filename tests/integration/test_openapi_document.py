@@ -49,3 +49,15 @@ def test_the_api_docs_page_is_laid_out_for_the_devices_width(client):
 
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert 'src="/docs/assets/swagger-ui-bundle.js"' in page and '"/openapi.json"' in page
+
+
+def test_the_rollout_plan_is_described_field_by_field_not_as_an_opaque_object(client):
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    plan = schemas["PlanRequest"]["properties"]
+    step = schemas["PlanStep"]["properties"]
+    assert plan["on_success"]["enum"] == ["promote", "halt"] and plan["steps"]["maxItems"] == 10
+    assert step["percent"]["type"] == "number" and step["percent"]["exclusiveMaximum"] == 100
+    assert step["min_requests"]["type"] == "integer" and schemas["PlanStep"]["required"] == ["percent"]
+    assert set(schemas["PlanGates"]["properties"]) == {"error_rate", "latency", "agreement", "quality"}
+    assert schemas["RolloutOut"]["properties"]["plan"]
+    assert schemas["PlanOut"]["properties"]["steps"]["items"] == {"$ref": "#/components/schemas/PlanStepOut"}
