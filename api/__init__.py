@@ -20,6 +20,7 @@ from api.content import check_json_body
 from api.json_output import FiniteJSONProvider
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
+from api.uploaded_files import HashingRequest
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs
 from api.ui import init_ui
@@ -45,6 +46,7 @@ SWAGGER_UI_ASSETS = str(Path(find_spec("swagger_ui").submodule_search_locations[
 def create_app(overrides: dict | None = None) -> Flask:
     """Build an app from :class:`config.Config`, with ``overrides`` on top (tests pass a dict)."""
     app = Flask(__name__, static_folder=None)
+    app.request_class = HashingRequest  # an upload's sha256 is taken as it arrives
     app.json = FiniteJSONProvider(app)
     app.url_map.converters["int"] = DatabaseInteger
     app.config.from_object(Config)

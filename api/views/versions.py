@@ -61,6 +61,7 @@ class Versions(MethodView):
             domain.store(),
             name,
             artifact=artifact.stream,
+            digest=artifact.stream.digest(),
             metadata=_parse_metadata(request.form.get("metadata")),
             actor=principal().name,
             max_rows=current_app.config["MAX_BATCH_ROWS"],

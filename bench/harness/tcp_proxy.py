@@ -1,4 +1,6 @@
-"""A TCP proxy in front of a server that a test can cut (as a database going down) and restore."""
+"""A TCP proxy in front of a server that a test can cut (as a database going down) and restore, and
+one that damages what clients send (as a faulty network card or middlebox would)."""
+import re
 import socket
 import threading
 
@@ -59,13 +61,17 @@ class CuttableProxy:
                 continue
             with self._lock:
                 self._open.update((client, server))
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, server, self._outgoing()), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, None), daemon=True).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+    def _outgoing(self):
+        """What to do to each chunk a client sends: nothing here."""
+        return None
+
+    def _pump(self, source: socket.socket, target: socket.socket, change) -> None:
         try:
             while data := source.recv(65536):
-                target.sendall(data)
+                target.sendall(change(data) if change is not None else data)
         except OSError:
             pass
         for sock in (source, target):
@@ -73,3 +79,38 @@ class CuttableProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+_REQUEST_LINE = re.compile(rb"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/1\.1\r\n")
+
+
+class DamagingProxy(CuttableProxy):
+    """A proxy that flips one bit of the first body byte of every HTTP/1.1 PUT its clients send while
+    :attr:`damaging` is set (headers are left alone, so the request still parses and signs), and keeps
+    every request line it forwarded in :attr:`requests` as ``(method, path)``."""
+
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1"):
+        super().__init__(upstream, host)
+        self.damaging = True
+        self.requests: list[tuple[str, str]] = []
+
+    def _outgoing(self):
+        state = {"phase": None}  # None, "headers" (of a PUT to damage) or "body" (its first byte is next)
+
+        def change(data: bytes) -> bytes:
+            found = list(_REQUEST_LINE.finditer(data))
+            self.requests += [(match.group(1).decode(), match.group(2).decode()) for match in found]
+            at = 0
+            if found and found[-1].group(1) == b"PUT" and self.damaging:
+                state["phase"], at = "headers", found[-1].end()
+            if state["phase"] == "headers":
+                end = data.find(b"\r\n\r\n", at)
+                if end < 0:
+                    return data
+                state["phase"], at = "body", end + 4
+            if state["phase"] == "body" and at < len(data):
+                state["phase"] = None
+                return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+            return data
+
+        return change

@@ -2,7 +2,9 @@
 
 Objects live under ``<prefix>/sha256/<aa>/<sha256>``. The client is obstore (docs/scaling.md says
 why): uploads stream from a file in parts, downloads stream into one, so no artifact is ever held
-in memory for its transfer. After a failure to reach the store, calls fail at once for a few
+in memory for its transfer. Every request that writes carries the sha256 of its bytes
+(``x-amz-checksum-sha256``, for each part of a multipart upload), which the store checks before it
+keeps them: a write is never read back to be verified. After a failure to reach the store, calls fail at once for a few
 seconds instead of each waiting for its own timeouts (no retry storm while the store is down).
 """
 import hashlib
@@ -24,9 +26,9 @@ from registry.artifacts.store import (
     CHUNK_BYTES,
     REPAIR,
     ArtifactStore,
+    HashingReader,
     Pace,
     StoredFile,
-    digest_of_file,
     is_artifact_name,
     key_for,
     sha256_of,
@@ -83,7 +85,8 @@ class S3Store(ArtifactStore):
     def __init__(self, settings: S3Settings):
         bucket, prefix = parse_s3_url(settings.url)
         self.location = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        config = {"virtual_hosted_style_request": False}
+        # The store refuses a write whose bytes do not hash to the checksum sent with them (BadDigest).
+        config = {"virtual_hosted_style_request": False, "checksum_algorithm": "sha256"}
         for name in ("endpoint", "access_key_id", "secret_access_key", "region"):
             if getattr(settings, name):
                 config[name] = getattr(settings, name)
@@ -109,26 +112,23 @@ class S3Store(ArtifactStore):
         self._lock = threading.Lock()
 
     def put_file(self, source: BinaryIO, sha256: str, size: int) -> None:
-        """Upload ``source`` in parts (one request when small), then read the object back and hash it."""
+        """Upload ``source`` in parts (one request when small), each part checked by the store against its
+        sha256 as it arrives, and ``source`` hashed as it is read: the object is what was read, which
+        must hash to ``sha256`` (else it is deleted again), with no read-back."""
         key = key_for(sha256)
         existing = self._head(key)
         if existing is not None and existing["size"] == size and _age(existing) < REWRITE_AFTER_SECONDS:
             if self.check(sha256) == "ok":
                 return
         source.seek(0)
+        sent = HashingReader(source)
         self._call(
-            "written", obstore.put, self._client, key, source, chunk_size=PART_BYTES, max_concurrency=PARALLEL_PARTS,
+            "written", obstore.put, self._client, key, sent, chunk_size=PART_BYTES, max_concurrency=PARALLEL_PARTS,
             attributes={"Content-Type": "application/octet-stream"},
         )
-        status = self.check(sha256)
-        if status != "ok":
+        if sent.result() != (sha256, size):
             self._call("written", obstore.delete, self._client, key)
-            if digest_of_file(source)[0] != sha256:
-                raise ValueError(f"the bytes to store do not hash to {sha256}")
-            raise StoreUnavailable(
-                f"the artifact store {self.location} did not keep the bytes it was sent (read back: {status}); "
-                "nothing was registered. Check the store's health; then upload again"
-            )
+            raise ValueError(f"the bytes to store are not the {size} bytes hashing to {sha256}")
 
     def get(self, sha256: str) -> bytes:
         """The object's bytes, after checking they hash to ``sha256``."""
@@ -242,7 +242,10 @@ class S3Store(ArtifactStore):
     def _unavailable(self, verb: str, exc: BaseError) -> StoreUnavailable:
         first_line = str(exc).split("\n", 1)[0]
         log.warning("artifact store %s could not be %s: %s", self.location, verb, first_line)
-        if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
+        damaged = "<Code>BadDigest</Code>" in str(exc)
+        if damaged:
+            reason = "the bytes it received did not match their sha256, so it kept nothing: they were damaged on the way"
+        elif isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
             reason = "it refused the credentials; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy"
         elif status := _STATUS.search(first_line):
             reason = f"it answered {status.group(1).strip()}"
@@ -252,9 +255,10 @@ class S3Store(ArtifactStore):
             f"the artifact store {self.location} cannot be {verb} right now ({reason}); nothing was changed. "
             "Retry after the time in Retry-After"
         )
-        with self._lock:
-            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
-            self._paused_error = error
+        if not damaged:  # the store answered, and is there for the next call
+            with self._lock:
+                self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+                self._paused_error = error
         return error
 
 

@@ -39,15 +39,43 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digest_of_file(source: BinaryIO) -> tuple[str, int]:
-    """The hex sha256 and size of what ``source`` holds from its start, read in chunks; rewinds it."""
-    source.seek(0)
-    digest, size = hashlib.sha256(), 0
-    while chunk := source.read(CHUNK_BYTES):
-        digest.update(chunk)
-        size += len(chunk)
-    source.seek(0)
-    return digest.hexdigest(), size
+class HashingReader(io.RawIOBase):
+    """``source`` as a writer reads it, hashed on the way: bytes read front to back are hashed once
+    (a part read again for a retry is not hashed twice), so :meth:`result` is the sha256 and size of
+    what the writer was given, with no read of its own."""
+
+    def __init__(self, source: BinaryIO):
+        super().__init__()
+        self._source = source
+        self._digest = hashlib.sha256()
+        self._hashed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from ``source``, hashing what was not read before."""
+        at = self._source.tell()
+        data = self._source.read(size)
+        if at <= self._hashed < at + len(data):
+            self._digest.update(data[self._hashed - at:])
+            self._hashed = at + len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move in ``source``."""
+        return self._source.seek(offset, whence)
+
+    def tell(self) -> int:
+        """Where ``source`` is."""
+        return self._source.tell()
+
+    def result(self) -> tuple[str, int]:
+        """The hex sha256 and size of the bytes read from the start without a gap."""
+        return self._digest.hexdigest(), self._hashed
 
 
 def paced_digest(source: BinaryIO, pace: Pace) -> str:

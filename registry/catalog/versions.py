@@ -8,7 +8,7 @@ from sqlalchemy import and_, or_, select
 from registry import changes
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
-from registry.artifacts.store import ArtifactStore, digest_of_file
+from registry.artifacts.store import ArtifactStore
 from registry.db import db, upsert_insert, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
@@ -23,11 +23,11 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 
 
 def upload_version(
-    store: ArtifactStore, name: str, *, artifact: BinaryIO, metadata: dict, actor: str, max_rows: int,
-    max_model_bytes: int, max_features: int | None = None,
+    store: ArtifactStore, name: str, *, artifact: BinaryIO, digest: tuple[str, int], metadata: dict, actor: str,
+    max_rows: int, max_model_bytes: int, max_features: int | None = None,
 ) -> tuple[ModelVersion, bool]:
-    """Register the file ``artifact`` (read from its start) as the next version of model ``name``
-    (created on first upload).
+    """Register the file ``artifact`` (read from its start; ``digest`` is its sha256 and size, taken as
+    it arrived) as the next version of model ``name`` (created on first upload).
 
     Returns the version and whether it is new: identical bytes already uploaded to this model
     give back the existing version, so CI retries are safe. The artifact is parsed safely and
@@ -37,7 +37,7 @@ def upload_version(
     the columns the model may take (``MAX_FEATURES``).
     """
     check_model_name(name)
-    digest, size = digest_of_file(artifact)
+    digest, size = digest
     description, example = _described(
         artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes, max_features=max_features
     )

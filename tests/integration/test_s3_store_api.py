@@ -5,8 +5,10 @@ import obstore
 import pytest
 from prometheus_client import REGISTRY
 
-from bench.harness.tcp_proxy import CuttableProxy
-from registry.artifacts.store import key_for
+from bench.fleet import forest
+from bench.harness.tcp_proxy import CuttableProxy, DamagingProxy
+from registry.artifacts import s3_store
+from registry.artifacts.store import key_for, sha256_of
 from tests.helpers import artifact_bytes, assert_problem, scaled_sum, upload, upload_ok, wait_for
 
 ROW = {"instances": [[1.0, 2.0, 3.0]]}
@@ -221,3 +223,35 @@ def test_the_scrub_finds_a_damaged_object_behind_an_alias_and_the_node_cache_kee
     assert runner.invoke(args=["artifacts", "scrub"]).exit_code == 0
     cache.evict()
     assert not cache.path_for(sha).exists()
+
+
+@pytest.fixture
+def damaging(s3_server, replica):
+    """An app whose S3 endpoint goes through a proxy that damages the body of every PUT."""
+    proxy = DamagingProxy(("127.0.0.1", s3_server.ports["s3"]))
+    with proxy:
+        yield replica("damaged", AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}"), proxy
+
+
+@pytest.mark.parametrize("size", ["one request", "multipart"])
+def test_bytes_damaged_on_the_way_to_the_store_are_refused_by_it_and_nothing_is_registered(damaging, raw, ci, size,
+                                                                                           monkeypatch):
+    app, proxy = damaging
+    if size == "multipart":
+        monkeypatch.setattr(s3_store, "PART_BYTES", 5 * 1024 * 1024)  # S3's smallest part
+    model = scaled_sum(2) if size == "one request" else forest(12)
+    client = app.test_client()
+
+    refused = upload(client, ci, "m", model)
+
+    assert_problem(refused, 503, "did not match their sha256", "kept nothing")
+    assert client.get("/models/m").status_code == 404
+    assert list(obstore.list(raw).collect()) == []
+    proxy.damaging = False
+    requests_before = len(proxy.requests)
+    stored = upload(client, ci, "m", model)
+    assert stored.status_code == 201, stored.get_json()
+    sha = stored.get_json()["sha256"]
+    assert sha256_of(bytes(obstore.get(raw, key_for(sha)).bytes())) == sha
+    sent = proxy.requests[requests_before:]
+    assert not [path for method, path in sent if method == "GET" and sha in path]  # checked as written, not read back
