@@ -8,7 +8,7 @@ from flask import Flask
 from marshmallow import ValidationError
 
 from api import domain, worker_starts
-from api.schemas import window_span
+from api.schemas.monitoring import window_span
 from registry.autopilot import controller
 from registry.integrity import scrub
 from registry.leases import LeasedLoop

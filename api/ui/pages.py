@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from api import rate_limits
-from api.schemas import window_span
+from api.schemas.monitoring import window_span
 from api.ui import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars
 from api.ui.forms import SignInForm, SignOutForm

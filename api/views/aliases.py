@@ -5,16 +5,8 @@ from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import errors
-from api.schemas import (
-    AliasesArgs,
-    EventOut,
-    HistoryArgs,
-    MoveOut,
-    PromoteRequest,
-    ReasonArgs,
-    RollbackRequest,
-    page_of,
-)
+from api.schemas.aliases import AliasesArgs, EventOut, HistoryArgs, MoveOut, PromoteRequest, ReasonArgs, RollbackRequest
+from api.schemas.paging import page_of
 from registry.aliases import moves as aliases
 from registry.aliases import time_travel as alias_history
 

@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import by_number, errors
-from api.schemas import DatasetEvaluationArgs, EvaluationOut, EvaluationRequest, PageArgs, page_of
+from api.schemas.evaluations import DatasetEvaluationArgs, EvaluationOut, EvaluationRequest
+from api.schemas.paging import PageArgs, page_of
 from api.views.versions import version_number
 from registry.evaluations import scores as evaluations
 

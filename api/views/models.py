@@ -4,7 +4,8 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
 from api.content import accepts
-from api.schemas import ModelDetailOut, ModelOut, ModelPatch, PageArgs, page_of
+from api.schemas.models import ModelDetailOut, ModelOut, ModelPatch
+from api.schemas.paging import PageArgs, page_of
 from registry.catalog import models as catalog
 from registry.errors import Forbidden
 

@@ -8,7 +8,7 @@ from api.answering import Rendered, answer
 from api.auth import reads
 from api.content import accepts, json_body
 from api.errors import ProblemError
-from api.schemas import PredictionOut
+from api.schemas.predictions import PredictionOut
 from registry.names import DEFAULT_ALIAS
 from registry.serving.inputs import CsvInput, JsonInput
 from registry.serving.running import Prediction

@@ -10,18 +10,8 @@ from flask_smorest import Blueprint
 from api import domain
 from api.auth import any_token, principal, reads, requires
 from api.content import accepts
-from api.schemas import (
-    FeedbackIn,
-    FeedbackOut,
-    LoggedPageOut,
-    LoggedPredictionArgs,
-    LoggedPredictionOut,
-    MonitoringArgs,
-    MonitoringOut,
-    ReferenceIn,
-    ReferenceOut,
-    window_span,
-)
+from api.schemas.monitoring import MonitoringArgs, MonitoringOut, ReferenceIn, ReferenceOut, window_span
+from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
 from registry.monitoring.feedback import apply_feedback
 from registry.monitoring.quality import Thresholds, monitoring
 from registry.monitoring.queries import logged_predictions

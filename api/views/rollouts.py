@@ -7,7 +7,8 @@ from api import domain
 from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import errors
-from api.schemas import MoveOut, PlanStepRequest, RolloutEndRequest, RolloutOut, RolloutRequest
+from api.schemas.aliases import MoveOut
+from api.schemas.rollouts import PlanStepRequest, RolloutEndRequest, RolloutOut, RolloutRequest
 from registry.aliases import rollouts as state
 from registry.aliases.rollouts import ArmSpec
 

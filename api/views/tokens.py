@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 from api.auth import requires
 from api.content import accepts
 from api.openapi import errors
-from api.schemas import PageArgs, TokenCreatedOut, TokenOut, TokenRequest, page_of
+from api.schemas.paging import PageArgs, page_of
+from api.schemas.tokens import TokenCreatedOut, TokenOut, TokenRequest
 from registry.access import tokens
 
 blp = Blueprint("tokens", __name__, description="API tokens")

@@ -12,7 +12,9 @@ from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
 from api.openapi import by_number, errors
-from api.schemas import ReasonArgs, UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch, page_of
+from api.schemas.aliases import ReasonArgs
+from api.schemas.paging import page_of
+from api.schemas.versions import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch
 from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
 from registry.names import parse_ref

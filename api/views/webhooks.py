@@ -5,18 +5,8 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, requires
 from api.content import accepts
-from api.schemas import (
-    DeliveryDetailOut,
-    DeliveryOut,
-    PageArgs,
-    SecretRotation,
-    WebhookCreatedOut,
-    WebhookOut,
-    WebhookPatch,
-    WebhookRequest,
-    WebhookRotatedOut,
-    page_of,
-)
+from api.schemas.paging import PageArgs, page_of
+from api.schemas.webhooks import DeliveryDetailOut, DeliveryOut, SecretRotation, WebhookCreatedOut, WebhookOut, WebhookPatch, WebhookRequest, WebhookRotatedOut
 from registry.events import subscriptions
 
 blp = Blueprint("webhooks", __name__, description="Webhooks: signed event notifications")

@@ -1,0 +1,59 @@
+"""Field types every schema uses: UTC times, finite numbers, whole numbers that fit a column, text without NUL."""
+import math
+from datetime import timezone
+
+from marshmallow import ValidationError, fields
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a ``Z``: ``2026-11-20T12:00:00Z``."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+class FiniteNumber(fields.Float):
+    """A JSON number that is finite; strings, booleans, NaN, infinities and huge integers are refused
+    (a number to the OpenAPI document; it keeps the value as sent, int or float)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise ValidationError("must be a finite number")
+        return value
+
+class WholeNumber(fields.Integer):
+    """A JSON integer: ``3``, or ``3.0`` as JSON Schema counts it; strings, booleans and fractions are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be a whole number")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range, e.g. 10**400
+        return False
+
+class Text(fields.String):
+    """A string the databases can store: no NUL character, no lone UTF-16 surrogate."""
+
+    def __init__(self, *args, metadata: dict | None = None, **kwargs):
+        super().__init__(*args, metadata={"pattern": "^[^\\u0000]*$", **(metadata or {})}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL (\\u0000) characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("must be valid Unicode (no lone \\ud800-\\udfff surrogates)") from None
+        return text
+
+# What the OpenAPI document says of a dict whose keys are Text: apispec keeps only "x-" keys of a
+# field's metadata, and ProblemDocs renames this one to propertyNames.
+TEXT_KEYS = {"x-propertyNames": {"pattern": "^[^\\u0000]*$"}}

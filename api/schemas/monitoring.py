@@ -1,0 +1,84 @@
+"""Monitoring: a window of live quality and drift, and a version's drift reference."""
+import re
+from datetime import timedelta
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+from api.schemas.fields import UTCDateTime
+from registry.monitoring.references import SOURCES as REFERENCE_SOURCES
+
+
+WINDOW = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
+
+WINDOW_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+MAX_WINDOW = timedelta(days=366)
+
+def window_span(text: str) -> timedelta:
+    """``30m``, ``24h`` or ``7d`` as a span; a ValidationError that says what to send otherwise."""
+    found = WINDOW.match(text)
+    if found is None:
+        raise ValidationError("a window is a whole number of minutes, hours or days: 30m, 24h, 7d")
+    span = int(found.group(1)) * WINDOW_UNITS[found.group(2)]
+    if span > MAX_WINDOW:
+        raise ValidationError("a window is at most 366 days")
+    return span
+
+class MonitoringArgs(Schema):
+    window = fields.String(load_default="24h", validate=window_span, metadata={"description": "30m, 24h, 7d …"})
+
+class QualityOut(Schema):
+    metric = fields.String(metadata={"description": "accuracy (classifiers) or mae (regressors)"})
+    value = fields.Float()
+    ci_low = fields.Float()
+    ci_high = fields.Float()
+    rows = fields.Integer(metadata={"description": "labelled rows it is computed on"})
+    rmse = fields.Float(allow_none=True)
+
+class ReferenceIn(Schema):
+    """Where the rows come from, and the rows (up to 10,000) in any JSON predict body shape."""
+
+    class Meta:
+        unknown = INCLUDE  # instances, dataframe_split or dataframe_records, checked against the signature
+
+    source = fields.String(required=True, validate=validate.OneOf(REFERENCE_SOURCES), metadata={
+        "description": "training or evaluation: the rows the version was trained or evaluated on"})
+
+class ProfileOut(Schema):
+    kind = fields.String(metadata={"description": "numeric (bins between deciles) or categorical (values)"})
+    edges = fields.List(fields.Float(), allow_none=True)
+    values = fields.List(fields.Raw(), allow_none=True)
+    counts = fields.List(fields.Integer())
+
+class ReferenceOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    source = fields.String()
+    rows = fields.Integer()
+    features = fields.Dict(keys=fields.String(), values=fields.Nested(ProfileOut))
+    predictions = fields.Nested(ProfileOut)
+    created_at = UTCDateTime()
+    created_by = fields.String()
+
+class RouteFiguresOut(Schema):
+    requests = fields.Integer()
+    labelled = fields.Integer()
+    quality = fields.Nested(QualityOut, allow_none=True)
+
+class MonitoringOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    window = fields.String()
+    since = UTCDateTime()
+    requests = fields.Integer()
+    labelled = fields.Integer()
+    label_delay_p50_s = fields.Float(allow_none=True)
+    quality = fields.Nested(QualityOut, allow_none=True)
+    drift = fields.Dict(allow_none=True, metadata={"description": "reference, reference_rows, recent_rows, features: "
+                                                   "{name: {psi, p_value, test, drifted}}, predictions: {…}"})
+    drift_detail = fields.String(allow_none=True, metadata={
+        "description": "why drift is null (a reference below DRIFT_MIN_REFERENCE_ROWS, too few rows yet) and what "
+                       "would have it judged; null when drift is"})
+    routes = fields.Dict(keys=fields.String(), values=fields.Nested(RouteFiguresOut), metadata={
+        "description": "the same figures by the route that reached the version: primary, canary and shadow "
+                       "(rollout arms), direct (asked by version number)"})

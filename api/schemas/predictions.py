@@ -1,0 +1,61 @@
+"""Predictions as answered, the prediction log's entries, and labels sent back as feedback."""
+from datetime import timezone
+
+from marshmallow import Schema, fields, validate
+
+from api import request_ids
+from api.schemas.fields import UTCDateTime
+from registry.monitoring.feedback import MAX_ITEMS as MAX_FEEDBACK_ITEMS
+from registry.names import MAX_ID
+
+
+class PredictionOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    predictions = fields.List(fields.Raw())
+    probabilities = fields.List(fields.List(fields.Float()))
+    classes = fields.List(fields.Raw())
+
+class LoggedPredictionArgs(Schema):
+    version = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    since = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; from this time on"})
+    until = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; before this time"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.Integer(validate=validate.Range(min=1), metadata={"description": "next_cursor of the page before"})
+
+class LoggedPredictionOut(Schema):
+    request_id = fields.String()
+    version = fields.Integer()
+    alias = fields.String(allow_none=True)
+    route = fields.String(allow_none=True)
+    inputs = fields.Raw(allow_none=True)
+    outputs = fields.Raw(allow_none=True)
+    latency_ms = fields.Float()
+    status = fields.Integer()
+    at = UTCDateTime()
+    label = fields.Raw(allow_none=True, dump_default=None)
+    labelled_at = UTCDateTime(allow_none=True)
+
+class LoggedPageOut(Schema):
+    items = fields.List(fields.Nested(LoggedPredictionOut))
+    next_cursor = fields.Integer(allow_none=True)
+
+class FeedbackItem(Schema):
+    request_id = fields.String(required=True, validate=validate.Regexp(
+        request_ids.SAFE, error=f"a request id is {request_ids.SAFE_RULE}"))
+    label = fields.Raw(required=True, allow_none=False, metadata={"description": "the truth: a class or a number, "
+                                                                  "or a list of them for a request of several rows"})
+
+class FeedbackIn(Schema):
+    items = fields.List(fields.Nested(FeedbackItem), required=True, validate=validate.Length(min=1, max=MAX_FEEDBACK_ITEMS))
+
+class FeedbackError(Schema):
+    index = fields.Integer()
+    request_id = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+
+class FeedbackOut(Schema):
+    applied = fields.Integer()
+    replaced = fields.Integer()
+    errors = fields.List(fields.Nested(FeedbackError))
