@@ -53,11 +53,11 @@ def readiness() -> Readiness:
     }
     for name, why in problems.items():
         DEPENDENCY_UP.labels(name).set(0 if why else 1)
-    models = domain.runtime().models
-    starved = models.starved()
+    serving = domain.runtime().models.readiness
+    starved = serving.starved()
     if starved and problems["artifact_store"] is None:  # it answered since: loads are due at the next poll
         problems["artifact_store"] = "aliased versions are still being fetched from the artifact store"
-    can_serve = (problems["database"] is None or models.knows_its_aliases) and not starved
+    can_serve = (problems["database"] is None or serving.knows_its_aliases) and not starved
     if stopping.requested():
         problems["server"] = "stopping (SIGTERM): finishing the requests in flight"
         can_serve = False

@@ -232,6 +232,24 @@ def let_go(model: str, version: str) -> None:
         family.remove(*values)
 
 
+class HeldVersions:
+    """``registry_model_loaded`` of one model server: :meth:`publish` what it holds now, and the versions
+    it took up are held (:func:`hold`), those it let go of let go (:func:`let_go`)."""
+
+    def __init__(self):
+        self._held: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+
+    def publish(self, held: set[tuple[str, int]]) -> None:
+        """The server holds exactly ``held`` now: (model, version number) pairs."""
+        with self._lock:
+            for model, number in held - self._held:
+                hold(model, str(number))
+            for model, number in self._held - held:
+                let_go(model, str(number))
+            self._held = held
+
+
 class EveryFamily:
     """A collector: ``source``'s families, plus an empty family for each registry metric it lacks.
 

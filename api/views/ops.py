@@ -34,7 +34,7 @@ def readyz():
         "status": ready.status,
         "checks": ready.checks,
         "problems": ready.problems,
-        "unservable": domain.runtime().models.unservable(),
+        "unservable": domain.runtime().models.readiness.unservable(),
         "warnings": health.warnings(),
     }
 

@@ -9,6 +9,7 @@ from registry.serving.loader import Loader
 from registry.serving.running import predictions_of
 from registry.serving.server import ModelServer
 from registry.serving.shadow import ShadowRunner
+from registry.telemetry import HeldVersions
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,6 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
     flusher = FigureFlusher(figures, session_scope)
     models = ModelServer(
         loader, memory_budget_bytes=memory_budget_bytes, refresh_seconds=refresh_seconds, session_scope=session_scope,
-        on_poll=flusher.flush_if_due, on_rollout=figures.adopt,
+        on_poll=flusher.flush_if_due, on_rollout=figures.adopt, on_held=HeldVersions().publish,
     )
     return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher)

@@ -131,7 +131,7 @@ def test_a_worker_loads_the_canary_before_routing_to_it_and_answers_meanwhile(cl
             entered.set()
             assert release.wait(WAIT)
 
-    monkeypatch.setattr(b_server, "loader", WrappedLoader(b_server.loader, gate))
+    monkeypatch.setattr(b_server.loads, "loader", WrappedLoader(b_server.loads.loader, gate))
     refresher = threading.Thread(target=b_server.refresh)
     refresher.start()
     assert entered.wait(WAIT)
@@ -168,16 +168,16 @@ def test_a_worker_that_cannot_load_the_canary_keeps_answering_and_tries_again(cl
     assert answer(b) == (1, "primary")
     client.put(URL, json={"canary": {"version": 2, "percent": 100}}, headers=ci)
     b_server = server_of(b.application)
-    real = b_server.loader
+    real = b_server.loads.loader
 
     def failing(info):
         if info.sha256 == model[2]:
             raise OSError("the artifact store is unreachable")
 
-    monkeypatch.setattr(b_server, "loader", WrappedLoader(real, failing))
+    monkeypatch.setattr(b_server.loads, "loader", WrappedLoader(real, failing))
     b_server.refresh()
     assert answer(b) == (1, "primary")
-    monkeypatch.setattr(b_server, "loader", real)
+    monkeypatch.setattr(b_server.loads, "loader", real)
     deadline = time.monotonic() + 5  # the failed load is retried once its (first, short) backoff has passed
     while answer(b) != (2, "canary") and time.monotonic() < deadline:
         server_of(b.application).refresh()

@@ -87,7 +87,7 @@ class LoadGate:
                 self.entered.set()
                 assert self.release.wait(WAIT), "the gate was never released"
 
-        monkeypatch.setattr(server, "loader", WrappedLoader(server.loader, gate))
+        monkeypatch.setattr(server.loads, "loader", WrappedLoader(server.loads.loader, gate))
 
 
 def in_thread(target) -> threading.Thread:
@@ -165,13 +165,13 @@ def test_a_refresh_loads_the_new_version_before_swapping_it_in(monkeypatch, clie
 
 
 def test_a_failed_load_during_refresh_keeps_the_old_version_and_counts_the_failure(client, ci, shas, b, b_server):
-    store = b_server.loader.store
+    store = b_server.loads.loader.store
     move(client, ci, "promote", 2)
     path = store.path_for(shas[2])
     original = path.read_bytes()
     path.write_bytes(original[:-10])  # the shared store lost the end of v2's file
     # and B's machine has no served form of v2 to load instead (A loaded it on another machine)
-    shutil.rmtree(b_server.loader.forms.path_for(shas[2]))
+    shutil.rmtree(b_server.loads.loader.forms.path_for(shas[2]))
     failures = counter("registry_model_load_failures_total", model="m")
 
     b_server.refresh()
@@ -369,7 +369,7 @@ def test_a_database_outage_is_logged_once_without_a_traceback_and_its_end_once(m
         return real()
 
     monkeypatch.setattr(registry.serving.server.lookups, "change_marker", unavailable)
-    caplog.set_level("WARNING", logger="registry.serving.server")
+    caplog.set_level("WARNING", logger="registry.serving.watcher")
     b_server.ensure_started()
     deadline = time.monotonic() + 10
     while len(calls) < 6 and time.monotonic() < deadline:

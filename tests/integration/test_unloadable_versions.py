@@ -55,7 +55,7 @@ def worker_b(database_url, tmp_path, damaged_v2, clock):
     """Worker B, serving production on v1, with a clock the test moves."""
     app = make_app(database_url, tmp_path / "artifacts", ARTIFACT_CACHE_DIR=tmp_path / "machine-b")
     server = app.extensions["model_registry"].runtime.models
-    server.failures = LoadFailures(first_delay=server.poll_seconds, clock=clock)
+    server.loads.failures = LoadFailures(first_delay=server.watcher.poll_seconds, clock=clock)
     assert answer(app.test_client()) == 1
     yield app
     close_app(app)
@@ -76,7 +76,7 @@ def test_an_alias_moved_to_a_damaged_version_keeps_its_old_version_and_is_listed
     client, ci, damaged_v2, worker_b, b_server, caplog
 ):
     promote_damaged(client, ci, damaged_v2)
-    caplog.set_level(logging.ERROR, logger="registry.serving.server")
+    caplog.set_level(logging.ERROR, logger="registry.serving.version_loads")
 
     b_server.refresh()
 
@@ -95,7 +95,7 @@ def test_an_alias_moved_to_a_damaged_version_keeps_its_old_version_and_is_listed
 
 def test_refreshes_during_the_backoff_do_not_read_the_file_again(client, ci, damaged_v2, b_server, clock, caplog):
     promote_damaged(client, ci, damaged_v2)
-    caplog.set_level(logging.ERROR, logger="registry.serving.server")
+    caplog.set_level(logging.ERROR, logger="registry.serving.version_loads")
     b_server.refresh()
     failures = failures_counted()
 
@@ -121,7 +121,7 @@ def test_a_poll_while_the_target_waits_for_its_retry_costs_one_query(client, ci,
     try:
         b_server.refresh()
         assert len(statements) == 1  # the change marker only
-        clock.now += b_server.poll_seconds  # the delay has passed: the targets are read again
+        clock.now += b_server.watcher.poll_seconds  # the delay has passed: the targets are read again
         b_server.refresh()
         assert len(statements) > 2
     finally:
@@ -130,17 +130,17 @@ def test_a_poll_while_the_target_waits_for_its_retry_costs_one_query(client, ci,
 
 def test_attempts_follow_a_doubling_delay(client, ci, damaged_v2, b_server, clock, caplog):
     promote_damaged(client, ci, damaged_v2)
-    caplog.set_level(logging.ERROR, logger="registry.serving.server")
+    caplog.set_level(logging.ERROR, logger="registry.serving.version_loads")
     delays = []
     for _ in range(5):
         b_server.refresh()
-        failure = b_server.failures.get(("m", 2, damaged_v2[0].name))
+        failure = b_server.loads.failures.get(("m", 2, damaged_v2[0].name))
         delays.append(failure.delay)
         clock.now += failure.delay / 2
         b_server.refresh()  # too early: nothing happens
         clock.now += failure.delay / 2
 
-    base = b_server.poll_seconds
+    base = b_server.watcher.poll_seconds
     assert delays == [base, 2 * base, 4 * base, 8 * base, 16 * base]
     assert [f"attempt {n}" in r.getMessage() for n, r in enumerate(caplog.records, 1)] == [True] * 5
 

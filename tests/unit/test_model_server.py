@@ -52,14 +52,8 @@ class ServedAliases(ModelServer):
 
     targets: dict = {}
 
-    def _read_marker(self):
-        return (1,)
-
     def _read_alias_targets(self):
         return dict(self.targets)
-
-    def _read_rollouts(self):
-        return {}
 
 
 def info(number: int, model: str = "m") -> VersionInfo:
@@ -138,20 +132,13 @@ class ChangingRegistry(ModelServer):
 
     marker = (1,)
 
-    def _read_marker(self):
-        return self.marker
-
-    def _read_alias_targets(self):
-        return {}
-
-    def _read_rollouts(self):
-        return {}
-
 
 @pytest.fixture
 def changing(loader, monkeypatch):
-    monkeypatch.setattr("registry.serving.server.lookups.archived_versions", lambda: frozenset())
     server = ChangingRegistry(loader, memory_budget_bytes=10**9, refresh_seconds=1.0, session_scope=nullcontext)
+    for name, answer in {"change_marker": lambda: server.marker, "alias_targets": list, "active_rollouts": list,
+                         "archived_versions": frozenset}.items():
+        monkeypatch.setattr(f"registry.serving.server.lookups.{name}", answer)
     yield server
     server.stop()
 
@@ -188,7 +175,8 @@ def test_an_observer_that_failed_is_told_again_at_the_next_poll(changing):
 
 
 def test_a_model_whose_mapped_files_were_written_is_loaded_again_at_the_next_poll(loader, monkeypatch):
-    monkeypatch.setattr("registry.serving.server.lookups.archived_versions", lambda: frozenset())
+    for name, answer in {"change_marker": lambda: (1,), "active_rollouts": list, "archived_versions": frozenset}.items():
+        monkeypatch.setattr(f"registry.serving.server.lookups.{name}", answer)
     server = ServedAliases(loader, memory_budget_bytes=10**9, refresh_seconds=1.0, session_scope=nullcontext)
     server.targets = {("m", "production"): info(1)}
     server.refresh()
