@@ -92,7 +92,7 @@ def when_ready(server):
     if not server.cfg.preload_app:
         return
     from api.domain import EXTENSION
-    from registry import metric_files
+    from registry.process import metric_files
     from registry.db import db
 
     app = server.app.wsgi()
@@ -131,7 +131,7 @@ def post_worker_init(worker):
     deliverer, its background loops (monitoring sweep, rollout controller) and the thread that shares its metrics."""
     from api import background, delivery
     from api.domain import EXTENSION
-    from registry.metric_files import Flusher
+    from registry.process.metric_files import Flusher
 
     worker.wsgi.extensions[EXTENSION].runtime.models.ensure_started()
     delivery.start_in_worker(worker.wsgi)
@@ -155,7 +155,7 @@ def worker_exit(server, worker):
 
 def child_exit(server, worker):
     """A dead worker's counts stay in /metrics; its gauges leave."""
-    from registry import metric_files
+    from registry.process import metric_files
 
     metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
 

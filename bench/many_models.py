@@ -41,7 +41,7 @@ from bench import report
 from bench.fleet import forest
 from bench.harness import server
 from bench.harness.models import artifact_bytes
-from registry import metric_files
+from registry.process import metric_files
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-many-models-token"

@@ -8,7 +8,6 @@ first INSERT), so two replicas asking at once cannot both win, on SQLite and Pos
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,6 +17,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.db import write_transaction
+from registry.process.loop import Loop
 from registry.tables import Lease, utcnow
 
 log = logging.getLogger(__name__)
@@ -68,43 +68,34 @@ class LeasedLoop:
         self._every_turn = every_turn
         self._session_scope = session_scope
         self._holder = holder_id()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._loop = Loop(f"leased-{name}", every_seconds, self._turn)
 
     def ensure_started(self) -> None:
         """Start this process's thread (once per process; a fork starts its own). 0 seconds: never."""
-        if self.every_seconds <= 0 or (self._pid == os.getpid() and self._thread is not None):
+        if self._loop.running or self.every_seconds <= 0:
             return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None:
-                return
-            self._holder = holder_id()  # a forked worker is another holder than its parent
-            self._pid = os.getpid()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"leased-{self.name}", daemon=True)
-            self._thread.start()
+        self._holder = holder_id()  # a forked worker is another holder than its parent
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop and let the lease go, so another process takes over at once."""
-        self._stop.set()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(timeout=30)
-            try:
-                with self._session_scope():
-                    release(self.name, self._holder)
-            except Exception:  # the database is away: the lease runs out by itself
-                log.warning("could not let the %s lease go; it runs out in %s s", self.name,
-                            self.every_seconds * LEASE_PERIODS)
+        if not self._loop.running:
+            self._loop.stop()
+            return
+        self._loop.stop(timeout=30)
+        try:
+            with self._session_scope():
+                release(self.name, self._holder)
+        except Exception:  # the database is away: the lease runs out by itself
+            log.warning("could not let the %s lease go; it runs out in %s s", self.name,
+                        self.every_seconds * LEASE_PERIODS)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_seconds):
-            try:
-                with self._session_scope():
-                    if hold(self.name, self._holder, seconds=self.every_seconds * LEASE_PERIODS):
-                        self._work()
-                    if self._every_turn is not None:
-                        self._every_turn()
-            except Exception:  # the next turn tries again; the work must never take the worker down
-                log.exception("the %s work failed; it runs again in %s s", self.name, self.every_seconds)
+    def _turn(self) -> None:
+        try:
+            with self._session_scope():
+                if hold(self.name, self._holder, seconds=self.every_seconds * LEASE_PERIODS):
+                    self._work()
+                if self._every_turn is not None:
+                    self._every_turn()
+        except Exception:  # the next turn tries again; the work must never take the worker down
+            log.exception("the %s work failed; it runs again in %s s", self.name, self.every_seconds)

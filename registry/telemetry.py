@@ -2,7 +2,7 @@
 
 Defined once at import so every app in a process shares them; with ``PROMETHEUS_MULTIPROC_DIR`` set
 (gunicorn) each process shares its values through a file there, and a scrape adds them up
-(:mod:`registry.metric_files`).
+(:mod:`registry.process.metric_files`).
 
 The exposition is bounded by what is served now, not by every version ever served: a series that
 names a version is looked up through :func:`series`, dropped from the process when the version
@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
-from registry import metric_files
+from registry.process import metric_files
 
 
 def _ensure_multiprocess_directory() -> str | None:

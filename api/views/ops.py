@@ -5,7 +5,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from api import domain, health
 from api.errors import problem
-from registry import metric_files
+from registry.process import metric_files
 from registry.monitoring.gauges import HealthGauges
 from registry.telemetry import EveryFamily, ServedOnly
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from registry.events.claims import Claim, RetryPolicy, claim_due, due_exists, record_attempt
 from registry.events.retention import prune
+from registry.process.loop import Loop
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,8 @@ class Deliverer:
         self._lock = threading.Lock()
         self._busy = 0
         self._started = False
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._loop = Loop("webhook-deliverer", settings.poll_seconds, self._turn, first_tick_at_start=True)
         self._pool: ThreadPoolExecutor | None = None
-        self._thread: threading.Thread | None = None
         self._pruned_at: float | None = None  # never yet: the first poll prunes
 
     def ensure_started(self) -> None:
@@ -63,12 +62,11 @@ class Deliverer:
                 return
             self._started = True
         self._open_senders()
-        self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll (events were just committed)."""
-        self._wake.set()
+        self._loop.wake()
 
     @property
     def started(self) -> bool:
@@ -77,10 +75,10 @@ class Deliverer:
 
     def run_until(self, stop: threading.Event) -> None:
         """Deliver in the foreground until ``stop`` is set (the ``flask webhooks deliver`` command)."""
-        self._stop = stop
         self._open_senders()
+        threading.Thread(target=lambda: (stop.wait(), self._loop.stop()), name="deliverer-stop", daemon=True).start()
         try:
-            self._run()
+            self._loop.run()
         finally:
             self._pool.shutdown(wait=True)  # record what is in flight before the process ends
 
@@ -94,19 +92,16 @@ class Deliverer:
         """Stop polling; sends in flight finish in their threads. ``wait``: send what is due first (the events
         this process committed last, whose wake-up the loop may not have acted on), then wait for every
         send (each at most its deadline)."""
-        self._stop.set()
-        self._wake.set()
+        finished = self._loop.stop(timeout=self.settings.deadline_seconds if wait else None)
         if self._pool is None:
             return
-        if wait and self._thread is not None:
-            self._thread.join(self.settings.deadline_seconds)
-            if not self._thread.is_alive():  # else it is stuck on the database, which would not answer us either
-                self._send_due_before_stopping()
+        if wait and finished:  # else it is stuck on the database, which would not answer us either
+            self._send_due_before_stopping()
         self._pool.shutdown(wait=wait)
 
     def deliver_due(self) -> int:
         """Claim what is due (up to the free threads) and hand it to the pool; how many were claimed."""
-        if self._stop.is_set():
+        if self._loop.stopping:
             return 0
         return self._claim_and_send()
 
@@ -143,17 +138,14 @@ class Deliverer:
         if gone:
             log.info("pruned %d webhook deliveries older than %g days", gone, self.settings.retention_days)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.prune_if_due()
-            try:
-                claimed = self.deliver_due()
-            except Exception as exc:  # the database is away: one line per poll, not a traceback flood
-                log.warning("claiming webhook deliveries failed (%s); trying again at the next poll", exc)
-                claimed = 0
-            if not claimed:
-                self._wake.wait(self.settings.poll_seconds)
-                self._wake.clear()
+    def _turn(self) -> bool:
+        """Prune when due, claim and send what is due; True when something was claimed (look again at once)."""
+        self.prune_if_due()
+        try:
+            return self.deliver_due() > 0
+        except Exception as exc:  # the database is away: one line per poll, not a traceback flood
+            log.warning("claiming webhook deliveries failed (%s); trying again at the next poll", exc)
+            return False
 
     def _deliver(self, claim: Claim) -> None:
         try:
@@ -165,7 +157,7 @@ class Deliverer:
         finally:
             with self._lock:
                 self._busy -= 1
-            self._wake.set()  # a thread is free: look for more work without waiting a poll
+            self._loop.wake()  # a thread is free: look for more work without waiting a poll
 
     def _free_threads(self) -> int:
         with self._lock:

@@ -31,6 +31,7 @@ from sqlalchemy import delete, select
 
 from registry.db import db, end_read, write_transaction
 from registry.monitoring.tables import LoggedPrediction
+from registry.process.loop import Loop
 from registry.serving.routing import SHADOW
 from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
@@ -92,10 +93,8 @@ class PredictionLog:
         self._shares: dict[str, float] = {}  # model -> its own share, where it set one
         self._model_ids: dict[str, int] = {}
         self._queue: queue.Queue[Entry] = queue.Queue(settings.capacity)
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
+        self._writer = Loop("prediction-log", WRITE_SECONDS, self._turn)
+        self._pruned_at = float("-inf")
         self._refresh_wanted = threading.Event()
         self._refreshed_at = float("-inf")
         self._followed = False  # the alias watcher reads the shares (follow): requests need not ask
@@ -131,7 +130,7 @@ class PredictionLog:
         else:
             PREDICTION_LOG_QUEUED.inc()
             if self._queue.qsize() * 2 >= self.settings.capacity:
-                self._wake.set()  # half full: the writer goes now rather than at its next turn
+                self._writer.wake()  # half full: the writer goes now rather than at its next turn
 
     def log_shadow(self, job: ShadowJob, *, rows: object, predictions: list, seconds: float) -> None:
         """Log a shadow run under its caller's request id, when the caller's answer was logged: the
@@ -146,7 +145,7 @@ class PredictionLog:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (or ``timeout`` passes); whether it was."""
         deadline = time.monotonic() + timeout
-        self._wake.set()
+        self._writer.wake()
         with self._idle:
             while self._queue.unfinished_tasks:
                 left = deadline - time.monotonic()
@@ -158,10 +157,7 @@ class PredictionLog:
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""
         self.flush(timeout)
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._writer.stop(timeout)
 
     def follow(self, observe_changes: Callable[[Callable[[], None]], None]) -> None:
         """Have the shares read by whoever ``observe_changes`` registers with (the alias watcher's
@@ -181,43 +177,36 @@ class PredictionLog:
         PREDICTION_LOG_SHARES_READ.labels(str(os.getpid())).set(read_at)
 
     def _ensure_writer(self) -> None:
-        if self._pid == os.getpid() and self._thread is not None:
+        if self._writer.running:
             return
         with self._lock:
-            if self._pid == os.getpid() and self._thread is not None:
+            if self._writer.running:
                 return
             # A fresh queue after a fork: the parent's thread did not come along, nor should its entries.
             self._queue = queue.Queue(self.settings.capacity)
-            self._pid = os.getpid()
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-            self._thread.start()
+            self._writer.start()
 
-    def _run(self) -> None:
-        pruned = float("-inf")
-        while not self._stopping.is_set():
-            self._wake.wait(WRITE_SECONDS)
-            self._wake.clear()
-            batch = self._take()
-            try:
-                if self._refresh_wanted.is_set():
-                    self._refresh_wanted.clear()
-                    self.refresh()
-                if batch:
-                    self._write(batch)
-                    if len(batch) == BATCH:
-                        self._wake.set()  # more is waiting: no pause before the next batch
-                    if time.monotonic() - pruned >= self.settings.prune_seconds:
-                        pruned = time.monotonic()
-                        self.prune()
-            except Exception:
-                log.exception("the prediction log could not write %d entries; they are dropped", len(batch))
-                PREDICTION_LOG_DROPPED.inc(len(batch))
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-                with self._idle:
-                    self._idle.notify_all()
+    def _turn(self) -> bool:
+        """Write a batch of what is queued; True when a whole batch went (more is waiting: no pause)."""
+        batch = self._take()
+        try:
+            if self._refresh_wanted.is_set():
+                self._refresh_wanted.clear()
+                self.refresh()
+            if batch:
+                self._write(batch)
+                if time.monotonic() - self._pruned_at >= self.settings.prune_seconds:
+                    self._pruned_at = time.monotonic()
+                    self.prune()
+        except Exception:
+            log.exception("the prediction log could not write %d entries; they are dropped", len(batch))
+            PREDICTION_LOG_DROPPED.inc(len(batch))
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+            with self._idle:
+                self._idle.notify_all()
+        return len(batch) == BATCH
 
     def _take(self) -> list[Entry]:
         batch: list[Entry] = []

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import OperationalError
 
+from registry.process.loop import Loop
+
 log = logging.getLogger(__name__)
 
 
@@ -25,8 +27,7 @@ class AliasWatcher:
         self._listener = None
         self._started = False
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._loop = Loop("alias-watcher", poll_seconds, self._turn)
         self._database_down = False
 
     @property
@@ -53,18 +54,17 @@ class AliasWatcher:
                 return
             self._started = True
         self.refresh_logged()
-        threading.Thread(target=self._watch, name="alias-watcher", daemon=True).start()
+        self._loop.start()
         if self._listener is not None:
             self._listener.start(self.wake)
 
     def wake(self) -> None:
         """Refresh now rather than at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self) -> None:
         """Stop the thread and the listener (tests and shutdown)."""
-        self._stop.set()
-        self._wake.set()
+        self._loop.stop()
         if self._listener is not None:
             self._listener.stop()
 
@@ -101,11 +101,6 @@ class AliasWatcher:
             log.warning("the database answers again; alias refresh resumed")
             self._database_down = False
 
-    def _watch(self) -> None:
-        while True:
-            self._wake.wait(self.poll_seconds)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            self.refresh_logged()
-            self._on_poll()
+    def _turn(self) -> None:
+        self.refresh_logged()
+        self._on_poll()

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import move
-from registry.metric_files import FLUSH_SECONDS
+from registry.process.metric_files import FLUSH_SECONDS
 from tests.databases import BACKEND, fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
 from tests.helpers import wait_for

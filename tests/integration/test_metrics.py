@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import server
 from config import BASE_DIR
-from registry import metric_files
+from registry.process import metric_files
 from tests.helpers import scaled_sum, upload
 
 PROBE = [[1.0, 1.0, 1.0]]
@@ -123,7 +123,7 @@ _WORKER = textwrap.dedent(
     import os
     import sys
 
-    from registry import metric_files
+    from registry.process import metric_files
     from registry.telemetry import ALIAS_VERSION
 
     for version in sys.argv[1:]:

@@ -82,7 +82,7 @@ def test_public_functions_of_the_domain_take_more_than_three_parameters_by_keywo
 # The floors of registry/, bottom up: a package may import its own floor or one below, never one above.
 # Modules directly in registry/ are the ground floor (tables, db, names, errors, lookups, paging …).
 FLOORS = {
-    "": 0,
+    "": 0, "process": 0,
     "artifacts": 1,
     "serving": 2,
     "catalog": 3, "aliases": 3, "evaluations": 3, "access": 3, "events": 3, "monitoring": 3, "autopilot": 3,

@@ -7,7 +7,7 @@ import prometheus_client.values
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from registry import metric_files
+from registry.process import metric_files
 
 FORK = multiprocessing.get_context("fork")
 

@@ -21,6 +21,8 @@ from collections import defaultdict
 import prometheus_client.values
 from prometheus_client.metrics_core import Metric
 
+from registry.process.loop import Loop
+
 # A flush writes <pid>.metrics; a dead process's file becomes dead-<pid>.metrics.
 SUFFIX = ".metrics"
 DEAD = "dead-"
@@ -233,25 +235,18 @@ def _family(family: tuple, samples: dict[tuple, list]) -> Metric:
 
 
 class Flusher:
-    """A daemon thread of one process that flushes to ``directory`` every ``interval`` seconds until stopped."""
+    """A loop of one process that flushes to ``directory`` every ``interval`` seconds until stopped."""
 
     def __init__(self, directory: str, interval: float = FLUSH_SECONDS):
         self._directory = directory
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="metric-files", daemon=True)
+        self._loop = Loop("metric-files", interval, lambda: flush(directory))
 
     def start(self) -> "Flusher":
         """Start flushing; returns self."""
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self) -> None:
         """Stop, and flush one last time."""
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._loop.stop(timeout=5)
         flush(self._directory)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            flush(self._directory)
