@@ -5,7 +5,8 @@ Read it bottom up:
 0. The ground, the modules right here: the database handle (``db``), the tables, names, the
    domain errors, read-only lookups (``lookups``) and pages (``paging``), facts copied out of rows
    (``facts``), the changes a transaction hands the runtime after commit (``changes``), and the
-   Prometheus metrics (``telemetry``).
+   Prometheus metrics (``telemetry``); beside them ``process/``, the plumbing of a process (its
+   background loops, the metric files its processes share), which knows no table.
 1. ``artifacts/``: the content-addressed store, safe loading of uploads, what a fitted model is.
 2. ``serving/``: the runtime of one process: loading versions into memory, the model cache, the
    alias snapshot and hot swap, routing, running models, input checks, shadow runs and figures.
