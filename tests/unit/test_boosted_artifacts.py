@@ -6,6 +6,7 @@ import pickle
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -155,3 +156,46 @@ def test_a_random_generator_made_by_calling_anything_but_a_bit_generator_is_refu
                b"csklearn.pipeline\nPipeline\n\x86R.")
     with pytest.raises(UnsafeArtifact, match="__generator_ctor"):
         load_estimator(payload)
+
+
+def test_a_hist_gradient_boosting_models_text_categories_are_object_columns_and_served_by_the_model():
+    from registry.serving.predictors import predictor_for
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"size": rng.normal(size=200), "colour": pd.Categorical(rng.choice(["red", "blue"], 200))})
+    model = HistGradientBoostingClassifier(max_iter=5).fit(frame, (frame["size"] > 0).astype(int))
+    loaded = load_estimator(dumped(model)).estimator
+
+    assert [f.dtype for f in describe(loaded).signature.features] == ["float64", "object"]
+    assert predictor_for(loaded) is loaded  # the compiled walk takes numeric categories only
+
+
+def test_a_generator_restored_into_another_class_is_refused():
+    # __pyx_unpickle_SeedSequence(Pipeline, checksum, state): Cython would build the class it is given
+    payload = (b"\x80\x04cnumpy.random.bit_generator\n__pyx_unpickle_SeedSequence\ncsklearn.pipeline\nPipeline\n"
+               b"K\x00N\x87R.")
+    with pytest.raises(UnsafeArtifact, match="__pyx_unpickle_SeedSequence"):
+        load_estimator(payload)
+
+
+def test_a_bit_generator_of_another_class_is_refused():
+    payload = b"\x80\x04cnumpy.random._pickle\n__bit_generator_ctor\ncsklearn.pipeline\nPipeline\n\x85R."
+    with pytest.raises(UnsafeArtifact, match="__bit_generator_ctor"):
+        load_estimator(payload)
+
+
+def test_one_tree_listed_many_times_counts_every_time(monkeypatch):
+    from registry.artifacts.loading import boosting
+    from registry.errors import ArtifactTooLarge
+
+    model = pickle.loads(pickle.dumps(MODELS["hgb-regressor-poisson"]))
+    model._predictors = [model._predictors[0]] * 50  # one object in the file, fifty trees served
+
+    monkeypatch.setattr(boosting, "MAX_BOOSTED_TREES", 49)
+    monkeypatch.setattr("registry.artifacts.loading.checks.MAX_BOOSTED_TREES", 49)
+    with pytest.raises(ArtifactTooLarge, match="a boosted model of 50 trees"):
+        load_estimator(dumped(model))
+    monkeypatch.undo()
+    nodes = 50 * len(model._predictors[0][0].nodes)
+    with pytest.raises(ArtifactTooLarge, match=f"{nodes:,} nodes in all"):
+        load_estimator(dumped(model), max_bytes=nodes * 32 - 1)
