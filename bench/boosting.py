@@ -4,8 +4,8 @@
 early stopping) on the bench's training problem grown to 20,000 rows, and times, side by side in one
 run: one row, ``predict_proba`` of the registry's predictor (made once, as a worker makes it at load)
 and of scikit-learn (with its default threads, and held to one); then 100,000 rows, with scikit-learn
-held to one thread (threadpoolctl; the walker uses one). Wall time per call, the best of ``--rounds`` rounds (other work on the machine inflates it
-least), and whether the answers are identical bit for bit. Writes ``bench/results/boosting-<UTC time>.*``.
+held to one thread (threadpoolctl; the walker uses one). Wall time per call, the best of ``--rounds``
+rounds (other work on the machine inflates it least), and whether the answers are identical bit for bit. Writes ``bench/results/boosting-<UTC time>.*``.
 Figures only, never pass or fail.
 """
 import argparse
@@ -33,7 +33,8 @@ def fit() -> tuple[HistGradientBoostingClassifier, np.ndarray]:
     X, y = make_classification(n_samples=TRAINING_ROWS, n_features=models.FEATURES, n_informative=5, random_state=0)
     model = HistGradientBoostingClassifier(max_iter=TREES, max_depth=DEPTH, max_leaf_nodes=None, early_stopping=False,
                                            random_state=0).fit(X, y)
-    rows = np.resize(X, (BATCH_ROWS, X.shape[1])) + np.random.default_rng(0).normal(scale=0.01, size=(BATCH_ROWS, X.shape[1]))
+    rows = np.resize(X, (BATCH_ROWS, X.shape[1]))
+    rows += np.random.default_rng(0).normal(scale=0.01, size=rows.shape)
     return model, rows
 
 
@@ -54,7 +55,8 @@ def run(rounds: int, say=print) -> dict:
     model, rows = fit()
     predictor = predictor_for(model)
     nodes = len(predictor.compiled.nodes)
-    say(f"model: {len(model._predictors)} trees, depth ≤ {DEPTH}, {nodes:,} nodes; predictor {type(predictor).__name__}")
+    say(f"model: {len(model._predictors)} trees, depth ≤ {DEPTH}, {nodes:,} nodes; "
+        f"predictor {type(predictor).__name__}")
     found = {"trees": len(model._predictors), "nodes": nodes, "cases": []}
     for count, threads in ((1, None), (1, 1), (BATCH_ROWS, 1)):
         X = rows[:count]
@@ -80,8 +82,8 @@ def describe(result: dict) -> str:
              "| rows | registry µs | scikit-learn µs | scikit-learn threads | speed-up | identical |",
              "| --- | --- | --- | --- | --- | --- |"]
     for case in result["figures"]["cases"]:
-        lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['sklearn_us']:,} | {case['sklearn_threads']} | "
-                     f"{case['speedup']}× | {case['identical']} |")
+        lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['sklearn_us']:,} | "
+                     f"{case['sklearn_threads']} | {case['speedup']}× | {case['identical']} |")
     return "\n".join(lines)
 
 

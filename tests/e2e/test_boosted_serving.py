@@ -29,8 +29,8 @@ def gb() -> GradientBoostingClassifier:
 
 
 def upload(live, name: str, model) -> dict:
-    created = requests.post(f"{live.url}/models/{name}/versions", files={"artifact": ("model.joblib", artifact_bytes(model))},
-                            headers=live.headers, timeout=120)
+    created = requests.post(f"{live.url}/models/{name}/versions", headers=live.headers, timeout=120,
+                            files={"artifact": ("model.joblib", artifact_bytes(model))})
     assert created.status_code == 201, created.text
     return created.json()
 
@@ -50,7 +50,9 @@ def answers_exactly(live, name: str, model, times: int = 9) -> bool:
         if response.status_code != 200:
             return False
         body = response.json()
-        if body["predictions"] != model.predict(ROWS).tolist() or body["probabilities"] != model.predict_proba(ROWS).tolist():
+        if body["predictions"] != model.predict(ROWS).tolist():
+            return False
+        if body["probabilities"] != model.predict_proba(ROWS).tolist():
             return False
     return True
 

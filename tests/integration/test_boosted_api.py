@@ -64,7 +64,8 @@ def test_a_boosted_model_is_served_compiled_and_answers_exactly_as_scikit_learn(
     assert client.post("/models/loans/versions/1/promote", json={}, headers=ci).status_code == 200
     rows = rows_near_thresholds(model, n_rows)
 
-    response = client.post("/models/loans/production/predict", json={"instances": rows.tolist(), "return_proba": classifier})
+    response = client.post("/models/loans/production/predict",
+                           json={"instances": rows.tolist(), "return_proba": classifier})
 
     assert response.status_code == 200, response.get_json()
     body = response.get_json()

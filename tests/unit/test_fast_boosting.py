@@ -107,8 +107,8 @@ def awkward_rows(rng, model, X: np.ndarray, categorical: list) -> np.ndarray:
     rows = rng.choice(candidates, size=(ROWS, X.shape[1]))
     for j in categorical:
         seen = np.unique(X[:, j])
-        rows[:, j] = rng.choice(np.concatenate([seen, seen, [-1.0, 41.0, 255.0, 256.0, 1e9, 2.5, -0.0, np.nan, np.inf]]),
-                                size=ROWS)
+        never_seen = [-1.0, 41.0, 255.0, 256.0, 1e9, 2.5, -0.0, np.nan, np.inf]
+        rows[:, j] = rng.choice(np.concatenate([seen, seen, never_seen]), size=ROWS)
     from_training = rng.random(ROWS) < 0.25
     rows[from_training] = X[rng.integers(0, len(X), from_training.sum())]
     return rows

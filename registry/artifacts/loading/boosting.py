@@ -63,7 +63,8 @@ def _check_histogram(model, n_features: int, per_iteration: int) -> None:
     categorical = model._bin_mapper.is_categorical_
     categorical = np.zeros(n_features, bool) if categorical is None else np.asarray(categorical)
     if categorical.dtype.kind not in "bu" or categorical.shape != (n_features,):
-        raise InvalidArtifact("artifact holds a HistGradientBoosting model whose categorical features are not one per column")
+        raise InvalidArtifact(
+            "artifact holds a HistGradientBoosting model whose categorical features are not one per column")
     if len(model._bin_mapper.bin_thresholds_) != n_features:
         raise InvalidArtifact("artifact holds a HistGradientBoosting model whose bins are not one set per column")
     if not model._predictors:
@@ -105,7 +106,8 @@ def _check_staged(model, n_features: int, per_iteration: int) -> None:
             "artifact holds a GradientBoosting model with an init estimator of its own, which is not served: "
             "fit it with init=None (the default) or init='zero'"
         )
-    if not (isinstance(model.init_, str) and model.init_ == "zero" or type(model.init_) in (DummyClassifier, DummyRegressor)):
+    default_init = type(model.init_) in (DummyClassifier, DummyRegressor)
+    if not (isinstance(model.init_, str) and model.init_ == "zero" or default_init):
         raise InvalidArtifact("artifact holds a GradientBoosting model whose init_ is not the one it was fitted with")
     stages = model.estimators_
     if not (isinstance(stages, np.ndarray) and stages.ndim == 2 and stages.shape[1] == per_iteration and len(stages)):

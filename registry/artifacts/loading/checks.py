@@ -83,8 +83,8 @@ def check_constructor_call(func, args) -> None:
         allowed = args == (CHECK_ARRAY,)
     elif name in RANDOM_CONSTRUCTORS:
         if name[1] == "__bit_generator_ctor":
-            allowed = len(args) == 1 and (args[0] in BIT_GENERATORS
-                                          or isinstance(args[0], str) and args[0] in {c.__name__ for c in BIT_GENERATORS})
+            names = {cls.__name__ for cls in BIT_GENERATORS}
+            allowed = len(args) == 1 and (args[0] in BIT_GENERATORS or isinstance(args[0], str) and args[0] in names)
         else:
             allowed = len(args) == 1 and type(args[0]) in BIT_GENERATORS
     elif name in CYTHON_RESTORERS:
@@ -136,7 +136,8 @@ def _check_boosted_size(model, max_bytes: int) -> None:
     sizes = boosted_tree_sizes(model)
     if len(sizes) > MAX_BOOSTED_TREES:
         raise ArtifactTooLarge(
-            f"artifact holds a boosted model of {len(sizes):,} trees; at most {MAX_BOOSTED_TREES:,} are served (see {DOCS})"
+            f"artifact holds a boosted model of {len(sizes):,} trees; at most {MAX_BOOSTED_TREES:,} are served "
+            f"(see {DOCS})"
         )
     nodes = sum(sizes)
     expanded = nodes * (COMPILED_WIDE_NODE_BYTES + 8)
