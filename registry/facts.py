@@ -15,11 +15,12 @@ class VersionInfo:
     task: str
     signature: dict
     status: str = "ready"
+    kind: str = ""  # linear | logistic | tree | forest | boosting
 
     @classmethod
     def of(cls, row: ModelVersion) -> "VersionInfo":
         """Copy the loading facts out of an ORM row."""
-        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status)
+        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status, row.kind)
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,11 @@ def training_options(command):
                      help="CSV file with a header row."),
         click.option("--target", required=True, help="Name of the column to predict."),
         click.option("--kind", required=True, type=click.Choice(list(KIND_TASKS)),
-                     help="linear (regression), logistic (classification), tree or forest "
-                          "(either)."),
+                     help="linear (regression), logistic (classification), tree, forest or boosting "
+                          "(HistGradientBoosting; either)."),
         click.option("--task", type=click.Choice(["auto", *TASKS]), default="auto",
                      show_default=True,
-                     help="For tree and forest: auto reads text, booleans or at most 20 distinct "
+                     help="For tree, forest and boosting: auto reads text, booleans or at most 20 distinct "
                           "integers in the target as classes, anything else as regression."),
         click.option("--param", "params", multiple=True, callback=_parse_param_option,
                      metavar="NAME=VALUE",

@@ -20,6 +20,7 @@ def model_metadata(servable: ServableModel, versions: list[int]) -> dict:
         "parameters": {
             "version": str(servable.version),
             "task": servable.task,
+            "kind": servable.kind,
             "feature_names": signature.names,
             "feature_dtypes": [feature.dtype for feature in signature.features],
         },

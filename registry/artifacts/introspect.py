@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from registry.artifacts.signature import Feature, ModelDescription, Signature
 from registry.artifacts.supported_estimators import (
     ENCODERS,
+    HISTOGRAM_BOOSTING,
     MODELS,
     PREPROCESSORS,
     accepted_models,
@@ -137,6 +138,8 @@ def encoded_columns(step) -> dict[int, np.ndarray]:
             indices = step._transformer_to_input_indices[name]
             found |= {indices[i]: categories for i, categories in encoded_columns(inner).items()}
         return found
+    if isinstance(step, HISTOGRAM_BOOSTING) and getattr(step, "_preprocessor", None) is not None:
+        return encoded_columns(step._preprocessor)  # its categorical columns, encoded by its own OrdinalEncoder
     if isinstance(step, Pipeline):
         # An imputer keeps its columns in place, so the first other step decides.
         kept = (s for _, s in step.steps if s != PASSTHROUGH and not isinstance(s, SimpleImputer))

@@ -58,7 +58,7 @@ class Signature:
 class ModelDescription:
     """What introspection of a fitted estimator found at upload."""
 
-    kind: str  # linear | logistic | tree | forest
+    kind: str  # linear | logistic | tree | forest | boosting
     task: str  # regression | classification
     estimator: str  # class path of the final estimator, e.g. sklearn.ensemble.RandomForestRegressor
     steps: list[str] | None  # class paths of every Pipeline step, None when not a Pipeline

@@ -8,7 +8,14 @@ from __future__ import annotations
 from itertools import takewhile
 
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
@@ -31,7 +38,16 @@ MODELS: dict[type, tuple[str, str]] = {
     DecisionTreeClassifier: ("tree", "classification"),
     RandomForestRegressor: ("forest", "regression"),
     RandomForestClassifier: ("forest", "classification"),
+    HistGradientBoostingRegressor: ("boosting", "regression"),
+    HistGradientBoostingClassifier: ("boosting", "classification"),
+    GradientBoostingRegressor: ("boosting", "regression"),
+    GradientBoostingClassifier: ("boosting", "classification"),
 }
+
+# The boosted kinds whose trees are scikit-learn's own Tree (each stage a DecisionTreeRegressor).
+STAGED_BOOSTING: tuple[type, ...] = (GradientBoostingRegressor, GradientBoostingClassifier)
+# The boosted kinds whose trees are histogram predictors (node records and categorical bitsets).
+HISTOGRAM_BOOSTING: tuple[type, ...] = (HistGradientBoostingRegressor, HistGradientBoostingClassifier)
 
 ENCODERS: tuple[type, ...] = (OneHotEncoder, OrdinalEncoder)
 

@@ -32,6 +32,7 @@ class ServableModel:
     known_categories: dict = field(default_factory=dict)  # by input column: a category its encoder was fitted on
     size_bytes: int = 0  # what it holds in memory, measured once loaded (registry.serving.model_size)
     mapped_from: tuple = ()  # the served form's files its arrays are mapped from (served_forms.MappedFile)
+    kind: str = ""  # the version's kind: linear | logistic | tree | forest | boosting
 
 
 class _Loading:

@@ -102,6 +102,7 @@ def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int, mapped_from:
         known_categories=prepared["known_categories"],
         size_bytes=held_bytes(predictor) + mapped_bytes,
         mapped_from=mapped_from,
+        kind=info.kind,
     )
 
 

@@ -1,7 +1,8 @@
 """What answers ``predict`` for a loaded model: a compiled form where one applies, the estimator otherwise.
 
 ``predictor_for`` runs once per load. A tree or random forest, bare or as a Pipeline's last step, is
-compiled to node records that a C walker answers from (``registry.serving.fast_trees``); a linear or
+compiled to node records that a C walker answers from (``registry.serving.fast_trees``), and so is a
+boosted model (``registry.serving.fast_boosting``, wide records summed from its baseline); a linear or
 logistic model predicts with its own arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's
 per-call checks, which cost it ten times the arithmetic on one row. The steps before the model still run through scikit-learn's
 ``transform``, as ``Pipeline.predict`` runs them. Both give exactly scikit-learn's answers; anything
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from registry.serving.fast_boosting import CompiledBoosting, compile_boosting
 from registry.serving.fast_trees import CompiledTrees, best_of_rows, compile_trees
 
 
@@ -37,9 +39,9 @@ class _Compiled:
 
 
 class TreePredictor(_Compiled):
-    """A tree or random forest predicting through its compiled form."""
+    """A tree, random forest or boosted model predicting through its compiled form."""
 
-    def __init__(self, transforms: list, compiled: CompiledTrees):
+    def __init__(self, transforms: list, compiled: CompiledTrees | CompiledBoosting):
         super().__init__(transforms)
         self.compiled = compiled
 
@@ -135,6 +137,8 @@ def predictor_for(estimator):
         classes = model.classes_ if type(model) is LogisticRegression else None
         return LinearPredictor(transforms, model.coef_, model.intercept_, classes, model if transforms else None)
     compiled = compile_trees(model)
+    if compiled is None:
+        compiled = compile_boosting(model)
     return estimator if compiled is None else TreePredictor(transforms, compiled)
 
 

@@ -45,18 +45,22 @@ import numpy as np
 
 from registry.artifacts.no_follow import ensure_directory, locked, open_directory, open_regular
 from registry.artifacts.store import is_artifact_name
+from registry.serving.fast_boosting import CompiledBoosting
 from registry.serving.fast_trees import CompiledTrees
 from registry.serving.predictors import LinearPredictor, TreePredictor
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4  # 2: a bare linear model is its arrays; 3: trees as node records; 4: signed, tied to its artifact
+# 2: a bare linear model is its arrays; 3: trees as node records; 4: signed, tied to its artifact;
+# 5: boosted models as wide node records (CompiledBoosting)
+FORMAT = 5
 MANIFEST = "form.json"
 INCOMING_PREFIX = ".incoming-"
 _MAPPED_FROM_BYTES = 64 * 1024  # smaller arrays are read into memory: a mapping costs a page at least
 _ARRAY_FILE = re.compile(r"[0-9]+\.npy")
 # The registry's own classes: a form holding only these (and arrays) is rebuilt without scikit-learn.
-_OWN_CLASSES = {f"{cls.__module__}:{cls.__qualname__}": cls for cls in (TreePredictor, LinearPredictor, CompiledTrees)}
+_OWN_CLASSES = {f"{cls.__module__}:{cls.__qualname__}": cls for cls in (TreePredictor, LinearPredictor, CompiledTrees,
+                                                                          CompiledBoosting)}
 
 
 class NotStorable(Exception):

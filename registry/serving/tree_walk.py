@@ -1,4 +1,6 @@
-"""The compiled tree walker (``native/tree_walk.c``), loaded with ctypes, and the node records it walks.
+"""The compiled tree walker (``native/tree_walk.c``), loaded with ctypes, and the node records it walks:
+``NODE`` for trees and forests (float32 thresholds), ``WIDE_NODE`` for boosted models (float64
+thresholds, categorical splits, one output column per tree).
 
 ``make`` builds the library beside its source (``cc`` and nothing else: it uses no Python API, so one
 build serves every Python); the image builds its own. A checkout where it was not built cannot serve
@@ -18,14 +20,20 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 2  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 3  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
+# One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
+# ``feature``) the index of its 256-bit set among the model's bitsets (8 uint32 words each).
+WIDE_NODE = np.dtype([("threshold", "<f8"), ("feature", "<u4"), ("bitset", "<u4"), ("child", "<i4", (2,))])
 NAN_LEFT = np.uint32(1 << 31)  # set in ``feature`` where a NaN goes left
+CATEGORICAL = np.uint32(1 << 30)  # set in a wide node's ``feature`` where the split is categorical
+BITSET_WORDS = 8
 MAX_NODES = 2**31 - 1  # child ids are int32
 _KEEPS_GIL_UP_TO_WALKS = 1024
 # What tree_walk_output returns when the records are not what they were when checked.
@@ -34,7 +42,14 @@ _DAMAGE = {
     2: "a node's child is outside the nodes, or a walk goes round in circles",
     3: "a node tests a column past the model's",
     4: "a walk ended on a node that is not a leaf",
+    5: "a tree adds to an output past the model's",
+    6: "a categorical split's set is outside the bitsets",
 }
+
+
+class _Functions(NamedTuple):
+    output: ctypes._CFuncPtr  # trees and forests
+    boosted: ctypes._CFuncPtr  # boosted models
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -50,22 +65,25 @@ class NodesDamaged(RuntimeError):
     was changed since. Nothing outside the records was read; the walker cannot answer until it is made again."""
 
 
-def load(path: Path = LIBRARY) -> tuple:
-    """The walker's output function twice: one call keeping the GIL, one letting it go."""
+def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
+    """The walker's functions twice: called keeping the GIL, and letting it go."""
     if not path.exists():
         raise WalkerNotBuilt(f"{path} is missing: `make` builds it (it needs a C compiler, cc)")
     functions = []
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
     for kind in (ctypes.PyDLL, ctypes.CDLL):
         library = kind(str(path))
-        if library.tree_walk_node_size() != NODE.itemsize or _version(library) != VERSION:
+        if library.tree_walk_node_size() != NODE.itemsize or _version(library) != VERSION \
+                or library.tree_walk_wide_node_size() != WIDE_NODE.itemsize:
             raise WalkerNotBuilt(f"{path} was built from another version of tree_walk.c: run `make` again")
         output = library.tree_walk_output
-        output.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-                           ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                           ctypes.c_void_p]
-        output.restype = ctypes.c_int64
-        functions.append(output)
-    return tuple(functions)
+        output.argtypes = [pointer, size, pointer, size, pointer, size, size, pointer, size, size, pointer]
+        boosted = library.tree_walk_boosted
+        boosted.argtypes = [pointer, size, pointer, pointer, size, pointer, pointer, size, pointer, size, pointer,
+                            size, size, pointer]
+        output.restype = boosted.restype = ctypes.c_int64
+        functions.append(_Functions(output, boosted))
+    return functions[0], functions[1]
 
 
 def _version(library: ctypes.CDLL) -> int | None:
@@ -77,7 +95,7 @@ def _version(library: ctypes.CDLL) -> int | None:
     return version()
 
 
-_OUTPUT_KEEPING_GIL, _OUTPUT_RELEASING_GIL = load()
+_KEEPING_GIL, _RELEASING_GIL = load()
 
 
 class Walker:
@@ -105,20 +123,64 @@ class Walker:
         # The rows as bytes and the output as a ctypes array: passed by address with no ndarray.ctypes
         # object made, which costs more than the copy of a few rows.
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
-        output = _OUTPUT_KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _OUTPUT_RELEASING_GIL
-        status = output(*self._model, rows.tobytes(), n_rows, self.n_features, out)
-        if status:
-            raise NodesDamaged(f"{_DAMAGE.get(status, f'status {status}')}: the node records changed since they "
-                               "were checked")
+        functions = _KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
+        _raise_for(functions.output(*self._model, rows.tobytes(), n_rows, self.n_features, out))
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
 
 
+class BoostedWalker:
+    """A boosted model's trees as wide node records, ready to answer float64 rows: checked once, here.
+
+    ``columns[t]`` is the output tree ``t`` adds to; ``value[n]`` is leaf ``n``'s value; ``baseline`` is
+    where every row's outputs start; ``bitsets`` holds the categorical splits' sets, 8 words each.
+    """
+
+    def __init__(self, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
+                 bitsets: np.ndarray, baseline: np.ndarray, *, n_features: int):
+        check_nodes(nodes, roots, n_features)
+        if value.dtype != np.float64 or value.shape != (len(nodes),) or not value.flags.c_contiguous:
+            raise InvalidNodes("the leaf values are not one contiguous float64 value per node")
+        if baseline.dtype != np.float64 or baseline.ndim != 1 or not len(baseline) or not baseline.flags.c_contiguous:
+            raise InvalidNodes("the baseline is not a contiguous float64 value per output")
+        if columns.dtype != np.int32 or columns.shape != roots.shape or not columns.flags.c_contiguous \
+                or ((columns < 0) | (columns >= len(baseline))).any():
+            raise InvalidNodes("the trees' output columns are not one int32 column of the model's per tree")
+        if bitsets.dtype != np.uint32 or bitsets.ndim != 2 or bitsets.shape[1] != BITSET_WORDS \
+                or not bitsets.flags.c_contiguous:
+            raise InvalidNodes(f"the bitsets are not contiguous rows of {BITSET_WORDS} uint32 words")
+        categorical = (nodes["feature"] & CATEGORICAL) != 0
+        if (nodes["bitset"][categorical] >= len(bitsets)).any():
+            raise InvalidNodes("a categorical split's set is outside the bitsets")
+        self._arrays = (nodes, roots, columns, value, bitsets, baseline)  # kept alive for the addresses below
+        self.n_trees = len(roots)
+        self.n_features = n_features
+        self.n_outputs = len(baseline)
+        self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
+                       value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs)
+
+    def output(self, rows: np.ndarray) -> np.ndarray:
+        """The model's raw output, shape (rows, outputs), for C-contiguous float64 ``rows`` of ``n_features``.
+
+        Raises ``NodesDamaged`` when the records changed since they were checked."""
+        n_rows = len(rows)
+        out = (ctypes.c_double * (n_rows * self.n_outputs))()
+        functions = _KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
+        _raise_for(functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out))
+        return np.frombuffer(out).reshape(n_rows, self.n_outputs)
+
+
+def _raise_for(status: int) -> None:
+    if status:
+        raise NodesDamaged(f"{_DAMAGE.get(status, f'status {status}')}: the node records changed since they "
+                           "were checked")
+
+
 def check_nodes(nodes: np.ndarray, roots: np.ndarray, n_features: int) -> None:
-    """Raise ``InvalidNodes`` unless every walk from ``roots`` stays inside ``nodes`` and ends on a leaf:
-    each node tests a column below ``n_features``, and each child is a node after it, but at a leaf,
-    whose two children are the leaf itself."""
-    if nodes.dtype != NODE or nodes.ndim != 1 or not nodes.flags.c_contiguous:
-        raise InvalidNodes(f"nodes are not a contiguous array of {NODE}")
+    """Raise ``InvalidNodes`` unless every walk from ``roots`` stays inside ``nodes`` (``NODE`` or
+    ``WIDE_NODE`` records) and ends on a leaf: each node tests a column below ``n_features``, and each
+    child is a node after it, but at a leaf, whose two children are the leaf itself."""
+    if nodes.dtype not in (NODE, WIDE_NODE) or nodes.ndim != 1 or not nodes.flags.c_contiguous:
+        raise InvalidNodes(f"nodes are not a contiguous array of {NODE} or {WIDE_NODE}")
     if roots.dtype != np.int32 or roots.ndim != 1 or not roots.flags.c_contiguous or not len(roots):
         raise InvalidNodes("roots are not a non-empty contiguous int32 array")
     if len(nodes) > MAX_NODES:
@@ -129,7 +191,8 @@ def check_nodes(nodes: np.ndarray, roots: np.ndarray, n_features: int) -> None:
         raise InvalidNodes("a node's child is outside the nodes or before the node")
     if ((child == ids[:, np.newaxis]).any(axis=1) & (child[:, 0] != child[:, 1])).any():
         raise InvalidNodes("a node that is not a leaf is its own child")
-    if ((nodes["feature"] & ~NAN_LEFT) >= n_features).any():
+    flags = NAN_LEFT | CATEGORICAL if nodes.dtype == WIDE_NODE else NAN_LEFT
+    if ((nodes["feature"] & ~flags) >= n_features).any():
         raise InvalidNodes(f"a node tests a column past the model's {n_features}")
     if ((roots < 0) | (roots >= len(nodes))).any():
         raise InvalidNodes("a root is outside the nodes")

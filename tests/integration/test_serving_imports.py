@@ -1,5 +1,6 @@
-"""A process that serves compiled models from their served forms never imports scikit-learn (nor pandas,
-requests or the parts of SciPy it would bring): a second of every worker's start that no request needs.
+"""A process that serves compiled models (forests, boosted models, linear ones) from their served forms
+never imports scikit-learn (nor pandas, requests or the parts of SciPy it would bring): a second of every
+worker's start that no request needs.
 A two-class logistic regression brings SciPy's special functions (expit) when it loads, so that no
 request for probabilities pays for their import."""
 import json
@@ -8,7 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from config import BASE_DIR
@@ -25,14 +26,14 @@ SERVE = textwrap.dedent("""
     imported_at_start = sorted(name for name in {HEAVY} if name in sys.modules)
     client = app.test_client()
     answers = {{}}
-    for ref in ("forest/production", "logistic/production", "three/1"):
+    for ref in ("forest/production", "logistic/production", "three/1", "boosted/production", "staged/production"):
         response = client.post(f"/models/{{ref}}/predict", json={{"instances": settings["rows"]}})
         assert response.status_code == 200, response.get_json()
         answers[ref] = response.get_json()["predictions"]
     imported_to_predict = sorted(name for name in {HEAVY} if name in sys.modules)
     expit_loaded = "scipy.special" in sys.modules
     probabilities = {{}}
-    for ref in ("forest/production", "logistic/production", "three/1"):
+    for ref in ("forest/production", "logistic/production", "three/1", "boosted/production", "staged/production"):
         body = {{"instances": settings["rows"], "return_proba": True}}
         probabilities[ref] = client.post(f"/models/{{ref}}/predict", json=body).get_json()["probabilities"]
     print(json.dumps({{"start": imported_at_start, "expit_loaded": expit_loaded, "predict": imported_to_predict,
@@ -48,6 +49,8 @@ def test_serving_compiled_forms_imports_no_scikit_learn(build_app, tmp_path, ci)
         "forest": RandomForestClassifier(20, random_state=0).fit(X, y),
         "logistic": LogisticRegression().fit(X, y),
         "three": LogisticRegression().fit(X, three),  # three classes: softmax
+        "boosted": HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y),
+        "staged": GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, three),
     }
     root = tmp_path / "artifacts-0"
     app = build_app(artifact_root=root)
@@ -69,6 +72,7 @@ def test_serving_compiled_forms_imports_no_scikit_learn(build_app, tmp_path, ci)
 
     assert served["start"] == [] and served["predict"] == [] and served["then"] == []  # probabilities too
     assert served["expit_loaded"]  # with the two-class logistic regression, before any request for probabilities
-    for name, ref in (("forest", "forest/production"), ("logistic", "logistic/production"), ("three", "three/1")):
+    for name, ref in (("forest", "forest/production"), ("logistic", "logistic/production"), ("three", "three/1"),
+                      ("boosted", "boosted/production"), ("staged", "staged/production")):
         assert served["answers"][ref] == models[name].predict(X[:20]).tolist()
         assert np.array_equal(served["probabilities"][ref], models[name].predict_proba(X[:20]))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -54,6 +55,32 @@ def test_train_writes_an_artifact_that_predicts_raw_rows_and_a_report_beside_it(
     assert (lineage["rows"], lineage["columns"], lineage["target"]) == (80, 4, "price")
     assert lineage["trainer_version"] == __version__ and "sklearn_version" in lineage
     assert "git_commit" not in lineage
+
+
+@pytest.mark.parametrize("target,task,estimator", [
+    ("price", "regression", "sklearn.ensemble.HistGradientBoostingRegressor"),
+    ("label", "classification", "sklearn.ensemble.HistGradientBoostingClassifier"),
+])
+def test_train_a_boosting_kind_fits_hist_gradient_boosting_that_the_registry_loads_and_compiles(
+    runner, tmp_path, write_csv, regression_frame, monkeypatch, target, task, estimator
+):
+    from registry.artifacts.introspect import describe
+    from registry.artifacts.safe_pickle import load_estimator
+    from registry.serving.predictors import TreePredictor, predictor_for
+
+    monkeypatch.chdir(tmp_path)
+    frame = regression_frame.assign(label=np.where(regression_frame["size"] > regression_frame["size"].median(), "big",
+                                                   "small"))
+    frame = frame.drop(columns="label" if target == "price" else "price")
+    out = tmp_path / "model.joblib"
+    result = runner.invoke(cli, ["train", "--data", str(write_csv(frame)), "--target", target, "--kind", "boosting",
+                                 "--param", "max_iter=20", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((tmp_path / "model.report.json").read_text())
+    assert (report["kind"], report["task"], report["estimator"]) == ("boosting", task, estimator)
+    loaded = load_estimator(out.read_bytes()).estimator
+    assert describe(loaded).kind == "boosting"
+    assert isinstance(predictor_for(loaded), TreePredictor)
 
 
 def test_train_records_the_git_commit_when_run_inside_a_work_tree(

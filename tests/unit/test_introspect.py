@@ -27,6 +27,10 @@ PUBLIC_PATHS = {
     "DecisionTreeClassifier": "sklearn.tree.DecisionTreeClassifier",
     "RandomForestRegressor": "sklearn.ensemble.RandomForestRegressor",
     "RandomForestClassifier": "sklearn.ensemble.RandomForestClassifier",
+    "HistGradientBoostingRegressor": "sklearn.ensemble.HistGradientBoostingRegressor",
+    "HistGradientBoostingClassifier": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "GradientBoostingRegressor": "sklearn.ensemble.GradientBoostingRegressor",
+    "GradientBoostingClassifier": "sklearn.ensemble.GradientBoostingClassifier",
 }
 
 

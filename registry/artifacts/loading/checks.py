@@ -1,13 +1,22 @@
 """Checks on what a model file built, shared by the pickle and skops readers."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.tree._tree import TREE_LEAF, Tree
 
+from registry.artifacts.loading.allowed import (
+    BIT_GENERATORS,
+    CHECK_ARRAY,
+    CYTHON_RESTORERS,
+    RANDOM_CONSTRUCTORS,
+)
+from registry.artifacts.loading.boosting import MAX_BOOSTED_TREES, boosted_tree_sizes, check_boosting
 from registry.artifacts.loading.limits import DOCS, MIB
+from registry.artifacts.loading.tree_nodes import check_tree
 from registry.artifacts.supported_estimators import MODELS
 from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 
@@ -16,6 +25,9 @@ MAX_TREES = 5_000
 # What one node costs once compiled for prediction (registry/serving/tree_walk.py: threshold, feature and
 # two children), before its values (8 bytes per class or output).
 COMPILED_NODE_BYTES = 4 + 4 + 4 + 4
+# A boosted tree's node once compiled (tree_walk.WIDE_NODE: float64 threshold, column, bitset, two children),
+# before its value (8 bytes).
+COMPILED_WIDE_NODE_BYTES = 8 + 4 + 4 + 4 + 4
 
 
 def check_sklearn_version(version) -> str:
@@ -31,15 +43,56 @@ def check_sklearn_version(version) -> str:
 
 
 def check_passthrough(state) -> None:
-    """A FunctionTransformer is accepted only as ColumnTransformer's 'passthrough' (no function)."""
-    holds_functions = not isinstance(state, dict) or any(
-        state.get(key) is not None for key in ("func", "inverse_func")
+    """A FunctionTransformer is accepted only as ColumnTransformer's 'passthrough' (no function), or as
+    the check of a HistGradientBoosting model's numeric columns (``partial(check_array, ...)``)."""
+    holds_functions = not isinstance(state, dict) or state.get("inverse_func") is not None or not (
+        state.get("func") is None or _is_numeric_check(state.get("func"))
     )
     if holds_functions:
         raise UnsafeArtifact(
             "artifact holds a FunctionTransformer with a function, which cannot be loaded safely; "
             "only ColumnTransformer's 'passthrough' is accepted"
         )
+
+
+# The keywords HistGradientBoosting gives check_array for its numeric columns.
+_NUMERIC_CHECK_KEYWORDS = frozenset({"dtype", "ensure_all_finite"})
+
+
+def _is_numeric_check(func) -> bool:
+    return (isinstance(func, functools.partial) and func.func is CHECK_ARRAY and not func.args
+            and set(func.keywords) <= _NUMERIC_CHECK_KEYWORDS)
+
+
+def check_partial_state(state) -> None:
+    """A ``functools.partial`` is restored only as ``partial(check_array, dtype=..., ensure_all_finite=...)``."""
+    if not (isinstance(state, tuple) and len(state) == 4 and state[0] is CHECK_ARRAY and state[1] == ()
+            and isinstance(state[2], dict) and set(state[2]) <= _NUMERIC_CHECK_KEYWORDS and not state[3]):
+        raise UnsafeArtifact(
+            "artifact holds a functools.partial other than HistGradientBoosting's check of its numeric "
+            "columns, which cannot be loaded safely"
+        )
+
+
+def check_constructor_call(func, args) -> None:
+    """The calls a boosted model's pickle makes besides building classes, each only as NumPy, Cython and
+    functools make them: a random generator from its bit generator, a compiled object's fields restored
+    into its own class, a partial of check_array."""
+    name = (getattr(func, "__module__", None), getattr(func, "__name__", None))
+    if func is functools.partial:
+        allowed = args == (CHECK_ARRAY,)
+    elif name in RANDOM_CONSTRUCTORS:
+        if name[1] == "__bit_generator_ctor":
+            names = {cls.__name__ for cls in BIT_GENERATORS}
+            allowed = len(args) == 1 and (args[0] in BIT_GENERATORS or isinstance(args[0], str) and args[0] in names)
+        else:
+            allowed = len(args) == 1 and type(args[0]) in BIT_GENERATORS
+    elif name in CYTHON_RESTORERS:
+        allowed = len(args) == 3 and args[0] is CYTHON_RESTORERS[name]
+    else:
+        return
+    if not allowed:
+        raise UnsafeArtifact(f"artifact calls {name[0]}.{name[1]} in a way a model file never does")
 
 
 def check_top_level(obj) -> None:
@@ -59,6 +112,9 @@ def check_expanded_size(estimator: BaseEstimator, max_bytes: int) -> None:
     """
     model = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     kind = MODELS.get(type(model), (None,))[0]
+    if kind == "boosting":
+        _check_boosted_size(model, max_bytes)
+        return
     if kind not in ("tree", "forest"):
         return
     trees = [model] if kind == "tree" else list(model.estimators_)
@@ -76,6 +132,22 @@ def check_expanded_size(estimator: BaseEstimator, max_bytes: int) -> None:
         )
 
 
+def _check_boosted_size(model, max_bytes: int) -> None:
+    sizes = boosted_tree_sizes(model)
+    if len(sizes) > MAX_BOOSTED_TREES:
+        raise ArtifactTooLarge(
+            f"artifact holds a boosted model of {len(sizes):,} trees; at most {MAX_BOOSTED_TREES:,} are served "
+            f"(see {DOCS})"
+        )
+    nodes = sum(sizes)
+    expanded = nodes * (COMPILED_WIDE_NODE_BYTES + 8)
+    if expanded > max_bytes:
+        raise ArtifactTooLarge(
+            f"artifact holds {len(sizes):,} trees with {nodes:,} nodes in all, {expanded / MIB:,.0f} MB once loaded "
+            f"and compiled; the limit is {max_bytes / MIB:,.0f} MB (MAX_MODEL_MB, see {DOCS})"
+        )
+
+
 def check_trees(estimator: BaseEstimator) -> None:
     """Refuse trees whose nodes would make predict read outside its arrays or loop forever.
 
@@ -84,26 +156,9 @@ def check_trees(estimator: BaseEstimator) -> None:
     model = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
     kind = MODELS.get(type(model), (None,))[0]
     if kind == "tree":
-        _check_tree(model.tree_, int(model.n_features_in_))
+        check_tree(model.tree_, int(model.n_features_in_))
     elif kind == "forest":
         for tree_model in model.estimators_:
-            _check_tree(tree_model.tree_, int(model.n_features_in_))
-
-
-_BROKEN_TREE = "artifact holds a decision tree whose nodes point outside the tree or its features"
-
-
-def _check_tree(tree, n_features: int) -> None:
-    # Every node predict can reach is checked once the root is counted and children come later.
-    if not isinstance(tree, Tree) or not 0 < tree.node_count <= tree.capacity:
-        raise UnsafeArtifact(_BROKEN_TREE)
-    nodes = np.arange(tree.node_count)
-    split = tree.children_left != TREE_LEAF
-    parents = nodes[split]
-    children_after_parent = all(
-        np.all((children[split] > parents) & (children[split] < tree.node_count))
-        for children in (tree.children_left, tree.children_right)
-    )
-    features = tree.feature[split]
-    if not (children_after_parent and np.all((features >= 0) & (features < n_features))):
-        raise UnsafeArtifact(_BROKEN_TREE)
+            check_tree(tree_model.tree_, int(model.n_features_in_))
+    elif kind == "boosting":
+        check_boosting(model, int(model.n_features_in_))

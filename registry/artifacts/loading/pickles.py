@@ -7,6 +7,7 @@ announces is checked before it is allocated.
 """
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import struct
@@ -22,7 +23,12 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree._tree import Tree
 
 from registry.artifacts.loading.allowed import ALLOWED_GLOBALS, OLD_PROTOCOL_GLOBALS
-from registry.artifacts.loading.checks import check_passthrough, check_sklearn_version
+from registry.artifacts.loading.checks import (
+    check_constructor_call,
+    check_partial_state,
+    check_passthrough,
+    check_sklearn_version,
+)
 from registry.artifacts.loading.limits import DOCS, BoundedStream, Budget, array_bytes, too_many_objects
 from registry.errors import InvalidArtifact, UnsafeArtifact
 
@@ -90,14 +96,19 @@ class _Guards:
         pickle._Unpickler.load_reduce(self)
 
     def load_newobj(self):
-        """NEWOBJ (``cls.__new__(cls, *args)``), never for an array."""
-        self._check_new(self.stack[-2])
+        """NEWOBJ (``cls.__new__(cls, *args)``), never for an array nor a partial."""
+        self._check_newobj(self.stack[-2])
         pickle._Unpickler.load_newobj(self)
 
     def load_newobj_ex(self):
-        """NEWOBJ_EX, never for an array."""
-        self._check_new(self.stack[-3])
+        """NEWOBJ_EX, never for an array nor a partial."""
+        self._check_newobj(self.stack[-3])
         pickle._Unpickler.load_newobj_ex(self)
+
+    def _check_newobj(self, cls) -> None:
+        if cls is functools.partial:
+            raise UnsafeArtifact("artifact builds a functools.partial in a way pickle never writes")
+        self._check_new(cls)
 
     def _instantiate(self, klass, args):
         """INST and OBJ: calls like REDUCE when given arguments, otherwise like NEWOBJ."""
@@ -120,6 +131,7 @@ class _Guards:
                 f"artifact calls {func.__name__}(...) itself; a model file only restores state"
             )
         self._check_new(func)
+        check_constructor_call(func, args)
         if func is _reconstruct:  # allocates the announced shape before BUILD fills it in
             self.budget.charge(array_bytes(args[1], np.dtype(args[2]).itemsize))
 
@@ -141,6 +153,8 @@ class _Guards:
             self.sklearn_version = check_sklearn_version(version)
         if isinstance(target, FunctionTransformer):
             check_passthrough(state)
+        if isinstance(target, functools.partial):
+            check_partial_state(state)
         return target, state
 
 

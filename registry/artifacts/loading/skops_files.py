@@ -17,6 +17,7 @@ from numpy.lib import format as npy
 from registry.artifacts.loading.allowed import SKOPS_TYPES, skops_trusted
 from registry.artifacts.loading.checks import check_sklearn_version
 from registry.artifacts.loading.limits import DOCS, Budget, array_bytes, too_many_objects
+from registry.artifacts.supported_estimators import HISTOGRAM_BOOSTING, STAGED_BOOSTING
 from registry.errors import InvalidArtifact, UnsafeArtifact
 
 SCHEMA = "schema.json"
@@ -45,12 +46,23 @@ def load_skops(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | 
                 "written by skops.io.dump(model, path) or joblib.dump(model, path)"
             )
         raw = archive.read(SCHEMA)
+        _refuse_boosting(raw)
         # No JSON value without a comma or bracket before it: an upper bound before parsing.
         budget.count_objects(raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1)
         version = _check_schema(json.loads(raw), archive)
     import skops.io  # here, not at start: importing it walks every scikit-learn estimator (half a second)
 
     return skops.io.loads(copy, trusted=skops_trusted()), version
+
+
+def _refuse_boosting(schema: bytes) -> None:
+    """Boosted models hold losses, random generators and a partial that skops files are not read with."""
+    for cls in (*HISTOGRAM_BOOSTING, *STAGED_BOOSTING):
+        if b'"%s"' % cls.__name__.encode() in schema:
+            raise InvalidArtifact(
+                f"artifact is a skops file of a {cls.__name__}; boosted models are accepted as joblib or "
+                "pickle files: upload the file written by joblib.dump(model, path)"
+            )
 
 
 def _bounded_copy(data: bytes, budget: Budget) -> bytes:

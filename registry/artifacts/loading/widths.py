@@ -128,10 +128,27 @@ def _check_model(model, width: int | None) -> None:
             _must_equal(model, width, coef.shape[-1], "coef_ is for")
     elif kind == "tree":
         _must_equal(model, width, int(model.tree_.n_features), "its tree_ is for")
+    elif kind == "boosting":
+        _check_boosted_width(model, width)
     else:
         for tree_model in model.estimators_:
             _must_equal(tree_model, int(tree_model.n_features_in_), width, "its forest takes")
             _must_equal(tree_model, width, int(tree_model.tree_.n_features), "its tree_ is for")
+
+
+def _check_boosted_width(model, width: int | None) -> None:
+    """A GradientBoosting model's stages, and a HistGradientBoosting model's own column check, take its width."""
+    stages = getattr(model, "estimators_", None)
+    if stages is not None:
+        for tree_model in np.asarray(stages, dtype=object).ravel():
+            _must_equal(model, width, int(tree_model.n_features_in_), "a stage of it takes")
+            _must_equal(model, width, int(tree_model.tree_.n_features), "a stage's tree_ is for")
+        return
+    preprocessor = getattr(model, "_preprocessor", None)
+    if preprocessor is not None:
+        _check_step(preprocessor, None)
+        _must_equal(model, width, preprocessor.n_features_in_, "its column check takes")
+        _must_equal(model, width, output_width(preprocessor), "its column check gives")
 
 
 def output_width(step) -> int | None:

@@ -1,5 +1,6 @@
 /*
- * Exact inference for a single-output decision tree or random forest over flat node records.
+ * Exact inference for a single-output decision tree or random forest over flat node records, and for
+ * a boosted model (scikit-learn's HistGradientBoosting and GradientBoosting) over wide ones.
  *
  * Loaded by registry/serving/tree_walk.py with ctypes: plain C, no Python API, so the one library
  * serves every Python build. It gives bit for bit what scikit-learn gives with n_jobs=1:
@@ -16,14 +17,25 @@
  * read (each read once: READ_ONCE), and a walk that would read outside the arrays, go round in circles
  * or end on a node that is not a leaf stops the call with a status instead of an answer. Whatever the
  * records hold, every walk reads inside the arrays and ends.
+ *
+ * A boosted model (tree_walk_boosted) walks wide records: a float64 threshold compared with the row's
+ * float64 value (x <= threshold, as HistGradientBoosting compares; GradientBoosting's float32 rows
+ * are exact in float64, so the same compare gives its answer), and categorical splits that send a
+ * category left where its bit is set in the node's 256-bit set (a NaN, a negative value or one past
+ * 255 goes where a NaN goes). Every tree adds its leaf's value to one output column (its class), each
+ * (row, column) starting from the model's baseline and summed in tree order in double precision.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #define NAN_LEFT 0x80000000u
+/* Set in a wide record's feature where the split is categorical. */
+#define CATEGORICAL 0x40000000u
+/* Words of one categorical split's set: 256 bits, one per category. */
+#define BITSET_WORDS 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 2
+#define TREE_WALK_VERSION 3
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -33,7 +45,7 @@
 #define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 /* What tree_walk_output returns; tree_walk.py names each. */
-enum { WALKED = 0, BAD_ROOT = 1, BAD_CHILD = 2, BAD_COLUMN = 3, NOT_A_LEAF = 4 };
+enum { WALKED = 0, BAD_ROOT = 1, BAD_CHILD = 2, BAD_COLUMN = 3, NOT_A_LEAF = 4, BAD_OUTPUT = 5, BAD_BITSET = 6 };
 
 /* One node in 16 bytes, four to a cache line: one line a visit. */
 typedef struct {
@@ -42,8 +54,19 @@ typedef struct {
     int32_t child[2];  /* [0] where x > threshold goes, [1] where x <= threshold goes; a leaf's are itself */
 } node_t;
 
+/* One node of a boosted tree in 24 bytes. */
+typedef struct {
+    double threshold;  /* go to child[1] when x <= threshold (a numeric split); +inf at a leaf */
+    uint32_t feature;  /* the column tested, with NAN_LEFT and CATEGORICAL set as they apply */
+    uint32_t bitset;   /* a categorical split's set: words [bitset * 8, bitset * 8 + 8) of the bitsets */
+    int32_t child[2];  /* as in node_t */
+} wide_node_t;
+
 /* The record's size, which tree_walk.py checks against its own description of a node. */
 int64_t tree_walk_node_size(void) { return (int64_t)sizeof(node_t); }
+
+/* The wide record's size, which tree_walk.py checks likewise. */
+int64_t tree_walk_wide_node_size(void) { return (int64_t)sizeof(wide_node_t); }
 
 /* The interface's version, which tree_walk.py checks against its own. */
 int64_t tree_walk_version(void) { return TREE_WALK_VERSION; }
@@ -126,6 +149,96 @@ int64_t tree_walk_output(const node_t *nodes, int64_t n_nodes, const int32_t *ro
         const double trees = (double)n_trees;
         for (int64_t j = 0; j < n_rows * n_outputs; j++)
             out[j] /= trees;
+    }
+    return WALKED;
+}
+
+/*
+ * walk() for wide records and float64 rows: the same rounds and checks, and a categorical split's set
+ * checked inside the bitsets before its word is read.
+ */
+static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_features, const uint32_t *bitsets,
+                     uint64_t n_bitsets, int64_t *lanes, const double *const *row, int n) {
+    uint64_t rounds = 0;
+    int moved = 1;
+    while (moved) {
+        if (rounds++ > n_nodes)
+            return BAD_CHILD;
+        moved = 0;
+        for (int i = 0; i < n; i++) {
+            const wide_node_t *node = nodes + lanes[i];
+            const uint32_t feature = READ_ONCE(node->feature);
+            const uint32_t column = feature & ~(NAN_LEFT | CATEGORICAL);
+            if (column >= n_features)
+                return BAD_COLUMN;
+            const double x = row[i][column];
+            const int nan_left = (int)(feature >> 31);
+            int left;
+            if (isnan(x)) {
+                left = nan_left;
+            } else if (feature & CATEGORICAL) {
+                if (!(x >= 0.0 && x < 256.0)) {
+                    left = nan_left;
+                } else {
+                    const uint32_t set = READ_ONCE(node->bitset);
+                    if ((uint64_t)set >= n_bitsets)
+                        return BAD_BITSET;
+                    const uint32_t category = (uint32_t)x;
+                    left = (int)((bitsets[(uint64_t)set * BITSET_WORDS + category / 32] >> (category % 32)) & 1u);
+                }
+            } else {
+                left = x <= node->threshold;
+            }
+            const int64_t next = READ_ONCE(node->child[left]);
+            if ((uint64_t)next >= n_nodes)
+                return BAD_CHILD;
+            moved |= next != lanes[i];
+            lanes[i] = next;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (READ_ONCE(nodes[lanes[i]].child[0]) != READ_ONCE(nodes[lanes[i]].child[1]))
+            return NOT_A_LEAF;
+    return WALKED;
+}
+
+/*
+ * out[n_rows][n_outputs] = a boosted model's raw output for rows[n_rows][n_features] (float64): every
+ * (row, output) starts at baseline[output], then each tree in order adds value[its leaf] to the column
+ * columns[tree]. Returns WALKED, or what was wrong with the records (out is then unspecified).
+ *
+ * Walked in tree-major order LANES at a time, as tree_walk_output walks, so each (row, output) is summed
+ * in tree order whatever the number of rows.
+ */
+int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
+                          int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
+                          const double *baseline, int64_t n_outputs, const double *rows, int64_t n_rows,
+                          int64_t n_features, double *out) {
+    const int64_t pairs = n_trees * n_rows;
+    for (int64_t r = 0; r < n_rows; r++)
+        memcpy(out + r * n_outputs, baseline, (size_t)n_outputs * sizeof(double));
+    for (int64_t first = 0; first < pairs; first += LANES) {
+        const int n = pairs - first < LANES ? (int)(pairs - first) : LANES;
+        int64_t lanes[LANES], target[LANES];
+        const double *row[LANES];
+        for (int i = 0; i < n; i++) {
+            const int64_t tree = (first + i) / n_rows, r = (first + i) % n_rows;
+            const int32_t root = READ_ONCE(roots[tree]);
+            if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes)
+                return BAD_ROOT;
+            const int32_t column = READ_ONCE(columns[tree]);
+            if ((uint64_t)(int64_t)column >= (uint64_t)n_outputs)
+                return BAD_OUTPUT;
+            lanes[i] = root;
+            row[i] = rows + r * n_features;
+            target[i] = r * n_outputs + column;
+        }
+        const int walked = walk_wide(nodes, (uint64_t)n_nodes, (uint64_t)n_features, bitsets, (uint64_t)n_bitsets,
+                                     lanes, row, n);
+        if (walked != WALKED)
+            return walked;
+        for (int i = 0; i < n; i++)
+            out[target[i]] += value[lanes[i]];
     }
     return WALKED;
 }

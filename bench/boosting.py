@@ -1,0 +1,105 @@
+"""A boosted model alone, in process: the registry's compiled walk vs scikit-learn's own predict_proba.
+
+``python -m bench.boosting`` fits a binary HistGradientBoostingClassifier of 100 trees of depth 6 (no
+early stopping) on the bench's training problem grown to 20,000 rows, and times, side by side in one
+run: one row, ``predict_proba`` of the registry's predictor (made once, as a worker makes it at load)
+and of scikit-learn (with its default threads, and held to one); then 100,000 rows, with scikit-learn
+held to one thread (threadpoolctl; the walker uses one). Wall time per call, the best of ``--rounds``
+rounds (other work on the machine inflates it least), and whether the answers are identical bit for bit. Writes ``bench/results/boosting-<UTC time>.*``.
+Figures only, never pass or fail.
+"""
+import argparse
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
+
+from bench import models, report
+from registry.serving.predictors import predictor_for
+
+HERE = Path(__file__).resolve().parent
+TREES, DEPTH = 100, 6
+TRAINING_ROWS = 20_000
+BATCH_ROWS = 100_000
+CALLS = {1: 2000, BATCH_ROWS: 2}
+
+
+def fit() -> tuple[HistGradientBoostingClassifier, np.ndarray]:
+    """The 100-tree depth-6 binary booster, and rows like its training rows."""
+    X, y = make_classification(n_samples=TRAINING_ROWS, n_features=models.FEATURES, n_informative=5, random_state=0)
+    model = HistGradientBoostingClassifier(max_iter=TREES, max_depth=DEPTH, max_leaf_nodes=None, early_stopping=False,
+                                           random_state=0).fit(X, y)
+    rows = np.resize(X, (BATCH_ROWS, X.shape[1]))
+    rows += np.random.default_rng(0).normal(scale=0.01, size=rows.shape)
+    return model, rows
+
+
+def per_call_us(predict, X: np.ndarray, rounds: int) -> float:
+    """Best of ``rounds`` rounds of the mean wall time per call, in µs."""
+    calls = CALLS[len(X)]
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            predict(X)
+        best = min(best, (time.perf_counter() - started) / calls)
+    return best * 1e6
+
+
+def run(rounds: int, say=print) -> dict:
+    """One row and 100,000 rows: µs per call for the registry and scikit-learn, their ratio, identical?"""
+    model, rows = fit()
+    predictor = predictor_for(model)
+    nodes = len(predictor.compiled.nodes)
+    say(f"model: {len(model._predictors)} trees, depth ≤ {DEPTH}, {nodes:,} nodes; "
+        f"predictor {type(predictor).__name__}")
+    found = {"trees": len(model._predictors), "nodes": nodes, "cases": []}
+    for count, threads in ((1, None), (1, 1), (BATCH_ROWS, 1)):
+        X = rows[:count]
+        with threadpool_limits(limits=threads):
+            ours = per_call_us(predictor.predict_proba, X, rounds)
+            theirs = per_call_us(model.predict_proba, X, rounds)
+            identical = bool(np.array_equal(predictor.predict_proba(X), model.predict_proba(X))
+                             and np.array_equal(predictor.predict(X), model.predict(X)))
+        case = {"rows": count, "sklearn_threads": threads or "default", "registry_us": round(ours, 1),
+                "sklearn_us": round(theirs, 1), "speedup": round(theirs / ours, 2), "identical": identical}
+        found["cases"].append(case)
+        say(f"  rows={count:<7} registry {ours:12.1f} µs  scikit-learn ({case['sklearn_threads']} threads) "
+            f"{theirs:12.1f} µs  ({case['speedup']:.2f}× faster, identical: {identical})")
+    return found
+
+
+def describe(result: dict) -> str:
+    """The figures as Markdown."""
+    lines = [f"# Boosted model in process, {result['started_at']}", "",
+             f"HistGradientBoostingClassifier, binary, {result['figures']['trees']} trees of depth ≤ {DEPTH} "
+             f"({result['figures']['nodes']:,} nodes), `predict_proba`; wall µs per call, best of "
+             f"{result['options']['rounds']} rounds.", "",
+             "| rows | registry µs | scikit-learn µs | scikit-learn threads | speed-up | identical |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for case in result["figures"]["cases"]:
+        lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['sklearn_us']:,} | "
+                     f"{case['sklearn_threads']} | {case['speedup']}× | {case['identical']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Parse the options, measure, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
+    args = parser.parse_args()
+    result = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "options": {"rounds": args.rounds}, "machine": report.machine_facts()}
+    result["figures"] = run(args.rounds)
+    text = describe(result)
+    print(text)
+    report.save("boosting", result, text, args.out, latest="boosting")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Exact, fast inference for boosted trees: every tree as wide node records, walked in C, summed from a baseline.
+
+A boosted model compiles once per load to one array of 24-byte records over all its trees
+(``registry.serving.tree_walk.WIDE_NODE``: a float64 threshold, the column with its NaN and categorical
+flags, a categorical split's 256-bit set, two children), each tree's output column, each leaf's value,
+the categorical sets and the baseline. The walker (``native/tree_walk.c``, ``tree_walk_boosted``)
+starts every (row, output) at the baseline and adds each tree's leaf value in tree order, in double
+precision; then the library's own link gives the answer. It is bit for bit what scikit-learn 1.9 gives:
+
+- **HistGradientBoosting**: rows in float64 (``validate_data(dtype=float64)``), ``x <= threshold`` in
+  float64, a NaN where the node's ``missing_go_to_left`` says; the baseline is ``0.0 +
+  _baseline_prediction`` (``np.zeros`` then ``+=``); trees of an iteration go to the columns 0..K-1.
+  Categorical columns are encoded as the model's own ``OrdinalEncoder`` encodes them (a category's index
+  among its fitted categories; an unseen one, or one the bin mapper does not know, is NaN) and a
+  categorical split sends a code left where its bit is set in the tree's ``raw_left_cat_bitsets``, a NaN
+  where a missing value goes. The column order of the model's ColumnTransformer (categorical columns
+  first) is folded into the records, so the rows are used as they come.
+- **GradientBoosting**: rows cast to float32 (``validate_data(dtype=float32)``) and compared in float64
+  with the float64 thresholds (exact: a float32 is a float64), a NaN going right as ``x <= t`` is false;
+  each leaf's value is stored as ``learning_rate * value`` (the product scikit-learn adds); the baseline
+  is the default init's raw prediction (the same for every row), or zeros for ``init="zero"``.
+- the link: identity (squared, absolute, quantile, Huber losses), ``exp`` (Poisson, gamma), ``expit`` of
+  the raw value (binary log-loss; of twice it for the exponential loss) with ``1 - p`` for the other
+  class, and scikit-learn's ``softmax`` for more classes, over the raw values in the memory order
+  scikit-learn holds them (Fortran for HistGradientBoosting, C for GradientBoosting: the order NumPy
+  sums a row in). ``predict`` of a binary classifier takes ``raw > 0`` (HistGradientBoosting) or
+  ``raw >= 0`` (GradientBoosting), of more classes ``argmax``.
+
+The same form is meant to carry the boosters of other libraries, parsed from their files:
+
+- **XGBoost** compares a float32 value with ``x < threshold``: stored as ``x <= the largest float32 below
+  the threshold``, with rows cast to float32 as for GradientBoosting; its leaves are summed in float32,
+  which needs the walker to accumulate in float32 (a flag of the call, to come with it); ``base_score``
+  is the baseline (in margin space), multiclass trees go to column ``tree % classes``.
+- **LightGBM** compares doubles with ``x <= threshold`` and sums in float64 as this form does; its
+  categorical splits test ``int(x)`` against a bitset of any length (the node's set grows to several
+  256-bit words), and its zero-as-missing rule is a NaN flag on rows mapped before the walk.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from registry.serving.fast_trees import best_of_rows
+from registry.serving.tree_walk import (
+    BITSET_WORDS,
+    CATEGORICAL,
+    MAX_NODES,
+    NAN_LEFT,
+    WIDE_NODE,
+    BoostedWalker,
+    InvalidNodes,
+)
+
+_BUILT = frozenset({"_walker", "_expit"})  # made from the state, not part of it
+# scikit-learn's links, by class name, as this form names them.
+_LINKS = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "expit", "HalfLogitLink": "expit_of_double",
+          "MultinomialLogit": "softmax"}
+
+
+class CompiledBoosting:
+    """A boosted model as wide node records and plain arrays, answering ``predict`` and ``predict_proba``.
+
+    Everything it holds is an array or a plain value, so that it can be stored and mapped as it is.
+    """
+
+    def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
+                 bitsets: np.ndarray, baseline: np.ndarray, n_features: int, float32_rows: bool,
+                 categorical_columns: np.ndarray, categories: list, codes: list, link: str, classes: np.ndarray | None,
+                 zero_is_positive: bool, fortran_raw: bool):
+        self.nodes, self.roots, self.columns, self.value = nodes, roots, columns, value
+        self.bitsets, self.baseline = bitsets, baseline
+        self.n_features = n_features
+        self.float32_rows = float32_rows  # GradientBoosting: rows cast to float32 first
+        self.categorical_columns = categorical_columns  # int64: the input columns encoded before the walk
+        self.categories = categories  # by categorical column: its fitted categories, sorted float64
+        self.codes = codes  # by categorical column: each category's code (float64), NaN where unknown to the model
+        self.link = link
+        self.classes = classes  # a classifier's classes_, else None
+        self.zero_is_positive = zero_is_positive  # a binary classifier's raw 0 predicts the second class
+        self.fortran_raw = fortran_raw  # the raw outputs are summed by softmax in Fortran order
+        if link not in _LINKS.values():
+            raise InvalidNodes(f"an unknown link {link!r}")
+        if len(categories) != len(categorical_columns) or len(codes) != len(categories) or not all(
+                c.dtype == np.float64 and k.shape == c.shape and k.dtype == np.float64 and c.ndim == 1
+                for c, k in zip(categories, codes)):
+            raise InvalidNodes("the categorical columns do not each have float64 categories and codes")
+        if categorical_columns.dtype != np.int64 or ((categorical_columns < 0)
+                                                     | (categorical_columns >= n_features)).any():
+            raise InvalidNodes("a categorical column is past the model's")
+        self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features)
+        self._expit = None
+        if link.startswith("expit"):
+            from scipy.special import expit  # scikit-learn's own (``_expit`` on NumPy arrays)
+
+            self._expit = expit
+
+    def __getstate__(self) -> dict:
+        """The arrays and values that make it; not the walker built from them."""
+        return {name: value for name, value in vars(self).items() if name not in _BUILT}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn's ``predict`` for these rows."""
+        raw = self._raw(X)
+        if self.classes is None:
+            return raw[:, 0] if self.link == "identity" else np.exp(raw[:, 0])
+        if raw.shape[1] == 1:
+            scores = raw[:, 0]
+            return self.classes[((scores >= 0) if self.zero_is_positive else (scores > 0)).astype(np.intp)]
+        return self.classes[best_of_rows(raw)]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn's ``predict_proba`` for these rows (classifiers only)."""
+        if self.classes is None:
+            raise AttributeError("a regressor has no predict_proba")
+        raw = self._raw(X)
+        if raw.shape[1] == 1:
+            proba = np.empty((len(raw), 2))
+            proba[:, 1] = self._expit(2 * raw[:, 0] if self.link == "expit_of_double" else raw[:, 0])
+            proba[:, 0] = 1 - proba[:, 1]
+            return proba
+        scores = np.asfortranarray(raw) if self.fortran_raw else raw
+        scores -= np.reshape(np.max(scores, axis=1), (-1, 1))
+        np.exp(scores, out=scores)
+        scores /= np.reshape(np.sum(scores, axis=1), (-1, 1))
+        return scores
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        rows = np.asarray(X)
+        if rows.ndim != 2 or rows.shape[1] != self.n_features:
+            raise ValueError(f"X has {rows.shape[-1]} features, but the model is expecting {self.n_features} features")
+        if self.float32_rows:
+            with np.errstate(over="ignore"):
+                rows = rows.astype(np.float32)
+        rows = np.array(rows, dtype=np.float64, order="C", copy=bool(len(self.categorical_columns)) or None)
+        for column, categories, codes in zip(self.categorical_columns.tolist(), self.categories, self.codes):
+            rows[:, column] = _encoded(rows[:, column], categories, codes)
+        return self._walker.output(rows)
+
+
+def _encoded(values: np.ndarray, categories: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each value's code among ``categories`` (OrdinalEncoder's transform), NaN where it is none of them."""
+    if not len(categories):
+        return np.full(len(values), np.nan)
+    found = np.minimum(np.searchsorted(categories, values), len(categories) - 1)
+    return np.where(categories[found] == values, codes[found], np.nan)
+
+
+def compile_boosting(model) -> CompiledBoosting | None:
+    """The compiled form of a fitted HistGradientBoosting or GradientBoosting model (checked on upload); None
+    for another model, another link, an init estimator of one's own, or more nodes than int32 ids reach."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
+
+    link = _LINKS.get(type(getattr(getattr(model, "_loss", None), "link", None)).__name__)
+    classes = getattr(model, "classes_", None)
+    if link is None or classes is not None and not isinstance(classes, np.ndarray):
+        return None
+    if type(model) in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+        return _histogram(model, link, classes)
+    if type(model) in (GradientBoostingClassifier, GradientBoostingRegressor):
+        if not (isinstance(model.init_, str) and model.init_ == "zero" or type(model.init_) in (DummyClassifier,
+                                                                                              DummyRegressor)):
+            return None
+        return _staged(model, link, classes)
+    return None
+
+
+def _histogram(model, link: str, classes) -> CompiledBoosting | None:
+    n_features = int(model.n_features_in_)
+    categorical_remapped = model._bin_mapper.is_categorical_
+    order = np.arange(n_features)  # the input column of each column the trees test
+    categorical_columns, categories, codes = [], [], []
+    if model._preprocessor is not None:
+        is_categorical = np.asarray(model.is_categorical_, dtype=bool)
+        order = np.concatenate([np.flatnonzero(is_categorical), np.flatnonzero(~is_categorical)])
+        encoder = model._preprocessor.named_transformers_["encoder"]
+        for position, (column, fitted) in enumerate(zip(np.flatnonzero(is_categorical), encoder.categories_)):
+            if fitted.dtype.kind != "f":
+                return None  # categories given as strings: served by the model itself
+            fitted = fitted[~np.isnan(fitted)]
+            known = np.asarray(model._bin_mapper.bin_thresholds_[position])
+            indices = np.arange(len(fitted), dtype=np.float64)
+            categorical_columns.append(int(column))
+            categories.append(np.ascontiguousarray(fitted, dtype=np.float64))
+            codes.append(np.where(np.isin(indices, known), indices, np.nan))
+    elif categorical_remapped is not None and np.any(categorical_remapped):
+        return None
+    trees = [(predictor, k) for iteration in model._predictors for k, predictor in enumerate(iteration)]
+    sizes = np.array([len(predictor.nodes) for predictor, _ in trees])
+    if sizes.sum() > MAX_NODES:
+        return None
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    set_offsets = np.concatenate([[0], np.cumsum([len(p.raw_left_cat_bitsets) for p, _ in trees])[:-1]])
+    nodes = np.zeros(int(sizes.sum()), dtype=WIDE_NODE)
+    for (predictor, _), offset, set_offset in zip(trees, offsets, set_offsets):
+        source = predictor.nodes
+        leaf = source["is_leaf"] != 0
+        ids = np.arange(len(source)) + offset
+        records = nodes[offset:offset + len(source)]
+        categorical = (source["is_categorical"] != 0) & ~leaf
+        records["threshold"] = np.where(leaf | categorical, np.inf, source["num_threshold"])
+        feature = np.where(leaf, 0, order[np.where(leaf, 0, source["feature_idx"])]).astype(np.uint32)
+        feature |= np.where(~leaf & (source["missing_go_to_left"] != 0), NAN_LEFT, 0).astype(np.uint32)
+        feature |= np.where(categorical, CATEGORICAL, 0).astype(np.uint32)
+        records["feature"] = feature
+        records["bitset"] = np.where(categorical, source["bitset_idx"] + set_offset, 0)
+        records["child"][:, 0] = np.where(leaf, ids, source["right"].astype(np.int64) + offset)
+        records["child"][:, 1] = np.where(leaf, ids, source["left"].astype(np.int64) + offset)
+    bitsets = [p.raw_left_cat_bitsets for p, _ in trees]
+    return CompiledBoosting(
+        nodes=nodes,
+        roots=offsets.astype(np.int32),
+        columns=np.array([k for _, k in trees], dtype=np.int32),
+        value=np.ascontiguousarray(np.concatenate([p.nodes["value"] for p, _ in trees]), dtype=np.float64),
+        bitsets=np.ascontiguousarray(np.concatenate(bitsets) if bitsets else np.zeros((0, BITSET_WORDS)),
+                                     dtype=np.uint32),
+        baseline=np.zeros(model.n_trees_per_iteration_) + model._baseline_prediction[0],
+        n_features=n_features,
+        float32_rows=False,
+        categorical_columns=np.array(categorical_columns, dtype=np.int64),
+        categories=categories,
+        codes=codes,
+        link=link,
+        classes=classes,
+        zero_is_positive=False,
+        fortran_raw=True,
+    )
+
+
+def _staged(model, link: str, classes) -> CompiledBoosting | None:
+    n_features = int(model.n_features_in_)
+    stages = model.estimators_
+    trees = [(stages[i, k].tree_, k) for i in range(stages.shape[0]) for k in range(stages.shape[1])]
+    sizes = np.array([tree.node_count for tree, _ in trees])
+    if sizes.sum() > MAX_NODES:
+        return None
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    nodes = np.zeros(int(sizes.sum()), dtype=WIDE_NODE)
+    for (tree, _), offset in zip(trees, offsets):
+        ids = np.arange(tree.node_count) + offset
+        leaf = tree.children_left == -1
+        records = nodes[offset:offset + tree.node_count]
+        records["threshold"] = np.where(leaf, np.inf, tree.threshold)
+        records["feature"] = np.where(leaf, 0, tree.feature).astype(np.uint32)
+        records["child"][:, 0] = np.where(leaf, ids, tree.children_right + offset)
+        records["child"][:, 1] = np.where(leaf, ids, tree.children_left + offset)
+    value = np.concatenate([model.learning_rate * tree.value[:, 0, 0] for tree, _ in trees])
+    baseline = model._raw_predict_init(np.zeros((1, n_features), dtype=np.float32))[0]
+    return CompiledBoosting(
+        nodes=nodes,
+        roots=offsets.astype(np.int32),
+        columns=np.array([k for _, k in trees], dtype=np.int32),
+        value=np.ascontiguousarray(value, dtype=np.float64),
+        bitsets=np.zeros((0, BITSET_WORDS), dtype=np.uint32),
+        baseline=np.ascontiguousarray(baseline, dtype=np.float64),
+        n_features=n_features,
+        float32_rows=True,
+        categorical_columns=np.zeros(0, dtype=np.int64),
+        categories=[],
+        codes=[],
+        link=link,
+        classes=classes,
+        zero_is_positive=True,
+        fortran_raw=False,
+    )
