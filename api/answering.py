@@ -1,21 +1,16 @@
-"""Answering a prediction, the same way on every edge: the clock, the one call into the prediction
-use case, counting in the Prometheus families, the version and route headers, and the shadow run
-that follows the answer. Each edge brings its input, how it renders an answer and how it words
-a failure."""
-import time
+"""Answering a prediction, the same way on every edge: one call into the data plane
+(``registry.serving.data_plane``), then the answer rendered by the edge, with the version and route
+headers and the shadow runs to start once it is sent; a failure is raised for the app's error
+handler (``api/errors.py``), the one place errors become HTTP."""
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 
 from flask import Response
 
 from api import domain, errors
-from registry.monitoring.prediction_log import Entry
+from registry.serving.data_plane import Call, Failure
 from registry.serving.inputs import PredictionInput
-from registry.serving.predict import after_answer, predict, served_by
 from registry.serving.running import Prediction
-from registry.tables import utcnow
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series
 
 Rendered = tuple[bytes, str, dict]  # body, mimetype, headers
 
@@ -40,93 +35,24 @@ class Answered:
 
 def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
            render: Callable[[Prediction], Rendered],
-           status_of: Callable[[Exception], int] = errors.status_of) -> Answered:
-    """Predict ``given`` with ``name``/``ref`` and answer with what ``render`` makes of it; a failure
-    is counted under the status ``status_of`` says the edge answers it with, then raised for the edge.
+           status_of: Callable[[Exception], int] = errors.status_of) -> Answered | Failure:
+    """Predict ``given`` with ``name``/``ref`` and answer with what ``render`` makes of it, or the
+    :class:`Failure` the data plane met (already counted, under the status ``status_of`` says the edge
+    answers it with, and logged under ``request_id``).
 
-    ``headers`` are the request's (a rollout's sticky key may be among them); ``request_id`` is what
-    the prediction log records the answer, or the failure, under."""
-    started = time.perf_counter()
-    runtime = domain.runtime()
-    try:
-        result = predict(runtime, name=name, ref=ref, request=given, headers=headers)
-    except Exception as exc:
-        status = status_of(exc)
-        _count_failure(name, ref, exc, status)
-        _log_failure(name, ref, request_id, exc, status, time.perf_counter() - started)
-        raise
-    elapsed = time.perf_counter() - started
-    _count_answer(name, ref, result, elapsed)
-    logged_as = _log_answer(name, ref, request_id, result, elapsed)
-    body, mimetype, rendered_headers = render(result)
-    after = None
-    if result.shadows:
-        # Run once the answer is sent: never delaying the caller. A shadow run is logged when its caller was.
-        jobs = tuple(job if job.mirror else replace(job, request_id=logged_as) for job in result.shadows)
-        after = partial(after_answer, runtime, replace(result, shadows=jobs))
-    return Answered(body, mimetype, {**rendered_headers, **_answer_headers(result)}, after)
+    ``headers`` are the request's (a rollout's sticky key may be among them)."""
+    outcome = domain.data_plane().predict(Call(name, ref, request_id), given, headers=headers, status_of=status_of)
+    if isinstance(outcome, Failure):
+        return outcome
+    body, mimetype, rendered_headers = render(outcome.prediction)
+    return Answered(body, mimetype, {**rendered_headers, **outcome.headers()}, outcome.after)
 
 
-def _count_answer(name: str, ref: str, result: Prediction, elapsed: float) -> None:
-    """Count a successful answer under its version (its time under its model), and under its route
-    when a rollout routed it."""
-    version = str(result.version)
-    series(PREDICTIONS, model=name, version=version, status="200").inc()
-    PREDICT_LATENCY.labels(name).observe(elapsed)
-    if result.rollout_id is not None:
-        routed = {"model": name, "alias": ref, "route": result.route, "version": version}
-        series(ROUTED_PREDICTIONS, **routed, status="200").inc()
-        series(ROUTED_LATENCY, **routed).observe(elapsed)
-
-
-def _count_failure(name: str, ref: str, exc: Exception, status: int) -> None:
-    """Count a failed answer under its status and the version that was to answer it; a failure before
-    any version was found (an unknown name) is not counted: that would be a series per made-up name."""
-    found = served_by(exc)
-    if found is None:
-        return
-    version, route, rollout_id = found
-    series(PREDICTIONS, model=name, version=str(version), status=str(status)).inc()
-    if rollout_id is not None:
-        series(ROUTED_PREDICTIONS, model=name, alias=ref, route=route, version=str(version), status=str(status)).inc()
-
-
-def _log_answer(name: str, ref: str, request_id: str, result: Prediction, elapsed: float) -> str | None:
-    """Log the answer if the model's share draws it; the request id it is logged under, if it is."""
-    prediction_log = domain.prediction_log()
-    if not prediction_log.keeps(name, 200, request_id):
-        return None
-    outputs = {"predictions": result.predictions}
-    if result.probabilities is not None:
-        outputs |= {"probabilities": result.probabilities, "classes": result.classes}
-    prediction_log.offer(Entry(
-        request_id=request_id, model=name, version=result.version, alias=_alias(ref), route=result.route,
-        rows=result.rows, outputs=outputs, latency_ms=elapsed * 1000, status=200, at=utcnow(),
-    ))
-    return request_id
-
-
-def _log_failure(name: str, ref: str, request_id: str, exc: Exception, status: int, elapsed: float) -> None:
-    """Log a failure (every one is kept); not one before a version was found."""
-    found = served_by(exc)
-    prediction_log = domain.prediction_log()
-    if found is None or not prediction_log.keeps(name, status, request_id):
-        return
-    version, route, _ = found
-    prediction_log.offer(Entry(
-        request_id=request_id, model=name, version=version, alias=_alias(ref), route=route,
-        rows=None, outputs={"detail": getattr(exc, "detail", None) or str(exc)}, latency_ms=elapsed * 1000,
-        status=status, at=utcnow(),
-    ))
-
-
-def _alias(ref: str) -> str | None:
-    return None if ref.isdigit() else ref
-
-
-def _answer_headers(result: Prediction) -> dict:
-    """``X-Model-Version``, and ``X-Model-Route`` when a rollout routed the request."""
-    headers = {"X-Model-Version": str(result.version)}
-    if result.route is not None:
-        headers["X-Model-Route"] = result.route
-    return headers
+def respond(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
+            render: Callable[[Prediction], Rendered],
+            status_of: Callable[[Exception], int] = errors.status_of) -> Response:
+    """:func:`answer` as a view's response; a failure is raised for the edge's error handler."""
+    answered = answer(name, ref, given, headers=headers, request_id=request_id, render=render, status_of=status_of)
+    if isinstance(answered, Failure):
+        raise answered.error
+    return answered.response()

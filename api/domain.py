@@ -16,6 +16,7 @@ from registry.changes import committed
 from registry.integrity.scrub import damaged_digests
 from registry.db import end_read
 from registry.monitoring.prediction_log import LogSettings, PredictionLog
+from registry.serving.data_plane import DataPlane
 from registry.serving.loader import ArtifactLoader
 from registry.serving.notifications import ChangeListener
 from registry.serving.runtime import Runtime, build_runtime
@@ -34,6 +35,7 @@ class Domain:
     runtime: Runtime
     forms: ServedForms  # this machine's served forms, which its loader makes and maps
     prediction_log: PredictionLog
+    data_plane: DataPlane  # where every prediction is answered
 
 
 def init_app(app: Flask) -> None:
@@ -56,7 +58,8 @@ def init_app(app: Flask) -> None:
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
                                    draw_key=(config.get("SECRET_KEY") or "").encode())
     runtime.shadows.observe(prediction_log.log_shadow)
-    app.extensions[EXTENSION] = Domain(store, runtime, forms, prediction_log)
+    data_plane = DataPlane(runtime, log=prediction_log)
+    app.extensions[EXTENSION] = Domain(store, runtime, forms, prediction_log, data_plane)
     committed.connect(_serve_committed)  # once per process: connecting again changes nothing
     if config["WATCH_ALIASES"]:
         url = make_url(config["SQLALCHEMY_DATABASE_URI"])
@@ -125,6 +128,11 @@ def served_forms() -> ServedForms:
 def prediction_log() -> PredictionLog:
     """The current app's prediction log."""
     return current_app.extensions[EXTENSION].prediction_log
+
+
+def data_plane() -> DataPlane:
+    """The current app's data plane: where every prediction is answered."""
+    return current_app.extensions[EXTENSION].data_plane
 
 
 def runtime() -> Runtime:

@@ -118,6 +118,12 @@ def answer_error(exc: Exception) -> Response:
     return render(described)
 
 
+def problem_response(exc: Exception) -> Response:
+    """The problem+json answer to ``exc`` outside a request context (the predict fast path), described,
+    logged and rendered as :func:`answer_error` does for the JSON routes."""
+    return render(logged(describe(exc), exc))
+
+
 def describe(exc: Exception) -> Problem:
     """The problem ``exc`` is: domain errors by the table above, the API's own problems, Werkzeug's
     HTTP errors, an unavailable database; anything else is a 500."""

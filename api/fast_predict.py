@@ -5,14 +5,14 @@ Flask's request context, URL dispatch, hooks and view decorators cost more than 
 itself (``bench/floor.py``). This WSGI layer answers the plain case of ``POST
 /models/<name>/<ref>/predict`` and ``POST /models/<name>/predict``: a JSON body of known length, no
 ``Content-Encoding``, no query string, reads open to all (so no token to check, and nothing the
-failed-authentication limit refuses). It calls the same use case the view does
+failed-authentication limit refuses). It calls the data plane as the view does
 (:func:`api.answering.answer`: routing, counting, the prediction log, shadow runs) and sends the
-same headers (security headers, the request id, the version and route).
+same headers (security headers, the request id, the version and route). A failure the data plane
+met is answered here, once, with the problem ``api/errors.py`` describes and renders for every
+JSON route (the request is never answered again by Flask).
 
-Everything else goes to Flask untouched, and so does every failure: a body that does not decode
-is handed over for the view to refuse, and an exception raised while predicting (already counted
-and logged under the request's id) is left in the environ for the view to raise, so that errors
-become HTTP in one place (``api/errors.py``).
+Everything else goes to Flask untouched: a body that does not decode is handed over for the view
+to refuse in the same words.
 """
 import io
 from collections.abc import Callable, Iterable
@@ -27,9 +27,10 @@ from werkzeug.wsgi import ClosingIterator
 from api import request_ids, security_headers, worker_starts
 from api.answering import answer
 from api.content import parse_body
-from api.errors import ProblemError
-from api.views.predict import FAILED, body_proba, render
+from api.errors import ProblemError, problem_response
+from api.views.predict import body_proba, render
 from registry.names import DEFAULT_ALIAS
+from registry.serving.data_plane import Failure
 from registry.serving.inputs import JsonInput
 
 ENDPOINTS = {"predict.predict_ref", "predict.predict_default"}
@@ -92,20 +93,18 @@ class FastPredict:
         except ProblemError:
             return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
         request_id = request_ids.of_environ(environ)
+        sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
+                (request_ids.HEADER, request_id))
         with self.app.app_context():
             worker_starts.run(self.app)
-            try:
-                answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
-                                  render=render)
-            except Exception as exc:  # whatever it is, Flask turns it into HTTP
-                environ[FAILED] = exc
-                answered = None
-        if answered is None:
-            return self.flask_wsgi(environ, start_response)
+            answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id, render=render)
+            if isinstance(answered, Failure):
+                response = problem_response(answered.error)
+                response.headers.extend(sent)
+                return response(environ, start_response)
         start_response(OK, [
             ("Content-Type", get_content_type(answered.mimetype, "utf-8")), ("Content-Length", str(len(answered.body))),
-            *answered.headers.items(), *SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
-            (request_ids.HEADER, request_id),
+            *answered.headers.items(), *sent,
         ])
         if answered.after is None:
             return [answered.body]

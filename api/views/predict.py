@@ -4,7 +4,7 @@ from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from api import request_ids
-from api.answering import Rendered, answer
+from api.answering import Rendered, respond
 from api.auth import reads
 from api.content import accepts, json_body
 from api.errors import ProblemError
@@ -14,8 +14,6 @@ from registry.serving.inputs import CsvInput, JsonInput
 from registry.serving.running import Prediction
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-# Where the fast path (api/fast_predict.py) leaves a prediction that failed for the view to raise.
-FAILED = "registry.predict.failed"
 
 blp = Blueprint("predict", __name__, description="Predictions")
 
@@ -58,16 +56,13 @@ def predict_default(name):
 
 
 def _answer(name: str, ref: str) -> Response:
-    failed = request.environ.pop(FAILED, None)
-    if failed is not None:
-        raise failed  # the fast path predicted, counted and logged this failure; it is answered here
     max_rows = current_app.config["MAX_BATCH_ROWS"]
     if request.mimetype == "text/csv":
         given = CsvInput(request.get_data(as_text=True), max_rows, _proba_flag(None))
     else:
         body = json_body()
         given = JsonInput(body, max_rows, _proba_flag(body))
-    return answer(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render).response()
+    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render)
 
 
 def render(result: Prediction) -> Rendered:

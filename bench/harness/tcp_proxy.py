@@ -68,7 +68,7 @@ class CuttableProxy:
         """What to do to each chunk a client sends: nothing here."""
         return None
 
-    def _pump(self, source: socket.socket, target: socket.socket, change) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket, change=None) -> None:
         try:
             while data := source.recv(65536):
                 target.sendall(change(data) if change is not None else data)

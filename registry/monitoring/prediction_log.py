@@ -32,6 +32,7 @@ from sqlalchemy import delete, select
 from registry.db import db, end_read, write_transaction
 from registry.monitoring.tables import LoggedPrediction
 from registry.process.loop import Loop
+from registry.serving.data_plane import Answer, Call, Failure
 from registry.serving.routing import SHADOW
 from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
@@ -131,6 +132,33 @@ class PredictionLog:
             PREDICTION_LOG_QUEUED.inc()
             if self._queue.qsize() * 2 >= self.settings.capacity:
                 self._writer.wake()  # half full: the writer goes now rather than at its next turn
+
+    def answered(self, call: Call, answer: Answer) -> bool:
+        """Log an answer of the data plane if the model's share draws it; whether it was kept (under
+        the request's id)."""
+        result = answer.prediction
+        if not self.keeps(call.name, 200, call.request_id):
+            return False
+        outputs = {"predictions": result.predictions}
+        if result.probabilities is not None:
+            outputs |= {"probabilities": result.probabilities, "classes": result.classes}
+        self.offer(Entry(
+            request_id=call.request_id, model=call.name, version=result.version, alias=call.alias, route=result.route,
+            rows=result.rows, outputs=outputs, latency_ms=answer.seconds * 1000, status=200, at=utcnow(),
+        ))
+        return True
+
+    def failed(self, call: Call, failure: Failure) -> None:
+        """Log a failure of the data plane (every one is kept); not one before a version was found."""
+        if failure.served_by is None or not self.keeps(call.name, failure.status, call.request_id):
+            return
+        version, route, _ = failure.served_by
+        error = failure.error
+        self.offer(Entry(
+            request_id=call.request_id, model=call.name, version=version, alias=call.alias, route=route,
+            rows=None, outputs={"detail": getattr(error, "detail", None) or str(error)},
+            latency_ms=failure.seconds * 1000, status=failure.status, at=utcnow(),
+        ))
 
     def log_shadow(self, job: ShadowJob, *, rows: object, predictions: list, seconds: float) -> None:
         """Log a shadow run under its caller's request id, when the caller's answer was logged: the

@@ -1,6 +1,6 @@
 """The predict routes' fast path (api/fast_predict.py): a plain JSON prediction is answered without
-Flask's dispatch, with the answer, status and headers Flask gives it; everything else, and every
-failure, is Flask's, counted and logged once."""
+Flask's dispatch, with the answer, status and headers Flask gives it, a failure too (answered once,
+counted and logged once); everything else is Flask's."""
 import gzip
 import threading
 import uuid
@@ -123,10 +123,12 @@ def test_a_routed_answer_names_its_route_on_both_paths(both, client, name, ci):
         assert fast.get_json() == flask.get_json()
 
 
-def test_a_failed_prediction_is_answered_by_flask_counted_and_logged_once(app, client, name, ci):
+def test_a_failed_prediction_is_answered_once_by_the_fast_path_counted_and_logged_once(app, flask_saw, client, name,
+                                                                                       ci):
     response = client.post(f"/models/{name}/production/predict", json={"instances": [[1, 2]]},
                            headers={"X-Request-ID": "wrong-width"})
     assert_problem(response, 422, "expected 3 features")
+    assert flask_saw == []  # never answered again by Flask
     assert response.headers["X-Request-ID"] == "wrong-width"
     assert _predictions_counted(client, name) == {("1", "422"): 1.0}
     assert app.extensions["model_registry"].prediction_log.flush()

@@ -1,0 +1,136 @@
+"""The data plane: the one place a prediction is answered, whatever edge it came in by (our JSON and
+CSV routes, the Open Inference Protocol). It routes, runs, times, counts, calls the observers (the
+prediction log; the Prometheus counts) and hands back the shadow runs to start once the answer is
+sent. A failure comes back as a value, :class:`Failure`, that knows which version was asked; the
+edge renders an :class:`Answer` or a :class:`Failure` once, in its own format.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Protocol
+
+from registry.serving.inputs import PredictionInput
+from registry.serving.predict import after_answer, predict, served_by
+from registry.serving.running import Prediction
+from registry.serving.runtime import Runtime
+from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series
+
+
+@dataclass(frozen=True)
+class Call:
+    """What was asked: a model, a version number or alias, and the request's id."""
+
+    name: str
+    ref: str
+    request_id: str
+
+    @property
+    def alias(self) -> str | None:
+        """The alias asked for; None for a pinned version."""
+        return None if self.ref.isdigit() else self.ref
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A prediction, the seconds it took, and what runs once it is sent (its shadow runs), if anything."""
+
+    prediction: Prediction
+    seconds: float
+    after: Callable[[], None] | None = None
+
+    def headers(self) -> dict[str, str]:
+        """``X-Model-Version``, and ``X-Model-Route`` when a rollout routed the request."""
+        headers = {"X-Model-Version": str(self.prediction.version)}
+        if self.prediction.route is not None:
+            headers["X-Model-Route"] = self.prediction.route
+        return headers
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A prediction that failed: the error, the status the edge answers it with, and the (version,
+    route, rollout id) that was asked to answer, None when no version was found."""
+
+    error: Exception
+    status: int
+    served_by: tuple[int, str | None, int | None] | None
+    seconds: float
+
+
+class Observer(Protocol):
+    """Told of every answer and failure of the data plane, in the request's thread (so: quickly)."""
+
+    def answered(self, call: Call, answer: Answer) -> None: ...
+
+    def failed(self, call: Call, failure: Failure) -> None: ...
+
+
+class Log(Protocol):
+    """The prediction log, as the data plane uses it: whether it kept an answer under its request id
+    (the shadow runs of a kept answer are kept under that id too)."""
+
+    def answered(self, call: Call, answer: Answer) -> bool: ...
+
+    def failed(self, call: Call, failure: Failure) -> None: ...
+
+
+class DataPlane:
+    """Answers predictions with ``runtime``; ``log`` and ``observers`` hear of every answer and failure."""
+
+    def __init__(self, runtime: Runtime, *, log: Log, observers: tuple[Observer, ...] = ()):
+        self.runtime = runtime
+        self._log = log
+        self._observers = (PrometheusCounts(), *observers)
+
+    def predict(self, call: Call, given: PredictionInput, *, headers: Mapping[str, str],
+                status_of: Callable[[Exception], int]) -> Answer | Failure:
+        """Answer ``given`` with ``call``'s model and version or alias (``headers`` may carry a rollout's
+        sticky key); never raises for what the prediction met: that is a :class:`Failure`, with the
+        status ``status_of`` says the edge answers it with."""
+        started = time.perf_counter()
+        try:
+            result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
+        except Exception as exc:
+            failure = Failure(exc, status_of(exc), served_by(exc), time.perf_counter() - started)
+            for observer in (*self._observers, self._log):
+                observer.failed(call, failure)
+            return failure
+        answer = Answer(result, time.perf_counter() - started)
+        for observer in self._observers:
+            observer.answered(call, answer)
+        logged = self._log.answered(call, answer)
+        if not result.shadows:
+            return answer
+        # Run once the answer is sent: never delaying the caller. A shadow run is logged when its caller was.
+        jobs = tuple(job if job.mirror else replace(job, request_id=call.request_id if logged else None)
+                     for job in result.shadows)
+        return replace(answer, after=partial(after_answer, self.runtime, replace(result, shadows=jobs)))
+
+
+class PrometheusCounts:
+    """``registry_predictions_total`` and the predict latency, and the routed families of a rollout."""
+
+    def answered(self, call: Call, answer: Answer) -> None:
+        """Count a successful answer under its version (its time under its model), and under its route
+        when a rollout routed it."""
+        result, version = answer.prediction, str(answer.prediction.version)
+        series(PREDICTIONS, model=call.name, version=version, status="200").inc()
+        PREDICT_LATENCY.labels(call.name).observe(answer.seconds)
+        if result.rollout_id is not None:
+            routed = {"model": call.name, "alias": call.ref, "route": result.route, "version": version}
+            series(ROUTED_PREDICTIONS, **routed, status="200").inc()
+            series(ROUTED_LATENCY, **routed).observe(answer.seconds)
+
+    def failed(self, call: Call, failure: Failure) -> None:
+        """Count a failed answer under its status and the version that was to answer it; a failure before
+        any version was found (an unknown name) is not counted: that would be a series per made-up name."""
+        if failure.served_by is None:
+            return
+        version, route, rollout_id = failure.served_by
+        series(PREDICTIONS, model=call.name, version=str(version), status=str(failure.status)).inc()
+        if rollout_id is not None:
+            series(ROUTED_PREDICTIONS, model=call.name, alias=call.ref, route=route, version=str(version),
+                   status=str(failure.status)).inc()
