@@ -11,44 +11,41 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
-# Only what running needs: the pinned runtime requirements, without pip, setuptools, the packages' own
-# test suites (about half of what NumPy, SciPy, pandas and scikit-learn install) or JavaScript source maps.
+# The C compiler that builds the tree walker into the package (setup.py), with the base's own C library.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+# The pinned runtime requirements first, in a layer of their own: rebuilt only when requirements.txt changes.
 COPY requirements.txt /tmp/requirements.txt
 RUN python3 -m venv /opt/venv \
  && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir \
         --disable-pip-version-check -r /tmp/requirements.txt
 # The Python client (client/), which the trainers' command line uses.
 COPY client /tmp/client
-RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/client \
+RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/client
+# The service itself, as `pip install .` installs it anywhere (pyproject.toml); its requirements are there already.
+COPY pyproject.toml setup.py README.md requirements.txt config.py wsgi.py /tmp/service/
+COPY migrations /tmp/service/migrations
+COPY deploy /tmp/service/deploy
+COPY trainers /tmp/service/trainers
+COPY registry /tmp/service/registry
+COPY api /tmp/service/api
+# Then only what running needs: without pip, setuptools, the packages' own test suites (about half of what
+# NumPy, SciPy, pandas and scikit-learn install) or JavaScript source maps. pip compiled the bytecode: with a
+# read-only root filesystem nothing could cache it later, and every start would compile the app again.
+RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+        /tmp/service \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
  && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
  && find /opt/venv -type f -name '*.map' -delete
-
-# The compiled tree walker (registry/serving/native/tree_walk.c): plain C, built with the base's own compiler
-# and C library.
-FROM ${BASE} AS native
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
- && rm -rf /var/lib/apt/lists/*
-COPY registry/serving/native/tree_walk.c registry/serving/native/build.sh /tmp/
-RUN /tmp/build.sh /tmp/tree_walk.c /tmp/tree_walk.so
 
 FROM ${BASE}
 RUN groupadd --system --gid 10001 registry \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin registry \
  && mkdir /data && chown registry:registry /data
 COPY --from=build /opt/venv /opt/venv
+# An empty directory the service's user cannot write: the working directory is on gunicorn's sys.path.
 WORKDIR /app
-COPY config.py wsgi.py gunicorn.conf.py ./
-COPY migrations migrations
-COPY deploy/__init__.py deploy/entrypoint.py deploy/
-COPY trainers trainers
-COPY registry registry
-COPY --from=native /tmp/tree_walk.so registry/serving/native/tree_walk.so
-COPY api api
-# Compiled now: with a read-only root filesystem nothing could cache the bytecode later, and every
-# start would compile the app again.
-RUN /opt/venv/bin/python -m compileall -q /app
 
 # The service's own variables. With INSTANCE_DIR=/data the SQLite database is /data/registry.db, the
 # admin token /data/admin_token, the dashboard's session key /data/secret_key and the node cache

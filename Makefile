@@ -9,16 +9,15 @@ CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 CONTAINERS_CONF := /etc/containers/containers.conf
 CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' '' '[engine]' 'runtime = "runc"'
 
-# The compiled tree walker, loaded with ctypes (registry/serving/tree_walk.py): plain C, no Python API.
-TREE_WALK := registry/serving/native/tree_walk.so
-
 .PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
 	postgresql-binaries chromium wrk containers
 
-# What running needs (make run), then what testing and benchmarking add (make test).
-$(BIN)/.installed-run: requirements.txt client/pyproject.toml
+# What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
+# requirements.txt, and the compiled tree walker built into registry/serving/native/), then what testing
+# and benchmarking add (make test).
+$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt registry/serving/native/tree_walk.c client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ./client
 	touch $@
 
@@ -31,38 +30,35 @@ $(MLFLOW_VENV)/bin/.installed: requirements-mlflow.txt
 	$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
 	touch $@
 
-$(TREE_WALK): registry/serving/native/tree_walk.c registry/serving/native/build.sh
-	registry/serving/native/build.sh $< $@
-
 instance/admin_token:
 	mkdir -p instance
 	umask 077; $(BIN)/python -c "import secrets; print('mr_' + secrets.token_urlsafe(32))" > $@
 
 ## Serve on http://127.0.0.1:8000 with SQLite (instance/registry.db) and ./artifacts, migrations applied.
-run: $(BIN)/.installed-run $(TREE_WALK) instance/admin_token
+run: $(BIN)/.installed-run instance/admin_token
 	$(BIN)/flask --app wsgi db upgrade
 	@echo "Admin token: $$(cat instance/admin_token)  (kept in instance/admin_token; ADMIN_TOKEN overrides it)"
 	ADMIN_TOKEN="$${ADMIN_TOKEN:-$$(cat instance/admin_token)}" $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
-test: $(BIN)/.installed $(TREE_WALK) $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
+test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
 	$(BIN)/python -m pytest
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
-test-sqlite: $(BIN)/.installed $(TREE_WALK) $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
+test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
 	$(BIN)/python -m pytest
 
-test-postgresql: $(BIN)/.installed $(TREE_WALK) $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
+test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
-test-postgresql-fallback: $(BIN)/.installed $(TREE_WALK) postgresql-binaries
+test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
 	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(CLOSED_POSTGRES_URL) $(BIN)/python -m pytest -q \
 		tests/integration/test_migrations.py tests/integration/test_models_api.py
 
 ## Benchmarks; figures go to bench/results/.
-bench: $(BIN)/.installed $(TREE_WALK) wrk
+bench: $(BIN)/.installed wrk
 	$(BIN)/python -m bench.run_all
 
 # Debian packages the tests and benchmarks use: installed through apt when missing and running as
@@ -99,4 +95,4 @@ containers:
 	}
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/serving/native/*.so

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
+# Where state goes unless told: ./instance and ./artifacts of the checkout (where pyproject.toml is) when
+# run from one, else of the directory the service starts in (installed code is no place for a database).
+DATA_DIR = BASE_DIR if (BASE_DIR / "pyproject.toml").exists() else Path.cwd()
 
 
 def _int(name: str, default: int) -> int:
@@ -38,13 +41,13 @@ WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
 class Config:
     """Settings of one deployment; ``create_app`` copies them into ``app.config``."""
 
-    INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+    INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", DATA_DIR / "instance"))
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
     )
     DATABASE_WAIT_SECONDS = _float("DATABASE_WAIT_SECONDS", 0.0)  # the container's entrypoint waits this long for it
     # A directory (one machine, or a shared mount) or s3://bucket/prefix (a fleet: docs/scaling.md).
-    ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(BASE_DIR / "artifacts"))
+    ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(DATA_DIR / "artifacts"))
     # The S3 endpoint and credentials, by their standard names (unset: the client's own lookup).
     AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
     AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID") or None

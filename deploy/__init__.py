@@ -1,1 +1,2 @@
-"""Running the service in containers: the image's entrypoint (the Dockerfile is at the repository root)."""
+"""Running the service: its gunicorn settings, the ``model-registry`` command and the container's entrypoint
+(the Dockerfile is at the repository root)."""

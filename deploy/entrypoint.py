@@ -11,8 +11,8 @@ reads the configuration, in this order:
    under an advisory lock: the first to start migrates, the others wait and then find the schema at head);
 4. without ``ADMIN_TOKEN``, the token kept in ``INSTANCE_DIR/admin_token`` is used: made and printed
    once, on the first start;
-5. gunicorn replaces this process, with the repository's gunicorn.conf.py, so that it is the one the
-   container's signals reach (SIGTERM is a graceful stop: gunicorn.conf.py); or the command given
+5. gunicorn replaces this process, with the package's settings (``deploy/gunicorn_conf.py``), so that it is the one the
+   container's signals reach (SIGTERM is a graceful stop); or the command given
    after the image's name does, with the same preparation (``docker run … IMAGE flask --app wsgi …``).
 
 Whatever stops a start is one line on stderr and exit status 1, before anything listens: never a
@@ -32,15 +32,17 @@ SECRETS = ("ADMIN_TOKEN", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY")
 MIGRATION_LOCK = 0x6D725F6D69677261
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 RETRY_SECONDS = 1.0
+# gunicorn's settings and hooks, from the package wherever it is installed (gunicorn.conf.py in a checkout).
+GUNICORN_SETTINGS = "python:deploy.gunicorn_conf"
 
 
 class CannotStart(Exception):
     """Why the service cannot start, in one line that says what to fix."""
 
 
-def main() -> None:
-    """Check, prepare, then exec gunicorn (or the command in the arguments); exit 1 with one line on stderr
-    when the start is impossible."""
+def main(command: list[str] | None = None, *, read_again: str = "docker exec CONTAINER cat") -> None:
+    """Check, prepare, then exec gunicorn (or ``command``, by default the arguments); exit 1 with one line on
+    stderr when the start is impossible. ``read_again`` is how to read a kept admin token again (shown with it)."""
     try:
         read_secret_files(os.environ)
         from config import BASE_DIR, Config  # only now: it reads the environment once, at import
@@ -48,12 +50,12 @@ def main() -> None:
         check_artifact_root(Config.ARTIFACT_ROOT)
         migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations",
                 wait_seconds=Config.DATABASE_WAIT_SECONDS)
-        os.environ["ADMIN_TOKEN"] = Config.ADMIN_TOKEN or kept_admin_token(Config.INSTANCE_DIR)
+        os.environ["ADMIN_TOKEN"] = Config.ADMIN_TOKEN or kept_admin_token(Config.INSTANCE_DIR, read_again)
     except CannotStart as exc:
         sys.exit(str(exc))
     sys.stdout.flush()  # what was printed must not stay in a buffer that exec throws away
-    os.chdir(BASE_DIR)
-    command = sys.argv[1:] or [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+    command = list(sys.argv[1:] if command is None else command) or [
+        sys.executable, "-m", "gunicorn", "-c", GUNICORN_SETTINGS, "wsgi:app"]
     os.execvp(command[0], command)
 
 
@@ -84,10 +86,11 @@ def check_artifact_root(root: str) -> None:
         raise CannotStart(str(exc)) from None
 
 
-def kept_admin_token(instance_dir: Path) -> str:
-    """The admin token kept in ``instance_dir/admin_token``; made there, and printed, on the first start only."""
+def kept_admin_token(instance_dir: Path, read_again: str = "docker exec CONTAINER cat") -> str:
+    """The admin token kept in ``instance_dir/admin_token``; made there, and printed, on the first start only,
+    with the command that reads it again (``read_again`` and its path)."""
     path = instance_dir / "admin_token"
-    read_again = f"docker exec CONTAINER cat {path}"
+    read_again = f"{read_again} {path}"
     try:
         instance_dir.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -210,7 +213,7 @@ def _upgrade(url: str, scripts: Path) -> None:
 
     from registry.db import configure_sqlite, db
 
-    app = Flask("migrations")
+    app = Flask(__name__)  # not "migrations": a namespace package found both installed and in the working directory
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     db.init_app(app)
     Migrate(app, db, directory=str(scripts), render_as_batch=True)  # as api/migrations.py configures it

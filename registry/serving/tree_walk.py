@@ -2,9 +2,10 @@
 ``NODE`` for trees and forests (float32 thresholds), ``WIDE_NODE`` for boosted models (float64
 thresholds, categorical splits, one output column per tree).
 
-``make`` builds the library beside its source (``cc`` and nothing else: it uses no Python API, so one
-build serves every Python); the image builds its own. A checkout where it was not built cannot serve
-a tree, so importing this module says what to run instead of serving anything slower or different.
+Installing the package builds the library into it (setup.py, with the machine's C compiler): ``pip install .``
+beside this module in site-packages, ``pip install -e .`` (what ``make`` runs) beside its source in the
+checkout. It uses no Python API. A checkout that was not installed cannot serve a tree, so importing
+this module says what to run instead of serving anything slower or different.
 
 A call of up to ``_KEEPS_GIL_UP_TO_WALKS`` walks (trees × rows: a single row of a 1,000-tree forest)
 keeps the GIL (``ctypes.PyDLL``): it lasts tens of microseconds at most, and handing the GIL over and
@@ -53,7 +54,7 @@ class _Functions(NamedTuple):
 
 
 class WalkerNotBuilt(RuntimeError):
-    """The compiled walker's library is not there: the checkout was not built."""
+    """The compiled walker's library is not there: the checkout was not installed."""
 
 
 class InvalidNodes(ValueError):
@@ -68,14 +69,15 @@ class NodesDamaged(RuntimeError):
 def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
     """The walker's functions twice: called keeping the GIL, and letting it go."""
     if not path.exists():
-        raise WalkerNotBuilt(f"{path} is missing: `make` builds it (it needs a C compiler, cc)")
+        raise WalkerNotBuilt(f"{path} is missing: `pip install -e .` (or `make`) builds it (it needs a C compiler, cc)")
     functions = []
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     for kind in (ctypes.PyDLL, ctypes.CDLL):
         library = kind(str(path))
         if library.tree_walk_node_size() != NODE.itemsize or _version(library) != VERSION \
                 or library.tree_walk_wide_node_size() != WIDE_NODE.itemsize:
-            raise WalkerNotBuilt(f"{path} was built from another version of tree_walk.c: run `make` again")
+            raise WalkerNotBuilt(f"{path} was built from another version of tree_walk.c: run `pip install -e .` "
+                                 "(or `make`) again")
         output = library.tree_walk_output
         output.argtypes = [pointer, size, pointer, size, pointer, size, size, pointer, size, size, pointer]
         boosted = library.tree_walk_boosted

@@ -1,0 +1,170 @@
+"""gunicorn settings for production and for the end-to-end tests: ``gunicorn -c python:deploy.gunicorn_conf wsgi:app``
+wherever the package is installed, ``gunicorn -c gunicorn.conf.py wsgi:app`` in a checkout (the same settings).
+
+Environment: BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2 per core),
+WORKER_THREADS (default 4), GRACEFUL_TIMEOUT (seconds the requests in flight get to finish on
+SIGTERM, default 30), DRAIN_SECONDS (how long a server that got SIGTERM goes on taking requests while
+/readyz answers 503, so that load balancers stop sending before its port closes; default 0),
+LINGER_SECONDS (after a stop, how long the master stays with nothing listening before it exits;
+default 0), plus the app's own variables (config.py).
+
+SIGTERM is a graceful stop: not ready at once, then (after DRAIN_SECONDS) no new connections, the
+requests in flight finish within GRACEFUL_TIMEOUT, every worker writes what it holds, LINGER_SECONDS
+with the port closed, exit 0.
+"""
+import gc
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+
+# One BLAS/OpenMP thread per worker: small models get no speed from more, and workers × threads
+# oversubscribe the cores. Set before the workers import NumPy.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+# Shared metrics: every process writes its series here about once a second, /metrics adds them up.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
+
+from config import WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
+from registry.heap import map_large_blocks  # noqa: E402
+
+map_large_blocks()  # before the app loads anything; the workers inherit it
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = WORKERS
+# Threads, so a request that waits on the database (a SQLite file another process holds locked, a
+# slow PostgreSQL) never holds up the predictions behind it: they run on the worker's other threads.
+worker_class = "gthread"
+threads = int(os.environ.get("WORKER_THREADS", "4"))
+# Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
+preload_app = True
+timeout = 120
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS", "0"))
+LINGER_SECONDS = float(os.environ.get("LINGER_SECONDS", "0"))
+# Several instances on one host must not fight over one default control socket path.
+control_socket_disable = True
+accesslog = os.environ.get("ACCESS_LOG") or None
+
+
+def on_starting(server):
+    """Start from an empty metrics directory (stale files from a previous run would be summed)."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+    server.handle_term = _not_ready_first(server, server.handle_term)
+
+
+def _not_ready_first(server, graceful_stop):
+    """The master's SIGTERM handler: every worker's /readyz answers 503 from now on; gunicorn's graceful
+    stop follows after DRAIN_SECONDS (at once on a second SIGTERM)."""
+    def handle_term():
+        first = not stopping.requested()
+        stopping.announce()
+        if first and DRAIN_SECONDS > 0:
+            server.log.info("not ready; stopping in %g s (DRAIN_SECONDS)", DRAIN_SECONDS)
+            timer = threading.Timer(DRAIN_SECONDS, server.signal, (signal.SIGTERM, None))
+            timer.daemon = True  # a quick stop (SIGINT) meanwhile must not wait for it
+            timer.start()
+            return
+        graceful_stop()  # raises StopIteration: the arbiter stops its workers gracefully, then exits 0
+
+    return handle_term
+
+
+def when_ready(server):
+    """Say the bounds the workers run with; import what uploads and loads need, and load every aliased
+    model, once in the master, so workers fork with them and share their pages."""
+    from config import Config, memory_mb
+    from registry.serving.model_libraries import import_model_libraries
+
+    import_model_libraries()  # else every worker's first upload or load imports scikit-learn and SciPy: seconds
+
+    server.log.info(
+        "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%d per artifact loaded "
+        "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d",
+        Config.MODEL_MEMORY_MB, Config.MAX_MODEL_MB, memory_mb(), server.cfg.workers, Config.MAX_UPLOAD_MB,
+        Config.MAX_PREDICT_MB, Config.MAX_BATCH_ROWS,
+    )
+    if not server.cfg.preload_app:
+        return
+    from api.domain import EXTENSION
+    from registry.process import metric_files
+    from registry.db import db
+
+    app = server.app.wsgi()
+    domain = app.extensions[EXTENSION]
+    try:
+        with domain.store.cached_only():  # an S3 client used here would hang in every worker after the fork
+            domain.runtime.models.refresh()
+    except Exception:  # the workers warm themselves then, as without this
+        server.log.exception("could not load the aliased models before forking")
+    finally:
+        metric_files.flush(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # what the master loaded counts once, from its own file
+        # No database connection may cross the fork (a child closing an inherited SQLite one
+        # breaks the WAL index for every process): close what the load opened.
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+        # Move everything imported and loaded so far out of the collector's reach: a collection in a
+        # worker would otherwise write to every object's header, copying the pages it shares.
+        gc.collect()
+        gc.freeze()
+
+
+def post_fork(server, worker):
+    """Never share a database connection opened in the master across forks."""
+    if not server.cfg.preload_app:
+        return  # each worker builds its own app and engine after the fork
+    from registry.db import db
+
+    with server.app.wsgi().app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
+
+
+def post_worker_init(worker):
+    """Warm every aliased model before this worker takes its first request; start its webhook
+    deliverer, its background loops (monitoring sweep, rollout controller) and the thread that shares its metrics."""
+    from api import background, delivery
+    from api.domain import EXTENSION
+    from registry.process.metric_files import Flusher
+
+    worker.wsgi.extensions[EXTENSION].runtime.models.ensure_started()
+    delivery.start_in_worker(worker.wsgi)
+    background.start_in_worker(worker.wsgi)
+    worker.metric_flusher = Flusher(os.environ["PROMETHEUS_MULTIPROC_DIR"]).start()
+
+
+def worker_exit(server, worker):
+    """Finish the webhook sends in flight (each at most its timeout) and send what is due; let the
+    background loops' leases go; write the rollout figures and the prediction log's queue before the
+    worker goes; share its last metrics."""
+    from api import background, delivery, domain
+
+    if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
+        delivery.stop_in_worker(worker.wsgi)
+        background.stop_in_worker(worker.wsgi)
+        domain.stop_in_worker(worker.wsgi)
+    if getattr(worker, "metric_flusher", None) is not None:
+        worker.metric_flusher.stop()
+
+
+def child_exit(server, worker):
+    """A dead worker's counts stay in /metrics; its gauges leave."""
+    from registry.process import metric_files
+
+    metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
+
+
+def on_exit(server):
+    """After a SIGTERM stop, with LINGER_SECONDS, stay that long with nothing listening: a load balancer in
+    front gets refused connections, which it retries on another replica at once, before this address goes
+    away with the container (a connection to an address that is gone only times out)."""
+    if LINGER_SECONDS > 0 and stopping.requested():
+        server.log.info("stopped, port closed; exiting in %g s (LINGER_SECONDS)", LINGER_SECONDS)
+        time.sleep(LINGER_SECONDS)

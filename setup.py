@@ -1,0 +1,36 @@
+"""The build of the package's one compiled part: the tree walker (``registry/serving/native/tree_walk.c``).
+
+It is plain C loaded with ctypes (``registry/serving/tree_walk.py``), with no Python API, so it is built
+as a shared library named ``tree_walk.so`` inside the package, not as an extension module: ``pip install .``
+puts it beside its loader in site-packages, ``pip install -e .`` beside its source in the checkout.
+Everything else about the package is in pyproject.toml.
+"""
+import os
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# The walker's flags, declared here only; they come after Python's own and any CFLAGS, so they win.
+# -ffp-contract=off and -fno-fast-math: nothing fused or reordered, so forests add up exactly as
+# scikit-learn's do. -frecord-gcc-switches keeps the command line in the library, where a test reads it.
+TREE_WALK_FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off", "-fno-fast-math",
+                   "-frecord-gcc-switches"]
+
+
+class BuildSharedLibrary(build_ext):
+    """build_ext for a plain shared library: named ``NAME.so``, with no Python ABI tag, for ctypes."""
+
+    def get_ext_filename(self, fullname: str) -> str:
+        """``registry.serving.native.tree_walk`` → ``registry/serving/native/tree_walk.so``."""
+        return os.path.join(*fullname.split(".")) + ".so"
+
+    def get_export_symbols(self, ext: Extension) -> list[str]:
+        """The library's own symbols: it has no ``PyInit_`` function to export."""
+        return ext.export_symbols
+
+
+setup(
+    ext_modules=[Extension("registry.serving.native.tree_walk", sources=["registry/serving/native/tree_walk.c"],
+                           extra_compile_args=TREE_WALK_FLAGS)],
+    cmdclass={"build_ext": BuildSharedLibrary},
+)
