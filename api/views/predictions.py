@@ -1,15 +1,12 @@
 """The prediction log of a model, page by page (JSON) or as one CSV page for notebooks, the
 feedback that labels it, a version's live quality and drift, and the reference drift is judged by."""
-import csv
-import io
-import json
-
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from api import domain
 from api.auth import any_token, principal, reads, requires
 from api.content import accepts
+from api.csv_export import csv_table
 from api.schemas.monitoring import MonitoringArgs, MonitoringOut, ReferenceIn, ReferenceOut, window_span
 from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
 from registry.monitoring.feedback import apply_feedback
@@ -31,21 +28,15 @@ CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms"
 def predictions(args, name):
     """Logged requests of a model, newest first; ``next_cursor`` fetches the next (older) page.
 
-    Inputs may be personal data: a token is needed even where reads are open."""
+    Inputs may be personal data: a token is needed even where reads are open. The CSV neutralises
+    formulas (see ``api.csv_export``)."""
     page = logged_predictions(name, **args)
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
-        return _csv(page)
+        headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
+        items = LoggedPredictionOut(many=True).dump(page.items)
+        return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label")),
+                        mimetype="text/csv", headers=headers)
     return page
-
-
-def _csv(page) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for item in LoggedPredictionOut(many=True).dump(page.items):
-        writer.writerow([json.dumps(item[c]) if c in ("inputs", "outputs", "label") else item[c] for c in CSV_COLUMNS])
-    headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
-    return Response(out.getvalue(), mimetype="text/csv", headers=headers)
 
 
 @blp.route("/models/<name>/feedback", methods=["POST"])
