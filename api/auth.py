@@ -6,7 +6,7 @@ from flask import current_app, g, request
 
 from api import rate_limits
 from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
-from registry.access.tokens import Principal, authenticate
+from registry.access.tokens import READ_INPUTS, READ_INPUTS_ROLES, Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
 
 ANONYMOUS = Principal("anonymous", "reader")
@@ -36,17 +36,6 @@ def requires(*roles: str) -> Callable:
     return decorator
 
 
-def any_token(view):
-    """Any valid token, of any role, even where reads are open (the view shows what callers sent)."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        g.principal = _authenticate(trust_recent=True)
-        return view(*args, **kwargs)
-
-    return document(wrapped, {"security": NEEDS_TOKEN})
-
-
 def reads(view):
     """Open to everyone unless the deployment sets REQUIRE_AUTH_FOR_READS; then any valid token."""
 
@@ -57,6 +46,35 @@ def reads(view):
         return view(*args, **kwargs)
 
     return document(wrapped, {"security": TOKEN_IF_CONFIGURED})
+
+
+def requires_read_inputs(view):
+    """A token with the right READ_INPUTS, even where reads are open: the view shows what callers sent."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        who = _authenticate(trust_recent=True)
+        if not who.reads_inputs():
+            raise Forbidden(missing_read_inputs(who))
+        g.principal = who
+        return view(*args, **kwargs)
+
+    return document(wrapped, {"security": NEEDS_TOKEN})
+
+
+def sees_inputs() -> bool:
+    """Whether this caller may see raw input values: a token with READ_INPUTS, sent even to an open read."""
+    who = g.get("principal")
+    if who is None and request.headers.get("Authorization"):
+        who = g.principal = _authenticate(trust_recent=True)
+    return who is not None and who.reads_inputs()
+
+
+def missing_read_inputs(who: Principal) -> str:
+    """Why ``who`` may not read logged inputs, and which tokens may."""
+    roles = " or ".join(repr(role) for role in READ_INPUTS_ROLES)
+    return (f"the token {who.name!r} has role {who.role!r}, without the right {READ_INPUTS!r} that logged inputs "
+            f"need (they may be personal data): use a token of role {roles}")
 
 
 def _authenticate(*, trust_recent: bool) -> Principal:

@@ -8,6 +8,7 @@ from flask import Flask
 from marshmallow import ValidationError
 
 from api import domain, worker_starts
+from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
 from registry.autopilot import controller
 from registry.integrity import scrub
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
         every_seconds=config["MONITOR_SECONDS"], window=config["MONITOR_WINDOW"], span=span,
         thresholds=Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
                               min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"]),
+        name_value=hidden_value_names(app),
     )
     scrubbing = scrub.ScrubSettings(every_seconds=config["ARTIFACT_SCRUB_SECONDS"],
                                     bytes_per_second=config["ARTIFACT_SCRUB_MB_PER_SECOND"] * 1024 * 1024)

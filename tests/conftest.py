@@ -156,6 +156,14 @@ def admin():
 
 
 @pytest.fixture
+def analyst(client, admin):
+    """Headers of a fresh ``analyst`` token: a reader with the right to read logged inputs."""
+    response = client.post("/tokens", json={"name": "analyst-test", "role": "analyst"}, headers=admin)
+    assert response.status_code == 201, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['token']}"}
+
+
+@pytest.fixture
 def ci(client, admin):
     """Headers of a fresh ``ci`` token."""
     response = client.post("/tokens", json={"name": "ci-test", "role": "ci"}, headers=admin)

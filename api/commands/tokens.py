@@ -27,7 +27,7 @@ def _clean_errors(command: Callable) -> Callable:
 
 @group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci or reader")
+@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci, reader, feedback or analyst (reader who may read logged inputs)")
 @_clean_errors
 def create(name: str, role: str):
     """Create a token and print it; it is shown only this once."""

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from api import rate_limits
+from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
 from api.ui import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars
@@ -149,16 +150,20 @@ def version_monitoring(name, number):
     span = window_span(window)
     summary = catalog.get_model(name)
     version = versions.get_version(name, str(number))
-    figures = monitoring(name, str(number), window=window, span=span, thresholds=_thresholds())
+    who = signed_in()
+    reads_inputs = who is not None and who.reads_inputs()
+    figures = monitoring(name, str(number), window=window, span=span, thresholds=_thresholds(),
+                         name_value=str if reads_inputs else hidden_value_names(current_app))
     timeline = quality_timeline(name, str(number), span=span)
     metric = "accuracy" if version.task == "classification" else "mae"
     marks, ticks = quality_marks(timeline, metric=metric)
     drift_charts = {column: share_bars(judged["bins"]) for column, judged in _drift_columns(figures.drift)}
-    # Inputs may be personal data: the latest requests only for a signed-in token, as the API asks.
-    latest = logged_predictions(name, version=number, limit=LATEST_REQUESTS).items if signed_in() else None
+    # Inputs may be personal data: the latest requests and the values of categorical bins only for a
+    # signed-in token with the right read_inputs, as the API asks.
+    latest = logged_predictions(name, version=number, limit=LATEST_REQUESTS).items if reads_inputs else None
     return render_template(
         "ui/monitoring.html", model=summary, version=version, window=window, windows=WINDOWS, figures=figures,
-        metric=metric, marks=marks, ticks=ticks, drift_charts=drift_charts, latest=latest,
+        metric=metric, marks=marks, ticks=ticks, drift_charts=drift_charts, latest=latest, signed_in=who is not None,
     )
 
 

@@ -1,18 +1,20 @@
 """The prediction log of a model, page by page (JSON) or as one CSV page for notebooks, the
-feedback that labels it, a version's live quality and drift, and the reference drift is judged by."""
-import csv
-import io
-import json
+feedback that labels it, a version's live quality and drift, and the reference drift is judged by.
+Logged inputs and raw categorical values go only to a token with the right ``read_inputs``."""
+import dataclasses
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from api import domain
-from api.auth import any_token, principal, reads, requires
+from api.auth import principal, reads, requires, requires_read_inputs, sees_inputs
 from api.content import accepts
+from api.csv_export import csv_table
+from api.input_privacy import shown_value_names
 from api.schemas.monitoring import MonitoringArgs, MonitoringOut, ReferenceIn, ReferenceOut, window_span
 from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
 from registry.monitoring.feedback import apply_feedback
+from registry.monitoring.masking import masked_profile
 from registry.monitoring.quality import Thresholds, monitoring
 from registry.monitoring.queries import logged_predictions
 from registry.monitoring.references import get_reference, set_reference
@@ -24,28 +26,22 @@ CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms"
 
 
 @blp.route("/models/<name>/predictions")
-@any_token
+@requires_read_inputs
 @blp.arguments(LoggedPredictionArgs, location="query")
 @blp.response(200, LoggedPageOut)
 @blp.alt_response(200, description="the same page as CSV, with `Accept: text/csv`", content_type="text/csv")
 def predictions(args, name):
     """Logged requests of a model, newest first; ``next_cursor`` fetches the next (older) page.
 
-    Inputs may be personal data: a token is needed even where reads are open."""
+    Inputs may be personal data: this needs a token with the right ``read_inputs`` (roles ``analyst``
+    and ``admin``), even where reads are open. The CSV neutralises formulas (see ``api.csv_export``)."""
     page = logged_predictions(name, **args)
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
-        return _csv(page)
+        headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
+        items = LoggedPredictionOut(many=True).dump(page.items)
+        return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label")),
+                        mimetype="text/csv", headers=headers)
     return page
-
-
-def _csv(page) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for item in LoggedPredictionOut(many=True).dump(page.items):
-        writer.writerow([json.dumps(item[c]) if c in ("inputs", "outputs", "label") else item[c] for c in CSV_COLUMNS])
-    headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
-    return Response(out.getvalue(), mimetype="text/csv", headers=headers)
 
 
 @blp.route("/models/<name>/feedback", methods=["POST"])
@@ -73,11 +69,14 @@ def version_monitoring(args, name, ref):
     over the labelled rows; null until a label came. Drift compares the window's rows and predictions
     with the version's reference (``…/reference``: its training or evaluation rows, else its first
     1,000 served rows), by PSI and a KS or χ² test; null until the window holds 100 rows past it, or
-    while the reference sent has fewer than ``DRIFT_MIN_REFERENCE_ROWS`` rows: ``drift_detail`` says why."""
+    while the reference sent has fewer than ``DRIFT_MIN_REFERENCE_ROWS`` rows: ``drift_detail`` says why.
+    A categorical feature's bins are named by value only for a token with the right ``read_inputs``,
+    by the value's keyed hash (``value 3f2a9c1b04de``) for everyone else."""
     config = current_app.config
     thresholds = Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
                             min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"])
-    return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds)
+    return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds,
+                      name_value=shown_value_names())
 
 
 @blp.route("/models/<name>/versions/<ref>/reference", methods=["PUT"])
@@ -93,13 +92,25 @@ def put_reference(body, name, ref):
     rows for a rollout plan's agreement gate (never returned by any route); sending
     again replaces them."""
     rows = {key: value for key, value in body.items() if key != "source"}
-    return set_reference(domain.runtime(), name=name, ref=ref, source=body["source"], body=rows,
-                         actor=principal().name)
+    return _shown(set_reference(domain.runtime(), name=name, ref=ref, source=body["source"], body=rows,
+                                actor=principal().name))
 
 
 @blp.route("/models/<name>/versions/<ref>/reference")
 @reads
 @blp.response(200, ReferenceOut)
 def reference(name, ref):
-    """The version's drift reference: where its rows came from, how many, and each column's profile."""
-    return get_reference(name, ref)
+    """The version's drift reference: where its rows came from, how many, and each column's profile.
+
+    A categorical column's values are shown as they are only to a token with the right ``read_inputs``;
+    to everyone else each is named by its keyed hash, the same name its drift bin has."""
+    return _shown(get_reference(name, ref))
+
+
+def _shown(reference):
+    """``reference`` as this caller may see it: categorical values as they are, or by their keyed hash."""
+    if sees_inputs():
+        return reference
+    name_value = shown_value_names()
+    return dataclasses.replace(reference, features={column: masked_profile(found, name_value)
+                                                    for column, found in reference.features.items()})

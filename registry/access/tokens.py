@@ -18,8 +18,13 @@ from registry.paging import Page, paginate
 from registry.tables import ApiToken, utcnow
 
 # admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only;
-# feedback: read, predict and send labels (the application that learns the truth).
-ROLES = ("admin", "ci", "reader", "feedback")
+# feedback: read, predict and send labels (the application that learns the truth); analyst: read,
+# predict and read logged inputs (READ_INPUTS).
+ROLES = ("admin", "ci", "reader", "feedback", "analyst")
+# The right to read what callers sent (the prediction log, its CSV, the values of categorical drift
+# bins): inputs may be personal data, so only these roles have it.
+READ_INPUTS = "read_inputs"
+READ_INPUTS_ROLES = ("admin", "analyst")
 BOOTSTRAP_ADMIN = "admin"
 # last_used_at is a hint for admins, not an audit trail: write it at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -35,6 +40,10 @@ class Principal:
     def may(self, role: str) -> bool:
         """Whether this principal may do what needs ``role``: admin may do everything, others their own role."""
         return self.role in ("admin", role)
+
+    def reads_inputs(self) -> bool:
+        """Whether this principal has the right READ_INPUTS (logged inputs and raw categorical values)."""
+        return self.role in READ_INPUTS_ROLES
 
 
 class VerifiedTokens:

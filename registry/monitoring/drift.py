@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,8 +76,10 @@ def profile(column: list, *, keep_sample: bool = False, max_sample: int | None =
     return Profile("categorical", None, kept, [counted[value] for value in kept])
 
 
-def compare(reference: Profile, recent: list, *, psi_threshold: float = 0.2, p_threshold: float = 0.01) -> Drift:
-    """How ``recent`` (raw values of the same column) differs from ``reference``."""
+def compare(reference: Profile, recent: list, *, psi_threshold: float = 0.2, p_threshold: float = 0.01,
+            name_value: Callable[[object], str] = str) -> Drift:
+    """How ``recent`` (raw values of the same column) differs from ``reference``; a categorical bin is
+    named ``name_value(value)`` (the value itself by default)."""
     observed = np.asarray(_counts(reference, recent), dtype=float)
     # Values the reference never had share one more bin, where it counted none.
     expected = np.zeros(len(observed))
@@ -88,18 +91,18 @@ def compare(reference: Profile, recent: list, *, psi_threshold: float = 0.2, p_t
         test, p_value = "ks", float(stats.ks_2samp(reference.sample, np.asarray(recent, dtype=float)).pvalue)
     else:
         test, p_value = "chi2", _chi2_p(expected, observed)
-    return Drift(psi, p_value, test, psi > psi_threshold or p_value < p_threshold, _bin_names(reference, len(observed)),
+    return Drift(psi, p_value, test, psi > psi_threshold or p_value < p_threshold, _bin_names(reference, len(observed), name_value),
                  _shares(expected), _shares(observed))
 
 
-def _bin_names(reference: Profile, count: int) -> list[str]:
+def _bin_names(reference: Profile, count: int, name_value: Callable[[object], str]) -> list[str]:
     """Names of the bins a comparison counted in: value ranges between the edges, or the values."""
     if reference.kind == "numeric":
         edges = [f"{edge:.4g}" for edge in reference.edges]
         if not edges:
             return ["all"]
         return [f"< {edges[0]}"] + [f"{low} – {high}" for low, high in zip(edges, edges[1:])] + [f"≥ {edges[-1]}"]
-    names = [str(value) if value != OTHER else "other" for value in reference.values]
+    names = [name_value(value) if value != OTHER else "other" for value in reference.values]
     return names + ["new values"] * (count - len(names))
 
 

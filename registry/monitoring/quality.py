@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,9 +75,12 @@ class Monitoring:
     routes: dict[str, RouteFigures] = field(default_factory=dict)
 
 
-def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds | None) -> Monitoring:
+def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds | None,
+               name_value: Callable[[object], str] = str) -> Monitoring:
     """Version ``ref`` (a number, an alias or ``latest``) of ``name`` over the ``span`` (named ``window``)
-    that ends now; drift flagged past ``thresholds`` (None: no drift worked out)."""
+    that ends now; drift flagged past ``thresholds`` (None: no drift worked out). A categorical
+    feature's bin is named ``name_value(value)``: the value itself by default, or a name that hides it
+    (see :mod:`registry.monitoring.masking`) for a caller who may not read logged inputs."""
     model = find_model(name)
     version = find_version(model, ref)
     since = utcnow() - span
@@ -88,7 +92,7 @@ def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds:
     labelled_rows = _labelled(logged)
     delays = [(labelled_at - at).total_seconds() for _, _, _, at, labelled_at in labelled_rows]
     pairs = [pair for _, outputs, label, _, _ in labelled_rows for pair in _pairs(outputs, label)]
-    drift, why = _drift(model.id, version, since, thresholds) if thresholds is not None else (None, None)
+    drift, why = _drift(model.id, version, since, thresholds, name_value) if thresholds is not None else (None, None)
     return Monitoring(
         model=model.name, version=version.number, window=window, since=since, requests=sum(by_route.values()),
         labelled=len(labelled_rows), label_delay_p50_s=statistics.median(delays) if delays else None,
@@ -155,7 +159,8 @@ class Thresholds:
     min_reference_rows: int = 100  # DRIFT_MIN_REFERENCE_ROWS
 
 
-def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Thresholds) -> tuple[dict | None, str | None]:
+def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Thresholds,
+           name_value: Callable[[object], str]) -> tuple[dict | None, str | None]:
     """The drift of the window against the version's reference, or None and why."""
     answered = (LoggedPrediction.model_id == model_id, LoggedPrediction.version == version.number,
                 LoggedPrediction.status == 200)
@@ -185,7 +190,7 @@ def _drift(model_id: int, version: ModelVersion, since: datetime, thresholds: Th
         return None, (f"the window holds {len(recent)} answered rows{past}; drift is judged from {MIN_ROWS} "
                       "(a longer window, or more traffic)")
     judge = {"psi_threshold": thresholds.psi, "p_threshold": thresholds.p_value}
-    judged = {name: _as_dict(compare(features[name], [row[j] for row, _ in recent], **judge))
+    judged = {name: _as_dict(compare(features[name], [row[j] for row, _ in recent], **judge, name_value=name_value))
               for j, name in enumerate(names) if name in features}
     return {"reference": source, "reference_rows": reference_rows, "recent_rows": len(recent), "features": judged,
             "predictions": _as_dict(compare(predicted, [p for _, p in recent], **judge))}, None

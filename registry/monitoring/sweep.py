@@ -36,6 +36,9 @@ class SweepSettings:
     window: str  # MONITOR_WINDOW, e.g. "1h"
     span: timedelta
     thresholds: Thresholds
+    # How a categorical bin is named in the kept figures and the ``model.drift`` alert (a webhook's
+    # receiver holds no token): by its keyed hash (registry.monitoring.masking), never the value.
+    name_value: Callable[[object], str]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def sweep(settings: SweepSettings) -> SweepResult:
     alerts = []
     for name, number in served:
         figures = monitoring(name, str(number), window=settings.window, span=settings.span,
-                             thresholds=settings.thresholds)
+                             thresholds=settings.thresholds, name_value=settings.name_value)
         alert = _keep(figures)
         if alert is not None:
             log.warning("drift: version %s of %r drifted in %s", number, name, ", ".join(alert["columns"]))

@@ -124,7 +124,7 @@ def test_a_routed_answer_names_its_route_on_both_paths(both, client, name, ci):
 
 
 def test_a_failed_prediction_is_answered_once_by_the_fast_path_counted_and_logged_once(app, flask_saw, client, name,
-                                                                                       ci):
+                                                                                       ci, analyst):
     response = client.post(f"/models/{name}/production/predict", json={"instances": [[1, 2]]},
                            headers={"X-Request-ID": "wrong-width"})
     assert_problem(response, 422, "expected 3 features")
@@ -132,7 +132,7 @@ def test_a_failed_prediction_is_answered_once_by_the_fast_path_counted_and_logge
     assert response.headers["X-Request-ID"] == "wrong-width"
     assert _predictions_counted(client, name) == {("1", "422"): 1.0}
     assert app.extensions["model_registry"].prediction_log.flush()
-    items = client.get(f"/models/{name}/predictions?limit=100", headers=ci).get_json()["items"]
+    items = client.get(f"/models/{name}/predictions?limit=100", headers=analyst).get_json()["items"]
     assert [(item["request_id"], item["status"]) for item in items] == [("wrong-width", 422)]
 
 

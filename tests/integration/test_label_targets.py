@@ -45,7 +45,7 @@ def labels(client, headers, name="m") -> list:
 
 
 @pytest.mark.parametrize("order", ["stranger after", "stranger before"])
-def test_a_stranger_resending_an_id_never_receives_its_label(app, client, served, ci, order):
+def test_a_stranger_resending_an_id_never_receives_its_label(app, client, served, ci, order, analyst):
     callers = ["victim", "stranger"] if order == "stranger after" else ["stranger", "victim"]
     for _ in callers:  # anonymous predictions under the same caller-chosen id
         assert predict(client, "order-17").status_code == 200
@@ -57,7 +57,7 @@ def test_a_stranger_resending_an_id_never_receives_its_label(app, client, served
     body = response.get_json()
     assert body["applied"] == 0 and [(e["request_id"], e["status"]) for e in body["errors"]] == [("order-17", 409)]
     assert "answers were logged under this request id" in body["errors"][0]["detail"]
-    assert labels(client, ci) == [("order-17", None), ("order-17", None)]
+    assert labels(client, analyst) == [("order-17", None), ("order-17", None)]
 
 
 def test_a_retry_after_an_error_under_the_same_id_is_labelled(app, client, served, ci):
@@ -97,7 +97,7 @@ def test_feedback_refuses_an_id_no_request_can_carry(client, served, ci):
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])
 @pytest.mark.parametrize("name", ["m", "c"])
-def test_a_non_finite_label_is_refused_per_item_and_the_good_ones_apply(app, client, served, ci, token, name):
+def test_a_non_finite_label_is_refused_per_item_and_the_good_ones_apply(app, client, served, ci, token, name, analyst):
     assert predict(client, "good", name=name).status_code == 200
     assert predict(client, "bad", name=name).status_code == 200
     written(app)
@@ -109,7 +109,7 @@ def test_a_non_finite_label_is_refused_per_item_and_the_good_ones_apply(app, cli
     body = response.get_json()
     assert body["applied"] == 1 and [(e["request_id"], e["status"]) for e in body["errors"]] == [("bad", 422)]
     assert "finite" in body["errors"][0]["detail"]
-    assert labels(client, ci, name) == [("bad", None), ("good", 1)]
+    assert labels(client, analyst, name) == [("bad", None), ("good", 1)]
 
 
 def test_a_huge_refused_label_is_not_echoed_whole(app, client, served, ci):
@@ -121,7 +121,7 @@ def test_a_huge_refused_label_is_not_echoed_whole(app, client, served, ci):
 
 
 @pytest.mark.parametrize("app", [0.5], indirect=True)
-def test_answers_under_one_id_are_all_logged_or_none_is(app, served, client, ci):
+def test_answers_under_one_id_are_all_logged_or_none_is(app, served, client, ci, analyst):
     """A stranger's answer is never the only one logged under a victim's id (the victim's not drawn,
     the stranger's drawn): the share draws by the id, so the label has no answer to reach."""
     for index in range(40):
@@ -129,7 +129,7 @@ def test_answers_under_one_id_are_all_logged_or_none_is(app, served, client, ci)
         assert predict(client, f"pair-{index}").status_code == 200  # a stranger re-sending its id
     written(app)
     counts = {}
-    items = client.get("/models/m/predictions?per_page=200", headers=ci).get_json()["items"]
+    items = client.get("/models/m/predictions?per_page=200", headers=analyst).get_json()["items"]
     for item in items:
         counts[item["request_id"]] = counts.get(item["request_id"], 0) + 1
     assert set(counts.values()) == {2} and 0 < len(counts) < 40

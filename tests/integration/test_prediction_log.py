@@ -43,12 +43,12 @@ def logged(client, headers, query="", **kwargs):
     return response
 
 
-def test_answers_are_logged_with_their_request_id_rows_outputs_and_route(app, client, served, ci):
+def test_answers_are_logged_with_their_request_id_rows_outputs_and_route(app, client, served, ci, analyst):
     answers = [client.post("/models/m/production/predict", json=BODY, headers={"X-Request-ID": f"r-{i}"}) for i in range(3)]
     pinned = client.post("/models/m/2/predict", json=BODY, headers={"X-Request-ID": "pinned"})
     written(app)
 
-    items = logged(client, ci).get_json()["items"]
+    items = logged(client, analyst).get_json()["items"]
     assert [item["request_id"] for item in items] == ["pinned", "r-2", "r-1", "r-0"]  # newest first
     newest, first = items[0], items[-1]
     assert (newest["version"], newest["alias"], newest["route"]) == (2, None, None)
@@ -101,27 +101,27 @@ def test_the_log_needs_a_token_even_where_reads_are_open(client, served, headers
     assert_problem(client.get("/models/m/predictions", headers=headers), 401)
 
 
-def test_pages_follow_the_cursor_and_filters_narrow_them(app, client, served, ci):
+def test_pages_follow_the_cursor_and_filters_narrow_them(app, client, served, ci, analyst):
     for i in range(5):
         client.post("/models/m/production/predict", json=BODY, headers={"X-Request-ID": f"p-{i}"})
     client.post("/models/m/2/predict", json=BODY, headers={"X-Request-ID": "v2"})
     written(app)
 
-    first = logged(client, ci, "?limit=2&version=1").get_json()
-    second = logged(client, ci, f"?limit=2&version=1&cursor={first['next_cursor']}").get_json()
-    third = logged(client, ci, f"?limit=2&version=1&cursor={second['next_cursor']}").get_json()
+    first = logged(client, analyst, "?limit=2&version=1").get_json()
+    second = logged(client, analyst, f"?limit=2&version=1&cursor={first['next_cursor']}").get_json()
+    third = logged(client, analyst, f"?limit=2&version=1&cursor={second['next_cursor']}").get_json()
     ids = [item["request_id"] for page in (first, second, third) for item in page["items"]]
     assert ids == ["p-4", "p-3", "p-2", "p-1", "p-0"] and third["next_cursor"] is None
     later = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert logged(client, ci, f"?since={later}").get_json() == {"items": [], "next_cursor": None}
-    assert len(logged(client, ci, f"?until={later}").get_json()["items"]) == 6
+    assert logged(client, analyst, f"?since={later}").get_json() == {"items": [], "next_cursor": None}
+    assert len(logged(client, analyst, f"?until={later}").get_json()["items"]) == 6
 
 
-def test_the_log_comes_as_csv_for_notebooks(app, client, served, ci):
+def test_the_log_comes_as_csv_for_notebooks(app, client, served, analyst):
     client.post("/models/m/production/predict", json=BODY, headers={"X-Request-ID": "csv-1"})
     written(app)
 
-    response = logged(client, {**ci, "Accept": "text/csv"})
+    response = logged(client, {**analyst, "Accept": "text/csv"})
     assert response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [row["request_id"] for row in rows] == ["csv-1"]
@@ -129,15 +129,15 @@ def test_the_log_comes_as_csv_for_notebooks(app, client, served, ci):
 
 
 @pytest.mark.parametrize("query", ["?limit=0", "?limit=1001", "?since=yesterday", "?cursor=-1", "?version=0"])
-def test_bad_query_values_are_422(client, served, ci, query):
-    assert_problem(client.get(f"/models/m/predictions{query}", headers=ci), 422)
+def test_bad_query_values_are_422(client, served, ci, query, analyst):
+    assert_problem(client.get(f"/models/m/predictions{query}", headers=analyst), 422)
 
 
-def test_an_unknown_model_has_no_log(client, ci):
-    assert_problem(client.get("/models/nope/predictions", headers=ci), 404)
+def test_an_unknown_model_has_no_log(client, ci, analyst):
+    assert_problem(client.get("/models/nope/predictions", headers=analyst), 404)
 
 
-def test_what_is_older_than_the_retention_is_pruned(app, client, served, ci):
+def test_what_is_older_than_the_retention_is_pruned(app, client, served, ci, analyst):
     for i in range(3):
         client.post("/models/m/production/predict", json=BODY, headers={"X-Request-ID": f"k-{i}"})
     written(app)
@@ -148,7 +148,7 @@ def test_what_is_older_than_the_retention_is_pruned(app, client, served, ci):
             row.at = utcnow() - timedelta(days=app.config["PREDICTION_LOG_DAYS"], minutes=1)
 
     assert prediction_log.prune() == 2
-    assert [item["request_id"] for item in logged(client, ci).get_json()["items"]] == ["k-2"]
+    assert [item["request_id"] for item in logged(client, analyst).get_json()["items"]] == ["k-2"]
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_labels_join_their_predictions_and_what_cannot_apply_is_listed(app, clie
     assert [(e["index"], e["request_id"], e["status"]) for e in body["errors"]] == [
         (1, "nobody", 404), (2, "b", 422), (4, "failed", 422), (6, "two-rows", 422)]
     assert "not sampled" in body["errors"][0]["detail"] and "one label per row" in body["errors"][3]["detail"]
-    items = {item["request_id"]: item for item in logged(client, token).get_json()["items"]}
+    items = {item["request_id"]: item for item in logged(client, admin).get_json()["items"]}
     assert items["a"]["label"] == 4.0 and items["two-rows"]["label"] == [1.0, 2.0] and items["b"]["label"] is None
     assert datetime.fromisoformat(items["a"]["labelled_at"]) >= datetime.fromisoformat(items["a"]["at"])
 
@@ -203,10 +203,10 @@ def test_a_classifier_takes_labels_of_its_classes_kind(app, client, classifier, 
     assert right.get_json() == {"applied": 1, "replaced": 0, "errors": []}
 
 
-def test_a_feedback_token_may_label_and_read_but_not_change_the_registry(client, served, admin):
+def test_a_feedback_token_may_label_but_not_read_inputs_nor_change_the_registry(client, served, admin):
     token = feedback_token(client, admin)
     assert client.post("/models/m/feedback", headers=token, json={"items": [{"request_id": "x", "label": 1}]}).status_code == 200
-    assert client.get("/models/m/predictions", headers=token).status_code == 200
+    assert_problem(client.get("/models/m/predictions", headers=token), 403, "'read_inputs'")
     assert_problem(client.post("/models/m/versions/2/promote", json={}, headers=token), 403, "this needs 'ci' or 'admin'")
     assert_problem(client.patch("/models/m", json={"prediction_log": {"sample": 1}}, headers=token), 403)
 
@@ -226,12 +226,12 @@ def test_readers_and_anonymous_callers_send_no_feedback(client, served, admin):
     assert_problem(client.post("/models/m/feedback", json=body), 401)
 
 
-def test_v2_answers_are_logged_under_their_request_id_too(app, client, served, ci):
+def test_v2_answers_are_logged_under_their_request_id_too(app, client, served, ci, analyst):
     answered = client.post("/v2/models/m/infer", headers={"X-Request-ID": "v2-7"},
                            json={"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [PROBE_ROW]}]})
     assert answered.status_code == 200, answered.get_json()
     written(app)
-    (item,) = logged(client, ci).get_json()["items"]
+    (item,) = logged(client, analyst).get_json()["items"]
     assert (item["request_id"], item["alias"], item["inputs"]) == ("v2-7", "production", [PROBE_ROW])
 
 
@@ -383,7 +383,7 @@ def test_a_reference_needs_ci_or_admin_and_a_ready_version(client, served, ci, a
     assert_problem(client.put("/models/m/versions/9/reference", json=body, headers=ci), 404)
 
 
-def test_a_shadow_run_is_logged_under_its_callers_id_labelled_with_it_and_figured_per_route(app, client, served, ci):
+def test_a_shadow_run_is_logged_under_its_callers_id_labelled_with_it_and_figured_per_route(app, client, served, ci, analyst):
     upload_ok(client, ci, "m", scaled_sum(3))
     rollout = {"canary": {"version": 2, "percent": 50}, "shadow": {"version": 3, "percent": 100}, "sticky_header": "X-User"}
     assert client.put("/models/m/aliases/production/rollout", json=rollout, headers=ci).status_code == 200
@@ -396,7 +396,7 @@ def test_a_shadow_run_is_logged_under_its_callers_id_labelled_with_it_and_figure
     assert app.extensions["model_registry"].runtime.shadows.wait_idle(10)
     written(app)
 
-    items = logged(client, ci, "?limit=100").get_json()["items"]
+    items = logged(client, analyst, "?limit=100").get_json()["items"]
     shadows = {item["request_id"]: item for item in items if item["route"] == "shadow"}
     assert set(shadows) == set(answered)  # every logged answer has its shadow run beside it
     assert {(item["version"], item["alias"]) for item in shadows.values()} == {(3, "production")}
