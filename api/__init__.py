@@ -11,10 +11,10 @@ from api import (
     delivery,
     domain,
     fast_predict,
+    lifecycle,
     rate_limits,
     request_ids,
     security_headers,
-    worker_starts,
 )
 from api.content import check_json_body
 from api.json_output import FiniteJSONProvider
@@ -29,6 +29,7 @@ from api.views import aliases, evaluations, models, ops, predict, predictions, r
 from config import Config
 from registry.db import configure_sqlite, db
 from registry.names import MAX_ID
+from registry.process.metric_files import Flusher
 
 OPENAPI = {
     "API_TITLE": "Model Registry",
@@ -55,7 +56,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Every body is held to the predict limit; the upload route raises it for itself.
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
-    worker_starts.init_app(app)
+    lifecycle.init_app(app)
+    _init_metric_files(app)
     domain.init_app(app)
     delivery.init_app(app)
     background.init_app(app)
@@ -75,6 +77,15 @@ class DatabaseInteger(IntegerConverter):
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, *args, **kwargs)
+
+
+def _init_metric_files(app: Flask) -> None:
+    """Where a server of several processes shares their metrics (``PROMETHEUS_MULTIPROC_DIR``): each
+    process writes its series there about once a second, and once more as it goes."""
+    directory = app.config.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        flusher = Flusher(directory)
+        lifecycle.of(app).add("metric files", start=flusher.start, stop=flusher.stop)
 
 
 def _init_database(app: Flask) -> None:

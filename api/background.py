@@ -7,7 +7,7 @@ tick`` and ``flask artifacts scrub`` run one turn at once."""
 from flask import Flask
 from marshmallow import ValidationError
 
-from api import domain, worker_starts
+from api import domain, lifecycle
 from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
 from registry.autopilot import controller
@@ -46,7 +46,7 @@ def init_app(app: Flask) -> None:
                    app.app_context, every_turn=report.refresh),
     )
     app.extensions[EXTENSION] = (settings, loops, scrubbing, report)
-    worker_starts.add(app, lambda: start_in_worker(app))
+    lifecycle.of(app).add("background loops", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
 
 
 def sweep_settings(app: Flask) -> SweepSettings:

@@ -5,7 +5,7 @@ so a plain start delivers; ``WEBHOOK_DELIVER_IN_WORKERS=0`` leaves it to ``flask
 """
 from flask import Flask, current_app
 
-from api import worker_starts
+from api import lifecycle
 from registry.changes import EventsRecorded, committed
 from registry.events.claims import RetryPolicy
 from registry.events.deliverer import Deliverer, DeliverySettings
@@ -29,7 +29,7 @@ def init_app(app: Flask) -> None:
         ),
     )
     app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
-    worker_starts.add(app, lambda: start_in_worker(app))
+    lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
     committed.connect(_wake_on_events)  # once per process: connecting again changes nothing
 
 

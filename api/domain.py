@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy.engine import make_url
 
-from api import worker_starts
+from api import lifecycle
 from registry import lookups
 from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import ArtifactStore
@@ -67,7 +67,8 @@ def init_app(app: Flask) -> None:
             conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
             runtime.models.listen(ChangeListener(conninfo))
         prediction_log.follow(runtime.models.observe_changes)
-        worker_starts.add(app, runtime.models.ensure_started)
+        lifecycle.of(app).add("alias watcher", start=runtime.models.ensure_started)
+    lifecycle.of(app).add("serving", stop=lambda: stop_in_worker(app))
 
 
 def stop_in_worker(app: Flask) -> None:

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import request_ids, security_headers, worker_starts
+from api import lifecycle, request_ids, security_headers
 from api.answering import answer
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
@@ -96,7 +96,7 @@ class FastPredict:
         sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
                 (request_ids.HEADER, request_id))
         with self.app.app_context():
-            worker_starts.run(self.app)
+            lifecycle.of(self.app).start()
             answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id, render=render)
             if isinstance(answered, Failure):
                 response = problem_response(answered.error)

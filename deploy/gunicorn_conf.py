@@ -128,30 +128,20 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Warm every aliased model before this worker takes its first request; start its webhook
-    deliverer, its background loops (monitoring sweep, rollout controller) and the thread that shares its metrics."""
-    from api import background, delivery
-    from api.domain import EXTENSION
-    from registry.process.metric_files import Flusher
+    """Start the worker's parts before it takes its first request (the app's lifecycle: its aliased
+    models warmed and watched, its webhook deliverer, its background loops, its shared metrics)."""
+    from api import lifecycle
 
-    worker.wsgi.extensions[EXTENSION].runtime.models.ensure_started()
-    delivery.start_in_worker(worker.wsgi)
-    background.start_in_worker(worker.wsgi)
-    worker.metric_flusher = Flusher(os.environ["PROMETHEUS_MULTIPROC_DIR"]).start()
+    lifecycle.of(worker.wsgi).start()
 
 
 def worker_exit(server, worker):
-    """Finish the webhook sends in flight (each at most its timeout) and send what is due; let the
-    background loops' leases go; write the rollout figures and the prediction log's queue before the
-    worker goes; share its last metrics."""
-    from api import background, delivery, domain
+    """Stop the worker's parts before it goes (the app's lifecycle, in reverse: sends in flight finished,
+    leases let go, rollout figures and the prediction log's queue written, its last metrics shared)."""
+    from api import lifecycle
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
-        delivery.stop_in_worker(worker.wsgi)
-        background.stop_in_worker(worker.wsgi)
-        domain.stop_in_worker(worker.wsgi)
-    if getattr(worker, "metric_flusher", None) is not None:
-        worker.metric_flusher.stop()
+        lifecycle.of(worker.wsgi).stop()
 
 
 def child_exit(server, worker):
