@@ -88,9 +88,9 @@ def usage() -> Usage:
     return Usage({name: (rows, int(size)) for name, rows, size in found})
 
 
-def enforce(bound_mb: float) -> tuple[Usage, int]:
-    """Prune every model over its allotment of ``bound_mb``, oldest first; the usage found (before pruning),
-    and the rows that went."""
+def enforce(bound_mb: float) -> tuple[Usage, Usage]:
+    """Prune every model over its allotment of ``bound_mb``, oldest first; the usage found (before
+    pruning) and the usage left."""
     before = usage()
     caps = _caps()
     bound = int(bound_mb * MB)
@@ -101,10 +101,10 @@ def enforce(bound_mb: float) -> tuple[Usage, int]:
         if size > shares[name]:
             removed += _prune_model(name, int(shares[name] * LOW_WATER))
     if not removed:
-        return before, 0
+        return before, before
     PREDICTION_LOG_PRUNED.labels("bytes").inc(removed)
     give_back()
-    return before, removed
+    return before, usage()
 
 
 def _caps() -> dict[str, int]:

@@ -116,6 +116,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._paused = False  # the database's volume is short of space: nothing is logged
         self._unchecked_bytes = 0  # written since the bound was last checked
+        self._left_bytes = 0  # what the log held after this writer's last check
         self._checked_at = float("-inf")
         self.usage: Usage | None = None  # what the log held at this process's last check of the bound, before pruning
 
@@ -244,12 +245,19 @@ class PredictionLog:
                 f"{self.settings.max_mb:g}: each model's oldest rows are pruned before PREDICTION_LOG_DAYS; raise "
                 "PREDICTION_LOG_MAX_MB, or lower the busiest models' sample")
 
-    def enforce(self) -> int:
-        """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first); how many rows went."""
+    def enforce(self) -> None:
+        """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first)."""
         self._checked_at, self._unchecked_bytes = time.monotonic(), 0
         with self._session_scope():
-            self.usage, removed = log_bounds.enforce(self.settings.max_mb)
-        return removed
+            self.usage, left = log_bounds.enforce(self.settings.max_mb)
+        self._left_bytes = left.bytes
+
+    def _check_due(self) -> bool:
+        """Whether to check the bound now: a fiftieth of it written since the last check, what this writer
+        wrote since would take the log past it, or ``check_seconds`` passed."""
+        bound = self.settings.max_mb * MB
+        return (self._unchecked_bytes * CHECK_SHARE >= bound or self._left_bytes + self._unchecked_bytes > bound
+                or time.monotonic() - self._checked_at >= self.settings.check_seconds)
 
     def _ensure_writer(self) -> None:
         if self._writer.running:
@@ -272,9 +280,6 @@ class PredictionLog:
                 PREDICTION_LOG_DROPPED.inc(len(batch))  # queued before the volume ran short
             elif batch:
                 self._write(batch)
-                if (self._unchecked_bytes * CHECK_SHARE >= self.settings.max_mb * MB
-                        or time.monotonic() - self._checked_at >= self.settings.check_seconds):
-                    self.enforce()
                 if time.monotonic() - self._pruned_at >= self.settings.prune_seconds:
                     self._pruned_at = time.monotonic()
                     self.prune()
@@ -298,17 +303,21 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[Entry]) -> None:
+        """Insert ``batch``, a transaction per part of at most a fiftieth of the bound (the whole batch but
+        for rows large against the bound), checking the bound after each part that makes one due."""
         missing = {entry.model for entry in batch} - set(self._model_ids)
         if missing:
             self.refresh()
-        with self._session_scope(), write_transaction() as session:
-            connection = session.connection()
-            statement, at = _insert_for(connection.dialect)
+        with self._session_scope():
+            statement, at = _insert_for(db.engine.dialect)
             rows = [_row(entry, self._model_ids[entry.model], at) for entry in batch if entry.model in self._model_ids]
-            if rows:
-                connection.exec_driver_sql(statement, rows)
-        self._unchecked_bytes += sum(row[-1] for row in rows)
-        PREDICTION_LOG_WRITTEN.inc(len(rows))
+            for part in _parts(rows, self.settings.max_mb * MB / CHECK_SHARE):
+                with write_transaction() as session:
+                    session.connection().exec_driver_sql(statement, part)
+                self._unchecked_bytes += sum(row[-1] for row in part)
+                PREDICTION_LOG_WRITTEN.inc(len(part))
+                if self._check_due():
+                    self.enforce()
 
     def prune(self) -> int:
         """Delete what is older than the retention, a bounded batch at a time; how many rows went."""
@@ -319,6 +328,19 @@ class PredictionLog:
                 PREDICTION_LOG_PRUNED.labels("age").inc(removed)
                 log_bounds.give_back()
         return removed
+
+
+def _parts(rows: list[tuple], most_bytes: float) -> list[list[tuple]]:
+    """``rows`` in consecutive parts of at most ``most_bytes`` each (a row's size is its last value), a row at least."""
+    parts: list[list[tuple]] = []
+    size = most_bytes
+    for row in rows:
+        if size + row[-1] > most_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(row)
+        size += row[-1]
+    return parts
 
 
 def _model_rows() -> list[tuple[str, int, float | None]]:
