@@ -84,6 +84,11 @@ class Config:
     PREDICTION_LOG_SAMPLE = _float("PREDICTION_LOG_SAMPLE", 0.1)
     PREDICTION_LOG_DAYS = _float("PREDICTION_LOG_DAYS", 30.0)
     PREDICTION_LOG_QUEUE = _int("PREDICTION_LOG_QUEUE", 10_000)  # entries a worker holds for its writer at most
+    # The most the prediction log holds (its rows' JSON and text), shared fairly among the models that log;
+    # each model's oldest rows go first. Sized for the embedded SQLite case: ~85,000 rows of ~3 KB.
+    PREDICTION_LOG_MAX_MB = _float("PREDICTION_LOG_MAX_MB", 256.0)
+    # Under this much free space on a SQLite database's volume nothing is logged (PostgreSQL's is not visible).
+    PREDICTION_LOG_MIN_FREE_MB = _float("PREDICTION_LOG_MIN_FREE_MB", 256.0)
     # A feature (or the predictions) has drifted when its PSI is above DRIFT_PSI or its test's p-value below DRIFT_P_VALUE.
     DRIFT_PSI = _float("DRIFT_PSI", 0.2)
     DRIFT_P_VALUE = _float("DRIFT_P_VALUE", 0.01)

@@ -54,7 +54,9 @@ def init_app(app: Flask) -> None:
         session_scope=app.app_context,
     )
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
-                               capacity=config["PREDICTION_LOG_QUEUE"])
+                               capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],
+                               min_free_mb=config["PREDICTION_LOG_MIN_FREE_MB"],
+                               database_url=config["SQLALCHEMY_DATABASE_URI"])
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
                                    draw_key=(config.get("SECRET_KEY") or "").encode())
     runtime.shadows.observe(prediction_log.log_shadow)

@@ -70,8 +70,14 @@ def readiness() -> Readiness:
 
 def warnings() -> list[str]:
     """What is wrong without stopping predictions: a nearly full store, models over their memory budget,
-    stored copies the artifact scrub found damaged."""
-    return store_warnings() + memory_warnings() + damage_warnings()
+    stored copies the artifact scrub found damaged, a prediction log near its bound or stopped."""
+    return store_warnings() + memory_warnings() + damage_warnings() + prediction_log_warnings()
+
+
+def prediction_log_warnings() -> list[str]:
+    """The prediction log near PREDICTION_LOG_MAX_MB, or stopped for want of space on the database's volume."""
+    prediction_log = domain.prediction_log()
+    return [warning for warning in (prediction_log.free_space_warning(), prediction_log.bound_warning()) if warning]
 
 
 def damage_warnings() -> list[str]:

@@ -86,9 +86,10 @@ def when_ready(server):
 
     server.log.info(
         "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%d per artifact loaded "
-        "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d",
+        "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d, "
+        "PREDICTION_LOG_MAX_MB=%g of logged requests, PREDICTION_LOG_MIN_FREE_MB=%g",
         Config.MODEL_MEMORY_MB, Config.MAX_MODEL_MB, memory_mb(), server.cfg.workers, Config.MAX_UPLOAD_MB,
-        Config.MAX_PREDICT_MB, Config.MAX_BATCH_ROWS,
+        Config.MAX_PREDICT_MB, Config.MAX_BATCH_ROWS, Config.PREDICTION_LOG_MAX_MB, Config.PREDICTION_LOG_MIN_FREE_MB,
     )
     if not server.cfg.preload_app:
         return

@@ -48,6 +48,9 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
     # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit BEGIN cannot be IMMEDIATE).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # Takes effect only in a database without tables yet (migration 0014 rebuilds an older one once):
+    # pages the prediction log's pruning frees can then be given back (registry/monitoring/log_bounds.py).
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -59,6 +62,8 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
 
 
 def _on_sqlite_begin(connection) -> None:
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return  # asked for no transaction (a migration's VACUUM, in Alembic's autocommit_block)
     immediate = connection.get_execution_options().get("write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 

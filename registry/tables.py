@@ -50,6 +50,8 @@ class RegisteredModel(db.Model):
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     # The share of its requests the prediction log records (None: PREDICTION_LOG_SAMPLE's).
     prediction_log_sample: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The most its log may hold, in MB, when it asks for less than its fair share of PREDICTION_LOG_MAX_MB.
+    prediction_log_max_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

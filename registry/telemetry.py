@@ -92,6 +92,16 @@ PREDICTION_LOG_DROPPED = Counter(
     "registry_prediction_log_dropped_total",
     "Requests the prediction log let go: its queue was full, or the database refused a batch",
 )
+PREDICTION_LOG_PRUNED = Counter(
+    "registry_prediction_log_pruned_total",
+    "Rows pruned from the prediction log: past PREDICTION_LOG_DAYS (age), or over a model's share of "
+    "PREDICTION_LOG_MAX_MB (bytes)", ["reason"],
+)
+PREDICTION_LOG_PAUSED = Gauge(
+    "registry_prediction_log_paused",
+    "1 while a worker logs nothing because the database's volume has less than PREDICTION_LOG_MIN_FREE_MB free",
+    multiprocess_mode="livemax",
+)
 # One series per live worker (a dead one's leaves with its gauges): whether each follows a change.
 PREDICTION_LOG_SHARES_READ = Gauge(
     "registry_prediction_log_shares_read_timestamp_seconds",
@@ -185,6 +195,7 @@ FAMILIES = (
     ARTIFACTS_DAMAGED, ARTIFACT_SCRUB_CHECKS, ARTIFACT_SCRUB_BYTES,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
+    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -1,15 +1,25 @@
 """Models: the changes a PATCH makes, and a model as answered."""
 from flask import current_app
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.fields import TEXT_KEYS, Text, UTCDateTime
 
 
 class PredictionLogPatch(Schema):
     sample = fields.Float(
-        required=True, allow_none=True, validate=validate.Range(0, 1),
+        allow_none=True, validate=validate.Range(0, 1),
         metadata={"description": "the share of requests logged, 0 to 1 (errors always are); null: PREDICTION_LOG_SAMPLE"},
     )
+    max_mb = fields.Float(
+        allow_none=True, validate=validate.Range(min=0, min_inclusive=False),
+        metadata={"description": "the most this model's log may hold, in MB, when less than its fair share of "
+                                 "PREDICTION_LOG_MAX_MB; null: its fair share"},
+    )
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ValidationError("give sample, max_mb or both", "_schema")
 
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
@@ -27,8 +37,11 @@ class ModelOut(Schema):
 
 class ModelDetailOut(ModelOut):
     version_count = fields.Integer()
-    prediction_log = fields.Method("_prediction_log", metadata={"description": "the share of requests logged"})
+    prediction_log = fields.Method("_prediction_log", metadata={
+        "description": "the share of requests logged, and the most its log may hold in MB (null: its fair share "
+                       "of PREDICTION_LOG_MAX_MB)"})
 
     def _prediction_log(self, model) -> dict:
         own = model.prediction_log_sample
-        return {"sample": current_app.config["PREDICTION_LOG_SAMPLE"] if own is None else own}
+        return {"sample": current_app.config["PREDICTION_LOG_SAMPLE"] if own is None else own,
+                "max_mb": model.prediction_log_max_mb}

@@ -5,8 +5,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from api import domain, health
 from api.errors import problem
+from registry.monitoring.gauges import HealthGauges, LogGauges
 from registry.process import metric_files
-from registry.monitoring.gauges import HealthGauges
 from registry.telemetry import EveryFamily, ServedOnly
 
 blp = Blueprint("ops", __name__, description="Operations")
@@ -43,10 +43,12 @@ def readyz():
 @blp.response(200, description="Prometheus text format")
 def metrics():
     """Prometheus metrics, summed over every worker when running under gunicorn; series that name a
-    version only while some live worker holds it; the live quality and drift of served versions."""
+    version only while some live worker holds it; the live quality and drift of served versions; what the
+    prediction log holds."""
     registry = CollectorRegistry()
     registry.register(EveryFamily(ServedOnly(host_metrics())))
     registry.register(HealthGauges())  # the last monitoring sweep's figures: the same on every replica
+    registry.register(LogGauges(current_app.config["PREDICTION_LOG_MAX_MB"]))  # read now: the same on every replica
     payload = generate_latest(registry)
     # content_type, not mimetype: Flask would append a second "; charset=utf-8"
     return Response(payload, content_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,7 @@ class ModelSummary:
     created_at: datetime
     updated_at: datetime
     prediction_log_sample: float | None = None  # its own share of requests logged; None: the default
+    prediction_log_max_mb: float | None = None  # the most its log may hold, when less than its fair share
 
 
 def list_models(page: int, per_page: int) -> Page:
@@ -40,14 +41,19 @@ def get_model(name: str) -> ModelSummary:
 
 
 def update_model(name: str, changes: dict) -> ModelSummary:
-    """Set the model's ``description``, ``tags`` and/or ``prediction_log`` (``{"sample": share or None}``)."""
+    """Set the model's ``description``, ``tags`` and/or ``prediction_log`` (``{"sample": share or None,
+    "max_mb": MB or None}``, either or both)."""
     with write_transaction():
         model = find_model(name, lock=True)
         for field in ("description", "tags"):
             if field in changes:
                 setattr(model, field, changes[field])
         if "prediction_log" in changes:
-            model.prediction_log_sample = changes["prediction_log"]["sample"]
+            log_changes = changes["prediction_log"]
+            if "sample" in log_changes:
+                model.prediction_log_sample = log_changes["sample"]
+            if "max_mb" in log_changes:
+                model.prediction_log_max_mb = log_changes["max_mb"]
             record(ModelChanged(name))  # every worker of every replica reads the share again
         model.updated_at = utcnow()
     return get_model(name)
@@ -71,4 +77,5 @@ def _summary(model: RegisteredModel, latest: int | None) -> ModelSummary:
         created_at=model.created_at,
         updated_at=model.updated_at,
         prediction_log_sample=model.prediction_log_sample,
+        prediction_log_max_mb=model.prediction_log_max_mb,
     )

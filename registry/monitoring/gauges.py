@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from registry.db import db, end_read
+from registry.monitoring.log_bounds import MB, Usage, usage
 from registry.monitoring.tables import VersionHealth
 from registry.tables import RegisteredModel
 
@@ -74,3 +75,29 @@ def _rows() -> list[tuple]:
         return []
     end_read()
     return [tuple(row) for row in found]
+
+
+class LogGauges:
+    """A collector of what the prediction log holds per model, read at the scrape (one aggregate over a
+    table PREDICTION_LOG_MAX_MB bounds), and the bound itself."""
+
+    def __init__(self, bound_mb: float):
+        self._bound_mb = bound_mb
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Bytes and rows per model, and the bound; per model only while the database answers."""
+        size = GaugeMetricFamily("registry_prediction_log_bytes",
+                                 "Bytes of the prediction log's rows (their JSON and text), per model", labels=["model"])
+        rows = GaugeMetricFamily("registry_prediction_log_rows", "Rows in the prediction log, per model",
+                                 labels=["model"])
+        bound = GaugeMetricFamily("registry_prediction_log_max_bytes", "PREDICTION_LOG_MAX_MB, in bytes")
+        bound.add_metric([], self._bound_mb * MB)
+        try:
+            held = usage()
+        except OperationalError:  # the scrape still answers with every other family
+            db.session.rollback()
+            held = Usage({})
+        for name, (count, total) in sorted(held.models.items()):
+            size.add_metric([name], total)
+            rows.add_metric([name], count)
+        yield from (size, rows, bound)

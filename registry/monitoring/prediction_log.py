@@ -5,7 +5,11 @@ puts it on a bounded queue, which never blocks: when the queue is full the entry
 counted (``registry_prediction_log_dropped_total``). One thread per process takes what is queued
 every ``WRITE_SECONDS``, or at once when the queue is half full (a put wakes nobody otherwise:
 waking the writer for every entry cost more than the writing), turns the rows into JSON and
-inserts them in batches, and deletes what is older than the retention as it writes. Every model's
+inserts them in batches, and deletes what is older than the retention as it writes. It keeps the log
+within its bytes (``PREDICTION_LOG_MAX_MB``, fairly per model: :mod:`registry.monitoring.log_bounds`),
+checking whenever it wrote a fiftieth of the bound or ``check_seconds`` passed since it last did; and
+it stops logging while the database's volume has less than ``PREDICTION_LOG_MIN_FREE_MB`` free, so that
+the registry's own writes never meet a full disk. Every model's
 share is read again by the alias watcher when the registry changes (:meth:`PredictionLog.follow`),
 so a new share reaches every worker and replica within ``ALIAS_REFRESH_SECONDS`` whatever the
 traffic; a process without a watcher has its writer read them when requests come and the last
@@ -27,9 +31,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from registry.db import db, end_read, write_transaction
+from registry.monitoring import log_bounds
+from registry.monitoring.log_bounds import MB, Usage
 from registry.monitoring.tables import LoggedPrediction
 from registry.process.loop import Loop
 from registry.serving.data_plane import Answer, Call, Failure
@@ -38,6 +44,8 @@ from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
 from registry.telemetry import (
     PREDICTION_LOG_DROPPED,
+    PREDICTION_LOG_PAUSED,
+    PREDICTION_LOG_PRUNED,
     PREDICTION_LOG_QUEUED,
     PREDICTION_LOG_SHARES_READ,
     PREDICTION_LOG_WRITTEN,
@@ -47,7 +55,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100  # entries per insert: the writer holds the GIL while it binds them, so not too many at once
 WRITE_SECONDS = 0.5  # how often the writer takes what is queued (flush and stop wake it at once)
-PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
+CHECK_SHARE = 50  # the writer checks the bound whenever it wrote this fraction of it (1/50) since it last did
 
 
 def _draw(request_id: str, key: bytes) -> float:
@@ -80,6 +88,10 @@ class LogSettings:
     capacity: int = 10_000  # entries waiting at most; past it they are dropped and counted
     refresh_seconds: float = 2.0  # without a watcher to follow: how often requests have every model's share read again
     prune_seconds: float = 600.0  # how often what is past the retention is deleted
+    max_mb: float = 256.0  # PREDICTION_LOG_MAX_MB: the most the whole log holds, shared fairly among models
+    min_free_mb: float = 256.0  # PREDICTION_LOG_MIN_FREE_MB: under this free on the database's volume, nothing is logged
+    database_url: str = ""  # where the database is: a SQLite file's volume is watched for free space
+    check_seconds: float = 5.0  # the bound is checked at least this often while the writer writes
 
 
 class PredictionLog:
@@ -102,6 +114,11 @@ class PredictionLog:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._paused = False  # the database's volume is short of space: nothing is logged
+        self._unchecked_bytes = 0  # written since the bound was last checked
+        self._left_bytes = 0  # what the log held after this writer's last check
+        self._checked_at = float("-inf")
+        self.usage: Usage | None = None  # what the log held at this process's last check of the bound, before pruning
 
     def share(self, model: str) -> float:
         """The share of ``model``'s requests kept (its own, else the default)."""
@@ -116,6 +133,9 @@ class PredictionLog:
                 and not self._refresh_wanted.is_set()):
             self._refresh_wanted.set()  # the writer reads the shares again; this request uses the ones it has
             self._ensure_writer()
+        if self._paused:
+            self._ensure_writer()  # it looks at the volume again every turn, and logging resumes with space
+            return False
         if status >= 400:
             return True
         share = self.share(model)
@@ -204,6 +224,41 @@ class PredictionLog:
         self._refreshed_at = started
         PREDICTION_LOG_SHARES_READ.labels(str(os.getpid())).set(read_at)
 
+    def free_space_warning(self) -> str | None:
+        """Why nothing is logged now (the database's volume is short of space), checked now; None while it may log."""
+        free = log_bounds.free_bytes(self.settings.database_url)
+        self._paused = free is not None and free < self.settings.min_free_mb * MB
+        PREDICTION_LOG_PAUSED.set(int(self._paused))
+        if not self._paused:
+            return None
+        return (f"the database's volume has {free / MB:.1f} MB free, under PREDICTION_LOG_MIN_FREE_MB="
+                f"{self.settings.min_free_mb:g}: the prediction log records nothing until space is freed, so that "
+                "the registry's own writes do not fail")
+
+    def bound_warning(self) -> str | None:
+        """That the log is near PREDICTION_LOG_MAX_MB (as this process last measured it), so that its oldest
+        rows go before PREDICTION_LOG_DAYS; None when it is not, or this process never measured it."""
+        bound = self.settings.max_mb * MB
+        if self.usage is None or self.usage.bytes < log_bounds.NEAR * bound:
+            return None
+        return (f"the prediction log holds {self.usage.bytes / MB:.1f} MB of PREDICTION_LOG_MAX_MB="
+                f"{self.settings.max_mb:g}: each model's oldest rows are pruned before PREDICTION_LOG_DAYS; raise "
+                "PREDICTION_LOG_MAX_MB, or lower the busiest models' sample")
+
+    def enforce(self) -> None:
+        """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first)."""
+        self._checked_at, self._unchecked_bytes = time.monotonic(), 0
+        with self._session_scope():
+            self.usage, left = log_bounds.enforce(self.settings.max_mb)
+        self._left_bytes = left.bytes
+
+    def _check_due(self) -> bool:
+        """Whether to check the bound now: a fiftieth of it written since the last check, what this writer
+        wrote since would take the log past it, or ``check_seconds`` passed."""
+        bound = self.settings.max_mb * MB
+        return (self._unchecked_bytes * CHECK_SHARE >= bound or self._left_bytes + self._unchecked_bytes > bound
+                or time.monotonic() - self._checked_at >= self.settings.check_seconds)
+
     def _ensure_writer(self) -> None:
         if self._writer.running:
             return
@@ -221,7 +276,9 @@ class PredictionLog:
             if self._refresh_wanted.is_set():
                 self._refresh_wanted.clear()
                 self.refresh()
-            if batch:
+            if self.free_space_warning() is not None:
+                PREDICTION_LOG_DROPPED.inc(len(batch))  # queued before the volume ran short
+            elif batch:
                 self._write(batch)
                 if time.monotonic() - self._pruned_at >= self.settings.prune_seconds:
                     self._pruned_at = time.monotonic()
@@ -246,29 +303,44 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[Entry]) -> None:
+        """Insert ``batch``, a transaction per part of at most a fiftieth of the bound (the whole batch but
+        for rows large against the bound), checking the bound after each part that makes one due."""
         missing = {entry.model for entry in batch} - set(self._model_ids)
         if missing:
             self.refresh()
-        with self._session_scope(), write_transaction() as session:
-            connection = session.connection()
-            statement, at = _insert_for(connection.dialect)
+        with self._session_scope():
+            statement, at = _insert_for(db.engine.dialect)
             rows = [_row(entry, self._model_ids[entry.model], at) for entry in batch if entry.model in self._model_ids]
-            if rows:
-                connection.exec_driver_sql(statement, rows)
-        PREDICTION_LOG_WRITTEN.inc(len(rows))
+            for part in _parts(rows, self.settings.max_mb * MB / CHECK_SHARE):
+                with write_transaction() as session:
+                    session.connection().exec_driver_sql(statement, part)
+                self._unchecked_bytes += sum(row[-1] for row in part)
+                PREDICTION_LOG_WRITTEN.inc(len(part))
+                if self._check_due():
+                    self.enforce()
 
     def prune(self) -> int:
         """Delete what is older than the retention, a bounded batch at a time; how many rows went."""
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)
-        removed = 0
         with self._session_scope():
-            while True:
-                with write_transaction() as session:
-                    ids = select(LoggedPrediction.id).where(LoggedPrediction.at < cutoff).limit(PRUNE_BATCH)
-                    gone = session.execute(delete(LoggedPrediction).where(LoggedPrediction.id.in_(ids.scalar_subquery()))).rowcount
-                removed += gone
-                if gone < PRUNE_BATCH:
-                    return removed
+            removed = log_bounds.delete_batches(LoggedPrediction.at < cutoff)
+            if removed:
+                PREDICTION_LOG_PRUNED.labels("age").inc(removed)
+                log_bounds.give_back()
+        return removed
+
+
+def _parts(rows: list[tuple], most_bytes: float) -> list[list[tuple]]:
+    """``rows`` in consecutive parts of at most ``most_bytes`` each (a row's size is its last value), a row at least."""
+    parts: list[list[tuple]] = []
+    size = most_bytes
+    for row in rows:
+        if size + row[-1] > most_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(row)
+        size += row[-1]
+    return parts
 
 
 def _model_rows() -> list[tuple[str, int, float | None]]:
@@ -283,7 +355,8 @@ def _model_rows() -> list[tuple[str, int, float | None]]:
 # waits for it when it comes back from a socket call meanwhile: rows are made with orjson and passed
 # to the driver as they are, without SQLAlchemy's per-value processing (which cost the predict route
 # a quarter of its throughput at a 100 % share). The SQL is the table's own insert, compiled once.
-_COLUMNS = ("model_id", "version", "request_id", "alias", "route", "inputs", "outputs", "latency_ms", "status", "at")
+_COLUMNS = ("model_id", "version", "request_id", "alias", "route", "inputs", "outputs", "latency_ms", "status", "at",
+            "bytes")
 _JSON_COLUMNS = {"inputs", "outputs"}
 _inserts: dict[str, tuple[str, Callable]] = {}
 
@@ -302,8 +375,10 @@ def _insert_for(dialect) -> tuple[str, Callable]:
 
 def _row(entry: Entry, model_id: int, at: Callable | None) -> tuple:
     inputs = _json(_jsonable(entry.rows) if not isinstance(entry.rows, np.ndarray) else entry.rows)
-    return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, _json(entry.outputs),
-            entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at)
+    outputs = _json(entry.outputs)
+    size = log_bounds.row_bytes(inputs, outputs, entry.request_id, entry.alias, entry.route)
+    return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, outputs,
+            entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at, size)
 
 
 def _json(value: object) -> str | None:

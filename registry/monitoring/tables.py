@@ -34,6 +34,8 @@ class LoggedPrediction(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     label: Mapped[object | None] = mapped_column(JSON, nullable=True)  # the truth, once feedback told it
     labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the row counts for against PREDICTION_LOG_MAX_MB (log_bounds.row_bytes), fixed when written.
+    bytes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DriftReference(db.Model):

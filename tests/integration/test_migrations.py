@@ -1,5 +1,7 @@
 """The schema changes only through migrations: head matches the models, and base is empty again."""
+import sqlite3
 import subprocess
+from contextlib import closing
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -109,3 +111,31 @@ def test_0002_keeps_the_history_and_its_downgrade_drops_only_alias_deletes(empty
         actions = connection.execute(text("SELECT action FROM promotion_events")).scalars().all()
     assert actions == ["promote"]
     assert "evaluations" not in _tables()
+
+
+def test_0014_measures_logged_rows_and_makes_an_older_sqlite_file_give_pages_back(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0013")
+    if db.engine.dialect.name == "sqlite":  # a file made before revision 0014 set auto_vacuum at its first connection
+        db.engine.dispose()
+        with closing(sqlite3.connect(db.engine.url.database, isolation_level=None)) as connection:
+            connection.execute("PRAGMA auto_vacuum=NONE")
+            connection.execute("VACUUM")
+            assert connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"
+        ))
+        connection.execute(text(
+            "INSERT INTO prediction_log (model_id, version, request_id, alias, route, inputs, outputs, latency_ms, "
+            "status, at) VALUES (1, 1, 'r-1', 'production', NULL, '[[1.0,2.0]]', '{\"predictions\":[3]}', 1.0, 200, "
+            "'2026-11-20 10:00:00')"
+        ))
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.connect() as connection:
+        size = connection.execute(text("SELECT bytes FROM prediction_log")).scalar()
+        assert size == 64 + len("[[1.0,2.0]]") + len('{"predictions":[3]}') + len("r-1") + len("production")
+        if db.engine.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 2  # incremental

@@ -1,0 +1,176 @@
+"""What bounds the prediction log by bytes, and keeps it from swelling the database's files.
+
+Each row carries its size (``bytes``: its JSON and text, plus a fixed :data:`ROW_OVERHEAD`), so a
+model's use is one ``SUM`` over its rows, and the whole log's one ``GROUP BY`` over a table that is
+itself bounded. Any writer of the fleet may make the check (:func:`enforce`): every row it deletes
+is older than the newest row it keeps, so two writers checking at once delete the same rows.
+
+Fair shares (:func:`allotments`): ``PREDICTION_LOG_MAX_MB`` is divided among the models that have
+rows, by water-filling: a model using less than an equal share keeps all it has, and what it leaves
+goes to the others in equal parts; a model's own ``max_mb`` caps it lower. A model over its allotment
+loses its oldest rows down to :data:`LOW_WATER` of it, so that it does not go over again at the next row.
+
+Pruning gives the space back: on SQLite the pages freed are returned to the file system
+(``auto_vacuum=INCREMENTAL`` and ``PRAGMA incremental_vacuum``) and the WAL is emptied
+(``wal_checkpoint(TRUNCATE)``); on PostgreSQL a plain ``VACUUM``
+(not FULL: it takes no lock that stops readers or writers) makes the dead rows' space reusable at
+once, so the table and its indexes stay at the size the bound implies (``bench/log_bound.py``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from registry.db import db, end_read, write_transaction
+from registry.monitoring.tables import LoggedPrediction
+from registry.tables import RegisteredModel
+from registry.telemetry import PREDICTION_LOG_PRUNED
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+ROW_OVERHEAD = 64  # the fixed columns of a row (ids, version, latency, status, times), counted once
+LOW_WATER = 0.9  # a model over its allotment is pruned down to this share of it
+NEAR = 0.9  # /readyz warns when the log holds this share of PREDICTION_LOG_MAX_MB or more
+PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
+VACUUM_PAGES = 10_000  # pages (4 KB) SQLite gives back per turn at most: a short write lock
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the log holds: per model name, (rows, bytes)."""
+
+    models: dict[str, tuple[int, int]]
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of every model's rows."""
+        return sum(size for _, size in self.models.values())
+
+    @property
+    def rows(self) -> int:
+        """Rows of every model."""
+        return sum(rows for rows, _ in self.models.values())
+
+
+def row_bytes(inputs: str | None, outputs: str | None, request_id: str, alias: str | None, route: str | None) -> int:
+    """What a row counts for: its JSON and text as written, and the fixed columns (migration 0014 measures alike)."""
+    return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route) if part)
+
+
+def allotments(used: dict[str, int], bound: int, caps: dict[str, int]) -> dict[str, int]:
+    """Each model's share of ``bound`` bytes, by water-filling over what each has ``used`` (a model's own
+    cap in ``caps`` lowering what it asks for): a model gets all it uses up to an equal share of what the
+    models using less leave, so no model is cut below an equal share by another's traffic."""
+    demands = {name: min(size, caps.get(name, size)) for name, size in used.items()}
+    left, given = bound, {}
+    waiting = sorted(demands, key=demands.get)
+    for position, name in enumerate(waiting):
+        fair = left // (len(waiting) - position)
+        given[name] = min(demands[name], fair)
+        left -= given[name]
+    return given
+
+
+def usage() -> Usage:
+    """Rows and bytes per model, read now (one aggregate over the bounded table)."""
+    found = db.session.execute(
+        select(RegisteredModel.name, func.count(LoggedPrediction.id), func.coalesce(func.sum(LoggedPrediction.bytes), 0))
+        .join(RegisteredModel, RegisteredModel.id == LoggedPrediction.model_id)
+        .group_by(RegisteredModel.name)
+    ).all()
+    end_read()
+    return Usage({name: (rows, int(size)) for name, rows, size in found})
+
+
+def enforce(bound_mb: float) -> tuple[Usage, Usage]:
+    """Prune every model over its allotment of ``bound_mb``, oldest first; the usage found (before
+    pruning) and the usage left."""
+    before = usage()
+    caps = _caps()
+    bound = int(bound_mb * MB)
+    used = {name: size for name, (_, size) in before.models.items()}
+    shares = allotments(used, bound, caps)
+    removed = 0
+    for name, size in used.items():
+        if size > shares[name]:
+            removed += _prune_model(name, int(shares[name] * LOW_WATER))
+    if not removed:
+        return before, before
+    PREDICTION_LOG_PRUNED.labels("bytes").inc(removed)
+    give_back()
+    return before, usage()
+
+
+def _caps() -> dict[str, int]:
+    """Each model's own cap in bytes, where it set one."""
+    found = db.session.execute(
+        select(RegisteredModel.name, RegisteredModel.prediction_log_max_mb)
+        .where(RegisteredModel.prediction_log_max_mb.is_not(None))
+    ).all()
+    end_read()
+    return {name: int(max_mb * MB) for name, max_mb in found}
+
+
+def _prune_model(name: str, keep: int) -> int:
+    """Delete ``name``'s oldest rows until its newest ones hold ``keep`` bytes at most; how many went."""
+    model_id = db.session.execute(select(RegisteredModel.id).where(RegisteredModel.name == name)).scalar_one()
+    running = select(
+        LoggedPrediction.id,
+        func.sum(LoggedPrediction.bytes).over(order_by=LoggedPrediction.id.desc()).label("kept"),
+    ).where(LoggedPrediction.model_id == model_id).subquery()
+    # The newest row that does not fit: it and every older row of the model go.
+    cutoff = db.session.execute(
+        select(running.c.id).where(running.c.kept > keep).order_by(running.c.id.desc()).limit(1)
+    ).scalar()
+    end_read()
+    if cutoff is None:
+        return 0
+    return delete_batches((LoggedPrediction.model_id == model_id) & (LoggedPrediction.id <= cutoff))
+
+
+def delete_batches(condition) -> int:
+    """Delete the log's rows matching ``condition``, PRUNE_BATCH at a time; how many went."""
+    removed = 0
+    while True:
+        with write_transaction() as session:
+            ids = select(LoggedPrediction.id).where(condition).limit(PRUNE_BATCH)
+            gone = session.execute(
+                LoggedPrediction.__table__.delete().where(LoggedPrediction.id.in_(ids.scalar_subquery()))
+            ).rowcount
+        removed += gone
+        if gone < PRUNE_BATCH:
+            return removed
+
+
+def give_back() -> None:
+    """After pruning: SQLite returns freed pages to the file system, PostgreSQL marks dead rows' space reusable."""
+    engine = db.engine
+    if engine.dialect.name == "sqlite":
+        connection = engine.raw_connection()
+        try:
+            # executescript steps the pragma to its end (one execute frees a single page), outside any transaction.
+            # Then the WAL is written back and emptied: under a steady flood the automatic (passive)
+            # checkpoints never catch up, and the WAL would grow without bound beside a flat file.
+            connection.driver_connection.executescript(
+                f"PRAGMA incremental_vacuum({VACUUM_PAGES}); PRAGMA wal_checkpoint(TRUNCATE);"
+            )
+        finally:
+            connection.close()
+    elif engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # SKIP_LOCKED: another process vacuuming it now does the same work; nobody waits for it.
+            connection.execute(text(f"VACUUM (SKIP_LOCKED) {LoggedPrediction.__tablename__}"))
+
+
+def free_bytes(database_url: str) -> int | None:
+    """Free space on the volume of a SQLite database's file; None where it cannot be seen (PostgreSQL's server)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return shutil.disk_usage(os.path.dirname(os.path.abspath(url.database))).free

@@ -1,0 +1,151 @@
+"""The prediction log bounded by bytes (issue 48): PREDICTION_LOG_MAX_MB holds under a flood at a 100 %
+share, shared fairly among models (one hot model cannot evict another's rows), a model may ask for
+less, /metrics and /readyz say what the log holds, logging stops on a volume short of space, and
+pruning gives the space back (SQLite's file, PostgreSQL's table)."""
+import sqlite3
+
+import orjson
+import pytest
+from sqlalchemy import func, select, text
+
+from registry.db import db
+from registry.monitoring import log_bounds
+from registry.monitoring.prediction_log import Entry
+from registry.monitoring.tables import LoggedPrediction
+from registry.tables import utcnow
+from tests.databases import BACKEND
+from tests.helpers import assert_problem, scaled_sum, upload_ok
+
+MAX_MB = 0.25
+WIDE = [float(i) / 7 for i in range(120)]  # ~2.5 KB of JSON a row: the bound is a hundred-odd rows
+
+
+@pytest.fixture
+def app(build_app):
+    return build_app(PREDICTION_LOG_SAMPLE=1.0, PREDICTION_LOG_MAX_MB=MAX_MB)
+
+
+@pytest.fixture
+def models(client, ci):
+    for name in ("hot", "quiet"):
+        upload_ok(client, ci, name, scaled_sum(1))
+        assert client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci).status_code == 200
+    return "hot", "quiet"
+
+
+def the_log(app):
+    return app.extensions["model_registry"].prediction_log
+
+
+def flood(app, model: str, count: int, start: int = 0) -> None:
+    """Offer ``count`` wide entries of ``model`` to the writer, as the predict routes do, and wait until written."""
+    prediction_log = the_log(app)
+    for i in range(start, start + count):
+        prediction_log.offer(Entry(request_id=f"{model}-{i}", model=model, version=1, alias="production", route="primary",
+                                   rows=[WIDE], outputs={"predictions": [1.0]}, latency_ms=1.0, status=200, at=utcnow()))
+    assert prediction_log.flush(timeout=60), "the prediction log did not drain"
+
+
+def held(app) -> log_bounds.Usage:
+    with app.app_context():
+        return log_bounds.usage()
+
+
+def test_the_bound_holds_under_a_flood_oldest_first(app, models):
+    for turn in range(8):  # ~1 MB offered in all: four times the bound
+        flood(app, "hot", 50, start=turn * 50)
+        assert held(app).bytes <= MAX_MB * log_bounds.MB
+    with app.app_context():
+        kept = db.session.execute(select(LoggedPrediction.request_id).order_by(LoggedPrediction.id)).scalars().all()
+    assert kept[-1] == "hot-399" and len(kept) < 400
+    assert kept == [f"hot-{i}" for i in range(400 - len(kept), 400)]  # the newest, without a gap
+
+
+def test_a_hot_model_does_not_evict_a_quiet_ones_rows(app, models):
+    flood(app, "quiet", 20)
+    flood(app, "hot", 400)
+    usage = held(app)
+    assert usage.models["quiet"][0] == 20  # all of them: under an equal share
+    assert usage.bytes <= MAX_MB * log_bounds.MB
+    assert usage.models["hot"][1] > usage.models["quiet"][1]  # it has what the quiet one leaves
+
+
+def test_a_model_may_ask_for_less_and_shows_it(app, client, models, ci):
+    changed = client.patch("/models/hot", json={"prediction_log": {"max_mb": 0.05}}, headers=ci)
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["prediction_log"] == {"sample": 1.0, "max_mb": 0.05}
+    flood(app, "hot", 200)
+    assert 0 < held(app).models["hot"][1] <= 0.05 * log_bounds.MB
+    both = client.patch("/models/hot", json={"prediction_log": {"sample": 0.5, "max_mb": None}}, headers=ci)
+    assert both.get_json()["prediction_log"] == {"sample": 0.5, "max_mb": None}
+
+
+@pytest.mark.parametrize("max_mb", [0, -1, "lots"])
+def test_a_cap_that_is_not_a_positive_number_is_refused(client, models, ci, max_mb):
+    assert_problem(client.patch("/models/hot", json={"prediction_log": {"max_mb": max_mb}}, headers=ci), 422, "max_mb")
+
+
+def test_metrics_show_bytes_rows_and_pruned_rows(app, client, models):
+    flood(app, "quiet", 5)
+    flood(app, "hot", 300)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    usage = held(app)
+    assert f'registry_prediction_log_rows{{model="quiet"}} 5.0' in metrics
+    assert f'registry_prediction_log_bytes{{model="hot"}} {float(usage.models["hot"][1])}' in metrics
+    assert f"registry_prediction_log_max_bytes {MAX_MB * log_bounds.MB}" in metrics
+    pruned = next(line for line in metrics.splitlines() if line.startswith('registry_prediction_log_pruned_total{reason="bytes"}'))
+    assert float(pruned.split()[-1]) >= 300 - usage.models["hot"][0]
+
+
+def test_readyz_warns_near_the_bound(app, client, models):
+    assert not [w for w in client.get("/readyz").get_json()["warnings"] if "PREDICTION_LOG_MAX_MB" in w]
+    flood(app, "hot", 300)
+    warnings = client.get("/readyz").get_json()["warnings"]
+    assert any("of PREDICTION_LOG_MAX_MB=0.25: each model's oldest rows are pruned" in w for w in warnings), warnings
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="a PostgreSQL server's volume is not visible to the registry")
+def test_logging_stops_when_the_databases_volume_runs_short(build_app, ci, admin):
+    app = build_app(PREDICTION_LOG_SAMPLE=1.0, PREDICTION_LOG_MIN_FREE_MB=10**12)  # more than any disk has
+    client = app.test_client()
+    upload_ok(client, admin, "m", scaled_sum(1))  # registry writes go on
+    assert client.post("/models/m/versions/1/promote", json={}, headers=admin).status_code == 200
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready"
+    assert any("under PREDICTION_LOG_MIN_FREE_MB=1e+12: the prediction log records nothing" in w
+               for w in ready["warnings"]), ready["warnings"]
+    for _ in range(5):
+        assert client.post("/models/m/production/predict", json={"instances": [[1.0, 2.0, 3.0]]}).status_code == 200
+    assert the_log(app).flush()
+    assert held(app).rows == 0
+    assert "registry_prediction_log_paused 1.0" in client.get("/metrics").get_data(as_text=True)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's file")
+def test_sqlite_gives_pruned_pages_back_and_its_file_stops_growing(app, models, database_url):
+    path = database_url.removeprefix("sqlite:///")
+    pages = []
+    for turn in range(6):
+        flood(app, "hot", 100, start=turn * 100)
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+            pages.append(connection.execute("PRAGMA page_count").fetchone()[0])
+            assert connection.execute("PRAGMA freelist_count").fetchone()[0] == 0  # given back to the file system
+    assert max(pages[3:]) <= max(pages[:3]) * 1.1, pages  # flat once at the bound (pages fill unevenly)
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's table")
+def test_postgresql_table_and_indexes_stop_growing_across_prune_cycles(app, models):
+    sizes = []
+    for turn in range(6):
+        flood(app, "hot", 100, start=turn * 100)
+        with app.app_context():
+            sizes.append(db.session.execute(text("SELECT pg_total_relation_size('prediction_log')")).scalar())
+    assert max(sizes[3:]) <= max(sizes[:3]) * 1.2, sizes  # flat once at the bound
+
+
+def test_rows_carry_their_size(app, models):
+    flood(app, "hot", 3)
+    with app.app_context():
+        sizes = db.session.execute(select(func.min(LoggedPrediction.bytes))).scalar()
+    assert sizes > len(orjson.dumps([WIDE]))
