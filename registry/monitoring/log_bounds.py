@@ -58,7 +58,8 @@ class Usage:
         return sum(rows for rows, _ in self.models.values())
 
 
-def row_bytes(inputs: str | None, outputs: str | None, request_id: str, alias: str | None, route: str | None) -> int:
+def row_bytes(*, inputs: str | None, outputs: str | None, request_id: str, alias: str | None,
+              route: str | None) -> int:
     """What a row counts for: its JSON and text as written, and the fixed columns (migration 0014 measures alike)."""
     return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route) if part)
 

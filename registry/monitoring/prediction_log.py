@@ -376,7 +376,8 @@ def _insert_for(dialect) -> tuple[str, Callable]:
 def _row(entry: Entry, model_id: int, at: Callable | None) -> tuple:
     inputs = _json(_jsonable(entry.rows) if not isinstance(entry.rows, np.ndarray) else entry.rows)
     outputs = _json(entry.outputs)
-    size = log_bounds.row_bytes(inputs, outputs, entry.request_id, entry.alias, entry.route)
+    size = log_bounds.row_bytes(inputs=inputs, outputs=outputs, request_id=entry.request_id, alias=entry.alias,
+                                route=entry.route)
     return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, outputs,
             entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at, size)
 

@@ -15,4 +15,4 @@ def test_a_models_own_cap_lowers_its_share_and_leaves_the_rest_to_others():
 
 
 def test_a_row_counts_its_text_and_the_fixed_columns():
-    assert row_bytes("[[1]]", None, "r-1", "production", None) == 64 + 5 + 3 + 10
+    assert row_bytes(inputs="[[1]]", outputs=None, request_id="r-1", alias="production", route=None) == 64 + 5 + 3 + 10
