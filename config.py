@@ -23,6 +23,16 @@ def _bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def secret(name: str) -> str | None:
+    """A secret given as ``NAME``, or as the file ``NAME_FILE`` names (Docker and Kubernetes secrets), less its
+    final newline. Read here, from the file, so that it never has to be put in the environment of the
+    process or of anything it starts (deploy/entrypoint.py checks the file before the start)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().rstrip("\r\n") or None
+    return os.environ.get(name) or None
+
+
 def memory_mb(cgroup_limit: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
     """The memory this service may use: its cgroup's limit (in a container), else the machine's."""
     try:
@@ -42,22 +52,20 @@ class Config:
     """Settings of one deployment; ``create_app`` copies them into ``app.config``."""
 
     INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", DATA_DIR / "instance"))
-    SQLALCHEMY_DATABASE_URI = os.environ.get(
-        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
-    )
+    SQLALCHEMY_DATABASE_URI = secret("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
     DATABASE_WAIT_SECONDS = _float("DATABASE_WAIT_SECONDS", 0.0)  # the container's entrypoint waits this long for it
     # A directory (one machine, or a shared mount) or s3://bucket/prefix (a fleet: docs/scaling.md).
     ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(DATA_DIR / "artifacts"))
     # The S3 endpoint and credentials, by their standard names (unset: the client's own lookup).
     AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
     AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID") or None
-    AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY") or None
+    AWS_SECRET_ACCESS_KEY = secret("AWS_SECRET_ACCESS_KEY")
     AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     # With an S3 store: this machine's copies of artifacts, shared by its workers, and their byte budget
     # (what an alias or a rollout serves is kept even over it).
     ARTIFACT_CACHE_DIR = Path(os.environ.get("ARTIFACT_CACHE_DIR", INSTANCE_DIR / "artifact-cache"))
     ARTIFACT_CACHE_MB = _int("ARTIFACT_CACHE_MB", 10_240)
-    ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN") or None
+    ADMIN_TOKEN = secret("ADMIN_TOKEN")
     MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
     # What an artifact may unpack to (decompressed bytes and arrays): by default a quarter of a worker's
     # share of memory, leaving room for the models it serves and the request it answers. An upload
@@ -113,7 +121,7 @@ class Config:
     PROXY_HOPS = _int("PROXY_HOPS", 0)
     # Signs the dashboard's session cookie and CSRF tokens; the same value on every replica.
     # When unset, a random key is made once and kept in INSTANCE_DIR/secret_key.
-    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    SECRET_KEY = secret("SECRET_KEY")
     # Set by gunicorn.conf.py; /metrics then adds up every worker's samples.
     PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     # Background alias watcher; off in tests that drive refreshes by hand.

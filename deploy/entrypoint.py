@@ -2,15 +2,17 @@
 become gunicorn. ``python -m deploy.entrypoint`` is the image's ENTRYPOINT; it runs before anything
 reads the configuration, in this order:
 
-1. each secret given as a file (``ADMIN_TOKEN_FILE``, ``DATABASE_URL_FILE``,
-   ``AWS_SECRET_ACCESS_KEY_FILE``: Docker and Kubernetes secrets) becomes its variable;
+1. each secret given as a file (``ADMIN_TOKEN_FILE``, ``SECRET_KEY_FILE``, ``DATABASE_URL_FILE``,
+   ``AWS_SECRET_ACCESS_KEY_FILE``: Docker and Kubernetes secrets) must be readable and not empty; it is
+   read by config.py in every process that needs it, never put in the environment (where gunicorn, its
+   workers and anything they start would inherit it);
 2. ``ARTIFACT_ROOT`` must name a store this release can use;
 3. the database must answer (within ``DATABASE_WAIT_SECONDS``, default 0: a fleet whose database starts
    beside it waits for it, also when it goes away again during the migration: a name that does not
    resolve yet, a refused or dropped connection), and is migrated one replica at a time (on PostgreSQL
    under an advisory lock: the first to start migrates, the others wait and then find the schema at head);
-4. without ``ADMIN_TOKEN``, the token kept in ``INSTANCE_DIR/admin_token`` is used: made and printed
-   once, on the first start;
+4. without ``ADMIN_TOKEN`` (or its file), the token kept in ``INSTANCE_DIR/admin_token`` is used: made and
+   printed once, on the first start, and named to the server as ``ADMIN_TOKEN_FILE``;
 5. gunicorn replaces this process, with the package's settings (``deploy/gunicorn_conf.py``), so that it is the one the
    container's signals reach (SIGTERM is a graceful stop); or the command given
    after the image's name does, with the same preparation (``docker run … IMAGE flask --app wsgi …``).
@@ -27,7 +29,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 
-SECRETS = ("ADMIN_TOKEN", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY")
+SECRETS = ("ADMIN_TOKEN", "SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY")
 # pg_advisory_lock's key for migrations: any fixed 64-bit number, the same in every replica.
 MIGRATION_LOCK = 0x6D725F6D69677261
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
@@ -44,13 +46,15 @@ def main(command: list[str] | None = None, *, read_again: str = "docker exec CON
     """Check, prepare, then exec gunicorn (or ``command``, by default the arguments); exit 1 with one line on
     stderr when the start is impossible. ``read_again`` is how to read a kept admin token again (shown with it)."""
     try:
-        read_secret_files(os.environ)
+        check_secret_files(os.environ)
         from config import BASE_DIR, Config  # only now: it reads the environment once, at import
 
         check_artifact_root(Config.ARTIFACT_ROOT)
         migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations",
                 wait_seconds=Config.DATABASE_WAIT_SECONDS)
-        os.environ["ADMIN_TOKEN"] = Config.ADMIN_TOKEN or kept_admin_token(Config.INSTANCE_DIR, read_again)
+        if not Config.ADMIN_TOKEN:
+            kept_admin_token(Config.INSTANCE_DIR, read_again)
+            os.environ["ADMIN_TOKEN_FILE"] = str(Config.INSTANCE_DIR / "admin_token")
     except CannotStart as exc:
         sys.exit(str(exc))
     sys.stdout.flush()  # what was printed must not stay in a buffer that exec throws away
@@ -59,8 +63,9 @@ def main(command: list[str] | None = None, *, read_again: str = "docker exec CON
     os.execvp(command[0], command)
 
 
-def read_secret_files(environ: MutableMapping[str, str]) -> None:
-    """Set each secret ``NAME`` given as ``NAME_FILE`` to that file's content, less its final newline."""
+def check_secret_files(environ: MutableMapping[str, str]) -> None:
+    """Stop unless each secret given as ``NAME_FILE`` is a readable text file with a value (less its final
+    newline) and ``NAME`` is not set too. The value stays in its file: config.py reads it there."""
     for name in SECRETS:
         path = environ.get(f"{name}_FILE")
         if not path:
@@ -73,7 +78,6 @@ def read_secret_files(environ: MutableMapping[str, str]) -> None:
             raise CannotStart(f"{name}_FILE={path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
         if not value:
             raise CannotStart(f"{name}_FILE={path} is empty")
-        environ[name] = value
 
 
 def check_artifact_root(root: str) -> None:

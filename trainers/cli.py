@@ -21,7 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from trainers import artifact, datasets
 from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
-from trainers.mlflow_import import import_registry, open_source
+from trainers.mlflow_import import DEFAULT_MAX_UPLOAD_MB, import_registry, open_source
 from trainers.mlflow_import.report import format_summary
 from trainers.params import parse_params
 from trainers.report import build_report, read_report, report_path_for, upload_metadata, write_report
@@ -315,7 +315,10 @@ def rollout_judge_command(registry, model, alias, min_requests, max_error_rate_i
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds to wait for each registry request.")
-def import_mlflow_command(tracking_uri, models, registry, token, dry_run, as_json, timeout):
+@click.option("--max-upload-mb", type=click.IntRange(min=1), default=DEFAULT_MAX_UPLOAD_MB, envvar="MAX_UPLOAD_MB",
+              show_default=True, help="The registry's MAX_UPLOAD_MB (or MAX_UPLOAD_MB): a file of MLflow larger than "
+                                      "this stops the import before it is read whole.")
+def import_mlflow_command(tracking_uri, models, registry, token, dry_run, as_json, timeout, max_upload_mb):
     """Import the scikit-learn versions of MLflow registered models, in version order, with their
     description, tags, run metrics and params, signature, input example and aliases.
 
@@ -329,7 +332,7 @@ def import_mlflow_command(tracking_uri, models, registry, token, dry_run, as_jso
     if not token and not dry_run:
         raise click.UsageError(f"give --token or set {TOKEN_VARIABLE} to a ci or admin token of the registry")
     try:
-        source = open_source(tracking_uri)
+        source = open_source(tracking_uri, max_upload_mb)
     except (ValueError, TrainerError) as exc:
         raise click.BadParameter(str(exc), param_hint="--tracking-uri") from None
     summary = import_registry(source, RegistryClient(registry, token or None, timeout), list(models), dry_run)

@@ -64,6 +64,12 @@ class ComposeFleet:
     port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: "mr_" + secrets.token_urlsafe(24))
     drain_seconds: float = 2
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    postgres_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    s3_secret_key: str = field(default_factory=lambda: secrets.token_hex(24))
+    max_upload_mb: int = 512
+    max_predict_mb: int = 32
+    trusted_balancers: str = ""
 
     @property
     def url(self) -> str:
@@ -76,12 +82,16 @@ class ComposeFleet:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
     def env(self) -> dict:
-        """The compose file's variables: the local images, the shared secrets, the published port."""
+        """The compose file's variables: the local images, the secrets (it has no default for any), the limits,
+        the published port."""
         return {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "REGISTRY_IMAGE": REGISTRY_IMAGE, "POSTGRES_IMAGE": POSTGRES_IMAGE,
             "SEAWEEDFS_IMAGE": SEAWEEDFS_IMAGE, "NGINX_IMAGE": NGINX_IMAGE,
-            "ADMIN_TOKEN": self.admin_token, "SECRET_KEY": secrets.token_hex(32),
+            "ADMIN_TOKEN": self.admin_token, "SECRET_KEY": self.secret_key,
+            "POSTGRES_PASSWORD": self.postgres_password, "S3_ACCESS_KEY_ID": "registry",
+            "S3_SECRET_ACCESS_KEY": self.s3_secret_key, "MAX_UPLOAD_MB": str(self.max_upload_mb),
+            "MAX_PREDICT_MB": str(self.max_predict_mb), "TRUSTED_BALANCERS": self.trusted_balancers,
             "REGISTRY_PUBLISH": f"127.0.0.1:{self.port}", "DRAIN_SECONDS": str(self.drain_seconds),
         }
 

@@ -153,15 +153,20 @@ def test_sigterm_during_a_slow_request_makes_it_not_ready_finishes_the_request_a
 
 
 def test_a_command_after_the_image_name_runs_with_the_secrets_read_from_their_files(image, tmp_path):
-    (tmp_path / "admin_token").write_text("from-a-docker-secret\n")
-    (tmp_path / "admin_token").chmod(0o644)  # the container's user reads it
+    for name, value in (("admin_token", "from-a-docker-secret"), ("secret_key", "a-key-from-a-file")):
+        (tmp_path / name).write_text(value + "\n")
+        (tmp_path / name).chmod(0o644)  # the container's user reads it
+    show = ("import os; from config import Config; "
+            "print(Config.ADMIN_TOKEN, Config.SECRET_KEY, 'ADMIN_TOKEN' in os.environ, 'SECRET_KEY' in os.environ)")
 
-    ran = containers.run_to_exit(image, "python3", "-c", "import os; print(os.environ['ADMIN_TOKEN'])",
-                                 env={"ADMIN_TOKEN_FILE": "/run/secrets/admin_token"},
-                                 options=("--volume", f"{tmp_path / 'admin_token'}:/run/secrets/admin_token:ro"))
+    ran = containers.run_to_exit(image, "python3", "-c", show,
+                                 env={"ADMIN_TOKEN_FILE": "/run/secrets/admin_token",
+                                      "SECRET_KEY_FILE": "/run/secrets/secret_key"},
+                                 options=("--volume", f"{tmp_path / 'admin_token'}:/run/secrets/admin_token:ro",
+                                          "--volume", f"{tmp_path / 'secret_key'}:/run/secrets/secret_key:ro"))
 
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.splitlines()[-1] == "from-a-docker-secret"
+    assert ran.stdout.splitlines()[-1] == "from-a-docker-secret a-key-from-a-file False False"  # read, not exported
 
 
 def test_the_trainers_command_line_and_its_client_run_in_the_image(image):

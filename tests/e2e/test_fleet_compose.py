@@ -1,11 +1,13 @@
 """The fleet of deploy/compose.yaml, brought up with podman-compose on images built here (PostgreSQL,
 SeaweedFS and nginx substituted through the compose file's variables): an upload and a promote through
-nginx, request ids passed through, failover while a replica is down, and a rolling replacement of both
+nginx, request ids passed through, bodies over a route's limit refused by nginx, X-Forwarded-Proto kept
+only from a trusted balancer, failover while a replica is down, and a rolling replacement of both
 replicas under prediction load that fails no request.
 
 The fleet is one per module (about a minute to start); the images are built once per machine
 (bench/harness/compose_fleet.py). The replicas serve PostgreSQL, their own: the SQLite pass runs it.
 """
+import http.client
 import threading
 import uuid
 
@@ -22,13 +24,16 @@ pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the fleet brings it
 
 MODEL = "fleet"
 LOAD_THREADS = 4
+MB = 1024 * 1024
+UPLOAD_MB, PREDICT_MB = 40, 4  # small limits, so that bodies over them are cheap to announce
 
 
 @pytest.fixture(scope="module")
 def fleet():
     """deploy/compose.yaml up, with a model uploaded and promoted through nginx; down with its volumes after."""
     built_or_fail(compose_fleet.ensure_images)
-    fleet = compose_fleet.ComposeFleet()
+    # nginx itself (127.0.0.1 in its container) stands for a trusted balancer in front.
+    fleet = compose_fleet.ComposeFleet(max_upload_mb=UPLOAD_MB, max_predict_mb=PREDICT_MB, trusted_balancers="127.0.0.1")
     try:
         fleet.up()
         uploaded = upload(fleet, MODEL, scaled_sum(2))
@@ -92,6 +97,49 @@ def test_replacing_both_replicas_one_at_a_time_under_load_fails_no_request(fleet
     assert not failed, f"{len(failed)} of {len(load.answers)} failed, first: {failed[:3]}\n{fleet.logs('nginx')[-3000:]}"
     assert [answer.prediction for answer in load.answers] == pytest.approx([expected_prediction(2)] * len(load.answers))
     assert len(load.answers) > 100
+
+
+@pytest.mark.parametrize("method, path, length", [
+    ("POST", f"/models/{MODEL}/production/predict", PREDICT_MB * MB + 1),
+    ("POST", f"/v2/models/{MODEL}/infer", PREDICT_MB * MB + 1),
+    ("PATCH", f"/models/{MODEL}", PREDICT_MB * MB + 1),
+    ("POST", f"/models/{MODEL}/versions", (UPLOAD_MB + 8) * MB + 1),
+], ids=["predict", "v2-infer", "other", "upload"])
+def test_a_body_over_its_routes_limit_is_refused_by_nginx_before_it_is_sent(fleet, method, path, length):
+    """Only the headers are sent: nginx answers from the announced length, never waiting for the body."""
+    refused = _announced(fleet, method, path, length)
+
+    assert refused.status == 413
+    assert refused.getheader("Content-Type") == "application/problem+json"
+    assert "over the limit of this route" in refused.read().decode()
+
+
+def test_an_upload_over_the_predict_limit_passes_nginx_to_the_replica(fleet):
+    sent = requests.post(f"{fleet.url}/models/{MODEL}/versions", files={"file": ("m.joblib", b"\0" * (PREDICT_MB * MB * 2))},
+                         headers=fleet.headers, timeout=60)
+
+    assert sent.status_code != 413 and 400 <= sent.status_code < 500, sent.text  # the replica's refusal of the file
+    assert "over the limit of this route" not in sent.text
+
+
+def test_x_forwarded_proto_is_kept_from_a_trusted_balancer_only(fleet):
+    from_client = requests.get(f"{fleet.url}/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+    request = "GET /healthz HTTP/1.0\r\nHost: registry\r\nX-Forwarded-Proto: https\r\n\r\n"
+    from_balancer = containers.podman("exec", fleet.container("nginx"), "bash", "-c",
+                                      f"exec 3<>/dev/tcp/127.0.0.1/80; printf '{request}' >&3; cat <&3").stdout
+
+    assert from_client.status_code == 200 and "Strict-Transport-Security" not in from_client.headers
+    assert " 200 " in from_balancer.splitlines()[0]
+    assert "strict-transport-security:" in from_balancer.lower()  # the replica saw https
+
+
+def _announced(fleet, method: str, path: str, length: int) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", fleet.port, timeout=10)
+    connection.putrequest(method, path)
+    for name, value in {**fleet.headers, "Content-Type": "application/json", "Content-Length": str(length)}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    return connection.getresponse()
 
 
 def _predict(session: requests.Session, fleet, headers: dict | None = None) -> requests.Response:

@@ -1,6 +1,8 @@
 """The container's entrypoint (deploy/entrypoint.py) before gunicorn: secrets from files, the admin token
 kept on the volume, and migrations that replicas starting at once apply one at a time, on the backend
 under test. tests/e2e/test_container_image.py runs it in the image."""
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -15,23 +17,55 @@ from sqlalchemy.engine import make_url
 
 from bench.harness.tcp_proxy import CuttableProxy
 from config import BASE_DIR
-from deploy.entrypoint import CannotStart, kept_admin_token, migrate, read_secret_files
+from deploy.entrypoint import CannotStart, check_secret_files, kept_admin_token, migrate
 from tests.databases import BACKEND, fresh_database
 from tests.helpers import MIGRATIONS
 
 REPLICAS = 3
 
 
-def test_a_secret_file_sets_its_variable_without_the_final_newline(tmp_path):
-    (tmp_path / "url").write_text("postgresql+psycopg://registry:s3cret@db/registry\n")
-    (tmp_path / "key").write_text("a key with a trailing space \n")
-    environ = {"DATABASE_URL_FILE": str(tmp_path / "url"), "AWS_SECRET_ACCESS_KEY_FILE": str(tmp_path / "key")}
+# What the command after the entrypoint sees: the secrets in its environment, and config.py's values.
+SHOW = ("import json, os; from config import Config; "
+        "print(json.dumps({'environ': sorted(k for k in os.environ if k in ('ADMIN_TOKEN', 'SECRET_KEY', "
+        "'AWS_SECRET_ACCESS_KEY', 'ADMIN_TOKEN_FILE')), 'admin': Config.ADMIN_TOKEN, 'key': Config.SECRET_KEY, "
+        "'s3': Config.AWS_SECRET_ACCESS_KEY, 'database': Config.SQLALCHEMY_DATABASE_URI}))")
 
-    read_secret_files(environ)
 
-    assert environ["DATABASE_URL"] == "postgresql+psycopg://registry:s3cret@db/registry"
-    assert environ["AWS_SECRET_ACCESS_KEY"] == "a key with a trailing space "
-    assert "ADMIN_TOKEN" not in environ
+def _started(tmp_path, **environ) -> dict:
+    """What ``python -m deploy.entrypoint python -c SHOW`` printed last, started with ``environ`` only."""
+    base = {"PATH": os.environ["PATH"], "INSTANCE_DIR": str(tmp_path / "data"), "ARTIFACT_ROOT": str(tmp_path / "artifacts")}
+    done = subprocess.run([sys.executable, "-m", "deploy.entrypoint", sys.executable, "-c", SHOW], cwd=BASE_DIR,
+                          env={**base, **environ}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_secrets_from_files_reach_the_server_without_being_put_in_its_environment(tmp_path):
+    for name, value in (("admin", "mr_from-a-file"), ("key", "a key with a trailing space "), ("s3", "s3-secret"),
+                        ("url", f"sqlite:///{tmp_path}/registry.db")):
+        (tmp_path / name).write_text(value + "\n")
+
+    seen = _started(tmp_path, ADMIN_TOKEN_FILE=str(tmp_path / "admin"), SECRET_KEY_FILE=str(tmp_path / "key"),
+                    AWS_SECRET_ACCESS_KEY_FILE=str(tmp_path / "s3"), DATABASE_URL_FILE=str(tmp_path / "url"))
+
+    assert seen == {"environ": ["ADMIN_TOKEN_FILE"], "admin": "mr_from-a-file", "key": "a key with a trailing space ",
+                    "s3": "s3-secret", "database": f"sqlite:///{tmp_path}/registry.db"}
+
+
+def test_the_kept_admin_token_is_named_by_its_file_not_put_in_the_environment(tmp_path):
+    seen = _started(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/registry.db")
+
+    assert seen["environ"] == ["ADMIN_TOKEN_FILE"]
+    assert seen["admin"] == (tmp_path / "data" / "admin_token").read_text().strip()
+
+
+def test_a_secret_file_is_checked_and_left_in_its_file(tmp_path):
+    (tmp_path / "key").write_text("k\n")
+    environ = {"SECRET_KEY_FILE": str(tmp_path / "key")}
+
+    check_secret_files(environ)
+
+    assert environ == {"SECRET_KEY_FILE": str(tmp_path / "key")}
 
 
 @pytest.mark.parametrize("make, environ, message", [
@@ -40,7 +74,9 @@ def test_a_secret_file_sets_its_variable_without_the_final_newline(tmp_path):
     ("\n", {"ADMIN_TOKEN_FILE": "{dir}/secret"}, "ADMIN_TOKEN_FILE={dir}/secret is empty"),
     (b"\xff\xfe", {"ADMIN_TOKEN_FILE": "{dir}/secret"}, "ADMIN_TOKEN_FILE={dir}/secret: cannot read it ('utf-8' codec"),
     ("t", {"ADMIN_TOKEN_FILE": "{dir}/secret", "ADMIN_TOKEN": "t2"}, "ADMIN_TOKEN and ADMIN_TOKEN_FILE are both set"),
-], ids=["missing", "a-directory", "empty", "not-text", "both-set"])
+    (None, {"SECRET_KEY_FILE": "{dir}/absent"}, "SECRET_KEY_FILE={dir}/absent: cannot read it (No such file or directory)"),
+    ("k", {"SECRET_KEY_FILE": "{dir}/secret", "SECRET_KEY": "k2"}, "SECRET_KEY and SECRET_KEY_FILE are both set"),
+], ids=["missing", "a-directory", "empty", "not-text", "both-set", "key-missing", "key-both-set"])
 def test_a_secret_file_that_gives_no_secret_stops_the_start_with_one_line(tmp_path, make, environ, message):
     if isinstance(make, str):
         (tmp_path / "secret").write_text(make)
@@ -49,7 +85,7 @@ def test_a_secret_file_that_gives_no_secret_stops_the_start_with_one_line(tmp_pa
     environ = {key: value.format(dir=tmp_path) for key, value in environ.items()}
 
     with pytest.raises(CannotStart) as stopped:
-        read_secret_files(environ)
+        check_secret_files(environ)
 
     assert str(stopped.value).startswith(message.format(dir=tmp_path)) and "\n" not in str(stopped.value)
 

@@ -2,10 +2,14 @@
 tests/unit/compose_spec/), and agrees with nginx.conf and with what the fleet needs; the fleet test
 (tests/e2e/test_fleet_compose.py) runs it."""
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from config import BASE_DIR
@@ -56,3 +60,35 @@ def test_nginx_does_not_name_its_version():
     from pathlib import Path
     conf = (Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "nginx.conf").read_text()
     assert "server_tokens off;" in conf
+
+
+SECRETS = ("ADMIN_TOKEN", "SECRET_KEY", "POSTGRES_PASSWORD", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
+
+
+def test_no_secret_has_a_default_every_one_is_required_with_a_message():
+    uses = re.findall(r"\$\{(" + "|".join(SECRETS) + r")([^}]*)\}", COMPOSE.read_text())
+
+    assert {name for name, _ in uses} == set(SECRETS)
+    assert all(rest.startswith(":?set ") for _, rest in uses), uses
+
+
+@pytest.mark.skipif(shutil.which("podman-compose") is None, reason="needs podman-compose (CONTAINERS.md)")
+@pytest.mark.parametrize("missing", SECRETS)
+def test_compose_refuses_to_start_without_each_secret_and_names_it(missing):
+    environ = {"PATH": os.environ["PATH"], **{name: "set" for name in SECRETS if name != missing}}
+
+    # podman-compose reads (and interpolates) the whole file before any command, `up` or `ps` alike: `ps`
+    # starts nothing even if the refusal were gone.
+    done = subprocess.run(["podman-compose", "-p", "refused", "-f", str(COMPOSE), "ps"],
+                          env=environ, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode != 0
+    assert f"set {missing} to " in done.stderr
+
+
+def test_nginx_sets_the_forwarded_host_and_keeps_a_balancers_proto_only():
+    conf = NGINX.read_text()
+
+    assert "proxy_set_header X-Forwarded-Host $host;" in conf  # never the caller's own header
+    assert "proxy_set_header X-Forwarded-Proto $forwarded_proto;" in conf
+    assert re.search(r'map "\$from_balancer:\$http_x_forwarded_proto" \$forwarded_proto \{\s*default\s+\$scheme;', conf)

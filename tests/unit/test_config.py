@@ -1,7 +1,7 @@
 """Defaults read from the machine: the memory the service may use, and the model bound made of it."""
 import os
 
-from config import memory_mb
+from config import memory_mb, secret
 
 
 def test_a_cgroup_limit_is_the_memory_the_service_may_use(tmp_path):
@@ -16,3 +16,20 @@ def test_without_a_cgroup_limit_the_machine_memory_counts(tmp_path):
     unlimited.write_text("max\n")
     assert memory_mb(unlimited) == machine
     assert memory_mb(tmp_path / "absent") == machine
+
+
+def test_a_secret_is_read_from_its_file_less_the_final_newline(tmp_path, monkeypatch):
+    (tmp_path / "key").write_text("a key \n")
+    monkeypatch.setenv("SECRET_KEY_FILE", str(tmp_path / "key"))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+
+    assert secret("SECRET_KEY") == "a key "
+    assert "SECRET_KEY" not in os.environ
+
+
+def test_a_secret_without_a_file_is_its_variable_and_an_empty_one_is_none(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY_FILE", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "k")
+    assert secret("SECRET_KEY") == "k"
+    monkeypatch.setenv("SECRET_KEY", "")
+    assert secret("SECRET_KEY") is None

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from trainers.errors import TrainerError
+from trainers.mlflow_import.bounds import DEFAULT_MAX_UPLOAD_MB, MB, over_limit, read_capped, relative_path
 from trainers.mlflow_import.records import SourceModel, SourceRun, SourceVersion, Unimportable
 
 # The part of an artifact path that is the same in every copy of a store: <experiment>/<run or model>/artifacts/…
@@ -20,10 +21,12 @@ class LocalStoreError(TrainerError):
 
 
 class LocalSource:
-    """The registered models of the MLflow file store at ``root`` (the folder that holds ``models/``)."""
+    """The registered models of the MLflow file store at ``root`` (the folder that holds ``models/``); no file
+    larger than ``max_bytes`` is read."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_UPLOAD_MB * MB):
         self.root = root.resolve()
+        self.max_bytes = max_bytes
         self.uri = self.root.as_uri()
         if not (self.root / "models").is_dir():
             raise LocalStoreError(f"{root} holds no models/ folder: it is not an MLflow file store with registered models")
@@ -54,10 +57,16 @@ class LocalSource:
         )
 
     def read(self, version: SourceVersion, name: str) -> bytes:
-        """A file of the version's model folder."""
-        path = self._artifacts(version) / name
+        """A file of the version's model folder, never one a symlink leads out of it to, read in chunks and
+        refused (OverLimit) once it passes ``max_bytes``."""
+        folder = self._artifacts(version).resolve()
+        path = (folder / relative_path(name, "file")).resolve()
+        if not path.is_relative_to(folder):
+            raise Unimportable(f"its {name} leads out of its model folder")
+        what = f"{name} of {version.model} v{version.version}"
         try:
-            return path.read_bytes()
+            with path.open("rb") as file:
+                return read_capped(iter(lambda: file.read(1024 * 1024), b""), self.max_bytes, what)
         except FileNotFoundError:
             raise Unimportable(f"its model folder has no {name}") from None
         except OSError as exc:

@@ -5,30 +5,50 @@ Auth as MLflow's own clients do: ``MLFLOW_TRACKING_TOKEN`` (bearer) or ``MLFLOW_
 """
 from __future__ import annotations
 
+import json
 import os
-from urllib.parse import quote, urlsplit
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from registry_client.transport import connection_failure
 
 from trainers.errors import TrainerError
+from trainers.mlflow_import.bounds import DEFAULT_MAX_UPLOAD_MB, MB, over_limit, read_capped, relative_path
 from trainers.mlflow_import.records import SourceModel, SourceRun, SourceVersion, Unimportable
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 PAGE = 100
 TIMEOUT = 60.0
+MAX_ANSWER_BYTES = 16 * MB  # one page of the REST API's JSON answers
+CHUNK = 64 * 1024
 
 
 class MlflowError(TrainerError):
     """The tracking server cannot be reached, refused us, or has no model by a name we were given."""
 
 
-class RestSource:
-    """The registered models of the MLflow tracking server at ``uri``."""
+@dataclass(frozen=True)
+class Reply:
+    """An answer of the tracking server, its body read within a limit."""
 
-    def __init__(self, uri: str):
+    status: int
+    reason: str
+    content: bytes
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer."""
+        return 200 <= self.status < 300
+
+
+class RestSource:
+    """The registered models of the MLflow tracking server at ``uri``; no file larger than ``max_bytes`` is read."""
+
+    def __init__(self, uri: str, max_bytes: int = DEFAULT_MAX_UPLOAD_MB * MB):
         self.uri = uri.rstrip("/")
+        self.max_bytes = max_bytes
         self._session = requests.Session()
         token = os.environ.get("MLFLOW_TRACKING_TOKEN")
         user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
@@ -55,7 +75,7 @@ class RestSource:
     def run(self, run_id: str) -> SourceRun | None:
         """The run a version came from; None when it was deleted."""
         response = self._request(f"{API}/runs/get", {"run_id": run_id})
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         run = _body(response, "runs/get")["run"]
         data = run.get("data") or {}
@@ -68,21 +88,30 @@ class RestSource:
         )
 
     def read(self, version: SourceVersion, name: str) -> bytes:
-        """A file of the version's model folder, through the server's artifact proxy."""
+        """A file of the version's model folder, through the server's artifact proxy, streamed and refused
+        (OverLimit) once it passes ``max_bytes``. The folder and the name are relative paths inside it."""
+        folder = self._folder(version)
+        name = relative_path(name, "file")
+        what = f"{name} of {version.model} v{version.version}"
+        response = self._request(f"{ARTIFACTS}/{quote(folder)}/{quote(name)}", {}, self.max_bytes, what)
+        if response.status == 404:
+            raise Unimportable(f"its model folder has no {name}")
+        if not response.ok:
+            raise MlflowError(f"MLflow answered {response.status} reading {what}: {_message(response)}")
+        return response.content
+
+    def _folder(self, version: SourceVersion) -> str:
+        """The version's model folder in the artifact proxy: a relative path, never one that climbs out."""
         location = version.location
-        if not location.startswith("mlflow-artifacts:"):
+        parts = urlsplit(location)
+        if parts.scheme != "mlflow-artifacts":
             raise Unimportable(
                 f"its files are at {location}, which the tracking server does not serve: start it with "
                 "--serve-artifacts, or import from the mlruns/ folder"
             )
-        folder = urlsplit(location).path.strip("/")
-        response = self._request(f"{ARTIFACTS}/{quote(folder)}/{quote(name)}", {})
-        if response.status_code == 404:
-            raise Unimportable(f"its model folder has no {name}")
-        if not response.ok:
-            raise MlflowError(f"MLflow answered {response.status_code} reading {name} of "
-                                    f"{version.model} v{version.version}: {_message(response)}")
-        return response.content
+        if parts.query or parts.fragment:
+            raise Unimportable(f"its model folder {location!r} is not a path in the tracking server's artifacts")
+        return relative_path(unquote(parts.path).strip("/"), "model folder")
 
     def _version(self, item: dict) -> SourceVersion:
         name, number = item["name"], int(item["version"])
@@ -106,13 +135,20 @@ class RestSource:
 
     def _get(self, path: str, params: dict) -> dict:
         response = self._request(path, params)
-        if response.status_code == 404:
+        if response.status == 404:
             raise MlflowError(f"MLflow at {self.uri}: {_message(response)}")
         return _body(response, path)
 
-    def _request(self, path: str, params: dict) -> requests.Response:
+    def _request(self, path: str, params: dict, limit: int = MAX_ANSWER_BYTES, what: str = "") -> Reply:
+        """GET ``path``, its body streamed and refused (OverLimit) past ``limit`` bytes."""
         try:
-            return self._session.get(self.uri + path, params=params, timeout=TIMEOUT)
+            with self._session.get(self.uri + path, params=params, timeout=TIMEOUT, stream=True) as response:
+                what = what or f"MLflow's answer to {path}"
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise over_limit(what, limit)
+                content = read_capped(response.iter_content(CHUNK), limit, what)
+                return Reply(response.status_code, response.reason or "", content)
         except requests.RequestException as exc:
             raise MlflowError(f"cannot reach MLflow at {self.uri}: {connection_failure(exc)}") from exc
 
@@ -125,25 +161,28 @@ def _model(item: dict) -> SourceModel:
     )
 
 
-def _body(response: requests.Response, what: str) -> dict:
-    if response.status_code in (401, 403):
-        raise MlflowError(f"MLflow refused the credentials ({response.status_code}): set MLFLOW_TRACKING_TOKEN, "
+def _body(response: Reply, what: str) -> dict:
+    if response.status in (401, 403):
+        raise MlflowError(f"MLflow refused the credentials ({response.status}): set MLFLOW_TRACKING_TOKEN, "
                                 "or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = _json(response)
     if not response.ok or not isinstance(body, dict):
-        raise MlflowError(f"MLflow answered {response.status_code} to {what}: {_message(response)}; "
+        raise MlflowError(f"MLflow answered {response.status} to {what}: {_message(response)}; "
                                 "is --tracking-uri an MLflow tracking server?")
     return body
 
 
-def _message(response: requests.Response) -> str:
+def _json(response: Reply):
     try:
-        return str(response.json().get("message") or response.reason)
-    except (ValueError, AttributeError):
-        return f"{response.status_code} {response.reason}"
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _message(response: Reply) -> str:
+    body = _json(response)
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message)[:500] if message else f"{response.status} {response.reason}"
 
 
 def _quoted(name: str) -> str:
