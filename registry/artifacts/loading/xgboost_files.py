@@ -20,7 +20,8 @@ import json
 import numpy as np
 
 from registry.artifacts.loading import ubjson
-from registry.errors import InvalidArtifact
+from registry.artifacts.signature import Feature, ModelDescription, Signature
+from registry.errors import ArtifactTooLarge, InvalidArtifact
 from registry.serving.fast_boosting import CompiledBoosting
 from registry.serving.tree_walk import BITSET_WORDS, NAN_LEFT, WIDE_NODE
 
@@ -34,9 +35,40 @@ _LIBM = ctypes.CDLL(ctypes.util.find_library("m"))
 _LIBM.logf.argtypes, _LIBM.logf.restype = [ctypes.c_float], ctypes.c_float
 
 
-def is_xgboost(data: bytes) -> bool:
-    """Whether ``data`` looks like an XGBoost model file: a JSON or UBJSON object (``{``)."""
-    return data[:1] == b"{" or data.lstrip()[:1] == b"{"
+def is_xgboost(head: bytes) -> bool:
+    """Whether a file's first bytes look like an XGBoost model file's: a JSON or UBJSON object (``{``);
+    no pickle, joblib or zip file starts so."""
+    return head.lstrip()[:1] == b"{"
+
+
+def read_upload(source, max_bytes: int) -> bytes:
+    """The bytes of an uploaded file (bytes, or a binary file read from its start), refused past ``max_bytes``."""
+    if isinstance(source, bytes):
+        data = source
+    else:
+        source.seek(0)
+        data = source.read(max_bytes + 1)
+        source.seek(0)
+    if len(data) > max_bytes:
+        raise ArtifactTooLarge(f"artifact is larger than MAX_MODEL_MB ({max_bytes // 2**20} MB): upload a smaller "
+                               "model, or ask the operator to raise MAX_MODEL_MB (see docs/artifacts.md)")
+    return data
+
+
+def describe_xgboost(form: CompiledBoosting, names: list[str] | None, given: list[str] | None) -> ModelDescription:
+    """What an XGBoost upload is: kind ``boosting``, ``xgboost.Booster``, its signature (feature names
+    from the file, else the upload's ``feature_names``, else ``x0 …``; classes)."""
+    if given is not None and names is not None and list(given) != names:
+        raise InvalidArtifact(f"feature_names {list(given)} differ from the names the file holds {names}: "
+                              "leave feature_names out")
+    names = names or list(given or [f"x{i}" for i in range(form.n_features)])
+    if len(names) != form.n_features or len(set(names)) != len(names):
+        raise InvalidArtifact(f"feature_names must be {form.n_features} unique names")
+    classes = None if form.classes is None else tuple(form.classes.tolist())
+    return ModelDescription(kind="boosting", task="regression" if classes is None else "classification",
+                            estimator="xgboost.Booster", steps=None,
+                            signature=Signature(tuple(Feature(name, "float64") for name in names), classes),
+                            sklearn_version=None)
 
 
 def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:
@@ -73,8 +105,11 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
     nodes, values, roots = _records(trees, n_features)
     if classes is None and objective != "reg:squarederror":
         classes = list(range(max(n_outputs, 2)))
-    if classes is not None and len(classes) != max(n_outputs, 2):
-        raise InvalidArtifact(f"the metadata names {len(classes)} classes; the model has {max(n_outputs, 2)}")
+    if classes is not None and (not isinstance(classes, list) or len(classes) != max(n_outputs, 2)
+                                or len(set(map(repr, classes))) != len(classes)
+                                or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes)):
+        raise InvalidArtifact(f"the metadata's classes must be {max(n_outputs, 2)} distinct strings or integers, "
+                              "one per class of the model")
     form = CompiledBoosting(
         nodes=nodes, roots=roots, columns=np.array(tree_info, dtype=np.int32), value=values,
         bitsets=np.zeros((0, BITSET_WORDS), dtype=np.uint32), baseline=baseline, n_features=n_features,
