@@ -73,6 +73,7 @@ def _described(
     if xgboost_files.is_xgboost(_head(artifact)):
         form, names = xgboost_files.read_xgboost(xgboost_files.read_upload(artifact, max_model_bytes),
                                                  metadata.get("classes"))
+        xgboost_files.check_width(form, max_features)
         description = xgboost_files.describe_xgboost(form, names, metadata.get("feature_names"))
         return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
     loaded = load_estimator(artifact, max_bytes=max_model_bytes, max_features=max_features)

@@ -88,3 +88,18 @@ def test_hostile_xgboost_files_are_refused_with_422(client, ci, data, fragment):
 def test_a_truncated_ubjson_model_is_refused_with_422(client, ci):
     data = bytes(_booster("binary").save_raw("ubj"))
     assert_problem(_upload(client, ci, data[: len(data) // 2]), 422, "truncated")
+
+
+def test_an_xgboost_model_wider_than_max_features_is_413(client, ci):
+    document = json.loads(_booster("binary").save_raw("json"))
+    document["learner"]["learner_model_param"]["num_feature"] = "20000"
+    document["learner"]["feature_names"] = []
+    assert_problem(_upload(client, ci, json.dumps(document).encode()), 413, "20,000 features", "MAX_FEATURES")
+
+
+def test_an_xgboost_file_past_max_model_mb_is_413_before_it_is_parsed(build_app, ci):
+    app = build_app(MAX_MODEL_MB=1)
+    client = app.test_client()
+    data = bytes(_booster("binary").save_raw("json"))
+    padded = data[:-1] + b" " * (1 << 20) + data[-1:]
+    assert_problem(_upload(client, ci, padded), 413, "MAX_MODEL_MB")

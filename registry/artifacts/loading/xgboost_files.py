@@ -55,6 +55,13 @@ def read_upload(source, max_bytes: int) -> bytes:
     return data
 
 
+def check_width(form: CompiledBoosting, max_features: int | None) -> None:
+    """Refuse (413) a model of more than ``max_features`` columns (``MAX_FEATURES``; None: no bound)."""
+    if max_features is not None and form.n_features > max_features:
+        raise ArtifactTooLarge(f"the model takes {form.n_features:,} features; at most {max_features:,} are accepted "
+                               "(MAX_FEATURES, see docs/artifacts.md)")
+
+
 def describe_xgboost(form: CompiledBoosting, names: list[str] | None, given: list[str] | None) -> ModelDescription:
     """What an XGBoost upload is: kind ``boosting``, ``xgboost.Booster``, its signature (feature names
     from the file, else the upload's ``feature_names``, else ``x0 …``; classes)."""
