@@ -58,6 +58,8 @@ class VersionOut(Schema):
     kind = fields.String()
     task = fields.String()
     estimator = fields.String()
+    framework = fields.String(metadata={"description": "the library the model comes from: scikit-learn, xgboost "
+                                                       "or lightgbm"})
     steps = fields.List(fields.String(), allow_none=True)
     signature = fields.Dict()
     metrics = fields.Dict()

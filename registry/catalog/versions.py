@@ -187,6 +187,7 @@ def _version_row(model: RegisteredModel, description: ModelDescription, metadata
         sha256=digest,
         size_bytes=size,
         sklearn_version=description.sklearn_version,
+        framework=description.framework,
         created_by=actor,
     )
 

@@ -41,7 +41,7 @@ def test_an_xgboost_file_is_served_exactly_as_xgboost_answers(app, client, ci, c
     response = _upload(client, ci, bytes(booster.save_raw(raw_format)))
     assert response.status_code == 201, response.get_json()
     version = client.get("/models/gbm/versions/1", headers=ci).get_json()
-    assert (version["kind"], version["estimator"]) == ("boosting", "xgboost.Booster")
+    assert (version["kind"], version["estimator"], version["framework"]) == ("boosting", "xgboost.Booster", "xgboost")
     assert [f["name"] for f in version["signature"]["features"]] == list("abcd")
     assert client.post("/models/gbm/versions/1/promote", json={}, headers=ci).status_code == 200
     rows = np.nan_to_num(np.concatenate([X[:50], RNG.normal(size=(20, 4))]).astype(np.float64))  # JSON has no NaN

@@ -75,7 +75,7 @@ def describe_xgboost(form: CompiledBoosting, names: list[str] | None, given: lis
     return ModelDescription(kind="boosting", task="regression" if classes is None else "classification",
                             estimator="xgboost.Booster", steps=None,
                             signature=Signature(tuple(Feature(name, "float64") for name in names), classes),
-                            sklearn_version=None)
+                            sklearn_version=None, framework="xgboost")
 
 
 def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:
