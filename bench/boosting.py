@@ -5,7 +5,11 @@ early stopping) on the bench's training problem grown to 20,000 rows, and times,
 run: one row, ``predict_proba`` of the registry's predictor (made once, as a worker makes it at load)
 and of scikit-learn (with its default threads, and held to one); then 100,000 rows, with scikit-learn
 held to one thread (threadpoolctl; the walker uses one). Wall time per call, the best of ``--rounds``
-rounds (other work on the machine inflates it least), and whether the answers are identical bit for bit. Writes ``bench/results/boosting-<UTC time>.*``.
+rounds (other work on the machine inflates it least), and whether the answers are identical bit for bit.
+Where XGBoost is installed (a test dependency), the same for a 100-tree depth-6 ``binary:logistic``
+booster trained on the same rows, saved as JSON and read by the registry: its probabilities against
+``Booster.inplace_predict`` (XGBoost's fastest call; default threads, then one). Writes
+``bench/results/boosting-<UTC time>.*``.
 Figures only, never pass or fail.
 """
 import argparse
@@ -73,6 +77,37 @@ def run(rounds: int, say=print) -> dict:
     return found
 
 
+def run_xgboost(rounds: int, say=print) -> dict | None:
+    """The XGBoost cases of ``run``, or None where XGBoost is not installed."""
+    try:
+        import xgboost
+    except ImportError:
+        return None
+    from registry.artifacts.loading.xgboost_files import read_xgboost
+
+    X, y = make_classification(n_samples=TRAINING_ROWS, n_features=models.FEATURES, n_informative=5, random_state=0)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": DEPTH, "eta": 0.1, "seed": 0},
+                            xgboost.DMatrix(X, label=y), TREES)
+    form, _ = read_xgboost(bytes(booster.save_raw("json")))
+    rows = np.resize(X, (BATCH_ROWS, X.shape[1])) + np.random.default_rng(0).normal(scale=0.01, size=(BATCH_ROWS,
+                                                                                                       X.shape[1]))
+    say(f"XGBoost {xgboost.__version__}: {TREES} trees, depth ≤ {DEPTH}, {len(form.nodes):,} nodes")
+    found = {"version": xgboost.__version__, "nodes": len(form.nodes), "cases": []}
+    for count, threads in ((1, None), (1, 1), (BATCH_ROWS, 1)):
+        X = rows[:count]
+        booster.set_param({"nthread": threads or 0})
+        ours = per_call_us(form.predict_proba, X, rounds)
+        theirs = per_call_us(booster.inplace_predict, X, rounds)
+        identical = bool(np.array_equal(form.predict_proba(X)[:, 1].astype(np.float32),
+                                        booster.predict(xgboost.DMatrix(X))))
+        case = {"rows": count, "xgboost_threads": threads or "default", "registry_us": round(ours, 1),
+                "xgboost_us": round(theirs, 1), "speedup": round(theirs / ours, 2), "identical": identical}
+        found["cases"].append(case)
+        say(f"  rows={count:<7} registry {ours:12.1f} µs  XGBoost ({case['xgboost_threads']} threads) "
+            f"{theirs:12.1f} µs  ({case['speedup']:.2f}× faster, identical: {identical})")
+    return found
+
+
 def describe(result: dict) -> str:
     """The figures as Markdown."""
     lines = [f"# Boosted model in process, {result['started_at']}", "",
@@ -84,6 +119,16 @@ def describe(result: dict) -> str:
     for case in result["figures"]["cases"]:
         lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['sklearn_us']:,} | "
                      f"{case['sklearn_threads']} | {case['speedup']}× | {case['identical']} |")
+    xgboost = result.get("xgboost")
+    if xgboost:
+        lines += ["", f"XGBoost {xgboost['version']}, `binary:logistic`, {TREES} trees of depth ≤ {DEPTH} "
+                  f"({xgboost['nodes']:,} nodes) read from its JSON file: probabilities against "
+                  "`Booster.inplace_predict`.", "",
+                  "| rows | registry µs | XGBoost µs | XGBoost threads | speed-up | identical |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for case in xgboost["cases"]:
+            lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['xgboost_us']:,} | "
+                         f"{case['xgboost_threads']} | {case['speedup']}× | {case['identical']} |")
     return "\n".join(lines)
 
 
@@ -96,6 +141,7 @@ def main() -> None:
     result = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "options": {"rounds": args.rounds}, "machine": report.machine_facts()}
     result["figures"] = run(args.rounds)
+    result["xgboost"] = run_xgboost(args.rounds)
     text = describe(result)
     print(text)
     report.save("boosting", result, text, args.out, latest="boosting")

@@ -93,6 +93,8 @@ class ModelVersion(db.Model):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sklearn_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The library the model comes from: scikit-learn, xgboost or lightgbm.
+    framework: Mapped[str] = mapped_column(String(32), default="scikit-learn", server_default="scikit-learn")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

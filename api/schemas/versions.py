@@ -40,13 +40,16 @@ class UploadMetadata(Schema):
     lineage = fields.Dict(keys=fields.String(), load_default=dict)
     feature_names = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
     input_example = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=1))
+    classes = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=2, max=10_000),
+                          metadata={"description": "an XGBoost classifier's classes, in the model's order "
+                                                   "(0 … k-1 when left out)"})
 
 class UploadForm(Schema):
     """The multipart body of an upload (documentation only: the view reads the two parts itself)."""
 
     artifact = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
     metadata = fields.String(metadata={"description": "a JSON object: description, intended_use, limitations, metrics, "
-                                                      "params, tags, lineage, feature_names, input_example"})
+                                                      "params, tags, lineage, feature_names, input_example, classes"})
 
 class VersionOut(Schema):
     model = fields.Function(lambda v: v.model.name)
@@ -55,6 +58,8 @@ class VersionOut(Schema):
     kind = fields.String()
     task = fields.String()
     estimator = fields.String()
+    framework = fields.String(metadata={"description": "the library the model comes from: scikit-learn, xgboost "
+                                                       "or lightgbm"})
     steps = fields.List(fields.String(), allow_none=True)
     signature = fields.Dict()
     metrics = fields.Dict()

@@ -64,3 +64,4 @@ class ModelDescription:
     steps: list[str] | None  # class paths of every Pipeline step, None when not a Pipeline
     signature: Signature
     sklearn_version: str | None  # the version the artifact was pickled with, when it says
+    framework: str = "scikit-learn"  # the library the model comes from: scikit-learn, xgboost, lightgbm

@@ -68,11 +68,26 @@ def _described(
 ) -> tuple:
     """What the upload holds (its signature …) and its checked input example; the estimator itself
     is let go here, before the bytes travel to the store."""
+    from registry.artifacts.loading import xgboost_files
+
+    if xgboost_files.is_xgboost(_head(artifact)):
+        form, names = xgboost_files.read_xgboost(xgboost_files.read_upload(artifact, max_model_bytes),
+                                                 metadata.get("classes"))
+        xgboost_files.check_width(form, max_features)
+        description = xgboost_files.describe_xgboost(form, names, metadata.get("feature_names"))
+        return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
     loaded = load_estimator(artifact, max_bytes=max_model_bytes, max_features=max_features)
     from registry.artifacts.introspect import describe  # scikit-learn, loaded already by the unpickling
 
     description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
     return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
+
+
+def _head(artifact: BinaryIO) -> bytes:
+    artifact.seek(0)
+    head = artifact.read(64)
+    artifact.seek(0)
+    return head
 
 
 def list_versions(name: str, *, sort: str | None, include_archived: bool, page: int, per_page: int) -> Page:
@@ -172,6 +187,7 @@ def _version_row(model: RegisteredModel, description: ModelDescription, metadata
         sha256=digest,
         size_bytes=size,
         sklearn_version=description.sklearn_version,
+        framework=description.framework,
         created_by=actor,
     )
 

@@ -29,9 +29,11 @@ precision; then the library's own link gives the answer. It is bit for bit what 
 The same form is meant to carry the boosters of other libraries, parsed from their files:
 
 - **XGBoost** compares a float32 value with ``x < threshold``: stored as ``x <= the largest float32 below
-  the threshold``, with rows cast to float32 as for GradientBoosting; its leaves are summed in float32,
-  which needs the walker to accumulate in float32 (a flag of the call, to come with it); ``base_score``
-  is the baseline (in margin space), multiclass trees go to column ``tree % classes``.
+  the threshold``, with rows cast to float32 as for GradientBoosting (an infinite one refused, as XGBoost
+  refuses it); its leaves are summed in float32 (``float32_sums``: the walker rounds every sum to
+  float32); ``base_score`` is the baseline (in margin space), each tree goes to its ``tree_info`` column,
+  and XGBoost's float32 sigmoid and softmax (``tree_walk.xgboost_link``) make the answer. Read from the
+  file by ``registry.artifacts.loading.xgboost_files``.
 - **LightGBM** compares doubles with ``x <= threshold`` and sums in float64 as this form does; its
   categorical splits test ``int(x)`` against a bitset of any length (the node's set grows to several
   256-bit words), and its zero-as-missing rule is a NaN flag on rows mapped before the walk.
@@ -49,12 +51,15 @@ from registry.serving.tree_walk import (
     WIDE_NODE,
     BoostedWalker,
     InvalidNodes,
+    xgboost_link,
 )
 
 _BUILT = frozenset({"_walker", "_expit"})  # made from the state, not part of it
 # scikit-learn's links, by class name, as this form names them.
 _LINKS = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "expit", "HalfLogitLink": "expit_of_double",
           "MultinomialLogit": "softmax"}
+# XGBoost's, computed in float32 as XGBoost computes them (registry.artifacts.loading.xgboost_files).
+_XGBOOST_LINKS = ("xgboost_identity", "xgboost_sigmoid", "xgboost_softmax")
 
 
 class CompiledBoosting:
@@ -66,7 +71,7 @@ class CompiledBoosting:
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
                  bitsets: np.ndarray, baseline: np.ndarray, n_features: int, float32_rows: bool,
                  categorical_columns: np.ndarray, categories: list, codes: list, link: str, classes: np.ndarray | None,
-                 zero_is_positive: bool, fortran_raw: bool):
+                 zero_is_positive: bool, fortran_raw: bool, float32_sums: bool = False):
         self.nodes, self.roots, self.columns, self.value = nodes, roots, columns, value
         self.bitsets, self.baseline = bitsets, baseline
         self.n_features = n_features
@@ -78,7 +83,8 @@ class CompiledBoosting:
         self.classes = classes  # a classifier's classes_, else None
         self.zero_is_positive = zero_is_positive  # a binary classifier's raw 0 predicts the second class
         self.fortran_raw = fortran_raw  # the raw outputs are summed by softmax in Fortran order
-        if link not in _LINKS.values():
+        self.float32_sums = float32_sums  # XGBoost: leaves summed in float32
+        if link not in _LINKS.values() and link not in _XGBOOST_LINKS:
             raise InvalidNodes(f"an unknown link {link!r}")
         if len(categories) != len(categorical_columns) or len(codes) != len(categories) or not all(
                 c.dtype == np.float64 and k.shape == c.shape and k.dtype == np.float64 and c.ndim == 1
@@ -87,7 +93,8 @@ class CompiledBoosting:
         if categorical_columns.dtype != np.int64 or ((categorical_columns < 0)
                                                      | (categorical_columns >= n_features)).any():
             raise InvalidNodes("a categorical column is past the model's")
-        self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features)
+        self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features,
+                                     float32_sums=float32_sums)
         self._expit = None
         if link.startswith("expit"):
             from scipy.special import expit  # scikit-learn's own (``_expit`` on NumPy arrays)
@@ -102,8 +109,10 @@ class CompiledBoosting:
         self.__init__(**state)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """scikit-learn's ``predict`` for these rows."""
+        """The library's ``predict`` for these rows (XGBoost's: its sklearn classifier's labels)."""
         raw = self._raw(X)
+        if self.link.startswith("xgboost_"):
+            return self._xgboost_predict(raw)
         if self.classes is None:
             return raw[:, 0] if self.link == "identity" else np.exp(raw[:, 0])
         if raw.shape[1] == 1:
@@ -116,6 +125,11 @@ class CompiledBoosting:
         if self.classes is None:
             raise AttributeError("a regressor has no predict_proba")
         raw = self._raw(X)
+        if self.link == "xgboost_sigmoid":
+            positive = xgboost_link("sigmoid", raw)[:, 0].astype(np.float32)
+            return np.stack([np.float32(1) - positive, positive], axis=1).astype(np.float64)
+        if self.link == "xgboost_softmax":
+            return xgboost_link("softmax", raw)
         if raw.shape[1] == 1:
             proba = np.empty((len(raw), 2))
             proba[:, 1] = self._expit(2 * raw[:, 0] if self.link == "expit_of_double" else raw[:, 0])
@@ -127,6 +141,13 @@ class CompiledBoosting:
         scores /= np.reshape(np.sum(scores, axis=1), (-1, 1))
         return scores
 
+    def _xgboost_predict(self, raw: np.ndarray) -> np.ndarray:
+        if self.link == "xgboost_identity":
+            return raw[:, 0]
+        if self.link == "xgboost_sigmoid":
+            return self.classes[(xgboost_link("sigmoid", raw)[:, 0] > 0.5).astype(np.intp)]
+        return self.classes[np.argmax(raw, axis=1)]
+
     def _raw(self, X: np.ndarray) -> np.ndarray:
         rows = np.asarray(X)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
@@ -134,6 +155,8 @@ class CompiledBoosting:
         if self.float32_rows:
             with np.errstate(over="ignore"):
                 rows = rows.astype(np.float32)
+            if self.float32_sums and np.isinf(rows).any():
+                raise ValueError("Input data contains `inf` or a value too large for float32 (XGBoost refuses it)")
         rows = np.array(rows, dtype=np.float64, order="C", copy=bool(len(self.categorical_columns)) or None)
         for column, categories, codes in zip(self.categorical_columns.tolist(), self.categories, self.codes):
             rows[:, column] = _encoded(rows[:, column], categories, codes)

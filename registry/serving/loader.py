@@ -8,7 +8,7 @@ from registry.facts import VersionInfo
 from registry.heap import give_back
 from registry.serving.cache import ServableModel
 from registry.serving.model_size import held_bytes
-from registry.serving.predictors import predictor_for
+from registry.serving.predictors import TreePredictor, predictor_for
 from registry.serving.served_forms import ServedForms
 from registry.telemetry import ARTIFACT_STORE_ERRORS
 
@@ -41,11 +41,11 @@ class ArtifactLoader:
     def __call__(self, info: VersionInfo) -> ServableModel:
         """The version ready to predict: from its served form if there is one, else from its artifact."""
         if self.forms is None:
-            return _servable(info, self._prepared(info.sha256), mapped_bytes=0)
+            return _servable(info, self._prepared(info), mapped_bytes=0)
         prepared: dict = {}
 
         def prepare() -> dict:
-            prepared.update(self._prepared(info.sha256))
+            prepared.update(self._prepared(info))
             return prepared
 
         form = self.forms.make(info.sha256, prepare)
@@ -54,15 +54,23 @@ class ArtifactLoader:
                 prepared.clear()
                 give_back()
             return _servable(info, form.values, form.mapped_bytes, form.mapped_from)
-        return _servable(info, prepared or self._prepared(info.sha256), mapped_bytes=0)
+        return _servable(info, prepared or self._prepared(info), mapped_bytes=0)
 
-    def _prepared(self, sha256: str) -> dict:
-        """Read, check and load the artifact, and make what predict will call (the estimator is let go)."""
+    def _prepared(self, info: VersionInfo) -> dict:
+        """Read, check and load the artifact, and make what predict will call (the estimator is let go).
+        An XGBoost file's classes are those its version's signature names (given at upload, or 0 … k-1)."""
         # Here, not at the top: unpickling needs scikit-learn, serving a version from its form does not.
+        from registry.artifacts.loading import xgboost_files
+
+        data = self._read(info.sha256)
+        if xgboost_files.is_xgboost(data[:64]):  # read by the registry itself: no scikit-learn, no XGBoost
+            classes = (info.signature or {}).get("classes")
+            form, _ = xgboost_files.read_xgboost(xgboost_files.read_upload(data, self.max_model_bytes), classes)
+            return {"predictor": TreePredictor([], form), "takes_frame": False, "known_categories": {}}
         from registry.artifacts.introspect import encoded_columns, takes_named_columns
         from registry.artifacts.safe_pickle import load_estimator
 
-        estimator = load_estimator(self._read(sha256), max_bytes=self.max_model_bytes).estimator
+        estimator = load_estimator(data, max_bytes=self.max_model_bytes).estimator
         known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(estimator).items() if len(categories)}
         return {
             "predictor": predictor_for(estimator),

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 3  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 4  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -51,6 +51,7 @@ _DAMAGE = {
 class _Functions(NamedTuple):
     output: ctypes._CFuncPtr  # trees and forests
     boosted: ctypes._CFuncPtr  # boosted models
+    xgboost_link: ctypes._CFuncPtr  # XGBoost's sigmoid and softmax in float32
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -81,10 +82,12 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
         output = library.tree_walk_output
         output.argtypes = [pointer, size, pointer, size, pointer, size, size, pointer, size, size, pointer]
         boosted = library.tree_walk_boosted
-        boosted.argtypes = [pointer, size, pointer, pointer, size, pointer, pointer, size, pointer, size, pointer,
-                            size, size, pointer]
-        output.restype = boosted.restype = ctypes.c_int64
-        functions.append(_Functions(output, boosted))
+        boosted.argtypes = [pointer, size, pointer, pointer, size, pointer, pointer, size, pointer, size, size,
+                            pointer, size, size, pointer]
+        link = library.tree_walk_xgboost_link
+        link.argtypes = [size, pointer, size, size, pointer]
+        output.restype = boosted.restype = link.restype = ctypes.c_int64
+        functions.append(_Functions(output, boosted, link))
     return functions[0], functions[1]
 
 
@@ -133,12 +136,14 @@ class Walker:
 class BoostedWalker:
     """A boosted model's trees as wide node records, ready to answer float64 rows: checked once, here.
 
+    With ``float32_sums`` every sum is rounded to float32 as it is made (XGBoost's accumulation); the
+    baseline and leaf values are then float32 values held as float64.
     ``columns[t]`` is the output tree ``t`` adds to; ``value[n]`` is leaf ``n``'s value; ``baseline`` is
     where every row's outputs start; ``bitsets`` holds the categorical splits' sets, 8 words each.
     """
 
     def __init__(self, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
-                 bitsets: np.ndarray, baseline: np.ndarray, *, n_features: int):
+                 bitsets: np.ndarray, baseline: np.ndarray, *, n_features: int, float32_sums: bool = False):
         check_nodes(nodes, roots, n_features)
         if value.dtype != np.float64 or value.shape != (len(nodes),) or not value.flags.c_contiguous:
             raise InvalidNodes("the leaf values are not one contiguous float64 value per node")
@@ -158,7 +163,8 @@ class BoostedWalker:
         self.n_features = n_features
         self.n_outputs = len(baseline)
         self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
-                       value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs)
+                       value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs,
+                       int(float32_sums))
 
     def output(self, rows: np.ndarray) -> np.ndarray:
         """The model's raw output, shape (rows, outputs), for C-contiguous float64 ``rows`` of ``n_features``.
@@ -169,6 +175,21 @@ class BoostedWalker:
         functions = _KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
         _raise_for(functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out))
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
+
+
+_XGBOOST_LINKS = {"sigmoid": 1, "softmax": 2}
+
+
+def xgboost_link(kind: str, raw: np.ndarray) -> np.ndarray:
+    """XGBoost's ``sigmoid`` (of each value) or ``softmax`` (of each row) of float32 margins, computed in
+    float32 as XGBoost computes it; ``raw`` and the answer are float64 arrays of shape (rows, outputs)."""
+    margins = np.ascontiguousarray(raw, dtype=np.float64)
+    out = np.empty_like(margins)
+    functions = _KEEPING_GIL if margins.size <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
+    if margins.ndim != 2 or functions.xgboost_link(_XGBOOST_LINKS[kind], margins.ctypes.data, margins.shape[0],
+                                                     margins.shape[1], out.ctypes.data):
+        raise ValueError(f"no XGBoost link {kind!r} for an array of shape {margins.shape}")
+    return out
 
 
 def _raise_for(status: int) -> None:

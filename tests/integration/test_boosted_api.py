@@ -60,7 +60,7 @@ def test_a_boosted_model_is_served_compiled_and_answers_exactly_as_scikit_learn(
     classifier = hasattr(model, "classes_")
     upload_ok(client, ci, "loans", model)
     version = client.get("/models/loans/versions/1", headers=ci).get_json()
-    assert version["kind"] == "boosting"
+    assert (version["kind"], version["framework"]) == ("boosting", "scikit-learn")
     assert client.post("/models/loans/versions/1/promote", json={}, headers=ci).status_code == 200
     rows = rows_near_thresholds(model, n_rows)
 

@@ -139,3 +139,27 @@ def test_0014_measures_logged_rows_and_makes_an_older_sqlite_file_give_pages_bac
         assert size == 64 + len("[[1.0,2.0]]") + len('{"predictions":[3]}') + len("r-1") + len("production")
         if db.engine.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 2  # incremental
+
+
+def test_0015_names_every_existing_version_scikit_learn(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0014")
+    required = [c for c in inspect(db.engine).get_columns("versions")
+                if not c["nullable"] and c["default"] is None and c["name"] != "id"]
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"
+        ))
+        samples = {"INT": 1, "BOOL": False, "JSON": "{}", "TIME": "2026-11-20 10:00:00"}
+
+        def sample(column):
+            kind = str(column["type"]).upper()
+            return next((value for key, value in samples.items() if key in kind), "x")
+
+        values = {c["name"]: 1 if c["name"] in ("model_id", "number") else sample(c) for c in required}
+        connection.execute(text(f"INSERT INTO versions ({', '.join(values)}) VALUES "
+                                f"({', '.join(':' + name for name in values)})"), values)
+
+    upgrade(directory=MIGRATIONS)
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT framework FROM versions")).scalars().all() == ["scikit-learn"]

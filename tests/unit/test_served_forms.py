@@ -281,3 +281,20 @@ def test_a_mapped_file_written_in_place_is_told_apart_from_one_taken_away(forms)
         f.seek(-8, os.SEEK_END)
         f.write(b"\xff" * 8)
     assert mapped.written()
+
+
+def test_an_xgboost_model_comes_back_from_its_form_answering_exactly_the_same(forms):
+    xgb = pytest.importorskip("xgboost")
+    from registry.artifacts.loading.xgboost_files import read_xgboost
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    booster = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 3, "nthread": 1},
+                        xgb.DMatrix(X, label=rng.integers(0, 3, 200)), 10)
+    compiled, _ = read_xgboost(bytes(booster.save_raw("ubj")), classes=["a", "b", "c"])
+    form = forms.make(SHA, lambda: {"predictor": TreePredictor([], compiled)})
+    rebuilt = form.values["predictor"]
+    assert rebuilt.compiled.float32_sums
+    assert_identical(rebuilt.predict_proba(X), compiled.predict_proba(X))
+    assert_identical(rebuilt.predict_proba(X).astype(np.float32), booster.predict(xgb.DMatrix(X)))
+    assert_identical(rebuilt.predict(X), compiled.predict(X))

@@ -35,7 +35,7 @@
 /* Words of one categorical split's set: 256 bits, one per category. */
 #define BITSET_WORDS 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 3
+#define TREE_WALK_VERSION 4
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -212,8 +212,8 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
  */
 int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                           int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
-                          const double *baseline, int64_t n_outputs, const double *rows, int64_t n_rows,
-                          int64_t n_features, double *out) {
+                          const double *baseline, int64_t n_outputs, int64_t float32_sums, const double *rows,
+                          int64_t n_rows, int64_t n_features, double *out) {
     const int64_t pairs = n_trees * n_rows;
     for (int64_t r = 0; r < n_rows; r++)
         memcpy(out + r * n_outputs, baseline, (size_t)n_outputs * sizeof(double));
@@ -237,8 +237,51 @@ int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32
                                      lanes, row, n);
         if (walked != WALKED)
             return walked;
-        for (int i = 0; i < n; i++)
-            out[target[i]] += value[lanes[i]];
+        if (float32_sums)
+            for (int i = 0; i < n; i++)
+                out[target[i]] = (double)(float)(out[target[i]] + value[lanes[i]]);
+        else
+            for (int i = 0; i < n; i++)
+                out[target[i]] += value[lanes[i]];
     }
     return WALKED;
+}
+
+/* XGBoost's sigmoid (common::Sigmoid): the margin clamped, then 1 / (expf(-x) + 1 + 1e-16) in float32. */
+static float xgboost_sigmoid(float x) {
+    const float minus = -x < 88.7f ? -x : 88.7f;
+    const float denominator = expf(minus) + 1.0f + 1e-16f;
+    return 1.0f / denominator;
+}
+
+/*
+ * XGBoost's link over raw[n_rows][n_outputs] (float32 margins held as doubles), into out of the same
+ * shape: kind 1 is the sigmoid of each value (binary:logistic), kind 2 the softmax of each row
+ * (common::Softmax: the row's fmaxf, expf of each value less it, their sum in double, each divided by
+ * that sum rounded to float32). Returns 0, or 1 for an unknown kind.
+ */
+int64_t tree_walk_xgboost_link(int64_t kind, const double *raw, int64_t n_rows, int64_t n_outputs, double *out) {
+    if (kind == 1) {
+        for (int64_t j = 0; j < n_rows * n_outputs; j++)
+            out[j] = (double)xgboost_sigmoid((float)raw[j]);
+        return 0;
+    }
+    if (kind != 2)
+        return 1;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const double *in = raw + r * n_outputs;
+        double *row = out + r * n_outputs;
+        float most = (float)in[0];
+        for (int64_t j = 1; j < n_outputs; j++)
+            most = fmaxf((float)in[j], most);
+        double sum = 0.0;
+        for (int64_t j = 0; j < n_outputs; j++) {
+            const float e = expf((float)in[j] - most);
+            row[j] = (double)e;
+            sum += (double)e;
+        }
+        for (int64_t j = 0; j < n_outputs; j++)
+            row[j] = (double)((float)row[j] / (float)sum);
+    }
+    return 0;
 }

@@ -1,0 +1,164 @@
+"""XGBoost files read without XGBoost: bit for bit ``xgboost.Booster.predict`` (the oracle), and hostile files refused."""
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from registry.artifacts.loading import ubjson
+from registry.artifacts.loading.xgboost_files import read_xgboost
+from registry.errors import InvalidArtifact
+
+xgb = pytest.importorskip("xgboost")
+OBJECTIVES = [("binary:logistic", 2), ("multi:softprob", 3), ("multi:softmax", 4), ("reg:squarederror", 0)]
+
+
+def _train(rng, objective, n_classes, **extra):
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    y = rng.integers(0, max(n_classes, 2), 300) if n_classes else rng.normal(size=300)
+    params = {"objective": objective, "max_depth": int(rng.integers(1, 7)), "eta": float(rng.uniform(0.05, 0.5)),
+              "nthread": 1, **extra}  # one thread: OpenMP's spinning threads crawl on a busy machine
+    if n_classes > 2:
+        params["num_class"] = n_classes
+    return X, xgb.train(params, xgb.DMatrix(X, label=y), int(rng.integers(1, 30)))
+
+
+def _awkward_rows(rng, booster, X):
+    """Training rows, fresh ones, NaN, every split condition itself and its float32 neighbours, subnormals."""
+    conditions = np.concatenate([np.asarray(t["split_conditions"], dtype=np.float32) for t in
+                                 json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]])
+    ties = np.concatenate([conditions, np.nextafter(conditions, np.float32(np.inf)),
+                           np.nextafter(conditions, np.float32(-np.inf))])
+    fresh = rng.choice(np.concatenate([ties, [np.nan, 0.0, -0.0, 1e-45, -1e-45, 1e-310]]), size=(200, X.shape[1]))
+    return np.concatenate([X, fresh, rng.normal(size=(50, X.shape[1]))]).astype(np.float64)
+
+
+def _library(booster, objective, rows):
+    return booster.predict(xgb.DMatrix(rows)), booster.predict(xgb.DMatrix(rows), output_margin=True)
+
+
+def _ours(form, objective, rows):
+    if objective == "binary:logistic":
+        answer = form.predict_proba(rows)[:, 1]
+    elif objective == "multi:softprob":
+        answer = form.predict_proba(rows)
+    else:
+        answer = form.predict(rows)
+    return answer.astype(np.float32), form._raw(rows).astype(np.float32)
+
+
+@pytest.mark.parametrize("objective,n_classes", OBJECTIVES)
+@pytest.mark.parametrize("raw_format", ["json", "ubj"])
+def test_random_models_answer_xgboost_bit_for_bit(objective, n_classes, raw_format):
+    rng = np.random.default_rng(zlib.crc32(f"{objective} {raw_format}".encode()))
+    for _ in range(40):
+        X, booster = _train(rng, objective, n_classes)
+        form, _ = read_xgboost(bytes(booster.save_raw(raw_format)))
+        rows = _awkward_rows(rng, booster, X)
+        expected, margin = _library(booster, objective, rows)
+        answer, raw = _ours(form, objective, rows)
+        assert np.array_equal(raw, margin.reshape(len(rows), -1))
+        assert np.array_equal(answer, expected)
+
+
+def test_base_score_early_stopping_and_feature_names_follow_the_file():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(400, 4)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(size=400) > 0).astype(int)
+    train = xgb.DMatrix(X[:300], label=y[:300], feature_names=list("abcd"))
+    booster = xgb.train({"objective": "binary:logistic", "base_score": 0.3, "eta": 0.9, "nthread": 1}, train, 200,
+                        evals=[(xgb.DMatrix(X[300:], label=y[300:], feature_names=list("abcd")), "v")],
+                        early_stopping_rounds=3, verbose_eval=False)
+    assert booster.best_iteration < booster.num_boosted_rounds() - 1
+    loaded = xgb.Booster(model_file=None)
+    loaded.load_model(bytearray(booster.save_raw("json")))
+    form, names = read_xgboost(bytes(booster.save_raw("json")))
+    assert names == list("abcd")
+    rows = X[300:].astype(np.float64)
+    # A loaded Booster's predict uses every tree, best_iteration or not.
+    assert np.array_equal(form.predict_proba(rows)[:, 1].astype(np.float32),
+                          loaded.predict(xgb.DMatrix(rows, feature_names=list("abcd"))))
+
+
+def test_infinite_values_are_refused_as_xgboost_refuses_them():
+    _, booster = _train(np.random.default_rng(3), "binary:logistic", 2)
+    form, _ = read_xgboost(bytes(booster.save_raw("json")))
+    for value in (np.inf, -np.inf, 1e300):
+        with pytest.raises(ValueError, match="inf"):
+            form.predict(np.full((1, 5), value))
+
+
+def test_named_classes_come_from_the_caller():
+    _, booster = _train(np.random.default_rng(4), "multi:softprob", 3)
+    form, _ = read_xgboost(bytes(booster.save_raw("json")), classes=["a", "b", "c"])
+    assert set(form.predict(np.zeros((3, 5)))) <= {"a", "b", "c"}
+    with pytest.raises(InvalidArtifact, match="classes"):
+        read_xgboost(bytes(booster.save_raw("json")), classes=["a", "b"])
+
+
+def _model_json():
+    _, booster = _train(np.random.default_rng(5), "binary:logistic", 2)
+    return json.loads(booster.save_raw("json"))
+
+
+def _first_tree(document):
+    return document["learner"]["gradient_booster"]["model"]["trees"][0]
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: _first_tree(d)["left_children"].__setitem__(0, 10_000), "child"),
+    (lambda d: _first_tree(d)["left_children"].__setitem__(0, 0), "child"),
+    (lambda d: _first_tree(d)["split_indices"].__setitem__(0, 99), "column"),
+    (lambda d: _first_tree(d)["split_conditions"].__setitem__(0, "NaN"), "split_conditions|NaN"),
+    (lambda d: _first_tree(d)["right_children"].pop(), "lengths"),
+    (lambda d: d["learner"]["objective"].__setitem__("name", "rank:pairwise"), "objective"),
+    (lambda d: d["learner"]["learner_model_param"].__setitem__("base_score", "[oops]"), "base_score"),
+    (lambda d: d["learner"]["gradient_booster"]["model"].__setitem__("tree_info", [5] * 100), "tree_info"),
+    (lambda d: d["learner"].pop("gradient_booster"), "missing"),
+])
+def test_damaged_json_models_are_refused_naming_what_is_wrong(damage, message):
+    document = _model_json()
+    damage(document)
+    with pytest.raises(InvalidArtifact, match=message):
+        read_xgboost(json.dumps(document).encode())
+
+
+def test_a_nan_threshold_is_refused():
+    document = _model_json()
+    tree = _first_tree(document)
+    if tree["left_children"][0] == -1:
+        pytest.skip("a stump")
+    text = json.dumps(document).replace(json.dumps(tree["split_conditions"][0]), "NaN", 1)
+    with pytest.raises(InvalidArtifact):
+        read_xgboost(text.encode())
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON|learner"),
+    (b"{\"learner\": " + b"[" * 100_000, "not valid JSON"),
+    (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner" + b"[" * 1000, "nested"),
+    (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[$d#L\x7f\xff\xff\xff\xff\xff\xff\xff", "announces"),
+    (b"{L\x7f\xff\xff\xff\xff\xff\xff\xff", "truncated"),
+    (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learnerX}", "unknown marker"),
+])
+def test_hostile_files_are_refused_without_building_what_they_announce(data, message):
+    with pytest.raises(InvalidArtifact, match=message):
+        read_xgboost(data)
+
+
+def test_every_truncation_of_a_ubjson_model_is_refused():
+    _, booster = _train(np.random.default_rng(6), "multi:softprob", 3)
+    data = bytes(booster.save_raw("ubj"))
+    assert isinstance(ubjson.loads(data), dict)
+    for end in range(1, len(data), max(1, len(data) // 300)):
+        with pytest.raises(InvalidArtifact):
+            read_xgboost(data[:end])
+
+
+def test_a_node_count_past_the_bound_is_refused(monkeypatch):
+    from registry.artifacts.loading import xgboost_files
+
+    monkeypatch.setattr(xgboost_files, "MAX_NODES", 1)
+    with pytest.raises(InvalidArtifact, match="more than 1 nodes"):
+        read_xgboost(json.dumps(_model_json()).encode())
