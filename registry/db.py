@@ -44,15 +44,21 @@ def configure_sqlite(engine: Engine) -> None:
         event.listen(engine, "begin", _on_sqlite_begin)
 
 
+SQLITE_INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's answer for INCREMENTAL
+
+
 def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
     # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit BEGIN cannot be IMMEDIATE).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # First: what follows may wait for another process's lock rather than fail at once.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # Takes effect only in a database without tables yet (migration 0014 rebuilds an older one once):
     # pages the prediction log's pruning frees can then be given back (registry/monitoring/log_bounds.py).
-    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    # Asked only where it is not set: setting it writes, which a lock held elsewhere would make wait.
+    if cursor.execute("PRAGMA auto_vacuum").fetchone()[0] != SQLITE_INCREMENTAL_VACUUM:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")

@@ -10,8 +10,10 @@ from registry.names import ALIAS_NAME, DEFAULT_ALIAS, MAX_ID
 
 ALIAS = {"pattern": ALIAS_NAME.pattern, "description": "1-64 lowercase letters, digits, '_' or '-', starting with a letter"}
 
+
 class HistoryArgs(PageArgs):
     alias = Text(load_default=None)
+
 
 class AliasesArgs(Schema):
     at = fields.AwareDateTime(
@@ -23,20 +25,24 @@ class AliasesArgs(Schema):
                                    "(or with an offset, its '+' sent as %2B in a URL)"},
     )
 
+
 class ReasonArgs(Schema):
     """``?reason=`` of a DELETE (alias delete, archive), kept in the history or the webhook event."""
 
     reason = Text(load_default="", validate=validate.Length(max=2_000))
+
 
 class PromoteRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
     reason = Text(load_default="", validate=validate.Length(max=2_000))
     force = fields.Boolean(load_default=False)
 
+
 class RollbackRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
     to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     reason = Text(load_default="", validate=validate.Length(max=2_000))
+
 
 class MoveOut(Schema):
     model = fields.String()
@@ -44,6 +50,7 @@ class MoveOut(Schema):
     version = fields.Integer()
     previous_version = fields.Integer(allow_none=True)
     event_id = fields.Integer(allow_none=True)
+
 
 class EventOut(Schema):
     id = fields.Integer()

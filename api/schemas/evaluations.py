@@ -8,10 +8,12 @@ from api.schemas.versions import SORT_KEY
 
 SHA256_HEX = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="must be a sha256: 64 hexadecimal characters")
 
+
 class DatasetIn(Schema):
     name = Text(required=True, validate=validate.Length(min=1, max=255))
     sha256 = fields.String(required=True, validate=SHA256_HEX)
     rows = WholeNumber(required=True, validate=validate.Range(min=1, max=2**62))
+
 
 class EvaluationRequest(Schema):
     dataset = fields.Nested(DatasetIn, required=True)
@@ -21,11 +23,13 @@ class EvaluationRequest(Schema):
     )
     note = Text(load_default="", validate=validate.Length(max=2_000))
 
+
 class DatasetEvaluationArgs(PageArgs):
     dataset = fields.String(required=True, validate=SHA256_HEX, metadata={"description": "the dataset's sha256"})
     sort = fields.String(load_default=None, validate=SORT_KEY,
                          metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
     include_archived = fields.Boolean(load_default=False)
+
 
 class EvaluationOut(Schema):
     id = fields.Integer()

@@ -13,6 +13,7 @@ class UTCDateTime(fields.DateTime):
             return None
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+
 class FiniteNumber(fields.Float):
     """A JSON number that is finite; strings, booleans, NaN, infinities and huge integers are refused
     (a number to the OpenAPI document; it keeps the value as sent, int or float)."""
@@ -21,6 +22,7 @@ class FiniteNumber(fields.Float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise ValidationError("must be a finite number")
         return value
+
 
 class WholeNumber(fields.Integer):
     """A JSON integer: ``3``, or ``3.0`` as JSON Schema counts it; strings, booleans and fractions are refused."""
@@ -32,11 +34,13 @@ class WholeNumber(fields.Integer):
             raise ValidationError("must be a whole number")
         return super()._deserialize(value, attr, data, **kwargs)
 
+
 def _finite(value: int | float) -> bool:
     try:
         return math.isfinite(value)
     except OverflowError:  # an integer beyond float range, e.g. 10**400
         return False
+
 
 class Text(fields.String):
     """A string the databases can store: no NUL character, no lone UTF-16 surrogate."""
@@ -53,6 +57,7 @@ class Text(fields.String):
         except UnicodeEncodeError:
             raise ValidationError("must be valid Unicode (no lone \\ud800-\\udfff surrogates)") from None
         return text
+
 
 # What the OpenAPI document says of a dict whose keys are Text: apispec keeps only "x-" keys of a
 # field's metadata, and ProblemDocs renames this one to propertyNames.

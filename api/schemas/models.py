@@ -6,13 +6,17 @@ from api.schemas.fields import TEXT_KEYS, Text, UTCDateTime
 
 
 class PredictionLogPatch(Schema):
+    class Meta:
+        openapi = {"minProperties": 1}
+
     sample = fields.Float(
         allow_none=True, validate=validate.Range(0, 1),
         metadata={"description": "the share of requests logged, 0 to 1 (errors always are); null: PREDICTION_LOG_SAMPLE"},
     )
     max_mb = fields.Float(
         allow_none=True, validate=validate.Range(min=0, min_inclusive=False),
-        metadata={"description": "the most this model's log may hold, in MB, when less than its fair share of "
+        metadata={"exclusiveMinimum": 0,
+                  "description": "the most this model's log may hold, in MB, when less than its fair share of "
                                  "PREDICTION_LOG_MAX_MB; null: its fair share"},
     )
 
@@ -21,10 +25,12 @@ class PredictionLogPatch(Schema):
         if not data:
             raise ValidationError("give sample, max_mb or both", "_schema")
 
+
 class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
     prediction_log = fields.Nested(PredictionLogPatch)
+
 
 class ModelOut(Schema):
     name = fields.String()
@@ -34,6 +40,7 @@ class ModelOut(Schema):
     aliases = fields.Dict(keys=fields.String(), values=fields.Integer())
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
+
 
 class ModelDetailOut(ModelOut):
     version_count = fields.Integer()

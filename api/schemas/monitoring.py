@@ -14,6 +14,7 @@ WINDOW_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedel
 
 MAX_WINDOW = timedelta(days=366)
 
+
 def window_span(text: str) -> timedelta:
     """``30m``, ``24h`` or ``7d`` as a span; a ValidationError that says what to send otherwise."""
     found = WINDOW.match(text)
@@ -24,8 +25,10 @@ def window_span(text: str) -> timedelta:
         raise ValidationError("a window is at most 366 days")
     return span
 
+
 class MonitoringArgs(Schema):
     window = fields.String(load_default="24h", validate=window_span, metadata={"description": "30m, 24h, 7d …"})
+
 
 class QualityOut(Schema):
     metric = fields.String(metadata={"description": "accuracy (classifiers) or mae (regressors)"})
@@ -34,6 +37,7 @@ class QualityOut(Schema):
     ci_high = fields.Float()
     rows = fields.Integer(metadata={"description": "labelled rows it is computed on"})
     rmse = fields.Float(allow_none=True)
+
 
 class ReferenceIn(Schema):
     """Where the rows come from, and the rows (up to 10,000) in any JSON predict body shape."""
@@ -44,11 +48,13 @@ class ReferenceIn(Schema):
     source = fields.String(required=True, validate=validate.OneOf(REFERENCE_SOURCES), metadata={
         "description": "training or evaluation: the rows the version was trained or evaluated on"})
 
+
 class ProfileOut(Schema):
     kind = fields.String(metadata={"description": "numeric (bins between deciles) or categorical (values)"})
     edges = fields.List(fields.Float(), allow_none=True)
     values = fields.List(fields.Raw(), allow_none=True)
     counts = fields.List(fields.Integer())
+
 
 class ReferenceOut(Schema):
     model = fields.String()
@@ -60,10 +66,12 @@ class ReferenceOut(Schema):
     created_at = UTCDateTime()
     created_by = fields.String()
 
+
 class RouteFiguresOut(Schema):
     requests = fields.Integer()
     labelled = fields.Integer()
     quality = fields.Nested(QualityOut, allow_none=True)
+
 
 class MonitoringOut(Schema):
     model = fields.String()

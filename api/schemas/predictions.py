@@ -16,12 +16,14 @@ class PredictionOut(Schema):
     probabilities = fields.List(fields.List(fields.Float()))
     classes = fields.List(fields.Raw())
 
+
 class LoggedPredictionArgs(Schema):
     version = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     since = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; from this time on"})
     until = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; before this time"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     cursor = fields.Integer(validate=validate.Range(min=1), metadata={"description": "next_cursor of the page before"})
+
 
 class LoggedPredictionOut(Schema):
     request_id = fields.String()
@@ -36,9 +38,11 @@ class LoggedPredictionOut(Schema):
     label = fields.Raw(allow_none=True, dump_default=None)
     labelled_at = UTCDateTime(allow_none=True)
 
+
 class LoggedPageOut(Schema):
     items = fields.List(fields.Nested(LoggedPredictionOut))
     next_cursor = fields.Integer(allow_none=True)
+
 
 class FeedbackItem(Schema):
     request_id = fields.String(required=True, validate=validate.Regexp(
@@ -46,14 +50,17 @@ class FeedbackItem(Schema):
     label = fields.Raw(required=True, allow_none=False, metadata={"description": "the truth: a class or a number, "
                                                                   "or a list of them for a request of several rows"})
 
+
 class FeedbackIn(Schema):
     items = fields.List(fields.Nested(FeedbackItem), required=True, validate=validate.Length(min=1, max=MAX_FEEDBACK_ITEMS))
+
 
 class FeedbackError(Schema):
     index = fields.Integer()
     request_id = fields.String()
     status = fields.Integer()
     detail = fields.String()
+
 
 class FeedbackOut(Schema):
     applied = fields.Integer()

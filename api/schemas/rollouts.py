@@ -15,6 +15,7 @@ class RolloutArm(Schema):
                                                         "a planned canary's comes from its plan's first step"},
     )
 
+
 class RolloutRequest(Schema):
     class Meta:
         openapi = {"anyOf": [{"required": [role], "properties": {role: {"type": "object"}}} for role in ("canary", "shadow")]}
@@ -45,11 +46,14 @@ class RolloutRequest(Schema):
         if errors:
             raise ValidationError(errors)
 
+
 class PlanStepRequest(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
 
+
 class RolloutEndRequest(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2_000))
+
 
 class ServedFigures(Schema):
     version = fields.Integer()
@@ -61,8 +65,10 @@ class ServedFigures(Schema):
     p50_ms = fields.Float(allow_none=True)
     p99_ms = fields.Float(allow_none=True)
 
+
 class CanaryFigures(ServedFigures):
     percent = fields.Float()
+
 
 class ShadowFigures(Schema):
     version = fields.Integer()
@@ -73,6 +79,7 @@ class ShadowFigures(Schema):
     agreement = fields.Float(allow_none=True, metadata={"description": "classifiers: share of rows labelled alike"})
     mean_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
     max_abs_diff = fields.Float(allow_none=True, metadata={"description": "regressors"})
+
 
 class GateOut(Schema):
     state = fields.String(metadata={"enum": ["pass", "fail", "waiting"]})
@@ -86,6 +93,7 @@ class GateOut(Schema):
     by_rows = fields.Dict(metadata={
         "description": "latency: per batch-size class both arms answered, each arm's requests and p99_ms and their ratio"})
 
+
 class PlanOut(Schema):
     step = fields.Integer(metadata={"description": "the running step, numbered from 1"})
     state = fields.String(metadata={"enum": ["running", "paused", "halted", "promoted", "aborted"]})
@@ -97,6 +105,7 @@ class PlanOut(Schema):
     figures = fields.Dict(allow_none=True, metadata={
         "description": "the step's figures of both arms the gates last judged (requests, weighed_requests, keys, "
                        "p99_ms, latency_by_rows …); null until the controller first looked"})
+
 
 class RolloutOut(Schema):
     model = fields.String()

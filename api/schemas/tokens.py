@@ -10,11 +10,13 @@ class TokenRequest(Schema):
     name = fields.String(required=True, metadata={"pattern": TOKEN_NAME.pattern})
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
+
 class TokenOut(Schema):
     name = fields.String()
     role = fields.String()
     created_at = UTCDateTime()
     last_used_at = UTCDateTime(allow_none=True)
+
 
 class TokenCreatedOut(Schema):
     name = fields.String()

@@ -10,10 +10,12 @@ SORT_KEY = validate.Regexp(
     error="unknown sort key: use version, created_at or metrics.<name>, with '-' for descending",
 )
 
+
 class VersionListArgs(PageArgs):
     sort = fields.String(load_default=None, validate=SORT_KEY,
                          metadata={"description": "version, created_at or metrics.<name>; '-' for descending"})
     include_archived = fields.Boolean(load_default=False)
+
 
 class VersionPatch(Schema):
     """What may change on a version: its words. Metrics, lineage and the rest are facts of the upload."""
@@ -27,6 +29,7 @@ class VersionPatch(Schema):
                         metadata={"description": "model card: what the version is for, and for whom"})
     limitations = Text(validate=validate.Length(max=10_000),
                        metadata={"description": "model card: where it should not be trusted, known weaknesses"})
+
 
 class UploadMetadata(Schema):
     """The optional ``metadata`` form field of an upload, a JSON object."""
@@ -44,12 +47,14 @@ class UploadMetadata(Schema):
                           metadata={"description": "an XGBoost classifier's classes, in the model's order "
                                                    "(0 … k-1 when left out)"})
 
+
 class UploadForm(Schema):
     """The multipart body of an upload (documentation only: the view reads the two parts itself)."""
 
     artifact = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
     metadata = fields.String(metadata={"description": "a JSON object: description, intended_use, limitations, metrics, "
                                                       "params, tags, lineage, feature_names, input_example, classes"})
+
 
 class VersionOut(Schema):
     model = fields.Function(lambda v: v.model.name)

@@ -11,10 +11,12 @@ WEBHOOK_URL = {"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://", "description": "http(s) U
 
 EVENT_TYPE = fields.String(metadata={"enum": ["*", *EVENT_TYPES]})
 
+
 class WebhookRequest(Schema):
     url = Text(required=True, metadata=WEBHOOK_URL)
     events = fields.List(EVENT_TYPE, required=True, metadata={"description": 'event types, or ["*"] for all'})
     description = Text(load_default="", validate=validate.Length(max=2_000))
+
 
 class WebhookPatch(Schema):
     url = Text(metadata=WEBHOOK_URL)
@@ -22,11 +24,13 @@ class WebhookPatch(Schema):
     active = fields.Boolean()
     description = Text(validate=validate.Length(max=2_000))
 
+
 class SecretRotation(Schema):
     grace_hours = fields.Float(
         load_default=24.0, validate=validate.Range(min=0, max=720),
         metadata={"description": "how long the old secret keeps signing deliveries beside the new one (0 to 720)"},
     )
+
 
 class WebhookOut(Schema):
     id = fields.Integer()
@@ -43,14 +47,17 @@ class WebhookOut(Schema):
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
 
+
 class WebhookCreatedOut(WebhookOut):
     secret = fields.String(metadata={"description": "whsec_<base64>: verify signatures with it; shown only here"})
+
 
 class WebhookRotatedOut(WebhookCreatedOut):
     previous_secret_expires_at = UTCDateTime(
         attribute="previous_secret_until",
         metadata={"description": "until then every delivery is signed with the old secret too"},
     )
+
 
 class DeliveryOut(Schema):
     id = fields.Integer()
@@ -65,11 +72,13 @@ class DeliveryOut(Schema):
     delivered_at = UTCDateTime(allow_none=True)
     created_at = UTCDateTime()
 
+
 class AttemptOut(Schema):
     at = UTCDateTime()
     status_code = fields.Integer(allow_none=True)
     error = fields.String(allow_none=True)
     duration_ms = fields.Integer()
+
 
 class DeliveryDetailOut(DeliveryOut):
     payload = fields.Function(lambda d: json.loads(d.event.body))
