@@ -13,9 +13,9 @@ CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000"
 	postgresql-binaries chromium wrk containers
 
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
-# requirements.txt, and the compiled tree walker built into registry/serving/native/), then what testing
+# requirements.txt, and the compiled tree walker built into registry/inference/native/), then what testing
 # and benchmarking add (make test).
-$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt registry/serving/native/tree_walk.c client/pyproject.toml
+$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt registry/inference/native/tree_walk.c client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ./client
@@ -95,4 +95,4 @@ containers:
 	}
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/serving/native/*.so
+	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/inference/native/*.so

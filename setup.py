@@ -1,6 +1,6 @@
-"""The build of the package's one compiled part: the tree walker (``registry/serving/native/tree_walk.c``).
+"""The build of the package's one compiled part: the tree walker (``registry/inference/native/tree_walk.c``).
 
-It is plain C loaded with ctypes (``registry/serving/tree_walk.py``), with no Python API, so it is built
+It is plain C loaded with ctypes (``registry/inference/tree_walk.py``), with no Python API, so it is built
 as a shared library named ``tree_walk.so`` inside the package, not as an extension module: ``pip install .``
 puts it beside its loader in site-packages, ``pip install -e .`` beside its source in the checkout.
 Everything else about the package is in pyproject.toml.
@@ -21,7 +21,7 @@ class BuildSharedLibrary(build_ext):
     """build_ext for a plain shared library: named ``NAME.so``, with no Python ABI tag, for ctypes."""
 
     def get_ext_filename(self, fullname: str) -> str:
-        """``registry.serving.native.tree_walk`` → ``registry/serving/native/tree_walk.so``."""
+        """``registry.inference.native.tree_walk`` → ``registry/inference/native/tree_walk.so``."""
         return os.path.join(*fullname.split(".")) + ".so"
 
     def get_export_symbols(self, ext: Extension) -> list[str]:
@@ -30,7 +30,7 @@ class BuildSharedLibrary(build_ext):
 
 
 setup(
-    ext_modules=[Extension("registry.serving.native.tree_walk", sources=["registry/serving/native/tree_walk.c"],
+    ext_modules=[Extension("registry.inference.native.tree_walk", sources=["registry/inference/native/tree_walk.c"],
                            extra_compile_args=TREE_WALK_FLAGS)],
     cmdclass={"build_ext": BuildSharedLibrary},
 )

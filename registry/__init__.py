@@ -7,7 +7,8 @@ Read it bottom up:
    (``facts``), the changes a transaction hands the runtime after commit (``changes``), and the
    Prometheus metrics (``telemetry``); beside them ``process/``, the plumbing of a process (its
    background loops, the metric files its processes share), which knows no table.
-1. ``artifacts/``: the content-addressed store, safe loading of uploads, what a fitted model is.
+1. ``artifacts/``: the content-addressed store, safe loading of uploads, what a fitted model is;
+   ``inference/`` beside it: compiled trees, forests and boosted models (NumPy alone).
 2. ``serving/``: the runtime of one process: loading versions into memory, the model cache, the
    alias snapshot and hot swap, routing, running models, input checks, shadow runs and figures.
 3. The use cases that change state: ``catalog/`` (models and versions), ``aliases/`` (promote,

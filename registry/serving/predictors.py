@@ -1,8 +1,8 @@
 """What answers ``predict`` for a loaded model: a compiled form where one applies, the estimator otherwise.
 
 ``predictor_for`` runs once per load. A tree or random forest, bare or as a Pipeline's last step, is
-compiled to node records that a C walker answers from (``registry.serving.fast_trees``), and so is a
-boosted model (``registry.serving.fast_boosting``, wide records summed from its baseline); a linear or
+compiled to node records that a C walker answers from (``registry.inference.fast_trees``), and so is a
+boosted model (``registry.inference.fast_boosting``, wide records summed from its baseline); a linear or
 logistic model predicts with its own arithmetic (``X @ coef_.T + intercept_``) without scikit-learn's
 per-call checks, which cost it ten times the arithmetic on one row. The steps before the model still run through scikit-learn's
 ``transform``, as ``Pipeline.predict`` runs them. Both give exactly scikit-learn's answers; anything
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry.serving.fast_boosting import CompiledBoosting, compile_boosting
-from registry.serving.fast_trees import CompiledTrees, best_of_rows, compile_trees
+from registry.inference.fast_boosting import CompiledBoosting, compile_boosting
+from registry.inference.fast_trees import CompiledTrees, best_of_rows, compile_trees
 
 
 class _Compiled:

@@ -8,7 +8,7 @@ from registry.errors import ArtifactCorrupted, InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.inputs import ModelInput
 from registry.serving.shadow import ShadowJob
-from registry.serving.tree_walk import NodesDamaged
+from registry.inference.tree_walk import NodesDamaged
 
 
 @dataclass(frozen=True)

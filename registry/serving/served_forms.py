@@ -45,8 +45,8 @@ import numpy as np
 
 from registry.artifacts.no_follow import ensure_directory, locked, open_directory, open_regular
 from registry.artifacts.store import is_artifact_name
-from registry.serving.fast_boosting import CompiledBoosting
-from registry.serving.fast_trees import CompiledTrees
+from registry.inference.fast_boosting import CompiledBoosting
+from registry.inference.fast_trees import CompiledTrees
 from registry.serving.predictors import LinearPredictor, TreePredictor
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import requests
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from bench.harness.models import artifact_bytes
-from registry.serving.tree_walk import WIDE_NODE
+from registry.inference.tree_walk import WIDE_NODE
 from tests.helpers import wait_for
 
 RNG = np.random.default_rng(5)

@@ -74,8 +74,8 @@ def _in_venv(venv, home, code):
 def test_the_package_runs_from_site_packages_with_the_walker_built_into_it(venv, served):
     home, _, _ = served
     site = _in_venv(venv, home, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-    library = _in_venv(venv, home, "from registry.serving.tree_walk import LIBRARY; print(LIBRARY)")
-    assert library == f"{site}/registry/serving/native/tree_walk.so"
+    library = _in_venv(venv, home, "from registry.inference.tree_walk import LIBRARY; print(LIBRARY)")
+    assert library == f"{site}/registry/inference/native/tree_walk.so"
     assert Path(library).exists()
     assert _in_venv(venv, home, "import config, wsgi; print(config.__file__, wsgi.__file__)").split() == [
         f"{site}/config.py", f"{site}/wsgi.py"]

@@ -13,7 +13,7 @@ import requests
 from sklearn.ensemble import RandomForestClassifier
 
 from bench.harness.models import artifact_bytes
-from registry.serving.tree_walk import NODE
+from registry.inference.tree_walk import NODE
 from tests.helpers import wait_for
 
 FEATURES = 4

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from api.domain import EXTENSION
-from registry.serving.fast_boosting import CompiledBoosting
+from registry.inference.fast_boosting import CompiledBoosting
 from registry.serving.predictors import TreePredictor
 from tests.helpers import assert_problem, upload, upload_ok
 

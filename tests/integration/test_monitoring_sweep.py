@@ -40,7 +40,7 @@ def served(app, client, ci, admin):
 def sweep(app) -> dict:
     result = app.test_cli_runner().invoke(args=["monitoring", "sweep"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def answer(app, client, rows, prefix) -> list:

@@ -48,7 +48,7 @@ def tick(app) -> list[dict]:
     app.extensions["model_registry"].runtime.flush_figures()
     result = app.test_cli_runner().invoke(args=["rollouts", "tick"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def traffic(app, client, n: int, rows=None) -> None:

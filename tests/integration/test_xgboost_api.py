@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from api.domain import EXTENSION
-from registry.serving.fast_boosting import CompiledBoosting
+from registry.inference.fast_boosting import CompiledBoosting
 from tests.helpers import assert_problem
 
 xgb = pytest.importorskip("xgboost")

@@ -17,8 +17,8 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LinearRegression
 
-from registry.serving.fast_boosting import CompiledBoosting, compile_boosting
-from registry.serving.tree_walk import CATEGORICAL, InvalidNodes, NodesDamaged
+from registry.inference.fast_boosting import CompiledBoosting, compile_boosting
+from registry.inference.tree_walk import CATEGORICAL, InvalidNodes, NodesDamaged
 from tests.unit.test_fast_trees import assert_identical
 
 CASES = 200

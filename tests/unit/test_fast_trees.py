@@ -14,9 +14,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from registry.serving import fast_trees
-from registry.serving.fast_trees import CompiledTrees, compile_trees
-from registry.serving.tree_walk import InvalidNodes
+from registry.inference import fast_trees
+from registry.inference.fast_trees import CompiledTrees, compile_trees
+from registry.inference.tree_walk import InvalidNodes
 from registry.serving.predictors import TreePredictor, predictor_for
 
 CASES = 240

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from config import BASE_DIR
-from registry.serving.tree_walk import LIBRARY, WalkerNotBuilt, load
+from registry.inference.tree_walk import LIBRARY, WalkerNotBuilt, load
 
 EXACT_ARITHMETIC = ["-ffp-contract=off", "-fno-fast-math"]
 
@@ -65,6 +65,6 @@ def test_a_library_built_from_other_source_is_refused(tmp_path, interface):
 
 
 def test_the_app_loads_the_walker_when_it_is_imported_not_when_a_tree_comes():
-    probe = "import sys; from api import create_app; print('registry.serving.tree_walk' in sys.modules)"
+    probe = "import sys; from api import create_app; print('registry.inference.tree_walk' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], cwd=BASE_DIR, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True"]

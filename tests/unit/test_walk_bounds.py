@@ -7,9 +7,9 @@ from sklearn.ensemble import RandomForestClassifier
 from registry.artifacts.signature import Signature
 from registry.errors import ArtifactCorrupted, InvalidInput
 from registry.serving.cache import ServableModel
-from registry.serving.fast_trees import CompiledTrees, compile_trees
+from registry.inference.fast_trees import CompiledTrees, compile_trees
 from registry.serving.running import run_model
-from registry.serving.tree_walk import NAN_LEFT, InvalidNodes, NodesDamaged
+from registry.inference.tree_walk import NAN_LEFT, InvalidNodes, NodesDamaged
 
 ROWS = np.random.default_rng(4).normal(size=(300, 4))
 

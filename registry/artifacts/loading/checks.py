@@ -22,7 +22,7 @@ from registry.errors import ArtifactTooLarge, InvalidArtifact, UnsafeArtifact
 
 # Far beyond any forest worth serving from one worker (scikit-learn's default is 100 trees).
 MAX_TREES = 5_000
-# What one node costs once compiled for prediction (registry/serving/tree_walk.py: threshold, feature and
+# What one node costs once compiled for prediction (registry/inference/tree_walk.py: threshold, feature and
 # two children), before its values (8 bytes per class or output).
 COMPILED_NODE_BYTES = 4 + 4 + 4 + 4
 # A boosted tree's node once compiled (tree_walk.WIDE_NODE: float64 threshold, column, bitset, two children),

@@ -22,8 +22,8 @@ import numpy as np
 from registry.artifacts.loading import ubjson
 from registry.artifacts.signature import Feature, ModelDescription, Signature
 from registry.errors import ArtifactTooLarge, InvalidArtifact
-from registry.serving.fast_boosting import CompiledBoosting
-from registry.serving.tree_walk import BITSET_WORDS, NAN_LEFT, WIDE_NODE
+from registry.inference.fast_boosting import CompiledBoosting
+from registry.inference.tree_walk import BITSET_WORDS, NAN_LEFT, WIDE_NODE
 
 MAX_TREES = 100_000
 MAX_NODES = 20_000_000

@@ -1,7 +1,7 @@
 """Exact, fast inference for decision trees and random forests: every tree as node records, walked in C.
 
 A supported model is compiled once per load to one array of 16-byte node records over all its trees
-(``registry.serving.tree_walk.NODE``) and the leaves' output rows; the compiled walker
+(``registry.inference.tree_walk.NODE``) and the leaves' output rows; the compiled walker
 (``native/tree_walk.c``) answers any number of rows from them, and gives bit for bit what scikit-learn
 gives with ``n_jobs=1``:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry.serving.tree_walk import MAX_NODES, NAN_LEFT, NODE, Walker
+from registry.inference.tree_walk import MAX_NODES, NAN_LEFT, NODE, Walker
 
 _BUILT = frozenset({"_walker"})  # made from the state, not part of it
 

@@ -1,7 +1,7 @@
 """Exact, fast inference for boosted trees: every tree as wide node records, walked in C, summed from a baseline.
 
 A boosted model compiles once per load to one array of 24-byte records over all its trees
-(``registry.serving.tree_walk.WIDE_NODE``: a float64 threshold, the column with its NaN and categorical
+(``registry.inference.tree_walk.WIDE_NODE``: a float64 threshold, the column with its NaN and categorical
 flags, a categorical split's 256-bit set, two children), each tree's output column, each leaf's value,
 the categorical sets and the baseline. The walker (``native/tree_walk.c``, ``tree_walk_boosted``)
 starts every (row, output) at the baseline and adds each tree's leaf value in tree order, in double
@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry.serving.fast_trees import best_of_rows
-from registry.serving.tree_walk import (
+from registry.inference.fast_trees import best_of_rows
+from registry.inference.tree_walk import (
     BITSET_WORDS,
     CATEGORICAL,
     MAX_NODES,

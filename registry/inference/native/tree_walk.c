@@ -2,7 +2,7 @@
  * Exact inference for a single-output decision tree or random forest over flat node records, and for
  * a boosted model (scikit-learn's HistGradientBoosting and GradientBoosting) over wide ones.
  *
- * Loaded by registry/serving/tree_walk.py with ctypes: plain C, no Python API, so the one library
+ * Loaded by registry/inference/tree_walk.py with ctypes: plain C, no Python API, so the one library
  * serves every Python build. It gives bit for bit what scikit-learn gives with n_jobs=1:
  *
  * - a row goes left where x <= threshold, x being the row's float32 value and the threshold the
