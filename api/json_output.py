@@ -8,6 +8,8 @@ import math
 
 from flask.json.provider import DefaultJSONProvider
 
+from registry.finite_json import finite
+
 
 class FiniteJSONProvider(DefaultJSONProvider):
     """Flask's JSON provider, writing non-finite numbers as ``null``."""
@@ -22,17 +24,6 @@ class FiniteJSONProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs) -> object:
         """``s`` decoded; ValueError (a 400 from ``get_json``) for NaN, Infinity or a number past a double."""
         return json.loads(s, **{"parse_constant": _refuse_constant, "parse_float": _finite_float, **kwargs})
-
-
-def finite(value: object) -> object:
-    """``value`` with every NaN or infinite float in it, however deep, made ``None``."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(item) for item in value]
-    return value
 
 
 def _refuse_constant(token: str) -> float:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from registry import finite_json
 from registry.errors import DatabaseFileGone
 
 NAMING_CONVENTION = {
@@ -34,7 +35,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# JSON columns hold finite numbers only, on both backends (registry/finite_json.py).
+db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": finite_json.dumps})
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -51,7 +51,8 @@ QUALITY_MARGIN = 36  # room for the axis labels on the left
 def quality_marks(points, *, metric: str) -> tuple[list[QualityMark], list[tuple[float, str]]]:
     """The marks of a live-quality timeline and its y ticks (y, text): accuracy on 0–1, an error on
     0 to its largest upper bound."""
-    top = 1.0 if metric == "accuracy" else max((p.quality.ci_high for p in points if p.quality), default=1.0) or 1.0
+    highs = [p.quality.ci_high for p in points if p.quality and p.quality.ci_high is not None and math.isfinite(p.quality.ci_high)]
+    top = 1.0 if metric == "accuracy" else max(highs, default=1.0) or 1.0
     step = (QUALITY_WIDTH - QUALITY_MARGIN) / max(len(points), 1)
 
     def y(value: float) -> float:

@@ -50,9 +50,9 @@ class HealthGauges:
                 delay.add_metric(version, figures["label_delay_p50_s"])
             if figures["quality"] is not None:
                 measured = [*version, figures["quality"]["metric"]]
-                quality.add_metric(measured, figures["quality"]["value"])
-                low.add_metric(measured, figures["quality"]["ci_low"])
-                high.add_metric(measured, figures["quality"]["ci_high"])
+                for family, figure in ((quality, "value"), (low, "ci_low"), (high, "ci_high")):
+                    if figures["quality"][figure] is not None:  # stored as null where not finite (one labelled row)
+                        family.add_metric(measured, figures["quality"][figure])
             drift = figures["drift"]
             if drift is not None:
                 columns = {**drift["features"], "predictions": drift["predictions"]}

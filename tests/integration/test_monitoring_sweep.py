@@ -101,6 +101,25 @@ def test_the_sweep_keeps_live_quality_for_metrics_and_alerts_once_on_new_drift(a
     assert len(drift_events(app)) == 1
 
 
+def test_an_interval_without_an_end_is_kept_as_null_on_both_backends(app, client, served, ci):
+    """One labelled row of a regressor: its error's interval has no upper end (infinite). PostgreSQL's
+    json refuses Infinity, so the sweep failed there at every turn and /metrics never showed the version."""
+    ((request_id, predicted),) = answer(app, client, [PROBE_ROW], "single")
+    labels = [{"request_id": request_id, "label": [predicted[0] + 0.25]}]
+    assert client.post("/models/m/feedback", json={"items": labels}, headers=ci).get_json()["applied"] == 1
+
+    assert sweep(app) == {"versions": 1, "alerts": []}
+
+    with app.app_context():
+        kept = db.session.execute(select(VersionHealth.figures)).scalar_one()["quality"]
+    assert (kept["value"], kept["ci_high"], kept["rows"]) == (pytest.approx(0.25), None, 1)
+    seen = gauges(client)
+    version = (("metric", "mae"), ("model", "m"), ("version", "1"))
+    assert seen[("registry_model_quality", version)] == pytest.approx(0.25)
+    assert ("registry_model_quality_ci_high", version) not in seen
+    assert seen[("registry_model_logged_requests", (("model", "m"), ("version", "1")))] == 1
+
+
 def test_a_version_no_longer_served_leaves_the_sweep_and_the_metrics(app, client, served, ci):
     answer(app, client, [PROBE_ROW], "one")
     assert sweep(app)["versions"] == 1
