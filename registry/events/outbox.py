@@ -4,13 +4,12 @@ An event becomes one row in ``webhook_events`` plus one pending delivery per act
 that wants it, all in the caller's transaction: if the change rolls back, so does its event. An
 event nobody subscribes to is not written; what was sent is pruned after the retention period.
 """
-import json
 import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import select
 
-from registry import changes
+from registry import changes, finite_json
 from registry.db import db
 from registry.events.tables import WebhookDelivery, WebhookEvent, WebhookSubscription
 from registry.tables import utcnow
@@ -83,7 +82,7 @@ def _add_event(event_type: str, data: dict) -> WebhookEvent:
     now = utcnow()
     payload = {"type": event_type, "timestamp": _iso(now), "data": data}
     event = WebhookEvent(
-        uid=f"msg_{uuid.uuid4().hex}", type=event_type, body=json.dumps(payload, separators=(",", ":")), created_at=now
+        uid=f"msg_{uuid.uuid4().hex}", type=event_type, body=finite_json.dumps(payload, separators=(",", ":")), created_at=now
     )
     db.session.add(event)
     db.session.flush()
