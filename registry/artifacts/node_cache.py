@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from registry.artifacts.disk_budget import Entry, over_budget
 from registry.artifacts.no_follow import ensure_directory, locked, read_regular, touch_regular
 from registry.artifacts.s3_store import S3Store
 from registry.artifacts.store import REPAIR, ArtifactStore, Pace, StoredFile, is_artifact_name, key_for, sha256_of
@@ -73,26 +74,17 @@ class NodeCache:
         """Remove the least recently used copies until the cache fits its budget; never what ``keep``
         holds or what an alias or rollout serves. Returns the digests removed."""
         with self._locked("evict.lock"):
-            copies = sorted(self._copies(), key=lambda c: c.modified)
-            total = sum(c.size for c in copies)
-            if total <= self.budget_bytes:
-                return []
+            copies = [Entry(c.sha256, c.size, c.modified) for c in self._copies()]
             try:
-                kept = set(keep) | self._serving()
+                going = over_budget(copies, self.budget_bytes, lambda: set(keep) | self._serving())
             except Exception:  # the database is down: evicting blind could drop what serves
-                log.warning("node cache over budget (%d bytes), not evicting: what serves cannot be read now", total)
+                log.warning("node cache over budget (%d bytes), not evicting: what serves cannot be read now",
+                            sum(c.size for c in copies))
                 return []
-            removed = []
-            for copy in copies:
-                if total <= self.budget_bytes:
-                    break
-                if copy.sha256 in kept:
-                    continue
-                (self.root / copy.key).unlink(missing_ok=True)
-                total -= copy.size
-                removed.append(copy.sha256)
+            for copy in going:
+                self.path_for(copy.sha256).unlink(missing_ok=True)
                 ARTIFACT_CACHE_EVICTIONS.inc()
-        return removed
+        return [copy.sha256 for copy in going]
 
     def used_bytes(self) -> int:
         """What the copies take on disk now."""

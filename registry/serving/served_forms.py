@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from registry.artifacts.disk_budget import Entry, over_budget
 from registry.artifacts.no_follow import ensure_directory, locked, open_directory, open_regular
 from registry.artifacts.store import is_artifact_name
 from registry.inference.fast_boosting import CompiledBoosting
@@ -193,24 +194,14 @@ class ServedForms:
 
     def prune(self, keep: set[str] = frozenset()) -> list[str]:
         """Remove least recently used forms until they fit the budget; never ``keep`` nor what is served."""
-        forms = sorted(self._forms(), key=lambda f: f[2])
-        total = sum(size for _, size, _ in forms)
-        if total <= self.budget_bytes:
-            return []
-        kept = set(keep) | self._serving()
-        removed = []
-        for path, size, _ in forms:
-            if total <= self.budget_bytes:
-                break
-            if path.name not in kept:
-                _remove(path)
-                total -= size
-                removed.append(path.name)
-        return removed
+        going = over_budget(self._forms(), self.budget_bytes, lambda: set(keep) | self._serving())
+        for form in going:
+            _remove(self.path_for(form.sha256))
+        return [form.sha256 for form in going]
 
     def usage(self) -> tuple[int, int]:
         """How many forms are here, and their bytes."""
-        sizes = [size for _, size, _ in self._forms()]
+        sizes = [form.size for form in self._forms()]
         return len(sizes), sum(sizes)
 
     def _prune_now_and_then(self, written: int, keep: set[str]) -> None:
@@ -247,7 +238,7 @@ class ServedForms:
         _remove(path)
         return None
 
-    def _forms(self) -> Iterator[tuple[Path, int, float]]:
+    def _forms(self) -> Iterator[Entry]:
         if not self.root.is_dir():
             return
         for shelf in os.scandir(self.root):
@@ -261,7 +252,7 @@ class ServedForms:
                     size = sum(entry.stat(follow_symlinks=False).st_size for entry in os.scandir(form.path))
                 except FileNotFoundError:
                     continue
-                yield Path(form.path), size, used
+                yield Entry(form.name, size, used)
 
     def _locked(self, sha256: str) -> AbstractContextManager:
         ensure_directory(self.root)
