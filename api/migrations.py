@@ -8,7 +8,7 @@ import click
 from flask import Flask
 
 from config import BASE_DIR
-from registry.db import db
+from registry.db import attach_migrations
 
 DIRECTORY = str(BASE_DIR / "migrations")
 
@@ -27,9 +27,7 @@ def _migrate(app: Flask):
     """The real Flask-Migrate configuration of ``app``, set up on the first call."""
     current = app.extensions["migrate"]
     if isinstance(current, _Deferred):
-        from flask_migrate import Migrate
-
-        Migrate(app, db, directory=DIRECTORY, render_as_batch=True)
+        attach_migrations(app, DIRECTORY)
     return app.extensions["migrate"]
 
 

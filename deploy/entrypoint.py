@@ -213,14 +213,14 @@ def _upgrade(url: str, scripts: Path) -> None:
     Flask app that holds only the database (the service's app would import scikit-learn and every route
     here, and gunicorn imports them again: seconds of a first start)."""
     from flask import Flask
-    from flask_migrate import Migrate, upgrade
+    from flask_migrate import upgrade
 
-    from registry.db import configure_sqlite, db
+    from registry.db import attach_migrations, configure_sqlite, db
 
     app = Flask(__name__)  # not "migrations": a namespace package found both installed and in the working directory
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     db.init_app(app)
-    Migrate(app, db, directory=str(scripts), render_as_batch=True)  # as api/migrations.py configures it
+    attach_migrations(app, str(scripts))
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

@@ -1,6 +1,6 @@
 """The database handle, its naming convention, and transactions that serialise writers.
 
-The only module of the domain that touches Flask-SQLAlchemy.
+The only module of the domain that touches Flask-SQLAlchemy (and Flask-Migrate, set up once here).
 """
 import os
 from collections.abc import Iterator
@@ -37,6 +37,15 @@ class Base(DeclarativeBase):
 
 # JSON columns hold finite numbers only, on both backends (registry/finite_json.py).
 db = SQLAlchemy(model_class=Base, engine_options={"json_serializer": finite_json.dumps})
+
+
+def attach_migrations(app, directory: str) -> None:
+    """Flask-Migrate's one setup for the registry's database: the scripts in ``directory``, and ALTERs
+    written as batches (SQLite rebuilds a table to alter it). The app's ``flask db`` commands and the
+    container's entrypoint both call this."""
+    from flask_migrate import Migrate  # Alembic takes long to import; serving never migrates
+
+    Migrate(app, db, directory=directory, render_as_batch=True)
 
 
 def configure_sqlite(engine: Engine) -> None:
