@@ -214,7 +214,8 @@ def test_writers_racing_on_different_models_never_fork_the_chain(app, client, ad
     for name in names:
         for factor in (1, 2):
             upload_ok(client, admin, name, LinearRegression().fit(X, y * factor))
-    barrier = threading.Barrier(len(names))
+    barrier = threading.Barrier(len(names) + 1)
+    done = threading.Event()
 
     def moves(name):
         racer = app.test_client()
@@ -222,10 +223,22 @@ def test_writers_racing_on_different_models_never_fork_the_chain(app, client, ad
         return [racer.post(f"/models/{name}/versions/{1 + i % 2}/promote", json={}, headers=admin).status_code
                 for i in range(6)]
 
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+    def checks():
+        """The check, again and again while the writers append: it reads one snapshot, so it always holds."""
+        checker, verdicts = app.test_client(), []
+        barrier.wait()
+        while not done.is_set() or not verdicts:
+            verdicts.append(verify(checker, admin))
+        return verdicts
+
+    with ThreadPoolExecutor(max_workers=len(names) + 1) as pool:
+        checking = pool.submit(checks)
         statuses = [status for run in pool.map(moves, names) for status in run]
+        done.set()
+        verdicts = checking.result()
 
     assert set(statuses) == {200}
+    assert [v for v in verdicts if not v["ok"]] == []
     assert verify(client, admin) == {"ok": True, "entries": 24, "head": verify(client, admin)["head"],
                                      "first_broken": None}
 
