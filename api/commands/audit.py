@@ -14,14 +14,18 @@ def verify():
     """Walk the history's hash chain; name the first entry that does not hold (exit code 1 when one does not)."""
     verdict = ledger.verify()
     if verdict.ok:
-        click.echo(f"ok: {verdict.entries} entries hold; head {verdict.head}")
+        click.echo(f"ok: {_held(verdict.entries)}; head {verdict.head}")
         return
     broken = verdict.first_broken
     at = f" at {broken.at.isoformat()}" if broken.at is not None else ""
     kind = f" ({broken.kind})" if broken.kind else ""
     click.echo(f"broken: entry {broken.id}{kind}{at} is {broken.problem}: {broken.detail}")
-    click.echo(f"{verdict.entries} entries hold before it; the last of them has hash {verdict.head}")
+    click.echo(f"{_held(verdict.entries)} before it; the chain holds up to hash {verdict.head}")
     sys.exit(1)
+
+
+def _held(entries: int) -> str:
+    return f"{entries} entry holds" if entries == 1 else f"{entries} entries hold"
 
 
 @group.command("export")
