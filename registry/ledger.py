@@ -7,9 +7,10 @@ insert one entry and the chain stops holding from there on.
 
 The canonical form (version 1) is the JSON object of ``FIELDS`` written as Python writes
 ``json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` and encoded as ASCII:
-``at`` is ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC, ``details`` the JSON the row holds (or null),
-``forced`` a boolean, the rest as stored. An export line is that object with ``hash`` added, so a few
-lines of standalone Python check an export (docs/ledger.md).
+``at`` is ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC, ``details`` the JSON the row holds (or null; JSON
+holds finite numbers only, registry/finite_json.py), ``forced`` a boolean, the rest as stored. An
+export line is that object with ``hash`` added, so a few lines of standalone Python check an export
+(docs/ledger.md).
 
 The head of the chain (``ledger_head``, one row) holds the number of entries, the last one's id and
 hash. Appending locks it (``FOR UPDATE`` on PostgreSQL; SQLite has one writer at a time, taken here
@@ -25,6 +26,8 @@ from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+
+from registry import finite_json
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 HEAD_ID = 1  # the one row of ledger_head
@@ -86,8 +89,8 @@ def link(connection: Connection, entry, *, head: Table, entries: Table) -> None:
         entry.at = datetime.now(timezone.utc)
     entry.reason = entry.reason or ""
     entry.forced = bool(entry.forced)
-    # as it will read back: tuples become lists, numeric keys strings
-    entry.details = json.loads(json.dumps(entry.details)) if entry.details is not None else None
+    # as it will read back: tuples become lists, numeric keys strings, figures that are not finite null
+    entry.details = json.loads(finite_json.dumps(entry.details)) if entry.details is not None else None
     entry.prev_hash = current.hash
     entry.hash = entry_hash(fields_of(entry))
     connection.execute(

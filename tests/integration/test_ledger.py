@@ -201,11 +201,12 @@ def test_entries_written_in_one_transaction_chain_in_order(app, client, admin, h
     with app.app_context(), write_transaction() as session:
         for reason in ("one", "two", "three"):
             session.add(PromotionEvent(model_id=1, alias="x", action="promote", to_version=1, actor="t", reason=reason,
-                                       details={"figures": (1, 2.5), 3: "three"}))
+                                       details={"figures": (1, 2.5, float("inf")), 3: "three", "p": float("nan")}))
 
     assert verify(client, admin)["entries"] == history + 3
     with app.app_context():
-        assert db.session.get(PromotionEvent, history + 3).details == {"figures": [1, 2.5], "3": "three"}
+        stored = db.session.get(PromotionEvent, history + 3).details
+        assert stored == {"figures": [1, 2.5, None], "3": "three", "p": None}
 
 
 def test_writers_racing_on_different_models_never_fork_the_chain(app, client, admin):
