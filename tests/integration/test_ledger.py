@@ -37,7 +37,8 @@ def history(app, client, admin):
     calls = [
         ("post", "/models/m/versions/1/promote", {"reason": "first"}),
         ("post", "/models/m/versions/2/promote", {"reason": "retrain: r2 0.33 vs 0.29 – better"}),
-        ("put", "/models/m/aliases/production/rollout", {"shadow": {"version": 1, "percent": 12.5}, "reason": "shadow"}),
+        ("put", "/models/m/aliases/production/rollout",
+         {"shadow": {"version": 1, "percent": 12.5}, "reason": "shadow"}),
         ("delete", "/models/m/aliases/production/rollout", {"reason": "enough"}),
         ("post", "/models/m/rollback", {"reason": "v2 over-predicts"}),
         ("post", "/models/m/versions/2/promote", {"alias": "staging"}),

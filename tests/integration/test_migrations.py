@@ -108,8 +108,9 @@ def test_0002_keeps_the_history_and_its_downgrade_drops_only_alias_deletes(empty
     upgrade(directory=MIGRATIONS)
     with db.engine.begin() as connection:  # (outside the ledger's chain: only its downgrade matters here)
         connection.execute(text(
-            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, at, "
-            "prev_hash, hash) VALUES (1, 'production', 'delete', 1, NULL, 'ci', '', false, '2026-11-20 11:00:00', '', '')"
+            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, "
+            "at, prev_hash, hash) "
+            "VALUES (1, 'production', 'delete', 1, NULL, 'ci', '', false, '2026-11-20 11:00:00', '', '')"
         ))
     downgrade(directory=MIGRATIONS, revision="0001")
 
