@@ -16,6 +16,7 @@ RULES = {
     "webhook_subscriptions": CATALOGUE,
     "promotion_events": LEDGER,
     "rollouts": LEDGER,
+    "ledger_head": "one row: the head of the ledger's hash chain (its length, last id and hash)",
     "rollout_plans": "one per rollout that was given a plan, kept with its rollout (the ledger)",
     "rollout_stats": "a row per process while its rollout runs, folded into one per role and version when it ends",
     "webhook_events": "written only when an active subscription wants the event; pruned once no delivery refers to it",

@@ -1,4 +1,5 @@
-"""ORM tables: models, versions, aliases, promotion events (the audit log), rollouts, evaluations and API tokens."""
+"""ORM tables: models, versions, aliases, promotion events (the audit log) and its chain's head, rollouts,
+evaluations and API tokens."""
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -12,11 +13,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from registry import ledger
 from registry.db import db
 
 
@@ -124,7 +127,11 @@ class Alias(db.Model):
 
 
 class PromotionEvent(db.Model):
-    """One alias move or rollout change, append-only. A rollback names the oldest promote it undoes."""
+    """One alias move or rollout change, append-only. A rollback names the oldest promote it undoes.
+
+    Each entry is a link of the ledger's hash chain (registry/ledger.py): ``prev_hash`` is the hash of
+    the entry before it, ``hash`` that of its own canonical form; both are set as it is inserted.
+    """
 
     __tablename__ = "promotion_events"
 
@@ -140,6 +147,27 @@ class PromotionEvent(db.Model):
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     details: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # a rollout's versions, percents, figures
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerHead(db.Model):
+    """The head of the ledger's hash chain (one row): how many entries it has, the last one's id and hash.
+
+    Appending locks it, so writers of the history queue and the chain never forks."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+@event.listens_for(PromotionEvent, "before_insert")
+def _link_to_the_chain(mapper, connection, entry) -> None:
+    """Every history entry joins the chain as it is inserted, whichever use case writes it."""
+    ledger.link(connection, entry, head=LedgerHead.__table__, entries=PromotionEvent.__table__)
 
 
 class Rollout(db.Model):

@@ -104,6 +104,28 @@ def test_concurrent_promotes_leave_one_consistent_history_chain(live_registry):
     assert sorted(m["event_id"] for m in moved) == sorted(e["id"] for e in events)
 
 
+def test_workers_moving_different_models_at_once_keep_one_ledger_chain(live_registry):
+    names = [f"ledger-{i}" for i in range(4)]
+    for name in names:
+        for factor in (1, 2):
+            assert upload(live_registry, name, scaled_sum(factor + 20)).status_code == 201
+    before = requests.get(f"{live_registry.url}/audit/verify", headers=live_registry.headers, timeout=60).json()
+
+    def promote(move):
+        name, version = move
+        return requests.post(f"{live_registry.url}/models/{name}/versions/{version}/promote", json={"alias": "ledger"},
+                             headers=live_registry.headers, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # the server's three workers take them at once
+        responses = list(pool.map(promote, [(name, 1 + i % 2) for i in range(6) for name in names]))
+    assert {r.status_code for r in responses} == {200}
+
+    verdict = requests.get(f"{live_registry.url}/audit/verify", headers=live_registry.headers, timeout=60).json()
+    assert verdict["first_broken"] is None
+    moved = [r for r in responses if r.json()["event_id"] is not None]  # (promoting the current version writes none)
+    assert verdict["entries"] == before["entries"] + len(moved)
+
+
 def test_twelve_concurrent_uploads_get_versions_one_to_twelve(live_registry):
     models = [scaled_sum(100 + i) for i in range(12)]
     with ThreadPoolExecutor(max_workers=12) as pool:

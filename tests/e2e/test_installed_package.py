@@ -115,3 +115,6 @@ def test_the_commands_a_user_runs_are_installed(venv, served):
     assert tokens.returncode == 0, tokens.stderr
     assert "ci" in subprocess.run([venv / "bin/model-registry", "tokens", "list"], cwd=home, capture_output=True,
                                   text=True, check=True).stdout
+    audit = subprocess.run([venv / "bin/model-registry", "audit", "verify"], cwd=home, capture_output=True, text=True)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert audit.stdout.startswith("ok: ")

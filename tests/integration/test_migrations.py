@@ -1,4 +1,6 @@
 """The schema changes only through migrations: head matches the models, and base is empty again."""
+import hashlib
+import json
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -12,13 +14,17 @@ from sqlalchemy import inspect, text
 
 from bench.harness import server
 from config import BASE_DIR
-from registry.db import db
+from registry.db import db, write_transaction
+from registry.integrity import ledger as ledger_check
+from registry.ledger import GENESIS
+from registry.tables import PromotionEvent
 from tests.databases import fresh_database
 from tests.helpers import MIGRATIONS, make_app
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
           "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions",
-          "prediction_log", "drift_references", "version_health", "leases", "rollout_plans", "artifact_checks"}
+          "prediction_log", "drift_references", "version_health", "leases", "rollout_plans", "artifact_checks",
+          "ledger_head"}
 
 
 @pytest.fixture
@@ -100,10 +106,11 @@ def test_0002_keeps_the_history_and_its_downgrade_drops_only_alias_deletes(empty
         ))
 
     upgrade(directory=MIGRATIONS)
-    with db.engine.begin() as connection:
+    with db.engine.begin() as connection:  # (outside the ledger's chain: only its downgrade matters here)
         connection.execute(text(
-            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, at) "
-            "VALUES (1, 'production', 'delete', 1, NULL, 'ci', '', false, '2026-11-20 11:00:00')"
+            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, "
+            "at, prev_hash, hash) "
+            "VALUES (1, 'production', 'delete', 1, NULL, 'ci', '', false, '2026-11-20 11:00:00', '', '')"
         ))
     downgrade(directory=MIGRATIONS, revision="0001")
 
@@ -163,3 +170,76 @@ def test_0015_names_every_existing_version_scikit_learn(empty_app):
     upgrade(directory=MIGRATIONS)
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT framework FROM versions")).scalars().all() == ["scikit-learn"]
+
+
+def _history_at_0015(connection) -> None:
+    """A model with three history entries written as the release before the ledger's chain wrote them."""
+    connection.execute(text(
+        "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+        "VALUES (1, 'm', '', '{}', 2, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"
+    ))
+    rows = [
+        ("promote", None, 1, "ci", "first", False, None, "2026-11-20 10:00:00"),
+        ("promote", 1, 2, "ci", "retrain: r2 0.33 vs 0.29 – ünïcode", True, None, "2026-11-20 11:00:00.250000"),
+        ("rollout_start", 2, 2, "admin", "", False, '{"canary": {"version": 1, "percent": 12.5}, "figures": [1.0, 2]}',
+         "2026-11-20 12:00:00.000001"),
+    ]
+    for action, from_version, to_version, actor, reason, forced, details, at in rows:
+        connection.execute(text(
+            "INSERT INTO promotion_events (model_id, alias, action, from_version, to_version, actor, reason, forced, "
+            "at, details) VALUES (1, 'production', :action, :from_version, :to_version, :actor, :reason, :forced, "
+            ":at, :details)"
+        ), {"action": action, "from_version": from_version, "to_version": to_version, "actor": actor,
+            "reason": reason, "forced": forced, "at": at, "details": details})
+
+
+def test_0019_starts_an_empty_chain_on_an_empty_database(empty_app):
+    upgrade(directory=MIGRATIONS)
+
+    verdict = ledger_check.verify()
+    assert (verdict.ok, verdict.entries, verdict.head) == (True, 0, GENESIS)
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT entries, last_id, hash FROM ledger_head")).one() == (0, None, GENESIS)
+
+
+def test_0019_chains_the_existing_history_in_order_and_new_entries_follow_it(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0015")
+    with db.engine.begin() as connection:
+        _history_at_0015(connection)
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.connect() as connection:
+        chained = connection.execute(text("SELECT id, prev_hash, hash FROM promotion_events ORDER BY id")).all()
+    assert [row.id for row in chained] == [1, 2, 3]
+    assert chained[0].prev_hash == GENESIS
+    assert [row.prev_hash for row in chained[1:]] == [row.hash for row in chained[:-1]]
+    first = db.session.get(PromotionEvent, 1)
+    assert chained[0].hash == hashlib.sha256(json.dumps(
+        {"id": 1, "at": "2026-11-20T10:00:00.000000Z", "model_id": 1, "alias": "production", "action": "promote",
+         "from_version": None, "to_version": 1, "reverts_event_id": None, "actor": "ci", "reason": "first",
+         "forced": False, "details": None, "prev_hash": GENESIS},
+        sort_keys=True, separators=(",", ":")).encode()).hexdigest() == first.hash
+    verdict = ledger_check.verify()
+    assert (verdict.ok, verdict.entries, verdict.head) == (True, 3, chained[-1].hash)
+
+    with write_transaction():
+        db.session.add(PromotionEvent(model_id=1, alias="production", action="rollback", from_version=2, to_version=1,
+                                      reverts_event_id=2, actor="admin"))
+    verdict = ledger_check.verify()
+    assert (verdict.ok, verdict.entries) == (True, 4)
+    assert db.session.get(PromotionEvent, 4).prev_hash == chained[-1].hash
+
+
+def test_0019_downgrade_keeps_the_history_without_its_chain(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0015")
+    with db.engine.begin() as connection:
+        _history_at_0015(connection)
+    upgrade(directory=MIGRATIONS)
+
+    downgrade(directory=MIGRATIONS, revision="0015")
+
+    assert "ledger_head" not in _tables()
+    assert "hash" not in {c["name"] for c in inspect(db.engine).get_columns("promotion_events")}
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM promotion_events")).scalar() == 3

@@ -1,0 +1,19 @@
+"""The ledger's check: whether its hash chain holds, and the first entry that does not."""
+from marshmallow import Schema, fields
+
+from api.schemas.fields import UTCDateTime
+
+
+class BrokenOut(Schema):
+    id = fields.Integer(allow_none=True, metadata={"description": "the entry; null when entries are gone from the end"})
+    at = UTCDateTime(allow_none=True)
+    kind = fields.String(allow_none=True, metadata={"description": "the entry's action (promote, rollback, …)"})
+    problem = fields.String(metadata={"description": "altered, unlinked, unrecorded or truncated"})
+    detail = fields.String()
+
+
+class VerifyOut(Schema):
+    ok = fields.Boolean()
+    entries = fields.Integer(metadata={"description": "entries that hold, from the first"})
+    head = fields.String(metadata={"description": "the hash of the last entry that holds: keep it to compare later"})
+    first_broken = fields.Nested(BrokenOut, allow_none=True)
