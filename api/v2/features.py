@@ -47,6 +47,10 @@ class TensorInput:
             )
         return PREDICT_PROBA in outputs
 
+    def wants_explanations(self, servable: ServableModel) -> bool:
+        """Never yet: V2 has no ``explanation`` output."""
+        return False
+
 
 def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> ModelInput:
     """The model's input from ``tensors``, or a 400/413 that says what to change."""
