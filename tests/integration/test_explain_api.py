@@ -138,3 +138,38 @@ def test_an_anonymous_caller_gets_no_explanation_where_reads_need_a_token(build_
     response = client.post("/models/loans/1/predict", json={"instances": ROWS.tolist(), "explain": True})
     assert response.status_code == 401
     assert "explanations" not in response.get_data(as_text=True)
+
+
+def test_v2_answers_an_explanation_output_of_one_json_document_per_row(client, ci, fitted):
+    upload_ok(client, ci, "loans", fitted["forest-pipeline"])
+    rows = ROWS[:3]
+    v2 = client.post("/v2/models/loans/versions/1/infer", json={
+        "inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.tolist()}],
+        "outputs": [{"name": "predict"}, {"name": "explanation"}]})
+    assert v2.status_code == 200, v2.get_json()
+    [predicted, explained] = v2.get_json()["outputs"]
+    ours = _explained(client, "/models/loans/1/predict", rows, explain=True)
+    assert predicted["data"] == ours["predictions"]
+    assert (explained["datatype"], explained["shape"]) == ("BYTES", [3])
+    assert explained["parameters"] == {"explanation_space": "probability"}
+    assert [json.loads(document) for document in explained["data"]] == ours["explanations"]
+    metadata = client.get("/v2/models/loans/versions/1").get_json()
+    assert {"name": "explanation", "datatype": "BYTES", "shape": [-1]} in metadata["outputs"]
+
+
+def test_v2_binary_explanations_round_trip_through_tritons_client(client, ci, fitted):
+    triton = pytest.importorskip("tritonclient.http")
+    upload_ok(client, ci, "loans", fitted["hist-binary"], {"feature_names": NAMES})
+    matrix = triton.InferInput("input-0", list(ROWS.shape), "FP64")
+    matrix.set_data_from_numpy(ROWS)
+    body, size = triton.InferenceServerClient.generate_request_body(
+        [matrix], outputs=[triton.InferRequestedOutput("explanation", binary_data=True)])
+    response = client.post("/v2/models/loans/versions/1/infer", data=body,
+                           headers={"Inference-Header-Content-Length": str(size)})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    result = triton.InferenceServerClient.parse_response_body(
+        response.get_data(), header_length=response.headers.get("Inference-Header-Content-Length"))
+    documents = [json.loads(item) for item in result.as_numpy("explanation")]
+    margins = fitted["hist-binary"].decision_function(ROWS)
+    for document, margin in zip(documents, margins):
+        assert document["base_value"] + sum(document["values"].values()) == pytest.approx(margin, abs=1e-9)
