@@ -108,6 +108,10 @@ def test_a_version_without_node_covers_answers_422_naming_why(client, ci):
     assert client.post("/models/gbm/1/predict", json={"instances": ROWS.tolist()}).status_code == 200
     assert_problem(client.post("/models/gbm/1/predict", json={"instances": ROWS.tolist(), "explain": True}), 422,
                    "cannot be explained", "holds no node covers")
+    v2 = client.post("/v2/models/gbm/versions/1/infer", json={
+        "inputs": [{"name": "input-0", "shape": list(ROWS.shape), "datatype": "FP64", "data": ROWS.tolist()}],
+        "outputs": [{"name": "explanation"}]})
+    assert v2.status_code == 400 and "holds no node covers" in v2.get_json()["error"]
 
 
 @pytest.mark.parametrize("body, query, fragment", [
