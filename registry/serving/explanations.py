@@ -162,13 +162,13 @@ def _column_transformer_sources(step, n_in: int) -> list[int] | None:
 def _width_out(step) -> int | None:
     try:
         return len(step.get_feature_names_out())
-    except Exception:  # a step that cannot name its outputs has no mapping this module can trust
+    except (AttributeError, ValueError, TypeError):  # a step that cannot name its outputs: no mapping to trust
         return None
 
 
 def _transformed_names(transforms: list, width: int) -> list[str]:
     try:
         names = [str(name) for name in transforms[-1].get_feature_names_out()]
-    except Exception:  # no names: numbered
+    except (AttributeError, ValueError, TypeError, IndexError):  # no names: numbered
         names = []
     return names if len(names) == width else [f"feature_{i}" for i in range(width)]
