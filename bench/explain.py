@@ -4,7 +4,7 @@ the predict route's requests per second with ``"explain": true`` beside it witho
 
     .venv/bin/python -m bench.explain
 
-Prints the p50 (and p90) of each in-process explanation over ``--repeats`` calls (goal: ≤ 5 ms p50), and
+Prints the p50 (and p90 and min) of each in-process explanation over ``--repeats`` calls (goal: ≤ 5 ms p50), and
 the explain route's rps ÷ the predict route's (single row, alias route, c=8, goal ≥ 0.5); writes them to
 bench/results/. Figures only; nothing passes or fails.
 """
@@ -73,7 +73,8 @@ def _timed(call, rows: list) -> dict:
         call(row)
         seconds.append(time.perf_counter() - started)
     quantiles = statistics.quantiles(seconds, n=10)
-    return {"p50": round(statistics.median(seconds) * 1000, 4), "p90": round(quantiles[8] * 1000, 4)}
+    return {"p50": round(statistics.median(seconds) * 1000, 4), "p90": round(quantiles[8] * 1000, 4),
+            "min": round(min(seconds) * 1000, 4)}
 
 
 def over_http(forest, X: np.ndarray, args) -> dict:
@@ -111,10 +112,12 @@ def describe(run: dict) -> str:
         f"# Explanations, {run['started_at']}", "",
         f"One row of a 100-tree, depth-10 random forest ({local['nodes']:,} nodes, 8 features), "
         f"{o['repeats']} calls in process; largest difference from shap: {local['max_difference']:.1e}.", "",
-        "| explainer | p50 | p90 | goal |", "| --- | --- | --- | --- |",
+        "| explainer | p50 | p90 | min (the machine's other load least in the way) | goal |",
+        "| --- | --- | --- | --- | --- |",
         f"| registry (compiled TreeSHAP) | {local['registry_ms']['p50']:.3f} ms | {local['registry_ms']['p90']:.3f} ms "
-        f"| ≤ {GOALS['p50_ms']} ms |",
-        f"| shap.TreeExplainer | {local['shap_ms']['p50']:.3f} ms | {local['shap_ms']['p90']:.3f} ms | |", "",
+        f"| {local['registry_ms']['min']:.3f} ms | p50 ≤ {GOALS['p50_ms']} ms |",
+        f"| shap.TreeExplainer | {local['shap_ms']['p50']:.3f} ms | {local['shap_ms']['p90']:.3f} ms "
+        f"| {local['shap_ms']['min']:.3f} ms | |", "",
         f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} workers, medians of {o['rounds']} "
         f"windows of {o['seconds']} s:", "",
         "| route | rps | ÷ predict | goal |", "| --- | --- | --- | --- |",
