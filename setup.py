@@ -1,4 +1,5 @@
-"""The build of the package's one compiled part: the tree walker (``registry/inference/native/tree_walk.c``).
+"""The build of the package's one compiled part: the tree walker and explainer (``registry/inference/native/``:
+``tree_walk.c`` walks node records, ``tree_shap.c`` explains a walk; ``records.h`` describes the records).
 
 It is plain C loaded with ctypes (``registry/inference/tree_walk.py``), with no Python API, so it is built
 as a shared library named ``tree_walk.so`` inside the package, not as an extension module: ``pip install .``
@@ -10,11 +11,13 @@ import os
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# The walker's flags, declared here only; they come after Python's own and any CFLAGS, so they win.
+# The library's flags, declared here only; they come after Python's own and any CFLAGS, so they win.
 # -ffp-contract=off and -fno-fast-math: nothing fused or reordered, so forests add up exactly as
 # scikit-learn's do. -frecord-gcc-switches keeps the command line in the library, where a test reads it.
 TREE_WALK_FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off", "-fno-fast-math",
                    "-frecord-gcc-switches"]
+
+NATIVE = "registry/inference/native"
 
 
 class BuildSharedLibrary(build_ext):
@@ -30,7 +33,8 @@ class BuildSharedLibrary(build_ext):
 
 
 setup(
-    ext_modules=[Extension("registry.inference.native.tree_walk", sources=["registry/inference/native/tree_walk.c"],
-                           extra_compile_args=TREE_WALK_FLAGS)],
+    ext_modules=[Extension("registry.inference.native.tree_walk",
+                           sources=[f"{NATIVE}/tree_walk.c", f"{NATIVE}/tree_shap.c"],
+                           depends=[f"{NATIVE}/records.h"], extra_compile_args=TREE_WALK_FLAGS)],
     cmdclass={"build_ext": BuildSharedLibrary},
 )

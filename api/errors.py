@@ -25,6 +25,7 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     (domain.BatchTooLarge, 413, "Batch too large"),
     (domain.ArtifactTooLarge, 413, "Artifact too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
+    (domain.NotExplainable, 422, "Not explainable"),
     (domain.InvalidInput, 422, UNPROCESSABLE),
     # A stored file that fails its sha256 check is never served. 500, not 503: retrying cannot
     # help, an operator has to restore the file (or re-upload the original bytes, which repairs it).

@@ -28,7 +28,7 @@ from api import lifecycle, request_ids, security_headers
 from api.answering import answer
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
-from api.views.predict import body_proba, render
+from api.views.predict import body_flag, render
 from registry.names import DEFAULT_ALIAS
 from registry.serving.data_plane import Failure
 from registry.serving.inputs import JsonInput
@@ -89,7 +89,7 @@ class FastPredict:
         max_rows = self.app.config["MAX_BATCH_ROWS"]
         try:
             body = parse_body(data, max_rows)
-            given = JsonInput(body, max_rows, body_proba(body))
+            given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_flag(body, "explain"))
         except ProblemError:
             return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
         request_id = request_ids.of_environ(environ)

@@ -45,6 +45,10 @@ class InvalidInput(RegistryError):
     """Well-formed but invalid input (names, metadata, prediction rows)."""
 
 
+class NotExplainable(InvalidInput):
+    """An explanation asked of a version that cannot give one; the message says why."""
+
+
 class InvalidArtifact(InvalidInput):
     """An uploaded file that is not a supported, fitted, safely loadable scikit-learn model."""
 

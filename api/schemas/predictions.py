@@ -15,6 +15,15 @@ class PredictionOut(Schema):
     predictions = fields.List(fields.Raw())
     probabilities = fields.List(fields.List(fields.Float()))
     classes = fields.List(fields.Raw())
+    explanations = fields.List(fields.Dict(), metadata={
+        "description": "with explain: per row {base_value, values: {input column: attribution}}; base_value + "
+                       "the sum of values is the answer in explanation_space (a list per class where it has several)"})
+    explanation_space = fields.String(metadata={
+        "description": "prediction (regressors), probability (trees and forests that classify: one value per class)"
+                       " or margin (logistic and boosted classifiers: log-odds, per class for more than two)"})
+    explanation_columns = fields.String(metadata={
+        "description": "transformed: a Pipeline step mixes input columns, so values are per transformed feature"})
+    explanation_note = fields.String()
 
 
 class LoggedPredictionArgs(Schema):

@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 
 from api.errors import ProblemError
-from api.v2.metadata import PREDICT_PROBA, output_names
+from api.v2.metadata import EXPLANATION, PREDICT_PROBA, output_names
 from api.v2.tensors import InferRequest, Tensor, read_request
 from registry.artifacts.signature import Signature
 from registry.serving.cache import ServableModel
@@ -46,6 +46,10 @@ class TensorInput:
                 f"answers {' and '.join(known)}",
             )
         return PREDICT_PROBA in outputs
+
+    def wants_explanations(self, servable: ServableModel) -> bool:
+        """Whether ``explanation`` is among the requested outputs."""
+        return EXPLANATION in (self.decoded.outputs or ())
 
 
 def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> ModelInput:

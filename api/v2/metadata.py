@@ -4,6 +4,7 @@ from registry.serving.cache import ServableModel
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
+EXPLANATION = "explanation"  # per row, one JSON document: {"base_value", "values"} (registry.serving.explanations)
 MATRIX_INPUT = "input-0"
 _FEATURE_DATATYPES = {"float64": "FP64", "float32": "FP32", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
 
@@ -29,7 +30,7 @@ def model_metadata(servable: ServableModel, versions: list[int]) -> dict:
 
 def output_names(servable: ServableModel) -> list[str]:
     """The outputs ``servable`` can answer with."""
-    return [PREDICT, PREDICT_PROBA] if servable.task == "classification" else [PREDICT]
+    return [PREDICT, PREDICT_PROBA, EXPLANATION] if servable.task == "classification" else [PREDICT, EXPLANATION]
 
 
 def _inputs(signature: Signature) -> list[dict]:
@@ -45,11 +46,13 @@ def _inputs(signature: Signature) -> list[dict]:
 
 def _outputs(servable: ServableModel) -> list[dict]:
     classes = servable.signature.classes
+    explanation = {"name": EXPLANATION, "datatype": "BYTES", "shape": [-1]}
     if servable.task != "classification" or classes is None:
-        return [{"name": PREDICT, "datatype": "FP64", "shape": [-1]}]
+        return [{"name": PREDICT, "datatype": "FP64", "shape": [-1]}, explanation]
     return [
         {"name": PREDICT, "datatype": _label_datatype(classes), "shape": [-1]},
         {"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(classes)], "parameters": {"classes": list(classes)}},
+        explanation,
     ]
 
 

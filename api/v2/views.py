@@ -6,6 +6,7 @@ encode its answer as output tensors. Without ``/versions/<v>`` the ``production`
 from functools import partial
 
 import numpy as np
+import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
@@ -16,7 +17,7 @@ from api.compression import decoded_body
 from api.errors import ProblemError
 from api.v2 import errors
 from api.v2.features import TensorInput
-from api.v2.metadata import PREDICT, PREDICT_PROBA, model_metadata
+from api.v2.metadata import EXPLANATION, PREDICT, PREDICT_PROBA, model_metadata
 from api.v2.outputs import Output, encode_response
 from api.v2.tensors import DATATYPES, InferRequest
 from registry.catalog.versions import ready_numbers
@@ -183,6 +184,15 @@ def _render(name: str, given: TensorInput, prediction: Prediction) -> Rendered:
     return body, mimetype, headers
 
 
+def _explanation(prediction: Prediction, binary: bool) -> Output:
+    """One JSON document a row, as the predict routes give each; the space (and any note) as parameters."""
+    described = prediction.explanations.to_dict()
+    rows = described.pop("explanations")
+    documents = np.empty(len(rows), dtype=object)
+    documents[:] = [orjson.dumps(row).decode() for row in rows]
+    return Output(EXPLANATION, documents, binary, described)
+
+
 def _outputs(prediction: Prediction, decoded: InferRequest) -> list[Output]:
     wanted = decoded.outputs or {PREDICT: None}
     outputs = []
@@ -190,6 +200,8 @@ def _outputs(prediction: Prediction, decoded: InferRequest) -> list[Output]:
         binary = decoded.binary_output if wanted[name] is None else wanted[name]
         if name == PREDICT:
             outputs.append(Output(PREDICT, np.asarray(prediction.predictions), binary))
+        elif name == EXPLANATION:
+            outputs.append(_explanation(prediction, binary))
         else:
             classes = {"classes": prediction.classes}
             outputs.append(Output(PREDICT_PROBA, np.asarray(prediction.probabilities, dtype=np.float64), binary, classes))

@@ -26,7 +26,7 @@ _REQUEST_BODY_DOC = {
                 "schema": {
                     "type": "object",
                     "description": "one of instances (rows or objects), dataframe_split, dataframe_records; "
-                    "optional return_proba",
+                    "optional return_proba, and explain (each row's attributions per input column)",
                 },
             },
             "text/csv": {"schema": {"type": "string"}, "example": "x0,x1,x2\n0.1,2.0,3.5\n"},
@@ -58,10 +58,11 @@ def predict_default(name):
 def _answer(name: str, ref: str) -> Response:
     max_rows = current_app.config["MAX_BATCH_ROWS"]
     if request.mimetype == "text/csv":
-        given = CsvInput(request.get_data(as_text=True), max_rows, _proba_flag(None))
+        given = CsvInput(request.get_data(as_text=True), max_rows, _flag(None, "return_proba", "proba"),
+                         _flag(None, "explain", "explain"))
     else:
         body = json_body()
-        given = JsonInput(body, max_rows, _proba_flag(body))
+        given = JsonInput(body, max_rows, _flag(body, "return_proba", "proba"), _flag(body, "explain", "explain"))
     return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render)
 
 
@@ -70,20 +71,20 @@ def render(result: Prediction) -> Rendered:
     return orjson.dumps(result.to_dict()), "application/json", {}
 
 
-def body_proba(body: object) -> bool:
-    """``return_proba`` from a JSON body (false when absent)."""
-    value = body.get("return_proba", False) if isinstance(body, dict) else False
+def body_flag(body: object, field: str) -> bool:
+    """A true-or-false field of a JSON body (``return_proba``, ``explain``): false when absent."""
+    value = body.get(field, False) if isinstance(body, dict) else False
     if not isinstance(value, bool):
-        raise ProblemError(422, "return_proba must be true or false")
+        raise ProblemError(422, f"{field} must be true or false")
     return value
 
 
-def _proba_flag(body: object) -> bool:
-    """``return_proba`` from the body, or ``?proba=true``."""
-    value = body_proba(body)
+def _flag(body: object, field: str, parameter: str) -> bool:
+    """``field`` from the body, or ``?parameter=true``."""
+    value = body_flag(body, field)
     if not request.query_string:
         return value
-    flag = request.args.get("proba", "false").lower()
+    flag = request.args.get(parameter, "false").lower()
     if flag not in QUERY_BOOLEANS:
-        raise ProblemError(422, f"proba must be true or false, not {flag!r}")
+        raise ProblemError(422, f"{parameter} must be true or false, not {flag!r}")
     return value or QUERY_BOOLEANS[flag]

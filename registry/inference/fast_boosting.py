@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from registry.inference.fast_trees import best_of_rows
+from registry.inference.tree_shap import NotExplainable, TreeExplainer
 from registry.inference.tree_walk import (
     BITSET_WORDS,
     CATEGORICAL,
@@ -54,7 +55,7 @@ from registry.inference.tree_walk import (
     xgboost_link,
 )
 
-_BUILT = frozenset({"_walker", "_expit"})  # made from the state, not part of it
+_BUILT = frozenset({"_walker", "_expit", "_explainer"})  # made from the state, not part of it
 # scikit-learn's links, by class name, as this form names them.
 _LINKS = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "expit", "HalfLogitLink": "expit_of_double",
           "MultinomialLogit": "softmax"}
@@ -71,7 +72,8 @@ class CompiledBoosting:
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
                  bitsets: np.ndarray, baseline: np.ndarray, n_features: int, float32_rows: bool,
                  categorical_columns: np.ndarray, categories: list, codes: list, link: str, classes: np.ndarray | None,
-                 zero_is_positive: bool, fortran_raw: bool, float32_sums: bool = False):
+                 zero_is_positive: bool, fortran_raw: bool, float32_sums: bool = False,
+                 cover: np.ndarray | None = None):
         self.nodes, self.roots, self.columns, self.value = nodes, roots, columns, value
         self.bitsets, self.baseline = bitsets, baseline
         self.n_features = n_features
@@ -84,6 +86,7 @@ class CompiledBoosting:
         self.zero_is_positive = zero_is_positive  # a binary classifier's raw 0 predicts the second class
         self.fortran_raw = fortran_raw  # the raw outputs are summed by softmax in Fortran order
         self.float32_sums = float32_sums  # XGBoost: leaves summed in float32
+        self.cover = cover  # by node: the training data's weight (count) or hessian under it, for TreeSHAP
         if link not in _LINKS.values() and link not in _XGBOOST_LINKS:
             raise InvalidNodes(f"an unknown link {link!r}")
         if len(categories) != len(categorical_columns) or len(codes) != len(categories) or not all(
@@ -96,6 +99,7 @@ class CompiledBoosting:
         self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features,
                                      float32_sums=float32_sums)
         self._expit = None
+        self._explainer: TreeExplainer | NotExplainable | None = None
         if link.startswith("expit"):
             from scipy.special import expit  # scikit-learn's own (``_expit`` on NumPy arrays)
 
@@ -148,7 +152,27 @@ class CompiledBoosting:
             return self.classes[(xgboost_link("sigmoid", raw)[:, 0] > 0.5).astype(np.intp)]
         return self.classes[np.argmax(raw, axis=1)]
 
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Path-dependent TreeSHAP of the raw output (the margin a classifier's link takes; a regressor's
+        prediction before any ``exp``) for these rows: ``(base_value, values)`` shaped (outputs,) and (rows,
+        features, outputs), adding up to the raw output. XGBoost's are summed in float64, where its own
+        margin is summed in float32: they add up to the float64 sum of the same leaves. Raises
+        ``NotExplainable`` naming why when it cannot."""
+        if self._explainer is None:  # made once, on the first request that asks
+            try:
+                self._explainer = TreeExplainer(
+                    nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover, n_features=self.n_features,
+                    n_outputs=len(self.baseline), columns=self.columns, bitsets=self.bitsets, baseline=self.baseline)
+            except NotExplainable as error:
+                self._explainer = error
+        if isinstance(self._explainer, NotExplainable):
+            raise self._explainer
+        return self._explainer.explain(self._rows(X))
+
     def _raw(self, X: np.ndarray) -> np.ndarray:
+        return self._walker.output(self._rows(X))
+
+    def _rows(self, X: np.ndarray) -> np.ndarray:
         rows = np.asarray(X)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"X has {rows.shape[-1]} features, but the model is expecting {self.n_features} features")
@@ -160,7 +184,7 @@ class CompiledBoosting:
         rows = np.array(rows, dtype=np.float64, order="C", copy=bool(len(self.categorical_columns)) or None)
         for column, categories, codes in zip(self.categorical_columns.tolist(), self.categories, self.codes):
             rows[:, column] = _encoded(rows[:, column], categories, codes)
-        return self._walker.output(rows)
+        return rows
 
 
 def _encoded(values: np.ndarray, categories: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -255,6 +279,7 @@ def _histogram(model, link: str, classes) -> CompiledBoosting | None:
         classes=classes,
         zero_is_positive=False,
         fortran_raw=True,
+        cover=np.ascontiguousarray(np.concatenate([p.nodes["count"] for p, _ in trees]), dtype=np.float64),
     )
 
 
@@ -293,4 +318,6 @@ def _staged(model, link: str, classes) -> CompiledBoosting | None:
         classes=classes,
         zero_is_positive=True,
         fortran_raw=False,
+        cover=np.ascontiguousarray(np.concatenate([tree.weighted_n_node_samples for tree, _ in trees]),
+                                   dtype=np.float64),
     )

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from registry.inference.tree_shap import NotExplainable, TreeExplainer
 from registry.inference.tree_walk import MAX_NODES, NAN_LEFT, NODE, Walker
 
-_BUILT = frozenset({"_walker"})  # made from the state, not part of it
+_BUILT = frozenset({"_walker", "_explainer"})  # made from the state, not part of it
 
 
 class CompiledTrees:
@@ -32,14 +33,16 @@ class CompiledTrees:
     """
 
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, value: np.ndarray, n_features: int,
-                 averaged: bool, classes: np.ndarray | None):
+                 averaged: bool, classes: np.ndarray | None, cover: np.ndarray | None = None):
         self.nodes = nodes  # tree_walk.NODE records of every tree, tree after tree
         self.roots = roots  # int32: every tree's root, in tree order
         self.value = value  # by node: the leaf's output row (float64, one column per class, or one)
         self.n_features = n_features
         self.averaged = averaged  # a forest: outputs summed from zeros in tree order, then divided by their count
         self.classes = classes  # a classifier's classes_, else None
+        self.cover = cover  # by node: the weight of training data it saw (tree_.weighted_n_node_samples), for TreeSHAP
         self._walker = Walker(nodes, roots, value, n_features=n_features, averaged=averaged)
+        self._explainer: TreeExplainer | NotExplainable | None = None
 
     def __getstate__(self) -> dict:
         """The arrays and values that make it; not the walker built from them."""
@@ -59,11 +62,29 @@ class CompiledTrees:
         """scikit-learn's ``predict_proba`` for these float rows."""
         return self._output(X)
 
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Path-dependent TreeSHAP of ``predict_proba`` (classifiers) or ``predict`` (regressors) for these
+        rows: ``(base_value, values)`` shaped (outputs,) and (rows, features, outputs), adding up to the
+        output. Raises ``NotExplainable`` naming why when it cannot."""
+        if self._explainer is None:  # made once, on the first request that asks
+            try:
+                self._explainer = TreeExplainer(nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover,
+                                                n_features=self.n_features, n_outputs=self.value.shape[1],
+                                                averaged=self.averaged)
+            except NotExplainable as error:
+                self._explainer = error
+        if isinstance(self._explainer, NotExplainable):
+            raise self._explainer
+        return self._explainer.explain(self._rows(X))
+
     def _output(self, X: np.ndarray) -> np.ndarray:
+        return self._walker.output(self._rows(X))
+
+    def _rows(self, X: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(X, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"X has {rows.shape[-1]} features, but the model is expecting {self.n_features} features")
-        return self._walker.output(rows)
+        return rows
 
 
 def best_of_rows(scores: np.ndarray) -> np.ndarray | slice:
@@ -103,7 +124,7 @@ def _flatten(trees: list, averaged: bool, classes: np.ndarray | None, n_features
         return None
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     nodes = np.zeros(int(sizes.sum()), dtype=NODE)
-    value = []
+    value, cover = [], []
     for tree, offset in zip(trees, offsets):
         ids = np.arange(tree.node_count)
         leaf = tree.children_left == -1
@@ -114,6 +135,7 @@ def _flatten(trees: list, averaged: bool, classes: np.ndarray | None, n_features
         records["child"][:, 0] = np.where(leaf, ids, tree.children_right) + offset
         records["child"][:, 1] = np.where(leaf, ids, tree.children_left) + offset
         value.append(tree.value[:, 0, :1 if classes is None else len(classes)])
+        cover.append(tree.weighted_n_node_samples)
     return CompiledTrees(
         nodes=nodes,
         roots=offsets.astype(np.int32),
@@ -121,6 +143,7 @@ def _flatten(trees: list, averaged: bool, classes: np.ndarray | None, n_features
         n_features=n_features,
         averaged=averaged,
         classes=classes,
+        cover=np.ascontiguousarray(np.concatenate(cover), dtype=np.float64),
     )
 
 

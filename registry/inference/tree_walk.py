@@ -7,7 +7,7 @@ beside this module in site-packages, ``pip install -e .`` (what ``make`` runs) b
 checkout. It uses no Python API. A checkout that was not installed cannot serve a tree, so importing
 this module says what to run instead of serving anything slower or different.
 
-A call of up to ``_KEEPS_GIL_UP_TO_WALKS`` walks (trees × rows: a single row of a 1,000-tree forest)
+A call of up to ``KEEPS_GIL_UP_TO_WALKS`` walks (trees × rows: a single row of a 1,000-tree forest)
 keeps the GIL (``ctypes.PyDLL``): it lasts tens of microseconds at most, and handing the GIL over and
 back costs a worker whose other threads want it more than that. A larger call lets it go
 (``ctypes.CDLL``) so that the worker's other threads run meanwhile.
@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 4  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 5  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -36,7 +36,7 @@ NAN_LEFT = np.uint32(1 << 31)  # set in ``feature`` where a NaN goes left
 CATEGORICAL = np.uint32(1 << 30)  # set in a wide node's ``feature`` where the split is categorical
 BITSET_WORDS = 8
 MAX_NODES = 2**31 - 1  # child ids are int32
-_KEEPS_GIL_UP_TO_WALKS = 1024
+KEEPS_GIL_UP_TO_WALKS = 1024
 # What tree_walk_output returns when the records are not what they were when checked.
 _DAMAGE = {
     1: "a root is outside the nodes",
@@ -45,6 +45,7 @@ _DAMAGE = {
     4: "a walk ended on a node that is not a leaf",
     5: "a tree adds to an output past the model's",
     6: "a categorical split's set is outside the bitsets",
+    7: "a path is deeper than the records were when they were checked",
 }
 
 
@@ -52,6 +53,8 @@ class _Functions(NamedTuple):
     output: ctypes._CFuncPtr  # trees and forests
     boosted: ctypes._CFuncPtr  # boosted models
     xgboost_link: ctypes._CFuncPtr  # XGBoost's sigmoid and softmax in float32
+    shap: ctypes._CFuncPtr  # path-dependent TreeSHAP (tree_shap.c)
+    expectations: ctypes._CFuncPtr  # each node's expected value and depth, for TreeSHAP
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -86,8 +89,13 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
                             pointer, size, size, pointer]
         link = library.tree_walk_xgboost_link
         link.argtypes = [size, pointer, size, size, pointer]
-        output.restype = boosted.restype = link.restype = ctypes.c_int64
-        functions.append(_Functions(output, boosted, link))
+        shap = library.tree_shap
+        shap.argtypes = [pointer, size, size, pointer, pointer, size, pointer, size, pointer, pointer, size, size,
+                         pointer, size, size, size, pointer]
+        expectations = library.tree_shap_expectations
+        expectations.argtypes = [pointer, size, size, pointer, size, pointer, pointer, pointer, pointer]
+        output.restype = boosted.restype = link.restype = shap.restype = expectations.restype = ctypes.c_int64
+        functions.append(_Functions(output, boosted, link, shap, expectations))
     return functions[0], functions[1]
 
 
@@ -100,7 +108,7 @@ def _version(library: ctypes.CDLL) -> int | None:
     return version()
 
 
-_KEEPING_GIL, _RELEASING_GIL = load()
+KEEPING_GIL, RELEASING_GIL = load()
 
 
 class Walker:
@@ -128,8 +136,8 @@ class Walker:
         # The rows as bytes and the output as a ctypes array: passed by address with no ndarray.ctypes
         # object made, which costs more than the copy of a few rows.
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
-        functions = _KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
-        _raise_for(functions.output(*self._model, rows.tobytes(), n_rows, self.n_features, out))
+        functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
+        raise_for(functions.output(*self._model, rows.tobytes(), n_rows, self.n_features, out))
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
 
 
@@ -172,8 +180,8 @@ class BoostedWalker:
         Raises ``NodesDamaged`` when the records changed since they were checked."""
         n_rows = len(rows)
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
-        functions = _KEEPING_GIL if n_rows * self.n_trees <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
-        _raise_for(functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out))
+        functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
+        raise_for(functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out))
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
 
 
@@ -185,14 +193,14 @@ def xgboost_link(kind: str, raw: np.ndarray) -> np.ndarray:
     float32 as XGBoost computes it; ``raw`` and the answer are float64 arrays of shape (rows, outputs)."""
     margins = np.ascontiguousarray(raw, dtype=np.float64)
     out = np.empty_like(margins)
-    functions = _KEEPING_GIL if margins.size <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
+    functions = KEEPING_GIL if margins.size <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
     if margins.ndim != 2 or functions.xgboost_link(_XGBOOST_LINKS[kind], margins.ctypes.data, margins.shape[0],
                                                      margins.shape[1], out.ctypes.data):
         raise ValueError(f"no XGBoost link {kind!r} for an array of shape {margins.shape}")
     return out
 
 
-def _raise_for(status: int) -> None:
+def raise_for(status: int) -> None:
     if status:
         raise NodesDamaged(f"{_DAMAGE.get(status, f'status {status}')}: the node records changed since they "
                            "were checked")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 ModelInput = Union[np.ndarray, "pd.DataFrame"]
 
 _ROW_KEYS = ("instances", "dataframe_split", "dataframe_records")
-_ALLOWED_KEYS = frozenset({*_ROW_KEYS, "return_proba"})
+_ALLOWED_KEYS = frozenset({*_ROW_KEYS, "return_proba", "explain"})
 _ONE_OF = "body must have exactly one of instances, dataframe_split, dataframe_records"
 _SPLIT_KEYS = frozenset({"columns", "data", "index"})
 _LIST = frozenset({list})
@@ -61,6 +61,9 @@ class PredictionInput(Protocol):
     def wants_probabilities(self, servable: ServableModel) -> bool:
         """Whether the caller asked for class probabilities of ``servable``."""
 
+    def wants_explanations(self, servable: ServableModel) -> bool:
+        """Whether the caller asked for each row's explanation by ``servable``."""
+
 
 @dataclass(frozen=True)
 class JsonInput:
@@ -69,6 +72,7 @@ class JsonInput:
     body: object
     max_rows: int
     return_proba: bool = False
+    explain: bool = False
 
     def rows(self, signature: Signature) -> ModelInput:
         """The body's rows in signature order."""
@@ -78,6 +82,10 @@ class JsonInput:
         """What the body (or the query) asked."""
         return self.return_proba
 
+    def wants_explanations(self, servable: ServableModel) -> bool:
+        """What the body (or the query) asked."""
+        return self.explain
+
 
 @dataclass(frozen=True)
 class CsvInput:
@@ -86,6 +94,7 @@ class CsvInput:
     text: str
     max_rows: int
     return_proba: bool = False
+    explain: bool = False
 
     def rows(self, signature: Signature) -> ModelInput:
         """The file's rows in signature order."""
@@ -94,6 +103,10 @@ class CsvInput:
     def wants_probabilities(self, servable: ServableModel) -> bool:
         """What the query asked."""
         return self.return_proba
+
+    def wants_explanations(self, servable: ServableModel) -> bool:
+        """What the query asked."""
+        return self.explain
 
 
 def rows_from_json(body: object, signature: Signature, max_rows: int) -> ModelInput:
@@ -176,7 +189,7 @@ def _row_key(body: object) -> str:
         raise InvalidInput(f"body must be a JSON object; {_ONE_OF}")
     unknown = sorted(body.keys() - _ALLOWED_KEYS)
     if unknown:
-        raise InvalidInput(f"unexpected key(s) {_name_list(_shortened(unknown))}; {_ONE_OF} (and optionally return_proba)")
+        raise InvalidInput(f"unexpected key(s) {_name_list(_shortened(unknown))}; {_ONE_OF} (and optionally return_proba, explain)")
     present = [key for key in _ROW_KEYS if key in body]
     if len(present) != 1:
         raise InvalidInput(_ONE_OF)

@@ -80,4 +80,5 @@ def _answer(servable: ServableModel, request: PredictionInput) -> Prediction:
             f"version {servable.version} of {servable.model!r} is a regressor: probabilities exist only for "
             "classifiers; drop return_proba"
         )
-    return run_model(servable, request.rows(servable.signature), return_proba)
+    return run_model(servable, request.rows(servable.signature), return_proba,
+                     explained=request.wants_explanations(servable))

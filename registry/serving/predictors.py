@@ -28,7 +28,8 @@ class _Compiled:
     def __init__(self, transforms: list):
         self.transforms = transforms
 
-    def _transformed(self, X):
+    def transformed(self, X):
+        """The rows as the model takes them: through the Pipeline's steps (none when bare)."""
         for step in self.transforms:
             X = step.transform(X)
         return X
@@ -47,11 +48,11 @@ class TreePredictor(_Compiled):
 
     def predict(self, X):
         """The model's ``predict``."""
-        return self.compiled.predict(_dense(self._transformed(X)))
+        return self.compiled.predict(dense(self.transformed(X)))
 
     def predict_proba(self, X):
         """The model's ``predict_proba`` (classifiers only)."""
-        return self.compiled.predict_proba(_dense(self._transformed(X)))
+        return self.compiled.predict_proba(dense(self.transformed(X)))
 
 
 class LinearPredictor(_Compiled):
@@ -79,7 +80,7 @@ class LinearPredictor(_Compiled):
         """The model's ``predict``."""
         scores = self._scores(X)
         if scores is None:
-            return self.model.predict(self._transformed(X))
+            return self.model.predict(self.transformed(X))
         if self.classes is None:
             return scores
         # Indexing, not take: take lets go of the GIL, which other threads of the worker then hold.
@@ -94,7 +95,7 @@ class LinearPredictor(_Compiled):
             raise AttributeError("a regressor has no predict_proba")
         scores = self._scores(X)
         if scores is None:
-            return self.model.predict_proba(self._transformed(X))
+            return self.model.predict_proba(self.transformed(X))
         if len(self.classes) <= 2:
             prob = scores.reshape(-1)
             self._expit(prob, out=prob)
@@ -106,7 +107,7 @@ class LinearPredictor(_Compiled):
 
     def _scores(self, X) -> np.ndarray | None:
         """The decision scores; None when the steps gave rows that the kept model must take."""
-        rows = self._transformed(X)
+        rows = self.transformed(X)
         if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.dtype.kind == "f"):
             if self.model is not None:
                 return None
@@ -146,7 +147,8 @@ def _skipped(step) -> bool:
     return isinstance(step, str) or step is None
 
 
-def _dense(rows) -> np.ndarray:
+def dense(rows) -> np.ndarray:
+    """Rows as a dense array: a sparse matrix a step gave made dense (its absent entries zeros)."""
     if isinstance(rows, np.ndarray):
         return rows
     import scipy.sparse  # only a Pipeline's steps give anything else, and they loaded SciPy

@@ -6,6 +6,7 @@ import numpy as np
 
 from registry.errors import ArtifactCorrupted, InvalidInput
 from registry.serving.cache import ServableModel
+from registry.serving.explanations import Explanations, explain
 from registry.serving.inputs import ModelInput
 from registry.serving.shadow import ShadowJob
 from registry.inference.tree_walk import NodesDamaged
@@ -24,6 +25,7 @@ class Prediction:
     rollout_id: int | None = field(default=None, compare=False)  # the rollout that routed it, if any
     shadows: tuple[ShadowJob, ...] = field(default=(), compare=False)  # shadow and mirror runs after the answer
     rows: ModelInput | None = field(default=None, compare=False, repr=False)  # what the model was given
+    explanations: Explanations | None = field(default=None, compare=False)  # when asked for
 
     def to_dict(self) -> dict:
         """The response body of the predict routes."""
@@ -31,11 +33,14 @@ class Prediction:
         if self.probabilities is not None:
             body["probabilities"] = self.probabilities
             body["classes"] = self.classes
+        if self.explanations is not None:
+            body.update(self.explanations.to_dict())
         return body
 
 
-def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> Prediction:
-    """Predict ``rows`` (already checked against the signature) with a loaded model."""
+def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: bool = False) -> Prediction:
+    """Predict ``rows`` (already checked against the signature) with a loaded model, and explain each
+    row when ``explained`` (``registry.serving.explanations``)."""
     estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
         import pandas as pd  # loaded already: a model that takes named columns was unpickled with it
@@ -58,6 +63,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
             "check that the values are within the range the model was trained on"
         )
     classes = list(servable.signature.classes) if return_proba else None
+    explanations = explain(servable, rows) if explained else None
     return Prediction(
         servable.model,
         servable.version,
@@ -65,6 +71,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool) -> 
         probabilities.tolist() if probabilities is not None else None,
         classes,
         rows=rows,
+        explanations=explanations,
     )
 
 

@@ -66,7 +66,8 @@ def test_metadata_of_a_numeric_model_is_one_matrix_input_with_the_feature_names(
     assert body["name"] == "reg" and body["platform"] == "sklearn"
     assert body["versions"] == ["1", "2"]
     assert body["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4], "parameters": {"feature_names": FEATURES}}]
-    assert body["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+    assert body["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]},
+                               {"name": "explanation", "datatype": "BYTES", "shape": [-1]}]
     assert body["parameters"]["feature_names"] == FEATURES
     assert body["parameters"]["version"] == "1"
 
@@ -81,6 +82,7 @@ def test_metadata_of_a_classifier_offers_probabilities_and_of_a_mixed_model_one_
     assert clf["outputs"] == [
         {"name": "predict", "datatype": "INT64", "shape": [-1]},
         {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"classes": [0, 1]}},
+        {"name": "explanation", "datatype": "BYTES", "shape": [-1]},
     ]
     mixed = client.get("/v2/models/mixed").get_json()
     assert mixed["inputs"] == [

@@ -176,8 +176,8 @@ def test_the_predictors_state_leaves_out_what_is_rebuilt(forms):
     predictor = predictor_for(model)
     assert isinstance(predictor, TreePredictor)
     state = predictor.compiled.__getstate__()
-    assert "_walker" not in state
-    assert set(state) == {"nodes", "roots", "value", "n_features", "averaged", "classes"}
+    assert "_walker" not in state and "_explainer" not in state
+    assert set(state) == {"nodes", "roots", "value", "n_features", "averaged", "classes", "cover"}
 
 
 def forge(folder, name: str, array: np.ndarray) -> None:

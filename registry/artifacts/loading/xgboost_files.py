@@ -109,7 +109,7 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
     if any(not 0 <= g < n_outputs for g in tree_info):
         raise InvalidArtifact("XGBoost model: a tree's tree_info names an output past the model's")
     baseline = _baseline(base_score, objective, n_outputs)
-    nodes, values, roots = _records(trees, n_features)
+    nodes, values, roots, cover = _records(trees, n_features)
     if classes is None and objective != "reg:squarederror":
         classes = list(range(max(n_outputs, 2)))
     if classes is not None and (not isinstance(classes, list) or len(classes) != max(n_outputs, 2)
@@ -122,7 +122,7 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
         bitsets=np.zeros((0, BITSET_WORDS), dtype=np.uint32), baseline=baseline, n_features=n_features,
         float32_rows=True, categorical_columns=np.zeros(0, dtype=np.int64), categories=[], codes=[],
         link=_LINKS[objective], classes=None if classes is None else np.asarray(classes),
-        zero_is_positive=False, fortran_raw=False, float32_sums=True)
+        zero_is_positive=False, fortran_raw=False, float32_sums=True, cover=cover)
     return form, ([str(name) for name in names] if names and len(names) == n_features else None)
 
 
@@ -168,9 +168,11 @@ def _array(tree: dict, key: str, dtype) -> np.ndarray:
         raise InvalidArtifact(f"XGBoost model: a tree's {key!r} is missing or not a list of numbers") from None
 
 
-def _records(trees: list, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every tree's nodes renumbered from its root, as wide records, their leaf values and the roots."""
-    records, values, roots, total = [], [], [], 0
+def _records(trees: list, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every tree's nodes renumbered from its root, as wide records, their leaf values, the roots, and the
+    nodes' covers (``sum_hessian`` in float32 as XGBoost holds it, the weights shap and XGBoost's own TreeSHAP
+    use; None where a tree has none)."""
+    records, values, roots, covers, total = [], [], [], [], 0
     for tree in trees:
         if not isinstance(tree, dict):
             raise InvalidArtifact("XGBoost model: a tree is not an object")
@@ -220,5 +222,9 @@ def _records(trees: list, n_features: int) -> tuple[np.ndarray, np.ndarray, np.n
         records.append(part)
         values.append(np.where(leaf, condition[kept], 0).astype(np.float64))
         roots.append(offset)
+        hessians = tree.get("sum_hessian")
+        has_covers = hessians is not None and np.ndim(hessians) == 1 and len(hessians) == size
+        covers.append(_array(tree, "sum_hessian", np.float32)[kept].astype(np.float64) if has_covers else None)
+    cover = None if any(c is None for c in covers) else np.ascontiguousarray(np.concatenate(covers))
     return (np.concatenate(records), np.ascontiguousarray(np.concatenate(values)),
-            np.array(roots, dtype=np.int32))
+            np.array(roots, dtype=np.int32), cover)

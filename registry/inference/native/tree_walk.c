@@ -29,38 +29,15 @@
 #include <stdint.h>
 #include <string.h>
 
-#define NAN_LEFT 0x80000000u
-/* Set in a wide record's feature where the split is categorical. */
-#define CATEGORICAL 0x40000000u
-/* Words of one categorical split's set: 256 bits, one per category. */
-#define BITSET_WORDS 8
+#include "records.h"
+
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 4
+#define TREE_WALK_VERSION 5
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
  */
 #define LANES 8
-/* One load of a value another process may change meanwhile: what is checked is what is used. */
-#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-
-/* What tree_walk_output returns; tree_walk.py names each. */
-enum { WALKED = 0, BAD_ROOT = 1, BAD_CHILD = 2, BAD_COLUMN = 3, NOT_A_LEAF = 4, BAD_OUTPUT = 5, BAD_BITSET = 6 };
-
-/* One node in 16 bytes, four to a cache line: one line a visit. */
-typedef struct {
-    float threshold;   /* go to child[1] when x <= threshold; +inf at a leaf */
-    uint32_t feature;  /* the column tested, with NAN_LEFT set when a NaN goes left */
-    int32_t child[2];  /* [0] where x > threshold goes, [1] where x <= threshold goes; a leaf's are itself */
-} node_t;
-
-/* One node of a boosted tree in 24 bytes. */
-typedef struct {
-    double threshold;  /* go to child[1] when x <= threshold (a numeric split); +inf at a leaf */
-    uint32_t feature;  /* the column tested, with NAN_LEFT and CATEGORICAL set as they apply */
-    uint32_t bitset;   /* a categorical split's set: words [bitset * 8, bitset * 8 + 8) of the bitsets */
-    int32_t child[2];  /* as in node_t */
-} wide_node_t;
 
 /* The record's size, which tree_walk.py checks against its own description of a node. */
 int64_t tree_walk_node_size(void) { return (int64_t)sizeof(node_t); }

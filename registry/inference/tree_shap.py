@@ -1,0 +1,90 @@
+"""Exact attributions for compiled trees: path-dependent TreeSHAP (``native/tree_shap.c``) over the walker's
+node records and the covers the model's library recorded for each node.
+
+A tree's attributions for a row are the Shapley values of ``v(S) = E[f(x) | x_S]``, the expectation
+taken over the training data as the tree's covers describe it (a child's share of a node is its cover over
+the node's). ``base_value`` is ``v(∅)``, the covers' weighted mean of the leaves, so ``base_value +
+Σ values == f(x)`` (to rounding). An ensemble's are its trees', added as the walker adds their outputs: a
+forest's averaged, a boosted model's added to its baseline in each tree's output column.
+
+The covers are what ``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` uses for
+each kind, so the values are shap's: scikit-learn's ``tree_.weighted_n_node_samples`` (trees, forests,
+GradientBoosting), HistGradientBoosting's node ``count``, XGBoost's ``sum_hessian``.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from registry.inference.tree_walk import RELEASING_GIL, WIDE_NODE, raise_for
+
+# Deeper trees are not explained: the walk keeps a copy of the path per level (depth² elements).
+MAX_DEPTH = 4096
+
+
+class NotExplainable(ValueError):
+    """A compiled model whose attributions cannot be computed; the message says why."""
+
+
+class TreeExplainer:
+    """Node records, their covers and values, ready to explain rows: checked and measured once, here.
+
+    ``columns[t]`` is the first output tree ``t`` adds its ``value`` row to (None: every tree adds to all of
+    them, from 0); ``averaged`` divides the sum by the number of trees; ``baseline`` starts every output.
+    """
+
+    def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, value: np.ndarray, cover: np.ndarray | None,
+                 n_features: int, n_outputs: int, columns: np.ndarray | None = None, averaged: bool = False,
+                 bitsets: np.ndarray | None = None, baseline: np.ndarray | None = None):
+        if cover is None:
+            raise NotExplainable("the compiled model holds no node covers (it was stored before they were)")
+        cover = np.ascontiguousarray(cover, dtype=np.float64)
+        if cover.shape != (len(nodes),) or not np.isfinite(cover).all() or (cover < 0).any():
+            raise NotExplainable("the node covers are not one finite, non-negative number per node")
+        inner = nodes["child"][:, 0] != np.arange(len(nodes))
+        if (cover[inner] <= 0).any():
+            raise NotExplainable("a split node has no cover: the model holds no weight of data under it")
+        value = np.ascontiguousarray(value, dtype=np.float64).reshape(len(nodes), -1)
+        self.wide = nodes.dtype == WIDE_NODE
+        self.n_features, self.n_outputs, self.averaged = n_features, n_outputs, averaged
+        self.n_trees = len(roots)
+        bitsets = np.zeros((0, 8), dtype=np.uint32) if bitsets is None else bitsets
+        expected = np.empty_like(value)
+        depth = np.zeros(len(nodes), dtype=np.int64)
+        max_depth = ctypes.c_int64()
+        raise_for(RELEASING_GIL.expectations(nodes.ctypes.data, int(self.wide), len(nodes), value.ctypes.data,
+                                             value.shape[1], cover.ctypes.data, expected.ctypes.data,
+                                             depth.ctypes.data, ctypes.byref(max_depth)))
+        if max_depth.value > MAX_DEPTH:
+            raise NotExplainable(f"a tree is {max_depth.value} levels deep; at most {MAX_DEPTH} are explained")
+        self.max_depth = max_depth.value
+        self.base_value = self._base_value(expected[roots], columns, baseline)
+        self._arrays = (nodes, roots, columns, value, cover, bitsets)  # kept alive for the addresses below
+        self._model = (nodes.ctypes.data, int(self.wide), len(nodes), roots.ctypes.data,
+                       None if columns is None else columns.ctypes.data, len(roots), value.ctypes.data,
+                       value.shape[1], cover.ctypes.data, bitsets.ctypes.data, len(bitsets), self.max_depth)
+
+    def _base_value(self, root_expectations: np.ndarray, columns, baseline) -> np.ndarray:
+        base = np.zeros(self.n_outputs) if baseline is None else np.array(baseline, dtype=np.float64)
+        width = root_expectations.shape[1]
+        for tree, expectation in enumerate(root_expectations):
+            first = 0 if columns is None else int(columns[tree])
+            base[first:first + width] += expectation
+        return base / self.n_trees if self.averaged else base
+
+    def explain(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(base_value, values)`` for C-contiguous rows (float64 for wide records, float32 otherwise):
+        ``base_value`` of shape (outputs,), ``values`` of shape (rows, features, outputs).
+
+        Raises ``NodesDamaged`` when the records changed since they were checked."""
+        dtype = np.float64 if self.wide else np.float32
+        if rows.dtype != dtype or rows.ndim != 2 or rows.shape[1] != self.n_features or not rows.flags.c_contiguous:
+            raise ValueError(f"rows are not a contiguous {np.dtype(dtype)} array of {self.n_features} columns")
+        n_rows = len(rows)
+        phi = np.zeros((n_rows, self.n_features, self.n_outputs))
+        raise_for(RELEASING_GIL.shap(*self._model, rows.ctypes.data, n_rows, self.n_features, self.n_outputs,
+                                     phi.ctypes.data))
+        if self.averaged:
+            phi /= self.n_trees
+        return self.base_value, phi
