@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from registry.db import db, end_read, write_transaction
-from registry.monitoring.tables import LoggedPrediction
+from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel
 from registry.telemetry import PREDICTION_LOG_PRUNED
 
@@ -89,18 +89,21 @@ def usage() -> Usage:
     return Usage({name: (rows, int(size)) for name, rows, size in found})
 
 
-def enforce(bound_mb: float) -> tuple[Usage, Usage]:
+def shares(bound_mb: float) -> tuple[Usage, dict[str, int]]:
+    """What the log holds now, and each model's allotment of ``bound_mb`` in bytes."""
+    held = usage()
+    used = {name: size for name, (_, size) in held.models.items()}
+    return held, allotments(used, int(bound_mb * MB), _caps())
+
+
+def enforce(bound_mb: float, *, exported_only: bool = False) -> tuple[Usage, Usage]:
     """Prune every model over its allotment of ``bound_mb``, oldest first; the usage found (before
-    pruning) and the usage left."""
-    before = usage()
-    caps = _caps()
-    bound = int(bound_mb * MB)
-    used = {name: size for name, (_, size) in before.models.items()}
-    shares = allotments(used, bound, caps)
+    pruning) and the usage left. ``exported_only``: never past what went to the lake (LogExport)."""
+    before, given = shares(bound_mb)
     removed = 0
-    for name, size in used.items():
-        if size > shares[name]:
-            removed += _prune_model(name, int(shares[name] * LOW_WATER))
+    for name, (_, size) in before.models.items():
+        if size > given[name]:
+            removed += _prune_model(name, int(given[name] * LOW_WATER), exported_only=exported_only)
     if not removed:
         return before, before
     PREDICTION_LOG_PRUNED.labels("bytes").inc(removed)
@@ -118,21 +121,40 @@ def _caps() -> dict[str, int]:
     return {name: int(max_mb * MB) for name, max_mb in found}
 
 
-def _prune_model(name: str, keep: int) -> int:
-    """Delete ``name``'s oldest rows until its newest ones hold ``keep`` bytes at most; how many went."""
+def _prune_model(name: str, keep: int, *, exported_only: bool) -> int:
+    """Delete ``name``'s oldest rows until its newest ones hold ``keep`` bytes at most (and, ``exported_only``,
+    none past its high-water mark in the lake); how many went."""
     model_id = db.session.execute(select(RegisteredModel.id).where(RegisteredModel.name == name)).scalar_one()
+    cutoff = cutoff_id(model_id, keep)
+    if cutoff is not None and exported_only:
+        cutoff = min(cutoff, exported_id(model_id))
+    end_read()
+    if not cutoff:
+        return 0
+    return delete_batches((LoggedPrediction.model_id == model_id) & (LoggedPrediction.id <= cutoff))
+
+
+def cutoff_id(model_id: int, keep: int) -> int | None:
+    """The newest row of the model that does not fit when its newest rows may hold ``keep`` bytes (it and
+    every older row are past it); None when all fit."""
     running = select(
         LoggedPrediction.id,
         func.sum(LoggedPrediction.bytes).over(order_by=LoggedPrediction.id.desc()).label("kept"),
     ).where(LoggedPrediction.model_id == model_id).subquery()
-    # The newest row that does not fit: it and every older row of the model go.
-    cutoff = db.session.execute(
+    return db.session.execute(
         select(running.c.id).where(running.c.kept > keep).order_by(running.c.id.desc()).limit(1)
     ).scalar()
-    end_read()
-    if cutoff is None:
-        return 0
-    return delete_batches((LoggedPrediction.model_id == model_id) & (LoggedPrediction.id <= cutoff))
+
+
+def exported_id(model_id: int) -> int:
+    """The model's high-water mark in the lake: its rows up to this id were exported (0: none)."""
+    return db.session.execute(select(LogExport.exported_id).where(LogExport.model_id == model_id)).scalar() or 0
+
+
+def exported(condition):
+    """``condition`` narrowed to the rows that went to the lake (each model's up to its high-water mark)."""
+    mark = select(LogExport.exported_id).where(LogExport.model_id == LoggedPrediction.model_id).scalar_subquery()
+    return condition & (LoggedPrediction.id <= func.coalesce(mark, 0))
 
 
 def delete_batches(condition) -> int:
