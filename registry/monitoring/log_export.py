@@ -132,7 +132,7 @@ def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
     done = []
     for name, model_id in sorted(models.items()):
         try:
-            done += _export_model(lake, name, model_id, due_id(model_id, given[name], settings, settled), deadline)
+            done += _export_model(lake, name, model_id, due_id(model_id, share=given[name], settings=settings, settled=settled), deadline)
         except (LakeUnavailable, OSError, pa.ArrowException) as exc:
             _failed(model_id, f"{type(exc).__name__}: {exc}")
             log.warning("the prediction log of %r could not be exported to %s: %s; its rows stay in the "
@@ -151,7 +151,7 @@ def settled_id() -> int:
         return session.execute(select(func.max(LoggedPrediction.id))).scalar() or 0
 
 
-def due_id(model_id: int, share: int, settings: ExportSettings, settled: int) -> int:
+def due_id(model_id: int, *, share: int, settings: ExportSettings, settled: int) -> int:
     """The newest row of the model to export now (its export mark when nothing is due)."""
     state = db.session.get(LogExport, model_id)
     mark = state.exported_id if state is not None else 0
