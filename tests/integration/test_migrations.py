@@ -243,3 +243,27 @@ def test_0019_downgrade_keeps_the_history_without_its_chain(empty_app):
     assert "hash" not in {c["name"] for c in inspect(db.engine).get_columns("promotion_events")}
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM promotion_events")).scalar() == 3
+
+
+def test_0016_keeps_logged_rows_and_never_hands_out_a_logged_id_again(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0019")
+    row = ("INSERT INTO prediction_log (model_id, version, request_id, latency_ms, status, at, bytes) "
+           "VALUES (1, 1, :request_id, 1.0, 200, '2026-11-20 10:00:00', 70)")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"
+        ))
+        for request_id in ("r-1", "r-2", "r-3"):
+            connection.execute(text(row), {"request_id": request_id})
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        kept = connection.execute(text("SELECT id, request_id FROM prediction_log ORDER BY id")).all()
+        assert [tuple(found) for found in kept] == [(1, "r-1"), (2, "r-2"), (3, "r-3")]
+        connection.execute(text("DELETE FROM prediction_log"))  # every row pruned: the largest id is gone too
+        connection.execute(text(row), {"request_id": "r-4"})
+        assert connection.execute(text("SELECT id FROM prediction_log")).scalar() == 4
+    assert {index["name"] for index in inspect(db.engine).get_indexes("prediction_log")} == {
+        "ix_prediction_log_at", "ix_prediction_log_model_id_at", "ix_prediction_log_model_id_request_id"}
