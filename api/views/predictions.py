@@ -39,14 +39,14 @@ def predictions(args, name):
 
     Inputs may be personal data: this needs a token with the right ``read_inputs`` (roles ``analyst``
     and ``admin``), even where reads are open. The CSV neutralises formulas (see ``api.csv_export``)."""
+    exporter = background.log_exporter(current_app)
+    exported = exported_state(name, exporter.location) if exporter is not None else None  # ends its read: first
     page = logged_predictions(name, **args)
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
         headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
         items = LoggedPredictionOut(many=True).dump(page.items)
         return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label")),
                         mimetype="text/csv", headers=headers)
-    exporter = background.log_exporter(current_app)
-    exported = exported_state(name, exporter.location) if exporter is not None else None
     return {"items": page.items, "next_cursor": page.next_cursor, "exported_to": exported}
 
 

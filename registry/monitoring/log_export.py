@@ -112,11 +112,15 @@ class LogExporter:
         self._lakes: dict[int, Lake] = {}
 
     def turn(self) -> list[Exported]:
-        """Export what is due now (call it holding the lease)."""
+        """Export what is due now (call it holding the lease), then prune what the byte bound wanted and
+        could not have before: the writers check only as they write, and traffic may have stopped."""
         pid = os.getpid()
         if pid not in self._lakes:
             self._lakes = {pid: self._open_lake()}
-        return export_due(self.settings, self._lakes[pid])
+        done = export_due(self.settings, self._lakes[pid])
+        if done:
+            log_bounds.enforce(self.settings.max_mb, exported_only=True)
+        return done
 
 
 def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
