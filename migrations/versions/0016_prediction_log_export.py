@@ -1,4 +1,4 @@
-"""prediction log export: each model's high-water mark in the lake; ids of the log never handed out twice on SQLite
+"""prediction log export: each model's high-water mark in the lake; ids of the log never handed out twice on SQLite; a label counts in its row's bytes
 
 Revision ID: 0016
 Revises: 0019
@@ -32,6 +32,8 @@ def upgrade():
         sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_prediction_log_exports_model_id_models')),
         sa.PrimaryKeyConstraint('model_id', name=op.f('pk_prediction_log_exports')),
     )
+    # A label counts in its row's size from now on (registry/monitoring/log_bounds.py: label_bytes).
+    op.execute("UPDATE prediction_log SET bytes = bytes + LENGTH(CAST(label AS TEXT)) WHERE label IS NOT NULL")
     if op.get_bind().dialect.name == 'sqlite':
         # An INTEGER PRIMARY KEY is given the largest id + 1: once every row was pruned, ids would start
         # again below the export's marks. AUTOINCREMENT never gives an id twice; the table is copied once
@@ -43,4 +45,5 @@ def upgrade():
 
 def downgrade():
     op.drop_table('prediction_log_exports')
+    op.execute("UPDATE prediction_log SET bytes = bytes - LENGTH(CAST(label AS TEXT)) WHERE label IS NOT NULL")
     # prediction_log keeps AUTOINCREMENT on SQLite: ids that never repeat suit every earlier revision too.

@@ -1,6 +1,7 @@
 """What bounds the prediction log by bytes, and keeps it from swelling the database's files.
 
-Each row carries its size (``bytes``: its JSON and text, plus a fixed :data:`ROW_OVERHEAD`), so a
+Each row carries its size (``bytes``: its JSON and text, plus a fixed :data:`ROW_OVERHEAD`, and its
+label's JSON once feedback brings one: :func:`label_bytes`), so a
 model's use is one ``SUM`` over its rows, and the whole log's one ``GROUP BY`` over a table that is
 itself bounded. Any writer of the fleet may make the check (:func:`enforce`): every row it deletes
 is older than the newest row it keeps, so two writers checking at once delete the same rows.
@@ -18,6 +19,7 @@ once, so the table and its indexes stay at the size the bound implies (``bench/l
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -62,6 +64,11 @@ def row_bytes(*, inputs: str | None, outputs: str | None, request_id: str, alias
               route: str | None) -> int:
     """What a row counts for: its JSON and text as written, and the fixed columns (migration 0014 measures alike)."""
     return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route) if part)
+
+
+def label_bytes(label: object) -> int:
+    """What a label adds to its row's size: its JSON as the database keeps it (nothing for no label)."""
+    return 0 if label is None else len(json.dumps(label))
 
 
 def allotments(used: dict[str, int], bound: int, caps: dict[str, int]) -> dict[str, int]:

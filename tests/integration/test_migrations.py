@@ -245,7 +245,7 @@ def test_0019_downgrade_keeps_the_history_without_its_chain(empty_app):
         assert connection.execute(text("SELECT count(*) FROM promotion_events")).scalar() == 3
 
 
-def test_0016_keeps_logged_rows_and_never_hands_out_a_logged_id_again(empty_app):
+def test_0016_keeps_logged_rows_counts_their_labels_and_never_hands_out_a_logged_id_again(empty_app):
     upgrade(directory=MIGRATIONS, revision="0019")
     row = ("INSERT INTO prediction_log (model_id, version, request_id, latency_ms, status, at, bytes) "
            "VALUES (1, 1, :request_id, 1.0, 200, '2026-11-20 10:00:00', 70)")
@@ -256,10 +256,13 @@ def test_0016_keeps_logged_rows_and_never_hands_out_a_logged_id_again(empty_app)
         ))
         for request_id in ("r-1", "r-2", "r-3"):
             connection.execute(text(row), {"request_id": request_id})
+        connection.execute(text("UPDATE prediction_log SET label = '[1.5, 2]' WHERE request_id = 'r-2'"))
 
     upgrade(directory=MIGRATIONS)
 
     with db.engine.begin() as connection:
+        sizes = connection.execute(text("SELECT bytes FROM prediction_log ORDER BY id")).scalars().all()
+        assert sizes == [70, 70 + len("[1.5, 2]"), 70]
         kept = connection.execute(text("SELECT id, request_id FROM prediction_log ORDER BY id")).all()
         assert [tuple(found) for found in kept] == [(1, "r-1"), (2, "r-2"), (3, "r-3")]
         connection.execute(text("DELETE FROM prediction_log"))  # every row pruned: the largest id is gone too

@@ -149,3 +149,19 @@ def test_rows_carry_their_size(app, models):
     with app.app_context():
         sizes = db.session.execute(select(func.min(LoggedPrediction.bytes))).scalar()
     assert sizes > len(orjson.dumps([WIDE]))
+
+
+def test_a_label_counts_in_its_rows_bytes(app, client, models, ci):
+    flood(app, "quiet", 2)
+    with app.app_context():
+        before = dict(db.session.execute(select(LoggedPrediction.request_id, LoggedPrediction.bytes)).all())
+    label = {"items": [{"request_id": "quiet-0", "label": 12.25}]}
+    assert client.post("/models/quiet/feedback", json=label, headers=ci).get_json()["applied"] == 1
+    with app.app_context():
+        after = dict(db.session.execute(select(LoggedPrediction.request_id, LoggedPrediction.bytes)).all())
+    assert after == {"quiet-0": before["quiet-0"] + len("12.25"), "quiet-1": before["quiet-1"]}
+    relabel = {"items": [{"request_id": "quiet-0", "label": 3.0}]}  # a new label replaces the old one's bytes
+    assert client.post("/models/quiet/feedback", json=relabel, headers=ci).get_json()["replaced"] == 1
+    with app.app_context():
+        assert db.session.execute(select(LoggedPrediction.bytes).where(LoggedPrediction.request_id == "quiet-0")
+                                  ).scalar() == before["quiet-0"] + len("3.0")
