@@ -11,7 +11,7 @@ rows, by water-filling: a model using less than an equal share keeps all it has,
 goes to the others in equal parts; a model's own ``max_mb`` caps it lower. A model over its allotment
 loses its oldest rows down to :data:`LOW_WATER` of it, so that it does not go over again at the next row.
 
-Pruning gives the space back: on SQLite the pages freed are returned to the file system
+Pruning gives the space back (at most once a second in a process, :data:`GIVE_BACK_SECONDS`): on SQLite the pages freed are returned to the file system
 (``auto_vacuum=INCREMENTAL`` and ``PRAGMA incremental_vacuum``) and the WAL is emptied
 (``wal_checkpoint(TRUNCATE)``); on PostgreSQL a plain ``VACUUM``
 (not FULL: it takes no lock that stops readers or writers) makes the dead rows' space reusable at
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
@@ -41,6 +42,9 @@ LOW_WATER = 0.9  # a model over its allotment is pruned down to this share of it
 NEAR = 0.9  # /readyz warns when the log holds this share of PREDICTION_LOG_MAX_MB or more
 PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
 VACUUM_PAGES = 10_000  # pages (4 KB) SQLite gives back per turn at most: a short write lock
+# A flood at a small bound prunes every twenty rows or so; giving space back each time (a WAL truncate on
+# SQLite, a VACUUM on PostgreSQL) stalls the writers behind it: a process does it at most this often.
+GIVE_BACK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -178,8 +182,20 @@ def delete_batches(condition) -> int:
             return removed
 
 
+class _GivingBack:
+    """When this process last gave pruned space back, and whether it owes a turn (pruned since)."""
+
+    at = float("-inf")
+    owed = False
+
+
 def give_back() -> None:
-    """After pruning: SQLite returns freed pages to the file system, PostgreSQL marks dead rows' space reusable."""
+    """After pruning: SQLite returns freed pages to the file system, PostgreSQL marks dead rows' space reusable;
+    at most once every GIVE_BACK_SECONDS in a process (a turn put off is owed: :func:`give_back_owed`)."""
+    if time.monotonic() - _GivingBack.at < GIVE_BACK_SECONDS:
+        _GivingBack.owed = True
+        return
+    _GivingBack.at, _GivingBack.owed = time.monotonic(), False
     engine = db.engine
     if engine.dialect.name == "sqlite":
         connection = engine.raw_connection()
@@ -196,6 +212,12 @@ def give_back() -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             # SKIP_LOCKED: another process vacuuming it now does the same work; nobody waits for it.
             connection.execute(text(f"VACUUM (SKIP_LOCKED) {LoggedPrediction.__tablename__}"))
+
+
+def owes_give_back() -> bool:
+    """Whether a pruning of this process put giving space back off (:func:`give_back` pays it once
+    GIVE_BACK_SECONDS passed; the writer asks at every turn, also when nothing comes to write)."""
+    return _GivingBack.owed
 
 
 def free_bytes(database_url: str) -> int | None:

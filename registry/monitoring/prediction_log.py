@@ -284,6 +284,9 @@ class PredictionLog:
                 if time.monotonic() - self._pruned_at >= self.settings.prune_seconds:
                     self._pruned_at = time.monotonic()
                     self.prune()
+            if log_bounds.owes_give_back():  # a prune put it off: given back within GIVE_BACK_SECONDS
+                with self._session_scope():
+                    log_bounds.give_back()
         except Exception:
             log.exception("the prediction log could not write %d entries; they are dropped", len(batch))
             PREDICTION_LOG_DROPPED.inc(len(batch))
