@@ -47,7 +47,8 @@ def init_app(app: Flask) -> None:
                    lambda: scrub.scrub(app.extensions[domain.EXTENSION].store, scrubbing,
                                        budget_seconds=scrubbing.every_seconds / 2),
                    app.app_context, every_turn=report.refresh),
-    ) + ((LeasedLoop(log_export.LEASE, exporter.settings.every_seconds, exporter.turn, app.app_context),)
+    ) + ((LeasedLoop(log_export.LEASE, exporter.settings.every_seconds, exporter.turn, app.app_context,
+                     every_turn=exporter.refresh),)
          if exporter is not None else ())
     app.extensions[EXTENSION] = (settings, loops, scrubbing, report, exporter)
     lifecycle.of(app).add("background loops", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))

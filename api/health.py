@@ -16,13 +16,11 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from api import background, domain
 from registry import stopping
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
-from registry.monitoring import log_export
 from registry.serving.probes import Probe, ProbeAnswer
 from registry.telemetry import DEPENDENCY_UP
 
@@ -85,22 +83,17 @@ def prediction_log_warnings() -> list[str]:
 
 
 def export_warnings() -> list[str]:
-    """Models whose rows could not be exported to PREDICTION_LOG_EXPORT at the last attempt (read from the
-    database: every replica says it)."""
+    """Models whose rows could not be exported to PREDICTION_LOG_EXPORT at the last attempt (as this process
+    last read them from the database, off the request path: every replica says it)."""
     exporter = background.log_exporter(current_app)
     if exporter is None:
-        return []
-    try:
-        found = log_export.failing()
-    except OperationalError:  # the database's own check says it is down
-        db.session.rollback()
         return []
     return [
         f"the prediction log of {name!r} could not be exported to {exporter.location} ({failures} attempts failed since "
         f"{since.strftime('%Y-%m-%dT%H:%M:%SZ')}; last: {error}): its rows stay in the database, past "
         "PREDICTION_LOG_DAYS and PREDICTION_LOG_MAX_MB if need be, and the export is tried again every "
         f"{exporter.settings.every_seconds:g} s"
-        for name, failures, since, error in found
+        for name, failures, since, error in exporter.failing
     ]
 
 

@@ -102,14 +102,15 @@ class ExportState:
 
 
 class LogExporter:
-    """The export of one app: its settings, and its lake, opened by the process that exports with it (an
-    S3 client does not survive a fork)."""
+    """The export of one app: its settings, its lake (opened by the process that exports with it: an S3
+    client does not survive a fork), and what this process last read of the models whose export fails."""
 
     def __init__(self, settings: ExportSettings, open_lake: Callable[[], Lake]):
         self.settings = settings
         self.location = location_of(settings.where)
         self._open_lake = open_lake
         self._lakes: dict[int, Lake] = {}
+        self.failing: list[tuple[str, int, datetime, str]] = []  # (model, failures, since, error), read by refresh
 
     def turn(self) -> list[Exported]:
         """Export what is due now (call it holding the lease), then prune what the byte bound wanted and
@@ -120,7 +121,13 @@ class LogExporter:
         done = export_due(self.settings, self._lakes[pid])
         if done:
             log_bounds.enforce(self.settings.max_mb, exported_only=True)
+        self.refresh()
         return done
+
+    def refresh(self) -> None:
+        """Read again which models' exports fail (every process, at each turn of its leased loop: /readyz
+        reads it without waiting on the database)."""
+        self.failing = failing()
 
 
 def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
@@ -138,7 +145,7 @@ def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
         try:
             done += _export_model(lake, name, model_id, due_id(model_id, share=given[name], settings=settings, settled=settled), deadline)
         except (LakeUnavailable, OSError, pa.ArrowException) as exc:
-            _failed(model_id, f"{type(exc).__name__}: {exc}")
+            _failed(model_id, str(exc) if isinstance(exc, LakeUnavailable) else f"{type(exc).__name__}: {exc}")
             log.warning("the prediction log of %r could not be exported to %s: %s; its rows stay in the "
                         "database and the export is tried again", name, lake.location, exc)
     return done
