@@ -19,7 +19,6 @@ once, so the table and its indexes stay at the size the bound implies (``bench/l
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from registry import finite_json
 from registry.db import db, end_read, write_transaction
 from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel
@@ -72,7 +72,7 @@ def row_bytes(*, inputs: str | None, outputs: str | None, request_id: str, alias
 
 def label_bytes(label: object) -> int:
     """What a label adds to its row's size: its JSON as the database keeps it (nothing for no label)."""
-    return 0 if label is None else len(json.dumps(label))
+    return 0 if label is None else len(finite_json.dumps(label))
 
 
 def allotments(used: dict[str, int], bound: int, caps: dict[str, int]) -> dict[str, int]:

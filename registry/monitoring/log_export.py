@@ -7,11 +7,8 @@ hold an hour or more), and those past the newest :data:`KEEP_UNEXPORTED` of the 
 ``PREDICTION_LOG_MAX_MB`` (once they come to :data:`CHUNK` of it), ahead of the byte bound, which
 prunes down to 90 % of the share. Rows go with their labels as they are at the export.
 
-The lake is laid out hive style, ``model=<name>/day=YYYY-MM-DD/part-<first id>.parquet`` (one
-schema, :data:`SCHEMA`; inputs, outputs and labels as the JSON text the log holds), and each
-model's ``model=<name>/_manifest.json`` lists every file with its rows, first and last time, id
-range, versions and sha256. Readers that list the folders skip the manifest (a leading ``_``) and
-files being written (a leading ``.``).
+The lake is laid out hive style, a Parquet file per model, day and step, with a manifest per model
+(:mod:`registry.monitoring.lake_files`).
 
 Exactly once: rows are exported in id order (ids are never handed out twice, nor committed out of
 order past the mark: :func:`settled_id`), and each model's high-water mark is in the database
@@ -23,9 +20,6 @@ turn, counted in ``registry_prediction_log_export_failures_total`` and said in `
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import os
 import time
@@ -38,7 +32,7 @@ import pyarrow as pa
 from sqlalchemy import Text, cast, func, select, text
 
 from registry.db import db, end_read, on_postgresql, write_transaction
-from registry.monitoring import log_bounds
+from registry.monitoring import lake_files, log_bounds
 from registry.monitoring.lake import Lake, LakeUnavailable, location_of
 from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel, utcnow
@@ -47,8 +41,6 @@ from registry.telemetry import PREDICTION_LOG_EXPORT_FAILURES, PREDICTION_LOG_EX
 log = logging.getLogger(__name__)
 
 LEASE = "prediction-log-export"
-SCHEMA_VERSION = 1
-MANIFEST = "_manifest.json"
 KEEP_UNEXPORTED = 0.7  # of a model's share: its older rows are exported ahead of the byte bound (which keeps 0.9)
 CHUNK = 0.1  # of a model's share: rows past KEEP_UNEXPORTED are exported once they come to this much
 AGE_BATCH = timedelta(hours=1)  # rows past PREDICTION_LOG_DAYS are exported once the oldest is this much past it
@@ -56,20 +48,6 @@ FILE_BYTES = 16 * log_bounds.MB  # what the rows of one export step count for at
 FILE_ROWS = 50_000  # rows of one export step at most
 LOCK_TIMEOUT_MS = 2000  # PostgreSQL: how long the exporter waits for the log's writers to commit
 
-SCHEMA = pa.schema([
-    ("id", pa.int64()),
-    ("request_id", pa.string()),
-    ("version", pa.int64()),
-    ("alias", pa.string()),
-    ("route", pa.string()),
-    ("inputs", pa.string()),  # JSON: the rows as the model saw them, in signature order
-    ("outputs", pa.string()),  # JSON: predictions (probabilities, classes), or the error
-    ("latency_ms", pa.float64()),
-    ("status", pa.int64()),
-    ("at", pa.timestamp("us", tz="UTC")),
-    ("label", pa.string()),  # JSON: the label as it was at the export; null when none had come
-    ("labelled_at", pa.timestamp("us", tz="UTC")),
-])
 
 
 @dataclass(frozen=True)
@@ -201,7 +179,7 @@ def exported_state(name: str, lake_location: str) -> ExportState | None:
     if found is None or not found.rows:
         return None
     folder = f"{lake_location}/model={name}"
-    return ExportState(location=folder, manifest=f"{folder}/{MANIFEST}", rows=found.rows, before=found.before)
+    return ExportState(location=folder, manifest=f"{folder}/{lake_files.MANIFEST}", rows=found.rows, before=found.before)
 
 
 def failing() -> list[tuple[str, int, datetime, str]]:
@@ -266,20 +244,8 @@ def _write_step(lake: Lake, name: str, model_id: int, mark: int, upto: int) -> t
     before = db.session.execute(select(func.min(LoggedPrediction.at))
                                 .where(LoggedPrediction.model_id == model_id, LoggedPrediction.id > upto)).scalar()
     end_read()
-    entries = []
-    for day, part in frame.groupby(frame["at"].dt.strftime("%Y-%m-%d"), sort=True):
-        data = _parquet(part)
-        path = f"model={name}/day={day}/part-{int(part['id'].iloc[0]):019d}.parquet"
-        lake.put(path, data)
-        entries.append({
-            "path": path, "day": day, "rows": len(part), "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "schema_version": SCHEMA_VERSION,
-            "first_id": int(part["id"].iloc[0]), "last_id": int(part["id"].iloc[-1]),
-            "first_at": _iso(part["at"].min()), "last_at": _iso(part["at"].max()),
-            "versions": sorted(int(v) for v in part["version"].unique()),
-            "exported_at": _iso(utcnow()),
-        })
-    _write_manifest(lake, name, upto, entries)
+    entries = lake_files.write_days(lake, name, frame)
+    lake_files.add_to_manifest(lake, name, upto=upto, entries=entries)
     left = before if before is not None else frame["at"].max().to_pydatetime()
     return [entry["path"] for entry in entries], len(frame), left
 
@@ -295,31 +261,11 @@ def _rows(model_id: int, mark: int, upto: int) -> pd.DataFrame:
                                LoggedPrediction.id <= upto).order_by(LoggedPrediction.id)
     ).all()
     end_read()
-    frame = pd.DataFrame([tuple(row) for row in found], columns=SCHEMA.names)
+    frame = pd.DataFrame([tuple(row) for row in found], columns=lake_files.SCHEMA.names)
     frame["label"] = frame["label"].where(frame["label"] != "null", None)  # a JSON null is no label
     for column in ("at", "labelled_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True).dt.as_unit("us")
     return frame
-
-
-def _parquet(part: pd.DataFrame) -> bytes:
-    """``part`` as a Parquet file of :data:`SCHEMA` (through pandas, with pyarrow)."""
-    out = io.BytesIO()
-    part.to_parquet(out, engine="pyarrow", index=False, schema=SCHEMA, compression="zstd")
-    return out.getvalue()
-
-
-def _write_manifest(lake: Lake, name: str, upto: int, entries: list[dict]) -> None:
-    """Add ``entries`` to the model's manifest (replacing any of the same path: a step done again)."""
-    key = f"model={name}/{MANIFEST}"
-    found = lake.get(key)
-    manifest = json.loads(found) if found is not None else {"files": []}
-    paths = {entry["path"] for entry in entries}
-    files = sorted([entry for entry in manifest["files"] if entry["path"] not in paths] + entries,
-                   key=lambda entry: entry["first_id"])
-    manifest = {"schema_version": SCHEMA_VERSION, "model": name, "exported_id": max(upto, manifest.get("exported_id", 0)),
-                "rows": sum(entry["rows"] for entry in files), "files": files}
-    lake.put(key, json.dumps(manifest, indent=1).encode())
 
 
 def _advance(model_id: int, upto: int, rows: int, before: datetime | None) -> None:
@@ -344,7 +290,3 @@ def _failed(model_id: int, error: str) -> None:
         state.failures += 1
         state.failed_at = state.failed_at if state.failures > 1 and state.failed_at else utcnow()
         state.error = error[:500]
-
-
-def _iso(moment) -> str:
-    return pd.Timestamp(moment).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")

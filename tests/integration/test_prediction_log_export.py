@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from registry.db import db
 from registry.monitoring import lake as lakes
-from registry.monitoring import log_bounds, log_export
+from registry.monitoring import lake_files, log_bounds, log_export
 from registry.monitoring.prediction_log import Entry
 from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel, utcnow
@@ -125,7 +125,7 @@ def test_rows_past_the_window_round_trip_through_a_directory_with_their_labels(a
         data = (lake_dir / entry["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
         assert entry["path"] == f"model=hot/day={entry['day']}/part-{entry['first_id']:019d}.parquet"
-        assert entry["versions"] == [1] and entry["schema_version"] == log_export.SCHEMA_VERSION
+        assert entry["versions"] == [1] and entry["schema_version"] == lake_files.SCHEMA_VERSION
     assert {entry["first_at"][:10] for entry in files} == {entry["day"] for entry in files}
 
     assert the_log(app).prune() == 30  # exported: now they may go
