@@ -272,6 +272,8 @@ def _advance(model_id: int, upto: int, rows: int, before: datetime | None) -> No
     """Record the step done: the mark moves to ``upto``, and the model's export is no longer failing."""
     with write_transaction() as session:
         state = session.get(LogExport, model_id, with_for_update=True)
+        if state.pending_id != upto:
+            return  # another exporter (a lease lost meanwhile) did this step again, and recorded it
         state.exported_id, state.pending_id = upto, None
         state.rows += rows
         state.before, state.exported_at = before, utcnow()

@@ -12,6 +12,7 @@ import pytest
 from pyarrow import fs
 from sqlalchemy import func, select
 
+from registry import leases
 from registry.db import db
 from registry.monitoring import lake as lakes
 from registry.monitoring import lake_files, log_bounds, log_export
@@ -293,3 +294,22 @@ def test_an_s3_lake_that_refuses_keeps_the_rows(exporting, ci, s3_server, s3_pre
     assert export_turn(app) == []
     assert the_log(app).prune() == 0
     assert any("could not be exported to s3://" in w for w in client.get("/readyz").get_json()["warnings"])
+
+
+def test_the_command_exports_what_is_due_holding_the_lease(app, model, lake_dir):
+    offer(app, 8, age=OLD)
+    runner = app.test_cli_runner()
+    done = runner.invoke(args=["monitoring", "export-log"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"exported": [{"model": "hot", "rows": 8, "files": [
+        entry["path"] for entry in manifest(lake_dir)["files"]]}], "failing": []}
+    assert json.loads(runner.invoke(args=["monitoring", "export-log"]).stdout)["exported"] == []  # nothing twice
+    with app.app_context():
+        assert leases.hold(log_export.LEASE, "another-process", seconds=60)  # let go by the command
+    held = runner.invoke(args=["monitoring", "export-log"])
+    assert held.exit_code == 1 and "another process holds the prediction-log-export lease" in held.output
+
+
+def test_the_command_says_when_there_is_nowhere_to_export(build_app):
+    done = build_app().test_cli_runner().invoke(args=["monitoring", "export-log"])
+    assert done.exit_code == 2 and "PREDICTION_LOG_EXPORT is not set" in done.output
