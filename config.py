@@ -95,6 +95,10 @@ class Config:
     # The most the prediction log holds (its rows' JSON and text), shared fairly among the models that log;
     # each model's oldest rows go first. Sized for the embedded SQLite case: ~85,000 rows of ~3 KB.
     PREDICTION_LOG_MAX_MB = _float("PREDICTION_LOG_MAX_MB", 256.0)
+    # Where rows go before they are pruned (past PREDICTION_LOG_DAYS, or past a model's share of the bound), as
+    # Parquet: a directory or s3://bucket/prefix (the AWS_* settings above); unset: they are only deleted.
+    PREDICTION_LOG_EXPORT = os.environ.get("PREDICTION_LOG_EXPORT", "")
+    PREDICTION_LOG_EXPORT_SECONDS = _float("PREDICTION_LOG_EXPORT_SECONDS", 10.0)  # how often one process exports
     # Under this much free space on a SQLite database's volume nothing is logged (PostgreSQL's is not visible).
     PREDICTION_LOG_MIN_FREE_MB = _float("PREDICTION_LOG_MIN_FREE_MB", 256.0)
     # A feature (or the predictions) has drifted when its PSI is above DRIFT_PSI or its test's p-value below DRIFT_P_VALUE.

@@ -1,5 +1,5 @@
-"""The fleet-wide background work of the app: the monitoring sweep, the rollout controller and the
-artifact scrub.
+"""The fleet-wide background work of the app: the monitoring sweep, the rollout controller, the
+artifact scrub and, when PREDICTION_LOG_EXPORT is set, the prediction log's export.
 
 Each is a leased loop started in every worker; only the process holding its lease in the shared
 database works, and another takes over when it dies. ``flask monitoring sweep``, ``flask rollouts
@@ -13,6 +13,8 @@ from api.schemas.monitoring import window_span
 from registry.autopilot import controller
 from registry.integrity import scrub
 from registry.leases import LeasedLoop
+from registry.monitoring import log_export
+from registry.monitoring.lake import open_lake
 from registry.monitoring.quality import Thresholds
 from registry.monitoring.sweep import LEASE, SweepSettings, sweep
 
@@ -35,6 +37,7 @@ def init_app(app: Flask) -> None:
     scrubbing = scrub.ScrubSettings(every_seconds=config["ARTIFACT_SCRUB_SECONDS"],
                                     bytes_per_second=config["ARTIFACT_SCRUB_MB_PER_SECOND"] * 1024 * 1024)
     report = scrub.DamageReport()
+    exporter = _log_exporter(app)
     loops = (
         LeasedLoop(LEASE, settings.every_seconds, lambda: sweep(settings), app.app_context),
         LeasedLoop(controller.LEASE, config["ROLLOUT_TICK_SECONDS"],
@@ -44,8 +47,10 @@ def init_app(app: Flask) -> None:
                    lambda: scrub.scrub(app.extensions[domain.EXTENSION].store, scrubbing,
                                        budget_seconds=scrubbing.every_seconds / 2),
                    app.app_context, every_turn=report.refresh),
-    )
-    app.extensions[EXTENSION] = (settings, loops, scrubbing, report)
+    ) + ((LeasedLoop(log_export.LEASE, exporter.settings.every_seconds, exporter.turn, app.app_context,
+                     every_turn=exporter.refresh),)
+         if exporter is not None else ())
+    app.extensions[EXTENSION] = (settings, loops, scrubbing, report, exporter)
     lifecycle.of(app).add("background loops", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
 
 
@@ -62,6 +67,26 @@ def scrub_settings(app: Flask) -> scrub.ScrubSettings:
 def damage_report(app: Flask) -> scrub.DamageReport:
     """What this process last read of the stored copies the scrub found damaged or missing."""
     return app.extensions[EXTENSION][3]
+
+
+def log_exporter(app: Flask) -> log_export.LogExporter | None:
+    """The app's export of the prediction log (None when PREDICTION_LOG_EXPORT is unset)."""
+    return app.extensions[EXTENSION][4]
+
+
+def _log_exporter(app: Flask) -> log_export.LogExporter | None:
+    """The export PREDICTION_LOG_EXPORT asks for; a place it cannot export to stops the start."""
+    config = app.config
+    where = config["PREDICTION_LOG_EXPORT"]
+    if not where:
+        return None
+    settings = log_export.ExportSettings(where=where, retention_days=config["PREDICTION_LOG_DAYS"],
+                                         max_mb=config["PREDICTION_LOG_MAX_MB"],
+                                         every_seconds=config["PREDICTION_LOG_EXPORT_SECONDS"])
+    try:
+        return log_export.LogExporter(settings, lambda: open_lake(where, domain.s3_settings(app)))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def start_in_worker(app: Flask) -> None:

@@ -56,7 +56,8 @@ def init_app(app: Flask) -> None:
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
                                capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],
                                min_free_mb=config["PREDICTION_LOG_MIN_FREE_MB"],
-                               database_url=config["SQLALCHEMY_DATABASE_URI"])
+                               database_url=config["SQLALCHEMY_DATABASE_URI"],
+                               export=bool(config["PREDICTION_LOG_EXPORT"]))
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
                                    draw_key=(config.get("SECRET_KEY") or "").encode())
     runtime.shadows.observe(prediction_log.log_shadow)
@@ -86,19 +87,20 @@ def _store(app: Flask, root: str | None = None) -> ArtifactStore:
     try:
         return open_store(
             root or str(config["ARTIFACT_ROOT"]),
-            s3=S3Settings(
-                url="",
-                endpoint=config["AWS_ENDPOINT_URL"],
-                access_key_id=config["AWS_ACCESS_KEY_ID"],
-                secret_access_key=config["AWS_SECRET_ACCESS_KEY"],
-                region=config["AWS_REGION"],
-            ),
+            s3=s3_settings(app),
             cache_dir=config["ARTIFACT_CACHE_DIR"],
             cache_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
             serving=_serving_digests(app),
         )
     except UnknownStore as exc:
         raise SystemExit(str(exc)) from None
+
+
+def s3_settings(app: Flask, url: str = "") -> S3Settings:
+    """The app's S3 endpoint and credentials (the ``AWS_*`` settings), for the bucket ``url``."""
+    config = app.config
+    return S3Settings(url=url, endpoint=config["AWS_ENDPOINT_URL"], access_key_id=config["AWS_ACCESS_KEY_ID"],
+                      secret_access_key=config["AWS_SECRET_ACCESS_KEY"], region=config["AWS_REGION"])
 
 
 def _serving_digests(app: Flask) -> Callable[[], set[str]]:

@@ -75,9 +75,26 @@ def warnings() -> list[str]:
 
 
 def prediction_log_warnings() -> list[str]:
-    """The prediction log near PREDICTION_LOG_MAX_MB, or stopped for want of space on the database's volume."""
+    """The prediction log near PREDICTION_LOG_MAX_MB, stopped for want of space on the database's volume, or
+    failing to export."""
     prediction_log = domain.prediction_log()
-    return [warning for warning in (prediction_log.free_space_warning(), prediction_log.bound_warning()) if warning]
+    found = [warning for warning in (prediction_log.free_space_warning(), prediction_log.bound_warning()) if warning]
+    return found + export_warnings()
+
+
+def export_warnings() -> list[str]:
+    """Models whose rows could not be exported to PREDICTION_LOG_EXPORT at the last attempt (as this process
+    last read them from the database, off the request path: every replica says it)."""
+    exporter = background.log_exporter(current_app)
+    if exporter is None:
+        return []
+    return [
+        f"the prediction log of {name!r} could not be exported to {exporter.location} ({failures} attempts failed since "
+        f"{since.strftime('%Y-%m-%dT%H:%M:%SZ')}; last: {error}): its rows stay in the database, past "
+        "PREDICTION_LOG_DAYS and PREDICTION_LOG_MAX_MB if need be, and the export is tried again every "
+        f"{exporter.settings.every_seconds:g} s"
+        for name, failures, since, error in exporter.failing
+    ]
 
 
 def damage_warnings() -> list[str]:

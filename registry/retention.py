@@ -25,6 +25,7 @@ RULES = {
     "browser_sessions": "deleted at sign-out; expired ones pruned at every sign-in",
     "prediction_log": "a sample of requests; pruned PREDICTION_LOG_DAYS after they were answered (every 10 minutes), "
                       "and oldest first past each model's share of PREDICTION_LOG_MAX_MB",
+    "prediction_log_exports": "one per model that logs, while PREDICTION_LOG_EXPORT is set: its high-water mark in the lake",
     "drift_references": "one per version that was sent its training or evaluation rows (profiles only); replaced, never added to",
     "version_health": "one per served version; the monitoring sweep drops versions nothing serves any more",
     "artifact_checks": "one per served artifact the scrub checked, and per damaged or missing one until it is "

@@ -102,6 +102,13 @@ PREDICTION_LOG_PAUSED = Gauge(
     "1 while a worker logs nothing because the database's volume has less than PREDICTION_LOG_MIN_FREE_MB free",
     multiprocess_mode="livemax",
 )
+PREDICTION_LOG_EXPORTED = Counter(
+    "registry_prediction_log_exported_total", "Rows of the prediction log written to PREDICTION_LOG_EXPORT as Parquet",
+)
+PREDICTION_LOG_EXPORT_FAILURES = Counter(
+    "registry_prediction_log_export_failures_total",
+    "Exports of a model's rows to PREDICTION_LOG_EXPORT that failed (tried again; the rows stay in the database)",
+)
 # One series per live worker (a dead one's leaves with its gauges): whether each follows a change.
 PREDICTION_LOG_SHARES_READ = Gauge(
     "registry_prediction_log_shares_read_timestamp_seconds",
@@ -195,7 +202,7 @@ FAMILIES = (
     ARTIFACTS_DAMAGED, ARTIFACT_SCRUB_CHECKS, ARTIFACT_SCRUB_BYTES,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
-    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED,
+    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_EXPORTED, PREDICTION_LOG_EXPORT_FAILURES,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -48,9 +48,21 @@ class LoggedPredictionOut(Schema):
     labelled_at = UTCDateTime(allow_none=True)
 
 
+class ExportedToOut(Schema):
+    location = fields.String(metadata={"description": "the model's folder in PREDICTION_LOG_EXPORT: "
+                                                      "model=<name>/day=YYYY-MM-DD/part-<id>.parquet"})
+    manifest = fields.String(metadata={"description": "the JSON file that says what each Parquet file holds"})
+    rows = fields.Integer(metadata={"description": "rows exported so far"})
+    before = UTCDateTime(allow_none=True, metadata={
+        "description": "every row answered before this went to the lake (the database may still hold some of them)"})
+
+
 class LoggedPageOut(Schema):
     items = fields.List(fields.Nested(LoggedPredictionOut))
     next_cursor = fields.Integer(allow_none=True)
+    exported_to = fields.Nested(ExportedToOut, allow_none=True, dump_default=None, metadata={
+        "description": "where the model's older rows went (PREDICTION_LOG_EXPORT), read with any Parquet reader; "
+                       "null while none were exported. This page answers from the database's window only."})
 
 
 class FeedbackItem(Schema):

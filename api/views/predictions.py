@@ -6,7 +6,7 @@ import dataclasses
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
-from api import domain
+from api import background, domain
 from api.auth import principal, reads, requires, requires_read_inputs, sees_inputs
 from api.content import accepts
 from api.csv_export import csv_table
@@ -14,6 +14,7 @@ from api.input_privacy import shown_value_names
 from api.schemas.monitoring import MonitoringArgs, MonitoringOut, ReferenceIn, ReferenceOut, window_span
 from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
 from registry.monitoring.feedback import apply_feedback
+from registry.monitoring.log_export import exported_state
 from registry.monitoring.masking import masked_profile
 from registry.monitoring.quality import Thresholds, monitoring
 from registry.monitoring.queries import logged_predictions
@@ -33,15 +34,20 @@ CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms"
 def predictions(args, name):
     """Logged requests of a model, newest first; ``next_cursor`` fetches the next (older) page.
 
+    Answered from the database's window; with PREDICTION_LOG_EXPORT set, ``exported_to`` says where the
+    model's older rows went (Parquet files and their manifest).
+
     Inputs may be personal data: this needs a token with the right ``read_inputs`` (roles ``analyst``
     and ``admin``), even where reads are open. The CSV neutralises formulas (see ``api.csv_export``)."""
+    exporter = background.log_exporter(current_app)
+    exported = exported_state(name, exporter.location) if exporter is not None else None  # ends its read: first
     page = logged_predictions(name, **args)
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
         headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
         items = LoggedPredictionOut(many=True).dump(page.items)
         return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label")),
                         mimetype="text/csv", headers=headers)
-    return page
+    return {"items": page.items, "next_cursor": page.next_cursor, "exported_to": exported}
 
 
 @blp.route("/models/<name>/feedback", methods=["POST"])

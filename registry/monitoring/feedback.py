@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from registry.db import write_transaction
 from registry.lookups import find_model
+from registry.monitoring.log_bounds import label_bytes
 from registry.monitoring.tables import LoggedPrediction
 from registry.serving.routing import SHADOW
 from registry.tables import ModelVersion, utcnow
@@ -59,6 +60,7 @@ def apply_feedback(name: str, items: list[dict]) -> FeedbackResult:
             if row.labelled_at is not None:
                 replaced += 1
             for labelled in (row, *shadows.get(request_id, ())):
+                labelled.bytes += label_bytes(label) - label_bytes(labelled.label)  # it counts against the bound
                 labelled.label, labelled.labelled_at = label, now
             applied += 1
     return FeedbackResult(applied, replaced, errors)

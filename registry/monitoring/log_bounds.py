@@ -1,6 +1,7 @@
 """What bounds the prediction log by bytes, and keeps it from swelling the database's files.
 
-Each row carries its size (``bytes``: its JSON and text, plus a fixed :data:`ROW_OVERHEAD`), so a
+Each row carries its size (``bytes``: its JSON and text, plus a fixed :data:`ROW_OVERHEAD`, and its
+label's JSON once feedback brings one: :func:`label_bytes`), so a
 model's use is one ``SUM`` over its rows, and the whole log's one ``GROUP BY`` over a table that is
 itself bounded. Any writer of the fleet may make the check (:func:`enforce`): every row it deletes
 is older than the newest row it keeps, so two writers checking at once delete the same rows.
@@ -10,7 +11,7 @@ rows, by water-filling: a model using less than an equal share keeps all it has,
 goes to the others in equal parts; a model's own ``max_mb`` caps it lower. A model over its allotment
 loses its oldest rows down to :data:`LOW_WATER` of it, so that it does not go over again at the next row.
 
-Pruning gives the space back: on SQLite the pages freed are returned to the file system
+Pruning gives the space back (at most once a second in a process, :data:`GIVE_BACK_SECONDS`): on SQLite the pages freed are returned to the file system
 (``auto_vacuum=INCREMENTAL`` and ``PRAGMA incremental_vacuum``) and the WAL is emptied
 (``wal_checkpoint(TRUNCATE)``); on PostgreSQL a plain ``VACUUM``
 (not FULL: it takes no lock that stops readers or writers) makes the dead rows' space reusable at
@@ -21,13 +22,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from registry import finite_json
 from registry.db import db, end_read, write_transaction
-from registry.monitoring.tables import LoggedPrediction
+from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel
 from registry.telemetry import PREDICTION_LOG_PRUNED
 
@@ -39,6 +42,9 @@ LOW_WATER = 0.9  # a model over its allotment is pruned down to this share of it
 NEAR = 0.9  # /readyz warns when the log holds this share of PREDICTION_LOG_MAX_MB or more
 PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
 VACUUM_PAGES = 10_000  # pages (4 KB) SQLite gives back per turn at most: a short write lock
+# A flood at a small bound prunes every twenty rows or so; giving space back each time (a WAL truncate on
+# SQLite, a VACUUM on PostgreSQL) stalls the writers behind it: a process does it at most this often.
+GIVE_BACK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ def row_bytes(*, inputs: str | None, outputs: str | None, request_id: str, alias
               route: str | None) -> int:
     """What a row counts for: its JSON and text as written, and the fixed columns (migration 0014 measures alike)."""
     return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route) if part)
+
+
+def label_bytes(label: object) -> int:
+    """What a label adds to its row's size: its JSON as the database keeps it (nothing for no label)."""
+    return 0 if label is None else len(finite_json.dumps(label))
 
 
 def allotments(used: dict[str, int], bound: int, caps: dict[str, int]) -> dict[str, int]:
@@ -89,18 +100,21 @@ def usage() -> Usage:
     return Usage({name: (rows, int(size)) for name, rows, size in found})
 
 
-def enforce(bound_mb: float) -> tuple[Usage, Usage]:
+def shares(bound_mb: float) -> tuple[Usage, dict[str, int]]:
+    """What the log holds now, and each model's allotment of ``bound_mb`` in bytes."""
+    held = usage()
+    used = {name: size for name, (_, size) in held.models.items()}
+    return held, allotments(used, int(bound_mb * MB), _caps())
+
+
+def enforce(bound_mb: float, *, exported_only: bool = False) -> tuple[Usage, Usage]:
     """Prune every model over its allotment of ``bound_mb``, oldest first; the usage found (before
-    pruning) and the usage left."""
-    before = usage()
-    caps = _caps()
-    bound = int(bound_mb * MB)
-    used = {name: size for name, (_, size) in before.models.items()}
-    shares = allotments(used, bound, caps)
+    pruning) and the usage left. ``exported_only``: never past what went to the lake (LogExport)."""
+    before, given = shares(bound_mb)
     removed = 0
-    for name, size in used.items():
-        if size > shares[name]:
-            removed += _prune_model(name, int(shares[name] * LOW_WATER))
+    for name, (_, size) in before.models.items():
+        if size > given[name]:
+            removed += _prune_model(name, int(given[name] * LOW_WATER), exported_only=exported_only)
     if not removed:
         return before, before
     PREDICTION_LOG_PRUNED.labels("bytes").inc(removed)
@@ -118,21 +132,40 @@ def _caps() -> dict[str, int]:
     return {name: int(max_mb * MB) for name, max_mb in found}
 
 
-def _prune_model(name: str, keep: int) -> int:
-    """Delete ``name``'s oldest rows until its newest ones hold ``keep`` bytes at most; how many went."""
+def _prune_model(name: str, keep: int, *, exported_only: bool) -> int:
+    """Delete ``name``'s oldest rows until its newest ones hold ``keep`` bytes at most (and, ``exported_only``,
+    none past its high-water mark in the lake); how many went."""
     model_id = db.session.execute(select(RegisteredModel.id).where(RegisteredModel.name == name)).scalar_one()
+    cutoff = cutoff_id(model_id, keep)
+    if cutoff is not None and exported_only:
+        cutoff = min(cutoff, exported_id(model_id))
+    end_read()
+    if not cutoff:
+        return 0
+    return delete_batches((LoggedPrediction.model_id == model_id) & (LoggedPrediction.id <= cutoff))
+
+
+def cutoff_id(model_id: int, keep: int) -> int | None:
+    """The newest row of the model that does not fit when its newest rows may hold ``keep`` bytes (it and
+    every older row are past it); None when all fit."""
     running = select(
         LoggedPrediction.id,
         func.sum(LoggedPrediction.bytes).over(order_by=LoggedPrediction.id.desc()).label("kept"),
     ).where(LoggedPrediction.model_id == model_id).subquery()
-    # The newest row that does not fit: it and every older row of the model go.
-    cutoff = db.session.execute(
+    return db.session.execute(
         select(running.c.id).where(running.c.kept > keep).order_by(running.c.id.desc()).limit(1)
     ).scalar()
-    end_read()
-    if cutoff is None:
-        return 0
-    return delete_batches((LoggedPrediction.model_id == model_id) & (LoggedPrediction.id <= cutoff))
+
+
+def exported_id(model_id: int) -> int:
+    """The model's high-water mark in the lake: its rows up to this id were exported (0: none)."""
+    return db.session.execute(select(LogExport.exported_id).where(LogExport.model_id == model_id)).scalar() or 0
+
+
+def exported(condition):
+    """``condition`` narrowed to the rows that went to the lake (each model's up to its high-water mark)."""
+    mark = select(LogExport.exported_id).where(LogExport.model_id == LoggedPrediction.model_id).scalar_subquery()
+    return condition & (LoggedPrediction.id <= func.coalesce(mark, 0))
 
 
 def delete_batches(condition) -> int:
@@ -149,8 +182,20 @@ def delete_batches(condition) -> int:
             return removed
 
 
+class _GivingBack:
+    """When this process last gave pruned space back, and whether it owes a turn (pruned since)."""
+
+    at = float("-inf")
+    owed = False
+
+
 def give_back() -> None:
-    """After pruning: SQLite returns freed pages to the file system, PostgreSQL marks dead rows' space reusable."""
+    """After pruning: SQLite returns freed pages to the file system, PostgreSQL marks dead rows' space reusable;
+    at most once every GIVE_BACK_SECONDS in a process (a turn put off is owed: :func:`give_back_owed`)."""
+    if time.monotonic() - _GivingBack.at < GIVE_BACK_SECONDS:
+        _GivingBack.owed = True
+        return
+    _GivingBack.at, _GivingBack.owed = time.monotonic(), False
     engine = db.engine
     if engine.dialect.name == "sqlite":
         connection = engine.raw_connection()
@@ -167,6 +212,12 @@ def give_back() -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             # SKIP_LOCKED: another process vacuuming it now does the same work; nobody waits for it.
             connection.execute(text(f"VACUUM (SKIP_LOCKED) {LoggedPrediction.__tablename__}"))
+
+
+def owes_give_back() -> bool:
+    """Whether a pruning of this process put giving space back off (:func:`give_back` pays it once
+    GIVE_BACK_SECONDS passed; the writer asks at every turn, also when nothing comes to write)."""
+    return _GivingBack.owed
 
 
 def free_bytes(database_url: str) -> int | None:

@@ -92,6 +92,7 @@ class LogSettings:
     min_free_mb: float = 256.0  # PREDICTION_LOG_MIN_FREE_MB: under this free on the database's volume, nothing is logged
     database_url: str = ""  # where the database is: a SQLite file's volume is watched for free space
     check_seconds: float = 5.0  # the bound is checked at least this often while the writer writes
+    export: bool = False  # PREDICTION_LOG_EXPORT is set: only rows that went to the lake are pruned
 
 
 class PredictionLog:
@@ -249,7 +250,7 @@ class PredictionLog:
         """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first)."""
         self._checked_at, self._unchecked_bytes = time.monotonic(), 0
         with self._session_scope():
-            self.usage, left = log_bounds.enforce(self.settings.max_mb)
+            self.usage, left = log_bounds.enforce(self.settings.max_mb, exported_only=self.settings.export)
         self._left_bytes = left.bytes
 
     def _check_due(self) -> bool:
@@ -283,6 +284,9 @@ class PredictionLog:
                 if time.monotonic() - self._pruned_at >= self.settings.prune_seconds:
                     self._pruned_at = time.monotonic()
                     self.prune()
+            if log_bounds.owes_give_back():  # a prune put it off: given back within GIVE_BACK_SECONDS
+                with self._session_scope():
+                    log_bounds.give_back()
         except Exception:
             log.exception("the prediction log could not write %d entries; they are dropped", len(batch))
             PREDICTION_LOG_DROPPED.inc(len(batch))
@@ -320,10 +324,12 @@ class PredictionLog:
                     self.enforce()
 
     def prune(self) -> int:
-        """Delete what is older than the retention, a bounded batch at a time; how many rows went."""
+        """Delete what is older than the retention (and went to the lake, when it is exported), a bounded
+        batch at a time; how many rows went."""
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+        old = LoggedPrediction.at < cutoff
         with self._session_scope():
-            removed = log_bounds.delete_batches(LoggedPrediction.at < cutoff)
+            removed = log_bounds.delete_batches(log_bounds.exported(old) if self.settings.export else old)
             if removed:
                 PREDICTION_LOG_PRUNED.labels("age").inc(removed)
                 log_bounds.give_back()

@@ -1,7 +1,7 @@
 """The prediction log's table: one row per logged request, and its label once feedback brings it."""
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db import db
@@ -19,6 +19,9 @@ class LoggedPrediction(db.Model):
         Index("ix_prediction_log_model_id_at", "model_id", "at"),
         Index("ix_prediction_log_model_id_request_id", "model_id", "request_id"),
         Index("ix_prediction_log_at", "at"),
+        # SQLite hands an INTEGER PRIMARY KEY the largest id + 1, so an emptied table would give old ids
+        # again; AUTOINCREMENT never does, and the export's high-water marks (LogExport) rely on it.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
@@ -66,3 +69,23 @@ class VersionHealth(db.Model):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     figures: Mapped[dict] = mapped_column(JSON)  # the monitoring answer over MONITOR_WINDOW
     drifted: Mapped[list] = mapped_column(JSON)  # the drifted columns (feature names, "predictions")
+
+
+class LogExport(db.Model):
+    """How far a model's prediction log went to the lake (PREDICTION_LOG_EXPORT): every row of the model
+    with an id up to ``exported_id`` is in a Parquet file the lake's manifest lists, and only those rows
+    may be pruned. An export under way names its rows (``pending_id``) first, so that one cut short is
+    done again over the same rows, into the same files."""
+
+    __tablename__ = "prediction_log_exports"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    exported_id: Mapped[int] = mapped_column(ROW_ID, default=0)  # the high-water mark
+    pending_id: Mapped[int | None] = mapped_column(ROW_ID, nullable=True)  # an export of (exported_id, pending_id] under way
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)  # exported in all
+    # Every row of the model answered before this went to the lake (the oldest one left, at the last export).
+    before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    exported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # attempts failed since the last that succeeded
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the last attempt failed

@@ -24,7 +24,7 @@ from tests.helpers import MIGRATIONS, make_app
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
           "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions",
           "prediction_log", "drift_references", "version_health", "leases", "rollout_plans", "artifact_checks",
-          "ledger_head"}
+          "ledger_head", "prediction_log_exports"}
 
 
 @pytest.fixture
@@ -243,3 +243,30 @@ def test_0019_downgrade_keeps_the_history_without_its_chain(empty_app):
     assert "hash" not in {c["name"] for c in inspect(db.engine).get_columns("promotion_events")}
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM promotion_events")).scalar() == 3
+
+
+def test_0016_keeps_logged_rows_counts_their_labels_and_never_hands_out_a_logged_id_again(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0019")
+    row = ("INSERT INTO prediction_log (model_id, version, request_id, latency_ms, status, at, bytes) "
+           "VALUES (1, 1, :request_id, 1.0, 200, '2026-11-20 10:00:00', 70)")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"
+        ))
+        for request_id in ("r-1", "r-2", "r-3"):
+            connection.execute(text(row), {"request_id": request_id})
+        connection.execute(text("UPDATE prediction_log SET label = '[1.5, 2]' WHERE request_id = 'r-2'"))
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        sizes = connection.execute(text("SELECT bytes FROM prediction_log ORDER BY id")).scalars().all()
+        assert sizes == [70, 70 + len("[1.5, 2]"), 70]
+        kept = connection.execute(text("SELECT id, request_id FROM prediction_log ORDER BY id")).all()
+        assert [tuple(found) for found in kept] == [(1, "r-1"), (2, "r-2"), (3, "r-3")]
+        connection.execute(text("DELETE FROM prediction_log"))  # every row pruned: the largest id is gone too
+        connection.execute(text(row), {"request_id": "r-4"})
+        assert connection.execute(text("SELECT id FROM prediction_log")).scalar() == 4
+    assert {index["name"] for index in inspect(db.engine).get_indexes("prediction_log")} == {
+        "ix_prediction_log_at", "ix_prediction_log_model_id_at", "ix_prediction_log_model_id_request_id"}

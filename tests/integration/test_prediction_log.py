@@ -113,7 +113,8 @@ def test_pages_follow_the_cursor_and_filters_narrow_them(app, client, served, ci
     ids = [item["request_id"] for page in (first, second, third) for item in page["items"]]
     assert ids == ["p-4", "p-3", "p-2", "p-1", "p-0"] and third["next_cursor"] is None
     later = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert logged(client, analyst, f"?since={later}").get_json() == {"items": [], "next_cursor": None}
+    assert logged(client, analyst, f"?since={later}").get_json() == {"items": [], "next_cursor": None,
+                                                                         "exported_to": None}
     assert len(logged(client, analyst, f"?until={later}").get_json()["items"]) == 6
 
 

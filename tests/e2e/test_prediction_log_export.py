@@ -1,0 +1,81 @@
+"""The prediction log's export under real gunicorn workers (issue 48): a flood from two workers at a small
+PREDICTION_LOG_MAX_MB, with every answer logged and exported to a directory by whichever worker holds the
+export lease; when it is over, every answer is either in the database's window or in the lake, none in
+the lake twice, the log is back within its bound, and the predictions page says where the rest went."""
+import threading
+
+import pandas as pd
+import pytest
+import requests
+
+from bench.harness import server
+from bench.harness.models import PROBE_ROW, scaled_sum, upload
+from bench.harness.traffic import move
+from tests.databases import fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
+from tests.helpers import wait_for
+
+MAX_MB = 0.1
+BODY = {"instances": [PROBE_ROW] * 100}  # ~3 KB logged a request: the bound is some thirty of them
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+DEADLINE = 60
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("log-export")
+    lake = root / "lake"
+    with fresh_database(root) as database_url, server.running(
+            database_url, root, ADMIN_TOKEN, workers=2,
+            env={"PREDICTION_LOG_SAMPLE": 1, "PREDICTION_LOG_MAX_MB": MAX_MB, "PREDICTION_LOG_EXPORT": str(lake),
+                 "PREDICTION_LOG_EXPORT_SECONDS": 0.5}) as (live,):
+        assert upload(live, "hot", scaled_sum(1)).status_code == 201
+        move(live, "promote", "hot", 1)
+        yield live, lake
+
+
+def in_the_database(live) -> tuple[list[str], dict]:
+    """Every request id the predictions route answers with (newest first), and its last page."""
+    ids, cursor = [], ""
+    while True:
+        page = requests.get(f"{live.url}/models/hot/predictions?limit=1000{cursor}", headers=ADMIN, timeout=30).json()
+        assert "items" in page, page
+        ids += [item["request_id"] for item in page["items"]]
+        if page["next_cursor"] is None:
+            return ids, page
+        cursor = f"&cursor={page['next_cursor']}"
+
+
+def test_a_flood_ends_with_every_answer_in_the_window_or_the_lake_once(live):
+    live, lake = live
+    sent = [f"flood-{thread}-{i}" for thread in range(4) for i in range(100)]
+
+    def flood(thread):
+        with requests.Session() as session:
+            for i in range(100):
+                answer = session.post(f"{live.url}/models/hot/production/predict", json=BODY, timeout=60,
+                                      headers={"X-Request-ID": f"flood-{thread}-{i}"})
+                assert answer.status_code == 200
+
+    threads = [threading.Thread(target=flood, args=(thread,)) for thread in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def settled():
+        metrics = requests.get(f"{live.url}/metrics", timeout=30).text
+        held = next(float(line.split()[-1]) for line in metrics.splitlines()
+                    if line.startswith('registry_prediction_log_bytes{model="hot"}'))
+        kept, page = in_the_database(live)
+        exported = pd.read_parquet(lake)["request_id"].tolist() if any(lake.rglob("*.parquet")) else []
+        done = set(kept) | set(exported) >= set(sent) and held <= MAX_MB * 1024 * 1024
+        return (kept, exported, page) if done else None
+
+    kept, exported, page = wait_for(settled, "every answer in the window or the lake, the log within its bound",
+                                    DEADLINE)
+    assert len(exported) == len(set(exported))  # none twice
+    assert set(kept) | set(exported) == set(sent)
+    assert len(exported) > len(sent) / 2  # most went: the window holds some thirty
+    assert page["exported_to"]["location"] == f"{lake}/model=hot"
+    assert page["exported_to"]["rows"] == len(exported)
