@@ -245,7 +245,7 @@ def test_0019_downgrade_keeps_the_history_without_its_chain(empty_app):
         assert connection.execute(text("SELECT count(*) FROM promotion_events")).scalar() == 3
 
 
-def test_0016_keeps_logged_rows_counts_their_labels_and_never_hands_out_a_logged_id_again(empty_app):
+def test_0020_keeps_logged_rows_counts_their_labels_and_never_hands_out_a_logged_id_again(empty_app):
     upgrade(directory=MIGRATIONS, revision="0019")
     row = ("INSERT INTO prediction_log (model_id, version, request_id, latency_ms, status, at, bytes) "
            "VALUES (1, 1, :request_id, 1.0, 200, '2026-11-20 10:00:00', 70)")

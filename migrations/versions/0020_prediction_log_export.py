@@ -1,6 +1,6 @@
 """prediction log export: each model's high-water mark in the lake; ids of the log never handed out twice on SQLite; a label counts in its row's bytes
 
-Revision ID: 0016
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-11-25 11:15:00.000000
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0016'
+revision = '0020'
 down_revision = '0019'
 branch_labels = None
 depends_on = None
