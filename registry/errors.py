@@ -109,3 +109,12 @@ class SubscriptionNotFound(NotFound):
 
 class DeliveryNotFound(NotFound):
     """No delivery with that id for that webhook subscription."""
+
+
+class PolicyRefused(Conflict):
+    """A move of a protected alias that its policy does not allow (yet): ``missing`` lists each unmet rule
+    as ``{"rule", "detail"}``, for a machine to read."""
+
+    def __init__(self, detail: str, missing: list[dict]):
+        super().__init__(detail)
+        self.missing = missing

@@ -1,0 +1,70 @@
+"""Use cases of an alias's policy: protect an alias, read its policy, lift it. Every change is in its history."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from registry.db import db, write_transaction
+from registry.errors import NotFound
+from registry.governance import entries
+from registry.governance.guard import policy_row
+from registry.governance.policy import stored
+from registry.governance.requests import served_number
+from registry.governance.tables import AliasPolicy
+from registry.lookups import find_model
+from registry.names import check_alias_name
+from registry.tables import utcnow
+
+
+class PolicyNotFound(NotFound):
+    """The alias has no policy: it is not protected."""
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """An alias's policy as answered: the rules, and who set them when."""
+
+    model: str
+    alias: str
+    policy: dict
+    updated_by: str
+    updated_at: datetime
+
+
+def set_policy(name: str, alias: str, document: dict, *, reason: str, actor: str) -> PolicyView:
+    """Protect ``alias`` with the policy ``document`` describes (or replace its policy); recorded as ``policy_set``."""
+    check_alias_name(alias)
+    checked = stored(document)
+    with write_transaction():
+        model = find_model(name, lock=True)
+        row = policy_row(model, alias) or AliasPolicy(model_id=model.id, alias=alias)
+        previous = row.document if row.id is not None else None
+        row.document, row.updated_by, row.updated_at = checked, actor, utcnow()
+        if row.id is None:
+            db.session.add(row)
+        entries.append(model, alias, "policy_set", actor=actor, reason=reason, served=served_number(model, alias),
+                       details={"policy": checked, "previous": previous})
+        return _view(model.name, row)
+
+
+def get_policy(name: str, alias: str) -> PolicyView:
+    """The policy of ``alias``; 404 when it has none."""
+    model = find_model(name)
+    row = policy_row(model, alias)
+    if row is None:
+        raise PolicyNotFound(f"alias {alias!r} of {name!r} has no policy: it is not protected")
+    return _view(model.name, row)
+
+
+def delete_policy(name: str, alias: str, *, reason: str, actor: str) -> None:
+    """Lift the policy of ``alias``: it moves as any alias again; recorded as ``policy_delete``."""
+    with write_transaction():
+        model = find_model(name, lock=True)
+        row = policy_row(model, alias)
+        if row is None:
+            raise PolicyNotFound(f"alias {alias!r} of {name!r} has no policy: it is not protected")
+        entries.append(model, alias, "policy_delete", actor=actor, reason=reason, served=served_number(model, alias),
+                       details={"previous": row.document})
+        db.session.delete(row)
+
+
+def _view(model: str, row: AliasPolicy) -> PolicyView:
+    return PolicyView(model, row.alias, row.document, row.updated_by, row.updated_at)
