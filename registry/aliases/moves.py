@@ -16,6 +16,7 @@ from registry.errors import AliasNotFound, Conflict, Forbidden, InvalidInput
 from registry.events import outbox
 from registry.facts import VersionInfo
 from registry.governance.guard import Vote, check_move
+from registry.governance.policies import BREAK_GLASS
 from registry.lookups import active_rollout, find_alias, find_model
 from registry.names import ALIAS_NAME, LATEST, check_alias_name
 from registry.paging import Page, paginate
@@ -24,8 +25,7 @@ from registry.tables import Alias, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
 # Moves a rollback can undo: promotes (broken glass too), and completed rollouts (which promote their canary).
-UNDOABLE = ("promote", "break_glass", "rollout_promote")
-BREAK_GLASS = "break_glass"
+UNDOABLE = ("promote", BREAK_GLASS, "rollout_promote")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+
 from registry.db import db, write_transaction
 from registry.errors import NotFound
 from registry.governance import entries
@@ -11,7 +13,11 @@ from registry.governance.requests import served_number
 from registry.governance.tables import AliasPolicy
 from registry.lookups import find_model
 from registry.names import check_alias_name
-from registry.tables import utcnow
+from registry.tables import PromotionEvent, utcnow
+
+BREAK_GLASS = "break_glass"
+# The history actions that put an alias where it is (or remove it).
+MOVES = ("promote", BREAK_GLASS, "rollback", "rollout_promote", "delete")
 
 
 class PolicyNotFound(NotFound):
@@ -68,3 +74,29 @@ def delete_policy(name: str, alias: str, *, reason: str, actor: str) -> None:
 
 def _view(model: str, row: AliasPolicy) -> PolicyView:
     return PolicyView(model, row.alias, row.document, row.updated_by, row.updated_at)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What the dashboard shows of an alias's governance: its policy, if any, and the broken glass
+    behind what it serves, if it got there past its policy."""
+
+    alias: str
+    policy: dict | None
+    broken_glass: PromotionEvent | None
+
+
+def protections(name: str) -> dict[str, Protection]:
+    """For each alias of ``name`` that is protected or serves a break-glass move, what to show of it."""
+    model = find_model(name)
+    rows = db.session.execute(select(AliasPolicy).where(AliasPolicy.model_id == model.id)).scalars()
+    policies = {row.alias: row.document for row in rows}
+    broken = {}
+    for alias in model.alias_map:
+        last = db.session.execute(
+            select(PromotionEvent).where(PromotionEvent.model_id == model.id, PromotionEvent.alias == alias,
+                                         PromotionEvent.action.in_(MOVES)).order_by(PromotionEvent.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if last is not None and last.action == BREAK_GLASS:
+            broken[alias] = last
+    return {alias: Protection(alias, policies.get(alias), broken.get(alias)) for alias in sorted({*policies, *broken})}
