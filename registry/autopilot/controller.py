@@ -33,7 +33,7 @@ from registry.autopilot import gates
 from registry.autopilot.reference_check import reference_agreement
 from registry.autopilot.step_figures import baseline_counts, keys_in, since, step_figures
 from registry.db import db, end_read, write_transaction
-from registry.errors import Conflict, RegistryError, RolloutNotFound
+from registry.errors import Conflict, PolicyRefused, RegistryError, RolloutNotFound
 from registry.governance.policy import CONTROLLER
 from registry.monitoring.quality import monitoring
 from registry.facts import RolloutSpec
@@ -121,6 +121,9 @@ def tick(runtime: Runtime) -> list[Decision]:
     for name, alias in running:
         try:
             decisions.append(judge(runtime, read_step(name, alias)))
+        except PolicyRefused as exc:  # the alias was protected after the plan began: people decide its end
+            detail = f"the policy of {alias!r} refuses the plan's promote ({exc.detail}); request approval of the canary"
+            decisions.append(_halt(name, alias, None, detail, {"missing": exc.missing}))
         except (Conflict, RolloutNotFound) as exc:  # a person (or another controller) acted first: theirs stands
             decisions.append(Decision(name, alias, None, "wait", str(exc)))
         except RegistryError as exc:  # e.g. the canary no longer loads: say so on the plan and stop there
