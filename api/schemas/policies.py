@@ -23,9 +23,9 @@ class Movers(Schema):
 
 
 class EvaluationRequirement(Schema):
-    dataset = fields.String(required=True, validate=validate.Length(min=1, max=255),
+    dataset = Text(required=True, validate=validate.Length(min=1, max=255),
                             metadata={"description": "the evaluation dataset's name or sha256"})
-    metric = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    metric = Text(required=True, validate=validate.Length(min=1, max=128))
     margin = FiniteNumber(load_default=0.0, validate=validate.Range(min=0),
                           metadata={"description": "how much better than the served version's score, at least"})
     higher_is_better = fields.Boolean(load_default=None, allow_none=True,

@@ -49,7 +49,7 @@ def delete_policy(args, name, alias):
 
 @blp.route(f"{ALIAS}/requests", methods=["POST"])
 @requires("ci")
-@errors(409)
+@errors(409, 410)
 @accepts("application/json")
 @blp.arguments(ApprovalRequestIn())
 @blp.response(201, RequestOut)

@@ -55,10 +55,8 @@ class Policy:
         """The policy a stored (or API-checked) document describes; InvalidInput for rules that cannot hold."""
         movers, require = document.get("movers") or {}, document.get("require") or {}
         evaluation = require.get("evaluation")
-        freeze = tuple(
-            Freeze(window["from"].astimezone(timezone.utc), window["until"].astimezone(timezone.utc), window.get("reason", ""))
-            for window in document.get("freeze") or ()
-        )
+        freeze = tuple(Freeze(_utc(window["from"]), _utc(window["until"]), window.get("reason", ""))
+                       for window in document.get("freeze") or ())
         for index, window in enumerate(freeze):
             if window.until <= window.start:
                 raise InvalidInput(f"freeze window {index} ends before it starts; give 'until' after 'from'",
@@ -125,6 +123,14 @@ def parsed(document: dict) -> Policy:
         {**window, "from": datetime.fromisoformat(window["from"]), "until": datetime.fromisoformat(window["until"])}
         for window in document.get("freeze") or ()
     ]})
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # an offset that takes the instant past year 1 or 9999
+        raise InvalidInput(f"freeze instant {moment.isoformat()} is outside the years 1 to 9999 in UTC",
+                           errors={"freeze": ["an instant outside the years 1 to 9999 in UTC"]}) from None
 
 
 def _iso(moment: datetime) -> str:

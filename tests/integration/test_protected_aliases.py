@@ -161,6 +161,8 @@ def test_policy_changes_are_history_events_and_webhook_events(app, client, admin
     ({"approvals": -1}, "approvals"), ({"approvals": 11}, "approvals"), ({"movers": {"roles": ["root"]}}, "movers"),
     ({"require": {"card": ["colour"]}}, "require"), ({"freeze": [{"from": "yesterday"}]}, "freeze"),
     ({"surprise": 1}, "surprise"), ({"require": {"evaluation": {"metric": "r2"}}}, "require"),
+    ({"require": {"evaluation": {"dataset": "a\u0000b", "metric": "r2"}}}, "require"),
+    ({"freeze": [{"from": "0001-01-01T00:00:00+01:00", "until": "2030-01-01T00:00:00Z"}]}, "freeze"),
 ])
 def test_a_policy_that_cannot_be_read_is_422_naming_the_field(client, admin, served, policy, field):
     body = assert_problem(client.put(POLICY, json=policy, headers=admin), 422)
