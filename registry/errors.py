@@ -103,6 +103,14 @@ class RolloutNotFound(NotFound):
     """No rollout is active on the alias."""
 
 
+class PolicyNotFound(NotFound):
+    """The alias has no policy: it is not protected."""
+
+
+class RequestNotFound(NotFound):
+    """No approval request with that id on that alias."""
+
+
 class SubscriptionNotFound(NotFound):
     """No webhook subscription with that id."""
 

@@ -13,7 +13,7 @@ from sqlalchemy import exists, select
 from registry.aliases.admission import incompatibilities, ready_version
 from registry.aliases.moves import promote
 from registry.db import db, end_read, write_transaction
-from registry.errors import Conflict, InvalidInput, PolicyRefused
+from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
 from registry.governance import entries
 from registry.governance.guard import Vote, missing_rules, policy_of
 from registry.governance.requests import (
@@ -21,7 +21,7 @@ from registry.governance.requests import (
 )
 from registry.governance.tables import Approval, ApprovalRequest
 from registry.lookups import find_alias, find_model
-from registry.names import check_alias_name
+from registry.names import ALIAS_NAME, check_alias_name
 from registry.paging import Page, paginate
 from registry.serving.runtime import Runtime
 from registry.tables import RegisteredModel, utcnow
@@ -129,6 +129,8 @@ def get_request(name: str, alias: str, request_id: int) -> RequestView:
 
 def list_requests(name: str, alias: str, *, state: str | None, page: int, per_page: int) -> Page:
     """The alias's requests, newest first; ``state`` filters. Requests past their expiry are closed first."""
+    if not ALIAS_NAME.fullmatch(alias):
+        raise AliasNotFound(f"model {name!r} has no alias {alias!r}: no alias has such a name")
     _expire(name)
     model = find_model(name)
     query = select(ApprovalRequest).where(ApprovalRequest.model_id == model.id, ApprovalRequest.alias == alias)

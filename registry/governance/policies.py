@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from registry.db import db, write_transaction
-from registry.errors import NotFound
+from registry.errors import PolicyNotFound
 from registry.governance import entries
 from registry.governance.guard import policy_row
 from registry.governance.policy import stored
@@ -18,10 +18,6 @@ from registry.tables import PromotionEvent, utcnow
 BREAK_GLASS = "break_glass"
 # The history actions that put an alias where it is (or remove it).
 MOVES = ("promote", BREAK_GLASS, "rollback", "rollout_promote", "delete")
-
-
-class PolicyNotFound(NotFound):
-    """The alias has no policy: it is not protected."""
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,13 @@
 from sqlalchemy import select
 
 from registry.db import db
-from registry.errors import Conflict, Forbidden, NotFound
+from registry.errors import Conflict, Forbidden, RequestNotFound
 from registry.governance import entries
 from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
 from registry.tables import RegisteredModel, utcnow
 
 OPEN, DONE, REJECTED, EXPIRED = "open", "done", "rejected", "expired"
-
-
-class RequestNotFound(NotFound):
-    """No approval request with that id on that alias."""
 
 
 def find_request(model: RegisteredModel, alias: str, request_id: int) -> ApprovalRequest:

@@ -10,7 +10,7 @@ from registry.db import db
 from registry.events.tables import WebhookEvent
 from registry.governance.tables import ApprovalRequest
 from registry.tables import utcnow
-from tests.helpers import ADMIN_TOKEN, assert_problem, scaled_sum, upload_ok
+from tests.helpers import assert_problem, scaled_sum, upload_ok
 
 POLICY = "/models/m/aliases/production/policy"
 REQUESTS = "/models/m/aliases/production/requests"
@@ -108,6 +108,7 @@ def test_the_request_routes_refuse_anonymous_callers_and_roles_without_the_right
         else:
             assert_problem(response, 403)
     assert client.get(REQUESTS).status_code == 200  # reads are open
+    assert_problem(client.get("/models/m/aliases/Not,an-alias/requests"), 404, "no alias has such a name")
     assert client.get(f"{REQUESTS}/{request_id}").status_code == 200
 
 
