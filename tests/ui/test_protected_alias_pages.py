@@ -1,4 +1,8 @@
-"""The dashboard shows a protected alias's policy and open requests, and a broken glass loudly."""
+"""The dashboard shows a protected alias's policy and open requests, and a broken glass loudly; its own
+moves meet the policy as the API's do."""
+
+from tests.helpers import ADMIN_TOKEN
+from tests.ui.conftest import submit
 
 POLICY = "/models/housing/aliases/production/policy"
 
@@ -35,3 +39,13 @@ def test_a_broken_glass_is_a_banner_until_the_alias_moves_again(client, admin, h
     assert client.delete(POLICY, headers=admin).status_code == 204
     assert client.post("/models/housing/versions/1/promote", json={}, headers=admin).status_code == 200
     assert "data-broken-glass" not in client.get("/ui/models/housing").get_data(as_text=True)
+
+
+def test_a_promote_from_the_dashboard_meets_the_policy_as_the_apis_does(client, admin, housing, sign_in):
+    assert client.put(POLICY, json={"approvals": 1}, headers=admin).status_code == 200
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/2/promote?alias=production", alias="production",
+                      reason="try")
+    assert response.status_code == 409
+    assert "approvals missing" in response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
