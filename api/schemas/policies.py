@@ -113,4 +113,6 @@ class RequestOut(Schema):
     approvals = fields.List(fields.Nested(ApprovalOut))
     approvals_needed = fields.Integer()
     missing = fields.List(fields.Dict(), metadata={"description": "what the move still lacks: {rule, detail, …}"})
+    evidence = fields.Dict(metadata={"description": "while open, what the version shows for each evidence rule beside "
+                                                    "the served version: evaluation scores, card fields, signature differences"})
     event_id = fields.Integer(allow_none=True, metadata={"description": "the history entry of the move it made"})

@@ -15,6 +15,7 @@ from registry.aliases.moves import promote
 from registry.db import db, end_read, write_transaction
 from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
 from registry.governance import entries
+from registry.governance.evidence import evidence_of
 from registry.governance.guard import Vote, missing_rules, policy_of
 from registry.governance.requests import (
     OPEN, REJECTED, check_approver, close, expire_due, find_request, open_request, served_number,
@@ -49,6 +50,7 @@ class RequestView:
     approvals: list[dict]
     approvals_needed: int
     missing: list[dict]
+    evidence: dict  # what the version shows for each evidence rule, beside the served version (while open)
     event_id: int | None
 
 
@@ -144,22 +146,23 @@ def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:
     """``request`` as answered; an open one with what its move lacks now, approvals included."""
     policy = policy_of(model, request.alias)
     approvals = [{"approver": a.approver, "reason": a.reason, "at": a.at} for a in request.approvals]
-    missing = []
+    missing, evidence = [], {}
     if request.state == OPEN and policy is not None:
         current = find_alias(model, request.alias)
         served = current.version if current is not None else None
+        incompatible = incompatibilities(served, request.version) if served is not None else []
         missing = missing_rules(
             policy, model, request.alias, candidate=request.version, current=served, actor=request.requested_by,
-            role=request.requester_role, action="promote",
-            incompatible=incompatibilities(served, request.version) if served is not None else [],
-            approvers=len(approvals),
+            role=request.requester_role, action="promote", incompatible=incompatible, approvers=len(approvals),
         )
+        evidence = evidence_of(policy, candidate=request.version, current=served, incompatible=incompatible)
     return RequestView(
         id=request.id, model=model.name, alias=request.alias, version=request.number, state=request.state,
         reason=request.reason, requested_by=request.requested_by, opened_at=request.opened_at,
         expires_at=request.expires_at, closed_at=request.closed_at, closed_by=request.closed_by,
         close_reason=request.close_reason, approvals=approvals,
-        approvals_needed=policy.approvals if policy is not None else 0, missing=missing, event_id=request.event_id,
+        approvals_needed=policy.approvals if policy is not None else 0, missing=missing, evidence=evidence,
+        event_id=request.event_id,
     )
 
 

@@ -36,6 +36,28 @@ def missing_evidence(policy: Policy, model: RegisteredModel, alias: str, *, cand
     return missing
 
 
+def evidence_of(policy: Policy, *, candidate: ModelVersion, current: ModelVersion | None,
+                incompatible: list[str]) -> dict:
+    """What ``candidate`` shows beside the served version, for each evidence rule of ``policy`` (for people
+    to weigh side by side): scores on the policy's dataset, the card's fields, signature differences."""
+    shown: dict = {}
+    rule = policy.evaluation
+    if rule is not None:
+        scored = _latest(candidate, rule)
+        served = _latest(current, rule, sha256=scored.dataset_sha256) if scored is not None and current else None
+        shown["evaluation"] = {
+            "dataset": rule.dataset, "metric": rule.metric, "margin": rule.margin,
+            "candidate": scored.metrics.get(rule.metric) if scored is not None else None,
+            "served": served.metrics.get(rule.metric) if served is not None else None,
+            "served_version": current.number if current is not None else None,
+        }
+    if policy.card:
+        shown["card"] = {name: getattr(candidate, name) or "" for name in policy.card}
+    if policy.compatible_signature:
+        shown["signature"] = list(incompatible)
+    return shown
+
+
 def lower_is_better(rule: EvaluationRule) -> bool:
     """Whether a smaller ``rule.metric`` is the better score (as said, or guessed from the metric's name)."""
     if rule.higher_is_better is not None:

@@ -137,6 +137,16 @@ def test_evidence_counts_once_it_is_there(client, admin, served, people):
     body = assert_problem(client.post("/models/m/versions/2/promote", json={}, headers=admin), 409)
     assert [item["rule"] for item in body["missing"]] == ["evaluation"]  # a gain of 0.005 < 0.01
     client.post("/models/m/versions/2/evaluations", json={"dataset": dataset, "metrics": {"r2": 0.52}}, headers=admin)
+    protect(client, admin, approvals=1, require={"evaluation": {"dataset": "holdout", "metric": "r2", "margin": 0.01},
+                                                 "card": ["intended_use"]})
+    request = open_request(client, people["alice"])
+    assert request["evidence"] == {
+        "evaluation": {"dataset": "holdout", "metric": "r2", "margin": 0.01, "candidate": 0.52, "served": 0.5,
+                       "served_version": 1},
+        "card": {"intended_use": "pricing"}}
+    assert [item["rule"] for item in request["missing"]] == ["approvals"]
+    protect(client, admin, require={"card": ["intended_use"], "evaluation": {"dataset": "holdout", "metric": "r2",
+                                                                             "margin": 0.01}})
     assert client.post("/models/m/versions/2/promote", json={}, headers=admin).status_code == 200
     assert production(client) == 2
 

@@ -23,6 +23,7 @@ def test_the_alias_page_shows_the_policy_and_each_open_request_with_what_it_lack
     assert 'data-approvals="2"' in page and "holidays" in page and "model card: intended_use" in page
     assert f'data-request="{opened.get_json()["id"]}"' in page and "better r2" in page
     assert 'data-missing="card"' in page and 'data-missing="approvals"' in page
+    assert 'data-evidence="card"' in page and "intended use: —" in page
     assert 'data-protected="production"' in client.get("/ui/models/housing").get_data(as_text=True)
     history = client.get("/ui/models/housing/history").get_data(as_text=True)
     assert "policy set" in history and "request open" in history
