@@ -327,3 +327,13 @@ def test_break_glass_needs_a_reason_and_an_admin_and_is_loud(app, client, admin,
     assert_problem(client.post("/models/m/rollback", json={}, headers=admin), 409, "freeze")
     at = client.get("/models/m/aliases", query_string={"at": utcnow().isoformat()}).get_json()
     assert at == {"production": 2}  # time travel replays a broken glass as the move it is
+
+
+def test_a_request_whose_policy_was_lifted_is_completed_by_the_next_approval(client, admin, served, people):
+    protect(client, admin, approvals=3)
+    request = open_request(client, people["alice"])
+    assert approve(client, people["bob"], request["id"]).get_json()["state"] == "open"
+    assert client.delete(POLICY, headers=admin).status_code == 204
+    done = approve(client, people["carol"], request["id"])
+    assert done.status_code == 200 and done.get_json()["state"] == "done", done.get_json()
+    assert production(client) == 2
