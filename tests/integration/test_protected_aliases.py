@@ -68,6 +68,12 @@ def history(client) -> list[dict]:
     return client.get("/models/m/history").get_json()["items"]
 
 
+def ledger_holds(client, admin) -> bool:
+    """The history's hash chain holds, over every entry the history lists."""
+    verified = client.get("/audit/verify", headers=admin).get_json()
+    return verified["ok"] and verified["entries"] == client.get("/models/m/history").get_json()["total"]
+
+
 def webhook_types(app) -> list[str]:
     with app.app_context():
         return list(db.session.execute(select(WebhookEvent.type).order_by(WebhookEvent.id)).scalars())
@@ -241,6 +247,7 @@ def test_distinct_people_approve_and_the_last_approval_moves_the_alias(app, clie
     assert [e["action"] for e in history(client)[1:4]] == ["approve", "approve", "request_open"]
     assert {"approval.requested", "approval.granted", "alias.moved"} <= set(webhook_types(app))
     assert_problem(approve(client, admin, request["id"]), 409, "done")
+    assert ledger_holds(client, admin)  # policy, request and approvals are links of the ledger's chain
 
 
 def test_a_rejected_request_needs_a_reason_and_cannot_be_approved(client, admin, served, people):
@@ -307,6 +314,7 @@ def test_concurrent_approvals_move_the_alias_exactly_once(app, client, admin, se
     assert final["state"] == "done" and final["event_id"] == moves[0]["id"]
     assert len(final["approvals"]) == 2 and moves[0]["details"]["approved_by"] == [a["approver"] for a in final["approvals"]]
     assert production(client) == 2
+    assert ledger_holds(client, admin)
 
 
 # -- break-glass ------------------------------------------------------------------------------------
@@ -323,6 +331,7 @@ def test_break_glass_needs_a_reason_and_an_admin_and_is_loud(app, client, admin,
     entry = history(client)[0]
     assert (entry["action"], entry["actor"], entry["reason"]) == ("break_glass", "admin", "v1 leaks memory")
     assert {"alias.break_glass", "alias.moved"} <= set(webhook_types(app))
+    assert ledger_holds(client, admin)
     # undone like any promote, if the policy lets the mover (here only break-glass would: it is frozen)
     assert_problem(client.post("/models/m/rollback", json={}, headers=admin), 409, "freeze")
     at = client.get("/models/m/aliases", query_string={"at": utcnow().isoformat()}).get_json()
