@@ -71,13 +71,14 @@ class Problem:
     detail: str
     errors: dict | None = None
     headers: dict = field(default_factory=dict)
+    members: dict = field(default_factory=dict)  # extension members (RFC 9457 §3.2): a refused move's "missing"
 
     def body(self) -> dict:
         """The problem+json members (RFC 9457)."""
         body = {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
         if self.errors:
             body["errors"] = self.errors
-        return body
+        return {**body, **self.members}
 
     def response_headers(self) -> dict:
         """Its headers, with the challenge every 401 carries."""
@@ -163,7 +164,8 @@ def _domain_problem(exc: domain.RegistryError) -> Problem:
     for cls, status, title in DOMAIN_STATUS:
         if isinstance(exc, cls):
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
-            return Problem(status, title, exc.detail, exc.errors, headers)
+            members = {"missing": exc.missing} if isinstance(exc, domain.PolicyRefused) else {}
+            return Problem(status, title, exc.detail, exc.errors, headers, members)
     return UNEXPECTED
 
 

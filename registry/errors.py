@@ -103,9 +103,26 @@ class RolloutNotFound(NotFound):
     """No rollout is active on the alias."""
 
 
+class PolicyNotFound(NotFound):
+    """The alias has no policy: it is not protected."""
+
+
+class RequestNotFound(NotFound):
+    """No approval request with that id on that alias."""
+
+
 class SubscriptionNotFound(NotFound):
     """No webhook subscription with that id."""
 
 
 class DeliveryNotFound(NotFound):
     """No delivery with that id for that webhook subscription."""
+
+
+class PolicyRefused(Conflict):
+    """A move of a protected alias that its policy does not allow (yet): ``missing`` lists each unmet rule
+    as ``{"rule", "detail"}``, for a machine to read."""
+
+    def __init__(self, detail: str, missing: list[dict]):
+        super().__init__(detail)
+        self.missing = missing

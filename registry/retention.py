@@ -30,5 +30,8 @@ RULES = {
     "version_health": "one per served version; the monitoring sweep drops versions nothing serves any more",
     "artifact_checks": "one per served artifact the scrub checked, and per damaged or missing one until it is "
                        "repaired; an intact one nothing serves is dropped at the next pass",
+    "alias_policies": "one per protected alias, replaced when changed, deleted when lifted (its changes are in the ledger)",
+    "approval_requests": LEDGER + ": a request to move a protected alias is part of that alias's history",
+    "approvals": LEDGER + ": each approval of a request, kept with it",
     "leases": "one per kind of fleet-wide work (the monitoring sweep, rollout control)",
 }

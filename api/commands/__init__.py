@@ -1,13 +1,14 @@
-"""The ``flask`` command groups: tokens, artifacts, webhooks, monitoring, rollouts, audit, and Flask-Migrate's
-``db``."""
+"""The ``flask`` command groups: tokens, artifacts, webhooks, monitoring, rollouts, audit, policy, and
+Flask-Migrate's ``db``."""
 from flask import Flask
 
-from api.commands import artifacts, audit, monitoring, rollouts, tokens, webhooks
+from api.commands import artifacts, audit, monitoring, policies, rollouts, tokens, webhooks
 from api.migrations import db_commands
 
 
 def register(app: Flask) -> None:
     """Add every command group to ``flask``."""
-    for group in (tokens.group, artifacts.group, webhooks.group, monitoring.group, rollouts.group, audit.group):
+    for group in (tokens.group, artifacts.group, webhooks.group, monitoring.group, rollouts.group, audit.group,
+                  policies.group):
         app.cli.add_command(group)
     app.cli.add_command(db_commands(app))

@@ -12,7 +12,7 @@ from registry.errors import RegistryError
 group = AppGroup("tokens", help="Create, list and revoke API tokens.")
 
 
-def _clean_errors(command: Callable) -> Callable:
+def clean_errors(command: Callable) -> Callable:
     """Report a domain error as one ``Error: …`` line and exit 1, rather than a traceback."""
 
     @wraps(command)
@@ -28,7 +28,7 @@ def _clean_errors(command: Callable) -> Callable:
 @group.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci, reader, feedback or analyst (reader who may read logged inputs)")
-@_clean_errors
+@clean_errors
 def create(name: str, role: str):
     """Create a token and print it; it is shown only this once."""
     _, token = tokens.create_token(name, role)
@@ -36,7 +36,7 @@ def create(name: str, role: str):
 
 
 @group.command("list")
-@_clean_errors
+@clean_errors
 def list_():
     """List token names, roles and when they were created and last used."""
     for row in tokens.list_tokens():
@@ -46,7 +46,7 @@ def list_():
 
 @group.command("revoke")
 @click.argument("name")
-@_clean_errors
+@clean_errors
 def revoke(name: str):
     """Revoke a token; it stops working at once."""
     tokens.revoke_token(name)

@@ -67,4 +67,6 @@ class EventOut(Schema):
                                  "of the alias are undone); null for other actions"},
     )
     at = UTCDateTime()
-    details = fields.Dict(allow_none=True, metadata={"description": "a rollout event's versions, percents and figures"})
+    details = fields.Dict(allow_none=True, metadata={"description": "a rollout event's versions, percents and figures; "
+                                                                    "a governance event's policy or request; an "
+                                                                    "approved promote's request and approvers"})

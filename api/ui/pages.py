@@ -17,11 +17,13 @@ from api.ui.session import sign_in as start_session
 from api.ui.session import sign_out as end_session
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
+from registry.approvals import requests as approval_requests
 from registry.catalog import models as catalog
 from registry.catalog import versions
 from registry.errors import RolloutNotFound, Unauthorized
 from registry.evaluations import comparison
 from registry.evaluations import scores as evaluations
+from registry.governance import policies
 from registry.monitoring.quality import Thresholds, monitoring, quality_timeline
 from registry.monitoring.queries import logged_predictions
 from registry.tables import utcnow
@@ -59,7 +61,7 @@ def model(name):
     return render_template(
         "ui/model.html", model=summary, listing=listing, metric_names=metric_names,
         sort=sort, include_archived=include_archived, rollouts=running, in_rollouts=_rollout_versions(running),
-        **_evaluations(name),
+        protections=policies.protections(name), **_evaluations(name),
     )
 
 
@@ -132,7 +134,11 @@ def _timeline(name: str, events) -> list[tuple[str, object]]:
 def alias(name, alias):
     """An alias: the version it serves, and its live figures (refreshed every few seconds)."""
     summary = catalog.get_model(name)
-    return render_template("ui/alias.html", model=summary, alias=alias, **_alias_state(name, alias))
+    protection = policies.protections(name).get(alias)
+    open_requests = approval_requests.list_requests(name, alias, state="open", page=1, per_page=PER_PAGE).items
+    return render_template("ui/alias.html", model=summary, alias=alias, protections={alias: protection} if protection else {},
+                           policy=protection.policy if protection else None, open_requests=open_requests,
+                           **_alias_state(name, alias))
 
 
 @bp.route("/models/<name>/aliases/<alias>/live")

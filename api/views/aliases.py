@@ -23,7 +23,7 @@ def promote(body, name, number):
     """Point an alias (default ``production``) at this version after it loads and scores."""
     return aliases.promote(
         domain.runtime(), name, number=number, alias=body["alias"], reason=body["reason"], force=body["force"],
-        actor=principal().name,
+        actor=principal().name, role=principal().role,
     )
 
 
@@ -37,7 +37,7 @@ def rollback(body, name):
     """Undo the alias's latest promote, or jump back to ``to_version``."""
     return aliases.rollback(
         domain.runtime(), name, alias=body["alias"], to_version=body["to_version"], reason=body["reason"],
-        actor=principal().name,
+        actor=principal().name, role=principal().role,
     )
 
 
@@ -59,7 +59,7 @@ def list_aliases(args, name):
 @blp.response(200, EventOut)
 def delete_alias(args, name, alias):
     """Remove an alias; the history records it (``action: "delete"``), its predict route then answers 404."""
-    return aliases.delete_alias(name, alias, reason=args["reason"], actor=principal().name)
+    return aliases.delete_alias(name, alias, reason=args["reason"], actor=principal().name, role=principal().role)
 
 
 @blp.route("/models/<name>/history")

@@ -68,7 +68,7 @@ class Rollout(MethodView):
 def complete(body, name, alias):
     """Complete: the alias moves to the canary as a promote whose event carries the figures."""
     return state.complete_rollout(
-        domain.runtime(), name=name, alias=alias, reason=body["reason"], actor=principal().name
+        domain.runtime(), name=name, alias=alias, reason=body["reason"], actor=principal().name, role=principal().role
     )
 
 
@@ -103,7 +103,8 @@ def resume(body, name, alias):
 def advance(body, name, alias):
     """Skip the plan's step without waiting for its gates: on to the next step; past the last one the
     canary is promoted (the answer shows the ended rollout, its plan ``promoted``)."""
-    return state.skip_step(domain.runtime(), name=name, alias=alias, actor=principal().name, reason=body["reason"])
+    return state.skip_step(domain.runtime(), name=name, alias=alias, actor=principal().name, role=principal().role,
+                           reason=body["reason"])
 
 
 def _arm(fields: dict | None) -> ArmSpec | None:

@@ -12,9 +12,11 @@ from registry import changes
 from registry.aliases.admission import admit, incompatibilities, ready_version
 from registry.aliases.rollouts import end_on_move
 from registry.db import db, write_transaction
-from registry.errors import AliasNotFound, Conflict, InvalidInput
+from registry.errors import AliasNotFound, Conflict, Forbidden, InvalidInput
 from registry.events import outbox
 from registry.facts import VersionInfo
+from registry.governance.guard import Vote, check_move
+from registry.governance.policies import BREAK_GLASS
 from registry.lookups import active_rollout, find_alias, find_model
 from registry.names import ALIAS_NAME, LATEST, check_alias_name
 from registry.paging import Page, paginate
@@ -22,8 +24,8 @@ from registry.serving.runtime import Runtime
 from registry.tables import Alias, PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
-# Moves a rollback can undo: promotes, and completed rollouts (which promote their canary).
-UNDOABLE = ("promote", "rollout_promote")
+# Moves a rollback can undo: promotes (broken glass too), and completed rollouts (which promote their canary).
+UNDOABLE = ("promote", BREAK_GLASS, "rollout_promote")
 
 
 @dataclass(frozen=True)
@@ -51,30 +53,67 @@ def history(name: str, *, alias: str | None, page: int, per_page: int) -> Page:
     return paginate(query.order_by(PromotionEvent.id.desc()), page, per_page)
 
 
-def promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str) -> Move:
-    """Point ``alias`` at version ``number`` once it has loaded and scored its input example."""
+def promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str,
+            role: str | None, vote: Vote | None = None) -> Move:
+    """Point ``alias`` at version ``number`` once it has loaded and scored its input example, if the
+    alias's policy allows ``actor`` (of ``role``; None: the registry's controller) to.
+
+    ``vote``: the final approval of a request, which this move completes for its requester (``actor``)."""
+    return _promote(runtime, name, number=number, alias=alias, reason=reason, force=force, actor=actor, role=role,
+                    vote=vote, action="promote")
+
+
+def break_glass(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str,
+                role: str) -> Move:
+    """An admin's promote past the alias's policy (its movers, freezes, evidence and approvals), for an
+    emergency: the reason is mandatory, and the move is loud (``break_glass`` in the history, an
+    ``alias.break_glass`` webhook event, a banner on the dashboard)."""
+    if role != "admin":
+        raise Forbidden(f"breaking the glass needs an admin token; {actor!r} has role {role!r}")
+    if not (reason or "").strip():
+        raise InvalidInput("breaking the glass needs a reason: say why the policy is bypassed",
+                           errors={"reason": ["required"]})
+    return _promote(runtime, name, number=number, alias=alias, reason=reason, force=force, actor=actor, role=role,
+                    vote=None, action=BREAK_GLASS)
+
+
+def _promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str,
+             role: str | None, vote: Vote | None, action: str) -> Move:
     check_alias_name(alias)
     admit(runtime.models, ready_version(find_model(name), number))
     with write_transaction():
         model = find_model(name, lock=True)
         version = ready_version(model, number)
         current = find_alias(model, alias)
+        problems = incompatibilities(current.version, version) if current is not None else []
+        sanction = None
+        if action != BREAK_GLASS and (vote is not None or current is None or current.version_id != version.id):
+            sanction = check_move(model, alias, candidate=version, current=current.version if current else None,
+                                  actor=actor, role=role, action="promote", incompatible=problems, vote=vote)
         if current is not None and current.version_id == version.id:
             return Move(name, alias, number, number, None)
-        problems = incompatibilities(current.version, version) if current is not None else []
         if problems and not force:
             raise InvalidInput(
                 f"version {number} is incompatible with version {current.version.number} that {alias!r} serves "
                 f"({'; '.join(problems)}); send \"force\": true to promote anyway",
                 errors={"signature": problems},
             )
-        end_on_move(model, alias, action="promote", actor=actor)
+        end_on_move(model, alias, action=action, actor=actor)
         # "forced" records an override, so only when there was something to override
-        event = _move(model, alias, current, version, "promote", actor, reason, forced=bool(problems))
+        event = _move(model, alias, current, version, action, actor, reason, forced=bool(problems),
+                      details=sanction.details if sanction is not None else None)
+        if sanction is not None:
+            sanction.settle(event)
+        if action == BREAK_GLASS:
+            outbox.record("alias.break_glass", {
+                "model": name, "alias": alias, "from_version": event.from_version, "to_version": number,
+                "actor": actor, "reason": reason, "history_id": event.id,
+            })
     return Move(name, alias, number, event.from_version, event.id)
 
 
-def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None, reason: str, actor: str) -> Move:
+def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None, reason: str, actor: str,
+             role: str | None) -> Move:
     """Undo the alias's latest promote not undone yet, or jump back to ``to_version``.
 
     The target is loaded before the alias moves; if another move changed the target meanwhile,
@@ -92,13 +131,15 @@ def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None,
                 continue
             current = find_alias(model, alias)
             version = ready_version(model, target)
+            check_move(model, alias, candidate=version, current=current.version, actor=actor, role=role,
+                       action="rollback")
             end_on_move(model, alias, action="rollback", actor=actor)
             event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
         return Move(name, alias, target, event.from_version, event.id)
     raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
 
 
-def delete_alias(name: str, alias: str, *, reason: str, actor: str) -> PromotionEvent:
+def delete_alias(name: str, alias: str, *, reason: str, actor: str, role: str | None) -> PromotionEvent:
     """Remove ``alias`` and record it (``action: "delete"``, ``to_version`` null).
 
     What the alias pointed at before the delete is no longer rollback's to undo: a rollback
@@ -115,6 +156,7 @@ def delete_alias(name: str, alias: str, *, reason: str, actor: str) -> Promotion
             raise Conflict(
                 f"a rollout is running on alias {alias!r} of {name!r}; complete or abort it before deleting the alias"
             )
+        check_move(model, alias, candidate=None, current=current.version, actor=actor, role=role, action="delete")
         event = PromotionEvent(
             model_id=model.id, alias=alias, action="delete", from_version=current.version.number,
             to_version=None, actor=actor, reason=reason or "",
@@ -179,7 +221,7 @@ def _undo_stack(model: RegisteredModel, alias: str) -> list[PromotionEvent]:
     return stack
 
 
-def _move(model, alias, current, version, action, actor, reason, forced=False, reverts=None) -> PromotionEvent:
+def _move(model, alias, current, version, action, actor, reason, forced=False, reverts=None, details=None) -> PromotionEvent:
     """Point the alias at ``version`` and append the event, in the caller's transaction."""
     previous = current.version.number if current is not None else None
     if current is None:
@@ -197,6 +239,7 @@ def _move(model, alias, current, version, action, actor, reason, forced=False, r
         actor=actor,
         reason=reason or "",
         forced=forced,
+        details=details,
     )
     db.session.add(event)
     model.updated_at = utcnow()

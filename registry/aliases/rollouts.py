@@ -17,6 +17,7 @@ from registry.db import db, end_read, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
 from registry.events import outbox
 from registry.facts import RolloutSpec, VersionInfo
+from registry.governance.guard import check_move, check_plan
 from registry.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.names import check_alias_name
 from registry.serving.figures import fold, summed
@@ -79,6 +80,10 @@ def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | 
         model = find_model(name, lock=True)
         primary = _primary(model, alias)
         admitted = {role: _admitted(model, primary, spec, role, force) for role, spec in arms.items()}
+        if checked is not None:
+            canary_row = admitted[CANARY][0]
+            check_plan(model, alias, canary=canary_row, current=primary, on_success=checked.on_success,
+                       incompatible=incompatibilities(primary, canary_row))
         rollout = active_rollout(model, alias)
         unchanged = rollout is not None and settings(rollout) == _wanted(rollout.id, admitted, arms, sticky_header)
         if unchanged and checked is None and plan_of(rollout) is None:
@@ -116,12 +121,13 @@ def plan_of(rollout: Rollout) -> RolloutPlan | None:
     return db.session.get(RolloutPlan, rollout.id)
 
 
-def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str,
+def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str, role: str | None,
                      at_step: int | None = None, **evidence) -> Completion:
     """Promote the canary: the alias moves to it, the event carries the figures (and the ``evidence``
     that decided it, when the controller completes), and the rollout ends.
 
-    ``at_step`` (the controller's): only if the plan still runs at that step, else Conflict."""
+    ``at_step`` (the controller's): only if the plan still runs at that step, else Conflict. A protected
+    alias's policy is checked for ``actor`` (of ``role``; None: the controller) as for a promote."""
     model = find_model(name)
     planned = _active(model, alias)
     if planned.canary is None:
@@ -136,6 +142,10 @@ def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, ac
             raise Conflict(f"the rollout on {alias!r} of {name!r} changed meanwhile; read it again and retry")
         _check_step(rollout, at_step)
         canary, previous = ready_version(model, number), current.version
+        plan = plan_of(rollout)
+        check_move(model, alias, candidate=canary, current=previous, actor=actor, role=role, action="rollout_promote",
+                   incompatible=incompatibilities(previous, canary),
+                   rollout_done=plan is not None and plan.step == len(plan.steps) - 1)
         figures = describe(rollout, previous.number, summed(rollout.id)).figures()
         rollout.ended_at = current.updated_at = utcnow()
         current.version_id = canary.id
@@ -229,7 +239,7 @@ def set_plan_state(*, name: str, alias: str, state: str, actor: str, reason: str
         return _described(rollout, primary.number)
 
 
-def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, reason: str) -> RolloutState:
+def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, role: str | None, reason: str) -> RolloutState:
     """A person moves the plan past its step without waiting for its gates: to the next step, or past
     the last one (the canary promoted, unless ``on_success`` is halt); the rollout as it is then."""
     model = find_model(name)
@@ -241,7 +251,7 @@ def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, reason: st
     if step + 1 >= len(plan.steps):
         if plan.on_success != "promote":
             raise Conflict("the plan is at its last step and its on_success is halt: promote the canary or abort")
-        done = complete_rollout(runtime, name=name, alias=alias, reason=reason, actor=actor)
+        done = complete_rollout(runtime, name=name, alias=alias, reason=reason, actor=actor, role=role)
         return _described(db.session.get(Rollout, rollout_id), done.previous_version)
     percent = plan.steps[step + 1]["percent"]
     end_read()

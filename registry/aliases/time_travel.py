@@ -10,7 +10,7 @@ from registry.tables import PromotionEvent, utcnow
 
 # What each action of the history does to the alias it names; any other action (a rollout
 # starting, changing or being aborted) leaves the alias where it was.
-POINTS_ALIAS = frozenset({"promote", "rollback", "rollout_promote"})
+POINTS_ALIAS = frozenset({"promote", "break_glass", "rollback", "rollout_promote"})
 REMOVES_ALIAS = frozenset({"delete"})
 
 

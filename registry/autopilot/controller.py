@@ -33,7 +33,8 @@ from registry.autopilot import gates
 from registry.autopilot.reference_check import reference_agreement
 from registry.autopilot.step_figures import baseline_counts, keys_in, since, step_figures
 from registry.db import db, end_read, write_transaction
-from registry.errors import Conflict, RegistryError, RolloutNotFound
+from registry.errors import Conflict, PolicyRefused, RegistryError, RolloutNotFound
+from registry.governance.policy import CONTROLLER
 from registry.monitoring.quality import monitoring
 from registry.facts import RolloutSpec
 from registry.monitoring.references import agreement_rows
@@ -45,7 +46,7 @@ from registry.tables import Alias, RegisteredModel, Rollout, RolloutPlan, utcnow
 log = logging.getLogger(__name__)
 
 LEASE = "rollouts"
-ACTOR = "autopilot"
+ACTOR = CONTROLLER  # the name a protected alias's policy lets move it (movers.tokens)
 SETTLE_SECONDS = 3.0  # the alias refresh (1 s) and a figures flush (1 s), with room to spare
 FIRST_LOOK_SHARE = 4  # a gate first looks once it has a quarter of the step's requests ...
 MIN_FIRST_LOOK = 20  # ... and never before this many
@@ -120,6 +121,9 @@ def tick(runtime: Runtime) -> list[Decision]:
     for name, alias in running:
         try:
             decisions.append(judge(runtime, read_step(name, alias)))
+        except PolicyRefused as exc:  # the alias was protected after the plan began: people decide its end
+            detail = f"the policy of {alias!r} refuses the plan's promote ({exc.detail}); request approval of the canary"
+            decisions.append(_halt(name, alias, None, detail, {"missing": exc.missing}))
         except (Conflict, RolloutNotFound) as exc:  # a person (or another controller) acted first: theirs stands
             decisions.append(Decision(name, alias, None, "wait", str(exc)))
         except RegistryError as exc:  # e.g. the canary no longer loads: say so on the plan and stop there
@@ -290,7 +294,7 @@ def _passed(runtime: Runtime, view: StepView, evidence: dict) -> Decision:
         return Decision(view.model, view.alias, view.number, "step", detail)
     if view.on_success == "promote":
         detail = f"every step passed every gate: the canary v{view.canary_version} is promoted"
-        rollouts.complete_rollout(runtime, name=view.model, alias=view.alias, reason=detail, actor=ACTOR,
+        rollouts.complete_rollout(runtime, name=view.model, alias=view.alias, reason=detail, actor=ACTOR, role=None,
                                   at_step=view.step_index, **evidence)
         return Decision(view.model, view.alias, view.number, "promote", detail)
     return _halt(view.model, view.alias, view.step_index,

@@ -29,6 +29,12 @@ EVENT_TYPES = (
     "rollout.resumed",
     "model.drift",
     "artifact.damaged",
+    "policy.changed",
+    "approval.requested",
+    "approval.granted",
+    "approval.rejected",
+    "approval.expired",
+    "alias.break_glass",
 )
 PING = "ping"  # sent only to the subscription that asked for it
 

@@ -482,3 +482,38 @@ def test_a_monitoring_page_with_a_reference_never_asks_for_one(page, live_regist
     expect(detail).to_contain_text("the window holds 0 answered rows")
     expect(detail).not_to_contain_text("reference")
     shot(page, "monitoring-with-reference")
+
+
+def test_a_protected_alias_shows_its_policy_a_requests_evidence_and_a_broken_glass(browser, page, live_registry,
+                                                                                    demo_model):
+    alias = f"{live_registry.url}/models/{MODEL}/aliases/staging"
+    headers = live_registry.headers
+    staged = requests.post(f"{live_registry.url}/models/{MODEL}/versions/1/promote", json={"alias": "staging"},
+                           headers=headers, timeout=30)
+    assert staged.status_code == 200, staged.text
+    policy = {"approvals": 2, "require": {"card": ["intended_use"]}}
+    assert requests.put(f"{alias}/policy", json=policy, headers=headers, timeout=30).status_code == 200
+    try:
+        opened = requests.post(f"{alias}/requests", json={"version": 2, "reason": "better r2"}, headers=headers,
+                               timeout=30)
+        assert opened.status_code == 201, opened.text
+        page.goto(f"/ui/models/{MODEL}/aliases/staging")
+        expect(page.locator("#policy")).to_contain_text("2 from distinct people")
+        row = page.locator(f'tr[data-request="{opened.json()["id"]}"]')
+        expect(row.locator('[data-missing="approvals"]')).to_contain_text("0 of 2 approvals")
+        expect(row.locator('[data-evidence="card"]')).to_contain_text("intended use")
+        shot(page, "protected-alias", full_page=True)
+
+        moved = requests.post(f"{alias}/break-glass", json={"version": 2, "reason": "hotfix for the outage"},
+                              headers=headers, timeout=30)
+        assert moved.status_code == 200, moved.text
+        page.goto(f"/ui/models/{MODEL}")
+        expect(page.get_by_role("alert")).to_contain_text("hotfix for the outage")
+        shot(page, "broken-glass")
+        phone = browser.new_context(viewport=PHONE, base_url=live_registry.url).new_page()
+        phone.goto(f"/ui/models/{MODEL}/aliases/staging")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        phone.context.close()
+    finally:
+        requests.delete(f"{alias}/policy", headers=headers, timeout=30)
+        requests.delete(alias, headers=headers, timeout=30)

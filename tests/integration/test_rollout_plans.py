@@ -252,3 +252,44 @@ def test_a_canary_whose_live_quality_is_worse_is_aborted_by_the_quality_gate(app
     assert decision["action"] == "abort" and "quality gate failed" in decision["detail"], decision
     gate = history(client)[0]["details"]["gates"]["quality"]
     assert gate["state"] == "fail" and gate["value"] > 0.1  # the canary's MAE above the primary's by more than allowed
+
+
+def test_a_plan_whose_alias_is_protected_meanwhile_halts_at_its_end_and_an_approval_promotes(app, client, regressor,
+                                                                                             ci, admin):
+    plan = {"steps": [{"percent": 50, "min_requests": 50, "max_minutes": 10}], "gates": LOOSE_GATES}
+    assert client.put(URL, json={"canary": {"version": 2}, "plan": plan}, headers=ci).status_code == 200
+    assert client.put("/models/m/aliases/production/policy", json={"approvals": 1}, headers=admin).status_code == 200
+    tick(app)
+    traffic(app, client, 500)
+    (decision,) = tick(app)
+    assert decision["action"] == "halt" and "approval" in decision["detail"], decision
+    assert client.get("/models/m/aliases").get_json()["production"] == 1
+    assert client.get(URL).get_json()["plan"]["state"] == "halted"
+    assert tick(app) == []  # halted: not judged again, so not refused again
+
+    request = client.post("/models/m/aliases/production/requests", json={"version": 2}, headers=ci).get_json()
+    approved = client.post(f"/models/m/aliases/production/requests/{request['id']}/approve", json={}, headers=admin)
+    assert approved.status_code == 200 and approved.get_json()["state"] == "done", approved.get_json()
+    assert client.get("/models/m/aliases").get_json()["production"] == 2
+    assert_problem(client.get(URL), 404)  # the approved promote ended the rollout, as any promote does
+
+
+def test_a_policy_asking_for_a_rollout_counts_a_plan_walked_to_its_end(app, client, regressor, ci, admin):
+    policy = {"approvals": 1, "require": {"rollout": True}}
+    assert client.put("/models/m/aliases/production/policy", json=policy, headers=admin).status_code == 200
+    body = assert_problem(client.post("/models/m/versions/2/promote", json={}, headers=ci), 409)
+    assert [item["rule"] for item in body["missing"]] == ["rollout", "approvals"]
+
+    plan = {"steps": [{"percent": 50, "min_requests": 50, "max_minutes": 10}], "gates": LOOSE_GATES,
+            "on_success": "halt"}
+    assert client.put(URL, json={"canary": {"version": 2}, "plan": plan}, headers=ci).status_code == 200
+    tick(app)
+    traffic(app, client, 500)
+    (decision,) = tick(app)
+    assert decision["action"] == "halt" and "every step passed" in decision["detail"], decision
+
+    request = client.post("/models/m/aliases/production/requests", json={"version": 2}, headers=ci).get_json()
+    assert [item["rule"] for item in request["missing"]] == ["approvals"]
+    approved = client.post(f"/models/m/aliases/production/requests/{request['id']}/approve", json={}, headers=admin)
+    assert approved.get_json()["state"] == "done", approved.get_json()
+    assert client.get("/models/m/aliases").get_json()["production"] == 2

@@ -1,0 +1,118 @@
+"""Protected aliases: a policy's document, approval requests and their approvals, a break-glass move."""
+from datetime import timezone
+
+from marshmallow import Schema, fields, validate
+
+from api.schemas.fields import FiniteNumber, Text, UTCDateTime, WholeNumber
+from api.schemas.paging import PageArgs
+from registry.access.tokens import ROLES
+from registry.approvals.requests import STATES
+from registry.governance.policy import CARD_FIELDS, MAX_APPROVALS
+from registry.names import MAX_ID, TOKEN_NAME
+
+REASON = validate.Length(max=2_000)
+INSTANT = {"format": "iso", "default_timezone": timezone.utc,
+           "error_messages": {"invalid": "must be an ISO 8601 instant such as 2026-12-24T00:00:00Z"}}
+
+
+class Movers(Schema):
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), validate=validate.Length(max=len(ROLES)),
+                        metadata={"description": "roles whose tokens may move the alias (default admin and ci)"})
+    tokens = fields.List(fields.String(validate=validate.Regexp(TOKEN_NAME)), validate=validate.Length(max=100),
+                         metadata={"description": "token names that may move it (\"autopilot\": the rollout controller)"})
+
+
+class EvaluationRequirement(Schema):
+    dataset = Text(required=True, validate=validate.Length(min=1, max=255),
+                            metadata={"description": "the evaluation dataset's name or sha256"})
+    metric = Text(required=True, validate=validate.Length(min=1, max=128))
+    margin = FiniteNumber(load_default=0.0, validate=validate.Range(min=0),
+                          metadata={"description": "how much better than the served version's score, at least"})
+    higher_is_better = fields.Boolean(load_default=None, allow_none=True,
+                                      metadata={"description": "null: from the metric's name (errors, losses: lower)"})
+
+
+class Requirements(Schema):
+    evaluation = fields.Nested(EvaluationRequirement)
+    card = fields.List(fields.String(validate=validate.OneOf(CARD_FIELDS)), validate=validate.Length(max=len(CARD_FIELDS)))
+    compatible_signature = fields.Boolean()
+    rollout = fields.Boolean(metadata={"description": "a rollout plan of the version on this alias walked every step"})
+
+
+class FreezeWindow(Schema):
+    start = fields.AwareDateTime(required=True, data_key="from", **INSTANT)
+    until = fields.AwareDateTime(required=True, **INSTANT)
+    reason = Text(load_default="", validate=REASON)
+
+
+class PolicyRequest(Schema):
+    movers = fields.Nested(Movers)
+    approvals = WholeNumber(load_default=0, validate=validate.Range(min=0, max=MAX_APPROVALS))
+    require = fields.Nested(Requirements)
+    freeze = fields.List(fields.Nested(FreezeWindow), validate=validate.Length(max=100))
+    request_hours = WholeNumber(load_default=72, validate=validate.Range(min=1, max=24 * 90),
+                                metadata={"description": "how long an approval request stays open"})
+    reason = Text(load_default="", validate=REASON, metadata={"description": "why, kept in the history"})
+
+
+def policy_document(body: dict) -> dict:
+    """The policy part of a loaded ``PolicyRequest`` (its freeze windows keyed ``from`` as stored)."""
+    document = {key: value for key, value in body.items() if key != "reason"}
+    if "freeze" in document:
+        document["freeze"] = [{"from": w["start"], "until": w["until"], "reason": w["reason"]} for w in document["freeze"]]
+    return document
+
+
+class PolicyOut(Schema):
+    model = fields.String()
+    alias = fields.String()
+    policy = fields.Dict()
+    updated_by = fields.String()
+    updated_at = UTCDateTime()
+
+
+class ReasonRequest(Schema):
+    reason = Text(load_default="", validate=REASON)
+
+
+class ApprovalRequestIn(Schema):
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    reason = Text(load_default="", validate=REASON)
+
+
+class BreakGlassRequest(Schema):
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
+    reason = Text(required=True, validate=validate.Length(min=1, max=2_000),
+                  metadata={"description": "mandatory: why the policy is bypassed"})
+    force = fields.Boolean(load_default=False)
+
+
+class RequestArgs(PageArgs):
+    state = fields.String(load_default=None, validate=validate.OneOf(STATES))
+
+
+class ApprovalOut(Schema):
+    approver = fields.String()
+    reason = fields.String()
+    at = UTCDateTime()
+
+
+class RequestOut(Schema):
+    id = fields.Integer()
+    model = fields.String()
+    alias = fields.String()
+    version = fields.Integer()
+    state = fields.String(metadata={"description": "open, done (the alias moved), rejected or expired"})
+    reason = fields.String()
+    requested_by = fields.String()
+    opened_at = UTCDateTime()
+    expires_at = UTCDateTime()
+    closed_at = UTCDateTime(allow_none=True)
+    closed_by = fields.String(allow_none=True)
+    close_reason = fields.String()
+    approvals = fields.List(fields.Nested(ApprovalOut))
+    approvals_needed = fields.Integer()
+    missing = fields.List(fields.Dict(), metadata={"description": "what the move still lacks: {rule, detail, …}"})
+    evidence = fields.Dict(metadata={"description": "while open, what the version shows for each evidence rule beside "
+                                                    "the served version: evaluation scores, card fields, signature differences"})
+    event_id = fields.Integer(allow_none=True, metadata={"description": "the history entry of the move it made"})

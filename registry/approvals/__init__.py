@@ -1,0 +1,1 @@
+"""Approval requests on protected aliases: open, approve, reject; the last approval moves the alias through promote."""

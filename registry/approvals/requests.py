@@ -1,0 +1,185 @@
+"""Use cases of requests to move a protected alias: open one, approve it, reject it, read them.
+
+A request names a version for the alias; distinct people approve it, never its requester nor the
+version's uploader. The approval that completes it makes the move through the one promote use case
+(which loads the version first and serves it once it commits), in the same transaction as the
+approval itself: the move happens once, and only if the policy allows it then.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select
+
+from registry.aliases.admission import incompatibilities, ready_version
+from registry.aliases.moves import promote
+from registry.db import db, end_read, write_transaction
+from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
+from registry.governance import entries
+from registry.governance.evidence import evidence_of
+from registry.governance.guard import Vote, missing_rules, policy_of
+from registry.governance.requests import (
+    OPEN, REJECTED, check_approver, close, expire_due, find_request, open_request, served_number,
+)
+from registry.governance.tables import Approval, ApprovalRequest
+from registry.lookups import find_alias, find_model
+from registry.names import ALIAS_NAME, check_alias_name
+from registry.paging import Page, paginate
+from registry.serving.runtime import Runtime
+from registry.tables import RegisteredModel, utcnow
+
+MAX_VOTE_RETRIES = 3
+STATES = ("open", "done", "rejected", "expired")
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as answered: its state, its approvals, and what its move still lacks (while open)."""
+
+    id: int
+    model: str
+    alias: str
+    version: int
+    state: str
+    reason: str
+    requested_by: str
+    opened_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    close_reason: str
+    approvals: list[dict]
+    approvals_needed: int
+    missing: list[dict]
+    evidence: dict  # what the version shows for each evidence rule, beside the served version (while open)
+    event_id: int | None
+
+
+def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, role: str) -> RequestView:
+    """Ask for ``alias`` to point at version ``number``; the requester must be one of the policy's movers."""
+    check_alias_name(alias)
+    with write_transaction():
+        model = find_model(name, lock=True)
+        policy = policy_of(model, alias)
+        if policy is None or policy.approvals == 0:
+            raise Conflict(f"alias {alias!r} of {name!r} needs no approval: promote the version directly")
+        version = ready_version(model, number)
+        if not policy.may_move(actor, role):
+            raise PolicyRefused(f"{actor!r} may not move {alias!r}, so may not ask to", [{
+                "rule": "movers", "detail": f"the policy lets roles {list(policy.mover_roles)} and tokens "
+                                            f"{list(policy.mover_tokens)} move {alias!r}"}])
+        request = ApprovalRequest(
+            model_id=model.id, alias=alias, version_id=version.id, state=OPEN, reason=reason or "",
+            requested_by=actor, requester_role=role, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
+            close_reason="",
+        )
+        db.session.add(request)
+        db.session.flush()
+        entries.append(model, alias, "request_open", actor=actor, reason=reason, served=served_number(model, alias),
+                       version=number, details={"request_id": request.id, "approvals_needed": policy.approvals})
+        return view(model, request)
+
+
+def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason: str, actor: str) -> RequestView:
+    """Approve request ``request_id`` as ``actor``; the approval that completes it moves the alias (409 with
+    what is missing if the policy refuses the move then: the approval is not recorded)."""
+    _expire(name)
+    for _ in range(MAX_VOTE_RETRIES):
+        model = find_model(name)
+        request = open_request(model, alias, request_id)
+        check_approver(request, actor)
+        if _completes(model, alias, request):
+            number, requester, role, asked = request.number, request.requested_by, request.requester_role, request.reason
+            end_read()
+            promote(runtime, name, number=number, alias=alias, reason=asked or f"request {request_id}", force=False,
+                    actor=requester, role=role, vote=Vote(request_id, actor, reason))
+            return get_request(name, alias, request_id)
+        with write_transaction():
+            model = find_model(name, lock=True)
+            request = open_request(model, alias, request_id)
+            check_approver(request, actor)
+            if _completes(model, alias, request):
+                continue  # another approval came meanwhile: this one completes it, through the move
+            db.session.add(Approval(request_id=request.id, approver=actor, reason=reason or ""))
+            entries.append(model, alias, "approve", actor=actor, reason=reason, served=served_number(model, alias),
+                           version=request.number, details={"request_id": request.id,
+                                                            "approvals": len(request.approvals) + 1, "final": False})
+        return get_request(name, alias, request_id)
+    raise Conflict(f"request {request_id} kept changing during the approval; try again")
+
+
+def reject(name: str, alias: str, *, request_id: int, reason: str, actor: str) -> RequestView:
+    """Close request ``request_id`` unapproved, with a reason (its requester may withdraw it so too)."""
+    if not (reason or "").strip():
+        raise InvalidInput("a rejection needs a reason: say what the version lacks", errors={"reason": ["required"]})
+    _expire(name)
+    with write_transaction():
+        model = find_model(name, lock=True)
+        request = open_request(model, alias, request_id)
+        if actor != request.requested_by:
+            check_approver(request, actor)
+        close(request, REJECTED, actor=actor, reason=reason)
+        entries.append(model, alias, "request_reject", actor=actor, reason=reason, served=served_number(model, alias),
+                       version=request.number, details={"request_id": request.id})
+    return get_request(name, alias, request_id)
+
+
+def get_request(name: str, alias: str, request_id: int) -> RequestView:
+    """One request, with its approvals and what its move still lacks."""
+    model = find_model(name)
+    return view(model, find_request(model, alias, request_id))
+
+
+def list_requests(name: str, alias: str, *, state: str | None, page: int, per_page: int) -> Page:
+    """The alias's requests, newest first; ``state`` filters. Requests past their expiry are closed first."""
+    if not ALIAS_NAME.fullmatch(alias):
+        raise AliasNotFound(f"model {name!r} has no alias {alias!r}: no alias has such a name")
+    _expire(name)
+    model = find_model(name)
+    query = select(ApprovalRequest).where(ApprovalRequest.model_id == model.id, ApprovalRequest.alias == alias)
+    if state is not None:
+        query = query.where(ApprovalRequest.state == state)
+    listed = paginate(query.order_by(ApprovalRequest.id.desc()), page, per_page)
+    return Page([view(model, request) for request in listed.items], listed.total, listed.page, listed.per_page)
+
+
+def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:
+    """``request`` as answered; an open one with what its move lacks now, approvals included."""
+    policy = policy_of(model, request.alias)
+    approvals = [{"approver": a.approver, "reason": a.reason, "at": a.at} for a in request.approvals]
+    missing, evidence = [], {}
+    if request.state == OPEN and policy is not None:
+        current = find_alias(model, request.alias)
+        served = current.version if current is not None else None
+        incompatible = incompatibilities(served, request.version) if served is not None else []
+        missing = missing_rules(
+            policy, model, request.alias, candidate=request.version, current=served, actor=request.requested_by,
+            role=request.requester_role, action="promote", incompatible=incompatible, approvers=len(approvals),
+        )
+        evidence = evidence_of(policy, candidate=request.version, current=served, incompatible=incompatible)
+    return RequestView(
+        id=request.id, model=model.name, alias=request.alias, version=request.number, state=request.state,
+        reason=request.reason, requested_by=request.requested_by, opened_at=request.opened_at,
+        expires_at=request.expires_at, closed_at=request.closed_at, closed_by=request.closed_by,
+        close_reason=request.close_reason, approvals=approvals,
+        approvals_needed=policy.approvals if policy is not None else 0, missing=missing, evidence=evidence,
+        event_id=request.event_id,
+    )
+
+
+def _completes(model: RegisteredModel, alias: str, request: ApprovalRequest) -> bool:
+    """Whether one more approval gives ``request`` all the approvals its alias's policy asks for now."""
+    policy = policy_of(model, alias)
+    return policy is None or len(request.approvals) + 1 >= policy.approvals
+
+
+def _expire(name: str) -> None:
+    """Close the model's open requests past their expiry, if there are any (a write only then)."""
+    model = find_model(name)
+    due = db.session.execute(select(exists().where(
+        ApprovalRequest.model_id == model.id, ApprovalRequest.state == OPEN, ApprovalRequest.expires_at <= utcnow(),
+    ))).scalar()
+    if not due:
+        end_read()
+        return
+    with write_transaction():
+        expire_due(find_model(name, lock=True))

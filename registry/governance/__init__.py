@@ -1,0 +1,1 @@
+"""Protected aliases: their policies, approval requests as records, and the guard every move of an alias passes."""

@@ -1,0 +1,141 @@
+"""The check every move of an alias passes, in its transaction, under the model's lock.
+
+An alias without a policy moves as before. A protected alias moves only when its policy allows: the
+mover is named by it, no freeze window covers now, the version shows the evidence (for promotes and
+completed rollouts), and enough people approved. A request's final approval is recorded here, in the
+transaction of the move it makes, so the move happens once and only with every rule met.
+"""
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from registry.db import db
+from registry.errors import PolicyRefused
+from registry.governance import entries
+from registry.governance.evidence import missing_evidence
+from registry.governance.policy import CONTROLLER, Policy, parsed
+from registry.governance.requests import DONE, check_approver, close, open_request
+from registry.governance.tables import AliasPolicy, Approval, ApprovalRequest
+from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcnow
+
+# Moves that put a new version behind the alias, so its evidence is checked; others (rollback, delete)
+# only need the mover, no freeze and the approvals.
+EVIDENCED = ("promote", "rollout_promote")
+
+
+@dataclass(frozen=True)
+class Vote:
+    """An approval of request ``request_id`` by ``approver``, given with the move it completes."""
+
+    request_id: int
+    approver: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sanction:
+    """The approved request a move completes; the move's event names it."""
+
+    request: ApprovalRequest
+    details: dict
+
+    def settle(self, event: PromotionEvent) -> None:
+        """Point the request at the move that completed it."""
+        self.request.event_id = event.id
+
+
+def policy_row(model: RegisteredModel, alias: str) -> AliasPolicy | None:
+    """The stored policy of ``alias``, if it is protected."""
+    return db.session.execute(
+        select(AliasPolicy).where(AliasPolicy.model_id == model.id, AliasPolicy.alias == alias)
+    ).scalar_one_or_none()
+
+
+def policy_of(model: RegisteredModel, alias: str) -> Policy | None:
+    """The policy of ``alias``, if it is protected."""
+    row = policy_row(model, alias)
+    return parsed(row.document) if row is not None else None
+
+
+def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | None, current: ModelVersion | None,
+               actor: str, role: str | None, action: str, incompatible: list[str] = (), vote: Vote | None = None,
+               rollout_done: bool = False) -> Sanction | None:
+    """PolicyRefused (409, with what is missing) unless ``alias``'s policy allows ``actor`` to make this move.
+
+    With ``vote``, the request's final approval is checked and recorded and the request closed: the move
+    it completes is then made for its requester (``actor``, ``role``)."""
+    policy = policy_of(model, alias)
+    request = open_request(model, alias, vote.request_id) if vote is not None else None
+    if request is not None:
+        check_approver(request, vote.approver)
+    if policy is None:
+        return _sanction(model, alias, request, vote, current) if request is not None else None
+    approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else []
+    missing = missing_rules(policy, model, alias, candidate=candidate, current=current, actor=actor, role=role,
+                            action=action, incompatible=incompatible, approvers=len(approvers), rollout_done=rollout_done)
+    if missing:
+        raise PolicyRefused(f"the policy of {alias!r} of {model.name!r} does not allow this {action}: "
+                            + "; ".join(item["rule"] for item in missing) + " missing", missing)
+    return _sanction(model, alias, request, vote, current) if request is not None else None
+
+
+def missing_rules(policy: Policy, model: RegisteredModel, alias: str, *, candidate: ModelVersion | None,
+                  current: ModelVersion | None, actor: str, role: str | None, action: str, incompatible: list[str],
+                  approvers: int, rollout_done: bool = False) -> list[dict]:
+    """Every rule of ``policy`` this move does not meet, as ``{"rule", "detail", …}`` (empty: it may go)."""
+    missing = []
+    if not policy.may_move(actor, role):
+        missing.append({"rule": "movers", "detail": f"{actor!r} may not move {alias!r}: the policy lets roles "
+                                                    f"{list(policy.mover_roles)} and tokens {list(policy.mover_tokens)} move it"})
+    frozen = policy.frozen_at(utcnow())
+    if frozen is not None:
+        missing.append({"rule": "freeze", "detail": f"{alias!r} is frozen until {frozen.until.isoformat()}"
+                                                    + (f" ({frozen.reason})" if frozen.reason else "")
+                                                    + "; wait, or break the glass (admin, with a reason)",
+                        "until": frozen.until.isoformat()})
+    if action in EVIDENCED and candidate is not None:
+        missing += missing_evidence(policy, model, alias, candidate=candidate, current=current,
+                                    incompatible=list(incompatible), rollout_done=rollout_done)
+    if approvers < policy.approvals:
+        missing.append({"rule": "approvals", "detail": f"{approvers} of {policy.approvals} approvals: open a "
+                                                       f"request (POST /models/{model.name}/aliases/{alias}/requests) "
+                                                       "and have it approved", "needed": policy.approvals,
+                        "given": approvers})
+    return missing
+
+
+def check_plan(model: RegisteredModel, alias: str, *, canary: ModelVersion, current: ModelVersion | None,
+               on_success: str, incompatible: list[str]) -> None:
+    """PolicyRefused up front for a rollout plan that would promote ``alias`` by itself where its policy
+    would refuse the controller at the plan's end (it needs approvals, or does not name the controller)."""
+    policy = policy_of(model, alias)
+    if policy is None or on_success != "promote":
+        return
+    missing = []
+    if not policy.may_move(CONTROLLER, None):
+        missing.append({"rule": "movers", "detail": f"the policy of {alias!r} does not let the rollout controller "
+                                                    f"({CONTROLLER!r}) move it"})
+    if policy.approvals:
+        missing.append({"rule": "approvals", "detail": f"{alias!r} needs {policy.approvals} approvals, which a plan "
+                                                       "cannot gather: give the plan on_success \"halt\", then "
+                                                       "request approval of the canary", "needed": policy.approvals,
+                        "given": 0})
+    missing += [item for item in missing_evidence(policy, model, alias, candidate=canary, current=current,
+                                                  incompatible=incompatible, rollout_done=True)]
+    if missing:
+        raise PolicyRefused(f"a plan that promotes {alias!r} of {model.name!r} by itself is refused by its policy: "
+                            + "; ".join(item["rule"] for item in missing) + " missing", missing)
+
+
+def _sanction(model: RegisteredModel, alias: str, request: ApprovalRequest, vote: Vote,
+              current: ModelVersion | None) -> Sanction:
+    """Record the final approval and close the request as done, in the move's transaction."""
+    db.session.add(Approval(request_id=request.id, approver=vote.approver, reason=vote.reason or ""))
+    db.session.flush()
+    db.session.refresh(request, ["approvals"])
+    approvers = [given.approver for given in request.approvals]
+    entries.append(model, alias, "approve", actor=vote.approver, reason=vote.reason,
+                   served=current.number if current is not None else None, version=request.number,
+                   details={"request_id": request.id, "approvals": len(approvers), "final": True})
+    close(request, DONE, actor=vote.approver, reason=vote.reason)
+    return Sanction(request, {"request_id": request.id, "approved_by": approvers})

@@ -1,0 +1,98 @@
+"""Use cases of an alias's policy: protect an alias, read its policy, lift it. Every change is in its history."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from registry.db import db, write_transaction
+from registry.errors import PolicyNotFound
+from registry.governance import entries
+from registry.governance.guard import policy_row
+from registry.governance.policy import stored
+from registry.governance.requests import served_number
+from registry.governance.tables import AliasPolicy
+from registry.lookups import find_model
+from registry.names import check_alias_name
+from registry.tables import PromotionEvent, utcnow
+
+BREAK_GLASS = "break_glass"
+# The history actions that put an alias where it is (or remove it).
+MOVES = ("promote", BREAK_GLASS, "rollback", "rollout_promote", "delete")
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """An alias's policy as answered: the rules, and who set them when."""
+
+    model: str
+    alias: str
+    policy: dict
+    updated_by: str
+    updated_at: datetime
+
+
+def set_policy(name: str, alias: str, document: dict, *, reason: str, actor: str) -> PolicyView:
+    """Protect ``alias`` with the policy ``document`` describes (or replace its policy); recorded as ``policy_set``."""
+    check_alias_name(alias)
+    checked = stored(document)
+    with write_transaction():
+        model = find_model(name, lock=True)
+        row = policy_row(model, alias) or AliasPolicy(model_id=model.id, alias=alias)
+        previous = row.document if row.id is not None else None
+        row.document, row.updated_by, row.updated_at = checked, actor, utcnow()
+        if row.id is None:
+            db.session.add(row)
+        entries.append(model, alias, "policy_set", actor=actor, reason=reason, served=served_number(model, alias),
+                       details={"policy": checked, "previous": previous})
+        return _view(model.name, row)
+
+
+def get_policy(name: str, alias: str) -> PolicyView:
+    """The policy of ``alias``; 404 when it has none."""
+    model = find_model(name)
+    row = policy_row(model, alias)
+    if row is None:
+        raise PolicyNotFound(f"alias {alias!r} of {name!r} has no policy: it is not protected")
+    return _view(model.name, row)
+
+
+def delete_policy(name: str, alias: str, *, reason: str, actor: str) -> None:
+    """Lift the policy of ``alias``: it moves as any alias again; recorded as ``policy_delete``."""
+    with write_transaction():
+        model = find_model(name, lock=True)
+        row = policy_row(model, alias)
+        if row is None:
+            raise PolicyNotFound(f"alias {alias!r} of {name!r} has no policy: it is not protected")
+        entries.append(model, alias, "policy_delete", actor=actor, reason=reason, served=served_number(model, alias),
+                       details={"previous": row.document})
+        db.session.delete(row)
+
+
+def _view(model: str, row: AliasPolicy) -> PolicyView:
+    return PolicyView(model, row.alias, row.document, row.updated_by, row.updated_at)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What the dashboard shows of an alias's governance: its policy, if any, and the broken glass
+    behind what it serves, if it got there past its policy."""
+
+    alias: str
+    policy: dict | None
+    broken_glass: PromotionEvent | None
+
+
+def protections(name: str) -> dict[str, Protection]:
+    """For each alias of ``name`` that is protected or serves a break-glass move, what to show of it."""
+    model = find_model(name)
+    rows = db.session.execute(select(AliasPolicy).where(AliasPolicy.model_id == model.id)).scalars()
+    policies = {row.alias: row.document for row in rows}
+    broken = {}
+    for alias in model.alias_map:
+        last = db.session.execute(
+            select(PromotionEvent).where(PromotionEvent.model_id == model.id, PromotionEvent.alias == alias,
+                                         PromotionEvent.action.in_(MOVES)).order_by(PromotionEvent.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if last is not None and last.action == BREAK_GLASS:
+            broken[alias] = last
+    return {alias: Protection(alias, policies.get(alias), broken.get(alias)) for alias in sorted({*policies, *broken})}

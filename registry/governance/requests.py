@@ -1,0 +1,66 @@
+"""Requests to move a protected alias, as records: finding them, who may approve them, and their expiry."""
+from sqlalchemy import select
+
+from registry.db import db
+from registry.errors import Conflict, Forbidden, RequestNotFound
+from registry.governance import entries
+from registry.governance.tables import ApprovalRequest
+from registry.lookups import find_alias
+from registry.tables import RegisteredModel, utcnow
+
+OPEN, DONE, REJECTED, EXPIRED = "open", "done", "rejected", "expired"
+
+
+def find_request(model: RegisteredModel, alias: str, request_id: int) -> ApprovalRequest:
+    """The request ``request_id`` to move ``alias`` of ``model``; 404 when there is none."""
+    request = db.session.get(ApprovalRequest, request_id)
+    if request is None or request.model_id != model.id or request.alias != alias:
+        raise RequestNotFound(f"alias {alias!r} of {model.name!r} has no approval request {request_id}")
+    return request
+
+
+def open_request(model: RegisteredModel, alias: str, request_id: int) -> ApprovalRequest:
+    """The request, if it is still open and not past its expiry; else Conflict saying what it is."""
+    request = find_request(model, alias, request_id)
+    if request.state == OPEN and request.expires_at <= utcnow():
+        raise Conflict(f"request {request_id} expired at {request.expires_at.isoformat()}; open a new one")
+    if request.state != OPEN:
+        raise Conflict(f"request {request_id} is {request.state}; only an open request can be approved or rejected")
+    return request
+
+
+def check_approver(request: ApprovalRequest, approver: str) -> None:
+    """Forbidden unless ``approver`` is neither the requester nor the version's uploader; Conflict when
+    they approved this request already."""
+    if approver == request.requested_by:
+        raise Forbidden(f"{approver!r} opened request {request.id} and cannot approve it; another person must")
+    if approver == request.version.created_by:
+        raise Forbidden(f"{approver!r} uploaded version {request.number} and cannot approve its promotion; "
+                        "another person must")
+    if any(given.approver == approver for given in request.approvals):
+        raise Conflict(f"{approver!r} approved request {request.id} already; it needs approvals from other people")
+
+
+def expire_due(model: RegisteredModel) -> int:
+    """Close the model's open requests past their expiry, recorded (in the caller's write transaction); how many."""
+    due = db.session.execute(
+        select(ApprovalRequest).where(ApprovalRequest.model_id == model.id, ApprovalRequest.state == OPEN,
+                                      ApprovalRequest.expires_at <= utcnow())
+    ).scalars().all()
+    for request in due:
+        close(request, EXPIRED, actor="registry", reason=f"not approved by {request.expires_at.isoformat()}")
+        entries.append(model, request.alias, "request_expire", actor="registry", reason=request.close_reason,
+                       served=served_number(model, request.alias), version=request.number,
+                       details={"request_id": request.id})
+    return len(due)
+
+
+def close(request: ApprovalRequest, state: str, *, actor: str, reason: str) -> None:
+    """End ``request`` in ``state`` (done, rejected, expired)."""
+    request.state, request.closed_at, request.closed_by, request.close_reason = state, utcnow(), actor, reason or ""
+
+
+def served_number(model: RegisteredModel, alias: str) -> int | None:
+    """The version ``alias`` serves now (None: unset)."""
+    current = find_alias(model, alias)
+    return current.version.number if current is not None else None

@@ -1,0 +1,66 @@
+"""A protected alias's policy, the requests to move it, and the approvals they gather."""
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from registry.db import db
+from registry.tables import ModelVersion, RegisteredModel, UTCDateTime, utcnow
+
+
+class AliasPolicy(db.Model):
+    """The rules a move of one alias must meet (the checked document, as :mod:`registry.governance.policy` reads it)."""
+
+    __tablename__ = "alias_policies"
+    __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_alias_policies_model_id_alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApprovalRequest(db.Model):
+    """A request to point a protected alias at a version: open until approved enough (then ``done``,
+    the alias moved), rejected, or expired."""
+
+    __tablename__ = "approval_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    state: Mapped[str] = mapped_column(String(16))  # open | done | rejected | expired
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requester_role: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    close_reason: Mapped[str] = mapped_column(Text, default="")
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_events.id"), nullable=True)  # the move made
+
+    model: Mapped[RegisteredModel] = relationship(lazy="joined")
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+    approvals: Mapped[list["Approval"]] = relationship(lazy="selectin", order_by="Approval.id")
+
+    @property
+    def number(self) -> int:
+        """The version the request asks for."""
+        return self.version.number
+
+
+class Approval(db.Model):
+    """One person's approval of a request (at most one each)."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_approvals_request_id_approver"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("approval_requests.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

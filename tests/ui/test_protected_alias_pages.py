@@ -1,0 +1,52 @@
+"""The dashboard shows a protected alias's policy and open requests, and a broken glass loudly; its own
+moves meet the policy as the API's do."""
+
+from tests.helpers import ADMIN_TOKEN
+from tests.ui.conftest import submit
+
+POLICY = "/models/housing/aliases/production/policy"
+
+
+def test_an_unprotected_alias_says_so(client, housing):
+    page = client.get("/ui/models/housing/aliases/production").get_data(as_text=True)
+    assert "Not protected" in page and "data-protected" not in client.get("/ui/models/housing").get_data(as_text=True)
+
+
+def test_the_alias_page_shows_the_policy_and_each_open_request_with_what_it_lacks(client, admin, housing):
+    policy = {"approvals": 2, "require": {"card": ["intended_use"]}, "movers": {"roles": ["admin"], "tokens": []},
+              "freeze": [{"from": "2030-12-24T00:00:00Z", "until": "2030-12-27T00:00:00Z", "reason": "holidays"}]}
+    assert client.put(POLICY, json=policy, headers=admin).status_code == 200
+    opened = client.post("/models/housing/aliases/production/requests", json={"version": 2, "reason": "better r2"},
+                         headers=admin)
+    assert opened.status_code == 201, opened.get_json()
+    page = client.get("/ui/models/housing/aliases/production").get_data(as_text=True)
+    assert 'data-approvals="2"' in page and "holidays" in page and "model card: intended_use" in page
+    assert f'data-request="{opened.get_json()["id"]}"' in page and "better r2" in page
+    assert 'data-missing="card"' in page and 'data-missing="approvals"' in page
+    assert 'data-evidence="card"' in page and "intended use: —" in page
+    assert 'data-protected="production"' in client.get("/ui/models/housing").get_data(as_text=True)
+    history = client.get("/ui/models/housing/history").get_data(as_text=True)
+    assert "policy set" in history and "request open" in history
+
+
+def test_a_broken_glass_is_a_banner_until_the_alias_moves_again(client, admin, housing):
+    assert client.put(POLICY, json={"approvals": 1}, headers=admin).status_code == 200
+    moved = client.post("/models/housing/aliases/production/break-glass",
+                        json={"version": 2, "reason": "v1 answers NaN"}, headers=admin)
+    assert moved.status_code == 200, moved.get_json()
+    for url in ("/ui/models/housing", "/ui/models/housing/aliases/production"):
+        page = client.get(url).get_data(as_text=True)
+        assert 'data-broken-glass="production"' in page and "v1 answers NaN" in page and 'role="alert"' in page
+    assert client.delete(POLICY, headers=admin).status_code == 204
+    assert client.post("/models/housing/versions/1/promote", json={}, headers=admin).status_code == 200
+    assert "data-broken-glass" not in client.get("/ui/models/housing").get_data(as_text=True)
+
+
+def test_a_promote_from_the_dashboard_meets_the_policy_as_the_apis_does(client, admin, housing, sign_in):
+    assert client.put(POLICY, json={"approvals": 1}, headers=admin).status_code == 200
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/2/promote?alias=production", alias="production",
+                      reason="try")
+    assert response.status_code == 409
+    assert "approvals missing" in response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
