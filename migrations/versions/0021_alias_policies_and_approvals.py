@@ -1,6 +1,6 @@
 """alias policies and approvals: protected aliases' rules, requests to move them, and the approvals they gather
 
-Revision ID: 0018
+Revision ID: 0021
 Revises: 0020
 Create Date: 2026-11-25 11:10:00.000000
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0018'
+revision = '0021'
 down_revision = '0020'
 branch_labels = None
 depends_on = None
