@@ -75,7 +75,8 @@ def _described(
         form, names = model_files.read_model_file(framework, xgboost_files.read_upload(artifact, max_model_bytes),
                                                   metadata.get("classes"))
         xgboost_files.check_width(form, max_features)
-        description = model_files.describe_model_file(framework, form, names, metadata.get("feature_names"))
+        description = model_files.describe_model_file(framework, form, names=names,
+                                                      given=metadata.get("feature_names"))
         return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
     loaded = load_estimator(artifact, max_bytes=max_model_bytes, max_features=max_features)
     from registry.artifacts.introspect import describe  # scikit-learn, loaded already by the unpickling

@@ -121,6 +121,7 @@ def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int, mapped_from:
         size_bytes=held_bytes(predictor) + mapped_bytes,
         mapped_from=mapped_from,
         kind=info.kind,
+        framework=info.framework,
     )
 
 

@@ -23,7 +23,7 @@ def read_model_file(framework: str, data: bytes, classes: list | None) -> tuple[
     return read(data, classes)
 
 
-def describe_model_file(framework: str, form: CompiledBoosting, names: list[str] | None,
+def describe_model_file(framework: str, form: CompiledBoosting, *, names: list[str] | None,
                         given: list[str] | None) -> ModelDescription:
     """What a model file of ``framework`` is (kind, estimator, signature), ``given`` being the upload's
     ``feature_names``."""
