@@ -177,7 +177,10 @@ class CompiledBoosting:
         if self.link in ("lightgbm_sigmoid", "lightgbm_ova", "lightgbm_logistic"):
             converted = lightgbm_link("sigmoid", raw, self.link_scale)
             if self.link == "lightgbm_sigmoid":
-                return np.stack([1.0 - converted[:, 0], converted[:, 0]], axis=1)
+                proba = np.empty((len(converted), 2))
+                proba[:, 1] = converted[:, 0]
+                proba[:, 0] = 1.0 - proba[:, 1]
+                return proba
             return converted
         if self.link == "lightgbm_softmax":
             return lightgbm_link("softmax", raw)

@@ -219,12 +219,14 @@ def lightgbm_link(kind: str, raw: np.ndarray, scale: float = 1.0) -> np.ndarray:
     ``exp`` (of each value) of raw sums, computed in double precision with the C library's ``exp`` as
     LightGBM computes them; ``raw`` and the answer are float64 arrays of shape (rows, outputs)."""
     sums = np.ascontiguousarray(raw, dtype=np.float64)
-    out = np.empty_like(sums)
-    functions = _KEEPING_GIL if sums.size <= KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
-    if sums.ndim != 2 or functions.lightgbm_link(_LIGHTGBM_LINKS[kind], sums.ctypes.data, sums.shape[0],
-                                                   sums.shape[1], float(scale), out.ctypes.data):
+    if sums.ndim != 2:
         raise ValueError(f"no LightGBM link {kind!r} for an array of shape {sums.shape}")
-    return out
+    # Passed as bytes and a ctypes array, as the walker's rows and output are: no ndarray.ctypes object made.
+    out = (ctypes.c_double * sums.size)()
+    functions = _KEEPING_GIL if sums.size <= _KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
+    if functions.lightgbm_link(_LIGHTGBM_LINKS[kind], sums.tobytes(), sums.shape[0], sums.shape[1], float(scale), out):
+        raise ValueError(f"no LightGBM link {kind!r}")
+    return np.frombuffer(out).reshape(sums.shape)
 
 
 def raise_for(status: int) -> None:
