@@ -226,15 +226,21 @@ def test_every_truncation_before_the_end_of_the_trees_is_refused():
             read_lightgbm(data[:cut])
 
 
-@pytest.mark.parametrize("data", [
-    b"tree\n\xff\xfe", b"tree\n", b"tree\nnum_class=1\nTree=0\n",
-    b"tree\nnum_class=1\nmax_feature_idx=0\nfeature_names=a\nfeature_infos=none\nobjective=regression\n"
-    b"Tree=0\nnum_leaves=20000000\nnum_cat=0\nleaf_value=1\n\nend of trees\n",
-    b"tree\nnum_class=1\nmax_feature_idx=0\nfeature_names=a\nfeature_infos=none\nobjective=regression\n"
-    + b"Tree=0\nnum_leaves=1\nnum_cat=0\nleaf_value=1\n\n" * 100_001 + b"end of trees\n",
+HEADER = (b"tree\nnum_class=1\nmax_feature_idx=0\nfeature_names=a\nfeature_infos=none\n"
+          b"objective=regression\n")
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"tree\n\xff\xfe", "UTF-8"),
+    (b"tree\n", "no tree"),
+    (b"tree\nnum_class=1\nTree=0\n", "max_feature_idx"),
+    (HEADER + b"Tree=0\nnum_leaves=20000000\nnum_cat=0\nleaf_value=1\n\nend of trees\n", "holds 1 values"),
+    (HEADER + b"Tree=0\nnum_leaves=3\nnum_cat=0\nleaf_value=1 2 3\nleft_child=" + b"0 " * 1_000_000 + b"\n\n"
+     b"end of trees\n", "left_child holds 1000001 values, not 2"),
+    (HEADER + b"Tree=0\nnum_leaves=1\nnum_cat=0\nleaf_value=1\n\n" * 100_001 + b"end of trees\n", "100000 trees"),
 ])
-def test_hostile_files_are_refused_without_building_what_they_announce(data):
-    with pytest.raises(InvalidArtifact):
+def test_hostile_files_are_refused_without_building_what_they_announce(data, message):
+    with pytest.raises(InvalidArtifact, match=message):
         read_lightgbm(data)
 
 

@@ -21,6 +21,7 @@ and shared nodes; every count the file declares is checked against what it holds
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
@@ -39,7 +40,9 @@ _REGRESSORS = {"regression": "lightgbm_identity", "regression_l1": "lightgbm_ide
                "fair": "lightgbm_identity", "quantile": "lightgbm_identity", "mape": "lightgbm_identity",
                "poisson": "lightgbm_exp", "gamma": "lightgbm_exp", "tweedie": "lightgbm_exp",
                "cross_entropy": "lightgbm_logistic"}
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?inf")
+# What a line of numbers may hold (anything else is refused before NumPy reads it): no NaN, no hexadecimal.
+_FLOAT_CHARACTERS = dict.fromkeys(map(ord, "0123456789.eE+-inf "))
+_INTEGER_CHARACTERS = dict.fromkeys(map(ord, "0123456789+- "))
 _INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
 _ATOF = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]*))?")
 _DEFAULT_LEFT, _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 2, 0, 1, 2
@@ -229,6 +232,8 @@ class _Tree:
         self.leaf_value = self._floats("leaf_value", self.n_leaves)
         if not np.isfinite(self.leaf_value).all():
             raise InvalidArtifact(f"{self.where} has a leaf value that is not a finite number")
+        if self.n_leaves == 1:  # a single leaf: LightGBM reads nothing else
+            return
         inner = self.n_leaves - 1
         self.left = self._ints("left_child", inner)
         self.right = self._ints("right_child", inner)
@@ -318,25 +323,34 @@ class _Tree:
             raise InvalidArtifact(f"{self.where}: {key} {count} is not between {low} and {MAX_NODES}")
         return count
 
-    def _tokens(self, key: str, n: int) -> list[str]:
-        if key not in self.block:
-            raise InvalidArtifact(f"{self.where} has no {key}")
-        tokens = self.block[key].split(" ") if self.block[key] else []
-        if len(tokens) != n:
-            raise InvalidArtifact(f"{self.where}: {key} holds {len(tokens)} values, not {n}")
-        return tokens
-
     def _floats(self, key: str, n: int) -> np.ndarray:
-        tokens = self._tokens(key, n)
-        if not all(_NUMBER.fullmatch(token) for token in tokens):
-            raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number")
-        return np.array([float(token) for token in tokens], dtype=np.float64)
+        return self._numbers(key, n, np.float64, _FLOAT_CHARACTERS)
 
     def _ints(self, key: str, n: int) -> np.ndarray:
-        tokens = self._tokens(key, n)
-        if not all(_INTEGER.fullmatch(token) for token in tokens):
-            raise InvalidArtifact(f"{self.where}: {key} holds something that is not an integer")
-        return np.array([int(token) for token in tokens], dtype=np.int64)
+        return self._numbers(key, n, np.int64, _INTEGER_CHARACTERS)
+
+    def _numbers(self, key: str, n: int, dtype, characters: dict) -> np.ndarray:
+        """The ``n`` numbers of the line ``key``, counted before they are read and read by NumPy (correctly
+        rounded, as LightGBM reads these arrays), so that a line costs an array, never a Python object a value."""
+        if key not in self.block:
+            raise InvalidArtifact(f"{self.where} has no {key}")
+        line = self.block[key]
+        count = line.count(" ") + 1 if line else 0
+        if count != n:
+            raise InvalidArtifact(f"{self.where}: {key} holds {count} values, not {n}")
+        if not n:
+            return np.zeros(0, dtype=dtype)
+        if line.translate(characters):
+            raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # NumPy warns, and stops, where a line does not read to its end
+            try:
+                numbers = np.fromstring(line, dtype=dtype, sep=" ")
+            except (ValueError, OverflowError, DeprecationWarning):
+                raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number") from None
+        if len(numbers) != n:
+            raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number")
+        return numbers
 
 
 def _int(text: str, key: str) -> int:
