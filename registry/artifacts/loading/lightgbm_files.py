@@ -21,31 +21,25 @@ and shared nodes; every count the file declares is checked against what it holds
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 
 from registry.artifacts.signature import Feature, ModelDescription, Signature
 from registry.errors import InvalidArtifact
 from registry.inference.fast_boosting import CompiledBoosting
-from registry.inference.tree_walk import BITSET_WORDS, BLOCK_BITS, CATEGORICAL, NAN_LEFT, WIDE_NODE, ZERO_MISSING
+from registry.artifacts.loading.lightgbm_trees import TreeBlock, read_int
+from registry.inference.tree_walk import BITSET_WORDS
 
 MAX_TREES = 100_000
 MAX_NODES = 20_000_000
 MAX_FEATURES = 1_000_000
 MAX_CLASSES = 10_000
-MAX_SET_WORDS = 2**26  # a category is an int32: at most 2^31 bits
 _CLASSIFIERS = {"binary": "lightgbm_sigmoid", "multiclass": "lightgbm_softmax", "multiclassova": "lightgbm_ova"}
 _REGRESSORS = {"regression": "lightgbm_identity", "regression_l1": "lightgbm_identity", "huber": "lightgbm_identity",
                "fair": "lightgbm_identity", "quantile": "lightgbm_identity", "mape": "lightgbm_identity",
                "poisson": "lightgbm_exp", "gamma": "lightgbm_exp", "tweedie": "lightgbm_exp",
                "cross_entropy": "lightgbm_logistic"}
-# What a line of numbers may hold (anything else is refused before NumPy reads it): no NaN, no hexadecimal.
-_FLOAT_CHARACTERS = dict.fromkeys(map(ord, "0123456789.eE+-inf "))
-_INTEGER_CHARACTERS = dict.fromkeys(map(ord, "0123456789+- "))
-_INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
 _ATOF = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]*))?")
-_DEFAULT_LEFT, _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 2, 0, 1, 2
 
 
 def is_lightgbm(head: bytes) -> bool:
@@ -129,11 +123,12 @@ def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
             raise InvalidArtifact(f"LightGBM model: the header has no {key}")
     if "average_output" in header:
         raise InvalidArtifact("LightGBM model: average_output (boosting=rf) is not served")
-    n_classes = _int(header["num_class"], "num_class")
-    n_outputs = _int(header.get("num_tree_per_iteration", header["num_class"]), "num_tree_per_iteration")
-    n_features = _int(header["max_feature_idx"], "max_feature_idx") + 1
+    n_classes = read_int(header["num_class"], "num_class")
+    n_outputs = read_int(header.get("num_tree_per_iteration", header["num_class"]), "num_tree_per_iteration")
+    n_features = read_int(header["max_feature_idx"], "max_feature_idx") + 1
     if not 0 < n_features <= MAX_FEATURES:
-        raise InvalidArtifact(f"LightGBM model: max_feature_idx {n_features - 1} is not between 0 and {MAX_FEATURES - 1}")
+        raise InvalidArtifact(f"LightGBM model: max_feature_idx {n_features - 1} is not between 0 and "
+                              f"{MAX_FEATURES - 1}")
     names = header["feature_names"].split(" ")
     if len(names) != n_features or len(header["feature_infos"].split(" ")) != n_features:
         raise InvalidArtifact(f"LightGBM model: feature_names and feature_infos must each name {n_features} features")
@@ -185,7 +180,7 @@ def _tree_blocks(lines: list[str], start: int, tree_sizes: str | None) -> tuple[
     if number >= len(lines) or lines[number].rstrip("\r") != "end of trees":
         raise InvalidArtifact("LightGBM model: the trees do not end with 'end of trees' (a truncated file?)")
     if tree_sizes is not None:
-        declared = [_int(part, "tree_sizes") for part in tree_sizes.split(" ")] if tree_sizes else []
+        declared = [read_int(part, "tree_sizes") for part in tree_sizes.split(" ")] if tree_sizes else []
         if declared != np.diff(starts + [position]).tolist():
             raise InvalidArtifact(f"LightGBM model: tree_sizes declares {len(declared)} trees, the file holds "
                                   f"{len(blocks)} of other sizes")
@@ -204,7 +199,7 @@ def _records(blocks: list[dict[str, str]], n_features: int):
     records, values, roots, bitsets, total = [], [], [], [], 0
     n_blocks = 0
     for index, block in enumerate(blocks):
-        tree = _Tree(block, index, n_features)
+        tree = TreeBlock(block, index, n_features=n_features, max_leaves=MAX_NODES)
         total += 2 * tree.n_leaves - 1
         if total > MAX_NODES:
             raise InvalidArtifact(f"LightGBM model: more than {MAX_NODES} nodes")
@@ -216,147 +211,6 @@ def _records(blocks: list[dict[str, str]], n_features: int):
         n_blocks += len(sets)
     return (np.concatenate(records), np.ascontiguousarray(np.concatenate(values)), np.array(roots, dtype=np.int32),
             np.ascontiguousarray(np.array(bitsets, dtype=np.uint32).reshape(-1, BITSET_WORDS)))
-
-
-class _Tree:
-    """One tree's arrays as ``Tree::Tree(const char*)`` reads them, each checked against ``num_leaves``."""
-
-    def __init__(self, block: dict[str, str], index: int, n_features: int):
-        self.where = f"LightGBM model: tree {index}"
-        self.n_features = n_features
-        self.block = block
-        self.n_leaves = self._count("num_leaves", low=1)
-        self.n_cat = self._count("num_cat", low=0)
-        if block.get("is_linear", "0") != "0":
-            raise InvalidArtifact(f"{self.where} is a linear tree (linear_tree), which is not served")
-        self.leaf_value = self._floats("leaf_value", self.n_leaves)
-        if not np.isfinite(self.leaf_value).all():
-            raise InvalidArtifact(f"{self.where} has a leaf value that is not a finite number")
-        if self.n_leaves == 1:  # a single leaf: LightGBM reads nothing else
-            return
-        inner = self.n_leaves - 1
-        self.left = self._ints("left_child", inner)
-        self.right = self._ints("right_child", inner)
-        self.feature = self._ints("split_feature", inner)
-        self.threshold = self._floats("threshold", inner)
-        self.decision = self._ints("decision_type", inner) if "decision_type" in block else np.zeros(inner, np.int64)
-        if inner and self.n_cat:
-            self.boundaries = self._ints("cat_boundaries", self.n_cat + 1)
-            if self.boundaries[0] != 0 or (np.diff(self.boundaries) < 0).any():
-                raise InvalidArtifact(f"{self.where}: cat_boundaries do not rise from 0")
-            self.words = self._ints("cat_threshold", int(self.boundaries[-1]))
-            if ((self.words < 0) | (self.words >= 2**32)).any() or (np.diff(self.boundaries) > MAX_SET_WORDS).any():
-                raise InvalidArtifact(f"{self.where}: cat_threshold holds a word that is not a uint32, or a set too long")
-
-    def records(self, *, offset: int, first_block: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """The tree's nodes as wide records numbered from ``offset``, their values, and its sets' blocks (the
-        first of them is the model's block ``first_block``)."""
-        if self.n_leaves == 1:
-            part = np.zeros(1, dtype=WIDE_NODE)
-            part["threshold"], part["child"] = np.inf, offset
-            return part, self.leaf_value.copy(), []
-        order = np.array(self._order())
-        leaf, ids = order < 0, np.arange(len(order)) + offset
-        inner = np.where(leaf, 0, order)
-        new_inner, new_leaf = np.zeros(self.n_leaves - 1, np.int64), np.zeros(self.n_leaves, np.int64)
-        new_inner[order[~leaf]], new_leaf[~order[leaf]] = ids[~leaf], ids[leaf]
-
-        def renumbered(children: np.ndarray) -> np.ndarray:
-            return np.where(leaf, ids, np.where(children >= 0, new_inner[np.maximum(children, 0)],
-                                                new_leaf[np.maximum(~children, 0)]))
-
-        feature, decision, threshold = self.feature[inner], self.decision[inner], self.threshold[inner]
-        if ((feature < 0) | (feature >= self.n_features)).any():
-            raise InvalidArtifact(f"{self.where}: a node tests a column past the model's {self.n_features}")
-        if ((decision < 0) | (decision >= 16) | (decision >> 2 == 3)).any():
-            raise InvalidArtifact(f"{self.where}: a decision_type is not one LightGBM writes")
-        if np.isnan(threshold).any():
-            raise InvalidArtifact(f"{self.where}: a threshold is NaN")
-        missing, default_left = decision >> 2, (decision & _DEFAULT_LEFT) != 0
-        nan_left = np.where(missing == _MISSING_NONE, 0.0 <= threshold, default_left)
-        part = np.zeros(len(order), dtype=WIDE_NODE)
-        part["feature"] = np.where(leaf, 0, feature | np.where(nan_left, NAN_LEFT, 0)
-                                   | np.where(missing == _MISSING_ZERO, ZERO_MISSING, 0)).astype(np.uint32)
-        part["threshold"] = np.where(leaf, np.inf, threshold)
-        part["child"][:, 0] = renumbered(self.right[inner])
-        part["child"][:, 1] = renumbered(self.left[inner])
-        blocks: list[np.ndarray] = []
-        for i in np.flatnonzero(~leaf & (decision & 1 != 0)):
-            words = self._set(float(threshold[i]))
-            part[i]["feature"] = int(CATEGORICAL) | int(feature[i])
-            part[i]["threshold"] = len(words) * BLOCK_BITS
-            part[i]["bitset"] = first_block + len(blocks)
-            blocks.extend(words)
-        return part, np.where(leaf, self.leaf_value[np.maximum(~order, 0)], 0.0), blocks
-
-    def _order(self) -> list[int]:
-        """Internal nodes (>= 0) and leaves (< 0) from the root, parents before children, each reached once."""
-        left, right = self.left.tolist(), self.right.tolist()
-        order, seen, position = [0], {0}, 0
-        while position < len(order):
-            node = order[position]
-            position += 1
-            if node < 0:
-                continue
-            for child in (left[node], right[node]):
-                if not -self.n_leaves <= child < self.n_leaves - 1 or child in seen:
-                    raise InvalidArtifact(f"{self.where}: a node's child is outside the tree or reached twice")
-                seen.add(child)
-                order.append(child)
-        return order
-
-    def _set(self, threshold: float) -> list[np.ndarray]:
-        """The blocks of the categorical split's set that ``threshold`` names (padded with zero words)."""
-        if not self.n_cat or not (threshold.is_integer() and 0 <= threshold < self.n_cat):
-            raise InvalidArtifact(f"{self.where}: a categorical split names a set the tree does not hold")
-        words = self.words[self.boundaries[int(threshold)]:self.boundaries[int(threshold) + 1]]
-        n_blocks = max(1, -(-len(words) // BITSET_WORDS))
-        padded = np.zeros(n_blocks * BITSET_WORDS, dtype=np.uint32)
-        padded[:len(words)] = words
-        return list(padded.reshape(n_blocks, BITSET_WORDS))
-
-    def _count(self, key: str, *, low: int) -> int:
-        if key not in self.block:
-            raise InvalidArtifact(f"{self.where} has no {key}")
-        count = _int(self.block[key], key)
-        if not low <= count <= MAX_NODES:
-            raise InvalidArtifact(f"{self.where}: {key} {count} is not between {low} and {MAX_NODES}")
-        return count
-
-    def _floats(self, key: str, n: int) -> np.ndarray:
-        return self._numbers(key, n, np.float64, _FLOAT_CHARACTERS)
-
-    def _ints(self, key: str, n: int) -> np.ndarray:
-        return self._numbers(key, n, np.int64, _INTEGER_CHARACTERS)
-
-    def _numbers(self, key: str, n: int, dtype, characters: dict) -> np.ndarray:
-        """The ``n`` numbers of the line ``key``, counted before they are read and read by NumPy (correctly
-        rounded, as LightGBM reads these arrays), so that a line costs an array, never a Python object a value."""
-        if key not in self.block:
-            raise InvalidArtifact(f"{self.where} has no {key}")
-        line = self.block[key]
-        count = line.count(" ") + 1 if line else 0
-        if count != n:
-            raise InvalidArtifact(f"{self.where}: {key} holds {count} values, not {n}")
-        if not n:
-            return np.zeros(0, dtype=dtype)
-        if line.translate(characters):
-            raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # NumPy warns, and stops, where a line does not read to its end
-            try:
-                numbers = np.fromstring(line, dtype=dtype, sep=" ")
-            except (ValueError, OverflowError, DeprecationWarning):
-                raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number") from None
-        if len(numbers) != n:
-            raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number")
-        return numbers
-
-
-def _int(text: str, key: str) -> int:
-    if not _INTEGER.fullmatch(text.strip()):
-        raise InvalidArtifact(f"LightGBM model: {key} {text[:40]!r} is not an integer")
-    return int(text)
 
 
 def _atof(text: str) -> float:
