@@ -196,19 +196,18 @@ def _refuse_pandas_categories(trailer: list[str]) -> None:
 
 def _records(blocks: list[dict[str, str]], n_features: int):
     """Every tree's nodes renumbered from its root as wide records, their leaf values, the roots and the sets."""
-    records, values, roots, bitsets, total = [], [], [], [], 0
-    n_blocks = 0
+    records, values, roots, bitsets, total, offset = [], [], [], [], 0, 0
     for index, block in enumerate(blocks):
         tree = TreeBlock(block, index, n_features=n_features, max_leaves=MAX_NODES)
         total += 2 * tree.n_leaves - 1
         if total > MAX_NODES:
             raise InvalidArtifact(f"LightGBM model: more than {MAX_NODES} nodes")
-        part, leaf_values, sets = tree.records(offset=sum(len(r) for r in records), first_block=n_blocks)
-        roots.append(sum(len(r) for r in records))
+        part, leaf_values, sets = tree.records(offset=offset, first_block=len(bitsets))
+        roots.append(offset)
+        offset += len(part)
         records.append(part)
         values.append(leaf_values)
         bitsets.extend(sets)
-        n_blocks += len(sets)
     return (np.concatenate(records), np.ascontiguousarray(np.concatenate(values)), np.array(roots, dtype=np.int32),
             np.ascontiguousarray(np.array(bitsets, dtype=np.uint32).reshape(-1, BITSET_WORDS)))
 
