@@ -223,7 +223,7 @@ def lightgbm_link(kind: str, raw: np.ndarray, scale: float = 1.0) -> np.ndarray:
         raise ValueError(f"no LightGBM link {kind!r} for an array of shape {sums.shape}")
     # Passed as bytes and a ctypes array, as the walker's rows and output are: no ndarray.ctypes object made.
     out = (ctypes.c_double * sums.size)()
-    functions = _KEEPING_GIL if sums.size <= KEEPS_GIL_UP_TO_WALKS else _RELEASING_GIL
+    functions = KEEPING_GIL if sums.size <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
     if functions.lightgbm_link(_LIGHTGBM_LINKS[kind], sums.tobytes(), sums.shape[0], sums.shape[1], float(scale), out):
         raise ValueError(f"no LightGBM link {kind!r}")
     return np.frombuffer(out).reshape(sums.shape)
