@@ -127,3 +127,10 @@ def test_a_lightgbm_model_wider_than_max_features_is_413(client, ci):
     text = re.sub(r"^feature_names=.*$", "feature_names=" + " ".join(f"f{i}" for i in range(wide)), text, flags=re.M)
     text = re.sub(r"^feature_infos=.*$", "feature_infos=" + " ".join(["none"] * wide), text, flags=re.M)
     assert_problem(_upload(client, ci, text.encode()), 413, "20,000 features", "MAX_FEATURES")
+
+
+def test_asking_a_lightgbm_version_to_explain_is_refused_with_422_and_never_answers_other_numbers(client, ci):
+    assert _upload(client, ci, _model_text("regression").encode()).status_code == 201
+    assert client.post("/models/gbm/versions/1/promote", json={}, headers=ci).status_code == 200
+    response = client.post("/models/gbm/production/predict?explain=true", json={"instances": X[:3].tolist()})
+    assert response.status_code == 422, response.get_json()
