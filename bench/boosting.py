@@ -8,7 +8,9 @@ held to one thread (threadpoolctl; the walker uses one). Wall time per call, the
 rounds (other work on the machine inflates it least), and whether the answers are identical bit for bit.
 Where XGBoost is installed (a test dependency), the same for a 100-tree depth-6 ``binary:logistic``
 booster trained on the same rows, saved as JSON and read by the registry: its probabilities against
-``Booster.inplace_predict`` (XGBoost's fastest call; default threads, then one). Writes
+``Booster.inplace_predict`` (XGBoost's fastest call; default threads, then one). Where LightGBM is installed
+(a test dependency), the same for a 100-tree depth-6 ``binary`` LightGBM model (64 leaves at most) saved as
+text and read by the registry, against ``Booster.predict`` (default threads, then ``num_threads=1``). Writes
 ``bench/results/boosting-<UTC time>.*``.
 Figures only, never pass or fail.
 """
@@ -108,6 +110,37 @@ def run_xgboost(rounds: int, say=print) -> dict | None:
     return found
 
 
+def run_lightgbm(rounds: int, say=print) -> dict | None:
+    """The LightGBM cases of ``run``, or None where LightGBM is not installed."""
+    try:
+        import lightgbm
+    except ImportError:
+        return None
+    from registry.artifacts.loading.lightgbm_files import read_lightgbm
+
+    X, y = make_classification(n_samples=TRAINING_ROWS, n_features=models.FEATURES, n_informative=5, random_state=0)
+    params = {"objective": "binary", "max_depth": DEPTH, "num_leaves": 2**DEPTH, "learning_rate": 0.1, "seed": 0,
+              "verbose": -1}
+    booster = lightgbm.Booster(model_str=lightgbm.train(params, lightgbm.Dataset(X, y), TREES).model_to_string())
+    form, _ = read_lightgbm(booster.model_to_string().encode())
+    rows = np.resize(X, (BATCH_ROWS, X.shape[1])) + np.random.default_rng(0).normal(scale=0.01, size=(BATCH_ROWS,
+                                                                                                       X.shape[1]))
+    say(f"LightGBM {lightgbm.__version__}: {TREES} trees, depth ≤ {DEPTH}, {len(form.nodes):,} nodes")
+    found = {"version": lightgbm.__version__, "nodes": len(form.nodes), "cases": []}
+    for count, threads in ((1, None), (1, 1), (BATCH_ROWS, 1)):
+        X = rows[:count]
+        options = {} if threads is None else {"num_threads": threads}
+        ours = per_call_us(form.predict_proba, X, rounds)
+        theirs = per_call_us(lambda batch: booster.predict(batch, **options), X, rounds)
+        identical = bool(np.array_equal(form.predict_proba(X)[:, 1], booster.predict(X, **options)))
+        case = {"rows": count, "lightgbm_threads": threads or "default", "registry_us": round(ours, 1),
+                "lightgbm_us": round(theirs, 1), "speedup": round(theirs / ours, 2), "identical": identical}
+        found["cases"].append(case)
+        say(f"  rows={count:<7} registry {ours:12.1f} µs  LightGBM ({case['lightgbm_threads']} threads) "
+            f"{theirs:12.1f} µs  ({case['speedup']:.2f}× faster, identical: {identical})")
+    return found
+
+
 def describe(result: dict) -> str:
     """The figures as Markdown."""
     lines = [f"# Boosted model in process, {result['started_at']}", "",
@@ -129,6 +162,16 @@ def describe(result: dict) -> str:
         for case in xgboost["cases"]:
             lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['xgboost_us']:,} | "
                          f"{case['xgboost_threads']} | {case['speedup']}× | {case['identical']} |")
+    lightgbm = result.get("lightgbm")
+    if lightgbm:
+        lines += ["", f"LightGBM {lightgbm['version']}, `binary`, {TREES} trees of depth ≤ {DEPTH} "
+                  f"({lightgbm['nodes']:,} nodes) read from its text file: probabilities against "
+                  "`Booster.predict`.", "",
+                  "| rows | registry µs | LightGBM µs | LightGBM threads | speed-up | identical |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for case in lightgbm["cases"]:
+            lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['lightgbm_us']:,} | "
+                         f"{case['lightgbm_threads']} | {case['speedup']}× | {case['identical']} |")
     return "\n".join(lines)
 
 
@@ -142,6 +185,7 @@ def main() -> None:
               "options": {"rounds": args.rounds}, "machine": report.machine_facts()}
     result["figures"] = run(args.rounds)
     result["xgboost"] = run_xgboost(args.rounds)
+    result["lightgbm"] = run_lightgbm(args.rounds)
     text = describe(result)
     print(text)
     report.save("boosting", result, text, args.out, latest="boosting")

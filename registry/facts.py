@@ -16,11 +16,13 @@ class VersionInfo:
     signature: dict
     status: str = "ready"
     kind: str = ""  # linear | logistic | tree | forest | boosting
+    framework: str = "scikit-learn"  # the library the model comes from: scikit-learn | xgboost | lightgbm
 
     @classmethod
     def of(cls, row: ModelVersion) -> "VersionInfo":
         """Copy the loading facts out of an ORM row."""
-        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status, row.kind)
+        return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status, row.kind,
+                   row.framework or "scikit-learn")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 EXPLANATION = "explanation"  # per row, one JSON document: {"base_value", "values"} (registry.serving.explanations)
 MATRIX_INPUT = "input-0"
+# KServe's names of the runtimes that serve each library's models.
+_PLATFORMS = {"scikit-learn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}
 _FEATURE_DATATYPES = {"float64": "FP64", "float32": "FP32", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
 
 
@@ -15,7 +17,7 @@ def model_metadata(servable: ServableModel, versions: list[int]) -> dict:
     return {
         "name": servable.model,
         "versions": [str(number) for number in versions],
-        "platform": "sklearn",
+        "platform": _PLATFORMS.get(servable.framework, "sklearn"),
         "inputs": _inputs(signature),
         "outputs": _outputs(servable),
         "parameters": {

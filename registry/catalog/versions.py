@@ -68,13 +68,15 @@ def _described(
 ) -> tuple:
     """What the upload holds (its signature …) and its checked input example; the estimator itself
     is let go here, before the bytes travel to the store."""
-    from registry.artifacts.loading import xgboost_files
+    from registry.artifacts.loading import model_files, xgboost_files
 
-    if xgboost_files.is_xgboost(_head(artifact)):
-        form, names = xgboost_files.read_xgboost(xgboost_files.read_upload(artifact, max_model_bytes),
-                                                 metadata.get("classes"))
+    framework = model_files.framework_of(_head(artifact))
+    if framework is not None:  # an XGBoost or LightGBM file, read by the registry itself
+        form, names = model_files.read_model_file(framework, xgboost_files.read_upload(artifact, max_model_bytes),
+                                                  metadata.get("classes"))
         xgboost_files.check_width(form, max_features)
-        description = xgboost_files.describe_xgboost(form, names, metadata.get("feature_names"))
+        description = model_files.describe_model_file(framework, form, names=names,
+                                                      given=metadata.get("feature_names"))
         return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
     loaded = load_estimator(artifact, max_bytes=max_model_bytes, max_features=max_features)
     from registry.artifacts.introspect import describe  # scikit-learn, loaded already by the unpickling

@@ -34,9 +34,14 @@ The same form is meant to carry the boosters of other libraries, parsed from the
   float32); ``base_score`` is the baseline (in margin space), each tree goes to its ``tree_info`` column,
   and XGBoost's float32 sigmoid and softmax (``tree_walk.xgboost_link``) make the answer. Read from the
   file by ``registry.artifacts.loading.xgboost_files``.
-- **LightGBM** compares doubles with ``x <= threshold`` and sums in float64 as this form does; its
-  categorical splits test ``int(x)`` against a bitset of any length (the node's set grows to several
-  256-bit words), and its zero-as-missing rule is a NaN flag on rows mapped before the walk.
+- **LightGBM** reads a row's values within ``kZeroThreshold`` of zero as zero (``lightgbm_rows``),
+  compares doubles with ``x <= threshold`` and sums from 0.0 in float64 in tree order as this form does;
+  a node whose missing type is None sends a NaN where a zero goes, one whose type is Zero sends a zero
+  where a NaN goes (``ZERO_MISSING``); its categorical splits test ``int(x)`` against a bitset of any
+  length (the node's set spans as many 256-bit blocks as it needs, its threshold their bits), and a NaN,
+  a negative category or one past the set goes right. Its links (``tree_walk.lightgbm_link``) are
+  computed in double precision with the C library's ``exp``. Read from the file by
+  ``registry.artifacts.loading.lightgbm_files``.
 """
 from __future__ import annotations
 
@@ -46,12 +51,14 @@ from registry.inference.fast_trees import best_of_rows
 from registry.inference.tree_shap import NotExplainable, TreeExplainer
 from registry.inference.tree_walk import (
     BITSET_WORDS,
+    BLOCK_BITS,
     CATEGORICAL,
     MAX_NODES,
     NAN_LEFT,
     WIDE_NODE,
     BoostedWalker,
     InvalidNodes,
+    lightgbm_link,
     xgboost_link,
 )
 
@@ -61,6 +68,11 @@ _LINKS = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "expit", "H
           "MultinomialLogit": "softmax"}
 # XGBoost's, computed in float32 as XGBoost computes them (registry.artifacts.loading.xgboost_files).
 _XGBOOST_LINKS = ("xgboost_identity", "xgboost_sigmoid", "xgboost_softmax")
+# LightGBM's ConvertOutput, by objective (registry.artifacts.loading.lightgbm_files): a binary classifier's
+# sigmoid, a multiclass one's softmax, multiclassova's sigmoid of each class; a regressor's identity, exp
+# (poisson, gamma, tweedie), sign(x) * x * x (regression with reg_sqrt) and sigmoid (cross_entropy).
+_LIGHTGBM_LINKS = ("lightgbm_sigmoid", "lightgbm_softmax", "lightgbm_ova", "lightgbm_identity", "lightgbm_exp",
+                   "lightgbm_square", "lightgbm_logistic")
 
 
 class CompiledBoosting:
@@ -72,8 +84,8 @@ class CompiledBoosting:
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
                  bitsets: np.ndarray, baseline: np.ndarray, n_features: int, float32_rows: bool,
                  categorical_columns: np.ndarray, categories: list, codes: list, link: str, classes: np.ndarray | None,
-                 zero_is_positive: bool, fortran_raw: bool, float32_sums: bool = False,
-                 cover: np.ndarray | None = None):
+                 zero_is_positive: bool, fortran_raw: bool, float32_sums: bool = False, lightgbm_rows: bool = False,
+                 link_scale: float = 1.0, cover: np.ndarray | None = None):
         self.nodes, self.roots, self.columns, self.value = nodes, roots, columns, value
         self.bitsets, self.baseline = bitsets, baseline
         self.n_features = n_features
@@ -86,8 +98,10 @@ class CompiledBoosting:
         self.zero_is_positive = zero_is_positive  # a binary classifier's raw 0 predicts the second class
         self.fortran_raw = fortran_raw  # the raw outputs are summed by softmax in Fortran order
         self.float32_sums = float32_sums  # XGBoost: leaves summed in float32
+        self.lightgbm_rows = lightgbm_rows  # LightGBM: values within kZeroThreshold of zero read as zero
+        self.link_scale = float(link_scale)  # LightGBM: its sigmoid's parameter
         self.cover = cover  # by node: the training data's weight (count) or hessian under it, for TreeSHAP
-        if link not in _LINKS.values() and link not in _XGBOOST_LINKS:
+        if link not in _LINKS.values() and link not in _XGBOOST_LINKS and link not in _LIGHTGBM_LINKS:
             raise InvalidNodes(f"an unknown link {link!r}")
         if len(categories) != len(categorical_columns) or len(codes) != len(categories) or not all(
                 c.dtype == np.float64 and k.shape == c.shape and k.dtype == np.float64 and c.ndim == 1
@@ -97,7 +111,7 @@ class CompiledBoosting:
                                                      | (categorical_columns >= n_features)).any():
             raise InvalidNodes("a categorical column is past the model's")
         self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features,
-                                     float32_sums=float32_sums)
+                                     float32_sums=float32_sums, lightgbm_rows=lightgbm_rows)
         self._expit = None
         self._explainer: TreeExplainer | NotExplainable | None = None
         if link.startswith("expit"):
@@ -112,11 +126,22 @@ class CompiledBoosting:
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
 
+    def with_classes(self, classes: np.ndarray | None) -> CompiledBoosting:
+        """The same model naming its classes ``classes`` (a file's classifier, whose classes its version names):
+        it shares this one's arrays and walker."""
+        named = object.__new__(CompiledBoosting)
+        named.__dict__.update(self.__dict__)
+        named.classes = classes
+        return named
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """The library's ``predict`` for these rows (XGBoost's: its sklearn classifier's labels)."""
+        """The library's ``predict`` for these rows (XGBoost's and LightGBM's: their sklearn classifier's labels)."""
         raw = self._raw(X)
         if self.link.startswith("xgboost_"):
             return self._xgboost_predict(raw)
+        if self.link.startswith("lightgbm_"):
+            converted = self._lightgbm_output(raw)
+            return converted[:, 0] if self.classes is None else self.classes[np.argmax(converted, axis=1)]
         if self.classes is None:
             return raw[:, 0] if self.link == "identity" else np.exp(raw[:, 0])
         if raw.shape[1] == 1:
@@ -134,6 +159,8 @@ class CompiledBoosting:
             return np.stack([np.float32(1) - positive, positive], axis=1).astype(np.float64)
         if self.link == "xgboost_softmax":
             return xgboost_link("softmax", raw)
+        if self.link.startswith("lightgbm_"):
+            return self._lightgbm_output(raw)
         if raw.shape[1] == 1:
             proba = np.empty((len(raw), 2))
             proba[:, 1] = self._expit(2 * raw[:, 0] if self.link == "expit_of_double" else raw[:, 0])
@@ -144,6 +171,25 @@ class CompiledBoosting:
         np.exp(scores, out=scores)
         scores /= np.reshape(np.sum(scores, axis=1), (-1, 1))
         return scores
+
+    def _lightgbm_output(self, raw: np.ndarray) -> np.ndarray:
+        """``Booster.predict``'s answer (a binary classifier's as ``LGBMClassifier.predict_proba``: ``1 - p, p``)."""
+        if self.link in ("lightgbm_sigmoid", "lightgbm_ova", "lightgbm_logistic"):
+            converted = lightgbm_link("sigmoid", raw, self.link_scale)
+            if self.link == "lightgbm_sigmoid":
+                proba = np.empty((len(converted), 2))
+                proba[:, 1] = converted[:, 0]
+                proba[:, 0] = 1.0 - proba[:, 1]
+                return proba
+            return converted
+        if self.link == "lightgbm_softmax":
+            return lightgbm_link("softmax", raw)
+        if self.link == "lightgbm_exp":
+            return lightgbm_link("exp", raw)
+        if self.link == "lightgbm_square":
+            sign = (raw > 0).astype(np.float64) - (raw < 0)  # Common::Sign: an int, so +0 at a zero
+            return sign * raw * raw
+        return raw
 
     def _xgboost_predict(self, raw: np.ndarray) -> np.ndarray:
         if self.link == "xgboost_identity":
@@ -253,7 +299,7 @@ def _histogram(model, link: str, classes) -> CompiledBoosting | None:
         ids = np.arange(len(source)) + offset
         records = nodes[offset:offset + len(source)]
         categorical = (source["is_categorical"] != 0) & ~leaf
-        records["threshold"] = np.where(leaf | categorical, np.inf, source["num_threshold"])
+        records["threshold"] = np.where(leaf, np.inf, np.where(categorical, BLOCK_BITS, source["num_threshold"]))
         feature = np.where(leaf, 0, order[np.where(leaf, 0, source["feature_idx"])]).astype(np.uint32)
         feature |= np.where(~leaf & (source["missing_go_to_left"] != 0), NAN_LEFT, 0).astype(np.uint32)
         feature |= np.where(categorical, CATEGORICAL, 0).astype(np.uint32)

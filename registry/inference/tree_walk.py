@@ -26,15 +26,19 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 5  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 6  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
-# ``feature``) the index of its 256-bit set among the model's bitsets (8 uint32 words each).
+# ``feature``) the first of its 256-bit blocks among the model's bitsets (8 uint32 words each), its
+# ``threshold`` then being the set's size in bits (256 per block).
 WIDE_NODE = np.dtype([("threshold", "<f8"), ("feature", "<u4"), ("bitset", "<u4"), ("child", "<i4", (2,))])
 NAN_LEFT = np.uint32(1 << 31)  # set in ``feature`` where a NaN goes left
 CATEGORICAL = np.uint32(1 << 30)  # set in a wide node's ``feature`` where the split is categorical
+ZERO_MISSING = np.uint32(1 << 29)  # set in a wide node's ``feature`` where a zero goes where a NaN goes
 BITSET_WORDS = 8
+BLOCK_BITS = 32 * BITSET_WORDS
+_FLOAT32_SUMS, _LIGHTGBM_ROWS = 1, 2  # tree_walk_boosted's options
 MAX_NODES = 2**31 - 1  # child ids are int32
 KEEPS_GIL_UP_TO_WALKS = 1024
 # What tree_walk_output returns when the records are not what they were when checked.
@@ -55,6 +59,7 @@ class _Functions(NamedTuple):
     xgboost_link: ctypes._CFuncPtr  # XGBoost's sigmoid and softmax in float32
     shap: ctypes._CFuncPtr  # path-dependent TreeSHAP (tree_shap.c)
     expectations: ctypes._CFuncPtr  # each node's expected value and depth, for TreeSHAP
+    lightgbm_link: ctypes._CFuncPtr  # LightGBM's sigmoid, softmax and exp in float64
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -94,8 +99,11 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
                          pointer, size, size, size, pointer]
         expectations = library.tree_shap_expectations
         expectations.argtypes = [pointer, size, size, pointer, size, pointer, pointer, pointer, pointer]
+        lightgbm = library.tree_walk_lightgbm_link
+        lightgbm.argtypes = [size, pointer, size, size, ctypes.c_double, pointer]
         output.restype = boosted.restype = link.restype = shap.restype = expectations.restype = ctypes.c_int64
-        functions.append(_Functions(output, boosted, link, shap, expectations))
+        lightgbm.restype = ctypes.c_int64
+        functions.append(_Functions(output, boosted, link, shap, expectations, lightgbm))
     return functions[0], functions[1]
 
 
@@ -145,13 +153,15 @@ class BoostedWalker:
     """A boosted model's trees as wide node records, ready to answer float64 rows: checked once, here.
 
     With ``float32_sums`` every sum is rounded to float32 as it is made (XGBoost's accumulation); the
-    baseline and leaf values are then float32 values held as float64.
+    baseline and leaf values are then float32 values held as float64. With ``lightgbm_rows`` a value
+    within LightGBM's ``kZeroThreshold`` (``1e-35f``) of zero is read as zero, as LightGBM reads a row.
     ``columns[t]`` is the output tree ``t`` adds to; ``value[n]`` is leaf ``n``'s value; ``baseline`` is
     where every row's outputs start; ``bitsets`` holds the categorical splits' sets, 8 words each.
     """
 
     def __init__(self, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
-                 bitsets: np.ndarray, baseline: np.ndarray, *, n_features: int, float32_sums: bool = False):
+                 bitsets: np.ndarray, baseline: np.ndarray, *, n_features: int, float32_sums: bool = False,
+                 lightgbm_rows: bool = False):
         check_nodes(nodes, roots, n_features)
         if value.dtype != np.float64 or value.shape != (len(nodes),) or not value.flags.c_contiguous:
             raise InvalidNodes("the leaf values are not one contiguous float64 value per node")
@@ -164,7 +174,8 @@ class BoostedWalker:
                 or not bitsets.flags.c_contiguous:
             raise InvalidNodes(f"the bitsets are not contiguous rows of {BITSET_WORDS} uint32 words")
         categorical = (nodes["feature"] & CATEGORICAL) != 0
-        if (nodes["bitset"][categorical] >= len(bitsets)).any():
+        bits = nodes["threshold"][categorical]
+        if not (bits > 0).all() or (nodes["bitset"][categorical] + np.ceil(bits / BLOCK_BITS) > len(bitsets)).any():
             raise InvalidNodes("a categorical split's set is outside the bitsets")
         self._arrays = (nodes, roots, columns, value, bitsets, baseline)  # kept alive for the addresses below
         self.n_trees = len(roots)
@@ -172,7 +183,7 @@ class BoostedWalker:
         self.n_outputs = len(baseline)
         self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
                        value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs,
-                       int(float32_sums))
+                       int(float32_sums) * _FLOAT32_SUMS | int(lightgbm_rows) * _LIGHTGBM_ROWS)
 
     def output(self, rows: np.ndarray) -> np.ndarray:
         """The model's raw output, shape (rows, outputs), for C-contiguous float64 ``rows`` of ``n_features``.
@@ -200,6 +211,24 @@ def xgboost_link(kind: str, raw: np.ndarray) -> np.ndarray:
     return out
 
 
+_LIGHTGBM_LINKS = {"sigmoid": 1, "softmax": 2, "exp": 3}
+
+
+def lightgbm_link(kind: str, raw: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """LightGBM's ``sigmoid`` (``1 / (1 + exp(-scale * x))`` of each value), ``softmax`` (of each row) or
+    ``exp`` (of each value) of raw sums, computed in double precision with the C library's ``exp`` as
+    LightGBM computes them; ``raw`` and the answer are float64 arrays of shape (rows, outputs)."""
+    sums = np.ascontiguousarray(raw, dtype=np.float64)
+    if sums.ndim != 2:
+        raise ValueError(f"no LightGBM link {kind!r} for an array of shape {sums.shape}")
+    # Passed as bytes and a ctypes array, as the walker's rows and output are: no ndarray.ctypes object made.
+    out = (ctypes.c_double * sums.size)()
+    functions = KEEPING_GIL if sums.size <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
+    if functions.lightgbm_link(_LIGHTGBM_LINKS[kind], sums.tobytes(), sums.shape[0], sums.shape[1], float(scale), out):
+        raise ValueError(f"no LightGBM link {kind!r}")
+    return np.frombuffer(out).reshape(sums.shape)
+
+
 def raise_for(status: int) -> None:
     if status:
         raise NodesDamaged(f"{_DAMAGE.get(status, f'status {status}')}: the node records changed since they "
@@ -222,7 +251,7 @@ def check_nodes(nodes: np.ndarray, roots: np.ndarray, n_features: int) -> None:
         raise InvalidNodes("a node's child is outside the nodes or before the node")
     if ((child == ids[:, np.newaxis]).any(axis=1) & (child[:, 0] != child[:, 1])).any():
         raise InvalidNodes("a node that is not a leaf is its own child")
-    flags = NAN_LEFT | CATEGORICAL if nodes.dtype == WIDE_NODE else NAN_LEFT
+    flags = NAN_LEFT | CATEGORICAL | ZERO_MISSING if nodes.dtype == WIDE_NODE else NAN_LEFT
     if ((nodes["feature"] & ~flags) >= n_features).any():
         raise InvalidNodes(f"a node tests a column past the model's {n_features}")
     if ((roots < 0) | (roots >= len(nodes))).any():

@@ -33,6 +33,7 @@ class ServableModel:
     size_bytes: int = 0  # what it holds in memory, measured once loaded (registry.serving.model_size)
     mapped_from: tuple = ()  # the served form's files its arrays are mapped from (served_forms.MappedFile)
     kind: str = ""  # the version's kind: linear | logistic | tree | forest | boosting
+    framework: str = "scikit-learn"  # the library the model comes from: scikit-learn | xgboost | lightgbm
 
 
 class _Loading:

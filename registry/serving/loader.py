@@ -1,6 +1,8 @@
 """From a stored artifact to a servable model: read it, load it safely, and prepare what predict calls."""
 from typing import Protocol
 
+import numpy as np
+
 from registry.artifacts.signature import Signature
 from registry.artifacts.store import ArtifactStore
 from registry.errors import ArtifactCorrupted, ArtifactMissing, NotFetchedYet, StoreUnavailable
@@ -58,15 +60,20 @@ class ArtifactLoader:
 
     def _prepared(self, info: VersionInfo) -> dict:
         """Read, check and load the artifact, and make what predict will call (the estimator is let go).
-        An XGBoost file's classes are those its version's signature names (given at upload, or 0 … k-1)."""
+        An XGBoost or LightGBM file's classes are those its version's signature names (given at upload, or
+        0 … k-1): the same file may be several versions naming other classes, so they are named again whenever
+        a version is served (``classes_from_signature``), also from a form another version made."""
         # Here, not at the top: unpickling needs scikit-learn, serving a version from its form does not.
-        from registry.artifacts.loading import xgboost_files
+        from registry.artifacts.loading import model_files, xgboost_files
 
         data = self._read(info.sha256)
-        if xgboost_files.is_xgboost(data[:64]):  # read by the registry itself: no scikit-learn, no XGBoost
+        framework = model_files.framework_of(data[:64])
+        if framework is not None:  # read by the registry itself: no scikit-learn, no XGBoost, no LightGBM
             classes = (info.signature or {}).get("classes")
-            form, _ = xgboost_files.read_xgboost(xgboost_files.read_upload(data, self.max_model_bytes), classes)
-            return {"predictor": TreePredictor([], form), "takes_frame": False, "known_categories": {}}
+            form, _ = model_files.read_model_file(framework, xgboost_files.read_upload(data, self.max_model_bytes),
+                                                  classes)
+            return {"predictor": TreePredictor([], form), "takes_frame": False, "known_categories": {},
+                    "classes_from_signature": True}
         from registry.artifacts.introspect import encoded_columns, takes_named_columns
         from registry.artifacts.safe_pickle import load_estimator
 
@@ -99,18 +106,22 @@ class ArtifactLoader:
 
 def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int, mapped_from: tuple = ()) -> ServableModel:
     predictor = prepared["predictor"]
+    signature = Signature.from_dict(info.signature)
+    if prepared.get("classes_from_signature") and signature.classes is not None:
+        predictor = TreePredictor([], predictor.compiled.with_classes(np.asarray(list(signature.classes))))
     return ServableModel(
         info.model,
         info.number,
         info.sha256,
         info.task,
-        Signature.from_dict(info.signature),
+        signature,
         predictor,
         takes_frame=prepared["takes_frame"],
         known_categories=prepared["known_categories"],
         size_bytes=held_bytes(predictor) + mapped_bytes,
         mapped_from=mapped_from,
         kind=info.kind,
+        framework=info.framework,
     )
 
 

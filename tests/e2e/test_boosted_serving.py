@@ -1,5 +1,6 @@
 """A real gunicorn (3 workers) serving boosted models: every worker answers scikit-learn's own bits from the
-served form's wide node records, and a promotion swaps one boosted version for another."""
+served form's wide node records, and a promotion swaps one boosted version for another; LightGBM files
+answer LightGBM's own bits likewise."""
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,40 @@ def test_boosted_models_are_served_exactly_by_every_worker_and_hot_swapped(live_
     assert answers_exactly(live, "tiers", other)
     metadata = requests.get(f"{live.url}/v2/models/tiers", timeout=30).json()
     assert metadata["parameters"]["kind"] == "boosting"
+
+
+def lightgbm_text(seed: int) -> str:
+    """A binary LightGBM model on the same rows (the categorical column 4 as LightGBM's own), saved as text."""
+    import lightgbm
+
+    y = ((X[:, 0] + np.random.default_rng(seed).normal(size=len(X)) > 0) ^ np.isin(X[:, 4], [2, 5])).astype(int)
+    params = {"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1, "seed": seed}
+    return lightgbm.train(params, lightgbm.Dataset(X, y, categorical_feature=[4]), 40).model_to_string()
+
+
+def test_lightgbm_files_are_served_exactly_by_every_worker_and_hot_swapped(live_registry):
+    import lightgbm
+
+    live = live_registry
+    for number, seed in ((1, 0), (2, 1)):
+        text = lightgbm_text(seed)
+        created = requests.post(f"{live.url}/models/lgbm/versions", headers=live.headers, timeout=120,
+                                files={"artifact": ("model.txt", text.encode())},
+                                data={"metadata": '{"classes": ["stay", "leave"]}'})
+        assert created.status_code == 201, created.text
+        assert (created.json()["framework"], created.json()["version"]) == ("lightgbm", number)
+        promote(live, "lgbm", number)
+        p = lightgbm.Booster(model_str=text).predict(ROWS)
+        expected = {"predictions": np.array(["stay", "leave"])[(p > 0.5).astype(int)].tolist(),
+                    "probabilities": [[1.0 - v, v] for v in p.tolist()]}
+
+        def answers_exactly() -> bool:
+            for _ in range(9):
+                response = requests.post(f"{live.url}/models/lgbm/production/predict",
+                                         json={"instances": ROWS.tolist(), "return_proba": True}, timeout=60)
+                if response.status_code != 200 or {k: response.json()[k] for k in expected} != expected:
+                    return False
+            return True
+
+        wait_for(answers_exactly, f"every worker to serve version {number}")
+    assert requests.get(f"{live.url}/v2/models/lgbm", timeout=30).json()["platform"] == "lightgbm"

@@ -76,6 +76,24 @@ def test_classes_named_in_the_metadata_are_the_answers(client, ci):
                    422, "classes")
 
 
+def test_one_file_uploaded_as_two_models_answers_each_with_its_own_classes(client, ci):
+    """Both versions are served from one form (the artifact's sha256 names it): each names its own classes."""
+    booster = _booster("softprob")
+    data = bytes(booster.save_raw("json"))
+    models = {"first": ["low", "mid", "high"], "second": [10, 20, 30]}
+    for name, classes in models.items():
+        form = {"artifact": (io.BytesIO(data), "model.json"), "metadata": json.dumps({"classes": classes})}
+        response = client.post(f"/models/{name}/versions", data=form, headers=ci, content_type="multipart/form-data")
+        assert response.status_code == 201, response.get_json()
+        assert client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci).status_code == 200
+    rows = np.nan_to_num(X[:40]).astype(np.float64)
+    expected = np.argmax(booster.predict(xgb.DMatrix(rows, feature_names=list("abcd"))), axis=1)
+    for _ in range(2):  # and again, once both are loaded
+        for name, classes in models.items():
+            body = client.post(f"/models/{name}/production/predict", json={"instances": rows.tolist()}).get_json()
+            assert body["predictions"] == [classes[k] for k in expected], name
+
+
 @pytest.mark.parametrize("data,fragment", [
     (b"{\"learner\": " + b"[" * 100_000, "JSON"),
     (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[$d#L\x7f\xff\xff\xff\xff\xff\xff\xff", "announces"),

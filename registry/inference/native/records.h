@@ -10,7 +10,9 @@
 #define NAN_LEFT 0x80000000u
 /* Set in a wide record's feature where the split is categorical. */
 #define CATEGORICAL 0x40000000u
-/* Words of one categorical split's set: 256 bits, one per category. */
+/* Set in a wide record's feature where a zero goes where a NaN goes (LightGBM's zero_as_missing). */
+#define ZERO_MISSING 0x20000000u
+/* Words of one block of a categorical split's set: 256 bits, one per category. */
 #define BITSET_WORDS 8
 /* One load of a value another process may change meanwhile: what is checked is what is used. */
 #define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -28,9 +30,10 @@ typedef struct {
 
 /* One node of a boosted tree in 24 bytes. */
 typedef struct {
-    double threshold;  /* go to child[1] when x <= threshold (a numeric split); +inf at a leaf */
-    uint32_t feature;  /* the column tested, with NAN_LEFT and CATEGORICAL set as they apply */
-    uint32_t bitset;   /* a categorical split's set: words [bitset * 8, bitset * 8 + 8) of the bitsets */
+    double threshold;  /* go to child[1] when x <= threshold (a numeric split); +inf at a leaf; a categorical
+                          split's size in bits (whole blocks of 256) */
+    uint32_t feature;  /* the column tested, with NAN_LEFT, CATEGORICAL and ZERO_MISSING set as they apply */
+    uint32_t bitset;   /* a categorical split's set: its first block, words [bitset * 8, ...) of the bitsets */
     int32_t child[2];  /* as in node_t */
 } wide_node_t;
 

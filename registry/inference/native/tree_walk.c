@@ -19,11 +19,15 @@
  * records hold, every walk reads inside the arrays and ends.
  *
  * A boosted model (tree_walk_boosted) walks wide records: a float64 threshold compared with the row's
- * float64 value (x <= threshold, as HistGradientBoosting compares; GradientBoosting's float32 rows
- * are exact in float64, so the same compare gives its answer), and categorical splits that send a
- * category left where its bit is set in the node's 256-bit set (a NaN, a negative value or one past
- * 255 goes where a NaN goes). Every tree adds its leaf's value to one output column (its class), each
- * (row, column) starting from the model's baseline and summed in tree order in double precision.
+ * float64 value (x <= threshold, as HistGradientBoosting and LightGBM compare; GradientBoosting's float32
+ * rows are exact in float64, so the same compare gives its answer), and categorical splits that send a
+ * category (the value truncated toward zero, as C++'s static_cast<int> does) left where its bit is set in
+ * the node's set: whole 256-bit blocks, as many as the node's threshold says in bits (a NaN, a value at
+ * or below -1 or one past the set goes where a NaN goes). A node with ZERO_MISSING sends a zero where a
+ * NaN goes (LightGBM's zero_as_missing). With LIGHTGBM_ROWS a value within LightGBM's kZeroThreshold of
+ * zero is read as zero, as LightGBM reads a dense row. Every tree adds its leaf's value to one output
+ * column (its class), each (row, column) starting from the model's baseline and summed in tree order in
+ * double precision (or rounded to float32 at each sum: FLOAT32_SUMS, XGBoost's).
  */
 #include <math.h>
 #include <stdint.h>
@@ -31,8 +35,13 @@
 
 #include "records.h"
 
+/* tree_walk_boosted's options: every sum rounded to float32 (XGBoost); values within kZeroThreshold
+   (1e-35f) of zero read as zero (LightGBM). */
+#define FLOAT32_SUMS 1
+#define LIGHTGBM_ROWS 2
+#define ZERO_THRESHOLD ((double)1e-35f)
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 5
+#define TREE_WALK_VERSION 6
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -131,11 +140,11 @@ int64_t tree_walk_output(const node_t *nodes, int64_t n_nodes, const int32_t *ro
 }
 
 /*
- * walk() for wide records and float64 rows: the same rounds and checks, and a categorical split's set
- * checked inside the bitsets before its word is read.
+ * walk() for wide records and float64 rows: the same rounds and checks, and a categorical split's word
+ * checked inside the bitsets before it is read.
  */
 static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_features, const uint32_t *bitsets,
-                     uint64_t n_bitsets, int64_t *lanes, const double *const *row, int n) {
+                     uint64_t n_bitsets, int lightgbm_rows, int64_t *lanes, const double *const *row, int n) {
     uint64_t rounds = 0;
     int moved = 1;
     while (moved) {
@@ -145,24 +154,29 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
         for (int i = 0; i < n; i++) {
             const wide_node_t *node = nodes + lanes[i];
             const uint32_t feature = READ_ONCE(node->feature);
-            const uint32_t column = feature & ~(NAN_LEFT | CATEGORICAL);
+            const uint32_t column = feature & ~(NAN_LEFT | CATEGORICAL | ZERO_MISSING);
             if (column >= n_features)
                 return BAD_COLUMN;
-            const double x = row[i][column];
+            double x = row[i][column];
+            if (lightgbm_rows && fabs(x) <= ZERO_THRESHOLD)
+                x = 0.0;
             const int nan_left = (int)(feature >> 31);
             int left;
             if (isnan(x)) {
                 left = nan_left;
             } else if (feature & CATEGORICAL) {
-                if (!(x >= 0.0 && x < 256.0)) {
+                /* (-1, 0) truncates to category 0; 2^32 bounds the cast whatever the threshold says */
+                if (!(x > -1.0 && x < node->threshold && x < 4294967296.0)) {
                     left = nan_left;
                 } else {
-                    const uint32_t set = READ_ONCE(node->bitset);
-                    if ((uint64_t)set >= n_bitsets)
-                        return BAD_BITSET;
                     const uint32_t category = (uint32_t)x;
-                    left = (int)((bitsets[(uint64_t)set * BITSET_WORDS + category / 32] >> (category % 32)) & 1u);
+                    const uint64_t word = (uint64_t)READ_ONCE(node->bitset) * BITSET_WORDS + category / 32;
+                    if (word >= n_bitsets * BITSET_WORDS)
+                        return BAD_BITSET;
+                    left = (int)((bitsets[word] >> (category % 32)) & 1u);
                 }
+            } else if ((feature & ZERO_MISSING) && x == 0.0) {
+                left = nan_left;
             } else {
                 left = x <= node->threshold;
             }
@@ -182,14 +196,15 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
 /*
  * out[n_rows][n_outputs] = a boosted model's raw output for rows[n_rows][n_features] (float64): every
  * (row, output) starts at baseline[output], then each tree in order adds value[its leaf] to the column
- * columns[tree]. Returns WALKED, or what was wrong with the records (out is then unspecified).
+ * columns[tree]; options are FLOAT32_SUMS and LIGHTGBM_ROWS. Returns WALKED, or what was wrong with the
+ * records (out is then unspecified).
  *
  * Walked in tree-major order LANES at a time, as tree_walk_output walks, so each (row, output) is summed
  * in tree order whatever the number of rows.
  */
 int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                           int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
-                          const double *baseline, int64_t n_outputs, int64_t float32_sums, const double *rows,
+                          const double *baseline, int64_t n_outputs, int64_t options, const double *rows,
                           int64_t n_rows, int64_t n_features, double *out) {
     const int64_t pairs = n_trees * n_rows;
     for (int64_t r = 0; r < n_rows; r++)
@@ -211,10 +226,10 @@ int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32
             target[i] = r * n_outputs + column;
         }
         const int walked = walk_wide(nodes, (uint64_t)n_nodes, (uint64_t)n_features, bitsets, (uint64_t)n_bitsets,
-                                     lanes, row, n);
+                                     (options & LIGHTGBM_ROWS) != 0, lanes, row, n);
         if (walked != WALKED)
             return walked;
-        if (float32_sums)
+        if (options & FLOAT32_SUMS)
             for (int i = 0; i < n; i++)
                 out[target[i]] = (double)(float)(out[target[i]] + value[lanes[i]]);
         else
@@ -259,6 +274,39 @@ int64_t tree_walk_xgboost_link(int64_t kind, const double *raw, int64_t n_rows, 
         }
         for (int64_t j = 0; j < n_outputs; j++)
             row[j] = (double)((float)row[j] / (float)sum);
+    }
+    return 0;
+}
+
+/*
+ * LightGBM's ConvertOutput over raw[n_rows][n_outputs], into out of the same shape, in double precision
+ * with libm's exp as LightGBM computes it: kind 1 is 1.0 / (1.0 + exp(-scale * x)) of each value (binary,
+ * multiclassova, cross_entropy: BinaryLogloss::ConvertOutput), kind 2 the softmax of each row
+ * (Common::Softmax: the row's max, exp of each value less it, their sum, each divided by the sum), kind 3
+ * exp of each value (poisson, gamma, tweedie). Returns 0, or 1 for an unknown kind.
+ */
+int64_t tree_walk_lightgbm_link(int64_t kind, const double *raw, int64_t n_rows, int64_t n_outputs, double scale,
+                                double *out) {
+    if (kind == 1 || kind == 3) {
+        for (int64_t j = 0; j < n_rows * n_outputs; j++)
+            out[j] = kind == 1 ? 1.0 / (1.0 + exp(-scale * raw[j])) : exp(raw[j]);
+        return 0;
+    }
+    if (kind != 2)
+        return 1;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const double *in = raw + r * n_outputs;
+        double *row = out + r * n_outputs;
+        double most = in[0];
+        for (int64_t j = 1; j < n_outputs; j++)
+            most = in[j] < most ? most : in[j];  /* std::max(in[j], most) */
+        double sum = 0.0;
+        for (int64_t j = 0; j < n_outputs; j++) {
+            row[j] = exp(in[j] - most);
+            sum += row[j];
+        }
+        for (int64_t j = 0; j < n_outputs; j++)
+            row[j] /= sum;
     }
     return 0;
 }
