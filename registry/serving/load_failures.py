@@ -83,6 +83,10 @@ class LoadFailures:
 def _fresh(error: Exception) -> Exception:
     """A copy without traceback, so threads answering from memory never share (and grow) one."""
     try:
-        return copy.copy(error)
+        fresh = copy.copy(error)
     except Exception:  # an exception class that cannot be rebuilt from its args: raise the original
         return error
+    # A copy may come with the traceback: a library that registers exceptions for pickling with their
+    # tracebacks (tblib, which dask's distributed installs on import) makes copy.copy keep it.
+    fresh.__traceback__ = fresh.__cause__ = fresh.__context__ = None
+    return fresh
