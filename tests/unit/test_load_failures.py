@@ -1,6 +1,10 @@
 """The memory of failed loads: an exponential backoff per version, cut short when the file changes."""
+import subprocess
+import sys
+
 import pytest
 
+from config import BASE_DIR
 from registry.errors import ArtifactCorrupted, StoreUnavailable
 from registry.serving.load_failures import MAX_RETRY_SECONDS_WHILE_UNAVAILABLE, LoadFailures
 
@@ -93,3 +97,22 @@ def test_a_store_that_did_not_answer_is_tried_again_within_ten_seconds_however_l
 
     assert failure.delay == MAX_RETRY_SECONDS_WHILE_UNAVAILABLE == 10.0
     assert damage.delay == 240
+
+
+def test_no_traceback_is_kept_where_exceptions_are_pickled_with_theirs():
+    """dask's distributed installs tblib's pickling of exceptions on import (in the tests, whatever
+    imports it first), and copy.copy then keeps the traceback: in a process of its own, so the
+    installation reaches no other test."""
+    script = (
+        "import tblib.pickling_support\n"
+        "from registry.errors import ArtifactCorrupted\n"
+        "from registry.serving.load_failures import LoadFailures\n"
+        "tblib.pickling_support.install()\n"
+        "try:\n"
+        "    raise ArtifactCorrupted('damaged')\n"
+        "except ArtifactCorrupted as exc:\n"
+        "    failure = LoadFailures(0.25).record('key', exc, None)\n"
+        "print(failure.error.__traceback__ is None, str(failure.error))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=BASE_DIR)
+    assert ran.stdout.split() == ["True", "damaged"], ran.stderr
