@@ -1,14 +1,18 @@
 """Batch scoring on real engines against a real registry: Dask (LocalCluster, worker processes), Spark
-(local[2]) answer every row as the online route does, bit for bit (checked on a
+(local[2]) and the ``score`` CLI answer every row as the online route does, bit for bit (checked on a
 sample of every job), score with the version planned even when the alias moves, fail naming the first
 bad row, and are recorded as batch runs."""
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import Ridge
 
 from registry_client import InvalidRows, RegistryClient
+from trainers.cli import cli
 
 FEATURES = ["tenure", "spend", "calls", "age"]
 ROWS = 3_000
@@ -141,3 +145,83 @@ def test_a_planned_job_is_recorded_against_the_version_it_resolved_to(admin, mod
 
     assert (run.model, run.version, run.alias, run.rows, run.created_by) == ("churn", 1, "production", ROWS, "admin")
     assert next(admin.batch_runs("churn", "production")).id == run.id
+
+
+def score(live, *args) -> subprocess.CompletedProcess:
+    env = dict(live.env, REGISTRY_TOKEN=live.admin_token, REGISTRY_URL=live.url)
+    result = CliRunner().invoke(cli, ["score", *map(str, args)], env=env, prog_name="python -m trainers")
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def test_the_score_command_writes_parquet_and_records_the_run(live_registry, admin, models, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "cache"))
+    for part in range(2):
+        FRAME[part::2].to_parquet(tmp_path / f"part-{part}.parquet")
+    result = score(live_registry, "--model", "churn@production", "--input", tmp_path / "part-*.parquet",
+                   "--output", tmp_path / "scores", "--json")
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert {k: outcome[k] for k in ("model", "version", "alias", "rows", "engine")} == {
+        "model": "churn", "version": 1, "alias": "production", "rows": ROWS, "engine": "local"}
+    scored = pd.concat(pd.read_parquet(tmp_path / "scores" / f"part-{part}.parquet") for part in range(2))
+    assert_online_answers(admin, "churn", 1, scored, FEATURES)
+    run = next(admin.batch_runs("churn", 1))
+    assert (run.id, run.status, run.rows, run.engine, run.alias, run.outputs) == (
+        outcome["batch_run_id"], "succeeded", ROWS, "local", "production", [str(tmp_path / "scores")])
+
+
+def test_the_score_command_on_dask_fails_naming_the_bad_row_and_records_the_failure(
+        live_registry, admin, models, dask_client, tmp_path):
+    frame = FRAME[:100].copy()
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[42, "age"] = "old"
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    result = score(live_registry, "--model", "churn/2", "--input", tmp_path / "rows.csv", "--output",
+                   tmp_path / "scores", "--engine", "dask")
+
+    assert result.returncode == 1
+    assert "row 42, feature age" in result.stderr and "churn v2" in result.stderr
+    run = next(admin.batch_runs("churn", 2))
+    assert (run.status, run.engine, run.alias, run.rows) == ("failed", "dask", None, 0)
+    assert "row 42, feature age" in run.detail
+
+
+def test_the_score_command_on_spark_parses_csv_cells_as_the_csv_route_does(live_registry, admin, models, spark, tmp_path):
+    FRAME[:500].to_csv(tmp_path / "rows.csv", index=False)
+    result = score(live_registry, "--model", "churn@production", "--input", tmp_path / "rows.csv", "--output",
+                   tmp_path / "scores", "--engine", "spark", "--proba")
+
+    assert result.returncode == 0, result.stderr
+    assert "scored 500 rows with churn v1 (planned from production)" in result.stdout
+    scored = pd.concat(pd.read_csv(part) for part in sorted((tmp_path / "scores").glob("part-*.csv")))
+    assert_online_answers(admin, "churn", 1, scored, FEATURES, proba=True)
+    assert next(admin.batch_runs("churn", 1)).engine == "spark"
+
+
+@pytest.mark.parametrize("args, code, said", [
+    (["--model", "churn"], 2, "NAME@ALIAS"),
+    (["--model", "churn@Production"], 2, "NAME@ALIAS"),
+    (["--model", "churn/v2"], 2, "NAME/VERSION"),
+    (["--model", "churn@production", "--engine", "ray"], 2, "ray"),
+    (["--model", "churn@production", "--input", "nowhere/*.parquet"], 1, "matches no file"),
+    (["--model", "churn@production", "--input", "{csv}", "--input", "{parquet}"], 1, "must all be .parquet or all .csv"),
+    (["--model", "churn@production", "--output", "{csv}"], 2, "is a file"),
+    (["--model", "churn@production", "--output", "{here}"], 1, "not an empty directory"),
+    (["--model", "nope@production"], 1, "does not exist"),
+])
+def test_the_score_command_refuses_what_it_cannot_do_before_scoring(live_registry, models, tmp_path, args, code, said):
+    files = {"csv": tmp_path / "rows.csv", "parquet": tmp_path / "rows.parquet"}
+    FRAME[:5].to_csv(files["csv"], index=False)
+    FRAME[:5].to_parquet(files["parquet"])
+    args = [arg.format(**files, here=tmp_path) for arg in args]
+    args += [] if "--input" in args else ["--input", files["csv"]]
+    args += [] if "--output" in args else ["--output", tmp_path / "out"]
+
+    result = score(live_registry, *args)
+
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert said in result.stderr
+    assert not (tmp_path / "out").exists()
