@@ -44,7 +44,7 @@ class ScoringOutcome:
     version: int
     alias: str | None
     rows: int
-    files: list[str]
+    inputs: list[str]
     output: str
     engine: str
     batch_run_id: int
@@ -52,7 +52,7 @@ class ScoringOutcome:
     def to_dict(self) -> dict:
         """The JSON summary ``--json`` prints."""
         return {"model": self.model, "version": self.version, "alias": self.alias, "rows": self.rows,
-                "inputs": self.files, "output": self.output, "engine": self.engine, "batch_run_id": self.batch_run_id}
+                "inputs": self.inputs, "output": self.output, "engine": self.engine, "batch_run_id": self.batch_run_id}
 
 
 def parse_reference(reference: str) -> tuple[str, str | int]:
@@ -73,15 +73,15 @@ def score(client: RegistryClient, job: ScoringJob) -> ScoringOutcome:
     plan = client.plan_batch(model, ref)
     started = datetime.now(timezone.utc)
     try:
-        rows = ENGINE_RUNS[job.engine](client, plan, files, fmt, job)
+        rows = ENGINE_RUNS[job.engine](plan, files, fmt, job)
     except Exception as exc:  # a partition's failure, however its engine wrapped it: recorded, then raised
-        _record(client, plan, job, files, 0, started, "failed", _reason(exc))
+        _record(client, plan, job, 0, started, "failed", _reason(exc))
         raise TrainerError(f"scoring with {model} v{plan.version} failed: {_reason(exc)}") from exc
-    run = _record(client, plan, job, files, rows, started, "succeeded", "")
+    run = _record(client, plan, job, rows, started, "succeeded", "")
     return ScoringOutcome(model, plan.version, plan.alias, rows, list(job.inputs), str(job.output), job.engine, run.id)
 
 
-def _score_local(client: RegistryClient, plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+def _score_local(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     import pandas as pd
 
     job.output.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def _score_local(client: RegistryClient, plan: Plan, files: list[str], fmt: str,
     return rows
 
 
-def _score_dask(client: RegistryClient, plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+def _score_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     import dask
     import dask.dataframe as dd
 
@@ -104,11 +104,11 @@ def _score_dask(client: RegistryClient, plan: Plan, files: list[str], fmt: str, 
         from distributed import Client
 
         with Client(address):
-            return _write_dask(client, plan, files, fmt, job)
-    return _write_dask(client, plan, files, fmt, job)
+            return _write_dask(plan, files, fmt, job)
+    return _write_dask(plan, files, fmt, job)
 
 
-def _write_dask(client: RegistryClient, plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+def _write_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     import dask.dataframe as dd
 
     frame = dd.read_parquet(files) if fmt == "parquet" else dd.read_csv(files, **CSV_AS_TEXT)
@@ -120,7 +120,7 @@ def _write_dask(client: RegistryClient, plan: Plan, files: list[str], fmt: str, 
     return sum(len(dd.read_csv(name, **CSV_AS_TEXT)) for name in names)
 
 
-def _score_spark(client: RegistryClient, plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
@@ -163,7 +163,7 @@ def _check_output(output: Path) -> None:
         raise TrainerError(f"--output {str(output)!r} exists and is not an empty directory; name a new one")
 
 
-def _record(client: RegistryClient, plan: Plan, job: ScoringJob, files: list[str], rows: int, started: datetime,
+def _record(client: RegistryClient, plan: Plan, job: ScoringJob, rows: int, started: datetime,
             status: str, detail: str):
     outputs = [str(job.output)] if status == "succeeded" else []
     return client.record_batch_run(plan, engine=job.engine, inputs=list(job.inputs), outputs=outputs, rows=rows,

@@ -182,8 +182,9 @@ def rows_from_csv(text: str, signature: Signature, max_rows: int) -> ModelInput:
     return _model_input(records, signature, _CSV_CELLS, where)
 
 
-def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int) -> np.ndarray:
-    """Check a float64 ``[rows, features]`` array in signature order (typed tensors) for a numeric model."""
+def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int, *, first_row: int = 0) -> np.ndarray:
+    """Check a float64 ``[rows, features]`` array in signature order (typed tensors, a batch job's numeric
+    columns) for a numeric model; problems name rows from ``first_row``."""
     _check_count(len(matrix), "the batch is empty: send at least one row", max_rows)
     names = signature.names
     if matrix.ndim != 2 or matrix.shape[1] != len(names):
@@ -192,7 +193,7 @@ def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int) -> 
     if bad.any():
         cells = np.argwhere(bad)
         problems = {
-            f"row {i}, feature {names[j]}": f"expected a finite number, got {_describe(float(matrix[i, j]))}"
+            f"row {first_row + i}, feature {names[j]}": f"expected a finite number, got {_describe(float(matrix[i, j]))}"
             for i, j in cells[:_MAX_LISTED_PROBLEMS].tolist()
         }
         raise _cells_error(problems, total=len(cells))

@@ -37,7 +37,7 @@ def spark_column(spark, job: Plan, *, proba: bool = False, text: bool = False):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    kind = {"int64": T.LongType(), "float64": T.DoubleType(), "object": T.StringType()}[prediction_dtype(job)]
+    kind = {"int64": T.LongType(), "float64": T.DoubleType(), "str": T.StringType()}[prediction_dtype(job)]
     returned = T.StructType([T.StructField(PREDICTION_COLUMN, kind),
                              T.StructField("probabilities", T.ArrayType(T.DoubleType()))]) if proba else kind
 
