@@ -29,14 +29,15 @@ def score_columns(
         rows = rows_from_csv_columns(columns, data, model.signature, first_row=first_row)
     else:
         rows = rows_from_columns(columns, data, model.signature, max_rows=max(len(data), 1), first_row=first_row)
-    return run_model(model, rows, proba)
+    return run_model(model, rows, proba, arrays=True)
 
 
 def score_matrix(model: ServableModel, matrix, *, proba: bool, first_row: int = 0) -> Prediction:
     """Predict a float64 ``[rows, features]`` array in signature order (a batch of numeric columns: what the
     JSON route makes of the same numbers), checked finite as the online routes check every number."""
     _check_proba(model, proba)
-    return run_model(model, rows_from_array(matrix, model.signature, max(len(matrix), 1), first_row=first_row), proba)
+    rows = rows_from_array(matrix, model.signature, max(len(matrix), 1), first_row=first_row)
+    return run_model(model, rows, proba, arrays=True)
 
 
 def _check_proba(model: ServableModel, proba: bool) -> None:

@@ -131,10 +131,10 @@ def score_frame(job: Plan, frame, *, proba: bool = False, where: str = "", first
         prefix = f"{where}: " if where else ""
         raise InvalidRows(f"{job.model} v{job.version} refused {prefix}{exc.detail}", 422,
                           {"detail": f"{prefix}{exc.detail}", "errors": exc.errors}) from None
-    scores = {PREDICTION_COLUMN: answer.predictions}
+    scores = {PREDICTION_COLUMN: answer.predictions}  # the model's arrays, as the predict route answers them
     if proba:
         for k, name in enumerate(probability_columns(job)):
-            scores[name] = [row[k] for row in answer.probabilities]
+            scores[name] = answer.probabilities[:, k]
     out = pd.DataFrame(scores, index=frame.index)
     out[VERSION_COLUMN] = job.version
     return out

@@ -53,7 +53,7 @@ def spark_column(spark, job: Plan, *, proba: bool = False, text: bool = False):
             if not proba:
                 yield scores[PREDICTION_COLUMN]
                 continue
-            probabilities = scores[probability_columns(job)].to_numpy().tolist()
+            probabilities = list(scores[probability_columns(job)].to_numpy())
             yield pd.DataFrame({PREDICTION_COLUMN: scores[PREDICTION_COLUMN], "probabilities": probabilities})
 
     udf = F.pandas_udf(returned)(_iterator(score))
