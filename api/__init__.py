@@ -26,7 +26,8 @@ from api.openapi import ProblemDocs
 from api.ui import init_ui
 from api.v2 import views as v2
 from api.views import (
-    aliases, audit, evaluations, models, ops, policies, predict, predictions, rollouts, tokens, versions, webhooks,
+    aliases, audit, batch_runs, evaluations, models, ops, policies, predict, predictions, rollouts, tokens, versions,
+    webhooks,
 )
 from config import Config
 from registry.db import configure_sqlite, db
@@ -103,8 +104,8 @@ def _init_database(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
-    for module in (models, versions, evaluations, aliases, policies, rollouts, predict, predictions, tokens, webhooks,
-                   audit, ops, v2):
+    for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts, predict, predictions, tokens,
+                   webhooks, audit, ops, v2):
         api.register_blueprint(module.blp)
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=SWAGGER_UI_ASSETS, static_url_path="/docs/assets")

@@ -33,5 +33,7 @@ RULES = {
     "alias_policies": "one per protected alias, replaced when changed, deleted when lifted (its changes are in the ledger)",
     "approval_requests": LEDGER + ": a request to move a protected alias is part of that alias's history",
     "approvals": LEDGER + ": each approval of a request, kept with it",
+    "batch_runs": "one per scoring job a client reports; the newest 1000 of each version are kept, older ones "
+                  "deleted when a new one is recorded (registry/batch/runs.py: KEPT_PER_VERSION)",
     "leases": "one per kind of fleet-wide work (the monitoring sweep, rollout control)",
 }

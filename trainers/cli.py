@@ -1,6 +1,7 @@
-"""The ``python -m trainers`` command line: train, register, retrain, rollout, import-mlflow, export-example.
+"""The ``python -m trainers`` command line: train, register, retrain, rollout, score, import-mlflow, export-example.
 
-Exit codes: 0 success (retrain: promoted or canary started; rollout judge: completed), 3 retrain
+Exit codes: 0 success (retrain: promoted or canary started; rollout judge: completed; score: scored and
+recorded), 3 retrain
 kept the champion (rollout judge: aborted), 4 rollout judge: not enough traffic yet, 1 failure,
 2 usage.
 """
@@ -27,6 +28,7 @@ from trainers.params import parse_params
 from trainers.report import build_report, read_report, report_path_for, upload_metadata, write_report
 from trainers.retrain import CANARY, PROMOTED, RetrainRequest, retrain
 from trainers.rollout import ABORT, COMPLETE, RolloutRule, settle
+from trainers.scoring import ENGINES, ScoringJob, parse_reference, score
 from trainers.target import KIND_TASKS, TASKS
 from trainers.training import TrainingSpec, train
 
@@ -103,6 +105,14 @@ def _parse_plan_option(ctx, param, value: str | None) -> dict | None:
 def _check_registry_url(ctx, param, value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def _check_reference(ctx, param, value: str) -> str:
+    try:
+        parse_reference(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"--model {value!r}: ")) from None
     return value
 
 
@@ -299,6 +309,40 @@ def rollout_judge_command(registry, model, alias, min_requests, max_error_rate_i
     click.echo(f"{verdict.decision}: {verdict.summary}")
     if verdict.decision != COMPLETE:
         click.get_current_context().exit(EXIT_KEPT if verdict.decision == ABORT else EXIT_WAIT)
+
+
+@cli.command("score")
+@click.option("--registry", default=DEFAULT_URL, envvar=URL_VARIABLE, show_default=True, callback=_check_registry_url,
+              metavar="URL", help="Base URL of the registry [env REGISTRY_URL].")
+@click.option("--model", "reference", required=True, metavar="NAME@ALIAS|NAME/VERSION", callback=_check_reference,
+              help="The version to score with, resolved once before any row is read: churn@production or churn/3.")
+@click.option("--input", "inputs", required=True, multiple=True, metavar="PATH|GLOB",
+              help="Parquet or CSV files of rows (quote globs), repeatable; columns beyond the features are kept.")
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A new (or empty) directory for the scored rows, in the inputs' format.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="local: file by file in this process; dask: the default scheduler, or DASK_SCHEDULER_ADDRESS; "
+                   "spark: the active session (spark-submit), else a local one.")
+@click.option("--proba", is_flag=True, help="A classifier's probabilities too, a column per class.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds to wait for each registry request.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+def score_command(registry, reference, inputs, output, engine, proba, timeout, as_json):
+    """Score files of rows with a registered version, exactly as its predict route would, and record the run.
+
+    The artifact is fetched once per machine (REGISTRY_CACHE_DIR) and loaded by the registry's own
+    restricted loader; a row the version's signature refuses fails the job naming it.
+
+    Exit codes: 0 scored and recorded, 1 failed (recorded as a failed run when it got that far), 2 usage.
+    """
+    client = RegistryClient(registry, _token(), timeout)
+    outcome = score(client, ScoringJob(reference, tuple(inputs), output, engine, proba))
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), sort_keys=True))
+    else:
+        planned = f" (planned from {outcome.alias})" if outcome.alias else ""
+        click.echo(f"scored {outcome.rows} rows with {outcome.model} v{outcome.version}{planned} into {outcome.output} "
+                   f"on {outcome.engine}: batch run {outcome.batch_run_id}")
 
 
 @cli.command("import-mlflow")

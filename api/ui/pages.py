@@ -18,6 +18,7 @@ from api.ui.session import sign_out as end_session
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
 from registry.approvals import requests as approval_requests
+from registry.batch import runs as batch_runs
 from registry.catalog import models as catalog
 from registry.catalog import versions
 from registry.errors import RolloutNotFound, Unauthorized
@@ -117,7 +118,7 @@ def history(name):
 
 
 def _timeline(name: str, events) -> list[tuple[str, object]]:
-    """A page of alias moves with the uploads and archives of its stretch of time, newest first: from
+    """A page of alias moves with the uploads, archives and batch runs of its stretch of time, newest first: from
     the oldest move of the page before (the first page: from now) to its own oldest (the last: to the start)."""
     last_page = events.page * events.per_page >= events.total
     before = aliases.history(name, alias=None, page=(events.page - 1) * events.per_page, per_page=1).items \
@@ -126,6 +127,7 @@ def _timeline(name: str, events) -> list[tuple[str, object]]:
     oldest = events.items[-1].at if events.items and not last_page else None
     entries = [("move", event) for event in events.items]
     entries += [(entry.action, entry) for entry in versions.lifecycle(name, after=oldest, until=newest)]
+    entries += [("batch", run) for run in batch_runs.model_batch_runs(name, after=oldest, until=newest)]
     return sorted(entries, key=lambda entry: entry[1].at, reverse=True)
 
 

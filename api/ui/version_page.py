@@ -9,18 +9,20 @@ from api.ui.session import action, may, page
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
 from registry.artifacts.safe_pickle import artifact_format
+from registry.batch import runs as batch_runs
 from registry.catalog import models as catalog
 from registry.catalog import versions
 from registry.evaluations import scores as evaluations
 
 HISTORY_SCAN = 500  # the newest history events searched for this version's moves
+BATCH_RUNS_SHOWN = 20  # the newest batch runs on the card (GET …/batch-runs lists them all)
 
 
 @bp.route("/models/<name>/versions/<int:number>")
 @page
 def version(name, number):
     """The version's card: kind, words, file, signature, example, params, lineage, metrics, evaluations,
-    where it serves, its history, and the actions that apply to it."""
+    batch runs, where it serves, its history, and the actions that apply to it."""
     found = versions.get_version(name, str(number))
     form = CardForm(data=CardForm.filled(found))
     return render_template("ui/version.html", **_card(name, found), form=form, editable=may("ci"))
@@ -62,4 +64,5 @@ def _card(name: str, found) -> dict:
     return {
         "model": catalog.get_model(name), "version": found, "rollouts": serving, "moves": moves,
         "evaluations": evaluations.version_evaluations(name, str(found.number), page=1, per_page=500).items,
+        "batch_runs": batch_runs.version_batch_runs(name, str(found.number), page=1, per_page=BATCH_RUNS_SHOWN),
     }

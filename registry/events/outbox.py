@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "approval.rejected",
     "approval.expired",
     "alias.break_glass",
+    "batch_run.recorded",
 )
 PING = "ping"  # sent only to the subscription that asked for it
 

@@ -127,15 +127,33 @@ def rows_from_records(records: object, signature: Signature, max_rows: int, *, w
 
 
 def rows_from_columns(columns: object, data: object, signature: Signature, *, max_rows: int,
-                      what: str = "data") -> ModelInput:
-    """Rows given as lists in the order of ``columns`` (feature names), rearranged into signature order."""
+                      what: str = "data", first_row: int = 0) -> ModelInput:
+    """Rows given as lists in the order of ``columns`` (feature names), rearranged into signature order;
+    problems name rows from ``first_row`` (a batch job's rows are numbered within their partition)."""
     if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
         raise InvalidInput(f"dataframe_split.columns must be a list of feature names, got {_describe(columns)}")
     rows = _batch(data, what, max_rows)
     names = signature.names
+
+    def where(i: int) -> str:
+        return f"row {first_row + i}"
+
     if columns != names:
-        rows = _reorder(rows, columns, names, "row {}".format)
-    return _model_input(rows, signature, _JSON_CELLS, "row {}".format)
+        rows = _reorder(rows, columns, names, where)
+    return _model_input(rows, signature, _JSON_CELLS, where)
+
+
+def rows_from_csv_columns(columns: list[str], data: list[list], signature: Signature, *, first_row: int = 0) -> ModelInput:
+    """CSV cells (text) already split into rows in the order of ``columns``, checked and parsed as the CSV
+    route parses a body's cells; problems name rows from ``first_row`` (a batch job's CSV files)."""
+    _check_count(len(data), "there are no rows: send at least one", max(len(data), 1))
+
+    def where(i: int) -> str:
+        return f"row {first_row + i}"
+
+    if columns != signature.names:
+        data = _reorder(data, columns, signature.names, where)
+    return _model_input(data, signature, _CSV_CELLS, where)
 
 
 def rows_from_csv(text: str, signature: Signature, max_rows: int) -> ModelInput:
@@ -164,8 +182,9 @@ def rows_from_csv(text: str, signature: Signature, max_rows: int) -> ModelInput:
     return _model_input(records, signature, _CSV_CELLS, where)
 
 
-def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int) -> np.ndarray:
-    """Check a float64 ``[rows, features]`` array in signature order (typed tensors) for a numeric model."""
+def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int, *, first_row: int = 0) -> np.ndarray:
+    """Check a float64 ``[rows, features]`` array in signature order (typed tensors, a batch job's numeric
+    columns) for a numeric model; problems name rows from ``first_row``."""
     _check_count(len(matrix), "the batch is empty: send at least one row", max_rows)
     names = signature.names
     if matrix.ndim != 2 or matrix.shape[1] != len(names):
@@ -174,7 +193,7 @@ def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int) -> 
     if bad.any():
         cells = np.argwhere(bad)
         problems = {
-            f"row {i}, feature {names[j]}": f"expected a finite number, got {_describe(float(matrix[i, j]))}"
+            f"row {first_row + i}, feature {names[j]}": f"expected a finite number, got {_describe(float(matrix[i, j]))}"
             for i, j in cells[:_MAX_LISTED_PROBLEMS].tolist()
         }
         raise _cells_error(problems, total=len(cells))

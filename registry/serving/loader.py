@@ -59,31 +59,8 @@ class ArtifactLoader:
         return _servable(info, prepared or self._prepared(info), mapped_bytes=0)
 
     def _prepared(self, info: VersionInfo) -> dict:
-        """Read, check and load the artifact, and make what predict will call (the estimator is let go).
-        An XGBoost or LightGBM file's classes are those its version's signature names (given at upload, or
-        0 … k-1): the same file may be several versions naming other classes, so they are named again whenever
-        a version is served (``classes_from_signature``), also from a form another version made."""
-        # Here, not at the top: unpickling needs scikit-learn, serving a version from its form does not.
-        from registry.artifacts.loading import model_files, xgboost_files
-
-        data = self._read(info.sha256)
-        framework = model_files.framework_of(data[:64])
-        if framework is not None:  # read by the registry itself: no scikit-learn, no XGBoost, no LightGBM
-            classes = (info.signature or {}).get("classes")
-            form, _ = model_files.read_model_file(framework, xgboost_files.read_upload(data, self.max_model_bytes),
-                                                  classes)
-            return {"predictor": TreePredictor([], form), "takes_frame": False, "known_categories": {},
-                    "classes_from_signature": True}
-        from registry.artifacts.introspect import encoded_columns, takes_named_columns
-        from registry.artifacts.safe_pickle import load_estimator
-
-        estimator = load_estimator(data, max_bytes=self.max_model_bytes).estimator
-        known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(estimator).items() if len(categories)}
-        return {
-            "predictor": predictor_for(estimator),
-            "takes_frame": takes_named_columns(estimator),
-            "known_categories": known,
-        }
+        """Read, check and load the artifact, and make what predict will call."""
+        return prepare(self._read(info.sha256), info.signature, self.max_model_bytes)
 
     def _read(self, sha256: str) -> bytes:
         """The artifact's bytes; a failure is counted by kind in ``registry_artifact_store_errors_total``."""
@@ -102,6 +79,37 @@ class ArtifactLoader:
     def changed(self, servable: ServableModel) -> bool:
         """Whether a served form's file the model maps was written in place since it was checked."""
         return any(mapped.written() for mapped in servable.mapped_from)
+
+
+def prepare(data: bytes, signature: dict | None, max_model_bytes: int) -> dict:
+    """What predict will call for an artifact's bytes, loaded by the restricted loader (the estimator is let go).
+    An XGBoost or LightGBM file's classes are those its version's signature names (given at upload, or
+    0 … k-1): the same file may be several versions naming other classes, so they are named again whenever
+    a version is served (``classes_from_signature``), also from a form another version made."""
+    # Here, not at the top: unpickling needs scikit-learn, serving a version from its form does not.
+    from registry.artifacts.loading import model_files, xgboost_files
+
+    framework = model_files.framework_of(data[:64])
+    if framework is not None:  # read by the registry itself: no scikit-learn, no XGBoost, no LightGBM
+        classes = (signature or {}).get("classes")
+        form, _ = model_files.read_model_file(framework, xgboost_files.read_upload(data, max_model_bytes), classes)
+        return {"predictor": TreePredictor([], form), "takes_frame": False, "known_categories": {},
+                "classes_from_signature": True}
+    from registry.artifacts.introspect import encoded_columns, takes_named_columns
+    from registry.artifacts.safe_pickle import load_estimator
+
+    estimator = load_estimator(data, max_bytes=max_model_bytes).estimator
+    known = {i: categories[:1].tolist()[0] for i, categories in encoded_columns(estimator).items() if len(categories)}
+    return {
+        "predictor": predictor_for(estimator),
+        "takes_frame": takes_named_columns(estimator),
+        "known_categories": known,
+    }
+
+
+def servable(info: VersionInfo, prepared: dict) -> ServableModel:
+    """A version ready to predict from what :func:`prepare` made, held in this process's memory."""
+    return _servable(info, prepared, mapped_bytes=0)
 
 
 def _servable(info: VersionInfo, prepared: dict, mapped_bytes: int, mapped_from: tuple = ()) -> ServableModel:

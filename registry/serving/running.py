@@ -38,9 +38,11 @@ class Prediction:
         return body
 
 
-def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: bool = False) -> Prediction:
+def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: bool = False,
+              arrays: bool = False) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model, and explain each
-    row when ``explained`` (``registry.serving.explanations``)."""
+    row when ``explained`` (``registry.serving.explanations``); with ``arrays`` the predictions and
+    probabilities stay the model's NumPy arrays (a batch job's columns), else lists."""
     estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
         import pandas as pd  # loaded already: a model that takes named columns was unpickled with it
@@ -67,8 +69,8 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
     return Prediction(
         servable.model,
         servable.version,
-        predictions.tolist(),
-        probabilities.tolist() if probabilities is not None else None,
+        predictions if arrays else predictions.tolist(),
+        probabilities if arrays or probabilities is None else probabilities.tolist(),
         classes,
         rows=rows,
         explanations=explanations,

@@ -1,4 +1,9 @@
-"""A real gunicorn (3 workers) on a fresh database of the backend under test, per test module."""
+"""A real gunicorn (3 workers) on a fresh database of the backend under test, per test module; one Spark
+and one Dask cluster per test run, for the batch scoring tests."""
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from bench.harness import server
@@ -13,3 +18,38 @@ def live_registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("live")
     with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN) as (live,):
         yield live
+
+
+def _import_paths() -> str:
+    """Where this checkout's ``registry`` and ``registry_client`` are imported from, for engine workers
+    that start their own interpreters (Spark's Python workers do not inherit the test's sys.path)."""
+    import registry
+    import registry_client
+
+    roots = [Path(registry.__file__).parents[1], Path(registry_client.__file__).parents[1]]
+    return os.pathsep.join([str(root) for root in roots] + [os.environ.get("PYTHONPATH", "")])
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local Spark (``local[2]``, the machine's Java 17) for the whole test run: it starts slowly."""
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYTHONPATH"] = _import_paths()
+    session = (SparkSession.builder.master("local[2]").appName("registry-tests")
+               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .config("spark.local.dir", str(tmp_path_factory.mktemp("spark")))
+               .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"]).getOrCreate())
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_client(tmp_path_factory):
+    """One Dask LocalCluster of two worker processes (real scheduler and workers) for the whole test run."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      local_directory=str(tmp_path_factory.mktemp("dask"))) as cluster, Client(cluster) as client:
+        yield client

@@ -24,7 +24,7 @@ from tests.helpers import MIGRATIONS, make_app
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
           "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions",
           "prediction_log", "drift_references", "version_health", "leases", "rollout_plans", "artifact_checks",
-          "ledger_head", "prediction_log_exports", "alias_policies", "approval_requests", "approvals"}
+          "ledger_head", "prediction_log_exports", "alias_policies", "approval_requests", "approvals", "batch_runs"}
 
 
 @pytest.fixture

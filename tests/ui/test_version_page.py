@@ -105,3 +105,23 @@ def test_a_signed_in_ci_token_downloads_the_file(client, housing, sign_in):
 def test_an_unknown_version_is_a_404_page(client, housing):
     response = client.get("/ui/models/housing/versions/9")
     assert response.status_code == 404 and "text/html" in response.content_type
+
+
+def test_the_card_and_the_history_show_the_versions_batch_runs(client, admin, housing):
+    run = {"alias": "production", "engine": "dask", "inputs": ["data/*.parquet"], "outputs": ["scores/"],
+           "rows": 123456, "status": "failed", "detail": "row 7 of part.0: feature 'rooms' <b>",
+           "started_at": "2026-11-25T01:00:00Z", "finished_at": "2099-01-01T00:00:00Z"}
+    recorded = client.post("/models/housing/versions/1/batch-runs", json=run, headers=admin)
+    assert recorded.status_code == 201, recorded.get_json()
+    run_id = recorded.get_json()["id"]
+
+    card = page_of(client)
+    section = card[card.index('data-section="batch-runs"'):card.index('data-section="history"')]
+    for shown in (f'data-batch-run="{run_id}"', "dask", "123456", "data/*.parquet", "scores/", "production",
+                  "failed", "feature &#39;rooms&#39; &lt;b&gt;", "admin"):
+        assert shown in section, shown
+    assert "No batch run recorded yet." in page_of(client, 2)
+
+    history = client.get("/ui/models/housing/history").get_data(as_text=True)
+    assert history.index(f'data-batch-run="{run_id}"') < history.index('class="event promote"')  # newest first
+    assert 'href="/ui/models/housing/versions/1#batch-runs">v1</a>' in history

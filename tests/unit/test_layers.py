@@ -87,7 +87,7 @@ FLOORS = {
     "artifacts": 1, "inference": 1,
     "serving": 2,
     "catalog": 3, "aliases": 3, "evaluations": 3, "access": 3, "events": 3, "monitoring": 3, "autopilot": 3,
-    "integrity": 3, "governance": 3,
+    "integrity": 3, "governance": 3, "batch": 3,
     "approvals": 4,
 }
 

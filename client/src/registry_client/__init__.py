@@ -3,9 +3,11 @@
 Needs only ``requests``; pandas DataFrames are accepted where installed, and a fitted estimator is
 uploaded as its joblib file where joblib is installed.
 """
+from registry_client.batch import InvalidRows, Plan
 from registry_client.client import RegistryClient
 from registry_client.errors import RegistryError, RegistryUnreachable, TokenRejected
 from registry_client.records import (
+    BatchRun,
     Evaluation,
     Event,
     Feature,
@@ -23,7 +25,7 @@ from registry_client.records import (
 from registry_client.transport import DEFAULT_TIMEOUT
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Evaluation", "Event", "Feature", "FeedbackResult", "Inference", "Model", "Move", "NewToken",
+    "BatchRun", "DEFAULT_TIMEOUT", "Evaluation", "InvalidRows", "Plan", "Event", "Feature", "FeedbackResult", "Inference", "Model", "Move", "NewToken",
     "Prediction", "RegistryClient", "RegistryError", "RegistryUnreachable", "Rollout", "Signature", "Token",
     "TokenRejected", "Version",
 ]

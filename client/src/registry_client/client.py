@@ -6,11 +6,14 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from registry_client import batch, engines
 from registry_client.errors import RegistryError
 from registry_client.records import (
+    BatchRun,
     Evaluation,
     Event,
     FeedbackResult,
@@ -236,6 +239,42 @@ class RegistryClient:
 
     # Predictions
 
+    # Batch scoring (docs/batch-scoring.md): needs the ``batch`` extra, and dask or pyspark for their engines
+
+    def plan_batch(self, model: str, ref: int | str = DEFAULT_ALIAS, *, cache_dir: str | None = None) -> batch.Plan:
+        """Resolve ``ref`` now, once: every partition of a job scored with this plan uses that version
+        (each machine keeps the artifact in ``cache_dir``, else ``$REGISTRY_CACHE_DIR``, else ~/.cache)."""
+        return batch.plan(self._http, model, ref, cache_dir=cache_dir)
+
+    def predict_dask(self, ddf: Any, model: str, ref: int | str | batch.Plan = DEFAULT_ALIAS, *,
+                     proba: bool = False) -> Any:
+        """``ddf`` (a Dask DataFrame) with its scores beside it: ``prediction``, a ``probability_<class>``
+        per class with ``proba``, and ``model_version``; lazy, over ``map_partitions``."""
+        return engines.dask_scores(ddf, self._planned(model, ref), proba=proba)
+
+    def spark_udf(self, spark: Any, model: str, ref: int | str | batch.Plan = DEFAULT_ALIAS, *,
+                  proba: bool = False) -> Any:
+        """A Spark column of each row's score by the version ``ref`` names now (with ``proba``, a struct of
+        ``prediction`` and ``probabilities``); its metadata names the version: ``df.withColumn("score", …)``."""
+        return engines.spark_column(spark, self._planned(model, ref), proba=proba)
+
+    def record_batch_run(self, job: batch.Plan, *, engine: str, inputs: list[str], outputs: list[str], rows: int,
+                         status: str, started_at: datetime, finished_at: datetime, detail: str = "") -> BatchRun:
+        """Record a finished job scored by ``job``'s version (ci or admin)."""
+        body = {"alias": job.alias, "engine": engine, "inputs": inputs, "outputs": outputs, "rows": rows,
+                "status": status, "detail": detail[:2000], "started_at": _iso(started_at),
+                "finished_at": _iso(finished_at)}
+        return BatchRun.from_json(
+            self._http.json("POST", path("models", job.model, "versions", job.version, "batch-runs"), json=body))
+
+    def batch_runs(self, model: str, ref: int | str) -> Iterator[BatchRun]:
+        """A version's batch runs, newest first."""
+        for item in self._pages(path("models", model, "versions", ref, "batch-runs")):
+            yield BatchRun.from_json(item)
+
+    def _planned(self, model: str, ref: int | str | batch.Plan) -> batch.Plan:
+        return ref if isinstance(ref, batch.Plan) else self.plan_batch(model, ref)
+
     def predict(self, model: str, rows: Any, ref: int | str = DEFAULT_ALIAS, *, proba: bool = False,
                 request_id: str | None = None) -> Prediction:
         """Predict ``rows`` with a version or alias: a pandas DataFrame (by column name), a list of
@@ -346,3 +385,7 @@ def _scalar(value):
 def _plain(rows) -> list:
     """Rows as JSON-ready lists (numpy arrays and scalars included)."""
     return rows.tolist() if hasattr(rows, "tolist") else [row.tolist() if hasattr(row, "tolist") else row for row in rows]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

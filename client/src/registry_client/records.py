@@ -175,6 +175,26 @@ class Evaluation(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BatchRun(Record):
+    """A scoring job run outside the registry, recorded against the version that scored it."""
+
+    id: int
+    model: str
+    version: int
+    alias: str | None
+    engine: str
+    inputs: list[str]
+    outputs: list[str]
+    rows: int
+    status: str
+    detail: str
+    started_at: datetime
+    finished_at: datetime
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Prediction(Record):
     """A predict answer, with the version that computed it and how the request was routed."""
 

@@ -52,6 +52,7 @@ class Transport:
 
     def __init__(self, base_url: str, token: str | None, timeout: float, retries: int):
         self.base_url = base_url.rstrip("/")
+        self.token = token  # handed on to a batch job's executors, which fetch the artifact themselves
         self.timeout = timeout
         self.retries = retries
         self._session = requests.Session()

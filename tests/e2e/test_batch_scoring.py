@@ -1,0 +1,227 @@
+"""Batch scoring on real engines against a real registry: Dask (LocalCluster, worker processes), Spark
+(local[2]) and the ``score`` CLI answer every row as the online route does, bit for bit (checked on a
+sample of every job), score with the version planned even when the alias moves, fail naming the first
+bad row, and are recorded as batch runs."""
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import Ridge
+
+from registry_client import InvalidRows, RegistryClient
+from trainers.cli import cli
+
+FEATURES = ["tenure", "spend", "calls", "age"]
+ROWS = 3_000
+PARTITIONS = 4
+SAMPLE = 60
+
+
+def _frame(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(ROWS, len(FEATURES))), columns=FEATURES)
+    frame.insert(0, "customer", [f"c{i}" for i in range(ROWS)])
+    return frame
+
+
+FRAME = _frame()
+LABELS = np.where(FRAME["tenure"] + FRAME["spend"] > 0, "stay", "leave")
+
+
+@pytest.fixture(scope="module")
+def admin(live_registry) -> RegistryClient:
+    return RegistryClient(live_registry.url, live_registry.admin_token)
+
+
+@pytest.fixture(scope="module")
+def models(admin):
+    """``churn`` v1 and v2 (two forests that answer differently), production on v1; ``spend`` a ridge regression."""
+    X = FRAME[FEATURES]
+    for seed in (1, 2):
+        forest = RandomForestClassifier(n_estimators=25, max_depth=6, random_state=seed).fit(X.sample(frac=0.5, random_state=seed), LABELS[X.sample(frac=0.5, random_state=seed).index])
+        admin.upload("churn", forest)
+    admin.promote("churn", 1, reason="first")
+    admin.upload("spend", Ridge(alpha=0.5).fit(X[["tenure", "calls", "age"]], X["spend"] * 3 + 1))
+    admin.promote("spend", 1, reason="first")
+
+
+@pytest.fixture
+def cache(tmp_path) -> str:
+    return str(tmp_path / "artifacts")
+
+
+def assert_online_answers(client, model, version, scored: pd.DataFrame, features, proba=False):
+    """A sample of ``scored`` rows sent to the online route pinned to ``version``: the same answers, bit for bit."""
+    sample = scored.sample(SAMPLE, random_state=0)
+    online = client.predict(model, sample[features], ref=version, proba=proba)
+    assert online.version == version
+    assert sample["prediction"].tolist() == online.predictions
+    if proba:
+        columns = [f"probability_{label}" for label in online.classes]
+        assert sample[columns].to_numpy().tolist() == online.probabilities
+    assert (scored["model_version"] == version).all()
+
+
+def test_dask_scores_every_partition_as_the_online_route_does(admin, models, dask_client, cache):
+    import dask.dataframe as dd
+
+    ddf = dd.from_pandas(FRAME, npartitions=PARTITIONS)
+    churn = admin.predict_dask(ddf, "churn", admin.plan_batch("churn", "production", cache_dir=cache),
+                               proba=True).compute()
+    spend = admin.predict_dask(ddf, "spend", admin.plan_batch("spend", 1, cache_dir=cache)).compute()
+
+    assert len(churn) == ROWS and churn["customer"].tolist() == FRAME["customer"].tolist()
+    assert_online_answers(admin, "churn", 1, churn, FEATURES, proba=True)
+    assert_online_answers(admin, "spend", 1, spend, ["tenure", "calls", "age"])
+    assert sorted(p.name for p in __import__("pathlib").Path(cache).glob("*.artifact")) == sorted(
+        f"{admin.version(name, 1).sha256}.artifact" for name in ("churn", "spend"))  # one file per version
+
+
+def test_an_alias_moved_after_planning_still_scores_with_the_planned_version(admin, models, dask_client, cache):
+    import dask.dataframe as dd
+
+    plan = admin.plan_batch("churn", "production", cache_dir=cache)
+    admin.promote("churn", 2, reason="moved while the job runs")
+    try:
+        scored = admin.predict_dask(dd.from_pandas(FRAME, npartitions=PARTITIONS), "churn", plan).compute()
+        assert (plan.version, plan.alias) == (1, "production")
+        assert_online_answers(admin, "churn", 1, scored, FEATURES)
+        assert admin.predict("churn", FRAME[FEATURES][:SAMPLE]).predictions != scored["prediction"][:SAMPLE].tolist()
+    finally:
+        admin.promote("churn", 1, reason="back")
+
+
+def test_a_bad_partition_fails_the_dask_job_naming_its_first_bad_row(admin, models, dask_client, cache):
+    import dask.dataframe as dd
+
+    frame = FRAME.copy()
+    frame.loc[2 * ROWS // PARTITIONS + 17, "calls"] = np.nan
+    frame.loc[2 * ROWS // PARTITIONS + 40, "calls"] = np.inf
+    plan = admin.plan_batch("churn", 1, cache_dir=cache)
+
+    with pytest.raises(InvalidRows) as refused:
+        admin.predict_dask(dd.from_pandas(frame, npartitions=PARTITIONS), "churn", plan).compute()
+
+    assert "partition 2" in str(refused.value) and "row 17, feature calls" in str(refused.value)
+
+
+def test_spark_scores_as_the_online_route_does_and_its_column_names_the_version(admin, models, spark, cache):
+    plan = admin.plan_batch("churn", "production", cache_dir=cache)
+    df = spark.createDataFrame(FRAME).repartition(PARTITIONS)
+    scored_df = df.withColumn("score", admin.spark_udf(spark, "churn", plan, proba=True))
+
+    assert scored_df.schema["score"].metadata == {"registry_model": "churn", "registry_version": 1,
+                                                  "registry_sha256": plan.sha256}
+    rows = scored_df.toPandas()
+    scored = pd.DataFrame({"prediction": [s["prediction"] for s in rows["score"]], "model_version": 1,
+                           **{f"probability_{c}": [s["probabilities"][k] for s in rows["score"]]
+                              for k, c in enumerate(plan.classes)}, **{f: rows[f] for f in FEATURES}})
+    assert len(scored) == ROWS
+    assert_online_answers(admin, "churn", 1, scored, FEATURES, proba=True)
+
+
+def test_a_bad_row_fails_the_spark_job_naming_it(admin, models, spark, cache):
+    frame = FRAME.copy()
+    frame.loc[5, "tenure"] = np.nan
+    df = spark.createDataFrame(frame).coalesce(1)
+
+    with pytest.raises(Exception) as refused:
+        df.withColumn("score", admin.spark_udf(spark, "churn", admin.plan_batch("churn", 1, cache_dir=cache))).collect()
+
+    assert "partition 0: row 5, feature tenure" in str(refused.value)
+
+
+def test_a_planned_job_is_recorded_against_the_version_it_resolved_to(admin, models, cache):
+    from datetime import datetime, timedelta, timezone
+
+    plan = admin.plan_batch("churn", "production", cache_dir=cache)
+    ended = datetime.now(timezone.utc)
+    run = admin.record_batch_run(plan, engine="dask", inputs=["s3://lake/*.parquet"], outputs=["s3://scores/"],
+                                 rows=ROWS, status="succeeded", started_at=ended - timedelta(minutes=3),
+                                 finished_at=ended)
+
+    assert (run.model, run.version, run.alias, run.rows, run.created_by) == ("churn", 1, "production", ROWS, "admin")
+    assert next(admin.batch_runs("churn", "production")).id == run.id
+
+
+def score(live, *args) -> subprocess.CompletedProcess:
+    env = dict(live.env, REGISTRY_TOKEN=live.admin_token, REGISTRY_URL=live.url)
+    result = CliRunner().invoke(cli, ["score", *map(str, args)], env=env, prog_name="python -m trainers")
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def test_the_score_command_writes_parquet_and_records_the_run(live_registry, admin, models, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(tmp_path / "cache"))
+    for part in range(2):
+        FRAME[part::2].to_parquet(tmp_path / f"part-{part}.parquet")
+    result = score(live_registry, "--model", "churn@production", "--input", tmp_path / "part-*.parquet",
+                   "--output", tmp_path / "scores", "--json")
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert {k: outcome[k] for k in ("model", "version", "alias", "rows", "engine")} == {
+        "model": "churn", "version": 1, "alias": "production", "rows": ROWS, "engine": "local"}
+    scored = pd.concat(pd.read_parquet(tmp_path / "scores" / f"part-{part}.parquet") for part in range(2))
+    assert_online_answers(admin, "churn", 1, scored, FEATURES)
+    run = next(admin.batch_runs("churn", 1))
+    assert (run.id, run.status, run.rows, run.engine, run.alias, run.outputs) == (
+        outcome["batch_run_id"], "succeeded", ROWS, "local", "production", [str(tmp_path / "scores")])
+
+
+def test_the_score_command_on_dask_fails_naming_the_bad_row_and_records_the_failure(
+        live_registry, admin, models, dask_client, tmp_path):
+    frame = FRAME[:100].copy()
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[42, "age"] = "old"
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    result = score(live_registry, "--model", "churn/2", "--input", tmp_path / "rows.csv", "--output",
+                   tmp_path / "scores", "--engine", "dask")
+
+    assert result.returncode == 1
+    assert "row 42, feature age" in result.stderr and "churn v2" in result.stderr
+    run = next(admin.batch_runs("churn", 2))
+    assert (run.status, run.engine, run.alias, run.rows) == ("failed", "dask", None, 0)
+    assert "row 42, feature age" in run.detail
+
+
+def test_the_score_command_on_spark_parses_csv_cells_as_the_csv_route_does(live_registry, admin, models, spark, tmp_path):
+    FRAME[:500].to_csv(tmp_path / "rows.csv", index=False)
+    result = score(live_registry, "--model", "churn@production", "--input", tmp_path / "rows.csv", "--output",
+                   tmp_path / "scores", "--engine", "spark", "--proba")
+
+    assert result.returncode == 0, result.stderr
+    assert "scored 500 rows with churn v1 (planned from production)" in result.stdout
+    scored = pd.concat(pd.read_csv(part) for part in sorted((tmp_path / "scores").glob("part-*.csv")))
+    assert_online_answers(admin, "churn", 1, scored, FEATURES, proba=True)
+    assert next(admin.batch_runs("churn", 1)).engine == "spark"
+
+
+@pytest.mark.parametrize("args, code, said", [
+    (["--model", "churn"], 2, "NAME@ALIAS"),
+    (["--model", "churn@Production"], 2, "NAME@ALIAS"),
+    (["--model", "churn/v2"], 2, "NAME/VERSION"),
+    (["--model", "churn@production", "--engine", "ray"], 2, "ray"),
+    (["--model", "churn@production", "--input", "nowhere/*.parquet"], 1, "matches no file"),
+    (["--model", "churn@production", "--input", "{csv}", "--input", "{parquet}"], 1, "must all be .parquet or all .csv"),
+    (["--model", "churn@production", "--output", "{csv}"], 2, "is a file"),
+    (["--model", "churn@production", "--output", "{here}"], 1, "not an empty directory"),
+    (["--model", "nope@production"], 1, "does not exist"),
+])
+def test_the_score_command_refuses_what_it_cannot_do_before_scoring(live_registry, models, tmp_path, args, code, said):
+    files = {"csv": tmp_path / "rows.csv", "parquet": tmp_path / "rows.parquet"}
+    FRAME[:5].to_csv(files["csv"], index=False)
+    FRAME[:5].to_parquet(files["parquet"])
+    args = [arg.format(**files, here=tmp_path) for arg in args]
+    args += [] if "--input" in args else ["--input", files["csv"]]
+    args += [] if "--output" in args else ["--output", tmp_path / "out"]
+
+    result = score(live_registry, *args)
+
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert said in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,180 @@
+"""``python -m trainers score``: a registry's version scores files of rows on this machine, Dask or Spark.
+
+The reference is resolved once, before any row is read (the job's plan); every file and partition is
+scored by that version, and the run (who, which version, inputs, outputs, rows, engine, times, how it
+ended) is recorded in the registry, failed runs too.
+"""
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from registry_client import RegistryClient, engines
+from registry_client.batch import Plan, probability_columns, score_frame
+
+from trainers import progress
+from trainers.errors import ConfigurationError, TrainerError
+
+ENGINES = ("local", "dask", "spark")
+# A CSV file's cells as text, an empty cell as "": the CSV predict route's own parsing decides what they are.
+CSV_AS_TEXT = {"dtype": str, "keep_default_na": False}
+FORMATS = ("parquet", "csv")
+REFERENCE = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?P<alias>[a-z][a-z0-9_-]{0,63})|/(?P<number>[0-9]{1,10}))$")
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """What to score, with what, into where."""
+
+    reference: str  # name@alias or name/version
+    inputs: tuple[str, ...]  # paths or globs
+    output: Path
+    engine: str
+    proba: bool = False
+
+
+@dataclass(frozen=True)
+class ScoringOutcome:
+    """A finished job: the version that scored it, the rows, and the run the registry recorded."""
+
+    model: str
+    version: int
+    alias: str | None
+    rows: int
+    inputs: list[str]
+    output: str
+    engine: str
+    batch_run_id: int
+
+    def to_dict(self) -> dict:
+        """The JSON summary ``--json`` prints."""
+        return {"model": self.model, "version": self.version, "alias": self.alias, "rows": self.rows,
+                "inputs": self.inputs, "output": self.output, "engine": self.engine, "batch_run_id": self.batch_run_id}
+
+
+def parse_reference(reference: str) -> tuple[str, str | int]:
+    """``(model, alias)`` of ``name@alias``, ``(model, number)`` of ``name/version``."""
+    found = REFERENCE.fullmatch(reference)
+    if found is None:
+        raise ConfigurationError(f"--model {reference!r}: give NAME@ALIAS (churn@production) or NAME/VERSION (churn/3)")
+    return found["model"], found["alias"] or int(found["number"])
+
+
+def score(client: RegistryClient, job: ScoringJob) -> ScoringOutcome:
+    """Plan the job (resolve its reference once), score every input into ``job.output``, and record the run;
+    a failure is recorded as a failed run before it is raised."""
+    model, ref = parse_reference(job.reference)
+    files = _input_files(job.inputs)
+    fmt = _format_of(files)
+    _check_output(job.output)
+    plan = client.plan_batch(model, ref)
+    started = datetime.now(timezone.utc)
+    try:
+        rows = ENGINE_RUNS[job.engine](plan, files, fmt, job)
+    except Exception as exc:  # a partition's failure, however its engine wrapped it: recorded, then raised
+        _record(client, plan, job, 0, started, "failed", _reason(exc))
+        raise TrainerError(f"scoring with {model} v{plan.version} failed: {_reason(exc)}") from exc
+    run = _record(client, plan, job, rows, started, "succeeded", "")
+    return ScoringOutcome(model, plan.version, plan.alias, rows, list(job.inputs), str(job.output), job.engine, run.id)
+
+
+def _score_local(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+    import pandas as pd
+
+    job.output.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    for file in progress.iterate(files, len(files), "scoring"):
+        frame = pd.read_parquet(file) if fmt == "parquet" else pd.read_csv(file, **CSV_AS_TEXT)
+        scored = frame.join(score_frame(plan, frame, proba=job.proba, where=file, text=fmt == "csv"))
+        target = job.output / Path(file).name
+        scored.to_parquet(target, index=False) if fmt == "parquet" else scored.to_csv(target, index=False)
+        rows += len(frame)
+    return rows
+
+
+def _score_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+    import dask
+    import dask.dataframe as dd
+
+    address = dask.config.get("scheduler-address", None)  # DASK_SCHEDULER_ADDRESS names a cluster's scheduler
+    if address:
+        from distributed import Client
+
+        with Client(address):
+            return _write_dask(plan, files, fmt, job)
+    return _write_dask(plan, files, fmt, job)
+
+
+def _write_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+    import dask.dataframe as dd
+
+    frame = dd.read_parquet(files) if fmt == "parquet" else dd.read_csv(files, **CSV_AS_TEXT)
+    scored = engines.dask_scores(frame, plan, proba=job.proba, text=fmt == "csv")
+    if fmt == "parquet":
+        scored.to_parquet(str(job.output), write_index=False)
+        return len(dd.read_parquet(str(job.output)))
+    names = scored.to_csv(str(job.output / "part-*.csv"), index=False)
+    return sum(len(dd.read_csv(name, **CSV_AS_TEXT)) for name in names)
+
+
+def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    spark = SparkSession.builder.getOrCreate()  # the job's own session (spark-submit), else local
+    # CSV cells stay text, parsed as the CSV predict route parses them (Spark reads every column as a string)
+    frame = spark.read.parquet(*files) if fmt == "parquet" else spark.read.option("header", True).csv(files)
+    scored = frame.withColumn("prediction", engines.spark_column(spark, plan, proba=job.proba, text=fmt == "csv"))
+    if job.proba:  # a column per class, as the other engines write them (CSV holds no arrays)
+        columns = [F.col("prediction.probabilities")[k].alias(name) for k, name in enumerate(probability_columns(plan))]
+        scored = scored.select("*", *columns).withColumn("prediction", F.col("prediction.prediction"))
+    scored = scored.withColumn("model_version", F.lit(plan.version))
+    writer = scored.write.mode("errorifexists")
+    writer.parquet(str(job.output)) if fmt == "parquet" else writer.option("header", True).csv(str(job.output))
+    written = spark.read.parquet(str(job.output)) if fmt == "parquet" else spark.read.option("header", True).csv(str(job.output))
+    return written.count()
+
+
+ENGINE_RUNS = {"local": _score_local, "dask": _score_dask, "spark": _score_spark}
+
+
+def _input_files(patterns: tuple[str, ...]) -> list[str]:
+    files = []
+    for pattern in patterns:
+        found = sorted(glob.glob(pattern))
+        if not found:
+            raise TrainerError(f"--input {pattern!r} matches no file")
+        files += found
+    return files
+
+
+def _format_of(files: list[str]) -> str:
+    formats = {Path(file).suffix.lstrip(".").lower() for file in files}
+    if len(formats) != 1 or not formats <= set(FORMATS):
+        raise ConfigurationError(f"the inputs must all be .parquet or all .csv files, got {sorted(formats)}")
+    return formats.pop()
+
+
+def _check_output(output: Path) -> None:
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise TrainerError(f"--output {str(output)!r} exists and is not an empty directory; name a new one")
+
+
+def _record(client: RegistryClient, plan: Plan, job: ScoringJob, rows: int, started: datetime,
+            status: str, detail: str):
+    outputs = [str(job.output)] if status == "succeeded" else []
+    return client.record_batch_run(plan, engine=job.engine, inputs=list(job.inputs), outputs=outputs, rows=rows,
+                                   status=status, started_at=started, finished_at=datetime.now(timezone.utc),
+                                   detail=detail)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line that names the bad row, from however deep an engine wrapped it."""
+    text = str(exc)
+    for line in text.splitlines():
+        if "refused" in line:
+            return line.strip().removeprefix("registry_client.batch.InvalidRows: ")
+    return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
