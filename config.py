@@ -76,6 +76,8 @@ class Config:
     MAX_FEATURES = _int("MAX_FEATURES", 10_000)
     MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
+    # The most rows one request may ask to explain: an exact explanation costs tens of predictions a row.
+    MAX_EXPLAIN_ROWS = _int("MAX_EXPLAIN_ROWS", 500)
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet

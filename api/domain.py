@@ -52,6 +52,7 @@ def init_app(app: Flask) -> None:
         memory_budget_bytes=int(config["MODEL_MEMORY_MB"] * 1024 * 1024),
         refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
         session_scope=app.app_context,
+        max_explain_rows=config["MAX_EXPLAIN_ROWS"],
     )
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
                                capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],

@@ -27,7 +27,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     tally = (route.rollout_id, route.role, route.servable.version)
     started = time.perf_counter()
     try:
-        result = _answer(route.servable, request)
+        result = _answer(route.servable, request, runtime.max_explain_rows)
     except Exception as exc:
         exc.served_by = (route.servable.version, route.role, route.rollout_id)
         if route.rollout_id is not None and caller_fault(exc):
@@ -73,12 +73,19 @@ def after_answer(runtime: Runtime, prediction: Prediction) -> None:
         runtime.shadows.offer(job)
 
 
-def _answer(servable: ServableModel, request: PredictionInput) -> Prediction:
+def _answer(servable: ServableModel, request: PredictionInput, max_explain_rows: int) -> Prediction:
     return_proba = request.wants_probabilities(servable)
     if return_proba and servable.task != "classification":
         raise InvalidInput(
             f"version {servable.version} of {servable.model!r} is a regressor: probabilities exist only for "
             "classifiers; drop return_proba"
         )
-    return run_model(servable, request.rows(servable.signature), return_proba,
-                     explained=request.wants_explanations(servable))
+    explained = request.wants_explanations(servable)
+    rows = request.rows(servable.signature)
+    if explained and len(rows) > max_explain_rows:
+        raise BatchTooLarge(
+            f"asked to explain {len(rows):,} rows; the limit is {max_explain_rows:,} (MAX_EXPLAIN_ROWS), since an "
+            "exact explanation costs tens of predictions a row: explain fewer rows per request, or predict "
+            "without explain"
+        )
+    return run_model(servable, rows, return_proba, explained=explained)

@@ -20,6 +20,7 @@ class Runtime:
     figures: FigureBook
     shadows: ShadowRunner
     flusher: FigureFlusher
+    max_explain_rows: int  # MAX_EXPLAIN_ROWS: the most rows one request may ask to explain
 
     def flush_figures(self) -> None:
         """Write this process's rollout figures to the database now (the watcher does so every second)."""
@@ -34,7 +35,7 @@ class Runtime:
 
 
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
-                  session_scope: Callable[[], AbstractContextManager]) -> Runtime:
+                  session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500) -> Runtime:
     """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work."""
     figures = FigureBook()
     flusher = FigureFlusher(figures, session_scope)
@@ -42,4 +43,4 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
         loader, memory_budget_bytes=memory_budget_bytes, refresh_seconds=refresh_seconds, session_scope=session_scope,
         on_poll=flusher.flush_if_due, on_rollout=figures.adopt, on_held=HeldVersions().publish,
     )
-    return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher)
+    return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher, max_explain_rows)

@@ -136,6 +136,22 @@ def test_explain_on_a_batch_past_max_batch_rows_is_413_as_predict_is(build_app, 
     assert _explained(client, "/models/loans/1/predict", rows[:10], explain=True)["explanations"]
 
 
+@pytest.mark.parametrize("route", ["/models/loans/1/predict", "/models/loans/production/predict"])
+def test_explaining_more_rows_than_max_explain_rows_is_413_while_predicting_them_is_not(build_app, ci, fitted, route):
+    """An explanation costs tens of predictions a row: one anonymous request may not make a worker explain
+    a whole batch of MAX_BATCH_ROWS on a large forest."""
+    client = build_app(MAX_EXPLAIN_ROWS=6).test_client()
+    upload_ok(client, ci, "loans", fitted["forest-pipeline"])
+    assert client.post("/models/loans/versions/1/promote", json={}, headers=ci).status_code == 200
+    rows = np.repeat(ROWS, 2, axis=0)
+
+    explained = client.post(route, json={"instances": rows.tolist(), "explain": True})
+
+    assert_problem(explained, 413, "asked to explain 14 rows; the limit is 6 (MAX_EXPLAIN_ROWS)")
+    assert client.post(route, json={"instances": rows.tolist()}).status_code == 200
+    assert len(_explained(client, route, rows[:6], explain=True)["explanations"]) == 6
+
+
 def test_an_anonymous_caller_gets_no_explanation_where_reads_need_a_token(build_app, ci, fitted):
     client = build_app(REQUIRE_AUTH_FOR_READS=True).test_client()
     upload_ok(client, ci, "loans", fitted["tree"], {"feature_names": NAMES})
