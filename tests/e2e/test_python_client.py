@@ -151,6 +151,50 @@ def test_a_refused_request_carries_the_registrys_problem(admin, housing):
     assert caught.value.problem["title"] and caught.value.problem["status"] == 422
 
 
+def test_explanations_come_with_the_answer_and_add_up_to_it(admin, housing):
+    answer = admin.predict("housing", ROWS[:3].tolist(), "production", explain=True)
+    assert answer.explanation_space == "prediction" and len(answer.explanations) == 3
+    for prediction, explained in zip(answer.predictions, answer.explanations):
+        assert set(explained["values"]) == {"a", "b", "c"}
+        assert explained["base_value"] + sum(explained["values"].values()) == pytest.approx(prediction, abs=1e-9)
+    assert admin.predict("housing", ROWS[:3].tolist()).explanations is None
+
+
+def test_a_protected_alias_moves_by_an_approved_request_and_by_break_glass(admin, live_registry):
+    people = {name: RegistryClient(live_registry.url, admin.create_token(name, "ci").token)
+              for name in ("guard-uploader", "guard-requester", "guard-approver")}
+    for fitted in (LinearRegression(), LinearRegression(fit_intercept=False)):
+        people["guard-uploader"].upload("guarded", fitted.fit(FRAME, TARGET), input_example=ROWS[:2].tolist())
+    admin.promote("guarded", 1)
+    assert admin.policy("guarded", "production") is None
+
+    set_ = admin.set_policy("guarded", "production", {"approvals": 1}, reason="four eyes")
+    assert set_.policy["approvals"] == 1 and admin.policy("guarded", "production").policy == set_.policy
+    with pytest.raises(RegistryError) as refused:
+        people["guard-requester"].promote("guarded", 2)
+    assert refused.value.status == 409 and [m["rule"] for m in refused.value.problem["missing"]] == ["approvals"]
+
+    opened = people["guard-requester"].request_approval("guarded", "production", 2, reason="better")
+    assert (opened.state, opened.version, opened.approvals_needed) == ("open", 2, 1)
+    for own in ("guard-requester", "guard-uploader"):  # never the requester nor the uploader
+        with pytest.raises(RegistryError) as caught:
+            people[own].approve("guarded", "production", opened.id)
+        assert caught.value.status == 403
+    done = people["guard-approver"].approve("guarded", "production", opened.id, reason="looks right")
+    assert done.state == "done" and admin.aliases("guarded") == {"production": 2}
+    assert [r.id for r in admin.approval_requests("guarded", "production", state="done")] == [opened.id]
+    assert admin.approval_request("guarded", "production", opened.id).approvals[0]["approver"] == "guard-approver"
+
+    back = admin.break_glass("guarded", "production", 1, reason="incident 42")
+    assert (back.version, back.previous_version) == (1, 2)
+    assert next(admin.history("guarded", alias="production")).action == "break_glass"
+    admin.delete_policy("guarded", "production", reason="lifted")
+    assert admin.policy("guarded", "production") is None
+    with pytest.raises(RegistryError) as unknown:
+        admin.policy("no-such-model", "production")
+    assert unknown.value.status == 404
+
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 ALONE = """
 import json, sys

@@ -7,6 +7,7 @@ from registry_client.batch import InvalidRows, Plan
 from registry_client.client import RegistryClient
 from registry_client.errors import RegistryError, RegistryUnreachable, TokenRejected
 from registry_client.records import (
+    ApprovalRequest,
     BatchRun,
     Evaluation,
     Event,
@@ -16,6 +17,7 @@ from registry_client.records import (
     Model,
     Move,
     NewToken,
+    Policy,
     Prediction,
     Rollout,
     Signature,
@@ -25,7 +27,7 @@ from registry_client.records import (
 from registry_client.transport import DEFAULT_TIMEOUT
 
 __all__ = [
-    "BatchRun", "DEFAULT_TIMEOUT", "Evaluation", "InvalidRows", "Plan", "Event", "Feature", "FeedbackResult", "Inference", "Model", "Move", "NewToken",
-    "Prediction", "RegistryClient", "RegistryError", "RegistryUnreachable", "Rollout", "Signature", "Token",
+    "ApprovalRequest", "BatchRun", "DEFAULT_TIMEOUT", "Evaluation", "InvalidRows", "Plan", "Event", "Feature", "FeedbackResult", "Inference", "Model", "Move", "NewToken",
+    "Policy", "Prediction", "RegistryClient", "RegistryError", "RegistryUnreachable", "Rollout", "Signature", "Token",
     "TokenRejected", "Version",
 ]

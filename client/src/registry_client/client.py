@@ -13,6 +13,7 @@ from typing import Any
 from registry_client import batch, engines
 from registry_client.errors import RegistryError
 from registry_client.records import (
+    ApprovalRequest,
     BatchRun,
     Evaluation,
     Event,
@@ -21,6 +22,7 @@ from registry_client.records import (
     Model,
     Move,
     NewToken,
+    Policy,
     Prediction,
     Rollout,
     Token,
@@ -166,6 +168,57 @@ class RegistryClient:
         for item in self._pages(path("models", model, "history"), _given(alias=alias)):
             yield Event.from_json(item)
 
+    # Protected aliases (docs/governance.md)
+
+    def set_policy(self, model: str, alias: str, policy: dict, reason: str = "") -> Policy:
+        """Protect ``alias`` with ``policy`` (``movers``, ``approvals``, ``require``, ``freeze``,
+        ``request_hours``), or replace its policy (admin). A move it refuses raises a RegistryError
+        of status 409 whose ``problem["missing"]`` lists each unmet rule."""
+        return Policy.from_json(self._http.json("PUT", _protected(model, alias, "policy"),
+                                                json={**policy, "reason": reason}))
+
+    def policy(self, model: str, alias: str) -> Policy | None:
+        """The alias's policy; None when it is not protected (a RegistryError of 404 when there is no such model)."""
+        response = self._http.send("GET", _protected(model, alias, "policy"), allow=(404,))
+        if response.status_code == 404:
+            self.model(model)  # raises when the model is what is missing
+            return None
+        return Policy.from_json(body_of(response))
+
+    def delete_policy(self, model: str, alias: str, reason: str = "") -> None:
+        """Lift the alias's policy (admin)."""
+        self._http.send("DELETE", _protected(model, alias, "policy"), params={"reason": reason})
+
+    def request_approval(self, model: str, alias: str, version: int, reason: str = "") -> ApprovalRequest:
+        """Ask for ``alias`` to point at ``version``; others than the requester and the uploader approve."""
+        return ApprovalRequest.from_json(self._http.json("POST", _protected(model, alias, "requests"),
+                                                         json={"version": version, "reason": reason}))
+
+    def approval_requests(self, model: str, alias: str, state: str | None = None) -> Iterator[ApprovalRequest]:
+        """The alias's approval requests, newest first; ``state`` (open, done, rejected, expired) filters."""
+        for item in self._pages(_protected(model, alias, "requests"), _given(state=state)):
+            yield ApprovalRequest.from_json(item)
+
+    def approval_request(self, model: str, alias: str, request_id: int) -> ApprovalRequest:
+        """One request: its approvals, and what its move still lacks."""
+        return ApprovalRequest.from_json(self._http.json("GET", _protected(model, alias, "requests", request_id)))
+
+    def approve(self, model: str, alias: str, request_id: int, reason: str = "") -> ApprovalRequest:
+        """Approve a request; the approval that completes it moves the alias (``state`` is then ``done``)."""
+        return ApprovalRequest.from_json(self._http.json("POST", _protected(model, alias, "requests", request_id, "approve"),
+                                                         json={"reason": reason}))
+
+    def reject(self, model: str, alias: str, request_id: int, reason: str) -> ApprovalRequest:
+        """Reject a request, with a reason (its requester may withdraw it so)."""
+        return ApprovalRequest.from_json(self._http.json("POST", _protected(model, alias, "requests", request_id, "reject"),
+                                                         json={"reason": reason}))
+
+    def break_glass(self, model: str, alias: str, version: int, reason: str, force: bool = False) -> Move:
+        """Move a protected alias past its policy in an emergency (admin, with a reason): loud in the
+        history, the webhooks and the dashboard."""
+        body = {"version": version, "reason": reason, "force": force}
+        return Move.from_json(self._http.json("POST", _protected(model, alias, "break-glass"), json=body))
+
     # Rollouts
 
     def start_rollout(self, model: str, alias: str = DEFAULT_ALIAS, *, canary: dict | None = None,
@@ -276,10 +329,11 @@ class RegistryClient:
         return ref if isinstance(ref, batch.Plan) else self.plan_batch(model, ref)
 
     def predict(self, model: str, rows: Any, ref: int | str = DEFAULT_ALIAS, *, proba: bool = False,
-                request_id: str | None = None) -> Prediction:
+                explain: bool = False, request_id: str | None = None) -> Prediction:
         """Predict ``rows`` with a version or alias: a pandas DataFrame (by column name), a list of
-        dicts (by feature name) or a list of lists (in signature order)."""
-        body = {**_instances(rows), **({"return_proba": True} if proba else {})}
+        dicts (by feature name) or a list of lists (in signature order). ``explain``: each row's
+        attributions per input column too (``Prediction.explanations``; at most MAX_EXPLAIN_ROWS rows)."""
+        body = {**_instances(rows), **({"return_proba": True} if proba else {}), **({"explain": True} if explain else {})}
         headers = {"X-Request-ID": request_id} if request_id else {}
         response = self._http.send("POST", path("models", model, ref, "predict"), json=body, headers=headers)
         return Prediction.from_json({**body_of(response), "request_id": response.headers.get("X-Request-ID"),
@@ -321,6 +375,10 @@ class RegistryClient:
 def _given(**values) -> dict:
     """The keyword arguments that are not None."""
     return {name: value for name, value in values.items() if value is not None}
+
+
+def _protected(model: str, alias: str, *parts: str | int) -> str:
+    return path("models", model, "aliases", alias, *parts)
 
 
 def _rollout(model: str, alias: str, *action: str) -> str:

@@ -196,7 +196,8 @@ class BatchRun(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class Prediction(Record):
-    """A predict answer, with the version that computed it and how the request was routed."""
+    """A predict answer, with the version that computed it and how the request was routed; with
+    ``explain``, each row's ``{"base_value", "values"}`` and the space they are in (``explanation_space``)."""
 
     model: str
     version: int
@@ -205,6 +206,40 @@ class Prediction(Record):
     classes: list | None
     request_id: str | None = None
     route: str | None = None
+    explanations: list[dict] | None = None
+    explanation_space: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy(Record):
+    """A protected alias's policy: who may move it, what a version must show, approvals, freeze windows."""
+
+    model: str
+    alias: str
+    policy: dict
+    updated_by: str
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequest(Record):
+    """A request to point a protected alias at a version: its state, approvals, and what it still lacks."""
+
+    id: int
+    model: str
+    alias: str
+    version: int
+    state: str  # open, done (the alias moved), rejected or expired
+    reason: str
+    requested_by: str
+    approvals: list[dict]
+    approvals_needed: int
+    missing: list[dict] | None = None
+    evidence: dict | None = None
+    event_id: int | None = None
+    opened_at: datetime | None = None
+    expires_at: datetime | None = None
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
