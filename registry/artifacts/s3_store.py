@@ -79,17 +79,23 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
+def obstore_config(settings: S3Settings) -> dict:
+    """obstore's S3 configuration for ``settings``: path-style requests, the settings given, and a sha256
+    checksum on every write, so that the store refuses bytes that do not hash to it (BadDigest)."""
+    config = {"virtual_hosted_style_request": False, "checksum_algorithm": "sha256"}
+    for name in ("endpoint", "access_key_id", "secret_access_key", "region"):
+        if getattr(settings, name):
+            config[name] = getattr(settings, name)
+    return config
+
+
 class S3Store(ArtifactStore):
     """Artifacts as objects in one bucket, under one prefix."""
 
     def __init__(self, settings: S3Settings):
         bucket, prefix = parse_s3_url(settings.url)
         self.location = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        # The store refuses a write whose bytes do not hash to the checksum sent with them (BadDigest).
-        config = {"virtual_hosted_style_request": False, "checksum_algorithm": "sha256"}
-        for name in ("endpoint", "access_key_id", "secret_access_key", "region"):
-            if getattr(settings, name):
-                config[name] = getattr(settings, name)
+        config = obstore_config(settings)
 
         def client(retries: dict, **timeouts: timedelta) -> ObstoreS3:
             return ObstoreS3(bucket, prefix=prefix or None, config=config,

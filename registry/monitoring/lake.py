@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from registry.artifacts.s3_store import S3Settings, parse_s3_url
+from registry.artifacts.s3_store import S3Settings, obstore_config, parse_s3_url
 
 
 class LakeUnavailable(Exception):
@@ -85,11 +85,7 @@ class BucketLake(Lake):
 
         bucket, prefix = parse_s3_url(settings.url)
         self.location = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        # The store refuses a PUT whose bytes do not hash to the checksum sent with them.
-        config = {"virtual_hosted_style_request": False, "checksum_algorithm": "sha256"}
-        for name in ("endpoint", "access_key_id", "secret_access_key", "region"):
-            if getattr(settings, name):
-                config[name] = getattr(settings, name)
+        config = obstore_config(settings)  # a PUT's bytes are checked by the store against their sha256
         self._client = S3Store(
             bucket, prefix=prefix or None, config=config,
             client_options={"allow_http": True, "connect_timeout": timedelta(seconds=settings.connect_timeout_seconds),

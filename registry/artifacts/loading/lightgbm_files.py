@@ -24,7 +24,6 @@ import re
 
 import numpy as np
 
-from registry.artifacts.signature import Feature, ModelDescription, Signature
 from registry.errors import InvalidArtifact
 from registry.inference.fast_boosting import CompiledBoosting
 from registry.artifacts.loading.lightgbm_trees import TreeBlock, read_int
@@ -46,22 +45,6 @@ def is_lightgbm(head: bytes) -> bool:
     """Whether a file's first bytes look like a LightGBM model text file's: its first line is ``tree``;
     no pickle, joblib, zip or JSON file starts so."""
     return head.startswith((b"tree\n", b"tree\r\n"))
-
-
-def describe_lightgbm(form: CompiledBoosting, names: list[str] | None, given: list[str] | None) -> ModelDescription:
-    """What a LightGBM upload is: kind ``boosting``, ``lightgbm.Booster``, its signature (the file's feature names,
-    or the upload's ``feature_names`` where the file has LightGBM's defaults ``Column_0 …``; classes)."""
-    if given is not None and names is not None and list(given) != names:
-        raise InvalidArtifact(f"feature_names {list(given)} differ from the names the file holds {names}: "
-                              "leave feature_names out")
-    names = names or list(given or [f"Column_{i}" for i in range(form.n_features)])
-    if len(names) != form.n_features or len(set(names)) != len(names):
-        raise InvalidArtifact(f"feature_names must be {form.n_features} unique names")
-    classes = None if form.classes is None else tuple(form.classes.tolist())
-    return ModelDescription(kind="boosting", task="regression" if classes is None else "classification",
-                            estimator="lightgbm.Booster", steps=None,
-                            signature=Signature(tuple(Feature(name, "float64") for name in names), classes),
-                            sklearn_version=None, framework="lightgbm")
 
 
 def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:

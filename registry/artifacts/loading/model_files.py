@@ -4,7 +4,8 @@ Each reader gives the same compiled form (``CompiledBoosting``) and the file's f
 from __future__ import annotations
 
 from registry.artifacts.loading import lightgbm_files, xgboost_files
-from registry.artifacts.signature import ModelDescription
+from registry.artifacts.signature import Feature, ModelDescription, Signature
+from registry.errors import InvalidArtifact
 from registry.inference.fast_boosting import CompiledBoosting
 
 
@@ -23,9 +24,23 @@ def read_model_file(framework: str, data: bytes, classes: list | None) -> tuple[
     return read(data, classes)
 
 
+# The names a file's columns go by when neither the file nor the upload names them: each library's own.
+_DEFAULT_NAMES = {"xgboost": "x{}", "lightgbm": "Column_{}"}
+
+
 def describe_model_file(framework: str, form: CompiledBoosting, *, names: list[str] | None,
                         given: list[str] | None) -> ModelDescription:
-    """What a model file of ``framework`` is (kind, estimator, signature), ``given`` being the upload's
-    ``feature_names``."""
-    describe = xgboost_files.describe_xgboost if framework == "xgboost" else lightgbm_files.describe_lightgbm
-    return describe(form, names, given)
+    """What a model file of ``framework`` is: kind ``boosting``, ``xgboost.Booster`` or ``lightgbm.Booster``, its
+    signature (the file's feature names, else ``given``, the upload's ``feature_names``, else the library's
+    defaults; a LightGBM file holding its defaults ``Column_0 …`` names none), and its classes."""
+    if given is not None and names is not None and list(given) != names:
+        raise InvalidArtifact(f"feature_names {list(given)} differ from the names the file holds {names}: "
+                              "leave feature_names out")
+    names = names or list(given or [_DEFAULT_NAMES[framework].format(i) for i in range(form.n_features)])
+    if len(names) != form.n_features or len(set(names)) != len(names):
+        raise InvalidArtifact(f"feature_names must be {form.n_features} unique names")
+    classes = None if form.classes is None else tuple(form.classes.tolist())
+    return ModelDescription(kind="boosting", task="regression" if classes is None else "classification",
+                            estimator=f"{framework}.Booster", steps=None,
+                            signature=Signature(tuple(Feature(name, "float64") for name in names), classes),
+                            sklearn_version=None, framework=framework)

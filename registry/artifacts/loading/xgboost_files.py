@@ -20,7 +20,6 @@ import json
 import numpy as np
 
 from registry.artifacts.loading import ubjson
-from registry.artifacts.signature import Feature, ModelDescription, Signature
 from registry.errors import ArtifactTooLarge, InvalidArtifact
 from registry.inference.fast_boosting import CompiledBoosting
 from registry.inference.tree_walk import BITSET_WORDS, NAN_LEFT, WIDE_NODE
@@ -60,22 +59,6 @@ def check_width(form: CompiledBoosting, max_features: int | None) -> None:
     if max_features is not None and form.n_features > max_features:
         raise ArtifactTooLarge(f"the model takes {form.n_features:,} features; at most {max_features:,} are accepted "
                                "(MAX_FEATURES, see docs/artifacts.md)")
-
-
-def describe_xgboost(form: CompiledBoosting, names: list[str] | None, given: list[str] | None) -> ModelDescription:
-    """What an XGBoost upload is: kind ``boosting``, ``xgboost.Booster``, its signature (feature names
-    from the file, else the upload's ``feature_names``, else ``x0 …``; classes)."""
-    if given is not None and names is not None and list(given) != names:
-        raise InvalidArtifact(f"feature_names {list(given)} differ from the names the file holds {names}: "
-                              "leave feature_names out")
-    names = names or list(given or [f"x{i}" for i in range(form.n_features)])
-    if len(names) != form.n_features or len(set(names)) != len(names):
-        raise InvalidArtifact(f"feature_names must be {form.n_features} unique names")
-    classes = None if form.classes is None else tuple(form.classes.tolist())
-    return ModelDescription(kind="boosting", task="regression" if classes is None else "classification",
-                            estimator="xgboost.Booster", steps=None,
-                            signature=Signature(tuple(Feature(name, "float64") for name in names), classes),
-                            sklearn_version=None, framework="xgboost")
 
 
 def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:
