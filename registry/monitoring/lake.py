@@ -15,6 +15,9 @@ from pathlib import Path
 from registry.artifacts.s3_store import S3Settings, obstore_config, parse_s3_url
 
 
+MANIFEST = "_manifest.json"  # per model: what each file holds (the leading _ keeps Parquet readers off it)
+
+
 class LakeUnavailable(Exception):
     """The lake could not be written or read now (the export is tried again at its next turn)."""
 

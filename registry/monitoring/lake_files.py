@@ -14,11 +14,10 @@ import json
 import pandas as pd
 import pyarrow as pa
 
-from registry.monitoring.lake import Lake
+from registry.monitoring.lake import MANIFEST, Lake
 from registry.tables import utcnow
 
 SCHEMA_VERSION = 1
-MANIFEST = "_manifest.json"
 
 SCHEMA = pa.schema([
     ("id", pa.int64()),

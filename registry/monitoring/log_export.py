@@ -27,16 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Text, cast, func, select, text
 
 from registry.db import db, end_read, on_postgresql, write_transaction
-from registry.monitoring import lake_files, log_bounds
-from registry.monitoring.lake import Lake, LakeUnavailable, location_of
+from registry.monitoring import log_bounds
+from registry.monitoring.lake import MANIFEST, Lake, LakeUnavailable, location_of
 from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel, utcnow
 from registry.telemetry import PREDICTION_LOG_EXPORT_FAILURES, PREDICTION_LOG_EXPORTED
+
+if TYPE_CHECKING:  # pandas and pyarrow are imported by the exporting process alone, when it exports
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class LogExporter:
 def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
     """Export every model's rows that pruning will want next (call it holding the lease); what was exported.
     A model whose export fails is recorded as failing and the others go on."""
+    import pyarrow as pa  # here: a worker that never exports (most of them) need not import it
     # Within the period (the lease lasts three); a turn run by hand (a period of 0) has a minute.
     deadline = time.monotonic() + (settings.every_seconds or 60.0)
     settled = settled_id()
@@ -179,7 +183,7 @@ def exported_state(name: str, lake_location: str) -> ExportState | None:
     if found is None or not found.rows:
         return None
     folder = f"{lake_location}/model={name}"
-    return ExportState(location=folder, manifest=f"{folder}/{lake_files.MANIFEST}", rows=found.rows, before=found.before)
+    return ExportState(location=folder, manifest=f"{folder}/{MANIFEST}", rows=found.rows, before=found.before)
 
 
 def failing() -> list[tuple[str, int, datetime, str]]:
@@ -240,6 +244,8 @@ def _claim_step(model_id: int, due: int) -> tuple[int, int | None]:
 def _write_step(lake: Lake, name: str, model_id: int, mark: int, upto: int) -> tuple[list[str], int, datetime | None]:
     """Write the rows (mark, upto] as one file per day, then the manifest; the files, the rows, and the
     oldest time among the model's rows left (None when none is)."""
+    from registry.monitoring import lake_files
+
     frame = _rows(model_id, mark, upto)
     before = db.session.execute(select(func.min(LoggedPrediction.at))
                                 .where(LoggedPrediction.model_id == model_id, LoggedPrediction.id > upto)).scalar()
@@ -252,6 +258,9 @@ def _write_step(lake: Lake, name: str, model_id: int, mark: int, upto: int) -> t
 
 def _rows(model_id: int, mark: int, upto: int) -> pd.DataFrame:
     """The model's rows (mark, upto] as the export's frame: JSON columns as the text the log holds."""
+    import pandas as pd
+
+    from registry.monitoring import lake_files
     columns = [LoggedPrediction.id, LoggedPrediction.request_id, LoggedPrediction.version, LoggedPrediction.alias,
                LoggedPrediction.route, cast(LoggedPrediction.inputs, Text), cast(LoggedPrediction.outputs, Text),
                LoggedPrediction.latency_ms, LoggedPrediction.status, LoggedPrediction.at,

@@ -220,7 +220,7 @@ def test_mlserver_types_validate_server_and_model_metadata(live_registry, models
     assert "binary_tensor_data" in server.extensions
     metadata = MetadataModelResponse.model_validate_json(requests.get(f"{live_registry.url}/v2/models/mixed", timeout=10).content)
     assert [(t.name, t.datatype, t.shape) for t in metadata.inputs] == [("size", "FP64", [-1, 1]), ("colour", "BYTES", [-1, 1])]
-    assert [t.name for t in metadata.outputs] == ["predict", "predict_proba"]
+    assert [t.name for t in metadata.outputs] == ["predict", "predict_proba", "explanation"]
 
 
 @pytest.mark.parametrize("path, index", [("reg", 0), ("reg/versions/1", 0), ("reg/versions/2", 1), ("reg/versions/staging", 1)])

@@ -23,6 +23,8 @@ FAMILIES = {
     "registry_prediction_log_queued": "counter",
     "registry_prediction_log_written": "counter",
     "registry_prediction_log_dropped": "counter",
+    "registry_prediction_log_exported": "counter",
+    "registry_prediction_log_export_failures": "counter",
     "registry_prediction_log_shares_read_timestamp_seconds": "gauge",
     "registry_prediction_log_pruned": "counter",
     "registry_prediction_log_paused": "gauge",

@@ -40,7 +40,9 @@ def step_classes(estimator) -> set[type]:
 
 
 def prediction_digest(pipeline, features: pd.DataFrame) -> str:
-    return hashlib.sha256(np.asarray(pipeline.predict(features)).tobytes()).hexdigest()
+    """The predictions' digest, by value: text classes come back as an object array (pandas' pyarrow-backed
+    strings make new str objects each time), whose bytes would be the objects' addresses."""
+    return hashlib.sha256(repr(np.asarray(pipeline.predict(features)).tolist()).encode()).hexdigest()
 
 
 @pytest.mark.parametrize(("kind", "task"), list(ESTIMATORS))
