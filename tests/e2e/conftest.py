@@ -32,15 +32,26 @@ def _import_paths() -> str:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    """One local Spark (``local[2]``, the machine's Java 17) for the whole test run: it starts slowly."""
+    """One local Spark (``local[2]``, the machine's Java 17) for the whole test run: it starts slowly.
+    Its JVM takes the Python and the import paths from the environment it starts with; the test process's
+    own environment is given back at once, so that no later subprocess of the run finds the checkout on
+    its PYTHONPATH (an installed package's test would import the checkout instead)."""
     from pyspark.sql import SparkSession
 
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYTHONPATH"] = _import_paths()
-    session = (SparkSession.builder.master("local[2]").appName("registry-tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.local.dir", str(tmp_path_factory.mktemp("spark")))
-               .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"]).getOrCreate())
+    paths, saved = _import_paths(), {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "PYTHONPATH")}
+    os.environ.update(PYSPARK_PYTHON=sys.executable, PYTHONPATH=paths)
+    try:
+        session = (SparkSession.builder.master("local[2]").appName("registry-tests")
+                   .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+                   .config("spark.local.dir", str(tmp_path_factory.mktemp("spark")))
+                   .config("spark.pyspark.python", sys.executable)
+                   .config("spark.executorEnv.PYTHONPATH", paths).getOrCreate())
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     yield session
     session.stop()
 
