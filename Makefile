@@ -41,20 +41,11 @@ run: $(BIN)/.installed-run instance/admin_token
 	@echo "Admin token: $$(cat instance/admin_token)  (kept in instance/admin_token; ADMIN_TOKEN overrides it)"
 	ADMIN_TOKEN="$${ADMIN_TOKEN:-$$(cat instance/admin_token)}" $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## The whole suite, on SQLite and on PostgreSQL (the server at TEST_POSTGRES_URL, default
-## 127.0.0.1:5432, or where none answers a throwaway one started from the installed binaries).
-## The two passes run side by side: most of a pass waits on the servers it starts, so on two cores
-## both take little more than the longer one. The PostgreSQL pass's output follows the SQLite pass's
-## (and stays in build/test-postgresql.log); either failing fails the run.
+## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
+## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
 test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
-	@mkdir -p build
-	@TEST_DATABASE=postgresql $(BIN)/python -m pytest -p no:cacheprovider > build/test-postgresql.log 2>&1 & \
-	postgresql=$$!; trap 'kill $$postgresql 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest; sqlite=$$?; \
-	wait $$postgresql; postgresql=$$?; \
-	echo "==== the PostgreSQL pass (build/test-postgresql.log) ===="; cat build/test-postgresql.log; \
-	echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$postgresql"; \
-	test $$sqlite -eq 0 && test $$postgresql -eq 0
+	$(BIN)/python -m pytest
+	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
 test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
 	$(BIN)/python -m pytest
