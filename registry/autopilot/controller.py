@@ -350,11 +350,13 @@ def _plan_at(session, view: StepView) -> RolloutPlan | None:
 
 
 def _quality(view: StepView, max_drop: float) -> gates.Verdict:
-    """The arms' live quality since the step began, from the prediction log's labelled answers."""
+    """The arms' live quality since the step began, from the prediction log's labelled answers that the
+    gates weigh: with a sticky header, each key's first few per arm and process, as in every other gate."""
     span = max(utcnow() - view.started_at, timedelta(seconds=1))
     arms = {}
     for role, version in ((CANARY, view.canary_version), (PRIMARY, view.primary_version)):
-        routes = monitoring(view.model, str(version), window="step", span=span, thresholds=None).routes
+        routes = monitoring(view.model, str(version), window="step", span=span, thresholds=None,
+                            weighed_only=True).routes
         arms[role] = routes.get(role)
     end_read()
     canary, primary = arms[CANARY], arms[PRIMARY]

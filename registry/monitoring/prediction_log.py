@@ -77,6 +77,7 @@ class Entry:
     latency_ms: float
     status: int
     at: datetime
+    weighed: bool = True  # whether a rollout's gates weigh it (False: its sticky key had sent its share)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class PredictionLog:
         self.offer(Entry(
             request_id=call.request_id, model=call.name, version=result.version, alias=call.alias, route=result.route,
             rows=result.rows, outputs=outputs, latency_ms=answer.seconds * 1000, status=200, at=utcnow(),
+            weighed=result.weighed,
         ))
         return True
 
@@ -362,7 +364,7 @@ def _model_rows() -> list[tuple[str, int, float | None]]:
 # to the driver as they are, without SQLAlchemy's per-value processing (which cost the predict route
 # a quarter of its throughput at a 100 % share). The SQL is the table's own insert, compiled once.
 _COLUMNS = ("model_id", "version", "request_id", "alias", "route", "inputs", "outputs", "latency_ms", "status", "at",
-            "bytes")
+            "weighed", "bytes")  # bytes last: the writer's parts read a row's size there
 _JSON_COLUMNS = {"inputs", "outputs"}
 _inserts: dict[str, tuple[str, Callable]] = {}
 
@@ -385,7 +387,8 @@ def _row(entry: Entry, model_id: int, at: Callable | None) -> tuple:
     size = log_bounds.row_bytes(inputs=inputs, outputs=outputs, request_id=entry.request_id, alias=entry.alias,
                                 route=entry.route)
     return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, outputs,
-            entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at, size)
+            entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at, entry.weighed,
+            size)
 
 
 def _json(value: object) -> str | None:

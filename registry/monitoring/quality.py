@@ -76,16 +76,17 @@ class Monitoring:
 
 
 def monitoring(name: str, ref: str, *, window: str, span: timedelta, thresholds: Thresholds | None,
-               name_value: Callable[[object], str] = str) -> Monitoring:
+               name_value: Callable[[object], str] = str, weighed_only: bool = False) -> Monitoring:
     """Version ``ref`` (a number, an alias or ``latest``) of ``name`` over the ``span`` (named ``window``)
     that ends now; drift flagged past ``thresholds`` (None: no drift worked out). A categorical
     feature's bin is named ``name_value(value)``: the value itself by default, or a name that hides it
-    (see :mod:`registry.monitoring.masking`) for a caller who may not read logged inputs."""
+    (see :mod:`registry.monitoring.masking`) for a caller who may not read logged inputs. With
+    ``weighed_only``, only the answers a rollout's gates weigh count (each sticky key's first few)."""
     model = find_model(name)
     version = find_version(model, ref)
     since = utcnow() - span
     logged = (LoggedPrediction.model_id == model.id, LoggedPrediction.version == version.number,
-              LoggedPrediction.at >= since)
+              LoggedPrediction.at >= since) + ((LoggedPrediction.weighed.is_(True),) if weighed_only else ())
     by_route = dict(db.session.execute(
         select(LoggedPrediction.route, func.count()).where(*logged).group_by(LoggedPrediction.route)
     ).all())

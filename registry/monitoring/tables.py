@@ -1,7 +1,7 @@
 """The prediction log's table: one row per logged request, and its label once feedback brings it."""
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db import db
@@ -39,6 +39,9 @@ class LoggedPrediction(db.Model):
     labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # What the row counts for against PREDICTION_LOG_MAX_MB (log_bounds.row_bytes), fixed when written.
     bytes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Whether a rollout's gates weigh the answer: False once its sticky key had sent KEY_WEIGHT requests
+    # to the arm in that process (registry/serving/key_units.py), so one key cannot fill the quality gate.
+    weighed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class DriftReference(db.Model):

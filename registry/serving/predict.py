@@ -52,7 +52,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     if route.mirror is not None and weighed:  # the primary answers the canary's rows too: the agreement gate
         jobs.append(ShadowJob(route.rollout_id, ref, route.mirror, request, result.predictions, role=CANARY,
                               arm_version=route.servable.version, max_rows=MIRRORED_ROWS))
-    return replace(result, route=route.role, rollout_id=route.rollout_id, shadows=tuple(jobs))
+    return replace(result, route=route.role, rollout_id=route.rollout_id, shadows=tuple(jobs), weighed=weighed)
 
 
 def caller_fault(exc: BaseException) -> bool:

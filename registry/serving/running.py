@@ -26,6 +26,8 @@ class Prediction:
     shadows: tuple[ShadowJob, ...] = field(default=(), compare=False)  # shadow and mirror runs after the answer
     rows: ModelInput | None = field(default=None, compare=False, repr=False)  # what the model was given
     explanations: Explanations | None = field(default=None, compare=False)  # when asked for
+    # False when a rollout's gates do not weigh it: its sticky key had sent its share to the arm already.
+    weighed: bool = field(default=True, compare=False)
 
     def to_dict(self) -> dict:
         """The response body of the predict routes."""

@@ -269,6 +269,41 @@ def test_honest_keys_walk_a_sticky_plan_through_to_promotion(app, client, ci):
     assert promoted["step_figures"]["canary"]["keys"] >= 50
 
 
+def test_a_flood_of_rows_one_key_chose_does_not_carry_the_quality_gate(build_app, ci):
+    """A canary half again the truth on honest rows; one key on the canary sends a thousand rows it
+    answers exactly, all labelled. Weighed as requests, they pull its MAE within the allowed drop;
+    weighed as a key, they are ten rows, and the canary is aborted on what honest keys saw."""
+    app = build_app(PREDICTION_LOG_SAMPLE=1.0)
+    client = app.test_client()
+    upload_ok(client, ci, "m", scaled_sum(1.0))
+    upload_ok(client, ci, "m", scaled_sum(1.5))
+    assert client.post("/models/m/versions/1/promote", json={}, headers=ci).status_code == 200
+    start(client, ci, "m", {"steps": ONE_STEP, "gates": {**LOOSE_GATES, "quality": {"max_drop": 0.2}}},
+          sticky_header=STICKY)
+    tick(app)
+    rows = np.random.default_rng(3).normal(size=(300, 3)).tolist()
+    sent = [(f"honest-{i}", f"user-{i}", row) for i, row in enumerate(rows)]
+    (attacker,) = keys_on("canary", 50, 1, "attacker")
+    sent += [(f"flood-{i}", attacker, [0.0, 0.0, 0.0]) for i in range(1000)]  # both versions answer 0: the truth
+    for request_id, key, row in sent:
+        response = client.post("/models/m/predict", json={"instances": [row]},
+                               headers={STICKY: key, "X-Request-ID": request_id})
+        assert response.status_code == 200
+    assert app.extensions["model_registry"].prediction_log.flush()
+    truth = [{"request_id": request_id, "label": sum(row)} for request_id, _, row in sent]  # what v1 answers
+    for start_at in range(0, len(truth), 500):
+        labelled = client.post("/models/m/feedback", json={"items": truth[start_at:start_at + 500]}, headers=ci)
+        assert labelled.get_json()["applied"] == len(truth[start_at:start_at + 500]), labelled.get_json()
+
+    (decision,) = tick(app)
+
+    assert decision["action"] == "abort" and "quality gate failed" in decision["detail"], decision
+    gate = history(client, "m")[0]["details"]["gates"]["quality"]
+    assert gate["state"] == "fail" and gate["value"] > 0.2, gate
+    canary_rows = client.get("/models/m/versions/2/monitoring?window=1h").get_json()["routes"]["canary"]["labelled"]
+    assert canary_rows > 1000  # every answer was logged and labelled; the gate weighed the key's first ten
+
+
 # ---- item 4: agreement on rows no caller chose ---------------------------------------------------
 
 
