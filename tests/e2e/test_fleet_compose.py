@@ -133,6 +133,14 @@ def test_x_forwarded_proto_is_kept_from_a_trusted_balancer_only(fleet):
     assert "strict-transport-security:" in from_balancer.lower()  # the replica saw https
 
 
+def test_nginx_answers_without_naming_its_version(fleet):
+    answered = requests.get(f"{fleet.url}/healthz", timeout=10)
+    refused = _announced(fleet, "POST", f"/models/{MODEL}/production/predict", PREDICT_MB * MB + 1)
+
+    assert answered.headers["Server"] == "nginx"  # server_tokens off: no version to look vulnerabilities up by
+    assert refused.getheader("Server") == "nginx"
+
+
 def _announced(fleet, method: str, path: str, length: int) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection("127.0.0.1", fleet.port, timeout=10)
     connection.putrequest(method, path)
