@@ -484,6 +484,20 @@ def test_a_monitoring_page_with_a_reference_never_asks_for_one(page, live_regist
     shot(page, "monitoring-with-reference")
 
 
+def test_a_monitoring_page_says_a_reference_is_too_small_and_what_to_send(page, live_registry, lineage_model):
+    """Issue 47, item 4: three evaluation rows are no reference to judge drift against."""
+    reference = {"source": "evaluation", "instances": np.random.default_rng(6).normal(size=(3, 3)).tolist()}
+    assert requests.put(f"{live_registry.url}/models/{LINEAGE_MODEL}/versions/2/reference", json=reference,
+                        headers=live_registry.headers, timeout=30).status_code == 200
+    page.goto(f"/ui/models/{LINEAGE_MODEL}/versions/2/monitoring")
+    detail = page.locator("[data-drift-detail]")
+    expect(detail).to_contain_text("has 3 rows, too few to judge drift against")
+    expect(detail).to_contain_text("DRIFT_MIN_REFERENCE_ROWS is 100")
+    expect(detail).to_contain_text(f"/models/{LINEAGE_MODEL}/versions/2/reference")
+    expect(page.get_by_text("drifted", exact=True)).to_have_count(0)  # no column judged against three rows
+    shot(page, "monitoring-small-reference")
+
+
 def test_a_protected_alias_shows_its_policy_a_requests_evidence_and_a_broken_glass(browser, page, live_registry,
                                                                                     demo_model):
     alias = f"{live_registry.url}/models/{MODEL}/aliases/staging"
