@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from registry.db import db
@@ -28,8 +29,9 @@ def test_the_label_delay_is_a_duration_not_a_floats_digits(app, client, housing,
     assert "<dt>Label delay (median)</dt><dd>7.4 s</dd>" in page
 
 
-def test_a_version_a_rollout_runs_is_never_offered_for_archiving(client, housing, admin, sign_in):
-    rollout = {"canary": {"version": 2, "percent": 10}, "reason": "try"}
+@pytest.mark.parametrize("arm", ["canary", "shadow"])
+def test_a_version_a_rollout_runs_is_never_offered_for_archiving(client, housing, admin, sign_in, arm):
+    rollout = {arm: {"version": 2, "percent": 10}, "reason": "try"}
     assert client.put("/models/housing/aliases/production/rollout", json=rollout, headers=admin).status_code == 200
     sign_in(ADMIN_TOKEN)
 
