@@ -14,7 +14,9 @@ start with (the ones the document tells its reader to start the service with).
 A ``json``, ``text`` or unnamed block right after a run block (nothing but blank lines between) shows
 what that block prints, and what it printed is compared with it (:mod:`tests.e2e.doc_outputs` says
 how, placeholders and all); ``<!-- doc-test: output -->`` on the line before such a block makes it the
-shown output of the run block above it across prose too.
+shown output of the run block above it across prose too, and ``<!-- doc-test: illustration -->`` says
+that a block after prose is an illustration (a layout, a shape, a log line), not an output to
+compare: every such block says which it is (:func:`unmarked_shown_blocks`).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 RUN_LANGUAGES = {"sh", "bash", "python"}
 OUTPUT_LANGUAGES = {"json", "text", ""}
 OUTPUT_MARKER = "output"
+ILLUSTRATION_MARKER = "illustration"
 FENCE = re.compile(r"^```(\S*)\s*$")
 MARKER = re.compile(r"^<!--\s*doc-test:\s*(.*?)\s*-->$")
 SERVER = re.compile(r"<!--\s*doc-test:\s*server\s+(.*?)\s*-->")
@@ -70,6 +73,28 @@ def blocks(path: Path) -> list[Block]:
         after_run = end if language in RUN_LANGUAGES else None
         index = end + 1
     return found
+
+
+def unmarked_shown_blocks(path: Path) -> list[int]:
+    """The lines of ``json``, ``text`` and unnamed blocks that follow prose and say neither
+    ``doc-test: output`` nor ``doc-test: illustration``: blocks a reader takes for an output that no
+    test compares."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    unmarked, index, after_run = [], 0, None
+    while index < len(lines):
+        opening = FENCE.match(lines[index])
+        if not opening:
+            index += 1
+            continue
+        end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
+        language = opening.group(1)
+        right_after_a_run = after_run is not None and not any(line.strip() for line in lines[after_run + 1:index])
+        if language in OUTPUT_LANGUAGES and not right_after_a_run and \
+                _marker(lines, index) not in (OUTPUT_MARKER, ILLUSTRATION_MARKER):
+            unmarked.append(index + 1)
+        after_run = end if language in RUN_LANGUAGES else None
+        index = end + 1
+    return unmarked
 
 
 def server_settings(path: Path) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pytest
 from bench.harness import server
 from config import BASE_DIR
 from tests.databases import BACKEND, fresh_database
-from tests.e2e.doc_blocks import blocks, output_file, script, server_settings
+from tests.e2e.doc_blocks import blocks, output_file, script, server_settings, unmarked_shown_blocks
 from tests.e2e.doc_outputs import mismatches
 
 # The documents walk a first-time user through `make run`: the embedded SQLite default. Each one runs
@@ -91,6 +91,13 @@ def test_every_runnable_block_runs_in_order_against_a_fresh_registry(document, t
              for block in blocks(document) if block.shown is not None and not block.skip
              for problem in mismatches(block.shown, (outputs / output_file(block)).read_text(), block.shown_language)]
     assert not wrong, "what the document shows is not what its blocks print:\n" + "\n".join(wrong)
+
+
+def test_shown_blocks_after_prose_say_whether_they_are_compared():
+    for document in DOCUMENTS:
+        assert unmarked_shown_blocks(document) == [], (
+            f"{document.name}: mark each with <!-- doc-test: output --> (compared with the run block above) "
+            "or <!-- doc-test: illustration -->")
 
 
 def test_skips_say_why():

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from tests.e2e.doc_blocks import blocks, output_file, script, server_settings
+from tests.e2e.doc_blocks import blocks, output_file, script, server_settings, unmarked_shown_blocks
 
 DOCUMENT = """# A doc
 
@@ -119,3 +119,12 @@ def test_a_captured_block_runs_in_the_scripts_own_shell_so_what_it_sets_stays_se
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "made abc\nstill abc\n"
     assert (outputs / output_file(blocks(path)[0])).read_text() == "made abc\n"
+
+
+def test_a_shown_block_after_prose_must_say_whether_it_is_compared(tmp_path):
+    document = tmp_path / "doc.md"
+    document.write_text("```sh\ncurl x\n```\n\n```json\n{\"a\": 1}\n```\n\nThe answer:\n\n```json\n{\"a\": 1}\n```\n\n"
+                        "<!-- doc-test: illustration -->\n```text\na layout\n```\n\n"
+                        "<!-- doc-test: output -->\n```json\n{\"a\": 1}\n```\n")
+
+    assert unmarked_shown_blocks(document) == [11]  # the one after "The answer:"
