@@ -123,6 +123,41 @@ def test_the_images_own_tree_walker_answers_a_forest_exactly_as_scikit_learn(qui
     assert answer.json()["probabilities"] == forest.predict_proba(rows).tolist()
 
 
+def test_boosted_files_are_served_exactly_by_an_image_that_has_neither_library(quick_start):
+    """XGBoost's JSON and LightGBM's text files are read and walked by the registry itself: the image
+    installs neither library, and answers each bit for bit as the library does here (issue 42)."""
+    import lightgbm
+    import xgboost
+
+    container, token = quick_start
+    headers = {"Authorization": f"Bearer {token}"}
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 4, "nthread": 1},
+                            xgboost.DMatrix(X, label=y, feature_names=list("abcd")), 20)
+    gbm = lightgbm.train({"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1},
+                         lightgbm.Dataset(X, label=y, feature_name=list("abcd")), 20)
+    files = {"xgb": bytes(booster.save_raw("json")), "lgbm": gbm.model_to_string().encode()}
+    rows = np.round(rng.normal(size=(50, 4)), 6)
+    expected = {"xgb": booster.predict(xgboost.DMatrix(rows, feature_names=list("abcd"))),
+                "lgbm": gbm.predict(rows, num_threads=1)}
+    for name, data in files.items():
+        uploaded = requests.post(f"{container.url}/models/{name}/versions", files={"artifact": ("model", data)},
+                                 headers=headers, timeout=60)
+        assert uploaded.status_code == 201, uploaded.text
+
+        answer = requests.post(f"{container.url}/models/{name}/1/predict",
+                               json={"instances": rows.tolist(), "return_proba": True}, timeout=30)
+
+        assert answer.status_code == 200, answer.text
+        assert [p[1] for p in answer.json()["probabilities"]] == expected[name].astype(np.float64).tolist(), name
+    for library in ("xgboost", "lightgbm"):
+        missing = containers.podman("exec", container.name, "/opt/venv/bin/python", "-c", f"import {library}",
+                                    check=False)
+        assert missing.returncode != 0 and "ModuleNotFoundError" in missing.stderr, library
+
+
 def test_a_restart_on_the_same_volume_keeps_the_data_with_a_read_only_root(quick_start, restarted):
     _, token = quick_start
 
