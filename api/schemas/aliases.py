@@ -3,7 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import Text, UTCDateTime
+from api.schemas.fields import JsonBoolean, Text, UTCDateTime
 from api.schemas.paging import PageArgs
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS, MAX_ID
 
@@ -35,7 +35,7 @@ class ReasonArgs(Schema):
 class PromoteRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
     reason = Text(load_default="", validate=validate.Length(max=2_000))
-    force = fields.Boolean(load_default=False)
+    force = JsonBoolean(load_default=False)
 
 
 class RollbackRequest(Schema):

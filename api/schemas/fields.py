@@ -24,6 +24,16 @@ class FiniteNumber(fields.Float):
         return value
 
 
+class JsonBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false`` in a body; ``0``, ``1``, ``"yes"`` and the other truthy words that
+    marshmallow takes for a query string are refused, as the document's boolean says."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
 class WholeNumber(fields.Integer):
     """A JSON integer: ``3``, or ``3.0`` as JSON Schema counts it; strings, booleans and fractions are refused."""
 

@@ -3,7 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import FiniteNumber, Text, UTCDateTime, WholeNumber
+from api.schemas.fields import FiniteNumber, JsonBoolean, Text, UTCDateTime, WholeNumber
 from api.schemas.paging import PageArgs
 from registry.access.tokens import ROLES
 from registry.approvals.requests import STATES
@@ -28,15 +28,15 @@ class EvaluationRequirement(Schema):
     metric = Text(required=True, validate=validate.Length(min=1, max=128))
     margin = FiniteNumber(load_default=0.0, validate=validate.Range(min=0),
                           metadata={"description": "how much better than the served version's score, at least"})
-    higher_is_better = fields.Boolean(load_default=None, allow_none=True,
-                                      metadata={"description": "null: from the metric's name (errors, losses: lower)"})
+    higher_is_better = JsonBoolean(load_default=None, allow_none=True,
+                                   metadata={"description": "null: from the metric's name (errors, losses: lower)"})
 
 
 class Requirements(Schema):
     evaluation = fields.Nested(EvaluationRequirement)
     card = fields.List(fields.String(validate=validate.OneOf(CARD_FIELDS)), validate=validate.Length(max=len(CARD_FIELDS)))
-    compatible_signature = fields.Boolean()
-    rollout = fields.Boolean(metadata={"description": "a rollout plan of the version on this alias walked every step"})
+    compatible_signature = JsonBoolean()
+    rollout = JsonBoolean(metadata={"description": "a rollout plan of the version on this alias walked every step"})
 
 
 class FreezeWindow(Schema):
@@ -84,7 +84,7 @@ class BreakGlassRequest(Schema):
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
     reason = Text(required=True, validate=validate.Length(min=1, max=2_000),
                   metadata={"description": "mandatory: why the policy is bypassed"})
-    force = fields.Boolean(load_default=False)
+    force = JsonBoolean(load_default=False)
 
 
 class RequestArgs(PageArgs):

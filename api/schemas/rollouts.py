@@ -1,7 +1,7 @@
 """Rollouts: canary and shadow arms, a plan's steps and gates (``api.schemas.plans``), and their live figures."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import FiniteNumber, Text, UTCDateTime, WholeNumber
+from api.schemas.fields import FiniteNumber, JsonBoolean, Text, UTCDateTime, WholeNumber
 from api.schemas.plans import PlanRequest, PlanStepOut
 from registry.aliases.rollouts import HEADER_NAME
 from registry.names import MAX_ID
@@ -25,7 +25,7 @@ class RolloutRequest(Schema):
     sticky_header = fields.String(load_default=None, allow_none=True,
                                   metadata={"example": "X-User-Id", "pattern": HEADER_NAME.pattern})
     reason = Text(load_default="", validate=validate.Length(max=2_000))
-    force = fields.Boolean(load_default=False)
+    force = JsonBoolean(load_default=False)
     plan = fields.Nested(PlanRequest, load_default=None, allow_none=True, metadata={
         "description": "walk the canary by itself through the plan's steps; defaults for what is left out",
         "example": {"steps": [{"percent": 5, "min_requests": 500, "max_minutes": 60},

@@ -3,7 +3,7 @@ import json
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import Text, UTCDateTime
+from api.schemas.fields import JsonBoolean, Text, UTCDateTime
 from registry.events.outbox import EVENT_TYPES
 
 
@@ -21,7 +21,7 @@ class WebhookRequest(Schema):
 class WebhookPatch(Schema):
     url = Text(metadata=WEBHOOK_URL)
     events = fields.List(EVENT_TYPE)
-    active = fields.Boolean()
+    active = JsonBoolean()
     description = Text(validate=validate.Length(max=2_000))
 
 
