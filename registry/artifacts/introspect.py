@@ -49,7 +49,9 @@ def describe(
         task=task,
         estimator=class_path(type(model)),
         steps=[_step_path(step) for step in steps] if steps else None,
-        signature=Signature(features, _classes(model) if task == "classification" else None),
+        # A bare histogram booster sends NaN where it learned missing values go; a step before it may not pass one on.
+        signature=Signature(features, _classes(model) if task == "classification" else None,
+                            missing=steps is None and type(model) in HISTOGRAM_BOOSTING),
         sklearn_version=sklearn_version,
     )
 

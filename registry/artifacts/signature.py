@@ -22,10 +22,12 @@ class Feature:
 
 @dataclass(frozen=True)
 class Signature:
-    """The ordered input columns of a model and, for classifiers, its classes."""
+    """The ordered input columns of a model and, for classifiers, its classes; ``missing``: the model
+    takes a missing number (NaN) as its library defines it, so a request may send one."""
 
     features: tuple[Feature, ...]
     classes: tuple | None = None
+    missing: bool = False
 
     @cached_property
     def names(self) -> list[str]:
@@ -39,10 +41,11 @@ class Signature:
 
     def to_dict(self) -> dict:
         """The JSON shape stored in the database and returned by the API."""
-        return {
+        shape = {
             "features": [{"name": f.name, "dtype": f.dtype} for f in self.features],
             "classes": list(self.classes) if self.classes is not None else None,
         }
+        return shape | ({"missing_values": True} if self.missing else {})
 
     @classmethod
     def from_dict(cls, data: dict) -> Signature:
@@ -51,6 +54,7 @@ class Signature:
         return cls(
             features=tuple(Feature(f["name"], f["dtype"]) for f in data["features"]),
             classes=tuple(classes) if classes is not None else None,
+            missing=bool(data.get("missing_values", False)),
         )
 
 

@@ -6,12 +6,14 @@ columns float64, categorical columns ``object`` holding Python strings).
 
 Rules a caller sees:
 - Rows are numbered from 0 as in the JSON array; CSV problems name the file's line instead.
-- Numbers must be JSON numbers: booleans, numeric strings, null, NaN and ±Infinity are refused.
+- Numbers must be JSON numbers: booleans, numeric strings, null, NaN and ±Infinity are refused; a
+  version whose signature says ``missing_values`` (a model whose library defines where a missing
+  value goes: XGBoost, LightGBM, a bare HistGradientBoosting) takes ``null`` as a missing number (NaN).
 - A categorical (non-numeric) feature takes a string; a JSON integer is accepted as its decimal
   text (``94110`` -> ``"94110"``, what the same value in a CSV cell gives), while floats, booleans
   and null are refused because they have no single obvious text form.
-- CSV cells are text, parsed as numbers for numeric features; an empty cell is a missing value and
-  is refused for every kind; header names are stripped of surrounding blanks.
+- CSV cells are text, parsed as numbers for numeric features; an empty cell is a missing value,
+  refused unless the signature says ``missing_values``; header names are stripped of surrounding blanks.
 """
 from __future__ import annotations
 
@@ -44,11 +46,12 @@ _MAX_LISTED_PROBLEMS = 20
 
 
 class _Cells(NamedTuple):
-    """How one body format turns its cells into numbers and categories."""
+    """How one body format turns its cells into numbers and categories, and how it says a number is missing."""
 
     number: Callable[[object], float]
     category: Callable[[object], str]
     fast_matrix: Callable[[list, int], np.ndarray | None]
+    missing: object  # JSON null, or an empty CSV cell
 
 
 class PredictionInput(Protocol):
@@ -189,7 +192,7 @@ def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int, *, 
     names = signature.names
     if matrix.ndim != 2 or matrix.shape[1] != len(names):
         raise InvalidInput(_count_message(names, matrix.shape[1] if matrix.ndim == 2 else 1))
-    bad = ~np.isfinite(matrix)
+    bad = np.isinf(matrix) if signature.missing else ~np.isfinite(matrix)  # NaN: a missing value, where taken
     if bad.any():
         cells = np.argwhere(bad)
         problems = {
@@ -299,7 +302,8 @@ def _json_matrix(rows: list, width: int) -> np.ndarray | None:
 
 def _convert_rows(rows: list, signature: Signature, cells: _Cells, where: Callable[[int], str]) -> list[list]:
     names = signature.names
-    converters = [cells.number if f.numeric else cells.category for f in signature.features]
+    number = _or_missing(cells) if signature.missing else cells.number
+    converters = [number if f.numeric else cells.category for f in signature.features]
     problems = {}
     converted = []
     for i, row in enumerate(rows):
@@ -317,6 +321,13 @@ def _convert_rows(rows: list, signature: Signature, cells: _Cells, where: Callab
     if problems:
         raise _cells_error(problems)
     return converted
+
+
+def _or_missing(cells: _Cells) -> Callable[[object], float]:
+    """``cells.number``, with the format's missing value read as NaN."""
+    def number(value: object) -> float:
+        return math.nan if value == cells.missing and type(value) is type(cells.missing) else cells.number(value)
+    return number
 
 
 def _frame(rows: list[list], signature: Signature) -> pd.DataFrame:
@@ -365,8 +376,8 @@ def _csv_category(text: str) -> str:
     return text
 
 
-_JSON_CELLS = _Cells(_json_number, _json_category, _json_matrix)
-_CSV_CELLS = _Cells(_csv_number, _csv_category, _finite_matrix)
+_JSON_CELLS = _Cells(_json_number, _json_category, _json_matrix, None)
+_CSV_CELLS = _Cells(_csv_number, _csv_category, _finite_matrix, "")
 
 
 # -- messages ----------------------------------------------------------------------------------

@@ -42,5 +42,6 @@ def describe_model_file(framework: str, form: CompiledBoosting, *, names: list[s
     classes = None if form.classes is None else tuple(form.classes.tolist())
     return ModelDescription(kind="boosting", task="regression" if classes is None else "classification",
                             estimator=f"{framework}.Booster", steps=None,
-                            signature=Signature(tuple(Feature(name, "float64") for name in names), classes),
+                            signature=Signature(tuple(Feature(name, "float64") for name in names), classes,
+                                                missing=True),  # both libraries define where NaN goes
                             sklearn_version=None, framework=framework)
