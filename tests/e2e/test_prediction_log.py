@@ -205,8 +205,13 @@ def test_one_worker_sweeps_for_every_worker_and_another_takes_over_when_it_dies(
         return holder is not None and int(holder.split(":")[1]) in workers and int(holder.split(":")[1])
 
     assert predict(live, requests.Session(), "swept") == 200
-    wait_for(lambda: (swept_requests(live) or 0) > 0, "the sweep to measure the served version", DEADLINE)
-    holder_pid = wait_for(held_by_a_worker, "a worker to hold the monitoring lease", DEADLINE)
+    try:
+        wait_for(lambda: (swept_requests(live) or 0) > 0, "the sweep to measure the served version", DEADLINE)
+        holder_pid = wait_for(held_by_a_worker, "a worker to hold the monitoring lease", DEADLINE)
+    except AssertionError as failed:  # say what the workers said, and who held the lease
+        raise AssertionError(f"{failed}; lease: {lease_holder(database_url)}; workers: "
+                             f"{[c.pid for c in psutil.Process(live.process.pid).children()]}\n"
+                             f"{live.log_path.read_text()[-6000:]}") from None
 
     os.kill(holder_pid, signal.SIGKILL)  # it cannot let the lease go
     taken = wait_for(lambda: (pid := held_by_a_worker()) != holder_pid and pid,
