@@ -6,6 +6,7 @@ from flask import current_app, g, request
 
 from api import rate_limits
 from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
+from api.rights import route_right
 from registry.access.tokens import READ_INPUTS, READ_INPUTS_ROLES, Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
 
@@ -28,6 +29,7 @@ def requires(*roles: str) -> Callable:
                 named = [repr(role) for role in roles if role != "admin"] + ["'admin'"]
                 needs = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
                 raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs {needs}")
+            _check_scope(who)
             g.principal = who
             return view(*args, **kwargs)
 
@@ -42,7 +44,9 @@ def reads(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if current_app.config["REQUIRE_AUTH_FOR_READS"]:
-            g.principal = _authenticate(trust_recent=True)
+            who = _authenticate(trust_recent=True)
+            _check_scope(who)
+            g.principal = who
         return view(*args, **kwargs)
 
     return document(wrapped, {"security": TOKEN_IF_CONFIGURED})
@@ -54,7 +58,7 @@ def requires_read_inputs(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         who = _authenticate(trust_recent=True)
-        if not who.reads_inputs():
+        if not who.reads_inputs(_model()):
             raise Forbidden(missing_read_inputs(who))
         g.principal = who
         return view(*args, **kwargs)
@@ -67,14 +71,34 @@ def sees_inputs() -> bool:
     who = g.get("principal")
     if who is None and request.headers.get("Authorization"):
         who = g.principal = _authenticate(trust_recent=True)
-    return who is not None and who.reads_inputs()
+    return who is not None and who.reads_inputs(_model())
 
 
 def missing_read_inputs(who: Principal) -> str:
     """Why ``who`` may not read logged inputs, and which tokens may."""
+    if who.scopes is not None and who.role in READ_INPUTS_ROLES:
+        return f"the token {who.name!r} is scoped: it has no right {READ_INPUTS!r} on the model {_model()!r}"
     roles = " or ".join(repr(role) for role in READ_INPUTS_ROLES)
     return (f"the token {who.name!r} has role {who.role!r}, without the right {READ_INPUTS!r} that logged inputs "
             f"need (they may be personal data): use a token of role {roles}")
+
+
+def _model() -> str | None:
+    """The model the request's URL names, if any."""
+    return (request.view_args or {}).get("name")
+
+
+def _check_scope(who: Principal) -> None:
+    """A scoped token must hold the route's right on the model the URL names (api/rights.py)."""
+    model = _model()
+    if who.scopes is None or model is None:
+        return
+    right = route_right(request.endpoint, request.method)
+    if right is None:
+        raise Forbidden(f"the token {who.name!r} is scoped, and this route of the model {model!r} takes no scoped token")
+    if not who.has(right, model):
+        raise Forbidden(f"the token {who.name!r} is scoped: it has no right {right!r} on the model {model!r}; "
+                        "ask an admin for a token whose scopes grant it")
 
 
 def _authenticate(*, trust_recent: bool) -> Principal:

@@ -287,6 +287,8 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # None: the role's rights on every model; else its grants (registry/access/scopes.py).
+    scopes: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class BrowserSession(db.Model):

@@ -28,11 +28,23 @@ def clean_errors(command: Callable) -> Callable:
 @group.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci, reader, feedback or analyst (reader who may read logged inputs)")
+@click.option("--scope", "scopes", multiple=True, metavar="MODELS:RIGHTS",
+              help="act on these models only, with these of the role's rights: 'team-a-*,churn:read,predict,promote' "
+                   "(repeatable; without it, the role's rights on every model)")
 @clean_errors
-def create(name: str, role: str):
+def create(name: str, role: str, scopes: tuple[str, ...]):
     """Create a token and print it; it is shown only this once."""
-    _, token = tokens.create_token(name, role)
+    _, token = tokens.create_token(name, role, [_grant(scope) for scope in scopes] if scopes else None)
     click.echo(token)
+
+
+def _grant(scope: str) -> dict:
+    """``MODELS:RIGHTS`` (each a comma-separated list) as a grant."""
+    models, separator, rights = scope.partition(":")
+    if not separator:
+        raise click.BadParameter(f"{scope!r} is not MODELS:RIGHTS, e.g. 'team-a-*:read,predict'", param_hint="--scope")
+    return {"models": [m.strip() for m in models.split(",") if m.strip()],
+            "rights": [r.strip() for r in rights.split(",") if r.strip()]}
 
 
 @group.command("list")
@@ -41,7 +53,9 @@ def list_():
     """List token names, roles and when they were created and last used."""
     for row in tokens.list_tokens():
         last = row.last_used_at.isoformat() if row.last_used_at else "never"
-        click.echo(f"{row.name}\t{row.role}\tcreated {row.created_at.isoformat()}\tlast used {last}")
+        scoped = "" if row.scopes is None else "\tscopes " + "; ".join(
+            f"{','.join(grant['models'])}:{','.join(grant['rights'])}" for grant in row.scopes)
+        click.echo(f"{row.name}\t{row.role}\tcreated {row.created_at.isoformat()}\tlast used {last}{scoped}")
 
 
 @group.command("revoke")

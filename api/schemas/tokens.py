@@ -1,19 +1,34 @@
-"""API tokens: created with a role, listed without their secret."""
+"""API tokens: created with a role (and, to act on some models only, scopes), listed without their secret."""
 from marshmallow import Schema, fields, validate
 
 from api.schemas.fields import UTCDateTime
+from registry.access.scopes import RIGHTS
 from registry.access.tokens import ROLES
 from registry.names import TOKEN_NAME
+
+SCOPES = {
+    "description": "null or left out: the role's rights on every model. Else grants, each some of the role's "
+                   "rights on the models its patterns name (a name, or a prefix ending in *: team-a-*); "
+                   "on any other model the token has no right. Admin tokens are never scoped.",
+    "example": [{"models": ["team-a-*"], "rights": ["read", "predict", "upload", "promote"]}],
+}
+
+
+class Grant(Schema):
+    models = fields.List(fields.String(), required=True)
+    rights = fields.List(fields.String(validate=validate.OneOf(RIGHTS)), required=True)
 
 
 class TokenRequest(Schema):
     name = fields.String(required=True, metadata={"pattern": TOKEN_NAME.pattern})
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    scopes = fields.List(fields.Nested(Grant), load_default=None, allow_none=True, metadata=SCOPES)
 
 
 class TokenOut(Schema):
     name = fields.String()
     role = fields.String()
+    scopes = fields.List(fields.Nested(Grant), allow_none=True, metadata=SCOPES)
     created_at = UTCDateTime()
     last_used_at = UTCDateTime(allow_none=True)
 
@@ -21,5 +36,6 @@ class TokenOut(Schema):
 class TokenCreatedOut(Schema):
     name = fields.String()
     role = fields.String()
+    scopes = fields.List(fields.Nested(Grant), allow_none=True, metadata=SCOPES)
     token = fields.String()
     created_at = UTCDateTime()

@@ -21,7 +21,7 @@ from registry.approvals import requests as approval_requests
 from registry.batch import runs as batch_runs
 from registry.catalog import models as catalog
 from registry.catalog import versions
-from registry.errors import RolloutNotFound, Unauthorized
+from registry.errors import Forbidden, RolloutNotFound, Unauthorized
 from registry.evaluations import comparison
 from registry.evaluations import scores as evaluations
 from registry.governance import policies
@@ -185,6 +185,8 @@ def sign_in():
             who = start_session(form.token.data.strip())
         except Unauthorized as exc:
             rate_limits.authentication_failed()  # 429 instead, past the limit
+            form.token.errors.append(exc.detail)
+        except Forbidden as exc:  # a valid token the dashboard does not take
             form.token.errors.append(exc.detail)
         else:
             flash(f"Signed in as {who.name} ({who.role}).", "ok")

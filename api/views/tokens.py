@@ -28,8 +28,8 @@ class Tokens(MethodView):
     @blp.response(201, TokenCreatedOut)
     def post(self, body):
         """Create a token; the response is the only time it is shown."""
-        row, token = tokens.create_token(body["name"], body["role"])
-        return {"name": row.name, "role": row.role, "token": token, "created_at": row.created_at}
+        row, token = tokens.create_token(body["name"], body["role"], body["scopes"])
+        return {"name": row.name, "role": row.role, "scopes": row.scopes, "token": token, "created_at": row.created_at}
 
 
 @blp.route("/tokens/<name>")

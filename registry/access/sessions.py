@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 
 from registry.access.tokens import Principal, authenticate, authenticate_digest, hash_token
 from registry.db import db, write_transaction
-from registry.errors import Unauthorized
+from registry.errors import Forbidden, Unauthorized
 from registry.tables import BrowserSession, utcnow
 
 
@@ -18,6 +18,9 @@ def start_session(token: str, *, bootstrap_admin_token: str | None, lifetime: ti
     Expired sessions are pruned here, so the table holds the open ones only.
     """
     who = authenticate(token, bootstrap_admin_token)
+    if who.scopes is not None:  # the dashboard's actions check roles, not a token's models
+        raise Forbidden(f"the token {who.name!r} is scoped to some models, and the dashboard takes unscoped tokens "
+                        "only: use it with the API, or sign in with an unscoped token")
     session_id, now = secrets.token_urlsafe(32), utcnow()
     with write_transaction():
         db.session.execute(delete(BrowserSession).where(BrowserSession.expires_at <= now))

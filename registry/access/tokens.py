@@ -11,6 +11,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from registry.access import scopes as scoping
+from registry.access.scopes import READ_INPUTS, Grant
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
 from registry.names import TOKEN_NAME, check_token_name
@@ -23,7 +25,6 @@ from registry.tables import ApiToken, utcnow
 ROLES = ("admin", "ci", "reader", "feedback", "analyst")
 # The right to read what callers sent (the prediction log, its CSV, the values of categorical drift
 # bins): inputs may be personal data, so only these roles have it.
-READ_INPUTS = "read_inputs"
 READ_INPUTS_ROLES = ("admin", "analyst")
 BOOTSTRAP_ADMIN = "admin"
 # last_used_at is a hint for admins, not an audit trail: write it at most this often per token.
@@ -32,17 +33,26 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name (recorded as the actor of writes) and its role."""
+    """Who is calling: the token's name (recorded as the actor of writes), its role and, for a scoped
+    token, the models it may act on (None: every model)."""
 
     name: str
     role: str
+    scopes: tuple[Grant, ...] | None = None
 
     def may(self, role: str) -> bool:
         """Whether this principal may do what needs ``role``: admin may do everything, others their own role."""
         return self.role in ("admin", role)
 
-    def reads_inputs(self) -> bool:
-        """Whether this principal has the right READ_INPUTS (logged inputs and raw categorical values)."""
+    def has(self, right: str, model: str) -> bool:
+        """Whether this principal holds ``right`` on the model named ``model``."""
+        return right in scoping.rights_of(self.role, self.scopes, model)
+
+    def reads_inputs(self, model: str | None = None) -> bool:
+        """Whether this principal has the right READ_INPUTS (logged inputs and raw categorical values),
+        on ``model`` (a scoped token only on the models its grants name)."""
+        if self.scopes is not None:
+            return model is not None and self.has(READ_INPUTS, model)
         return self.role in READ_INPUTS_ROLES
 
 
@@ -102,17 +112,19 @@ def new_token() -> str:
     return "mr_" + secrets.token_urlsafe(32)
 
 
-def create_token(name: str, role: str) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the plain token, which is never retrievable again."""
+def create_token(name: str, role: str, scopes: list[dict] | None = None) -> tuple[ApiToken, str]:
+    """Create a token, unscoped or with ``scopes`` (``[{"models": [...], "rights": [...]}]``, see
+    :mod:`registry.access.scopes`); returns the row and the plain token, which is never retrievable again."""
     check_token_name(name)
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}", errors={"role": ["unknown role"]})
+    grants = scoping.checked_scopes(role, scopes)
     if name == BOOTSTRAP_ADMIN:
         raise Conflict(f"{BOOTSTRAP_ADMIN!r} is the bootstrap admin token's name; choose another")
     token = new_token()
     try:
         with write_transaction():
-            row = ApiToken(name=name, role=role, token_hash=hash_token(token))
+            row = ApiToken(name=name, role=role, token_hash=hash_token(token), scopes=scoping.stored(grants))
             db.session.add(row)
     except IntegrityError:
         raise Conflict(f"a token named {name!r} exists; revoke it first or choose another name") from None
@@ -165,7 +177,7 @@ def authenticate(token: str, bootstrap_admin_token: str | None, *, trust_recent:
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         VERIFIED.forget(digest)
         raise Unauthorized("the bearer token is not valid (unknown or revoked)")
-    principal = Principal(row.name, row.role)
+    principal = Principal(row.name, row.role, scoping.loaded(row.scopes))
     VERIFIED.remember(digest, principal)
     if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION:
         _touch(row.id)
@@ -179,7 +191,7 @@ def authenticate_digest(digest: str, bootstrap_admin_token: str | None) -> Princ
     row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
     if row is None:
         raise Unauthorized("the session's token was revoked; sign in again")
-    return Principal(row.name, row.role)
+    return Principal(row.name, row.role, scoping.loaded(row.scopes))
 
 
 def _touch(token_id: int) -> None:

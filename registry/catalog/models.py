@@ -2,7 +2,7 @@
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import false, or_, select
 
 from registry.changes import ModelChanged, record
 from registry.db import db, on_postgresql, write_transaction
@@ -27,9 +27,15 @@ class ModelSummary:
     prediction_log_max_mb: float | None = None  # the most its log may hold, when less than its fair share
 
 
-def list_models(page: int, per_page: int) -> Page:
-    """Models ordered by name."""
-    models = paginate(select(RegisteredModel).order_by(_by_name()), page, per_page)
+def list_models(page: int, per_page: int, *, readable: list[str] | None = None) -> Page:
+    """Models ordered by name; with ``readable`` (a scoped token's patterns: names, or prefixes ending
+    in ``*``), only the models they name."""
+    query = select(RegisteredModel)
+    if readable is not None:
+        query = query.where(or_(false(), *(
+            RegisteredModel.name.startswith(pattern[:-1], autoescape=True) if pattern.endswith("*")
+            else RegisteredModel.name == pattern for pattern in readable)))
+    models = paginate(query.order_by(_by_name()), page, per_page)
     latest = latest_numbers([m.id for m in models.items])
     return replace(models, items=[_summary(m, latest.get(m.id)) for m in models.items])
 
