@@ -53,25 +53,19 @@ class Block:
 def blocks(path: Path) -> list[Block]:
     """Every runnable-language block of a markdown file, in order, with its marker's effect."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    found, index, after_run = [], 0, None  # after_run: the closing fence's line of a run block just above
-    while index < len(lines):
-        opening = FENCE.match(lines[index])
-        if not opening:
-            index += 1
-            continue
-        end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
-        language, marker, text = opening.group(1), _marker(lines, index), "\n".join(lines[index + 1:end]) + "\n"
-        if language in RUN_LANGUAGES:
+    found = []
+    for fence in _fences(lines):
+        text = "\n".join(lines[fence.line + 1:fence.end]) + "\n"
+        if fence.language in RUN_LANGUAGES:
             found.append(Block(
-                language=language, code=text, line=index + 1,
-                skip=marker[len("skip"):].lstrip(" ,:") or "no reason given" if marker.startswith("skip") else None,
-                errors_expected=marker == "errors expected",
+                language=fence.language, code=text, line=fence.line + 1,
+                skip=fence.marker[len("skip"):].lstrip(" ,:") or "no reason given"
+                if fence.marker.startswith("skip") else None,
+                errors_expected=fence.marker == "errors expected",
             ))
-        elif after_run is not None and language in OUTPUT_LANGUAGES and (
-                marker == OUTPUT_MARKER or not any(line.strip() for line in lines[after_run + 1:index])):
-            found[-1] = replace(found[-1], shown=text, shown_language=language, shown_line=index + 1)
-        after_run = end if language in RUN_LANGUAGES else None
-        index = end + 1
+        elif fence.after_run is not None and fence.language in OUTPUT_LANGUAGES and (
+                fence.marker == OUTPUT_MARKER or fence.right_after_a_run):
+            found[-1] = replace(found[-1], shown=text, shown_language=fence.language, shown_line=fence.line + 1)
     return found
 
 
@@ -79,22 +73,35 @@ def unmarked_shown_blocks(path: Path) -> list[int]:
     """The lines of ``json``, ``text`` and unnamed blocks that follow prose and say neither
     ``doc-test: output`` nor ``doc-test: illustration``: blocks a reader takes for an output that no
     test compares."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    unmarked, index, after_run = [], 0, None
+    return [fence.line + 1 for fence in _fences(path.read_text(encoding="utf-8").splitlines())
+            if fence.language in OUTPUT_LANGUAGES and not fence.right_after_a_run
+            and fence.marker not in (OUTPUT_MARKER, ILLUSTRATION_MARKER)]
+
+
+@dataclass(frozen=True)
+class _Fence:
+    language: str
+    line: int  # the opening fence's index
+    end: int  # the closing fence's index
+    marker: str
+    after_run: int | None  # the closing fence's index of a run block just above, if any
+    right_after_a_run: bool  # with nothing but blank lines between
+
+
+def _fences(lines: list[str]) -> list[_Fence]:
+    """Every fenced block of a document, in order, with the marker above it."""
+    fences, index, after_run = [], 0, None
     while index < len(lines):
         opening = FENCE.match(lines[index])
         if not opening:
             index += 1
             continue
         end = next(i for i in range(index + 1, len(lines)) if lines[i].startswith("```"))
-        language = opening.group(1)
-        right_after_a_run = after_run is not None and not any(line.strip() for line in lines[after_run + 1:index])
-        if language in OUTPUT_LANGUAGES and not right_after_a_run and \
-                _marker(lines, index) not in (OUTPUT_MARKER, ILLUSTRATION_MARKER):
-            unmarked.append(index + 1)
-        after_run = end if language in RUN_LANGUAGES else None
+        adjacent = after_run is not None and not any(line.strip() for line in lines[after_run + 1:index])
+        fences.append(_Fence(opening.group(1), index, end, _marker(lines, index), after_run, adjacent))
+        after_run = end if opening.group(1) in RUN_LANGUAGES else None
         index = end + 1
-    return unmarked
+    return fences
 
 
 def server_settings(path: Path) -> dict[str, str]:
