@@ -1,8 +1,12 @@
 """Facts copied out of rows while a session is open, so that work done outside it (loading a
 version, serving a rollout) never touches the ORM."""
-from dataclasses import dataclass
+from __future__ import annotations
 
-from registry.tables import ModelVersion, Rollout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # read from rows, never imported: a batch executor loads versions without the ORM
+    from registry.tables import ModelVersion, Rollout
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class VersionInfo:
     framework: str = "scikit-learn"  # the library the model comes from: scikit-learn | xgboost | lightgbm
 
     @classmethod
-    def of(cls, row: ModelVersion) -> "VersionInfo":
+    def of(cls, row: ModelVersion) -> VersionInfo:
         """Copy the loading facts out of an ORM row."""
         return cls(row.model.name, row.number, row.sha256, row.task, row.signature, row.status, row.kind,
                    row.framework or "scikit-learn")
