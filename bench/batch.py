@@ -1,34 +1,54 @@
-"""Batch scoring on real engines: the registry's client vs scikit-learn's own predict, on the same cluster.
+"""Batch scoring on real engines: the registry's client vs scikit-learn's own predict and MLflow's spark_udf.
 
 ``python -m bench.batch`` starts a registry (gunicorn, SQLite), registers the bench's logistic regression
 and 100-tree random forest (bench/models.py), and scores ``--rows`` rows (default 2,000,000, in
 ``--partitions`` partitions) with each, on a Dask LocalCluster of two worker processes and on Spark
-``local[2]``: the client's ``predict_dask`` / ``spark_udf`` (the artifact fetched once per machine,
-loaded by the registry's restricted loader, rows checked against the signature, compiled predictor)
-against the unpickled estimator's ``predict_proba`` inside ``map_partitions`` / a ``mapInPandas``
-(what a team writes by hand, with no checks). Rows per second of the whole job, the best of
-``--rounds`` runs after one warm-up, and whether the answers are identical bit for bit. MLflow's
-``spark_udf`` is not measured: MLflow lives in a virtualenv of its own (.venv-mlflow) without Spark.
-Writes ``bench/results/batch-<UTC time>.*``. Figures only, never pass or fail.
+``local[2]``, one job at a time:
+
+- **registry**: the client's ``predict_dask`` / ``spark_udf`` (the artifact fetched once per machine,
+  loaded by the registry's restricted loader, rows checked against the signature, compiled predictor);
+- **scikit-learn**: the unpickled estimator's own ``predict`` (and, in rows labelled ``predict_proba``,
+  its ``predict_proba``) inside ``map_partitions`` / a ``mapInPandas``: what a team writes by hand, with no
+  checks;
+- **MLflow** (Spark, ``predict`` only): the estimator saved with ``mlflow.sklearn.save_model`` and scored
+  by ``mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")``. MLflow lives in a
+  venv of its own (.venv-mlflow, which holds pyspark at the service's pin), so bench/batch_mlflow.py runs
+  there as a subprocess after this process's Spark session has stopped: the same Parquet rows, partitions,
+  Arrow batch size and forcing (``select(…).toPandas()``). ``--mlflow-python`` (default: the
+  ``MLFLOW_PYTHON`` environment variable, else .venv-mlflow/bin/python) names its interpreter.
+
+Rows per second of the whole job, the best of ``--rounds`` runs after one warm-up, and whether the
+answers are identical bit for bit to scikit-learn's own (row by row). Writes
+``bench/results/batch-<UTC time>.*`` (and ``batch.*``). Figures only, never pass or fail.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 
 from bench import models, report
 from bench.harness import server
+from bench.harness.mlflow_server import MLFLOW_PYTHON
 from registry_client import RegistryClient
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-batch-token"
 COLUMNS = [f"x{i}" for i in range(models.FEATURES)]
+ARROW_BATCH = 100_000  # spark.sql.execution.arrow.maxRecordsPerBatch, here and in bench/batch_mlflow.py
+METHODS = ("predict", "predict_proba")
+# The issue's goals (issue 46): (engine, model, method, which ratio, at least).
+GOALS = [("spark", "forest", "predict", "mlflow_ratio", 3.0),
+         ("spark", "logistic", "predict", "ratio", 1.0),
+         ("dask", "logistic", "predict", "ratio", 1.0)]
 
 
 def rows(count: int) -> pd.DataFrame:
@@ -51,7 +71,8 @@ def best_rate(job, count: int, rounds: int) -> tuple[float, object]:
 
 def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, partitions: int, rounds: int,
             cache: str, say) -> list[dict]:
-    """Each model on a two-process Dask LocalCluster: the client's predict_dask vs predict_proba in map_partitions."""
+    """Each model on a two-process Dask LocalCluster: the client's predict_dask vs predict / predict_proba
+    in map_partitions."""
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -60,84 +81,182 @@ def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, parti
         ddf = dd.from_pandas(frame, npartitions=partitions).persist()
         for name, estimator in estimators.items():
             plan = client.plan_batch(name, 1, cache_dir=cache)
-            ours, scored = best_rate(lambda: client.predict_dask(ddf, name, plan, proba=True).compute(), len(frame),
-                                     rounds)
             shipped = dask.scatter(estimator, broadcast=True)
-            meta = pd.DataFrame({"p0": pd.Series(dtype="float64"), "p1": pd.Series(dtype="float64")})
+            for method in METHODS:
+                proba = method == "predict_proba"
+                ours, scored = best_rate(lambda: client.predict_dask(ddf, name, plan, proba=proba).compute(),
+                                         len(frame), rounds)
+                if proba:
+                    meta = pd.DataFrame({"p0": pd.Series(dtype="float64"), "p1": pd.Series(dtype="float64")})
+                    mine = scored[["probability_0", "probability_1"]].to_numpy()
+                else:
+                    meta = pd.DataFrame({"p": pd.Series(dtype="int64")})
+                    mine = scored["prediction"].to_numpy()
 
-            def theirs_job():
-                return ddf.map_partitions(_sklearn_partition, shipped, meta=meta).compute()
+                def theirs_job():
+                    return ddf.map_partitions(_sklearn_partition, shipped, proba, meta=meta).compute()
 
-            theirs, answer = best_rate(theirs_job, len(frame), rounds)
-            identical = bool(np.array_equal(scored[["probability_0", "probability_1"]].to_numpy(), answer.to_numpy()))
-            found.append(_case("dask", name, ours, theirs, identical, say))
+                theirs, answer = best_rate(theirs_job, len(frame), rounds)
+                identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))
+                found.append(_case("dask", name, method, ours, theirs, identical, say))
     return found
 
 
-def _sklearn_partition(frame: pd.DataFrame, estimator) -> pd.DataFrame:
+def _sklearn_partition(frame: pd.DataFrame, estimator, proba: bool) -> pd.DataFrame:
     rows = np.ascontiguousarray(frame.to_numpy())
-    return pd.DataFrame(estimator.predict_proba(rows), columns=["p0", "p1"], index=frame.index)
+    if proba:
+        return pd.DataFrame(estimator.predict_proba(rows), columns=["p0", "p1"], index=frame.index)
+    return pd.DataFrame({"p": estimator.predict(rows)}, index=frame.index)
 
 
-def on_spark(client: RegistryClient, estimators: dict, frame: pd.DataFrame, partitions: int, rounds: int,
-             cache: str, say) -> list[dict]:
-    """Each model on Spark local[2]: the client's spark_udf vs predict_proba inside mapInPandas."""
+def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, partitions: int, rounds: int,
+             cache: str, say) -> tuple[list[dict], dict]:
+    """Each model on Spark local[2]: the client's spark_udf vs predict / predict_proba inside mapInPandas.
+
+    Also returns scikit-learn's own ``predict`` of each model in ``row`` order, for MLflow's answers."""
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), str(HERE.parent / "client" / "src"),
                                                              os.environ.get("PYTHONPATH")]))
     spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-             .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000").getOrCreate())
-    found = []
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH)).getOrCreate())
+    found, by_row = [], {}
     try:
-        df = spark.createDataFrame(frame).repartition(partitions).cache()
+        df = spark.read.parquet(str(data)).repartition(partitions).cache()
         df.count()
+        order = df.select("row").toPandas()["row"].to_numpy()  # the cached rows' order, which every job keeps
         for name, estimator in estimators.items():
             plan = client.plan_batch(name, 1, cache_dir=cache)
-            column = client.spark_udf(spark, name, plan, proba=True)
-
-            def ours_job():
-                return df.select(column["probabilities"].alias("p")).toPandas()
-
-            ours, scored = best_rate(ours_job, len(frame), rounds)
             shipped = spark.sparkContext.broadcast(estimator)
+            for method in METHODS:
+                proba = method == "predict_proba"
+                column = client.spark_udf(spark, name, plan, proba=proba)
+                column = column["probabilities"] if proba else column
 
-            def by_hand(batches):
-                for batch in batches:
-                    p = shipped.value.predict_proba(np.ascontiguousarray(batch[COLUMNS].to_numpy()))
-                    yield pd.DataFrame({"p0": p[:, 0], "p1": p[:, 1]})
+                def ours_job():
+                    return df.select(column.alias("p")).toPandas()
 
-            theirs, answer = best_rate(lambda: df.mapInPandas(by_hand, "p0 double, p1 double").toPandas(),
-                                       len(frame), rounds)
-            identical = bool(np.array_equal(np.array(scored["p"].tolist()), answer.to_numpy()))  # the same rows, in order
-            found.append(_case("spark", name, ours, theirs, identical, say))
+                ours, scored = best_rate(ours_job, count, rounds)
+
+                def by_hand(batches, proba=proba):
+                    for batch in batches:
+                        features = np.ascontiguousarray(batch[COLUMNS].to_numpy())
+                        if proba:
+                            p = shipped.value.predict_proba(features)
+                            yield pd.DataFrame({"p0": p[:, 0], "p1": p[:, 1]})
+                        else:
+                            yield pd.DataFrame({"p": shipped.value.predict(features)})
+
+                schema = "p0 double, p1 double" if proba else "p long"
+                theirs, answer = best_rate(lambda: df.mapInPandas(by_hand, schema).toPandas(), count, rounds)
+                mine = np.array(scored["p"].tolist())
+                identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))  # same rows, in order
+                found.append(_case("spark", name, method, ours, theirs, identical, say))
+                if not proba:
+                    by_row[name] = np.empty(count, dtype=answer["p"].dtype)
+                    by_row[name][order] = answer["p"].to_numpy()
     finally:
         spark.stop()
+    return found, by_row
+
+
+def with_mlflow(python: Path, estimators: dict, data: Path, partitions: int, rounds: int, workdir: Path,
+                sklearn_by_row: dict, say) -> dict:
+    """MLflow's spark_udf on each model, by bench/batch_mlflow.py in MLflow's venv (one subprocess, after
+    this process's Spark has stopped); its figures, and whether its answers equal scikit-learn's predict."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    specs = []
+    for name, estimator in estimators.items():
+        joblib.dump(estimator, workdir / f"{name}.joblib")
+        specs += ["--model", f"{name}={workdir / f'{name}.joblib'}"]
+    command = [str(python), "-P", str(HERE / "batch_mlflow.py"), "--data", str(data), *specs,
+               "--partitions", str(partitions), "--rounds", str(rounds), "--arrow-batch", str(ARROW_BATCH),
+               "--out", str(workdir)]
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYSPARK_PYTHON")}
+    env.update(PYSPARK_PYTHON=str(python), MLFLOW_DISABLE_TELEMETRY="true")
+    log = workdir / "batch_mlflow.log"
+    with open(log, "wb") as errors:
+        done = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=errors)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        raise RuntimeError(f"bench/batch_mlflow.py failed ({done.returncode}):\n" + "\n".join(tail))
+    found = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    for figure in found["figures"]:
+        answers = np.load(figure.pop("answers"))
+        figure["identical"] = bool(np.array_equal(answers, sklearn_by_row[figure["model"]]))
+        say(f"  spark {figure['model']:<8} predict        MLflow spark_udf {figure['rows_per_s']:12,.0f} rows/s  "
+            f"(identical to scikit-learn: {figure['identical']})")
     return found
 
 
-def _case(engine: str, model: str, ours: float, theirs: float, identical: bool, say) -> dict:
-    case = {"engine": engine, "model": model, "registry_rows_per_s": round(ours), "sklearn_rows_per_s": round(theirs),
-            "ratio": round(ours / theirs, 2), "identical": identical}
-    say(f"  {engine:<5} {model:<8} registry {ours:12,.0f} rows/s  scikit-learn {theirs:12,.0f} rows/s  "
+def _case(engine: str, model: str, method: str, ours: float, theirs: float, identical: bool, say) -> dict:
+    case = {"engine": engine, "model": model, "method": method, "registry_rows_per_s": round(ours),
+            "sklearn_rows_per_s": round(theirs), "ratio": round(ours / theirs, 2), "identical": identical,
+            "mlflow_rows_per_s": None, "mlflow_ratio": None, "mlflow_identical": None}
+    say(f"  {engine:<5} {model:<8} {method:<14} registry {ours:12,.0f} rows/s  scikit-learn {theirs:12,.0f} rows/s  "
         f"({case['ratio']:.2f}×, identical: {identical})")
     return case
 
 
+def _merge_mlflow(figures: list[dict], mlflow: dict) -> None:
+    for measured in mlflow["figures"]:
+        for case in figures:
+            if (case["engine"], case["model"], case["method"]) == ("spark", measured["model"], "predict"):
+                case["mlflow_rows_per_s"] = round(measured["rows_per_s"])
+                case["mlflow_ratio"] = round(case["registry_rows_per_s"] / measured["rows_per_s"], 2)
+                case["mlflow_identical"] = measured["identical"]
+
+
+def _cell(value, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:,}{suffix}" if isinstance(value, int) and not isinstance(value, bool) else f"{value}{suffix}"
+
+
 def describe(result: dict) -> str:
     """The figures as Markdown."""
-    options = result["options"]
+    options, facts = result["options"], result["machine"]
+    mlflow = result.get("mlflow")
+    peer = (f"MLflow {mlflow['mlflow']} (pyspark {mlflow['pyspark']}, scikit-learn {mlflow['scikit-learn']}, "
+            f"models saved by `mlflow.sklearn.save_model` in its default "
+            f"{mlflow['figures'][0]['serialization_format']} format), `spark_udf(…, result_type=\"double\", "
+            "env_manager=\"local\")` in .venv-mlflow, run after the registry's Spark session stopped"
+            if mlflow else "MLflow's spark_udf: not measured (no Spark engine in this run)")
     lines = [f"# Batch scoring, {result['started_at']}", "",
-             f"{options['rows']:,} rows in {options['partitions']} partitions, `predict_proba` of the bench's models; "
-             f"rows per second of the whole job, best of {options['rounds']} after a warm-up. Dask: LocalCluster of "
-             "2 worker processes; Spark: local[2]. MLflow's spark_udf: not measured (no Spark in .venv-mlflow).", "",
-             "| engine | model | registry rows/s | scikit-learn rows/s | registry ÷ scikit-learn | identical |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             f"{options['rows']:,} rows in {options['partitions']} partitions of the bench's models; rows per "
+             f"second of the whole job, best of {options['rounds']} after a warm-up. Dask: LocalCluster of 2 worker "
+             f"processes; Spark: local[2], Arrow batches of {ARROW_BATCH:,} rows, the rows read from one Parquet "
+             f"file, repartitioned and cached. scikit-learn: the estimator's own `predict` / `predict_proba` in "
+             f"`map_partitions` / `mapInPandas`. {peer}. Identical: bit for bit, row by row, against "
+             "scikit-learn's own answers.", "",
+             f"Command: `{result['command']}`  ",
+             f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), load average "
+             f"{facts['loadavg_at_start'][0]:.2f} at start, {facts.get('loadavg_at_end', [float('nan')])[0]:.2f} at "
+             f"end; Python {facts['python']}, scikit-learn {facts['scikit-learn']}, NumPy {facts['numpy']}, "
+             f"commit {facts['git_commit']}", ""]
+    goals = _goals(result["figures"])
+    if goals:
+        lines += ["| goal (issue 46) | at least | measured |", "| --- | --- | --- |", *goals, ""]
+    lines += ["| engine | model | method | registry rows/s | scikit-learn rows/s | MLflow spark_udf rows/s | "
+              "registry ÷ scikit-learn | registry ÷ MLflow | registry identical | MLflow identical |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for case in result["figures"]:
-        lines.append(f"| {case['engine']} | {case['model']} | {case['registry_rows_per_s']:,} | "
-                     f"{case['sklearn_rows_per_s']:,} | {case['ratio']}× | {case['identical']} |")
+        lines.append(f"| {case['engine']} | {case['model']} | {case['method']} | {_cell(case['registry_rows_per_s'])} | "
+                     f"{_cell(case['sklearn_rows_per_s'])} | {_cell(case['mlflow_rows_per_s'])} | "
+                     f"{_cell(case['ratio'], '×')} | {_cell(case['mlflow_ratio'], '×')} | {case['identical']} | "
+                     f"{_cell(case['mlflow_identical'])} |")
     return "\n".join(lines)
+
+
+def _goals(figures: list[dict]) -> list[str]:
+    lines = []
+    for engine, model, method, ratio, least in GOALS:
+        for case in figures:
+            if (case["engine"], case["model"], case["method"]) == (engine, model, method) and case[ratio] is not None:
+                against = "MLflow's spark_udf" if ratio == "mlflow_ratio" else "scikit-learn's own"
+                lines.append(f"| {engine} {model} `{method}`: registry ÷ {against} | {least}× | {case[ratio]}× |")
+    return lines
 
 
 def main() -> None:
@@ -146,24 +265,43 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--engines", default="dask,spark", help="dask, spark or both")
+    parser.add_argument("--engines", default="dask,spark", help="dask, spark or both (spark includes MLflow)")
+    parser.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON,
+                        help="the interpreter of MLflow's venv, with pyspark (requirements-mlflow.txt)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     args = parser.parse_args()
+    engines = args.engines.split(",")
+    if "spark" in engines and not args.mlflow_python.is_file():
+        parser.error(f"MLflow's venv is not installed at {args.mlflow_python}: make .venv-mlflow/bin/.installed")
     result = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "options": {"rows": args.rows, "partitions": args.partitions, "rounds": args.rounds},
+              "command": " ".join([Path(sys.executable).name, "-m", "bench.batch", *sys.argv[1:]]),
+              "options": {"rows": args.rows, "partitions": args.partitions, "rounds": args.rounds,
+                          "arrow_batch": ARROW_BATCH},
               "machine": report.machine_facts(), "figures": []}
     estimators = models.fit_models()
     frame = rows(args.rows)
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         root = Path(tmp)
+        data = root / "rows.parquet"
+        frame.assign(row=np.arange(len(frame), dtype="int64"))[["row", *COLUMNS]].to_parquet(data, index=False)
         with server.running(f"sqlite:///{root}/registry.db", root, TOKEN) as (live,):
             client = RegistryClient(live.url, TOKEN)
             for name, estimator in estimators.items():
                 client.upload(name, estimator)
-            for engine in args.engines.split(","):
-                run = {"dask": on_dask, "spark": on_spark}[engine]
-                result["figures"] += run(client, estimators, frame, args.partitions, args.rounds, str(root / "cache"),
-                                         print)
+            for engine in engines:
+                if engine == "dask":
+                    result["figures"] += on_dask(client, estimators, frame, args.partitions, args.rounds,
+                                                 str(root / "cache"), print)
+                elif engine == "spark":
+                    found, by_row = on_spark(client, estimators, data, len(frame), args.partitions, args.rounds,
+                                             str(root / "cache"), print)
+                    result["figures"] += found
+                    result["mlflow"] = with_mlflow(args.mlflow_python, estimators, data, args.partitions,
+                                                   args.rounds, root / "mlflow", by_row, print)
+                    _merge_mlflow(result["figures"], result["mlflow"])
+                else:
+                    parser.error(f"unknown engine {engine!r}: dask or spark")
+    result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     text = describe(result)
     print(text)
     report.save("batch", result, text, args.out, latest="batch")

@@ -1,0 +1,101 @@
+"""MLflow's ``spark_udf`` on Spark local[2]: the peer bench/batch.py measures, run in MLflow's own venv.
+
+Not a module of the service's venv: bench/batch.py runs it as a subprocess with the MLflow venv's
+interpreter (.venv-mlflow, requirements-mlflow.txt, which holds pyspark at requirements-dev.txt's pin),
+after its own Spark session has stopped, so the two never run side by side::
+
+    .venv-mlflow/bin/python -P bench/batch_mlflow.py --data rows.parquet --model forest=forest.joblib \
+        --partitions 8 --rounds 3 --arrow-batch 100000 --out DIR
+
+Each ``--model NAME=FILE`` is a scikit-learn estimator in a joblib file (the same scikit-learn, NumPy and
+joblib pins as the service's venv). It is saved with ``mlflow.sklearn.save_model`` into ``DIR/NAME``
+(MLflow's defaults: skops format, here trusting the trees' ``sklearn.tree._tree.Tree``; a signature
+inferred from an input example; no tracking server), and scored with
+``mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")`` over the rows of
+``--data`` (a Parquet file: a ``row`` number and the feature columns), read, repartitioned into
+``--partitions`` and cached exactly as bench/batch.py's own Spark run reads them. A
+job is ``df.select(udf(*features)).toPandas()``, as the registry's run is forced; rows per second is the
+best of ``--rounds`` after one warm-up. The answers of the last run go to ``DIR/NAME.npy`` in ``row``
+order, for bench/batch.py to compare with scikit-learn's own ``predict``. The last line of stdout is
+JSON: versions and, per model, rows per second. Imports nothing from the repository.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+# The one type skops does not trust by default that the bench's forest holds (its trees' node storage);
+# tests/e2e/mlflow_peer/log_models.py trusts the same for its forests.
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+def best_rate(job, count: int, rounds: int) -> tuple[float, object]:
+    """Rows per second of ``job()`` (the best of ``rounds`` after a warm-up), and its last answer.
+
+    The same measure as bench/batch.py's ``best_rate``."""
+    answer = job()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        answer = job()
+        best = min(best, time.perf_counter() - started)
+    return count / best, answer
+
+
+def main() -> None:
+    """Save each model with MLflow, score the rows with spark_udf, print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="Parquet file: row, then the features")
+    parser.add_argument("--model", action="append", required=True, help="NAME=JOBLIB_FILE, repeatable")
+    parser.add_argument("--partitions", type=int, required=True)
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--arrow-batch", type=int, required=True, help="spark.sql.execution.arrow.maxRecordsPerBatch")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the saved models and the answers")
+    args = parser.parse_args()
+    out = args.out.resolve()
+
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import Model
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch)).getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    found = {"mlflow": mlflow.__version__, "pyspark": version("pyspark"), "scikit-learn": version("scikit-learn"),
+             "numpy": version("numpy"), "python": sys.version.split()[0], "figures": []}
+    try:
+        df = spark.read.parquet(str(args.data.resolve())).repartition(args.partitions).cache()
+        count = df.count()
+        features = [name for name in df.columns if name != "row"]
+        order = df.select("row").toPandas()["row"].to_numpy()  # the cached rows' order, which every job keeps
+        example = df.select(*features).limit(3).toPandas()
+        for spec in args.model:
+            name, _, file = spec.partition("=")
+            estimator = joblib.load(file)
+            saved = out / name
+            mlflow.sklearn.save_model(estimator, str(saved), input_example=example,
+                                      skops_trusted_types=SKOPS_TRUSTED_TYPES)
+            udf = mlflow.pyfunc.spark_udf(spark, saved.as_uri(), result_type="double", env_manager="local")
+            rate, answer = best_rate(lambda: df.select(udf(*features).alias("p")).toPandas(), count, args.rounds)
+            by_row = np.empty(count)
+            by_row[order] = answer["p"].to_numpy()
+            np.save(out / f"{name}.npy", by_row)
+            fmt = Model.load(str(saved)).flavors["sklearn"].get("serialization_format")
+            found["figures"].append({"model": name, "rows_per_s": rate, "rows": count,
+                                     "serialization_format": fmt, "answers": str(out / f"{name}.npy")})
+            print(f"  mlflow {name}: {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+    finally:
+        spark.stop()
+    print(json.dumps(found), flush=True)
+
+
+if __name__ == "__main__":
+    main()
