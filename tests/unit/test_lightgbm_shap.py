@@ -177,6 +177,8 @@ def test_a_model_of_single_leaf_trees_explains_everything_as_its_base_value():
     base, values = read_lightgbm(text.encode())[0].explain(X[:10])
     assert (values == 0).all()
     np.testing.assert_allclose(_as_contributions(base, values), _contributions(text, X[:10], 1), rtol=0, atol=1e-12)
+    uncounted = re.sub(r"^leaf_count=.*\n", "", re.sub(r"^tree_sizes=.*\n", "", text, flags=re.M), flags=re.M)
+    assert read_lightgbm(uncounted.encode())[0].explain(X[:10])[0] == base  # a single leaf needs no count
 
 
 def _edited(text: str, key: str, change) -> str:

@@ -98,21 +98,24 @@ class TreeBlock:
 
     def covers(self, order: np.ndarray) -> np.ndarray | None:
         """The count of each node of ``order`` (internal nodes >= 0, leaves < 0) as float64: what LightGBM's
-        ``Tree::TreeSHAP`` weighs a node by (``data_count``). None where the file records no counts (LightGBM
-        then reads zeros, and its own contributions are NaN), or counts that do not add up: an internal node's
-        must be its children's sum, as ``Tree::Split`` makes it, or LightGBM's expected value (a sum over the
+        ``Tree::TreeSHAP`` weighs a node by (``data_count``). A single leaf weighs nothing (its value is its
+        tree's expected value, count or none). None where a tree with splits records no counts (LightGBM then
+        reads zeros, and its own contributions are NaN), or counts that do not add up: an internal node's must
+        be its children's sum, as ``Tree::Split`` makes it, or LightGBM's expected value (a sum over the
         leaves) would not be the one its own TreeSHAP explains from."""
-        if self.leaf_count is None or (self.n_leaves > 1 and self.internal_count is None):
+        if self.n_leaves == 1:
+            return np.zeros(1) if self.leaf_count is None else self.leaf_count.astype(np.float64)
+        if self.leaf_count is None or self.internal_count is None:
             return None
-        if self.n_leaves > 1:
-            def count(children: np.ndarray) -> np.ndarray:
-                return np.where(children >= 0, self.internal_count[np.maximum(children, 0)],
-                                self.leaf_count[np.maximum(~children, 0)])
-            if (count(self.left) + count(self.right) != self.internal_count).any():
-                return None
-        leaf = order < 0
-        return np.where(leaf, self.leaf_count[np.maximum(~order, 0)],
-                        self.internal_count[np.maximum(order, 0)] if self.n_leaves > 1 else 0).astype(np.float64)
+
+        def count(children: np.ndarray) -> np.ndarray:
+            return np.where(children >= 0, self.internal_count[np.maximum(children, 0)],
+                            self.leaf_count[np.maximum(~children, 0)])
+
+        if (count(self.left) + count(self.right) != self.internal_count).any():
+            return None
+        return np.where(order < 0, self.leaf_count[np.maximum(~order, 0)],
+                        self.internal_count[np.maximum(order, 0)]).astype(np.float64)
 
     def _order(self) -> list[int]:
         """Internal nodes (>= 0) and leaves (< 0) from the root, parents before children, each reached once."""
