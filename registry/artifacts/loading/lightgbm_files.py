@@ -22,8 +22,8 @@ Each node's count of training rows (``internal_count``, ``leaf_count``) is its c
 (``CompiledBoosting.explain``), as LightGBM's own ``pred_contrib=True`` weighs it (``Tree::TreeSHAP`` takes
 ``data_count``), and the explainer decides every split by the walker's own rule: the explanations are
 ``pred_contrib``'s. Counts that are there must be as many integers from 0 to 2^31 - 1 as the tree has nodes
-of their kind; a file without them, or whose counts do not add up (an internal node's is its children's
-sum, as ``Tree::Split`` writes it), is served but not explained.
+of their kind; a file with a tree of several leaves without them, or whose counts do not add up (an internal
+node's is its children's sum, as ``Tree::Split`` writes it), is served but not explained.
 """
 from __future__ import annotations
 
