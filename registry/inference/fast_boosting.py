@@ -41,7 +41,7 @@ The same form is meant to carry the boosters of other libraries, parsed from the
   length (the node's set spans as many 256-bit blocks as it needs, its threshold their bits), and a NaN,
   a negative category or one past the set goes right. Its links (``tree_walk.lightgbm_link``) are
   computed in double precision with the C library's ``exp``. Read from the file by
-  ``registry.artifacts.loading.lightgbm_files``.
+  ``registry.artifacts.loading.lightgbm_files``, with its nodes' counts as covers for ``explain``.
 """
 from __future__ import annotations
 
@@ -202,13 +202,15 @@ class CompiledBoosting:
         """Path-dependent TreeSHAP of the raw output (the margin a classifier's link takes; a regressor's
         prediction before any ``exp``) for these rows: ``(base_value, values)`` shaped (outputs,) and (rows,
         features, outputs), adding up to the raw output. XGBoost's are summed in float64, where its own
-        margin is summed in float32: they add up to the float64 sum of the same leaves. Raises
+        margin is summed in float32: they add up to the float64 sum of the same leaves. LightGBM's are
+        ``Booster.predict(pred_contrib=True)``'s, its rows read as the walker reads them. Raises
         ``NotExplainable`` naming why when it cannot."""
         if self._explainer is None:  # made once, on the first request that asks
             try:
                 self._explainer = TreeExplainer(
                     nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover, n_features=self.n_features,
-                    n_outputs=len(self.baseline), columns=self.columns, bitsets=self.bitsets, baseline=self.baseline)
+                    n_outputs=len(self.baseline), columns=self.columns, bitsets=self.bitsets, baseline=self.baseline,
+                    lightgbm_rows=self.lightgbm_rows)
             except NotExplainable as error:
                 self._explainer = error
         if isinstance(self._explainer, NotExplainable):

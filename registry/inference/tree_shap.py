@@ -9,7 +9,9 @@ forest's averaged, a boosted model's added to its baseline in each tree's output
 
 The covers are what ``shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")`` uses for
 each kind, so the values are shap's: scikit-learn's ``tree_.weighted_n_node_samples`` (trees, forests,
-GradientBoosting), HistGradientBoosting's node ``count``, XGBoost's ``sum_hessian``.
+GradientBoosting), HistGradientBoosting's node ``count``, XGBoost's ``sum_hessian``, and LightGBM's
+``internal_count`` and ``leaf_count`` (the counts LightGBM's own ``pred_contrib=True`` weighs by: its
+``Tree::TreeSHAP`` takes ``data_count``), so a LightGBM model's values are also LightGBM's own.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import ctypes
 
 import numpy as np
 
-from registry.inference.tree_walk import RELEASING_GIL, WIDE_NODE, raise_for
+from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE, raise_for
 
 # Deeper trees are not explained: the walk keeps a copy of the path per level (depth² elements).
 MAX_DEPTH = 4096
@@ -31,14 +33,17 @@ class TreeExplainer:
     """Node records, their covers and values, ready to explain rows: checked and measured once, here.
 
     ``columns[t]`` is the first output tree ``t`` adds its ``value`` row to (None: every tree adds to all of
-    them, from 0); ``averaged`` divides the sum by the number of trees; ``baseline`` starts every output.
+    them, from 0); ``averaged`` divides the sum by the number of trees; ``baseline`` starts every output;
+    ``lightgbm_rows`` reads values within LightGBM's ``kZeroThreshold`` of zero as zero, as the walker does
+    for a LightGBM model.
     """
 
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, value: np.ndarray, cover: np.ndarray | None,
                  n_features: int, n_outputs: int, columns: np.ndarray | None = None, averaged: bool = False,
-                 bitsets: np.ndarray | None = None, baseline: np.ndarray | None = None):
+                 bitsets: np.ndarray | None = None, baseline: np.ndarray | None = None, lightgbm_rows: bool = False):
         if cover is None:
-            raise NotExplainable("the compiled model holds no node covers (it was stored before they were)")
+            raise NotExplainable("the compiled model holds no node covers (its file records none that add up, or it "
+                                 "was stored before they were kept)")
         cover = np.ascontiguousarray(cover, dtype=np.float64)
         if cover.shape != (len(nodes),) or not np.isfinite(cover).all() or (cover < 0).any():
             raise NotExplainable("the node covers are not one finite, non-negative number per node")
@@ -63,7 +68,8 @@ class TreeExplainer:
         self._arrays = (nodes, roots, columns, value, cover, bitsets)  # kept alive for the addresses below
         self._model = (nodes.ctypes.data, int(self.wide), len(nodes), roots.ctypes.data,
                        None if columns is None else columns.ctypes.data, len(roots), value.ctypes.data,
-                       value.shape[1], cover.ctypes.data, bitsets.ctypes.data, len(bitsets), self.max_depth)
+                       value.shape[1], cover.ctypes.data, bitsets.ctypes.data, len(bitsets), self.max_depth,
+                       LIGHTGBM_ROWS if lightgbm_rows else 0)
 
     def _base_value(self, root_expectations: np.ndarray, columns, baseline) -> np.ndarray:
         base = np.zeros(self.n_outputs) if baseline is None else np.array(baseline, dtype=np.float64)

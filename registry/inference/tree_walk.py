@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 6  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 7  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -38,7 +38,7 @@ CATEGORICAL = np.uint32(1 << 30)  # set in a wide node's ``feature`` where the s
 ZERO_MISSING = np.uint32(1 << 29)  # set in a wide node's ``feature`` where a zero goes where a NaN goes
 BITSET_WORDS = 8
 BLOCK_BITS = 32 * BITSET_WORDS
-_FLOAT32_SUMS, _LIGHTGBM_ROWS = 1, 2  # tree_walk_boosted's options
+_FLOAT32_SUMS, LIGHTGBM_ROWS = 1, 2  # tree_walk_boosted's options (LIGHTGBM_ROWS also tree_shap's)
 MAX_NODES = 2**31 - 1  # child ids are int32
 KEEPS_GIL_UP_TO_WALKS = 1024
 # What tree_walk_output returns when the records are not what they were when checked.
@@ -96,7 +96,7 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
         link.argtypes = [size, pointer, size, size, pointer]
         shap = library.tree_shap
         shap.argtypes = [pointer, size, size, pointer, pointer, size, pointer, size, pointer, pointer, size, size,
-                         pointer, size, size, size, pointer]
+                         size, pointer, size, size, size, pointer]
         expectations = library.tree_shap_expectations
         expectations.argtypes = [pointer, size, size, pointer, size, pointer, pointer, pointer, pointer]
         lightgbm = library.tree_walk_lightgbm_link
@@ -183,7 +183,7 @@ class BoostedWalker:
         self.n_outputs = len(baseline)
         self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
                        value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs,
-                       int(float32_sums) * _FLOAT32_SUMS | int(lightgbm_rows) * _LIGHTGBM_ROWS)
+                       int(float32_sums) * _FLOAT32_SUMS | int(lightgbm_rows) * LIGHTGBM_ROWS)
 
     def output(self, rows: np.ndarray) -> np.ndarray:
         """The model's raw output, shape (rows, outputs), for C-contiguous float64 ``rows`` of ``n_features``.

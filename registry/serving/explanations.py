@@ -4,8 +4,10 @@ model's output space, adding up to the answer in that space.
 - trees and random forests (``registry.inference.tree_shap``, path-dependent TreeSHAP): ``"probability"``
   for classifiers (one value per class, in ``classes`` order), ``"prediction"`` for regressors;
 - boosted models (the same TreeSHAP over their raw output): ``"margin"`` for classifiers (log-odds: one
-  value for two classes, of the second; one per class for more) and for a regressor whose link is not the
-  identity (Poisson, gamma: the log of the prediction), ``"prediction"`` otherwise;
+  value for two classes, of the second; one per class for more; a LightGBM model's raw score, which is the
+  log-odds divided by its ``sigmoid`` parameter, 1 by default) and for a regressor whose link is not the
+  identity (Poisson, gamma, tweedie: the log of the prediction; LightGBM's ``cross_entropy``: its log-odds;
+  ``reg_sqrt``: the signed square root of the prediction), ``"prediction"`` otherwise;
 - linear and logistic models (``registry.inference.linear_shap``): against the all-zeros row of the
   model's own features, which is the training mean where a StandardScaler standardized them:
   ``"prediction"``, or ``"margin"`` for a logistic regression.
@@ -93,7 +95,7 @@ def explain(servable: ServableModel, rows) -> Explanations:
 def _tree_space(compiled) -> str:
     if not isinstance(compiled, CompiledBoosting):
         return "prediction" if compiled.classes is None else "probability"
-    if compiled.classes is not None or compiled.link not in ("identity", "xgboost_identity"):
+    if compiled.classes is not None or compiled.link not in ("identity", "xgboost_identity", "lightgbm_identity"):
         return "margin"
     return "prediction"
 

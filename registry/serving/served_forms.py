@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 
 # 2: a bare linear model is its arrays; 3: trees as node records; 4: signed, tied to its artifact;
 # 5: boosted models as wide node records (CompiledBoosting); 6: XGBoost's, summed in float32; 7: node covers;
-# 8: categorical sets of several blocks, LightGBM's rows and links
-FORMAT = 8
+# 8: categorical sets of several blocks, LightGBM's rows and links; 9: LightGBM's node counts as covers
+FORMAT = 9
 MANIFEST = "form.json"
 INCOMING_PREFIX = ".incoming-"
 _MAPPED_FROM_BYTES = 64 * 1024  # smaller arrays are read into memory: a mapping costs a page at least

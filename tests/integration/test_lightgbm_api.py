@@ -1,6 +1,7 @@
 """Over HTTP, a LightGBM text file uploads as the kind ``boosting``, promotes, and answers exactly what
 ``lightgbm.Booster.predict`` answers (also through V2); one file uploaded as two models naming other classes
-answers each with its own; hostile files are refused with 422 problem+json, wide ones with 413."""
+answers each with its own; ``"explain": true`` answers LightGBM's own ``pred_contrib``; hostile files are refused
+with 422 problem+json, wide ones with 413."""
 import io
 import json
 import re
@@ -129,8 +130,32 @@ def test_a_lightgbm_model_wider_than_max_features_is_413(client, ci):
     assert_problem(_upload(client, ci, text.encode()), 413, "20,000 features", "MAX_FEATURES")
 
 
-def test_asking_a_lightgbm_version_to_explain_is_refused_with_422_and_never_answers_other_numbers(client, ci):
-    assert _upload(client, ci, _model_text("regression").encode()).status_code == 201
+@pytest.mark.parametrize("case", CASES)
+def test_a_lightgbm_version_explains_each_row_as_lightgbms_own_pred_contrib(client, ci, case):
+    """``"explain": true`` answers LightGBM's own TreeSHAP (``pred_contrib=True``) per input column, adding up to
+    its raw score: zeros, values within kZeroThreshold, missing values (null), unseen and negative categories."""
+    text = _model_text(case)
+    assert _upload(client, ci, text.encode()).status_code == 201
     assert client.post("/models/gbm/versions/1/promote", json={}, headers=ci).status_code == 200
-    response = client.post("/models/gbm/production/predict?explain=true", json={"instances": X[:3].tolist()})
-    assert response.status_code == 422, response.get_json()
+    rows = _rows()
+    rows[5:8, 0] = np.nan
+    rows[8, 1] = np.nan
+    instances = [[None if np.isnan(v) else v for v in row] for row in rows.tolist()]
+    plain = client.post("/models/gbm/production/predict", json={"instances": instances})
+    response = client.post("/models/gbm/production/predict", json={"instances": instances, "explain": True})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["predictions"] == plain.get_json()["predictions"]
+    assert body["explanation_space"] == ("prediction" if case == "regression" else "margin")
+    booster = lgb.Booster(model_str=text)
+    n_outputs = 3 if case == "multiclass" else 1
+    raw = booster.predict(rows, raw_score=True).reshape(len(rows), n_outputs)
+    contributions = booster.predict(rows, pred_contrib=True).reshape(len(rows), n_outputs, len(NAMES) + 1)
+    assert len(body["explanations"]) == len(rows)
+    for explanation, margin, expected in zip(body["explanations"], raw, contributions):
+        assert list(explanation["values"]) == NAMES
+        values = np.array(list(explanation["values"].values()), dtype=np.float64).reshape(len(NAMES), n_outputs)
+        base = np.asarray(explanation["base_value"], dtype=np.float64).reshape(n_outputs)
+        np.testing.assert_allclose(base + values.sum(axis=0), margin, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(values.T, expected[:, :-1], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(base, expected[:, -1], rtol=0, atol=1e-9)

@@ -17,6 +17,13 @@ the sigmoid's parameter with LightGBM's own ``Common::Atof``. Linear trees, ``av
 forest mode), other objectives and pandas' categorical columns are refused by name; every tree is
 renumbered from its root (parents before children), which also refuses children outside the tree, cycles
 and shared nodes; every count the file declares is checked against what it holds.
+
+Each node's count of training rows (``internal_count``, ``leaf_count``) is its cover for TreeSHAP
+(``CompiledBoosting.explain``), as LightGBM's own ``pred_contrib=True`` weighs it (``Tree::TreeSHAP`` takes
+``data_count``), and the explainer decides every split by the walker's own rule: the explanations are
+``pred_contrib``'s. Counts that are there must be as many integers from 0 to 2^31 - 1 as the tree has nodes
+of their kind; a file with a tree of several leaves without them, or whose counts do not add up (an internal
+node's is its children's sum, as ``Tree::Split`` writes it), is served but not explained.
 """
 from __future__ import annotations
 
@@ -63,7 +70,7 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
         raise InvalidArtifact(f"LightGBM model: {len(blocks)} trees are not a whole number of iterations of "
                               f"{n_outputs} trees")
     _refuse_pandas_categories(trailer)
-    nodes, values, roots, bitsets = _records(blocks, n_features)
+    nodes, values, roots, bitsets, cover = _records(blocks, n_features)
     n_classes = None if link not in _CLASSIFIERS.values() else max(n_outputs, 2)
     if n_classes is None and classes is not None:
         raise InvalidArtifact("the metadata names classes, but the LightGBM model is a regressor: leave classes out")
@@ -78,7 +85,7 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
         bitsets=bitsets, baseline=np.zeros(n_outputs), n_features=n_features, float32_rows=False,
         categorical_columns=np.zeros(0, dtype=np.int64), categories=[], codes=[], link=link,
         classes=None if n_classes is None else np.asarray(classes), zero_is_positive=False, fortran_raw=False,
-        lightgbm_rows=True, link_scale=scale)
+        lightgbm_rows=True, link_scale=scale, cover=cover)
     defaults = [f"Column_{i}" for i in range(n_features)]
     return form, (None if names == defaults else names)
 
@@ -178,21 +185,24 @@ def _refuse_pandas_categories(trailer: list[str]) -> None:
 
 
 def _records(blocks: list[dict[str, str]], n_features: int):
-    """Every tree's nodes renumbered from its root as wide records, their leaf values, the roots and the sets."""
-    records, values, roots, bitsets, total, offset = [], [], [], [], 0, 0
+    """Every tree's nodes renumbered from its root as wide records, their leaf values, the roots, the sets and the
+    nodes' covers (their counts; None unless every tree records counts that add up)."""
+    records, values, roots, bitsets, covers, total, offset = [], [], [], [], [], 0, 0
     for index, block in enumerate(blocks):
         tree = TreeBlock(block, index, n_features=n_features, max_leaves=MAX_NODES)
         total += 2 * tree.n_leaves - 1
         if total > MAX_NODES:
             raise InvalidArtifact(f"LightGBM model: more than {MAX_NODES} nodes")
-        part, leaf_values, sets = tree.records(offset=offset, first_block=len(bitsets))
+        part, leaf_values, sets, counts = tree.records(offset=offset, first_block=len(bitsets))
         roots.append(offset)
         offset += len(part)
         records.append(part)
         values.append(leaf_values)
         bitsets.extend(sets)
+        covers.append(counts)
+    cover = None if any(c is None for c in covers) else np.ascontiguousarray(np.concatenate(covers))
     return (np.concatenate(records), np.ascontiguousarray(np.concatenate(values)), np.array(roots, dtype=np.int32),
-            np.ascontiguousarray(np.array(bitsets, dtype=np.uint32).reshape(-1, BITSET_WORDS)))
+            np.ascontiguousarray(np.array(bitsets, dtype=np.uint32).reshape(-1, BITSET_WORDS)), cover)
 
 
 def _atof(text: str) -> float:

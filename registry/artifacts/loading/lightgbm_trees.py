@@ -1,5 +1,6 @@
 """One tree of a LightGBM text model (``Tree::Tree(const char*)``), its arrays checked against ``num_leaves``
-and renumbered into wide node records: see ``lightgbm_files`` for the rules a walk follows."""
+and renumbered into wide node records: see ``lightgbm_files`` for the rules a walk follows. Its nodes' counts
+(``internal_count``, ``leaf_count``: the training rows under each node) are their covers for TreeSHAP."""
 from __future__ import annotations
 
 import re
@@ -11,6 +12,7 @@ from registry.errors import InvalidArtifact
 from registry.inference.tree_walk import BITSET_WORDS, BLOCK_BITS, CATEGORICAL, NAN_LEFT, WIDE_NODE, ZERO_MISSING
 
 MAX_SET_WORDS = 2**26  # a category is an int32: at most 2^31 bits
+MAX_COUNT = 2**31 - 1  # LightGBM's counts are data_size_t (int32)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
 # What a line of numbers may hold (anything else is refused before NumPy reads it): no NaN, no hexadecimal.
 _FLOAT_CHARACTERS = dict.fromkeys(map(ord, "0123456789.eE+-inf "))
@@ -33,6 +35,7 @@ class TreeBlock:
         self.leaf_value = self._floats("leaf_value", self.n_leaves)
         if not np.isfinite(self.leaf_value).all():
             raise InvalidArtifact(f"{self.where} has a leaf value that is not a finite number")
+        self.leaf_count = self._counts("leaf_count", self.n_leaves)
         if self.n_leaves == 1:  # a single leaf: LightGBM reads nothing else
             return
         inner = self.n_leaves - 1
@@ -41,6 +44,7 @@ class TreeBlock:
         self.feature = self._ints("split_feature", inner)
         self.threshold = self._floats("threshold", inner)
         self.decision = self._ints("decision_type", inner) if "decision_type" in block else np.zeros(inner, np.int64)
+        self.internal_count = self._counts("internal_count", inner)
         if inner and self.n_cat:
             self.boundaries = self._ints("cat_boundaries", self.n_cat + 1)
             if self.boundaries[0] != 0 or (np.diff(self.boundaries) < 0).any():
@@ -50,13 +54,14 @@ class TreeBlock:
                 raise InvalidArtifact(f"{self.where}: cat_threshold holds a word that is not a uint32, or a set "
                                       "too long")
 
-    def records(self, *, offset: int, first_block: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """The tree's nodes as wide records numbered from ``offset``, their values, and its sets' blocks (the
-        first of them is the model's block ``first_block``)."""
+    def records(self, *, offset: int, first_block: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray],
+                                                                 np.ndarray | None]:
+        """The tree's nodes as wide records numbered from ``offset``, their values, its sets' blocks (the
+        first of them is the model's block ``first_block``) and their covers (``covers``)."""
         if self.n_leaves == 1:
             part = np.zeros(1, dtype=WIDE_NODE)
             part["threshold"], part["child"] = np.inf, offset
-            return part, self.leaf_value.copy(), []
+            return part, self.leaf_value.copy(), [], self.covers(np.array([-1]))
         order = np.array(self._order())
         leaf, ids = order < 0, np.arange(len(order)) + offset
         inner = np.where(leaf, 0, order)
@@ -89,7 +94,28 @@ class TreeBlock:
             part[i]["threshold"] = len(words) * BLOCK_BITS
             part[i]["bitset"] = first_block + len(blocks)
             blocks.extend(words)
-        return part, np.where(leaf, self.leaf_value[np.maximum(~order, 0)], 0.0), blocks
+        return part, np.where(leaf, self.leaf_value[np.maximum(~order, 0)], 0.0), blocks, self.covers(order)
+
+    def covers(self, order: np.ndarray) -> np.ndarray | None:
+        """The count of each node of ``order`` (internal nodes >= 0, leaves < 0) as float64: what LightGBM's
+        ``Tree::TreeSHAP`` weighs a node by (``data_count``). A single leaf weighs nothing (its value is its
+        tree's expected value, count or none). None where a tree with splits records no counts (LightGBM then
+        reads zeros, and its own contributions are NaN), or counts that do not add up: an internal node's must
+        be its children's sum, as ``Tree::Split`` makes it, or LightGBM's expected value (a sum over the
+        leaves) would not be the one its own TreeSHAP explains from."""
+        if self.n_leaves == 1:
+            return np.zeros(1) if self.leaf_count is None else self.leaf_count.astype(np.float64)
+        if self.leaf_count is None or self.internal_count is None:
+            return None
+
+        def count(children: np.ndarray) -> np.ndarray:
+            return np.where(children >= 0, self.internal_count[np.maximum(children, 0)],
+                            self.leaf_count[np.maximum(~children, 0)])
+
+        if (count(self.left) + count(self.right) != self.internal_count).any():
+            return None
+        return np.where(order < 0, self.leaf_count[np.maximum(~order, 0)],
+                        self.internal_count[np.maximum(order, 0)]).astype(np.float64)
 
     def _order(self) -> list[int]:
         """Internal nodes (>= 0) and leaves (< 0) from the root, parents before children, each reached once."""
@@ -124,6 +150,15 @@ class TreeBlock:
         if not low <= count <= self.max_leaves:
             raise InvalidArtifact(f"{self.where}: {key} {count} is not between {low} and {self.max_leaves}")
         return count
+
+    def _counts(self, key: str, n: int) -> np.ndarray | None:
+        """The ``n`` counts of the line ``key``, each between 0 and ``MAX_COUNT``; None where the line is not there."""
+        if key not in self.block:
+            return None
+        counts = self._ints(key, n)
+        if ((counts < 0) | (counts > MAX_COUNT)).any():
+            raise InvalidArtifact(f"{self.where}: {key} holds a count that is not between 0 and {MAX_COUNT}")
+        return counts
 
     def _floats(self, key: str, n: int) -> np.ndarray:
         return self._numbers(key, n, np.float64, _FLOAT_CHARACTERS)

@@ -7,8 +7,10 @@
  * background-data branches: the same path of (feature, zero fraction, one fraction, weight) elements,
  * extended at each node, unwound where a feature comes again, summed at each leaf.
  *
- * The row goes the way the walker sends it (tree_walk.c: x <= threshold, a NaN where NAN_LEFT says, a
- * category where its bit says), so the attributions explain exactly the answers the walker gives.
+ * The row goes the way the walker sends it (tree_walk.c: x <= threshold, a NaN where NAN_LEFT says; for
+ * wide records the walker's own function, records.h's wide_goes_left: categorical sets of any number of
+ * blocks, ZERO_MISSING, and with LIGHTGBM_ROWS values within kZeroThreshold read as zero), so the
+ * attributions explain exactly the answers the walker gives.
  *
  * Like the walker, it trusts nothing it reads from the records, which may be a mapped file changed after
  * tree_walk.py checked it: every root, column, child, output column and categorical set is checked as it
@@ -40,6 +42,7 @@ typedef struct {
     const double *value, *cover;
     int64_t value_width, max_depth;
     const uint32_t *bitsets;
+    int lightgbm_rows;        /* LIGHTGBM_ROWS: values within kZeroThreshold of zero read as zero */
     const float *row32;
     const double *row64;
     double *phi;              /* this row's [n_features][n_outputs], offset to the tree's output column */
@@ -60,35 +63,20 @@ static int read_children(const walk_t *w, uint64_t at, int64_t child[2]) {
     return WALKED;
 }
 
-/* Status of reading node `at` (not a leaf) for the row: its column, and where the row goes (1: child[1]). */
+/* Status of reading node `at` (not a leaf) for the row: its column, and where the row goes (1: child[1]),
+ * decided for wide records by the walker's own rule (records.h: wide_goes_left). */
 static int read_split(const walk_t *w, uint64_t at, int64_t *column, int *left) {
     const uint32_t feature = w->wide ? READ_ONCE(w->wide[at].feature) : READ_ONCE(w->nodes[at].feature);
-    *column = feature & ~(w->wide ? NAN_LEFT | CATEGORICAL : NAN_LEFT);
+    *column = feature & ~(w->wide ? WIDE_FLAGS : NAN_LEFT);
     if ((uint64_t)*column >= w->n_features)
         return BAD_COLUMN;
-    const int nan_left = (int)(feature >> 31);
     if (!w->wide) {
         const float x = w->row32[*column];
-        *left = isnan(x) ? nan_left : x <= w->nodes[at].threshold;
+        *left = isnan(x) ? (int)(feature >> 31) : x <= w->nodes[at].threshold;
         return WALKED;
     }
-    const double x = w->row64[*column];
-    if (isnan(x)) {
-        *left = nan_left;
-    } else if (feature & CATEGORICAL) {
-        if (!(x >= 0.0 && x < 256.0)) {
-            *left = nan_left;
-        } else {
-            const uint32_t set = READ_ONCE(w->wide[at].bitset);
-            if ((uint64_t)set >= w->n_bitsets)
-                return BAD_BITSET;
-            const uint32_t category = (uint32_t)x;
-            *left = (int)((w->bitsets[(uint64_t)set * BITSET_WORDS + category / 32] >> (category % 32)) & 1u);
-        }
-    } else {
-        *left = x <= w->wide[at].threshold;
-    }
-    return WALKED;
+    *left = wide_goes_left(w->wide + at, feature, w->row64[*column], w->lightgbm_rows, w->bitsets, w->n_bitsets);
+    return *left < 0 ? BAD_BITSET : WALKED;
 }
 
 /* Algorithm 2's EXTEND: the path grows by one element, and every weight is shared out again. */
@@ -231,14 +219,15 @@ int64_t tree_shap_expectations(const void *nodes, int64_t wide, int64_t n_nodes,
 /*
  * phi[n_rows][n_features][n_outputs] += every tree's attributions for rows (float32 rows for node_t
  * records, float64 for wide ones); each tree adds its value_width values to the outputs from its column
- * (columns[tree], or 0 where columns is NULL). max_depth is the records' depth as tree_shap_expectations
- * measured it; a path deeper stops the call. Returns WALKED, or what was wrong with the records (phi is
+ * (columns[tree], or 0 where columns is NULL); options may be LIGHTGBM_ROWS (wide records), as for
+ * tree_walk_boosted. max_depth is the records' depth as tree_shap_expectations measured it; a path deeper
+ * stops the call. Returns WALKED, or what was wrong with the records (phi is
  * then unspecified), or TOO_DEEP when its scratch space could not be had.
  */
 int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                   int64_t n_trees, const double *value, int64_t value_width, const double *cover,
-                  const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, const void *rows, int64_t n_rows,
-                  int64_t n_features, int64_t n_outputs, double *phi) {
+                  const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, int64_t options, const void *rows,
+                  int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi) {
     if (max_depth < 0 || max_depth > 100000)
         return TOO_DEEP;
     /* Every level keeps its own copy of the path, one element longer than its parent's (shap's layout). */
@@ -249,7 +238,7 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
     walk_t w = {.nodes = wide ? NULL : nodes, .wide = wide ? nodes : NULL, .n_nodes = (uint64_t)n_nodes,
                 .n_features = (uint64_t)n_features, .n_bitsets = (uint64_t)n_bitsets, .value = value,
                 .cover = cover, .value_width = value_width, .max_depth = max_depth, .bitsets = bitsets,
-                .n_outputs = n_outputs};
+                .lightgbm_rows = (options & LIGHTGBM_ROWS) != 0, .n_outputs = n_outputs};
     int status = WALKED;
     for (int64_t r = 0; r < n_rows && status == WALKED; r++) {
         if (wide)

@@ -25,7 +25,8 @@
  * the node's set: whole 256-bit blocks, as many as the node's threshold says in bits (a NaN, a value at
  * or below -1 or one past the set goes where a NaN goes). A node with ZERO_MISSING sends a zero where a
  * NaN goes (LightGBM's zero_as_missing). With LIGHTGBM_ROWS a value within LightGBM's kZeroThreshold of
- * zero is read as zero, as LightGBM reads a dense row. Every tree adds its leaf's value to one output
+ * zero is read as zero, as LightGBM reads a dense row. These rules are one function, records.h's
+ * wide_goes_left, which the explainer (tree_shap.c) follows too. Every tree adds its leaf's value to one output
  * column (its class), each (row, column) starting from the model's baseline and summed in tree order in
  * double precision (or rounded to float32 at each sum: FLOAT32_SUMS, XGBoost's).
  */
@@ -35,13 +36,10 @@
 
 #include "records.h"
 
-/* tree_walk_boosted's options: every sum rounded to float32 (XGBoost); values within kZeroThreshold
-   (1e-35f) of zero read as zero (LightGBM). */
+/* tree_walk_boosted's options: every sum rounded to float32 (XGBoost); LIGHTGBM_ROWS (records.h). */
 #define FLOAT32_SUMS 1
-#define LIGHTGBM_ROWS 2
-#define ZERO_THRESHOLD ((double)1e-35f)
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 6
+#define TREE_WALK_VERSION 7
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -140,8 +138,8 @@ int64_t tree_walk_output(const node_t *nodes, int64_t n_nodes, const int32_t *ro
 }
 
 /*
- * walk() for wide records and float64 rows: the same rounds and checks, and a categorical split's word
- * checked inside the bitsets before it is read.
+ * walk() for wide records and float64 rows: the same rounds and checks, each split decided by
+ * wide_goes_left (records.h), which checks a categorical split's word inside the bitsets before it reads it.
  */
 static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_features, const uint32_t *bitsets,
                      uint64_t n_bitsets, int lightgbm_rows, int64_t *lanes, const double *const *row, int n) {
@@ -154,32 +152,12 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
         for (int i = 0; i < n; i++) {
             const wide_node_t *node = nodes + lanes[i];
             const uint32_t feature = READ_ONCE(node->feature);
-            const uint32_t column = feature & ~(NAN_LEFT | CATEGORICAL | ZERO_MISSING);
+            const uint32_t column = feature & ~WIDE_FLAGS;
             if (column >= n_features)
                 return BAD_COLUMN;
-            double x = row[i][column];
-            if (lightgbm_rows && fabs(x) <= ZERO_THRESHOLD)
-                x = 0.0;
-            const int nan_left = (int)(feature >> 31);
-            int left;
-            if (isnan(x)) {
-                left = nan_left;
-            } else if (feature & CATEGORICAL) {
-                /* (-1, 0) truncates to category 0; 2^32 bounds the cast whatever the threshold says */
-                if (!(x > -1.0 && x < node->threshold && x < 4294967296.0)) {
-                    left = nan_left;
-                } else {
-                    const uint32_t category = (uint32_t)x;
-                    const uint64_t word = (uint64_t)READ_ONCE(node->bitset) * BITSET_WORDS + category / 32;
-                    if (word >= n_bitsets * BITSET_WORDS)
-                        return BAD_BITSET;
-                    left = (int)((bitsets[word] >> (category % 32)) & 1u);
-                }
-            } else if ((feature & ZERO_MISSING) && x == 0.0) {
-                left = nan_left;
-            } else {
-                left = x <= node->threshold;
-            }
+            const int left = wide_goes_left(node, feature, row[i][column], lightgbm_rows, bitsets, n_bitsets);
+            if (left < 0)
+                return BAD_BITSET;
             const int64_t next = READ_ONCE(node->child[left]);
             if ((uint64_t)next >= n_nodes)
                 return BAD_CHILD;
