@@ -136,9 +136,10 @@ class PromotionEvent(db.Model):
     __tablename__ = "promotion_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
-    alias: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | delete | rollout_start|change|promote|abort
+    # Both None for an entry of no model: a token's creation (with its scopes) or revocation.
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), index=True, nullable=True)
+    alias: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | delete | rollout_start|change|promote|abort | token_create|token_revoke
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the alias was deleted
     reverts_event_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_events.id"), nullable=True)

@@ -2,7 +2,7 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import requires
+from api.auth import principal, requires
 from api.content import accepts
 from api.openapi import errors
 from api.schemas.paging import PageArgs, page_of
@@ -28,7 +28,7 @@ class Tokens(MethodView):
     @blp.response(201, TokenCreatedOut)
     def post(self, body):
         """Create a token; the response is the only time it is shown."""
-        row, token = tokens.create_token(body["name"], body["role"], body["scopes"])
+        row, token = tokens.create_token(body["name"], body["role"], body["scopes"], actor=principal().name)
         return {"name": row.name, "role": row.role, "scopes": row.scopes, "token": token, "created_at": row.created_at}
 
 
@@ -38,4 +38,4 @@ class Token(MethodView):
     @blp.response(204)
     def delete(self, name):
         """Revoke a token; it stops working at once on every worker."""
-        tokens.revoke_token(name)
+        tokens.revoke_token(name, actor=principal().name)

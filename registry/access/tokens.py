@@ -17,7 +17,7 @@ from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
 from registry.names import TOKEN_NAME, check_token_name
 from registry.paging import Page, paginate
-from registry.tables import ApiToken, utcnow
+from registry.tables import ApiToken, PromotionEvent, utcnow
 
 # admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only;
 # feedback: read, predict and send labels (the application that learns the truth); analyst: read,
@@ -27,6 +27,7 @@ ROLES = ("admin", "ci", "reader", "feedback", "analyst")
 # bins): inputs may be personal data, so only these roles have it.
 READ_INPUTS_ROLES = ("admin", "analyst")
 BOOTSTRAP_ADMIN = "admin"
+SHELL = "flask tokens"  # the actor of a token change made on the server's shell, where no token speaks
 # last_used_at is a hint for admins, not an audit trail: write it at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -112,9 +113,10 @@ def new_token() -> str:
     return "mr_" + secrets.token_urlsafe(32)
 
 
-def create_token(name: str, role: str, scopes: list[dict] | None = None) -> tuple[ApiToken, str]:
+def create_token(name: str, role: str, scopes: list[dict] | None = None, *, actor: str = SHELL) -> tuple[ApiToken, str]:
     """Create a token, unscoped or with ``scopes`` (``[{"models": [...], "rights": [...]}]``, see
-    :mod:`registry.access.scopes`); returns the row and the plain token, which is never retrievable again."""
+    :mod:`registry.access.scopes`), and record it in the ledger's chain as ``actor``'s (its name, role
+    and scopes: who may act on what); returns the row and the plain token, never retrievable again."""
     check_token_name(name)
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}", errors={"role": ["unknown role"]})
@@ -126,6 +128,8 @@ def create_token(name: str, role: str, scopes: list[dict] | None = None) -> tupl
         with write_transaction():
             row = ApiToken(name=name, role=role, token_hash=hash_token(token), scopes=scoping.stored(grants))
             db.session.add(row)
+            db.session.flush()  # the name is free: only then is the change recorded
+            _record("token_create", actor, {"token": name, "role": role, "scopes": row.scopes})
     except IntegrityError:
         raise Conflict(f"a token named {name!r} exists; revoke it first or choose another name") from None
     return row, token
@@ -141,8 +145,9 @@ def token_page(page: int, per_page: int) -> Page:
     return paginate(select(ApiToken).order_by(ApiToken.name), page, per_page)
 
 
-def revoke_token(name: str) -> None:
-    """Delete a token: it stops at once on this worker, and within ``VERIFIED.fresh_seconds`` on every other."""
+def revoke_token(name: str, *, actor: str = SHELL) -> None:
+    """Delete a token, recorded in the ledger as ``actor``'s: it stops at once on this worker, and within
+    ``VERIFIED.fresh_seconds`` on every other."""
     if not TOKEN_NAME.fullmatch(name):
         raise TokenNotFound(f"no token named {name!r}")
     with write_transaction():
@@ -150,7 +155,14 @@ def revoke_token(name: str) -> None:
         if row is None:
             raise TokenNotFound(f"no token named {name!r}")
         db.session.delete(row)
+        _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes})
     VERIFIED.forget(row.token_hash)
+
+
+def _record(action: str, actor: str, details: dict) -> None:
+    """A token change as an entry of the history's chain: of no model and no alias."""
+    db.session.add(PromotionEvent(model_id=None, alias=None, action=action, actor=actor, reason="", forced=False,
+                                  details=details))
 
 
 def authenticate(token: str, bootstrap_admin_token: str | None, *, trust_recent: bool = False) -> Principal:

@@ -250,3 +250,35 @@ def test_every_column_of_the_history_is_covered_by_its_hash(app):
     columns = {column.name for column in PromotionEvent.__table__.columns}
 
     assert columns - {"hash"} == set(FIELDS)
+
+
+def test_token_changes_are_links_of_the_chain_with_their_scopes_and_who_made_them(app, client, admin, history):
+    scopes = [{"models": ["team-a-*"], "rights": ["read", "promote"]}]
+    assert client.post("/tokens", json={"name": "team-a", "role": "ci", "scopes": scopes},
+                       headers=admin).status_code == 201
+    assert client.delete("/tokens/team-a", headers=admin).status_code == 204
+    made = app.test_cli_runner().invoke(args=["tokens", "create", "shell-made", "--role", "reader"])
+    assert made.exit_code == 0, made.output
+
+    lines = [json.loads(line) for line in client.get("/audit/export", headers=admin).get_data(as_text=True).splitlines()]
+    tokens = [(e["action"], e["actor"], e["model_id"], e["alias"], e["details"]) for e in lines if e["model_id"] is None]
+
+    assert tokens == [
+        ("token_create", "admin", None, None, {"token": "team-a", "role": "ci", "scopes": scopes}),
+        ("token_revoke", "admin", None, None, {"token": "team-a", "role": "ci", "scopes": scopes}),
+        ("token_create", "flask tokens", None, None, {"token": "shell-made", "role": "reader", "scopes": None}),
+    ]
+    assert verify(client, admin)["ok"] is True
+    assert client.get("/models/m/history", headers=admin).get_json()["items"][0]["action"] != "token_create"
+
+
+def test_a_token_entry_widened_in_the_database_is_named(app, client, admin, history):
+    assert client.post("/tokens", json={"name": "team-a", "role": "ci",
+                                        "scopes": [{"models": ["team-a-*"], "rights": ["read"]}]},
+                       headers=admin).status_code == 201
+    execute(app, "UPDATE promotion_events SET details = :value WHERE action = 'token_create'",
+            value='{"token": "team-a", "role": "ci", "scopes": null}')
+
+    broken = verify(client, admin)["first_broken"]
+
+    assert broken["kind"] == "token_create" and broken["problem"] == "altered"

@@ -270,3 +270,37 @@ def test_0020_keeps_logged_rows_counts_their_labels_and_never_hands_out_a_logged
         assert connection.execute(text("SELECT id FROM prediction_log")).scalar() == 4
     assert {index["name"] for index in inspect(db.engine).get_indexes("prediction_log")} == {
         "ix_prediction_log_at", "ix_prediction_log_model_id_at", "ix_prediction_log_model_id_request_id"}
+
+
+def test_0025_keeps_the_chained_history_holding_and_takes_token_entries(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0015")
+    with db.engine.begin() as connection:
+        _history_at_0015(connection)
+    upgrade(directory=MIGRATIONS, revision="0024")
+    with db.engine.connect() as connection:
+        before = connection.execute(text("SELECT id, hash FROM promotion_events ORDER BY id")).all()
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT id, hash FROM promotion_events ORDER BY id")).all() == before
+    with write_transaction():
+        db.session.add(PromotionEvent(model_id=None, alias=None, action="token_create", actor="admin",
+                                      details={"token": "t", "role": "ci", "scopes": None}))
+    verdict = ledger_check.verify()
+    assert (verdict.ok, verdict.entries) == (True, len(before) + 1)
+
+
+def test_0025_downgrade_refuses_to_break_a_chain_that_holds_token_entries(empty_app):
+    upgrade(directory=MIGRATIONS)
+    with write_transaction():
+        db.session.add(PromotionEvent(model_id=None, alias=None, action="token_revoke", actor="admin",
+                                      details={"token": "t", "role": "ci", "scopes": None}))
+
+    with pytest.raises(SystemExit):  # Flask-Migrate's word for the migration's RuntimeError
+        downgrade(directory=MIGRATIONS, revision="0024")
+
+    db.session.rollback()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0025"
+    assert ledger_check.verify().ok

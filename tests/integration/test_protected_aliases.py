@@ -1,4 +1,5 @@
 """Protected aliases over HTTP: policies, refusals that list what is missing, approval requests, break-glass."""
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -69,9 +70,11 @@ def history(client) -> list[dict]:
 
 
 def ledger_holds(client, admin) -> bool:
-    """The history's hash chain holds, over every entry the history lists."""
+    """The history's hash chain holds, over every entry the history lists and the tokens' changes."""
     verified = client.get("/audit/verify", headers=admin).get_json()
-    return verified["ok"] and verified["entries"] == client.get("/models/m/history").get_json()["total"]
+    exported = client.get("/audit/export", headers=admin).get_data(as_text=True).splitlines()
+    token_changes = sum(json.loads(line)["model_id"] is None for line in exported)
+    return verified["ok"] and verified["entries"] == client.get("/models/m/history").get_json()["total"] + token_changes
 
 
 def webhook_types(app) -> list[str]:
