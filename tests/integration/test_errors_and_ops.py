@@ -88,7 +88,7 @@ def test_every_error_is_problem_json_without_stack_trace_sql_or_path(client, adm
 
 
 def test_an_unexpected_error_is_a_generic_500_that_leaks_nothing(client, monkeypatch, caplog):
-    def broken(*_args):
+    def broken(*_args, **_kwargs):
         raise RuntimeError('SELECT * FROM models -- File "/work/main/registry/catalog.py", line 1')
 
     monkeypatch.setattr(catalog, "list_models", broken)
@@ -100,7 +100,7 @@ def test_an_unexpected_error_is_a_generic_500_that_leaks_nothing(client, monkeyp
 
 
 def test_a_database_error_is_a_500_that_shows_no_sql(client, monkeypatch):
-    def broken(*_args):
+    def broken(*_args, **_kwargs):
         raise ProgrammingError("SELECT secret FROM models WHERE name = %(name)s", {"name": "x"}, Exception("boom"))
 
     monkeypatch.setattr(catalog, "list_models", broken)
