@@ -6,7 +6,7 @@ from api.auth import principal, reads, requires
 from api.content import accepts
 from api.schemas.models import ModelDetailOut, ModelOut, ModelPatch
 from api.schemas.paging import PageArgs, page_of
-from registry.access.scopes import READ
+from registry.access.scopes import READ, patterns_with
 from registry.catalog import models as catalog
 from registry.errors import Forbidden
 
@@ -20,8 +20,7 @@ class Models(MethodView):
     @blp.response(200, page_of(ModelOut))
     def get(self, args):
         """List registered models, ordered by name (to a scoped token, those it may read)."""
-        scopes = principal().scopes
-        readable = None if scopes is None else [p for grant in scopes if READ in grant.rights for p in grant.models]
+        readable = patterns_with(READ, principal().scopes)
         return catalog.list_models(args["page"], args["per_page"], readable=readable)
 
 

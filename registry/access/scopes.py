@@ -55,6 +55,11 @@ def rights_of(role: str, scopes: tuple[Grant, ...] | None, model: str | None) ->
     return held & ROLE_RIGHTS[role]
 
 
+def patterns_with(right: str, scopes: tuple[Grant, ...] | None) -> list[str] | None:
+    """The patterns of the models on which ``scopes`` grant ``right`` (None: unscoped, every model)."""
+    return None if scopes is None else [p for grant in scopes if right in grant.rights for p in grant.models]
+
+
 def checked_scopes(role: str, raw: list[dict] | None) -> tuple[Grant, ...] | None:
     """The grants of a token of ``role`` as sent (``[{"models": [...], "rights": [...]}]``), checked: a
     right the role lacks, an unknown right or a pattern no model name fits is 422 naming it."""

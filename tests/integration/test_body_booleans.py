@@ -4,7 +4,7 @@ accepted with "force": 0)."""
 import pytest
 from marshmallow import Schema, ValidationError, fields
 
-from tests.integration.test_finite_inputs_sweep import body_schemas, schemas  # noqa: F401  (the fixture)
+from tests.integration.body_schemas import schemas  # noqa: F401  (the fixture)
 
 NOT_BOOLEANS = [0, 1, "true", "yes", None]
 

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from registry.aliases.plans import checked_plan
 from registry.errors import InvalidInput
+from tests.integration.body_schemas import schemas  # noqa: F401  (the fixture)
 
 NON_FINITE = [math.nan, math.inf, -math.inf]
 NUMBER_FIELDS = (fields.Number, fields.Raw)
@@ -28,22 +29,6 @@ CHECKED_BEYOND_THE_SCHEMA = {
 }
 # Rows (predict bodies, a reference's rows, V2 tensors) are read by registry.serving.inputs, which
 # refuses a non-finite cell naming its row and feature: test_predict_api.py, test_v2_bad_input.py.
-
-
-def body_schemas(app) -> dict[str, Schema]:
-    """Every JSON body schema a route of ``app`` parses, by the route's endpoint."""
-    found = {}
-    for endpoint, view in app.view_functions.items():
-        view_class = getattr(view, "view_class", None)  # a MethodView: each method holds its own
-        handlers = [getattr(view_class, m.lower()) for m in view_class.methods] if view_class else [view]
-        for handler in handlers:
-            for parameter in getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", []):
-                if parameter.get("in", "json") != "json":
-                    continue
-                schema = parameter["schema"]
-                schema = schema if isinstance(schema, Schema) else schema()
-                found[f"{endpoint}:{type(schema).__name__}"] = schema
-    return found
 
 
 def number_places(schema: Schema, depth: int = 0) -> list[tuple[tuple, object]]:
@@ -103,17 +88,6 @@ def _refused(check, loaded: dict) -> bool:
     except InvalidInput:
         return True
     return False
-
-
-@pytest.fixture(scope="module")
-def schemas(tmp_path_factory):
-    from tests.helpers import close_app, make_app
-    root = tmp_path_factory.mktemp("sweep")
-    app = make_app(f"sqlite:///{root / 'sweep.db'}", root / "artifacts")
-    try:
-        yield body_schemas(app)
-    finally:
-        close_app(app)
 
 
 def test_the_sweep_finds_the_bodies_that_carry_numbers(schemas):
