@@ -61,23 +61,27 @@ def patterns_with(right: str, scopes: tuple[Grant, ...] | None) -> list[str] | N
 
 
 def checked_scopes(role: str, raw: list[dict] | None) -> tuple[Grant, ...] | None:
-    """The grants of a token of ``role`` as sent (``[{"models": [...], "rights": [...]}]``), checked: a
-    right the role lacks, an unknown right or a pattern no model name fits is 422 naming it."""
+    """The grants of a token of ``role`` as sent (one ``{"models": [...], "rights": [...]}`` or a list of
+    them), checked: a right the role lacks, an unknown right or a pattern no model name fits is 422 naming it."""
     if raw is None:
         return None
+    if isinstance(raw, dict):
+        raw = [raw]
     if role == "admin":
         raise InvalidInput("an admin token cannot be scoped to models (it manages tokens, webhooks and the ledger, "
                            "which belong to no model): scope a ci, reader, feedback or analyst token",
                            errors={"scopes": ["admin tokens are never scoped"]})
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_GRANTS:
-        raise InvalidInput(f"scopes must be a list of 1 to {MAX_GRANTS} grants {{models, rights}}",
-                           errors={"scopes": ["a list of grants"]})
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_GRANTS or not all(isinstance(g, dict) for g in raw):
+        raise InvalidInput(f"scopes must be a grant {{models, rights}} or a list of 1 to {MAX_GRANTS} of them",
+                           errors={"scopes": ["a grant or a list of grants"]})
     problems, grants = {}, []
     for i, grant in enumerate(raw):
         models, rights = grant.get("models"), grant.get("rights")
         if not isinstance(models, list) or not 1 <= len(models) <= MAX_PATTERNS or \
                 not all(isinstance(p, str) and PATTERN.fullmatch(p) for p in models):
-            problems[f"scopes.{i}.models"] = [f"1 to {MAX_PATTERNS} model names, or prefixes ending in * (team-a-*)"]
+            slashed = isinstance(models, list) and any(isinstance(p, str) and "/" in p for p in models)
+            problems[f"scopes.{i}.models"] = [f"1 to {MAX_PATTERNS} model names, or prefixes ending in * (team-a-*)"
+                                              + ("; a model's name holds no '/'" if slashed else "")]
         if not isinstance(rights, list) or not rights or not all(isinstance(r, str) for r in rights):
             problems[f"scopes.{i}.rights"] = [f"a list of rights among {', '.join(RIGHTS)}"]
         else:

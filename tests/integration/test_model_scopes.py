@@ -105,15 +105,27 @@ def test_a_scoped_token_lists_only_the_models_it_may_read(client, admin, models)
     ("admin", [{"models": ["in-*"], "rights": ["read"]}], "admin token cannot be scoped"),
     ("reader", [{"models": ["in-*"], "rights": ["promote"]}], "role 'reader' has no right promote"),
     ("ci", [{"models": ["in-*"], "rights": ["read_inputs"]}], "role 'ci' has no right read_inputs"),
-    ("ci", [{"models": ["team/*"], "rights": ["read"]}], "scopes.0.models"),
+    ("ci", [{"models": ["team/*"], "rights": ["read"]}], "a model's name holds no '/'"),
     ("ci", [{"models": ["a*b"], "rights": ["read"]}], "scopes.0.models"),
     ("ci", [{"models": [], "rights": ["read"]}], "scopes.0.models"),
-    ("ci", [], "scopes must be a list of 1"),
-], ids=["admin", "beyond-reader", "beyond-ci", "slash", "inner-star", "no-models", "no-grants"])
+    ("ci", [], "scopes must be a grant"),
+    ("ci", ["read"], "scopes must be a grant"),
+    ("ci", {"models": ["in-*"]}, "scopes.0.rights"),
+], ids=["admin", "beyond-reader", "beyond-ci", "slash", "inner-star", "no-models", "no-grants", "not-a-grant",
+        "no-rights"])
 def test_scopes_a_role_cannot_hold_or_no_model_could_match_are_422(client, admin, role, scopes, fragment):
     response = client.post("/tokens", json={"name": "bad", "role": role, "scopes": scopes}, headers=admin)
     assert_problem(response, 422, fragment)
     assert client.get("/tokens", headers=admin).get_json()["items"] == []  # nothing half-made
+
+
+def test_one_grant_may_be_sent_without_a_list(client, admin, models):
+    headers = token(client, admin, "single", "reader", {"models": ["in-*"], "rights": ["read"]})
+
+    assert client.get("/models/in-a", headers=headers).status_code == 200
+    assert_problem(client.get("/models/out-a", headers=headers), 403, "is scoped")
+    listed = {t["name"]: t["scopes"] for t in client.get("/tokens", headers=admin).get_json()["items"]}
+    assert listed["single"] == [{"models": ["in-*"], "rights": ["read"]}]
 
 
 def test_an_unknown_right_is_422(client, admin):
