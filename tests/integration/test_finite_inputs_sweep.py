@@ -10,6 +10,7 @@ import math
 import pytest
 from marshmallow import Schema, ValidationError, fields
 
+from registry.access.scopes import checked_scopes
 from registry.aliases.plans import checked_plan
 from registry.errors import InvalidInput
 from tests.integration.body_schemas import schemas  # noqa: F401  (the fixture)
@@ -24,8 +25,9 @@ REFUSED_BEYOND_THE_SCHEMA = {
 # Bodies a use case reads further after the schema passed them through (its own messages name
 # every wrong field at once): the checker, given what the schema loaded.
 CHECKED_BEYOND_THE_SCHEMA = {
-    "RolloutRequest": [lambda loaded, task=task: checked_plan(loaded["plan"], task=task)
-                       for task in ("classification", "regression")],
+    ("RolloutRequest", "plan"): [lambda loaded, task=task: checked_plan(loaded["plan"], task=task)
+                                 for task in ("classification", "regression")],
+    ("TokenRequest", "scopes"): [lambda loaded: checked_scopes("ci", loaded["scopes"])],
 }
 # Rows (predict bodies, a reference's rows, V2 tensors) are read by registry.serving.inputs, which
 # refuses a non-finite cell naming its row and feature: test_predict_api.py, test_v2_bad_input.py.
@@ -77,7 +79,7 @@ def refused_at(schema: Schema, body: dict, path: tuple) -> bool:
             if isinstance(messages, dict) and "value" in messages and step == "<key>":
                 messages = messages["value"]
         return True
-    checkers = CHECKED_BEYOND_THE_SCHEMA.get(type(schema).__name__, [])
+    checkers = CHECKED_BEYOND_THE_SCHEMA.get((type(schema).__name__, path[0]), [])
     return bool(checkers) and all(_refused(check, loaded) for check in checkers)
 
 
