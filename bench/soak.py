@@ -9,10 +9,19 @@ by least squares (worker RSS over the second half, after warm-up).
     .venv/bin/python -m bench.soak                              # 10 minutes, this checkout
     .venv/bin/python -m bench.soak --minutes 60 --repo /tmp/before --label before
 
+With ``--log-sample 1 --log-max-mb N --export`` it is the prediction log's soak: every answer logged
+within an N MB bound, the rows pruning would delete first written to a lake directory as Parquet. It
+adds the log's bytes and rows (from /metrics) to every sample, the p99 of the requests before the first
+prune ÷ after it, and, at the end, whether the lake and the database together hold every logged row
+once (ids read back from the Parquet files, the manifests and the table):
+
+    .venv/bin/python -m bench.soak --minutes 60 --log-sample 1 --log-max-mb 32 --export
+
 Figures only; nothing passes or fails on them.
 """
 import argparse
 import itertools
+import json
 import statistics
 import tempfile
 import threading
@@ -22,7 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, inspect, select, table, text
 
 from bench import report
@@ -63,11 +74,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="prediction threads")
     parser.add_argument("--admin-seconds", type=float, default=5.0, help="time between admin actions")
     parser.add_argument("--sample-seconds", type=float, default=30.0)
+    parser.add_argument("--log-sample", type=float, default=None, help="PREDICTION_LOG_SAMPLE (default: the server's)")
+    parser.add_argument("--log-max-mb", type=float, default=None, help="PREDICTION_LOG_MAX_MB (default: the server's)")
+    parser.add_argument("--export", action="store_true", help="PREDICTION_LOG_EXPORT to a lake directory, counted at the end")
     args = parser.parse_args()
     run = {
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "label": args.label or commit_of(args.repo), "repo": str(args.repo), "minutes": args.minutes,
         "workers": args.workers, "clients": args.clients, "admin_seconds": args.admin_seconds,
+        "log_sample": args.log_sample, "log_max_mb": args.log_max_mb, "export": args.export,
         "machine": report.machine_facts(),
     }
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
@@ -79,7 +94,11 @@ def main() -> None:
 
 def soak(repo: Path, root: Path, args) -> dict:
     """Start the server, seed it, run load and churn for the set time while sampling; the figures."""
-    env = checkout_env(repo, root, workers=args.workers, token=TOKEN)
+    log_settings = {name: value for name, value in (("PREDICTION_LOG_SAMPLE", args.log_sample),
+                                                     ("PREDICTION_LOG_MAX_MB", args.log_max_mb),
+                                                     ("PREDICTION_LOG_EXPORT", root / "lake" if args.export else None))
+                    if value is not None}
+    env = checkout_env(repo, root, workers=args.workers, token=TOKEN, **log_settings)
     migrate_checkout(repo, env)
     server = start_checkout(repo, env, root / "gunicorn.log")
     engine = create_engine(env["DATABASE_URL"])
@@ -102,11 +121,13 @@ def soak(repo: Path, root: Path, args) -> dict:
         for client in clients:
             client.join()
         samples.append(_sample(server.pid, env["URL"], engine, root, time.monotonic() - started))
+        stop_checkout(server)  # its writers flush what is queued as they stop
+        lake = _lake(engine, root / "lake") if args.export else None
     finally:
         engine.dispose()
         stop_checkout(server)
-    return {"samples": samples, "slopes_per_hour": _slopes(samples), "answers": _answers(outcome, admin.moves),
-            "actions": admin.done}
+    return {"samples": samples, "slopes_per_hour": _slopes(samples), "actions": admin.done,
+            "answers": _answers(outcome, admin.moves, _first_prune(samples, started)), "lake": lake}
 
 
 class Admin:
@@ -224,7 +245,46 @@ def _sample(master_pid: int, url: str, engine, root: Path, at: float) -> dict:
         "worker_rss_mb": round(statistics.mean(w.memory_info().rss for w in workers) / 2**20, 2),
         "worker_fds": round(statistics.mean(w.num_fds() for w in workers), 1),
         "rows": rows, "database_bytes": size, "metrics_bytes": len(scraped), "scrape_ms": round(scrape_ms, 2),
+        "log": _log_figures(scraped.decode()),
     }
+
+
+LOG_FIGURES = {"registry_prediction_log_bytes": "bytes", "registry_prediction_log_rows": "rows",
+               "registry_prediction_log_pruned_total": "pruned", "registry_prediction_log_written_total": "written",
+               "registry_prediction_log_dropped_total": "dropped", "registry_prediction_log_exported_total": "exported"}
+
+
+def _log_figures(scraped: str) -> dict:
+    """The prediction log's figures in one scrape (summed over models, reasons and workers)."""
+    figures = dict.fromkeys(LOG_FIGURES.values(), 0)
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name in LOG_FIGURES:
+                figures[LOG_FIGURES[sample.name]] += int(sample.value)
+    return figures
+
+
+def _first_prune(samples: list[dict], started: float) -> float | None:
+    """When (monotonic) the first sample that saw a pruned row was taken: the log had reached its bound."""
+    pruned = [s["at_s"] for s in samples if s["log"]["pruned"]]
+    return started + pruned[0] if pruned else None
+
+
+def _lake(engine, lake: Path) -> dict:
+    """Every logged row once in the lake or the database? Ids read back from the Parquet files and the
+    table, against the manifests' counts and the highest id handed out."""
+    manifests = [json.loads(path.read_text()) for path in lake.glob("model=*/_manifest.json")]
+    files = sorted(lake.glob("model=*/day=*/part-*.parquet"))
+    lake_ids = [i for path in files for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
+    with engine.connect() as connection:
+        database_ids = set(connection.execute(text("SELECT id FROM prediction_log")).scalars())
+    both = set(lake_ids) | database_ids
+    highest = max(both, default=0)
+    return {"files": len(files), "lake_bytes": sum(path.stat().st_size for path in files),
+            "lake_rows": len(lake_ids), "lake_rows_distinct": len(set(lake_ids)),
+            "manifest_rows": sum(m["rows"] for m in manifests), "database_rows": len(database_ids),
+            "in_lake_and_database": len(set(lake_ids) & database_ids), "rows_once_somewhere": len(both),
+            "highest_id": highest, "ids_missing": highest - len(both)}
 
 
 def _slopes(samples: list[dict]) -> dict:
@@ -247,15 +307,20 @@ def _slopes(samples: list[dict]) -> dict:
     return slopes
 
 
-def _answers(outcome: Outcome, moves: list[float]) -> dict:
-    """Answers, failures, wrong answers, and the p99 of requests started during a swap ÷ the others'."""
-    during, steady = [], []
+def _answers(outcome: Outcome, moves: list[float], pruning_from: float | None) -> dict:
+    """Answers, failures, wrong answers, the p99 of requests started during a swap ÷ the others', and the
+    p99 of the steady requests started once the log was pruned ÷ before (``pruning_from``)."""
+    during, steady, before, after = [], [], [], []
     for started, seconds in outcome.latencies:
         near = any(0 <= started - moved <= SWAP_WINDOW_SECONDS for moved in moves)
         (during if near else steady).append(seconds)
+        if not near and pruning_from is not None:
+            (after if started >= pruning_from else before).append(seconds)
     return {"answers": len(outcome.latencies), "failed": outcome.failed, "wrong": outcome.wrong,
             "p99_ms_during_swaps": _p99_ms(during), "p99_ms_steady": _p99_ms(steady),
-            "p99_ratio": round(_p99_ms(during) / _p99_ms(steady), 3) if during and steady else None}
+            "p99_ratio": round(_p99_ms(during) / _p99_ms(steady), 3) if during and steady else None,
+            "p99_ms_before_pruning": _p99_ms(before), "p99_ms_pruning": _p99_ms(after),
+            "p99_pruning_ratio": round(_p99_ms(after) / _p99_ms(before), 3) if before and after else None}
 
 
 def _p99_ms(values: list[float]) -> float:
@@ -287,6 +352,18 @@ def describe(run: dict) -> str:
         lines.append(f"| {label} | {first[key]} | {last[key]} | {slopes[label]} |")
     for name, count in last["rows"].items():
         lines.append(f"| rows: {name} | {first['rows'].get(name, 0)} | {count} | {slopes[f'rows: {name}']} |")
+    if answers["p99_pruning_ratio"] is not None:
+        lines += ["", f"Steady p99 once the log was pruned {answers['p99_ms_pruning']} ms ÷ before "
+                      f"{answers['p99_ms_before_pruning']} ms = {answers['p99_pruning_ratio']}."]
+    lines += ["", "| at s | database MB | log MB (metrics) | log rows | written | pruned | exported | dropped |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for sample in run["samples"]:
+        log_figures = sample["log"]
+        lines.append(f"| {sample['at_s']:g} | {sample['database_bytes'] / 2**20:.1f} | {log_figures['bytes'] / 2**20:.1f} "
+                     f"| {log_figures['rows']} | {log_figures['written']} | {log_figures['pruned']} "
+                     f"| {log_figures['exported']} | {log_figures['dropped']} |")
+    if run["lake"] is not None:
+        lines += ["", "Lake: " + ", ".join(f"{key} {value}" for key, value in run["lake"].items()) + "."]
     return "\n".join(lines)
 
 
