@@ -75,10 +75,11 @@ def warnings() -> list[str]:
 
 
 def prediction_log_warnings() -> list[str]:
-    """The prediction log near PREDICTION_LOG_MAX_MB, stopped for want of space on the database's volume, or
-    failing to export."""
+    """The prediction log near PREDICTION_LOG_MAX_MB, stopped for want of space on the database's volume,
+    holding models whose rows wait for the lake, or failing to export."""
     prediction_log = domain.prediction_log()
-    found = [warning for warning in (prediction_log.free_space_warning(), prediction_log.bound_warning()) if warning]
+    found = [warning for warning in (prediction_log.free_space_warning(), prediction_log.bound_warning(),
+                                     prediction_log.held_warning()) if warning]
     return found + export_warnings()
 
 

@@ -102,6 +102,11 @@ PREDICTION_LOG_PAUSED = Gauge(
     "1 while a worker logs nothing because the database's volume has less than PREDICTION_LOG_MIN_FREE_MB free",
     multiprocess_mode="livemax",
 )
+PREDICTION_LOG_HELD = Gauge(
+    "registry_prediction_log_held",
+    "1 while a worker logs none of a model's answers: its rows wait for PREDICTION_LOG_EXPORT past its "
+    "overdraft of PREDICTION_LOG_MAX_MB", ["model"], multiprocess_mode="livemax",
+)
 PREDICTION_LOG_EXPORTED = Counter(
     "registry_prediction_log_exported_total", "Rows of the prediction log written to PREDICTION_LOG_EXPORT as Parquet",
 )
@@ -202,7 +207,8 @@ FAMILIES = (
     ARTIFACTS_DAMAGED, ARTIFACT_SCRUB_CHECKS, ARTIFACT_SCRUB_BYTES,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
-    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_EXPORTED, PREDICTION_LOG_EXPORT_FAILURES,
+    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_HELD, PREDICTION_LOG_EXPORTED,
+    PREDICTION_LOG_EXPORT_FAILURES,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 ROW_OVERHEAD = 64  # the fixed columns of a row (ids, version, latency, status, times), counted once
 LOW_WATER = 0.9  # a model over its allotment is pruned down to this share of it
+# While its rows wait for the lake (an export failing), a model may go this far over its allotment; past it,
+# nothing more of it is logged until the export takes its rows and the bound prunes them.
+OVERDRAFT = 1.25
 NEAR = 0.9  # /readyz warns when the log holds this share of PREDICTION_LOG_MAX_MB or more
 PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
 VACUUM_PAGES = 10_000  # pages (4 KB) SQLite gives back per turn at most: a short write lock
@@ -107,19 +110,32 @@ def shares(bound_mb: float) -> tuple[Usage, dict[str, int]]:
     return held, allotments(used, int(bound_mb * MB), _caps())
 
 
-def enforce(bound_mb: float, *, exported_only: bool = False) -> tuple[Usage, Usage]:
-    """Prune every model over its allotment of ``bound_mb``, oldest first; the usage found (before
-    pruning) and the usage left. ``exported_only``: never past what went to the lake (LogExport)."""
+@dataclass(frozen=True)
+class Check:
+    """A check of the bound: the usage found (before pruning), the usage left, and the models left past
+    :data:`OVERDRAFT` of their allotment (their rows could not be pruned: they wait for the lake)."""
+
+    found: Usage
+    left: Usage
+    overdrawn: frozenset[str]
+
+
+def enforce(bound_mb: float, *, exported_only: bool = False) -> Check:
+    """Prune every model over its allotment of ``bound_mb``, oldest first. ``exported_only``: never past what
+    went to the lake (LogExport), so a model whose rows the lake has not taken may stay over."""
     before, given = shares(bound_mb)
     removed = 0
     for name, (_, size) in before.models.items():
         if size > given[name]:
             removed += _prune_model(name, int(given[name] * LOW_WATER), exported_only=exported_only)
-    if not removed:
-        return before, before
-    PREDICTION_LOG_PRUNED.labels("bytes").inc(removed)
-    give_back()
-    return before, usage()
+    left = before
+    if removed:
+        PREDICTION_LOG_PRUNED.labels("bytes").inc(removed)
+        give_back()
+        left = usage()
+    overdrawn = frozenset(name for name, (_, size) in left.models.items()
+                          if name in given and size > given[name] * OVERDRAFT)
+    return Check(before, left, overdrawn)
 
 
 def _caps() -> dict[str, int]:

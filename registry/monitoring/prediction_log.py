@@ -9,7 +9,9 @@ inserts them in batches, and deletes what is older than the retention as it writ
 within its bytes (``PREDICTION_LOG_MAX_MB``, fairly per model: :mod:`registry.monitoring.log_bounds`),
 checking whenever it wrote a fiftieth of the bound or ``check_seconds`` passed since it last did; and
 it stops logging while the database's volume has less than ``PREDICTION_LOG_MIN_FREE_MB`` free, so that
-the registry's own writes never meet a full disk. Every model's
+the registry's own writes never meet a full disk. With an export, only rows the lake took are pruned: a
+model whose rows wait for a lake that fails may go :data:`~registry.monitoring.log_bounds.OVERDRAFT` over
+its share, and is then held (none of its answers logged) until the export catches up. Every model's
 share is read again by the alias watcher when the registry changes (:meth:`PredictionLog.follow`),
 so a new share reaches every worker and replica within ``ALIAS_REFRESH_SECONDS`` whatever the
 traffic; a process without a watcher has its writer read them when requests come and the last
@@ -44,6 +46,7 @@ from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
 from registry.telemetry import (
     PREDICTION_LOG_DROPPED,
+    PREDICTION_LOG_HELD,
     PREDICTION_LOG_PAUSED,
     PREDICTION_LOG_PRUNED,
     PREDICTION_LOG_QUEUED,
@@ -117,6 +120,7 @@ class PredictionLog:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._paused = False  # the database's volume is short of space: nothing is logged
+        self._held: frozenset[str] = frozenset()  # models past their overdraft, waiting for the lake: not logged
         self._unchecked_bytes = 0  # written since the bound was last checked
         self._left_bytes = 0  # what the log held after this writer's last check
         self._checked_at = float("-inf")
@@ -135,8 +139,8 @@ class PredictionLog:
                 and not self._refresh_wanted.is_set()):
             self._refresh_wanted.set()  # the writer reads the shares again; this request uses the ones it has
             self._ensure_writer()
-        if self._paused:
-            self._ensure_writer()  # it looks at the volume again every turn, and logging resumes with space
+        if self._paused or model in self._held:
+            self._ensure_writer()  # it looks again every turn, and logging resumes with space (or the lake)
             return False
         if status >= 400:
             return True
@@ -248,12 +252,31 @@ class PredictionLog:
                 f"{self.settings.max_mb:g}: each model's oldest rows are pruned before PREDICTION_LOG_DAYS; raise "
                 "PREDICTION_LOG_MAX_MB, or lower the busiest models' sample")
 
+    def held_warning(self) -> str | None:
+        """That some models' answers are not logged because their rows wait for the lake (as this process
+        last checked); None when none are."""
+        if not self._held:
+            return None
+        names = ", ".join(repr(name) for name in sorted(self._held))
+        return (f"the prediction log records nothing of {names}: past {log_bounds.OVERDRAFT:.0%} of its share of "
+                f"PREDICTION_LOG_MAX_MB={self.settings.max_mb:g} with rows not yet in PREDICTION_LOG_EXPORT (an export "
+                "failing?); it logs again once the export takes them")
+
     def enforce(self) -> None:
-        """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first)."""
+        """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first), and hold the models
+        whose rows wait for the lake past their overdraft."""
         self._checked_at, self._unchecked_bytes = time.monotonic(), 0
         with self._session_scope():
-            self.usage, left = log_bounds.enforce(self.settings.max_mb, exported_only=self.settings.export)
-        self._left_bytes = left.bytes
+            check = log_bounds.enforce(self.settings.max_mb, exported_only=self.settings.export)
+        self.usage, self._left_bytes = check.found, check.left.bytes
+        newly, released = check.overdrawn - self._held, self._held - check.overdrawn
+        self._held = check.overdrawn
+        for name in released:
+            PREDICTION_LOG_HELD.labels(name).set(0)
+        for name in check.overdrawn:
+            PREDICTION_LOG_HELD.labels(name).set(1)
+        if newly:
+            log.warning("%s", self.held_warning())
 
     def _check_due(self) -> bool:
         """Whether to check the bound now: a fiftieth of it written since the last check, what this writer
@@ -279,6 +302,8 @@ class PredictionLog:
             if self._refresh_wanted.is_set():
                 self._refresh_wanted.clear()
                 self.refresh()
+            if self._held and time.monotonic() - self._checked_at >= self.settings.check_seconds:
+                self.enforce()  # nothing of a held model is written: see whether the lake took its rows
             if self.free_space_warning() is not None:
                 PREDICTION_LOG_DROPPED.inc(len(batch))  # queued before the volume ran short
             elif batch:
@@ -310,7 +335,8 @@ class PredictionLog:
 
     def _write(self, batch: list[Entry]) -> None:
         """Insert ``batch``, a transaction per part of at most a fiftieth of the bound (the whole batch but
-        for rows large against the bound), checking the bound after each part that makes one due."""
+        for rows large against the bound), checking the bound after each part that makes one due. The rows
+        of a model held meanwhile (queued before its hold) are dropped, so the hold bounds what was queued too."""
         missing = {entry.model for entry in batch} - set(self._model_ids)
         if missing:
             self.refresh()
@@ -318,6 +344,13 @@ class PredictionLog:
             statement, at = _insert_for(db.engine.dialect)
             rows = [_row(entry, self._model_ids[entry.model], at) for entry in batch if entry.model in self._model_ids]
             for part in _parts(rows, self.settings.max_mb * MB / CHECK_SHARE):
+                if self._held:
+                    held_ids = {self._model_ids.get(name) for name in self._held}
+                    kept = [row for row in part if row[0] not in held_ids]
+                    PREDICTION_LOG_DROPPED.inc(len(part) - len(kept))
+                    if not kept:
+                        continue
+                    part = kept
                 with write_transaction() as session:
                     session.connection().exec_driver_sql(statement, part)
                 self._unchecked_bytes += sum(row[-1] for row in part)

@@ -204,6 +204,55 @@ def test_a_failed_export_keeps_the_rows_says_so_and_is_tried_again(exporting, ci
     assert the_log(app).prune() == 10
 
 
+def offer_as_routes_do(app, count: int, *, start: int) -> int:
+    """Offer ``count`` wide answers of ``hot`` through the log's own draw, as the predict routes do (an
+    answer the log does not keep is not offered); how many it kept."""
+    prediction_log, kept = the_log(app), 0
+    for i in range(start, start + count):
+        if prediction_log.keeps("hot", 200, f"hot-{i}"):
+            kept += 1
+            prediction_log.offer(Entry(request_id=f"hot-{i}", model="hot", version=1, alias="production",
+                                       route="primary", rows=[WIDE], outputs={"predictions": [float(i)]},
+                                       latency_ms=1.5, status=200, at=utcnow()))
+    assert prediction_log.flush(timeout=60), "the prediction log did not drain"
+    return kept
+
+
+def test_a_lake_away_holds_a_model_past_its_overdraft_and_logging_resumes_when_it_returns(exporting, ci, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the lake's folder should be")
+    app = exporting(PREDICTION_LOG_EXPORT=str(blocked / "lake"), PREDICTION_LOG_MAX_MB=0.25)
+    client = app.test_client()
+    upload_ok(client, ci, "hot", scaled_sum(1))
+    bound = 0.25 * log_bounds.MB
+    kept = 0
+    for turn in range(12):  # ~1.5 MB offered while the lake refuses: six times the bound
+        kept += offer_as_routes_do(app, 50, start=turn * 50)
+        export_turn(app)
+    with app.app_context():
+        held_bytes = log_bounds.usage().bytes
+    # Past the bound (nothing could be pruned), but never past the overdraft by more than one checked part.
+    assert bound < held_bytes <= bound * log_bounds.OVERDRAFT + bound / 50, held_bytes
+    assert kept < 600  # the rest was not logged
+    warnings = client.get("/readyz").get_json()["warnings"]
+    assert any("the prediction log records nothing of 'hot': past 125% of its share of PREDICTION_LOG_MAX_MB=0.25"
+               in w for w in warnings), warnings
+    assert 'registry_prediction_log_held{model="hot"} 1.0' in client.get("/metrics").get_data(as_text=True)
+
+    blocked.unlink()  # the lake is back: its rows go, the bound prunes them, and the model is logged again
+    assert sum(step.rows for step in export_turn(app)) > 0
+    while sum(step.rows for step in export_turn(app)):  # a turn takes what is due at most
+        pass
+    the_log(app).enforce()
+    assert offer_as_routes_do(app, 10, start=1000) == 10
+    assert not [w for w in client.get("/readyz").get_json()["warnings"] if "records nothing of" in w]
+    assert 'registry_prediction_log_held{model="hot"} 0.0' in client.get("/metrics").get_data(as_text=True)
+    with app.app_context():
+        assert log_bounds.usage().bytes <= bound
+        kept_ids = set(db.session.execute(select(LoggedPrediction.request_id)).scalars())
+    assert set(lake_rows(blocked / "lake")["request_id"]) | kept_ids >= {f"hot-{i}" for i in range(1000, 1010)}
+
+
 def test_nothing_is_exported_twice_after_a_restart(app, exporting, model, lake_dir):
     offer(app, 20, age=OLD)
     export_turn(app)
