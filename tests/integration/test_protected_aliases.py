@@ -160,6 +160,21 @@ def test_evidence_counts_once_it_is_there(client, admin, served, people):
     assert production(client) == 2
 
 
+def test_a_version_with_other_inputs_is_refused_by_compatible_signature_even_when_forced(client, admin, ci, served,
+                                                                                       people):
+    upload_ok(client, ci, "m", scaled_sum(3, n_features=4))  # version 3 reads four columns, production three
+    protect(client, admin, approvals=1, require={"compatible_signature": True})
+    body = assert_problem(client.post("/models/m/versions/3/promote", json={"force": True}, headers=admin), 409)
+    assert [item["rule"] for item in body["missing"]] == ["compatible_signature", "approvals"]
+    assert "version 3 is incompatible with the served version" in body["missing"][0]["detail"]
+    request = open_request(client, people["alice"], version=3)  # the request shows what differs, side by side
+    assert request["evidence"]["signature"]
+    assert [item["rule"] for item in request["missing"]] == ["compatible_signature", "approvals"]
+    assert_problem(approve(client, people["bob"], request["id"]), 409, "compatible_signature missing")  # no vote overrides it
+    assert [item["rule"] for item in open_request(client, people["alice"])["missing"]] == ["approvals"]  # same inputs
+    assert production(client) == 1
+
+
 def test_a_mover_not_named_by_the_policy_is_refused(client, admin, served, people):
     protect(client, admin, movers={"roles": ["admin"], "tokens": ["alice"]})
     body = assert_problem(client.post("/models/m/versions/2/promote", json={}, headers=people["bob"]), 409)
@@ -253,7 +268,7 @@ def test_distinct_people_approve_and_the_last_approval_moves_the_alias(app, clie
     assert ledger_holds(client, admin)  # policy, request and approvals are links of the ledger's chain
 
 
-def test_a_rejected_request_needs_a_reason_and_cannot_be_approved(client, admin, served, people):
+def test_a_rejected_request_needs_a_reason_and_cannot_be_approved(app, client, admin, served, people):
     protect(client, admin, approvals=1)
     request = open_request(client, people["alice"])
     assert_problem(client.post(f"{REQUESTS}/{request['id']}/reject", json={}, headers=people["bob"]), 422, "reason")
@@ -263,6 +278,7 @@ def test_a_rejected_request_needs_a_reason_and_cannot_be_approved(client, admin,
     assert_problem(approve(client, people["carol"], request["id"]), 409, "rejected")
     assert client.get(REQUESTS, query_string={"state": "rejected"}).get_json()["total"] == 1
     assert production(client) == 1
+    assert webhook_types(app)[-1] == "approval.rejected"
 
 
 def test_an_expired_request_cannot_be_approved(app, client, admin, served, people):
