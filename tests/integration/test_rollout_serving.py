@@ -3,9 +3,11 @@
 Worker A is the ``app`` fixture, worker B a second app on the same database and artifact root.
 ``server.refresh()`` plays one watcher tick and ``runtime.flush_figures()`` one figures flush.
 """
+import io
 import threading
 import time
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 from sklearn.linear_model import LogisticRegression
@@ -182,3 +184,53 @@ def test_a_worker_that_cannot_load_the_canary_keeps_answering_and_tries_again(cl
     while answer(b) != (2, "canary") and time.monotonic() < deadline:
         server_of(b.application).refresh()
     assert answer(b) == (2, "canary")
+
+
+def test_boosted_files_roll_out_beside_a_forest_exactly_and_the_canary_promotes(app, client, ci):
+    """A forest serves production; an XGBoost JSON file is its canary and a LightGBM text file its shadow
+    (issue 42): every answer is its own version's, bit for bit as its library answers, the figures count
+    both arms and compare the shadow by label agreement, and promoting the canary serves it everywhere."""
+    import lightgbm
+    import xgboost
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 4))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(X, y)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 4, "base_score": 0.3},
+                            xgboost.DMatrix(X, y), 25)
+    lgbm = lightgbm.train({"objective": "binary", "num_leaves": 15, "verbose": -1, "min_data_in_leaf": 5},
+                          lightgbm.Dataset(X, y, feature_name=[f"x{i}" for i in range(4)]), 25)
+    upload_ok(client, ci, "b", forest)
+    for filename, data in (("model.json", booster.save_raw("json")), ("model.txt", lgbm.model_to_string().encode())):
+        created = client.post("/models/b/versions", data={"artifact": (io.BytesIO(bytes(data)), filename)},
+                              headers=ci, content_type="multipart/form-data")
+        assert created.status_code == 201, created.get_json()
+    assert client.post("/models/b/versions/1/promote", json={}, headers=ci).status_code == 200
+    url = "/models/b/aliases/production/rollout"
+    started = client.put(url, json={"canary": {"version": 2, "percent": 50}, "shadow": {"version": 3, "percent": 100},
+                                    "sticky_header": "X-User-Id"}, headers=ci)
+    assert started.status_code == 200, started.get_json()
+    rows = np.round(rng.normal(size=(40, 4)), 6)
+    expected = {1: forest.predict_proba(rows)[:, 1], 2: booster.predict(xgboost.DMatrix(rows))}
+
+    served = []
+    for i, row in enumerate(rows):
+        response = client.post("/models/b/production/predict", json={"instances": [row.tolist()], "return_proba": True},
+                               headers={"X-User-Id": f"user-{i}"})
+        response.close()
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        served.append(body["version"])
+        assert body["probabilities"][0][1] == float(np.float64(expected[body["version"]][i])), (i, body)
+    assert runtime_of(app).shadows.wait_idle(WAIT)
+    runtime_of(app).flush_figures()
+
+    figures = client.get(url).get_json()
+    assert set(served) == {1, 2}
+    assert (figures["canary"]["requests"], figures["canary"]["errors"]) == (served.count(2), 0)
+    assert figures["shadow"]["compared"] == 40 and 0.5 < figures["shadow"]["agreement"] <= 1.0
+    assert client.post(f"{url}/promote", json={}, headers=ci).status_code == 200
+    after = client.post("/models/b/production/predict", json={"instances": rows[:5].tolist()}).get_json()
+    assert after["version"] == 2 and after["predictions"] == (expected[2][:5] > 0.5).astype(int).tolist()
