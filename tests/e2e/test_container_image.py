@@ -1,8 +1,9 @@
 """The container image, built from the repository's Dockerfile and run with real podman: the README's
 container quick start (ready, upload, promote, predict) as a non-root user, a forest answered exactly by
 the tree walker the image built, the data kept across a restart on the same volume with a read-only
-root filesystem, a graceful stop that finishes a request in flight, and starts that must fail with one
-line and no server.
+root filesystem, a graceful stop that finishes a request in flight, a small volume on which the
+prediction log stops before the registry's writes fail, and starts that must fail with one line and no
+server.
 
 One image build serves the whole module (podman reuses its cached layers: after a code change only the
 code's layers are built again); the local base image is made with debootstrap when the machine has none.
@@ -229,6 +230,56 @@ def test_a_start_that_cannot_work_stops_with_one_line_and_no_server(image, env, 
     assert len(stopped.stderr.splitlines()) == 1 and stopped.stderr.startswith(line), stopped.stderr
     assert "secret" not in stopped.stderr.replace("/run/secrets", "")  # a password never reaches a log
     assert "gunicorn" not in stopped.stdout + stopped.stderr
+
+
+def test_a_volume_running_short_stops_the_log_before_any_registry_write_fails(image, started):
+    """A real small volume: /data on a 64 MB tmpfs, every answer logged under a bound larger than the
+    disk. The log stops at PREDICTION_LOG_MIN_FREE_MB free (32), every prediction still answers, and the
+    registry's own writes (an upload, a promotion) go on in the space the log left (issue 48)."""
+    container = started(image, env={"PREDICTION_LOG_SAMPLE": 1, "PREDICTION_LOG_MAX_MB": 1000,
+                                    "PREDICTION_LOG_MIN_FREE_MB": 32},
+                        options=("--tmpfs", "/data:rw,size=64m,U"))  # U: owned by the image's user
+    container.wait_ready()
+    token = re.search(r"Admin token: (mr_\S+)", container.logs()).group(1)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert upload(container, MODEL, scaled_sum(1), headers=headers).status_code == 201
+    assert requests.post(f"{container.url}/models/{MODEL}/versions/1/promote", json={}, headers=headers,
+                         timeout=30).status_code == 200
+    body = {"instances": [[float(i), 2.0, 3.0] for i in range(2000)]}  # ~80 KB logged per answer
+    session = requests.Session()
+
+    def flood(count: int) -> set[int]:
+        return {session.post(f"{container.url}/models/{MODEL}/production/predict", json=body, timeout=60).status_code
+                for _ in range(count)}
+
+    answered, deadline = set(), time.monotonic() + 180
+    while not _paused(container):
+        assert time.monotonic() < deadline, f"the log never stopped: {_free_mb(container):.1f} MB free"
+        answered |= flood(20)
+    free_at_pause = _free_mb(container)
+    answered |= flood(100)  # nothing of these is logged
+
+    assert answered == {200}
+    assert 24 <= free_at_pause and free_at_pause - _free_mb(container) < 2, (free_at_pause, _free_mb(container))
+    ready = requests.get(f"{container.url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert any("under PREDICTION_LOG_MIN_FREE_MB=32: the prediction log records nothing" in w
+               for w in ready.json()["warnings"]), ready.json()
+    assert upload(container, MODEL, scaled_sum(2), headers=headers).status_code == 201  # the registry's writes go on
+    assert requests.post(f"{container.url}/models/{MODEL}/versions/2/promote", json={}, headers=headers,
+                         timeout=30).status_code == 200
+    deadline = time.monotonic() + 30  # every worker follows the move within ALIAS_REFRESH_SECONDS
+    while _predicted(container) != pytest.approx(expected_prediction(2)):
+        assert time.monotonic() < deadline, "a worker still serves version 1"
+
+
+def _paused(container) -> bool:
+    scraped = requests.get(f"{container.url}/metrics", timeout=30).text
+    return "registry_prediction_log_paused 1.0" in scraped
+
+
+def _free_mb(container) -> float:
+    return int(_in(container, "df", "-B1", "--output=avail", "/data").split()[-1]) / 2**20
 
 
 def _predicted(container) -> float:
