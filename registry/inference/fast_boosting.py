@@ -62,7 +62,7 @@ from registry.inference.tree_walk import (
     xgboost_link,
 )
 
-_BUILT = frozenset({"_walker", "_expit", "_explainer"})  # made from the state, not part of it
+_BUILT = frozenset({"_walker", "_walker_rounds", "_expit", "_explainer"})  # made from the state, not part of it
 # scikit-learn's links, by class name, as this form names them.
 _LINKS = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "expit", "HalfLogitLink": "expit_of_double",
           "MultinomialLogit": "softmax"}
@@ -110,8 +110,11 @@ class CompiledBoosting:
         if categorical_columns.dtype != np.int64 or ((categorical_columns < 0)
                                                      | (categorical_columns >= n_features)).any():
             raise InvalidNodes("a categorical column is past the model's")
+        # Rows rounded to float32 by the walker itself, in its call, where no category is encoded first.
+        self._walker_rounds = float32_rows and not len(categorical_columns)
         self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features,
-                                     float32_sums=float32_sums, lightgbm_rows=lightgbm_rows)
+                                     float32_sums=float32_sums, lightgbm_rows=lightgbm_rows,
+                                     float32_rows=self._walker_rounds)
         self._expit = None
         self._explainer: TreeExplainer | NotExplainable | None = None
         if link.startswith("expit"):
@@ -155,8 +158,7 @@ class CompiledBoosting:
             raise AttributeError("a regressor has no predict_proba")
         raw = self._raw(X)
         if self.link == "xgboost_sigmoid":
-            positive = xgboost_link("sigmoid", raw)[:, 0].astype(np.float32)
-            return np.stack([np.float32(1) - positive, positive], axis=1).astype(np.float64)
+            return xgboost_link("sigmoid_pair", raw)
         if self.link == "xgboost_softmax":
             return xgboost_link("softmax", raw)
         if self.link.startswith("lightgbm_"):
@@ -218,13 +220,15 @@ class CompiledBoosting:
         return self._explainer.explain(self._rows(X))
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        return self._walker.output(self._rows(X))
+        return self._walker.output(self._rows(X, rounded=not self._walker_rounds))
 
-    def _rows(self, X: np.ndarray) -> np.ndarray:
+    def _rows(self, X: np.ndarray, *, rounded: bool = True) -> np.ndarray:
+        """``X`` as the walk reads it: float64, C order, categories encoded, and (``rounded``, for a model that
+        reads float32 rows) rounded to float32, refused where XGBoost refuses it."""
         rows = np.asarray(X)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise ValueError(f"X has {rows.shape[-1]} features, but the model is expecting {self.n_features} features")
-        if self.float32_rows:
+        if self.float32_rows and rounded:
             with np.errstate(over="ignore"):
                 rows = rows.astype(np.float32)
             if self.float32_sums and np.isinf(rows).any():

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 7  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 8  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -38,7 +38,8 @@ CATEGORICAL = np.uint32(1 << 30)  # set in a wide node's ``feature`` where the s
 ZERO_MISSING = np.uint32(1 << 29)  # set in a wide node's ``feature`` where a zero goes where a NaN goes
 BITSET_WORDS = 8
 BLOCK_BITS = 32 * BITSET_WORDS
-_FLOAT32_SUMS, LIGHTGBM_ROWS = 1, 2  # tree_walk_boosted's options (LIGHTGBM_ROWS also tree_shap's)
+_FLOAT32_SUMS, LIGHTGBM_ROWS, _FLOAT32_ROWS = 1, 2, 4  # tree_walk_boosted's options (LIGHTGBM_ROWS also tree_shap's)
+_INFINITE_ROW, _NO_MEMORY = 8, 9  # what a boosted walk returns for its rows rather than for its records
 MAX_NODES = 2**31 - 1  # child ids are int32
 KEEPS_GIL_UP_TO_WALKS = 1024
 # What tree_walk_output returns when the records are not what they were when checked.
@@ -156,12 +157,14 @@ class BoostedWalker:
     baseline and leaf values are then float32 values held as float64. With ``lightgbm_rows`` a value
     within LightGBM's ``kZeroThreshold`` (``1e-35f``) of zero is read as zero, as LightGBM reads a row.
     ``columns[t]`` is the output tree ``t`` adds to; ``value[n]`` is leaf ``n``'s value; ``baseline`` is
-    where every row's outputs start; ``bitsets`` holds the categorical splits' sets, 8 words each.
+    where every row's outputs start; ``bitsets`` holds the categorical splits' sets, 8 words each. With
+    ``float32_rows`` the rows are rounded to float32 first, in the same call (GradientBoosting's and
+    XGBoost's input), and with ``float32_sums`` too a row with a value infinite in float32 is refused.
     """
 
     def __init__(self, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
                  bitsets: np.ndarray, baseline: np.ndarray, *, n_features: int, float32_sums: bool = False,
-                 lightgbm_rows: bool = False):
+                 lightgbm_rows: bool = False, float32_rows: bool = False):
         check_nodes(nodes, roots, n_features)
         if value.dtype != np.float64 or value.shape != (len(nodes),) or not value.flags.c_contiguous:
             raise InvalidNodes("the leaf values are not one contiguous float64 value per node")
@@ -183,7 +186,8 @@ class BoostedWalker:
         self.n_outputs = len(baseline)
         self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
                        value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs,
-                       int(float32_sums) * _FLOAT32_SUMS | int(lightgbm_rows) * LIGHTGBM_ROWS)
+                       int(float32_sums) * _FLOAT32_SUMS | int(lightgbm_rows) * LIGHTGBM_ROWS
+                       | int(float32_rows) * _FLOAT32_ROWS)
 
     def output(self, rows: np.ndarray) -> np.ndarray:
         """The model's raw output, shape (rows, outputs), for C-contiguous float64 ``rows`` of ``n_features``.
@@ -192,23 +196,33 @@ class BoostedWalker:
         n_rows = len(rows)
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
         functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
-        raise_for(functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out))
+        status = functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out)
+        if status == _INFINITE_ROW:
+            raise ValueError("Input data contains `inf` or a value too large for float32 (XGBoost refuses it)")
+        if status == _NO_MEMORY:
+            raise MemoryError(f"no memory for {n_rows} rows rounded to float32")
+        raise_for(status)
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
 
 
-_XGBOOST_LINKS = {"sigmoid": 1, "softmax": 2}
+_XGBOOST_LINKS = {"sigmoid": 1, "softmax": 2, "sigmoid_pair": 3}
 
 
 def xgboost_link(kind: str, raw: np.ndarray) -> np.ndarray:
     """XGBoost's ``sigmoid`` (of each value) or ``softmax`` (of each row) of float32 margins, computed in
-    float32 as XGBoost computes it; ``raw`` and the answer are float64 arrays of shape (rows, outputs)."""
+    float32 as XGBoost computes it; ``raw`` and the answer are float64 arrays of shape (rows, outputs).
+    ``sigmoid_pair`` takes one margin per row and answers ``1 - p, p`` per row (a binary classifier's
+    ``predict_proba``)."""
     margins = np.ascontiguousarray(raw, dtype=np.float64)
-    out = np.empty_like(margins)
-    functions = KEEPING_GIL if margins.size <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
-    if margins.ndim != 2 or functions.xgboost_link(_XGBOOST_LINKS[kind], margins.ctypes.data, margins.shape[0],
-                                                     margins.shape[1], out.ctypes.data):
+    if margins.ndim != 2:
         raise ValueError(f"no XGBoost link {kind!r} for an array of shape {margins.shape}")
-    return out
+    shape = (margins.shape[0], 2) if kind == "sigmoid_pair" else margins.shape
+    # Passed as bytes and a ctypes array, as the walker's rows and output are: no ndarray.ctypes object made.
+    out = (ctypes.c_double * (shape[0] * shape[1]))()
+    functions = KEEPING_GIL if margins.size <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
+    if functions.xgboost_link(_XGBOOST_LINKS[kind], margins.tobytes(), margins.shape[0], margins.shape[1], out):
+        raise ValueError(f"no XGBoost link {kind!r} for an array of shape {margins.shape}")
+    return np.frombuffer(out).reshape(shape)
 
 
 _LIGHTGBM_LINKS = {"sigmoid": 1, "softmax": 2, "exp": 3}

@@ -32,19 +32,25 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "records.h"
 
-/* tree_walk_boosted's options: every sum rounded to float32 (XGBoost); LIGHTGBM_ROWS (records.h). */
+/* tree_walk_boosted's options: every sum rounded to float32 (XGBoost); LIGHTGBM_ROWS (records.h); the rows
+   rounded to float32 first (GradientBoosting's and XGBoost's float32 input), with FLOAT32_SUMS (XGBoost)
+   a row holding a value infinite in float32 refused (INFINITE_ROW), as XGBoost refuses it. */
 #define FLOAT32_SUMS 1
+#define FLOAT32_ROWS 4
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 7
+#define TREE_WALK_VERSION 8
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
  */
 #define LANES 8
+/* Rows of a boosted walk's block: every tree walks them while they stay in the core's cache. */
+#define ROW_BLOCK 64
 
 /* The record's size, which tree_walk.py checks against its own description of a node. */
 int64_t tree_walk_node_size(void) { return (int64_t)sizeof(node_t); }
@@ -174,45 +180,70 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
 /*
  * out[n_rows][n_outputs] = a boosted model's raw output for rows[n_rows][n_features] (float64): every
  * (row, output) starts at baseline[output], then each tree in order adds value[its leaf] to the column
- * columns[tree]; options are FLOAT32_SUMS and LIGHTGBM_ROWS. Returns WALKED, or what was wrong with the
- * records (out is then unspecified).
+ * columns[tree]; options are FLOAT32_SUMS, LIGHTGBM_ROWS and FLOAT32_ROWS. Returns WALKED, INFINITE_ROW (a
+ * value of the rows that XGBoost refuses) or NO_MEMORY, or what was wrong with the records (out is then
+ * unspecified).
  *
- * Walked in tree-major order LANES at a time, as tree_walk_output walks, so each (row, output) is summed
- * in tree order whatever the number of rows.
+ * Walked a block of ROW_BLOCK rows at a time, and within a block in tree-major order LANES at a time, as
+ * tree_walk_output walks, so each (row, output) is summed in tree order whatever the number of rows; the
+ * block's rows stay in the cache while every tree walks them, rather than every tree reading every row
+ * of a large batch from memory again.
  */
 int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                           int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
                           const double *baseline, int64_t n_outputs, int64_t options, const double *rows,
                           int64_t n_rows, int64_t n_features, double *out) {
-    const int64_t pairs = n_trees * n_rows;
+    if (options & FLOAT32_ROWS) {  /* one pass over the rows, then the walk reads plain doubles */
+        const int64_t values = n_rows * n_features;
+        double *rounded = malloc((size_t)(values ? values : 1) * sizeof(double));
+        if (rounded == NULL)
+            return NO_MEMORY;
+        for (int64_t j = 0; j < values; j++) {
+            const float x = (float)rows[j];
+            if ((options & FLOAT32_SUMS) && isinf(x)) {
+                free(rounded);
+                return INFINITE_ROW;
+            }
+            rounded[j] = (double)x;
+        }
+        const int64_t walked = tree_walk_boosted(nodes, n_nodes, roots, columns, n_trees, value, bitsets, n_bitsets,
+                                                 baseline, n_outputs, options & ~FLOAT32_ROWS, rounded, n_rows,
+                                                 n_features, out);
+        free(rounded);
+        return walked;
+    }
     for (int64_t r = 0; r < n_rows; r++)
         memcpy(out + r * n_outputs, baseline, (size_t)n_outputs * sizeof(double));
-    for (int64_t first = 0; first < pairs; first += LANES) {
-        const int n = pairs - first < LANES ? (int)(pairs - first) : LANES;
-        int64_t lanes[LANES], target[LANES];
-        const double *row[LANES];
-        for (int i = 0; i < n; i++) {
-            const int64_t tree = (first + i) / n_rows, r = (first + i) % n_rows;
-            const int32_t root = READ_ONCE(roots[tree]);
-            if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes)
-                return BAD_ROOT;
-            const int32_t column = READ_ONCE(columns[tree]);
-            if ((uint64_t)(int64_t)column >= (uint64_t)n_outputs)
-                return BAD_OUTPUT;
-            lanes[i] = root;
-            row[i] = rows + r * n_features;
-            target[i] = r * n_outputs + column;
+    for (int64_t start = 0; start < n_rows; start += ROW_BLOCK) {
+        const int64_t block = n_rows - start < ROW_BLOCK ? n_rows - start : ROW_BLOCK;
+        const int64_t pairs = n_trees * block;
+        for (int64_t first = 0; first < pairs; first += LANES) {
+            const int n = pairs - first < LANES ? (int)(pairs - first) : LANES;
+            int64_t lanes[LANES], target[LANES];
+            const double *row[LANES];
+            for (int i = 0; i < n; i++) {
+                const int64_t tree = (first + i) / block, r = start + (first + i) % block;
+                const int32_t root = READ_ONCE(roots[tree]);
+                if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes)
+                    return BAD_ROOT;
+                const int32_t column = READ_ONCE(columns[tree]);
+                if ((uint64_t)(int64_t)column >= (uint64_t)n_outputs)
+                    return BAD_OUTPUT;
+                lanes[i] = root;
+                row[i] = rows + r * n_features;
+                target[i] = r * n_outputs + column;
+            }
+            const int walked = walk_wide(nodes, (uint64_t)n_nodes, (uint64_t)n_features, bitsets,
+                                         (uint64_t)n_bitsets, (options & LIGHTGBM_ROWS) != 0, lanes, row, n);
+            if (walked != WALKED)
+                return walked;
+            if (options & FLOAT32_SUMS)
+                for (int i = 0; i < n; i++)
+                    out[target[i]] = (double)(float)(out[target[i]] + value[lanes[i]]);
+            else
+                for (int i = 0; i < n; i++)
+                    out[target[i]] += value[lanes[i]];
         }
-        const int walked = walk_wide(nodes, (uint64_t)n_nodes, (uint64_t)n_features, bitsets, (uint64_t)n_bitsets,
-                                     (options & LIGHTGBM_ROWS) != 0, lanes, row, n);
-        if (walked != WALKED)
-            return walked;
-        if (options & FLOAT32_SUMS)
-            for (int i = 0; i < n; i++)
-                out[target[i]] = (double)(float)(out[target[i]] + value[lanes[i]]);
-        else
-            for (int i = 0; i < n; i++)
-                out[target[i]] += value[lanes[i]];
     }
     return WALKED;
 }
@@ -228,12 +259,24 @@ static float xgboost_sigmoid(float x) {
  * XGBoost's link over raw[n_rows][n_outputs] (float32 margins held as doubles), into out of the same
  * shape: kind 1 is the sigmoid of each value (binary:logistic), kind 2 the softmax of each row
  * (common::Softmax: the row's fmaxf, expf of each value less it, their sum in double, each divided by
- * that sum rounded to float32). Returns 0, or 1 for an unknown kind.
+ * that sum rounded to float32); kind 3 takes one margin per row and writes two values, 1 - p and p in
+ * float32 (XGBClassifier.predict_proba of binary:logistic), into out[n_rows][2]. Returns 0, or 1 for an
+ * unknown kind (or kind 3 of more than one output).
  */
 int64_t tree_walk_xgboost_link(int64_t kind, const double *raw, int64_t n_rows, int64_t n_outputs, double *out) {
     if (kind == 1) {
         for (int64_t j = 0; j < n_rows * n_outputs; j++)
             out[j] = (double)xgboost_sigmoid((float)raw[j]);
+        return 0;
+    }
+    if (kind == 3) {
+        if (n_outputs != 1)
+            return 1;
+        for (int64_t r = 0; r < n_rows; r++) {
+            const float positive = xgboost_sigmoid((float)raw[r]);
+            out[2 * r] = (double)(1.0f - positive);
+            out[2 * r + 1] = (double)positive;
+        }
         return 0;
     }
     if (kind != 2)
