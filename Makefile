@@ -26,6 +26,10 @@ $(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(BIN)/.installed-bench: $(BIN)/.installed requirements-bench.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
 $(MLFLOW_VENV)/bin/.installed: requirements-mlflow.txt
 	$(PYTHON) -m venv $(MLFLOW_VENV)
 	$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
@@ -59,7 +63,7 @@ test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
 		tests/integration/test_migrations.py tests/integration/test_models_api.py
 
 ## Benchmarks; figures go to bench/results/.
-bench: $(BIN)/.installed wrk
+bench: $(BIN)/.installed-bench wrk
 	$(BIN)/python -m bench.run_all
 
 # Debian packages the tests and benchmarks use: installed through apt when missing and running as

@@ -10,8 +10,10 @@ Where XGBoost is installed (a test dependency), the same for a 100-tree depth-6 
 booster trained on the same rows, saved as JSON and read by the registry: its probabilities against
 ``Booster.inplace_predict`` (XGBoost's fastest call; default threads, then one). Where LightGBM is installed
 (a test dependency), the same for a 100-tree depth-6 ``binary`` LightGBM model (64 leaves at most) saved as
-text and read by the registry, against ``Booster.predict`` (default threads, then ``num_threads=1``). Writes
-``bench/results/boosting-<UTC time>.*``.
+text and read by the registry, against ``Booster.predict`` (default threads, then ``num_threads=1``). For
+both, where they install (``requirements-bench.txt``), ONNX Runtime and treelite on one thread beside
+them, with the largest difference of their probabilities from the library's (bench/peer_runtimes.py).
+Writes ``bench/results/boosting-<UTC time>.*``.
 Figures only, never pass or fail.
 """
 import argparse
@@ -24,7 +26,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from bench import models, report
+from bench import models, peer_runtimes, report
 from registry.serving.predictors import predictor_for
 
 HERE = Path(__file__).resolve().parent
@@ -95,6 +97,7 @@ def run_xgboost(rounds: int, say=print) -> dict | None:
                                                                                                        X.shape[1]))
     say(f"XGBoost {xgboost.__version__}: {TREES} trees, depth ≤ {DEPTH}, {len(form.nodes):,} nodes")
     found = {"version": xgboost.__version__, "nodes": len(form.nodes), "cases": []}
+    peers = peer_runtimes.xgboost_predictors(booster, X.shape[1])
     for count, threads in ((1, None), (1, 1), (BATCH_ROWS, 1)):
         X = rows[:count]
         booster.set_param({"nthread": threads or 0})
@@ -104,6 +107,8 @@ def run_xgboost(rounds: int, say=print) -> dict | None:
                                         booster.predict(xgboost.DMatrix(X))))
         case = {"rows": count, "xgboost_threads": threads or "default", "registry_us": round(ours, 1),
                 "xgboost_us": round(theirs, 1), "speedup": round(theirs / ours, 2), "identical": identical}
+        if threads == 1:
+            case["peers"] = _peers(peers, X, booster.predict(xgboost.DMatrix(X)), rounds, say)
         found["cases"].append(case)
         say(f"  rows={count:<7} registry {ours:12.1f} µs  XGBoost ({case['xgboost_threads']} threads) "
             f"{theirs:12.1f} µs  ({case['speedup']:.2f}× faster, identical: {identical})")
@@ -127,6 +132,7 @@ def run_lightgbm(rounds: int, say=print) -> dict | None:
                                                                                                        X.shape[1]))
     say(f"LightGBM {lightgbm.__version__}: {TREES} trees, depth ≤ {DEPTH}, {len(form.nodes):,} nodes")
     found = {"version": lightgbm.__version__, "nodes": len(form.nodes), "cases": []}
+    peers = peer_runtimes.lightgbm_predictors(booster, X.shape[1])
     for count, threads in ((1, None), (1, 1), (BATCH_ROWS, 1)):
         X = rows[:count]
         options = {} if threads is None else {"num_threads": threads}
@@ -135,10 +141,39 @@ def run_lightgbm(rounds: int, say=print) -> dict | None:
         identical = bool(np.array_equal(form.predict_proba(X)[:, 1], booster.predict(X, **options)))
         case = {"rows": count, "lightgbm_threads": threads or "default", "registry_us": round(ours, 1),
                 "lightgbm_us": round(theirs, 1), "speedup": round(theirs / ours, 2), "identical": identical}
+        if threads == 1:
+            case["peers"] = _peers(peers, X, booster.predict(X, **options), rounds, say)
         found["cases"].append(case)
         say(f"  rows={count:<7} registry {ours:12.1f} µs  LightGBM ({case['lightgbm_threads']} threads) "
             f"{theirs:12.1f} µs  ({case['speedup']:.2f}× faster, identical: {identical})")
     return found
+
+
+def _peers(peers: dict, X: np.ndarray, library: np.ndarray, rounds: int, say) -> dict:
+    """Each peer runtime's µs per call on ``X`` and its largest difference from the library's probabilities
+    ``library``; or why it has none."""
+    found = {}
+    for name, predict in peers.items():
+        if isinstance(predict, str):
+            found[name] = {"absent": predict}
+            continue
+        found[name] = {"us": round(per_call_us(predict, X, rounds), 1),
+                       "max_abs_diff": float(np.max(np.abs(predict(X) - library)))}
+        say(f"    {name:<13} {found[name]['us']:12.1f} µs  (largest difference {found[name]['max_abs_diff']:.2g})")
+    return found
+
+
+def _peer_lines(cases: list[dict]) -> list[str]:
+    """The peers' table (one thread each) under a library's table."""
+    lines = ["", "Beside them, on one thread: ONNX Runtime (onnxmltools) and treelite (tl2cgen, gcc).", "",
+             "| rows | runtime | µs | largest difference from the library |", "| --- | --- | --- | --- |"]
+    for case in cases:
+        for name, peer in case.get("peers", {}).items():
+            if "absent" in peer:
+                lines.append(f"| {case['rows']:,} | {name} | — | {peer['absent']} |")
+            else:
+                lines.append(f"| {case['rows']:,} | {name} | {peer['us']:,} | {peer['max_abs_diff']:.2g} |")
+    return lines
 
 
 def describe(result: dict) -> str:
@@ -162,6 +197,7 @@ def describe(result: dict) -> str:
         for case in xgboost["cases"]:
             lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['xgboost_us']:,} | "
                          f"{case['xgboost_threads']} | {case['speedup']}× | {case['identical']} |")
+        lines += _peer_lines(xgboost["cases"])
     lightgbm = result.get("lightgbm")
     if lightgbm:
         lines += ["", f"LightGBM {lightgbm['version']}, `binary`, {TREES} trees of depth ≤ {DEPTH} "
@@ -172,6 +208,7 @@ def describe(result: dict) -> str:
         for case in lightgbm["cases"]:
             lines.append(f"| {case['rows']:,} | {case['registry_us']:,} | {case['lightgbm_us']:,} | "
                          f"{case['lightgbm_threads']} | {case['speedup']}× | {case['identical']} |")
+        lines += _peer_lines(lightgbm["cases"])
     return "\n".join(lines)
 
 
