@@ -38,7 +38,7 @@ CATEGORICAL = np.uint32(1 << 30)  # set in a wide node's ``feature`` where the s
 ZERO_MISSING = np.uint32(1 << 29)  # set in a wide node's ``feature`` where a zero goes where a NaN goes
 BITSET_WORDS = 8
 BLOCK_BITS = 32 * BITSET_WORDS
-_FLOAT32_SUMS, LIGHTGBM_ROWS, _FLOAT32_ROWS = 1, 2, 4  # tree_walk_boosted's options (LIGHTGBM_ROWS also tree_shap's)
+_FLOAT32_SUMS, LIGHTGBM_ROWS, _FLOAT32_ROWS, _NUMERIC_ONLY = 1, 2, 4, 8  # tree_walk_boosted's options (LIGHTGBM_ROWS also tree_shap's)
 _INFINITE_ROW, _NO_MEMORY = 8, 9  # what a boosted walk returns for its rows rather than for its records
 MAX_NODES = 2**31 - 1  # child ids are int32
 KEEPS_GIL_UP_TO_WALKS = 1024
@@ -91,7 +91,7 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
         output = library.tree_walk_output
         output.argtypes = [pointer, size, pointer, size, pointer, size, size, pointer, size, size, pointer]
         boosted = library.tree_walk_boosted
-        boosted.argtypes = [pointer, size, pointer, pointer, size, pointer, pointer, size, pointer, size, size,
+        boosted.argtypes = [pointer, size, pointer, pointer, size, pointer, pointer, size, pointer, size, size, size,
                             pointer, size, size, pointer]
         link = library.tree_walk_xgboost_link
         link.argtypes = [size, pointer, size, size, pointer]
@@ -180,6 +180,8 @@ class BoostedWalker:
         bits = nodes["threshold"][categorical]
         if not (bits > 0).all() or (nodes["bitset"][categorical] + np.ceil(bits / BLOCK_BITS) > len(bitsets)).any():
             raise InvalidNodes("a categorical split's set is outside the bitsets")
+        # No categorical or zero-as-missing split and no LightGBM rows: the walker's plainer loop does the walk.
+        numeric_only = not lightgbm_rows and not (nodes["feature"] & (CATEGORICAL | ZERO_MISSING)).any()
         self._arrays = (nodes, roots, columns, value, bitsets, baseline)  # kept alive for the addresses below
         self.n_trees = len(roots)
         self.n_features = n_features
@@ -187,7 +189,8 @@ class BoostedWalker:
         self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
                        value.ctypes.data, bitsets.ctypes.data, len(bitsets), baseline.ctypes.data, self.n_outputs,
                        int(float32_sums) * _FLOAT32_SUMS | int(lightgbm_rows) * LIGHTGBM_ROWS
-                       | int(float32_rows) * _FLOAT32_ROWS)
+                       | int(float32_rows) * _FLOAT32_ROWS | int(numeric_only) * _NUMERIC_ONLY,
+                       deepest_path(nodes, roots) if numeric_only else 0)
 
     def output(self, rows: np.ndarray) -> np.ndarray:
         """The model's raw output, shape (rows, outputs), for C-contiguous float64 ``rows`` of ``n_features``.
@@ -241,6 +244,18 @@ def lightgbm_link(kind: str, raw: np.ndarray, scale: float = 1.0) -> np.ndarray:
     if functions.lightgbm_link(_LIGHTGBM_LINKS[kind], sums.tobytes(), sums.shape[0], sums.shape[1], float(scale), out):
         raise ValueError(f"no LightGBM link {kind!r}")
     return np.frombuffer(out).reshape(sums.shape)
+
+
+def deepest_path(nodes: np.ndarray, roots: np.ndarray) -> int:
+    """The most steps a walk from ``roots`` takes to a leaf of ``nodes`` (checked records: every child is after
+    its node, a leaf's children are itself), found level by level."""
+    children = nodes["child"]
+    level, steps = np.unique(roots.astype(np.int64)), 0
+    while True:
+        inner = level[children[level, 0] != level]
+        if not len(inner):
+            return steps
+        level, steps = np.unique(children[inner].ravel()), steps + 1
 
 
 def raise_for(status: int) -> None:

@@ -42,6 +42,8 @@
    a row holding a value infinite in float32 refused (INFINITE_ROW), as XGBoost refuses it. */
 #define FLOAT32_SUMS 1
 #define FLOAT32_ROWS 4
+/* The caller found no categorical or ZERO_MISSING split and no LIGHTGBM_ROWS: walk_numeric does the walk. */
+#define NUMERIC_ONLY 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
 #define TREE_WALK_VERSION 8
 /*
@@ -178,9 +180,41 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
 }
 
 /*
+ * walk_wide for records with numeric splits only (NUMERIC_ONLY), LANES lanes always (the caller repeats a
+ * lane where it has fewer) for `depth` rounds, the deepest path the records had when they were checked (a
+ * leaf steps to itself): a NaN goes where NAN_LEFT says, any other value to child[1] where x <= threshold,
+ * with the same checks of every column and child, and TOO_DEEP where a lane is not on a leaf after them. A
+ * flag a changed file sets on a node later is not read (its split is taken as numeric): nothing outside the
+ * arrays is.
+ */
+static int walk_numeric(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_features, int64_t depth,
+                        int64_t *lanes, const double *const *row) {
+    for (int64_t level = 0; level < depth; level++) {
+        for (int i = 0; i < LANES; i++) {
+            const wide_node_t *node = nodes + lanes[i];
+            const uint32_t feature = READ_ONCE(node->feature);
+            const uint32_t column = feature & ~WIDE_FLAGS;
+            if (column >= n_features)
+                return BAD_COLUMN;
+            const double x = row[i][column];
+            const int left = (x <= node->threshold) | ((x != x) & (int)(feature >> 31));
+            const int64_t next = READ_ONCE(node->child[left]);
+            if ((uint64_t)next >= n_nodes)
+                return BAD_CHILD;
+            lanes[i] = next;
+        }
+    }
+    for (int i = 0; i < LANES; i++)
+        if (READ_ONCE(nodes[lanes[i]].child[0]) != READ_ONCE(nodes[lanes[i]].child[1]))
+            return TOO_DEEP;
+    return WALKED;
+}
+
+/*
  * out[n_rows][n_outputs] = a boosted model's raw output for rows[n_rows][n_features] (float64): every
  * (row, output) starts at baseline[output], then each tree in order adds value[its leaf] to the column
- * columns[tree]; options are FLOAT32_SUMS, LIGHTGBM_ROWS and FLOAT32_ROWS. Returns WALKED, INFINITE_ROW (a
+ * columns[tree]; options are FLOAT32_SUMS, LIGHTGBM_ROWS, FLOAT32_ROWS and NUMERIC_ONLY (with `depth`, the
+ * deepest path of the records as they were checked). Returns WALKED, INFINITE_ROW (a
  * value of the rows that XGBoost refuses) or NO_MEMORY, or what was wrong with the records (out is then
  * unspecified).
  *
@@ -191,8 +225,8 @@ static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_feat
  */
 int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                           int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
-                          const double *baseline, int64_t n_outputs, int64_t options, const double *rows,
-                          int64_t n_rows, int64_t n_features, double *out) {
+                          const double *baseline, int64_t n_outputs, int64_t options, int64_t depth,
+                          const double *rows, int64_t n_rows, int64_t n_features, double *out) {
     if (options & FLOAT32_ROWS) {  /* one pass over the rows, then the walk reads plain doubles */
         const int64_t values = n_rows * n_features;
         double *rounded = malloc((size_t)(values ? values : 1) * sizeof(double));
@@ -207,8 +241,8 @@ int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32
             rounded[j] = (double)x;
         }
         const int64_t walked = tree_walk_boosted(nodes, n_nodes, roots, columns, n_trees, value, bitsets, n_bitsets,
-                                                 baseline, n_outputs, options & ~FLOAT32_ROWS, rounded, n_rows,
-                                                 n_features, out);
+                                                 baseline, n_outputs, options & ~FLOAT32_ROWS, depth, rounded,
+                                                 n_rows, n_features, out);
         free(rounded);
         return walked;
     }
@@ -233,8 +267,14 @@ int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32
                 row[i] = rows + r * n_features;
                 target[i] = r * n_outputs + column;
             }
-            const int walked = walk_wide(nodes, (uint64_t)n_nodes, (uint64_t)n_features, bitsets,
-                                         (uint64_t)n_bitsets, (options & LIGHTGBM_ROWS) != 0, lanes, row, n);
+            for (int i = n; i < LANES; i++) {  /* walk_numeric walks every lane: repeat the first */
+                lanes[i] = lanes[0];
+                row[i] = row[0];
+            }
+            const int walked = (options & NUMERIC_ONLY)
+                ? walk_numeric(nodes, (uint64_t)n_nodes, (uint64_t)n_features, depth, lanes, row)
+                : walk_wide(nodes, (uint64_t)n_nodes, (uint64_t)n_features, bitsets, (uint64_t)n_bitsets,
+                            (options & LIGHTGBM_ROWS) != 0, lanes, row, n);
             if (walked != WALKED)
                 return walked;
             if (options & FLOAT32_SUMS)
