@@ -44,18 +44,26 @@ def init_app(app: Flask) -> None:
     exporters = app.config["TRACES_EXPORTERS"]
     if not exporters:
         return
-    unknown = [name for name in exporters if name not in tracing.EXPORTERS]
-    if unknown:
-        raise SystemExit(f"OTEL_TRACES_EXPORTER={','.join(exporters)}: {', '.join(unknown)} is not available here; "
-                         f"use {' or '.join(tracing.EXPORTERS)} (or none)")
-    if "otlp" in exporters and app.config["TRACES_OTLP_PROTOCOL"] != "http/protobuf":
-        raise SystemExit(f"OTEL_EXPORTER_OTLP_PROTOCOL={app.config['TRACES_OTLP_PROTOCOL']}: this service sends OTLP "
-                         "over HTTP only; set http/protobuf (the collector's port 4318)")
+    refused = refusal(exporters, app.config["TRACES_OTLP_PROTOCOL"])
+    if refused:
+        raise SystemExit(refused)
     tracing.prepare(exporters)
     lifecycle.of(app).add("traces", start=lambda: tracing.start(exporters), stop=tracing.stop)
     app.before_request(_open)
     app.after_request(_answered)
     app.teardown_request(_closed)
+
+
+def refusal(exporters: tuple[str, ...], protocol: str) -> str | None:
+    """Why this service cannot send spans as configured (an exporter or an OTLP protocol it lacks); None when it can."""
+    unknown = [name for name in exporters if name not in tracing.EXPORTERS]
+    if unknown:
+        return (f"OTEL_TRACES_EXPORTER={','.join(exporters)}: {', '.join(unknown)} is not available here; use "
+                f"{' or '.join(tracing.EXPORTERS)} (or none)")
+    if "otlp" in exporters and protocol != "http/protobuf":
+        return (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP only; set http/protobuf "
+                "(a collector's port 4318)")
+    return None
 
 
 def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:

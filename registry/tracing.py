@@ -101,13 +101,14 @@ class Served:
         self.span.end()
 
     def headers(self) -> dict[str, str]:
-        """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off."""
+        """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off. Written as
+        the SDK's trace-context propagator writes them, without its per-call context lookups."""
         if self.token is None:
             return {}
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-        headers: dict[str, str] = {}
-        TraceContextTextMapPropagator().inject(headers, context=trace.set_span_in_context(self.span))
+        found = self.span.get_span_context()
+        headers = {"traceparent": f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"}
+        if found.trace_state:
+            headers["tracestate"] = found.trace_state.to_header()
         return headers
 
 

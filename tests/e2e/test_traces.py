@@ -163,3 +163,22 @@ def test_the_prediction_log_keeps_each_logged_requests_trace_id(traced):
 
     assert {(item["route"], item["trace_id"]) for item in wait_for(logged, "the logged rows", DEADLINE)} == {
         ("primary", trace_id), ("shadow", trace_id)}
+
+
+def test_a_caller_that_does_not_sample_gets_its_trace_answered_and_nothing_sent(traced):
+    live, receiver = traced
+    trace_id, _, _ = caller()
+    unsampled = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-00"}
+
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [[1.0]]},
+                             headers=unsampled, timeout=30)
+    sampled_trace, _, sampled = caller()
+    requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [PROBE_ROW]}, headers=sampled,
+                  timeout=30)
+
+    assert response.status_code == 422 and response.json()["trace_id"] == trace_id
+    assert response.headers["traceparent"].startswith(f"00-{trace_id}-") and response.headers["traceparent"].endswith("-00")
+    # Once a later request's spans arrived, the unsampled one's would have been there too, had there been any
+    # (both workers send every 100 ms).
+    spans_of(receiver, sampled_trace, f"POST {PREDICT_ROUTE}")
+    assert not [span for span in receiver.spans() if span.trace_id == trace_id]
