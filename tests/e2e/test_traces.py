@@ -35,7 +35,14 @@ def traced(tmp_path_factory):
                 assert upload(live, NAME, scaled_sum(factor)).status_code == 201
             move(live, "promote", NAME, 1)
             change(live, NAME, "start", {"shadow": {"version": 2, "percent": 100}})
+            wait_for(lambda: all(_routed(live) for _ in range(10)), "every worker to route by the rollout", DEADLINE)
             yield live, receiver
+
+
+def _routed(live) -> bool:
+    """Whether a prediction was routed by the rollout (a worker learns of it within ALIAS_REFRESH_SECONDS)."""
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+    return response.headers.get("X-Model-Route") == "primary"
 
 
 def caller() -> tuple[str, str, dict]:
