@@ -44,6 +44,20 @@ def memory_mb(cgroup_limit: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
+def traces_exporters(environ: dict | None = None) -> tuple[str, ...]:
+    """Where spans go, by the standard variables: ``OTEL_TRACES_EXPORTER`` (comma-separated; ``none`` is off),
+    else ``otlp`` when an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or its ``_TRACES_`` form);
+    nothing (tracing off) otherwise, or with ``OTEL_SDK_DISABLED=true``. The SDK reads the other ``OTEL_*`` itself."""
+    environ = os.environ if environ is None else environ
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ()
+    named = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if not named:
+        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        return ("otlp",) if endpoint else ()
+    return tuple(name for name in (part.strip() for part in named.split(",")) if name and name != "none")
+
+
 # gunicorn's worker processes (gunicorn.conf.py): 2 per core unless WEB_CONCURRENCY says otherwise.
 WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
 
@@ -128,6 +142,11 @@ class Config:
     # Signs the dashboard's session cookie and CSRF tokens; the same value on every replica.
     # When unset, a random key is made once and kept in INSTANCE_DIR/secret_key.
     SECRET_KEY = secret("SECRET_KEY")
+    # Traces (OpenTelemetry; docs/operations.md, "Traces"): the exporters named, none when off, and the OTLP
+    # protocol asked for (this service sends OTLP over HTTP with protobuf).
+    TRACES_EXPORTERS = traces_exporters()
+    TRACES_OTLP_PROTOCOL = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
     # Set by gunicorn.conf.py; /metrics then adds up every worker's samples.
     PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     # Background alias watcher; off in tests that drive refreshes by hand.

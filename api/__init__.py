@@ -15,6 +15,7 @@ from api import (
     rate_limits,
     request_ids,
     security_headers,
+    traces,
 )
 from api.content import check_json_body
 from api.json_output import FiniteJSONProvider
@@ -60,6 +61,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
     _init_database(app)
     lifecycle.init_app(app)
+    traces.init_app(app)  # its span opens before any other hook of a request can refuse it
     _init_metric_files(app)
     domain.init_app(app)
     delivery.init_app(app)

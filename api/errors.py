@@ -1,7 +1,7 @@
 """Every error becomes RFC 9457 problem+json here, and only here."""
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 
 from flask import Flask, Response, current_app, json, request
@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from registry import errors as domain
+from registry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def render_as_pages(app: Flask, prefix: str, renderer: Callable[[Problem], Respo
 
 def answer_error(exc: Exception) -> Response:
     """The answer to ``exc``: problem+json, or the page of its edge (logged when it is the server's fault)."""
-    described = logged(describe(exc), exc)
+    described = traced(logged(describe(exc), exc))
     for prefix, renderer in current_app.extensions.get("error_pages", {}).items():
         if request.path == prefix or request.path.startswith(prefix + "/"):
             return renderer(described)
@@ -123,7 +124,7 @@ def answer_error(exc: Exception) -> Response:
 def problem_response(exc: Exception) -> Response:
     """The problem+json answer to ``exc`` outside a request context (the predict fast path), described,
     logged and rendered as :func:`answer_error` does for the JSON routes."""
-    return render(logged(describe(exc), exc))
+    return render(traced(logged(describe(exc), exc)))
 
 
 def describe(exc: Exception) -> Problem:
@@ -150,6 +151,13 @@ def logged(described: Problem, exc: Exception) -> Problem:
     elif described.status >= 500:
         log.error("%s: %s", described.title, described.detail)
     return described
+
+
+def traced(described: Problem) -> Problem:
+    """``described`` with the ``trace_id`` of the request's trace, when the request is traced (a prediction
+    route's, with tracing on), so that a caller can quote it; unchanged otherwise."""
+    found = tracing.trace_id()
+    return described if found is None else replace(described, members={**described.members, "trace_id": found})
 
 
 def status_of(exc: Exception) -> int:

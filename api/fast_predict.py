@@ -6,8 +6,9 @@ itself (``bench/floor.py``). This WSGI layer answers the plain case of ``POST
 /models/<name>/<ref>/predict`` and ``POST /models/<name>/predict``: a JSON body of known length, no
 ``Content-Encoding``, no query string, reads open to all (so no token to check, and nothing the
 failed-authentication limit refuses). It calls the data plane as the view does
-(:func:`api.answering.answer`: routing, counting, the prediction log, shadow runs) and sends the
-same headers (security headers, the request id, the version and route). A failure the data plane
+(:func:`api.answering.answer`: routing, counting, the prediction log, shadow runs), traces it as the
+view is traced (``api/traces.py``), and sends the same headers (security headers, the request id, the
+version and route, the ``traceparent``). A failure the data plane
 met is answered here, once, with the problem ``api/errors.py`` describes and renders for every
 JSON route (the request is never answered again by Flask).
 
@@ -15,6 +16,7 @@ Everything else goes to Flask untouched: a body that does not decode is handed o
 to refuse in the same words.
 """
 import io
+import time
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
@@ -24,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import lifecycle, request_ids, security_headers
+from api import lifecycle, request_ids, security_headers, traces
 from api.answering import answer
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
@@ -56,8 +58,8 @@ class FastPredict:
             return self.flask_wsgi(environ, start_response)
         return self._answer(environ, start_response, *target)
 
-    def _plain(self, environ: dict) -> tuple[str, str, int] | None:
-        """(name, ref, body length) of a plain JSON prediction; None for anything Flask should see."""
+    def _plain(self, environ: dict) -> tuple[str, str, str, int] | None:
+        """(name, ref, URL rule, body length) of a plain JSON prediction; None for anything Flask should see."""
         config = self.app.config
         if (environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING") or environ.get("HTTP_CONTENT_ENCODING")
                 or config["REQUIRE_AUTH_FOR_READS"]
@@ -69,19 +71,21 @@ class FastPredict:
         target = self._target(environ.get("PATH_INFO", ""))
         return None if target is None else (*target, int(length))
 
-    def _match(self, path: str) -> tuple[str, str] | None:
-        """(name, ref) when ``path`` is a predict route's, matched by the app's own URL map."""
+    def _match(self, path: str) -> tuple[str, str, str] | None:
+        """(name, ref, URL rule) when ``path`` is a predict route's, matched by the app's own URL map."""
         if not path.isascii():
             return None  # Flask decodes such paths itself
         try:
-            endpoint, values = self.app.url_map.bind("localhost").match(path, method="POST")
+            rule, values = self.app.url_map.bind("localhost").match(path, method="POST", return_rule=True)
         except HTTPException:  # no route, another method, or a redirect (a trailing slash)
             return None
-        if endpoint not in ENDPOINTS:
+        if rule.endpoint not in ENDPOINTS:
             return None
-        return values["name"], values.get("ref", DEFAULT_ALIAS)
+        return values["name"], values.get("ref", DEFAULT_ALIAS), rule.rule
 
-    def _answer(self, environ: dict, start_response: Callable, name: str, ref: str, length: int) -> Iterable[bytes]:
+    def _answer(self, environ: dict, start_response: Callable, name: str, ref: str, rule: str,
+                length: int) -> Iterable[bytes]:
+        started_ns = time.time_ns()  # the server span's start, when the request is traced
         data = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(data)  # Flask reads it again if it answers instead
         if len(data) != length:  # the client stopped sending
@@ -97,14 +101,22 @@ class FastPredict:
                 (request_ids.HEADER, request_id))
         with self.app.app_context():
             lifecycle.of(self.app).start()
-            answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id, render=render)
-            if isinstance(answered, Failure):
-                response = problem_response(answered.error)
-                response.headers.extend(sent)
-                return response(environ, start_response)
+            served = traces.begin(environ, rule, started_ns)
+            status = 500
+            try:
+                answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
+                                  render=render)
+                if isinstance(answered, Failure):
+                    response = problem_response(answered.error)
+                    response.headers.extend([*sent, *served.headers().items()])
+                    status = response.status_code
+                    return response(environ, start_response)
+                status = 200
+            finally:
+                served.finish(status)
         start_response(OK, [
             ("Content-Type", get_content_type(answered.mimetype, "utf-8")), ("Content-Length", str(len(answered.body))),
-            *answered.headers.items(), *sent,
+            *answered.headers.items(), *sent, *served.headers().items(),
         ])
         if answered.after is None:
             return [answered.body]

@@ -46,6 +46,8 @@ PROBLEM_SCHEMA = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "errors": {"type": "object", "description": "messages per field"},
+        "trace_id": {"type": "string", "description": "the request's trace id (32 hex digits), on the prediction "
+                                                      "routes when tracing is on"},
     },
 }
 

@@ -46,6 +46,8 @@ class LoggedPredictionOut(Schema):
     at = UTCDateTime()
     label = fields.Raw(allow_none=True, dump_default=None)
     labelled_at = UTCDateTime(allow_none=True)
+    trace_id = fields.String(allow_none=True, metadata={
+        "description": "the request's trace id (32 hex digits) when tracing was on: its spans in the trace backend"})
 
 
 class ExportedToOut(Schema):

@@ -69,7 +69,7 @@ def register(blp: Blueprint) -> None:
 
 def protocol_error(exc: Exception) -> Response:
     """``exc`` as the protocol's ``{"error": ...}`` body, with the problem+json members beside it."""
-    described = errors.logged(describe(exc), exc)
+    described = errors.traced(errors.logged(describe(exc), exc))
     body = {"error": described.detail, **described.body()}
     return Response(orjson.dumps(body), status=described.status, mimetype="application/json",
                     headers=described.response_headers())

@@ -23,7 +23,7 @@ from registry.monitoring.references import get_reference, set_reference
 blp = Blueprint("predictions", __name__, description="The prediction log")
 
 CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms", "at", "inputs", "outputs", "label",
-               "labelled_at")
+               "labelled_at", "trace_id")
 
 
 @blp.route("/models/<name>/predictions")

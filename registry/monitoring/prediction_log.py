@@ -35,6 +35,7 @@ import numpy as np
 import orjson
 from sqlalchemy import select
 
+from registry import tracing
 from registry.db import db, end_read, write_transaction
 from registry.monitoring import log_bounds
 from registry.monitoring.log_bounds import MB, Usage
@@ -81,6 +82,7 @@ class Entry:
     status: int
     at: datetime
     weighed: bool = True  # whether a rollout's gates weigh it (False: its sticky key had sent its share)
+    trace_id: str | None = None  # the request's trace (32 hex digits) when it was traced
 
 
 @dataclass(frozen=True)
@@ -165,14 +167,15 @@ class PredictionLog:
         result = answer.prediction
         if not self.keeps(call.name, 200, call.request_id):
             return False
-        outputs = {"predictions": result.predictions}
-        if result.probabilities is not None:
-            outputs |= {"probabilities": result.probabilities, "classes": result.classes}
-        self.offer(Entry(
-            request_id=call.request_id, model=call.name, version=result.version, alias=call.alias, route=result.route,
-            rows=result.rows, outputs=outputs, latency_ms=answer.seconds * 1000, status=200, at=utcnow(),
-            weighed=result.weighed,
-        ))
+        with tracing.span("log"):
+            outputs = {"predictions": result.predictions}
+            if result.probabilities is not None:
+                outputs |= {"probabilities": result.probabilities, "classes": result.classes}
+            self.offer(Entry(
+                request_id=call.request_id, model=call.name, version=result.version, alias=call.alias,
+                route=result.route, rows=result.rows, outputs=outputs, latency_ms=answer.seconds * 1000, status=200,
+                at=utcnow(), weighed=result.weighed, trace_id=tracing.trace_id(),
+            ))
         return True
 
     def failed(self, call: Call, failure: Failure) -> None:
@@ -181,11 +184,12 @@ class PredictionLog:
             return
         version, route, _ = failure.served_by
         error = failure.error
-        self.offer(Entry(
-            request_id=call.request_id, model=call.name, version=version, alias=call.alias, route=route,
-            rows=None, outputs={"detail": getattr(error, "detail", None) or str(error)},
-            latency_ms=failure.seconds * 1000, status=failure.status, at=utcnow(),
-        ))
+        with tracing.span("log"):
+            self.offer(Entry(
+                request_id=call.request_id, model=call.name, version=version, alias=call.alias, route=route,
+                rows=None, outputs={"detail": getattr(error, "detail", None) or str(error)},
+                latency_ms=failure.seconds * 1000, status=failure.status, at=utcnow(), trace_id=tracing.trace_id(),
+            ))
 
     def log_shadow(self, job: ShadowJob, *, rows: object, predictions: list, seconds: float) -> None:
         """Log a shadow run under its caller's request id, when the caller's answer was logged: the
@@ -195,6 +199,7 @@ class PredictionLog:
         self.offer(Entry(
             request_id=job.request_id, model=job.shadow.model, version=job.shadow.version, alias=job.alias, route=SHADOW,
             rows=rows, outputs={"predictions": predictions}, latency_ms=seconds * 1000, status=200, at=utcnow(),
+            trace_id=tracing.id_of(job.trace),
         ))
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -397,7 +402,7 @@ def _model_rows() -> list[tuple[str, int, float | None]]:
 # to the driver as they are, without SQLAlchemy's per-value processing (which cost the predict route
 # a quarter of its throughput at a 100 % share). The SQL is the table's own insert, compiled once.
 _COLUMNS = ("model_id", "version", "request_id", "alias", "route", "inputs", "outputs", "latency_ms", "status", "at",
-            "weighed", "bytes")  # bytes last: the writer's parts read a row's size there
+            "weighed", "trace_id", "bytes")  # bytes last: the writer's parts read a row's size there
 _JSON_COLUMNS = {"inputs", "outputs"}
 _inserts: dict[str, tuple[str, Callable]] = {}
 
@@ -418,10 +423,10 @@ def _row(entry: Entry, model_id: int, at: Callable | None) -> tuple:
     inputs = _json(_jsonable(entry.rows) if not isinstance(entry.rows, np.ndarray) else entry.rows)
     outputs = _json(entry.outputs)
     size = log_bounds.row_bytes(inputs=inputs, outputs=outputs, request_id=entry.request_id, alias=entry.alias,
-                                route=entry.route)
+                                route=entry.route, trace_id=entry.trace_id)
     return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, outputs,
             entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at, entry.weighed,
-            size)
+            entry.trace_id, size)
 
 
 def _json(value: object) -> str | None:

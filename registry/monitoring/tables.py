@@ -42,6 +42,8 @@ class LoggedPrediction(db.Model):
     # Whether a rollout's gates weigh the answer: False once its sticky key had sent KEY_WEIGHT requests
     # to the arm in that process (registry/serving/key_units.py), so one key cannot fill the quality gate.
     weighed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The request's W3C trace id (32 hex digits) when it was traced (OpenTelemetry on): its spans' trace.
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class DriftReference(db.Model):

@@ -1,6 +1,6 @@
 """The data plane: the one place a prediction is answered, whatever edge it came in by (our JSON and
 CSV routes, the Open Inference Protocol). It routes, runs, times, counts, calls the observers (the
-prediction log; the Prometheus counts) and hands back the shadow runs to start once the answer is
+prediction log; the Prometheus counts; the request's trace) and hands back the shadow runs to start once the answer is
 sent. A failure comes back as a value, :class:`Failure`, that knows which version was asked; the
 edge renders an :class:`Answer` or a :class:`Failure` once, in its own format.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
+from registry import tracing
 from registry.serving.inputs import PredictionInput
 from registry.serving.predict import after_answer, predict, served_by
 from registry.serving.running import Prediction
@@ -83,7 +84,7 @@ class DataPlane:
     def __init__(self, runtime: Runtime, *, log: Log, observers: tuple[Observer, ...] = ()):
         self.runtime = runtime
         self._log = log
-        self._observers = (PrometheusCounts(), *observers)
+        self._observers = (PrometheusCounts(), TraceAttributes(), *observers)
 
     def predict(self, call: Call, given: PredictionInput, *, headers: Mapping[str, str],
                 status_of: Callable[[Exception], int]) -> Answer | Failure:
@@ -104,8 +105,11 @@ class DataPlane:
         logged = self._log.answered(call, answer)
         if not result.shadows:
             return answer
-        # Run once the answer is sent: never delaying the caller. A shadow run is logged when its caller was.
-        jobs = tuple(job if job.mirror else replace(job, request_id=call.request_id if logged else None)
+        # Run once the answer is sent: never delaying the caller. A shadow run is logged when its caller was,
+        # and traced as a child of its caller's span.
+        parent = tracing.capture()
+        jobs = tuple(replace(job, trace=parent) if job.mirror
+                     else replace(job, request_id=call.request_id if logged else None, trace=parent)
                      for job in result.shadows)
         return replace(answer, after=partial(after_answer, self.runtime, replace(result, shadows=jobs)))
 
@@ -134,3 +138,26 @@ class PrometheusCounts:
         if rollout_id is not None:
             series(ROUTED_PREDICTIONS, model=call.name, alias=call.ref, route=route, version=str(version),
                    status=str(failure.status)).inc()
+
+
+class TraceAttributes:
+    """The request's span (when traced) names what answered it: ``model.name``, ``model.ref`` (the version or
+    alias asked), ``model.version``, ``model.route`` (a rollout's arm) and ``prediction.rows``."""
+
+    def answered(self, call: Call, answer: Answer) -> None:
+        """Name the version that answered, and the rows it answered."""
+        span = tracing.current()
+        if span.is_recording():
+            result = answer.prediction
+            span.set_attributes({"model.name": call.name, "model.ref": call.ref, "model.version": result.version,
+                                 "model.route": result.route or "", "prediction.rows": len(result.predictions)})
+
+    def failed(self, call: Call, failure: Failure) -> None:
+        """Name the model asked, and the version that failed when one was found."""
+        span = tracing.current()
+        if not span.is_recording():
+            return
+        span.set_attributes({"model.name": call.name, "model.ref": call.ref})
+        if failure.served_by is not None:
+            version, route, _ = failure.served_by
+            span.set_attributes({"model.version": version, "model.route": route or ""})

@@ -5,6 +5,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
+from registry import tracing
 from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.inputs import PredictionInput
@@ -23,7 +24,11 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
 
     A failure carries the version and route that were asked to answer (see :func:`served_by`).
     """
-    route = runtime.models.route(name, ref, headers)
+    with tracing.span("resolve") as span:
+        route = runtime.models.route(name, ref, headers)
+        if span.is_recording():
+            span.set_attributes({"model.name": name, "model.ref": ref, "model.version": route.servable.version,
+                                 "model.route": route.role or ""})
     tally = (route.rollout_id, route.role, route.servable.version)
     started = time.perf_counter()
     try:
@@ -81,7 +86,9 @@ def _answer(servable: ServableModel, request: PredictionInput, max_explain_rows:
             "classifiers; drop return_proba"
         )
     explained = request.wants_explanations(servable)
-    rows = request.rows(servable.signature)
+    with tracing.span("parse") as span:
+        rows = request.rows(servable.signature)
+        span.set_attribute("prediction.rows", len(rows))
     if explained and len(rows) > max_explain_rows:
         raise BatchTooLarge(
             f"asked to explain {len(rows):,} rows; the limit is {max_explain_rows:,} (MAX_EXPLAIN_ROWS), since an "

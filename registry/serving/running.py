@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from registry import tracing
 from registry.errors import ArtifactCorrupted, InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.explanations import Explanations, explain
@@ -51,7 +52,8 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
 
         rows = pd.DataFrame(rows, columns=servable.signature.names)
     try:
-        with _finiteness_assumed(estimator, return_proba):
+        with tracing.span("predict") as span, _finiteness_assumed(estimator, return_proba):
+            span.set_attribute("prediction.rows", len(rows))
             predictions = estimator.predict(rows)
             probabilities = estimator.predict_proba(rows) if return_proba else None
     except (ValueError, TypeError) as exc:
@@ -67,7 +69,11 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
             "check that the values are within the range the model was trained on"
         )
     classes = list(servable.signature.classes) if return_proba else None
-    explanations = explain(servable, rows) if explained else None
+    explanations = None
+    if explained:
+        with tracing.span("explain") as span:
+            span.set_attribute("prediction.rows", len(rows))
+            explanations = explain(servable, rows)
     return Prediction(
         servable.model,
         servable.version,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from registry import tracing
 from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook
 from registry.serving.inputs import PredictionInput
@@ -42,6 +43,7 @@ class ShadowJob:
     role: str = SHADOW
     arm_version: int | None = None
     max_rows: int | None = None  # compare only the request's first rows (a mirror's weight is bounded)
+    trace: object | None = None  # the caller's span context when its request was traced: the run's parent
 
     @property
     def mirror(self) -> bool:
@@ -156,6 +158,7 @@ class ShadowRunner:
         self._compared(job, rows, shadowed, time.perf_counter() - started)
 
     def _failed(self, job: ShadowJob) -> None:
+        _traced(job, rows=0, seconds=0.0, failed=True)
         if job.mirror:  # the primary failing on a canary's rows is no error of the canary's
             self._figures.shadowed(self._key(job), dropped=True)
             return
@@ -163,6 +166,7 @@ class ShadowRunner:
         series(SHADOW_RUNS, **_labels(job), outcome="error").inc()
 
     def _compared(self, job: ShadowJob, rows, shadowed: list, seconds: float) -> None:
+        _traced(job, rows=len(shadowed), seconds=seconds)
         shadow, labels = job.shadow, _labels(job)
         agreed, diffs = compare(shadow.task, job.answered[:len(shadowed)], shadowed)
         self._figures.shadowed(self._key(job), rows=len(shadowed), agreed=agreed, diffs=diffs)
@@ -181,6 +185,16 @@ class ShadowRunner:
     @staticmethod
     def _key(job: ShadowJob):
         return (job.rollout_id, job.role, job.arm_version if job.mirror else job.shadow.version)
+
+
+def _traced(job: ShadowJob, *, rows: int, seconds: float, failed: bool = False) -> None:
+    """A ``shadow`` span for the run, child of its caller's request span (when that was traced), ending now."""
+    if job.trace is None:
+        return
+    end = time.time_ns()
+    tracing.record("shadow", parent=job.trace, start_ns=end - int(seconds * 1e9), end_ns=end, failed=failed,
+                   attributes={"model.name": job.shadow.model, "model.ref": job.alias, "model.version": job.shadow.version,
+                               "model.route": "mirror" if job.mirror else SHADOW, "prediction.rows": rows})
 
 
 def _labels(job: ShadowJob) -> dict:

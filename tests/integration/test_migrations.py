@@ -292,7 +292,7 @@ def test_0025_keeps_the_chained_history_holding_and_takes_token_entries(empty_ap
 
 
 def test_0025_downgrade_refuses_to_break_a_chain_that_holds_token_entries(empty_app):
-    upgrade(directory=MIGRATIONS)
+    upgrade(directory=MIGRATIONS, revision="0025")  # not head: PostgreSQL rolls a failed downgrade back to where it began
     with write_transaction():
         db.session.add(PromotionEvent(model_id=None, alias=None, action="token_revoke", actor="admin",
                                       details={"token": "t", "role": "ci", "scopes": None}))
@@ -304,3 +304,25 @@ def test_0025_downgrade_refuses_to_break_a_chain_that_holds_token_entries(empty_
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0025"
     assert ledger_check.verify().ok
+
+
+def test_0026_gives_logged_rows_an_empty_trace_id_and_its_downgrade_drops_only_that(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0025")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-25 10:00:00', '2026-11-25 10:00:00')"
+        ))
+        connection.execute(text("INSERT INTO prediction_log (model_id, version, request_id, latency_ms, status, at, bytes) "
+                                "VALUES (1, 1, 'r-1', 1.0, 200, '2026-11-25 10:00:00', 70)"))
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        assert [tuple(row) for row in connection.execute(text("SELECT request_id, trace_id FROM prediction_log"))] == [
+            ("r-1", None)]
+        connection.execute(text("UPDATE prediction_log SET trace_id = :trace"), {"trace": "4bf92f3577b34da6a3ce929d0e0e4736"})
+    downgrade(directory=MIGRATIONS, revision="0025")
+    assert "trace_id" not in {column["name"] for column in inspect(db.engine).get_columns("prediction_log")}
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT request_id FROM prediction_log")).scalars().all() == ["r-1"]

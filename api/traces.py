@@ -1,0 +1,98 @@
+"""Traces at the HTTP edge: the server span of each prediction request, W3C ``traceparent`` in and out.
+
+With tracing on (``config.traces_exporters``: an exporter or an OTLP endpoint named by the standard
+variables) each worker sends its spans (:mod:`registry.tracing`, started by the app's lifecycle after the
+fork); every prediction request, on the fast path or through Flask, our routes or V2's, gets a server
+span named by its route (``POST /models/{name}/{ref}/predict``), the child of the caller's span when it
+sent a ``traceparent``, and answers with the ``traceparent`` of that span. The data plane's steps are
+its children. Off, nothing here runs.
+"""
+import re
+
+from flask import Flask, Response, request
+from opentelemetry.propagators.textmap import Getter
+
+from api import lifecycle
+from registry import tracing
+
+# The prediction routes of every edge (the fast path answers the first two itself).
+TRACED_ENDPOINTS = frozenset({"predict.predict_ref", "predict.predict_default", "v2.infer", "v2.infer_version"})
+_ENVIRON_KEY = "registry.trace"
+_PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+class EnvironGetter(Getter[dict]):
+    """Reads a header (``traceparent``, ``tracestate``…) from a WSGI environ."""
+
+    def get(self, carrier: dict, key: str) -> list[str] | None:
+        """The header's value, as the propagators read it."""
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict) -> list[str]:
+        """The request's header names."""
+        return [key[5:].lower().replace("_", "-") for key in carrier if key.startswith("HTTP_")]
+
+
+ENVIRON = EnvironGetter()
+
+
+def init_app(app: Flask) -> None:
+    """With tracing configured: start each worker's tracer with its lifecycle (stopped, its spans sent, as
+    the worker goes), and trace the prediction routes Flask answers. A setting this service cannot send
+    to stops the start with one line."""
+    exporters = app.config["TRACES_EXPORTERS"]
+    if not exporters:
+        return
+    refused = refusal(exporters, app.config["TRACES_OTLP_PROTOCOL"])
+    if refused:
+        raise SystemExit(refused)
+    tracing.prepare(exporters)
+    lifecycle.of(app).add("traces", start=lambda: tracing.start(exporters), stop=tracing.stop)
+    app.before_request(_open)
+    app.after_request(_answered)
+    app.teardown_request(_closed)
+
+
+def refusal(exporters: tuple[str, ...], protocol: str) -> str | None:
+    """Why this service cannot send spans as configured (an exporter or an OTLP protocol it lacks); None when it can."""
+    unknown = [name for name in exporters if name not in tracing.EXPORTERS]
+    if unknown:
+        return (f"OTEL_TRACES_EXPORTER={','.join(exporters)}: {', '.join(unknown)} is not available here; use "
+                f"{' or '.join(tracing.EXPORTERS)} (or none)")
+    if "otlp" in exporters and protocol != "http/protobuf":
+        return (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP only; set http/protobuf "
+                "(a collector's port 4318)")
+    return None
+
+
+def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:
+    """Open the server span of the prediction request ``environ`` describes, matched by the URL rule ``rule``
+    (``/models/<name>/<ref>/predict``); :data:`registry.tracing.UNTRACED` when tracing is off."""
+    if not tracing.enabled():
+        return tracing.UNTRACED
+    method, route = environ["REQUEST_METHOD"], _PLACEHOLDER.sub(r"{\1}", rule)
+    attributes = {"http.request.method": method, "http.route": route, "url.path": environ.get("PATH_INFO", ""),
+                  "url.scheme": environ.get("wsgi.url_scheme", "http")}
+    return tracing.serve(f"{method} {route}", carrier=environ, getter=ENVIRON, attributes=attributes,
+                         start_ns=start_ns)
+
+
+def _open() -> None:
+    if request.endpoint in TRACED_ENDPOINTS:
+        request.environ[_ENVIRON_KEY] = begin(request.environ, request.url_rule.rule)
+
+
+def _answered(response: Response) -> Response:
+    served = request.environ.pop(_ENVIRON_KEY, None)
+    if served is not None:
+        response.headers.update(served.headers())
+        served.finish(response.status_code)
+    return response
+
+
+def _closed(error: BaseException | None) -> None:
+    """A request that left without a response (an error past every handler) still ends its span."""
+    served = request.environ.pop(_ENVIRON_KEY, None)
+    if served is not None:
+        served.finish(500)

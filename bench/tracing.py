@@ -1,0 +1,136 @@
+"""What traces cost the predict route: tracing off, and on, against a checkout without traces.
+
+Four servers (each gunicorn with the repository's settings and two workers, SQLite, the bench's
+logistic regression on ``production``): ``baseline``, the ``--baseline`` checkout (main, before
+traces); ``off``, this checkout with no ``OTEL_*`` variable; ``on``, this checkout sending every
+request's spans (100 % sampling: the default parent-based always-on sampler, and no caller's
+``traceparent``) as OTLP over HTTP to a receiver in this process that decodes and drops them; and
+``on-10%`` (``OTEL_TRACES_SAMPLER=traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.1``). Single-row bodies
+on the alias route, c=8, wrk's closed loop; the targets are measured in turns, ``--rounds`` times, so
+drift in the machine's load reaches all of them alike.
+
+    git archive $(git merge-base HEAD main) | tar -x -C /tmp/base   # and its compiled walker: make, or copy the .so
+    .venv/bin/python -m bench.tracing --baseline /tmp/base
+
+Prints requests per second and server CPU per request of each target, the ratios that the goals
+name (off ÷ baseline ≥ 0.98, on ÷ off ≥ 0.90), and the spans the receiver got per request, and
+writes them to bench/results/. Figures only; nothing passes or fails.
+"""
+import argparse
+import statistics
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+from bench import models, predict, report
+from bench.harness.checkout import checkout_env, commit_of, migrate_checkout, start_checkout, stop_checkout
+from bench.harness.otlp_receiver import OtlpReceiver
+from bench.harness.traffic import move
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "bench-tracing-token"
+WORKERS = 2
+MODEL = "logistic"
+LOPSIDED = 0.7  # the busiest worker's share of the CPU beyond which a window is measured again (bench.floor)
+TRIES = 4
+GOALS = {"off": ("baseline", 0.98), "on": ("off", 0.90)}
+
+
+def main() -> None:
+    """Parse the options, measure, print, and write the figures to bench/results/."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, required=True, help="a checkout without traces (the branch point)")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "options": {**vars(args), "baseline": str(args.baseline)},
+           "baseline_commit": commit_of(args.baseline), "machine": report.machine_facts()}
+    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, OtlpReceiver(keep=False) as receiver:
+        root = Path(tmp)
+        body = models.write_bodies(root)[1]
+        estimator = models.fit(MODEL)
+        servers = {}
+        try:
+            for name, (repo, settings) in targets(args.baseline.resolve(), receiver.endpoint).items():
+                servers[name] = _serve(repo, root / name, settings, estimator)
+            run["figures"] = measure(servers, body, args)
+        finally:
+            for server, _ in servers.values():
+                stop_checkout(server)
+        run["spans"] = {"received": receiver.span_count, "exports": receiver.requests}
+    text = describe(run)
+    print(text)
+    report.save("tracing", run, text, HERE / "results", latest="tracing")
+
+
+def targets(baseline: Path, endpoint: str) -> dict[str, tuple[Path, dict]]:
+    """Each target's checkout and the settings it runs with."""
+    on = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "bench-tracing"}
+    return {
+        "baseline": (baseline, {"PYTHONDONTWRITEBYTECODE": "1"}),  # nothing written into that checkout
+        "off": (HERE.parent, {}),
+        "on": (HERE.parent, on),
+        "on-10%": (HERE.parent, {**on, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}),
+    }
+
+
+def _serve(repo: Path, root: Path, settings: dict, estimator):
+    """``repo``'s server on a fresh database under ``root``, serving ``estimator`` on production; (process, url)."""
+    root.mkdir()
+    env = checkout_env(repo, root, workers=WORKERS, token=TOKEN, INSTANCE_DIR=root / "instance",
+                       ARTIFACT_CACHE_DIR=root / "artifact-cache", **settings)
+    for name in [name for name in env if name.startswith("OTEL_") and name not in settings]:
+        del env[name]  # only what the target names
+    migrate_checkout(repo, env)
+    server = start_checkout(repo, env, root / "gunicorn.log")
+    live = SimpleNamespace(url=env["URL"], headers={"Authorization": f"Bearer {TOKEN}"})
+    move(live, "promote", MODEL, models.register(live, MODEL, estimator))
+    return server, f"{env['URL']}/models/{MODEL}/production/predict"
+
+
+def measure(servers: dict, body: Path, args) -> dict[str, list[dict]]:
+    """Every target's rps and server CPU per request in every round (after one unmeasured second each); a
+    window in which one worker did more than ``LOPSIDED`` of the work is measured again (as bench.floor does)."""
+    found: dict[str, list[dict]] = {name: [] for name in servers}
+    for _ in range(args.rounds):
+        for name, (server, url) in servers.items():
+            for tries in range(1, TRIES + 1):
+                figures = predict.measure(server.pid, url, body, args.concurrency, args.seconds, warmup=1)
+                if figures["non_2xx"] or figures["socket_errors"]:
+                    raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, {figures['socket_errors']} socket errors")
+                if figures["busiest_worker_share"] <= LOPSIDED:
+                    break
+            found[name].append({"rps": figures["rps"], "cpu_ms": figures["server_cpu_ms_per_request"],
+                                "requests": figures["requests"], "tries": tries})
+    return found
+
+
+def describe(run: dict) -> str:
+    """The figures as Markdown: median rps and CPU per request of each target, and the ratios of the goals."""
+    rps = {name: statistics.median(r["rps"] for r in rounds) for name, rounds in run["figures"].items()}
+    cpu = {name: statistics.median(r["cpu_ms"] for r in rounds) for name, rounds in run["figures"].items()}
+    measured = {name: sum(r["requests"] for r in run["figures"][name]) for name in ("on", "on-10%")}
+    o, machine = run["options"], run["machine"]
+    lines = [f"# What traces cost the predict route, {run['started_at']}", "",
+             f"Single-row {MODEL} on the alias route, c={o['concurrency']}, {WORKERS} gthread workers, medians of "
+             f"{o['rounds']} windows of {o['seconds']} s in turns; baseline: {o['baseline']} at "
+             f"{run['baseline_commit']}; {machine['nproc']} CPUs, load {machine['loadavg_at_start'][0]:.1f} at start.", "",
+             "| target | rps | server CPU per request | ÷ reference (rps) | reference's CPU ÷ this | goal |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name in run["figures"]:
+        reference, goal = GOALS.get(name, ("off", None))
+        ratio = "" if name == "baseline" else f"{rps[name] / rps[reference]:.3f} (÷ {reference})"
+        cpu_ratio = "" if name == "baseline" else f"{cpu[reference] / cpu[name]:.3f}"
+        lines.append(f"| {name} | {rps[name]:.0f} | {cpu[name]:.3f} ms | {ratio} | {cpu_ratio} | "
+                     f"{f'≥ {goal}' if goal else ''} |")
+    lines += ["", f"Spans received and dropped by the receiver: {run['spans']['received']:,} in "
+                  f"{run['spans']['exports']:,} exports, for {measured['on']:,} measured requests of `on` and "
+                  f"{measured['on-10%']:,} of `on-10%` (and a warm-up second before each window)."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Traces from real gunicorn workers to a real OTLP/HTTP receiver: the caller's ``traceparent`` is the parent
+of each prediction's server span, whose children are the data plane's steps (and its shadow runs, after
+the answer); the answer carries the server span's ``traceparent``, an error its ``trace_id``, and the
+prediction log the trace id of each logged request."""
+import secrets
+
+import pytest
+import requests
+
+from bench.harness import server
+from bench.harness.models import PROBE_ROW, scaled_sum, upload
+from bench.harness.otlp_receiver import OtlpReceiver
+from bench.harness.traffic import move
+from tests.databases import fresh_database
+from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.rollouts import change
+from tests.helpers import wait_for
+
+NAME = "traced"
+SERVER = 2  # SpanKind SERVER in OTLP
+ERROR = 2  # Status ERROR in OTLP
+PREDICT_ROUTE = "/models/{name}/{ref}/predict"
+DEADLINE = 30  # seconds for spans to arrive: the batch processor sends every 100 ms here
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """A receiver, and gunicorn (2 workers) sending it spans; ``traced`` v1 on production with v2 as its shadow."""
+    root = tmp_path_factory.mktemp("traces")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": None, "OTEL_BSP_SCHEDULE_DELAY": 100, "PREDICTION_LOG_SAMPLE": 1}
+    with OtlpReceiver() as receiver, fresh_database(root) as database_url:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        with server.running(database_url, root, ADMIN_TOKEN, workers=2, env=env) as (live,):
+            for factor in (1, 2):
+                assert upload(live, NAME, scaled_sum(factor)).status_code == 201
+            move(live, "promote", NAME, 1)
+            change(live, NAME, "start", {"shadow": {"version": 2, "percent": 100}})
+            wait_for(lambda: all(_routed(live) for _ in range(10)), "every worker to route by the rollout", DEADLINE)
+            yield live, receiver
+
+
+def _routed(live) -> bool:
+    """Whether a prediction was routed by the rollout (a worker learns of it within ALIAS_REFRESH_SECONDS)."""
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+    return response.headers.get("X-Model-Route") == "primary"
+
+
+def caller() -> tuple[str, str, dict]:
+    """A caller's trace id and span id, and the headers that send them (sampled)."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, {"traceparent": f"00-{trace_id}-{span_id}-01"}
+
+
+def spans_of(receiver: OtlpReceiver, trace_id: str, *names: str) -> dict:
+    """The spans of ``trace_id`` by name, once every one of ``names`` arrived."""
+    spans = receiver.wait_for(lambda found: set(names) <= {s.name for s in found if s.trace_id == trace_id}, DEADLINE)
+    return {span.name: span for span in spans if span.trace_id == trace_id}
+
+
+def server_span_id(response: requests.Response, trace_id: str) -> str:
+    """The span id of the answer's ``traceparent``, checked to be of ``trace_id`` and sampled."""
+    version, answered_trace, span_id, flags = response.headers["traceparent"].split("-")
+    assert (version, answered_trace, flags) == ("00", trace_id, "01")
+    return span_id
+
+
+def test_a_plain_prediction_is_a_server_span_under_the_callers_with_a_child_for_each_step(traced):
+    live, receiver = traced
+    trace_id, parent_id, headers = caller()
+
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [PROBE_ROW]},
+                             headers=headers, timeout=30)
+
+    assert response.status_code == 200
+    span_id = server_span_id(response, trace_id)
+    spans = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}", "resolve", "parse", "predict", "log", "shadow")
+    root = spans[f"POST {PREDICT_ROUTE}"]
+    assert (root.span_id, root.parent_span_id, root.kind) == (span_id, parent_id, SERVER)
+    assert root.attributes == {
+        "http.request.method": "POST", "http.route": PREDICT_ROUTE, "url.path": f"/models/{NAME}/production/predict",
+        "url.scheme": "http", "http.response.status_code": 200, "model.name": NAME, "model.ref": "production",
+        "model.version": 1, "model.route": "primary", "prediction.rows": 1,
+    }
+    assert root.resource["service.name"] == "model-registry"
+    for step in ("resolve", "parse", "predict", "log", "shadow"):
+        assert spans[step].parent_span_id == span_id, step
+        assert root.start_ns <= spans[step].start_ns, step
+    assert spans["resolve"].attributes == {"model.name": NAME, "model.ref": "production", "model.version": 1,
+                                           "model.route": "primary"}
+    assert spans["parse"].attributes == spans["predict"].attributes == {"prediction.rows": 1}
+    assert spans["shadow"].attributes == {"model.name": NAME, "model.ref": "production", "model.version": 2,
+                                          "model.route": "shadow", "prediction.rows": 1}
+    assert "explain" not in spans
+
+
+def test_an_explained_prediction_through_flask_has_an_explain_span(traced):
+    live, receiver = traced
+    trace_id, parent_id, headers = caller()
+
+    response = requests.post(f"{live.url}/models/{NAME}/1/predict?explain=true", json={"instances": [PROBE_ROW] * 3},
+                             headers=headers, timeout=30)
+
+    assert response.status_code == 200 and "explanations" in response.json()
+    span_id = server_span_id(response, trace_id)
+    spans = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}", "explain")
+    assert spans[f"POST {PREDICT_ROUTE}"].parent_span_id == parent_id
+    assert spans["explain"].parent_span_id == span_id
+    assert spans["explain"].attributes == {"prediction.rows": 3}
+    assert spans[f"POST {PREDICT_ROUTE}"].attributes["model.ref"] == "1"
+
+
+def test_a_refused_prediction_names_its_trace_and_its_span_its_status(traced):
+    live, receiver = traced
+    trace_id, _, headers = caller()
+
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [[1.0, 2.0]]},
+                             headers=headers, timeout=30)
+
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["trace_id"] == trace_id
+    span_id = server_span_id(response, trace_id)
+    spans = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}", "parse")
+    assert spans[f"POST {PREDICT_ROUTE}"].attributes["http.response.status_code"] == 422
+    assert spans["parse"].status_code == ERROR and spans["parse"].parent_span_id == span_id
+
+
+def test_a_v2_inference_and_its_error_are_traced_too(traced):
+    live, receiver = traced
+    trace_id, parent_id, headers = caller()
+    good = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": PROBE_ROW}]}
+    bad = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
+
+    answered = requests.post(f"{live.url}/v2/models/{NAME}/infer", json=good, headers=headers, timeout=30)
+    refused = requests.post(f"{live.url}/v2/models/{NAME}/versions/1/infer", json=bad, headers=headers, timeout=30)
+
+    assert answered.status_code == 200 and refused.status_code == 400
+    assert refused.json()["trace_id"] == trace_id and "error" in refused.json()
+    spans = spans_of(receiver, trace_id, "POST /v2/models/{name}/infer", "POST /v2/models/{name}/versions/{version}/infer")
+    assert spans["POST /v2/models/{name}/infer"].parent_span_id == parent_id
+    assert spans["POST /v2/models/{name}/infer"].span_id == server_span_id(answered, trace_id)
+    assert spans["POST /v2/models/{name}/versions/{version}/infer"].attributes["http.response.status_code"] == 400
+
+
+def test_a_request_without_traceparent_starts_a_trace_of_its_own(traced):
+    live, receiver = traced
+
+    response = requests.post(f"{live.url}/models/{NAME}/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+
+    _, trace_id, span_id, flags = response.headers["traceparent"].split("-")
+    assert int(flags, 16) & 1  # sampled (the SDK marks its own trace ids random too: 03)
+    root = spans_of(receiver, trace_id, "POST /models/{name}/predict")["POST /models/{name}/predict"]
+    assert (root.span_id, root.parent_span_id) == (span_id, "")
+
+
+def test_the_prediction_log_keeps_each_logged_requests_trace_id(traced):
+    live, _ = traced
+    trace_id, _, headers = caller()
+    request_id = f"traced-{trace_id[:8]}"
+
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [PROBE_ROW]},
+                             headers={**headers, "X-Request-ID": request_id}, timeout=30)
+
+    assert response.status_code == 200
+
+    def logged():
+        items = requests.get(f"{live.url}/models/{NAME}/predictions?limit=1000", headers=live.headers, timeout=30).json()
+        found = [item for item in items["items"] if item["request_id"] == request_id]
+        return found if len(found) == 2 else None  # the answer and its shadow run
+
+    assert {(item["route"], item["trace_id"]) for item in wait_for(logged, "the logged rows", DEADLINE)} == {
+        ("primary", trace_id), ("shadow", trace_id)}
+
+
+def test_a_caller_that_does_not_sample_gets_its_trace_answered_and_nothing_sent(traced):
+    live, receiver = traced
+    trace_id, _, _ = caller()
+    unsampled = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-00"}
+
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [[1.0]]},
+                             headers=unsampled, timeout=30)
+    sampled_trace, _, sampled = caller()
+    requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [PROBE_ROW]}, headers=sampled,
+                  timeout=30)
+
+    assert response.status_code == 422 and response.json()["trace_id"] == trace_id
+    assert response.headers["traceparent"].startswith(f"00-{trace_id}-") and response.headers["traceparent"].endswith("-00")
+    # Once a later request's spans arrived, the unsampled one's would have been there too, had there been any
+    # (both workers send every 100 ms).
+    spans_of(receiver, sampled_trace, f"POST {PREDICT_ROUTE}")
+    assert not [span for span in receiver.spans() if span.trace_id == trace_id]

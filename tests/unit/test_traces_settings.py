@@ -1,0 +1,43 @@
+"""Tracing is off unless the standard variables name an exporter or an OTLP endpoint, and off it costs a
+prediction's steps one shared no-op."""
+import pytest
+
+from api.traces import refusal
+from config import traces_exporters
+from registry import tracing
+
+
+@pytest.mark.parametrize("environ, exporters", [
+    ({}, ()),
+    ({"OTEL_SERVICE_NAME": "scoring", "OTEL_TRACES_SAMPLER": "always_on"}, ()),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, ("otlp",)),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, ("otlp",)),
+    ({"OTEL_TRACES_EXPORTER": "otlp"}, ("otlp",)),
+    ({"OTEL_TRACES_EXPORTER": "otlp, console"}, ("otlp", "console")),
+    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, ()),
+    ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, ()),
+])
+def test_tracing_is_on_only_where_an_exporter_or_an_endpoint_is_named(environ, exporters):
+    assert traces_exporters(environ) == exporters
+
+
+def test_off_every_step_gets_the_one_shared_no_op_span_and_no_trace():
+    assert not tracing.enabled()
+    assert tracing.span("predict") is tracing.span("parse")
+    with tracing.span("resolve") as span:
+        assert not span.is_recording()
+    assert tracing.trace_id() is None and tracing.capture() is None
+    assert tracing.serve("POST /x", carrier={}, getter=None, attributes={}) is tracing.UNTRACED
+    assert tracing.UNTRACED.headers() == {}
+
+
+@pytest.mark.parametrize("exporters, protocol, named", [
+    (("zipkin",), "http/protobuf", "zipkin is not available here"),
+    (("otlp",), "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+])
+def test_a_setting_this_service_cannot_send_to_is_refused_naming_it(exporters, protocol, named):
+    assert named in refusal(exporters, protocol)
+
+
+def test_otlp_over_http_and_the_console_are_accepted():
+    assert refusal(("otlp", "console"), "http/protobuf") is None
