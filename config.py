@@ -46,6 +46,8 @@ def memory_mb(cgroup_limit: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
 
 # gunicorn's worker processes (gunicorn.conf.py): 2 per core unless WEB_CONCURRENCY says otherwise.
 WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
+# The threads of each worker (gunicorn.conf.py); the admission bounds below are derived from them.
+WORKER_THREADS = _int("WORKER_THREADS", 4)
 
 
 class Config:
@@ -78,6 +80,12 @@ class Config:
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
     # The most rows one request may ask to explain: an exact explanation costs tens of predictions a row.
     MAX_EXPLAIN_ROWS = _int("MAX_EXPLAIN_ROWS", 500)
+    # Admission (docs/operations.md, "Overload"): the predictions one worker computes at once, all models
+    # together and any one model. Beyond them a prediction is refused at once (503 and 429, Retry-After)
+    # instead of queueing: by default one thread of a worker is always free of predictions (for
+    # /healthz, /metrics and answering refusals fast) and no model takes more than half its threads.
+    MAX_IN_FLIGHT = _int("MAX_IN_FLIGHT", max(1, WORKER_THREADS - 1))
+    MAX_IN_FLIGHT_PER_MODEL = _int("MAX_IN_FLIGHT_PER_MODEL", max(1, WORKER_THREADS // 2))
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet

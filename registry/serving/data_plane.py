@@ -1,7 +1,9 @@
 """The data plane: the one place a prediction is answered, whatever edge it came in by (our JSON and
-CSV routes, the Open Inference Protocol). It routes, runs, times, counts, calls the observers (the
-prediction log; the Prometheus counts) and hands back the shadow runs to start once the answer is
-sent. A failure comes back as a value, :class:`Failure`, that knows which version was asked; the
+CSV routes, the Open Inference Protocol). It admits (``admission``: a prediction starts only within its
+model's and the process's bounds, and before the caller's deadline), routes, runs, times, counts, calls
+the observers (the prediction log; the Prometheus counts) and hands back the shadow runs to start once
+the answer is sent. A refusal is counted on its own (``registry_admission_refused_total``): it is no
+answer of any version, so neither the prediction log nor a rollout's figures hear of it. A failure comes back as a value, :class:`Failure`, that knows which version was asked; the
 edge renders an :class:`Answer` or a :class:`Failure` once, in its own format.
 """
 from __future__ import annotations
@@ -12,20 +14,26 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
+from registry.errors import Overloaded
+from registry.serving.admission import Deadline
 from registry.serving.inputs import PredictionInput
 from registry.serving.predict import after_answer, predict, served_by
 from registry.serving.running import Prediction
 from registry.serving.runtime import Runtime
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series
+from registry.telemetry import (
+    ADMISSION_REFUSED, PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series,
+)
 
 
 @dataclass(frozen=True)
 class Call:
-    """What was asked: a model, a version number or alias, and the request's id."""
+    """What was asked: a model, a version number or alias, the request's id, and the caller's deadline if
+    it set one."""
 
     name: str
     ref: str
     request_id: str
+    deadline: Deadline | None = None
 
     @property
     def alias(self) -> str | None:
@@ -89,10 +97,16 @@ class DataPlane:
                 status_of: Callable[[Exception], int]) -> Answer | Failure:
         """Answer ``given`` with ``call``'s model and version or alias (``headers`` may carry a rollout's
         sticky key); never raises for what the prediction met: that is a :class:`Failure`, with the
-        status ``status_of`` says the edge answers it with."""
+        status ``status_of`` says the edge answers it with. A prediction over the admission's bounds or past
+        its deadline is refused before any of it runs."""
         started = time.perf_counter()
         try:
-            result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
+            with self.runtime.admission.admitted(call.name, call.deadline):
+                result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
+        except Overloaded as exc:
+            model = call.name if self.runtime.models.holds(call.name) else ""  # no series per made-up name
+            ADMISSION_REFUSED.labels(model, exc.reason).inc()
+            return Failure(exc, status_of(exc), None, time.perf_counter() - started)
         except Exception as exc:
             failure = Failure(exc, status_of(exc), served_by(exc), time.perf_counter() - started)
             for observer in (*self._observers, self._log):

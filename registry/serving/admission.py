@@ -1,0 +1,128 @@
+"""Admission: how much prediction work one process takes on at once, so that one flooded model cannot
+take every thread of a worker and the requests beyond its share are refused at once, not queued.
+
+Each process counts the predictions it is computing, per model and in all. A prediction starts only
+while its model has fewer than ``per_model`` in flight and the process fewer than ``per_worker``;
+otherwise it is refused before any of it runs: :class:`ModelBusy` (the edge answers 429) or
+:class:`WorkerBusy` (503), each with the seconds to wait before trying again. Nothing waits for a
+slot: a waiting request would hold one of the worker's few threads, which is what the bound is there
+to keep free (the server's own connection queue is the only queue). A caller's :class:`Deadline` that
+passed before its prediction could start (time spent in that queue included) is refused the same way
+(:class:`DeadlinePassed`, 503), without computing.
+
+The same counts say when the work that follows answers is shed: a shadow run while the process has
+``shed_shadows_at`` predictions in flight, a canary's mirror run (the agreement gate's) only when it
+is full; the caller's own answer is never shed.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
+from registry.telemetry import PREDICTIONS_IN_FLIGHT
+
+# What a refusal asks the caller to wait, in whole seconds (Retry-After): a slot frees within one
+# prediction's time, so the shortest wait the header can say.
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class AdmissionBounds:
+    """The predictions one process computes at once, per model and in all, and from how many in flight
+    it sheds shadow runs (mirror runs are shed only when it is full)."""
+
+    per_model: int
+    per_worker: int
+    shed_shadows_at: int
+
+    @classmethod
+    def of(cls, *, per_model: int, per_worker: int) -> AdmissionBounds:
+        """Bounds of at least 1 each, no model's above the process's; shadows shed from half full."""
+        per_worker = max(1, per_worker)
+        return cls(min(max(1, per_model), per_worker), per_worker, math.ceil(per_worker / 2))
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A caller's deadline: ``seconds`` after the request ``arrived`` (``time.monotonic()``) at the process."""
+
+    arrived: float
+    seconds: float
+
+    @property
+    def at(self) -> float:
+        """When it passes, on ``time.monotonic()``'s clock."""
+        return self.arrived + self.seconds
+
+
+class Admission:
+    """The predictions in flight in one process, per model and in all, held to ``bounds``."""
+
+    def __init__(self, bounds: AdmissionBounds):
+        self.bounds = bounds
+        self._lock = threading.Lock()
+        self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
+        self._total = 0
+
+    @contextmanager
+    def admitted(self, model: str, deadline: Deadline | None = None) -> Iterator[None]:
+        """Hold a slot of ``model`` while the block computes; refuse at once (raise :class:`DeadlinePassed`,
+        :class:`ModelBusy` or :class:`WorkerBusy`) when the deadline passed or no slot is free."""
+        if deadline is not None:
+            _check(deadline)
+        self._take(model)
+        try:
+            yield
+        finally:
+            self._give_back(model)
+
+    @property
+    def in_flight(self) -> int:
+        """Predictions this process computes now."""
+        return self._total
+
+    def sheds(self, *, mirror: bool) -> bool:
+        """Whether a run that follows an answer is skipped now: a shadow run from ``shed_shadows_at``
+        predictions in flight, a canary's mirror run only when the process is full."""
+        return self._total >= (self.bounds.per_worker if mirror else self.bounds.shed_shadows_at)
+
+    def _take(self, model: str) -> None:
+        bounds = self.bounds
+        with self._lock:
+            held = self._by_model.get(model, 0)
+            if held >= bounds.per_model:
+                raise ModelBusy(
+                    f"model {model!r} has {held} predictions in flight in this worker, as many as one model may "
+                    f"(MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
+                    "fewer requests at once, or add workers or replicas", RETRY_AFTER_SECONDS)
+            if self._total >= bounds.per_worker:
+                raise WorkerBusy(
+                    f"this worker has {self._total} predictions in flight, as many as it takes "
+                    f"(MAX_IN_FLIGHT={bounds.per_worker}); retry after the Retry-After seconds (another worker "
+                    "or replica may answer at once)", RETRY_AFTER_SECONDS)
+            self._by_model[model] = held + 1
+            self._total += 1
+        PREDICTIONS_IN_FLIGHT.inc()
+
+    def _give_back(self, model: str) -> None:
+        with self._lock:
+            held = self._by_model.pop(model) - 1
+            if held:
+                self._by_model[model] = held
+            self._total -= 1
+        PREDICTIONS_IN_FLIGHT.dec()
+
+
+def _check(deadline: Deadline) -> None:
+    """Raise :class:`DeadlinePassed` when ``deadline`` has passed."""
+    now = time.monotonic()
+    if now >= deadline.at:
+        raise DeadlinePassed(
+            f"the request waited {now - deadline.arrived:.3f} s in this worker and its X-Request-Timeout of "
+            f"{deadline.seconds:g} s passed before the prediction could start; nothing was computed: retry after "
+            "the Retry-After seconds, or send a longer X-Request-Timeout", RETRY_AFTER_SECONDS)
