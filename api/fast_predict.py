@@ -11,8 +11,9 @@ same headers (security headers, the request id, the version and route). A failur
 met is answered here, once, with the problem ``api/errors.py`` describes and renders for every
 JSON route (the request is never answered again by Flask).
 
-Everything else goes to Flask untouched: a body that does not decode is handed over for the view
-to refuse in the same words.
+Everything else goes to Flask untouched: a body that does not decode, or an ``X-Request-Timeout``
+that is not a number of seconds, is handed over for the view to refuse in the same words. Every
+request's arrival is noted here first when the server did not note it (``api/deadlines.py``).
 """
 import io
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import lifecycle, request_ids, security_headers
+from api import deadlines, lifecycle, request_ids, security_headers
 from api.answering import answer
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
@@ -51,6 +52,7 @@ class FastPredict:
         self._target = lru_cache(maxsize=ROUTES_KEPT)(self._match)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        deadlines.arrived(environ)
         target = self._plain(environ)
         if target is None:
             return self.flask_wsgi(environ, start_response)
@@ -90,6 +92,7 @@ class FastPredict:
         try:
             body = parse_body(data, max_rows)
             given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_flag(body, "explain"))
+            deadline = deadlines.of_environ(environ)
         except ProblemError:
             return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
         request_id = request_ids.of_environ(environ)
@@ -97,7 +100,8 @@ class FastPredict:
                 (request_ids.HEADER, request_id))
         with self.app.app_context():
             lifecycle.of(self.app).start()
-            answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id, render=render)
+            answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id, render=render,
+                              deadline=deadline)
             if isinstance(answered, Failure):
                 response = problem_response(answered.error)
                 response.headers.extend(sent)

@@ -3,7 +3,7 @@ import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
-from api import request_ids
+from api import deadlines, request_ids
 from api.answering import Rendered, respond
 from api.auth import reads
 from api.content import accepts, json_body
@@ -63,7 +63,8 @@ def _answer(name: str, ref: str) -> Response:
     else:
         body = json_body()
         given = JsonInput(body, max_rows, _flag(body, "return_proba", "proba"), _flag(body, "explain", "explain"))
-    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render)
+    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render,
+                   deadline=deadlines.current())
 
 
 def render(result: Prediction) -> Rendered:
