@@ -52,6 +52,13 @@ def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str,
     return Answered(body, mimetype, {**rendered_headers, **outcome.headers()}, outcome.after)
 
 
+def refusal(name: str, ref: str, *, request_id: str, deadline: Deadline | None,
+            status_of: Callable[[Exception], int] = errors.status_of) -> Failure | None:
+    """The refusal a prediction of ``name``/``ref`` meets before its body is read (its deadline passed, or
+    its model or the worker is full: ``registry.serving.admission``), counted; None when it may go on."""
+    return domain.data_plane().refusal(Call(name, ref, request_id, deadline), status_of=status_of)
+
+
 def respond(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
             render: Callable[[Prediction], Rendered], deadline: Deadline | None = None,
             status_of: Callable[[Exception], int] = errors.status_of) -> Response:

@@ -26,7 +26,7 @@ from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
 from api import deadlines, lifecycle, request_ids, security_headers
-from api.answering import answer
+from api.answering import answer, refusal
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
 from api.views.predict import body_flag, render
@@ -84,6 +84,17 @@ class FastPredict:
         return values["name"], values.get("ref", DEFAULT_ALIAS)
 
     def _answer(self, environ: dict, start_response: Callable, name: str, ref: str, length: int) -> Iterable[bytes]:
+        try:
+            deadline = deadlines.of_environ(environ)
+        except ProblemError:
+            return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
+        request_id = request_ids.of_environ(environ)
+        sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
+                (request_ids.HEADER, request_id))
+        with self.app.app_context():
+            refused = refusal(name, ref, request_id=request_id, deadline=deadline)
+        if refused is not None:  # before the body is read: a refusal under a flood costs no parsing
+            return self._failed(environ, start_response, refused, sent)
         data = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(data)  # Flask reads it again if it answers instead
         if len(data) != length:  # the client stopped sending
@@ -92,20 +103,14 @@ class FastPredict:
         try:
             body = parse_body(data, max_rows)
             given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_flag(body, "explain"))
-            deadline = deadlines.of_environ(environ)
         except ProblemError:
             return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
-        request_id = request_ids.of_environ(environ)
-        sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
-                (request_ids.HEADER, request_id))
         with self.app.app_context():
             lifecycle.of(self.app).start()
             answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id, render=render,
                               deadline=deadline)
-            if isinstance(answered, Failure):
-                response = problem_response(answered.error)
-                response.headers.extend(sent)
-                return response(environ, start_response)
+        if isinstance(answered, Failure):
+            return self._failed(environ, start_response, answered, sent)
         start_response(OK, [
             ("Content-Type", get_content_type(answered.mimetype, "utf-8")), ("Content-Length", str(len(answered.body))),
             *answered.headers.items(), *sent,
@@ -113,6 +118,13 @@ class FastPredict:
         if answered.after is None:
             return [answered.body]
         return ClosingIterator([answered.body], answered.after)
+
+    def _failed(self, environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
+        """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``."""
+        with self.app.app_context():
+            response = problem_response(failure.error)
+        response.headers.extend(sent)
+        return response(environ, start_response)
 
 
 def init_app(app: Flask) -> None:

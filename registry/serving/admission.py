@@ -81,6 +81,14 @@ class Admission:
         finally:
             self._give_back(model)
 
+    def check(self, model: str, deadline: Deadline | None = None) -> None:
+        """Raise the refusal :meth:`admitted` would raise now, without taking a slot: an edge asks before it
+        reads a body, so that a refusal costs no parsing (the slot is taken, and checked again, later)."""
+        if deadline is not None:
+            _check(deadline)
+        with self._lock:
+            self._refuse_when_full(model)
+
     @property
     def in_flight(self) -> int:
         """Predictions this process computes now."""
@@ -92,22 +100,26 @@ class Admission:
         return self._total >= (self.bounds.per_worker if mirror else self.bounds.shed_shadows_at)
 
     def _take(self, model: str) -> None:
-        bounds = self.bounds
         with self._lock:
-            held = self._by_model.get(model, 0)
-            if held >= bounds.per_model:
-                raise ModelBusy(
-                    f"model {model!r} has {held} predictions in flight in this worker, as many as one model may "
-                    f"(MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
-                    "fewer requests at once, or add workers or replicas", RETRY_AFTER_SECONDS)
-            if self._total >= bounds.per_worker:
-                raise WorkerBusy(
-                    f"this worker has {self._total} predictions in flight, as many as it takes "
-                    f"(MAX_IN_FLIGHT={bounds.per_worker}); retry after the Retry-After seconds (another worker "
-                    "or replica may answer at once)", RETRY_AFTER_SECONDS)
-            self._by_model[model] = held + 1
+            self._refuse_when_full(model)
+            self._by_model[model] = self._by_model.get(model, 0) + 1
             self._total += 1
         PREDICTIONS_IN_FLIGHT.inc()
+
+    def _refuse_when_full(self, model: str) -> None:
+        """Raise :class:`ModelBusy` or :class:`WorkerBusy` when ``model`` or the process has no slot free
+        (the caller holds the lock)."""
+        bounds, held = self.bounds, self._by_model.get(model, 0)
+        if held >= bounds.per_model:
+            raise ModelBusy(
+                f"model {model!r} has {held} predictions in flight in this worker, as many as one model may "
+                f"(MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
+                "fewer requests at once, or add workers or replicas", RETRY_AFTER_SECONDS)
+        if self._total >= bounds.per_worker:
+            raise WorkerBusy(
+                f"this worker has {self._total} predictions in flight, as many as it takes "
+                f"(MAX_IN_FLIGHT={bounds.per_worker}); retry after the Retry-After seconds (another worker "
+                "or replica may answer at once)", RETRY_AFTER_SECONDS)
 
     def _give_back(self, model: str) -> None:
         with self._lock:

@@ -104,9 +104,7 @@ class DataPlane:
             with self.runtime.admission.admitted(call.name, call.deadline):
                 result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
         except Overloaded as exc:
-            model = call.name if self.runtime.models.holds(call.name) else ""  # no series per made-up name
-            ADMISSION_REFUSED.labels(model, exc.reason).inc()
-            return Failure(exc, status_of(exc), None, time.perf_counter() - started)
+            return self._refused(call, exc, status_of, started)
         except Exception as exc:
             failure = Failure(exc, status_of(exc), served_by(exc), time.perf_counter() - started)
             for observer in (*self._observers, self._log):
@@ -122,6 +120,23 @@ class DataPlane:
         jobs = tuple(job if job.mirror else replace(job, request_id=call.request_id if logged else None)
                      for job in result.shadows)
         return replace(answer, after=partial(after_answer, self.runtime, replace(result, shadows=jobs)))
+
+    def refusal(self, call: Call, *, status_of: Callable[[Exception], int]) -> Failure | None:
+        """The refusal :meth:`predict` would answer ``call`` with now (its deadline passed, or its model or
+        the process is at its bound), counted; None when it would start. An edge asks before it reads the
+        request's body, so that a refusal under a flood costs no parsing."""
+        started = time.perf_counter()
+        try:
+            self.runtime.admission.check(call.name, call.deadline)
+        except Overloaded as exc:
+            return self._refused(call, exc, status_of, started)
+        return None
+
+    def _refused(self, call: Call, exc: Overloaded, status_of: Callable[[Exception], int], started: float) -> Failure:
+        """``exc`` as a failure of no version, counted under its reason (and its model, when served here:
+        never a series per made-up name)."""
+        ADMISSION_REFUSED.labels(call.name if self.runtime.models.holds(call.name) else "", exc.reason).inc()
+        return Failure(exc, status_of(exc), None, time.perf_counter() - started)
 
 
 class PrometheusCounts:
