@@ -91,14 +91,16 @@ class FastPredict:
         request_id = request_ids.of_environ(environ)
         sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
                 (request_ids.HEADER, request_id))
-        with self.app.app_context():
-            refused = refusal(name, ref, request_id=request_id, deadline=deadline)
-        if refused is not None:  # before the body is read: a refusal under a flood costs no parsing
-            return self._failed(environ, start_response, refused, sent)
         data = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(data)  # Flask reads it again if it answers instead
         if len(data) != length:  # the client stopped sending
             return self.flask_wsgi(environ, start_response)
+        # Read, not parsed: a refusal under a flood costs no parsing, and the connection stays usable (a
+        # server closes one whose body it did not read, and the client may lose the answer).
+        with self.app.app_context():
+            refused = refusal(name, ref, request_id=request_id, deadline=deadline)
+        if refused is not None:
+            return self._failed(environ, start_response, refused, sent)
         max_rows = self.app.config["MAX_BATCH_ROWS"]
         try:
             body = parse_body(data, max_rows)
