@@ -15,6 +15,7 @@ from api.answering import Rendered, respond
 from api.auth import reads
 from api.compression import decoded_body
 from api.errors import ProblemError
+from api.openapi import REQUEST_TIMEOUT
 from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import EXPLANATION, PREDICT, PREDICT_PROBA, model_metadata
@@ -55,6 +56,7 @@ _INFER_SCHEMA = {
     },
 }
 _INFER_DOC = {
+    "parameters": [REQUEST_TIMEOUT],
     "requestBody": {
         "required": True,
         "content": {

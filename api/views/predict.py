@@ -8,6 +8,7 @@ from api.answering import Rendered, respond
 from api.auth import reads
 from api.content import accepts, json_body
 from api.errors import ProblemError
+from api.openapi import REQUEST_TIMEOUT
 from api.schemas.predictions import PredictionOut
 from registry.names import DEFAULT_ALIAS
 from registry.serving.inputs import CsvInput, JsonInput
@@ -18,6 +19,7 @@ QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": Fal
 blp = Blueprint("predict", __name__, description="Predictions")
 
 _REQUEST_BODY_DOC = {
+    "parameters": [REQUEST_TIMEOUT],
     "requestBody": {
         "required": True,
         "content": {

@@ -5,6 +5,7 @@ both drive it."""
 from __future__ import annotations
 
 import http.client
+import json
 import multiprocessing
 import threading
 import time
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 import numpy as np
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -201,3 +203,27 @@ def scrape(url: str) -> dict:
 def metric(metrics: dict, name: str, **labels: str) -> float:
     """One sample of a :func:`scrape`; 0 when it is not there."""
     return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def serve_models(live, *, hot_trees: int = 300, hot_rows: int = 2000) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
+    """On ``live``: ``hot``, a forest of ``hot_trees`` trees asked ``hot_rows`` rows a request (tens of ms),
+    and ``quiet``, a logistic regression asked one row, with a shadow on all of its traffic; (name, body)
+    of each, once every worker serves them."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from bench import models
+    from bench.harness.traffic import move
+
+    X, y = models.training_data()
+    hot = RandomForestClassifier(n_estimators=hot_trees, random_state=0).fit(X, y)
+    move(live, "promote", "hot", models.register(live, "hot", hot))
+    move(live, "promote", "quiet", models.register(live, "quiet", models.fit("logistic")))
+    shadow = models.register(live, "quiet", models.fit("logistic", seed=1))
+    started = requests.put(f"{live.url}/models/quiet/aliases/production/rollout", headers=live.headers, timeout=60,
+                           json={"shadow": {"version": shadow, "percent": 100}})
+    if started.status_code != 200:
+        raise RuntimeError(f"the shadow rollout did not start: {started.status_code} {started.text}")
+    time.sleep(live.refresh_seconds * 2)  # every worker serves the rollout (ALIAS_REFRESH_SECONDS)
+    hot_body = json.dumps({"instances": np.round(np.resize(X, (hot_rows, X.shape[1])), 6).tolist()}).encode()
+    quiet_body = json.dumps({"instances": np.round(X[:1], 6).tolist()}).encode()
+    return ("hot", hot_body), ("quiet", quiet_body)

@@ -5,17 +5,12 @@ The quiet model fails nothing and its p99 stays within twice its idle p99; the f
 refused at once (429, Retry-After, problem+json) rather than queued; no request outlives its deadline
 (X-Request-Timeout) by more than one computation; the quiet model's shadow runs are shed during the
 flood and run again after it. Timing bounds are generous: the machine is shared (see REFUSAL_P99_MS)."""
-import json
 import time
 
-import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier
 
-from bench import models
 from bench.harness import server
-from bench.harness.overload import Scenario, metric, overload, percentile, scrape
-from bench.harness.traffic import move
+from bench.harness.overload import Scenario, metric, overload, percentile, scrape, serve_models
 from tests.databases import fresh_database
 
 ADMIN_TOKEN = "e2e-overload-token"
@@ -40,23 +35,8 @@ def live(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def outcome(live):
-    X, y = models.training_data()
-    hot = RandomForestClassifier(n_estimators=HOT_TREES, random_state=0).fit(X, y)
-    move(live, "promote", "hot", models.register(live, "hot", hot))
-    move(live, "promote", "quiet", models.register(live, "quiet", models.fit("logistic")))
-    shadow = models.register(live, "quiet", models.fit("logistic", seed=1))
-    started = requests_put(live, "/models/quiet/aliases/production/rollout", {"shadow": {"version": shadow, "percent": 100}})
-    assert started == 200
-    time.sleep(live.refresh_seconds * 2)  # every worker serves the rollout (ALIAS_REFRESH_SECONDS)
-    hot_body = json.dumps({"instances": np.round(np.resize(X, (HOT_ROWS, X.shape[1])), 6).tolist()}).encode()
-    quiet_body = json.dumps({"instances": np.round(X[:1], 6).tolist()}).encode()
-    return overload(live, ("hot", hot_body), ("quiet", quiet_body), Scenario())
-
-
-def requests_put(live, path: str, body: dict) -> int:
-    import requests
-
-    return requests.put(f"{live.url}{path}", json=body, headers=live.headers, timeout=60).status_code
+    hot, quiet = serve_models(live, hot_trees=HOT_TREES, hot_rows=HOT_ROWS)
+    return overload(live, hot, quiet, Scenario())
 
 
 def test_the_quiet_model_fails_nothing_and_keeps_its_p99_within_twice_its_idle_p99(outcome):
