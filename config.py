@@ -82,10 +82,11 @@ class Config:
     MAX_EXPLAIN_ROWS = _int("MAX_EXPLAIN_ROWS", 500)
     # Admission (docs/operations.md, "Overload"): the predictions one worker computes at once, all models
     # together and any one model. Beyond them a prediction is refused at once (503 and 429, Retry-After)
-    # instead of queueing: by default one thread of a worker is always free of predictions (for
-    # /healthz, /metrics and answering refusals fast) and no model takes more than half its threads.
-    MAX_IN_FLIGHT = _int("MAX_IN_FLIGHT", max(1, WORKER_THREADS - 1))
-    MAX_IN_FLIGHT_PER_MODEL = _int("MAX_IN_FLIGHT_PER_MODEL", max(1, WORKER_THREADS // 2))
+    # instead of queueing. By default one model may take every thread of a worker but one, which is left
+    # to the other models (and to answering the flooded model's refusals); lower MAX_IN_FLIGHT to keep a
+    # thread free of predictions altogether.
+    MAX_IN_FLIGHT = _int("MAX_IN_FLIGHT", max(1, WORKER_THREADS))
+    MAX_IN_FLIGHT_PER_MODEL = _int("MAX_IN_FLIGHT_PER_MODEL", max(1, WORKER_THREADS - 1))
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet

@@ -32,8 +32,8 @@ def main() -> None:
     """Parse the options, run the scenario, print, and write the figures to bench/results/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=4, help="WORKER_THREADS of each of the 2 workers")
-    parser.add_argument("--max-in-flight-per-model", type=int, default=None)
-    parser.add_argument("--max-in-flight", type=int, default=None)
+    parser.add_argument("--max-in-flight-per-model", type=int, default=None, help="default: the service's")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="default: the service's")
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--flood-threads", type=int, default=20)

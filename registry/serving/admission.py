@@ -11,8 +11,8 @@ passed before its prediction could start (time spent in that queue included) is 
 (:class:`DeadlinePassed`, 503), without computing.
 
 The same counts say when the work that follows answers is shed: a shadow run while the process has
-``shed_shadows_at`` predictions in flight, a canary's mirror run (the agreement gate's) only when it
-is full; the caller's own answer is never shed.
+half its bound in flight, a canary's mirror run (the agreement gate's) only when every other slot is
+taken; the caller's own answer is never shed.
 """
 from __future__ import annotations
 
@@ -34,17 +34,20 @@ RETRY_AFTER_SECONDS = 1
 @dataclass(frozen=True)
 class AdmissionBounds:
     """The predictions one process computes at once, per model and in all, and from how many in flight
-    it sheds shadow runs (mirror runs are shed only when it is full)."""
+    it sheds shadow runs and mirror runs."""
 
     per_model: int
     per_worker: int
     shed_shadows_at: int
+    shed_mirrors_at: int
 
     @classmethod
     def of(cls, *, per_model: int, per_worker: int) -> AdmissionBounds:
-        """Bounds of at least 1 each, no model's above the process's; shadows shed from half full."""
+        """Bounds of at least 1 each, no model's above the process's; shadows shed from half full, mirrors
+        from full but one (a run is offered once its own answer has given its slot back)."""
         per_worker = max(1, per_worker)
-        return cls(min(max(1, per_model), per_worker), per_worker, math.ceil(per_worker / 2))
+        shadows = math.ceil(per_worker / 2)
+        return cls(min(max(1, per_model), per_worker), per_worker, shadows, max(shadows, per_worker - 1))
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,8 @@ class Admission:
 
     def sheds(self, *, mirror: bool) -> bool:
         """Whether a run that follows an answer is skipped now: a shadow run from ``shed_shadows_at``
-        predictions in flight, a canary's mirror run only when the process is full."""
-        return self._total >= (self.bounds.per_worker if mirror else self.bounds.shed_shadows_at)
+        predictions in flight, a canary's mirror run from ``shed_mirrors_at``."""
+        return self._total >= (self.bounds.shed_mirrors_at if mirror else self.bounds.shed_shadows_at)
 
     def _take(self, model: str) -> None:
         with self._lock:

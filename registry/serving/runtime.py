@@ -38,7 +38,7 @@ class Runtime:
 
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
                   session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500,
-                  admission: AdmissionBounds = AdmissionBounds.of(per_model=2, per_worker=3)) -> Runtime:
+                  admission: AdmissionBounds = AdmissionBounds.of(per_model=3, per_worker=4)) -> Runtime:
     """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work;
     ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's)."""
     figures = FigureBook()

@@ -1,5 +1,6 @@
-"""Isolation under overload on a real gunicorn (2 workers of 4 threads: 2 predictions in flight per model,
-3 per worker): a slow model flooded at 5× its capacity beside a quiet model called steadily.
+"""Isolation under overload on a real gunicorn (2 workers of 4 threads, bounded to 2 predictions in flight
+per model and 3 per worker, so that a thread of each is always free to refuse): a slow model flooded at
+5× its capacity beside a quiet model called steadily.
 
 The quiet model fails nothing and its p99 stays within twice its idle p99; the flooded model's excess is
 refused at once (429, Retry-After, problem+json) rather than queued; no request outlives its deadline
@@ -28,7 +29,7 @@ QUIET_P99_FLOOR_MS = 500.0
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("overload")
-    env = {"WORKER_THREADS": 4, "PREDICTION_LOG_SAMPLE": 0.0}
+    env = {"WORKER_THREADS": 4, "MAX_IN_FLIGHT_PER_MODEL": 2, "MAX_IN_FLIGHT": 3, "PREDICTION_LOG_SAMPLE": 0.0}
     with fresh_database(root) as url, server.running(url, root, ADMIN_TOKEN, workers=2, env=env) as (live,):
         yield live
 

@@ -3,7 +3,8 @@ a model at its bound is 429, a full worker 503, a passed X-Request-Timeout 503 w
 with Retry-After; refusals are counted on their own, never logged nor weighed against a rollout's arm;
 shadow runs are shed before mirror runs, and come back once the worker is not busy."""
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from prometheus_client import REGISTRY
@@ -26,8 +27,9 @@ EDGES = {
 
 @pytest.fixture
 def app(build_app):
-    """One prediction in flight per model, two per worker; every answer logged."""
-    return build_app(MAX_IN_FLIGHT_PER_MODEL=1, MAX_IN_FLIGHT=2, PREDICTION_LOG_SAMPLE=1.0)
+    """Two predictions in flight per model, four per worker (shadows shed from 2, mirrors from 3); every
+    answer logged."""
+    return build_app(MAX_IN_FLIGHT_PER_MODEL=2, MAX_IN_FLIGHT=4, PREDICTION_LOG_SAMPLE=1.0)
 
 
 @pytest.fixture
@@ -44,6 +46,15 @@ def admission(app):
     return app.extensions["model_registry"].runtime.admission
 
 
+@contextmanager
+def holding(app, *models: str) -> Iterator[None]:
+    """A slot of each of ``models`` held (a model named twice: two) while the block runs."""
+    with ExitStack() as held:
+        for model in models:
+            held.enter_context(admission(app).admitted(model))
+        yield
+
+
 def refused_total(model: str, reason: str) -> float:
     return REGISTRY.get_sample_value("registry_admission_refused_total", {"model": model, "reason": reason}) or 0.0
 
@@ -55,11 +66,11 @@ def detail(response, edge: str) -> str:
 @pytest.mark.parametrize("edge", EDGES)
 def test_a_model_at_its_bound_is_refused_429_with_retry_after_while_other_models_answer(app, client, served, edge):
     before = refused_total("a", "model_busy")
-    with admission(app).admitted("a"):
+    with holding(app, "a", "a"):
         refused = EDGES[edge](client, "a")
         other = EDGES[edge](client, "b")
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
-    assert "MAX_IN_FLIGHT_PER_MODEL=1" in detail(refused, edge) and refused.get_json()["reason"] == "model_busy"
+    assert "MAX_IN_FLIGHT_PER_MODEL=2" in detail(refused, edge) and refused.get_json()["reason"] == "model_busy"
     if edge != "v2":
         assert_problem(refused, 429, "retry after the Retry-After seconds")
     assert refused.headers["X-Request-ID"]
@@ -70,10 +81,10 @@ def test_a_model_at_its_bound_is_refused_429_with_retry_after_while_other_models
 
 @pytest.mark.parametrize("edge", EDGES)
 def test_a_full_worker_refuses_every_model_503_with_retry_after(app, client, served, edge):
-    with admission(app).admitted("a"), admission(app).admitted("b"):
+    with holding(app, "a", "a", "b", "b"):
         refused = EDGES[edge](client, "c")
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-    assert "MAX_IN_FLIGHT=2" in detail(refused, edge) and refused.get_json()["reason"] == "worker_busy"
+    assert "MAX_IN_FLIGHT=4" in detail(refused, edge) and refused.get_json()["reason"] == "worker_busy"
 
 
 @pytest.mark.parametrize("edge", EDGES)
@@ -102,7 +113,7 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_400_saying_what_t
 
 
 def test_a_refusal_is_not_logged_nor_counted_as_an_answer_of_any_version(app, client, served, analyst):
-    with admission(app).admitted("a"):
+    with holding(app, "a", "a"):
         refused = client.post("/models/a/predict", json=ROW, headers={"X-Request-ID": "refused-1"})
     assert refused.status_code == 429
     assert client.post("/models/a/predict", json=ROW, headers={"X-Request-ID": "answered-1"}).status_code == 200
@@ -125,7 +136,7 @@ def test_a_refused_name_no_worker_serves_is_counted_without_its_name(app, client
 def test_refusals_are_never_errors_of_a_canary_arm(app, client, served, ci):
     url = "/models/a/aliases/production/rollout"
     assert client.put(url, json={"canary": {"version": 2, "percent": 100}}, headers=ci).status_code == 200
-    with admission(app).admitted("a"):
+    with holding(app, "a", "a"):
         assert {client.post("/models/a/predict", json=ROW).status_code for _ in range(5)} == {429}
     assert client.post("/models/a/predict", json=ROW).headers["X-Model-Route"] == "canary"
     app.extensions["model_registry"].runtime.flush_figures()
@@ -152,15 +163,13 @@ def test_shadow_runs_are_shed_before_mirror_runs_while_busy_and_run_again_after(
             if response.headers["X-Model-Route"] == route:
                 break
             response.close()
-        with ExitStack() as held:
-            for model in hold:
-                held.enter_context(runtime.admission.admitted(model))
+        with holding(app, *hold):
             response.close()  # the runs after the answer are offered now
         assert runtime.shadows.wait_idle(WAIT)
 
-    answer(("b",), "canary")  # half full: the shadow run is shed, the mirror run is not
+    answer(("b", "c"), "canary")  # half full: the shadow run is shed, the mirror run is not
     assert (_shed("shadow"), _shed("mirror")) == (shed["shadow"] + 1, shed["mirror"])
-    answer(("b", "c"), "canary")  # full: both are shed
+    answer(("b", "b", "c"), "canary")  # every other slot taken: both are shed
     assert (_shed("shadow"), _shed("mirror")) == (shed["shadow"] + 2, shed["mirror"] + 1)
     answer((), "canary")  # idle: both run
     assert (_shed("shadow"), _shed("mirror")) == (shed["shadow"] + 2, shed["mirror"] + 1)

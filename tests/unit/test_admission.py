@@ -21,14 +21,15 @@ def admission(per_model=2, per_worker=3) -> Admission:
 
 
 @pytest.mark.parametrize("per_model, per_worker, expected", [
-    (2, 3, (2, 3, 2)),
-    (5, 3, (3, 3, 2)),  # no model may hold more than the process
-    (0, 0, (1, 1, 1)),  # a bound of 0 would refuse everything
-    (4, 7, (4, 7, 4)),
+    (2, 3, (2, 3, 2, 2)),
+    (3, 4, (3, 4, 2, 3)),
+    (5, 3, (3, 3, 2, 2)),  # no model may hold more than the process
+    (0, 0, (1, 1, 1, 1)),  # a bound of 0 would refuse everything
+    (4, 7, (4, 7, 4, 6)),
 ])
 def test_bounds_are_at_least_one_and_no_model_holds_more_than_the_process(per_model, per_worker, expected):
     bounds = AdmissionBounds.of(per_model=per_model, per_worker=per_worker)
-    assert (bounds.per_model, bounds.per_worker, bounds.shed_shadows_at) == expected
+    assert (bounds.per_model, bounds.per_worker, bounds.shed_shadows_at, bounds.shed_mirrors_at) == expected
 
 
 def test_a_model_at_its_bound_is_refused_while_another_model_still_starts():
@@ -101,8 +102,9 @@ def test_many_threads_never_hold_more_than_the_bound():
 
 @pytest.mark.parametrize("in_flight, shadow_shed, mirror_shed", [(0, False, False), (1, False, False),
                                                                  (2, True, False), (3, True, True)])
-def test_shadow_runs_are_shed_from_half_full_and_mirror_runs_only_when_full(in_flight, shadow_shed, mirror_shed):
-    gate = admission(per_model=3, per_worker=3)
+def test_shadow_runs_are_shed_from_half_full_and_mirror_runs_when_every_other_slot_is_taken(in_flight, shadow_shed,
+                                                                                          mirror_shed):
+    gate = admission(per_model=4, per_worker=4)
     with ExitStack() as held:
         for _ in range(in_flight):
             held.enter_context(gate.admitted("a"))
