@@ -87,6 +87,9 @@ class Config:
     # thread free of predictions altogether.
     MAX_IN_FLIGHT = _int("MAX_IN_FLIGHT", max(1, WORKER_THREADS))
     MAX_IN_FLIGHT_PER_MODEL = _int("MAX_IN_FLIGHT_PER_MODEL", max(1, WORKER_THREADS - 1))
+    # How long one request of a model at its bound may wait for a slot (a fast model's burst passes in a
+    # few ms; a flooded model's other requests are refused at once); 0: never.
+    ADMISSION_WAIT_MS = _float("ADMISSION_WAIT_MS", 10.0)
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet

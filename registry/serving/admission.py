@@ -4,11 +4,12 @@ take every thread of a worker and the requests beyond its share are refused at o
 Each process counts the predictions it is computing, per model and in all. A prediction starts only
 while its model has fewer than ``per_model`` in flight and the process fewer than ``per_worker``;
 otherwise it is refused before any of it runs: :class:`ModelBusy` (the edge answers 429) or
-:class:`WorkerBusy` (503), each with the seconds to wait before trying again. Nothing waits for a
-slot: a waiting request would hold one of the worker's few threads, which is what the bound is there
-to keep free (the server's own connection queue is the only queue). A caller's :class:`Deadline` that
-passed before its prediction could start (time spent in that queue included) is refused the same way
-(:class:`DeadlinePassed`, 503), without computing.
+:class:`WorkerBusy` (503), each with the seconds to wait before trying again. Only one request of a
+model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: long enough for a fast
+model's burst to pass, short enough that a flooded slow model's excess is refused at once): a waiting
+request holds one of the worker's few threads, which is what the bound is there to keep free. A
+caller's :class:`Deadline` that passed before its prediction could start (time spent in the server's
+queue included) is refused the same way (:class:`DeadlinePassed`, 503), without computing.
 
 The same counts say when the work that follows answers is shed: a shadow run while the process has
 half its bound in flight, a canary's mirror run (the agreement gate's) only when every other slot is
@@ -40,14 +41,16 @@ class AdmissionBounds:
     per_worker: int
     shed_shadows_at: int
     shed_mirrors_at: int
+    wait_seconds: float = 0.0  # how long one request of a model at its bound may wait for a slot
 
     @classmethod
-    def of(cls, *, per_model: int, per_worker: int) -> AdmissionBounds:
+    def of(cls, *, per_model: int, per_worker: int, wait_seconds: float = 0.0) -> AdmissionBounds:
         """Bounds of at least 1 each, no model's above the process's; shadows shed from half full, mirrors
         from full but one (a run is offered once its own answer has given its slot back)."""
         per_worker = max(1, per_worker)
         shadows = math.ceil(per_worker / 2)
-        return cls(min(max(1, per_model), per_worker), per_worker, shadows, max(shadows, per_worker - 1))
+        return cls(min(max(1, per_model), per_worker), per_worker, shadows, max(shadows, per_worker - 1),
+                   max(0.0, wait_seconds))
 
 
 @dataclass(frozen=True)
@@ -69,16 +72,19 @@ class Admission:
     def __init__(self, bounds: AdmissionBounds):
         self.bounds = bounds
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
         self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
+        self._waiting: set[str] = set()  # models one of whose requests waits for a slot
         self._total = 0
 
     @contextmanager
     def admitted(self, model: str, deadline: Deadline | None = None) -> Iterator[None]:
-        """Hold a slot of ``model`` while the block computes; refuse at once (raise :class:`DeadlinePassed`,
-        :class:`ModelBusy` or :class:`WorkerBusy`) when the deadline passed or no slot is free."""
+        """Hold a slot of ``model`` while the block computes; refuse (raise :class:`DeadlinePassed`,
+        :class:`ModelBusy` or :class:`WorkerBusy`) when the deadline passed or no slot is free (after a
+        short wait for one, when no other request of the model waits already)."""
         if deadline is not None:
             _check(deadline)
-        self._take(model)
+        self._take(model, deadline)
         try:
             yield
         finally:
@@ -90,7 +96,8 @@ class Admission:
         if deadline is not None:
             _check(deadline)
         with self._lock:
-            self._refuse_when_full(model)
+            if not self._may_wait(model):
+                self._refuse_when_full(model)
 
     @property
     def in_flight(self) -> int:
@@ -102,12 +109,33 @@ class Admission:
         predictions in flight, a canary's mirror run from ``shed_mirrors_at``."""
         return self._total >= (self.bounds.shed_mirrors_at if mirror else self.bounds.shed_shadows_at)
 
-    def _take(self, model: str) -> None:
+    def _take(self, model: str, deadline: Deadline | None) -> None:
         with self._lock:
+            if self._may_wait(model) and self._by_model.get(model, 0) >= self.bounds.per_model:
+                self._wait_for_slot(model, deadline)
             self._refuse_when_full(model)
             self._by_model[model] = self._by_model.get(model, 0) + 1
             self._total += 1
         PREDICTIONS_IN_FLIGHT.inc()
+
+    def _may_wait(self, model: str) -> bool:
+        """Whether a request of ``model`` may wait for a slot: waits are on, and none of the model's waits."""
+        return self.bounds.wait_seconds > 0 and model not in self._waiting
+
+    def _wait_for_slot(self, model: str, deadline: Deadline | None) -> None:
+        """Wait (the lock held, released meanwhile) until ``model`` has a slot free, ``wait_seconds`` at most
+        and never past ``deadline``; then the deadline is checked again."""
+        until = time.monotonic() + self.bounds.wait_seconds
+        if deadline is not None:
+            until = min(until, deadline.at)
+        self._waiting.add(model)
+        try:
+            self._freed.wait_for(lambda: self._by_model.get(model, 0) < self.bounds.per_model,
+                                 timeout=max(0.0, until - time.monotonic()))
+        finally:
+            self._waiting.discard(model)
+        if deadline is not None and self._by_model.get(model, 0) < self.bounds.per_model:
+            _check(deadline)
 
     def _refuse_when_full(self, model: str) -> None:
         """Raise :class:`ModelBusy` or :class:`WorkerBusy` when ``model`` or the process has no slot free
@@ -130,6 +158,8 @@ class Admission:
             if held:
                 self._by_model[model] = held
             self._total -= 1
+            if model in self._waiting:
+                self._freed.notify_all()
         PREDICTIONS_IN_FLIGHT.dec()
 
 

@@ -132,3 +132,33 @@ def test_the_shadow_runner_sheds_while_busy_counts_it_as_a_drop_and_runs_again_a
 
 def _shed(kind: str) -> float:
     return REGISTRY.get_sample_value("registry_shadow_shed_total", {"kind": kind}) or 0.0
+
+
+def test_one_request_of_a_full_model_waits_briefly_for_a_slot_and_a_second_is_refused_at_once():
+    gate = Admission(AdmissionBounds.of(per_model=1, per_worker=3, wait_seconds=WAIT))
+    waiting, started = threading.Event(), threading.Event()
+
+    def wait_for_a():
+        waiting.set()
+        with gate.admitted("a"):
+            started.set()
+
+    with gate.admitted("a"):
+        waiter = threading.Thread(target=wait_for_a)
+        waiter.start()
+        waiting.wait(WAIT)
+        while "a" not in gate._waiting:  # the waiter is inside its wait
+            time.sleep(0.001)
+        with pytest.raises(ModelBusy):
+            gate.check("a")  # one waits already: a second is refused before its body is read
+        assert not started.is_set()
+    assert started.wait(WAIT)  # the slot given back went to the waiter
+    waiter.join()
+
+
+def test_a_wait_for_a_slot_ends_in_a_refusal_when_none_frees():
+    gate = Admission(AdmissionBounds.of(per_model=1, per_worker=3, wait_seconds=0.01))
+    with gate.admitted("a"):
+        gate.check("a")  # nobody waits: it may wait, so the early check lets it through
+        with pytest.raises(ModelBusy), gate.admitted("a"):
+            pytest.fail("two of a in flight")
