@@ -3,7 +3,10 @@ take every thread of a worker and the requests beyond its share are refused at o
 
 Each process counts the predictions it is computing, per model and in all. A prediction starts only
 while its model has fewer than ``per_model`` in flight and the process fewer than ``per_worker``;
-otherwise it is refused before any of it runs: :class:`ModelBusy` (the edge answers 429) or
+otherwise it is refused before any of it runs. The model's bound keeps threads for the others, so it
+holds only while another model was asked of this process within :data:`OTHERS_ACTIVE_SECONDS`: a
+worker that serves one model lends it every thread, and a burst of it is queued, not refused.
+Refused: :class:`ModelBusy` (the edge answers 429) or
 :class:`WorkerBusy` (503), each with the seconds to wait before trying again. Only one request of a
 model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: long enough for a fast
 model's burst to pass, short enough that a flooded slow model's excess is refused at once): a waiting
@@ -30,6 +33,8 @@ from registry.telemetry import PREDICTIONS_IN_FLIGHT
 # What a refusal asks the caller to wait, in whole seconds (Retry-After): a slot frees within one
 # prediction's time, so the shortest wait the header can say.
 RETRY_AFTER_SECONDS = 1
+# A model's bound holds while another model was asked of this process this recently (monotonic seconds).
+OTHERS_ACTIVE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Admission:
         self._freed = threading.Condition(self._lock)
         self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
         self._waiting: set[str] = set()  # models one of whose requests waits for a slot
+        self._asked: dict[str, float] = {}  # model -> when it was last asked (bounded by the registry's models)
         self._total = 0
 
     @contextmanager
@@ -111,7 +117,8 @@ class Admission:
 
     def _take(self, model: str, deadline: Deadline | None) -> None:
         with self._lock:
-            if self._may_wait(model) and self._by_model.get(model, 0) >= self.bounds.per_model:
+            self._asked[model] = time.monotonic()
+            if self._may_wait(model) and self._over_share(model):
                 self._wait_for_slot(model, deadline)
             self._refuse_when_full(model)
             self._by_model[model] = self._by_model.get(model, 0) + 1
@@ -130,21 +137,28 @@ class Admission:
             until = min(until, deadline.at)
         self._waiting.add(model)
         try:
-            self._freed.wait_for(lambda: self._by_model.get(model, 0) < self.bounds.per_model,
-                                 timeout=max(0.0, until - time.monotonic()))
+            self._freed.wait_for(lambda: not self._over_share(model), timeout=max(0.0, until - time.monotonic()))
         finally:
             self._waiting.discard(model)
-        if deadline is not None and self._by_model.get(model, 0) < self.bounds.per_model:
+        if deadline is not None and not self._over_share(model):
             _check(deadline)
+
+    def _over_share(self, model: str) -> bool:
+        """Whether ``model`` holds its bound's worth of slots while another model was asked lately (the
+        caller holds the lock)."""
+        if self._by_model.get(model, 0) < self.bounds.per_model:
+            return False
+        lately = time.monotonic() - OTHERS_ACTIVE_SECONDS
+        return any(at >= lately for name, at in self._asked.items() if name != model)
 
     def _refuse_when_full(self, model: str) -> None:
         """Raise :class:`ModelBusy` or :class:`WorkerBusy` when ``model`` or the process has no slot free
         (the caller holds the lock)."""
         bounds, held = self.bounds, self._by_model.get(model, 0)
-        if held >= bounds.per_model:
+        if self._over_share(model):
             raise ModelBusy(
                 f"model {model!r} has {held} predictions in flight in this worker, as many as one model may "
-                f"(MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
+                f"while others are asked (MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
                 "fewer requests at once, or add workers or replicas", RETRY_AFTER_SECONDS)
         if self._total >= bounds.per_worker:
             raise WorkerBusy(

@@ -33,13 +33,16 @@ def app(build_app):
 
 
 @pytest.fixture
-def served(client, ci):
-    """Models a, b and c (k·sum, two versions each), version 1 on production."""
+def served(app, client, ci):
+    """Models a, b and c (k·sum, two versions each), version 1 on production, each just asked of the worker
+    (so each model's bound holds: others are asked too)."""
     for name in ("a", "b", "c"):
         upload_ok(client, ci, name, scaled_sum(1.0))
         upload_ok(client, ci, name, scaled_sum(2.0))
         upload_ok(client, ci, name, scaled_sum(3.0))
         assert client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci).status_code == 200
+        with admission(app).admitted(name):
+            pass
 
 
 def admission(app):

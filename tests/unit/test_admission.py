@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
+from registry.serving import admission as admission_module
 from registry.serving.admission import Admission, AdmissionBounds, Deadline
 from registry.serving.figures import FigureBook
 from registry.serving.shadow import ShadowJob, ShadowRunner
@@ -16,8 +17,13 @@ from tests.unit.test_shadow_and_figures import SHADOW, GivenRows
 WAIT = 10  # seconds; a bound on waiting for an Event, so a broken test fails instead of hanging
 
 
-def admission(per_model=2, per_worker=3) -> Admission:
-    return Admission(AdmissionBounds.of(per_model=per_model, per_worker=per_worker))
+def admission(per_model=2, per_worker=3, wait_seconds=0.0, *, others=True) -> Admission:
+    """An admission; ``others``: another model (``other``) was just asked of it, so each model's bound holds."""
+    gate = Admission(AdmissionBounds.of(per_model=per_model, per_worker=per_worker, wait_seconds=wait_seconds))
+    if others:
+        with gate.admitted("other"):
+            pass
+    return gate
 
 
 @pytest.mark.parametrize("per_model, per_worker, expected", [
@@ -42,6 +48,19 @@ def test_a_model_at_its_bound_is_refused_while_another_model_still_starts():
         with gate.admitted("b"):
             assert gate.in_flight == 3
     assert gate.in_flight == 0
+
+
+def test_a_model_alone_in_the_process_may_take_every_slot_until_another_is_asked(monkeypatch):
+    gate = admission(others=False)
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("a"):  # three of three: nobody else needs one
+        with pytest.raises(WorkerBusy):
+            gate.check("a")
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("b"):  # b asked: a keeps to its bound again
+        with pytest.raises(ModelBusy):
+            gate.check("a")
+    monkeypatch.setattr(admission_module, "OTHERS_ACTIVE_SECONDS", 0.0)  # b asked long enough ago
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("a"):
+        assert gate.in_flight == 3
 
 
 def test_a_full_process_refuses_every_model():
@@ -135,7 +154,7 @@ def _shed(kind: str) -> float:
 
 
 def test_one_request_of_a_full_model_waits_briefly_for_a_slot_and_a_second_is_refused_at_once():
-    gate = Admission(AdmissionBounds.of(per_model=1, per_worker=3, wait_seconds=WAIT))
+    gate = admission(per_model=1, per_worker=3, wait_seconds=WAIT)
     waiting, started = threading.Event(), threading.Event()
 
     def wait_for_a():
@@ -157,7 +176,7 @@ def test_one_request_of_a_full_model_waits_briefly_for_a_slot_and_a_second_is_re
 
 
 def test_a_wait_for_a_slot_ends_in_a_refusal_when_none_frees():
-    gate = Admission(AdmissionBounds.of(per_model=1, per_worker=3, wait_seconds=0.01))
+    gate = admission(per_model=1, per_worker=3, wait_seconds=0.01)
     with gate.admitted("a"):
         gate.check("a")  # nobody waits: it may wait, so the early check lets it through
         with pytest.raises(ModelBusy), gate.admitted("a"):
