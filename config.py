@@ -60,6 +60,8 @@ def traces_exporters(environ: dict | None = None) -> tuple[str, ...]:
 
 # gunicorn's worker processes (gunicorn.conf.py): 2 per core unless WEB_CONCURRENCY says otherwise.
 WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
+# The threads of each worker (gunicorn.conf.py); the admission bounds below are derived from them.
+WORKER_THREADS = _int("WORKER_THREADS", 4)
 
 
 class Config:
@@ -92,6 +94,16 @@ class Config:
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
     # The most rows one request may ask to explain: an exact explanation costs tens of predictions a row.
     MAX_EXPLAIN_ROWS = _int("MAX_EXPLAIN_ROWS", 500)
+    # Admission (docs/operations.md, "Overload"): the predictions one worker computes at once, all models
+    # together and any one model. Beyond them a prediction is refused at once (503 and 429, Retry-After)
+    # instead of queueing. By default one model may take every thread of a worker but one, which is left
+    # to the other models (and to answering the flooded model's refusals); lower MAX_IN_FLIGHT to keep a
+    # thread free of predictions altogether.
+    MAX_IN_FLIGHT = _int("MAX_IN_FLIGHT", max(1, WORKER_THREADS))
+    MAX_IN_FLIGHT_PER_MODEL = _int("MAX_IN_FLIGHT_PER_MODEL", max(1, WORKER_THREADS - 1))
+    # How long one request of a model at its bound may wait for a slot (a fast model's burst passes in a
+    # few ms; a flooded model's other requests are refused at once); 0: never.
+    ADMISSION_WAIT_MS = _float("ADMISSION_WAIT_MS", 10.0)
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet

@@ -1,13 +1,16 @@
 """Answering a prediction, the same way on every edge: one call into the data plane
 (``registry.serving.data_plane``), then the answer rendered by the edge, with the version and route
 headers and the shadow runs to start once it is sent; a failure is raised for the app's error
-handler (``api/errors.py``), the one place errors become HTTP."""
+handler (``api/errors.py``), the one place errors become HTTP. The caller's deadline
+(``X-Request-Timeout``, ``api/deadlines.py``) goes with the call: the data plane honours it before
+computing."""
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flask import Response
 
 from api import domain, errors
+from registry.serving.admission import Deadline
 from registry.serving.data_plane import Call, Failure
 from registry.serving.inputs import PredictionInput
 from registry.serving.running import Prediction
@@ -34,25 +37,34 @@ class Answered:
 
 
 def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
-           render: Callable[[Prediction], Rendered],
+           render: Callable[[Prediction], Rendered], deadline: Deadline | None = None,
            status_of: Callable[[Exception], int] = errors.status_of) -> Answered | Failure:
     """Predict ``given`` with ``name``/``ref`` and answer with what ``render`` makes of it, or the
     :class:`Failure` the data plane met (already counted, under the status ``status_of`` says the edge
     answers it with, and logged under ``request_id``).
 
-    ``headers`` are the request's (a rollout's sticky key may be among them)."""
-    outcome = domain.data_plane().predict(Call(name, ref, request_id), given, headers=headers, status_of=status_of)
+    ``headers`` are the request's (a rollout's sticky key may be among them); ``deadline`` the caller's."""
+    outcome = domain.data_plane().predict(Call(name, ref, request_id, deadline), given, headers=headers,
+                                          status_of=status_of)
     if isinstance(outcome, Failure):
         return outcome
     body, mimetype, rendered_headers = render(outcome.prediction)
     return Answered(body, mimetype, {**rendered_headers, **outcome.headers()}, outcome.after)
 
 
+def refusal(name: str, ref: str, *, request_id: str, deadline: Deadline | None,
+            status_of: Callable[[Exception], int] = errors.status_of) -> Failure | None:
+    """The refusal a prediction of ``name``/``ref`` meets before its body is read (its deadline passed, or
+    its model or the worker is full: ``registry.serving.admission``), counted; None when it may go on."""
+    return domain.data_plane().refusal(Call(name, ref, request_id, deadline), status_of=status_of)
+
+
 def respond(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
-            render: Callable[[Prediction], Rendered],
+            render: Callable[[Prediction], Rendered], deadline: Deadline | None = None,
             status_of: Callable[[Exception], int] = errors.status_of) -> Response:
     """:func:`answer` as a view's response; a failure is raised for the edge's error handler."""
-    answered = answer(name, ref, given, headers=headers, request_id=request_id, render=render, status_of=status_of)
+    answered = answer(name, ref, given, headers=headers, request_id=request_id, render=render, deadline=deadline,
+                      status_of=status_of)
     if isinstance(answered, Failure):
         raise answered.error
     return answered.response()

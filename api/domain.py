@@ -16,6 +16,7 @@ from registry.changes import committed
 from registry.integrity.scrub import damaged_digests
 from registry.db import end_read
 from registry.monitoring.prediction_log import LogSettings, PredictionLog
+from registry.serving.admission import AdmissionBounds
 from registry.serving.data_plane import DataPlane
 from registry.serving.loader import ArtifactLoader
 from registry.serving.notifications import ChangeListener
@@ -53,6 +54,8 @@ def init_app(app: Flask) -> None:
         refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
         session_scope=app.app_context,
         max_explain_rows=config["MAX_EXPLAIN_ROWS"],
+        admission=AdmissionBounds.of(per_model=config["MAX_IN_FLIGHT_PER_MODEL"], per_worker=config["MAX_IN_FLIGHT"],
+                                     wait_seconds=config["ADMISSION_WAIT_MS"] / 1000),
     )
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
                                capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],

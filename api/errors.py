@@ -24,6 +24,10 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     (domain.Conflict, 409, "Conflict"),
     (domain.VersionArchived, 410, "Version archived"),
     (domain.BatchTooLarge, 413, "Batch too large"),
+    # Refused for capacity before anything ran: the model's share (429) or the worker (503) is full, or the
+    # caller's deadline passed while the request waited; each says when to try again.
+    (domain.ModelBusy, 429, "Too Many Requests"),
+    (domain.Overloaded, 503, "Service Unavailable"),
     (domain.ArtifactTooLarge, 413, "Artifact too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
     (domain.NotExplainable, 422, "Not explainable"),
@@ -146,6 +150,8 @@ def logged(described: Problem, exc: Exception) -> Problem:
     """Log ``exc`` when ``described`` is the server's side of things; ``described`` unchanged."""
     if described is UNEXPECTED:
         log.exception("unhandled error", exc_info=exc)
+    elif isinstance(exc, domain.Overloaded):
+        pass  # a refusal under load is counted (registry_admission_refused_total); a line each would flood the log
     elif isinstance(exc, OperationalError):
         log.error("database unavailable: %s", exc.orig if exc.orig is not None else exc)
     elif described.status >= 500:
@@ -173,6 +179,8 @@ def _domain_problem(exc: domain.RegistryError) -> Problem:
         if isinstance(exc, cls):
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
             members = {"missing": exc.missing} if isinstance(exc, domain.PolicyRefused) else {}
+            if isinstance(exc, domain.Overloaded):
+                headers, members = {"Retry-After": str(exc.retry_after)}, {"reason": exc.reason}
             return Problem(status, title, exc.detail, exc.errors, headers, members)
     return UNEXPECTED
 

@@ -12,8 +12,9 @@ version and route, the ``traceparent``). A failure the data plane
 met is answered here, once, with the problem ``api/errors.py`` describes and renders for every
 JSON route (the request is never answered again by Flask).
 
-Everything else goes to Flask untouched: a body that does not decode is handed over for the view
-to refuse in the same words.
+Everything else goes to Flask untouched: a body that does not decode, or an ``X-Request-Timeout``
+that is not a number of seconds, is handed over for the view to refuse in the same words. Every
+request's arrival is noted here first when the server did not note it (``api/deadlines.py``).
 """
 import io
 import time
@@ -26,8 +27,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import lifecycle, request_ids, security_headers, traces
-from api.answering import answer
+from api import deadlines, lifecycle, request_ids, security_headers, traces
+from api.answering import answer, refusal
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
 from api.views.predict import body_flag, render
@@ -53,6 +54,7 @@ class FastPredict:
         self._target = lru_cache(maxsize=ROUTES_KEPT)(self._match)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        deadlines.arrived(environ)
         target = self._plain(environ)
         if target is None:
             return self.flask_wsgi(environ, start_response)
@@ -86,26 +88,36 @@ class FastPredict:
     def _answer(self, environ: dict, start_response: Callable, name: str, ref: str, rule: str,
                 length: int) -> Iterable[bytes]:
         started_ns = time.time_ns()  # the server span's start, when the request is traced
+        try:
+            deadline = deadlines.of_environ(environ)
+        except ProblemError:
+            return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
+        request_id = request_ids.of_environ(environ)
+        sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
+                (request_ids.HEADER, request_id))
         data = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(data)  # Flask reads it again if it answers instead
         if len(data) != length:  # the client stopped sending
             return self.flask_wsgi(environ, start_response)
+        # Read, not parsed: a refusal under a flood costs no parsing, and the connection stays usable (a
+        # server closes one whose body it did not read, and the client may lose the answer).
+        with self.app.app_context():
+            refused = refusal(name, ref, request_id=request_id, deadline=deadline)
+        if refused is not None:
+            return self._failed(environ, start_response, refused, sent)
         max_rows = self.app.config["MAX_BATCH_ROWS"]
         try:
             body = parse_body(data, max_rows)
             given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_flag(body, "explain"))
         except ProblemError:
             return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
-        request_id = request_ids.of_environ(environ)
-        sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
-                (request_ids.HEADER, request_id))
         with self.app.app_context():
             lifecycle.of(self.app).start()
             served = traces.begin(environ, rule, started_ns)
             status = 500
             try:
                 answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
-                                  render=render)
+                                  render=render, deadline=deadline)
                 if isinstance(answered, Failure):
                     response = problem_response(answered.error)
                     response.headers.extend([*sent, *served.headers().items()])
@@ -121,6 +133,13 @@ class FastPredict:
         if answered.after is None:
             return [answered.body]
         return ClosingIterator([answered.body], answered.after)
+
+    def _failed(self, environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
+        """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``."""
+        with self.app.app_context():
+            response = problem_response(failure.error)
+        response.headers.extend(sent)
+        return response(environ, start_response)
 
 
 def init_app(app: Flask) -> None:

@@ -30,8 +30,10 @@ MEANING = {
     413: "Body, batch or metadata over its size limit",
     415: "Wrong content type",
     422: "Well-formed but invalid input; `errors` names the fields",
-    429: "Too many failed authentications from this address (bad tokens or sign-ins); Retry-After says when to try again",
-    503: "Not ready: the database is unavailable",
+    429: "Too many failed authentications from this address (bad tokens or sign-ins); on a prediction, also its "
+         "model has as many predictions in flight as it may (MAX_IN_FLIGHT_PER_MODEL). Retry-After says when to try again",
+    503: "Not ready: the database is unavailable; on a prediction, also the worker is full (MAX_IN_FLIGHT) or the "
+         "request's X-Request-Timeout passed before it could start. Retry-After says when to try again",
 }
 # gunicorn answers a request line over 4,094 bytes itself, before the app sees it, with an HTML page.
 LINE_TOO_LONG = "RequestLineTooLong"
@@ -57,6 +59,15 @@ V2_ERROR_SCHEMA = {
     "description": "The Open Inference Protocol's error, with the problem details members beside it",
     "required": ["error"],
     "properties": {"error": {"type": "string"}, **PROBLEM_SCHEMA["properties"]},
+}
+
+
+# The caller's deadline on the prediction routes (api/deadlines.py).
+REQUEST_TIMEOUT = {
+    "in": "header", "name": "X-Request-Timeout", "required": False,
+    "schema": {"type": "string", "pattern": r"^ *([0-9]{1,12}(\.[0-9]{0,9})?|\.[0-9]{1,9}) *$", "example": "2.5"},
+    "description": "seconds, counted from the request's arrival at the worker, within which the prediction must "
+                   "start: past them it is 503 and nothing is computed; not a positive number of seconds: 400",
 }
 
 

@@ -28,7 +28,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 # Shared metrics: every process writes its series here about once a second, /metrics adds them up.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
-from config import WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+from config import WORKER_THREADS, WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
 from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
 from registry.heap import map_large_blocks  # noqa: E402
 
@@ -38,8 +38,8 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = WORKERS
 # Threads, so a request that waits on the database (a SQLite file another process holds locked, a
 # slow PostgreSQL) never holds up the predictions behind it: they run on the worker's other threads.
-worker_class = "gthread"
-threads = int(os.environ.get("WORKER_THREADS", "4"))
+worker_class = "deploy.gthread_worker.ThreadWorker"  # gthread, noting each request's arrival (its deadline counts from it)
+threads = WORKER_THREADS
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True
 timeout = 120
@@ -133,7 +133,7 @@ def post_worker_init(worker):
     models warmed and watched, its webhook deliverer, its background loops, its shared metrics)."""
     from api import lifecycle
 
-    lifecycle.of(worker.wsgi).start()
+    lifecycle.of(worker.app.wsgi()).start()
 
 
 def worker_exit(server, worker):
@@ -142,7 +142,7 @@ def worker_exit(server, worker):
     from api import lifecycle
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
-        lifecycle.of(worker.wsgi).stop()
+        lifecycle.of(worker.app.wsgi()).stop()
 
 
 def child_exit(server, worker):

@@ -126,3 +126,32 @@ class PolicyRefused(Conflict):
     def __init__(self, detail: str, missing: list[dict]):
         super().__init__(detail)
         self.missing = missing
+
+
+class Overloaded(RegistryError):
+    """A prediction refused before any of it ran, for want of capacity, not for anything the model or the
+    caller's rows did: ``reason`` names which bound (for counting), ``retry_after`` says when to try again."""
+
+    reason = "overloaded"
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ModelBusy(Overloaded):
+    """The model has as many predictions in flight in this process as it may (MAX_IN_FLIGHT_PER_MODEL)."""
+
+    reason = "model_busy"
+
+
+class WorkerBusy(Overloaded):
+    """This process has as many predictions in flight as it takes, all models together (MAX_IN_FLIGHT)."""
+
+    reason = "worker_busy"
+
+
+class DeadlinePassed(Overloaded):
+    """The caller's deadline (X-Request-Timeout) passed before the prediction could start."""
+
+    reason = "deadline"

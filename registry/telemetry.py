@@ -177,6 +177,24 @@ SHADOW_ABS_DIFF = _versioned(Histogram(
     buckets=(0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0),
 ), ["model", "alias", "version"])
 
+# Admission (registry/serving/admission.py): what each worker computes now, what it refused before computing
+# (the model label is empty for a name no worker serves: a series per made-up name would grow without
+# bound), and the shadow and mirror runs it skipped while busy.
+PREDICTIONS_IN_FLIGHT = Gauge(
+    "registry_predictions_in_flight", "Predictions computing now, over every live worker", multiprocess_mode="livesum",
+)
+ADMISSION_REFUSED = Counter(
+    "registry_admission_refused_total",
+    "Predictions refused before any compute: model_busy (429, MAX_IN_FLIGHT_PER_MODEL), worker_busy (503, "
+    "MAX_IN_FLIGHT), deadline (503, the caller's X-Request-Timeout passed before it could start)",
+    ["model", "reason"],
+)
+SHADOW_SHED = Counter(
+    "registry_shadow_shed_total",
+    "Runs after an answer skipped because the worker was busy: shadow (from half of MAX_IN_FLIGHT in flight), "
+    "mirror (a canary's agreement check, only when full)", ["kind"],
+)
+
 ARTIFACT_STORE_ERRORS = Counter(
     "registry_artifact_store_errors_total",
     "Artifact reads that failed: missing or damaged (an operator must repair), unavailable (the store is down)",
@@ -208,7 +226,7 @@ FAMILIES = (
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
     PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_HELD, PREDICTION_LOG_EXPORTED,
-    PREDICTION_LOG_EXPORT_FAILURES,
+    PREDICTION_LOG_EXPORT_FAILURES, PREDICTIONS_IN_FLIGHT, ADMISSION_REFUSED, SHADOW_SHED,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

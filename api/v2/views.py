@@ -10,11 +10,12 @@ import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
-from api import domain, health, request_ids
+from api import deadlines, domain, health, request_ids
 from api.answering import Rendered, respond
 from api.auth import reads
 from api.compression import decoded_body
 from api.errors import ProblemError
+from api.openapi import REQUEST_TIMEOUT
 from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import EXPLANATION, PREDICT, PREDICT_PROBA, model_metadata
@@ -55,6 +56,7 @@ _INFER_SCHEMA = {
     },
 }
 _INFER_DOC = {
+    "parameters": [REQUEST_TIMEOUT],
     "requestBody": {
         "required": True,
         "content": {
@@ -171,7 +173,7 @@ def _infer(name: str, ref: str) -> Response:
     body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limit)
     given = TensorInput(body, request.headers.get(HEADER_LENGTH), current_app.config["MAX_BATCH_ROWS"])
     return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(),
-                   render=partial(_render, name, given), status_of=errors.status_of)
+                   render=partial(_render, name, given), deadline=deadlines.current(), status_of=errors.status_of)
 
 
 def _render(name: str, given: TensorInput, prediction: Prediction) -> Rendered:

@@ -3,11 +3,12 @@ import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
-from api import request_ids
+from api import deadlines, request_ids
 from api.answering import Rendered, respond
 from api.auth import reads
 from api.content import accepts, json_body
 from api.errors import ProblemError
+from api.openapi import REQUEST_TIMEOUT
 from api.schemas.predictions import PredictionOut
 from registry.names import DEFAULT_ALIAS
 from registry.serving.inputs import CsvInput, JsonInput
@@ -18,6 +19,7 @@ QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": Fal
 blp = Blueprint("predict", __name__, description="Predictions")
 
 _REQUEST_BODY_DOC = {
+    "parameters": [REQUEST_TIMEOUT],
     "requestBody": {
         "required": True,
         "content": {
@@ -63,7 +65,8 @@ def _answer(name: str, ref: str) -> Response:
     else:
         body = json_body()
         given = JsonInput(body, max_rows, _flag(body, "return_proba", "proba"), _flag(body, "explain", "explain"))
-    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render)
+    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render,
+                   deadline=deadlines.current())
 
 
 def render(result: Prediction) -> Rendered:

@@ -1,7 +1,10 @@
 """The data plane: the one place a prediction is answered, whatever edge it came in by (our JSON and
-CSV routes, the Open Inference Protocol). It routes, runs, times, counts, calls the observers (the
-prediction log; the Prometheus counts; the request's trace) and hands back the shadow runs to start once the answer is
-sent. A failure comes back as a value, :class:`Failure`, that knows which version was asked; the
+CSV routes, the Open Inference Protocol). It admits (``admission``: a prediction starts only within its
+model's and the process's bounds, and before the caller's deadline), routes, runs, times, counts, calls
+the observers (the prediction log; the Prometheus counts; the request's trace) and hands back the shadow
+runs to start once the answer is sent. A refusal is counted on its own (``registry_admission_refused_total``):
+it is no answer of any version, so neither the prediction log nor a rollout's figures hear of it. A
+failure comes back as a value, :class:`Failure`, that knows which version was asked; the
 edge renders an :class:`Answer` or a :class:`Failure` once, in its own format.
 """
 from __future__ import annotations
@@ -13,20 +16,26 @@ from functools import partial
 from typing import Protocol
 
 from registry import tracing
+from registry.errors import Overloaded
+from registry.serving.admission import Deadline
 from registry.serving.inputs import PredictionInput
 from registry.serving.predict import after_answer, predict, served_by
 from registry.serving.running import Prediction
 from registry.serving.runtime import Runtime
-from registry.telemetry import PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series
+from registry.telemetry import (
+    ADMISSION_REFUSED, PREDICT_LATENCY, PREDICTIONS, ROUTED_LATENCY, ROUTED_PREDICTIONS, series,
+)
 
 
 @dataclass(frozen=True)
 class Call:
-    """What was asked: a model, a version number or alias, and the request's id."""
+    """What was asked: a model, a version number or alias, the request's id, and the caller's deadline if
+    it set one."""
 
     name: str
     ref: str
     request_id: str
+    deadline: Deadline | None = None
 
     @property
     def alias(self) -> str | None:
@@ -90,10 +99,14 @@ class DataPlane:
                 status_of: Callable[[Exception], int]) -> Answer | Failure:
         """Answer ``given`` with ``call``'s model and version or alias (``headers`` may carry a rollout's
         sticky key); never raises for what the prediction met: that is a :class:`Failure`, with the
-        status ``status_of`` says the edge answers it with."""
+        status ``status_of`` says the edge answers it with. A prediction over the admission's bounds or past
+        its deadline is refused before any of it runs."""
         started = time.perf_counter()
         try:
-            result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
+            with self.runtime.admission.admitted(call.name, call.deadline):
+                result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
+        except Overloaded as exc:
+            return self._refused(call, exc, status_of, started)
         except Exception as exc:
             failure = Failure(exc, status_of(exc), served_by(exc), time.perf_counter() - started)
             for observer in (*self._observers, self._log):
@@ -112,6 +125,23 @@ class DataPlane:
                      else replace(job, request_id=call.request_id if logged else None, trace=parent)
                      for job in result.shadows)
         return replace(answer, after=partial(after_answer, self.runtime, replace(result, shadows=jobs)))
+
+    def refusal(self, call: Call, *, status_of: Callable[[Exception], int]) -> Failure | None:
+        """The refusal :meth:`predict` would answer ``call`` with now (its deadline passed, or its model or
+        the process is at its bound), counted; None when it would start. An edge asks before it reads the
+        request's body, so that a refusal under a flood costs no parsing."""
+        started = time.perf_counter()
+        try:
+            self.runtime.admission.check(call.name, call.deadline)
+        except Overloaded as exc:
+            return self._refused(call, exc, status_of, started)
+        return None
+
+    def _refused(self, call: Call, exc: Overloaded, status_of: Callable[[Exception], int], started: float) -> Failure:
+        """``exc`` as a failure of no version, counted under its reason (and its model, when served here:
+        never a series per made-up name)."""
+        ADMISSION_REFUSED.labels(call.name if self.runtime.models.holds(call.name) else "", exc.reason).inc()
+        return Failure(exc, status_of(exc), None, time.perf_counter() - started)
 
 
 class PrometheusCounts:

@@ -1,9 +1,10 @@
 """One process's serving, built in one place: which loaded model answers (the model server), the
-figures of rollouts, and the shadow runs that follow answers."""
+figures of rollouts, the shadow runs that follow answers, and how much of it runs at once (admission)."""
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from registry.serving.admission import Admission, AdmissionBounds
 from registry.serving.figures import FigureBook, FigureFlusher
 from registry.serving.loader import Loader
 from registry.serving.running import predictions_of
@@ -21,6 +22,7 @@ class Runtime:
     shadows: ShadowRunner
     flusher: FigureFlusher
     max_explain_rows: int  # MAX_EXPLAIN_ROWS: the most rows one request may ask to explain
+    admission: Admission  # the predictions in flight, held to MAX_IN_FLIGHT_PER_MODEL and MAX_IN_FLIGHT
 
     def flush_figures(self) -> None:
         """Write this process's rollout figures to the database now (the watcher does so every second)."""
@@ -35,12 +37,16 @@ class Runtime:
 
 
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
-                  session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500) -> Runtime:
-    """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work."""
+                  session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500,
+                  admission: AdmissionBounds = AdmissionBounds.of(per_model=3, per_worker=4)) -> Runtime:
+    """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work;
+    ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's)."""
     figures = FigureBook()
+    admitted = Admission(admission)
     flusher = FigureFlusher(figures, session_scope)
     models = ModelServer(
         loader, memory_budget_bytes=memory_budget_bytes, refresh_seconds=refresh_seconds, session_scope=session_scope,
         on_poll=flusher.flush_if_due, on_rollout=figures.adopt, on_held=HeldVersions().publish,
     )
-    return Runtime(models, figures, ShadowRunner(figures, predictions_of), flusher, max_explain_rows)
+    shadows = ShadowRunner(figures, predictions_of, shed=admitted.sheds)
+    return Runtime(models, figures, shadows, flusher, max_explain_rows, admitted)

@@ -63,6 +63,7 @@ class ModelServer:
         self._seen_marker: tuple | None = None  # the change marker the snapshot reflects (but for _failed)
         self._on_rollout = on_rollout  # told of each rollout this process starts serving, with the primary's version
         self._on_held = on_held  # told what this process holds (cache and snapshot) whenever it changed
+        self._held_models: frozenset[str] = frozenset()  # the names of the models of what it holds
 
     def servable(self, name: str, ref: str) -> ServableModel:
         """The loaded model that answers ``name``/``ref`` now (an alias: its primary version)."""
@@ -70,6 +71,10 @@ class ModelServer:
         if isinstance(target, str):
             return self._alias_state(name, target).primary
         return self._pinned(name, target)
+
+    def holds(self, name: str) -> bool:
+        """Whether this process holds a version of the model ``name`` loaded (for an alias or a pinned route)."""
+        return name in self._held_models
 
     def route(self, name: str, ref: str, headers: Mapping[str, str]) -> Route:
         """Where a request for ``name``/``ref`` goes; ``headers`` may carry its rollout's sticky key.
@@ -212,7 +217,9 @@ class ModelServer:
     def _publish_held(self) -> None:
         """Tell ``on_held`` which versions this server holds now."""
         with self._held_lock:
-            self._on_held(self.cache.keys() | self._snapshot.versions())
+            held = self.cache.keys() | self._snapshot.versions()
+            self._held_models = frozenset(model for model, _ in held)
+            self._on_held(held)
 
     def _loaded_or_current(self, key: AliasKey, info: VersionInfo,
                            written: set[tuple[str, int]] = frozenset()) -> ServableModel | None:

@@ -1,7 +1,9 @@
 """Shadow runs: after a caller has its answer, the shadow version predicts the same rows, off the request path.
 
 Jobs wait in a bounded per-process queue drained by one daemon thread; when the queue is full a
-job is dropped and counted, never waited for. Jobs that queued up meanwhile run as one batch, so a
+job is dropped and counted, never waited for. While the process is busy (``shed``: its admission's
+counts, ``registry/serving/admission.py``) a job is shed, when offered and again when its turn
+comes: a shadow run first, a canary's mirror run only when the process is full. Jobs that queued up meanwhile run as one batch, so a
 busy process pays scikit-learn's per-call overhead once per batch rather than once per request. The shadow's predictions are compared with what the
 caller got: label agreement for classifiers, absolute difference for regressors.
 """
@@ -20,7 +22,7 @@ from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook
 from registry.serving.inputs import PredictionInput
 from registry.serving.routing import SHADOW
-from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS, series
+from registry.telemetry import SHADOW_ABS_DIFF, SHADOW_ROWS, SHADOW_RUNS, SHADOW_SHED, series
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +69,11 @@ def compare(task: str, answered: list, shadowed: list) -> tuple[int, list[float]
 class ShadowRunner:
     """The bounded queue of shadow jobs of this process and the one thread that runs them."""
 
-    def __init__(self, figures: FigureBook, run: Callable, size: int = QUEUE_SIZE):
+    def __init__(self, figures: FigureBook, run: Callable, size: int = QUEUE_SIZE,
+                 shed: Callable[..., bool] = lambda *, mirror: False):
         self._figures = figures
         self._run = run  # run(servable, rows) -> predictions: the same code that answers callers
+        self._shed = shed  # shed(mirror=...) -> whether such a run is skipped now (the process is busy)
         self._queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=size)
         self._thread: threading.Thread | None = None
         self._pid = None
@@ -81,7 +85,10 @@ class ShadowRunner:
         self._observers.append(observer)
 
     def offer(self, job: ShadowJob) -> bool:
-        """Queue ``job``; when the queue is full drop it and count the drop. Never blocks."""
+        """Queue ``job``; when the process is busy shed it, when the queue is full drop it, and count
+        either. Never blocks."""
+        if self._shed_now(job):
+            return False
         self._ensure_worker()
         try:
             self._queue.put_nowait(job)
@@ -117,7 +124,7 @@ class ShadowRunner:
                 except queue.Empty:
                     break
             try:
-                for group in _by_shadow(jobs):
+                for group in _by_shadow([job for job in jobs if not self._shed_now(job)]):
                     self._run_group(group)
             except Exception:  # a shadow must never take the runner down with it
                 log.exception("shadow runs of %s failed", jobs[0].shadow.model)
@@ -156,6 +163,14 @@ class ShadowRunner:
             self._failed(job)
             return
         self._compared(job, rows, shadowed, time.perf_counter() - started)
+
+    def _shed_now(self, job: ShadowJob) -> bool:
+        """Whether ``job`` is shed now (the process is busy); counted, as a drop in its rollout's figures."""
+        if not self._shed(mirror=job.mirror):
+            return False
+        self._figures.shadowed(self._key(job), dropped=True)
+        SHADOW_SHED.labels("mirror" if job.mirror else "shadow").inc()
+        return True
 
     def _failed(self, job: ShadowJob) -> None:
         _traced(job, rows=0, seconds=0.0, failed=True)

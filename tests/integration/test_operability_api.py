@@ -42,6 +42,9 @@ FAMILIES = {
     "registry_shadow_rows": "counter",
     "registry_shadow_abs_diff": "histogram",
     "registry_artifact_store_errors": "counter",
+    "registry_predictions_in_flight": "gauge",
+    "registry_admission_refused": "counter",
+    "registry_shadow_shed": "counter",
     "registry_artifact_cache_fills": "counter",
     "registry_artifact_cache_evictions": "counter",
     # the monitoring sweep's figures, declared before anything was swept

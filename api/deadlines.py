@@ -1,0 +1,42 @@
+"""A caller's deadline: ``X-Request-Timeout: <seconds>`` on a prediction, counted from when the request
+reached the worker (gunicorn's worker notes that in the environ, ``deploy/gthread_worker.py``; under
+another server, from the moment the app first saw it). The data plane refuses a prediction whose
+deadline passed before it could start (503 with Retry-After, nothing computed). A value that is not a
+positive decimal number of seconds is 400.
+"""
+import re
+import time
+
+from flask import request
+
+from api.errors import ProblemError
+from deploy.gthread_worker import ARRIVED
+from registry.serving.admission import Deadline
+
+HEADER = "X-Request-Timeout"
+_ENVIRON_HEADER = "HTTP_X_REQUEST_TIMEOUT"
+DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?|\.[0-9]{1,9}")
+
+
+def current() -> Deadline | None:
+    """This request's deadline; None when it sent none."""
+    return of_environ(request.environ)
+
+
+def of_environ(environ: dict) -> Deadline | None:
+    """The deadline of the request ``environ`` describes; None without the header, a
+    :class:`ProblemError` (400) when its value is not a positive number of seconds."""
+    given = environ.get(_ENVIRON_HEADER)
+    if given is None:
+        return None
+    value = given.strip()
+    seconds = float(value) if DECIMAL.fullmatch(value) else 0.0
+    if seconds <= 0:
+        raise ProblemError(400, f"{HEADER} must be a positive number of seconds, such as 2 or 0.25, "
+                                f"not {given[:40]!r}; leave it out to wait as long as it takes")
+    return Deadline(arrived(environ), seconds)
+
+
+def arrived(environ: dict) -> float:
+    """When the request reached the worker (``time.monotonic()``): noted at once when the server did not."""
+    return environ.setdefault(ARRIVED, time.monotonic())

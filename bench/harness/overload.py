@@ -1,0 +1,229 @@
+"""Client-side load for overload scenarios: callers that POST one body to one URL, closed loop or paced,
+and note every answer (status, latency, Retry-After, content type), so that a flooded model's refusals
+and a quiet model's answers can be told apart and timed. The end-to-end test and ``bench/overload.py``
+both drive it."""
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+from urllib.request import urlopen
+
+import numpy as np
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One request as the client saw it (``time.monotonic()`` seconds); status 0: no answer at all."""
+
+    started: float
+    finished: float
+    status: int
+    retry_after: str | None
+    content_type: str
+
+    @property
+    def ms(self) -> float:
+        """Its latency in milliseconds."""
+        return (self.finished - self.started) * 1000
+
+
+class Callers:
+    """``threads`` callers POSTing ``body`` to ``url`` until stopped: back to back (``interval`` 0), or each
+    one request per ``interval`` seconds (paced, at fixed times: a late answer does not shift the next)."""
+
+    def __init__(self, url: str, body: bytes, *, threads: int = 1, interval: float = 0.0,
+                 headers: dict | None = None, timeout: float = 30.0):
+        self.url, self.body, self.interval, self.timeout = url, body, interval, timeout
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.replies: list[Reply] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, args=(i * interval / max(threads, 1),), daemon=True)
+                         for i in range(threads)]
+
+    def __enter__(self) -> Callers:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> list[Reply]:
+        """Stop calling, wait for the answers in flight, and return every reply."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        return self.replies
+
+    def _loop(self, offset: float) -> None:
+        # http.client, kept alive: a lighter client than requests, so that the callers' own CPU (on the
+        # server's machine) disturbs the figures less.
+        parts = urlsplit(self.url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+        due = time.monotonic() + offset
+        while not self._stop.is_set():
+            if self.interval:
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    break
+                due += self.interval
+            self.replies.append(self._call(connection, parts.path))
+        connection.close()
+
+    def _call(self, connection: http.client.HTTPConnection, path: str) -> Reply:
+        started = time.monotonic()
+        try:
+            connection.request("POST", path, body=self.body, headers=self.headers)
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()  # the next request opens a new connection
+            return Reply(started, time.monotonic(), 0, None, "")
+        return Reply(started, time.monotonic(), response.status, response.getheader("Retry-After"),
+                     response.getheader("Content-Type", ""))
+
+
+def percentile(replies: list[Reply], q: float) -> float:
+    """The ``q``-th percentile of the replies' latencies in ms (nan when there are none)."""
+    return float(np.percentile([r.ms for r in replies], q)) if replies else float("nan")
+
+
+def summary(replies: list[Reply], seconds: float) -> dict:
+    """Counts per status, requests per second, and p50/p99/max latency in ms, overall and per status."""
+    statuses = sorted({r.status for r in replies})
+    by_status = {str(s): [r for r in replies if r.status == s] for s in statuses}
+    return {
+        "requests": len(replies),
+        "rps": round(len(replies) / seconds, 1) if seconds else None,
+        "statuses": {s: len(found) for s, found in by_status.items()},
+        "p50_ms": round(percentile(replies, 50), 2),
+        "p99_ms": round(percentile(replies, 99), 2),
+        "max_ms": round(max((r.ms for r in replies), default=float("nan")), 2),
+        "by_status": {s: {"p50_ms": round(percentile(found, 50), 2), "p99_ms": round(percentile(found, 99), 2),
+                          "max_ms": round(max(r.ms for r in found), 2)} for s, found in by_status.items()},
+    }
+
+
+
+class Flood:
+    """Closed-loop :class:`Callers` in a process of their own until stopped, so that a flood's client work
+    never holds the GIL of the process that measures the other callers."""
+
+    def __init__(self, url: str, body: bytes, *, threads: int, headers: dict | None = None):
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._replies, sending = context.Pipe(duplex=False)
+        self._process = context.Process(target=_flood, args=(url, body, threads, headers, self._stop, sending),
+                                        daemon=True)
+        self.started = 0.0
+
+    def __enter__(self) -> Flood:
+        self._process.start()
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._process.is_alive():
+            self.stop()
+
+    def stop(self) -> list[Reply]:
+        """Stop the flood; every reply it got."""
+        self._stop.set()
+        replies = self._replies.recv()
+        self._process.join()
+        return replies
+
+
+def _flood(url: str, body: bytes, threads: int, headers: dict | None, stop, sending) -> None:
+    with Callers(url, body, threads=threads, headers=headers) as callers:
+        stop.wait()
+    sending.send(callers.replies)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A flood of the hot model beside a quiet model's steady calls: ``idle`` seconds of the quiet model
+    alone, ``flood`` seconds with ``flood_threads`` closed-loop callers on the hot model, ``idle``
+    seconds alone again. Every call sends ``X-Request-Timeout: deadline``."""
+
+    flood_threads: int = 20
+    quiet_interval: float = 0.02
+    idle: float = 3.0
+    flood: float = 6.0
+    deadline: float = 1.0
+
+
+@dataclass
+class Outcome:
+    """What the callers saw in each phase, and /metrics before the flood, after it, and at the end."""
+
+    hot_alone: list[Reply]
+    quiet_before: list[Reply]
+    hot_flood: list[Reply]
+    quiet_flood: list[Reply]
+    quiet_after: list[Reply]
+    metrics: dict[str, dict]
+
+
+def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: Scenario) -> Outcome:
+    """Run ``scenario`` against ``live``: ``hot`` and ``quiet`` are (model name, request body)."""
+    headers = {"X-Request-Timeout": f"{scenario.deadline:g}"}
+    hot_url, quiet_url = f"{live.url}/models/{hot[0]}/predict", f"{live.url}/models/{quiet[0]}/predict"
+    metrics = {}
+    with Callers(hot_url, hot[1], headers=headers) as alone:  # the hot model's own time, one at a time
+        time.sleep(scenario.idle)
+    with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as before:
+        time.sleep(scenario.idle)
+    metrics["before"] = scrape(live.url)
+    with Flood(hot_url, hot[1], threads=scenario.flood_threads, headers=headers) as flood:
+        time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
+        with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as during:
+            time.sleep(scenario.flood)
+        flooded = flood.stop()
+    metrics["flood"] = scrape(live.url)
+    with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as after:
+        time.sleep(scenario.idle)
+    return Outcome(alone.stop(), before.stop(), flooded, during.stop(), after.stop(), metrics)
+
+
+def scrape(url: str) -> dict:
+    """/metrics as ``{(sample name, ((label, value), …)): value}``."""
+    with urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def metric(metrics: dict, name: str, **labels: str) -> float:
+    """One sample of a :func:`scrape`; 0 when it is not there."""
+    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def serve_models(live, *, hot_trees: int = 300, hot_rows: int = 2000) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
+    """On ``live``: ``hot``, a forest of ``hot_trees`` trees asked ``hot_rows`` rows a request (tens of ms),
+    and ``quiet``, a logistic regression asked one row, with a shadow on all of its traffic; (name, body)
+    of each, once every worker serves them."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from bench import models
+    from bench.harness.traffic import move
+
+    X, y = models.training_data()
+    hot = RandomForestClassifier(n_estimators=hot_trees, random_state=0).fit(X, y)
+    move(live, "promote", "hot", models.register(live, "hot", hot))
+    move(live, "promote", "quiet", models.register(live, "quiet", models.fit("logistic")))
+    shadow = models.register(live, "quiet", models.fit("logistic", seed=1))
+    started = requests.put(f"{live.url}/models/quiet/aliases/production/rollout", headers=live.headers, timeout=60,
+                           json={"shadow": {"version": shadow, "percent": 100}})
+    if started.status_code != 200:
+        raise RuntimeError(f"the shadow rollout did not start: {started.status_code} {started.text}")
+    time.sleep(live.refresh_seconds * 2)  # every worker serves the rollout (ALIAS_REFRESH_SECONDS)
+    hot_body = json.dumps({"instances": np.round(np.resize(X, (hot_rows, X.shape[1])), 6).tolist()}).encode()
+    quiet_body = json.dumps({"instances": np.round(X[:1], 6).tolist()}).encode()
+    return ("hot", hot_body), ("quiet", quiet_body)

@@ -1,0 +1,128 @@
+"""Isolation under overload: a slow model flooded beside a quiet one, with admission control.
+
+The registry (2 gunicorn workers of ``--threads`` threads; MAX_IN_FLIGHT_PER_MODEL and MAX_IN_FLIGHT at
+their defaults unless given) serves ``hot``, a forest of ``--trees`` trees asked ``--rows`` rows a
+request, and ``quiet``, a logistic regression asked one row with a shadow on all of its traffic. The
+scenario (``bench/harness/overload.py``): ``hot`` alone, one caller at a time (its time per request);
+``quiet`` alone at one request per ``--interval`` s (its idle p99); ``--flood-threads`` closed-loop
+callers on ``hot`` for ``--seconds`` while ``quiet`` goes on; ``quiet`` alone again. Every request sends
+``X-Request-Timeout: --deadline``. Prints and writes to bench/results/: per phase the statuses, rps,
+p50/p99 (refusals apart), the requests that outlived their deadline, and the shadow runs shed and run.
+
+    .venv/bin/python -m bench.overload
+    .venv/bin/python -m bench.overload --threads 8 --flood-threads 40 --seconds 20
+
+Figures only; nothing passes or fails.
+"""
+import argparse
+import tempfile
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import report
+from bench.harness import server as e2e
+from bench.harness.overload import Scenario, metric, overload, percentile, scrape, serve_models, summary
+from bench.servers import ADMIN_TOKEN, REFRESH_SECONDS, WORKERS
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    """Parse the options, run the scenario, print, and write the figures to bench/results/."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=4, help="WORKER_THREADS of each of the 2 workers")
+    parser.add_argument("--max-in-flight-per-model", type=int, default=None, help="default: the service's")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="default: the service's")
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--flood-threads", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=0.02, help="seconds between the quiet model's requests")
+    parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
+    parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
+    parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
+    args = parser.parse_args()
+    scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline)
+    run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
+           "machine": report.machine_facts()}
+    settings = {"WORKER_THREADS": args.threads, "PREDICTION_LOG_SAMPLE": 0.0}
+    if args.max_in_flight_per_model is not None:
+        settings["MAX_IN_FLIGHT_PER_MODEL"] = args.max_in_flight_per_model
+    if args.max_in_flight is not None:
+        settings["MAX_IN_FLIGHT"] = args.max_in_flight
+    with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
+        root = Path(tmp)
+        env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
+        e2e.migrate(env)
+        live = e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS)
+        try:
+            hot, quiet = serve_models(live, hot_trees=args.trees, hot_rows=args.rows)
+            outcome = overload(live, hot, quiet, scenario)
+            final = scrape(live.url)
+        finally:
+            live.stop()
+    run["figures"] = figures(outcome, scenario, final)
+    text = describe(run)
+    print(text)
+    report.save("overload", run, text, HERE / "results", latest="overload")
+
+
+def figures(outcome, scenario: Scenario, final: dict) -> dict:
+    """Each phase summed up, the hot model's refusals apart, and the shadow runs shed and run."""
+    flood = outcome.hot_flood
+    refused = [r for r in flood if r.status in (429, 503)]
+    answered = [r for r in flood if r.status == 200]
+    late = [r for r in (*flood, *outcome.quiet_flood) if r.finished - r.started > scenario.deadline]
+    before, during = outcome.metrics["before"], outcome.metrics["flood"]
+    compared = {"model": "quiet", "alias": "production", "version": "2", "outcome": "compared"}
+    return {
+        "scenario": asdict(scenario),
+        "hot_alone": summary(outcome.hot_alone, scenario.idle),
+        "quiet_before": summary(outcome.quiet_before, scenario.idle),
+        "hot_flood": summary(flood, scenario.flood),
+        "quiet_flood": summary(outcome.quiet_flood, scenario.flood),
+        "quiet_after": summary(outcome.quiet_after, scenario.idle),
+        "refusal_p99_ms": round(percentile(refused, 99), 2),
+        "offered_per_answered": round(len(flood) / max(1, len(answered)), 1),
+        "late_past_deadline": len(late),
+        "late_past_deadline_max_ms": round(max((r.ms for r in late), default=0.0), 1),
+        "quiet_p99_ratio": round(percentile(outcome.quiet_flood, 99)
+                                 / max(percentile(outcome.quiet_before, 99), percentile(outcome.quiet_after, 99)), 2),
+        "shadow_shed_during_flood": metric(during, "registry_shadow_shed_total", kind="shadow")
+        - metric(before, "registry_shadow_shed_total", kind="shadow"),
+        "shadow_compared_during_flood": metric(during, "registry_shadow_runs_total", **compared)
+        - metric(before, "registry_shadow_runs_total", **compared),
+        "shadow_compared_after_flood": metric(final, "registry_shadow_runs_total", **compared)
+        - metric(during, "registry_shadow_runs_total", **compared),
+    }
+
+
+def describe(run: dict) -> str:
+    """The run as Markdown."""
+    f, o, facts = run["figures"], run["options"], run["machine"]
+    lines = [
+        f"# Isolation under overload, {run['started_at']}", "",
+        f"{WORKERS} workers of {o['threads']} threads; `hot`: {o['trees']} trees × {o['rows']} rows a request; "
+        f"`quiet`: logistic, 1 row every {o['interval']:g} s, 100% shadow; flood: {o['flood_threads']} closed-loop "
+        f"callers for {o['seconds']:g} s; X-Request-Timeout {o['deadline']:g} s. Machine: {facts['nproc']} CPUs, "
+        f"load average at start {facts['loadavg_at_start'][0]:.1f}.", "",
+        "| phase | requests | statuses | rps | p50 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for phase in ("hot_alone", "quiet_before", "hot_flood", "quiet_flood", "quiet_after"):
+        s = f[phase]
+        lines.append(f"| {phase} | {s['requests']} | {s['statuses']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | "
+                     f"{s['max_ms']} |")
+    lines += [
+        "",
+        f"- hot model: {f['offered_per_answered']}× its answers offered; refusals p99 {f['refusal_p99_ms']} ms "
+        f"(by status: {f['hot_flood']['by_status']})",
+        f"- quiet model: p99 during the flood ÷ idle p99 = {f['quiet_p99_ratio']}",
+        f"- answered past their deadline: {f['late_past_deadline']} (the longest {f['late_past_deadline_max_ms']} ms)",
+        f"- quiet's shadow runs: {f['shadow_shed_during_flood']:.0f} shed and {f['shadow_compared_during_flood']:.0f} "
+        f"run during the flood, {f['shadow_compared_after_flood']:.0f} run after it",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

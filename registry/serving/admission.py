@@ -1,0 +1,187 @@
+"""Admission: how much prediction work one process takes on at once, so that one flooded model cannot
+take every thread of a worker and the requests beyond its share are refused at once, not queued.
+
+Each process counts the predictions it is computing, per model and in all. A prediction starts only
+while its model has fewer than ``per_model`` in flight and the process fewer than ``per_worker``;
+otherwise it is refused before any of it runs. The model's bound keeps threads for the others, so it
+holds only while another model was asked of this process within :data:`OTHERS_ACTIVE_SECONDS`: a
+worker that serves one model lends it every thread, and a burst of it is queued, not refused.
+Refused: :class:`ModelBusy` (the edge answers 429) or
+:class:`WorkerBusy` (503), each with the seconds to wait before trying again. Only one request of a
+model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: long enough for a fast
+model's burst to pass, short enough that a flooded slow model's excess is refused at once): a waiting
+request holds one of the worker's few threads, which is what the bound is there to keep free. A
+caller's :class:`Deadline` that passed before its prediction could start (time spent in the server's
+queue included) is refused the same way (:class:`DeadlinePassed`, 503), without computing.
+
+The same counts say when the work that follows answers is shed: a shadow run while the process has
+half its bound in flight, a canary's mirror run (the agreement gate's) only when every other slot is
+taken; the caller's own answer is never shed.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
+from registry.telemetry import PREDICTIONS_IN_FLIGHT
+
+# What a refusal asks the caller to wait, in whole seconds (Retry-After): a slot frees within one
+# prediction's time, so the shortest wait the header can say.
+RETRY_AFTER_SECONDS = 1
+# A model's bound holds while another model was asked of this process this recently (monotonic seconds).
+OTHERS_ACTIVE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class AdmissionBounds:
+    """The predictions one process computes at once, per model and in all, and from how many in flight
+    it sheds shadow runs and mirror runs."""
+
+    per_model: int
+    per_worker: int
+    shed_shadows_at: int
+    shed_mirrors_at: int
+    wait_seconds: float = 0.0  # how long one request of a model at its bound may wait for a slot
+
+    @classmethod
+    def of(cls, *, per_model: int, per_worker: int, wait_seconds: float = 0.0) -> AdmissionBounds:
+        """Bounds of at least 1 each, no model's above the process's; shadows shed from half full, mirrors
+        from full but one (a run is offered once its own answer has given its slot back)."""
+        per_worker = max(1, per_worker)
+        shadows = math.ceil(per_worker / 2)
+        return cls(min(max(1, per_model), per_worker), per_worker, shadows, max(shadows, per_worker - 1),
+                   max(0.0, wait_seconds))
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A caller's deadline: ``seconds`` after the request ``arrived`` (``time.monotonic()``) at the process."""
+
+    arrived: float
+    seconds: float
+
+    @property
+    def at(self) -> float:
+        """When it passes, on ``time.monotonic()``'s clock."""
+        return self.arrived + self.seconds
+
+
+class Admission:
+    """The predictions in flight in one process, per model and in all, held to ``bounds``."""
+
+    def __init__(self, bounds: AdmissionBounds):
+        self.bounds = bounds
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
+        self._waiting: set[str] = set()  # models one of whose requests waits for a slot
+        self._asked: dict[str, float] = {}  # model -> when it was last asked (bounded by the registry's models)
+        self._total = 0
+
+    @contextmanager
+    def admitted(self, model: str, deadline: Deadline | None = None) -> Iterator[None]:
+        """Hold a slot of ``model`` while the block computes; refuse (raise :class:`DeadlinePassed`,
+        :class:`ModelBusy` or :class:`WorkerBusy`) when the deadline passed or no slot is free (after a
+        short wait for one, when no other request of the model waits already)."""
+        if deadline is not None:
+            _check(deadline)
+        self._take(model, deadline)
+        try:
+            yield
+        finally:
+            self._give_back(model)
+
+    def check(self, model: str, deadline: Deadline | None = None) -> None:
+        """Raise the refusal :meth:`admitted` would raise now, without taking a slot: an edge asks before it
+        reads a body, so that a refusal costs no parsing (the slot is taken, and checked again, later)."""
+        if deadline is not None:
+            _check(deadline)
+        with self._lock:
+            if not self._may_wait(model):
+                self._refuse_when_full(model)
+
+    @property
+    def in_flight(self) -> int:
+        """Predictions this process computes now."""
+        return self._total
+
+    def sheds(self, *, mirror: bool) -> bool:
+        """Whether a run that follows an answer is skipped now: a shadow run from ``shed_shadows_at``
+        predictions in flight, a canary's mirror run from ``shed_mirrors_at``."""
+        return self._total >= (self.bounds.shed_mirrors_at if mirror else self.bounds.shed_shadows_at)
+
+    def _take(self, model: str, deadline: Deadline | None) -> None:
+        with self._lock:
+            self._asked[model] = time.monotonic()
+            if self._may_wait(model) and self._over_share(model):
+                self._wait_for_slot(model, deadline)
+            self._refuse_when_full(model)
+            self._by_model[model] = self._by_model.get(model, 0) + 1
+            self._total += 1
+        PREDICTIONS_IN_FLIGHT.inc()
+
+    def _may_wait(self, model: str) -> bool:
+        """Whether a request of ``model`` may wait for a slot: waits are on, and none of the model's waits."""
+        return self.bounds.wait_seconds > 0 and model not in self._waiting
+
+    def _wait_for_slot(self, model: str, deadline: Deadline | None) -> None:
+        """Wait (the lock held, released meanwhile) until ``model`` has a slot free, ``wait_seconds`` at most
+        and never past ``deadline``; then the deadline is checked again."""
+        until = time.monotonic() + self.bounds.wait_seconds
+        if deadline is not None:
+            until = min(until, deadline.at)
+        self._waiting.add(model)
+        try:
+            self._freed.wait_for(lambda: not self._over_share(model), timeout=max(0.0, until - time.monotonic()))
+        finally:
+            self._waiting.discard(model)
+        if deadline is not None and not self._over_share(model):
+            _check(deadline)
+
+    def _over_share(self, model: str) -> bool:
+        """Whether ``model`` holds its bound's worth of slots while another model was asked lately (the
+        caller holds the lock)."""
+        if self._by_model.get(model, 0) < self.bounds.per_model:
+            return False
+        lately = time.monotonic() - OTHERS_ACTIVE_SECONDS
+        return any(at >= lately for name, at in self._asked.items() if name != model)
+
+    def _refuse_when_full(self, model: str) -> None:
+        """Raise :class:`ModelBusy` or :class:`WorkerBusy` when ``model`` or the process has no slot free
+        (the caller holds the lock)."""
+        bounds, held = self.bounds, self._by_model.get(model, 0)
+        if self._over_share(model):
+            raise ModelBusy(
+                f"model {model!r} has {held} predictions in flight in this worker, as many as one model may "
+                f"while others are asked (MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
+                "fewer requests at once, or add workers or replicas", RETRY_AFTER_SECONDS)
+        if self._total >= bounds.per_worker:
+            raise WorkerBusy(
+                f"this worker has {self._total} predictions in flight, as many as it takes "
+                f"(MAX_IN_FLIGHT={bounds.per_worker}); retry after the Retry-After seconds (another worker "
+                "or replica may answer at once)", RETRY_AFTER_SECONDS)
+
+    def _give_back(self, model: str) -> None:
+        with self._lock:
+            held = self._by_model.pop(model) - 1
+            if held:
+                self._by_model[model] = held
+            self._total -= 1
+            if model in self._waiting:
+                self._freed.notify_all()
+        PREDICTIONS_IN_FLIGHT.dec()
+
+
+def _check(deadline: Deadline) -> None:
+    """Raise :class:`DeadlinePassed` when ``deadline`` has passed."""
+    now = time.monotonic()
+    if now >= deadline.at:
+        raise DeadlinePassed(
+            f"the request waited {now - deadline.arrived:.3f} s in this worker and its X-Request-Timeout of "
+            f"{deadline.seconds:g} s passed before the prediction could start; nothing was computed: retry after "
+            "the Retry-After seconds, or send a longer X-Request-Timeout", RETRY_AFTER_SECONDS)

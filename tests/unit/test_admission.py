@@ -1,0 +1,183 @@
+"""Admission (registry/serving/admission.py): predictions in flight bounded per model and per process,
+deadlines honoured before anything runs, and the runs after an answer shed in order while busy."""
+import threading
+import time
+from contextlib import ExitStack
+
+import pytest
+from prometheus_client import REGISTRY
+
+from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
+from registry.serving import admission as admission_module
+from registry.serving.admission import Admission, AdmissionBounds, Deadline
+from registry.serving.figures import FigureBook
+from registry.serving.shadow import ShadowJob, ShadowRunner
+from tests.unit.test_shadow_and_figures import SHADOW, GivenRows
+
+WAIT = 10  # seconds; a bound on waiting for an Event, so a broken test fails instead of hanging
+
+
+def admission(per_model=2, per_worker=3, wait_seconds=0.0, *, others=True) -> Admission:
+    """An admission; ``others``: another model (``other``) was just asked of it, so each model's bound holds."""
+    gate = Admission(AdmissionBounds.of(per_model=per_model, per_worker=per_worker, wait_seconds=wait_seconds))
+    if others:
+        with gate.admitted("other"):
+            pass
+    return gate
+
+
+@pytest.mark.parametrize("per_model, per_worker, expected", [
+    (2, 3, (2, 3, 2, 2)),
+    (3, 4, (3, 4, 2, 3)),
+    (5, 3, (3, 3, 2, 2)),  # no model may hold more than the process
+    (0, 0, (1, 1, 1, 1)),  # a bound of 0 would refuse everything
+    (4, 7, (4, 7, 4, 6)),
+])
+def test_bounds_are_at_least_one_and_no_model_holds_more_than_the_process(per_model, per_worker, expected):
+    bounds = AdmissionBounds.of(per_model=per_model, per_worker=per_worker)
+    assert (bounds.per_model, bounds.per_worker, bounds.shed_shadows_at, bounds.shed_mirrors_at) == expected
+
+
+def test_a_model_at_its_bound_is_refused_while_another_model_still_starts():
+    gate = admission()
+    with gate.admitted("a"), gate.admitted("a"):
+        with pytest.raises(ModelBusy) as refused:
+            with gate.admitted("a"):
+                pytest.fail("a third prediction of a started")
+        assert "MAX_IN_FLIGHT_PER_MODEL=2" in refused.value.detail and refused.value.retry_after == 1
+        with gate.admitted("b"):
+            assert gate.in_flight == 3
+    assert gate.in_flight == 0
+
+
+def test_a_model_alone_in_the_process_may_take_every_slot_until_another_is_asked(monkeypatch):
+    gate = admission(others=False)
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("a"):  # three of three: nobody else needs one
+        with pytest.raises(WorkerBusy):
+            gate.check("a")
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("b"):  # b asked: a keeps to its bound again
+        with pytest.raises(ModelBusy):
+            gate.check("a")
+    monkeypatch.setattr(admission_module, "OTHERS_ACTIVE_SECONDS", 0.0)  # b asked long enough ago
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("a"):
+        assert gate.in_flight == 3
+
+
+def test_a_full_process_refuses_every_model():
+    gate = admission(per_model=2, per_worker=2)
+    with gate.admitted("a"), gate.admitted("b"):
+        with pytest.raises(WorkerBusy, match="MAX_IN_FLIGHT=2"):
+            gate.check("c")
+    gate.check("c")  # free again
+
+
+def test_a_slot_is_given_back_when_the_prediction_fails():
+    gate = admission(per_model=1)
+    with pytest.raises(ValueError), gate.admitted("a"):
+        raise ValueError("the model could not use these rows")
+    with gate.admitted("a"):
+        assert gate.in_flight == 1
+
+
+def test_a_passed_deadline_is_refused_before_a_slot_is_taken_and_a_later_one_starts():
+    gate = admission()
+    arrived = time.monotonic() - 2.0
+    with pytest.raises(DeadlinePassed, match="X-Request-Timeout of 1.5 s"):
+        with gate.admitted("a", Deadline(arrived, 1.5)):
+            pytest.fail("computed past its deadline")
+    assert gate.in_flight == 0
+    with gate.admitted("a", Deadline(arrived, 60.0)):
+        assert gate.in_flight == 1
+
+
+def test_check_says_what_admitted_would_without_taking_a_slot():
+    gate = admission(per_model=1)
+    gate.check("a")
+    assert gate.in_flight == 0
+    with gate.admitted("a"):
+        with pytest.raises(ModelBusy):
+            gate.check("a")
+
+
+def test_many_threads_never_hold_more_than_the_bound():
+    gate, most, lock = admission(per_model=3, per_worker=3), [0], threading.Lock()
+
+    def predict():
+        for _ in range(200):
+            try:
+                with gate.admitted("a"):
+                    with lock:
+                        most[0] = max(most[0], gate.in_flight)
+            except ModelBusy:
+                pass
+
+    threads = [threading.Thread(target=predict) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] <= 3 and gate.in_flight == 0
+
+
+@pytest.mark.parametrize("in_flight, shadow_shed, mirror_shed", [(0, False, False), (1, False, False),
+                                                                 (2, True, False), (3, True, True)])
+def test_shadow_runs_are_shed_from_half_full_and_mirror_runs_when_every_other_slot_is_taken(in_flight, shadow_shed,
+                                                                                          mirror_shed):
+    gate = admission(per_model=4, per_worker=4)
+    with ExitStack() as held:
+        for _ in range(in_flight):
+            held.enter_context(gate.admitted("a"))
+        assert (gate.sheds(mirror=False), gate.sheds(mirror=True)) == (shadow_shed, mirror_shed)
+
+
+def test_the_shadow_runner_sheds_while_busy_counts_it_as_a_drop_and_runs_again_after():
+    busy, ran = threading.Event(), []
+    book = FigureBook()
+    runner = ShadowRunner(book, run=lambda servable, rows: ran.append(len(rows)) or [1.0] * len(rows),
+                          shed=lambda *, mirror: busy.is_set() and not mirror)
+    shadow = ShadowJob(7, "production", SHADOW, request=GivenRows([[1.0]]), answered=[1.0])
+    mirror = ShadowJob(7, "production", SHADOW, request=GivenRows([[1.0]]), answered=[1.0], role="canary",
+                       arm_version=2)
+    shed_before = _shed("shadow")
+    busy.set()
+    assert runner.offer(shadow) is False and runner.offer(mirror) is True
+    assert runner.wait_idle(WAIT)
+    assert _shed("shadow") == shed_before + 1 and ran == [1]  # the mirror ran
+    assert book.take_changed()[(7, "shadow", 3)].dropped == 1
+    busy.clear()
+    assert runner.offer(shadow) is True and runner.wait_idle(WAIT)
+    assert ran == [1, 1]
+
+
+def _shed(kind: str) -> float:
+    return REGISTRY.get_sample_value("registry_shadow_shed_total", {"kind": kind}) or 0.0
+
+
+def test_one_request_of_a_full_model_waits_briefly_for_a_slot_and_a_second_is_refused_at_once():
+    gate = admission(per_model=1, per_worker=3, wait_seconds=WAIT)
+    waiting, started = threading.Event(), threading.Event()
+
+    def wait_for_a():
+        waiting.set()
+        with gate.admitted("a"):
+            started.set()
+
+    with gate.admitted("a"):
+        waiter = threading.Thread(target=wait_for_a)
+        waiter.start()
+        waiting.wait(WAIT)
+        while "a" not in gate._waiting:  # the waiter is inside its wait
+            time.sleep(0.001)
+        with pytest.raises(ModelBusy):
+            gate.check("a")  # one waits already: a second is refused before its body is read
+        assert not started.is_set()
+    assert started.wait(WAIT)  # the slot given back went to the waiter
+    waiter.join()
+
+
+def test_a_wait_for_a_slot_ends_in_a_refusal_when_none_frees():
+    gate = admission(per_model=1, per_worker=3, wait_seconds=0.01)
+    with gate.admitted("a"):
+        gate.check("a")  # nobody waits: it may wait, so the early check lets it through
+        with pytest.raises(ModelBusy), gate.admitted("a"):
+            pytest.fail("two of a in flight")
