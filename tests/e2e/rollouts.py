@@ -4,11 +4,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from registry.serving.routing import key_share
 from tests.helpers import PROBE_ROW
 
 STICKY_HEADER = "X-User-Id"
+# Each worker's alias watcher notes when it last followed a change of the registry (it reads the
+# prediction log's shares then, after the aliases and rollouts).
+FOLLOWED = "registry_prediction_log_shares_read_timestamp_seconds"
 # Figures are flushed every second by each process; reading them back waits at most this long.
 FIGURES_DEADLINE_SECONDS = 15
 
@@ -70,3 +74,11 @@ def figures_once(live, name: str, done, alias: str = "production") -> dict:
         if done(figures) or time.monotonic() > deadline:
             return figures
         time.sleep(0.2)
+
+
+def followed_at(live) -> dict[int, float]:
+    """pid -> when that worker last followed a change of the registry (read every model's share), from /metrics."""
+    text = requests.get(f"{live.url}/metrics", timeout=30).text
+    return {int(sample.labels["pid"]): sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == FOLLOWED}
+

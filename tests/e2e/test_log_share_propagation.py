@@ -7,22 +7,14 @@ import uuid
 
 import psutil
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import move
+from tests.e2e.rollouts import followed_at
 from tests.helpers import wait_for
 
-SHARES_READ = "registry_prediction_log_shares_read_timestamp_seconds"
 DEADLINE = 60  # seconds: only a bound on waiting, so that a server that never follows fails the test
 FOLLOW_PERIODS = 5  # a worker follows within ALIAS_REFRESH_SECONDS, and a busy machine may delay its poll
-
-
-def shares_read_at(live) -> dict[int, float]:
-    """pid -> when that worker last read every model's share, from /metrics."""
-    text = requests.get(f"{live.url}/metrics", timeout=30).text
-    return {int(sample.labels["pid"]): sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == SHARES_READ}
 
 
 def logged_ids(live, model: str) -> set[str]:
@@ -43,11 +35,11 @@ def test_a_share_change_reaches_every_idle_worker_and_each_logs_its_next_answers
     assert patched.status_code == 200, patched.text
 
     # No predictions meanwhile: the change must reach the workers by itself.
-    wait_for(lambda: all(shares_read_at(live).get(pid, 0) >= before for pid in workers),
+    wait_for(lambda: all(followed_at(live).get(pid, 0) >= before for pid in workers),
              "every worker to read the new share", DEADLINE)
     # A worker reads the shares at its start and after a change only: each figure is the read that
     # followed the PATCH. Within a few periods, so a change never waits for traffic (or for long).
-    late = {pid: read_at - before for pid, read_at in shares_read_at(live).items()
+    late = {pid: read_at - before for pid, read_at in followed_at(live).items()
             if pid in workers and read_at - before > FOLLOW_PERIODS * live.refresh_seconds}
     assert not late, f"seconds each worker took past {FOLLOW_PERIODS} x ALIAS_REFRESH_SECONDS: {late}"
     ids = [f"after-{uuid.uuid4()}" for _ in range(30)]
