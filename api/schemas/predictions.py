@@ -46,6 +46,10 @@ class LoggedPredictionOut(Schema):
     at = UTCDateTime()
     label = fields.Raw(allow_none=True, dump_default=None)
     labelled_at = UTCDateTime(allow_none=True)
+    explanations = fields.Dict(allow_none=True, dump_default=None, metadata={
+        "description": "when the model's prediction_log.explain drew this answer: {space, columns, base_value, values: "
+                       "[[one per column (a list per class where the space has several)], … one per row]}; "
+                       "base_value + the sum of a row's values is its answer in space. null otherwise"})
 
 
 class ExportedToOut(Schema):

@@ -23,7 +23,7 @@ from registry.monitoring.references import get_reference, set_reference
 blp = Blueprint("predictions", __name__, description="The prediction log")
 
 CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms", "at", "inputs", "outputs", "label",
-               "labelled_at")
+               "labelled_at", "explanations")
 
 
 @blp.route("/models/<name>/predictions")
@@ -45,7 +45,7 @@ def predictions(args, name):
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
         headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
         items = LoggedPredictionOut(many=True).dump(page.items)
-        return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label")),
+        return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label", "explanations")),
                         mimetype="text/csv", headers=headers)
     return {"items": page.items, "next_cursor": page.next_cursor, "exported_to": exported}
 

@@ -65,9 +65,10 @@ class Usage:
 
 
 def row_bytes(*, inputs: str | None, outputs: str | None, request_id: str, alias: str | None,
-              route: str | None) -> int:
-    """What a row counts for: its JSON and text as written, and the fixed columns (migration 0014 measures alike)."""
-    return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route) if part)
+              route: str | None, explanations: str | None = None) -> int:
+    """What a row counts for: its JSON and text as written (its explanations' too), and the fixed columns
+    (migration 0014 measures alike)."""
+    return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route, explanations) if part)
 
 
 def label_bytes(label: object) -> int:
