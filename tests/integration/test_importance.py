@@ -1,11 +1,18 @@
 """Global importance and attribution drift (issue 43): a version's mean |attribution| per input column over
 a window of its logged explanations; during a rollout the canary's beside the primary's, with the total
-variation distance between their shares. Shown only to a token with the right ``read_inputs``."""
+variation distance between their shares. Shown only to a token with the right ``read_inputs``; the
+monitoring sweep sends ``model.attribution_drift`` once when a canary leans on other columns than its
+primary, never for an equal one."""
+import json
+
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
+from sqlalchemy import select
 
+from registry.db import db
+from registry.events.tables import WebhookEvent
 from tests.helpers import assert_problem, upload_ok
 
 RNG = np.random.default_rng(11)
@@ -161,3 +168,73 @@ def test_an_analyst_scoped_to_the_model_reads_it(app, client, served, tokens):
 def test_an_unknown_version_is_404_and_a_bad_window_422(client, served, analyst):
     assert_problem(client.get(IMPORTANCE.format(9), headers=analyst), 404)
     assert_problem(client.get("/models/m/versions/1/importance?window=forever", headers=analyst), 422, "window")
+
+
+PUBLIC_URL = "https://93.184.215.14/hooks/registry"  # a literal public address: no DNS needed
+
+
+def sweep(app) -> dict:
+    result = app.test_cli_runner().invoke(args=["monitoring", "sweep"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def attribution_events(app) -> list[dict]:
+    with app.app_context():
+        bodies = db.session.execute(select(WebhookEvent.body).where(WebhookEvent.type == "model.attribution_drift")
+                                    .order_by(WebhookEvent.id)).scalars().all()
+    return [json.loads(body)["data"] for body in bodies]
+
+
+@pytest.fixture
+def subscribed(client, admin):
+    created = client.post("/webhooks", json={"url": PUBLIC_URL, "events": ["model.attribution_drift"]}, headers=admin)
+    assert created.status_code == 201, created.get_json()
+
+
+def test_the_sweep_alerts_once_when_a_canary_leans_on_another_column(app, client, served, ci, subscribed):
+    canary(client, ci, uses(2))
+    answer(app, client, 120, "s")
+
+    (alert,) = sweep(app)["attribution_alerts"]
+
+    assert (alert["model"], alert["alias"], alert["primary"], alert["canary"], alert["window"]) == (
+        "m", "production", 1, 2, "1h")
+    assert alert["distance"] == pytest.approx(1, abs=0.02) and alert["threshold"] == 0.2
+    assert min(alert["rows"].values()) >= 20 and sorted(alert["moved"]) == ["x0", "x2"]
+    assert attribution_events(app) == [alert]  # the webhook event carries the same figures, by column name only
+    assert "mean_abs" not in json.dumps(alert) and "share" not in json.dumps(alert)
+
+    answer(app, client, 20, "more")
+    assert sweep(app)["attribution_alerts"] == []  # still apart, not newly: no second alert
+    assert len(attribution_events(app)) == 1
+
+
+def test_an_equal_canary_never_alerts(app, client, served, ci, subscribed):
+    canary(client, ci, uses(0, seed=1))
+    answer(app, client, 120, "e")
+    assert sweep(app)["attribution_alerts"] == [] and attribution_events(app) == []
+
+
+def test_no_alert_before_each_arm_has_its_minimum_of_explained_rows(app, client, served, ci, subscribed):
+    canary(client, ci, uses(2))
+    answer(app, client, 10, "few")
+    assert sweep(app)["attribution_alerts"] == []
+    answer(app, client, 110, "enough")
+    assert len(sweep(app)["attribution_alerts"]) == 1
+
+
+def test_the_threshold_is_a_setting(build_app, ci, admin):
+    app = build_app(PREDICTION_LOG_SAMPLE=1.0, ATTRIBUTION_MIN_ROWS=20, MONITOR_WINDOW="1h", ATTRIBUTION_DRIFT=0.999)
+    client = app.test_client()
+    upload_ok(client, ci, "m", uses(0), {"feature_names": NAMES})
+    assert client.post("/models/m/versions/1/promote", json={}, headers=ci).status_code == 200
+    assert client.patch("/models/m", json={"prediction_log": {"explain": 1.0}}, headers=ci).status_code == 200
+    canary(client, ci, mixed_canary())
+    answer(app, client, 120, "t")
+    assert sweep(app)["attribution_alerts"] == []  # apart by about a half: under 0.999
+
+
+def mixed_canary() -> LinearRegression:
+    """A canary moved by x0 and x2 alike: half its attributions where the primary has none."""
+    return LinearRegression().fit(X, 3 * X[:, 0] + 3 * X[:, 2])
