@@ -138,6 +138,11 @@ class Config:
     # measures each served version over MONITOR_WINDOW, for /metrics and model.drift alerts.
     MONITOR_SECONDS = _float("MONITOR_SECONDS", 60.0)
     MONITOR_WINDOW = os.environ.get("MONITOR_WINDOW", "1h")
+    # Attribution drift (a rollout's canary against its primary, from the logged explanations): the sweep sends
+    # model.attribution_drift when the total variation distance of their importance shares passes
+    # ATTRIBUTION_DRIFT, once each arm has ATTRIBUTION_MIN_ROWS explained rows in MONITOR_WINDOW.
+    ATTRIBUTION_DRIFT = _float("ATTRIBUTION_DRIFT", 0.2)
+    ATTRIBUTION_MIN_ROWS = _int("ATTRIBUTION_MIN_ROWS", 100)
     # How often one process of the fleet judges the running rollout plans (0: never in the background).
     ROLLOUT_TICK_SECONDS = _float("ROLLOUT_TICK_SECONDS", 5.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)

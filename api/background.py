@@ -33,6 +33,7 @@ def init_app(app: Flask) -> None:
         thresholds=Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
                               min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"]),
         name_value=hidden_value_names(app),
+        attribution_threshold=config["ATTRIBUTION_DRIFT"], attribution_min_rows=config["ATTRIBUTION_MIN_ROWS"],
     )
     scrubbing = scrub.ScrubSettings(every_seconds=config["ARTIFACT_SCRUB_SECONDS"],
                                     bytes_per_second=config["ARTIFACT_SCRUB_MB_PER_SECOND"] * 1024 * 1024)

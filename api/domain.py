@@ -61,7 +61,8 @@ def init_app(app: Flask) -> None:
                                capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],
                                min_free_mb=config["PREDICTION_LOG_MIN_FREE_MB"],
                                database_url=config["SQLALCHEMY_DATABASE_URI"],
-                               export=bool(config["PREDICTION_LOG_EXPORT"]))
+                               export=bool(config["PREDICTION_LOG_EXPORT"]),
+                               max_explain_rows=config["MAX_EXPLAIN_ROWS"])
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
                                    draw_key=(config.get("SECRET_KEY") or "").encode())
     runtime.shadows.observe(prediction_log.log_shadow)

@@ -25,6 +25,7 @@ ROUTE_RIGHTS: dict[tuple[str, str], str] = {
     ("predictions.reference", "GET"): READ,
     ("predictions.version_monitoring", "GET"): READ,
     ("predictions.predictions", "GET"): READ_INPUTS,
+    ("predictions.version_importance", "GET"): READ_INPUTS,
     ("predictions.feedback", "POST"): FEEDBACK,
     ("predict.predict_ref", "POST"): PREDICT,
     ("predict.predict_default", "POST"): PREDICT,

@@ -1,5 +1,6 @@
 """Finding models, versions, aliases and rollouts by name and reference, the way every use case needs them."""
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from registry.db import db
 from registry.errors import ModelNotFound, VersionNotFound
@@ -177,3 +178,18 @@ def served_versions() -> list[tuple[str, int]]:
             .join(Rollout, (Rollout.canary_version_id == ModelVersion.id) | (Rollout.shadow_version_id == ModelVersion.id))
             .where(Rollout.ended_at.is_(None)))
     return sorted(tuple(row) for row in db.session.execute(aliased.union(arms)).all())
+
+
+def running_canaries(name: str | None = None) -> list[tuple[str, str, int, int]]:
+    """(model, alias, primary version, canary version) of every running rollout with a canary (of ``name``'s
+    rollouts only, when given), by model and alias."""
+    primary, canary = aliased(ModelVersion), aliased(ModelVersion)
+    query = (select(RegisteredModel.name, Rollout.alias, primary.number, canary.number)
+             .join(RegisteredModel, RegisteredModel.id == Rollout.model_id)
+             .join(canary, canary.id == Rollout.canary_version_id)
+             .join(Alias, (Alias.model_id == Rollout.model_id) & (Alias.name == Rollout.alias))
+             .join(primary, primary.id == Alias.version_id)
+             .where(Rollout.ended_at.is_(None)))
+    if name is not None:
+        query = query.where(RegisteredModel.name == name)
+    return sorted(tuple(row) for row in db.session.execute(query).all())

@@ -55,6 +55,8 @@ class RegisteredModel(db.Model):
     prediction_log_sample: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The most its log may hold, in MB, when it asks for less than its fair share of PREDICTION_LOG_MAX_MB.
     prediction_log_max_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The share of its logged answers whose explanations the log's writer computes and keeps (None: none).
+    prediction_log_explain: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

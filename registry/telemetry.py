@@ -114,6 +114,12 @@ PREDICTION_LOG_EXPORT_FAILURES = Counter(
     "registry_prediction_log_export_failures_total",
     "Exports of a model's rows to PREDICTION_LOG_EXPORT that failed (tried again; the rows stay in the database)",
 )
+PREDICTION_LOG_EXPLAINED = Counter(
+    "registry_prediction_log_explained_total",
+    "Logged answers drawn to be explained (prediction_log.explain), by outcome: explained, skipped (the writer's "
+    "time for explanations was spent: logged without), unexplainable (the version has no explanations)",
+    ["outcome"],
+)
 # One series per live worker (a dead one's leaves with its gauges): whether each follows a change.
 PREDICTION_LOG_SHARES_READ = Gauge(
     "registry_prediction_log_shares_read_timestamp_seconds",
@@ -226,7 +232,7 @@ FAMILIES = (
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
     PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_HELD, PREDICTION_LOG_EXPORTED,
-    PREDICTION_LOG_EXPORT_FAILURES, PREDICTIONS_IN_FLIGHT, ADMISSION_REFUSED, SHADOW_SHED,
+    PREDICTION_LOG_EXPORT_FAILURES, PREDICTION_LOG_EXPLAINED, PREDICTIONS_IN_FLIGHT, ADMISSION_REFUSED, SHADOW_SHED,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -18,9 +18,11 @@ group = AppGroup("monitoring", help="Live quality and drift of the served versio
 @group.command("sweep")
 def sweep():
     """Measure every served version over MONITOR_WINDOW, keep the figures for /metrics and send
-    model.drift for new drift; prints what it did as JSON."""
+    model.drift for new drift and model.attribution_drift for a canary's new attribution drift; prints
+    what it did as JSON."""
     result = sweep_now(sweep_settings(current_app))
-    click.echo(json.dumps({"versions": result.versions, "alerts": result.alerts}, default=str))
+    click.echo(json.dumps({"versions": result.versions, "alerts": result.alerts,
+                           "attribution_alerts": result.attribution_alerts}, default=str))
 
 
 @group.command("export-log")

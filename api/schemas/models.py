@@ -2,7 +2,7 @@
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import TEXT_KEYS, Text, UTCDateTime
+from api.schemas.fields import TEXT_KEYS, FiniteNumber, Text, UTCDateTime
 
 
 class PredictionLogPatch(Schema):
@@ -20,10 +20,18 @@ class PredictionLogPatch(Schema):
                                  "PREDICTION_LOG_MAX_MB; null: its fair share"},
     )
 
+    explain = FiniteNumber(
+        allow_none=True, validate=validate.Range(0, 1, error="explain is a share of the logged answers, from 0 to 1"),
+        metadata={"minimum": 0, "maximum": 1,
+                  "description": "the share of the logged answers whose explanations are computed off the request path "
+                                 "and kept with them, 0 to 1 (1: every logged answer; a version that cannot be "
+                                 "explained logs none); null or 0: none"},
+    )
+
     @validates_schema
     def _something(self, data, **kwargs):
         if not data:
-            raise ValidationError("give sample, max_mb or both", "_schema")
+            raise ValidationError("give sample, max_mb, explain or any of them", "_schema")
 
 
 class ModelPatch(Schema):
@@ -45,10 +53,10 @@ class ModelOut(Schema):
 class ModelDetailOut(ModelOut):
     version_count = fields.Integer()
     prediction_log = fields.Method("_prediction_log", metadata={
-        "description": "the share of requests logged, and the most its log may hold in MB (null: its fair share "
-                       "of PREDICTION_LOG_MAX_MB)"})
+        "description": "the share of requests logged, the most its log may hold in MB (null: its fair share "
+                       "of PREDICTION_LOG_MAX_MB), and the share of logged answers explained (0: none)"})
 
     def _prediction_log(self, model) -> dict:
         own = model.prediction_log_sample
         return {"sample": current_app.config["PREDICTION_LOG_SAMPLE"] if own is None else own,
-                "max_mb": model.prediction_log_max_mb}
+                "max_mb": model.prediction_log_max_mb, "explain": model.prediction_log_explain or 0.0}

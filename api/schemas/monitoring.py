@@ -90,3 +90,42 @@ class MonitoringOut(Schema):
     routes = fields.Dict(keys=fields.String(), values=fields.Nested(RouteFiguresOut), metadata={
         "description": "the same figures by the route that reached the version: primary, canary and shadow "
                        "(rollout arms), direct (asked by version number)"})
+
+
+class ImportanceOut(Schema):
+    model = fields.String()
+    version = fields.Integer()
+    window = fields.String()
+    since = UTCDateTime()
+    route = fields.String(allow_none=True, metadata={"description": "the rollout arm whose answers were read; null: all"})
+    requests = fields.Integer(metadata={"description": "logged requests whose explanations were read"})
+    rows = fields.Integer(metadata={"description": "the rows they explained"})
+    space = fields.String(allow_none=True, metadata={"description": "prediction, probability or margin; null without rows"})
+    columns = fields.Method("_columns", metadata={
+        "type": "array", "items": {"type": "object"},
+        "description": "the input columns, the most important first: {name, mean_abs: the mean absolute attribution "
+                       "over the rows (summed over the classes where the space has a value per class), share: its "
+                       "share of the columns' sum}"})
+
+    def _columns(self, found) -> list[dict]:
+        shares = found.shares
+        return [{"name": name, "mean_abs": value, "share": shares[name]} for name, value in found.columns.items()]
+
+
+class AttributionDriftOut(Schema):
+    alias = fields.String()
+    primary = fields.Nested(ImportanceOut, metadata={"description": "the primary version over its primary answers"})
+    canary = fields.Nested(ImportanceOut, metadata={"description": "the canary version over its canary answers"})
+    distance = fields.Float(allow_none=True, metadata={
+        "description": "total variation distance between the two arms' shares, 0 to 1; null until each arm has "
+                       "min_rows explained rows in the window"})
+    threshold = fields.Float(metadata={"description": "ATTRIBUTION_DRIFT"})
+    min_rows = fields.Integer(metadata={"description": "ATTRIBUTION_MIN_ROWS"})
+    drifted = fields.Boolean()
+    moved = fields.List(fields.String(), metadata={"description": "the columns whose share moved, the most first"})
+
+
+class VersionImportanceOut(ImportanceOut):
+    rollouts = fields.List(fields.Nested(AttributionDriftOut), metadata={
+        "description": "for each running rollout the version is the primary or the canary of: both arms' importance "
+                       "over their own answers, and their attribution drift"})

@@ -48,6 +48,10 @@ class LoggedPredictionOut(Schema):
     labelled_at = UTCDateTime(allow_none=True)
     trace_id = fields.String(allow_none=True, metadata={
         "description": "the request's trace id (32 hex digits) when tracing was on: its spans in the trace backend"})
+    explanations = fields.Dict(allow_none=True, dump_default=None, metadata={
+        "description": "when the model's prediction_log.explain drew this answer: {space, columns, base_value, values: "
+                       "[[one per column (a list per class where the space has several)], … one per row]}; "
+                       "base_value + the sum of a row's values is its answer in space. null otherwise"})
 
 
 class ExportedToOut(Schema):

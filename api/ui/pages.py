@@ -25,6 +25,7 @@ from registry.errors import Forbidden, RolloutNotFound, Unauthorized
 from registry.evaluations import comparison
 from registry.evaluations import scores as evaluations
 from registry.governance import policies
+from registry.monitoring.importance import version_importance
 from registry.monitoring.quality import Thresholds, monitoring, quality_timeline
 from registry.monitoring.queries import logged_predictions
 from registry.tables import utcnow
@@ -153,7 +154,8 @@ def alias_live(name, alias):
 @bp.route("/models/<name>/versions/<int:number>/monitoring")
 @page
 def version_monitoring(name, number):
-    """A version's live quality over time, labels and their delay, drift per feature, latest logged requests."""
+    """A version's live quality over time, labels and their delay, drift per feature, global importance (and a
+    rollout's attribution drift), latest logged requests."""
     window = request.args.get("window") if request.args.get("window") in WINDOWS else "24h"
     span = window_span(window)
     summary = catalog.get_model(name)
@@ -169,9 +171,14 @@ def version_monitoring(name, number):
     # Inputs may be personal data: the latest requests and the values of categorical bins only for a
     # signed-in token with the right read_inputs, as the API asks.
     latest = logged_predictions(name, version=number, limit=LATEST_REQUESTS).items if reads_inputs else None
+    # Attributions tell about the inputs they explain: the same right.
+    explained = version_importance(name, str(number), window=window, span=span,
+                                   min_rows=current_app.config["ATTRIBUTION_MIN_ROWS"],
+                                   threshold=current_app.config["ATTRIBUTION_DRIFT"]) if reads_inputs else None
     return render_template(
         "ui/monitoring.html", model=summary, version=version, window=window, windows=WINDOWS, figures=figures,
         metric=metric, marks=marks, ticks=ticks, drift_charts=drift_charts, latest=latest, signed_in=who is not None,
+        explained=explained,
     )
 
 

@@ -11,9 +11,17 @@ from api.auth import principal, reads, requires, requires_read_inputs, sees_inpu
 from api.content import accepts
 from api.csv_export import csv_table
 from api.input_privacy import shown_value_names
-from api.schemas.monitoring import MonitoringArgs, MonitoringOut, ReferenceIn, ReferenceOut, window_span
+from api.schemas.monitoring import (
+    MonitoringArgs,
+    MonitoringOut,
+    ReferenceIn,
+    ReferenceOut,
+    VersionImportanceOut,
+    window_span,
+)
 from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
 from registry.monitoring.feedback import apply_feedback
+from registry.monitoring.importance import version_importance as importance_of
 from registry.monitoring.log_export import exported_state
 from registry.monitoring.masking import masked_profile
 from registry.monitoring.quality import Thresholds, monitoring
@@ -23,7 +31,7 @@ from registry.monitoring.references import get_reference, set_reference
 blp = Blueprint("predictions", __name__, description="The prediction log")
 
 CSV_COLUMNS = ("request_id", "version", "alias", "route", "status", "latency_ms", "at", "inputs", "outputs", "label",
-               "labelled_at", "trace_id")
+               "labelled_at", "trace_id", "explanations")
 
 
 @blp.route("/models/<name>/predictions")
@@ -45,7 +53,7 @@ def predictions(args, name):
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
         headers = {"X-Next-Cursor": str(page.next_cursor)} if page.next_cursor else {}
         items = LoggedPredictionOut(many=True).dump(page.items)
-        return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label")),
+        return Response(csv_table(CSV_COLUMNS, items, json_columns=("inputs", "outputs", "label", "explanations")),
                         mimetype="text/csv", headers=headers)
     return {"items": page.items, "next_cursor": page.next_cursor, "exported_to": exported}
 
@@ -83,6 +91,25 @@ def version_monitoring(args, name, ref):
                             min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"])
     return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds,
                       name_value=shown_value_names())
+
+
+@blp.route("/models/<name>/versions/<ref>/importance")
+@requires_read_inputs
+@blp.arguments(MonitoringArgs, location="query")
+@blp.response(200, VersionImportanceOut)
+def version_importance(args, name, ref):
+    """A version's global importance over a window ending now (``?window=24h``), from its logged explanations.
+
+    Per input column, the mean absolute attribution over the window's explained rows (summed over the
+    classes where the explanations' space has a value per class), largest first, and each column's share;
+    the model's ``prediction_log.explain`` setting decides how many answers are explained. ``rollouts``
+    puts, for each running rollout the version is an arm of, the canary's importance beside the primary's
+    (each over its own answers) with their total variation distance: the attribution drift the monitoring
+    sweep alerts on (``model.attribution_drift``). Explanations tell about the inputs they explain: this
+    needs a token with the right ``read_inputs``, as the logged inputs do."""
+    config = current_app.config
+    return importance_of(name, ref, window=args["window"], span=window_span(args["window"]),
+                         min_rows=config["ATTRIBUTION_MIN_ROWS"], threshold=config["ATTRIBUTION_DRIFT"])
 
 
 @blp.route("/models/<name>/versions/<ref>/reference", methods=["PUT"])

@@ -25,6 +25,7 @@ class ModelSummary:
     updated_at: datetime
     prediction_log_sample: float | None = None  # its own share of requests logged; None: the default
     prediction_log_max_mb: float | None = None  # the most its log may hold, when less than its fair share
+    prediction_log_explain: float | None = None  # the share of its logged answers explained; None: none
 
 
 def list_models(page: int, per_page: int, *, readable: list[str] | None = None) -> Page:
@@ -48,7 +49,7 @@ def get_model(name: str) -> ModelSummary:
 
 def update_model(name: str, changes: dict) -> ModelSummary:
     """Set the model's ``description``, ``tags`` and/or ``prediction_log`` (``{"sample": share or None,
-    "max_mb": MB or None}``, either or both)."""
+    "max_mb": MB or None, "explain": share or None}``, any of them)."""
     with write_transaction():
         model = find_model(name, lock=True)
         for field in ("description", "tags"):
@@ -60,6 +61,8 @@ def update_model(name: str, changes: dict) -> ModelSummary:
                 model.prediction_log_sample = log_changes["sample"]
             if "max_mb" in log_changes:
                 model.prediction_log_max_mb = log_changes["max_mb"]
+            if "explain" in log_changes:
+                model.prediction_log_explain = log_changes["explain"] or None  # 0 and null alike: none
             record(ModelChanged(name))  # every worker of every replica reads the share again
         model.updated_at = utcnow()
     return get_model(name)
@@ -84,4 +87,5 @@ def _summary(model: RegisteredModel, latest: int | None) -> ModelSummary:
         updated_at=model.updated_at,
         prediction_log_sample=model.prediction_log_sample,
         prediction_log_max_mb=model.prediction_log_max_mb,
+        prediction_log_explain=model.prediction_log_explain,
     )

@@ -28,6 +28,7 @@ EVENT_TYPES = (
     "rollout.paused",
     "rollout.resumed",
     "model.drift",
+    "model.attribution_drift",
     "artifact.damaged",
     "policy.changed",
     "approval.requested",

@@ -2,8 +2,12 @@
 (``model=<name>/day=YYYY-MM-DD/part-<first id>.parquet``), and each model's ``model=<name>/_manifest.json``,
 which lists every file with its rows, first and last time, id range, versions, size and sha256.
 
-Inputs, outputs and labels are the JSON text the log holds. Readers that list the folders skip the
-manifest (a leading ``_``) and files being written (a leading ``.``).
+Inputs, outputs, labels and explanations are the JSON text the log holds. Readers that list the folders
+skip the manifest (a leading ``_``) and files being written (a leading ``.``).
+
+Schema versions: 1 had no ``explanations``; 2 adds it as the last column. A reader that reads files of
+both versions together gives :data:`SCHEMA` (``pyarrow.dataset.dataset(path, schema=SCHEMA)``), so that a
+version 1 file's rows read with ``explanations`` null; without it, pyarrow takes the first file's schema.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import pyarrow as pa
 from registry.monitoring.lake import MANIFEST, Lake
 from registry.tables import utcnow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = pa.schema([
     ("id", pa.int64()),
@@ -32,6 +36,7 @@ SCHEMA = pa.schema([
     ("at", pa.timestamp("us", tz="UTC")),
     ("label", pa.string()),  # JSON: the label as it was at the export; null when none had come
     ("labelled_at", pa.timestamp("us", tz="UTC")),
+    ("explanations", pa.string()),  # JSON: the rows' attributions when the model's log explained them; else null
 ])
 
 

@@ -68,9 +68,11 @@ class Usage:
 
 
 def row_bytes(*, inputs: str | None, outputs: str | None, request_id: str, alias: str | None,
-              route: str | None, trace_id: str | None = None) -> int:
-    """What a row counts for: its JSON and text as written, and the fixed columns (migration 0014 measures alike)."""
-    return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route, trace_id) if part)
+              route: str | None, trace_id: str | None = None, explanations: str | None = None) -> int:
+    """What a row counts for: its JSON and text as written (its explanations' too), and the fixed columns
+    (migration 0014 measures alike)."""
+    return ROW_OVERHEAD + sum(len(part) for part in (inputs, outputs, request_id, alias, route, trace_id, explanations)
+                              if part)
 
 
 def label_bytes(label: object) -> int:

@@ -264,14 +264,15 @@ def _rows(model_id: int, mark: int, upto: int) -> pd.DataFrame:
     columns = [LoggedPrediction.id, LoggedPrediction.request_id, LoggedPrediction.version, LoggedPrediction.alias,
                LoggedPrediction.route, cast(LoggedPrediction.inputs, Text), cast(LoggedPrediction.outputs, Text),
                LoggedPrediction.latency_ms, LoggedPrediction.status, LoggedPrediction.at,
-               cast(LoggedPrediction.label, Text), LoggedPrediction.labelled_at]
+               cast(LoggedPrediction.label, Text), LoggedPrediction.labelled_at, cast(LoggedPrediction.explanations, Text)]
     found = db.session.execute(
         select(*columns).where(LoggedPrediction.model_id == model_id, LoggedPrediction.id > mark,
                                LoggedPrediction.id <= upto).order_by(LoggedPrediction.id)
     ).all()
     end_read()
     frame = pd.DataFrame([tuple(row) for row in found], columns=lake_files.SCHEMA.names)
-    frame["label"] = frame["label"].where(frame["label"] != "null", None)  # a JSON null is no label
+    for column in ("label", "explanations"):  # a JSON null is none; text or missing, as a Parquet reader gives them back
+        frame[column] = frame[column].where(frame[column] != "null", None).astype("str")
     for column in ("at", "labelled_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True).dt.as_unit("us")
     return frame

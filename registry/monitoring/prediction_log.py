@@ -11,7 +11,9 @@ checking whenever it wrote a fiftieth of the bound or ``check_seconds`` passed s
 it stops logging while the database's volume has less than ``PREDICTION_LOG_MIN_FREE_MB`` free, so that
 the registry's own writes never meet a full disk. With an export, only rows the lake took are pruned: a
 model whose rows wait for a lake that fails may go :data:`~registry.monitoring.log_bounds.OVERDRAFT` over
-its share, and is then held (none of its answers logged) until the export catches up. Every model's
+its share, and is then held (none of its answers logged) until the export catches up. For the share of a
+model's logged answers its ``explain`` setting asks for, the writer also explains the rows with the version
+that answered them (:mod:`registry.monitoring.logged_explanations`), within a share of one core. Every model's
 share is read again by the alias watcher when the registry changes (:meth:`PredictionLog.follow`),
 so a new share reaches every worker and replica within ``ALIAS_REFRESH_SECONDS`` whatever the
 traffic; a process without a watcher has its writer read them when requests come and the last
@@ -39,15 +41,19 @@ from registry import tracing
 from registry.db import db, end_read, write_transaction
 from registry.monitoring import log_bounds
 from registry.monitoring.log_bounds import MB, Usage
+from registry.monitoring.logged_explanations import TimeBudget, explain_logged
 from registry.monitoring.tables import LoggedPrediction
 from registry.process.loop import Loop
+from registry.serving.cache import ServableModel
 from registry.serving.data_plane import Answer, Call, Failure
+from registry.serving.explanations import Explanations
 from registry.serving.routing import SHADOW
 from registry.serving.shadow import ShadowJob
 from registry.tables import RegisteredModel, utcnow
 from registry.telemetry import (
     PREDICTION_LOG_DROPPED,
     PREDICTION_LOG_HELD,
+    PREDICTION_LOG_EXPLAINED,
     PREDICTION_LOG_PAUSED,
     PREDICTION_LOG_PRUNED,
     PREDICTION_LOG_QUEUED,
@@ -83,6 +89,8 @@ class Entry:
     at: datetime
     weighed: bool = True  # whether a rollout's gates weigh it (False: its sticky key had sent its share)
     trace_id: str | None = None  # the request's trace (32 hex digits) when it was traced
+    servable: ServableModel | None = None  # the loaded version that answered: what explains the rows, if drawn
+    asked: Explanations | None = None  # the explanations the caller asked for, kept rather than computed again
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class LogSettings:
     database_url: str = ""  # where the database is: a SQLite file's volume is watched for free space
     check_seconds: float = 5.0  # the bound is checked at least this often while the writer writes
     export: bool = False  # PREDICTION_LOG_EXPORT is set: only rows that went to the lake are pruned
+    max_explain_rows: int = 500  # MAX_EXPLAIN_ROWS: a logged request's first rows that are explained
 
 
 class PredictionLog:
@@ -111,6 +120,8 @@ class PredictionLog:
         self._chance = chance
         self._draw_key = draw_key[:64]  # a secret of the deployment: callers cannot tell which ids are drawn
         self._shares: dict[str, float] = {}  # model -> its own share, where it set one
+        self._explained: dict[str, float] = {}  # model -> the share of its logged answers explained, where it set one
+        self._explaining = TimeBudget()  # the writer's time for explanations
         self._model_ids: dict[str, int] = {}
         self._queue: queue.Queue[Entry] = queue.Queue(settings.capacity)
         self._writer = Loop("prediction-log", WRITE_SECONDS, self._turn)
@@ -174,7 +185,8 @@ class PredictionLog:
             self.offer(Entry(
                 request_id=call.request_id, model=call.name, version=result.version, alias=call.alias,
                 route=result.route, rows=result.rows, outputs=outputs, latency_ms=answer.seconds * 1000, status=200,
-                at=utcnow(), weighed=result.weighed, trace_id=tracing.trace_id(),
+                at=utcnow(), weighed=result.weighed, trace_id=tracing.trace_id(), servable=result.servable,
+                asked=result.explanations,
             ))
         return True
 
@@ -200,6 +212,7 @@ class PredictionLog:
             request_id=job.request_id, model=job.shadow.model, version=job.shadow.version, alias=job.alias, route=SHADOW,
             rows=rows, outputs={"predictions": predictions}, latency_ms=seconds * 1000, status=200, at=utcnow(),
             trace_id=tracing.id_of(job.trace),
+            servable=job.shadow,
         ))
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -231,8 +244,9 @@ class PredictionLog:
         started, read_at = time.monotonic(), time.time()
         with self._session_scope():
             rows = _model_rows()
-        self._shares = {name: share for name, _, share in rows if share is not None}
-        self._model_ids = {name: model_id for name, model_id, _ in rows}
+        self._shares = {name: share for name, _, share, _ in rows if share is not None}
+        self._explained = {name: share for name, _, _, share in rows if share}
+        self._model_ids = {name: model_id for name, model_id, _, _ in rows}
         self._refreshed_at = started
         PREDICTION_LOG_SHARES_READ.labels(str(os.getpid())).set(read_at)
 
@@ -345,9 +359,11 @@ class PredictionLog:
         missing = {entry.model for entry in batch} - set(self._model_ids)
         if missing:
             self.refresh()
+        explained = [self._explanations(entry) for entry in batch]
         with self._session_scope():
             statement, at = _insert_for(db.engine.dialect)
-            rows = [_row(entry, self._model_ids[entry.model], at) for entry in batch if entry.model in self._model_ids]
+            rows = [_row(entry, self._model_ids[entry.model], at, explanations)
+                    for entry, explanations in zip(batch, explained) if entry.model in self._model_ids]
             for part in _parts(rows, self.settings.max_mb * MB / CHECK_SHARE):
                 if self._held:
                     held_ids = {self._model_ids.get(name) for name in self._held}
@@ -362,6 +378,29 @@ class PredictionLog:
                 PREDICTION_LOG_WRITTEN.inc(len(part))
                 if self._check_due():
                     self.enforce()
+
+    def _explanations(self, entry: Entry) -> dict | None:
+        """The stored explanations of ``entry``'s rows when its model's ``explain`` share draws it (by its request
+        id, as the sample does, so every answer under one id is explained or none is); None otherwise."""
+        share = self._explained.get(entry.model, 0.0)
+        if not share or entry.status != 200 or entry.servable is None or entry.rows is None:
+            return None
+        if share < 1 and _draw(f"explain:{entry.request_id}", self._draw_key) >= share:
+            return None
+        if entry.asked is None and not self._explaining.allows():
+            PREDICTION_LOG_EXPLAINED.labels("skipped").inc()
+            return None
+        started = time.perf_counter()
+        try:
+            found = explain_logged(entry.servable, entry.rows, max_rows=self.settings.max_explain_rows, asked=entry.asked)
+        except Exception:  # a fault of the explainer must not cost the log its rows: they are kept without
+            log.exception("version %s of %r could not explain a logged answer; it is logged without", entry.version,
+                          entry.model)
+            found = None
+        finally:
+            self._explaining.spend(time.perf_counter() - started)
+        PREDICTION_LOG_EXPLAINED.labels("explained" if found is not None else "unexplainable").inc()
+        return found
 
     def prune(self) -> int:
         """Delete what is older than the retention (and went to the lake, when it is exported), a bounded
@@ -389,9 +428,10 @@ def _parts(rows: list[tuple], most_bytes: float) -> list[list[tuple]]:
     return parts
 
 
-def _model_rows() -> list[tuple[str, int, float | None]]:
-    """(name, id, own share) of every model."""
-    query = select(RegisteredModel.name, RegisteredModel.id, RegisteredModel.prediction_log_sample)
+def _model_rows() -> list[tuple[str, int, float | None, float | None]]:
+    """(name, id, own share, share of logged answers explained) of every model."""
+    query = select(RegisteredModel.name, RegisteredModel.id, RegisteredModel.prediction_log_sample,
+                   RegisteredModel.prediction_log_explain)
     found = [tuple(row) for row in db.session.execute(query).all()]
     end_read()
     return found
@@ -402,8 +442,8 @@ def _model_rows() -> list[tuple[str, int, float | None]]:
 # to the driver as they are, without SQLAlchemy's per-value processing (which cost the predict route
 # a quarter of its throughput at a 100 % share). The SQL is the table's own insert, compiled once.
 _COLUMNS = ("model_id", "version", "request_id", "alias", "route", "inputs", "outputs", "latency_ms", "status", "at",
-            "weighed", "trace_id", "bytes")  # bytes last: the writer's parts read a row's size there
-_JSON_COLUMNS = {"inputs", "outputs"}
+            "weighed", "trace_id", "explanations", "bytes")  # bytes last: the writer's parts read a row's size there
+_JSON_COLUMNS = {"inputs", "outputs", "explanations"}
 _inserts: dict[str, tuple[str, Callable]] = {}
 
 
@@ -419,14 +459,15 @@ def _insert_for(dialect) -> tuple[str, Callable]:
     return found
 
 
-def _row(entry: Entry, model_id: int, at: Callable | None) -> tuple:
+def _row(entry: Entry, model_id: int, at: Callable | None, explanations: dict | None = None) -> tuple:
     inputs = _json(_jsonable(entry.rows) if not isinstance(entry.rows, np.ndarray) else entry.rows)
     outputs = _json(entry.outputs)
+    explained = _json(explanations)
     size = log_bounds.row_bytes(inputs=inputs, outputs=outputs, request_id=entry.request_id, alias=entry.alias,
-                                route=entry.route, trace_id=entry.trace_id)
+                                route=entry.route, trace_id=entry.trace_id, explanations=explained)
     return (model_id, entry.version, entry.request_id, entry.alias, entry.route, inputs, outputs,
             entry.latency_ms, entry.status, at(entry.at) if at is not None else entry.at, entry.weighed,
-            entry.trace_id, size)
+            entry.trace_id, explained, size)
 
 
 def _json(value: object) -> str | None:

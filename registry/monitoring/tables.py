@@ -32,6 +32,9 @@ class LoggedPrediction(db.Model):
     route: Mapped[str | None] = mapped_column(String(16), nullable=True)  # primary, canary; None outside rollouts
     inputs: Mapped[list | None] = mapped_column(JSON, nullable=True)  # the rows in signature order
     outputs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # predictions (probabilities), or the error
+    # The rows' attributions when the model's log asks for them (prediction_log.explain): see
+    # registry/monitoring/logged_explanations.py for the shape; None when not drawn or not explainable.
+    explanations: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)
     status: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)

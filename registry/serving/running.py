@@ -29,6 +29,8 @@ class Prediction:
     explanations: Explanations | None = field(default=None, compare=False)  # when asked for
     # False when a rollout's gates do not weigh it: its sticky key had sent its share to the arm already.
     weighed: bool = field(default=True, compare=False)
+    # The loaded version that answered: the prediction log's writer explains the rows it keeps with it.
+    servable: ServableModel | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         """The response body of the predict routes."""
@@ -82,6 +84,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
         classes,
         rows=rows,
         explanations=explanations,
+        servable=servable,
     )
 
 

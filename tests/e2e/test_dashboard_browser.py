@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
+from sklearn.linear_model import LinearRegression
 
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import move
@@ -284,6 +285,53 @@ def test_a_versions_monitoring_page_charts_its_live_quality_and_drift(page, live
     expect(page.locator("table.logged tbody tr")).to_have_count(20)
     assert_no_overlap(page.locator("figure.chart").all())
     shot(page, "version-monitoring", full_page=True)
+
+
+def test_a_versions_importance_stands_beside_its_canarys_during_a_rollout(page, live_registry):
+    """Version 1 answers with x0 alone, its canary with x2 alone: the page shows each arm's importance side by
+    side and an attribution drift past its threshold (ATTRIBUTION_MIN_ROWS, 100, explained rows per arm)."""
+    name, headers = "ui-explain", live_registry.headers
+    url = f"{live_registry.url}/models/{name}"
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 3))
+    for column in (0, 2):
+        model = LinearRegression().fit(X, 3 * X[:, column] + 0.5 * X[:, 1])
+        assert upload(live_registry, name, model).status_code == 201
+    move(live_registry, "promote", name, 1)
+    settings = {"prediction_log": {"sample": 1, "explain": 1}}
+    assert requests.patch(url, json=settings, headers=headers, timeout=30).status_code == 200
+    rollout = {"canary": {"version": 2, "percent": 50}, "reason": "x2 instead of x0"}
+    assert requests.put(f"{url}/aliases/production/rollout", json=rollout, headers=headers, timeout=30).status_code == 200
+
+    def arms() -> list:
+        found = requests.get(f"{url}/versions/1/importance?window=1h", headers=headers, timeout=30).json()
+        return found["rollouts"]
+
+    # Each worker reads the model's settings again within a few seconds: send until both arms have their rows.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (not arms() or arms()[0]["distance"] is None):
+        for _ in range(10):
+            rows = rng.normal(size=(10, 3)).tolist()
+            assert requests.post(f"{url}/production/predict", json={"instances": rows}, timeout=30).status_code == 200
+        time.sleep(0.5)
+    (drift,) = arms()
+    assert drift["drifted"], drift
+
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{name}/versions/1/monitoring?window=1h")
+    section = page.locator('[data-section="importance"]')
+    expect(section.get_by_role("heading", name="Global importance")).to_be_visible()
+    expect(section.locator('[data-rollout="production"]')).to_contain_text("canary v2 beside primary v1")
+    expect(section.locator('[data-figure="attribution-distance"]')).to_contain_text("0.")
+    expect(section).to_contain_text("past 0.2")
+    expect(section.locator("table.importance").first.locator("tbody tr").first).to_have_attribute("data-column", "x0")
+    assert_no_overlap(section.locator("table.importance").last.locator("th, td").all())
+    section.scroll_into_view_if_needed()
+    shot(page, "version-importance")
+    page.set_viewport_size(PHONE)
+    section.scroll_into_view_if_needed()
+    shot(page, "version-importance-phone")
+    assert requests.delete(f"{url}/aliases/production/rollout", headers=headers, timeout=30).status_code == 200
 
 
 def test_a_rollout_on_autopilot_shows_its_plan_and_gates(page, live_registry, demo_model):

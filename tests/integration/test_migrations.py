@@ -324,5 +324,28 @@ def test_0026_gives_logged_rows_an_empty_trace_id_and_its_downgrade_drops_only_t
         connection.execute(text("UPDATE prediction_log SET trace_id = :trace"), {"trace": "4bf92f3577b34da6a3ce929d0e0e4736"})
     downgrade(directory=MIGRATIONS, revision="0025")
     assert "trace_id" not in {column["name"] for column in inspect(db.engine).get_columns("prediction_log")}
+
+
+def test_0027_keeps_logged_rows_unexplained_and_its_downgrade_drops_only_its_columns(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0026")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at, prediction_log_sample) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00', 0.5)"
+        ))
+        connection.execute(text(
+            "INSERT INTO prediction_log (model_id, version, request_id, alias, route, inputs, outputs, latency_ms, "
+            "status, at, bytes) VALUES (1, 1, 'r-1', 'production', NULL, '[[1.0]]', '{\"predictions\":[3]}', 1.0, 200, "
+            "'2026-11-20 10:00:00', 100)"
+        ))
+
+    upgrade(directory=MIGRATIONS, revision="0027")
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT prediction_log_sample, prediction_log_explain FROM models")).one() == (0.5, None)
+        assert connection.execute(text("SELECT bytes, explanations FROM prediction_log")).one() == (100, None)
+
+    downgrade(directory=MIGRATIONS, revision="0026")
+    assert "explanations" not in {c["name"] for c in inspect(db.engine).get_columns("prediction_log")}
+    assert "prediction_log_explain" not in {c["name"] for c in inspect(db.engine).get_columns("models")}
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT request_id FROM prediction_log")).scalars().all() == ["r-1"]

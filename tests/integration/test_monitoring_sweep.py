@@ -78,7 +78,7 @@ def test_the_sweep_keeps_live_quality_for_metrics_and_alerts_once_on_new_drift(a
     labels = [{"request_id": rid, "label": [p + 0.5 for p in predicted]} for rid, predicted in calm]
     assert client.post("/models/m/feedback", json={"items": labels}, headers=ci).get_json()["applied"] == 12
 
-    assert sweep(app) == {"versions": 1, "alerts": []}  # nothing drifted yet
+    assert sweep(app) == {"versions": 1, "alerts": [], "attribution_alerts": []}  # nothing drifted yet
     seen = gauges(client)
     version = (("metric", "mae"), ("model", "m"), ("version", "1"))
     assert seen[("registry_model_quality", version)] == pytest.approx(0.5)
@@ -108,7 +108,7 @@ def test_an_interval_without_an_end_is_kept_as_null_on_both_backends(app, client
     labels = [{"request_id": request_id, "label": [predicted[0] + 0.25]}]
     assert client.post("/models/m/feedback", json={"items": labels}, headers=ci).get_json()["applied"] == 1
 
-    assert sweep(app) == {"versions": 1, "alerts": []}
+    assert sweep(app) == {"versions": 1, "alerts": [], "attribution_alerts": []}
 
     with app.app_context():
         kept = db.session.execute(select(VersionHealth.figures)).scalar_one()["quality"]

@@ -76,11 +76,11 @@ def test_errors_are_logged_whatever_the_share_and_answers_only_by_their_share(ap
 
 
 def test_each_model_sets_its_share_and_shows_it(client, served, ci, admin):
-    assert client.get("/models/m").get_json()["prediction_log"] == {"sample": 1.0, "max_mb": None}  # PREDICTION_LOG_SAMPLE here
+    assert client.get("/models/m").get_json()["prediction_log"] == {"sample": 1.0, "max_mb": None, "explain": 0.0}  # PREDICTION_LOG_SAMPLE here
     changed = client.patch("/models/m", json={"prediction_log": {"sample": 0.25}}, headers=ci)
-    assert changed.status_code == 200 and changed.get_json()["prediction_log"] == {"sample": 0.25, "max_mb": None}
+    assert changed.status_code == 200 and changed.get_json()["prediction_log"] == {"sample": 0.25, "max_mb": None, "explain": 0.0}
     reset = client.patch("/models/m", json={"prediction_log": {"sample": None}}, headers=admin)
-    assert reset.get_json()["prediction_log"] == {"sample": 1.0, "max_mb": None}
+    assert reset.get_json()["prediction_log"] == {"sample": 1.0, "max_mb": None, "explain": 0.0}
 
 
 @pytest.mark.parametrize("body", [{"prediction_log": {"sample": 1.5}}, {"prediction_log": {"sample": -0.1}},
@@ -92,7 +92,7 @@ def test_a_share_outside_0_to_1_is_refused(client, served, ci, body):
 def test_ci_may_set_the_share_but_not_the_description(client, served, ci):
     response = client.patch("/models/m", json={"description": "x", "prediction_log": {"sample": 0.5}}, headers=ci)
     assert_problem(response, 403, "this needs 'admin'")
-    assert client.get("/models/m").get_json()["prediction_log"] == {"sample": 1.0, "max_mb": None}
+    assert client.get("/models/m").get_json()["prediction_log"] == {"sample": 1.0, "max_mb": None, "explain": 0.0}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}])

@@ -73,11 +73,11 @@ def test_a_hot_model_does_not_evict_a_quiet_ones_rows(app, models):
 def test_a_model_may_ask_for_less_and_shows_it(app, client, models, ci):
     changed = client.patch("/models/hot", json={"prediction_log": {"max_mb": 0.05}}, headers=ci)
     assert changed.status_code == 200, changed.get_json()
-    assert changed.get_json()["prediction_log"] == {"sample": 1.0, "max_mb": 0.05}
+    assert changed.get_json()["prediction_log"] == {"sample": 1.0, "max_mb": 0.05, "explain": 0.0}
     flood(app, "hot", 200)
     assert 0 < held(app).models["hot"][1] <= 0.05 * log_bounds.MB
     both = client.patch("/models/hot", json={"prediction_log": {"sample": 0.5, "max_mb": None}}, headers=ci)
-    assert both.get_json()["prediction_log"] == {"sample": 0.5, "max_mb": None}
+    assert both.get_json()["prediction_log"] == {"sample": 0.5, "max_mb": None, "explain": 0.0}
 
 
 @pytest.mark.parametrize("max_mb", [0, -1, "lots"])
