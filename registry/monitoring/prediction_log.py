@@ -11,7 +11,7 @@ checking whenever it wrote a fiftieth of the bound or ``check_seconds`` passed s
 it stops logging while the database's volume has less than ``PREDICTION_LOG_MIN_FREE_MB`` free, so that
 the registry's own writes never meet a full disk. With an export, only rows the lake took are pruned: a
 model whose rows wait for a lake that fails may go :data:`~registry.monitoring.log_bounds.OVERDRAFT` over
-its share, and is then held (none of its answers logged) until the export catches up. For the share of a
+its share, and is then held (none of its answers logged) until an export succeeds. For the share of a
 model's logged answers its ``explain`` setting asks for, the writer also explains the rows with the version
 that answered them (:mod:`registry.monitoring.logged_explanations`), within a share of one core. Every model's
 share is read again by the alias watcher when the registry changes (:meth:`PredictionLog.follow`),
@@ -278,8 +278,8 @@ class PredictionLog:
             return None
         names = ", ".join(repr(name) for name in sorted(self._held))
         return (f"the prediction log records nothing of {names}: past {log_bounds.OVERDRAFT:.0%} of its share of "
-                f"PREDICTION_LOG_MAX_MB={self.settings.max_mb:g} with rows not yet in PREDICTION_LOG_EXPORT (an export "
-                "failing?); it logs again once the export takes them")
+                f"PREDICTION_LOG_MAX_MB={self.settings.max_mb:g} with rows PREDICTION_LOG_EXPORT failed to take; it "
+                "logs again once an export succeeds")
 
     def enforce(self) -> None:
         """Keep the log within PREDICTION_LOG_MAX_MB now (fair shares, oldest first), and hold the models

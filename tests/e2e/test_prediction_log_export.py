@@ -65,8 +65,8 @@ def test_a_flood_ends_with_every_answer_in_the_window_or_the_lake_once(live):
 
     def settled():
         metrics = requests.get(f"{live.url}/metrics", timeout=30).text
-        held = next(float(line.split()[-1]) for line in metrics.splitlines()
-                    if line.startswith('registry_prediction_log_bytes{model="hot"}'))
+        held = next((float(line.split()[-1]) for line in metrics.splitlines()
+                     if line.startswith('registry_prediction_log_bytes{model="hot"}')), 0.0)  # none written yet: 0
         kept, page = in_the_database(live)
         exported = pd.read_parquet(lake)["request_id"].tolist() if any(lake.rglob("*.parquet")) else []
         done = set(kept) | set(exported) >= set(sent) and held <= MAX_MB * 1024 * 1024
