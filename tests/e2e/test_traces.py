@@ -22,6 +22,7 @@ SERVER = 2  # SpanKind SERVER in OTLP
 ERROR = 2  # Status ERROR in OTLP
 PREDICT_ROUTE = "/models/{name}/{ref}/predict"
 DEADLINE = 30  # seconds for spans to arrive: the batch processor sends every 100 ms here
+SHADOW_ATTEMPTS, SHADOW_DEADLINE = 3, 10  # requests, and seconds each, for one whose shadow run was not shed
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,9 @@ def caller() -> tuple[str, str, dict]:
     return trace_id, span_id, {"traceparent": f"00-{trace_id}-{span_id}-01"}
 
 
-def spans_of(receiver: OtlpReceiver, trace_id: str, *names: str) -> dict:
+def spans_of(receiver: OtlpReceiver, trace_id: str, *names: str, deadline: float = DEADLINE) -> dict:
     """The spans of ``trace_id`` by name, once every one of ``names`` arrived."""
-    spans = receiver.wait_for(lambda found: set(names) <= {s.name for s in found if s.trace_id == trace_id}, DEADLINE)
+    spans = receiver.wait_for(lambda found: set(names) <= {s.name for s in found if s.trace_id == trace_id}, deadline)
     return {span.name: span for span in spans if span.trace_id == trace_id}
 
 
@@ -75,11 +76,17 @@ def routed_call(live) -> tuple[str, str, str, requests.Response]:
 def test_a_plain_prediction_is_a_server_span_under_the_callers_with_a_child_for_each_step(traced):
     live, receiver = traced
 
-    trace_id, parent_id, _, response = routed_call(live)
-
-    assert response.status_code == 200 and response.headers["X-Model-Route"] == "primary"
-    span_id = server_span_id(response, trace_id)
-    spans = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}", "resolve", "parse", "predict", "log", "shadow")
+    for attempt in range(SHADOW_ATTEMPTS):
+        trace_id, parent_id, _, response = routed_call(live)
+        assert response.status_code == 200 and response.headers["X-Model-Route"] == "primary"
+        span_id = server_span_id(response, trace_id)
+        spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}", "resolve", "parse", "predict", "log")
+        try:  # a shadow run may be shed while its worker is busy (registry_shadow_shed_total): ask again
+            spans = spans_of(receiver, trace_id, "shadow", deadline=SHADOW_DEADLINE)
+            break
+        except AssertionError:
+            if attempt == SHADOW_ATTEMPTS - 1:
+                raise
     root = spans[f"POST {PREDICT_ROUTE}"]
     assert (root.span_id, root.parent_span_id, root.kind) == (span_id, parent_id, SERVER)
     assert root.attributes == {
