@@ -4,8 +4,9 @@ take every thread of a worker and the requests beyond its share are refused at o
 Each process counts the predictions it is computing, per model and in all. A prediction starts only
 while its model has fewer than ``per_model`` in flight and the process fewer than ``per_worker``;
 otherwise it is refused before any of it runs. The model's bound keeps threads for the others, so it
-holds only while another model was asked of this process within :data:`OTHERS_ACTIVE_SECONDS`: a
-worker that serves one model lends it every thread, and a burst of it is queued, not refused.
+holds only while the process holds another model loaded (``serves_others``) or another model was asked
+of it within :data:`OTHERS_ACTIVE_SECONDS`: a worker that serves one model lends it every thread, and a
+burst of it is queued, not refused.
 Refused: :class:`ModelBusy` (the edge answers 429) or
 :class:`WorkerBusy` (503), each with the seconds to wait before trying again. Only one request of a
 model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: long enough for a fast
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -74,8 +75,9 @@ class Deadline:
 class Admission:
     """The predictions in flight in one process, per model and in all, held to ``bounds``."""
 
-    def __init__(self, bounds: AdmissionBounds):
+    def __init__(self, bounds: AdmissionBounds, serves_others: Callable[[str], bool] = lambda model: False):
         self.bounds = bounds
+        self.serves_others = serves_others  # whether the process holds a model but the one named loaded
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
@@ -149,7 +151,7 @@ class Admission:
         if self._by_model.get(model, 0) < self.bounds.per_model:
             return False
         lately = time.monotonic() - OTHERS_ACTIVE_SECONDS
-        return any(at >= lately for name, at in self._asked.items() if name != model)
+        return any(at >= lately for name, at in self._asked.items() if name != model) or self.serves_others(model)
 
     def _refuse_when_full(self, model: str) -> None:
         """Raise :class:`ModelBusy` or :class:`WorkerBusy` when ``model`` or the process has no slot free

@@ -76,6 +76,10 @@ class ModelServer:
         """Whether this process holds a version of the model ``name`` loaded (for an alias or a pinned route)."""
         return name in self._held_models
 
+    def holds_others_than(self, name: str) -> bool:
+        """Whether this process holds a version of any model but ``name`` loaded: it serves others too."""
+        return any(held != name for held in self._held_models)
+
     def route(self, name: str, ref: str, headers: Mapping[str, str]) -> Route:
         """Where a request for ``name``/``ref`` goes; ``headers`` may carry its rollout's sticky key.
 

@@ -61,6 +61,10 @@ def test_a_model_alone_in_the_process_may_take_every_slot_until_another_is_asked
     monkeypatch.setattr(admission_module, "OTHERS_ACTIVE_SECONDS", 0.0)  # b asked long enough ago
     with gate.admitted("a"), gate.admitted("a"), gate.admitted("a"):
         assert gate.in_flight == 3
+    gate.serves_others = lambda model: model != "b"  # b is loaded too: a keeps to its bound, unasked
+    with gate.admitted("a"), gate.admitted("a"):
+        with pytest.raises(ModelBusy):
+            gate.check("a")
 
 
 def test_a_full_process_refuses_every_model():
