@@ -164,6 +164,18 @@ def analyst(client, admin):
 
 
 @pytest.fixture
+def tokens(client, admin):
+    """``tokens(name, role, scopes=None)``: the headers of a fresh token of ``role``, scoped where ``scopes`` says."""
+    def made(name, role, scopes=None):
+        body = {"name": name, "role": role} | ({"scopes": scopes} if scopes is not None else {})
+        created = client.post("/tokens", json=body, headers=admin)
+        assert created.status_code == 201, created.get_json()
+        return {"Authorization": f"Bearer {created.get_json()['token']}"}
+
+    return made
+
+
+@pytest.fixture
 def ci(client, admin):
     """Headers of a fresh ``ci`` token."""
     response = client.post("/tokens", json={"name": "ci-test", "role": "ci"}, headers=admin)

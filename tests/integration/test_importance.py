@@ -129,17 +129,6 @@ def test_the_distance_waits_for_enough_explained_rows_on_each_arm(app, client, s
     assert rollout["distance"] is None and rollout["drifted"] is False
 
 
-@pytest.fixture
-def tokens(client, admin):
-    def made(name, role, scopes=None):
-        body = {"name": name, "role": role} | ({"scopes": scopes} if scopes is not None else {})
-        created = client.post("/tokens", json=body, headers=admin)
-        assert created.status_code == 201, created.get_json()
-        return {"Authorization": f"Bearer {created.get_json()['token']}"}
-
-    return made
-
-
 @pytest.mark.parametrize("caller, status", [
     ("anonymous", 401), ("bad token", 401), ("reader", 403), ("feedback", 403), ("ci", 403),
     ("analyst scoped to other models", 403), ("analyst scoped without read_inputs", 403),

@@ -177,18 +177,6 @@ def test_the_explanations_count_in_the_rows_bytes(app, client, served, ci):
                                             inputs=as_written["inputs"], outputs=as_written["outputs"])
 
 
-@pytest.fixture
-def tokens(client, admin):
-    """Headers of a token per caller who may not read logged inputs of ``loans``."""
-    def made(name, role, scopes=None):
-        body = {"name": name, "role": role} | ({"scopes": scopes} if scopes is not None else {})
-        created = client.post("/tokens", json=body, headers=admin)
-        assert created.status_code == 201, created.get_json()
-        return {"Authorization": f"Bearer {created.get_json()['token']}"}
-
-    return made
-
-
 @pytest.mark.parametrize("caller, status", [
     ("anonymous", 401), ("reader", 403), ("feedback", 403), ("ci", 403),
     ("analyst scoped to other models", 403), ("analyst scoped without read_inputs", 403),
