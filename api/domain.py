@@ -21,7 +21,7 @@ from registry.serving.data_plane import DataPlane
 from registry.serving.loader import ArtifactLoader
 from registry.serving.notifications import ChangeListener
 from registry.serving.runtime import Runtime, build_runtime
-from registry.serving.served_forms import ServedForms
+from registry.artifacts.served_forms import ServedForms
 
 EXTENSION = "model_registry"
 # How long a stopping worker waits for its shadow runs, then for its prediction log's writer.

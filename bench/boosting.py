@@ -27,7 +27,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from bench import models, peer_runtimes, report
-from registry.serving.predictors import predictor_for
+from registry.inference.predictors import predictor_for
 
 HERE = Path(__file__).resolve().parent
 TREES, DEPTH = 100, 6

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from bench import models
-from registry.serving.predictors import predictor_for
+from registry.inference.predictors import predictor_for
 
 ROUNDS = 5
 BATCH_ROWS = 10_000

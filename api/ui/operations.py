@@ -19,7 +19,7 @@ class ModelMemory:
     loads: float
     load_p50_seconds: float | None  # estimated from the histogram's buckets, as Prometheus does
     load_p99_seconds: float | None
-    forms: int  # served forms on this machine (registry.serving.served_forms)
+    forms: int  # served forms on this machine (registry.artifacts.served_forms)
     forms_bytes: int
     warnings: list[str]
 

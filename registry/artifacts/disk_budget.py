@@ -1,6 +1,6 @@
 """Which files of a disk cache go when it is over its byte budget: the least recently used first,
 never one that is kept (what an alias or a rollout serves). The machine's copies of stored artifacts
-(``node_cache.py``) and the served forms (``registry/serving/served_forms.py``) both keep to a budget
+(``node_cache.py``) and the served forms (``served_forms.py``) both keep to a budget
 this way; each lists its own entries and removes the ones named here."""
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass

@@ -14,7 +14,7 @@ gives with ``n_jobs=1``:
 
 A row holding NaN goes where scikit-learn sends it (its node's ``missing_go_to_left``), so the
 compiled form needs nothing of the estimator it came from: it is plain arrays, which
-``registry.serving.served_forms`` writes once per machine for every worker to map.
+``registry.artifacts.served_forms`` writes once per machine for every worker to map.
 """
 from __future__ import annotations
 

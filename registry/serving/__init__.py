@@ -1,1 +1,1 @@
-"""Serving: the runtime of one process: loading versions, the cache, alias snapshots and hot swap, routing, running models, shadows and figures."""
+"""Serving: the runtime of one process: the data plane, loading versions, the cache, alias snapshots and hot swap, routing, running models, shadows and figures."""

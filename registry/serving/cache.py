@@ -27,7 +27,7 @@ class ServableModel:
     sha256: str
     task: str
     signature: Signature
-    predictor: Any  # what predict calls (registry.serving.predictors): a compiled form, or the estimator itself
+    predictor: Any  # what predict calls (registry.inference.predictors): a compiled form, or the estimator itself
     takes_frame: bool = False  # numeric rows must still reach it as a DataFrame (named columns)
     known_categories: dict = field(default_factory=dict)  # by input column: a category its encoder was fitted on
     size_bytes: int = 0  # what it holds in memory, measured once loaded (registry.serving.model_size)

@@ -31,7 +31,7 @@ from registry.inference.linear_shap import linear_shap
 from registry.inference.tree_shap import NotExplainable as RecordsNotExplainable
 from registry.inference.tree_walk import NodesDamaged
 from registry.serving.cache import ServableModel
-from registry.serving.predictors import LinearPredictor, TreePredictor, dense
+from registry.inference.predictors import LinearPredictor, TreePredictor, dense
 
 # Steps whose every output column is the input column at the same place.
 _ONE_TO_ONE = {"StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "OrdinalEncoder"}

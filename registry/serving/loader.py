@@ -10,8 +10,8 @@ from registry.facts import VersionInfo
 from registry.heap import give_back
 from registry.serving.cache import ServableModel
 from registry.serving.model_size import held_bytes
-from registry.serving.predictors import TreePredictor, predictor_for
-from registry.serving.served_forms import ServedForms
+from registry.inference.predictors import TreePredictor, predictor_for
+from registry.artifacts.served_forms import ServedForms
 from registry.telemetry import ARTIFACT_STORE_ERRORS
 
 
@@ -32,7 +32,7 @@ class ArtifactLoader:
     """Loads versions from the artifact store through the restricted unpickler, within a size bound.
 
     With ``forms``, what predict calls is made once per machine and mapped by every worker
-    (``registry.serving.served_forms``): the artifact is unpickled only by the first worker to load it.
+    (``registry.artifacts.served_forms``): the artifact is unpickled only by the first worker to load it.
     """
 
     def __init__(self, store: ArtifactStore, max_model_bytes: int, forms: ServedForms | None = None):

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from api.domain import EXTENSION
 from registry.inference.fast_boosting import CompiledBoosting
-from registry.serving.predictors import TreePredictor
+from registry.inference.predictors import TreePredictor
 from tests.helpers import assert_problem, upload, upload_ok
 
 RNG = np.random.default_rng(0)

@@ -5,7 +5,7 @@ import sklearn
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from api.domain import EXTENSION
-from registry.serving.predictors import TreePredictor
+from registry.inference.predictors import TreePredictor
 from tests.helpers import upload_ok
 
 

@@ -66,7 +66,7 @@ def test_train_a_boosting_kind_fits_hist_gradient_boosting_that_the_registry_loa
 ):
     from registry.artifacts.introspect import describe
     from registry.artifacts.safe_pickle import load_estimator
-    from registry.serving.predictors import TreePredictor, predictor_for
+    from registry.inference.predictors import TreePredictor, predictor_for
 
     monkeypatch.chdir(tmp_path)
     frame = regression_frame.assign(label=np.where(regression_frame["size"] > regression_frame["size"].median(), "big",

@@ -159,7 +159,7 @@ def test_a_random_generator_made_by_calling_anything_but_a_bit_generator_is_refu
 
 
 def test_a_hist_gradient_boosting_models_text_categories_are_object_columns_and_served_by_the_model():
-    from registry.serving.predictors import predictor_for
+    from registry.inference.predictors import predictor_for
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"size": rng.normal(size=200), "colour": pd.Categorical(rng.choice(["red", "blue"], 200))})

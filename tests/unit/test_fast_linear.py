@@ -8,7 +8,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRe
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from registry.serving.predictors import LinearPredictor, predictor_for
+from registry.inference.predictors import LinearPredictor, predictor_for
 
 CASES = 60
 ROWS = 1000

@@ -17,7 +17,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from registry.inference import fast_trees
 from registry.inference.fast_trees import CompiledTrees, compile_trees
 from registry.inference.tree_walk import InvalidNodes
-from registry.serving.predictors import TreePredictor, predictor_for
+from registry.inference.predictors import TreePredictor, predictor_for
 
 CASES = 240
 ROWS = 1000

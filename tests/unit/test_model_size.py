@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from registry.serving.model_size import held_bytes
-from registry.serving.predictors import predictor_for
+from registry.inference.predictors import predictor_for
 from tests.helpers import classification_data
 
 

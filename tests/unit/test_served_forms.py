@@ -16,8 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, RobustScaler
 
 from registry.serving.model_size import held_bytes
-from registry.serving.predictors import TreePredictor, predictor_for
-from registry.serving.served_forms import MANIFEST, ServedForms
+from registry.inference.predictors import TreePredictor, predictor_for
+from registry.artifacts.served_forms import MANIFEST, ServedForms
 
 SHA = "ab" * 32
 OTHER = "cd" * 32
@@ -142,7 +142,7 @@ def test_a_form_made_by_other_library_versions_is_made_again(forms):
 def test_a_form_naming_a_class_outside_the_allow_list_is_refused(forms):
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
     stored(forms, model)
-    signed_anew(forms, SHA, lambda text: text.replace("registry.serving.predictors:TreePredictor", "subprocess:Popen"))
+    signed_anew(forms, SHA, lambda text: text.replace("registry.inference.predictors:TreePredictor", "subprocess:Popen"))
     assert forms.open(SHA) is None
 
 

@@ -48,7 +48,7 @@ from registry.artifacts.no_follow import ensure_directory, locked, open_director
 from registry.artifacts.store import is_artifact_name
 from registry.inference.fast_boosting import CompiledBoosting
 from registry.inference.fast_trees import CompiledTrees
-from registry.serving.predictors import LinearPredictor, TreePredictor
+from registry.inference.predictors import LinearPredictor, TreePredictor
 
 log = logging.getLogger(__name__)
 

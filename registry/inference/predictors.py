@@ -9,7 +9,7 @@ per-call checks, which cost it ten times the arithmetic on one row. The steps be
 else (and a linear model's ``predict_proba``) is served by scikit-learn.
 
 Both compiled kinds hold only fitted scikit-learn steps, arrays and plain values, so that
-``registry.serving.served_forms`` can store them once per machine as arrays for every worker to map.
+``registry.artifacts.served_forms`` can store them once per machine as arrays for every worker to map.
 A bare compiled model holds no scikit-learn object at all: a worker serving it from its form never
 imports scikit-learn (nor pandas and most of SciPy, which scikit-learn imports), a second of start-up;
 a two-class logistic regression imports SciPy's special functions alone, for its probabilities.
