@@ -137,3 +137,19 @@ def test_flushes_from_many_threads_at_once_leave_a_whole_file(shared):
     metric_files.flush(directory)
     assert sample(directory, "registry_predictions_total", model="m", version="1") == 1600
     assert [p for p in os.listdir(directory) if p.endswith(".tmp")] == []
+
+
+def test_the_value_hook_this_module_uses_is_the_one_prometheus_client_reads(shared):
+    # prometheus_client has no public way to keep a series' value elsewhere: its own multiprocess
+    # mode swaps ``values.ValueClass`` as install() does. This pins that hook for the pinned release:
+    # every kind of metric built after install() keeps its values in a SharedValue, and an upgrade of
+    # prometheus_client that stops reading the hook fails here rather than summing nothing.
+    _, families = shared
+    families["answers"].labels(model="m", version="1").inc()
+    families["loaded"].labels(model="m", version="1").set(1)
+    families["seconds"].labels(model="m").observe(0.5)
+    held = [families["answers"].labels(model="m", version="1")._value,
+            families["loaded"].labels(model="m", version="1")._value,
+            families["seconds"].labels(model="m")._sum]
+    assert all(isinstance(value, metric_files.SharedValue) for value in held)
+    assert [value.get() for value in held] == [1.0, 1.0, 0.5]
