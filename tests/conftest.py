@@ -24,12 +24,39 @@ from tests.postgres_server import postgres_server as serving_postgres
 from tests.url_builders import compiled_once
 
 
+# The fixtures through which a test reaches the database of the pass (every app, client and token
+# fixture stands on them).
+DATABASE_FIXTURES = frozenset({"test_database", "migrated_database"})
+# What a test module imports when it chooses or starts a database itself.
+DATABASE_CHOOSERS = ("BACKEND", "fresh_database", "postgres_database", "POSTGRES_URL")
+
+
 def pytest_configure(config):
     """Fail the PostgreSQL pass at once, in one line, when there is no server and nothing to start one with."""
     if BACKEND == "postgresql":
         problem = missing_server_message(POSTGRES_URL, find_pg_ctl())
         if problem:
             raise pytest.UsageError(problem)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL pass runs what reaches a database: a test outside tests/e2e that reaches none
+    (no app, client or database fixture, no database of its own) would only repeat, on the same code,
+    what the SQLite pass ran, so it is deselected here. End-to-end tests say which pass runs them."""
+    if BACKEND != "postgresql":
+        return
+    kept = [item for item in items if _reaches_a_database(item)]
+    if len(kept) < len(items):
+        kept_ids = {id(item) for item in kept}
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept_ids])
+        items[:] = kept
+
+
+def _reaches_a_database(item) -> bool:
+    if "e2e" in item.path.parts or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return any(hasattr(module, name) for name in DATABASE_CHOOSERS)
 
 
 @pytest.fixture(scope="session", autouse=True)
