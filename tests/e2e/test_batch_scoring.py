@@ -12,7 +12,14 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import Ridge
 
 from registry_client import InvalidRows, RegistryClient
+from tests.databases import BACKEND
 from trainers.cli import cli
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the engines, the executors' cache and the answers are what it tests; batch runs are recorded on "
+            "both backends in tests/integration/test_batch_runs_api.py: the SQLite pass runs it"),
+)
 
 FEATURES = ["tenure", "spend", "calls", "age"]
 ROWS = 3_000

@@ -4,12 +4,20 @@ answer LightGBM's own bits likewise."""
 from pathlib import Path
 
 import numpy as np
+import pytest
 import requests
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from bench.harness.models import artifact_bytes
 from registry.inference.tree_walk import WIDE_NODE
+from tests.databases import BACKEND
 from tests.helpers import wait_for
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the served forms' bits are what it tests, the same on either database; "
+            "tests/integration/test_boosted_api.py runs on both: the SQLite pass runs it"),
+)
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(2000, 5))

@@ -25,7 +25,10 @@ from tests.databases import BACKEND
 from tests.e2e.podman_images import built_or_fail
 from tests.e2e.slow_requests import TrickledPost, wait_until_master_said_not_ready, wait_until_workers_told_to_stop
 
-pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the image serves SQLite under /data by default: the SQLite pass runs it")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the image serves SQLite under /data by default: the SQLite pass runs it"),
+)
 
 IMAGE = containers.IMAGE
 MODEL = "quickstart"

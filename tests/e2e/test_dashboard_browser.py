@@ -17,6 +17,13 @@ from sklearn.linear_model import LinearRegression
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import move
 from config import BASE_DIR
+from tests.databases import BACKEND
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the pages in a browser are what it tests; tests/ui renders each page on both backends: the "
+            "SQLite pass runs it"),
+)
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", BASE_DIR / "build" / "screenshots"))
 DESKTOP = {"width": 1280, "height": 800}

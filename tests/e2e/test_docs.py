@@ -26,7 +26,10 @@ from tests.e2e.doc_outputs import mismatches
 # The documents walk a first-time user through `make run`: the embedded SQLite default. Each one runs
 # once per CI run, in the SQLite pass; PostgreSQL serves the same routes, which the rest of the suite
 # runs on both.
-pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the documents run as make run serves them: the SQLite pass runs them")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the documents run as make run serves them: the SQLite pass runs them"),
+)
 
 ADMIN_TOKEN = "docs-admin-token"
 DOCUMENTS = [BASE_DIR / "README.md", *sorted((BASE_DIR / "docs").glob("*.md"))]

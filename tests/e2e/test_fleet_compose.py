@@ -20,7 +20,10 @@ from bench.harness.traffic import Load
 from tests.databases import BACKEND
 from tests.e2e.podman_images import built_or_fail
 
-pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="the fleet brings its own PostgreSQL: the SQLite pass runs it")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the fleet brings its own PostgreSQL: the SQLite pass runs it"),
+)
 
 MODEL = "fleet"
 LOAD_THREADS = 4

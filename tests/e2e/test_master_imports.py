@@ -3,6 +3,12 @@ worker has scikit-learn's, SciPy's and pandas' compiled modules mapped before an
 aliased model to warm, so that no worker's first upload or load pays seconds of imports.
 ``python -m bench.first_request`` gives the figures."""
 import psutil
+import pytest
+
+from tests.databases import BACKEND
+
+pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="what gunicorn's master imports does not depend on "
+                                "the database: the SQLite pass runs it")
 
 # A compiled module of each library, mapped into a process once the library is imported.
 COMPILED = {"scikit-learn": "/sklearn/tree/_tree.", "SciPy": "/scipy/special/_ufuncs.", "pandas": "/pandas/_libs/lib."}

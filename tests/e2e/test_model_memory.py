@@ -14,8 +14,14 @@ from sklearn.ensemble import RandomForestRegressor
 
 from bench.harness import server
 from bench.harness.models import artifact_bytes
-from tests.databases import fresh_database
+from tests.databases import BACKEND, fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("each worker's model memory is what it tests; tests/integration/test_model_memory.py runs on both"
+            " backends: the SQLite pass runs it"),
+)
 
 VERSIONS = 16
 WORKERS = 2

@@ -9,12 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pytest
 import requests
 from sklearn.ensemble import RandomForestClassifier
 
 from bench.harness.models import artifact_bytes
 from registry.inference.tree_walk import NODE
+from tests.databases import BACKEND
 from tests.helpers import wait_for
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("files on the machine's disk are what it tests: the SQLite pass runs it"),
+)
 
 FEATURES = 4
 ROWS = np.random.default_rng(11).normal(size=(40, FEATURES))
