@@ -10,7 +10,7 @@ CONTAINERS_CONF := /etc/containers/containers.conf
 CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' '' '[engine]' 'runtime = "runc"'
 
 .PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
-	postgresql-binaries chromium wrk containers
+	postgresql-binaries chromium wrk containers oidc-provider
 
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
 # requirements.txt, and the compiled tree walker built into registry/inference/native/), then what testing
@@ -47,14 +47,14 @@ run: $(BIN)/.installed-run instance/admin_token
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
-test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
+test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers oidc-provider
 	$(BIN)/python -m pytest
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
-test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers
+test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers oidc-provider
 	$(BIN)/python -m pytest
 
-test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium
+test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium oidc-provider
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
@@ -88,6 +88,16 @@ chromium:
 
 wrk:
 	$(call debian_package,command -v wrk,wrk)
+
+## The certified OpenID provider the single sign-on tests start (tests/e2e/test_dashboard_oidc.py): the npm
+## package oidc-provider, at the version package-lock.json pins, under Debian's Node.js.
+OIDC_PROVIDER_DIR := tests/e2e/oidc_provider
+oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/.installed
+
+$(OIDC_PROVIDER_DIR)/node_modules/.installed: $(OIDC_PROVIDER_DIR)/package.json $(OIDC_PROVIDER_DIR)/package-lock.json
+	$(call debian_package,command -v node && command -v npm,nodejs npm)
+	cd $(OIDC_PROVIDER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## podman for the image test (tests/e2e/test_container_image.py), with runc as its runtime and the machine's
 ## own ulimits (crun and podman's default ulimits are refused in sandboxes like CI's); debootstrap makes the

@@ -148,6 +148,15 @@ class Config:
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
     # A dashboard sign-in ends after this long, whatever happens meanwhile.
     SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)
+    # Single sign-on for the dashboard (docs/governance.md, "Single sign-on"): off unless OIDC_ISSUER is set.
+    # OIDC_GROUPS maps the provider's groups to a role (and scopes), as JSON; it is checked at start.
+    OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").rstrip("/") or None
+    OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID") or None
+    OIDC_CLIENT_SECRET = secret("OIDC_CLIENT_SECRET")
+    OIDC_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile groups")
+    OIDC_GROUP_CLAIM = os.environ.get("OIDC_GROUP_CLAIM", "groups")
+    OIDC_GROUPS = os.environ.get("OIDC_GROUPS", "")
+    OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
     # Failed authentication (bad bearer tokens, refused sign-ins) per client address and minute; 0: no limit.
     AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20)
     # Where those counts live: unset, in memory this replica's workers share; a store every replica

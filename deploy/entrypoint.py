@@ -3,7 +3,7 @@ become gunicorn. ``python -m deploy.entrypoint`` is the image's ENTRYPOINT; it r
 reads the configuration, in this order:
 
 1. each secret given as a file (``ADMIN_TOKEN_FILE``, ``SECRET_KEY_FILE``, ``DATABASE_URL_FILE``,
-   ``AWS_SECRET_ACCESS_KEY_FILE``: Docker and Kubernetes secrets) must be readable and not empty; it is
+   ``AWS_SECRET_ACCESS_KEY_FILE``, ``OIDC_CLIENT_SECRET_FILE``: Docker and Kubernetes secrets) must be readable and not empty; it is
    read by config.py in every process that needs it, never put in the environment (where gunicorn, its
    workers and anything they start would inherit it);
 2. ``ARTIFACT_ROOT`` must name a store this release can use;
@@ -29,7 +29,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 
-SECRETS = ("ADMIN_TOKEN", "SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY")
+SECRETS = ("ADMIN_TOKEN", "SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "OIDC_CLIENT_SECRET")
 # pg_advisory_lock's key for migrations: any fixed 64-bit number, the same in every replica.
 MIGRATION_LOCK = 0x6D725F6D69677261
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10

@@ -296,12 +296,15 @@ class ApiToken(db.Model):
 
 class BrowserSession(db.Model):
     """A dashboard sign-in, kept here so it can end: the cookie holds a random id, this row its sha256
-    and the token's. Sign-out deletes it; a revoked token or the end of its lifetime ends it too."""
+    and the token's, or for a person signed in through single sign-on (no token) who they are and what
+    their groups gave them. Sign-out deletes it; a revoked token or the end of its lifetime ends it too."""
 
     __tablename__ = "browser_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # {"name", "role", "scopes", "groups", "sub", "email", "id_token"}: set instead of token_hash.
+    person: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

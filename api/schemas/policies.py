@@ -20,6 +20,9 @@ class Movers(Schema):
                         metadata={"description": "roles whose tokens may move the alias (default admin and ci)"})
     tokens = fields.List(fields.String(validate=validate.Regexp(TOKEN_NAME)), validate=validate.Length(max=100),
                          metadata={"description": "token names that may move it (\"autopilot\": the rollout controller)"})
+    groups = fields.List(fields.String(validate=validate.Length(min=1, max=255)), validate=validate.Length(max=100),
+                         metadata={"description": "groups (the single sign-on provider's group claim) whose signed-in "
+                                                  "people may move it from the dashboard; a token is in no group"})
 
 
 class EvaluationRequirement(Schema):

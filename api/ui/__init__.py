@@ -14,13 +14,14 @@ bp.add_app_template_filter(duration)
 
 def init_ui(app: Flask) -> None:
     """Register the dashboard. Its forms are Flask-WTF forms, each checking its own CSRF token."""
-    from api.ui import actions, pages, version_page  # noqa: F401  (the modules register their views on ``bp``)
+    from api.ui import actions, pages, sign_on, version_page  # noqa: F401  (the modules register their views on ``bp``)
 
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.config["INSTANCE_DIR"]))
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.session_interface = BrowserSessions()
+    sign_on.init_sign_on(app)  # single sign-on, when OIDC_ISSUER is set
     app.register_blueprint(bp)
     app.add_url_rule("/", "ui.home", lambda: redirect(url_for("ui.models")))  # a browser at the root finds the dashboard
     render_as_pages(app, bp.url_prefix, _refused_page)

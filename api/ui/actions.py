@@ -26,7 +26,7 @@ def promote(name, number):
     if form.validate_on_submit():
         move = aliases.promote(
             domain.runtime(), name, number=number, alias=form.alias.data, reason=form.reason.data,
-            force=form.force.data, actor=signed_in().name, role=signed_in().role,
+            force=form.force.data, actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
         )
         flash(_moved("Promoted", move), "ok")
         return redirect(url_for("ui.model", name=name))
@@ -43,7 +43,7 @@ def promote_to_alias(name, alias):
     if form.validate_on_submit():
         move = aliases.promote(
             domain.runtime(), name, number=int(form.version.data), alias=alias, reason=form.reason.data,
-            force=form.force.data, actor=signed_in().name, role=signed_in().role,
+            force=form.force.data, actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
         )
         flash(_moved("Promoted", move), "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias))
@@ -64,7 +64,7 @@ def rollback(name):
     if form.validate_on_submit():
         move = aliases.rollback(
             domain.runtime(), name, alias=form.alias.data, to_version=int(form.to_version.data or 0) or None,
-            reason=form.reason.data, actor=signed_in().name, role=signed_in().role,
+            reason=form.reason.data, actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
         )
         flash(_moved("Rolled back", move), "ok")
         return redirect(url_for("ui.model", name=name))
@@ -112,7 +112,8 @@ def rollout_complete(name, alias):
     form = RolloutEndForm()
     if form.validate_on_submit():
         move = rollouts.complete_rollout(domain.runtime(), name=name, alias=alias, reason=form.reason.data,
-                                         actor=signed_in().name, role=signed_in().role)
+                                         actor=signed_in().name, role=signed_in().role,
+                                         groups=signed_in().groups)
         flash(_moved("Completed the rollout: moved", move), "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias))
     return _confirm_page(form, f"Complete the rollout on {alias} of {name}: promote its canary")
@@ -147,7 +148,8 @@ def rollout_plan(name, alias, what):
     if form.validate_on_submit():
         who, reason = signed_in().name, form.reason.data
         if state is None:
-            rollouts.skip_step(domain.runtime(), name=name, alias=alias, actor=who, role=signed_in().role, reason=reason)
+            rollouts.skip_step(domain.runtime(), name=name, alias=alias, actor=who, role=signed_in().role, reason=reason,
+                               groups=signed_in().groups)
         else:
             rollouts.set_plan_state(name=name, alias=alias, state=state, actor=who, reason=reason)
         flash(f"The plan of {alias!r}: {what} done.", "ok")

@@ -12,9 +12,11 @@ from api.ui import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars
 from api.ui.forms import SignInForm, SignOutForm
 from api.ui.operations import model_memory
-from api.ui.session import page, signed_in
+from api.ui.session import page, person_id_token, signed_in
+from api.ui.sign_on import provider_name, provider_sign_out
 from api.ui.session import sign_in as start_session
 from api.ui.session import sign_out as end_session
+from registry.access.scopes import READ, patterns_with
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
 from registry.approvals import requests as approval_requests
@@ -45,7 +47,9 @@ def _everywhere() -> dict:
 def models():
     """Every model with its aliases and the versions they serve."""
     number = request.args.get("page", 1, type=int) or 1
-    listing = catalog.list_models(max(number, 1), PER_PAGE)
+    who = signed_in()
+    readable = patterns_with(READ, who.scopes) if who is not None else None  # a scoped person: their models
+    listing = catalog.list_models(max(number, 1), PER_PAGE, readable=readable)
     return render_template("ui/models.html", listing=listing, rollouts=rollouts.running_rollouts())
 
 
@@ -198,15 +202,20 @@ def sign_in():
         else:
             flash(f"Signed in as {who.name} ({who.role}).", "ok")
             return redirect(target)
-    return render_template("ui/sign_in.html", form=form), (400 if form.errors else 200)
+    return render_template("ui/sign_in.html", form=form, provider=provider_name(), target=target), \
+        (400 if form.errors else 200)
 
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
     """End the session (a POST with the CSRF token, so no other site can sign you out)."""
     if SignOutForm().validate_on_submit():
+        id_token = person_id_token()
         end_session()
         flash("Signed out.", "ok")
+        at_provider = provider_sign_out(id_token)  # a person signed in through single sign-on: there too
+        if at_provider is not None:
+            return at_provider
     return redirect(url_for("ui.models"))
 
 

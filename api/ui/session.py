@@ -11,8 +11,12 @@ from functools import wraps
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from registry.access.sessions import end_session, session_principal, start_session
+from registry.access.scopes import PROMOTE, READ
+from registry.access.sessions import (
+    end_session, session_id_token, session_principal, start_person_session, start_session,
+)
 from registry.access.tokens import Principal
+from registry.errors import Forbidden
 
 SESSION_KEY = "session_id"
 
@@ -43,12 +47,26 @@ def sign_in(token: str) -> Principal:
     return who
 
 
+def sign_in_person(who: Principal, *, sub: str, email: str | None, id_token: str | None) -> None:
+    """Start a session for a person signed in through single sign-on (``who``: what their groups give)."""
+    session_id = start_person_session(who, lifetime=timedelta(hours=current_app.config["SESSION_LIFETIME_HOURS"]),
+                                      sub=sub, email=email, id_token=id_token)
+    session.clear()
+    session[SESSION_KEY] = session_id
+
+
 def sign_out() -> None:
     """End the session server-side, then forget its cookie."""
     session_id = session.get(SESSION_KEY)
     if isinstance(session_id, str):
         end_session(session_id)
     session.clear()
+
+
+def person_id_token() -> str | None:
+    """The ID token of the person signed in through single sign-on (None for a token's session)."""
+    session_id = session.get(SESSION_KEY)
+    return session_id_token(session_id) if isinstance(session_id, str) else None
 
 
 def signed_in() -> Principal | None:
@@ -65,19 +83,22 @@ def may(role: str) -> bool:
 
 
 def page(view: Callable) -> Callable:
-    """A read page: open, unless the deployment sets REQUIRE_AUTH_FOR_READS."""
+    """A read page: open, unless the deployment sets REQUIRE_AUTH_FOR_READS; a model's page only to a
+    signed-in person whose scopes let them read it, when they are scoped."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
         if current_app.config["REQUIRE_AUTH_FOR_READS"] and signed_in() is None:
             return redirect(url_for("ui.sign_in", next=request.full_path))
+        _check_scope(READ, kwargs.get("name"))
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def action(role: str) -> Callable:
-    """A view that changes something: needs a signed-in token with ``role`` (or admin)."""
+def action(role: str, right: str = PROMOTE) -> Callable:
+    """A view that changes something: needs a signed-in token with ``role`` (or admin) and, for a person
+    whose groups give scopes, ``right`` on the model the URL names (as the API asks of a scoped token)."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -89,11 +110,21 @@ def action(role: str) -> Callable:
                 needs = "admin" if role == "admin" else f"{role} or admin"
                 flash(f"Your token has the role {signed_in().role}; this needs {needs}.", "error")
                 return redirect(request.referrer or url_for("ui.models"))
+            _check_scope(right, kwargs.get("name"))
             return view(*args, **kwargs)
 
         return wrapped
 
     return decorator
+
+
+def _check_scope(right: str, model: str | None) -> None:
+    """Forbidden (a 403 page) when the signed-in principal is scoped and lacks ``right`` on ``model``."""
+    who = signed_in()
+    if model is None or who is None or who.scopes is None or who.has(right, model):
+        return
+    raise Forbidden(f"{who.name} has no right {right!r} on the model {model!r}: the groups you are in "
+                    "give you other models only")
 
 
 def _principal_from_cookie() -> Principal | None:

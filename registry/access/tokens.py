@@ -35,11 +35,13 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the token's name (recorded as the actor of writes), its role and, for a scoped
-    token, the models it may act on (None: every model)."""
+    token, the models it may act on (None: every model); for a person signed in through single sign-on,
+    ``oidc:<email or sub>``, the role and scopes their groups give, and those groups."""
 
     name: str
     role: str
     scopes: tuple[Grant, ...] | None = None
+    groups: tuple[str, ...] = ()  # a person signed in through single sign-on: their provider's groups (never a token's)
 
     def may(self, role: str) -> bool:
         """Whether this principal may do what needs ``role``: admin may do everything, others their own role."""

@@ -54,13 +54,14 @@ def history(name: str, *, alias: str | None, page: int, per_page: int) -> Page:
 
 
 def promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str,
-            role: str | None, vote: Vote | None = None) -> Move:
+            role: str | None, vote: Vote | None = None, groups: tuple[str, ...] = ()) -> Move:
     """Point ``alias`` at version ``number`` once it has loaded and scored its input example, if the
-    alias's policy allows ``actor`` (of ``role``; None: the registry's controller) to.
+    alias's policy allows ``actor`` (of ``role``; None: the registry's controller; a signed-in person in
+    ``groups``) to.
 
     ``vote``: the final approval of a request, which this move completes for its requester (``actor``)."""
     return _promote(runtime, name, number=number, alias=alias, reason=reason, force=force, actor=actor, role=role,
-                    vote=vote, action="promote")
+                    vote=vote, action="promote", groups=groups)
 
 
 def break_glass(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str,
@@ -78,7 +79,7 @@ def break_glass(runtime: Runtime, name: str, *, number: int, alias: str, reason:
 
 
 def _promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: str, force: bool, actor: str,
-             role: str | None, vote: Vote | None, action: str) -> Move:
+             role: str | None, vote: Vote | None, action: str, groups: tuple[str, ...] = ()) -> Move:
     check_alias_name(alias)
     admit(runtime.models, ready_version(find_model(name), number))
     with write_transaction():
@@ -89,7 +90,8 @@ def _promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: st
         sanction = None
         if action != BREAK_GLASS and (vote is not None or current is None or current.version_id != version.id):
             sanction = check_move(model, alias, candidate=version, current=current.version if current else None,
-                                  actor=actor, role=role, action="promote", incompatible=problems, vote=vote)
+                                  actor=actor, role=role, action="promote", incompatible=problems, vote=vote,
+                                  groups=groups)
         if current is not None and current.version_id == version.id:
             return Move(name, alias, number, number, None)
         if problems and not force:
@@ -113,7 +115,7 @@ def _promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: st
 
 
 def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None, reason: str, actor: str,
-             role: str | None) -> Move:
+             role: str | None, groups: tuple[str, ...] = ()) -> Move:
     """Undo the alias's latest promote not undone yet, or jump back to ``to_version``.
 
     The target is loaded before the alias moves; if another move changed the target meanwhile,
@@ -132,7 +134,7 @@ def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None,
             current = find_alias(model, alias)
             version = ready_version(model, target)
             check_move(model, alias, candidate=version, current=current.version, actor=actor, role=role,
-                       action="rollback")
+                       action="rollback", groups=groups)
             end_on_move(model, alias, action="rollback", actor=actor)
             event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
         return Move(name, alias, target, event.from_version, event.id)

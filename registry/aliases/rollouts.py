@@ -122,12 +122,13 @@ def plan_of(rollout: Rollout) -> RolloutPlan | None:
 
 
 def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor: str, role: str | None,
-                     at_step: int | None = None, **evidence) -> Completion:
+                     at_step: int | None = None, groups: tuple[str, ...] = (), **evidence) -> Completion:
     """Promote the canary: the alias moves to it, the event carries the figures (and the ``evidence``
     that decided it, when the controller completes), and the rollout ends.
 
     ``at_step`` (the controller's): only if the plan still runs at that step, else Conflict. A protected
-    alias's policy is checked for ``actor`` (of ``role``; None: the controller) as for a promote."""
+    alias's policy is checked for ``actor`` (of ``role``; None: the controller; a signed-in person in
+    ``groups``) as for a promote."""
     model = find_model(name)
     planned = _active(model, alias)
     if planned.canary is None:
@@ -145,7 +146,7 @@ def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, ac
         plan = plan_of(rollout)
         check_move(model, alias, candidate=canary, current=previous, actor=actor, role=role, action="rollout_promote",
                    incompatible=incompatibilities(previous, canary),
-                   rollout_done=plan is not None and plan.step == len(plan.steps) - 1)
+                   rollout_done=plan is not None and plan.step == len(plan.steps) - 1, groups=groups)
         figures = describe(rollout, previous.number, summed(rollout.id)).figures()
         rollout.ended_at = current.updated_at = utcnow()
         current.version_id = canary.id
@@ -239,7 +240,8 @@ def set_plan_state(*, name: str, alias: str, state: str, actor: str, reason: str
         return _described(rollout, primary.number)
 
 
-def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, role: str | None, reason: str) -> RolloutState:
+def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, role: str | None, reason: str,
+              groups: tuple[str, ...] = ()) -> RolloutState:
     """A person moves the plan past its step without waiting for its gates: to the next step, or past
     the last one (the canary promoted, unless ``on_success`` is halt); the rollout as it is then."""
     model = find_model(name)
@@ -251,7 +253,7 @@ def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, role: str 
     if step + 1 >= len(plan.steps):
         if plan.on_success != "promote":
             raise Conflict("the plan is at its last step and its on_success is halt: promote the canary or abort")
-        done = complete_rollout(runtime, name=name, alias=alias, reason=reason, actor=actor, role=role)
+        done = complete_rollout(runtime, name=name, alias=alias, reason=reason, actor=actor, role=role, groups=groups)
         return _described(db.session.get(Rollout, rollout_id), done.previous_version)
     percent = plan.steps[step + 1]["percent"]
     end_read()

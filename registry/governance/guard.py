@@ -59,11 +59,11 @@ def policy_of(model: RegisteredModel, alias: str) -> Policy | None:
 
 def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | None, current: ModelVersion | None,
                actor: str, role: str | None, action: str, incompatible: list[str] = (), vote: Vote | None = None,
-               rollout_done: bool = False) -> Sanction | None:
+               rollout_done: bool = False, groups: tuple[str, ...] = ()) -> Sanction | None:
     """PolicyRefused (409, with what is missing) unless ``alias``'s policy allows ``actor`` to make this move.
 
     With ``vote``, the request's final approval is checked and recorded and the request closed: the move
-    it completes is then made for its requester (``actor``, ``role``)."""
+    it completes is then made for its requester (``actor``, ``role``). ``groups``: a signed-in person's."""
     policy = policy_of(model, alias)
     request = open_request(model, alias, vote.request_id) if vote is not None else None
     if request is not None:
@@ -72,7 +72,8 @@ def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | 
         return _sanction(model, alias, request, vote, current) if request is not None else None
     approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else []
     missing = missing_rules(policy, model, alias, candidate=candidate, current=current, actor=actor, role=role,
-                            action=action, incompatible=incompatible, approvers=len(approvers), rollout_done=rollout_done)
+                            action=action, incompatible=incompatible, approvers=len(approvers), rollout_done=rollout_done,
+                            groups=groups)
     if missing:
         raise PolicyRefused(f"the policy of {alias!r} of {model.name!r} does not allow this {action}: "
                             + "; ".join(item["rule"] for item in missing) + " missing", missing)
@@ -81,12 +82,14 @@ def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | 
 
 def missing_rules(policy: Policy, model: RegisteredModel, alias: str, *, candidate: ModelVersion | None,
                   current: ModelVersion | None, actor: str, role: str | None, action: str, incompatible: list[str],
-                  approvers: int, rollout_done: bool = False) -> list[dict]:
+                  approvers: int, rollout_done: bool = False, groups: tuple[str, ...] = ()) -> list[dict]:
     """Every rule of ``policy`` this move does not meet, as ``{"rule", "detail", …}`` (empty: it may go)."""
     missing = []
-    if not policy.may_move(actor, role):
-        missing.append({"rule": "movers", "detail": f"{actor!r} may not move {alias!r}: the policy lets roles "
-                                                    f"{list(policy.mover_roles)} and tokens {list(policy.mover_tokens)} move it"})
+    if not policy.may_move(actor, role, groups):
+        named = (f"roles {list(policy.mover_roles)}, tokens {list(policy.mover_tokens)} and groups "
+                 f"{list(policy.mover_groups)}" if policy.mover_groups
+                 else f"roles {list(policy.mover_roles)} and tokens {list(policy.mover_tokens)}")
+        missing.append({"rule": "movers", "detail": f"{actor!r} may not move {alias!r}: the policy lets {named} move it"})
     frozen = policy.frozen_at(utcnow())
     if frozen is not None:
         missing.append({"rule": "freeze", "detail": f"{alias!r} is frozen until {frozen.until.isoformat()}"

@@ -42,6 +42,7 @@ class Policy:
 
     mover_roles: tuple[str, ...] = DEFAULT_MOVERS
     mover_tokens: tuple[str, ...] = ()
+    mover_groups: tuple[str, ...] = ()  # the single sign-on provider's groups (people, never tokens)
     approvals: int = 0
     evaluation: EvaluationRule | None = None
     card: tuple[str, ...] = ()
@@ -64,6 +65,7 @@ class Policy:
         policy = cls(
             mover_roles=tuple(movers.get("roles", DEFAULT_MOVERS)),
             mover_tokens=tuple(movers.get("tokens", ())),
+            mover_groups=tuple(movers.get("groups", ())),
             approvals=document.get("approvals", 0),
             evaluation=EvaluationRule(**evaluation) if evaluation else None,
             card=tuple(require.get("card", ())),
@@ -72,9 +74,9 @@ class Policy:
             freeze=freeze,
             request_hours=document.get("request_hours", DEFAULT_REQUEST_HOURS),
         )
-        if not policy.mover_roles and not policy.mover_tokens:
-            raise InvalidInput("nobody could move the alias: name at least one role or token in 'movers'",
-                               errors={"movers": ["name at least one role or token"]})
+        if not policy.mover_roles and not policy.mover_tokens and not policy.mover_groups:
+            raise InvalidInput("nobody could move the alias: name at least one role, token or group in 'movers'",
+                               errors={"movers": ["name at least one role, token or group"]})
         return policy
 
     def document(self) -> dict:
@@ -91,17 +93,22 @@ class Policy:
             require["compatible_signature"] = True
         if self.rollout:
             require["rollout"] = True
+        movers = {"roles": list(self.mover_roles), "tokens": list(self.mover_tokens)}
+        if self.mover_groups:  # shown only when named, so policies without groups read (and hash) as before
+            movers["groups"] = list(self.mover_groups)
         return {
-            "movers": {"roles": list(self.mover_roles), "tokens": list(self.mover_tokens)},
+            "movers": movers,
             "approvals": self.approvals,
             "require": require,
             "freeze": [{"from": _iso(w.start), "until": _iso(w.until), "reason": w.reason} for w in self.freeze],
             "request_hours": self.request_hours,
         }
 
-    def may_move(self, actor: str, role: str | None) -> bool:
-        """Whether ``actor`` (a token's name; of ``role``, None for the registry's own controller) may move the alias."""
-        return actor in self.mover_tokens or (role is not None and role in self.mover_roles)
+    def may_move(self, actor: str, role: str | None, groups: tuple[str, ...] = ()) -> bool:
+        """Whether ``actor`` (a token's name, or a signed-in person's; of ``role``, None for the registry's own
+        controller; a person in ``groups``) may move the alias."""
+        return (actor in self.mover_tokens or (role is not None and role in self.mover_roles)
+                or any(group in self.mover_groups for group in groups))
 
     def frozen_at(self, moment: datetime) -> Freeze | None:
         """The freeze window ``moment`` falls in, if any."""

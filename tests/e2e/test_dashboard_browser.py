@@ -3,21 +3,18 @@
 Screenshots of every page at 1280x800 go to ``build/screenshots/`` (``SCREENSHOT_DIR`` overrides).
 """
 import hashlib
-import os
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from sklearn.linear_model import LinearRegression
 
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.traffic import move
-from config import BASE_DIR
 from tests.databases import BACKEND
+from tests.e2e.browsers import DESKTOP, PHONE, browser, shot  # noqa: F401  (browser: a fixture)
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
@@ -25,28 +22,7 @@ pytestmark = pytest.mark.skipif(
             "SQLite pass runs it"),
 )
 
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", BASE_DIR / "build" / "screenshots"))
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MODEL = "ui-demo"
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail("the browser tests need Debian's Chromium: apt-get install chromium")
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -65,12 +41,6 @@ def demo_model(live_registry):
         assert response.status_code == 201, response.text
     move(live_registry, "promote", MODEL, 1)
     return MODEL
-
-
-def shot(page: Page, name: str, *, full_page: bool = False) -> None:
-    """Keep a screenshot of the page as it is now (the whole page with ``full_page``)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def sign_in(page: Page, token: str) -> None:

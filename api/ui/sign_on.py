@@ -1,0 +1,121 @@
+"""Single sign-on for the dashboard: OpenID Connect's authorization code flow with PKCE, through Authlib.
+
+Authlib keeps the request's state, nonce and PKCE verifier in the (signed) cookie between the redirect
+and the callback, checks the state, trades the code for tokens and validates the ID token against the
+provider's keys (issuer, audience, nonce, signature; all from its discovery document). What the person
+may do comes from their groups (``OIDC_GROUPS``, registry/access/sign_on.py); the dashboard then keeps a
+server-side session for them, as for a token, so signing out ends it everywhere.
+"""
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
+from flask import Flask, current_app, flash, redirect, request, session, url_for
+from joserfc.errors import JoseError
+from werkzeug.exceptions import BadGateway, BadRequest, NotFound
+
+from api.ui import bp
+from api.ui.session import sign_in_person
+from registry.access.sign_on import GroupRule, check_settings, person_of, principal_of
+
+NEXT_KEY = "sign_on_next"
+
+
+@dataclass(frozen=True)
+class SignOn:
+    """The configured provider: Authlib's client for it, the group rules and the group claim's name."""
+
+    client: object
+    rules: tuple[GroupRule, ...]
+    group_claim: str
+    provider_name: str
+
+
+def init_sign_on(app: Flask) -> None:
+    """Register the provider when OIDC_ISSUER is set; its settings are checked here, so a wrong one stops
+    the start (SignOnConfigError naming it). The discovery document is read on the first sign-in."""
+    rules = check_settings(app.config)
+    if rules is None:
+        return
+    oauth = OAuth(app)
+    client = oauth.register(
+        "oidc", client_id=app.config["OIDC_CLIENT_ID"], client_secret=app.config["OIDC_CLIENT_SECRET"],
+        server_metadata_url=app.config["OIDC_ISSUER"] + "/.well-known/openid-configuration",
+        client_kwargs={"scope": app.config["OIDC_SCOPES"], "code_challenge_method": "S256", "timeout": 10},
+    )
+    app.extensions["sign_on"] = SignOn(client, rules, app.config["OIDC_GROUP_CLAIM"], app.config["OIDC_PROVIDER_NAME"])
+
+
+def provider_name() -> str | None:
+    """The provider's name for the sign-in page's button (None: single sign-on is off)."""
+    sign_on = current_app.extensions.get("sign_on")
+    return sign_on.provider_name if sign_on is not None else None
+
+
+@bp.route("/sign-in/oidc")
+def sign_on_start():
+    """Send the browser to the provider's sign-in, with a fresh state, nonce and PKCE challenge."""
+    sign_on = _configured()
+    session[NEXT_KEY] = request.args.get("next") or ""
+    try:
+        return sign_on.client.authorize_redirect(url_for("ui.sign_on_callback", _external=True))
+    except (requests.RequestException, AuthlibBaseError, ValueError) as exc:
+        raise BadGateway(f"the sign-in provider did not answer as expected: {exc}") from None
+
+
+@bp.route("/sign-in/oidc/callback")
+def sign_on_callback():
+    """The provider's answer: check it, find what the person's groups give, and open their session."""
+    from api.ui.pages import _safe_next  # the sign-in page's own check of where to go next
+
+    sign_on = _configured()
+    try:
+        token = sign_on.client.authorize_access_token()
+        claims = dict(token.get("userinfo") or {})
+        if not claims:
+            raise BadRequest("the provider sent no ID token: sign in again")
+        if sign_on.group_claim not in claims:  # many providers put groups in the userinfo only
+            extra = sign_on.client.userinfo(token=token)
+            if extra.get("sub") == claims["sub"]:
+                claims = {**extra, **claims}
+    except (AuthlibBaseError, JoseError) as exc:
+        raise BadRequest(f"the sign-in was refused: {_said(exc)}; go back to the sign-in page and start again") from None
+    except requests.RequestException as exc:
+        raise BadGateway(f"the sign-in provider did not answer: {exc}") from None
+    person = person_of(claims, sign_on.group_claim)
+    who = principal_of(person, sign_on.rules)  # Forbidden: no group of theirs is mapped
+    sign_in_person(who, sub=person.sub, email=person.email, id_token=token.get("id_token"))
+    flash(f"Signed in as {person.name or person.email or person.sub} ({who.role}"
+          + (", scoped" if who.scopes is not None else "") + ").", "ok")
+    return redirect(_safe_next(session.pop(NEXT_KEY, None)))
+
+
+def provider_sign_out(id_token: str | None):
+    """A redirect to the provider's end of session (RP-initiated logout) when it offers one, else None."""
+    sign_on = current_app.extensions.get("sign_on")
+    if sign_on is None or id_token is None:
+        return None
+    try:
+        endpoint = sign_on.client.load_server_metadata().get("end_session_endpoint")
+    except (requests.RequestException, ValueError):
+        return None
+    if not endpoint:
+        return None
+    query = urlencode({"id_token_hint": id_token, "client_id": sign_on.client.client_id,
+                       "post_logout_redirect_uri": url_for("ui.models", _external=True)})
+    return redirect(f"{endpoint}?{query}")
+
+
+def _configured() -> SignOn:
+    sign_on = current_app.extensions.get("sign_on")
+    if sign_on is None:
+        raise NotFound("single sign-on is not configured here: sign in with an API token")
+    return sign_on
+
+
+def _said(exc: Exception) -> str:
+    """What went wrong, in the words of the provider or of the check that failed."""
+    described = getattr(exc, "description", None) or getattr(exc, "error", None) or str(exc)
+    return str(described) or type(exc).__name__
