@@ -44,10 +44,16 @@ ON_DOCS = headers_with(DOCS_POLICY)
 
 def init_app(app: Flask) -> None:
     """Send the headers on every response of ``app``; the API docs page gets its own policy."""
+    everywhere, on_docs = EVERYWHERE, ON_DOCS
+    issuer = app.config.get("OIDC_ISSUER")
+    if issuer:  # signing out of the dashboard is a form whose answer sends the browser on to the provider's sign-out
+        origin = "/".join(issuer.split("/")[:3])
+        everywhere = headers_with({**POLICY, "form-action": f"'self' {origin}"})
+        on_docs = headers_with({**DOCS_POLICY, "form-action": f"'self' {origin}"})
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        response.headers.update(ON_DOCS if request.endpoint == DOCS_VIEW else EVERYWHERE)
+        response.headers.update(on_docs if request.endpoint == DOCS_VIEW else everywhere)
         if request.is_secure:
             response.headers["Strict-Transport-Security"] = HSTS
         return response

@@ -11,10 +11,11 @@ from urllib.parse import urlencode
 
 import requests
 from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.base_client.errors import MismatchingStateError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, current_app, flash, redirect, request, session, url_for
+from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
 from joserfc.errors import JoseError
-from werkzeug.exceptions import BadGateway, BadRequest, NotFound
+from werkzeug.exceptions import NotFound
 
 from api.ui import bp
 from api.ui.session import sign_in_person
@@ -62,7 +63,7 @@ def sign_on_start():
     try:
         return sign_on.client.authorize_redirect(url_for("ui.sign_on_callback", _external=True))
     except (requests.RequestException, AuthlibBaseError, ValueError) as exc:
-        raise BadGateway(f"the sign-in provider did not answer as expected: {exc}") from None
+        return _refused(502, "Provider unavailable", f"the sign-in provider did not answer as expected: {exc}")
 
 
 @bp.route("/sign-in/oidc/callback")
@@ -75,15 +76,16 @@ def sign_on_callback():
         token = sign_on.client.authorize_access_token()
         claims = dict(token.get("userinfo") or {})
         if not claims:
-            raise BadRequest("the provider sent no ID token: sign in again")
+            return _refused(400, "Sign-in refused", "the sign-in was refused: the provider sent no ID token")
         if sign_on.group_claim not in claims:  # many providers put groups in the userinfo only
             extra = sign_on.client.userinfo(token=token)
             if extra.get("sub") == claims["sub"]:
                 claims = {**extra, **claims}
     except (AuthlibBaseError, JoseError) as exc:
-        raise BadRequest(f"the sign-in was refused: {_said(exc)}; go back to the sign-in page and start again") from None
+        return _refused(400, "Sign-in refused", f"the sign-in was refused: {_said(exc)}; go back to the sign-in "
+                                                "page and start again")
     except requests.RequestException as exc:
-        raise BadGateway(f"the sign-in provider did not answer: {exc}") from None
+        return _refused(502, "Provider unavailable", f"the sign-in provider did not answer: {exc}")
     person = person_of(claims, sign_on.group_claim)
     who = principal_of(person, sign_on.rules)  # Forbidden: no group of theirs is mapped
     sign_in_person(who, sub=person.sub, email=person.email, id_token=token.get("id_token"))
@@ -115,7 +117,15 @@ def _configured() -> SignOn:
     return sign_on
 
 
+def _refused(status: int, title: str, detail: str):
+    """The dashboard's refusal page, with what went wrong (no session was opened)."""
+    return render_template("ui/refused.html", title=title, status=status, detail=detail), status
+
+
 def _said(exc: Exception) -> str:
     """What went wrong, in the words of the provider or of the check that failed."""
+    if isinstance(exc, MismatchingStateError):
+        return ("its state matches no sign-in this browser started (changed, used already, or begun in another "
+                "browser)")
     described = getattr(exc, "description", None) or getattr(exc, "error", None) or str(exc)
-    return str(described) or type(exc).__name__
+    return (str(described) or type(exc).__name__).rstrip(".")
