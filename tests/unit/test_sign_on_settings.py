@@ -46,11 +46,6 @@ def test_an_http_issuer_is_taken_on_the_loopback_only():
     assert check_settings({**SETTINGS, "OIDC_ISSUER": "http://127.0.0.1:9000"})
 
 
-def test_the_app_refuses_to_start_with_a_wrong_mapping(build_app):
-    with pytest.raises(SignOnConfigError, match="not valid JSON"):
-        build_app(**{**SETTINGS, "OIDC_GROUPS": "{"})
-
-
 def test_the_client_secret_may_come_from_a_file(tmp_path, monkeypatch):
     (tmp_path / "oidc").write_text("from-the-file\n")
     monkeypatch.setenv("OIDC_CLIENT_SECRET_FILE", str(tmp_path / "oidc"))
