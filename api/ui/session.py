@@ -15,6 +15,7 @@ from registry.access.scopes import PROMOTE, READ
 from registry.access.sessions import (
     end_session, session_id_token, session_principal, start_person_session, start_session,
 )
+from registry.access.sign_on import PREFIX as PERSON
 from registry.access.tokens import Principal
 from registry.errors import Forbidden
 
@@ -108,7 +109,8 @@ def action(role: str, right: str = PROMOTE) -> Callable:
                 return redirect(url_for("ui.sign_in", next=request.full_path))
             if not may(role):
                 needs = "admin" if role == "admin" else f"{role} or admin"
-                flash(f"Your token has the role {signed_in().role}; this needs {needs}.", "error")
+                whose = "You have" if signed_in().name.startswith(PERSON) else "Your token has"
+                flash(f"{whose} the role {signed_in().role}; this needs {needs}.", "error")
                 return redirect(request.referrer or url_for("ui.models"))
             _check_scope(right, kwargs.get("name"))
             return view(*args, **kwargs)

@@ -17,6 +17,7 @@ from flask import Flask, current_app, flash, redirect, render_template, request,
 from joserfc.errors import JoseError
 from werkzeug.exceptions import NotFound
 
+from api import rate_limits
 from api.ui import bp
 from api.ui.session import sign_in_person
 from registry.access.sign_on import GroupRule, check_settings, person_of, principal_of
@@ -82,6 +83,7 @@ def sign_on_callback():
             if extra.get("sub") == claims["sub"]:
                 claims = {**extra, **claims}
     except (AuthlibBaseError, JoseError) as exc:
+        rate_limits.authentication_failed()  # 429 instead, past AUTH_FAILURES_PER_MINUTE
         return _refused(400, "Sign-in refused", f"the sign-in was refused: {_said(exc)}; go back to the sign-in "
                                                 "page and start again")
     except requests.RequestException as exc:

@@ -6,6 +6,7 @@ from api import domain
 from api.ui import bp
 from api.ui.forms import CardForm
 from api.ui.session import action, may, page
+from registry.access.scopes import READ, UPLOAD
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
 from registry.artifacts.safe_pickle import artifact_format
@@ -29,7 +30,7 @@ def version(name, number):
 
 
 @bp.route("/models/<name>/versions/<int:number>/card", methods=["POST"])
-@action("ci")
+@action("ci", right=UPLOAD)  # as PATCH of the version asks of a scoped token
 def edit_card(name, number):
     """Save the version's description, tags, intended use and limitations (CSRF-checked)."""
     found = versions.get_version(name, str(number))
@@ -45,7 +46,7 @@ def edit_card(name, number):
 
 
 @bp.route("/models/<name>/versions/<int:number>/artifact")
-@action("ci")
+@action("ci", right=READ)  # as GET …/artifact asks of a scoped token
 def download(name, number):
     """The version's file, as ``GET …/artifact`` answers it to a ci or admin token."""
     found, data = versions.read_artifact(domain.store(), name, str(number))
