@@ -90,10 +90,11 @@ def sign_on_callback():
         return _refused(502, "Provider unavailable", f"the sign-in provider did not answer: {exc}")
     person = person_of(claims, sign_on.group_claim)
     who = principal_of(person, sign_on.rules)  # Forbidden: no group of theirs is mapped
+    target = _safe_next(session.pop(NEXT_KEY, None))
     sign_in_person(who, sub=person.sub, email=person.email, id_token=token.get("id_token"))
     flash(f"Signed in as {person.name or person.email or person.sub} ({who.role}"
           + (", scoped" if who.scopes is not None else "") + ").", "ok")
-    return redirect(_safe_next(session.pop(NEXT_KEY, None)))
+    return redirect(target)
 
 
 def provider_sign_out(id_token: str | None):

@@ -20,7 +20,7 @@ def start_session(token: str, *, bootstrap_admin_token: str | None, lifetime: ti
     Expired sessions are pruned here, so the table holds the open ones only.
     """
     who = authenticate(token, bootstrap_admin_token)
-    if who.scopes is not None:  # the dashboard's actions check roles, not a token's models
+    if who.scopes is not None:  # scoped tokens are machines'; people with scopes sign in through single sign-on
         raise Forbidden(f"the token {who.name!r} is scoped to some models, and the dashboard takes unscoped tokens "
                         "only: use it with the API, or sign in with an unscoped token")
     return _open(lifetime, token_hash=hash_token(token)), who

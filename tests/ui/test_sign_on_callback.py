@@ -36,7 +36,7 @@ def callback_with(app, monkeypatch, **changes):
     """Start a sign-in, then come back with an ID token for it, ``changes`` applied; the callback's answer
     and whether the browser is signed in afterwards."""
     client = app.test_client()
-    started = client.get("/ui/sign-in/oidc")
+    started = client.get(changes.pop("start", "/ui/sign-in/oidc"))
     assert started.status_code == 302
     query = parse_qs(urlsplit(started.headers["Location"]).query)
     assert query["code_challenge_method"] == ["S256"] and query["code_challenge"]
@@ -53,9 +53,14 @@ def callback_with(app, monkeypatch, **changes):
     return answer, signed_in
 
 
-def test_a_valid_id_token_signs_the_person_in(sso_app, monkeypatch):
-    answer, signed_in = callback_with(sso_app, monkeypatch)
-    assert answer.status_code == 302 and signed_in
+def test_a_valid_id_token_signs_the_person_in_and_goes_where_they_were_going(sso_app, monkeypatch):
+    answer, signed_in = callback_with(sso_app, monkeypatch, start="/ui/sign-in/oidc?next=/ui/operations")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/ui/operations" and signed_in
+
+
+def test_where_to_go_after_sign_in_is_never_another_site(sso_app, monkeypatch):
+    answer, _ = callback_with(sso_app, monkeypatch, start="/ui/sign-in/oidc?next=https://evil.example/ui/")
+    assert answer.headers["Location"] == "/ui/"
 
 
 @pytest.mark.parametrize("changes", [
