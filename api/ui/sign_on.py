@@ -4,17 +4,14 @@ Authlib keeps the request's state, nonce and PKCE verifier in the (signed) cooki
 and the callback, checks the state, trades the code for tokens and validates the ID token against the
 provider's keys (issuer, audience, nonce, signature; all from its discovery document). What the person
 may do comes from their groups (``OIDC_GROUPS``, registry/access/sign_on.py); the dashboard then keeps a
-server-side session for them, as for a token, so signing out ends it everywhere.
+server-side session for them, as for a token, so signing out ends it everywhere. Authlib (and requests,
+which it brings) is imported only where single sign-on is configured: a worker that serves models
+without it never pays for their import.
 """
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-import requests
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.base_client.errors import MismatchingStateError
-from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
-from joserfc.errors import JoseError
 from werkzeug.exceptions import NotFound
 
 from api import rate_limits
@@ -41,6 +38,8 @@ def init_sign_on(app: Flask) -> None:
     rules = check_settings(app.config)
     if rules is None:
         return
+    from authlib.integrations.flask_client import OAuth  # only where configured: it brings requests along
+
     oauth = OAuth(app)
     client = oauth.register(
         "oidc", client_id=app.config["OIDC_CLIENT_ID"], client_secret=app.config["OIDC_CLIENT_SECRET"],
@@ -59,6 +58,9 @@ def provider_name() -> str | None:
 @bp.route("/sign-in/oidc")
 def sign_on_start():
     """Send the browser to the provider's sign-in, with a fresh state, nonce and PKCE challenge."""
+    import requests
+    from authlib.common.errors import AuthlibBaseError
+
     sign_on = _configured()
     session[NEXT_KEY] = request.args.get("next") or ""
     try:
@@ -70,6 +72,10 @@ def sign_on_start():
 @bp.route("/sign-in/oidc/callback")
 def sign_on_callback():
     """The provider's answer: check it, find what the person's groups give, and open their session."""
+    import requests
+    from authlib.common.errors import AuthlibBaseError
+    from joserfc.errors import JoseError
+
     from api.ui.pages import _safe_next  # the sign-in page's own check of where to go next
 
     sign_on = _configured()
@@ -102,6 +108,8 @@ def provider_sign_out(id_token: str | None):
     sign_on = current_app.extensions.get("sign_on")
     if sign_on is None or id_token is None:
         return None
+    import requests
+
     try:
         endpoint = sign_on.client.load_server_metadata().get("end_session_endpoint")
     except (requests.RequestException, ValueError):
@@ -127,6 +135,8 @@ def _refused(status: int, title: str, detail: str):
 
 def _said(exc: Exception) -> str:
     """What went wrong, in the words of the provider or of the check that failed."""
+    from authlib.integrations.base_client.errors import MismatchingStateError
+
     if isinstance(exc, MismatchingStateError):
         return ("its state matches no sign-in this browser started (changed, used already, or begun in another "
                 "browser)")
