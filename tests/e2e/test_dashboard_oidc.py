@@ -17,9 +17,15 @@ from playwright.sync_api import Page, expect
 from bench.harness import server
 from bench.harness.models import scaled_sum, upload
 from bench.harness.traffic import move
-from tests.databases import fresh_database
+from tests.databases import BACKEND, fresh_database
 from tests.e2e.browsers import DESKTOP, browser, shot  # noqa: F401  (browser: a fixture)
 from tests.e2e.conftest import ADMIN_TOKEN
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite",
+    reason=("the sign-in through a real provider in a browser is what it tests; a person's session and a policy's "
+            "groups are held on both backends by tests/ui/test_signed_in_people.py: the SQLite pass runs it"),
+)
 
 PROVIDER_DIR = Path(__file__).parent / "oidc_provider"
 CLIENT_SECRET = "registry-test-client-secret"

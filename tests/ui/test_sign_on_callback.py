@@ -85,3 +85,9 @@ def test_without_single_sign_on_its_routes_are_not_found(client):
 def test_the_app_refuses_to_start_with_a_wrong_mapping(build_app):
     with pytest.raises(SignOnConfigError, match="not valid JSON"):
         build_app(OIDC_ISSUER=ISSUER, OIDC_CLIENT_ID="registry", OIDC_CLIENT_SECRET="secret", OIDC_GROUPS="{")
+
+
+def test_the_pages_let_the_sign_out_form_go_on_to_the_providers_origin_only(sso_app, client):
+    assert "form-action 'self' https://id.example.test;" in sso_app.test_client().get("/ui/").headers[
+        "Content-Security-Policy"]
+    assert "form-action 'self';" in client.get("/ui/").headers["Content-Security-Policy"]  # without single sign-on
