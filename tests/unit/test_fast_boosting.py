@@ -6,6 +6,8 @@ zeros and extremes, then rows holding its own thresholds and their neighbours (f
 NaN, ±inf, subnormals, categories never seen and values no category has. scikit-learn is called as the
 registry calls it (``assume_finite=True``).
 """
+import functools
+
 import numpy as np
 import pytest
 import sklearn
@@ -27,9 +29,10 @@ SPECIALS = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, -5e-324, 1e-310
 LABELS = [np.array([3, -1, 7, 0, 12, 5, 9, 2, 8, 4]), np.array(list("abcdefghij"))]
 
 
+@functools.cache
 def random_model(seed: int):
-    """A fitted boosted model of a kind, task and shape chosen by ``seed``; its training rows and
-    categorical columns."""
+    """A fitted boosted model of a kind, task and shape chosen by ``seed``; its training rows (read-only)
+    and categorical columns. Fitted once per run: the tests that draw the same seed share it."""
     rng = np.random.default_rng(seed)
     histogram, classify = seed % 2 == 0, seed % 4 >= 2
     n_rows, n_features = int(rng.integers(60, 300)), int(rng.integers(1, 6))
@@ -82,7 +85,9 @@ def random_model(seed: int):
             shape["loss"] = rng.choice(["squared_error", "absolute_error", "huber", "quantile"])
         model = (HistGradientBoostingRegressor if histogram else GradientBoostingRegressor)(**shape)
     with np.errstate(all="ignore"):
-        return model.fit(X if histogram else np.nan_to_num(X), y), X, categorical
+        model.fit(X if histogram else np.nan_to_num(X), y)
+    X.setflags(write=False)
+    return model, X, categorical
 
 
 def thresholds(model) -> np.ndarray:
@@ -204,7 +209,7 @@ def test_records_damaged_after_the_walker_was_made_raise_nodes_damaged(what, row
         fast.columns[:] = 2**31 - 1
     else:
         fast.nodes["child"][categorical] = 2**31 - 1
-    rows_ = np.repeat(X[:1], rows, axis=0) if what != "column" else X[:rows]
+    rows_ = np.repeat(X[:1], rows, axis=0) if what != "column" else X[:rows].copy()
     rows_[:, fast.categorical_columns] = fast.categories[0][0]  # a known category: its split reads the set
     with pytest.raises(NodesDamaged, match="the node records changed since they were checked"):
         fast.predict(rows_)
