@@ -15,7 +15,7 @@ from registry.errors import InvalidInput, NotExplainable
 from registry.monitoring.explain_references import KEPT, ExplainReferences
 from registry.serving.cache import ServableModel
 from registry.serving.explanations import ExplainAsk, explain, explain_asked, offered_spaces, space_for
-from registry.serving.predictors import predictor_for
+from registry.inference.predictors import predictor_for
 
 RNG = np.random.default_rng(2)
 X = RNG.normal(size=(120, 2))
