@@ -15,6 +15,7 @@ from registry.artifacts.store_root import UnknownStore, open_store
 from registry.changes import committed
 from registry.integrity.scrub import damaged_digests
 from registry.db import end_read
+from registry.monitoring.explain_references import ExplainReferences
 from registry.monitoring.prediction_log import LogSettings, PredictionLog
 from registry.serving.admission import AdmissionBounds
 from registry.serving.data_plane import DataPlane
@@ -37,6 +38,7 @@ class Domain:
     forms: ServedForms  # this machine's served forms, which its loader makes and maps
     prediction_log: PredictionLog
     data_plane: DataPlane  # where every prediction is answered
+    explain_references: ExplainReferences  # the linear versions' reference means, read on first use
 
 
 def init_app(app: Flask) -> None:
@@ -48,6 +50,7 @@ def init_app(app: Flask) -> None:
         serving=_serving_digests(app),
         key=lambda: (config.get("SECRET_KEY") or "").encode(),  # read at first use: the dashboard sets its default
     )
+    explain_references = ExplainReferences(app.app_context)
     runtime = build_runtime(
         ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024, forms=forms),
         memory_budget_bytes=int(config["MODEL_MEMORY_MB"] * 1024 * 1024),
@@ -56,6 +59,7 @@ def init_app(app: Flask) -> None:
         max_explain_rows=config["MAX_EXPLAIN_ROWS"],
         admission=AdmissionBounds.of(per_model=config["MAX_IN_FLIGHT_PER_MODEL"], per_worker=config["MAX_IN_FLIGHT"],
                                      wait_seconds=config["ADMISSION_WAIT_MS"] / 1000),
+        explain_reference=explain_references,
     )
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
                                capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],
@@ -64,10 +68,11 @@ def init_app(app: Flask) -> None:
                                export=bool(config["PREDICTION_LOG_EXPORT"]),
                                max_explain_rows=config["MAX_EXPLAIN_ROWS"])
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
-                                   draw_key=(config.get("SECRET_KEY") or "").encode())
+                                   draw_key=(config.get("SECRET_KEY") or "").encode(),
+                                   explain_reference=explain_references)
     runtime.shadows.observe(prediction_log.log_shadow)
     data_plane = DataPlane(runtime, log=prediction_log)
-    app.extensions[EXTENSION] = Domain(store, runtime, forms, prediction_log, data_plane)
+    app.extensions[EXTENSION] = Domain(store, runtime, forms, prediction_log, data_plane, explain_references)
     committed.connect(_serve_committed)  # once per process: connecting again changes nothing
     if config["WATCH_ALIASES"]:
         url = make_url(config["SQLALCHEMY_DATABASE_URI"])
@@ -75,6 +80,7 @@ def init_app(app: Flask) -> None:
             conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
             runtime.models.listen(ChangeListener(conninfo))
         prediction_log.follow(runtime.models.observe_changes)
+        runtime.models.observe_changes(explain_references.forget)
         lifecycle.of(app).add("alias watcher", start=runtime.models.ensure_started)
     lifecycle.of(app).add("serving", stop=lambda: stop_in_worker(app))
 
@@ -155,3 +161,4 @@ def _serve_committed(_sender, changes: tuple) -> None:
     domain = current_app.extensions.get(EXTENSION)
     if domain is not None:
         domain.runtime.models.apply(changes)
+        domain.explain_references.apply(changes)

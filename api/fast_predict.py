@@ -31,7 +31,8 @@ from api import deadlines, lifecycle, request_ids, security_headers, traces
 from api.answering import answer, refusal
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
-from api.views.predict import body_flag, render
+from api.views.predict import body_explain, body_flag, render
+from registry.errors import InvalidInput
 from registry.names import DEFAULT_ALIAS
 from registry.serving.data_plane import Failure
 from registry.serving.inputs import JsonInput
@@ -108,8 +109,8 @@ class FastPredict:
         max_rows = self.app.config["MAX_BATCH_ROWS"]
         try:
             body = parse_body(data, max_rows)
-            given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_flag(body, "explain"))
-        except ProblemError:
+            given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
+        except (ProblemError, InvalidInput):
             return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
         with self.app.app_context():
             lifecycle.of(self.app).start()

@@ -1,8 +1,10 @@
 """What an explanation costs: one row of a 100-tree, depth-10 random forest explained in process by the
 compiled TreeSHAP (``registry.inference.tree_shap``) beside shap's own C TreeSHAP on the same model, and
-the predict route's requests per second with ``"explain": true`` beside it without.
+the predict route's requests per second with ``"explain": true`` beside it without; with ``--model
+logistic`` the same for a logistic regression (linear SHAP beside shap's LinearExplainer), where what is
+left of an explanation's cost is the route's Python, not arithmetic.
 
-    .venv/bin/python -m bench.explain
+    .venv/bin/python -m bench.explain [--model forest|logistic]
 
 Prints the p50 (and p90 and min) of each in-process explanation over ``--repeats`` calls (goal: ≤ 5 ms p50), and
 the explain route's rps ÷ the predict route's (single row, alias route, c=8, goal ≥ 0.5); writes them to
@@ -19,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 
 from bench import models, predict, report, servers
 from bench.harness.traffic import move
 from registry.inference.fast_trees import compile_trees
+from registry.inference.linear_shap import linear_shap
 
 HERE = Path(__file__).resolve().parent
 GOALS = {"p50_ms": 5.0, "route_ratio": 0.5}
@@ -35,16 +39,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--model", choices=("forest", "logistic"), default="forest")
     args = parser.parse_args()
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
     X, y = models.training_data()
-    forest = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0).fit(X, y)
-    run["in_process"] = in_process(forest, X, args.repeats)
-    run["route"] = over_http(forest, X, args)
+    if args.model == "forest":
+        model = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0).fit(X, y)
+        run["in_process"] = in_process(model, X, args.repeats)
+    else:
+        model = LogisticRegression(max_iter=1000).fit(X, y)
+        run["in_process"] = in_process_linear(model, X, args.repeats)
+    run["route"] = over_http(model, X, args)
     text = describe(run)
     print(text)
-    report.save("explain", run, text, HERE / "results", latest="explain")
+    name = "explain" if args.model == "forest" else f"explain-{args.model}"
+    report.save(name, run, text, HERE / "results", latest=name)
 
 
 def in_process(forest, X: np.ndarray, repeats: int) -> dict:
@@ -65,6 +75,26 @@ def in_process(forest, X: np.ndarray, repeats: int) -> dict:
             "nodes": int(len(compiled.nodes))}
 
 
+def in_process_linear(model, X: np.ndarray, repeats: int) -> dict:
+    """Milliseconds per single-row explanation of a logistic regression, ours (linear SHAP against the all-zeros
+    row) and shap's LinearExplainer with the same background mean; and the largest difference between the two."""
+    import shap
+
+    zeros = np.zeros(X.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.LinearExplainer(model, (zeros, np.eye(len(zeros))), feature_perturbation="interventional")
+    rows = [X[i:i + 1] for i in range(repeats)]
+
+    def ours(row):
+        return linear_shap(model.coef_, model.intercept_, rows=row, reference=zeros)[1]
+
+    difference = max(float(np.abs(ours(row)[:, :, 0] - np.asarray(explainer.shap_values(row))).max())
+                     for row in rows[:20])
+    return {"registry_ms": _timed(ours, rows), "shap_ms": _timed(explainer.shap_values, rows),
+            "max_difference": difference, "nodes": 0}
+
+
 def _timed(call, rows: list) -> dict:
     call(rows[0])
     seconds = []
@@ -77,7 +107,7 @@ def _timed(call, rows: list) -> dict:
             "min": round(min(seconds) * 1000, 4)}
 
 
-def over_http(forest, X: np.ndarray, args) -> dict:
+def over_http(model, X: np.ndarray, args) -> dict:
     """Requests per second of the predict route on one row, without and with ``explain``, in turns."""
     found = {"predict": [], "explain": []}
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
@@ -88,9 +118,9 @@ def over_http(forest, X: np.ndarray, args) -> dict:
             bodies[name].write_text(json.dumps({"instances": np.round(X[:1], 6).tolist(), **extra}))
         registry = servers.start_registry(root / "registry")
         try:
-            version = models.register(registry, "forest", forest)
-            move(registry, "promote", "forest", version)
-            url = f"{registry.url}/models/forest/production/predict"
+            version = models.register(registry, args.model, model)
+            move(registry, "promote", args.model, version)
+            url = f"{registry.url}/models/{args.model}/production/predict"
             for _ in range(args.rounds):
                 for name, body in bodies.items():
                     figures = predict.measure(registry.process.pid, url, body, args.concurrency, args.seconds,
@@ -108,15 +138,19 @@ def describe(run: dict) -> str:
     local, route = run["in_process"], run["route"]
     predict_rps, explain_rps = statistics.median(route["predict"]), statistics.median(route["explain"])
     o = run["options"]
+    forest = o.get("model", "forest") == "forest"
+    what = (f"a 100-tree, depth-10 random forest ({local['nodes']:,} nodes, 8 features)" if forest
+            else "a logistic regression (8 features)")
+    ours, theirs = ("compiled TreeSHAP", "shap.TreeExplainer") if forest else ("linear SHAP", "shap.LinearExplainer")
     return "\n".join([
         f"# Explanations, {run['started_at']}", "",
-        f"One row of a 100-tree, depth-10 random forest ({local['nodes']:,} nodes, 8 features), "
+        f"One row of {what}, "
         f"{o['repeats']} calls in process; largest difference from shap: {local['max_difference']:.1e}.", "",
         "| explainer | p50 | p90 | min (the machine's other load least in the way) | goal |",
         "| --- | --- | --- | --- | --- |",
-        f"| registry (compiled TreeSHAP) | {local['registry_ms']['p50']:.3f} ms | {local['registry_ms']['p90']:.3f} ms "
+        f"| registry ({ours}) | {local['registry_ms']['p50']:.3f} ms | {local['registry_ms']['p90']:.3f} ms "
         f"| {local['registry_ms']['min']:.3f} ms | p50 ≤ {GOALS['p50_ms']} ms |",
-        f"| shap.TreeExplainer | {local['shap_ms']['p50']:.3f} ms | {local['shap_ms']['p90']:.3f} ms "
+        f"| {theirs} | {local['shap_ms']['p50']:.3f} ms | {local['shap_ms']['p90']:.3f} ms "
         f"| {local['shap_ms']['min']:.3f} ms | |", "",
         f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} workers, medians of {o['rounds']} "
         f"windows of {o['seconds']} s:", "",

@@ -21,6 +21,10 @@ class PredictionOut(Schema):
     explanation_space = fields.String(metadata={
         "description": "prediction (regressors), probability (trees and forests that classify: one value per class)"
                        " or margin (logistic and boosted classifiers: log-odds, per class for more than two)"})
+    explanation_baseline = fields.String(metadata={
+        "description": "what the values are measured from: covers (trees: the training data as the nodes' covers "
+                       "record it), reference (a linear version's drift-reference mean) or zeros (its features' "
+                       "all-zeros row)"})
     explanation_columns = fields.String(metadata={
         "description": "transformed: a Pipeline step mixes input columns, so values are per transformed feature"})
     explanation_note = fields.String()

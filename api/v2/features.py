@@ -14,6 +14,8 @@ from api.v2.metadata import EXPLANATION, PREDICT_PROBA, output_names
 from api.v2.tensors import InferRequest, Tensor, read_request
 from registry.artifacts.signature import Signature
 from registry.serving.cache import ServableModel
+from registry.errors import InvalidInput
+from registry.serving.explanations import ExplainAsk, explain_asked
 from registry.serving.inputs import ModelInput, rows_from_array, rows_from_columns
 
 
@@ -47,9 +49,18 @@ class TensorInput:
             )
         return PREDICT_PROBA in outputs
 
-    def wants_explanations(self, servable: ServableModel) -> bool:
-        """Whether ``explanation`` is among the requested outputs."""
-        return EXPLANATION in (self.decoded.outputs or ())
+    def asked_explanation(self, servable: ServableModel) -> ExplainAsk | None:
+        """What the ``explanation`` output asks, when requested: its parameter ``space`` may name the space
+        (a 400 for any other parameter but ``binary_data``, or a space that is not one)."""
+        decoded = self.decoded
+        if EXPLANATION not in (decoded.outputs or ()):
+            return None
+        parameters = {key: value for key, value in decoded.output_parameters.get(EXPLANATION, {}).items()
+                      if key != "binary_data"}
+        try:
+            return explain_asked(parameters or True, what="explanation")
+        except InvalidInput as error:
+            raise ProblemError(400, error.detail) from None
 
 
 def model_input(tensors: list[Tensor], signature: Signature, max_rows: int) -> ModelInput:

@@ -8,7 +8,7 @@ and for BYTES a 4-byte little-endian length before each element.
 import json
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
@@ -49,6 +49,7 @@ class InferRequest:
     inputs: list[Tensor]
     outputs: dict[str, bool] | None  # requested output name -> binary; None: the default output
     binary_output: bool  # the request-wide ``binary_data_output``
+    output_parameters: dict[str, dict] = field(default_factory=dict)  # requested output name -> its parameters
 
 
 def read_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -77,7 +78,9 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
             f"{len(binary)} bytes follow the JSON header (Inference-Header-Content-Length) but the inputs' "
             f"binary_data_size add up to {used}; make the header length and the sizes match the body",
         )
-    return InferRequest(request_id, tensors, _outputs(document.get("outputs")), _flag(parameters, "binary_data_output"))
+    outputs = document.get("outputs")
+    return InferRequest(request_id, tensors, _outputs(outputs), _flag(parameters, "binary_data_output"),
+                        {output["name"]: output.get("parameters") or {} for output in outputs or ()})
 
 
 # -- request -----------------------------------------------------------------------------------

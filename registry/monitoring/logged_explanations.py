@@ -21,9 +21,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from registry.errors import ArtifactCorrupted, InvalidInput, NotExplainable
 from registry.serving.cache import ServableModel
-from registry.serving.explanations import Explanations, explain
+from registry.serving.explanations import Explanations, explain, takes_reference
 
 EXPLAIN_CPU_SHARE = 0.25  # of one core's time: what the writer may spend explaining, on average
 BURST_SECONDS = 1.0  # what it may spend at once, after a quiet while
@@ -53,13 +55,16 @@ class TimeBudget:
         self._at = now
 
 
-def explain_logged(servable: ServableModel, rows, *, max_rows: int, asked: Explanations | None = None) -> dict | None:
+def explain_logged(servable: ServableModel, rows, *, max_rows: int, asked: Explanations | None = None,
+                   reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None) -> dict | None:
     """The stored form of the explanations of ``rows`` (what ``servable`` was given) by ``servable``, its
-    first ``max_rows`` rows; the caller's own (``asked``) when it asked for them. None when the version
-    cannot be explained per input column."""
+    first ``max_rows`` rows; the caller's own (``asked``) when it asked for them, else in the version's own
+    space, a linear one's against ``reference(servable)``. None when the version cannot be explained per
+    input column."""
     if asked is None:
         try:
-            asked = explain(servable, _first(rows, max_rows))
+            mean = reference(servable) if takes_reference(servable) else None
+            asked = explain(servable, _first(rows, max_rows), reference=mean)
         except (NotExplainable, InvalidInput, ArtifactCorrupted):  # a version without explanations logs none
             return None
     if not asked.by_input_column or not asked.rows:

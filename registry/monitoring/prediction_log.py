@@ -114,8 +114,10 @@ class PredictionLog:
     """Samples requests, queues them, and writes them from a thread of this process."""
 
     def __init__(self, settings: LogSettings, session_scope: Callable[[], AbstractContextManager],
-                 chance: Callable[[], float] = random.random, draw_key: bytes = b""):
+                 chance: Callable[[], float] = random.random, draw_key: bytes = b"",
+                 explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None):
         self.settings = settings
+        self._explain_reference = explain_reference  # a linear version's reference mean, as its callers' answers use
         self._session_scope = session_scope
         self._chance = chance
         self._draw_key = draw_key[:64]  # a secret of the deployment: callers cannot tell which ids are drawn
@@ -392,7 +394,8 @@ class PredictionLog:
             return None
         started = time.perf_counter()
         try:
-            found = explain_logged(entry.servable, entry.rows, max_rows=self.settings.max_explain_rows, asked=entry.asked)
+            found = explain_logged(entry.servable, entry.rows, max_rows=self.settings.max_explain_rows, asked=entry.asked,
+                                   reference=self._explain_reference)
         except Exception:  # a fault of the explainer must not cost the log its rows: they are kept without
             log.exception("version %s of %r could not explain a logged answer; it is logged without", entry.version,
                           entry.model)

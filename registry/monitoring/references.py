@@ -3,7 +3,9 @@ judged against what the version learned rather than against its first day of tra
 
 The caller (the trainers CLI, or anyone with the rows) sends up to ``MAX_ROWS`` rows in any predict
 body shape; they are checked against the version's signature, answered by the version itself (the
-reference of its predictions), and profiled per feature (``registry.monitoring.drift``). The
+reference of its predictions), and profiled per feature (``registry.monitoring.drift``); a linear or
+logistic version also keeps their mean in its model's features, which its explanations are measured from
+(``registry.monitoring.explain_references``). The
 profiles are kept: bins with their counts, and at most ``SAMPLE`` values per numeric column for the
 KS test; and ``GATE_ROWS`` of the rows, drawn evenly, which a rollout plan's agreement gate scores
 both arms on (no route returns them). A version has one reference; sending another replaces it.
@@ -15,10 +17,12 @@ from datetime import datetime
 
 import numpy as np
 
+from registry.changes import ModelChanged, record
 from registry.db import db, end_read, write_transaction
 from registry.errors import NotFound, VersionArchived
 from registry.lookups import find_model, find_version
 from registry.monitoring.drift import Profile, profile
+from registry.monitoring.explain_references import MEAN, reference_mean
 from registry.monitoring.tables import DriftReference
 from registry.serving.inputs import rows_from_json
 from registry.serving.running import run_model
@@ -55,6 +59,9 @@ def set_reference(runtime: Runtime, *, name: str, ref: str, source: str, body: d
                 for feature, column in zip(servable.signature.names, _columns(rows))}
     stored = {"features": {feature: p.to_dict() for feature, p in features.items()},
               "predictions": profile(predictions, keep_sample=True, max_sample=SAMPLE).to_dict()}
+    mean = reference_mean(servable, rows)
+    if mean is not None:
+        stored[MEAN] = mean
     with write_transaction() as session:
         row = session.get(DriftReference, version_id)
         if row is None:
@@ -62,6 +69,9 @@ def set_reference(runtime: Runtime, *, name: str, ref: str, source: str, body: d
             session.add(row)
         row.source, row.rows, row.profile, row.created_at, row.created_by = source, len(predictions), stored, utcnow(), actor
         row.gate_rows = _evenly(list(zip(*_columns(rows))), GATE_ROWS)
+        if mean is not None:  # every process reads the version's explanation baseline again
+            find_model(name, lock=True).updated_at = utcnow()
+            record(ModelChanged(name))
     return get_reference(name, str(number))
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from registry.artifacts.signature import Signature
 from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.cache import ServableModel
+from registry.serving.explanations import ExplainAsk
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,8 +65,8 @@ class PredictionInput(Protocol):
     def wants_probabilities(self, servable: ServableModel) -> bool:
         """Whether the caller asked for class probabilities of ``servable``."""
 
-    def wants_explanations(self, servable: ServableModel) -> bool:
-        """Whether the caller asked for each row's explanation by ``servable``."""
+    def asked_explanation(self, servable: ServableModel) -> ExplainAsk | None:
+        """The explanation of each row by ``servable`` the caller asked for (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class JsonInput:
     body: object
     max_rows: int
     return_proba: bool = False
-    explain: bool = False
+    explain: ExplainAsk | None = None
 
     def rows(self, signature: Signature) -> ModelInput:
         """The body's rows in signature order."""
@@ -85,7 +86,7 @@ class JsonInput:
         """What the body (or the query) asked."""
         return self.return_proba
 
-    def wants_explanations(self, servable: ServableModel) -> bool:
+    def asked_explanation(self, servable: ServableModel) -> ExplainAsk | None:
         """What the body (or the query) asked."""
         return self.explain
 
@@ -97,7 +98,7 @@ class CsvInput:
     text: str
     max_rows: int
     return_proba: bool = False
-    explain: bool = False
+    explain: ExplainAsk | None = None
 
     def rows(self, signature: Signature) -> ModelInput:
         """The file's rows in signature order."""
@@ -107,7 +108,7 @@ class CsvInput:
         """What the query asked."""
         return self.return_proba
 
-    def wants_explanations(self, servable: ServableModel) -> bool:
+    def asked_explanation(self, servable: ServableModel) -> ExplainAsk | None:
         """What the query asked."""
         return self.explain
 

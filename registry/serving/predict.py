@@ -8,6 +8,7 @@ from dataclasses import replace
 from registry import tracing
 from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.cache import ServableModel
+from registry.serving.explanations import space_for, takes_reference
 from registry.serving.inputs import PredictionInput
 from registry.serving.routing import CANARY
 from registry.serving.running import Prediction, run_model
@@ -32,7 +33,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     tally = (route.rollout_id, route.role, route.servable.version)
     started = time.perf_counter()
     try:
-        result = _answer(route.servable, request, runtime.max_explain_rows)
+        result = _answer(runtime, route.servable, request)
     except Exception as exc:
         exc.served_by = (route.servable.version, route.role, route.rollout_id)
         if route.rollout_id is not None and caller_fault(exc):
@@ -78,21 +79,24 @@ def after_answer(runtime: Runtime, prediction: Prediction) -> None:
         runtime.shadows.offer(job)
 
 
-def _answer(servable: ServableModel, request: PredictionInput, max_explain_rows: int) -> Prediction:
+def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput) -> Prediction:
     return_proba = request.wants_probabilities(servable)
     if return_proba and servable.task != "classification":
         raise InvalidInput(
             f"version {servable.version} of {servable.model!r} is a regressor: probabilities exist only for "
             "classifiers; drop return_proba"
         )
-    explained = request.wants_explanations(servable)
+    asked = request.asked_explanation(servable)
+    if asked is not None:
+        space_for(servable, asked)  # a space the version does not offer is refused before any work
     with tracing.span("parse") as span:
         rows = request.rows(servable.signature)
         span.set_attribute("prediction.rows", len(rows))
-    if explained and len(rows) > max_explain_rows:
+    if asked is not None and len(rows) > runtime.max_explain_rows:
         raise BatchTooLarge(
-            f"asked to explain {len(rows):,} rows; the limit is {max_explain_rows:,} (MAX_EXPLAIN_ROWS), since an "
-            "exact explanation costs tens of predictions a row: explain fewer rows per request, or predict "
+            f"asked to explain {len(rows):,} rows; the limit is {runtime.max_explain_rows:,} (MAX_EXPLAIN_ROWS), since "
+            "an exact explanation costs tens of predictions a row: explain fewer rows per request, or predict "
             "without explain"
         )
-    return run_model(servable, rows, return_proba, explained=explained)
+    reference = runtime.explain_reference(servable) if asked is not None and takes_reference(servable) else None
+    return run_model(servable, rows, return_proba, explained=asked, reference=reference)

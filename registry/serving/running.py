@@ -7,7 +7,7 @@ import numpy as np
 from registry import tracing
 from registry.errors import ArtifactCorrupted, InvalidInput
 from registry.serving.cache import ServableModel
-from registry.serving.explanations import Explanations, explain
+from registry.serving.explanations import ExplainAsk, Explanations, explain
 from registry.serving.inputs import ModelInput
 from registry.serving.shadow import ShadowJob
 from registry.inference.tree_walk import NodesDamaged
@@ -43,11 +43,12 @@ class Prediction:
         return body
 
 
-def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: bool = False,
-              arrays: bool = False) -> Prediction:
+def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: ExplainAsk | None = None,
+              reference: np.ndarray | None = None, arrays: bool = False) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model, and explain each
-    row when ``explained`` (``registry.serving.explanations``); with ``arrays`` the predictions and
-    probabilities stay the model's NumPy arrays (a batch job's columns), else lists."""
+    row when ``explained`` asks (``registry.serving.explanations``; a linear model against ``reference``
+    when given); with ``arrays`` the predictions and probabilities stay the model's NumPy arrays (a batch
+    job's columns), else lists."""
     estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
         import pandas as pd  # loaded already: a model that takes named columns was unpickled with it
@@ -72,10 +73,10 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
         )
     classes = list(servable.signature.classes) if return_proba else None
     explanations = None
-    if explained:
+    if explained is not None:
         with tracing.span("explain") as span:
             span.set_attribute("prediction.rows", len(rows))
-            explanations = explain(servable, rows)
+            explanations = explain(servable, rows, explained, reference=reference)
     return Prediction(
         servable.model,
         servable.version,

@@ -4,7 +4,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+import numpy as np
+
 from registry.serving.admission import Admission, AdmissionBounds
+from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook, FigureFlusher
 from registry.serving.loader import Loader
 from registry.serving.running import predictions_of
@@ -23,6 +26,9 @@ class Runtime:
     flusher: FigureFlusher
     max_explain_rows: int  # MAX_EXPLAIN_ROWS: the most rows one request may ask to explain
     admission: Admission  # the predictions in flight, held to MAX_IN_FLIGHT_PER_MODEL and MAX_IN_FLIGHT
+    # A loaded linear version's drift-reference mean in its model's features (what its explanations are
+    # measured from), or None; the app installs the monitoring's (registry.monitoring.explain_references).
+    explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None
 
     def flush_figures(self) -> None:
         """Write this process's rollout figures to the database now (the watcher does so every second)."""
@@ -38,9 +44,11 @@ class Runtime:
 
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
                   session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500,
-                  admission: AdmissionBounds = AdmissionBounds.of(per_model=3, per_worker=4)) -> Runtime:
+                  admission: AdmissionBounds = AdmissionBounds.of(per_model=3, per_worker=4),
+                  explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None) -> Runtime:
     """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work;
-    ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's)."""
+    ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's); ``explain_reference``
+    gives a linear version's reference mean, which its explanations are measured from."""
     figures = FigureBook()
     admitted = Admission(admission)
     flusher = FigureFlusher(figures, session_scope)
@@ -50,4 +58,4 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
     )
     admitted.serves_others = models.holds_others_than
     shadows = ShadowRunner(figures, predictions_of, shed=admitted.sheds)
-    return Runtime(models, figures, shadows, flusher, max_explain_rows, admitted)
+    return Runtime(models, figures, shadows, flusher, max_explain_rows, admitted, explain_reference)

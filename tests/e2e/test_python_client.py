@@ -165,6 +165,11 @@ def test_explanations_come_with_the_answer_and_add_up_to_it(admin, housing):
         assert set(explained["values"]) == {"a", "b", "c"}
         assert explained["base_value"] + sum(explained["values"].values()) == pytest.approx(prediction, abs=1e-9)
     assert admin.predict("housing", ROWS[:3].tolist()).explanations is None
+    named = admin.predict("housing", ROWS[:3].tolist(), "production", explain="prediction")
+    assert named.explanations == answer.explanations and named.explanation_baseline == answer.explanation_baseline
+    with pytest.raises(RegistryError) as caught:
+        admin.predict("housing", ROWS[:3].tolist(), "production", explain="probability")
+    assert caught.value.status == 422 and caught.value.problem["errors"] == {"spaces": ["prediction"]}
 
 
 def test_a_protected_alias_moves_by_an_approved_request_and_by_break_glass(admin, live_registry):

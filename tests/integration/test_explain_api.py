@@ -115,11 +115,11 @@ def test_a_version_without_node_covers_answers_422_naming_why(client, ci):
 
 
 @pytest.mark.parametrize("body, query, fragment", [
-    ({"explain": "yes"}, "", "explain must be true or false"),
-    ({"explain": 1}, "", "explain must be true or false"),
-    ({}, "?explain=maybe", "explain must be true or false, not 'maybe'"),
+    ({"explain": "yes"}, "", 'explain must be true, false or {"space": "<space>"}'),
+    ({"explain": 1}, "", 'explain must be true, false or {"space": "<space>"}'),
+    ({}, "?explain=maybe", "explain must be true, false or a space (prediction, probability, margin), not 'maybe'"),
 ])
-def test_a_flag_that_is_not_true_or_false_is_422(client, ci, fitted, body, query, fragment):
+def test_a_flag_that_is_not_true_false_or_a_space_is_422(client, ci, fitted, body, query, fragment):
     upload_ok(client, ci, "loans", fitted["tree"], {"feature_names": NAMES})
     assert_problem(client.post(f"/models/loans/1/predict{query}", json={"instances": ROWS.tolist(), **body}), 422,
                    fragment)
@@ -171,7 +171,7 @@ def test_v2_answers_an_explanation_output_of_one_json_document_per_row(client, c
     ours = _explained(client, "/models/loans/1/predict", rows, explain=True)
     assert predicted["data"] == ours["predictions"]
     assert (explained["datatype"], explained["shape"]) == ("BYTES", [3])
-    assert explained["parameters"] == {"explanation_space": "probability"}
+    assert explained["parameters"] == {"explanation_space": "probability", "explanation_baseline": "covers"}
     assert [json.loads(document) for document in explained["data"]] == ours["explanations"]
     metadata = client.get("/v2/models/loans/versions/1").get_json()
     assert {"name": "explanation", "datatype": "BYTES", "shape": [-1]} in metadata["outputs"]

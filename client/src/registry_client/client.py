@@ -329,11 +329,13 @@ class RegistryClient:
         return ref if isinstance(ref, batch.Plan) else self.plan_batch(model, ref)
 
     def predict(self, model: str, rows: Any, ref: int | str = DEFAULT_ALIAS, *, proba: bool = False,
-                explain: bool = False, request_id: str | None = None) -> Prediction:
+                explain: bool | str = False, request_id: str | None = None) -> Prediction:
         """Predict ``rows`` with a version or alias: a pandas DataFrame (by column name), a list of
         dicts (by feature name) or a list of lists (in signature order). ``explain``: each row's
-        attributions per input column too (``Prediction.explanations``; at most MAX_EXPLAIN_ROWS rows)."""
-        body = {**_instances(rows), **({"return_proba": True} if proba else {}), **({"explain": True} if explain else {})}
+        attributions per input column too (``Prediction.explanations``; at most MAX_EXPLAIN_ROWS rows),
+        ``True`` in the version's own space, or a space's name (``"margin"``) to be refused in any other."""
+        asked = {"explain": {"space": explain} if isinstance(explain, str) else True} if explain else {}
+        body = {**_instances(rows), **({"return_proba": True} if proba else {}), **asked}
         headers = {"X-Request-ID": request_id} if request_id else {}
         response = self._http.send("POST", path("models", model, ref, "predict"), json=body, headers=headers)
         return Prediction.from_json({**body_of(response), "request_id": response.headers.get("X-Request-ID"),

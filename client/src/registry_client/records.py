@@ -197,7 +197,8 @@ class BatchRun(Record):
 @dataclass(frozen=True, kw_only=True)
 class Prediction(Record):
     """A predict answer, with the version that computed it and how the request was routed; with
-    ``explain``, each row's ``{"base_value", "values"}`` and the space they are in (``explanation_space``)."""
+    ``explain``, each row's ``{"base_value", "values"}``, the space they are in (``explanation_space``) and
+    what they are measured from (``explanation_baseline``)."""
 
     model: str
     version: int
@@ -208,6 +209,7 @@ class Prediction(Record):
     route: str | None = None
     explanations: list[dict] | None = None
     explanation_space: str | None = None
+    explanation_baseline: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
