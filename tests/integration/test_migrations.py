@@ -349,3 +349,24 @@ def test_0027_keeps_logged_rows_unexplained_and_its_downgrade_drops_only_its_col
     assert "prediction_log_explain" not in {c["name"] for c in inspect(db.engine).get_columns("models")}
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT request_id FROM prediction_log")).scalars().all() == ["r-1"]
+
+
+def test_0028_keeps_token_sessions_takes_peoples_and_its_downgrade_ends_only_theirs(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0027")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO browser_sessions (id_hash, token_hash, created_at, expires_at) "
+                                "VALUES ('s-token', 't-hash', '2026-11-25 10:00:00', '2026-11-26 10:00:00')"))
+
+    upgrade(directory=MIGRATIONS, revision="0028")
+
+    with db.engine.begin() as connection:
+        assert [tuple(row) for row in connection.execute(text("SELECT id_hash, token_hash, person FROM browser_sessions"))] == [
+            ("s-token", "t-hash", None)]
+        connection.execute(text("INSERT INTO browser_sessions (id_hash, token_hash, person, created_at, expires_at) "
+                                "VALUES ('s-person', NULL, :person, '2026-11-25 10:00:00', '2026-11-26 10:00:00')"),
+                           {"person": json.dumps({"name": "oidc:alice@example.com", "role": "admin"})})
+    downgrade(directory=MIGRATIONS, revision="0027")
+    with db.engine.begin() as connection:
+        assert [tuple(row) for row in connection.execute(text("SELECT id_hash, token_hash FROM browser_sessions"))] == [
+            ("s-token", "t-hash")]
+    assert "person" not in {column["name"] for column in inspect(db.engine).get_columns("browser_sessions")}
