@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
 from tqdm import tqdm
 
@@ -36,3 +36,38 @@ def received(desc: str) -> Iterator[Callable[[int, int | None], None]]:
             bar.update(count - bar.n)
 
         yield update
+
+
+def dask_compute(works: list):
+    """Compute the Dask collections ``works`` together; their results. On a terminal, Dask's own bar is
+    drawn on stderr while they run: the scheduler's progress when a cluster's client is the default
+    (distributed writes it to stdout, which the command keeps for what it prints, so it is sent to
+    stderr), else the local scheduler's."""
+    import dask
+
+    if not sys.stderr.isatty():
+        return dask.compute(*works)
+    try:
+        from distributed import default_client, progress
+
+        client = default_client()
+    except (ImportError, ValueError):  # no distributed installed, or no client: the local scheduler
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(out=sys.stderr):
+            return dask.compute(*works)
+    futures = client.compute(works)
+    with redirect_stdout(sys.stderr):
+        progress(*futures)
+    print(file=sys.stderr)
+    return tuple(client.gather(futures))
+
+
+def spark_console(builder):
+    """``builder`` of a Spark session that draws Spark's own stage bar on a terminal's stderr, when this
+    process starts the session (one that runs already, under spark-submit, keeps its settings)."""
+    from pyspark.sql import SparkSession
+
+    if sys.stderr.isatty() and SparkSession.getActiveSession() is None:
+        return builder.config("spark.ui.showConsoleProgress", "true")
+    return builder

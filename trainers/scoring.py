@@ -114,9 +114,9 @@ def _write_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     frame = dd.read_parquet(files) if fmt == "parquet" else dd.read_csv(files, **CSV_AS_TEXT)
     scored = engines.dask_scores(frame, plan, proba=job.proba, text=fmt == "csv")
     if fmt == "parquet":
-        scored.to_parquet(str(job.output), write_index=False)
+        progress.dask_compute([scored.to_parquet(str(job.output), write_index=False, compute=False)])
         return len(dd.read_parquet(str(job.output)))
-    names = scored.to_csv(str(job.output / "part-*.csv"), index=False)
+    names = progress.dask_compute(scored.to_csv(str(job.output / "part-*.csv"), index=False, compute=False))
     return sum(len(dd.read_csv(name, **CSV_AS_TEXT)) for name in names)
 
 
@@ -124,7 +124,7 @@ def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    spark = SparkSession.builder.getOrCreate()  # the job's own session (spark-submit), else local
+    spark = progress.spark_console(SparkSession.builder).getOrCreate()  # the job's own session (spark-submit), else local
     # CSV cells stay text, parsed as the CSV predict route parses them (Spark reads every column as a string)
     frame = spark.read.parquet(*files) if fmt == "parquet" else spark.read.option("header", True).csv(files)
     scored = frame.withColumn("prediction", engines.spark_column(spark, plan, proba=job.proba, text=fmt == "csv"))

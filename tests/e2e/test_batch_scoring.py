@@ -2,7 +2,13 @@
 (local[2]) and the ``score`` CLI answer every row as the online route does, bit for bit (checked on a
 sample of every job), score with the version planned even when the alias moves, fail naming the first
 bad row, and are recorded as batch runs."""
+import json
+import os
+import pty
+import select
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,6 +17,7 @@ from click.testing import CliRunner
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import Ridge
 
+from config import BASE_DIR
 from registry_client import InvalidRows, RegistryClient
 from tests.databases import BACKEND
 from trainers.cli import cli
@@ -232,3 +239,44 @@ def test_the_score_command_refuses_what_it_cannot_do_before_scoring(live_registr
     assert result.returncode == code, (result.stdout, result.stderr)
     assert said in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("scheduler", ["cluster", "local"])
+def test_the_score_command_on_dask_draws_its_bar_on_a_terminal_and_keeps_stdout_for_its_json(
+        live_registry, models, dask_client, tmp_path, scheduler):
+    FRAME.to_parquet(tmp_path / "rows.parquet")
+    env = {**os.environ, "REGISTRY_URL": live_registry.url, "REGISTRY_TOKEN": live_registry.admin_token,
+           "REGISTRY_CACHE_DIR": str(tmp_path / "cache")}
+    if scheduler == "cluster":
+        env["DASK_SCHEDULER_ADDRESS"] = dask_client.cluster.scheduler_address
+    else:
+        env.pop("DASK_SCHEDULER_ADDRESS", None)
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainers", "score", "--model", "churn@production", "--input",
+         str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "scores"), "--engine", "dask", "--json"],
+        stdout=subprocess.PIPE, stderr=its_end, cwd=BASE_DIR, env=env)
+    os.close(its_end)
+    drawn = _read_until_closed(terminal, deadline=time.monotonic() + 120)
+    printed, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 0, drawn.decode(errors="replace")
+    assert json.loads(printed)["rows"] == ROWS  # stdout holds the JSON alone
+    assert b"100% Completed" in drawn
+
+
+def _read_until_closed(terminal: int, deadline: float) -> bytes:
+    """What a process wrote to its terminal until it closed it (or the deadline passed)."""
+    drawn = b""
+    try:
+        while time.monotonic() < deadline:
+            if select.select([terminal], [], [], 1)[0]:
+                chunk = os.read(terminal, 4096)
+                if not chunk:
+                    break
+                drawn += chunk
+    except OSError:  # EIO: every holder of the other end closed it
+        pass
+    finally:
+        os.close(terminal)
+    return drawn
