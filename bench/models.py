@@ -1,4 +1,5 @@
-"""The models and request bodies every scenario uses: a logistic regression and a 100-tree random forest."""
+"""The models and request bodies every scenario uses: a logistic regression and a 100-tree random forest;
+for the floor, also a 100-tree depth-6 XGBoost booster, uploaded as the JSON file its ``save_model`` writes."""
 import io
 import json
 from pathlib import Path
@@ -59,15 +60,33 @@ def save(estimator, path: Path) -> Path:
     return path
 
 
+def xgboost_file(seed: int = 0) -> bytes | None:
+    """A 100-tree, depth-6 XGBoost binary booster fitted on the same data, as the JSON file ``save_model``
+    writes; None where XGBoost is not installed."""
+    try:
+        import xgboost
+    except ImportError:
+        return None
+    X, y = training_data()
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "seed": seed, "nthread": 1},
+                            xgboost.DMatrix(X, label=y), 100)
+    return bytes(booster.save_raw("json"))
+
+
 def register(live, name: str, estimator) -> int:
     """Upload ``estimator`` with an input example to the live registry; its version number."""
-    X, _ = training_data()
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
+    return register_file(live, name, "model.joblib", buffer.getvalue())
+
+
+def register_file(live, name: str, filename: str, content: bytes) -> int:
+    """Upload the artifact file ``content`` with an input example to the live registry; its version number."""
+    X, _ = training_data()
     metadata = {"input_example": np.round(X[:EXAMPLE_ROWS], 6).tolist(), "description": "bench"}
     response = requests.post(
         f"{live.url}/models/{name}/versions",
-        files={"artifact": ("model.joblib", buffer.getvalue())},
+        files={"artifact": (filename, content)},
         data={"metadata": json.dumps(metadata)},
         headers=live.headers,
         timeout=120,
