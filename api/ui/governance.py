@@ -31,7 +31,7 @@ def policy_edit(name, alias):
     """Confirm, then protect the alias with the policy the form describes (or replace its policy), as ``PUT …/policy``."""
     current = _policy(name, alias)
     form = PolicyForm(data=PolicyForm.filled(current)) if request.method == "GET" else PolicyForm()
-    heading = f"{'Edit the' if current else 'Protect'} policy of {alias} of {name}"
+    heading = f"Edit the policy of {alias} of {name}" if current else f"Protect {alias} of {name} with a policy"
     if form.validate_on_submit():
         try:
             body = PolicyRequest().load(form.body(current.get("request_hours") if current else None))
@@ -72,8 +72,9 @@ def request_open(name, alias):
                                                     reason=form.reason.data, actor=who.name, role=who.role)
         except (Conflict, Forbidden) as exc:
             return _refused(form, heading, describe(exc).status, exc.detail, None, exc)
-        flash(f"Opened request #{opened.id} for version {opened.version}: it needs {opened.approvals_needed} "
-              "approvals from other people.", "ok")
+        needed = opened.approvals_needed
+        flash(f"Opened request #{opened.id} for version {opened.version}: it needs {needed} "
+              f"approval{'s' if needed != 1 else ''} from other people.", "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias, _anchor="policy"))
     return _page(form, heading)
 
