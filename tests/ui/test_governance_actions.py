@@ -198,3 +198,28 @@ def test_asking_for_approval_where_none_is_needed_is_refused_with_the_use_cases_
     refused = submit(client, ASK, version="2", reason="x")
     assert refused.status_code == 409 and "needs no approval" in refused.get_data(as_text=True)
     assert client.get(REQUESTS).get_json()["items"] == []
+
+
+def test_a_person_signed_in_as_admin_edits_the_policy_under_their_own_name(client, admin, housing, person):
+    person("alice@example.com", "ml-admins")
+    assert submit(client, EDIT, **{**GOOD, "mover_groups": "release\nteam-a"}).status_code == 302
+    stored = client.get(POLICY).get_json()
+    assert stored["updated_by"] == "oidc:alice@example.com"
+    assert stored["policy"]["movers"]["groups"] == ["release", "team-a"]
+    assert "groups release, team-a" in client.get(ALIAS_PAGE).get_data(as_text=True)
+
+
+def test_a_last_approval_the_policy_still_refuses_shows_what_is_missing_and_moves_nothing(
+        client, admin, housing, sign_in):
+    policy = {"approvals": 1, "require": {"card": ["limitations"]}, "reason": "card first"}
+    assert client.put(POLICY, json=policy, headers=admin).status_code == 200
+    request_id = client.post(REQUESTS, json={"version": 2}, headers=admin).get_json()["id"]
+    sign_in(token(client, admin, "reviewer"))
+
+    refused = submit(client, approve_url(request_id))
+
+    assert refused.status_code == 409
+    text = refused.get_data(as_text=True)
+    assert 'data-missing="card"' in text and "limitations" in text and "Nothing was changed" in text
+    assert client.get(f"{REQUESTS}/{request_id}").get_json()["approvals"] == []
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
