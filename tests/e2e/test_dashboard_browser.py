@@ -582,8 +582,14 @@ def test_an_admin_protects_an_alias_a_request_is_opened_and_a_second_person_appr
     expect(page.locator('#policy [data-approvals="1"]')).to_be_visible()
     expect(page.locator("#live")).to_contain_text("policy set")
 
-    page.get_by_role("link", name="Request approval…").click()
+    page.get_by_role("link", name="Promote another version…").click()  # a promote meets the policy: 409
     page.get_by_label("Version").select_option("2")
+    page.get_by_label("Reason", exact=True).fill("v2 has the better r2")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator('[data-missing="approvals"]')).to_be_visible()
+    shot(page, "promote-needs-approval")
+    page.get_by_role("link", name="Request approval…").click()  # which offers to ask, the version chosen
+    expect(page.get_by_label("Version")).to_have_value("2")
     page.get_by_label("Reason", exact=True).fill("v2 has the better r2")
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator(".flash.ok")).to_contain_text("needs 1 approval from other people")
