@@ -64,6 +64,8 @@ def test_an_admin_edits_the_policy_from_the_form_and_the_history_says_so(client,
     ("freeze", "2030-12-27T00:00:00Z 2030-12-24T00:00:00Z", "freeze window 0 ends before it starts"),
     ("freeze", "christmas", "must be an ISO 8601 instant"),
     ("mover_roles", [], "nobody could move the alias"),
+    ("mover_roles", ["root"], "movers.roles.0: Must be one of"),
+    ("mover_tokens", "no spaces allowed", "movers.tokens.0"),
 ])
 def test_a_bad_value_reshows_the_form_with_the_use_cases_message_and_saves_nothing(
         client, admin, housing, sign_in, field, value, message):
