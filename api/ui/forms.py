@@ -153,14 +153,19 @@ class PolicyForm(FlaskForm):
             "freeze": "\n".join(f"{w['from']} {w['until']} {w.get('reason', '')}".strip() for w in policy.get("freeze", [])),
         }
 
-    def body(self, request_hours: int | None) -> dict:
-        """The form as the body of ``PUT …/policy``: numbers and instants as given, for the API's schema to judge."""
+    def body(self, current: dict | None) -> dict:
+        """The form as the body of ``PUT …/policy``: numbers and instants as given, for the API's schema to judge;
+        what the form does not show (how long a request stays open, whether the evaluation's metric is higher
+        when better) kept from the ``current`` policy."""
         require: dict = {"card": list(self.card.data or []), "compatible_signature": self.compatible_signature.data,
                          "rollout": self.rollout.data}
         if (self.evaluation_dataset.data or "").strip() or (self.evaluation_metric.data or "").strip():
             require["evaluation"] = {"dataset": self.evaluation_dataset.data.strip(),
                                      "metric": self.evaluation_metric.data.strip(),
                                      "margin": _number(self.evaluation_margin.data or "0")}
+            kept = ((current or {}).get("require") or {}).get("evaluation") or {}
+            if kept.get("higher_is_better") is not None:
+                require["evaluation"]["higher_is_better"] = kept["higher_is_better"]
         body = {
             "movers": {"roles": list(self.mover_roles.data or []), "tokens": _names(self.mover_tokens.data),
                        "groups": _names(self.mover_groups.data)},
@@ -168,8 +173,8 @@ class PolicyForm(FlaskForm):
             "freeze": [_window(line) for line in (self.freeze.data or "").splitlines() if line.strip()],
             "reason": self.reason.data,
         }
-        if request_hours is not None:
-            body["request_hours"] = request_hours
+        if current and "request_hours" in current:
+            body["request_hours"] = current["request_hours"]
         return body
 
 

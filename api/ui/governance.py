@@ -34,7 +34,7 @@ def policy_edit(name, alias):
     heading = f"Edit the policy of {alias} of {name}" if current else f"Protect {alias} of {name} with a policy"
     if form.validate_on_submit():
         try:
-            body = PolicyRequest().load(form.body(current.get("request_hours") if current else None))
+            body = PolicyRequest().load(form.body(current))
             policies.set_policy(name, alias, policy_document(body), reason=body["reason"], actor=signed_in().name)
         except ValidationError as exc:
             return _refused(form, heading, 422, describe_errors(exc.messages), exc.messages)

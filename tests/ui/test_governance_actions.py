@@ -225,3 +225,20 @@ def test_a_last_approval_the_policy_still_refuses_shows_what_is_missing_and_move
     assert 'data-missing="card"' in text and "limitations" in text and "Nothing was changed" in text
     assert client.get(f"{REQUESTS}/{request_id}").get_json()["approvals"] == []
     assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
+def test_an_edit_keeps_what_the_form_does_not_show(client, admin, housing, sign_in):
+    policy = {"approvals": 1, "request_hours": 12,
+              "require": {"evaluation": {"dataset": "holdout", "metric": "loss_ratio", "higher_is_better": True}}}
+    assert client.put(POLICY, json=policy, headers=admin).status_code == 200
+    sign_in(ADMIN_TOKEN)
+    shown = client.get(EDIT).get_data(as_text=True)
+    assert 'value="holdout"' in shown and 'value="loss_ratio"' in shown
+
+    edited = submit(client, EDIT, **{**GOOD, "evaluation_dataset": "holdout", "evaluation_metric": "loss_ratio",
+                                     "approvals": "2"})
+
+    assert edited.status_code == 302
+    stored = client.get(POLICY).get_json()["policy"]
+    assert (stored["approvals"], stored["request_hours"]) == (2, 12)
+    assert stored["require"]["evaluation"]["higher_is_better"] is True
