@@ -2,7 +2,7 @@
 import secrets
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, redirect, render_template, url_for
+from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
 
 from api.errors import Problem, render_as_pages
 from api.ui.formats import duration
@@ -14,7 +14,7 @@ bp.add_app_template_filter(duration)
 
 def init_ui(app: Flask) -> None:
     """Register the dashboard. Its forms are Flask-WTF forms, each checking its own CSRF token."""
-    from api.ui import actions, pages, sign_on, version_page  # noqa: F401  (the modules register their views on ``bp``)
+    from api.ui import actions, governance, pages, sign_on, version_page  # noqa: F401  (the modules register their views on ``bp``)
 
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.config["INSTANCE_DIR"]))
@@ -28,9 +28,23 @@ def init_ui(app: Flask) -> None:
 
 
 def _refused_page(refused: Problem) -> Response:
-    """An error under /ui as a page with the server's own detail, under the API's status."""
-    page = render_template("ui/refused.html", title=refused.title, status=refused.status, detail=refused.detail)
+    """An error under /ui as a page with the server's own detail, under the API's status; a promote that
+    the alias's policy refuses for want of approvals offers to ask for them."""
+    missing = refused.members.get("missing") or []
+    page = render_template("ui/refused.html", title=refused.title, status=refused.status, detail=refused.detail,
+                           missing=missing, ask=_approval_link(missing))
     return Response(page, status=refused.status, headers=refused.response_headers())
+
+
+def _approval_link(missing: list[dict]) -> str | None:
+    """Where to ask for approval of the promote just refused, when approvals are what it lacks."""
+    if request.endpoint not in ("ui.promote", "ui.promote_to_alias") or not any(
+            m.get("rule") == "approvals" for m in missing):
+        return None
+    arguments = request.view_args or {}
+    alias = arguments.get("alias") or request.form.get("alias")
+    version = arguments.get("number") or request.form.get("version")
+    return url_for("ui.request_open", name=arguments["name"], alias=alias, version=version) if alias else None
 
 
 def _instance_secret(instance_dir: Path) -> str:

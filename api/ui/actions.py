@@ -39,7 +39,7 @@ def promote_to_alias(name, alias):
     """Confirm, then point the alias at a version picked from the model's ready versions."""
     form = PromoteToAliasForm()
     serving = catalog.get_model(name).aliases.get(alias)
-    form.version.choices = [(str(v.number), _version_label(v)) for v in _ready_versions(name) if v.number != serving]
+    form.version.choices = [(str(v.number), version_label(v)) for v in ready_versions(name) if v.number != serving]
     if form.validate_on_submit():
         move = aliases.promote(
             domain.runtime(), name, number=int(form.version.data), alias=alias, reason=form.reason.data,
@@ -90,7 +90,7 @@ def rollout_start(name, alias):
     """Confirm, then start (or change) a canary and/or shadow on the alias."""
     form = RolloutForm(**_current_rollout(name, alias))
     version = versions.get_version(name, alias)
-    choices = [("", "none")] + [(str(v.number), _version_label(v)) for v in _ready_versions(name) if v.number != version.number]
+    choices = [("", "none")] + [(str(v.number), version_label(v)) for v in ready_versions(name) if v.number != version.number]
     form.canary_version.choices = form.shadow_version.choices = choices
     if form.validate_on_submit():
         rollouts.start_rollout(
@@ -162,12 +162,13 @@ def _arm(version: str | None, percent: float | None) -> ArmSpec | None:
     return ArmSpec(int(version), float(percent)) if version else None
 
 
-def _ready_versions(name: str) -> list:
+def ready_versions(name: str) -> list:
     """The versions that may serve, newest first (the 500 newest: a picker longer than that helps no one)."""
     return versions.list_versions(name, sort="-version", include_archived=False, page=1, per_page=500).items
 
 
-def _version_label(version) -> str:
+def version_label(version) -> str:
+    """How a version reads in a picker: its number, kind, date and first metrics."""
     metrics = ", ".join(f"{key} {value:.4g}" for key, value in sorted(version.metrics.items())[:2])
     return f"v{version.number} · {version.kind} · {version.created_at:%Y-%m-%d}" + (f" · {metrics}" if metrics else "")
 

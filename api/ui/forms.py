@@ -1,8 +1,14 @@
 """The dashboard's forms; each carries a CSRF token that Flask-WTF checks on submit."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FloatField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField, FloatField, PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from registry.access.tokens import ROLES
+from registry.governance.policy import CARD_FIELDS
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS
 
 REASON = [DataRequired(message="say why: the reason is kept in the history"), Length(max=2_000)]
@@ -101,3 +107,113 @@ class CardForm(FlaskForm):
         """The tags as a mapping (a later line wins over an earlier one with the same name)."""
         pairs = (line.split("=", 1) for line in (self.tags.data or "").splitlines() if line.strip())
         return {name.strip(): value.strip() for name, value in pairs}
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices, each a checkbox."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class PolicyForm(FlaskForm):
+    """An alias's policy, as text the API's own schema and use case check (no second set of rules here).
+
+    Lists are one name a line (or comma-separated); freeze windows one a line: ``FROM UNTIL [reason]``."""
+
+    mover_roles = CheckboxesField("Roles whose tokens (and people) may move it", choices=[SelectChoice(r) for r in ROLES],
+                                  validate_choice=False)
+    mover_tokens = TextAreaField("Tokens that may move it, one a line (autopilot: the rollout controller)")
+    mover_groups = TextAreaField("Single sign-on groups whose people may move it, one a line")
+    approvals = StringField("Approvals needed, from distinct people (0: none)", default="0")
+    evaluation_dataset = StringField("Evaluation: dataset (name or sha256; empty: no evaluation needed)")
+    evaluation_metric = StringField("Evaluation: metric")
+    evaluation_margin = StringField("Evaluation: better than the served version by at least", default="0")
+    card = CheckboxesField("Model card fields that must be filled", choices=[SelectChoice(f, f.replace("_", " ")) for f in CARD_FIELDS],
+                           validate_choice=False)
+    compatible_signature = BooleanField("A signature compatible with the served version's")
+    rollout = BooleanField("A rollout plan of the version on this alias walked to its end")
+    freeze = TextAreaField("Freeze windows, one a line: FROM UNTIL reason (ISO 8601, e.g. "
+                           "2026-12-24T00:00:00Z 2026-12-27T00:00:00Z holidays)")
+    reason = TextAreaField("Reason", validators=REASON)
+
+    @staticmethod
+    def filled(policy: dict | None) -> dict:
+        """What the form shows of a stored policy document (empty: a new policy's defaults)."""
+        if policy is None:
+            return {"mover_roles": ["admin", "ci"]}
+        movers, require = policy.get("movers") or {}, policy.get("require") or {}
+        evaluation = require.get("evaluation") or {}
+        return {
+            "mover_roles": movers.get("roles", []), "mover_tokens": "\n".join(movers.get("tokens", [])),
+            "mover_groups": "\n".join(movers.get("groups", [])), "approvals": str(policy.get("approvals", 0)),
+            "evaluation_dataset": evaluation.get("dataset", ""), "evaluation_metric": evaluation.get("metric", ""),
+            "evaluation_margin": "%g" % evaluation.get("margin", 0), "card": require.get("card", []),
+            "compatible_signature": require.get("compatible_signature", False), "rollout": require.get("rollout", False),
+            "freeze": "\n".join(f"{w['from']} {w['until']} {w.get('reason', '')}".strip() for w in policy.get("freeze", [])),
+        }
+
+    def body(self, current: dict | None) -> dict:
+        """The form as the body of ``PUT …/policy``: numbers and instants as given, for the API's schema to judge;
+        what the form does not show (how long a request stays open, whether the evaluation's metric is higher
+        when better) kept from the ``current`` policy."""
+        require: dict = {"card": list(self.card.data or []), "compatible_signature": self.compatible_signature.data,
+                         "rollout": self.rollout.data}
+        if (self.evaluation_dataset.data or "").strip() or (self.evaluation_metric.data or "").strip():
+            require["evaluation"] = {"dataset": self.evaluation_dataset.data.strip(),
+                                     "metric": self.evaluation_metric.data.strip(),
+                                     "margin": _number(self.evaluation_margin.data or "0")}
+            kept = ((current or {}).get("require") or {}).get("evaluation") or {}
+            if kept.get("higher_is_better") is not None:
+                require["evaluation"]["higher_is_better"] = kept["higher_is_better"]
+        body = {
+            "movers": {"roles": list(self.mover_roles.data or []), "tokens": _names(self.mover_tokens.data),
+                       "groups": _names(self.mover_groups.data)},
+            "approvals": _number(self.approvals.data or "0"), "require": require,
+            "freeze": [_window(line) for line in (self.freeze.data or "").splitlines() if line.strip()],
+            "reason": self.reason.data,
+        }
+        if current and "request_hours" in current:
+            body["request_hours"] = current["request_hours"]
+        return body
+
+
+class ApproveForm(FlaskForm):
+    reason = TextAreaField("Reason (optional)", validators=[Length(max=2_000)])
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField("Why reject it", validators=REASON)
+
+
+class RequestApprovalForm(FlaskForm):
+    """Ask for an alias to point at a version picked from the model's ready versions."""
+
+    version = SelectField("Version", validators=[DataRequired(message="pick a version")])
+    reason = TextAreaField("Reason", validators=REASON)
+
+
+def _names(text: str | None) -> list[str]:
+    """Names given one a line or comma-separated."""
+    return [name.strip() for line in (text or "").splitlines() for name in line.split(",") if name.strip()]
+
+
+def _number(text: str):
+    """``text`` as an int or a float when it reads as one, else as given (the schema says what is wrong)."""
+    text = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _window(line: str) -> dict:
+    """A freeze window from ``FROM UNTIL [reason]``; a missing part stays missing, for the schema to name."""
+    parts = line.split(None, 2)
+    window = {"from": parts[0]}
+    if len(parts) > 1:
+        window["until"] = parts[1]
+    window["reason"] = parts[2] if len(parts) > 2 else ""
+    return window

@@ -10,7 +10,7 @@ from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
 from api.ui import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars
-from api.ui.forms import SignInForm, SignOutForm
+from api.ui.forms import ApproveForm, SignInForm, SignOutForm
 from api.ui.operations import model_memory
 from api.ui.session import page, person_id_token, signed_in
 from api.ui.sign_on import provider_name, provider_sign_out
@@ -145,6 +145,7 @@ def alias(name, alias):
     open_requests = approval_requests.list_requests(name, alias, state="open", page=1, per_page=PER_PAGE).items
     return render_template("ui/alias.html", model=summary, alias=alias, protections={alias: protection} if protection else {},
                            policy=protection.policy if protection else None, open_requests=open_requests,
+                           approve_form=ApproveForm(),
                            **_alias_state(name, alias))
 
 

@@ -81,7 +81,7 @@ def test_an_admin_signs_in_compares_promotes_and_sees_the_alias_move(page, live_
 
     page.goto(f"/ui/models/{MODEL}")
     page.locator('tr[data-version="2"]').get_by_role("link", name="Promote…").click()
-    page.get_by_label("Reason").fill("higher r2 on the shared hold-out")
+    page.get_by_label("Reason", exact=True).fill("higher r2 on the shared hold-out")
     shot(page, "confirm-promote")
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Promoted 'production' from version 1 to 2.")).to_be_visible()
@@ -122,7 +122,7 @@ def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
     page.get_by_label("Canary version").select_option(str(canary))
     page.get_by_label("Canary share of traffic (%)").fill("10")
     page.get_by_label("Sticky header (keeps each caller on one version)").fill("X-User-Id")
-    page.get_by_label("Reason").fill("a tenth of the traffic first")
+    page.get_by_label("Reason", exact=True).fill("a tenth of the traffic first")
     shot(page, "confirm-rollout")
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator('[data-role="canary"]')).to_contain_text(f"v{canary}")
@@ -133,7 +133,7 @@ def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
 
     page.goto(f"/ui/models/{MODEL}/aliases/production")
     page.get_by_role("link", name="Abort…").click()
-    page.get_by_label("Reason").fill("seen enough")
+    page.get_by_label("Reason", exact=True).fill("seen enough")
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator("[data-rollout-state]")).to_have_attribute("data-rollout-state", "none")
     page.goto(f"/ui/models/{MODEL}/history")
@@ -143,7 +143,7 @@ def test_an_admin_starts_and_aborts_a_canary(page, live_registry, demo_model):
 def test_a_refused_action_shows_the_servers_detail(page, live_registry, demo_model):
     sign_in(page, live_registry.admin_token)
     page.goto(f"/ui/models/{MODEL}/versions/2/archive")
-    page.get_by_label("Reason").fill("clean up")
+    page.get_by_label("Reason", exact=True).fill("clean up")
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator(".problem")).to_contain_text("is the target of alias(es) production")
     shot(page, "refused")
@@ -556,3 +556,61 @@ def test_a_protected_alias_shows_its_policy_a_requests_evidence_and_a_broken_gla
     finally:
         requests.delete(f"{alias}/policy", headers=headers, timeout=30)
         requests.delete(alias, headers=headers, timeout=30)
+
+
+def test_an_admin_protects_an_alias_a_request_is_opened_and_a_second_person_approves_it(page, live_registry):
+    """The policy form, a request for approval, and its approval by another person move the alias (issue 44)."""
+    model = "gov-demo"
+    for factor in (1.0, 2.0):
+        assert upload(live_registry, model, scaled_sum(factor), metadata={"metrics": {"r2": factor / 4}}).status_code == 201
+    move(live_registry, "promote", model, 1)
+    created = requests.post(f"{live_registry.url}/tokens", json={"name": "reviewer", "role": "ci"},
+                            headers=live_registry.headers, timeout=10)
+    assert created.status_code == 201, created.text
+    alias_page = f"/ui/models/{model}/aliases/production"
+
+    sign_in(page, live_registry.admin_token)
+    page.goto(alias_page)
+    page.get_by_role("link", name="Protect it with a policy…").click()
+    page.get_by_label("Approvals needed, from distinct people (0: none)").fill("1")
+    page.get_by_label("intended use").check()
+    page.get_by_label("Freeze windows", exact=False).fill("2099-12-24T00:00:00Z 2099-12-27T00:00:00Z holidays")
+    page.get_by_label("Reason", exact=True).fill("a second pair of eyes on production")
+    shot(page, "policy-edit", full_page=True)
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".flash.ok")).to_contain_text("The policy of 'production' is set.")
+    expect(page.locator('#policy [data-approvals="1"]')).to_be_visible()
+    expect(page.locator("#live")).to_contain_text("policy set")
+
+    page.get_by_role("link", name="Promote another version…").click()  # a promote meets the policy: 409
+    page.get_by_label("Version").select_option("2")
+    page.get_by_label("Reason", exact=True).fill("v2 has the better r2")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator('[data-missing="approvals"]')).to_be_visible()
+    shot(page, "promote-needs-approval")
+    page.get_by_role("link", name="Request approval…").click()  # which offers to ask, the version chosen
+    expect(page.get_by_label("Version")).to_have_value("2")
+    page.get_by_label("Reason", exact=True).fill("v2 has the better r2")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".flash.ok")).to_contain_text("needs 1 approval from other people")
+    page.get_by_role("button", name="Approve").click()  # the requester (and uploader) approving: refused
+    expect(page.locator("[data-problem]")).to_contain_text("cannot approve")
+    page.get_by_role("button", name="Sign out").click()
+
+    card = requests.patch(f"{live_registry.url}/models/{model}/versions/2", json={"intended_use": "house prices"},
+                          headers=live_registry.headers, timeout=10)
+    assert card.status_code == 200, card.text
+    sign_in(page, created.json()["token"])
+    page.goto(alias_page)
+    expect(page.locator('#policy tr[data-request] [data-missing="approvals"]')).to_be_visible()
+    expect(page.locator('#policy tr[data-request] [data-evidence="card"]')).to_contain_text("house prices")
+    shot(page, "request-approve", full_page=True)
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "request-approve-phone", full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator(".flash.ok")).to_contain_text("moved to version 2")
+    expect(page.locator("[data-serving]")).to_have_attribute("data-serving", "2")
+    assert requests.get(f"{live_registry.url}/models/{model}/aliases", timeout=10).json() == {"production": 2}
