@@ -69,7 +69,8 @@ def request_open(name, alias):
         who = signed_in()
         try:
             opened = requests.open_approval_request(name, alias, number=int(form.version.data),
-                                                    reason=form.reason.data, actor=who.name, role=who.role)
+                                                    reason=form.reason.data, actor=who.name, role=who.role,
+                                                    groups=who.groups)
         except (Conflict, Forbidden) as exc:
             return _refused(form, heading, describe(exc).status, exc.detail, None, exc)
         needed = opened.approvals_needed

@@ -57,7 +57,7 @@ def open_request(body, name, alias):
     """Ask for the alias to point at a version; people other than the requester and the uploader approve."""
     who = principal()
     return requests.open_approval_request(name, alias, number=body["version"], reason=body["reason"], actor=who.name,
-                                          role=who.role)
+                                          role=who.role, groups=who.groups)
 
 
 @blp.route(f"{ALIAS}/requests")

@@ -54,8 +54,10 @@ class RequestView:
     event_id: int | None
 
 
-def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, role: str) -> RequestView:
-    """Ask for ``alias`` to point at version ``number``; the requester must be one of the policy's movers."""
+def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, role: str,
+                          groups: tuple[str, ...] = ()) -> RequestView:
+    """Ask for ``alias`` to point at version ``number``; the requester (of ``role``; a signed-in person in
+    ``groups``) must be one of the policy's movers, and the last approval moves the alias as them."""
     check_alias_name(alias)
     with write_transaction():
         model = find_model(name, lock=True)
@@ -63,13 +65,14 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
         if policy is None or policy.approvals == 0:
             raise Conflict(f"alias {alias!r} of {name!r} needs no approval: promote the version directly")
         version = ready_version(model, number)
-        if not policy.may_move(actor, role):
+        if not policy.may_move(actor, role, groups):
             raise PolicyRefused(f"{actor!r} may not move {alias!r}, so may not ask to", [{
-                "rule": "movers", "detail": f"the policy lets roles {list(policy.mover_roles)} and tokens "
-                                            f"{list(policy.mover_tokens)} move {alias!r}"}])
+                "rule": "movers", "detail": f"the policy lets roles {list(policy.mover_roles)}, tokens "
+                                            f"{list(policy.mover_tokens)} and groups {list(policy.mover_groups)} "
+                                            f"move {alias!r}"}])
         request = ApprovalRequest(
             model_id=model.id, alias=alias, version_id=version.id, state=OPEN, reason=reason or "",
-            requested_by=actor, requester_role=role, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
+            requested_by=actor, requester_role=role, requester_groups=list(groups) or None, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
             close_reason="",
         )
         db.session.add(request)
@@ -89,9 +92,10 @@ def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason:
         check_approver(request, actor)
         if _completes(model, alias, request):
             number, requester, role, asked = request.number, request.requested_by, request.requester_role, request.reason
+            groups = tuple(request.requester_groups or ())
             end_read()
             promote(runtime, name, number=number, alias=alias, reason=asked or f"request {request_id}", force=False,
-                    actor=requester, role=role, vote=Vote(request_id, actor, reason))
+                    actor=requester, role=role, vote=Vote(request_id, actor, reason), groups=groups)
             return get_request(name, alias, request_id)
         with write_transaction():
             model = find_model(name, lock=True)

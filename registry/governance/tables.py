@@ -36,6 +36,8 @@ class ApprovalRequest(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str] = mapped_column(String(128))
     requester_role: Mapped[str] = mapped_column(String(16))
+    # A signed-in requester's groups (the policy's movers.groups may be why they may move the alias); None for a token.
+    requester_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -370,3 +370,31 @@ def test_0028_keeps_token_sessions_takes_peoples_and_its_downgrade_ends_only_the
         assert [tuple(row) for row in connection.execute(text("SELECT id_hash, token_hash FROM browser_sessions"))] == [
             ("s-token", "t-hash")]
     assert "person" not in {column["name"] for column in inspect(db.engine).get_columns("browser_sessions")}
+
+
+def test_0029_gives_open_requests_no_requester_groups_and_its_downgrade_drops_only_that(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0028")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-25 10:00:00', '2026-11-25 10:00:00')"))
+        required = [c for c in inspect(connection).get_columns("versions") if not c["nullable"] and c["default"] is None]
+        values = {c["name"]: 1 if c["name"] in ("id", "model_id", "number", "size_bytes") else
+                  "{}" if "JSON" in str(c["type"]).upper() else
+                  "2026-11-25 10:00:00" if "TIME" in str(c["type"]).upper() else "x" for c in required}
+        connection.execute(text(f"INSERT INTO versions ({', '.join(values)}) VALUES "
+                                f"({', '.join(':' + name for name in values)})"), values)
+        connection.execute(text(
+            "INSERT INTO approval_requests (id, model_id, alias, version_id, state, reason, requested_by, requester_role, "
+            "opened_at, expires_at, close_reason) VALUES (1, 1, 'production', 1, 'open', 'r', 'ci', 'ci', "
+            "'2026-11-25 10:00:00', '2026-11-28 10:00:00', '')"))
+
+    upgrade(directory=MIGRATIONS, revision="0029")
+
+    with db.engine.begin() as connection:
+        assert [tuple(row) for row in connection.execute(text(
+            "SELECT id, requested_by, requester_groups FROM approval_requests"))] == [(1, "ci", None)]
+    downgrade(directory=MIGRATIONS, revision="0028")
+    assert "requester_groups" not in {column["name"] for column in inspect(db.engine).get_columns("approval_requests")}
+    with db.engine.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM approval_requests")).scalar() == 1

@@ -137,3 +137,38 @@ def test_an_approver_who_opened_the_request_is_refused_by_name_whether_token_or_
 def _csrf(client) -> str:
     from tests.ui.conftest import csrf_of
     return csrf_of(client.get("/ui/"))
+
+
+def test_a_person_who_may_move_through_a_group_alone_asks_for_approval_and_the_last_approval_moves_as_them(
+        client, admin, ci, housing, person):
+    assert client.put(POLICY, json={"movers": {"roles": ["admin"], "groups": ["release"]}, "approvals": 1},
+                      headers=admin).status_code == 200
+    person("rel@example.com", "release")  # a ci person: the group, not the role, makes them a mover
+
+    opened = submit(client, "/ui/models/housing/aliases/production/requests/new?version=2", version="2",
+                    reason="the release team asks")
+    assert opened.status_code == 302, opened.get_data(as_text=True)
+    [asked] = client.get("/models/housing/aliases/production/requests?state=open", headers=admin).get_json()["items"]
+    assert asked["requested_by"] == "oidc:rel@example.com"
+
+    approved = client.post(f"/models/housing/aliases/production/requests/{asked['id']}/approve",
+                           json={"reason": "looks right"}, headers=ci)
+
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["state"] == "done"
+    assert client.get("/models/housing/aliases").get_json() == {"production": 2}
+    latest = client.get("/models/housing/history", headers=admin).get_json()["items"][0]
+    assert latest["actor"] == "oidc:rel@example.com"
+
+
+def test_a_request_from_outside_the_policys_groups_is_refused_naming_them(client, admin, housing, person):
+    assert client.put(POLICY, json={"movers": {"roles": ["admin"], "groups": ["other-team"]}, "approvals": 1},
+                      headers=admin).status_code == 200
+    person("rel@example.com", "release")
+
+    refused = submit(client, "/ui/models/housing/aliases/production/requests/new?version=2", version="2",
+                     reason="not ours to ask")
+
+    assert refused.status_code in (403, 409)
+    assert "groups [&#39;other-team&#39;]" in refused.get_data(as_text=True)
+    assert client.get("/models/housing/aliases/production/requests", headers=admin).get_json()["items"] == []
