@@ -1,6 +1,7 @@
 """Uploaded files load only when they hold a supported model, and never run code on the way."""
 import builtins
 import io
+import multiprocessing
 import os
 import pickle
 import shlex
@@ -27,6 +28,8 @@ from tests.helpers import artifact_bytes
 
 FORMATS = ["pickle-4", "pickle-5", "joblib", "joblib-zlib"]
 COMPRESSORS = ["joblib-zlib", "joblib-gzip", "joblib-bz2", "joblib-lzma", "joblib-xz"]
+
+FORK = multiprocessing.get_context("fork")
 
 
 def assert_same_predictions(loaded, original, X):
@@ -314,16 +317,34 @@ def test_a_forest_is_read_holding_one_pickled_tree_at_a_time_not_all_of_them():
     one_tree = max(t.tree_.node_count * 64 + t.tree_.value.nbytes for t in forest.estimators_)
     data = artifact_bytes(forest)
     load_estimator(data)  # once before measuring: the modules a first load imports are not the trees' copies
+    probe = rng.random((5, 3))
 
+    peak, answers = _in_a_child_of_one_thread(lambda: _traced_load(data, probe))
+
+    # A few trees' worth at once (the bytes read, the array made of them, the tree they become), not
+    # all twenty: 3.6 trees' worth here, 22 before the pickled copies were let go.
+    assert peak < 6 * one_tree
+    assert answers == forest.predict(probe).tolist()
+
+
+def _traced_load(data: bytes, probe) -> tuple[int, list]:
     tracemalloc.start()
     try:
         loaded = load_estimator(data).estimator
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return peak, loaded.predict(probe).tolist()
 
-    # A few trees' worth at once (the bytes read, the array made of them, the tree they become), not
-    # all twenty: 3.6 trees' worth here, 22 before the pickled copies were let go.
-    assert peak < 6 * one_tree
-    probe = rng.random((5, 3))
-    assert loaded.predict(probe).tolist() == forest.predict(probe).tolist()
+
+def _in_a_child_of_one_thread(work):
+    """``work()``'s result, computed in a forked child: tracemalloc counts every thread's allocations, and
+    the suite leaves threads of its own running (a Dask client's, Spark's, apps' loops); a child of a fork
+    runs this one alone."""
+    reader, writer = FORK.Pipe(duplex=False)
+    child = FORK.Process(target=lambda: writer.send(work()))
+    child.start()
+    found = reader.recv() if reader.poll(60) else None
+    child.join(timeout=30)
+    assert child.exitcode == 0 and found is not None
+    return found
