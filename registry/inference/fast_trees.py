@@ -53,14 +53,21 @@ class CompiledTrees:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """scikit-learn's ``predict`` for these float rows."""
-        output = self._output(X)
-        if self.classes is None:
-            return output[:, 0]
-        return self.classes[best_of_rows(output)]
+        return self._predictions(self._output(X))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """scikit-learn's ``predict_proba`` for these float rows."""
         return self._output(X)
+
+    def predict_and_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` and ``predict_proba`` from one walk of the trees: the arrays the two calls give."""
+        output = self._output(X)
+        return self._predictions(output), output
+
+    def _predictions(self, output: np.ndarray) -> np.ndarray:
+        if self.classes is None:
+            return output[:, 0]
+        return self.classes[best_of_rows(output)]
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Path-dependent TreeSHAP of ``predict_proba`` (classifiers) or ``predict`` (regressors) for these

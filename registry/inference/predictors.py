@@ -54,6 +54,15 @@ class TreePredictor(_Compiled):
         """The model's ``predict_proba`` (classifiers only)."""
         return self.compiled.predict_proba(dense(self.transformed(X)))
 
+    def predict_and_proba(self, X):
+        """``predict`` and ``predict_proba`` (classifiers only), the rows transformed once and, for trees,
+        walked once: a batch's probabilities cost no second walk."""
+        rows = dense(self.transformed(X))
+        both = getattr(self.compiled, "predict_and_proba", None)
+        if both is not None:
+            return both(rows)
+        return self.compiled.predict(rows), self.compiled.predict_proba(rows)
+
 
 class LinearPredictor(_Compiled):
     """A linear model's ``predict``, and a logistic regression's ``predict_proba``, computed as
@@ -83,10 +92,7 @@ class LinearPredictor(_Compiled):
             return self.model.predict(self.transformed(X))
         if self.classes is None:
             return scores
-        # Indexing, not take: take lets go of the GIL, which other threads of the worker then hold.
-        if scores.ndim == 1 or scores.shape[1] == 1:
-            return self.classes[(scores.reshape(-1) > 0).astype(np.intp)]
-        return self.classes[best_of_rows(scores)]
+        return self._labels(scores)
 
     def predict_proba(self, X):
         """A logistic regression's ``predict_proba``: the logistic function of the score for two
@@ -96,6 +102,27 @@ class LinearPredictor(_Compiled):
         scores = self._scores(X)
         if scores is None:
             return self.model.predict_proba(self.transformed(X))
+        return self._probabilities(scores)
+
+    def predict_and_proba(self, X):
+        """``predict`` and ``predict_proba`` (logistic regressions only) from one product of the rows
+        by the weights: the same arrays as the two calls."""
+        if self.classes is None:
+            raise AttributeError("a regressor has no predict_proba")
+        scores = self._scores(X)
+        if scores is None:
+            rows = self.transformed(X)
+            return self.model.predict(rows), self.model.predict_proba(rows)
+        return self._labels(scores), self._probabilities(scores)
+
+    def _labels(self, scores: np.ndarray) -> np.ndarray:
+        # Indexing, not take: take lets go of the GIL, which other threads of the worker then hold.
+        if scores.ndim == 1 or scores.shape[1] == 1:
+            return self.classes[(scores.reshape(-1) > 0).astype(np.intp)]
+        return self.classes[best_of_rows(scores)]
+
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """The probabilities of these scores, computed in their place (the labels are taken first)."""
         if len(self.classes) <= 2:
             prob = scores.reshape(-1)
             self._expit(prob, out=prob)

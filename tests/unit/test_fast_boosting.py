@@ -20,6 +20,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LinearRegression
 
 from registry.inference.fast_boosting import CompiledBoosting, compile_boosting
+from registry.inference.predictors import TreePredictor
 from registry.inference.tree_walk import CATEGORICAL, InvalidNodes, NodesDamaged
 from tests.unit.test_fast_trees import assert_identical
 
@@ -142,6 +143,10 @@ def test_compiled_boosting_answers_exactly_what_scikit_learn_answers(seed):
         assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
         if hasattr(model, "classes_"):
             assert_identical(compiled(fast.predict_proba, piece), scikit_learn(model.predict_proba, piece))
+            # Through the predictor the server calls, which asks for both at once.
+            labels, proba = compiled(TreePredictor([], fast).predict_and_proba, piece)
+            assert_identical(labels, scikit_learn(model.predict, piece))
+            assert_identical(proba, scikit_learn(model.predict_proba, piece))
     walked = np.concatenate([compiled(fast.predict, rows[i:i + 1]) for i in range(0, 100)])
     assert_identical(walked, scikit_learn(model.predict, rows[:100]))
 

@@ -47,6 +47,9 @@ def test_linear_predictions_equal_scikit_learns_bit_for_bit(seed):
                 assert np.array_equal(np.signbit(ours), np.signbit(theirs))
             if hasattr(model, "predict_proba"):
                 assert np.array_equal(predictor.predict_proba(piece), model.predict_proba(piece))
+                labels, proba = predictor.predict_and_proba(piece)  # one product for both: the same answers
+                assert labels.dtype == theirs.dtype and np.array_equal(labels, theirs)
+                assert np.array_equal(proba, model.predict_proba(piece))
 
 
 def test_rows_that_are_not_a_float_array_go_to_scikit_learn():

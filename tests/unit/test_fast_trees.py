@@ -123,6 +123,10 @@ def test_compiled_trees_answer_exactly_what_scikit_learn_answers(seed):
         assert_identical(compiled(fast.predict, piece), scikit_learn(model.predict, piece))
         if hasattr(model, "classes_"):
             assert_identical(compiled(fast.predict_proba, piece), scikit_learn(model.predict_proba, piece))
+            # One walk for both (what a request or batch asking for probabilities runs): the same answers.
+            labels, proba = compiled(fast.predict_and_proba, piece)
+            assert_identical(labels, scikit_learn(model.predict, piece))
+            assert_identical(proba, scikit_learn(model.predict_proba, piece))
     for size in (40, 1):  # small batches, and single rows
         walked = np.concatenate([compiled(fast.predict, rows[i:i + size]) for i in range(0, ROWS, size)])
         assert_identical(walked, scikit_learn(model.predict, rows))
@@ -145,6 +149,9 @@ def test_a_pipeline_with_string_labels_runs_its_steps_then_the_compiled_forest()
     for piece in (rows, rows[:30], rows[5:6]):
         assert_identical(compiled(predictor.predict, piece), scikit_learn(model.predict, piece))
         assert_identical(compiled(predictor.predict_proba, piece), scikit_learn(model.predict_proba, piece))
+        labels, proba = compiled(predictor.predict_and_proba, piece)  # the steps run once, the trees walked once
+        assert_identical(labels, scikit_learn(model.predict, piece))
+        assert_identical(proba, scikit_learn(model.predict_proba, piece))
 
 
 @pytest.mark.parametrize("model", [
