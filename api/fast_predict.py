@@ -101,44 +101,54 @@ class FastPredict:
         if len(data) != length:  # the client stopped sending
             return self.flask_wsgi(environ, start_response)
         # Read, not parsed: a refusal under a flood costs no parsing, and the connection stays usable (a
-        # server closes one whose body it did not read, and the client may lose the answer).
+        # server closes one whose body it did not read, and the client may lose the answer). One app
+        # context for the whole answer: each costs a push and a pop with their signals and teardowns.
         with self.app.app_context():
             refused = refusal(name, ref, request_id=request_id, deadline=deadline)
-        if refused is not None:
-            return self._failed(environ, start_response, refused, sent)
-        max_rows = self.app.config["MAX_BATCH_ROWS"]
-        try:
-            body = parse_body(data, max_rows)
-            given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
-        except (ProblemError, InvalidInput):
-            return self.flask_wsgi(environ, start_response)  # the view refuses it in the same words
-        with self.app.app_context():
-            lifecycle.of(self.app).start()
-            served = traces.begin(environ, rule, started_ns)
-            status = 500
+            if refused is not None:
+                return self._failed(environ, start_response, refused, sent)
+            max_rows = self.app.config["MAX_BATCH_ROWS"]
             try:
-                answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
-                                  render=render, deadline=deadline)
-                if isinstance(answered, Failure):
-                    response = problem_response(answered.error)
-                    response.headers.extend([*sent, *served.headers().items()])
-                    status = response.status_code
-                    return response(environ, start_response)
-                status = 200
-            finally:
-                served.finish(status)
+                body = parse_body(data, max_rows)
+                given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
+            except (ProblemError, InvalidInput):
+                given = None
+            if given is not None:
+                return self._answered(environ, start_response, name, ref, rule, given, request_id, deadline, sent,
+                                      started_ns)
+        return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
+
+    def _answered(self, environ: dict, start_response: Callable, name: str, ref: str, rule: str, given: JsonInput,
+                  request_id: str, deadline, sent: tuple, started_ns: int) -> Iterable[bytes]:
+        """The data plane's answer to ``given``, or its failure, sent (inside the app's context)."""
+        lifecycle.of(self.app).start()
+        served = traces.begin(environ, rule, started_ns)
+        status = 500
+        try:
+            answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
+                              render=render, deadline=deadline)
+            if isinstance(answered, Failure):
+                response = problem_response(answered.error)
+                response.headers.extend([*sent, *served.headers().items()])
+                status = response.status_code
+                return response(environ, start_response)
+            status = 200
+        finally:
+            served.finish(status)
+        traced = served.headers().items()
         start_response(OK, [
             ("Content-Type", get_content_type(answered.mimetype, "utf-8")), ("Content-Length", str(len(answered.body))),
-            *answered.headers.items(), *sent, *served.headers().items(),
+            *answered.headers.items(), *sent, *traced,
         ])
         if answered.after is None:
             return [answered.body]
         return ClosingIterator([answered.body], answered.after)
 
-    def _failed(self, environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
-        """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``."""
-        with self.app.app_context():
-            response = problem_response(failure.error)
+    @staticmethod
+    def _failed(environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
+        """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``
+        (inside the app's context)."""
+        response = problem_response(failure.error)
         response.headers.extend(sent)
         return response(environ, start_response)
 

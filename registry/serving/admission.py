@@ -24,8 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
@@ -84,28 +83,35 @@ class Admission:
         self._waiting: set[str] = set()  # models one of whose requests waits for a slot
         self._asked: dict[str, float] = {}  # model -> when it was last asked (bounded by the registry's models)
         self._total = 0
+        # Below this many predictions in flight in all, none is refused: no model can hold its share yet.
+        self._never_refused = min(bounds.per_model, bounds.per_worker)
 
-    @contextmanager
-    def admitted(self, model: str, deadline: Deadline | None = None) -> Iterator[None]:
-        """Hold a slot of ``model`` while the block computes; refuse (raise :class:`DeadlinePassed`,
-        :class:`ModelBusy` or :class:`WorkerBusy`) when the deadline passed or no slot is free (after a
-        short wait for one, when no other request of the model waits already)."""
+    def admitted(self, model: str, deadline: Deadline | None = None) -> Slot:
+        """A slot of ``model``, taken now and given back when the ``with`` block it opens ends (``with
+        admission.admitted(model): ...``); refuse (raise :class:`DeadlinePassed`, :class:`ModelBusy` or
+        :class:`WorkerBusy`) when the deadline passed or no slot is free (after a short wait for one, when
+        no other request of the model waits already)."""
         if deadline is not None:
             _check(deadline)
         self._take(model, deadline)
-        try:
-            yield
-        finally:
-            self._give_back(model)
+        return Slot(self, model)
 
     def check(self, model: str, deadline: Deadline | None = None) -> None:
         """Raise the refusal :meth:`admitted` would raise now, without taking a slot: an edge asks before it
         reads a body, so that a refusal costs no parsing (the slot is taken, and checked again, later)."""
         if deadline is not None:
             _check(deadline)
+        if self.quiet:
+            return
         with self._lock:
             if not self._may_wait(model):
                 self._refuse_when_full(model)
+
+    @property
+    def quiet(self) -> bool:
+        """Whether so few predictions are in flight that none would be refused now (read without the lock:
+        a slot is checked again when taken)."""
+        return self._total < self._never_refused
 
     @property
     def in_flight(self) -> int:
@@ -120,6 +126,11 @@ class Admission:
     def _take(self, model: str, deadline: Deadline | None) -> None:
         with self._lock:
             self._asked[model] = time.monotonic()
+            if self._total < self._never_refused:  # no model can hold its share, nor the process its bound
+                self._by_model[model] = self._by_model.get(model, 0) + 1
+                self._total += 1
+                PREDICTIONS_IN_FLIGHT.inc()
+                return
             if self._may_wait(model) and self._over_share(model):
                 self._wait_for_slot(model, deadline)
             self._refuse_when_full(model)
@@ -177,6 +188,21 @@ class Admission:
             if model in self._waiting:
                 self._freed.notify_all()
         PREDICTIONS_IN_FLIGHT.dec()
+
+
+class Slot:
+    """A slot :meth:`Admission.admitted` took; the ``with`` block it opens gives it back when it ends."""
+
+    __slots__ = ("_admission", "_model")
+
+    def __init__(self, admission: Admission, model: str):
+        self._admission, self._model = admission, model
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info) -> None:
+        self._admission._give_back(self._model)
 
 
 def _check(deadline: Deadline) -> None:
