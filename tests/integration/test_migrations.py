@@ -1,5 +1,6 @@
 """The schema changes only through migrations: head matches the models, and base is empty again."""
 import hashlib
+import io
 import json
 import sqlite3
 import subprocess
@@ -10,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
+from sklearn.linear_model import LinearRegression
 from sqlalchemy import inspect, text
 
 from bench.harness import server
@@ -19,7 +21,7 @@ from registry.integrity import ledger as ledger_check
 from registry.ledger import GENESIS
 from registry.tables import PromotionEvent
 from tests.databases import fresh_database
-from tests.helpers import MIGRATIONS, make_app
+from tests.helpers import MIGRATIONS, artifact_bytes, make_app
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
           "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions",
@@ -398,3 +400,22 @@ def test_0029_gives_open_requests_no_requester_groups_and_its_downgrade_drops_on
     assert "requester_groups" not in {column["name"] for column in inspect(db.engine).get_columns("approval_requests")}
     with db.engine.begin() as connection:
         assert connection.execute(text("SELECT count(*) FROM approval_requests")).scalar() == 1
+
+
+def test_a_token_made_before_scopes_keeps_its_whole_role_through_every_later_migration(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0023")  # before this round's access and governance migrations
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                "VALUES ('old-ci', 'ci', :hash, '2026-11-20 10:00:00')"),
+                           {"hash": hashlib.sha256(b"old-ci-secret").hexdigest()})
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        assert [tuple(row) for row in connection.execute(text("SELECT name, role, scopes FROM api_tokens"))] == [
+            ("old-ci", "ci", None)]
+    client = empty_app.test_client()
+    uploaded = client.post("/models/m/versions", headers={"Authorization": "Bearer old-ci-secret"},
+                           data={"artifact": (io.BytesIO(artifact_bytes(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]))),
+                                              "m.joblib")})
+    assert uploaded.status_code == 201, uploaded.get_json()
