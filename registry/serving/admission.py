@@ -126,14 +126,10 @@ class Admission:
     def _take(self, model: str, deadline: Deadline | None) -> None:
         with self._lock:
             self._asked[model] = time.monotonic()
-            if self._total < self._never_refused:  # no model can hold its share, nor the process its bound
-                self._by_model[model] = self._by_model.get(model, 0) + 1
-                self._total += 1
-                PREDICTIONS_IN_FLIGHT.inc()
-                return
-            if self._may_wait(model) and self._over_share(model):
-                self._wait_for_slot(model, deadline)
-            self._refuse_when_full(model)
+            if not self.quiet:  # while it is, no model holds its share nor the process its bound
+                if self._may_wait(model) and self._over_share(model):
+                    self._wait_for_slot(model, deadline)
+                self._refuse_when_full(model)
             self._by_model[model] = self._by_model.get(model, 0) + 1
             self._total += 1
         PREDICTIONS_IN_FLIGHT.inc()

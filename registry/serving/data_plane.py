@@ -130,8 +130,6 @@ class DataPlane:
         """The refusal :meth:`predict` would answer ``call`` with now (its deadline passed, or its model or
         the process is at its bound), counted; None when it would start. An edge asks before it reads the
         request's body, so that a refusal under a flood costs no parsing."""
-        if call.deadline is None and self.runtime.admission.quiet:
-            return None
         started = time.perf_counter()
         try:
             self.runtime.admission.check(call.name, call.deadline)

@@ -23,7 +23,7 @@ from tests.databases import BACKEND, fresh_database
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
-    reason=("an upload is refused before anything reaches the database: the SQLite pass runs it"),
+    reason="an upload is refused before anything reaches the database: the SQLite pass runs it",
 )
 
 ADMIN_TOKEN = "e2e-bombs-token"

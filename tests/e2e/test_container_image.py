@@ -27,7 +27,7 @@ from tests.e2e.slow_requests import TrickledPost, wait_until_master_said_not_rea
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
-    reason=("the image serves SQLite under /data by default: the SQLite pass runs it"),
+    reason="the image serves SQLite under /data by default: the SQLite pass runs it",
 )
 
 IMAGE = containers.IMAGE

@@ -28,7 +28,7 @@ from tests.e2e.doc_outputs import mismatches
 # runs on both.
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
-    reason=("the documents run as make run serves them: the SQLite pass runs them"),
+    reason="the documents run as make run serves them: the SQLite pass runs them",
 )
 
 ADMIN_TOKEN = "docs-admin-token"

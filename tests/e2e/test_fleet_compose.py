@@ -22,7 +22,7 @@ from tests.e2e.podman_images import built_or_fail
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
-    reason=("the fleet brings its own PostgreSQL: the SQLite pass runs it"),
+    reason="the fleet brings its own PostgreSQL: the SQLite pass runs it",
 )
 
 MODEL = "fleet"

@@ -20,7 +20,7 @@ from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
-    reason=("files on the machine's disk are what it tests: the SQLite pass runs it"),
+    reason="files on the machine's disk are what it tests: the SQLite pass runs it",
 )
 
 FEATURES = 4

@@ -19,7 +19,7 @@ from tests.databases import BACKEND, fresh_database
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite",
-    reason=("the object store stalls, not the database: the SQLite pass runs it"),
+    reason="the object store stalls, not the database: the SQLite pass runs it",
 )
 
 ADMIN_TOKEN = "e2e-stalled-store-token"
