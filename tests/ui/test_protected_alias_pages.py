@@ -27,6 +27,13 @@ def test_the_alias_page_shows_the_policy_and_each_open_request_with_what_it_lack
     assert 'data-protected="production"' in client.get("/ui/models/housing").get_data(as_text=True)
     history = client.get("/ui/models/housing/history").get_data(as_text=True)
     assert "policy set" in history and "request open" in history
+    assert "2 approvals, 1 freeze window" in " ".join(history.split())
+
+
+def test_the_history_counts_one_approval_in_the_singular(client, admin, housing):
+    assert client.put(POLICY, json={"approvals": 1}, headers=admin).status_code == 200
+    history = " ".join(client.get("/ui/models/housing/history").get_data(as_text=True).split())
+    assert ": 1 approval" in history and "1 approvals" not in history
 
 
 def test_a_broken_glass_is_a_banner_until_the_alias_moves_again(client, admin, housing):
