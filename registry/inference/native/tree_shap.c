@@ -61,20 +61,21 @@ typedef struct {
                                  output column */
     int64_t n_outputs;
     uint64_t visits;          /* nodes visited by this walk: a tree visits each of its nodes once */
-    /* The quadrature: points t in (0, 1) and their weights (summing to 1); 1 - t; the gain of an edge the
-       row does not take, -weight / (1 - t); and ones, an edge's factor where there is none to divide out. */
+    /* The quadrature: points t in (0, 1) and their weights (summing to 1); 1 - t; and the gain of an edge
+       the row does not take, -weight / (1 - t) (whatever z). */
     int64_t q;
-    const pair_t *t, *weight, *one_minus_t, *cold_gain, *ones;
+    const pair_t *t, *weight, *one_minus_t, *cold_gain;
     /* Each column's state on the way from the root to the node visited: the level of the last edge that
-       split on it (-1: none did), and its merged fractions z and o. */
+       split on it (0: none did), and its merged fractions z and o (1 and 1 where none did). */
     int64_t *last;
     double *zero;
     unsigned char *one;
     /* Per level, for the node at that level and the edge into it: P; 1 / the edge's factor and the edge's
-       gain weight * (o - z) / f (set where o is 1); the node's sums S; the sums the edge's deeper splits on
-       the same column claimed, and whether any did. */
+       gain weight * (o - z) / f (set where o is 1); the sums S of a node's second child; the sums the edge's
+       deeper splits on the same column claimed, and whether any did. */
     pair_t *product, *inverse, *gain, *sums, *claimed;
     unsigned char *any_claimed;
+    const pair_t *zeros;      /* value_width x q / 2 pairs of zeros */
 } walk_t;
 
 /* Node `at`'s children, read once: a leaf's are itself, any other node's come after it inside the records. */
@@ -135,12 +136,35 @@ static void gauss_legendre(int64_t q, double *t, double *weight) {
 
 typedef int (*visit_t)(walk_t *w, uint64_t at, const int64_t child[2], int64_t level, pair_t *sums);
 
+/* Where an edge's leaves go once its child's sums s are known (child_sums, or for a leaf its values times
+   the edge's P, made here): the column's attribution gains gain * (s - what deeper splits on the column
+   claimed), the earlier edge on the column claims s, and s is added to the node's sums (begun from
+   `begun`). */
+static inline __attribute__((always_inline)) void absorb(const int64_t pairs, const int64_t width, const int is_leaf,
+                                                         const double *leaf, const pair_t *product,
+                                                         const pair_t *child_sums,
+                                                         const pair_t *gain, const pair_t *claimed, pair_t *target,
+                                                         const pair_t *earlier_begun, pair_t *earlier,
+                                                         const pair_t *begun, pair_t *sums) {
+    #pragma GCC unroll 16
+    for (int64_t j = 0; j < width; j++) {
+        #pragma GCC unroll 16
+        for (int64_t i = 0; i < pairs; i++) {
+            const int64_t k = j * pairs + i;
+            const pair_t s = is_leaf ? leaf[j] * product[i] : child_sums[k];
+            target[k] += gain[i] * (s - claimed[k]);
+            earlier[k] = earlier_begun[k] + s;
+            sums[k] = begun[k] + s;
+        }
+    }
+}
+
 /*
  * The walk below split node `at`, whose children (read and checked) are `child`, `level` nodes below the
  * root, whose P is the level's product: sets `sums` to S, and adds each split's attributions, per point,
  * to phi. Arrays over the points are `pairs` pairs of doubles, worked on two at a time (elementwise: the
- * same arithmetic as one at a time). `pairs` is the walk's (a constant where `visit` is one of the rules'
- * own copies below, so that its loops unroll), and `visit` is this function for the children.
+ * same arithmetic as one at a time). `pairs` and `width` are the walk's (constants where `visit` is one of
+ * the copies below, so that the loops unroll), and `visit` is this function for the children.
  */
 static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t at, const int64_t child[2],
                                                             int64_t level, pair_t *sums, const int64_t pairs,
@@ -153,25 +177,23 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
     if (status != WALKED)
         return status;
     const int64_t size = pairs * width;
-    /* The column's state above this node, put back before returning. */
+    /* The column's state above this node, put back before returning: the level of its last edge (0: none;
+       level 0's inverse holds ones, and what it claims is never read), z and o. */
     const int64_t previous = w->last[column];
-    const double zero = previous < 0 ? 1 : w->zero[column];
-    const unsigned char one = previous < 0 ? 1 : w->one[column];
-    /* 1 / the column's factor on an earlier edge, to divide out of P (where o is 0 the new factor is the
-       old one times the fraction). */
-    const pair_t *divided = previous >= 0 && one ? w->inverse + previous * pairs : w->ones;
-    const pair_t *product = w->product + level * pairs;
+    const double zero = w->zero[column];
+    const unsigned char one = w->one[column];
+    const pair_t *divided = w->inverse + previous * pairs, *product = w->product + level * pairs;
+    pair_t *earlier = w->claimed + previous * size;
     pair_t *next_product = w->product + (level + 1) * pairs, *inverse = w->inverse + (level + 1) * pairs;
     pair_t *gain = w->gain + (level + 1) * pairs, *second = w->sums + (level + 1) * size;
-    const pair_t *claimed = w->claimed + (level + 1) * size;
-    pair_t *target = w->phi + column * w->n_outputs * pairs;
+    pair_t *claimed = w->claimed + (level + 1) * size, *target = w->phi + column * w->n_outputs * pairs;
+    const pair_t *begun = w->zeros;
     const double covered = w->cover[at];
-    int filled = 0;
     for (int side = 0; side < 2; side++) {
         const uint64_t next = (uint64_t)child[side ? !left : left];  /* the row's child first */
         const unsigned char next_one = one && !side;
         const double fraction = w->cover[next] / covered, next_zero = zero * fraction;
-        if (next_zero == 0 && !next_one)
+        if (!next_one && next_zero == 0)
             continue;  /* the edge's factor is 0 for every t: nothing below it adds anything */
         int64_t grandchild[2];
         if (++w->visits > w->n_nodes)
@@ -179,8 +201,9 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
         status = read_children(w, next, grandchild);
         if (status != WALKED)
             return status;
+        /* The edge's factor f replaces the column's earlier one in P; its gain is weight (o - z) / f. */
         const pair_t *edge_gain = w->cold_gain;
-        if (next_one) {
+        if (next_one) {  /* f = z + (1 - z) t */
             #pragma GCC unroll 16
             for (int64_t i = 0; i < pairs; i++) {
                 const pair_t factor = next_zero + (1 - next_zero) * w->t[i];
@@ -189,68 +212,35 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
                 next_product[i] = product[i] * divided[i] * factor;
             }
             edge_gain = gain;
-        } else if (previous >= 0 && !one) {
+        } else if (!one) {  /* f = z (1 - t), the earlier one times the fraction */
             #pragma GCC unroll 16
             for (int64_t i = 0; i < pairs; i++)
                 next_product[i] = product[i] * fraction;
-        } else {
+        } else {  /* f = z (1 - t) after an f of o = 1, or none */
             #pragma GCC unroll 16
             for (int64_t i = 0; i < pairs; i++)
                 next_product[i] = product[i] * divided[i] * (next_zero * w->one_minus_t[i]);
         }
-        /* The first child's sums go straight into this node's, the second's are added to them. */
-        pair_t *next_sums = filled ? second : sums;
-        int any_claimed = 0;
+        const pair_t *earlier_begun = w->any_claimed[previous] ? earlier : w->zeros;
+        const double *leaf = w->value + next * width;
         if (grandchild[0] == (int64_t)next) {  /* a leaf */
-            const double *leaf = w->value + next * width;
-            #pragma GCC unroll 16
-            for (int64_t j = 0; j < width; j++)
-                #pragma GCC unroll 16
-                for (int64_t i = 0; i < pairs; i++)
-                    next_sums[j * pairs + i] = leaf[j] * next_product[i];
+            absorb(pairs, width, 1, leaf, next_product, second, edge_gain, w->zeros, target, earlier_begun,
+                   earlier, begun, sums);
         } else {
             w->last[column] = level + 1;
             w->zero[column] = next_zero;
             w->one[column] = next_one;
             w->any_claimed[level + 1] = 0;
-            status = visit(w, next, grandchild, level + 1, next_sums);
+            status = visit(w, next, grandchild, level + 1, second);
             if (status != WALKED)
                 return status;
-            any_claimed = w->any_claimed[level + 1];
+            absorb(pairs, width, 0, leaf, next_product, second, edge_gain,
+                   w->any_claimed[level + 1] ? claimed : w->zeros, target, earlier_begun, earlier, begun, sums);
         }
-        /* The attribution of the leaves below whose last split on this column is this edge. */
-        if (any_claimed) {
-            #pragma GCC unroll 16
-            for (int64_t j = 0; j < width; j++)
-                #pragma GCC unroll 16
-                for (int64_t i = 0; i < pairs; i++)
-                    target[j * pairs + i] += edge_gain[i] * (next_sums[j * pairs + i] - claimed[j * pairs + i]);
-        } else {
-            #pragma GCC unroll 16
-            for (int64_t j = 0; j < width; j++)
-                #pragma GCC unroll 16
-                for (int64_t i = 0; i < pairs; i++)
-                    target[j * pairs + i] += edge_gain[i] * next_sums[j * pairs + i];
-        }
-        if (previous >= 0) {  /* these leaves are this edge's, no longer the earlier edge's on this column */
-            pair_t *earlier = w->claimed + previous * size;
-            if (w->any_claimed[previous])
-                #pragma GCC unroll 16
-                for (int64_t i = 0; i < size; i++)
-                    earlier[i] += next_sums[i];
-            else
-                #pragma GCC unroll 16
-                for (int64_t i = 0; i < size; i++)
-                    earlier[i] = next_sums[i];
-            w->any_claimed[previous] = 1;
-        }
-        if (filled)
-            #pragma GCC unroll 16
-            for (int64_t i = 0; i < size; i++)
-                sums[i] += second[i];
-        filled = 1;
+        w->any_claimed[previous] = previous > 0;
+        begun = sums;
     }
-    if (!filled)
+    if (begun != sums)  /* neither child was walked */
         #pragma GCC unroll 16
         for (int64_t i = 0; i < size; i++)
             sums[i] = (pair_t){0, 0};
@@ -351,12 +341,12 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
     const int64_t q = points_for(max_depth < n_features ? max_depth : n_features, value_width, &visit), pairs = q / 2;
     const int64_t levels = max_depth + 2;
     /* Pairs per level: product, inverse and gain, sums and claimed (value_width each); then the row's
-       per-point attributions [n_features][n_outputs] and the rule's five arrays. */
+       per-point attributions [n_features][n_outputs] and the rule's four arrays and the zeros. */
     size_t per_level, per_row, count;
     if (__builtin_mul_overflow((size_t)pairs, (size_t)(3 + 2 * value_width), &per_level)
         || __builtin_mul_overflow((size_t)n_features * (size_t)pairs, (size_t)n_outputs, &per_row)
         || __builtin_mul_overflow(per_level, (size_t)levels, &count)
-        || __builtin_add_overflow(count, per_row + 5 * (size_t)pairs, &count) || count > SIZE_MAX / sizeof(pair_t))
+        || __builtin_add_overflow(count, per_row + 4 * (size_t)pairs + (size_t)pairs * (size_t)value_width, &count) || count > SIZE_MAX / sizeof(pair_t))
         return TOO_DEEP;
     pair_t *scratch = aligned_alloc(_Alignof(pair_t), count * sizeof(pair_t));
     double *zero = malloc(((size_t)n_features + 2 * (size_t)q) * sizeof(double));
@@ -366,7 +356,7 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
     if (status != WALKED)
         goto done;
     pair_t *t = scratch, *weight = t + pairs, *one_minus_t = weight + pairs, *cold_gain = one_minus_t + pairs;
-    pair_t *ones = cold_gain + pairs, *row_phi = ones + pairs;
+    pair_t *zeros = cold_gain + pairs, *row_phi = zeros + pairs * value_width;
     double *points = zero + n_features, *weights = points + q;
     gauss_legendre(q, points, weights);
     for (int64_t i = 0; i < pairs; i++) {
@@ -374,23 +364,27 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
         weight[i] = (pair_t){weights[2 * i], weights[2 * i + 1]};
         one_minus_t[i] = 1 - t[i];
         cold_gain[i] = -weight[i] / one_minus_t[i];
-        ones[i] = (pair_t){1, 1};
     }
     walk_t w = {.nodes = wide ? NULL : nodes, .wide = wide ? nodes : NULL, .n_nodes = (uint64_t)n_nodes,
                 .n_features = (uint64_t)n_features, .n_bitsets = (uint64_t)n_bitsets, .value = value,
                 .cover = cover, .value_width = value_width, .max_depth = max_depth, .bitsets = bitsets,
                 .lightgbm_rows = (options & LIGHTGBM_ROWS) != 0, .n_outputs = n_outputs, .q = q, .t = t,
-                .weight = weight, .one_minus_t = one_minus_t, .cold_gain = cold_gain, .ones = ones, .last = last,
+                .weight = weight, .one_minus_t = one_minus_t, .cold_gain = cold_gain, .zeros = zeros, .last = last,
                 .zero = zero, .one = flags, .any_claimed = flags + n_features};
     w.product = row_phi + per_row;
     w.inverse = w.product + levels * pairs;
     w.gain = w.inverse + levels * pairs;
     w.sums = w.gain + levels * pairs;
     w.claimed = w.sums + levels * pairs * value_width;
-    for (int64_t i = 0; i < n_features; i++)
-        last[i] = -1;
+    for (int64_t i = 0; i < pairs * value_width; i++)
+        zeros[i] = (pair_t){0, 0};
+    for (int64_t i = 0; i < n_features; i++) {
+        last[i] = 0;
+        zero[i] = flags[i] = 1;
+    }
     for (int64_t i = 0; i < pairs; i++)
-        w.product[i] = (pair_t){1, 1};  /* the root's: no factor yet */
+        w.product[i] = w.inverse[i] = (pair_t){1, 1};  /* the root's P, and no factor to divide out */
+    flags[n_features] = 0;  /* level 0 holds no claims */
     for (int64_t r = 0; r < n_rows && status == WALKED; r++) {
         if (wide)
             w.row64 = (const double *)rows + r * n_features;
