@@ -188,11 +188,13 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
     pair_t *gain = w->gain + (level + 1) * pairs, *second = w->sums + (level + 1) * size;
     pair_t *claimed = w->claimed + (level + 1) * size, *target = w->phi + column * w->n_outputs * pairs;
     const pair_t *begun = w->zeros;
-    const double covered = w->cover[at];
+    const uint64_t hot = (uint64_t)child[left], cold = (uint64_t)child[!left];  /* the row's child first */
+    /* Both children's fractions of this node's cover in one division. */
+    const pair_t fractions = (pair_t){w->cover[hot], w->cover[cold]} / w->cover[at];
     for (int side = 0; side < 2; side++) {
-        const uint64_t next = (uint64_t)child[side ? !left : left];  /* the row's child first */
+        const uint64_t next = side ? cold : hot;
         const unsigned char next_one = one && !side;
-        const double fraction = w->cover[next] / covered, next_zero = zero * fraction;
+        const double fraction = fractions[side], next_zero = zero * fraction;
         if (!next_one && next_zero == 0)
             continue;  /* the edge's factor is 0 for every t: nothing below it adds anything */
         int64_t grandchild[2];
