@@ -71,8 +71,8 @@ typedef struct {
     double *zero;
     unsigned char *one;
     /* Per level, for the node at that level and the edge into it: P; 1 / the edge's factor and the edge's
-       gain weight * (o - z) / f (set where o is 1); the sums S of a node's second child; the sums the edge's
-       deeper splits on the same column claimed, and whether any did. */
+       gain weight * (o - z) / f (set where o is 1); the node's sums S (where it is not a leaf); the sums the
+       edge's deeper splits on the same column claimed, and whether any did. */
     pair_t *product, *inverse, *gain, *sums, *claimed;
     unsigned char *any_claimed;
     const pair_t *zeros;      /* value_width x q / 2 pairs of zeros */
