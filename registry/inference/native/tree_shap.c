@@ -336,19 +336,22 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
                   int64_t n_trees, const double *value, int64_t value_width, const double *cover,
                   const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, int64_t options, const void *rows,
                   int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi) {
-    if (max_depth < 0 || max_depth > 100000 || n_features < 0 || value_width < 1 || n_outputs < value_width)
+    if (max_depth < 0 || max_depth > 100000 || n_features < 0 || n_features > INT32_MAX || value_width < 1
+        || value_width > 1 << 20 || n_outputs < value_width || n_outputs > INT32_MAX)
         return TOO_DEEP;
     /* No path has more distinct columns than levels or columns. */
     visit_t visit;
     const int64_t q = points_for(max_depth < n_features ? max_depth : n_features, value_width, &visit), pairs = q / 2;
     const int64_t levels = max_depth + 2;
     /* Pairs per level: product, inverse and gain, sums and claimed (value_width each); then the row's
-       per-point attributions [n_features][n_outputs] and the rule's four arrays and the zeros. */
-    size_t per_level, per_row, count;
-    if (__builtin_mul_overflow((size_t)pairs, (size_t)(3 + 2 * value_width), &per_level)
-        || __builtin_mul_overflow((size_t)n_features * (size_t)pairs, (size_t)n_outputs, &per_row)
-        || __builtin_mul_overflow(per_level, (size_t)levels, &count)
-        || __builtin_add_overflow(count, per_row + 4 * (size_t)pairs + (size_t)pairs * (size_t)value_width, &count) || count > SIZE_MAX / sizeof(pair_t))
+       per-point attributions [n_features][n_outputs], the rule's four arrays and the zeros. With the bounds
+       above only the row's can overflow. */
+    const size_t per_level = (size_t)pairs * (size_t)(3 + 2 * value_width);
+    size_t per_row, count;
+    if (__builtin_mul_overflow((size_t)n_features * (size_t)n_outputs, (size_t)pairs, &per_row)
+        || __builtin_add_overflow(per_level * (size_t)levels + (size_t)pairs * (size_t)(4 + value_width), per_row,
+                                  &count)
+        || count > SIZE_MAX / sizeof(pair_t))
         return TOO_DEEP;
     pair_t *scratch = aligned_alloc(_Alignof(pair_t), count * sizeof(pair_t));
     double *zero = malloc(((size_t)n_features + 2 * (size_t)q) * sizeof(double));
