@@ -4,11 +4,13 @@ the predict route's requests per second with ``"explain": true`` beside it witho
 logistic`` the same for a logistic regression (linear SHAP beside shap's LinearExplainer), where what is
 left of an explanation's cost is the route's Python, not arithmetic.
 
-    .venv/bin/python -m bench.explain [--model forest|logistic]
+    .venv/bin/python -m bench.explain [--model forest|logistic] [--against OTHER/tree_walk.so]
 
 Prints the p50 (and p90 and min) of each in-process explanation over ``--repeats`` calls (goal: ≤ 5 ms p50), and
 the explain route's rps ÷ the predict route's (single row, alias route, c=8, goal ≥ 0.5); writes them to
-bench/results/. Figures only; nothing passes or fails.
+bench/results/. With ``--against`` a library built from other source (another commit's ``tree_shap.c``) explains
+the same forest's rows in the same run, turn about with this one: its CPU time per row beside ours. Figures only;
+nothing passes or fails.
 """
 import argparse
 import json
@@ -27,6 +29,7 @@ from bench import models, predict, report, servers
 from bench.harness.traffic import move
 from registry.inference.fast_trees import compile_trees
 from registry.inference.linear_shap import linear_shap
+from registry.inference.tree_walk import RELEASING_GIL, load
 
 HERE = Path(__file__).resolve().parent
 GOALS = {"p50_ms": 5.0, "route_ratio": 0.5}
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", choices=("forest", "logistic"), default="forest")
+    parser.add_argument("--against", help="another build of tree_walk.so to time beside this one")
     args = parser.parse_args()
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
@@ -47,6 +51,8 @@ def main() -> None:
     if args.model == "forest":
         model = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0).fit(X, y)
         run["in_process"] = in_process(model, X, args.repeats)
+        if args.against:
+            run["in_process"]["cpu_us"] = against(model, X, args.repeats, Path(args.against))
     else:
         model = LogisticRegression(max_iter=1000).fit(X, y)
         run["in_process"] = in_process_linear(model, X, args.repeats)
@@ -73,6 +79,26 @@ def in_process(forest, X: np.ndarray, repeats: int) -> dict:
                      for row in rows[:20])
     return {"registry_ms": ours, "shap_ms": theirs, "max_difference": difference,
             "nodes": int(len(compiled.nodes))}
+
+
+def against(forest, X: np.ndarray, repeats: int, other: Path, rounds: int = 5) -> dict:
+    """Microseconds of CPU (process time) per single-row TreeSHAP call, the least of ``repeats`` rows × ``rounds``
+    turns, of this build's library and of ``other``'s, called alike on the same records, turn about."""
+    compiled = compile_trees(forest)
+    compiled.explain(X[:1])
+    explainer = compiled._explainer
+    libraries = {"this": RELEASING_GIL.shap, "other": load(other)[1].shap}
+    rows = [np.ascontiguousarray(X[i:i + 1], dtype=np.float32) for i in range(repeats)]
+    phi = np.zeros((1, explainer.n_features, explainer.n_outputs))
+    least = dict.fromkeys(libraries, float("inf"))
+    for _ in range(rounds):
+        for name, shap in libraries.items():
+            for row in rows:
+                started = time.process_time()
+                shap(*explainer._model, row.ctypes.data, 1, explainer.n_features, explainer.n_outputs,
+                     phi.ctypes.data)
+                least[name] = min(least[name], time.process_time() - started)
+    return {name: round(seconds * 1e6, 1) for name, seconds in least.items()}
 
 
 def in_process_linear(model, X: np.ndarray, repeats: int) -> dict:
@@ -152,6 +178,9 @@ def describe(run: dict) -> str:
         f"| {local['registry_ms']['min']:.3f} ms | p50 ≤ {GOALS['p50_ms']} ms |",
         f"| {theirs} | {local['shap_ms']['p50']:.3f} ms | {local['shap_ms']['p90']:.3f} ms "
         f"| {local['shap_ms']['min']:.3f} ms | |", "",
+        *([f"CPU per row, least of {o['repeats']} rows × 5 turns: this build {local['cpu_us']['this']} µs, "
+           f"{o['against']} {local['cpu_us']['other']} µs "
+           f"({local['cpu_us']['other'] / local['cpu_us']['this']:.2f}× as much).", ""] if "cpu_us" in local else []),
         f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} workers, medians of {o['rounds']} "
         f"windows of {o['seconds']} s:", "",
         "| route | rps | ÷ predict | goal |", "| --- | --- | --- | --- |",

@@ -1,5 +1,6 @@
-"""Exact attributions for compiled trees: path-dependent TreeSHAP (``native/tree_shap.c``) over the walker's
-node records and the covers the model's library recorded for each node.
+"""Exact attributions for compiled trees: path-dependent TreeSHAP (``native/tree_shap.c``, by Gauss-Legendre
+quadrature: O(nodes × points) a tree and row) over the walker's node records and the covers the model's library
+recorded for each node.
 
 A tree's attributions for a row are the Shapley values of ``v(S) = E[f(x) | x_S]``, the expectation
 taken over the training data as the tree's covers describe it (a child's share of a node is its cover over
@@ -21,7 +22,8 @@ import numpy as np
 
 from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE, raise_for
 
-# Deeper trees are not explained: the walk keeps a copy of the path per level (depth² elements).
+# Deeper trees are not explained: the walk keeps its sums per level (depth × points × outputs, the points up to
+# half the depth).
 MAX_DEPTH = 4096
 
 

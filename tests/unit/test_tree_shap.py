@@ -203,6 +203,66 @@ def test_a_forty_levels_deep_tree_adds_up_and_equals_shap():
     np.testing.assert_allclose(values[:, :, 0], expected, rtol=0, atol=1e-8)
 
 
+def _deep_tree(n_features: int, seed: int = 0):
+    """A regression tree of up to 40 levels (at least 33) on noise over ``n_features`` columns (a path splits
+    many of them, most again and again), its compiled form, and 60 rows of its training data."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(5000, n_features))
+    model = DecisionTreeRegressor(max_depth=40, random_state=seed).fit(x, rng.normal(size=len(x)))
+    assert model.get_depth() >= 33
+    return model, compile_trees(model), x[:60]
+
+
+def test_a_deep_tree_equals_the_brute_force_shapley_values():
+    """Every column is split again and again down the levels: each repeat replaces the column's factor."""
+    _, form, x = _deep_tree(4)
+    _, values = form.explain(x[:3])
+    for row, got in zip(x[:3], values):
+        expected = brute_force_shapley(form, row.astype(np.float32).astype(np.float64), averaged=False)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_features", [12, 24, 48])  # rules of 8, 16 and 20 points (past 16: any number)
+def test_deep_trees_over_many_columns_equal_shap_and_add_up(n_features):
+    model, form, x = _deep_tree(n_features, seed=n_features)
+    base, values = form.explain(x)
+    np.testing.assert_allclose(base + values.sum(axis=1), model.predict(x)[:, None], rtol=0, atol=1e-9)
+    expected = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent").shap_values(x)
+    np.testing.assert_allclose(values[:, :, 0], expected, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("outputs", [1, 2, 3])  # one, two and any other number of values a leaf
+def test_a_classifier_of_any_number_of_outputs_equals_shap_and_the_brute_force(outputs):
+    labels = np.digitize(Y, np.quantile(Y, np.linspace(0, 1, outputs + 1)[1:-1])) if outputs > 1 else Y
+    kind = RandomForestClassifier if outputs > 1 else RandomForestRegressor
+    model = kind(8, max_depth=9, random_state=0).fit(X, labels)
+    form = compile_trees(model)
+    base, values = form.explain(ROWS[:-1])
+    assert values.shape[2] == outputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent").shap_values(ROWS[:-1])
+    np.testing.assert_allclose(values, np.asarray(expected).reshape(values.shape), rtol=0, atol=1e-8)
+    row = ROWS[3].astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(values[3], brute_force_shapley(form, row, averaged=True), rtol=0, atol=1e-12)
+
+
+def test_children_of_no_cover_are_explained_as_the_value_function_says():
+    """A leaf of zero cover adds nothing where the row goes elsewhere (its subtree is not walked) and is
+    weighed by the row alone where the row goes there: both are its brute-force Shapley values."""
+    model = DecisionTreeRegressor(max_depth=6, random_state=0).fit(X, Y)
+    form = copy.deepcopy(compile_trees(model))
+    leaves = np.flatnonzero(form.nodes["child"][:, 0] == np.arange(len(form.nodes)))
+    walked = model.apply(ROWS[:8].astype(np.float32))
+    emptied = np.concatenate([leaves[::3], walked[:2]])  # some leaves rows reach, most they do not
+    form.cover[emptied] = 0.0
+    base, values = form.explain(ROWS[:8])
+    for row, got in zip(ROWS[:8], values):
+        expected = brute_force_shapley(form, row.astype(np.float32).astype(np.float64), averaged=False)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert (values[:, 6, :] == 0).all()
+
+
 def test_a_model_without_covers_or_with_bad_ones_is_not_explainable_and_says_why(models):
     form = models["forest-regressor"][1]
     arguments = {"nodes": form.nodes, "roots": form.roots, "value": form.value, "n_features": 7, "n_outputs": 1}

@@ -1,11 +1,28 @@
 /*
- * Exact path-dependent TreeSHAP (Lundberg, Erion and Lee 2018, "Consistent Individualized Feature
- * Attribution for Tree Ensembles", Algorithm 2) over the walker's node records, in double precision:
- * the attributions of one row are Shapley values of v(S) = E[f(x) | x_S], the expectation taken over the
- * tree's own training distribution as its node covers record it (a node's zero fraction is its cover over
- * its parent's). It is shap's C `tree_shap_recursive` (shap/cext/tree_shap.h) without its interaction and
- * background-data branches: the same path of (feature, zero fraction, one fraction, weight) elements,
- * extended at each node, unwound where a feature comes again, summed at each leaf.
+ * Exact path-dependent TreeSHAP over the walker's node records, in double precision: the attributions of
+ * one row are Shapley values of v(S) = E[f(x) | x_S], the expectation taken over the tree's own training
+ * distribution as its node covers record it (a node's zero fraction is its cover over its parent's). The
+ * values are those of shap's C `tree_shap_recursive` (Lundberg, Erion and Lee 2018, Algorithm 2), computed
+ * in O(nodes x q) a tree instead of its O(leaves x depth^2), by Gauss-Legendre quadrature (the idea of Yu
+ * et al. 2022, "Linear TreeSHAP", with quadrature in place of their interpolation).
+ *
+ * The maths. Along the way to a leaf of value v, merge each column j's edges into z_j (the product of their
+ * cover fractions) and o_j (1 where the row takes every one of them, else 0). The leaf adds to column i's
+ * attribution
+ *     v (o_i - z_i) * integral over [0, 1] of the product over the other columns j of f_j(t) dt,
+ *     f_j(t) = z_j (1 - t) + o_j t,
+ * because a subset of k of the other d - 1 columns has the Shapley weight k! (d-1-k)! / d! = integral of
+ * t^k (1-t)^(d-1-k). The integrand is a polynomial of degree d - 1 with non-negative factors, so a q-point
+ * Gauss-Legendre rule (positive weights, exact to degree 2q - 1) gives it exactly once 2q >= d, without
+ * cancellation. With P(t) the product of every merged factor from the root to a node, and S(t) the sum over
+ * the leaves below a node of v P_leaf(t), the leaves whose last split on column i is the edge into node n
+ * add to column i
+ *     sum over the points of weight * (o_i - z_i) / f_i(t) * (S_n(t) - what n's deeper splits on i claimed),
+ * where (o - z) / f is -1 / (1 - t) whatever z for an edge the row does not take (o = 0). So one walk of
+ * every node sets P on the way down and S on the way back, O(q) a node and output: a split on a column met
+ * before replaces that column's factor in P (its old one divided out), a child whose factor is 0 for every
+ * t (z = 0 and o = 0) adds nothing and is not walked, and each column's attributions are summed per
+ * point and added up once a row.
  *
  * The row goes the way the walker sends it (tree_walk.c: x <= threshold, a NaN where NAN_LEFT says; for
  * wide records the walker's own function, records.h's wide_goes_left: categorical sets of any number of
@@ -13,8 +30,8 @@
  * attributions explain exactly the answers the walker gives.
  *
  * Like the walker, it trusts nothing it reads from the records, which may be a mapped file changed after
- * tree_walk.py checked it: every root, column, child, output column and categorical set is checked as it
- * is read (once), a child must come after its node, a path deeper than the depth measured when the model
+ * tree_walk.py checked it: every root, column, child, output column and categorical set is checked as it is
+ * read (once), a child must come after its node, a path deeper than the depth measured when the model
  * was loaded stops (its scratch space is sized for that depth), and a walk that visits more nodes than
  * there are stops. Whatever the records hold, every read is inside the arrays and every call ends.
  */
@@ -25,16 +42,11 @@
 
 #include "records.h"
 
-/* One element of the path: a feature met on the way, the fractions of the data and of the row that
- * follow it, and the weight of the subsets of its size (Algorithm 2's m). */
-typedef struct {
-    int64_t feature;
-    double zero_fraction;
-    double one_fraction;
-    double weight;
-} path_t;
+/* Two of the rule's points, worked on at once (SSE2's width; GCC's and Clang's vector extension). */
+typedef double pair_t __attribute__((vector_size(16)));
 
-/* What one (row, tree) walk reads and where it adds. */
+/* What one (row, tree) walk reads, where it adds, and the scratch space it keeps its sums in. Every
+   per-point array is [q / 2] pairs, every per-point sum [value_width][q / 2]. */
 typedef struct {
     const node_t *nodes;
     const wide_node_t *wide;  /* one of nodes and wide is NULL */
@@ -45,13 +57,29 @@ typedef struct {
     int lightgbm_rows;        /* LIGHTGBM_ROWS: values within kZeroThreshold of zero read as zero */
     const float *row32;
     const double *row64;
-    double *phi;              /* this row's [n_features][n_outputs], offset to the tree's output column */
+    pair_t *phi;              /* this row's per-point sums [n_features][n_outputs][q], offset to the tree's
+                                 output column */
     int64_t n_outputs;
     uint64_t visits;          /* nodes visited by this walk: a tree visits each of its nodes once */
+    /* The quadrature: points t in (0, 1) and their weights (summing to 1); 1 - t; and the gain of an edge
+       the row does not take, -weight / (1 - t) (whatever z). */
+    int64_t q;
+    const pair_t *t, *weight, *one_minus_t, *cold_gain;
+    /* Each column's state on the way from the root to the node visited: the level of the last edge that
+       split on it (0: none did), and its merged fractions z and o (1 and 1 where none did). */
+    int64_t *last;
+    double *zero;
+    unsigned char *one;
+    /* Per level, for the node at that level and the edge into it: P; 1 / the edge's factor and the edge's
+       gain weight * (o - z) / f (set where o is 1); the node's sums S (where it is not a leaf); the sums the
+       edge's deeper splits on the same column claimed, and whether any did. */
+    pair_t *product, *inverse, *gain, *sums, *claimed;
+    unsigned char *any_claimed;
+    const pair_t *zeros;      /* value_width x q / 2 pairs of zeros */
 } walk_t;
 
 /* Node `at`'s children, read once: a leaf's are itself, any other node's come after it inside the records. */
-static int read_children(const walk_t *w, uint64_t at, int64_t child[2]) {
+static inline int read_children(const walk_t *w, uint64_t at, int64_t child[2]) {
     const int32_t *children = w->wide ? w->wide[at].child : w->nodes[at].child;
     child[0] = READ_ONCE(children[0]);
     child[1] = READ_ONCE(children[1]);
@@ -65,7 +93,7 @@ static int read_children(const walk_t *w, uint64_t at, int64_t child[2]) {
 
 /* Status of reading node `at` (not a leaf) for the row: its column, and where the row goes (1: child[1]),
  * decided for wide records by the walker's own rule (records.h: wide_goes_left). */
-static int read_split(const walk_t *w, uint64_t at, int64_t *column, int *left) {
+static inline int read_split(const walk_t *w, uint64_t at, int64_t *column, int *left) {
     const uint32_t feature = w->wide ? READ_ONCE(w->wide[at].feature) : READ_ONCE(w->nodes[at].feature);
     *column = feature & ~(w->wide ? WIDE_FLAGS : NAN_LEFT);
     if ((uint64_t)*column >= w->n_features)
@@ -79,109 +107,179 @@ static int read_split(const walk_t *w, uint64_t at, int64_t *column, int *left) 
     return *left < 0 ? BAD_BITSET : WALKED;
 }
 
-/* Algorithm 2's EXTEND: the path grows by one element, and every weight is shared out again. */
-static void extend(path_t *path, int64_t depth, double zero_fraction, double one_fraction, int64_t feature) {
-    path[depth] = (path_t){feature, zero_fraction, one_fraction, depth == 0 ? 1.0 : 0.0};
-    for (int64_t i = depth - 1; i >= 0; i--) {
-        path[i + 1].weight += one_fraction * path[i].weight * (double)(i + 1) / (double)(depth + 1);
-        path[i].weight = zero_fraction * path[i].weight * (double)(depth - i) / (double)(depth + 1);
+/*
+ * The q-point Gauss-Legendre rule on [0, 1]: points t (ascending) and weights, exact for polynomials of
+ * degree up to 2q - 1. Newton's method from the usual cosine guesses finds each root x of the Legendre
+ * polynomial P_q on [-1, 1]; its pair of points is (1 -+ x) / 2, of weight 1 / ((1 - x^2) P_q'(x)^2).
+ */
+static void gauss_legendre(int64_t q, double *t, double *weight) {
+    for (int64_t i = 0; i < (q + 1) / 2; i++) {
+        double x = cos(3.14159265358979323846 * ((double)i + 0.75) / ((double)q + 0.5)), derivative = 1;
+        /* Newton converges quadratically: one step past a step below 1e-14 reaches the rounding. */
+        for (int iteration = 0, settled = 0; iteration < 100 && settled < 2; iteration++) {
+            double p = 1, below = 0;
+            for (int64_t j = 1; j <= q; j++) {
+                const double two_below = below;
+                below = p;
+                p = ((double)(2 * j - 1) * x * below - (double)(j - 1) * two_below) / (double)j;
+            }
+            derivative = (double)q * (x * p - below) / (x * x - 1);
+            const double step = p / derivative;
+            x -= step;
+            settled += fabs(step) < 1e-14;
+        }
+        t[i] = (1 - x) / 2;
+        t[q - 1 - i] = (1 + x) / 2;
+        weight[i] = weight[q - 1 - i] = 1 / ((1 - x * x) * derivative * derivative);
     }
 }
 
-/* Algorithm 2's UNWIND: element `index` leaves the path, undoing its EXTEND. */
-static void unwind(path_t *path, int64_t depth, int64_t index) {
-    const double one_fraction = path[index].one_fraction, zero_fraction = path[index].zero_fraction;
-    double next_one_portion = path[depth].weight;
-    for (int64_t i = depth - 1; i >= 0; i--) {
-        if (one_fraction != 0) {
-            const double kept = path[i].weight;
-            path[i].weight = next_one_portion * (double)(depth + 1) / ((double)(i + 1) * one_fraction);
-            next_one_portion = kept - path[i].weight * zero_fraction * (double)(depth - i) / (double)(depth + 1);
-        } else {
-            path[i].weight = path[i].weight * (double)(depth + 1) / (zero_fraction * (double)(depth - i));
+typedef int (*visit_t)(walk_t *w, uint64_t at, const int64_t child[2], int64_t level, pair_t *sums);
+
+/* Where an edge's leaves go once its child's sums s are known (child_sums, or for a leaf its values times
+   the edge's P, made here): the column's attribution gains gain * (s - what deeper splits on the column
+   claimed), the earlier edge on the column claims s, and s is added to the node's sums (begun from
+   `begun`). */
+static inline __attribute__((always_inline)) void absorb(const int64_t pairs, const int64_t width, const int is_leaf,
+                                                         const double *leaf, const pair_t *product,
+                                                         const pair_t *child_sums,
+                                                         const pair_t *gain, const pair_t *claimed, pair_t *target,
+                                                         const pair_t *earlier_begun, pair_t *earlier,
+                                                         const pair_t *begun, pair_t *sums) {
+    #pragma GCC unroll 16
+    for (int64_t j = 0; j < width; j++) {
+        #pragma GCC unroll 16
+        for (int64_t i = 0; i < pairs; i++) {
+            const int64_t k = j * pairs + i;
+            const pair_t s = is_leaf ? leaf[j] * product[i] : child_sums[k];
+            target[k] += gain[i] * (s - claimed[k]);
+            earlier[k] = earlier_begun[k] + s;
+            sums[k] = begun[k] + s;
         }
     }
-    for (int64_t i = index; i < depth; i++) {
-        path[i].feature = path[i + 1].feature;
-        path[i].zero_fraction = path[i + 1].zero_fraction;
-        path[i].one_fraction = path[i + 1].one_fraction;
-    }
 }
 
-/* The total weight of the path as it would be with element `index` unwound, without unwinding it. */
-static double unwound_sum(const path_t *path, int64_t depth, int64_t index) {
-    const double one_fraction = path[index].one_fraction, zero_fraction = path[index].zero_fraction;
-    double next_one_portion = path[depth].weight, total = 0;
-    if (one_fraction != 0) {
-        for (int64_t i = depth - 1; i >= 0; i--) {
-            const double share = next_one_portion / ((double)(i + 1) * one_fraction);
-            total += share;
-            next_one_portion = path[i].weight - share * zero_fraction * (double)(depth - i);
-        }
-    } else if (zero_fraction != 0) {
-        for (int64_t i = depth - 1; i >= 0; i--)
-            total += path[i].weight / ((double)(depth - i) * zero_fraction);
-    }
-    return total * (double)(depth + 1);
-}
-
-/* Algorithm 2's RECURSE from node `at`, `level` nodes below the root, with `depth` elements on the path. */
-static int recurse(walk_t *w, uint64_t at, int64_t level, path_t *parent, int64_t depth, double zero_fraction,
-                   double one_fraction, int64_t feature) {
-    if (level > w->max_depth)
+/*
+ * The walk below split node `at`, whose children (read and checked) are `child`, `level` nodes below the
+ * root, whose P is the level's product: sets `sums` to S, and adds each split's attributions, per point,
+ * to phi. Arrays over the points are `pairs` pairs of doubles, worked on two at a time (elementwise: the
+ * same arithmetic as one at a time). `pairs` and `width` are the walk's (constants where `visit` is one of
+ * the copies below, so that the loops unroll), and `visit` is this function for the children.
+ */
+static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t at, const int64_t child[2],
+                                                            int64_t level, pair_t *sums, const int64_t pairs,
+                                                            const int64_t width, visit_t visit) {
+    if (level + 1 > w->max_depth)
         return TOO_DEEP;
-    if (++w->visits > w->n_nodes)
-        return BAD_CHILD;
-    path_t *path = parent + depth + 1;
-    memcpy(path, parent, (size_t)(depth + 1) * sizeof(path_t));
-    extend(path, depth, zero_fraction, one_fraction, feature);
-    int64_t child[2], column = 0;
+    int64_t column = 0;
     int left = 0;
-    int status = read_children(w, at, child);
+    int status = read_split(w, at, &column, &left);
     if (status != WALKED)
         return status;
-    if (child[0] == (int64_t)at) {  /* a leaf */
-        const double *leaf = w->value + at * w->value_width;
-        /* An element the row does not follow (one fraction 0) unwinds to this sum over its zero fraction
-         * (unwound_sum's second branch): made once a leaf, it spares the O(depth) unwinding of about half
-         * the path's elements (a tenth of a 100-tree, depth-10 forest's time). */
-        double cold_sum = 0;
-        for (int64_t i = 0; i < depth; i++)
-            cold_sum += path[i].weight / (double)(depth - i);
-        for (int64_t i = 1; i <= depth; i++) {
-            const path_t *element = path + i;
-            double weight = 0;
-            if (element->one_fraction != 0)
-                weight = unwound_sum(path, depth, i);
-            else if (element->zero_fraction != 0)
-                weight = cold_sum / element->zero_fraction * (double)(depth + 1);
-            double *target = w->phi + element->feature * w->n_outputs;
-            for (int64_t j = 0; j < w->value_width; j++)
-                target[j] += weight * (element->one_fraction - element->zero_fraction) * leaf[j];
+    const int64_t size = pairs * width;
+    /* The column's state above this node, put back before returning: the level of its last edge (0: none;
+       level 0's inverse holds ones, and what it claims is never read), z and o. */
+    const int64_t previous = w->last[column];
+    const double zero = w->zero[column];
+    const unsigned char one = w->one[column];
+    const pair_t *divided = w->inverse + previous * pairs, *product = w->product + level * pairs;
+    pair_t *earlier = w->claimed + previous * size;
+    pair_t *next_product = w->product + (level + 1) * pairs, *inverse = w->inverse + (level + 1) * pairs;
+    pair_t *gain = w->gain + (level + 1) * pairs, *second = w->sums + (level + 1) * size;
+    pair_t *claimed = w->claimed + (level + 1) * size, *target = w->phi + column * w->n_outputs * pairs;
+    const pair_t *begun = w->zeros;
+    const uint64_t hot = (uint64_t)child[left], cold = (uint64_t)child[!left];  /* the row's child first */
+    /* Both children's fractions of this node's cover in one division. */
+    const pair_t fractions = (pair_t){w->cover[hot], w->cover[cold]} / w->cover[at];
+    for (int side = 0; side < 2; side++) {
+        const uint64_t next = side ? cold : hot;
+        const unsigned char next_one = one && !side;
+        const double fraction = fractions[side], next_zero = zero * fraction;
+        if (!next_one && next_zero == 0)
+            continue;  /* the edge's factor is 0 for every t: nothing below it adds anything */
+        int64_t grandchild[2];
+        if (++w->visits > w->n_nodes)
+            return BAD_CHILD;
+        status = read_children(w, next, grandchild);
+        if (status != WALKED)
+            return status;
+        /* The edge's factor f replaces the column's earlier one in P; its gain is weight (o - z) / f. */
+        const pair_t *edge_gain = w->cold_gain;
+        if (next_one) {  /* f = z + (1 - z) t */
+            #pragma GCC unroll 16
+            for (int64_t i = 0; i < pairs; i++) {
+                const pair_t factor = next_zero + (1 - next_zero) * w->t[i];
+                inverse[i] = 1 / factor;
+                gain[i] = w->weight[i] * (1 - next_zero) * inverse[i];
+                next_product[i] = product[i] * divided[i] * factor;
+            }
+            edge_gain = gain;
+        } else if (!one) {  /* f = z (1 - t), the earlier one times the fraction */
+            #pragma GCC unroll 16
+            for (int64_t i = 0; i < pairs; i++)
+                next_product[i] = product[i] * fraction;
+        } else {  /* f = z (1 - t) after an f of o = 1, or none */
+            #pragma GCC unroll 16
+            for (int64_t i = 0; i < pairs; i++)
+                next_product[i] = product[i] * divided[i] * (next_zero * w->one_minus_t[i]);
         }
-        return WALKED;
+        const pair_t *earlier_begun = w->any_claimed[previous] ? earlier : w->zeros;
+        const double *leaf = w->value + next * width;
+        if (grandchild[0] == (int64_t)next) {  /* a leaf */
+            absorb(pairs, width, 1, leaf, next_product, second, edge_gain, w->zeros, target, earlier_begun,
+                   earlier, begun, sums);
+        } else {
+            w->last[column] = level + 1;
+            w->zero[column] = next_zero;
+            w->one[column] = next_one;
+            w->any_claimed[level + 1] = 0;
+            status = visit(w, next, grandchild, level + 1, second);
+            if (status != WALKED)
+                return status;
+            absorb(pairs, width, 0, leaf, next_product, second, edge_gain,
+                   w->any_claimed[level + 1] ? claimed : w->zeros, target, earlier_begun, earlier, begun, sums);
+        }
+        w->any_claimed[previous] = previous > 0;
+        begun = sums;
     }
-    status = read_split(w, at, &column, &left);
-    if (status != WALKED)
-        return status;
-    const uint64_t hot = (uint64_t)child[left], cold = (uint64_t)child[!left];
-    const double cover = w->cover[at];
-    const double hot_zero_fraction = w->cover[hot] / cover, cold_zero_fraction = w->cover[cold] / cover;
-    double incoming_zero_fraction = 1, incoming_one_fraction = 1;
-    int64_t index = 0;
-    while (index <= depth && path[index].feature != column)
-        index++;
-    if (index <= depth) {  /* the feature was met above: its split is undone, to be made again here */
-        incoming_zero_fraction = path[index].zero_fraction;
-        incoming_one_fraction = path[index].one_fraction;
-        unwind(path, depth, index);
-        depth--;
+    if (begun != sums)  /* neither child was walked */
+        #pragma GCC unroll 16
+        for (int64_t i = 0; i < size; i++)
+            sums[i] = (pair_t){0, 0};
+    w->last[column] = previous;
+    w->zero[column] = zero;
+    w->one[column] = one;
+    return WALKED;
+}
+
+/* The walk for rules of 4, 8 and 16 points (paths of up to 8, 16 and 32 distinct columns: a rule of more
+   points than a path needs is as exact) and of any other number, each for trees of one output, of two
+   (a binary classifier's probabilities) and of any other number: constants unroll the loops. */
+#define VISIT(name, pairs, width)                                                                           \
+    static int name(walk_t *w, uint64_t at, const int64_t child[2], int64_t level, pair_t *sums) {          \
+        return visit_with(w, at, child, level, sums, pairs, width, name);                                   \
     }
-    const int hot_status = recurse(w, hot, level + 1, path, depth + 1, hot_zero_fraction * incoming_zero_fraction,
-                                   incoming_one_fraction, column);
-    if (hot_status != WALKED)
-        return hot_status;
-    return recurse(w, cold, level + 1, path, depth + 1, cold_zero_fraction * incoming_zero_fraction, 0, column);
+VISIT(visit_4_1, 2, 1)
+VISIT(visit_4_2, 2, 2)
+VISIT(visit_4_any, 2, w->value_width)
+VISIT(visit_8_1, 4, 1)
+VISIT(visit_8_2, 4, 2)
+VISIT(visit_8_any, 4, w->value_width)
+VISIT(visit_16_1, 8, 1)
+VISIT(visit_16_2, 8, 2)
+VISIT(visit_16_any, 8, w->value_width)
+VISIT(visit_any_1, w->q / 2, 1)
+VISIT(visit_any_2, w->q / 2, 2)
+VISIT(visit_any_any, w->q / 2, w->value_width)
+
+/* The rule's number of points (even) for paths of up to `distinct` columns, and the walk that uses it. */
+static int64_t points_for(int64_t distinct, int64_t value_width, visit_t *visit) {
+    static const visit_t walks[4][3] = {{visit_4_1, visit_4_2, visit_4_any}, {visit_8_1, visit_8_2, visit_8_any},
+                                        {visit_16_1, visit_16_2, visit_16_any},
+                                        {visit_any_1, visit_any_2, visit_any_any}};
+    const int64_t needed = (distinct + 1) / 2, rule = needed <= 4 ? 0 : needed <= 8 ? 1 : needed <= 16 ? 2 : 3;
+    *visit = walks[rule][value_width < 3 ? value_width - 1 : 2];
+    return rule < 3 ? 4 << rule : needed + needed % 2;
 }
 
 /*
@@ -231,48 +329,106 @@ int64_t tree_shap_expectations(const void *nodes, int64_t wide, int64_t n_nodes,
  * records, float64 for wide ones); each tree adds its value_width values to the outputs from its column
  * (columns[tree], or 0 where columns is NULL); options may be LIGHTGBM_ROWS (wide records), as for
  * tree_walk_boosted. max_depth is the records' depth as tree_shap_expectations measured it; a path deeper
- * stops the call. Returns WALKED, or what was wrong with the records (phi is
- * then unspecified), or TOO_DEEP when its scratch space could not be had.
+ * stops the call. Returns WALKED, or what was wrong with the records (phi is then unspecified), or
+ * TOO_DEEP when its scratch space could not be had.
  */
 int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                   int64_t n_trees, const double *value, int64_t value_width, const double *cover,
                   const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, int64_t options, const void *rows,
                   int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi) {
-    if (max_depth < 0 || max_depth > 100000)
+    if (max_depth < 0 || max_depth > 100000 || n_features < 0 || n_features > INT32_MAX || value_width < 1
+        || value_width > 1 << 20 || n_outputs < value_width || n_outputs > INT32_MAX)
         return TOO_DEEP;
-    /* Every level keeps its own copy of the path, one element longer than its parent's (shap's layout). */
-    const size_t elements = (size_t)(max_depth + 2) * (size_t)(max_depth + 3) / 2;
-    path_t *scratch = malloc(elements * sizeof(path_t));
-    if (!scratch)
+    /* No path has more distinct columns than levels or columns. */
+    visit_t visit;
+    const int64_t q = points_for(max_depth < n_features ? max_depth : n_features, value_width, &visit), pairs = q / 2;
+    const int64_t levels = max_depth + 2;
+    /* Pairs per level: product, inverse and gain, sums and claimed (value_width each); then the row's
+       per-point attributions [n_features][n_outputs], the rule's four arrays and the zeros. With the bounds
+       above only the row's can overflow. */
+    const size_t per_level = (size_t)pairs * (size_t)(3 + 2 * value_width);
+    size_t per_row, count;
+    if (__builtin_mul_overflow((size_t)n_features * (size_t)n_outputs, (size_t)pairs, &per_row)
+        || __builtin_add_overflow(per_level * (size_t)levels + (size_t)pairs * (size_t)(4 + value_width), per_row,
+                                  &count)
+        || count > SIZE_MAX / sizeof(pair_t))
         return TOO_DEEP;
+    pair_t *scratch = aligned_alloc(_Alignof(pair_t), count * sizeof(pair_t));
+    double *zero = malloc(((size_t)n_features + 2 * (size_t)q) * sizeof(double));
+    int64_t *last = malloc(((size_t)n_features + 1) * sizeof(int64_t));
+    unsigned char *flags = malloc((size_t)levels + (size_t)n_features + 1);
+    int status = scratch && zero && last && flags ? WALKED : TOO_DEEP;
+    if (status != WALKED)
+        goto done;
+    pair_t *t = scratch, *weight = t + pairs, *one_minus_t = weight + pairs, *cold_gain = one_minus_t + pairs;
+    pair_t *zeros = cold_gain + pairs, *row_phi = zeros + pairs * value_width;
+    double *points = zero + n_features, *weights = points + q;
+    gauss_legendre(q, points, weights);
+    for (int64_t i = 0; i < pairs; i++) {
+        t[i] = (pair_t){points[2 * i], points[2 * i + 1]};
+        weight[i] = (pair_t){weights[2 * i], weights[2 * i + 1]};
+        one_minus_t[i] = 1 - t[i];
+        cold_gain[i] = -weight[i] / one_minus_t[i];
+    }
     walk_t w = {.nodes = wide ? NULL : nodes, .wide = wide ? nodes : NULL, .n_nodes = (uint64_t)n_nodes,
                 .n_features = (uint64_t)n_features, .n_bitsets = (uint64_t)n_bitsets, .value = value,
                 .cover = cover, .value_width = value_width, .max_depth = max_depth, .bitsets = bitsets,
-                .lightgbm_rows = (options & LIGHTGBM_ROWS) != 0, .n_outputs = n_outputs};
-    int status = WALKED;
+                .lightgbm_rows = (options & LIGHTGBM_ROWS) != 0, .n_outputs = n_outputs, .q = q, .t = t,
+                .weight = weight, .one_minus_t = one_minus_t, .cold_gain = cold_gain, .zeros = zeros, .last = last,
+                .zero = zero, .one = flags, .any_claimed = flags + n_features};
+    w.product = row_phi + per_row;
+    w.inverse = w.product + levels * pairs;
+    w.gain = w.inverse + levels * pairs;
+    w.sums = w.gain + levels * pairs;
+    w.claimed = w.sums + levels * pairs * value_width;
+    for (int64_t i = 0; i < pairs * value_width; i++)
+        zeros[i] = (pair_t){0, 0};
+    for (int64_t i = 0; i < n_features; i++) {
+        last[i] = 0;
+        zero[i] = flags[i] = 1;
+    }
+    for (int64_t i = 0; i < pairs; i++)
+        w.product[i] = w.inverse[i] = (pair_t){1, 1};  /* the root's P, and no factor to divide out */
+    flags[n_features] = 0;  /* level 0 holds no claims */
     for (int64_t r = 0; r < n_rows && status == WALKED; r++) {
         if (wide)
             w.row64 = (const double *)rows + r * n_features;
         else
             w.row32 = (const float *)rows + r * n_features;
-        for (int64_t t = 0; t < n_trees; t++) {
-            const int32_t root = READ_ONCE(roots[t]);
+        for (size_t i = 0; i < per_row; i++)
+            row_phi[i] = (pair_t){0, 0};
+        for (int64_t tree = 0; tree < n_trees; tree++) {
+            const int32_t root = READ_ONCE(roots[tree]);
             if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes) {
                 status = BAD_ROOT;
                 break;
             }
-            const int32_t column = columns ? READ_ONCE(columns[t]) : 0;
+            const int32_t column = columns ? READ_ONCE(columns[tree]) : 0;
             if (column < 0 || column + value_width > n_outputs) {
                 status = BAD_OUTPUT;
                 break;
             }
-            w.phi = phi + r * n_features * n_outputs + column;
-            w.visits = 0;
-            status = recurse(&w, (uint64_t)root, 0, scratch, 0, 1, 1, -1);
+            w.phi = row_phi + column * pairs;
+            w.visits = 1;
+            int64_t child[2];
+            status = read_children(&w, (uint64_t)root, child);
+            if (status == WALKED && child[0] != root)  /* a single leaf adds nothing */
+                status = visit(&w, (uint64_t)root, child, 0, w.sums);
             if (status != WALKED)
                 break;
         }
+        double *out = phi + r * n_features * n_outputs;
+        for (int64_t k = 0; k < n_features * n_outputs; k++) {
+            double total = 0;
+            for (int64_t i = 0; i < pairs; i++)
+                total += row_phi[k * pairs + i][0] + row_phi[k * pairs + i][1];
+            out[k] += total;
+        }
     }
+done:
     free(scratch);
+    free(zero);
+    free(last);
+    free(flags);
     return status;
 }
