@@ -10,6 +10,9 @@ For each server (``bench/harness/server.py``'s ``SERVERS``), on a fresh SQLite d
   /readyz answered 503 while new predictions were still answered, whether the request in flight got
   its 200 once the rest of its body came after the drain, the exit status, and whether the prediction
   log holds both predictions (every one is logged; the worker writes what it holds as it stops);
+- a deadline counted from arrival: one worker with one thread held by a request whose body is half
+  sent, a prediction with ``X-Request-Timeout: 0.5`` behind it, the held one let go 1.5 s later:
+  the waiting prediction's status (503 when its wait counted against its deadline) and its time;
 - a dead worker: SIGKILL to one of two workers after 50 predictions; whether a new worker took its
   place, whether its metric file was retired (``dead-<pid>.metrics``) and whether
   ``registry_predictions_total`` still counts the 50.
@@ -24,6 +27,7 @@ import signal
 import socket
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,7 +57,7 @@ def main() -> None:
            "machine": report.machine_facts(), "checks": {}}
     fitted = models.fit_models()
     lines = [f"# The service's guarantees under each server, {run['started_at']}", ""]
-    for check in (hot_swap, graceful_stop, dead_worker):
+    for check in (hot_swap, graceful_stop, dead_worker, deadline_from_arrival):
         for server in args.servers:
             with tempfile.TemporaryDirectory(prefix="bench-guarantees-") as tmp:
                 outcome = check(Path(tmp), server, fitted, args)
@@ -183,6 +187,26 @@ def _counted(base: str) -> float:
     text = requests.get(f"{base}/metrics", timeout=10).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("registry_predictions_total{"))
+
+
+def deadline_from_arrival(root: Path, server: str, fitted: dict, args) -> dict:
+    """A prediction with a 0.5 s deadline queued 1.5 s behind a held thread: its status and time."""
+    live = _start(root, server, workers=1, WORKER_THREADS=1)
+    try:
+        url = _serve(live, fitted)
+        row = [0.0] * models.FEATURES
+        held = _HalfSent(live.url, url.removeprefix(live.url), {"instances": [row]})
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            waiting = pool.submit(requests.post, url, json={"instances": [row]},
+                                  headers={"X-Request-Timeout": "0.5"}, timeout=30)
+            time.sleep(1.5)
+            held_status = held.finish()
+            status = waiting.result().status_code
+            seconds = time.monotonic() - started
+    finally:
+        live.stop()
+    return {"held_status": held_status, "waiting_status": status, "waiting_seconds": round(seconds, 2)}
 
 
 if __name__ == "__main__":
