@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS),
                         help="the WSGI servers to run both apps under, side by side (a column each)")
+    parser.add_argument("--granian-threads", type=int,
+                        help="granian's Python threads per worker (default: WORKER_THREADS, gunicorn's)")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
                         help="gunicorn's worker for both apps (gthread keeps connections alive; sync does not)")
     args = parser.parse_args()
@@ -59,9 +61,10 @@ def main() -> None:
         targets: dict[str, dict[str, tuple]] = {"floor": {}}
         for server in args.servers:
             (root / server).mkdir()
-            registry = servers.start_registry(root / server, server)
+            settings = _settings(server, args)
+            registry = servers.start_registry(root / server, server, **settings)
             running.callback(registry.stop)
-            baseline = servers.start_baseline(root / server, {}, server)
+            baseline = servers.start_baseline(root / server, {}, server, **settings)
             running.callback(baseline.stop)
             targets["floor"][server] = (baseline, f"{baseline.url}/floor/predict")
             for kind, estimator in fitted.items():
@@ -74,6 +77,13 @@ def main() -> None:
     text = describe(run)
     print(text)
     report.save("floor", run, text, HERE / "results", latest="floor")
+
+
+def _settings(server: str, args) -> dict:
+    """The environment ``server`` runs both apps with beyond the repository's defaults."""
+    if server == "granian" and args.granian_threads:
+        return {"WORKER_THREADS": args.granian_threads}
+    return {}
 
 
 def measure(targets: dict[str, dict[str, tuple]], body: Path, args) -> dict[str, dict[str, list[dict]]]:
@@ -141,7 +151,10 @@ def describe(run: dict) -> str:
 
 
 def _described(server: str, options: dict) -> str:
-    return f"gunicorn {options['worker_class']}" if server == "gunicorn" else f"{server} WSGI"
+    if server == "gunicorn":
+        return f"gunicorn {options['worker_class']}"
+    threads = options.get("granian_threads")
+    return f"{server} WSGI" + (f" ({threads} threads each)" if threads else "")
 
 
 def _redone(run: dict) -> int:

@@ -39,17 +39,18 @@ class Server:
         stop_checkout(self.process)
 
 
-def start_registry(root: Path, server: str = "gunicorn") -> e2e.LiveRegistry:
-    """The registry under ``server`` on a fresh SQLite database and artifact root under ``root``."""
-    env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN)
+def start_registry(root: Path, server: str = "gunicorn", **settings) -> e2e.LiveRegistry:
+    """The registry under ``server`` on a fresh SQLite database and artifact root under ``root``;
+    ``settings`` add to its environment (``WORKER_THREADS=1``)."""
+    env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
     e2e.migrate(env)
     return e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS, server=server)
 
 
-def start_baseline(root: Path, model_paths: dict[str, Path], server: str = "gunicorn") -> Server:
+def start_baseline(root: Path, model_paths: dict[str, Path], server: str = "gunicorn", **settings) -> Server:
     """The minimal Flask app serving ``model_paths`` (name -> joblib file) under ``server``, once it
-    answers /readyz."""
-    baseline = spawn_baseline(root, model_paths, server)
+    answers /readyz; ``settings`` add to its environment."""
+    baseline = spawn_baseline(root, model_paths, server, **settings)
     try:
         e2e.wait_ready(baseline.url, baseline.process, baseline.log_path)
     except RuntimeError:
@@ -58,7 +59,7 @@ def start_baseline(root: Path, model_paths: dict[str, Path], server: str = "guni
     return baseline
 
 
-def spawn_baseline(root: Path, model_paths: dict[str, Path], server: str = "gunicorn") -> Server:
+def spawn_baseline(root: Path, model_paths: dict[str, Path], server: str = "gunicorn", **settings) -> Server:
     """The baseline under ``server`` just launched (not waited for)."""
     port = e2e.free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # as e2e.service_env does
@@ -67,6 +68,7 @@ def spawn_baseline(root: Path, model_paths: dict[str, Path], server: str = "guni
         BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY=str(WORKERS),
         BASELINE_MODELS=";".join(f"{name}={path}" for name, path in model_paths.items()),
+        **{name: str(value) for name, value in settings.items()},
     )
     log_path = root / f"baseline-{server}-{port}.log"
     with open(log_path, "wb") as log:
