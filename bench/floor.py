@@ -1,28 +1,33 @@
-"""How close the predict route comes to the framework's floor: Flask and gunicorn doing nothing else.
+"""How close the predict route comes to the framework's floor: Flask and the WSGI server doing nothing else.
 
 The floor is ``/floor/predict`` of the baseline app (``bench/baseline_app.py``): it parses the same
 JSON body and answers a constant. The registry serves a logistic regression, a 100-tree random
 forest and a 100-tree depth-6 XGBoost booster uploaded as its JSON file (``bench/models.py``; the
-booster where XGBoost is installed) on ``production``; both servers run with the repository's gunicorn
-settings and two workers. Single-row bodies, c=8, wrk's closed loop; the three targets are measured
-in turns, ``--rounds`` times, so drift in the machine's load reaches all of them alike.
+booster where XGBoost is installed) on ``production``. Both apps run under each server of
+``--servers`` (by default gunicorn's gthread workers and granian's WSGI workers, ``bench/granian_serve.py``),
+with the repository's settings: two workers of WORKER_THREADS threads. Single-row bodies, c=8, wrk's
+closed loop; the targets are measured in turns, each under every server back to back, ``--rounds``
+times, so drift in the machine's load reaches all of them alike.
 
-    .venv/bin/python -m bench.floor
+    .venv/bin/python -m bench.floor [--servers gunicorn granian]
 
-Prints requests per second and server CPU per request of each target, and each model's ratio to the
-floor by both (goals: logistic ≥ 0.85, forest and XGBoost ≥ 0.8), and writes them to bench/results/. Figures
-only; nothing passes or fails. gunicorn's workers keep the keep-alive connections they accepted, so
-now and then one of the two gets most of wrk's eight and either server's rps halves: such a window
-is measured again, and the report says how many were.
+Prints requests per second, p99 and server CPU per request of each target under each server, each
+model's ratio to its server's floor (goals: logistic ≥ 0.85, forest and XGBoost ≥ 0.8) and each
+server's ratio to the first, and writes them to bench/results/. Figures only; nothing passes or
+fails. Either server's workers keep the keep-alive connections they accepted, so now and then one
+of the two gets most of wrk's eight and the rps halves: such a window is measured again, and the
+report says how many were.
 """
 import argparse
 import os
 import statistics
 import tempfile
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import models, predict, report, servers
+from bench.harness.server import SERVERS
 from bench.harness.traffic import move
 
 HERE = Path(__file__).resolve().parent
@@ -37,83 +42,124 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS),
+                        help="the WSGI servers to run both apps under, side by side (a column each)")
+    parser.add_argument("--granian-threads", type=int,
+                        help="granian's Python threads per worker (default: WORKER_THREADS, gunicorn's)")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
-                        help="gunicorn's worker for both servers (gthread keeps connections alive; sync does not)")
+                        help="gunicorn's worker for both apps (gthread keeps connections alive; sync does not)")
     args = parser.parse_args()
     if args.worker_class != "gthread":
         os.environ["GUNICORN_CMD_ARGS"] = f"--worker-class {args.worker_class}"  # over gunicorn.conf.py's
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
-    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp, ExitStack() as running:
         root = Path(tmp)
         body = models.write_bodies(root)[1]
         fitted = models.fit_models()
-        registry = servers.start_registry(root / "registry")
-        baseline = servers.start_baseline(root, {})
-        try:
-            targets = {"floor": (baseline, f"{baseline.url}/floor/predict")}
+        booster = models.xgboost_file()
+        targets: dict[str, dict[str, tuple]] = {"floor": {}}
+        for server in args.servers:
+            (root / server).mkdir()
+            settings = _settings(server, args)
+            registry = servers.start_registry(root / server, server, **settings)
+            running.callback(registry.stop)
+            baseline = servers.start_baseline(root / server, {}, server, **settings)
+            running.callback(baseline.stop)
+            targets["floor"][server] = (baseline, f"{baseline.url}/floor/predict")
             for kind, estimator in fitted.items():
-                version = models.register(registry, kind, estimator)
-                move(registry, "promote", kind, version)
-                targets[kind] = (registry, f"{registry.url}/models/{kind}/production/predict")
-            booster = models.xgboost_file()
+                move(registry, "promote", kind, models.register(registry, kind, estimator))
+                targets.setdefault(kind, {})[server] = (registry, f"{registry.url}/models/{kind}/production/predict")
             if booster is not None:
                 move(registry, "promote", "xgboost", models.register_file(registry, "xgboost", "model.json", booster))
-                targets["xgboost"] = (registry, f"{registry.url}/models/xgboost/production/predict")
-            run["figures"] = measure(targets, body, args)
-        finally:
-            baseline.stop()
-            registry.stop()
+                targets.setdefault("xgboost", {})[server] = (registry, f"{registry.url}/models/xgboost/production/predict")
+        run["figures"] = measure(targets, body, args)
     text = describe(run)
     print(text)
     report.save("floor", run, text, HERE / "results", latest="floor")
 
 
-def measure(targets: dict, body: Path, args) -> dict[str, list[dict]]:
-    """Every target's figures in every round (after one unmeasured second each): requests per second,
-    and the CPU its server (master and workers) spent per request, which the machine's other load
-    moves far less than throughput.
+def _settings(server: str, args) -> dict:
+    """The environment ``server`` runs both apps with beyond the repository's defaults."""
+    if server == "granian" and args.granian_threads:
+        return {"WORKER_THREADS": args.granian_threads}
+    return {}
+
+
+def measure(targets: dict[str, dict[str, tuple]], body: Path, args) -> dict[str, dict[str, list[dict]]]:
+    """Every target's figures under every server in every round (after one unmeasured second each):
+    requests per second, p99 latency, the CPU its server (master and workers) spent per request, which
+    the machine's other load moves far less than throughput, and the load average as it began. The
+    servers take their turns on each target back to back, so both see the same conditions.
 
     A window in which one worker did more than ``LOPSIDED`` of the work is measured again (up to
-    ``TRIES`` times): gunicorn had given it most of wrk's connections, which keep-alive then holds
+    ``TRIES`` times): the server had given it most of wrk's connections, which keep-alive then holds
     there, and such a window measures that draw, not the app (it halves either server's rps)."""
-    found: dict[str, list[dict]] = {name: [] for name in targets}
+    found: dict[str, dict[str, list[dict]]] = {name: {server: [] for server in by_server}
+                                               for name, by_server in targets.items()}
     for _ in range(args.rounds):
-        for name, (server, url) in targets.items():
-            for tries in range(1, TRIES + 1):
-                figures = predict.measure(server.process.pid, url, body, args.concurrency, args.seconds, warmup=1)
-                if figures["non_2xx"] or figures["socket_errors"]:
-                    raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, "
-                                       f"{figures['socket_errors']} socket errors")
-                if figures["busiest_worker_share"] <= LOPSIDED:
-                    break
-            found[name].append({"rps": figures["rps"], "cpu_ms": figures["server_cpu_ms_per_request"],
-                                "busiest_worker_share": figures["busiest_worker_share"], "tries": tries})
+        for name, by_server in targets.items():
+            for server, (process, url) in by_server.items():
+                for tries in range(1, TRIES + 1):
+                    load = os.getloadavg()[0]
+                    figures = predict.measure(process.process.pid, url, body, args.concurrency, args.seconds, warmup=1)
+                    if figures["non_2xx"] or figures["socket_errors"]:
+                        raise RuntimeError(f"{name} under {server}: {figures['non_2xx']} failed answers, "
+                                           f"{figures['socket_errors']} socket errors")
+                    if figures["busiest_worker_share"] <= LOPSIDED:
+                        break
+                found[name][server].append({
+                    "rps": figures["rps"], "p99_ms": figures["p99_ms"], "cpu_ms": figures["server_cpu_ms_per_request"],
+                    "busiest_worker_share": figures["busiest_worker_share"], "tries": tries, "load": load})
     return found
 
 
 def describe(run: dict) -> str:
-    """The figures as Markdown: median requests per second and server CPU per request, and each model's
-    ratio to the floor (rps ÷ the floor's, and the floor's CPU per request ÷ its own)."""
-    rps = {name: statistics.median(r["rps"] for r in rounds) for name, rounds in run["figures"].items()}
-    cpu = {name: statistics.median(r["cpu_ms"] for r in rounds) for name, rounds in run["figures"].items()}
+    """The figures as Markdown: under each server, median requests per second, p99 and server CPU per
+    request, and each model's ratio to that server's floor by rps; then each server's ratio to the first."""
     o = run["options"]
+    chosen = o["servers"]
+    median = {(name, server, key): statistics.median(r[key] for r in rounds)
+              for name, by_server in run["figures"].items() for server, rounds in by_server.items()
+              for key in ("rps", "p99_ms", "cpu_ms")}
+    loads = [r["load"] for by_server in run["figures"].values() for rounds in by_server.values() for r in rounds]
     lines = [f"# Predict route vs the floor, {run['started_at']}", "",
-             f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} {o['worker_class']} workers, "
-             f"medians of {o['rounds']} "
-             f"windows of {o['seconds']} s ({_redone(run)} measured again: one worker had over "
-             f"{LOPSIDED:.0%} of the work).", "",
-             "| target | rps | ÷ floor | server CPU per request | floor's ÷ this | goal |",
-             "| --- | --- | --- | --- | --- | --- |",
-             f"| floor (JSON parsed, a constant answered) | {rps['floor']:.0f} | 1.00 | {cpu['floor']:.3f} ms | 1.00 | |"]
-    for kind, goal in ((kind, goal) for kind, goal in GOALS.items() if kind in rps):
-        lines.append(f"| registry, {kind} | {rps[kind]:.0f} | {rps[kind] / rps['floor']:.2f} | {cpu[kind]:.3f} ms "
-                     f"| {cpu['floor'] / cpu[kind]:.2f} | ≥ {goal} |")
+             f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} workers of "
+             f"{', '.join(_described(server, o) for server in chosen)}; medians of {o['rounds']} windows of "
+             f"{o['seconds']} s, the servers in turns on each target ({_redone(run)} measured again: one worker "
+             f"had over {LOPSIDED:.0%} of the work); 1-minute load average {min(loads):.2f}–{max(loads):.2f}.", "",
+             "| target | " + " | ".join(f"{s}: rps | ÷ floor | p99 | CPU per request" for s in chosen) + " | goal |",
+             "| --- |" + " --- | --- | --- | --- |" * len(chosen) + " --- |"]
+    for name in run["figures"]:
+        label = "floor (JSON parsed, a constant answered)" if name == "floor" else f"registry, {name}"
+        cells = []
+        for server in chosen:
+            rps = median[(name, server, "rps")]
+            cells.append(f"{rps:.0f} | {rps / median[('floor', server, 'rps')]:.2f} | "
+                         f"{median[(name, server, 'p99_ms')]:.2f} ms | {median[(name, server, 'cpu_ms')]:.3f} ms")
+        goal = f"≥ {GOALS[name]}" if name in GOALS else ""
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {goal} |")
+    for server in chosen[1:]:
+        lines += ["", f"{server} ÷ {chosen[0]}, median of the rounds' ratios (each round's windows back to back):", "",
+                  "| target | rps | p99 |", "| --- | --- | --- |"]
+        for name, by_server in run["figures"].items():
+            pairs = list(zip(by_server[server], by_server[chosen[0]]))
+            rps = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
+            p99 = statistics.median(a["p99_ms"] / b["p99_ms"] for a, b in pairs)
+            lines.append(f"| {name} | {rps:.2f} | {p99:.2f} |")
     return "\n".join(lines)
 
 
+def _described(server: str, options: dict) -> str:
+    if server == "gunicorn":
+        return f"gunicorn {options['worker_class']}"
+    threads = options.get("granian_threads")
+    return f"{server} WSGI" + (f" ({threads} threads each)" if threads else "")
+
+
 def _redone(run: dict) -> int:
-    return sum(r.get("tries", 1) - 1 for rounds in run["figures"].values() for r in rounds)
+    return sum(r.get("tries", 1) - 1 for by_server in run["figures"].values()
+               for rounds in by_server.values() for r in rounds)
 
 
 if __name__ == "__main__":

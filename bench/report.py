@@ -10,7 +10,7 @@ from pathlib import Path
 from bench import loadgen
 from config import BASE_DIR
 
-PACKAGES = ("scikit-learn", "numpy", "flask", "gunicorn", "werkzeug")
+PACKAGES = ("scikit-learn", "numpy", "flask", "gunicorn", "granian", "werkzeug")
 
 
 def machine_facts() -> dict:

@@ -1,10 +1,13 @@
-"""Start and stop the two servers under test, both under gunicorn with the same settings and worker count.
+"""Start and stop the two apps under test, both under the same server (gunicorn by default, or granian)
+with the same settings and worker count.
 
 The registry is started exactly as the end-to-end tests start it (``bench/harness/server.py``): migrations
-through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port with a fresh SQLite database.
+through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` (or ``python -m bench.granian_serve
+wsgi:app``) on a free port with a fresh SQLite database.
 """
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,31 +19,38 @@ WORKERS = 2
 REFRESH_SECONDS = 1.0
 ADMIN_TOKEN = "bench-admin-token"
 BASELINE_CONF = Path(__file__).resolve().with_name("baseline_gunicorn.conf.py")
+# The floor app's command under each server: the registry's settings without its hooks.
+BASELINE_COMMANDS = {
+    "gunicorn": [str(e2e.BIN / "gunicorn"), "-c", str(BASELINE_CONF), "bench.baseline_app:app"],
+    "granian": [sys.executable, "-m", "bench.granian_serve", "--plain", "bench.baseline_app:app"],
+}
 
 
 @dataclass
 class Server:
-    """A gunicorn the bench started: where it listens, its process and its log."""
+    """A server the bench started: where it listens, its process and its log."""
 
     url: str
     process: subprocess.Popen
     log_path: Path
 
     def stop(self) -> None:
-        """Shut gunicorn down gracefully and wait for it."""
+        """Shut the server down gracefully and wait for it."""
         stop_checkout(self.process)
 
 
-def start_registry(root: Path) -> e2e.LiveRegistry:
-    """The registry on a fresh SQLite database and artifact root under ``root``."""
-    env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN)
+def start_registry(root: Path, server: str = "gunicorn", **settings) -> e2e.LiveRegistry:
+    """The registry under ``server`` on a fresh SQLite database and artifact root under ``root``;
+    ``settings`` add to its environment (``WORKER_THREADS=1``)."""
+    env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
     e2e.migrate(env)
-    return e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS)
+    return e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS, server=server)
 
 
-def start_baseline(root: Path, model_paths: dict[str, Path]) -> Server:
-    """The minimal Flask app serving ``model_paths`` (name -> joblib file), once it answers /readyz."""
-    baseline = spawn_baseline(root, model_paths)
+def start_baseline(root: Path, model_paths: dict[str, Path], server: str = "gunicorn", **settings) -> Server:
+    """The minimal Flask app serving ``model_paths`` (name -> joblib file) under ``server``, once it
+    answers /readyz; ``settings`` add to its environment."""
+    baseline = spawn_baseline(root, model_paths, server, **settings)
     try:
         e2e.wait_ready(baseline.url, baseline.process, baseline.log_path)
     except RuntimeError:
@@ -49,8 +59,8 @@ def start_baseline(root: Path, model_paths: dict[str, Path]) -> Server:
     return baseline
 
 
-def spawn_baseline(root: Path, model_paths: dict[str, Path]) -> Server:
-    """The baseline's gunicorn just launched (not waited for)."""
+def spawn_baseline(root: Path, model_paths: dict[str, Path], server: str = "gunicorn", **settings) -> Server:
+    """The baseline under ``server`` just launched (not waited for)."""
     port = e2e.free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # as e2e.service_env does
     env.update(
@@ -58,11 +68,12 @@ def spawn_baseline(root: Path, model_paths: dict[str, Path]) -> Server:
         BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY=str(WORKERS),
         BASELINE_MODELS=";".join(f"{name}={path}" for name, path in model_paths.items()),
+        **{name: str(value) for name, value in settings.items()},
     )
-    log_path = root / f"baseline-{port}.log"
+    log_path = root / f"baseline-{server}-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(e2e.BIN / "gunicorn"), "-c", str(BASELINE_CONF), "bench.baseline_app:app"],
+            BASELINE_COMMANDS[server],
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     return Server(f"http://127.0.0.1:{port}", process, log_path)

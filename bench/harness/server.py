@@ -1,4 +1,5 @@
-"""Start the real service — migrations through the CLI, then gunicorn with several workers."""
+"""Start the real service — migrations through the CLI, then gunicorn (or granian, for the bench that
+compares them: ``bench/granian_serve.py``) with several workers."""
 import ctypes
 import os
 import signal
@@ -23,6 +24,11 @@ from registry.db import db
 BIN = Path(sys.executable).parent
 # Generous: on a shared two-core machine importing the app alone can take a minute.
 STARTUP_TIMEOUT_SECONDS = 180
+# The command of each server the service can run under, from the repository's root.
+SERVERS = {
+    "gunicorn": [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+    "granian": [sys.executable, "-m", "bench.granian_serve", "wsgi:app"],
+}
 
 
 @dataclass
@@ -97,9 +103,11 @@ def migrate(env: dict) -> None:
         db.engine.dispose()
 
 
-def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0) -> LiveRegistry:
-    """Start gunicorn on a free port and wait until /readyz answers 200 and every worker is forked."""
-    live = launch(env, log_dir, workers=workers, refresh_seconds=refresh_seconds)
+def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0,
+          server: str = "gunicorn") -> LiveRegistry:
+    """Start ``server`` (gunicorn or granian) on a free port and wait until /readyz answers 200 and every
+    worker is forked."""
+    live = launch(env, log_dir, workers=workers, refresh_seconds=refresh_seconds, server=server)
     try:
         wait_serving(live)
     except RuntimeError:
@@ -109,9 +117,9 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
 
 
 def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0,
-           place: Place = LOOPBACK) -> LiveRegistry:
-    """Start gunicorn on a free port without waiting for it (``wait_ready`` does); ``place`` may put it in
-    a network namespace of its own (bench/harness/netns.py)."""
+           place: Place = LOOPBACK, server: str = "gunicorn") -> LiveRegistry:
+    """Start ``server`` (a key of ``SERVERS``) on a free port without waiting for it (``wait_ready`` does);
+    ``place`` may put it in a network namespace of its own (bench/harness/netns.py)."""
     port = free_port()
     env = {
         **env,
@@ -119,10 +127,10 @@ def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 
         "WEB_CONCURRENCY": str(workers),
         "ALIAS_REFRESH_SECONDS": str(refresh_seconds),
     }
-    log_path = log_dir / f"gunicorn-{port}.log"
+    log_path = log_dir / f"{server}-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [*place.prefix, str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            [*place.prefix, *SERVERS[server]],
             cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )
     return LiveRegistry(f"http://{place.address}:{port}", env["ADMIN_TOKEN"], env, process, log_path, workers, refresh_seconds)
