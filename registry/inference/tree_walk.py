@@ -16,6 +16,11 @@ The records are checked when a walker is made (``check_nodes``), and the walk ch
 column and child again as it reads them: they may be a file that every worker maps, and a file can
 be changed under a running worker. A walk that would leave the records raises ``NodesDamaged``
 rather than read outside them.
+
+A batch of a numeric model with float32 rows (XGBoost, GradientBoosting) walks instead a copy of its trees
+that the library made in the worker's own memory from the records, checking each as it read it
+(``COMPACT_FROM_ROWS``, ``COMPACT_MAX_BYTES``): records that changed before the copy was made raise
+``NodesDamaged`` then; once made, the copy is the worker's own and nothing another process writes reaches it.
 """
 from __future__ import annotations
 
@@ -45,8 +50,10 @@ MAX_NODES = 2**31 - 1  # child ids are int32
 KEEPS_GIL_UP_TO_WALKS = 1024
 # A numeric model with float32 rows (XGBoost, GradientBoosting) walks a call of this many rows or more over a
 # private copy of its trees laid out for batches (tree_walk.c's tree_walk_compact_make), made at its first such
-# call where it takes at most COMPACT_MAX_BYTES in that worker (1 MB for 1,000 full trees of depth 6).
-COMPACT_FROM_ROWS = 64
+# call where it takes at most COMPACT_MAX_BYTES in that worker (16 bytes a slot of each tree's full tree: 1 MB
+# for 1,000 trees of depth 6); a worker that only ever answers single rows makes none. From two rows on the copy
+# is the faster walk (the records' one row is walked eight trees at a time, which the copy does not do).
+COMPACT_FROM_ROWS = 2
 COMPACT_MAX_BYTES = 8 * 2**20
 # What tree_walk_output returns when the records are not what they were when checked.
 _DAMAGE = {
