@@ -232,8 +232,7 @@ class BoostedWalker:
         if compact is None:
             compact = self._compact = _CompactTrees.make(self._compact_model) or False
         if compact:
-            rows = np.ascontiguousarray(rows, dtype=np.float64)
-            status = functions.compact(compact.pointer, rows.ctypes.data, n_rows, self.n_features, out)
+            status = functions.compact(compact.pointer, rows.tobytes(), n_rows, self.n_features, out)
         else:
             status = functions.boosted(*self._model, rows.tobytes(), n_rows, self.n_features, out)
         if status == _INFINITE_ROW:
