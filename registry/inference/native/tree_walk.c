@@ -425,21 +425,27 @@ void tree_walk_compact_free(compact_t *compact) {
 
 /*
  * A private copy of a numeric model's trees for tree_walk_compact (tree_walk_boosted's arguments for the
- * records, its options without NUMERIC_ONLY's depth), made where it takes at most max_bytes; NULL with
- * *status WALKED where it would take more (or a tree is deeper than COMPACT_MAX_DEPTH), NO_MEMORY, or what
- * is wrong with the records. The caller frees it with tree_walk_compact_free.
+ * records, its options without NUMERIC_ONLY's depth), made where its trees' table, splits and leaves take at
+ * most max_bytes; NULL with *status WALKED where it would take more (or a tree is deeper than
+ * COMPACT_MAX_DEPTH, or the rows wider than a key's column holds), NO_MEMORY, or what is wrong with the
+ * records. The caller frees it with tree_walk_compact_free.
  */
 compact_t *tree_walk_compact_make(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots,
                                   const int32_t *columns, int64_t n_trees, const double *value,
                                   const double *baseline, int64_t n_outputs, int64_t n_features, int64_t options,
                                   int64_t max_bytes, int64_t *status) {
+    *status = WALKED;  /* no copy, and no error: the model is walked from its records */
+    const int64_t table = n_trees * (int64_t)sizeof(compact_tree_t);
+    if (n_trees <= 0 || n_outputs <= 0 || n_features <= 0 || n_features > (int64_t)(UINT32_MAX / 2)
+        || n_trees > max_bytes || table > max_bytes)
+        return NULL;
     *status = NO_MEMORY;
     int max_depth = 0;  /* the deepest tree max_bytes could hold, to size the scratch */
     while (max_depth < COMPACT_MAX_DEPTH && ((int64_t)1 << (max_depth + 1)) * COMPACT_SLOT_BYTES <= max_bytes)
         max_depth++;
     compact_t *compact = calloc(1, sizeof(compact_t));
     int32_t *slots = malloc(sizeof(int32_t) * (((size_t)1 << (max_depth + 1)) - 1));
-    if (compact == NULL || slots == NULL || n_trees <= 0 || n_outputs <= 0)
+    if (compact == NULL || slots == NULL)
         goto failed;
     compact->n_trees = n_trees;
     compact->n_outputs = n_outputs;
@@ -458,8 +464,8 @@ compact_t *tree_walk_compact_make(const wide_node_t *nodes, int64_t n_nodes, con
             goto failed;
         }
         /* the deepest full tree the bytes left hold: a deeper one is not explored further */
-        const int64_t left = max_bytes - (n_splits * (int64_t)sizeof(compact_split_t)
-                                          + n_leaves * (int64_t)sizeof(double));
+        const int64_t left = max_bytes - table - (n_splits * (int64_t)sizeof(compact_split_t)
+                                                  + n_leaves * (int64_t)sizeof(double));
         int allowed = -1;
         while (allowed < max_depth && ((int64_t)1 << (allowed + 1)) * COMPACT_SLOT_BYTES <= left + COMPACT_SPLIT_BYTES)
             allowed++;
