@@ -5,7 +5,10 @@ A boosted model compiles once per load to one array of 24-byte records over all 
 flags, a categorical split's 256-bit set, two children), each tree's output column, each leaf's value,
 the categorical sets and the baseline. The walker (``native/tree_walk.c``, ``tree_walk_boosted``)
 starts every (row, output) at the baseline and adds each tree's leaf value in tree order, in double
-precision; then the library's own link gives the answer. It is bit for bit what scikit-learn 1.9 gives:
+precision; then the library's own link gives the answer. (A batch of a model of numeric splits and float32
+rows, XGBoost's or GradientBoosting's, walks a copy of its trees laid out for batches, made from the records
+in the worker's own memory: ``tree_walk.COMPACT_FROM_ROWS``; the same sums in the same order.) It is bit for
+bit what scikit-learn 1.9 gives:
 
 - **HistGradientBoosting**: rows in float64 (``validate_data(dtype=float64)``), ``x <= threshold`` in
   float64, a NaN where the node's ``missing_go_to_left`` says; the baseline is ``0.0 +

@@ -29,6 +29,11 @@
  * wide_goes_left, which the explainer (tree_shap.c) follows too. Every tree adds its leaf's value to one output
  * column (its class), each (row, column) starting from the model's baseline and summed in tree order in
  * double precision (or rounded to float32 at each sum: FLOAT32_SUMS, XGBoost's).
+ *
+ * A batch of a boosted model whose splits are all numeric and whose rows are float32 (XGBoost's,
+ * GradientBoosting's) may walk instead a copy of its trees this library made in the caller's memory from
+ * the records, checking each as it read it (tree_walk_compact_make, tree_walk_compact): the same answers,
+ * summed in the same order, in fewer instructions a step.
  */
 #include <math.h>
 #include <stdint.h>
@@ -45,7 +50,7 @@
 /* The caller found no categorical or ZERO_MISSING split and no LIGHTGBM_ROWS: walk_numeric does the walk. */
 #define NUMERIC_ONLY 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 8
+#define TREE_WALK_VERSION 9
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -285,6 +290,296 @@ int64_t tree_walk_boosted(const wide_node_t *nodes, int64_t n_nodes, const int32
                     out[target[i]] += value[lanes[i]];
         }
     }
+    return WALKED;
+}
+
+/*
+ * A batch's walk of a numeric model with float32 rows (XGBoost's, GradientBoosting's) over a private copy
+ * of its trees, made and checked here from the records and never shared: every tree laid out as the full
+ * binary tree of its depth, level by level, split i's children being 2i + 1 (where x <= threshold, or a NaN
+ * where NAN_LEFT says) and 2i + 2, so no child is read; a leaf above the tree's depth becomes splits that
+ * send everything to 2i + 1, down to copies of the leaf in the bottom level.
+ *
+ * A split compares keys, not floats: a float32's key is an unsigned integer in the same order (-0 and +0 one
+ * key), and each row holds two keys a value, one with a NaN above every other key (for splits where a NaN
+ * goes right) and one with a NaN below every other (where it goes left), so "x <= threshold, or a NaN as
+ * NAN_LEFT says" is one unsigned compare of the right key with the threshold's: the threshold being the
+ * largest float32 at or below the record's, it gives the same answer for every float32 x.
+ *
+ * A walk of the copy is then `depth` steps of arithmetic on indices the layout keeps inside each tree,
+ * reading keys at columns checked when the copy was made: fewer instructions a step than walk_numeric's,
+ * whose records another process may change, and no child in the cache.
+ */
+typedef struct {
+    uint32_t key;    /* the row key read: the column, plus n_features where a NaN goes to 2i + 1 */
+    uint32_t bound;  /* go to 2i + 1 where that key <= bound */
+} compact_split_t;
+
+typedef struct {
+    int64_t splits;    /* its first split among the copy's splits: (1 << depth) - 1 of them */
+    int64_t leaves;    /* its first leaf value among the copy's leaves: 1 << depth of them */
+    int32_t depth;
+    int32_t column;    /* the output it adds to, below n_outputs */
+} compact_tree_t;
+
+typedef struct {
+    int64_t n_trees, n_outputs, n_features, options;
+    compact_tree_t *trees;
+    compact_split_t *splits;
+    double *leaves;
+    double *baseline;
+} compact_t;
+
+/* The deepest full tree a copy lays out: a tree deeper than this is walked from its records. */
+#define COMPACT_MAX_DEPTH 20
+/* A full tree of depth d takes 2^d - 1 splits and 2^d leaves: 2^d * SLOT - SPLIT bytes. */
+#define COMPACT_SPLIT_BYTES ((int64_t)sizeof(compact_split_t))
+#define COMPACT_SLOT_BYTES ((int64_t)(sizeof(compact_split_t) + sizeof(double)))
+/* A NaN's keys: above every float32's (read where a NaN goes right) and below (where it goes left). */
+#define NAN_ABOVE 0xffffffffu
+#define NAN_BELOW 0u
+/* The most bytes of keys a call holds at once: fewer rows a block than ROW_BLOCK where rows are wide. */
+#define KEY_BLOCK_BYTES (1 << 20)
+
+/* The key of a float32 that is not a NaN: -0 and +0 one key, every other order kept, from -inf's
+   0x007fffff to +inf's 0xff800000 (so strictly between the NaN keys). */
+static uint32_t float32_key(float x) {
+    uint32_t bits;
+    if (x == 0.0f)
+        x = 0.0f;
+    memcpy(&bits, &x, sizeof bits);
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+/* The split at threshold t (a record's, float64): where a key <= bound is where x <= the largest float32
+   at or below t; a NaN threshold sends only a NaN (where NAN_LEFT says it goes) to 2i + 1. */
+static compact_split_t compact_split(uint32_t column, uint32_t nan_left, double t, uint64_t n_features) {
+    float f = (float)t;
+    if ((double)f > t)
+        f = nextafterf(f, -INFINITY);
+    const uint32_t key = column + (nan_left ? (uint32_t)n_features : 0u);
+    return (compact_split_t){key, isnan(f) ? NAN_BELOW : float32_key(f)};
+}
+
+/*
+ * Lay out the tree whose root is slots[0] as the full tree of `depth` levels: slots[i] is the record at
+ * slot i (scratch of 2^(depth + 1) - 1 entries), with splits and leaves written where they are not NULL.
+ * Each record read once, each child checked inside the nodes and after its node. Returns WALKED with every
+ * slot of the bottom level a leaf, TOO_DEEP where one is not, or what is wrong with the records; *reached is
+ * the first level whose slots are all leaves (depth where none is).
+ */
+static int lay_out_tree(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_features, const double *value,
+                        int depth, int32_t *slots, compact_split_t *splits, double *leaves, int *reached) {
+    *reached = depth;
+    for (int level = 0; level <= depth; level++) {
+        const int64_t first = ((int64_t)1 << level) - 1, last = ((int64_t)1 << (level + 1)) - 1;
+        int inner = 0;
+        for (int64_t i = first; i < last; i++) {
+            const int32_t id = slots[i];
+            const wide_node_t *node = nodes + id;
+            const int32_t right = READ_ONCE(node->child[0]), left = READ_ONCE(node->child[1]);
+            const int leaf = left == id && right == id;
+            if (level == depth) {
+                if (!leaf)
+                    return TOO_DEEP;
+                if (leaves != NULL)
+                    leaves[i - first] = value[id];
+                continue;
+            }
+            if (leaf) {
+                slots[2 * i + 1] = slots[2 * i + 2] = id;
+                if (splits != NULL)
+                    splits[i] = (compact_split_t){0, NAN_ABOVE};  /* every key goes to 2i + 1 */
+                continue;
+            }
+            if (left <= id || right <= id || (uint64_t)(int64_t)left >= n_nodes || (uint64_t)(int64_t)right >= n_nodes)
+                return BAD_CHILD;
+            const uint32_t feature = READ_ONCE(node->feature);
+            const uint32_t column = feature & ~WIDE_FLAGS;
+            if (column >= n_features)
+                return BAD_COLUMN;
+            slots[2 * i + 1] = left;
+            slots[2 * i + 2] = right;
+            if (splits != NULL)
+                splits[i] = compact_split(column, feature & NAN_LEFT, node->threshold, n_features);
+            inner = 1;
+        }
+        if (!inner && level < *reached)
+            *reached = level;
+        if (!inner && splits == NULL)
+            return WALKED;
+    }
+    return WALKED;
+}
+
+/* Free a copy made by tree_walk_compact_make (NULL: nothing). */
+void tree_walk_compact_free(compact_t *compact) {
+    if (compact == NULL)
+        return;
+    free(compact->trees);
+    free(compact->splits);
+    free(compact->leaves);
+    free(compact->baseline);
+    free(compact);
+}
+
+/*
+ * A private copy of a numeric model's trees for tree_walk_compact (tree_walk_boosted's arguments for the
+ * records, its options without NUMERIC_ONLY's depth), made where its trees' table, splits and leaves take at
+ * most max_bytes; NULL with *status WALKED where it would take more (or a tree is deeper than
+ * COMPACT_MAX_DEPTH, or the rows wider than a key's column holds), NO_MEMORY, or what is wrong with the
+ * records. The caller frees it with tree_walk_compact_free.
+ */
+compact_t *tree_walk_compact_make(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots,
+                                  const int32_t *columns, int64_t n_trees, const double *value,
+                                  const double *baseline, int64_t n_outputs, int64_t n_features, int64_t options,
+                                  int64_t max_bytes, int64_t *status) {
+    *status = WALKED;  /* no copy, and no error: the model is walked from its records */
+    const int64_t table = n_trees * (int64_t)sizeof(compact_tree_t);
+    if (n_trees <= 0 || n_outputs <= 0 || n_features <= 0 || n_features > (int64_t)(UINT32_MAX / 2)
+        || n_trees > max_bytes || table > max_bytes)
+        return NULL;
+    *status = NO_MEMORY;
+    int max_depth = 0;  /* the deepest tree max_bytes could hold, to size the scratch */
+    while (max_depth < COMPACT_MAX_DEPTH && ((int64_t)1 << (max_depth + 1)) * COMPACT_SLOT_BYTES <= max_bytes)
+        max_depth++;
+    compact_t *compact = calloc(1, sizeof(compact_t));
+    int32_t *slots = malloc(sizeof(int32_t) * (((size_t)1 << (max_depth + 1)) - 1));
+    if (compact == NULL || slots == NULL)
+        goto failed;
+    compact->n_trees = n_trees;
+    compact->n_outputs = n_outputs;
+    compact->n_features = n_features;
+    compact->options = options;
+    compact->trees = malloc(sizeof(compact_tree_t) * (size_t)n_trees);
+    compact->baseline = malloc(sizeof(double) * (size_t)n_outputs);
+    if (compact->trees == NULL || compact->baseline == NULL)
+        goto failed;
+    memcpy(compact->baseline, baseline, sizeof(double) * (size_t)n_outputs);
+    int64_t n_splits = 0, n_leaves = 0;
+    for (int64_t t = 0; t < n_trees; t++) {  /* each tree's depth, and where it goes */
+        const int32_t root = READ_ONCE(roots[t]), column = READ_ONCE(columns[t]);
+        if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes || (uint64_t)(int64_t)column >= (uint64_t)n_outputs) {
+            *status = (uint64_t)(int64_t)root >= (uint64_t)n_nodes ? BAD_ROOT : BAD_OUTPUT;
+            goto failed;
+        }
+        /* the deepest full tree the bytes left hold: a deeper one is not explored further */
+        const int64_t left = max_bytes - table - (n_splits * (int64_t)sizeof(compact_split_t)
+                                                  + n_leaves * (int64_t)sizeof(double));
+        int allowed = -1;
+        while (allowed < max_depth && ((int64_t)1 << (allowed + 1)) * COMPACT_SLOT_BYTES <= left + COMPACT_SPLIT_BYTES)
+            allowed++;
+        if (allowed < 0) {
+            *status = WALKED;  /* not an error: this model is walked from its records */
+            goto failed;
+        }
+        slots[0] = root;
+        int depth;
+        const int laid = lay_out_tree(nodes, (uint64_t)n_nodes, (uint64_t)n_features, value, allowed, slots, NULL,
+                                      NULL, &depth);
+        if (laid != WALKED && laid != TOO_DEEP) {
+            *status = laid;
+            goto failed;
+        }
+        if (laid == TOO_DEEP) {
+            *status = WALKED;  /* not an error: this model is walked from its records */
+            goto failed;
+        }
+        compact->trees[t] = (compact_tree_t){n_splits, n_leaves, depth, column};
+        n_splits += ((int64_t)1 << depth) - 1;
+        n_leaves += (int64_t)1 << depth;
+    }
+    compact->splits = malloc(sizeof(compact_split_t) * (size_t)(n_splits ? n_splits : 1));
+    compact->leaves = malloc(sizeof(double) * (size_t)n_leaves);
+    if (compact->splits == NULL || compact->leaves == NULL)
+        goto failed;
+    for (int64_t t = 0; t < n_trees; t++) {  /* the layout, the records read again and checked again */
+        const compact_tree_t *tree = compact->trees + t;
+        const int32_t root = READ_ONCE(roots[t]);
+        if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes) {
+            *status = BAD_ROOT;
+            goto failed;
+        }
+        slots[0] = root;
+        int reached;
+        const int laid = lay_out_tree(nodes, (uint64_t)n_nodes, (uint64_t)n_features, value, tree->depth, slots,
+                                      compact->splits + tree->splits, compact->leaves + tree->leaves, &reached);
+        if (laid != WALKED) {
+            *status = laid;
+            goto failed;
+        }
+    }
+    free(slots);
+    *status = WALKED;
+    return compact;
+failed:
+    free(slots);
+    tree_walk_compact_free(compact);
+    return NULL;
+}
+
+/*
+ * tree_walk_boosted's answer for rows[n_rows][n_features] from a copy made by tree_walk_compact_make: each
+ * block of rows (ROW_BLOCK, fewer where rows are wide) rounded to float32 and turned into keys (INFINITE_ROW
+ * where FLOAT32_SUMS refuses a value), then every tree in order walks the block's rows level by level
+ * (independent walks, many in flight) and adds its leaf to each row's output as tree_walk_boosted adds it:
+ * each (row, output) summed in tree order. Returns WALKED, INFINITE_ROW, NO_MEMORY, or BAD_COLUMN where the
+ * rows are not as wide as the copy's model.
+ */
+int64_t tree_walk_compact(const compact_t *compact, const double *rows, int64_t n_rows, int64_t n_features,
+                          double *out) {
+    if (n_features != compact->n_features || n_features <= 0)
+        return BAD_COLUMN;
+    const int64_t n_outputs = compact->n_outputs, width = 2 * n_features;
+    const int float32_sums = (compact->options & FLOAT32_SUMS) != 0;
+    int64_t rows_a_block = KEY_BLOCK_BYTES / (width * (int64_t)sizeof(uint32_t));
+    rows_a_block = rows_a_block < 1 ? 1 : rows_a_block > ROW_BLOCK ? ROW_BLOCK : rows_a_block;
+    uint32_t *keys = malloc(sizeof(uint32_t) * (size_t)(rows_a_block * width));
+    if (keys == NULL)
+        return NO_MEMORY;
+    for (int64_t r = 0; r < n_rows; r++)
+        memcpy(out + r * n_outputs, compact->baseline, (size_t)n_outputs * sizeof(double));
+    for (int64_t start = 0; start < n_rows; start += rows_a_block) {
+        const int block = (int)(n_rows - start < rows_a_block ? n_rows - start : rows_a_block);
+        for (int r = 0; r < block; r++) {
+            const double *in = rows + (start + r) * n_features;
+            uint32_t *row = keys + r * width;
+            for (int64_t j = 0; j < n_features; j++) {
+                const float x = (float)in[j];
+                if (float32_sums && isinf(x)) {
+                    free(keys);
+                    return INFINITE_ROW;
+                }
+                row[j] = isnan(x) ? NAN_ABOVE : float32_key(x);
+                row[n_features + j] = isnan(x) ? NAN_BELOW : row[j];
+            }
+        }
+        for (int64_t t = 0; t < compact->n_trees; t++) {
+            const compact_tree_t tree = compact->trees[t];
+            const compact_split_t *splits = compact->splits + tree.splits;
+            uint32_t at[ROW_BLOCK];
+            for (int r = 0; r < block; r++)
+                at[r] = 0;
+            for (int level = 0; level < tree.depth; level++) {
+                const uint32_t *row = keys;
+                for (int r = 0; r < block; r++, row += width) {
+                    const compact_split_t split = splits[at[r]];
+                    at[r] = 2 * at[r] + 1 + (row[split.key] > split.bound);
+                }
+            }
+            /* the bottom level's slots are 2^depth - 1 onwards, its leaves tree.leaves onwards */
+            const double *leaves = compact->leaves;
+            const int64_t bottom = tree.leaves - (((int64_t)1 << tree.depth) - 1);
+            double *target = out + start * n_outputs + tree.column;
+            if (float32_sums)
+                for (int r = 0; r < block; r++)
+                    target[r * n_outputs] = (double)(float)(target[r * n_outputs] + leaves[bottom + at[r]]);
+            else
+                for (int r = 0; r < block; r++)
+                    target[r * n_outputs] += leaves[bottom + at[r]];
+        }
+    }
+    free(keys);
     return WALKED;
 }
 
