@@ -1,0 +1,245 @@
+"""Sending a process's finished spans: a bounded queue that request threads append to, and one export thread
+that encodes what it holds as OTLP protobuf and sends it (or writes it to standard output).
+
+The queue and pacing are the batch span processor's (``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BSP_SCHEDULE_DELAY``,
+``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, with its defaults): a span that finds the queue full is dropped and counted,
+never waited for; the thread sends every ``OTEL_BSP_SCHEDULE_DELAY`` ms, or as soon as a batch is full.
+The protobuf is written here directly (:class:`OtlpEncoder`, the fields of ``ExportTraceServiceRequest``
+this service fills), because the generated messages cost several µs a span, which on a 0.3 ms prediction
+is what the goal allows for all of tracing; each attribute's encoded key-value is kept once made, since a
+route's attributes repeat. The HTTP send is the SDK's OTLP/HTTP exporter's, so every
+``OTEL_EXPORTER_OTLP_*`` setting (endpoint, headers, timeout, compression, certificates) and its retries
+are the SDK's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"OTEL_BSP_MAX_QUEUE_SIZE": 2048, "OTEL_BSP_SCHEDULE_DELAY": 5000, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 512}
+SERVER = 2  # Span.SpanKind SPAN_KIND_SERVER
+ERROR = 2  # Status.StatusCode STATUS_CODE_ERROR
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # Span.flags: whether the parent's remoteness is known, and is it
+_CACHED_PAIRS = 4096  # encoded key-values kept (a route's attributes, each model's name and path)
+
+
+class Finished(Protocol):
+    """What the recorder reads of a finished span (:class:`registry.tracing._Span`)."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    parent_id: int
+    remote: bool
+    kind: int
+    state: str
+    start: int
+    end: int
+    attributes: dict
+    error: str | None
+
+
+def pacing(environ: Mapping[str, str]) -> dict[str, int]:
+    """The queue's size, the delay between sends (ms) and a batch's size, read as the SDK reads them;
+    ValueError naming the variable that is not a positive whole number."""
+    found = {}
+    for name, default in DEFAULTS.items():
+        value = environ.get(name, "").strip()
+        try:
+            found[name] = int(value) if value else default
+        except ValueError:
+            found[name] = 0
+        if found[name] <= 0:
+            raise ValueError(f"{name}={value}: a positive whole number is needed")
+    if found["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] > found["OTEL_BSP_MAX_QUEUE_SIZE"]:
+        raise ValueError("OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE")
+    return found
+
+
+class Recorder:
+    """The bounded queue of finished spans and the thread that sends them to each sink (a callable taking a batch)."""
+
+    def __init__(self, sinks: Sequence[Callable[[list], None]], *, queue_size: int, delay_ms: int, batch_size: int,
+                 closers: Sequence[Callable[[], None]] = ()):
+        self._sinks, self._closers = tuple(sinks), tuple(closers)
+        self._queue: deque = deque()
+        self._queue_size, self._batch_size, self._delay = queue_size, batch_size, delay_ms / 1000
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[threading.Event] = []
+        self._stopping = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
+        self._thread.start()
+
+    def add(self, span: Finished) -> None:
+        """Queue a finished span for the next send; dropped (and counted) when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self._queue_size:
+            with self._lock:
+                self.dropped += 1
+            return
+        queue.append(span)
+        if len(queue) == self._batch_size:
+            self._wake.set()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Send every span queued before the call; whether that was done within ``timeout`` seconds."""
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append(done)
+        self._wake.set()
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Send what is queued (within ``timeout`` seconds), then end the thread and close the sinks."""
+        self._stopping = True
+        self.flush(timeout)
+        self._thread.join(timeout)
+        for close in self._closers:
+            close()
+
+    def _run(self) -> None:
+        reported = 0
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            with self._lock:
+                waiters, self._waiters = self._waiters, []
+            self._send(len(self._queue))
+            for waiter in waiters:
+                waiter.set()
+            if self.dropped != reported:  # once per send at most, however many were dropped
+                log.warning("%d spans dropped so far: the queue was full (OTEL_BSP_MAX_QUEUE_SIZE=%d)",
+                            self.dropped, self._queue_size)
+                reported = self.dropped
+            if self._stopping and waiters:
+                return
+
+    def _send(self, pending: int) -> None:
+        """Send the first ``pending`` spans of the queue (those queued by now), a batch at a time."""
+        queue = self._queue
+        while pending > 0:
+            batch = [queue.popleft() for _ in range(min(pending, self._batch_size))]
+            pending -= len(batch)
+            for sink in self._sinks:
+                try:
+                    sink(batch)
+                except Exception:  # a sink's failure loses its batch, never the thread
+                    log.exception("sending %d spans failed", len(batch))
+
+
+def otlp_sink(resource: Mapping[str, object], scope: str) -> tuple[Callable[[list], None], Callable[[], None]]:
+    """A sink that sends a batch as one OTLP/HTTP protobuf request, and its closer.
+
+    The request is the SDK's exporter's (its client reads every ``OTEL_EXPORTER_OTLP_*`` setting and retries
+    as the SDK does); only its encoding of the SDK's span objects is skipped, by handing it our bytes."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter()
+    encoder = OtlpEncoder(resource, scope)
+    client = exporter._client  # the exporter's HTTP client: export(bytes) with compression and retries
+
+    def send(batch: list) -> None:
+        result = client.export(encoder.encode(batch))
+        if not result.success:
+            log.warning("%d spans not sent: %s", len(batch), result.reason or result.error or result.status_code)
+
+    return send, exporter.shutdown
+
+
+def console_sink(batch: list) -> None:
+    """Write each span of ``batch`` to standard output as one line of JSON."""
+    lines = [json.dumps({
+        "name": span.name, "trace_id": f"{span.trace_id:032x}", "span_id": f"{span.span_id:016x}",
+        "parent_id": f"{span.parent_id:016x}" if span.parent_id else None, "kind": span.kind,
+        "start_time_unix_nano": span.start, "end_time_unix_nano": span.end, "attributes": span.attributes,
+        "status": "ERROR" if span.error is not None else "UNSET", **({"error": span.error} if span.error else {}),
+    }, default=str) for span in batch]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+class OtlpEncoder:
+    """Spans as the bytes of one ``ExportTraceServiceRequest`` (opentelemetry-proto's trace.proto field numbers):
+    one resource, one instrumentation scope, and per span its ids, trace state, name, kind, times,
+    attributes (strings, booleans, integers, floats; anything else as its ``str``), error status and flags."""
+
+    def __init__(self, resource: Mapping[str, object], scope: str):
+        self._pairs: dict[tuple, bytes] = {}
+        self._names: dict[tuple[str, int], bytes] = {}
+        # ResourceSpans.resource (1) = Resource { attributes (1) }; ScopeSpans.scope (1) = InstrumentationScope { name (1) }
+        self._resource = _field(1, b"".join(_key_value(1, key, value) for key, value in resource.items()))
+        self._scope = _field(1, _field(1, scope.encode()))
+
+    def encode(self, spans: Sequence[Finished]) -> bytes:
+        """The request's bytes for ``spans``."""
+        scope_spans = _field(2, self._scope + b"".join(map(self._span, spans)))  # ResourceSpans.scope_spans (2)
+        return _field(1, self._resource + scope_spans)  # ExportTraceServiceRequest.resource_spans (1)
+
+    def _span(self, span: Finished) -> bytes:
+        parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"), b"\x12\x08", span.span_id.to_bytes(8, "big")]
+        if span.state:
+            parts.append(_field(3, span.state.encode()))
+        if span.parent_id:
+            parts += (b"\x22\x08", span.parent_id.to_bytes(8, "big"))
+        named = self._names.get((span.name, span.kind))
+        if named is None:
+            named = self._names[(span.name, span.kind)] = _field(5, span.name.encode()) + b"\x30" + _varint(span.kind)
+        parts += (named, _TIMES.pack(0x39, span.start, 0x41, span.end))
+        pairs = self._pairs
+        for key, value in span.attributes.items():
+            cached = (key, value.__class__, value)
+            pair = pairs.get(cached)
+            if pair is None:
+                if len(pairs) >= _CACHED_PAIRS:
+                    pairs.clear()
+                pair = pairs[cached] = _key_value(9, key, value)
+            parts.append(pair)
+        if span.error is not None:  # Status { message (2), code (3) }
+            parts.append(_field(15, (_field(2, span.error.encode()) if span.error else b"") + b"\x18\x02"))
+        parts.append(_FLAGS[span.remote])
+        return _field(2, b"".join(parts))  # ScopeSpans.spans (2)
+
+
+_TIMES = struct.Struct("<BQBQ")  # start (7) and end (8), fixed64
+# flags (16), fixed32 (its tag takes two bytes): a local parent's, and a remote one's
+_FLAGS = {False: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE), True: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)}
+
+
+def _key_value(number: int, key: str, value: object) -> bytes:
+    """Field ``number`` holding KeyValue { key (1), value (2): AnyValue }."""
+    if isinstance(value, bool):
+        encoded = b"\x10" + (b"\x01" if value else b"\x00")  # bool_value (2)
+    elif isinstance(value, int) and -2**63 <= value < 2**63:
+        encoded = b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int_value (3), two's complement
+    elif isinstance(value, float):
+        encoded = b"\x21" + struct.pack("<d", value)  # double_value (4)
+    else:
+        encoded = _field(1, str(value).encode())  # string_value (1)
+    return _field(number, _field(1, key.encode()) + _field(2, encoded))
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (bytes, string or message)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
