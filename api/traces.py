@@ -67,7 +67,7 @@ def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str
     if "otlp" in exporters and protocol != "http/protobuf":
         return (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP only; set http/protobuf "
                 "(a collector's port 4318)")
-    return tracing.unsupported({} if environ is None else environ)
+    return tracing.unsupported({} if environ is None else environ, exporters)
 
 
 def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:

@@ -7,9 +7,7 @@ never waited for; the thread sends every ``OTEL_BSP_SCHEDULE_DELAY`` ms, or as s
 The protobuf is written here directly (:class:`OtlpEncoder`, the fields of ``ExportTraceServiceRequest``
 this service fills), because the generated messages cost several µs a span, which on a 0.3 ms prediction
 is what the goal allows for all of tracing; each attribute's encoded key-value is kept once made, since a
-route's attributes repeat. The HTTP send is the SDK's OTLP/HTTP exporter's, so every
-``OTEL_EXPORTER_OTLP_*`` setting (endpoint, headers, timeout, compression, certificates) and its retries
-are the SDK's.
+route's attributes repeat. The sending is :mod:`registry.otlp_http`'s.
 """
 from __future__ import annotations
 
@@ -137,23 +135,21 @@ class Recorder:
                     log.exception("sending %d spans failed", len(batch))
 
 
-def otlp_sink(resource: Mapping[str, object], scope: str) -> tuple[Callable[[list], None], Callable[[], None]]:
-    """A sink that sends a batch as one OTLP/HTTP protobuf request, and its closer.
+def otlp_sink(resource: Mapping[str, object], scope: str,
+              environ: Mapping[str, str]) -> tuple[Callable[[list], None], Callable[[], None]]:
+    """A sink that sends a batch as one OTLP/HTTP protobuf request to the collector ``environ`` names
+    (:mod:`registry.otlp_http`), and its closer; a batch the collector did not take is logged and dropped."""
+    from registry.otlp_http import Sender
 
-    The request is the SDK's exporter's (its client reads every ``OTEL_EXPORTER_OTLP_*`` setting and retries
-    as the SDK does); only its encoding of the SDK's span objects is skipped, by handing it our bytes."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    exporter = OTLPSpanExporter()
-    encoder = OtlpEncoder(resource, scope)
-    client = exporter._client  # the exporter's HTTP client: export(bytes) with compression and retries
+    sender, encoder = Sender(environ), OtlpEncoder(resource, scope)
 
     def send(batch: list) -> None:
-        result = client.export(encoder.encode(batch))
-        if not result.success:
-            log.warning("%d spans not sent: %s", len(batch), result.reason or result.error or result.status_code)
+        try:
+            sender.send(encoder.encode(batch))
+        except OSError as exc:
+            log.warning("%d spans not sent: %s", len(batch), exc)
 
-    return send, exporter.shutdown
+    return send, sender.stop
 
 
 def console_sink(batch: list) -> None:

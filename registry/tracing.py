@@ -3,8 +3,8 @@
 Off (the default) every span asked for is one shared no-op: a module global read and a ``nullcontext``
 handed back. On, :func:`start` builds this process's recorder (in each worker after the fork: its
 export thread belongs to the process that sends, :mod:`registry.span_export`), which sends spans as
-OTLP over HTTP through the SDK's exporter, which reads the endpoint, headers, timeout, compression and
-certificates (``OTEL_EXPORTER_OTLP_*``); the resource is the SDK's reading of ``OTEL_SERVICE_NAME`` and
+OTLP over HTTP (:mod:`registry.otlp_http`: the endpoint, headers, timeout, compression and certificates
+of ``OTEL_EXPORTER_OTLP_*``); the resource is the SDK's reading of ``OTEL_SERVICE_NAME`` and
 ``OTEL_RESOURCE_ATTRIBUTES`` (the service is ``model-registry`` unless named).
 
 The spans themselves are this module's, not the SDK's: a span is a small object with random ids, its
@@ -69,7 +69,7 @@ def start(exporters: tuple[str, ...], environ: Mapping[str, str] | None = None) 
     from registry import span_export
 
     environ = os.environ if environ is None else environ
-    refused = unsupported(environ)
+    refused = unsupported(environ, exporters)
     if refused:
         raise ValueError(refused)
     _parent_based, _root_bound = _sampler(environ)
@@ -78,7 +78,7 @@ def start(exporters: tuple[str, ...], environ: Mapping[str, str] | None = None) 
         if name == "console":
             sinks.append(span_export.console_sink)
         else:
-            send, close = span_export.otlp_sink(_resource(), INSTRUMENTATION)
+            send, close = span_export.otlp_sink(_resource(), INSTRUMENTATION, environ)
             sinks.append(send)
             closers.append(close)
     paced = span_export.pacing(environ)
@@ -89,24 +89,25 @@ def start(exporters: tuple[str, ...], environ: Mapping[str, str] | None = None) 
 
 
 def prepare(exporters: tuple[str, ...]) -> None:
-    """Import the recorder, the resource's and the exporters' modules now, starting nothing: in gunicorn's
+    """Import the recorder's, the resource's and the sender's modules now, starting nothing: in gunicorn's
     master, before the fork, so that every worker shares them and none pays the imports at its start."""
     from opentelemetry.sdk.resources import Resource  # noqa: F401
 
-    from registry import span_export  # noqa: F401
-
-    if "otlp" in exporters:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: F401
+    from registry import otlp_http, span_export  # noqa: F401
 
 
-def unsupported(environ: Mapping[str, str]) -> str | None:
-    """Why the sampler, the propagators or the pacing ``environ`` names cannot be used here; None when they can."""
+def unsupported(environ: Mapping[str, str], exporters: tuple[str, ...] = ()) -> str | None:
+    """Why the sampler, the propagators, the pacing or (for ``otlp``) the collector's settings that ``environ``
+    names cannot be used here; None when they can."""
+    from registry.otlp_http import Sender
     from registry.span_export import pacing
 
     try:
         _sampler(environ)
         pacing(environ)
-    except ValueError as exc:
+        if "otlp" in exporters:
+            Sender(environ)
+    except (ValueError, OSError) as exc:
         return str(exc)
     named = [part.strip().lower() for part in environ.get("OTEL_PROPAGATORS", "").split(",") if part.strip()]
     others = [name for name in named if name not in PROPAGATORS]
