@@ -150,15 +150,12 @@ class _Span:
     __slots__ = ("name", "trace_id", "span_id", "parent_id", "remote", "sampled", "flags", "state", "kind", "start",
                  "end", "attributes", "error")
 
-    def __init__(self, name: str, trace_id: int, parent_id: int, sampled: bool, *, kind: int = INTERNAL,
-                 start: int | None = None, attributes: dict | None = None, remote: bool = False, flags: int = 1,
-                 state: str = ""):
+    def __init__(self, name: str, trace_id: int, parent_id: int, sampled: bool, kind: int, start: int,
+                 attributes: dict, remote: bool = False, flags: int = 1, state: str = ""):
+        # positional, and no work beyond the assignments: a prediction makes five of these
         self.name, self.trace_id, self.span_id, self.parent_id = name, trace_id, getrandbits(64) or 1, parent_id
-        self.sampled, self.flags, self.remote, self.kind, self.state = sampled, flags, remote, kind, state
-        self.start = time_ns() if start is None else start
-        self.end = 0
-        self.attributes = {} if attributes is None else attributes
-        self.error: str | None = None
+        self.sampled, self.kind, self.start, self.attributes = sampled, kind, start, attributes
+        self.remote, self.flags, self.state, self.end, self.error = remote, flags, state, 0, None
 
     def is_recording(self) -> bool:
         """Whether the span is sampled (its attributes are sent)."""
@@ -234,13 +231,13 @@ def serve(name: str, *, carrier: object, getter: Getter, attributes: Mapping[str
     if caller is None:
         trace_id = getrandbits(128) or 1
         sampled = (trace_id & _ID_BITS) < _root_bound
-        opened = _Span(name, trace_id, 0, sampled, kind=SERVER, start=start_ns, attributes=dict(attributes),
-                       flags=int(sampled))
+        opened = _Span(name, trace_id, 0, sampled, SERVER, start_ns or time_ns(), dict(attributes), False,
+                       int(sampled))
     else:
         trace_id, parent_id, flags = caller
         sampled = bool(flags & 1) if _parent_based else (trace_id & _ID_BITS) < _root_bound
-        opened = _Span(name, trace_id, parent_id, sampled, kind=SERVER, start=start_ns, attributes=dict(attributes),
-                       remote=True, flags=(flags & ~1) | sampled, state=_tracestate(getter.get(carrier, "tracestate")))
+        opened = _Span(name, trace_id, parent_id, sampled, SERVER, start_ns or time_ns(), dict(attributes), True,
+                       (flags & ~1) | sampled, _tracestate(getter.get(carrier, "tracestate")))
     return Served(opened, _current.set(opened))
 
 
@@ -278,7 +275,7 @@ def span(name: str) -> nullcontext | _Span:
     parent = _current.get()
     if parent is None or not parent.sampled:
         return _OFF
-    return _Span(name, parent.trace_id, parent.span_id, True)
+    return _Span(name, parent.trace_id, parent.span_id, True, INTERNAL, time_ns(), {})
 
 
 def current():
@@ -318,7 +315,7 @@ def record(name: str, *, parent: Parent | None, start_ns: int, end_ns: int,
     """A finished span of work done after its request (a shadow run), the child of the ``parent`` captured then."""
     if _recorder is None or parent is None or not parent.sampled:
         return
-    found = _Span(name, parent.trace_id, parent.span_id, True, start=start_ns, attributes=dict(attributes))
+    found = _Span(name, parent.trace_id, parent.span_id, True, INTERNAL, start_ns, dict(attributes))
     if failed:
         found.error = ""
     found.end_at(end_ns)
