@@ -43,7 +43,8 @@ def main() -> None:
            "options": {**vars(args), "baseline": str(args.baseline)}, "machine": report.machine_facts(),
            "commits": {label: commit_of(path) for label, path in checkouts.items()}}
     with tempfile.TemporaryDirectory(prefix="bench-tracing-cpu-") as tmp, OtlpReceiver(keep=False) as receiver:
-        children = {f"{label} {mode}": _child(path, Path(tmp) / f"{label}-{mode}", receiver.endpoint if mode == "on" else None)
+        children = {f"{label} {mode}": _child(path, Path(tmp) / f"{label}-{mode}",
+                                              receiver.endpoint if mode == "on" else None)
                     for label, path in checkouts.items() for mode in ("off", "on")}
         try:
             samples = {name: [] for name in children}

@@ -171,7 +171,8 @@ class OtlpEncoder:
 
     def __init__(self, resource: Mapping[str, object], scope: str):
         self._blocks: dict[tuple, tuple[tuple, bytes]] = {}
-        # ResourceSpans.resource (1) = Resource { attributes (1) }; ScopeSpans.scope (1) = InstrumentationScope { name (1) }
+        # ResourceSpans.resource (1) = Resource { attributes (1) };
+        # ScopeSpans.scope (1) = InstrumentationScope { name (1) }
         self._resource = _field(1, b"".join(_key_value(1, key, value) for key, value in resource.items()))
         self._scope = _field(1, _field(1, scope.encode()))
 
@@ -223,7 +224,8 @@ _IDS = struct.Struct(">2sQQ2sQ")  # trace_id (1), span_id (2): bytes, big-endian
 _IDS_PARENT = struct.Struct(">2sQQ2sQ2sQ")  # and parent_span_id (4)
 _TIMES = struct.Struct("<BQBQ")  # start (7) and end (8), fixed64
 # flags (16), fixed32 (its tag takes two bytes): a local parent's, and a remote one's
-_FLAGS = {False: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE), True: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)}
+_FLAGS = {False: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE),
+          True: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)}
 
 
 def _key_value(number: int, key: str, value: object) -> bytes:

@@ -47,7 +47,8 @@ PROPAGATORS = ("tracecontext", "baggage", "none")  # OTEL_PROPAGATORS' values ac
 INTERNAL, SERVER = 1, 2  # OTLP's SpanKind
 
 _OFF = nullcontext(INVALID_SPAN)
-_TRACEPARENT = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$")
+# The SDK propagator's pattern, matched whole (its ``$`` let a value end in a line feed)
+_TRACEPARENT = re.compile(r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)")
 _TRACEPARENT_MAX = 512
 _TRACESTATE_MAX = 512
 _ID_BITS = 2**64 - 1
@@ -243,11 +244,11 @@ def serve(name: str, *, carrier: object, getter: Getter, attributes: Mapping[str
 
 def parse_traceparent(values: list[str] | None) -> tuple[int, int, int] | None:
     """The trace id, span id and flags of a W3C ``traceparent`` header (the first of ``values``), parsed as the
-    SDK's propagator parses it; None for anything else (too long, malformed, all-zero ids, version ``ff``,
-    version ``00`` with more fields)."""
+    SDK's propagator parses it (a line feed aside); None for anything else (too long, malformed, all-zero
+    ids, version ``ff``, version ``00`` with more fields)."""
     if not values or len(values[0]) > _TRACEPARENT_MAX:
         return None
-    found = _TRACEPARENT.search(values[0])
+    found = _TRACEPARENT.fullmatch(values[0])
     if found is None:
         return None
     version, trace_hex, span_hex, flags, rest = found.groups()
