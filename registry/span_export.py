@@ -193,7 +193,8 @@ class OtlpEncoder:
             else:
                 head = ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW, b"\x12\x08", span.span_id)
             tail = block[1] if not span.state and span.error is None else block[1] + _rare(span)
-            append(b"\x12" + _varint(len(head) + _TIMES.size + len(tail)))  # ScopeSpans.spans (2)
+            size = len(head) + _TIMES.size + len(tail)  # ScopeSpans.spans (2): a child's fits a one-byte length
+            append(_SPAN_TAGS[size] if size < 128 else b"\x12" + _varint(size))
             append(head)
             append(times(0x39, span.start, 0x41, span.end))  # start (7) and end (8), fixed64
             append(tail)
@@ -220,6 +221,7 @@ def _rare(span: Finished) -> bytes:
 
 
 _LOW = 2**64 - 1
+_SPAN_TAGS = [bytes((0x12, size)) for size in range(128)]
 _IDS = struct.Struct(">2sQQ2sQ")  # trace_id (1), span_id (2): bytes, big-endian
 _IDS_PARENT = struct.Struct(">2sQQ2sQ2sQ")  # and parent_span_id (4)
 _TIMES = struct.Struct("<BQBQ")  # start (7) and end (8), fixed64
