@@ -23,8 +23,6 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 DEFAULTS = {"OTEL_BSP_MAX_QUEUE_SIZE": 2048, "OTEL_BSP_SCHEDULE_DELAY": 5000, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 512}
-SERVER = 2  # Span.SpanKind SPAN_KIND_SERVER
-ERROR = 2  # Status.StatusCode STATUS_CODE_ERROR
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # Span.flags: whether the parent's remoteness is known, and is it
 _CACHED_BLOCKS = 4096  # encoded names and attributes kept (a route's steps, each model's requests)
 
@@ -98,9 +96,12 @@ class Recorder:
         return done.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Send what is queued (within ``timeout`` seconds), then end the thread and close the sinks."""
+        """Send what is queued (within ``timeout`` seconds), then end the thread and close the sinks (closers may
+        run twice: at once when the sends outlast ``timeout``, which cuts short a collector's retries)."""
         self._stopping = True
-        self.flush(timeout)
+        if not self.flush(timeout):
+            for close in self._closers:
+                close()
         self._thread.join(timeout)
         for close in self._closers:
             close()
