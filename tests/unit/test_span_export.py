@@ -241,3 +241,19 @@ def test_on_with_the_console_a_request_writes_its_spans_as_json_lines(capsys):
     assert (by_name["predict"]["status"], by_name["predict"]["error"]) == ("ERROR", "KeyError")
     assert (by_name["shadow"]["start_time_unix_nano"], by_name["shadow"]["end_time_unix_nano"]) == (1, 2)
     assert not tracing.enabled() and tracing.trace_id() is None
+
+
+def test_a_stop_whose_send_outlasts_its_timeout_closes_the_sinks_which_cuts_the_send_short():
+    released, taken = threading.Event(), threading.Event()
+
+    def stuck(batch):  # a collector's retries, until the sender is stopped
+        taken.set()
+        released.wait(30)
+
+    recorder = Recorder([stuck], queue_size=10, delay_ms=60_000, batch_size=1, closers=[released.set])
+    recorder.add("a span")
+    assert taken.wait(10)
+
+    recorder.stop(0.2)
+
+    assert released.is_set() and not recorder._thread.is_alive()
