@@ -255,5 +255,6 @@ def test_a_stop_whose_send_outlasts_its_timeout_closes_the_sinks_which_cuts_the_
     assert taken.wait(10)
 
     recorder.stop(0.2)
+    recorder._thread.join(10)  # well before the 30 s the send would take without the closer
 
     assert released.is_set() and not recorder._thread.is_alive()
