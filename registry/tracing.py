@@ -47,7 +47,7 @@ PROPAGATORS = ("tracecontext", "baggage", "none")  # OTEL_PROPAGATORS' values ac
 INTERNAL, SERVER = 1, 2  # OTLP's SpanKind
 
 _OFF = nullcontext(INVALID_SPAN)
-# The SDK propagator's pattern, matched whole (its ``$`` let a value end in a line feed)
+# The SDK propagator's pattern, matched whole (its ``$`` lets a value end in a line feed)
 _TRACEPARENT = re.compile(r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)")
 _TRACEPARENT_MAX = 512
 _TRACESTATE_MAX = 512
