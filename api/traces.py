@@ -7,7 +7,9 @@ span named by its route (``POST /models/{name}/{ref}/predict``), the child of th
 sent a ``traceparent``, and answers with the ``traceparent`` of that span. The data plane's steps are
 its children. Off, nothing here runs.
 """
+import os
 import re
+from collections.abc import Mapping
 
 from flask import Flask, Response, request
 from opentelemetry.propagators.textmap import Getter
@@ -19,6 +21,7 @@ from registry import tracing
 TRACED_ENDPOINTS = frozenset({"predict.predict_ref", "predict.predict_default", "v2.infer", "v2.infer_version"})
 _ENVIRON_KEY = "registry.trace"
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_ROUTES: dict[str, str] = {}  # a URL rule's route (``/models/{name}/{ref}/predict``), by the rule: a few
 
 
 class EnvironGetter(Getter[dict]):
@@ -44,7 +47,7 @@ def init_app(app: Flask) -> None:
     exporters = app.config["TRACES_EXPORTERS"]
     if not exporters:
         return
-    refused = refusal(exporters, app.config["TRACES_OTLP_PROTOCOL"])
+    refused = refusal(exporters, app.config["TRACES_OTLP_PROTOCOL"], os.environ)
     if refused:
         raise SystemExit(refused)
     tracing.prepare(exporters)
@@ -54,8 +57,9 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_closed)
 
 
-def refusal(exporters: tuple[str, ...], protocol: str) -> str | None:
-    """Why this service cannot send spans as configured (an exporter or an OTLP protocol it lacks); None when it can."""
+def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why this service cannot send spans as configured (an exporter, an OTLP protocol, a sampler or a propagator
+    it lacks, or the batch settings of ``environ`` out of range); None when it can."""
     unknown = [name for name in exporters if name not in tracing.EXPORTERS]
     if unknown:
         return (f"OTEL_TRACES_EXPORTER={','.join(exporters)}: {', '.join(unknown)} is not available here; use "
@@ -63,7 +67,7 @@ def refusal(exporters: tuple[str, ...], protocol: str) -> str | None:
     if "otlp" in exporters and protocol != "http/protobuf":
         return (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP only; set http/protobuf "
                 "(a collector's port 4318)")
-    return None
+    return tracing.unsupported({} if environ is None else environ, exporters)
 
 
 def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:
@@ -71,7 +75,10 @@ def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Serv
     (``/models/<name>/<ref>/predict``); :data:`registry.tracing.UNTRACED` when tracing is off."""
     if not tracing.enabled():
         return tracing.UNTRACED
-    method, route = environ["REQUEST_METHOD"], _PLACEHOLDER.sub(r"{\1}", rule)
+    method = environ["REQUEST_METHOD"]
+    route = _ROUTES.get(rule)
+    if route is None:  # once per rule: a regular expression's substitution costs as much as the span
+        route = _ROUTES[rule] = _PLACEHOLDER.sub(r"{\1}", rule)
     attributes = {"http.request.method": method, "http.route": route, "url.path": environ.get("PATH_INFO", ""),
                   "url.scheme": environ.get("wsgi.url_scheme", "http")}
     return tracing.serve(f"{method} {route}", carrier=environ, getter=ENVIRON, attributes=attributes,

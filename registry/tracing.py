@@ -1,12 +1,21 @@
-"""Traces of the data plane (OpenTelemetry): off unless configured, and then sent from each worker.
+"""Traces of the data plane (OpenTelemetry's OTLP): off unless configured, and then sent from each worker.
 
 Off (the default) every span asked for is one shared no-op: a module global read and a ``nullcontext``
-handed back, nothing imported beyond the API's types. On, :func:`start` builds this process's tracer
-(in each worker after the fork: the SDK's export thread belongs to the process that sends) with the
-SDK's own reading of the standard variables: the OTLP endpoint, headers, timeout and compression
-(``OTEL_EXPORTER_OTLP_*``), the sampler (``OTEL_TRACES_SAMPLER``, ``OTEL_TRACES_SAMPLER_ARG``; parent-based,
-always on, by default), the batch processor's pacing (``OTEL_BSP_*``) and the resource
-(``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``; the service is ``model-registry`` unless named).
+handed back. On, :func:`start` builds this process's recorder (in each worker after the fork: its
+export thread belongs to the process that sends, :mod:`registry.span_export`), which sends spans as
+OTLP over HTTP (:mod:`registry.otlp_http`: the endpoint, headers, timeout, compression and certificates
+of ``OTEL_EXPORTER_OTLP_*``); the resource is the SDK's reading of ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES`` (the service is ``model-registry`` unless named).
+
+The spans themselves are this module's, not the SDK's: a span is a small object with random ids, its
+times and a dict of attributes, queued when it ends; the SDK's cost more CPU than the single-row
+prediction they describe (locks, attribute checks, processor hooks, context objects, then its protobuf
+messages and its ``requests`` session; docs/operations.md, "Traces", has the figures). What they do: W3C trace context in and out (``traceparent``
+parsed as strictly as the SDK's propagator, ``tracestate`` kept by the API's parser), the standard
+samplers (``OTEL_TRACES_SAMPLER``: ``always_on``, ``always_off``, ``traceidratio`` and their
+``parentbased_`` forms, ``parentbased_always_on`` by default; ``OTEL_TRACES_SAMPLER_ARG``), the batch
+processor's pacing (``OTEL_BSP_*``). What they do not: events, links, baggage, other propagators or
+samplers (a start with one is refused by :func:`unsupported`).
 
 A request's server span is opened by its edge (:func:`serve`) and is the current span of the request's
 thread while the data plane answers; the data plane's steps are its children (:func:`span`), and runs
@@ -15,100 +24,197 @@ after the answer (shadows) name it as their parent explicitly (:func:`capture`, 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from random import getrandbits
+from time import time_ns
+from typing import TYPE_CHECKING, NamedTuple
 
-from opentelemetry import context, trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import INVALID_SPAN
 
 if TYPE_CHECKING:
     from opentelemetry.propagators.textmap import Getter
-    from opentelemetry.sdk.trace import TracerProvider
+
+    from registry.span_export import Recorder
 
 SERVICE_NAME = "model-registry"
 INSTRUMENTATION = "registry"
 EXPORTERS = ("otlp", "console")  # OTEL_TRACES_EXPORTER's values this service can send to
+SAMPLERS = ("always_on", "always_off", "traceidratio")  # each also parentbased_
+PROPAGATORS = ("tracecontext", "baggage", "none")  # OTEL_PROPAGATORS' values accepted (baggage is not read)
+INTERNAL, SERVER = 1, 2  # OTLP's SpanKind
 
 _OFF = nullcontext(INVALID_SPAN)
-_tracer: trace.Tracer | None = None  # None: tracing is off in this process
-_provider: TracerProvider | None = None
-_pid: int | None = None  # the process that started them
+# The SDK propagator's pattern, matched whole (its ``$`` lets a value end in a line feed)
+_TRACEPARENT = re.compile(r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)")
+_TRACEPARENT_MAX = 512
+_TRACESTATE_MAX = 512
+_ID_BITS = 2**64 - 1
+
+_recorder: Recorder | None = None  # None: tracing is off in this process
+_pid: int | None = None  # the process that started it
+_current: ContextVar[_Span | None] = ContextVar("registry.tracing.current", default=None)
+_parent_based = True
+_root_bound = 2**64  # a root (or non-parent-based) trace is sampled when its id's low 64 bits are below it
 
 
-def start(exporters: tuple[str, ...]) -> None:
+def start(exporters: tuple[str, ...], environ: Mapping[str, str] | None = None) -> None:
     """Send this process's spans to ``exporters`` (``otlp``: OTLP over HTTP; ``console``: standard output),
-    through one batch processor each; the SDK reads every other setting from the ``OTEL_*`` variables.
-    Once per process: a second app of the process shares the first one's tracer."""
-    global _tracer, _provider, _pid
+    paced and sampled as the ``OTEL_*`` variables of ``environ`` (the process's) say. Once per process:
+    a second app of the process shares the first one's recorder."""
+    global _recorder, _pid, _parent_based, _root_bound
     if _pid == os.getpid():
         return
-    from opentelemetry.sdk.resources import SERVICE_NAME as SERVICE_NAME_KEY
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from registry import span_export
 
-    resource = Resource.create()
-    if str(resource.attributes.get(SERVICE_NAME_KEY, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME_KEY: SERVICE_NAME}))
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # stop() flushes, in the worker's exit
+    environ = os.environ if environ is None else environ
+    refused = unsupported(environ, exporters)
+    if refused:
+        raise ValueError(refused)
+    _parent_based, _root_bound = _sampler(environ)
+    sinks, closers = [], []
     for name in exporters:
-        provider.add_span_processor(BatchSpanProcessor(_exporter_class(name)()))
-    _provider, _tracer, _pid = provider, provider.get_tracer(INSTRUMENTATION), os.getpid()
+        if name == "console":
+            sinks.append(span_export.console_sink)
+        else:
+            send, close = span_export.otlp_sink(_resource(), INSTRUMENTATION, environ)
+            sinks.append(send)
+            closers.append(close)
+    paced = span_export.pacing(environ)
+    _recorder = span_export.Recorder(sinks, closers=closers, queue_size=paced["OTEL_BSP_MAX_QUEUE_SIZE"],
+                                     delay_ms=paced["OTEL_BSP_SCHEDULE_DELAY"],
+                                     batch_size=paced["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"])
+    _pid = os.getpid()
 
 
 def prepare(exporters: tuple[str, ...]) -> None:
-    """Import the SDK, the propagators and the exporters' modules now, starting nothing: in gunicorn's master,
-    before the fork, so that every worker shares them and none pays the imports at its start."""
-    from opentelemetry import propagate  # noqa: F401  (imported for its side: the propagators are read)
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: F401
+    """Import the recorder's, the resource's and the sender's modules now, starting nothing: in gunicorn's
+    master, before the fork, so that every worker shares them and none pays the imports at its start."""
+    from opentelemetry.sdk.resources import Resource  # noqa: F401
 
-    for name in exporters:
-        _exporter_class(name)
+    from registry import otlp_http, span_export  # noqa: F401
+
+
+def unsupported(environ: Mapping[str, str], exporters: tuple[str, ...] = ()) -> str | None:
+    """Why the sampler, the propagators, the pacing or (for ``otlp``) the collector's settings that ``environ``
+    names cannot be used here; None when they can."""
+    from registry.otlp_http import Sender
+    from registry.span_export import pacing
+
+    try:
+        _sampler(environ)
+        pacing(environ)
+        if "otlp" in exporters:
+            Sender(environ)
+    except (ValueError, OSError) as exc:
+        return str(exc)
+    named = [part.strip().lower() for part in environ.get("OTEL_PROPAGATORS", "").split(",") if part.strip()]
+    others = [name for name in named if name not in PROPAGATORS]
+    if others:
+        return (f"OTEL_PROPAGATORS={environ['OTEL_PROPAGATORS']}: {', '.join(others)} is not available here; "
+                "traces propagate as W3C trace context (tracecontext)")
+    return None
 
 
 def stop(timeout_seconds: float = 5.0) -> None:
     """Send what is waiting (within ``timeout_seconds``) and stop this process's tracing."""
-    global _tracer, _provider, _pid
-    provider, _provider, _tracer, _pid = _provider, None, None, None
-    if provider is not None:
-        provider.force_flush(int(timeout_seconds * 1000))
-        provider.shutdown()
+    global _recorder, _pid
+    recorder, _recorder, _pid = _recorder, None, None
+    if recorder is not None:
+        recorder.stop(timeout_seconds)
+
+
+def flush(timeout_seconds: float = 30.0) -> bool:
+    """Send every span ended so far; whether that was done within ``timeout_seconds`` (true when off)."""
+    recorder = _recorder
+    return True if recorder is None else recorder.flush(timeout_seconds)
+
+
+def dropped() -> int:
+    """How many spans this process dropped because its queue was full (``OTEL_BSP_MAX_QUEUE_SIZE``)."""
+    recorder = _recorder
+    return 0 if recorder is None else recorder.dropped
 
 
 def enabled() -> bool:
     """Whether this process sends spans."""
-    return _tracer is not None
+    return _recorder is not None
 
 
-@dataclass(frozen=True)
+class _Span:
+    """One span: ids, times, attributes; sent when it ends if sampled. A child's ``with`` block ends it, marked
+    an error by an exception that leaves it (by the exception's class name only: its message may quote
+    the inputs)."""
+
+    __slots__ = ("name", "trace_id", "span_id", "parent_id", "remote", "sampled", "flags", "state", "kind", "start",
+                 "end", "attributes", "error")
+
+    def __init__(self, name: str, trace_id: int, parent_id: int, sampled: bool, kind: int, start: int,
+                 attributes: dict, remote: bool = False, flags: int = 1, state: str = ""):
+        # positional, and no work beyond the assignments: a prediction makes five of these
+        self.name, self.trace_id, self.span_id, self.parent_id = name, trace_id, getrandbits(64) or 1, parent_id
+        self.sampled, self.kind, self.start, self.attributes = sampled, kind, start, attributes
+        self.remote, self.flags, self.state, self.end, self.error = remote, flags, state, 0, None
+
+    def is_recording(self) -> bool:
+        """Whether the span is sampled (its attributes are sent)."""
+        return self.sampled
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Set one attribute (a string, boolean, integer or float)."""
+        self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Set several attributes."""
+        self.attributes.update(attributes)
+
+    def end_at(self, end_ns: int | None = None) -> None:
+        """End the span (now, or at ``end_ns``) and queue it to be sent when sampled."""
+        self.end = time_ns() if end_ns is None else end_ns
+        recorder = _recorder
+        if self.sampled and recorder is not None:
+            recorder.add(self)
+
+    def __enter__(self) -> _Span:
+        return self
+
+    def __exit__(self, kind, error, _traceback) -> None:
+        if error is not None:
+            self.error = kind.__name__
+        self.end_at()
+
+
 class Served:
     """A request's server span, current in the request's thread until :meth:`finish`."""
 
-    span: Span
-    token: object = None
+    __slots__ = ("span", "token")
+
+    def __init__(self, span, token=None):
+        self.span, self.token = span, token
 
     def finish(self, status: int | None) -> None:
         """End the span with the HTTP ``status`` answered (a 5xx marks it an error); no longer current."""
         if self.token is None:
             return
-        context.detach(self.token)
+        _current.reset(self.token)
+        self.token = None
+        span = self.span
         if status is not None:
-            self.span.set_attribute("http.response.status_code", status)
+            span.attributes["http.response.status_code"] = status
             if status >= 500:
-                self.span.set_status(StatusCode.ERROR)
-        self.span.end()
+                span.error = ""
+        span.end_at()
 
     def headers(self) -> dict[str, str]:
-        """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off. Written as
-        the SDK's trace-context propagator writes them, without its per-call context lookups."""
-        if self.token is None:
+        """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off."""
+        span = self.span
+        if span is INVALID_SPAN:
             return {}
-        found = self.span.get_span_context()
-        headers = {"traceparent": f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"}
-        if found.trace_state:
-            headers["tracestate"] = found.trace_state.to_header()
+        headers = {"traceparent": f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.flags:02x}"}
+        if span.state:
+            headers["tracestate"] = span.state
         return headers
 
 
@@ -118,92 +224,133 @@ UNTRACED = Served(INVALID_SPAN)
 def serve(name: str, *, carrier: object, getter: Getter, attributes: Mapping[str, object],
           start_ns: int | None = None) -> Served:
     """Open the server span of a request, current in this thread until it is finished: a child of the caller's
-    span when ``carrier`` holds a W3C ``traceparent`` (read with ``getter`` by the propagators
-    ``OTEL_PROPAGATORS`` names); :data:`UNTRACED` when tracing is off."""
-    tracer = _tracer
-    if tracer is None:
+    span when ``carrier`` holds a valid W3C ``traceparent`` (read with ``getter``; anything else starts a
+    trace of its own); :data:`UNTRACED` when tracing is off."""
+    if _recorder is None:
         return UNTRACED
-    from opentelemetry import propagate
+    caller = parse_traceparent(getter.get(carrier, "traceparent"))
+    if caller is None:
+        trace_id = getrandbits(128) or 1
+        sampled = (trace_id & _ID_BITS) < _root_bound
+        opened = _Span(name, trace_id, 0, sampled, SERVER, start_ns or time_ns(), dict(attributes), False,
+                       int(sampled))
+    else:
+        trace_id, parent_id, flags = caller
+        sampled = bool(flags & 1) if _parent_based else (trace_id & _ID_BITS) < _root_bound
+        opened = _Span(name, trace_id, parent_id, sampled, SERVER, start_ns or time_ns(), dict(attributes), True,
+                       (flags & ~1) | sampled, _tracestate(getter.get(carrier, "tracestate")))
+    return Served(opened, _current.set(opened))
 
-    parent = propagate.extract(carrier, getter=getter)
-    opened = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_ns)
-    return Served(opened, context.attach(trace.set_span_in_context(opened, parent)))
+
+def parse_traceparent(values: list[str] | None) -> tuple[int, int, int] | None:
+    """The trace id, span id and flags of a W3C ``traceparent`` header (the first of ``values``), parsed as the
+    SDK's propagator parses it (a line feed aside); None for anything else (too long, malformed, all-zero
+    ids, version ``ff``, version ``00`` with more fields)."""
+    if not values or len(values[0]) > _TRACEPARENT_MAX:
+        return None
+    found = _TRACEPARENT.fullmatch(values[0])
+    if found is None:
+        return None
+    version, trace_hex, span_hex, flags, rest = found.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, int(flags, 16)
 
 
-def span(name: str) -> nullcontext | _Child:
+def _tracestate(values: list[str] | None) -> str:
+    """The caller's ``tracestate``, as the API's parser keeps it ("" when absent, too long or invalid)."""
+    if not values or sum(map(len, values)) + len(values) - 1 > _TRACESTATE_MAX:
+        return ""
+    from opentelemetry.trace.span import TraceState
+
+    return TraceState.from_header(values).to_header()
+
+
+def span(name: str) -> nullcontext | _Span:
     """A child of the current span for the block (``parse``, ``resolve``, ``predict``…), ended when it ends and
-    marked an error by an exception that leaves it; the shared no-op when tracing is off or nothing is traced."""
-    tracer = _tracer
-    if tracer is None:
+    marked an error by an exception that leaves it; the shared no-op when tracing is off or nothing is traced.
+    Not made current: the steps of a request have no children."""
+    parent = _current.get()
+    if parent is None or not parent.sampled:
         return _OFF
-    parent = trace.get_current_span()
-    if not parent.is_recording():
-        return _OFF
-    return _Child(tracer.start_span(name))
+    return _Span(name, parent.trace_id, parent.span_id, True, INTERNAL, time_ns(), {})
 
 
-def current() -> Span:
+def current():
     """The span current in this thread: the request's server span while the data plane answers it (the
     no-op span when tracing is off or nothing is traced)."""
-    return INVALID_SPAN if _tracer is None else trace.get_current_span()
+    found = _current.get()
+    return INVALID_SPAN if found is None else found
 
 
 def trace_id() -> str | None:
     """The current trace's id (32 hex digits), None when tracing is off or the thread traces nothing."""
-    if _tracer is None:
-        return None
-    found = trace.get_current_span().get_span_context()
-    return trace.format_trace_id(found.trace_id) if found.is_valid else None
+    found = _current.get()
+    return None if found is None else f"{found.trace_id:032x}"
 
 
-def capture() -> SpanContext | None:
-    """The current span's context, for work done later in another thread (:func:`record`); None when off."""
-    if _tracer is None:
-        return None
-    found = trace.get_current_span().get_span_context()
-    return found if found.is_valid else None
+class Parent(NamedTuple):
+    """A span captured for work done later in another thread: what its children need of it."""
+
+    trace_id: int
+    span_id: int
+    sampled: bool
 
 
-def id_of(parent: SpanContext | None) -> str | None:
-    """The trace id (32 hex digits) of a captured context."""
-    return None if parent is None else trace.format_trace_id(parent.trace_id)
+def capture() -> Parent | None:
+    """The current span, for work done later in another thread (:func:`record`); None when off or untraced."""
+    found = _current.get()
+    return None if found is None else Parent(found.trace_id, found.span_id, found.sampled)
 
 
-def record(name: str, *, parent: SpanContext | None, start_ns: int, end_ns: int,
+def id_of(parent: Parent | None) -> str | None:
+    """The trace id (32 hex digits) of a captured span."""
+    return None if parent is None else f"{parent.trace_id:032x}"
+
+
+def record(name: str, *, parent: Parent | None, start_ns: int, end_ns: int,
            attributes: Mapping[str, object], failed: bool = False) -> None:
     """A finished span of work done after its request (a shadow run), the child of the ``parent`` captured then."""
-    tracer = _tracer
-    if tracer is None or parent is None or not parent.trace_flags.sampled:
+    if _recorder is None or parent is None or not parent.sampled:
         return
-    found = tracer.start_span(name, context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
-                              attributes=attributes, start_time=start_ns)
+    found = _Span(name, parent.trace_id, parent.span_id, True, INTERNAL, start_ns, dict(attributes))
     if failed:
-        found.set_status(StatusCode.ERROR)
-    found.end(end_time=end_ns)
+        found.error = ""
+    found.end_at(end_ns)
 
 
-class _Child:
-    """A child span for a ``with`` block: not made current (the steps of a request have no children)."""
+def _sampler(environ: Mapping[str, str]) -> tuple[bool, int]:
+    """Whether the sampler ``OTEL_TRACES_SAMPLER`` names follows a caller's decision, and the bound below which a
+    trace id's low 64 bits are sampled otherwise (as the SDK's ``TraceIdRatioBased``); ValueError for a
+    sampler or ratio not available here."""
+    named = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    parent_based = named.startswith("parentbased_")
+    root = named.removeprefix("parentbased_")
+    if root not in SAMPLERS:
+        raise ValueError(f"OTEL_TRACES_SAMPLER={named}: not available here; use {', '.join(SAMPLERS)} or their "
+                         "parentbased_ forms")
+    if root != "traceidratio":
+        return parent_based, 2**64 if root == "always_on" else 0
+    given = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        ratio = float(given) if given else 1.0
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={given}: a ratio between 0 and 1 is needed")
+    return parent_based, round(ratio * 2**64)
 
-    __slots__ = ("span",)
 
-    def __init__(self, child: Span):
-        self.span = child
+def _resource() -> dict[str, object]:
+    """The resource's attributes, as the SDK reads them (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
+    its own), with this service's name when none is given."""
+    from opentelemetry.sdk.resources import SERVICE_NAME as SERVICE_NAME_KEY
+    from opentelemetry.sdk.resources import Resource
 
-    def __enter__(self) -> Span:
-        return self.span
-
-    def __exit__(self, kind, error, _traceback) -> None:
-        if error is not None:
-            self.span.set_status(StatusCode.ERROR, kind.__name__)  # never its message: it may quote the inputs
-        self.span.end()
-
-
-def _exporter_class(name: str) -> type:
-    if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME_KEY, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME_KEY: SERVICE_NAME}))
+    return dict(resource.attributes)

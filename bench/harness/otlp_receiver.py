@@ -29,6 +29,7 @@ class ReceivedSpan:
     status_code: int
     start_ns: int
     end_ns: int
+    trace_state: str = ""
 
 
 class OtlpReceiver:
@@ -117,7 +118,7 @@ def _span(span, resource: dict) -> ReceivedSpan:
         name=span.name, trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
         parent_span_id=span.parent_span_id.hex(), kind=span.kind, attributes=_attributes(span.attributes),
         resource=resource, status_code=span.status.code, start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
+        end_ns=span.end_time_unix_nano, trace_state=span.trace_state,
     )
 
 

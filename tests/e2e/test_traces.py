@@ -199,3 +199,42 @@ def test_a_caller_that_does_not_sample_gets_its_trace_answered_and_nothing_sent(
     # (both workers send every 100 ms).
     spans_of(receiver, sampled_trace, f"POST {PREDICT_ROUTE}")
     assert not [span for span in receiver.spans() if span.trace_id == trace_id]
+
+
+@pytest.mark.parametrize("hostile", [
+    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",  # upper-case hex
+    "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # all-zero trace id
+    "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # the forbidden version
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-" + "a" * 600,  # version 00 with more, and too long
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\xe9",  # a non-ASCII flag
+    "00-4bf92f3577b34da6a3ce929d0e0e4736",
+])
+def test_a_hostile_traceparent_is_ignored_and_the_request_starts_a_trace_of_its_own(traced, hostile):
+    live, receiver = traced
+
+    response = requests.post(f"{live.url}/models/{NAME}/1/predict", json={"instances": [PROBE_ROW]},
+                             headers={"traceparent": hostile, "tracestate": "=,=" * 200}, timeout=30)
+
+    assert response.status_code == 200
+    _, trace_id, span_id, flags = response.headers["traceparent"].split("-")
+    assert trace_id not in hostile.lower() and int(flags, 16) & 1 and "tracestate" not in response.headers
+    root = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}")[f"POST {PREDICT_ROUTE}"]
+    assert (root.span_id, root.parent_span_id) == (span_id, "")
+
+
+def test_a_callers_tracestate_is_answered_back_and_sent_with_the_span_and_a_malformed_one_is_dropped(traced):
+    live, receiver = traced
+    trace_id, parent_id, headers = caller()
+    other_trace, other_parent, other_headers = caller()
+
+    kept = requests.post(f"{live.url}/models/{NAME}/1/predict", json={"instances": [PROBE_ROW]},
+                         headers={**headers, "tracestate": "vendor=opaque,other=2"}, timeout=30)
+    dropped = requests.post(f"{live.url}/models/{NAME}/1/predict", json={"instances": [PROBE_ROW]},
+                            headers={**other_headers, "tracestate": "not a list member!"}, timeout=30)
+
+    assert kept.headers["tracestate"] == "vendor=opaque,other=2"
+    root = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}")[f"POST {PREDICT_ROUTE}"]
+    assert (root.parent_span_id, root.trace_state) == (parent_id, "vendor=opaque,other=2")
+    assert dropped.status_code == 200 and "tracestate" not in dropped.headers
+    other = spans_of(receiver, other_trace, f"POST {PREDICT_ROUTE}")[f"POST {PREDICT_ROUTE}"]
+    assert (other.parent_span_id, other.trace_state) == (other_parent, "")

@@ -1,0 +1,261 @@
+"""Sending a process's finished spans: a bounded queue that request threads append to, and one export thread
+that encodes what it holds as OTLP protobuf and sends it (or writes it to standard output).
+
+The queue and pacing are the batch span processor's (``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BSP_SCHEDULE_DELAY``,
+``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, with its defaults): a span that finds the queue full is dropped and counted,
+never waited for; the thread sends every ``OTEL_BSP_SCHEDULE_DELAY`` ms, or as soon as a batch is full.
+The protobuf is written here directly (:class:`OtlpEncoder`, the fields of ``ExportTraceServiceRequest``
+this service fills), because the generated messages cost several µs a span, which on a 0.3 ms prediction
+is what the goal allows for all of tracing; a span's name and attributes are kept encoded once made, since
+a route's repeat. The sending is :mod:`registry.otlp_http`'s.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"OTEL_BSP_MAX_QUEUE_SIZE": 2048, "OTEL_BSP_SCHEDULE_DELAY": 5000, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 512}
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200  # Span.flags: whether the parent's remoteness is known, and is it
+_CACHED_BLOCKS = 4096  # encoded names and attributes kept (a route's steps, each model's requests)
+
+
+class Finished(Protocol):
+    """What the recorder reads of a finished span (:class:`registry.tracing._Span`)."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    parent_id: int
+    remote: bool
+    kind: int
+    state: str
+    start: int
+    end: int
+    attributes: dict
+    error: str | None
+
+
+def pacing(environ: Mapping[str, str]) -> dict[str, int]:
+    """The queue's size, the delay between sends (ms) and a batch's size, read as the SDK reads them;
+    ValueError naming the variable that is not a positive whole number."""
+    found = {}
+    for name, default in DEFAULTS.items():
+        value = environ.get(name, "").strip()
+        try:
+            found[name] = int(value) if value else default
+        except ValueError:
+            found[name] = 0
+        if found[name] <= 0:
+            raise ValueError(f"{name}={value}: a positive whole number is needed")
+    if found["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] > found["OTEL_BSP_MAX_QUEUE_SIZE"]:
+        raise ValueError("OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE")
+    return found
+
+
+class Recorder:
+    """The bounded queue of finished spans and the thread that sends them to each sink (a callable taking a batch)."""
+
+    def __init__(self, sinks: Sequence[Callable[[list], None]], *, queue_size: int, delay_ms: int, batch_size: int,
+                 closers: Sequence[Callable[[], None]] = ()):
+        self._sinks, self._closers = tuple(sinks), tuple(closers)
+        self._queue: deque = deque()
+        self._queue_size, self._batch_size, self._delay = queue_size, batch_size, delay_ms / 1000
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[threading.Event] = []
+        self._stopping = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
+        self._thread.start()
+
+    def add(self, span: Finished) -> None:
+        """Queue a finished span for the next send; dropped (and counted) when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self._queue_size:
+            with self._lock:
+                self.dropped += 1
+            return
+        queue.append(span)
+        if len(queue) == self._batch_size:
+            self._wake.set()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Send every span queued before the call; whether that was done within ``timeout`` seconds."""
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append(done)
+        self._wake.set()
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Send what is queued (within ``timeout`` seconds), then end the thread and close the sinks (closers may
+        run twice: at once when the sends outlast ``timeout``, which cuts short a collector's retries)."""
+        self._stopping = True
+        if not self.flush(timeout):
+            for close in self._closers:
+                close()
+        self._thread.join(timeout)
+        for close in self._closers:
+            close()
+
+    def _run(self) -> None:
+        reported = 0
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            with self._lock:
+                waiters, self._waiters = self._waiters, []
+            self._send(len(self._queue))
+            for waiter in waiters:
+                waiter.set()
+            if self.dropped != reported:  # once per send at most, however many were dropped
+                log.warning("%d spans dropped so far: the queue was full (OTEL_BSP_MAX_QUEUE_SIZE=%d)",
+                            self.dropped, self._queue_size)
+                reported = self.dropped
+            if self._stopping and waiters:
+                return
+
+    def _send(self, pending: int) -> None:
+        """Send the first ``pending`` spans of the queue (those queued by now), a batch at a time."""
+        queue = self._queue
+        while pending > 0:
+            batch = [queue.popleft() for _ in range(min(pending, self._batch_size))]
+            pending -= len(batch)
+            for sink in self._sinks:
+                try:
+                    sink(batch)
+                except Exception:  # a sink's failure loses its batch, never the thread
+                    log.exception("sending %d spans failed", len(batch))
+
+
+def otlp_sink(resource: Mapping[str, object], scope: str,
+              environ: Mapping[str, str]) -> tuple[Callable[[list], None], Callable[[], None]]:
+    """A sink that sends a batch as one OTLP/HTTP protobuf request to the collector ``environ`` names
+    (:mod:`registry.otlp_http`), and its closer; a batch the collector did not take is logged and dropped."""
+    from registry.otlp_http import Sender
+
+    sender, encoder = Sender(environ), OtlpEncoder(resource, scope)
+
+    def send(batch: list) -> None:
+        try:
+            sender.send(encoder.encode(batch))
+        except OSError as exc:
+            log.warning("%d spans not sent: %s", len(batch), exc)
+
+    return send, sender.stop
+
+
+def console_sink(batch: list) -> None:
+    """Write each span of ``batch`` to standard output as one line of JSON."""
+    lines = [json.dumps({
+        "name": span.name, "trace_id": f"{span.trace_id:032x}", "span_id": f"{span.span_id:016x}",
+        "parent_id": f"{span.parent_id:016x}" if span.parent_id else None, "kind": span.kind,
+        "start_time_unix_nano": span.start, "end_time_unix_nano": span.end, "attributes": span.attributes,
+        "status": "ERROR" if span.error is not None else "UNSET", **({"error": span.error} if span.error else {}),
+    }, default=str) for span in batch]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+class OtlpEncoder:
+    """Spans as the bytes of one ``ExportTraceServiceRequest`` (opentelemetry-proto's trace.proto field numbers):
+    one resource, one instrumentation scope, and per span its ids, trace state, name, kind, times,
+    attributes (strings, booleans, integers, floats; anything else as its ``str``), error status and flags."""
+
+    def __init__(self, resource: Mapping[str, object], scope: str):
+        self._blocks: dict[tuple, tuple[tuple, bytes]] = {}
+        # ResourceSpans.resource (1) = Resource { attributes (1) };
+        # ScopeSpans.scope (1) = InstrumentationScope { name (1) }
+        self._resource = _field(1, b"".join(_key_value(1, key, value) for key, value in resource.items()))
+        self._scope = _field(1, _field(1, scope.encode()))
+
+    def encode(self, spans: Sequence[Finished]) -> bytes:
+        """The request's bytes for ``spans``. One loop, its names local: this runs for every span sent."""
+        parts = [self._scope]
+        append, blocks, ids, ids_parent, times = parts.append, self._blocks, _IDS.pack, _IDS_PARENT.pack, _TIMES.pack
+        for span in spans:
+            attributes, trace_id = span.attributes, span.trace_id
+            key = (span.name, span.kind, span.remote, *attributes.items())
+            kinds = tuple(map(type, attributes.values()))  # 1 and True are equal keys, and encoded apart
+            block = blocks.get(key)
+            if block is None or block[0] != kinds:
+                block = self._block(key, kinds, span)
+            if span.parent_id:
+                head = ids_parent(b"\x0a\x10", trace_id >> 64, trace_id & _LOW, b"\x12\x08", span.span_id, b"\x22\x08",
+                                  span.parent_id)
+            else:
+                head = ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW, b"\x12\x08", span.span_id)
+            tail = block[1] if not span.state and span.error is None else block[1] + _rare(span)
+            size = len(head) + _TIMES.size + len(tail)  # ScopeSpans.spans (2): a child's fits a one-byte length
+            append(_SPAN_TAGS[size] if size < 128 else b"\x12" + _varint(size))
+            append(head)
+            append(times(0x39, span.start, 0x41, span.end))  # start (7) and end (8), fixed64
+            append(tail)
+        scope_spans = _field(2, b"".join(parts))  # ResourceSpans.scope_spans (2)
+        return _field(1, self._resource + scope_spans)  # ExportTraceServiceRequest.resource_spans (1)
+
+    def _block(self, key: tuple, kinds: tuple, span: Finished) -> tuple[tuple, bytes]:
+        """What a span shares with others of its name and attributes: name (5), kind (6), flags (16), attributes
+        (9); kept for the next (a route's spans repeat)."""
+        if len(self._blocks) >= _CACHED_BLOCKS:
+            self._blocks.clear()
+        encoded = b"".join((_field(5, span.name.encode()), b"\x30", _varint(span.kind), _FLAGS[span.remote],
+                            *(_key_value(9, name, value) for name, value in span.attributes.items())))
+        self._blocks[key] = (kinds, encoded)
+        return kinds, encoded
+
+
+def _rare(span: Finished) -> bytes:
+    """A span's trace state (3) and error status (15: Status { message (2), code (3) }), when it has them."""
+    state = _field(3, span.state.encode()) if span.state else b""
+    if span.error is None:
+        return state
+    return state + _field(15, (_field(2, span.error.encode()) if span.error else b"") + b"\x18\x02")
+
+
+_LOW = 2**64 - 1
+_SPAN_TAGS = [bytes((0x12, size)) for size in range(128)]
+_IDS = struct.Struct(">2sQQ2sQ")  # trace_id (1), span_id (2): bytes, big-endian
+_IDS_PARENT = struct.Struct(">2sQQ2sQ2sQ")  # and parent_span_id (4)
+_TIMES = struct.Struct("<BQBQ")  # start (7) and end (8), fixed64
+# flags (16), fixed32 (its tag takes two bytes): a local parent's, and a remote one's
+_FLAGS = {False: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE),
+          True: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)}
+
+
+def _key_value(number: int, key: str, value: object) -> bytes:
+    """Field ``number`` holding KeyValue { key (1), value (2): AnyValue }."""
+    if isinstance(value, bool):
+        encoded = b"\x10" + (b"\x01" if value else b"\x00")  # bool_value (2)
+    elif isinstance(value, int) and -2**63 <= value < 2**63:
+        encoded = b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int_value (3), two's complement
+    elif isinstance(value, float):
+        encoded = b"\x21" + struct.pack("<d", value)  # double_value (4)
+    else:
+        encoded = _field(1, str(value).encode())  # string_value (1)
+    return _field(number, _field(1, key.encode()) + _field(2, encoded))
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (bytes, string or message)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
