@@ -140,12 +140,18 @@ DAMAGES = ["child past the nodes", "negative child", "child back to its node", "
            "root past the nodes", "output past the model's"]
 
 
+def _model_with_a_split(rng) -> dict:
+    """A small random XGBoost-like model with at least one split node (so that its records can be damaged)."""
+    while True:
+        model = random_model(rng, n_trees=5, n_features=3, n_outputs=1, max_depth=5, float32_sums=True)
+        if (model["nodes"]["child"][:, 0] != np.arange(len(model["nodes"]))).any():
+            return model
+
+
 @pytest.mark.parametrize("what", DAMAGES)
 def test_records_damaged_before_the_copy_is_made_raise_nodes_damaged(what):
     rng = np.random.default_rng(2)
-    model = random_model(rng, n_trees=5, n_features=3, n_outputs=1, max_depth=5, float32_sums=True)
-    while not (model["nodes"]["child"][:, 0] != np.arange(len(model["nodes"]))).any():
-        model = random_model(rng, n_trees=5, n_features=3, n_outputs=1, max_depth=5, float32_sums=True)
+    model = _model_with_a_split(rng)
     walker = BoostedWalker(**model)
     damage(what, model)
     with pytest.raises(NodesDamaged, match="the node records changed since they were checked"):
@@ -155,9 +161,7 @@ def test_records_damaged_before_the_copy_is_made_raise_nodes_damaged(what):
 @pytest.mark.parametrize("what", DAMAGES)
 def test_records_damaged_after_the_copy_is_made_leave_its_answers_as_they_were(what):
     rng = np.random.default_rng(3)
-    model = random_model(rng, n_trees=5, n_features=3, n_outputs=1, max_depth=5, float32_sums=True)
-    while not (model["nodes"]["child"][:, 0] != np.arange(len(model["nodes"]))).any():
-        model = random_model(rng, n_trees=5, n_features=3, n_outputs=1, max_depth=5, float32_sums=True)
+    model = _model_with_a_split(rng)
     walker = BoostedWalker(**model)
     rows = awkward_rows(rng, model, 100)
     before = walker.output(rows)
