@@ -24,6 +24,7 @@ def test_the_alias_page_shows_the_policy_and_each_open_request_with_what_it_lack
     assert f'data-request="{opened.get_json()["id"]}"' in page and "better r2" in page
     assert 'data-missing="card"' in page and 'data-missing="approvals"' in page
     assert 'data-evidence="card"' in page and "intended use: —" in page
+    assert "<dd>model card: intended_use</dd>" in page  # the evidence listed without a trailing separator
     assert 'data-protected="production"' in client.get("/ui/models/housing").get_data(as_text=True)
     history = client.get("/ui/models/housing/history").get_data(as_text=True)
     assert "policy set" in history and "request open" in history
@@ -57,3 +58,13 @@ def test_a_promote_from_the_dashboard_meets_the_policy_as_the_apis_does(client, 
     assert response.status_code == 409
     assert "approvals missing" in response.get_data(as_text=True)
     assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
+def test_the_policy_lists_every_kind_of_evidence_it_asks_for(client, admin, housing):
+    policy = {"approvals": 0, "require": {"evaluation": {"dataset": "holdout", "metric": "r2", "margin": 0.01},
+                                          "card": ["intended_use", "limitations"], "compatible_signature": True,
+                                          "rollout": True}}
+    assert client.put(POLICY, json=policy, headers=admin).status_code == 200, client.get(POLICY).get_json()
+    page = " ".join(client.get("/ui/models/housing/aliases/production").get_data(as_text=True).split())
+    assert ("<dd>evaluation on holdout: r2 at least 0.01 better than the served version; model card: intended_use, "
+            "limitations; a compatible signature; a rollout plan walked to its end</dd>") in page
