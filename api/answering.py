@@ -11,7 +11,7 @@ from flask import Response
 
 from api import domain, errors
 from registry.serving.admission import Deadline
-from registry.serving.data_plane import Call, Failure
+from registry.serving.data_plane import Call, DataPlane, Failure
 from registry.serving.inputs import PredictionInput
 from registry.serving.running import Prediction
 
@@ -38,13 +38,14 @@ class Answered:
 
 def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
            render: Callable[[Prediction], Rendered], deadline: Deadline | None = None,
-           status_of: Callable[[Exception], int] = errors.status_of) -> Answered | Failure:
+           status_of: Callable[[Exception], int] = errors.status_of, plane: DataPlane | None = None) -> Answered | Failure:
     """Predict ``given`` with ``name``/``ref`` and answer with what ``render`` makes of it, or the
     :class:`Failure` the data plane met (already counted, under the status ``status_of`` says the edge
     answers it with, and logged under ``request_id``).
 
-    ``headers`` are the request's (a rollout's sticky key may be among them); ``deadline`` the caller's."""
-    outcome = domain.data_plane().predict(Call(name, ref, request_id, deadline), given, headers=headers,
+    ``headers`` are the request's (a rollout's sticky key may be among them); ``deadline`` the caller's;
+    ``plane`` the data plane to ask (default: the current app's)."""
+    outcome = (plane or domain.data_plane()).predict(Call(name, ref, request_id, deadline), given, headers=headers,
                                           status_of=status_of)
     if isinstance(outcome, Failure):
         return outcome
@@ -53,10 +54,11 @@ def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str,
 
 
 def refusal(name: str, ref: str, *, request_id: str, deadline: Deadline | None,
-            status_of: Callable[[Exception], int] = errors.status_of) -> Failure | None:
+            status_of: Callable[[Exception], int] = errors.status_of, plane: DataPlane | None = None) -> Failure | None:
     """The refusal a prediction of ``name``/``ref`` meets before its body is read (its deadline passed, or
-    its model or the worker is full: ``registry.serving.admission``), counted; None when it may go on."""
-    return domain.data_plane().refusal(Call(name, ref, request_id, deadline), status_of=status_of)
+    its model or the worker is full: ``registry.serving.admission``), counted; None when it may go on.
+    ``plane`` is the data plane to ask (default: the current app's)."""
+    return (plane or domain.data_plane()).refusal(Call(name, ref, request_id, deadline), status_of=status_of)
 
 
 def respond(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,

@@ -27,14 +27,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import deadlines, lifecycle, request_ids, security_headers, traces
+from api import deadlines, domain, lifecycle, request_ids, security_headers, traces
 from api.answering import answer, refusal
 from api.content import parse_body
 from api.errors import ProblemError, problem_response
 from api.views.predict import body_explain, body_flag, render
 from registry.errors import InvalidInput
 from registry.names import DEFAULT_ALIAS
-from registry.serving.data_plane import Failure
+from registry.serving.data_plane import DataPlane, Failure
 from registry.serving.inputs import JsonInput
 
 ENDPOINTS = {"predict.predict_ref", "predict.predict_default"}
@@ -101,37 +101,39 @@ class FastPredict:
         if len(data) != length:  # the client stopped sending
             return self.flask_wsgi(environ, start_response)
         # Read, not parsed: a refusal under a flood costs no parsing, and the connection stays usable (a
-        # server closes one whose body it did not read, and the client may lose the answer). One app
-        # context for the whole answer: each costs a push and a pop with their signals and teardowns.
-        with self.app.app_context():
-            refused = refusal(name, ref, request_id=request_id, deadline=deadline)
-            if refused is not None:
-                return self._failed(environ, start_response, refused, sent)
-            max_rows = self.app.config["MAX_BATCH_ROWS"]
-            try:
-                body = parse_body(data, max_rows)
-                given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
-            except (ProblemError, InvalidInput):
-                given = None
-            if given is not None:
-                return self._answered(environ, start_response, name, ref, rule, given, request_id, deadline, sent,
-                                      started_ns)
-        return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
+        # server closes one whose body it did not read, and the client may lose the answer). No app context:
+        # nothing on the way to an answer reads one (a load on a miss pushes its own), and each costs a push and
+        # a pop with their signals and teardowns; a failure is rendered inside one (``_failed``).
+        plane = self._plane()
+        refused = refusal(name, ref, request_id=request_id, deadline=deadline, plane=plane)
+        if refused is not None:
+            return self._failed(environ, start_response, refused, sent)
+        max_rows = self.app.config["MAX_BATCH_ROWS"]
+        try:
+            body = parse_body(data, max_rows)
+            given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
+        except (ProblemError, InvalidInput):
+            return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
+        return self._answered(environ, start_response, plane, name, ref, rule, given, request_id, deadline, sent,
+                              started_ns)
 
-    def _answered(self, environ: dict, start_response: Callable, name: str, ref: str, rule: str, given: JsonInput,
-                  request_id: str, deadline, sent: tuple, started_ns: int) -> Iterable[bytes]:
-        """The data plane's answer to ``given``, or its failure, sent (inside the app's context)."""
+    def _plane(self) -> DataPlane:
+        """The app's data plane (made by ``create_app``, before any request)."""
+        return self.app.extensions[domain.EXTENSION].data_plane
+
+    def _answered(self, environ: dict, start_response: Callable, plane: DataPlane, name: str, ref: str, rule: str,
+                  given: JsonInput, request_id: str, deadline, sent: tuple, started_ns: int) -> Iterable[bytes]:
+        """The data plane's answer to ``given``, or its failure, sent."""
         lifecycle.of(self.app).start()
         served = traces.begin(environ, rule, started_ns)
         status = 500
         try:
             answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
-                              render=render, deadline=deadline)
+                              render=render, deadline=deadline, plane=plane)
             if isinstance(answered, Failure):
-                response = problem_response(answered.error)
-                response.headers.extend([*sent, *served.headers().items()])
-                status = response.status_code
-                return response(environ, start_response)
+                response = self._failed(environ, start_response, answered, (*sent, *served.headers().items()))
+                status = answered.status
+                return response
             status = 200
         finally:
             served.finish(status)
@@ -144,11 +146,10 @@ class FastPredict:
             return [answered.body]
         return ClosingIterator([answered.body], answered.after)
 
-    @staticmethod
-    def _failed(environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
-        """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``
-        (inside the app's context)."""
-        response = problem_response(failure.error)
+    def _failed(self, environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
+        """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``."""
+        with self.app.app_context():
+            response = problem_response(failure.error)
         response.headers.extend(sent)
         return response(environ, start_response)
 

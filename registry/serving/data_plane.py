@@ -147,12 +147,18 @@ class DataPlane:
 class PrometheusCounts:
     """``registry_predictions_total`` and the predict latency, and the routed families of a rollout."""
 
+    def __init__(self):
+        self._latency: dict[str, object] = {}  # model -> its child of PREDICT_LATENCY (labels() locks and checks)
+
     def answered(self, call: Call, answer: Answer) -> None:
         """Count a successful answer under its version (its time under its model), and under its route
         when a rollout routed it."""
         result, version = answer.prediction, str(answer.prediction.version)
         series(PREDICTIONS, model=call.name, version=version, status="200").inc()
-        PREDICT_LATENCY.labels(call.name).observe(answer.seconds)
+        latency = self._latency.get(call.name)
+        if latency is None:
+            latency = self._latency.setdefault(call.name, PREDICT_LATENCY.labels(call.name))
+        latency.observe(answer.seconds)
         if result.rollout_id is not None:
             routed = {"model": call.name, "alias": call.ref, "route": result.route, "version": version}
             series(ROUTED_PREDICTIONS, **routed, status="200").inc()

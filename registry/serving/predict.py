@@ -33,7 +33,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     tally = (route.rollout_id, route.role, route.servable.version)
     started = time.perf_counter()
     try:
-        result = _answer(runtime, route.servable, request)
+        result = _answer(runtime, route.servable, request, route.role)
     except Exception as exc:
         exc.served_by = (route.servable.version, route.role, route.rollout_id)
         if route.rollout_id is not None and caller_fault(exc):
@@ -49,7 +49,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
         if route.role is not None:  # an alias answer: kept a few seconds for a rollout this process learns of late
             runtime.figures.answered_unrouted((name, ref), route.servable.version,
                                               seconds=time.perf_counter() - started, ok=True)
-        return replace(result, route=route.role)
+        return result
     weighed = runtime.figures.answered(tally, time.perf_counter() - started, ok=True, rows=len(result.predictions),
                                        unit=route.unit, epoch=route.epoch)
     jobs = []
@@ -58,7 +58,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     if route.mirror is not None and weighed:  # the primary answers the canary's rows too: the agreement gate
         jobs.append(ShadowJob(route.rollout_id, ref, route.mirror, request, result.predictions, role=CANARY,
                               arm_version=route.servable.version, max_rows=MIRRORED_ROWS))
-    return replace(result, route=route.role, rollout_id=route.rollout_id, shadows=tuple(jobs), weighed=weighed)
+    return replace(result, rollout_id=route.rollout_id, shadows=tuple(jobs), weighed=weighed)
 
 
 def caller_fault(exc: BaseException) -> bool:
@@ -79,7 +79,7 @@ def after_answer(runtime: Runtime, prediction: Prediction) -> None:
         runtime.shadows.offer(job)
 
 
-def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput) -> Prediction:
+def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput, route: str | None) -> Prediction:
     return_proba = request.wants_probabilities(servable)
     if return_proba and servable.task != "classification":
         raise InvalidInput(
@@ -99,4 +99,4 @@ def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput)
             "without explain"
         )
     reference = runtime.explain_reference(servable) if asked is not None and takes_reference(servable) else None
-    return run_model(servable, rows, return_proba, explained=asked, reference=reference)
+    return run_model(servable, rows, return_proba, explained=asked, reference=reference, route=route)

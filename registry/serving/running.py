@@ -44,11 +44,11 @@ class Prediction:
 
 
 def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: ExplainAsk | None = None,
-              reference: np.ndarray | None = None, arrays: bool = False) -> Prediction:
+              reference: np.ndarray | None = None, arrays: bool = False, route: str | None = None) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model, and explain each
     row when ``explained`` asks (``registry.serving.explanations``; a linear model against ``reference``
     when given); with ``arrays`` the predictions and probabilities stay the model's NumPy arrays (a batch
-    job's columns), else lists."""
+    job's columns), else lists. ``route`` is the answer's route (None: a pinned version)."""
     estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
         import pandas as pd  # loaded already: a model that takes named columns was unpickled with it
@@ -82,6 +82,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
         predictions if arrays else predictions.tolist(),
         probabilities if arrays or probabilities is None else probabilities.tolist(),
         classes,
+        route,
         rows=rows,
         explanations=explanations,
         servable=servable,
