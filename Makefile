@@ -48,22 +48,24 @@ run: $(BIN)/.installed-run instance/admin_token
 ## A pass runs in two steps: every test outside tests/e2e on both cores (pytest-xdist, a file per worker at
 ## a time), then the end-to-end tests one at a time (their gunicorns need both cores).
 ON_BOTH_CORES = -n 2 --dist loadfile --ignore=tests/e2e
+## The end-to-end step lists its slowest tests: where the suite's budget goes (docs/testing.md).
+END_TO_END = tests/e2e --durations=25
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
 test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers oidc-provider
 	$(BIN)/python -m pytest $(ON_BOTH_CORES)
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest $(END_TO_END)
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
-	TEST_DATABASE=postgresql $(BIN)/python -m pytest tests/e2e
+	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
 
 test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers oidc-provider
 	$(BIN)/python -m pytest $(ON_BOTH_CORES)
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest $(END_TO_END)
 
 test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium oidc-provider
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
-	TEST_DATABASE=postgresql $(BIN)/python -m pytest tests/e2e
+	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
 test-postgresql-fallback: $(BIN)/.installed postgresql-binaries

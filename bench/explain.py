@@ -4,13 +4,14 @@ the predict route's requests per second with ``"explain": true`` beside it witho
 logistic`` the same for a logistic regression (linear SHAP beside shap's LinearExplainer), where what is
 left of an explanation's cost is the route's Python, not arithmetic.
 
-    .venv/bin/python -m bench.explain [--model forest|logistic] [--against OTHER/tree_walk.so]
+    .venv/bin/python -m bench.explain [--model forest|logistic] [--against OTHER/tree_walk.so] [--features N]
 
 Prints the p50 (and p90 and min) of each in-process explanation over ``--repeats`` calls (goal: ≤ 5 ms p50), and
 the explain route's rps ÷ the predict route's (single row, alias route, c=8, goal ≥ 0.5); writes them to
 bench/results/. With ``--against`` a library built from other source (another commit's ``tree_shap.c``) explains
-the same forest's rows in the same run, turn about with this one: its CPU time per row beside ours. Figures only;
-nothing passes or fails.
+the same forest's rows in the same run, turn about with this one: its CPU time per row beside ours. With
+``--features`` the data has that many columns (``make_classification``, half of them informative) instead of the
+registry's bench data's 8: wider paths take rules of more points. Figures only; nothing passes or fails.
 """
 import argparse
 import json
@@ -22,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -44,10 +46,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", choices=("forest", "logistic"), default="forest")
     parser.add_argument("--against", help="another build of tree_walk.so to time beside this one")
+    parser.add_argument("--features", type=int, help="columns of the data (default: the bench data's)")
     args = parser.parse_args()
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
-    X, y = models.training_data()
+    X, y = models.training_data() if args.features is None else make_classification(
+        n_samples=models.TRAINING_ROWS, n_features=args.features, n_informative=args.features // 2, random_state=0)
     if args.model == "forest":
         model = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0).fit(X, y)
         run["in_process"] = in_process(model, X, args.repeats)

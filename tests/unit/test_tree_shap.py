@@ -222,7 +222,8 @@ def test_a_deep_tree_equals_the_brute_force_shapley_values():
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("n_features", [12, 24, 48])  # rules of 8, 16 and 20 points (past 16: any number)
+# Rules of 6, 8, 12 and 16 points (each compiled walk but 4 points, which 8 columns or fewer take) and of 20 (any number)
+@pytest.mark.parametrize("n_features", [12, 16, 24, 32, 48])
 def test_deep_trees_over_many_columns_equal_shap_and_add_up(n_features):
     model, form, x = _deep_tree(n_features, seed=n_features)
     base, values = form.explain(x)

@@ -252,9 +252,10 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
     return WALKED;
 }
 
-/* The walk for rules of 4, 8 and 16 points (paths of up to 8, 16 and 32 distinct columns: a rule of more
-   points than a path needs is as exact) and of any other number, each for trees of one output, of two
-   (a binary classifier's probabilities) and of any other number: constants unroll the loops. */
+/* The walk for rules of 4, 6, 8, 12 and 16 points (paths of up to 8, 12, 16, 24 and 32 distinct columns: a
+   rule of more points than a path needs is as exact, and costs its points' work) and of any other number,
+   each for trees of one output, of two (a binary classifier's probabilities) and of any other number:
+   constants unroll the loops. */
 #define VISIT(name, pairs, width)                                                                           \
     static int name(walk_t *w, uint64_t at, const int64_t child[2], int64_t level, pair_t *sums) {          \
         return visit_with(w, at, child, level, sums, pairs, width, name);                                   \
@@ -262,9 +263,15 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
 VISIT(visit_4_1, 2, 1)
 VISIT(visit_4_2, 2, 2)
 VISIT(visit_4_any, 2, w->value_width)
+VISIT(visit_6_1, 3, 1)
+VISIT(visit_6_2, 3, 2)
+VISIT(visit_6_any, 3, w->value_width)
 VISIT(visit_8_1, 4, 1)
 VISIT(visit_8_2, 4, 2)
 VISIT(visit_8_any, 4, w->value_width)
+VISIT(visit_12_1, 6, 1)
+VISIT(visit_12_2, 6, 2)
+VISIT(visit_12_any, 6, w->value_width)
 VISIT(visit_16_1, 8, 1)
 VISIT(visit_16_2, 8, 2)
 VISIT(visit_16_any, 8, w->value_width)
@@ -272,14 +279,20 @@ VISIT(visit_any_1, w->q / 2, 1)
 VISIT(visit_any_2, w->q / 2, 2)
 VISIT(visit_any_any, w->q / 2, w->value_width)
 
-/* The rule's number of points (even) for paths of up to `distinct` columns, and the walk that uses it. */
+/* The rule's number of points (even) for paths of up to `distinct` columns, and the walk that uses it: the
+   fewest of the compiled rules that is exact (a depth-10 tree takes 6 points, not 8), else any number. */
 static int64_t points_for(int64_t distinct, int64_t value_width, visit_t *visit) {
-    static const visit_t walks[4][3] = {{visit_4_1, visit_4_2, visit_4_any}, {visit_8_1, visit_8_2, visit_8_any},
+    static const int64_t compiled[] = {4, 6, 8, 12, 16};
+    static const visit_t walks[6][3] = {{visit_4_1, visit_4_2, visit_4_any}, {visit_6_1, visit_6_2, visit_6_any},
+                                        {visit_8_1, visit_8_2, visit_8_any}, {visit_12_1, visit_12_2, visit_12_any},
                                         {visit_16_1, visit_16_2, visit_16_any},
                                         {visit_any_1, visit_any_2, visit_any_any}};
-    const int64_t needed = (distinct + 1) / 2, rule = needed <= 4 ? 0 : needed <= 8 ? 1 : needed <= 16 ? 2 : 3;
+    const int64_t needed = (distinct + 1) / 2;
+    int64_t rule = 0;
+    while (rule < 5 && compiled[rule] < needed)
+        rule++;
     *visit = walks[rule][value_width < 3 ? value_width - 1 : 2];
-    return rule < 3 ? 4 << rule : needed + needed % 2;
+    return rule < 5 ? compiled[rule] : needed + needed % 2;
 }
 
 /*
