@@ -148,7 +148,7 @@ def over_http(model, X: np.ndarray, args) -> dict:
             bodies[name].write_text(json.dumps({"instances": np.round(X[:1], 6).tolist(), **extra}))
         registry = servers.start_registry(root / "registry")
         try:
-            version = models.register(registry, args.model, model)
+            version = models.register(registry, args.model, model, X)
             move(registry, "promote", args.model, version)
             url = f"{registry.url}/models/{args.model}/production/predict"
             for _ in range(args.rounds):
@@ -169,8 +169,9 @@ def describe(run: dict) -> str:
     predict_rps, explain_rps = statistics.median(route["predict"]), statistics.median(route["explain"])
     o = run["options"]
     forest = o.get("model", "forest") == "forest"
-    what = (f"a 100-tree, depth-10 random forest ({local['nodes']:,} nodes, 8 features)" if forest
-            else "a logistic regression (8 features)")
+    features = o.get("features") or models.FEATURES
+    what = (f"a 100-tree, depth-10 random forest ({local['nodes']:,} nodes, {features} features)" if forest
+            else f"a logistic regression ({features} features)")
     ours, theirs = ("compiled TreeSHAP", "shap.TreeExplainer") if forest else ("linear SHAP", "shap.LinearExplainer")
     return "\n".join([
         f"# Explanations, {run['started_at']}", "",

@@ -73,16 +73,18 @@ def xgboost_file(seed: int = 0) -> bytes | None:
     return bytes(booster.save_raw("json"))
 
 
-def register(live, name: str, estimator) -> int:
-    """Upload ``estimator`` with an input example to the live registry; its version number."""
+def register(live, name: str, estimator, example: np.ndarray | None = None) -> int:
+    """Upload ``estimator`` with an input example (``example``'s first rows, else the bench data's) to the live
+    registry; its version number."""
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
-    return register_file(live, name, "model.joblib", buffer.getvalue())
+    return register_file(live, name, "model.joblib", buffer.getvalue(), example)
 
 
-def register_file(live, name: str, filename: str, content: bytes) -> int:
-    """Upload the artifact file ``content`` with an input example to the live registry; its version number."""
-    X, _ = training_data()
+def register_file(live, name: str, filename: str, content: bytes, example: np.ndarray | None = None) -> int:
+    """Upload the artifact file ``content`` with an input example (``example``'s first rows, else the bench
+    data's) to the live registry; its version number."""
+    X = training_data()[0] if example is None else example
     metadata = {"input_example": np.round(X[:EXAMPLE_ROWS], 6).tolist(), "description": "bench"}
     response = requests.post(
         f"{live.url}/models/{name}/versions",
