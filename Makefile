@@ -10,7 +10,7 @@ CONTAINERS_CONF := /etc/containers/containers.conf
 CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' '' '[engine]' 'runtime = "runc"'
 
 .PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
-	postgresql-binaries chromium wrk containers oidc-provider
+	postgresql-binaries chromium wrk containers oidc-provider test-prerequisites
 
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
 # requirements.txt, and the compiled tree walker built into registry/inference/native/), then what testing
@@ -53,19 +53,24 @@ END_TO_END = tests/e2e --durations=25
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
-test: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers oidc-provider
+test: test-prerequisites
 	$(BIN)/python -m pytest $(ON_BOTH_CORES)
 	$(BIN)/python -m pytest $(END_TO_END)
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
 
-test-sqlite: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium containers oidc-provider
+test-sqlite: test-prerequisites
 	$(BIN)/python -m pytest $(ON_BOTH_CORES)
 	$(BIN)/python -m pytest $(END_TO_END)
 
 test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium oidc-provider
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
+
+## What the tests need: the Debian packages one after the other (apt takes one lock), then the two virtualenvs
+## and the OpenID provider side by side (three installs that wait on the disk and the network as much as on a core).
+test-prerequisites: postgresql-binaries chromium containers
+	$(MAKE) -j3 $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed oidc-provider
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
 test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
