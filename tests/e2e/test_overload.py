@@ -69,7 +69,7 @@ def test_no_request_outlives_its_deadline_by_more_than_one_computation(outcome):
     # One computation as long as the flood made them (an admitted request runs to its end), and time on
     # the wire, in the client's own scheduling and before the worker notes the request's arrival (its main
     # loop waits for the GIL the flood's threads hold) on a shared machine: once, with a quarter of a second
-    # for that, a 200 came 0.07 s past it in a full run of the suite.
+    # for that, a 200 took 1.52 s in a full run of the suite, past that bound.
     computed = [reply for reply in outcome.hot_flood if reply.status == 200]
     slack = percentile(computed, 99) / 1000 + 0.5
     replies = [*outcome.hot_flood, *outcome.quiet_before, *outcome.quiet_flood, *outcome.quiet_after]
