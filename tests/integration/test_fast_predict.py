@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from flask import request
+from flask import appcontext_pushed, request
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from werkzeug.test import Client
@@ -134,6 +134,38 @@ def test_a_failed_prediction_is_answered_once_by_the_fast_path_counted_and_logge
     assert app.extensions["model_registry"].prediction_log.flush()
     items = client.get(f"/models/{name}/predictions?limit=100", headers=analyst).get_json()["items"]
     assert [(item["request_id"], item["status"]) for item in items] == [("wrong-width", 422)]
+
+
+@pytest.fixture
+def contexts_pushed(app):
+    """The app contexts the app pushed in the test's own thread from now on (the prediction log's writer
+    pushes its own in another thread)."""
+    pushed = []
+    here = threading.get_ident()
+
+    def noted(sender, **_):
+        if threading.get_ident() == here:
+            pushed.append(sender)
+
+    appcontext_pushed.connect(noted, app, weak=False)
+    yield pushed
+    appcontext_pushed.disconnect(noted, app)
+
+
+def test_an_answer_pushes_no_app_context_and_a_failure_one_to_render_its_problem(client, name, contexts_pushed):
+    for url in (f"/models/{name}/production/predict", f"/models/{name}/2/predict"):
+        assert client.post(url, json=ROW).status_code == 200  # v2 loads on this miss, in a context of its own
+    contexts_pushed.clear()
+    for url in (f"/models/{name}/production/predict", f"/models/{name}/2/predict", f"/models/{name}/predict"):
+        response = client.post(url, json=ROW)
+        assert response.status_code == 200, response.get_json()
+    assert contexts_pushed == []  # the fast path's answers need none: each push and pop costs a prediction's µs
+    assert_problem(client.post(f"/models/{name}/production/predict", json={"instances": [[1, 2]]}), 422,
+                   "expected 3 features")
+    assert len(contexts_pushed) == 1  # to render the problem
+    contexts_pushed.clear()
+    assert_problem(client.post(f"/models/{name}/9/predict", json=ROW), 404, "9")
+    assert len(contexts_pushed) == 2  # the database asked for version 9 (a miss), then the problem rendered
 
 
 def test_a_body_that_does_not_decode_is_refused_and_counts_nothing(client, name):
