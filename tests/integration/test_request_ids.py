@@ -21,7 +21,9 @@ def predict(client, headers=None, name="m", rows=(PROBE_ROW,)):
 
 
 def is_new_id(value: str) -> bool:
-    return str(uuid.UUID(value)) == value
+    """A server's id: a random UUID's text as ``uuid`` writes it (version 4, RFC 4122's variant)."""
+    made = uuid.UUID(value)
+    return str(made) == value and made.version == 4 and made.variant == uuid.RFC_4122
 
 
 @pytest.mark.parametrize("given", ["abc-123", "a", "trace.7f_ok:1", "x" * 128, "0-A.b_c:d"])

@@ -68,3 +68,12 @@ def test_the_policy_lists_every_kind_of_evidence_it_asks_for(client, admin, hous
     page = " ".join(client.get("/ui/models/housing/aliases/production").get_data(as_text=True).split())
     assert ("<dd>evaluation on holdout: r2 at least 0.01 better than the served version; model card: intended_use, "
             "limitations; a compatible signature; a rollout plan walked to its end</dd>") in page
+
+
+def test_a_policys_evidence_is_shown_as_text_never_as_markup(client, admin, housing):
+    policy = {"approvals": 0, "require": {"evaluation": {"dataset": "<script>alert(1)</script>", "metric": "r2",
+                                                         "margin": 0.01}}}
+    assert client.put(POLICY, json=policy, headers=admin).status_code == 200, client.get(POLICY).get_json()
+    page = client.get("/ui/models/housing/aliases/production").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "evaluation on &lt;script&gt;alert(1)&lt;/script&gt;: r2 at least 0.01" in " ".join(page.split())
