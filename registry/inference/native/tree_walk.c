@@ -33,7 +33,8 @@
  * A batch of a boosted model whose splits are all numeric and whose rows are float32 (XGBoost's,
  * GradientBoosting's) may walk instead a copy of its trees this library made in the caller's memory from
  * the records, checking each as it read it (tree_walk_compact_make, tree_walk_compact): the same answers,
- * summed in the same order, in fewer instructions a step.
+ * summed in the same order, in fewer instructions a step. A batch of a tree or forest may likewise walk a copy
+ * of its trees with each split's children side by side (tree_walk_forest_make, tree_walk_forest).
  */
 #include <math.h>
 #include <stdint.h>
@@ -50,7 +51,7 @@
 /* The caller found no categorical or ZERO_MISSING split and no LIGHTGBM_ROWS: walk_numeric does the walk. */
 #define NUMERIC_ONLY 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 9
+#define TREE_WALK_VERSION 10
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -580,6 +581,221 @@ int64_t tree_walk_compact(const compact_t *compact, const double *rows, int64_t 
         }
     }
     free(keys);
+    return WALKED;
+}
+
+/*
+ * A batch's walk of a tree or forest (node_t records, float32 rows) over a private copy of its trees, made
+ * and checked here from the records and never shared. Each tree is laid out breadth first, so that a
+ * split's two children sit side by side: the child where x <= threshold (or a NaN goes, as NAN_LEFT says) at
+ * `next`, the other at `next + 1`, after the split. A split compares keys as the boosted copy does (two keys a
+ * value: float32_key, with a NaN above every key for one and below for the other), so a step is
+ * `next + (key > bound)`: one load of the node, one of the row's key, no child read and nothing to check. A
+ * leaf is a node whose bound no key exceeds and whose next is itself.
+ *
+ * The rows of a block walk one tree together: every row still walking takes one step a round, and a row that
+ * reached its leaf leaves the round's list, so no row steps past its own leaf and the rounds' steps are
+ * independent of each other (many loads in flight). The block's rows then add their leaves' values in tree
+ * order, as tree_walk_output adds them: the same sums, in the same order.
+ */
+typedef struct {
+    uint32_t key;    /* the row's key read: the column, plus n_features where a NaN goes to `next` */
+    uint32_t bound;  /* go to `next` where that key <= bound, else to `next + 1`; UINT32_MAX at a leaf */
+    int32_t next;    /* a split's first child, after it; a leaf's own index */
+} forest_node_t;
+
+typedef struct {
+    int64_t n_trees, n_nodes, n_leaves, n_outputs, n_features, averaged;
+    int32_t *roots;          /* each tree's root among the nodes */
+    forest_node_t *nodes;
+    int32_t *leaf;           /* per node: a leaf's row among the leaves' values */
+    double *values;          /* [n_leaves][n_outputs] */
+} forest_t;
+
+/* Rows a forest copy's walk takes through each tree together: their keys and places stay in the core's cache. */
+#define FOREST_BLOCK 256
+
+/* Free a copy made by tree_walk_forest_make (NULL: nothing). */
+void tree_walk_forest_free(forest_t *forest) {
+    if (forest == NULL)
+        return;
+    free(forest->roots);
+    free(forest->nodes);
+    free(forest->leaf);
+    free(forest->values);
+    free(forest);
+}
+
+/*
+ * A private copy of a tree or forest (tree_walk_output's arguments for the records) for tree_walk_forest, made
+ * where its nodes and leaves' values take at most max_bytes; NULL with *status WALKED where they would take
+ * more, NO_MEMORY, or what is wrong with the records. Each record is read once and checked as it is read:
+ * every root and child inside the nodes, a split's children after it, a leaf's children both itself, every
+ * column below n_features. Records whose trees or splits share nodes (which scikit-learn never writes, and
+ * the walk of the records allows) get no copy where laying them out would take more nodes than the records
+ * hold: a tree is laid out once per path to it. The caller frees it with tree_walk_forest_free.
+ */
+forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int32_t *roots, int64_t n_trees,
+                                const double *value, int64_t n_outputs, int64_t averaged, int64_t n_features,
+                                int64_t max_bytes, int64_t *status) {
+    *status = WALKED;  /* no copy, and no error: the model is walked from its records */
+    if (n_trees <= 0 || n_nodes <= 0 || n_outputs <= 0 || n_features <= 0 || n_features > (int64_t)(UINT32_MAX / 4)
+        || n_nodes > INT32_MAX || n_outputs > max_bytes
+        || n_nodes > max_bytes / (int64_t)(sizeof(forest_node_t) + sizeof(int32_t) + sizeof(int32_t)))
+        return NULL;
+    *status = NO_MEMORY;
+    forest_t *forest = calloc(1, sizeof(forest_t));
+    int32_t *source = malloc(sizeof(int32_t) * (size_t)n_nodes);  /* the record each copied node was made from */
+    if (forest == NULL || source == NULL)
+        goto failed;
+    forest->n_trees = n_trees;
+    forest->n_outputs = n_outputs;
+    forest->n_features = n_features;
+    forest->averaged = averaged != 0;
+    forest->roots = malloc(sizeof(int32_t) * (size_t)n_trees);
+    forest->nodes = malloc(sizeof(forest_node_t) * (size_t)n_nodes);
+    forest->leaf = malloc(sizeof(int32_t) * (size_t)n_nodes);
+    if (forest->roots == NULL || forest->nodes == NULL || forest->leaf == NULL)
+        goto failed;
+    int64_t placed = 0, leaves = 0;
+    for (int64_t t = 0; t < n_trees; t++) {
+        const int32_t root = READ_ONCE(roots[t]);
+        if ((uint64_t)(int64_t)root >= (uint64_t)n_nodes) {
+            *status = BAD_ROOT;
+            goto failed;
+        }
+        if (placed >= n_nodes) {
+            *status = WALKED;  /* trees sharing nodes: walked from the records, which hold each once */
+            goto failed;
+        }
+        forest->roots[t] = (int32_t)placed;
+        source[placed++] = root;
+        /* breadth first: the nodes from the root's index on are this tree's queue, each laid out where it waits */
+        for (int64_t at = forest->roots[t]; at < placed; at++) {
+            const int32_t id = source[at];
+            const node_t *node = nodes + id;
+            const int32_t right = READ_ONCE(node->child[0]), left = READ_ONCE(node->child[1]);
+            if (left == id && right == id) {
+                forest->nodes[at] = (forest_node_t){0, UINT32_MAX, (int32_t)at};
+                forest->leaf[at] = (int32_t)leaves++;
+                continue;
+            }
+            if (left <= id || right <= id || (uint64_t)(int64_t)left >= (uint64_t)n_nodes
+                || (uint64_t)(int64_t)right >= (uint64_t)n_nodes) {
+                *status = BAD_CHILD;
+                goto failed;
+            }
+            if (placed + 2 > n_nodes) {
+                *status = WALKED;  /* splits sharing a child: walked from the records, which hold it once */
+                goto failed;
+            }
+            const uint32_t feature = READ_ONCE(node->feature);
+            const uint32_t column = feature & ~NAN_LEFT;
+            if (column >= (uint64_t)n_features) {
+                *status = BAD_COLUMN;
+                goto failed;
+            }
+            const float threshold = node->threshold;
+            const uint32_t key = column + ((feature & NAN_LEFT) ? (uint32_t)n_features : 0u);
+            /* a NaN threshold (never scikit-learn's) sends only a NaN, where NAN_LEFT says, to `next` */
+            forest->nodes[at] = (forest_node_t){key, isnan(threshold) ? NAN_BELOW : float32_key(threshold),
+                                                (int32_t)placed};
+            forest->leaf[at] = -1;
+            source[placed++] = left;
+            source[placed++] = right;
+        }
+    }
+    if (leaves * n_outputs > max_bytes / (int64_t)sizeof(double)
+        || placed * (int64_t)(sizeof(forest_node_t) + sizeof(int32_t)) + leaves * n_outputs * (int64_t)sizeof(double)
+               > max_bytes) {
+        *status = WALKED;  /* not an error: the model is walked from its records */
+        goto failed;
+    }
+    forest->n_nodes = placed;
+    forest->n_leaves = leaves;
+    forest->values = malloc(sizeof(double) * (size_t)(leaves * n_outputs));
+    if (forest->values == NULL)
+        goto failed;
+    for (int64_t at = 0; at < placed; at++)
+        if (forest->leaf[at] >= 0)
+            memcpy(forest->values + (int64_t)forest->leaf[at] * n_outputs, value + (int64_t)source[at] * n_outputs,
+                   sizeof(double) * (size_t)n_outputs);
+    free(source);
+    *status = WALKED;
+    return forest;
+failed:
+    free(source);
+    tree_walk_forest_free(forest);
+    return NULL;
+}
+
+/* One row still walking a tree: the block's row, and the node it is at. */
+typedef struct {
+    int32_t row, at;
+} forest_lane_t;
+
+/*
+ * tree_walk_output's answer for float32 rows[n_rows][n_features] from a copy made by tree_walk_forest_make:
+ * the same values, added in the same order. Returns WALKED, NO_MEMORY, or BAD_COLUMN where the rows are not as
+ * wide as the copy's model.
+ */
+int64_t tree_walk_forest(const forest_t *forest, const float *rows, int64_t n_rows, int64_t n_features, double *out) {
+    if (n_features != forest->n_features)
+        return BAD_COLUMN;
+    const int64_t n_outputs = forest->n_outputs, width = 2 * n_features;
+    uint32_t *keys = malloc(sizeof(uint32_t) * (size_t)(FOREST_BLOCK * width));
+    if (keys == NULL)
+        return NO_MEMORY;
+    forest_lane_t lanes[FOREST_BLOCK];
+    int32_t reached[FOREST_BLOCK];
+    if (forest->averaged)
+        memset(out, 0, sizeof(double) * (size_t)(n_rows * n_outputs));
+    for (int64_t start = 0; start < n_rows; start += FOREST_BLOCK) {
+        const int block = (int)(n_rows - start < FOREST_BLOCK ? n_rows - start : FOREST_BLOCK);
+        for (int r = 0; r < block; r++) {
+            const float *in = rows + (start + r) * n_features;
+            uint32_t *row = keys + r * width;
+            for (int64_t j = 0; j < n_features; j++) {
+                const float x = in[j];
+                row[j] = isnan(x) ? NAN_ABOVE : float32_key(x);
+                row[n_features + j] = isnan(x) ? NAN_BELOW : row[j];
+            }
+        }
+        double *target = out + start * n_outputs;
+        for (int64_t t = 0; t < forest->n_trees; t++) {
+            const int32_t root = forest->roots[t];
+            for (int r = 0; r < block; r++)
+                lanes[r] = (forest_lane_t){r, root};
+            /* every step goes to a later node or stays on a leaf, which then leaves the list: the rounds end */
+            for (int live = block; live > 0;) {
+                int kept = 0;
+                for (int i = 0; i < live; i++) {
+                    const forest_lane_t lane = lanes[i];
+                    const forest_node_t node = forest->nodes[lane.at];
+                    const int32_t next = node.next + (keys[lane.row * width + node.key] > node.bound);
+                    reached[lane.row] = next;
+                    lanes[kept] = (forest_lane_t){lane.row, next};
+                    kept += next != lane.at;
+                }
+                live = kept;
+            }
+            for (int r = 0; r < block; r++) {
+                const double *leaf = forest->values + (int64_t)forest->leaf[reached[r]] * n_outputs;
+                double *sums = target + r * n_outputs;
+                if (!forest->averaged)
+                    memcpy(sums, leaf, sizeof(double) * (size_t)n_outputs);
+                else
+                    for (int64_t j = 0; j < n_outputs; j++)
+                        sums[j] += leaf[j];
+            }
+        }
+    }
+    free(keys);
+    if (forest->averaged) {
+        const double trees = (double)forest->n_trees;
+        for (int64_t j = 0; j < n_rows * n_outputs; j++)
+            out[j] /= trees;
+    }
     return WALKED;
 }
 
