@@ -67,7 +67,8 @@ def main() -> None:
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch)).getOrCreate())
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch))
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     found = {"mlflow": mlflow.__version__, "pyspark": version("pyspark"), "scikit-learn": version("scikit-learn"),
              "numpy": version("numpy"), "python": sys.version.split()[0], "figures": []}
