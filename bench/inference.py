@@ -16,10 +16,11 @@ CALLS_PER_ROUND = {1: 200, BATCH_ROWS: 3}
 
 
 def rows(count: int) -> np.ndarray:
-    """``count`` rows like the training rows (the training set repeated, slightly moved)."""
+    """``count`` rows like the training rows: each drawn at random from them, slightly moved (not the training set
+    repeated in order, whose repeats the CPU's branch predictor learns in scikit-learn's forest walk)."""
     X, _ = models.training_data()
-    repeated = np.resize(X, (count, X.shape[1]))
-    return repeated + np.random.default_rng(0).normal(scale=0.01, size=repeated.shape)
+    rng = np.random.default_rng(0)
+    return X[rng.integers(0, len(X), count)] + rng.normal(scale=0.01, size=(count, X.shape[1]))
 
 
 def run(fitted: dict, say=print) -> list[dict]:
