@@ -352,6 +352,12 @@ static uint32_t float32_key(float x) {
     return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
 }
 
+/* Value j of a row as its two keys: row[j] with a NaN above every key, row[n_features + j] with it below. */
+static inline void set_keys(uint32_t *row, int64_t j, int64_t n_features, float x) {
+    row[j] = isnan(x) ? NAN_ABOVE : float32_key(x);
+    row[n_features + j] = isnan(x) ? NAN_BELOW : row[j];
+}
+
 /* The split at threshold t (a record's, float64): where a key <= bound is where x <= the largest float32
    at or below t; a NaN threshold sends only a NaN (where NAN_LEFT says it goes) to 2i + 1. */
 static compact_split_t compact_split(uint32_t column, uint32_t nan_left, double t, uint64_t n_features) {
@@ -551,8 +557,7 @@ int64_t tree_walk_compact(const compact_t *compact, const double *rows, int64_t 
                     free(keys);
                     return INFINITE_ROW;
                 }
-                row[j] = isnan(x) ? NAN_ABOVE : float32_key(x);
-                row[n_features + j] = isnan(x) ? NAN_BELOW : row[j];
+                set_keys(row, j, n_features, x);
             }
         }
         for (int64_t t = 0; t < compact->n_trees; t++) {
@@ -757,8 +762,7 @@ int64_t tree_walk_forest(const forest_t *forest, const float *rows, int64_t n_ro
             uint32_t *row = keys + r * width;
             for (int64_t j = 0; j < n_features; j++) {
                 const float x = in[j];
-                row[j] = isnan(x) ? NAN_ABOVE : float32_key(x);
-                row[n_features + j] = isnan(x) ? NAN_BELOW : row[j];
+                set_keys(row, j, n_features, x);
             }
         }
         double *target = out + start * n_outputs;
