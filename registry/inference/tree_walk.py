@@ -61,7 +61,7 @@ COMPACT_MAX_BYTES = 8 * 2**20
 # tree_walk_forest_make), made at its first such call where its nodes (16 bytes each) and leaves' values take at
 # most FOREST_COPY_MAX_BYTES in that worker (0.75 MB for 100 fully grown trees of 300 nodes); a larger forest is
 # walked from its records. Below it a call walks the records, eight trees at once for one row: on the bench's forest
-# the copy is 1.3x faster at 16 rows, 1.6x at 32 and 1.85x from 64, and slower at 8 and fewer.
+# the copy is 1.5x faster at 16 rows, 2.1x at 32 and 2.5x from 100, and no faster at 8 and fewer.
 FOREST_COPY_FROM_ROWS = 16
 FOREST_COPY_MAX_BYTES = 32 * 2**20
 # What tree_walk_output returns when the records are not what they were when checked.

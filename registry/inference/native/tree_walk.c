@@ -598,10 +598,12 @@ int64_t tree_walk_compact(const compact_t *compact, const double *rows, int64_t 
  * `next + (key > bound)`: one load of the node, one of the row's key, no child read and nothing to check. A
  * leaf is a node whose bound no key exceeds and whose next is itself.
  *
- * The rows of a block walk one tree together: every row still walking takes one step a round, and a row that
- * reached its leaf leaves the round's list, so no row steps past its own leaf and the rounds' steps are
- * independent of each other (many loads in flight). The block's rows then add their leaves' values in tree
- * order, as tree_walk_output adds them: the same sums, in the same order.
+ * The rows of a block walk one tree together. First every row takes the tree's `plain` steps, the level by
+ * which half the rows would have reached a leaf were every split to send half each way (a row on a leaf stays
+ * there); then every row still walking takes one step a round, and a row that reached its leaf leaves the
+ * round's list, so few rows step past their own leaf and the rounds' steps are independent of each other (many
+ * loads in flight). The block's rows then add their leaves' values in tree order, as tree_walk_output adds them:
+ * the same sums, in the same order.
  */
 typedef struct {
     uint32_t key;    /* the row's key read: the column, plus n_features where a NaN goes to `next` */
@@ -612,6 +614,7 @@ typedef struct {
 typedef struct {
     int64_t n_trees, n_nodes, n_leaves, n_outputs, n_features, averaged;
     int32_t *roots;          /* each tree's root among the nodes */
+    int32_t *plain;          /* each tree's steps every row takes before rows that reached a leaf leave the walk */
     forest_node_t *nodes;
     int32_t *leaf;           /* per node: a leaf's row among the leaves' values */
     double *values;          /* [n_leaves][n_outputs] */
@@ -619,12 +622,16 @@ typedef struct {
 
 /* Rows a forest copy's walk takes through each tree together: their keys and places stay in the core's cache. */
 #define FOREST_BLOCK 256
+/* The most bytes of a forest walk's keys at once: fewer rows a block than FOREST_BLOCK where rows are wide, and no
+   copy for rows so wide that one row's keys would take more. */
+#define FOREST_KEY_BYTES (1 << 20)
 
 /* Free a copy made by tree_walk_forest_make (NULL: nothing). */
 void tree_walk_forest_free(forest_t *forest) {
     if (forest == NULL)
         return;
     free(forest->roots);
+    free(forest->plain);
     free(forest->nodes);
     free(forest->leaf);
     free(forest->values);
@@ -644,23 +651,26 @@ forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int3
                                 const double *value, int64_t n_outputs, int64_t averaged, int64_t n_features,
                                 int64_t max_bytes, int64_t *status) {
     *status = WALKED;  /* no copy, and no error: the model is walked from its records */
-    if (n_trees <= 0 || n_nodes <= 0 || n_outputs <= 0 || n_features <= 0 || n_features > (int64_t)(UINT32_MAX / 4)
+    if (n_trees <= 0 || n_nodes <= 0 || n_outputs <= 0 || n_features <= 0
+        || (2 * n_features + 1) * (int64_t)sizeof(uint32_t) > FOREST_KEY_BYTES
         || n_nodes > INT32_MAX || n_outputs > max_bytes
         || n_nodes > max_bytes / (int64_t)(sizeof(forest_node_t) + sizeof(int32_t) + sizeof(int32_t)))
         return NULL;
     *status = NO_MEMORY;
     forest_t *forest = calloc(1, sizeof(forest_t));
     int32_t *source = malloc(sizeof(int32_t) * (size_t)n_nodes);  /* the record each copied node was made from */
-    if (forest == NULL || source == NULL)
+    int32_t *depth = malloc(sizeof(int32_t) * (size_t)n_nodes);   /* each copied node's depth in its tree */
+    if (forest == NULL || source == NULL || depth == NULL)
         goto failed;
     forest->n_trees = n_trees;
     forest->n_outputs = n_outputs;
     forest->n_features = n_features;
     forest->averaged = averaged != 0;
     forest->roots = malloc(sizeof(int32_t) * (size_t)n_trees);
+    forest->plain = malloc(sizeof(int32_t) * (size_t)n_trees);
     forest->nodes = malloc(sizeof(forest_node_t) * (size_t)n_nodes);
     forest->leaf = malloc(sizeof(int32_t) * (size_t)n_nodes);
-    if (forest->roots == NULL || forest->nodes == NULL || forest->leaf == NULL)
+    if (forest->roots == NULL || forest->plain == NULL || forest->nodes == NULL || forest->leaf == NULL)
         goto failed;
     int64_t placed = 0, leaves = 0;
     for (int64_t t = 0; t < n_trees; t++) {
@@ -674,7 +684,10 @@ forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int3
             goto failed;
         }
         forest->roots[t] = (int32_t)placed;
+        forest->plain[t] = -1;
+        depth[placed] = 0;
         source[placed++] = root;
+        double reached = 0;  /* the share of rows on leaves so far, were every split to send half each way */
         /* breadth first: the nodes from the root's index on are this tree's queue, each laid out where it waits */
         for (int64_t at = forest->roots[t]; at < placed; at++) {
             const int32_t id = source[at];
@@ -683,6 +696,9 @@ forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int3
             if (left == id && right == id) {
                 forest->nodes[at] = (forest_node_t){0, UINT32_MAX, (int32_t)at};
                 forest->leaf[at] = (int32_t)leaves++;
+                reached += ldexp(1.0, -depth[at]);  /* leaves come level by level: the depths never fall */
+                if (forest->plain[t] < 0 && reached >= 0.5)
+                    forest->plain[t] = depth[at];
                 continue;
             }
             if (left <= id || right <= id || (uint64_t)(int64_t)left >= (uint64_t)n_nodes
@@ -706,6 +722,7 @@ forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int3
             forest->nodes[at] = (forest_node_t){key, isnan(threshold) ? NAN_BELOW : float32_key(threshold),
                                                 (int32_t)placed};
             forest->leaf[at] = -1;
+            depth[placed] = depth[placed + 1] = depth[at] + 1;
             source[placed++] = left;
             source[placed++] = right;
         }
@@ -726,65 +743,68 @@ forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int3
             memcpy(forest->values + (int64_t)forest->leaf[at] * n_outputs, value + (int64_t)source[at] * n_outputs,
                    sizeof(double) * (size_t)n_outputs);
     free(source);
+    free(depth);
     *status = WALKED;
     return forest;
 failed:
     free(source);
+    free(depth);
     tree_walk_forest_free(forest);
     return NULL;
 }
 
-/* One row still walking a tree: the block's row, and the node it is at. */
+/* One row walking a tree: where its keys start in the block, and the node it is at. */
 typedef struct {
-    int32_t row, at;
+    int32_t keys, at;
 } forest_lane_t;
 
 /*
  * tree_walk_output's answer for float32 rows[n_rows][n_features] from a copy made by tree_walk_forest_make:
- * the same values, added in the same order. Returns WALKED, NO_MEMORY, or BAD_COLUMN where the rows are not as
- * wide as the copy's model.
+ * the same values, added in the same order. Each row of a block holds its keys and, after them, the node its walk
+ * of the tree reached. Returns WALKED, NO_MEMORY, or BAD_COLUMN where the rows are not as wide as the copy's model.
  */
 int64_t tree_walk_forest(const forest_t *forest, const float *rows, int64_t n_rows, int64_t n_features, double *out) {
     if (n_features != forest->n_features)
         return BAD_COLUMN;
-    const int64_t n_outputs = forest->n_outputs, width = 2 * n_features;
-    uint32_t *keys = malloc(sizeof(uint32_t) * (size_t)(FOREST_BLOCK * width));
+    const int64_t n_outputs = forest->n_outputs, width = 2 * n_features, stride = width + 1;
+    int64_t rows_a_block = FOREST_KEY_BYTES / (stride * (int64_t)sizeof(uint32_t));
+    rows_a_block = rows_a_block < 1 ? 1 : rows_a_block > FOREST_BLOCK ? FOREST_BLOCK : rows_a_block;
+    uint32_t *keys = malloc(sizeof(uint32_t) * (size_t)(rows_a_block * stride));
     if (keys == NULL)
         return NO_MEMORY;
     forest_lane_t lanes[FOREST_BLOCK];
-    int32_t reached[FOREST_BLOCK];
     if (forest->averaged)
         memset(out, 0, sizeof(double) * (size_t)(n_rows * n_outputs));
-    for (int64_t start = 0; start < n_rows; start += FOREST_BLOCK) {
-        const int block = (int)(n_rows - start < FOREST_BLOCK ? n_rows - start : FOREST_BLOCK);
-        for (int r = 0; r < block; r++) {
-            const float *in = rows + (start + r) * n_features;
-            uint32_t *row = keys + r * width;
-            for (int64_t j = 0; j < n_features; j++) {
-                const float x = in[j];
-                set_keys(row, j, n_features, x);
-            }
-        }
+    for (int64_t start = 0; start < n_rows; start += rows_a_block) {
+        const int block = (int)(n_rows - start < rows_a_block ? n_rows - start : rows_a_block);
+        for (int r = 0; r < block; r++)
+            for (int64_t j = 0; j < n_features; j++)
+                set_keys(keys + r * stride, j, n_features, rows[(start + r) * n_features + j]);
         double *target = out + start * n_outputs;
         for (int64_t t = 0; t < forest->n_trees; t++) {
             const int32_t root = forest->roots[t];
             for (int r = 0; r < block; r++)
-                lanes[r] = (forest_lane_t){r, root};
+                lanes[r] = (forest_lane_t){(int32_t)(r * stride), root};
+            for (int32_t level = 0; level < forest->plain[t]; level++)
+                for (int r = 0; r < block; r++) {
+                    const forest_node_t node = forest->nodes[lanes[r].at];
+                    lanes[r].at = node.next + (keys[lanes[r].keys + node.key] > node.bound);
+                }
             /* every step goes to a later node or stays on a leaf, which then leaves the list: the rounds end */
             for (int live = block; live > 0;) {
                 int kept = 0;
                 for (int i = 0; i < live; i++) {
                     const forest_lane_t lane = lanes[i];
                     const forest_node_t node = forest->nodes[lane.at];
-                    const int32_t next = node.next + (keys[lane.row * width + node.key] > node.bound);
-                    reached[lane.row] = next;
-                    lanes[kept] = (forest_lane_t){lane.row, next};
+                    const int32_t next = node.next + (keys[lane.keys + node.key] > node.bound);
+                    keys[lane.keys + width] = (uint32_t)next;
+                    lanes[kept] = (forest_lane_t){lane.keys, next};
                     kept += next != lane.at;
                 }
                 live = kept;
             }
             for (int r = 0; r < block; r++) {
-                const double *leaf = forest->values + (int64_t)forest->leaf[reached[r]] * n_outputs;
+                const double *leaf = forest->values + (int64_t)forest->leaf[keys[r * stride + width]] * n_outputs;
                 double *sums = target + r * n_outputs;
                 if (!forest->averaged)
                     memcpy(sums, leaf, sizeof(double) * (size_t)n_outputs);
