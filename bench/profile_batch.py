@@ -4,7 +4,8 @@
 
 Scores one pandas partition of ``--rows`` rows like the bench models' training rows with the logistic
 regression and the 100-tree forest (bench/models.py), ``predict`` and ``predict_proba``, through what
-Dask's ``map_partitions`` calls (the frame joined with its scores) and what the Spark UDF yields, beside
+Dask's ``map_partitions`` calls (the frame joined with its scores) and what the Spark UDF does with one Arrow
+batch of the same rows (its feature arrays scored, its scores made Arrow arrays), beside
 the estimator's own method on the same rows. No engine, no server: the version is loaded by the
 registry's restricted loader into the client's per-process cache, as an executor loads it. Figures are
 CPU time (the best of three), so they hardly move with the machine's load; ``--top N`` also prints
@@ -21,14 +22,15 @@ import time
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from bench import models
 from bench.batch import rows
 from registry.facts import VersionInfo
 from registry.serving.offline import load_version
 from registry_client import batch
-from registry_client.batch import PREDICTION_COLUMN, Plan, probability_columns, score_frame
-from registry_client.engines import _scored_partition
+from registry_client.batch import Plan
+from registry_client.engines import _arrow_scores, _scored_partition
 
 
 def loaded_plan(name: str, estimator) -> Plan:
@@ -45,13 +47,9 @@ def loaded_plan(name: str, estimator) -> Plan:
                 size_bytes=len(data), task="classification", kind="sklearn", signature=signature)
 
 
-def spark_batch(job: Plan, frame: pd.DataFrame, proba: bool):
-    """What the Spark UDF yields for one Arrow batch (engines.spark_column's body)."""
-    scores = score_frame(job, frame, proba=proba, where="partition 0")
-    if not proba:
-        return scores[PREDICTION_COLUMN]
-    probabilities = list(scores[probability_columns(job)].to_numpy())
-    return pd.DataFrame({PREDICTION_COLUMN: scores[PREDICTION_COLUMN], "probabilities": probabilities})
+def spark_batch(job: Plan, arrays: tuple, proba: bool):
+    """What the Spark UDF (engines.spark_column's Arrow UDF) yields for one Arrow batch of the features."""
+    return list(_arrow_scores(job, proba, False)(iter([arrays])))
 
 
 def cpu_seconds(job) -> float:
@@ -72,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     frame = rows(args.rows)
     matrix = np.ascontiguousarray(frame.to_numpy())
+    arrays = tuple(pa.array(frame[name].to_numpy()) for name in frame.columns)
     print(f"{args.rows:,} rows, load average {os.getloadavg()[0]:.2f}; CPU ms of one partition (best of 3)")
     print(f"{'model':9}{'method':15}{'dask':>9}{'spark':>9}{'sklearn':>9}")
     for name, estimator in models.fit_models().items():
@@ -79,7 +78,7 @@ def main() -> None:
         for method in ("predict", "predict_proba"):
             proba = method == "predict_proba"
             cases = {"dask": lambda: _scored_partition(frame, job, proba, False),
-                     "spark": lambda: spark_batch(job, frame, proba),
+                     "spark": lambda: spark_batch(job, arrays, proba),
                      "sklearn": lambda: getattr(estimator, method)(matrix)}
             spent = {case: cpu_seconds(call) * 1000 for case, call in cases.items()}
             print(f"{name:9}{method:15}" + "".join(f"{ms:9.1f}" for ms in spent.values()))

@@ -18,7 +18,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import Ridge
 
 from config import BASE_DIR
-from registry_client import InvalidRows, RegistryClient
+from registry_client import InvalidRows, RegistryClient, engines
 from tests.databases import BACKEND
 from trainers.cli import cli
 
@@ -122,10 +122,18 @@ def test_a_bad_partition_fails_the_dask_job_naming_its_first_bad_row(admin, mode
     assert "partition 2" in str(refused.value) and "row 17, feature calls" in str(refused.value)
 
 
-def test_spark_scores_as_the_online_route_does_and_its_column_names_the_version(admin, models, spark, cache):
+def spark_column(admin, spark, model, plan, *, arrow: bool, proba: bool = False):
+    """The client's Spark column: its Arrow UDF (what pyspark 4.1 and later get), or the pandas UDF of older ones."""
+    if arrow:
+        return admin.spark_udf(spark, model, plan, proba=proba)
+    return engines.spark_column(spark, plan, proba=proba, arrow=False)
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow-udf", "pandas-udf"])
+def test_spark_scores_as_the_online_route_does_and_its_column_names_the_version(admin, models, spark, cache, arrow):
     plan = admin.plan_batch("churn", "production", cache_dir=cache)
     df = spark.createDataFrame(FRAME).repartition(PARTITIONS)
-    scored_df = df.withColumn("score", admin.spark_udf(spark, "churn", plan, proba=True))
+    scored_df = df.withColumn("score", spark_column(admin, spark, "churn", plan, arrow=arrow, proba=True))
 
     assert scored_df.schema["score"].metadata == {"registry_model": "churn", "registry_version": 1,
                                                   "registry_sha256": plan.sha256}
@@ -137,15 +145,35 @@ def test_spark_scores_as_the_online_route_does_and_its_column_names_the_version(
     assert_online_answers(admin, "churn", 1, scored, FEATURES, proba=True)
 
 
-def test_a_bad_row_fails_the_spark_job_naming_it(admin, models, spark, cache):
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow-udf", "pandas-udf"])
+def test_a_bad_row_fails_the_spark_job_naming_it(admin, models, spark, cache, arrow):
     frame = FRAME.copy()
     frame.loc[5, "tenure"] = np.nan
     df = spark.createDataFrame(frame).coalesce(1)
+    plan = admin.plan_batch("churn", 1, cache_dir=cache)
 
     with pytest.raises(Exception) as refused:
-        df.withColumn("score", admin.spark_udf(spark, "churn", admin.plan_batch("churn", 1, cache_dir=cache))).collect()
+        df.withColumn("score", spark_column(admin, spark, "churn", plan, arrow=arrow)).collect()
 
     assert "partition 0: row 5, feature tenure" in str(refused.value)
+
+
+def test_integer_columns_are_scored_as_numbers_and_a_null_in_one_fails_the_job_never_a_silent_null(admin, models,
+                                                                                                   spark, cache):
+    from pyspark.sql import functions as F
+
+    plan = admin.plan_batch("spend", 1, cache_dir=cache)
+    frame = FRAME[["tenure", "calls", "age"]].round().astype("int64")
+    df = spark.createDataFrame(frame).coalesce(1)
+    assert dict(df.dtypes)["calls"] == "bigint"
+    scored = df.withColumn("prediction", admin.spark_udf(spark, "spend", plan)).toPandas()
+    scored["model_version"] = 1
+    assert_online_answers(admin, "spend", 1, scored, ["tenure", "calls", "age"])
+
+    nulled = df.withColumn("calls", F.when(F.monotonically_increasing_id() == 7, None).otherwise(F.col("calls")))
+    with pytest.raises(Exception) as refused:
+        nulled.withColumn("prediction", admin.spark_udf(spark, "spend", plan)).collect()
+    assert "partition 0: row 7, feature calls" in str(refused.value)
 
 
 def test_a_planned_job_is_recorded_against_the_version_it_resolved_to(admin, models, cache):

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,32 +113,77 @@ def score_frame(job: Plan, frame, *, proba: bool = False, where: str = "", first
     import numpy as np
     import pandas as pd
 
-    from registry.errors import InvalidInput
-    from registry.serving.offline import score_columns, score_matrix
-
     if len(frame) == 0:
         return empty_scores(job, proba=proba)
-    columns = [name for name in job.features if name in frame.columns]
-    try:
-        model = loaded(job)
-        if not text and _numbers_only(model, frame, columns):  # what the JSON route makes of these numbers, at once
-            # C order, as the JSON route builds its rows: the BLAS of a linear model may sum otherwise for another layout
-            matrix = np.ascontiguousarray(frame[columns].to_numpy(dtype="float64"))
-            answer = score_matrix(model, matrix, proba=proba, first_row=first_row)
-        else:
-            data = [list(row) for row in zip(*(frame[name].tolist() for name in columns))]
-            answer = score_columns(model, columns, data, proba=proba, first_row=first_row, text=text)
-    except InvalidInput as exc:
-        prefix = f"{where}: " if where else ""
-        raise InvalidRows(f"{job.model} v{job.version} refused {prefix}{exc.detail}", 422,
-                          {"detail": f"{prefix}{exc.detail}", "errors": exc.errors}) from None
+    answer = frame_answer(job, frame, proba=proba, where=where, first_row=first_row, text=text)
     scores = {PREDICTION_COLUMN: answer.predictions}  # the model's arrays, as the predict route answers them
     if proba:
         for k, name in enumerate(probability_columns(job)):
             scores[name] = answer.probabilities[:, k]
-    out = pd.DataFrame(scores, index=frame.index)
-    out[VERSION_COLUMN] = job.version
-    return out
+    scores[VERSION_COLUMN] = np.full(len(frame), job.version, dtype=np.int64)
+    return pd.DataFrame(scores, index=frame.index)
+
+
+def frame_answer(job: Plan, frame, *, proba: bool, where: str, first_row: int, text: bool):
+    """The version's answer (``predictions``, and ``probabilities`` with ``proba``: the model's arrays) for the
+    rows of a non-empty pandas ``frame``, checked as the online route checks them (see :func:`score_frame`)."""
+    import numpy as np
+
+    from registry.serving.offline import score_columns
+
+    columns = [name for name in job.features if name in frame.columns]
+    with _refused(job, where):
+        model = loaded(job)
+        if not text and _numbers_only(model, frame, columns):  # what the JSON route makes of these numbers, at once
+            # a missing value (NaN, or a nullable column's NA) is NaN, and is refused
+            return _matrix_answer(model, [frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in columns],
+                                  proba, first_row)
+        data = [list(row) for row in zip(*(frame[name].tolist() for name in columns))]
+        return score_columns(model, columns, data, proba=proba, first_row=first_row, text=text)
+
+
+def arrow_answer(job: Plan, arrays: list, *, proba: bool = False, where: str = "", first_row: int = 0,
+                 text: bool = False):
+    """:func:`frame_answer` for one pyarrow array per feature (in the plan's order, as long as each other): numbers
+    go to the model as one matrix, with no pandas frame made; text and anything else as a frame would."""
+    import pyarrow as pa
+
+    with _refused(job, where):
+        model = loaded(job)
+        numbers = all(pa.types.is_integer(array.type) or pa.types.is_floating(array.type) for array in arrays)
+        if not text and numbers and model.signature.all_numeric and len(arrays) == len(model.signature.names):
+            # a null is NaN, as it is in a pandas frame, and is refused
+            return _matrix_answer(model, [array.to_numpy(zero_copy_only=False) for array in arrays], proba, first_row)
+    import pandas as pd
+
+    frame = pd.DataFrame({name: array.to_pandas() for name, array in zip(job.features, arrays)})
+    return frame_answer(job, frame, proba=proba, where=where, first_row=first_row, text=text)
+
+
+def _matrix_answer(model, columns: list, proba: bool, first_row: int):
+    """The answer for numeric ``columns`` (arrays of one length), made one float64 matrix in C order, as the JSON
+    route builds its rows: the BLAS of a linear model may sum otherwise for another layout."""
+    import numpy as np
+
+    from registry.serving.offline import score_matrix
+
+    matrix = np.empty((len(columns[0]), len(columns)))
+    for j, column in enumerate(columns):
+        matrix[:, j] = column
+    return score_matrix(model, matrix, proba=proba, first_row=first_row)
+
+
+@contextmanager
+def _refused(job: Plan, where: str):
+    """Rows the signature refuses, raised as InvalidRows naming the job's model, version and ``where``."""
+    from registry.errors import InvalidInput
+
+    try:
+        yield
+    except InvalidInput as exc:
+        prefix = f"{where}: " if where else ""
+        raise InvalidRows(f"{job.model} v{job.version} refused {prefix}{exc.detail}", 422,
+                          {"detail": f"{prefix}{exc.detail}", "errors": exc.errors}) from None
 
 
 def _numbers_only(model, frame, columns: list[str]) -> bool:

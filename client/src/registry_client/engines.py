@@ -29,24 +29,72 @@ def _scored_partition(frame, job: Plan, proba: bool, text: bool, partition_info=
     return frame.join(score_frame(job, frame, proba=proba, where=f"partition {number}", text=text))
 
 
-def spark_column(spark, job: Plan, *, proba: bool = False, text: bool = False):
-    """A Spark column scoring the plan's features of each row (a scalar-iterator pandas UDF): the
-    prediction, or a struct of ``prediction`` and ``probabilities`` (in the classes' order) with
-    ``proba``. Its metadata names the model and the version that scored it. ``text``: the features are
-    CSV cells read as strings."""
+def spark_column(spark, job: Plan, *, proba: bool = False, text: bool = False, arrow: bool | None = None):
+    """A Spark column scoring the plan's features of each row: the prediction, or a struct of ``prediction`` and
+    ``probabilities`` (in the classes' order) with ``proba``. Its metadata names the model and the version that
+    scored it. ``text``: the features are CSV cells read as strings.
+
+    On pyspark 4.1 and later (``arrow`` None or True) it is a scalar-iterator Arrow UDF: each batch's columns
+    reach the model as Arrow arrays and its scores leave as Arrow arrays, with no pandas frame on the way for
+    numbers; before 4.1 (or ``arrow=False``) a scalar-iterator pandas UDF of the features' struct."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     kind = {"int64": T.LongType(), "float64": T.DoubleType(), "str": T.StringType()}[prediction_dtype(job)]
     returned = T.StructType([T.StructField(PREDICTION_COLUMN, kind),
                              T.StructField("probabilities", T.ArrayType(T.DoubleType()))]) if proba else kind
+    columns = [F.col(f"`{name}`") for name in job.features]
+    if arrow is None:
+        arrow = hasattr(F, "arrow_udf")
+    if arrow:
+        udf = F.arrow_udf(returned)(_typed(_arrow_scores(job, proba, text), arrays=len(columns)))(*columns)
+    else:
+        udf = F.pandas_udf(returned)(_typed(_pandas_scores(job, proba, text)))(F.struct(*columns))
+    metadata = {"registry_model": job.model, "registry_version": job.version, "registry_sha256": job.sha256}
+    return udf.alias(PREDICTION_COLUMN, metadata=metadata)
+
+
+def _partition() -> int:
+    from pyspark import TaskContext
+
+    return TaskContext.get().partitionId() if TaskContext.get() is not None else 0
+
+
+def _arrow_scores(job: Plan, proba: bool, text: bool):
+    """The Arrow UDF's body: each batch's feature arrays scored, its scores made Arrow arrays of the UDF's type."""
+    from registry_client.batch import arrow_answer
+
+    def score(batches):
+        import numpy as np
+        import pyarrow as pa
+
+        kind = {"int64": pa.int64(), "float64": pa.float64(), "str": pa.string()}[prediction_dtype(job)]
+        partition, offset = _partition(), 0
+        for arrays in batches:
+            arrays = list(arrays) if isinstance(arrays, tuple) else [arrays]
+            answer = arrow_answer(job, arrays, proba=proba, where=f"partition {partition}", first_row=offset,
+                                  text=text)
+            offset += len(arrays[0])
+            predictions = pa.array(answer.predictions, type=kind)
+            if not proba:
+                yield predictions
+                continue
+            probabilities = np.ascontiguousarray(answer.probabilities, dtype=np.float64)
+            width = probabilities.shape[1]
+            lists = pa.ListArray.from_arrays(pa.array(np.arange(0, probabilities.size + 1, width, dtype=np.int32)),
+                                             pa.array(probabilities.ravel()))
+            yield pa.StructArray.from_arrays([predictions, lists], names=[PREDICTION_COLUMN, "probabilities"])
+
+    return score
+
+
+def _pandas_scores(job: Plan, proba: bool, text: bool):
+    """The pandas UDF's body: each batch's struct of features scored as a frame."""
 
     def score(batches):
         import pandas as pd
-        from pyspark import TaskContext
 
-        partition = TaskContext.get().partitionId() if TaskContext.get() is not None else 0
-        offset = 0
+        partition, offset = _partition(), 0
         for frame in batches:
             scores = score_frame(job, frame, proba=proba, where=f"partition {partition}", first_row=offset, text=text)
             offset += len(frame)
@@ -56,20 +104,25 @@ def spark_column(spark, job: Plan, *, proba: bool = False, text: bool = False):
             probabilities = list(scores[probability_columns(job)].to_numpy())
             yield pd.DataFrame({PREDICTION_COLUMN: scores[PREDICTION_COLUMN], "probabilities": probabilities})
 
-    udf = F.pandas_udf(returned)(_iterator(score))
-    metadata = {"registry_model": job.model, "registry_version": job.version, "registry_sha256": job.sha256}
-    return udf(F.struct(*[F.col(f"`{name}`") for name in job.features])).alias(PREDICTION_COLUMN, metadata=metadata)
+    return score
 
 
-def _iterator(score):
-    """``score`` typed as pyspark reads a scalar-iterator pandas UDF (Iterator[DataFrame] -> Iterator[Series]);
-    the hints are objects, not the strings this module's annotations would make them."""
+def _typed(score, *, arrays: int | None = None):
+    """``score`` typed as pyspark reads a scalar-iterator UDF: Iterator[DataFrame] -> Iterator[Series] for pandas;
+    for Arrow, Iterator[Array] -> Iterator[Array] of one column, Iterator[Tuple[Array, ...]] of more. The hints are
+    objects, not the strings this module's annotations would make them."""
     from collections.abc import Iterator
-
-    import pandas as pd
 
     def typed(batches):
         return score(batches)
 
-    typed.__annotations__ = {"batches": Iterator[pd.DataFrame], "return": Iterator[pd.Series]}
+    if arrays is None:
+        import pandas as pd
+
+        typed.__annotations__ = {"batches": Iterator[pd.DataFrame], "return": Iterator[pd.Series]}
+        return typed
+    import pyarrow as pa
+
+    taken = pa.Array if arrays == 1 else tuple[pa.Array, ...]
+    typed.__annotations__ = {"batches": Iterator[taken], "return": Iterator[pa.Array]}
     return typed

@@ -1,0 +1,89 @@
+"""A batch partition's rows (issue 46): numbers reach the model as one matrix however they come (a pandas frame
+from Dask, Arrow arrays from the Spark UDF, integer columns), each answer bit for bit the online route's; a missing
+value in any of them (NaN, an Arrow null, a nullable column's NA) fails naming its row and feature, never a silent
+null; CSV cells given as text are parsed as the CSV route parses them."""
+import hashlib
+import io
+
+import joblib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from registry.facts import VersionInfo
+from registry.serving.offline import load_version, score_columns
+from registry_client import batch
+from registry_client.batch import InvalidRows, Plan, arrow_answer, frame_answer
+
+FEATURES = ["a", "b", "c"]
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(500, 3)) * [1, 10, 100]
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    """A logistic regression over FEATURES, loaded in this process as an executor loads it."""
+    estimator = LogisticRegression().fit(X, X[:, 0] + X[:, 1] / 10 > 0)
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    data = buffer.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    signature = {"features": [{"name": name, "dtype": "float64"} for name in FEATURES], "classes": [False, True]}
+    info = VersionInfo("m", 1, sha256, "classification", signature, kind="sklearn")
+    batch._LOADED[sha256] = load_version(data, info, max_model_bytes=1 << 30)
+    return Plan(url="http://unused", token=None, model="m", version=1, alias=None, sha256=sha256,
+                size_bytes=len(data), task="classification", kind="sklearn", signature=signature)
+
+
+def online(plan: Plan, rows: np.ndarray):
+    """What the JSON route answers for ``rows`` (its dataframe_split body's checks and parse)."""
+    return score_columns(batch.loaded(plan), FEATURES, rows.tolist(), proba=True)
+
+
+def assert_same(answer, expected):
+    assert np.array_equal(answer.predictions, expected.predictions)
+    assert np.array_equal(answer.probabilities, expected.probabilities)
+
+
+@pytest.mark.parametrize("integers", [False, True], ids=["floats", "integers"])
+def test_arrow_arrays_and_a_frame_answer_what_the_json_route_answers(plan, integers):
+    rows = np.round(X) if integers else X
+    kind = np.int64 if integers else np.float64
+    arrays = [pa.array(rows[:, j].astype(kind)) for j in range(3)]
+    frame = pd.DataFrame({name: rows[:, j].astype(kind) for j, name in enumerate(FEATURES)})
+    expected = online(plan, rows)
+    assert_same(arrow_answer(plan, arrays, proba=True), expected)
+    assert_same(frame_answer(plan, frame, proba=True, where="", first_row=0, text=False), expected)
+
+
+@pytest.mark.parametrize("missing", ["arrow null in an integer column", "arrow NaN", "pandas NA in a nullable column",
+                                     "pandas NaN"])
+def test_a_missing_value_fails_naming_its_row_and_feature(plan, missing):
+    rows = np.round(X[:20])
+    if missing.startswith("arrow"):
+        arrays = [pa.array(rows[:, j].astype(np.int64)) for j in range(3)]
+        values = rows[:, 1].tolist()
+        values[7] = None if "null" in missing else np.nan
+        arrays[1] = pa.array(values, type=pa.int64() if "null" in missing else pa.float64())
+        score = lambda: arrow_answer(plan, arrays, where="partition 3", first_row=100)  # noqa: E731
+    else:
+        frame = pd.DataFrame({name: rows[:, j] for j, name in enumerate(FEATURES)})
+        if "NA" in missing:
+            frame["b"] = frame["b"].astype("Int64")
+            frame.loc[7, "b"] = pd.NA
+        else:
+            frame.loc[7, "b"] = np.nan
+        score = lambda: frame_answer(plan, frame, proba=False, where="partition 3", first_row=100,  # noqa: E731
+                                     text=False)
+    with pytest.raises(InvalidRows) as refused:
+        score()
+    assert "m v1 refused partition 3: row 107, feature b" in str(refused.value)
+
+
+def test_csv_cells_as_arrow_text_are_parsed_as_the_csv_route_parses_them(plan):
+    cells = [["0.5", "1e1", "-3"], ["2", " 4.25 ", "7"]]
+    arrays = [pa.array([row[j] for row in cells]) for j in range(3)]
+    expected = score_columns(batch.loaded(plan), FEATURES, cells, proba=True, text=True)
+    assert_same(arrow_answer(plan, arrays, proba=True, text=True), expected)
