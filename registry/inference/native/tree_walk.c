@@ -599,8 +599,8 @@ int64_t tree_walk_compact(const compact_t *compact, const double *rows, int64_t 
  * leaf is a node whose bound no key exceeds and whose next is itself.
  *
  * The rows of a block walk one tree together. First every row takes the tree's `plain` steps, the level by
- * which half the rows would have reached a leaf were every split to send half each way (a row on a leaf stays
- * there); then every row still walking takes one step a round, and a row that reached its leaf leaves the
+ * which seven rows in eight would have reached a leaf were every split to send half each way (a row on a leaf
+ * stays there; on the bench's forest 7/8 took 6 % less time than 1/2, and as long on forests of 20,000 rows); then every row still walking takes one step a round, and a row that reached its leaf leaves the
  * round's list, so few rows step past their own leaf and the rounds' steps are independent of each other (many
  * loads in flight). The block's rows then add their leaves' values in tree order, as tree_walk_output adds them:
  * the same sums, in the same order.
@@ -697,7 +697,7 @@ forest_t *tree_walk_forest_make(const node_t *nodes, int64_t n_nodes, const int3
                 forest->nodes[at] = (forest_node_t){0, UINT32_MAX, (int32_t)at};
                 forest->leaf[at] = (int32_t)leaves++;
                 reached += ldexp(1.0, -depth[at]);  /* leaves come level by level: the depths never fall */
-                if (forest->plain[t] < 0 && reached >= 0.5)
+                if (forest->plain[t] < 0 && reached >= 0.875)
                     forest->plain[t] = depth[at];
                 continue;
             }
