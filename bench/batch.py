@@ -17,8 +17,9 @@ and 100-tree random forest (bench/models.py), and scores ``--rows`` rows (defaul
   Arrow batch size and forcing (``select(…).toPandas()``). ``--mlflow-python`` (default: the
   ``MLFLOW_PYTHON`` environment variable, else .venv-mlflow/bin/python) names its interpreter.
 
-Rows per second of the whole job, the best of ``--rounds`` runs after one warm-up, and whether the
-answers are identical bit for bit to scikit-learn's own (row by row). Writes
+Rows per second of the whole job, the best of ``--rounds`` runs after one warm-up (the registry's job and
+scikit-learn's taking turns), and whether the answers are identical bit for bit to scikit-learn's own (row by
+row). Writes
 ``bench/results/batch-<UTC time>.*`` (and ``batch.*``). Figures only, never pass or fail.
 """
 import argparse
@@ -73,15 +74,17 @@ def fresh(ddf, run: list):
     return ddf.map_partitions(_same, run[0], meta=ddf._meta)
 
 
-def best_rate(job, count: int, rounds: int) -> tuple[float, object]:
-    """Rows per second of ``job()`` (the best of ``rounds`` after a warm-up), and its last answer."""
-    answer = job()
-    best = float("inf")
+def best_rates(jobs: dict, count: int, rounds: int) -> dict[str, tuple[float, object]]:
+    """Rows per second of each job (the best of ``rounds`` after a warm-up each) and its last answer. The jobs take
+    turns, round after round, so that the machine's changes of pace fall on each of them alike."""
+    answers = {name: job() for name, job in jobs.items()}
+    best = dict.fromkeys(jobs, float("inf"))
     for _ in range(rounds):
-        started = time.perf_counter()
-        answer = job()
-        best = min(best, time.perf_counter() - started)
-    return count / best, answer
+        for name, job in jobs.items():
+            started = time.perf_counter()
+            answers[name] = job()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: (count / best[name], answers[name]) for name in jobs}
 
 
 def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, partitions: int, rounds: int,
@@ -102,18 +105,20 @@ def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, parti
                 proba = method == "predict_proba"
                 # the scores alone come back, as scikit-learn's do: predict_dask keeps the inputs beside them
                 kept = ["probability_0", "probability_1"] if proba else ["prediction"]
-                ours, scored = best_rate(lambda: client.predict_dask(fresh(ddf, run), name, plan,
-                                                                     proba=proba)[kept].compute(), len(frame), rounds)
-                mine = scored[kept].to_numpy() if proba else scored["prediction"].to_numpy()
                 if proba:
                     meta = pd.DataFrame({"p0": pd.Series(dtype="float64"), "p1": pd.Series(dtype="float64")})
                 else:
                     meta = pd.DataFrame({"p": pd.Series(dtype="int64")})
 
-                def theirs_job():
+                def ours_job(proba=proba, kept=kept):
+                    return client.predict_dask(fresh(ddf, run), name, plan, proba=proba)[kept].compute()
+
+                def theirs_job(proba=proba, meta=meta):
                     return fresh(ddf, run).map_partitions(_sklearn_partition, shipped, proba, meta=meta).compute()
 
-                theirs, answer = best_rate(theirs_job, len(frame), rounds)
+                rates = best_rates({"ours": ours_job, "theirs": theirs_job}, len(frame), rounds)
+                (ours, scored), (theirs, answer) = rates["ours"], rates["theirs"]
+                mine = scored[kept].to_numpy() if proba else scored["prediction"].to_numpy()
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))
                 found.append(_case("dask", name, method, ours, theirs, identical, say))
     return found
@@ -152,10 +157,8 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
                 column = client.spark_udf(spark, name, plan, proba=proba)
                 column = column["probabilities"] if proba else column
 
-                def ours_job():
+                def ours_job(column=column):
                     return df.select(column.alias("p")).toPandas()
-
-                ours, scored = best_rate(ours_job, count, rounds)
 
                 def by_hand(batches, proba=proba):
                     for batch in batches:
@@ -167,7 +170,11 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
                             yield pd.DataFrame({"p": shipped.value.predict(features)})
 
                 schema = "p0 double, p1 double" if proba else "p long"
-                theirs, answer = best_rate(lambda: df.mapInPandas(by_hand, schema).toPandas(), count, rounds)
+                def theirs_job(by_hand=by_hand, schema=schema):
+                    return df.mapInPandas(by_hand, schema).toPandas()
+
+                rates = best_rates({"ours": ours_job, "theirs": theirs_job}, count, rounds)
+                (ours, scored), (theirs, answer) = rates["ours"], rates["theirs"]
                 mine = np.array(scored["p"].tolist())
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))  # same rows, in order
                 found.append(_case("spark", name, method, ours, theirs, identical, say))
@@ -282,7 +289,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--engines", default="dask,spark", help="dask, spark or both (spark includes MLflow)")
     parser.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON,
                         help="the interpreter of MLflow's venv, with pyspark (requirements-mlflow.txt)")

@@ -38,7 +38,7 @@ SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 def best_rate(job, count: int, rounds: int) -> tuple[float, object]:
     """Rows per second of ``job()`` (the best of ``rounds`` after a warm-up), and its last answer.
 
-    The same measure as bench/batch.py's ``best_rate``."""
+    The measure of bench/batch.py's ``best_rates``, for one job."""
     answer = job()
     best = float("inf")
     for _ in range(rounds):

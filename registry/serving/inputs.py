@@ -193,6 +193,8 @@ def rows_from_array(matrix: np.ndarray, signature: Signature, max_rows: int, *, 
     names = signature.names
     if matrix.ndim != 2 or matrix.shape[1] != len(names):
         raise InvalidInput(_count_message(names, matrix.shape[1] if matrix.ndim == 2 else 1))
+    if np.isfinite(np.add.reduce(matrix, axis=None)):
+        return matrix  # a NaN or an infinity anywhere would have made the sum one: every number is finite
     bad = np.isinf(matrix) if signature.missing else ~np.isfinite(matrix)  # NaN: a missing value, where taken
     if bad.any():
         cells = np.argwhere(bad)

@@ -87,3 +87,24 @@ def test_csv_cells_as_arrow_text_are_parsed_as_the_csv_route_parses_them(plan):
     arrays = [pa.array([row[j] for row in cells]) for j in range(3)]
     expected = score_columns(batch.loaded(plan), FEATURES, cells, proba=True, text=True)
     assert_same(arrow_answer(plan, arrays, proba=True, text=True), expected)
+
+
+@pytest.mark.parametrize("proba", [False, True], ids=["predict", "proba"])
+def test_a_dask_partitions_scores_sit_beside_its_own_rows_whatever_its_index_and_other_columns(plan, proba):
+    import dask.dataframe as dd
+
+    from registry_client.engines import dask_scores
+
+    rows = X[:40]
+    frame = pd.DataFrame({"id": np.arange(40), "c": rows[:, 2], "a": rows[:, 0], "b": rows[:, 1]},
+                         index=np.repeat([7, 3, 3, 0, 9], 8))  # a repeated index, features out of order
+    scored = dask_scores(dd.from_pandas(frame, npartitions=3, sort=False), plan, proba=proba).compute(scheduler="sync")
+    expected = online(plan, rows)
+    assert scored.index.tolist() == frame.index.tolist()
+    assert scored["id"].tolist() == list(range(40)) and np.array_equal(scored[["c", "a", "b"]], frame[["c", "a", "b"]])
+    assert np.array_equal(scored["prediction"], expected.predictions)
+    assert scored["model_version"].tolist() == [1] * 40
+    if proba:
+        assert np.array_equal(scored[["probability_False", "probability_True"]], expected.probabilities)
+    else:
+        assert "probability_True" not in scored

@@ -252,6 +252,16 @@ def test_arrays_of_the_wrong_size_are_refused(matrix, max_rows, error, fragment)
     assert fragment in raised.value.detail
 
 
+def test_finite_numbers_whose_sum_overflows_are_taken_and_a_lone_infinity_among_them_is_not():
+    # the array is first summed: a non-finite sum sends it to the cell-by-cell check, which alone decides
+    matrix = np.full((4, 3), 1e308)
+    assert rows_from_array(matrix, NUMERIC, 100) is matrix
+    matrix[2, 1] = -np.inf
+    with pytest.raises(InvalidInput) as raised:
+        rows_from_array(matrix, NUMERIC, 100)
+    assert raised.value.detail == "row 2, feature x1: expected a finite number, got -Infinity"
+
+
 def test_every_non_finite_cell_of_an_array_is_counted_and_the_first_named():
     matrix = np.ones((30, 3))
     matrix[1, 2], matrix[4, 0] = np.nan, -np.inf

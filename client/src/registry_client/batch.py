@@ -55,6 +55,11 @@ class Plan:
     retries: int = DEFAULT_RETRIES
     cache_dir: str | None = None  # where each machine keeps artifacts (else $REGISTRY_CACHE_DIR, else ~/.cache)
 
+    def __dask_tokenize__(self) -> tuple:
+        """What tells one plan from another to Dask, which names a job's tasks by their arguments: the version's
+        artifact and where it comes from (the signature and the rest follow from them), not all the fields."""
+        return ("registry_client.Plan", self.url, self.model, self.version, self.alias, self.sha256, self.cache_dir)
+
     @property
     def features(self) -> list[str]:
         """The feature names, in signature order."""
@@ -116,12 +121,15 @@ def score_frame(job: Plan, frame, *, proba: bool = False, where: str = "", first
     if len(frame) == 0:
         return empty_scores(job, proba=proba)
     answer = frame_answer(job, frame, proba=proba, where=where, first_row=first_row, text=text)
-    scores = {PREDICTION_COLUMN: answer.predictions}  # the model's arrays, as the predict route answers them
+    # The model's arrays, as the predict route answers them, put side by side uncopied: one frame made of all
+    # the columns would copy the probabilities out of their matrix column by column (6.7 ms of 250,000 rows).
+    parts = [pd.Series(answer.predictions, index=frame.index, name=PREDICTION_COLUMN, copy=False)]
     if proba:
-        for k, name in enumerate(probability_columns(job)):
-            scores[name] = answer.probabilities[:, k]
-    scores[VERSION_COLUMN] = np.full(len(frame), job.version, dtype=np.int64)
-    return pd.DataFrame(scores, index=frame.index)
+        parts.append(pd.DataFrame(answer.probabilities, columns=probability_columns(job), index=frame.index,
+                                  copy=False))
+    version = np.full(len(frame), job.version, dtype=np.int64)
+    parts.append(pd.Series(version, index=frame.index, name=VERSION_COLUMN, copy=False))
+    return pd.concat(parts, axis=1)
 
 
 def frame_answer(job: Plan, frame, *, proba: bool, where: str, first_row: int, text: bool):
@@ -129,13 +137,20 @@ def frame_answer(job: Plan, frame, *, proba: bool, where: str, first_row: int, t
     rows of a non-empty pandas ``frame``, checked as the online route checks them (see :func:`score_frame`)."""
     import numpy as np
 
-    from registry.serving.offline import score_columns
+    from registry.serving.offline import score_columns, score_matrix
 
     columns = [name for name in job.features if name in frame.columns]
     with _refused(job, where):
         model = loaded(job)
-        if not text and _numbers_only(model, frame, columns):  # what the JSON route makes of these numbers, at once
-            # a missing value (NaN, or a nullable column's NA) is NaN, and is refused
+        dtypes = dict(zip(frame.columns, frame.dtypes))
+        if not text and _numbers_only(model, dtypes, columns):  # what the JSON route makes of these numbers, at once
+            if all(isinstance(dtypes[name], np.dtype) for name in columns):
+                # NumPy's own columns (a NaN is refused) made one C-ordered matrix by reading across them: writing
+                # each column down the matrix in turn took twice as long
+                chosen = frame if list(frame.columns) == columns else frame[columns]
+                matrix = np.ascontiguousarray(chosen.to_numpy(dtype=np.float64))
+                return score_matrix(model, matrix, proba=proba, first_row=first_row)
+            # a nullable column's NA is NaN, and is refused
             return _matrix_answer(model, [frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in columns],
                                   proba, first_row)
         data = [list(row) for row in zip(*(frame[name].tolist() for name in columns))]
@@ -186,11 +201,12 @@ def _refused(job: Plan, where: str):
                           {"detail": f"{prefix}{exc.detail}", "errors": exc.errors}) from None
 
 
-def _numbers_only(model, frame, columns: list[str]) -> bool:
+def _numbers_only(model, dtypes: dict, columns: list[str]) -> bool:
     """Whether every feature is numeric, present, and held as float or integer numbers (never booleans,
-    which the JSON route refuses, nor objects, whose every cell it checks)."""
+    which the JSON route refuses, nor objects, whose every cell it checks); ``dtypes`` maps the frame's
+    columns to their types."""
     return (model.signature.all_numeric and columns == model.signature.names
-            and all(frame[name].dtype.kind in "fiu" for name in columns))
+            and all(dtypes[name].kind in "fiu" for name in columns))
 
 
 def probability_columns(job: Plan) -> list[str]:

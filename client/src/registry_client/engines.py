@@ -25,8 +25,11 @@ def dask_scores(ddf, job: Plan, *, proba: bool = False, text: bool = False):
 
 
 def _scored_partition(frame, job: Plan, proba: bool, text: bool, partition_info=None):
+    import pandas as pd
+
     number = (partition_info or {}).get("number", 0)
-    return frame.join(score_frame(job, frame, proba=proba, where=f"partition {number}", text=text))
+    scores = score_frame(job, frame, proba=proba, where=f"partition {number}", text=text)
+    return pd.concat([frame, scores], axis=1)  # on the frame's own index: join's alignment would find nothing to do
 
 
 def spark_column(spark, job: Plan, *, proba: bool = False, text: bool = False, arrow: bool | None = None):
@@ -126,3 +129,4 @@ def _typed(score, *, arrays: int | None = None):
     taken = pa.Array if arrays == 1 else tuple[pa.Array, ...]
     typed.__annotations__ = {"batches": Iterator[taken], "return": Iterator[pa.Array]}
     return typed
+
