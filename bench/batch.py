@@ -14,7 +14,7 @@ and 100-tree random forest (bench/models.py), and scores ``--rows`` rows (defaul
   by ``mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")``. MLflow lives in a
   venv of its own (.venv-mlflow, which holds pyspark at the service's pin), so bench/batch_mlflow.py runs
   there as a subprocess after this process's Spark session has stopped: the same Parquet rows, partitions,
-  Arrow batch size and forcing (``select(…).toPandas()``). ``--mlflow-python`` (default: the
+  Arrow batch size and forcing (``--sink``). ``--mlflow-python`` (default: the
   ``MLFLOW_PYTHON`` environment variable, else .venv-mlflow/bin/python) names its interpreter.
 
 Rows per second of the whole job, the best of ``--rounds`` runs after one warm-up (the registry's job and
@@ -131,9 +131,19 @@ def _sklearn_partition(frame: pd.DataFrame, estimator, proba: bool) -> pd.DataFr
     return pd.DataFrame({"p": estimator.predict(rows)}, index=frame.index)
 
 
+def forced(df, sink: str):
+    """Run the Spark job of ``df`` whole: written to Spark's ``noop`` sink (every row computed, nothing kept: a
+    scoring job's work without its output's), or with ``collect`` brought into the driver as pandas, returned."""
+    if sink == "collect":
+        return df.toPandas()
+    df.write.format("noop").mode("overwrite").save()
+    return None
+
+
 def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, partitions: int, rounds: int,
-             cache: str, say) -> tuple[list[dict], dict]:
-    """Each model on Spark local[2]: the client's spark_udf vs predict / predict_proba inside mapInPandas.
+             cache: str, say, sink: str = "noop") -> tuple[list[dict], dict]:
+    """Each model on Spark local[2]: the client's spark_udf vs predict / predict_proba inside mapInPandas, each
+    job forced to ``sink`` (:func:`forced`); their answers are collected once more, untimed, to be compared.
 
     Also returns scikit-learn's own ``predict`` of each model in ``row`` order, for MLflow's answers."""
     from pyspark.sql import SparkSession
@@ -157,8 +167,7 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
                 column = client.spark_udf(spark, name, plan, proba=proba)
                 column = column["probabilities"] if proba else column
 
-                def ours_job(column=column):
-                    return df.select(column.alias("p")).toPandas()
+                ours_df = df.select(column.alias("p"))
 
                 def by_hand(batches, proba=proba):
                     for batch in batches:
@@ -169,12 +178,11 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
                         else:
                             yield pd.DataFrame({"p": shipped.value.predict(features)})
 
-                schema = "p0 double, p1 double" if proba else "p long"
-                def theirs_job(by_hand=by_hand, schema=schema):
-                    return df.mapInPandas(by_hand, schema).toPandas()
-
-                rates = best_rates({"ours": ours_job, "theirs": theirs_job}, count, rounds)
-                (ours, scored), (theirs, answer) = rates["ours"], rates["theirs"]
+                theirs_df = df.mapInPandas(by_hand, "p0 double, p1 double" if proba else "p long")
+                rates = best_rates({"ours": lambda job=ours_df: forced(job, sink),
+                                    "theirs": lambda job=theirs_df: forced(job, sink)}, count, rounds)
+                (ours, _), (theirs, _) = rates["ours"], rates["theirs"]
+                scored, answer = ours_df.toPandas(), theirs_df.toPandas()
                 mine = np.array(scored["p"].tolist())
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))  # same rows, in order
                 found.append(_case("spark", name, method, ours, theirs, identical, say))
@@ -187,7 +195,7 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
 
 
 def with_mlflow(python: Path, estimators: dict, data: Path, partitions: int, rounds: int, workdir: Path,
-                sklearn_by_row: dict, say) -> dict:
+                sklearn_by_row: dict, say, sink: str = "noop") -> dict:
     """MLflow's spark_udf on each model, by bench/batch_mlflow.py in MLflow's venv (one subprocess, after
     this process's Spark has stopped); its figures, and whether its answers equal scikit-learn's predict."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -197,6 +205,7 @@ def with_mlflow(python: Path, estimators: dict, data: Path, partitions: int, rou
         specs += ["--model", f"{name}={workdir / f'{name}.joblib'}"]
     command = [str(python), "-P", str(HERE / "batch_mlflow.py"), "--data", str(data), *specs,
                "--partitions", str(partitions), "--rounds", str(rounds), "--arrow-batch", str(ARROW_BATCH),
+               "--sink", sink,
                "--out", str(workdir)]
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYSPARK_PYTHON")}
     env.update(PYSPARK_PYTHON=str(python), MLFLOW_DISABLE_TELEMETRY="true")
@@ -251,8 +260,11 @@ def describe(result: dict) -> str:
     lines = [f"# Batch scoring, {result['started_at']}", "",
              f"{options['rows']:,} rows in {options['partitions']} partitions of the bench's models; rows per "
              f"second of the whole job, best of {options['rounds']} after a warm-up. Dask: LocalCluster of 2 worker "
-             f"processes; Spark: local[2], Arrow batches of {ARROW_BATCH:,} rows, the rows read from one Parquet "
-             f"file, repartitioned and cached. scikit-learn: the estimator's own `predict` / `predict_proba` in "
+             f"processes, each job's scores brought back (`compute`); Spark: local[2], Arrow batches of "
+             f"{ARROW_BATCH:,} rows, the rows read from one Parquet file, repartitioned and cached, each job "
+             + ("written to Spark's `noop` sink (every row scored, nothing kept)"
+                if options.get("sink", "collect") == "noop" else "brought into the driver (`toPandas`)")
+             + ". scikit-learn: the estimator's own `predict` / `predict_proba` in "
              f"`map_partitions` / `mapInPandas`. {peer}. Identical: bit for bit, row by row, against "
              "scikit-learn's own answers.", "",
              f"Command: `{result['command']}`  ",
@@ -291,6 +303,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--engines", default="dask,spark", help="dask, spark or both (spark includes MLflow)")
+    parser.add_argument("--sink", choices=("noop", "collect"), default="noop",
+                        help="how a Spark job is forced: Spark's noop sink, or toPandas into the driver")
     parser.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON,
                         help="the interpreter of MLflow's venv, with pyspark (requirements-mlflow.txt)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
@@ -301,7 +315,7 @@ def main() -> None:
     result = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "command": " ".join([Path(sys.executable).name, "-m", "bench.batch", *sys.argv[1:]]),
               "options": {"rows": args.rows, "partitions": args.partitions, "rounds": args.rounds,
-                          "arrow_batch": ARROW_BATCH},
+                          "arrow_batch": ARROW_BATCH, "sink": args.sink},
               "machine": report.machine_facts(), "figures": []}
     estimators = models.fit_models()
     frame = rows(args.rows)
@@ -319,10 +333,10 @@ def main() -> None:
                                                  str(root / "cache"), print)
                 elif engine == "spark":
                     found, by_row = on_spark(client, estimators, data, len(frame), args.partitions, args.rounds,
-                                             str(root / "cache"), print)
+                                             str(root / "cache"), print, args.sink)
                     result["figures"] += found
                     result["mlflow"] = with_mlflow(args.mlflow_python, estimators, data, args.partitions,
-                                                   args.rounds, root / "mlflow", by_row, print)
+                                                   args.rounds, root / "mlflow", by_row, print, args.sink)
                     _merge_mlflow(result["figures"], result["mlflow"])
                 else:
                     parser.error(f"unknown engine {engine!r}: dask or spark")

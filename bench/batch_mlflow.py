@@ -5,7 +5,7 @@ interpreter (.venv-mlflow, requirements-mlflow.txt, which holds pyspark at requi
 after its own Spark session has stopped, so the two never run side by side::
 
     .venv-mlflow/bin/python -P bench/batch_mlflow.py --data rows.parquet --model forest=forest.joblib \
-        --partitions 8 --rounds 3 --arrow-batch 100000 --out DIR
+        --partitions 8 --rounds 5 --arrow-batch 100000 --sink noop --out DIR
 
 Each ``--model NAME=FILE`` is a scikit-learn estimator in a joblib file (the same scikit-learn, NumPy and
 joblib pins as the service's venv). It is saved with ``mlflow.sklearn.save_model`` into ``DIR/NAME``
@@ -14,9 +14,10 @@ inferred from an input example; no tracking server), and scored with
 ``mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")`` over the rows of
 ``--data`` (a Parquet file: a ``row`` number and the feature columns), read, repartitioned into
 ``--partitions`` and cached exactly as bench/batch.py's own Spark run reads them. A
-job is ``df.select(udf(*features)).toPandas()``, as the registry's run is forced; rows per second is the
-best of ``--rounds`` after one warm-up. The answers of the last run go to ``DIR/NAME.npy`` in ``row``
-order, for bench/batch.py to compare with scikit-learn's own ``predict``. The last line of stdout is
+job is ``df.select(udf(*features))`` forced as the registry's run is (``--sink``: written to Spark's
+``noop`` sink, or ``collect``: ``toPandas``); rows per second is the best of ``--rounds`` after one warm-up.
+The answers, collected once more untimed, go to ``DIR/NAME.npy`` in ``row`` order, for bench/batch.py to
+compare with scikit-learn's own ``predict``. The last line of stdout is
 JSON: versions and, per model, rows per second. Imports nothing from the repository.
 """
 import argparse
@@ -33,6 +34,14 @@ import numpy as np
 # The one type skops does not trust by default that the bench's forest holds (its trees' node storage);
 # tests/e2e/mlflow_peer/log_models.py trusts the same for its forests.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+def forced(df, sink: str) -> None:
+    """Run the job of ``df`` whole, as bench/batch.py's ``forced`` does: to the ``noop`` sink, or into the driver."""
+    if sink == "collect":
+        df.toPandas()
+    else:
+        df.write.format("noop").mode("overwrite").save()
 
 
 def best_rate(job, count: int, rounds: int) -> tuple[float, object]:
@@ -57,6 +66,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--arrow-batch", type=int, required=True, help="spark.sql.execution.arrow.maxRecordsPerBatch")
     parser.add_argument("--out", type=Path, required=True, help="directory for the saved models and the answers")
+    parser.add_argument("--sink", choices=("noop", "collect"), default="noop",
+                        help="how each job is forced: Spark's noop sink, or toPandas into the driver")
     args = parser.parse_args()
     out = args.out.resolve()
 
@@ -85,7 +96,9 @@ def main() -> None:
             mlflow.sklearn.save_model(estimator, str(saved), input_example=example,
                                       skops_trusted_types=SKOPS_TRUSTED_TYPES)
             udf = mlflow.pyfunc.spark_udf(spark, saved.as_uri(), result_type="double", env_manager="local")
-            rate, answer = best_rate(lambda: df.select(udf(*features).alias("p")).toPandas(), count, args.rounds)
+            scored = df.select(udf(*features).alias("p"))
+            rate, _ = best_rate(lambda: forced(scored, args.sink), count, args.rounds)
+            answer = scored.toPandas()  # once more, untimed, to be compared
             by_row = np.empty(count)
             by_row[order] = answer["p"].to_numpy()
             np.save(out / f"{name}.npy", by_row)
