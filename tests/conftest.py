@@ -6,6 +6,7 @@ gets the migrated SQLite file copied back in place, or the PostgreSQL database e
 (much cheaper than TRUNCATE, which rewrites every table's files). Its URL stays the same all run,
 so the apps share one engine and the SQL it compiled (tests/engines.py).
 """
+import os
 import shutil
 from pathlib import Path
 
@@ -119,9 +120,13 @@ def test_database(migrated_database, tmp_path_factory):
 
         def reset():
             engines.disconnect()
-            for leftover in path.parent.glob("registry.db*"):
+            for leftover in path.parent.glob("registry.db-*"):  # the last test's journal, WAL and shared memory
                 leftover.unlink()
-            shutil.copyfile(template, path)
+            # Put in place whole, never unlinked first: a connection opened meanwhile (a thread of an app that
+            # outlived its test) would make an empty database there, which then lacked every table.
+            fresh = path.with_name("registry.db.fresh")
+            shutil.copyfile(template, fresh)
+            os.replace(fresh, path)
 
         yield url, reset
 

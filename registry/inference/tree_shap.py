@@ -20,11 +20,18 @@ import ctypes
 
 import numpy as np
 
-from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE, raise_for
+from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE, PrivateCopy, raise_for
 
 # Deeper trees are not explained: the walk keeps its sums per level (depth × points × outputs, the points up to
 # half the depth).
 MAX_DEPTH = 4096
+# The most bytes of a model's path copy (tree_shap_paths_make): its splits, and each leaf's value and its path's
+# columns (24 bytes each). A forest of 100 trees of depth 10 over 8 columns takes 2.6 MB. Larger models, trees
+# deeper than 64 levels and boosted models' wide records are explained by the walk of the records.
+PATHS_MAX_BYTES = 64 << 20
+# Whether this CPU gets path copies: their pass takes four points a vector, which only AVX2 makes faster than the
+# walk of the records (native/tree_shap.c); elsewhere every model is explained by that walk.
+PATHS_SUPPORTED = bool(RELEASING_GIL.paths_supported())
 
 
 class NotExplainable(ValueError):
@@ -37,12 +44,14 @@ class TreeExplainer:
     ``columns[t]`` is the first output tree ``t`` adds its ``value`` row to (None: every tree adds to all of
     them, from 0); ``averaged`` divides the sum by the number of trees; ``baseline`` starts every output;
     ``lightgbm_rows`` reads values within LightGBM's ``kZeroThreshold`` of zero as zero, as the walker does
-    for a LightGBM model.
+    for a LightGBM model. Trees and forests (node records) are explained from a private copy of their paths made
+    here, within ``paths_max_bytes`` (default PATHS_MAX_BYTES; 0: none, the records walked node by node instead).
     """
 
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, value: np.ndarray, cover: np.ndarray | None,
                  n_features: int, n_outputs: int, columns: np.ndarray | None = None, averaged: bool = False,
-                 bitsets: np.ndarray | None = None, baseline: np.ndarray | None = None, lightgbm_rows: bool = False):
+                 bitsets: np.ndarray | None = None, baseline: np.ndarray | None = None, lightgbm_rows: bool = False,
+                 paths_max_bytes: int | None = None):
         if cover is None:
             raise NotExplainable("the compiled model holds no node covers (its file records none that add up, or it "
                                  "was stored before they were kept)")
@@ -72,6 +81,11 @@ class TreeExplainer:
                        None if columns is None else columns.ctypes.data, len(roots), value.ctypes.data,
                        value.shape[1], cover.ctypes.data, bitsets.ctypes.data, len(bitsets), self.max_depth,
                        LIGHTGBM_ROWS if lightgbm_rows else 0)
+        paths_max_bytes = PATHS_MAX_BYTES if paths_max_bytes is None else paths_max_bytes
+        self._paths = None if self.wide or paths_max_bytes <= 0 else PrivateCopy.make(
+            RELEASING_GIL.paths_make, RELEASING_GIL.paths_free,
+            (nodes.ctypes.data, len(nodes), roots.ctypes.data, None if columns is None else columns.ctypes.data,
+             len(roots), value.ctypes.data, value.shape[1], cover.ctypes.data, n_features, paths_max_bytes))
 
     def _base_value(self, root_expectations: np.ndarray, columns, baseline) -> np.ndarray:
         base = np.zeros(self.n_outputs) if baseline is None else np.array(baseline, dtype=np.float64)
@@ -91,8 +105,13 @@ class TreeExplainer:
             raise ValueError(f"rows are not a contiguous {np.dtype(dtype)} array of {self.n_features} columns")
         n_rows = len(rows)
         phi = np.zeros((n_rows, self.n_features, self.n_outputs))
-        raise_for(RELEASING_GIL.shap(*self._model, rows.ctypes.data, n_rows, self.n_features, self.n_outputs,
-                                     phi.ctypes.data))
+        if self._paths is not None:
+            status = RELEASING_GIL.paths(self._paths.pointer, rows.ctypes.data, n_rows, self.n_features,
+                                         self.n_outputs, phi.ctypes.data)
+        else:
+            status = RELEASING_GIL.shap(*self._model, rows.ctypes.data, n_rows, self.n_features, self.n_outputs,
+                                        phi.ctypes.data)
+        raise_for(status)
         if self.averaged:
             phi /= self.n_trees
         return self.base_value, phi

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 10  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 11  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -89,6 +89,10 @@ class _Functions(NamedTuple):
     forest_make: ctypes._CFuncPtr  # a tree's or forest's private copy for batches
     forest_free: ctypes._CFuncPtr
     forest: ctypes._CFuncPtr  # a batch walked over that copy
+    paths_make: ctypes._CFuncPtr  # a tree's or forest's private copy for TreeSHAP, leaf by leaf (tree_shap.c)
+    paths_free: ctypes._CFuncPtr
+    paths: ctypes._CFuncPtr  # rows explained from that copy
+    paths_supported: ctypes._CFuncPtr  # whether this CPU gets such copies (AVX2)
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -148,8 +152,18 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
         forest_free.argtypes, forest_free.restype = [pointer], None
         forest = library.tree_walk_forest
         forest.argtypes, forest.restype = [pointer, pointer, size, size, pointer], ctypes.c_int64
+        paths_make = library.tree_shap_paths_make
+        paths_make.argtypes = [pointer, size, pointer, pointer, size, pointer, size, pointer, size, size,
+                               ctypes.POINTER(ctypes.c_int64)]
+        paths_make.restype = pointer
+        paths_free = library.tree_shap_paths_free
+        paths_free.argtypes, paths_free.restype = [pointer], None
+        paths = library.tree_shap_paths
+        paths.argtypes, paths.restype = [pointer, pointer, size, size, size, pointer], ctypes.c_int64
+        paths_supported = library.tree_shap_paths_supported
+        paths_supported.argtypes, paths_supported.restype = [], ctypes.c_int64
         functions.append(_Functions(output, boosted, link, shap, expectations, lightgbm, make, free, compact,
-                                    forest_make, forest_free, forest))
+                                    forest_make, forest_free, forest, paths_make, paths_free, paths, paths_supported))
     return functions[0], functions[1]
 
 
@@ -182,7 +196,7 @@ class Walker:
         self._model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, len(roots), value.ctypes.data,
                        self.n_outputs, int(averaged))
         # None until a batch asks for it, then the copy, or False where it would take too much memory.
-        self._copy: _PrivateCopy | bool | None = None
+        self._copy: PrivateCopy | bool | None = None
 
     def output(self, rows: np.ndarray) -> np.ndarray:
         """The model's output, shape (rows, outputs), for C-contiguous float32 ``rows`` of ``n_features``.
@@ -195,7 +209,7 @@ class Walker:
         functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
         copy = self._copy if n_rows >= FOREST_COPY_FROM_ROWS and self._copy is not False else False
         if copy is None:
-            copy = self._copy = _PrivateCopy.make(RELEASING_GIL.forest_make, RELEASING_GIL.forest_free,
+            copy = self._copy = PrivateCopy.make(RELEASING_GIL.forest_make, RELEASING_GIL.forest_free,
                                                   (*self._model, self.n_features, FOREST_COPY_MAX_BYTES)) or False
         if copy:
             status = functions.forest(copy.pointer, rows.tobytes(), n_rows, self.n_features, out)
@@ -250,7 +264,7 @@ class BoostedWalker:
                        options, deepest_path(nodes, roots) if numeric_only else 0)
         # None until a batch asks for it, then the copy, or False where there is none (not numeric with
         # float32 rows, or too large).
-        self._compact: _PrivateCopy | bool | None = None if numeric_only and float32_rows else False
+        self._compact: PrivateCopy | bool | None = None if numeric_only and float32_rows else False
         self._compact_model = (nodes.ctypes.data, len(nodes), roots.ctypes.data, columns.ctypes.data, len(roots),
                                value.ctypes.data, baseline.ctypes.data, self.n_outputs, n_features, options)
 
@@ -263,7 +277,7 @@ class BoostedWalker:
         functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
         compact = self._compact if n_rows >= COMPACT_FROM_ROWS and self._compact is not False else False
         if compact is None:
-            compact = self._compact = _PrivateCopy.make(RELEASING_GIL.compact_make, RELEASING_GIL.compact_free,
+            compact = self._compact = PrivateCopy.make(RELEASING_GIL.compact_make, RELEASING_GIL.compact_free,
                                                         (*self._compact_model, COMPACT_MAX_BYTES)) or False
         if compact:
             status = functions.compact(compact.pointer, rows.tobytes(), n_rows, self.n_features, out)
@@ -277,7 +291,7 @@ class BoostedWalker:
         return np.frombuffer(out).reshape(n_rows, self.n_outputs)
 
 
-class _PrivateCopy:
+class PrivateCopy:
     """A private copy of a model's trees that the C library made from its records, checked as it read them, and
     frees (with ``free``) when this goes."""
 
@@ -286,7 +300,7 @@ class _PrivateCopy:
         weakref.finalize(self, free, pointer)
 
     @classmethod
-    def make(cls, make: ctypes._CFuncPtr, free: ctypes._CFuncPtr, arguments: tuple) -> _PrivateCopy | None:
+    def make(cls, make: ctypes._CFuncPtr, free: ctypes._CFuncPtr, arguments: tuple) -> PrivateCopy | None:
         """The copy ``make`` makes of a model (its arguments, the most bytes last), or None where it would take
         more. Raises ``NodesDamaged`` when the records changed since they were checked."""
         status = ctypes.c_int64()

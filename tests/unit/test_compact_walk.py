@@ -79,7 +79,7 @@ def test_a_batch_over_the_copy_answers_what_the_records_answer_bit_for_bit(seed,
     walker = BoostedWalker(**model)
     rows = awkward_rows(rng, model, int(rng.choice([64, 65, 200, 333])))
     batch = walker.output(rows)
-    assert isinstance(walker._compact, tree_walk._PrivateCopy)
+    assert isinstance(walker._compact, tree_walk.PrivateCopy)
     assert_identical(batch, one_row_at_a_time(walker, rows))
 
 

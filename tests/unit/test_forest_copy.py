@@ -42,7 +42,7 @@ def test_a_batch_over_the_copy_answers_what_the_records_and_scikit_learn_answer_
             ours = fast.predict_proba(batch) if hasattr(model, "classes_") else fast.predict(batch)
             walked = one_row_at_a_time(fast._walker, fast._rows(batch))
             again = fast._walker.output(fast._rows(batch))
-        assert isinstance(fast._walker._copy, tree_walk._PrivateCopy)
+        assert isinstance(fast._walker._copy, tree_walk.PrivateCopy)
         assert_identical(ours, scikit_learn(method, batch))
         assert_identical(again, walked)
 

@@ -22,8 +22,9 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from registry.artifacts.loading.xgboost_files import read_xgboost
 from registry.inference.fast_boosting import compile_boosting
 from registry.inference.fast_trees import compile_trees
+from registry.inference import tree_shap
 from registry.inference.tree_shap import NotExplainable, TreeExplainer
-from registry.inference.tree_walk import CATEGORICAL, NAN_LEFT, WIDE_NODE, BoostedWalker, NodesDamaged
+from registry.inference.tree_walk import CATEGORICAL, NAN_LEFT, WIDE_NODE, BoostedWalker, NodesDamaged, PrivateCopy
 
 shap = pytest.importorskip("shap")
 xgboost = pytest.importorskip("xgboost")
@@ -322,17 +323,79 @@ DAMAGES = ["child past the nodes", "negative child", "child back to its node", "
            "column past the model's", "root past the nodes", "deeper than measured"]
 
 
+@pytest.fixture
+def records_walked(monkeypatch):
+    """Trees and forests explained by the walk of their records, node by node, as boosted models are: no path copy."""
+    monkeypatch.setattr(tree_shap, "PATHS_MAX_BYTES", 0)
+
+
 @pytest.mark.parametrize("kind, what", [*((kind, what) for kind in ("forest-classifier", "hist-multiclass")
                                           for what in DAMAGES), ("hist-multiclass", "output column past the model's")])
-def test_records_damaged_after_the_explainer_was_made_raise_nodes_damaged_never_crash(models, what, kind):
+def test_records_damaged_after_the_explainer_was_made_raise_nodes_damaged_never_crash(models, records_walked, what,
+                                                                                        kind):
     form = copy.deepcopy(models[kind][1])  # its own arrays, rebuilt from its state
     form.explain(ROWS[:2])
+    assert form._explainer._paths is None
     damage(what, form.nodes, form.roots, getattr(form, "columns", None))
     with pytest.raises(NodesDamaged):
         form.explain(ROWS)
 
 
-def test_damaged_covers_give_numbers_not_a_crash(models):
+@pytest.mark.parametrize("what", DAMAGES)
+def test_a_forests_path_copy_explains_what_it_was_made_from_whatever_the_records_become(models, what):
+    form = copy.deepcopy(models["forest-classifier"][1])
+    base, values = form.explain(ROWS)
+    assert isinstance(form._explainer._paths, PrivateCopy) is tree_shap.PATHS_SUPPORTED
+    damage(what, form.nodes, form.roots, None)
+    if not tree_shap.PATHS_SUPPORTED:  # this CPU walks the records, which say they were damaged
+        with pytest.raises(NodesDamaged):
+            form.explain(ROWS)
+        return
+    again_base, again = form.explain(ROWS)  # read from the copy alone: the same numbers, and no crash
+    assert np.array_equal(again_base, base) and np.array_equal(again, values)
+
+
+@pytest.mark.parametrize("what", ["child past the nodes", "negative child", "child back to its node",
+                                  "child before its node", "column past the model's"])
+def test_records_damaged_before_the_path_copy_is_made_raise_nodes_damaged(models, what):
+    form = copy.deepcopy(models["forest-classifier"][1])
+    damage(what, form.nodes, form.roots, None)
+    with pytest.raises(NodesDamaged):
+        form.explain(ROWS)
+
+
+@pytest.mark.parametrize("name", [name for name in SKLEARN if name.startswith(("tree", "forest"))])
+def test_the_path_copy_and_the_walk_of_the_records_give_the_same_values(models, name, monkeypatch):
+    form = models[name][1]
+    explainer = TreeExplainer(nodes=form.nodes, roots=form.roots, value=form.value, cover=form.cover,
+                              n_features=form.n_features, n_outputs=form.value.shape[1], averaged=len(form.roots) > 1)
+    walked = TreeExplainer(nodes=form.nodes, roots=form.roots, value=form.value, cover=form.cover,
+                           n_features=form.n_features, n_outputs=form.value.shape[1], averaged=len(form.roots) > 1,
+                           paths_max_bytes=0)
+    assert isinstance(explainer._paths, PrivateCopy) is tree_shap.PATHS_SUPPORTED and walked._paths is None
+    rows = np.ascontiguousarray(ROWS, dtype=np.float32)
+    base, values = explainer.explain(rows)
+    np.testing.assert_allclose(values, walked.explain(rows)[1], rtol=0, atol=1e-12)
+    assert np.array_equal(base, walked.base_value)
+
+
+def test_paths_deeper_than_64_levels_and_copies_too_large_are_explained_from_the_records():
+    for depth, budget, copied in [(64, None, True), (65, None, False), (10, 100, False)]:
+        nodes = _chain(depth)
+        nodes["threshold"][::2] = 0.5
+        explainer = TreeExplainer(nodes=nodes, roots=np.zeros(1, np.int32), value=np.arange(2.0 * depth + 1),
+                                  n_features=1, n_outputs=1, cover=np.linspace(2.0 * depth + 1, 1, 2 * depth + 1),
+                                  paths_max_bytes=budget)
+        assert (explainer._paths is not None) is (copied and tree_shap.PATHS_SUPPORTED), (depth, budget)
+        rows = np.array([[0.25], [0.75], [np.nan]], dtype=np.float32)
+        base, values = explainer.explain(rows)
+        walked = TreeExplainer(nodes=nodes, roots=np.zeros(1, np.int32), value=np.arange(2.0 * depth + 1),
+                               n_features=1, n_outputs=1, cover=np.linspace(2.0 * depth + 1, 1, 2 * depth + 1),
+                               paths_max_bytes=0)
+        np.testing.assert_allclose(values, walked.explain(rows)[1], rtol=1e-14, atol=1e-12)  # values near 1,000
+
+
+def test_damaged_covers_give_numbers_not_a_crash(models, records_walked):
     form = copy.deepcopy(models["forest-regressor"][1])
     form.explain(ROWS[:1])
     form.cover[:] = np.where(np.arange(len(form.cover)) % 2, 0.0, np.nan)
