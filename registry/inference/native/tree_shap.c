@@ -698,6 +698,15 @@ failed:
     return NULL;
 }
 
+/* o: 1.0 where the row took every edge of a column (none of its levels missed), else 0.0, made from the bits of
+   1.0 with no branch (a compiler's choice between two constants is a branch the row decides, and mispredicts). */
+static inline double taken(uint64_t missed, uint64_t levels) {
+    const uint64_t bits = UINT64_C(0x3FF0000000000000) & -(uint64_t)((missed & levels) == 0);
+    double one;
+    memcpy(&one, &bits, sizeof one);
+    return one;
+}
+
 /*
  * One row's pass of tree t of the copy, adding its attributions per point to row_phi[n_features][n_outputs][q]
  * (four points a vector): its splits, then its leaves. `word` holds a word per node of the tree; `factors` and `before`
@@ -734,7 +743,7 @@ static inline __attribute__((always_inline)) void paths_tree(const paths_t *path
         for (int64_t i = 0; i < quads; i++)
             carried[i] = (quad_t){1, 1, 1, 1};
         for (int64_t e = 0; e < leaf.n_entries; e++) {
-            const double one = (missed & entries[e].levels) == 0, zero = entries[e].zero;
+            const double one = taken(missed, entries[e].levels), zero = entries[e].zero;
             #pragma GCC unroll 16
             for (int64_t i = 0; i < quads; i++) {
                 const quad_t factor = zero * one_minus_t[i] + one * tp[i];
@@ -747,7 +756,7 @@ static inline __attribute__((always_inline)) void paths_tree(const paths_t *path
         for (int64_t i = 0; i < quads; i++)
             carried[i] = (quad_t){1, 1, 1, 1};
         for (int64_t e = leaf.n_entries - 1; e >= 0; e--) {
-            const double gain = (double)((missed & entries[e].levels) == 0) - entries[e].zero;
+            const double gain = taken(missed, entries[e].levels) - entries[e].zero;
             quad_t *sums = target + entries[e].column * n_outputs * quads;
             #pragma GCC unroll 16
             for (int64_t i = 0; i < quads; i++) {
