@@ -8,7 +8,8 @@ left of an explanation's cost is the route's Python, not arithmetic.
 
 Prints the p50 (and p90 and min) of each in-process explanation over ``--repeats`` calls (goal: ≤ 5 ms p50), and
 the explain route's rps ÷ the predict route's (single row, alias route, c=8, goal ≥ 0.5); writes them to
-bench/results/. With ``--against`` a library built from other source (another commit's ``tree_shap.c``) explains
+bench/results/; also the CPU time per row of the forest's TreeSHAP from its path copy and from the walk of its
+records, turn about. With ``--against`` a library built from other source (another commit's ``tree_shap.c``) explains
 the same forest's rows in the same run, turn about with this one: its CPU time per row beside ours. With
 ``--features`` the data has that many columns (``make_classification``, half of them informative) instead of the
 registry's bench data's 8: wider paths take rules of more points. Figures only; nothing passes or fails.
@@ -31,6 +32,7 @@ from bench import models, predict, report, servers
 from bench.harness.traffic import move
 from registry.inference.fast_trees import compile_trees
 from registry.inference.linear_shap import linear_shap
+from registry.inference.tree_shap import TreeExplainer
 from registry.inference.tree_walk import RELEASING_GIL, load
 
 HERE = Path(__file__).resolve().parent
@@ -82,7 +84,27 @@ def in_process(forest, X: np.ndarray, repeats: int) -> dict:
     difference = max(float(np.abs(compiled.explain(row)[1] - np.asarray(explainer.shap_values(row))).max())
                      for row in rows[:20])
     return {"registry_ms": ours, "shap_ms": theirs, "max_difference": difference,
-            "nodes": int(len(compiled.nodes))}
+            "nodes": int(len(compiled.nodes)), "walks_us": walks(compiled, X, repeats)}
+
+
+def walks(compiled, X: np.ndarray, repeats: int, rounds: int = 5) -> dict:
+    """Microseconds of CPU per single-row TreeSHAP call, the least of ``repeats`` rows × ``rounds`` turns, from the
+    forest's path copy (where this CPU gets one) and from the walk of its records, on the same rows, turn about."""
+    explainers = {name: TreeExplainer(nodes=compiled.nodes, roots=compiled.roots, value=compiled.value,
+                                      cover=compiled.cover, n_features=compiled.n_features,
+                                      n_outputs=compiled.value.shape[1], averaged=True, paths_max_bytes=budget)
+                  for name, budget in (("paths", None), ("records", 0))}
+    rows = [np.ascontiguousarray(X[i:i + 1], dtype=np.float32) for i in range(repeats)]
+    least = dict.fromkeys(explainers, float("inf"))
+    for _ in range(rounds):
+        for name, explainer in explainers.items():
+            for row in rows:
+                started = time.process_time()
+                explainer.explain(row)
+                least[name] = min(least[name], time.process_time() - started)
+    found = {name: round(seconds * 1e6, 1) for name, seconds in least.items()}
+    found["path_copy"] = explainers["paths"]._paths is not None
+    return found
 
 
 def against(forest, X: np.ndarray, repeats: int, other: Path, rounds: int = 5) -> dict:
@@ -183,6 +205,9 @@ def describe(run: dict) -> str:
         f"| {local['registry_ms']['min']:.3f} ms | p50 ≤ {GOALS['p50_ms']} ms |",
         f"| {theirs} | {local['shap_ms']['p50']:.3f} ms | {local['shap_ms']['p90']:.3f} ms "
         f"| {local['shap_ms']['min']:.3f} ms | |", "",
+        *([f"CPU per row, least of {o['repeats']} rows × 5 turns: from the path copy "
+           f"{local['walks_us']['paths']} µs{'' if local['walks_us']['path_copy'] else ' (none on this CPU)'}, "
+           f"from the walk of the records {local['walks_us']['records']} µs.", ""] if "walks_us" in local else []),
         *([f"CPU per row, least of {o['repeats']} rows × 5 turns: this build {local['cpu_us']['this']} µs, "
            f"{o['against']} {local['cpu_us']['other']} µs "
            f"({local['cpu_us']['other'] / local['cpu_us']['this']:.2f}× as much).", ""] if "cpu_us" in local else []),
