@@ -65,7 +65,8 @@ def test_a_rotten_copy_behind_an_alias_is_found_said_everywhere_and_sent_once(li
 
     warnings = poll(lambda: damage_warnings(live, sha256), timeout=60)
     assert all("(kept v1) is damaged" in warning for warning in warnings)
-    assert metric(live, "registry_artifacts_damaged") == 1.0
+    # /readyz says what the worker read at once; /metrics has it from the worker's next flush, about a second later
+    poll(lambda: metric(live, "registry_artifacts_damaged") == 1.0, timeout=60)
     sent = poll(lambda: receiver.events("scrub", "artifact.damaged"), timeout=60)
     assert [event["data"] for event in sent] == [
         {"sha256": sha256, "status": "damaged", "store": str(live.store_dir), "versions": ["kept v1"]}]
