@@ -4,7 +4,7 @@
 
 Scores one pandas partition of ``--rows`` rows like the bench models' training rows with the logistic
 regression and the 100-tree forest (bench/models.py), ``predict`` and ``predict_proba``, through what
-Dask's ``map_partitions`` calls (the frame joined with its scores) and what the Spark UDF does with one Arrow
+Dask's ``map_partitions`` calls (the frame with its scores beside it) and what the Spark UDF does with one Arrow
 batch of the same rows (its feature arrays scored, its scores made Arrow arrays), beside
 the estimator's own method on the same rows. No engine, no server: the version is loaded by the
 registry's restricted loader into the client's per-process cache, as an executor loads it. Figures are
@@ -21,7 +21,6 @@ import time
 
 import joblib
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from bench import models

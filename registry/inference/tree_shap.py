@@ -28,9 +28,10 @@ from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE
 # half the depth).
 MAX_DEPTH = 4096
 # The most bytes of a model's path copy (tree_shap_paths_make): its splits, and each leaf's value and its path's
-# columns (24 bytes each). A forest of 100 trees of depth 10 over 8 columns takes 2.6 MB. Larger models, trees
-# deeper than 64 levels and boosted models' wide records are explained by the walk of the records.
-PATHS_MAX_BYTES = 64 << 20
+# columns (24 bytes each): 2.6 MB for the bench's forest of 100 trees of depth 10 over 8 columns (its arrays grow
+# by doubling: at most twice that). Larger models, trees deeper than 64 levels and boosted models' wide records are
+# explained by the walk of the records.
+PATHS_MAX_BYTES = 32 << 20  # as the batch walk's forest copy (tree_walk.FOREST_COPY_MAX_BYTES)
 # Whether this CPU gets path copies: their pass takes four points a vector, which only AVX2 makes faster than the
 # walk of the records (native/tree_shap.c); elsewhere every model is explained by that walk.
 PATHS_SUPPORTED = bool(RELEASING_GIL.paths_supported())
