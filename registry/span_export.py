@@ -109,11 +109,16 @@ class Recorder:
     def _run(self) -> None:
         reported = 0
         while True:
-            self._wake.wait(self._delay)
+            woken = self._wake.wait(self._delay)
             self._wake.clear()
             with self._lock:
                 waiters, self._waiters = self._waiters, []
-            self._send(len(self._queue))
+            pending = len(self._queue)
+            if woken and not waiters and not self._stopping:
+                # woken by a full batch: whole batches only, as the SDK's processor sends them; the spans queued
+                # since wait for the next (a batch and its few latecomers were two requests to the collector)
+                pending -= pending % self._batch_size
+            self._send(pending)
             for waiter in waiters:
                 waiter.set()
             if self.dropped != reported:  # once per send at most, however many were dropped

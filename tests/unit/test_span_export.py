@@ -94,6 +94,30 @@ def test_a_full_queue_drops_and_counts_and_a_flush_sends_the_rest():
         recorder.stop(10)
 
 
+def test_a_full_batch_is_sent_alone_and_its_latecomers_wait_for_the_next_send():
+    batches, gate = [], threading.Event()
+
+    def sink(batch):
+        gate.wait(10)  # the first send holds the thread while the next batch and one more span are queued
+        batches.append(list(batch))
+
+    recorder = Recorder([sink], queue_size=100, delay_ms=60_000, batch_size=3)
+    try:
+        for number in range(3):
+            recorder.add(number)
+        wait_for(lambda: not recorder._queue, "the first batch taken")
+        for number in range(3, 7):
+            recorder.add(number)  # the sixth fills a batch; the seventh comes late for it
+        gate.set()
+        wait_for(lambda: len(batches) >= 2, "the second batch sent")
+        assert batches == [[0, 1, 2], [3, 4, 5]] and list(recorder._queue) == [6]  # one request, not two
+        assert recorder.flush(10)
+        assert batches[2:] == [[6]]
+    finally:
+        gate.set()
+        recorder.stop(10)
+
+
 def test_stop_sends_what_is_queued_and_closes_the_sinks():
     sent, closed = [], []
     recorder = Recorder([sent.extend], queue_size=100, delay_ms=60_000, batch_size=50,
