@@ -22,6 +22,7 @@ TRACED_ENDPOINTS = frozenset({"predict.predict_ref", "predict.predict_default", 
 _ENVIRON_KEY = "registry.trace"
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _ROUTES: dict[str, str] = {}  # a URL rule's route (``/models/{name}/{ref}/predict``), by the rule: a few
+_ENVIRON_NAMES = {"traceparent": "HTTP_TRACEPARENT", "tracestate": "HTTP_TRACESTATE"}  # read on every request
 
 
 class EnvironGetter(Getter[dict]):
@@ -29,7 +30,10 @@ class EnvironGetter(Getter[dict]):
 
     def get(self, carrier: dict, key: str) -> list[str] | None:
         """The header's value, as the propagators read it."""
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        name = _ENVIRON_NAMES.get(key)
+        if name is None:
+            name = "HTTP_" + key.upper().replace("-", "_")
+        value = carrier.get(name)
         return None if value is None else [value]
 
     def keys(self, carrier: dict) -> list[str]:

@@ -76,15 +76,19 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
         self._thread.start()
 
-    def add(self, span: Finished) -> None:
-        """Queue a finished span for the next send; dropped (and counted) when the queue is full."""
+    def add(self, span: Finished, children: Sequence[Finished] = ()) -> None:
+        """Queue a finished span (and its ``children``, ended before it) for the next send; dropped together (and
+        counted) when the queue has no room for all of them."""
         queue = self._queue
-        if len(queue) >= self._queue_size:
+        held, count = len(queue), 1 + len(children)
+        if held + count > self._queue_size:
             with self._lock:
-                self.dropped += 1
+                self.dropped += count
             return
         queue.append(span)
-        if len(queue) == self._batch_size:
+        if children:
+            queue.extend(children)
+        if held < self._batch_size <= held + count:
             self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> bool:

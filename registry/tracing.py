@@ -149,14 +149,15 @@ class _Span:
     the inputs)."""
 
     __slots__ = ("name", "trace_id", "span_id", "parent_id", "remote", "sampled", "flags", "state", "kind", "start",
-                 "end", "attributes", "error")
+                 "end", "attributes", "error", "steps")
 
     def __init__(self, name: str, trace_id: int, parent_id: int, sampled: bool, kind: int, start: int,
                  attributes: dict, remote: bool = False, flags: int = 1, state: str = ""):
-        # positional, and no work beyond the assignments: a prediction makes five of these
+        # positional, and no work beyond the assignments: a request makes one of these, its steps are _Steps
         self.name, self.trace_id, self.span_id, self.parent_id = name, trace_id, getrandbits(64) or 1, parent_id
         self.sampled, self.kind, self.start, self.attributes = sampled, kind, start, attributes
         self.remote, self.flags, self.state, self.end, self.error = remote, flags, state, 0, None
+        self.steps: list[_Step] = []  # its ended children, queued with it when it ends
 
     def is_recording(self) -> bool:
         """Whether the span is sampled (its attributes are sent)."""
@@ -171,11 +172,11 @@ class _Span:
         self.attributes.update(attributes)
 
     def end_at(self, end_ns: int | None = None) -> None:
-        """End the span (now, or at ``end_ns``) and queue it to be sent when sampled."""
+        """End the span (now, or at ``end_ns``) and queue it, with its steps ended so far, to be sent when sampled."""
         self.end = time_ns() if end_ns is None else end_ns
         recorder = _recorder
         if self.sampled and recorder is not None:
-            recorder.add(self)
+            recorder.add(self, self.steps)
 
     def __enter__(self) -> _Span:
         return self
@@ -184,6 +185,64 @@ class _Span:
         if error is not None:
             self.error = kind.__name__
         self.end_at()
+
+
+class _Step:
+    """A step of a traced request (``parse``, ``resolve``, ``predict``…): a child span of the request's, kept by it
+    when it ends and queued with it, so that a step costs its request two clock reads and an append. Its own id is
+    drawn when it is sent (nothing refers to it before: a step has no children). A step that ends after its
+    request's span (none of the data plane's do) is queued alone. Marked an error by an exception that leaves its
+    ``with`` block (by the exception's class name only: its message may quote the inputs)."""
+
+    __slots__ = ("name", "parent", "start", "end", "attributes", "error", "_id")
+    kind, remote, state = INTERNAL, False, ""
+
+    def __init__(self, name: str, parent: _Span):
+        self.name, self.parent, self.attributes, self.error, self._id, self.start = name, parent, {}, None, 0, time_ns()
+
+    @property
+    def trace_id(self) -> int:
+        """Its request's trace."""
+        return self.parent.trace_id
+
+    @property
+    def parent_id(self) -> int:
+        """Its request's span."""
+        return self.parent.span_id
+
+    @property
+    def span_id(self) -> int:
+        """Its own id, drawn when first read (by the sender)."""
+        if not self._id:
+            self._id = getrandbits(64) or 1
+        return self._id
+
+    def is_recording(self) -> bool:
+        """A step is made only for a sampled request."""
+        return True
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Set one attribute (a string, boolean, integer or float)."""
+        self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Set several attributes."""
+        self.attributes.update(attributes)
+
+    def __enter__(self) -> _Step:
+        return self
+
+    def __exit__(self, kind, error, _traceback) -> None:
+        self.end = time_ns()
+        if error is not None:
+            self.error = kind.__name__
+        parent = self.parent
+        if not parent.end:
+            parent.steps.append(self)
+            return
+        recorder = _recorder
+        if recorder is not None:
+            recorder.add(self)
 
 
 class Served:
@@ -228,7 +287,8 @@ def serve(name: str, *, carrier: object, getter: Getter, attributes: Mapping[str
     trace of its own); :data:`UNTRACED` when tracing is off."""
     if _recorder is None:
         return UNTRACED
-    caller = parse_traceparent(getter.get(carrier, "traceparent"))
+    given = getter.get(carrier, "traceparent")
+    caller = parse_traceparent(given) if given else None
     if caller is None:
         trace_id = getrandbits(128) or 1
         sampled = (trace_id & _ID_BITS) < _root_bound
@@ -269,14 +329,14 @@ def _tracestate(values: list[str] | None) -> str:
     return TraceState.from_header(values).to_header()
 
 
-def span(name: str) -> nullcontext | _Span:
+def span(name: str) -> nullcontext | _Step:
     """A child of the current span for the block (``parse``, ``resolve``, ``predict``…), ended when it ends and
     marked an error by an exception that leaves it; the shared no-op when tracing is off or nothing is traced.
     Not made current: the steps of a request have no children."""
     parent = _current.get()
     if parent is None or not parent.sampled:
         return _OFF
-    return _Span(name, parent.trace_id, parent.span_id, True, INTERNAL, time_ns(), {})
+    return _Step(name, parent)
 
 
 def current():

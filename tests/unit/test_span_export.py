@@ -282,3 +282,38 @@ def test_a_stop_whose_send_outlasts_its_timeout_closes_the_sinks_which_cuts_the_
     recorder._thread.join(10)  # well before the 30 s the send would take without the closer
 
     assert released.is_set() and not recorder._thread.is_alive()
+
+
+def test_a_requests_steps_are_queued_with_it_in_order_and_a_step_ending_after_it_goes_alone(monkeypatch):
+    queued = []
+    recorder = SimpleNamespace(add=lambda span, children=(): queued.append([span, *children]))
+    monkeypatch.setattr(tracing, "_recorder", recorder)
+    served = tracing.serve("POST /x", carrier={}, getter=SimpleNamespace(get=lambda carrier, key: None),
+                           attributes={})
+    late = tracing.span("log")
+    with tracing.span("resolve"), tracing.span("parse"):
+        assert queued == []  # nothing is queued before the request ends
+    served.finish(200)
+    with late:
+        pass
+
+    (request, parse_, resolve_), (alone,) = queued  # each step as it ended: the inner one first
+    assert (request.name, parse_.name, resolve_.name, alone.name) == ("POST /x", "parse", "resolve", "log")
+    steps = [parse_, resolve_, alone]
+    assert {(step.trace_id, step.parent_id) for step in steps} == {(request.trace_id, request.span_id)}
+    assert len({request.span_id, *(step.span_id for step in steps)}) == 4
+    assert all(step.span_id == step.span_id and request.start <= step.start <= step.end for step in steps)
+    assert parse_.end <= resolve_.end <= request.end <= alone.end
+
+
+def test_a_request_and_its_steps_are_dropped_together_when_the_queue_has_no_room_for_all():
+    sent = []
+    recorder = Recorder([sent.extend], queue_size=4, delay_ms=60_000, batch_size=4)
+    try:
+        recorder.add("first", ["a"])
+        recorder.add("second", ["b", "c"])  # 2 + 3 > 4: none of the three
+        recorder.add("third", ["d"])  # fills a batch: sent at once
+        wait_for(lambda: len(sent) == 4, "the full batch sent")
+        assert sent == ["first", "a", "third", "d"] and recorder.dropped == 3
+    finally:
+        recorder.stop(10)
