@@ -189,33 +189,16 @@ class _Span:
 
 class _Step:
     """A step of a traced request (``parse``, ``resolve``, ``predict``…): a child span of the request's, kept by it
-    when it ends and queued with it, so that a step costs its request two clock reads and an append. Its own id is
-    drawn when it is sent (nothing refers to it before: a step has no children). A step that ends after its
-    request's span (none of the data plane's do) is queued alone. Marked an error by an exception that leaves its
-    ``with`` block (by the exception's class name only: its message may quote the inputs)."""
+    when it ends and queued with it, so that a step costs its request no call into the recorder. A step that ends
+    after its request's span (none of the data plane's do) is queued alone. Marked an error by an exception that
+    leaves its ``with`` block (by the exception's class name only: its message may quote the inputs)."""
 
-    __slots__ = ("name", "parent", "start", "end", "attributes", "error", "_id")
+    __slots__ = ("name", "parent", "trace_id", "span_id", "parent_id", "start", "end", "attributes", "error")
     kind, remote, state = INTERNAL, False, ""
 
     def __init__(self, name: str, parent: _Span):
-        self.name, self.parent, self.attributes, self.error, self._id, self.start = name, parent, {}, None, 0, time_ns()
-
-    @property
-    def trace_id(self) -> int:
-        """Its request's trace."""
-        return self.parent.trace_id
-
-    @property
-    def parent_id(self) -> int:
-        """Its request's span."""
-        return self.parent.span_id
-
-    @property
-    def span_id(self) -> int:
-        """Its own id, drawn when first read (by the sender)."""
-        if not self._id:
-            self._id = getrandbits(64) or 1
-        return self._id
+        self.name, self.parent, self.trace_id, self.parent_id = name, parent, parent.trace_id, parent.span_id
+        self.span_id, self.attributes, self.error, self.start = getrandbits(64) or 1, {}, None, time_ns()
 
     def is_recording(self) -> bool:
         """A step is made only for a sampled request."""
