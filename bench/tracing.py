@@ -6,8 +6,8 @@ traces); ``off``, this checkout with no ``OTEL_*`` variable; ``on``, this checko
 request's spans (100 % sampling: the default parent-based always-on sampler, and no caller's
 ``traceparent``) as OTLP over HTTP to a receiver in this process that decodes and drops them; and
 ``on-10%`` (``OTEL_TRACES_SAMPLER=traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.1``). Single-row bodies
-on the alias route, c=8, wrk's closed loop; the targets are measured in turns, ``--rounds`` times, so
-drift in the machine's load reaches all of them alike.
+on the alias route, c=8, wrk's closed loop; the targets are measured in turns, ``--rounds`` times, each
+round starting one target further on, so drift in the machine's load reaches all of them alike.
 
     git archive $(git merge-base HEAD main) | tar -x -C /tmp/base   # and its compiled walker: make, or copy the .so
     .venv/bin/python -m bench.tracing --baseline /tmp/base
@@ -92,11 +92,14 @@ def _serve(repo: Path, root: Path, settings: dict, estimator):
 
 
 def measure(servers: dict, body: Path, args) -> dict[str, list[dict]]:
-    """Every target's rps and server CPU per request in every round (after one unmeasured second each); a
-    window in which one worker did more than ``LOPSIDED`` of the work is measured again (as bench.floor does)."""
+    """Every target's rps and server CPU per request in every round (after one unmeasured second each), the
+    targets' order turned by one each round so that none always follows the same one; a window in which one
+    worker did more than ``LOPSIDED`` of the work is measured again (as bench.floor does)."""
     found: dict[str, list[dict]] = {name: [] for name in servers}
-    for _ in range(args.rounds):
-        for name, (server, url) in servers.items():
+    names = list(servers)
+    for number in range(args.rounds):
+        for name in names[number % len(names):] + names[:number % len(names)]:  # each round starts one further on
+            server, url = servers[name]
             for tries in range(1, TRIES + 1):
                 figures = predict.measure(server.pid, url, body, args.concurrency, args.seconds, warmup=1)
                 if figures["non_2xx"] or figures["socket_errors"]:

@@ -192,7 +192,7 @@ class OtlpEncoder:
         append, blocks, ids, ids_parent, times = parts.append, self._blocks, _IDS.pack, _IDS_PARENT.pack, _TIMES.pack
         for span in spans:
             attributes, trace_id = span.attributes, span.trace_id
-            key = (span.name, span.kind, span.remote, *attributes.items())
+            key = (span.name, span.kind, span.remote, tuple(attributes), tuple(attributes.values()))  # no pair a key
             kinds = tuple(map(type, attributes.values()))  # 1 and True are equal keys, and encoded apart
             block = blocks.get(key)
             if block is None or block[0] != kinds:
