@@ -9,13 +9,13 @@ of ``OTEL_EXPORTER_OTLP_*``); the resource is the SDK's reading of ``OTEL_SERVIC
 
 The spans themselves are this module's, not the SDK's: a span is a small object with random ids, its
 times and a dict of attributes, queued when it ends (a request's steps with it); the SDK's cost more CPU
-than the single-row prediction they describe (locks, attribute checks, processor hooks, context objects, then its protobuf
-messages and its ``requests`` session; docs/operations.md, "Traces", has the figures). What they do: W3C trace context in and out (``traceparent``
-parsed as strictly as the SDK's propagator, ``tracestate`` kept by the API's parser), the standard
-samplers (``OTEL_TRACES_SAMPLER``: ``always_on``, ``always_off``, ``traceidratio`` and their
-``parentbased_`` forms, ``parentbased_always_on`` by default; ``OTEL_TRACES_SAMPLER_ARG``), the batch
-processor's pacing (``OTEL_BSP_*``). What they do not: events, links, baggage, other propagators or
-samplers (a start with one is refused by :func:`unsupported`).
+than the single-row prediction they describe (locks, attribute checks, processor hooks, context objects,
+then its protobuf messages and its ``requests`` session; docs/operations.md, "Traces", has the figures).
+What they do: W3C trace context in and out (``traceparent`` parsed as strictly as the SDK's propagator,
+``tracestate`` kept by the API's parser), the standard samplers (``OTEL_TRACES_SAMPLER``: ``always_on``,
+``always_off``, ``traceidratio`` and their ``parentbased_`` forms, ``parentbased_always_on`` by default;
+``OTEL_TRACES_SAMPLER_ARG``), the batch processor's pacing (``OTEL_BSP_*``). What they do not: events,
+links, baggage, other propagators or samplers (a start with one is refused by :func:`unsupported`).
 
 A request's server span is opened by its edge (:func:`serve`) and is the current span of the request's
 thread while the data plane answers; the data plane's steps are its children (:func:`span`), and runs

@@ -98,7 +98,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # connections kept alive, as a collector keeps them: every answer has a length
+            protocol_version = "HTTP/1.1"  # kept alive, as a collector keeps them: every answer has a length
             disable_nagle_algorithm = True  # the answer's body, written after its headers, leaves at once
 
             def do_POST(self):  # noqa: N802  (http.server's name)
