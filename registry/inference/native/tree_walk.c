@@ -604,6 +604,11 @@ int64_t tree_walk_compact(const compact_t *compact, const double *rows, int64_t 
  * round's list, so few rows step past their own leaf and the rounds' steps are independent of each other (many
  * loads in flight). The block's rows then add their leaves' values in tree order, as tree_walk_output adds them:
  * the same sums, in the same order.
+ *
+ * The plain steps' loop is unrolled four times and a binary classifier's two sums are added without a loop: on the
+ * bench's forest (100 fully grown trees, 8 features) 15.7 against 18.2 ns a row and tree in calls of 100,000 rows
+ * (the best of 24 calls each, taking turns, on an idle machine); in calls of 10,000 rows the sums alone took it from
+ * 18.1 to 17.1 ns and the unrolling to 15.5. Unrolled further (8), or the rounds' loop too: no faster.
  */
 typedef struct {
     uint32_t key;    /* the row's key read: the column, plus n_features where a NaN goes to `next` */
@@ -786,6 +791,7 @@ int64_t tree_walk_forest(const forest_t *forest, const float *rows, int64_t n_ro
             for (int r = 0; r < block; r++)
                 lanes[r] = (forest_lane_t){(int32_t)(r * stride), root};
             for (int32_t level = 0; level < forest->plain[t]; level++)
+#pragma GCC unroll 4
                 for (int r = 0; r < block; r++) {
                     const forest_node_t node = forest->nodes[lanes[r].at];
                     lanes[r].at = node.next + (keys[lanes[r].keys + node.key] > node.bound);
@@ -803,15 +809,22 @@ int64_t tree_walk_forest(const forest_t *forest, const float *rows, int64_t n_ro
                 }
                 live = kept;
             }
-            for (int r = 0; r < block; r++) {
-                const double *leaf = forest->values + (int64_t)forest->leaf[keys[r * stride + width]] * n_outputs;
-                double *sums = target + r * n_outputs;
-                if (!forest->averaged)
-                    memcpy(sums, leaf, sizeof(double) * (size_t)n_outputs);
-                else
-                    for (int64_t j = 0; j < n_outputs; j++)
-                        sums[j] += leaf[j];
-            }
+            if (forest->averaged && n_outputs == 2)  /* a binary classifier's two sums, without a loop */
+                for (int r = 0; r < block; r++) {
+                    const double *leaf = forest->values + 2 * (int64_t)forest->leaf[keys[r * stride + width]];
+                    target[2 * r] += leaf[0];
+                    target[2 * r + 1] += leaf[1];
+                }
+            else
+                for (int r = 0; r < block; r++) {
+                    const double *leaf = forest->values + (int64_t)forest->leaf[keys[r * stride + width]] * n_outputs;
+                    double *sums = target + r * n_outputs;
+                    if (!forest->averaged)
+                        memcpy(sums, leaf, sizeof(double) * (size_t)n_outputs);
+                    else
+                        for (int64_t j = 0; j < n_outputs; j++)
+                            sums[j] += leaf[j];
+                }
         }
     }
     free(keys);
