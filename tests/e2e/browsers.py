@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Error, Page, sync_playwright
 
 from config import BASE_DIR
 
@@ -32,7 +32,22 @@ def browser():
         chromium.close()
 
 
+CAPTURE_TRIES = 3
+NEXT_FRAME = "() => new Promise(resolve => requestAnimationFrame(() => resolve()))"
+
+
 def shot(page: Page, name: str, *, full_page: bool = False) -> None:
-    """Keep a screenshot of the page as it is now (the whole page with ``full_page``)."""
+    """Keep a screenshot of the page as it is now (the whole page with ``full_page``).
+
+    A busy machine's headless Chromium sometimes has no frame to give ("Unable to capture
+    screenshot", a compositor's refusal, not the page's fault): the capture is tried again after the
+    page's next frame, three times in all. Any other error, and the third refusal, fail the test."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+    for attempt in range(1, CAPTURE_TRIES + 1):
+        try:
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+            return
+        except Error as error:
+            if "Unable to capture screenshot" not in error.message or attempt == CAPTURE_TRIES:
+                raise
+            page.evaluate(NEXT_FRAME)
