@@ -4,9 +4,10 @@ content type, no schema-valid request refused and no schema-violating request ac
 
 Expectations a schema cannot state are in tests/e2e/schemathesis.toml, each with its reason. The bound
 is short enough for the suite's budget and long enough that every operation is tested in every phase
-(examples, coverage, fuzzing, stateful; schemathesis keeps a share of the time for each), which each
-run asserts: at 20 s the admin's run was 2,903 cases, at 45 s 5,534, with the same operations and
-phases reached.
+(examples, coverage, fuzzing, stateful), which each run asserts: at 20 s the admin's run was 2,903
+cases, at 45 s 5,534, with the same operations and phases reached. The stateful phase runs apart, with a
+time of its own: in one run of the four phases together, the first three took all 25 s on a slow machine
+(coverage alone 19 s, whose work is fixed), and the stateful phase had none.
 """
 import re
 import subprocess
@@ -23,8 +24,8 @@ from tests.e2e.conftest import ADMIN_TOKEN
 
 SCHEMATHESIS = Path(BASE_DIR) / ".venv" / "bin" / "schemathesis"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-SECONDS = 25  # per run: bounded, and the same seed each time
-PHASES = ("Examples", "Coverage", "Fuzzing", "Stateful")
+# Seconds a run may take, and its phases: bounded, and the same seed each time.
+RUNS = {("Examples", "Coverage", "Fuzzing"): 30, ("Stateful",): 10}
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +48,17 @@ def live(tmp_path_factory):
 @pytest.mark.parametrize("who", ["anonymous", "admin"])
 def test_schemathesis_finds_nothing_the_document_does_not_say(live, who, tmp_path):
     headers = ["-H", f"Authorization: Bearer {ADMIN_TOKEN}"] if who == "admin" else []
-    run = subprocess.run(
-        [str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{live.url}/openapi.json", "--checks", "all",
-         "--max-time", str(SECONDS), "--seed", "1", "--no-color", *headers],
-        capture_output=True, text=True, timeout=SECONDS * 4, cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
-    selected = re.search(r"Selected: (\d+)/(\d+)\s+Tested: (\d+)", run.stdout)
-    assert selected is not None, run.stdout[-5_000:]
-    assert selected[1] == selected[2] == selected[3], f"operations selected/all, tested: {selected.groups()}"
-    for phase in PHASES:
-        assert re.search(rf"✅ {phase}\b", run.stdout), f"the {phase} phase did not run: {run.stdout[-5_000:]}"
+    for phases, seconds in RUNS.items():
+        run = subprocess.run(
+            [str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{live.url}/openapi.json", "--checks", "all",
+             "--phases", ",".join(phase.lower() for phase in phases), "--max-time", str(seconds), "--seed", "1",
+             "--no-color", *headers],
+            capture_output=True, text=True, timeout=seconds * 4, cwd=tmp_path,
+        )
+        assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
+        if "Coverage" in phases:
+            selected = re.search(r"Selected: (\d+)/(\d+)\s+Tested: (\d+)", run.stdout)
+            assert selected is not None, run.stdout[-5_000:]
+            assert selected[1] == selected[2] == selected[3], f"operations selected/all, tested: {selected.groups()}"
+        for phase in phases:
+            assert re.search(rf"✅ {phase}\b", run.stdout), f"the {phase} phase did not run: {run.stdout[-5_000:]}"
