@@ -13,13 +13,14 @@ and 100-tree random forest (bench/models.py), and scores ``--rows`` rows (defaul
 - **MLflow** (Spark, ``predict`` only): the estimator saved with ``mlflow.sklearn.save_model`` and scored
   by ``mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")``. MLflow lives in a
   venv of its own (.venv-mlflow, which holds pyspark at the service's pin), so bench/batch_mlflow.py runs
-  there as a subprocess after this process's Spark session has stopped: the same Parquet rows, partitions,
-  Arrow batch size and forcing (``--sink``). ``--mlflow-python`` (default: the
-  ``MLFLOW_PYTHON`` environment variable, else .venv-mlflow/bin/python) names its interpreter.
+  there as a subprocess with a Spark session of its own beside this process's (each idle while the other's job
+  runs): the same Parquet rows, partitions, Arrow batch size and forcing (``--sink``). ``--mlflow-python``
+  (default: the ``MLFLOW_PYTHON`` environment variable, else .venv-mlflow/bin/python) names its interpreter.
 
-Rows per second of the whole job, the best of ``--rounds`` runs after one warm-up (the registry's job and
-scikit-learn's taking turns), and whether the answers are identical bit for bit to scikit-learn's own (row by
-row). Writes
+Rows per second of the whole job, the best of ``--rounds`` runs after one warm-up (the registry's job,
+scikit-learn's and MLflow's taking turns, round after round: a run measured apart from the others once found
+MLflow 20 % faster than the next run did), and whether the answers are identical bit for bit to
+scikit-learn's own (row by row). Writes
 ``bench/results/batch-<UTC time>.*`` (and ``batch.*``). Figures only, never pass or fail.
 """
 import argparse
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench import models, report
+from bench.batch_mlflow import PEER
 from bench.harness import server
 from bench.harness.mlflow_server import MLFLOW_PYTHON
 from registry_client import RegistryClient
@@ -141,9 +143,10 @@ def forced(df, sink: str):
 
 
 def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, partitions: int, rounds: int,
-             cache: str, say, sink: str = "noop") -> tuple[list[dict], dict]:
+             cache: str, say, sink: str = "noop", peer: "MlflowPeer | None" = None) -> tuple[list[dict], dict]:
     """Each model on Spark local[2]: the client's spark_udf vs predict / predict_proba inside mapInPandas, each
-    job forced to ``sink`` (:func:`forced`); their answers are collected once more, untimed, to be compared.
+    job forced to ``sink`` (:func:`forced`), and with ``peer`` MLflow's spark_udf on ``predict``, the three
+    taking turns; their answers are collected once more, untimed, to be compared.
 
     Also returns scikit-learn's own ``predict`` of each model in ``row`` order, for MLflow's answers."""
     from pyspark.sql import SparkSession
@@ -179,13 +182,17 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
                             yield pd.DataFrame({"p": shipped.value.predict(features)})
 
                 theirs_df = df.mapInPandas(by_hand, "p0 double, p1 double" if proba else "p long")
-                rates = best_rates({"ours": lambda job=ours_df: forced(job, sink),
-                                    "theirs": lambda job=theirs_df: forced(job, sink)}, count, rounds)
+                jobs = {"ours": lambda job=ours_df: forced(job, sink),
+                        "theirs": lambda job=theirs_df: forced(job, sink)}
+                if peer is not None and not proba:
+                    jobs["mlflow"] = lambda name=name: peer.run(name)
+                rates = best_rates(jobs, count, rounds)
                 (ours, _), (theirs, _) = rates["ours"], rates["theirs"]
                 scored, answer = ours_df.toPandas(), theirs_df.toPandas()
                 mine = np.array(scored["p"].tolist())
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))  # same rows, in order
-                found.append(_case("spark", name, method, ours, theirs, identical, say))
+                mlflow = rates["mlflow"][0] if "mlflow" in rates else None
+                found.append(_case("spark", name, method, ours, theirs, identical, say, mlflow))
                 if not proba:
                     by_row[name] = np.empty(count, dtype=answer["p"].dtype)
                     by_row[name][order] = answer["p"].to_numpy()
@@ -194,42 +201,67 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
     return found, by_row
 
 
-def with_mlflow(python: Path, estimators: dict, data: Path, partitions: int, rounds: int, workdir: Path,
-                sklearn_by_row: dict, say, sink: str = "noop") -> dict:
-    """MLflow's spark_udf on each model, by bench/batch_mlflow.py in MLflow's venv (one subprocess, after
-    this process's Spark has stopped); its figures, and whether its answers equal scikit-learn's predict."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    specs = []
-    for name, estimator in estimators.items():
-        joblib.dump(estimator, workdir / f"{name}.joblib")
-        specs += ["--model", f"{name}={workdir / f'{name}.joblib'}"]
-    command = [str(python), "-P", str(HERE / "batch_mlflow.py"), "--data", str(data), *specs,
-               "--partitions", str(partitions), "--rounds", str(rounds), "--arrow-batch", str(ARROW_BATCH),
-               "--sink", sink,
-               "--out", str(workdir)]
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYSPARK_PYTHON")}
-    env.update(PYSPARK_PYTHON=str(python), MLFLOW_DISABLE_TELEMETRY="true")
-    log = workdir / "batch_mlflow.log"
-    with open(log, "wb") as errors:
-        done = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=errors)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-30:]
-        raise RuntimeError(f"bench/batch_mlflow.py failed ({done.returncode}):\n" + "\n".join(tail))
-    found = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    for figure in found["figures"]:
-        answers = np.load(figure.pop("answers"))
-        figure["identical"] = bool(np.array_equal(answers, sklearn_by_row[figure["model"]]))
-        say(f"  spark {figure['model']:<8} predict        MLflow spark_udf {figure['rows_per_s']:12,.0f} rows/s  "
-            f"(identical to scikit-learn: {figure['identical']})")
-    return found
+class MlflowPeer:
+    """bench/batch_mlflow.py in MLflow's venv, in a Spark session of its own: a job of MLflow's spark_udf on a
+    model each time it is asked (:meth:`run`), taking turns with this process's jobs, and at the end (:meth:`finish`)
+    its versions and whether its answers equal scikit-learn's own ``predict``."""
+
+    def __init__(self, python: Path, estimators: dict, data: Path, partitions: int, workdir: Path, sink: str):
+        workdir.mkdir(parents=True, exist_ok=True)
+        specs = []
+        for name, estimator in estimators.items():
+            joblib.dump(estimator, workdir / f"{name}.joblib")
+            specs += ["--model", f"{name}={workdir / f'{name}.joblib'}"]
+        command = [str(python), "-P", str(HERE / "batch_mlflow.py"), "--data", str(data), *specs,
+                   "--partitions", str(partitions), "--arrow-batch", str(ARROW_BATCH), "--sink", sink,
+                   "--out", str(workdir)]
+        env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYSPARK_PYTHON")}
+        env.update(PYSPARK_PYTHON=str(python), MLFLOW_DISABLE_TELEMETRY="true")
+        self._log = workdir / "batch_mlflow.log"
+        with open(self._log, "wb") as errors:
+            self._process = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=errors, text=True)
+        self._answer()  # ready: its models saved and its rows cached
+
+    def run(self, model: str) -> float:
+        """One job of MLflow's spark_udf on ``model``; the seconds it took, as the peer measured them."""
+        self._process.stdin.write(f"run {model}\n")
+        self._process.stdin.flush()
+        return self._answer()["seconds"]
+
+    def finish(self, sklearn_by_row: dict) -> dict:
+        """The peer's versions and, per model, whether its answers equal scikit-learn's ``predict`` (``row`` order)."""
+        self._process.stdin.write("finish\n")
+        self._process.stdin.flush()
+        found = self._answer()
+        self._process.wait()
+        for figure in found["figures"]:
+            figure["identical"] = bool(np.array_equal(np.load(figure.pop("answers")), sklearn_by_row[figure["model"]]))
+        return found
+
+    def stop(self) -> None:
+        """Ends the peer, whatever state it is in."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def _answer(self) -> dict:
+        for line in self._process.stdout:
+            if line.startswith(PEER):
+                return json.loads(line[len(PEER):])
+        tail = self._log.read_text(errors="replace").splitlines()[-30:]
+        raise RuntimeError(f"bench/batch_mlflow.py ended ({self._process.wait()}):\n" + "\n".join(tail))
 
 
-def _case(engine: str, model: str, method: str, ours: float, theirs: float, identical: bool, say) -> dict:
+def _case(engine: str, model: str, method: str, ours: float, theirs: float, identical: bool, say,
+          mlflow: float | None = None) -> dict:
     case = {"engine": engine, "model": model, "method": method, "registry_rows_per_s": round(ours),
             "sklearn_rows_per_s": round(theirs), "ratio": round(ours / theirs, 2), "identical": identical,
-            "mlflow_rows_per_s": None, "mlflow_ratio": None, "mlflow_identical": None}
+            "mlflow_rows_per_s": None if mlflow is None else round(mlflow),
+            "mlflow_ratio": None if mlflow is None else round(ours / mlflow, 2), "mlflow_identical": None}
     say(f"  {engine:<5} {model:<8} {method:<14} registry {ours:12,.0f} rows/s  scikit-learn {theirs:12,.0f} rows/s  "
-        f"({case['ratio']:.2f}×, identical: {identical})")
+        f"({case['ratio']:.2f}×, identical: {identical})"
+        + ("" if mlflow is None else f"  MLflow spark_udf {mlflow:12,.0f} rows/s ({case['mlflow_ratio']:.2f}×)"))
     return case
 
 
@@ -237,8 +269,6 @@ def _merge_mlflow(figures: list[dict], mlflow: dict) -> None:
     for measured in mlflow["figures"]:
         for case in figures:
             if (case["engine"], case["model"], case["method"]) == ("spark", measured["model"], "predict"):
-                case["mlflow_rows_per_s"] = round(measured["rows_per_s"])
-                case["mlflow_ratio"] = round(case["registry_rows_per_s"] / measured["rows_per_s"], 2)
                 case["mlflow_identical"] = measured["identical"]
 
 
@@ -255,7 +285,8 @@ def describe(result: dict) -> str:
     peer = (f"MLflow {mlflow['mlflow']} (pyspark {mlflow['pyspark']}, scikit-learn {mlflow['scikit-learn']}, "
             f"models saved by `mlflow.sklearn.save_model` in its default "
             f"{mlflow['figures'][0]['serialization_format']} format), `spark_udf(…, result_type=\"double\", "
-            "env_manager=\"local\")` in .venv-mlflow, run after the registry's Spark session stopped"
+            "env_manager=\"local\")` in .venv-mlflow and a Spark session of its own, its jobs taking turns with the "
+            "registry's and scikit-learn's"
             if mlflow else "MLflow's spark_udf: not measured (no Spark engine in this run)")
     lines = [f"# Batch scoring, {result['started_at']}", "",
              f"{options['rows']:,} rows in {options['partitions']} partitions of the bench's models; rows per "
@@ -332,12 +363,18 @@ def main() -> None:
                     result["figures"] += on_dask(client, estimators, frame, args.partitions, args.rounds,
                                                  str(root / "cache"), print)
                 elif engine == "spark":
-                    found, by_row = on_spark(client, estimators, data, len(frame), args.partitions, args.rounds,
-                                             str(root / "cache"), print, args.sink)
+                    peer = MlflowPeer(args.mlflow_python, estimators, data, args.partitions, root / "mlflow", args.sink)
+                    try:
+                        found, by_row = on_spark(client, estimators, data, len(frame), args.partitions, args.rounds,
+                                                 str(root / "cache"), print, args.sink, peer)
+                        result["mlflow"] = peer.finish(by_row)
+                    finally:
+                        peer.stop()
                     result["figures"] += found
-                    result["mlflow"] = with_mlflow(args.mlflow_python, estimators, data, args.partitions,
-                                                   args.rounds, root / "mlflow", by_row, print, args.sink)
                     _merge_mlflow(result["figures"], result["mlflow"])
+                    for figure in result["mlflow"]["figures"]:
+                        print(f"  spark {figure['model']:<8} MLflow's answers identical to scikit-learn's: "
+                              f"{figure['identical']}")
                 else:
                     parser.error(f"unknown engine {engine!r}: dask or spark")
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())

@@ -1,11 +1,10 @@
 """MLflow's ``spark_udf`` on Spark local[2]: the peer bench/batch.py measures, run in MLflow's own venv.
 
 Not a module of the service's venv: bench/batch.py runs it as a subprocess with the MLflow venv's
-interpreter (.venv-mlflow, requirements-mlflow.txt, which holds pyspark at requirements-dev.txt's pin),
-after its own Spark session has stopped, so the two never run side by side::
+interpreter (.venv-mlflow, requirements-mlflow.txt, which holds pyspark at requirements-dev.txt's pin)::
 
     .venv-mlflow/bin/python -P bench/batch_mlflow.py --data rows.parquet --model forest=forest.joblib \
-        --partitions 8 --rounds 5 --arrow-batch 100000 --sink noop --out DIR
+        --partitions 8 --arrow-batch 100000 --sink noop --out DIR
 
 Each ``--model NAME=FILE`` is a scikit-learn estimator in a joblib file (the same scikit-learn, NumPy and
 joblib pins as the service's venv). It is saved with ``mlflow.sklearn.save_model`` into ``DIR/NAME``
@@ -13,12 +12,17 @@ joblib pins as the service's venv). It is saved with ``mlflow.sklearn.save_model
 inferred from an input example; no tracking server), and scored with
 ``mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")`` over the rows of
 ``--data`` (a Parquet file: a ``row`` number and the feature columns), read, repartitioned into
-``--partitions`` and cached exactly as bench/batch.py's own Spark run reads them. A
-job is ``df.select(udf(*features))`` forced as the registry's run is (``--sink``: written to Spark's
-``noop`` sink, or ``collect``: ``toPandas``); rows per second is the best of ``--rounds`` after one warm-up.
-The answers, collected once more untimed, go to ``DIR/NAME.npy`` in ``row`` order, for bench/batch.py to
-compare with scikit-learn's own ``predict``. The last line of stdout is
-JSON: versions and, per model, rows per second. Imports nothing from the repository.
+``--partitions`` and cached exactly as bench/batch.py's own Spark run reads them. A job is
+``df.select(udf(*features))`` forced as the registry's run is (``--sink``: written to Spark's ``noop`` sink,
+or ``collect``: ``toPandas``).
+
+It takes turns with bench/batch.py's own jobs, in its own Spark session beside the registry's, so that the
+machine's changes of pace fall on every job alike. Its protocol is lines, the ones it writes to stdout marked
+``@peer``: it writes ``@peer {"ready": [NAME, ...]}`` when its models are saved and its rows cached; then
+each ``run NAME`` read from stdin runs that model's job once (``@peer {"model": NAME, "seconds": S}``),
+and ``finish`` collects each model's answers once more, untimed, into ``DIR/NAME.npy`` in ``row`` order (for
+bench/batch.py to compare with scikit-learn's own ``predict``), writes ``@peer`` and a JSON object
+(versions and, per model, the answers' file), stops Spark and ends. Imports nothing from the repository.
 """
 import argparse
 import json
@@ -44,26 +48,20 @@ def forced(df, sink: str) -> None:
         df.write.format("noop").mode("overwrite").save()
 
 
-def best_rate(job, count: int, rounds: int) -> tuple[float, object]:
-    """Rows per second of ``job()`` (the best of ``rounds`` after a warm-up), and its last answer.
+PEER = "@peer "
 
-    The measure of bench/batch.py's ``best_rates``, for one job."""
-    answer = job()
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        answer = job()
-        best = min(best, time.perf_counter() - started)
-    return count / best, answer
+
+def say(message: dict) -> None:
+    """One protocol line to bench/batch.py."""
+    print(PEER + json.dumps(message), flush=True)
 
 
 def main() -> None:
-    """Save each model with MLflow, score the rows with spark_udf, print the figures as JSON."""
+    """Save each model with MLflow, then score the rows with spark_udf whenever bench/batch.py asks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Parquet file: row, then the features")
     parser.add_argument("--model", action="append", required=True, help="NAME=JOBLIB_FILE, repeatable")
     parser.add_argument("--partitions", type=int, required=True)
-    parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--arrow-batch", type=int, required=True, help="spark.sql.execution.arrow.maxRecordsPerBatch")
     parser.add_argument("--out", type=Path, required=True, help="directory for the saved models and the answers")
     parser.add_argument("--sink", choices=("noop", "collect"), default="noop",
@@ -89,26 +87,33 @@ def main() -> None:
         features = [name for name in df.columns if name != "row"]
         order = df.select("row").toPandas()["row"].to_numpy()  # the cached rows' order, which every job keeps
         example = df.select(*features).limit(3).toPandas()
+        jobs = {}
         for spec in args.model:
             name, _, file = spec.partition("=")
-            estimator = joblib.load(file)
             saved = out / name
-            mlflow.sklearn.save_model(estimator, str(saved), input_example=example,
+            mlflow.sklearn.save_model(joblib.load(file), str(saved), input_example=example,
                                       skops_trusted_types=SKOPS_TRUSTED_TYPES)
             udf = mlflow.pyfunc.spark_udf(spark, saved.as_uri(), result_type="double", env_manager="local")
-            scored = df.select(udf(*features).alias("p"))
-            rate, _ = best_rate(lambda: forced(scored, args.sink), count, args.rounds)
-            answer = scored.toPandas()  # once more, untimed, to be compared
+            jobs[name] = (saved, df.select(udf(*features).alias("p")))
+        say({"ready": list(jobs)})
+        for line in sys.stdin:
+            command, _, name = line.strip().partition(" ")
+            if command == "run":
+                started = time.perf_counter()
+                forced(jobs[name][1], args.sink)
+                say({"model": name, "seconds": time.perf_counter() - started})
+            elif command == "finish":
+                break
+        for name, (saved, scored) in jobs.items():
             by_row = np.empty(count)
-            by_row[order] = answer["p"].to_numpy()
+            by_row[order] = scored.toPandas()["p"].to_numpy()  # once more, untimed, to be compared
             np.save(out / f"{name}.npy", by_row)
             fmt = Model.load(str(saved)).flavors["sklearn"].get("serialization_format")
-            found["figures"].append({"model": name, "rows_per_s": rate, "rows": count,
-                                     "serialization_format": fmt, "answers": str(out / f"{name}.npy")})
-            print(f"  mlflow {name}: {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+            found["figures"].append({"model": name, "rows": count, "serialization_format": fmt,
+                                     "answers": str(out / f"{name}.npy")})
     finally:
         spark.stop()
-    print(json.dumps(found), flush=True)
+    say(found)
 
 
 if __name__ == "__main__":
