@@ -12,11 +12,19 @@ from tests.databases import fresh_database
 ADMIN_TOKEN = "e2e-admin-token"
 
 
+# Admission never refuses here: a worker computes at most its threads' predictions, so a bound of one model's at
+# its threads is never reached. These modules swap, roll out and shadow under load and count every answer; with
+# the default bound (the threads less one, once a worker holds a second model) 6 callers of one model on 3
+# workers were refused once on a slow machine. tests/e2e/test_overload.py and the admission tests bound it.
+ADMISSION_OPEN = {"WORKER_THREADS": 4, "MAX_IN_FLIGHT_PER_MODEL": 4, "MAX_IN_FLIGHT": 4}
+
+
 @pytest.fixture(scope="module")
 def live_registry(tmp_path_factory):
     """The running service: ``.url``, ``.admin_token``, ``.headers``, ``.env`` (for CLI subprocesses)."""
     root = tmp_path_factory.mktemp("live")
-    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN) as (live,):
+    with fresh_database(root) as database_url, \
+            server.running(database_url, root, ADMIN_TOKEN, env=ADMISSION_OPEN) as (live,):
         yield live
 
 
