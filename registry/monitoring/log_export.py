@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from registry.db import db, end_read, on_postgresql, write_transaction
 from registry.monitoring import log_bounds
@@ -49,7 +50,9 @@ CHUNK = 0.1  # of a model's share: rows past KEEP_UNEXPORTED are exported once t
 AGE_BATCH = timedelta(hours=1)  # rows past PREDICTION_LOG_DAYS are exported once the oldest is this much past it
 FILE_BYTES = 16 * log_bounds.MB  # what the rows of one export step count for at most (log_bounds.row_bytes)
 FILE_ROWS = 50_000  # rows of one export step at most
-LOCK_TIMEOUT_MS = 2000  # PostgreSQL: how long the exporter waits for the log's writers to commit
+LOCK_TIMEOUT_MS = 2000  # PostgreSQL: how long the exporter waits for the log's writers to commit, a try at a time
+LOCK_PAUSE_SECONDS = 0.25  # between tries
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 
 
 
@@ -117,7 +120,11 @@ def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
     import pyarrow as pa  # here: a worker that never exports (most of them) need not import it
     # Within the period (the lease lasts three); a turn run by hand (a period of 0) has a minute.
     deadline = time.monotonic() + (settings.every_seconds or 60.0)
-    settled = settled_id()
+    settled = settled_id(deadline)
+    if settled is None:
+        log.warning("the prediction log was locked by its writers, pruning or a vacuum for all of this export's "
+                    "turn; it is exported at the next turn")
+        return []
     held, given = log_bounds.shares(settings.max_mb)
     models = dict(db.session.execute(select(RegisteredModel.name, RegisteredModel.id)
                                      .where(RegisteredModel.name.in_(list(held.models)))).all())
@@ -133,15 +140,25 @@ def export_due(settings: ExportSettings, lake: Lake) -> list[Exported]:
     return done
 
 
-def settled_id() -> int:
+def settled_id(deadline: float) -> int | None:
     """The largest id of the log below which no insert is still uncommitted: on PostgreSQL a moment's
     SHARE lock waits for the writers in flight (their ids come from a sequence, and commit out of order);
-    SQLite's writers take turns."""
-    with write_transaction() as session:
-        if on_postgresql():
-            session.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
-            session.execute(text(f"LOCK TABLE {LoggedPrediction.__tablename__} IN SHARE MODE"))
-        return session.execute(select(func.max(LoggedPrediction.id))).scalar() or 0
+    SQLite's writers take turns. A VACUUM (pruning's, or autovacuum's) holds off the lock too: it is tried
+    again, LOCK_TIMEOUT_MS at a time, until ``deadline`` (the log's writers queue behind a waiting lock: they
+    go between tries); None when it was never had."""
+    while True:
+        try:
+            with write_transaction() as session:
+                if on_postgresql():
+                    session.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+                    session.execute(text(f"LOCK TABLE {LoggedPrediction.__tablename__} IN SHARE MODE"))
+                return session.execute(select(func.max(LoggedPrediction.id))).scalar() or 0
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(LOCK_PAUSE_SECONDS)  # the writers queued behind the wait go first
 
 
 def due_id(model_id: int, *, share: int, settings: ExportSettings, settled: int) -> int:

@@ -5,12 +5,15 @@ are the logged rows; a failed export keeps them (said in /readyz and /metrics, t
 exported twice, also after a restart or an export cut short; GET /predictions says where they went."""
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 
 import pandas as pd
 import pytest
 from pyarrow import fs
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from registry import leases
 from registry.db import db
@@ -19,7 +22,8 @@ from registry.monitoring import lake_files, log_bounds, log_export
 from registry.monitoring.prediction_log import Entry
 from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel, utcnow
-from tests.helpers import scaled_sum, upload_ok
+from tests.databases import BACKEND
+from tests.helpers import scaled_sum, upload_ok, wait_for
 
 OLD = timedelta(days=40)  # past PREDICTION_LOG_DAYS (30) and its hour of grace
 WIDE = [float(i) / 7 for i in range(120)]  # ~2.5 KB of JSON a row
@@ -362,3 +366,47 @@ def test_the_command_exports_what_is_due_holding_the_lease(app, model, lake_dir)
 def test_the_command_says_when_there_is_nowhere_to_export(build_app):
     done = build_app().test_cli_runner().invoke(args=["monitoring", "export-log"])
     assert done.exit_code == 2 and "PREDICTION_LOG_EXPORT is not set" in done.output
+
+
+@contextmanager
+def vacuum_lock(app):
+    """Hold the lock a VACUUM of the log holds (pruning's, or autovacuum's) until the block ends."""
+    with app.app_context():
+        with db.engine.connect() as connection, connection.begin():
+            connection.execute(text(f"LOCK TABLE {LoggedPrediction.__tablename__} IN SHARE UPDATE EXCLUSIVE MODE"))
+            yield
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's locks: SQLite's writers take turns")
+def test_an_export_waits_out_a_vacuum_of_the_log_a_try_at_a_time(app, model, monkeypatch):
+    offer(app, 12, age=OLD)
+    monkeypatch.setattr(log_export, "LOCK_TIMEOUT_MS", 100)
+    tries, write_transaction = [], log_export.write_transaction
+
+    def counted(*args):
+        tries.append(1)
+        return write_transaction(*args)
+
+    monkeypatch.setattr(log_export, "write_transaction", counted)
+    with ThreadPoolExecutor(1) as pool:
+        with vacuum_lock(app):
+            turn = pool.submit(export_turn, app)
+            wait_for(lambda: len(tries) >= 3, "the exporter refused the lock twice and trying again")
+            assert not turn.done()
+        assert [step.rows for step in turn.result(timeout=60)] == [12]
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL's locks: SQLite's writers take turns")
+def test_a_turn_the_log_stays_locked_through_exports_nothing_and_the_next_one_does(app, model, lake_dir, monkeypatch,
+                                                                                     caplog):
+    offer(app, 12, age=OLD)
+    exporter = app.extensions["background"][4]
+    monkeypatch.setattr(log_export, "LOCK_TIMEOUT_MS", 100)
+    monkeypatch.setattr(exporter, "settings", replace(exporter.settings, every_seconds=0.5))
+    with vacuum_lock(app):
+        assert export_turn(app) == []
+    assert "locked by its writers, pruning or a vacuum for all of this export's turn" in caplog.text
+    assert not lake_dir.exists()
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(LoggedPrediction)).scalar() == 12
+    assert [step.rows for step in export_turn(app)] == [12]
