@@ -5,7 +5,8 @@ and 100-tree random forest (bench/models.py), and scores ``--rows`` rows (defaul
 ``--partitions`` partitions) with each, on a Dask LocalCluster of two worker processes and on Spark
 ``local[2]``, one job at a time:
 
-- **registry**: the client's ``predict_dask`` / ``spark_udf`` (the artifact fetched once per machine,
+- **registry**: the client's ``predict_dask``, and on Spark both its ways, the ``spark_udf`` column and
+  ``predict_spark`` (``mapInArrow`` over the frame, the scores alone kept) (the artifact fetched once per machine,
   loaded by the registry's restricted loader, rows checked against the signature, compiled predictor);
 - **scikit-learn**: the unpickled estimator's own ``predict`` (and, in rows labelled ``predict_proba``,
   its ``predict_proba``) inside ``map_partitions`` / a ``mapInPandas``: what a team writes by hand, with no
@@ -122,7 +123,7 @@ def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, parti
                 (ours, scored), (theirs, answer) = rates["ours"], rates["theirs"]
                 mine = scored[kept].to_numpy() if proba else scored["prediction"].to_numpy()
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))
-                found.append(_case("dask", name, method, ours, theirs, identical, say))
+                found.append(_case("dask", name, method, "predict_dask", ours, theirs, identical, say))
     return found
 
 
@@ -144,9 +145,9 @@ def forced(df, sink: str):
 
 def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, partitions: int, rounds: int,
              cache: str, say, sink: str = "noop", peer: "MlflowPeer | None" = None) -> tuple[list[dict], dict]:
-    """Each model on Spark local[2]: the client's spark_udf vs predict / predict_proba inside mapInPandas, each
-    job forced to ``sink`` (:func:`forced`), and with ``peer`` MLflow's spark_udf on ``predict``, the three
-    taking turns; their answers are collected once more, untimed, to be compared.
+    """Each model on Spark local[2]: the client's spark_udf and predict_spark vs predict / predict_proba inside
+    mapInPandas, each job forced to ``sink`` (:func:`forced`), and with ``peer`` MLflow's spark_udf on
+    ``predict``, all taking turns; their answers are collected once more, untimed, to be compared.
 
     Also returns scikit-learn's own ``predict`` of each model in ``row`` order, for MLflow's answers."""
     from pyspark.sql import SparkSession
@@ -171,6 +172,9 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
                 column = column["probabilities"] if proba else column
 
                 ours_df = df.select(column.alias("p"))
+                # the scores alone come back, as scikit-learn's do (with the version's column)
+                frame_df = client.predict_spark(df, name, plan, proba=proba, keep=[])
+                kept = ["probability_0", "probability_1"] if proba else ["prediction"]
 
                 def by_hand(batches, proba=proba):
                     for batch in batches:
@@ -183,16 +187,21 @@ def on_spark(client: RegistryClient, estimators: dict, data: Path, count: int, p
 
                 theirs_df = df.mapInPandas(by_hand, "p0 double, p1 double" if proba else "p long")
                 jobs = {"ours": lambda job=ours_df: forced(job, sink),
+                        "frame": lambda job=frame_df: forced(job, sink),
                         "theirs": lambda job=theirs_df: forced(job, sink)}
                 if peer is not None and not proba:
                     jobs["mlflow"] = lambda name=name: peer.run(name)
                 rates = best_rates(jobs, count, rounds)
-                (ours, _), (theirs, _) = rates["ours"], rates["theirs"]
+                (ours, _), (whole, _), (theirs, _) = rates["ours"], rates["frame"], rates["theirs"]
                 scored, answer = ours_df.toPandas(), theirs_df.toPandas()
                 mine = np.array(scored["p"].tolist())
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))  # same rows, in order
+                framed = frame_df.toPandas()[kept].to_numpy()
+                framed_identical = bool(np.array_equal(framed, answer.to_numpy().reshape(framed.shape)))
                 mlflow = rates["mlflow"][0] if "mlflow" in rates else None
-                found.append(_case("spark", name, method, ours, theirs, identical, say, mlflow))
+                found.append(_case("spark", name, method, "spark_udf", ours, theirs, identical, say, mlflow))
+                found.append(_case("spark", name, method, "predict_spark", whole, theirs, framed_identical, say,
+                                   mlflow))
                 if not proba:
                     by_row[name] = np.empty(count, dtype=answer["p"].dtype)
                     by_row[name][order] = answer["p"].to_numpy()
@@ -253,13 +262,13 @@ class MlflowPeer:
         raise RuntimeError(f"bench/batch_mlflow.py ended ({self._process.wait()}):\n" + "\n".join(tail))
 
 
-def _case(engine: str, model: str, method: str, ours: float, theirs: float, identical: bool, say,
+def _case(engine: str, model: str, method: str, via: str, ours: float, theirs: float, identical: bool, say,
           mlflow: float | None = None) -> dict:
-    case = {"engine": engine, "model": model, "method": method, "registry_rows_per_s": round(ours),
+    case = {"engine": engine, "model": model, "method": method, "via": via, "registry_rows_per_s": round(ours),
             "sklearn_rows_per_s": round(theirs), "ratio": round(ours / theirs, 2), "identical": identical,
             "mlflow_rows_per_s": None if mlflow is None else round(mlflow),
             "mlflow_ratio": None if mlflow is None else round(ours / mlflow, 2), "mlflow_identical": None}
-    say(f"  {engine:<5} {model:<8} {method:<14} registry {ours:12,.0f} rows/s  scikit-learn {theirs:12,.0f} rows/s  "
+    say(f"  {engine:<5} {model:<8} {method:<14} {via:<13} registry {ours:12,.0f} rows/s  scikit-learn {theirs:12,.0f} rows/s  "
         f"({case['ratio']:.2f}×, identical: {identical})"
         + ("" if mlflow is None else f"  MLflow spark_udf {mlflow:12,.0f} rows/s ({case['mlflow_ratio']:.2f}×)"))
     return case
@@ -306,11 +315,12 @@ def describe(result: dict) -> str:
     goals = _goals(result["figures"])
     if goals:
         lines += ["| goal (issue 46) | at least | measured |", "| --- | --- | --- |", *goals, ""]
-    lines += ["| engine | model | method | registry rows/s | scikit-learn rows/s | MLflow spark_udf rows/s | "
+    lines += ["| engine | model | method | registry's | registry rows/s | scikit-learn rows/s | MLflow spark_udf rows/s | "
               "registry ÷ scikit-learn | registry ÷ MLflow | registry identical | MLflow identical |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for case in result["figures"]:
-        lines.append(f"| {case['engine']} | {case['model']} | {case['method']} | {_cell(case['registry_rows_per_s'])} | "
+        lines.append(f"| {case['engine']} | {case['model']} | {case['method']} | `{case['via']}` | "
+                     f"{_cell(case['registry_rows_per_s'])} | "
                      f"{_cell(case['sklearn_rows_per_s'])} | {_cell(case['mlflow_rows_per_s'])} | "
                      f"{_cell(case['ratio'], '×')} | {_cell(case['mlflow_ratio'], '×')} | {case['identical']} | "
                      f"{_cell(case['mlflow_identical'])} |")
@@ -323,7 +333,8 @@ def _goals(figures: list[dict]) -> list[str]:
         for case in figures:
             if (case["engine"], case["model"], case["method"]) == (engine, model, method) and case[ratio] is not None:
                 against = "MLflow's spark_udf" if ratio == "mlflow_ratio" else "scikit-learn's own"
-                lines.append(f"| {engine} {model} `{method}`: registry ÷ {against} | {least}× | {case[ratio]}× |")
+                lines.append(f"| {engine} {model} `{method}`, `{case['via']}`: registry ÷ {against} | {least}× | "
+                             f"{case[ratio]}× |")
     return lines
 
 

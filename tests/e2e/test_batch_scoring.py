@@ -158,6 +158,54 @@ def test_a_bad_row_fails_the_spark_job_naming_it(admin, models, spark, cache, ar
     assert "partition 0: row 5, feature tenure" in str(refused.value)
 
 
+def test_spark_frames_are_scored_whole_as_the_online_route_does_every_column_kept(admin, models, spark, cache):
+    plan = admin.plan_batch("churn", "production", cache_dir=cache)
+    df = spark.createDataFrame(FRAME).repartition(PARTITIONS)
+    scored_df = admin.predict_spark(df, "churn", plan, proba=True)
+
+    assert scored_df.columns == [*FRAME.columns, "prediction", "probability_leave", "probability_stay",
+                                 "model_version"]
+    assert scored_df.schema["prediction"].metadata == {"registry_model": "churn", "registry_version": 1,
+                                                       "registry_sha256": plan.sha256}
+    scored = scored_df.toPandas()
+    assert sorted(scored["customer"]) == sorted(FRAME["customer"])
+    kept = scored.set_index("customer").loc[FRAME["customer"], FEATURES]
+    assert np.array_equal(kept.to_numpy(), FRAME[FEATURES].to_numpy())  # every column back as it went
+    assert_online_answers(admin, "churn", 1, scored, FEATURES, proba=True)
+    spend = admin.predict_spark(df.select("customer", "tenure", "calls", "age"), "spend", 1).toPandas()
+    assert_online_answers(admin, "spend", 1, spend, ["tenure", "calls", "age"])
+    assert admin.predict_spark(df.where("tenure > 100"), "churn", plan).toPandas().empty  # no row: no score
+    only = admin.predict_spark(df, "churn", plan, keep=["customer"]).toPandas().set_index("customer")
+    assert only.columns.tolist() == ["prediction", "model_version"]
+    assert only["prediction"].to_dict() == scored.set_index("customer")["prediction"].to_dict()
+
+
+def test_a_bad_row_fails_the_spark_frame_job_naming_it(admin, models, spark, cache):
+    frame = FRAME.copy()
+    frame.loc[1234, "calls"] = np.inf
+    df = spark.createDataFrame(frame).coalesce(1)
+
+    with pytest.raises(Exception) as refused:
+        admin.predict_spark(df, "churn", admin.plan_batch("churn", 1, cache_dir=cache)).collect()
+
+    assert "partition 0: row 1234, feature calls" in str(refused.value)
+
+
+def test_a_frame_without_a_feature_or_with_a_score_column_is_refused_before_the_job_runs(admin, models, spark, cache):
+    plan = admin.plan_batch("churn", 1, cache_dir=cache)
+    df = spark.createDataFrame(FRAME)
+
+    with pytest.raises(InvalidRows, match=r"churn v1 cannot score this frame: the frame has no columns \['calls'\]"):
+        admin.predict_spark(df.drop("calls"), "churn", plan)
+    with pytest.raises(InvalidRows, match=r"the frame has no columns \['id'\]"):
+        admin.predict_spark(df, "churn", plan, keep=["id"])
+    with pytest.raises(InvalidRows, match=r"the frame already has the columns \['prediction'\] the scores go in"):
+        admin.predict_spark(df.withColumnRenamed("customer", "prediction"), "churn", plan)
+    renamed = df.withColumnRenamed("customer", "prediction")  # a column not kept is no clash
+    assert admin.predict_spark(renamed, "churn", plan, keep=["tenure"]).columns == ["tenure", "prediction",
+                                                                                    "model_version"]
+
+
 def test_integer_columns_are_scored_as_numbers_and_a_null_in_one_fails_the_job_never_a_silent_null(admin, models,
                                                                                                    spark, cache):
     from pyspark.sql import functions as F

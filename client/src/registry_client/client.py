@@ -311,6 +311,13 @@ class RegistryClient:
         ``prediction`` and ``probabilities``); its metadata names the version: ``df.withColumn("score", …)``."""
         return engines.spark_column(spark, self._planned(model, ref), proba=proba)
 
+    def predict_spark(self, df: Any, model: str, ref: int | str | batch.Plan = DEFAULT_ALIAS, *,
+                      proba: bool = False, keep: list[str] | None = None) -> Any:
+        """``df`` (a Spark DataFrame) with its scores after its columns (``keep``: only those named), as
+        :meth:`predict_dask` gives them, over ``mapInArrow``: the cheaper way for a frame of little more than
+        the features (see :func:`~registry_client.engines.spark_scores`)."""
+        return engines.spark_scores(df, self._planned(model, ref), proba=proba, keep=keep)
+
     def record_batch_run(self, job: batch.Plan, *, engine: str, inputs: list[str], outputs: list[str], rows: int,
                          status: str, started_at: datetime, finished_at: datetime, detail: str = "") -> BatchRun:
         """Record a finished job scored by ``job``'s version (ci or admin)."""
