@@ -106,15 +106,15 @@ def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, parti
             shipped = dask.scatter(estimator, broadcast=True)
             for method in METHODS:
                 proba = method == "predict_proba"
-                # the scores alone come back, as scikit-learn's do: predict_dask keeps the inputs beside them
+                # the scores alone come back (and the version's column), as scikit-learn's do
                 kept = ["probability_0", "probability_1"] if proba else ["prediction"]
                 if proba:
                     meta = pd.DataFrame({"p0": pd.Series(dtype="float64"), "p1": pd.Series(dtype="float64")})
                 else:
                     meta = pd.DataFrame({"p": pd.Series(dtype="int64")})
 
-                def ours_job(proba=proba, kept=kept):
-                    return client.predict_dask(fresh(ddf, run), name, plan, proba=proba)[kept].compute()
+                def ours_job(proba=proba):
+                    return client.predict_dask(fresh(ddf, run), name, plan, proba=proba, keep=[]).compute()
 
                 def theirs_job(proba=proba, meta=meta):
                     return fresh(ddf, run).map_partitions(_sklearn_partition, shipped, proba, meta=meta).compute()

@@ -76,7 +76,7 @@ def main() -> None:
         job = loaded_plan(name, estimator)
         for method in ("predict", "predict_proba"):
             proba = method == "predict_proba"
-            cases = {"dask": lambda: _scored_partition(frame, job, proba, False),
+            cases = {"dask": lambda: _scored_partition(frame, job, proba, False, None),
                      "spark": lambda: spark_batch(job, arrays, proba),
                      "sklearn": lambda: getattr(estimator, method)(matrix)}
             spent = {case: cpu_seconds(call) * 1000 for case, call in cases.items()}

@@ -108,3 +108,27 @@ def test_a_dask_partitions_scores_sit_beside_its_own_rows_whatever_its_index_and
         assert np.array_equal(scored[["probability_False", "probability_True"]], expected.probabilities)
     else:
         assert "probability_True" not in scored
+
+
+def test_a_dask_job_keeps_the_columns_asked_for_and_refuses_at_once_a_missing_or_clashing_one(plan):
+    import dask.dataframe as dd
+
+    from registry_client.engines import dask_scores
+
+    rows = X[:40]
+    frame = pd.DataFrame({"id": np.arange(40), "c": rows[:, 2], "a": rows[:, 0], "b": rows[:, 1]})
+    ddf = dd.from_pandas(frame, npartitions=3, sort=False)
+    scored = dask_scores(ddf, plan, keep=["id"]).compute(scheduler="sync")
+    assert scored.columns.tolist() == ["id", "prediction", "model_version"]
+    assert scored["id"].tolist() == list(range(40))
+    assert np.array_equal(scored["prediction"], online(plan, rows).predictions)
+    assert dask_scores(ddf, plan, proba=True, keep=[]).compute(scheduler="sync").columns.tolist() == [
+        "prediction", "probability_False", "probability_True", "model_version"]
+
+    with pytest.raises(InvalidRows, match=r"m v1 cannot score this frame: the frame has no columns \['customer'\]"):
+        dask_scores(ddf, plan, keep=["customer"])
+    clashing = dd.from_pandas(frame.rename(columns={"id": "model_version"}), npartitions=3, sort=False)
+    with pytest.raises(InvalidRows, match=r"the frame already has the columns \['model_version'\] the scores go in"):
+        dask_scores(clashing, plan, keep=["model_version", "a"])
+    assert dask_scores(clashing, plan, keep=["a"]).compute(scheduler="sync").columns.tolist() == [
+        "a", "prediction", "model_version"]

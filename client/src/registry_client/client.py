@@ -300,10 +300,11 @@ class RegistryClient:
         return batch.plan(self._http, model, ref, cache_dir=cache_dir)
 
     def predict_dask(self, ddf: Any, model: str, ref: int | str | batch.Plan = DEFAULT_ALIAS, *,
-                     proba: bool = False) -> Any:
-        """``ddf`` (a Dask DataFrame) with its scores beside it: ``prediction``, a ``probability_<class>``
-        per class with ``proba``, and ``model_version``; lazy, over ``map_partitions``."""
-        return engines.dask_scores(ddf, self._planned(model, ref), proba=proba)
+                     proba: bool = False, keep: list[str] | None = None) -> Any:
+        """``ddf`` (a Dask DataFrame) with its scores beside it (``keep``: only those of its columns named):
+        ``prediction``, a ``probability_<class>`` per class with ``proba``, and ``model_version``; lazy, over
+        ``map_partitions``."""
+        return engines.dask_scores(ddf, self._planned(model, ref), proba=proba, keep=keep)
 
     def spark_udf(self, spark: Any, model: str, ref: int | str | batch.Plan = DEFAULT_ALIAS, *,
                   proba: bool = False) -> Any:

@@ -18,19 +18,25 @@ from registry_client.batch import (
 )
 
 
-def dask_scores(ddf, job: Plan, *, proba: bool = False, text: bool = False):
+def dask_scores(ddf, job: Plan, *, proba: bool = False, text: bool = False, keep: list[str] | None = None):
     """``ddf`` with its scores beside it (``prediction``, ``probability_<class>`` with ``proba``, ``model_version``),
     lazily, over ``map_partitions``; a partition with a row the signature refuses fails the job naming it.
-    ``text``: the features are CSV cells read as text (see :func:`~registry_client.batch.score_frame`)."""
-    meta = ddf._meta.join(empty_scores(job, proba=proba))
-    return ddf.map_partitions(_scored_partition, job, proba, text, meta=meta, align_dataframes=False)
+    ``keep``: only those of ``ddf``'s columns, in that order (refused at once when one is missing, or is a
+    score's). ``text``: the features are CSV cells read as text (see :func:`~registry_client.batch.score_frame`)."""
+    kept = None if keep is None else list(keep)
+    if kept is not None:
+        _check_kept(job, list(ddf.columns), kept, proba)
+    meta = (ddf._meta if kept is None else ddf._meta[kept]).join(empty_scores(job, proba=proba))
+    return ddf.map_partitions(_scored_partition, job, proba, text, kept, meta=meta, align_dataframes=False)
 
 
-def _scored_partition(frame, job: Plan, proba: bool, text: bool, partition_info=None):
+def _scored_partition(frame, job: Plan, proba: bool, text: bool, kept: list[str] | None, partition_info=None):
     import pandas as pd
 
     number = (partition_info or {}).get("number", 0)
     scores = score_frame(job, frame, proba=proba, where=f"partition {number}", text=text)
+    if kept is not None:
+        frame = frame[kept]
     return pd.concat([frame, scores], axis=1)  # on the frame's own index: join's alignment would find nothing to do
 
 
@@ -73,12 +79,7 @@ def spark_scores(df, job: Plan, *, proba: bool = False, text: bool = False, keep
     from pyspark.sql import types as T
 
     kept = list(df.columns if keep is None else keep)
-    missing = [name for name in dict.fromkeys([*job.features, *kept]) if name not in df.columns]
-    taken = [name for name in _score_columns(job, proba) if name in kept]
-    if missing or taken:
-        said = ([f"the frame has no columns {missing}"] if missing else []) + (
-            [f"the frame already has the columns {taken} the scores go in: rename or drop them"] if taken else [])
-        raise InvalidRows(f"{job.model} v{job.version} cannot score this frame: {'; '.join(said)}", 422)
+    _check_kept(job, df.columns, kept, proba, needed=job.features)
     kind = {"int64": T.LongType(), "float64": T.DoubleType(), "str": T.StringType()}[prediction_dtype(job)]
     metadata = {"registry_model": job.model, "registry_version": job.version, "registry_sha256": job.sha256}
     fields = [T.StructField(PREDICTION_COLUMN, kind, metadata=metadata)]
@@ -87,6 +88,18 @@ def spark_scores(df, job: Plan, *, proba: bool = False, text: bool = False, keep
     fields.append(T.StructField(VERSION_COLUMN, T.LongType(), nullable=False))
     return df.mapInArrow(_arrow_frame_scores(job, proba, text, kept),
                          T.StructType([df.schema[name] for name in kept] + fields))
+
+
+def _check_kept(job: Plan, columns: list[str], kept: list[str], proba: bool,
+                needed: list[str] | tuple[str, ...] = ()) -> None:
+    """Refuse (InvalidRows) a frame of ``columns`` without one of those ``kept`` or ``needed``, or that would keep
+    a score's."""
+    missing = [name for name in dict.fromkeys([*needed, *kept]) if name not in columns]
+    taken = [name for name in _score_columns(job, proba) if name in kept]
+    if missing or taken:
+        said = ([f"the frame has no columns {missing}"] if missing else []) + (
+            [f"the frame already has the columns {taken} the scores go in: rename or drop them"] if taken else [])
+        raise InvalidRows(f"{job.model} v{job.version} cannot score this frame: {'; '.join(said)}", 422)
 
 
 def _score_columns(job: Plan, proba: bool) -> list[str]:
