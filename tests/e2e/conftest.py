@@ -15,7 +15,8 @@ ADMIN_TOKEN = "e2e-admin-token"
 # Admission never refuses here: a worker computes at most its threads' predictions, so a bound of one model's at
 # its threads is never reached. These modules swap, roll out and shadow under load and count every answer; with
 # the default bound (the threads less one, once a worker holds a second model) 6 callers of one model on 3
-# workers were refused once on a slow machine. tests/e2e/test_overload.py and the admission tests bound it.
+# workers were refused once on a slow machine, and 4 on 2 once in the autopilot's module. Every server of the
+# suite whose callers expect every answer takes it; tests/e2e/test_overload.py and the admission tests bound it.
 ADMISSION_OPEN = {"WORKER_THREADS": 4, "MAX_IN_FLIGHT_PER_MODEL": 4, "MAX_IN_FLIGHT": 4}
 
 

@@ -23,7 +23,7 @@ from bench.harness import s3_server, server
 from bench.harness.models import PROBE_ROW, artifact_bytes, expected_prediction, scaled_sum, upload
 from bench.harness.traffic import Load
 from tests.databases import BACKEND
-from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import ADMIN_TOKEN, ADMISSION_OPEN
 from tests.helpers import wait_for
 from tests.postgres_server import find_pg_ctl, throwaway_server
 
@@ -42,7 +42,8 @@ def postgres():
 def fleet(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("fleet")
     with s3_server.running(root / "s3") as s3, \
-            fleets.running(postgres.url, s3, root, ADMIN_TOKEN, count=3) as running:
+            fleets.running(postgres.url, s3, root, ADMIN_TOKEN, count=3,
+                           extra_env=ADMISSION_OPEN) as running:
         yield running
 
 

@@ -8,7 +8,7 @@ from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, allowed_versions, move, run_moves
 from tests.databases import fresh_database
-from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import ADMIN_TOKEN, ADMISSION_OPEN
 
 MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("rollback", None),
          ("rollback", None), ("promote", 3)]
@@ -18,7 +18,8 @@ MOVES = [("promote", 2), ("rollback", None), ("promote", 3), ("promote", 2), ("r
 def replicas(tmp_path_factory):
     """Two running instances sharing the database and the artifact root; migrations run once."""
     root = tmp_path_factory.mktemp("replicas")
-    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN, count=2, workers=2) as both:
+    with fresh_database(root) as database_url, server.running(
+            database_url, root, ADMIN_TOKEN, count=2, workers=2, env=ADMISSION_OPEN) as both:
         yield both
 
 

@@ -20,7 +20,7 @@ from bench.harness import server
 from bench.harness.models import scaled_sum, upload
 from bench.harness.traffic import move
 from tests.databases import fresh_database
-from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import ADMIN_TOKEN, ADMISSION_OPEN
 from registry.serving.routing import key_share
 from tests.helpers import classification_data, wait_for
 
@@ -35,7 +35,7 @@ STICKY = "X-User-Id"
 def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("autopilot")
     with fresh_database(root) as database_url, server.running(
-            database_url, root, ADMIN_TOKEN, workers=2, env={"ROLLOUT_TICK_SECONDS": TICK_SECONDS}) as (live,):
+            database_url, root, ADMIN_TOKEN, workers=2, env={"ROLLOUT_TICK_SECONDS": TICK_SECONDS, **ADMISSION_OPEN}) as (live,):
         yield live, database_url
 
 

@@ -7,7 +7,7 @@ from bench.harness import server
 from bench.harness.models import expected_prediction, scaled_sum, upload
 from bench.harness.traffic import CLOCK_SLACK_SECONDS, Load, move
 from tests.databases import fresh_database
-from tests.e2e.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import ADMIN_TOKEN, ADMISSION_OPEN
 from tests.e2e.rollouts import change, expected_version, figures_once, keyed_versions
 
 
@@ -15,7 +15,8 @@ from tests.e2e.rollouts import change, expected_version, figures_once, keyed_ver
 def replicas(tmp_path_factory):
     """Two running instances sharing the database and the artifact root; migrations run once."""
     root = tmp_path_factory.mktemp("rollout-replicas")
-    with fresh_database(root) as database_url, server.running(database_url, root, ADMIN_TOKEN, count=2, workers=2) as both:
+    with fresh_database(root) as database_url, server.running(
+            database_url, root, ADMIN_TOKEN, count=2, workers=2, env=ADMISSION_OPEN) as both:
         yield both
 
 
