@@ -91,9 +91,10 @@ def best_rates(jobs: dict, count: int, rounds: int) -> dict[str, tuple[float, ob
 
 
 def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, partitions: int, rounds: int,
-            cache: str, say) -> list[dict]:
+            cache: str, say, sink: str = "noop") -> list[dict]:
     """Each model on a two-process Dask LocalCluster: the client's predict_dask vs predict / predict_proba
-    in map_partitions."""
+    in map_partitions, each job forced to ``sink`` (:func:`forced_dask`), taking turns; their answers are
+    collected once more, untimed, to be compared."""
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -114,13 +115,15 @@ def on_dask(client: RegistryClient, estimators: dict, frame: pd.DataFrame, parti
                     meta = pd.DataFrame({"p": pd.Series(dtype="int64")})
 
                 def ours_job(proba=proba):
-                    return client.predict_dask(fresh(ddf, run), name, plan, proba=proba, keep=[]).compute()
+                    return client.predict_dask(fresh(ddf, run), name, plan, proba=proba, keep=[])
 
                 def theirs_job(proba=proba, meta=meta):
-                    return fresh(ddf, run).map_partitions(_sklearn_partition, shipped, proba, meta=meta).compute()
+                    return fresh(ddf, run).map_partitions(_sklearn_partition, shipped, proba, meta=meta)
 
-                rates = best_rates({"ours": ours_job, "theirs": theirs_job}, len(frame), rounds)
-                (ours, scored), (theirs, answer) = rates["ours"], rates["theirs"]
+                rates = best_rates({"ours": lambda job=ours_job: forced_dask(job(), sink),
+                                    "theirs": lambda job=theirs_job: forced_dask(job(), sink)}, len(frame), rounds)
+                (ours, _), (theirs, _) = rates["ours"], rates["theirs"]
+                scored, answer = ours_job().compute(), theirs_job().compute()
                 mine = scored[kept].to_numpy() if proba else scored["prediction"].to_numpy()
                 identical = bool(np.array_equal(mine, answer.to_numpy().reshape(mine.shape)))
                 found.append(_case("dask", name, method, "predict_dask", ours, theirs, identical, say))
@@ -132,6 +135,20 @@ def _sklearn_partition(frame: pd.DataFrame, estimator, proba: bool) -> pd.DataFr
     if proba:
         return pd.DataFrame(estimator.predict_proba(rows), columns=["p0", "p1"], index=frame.index)
     return pd.DataFrame({"p": estimator.predict(rows)}, index=frame.index)
+
+
+def forced_dask(ddf, sink: str):
+    """Run the Dask job of ``ddf`` whole: with ``noop`` each partition computed and its rows counted on its worker
+    (nothing but the counts reaches this process: a scoring job's work without its output's, as Spark's ``noop``
+    sink), or with ``collect`` its rows brought into this process, returned."""
+    if sink == "collect":
+        return ddf.compute()
+    ddf.map_partitions(_row_count, meta=(None, "int64")).compute()
+    return None
+
+
+def _row_count(frame: pd.DataFrame) -> int:
+    return len(frame)
 
 
 def forced(df, sink: str):
@@ -300,10 +317,11 @@ def describe(result: dict) -> str:
     lines = [f"# Batch scoring, {result['started_at']}", "",
              f"{options['rows']:,} rows in {options['partitions']} partitions of the bench's models; rows per "
              f"second of the whole job, best of {options['rounds']} after a warm-up. Dask: LocalCluster of 2 worker "
-             f"processes, each job's scores brought back (`compute`); Spark: local[2], Arrow batches of "
-             f"{ARROW_BATCH:,} rows, the rows read from one Parquet file, repartitioned and cached, each job "
-             + ("written to Spark's `noop` sink (every row scored, nothing kept)"
-                if options.get("sink", "collect") == "noop" else "brought into the driver (`toPandas`)")
+             f"processes; Spark: local[2], Arrow batches of {ARROW_BATCH:,} rows, the rows read from one Parquet "
+             "file, repartitioned and cached. Each job "
+             + ("written to Spark's `noop` sink, or on Dask its partitions' rows counted on the workers (every row "
+                "scored, nothing kept)" if options.get("sink", "collect") == "noop"
+                else "brought into this process (`toPandas`, `compute`)")
              + ". scikit-learn: the estimator's own `predict` / `predict_proba` in "
              f"`map_partitions` / `mapInPandas`. {peer}. Identical: bit for bit, row by row, against "
              "scikit-learn's own answers.", "",
@@ -346,7 +364,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--engines", default="dask,spark", help="dask, spark or both (spark includes MLflow)")
     parser.add_argument("--sink", choices=("noop", "collect"), default="noop",
-                        help="how a Spark job is forced: Spark's noop sink, or toPandas into the driver")
+                        help="how a job is forced: Spark's noop sink and Dask's rows counted on the workers, or "
+                             "the rows brought into this process (toPandas, compute)")
     parser.add_argument("--mlflow-python", type=Path, default=MLFLOW_PYTHON,
                         help="the interpreter of MLflow's venv, with pyspark (requirements-mlflow.txt)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
@@ -372,7 +391,7 @@ def main() -> None:
             for engine in engines:
                 if engine == "dask":
                     result["figures"] += on_dask(client, estimators, frame, args.partitions, args.rounds,
-                                                 str(root / "cache"), print)
+                                                 str(root / "cache"), print, args.sink)
                 elif engine == "spark":
                     peer = MlflowPeer(args.mlflow_python, estimators, data, args.partitions, root / "mlflow", args.sink)
                     try:
