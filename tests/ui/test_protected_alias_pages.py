@@ -28,6 +28,8 @@ def test_the_alias_page_shows_the_policy_and_each_open_request_with_what_it_lack
     assert 'data-protected="production"' in client.get("/ui/models/housing").get_data(as_text=True)
     history = client.get("/ui/models/housing/history").get_data(as_text=True)
     assert "policy set" in history and "request open" in history
+    # the alias page's last moves say "request" once: the event's kind, then which request
+    assert f'request open #{opened.get_json()["id"]} for v2 by admin' in " ".join(page.split())
     assert "2 approvals, 1 freeze window" in " ".join(history.split())
 
 
