@@ -249,11 +249,11 @@ class MlflowPeer:
                                              stdout=subprocess.PIPE, stderr=errors, text=True)
         self._answer()  # ready: its models saved and its rows cached
 
-    def run(self, model: str) -> float:
-        """One job of MLflow's spark_udf on ``model``; the seconds it took, as the peer measured them."""
+    def run(self, model: str) -> None:
+        """One job of MLflow's spark_udf on ``model``, returning once it is done (the caller times it)."""
         self._process.stdin.write(f"run {model}\n")
         self._process.stdin.flush()
-        return self._answer()["seconds"]
+        self._answer()
 
     def finish(self, sklearn_by_row: dict) -> dict:
         """The peer's versions and, per model, whether its answers equal scikit-learn's ``predict`` (``row`` order)."""

@@ -19,7 +19,7 @@ or ``collect``: ``toPandas``).
 It takes turns with bench/batch.py's own jobs, in its own Spark session beside the registry's, so that the
 machine's changes of pace fall on every job alike. Its protocol is lines, the ones it writes to stdout marked
 ``@peer``: it writes ``@peer {"ready": [NAME, ...]}`` when its models are saved and its rows cached; then
-each ``run NAME`` read from stdin runs that model's job once (``@peer {"model": NAME, "seconds": S}``),
+each ``run NAME`` read from stdin runs that model's job once (``@peer {"ran": NAME}``: bench/batch.py times it),
 and ``finish`` collects each model's answers once more, untimed, into ``DIR/NAME.npy`` in ``row`` order (for
 bench/batch.py to compare with scikit-learn's own ``predict``), writes ``@peer`` and a JSON object
 (versions and, per model, the answers' file), stops Spark and ends. Imports nothing from the repository.
@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -99,9 +98,8 @@ def main() -> None:
         for line in sys.stdin:
             command, _, name = line.strip().partition(" ")
             if command == "run":
-                started = time.perf_counter()
                 forced(jobs[name][1], args.sink)
-                say({"model": name, "seconds": time.perf_counter() - started})
+                say({"ran": name})
             elif command == "finish":
                 break
         for name, (saved, scored) in jobs.items():
