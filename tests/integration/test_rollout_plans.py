@@ -185,7 +185,7 @@ def test_a_person_pauses_resumes_and_advances_and_the_controller_respects_it(app
 def test_a_persons_abort_during_a_step_wins_over_the_controllers_decision(app, client, regressor, ci):
     client.put(URL, json={"canary": {"version": 2}, "plan": {"steps": FAST_STEPS, "gates": LOOSE_GATES}}, headers=ci)
     tick(app)
-    traffic(app, client, 400)
+    traffic(app, client, 500)  # at 30 %: the latency gate's 100 a side five standard deviations away
     app.extensions["model_registry"].runtime.flush_figures()
     with app.app_context():
         view = controller.read_step("m", "production")  # the controller has read the step ...
