@@ -19,6 +19,16 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def nice_value(name: str, default: str) -> int | None:
+    """A nice value from 1 to 19, or None for ``idle`` (SCHED_IDLE)."""
+    value = os.environ.get(name, default).strip().lower()
+    if value == "idle":
+        return None
+    if value.isdigit() and 1 <= int(value) <= 19:
+        return int(value)
+    raise ValueError(f"{name} must be a nice value from 1 to 19, or idle (SCHED_IDLE), not {value!r}")
+
+
 def _bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
@@ -104,6 +114,11 @@ class Config:
     # How long one request of a model at its bound may wait for a slot (a fast model's burst passes in a
     # few ms; a flooded model's other requests are refused at once); 0: never.
     ADMISSION_WAIT_MS = _float("ADMISSION_WAIT_MS", 10.0)
+    # A tree walk or explanation of this many walks or more (rows × trees: 2,000 rows of a 100-tree forest)
+    # runs on a thread of lower CPU priority (LOW_PRIORITY_NICE, or idle for SCHED_IDLE), so that a flood of
+    # large batches gives way to small requests; 0: every walk at the worker's own priority.
+    LOW_PRIORITY_FROM_WALKS = _int("LOW_PRIORITY_FROM_WALKS", 200_000)
+    LOW_PRIORITY_NICE = nice_value("LOW_PRIORITY_NICE", "10")
     # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
     MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
     # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet

@@ -34,7 +34,8 @@ class BuildSharedLibrary(build_ext):
 
 setup(
     ext_modules=[Extension("registry.inference.native.tree_walk",
-                           sources=[f"{NATIVE}/tree_walk.c", f"{NATIVE}/tree_shap.c"],
-                           depends=[f"{NATIVE}/records.h"], extra_compile_args=TREE_WALK_FLAGS)],
+                           sources=[f"{NATIVE}/tree_walk.c", f"{NATIVE}/tree_shap.c", f"{NATIVE}/low_priority.c"],
+                           depends=[f"{NATIVE}/records.h", f"{NATIVE}/low_priority.h"],
+                           extra_compile_args=TREE_WALK_FLAGS)],
     cmdclass={"build_ext": BuildSharedLibrary},
 )

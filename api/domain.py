@@ -60,6 +60,8 @@ def init_app(app: Flask) -> None:
         admission=AdmissionBounds.of(per_model=config["MAX_IN_FLIGHT_PER_MODEL"], per_worker=config["MAX_IN_FLIGHT"],
                                      wait_seconds=config["ADMISSION_WAIT_MS"] / 1000),
         explain_reference=explain_references,
+        low_priority_from_walks=config["LOW_PRIORITY_FROM_WALKS"],
+        low_priority_nice=config["LOW_PRIORITY_NICE"],
     )
     log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
                                capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],

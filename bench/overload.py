@@ -4,13 +4,15 @@ The registry (2 gunicorn workers of ``--threads`` threads; MAX_IN_FLIGHT_PER_MOD
 their defaults unless given) serves ``hot``, a forest of ``--trees`` trees asked ``--rows`` rows a
 request, and ``quiet``, a logistic regression asked one row with a shadow on all of its traffic. The
 scenario (``bench/harness/overload.py``): ``hot`` alone, one caller at a time (its time per request);
-``quiet`` alone at one request per ``--interval`` s (its idle p99); ``--flood-threads`` closed-loop
-callers on ``hot`` for ``--seconds`` while ``quiet`` goes on; ``quiet`` alone again. Every request sends
+``quiet`` alone at one request per ``--interval`` s (its idle p99); ``--flood-threads`` callers on ``hot``
+for ``--seconds`` while ``quiet`` goes on, closed loop or (``--flood-times``) open loop at that many times
+``hot``'s capacity, measured first with 4 callers; ``quiet`` alone again. Every request sends
 ``X-Request-Timeout: --deadline``. Prints and writes to bench/results/: per phase the statuses, rps,
 p50/p99 (refusals apart), the requests that outlived their deadline, and the shadow runs shed and run.
 
     .venv/bin/python -m bench.overload
     .venv/bin/python -m bench.overload --threads 8 --flood-threads 40 --seconds 20
+    .venv/bin/python -m bench.overload --flood-times 5 --flood-threads 40 --low-priority-from-walks 0
 
 Figures only; nothing passes or fails.
 """
@@ -34,15 +36,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="WORKER_THREADS of each of the 2 workers")
     parser.add_argument("--max-in-flight-per-model", type=int, default=None, help="default: the service's")
     parser.add_argument("--max-in-flight", type=int, default=None, help="default: the service's")
+    parser.add_argument("--low-priority-from-walks", type=int, default=None,
+                        help="LOW_PRIORITY_FROM_WALKS (0: every walk at the worker's priority); default: the service's")
+    parser.add_argument("--low-priority-nice", default=None,
+                        help="LOW_PRIORITY_NICE (1 to 19, or idle); default: the service's")
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--flood-threads", type=int, default=20)
+    parser.add_argument("--flood-times", type=float, default=None,
+                        help="open loop at this many times hot's capacity (measured first); default: closed loop")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between the quiet model's requests")
     parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
     parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
     args = parser.parse_args()
-    scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline)
+    scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times)
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
     settings = {"WORKER_THREADS": args.threads, "PREDICTION_LOG_SAMPLE": 0.0}
@@ -50,6 +58,10 @@ def main() -> None:
         settings["MAX_IN_FLIGHT_PER_MODEL"] = args.max_in_flight_per_model
     if args.max_in_flight is not None:
         settings["MAX_IN_FLIGHT"] = args.max_in_flight
+    if args.low_priority_from_walks is not None:
+        settings["LOW_PRIORITY_FROM_WALKS"] = args.low_priority_from_walks
+    if args.low_priority_nice is not None:
+        settings["LOW_PRIORITY_NICE"] = args.low_priority_nice
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
         root = Path(tmp)
         env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
@@ -78,6 +90,8 @@ def figures(outcome, scenario: Scenario, final: dict) -> dict:
     return {
         "scenario": asdict(scenario),
         "hot_alone": summary(outcome.hot_alone, scenario.idle),
+        "hot_capacity": summary(outcome.hot_capacity, scenario.idle) if outcome.hot_capacity else None,
+        "flood_rate_offered": round(outcome.flood_rate, 1) if outcome.flood_rate else None,
         "quiet_before": summary(outcome.quiet_before, scenario.idle),
         "hot_flood": summary(flood, scenario.flood),
         "quiet_flood": summary(outcome.quiet_flood, scenario.flood),
@@ -97,19 +111,27 @@ def figures(outcome, scenario: Scenario, final: dict) -> dict:
     }
 
 
+def _setting(given) -> str:
+    return "the service's default" if given is None else str(given)
+
+
 def describe(run: dict) -> str:
     """The run as Markdown."""
     f, o, facts = run["figures"], run["options"], run["machine"]
     lines = [
         f"# Isolation under overload, {run['started_at']}", "",
         f"{WORKERS} workers of {o['threads']} threads; `hot`: {o['trees']} trees × {o['rows']} rows a request; "
-        f"`quiet`: logistic, 1 row every {o['interval']:g} s, 100% shadow; flood: {o['flood_threads']} closed-loop "
-        f"callers for {o['seconds']:g} s; X-Request-Timeout {o['deadline']:g} s. Machine: {facts['nproc']} CPUs, "
+        f"`quiet`: logistic, 1 row every {o['interval']:g} s, 100% shadow; flood: {o['flood_threads']} callers, "
+        + (f"open loop at {o['flood_times']:g}× hot's capacity ({f['flood_rate_offered']} requests a second), "
+           if o["flood_times"] else "closed loop, ")
+        + f"for {o['seconds']:g} s; X-Request-Timeout {o['deadline']:g} s. Machine: {facts['nproc']} CPUs, "
         f"load average at start {facts['loadavg_at_start'][0]:.1f}.", "",
         "| phase | requests | statuses | rps | p50 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for phase in ("hot_alone", "quiet_before", "hot_flood", "quiet_flood", "quiet_after"):
+    for phase in ("hot_alone", "hot_capacity", "quiet_before", "hot_flood", "quiet_flood", "quiet_after"):
         s = f[phase]
+        if s is None:
+            continue
         lines.append(f"| {phase} | {s['requests']} | {s['statuses']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | "
                      f"{s['max_ms']} |")
     lines += [

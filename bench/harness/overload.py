@@ -112,15 +112,18 @@ def summary(replies: list[Reply], seconds: float) -> dict:
 
 
 class Flood:
-    """Closed-loop :class:`Callers` in a process of their own until stopped, so that a flood's client work
-    never holds the GIL of the process that measures the other callers."""
+    """:class:`Callers` in a process of their own until stopped, so that a flood's client work never holds
+    the GIL of the process that measures the other callers: closed loop (each thread sends again as soon as
+    it is answered), or open loop at ``rate`` requests a second in all (paced, spread over the threads)."""
 
-    def __init__(self, url: str, body: bytes, *, threads: int, headers: dict | None = None):
+    def __init__(self, url: str, body: bytes, *, threads: int, rate: float | None = None,
+                 headers: dict | None = None):
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._replies, sending = context.Pipe(duplex=False)
-        self._process = context.Process(target=_flood, args=(url, body, threads, headers, self._stop, sending),
-                                        daemon=True)
+        interval = threads / rate if rate else 0.0  # paced: ``rate`` requests a second in all
+        self._process = context.Process(target=_flood, args=(url, body, threads, interval, headers, self._stop,
+                                                              sending), daemon=True)
         self.started = 0.0
 
     def __enter__(self) -> Flood:
@@ -140,8 +143,8 @@ class Flood:
         return replies
 
 
-def _flood(url: str, body: bytes, threads: int, headers: dict | None, stop, sending) -> None:
-    with Callers(url, body, threads=threads, headers=headers) as callers:
+def _flood(url: str, body: bytes, threads: int, interval: float, headers: dict | None, stop, sending) -> None:
+    with Callers(url, body, threads=threads, interval=interval, headers=headers) as callers:
         stop.wait()
     sending.send(callers.replies)
 
@@ -149,14 +152,18 @@ def _flood(url: str, body: bytes, threads: int, headers: dict | None, stop, send
 @dataclass(frozen=True)
 class Scenario:
     """A flood of the hot model beside a quiet model's steady calls: ``idle`` seconds of the quiet model
-    alone, ``flood`` seconds with ``flood_threads`` closed-loop callers on the hot model, ``idle``
-    seconds alone again. Every call sends ``X-Request-Timeout: deadline``."""
+    alone, ``flood`` seconds with ``flood_threads`` callers on the hot model, ``idle`` seconds alone again.
+    The flood's callers are closed loop, or with ``flood_times`` open loop at that many times the hot
+    model's capacity (its answers a second with ``capacity_callers`` callers at once, measured first).
+    Every call sends ``X-Request-Timeout: deadline``."""
 
     flood_threads: int = 20
     quiet_interval: float = 0.02
     idle: float = 3.0
     flood: float = 6.0
     deadline: float = 1.0
+    flood_times: float | None = None
+    capacity_callers: int = 4
 
 
 @dataclass
@@ -164,11 +171,17 @@ class Outcome:
     """What the callers saw in each phase, and /metrics before the flood, after it, and at the end."""
 
     hot_alone: list[Reply]
+    hot_capacity: list[Reply]  # closed loop, ``capacity_callers`` at once (empty for a closed-loop flood)
     quiet_before: list[Reply]
     hot_flood: list[Reply]
     quiet_flood: list[Reply]
     quiet_after: list[Reply]
     metrics: dict[str, dict]
+    flood_rate: float | None  # the open-loop flood's requests a second, offered
+
+    def capacity(self, seconds: float) -> float:
+        """The hot model's answers a second with its capacity's callers."""
+        return sum(reply.status == 200 for reply in self.hot_capacity) / seconds
 
 
 def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: Scenario) -> Outcome:
@@ -178,10 +191,16 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
     metrics = {}
     with Callers(hot_url, hot[1], headers=headers) as alone:  # the hot model's own time, one at a time
         time.sleep(scenario.idle)
+    at_capacity, rate = [], None
+    if scenario.flood_times:
+        with Callers(hot_url, hot[1], threads=scenario.capacity_callers, headers=headers) as capacity:
+            time.sleep(scenario.idle)
+        at_capacity = capacity.stop()
+        rate = scenario.flood_times * sum(reply.status == 200 for reply in at_capacity) / scenario.idle
     with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as before:
         time.sleep(scenario.idle)
     metrics["before"] = scrape(live.url)
-    with Flood(hot_url, hot[1], threads=scenario.flood_threads, headers=headers) as flood:
+    with Flood(hot_url, hot[1], threads=scenario.flood_threads, rate=rate, headers=headers) as flood:
         time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
         with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as during:
             time.sleep(scenario.flood)
@@ -189,7 +208,7 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
     metrics["flood"] = scrape(live.url)
     with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as after:
         time.sleep(scenario.idle)
-    return Outcome(alone.stop(), before.stop(), flooded, during.stop(), after.stop(), metrics)
+    return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, rate)
 
 
 def scrape(url: str) -> dict:

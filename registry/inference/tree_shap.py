@@ -22,7 +22,7 @@ import ctypes
 
 import numpy as np
 
-from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE, PrivateCopy, raise_for
+from registry.inference.tree_walk import LIGHTGBM_ROWS, RELEASING_GIL, WIDE_NODE, PrivateCopy, functions_for, raise_for
 
 # Deeper trees are not explained: the walk keeps its sums per level (depth × points × outputs, the points up to
 # half the depth).
@@ -108,12 +108,13 @@ class TreeExplainer:
             raise ValueError(f"rows are not a contiguous {np.dtype(dtype)} array of {self.n_features} columns")
         n_rows = len(rows)
         phi = np.zeros((n_rows, self.n_features, self.n_outputs))
+        functions = functions_for(n_rows * self.n_trees, keeps_gil_up_to=0)
         if self._paths is not None:
-            status = RELEASING_GIL.paths(self._paths.pointer, rows.ctypes.data, n_rows, self.n_features,
-                                         self.n_outputs, phi.ctypes.data)
+            status = functions.paths(self._paths.pointer, rows.ctypes.data, n_rows, self.n_features,
+                                     self.n_outputs, phi.ctypes.data)
         else:
-            status = RELEASING_GIL.shap(*self._model, rows.ctypes.data, n_rows, self.n_features, self.n_outputs,
-                                        phi.ctypes.data)
+            status = functions.shap(*self._model, rows.ctypes.data, n_rows, self.n_features, self.n_outputs,
+                                    phi.ctypes.data)
         raise_for(status)
         if self.averaged:
             phi /= self.n_trees

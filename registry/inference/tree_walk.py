@@ -10,7 +10,10 @@ this module says what to run instead of serving anything slower or different.
 A call of up to ``KEEPS_GIL_UP_TO_WALKS`` walks (trees × rows: a single row of a 1,000-tree forest)
 keeps the GIL (``ctypes.PyDLL``): it lasts tens of microseconds at most, and handing the GIL over and
 back costs a worker whose other threads want it more than that. A larger call lets it go
-(``ctypes.CDLL``) so that the worker's other threads run meanwhile.
+(``ctypes.CDLL``) so that the worker's other threads run meanwhile. Once the service asked for it
+(:func:`lower_large_calls`), a call of many walks also runs on a thread of its own at a lower CPU
+priority (a nice value, or SCHED_IDLE: ``native/low_priority.h``), its caller waiting: a flood of large
+batches then gives way to the worker's small requests and to everything else on the machine.
 
 The records are checked when a walker is made (``check_nodes``), and the walk checks every root,
 column and child again as it reads them: they may be a file that every worker maps, and a file can
@@ -34,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 11  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 12  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -176,7 +179,50 @@ def _version(library: ctypes.CDLL) -> int | None:
     return version()
 
 
+def _lowered(functions: _Functions, library: ctypes.CDLL) -> _Functions:
+    """``functions`` (letting go of the GIL), the walks and explanations among them run at low priority."""
+    lowered = {}
+    for field, name in (("output", "tree_walk_output_low"), ("boosted", "tree_walk_boosted_low"),
+                        ("compact", "tree_walk_compact_low"), ("forest", "tree_walk_forest_low"),
+                        ("shap", "tree_shap_low"), ("paths", "tree_shap_paths_low")):
+        function = getattr(library, name)
+        function.argtypes, function.restype = getattr(functions, field).argtypes, ctypes.c_int64
+        lowered[field] = function
+    return functions._replace(**lowered)
+
+
 KEEPING_GIL, RELEASING_GIL = load()
+_LIBRARY = ctypes.CDLL(str(LIBRARY))
+AT_LOW_PRIORITY = _lowered(RELEASING_GIL, _LIBRARY)
+_LIBRARY.low_priority_policy.restype = _LIBRARY.low_priority_set.restype = ctypes.c_int64
+_LIBRARY.low_priority_set.argtypes = [ctypes.c_int64]
+_GOT_SCHED_IDLE, _NOT_LOWERED = 100, -1  # what low_priority.c says a thread got, besides a nice value
+_low_priority_from = 0  # calls of this many walks or more run at low priority; 0: none (lower_large_calls)
+
+
+def lower_large_calls(from_walks: int, *, nice: int | None = 10) -> None:
+    """From now on in this process, run each call of ``from_walks`` walks or more (rows × trees) on a thread
+    of lower CPU priority: ``nice`` (1 to 19), or SCHED_IDLE for None (it then runs only when nothing else
+    wants the core); ``from_walks`` 0: none (a library's default, as in a Spark or Dask job's process)."""
+    global _low_priority_from
+    _LIBRARY.low_priority_set(0 if nice is None else min(19, max(1, nice)))
+    _low_priority_from = max(0, int(from_walks))
+
+
+def low_priority() -> str:
+    """What a low-priority call's thread gets on this machine: ``SCHED_IDLE``, ``nice <n>`` or ``normal``."""
+    got = _LIBRARY.low_priority_policy()
+    return "SCHED_IDLE" if got == _GOT_SCHED_IDLE else "normal" if got == _NOT_LOWERED else f"nice {got}"
+
+
+def functions_for(walks: int, *, keeps_gil_up_to: int = KEEPS_GIL_UP_TO_WALKS) -> _Functions:
+    """The functions a call of ``walks`` walks takes: keeping the GIL up to ``keeps_gil_up_to``, letting it go
+    above, and at low priority too from :func:`lower_large_calls`'s bound."""
+    if walks <= keeps_gil_up_to:
+        return KEEPING_GIL
+    if _low_priority_from and walks >= _low_priority_from:
+        return AT_LOW_PRIORITY
+    return RELEASING_GIL
 
 
 class Walker:
@@ -206,7 +252,7 @@ class Walker:
         # The rows as bytes and the output as a ctypes array: passed by address with no ndarray.ctypes
         # object made, which costs more than the copy of a few rows.
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
-        functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
+        functions = functions_for(n_rows * self.n_trees)
         copy = self._copy if n_rows >= FOREST_COPY_FROM_ROWS and self._copy is not False else False
         if copy is None:
             copy = self._copy = PrivateCopy.make(RELEASING_GIL.forest_make, RELEASING_GIL.forest_free,
@@ -274,7 +320,7 @@ class BoostedWalker:
         Raises ``NodesDamaged`` when the records changed since they were checked."""
         n_rows = len(rows)
         out = (ctypes.c_double * (n_rows * self.n_outputs))()
-        functions = KEEPING_GIL if n_rows * self.n_trees <= KEEPS_GIL_UP_TO_WALKS else RELEASING_GIL
+        functions = functions_for(n_rows * self.n_trees)
         compact = self._compact if n_rows >= COMPACT_FROM_ROWS and self._compact is not False else False
         if compact is None:
             compact = self._compact = PrivateCopy.make(RELEASING_GIL.compact_make, RELEASING_GIL.compact_free,

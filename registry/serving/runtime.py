@@ -1,11 +1,13 @@
 """One process's serving, built in one place: which loaded model answers (the model server), the
 figures of rollouts, the shadow runs that follow answers, and how much of it runs at once (admission)."""
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
 
+from registry.inference import tree_walk
 from registry.serving.admission import Admission, AdmissionBounds
 from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook, FigureFlusher
@@ -14,6 +16,8 @@ from registry.serving.running import predictions_of
 from registry.serving.server import ModelServer
 from registry.serving.shadow import ShadowRunner
 from registry.telemetry import HeldVersions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,18 @@ class Runtime:
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
                   session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500,
                   admission: AdmissionBounds = AdmissionBounds.of(per_model=3, per_worker=4),
-                  explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None) -> Runtime:
+                  explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None,
+                  low_priority_from_walks: int = 0, low_priority_nice: int | None = 10) -> Runtime:
     """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work;
     ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's); ``explain_reference``
-    gives a linear version's reference mean, which its explanations are measured from."""
+    gives a linear version's reference mean, which its explanations are measured from. A tree walk or
+    explanation of ``low_priority_from_walks`` walks or more (rows × trees; 0: none) runs at a lower CPU priority
+    (``low_priority_nice``, None for SCHED_IDLE), in the whole process
+    (:func:`registry.inference.tree_walk.lower_large_calls`)."""
+    tree_walk.lower_large_calls(low_priority_from_walks, nice=low_priority_nice)
+    if low_priority_from_walks and tree_walk.low_priority() == "normal":
+        log.warning("large tree walks cannot run at a lower CPU priority here (neither SCHED_IDLE nor a nice "
+                    "value is allowed): they run at the worker's own")
     figures = FigureBook()
     admitted = Admission(admission)
     flusher = FigureFlusher(figures, session_scope)

@@ -7,11 +7,13 @@ refused at once (429, Retry-After, problem+json) rather than queued; no request 
 (X-Request-Timeout) by more than one computation; the quiet model's shadow runs are shed during the
 flood and run again after it. Timing bounds are generous: the machine is shared (see REFUSAL_P99_MS)."""
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.harness import server
-from bench.harness.overload import Scenario, metric, overload, percentile, scrape, serve_models
+from bench.harness.overload import Callers, Scenario, metric, overload, percentile, scrape, serve_models
 from tests.databases import BACKEND, fresh_database
 
 pytestmark = pytest.mark.skipif(
@@ -46,8 +48,13 @@ def live(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def outcome(live):
-    hot, quiet = serve_models(live, hot_trees=HOT_TREES, hot_rows=HOT_ROWS)
+def models(live):
+    return serve_models(live, hot_trees=HOT_TREES, hot_rows=HOT_ROWS)
+
+
+@pytest.fixture(scope="module")
+def outcome(live, models):
+    hot, quiet = models
     return overload(live, hot, quiet, Scenario())
 
 
@@ -92,3 +99,34 @@ def test_shadow_runs_are_shed_during_the_flood_and_run_again_after_it(live, outc
     while metric(scrape(live.url), "registry_shadow_runs_total", **compared) < wanted:
         assert time.monotonic() < deadline, "the shadow runs did not come back after the flood"
         time.sleep(0.2)
+
+
+def niced_threads(pid: int) -> set[int]:
+    """The threads of process ``pid`` at nice 10 (field 19 of /proc/<pid>/task/<id>/stat)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[16]) == 10:
+            found.add(int(task.name))
+    return found
+
+
+def test_the_flooded_models_walks_run_on_threads_of_lower_priority(live, models, outcome):
+    # LOW_PRIORITY_NICE's default: the hot model's walks (2,000 rows of 1,200 trees) run at nice 10, each on a
+    # thread of its own, while the worker's threads (its quiet model's answers, its refusals) keep nice 0.
+    (hot, body), _ = models
+    workers = psutil.Process(live.process.pid).children()
+    seen: set[int] = set()
+    with Callers(f"{live.url}/models/{hot}/predict", body, threads=4) as callers:
+        deadline = time.monotonic() + 30
+        while not seen:
+            assert time.monotonic() < deadline, "no worker's thread was seen at nice 10"
+            for worker in workers:
+                seen |= niced_threads(worker.pid)
+            time.sleep(0.002)
+    assert {reply.status for reply in callers.replies} <= {200, 429}
+    for worker in workers:
+        assert worker.nice() == 0 and not seen & {thread.id for thread in worker.threads()}  # those threads are gone

@@ -1,7 +1,10 @@
-"""Defaults read from the machine: the memory the service may use, and the model bound made of it."""
+"""Settings read from the machine and the environment: the memory the service may use, secrets, and the
+priority of large walks."""
 import os
 
-from config import memory_mb, secret
+import pytest
+
+from config import memory_mb, nice_value, secret
 
 
 def test_a_cgroup_limit_is_the_memory_the_service_may_use(tmp_path):
@@ -33,3 +36,16 @@ def test_a_secret_without_a_file_is_its_variable_and_an_empty_one_is_none(monkey
     assert secret("SECRET_KEY") == "k"
     monkeypatch.setenv("SECRET_KEY", "")
     assert secret("SECRET_KEY") is None
+
+
+def test_the_low_priority_of_large_walks_is_a_nice_value_or_idle(monkeypatch):
+    monkeypatch.delenv("LOW_PRIORITY_NICE", raising=False)
+    assert nice_value("LOW_PRIORITY_NICE", "10") == 10
+    monkeypatch.setenv("LOW_PRIORITY_NICE", " Idle ")
+    assert nice_value("LOW_PRIORITY_NICE", "10") is None  # SCHED_IDLE
+    monkeypatch.setenv("LOW_PRIORITY_NICE", "19")
+    assert nice_value("LOW_PRIORITY_NICE", "10") == 19
+    for wrong in ("0", "20", "-5", "low"):
+        monkeypatch.setenv("LOW_PRIORITY_NICE", wrong)
+        with pytest.raises(ValueError, match=f"LOW_PRIORITY_NICE must be a nice value from 1 to 19, or idle .*'{wrong}'"):
+            nice_value("LOW_PRIORITY_NICE", "10")

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "low_priority.h"
 #include "records.h"
 
 /* tree_walk_boosted's options: every sum rounded to float32 (XGBoost); LIGHTGBM_ROWS (records.h); the rows
@@ -51,7 +52,7 @@
 /* The caller found no categorical or ZERO_MISSING split and no LIGHTGBM_ROWS: walk_numeric does the walk. */
 #define NUMERIC_ONLY 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 11
+#define TREE_WALK_VERSION 12
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
@@ -918,4 +919,100 @@ int64_t tree_walk_lightgbm_link(int64_t kind, const double *raw, int64_t n_rows,
             row[j] /= sum;
     }
     return 0;
+}
+
+/*
+ * The four walks again, each run on a thread of low priority (low_priority.h) and waited for: what
+ * tree_walk.py calls for a large call while the service asks it to (LOW_PRIORITY_FROM_WALKS).
+ */
+typedef struct {
+    const node_t *nodes;
+    int64_t n_nodes;
+    const int32_t *roots;
+    int64_t n_trees;
+    const double *value;
+    int64_t n_outputs, averaged;
+    const float *rows;
+    int64_t n_rows, n_features;
+    double *out;
+} output_args_t;
+
+static int64_t output_body(void *p) {
+    const output_args_t *a = p;
+    return tree_walk_output(a->nodes, a->n_nodes, a->roots, a->n_trees, a->value, a->n_outputs, a->averaged, a->rows,
+                            a->n_rows, a->n_features, a->out);
+}
+
+int64_t tree_walk_output_low(const node_t *nodes, int64_t n_nodes, const int32_t *roots, int64_t n_trees,
+                             const double *value, int64_t n_outputs, int64_t averaged, const float *rows,
+                             int64_t n_rows, int64_t n_features, double *out) {
+    output_args_t args = {nodes, n_nodes, roots, n_trees, value, n_outputs, averaged, rows, n_rows, n_features, out};
+    return low_priority_run(output_body, &args);
+}
+
+typedef struct {
+    const wide_node_t *nodes;
+    int64_t n_nodes;
+    const int32_t *roots, *columns;
+    int64_t n_trees;
+    const double *value;
+    const uint32_t *bitsets;
+    int64_t n_bitsets;
+    const double *baseline;
+    int64_t n_outputs, options, depth;
+    const double *rows;
+    int64_t n_rows, n_features;
+    double *out;
+} boosted_args_t;
+
+static int64_t boosted_body(void *p) {
+    const boosted_args_t *a = p;
+    return tree_walk_boosted(a->nodes, a->n_nodes, a->roots, a->columns, a->n_trees, a->value, a->bitsets,
+                             a->n_bitsets, a->baseline, a->n_outputs, a->options, a->depth, a->rows, a->n_rows,
+                             a->n_features, a->out);
+}
+
+int64_t tree_walk_boosted_low(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
+                              int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
+                              const double *baseline, int64_t n_outputs, int64_t options, int64_t depth,
+                              const double *rows, int64_t n_rows, int64_t n_features, double *out) {
+    boosted_args_t args = {nodes, n_nodes, roots, columns, n_trees, value, bitsets, n_bitsets, baseline, n_outputs,
+                           options, depth, rows, n_rows, n_features, out};
+    return low_priority_run(boosted_body, &args);
+}
+
+typedef struct {
+    const compact_t *compact;
+    const double *rows;
+    int64_t n_rows, n_features;
+    double *out;
+} compact_args_t;
+
+static int64_t compact_body(void *p) {
+    const compact_args_t *a = p;
+    return tree_walk_compact(a->compact, a->rows, a->n_rows, a->n_features, a->out);
+}
+
+int64_t tree_walk_compact_low(const compact_t *compact, const double *rows, int64_t n_rows, int64_t n_features,
+                              double *out) {
+    compact_args_t args = {compact, rows, n_rows, n_features, out};
+    return low_priority_run(compact_body, &args);
+}
+
+typedef struct {
+    const forest_t *forest;
+    const float *rows;
+    int64_t n_rows, n_features;
+    double *out;
+} forest_args_t;
+
+static int64_t forest_body(void *p) {
+    const forest_args_t *a = p;
+    return tree_walk_forest(a->forest, a->rows, a->n_rows, a->n_features, a->out);
+}
+
+int64_t tree_walk_forest_low(const forest_t *forest, const float *rows, int64_t n_rows, int64_t n_features,
+                             double *out) {
+    forest_args_t args = {forest, rows, n_rows, n_features, out};
+    return low_priority_run(forest_body, &args);
 }
