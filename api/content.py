@@ -26,6 +26,8 @@ CONTAINER_SLACK = 64
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _CHUNK = 1 << 20
+# Above this many brackets a parsed body's depth is read from its bytes rather than from its values.
+_WALK_UP_TO_BRACKETS = 512
 _DECODED = "decoded_json_body"
 
 
@@ -139,13 +141,19 @@ def _too_deep(what: str) -> ProblemError:
 
 
 def _deeper_than(value: object, limit: int, data: bytes | str) -> bool:
-    """Whether ``value`` nests more than ``limit`` arrays/objects, level by level, without recursion.
-
-    A level of scalars (the cells of a batch) is only looked at by C loops (``map``, ``set``).
+    """Whether ``value`` (``data`` decoded) nests more than ``limit`` arrays/objects, without recursion: from
+    ``data``'s brackets outside strings for a large body, else level by level, a level of scalars (the cells of
+    a batch) looked at by C loops only (``map``, ``set``).
     """
     opening = (b"[", b"{") if isinstance(data, bytes) else ("[", "{")
-    if data.count(opening[0]) + data.count(opening[1]) <= limit:
+    brackets = data.count(opening[0]) + data.count(opening[1])
+    if brackets <= limit:
         return False  # cannot nest deeper than it has brackets: most bodies stop here
+    if brackets > _WALK_UP_TO_BRACKETS and isinstance(data, bytes):
+        # A batch: its brackets outside strings nest as its values do (it was parsed, so it is valid JSON), and
+        # counting them is C loops over the bytes, where the walk below lists every cell (0.3 against 0.9 ms
+        # for 2,000 rows of 8 numbers).
+        return _nesting(_STRINGS.sub(b'""', data)) > limit
     lists = [value] if type(value) is list else []
     dicts = [value] if type(value) is dict else []
     for _ in range(limit):
