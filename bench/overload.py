@@ -98,6 +98,9 @@ def figures(outcome, scenario: Scenario, final: dict) -> dict:
         "quiet_after": summary(outcome.quiet_after, scenario.idle),
         "refusal_p99_ms": round(percentile(refused, 99), 2),
         "offered_per_answered": round(len(flood) / max(1, len(answered)), 1),
+        "flood_seconds": round(max(r.finished for r in flood) - min(r.started for r in flood), 2) if flood else 0.0,
+        "flood_callers_cpu_seconds": round(outcome.flood_cpu_seconds, 2),
+        "server_cpu_seconds_during_flood": round(outcome.server_cpu_seconds, 2),
         "late_past_deadline": len(late),
         "late_past_deadline_max_ms": round(max((r.ms for r in late), default=0.0), 1),
         "quiet_p99_ratio": round(percentile(outcome.quiet_flood, 99)
@@ -139,6 +142,8 @@ def describe(run: dict) -> str:
         f"- hot model: {f['offered_per_answered']}× its answers offered; refusals p99 {f['refusal_p99_ms']} ms "
         f"(by status: {f['hot_flood']['by_status']})",
         f"- quiet model: p99 during the flood ÷ idle p99 = {f['quiet_p99_ratio']}",
+        f"- CPU during the flood ({f['flood_seconds']} s, on {facts['nproc']} CPUs): the server's workers "
+        f"{f['server_cpu_seconds_during_flood']} s, the flood's callers {f['flood_callers_cpu_seconds']} s",
         f"- answered past their deadline: {f['late_past_deadline']} (the longest {f['late_past_deadline_max_ms']} ms)",
         f"- quiet's shadow runs: {f['shadow_shed_during_flood']:.0f} shed and {f['shadow_compared_during_flood']:.0f} "
         f"run during the flood, {f['shadow_compared_after_flood']:.0f} run after it",

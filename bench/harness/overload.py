@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 import numpy as np
+import psutil
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -125,6 +126,7 @@ class Flood:
         self._process = context.Process(target=_flood, args=(url, body, threads, interval, headers, self._stop,
                                                               sending), daemon=True)
         self.started = 0.0
+        self.cpu_seconds = 0.0  # the callers' process's CPU time, once stopped
 
     def __enter__(self) -> Flood:
         self._process.start()
@@ -138,15 +140,16 @@ class Flood:
     def stop(self) -> list[Reply]:
         """Stop the flood; every reply it got."""
         self._stop.set()
-        replies = self._replies.recv()
+        replies, self.cpu_seconds = self._replies.recv()
         self._process.join()
         return replies
 
 
 def _flood(url: str, body: bytes, threads: int, interval: float, headers: dict | None, stop, sending) -> None:
+    began = time.process_time()  # the callers' own CPU, not the process's start
     with Callers(url, body, threads=threads, interval=interval, headers=headers) as callers:
         stop.wait()
-    sending.send(callers.replies)
+    sending.send((callers.replies, time.process_time() - began))
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ class Outcome:
     quiet_after: list[Reply]
     metrics: dict[str, dict]
     flood_rate: float | None  # the open-loop flood's requests a second, offered
+    flood_cpu_seconds: float  # CPU time of the flood's callers (their process, on the server's machine)
+    server_cpu_seconds: float  # CPU time of the server's workers during the flood
 
     def capacity(self, seconds: float) -> float:
         """The hot model's answers a second with its capacity's callers."""
@@ -200,15 +205,24 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
     with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as before:
         time.sleep(scenario.idle)
     metrics["before"] = scrape(live.url)
+    workers = psutil.Process(live.process.pid).children()
+    server_cpu = _cpu_seconds(workers)
     with Flood(hot_url, hot[1], threads=scenario.flood_threads, rate=rate, headers=headers) as flood:
         time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
         with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as during:
             time.sleep(scenario.flood)
         flooded = flood.stop()
+    server_cpu = _cpu_seconds(workers) - server_cpu
     metrics["flood"] = scrape(live.url)
     with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as after:
         time.sleep(scenario.idle)
-    return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, rate)
+    return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, rate,
+                   flood.cpu_seconds, server_cpu)
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    """The user and system CPU time ``processes`` have used so far, all their threads together."""
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
 
 
 def scrape(url: str) -> dict:

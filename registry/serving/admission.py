@@ -97,15 +97,19 @@ class Admission:
         return Slot(self, model)
 
     def check(self, model: str, deadline: Deadline | None = None) -> None:
-        """Raise the refusal :meth:`admitted` would raise now, without taking a slot: an edge asks before it
-        reads a body, so that a refusal costs no parsing (the slot is taken, and checked again, later)."""
+        """Raise the refusal :meth:`admitted` would raise, without taking a slot: an edge asks before it parses
+        a body, so that a refusal costs no parsing (the slot is taken, and checked again, later). The one
+        request of a model at its bound that may wait for a slot waits here, before its body is parsed, and is
+        refused here when none frees: a flood's waiter is refused every ``wait_seconds``, and parsing each one's
+        body first took its worker's GIL for milliseconds (a 2,000-row body: 3 ms) only to refuse it."""
         if deadline is not None:
             _check(deadline)
         if self.quiet:
             return
         with self._lock:
-            if not self._may_wait(model):
-                self._refuse_when_full(model)
+            if self._may_wait(model) and self._over_share(model):
+                self._wait_for_slot(model, deadline)
+            self._refuse_when_full(model)
 
     @property
     def quiet(self) -> bool:

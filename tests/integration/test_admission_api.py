@@ -82,6 +82,20 @@ def test_a_model_at_its_bound_is_refused_429_with_retry_after_while_other_models
     assert EDGES[edge](client, "a").status_code == 200  # its slot is free again
 
 
+def test_on_the_fast_path_even_the_request_that_may_wait_for_a_slot_is_refused_before_its_body_is_parsed(
+        app, client, served):
+    # ADMISSION_WAIT_MS: the one request of a model at its bound that may wait for a slot waits before its body
+    # is parsed, and is refused there when none frees; a body that is not JSON is then 429, not the 400 that
+    # parsing it would have said (a flood's waiter, refused every 10 ms, cost its worker a parse each time)
+    assert app.config["ADMISSION_WAIT_MS"] > 0
+    broken = b'{"instances": [[1, 2'
+    with holding(app, "a", "a"):
+        refused = client.post("/models/a/predict", data=broken, content_type="application/json")
+    assert refused.status_code == 429 and refused.get_json()["reason"] == "model_busy"
+    assert_problem(client.post("/models/a/predict", data=broken, content_type="application/json"), 400,
+                   "not valid JSON")  # a slot free: parsed, and refused for what it is
+
+
 @pytest.mark.parametrize("edge", EDGES)
 def test_a_full_worker_refuses_every_model_503_with_retry_after(app, client, served, edge):
     with holding(app, "a", "a", "b", "b"):

@@ -182,6 +182,34 @@ def test_one_request_of_a_full_model_waits_briefly_for_a_slot_and_a_second_is_re
 def test_a_wait_for_a_slot_ends_in_a_refusal_when_none_frees():
     gate = admission(per_model=1, per_worker=3, wait_seconds=0.01)
     with gate.admitted("a"):
-        gate.check("a")  # nobody waits: it may wait, so the early check lets it through
+        started = time.monotonic()
+        with pytest.raises(ModelBusy):
+            gate.check("a")  # nobody waits: it waits, before its body is parsed, and none frees
+        assert time.monotonic() - started >= 0.01
         with pytest.raises(ModelBusy), gate.admitted("a"):
             pytest.fail("two of a in flight")
+
+
+def test_the_early_check_waits_for_a_slot_and_lets_the_request_on_when_one_frees():
+    gate = admission(per_model=1, per_worker=3, wait_seconds=WAIT)
+    held = ExitStack()
+    held.enter_context(gate.admitted("a"))
+    checked = threading.Event()
+
+    def check_a():
+        gate.check("a")  # waits: one of a is in flight
+        checked.set()
+
+    checker = threading.Thread(target=check_a)
+    checker.start()
+    while "a" not in gate._waiting:  # the check is inside its wait
+        time.sleep(0.001)
+    with pytest.raises(ModelBusy):
+        gate.check("a")  # a second is refused at once
+    assert not checked.is_set()
+    held.close()  # the slot is given back
+    assert checked.wait(WAIT)
+    checker.join()
+    with gate.admitted("a"):  # and the request it let on takes the slot
+        assert gate.in_flight == 1
+
