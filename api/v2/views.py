@@ -31,6 +31,9 @@ EXTENSIONS = ["binary_tensor_data"]
 blp = Blueprint("v2", __name__, description="Open Inference Protocol (V2 REST), as KServe, Triton and MLServer speak it")
 errors.register(blp)
 
+# null as well as an object: clients built on pydantic models (KServe's among them) send their unset fields as null,
+# which read_request takes as absent
+_OPTIONAL_OBJECT = {"type": ["object", "null"]}
 _TENSOR = {
     "type": "object",
     "required": ["name", "shape", "datatype", "data"],
@@ -38,7 +41,7 @@ _TENSOR = {
         "name": {"type": "string", "minLength": 1},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "datatype": {"type": "string", "enum": sorted(DATATYPES)},
-        "parameters": {"type": "object"},
+        "parameters": _OPTIONAL_OBJECT,
         "data": {"description": "the values, flat or nested, row-major; their count is the product of shape"},
     },
 }
@@ -46,12 +49,12 @@ _INFER_SCHEMA = {
     "type": "object",
     "required": ["inputs"],
     "properties": {
-        "id": {"type": "string"},
-        "parameters": {"type": "object"},
+        "id": {"type": ["string", "null"]},
+        "parameters": _OPTIONAL_OBJECT,
         "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
         "outputs": {
-            "type": "array",
-            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}}},
+            "type": ["array", "null"],
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "parameters": _OPTIONAL_OBJECT}},
         },
     },
 }
