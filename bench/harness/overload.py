@@ -184,10 +184,6 @@ class Outcome:
     flood_cpu_seconds: float  # CPU time of the flood's callers (their process, on the server's machine)
     server_cpu_seconds: float  # CPU time of the server's workers during the flood
 
-    def capacity(self, seconds: float) -> float:
-        """The hot model's answers a second with its capacity's callers."""
-        return sum(reply.status == 200 for reply in self.hot_capacity) / seconds
-
 
 def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: Scenario) -> Outcome:
     """Run ``scenario`` against ``live``: ``hot`` and ``quiet`` are (model name, request body)."""

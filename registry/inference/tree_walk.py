@@ -194,8 +194,8 @@ def _lowered(functions: _Functions, library: ctypes.CDLL) -> _Functions:
 KEEPING_GIL, RELEASING_GIL = load()
 _LIBRARY = ctypes.CDLL(str(LIBRARY))
 AT_LOW_PRIORITY = _lowered(RELEASING_GIL, _LIBRARY)
-_LIBRARY.low_priority_policy.restype = _LIBRARY.low_priority_set.restype = ctypes.c_int64
-_LIBRARY.low_priority_set.argtypes = [ctypes.c_int64]
+_LIBRARY.low_priority_policy.restype = ctypes.c_int64
+_LIBRARY.low_priority_set.argtypes, _LIBRARY.low_priority_set.restype = [ctypes.c_int64], None
 _GOT_SCHED_IDLE, _NOT_LOWERED = 100, -1  # what low_priority.c says a thread got, besides a nice value
 _low_priority_from = 0  # calls of this many walks or more run at low priority; 0: none (lower_large_calls)
 

@@ -81,8 +81,7 @@ int64_t low_priority_policy(void) {
 }
 
 /* The priority of every low-priority call from now on in this process: a nice value from 1 to 19, or 0 for
-   SCHED_IDLE (the default); what a thread then gets (low_priority_policy). */
-int64_t low_priority_set(int64_t nice) {
+   SCHED_IDLE (the default). */
+void low_priority_set(int64_t nice) {
     nice_wanted = nice < 0 ? 0 : nice > 19 ? 19 : nice;
-    return low_priority_policy();
 }
