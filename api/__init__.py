@@ -12,6 +12,7 @@ from api import (
     domain,
     fast_predict,
     lifecycle,
+    queue_order,
     rate_limits,
     request_ids,
     security_headers,
@@ -64,6 +65,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     traces.init_app(app)  # its span opens before any other hook of a request can refuse it
     _init_metric_files(app)
     domain.init_app(app)
+    queue_order.init_app(app)  # which requests the server's worker takes last
     delivery.init_app(app)
     background.init_app(app)
     _init_http(app)

@@ -38,7 +38,7 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = WORKERS
 # Threads, so a request that waits on the database (a SQLite file another process holds locked, a
 # slow PostgreSQL) never holds up the predictions behind it: they run on the worker's other threads.
-worker_class = "deploy.gthread_worker.ThreadWorker"  # gthread, noting each request's arrival (its deadline counts from it)
+worker_class = "deploy.gthread_worker.ThreadWorker"  # gthread, noting each request's arrival, a flooded model's taken last
 threads = WORKER_THREADS
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True

@@ -111,6 +111,14 @@ class Admission:
                 self._wait_for_slot(model, deadline)
             self._refuse_when_full(model)
 
+    def at_bound(self, model: str) -> bool:
+        """Whether a prediction of ``model`` asked now would find the model holding its bound (and wait for a slot,
+        or be refused): the server then takes the model's requests after the others waiting for a thread."""
+        if self.quiet:
+            return False
+        with self._lock:
+            return self._over_share(model)
+
     @property
     def quiet(self) -> bool:
         """Whether so few predictions are in flight that none would be refused now (read without the lock:
