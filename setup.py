@@ -1,5 +1,6 @@
 """The build of the package's one compiled part: the tree walker and explainer (``registry/inference/native/``:
-``tree_walk.c`` walks node records, ``tree_shap.c`` explains a walk; ``records.h`` describes the records).
+``tree_walk.c`` walks node records, ``tree_shap.c`` explains a walk, ``records.h`` describes the records), and
+the reader of a predict body's rows of numbers (``json_rows.c``).
 
 It is plain C loaded with ctypes (``registry/inference/tree_walk.py``), with no Python API, so it is built
 as a shared library named ``tree_walk.so`` inside the package, not as an extension module: ``pip install .``
@@ -34,7 +35,8 @@ class BuildSharedLibrary(build_ext):
 
 setup(
     ext_modules=[Extension("registry.inference.native.tree_walk",
-                           sources=[f"{NATIVE}/tree_walk.c", f"{NATIVE}/tree_shap.c", f"{NATIVE}/low_priority.c"],
+                           sources=[f"{NATIVE}/tree_walk.c", f"{NATIVE}/tree_shap.c", f"{NATIVE}/low_priority.c",
+                                    f"{NATIVE}/json_rows.c"],
                            depends=[f"{NATIVE}/records.h", f"{NATIVE}/low_priority.h"],
                            extra_compile_args=TREE_WALK_FLAGS)],
     cmdclass={"build_ext": BuildSharedLibrary},

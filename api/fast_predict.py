@@ -29,7 +29,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from api import deadlines, domain, lifecycle, request_ids, security_headers, traces
 from api.answering import answer, refusal
-from api.content import parse_body
+from api.content import parse_predict_body
 from api.errors import ProblemError, problem_response
 from api.views.predict import body_explain, body_flag, render
 from registry.errors import InvalidInput
@@ -110,7 +110,7 @@ class FastPredict:
             return self._failed(environ, start_response, refused, sent)
         max_rows = self.app.config["MAX_BATCH_ROWS"]
         try:
-            body = parse_body(data, max_rows)
+            body = parse_predict_body(data, max_rows)
             given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
         except (ProblemError, InvalidInput):
             return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words

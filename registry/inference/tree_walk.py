@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 12  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 13  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in

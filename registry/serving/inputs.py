@@ -31,6 +31,7 @@ from registry.artifacts.signature import Signature
 from registry.errors import BatchTooLarge, InvalidInput
 from registry.serving.cache import ServableModel
 from registry.serving.explanations import ExplainAsk
+from registry.serving.json_rows import NumberRows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,7 +124,13 @@ def rows_from_json(body: object, signature: Signature, max_rows: int) -> ModelIn
 
 
 def rows_from_records(records: object, signature: Signature, max_rows: int, *, what: str = "instances") -> ModelInput:
-    """Rows given one by one, each a list in signature order or an object keyed by feature name."""
+    """Rows given one by one, each a list in signature order or an object keyed by feature name (or read already,
+    :class:`NumberRows`: their matrix where the signature takes only numbers, as many as each row holds)."""
+    if isinstance(records, NumberRows):
+        if signature.all_numeric and records.matrix.shape[1] == len(signature.features):
+            _check_count(len(records.matrix), f"{what} is empty: send at least one row", max_rows)
+            return records.matrix
+        records = records.lists()  # checked cell by cell below, which words what does not fit
     rows = _batch(records, what, max_rows)
     if what == "dataframe_records" or isinstance(rows[0], dict):
         rows = _rows_by_name(rows, signature.names)

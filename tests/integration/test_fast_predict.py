@@ -5,6 +5,7 @@ import gzip
 import threading
 import uuid
 
+import numpy as np
 import pytest
 from flask import appcontext_pushed, request
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from werkzeug.test import Client
 
 from bench.harness.models import expected_prediction
+from registry.serving import json_rows
 from tests.helpers import PROBE_ROW, assert_problem, classification_data, scaled_sum, upload_ok
 
 ROW = {"instances": [PROBE_ROW]}
@@ -106,6 +108,45 @@ def test_both_paths_answer_the_same_status_body_and_headers(both, name, url, bod
     assert fast.status_code == flask.status_code
     assert fast.get_data() == flask.get_data()
     assert sorted(fast.headers.items()) == sorted(flask.headers.items())
+
+
+def _rows(count: int, width: int = 3) -> list[list[float]]:
+    return np.round(np.random.default_rng(count).normal(size=(count, width)), 6).tolist()
+
+
+LARGE = _rows(600)  # over json_rows.FROM_BYTES as JSON: read by the compiled reader on the fast path
+
+
+@pytest.mark.parametrize("body", [
+    {"instances": LARGE},
+    {"instances": LARGE, "return_proba": True},
+    {"instances": [*LARGE[:-1], [1, 2]]},  # a row of another length
+    {"instances": _rows(600, 2)},  # every row of another width than the signature's
+    {"instances": [*LARGE[:-1], [1, "2", 3]]},
+    {"instances": [*LARGE[:-1], [1, None, 3]]},
+    {"instances": [*LARGE[:-1], [1, True, 3]]},
+    {"instances": [*LARGE[:-1], {"x0": 1, "x1": 2, "x2": 3}]},
+    {"instances": LARGE, "unexpected": 1},
+    {"instances": LARGE, "dataframe_records": [{"x0": 1}]},
+    b'{"instances": [' + b", ".join([b"[1, 2, 3]"] * 900) + b', [1e400, 2, 3]]}',
+    b'{"instances": [' + b", ".join([b"[1, 2, 3]"] * 900) + b', [NaN, 2, 3]]}',
+    b'{"instances": [' + b", ".join([b"[1, 2, 3]"] * 900) + b', [01, 2, 3]]}',
+    b'{"instances": [' + b", ".join([b"[1, 2, 3]"] * 900) + b"]",
+])
+def test_a_large_body_is_answered_as_flask_answers_it(both, name, body):
+    kwargs = {"data": body, "content_type": "application/json"} if isinstance(body, bytes) else {"json": body}
+    fast, flask = (c.post(f"/models/{name}/production/predict", **kwargs) for c in both)
+    assert fast.status_code == flask.status_code and fast.get_data() == flask.get_data()
+
+
+def test_a_large_bodys_rows_are_read_by_the_compiled_reader_and_predicted_exactly(client, name, monkeypatch):
+    read = []
+    split = json_rows.split
+    monkeypatch.setattr(json_rows, "split", lambda data, max_rows: read.append(split(data, max_rows)) or read[-1])
+    response = client.post(f"/models/{name}/production/predict", json={"instances": LARGE})
+    assert response.status_code == 200
+    assert len(read) == 1 and read[0] is not None  # the rows went through the compiled reader
+    assert response.get_json()["predictions"] == scaled_sum(1.0).predict(np.array(LARGE)).tolist()
 
 
 def test_over_https_both_paths_send_hsts(both, name):
