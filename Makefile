@@ -15,8 +15,8 @@ CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000"
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
 # requirements.txt, and the compiled tree walker built into registry/inference/native/), then what testing
 # and benchmarking add (make test).
-$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt registry/inference/native/tree_walk.c \
-		registry/inference/native/tree_shap.c registry/inference/native/records.h client/pyproject.toml
+$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt $(wildcard registry/inference/native/*.[ch]) \
+		client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e ./client
