@@ -32,6 +32,7 @@ from api.answering import answer, refusal
 from api.content import parse_predict_body
 from api.errors import ProblemError, problem_response
 from api.views.predict import body_explain, body_flag, render
+from registry import tracing
 from registry.errors import InvalidInput
 from registry.names import DEFAULT_ALIAS
 from registry.serving.data_plane import DataPlane, Failure
@@ -105,27 +106,33 @@ class FastPredict:
         # nothing on the way to an answer reads one (a load on a miss pushes its own), and each costs a push and
         # a pop with their signals and teardowns; a failure is rendered inside one (``_failed``).
         plane = self._plane()
+        lifecycle.of(self.app).start()
+        served = traces.begin(environ, rule, started_ns)  # a refusal is traced too: its problem names the trace
         refused = refusal(name, ref, request_id=request_id, deadline=deadline, plane=plane)
         if refused is not None:
-            return self._failed(environ, start_response, refused, sent)
+            try:
+                return self._failed(environ, start_response, refused, (*sent, *served.headers().items()))
+            finally:
+                served.finish(refused.status)
         max_rows = self.app.config["MAX_BATCH_ROWS"]
         try:
             body = parse_predict_body(data, max_rows)
             given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
         except (ProblemError, InvalidInput):
+            served.abandon()  # Flask's edge traces the request it answers
             return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
-        return self._answered(environ, start_response, plane, name, ref, rule, given, request_id, deadline, sent,
-                              started_ns)
+        except BaseException:
+            served.finish(500)
+            raise
+        return self._answered(environ, start_response, plane, name, ref, given, request_id, deadline, sent, served)
 
     def _plane(self) -> DataPlane:
         """The app's data plane (made by ``create_app``, before any request)."""
         return self.app.extensions[domain.EXTENSION].data_plane
 
-    def _answered(self, environ: dict, start_response: Callable, plane: DataPlane, name: str, ref: str, rule: str,
-                  given: JsonInput, request_id: str, deadline, sent: tuple, started_ns: int) -> Iterable[bytes]:
-        """The data plane's answer to ``given``, or its failure, sent."""
-        lifecycle.of(self.app).start()
-        served = traces.begin(environ, rule, started_ns)
+    def _answered(self, environ: dict, start_response: Callable, plane: DataPlane, name: str, ref: str,
+                  given: JsonInput, request_id: str, deadline, sent: tuple, served: tracing.Served) -> Iterable[bytes]:
+        """The data plane's answer to ``given``, or its failure, sent; the request's span (``served``) ended."""
         status = 500
         try:
             answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,

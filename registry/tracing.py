@@ -249,6 +249,12 @@ class Served:
                 span.error = ""
         span.end_at()
 
+    def abandon(self) -> None:
+        """No longer current, and never sent: the request went to another edge, which traces it itself."""
+        if self.token is not None:
+            _current.reset(self.token)
+            self.token = None
+
     def headers(self) -> dict[str, str]:
         """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off."""
         span = self.span

@@ -93,7 +93,8 @@ class DataPlane:
     def __init__(self, runtime: Runtime, *, log: Log, observers: tuple[Observer, ...] = ()):
         self.runtime = runtime
         self._log = log
-        self._observers = (PrometheusCounts(), TraceAttributes(), *observers)
+        self._traced = TraceAttributes()
+        self._observers = (PrometheusCounts(), self._traced, *observers)
 
     def predict(self, call: Call, given: PredictionInput, *, headers: Mapping[str, str],
                 status_of: Callable[[Exception], int]) -> Answer | Failure:
@@ -141,7 +142,9 @@ class DataPlane:
         """``exc`` as a failure of no version, counted under its reason (and its model, when served here:
         never a series per made-up name)."""
         ADMISSION_REFUSED.labels(call.name if self.runtime.models.holds(call.name) else "", exc.reason).inc()
-        return Failure(exc, status_of(exc), None, time.perf_counter() - started)
+        failure = Failure(exc, status_of(exc), None, time.perf_counter() - started)
+        self._traced.failed(call, failure)  # neither logged nor counted as a version's: the span names the model
+        return failure
 
 
 class PrometheusCounts:

@@ -138,6 +138,25 @@ def test_a_refused_prediction_names_its_trace_and_its_span_its_status(traced):
     assert spans["parse"].status_code == ERROR and spans["parse"].parent_span_id == span_id
 
 
+def test_a_prediction_refused_before_its_body_is_read_is_traced_and_its_problem_names_the_trace(traced):
+    # The fast path refuses a passed deadline (as a model or worker at its bound) before it parses the body: the
+    # refusal is still the caller's child span, named by its model, and its problem+json names the trace.
+    live, receiver = traced
+    trace_id, caller_span, headers = caller()
+
+    response = requests.post(f"{live.url}/models/{NAME}/production/predict", json={"instances": [[1.0, 2.0, 3.0]]},
+                             headers={**headers, "X-Request-Timeout": "0.000001"}, timeout=30)
+
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["trace_id"] == trace_id
+    span_id = server_span_id(response, trace_id)
+    server = spans_of(receiver, trace_id, f"POST {PREDICT_ROUTE}")[f"POST {PREDICT_ROUTE}"]
+    assert (server.span_id, server.parent_span_id, server.status_code) == (span_id, caller_span, ERROR)
+    assert server.attributes["http.response.status_code"] == 503
+    assert (server.attributes["model.name"], server.attributes["model.ref"]) == (NAME, "production")
+
+
 def test_a_v2_inference_and_its_error_are_traced_too(traced):
     live, receiver = traced
     trace_id, parent_id, headers = caller()

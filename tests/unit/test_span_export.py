@@ -317,3 +317,19 @@ def test_a_request_and_its_steps_are_dropped_together_when_the_queue_has_no_room
         assert sent == ["first", "a", "third", "d"] and recorder.dropped == 3
     finally:
         recorder.stop(10)
+
+
+def test_an_abandoned_request_span_is_no_longer_current_and_never_queued(monkeypatch):
+    # The fast path opens a request's span before it reads the body, and hands a body it cannot read to Flask,
+    # whose edge opens the request's span again: the first must leave no trace and no current span behind.
+    queued = []
+    monkeypatch.setattr(tracing, "_recorder", SimpleNamespace(add=lambda span, children=(): queued.append(span)))
+    served = tracing.serve("POST /x", carrier={}, getter=SimpleNamespace(get=lambda carrier, key: None),
+                           attributes={})
+    assert tracing.trace_id() is not None
+
+    served.abandon()
+    served.abandon()  # twice is once
+    served.finish(200)  # and an abandoned span is never ended
+
+    assert tracing.trace_id() is None and queued == []
