@@ -33,15 +33,16 @@ class ReceivedSpan:
 
 
 class OtlpReceiver:
-    """Accepts OTLP/HTTP protobuf exports; keeps the spans (``keep=True``) or only counts them."""
+    """Accepts OTLP/HTTP protobuf exports; keeps the spans (``keep=True``) or only counts them. It listens on
+    loopback, or on ``host`` (``0.0.0.0``: where a container's network reaches this machine too)."""
 
-    def __init__(self, keep: bool = True):
+    def __init__(self, keep: bool = True, host: str = "127.0.0.1"):
         self.keep = keep
         self.requests = 0
         self.span_count = 0
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -56,7 +57,11 @@ class OtlpReceiver:
     @property
     def endpoint(self) -> str:
         """The base URL to give as ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the exporter adds ``/v1/traces``)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.endpoint_at("127.0.0.1")
+
+    def endpoint_at(self, host: str) -> str:
+        """That base URL with another name for this machine (``host.containers.internal`` in a container)."""
+        return f"http://{host}:{self._server.server_address[1]}"
 
     def spans(self) -> list[ReceivedSpan]:
         """Every span received so far."""
