@@ -7,6 +7,7 @@ from http import HTTPStatus
 from flask import Flask, Response, current_app, json, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from registry import errors as domain
 from registry import tracing
@@ -125,10 +126,16 @@ def answer_error(exc: Exception) -> Response:
     return render(described)
 
 
-def problem_response(exc: Exception) -> Response:
-    """The problem+json answer to ``exc`` outside a request context (the predict fast path), described,
-    logged and rendered as :func:`answer_error` does for the JSON routes."""
-    return render(traced(logged(describe(exc), exc)))
+def problem_parts(exc: Exception, dumps: Callable[[object], str]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The problem+json answer to ``exc`` as WSGI's status line, headers and body, the same bytes
+    :func:`answer_error` answers the JSON routes with (``dumps``: the app's JSON provider's), made without an
+    app context or a Werkzeug response: the predict fast path refuses a flood's excess with it, and each
+    refusal would otherwise cost more than the prediction it refuses."""
+    described = traced(logged(describe(exc), exc))
+    body = dumps(described.body()).encode()
+    headers = [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body))),
+               *described.response_headers().items()]
+    return f"{described.status} {HTTP_STATUS_CODES[described.status].upper()}", headers, body
 
 
 def describe(exc: Exception) -> Problem:

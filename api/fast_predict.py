@@ -30,7 +30,7 @@ from werkzeug.wsgi import ClosingIterator
 from api import deadlines, domain, lifecycle, request_ids, security_headers, traces
 from api.answering import answer, refusal
 from api.content import parse_predict_body
-from api.errors import ProblemError, problem_response
+from api.errors import ProblemError, problem_parts
 from api.views.predict import body_explain, body_flag, render
 from registry import tracing
 from registry.errors import InvalidInput
@@ -103,8 +103,8 @@ class FastPredict:
             return self.flask_wsgi(environ, start_response)
         # Read, not parsed: a refusal under a flood costs no parsing, and the connection stays usable (a
         # server closes one whose body it did not read, and the client may lose the answer). No app context:
-        # nothing on the way to an answer reads one (a load on a miss pushes its own), and each costs a push and
-        # a pop with their signals and teardowns; a failure is rendered inside one (``_failed``).
+        # nothing on the way to an answer or a failure reads one (a load on a miss pushes its own), and each costs
+        # a push and a pop with their signals and teardowns.
         plane = self._plane()
         lifecycle.of(self.app).start()
         served = traces.begin(environ, rule, started_ns)  # a refusal is traced too: its problem names the trace
@@ -155,10 +155,9 @@ class FastPredict:
 
     def _failed(self, environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
         """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``."""
-        with self.app.app_context():
-            response = problem_response(failure.error)
-        response.headers.extend(sent)
-        return response(environ, start_response)
+        status, headers, body = problem_parts(failure.error, self.app.json.dumps)
+        start_response(status, [*headers, *sent])
+        return [body]
 
 
 def init_app(app: Flask) -> None:
