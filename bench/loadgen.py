@@ -66,9 +66,9 @@ def wrk_version() -> str:
     return (done.stdout or done.stderr).splitlines()[0].strip()
 
 
-def run(url: str, body: Path, connections: int, seconds: int) -> WrkResult:
-    """Closed-loop load: ``connections`` clients POST ``body`` to ``url`` for ``seconds``."""
-    done = subprocess.run(_command(url, body, connections, seconds), capture_output=True, text=True)
+def run(url: str, body: Path, connections: int, seconds: int, headers: dict[str, str] | None = None) -> WrkResult:
+    """Closed-loop load: ``connections`` clients POST ``body`` to ``url`` for ``seconds`` (with ``headers``)."""
+    done = subprocess.run(_command(url, body, connections, seconds, headers), capture_output=True, text=True)
     return _parse(done.stdout, done.stderr, done.returncode)
 
 
@@ -89,11 +89,11 @@ class Background:
         return _parse(stdout, stderr, self._process.returncode)
 
 
-def _command(url: str, body: Path, connections: int, seconds: int) -> list[str]:
+def _command(url: str, body: Path, connections: int, seconds: int, headers: dict[str, str] | None = None) -> list[str]:
     # One client thread: the client shares the machine's cores with the server, so keep it lean.
     return [
         require_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={REQUEST_TIMEOUT}",
-        "-s", str(SCRIPT), url, "--", str(body),
+        "-s", str(SCRIPT), url, "--", str(body), *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
 
 

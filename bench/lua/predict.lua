@@ -1,5 +1,5 @@
 -- POST one fixed body (file path after "--") and report exact figures as one JSON line.
--- Usage: wrk -s bench/lua/predict.lua <url> -- <body.json>
+-- Usage: wrk -s bench/lua/predict.lua <url> -- <body.json> ["Header: value" ...]
 -- done() prints "BENCH_JSON {...}": requests, duration, socket errors, latency percentiles (µs),
 -- counts per HTTP status and per X-Model-Version header (which version answered).
 
@@ -15,7 +15,12 @@ function init(args)
    file:close()
    statuses = {}
    versions = {}
-   req = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+   local headers = {["Content-Type"] = "application/json"}
+   for i = 2, #args do  -- more headers after the body's path, each "Name: value"
+      local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+      headers[name] = value
+   end
+   req = wrk.format("POST", nil, headers, body)
 end
 
 function request()
