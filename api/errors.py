@@ -100,8 +100,17 @@ def problem(status: int, title: str, detail: str, errors: dict | None = None, he
 
 def render(described: Problem) -> Response:
     """``described`` as a problem+json response."""
-    return Response(json.dumps(described.body()), status=described.status, mimetype=PROBLEM_JSON,
-                    headers=described.response_headers())
+    status, headers, body = written(described, json.dumps)
+    return Response(body, status=status, headers=headers)
+
+
+def written(described: Problem, dumps: Callable[[object], str]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """``described`` as WSGI's status line (Werkzeug's: ``422 UNPROCESSABLE ENTITY``), headers and body,
+    its members written by ``dumps`` (the app's JSON provider's)."""
+    body = dumps(described.body()).encode()
+    headers = [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body))),
+               *described.response_headers().items()]
+    return f"{described.status} {HTTP_STATUS_CODES.get(described.status, 'unknown').upper()}", headers, body
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -131,11 +140,7 @@ def problem_parts(exc: Exception, dumps: Callable[[object], str]) -> tuple[str, 
     :func:`answer_error` answers the JSON routes with (``dumps``: the app's JSON provider's), made without an
     app context or a Werkzeug response: the predict fast path refuses a flood's excess with it, and each
     refusal would otherwise cost more than the prediction it refuses."""
-    described = traced(logged(describe(exc), exc))
-    body = dumps(described.body()).encode()
-    headers = [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body))),
-               *described.response_headers().items()]
-    return f"{described.status} {HTTP_STATUS_CODES[described.status].upper()}", headers, body
+    return written(traced(logged(describe(exc), exc)), dumps)
 
 
 def describe(exc: Exception) -> Problem:

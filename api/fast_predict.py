@@ -108,22 +108,23 @@ class FastPredict:
         plane = self._plane()
         lifecycle.of(self.app).start()
         served = traces.begin(environ, rule, started_ns)  # a refusal is traced too: its problem names the trace
-        refused = refusal(name, ref, request_id=request_id, deadline=deadline, plane=plane)
+        max_rows = self.app.config["MAX_BATCH_ROWS"]
+        try:
+            refused = refusal(name, ref, request_id=request_id, deadline=deadline, plane=plane)
+            if refused is None:
+                body = parse_predict_body(data, max_rows)
+                given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
+        except (ProblemError, InvalidInput):
+            served.abandon()  # Flask's edge traces the request it answers
+            return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
+        except BaseException:
+            served.finish(500)  # never left current for the thread's next request
+            raise
         if refused is not None:
             try:
                 return self._failed(environ, start_response, refused, (*sent, *served.headers().items()))
             finally:
                 served.finish(refused.status)
-        max_rows = self.app.config["MAX_BATCH_ROWS"]
-        try:
-            body = parse_predict_body(data, max_rows)
-            given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
-        except (ProblemError, InvalidInput):
-            served.abandon()  # Flask's edge traces the request it answers
-            return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
-        except BaseException:
-            served.finish(500)
-            raise
         return self._answered(environ, start_response, plane, name, ref, given, request_id, deadline, sent, served)
 
     def _plane(self) -> DataPlane:

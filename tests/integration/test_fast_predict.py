@@ -260,3 +260,26 @@ def _predictions_counted(client, name: str) -> dict[tuple[str, str], float]:
     return {(sample.labels["version"], sample.labels["status"]): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples
             if sample.name == "registry_predictions_total" and sample.labels.get("model") == name}
+
+
+def test_a_traced_request_whose_edge_fails_unexpectedly_leaves_no_span_current(client, name, monkeypatch):
+    # The fast path opens a request's span before its refusal check and its parse: whatever leaves it, the span
+    # ends (a 500) and is never left current for the next request the thread answers.
+    from types import SimpleNamespace
+
+    from api import fast_predict
+    from registry import tracing
+
+    queued = []
+    monkeypatch.setattr(tracing, "_recorder", SimpleNamespace(add=lambda span, children=(): queued.append(span)))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug past every handler")
+
+    monkeypatch.setattr(fast_predict, "refusal", broken)
+
+    with pytest.raises(RuntimeError):
+        client.post(f"/models/{name}/production/predict", json=ROW)
+
+    assert tracing.trace_id() is None
+    assert [span.attributes["http.response.status_code"] for span in queued] == [500]
