@@ -33,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     """Parse the options, run the scenario, print, and write the figures to bench/results/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=4, help="WORKER_THREADS of each of the 2 workers")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn's workers")
+    parser.add_argument("--threads", type=int, default=4, help="WORKER_THREADS of each worker")
     parser.add_argument("--max-in-flight-per-model", type=int, default=None, help="default: the service's")
     parser.add_argument("--max-in-flight", type=int, default=None, help="default: the service's")
     parser.add_argument("--low-priority-from-walks", type=int, default=None,
@@ -45,12 +46,18 @@ def main() -> None:
     parser.add_argument("--flood-threads", type=int, default=20)
     parser.add_argument("--flood-times", type=float, default=None,
                         help="open loop at this many times hot's capacity (measured first); default: closed loop")
+    parser.add_argument("--flood-rate", type=float, default=None,
+                        help="open loop at this many requests a second (not measured: runs compared at one rate)")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between the quiet model's requests")
+    parser.add_argument("--quiet-share", type=float, default=None,
+                        help="call quiet at this share of its capacity (measured first; 0.2 is the issue's 20 %%), "
+                             "by 4 paced callers, instead of every --interval s")
     parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
     parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
     args = parser.parse_args()
-    scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times)
+    scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times,
+                        quiet_share=args.quiet_share, flood_rate=args.flood_rate)
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
     settings = {"WORKER_THREADS": args.threads, "PREDICTION_LOG_SAMPLE": 0.0}
@@ -66,7 +73,7 @@ def main() -> None:
         root = Path(tmp)
         env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
         e2e.migrate(env)
-        live = e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS)
+        live = e2e.start(env, root, workers=args.workers, refresh_seconds=REFRESH_SECONDS)
         try:
             hot, quiet = serve_models(live, hot_trees=args.trees, hot_rows=args.rows)
             outcome = overload(live, hot, quiet, scenario)
@@ -92,6 +99,8 @@ def figures(outcome, scenario: Scenario, final: dict) -> dict:
         "hot_alone": summary(outcome.hot_alone, scenario.idle),
         "hot_capacity": summary(outcome.hot_capacity, scenario.idle) if outcome.hot_capacity else None,
         "flood_rate_offered": round(outcome.flood_rate, 1) if outcome.flood_rate else None,
+        "quiet_capacity": summary(outcome.quiet_capacity, scenario.idle) if outcome.quiet_capacity else None,
+        "quiet_rate_offered": round(outcome.quiet_rate, 1),
         "quiet_before": summary(outcome.quiet_before, scenario.idle),
         "hot_flood": summary(flood, scenario.flood),
         "quiet_flood": summary(outcome.quiet_flood, scenario.flood),
@@ -123,15 +132,18 @@ def describe(run: dict) -> str:
     f, o, facts = run["figures"], run["options"], run["machine"]
     lines = [
         f"# Isolation under overload, {run['started_at']}", "",
-        f"{WORKERS} workers of {o['threads']} threads; `hot`: {o['trees']} trees × {o['rows']} rows a request; "
-        f"`quiet`: logistic, 1 row every {o['interval']:g} s, 100% shadow; flood: {o['flood_threads']} callers, "
-        + (f"open loop at {o['flood_times']:g}× hot's capacity ({f['flood_rate_offered']} requests a second), "
+        f"{o['workers']} workers of {o['threads']} threads; `hot`: {o['trees']} trees × {o['rows']} rows a request; "
+        f"`quiet`: logistic, 1 row a request, 100% shadow, {f['quiet_rate_offered']} requests a second"
+        + (f" ({o['quiet_share']:g} of its capacity); " if o["quiet_share"] else "; ")
+        + f"flood: {o['flood_threads']} callers, "
+        + (f"open loop at {f['flood_rate_offered']} requests a second, " if o["flood_rate"]
+           else f"open loop at {o['flood_times']:g}× hot's capacity ({f['flood_rate_offered']} requests a second), "
            if o["flood_times"] else "closed loop, ")
         + f"for {o['seconds']:g} s; X-Request-Timeout {o['deadline']:g} s. Machine: {facts['nproc']} CPUs, "
         f"load average at start {facts['loadavg_at_start'][0]:.1f}.", "",
         "| phase | requests | statuses | rps | p50 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for phase in ("hot_alone", "hot_capacity", "quiet_before", "hot_flood", "quiet_flood", "quiet_after"):
+    for phase in ("hot_alone", "hot_capacity", "quiet_capacity", "quiet_before", "hot_flood", "quiet_flood", "quiet_after"):
         s = f[phase]
         if s is None:
             continue

@@ -158,6 +158,8 @@ class Scenario:
     alone, ``flood`` seconds with ``flood_threads`` callers on the hot model, ``idle`` seconds alone again.
     The flood's callers are closed loop, or with ``flood_times`` open loop at that many times the hot
     model's capacity (its answers a second with ``capacity_callers`` callers at once, measured first).
+    The quiet model is called by one caller every ``quiet_interval`` seconds, or with ``quiet_share`` by
+    ``quiet_threads`` paced callers at that share of its own capacity (measured first, as the hot model's).
     Every call sends ``X-Request-Timeout: deadline``."""
 
     flood_threads: int = 20
@@ -167,6 +169,9 @@ class Scenario:
     deadline: float = 1.0
     flood_times: float | None = None
     capacity_callers: int = 4
+    quiet_share: float | None = None
+    quiet_threads: int = 4
+    flood_rate: float | None = None  # open loop at this many requests a second, instead of ``flood_times``
 
 
 @dataclass
@@ -181,6 +186,8 @@ class Outcome:
     quiet_after: list[Reply]
     metrics: dict[str, dict]
     flood_rate: float | None  # the open-loop flood's requests a second, offered
+    quiet_capacity: list[Reply]  # closed loop, ``capacity_callers`` at once (empty without ``quiet_share``)
+    quiet_rate: float  # the quiet model's requests a second, offered
     flood_cpu_seconds: float  # CPU time of the flood's callers (their process, on the server's machine)
     server_cpu_seconds: float  # CPU time of the server's workers during the flood
 
@@ -192,28 +199,40 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
     metrics = {}
     with Callers(hot_url, hot[1], headers=headers) as alone:  # the hot model's own time, one at a time
         time.sleep(scenario.idle)
-    at_capacity, rate = [], None
-    if scenario.flood_times:
+    at_capacity, rate = [], scenario.flood_rate
+    if scenario.flood_times and not rate:
         with Callers(hot_url, hot[1], threads=scenario.capacity_callers, headers=headers) as capacity:
             time.sleep(scenario.idle)
         at_capacity = capacity.stop()
         rate = scenario.flood_times * sum(reply.status == 200 for reply in at_capacity) / scenario.idle
-    with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as before:
+    quiet_capacity, quiet_threads, quiet_interval = [], 1, scenario.quiet_interval
+    if scenario.quiet_share:
+        with Callers(quiet_url, quiet[1], threads=scenario.capacity_callers, headers=headers) as capacity:
+            time.sleep(scenario.idle)
+        quiet_capacity = capacity.stop()
+        quiet_threads = scenario.quiet_threads
+        answered = sum(reply.status == 200 for reply in quiet_capacity) / scenario.idle
+        quiet_interval = quiet_threads / (scenario.quiet_share * answered)
+
+    def quiet_callers() -> Callers:
+        return Callers(quiet_url, quiet[1], threads=quiet_threads, interval=quiet_interval, headers=headers)
+
+    with quiet_callers() as before:
         time.sleep(scenario.idle)
     metrics["before"] = scrape(live.url)
     workers = psutil.Process(live.process.pid).children()
     server_cpu = _cpu_seconds(workers)
     with Flood(hot_url, hot[1], threads=scenario.flood_threads, rate=rate, headers=headers) as flood:
         time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
-        with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as during:
+        with quiet_callers() as during:
             time.sleep(scenario.flood)
         flooded = flood.stop()
     server_cpu = _cpu_seconds(workers) - server_cpu
     metrics["flood"] = scrape(live.url)
-    with Callers(quiet_url, quiet[1], interval=scenario.quiet_interval, headers=headers) as after:
+    with quiet_callers() as after:
         time.sleep(scenario.idle)
     return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, rate,
-                   flood.cpu_seconds, server_cpu)
+                   quiet_capacity, quiet_threads / quiet_interval, flood.cpu_seconds, server_cpu)
 
 
 def _cpu_seconds(processes: list[psutil.Process]) -> float:
