@@ -52,12 +52,15 @@ def main() -> None:
     parser.add_argument("--quiet-share", type=float, default=None,
                         help="call quiet at this share of its capacity (measured first; 0.2 is the issue's 20 %%), "
                              "by 4 paced callers, instead of every --interval s")
+    parser.add_argument("--quiet-rate", type=float, default=None,
+                        help="call quiet at this many requests a second, by 4 paced callers (runs compared at one load)")
     parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
     parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
     args = parser.parse_args()
     scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times,
-                        quiet_share=args.quiet_share, flood_rate=args.flood_rate)
+                        quiet_share=args.quiet_share, flood_rate=args.flood_rate,
+                        quiet_rate=args.quiet_rate)
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
     settings = {"WORKER_THREADS": args.threads, "PREDICTION_LOG_SAMPLE": 0.0}
@@ -134,7 +137,7 @@ def describe(run: dict) -> str:
         f"# Isolation under overload, {run['started_at']}", "",
         f"{o['workers']} workers of {o['threads']} threads; `hot`: {o['trees']} trees × {o['rows']} rows a request; "
         f"`quiet`: logistic, 1 row a request, 100% shadow, {f['quiet_rate_offered']} requests a second"
-        + (f" ({o['quiet_share']:g} of its capacity); " if o["quiet_share"] else "; ")
+        + (f" ({o['quiet_share']:g} of its capacity); " if o["quiet_share"] and not o["quiet_rate"] else "; ")
         + f"flood: {o['flood_threads']} callers, "
         + (f"open loop at {f['flood_rate_offered']} requests a second, " if o["flood_rate"]
            else f"open loop at {o['flood_times']:g}× hot's capacity ({f['flood_rate_offered']} requests a second), "

@@ -104,7 +104,10 @@ class LanedPool:
             if self._stopping:
                 raise RuntimeError("cannot schedule new work after shutdown")
             (self._later if later else self._first).append((future, fn, args))
-            self._ready.notify()
+            # Every idle thread, not one: the first to get a core takes it. On a full machine the one thread a
+            # notify() wakes may wait milliseconds for a core while another idle thread could run now
+            # (docs/operations.md, "Overload": refusals' p99 54 against 86 ms at the median of five pairs).
+            self._ready.notify_all()
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

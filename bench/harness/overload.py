@@ -172,6 +172,7 @@ class Scenario:
     quiet_share: float | None = None
     quiet_threads: int = 4
     flood_rate: float | None = None  # open loop at this many requests a second, instead of ``flood_times``
+    quiet_rate: float | None = None  # ``quiet_threads`` paced callers at this many requests a second in all
 
 
 @dataclass
@@ -206,7 +207,10 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
         at_capacity = capacity.stop()
         rate = scenario.flood_times * sum(reply.status == 200 for reply in at_capacity) / scenario.idle
     quiet_capacity, quiet_threads, quiet_interval = [], 1, scenario.quiet_interval
-    if scenario.quiet_share:
+    if scenario.quiet_rate:
+        quiet_threads = scenario.quiet_threads
+        quiet_interval = quiet_threads / scenario.quiet_rate
+    elif scenario.quiet_share:
         with Callers(quiet_url, quiet[1], threads=scenario.capacity_callers, headers=headers) as capacity:
             time.sleep(scenario.idle)
         quiet_capacity = capacity.stop()
