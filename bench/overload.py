@@ -53,7 +53,8 @@ def main() -> None:
                         help="call quiet at this share of its capacity (measured first; 0.2 is the issue's 20 %%), "
                              "by 4 paced callers, instead of every --interval s")
     parser.add_argument("--quiet-rate", type=float, default=None,
-                        help="call quiet at this many requests a second, by 4 paced callers (runs compared at one load)")
+                        help="call quiet at this many requests a second, by 4 paced callers "
+                             "(runs compared at one load)")
     parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
     parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
@@ -135,7 +136,8 @@ def describe(run: dict) -> str:
     f, o, facts = run["figures"], run["options"], run["machine"]
     lines = [
         f"# Isolation under overload, {run['started_at']}", "",
-        f"{o['workers']} workers of {o['threads']} threads; `hot`: {o['trees']} trees × {o['rows']} rows a request; "
+        f"{o['workers']} workers of {o['threads']} threads; "
+        f"`hot`: {o['trees']} trees × {o['rows']} rows a request; "
         f"`quiet`: logistic, 1 row a request, 100% shadow, {f['quiet_rate_offered']} requests a second"
         + (f" ({o['quiet_share']:g} of its capacity); " if o["quiet_share"] and not o["quiet_rate"] else "; ")
         + f"flood: {o['flood_threads']} callers, "
@@ -146,7 +148,8 @@ def describe(run: dict) -> str:
         f"load average at start {facts['loadavg_at_start'][0]:.1f}.", "",
         "| phase | requests | statuses | rps | p50 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for phase in ("hot_alone", "hot_capacity", "quiet_capacity", "quiet_before", "hot_flood", "quiet_flood", "quiet_after"):
+    for phase in ("hot_alone", "hot_capacity", "quiet_capacity", "quiet_before", "hot_flood", "quiet_flood",
+                  "quiet_after"):
         s = f[phase]
         if s is None:
             continue

@@ -202,21 +202,16 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
         time.sleep(scenario.idle)
     at_capacity, rate = [], scenario.flood_rate
     if scenario.flood_times and not rate:
-        with Callers(hot_url, hot[1], threads=scenario.capacity_callers, headers=headers) as capacity:
-            time.sleep(scenario.idle)
-        at_capacity = capacity.stop()
-        rate = scenario.flood_times * sum(reply.status == 200 for reply in at_capacity) / scenario.idle
+        at_capacity = _at_capacity(hot_url, hot[1], scenario, headers)
+        rate = scenario.flood_times * _answered_a_second(at_capacity, scenario.idle)
     quiet_capacity, quiet_threads, quiet_interval = [], 1, scenario.quiet_interval
     if scenario.quiet_rate:
         quiet_threads = scenario.quiet_threads
         quiet_interval = quiet_threads / scenario.quiet_rate
     elif scenario.quiet_share:
-        with Callers(quiet_url, quiet[1], threads=scenario.capacity_callers, headers=headers) as capacity:
-            time.sleep(scenario.idle)
-        quiet_capacity = capacity.stop()
+        quiet_capacity = _at_capacity(quiet_url, quiet[1], scenario, headers)
         quiet_threads = scenario.quiet_threads
-        answered = sum(reply.status == 200 for reply in quiet_capacity) / scenario.idle
-        quiet_interval = quiet_threads / (scenario.quiet_share * answered)
+        quiet_interval = quiet_threads / (scenario.quiet_share * _answered_a_second(quiet_capacity, scenario.idle))
 
     def quiet_callers() -> Callers:
         return Callers(quiet_url, quiet[1], threads=quiet_threads, interval=quiet_interval, headers=headers)
@@ -237,6 +232,18 @@ def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: S
         time.sleep(scenario.idle)
     return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, rate,
                    quiet_capacity, quiet_threads / quiet_interval, flood.cpu_seconds, server_cpu)
+
+
+def _at_capacity(url: str, body: bytes, scenario: Scenario, headers: dict) -> list[Reply]:
+    """``scenario.capacity_callers`` closed-loop callers POSTing ``body`` to ``url`` for ``scenario.idle`` s."""
+    with Callers(url, body, threads=scenario.capacity_callers, headers=headers) as capacity:
+        time.sleep(scenario.idle)
+    return capacity.stop()
+
+
+def _answered_a_second(replies: list[Reply], seconds: float) -> float:
+    """The 200s among ``replies`` a second, over ``seconds``."""
+    return sum(reply.status == 200 for reply in replies) / seconds
 
 
 def _cpu_seconds(processes: list[psutil.Process]) -> float:
