@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 BATCH = 100  # entries per insert: the writer holds the GIL while it binds them, so not too many at once
 WRITE_SECONDS = 0.5  # how often the writer takes what is queued (flush and stop wake it at once)
 CHECK_SHARE = 50  # the writer checks the bound whenever it wrote this fraction of it (1/50) since it last did
+PART_BYTES = 1 * MB  # the most one insert writes: free space is looked at again before each
+WRITE_COST = 2  # what a write may take of the volume for its bytes: SQLite's WAL holds the pages, then the table
 
 
 def _draw(request_id: str, key: bytes) -> float:
@@ -252,16 +254,18 @@ class PredictionLog:
         self._refreshed_at = started
         PREDICTION_LOG_SHARES_READ.labels(str(os.getpid())).set(read_at)
 
-    def free_space_warning(self) -> str | None:
-        """Why nothing is logged now (the database's volume is short of space), checked now; None while it may log."""
+    def free_space_warning(self, writing: int = 0) -> str | None:
+        """Why nothing is logged now, checked now: a write of the log (``writing`` bytes, PART_BYTES at
+        least) could take the database's volume under PREDICTION_LOG_MIN_FREE_MB free. None while it may log."""
         free = log_bounds.free_bytes(self.settings.database_url)
-        self._paused = free is not None and free < self.settings.min_free_mb * MB
+        floor = self.settings.min_free_mb * MB
+        self._paused = free is not None and free - WRITE_COST * max(writing, PART_BYTES) < floor
         PREDICTION_LOG_PAUSED.set(int(self._paused))
         if not self._paused:
             return None
-        return (f"the database's volume has {free / MB:.1f} MB free, under PREDICTION_LOG_MIN_FREE_MB="
-                f"{self.settings.min_free_mb:g}: the prediction log records nothing until space is freed, so that "
-                "the registry's own writes do not fail")
+        return (f"the database's volume has {free / MB:.1f} MB free, and a write of the log could take it under "
+                f"PREDICTION_LOG_MIN_FREE_MB={self.settings.min_free_mb:g}: the prediction log records nothing "
+                "until space is freed, so that the registry's own writes do not fail")
 
     def bound_warning(self) -> str | None:
         """That the log is near PREDICTION_LOG_MAX_MB (as this process last measured it), so that its oldest
@@ -355,9 +359,12 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[Entry]) -> None:
-        """Insert ``batch``, a transaction per part of at most a fiftieth of the bound (the whole batch but
-        for rows large against the bound), checking the bound after each part that makes one due. The rows
-        of a model held meanwhile (queued before its hold) are dropped, so the hold bounds what was queued too."""
+        """Insert ``batch``, a transaction per part of at most a fiftieth of the bound and PART_BYTES (the
+        whole batch but for large rows), checking the bound after each part that makes one due. Before each
+        part the volume's free space is looked at again, counting the part: where it would leave less than
+        PREDICTION_LOG_MIN_FREE_MB, the rest is dropped (and the log pauses), so that the log passes the
+        floor by no more than what the other writers write at that moment. The rows of a model held
+        meanwhile (queued before its hold) are dropped, so the hold bounds what was queued too."""
         missing = {entry.model for entry in batch} - set(self._model_ids)
         if missing:
             self.refresh()
@@ -366,7 +373,11 @@ class PredictionLog:
             statement, at = _insert_for(db.engine.dialect)
             rows = [_row(entry, self._model_ids[entry.model], at, explanations)
                     for entry, explanations in zip(batch, explained) if entry.model in self._model_ids]
-            for part in _parts(rows, self.settings.max_mb * MB / CHECK_SHARE):
+            parts = _parts(rows, min(self.settings.max_mb * MB / CHECK_SHARE, PART_BYTES))
+            for index, part in enumerate(parts):
+                if self.free_space_warning(writing=sum(row[-1] for row in part)) is not None:
+                    PREDICTION_LOG_DROPPED.inc(sum(len(left) for left in parts[index:]))
+                    return
                 if self._held:
                     held_ids = {self._model_ids.get(name) for name in self._held}
                     kept = [row for row in part if row[0] not in held_ids]

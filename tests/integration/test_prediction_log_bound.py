@@ -2,6 +2,7 @@
 share, shared fairly among models (one hot model cannot evict another's rows), a model may ask for
 less, /metrics and /readyz say what the log holds, logging stops on a volume short of space, and
 pruning gives the space back (SQLite's file, PostgreSQL's table)."""
+import os
 import sqlite3
 
 import orjson
@@ -119,6 +120,30 @@ def test_logging_stops_when_the_databases_volume_runs_short(build_app, ci, admin
     assert the_log(app).flush()
     assert held(app).rows == 0
     assert "registry_prediction_log_paused 1.0" in client.get("/metrics").get_data(as_text=True)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="a PostgreSQL server's volume is not visible to the registry")
+def test_a_large_batch_stops_at_the_floor_not_after_it(build_app, admin, database_url, monkeypatch):
+    """A volume with 5 MB over the floor and 10 MB queued at once: the writer looks again before each
+    part, so the database (its WAL too) never takes the volume under PREDICTION_LOG_MIN_FREE_MB."""
+    app = build_app(PREDICTION_LOG_SAMPLE=1.0, PREDICTION_LOG_MAX_MB=1000, PREDICTION_LOG_MIN_FREE_MB=32)
+    upload_ok(app.test_client(), admin, "m", scaled_sum(1))
+    path = database_url.removeprefix("sqlite:///")
+
+    def used() -> int:
+        return sum(os.path.getsize(file) for file in (path, path + "-wal") if os.path.exists(file))
+
+    volume = used() + (32 + 5) * log_bounds.MB
+    monkeypatch.setattr(log_bounds, "free_bytes", lambda url: volume - used())
+    prediction_log = the_log(app)
+    for i in range(100):  # ~100 KB each: one batch, twice what the volume has over the floor
+        prediction_log.offer(Entry(request_id=f"m-{i}", model="m", version=1, alias=None, route="primary",
+                                   rows=[WIDE] * 40, outputs={"predictions": [1.0]}, latency_ms=1.0, status=200,
+                                   at=utcnow()))
+    assert prediction_log.flush(timeout=60)
+    assert 0 < held(app).rows < 100  # some parts went, and then the writer stopped
+    assert volume - used() >= 32 * log_bounds.MB, (volume - used()) / log_bounds.MB
+    assert prediction_log.free_space_warning() is not None
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's file")
