@@ -11,7 +11,11 @@ Refused: :class:`ModelBusy` (the edge answers 429) or
 :class:`WorkerBusy` (503), each with the seconds to wait before trying again. Only one request of a
 model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: long enough for a fast
 model's burst to pass, short enough that a flooded slow model's excess is refused at once): a waiting
-request holds one of the worker's few threads, which is what the bound is there to keep free. A
+request holds one of the worker's few threads, which is what the bound is there to keep free. When the
+process is full, one request of a model under its own bound waits the same way, and the next slot given
+back is its (no other model's request takes it first): a flooded model holding its bound leaves the
+others one slot, and a quiet model's second request at once waits the milliseconds its first takes
+instead of being refused. A
 caller's :class:`Deadline` that passed before its prediction could start (time spent in the server's
 queue included) is refused the same way (:class:`DeadlinePassed`, 503), without computing.
 
@@ -81,6 +85,8 @@ class Admission:
         self._freed = threading.Condition(self._lock)
         self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
         self._waiting: set[str] = set()  # models one of whose requests waits for a slot
+        self._owed: list[str] = []  # of those, the ones under their bound in a full process, first come first: the
+        # next slots given back are theirs, in that order
         self._asked: dict[str, float] = {}  # model -> when it was last asked (bounded by the registry's models)
         self._total = 0
         # Below this many predictions in flight in all, none is refused: no model can hold its share yet.
@@ -107,9 +113,7 @@ class Admission:
         if self.quiet:
             return
         with self._lock:
-            if self._may_wait(model) and self._over_share(model):
-                self._wait_for_slot(model, deadline)
-            self._refuse_when_full(model)
+            self._wait_or_refuse(model, deadline)
 
     def at_bound(self, model: str) -> bool:
         """Whether a prediction of ``model`` asked now would find the model holding its bound (and wait for a slot,
@@ -139,30 +143,56 @@ class Admission:
         with self._lock:
             self._asked[model] = time.monotonic()
             if not self.quiet:  # while it is, no model holds its share nor the process its bound
-                if self._may_wait(model) and self._over_share(model):
-                    self._wait_for_slot(model, deadline)
-                self._refuse_when_full(model)
+                self._wait_or_refuse(model, deadline)
             self._by_model[model] = self._by_model.get(model, 0) + 1
             self._total += 1
         PREDICTIONS_IN_FLIGHT.inc()
+
+    def _wait_or_refuse(self, model: str, deadline: Deadline | None) -> None:
+        """Return once ``model`` has a slot free, after a wait for one where it may wait; refuse when none
+        is (the caller holds the lock)."""
+        if self._slot_free(model):
+            return
+        if self._may_wait(model) and self._wait_for_slot(model, deadline, owed=not self._over_share(model)):
+            return
+        self._refuse_when_full(model)
+
+    def _slot_free(self, model: str) -> bool:
+        """Whether ``model`` may take a slot now: it is under its bound, and the process has one free that
+        is not owed to a model's request that waits before it (the caller holds the lock)."""
+        if self._over_share(model):
+            return False
+        return self._total + self._owed_before(model) < self.bounds.per_worker
+
+    def _owed_before(self, model: str) -> int:
+        """How many slots are owed to requests that wait before ``model``'s (all of them, when it is not owed one)."""
+        return self._owed.index(model) if model in self._owed else len(self._owed)
 
     def _may_wait(self, model: str) -> bool:
         """Whether a request of ``model`` may wait for a slot: waits are on, and none of the model's waits."""
         return self.bounds.wait_seconds > 0 and model not in self._waiting
 
-    def _wait_for_slot(self, model: str, deadline: Deadline | None) -> None:
+    def _wait_for_slot(self, model: str, deadline: Deadline | None, *, owed: bool) -> bool:
         """Wait (the lock held, released meanwhile) until ``model`` has a slot free, ``wait_seconds`` at most
-        and never past ``deadline``; then the deadline is checked again."""
+        and never past ``deadline``; then the deadline is checked again. Whether a slot is free (the caller
+        takes it before it lets go of the lock). ``owed``: the model is under its bound and the process full,
+        so the next slot given back is kept for it."""
         until = time.monotonic() + self.bounds.wait_seconds
         if deadline is not None:
             until = min(until, deadline.at)
         self._waiting.add(model)
+        if owed:
+            self._owed.append(model)
         try:
-            self._freed.wait_for(lambda: not self._over_share(model), timeout=max(0.0, until - time.monotonic()))
+            found = self._freed.wait_for(lambda: self._slot_free(model), timeout=max(0.0, until - time.monotonic()))
         finally:
             self._waiting.discard(model)
-        if deadline is not None and not self._over_share(model):
+            if owed:
+                self._owed.remove(model)
+                self._freed.notify_all()  # a slot it leaves untaken goes to the next one waiting
+        if deadline is not None and found:
             _check(deadline)
+        return found
 
     def _over_share(self, model: str) -> bool:
         """Whether ``model`` holds its bound's worth of slots while another model was asked lately (the
@@ -181,9 +211,11 @@ class Admission:
                 f"model {model!r} has {held} predictions in flight in this worker, as many as one model may "
                 f"while others are asked (MAX_IN_FLIGHT_PER_MODEL={bounds.per_model}); retry after the Retry-After seconds, send "
                 "fewer requests at once, or add workers or replicas", RETRY_AFTER_SECONDS)
-        if self._total >= bounds.per_worker:
+        if not self._slot_free(model):
+            owed = self._owed_before(model)
+            promised = f" and {owed} promised to other models' waiting requests" if owed else ""
             raise WorkerBusy(
-                f"this worker has {self._total} predictions in flight, as many as it takes "
+                f"this worker has {self._total} predictions in flight{promised}, as many as it takes "
                 f"(MAX_IN_FLIGHT={bounds.per_worker}); retry after the Retry-After seconds (another worker "
                 "or replica may answer at once)", RETRY_AFTER_SECONDS)
 
@@ -193,7 +225,7 @@ class Admission:
             if held:
                 self._by_model[model] = held
             self._total -= 1
-            if model in self._waiting:
+            if self._waiting:
                 self._freed.notify_all()
         PREDICTIONS_IN_FLIGHT.dec()
 

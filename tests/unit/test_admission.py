@@ -213,3 +213,79 @@ def test_the_early_check_waits_for_a_slot_and_lets_the_request_on_when_one_frees
     with gate.admitted("a"):  # and the request it let on takes the slot
         assert gate.in_flight == 1
 
+
+
+def soon() -> Deadline:
+    """A deadline 20 ms away: a request that may wait for a slot waits that long at most."""
+    return Deadline(time.monotonic(), 0.02)
+
+
+def test_a_full_process_keeps_the_next_slot_for_a_model_under_its_bound():
+    """a floods (its bound of 2 held), b has one in flight: b's second request at once waits for the next slot
+    given back, which no request of a takes first, rather than being refused."""
+    gate = admission(per_model=2, per_worker=3, wait_seconds=WAIT)
+    first_a, second_a, first_b = ExitStack(), ExitStack(), ExitStack()
+    first_a.enter_context(gate.admitted("a"))
+    second_a.enter_context(gate.admitted("a"))
+    first_b.enter_context(gate.admitted("b"))
+    started, done = threading.Event(), threading.Event()
+
+    def second_b():
+        with gate.admitted("b"):
+            started.set()
+            done.wait(WAIT)
+
+    waiter = threading.Thread(target=second_b)
+    waiter.start()
+    while "b" not in gate._owed:  # b waits, the slot it is owed not yet free
+        time.sleep(0.001)
+    with pytest.raises(ModelBusy):
+        gate.check("a", soon())
+    with pytest.raises(WorkerBusy):
+        gate.check("c", soon())  # a third model waits its turn, behind b, and none frees
+    second_a.close()  # one of a's slots is given back: it is b's
+    with pytest.raises(WorkerBusy, match="in flight"):
+        gate.check("a", soon())  # a, under its bound again, finds it taken or promised
+    assert started.wait(WAIT) and gate.in_flight == 3
+    done.set()
+    waiter.join()
+    first_a.close()
+    first_b.close()
+    assert gate.in_flight == 0 and not gate._owed
+
+
+def test_a_slot_owed_that_never_frees_ends_in_a_refusal_and_is_owed_no_longer():
+    gate = admission(per_model=2, per_worker=3, wait_seconds=0.01)
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("b"):
+        started = time.monotonic()
+        with pytest.raises(WorkerBusy, match="MAX_IN_FLIGHT=3"):
+            gate.check("b")
+        assert time.monotonic() - started >= 0.01
+    assert not gate._owed and not gate._waiting
+    with gate.admitted("a"), gate.admitted("b"), gate.admitted("b"):
+        assert gate.in_flight == 3
+
+
+def test_threads_of_two_models_waiting_for_slots_never_hold_more_than_the_bounds():
+    gate, most, lock = admission(per_model=2, per_worker=3, wait_seconds=0.005), {"all": 0, "a": 0}, threading.Lock()
+    held = {"a": 0, "b": 0}
+
+    def predict(model):
+        for _ in range(200):
+            try:
+                with gate.admitted(model):
+                    with lock:
+                        held[model] += 1
+                        most["all"], most["a"] = max(most["all"], gate.in_flight), max(most["a"], held["a"])
+                    time.sleep(0.0005)
+                    with lock:
+                        held[model] -= 1
+            except (ModelBusy, WorkerBusy):
+                pass
+
+    threads = [threading.Thread(target=predict, args=("a" if i < 6 else "b",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most["all"] <= 3 and most["a"] <= 2 and gate.in_flight == 0 and not gate._owed
