@@ -37,7 +37,10 @@ HOT_ROWS, HOT_TREES = 2000, 1200
 # the quiet model within twice its idle p99 or QUIET_P99_FLOOR_MS.
 REFUSAL_P99_MS = 1000.0
 QUIET_P99_FLOOR_MS = 500.0
-SCENARIO = Scenario(flood_times=5, quiet_share=0.2)
+# The flood offers 8 times the capacity the bench measures first (4 closed-loop callers), so that what it offers is
+# at least 5 times what the model answers during it: on a busy machine the callers' own turnaround makes that
+# measure low (at 5 times it, a full run's flood offered 852 requests and the model answered 212 of them: 4.0×).
+SCENARIO = Scenario(flood_times=8, quiet_share=0.2)
 
 
 @pytest.fixture(scope="module")
