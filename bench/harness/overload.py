@@ -159,7 +159,7 @@ def _flood(url: str, body: bytes, threads: int, interval: float, headers: dict |
 @contextmanager
 def no_collections() -> Iterator[None]:
     """No cyclic garbage collection in this process within: a full collection stops every caller thread of the
-    process for tens of milliseconds (the flood's process: 28 to 64 ms, the bench's own: 12 to 131 ms), and the
+    process for tens of milliseconds (the flood's process: 28 to 64 ms, the bench's own: 12 to 154 ms), and the
     answers that arrive meanwhile are timed late, which the figures would count as the server's latency. What
     exists when it starts is frozen, out of any collection's way; a caller's own objects go by reference count."""
     gc.collect()

@@ -12,8 +12,8 @@ Refused: :class:`ModelBusy` (the edge answers 429) or
 model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: long enough for a fast
 model's burst to pass, short enough that a flooded slow model's excess is refused at once): a waiting
 request holds one of the worker's few threads, which is what the bound is there to keep free. When the
-process is full, one request of a model under its own bound waits the same way, and the next slot given
-back is its (no other model's request takes it first): a flooded model holding its bound leaves the
+process is full, one request of a model it serves under that model's bound waits the same way (a name it
+does not hold loaded is refused at once), and the next slot given back is its (no other model's request takes it first): a flooded model holding its bound leaves the
 others one slot, and a quiet model's second request at once waits the milliseconds its first takes
 instead of being refused. A
 caller's :class:`Deadline` that passed before its prediction could start (time spent in the server's
@@ -78,9 +78,11 @@ class Deadline:
 class Admission:
     """The predictions in flight in one process, per model and in all, held to ``bounds``."""
 
-    def __init__(self, bounds: AdmissionBounds, serves_others: Callable[[str], bool] = lambda model: False):
+    def __init__(self, bounds: AdmissionBounds, serves_others: Callable[[str], bool] = lambda model: False,
+                 holds: Callable[[str], bool] = lambda model: True):
         self.bounds = bounds
         self.serves_others = serves_others  # whether the process holds a model but the one named loaded
+        self.holds = holds  # whether the process holds the model named loaded: only such a model is owed a slot
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._by_model: dict[str, int] = {}  # only models with a prediction in flight: bounded by the threads
@@ -153,7 +155,11 @@ class Admission:
         is (the caller holds the lock)."""
         if self._slot_free(model):
             return
-        if self._may_wait(model) and self._wait_for_slot(model, deadline, owed=not self._over_share(model)):
+        over = self._over_share(model)
+        # A name this process does not serve (made up, or not loaded yet) is owed nothing: a flood of such names
+        # would otherwise hold a thread each for ADMISSION_WAIT_MS, ahead of the models it serves.
+        may_wait = self._may_wait(model) and (over or self.holds(model))
+        if may_wait and self._wait_for_slot(model, deadline, owed=not over):
             return
         self._refuse_when_full(model)
 

@@ -69,5 +69,6 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
         on_poll=flusher.flush_if_due, on_rollout=figures.adopt, on_held=HeldVersions().publish,
     )
     admitted.serves_others = models.holds_others_than
+    admitted.holds = models.holds
     shadows = ShadowRunner(figures, predictions_of, shed=admitted.sheds)
     return Runtime(models, figures, shadows, flusher, max_explain_rows, admitted, explain_reference)

@@ -289,3 +289,17 @@ def test_threads_of_two_models_waiting_for_slots_never_hold_more_than_the_bounds
     for thread in threads:
         thread.join()
     assert most["all"] <= 3 and most["a"] <= 2 and gate.in_flight == 0 and not gate._owed
+
+
+def test_a_name_the_process_does_not_hold_is_refused_at_once_in_a_full_process_not_owed_a_slot():
+    """A flood of made-up names (or of a model not loaded here) at a full worker is refused at once: none holds a
+    thread waiting for a slot, nor goes before the requests of the models the process serves."""
+    gate = admission(per_model=2, per_worker=3, wait_seconds=WAIT)
+    gate.holds = lambda model: model in {"a", "b"}
+    with gate.admitted("a"), gate.admitted("a"), gate.admitted("b"):
+        started = time.monotonic()
+        with pytest.raises(WorkerBusy):
+            gate.check("made-up")
+        assert time.monotonic() - started < WAIT and not gate._owed
+        with pytest.raises(WorkerBusy):
+            gate.check("b", soon())  # a model it serves still waits for its slot (here none frees)
