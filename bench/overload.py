@@ -9,10 +9,13 @@ for ``--seconds`` while ``quiet`` goes on, closed loop or (``--flood-times``) op
 ``hot``'s capacity, measured first with 4 callers; ``quiet`` alone again. Every request sends
 ``X-Request-Timeout: --deadline``. Prints and writes to bench/results/: per phase the statuses, rps,
 p50/p99 (refusals apart), the requests that outlived their deadline, and the shadow runs shed and run.
+With ``--split-cpus`` the server runs on the first half of the machine's CPUs and every caller on the rest
+(``bench/harness/cpus.py``), as a deployment's callers run elsewhere; otherwise they share them.
 
     .venv/bin/python -m bench.overload
     .venv/bin/python -m bench.overload --threads 8 --flood-threads 40 --seconds 20
     .venv/bin/python -m bench.overload --flood-times 5 --flood-threads 40 --low-priority-from-walks 0
+    .venv/bin/python -m bench.overload --flood-rate 300 --quiet-rate 360 --flood-threads 40 --split-cpus
 
 Figures only; nothing passes or fails.
 """
@@ -23,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import report
+from bench.harness import cpus
 from bench.harness import server as e2e
 from bench.harness.overload import Scenario, metric, overload, percentile, scrape, serve_models, summary
 from bench.servers import ADMIN_TOKEN, REFRESH_SECONDS, WORKERS
@@ -58,12 +62,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
     parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
+    parser.add_argument("--split-cpus", action="store_true",
+                        help="the server on the first half of the CPUs, every caller on the rest (bench/harness/cpus.py)")
     args = parser.parse_args()
     scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times,
                         quiet_share=args.quiet_share, flood_rate=args.flood_rate,
                         quiet_rate=args.quiet_rate)
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
+    server_cpus, caller_cpus = cpus.split(cpus.available()) if args.split_cpus else (None, None)
+    if server_cpus is not None:
+        run["cpus"] = {"server": sorted(server_cpus), "callers": sorted(caller_cpus)}
     settings = {"WORKER_THREADS": args.threads, "PREDICTION_LOG_SAMPLE": 0.0}
     if args.max_in_flight_per_model is not None:
         settings["MAX_IN_FLIGHT_PER_MODEL"] = args.max_in_flight_per_model
@@ -77,8 +86,11 @@ def main() -> None:
         root = Path(tmp)
         env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
         e2e.migrate(env)
-        live = e2e.start(env, root, workers=args.workers, refresh_seconds=REFRESH_SECONDS)
+        with cpus.pinned(server_cpus):
+            live = e2e.start(env, root, workers=args.workers, refresh_seconds=REFRESH_SECONDS)
         try:
+            if caller_cpus is not None:
+                cpus.pin(caller_cpus)  # every caller, and the flood's process, started from here from now on
             hot, quiet = serve_models(live, hot_trees=args.trees, hot_rows=args.rows)
             outcome = overload(live, hot, quiet, scenario)
             final = scrape(live.url)
@@ -133,7 +145,8 @@ def _setting(given) -> str:
 
 def describe(run: dict) -> str:
     """The run as Markdown."""
-    f, o, facts = run["figures"], run["options"], run["machine"]
+    f, o, facts, split = run["figures"], run["options"], run["machine"], run.get("cpus")
+    server_cpus = len(split["server"]) if split else facts["nproc"]
     lines = [
         f"# Isolation under overload, {run['started_at']}", "",
         f"{o['workers']} workers of {o['threads']} threads; "
@@ -145,7 +158,8 @@ def describe(run: dict) -> str:
            else f"open loop at {o['flood_times']:g}× hot's capacity ({f['flood_rate_offered']} requests a second), "
            if o["flood_times"] else "closed loop, ")
         + f"for {o['seconds']:g} s; X-Request-Timeout {o['deadline']:g} s. Machine: {facts['nproc']} CPUs, "
-        f"load average at start {facts['loadavg_at_start'][0]:.1f}.", "",
+        f"load average at start {facts['loadavg_at_start'][0]:.1f}"
+        + (f"; the server on CPUs {split['server']}, the callers on {split['callers']}." if split else "."), "",
         "| phase | requests | statuses | rps | p50 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for phase in ("hot_alone", "hot_capacity", "quiet_capacity", "quiet_before", "hot_flood", "quiet_flood",
@@ -160,7 +174,7 @@ def describe(run: dict) -> str:
         f"- hot model: {f['offered_per_answered']}× its answers offered; refusals p99 {f['refusal_p99_ms']} ms "
         f"(by status: {f['hot_flood']['by_status']})",
         f"- quiet model: p99 during the flood ÷ idle p99 = {f['quiet_p99_ratio']}",
-        f"- CPU during the flood ({f['flood_seconds']} s, on {facts['nproc']} CPUs): the server's workers "
+        f"- CPU during the flood ({f['flood_seconds']} s, on {server_cpus} CPUs): the server's workers "
         f"{f['server_cpu_seconds_during_flood']} s, the flood's callers {f['flood_callers_cpu_seconds']} s",
         f"- answered past their deadline: {f['late_past_deadline']} (the longest {f['late_past_deadline_max_ms']} ms)",
         f"- quiet's shadow runs: {f['shadow_shed_during_flood']:.0f} shed and {f['shadow_compared_during_flood']:.0f} "
