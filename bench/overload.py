@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
     parser.add_argument("--split-cpus", action="store_true",
-                        help="the server on the first half of the CPUs, every caller on the rest (bench/harness/cpus.py)")
+                        help="the server on the first half of the CPUs, every caller on the rest "
+                             "(bench/harness/cpus.py)")
     args = parser.parse_args()
     scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times,
                         quiet_share=args.quiet_share, flood_rate=args.flood_rate,

@@ -13,10 +13,10 @@ model at its bound may wait for a slot, and only ``wait_seconds`` (a few ms: lon
 model's burst to pass, short enough that a flooded slow model's excess is refused at once): a waiting
 request holds one of the worker's few threads, which is what the bound is there to keep free. When the
 process is full, one request of a model it serves under that model's bound waits the same way (a name it
-does not hold loaded is refused at once), and the next slot given back is its (no other model's request takes it first): a flooded model holding its bound leaves the
-others one slot, and a quiet model's second request at once waits the milliseconds its first takes
-instead of being refused. A
-caller's :class:`Deadline` that passed before its prediction could start (time spent in the server's
+does not hold loaded is refused at once), and the next slot given back is its (no other model's request
+takes it first): a flooded model holding its bound leaves the others one slot, and a quiet model's second
+request at once waits the milliseconds its first takes instead of being refused. A caller's
+:class:`Deadline` that passed before its prediction could start (time spent in the server's
 queue included) is refused the same way (:class:`DeadlinePassed`, 503), without computing.
 
 The same counts say when the work that follows answers is shed: a shadow run while the process has
