@@ -8,11 +8,14 @@ request's spans (100 % sampling: the default parent-based always-on sampler, and
 ``on-10%`` (``OTEL_TRACES_SAMPLER=traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.1``). Single-row bodies
 on the alias route, c=8, wrk's closed loop; the targets are measured in turns, ``--rounds`` times, each
 round starting one target further on, so drift in the machine's load reaches all of them alike.
+With ``--split-cpus`` the servers run on the first half of the machine's CPUs, and wrk and the receiver on the
+rest (``bench/harness/cpus.py``): a deployment's callers and collector run elsewhere, and sharing the cores
+charges their work (the receiver's decoding grows with the spans sent) to the server's rps.
 
     git archive $(git merge-base HEAD main) | tar -x -C /tmp/base   # and its compiled walker: make, or copy the .so
-    .venv/bin/python -m bench.tracing --baseline /tmp/base
+    .venv/bin/python -m bench.tracing --baseline /tmp/base [--split-cpus]
 
-Prints requests per second and server CPU per request of each target, the ratios that the goals
+Prints requests per second, p99 and server CPU per request of each target, the ratios that the goals
 name (off ÷ baseline ≥ 0.98, on ÷ off ≥ 0.90), and the spans the receiver got per request, and
 writes them to bench/results/. Figures only; nothing passes or fails.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench import models, predict, report
+from bench.harness import cpus
 from bench.harness.checkout import checkout_env, commit_of, migrate_checkout, start_checkout, stop_checkout
 from bench.harness.otlp_receiver import OtlpReceiver
 from bench.harness.traffic import move
@@ -44,10 +48,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--split-cpus", action="store_true",
+                        help="servers on the first half of the CPUs, wrk and the receiver on the rest")
     args = parser.parse_args()
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "options": {**vars(args), "baseline": str(args.baseline)},
            "baseline_commit": commit_of(args.baseline), "machine": report.machine_facts()}
+    server_cpus, caller_cpus = cpus.split(cpus.available()) if args.split_cpus else (None, None)
+    if caller_cpus is not None:
+        run["cpus"] = {"server": sorted(server_cpus), "callers": sorted(caller_cpus)}
+        cpus.pin(caller_cpus)  # the receiver's threads and every wrk, started from here from now on
     with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, OtlpReceiver(keep=False) as receiver:
         root = Path(tmp)
         body = models.write_bodies(root)[1]
@@ -55,8 +65,11 @@ def main() -> None:
         servers = {}
         try:
             for name, (repo, settings) in targets(args.baseline.resolve(), receiver.endpoint).items():
-                servers[name] = _serve(repo, root / name, settings, estimator)
-            run["figures"] = measure(servers, body, args)
+                with cpus.pinned(server_cpus):
+                    servers[name] = _serve(repo, root / name, settings, estimator)
+            # one worker's share says nothing on fewer CPUs than workers: whichever runs, the CPUs are busy
+            lopsided = LOPSIDED if len(server_cpus or cpus.available()) >= WORKERS else 1.0
+            run["figures"] = measure(servers, body, args, lopsided)
         finally:
             for server, _ in servers.values():
                 stop_checkout(server)
@@ -91,10 +104,10 @@ def _serve(repo: Path, root: Path, settings: dict, estimator):
     return server, f"{env['URL']}/models/{MODEL}/production/predict"
 
 
-def measure(servers: dict, body: Path, args) -> dict[str, list[dict]]:
+def measure(servers: dict, body: Path, args, lopsided: float = LOPSIDED) -> dict[str, list[dict]]:
     """Every target's rps and server CPU per request in every round (after one unmeasured second each), the
     targets' order turned by one each round so that none always follows the same one; a window in which one
-    worker did more than ``LOPSIDED`` of the work is measured again (as bench.floor does)."""
+    worker did more than ``lopsided`` of the work is measured again (as bench.floor does)."""
     found: dict[str, list[dict]] = {name: [] for name in servers}
     names = list(servers)
     for number in range(args.rounds):
@@ -104,9 +117,10 @@ def measure(servers: dict, body: Path, args) -> dict[str, list[dict]]:
                 figures = predict.measure(server.pid, url, body, args.concurrency, args.seconds, warmup=1)
                 if figures["non_2xx"] or figures["socket_errors"]:
                     raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, {figures['socket_errors']} socket errors")
-                if figures["busiest_worker_share"] <= LOPSIDED:
+                if figures["busiest_worker_share"] <= lopsided:
                     break
             found[name].append({"rps": figures["rps"], "cpu_ms": figures["server_cpu_ms_per_request"],
+                                "p99_ms": figures["p99_ms"],
                                 "requests": figures["requests"], "tries": tries})
     return found
 
@@ -115,19 +129,22 @@ def describe(run: dict) -> str:
     """The figures as Markdown: median rps and CPU per request of each target, and the ratios of the goals."""
     rps = {name: statistics.median(r["rps"] for r in rounds) for name, rounds in run["figures"].items()}
     cpu = {name: statistics.median(r["cpu_ms"] for r in rounds) for name, rounds in run["figures"].items()}
+    p99 = {name: statistics.median(r["p99_ms"] for r in rounds) for name, rounds in run["figures"].items()}
     measured = {name: sum(r["requests"] for r in run["figures"][name]) for name in ("on", "on-10%")}
-    o, machine = run["options"], run["machine"]
+    o, machine, split = run["options"], run["machine"], run.get("cpus")
     lines = [f"# What traces cost the predict route, {run['started_at']}", "",
              f"Single-row {MODEL} on the alias route, c={o['concurrency']}, {WORKERS} gthread workers, medians of "
              f"{o['rounds']} windows of {o['seconds']} s in turns; baseline: {o['baseline']} at "
-             f"{run['baseline_commit']}; {machine['nproc']} CPUs, load {machine['loadavg_at_start'][0]:.1f} at start.", "",
-             "| target | rps | server CPU per request | ÷ reference (rps) | reference's CPU ÷ this | goal |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             f"{run['baseline_commit']}; {machine['nproc']} CPUs, load {machine['loadavg_at_start'][0]:.1f} at start"
+             + (f"; the servers on CPUs {split['server']}, wrk and the receiver on {split['callers']}." if split
+                else "."), "",
+             "| target | rps | p99 | server CPU per request | ÷ reference (rps) | reference's CPU ÷ this | goal |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in run["figures"]:
         reference, goal = GOALS.get(name, ("off", None))
         ratio = "" if name == "baseline" else f"{rps[name] / rps[reference]:.3f} (÷ {reference})"
         cpu_ratio = "" if name == "baseline" else f"{cpu[reference] / cpu[name]:.3f}"
-        lines.append(f"| {name} | {rps[name]:.0f} | {cpu[name]:.3f} ms | {ratio} | {cpu_ratio} | "
+        lines.append(f"| {name} | {rps[name]:.0f} | {p99[name]:.2f} ms | {cpu[name]:.3f} ms | {ratio} | {cpu_ratio} | "
                      f"{f'≥ {goal}' if goal else ''} |")
     lines += ["", f"Spans received and dropped by the receiver: {run['spans']['received']:,} in "
                   f"{run['spans']['exports']:,} exports, for {measured['on']:,} measured requests of `on` and "
