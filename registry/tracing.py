@@ -172,11 +172,20 @@ class _Span:
         self.attributes.update(attributes)
 
     def end_at(self, end_ns: int | None = None) -> None:
-        """End the span (now, or at ``end_ns``) and queue it, with its steps ended so far, to be sent when sampled."""
+        """End the span (now, or at ``end_ns``) and queue it, with its steps ended so far, to be sent when sampled.
+        Its steps are let go: a step refers to its span, and the span no longer to them, so that reference counts
+        free them all with the request (a cycle would wait for the cycle collector)."""
         self.end = time_ns() if end_ns is None else end_ns
+        steps, self.steps = self.steps, []
         recorder = _recorder
         if self.sampled and recorder is not None:
-            recorder.add(self, self.steps)
+            recorder.add(self.ended(), [step.ended() for step in steps])
+
+    def ended(self) -> tuple:
+        """The span as the recorder queues it (:data:`registry.span_export.FIELDS`)."""
+        attributes = self.attributes
+        return (self.name, self.trace_id, self.span_id, self.parent_id, self.remote, self.kind, self.state, self.start,
+                self.end, tuple(attributes), tuple(attributes.values()), self.error)
 
     def __enter__(self) -> _Span:
         return self
@@ -194,7 +203,6 @@ class _Step:
     leaves its ``with`` block (by the exception's class name only: its message may quote the inputs)."""
 
     __slots__ = ("name", "parent", "trace_id", "span_id", "parent_id", "start", "end", "attributes", "error")
-    kind, remote, state = INTERNAL, False, ""
 
     def __init__(self, name: str, parent: _Span):
         self.name, self.parent, self.trace_id, self.parent_id = name, parent, parent.trace_id, parent.span_id
@@ -225,7 +233,13 @@ class _Step:
             return
         recorder = _recorder
         if recorder is not None:
-            recorder.add(self)
+            recorder.add(self.ended())
+
+    def ended(self) -> tuple:
+        """The step as the recorder queues it (:data:`registry.span_export.FIELDS`)."""
+        attributes = self.attributes
+        return (self.name, self.trace_id, self.span_id, self.parent_id, False, INTERNAL, "", self.start, self.end,
+                tuple(attributes), tuple(attributes.values()), self.error)
 
 
 class Served:

@@ -269,6 +269,7 @@ def test_a_traced_request_whose_edge_fails_unexpectedly_leaves_no_span_current(c
 
     from api import fast_predict
     from registry import tracing
+    from registry.span_export import FIELDS
 
     queued = []
     monkeypatch.setattr(tracing, "_recorder", SimpleNamespace(add=lambda span, children=(): queued.append(span)))
@@ -282,4 +283,5 @@ def test_a_traced_request_whose_edge_fails_unexpectedly_leaves_no_span_current(c
         client.post(f"/models/{name}/production/predict", json=ROW)
 
     assert tracing.trace_id() is None
-    assert [span.attributes["http.response.status_code"] for span in queued] == [500]
+    assert [dict(zip(span[FIELDS.index("names")], span[FIELDS.index("values")]))["http.response.status_code"]
+            for span in queued] == [500]

@@ -1,5 +1,6 @@
 """The recorder's parts: the OTLP protobuf it writes (read back by opentelemetry-proto's generated messages),
 its bounded queue, its sender against a real OTLP/HTTP receiver, and the strict reading of ``traceparent``."""
+import gc
 import json
 import threading
 from types import SimpleNamespace
@@ -10,7 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench.harness.otlp_receiver import OtlpReceiver
 from registry import tracing
 from registry.otlp_http import Sender, endpoint
-from registry.span_export import OtlpEncoder, Recorder
+from registry.span_export import FIELDS, OtlpEncoder, Recorder
 from tests.helpers import wait_for
 
 TRACE, PARENT = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
@@ -18,10 +19,12 @@ TRACE, PARENT = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
 
 def finished(name="parse", *, span_id=7, parent_id=PARENT, kind=1, remote=False, attributes=None, error=None,
              state=""):
-    """A finished span as the recorder reads it."""
-    return SimpleNamespace(name=name, trace_id=TRACE, span_id=span_id, parent_id=parent_id, remote=remote, kind=kind,
-                           state=state, start=1_700_000_000_000_000_001, end=1_700_000_000_000_900_000,
-                           attributes={} if attributes is None else attributes, error=error)
+    """A finished span as the recorder queues it."""
+    attributes = {} if attributes is None else attributes
+    fields = dict(name=name, trace_id=TRACE, span_id=span_id, parent_id=parent_id, remote=remote, kind=kind,
+                  state=state, start=1_700_000_000_000_000_001, end=1_700_000_000_000_900_000,
+                  names=tuple(attributes), values=tuple(attributes.values()), error=error)
+    return tuple(fields[field] for field in FIELDS)
 
 
 def decoded(body: bytes):
@@ -49,8 +52,9 @@ def test_the_encoded_request_reads_back_field_for_field():
     first, second = scope_spans.spans
     assert (first.trace_id, first.span_id, first.parent_span_id) == (
         TRACE.to_bytes(16, "big"), (2**64 - 1).to_bytes(8, "big"), PARENT.to_bytes(8, "big"))
-    assert (first.name, first.kind, first.trace_state, first.flags) == (server.name, 2, "vendor=x", 0x300)
-    assert (first.start_time_unix_nano, first.end_time_unix_nano) == (server.start, server.end)
+    assert (first.name, first.kind, first.trace_state, first.flags) == (server[0], 2, "vendor=x", 0x300)
+    assert (first.start_time_unix_nano, first.end_time_unix_nano) == (1_700_000_000_000_000_001,
+                                                                      1_700_000_000_000_900_000)
     assert plain(first.attributes) == {"http.response.status_code": 503, "model.name": "m", "ratio": 0.25,
                                        "flag": True, "offset": -3, "huge": str(2**70)}
     assert (first.status.code, first.status.message) == (2, "")
@@ -297,13 +301,42 @@ def test_a_requests_steps_are_queued_with_it_in_order_and_a_step_ending_after_it
     with late:
         pass
 
-    (request, parse_, resolve_), (alone,) = queued  # each step as it ended: the inner one first
+    (request, parse_, resolve_), (alone,) = [[SimpleNamespace(**dict(zip(FIELDS, span))) for span in spans]
+                                             for spans in queued]  # each step as it ended: the inner one first
     assert (request.name, parse_.name, resolve_.name, alone.name) == ("POST /x", "parse", "resolve", "log")
     steps = [parse_, resolve_, alone]
     assert {(step.trace_id, step.parent_id) for step in steps} == {(request.trace_id, request.span_id)}
     assert len({request.span_id, *(step.span_id for step in steps)}) == 4
     assert all(request.start <= step.start <= step.end for step in steps)
     assert parse_.end <= resolve_.end <= request.end <= alone.end
+
+
+def test_a_traced_request_is_freed_by_reference_counts_and_queued_as_what_the_cycle_collector_lets_go(monkeypatch):
+    queued = []
+    monkeypatch.setattr(tracing, "_recorder", SimpleNamespace(add=lambda span, children=(): queued.extend([span,
+                                                                                                          *children])))
+
+    def spans_alive() -> int:
+        return sum(isinstance(found, (tracing._Span, tracing._Step)) for found in gc.get_objects())
+
+    gc.disable()  # what is left now is left for the cycle collector
+    try:
+        before = spans_alive()
+        served = tracing.serve("POST /x", carrier={}, getter=SimpleNamespace(get=lambda carrier, key: None),
+                               attributes={"http.route": "/x"})
+        with tracing.span("resolve") as step:
+            step.set_attributes({"model.name": "m", "model.version": 3, "model.route": ""})
+        with tracing.span("predict") as step:
+            step.set_attribute("prediction.rows", 1)
+        served.finish(200)
+        del served, step
+
+        assert spans_alive() == before  # no cycle between a span and its steps
+        gc.collect(0)
+        gc.collect(1)  # the two younger generations' passes: none of the queued spans reaches the oldest
+        assert len(queued) == 3 and not any(gc.is_tracked(span) for span in queued)
+    finally:
+        gc.enable()
 
 
 def test_a_request_and_its_steps_are_dropped_together_when_the_queue_has_no_room_for_all():
