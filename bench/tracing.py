@@ -116,11 +116,12 @@ def measure(servers: dict, body: Path, args, lopsided: float = LOPSIDED) -> dict
             for tries in range(1, TRIES + 1):
                 figures = predict.measure(server.pid, url, body, args.concurrency, args.seconds, warmup=1)
                 if figures["non_2xx"] or figures["socket_errors"]:
-                    raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, {figures['socket_errors']} socket errors")
+                    raise RuntimeError(f"{name}: {figures['non_2xx']} failed answers, "
+                                       f"{figures['socket_errors']} socket errors")
                 if figures["busiest_worker_share"] <= lopsided:
                     break
             found[name].append({"rps": figures["rps"], "cpu_ms": figures["server_cpu_ms_per_request"],
-                                "p99_ms": figures["p99_ms"],
+                                "p99_ms": figures["p99_ms"], "busiest_worker_share": figures["busiest_worker_share"],
                                 "requests": figures["requests"], "tries": tries})
     return found
 
