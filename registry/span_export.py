@@ -28,9 +28,9 @@ _CACHED_BLOCKS = 4096  # encoded names and attributes kept (a route's steps, eac
 
 # A finished span as the recorder queues it: a plain tuple of plain values, in this order, its attributes as a tuple
 # of names and one of values (strings, booleans, integers, floats). The cycle collector stops tracking such a tuple
-# at its first pass (it would not with a dict in it), so that spans waiting for their send are never moved to an
-# older generation, whose collections then scanned them again and again: queued as objects, they made a traced
-# worker collect 7 times as often, with pauses of up to 57 ms (docs/operations.md, "Traces").
+# within its passes of the two younger generations (it never would with a dict in it), so that spans waiting for
+# their send never reach the oldest, whose collections then scanned them again and again: queued as objects, they
+# made a traced worker collect 7 times as often, with pauses of up to 57 ms (docs/operations.md, "Traces").
 FIELDS = ("name", "trace_id", "span_id", "parent_id", "remote", "kind", "state", "start", "end", "names", "values",
           "error")
 Ended = tuple  # str, int, int, int (0: a root), bool, int (SpanKind), str, int, int (ns), tuple, tuple, str | None

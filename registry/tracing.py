@@ -8,9 +8,10 @@ of ``OTEL_EXPORTER_OTLP_*``); the resource is the SDK's reading of ``OTEL_SERVIC
 ``OTEL_RESOURCE_ATTRIBUTES`` (the service is ``model-registry`` unless named).
 
 The spans themselves are this module's, not the SDK's: a span is a small object with random ids, its
-times and a dict of attributes, queued when it ends (a request's steps with it); the SDK's cost more CPU
-than the single-row prediction they describe (locks, attribute checks, processor hooks, context objects,
-then its protobuf messages and its ``requests`` session; docs/operations.md, "Traces", has the figures).
+times and a dict of attributes, queued as a plain tuple when it ends (a request's steps with it; why a tuple:
+:data:`registry.span_export.FIELDS`); the SDK's cost more CPU than the single-row prediction they describe
+(locks, attribute checks, processor hooks, context objects, then its protobuf messages and its ``requests``
+session; docs/operations.md, "Traces", has the figures).
 What they do: W3C trace context in and out (``traceparent`` parsed as strictly as the SDK's propagator,
 ``tracestate`` kept by the API's parser), the standard samplers (``OTEL_TRACES_SAMPLER``: ``always_on``,
 ``always_off``, ``traceidratio`` and their ``parentbased_`` forms, ``parentbased_always_on`` by default;
