@@ -157,15 +157,17 @@ def otlp_sink(resource: Mapping[str, object], scope: str,
 
 def console_sink(batch: list) -> None:
     """Write each span of ``batch`` to standard output as one line of JSON."""
-    lines = [json.dumps({
-        "name": name, "trace_id": f"{trace_id:032x}", "span_id": f"{span_id:016x}",
-        "parent_id": f"{parent_id:016x}" if parent_id else None, "kind": kind,
-        "start_time_unix_nano": start, "end_time_unix_nano": end, "attributes": attributes,
-        "status": "ERROR" if error is not None else "UNSET", **({"error": error} if error else {}),
-    }, default=str) for name, trace_id, span_id, parent_id, _remote, kind, _state, start, end, names, values, error
-        in batch for attributes in (dict(zip(names, values)),)]
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("".join(json.dumps(_as_json(*span), default=str) + "\n" for span in batch))
     sys.stdout.flush()
+
+
+def _as_json(name: str, trace_id: int, span_id: int, parent_id: int, _remote: bool, kind: int, _state: str,
+             start: int, end: int, names: tuple, values: tuple, error: str | None) -> dict:
+    """A queued span (:data:`FIELDS`) as the console writes it."""
+    return {"name": name, "trace_id": f"{trace_id:032x}", "span_id": f"{span_id:016x}",
+            "parent_id": f"{parent_id:016x}" if parent_id else None, "kind": kind,
+            "start_time_unix_nano": start, "end_time_unix_nano": end, "attributes": dict(zip(names, values)),
+            "status": "ERROR" if error is not None else "UNSET", **({"error": error} if error else {})}
 
 
 class OtlpEncoder:
