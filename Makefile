@@ -15,7 +15,7 @@ CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000"
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
 # requirements.txt, and the compiled tree walker built into registry/inference/native/), then what testing
 # and benchmarking add (make test).
-$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt $(wildcard registry/inference/native/*.[ch]) \
+$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt $(wildcard registry/inference/native/*.[ch]) registry/native/span_encoding.c \
 		client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
@@ -125,4 +125,4 @@ containers:
 	}
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/inference/native/*.so
+	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/inference/native/*.so registry/*.so

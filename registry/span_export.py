@@ -7,7 +7,9 @@ never waited for; the thread sends every ``OTEL_BSP_SCHEDULE_DELAY`` ms, or as s
 The protobuf is written here directly (:class:`OtlpEncoder`, the fields of ``ExportTraceServiceRequest``
 this service fills), because the generated messages cost several µs a span, which on a 0.3 ms prediction
 is what the goal allows for all of tracing; a span's name and attributes are kept encoded once made, since
-a route's repeat. The sending is :mod:`registry.otlp_http`'s.
+a route's repeat, and each span's own fields (ids, times, state, status) are written by compiled code
+(``registry/native/span_encoding.c``), where the same loop in Python cost more instructions than all the rest
+of a traced request's export. The sending is :mod:`registry.otlp_http`'s.
 """
 from __future__ import annotations
 
@@ -18,6 +20,12 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+
+try:
+    from registry.span_encoding import encode_request
+except ImportError as exc:  # a checkout whose compiled parts were not built
+    raise ImportError(f"registry.span_encoding is not built ({exc}): `pip install -e .` (or `make`) builds it "
+                      "(it needs a C compiler, cc)") from exc
 
 log = logging.getLogger(__name__)
 
@@ -182,29 +190,10 @@ class OtlpEncoder:
         self._resource = _field(1, b"".join(_key_value(1, key, value) for key, value in resource.items()))
         self._scope = _field(1, _field(1, scope.encode()))
 
-    def encode(self, spans: Sequence[Ended]) -> bytes:
-        """The request's bytes for ``spans``. One loop, its names local: this runs for every span sent."""
-        parts = [self._scope]
-        append, blocks, ids, ids_parent, times = parts.append, self._blocks, _IDS.pack, _IDS_PARENT.pack, _TIMES.pack
-        for name, trace_id, span_id, parent_id, remote, kind, state, start, end, names, values, error in spans:
-            key = (name, kind, remote, names, values)
-            kinds = tuple(map(type, values))  # 1 and True are equal keys, and encoded apart
-            block = blocks.get(key)
-            if block is None or block[0] != kinds:
-                block = self._block(key, kinds)
-            if parent_id:
-                head = ids_parent(b"\x0a\x10", trace_id >> 64, trace_id & _LOW, b"\x12\x08", span_id, b"\x22\x08",
-                                  parent_id)
-            else:
-                head = ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW, b"\x12\x08", span_id)
-            tail = block[1] if not state and error is None else block[1] + _rare(state, error)
-            size = len(head) + _TIMES.size + len(tail)  # ScopeSpans.spans (2): a child's fits a one-byte length
-            append(_SPAN_TAGS[size] if size < 128 else b"\x12" + _varint(size))
-            append(head)
-            append(times(0x39, start, 0x41, end))  # start (7) and end (8), fixed64
-            append(tail)
-        scope_spans = _field(2, b"".join(parts))  # ResourceSpans.scope_spans (2)
-        return _field(1, self._resource + scope_spans)  # ExportTraceServiceRequest.resource_spans (1)
+    def encode(self, spans: list[Ended]) -> bytes:
+        """The request's bytes for ``spans``, written by compiled code (:func:`registry.span_encoding.encode_request`)
+        around the resource, the scope and the blocks this encoder keeps."""
+        return encode_request(self._resource, self._scope, spans, self._blocks, self._block)
 
     def _block(self, key: tuple, kinds: tuple) -> tuple[tuple, bytes]:
         """What a span shares with others of its name, kind, remoteness and attributes (``key``): name (5), kind
@@ -218,19 +207,6 @@ class OtlpEncoder:
         return kinds, encoded
 
 
-def _rare(state: str, error: str | None) -> bytes:
-    """A span's trace state (3) and error status (15: Status { message (2), code (3) }), when it has them."""
-    encoded = _field(3, state.encode()) if state else b""
-    if error is None:
-        return encoded
-    return encoded + _field(15, (_field(2, error.encode()) if error else b"") + b"\x18\x02")
-
-
-_LOW = 2**64 - 1
-_SPAN_TAGS = [bytes((0x12, size)) for size in range(128)]
-_IDS = struct.Struct(">2sQQ2sQ")  # trace_id (1), span_id (2): bytes, big-endian
-_IDS_PARENT = struct.Struct(">2sQQ2sQ2sQ")  # and parent_span_id (4)
-_TIMES = struct.Struct("<BQBQ")  # start (7) and end (8), fixed64
 # flags (16), fixed32 (its tag takes two bytes): a local parent's, and a remote one's
 _FLAGS = {False: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE),
           True: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)}
