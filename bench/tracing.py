@@ -11,9 +11,12 @@ round starting one target further on, so drift in the machine's load reaches all
 With ``--split-cpus`` the servers run on the first half of the machine's CPUs, and wrk and the receiver on the
 rest (``bench/harness/cpus.py``): a deployment's callers and collector run elsewhere, and sharing the cores
 charges their work (the receiver's decoding grows with the spans sent) to the server's rps.
+``--traced-baseline`` adds a fifth server, ``on, before``: another checkout traced as ``on`` is, so that a change
+to the recorder is measured against the code before it in the same run.
 
-    git archive $(git merge-base HEAD main) | tar -x -C /tmp/base   # and its compiled walker: make, or copy the .so
-    .venv/bin/python -m bench.tracing --baseline /tmp/base [--split-cpus]
+    git archive $(git merge-base HEAD main) | tar -x -C /tmp/base
+    (cd /tmp/base && "$OLDPWD/.venv/bin/python" setup.py build_ext --inplace)   # its compiled parts
+    .venv/bin/python -m bench.tracing --baseline /tmp/base [--split-cpus] [--traced-baseline /tmp/before]
 
 Prints requests per second, p99 and server CPU per request of each target, the ratios that the goals
 name (off ÷ baseline ≥ 0.98, on ÷ off ≥ 0.90), and the spans the receiver got per request, and
@@ -48,11 +51,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--traced-baseline", type=Path,
+                        help="another checkout to measure traced at 100 %% alongside (``on, before``: ÷ off)")
     parser.add_argument("--split-cpus", action="store_true",
                         help="servers on the first half of the CPUs, wrk and the receiver on the rest")
     args = parser.parse_args()
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           "options": {**vars(args), "baseline": str(args.baseline)},
+           "options": {**vars(args), "baseline": str(args.baseline), "traced_baseline": str(args.traced_baseline)},
            "baseline_commit": commit_of(args.baseline), "machine": report.machine_facts()}
     server_cpus, caller_cpus = cpus.split(cpus.available()) if args.split_cpus else (None, None)
     if caller_cpus is not None:
@@ -64,7 +69,8 @@ def main() -> None:
         estimator = models.fit(MODEL)
         servers = {}
         try:
-            for name, (repo, settings) in targets(args.baseline.resolve(), receiver.endpoint).items():
+            for name, (repo, settings) in targets(args.baseline.resolve(), receiver.endpoint,
+                                                  args.traced_baseline and args.traced_baseline.resolve()).items():
                 with cpus.pinned(server_cpus):
                     servers[name] = _serve(repo, root / name, settings, estimator)
             # one worker's share says nothing on fewer CPUs than workers: whichever runs, the CPUs are busy
@@ -79,14 +85,16 @@ def main() -> None:
     report.save("tracing", run, text, HERE / "results", latest="tracing")
 
 
-def targets(baseline: Path, endpoint: str) -> dict[str, tuple[Path, dict]]:
-    """Each target's checkout and the settings it runs with."""
+def targets(baseline: Path, endpoint: str, traced_baseline: Path | None = None) -> dict[str, tuple[Path, dict]]:
+    """Each target's checkout and the settings it runs with (``on, before``: ``traced_baseline`` traced, if given)."""
     on = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "bench-tracing"}
+    untouched = {"PYTHONDONTWRITEBYTECODE": "1"}  # nothing written into another checkout
     return {
-        "baseline": (baseline, {"PYTHONDONTWRITEBYTECODE": "1"}),  # nothing written into that checkout
+        "baseline": (baseline, untouched),
         "off": (HERE.parent, {}),
         "on": (HERE.parent, on),
         "on-10%": (HERE.parent, {**on, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}),
+        **({"on, before": (traced_baseline, {**untouched, **on})} if traced_baseline else {}),
     }
 
 
