@@ -177,19 +177,21 @@ def die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def wait_serving(live: LiveRegistry) -> None:
-    """Wait until ``live`` answers /readyz and has forked every worker (the first answers alone)."""
-    wait_ready(live.url, live.process, live.log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+def wait_serving(live: LiveRegistry, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    """Wait until ``live`` answers /readyz and has forked every worker (the first answers alone), within ``timeout``
+    seconds for each."""
+    wait_ready(live.url, live.process, live.log_path, timeout)
+    deadline = time.monotonic() + timeout
     while len(psutil.Process(live.process.pid).children()) < live.workers:
         if live.process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"gunicorn did not fork its {live.workers} workers:\n{live.log_path.read_text()[-4000:]}")
         time.sleep(0.05)
 
 
-def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    """Wait until ``url``/readyz answers 200; raise with the log's tail if the process dies or stalls."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+def wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    """Wait until ``url``/readyz answers 200; raise with the log's tail if the process dies or stalls (``timeout``
+    seconds)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{log_path.read_text()[-4000:]}")
@@ -199,4 +201,4 @@ def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
         except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"gunicorn not ready in {STARTUP_TIMEOUT_SECONDS}s:\n{log_path.read_text()[-4000:]}")
+    raise RuntimeError(f"gunicorn not ready in {timeout:.0f}s:\n{log_path.read_text()[-4000:]}")
