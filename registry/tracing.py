@@ -7,9 +7,10 @@ OTLP over HTTP (:mod:`registry.otlp_http`: the endpoint, headers, timeout, compr
 of ``OTEL_EXPORTER_OTLP_*``); the resource is the SDK's reading of ``OTEL_SERVICE_NAME`` and
 ``OTEL_RESOURCE_ATTRIBUTES`` (the service is ``model-registry`` unless named).
 
-The spans themselves are this module's, not the SDK's: a span is a small object with random ids, its
-times and a dict of attributes, queued as a plain tuple when it ends (a request's steps with it; why a tuple:
-:data:`registry.span_export.FIELDS`); the SDK's cost more CPU than the single-row prediction they describe
+The spans themselves are this module's, not the SDK's: a span is a small compiled object
+(:mod:`registry.span_recording`) with random ids, its times and a dict of attributes, queued as a plain tuple
+when it ends (a request's steps with it; why a tuple: :data:`registry.span_export.FIELDS`); the SDK's cost more
+CPU than the single-row prediction they describe
 (locks, attribute checks, processor hooks, context objects, then its protobuf messages and its ``requests``
 session; docs/operations.md, "Traces", has the figures).
 What they do: W3C trace context in and out (``traceparent`` parsed as strictly as the SDK's propagator,
@@ -35,6 +36,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from opentelemetry.trace import INVALID_SPAN
 
+try:
+    from registry import span_recording
+except ImportError as exc:  # a checkout whose compiled parts were not built
+    raise ImportError(f"registry.span_recording is not built ({exc}): `pip install -e .` (or `make`) builds it "
+                      "(it needs a C compiler, cc)") from exc
+
 if TYPE_CHECKING:
     from opentelemetry.propagators.textmap import Getter
 
@@ -59,6 +66,14 @@ _pid: int | None = None  # the process that started it
 _current: ContextVar[_Span | None] = ContextVar("registry.tracing.current", default=None)
 _parent_based = True
 _root_bound = 2**64  # a root (or non-parent-based) trace is sampled when its id's low 64 bits are below it
+
+# Spans are compiled (registry/native/span_recording.c; their docstrings say what each part does): in Python a
+# single-row prediction's four steps cost it more than any one of its own steps. span(name) opens a step of the
+# current span (the shared no-op when off or untraced), whose `with` block ends it and leaves it to its span; a
+# span's end_at queues it with its steps on this module's _recorder, read by the compiled code from these globals.
+_Span = span_recording.Span
+span = span_recording.child
+span_recording.share(globals())
 
 
 def start(exporters: tuple[str, ...], environ: Mapping[str, str] | None = None) -> None:
@@ -142,105 +157,6 @@ def dropped() -> int:
 def enabled() -> bool:
     """Whether this process sends spans."""
     return _recorder is not None
-
-
-class _Span:
-    """One span: ids, times, attributes; sent when it ends if sampled. A child's ``with`` block ends it, marked
-    an error by an exception that leaves it (by the exception's class name only: its message may quote
-    the inputs)."""
-
-    __slots__ = ("name", "trace_id", "span_id", "parent_id", "remote", "sampled", "flags", "state", "kind", "start",
-                 "end", "attributes", "error", "steps")
-
-    def __init__(self, name: str, trace_id: int, parent_id: int, sampled: bool, kind: int, start: int,
-                 attributes: dict, remote: bool = False, flags: int = 1, state: str = ""):
-        # positional, and no work beyond the assignments: a request makes one of these, its steps are _Steps
-        self.name, self.trace_id, self.span_id, self.parent_id = name, trace_id, getrandbits(64) or 1, parent_id
-        self.sampled, self.kind, self.start, self.attributes = sampled, kind, start, attributes
-        self.remote, self.flags, self.state, self.end, self.error = remote, flags, state, 0, None
-        self.steps: list[_Step] = []  # its ended children, queued with it when it ends
-
-    def is_recording(self) -> bool:
-        """Whether the span is sampled (its attributes are sent)."""
-        return self.sampled
-
-    def set_attribute(self, key: str, value: object) -> None:
-        """Set one attribute (a string, boolean, integer or float)."""
-        self.attributes[key] = value
-
-    def set_attributes(self, attributes: Mapping[str, object]) -> None:
-        """Set several attributes."""
-        self.attributes.update(attributes)
-
-    def end_at(self, end_ns: int | None = None) -> None:
-        """End the span (now, or at ``end_ns``) and queue it, with its steps ended so far, to be sent when sampled.
-        Its steps are let go: a step refers to its span, and the span no longer to them, so that reference counts
-        free them all with the request (a cycle would wait for the cycle collector)."""
-        self.end = time_ns() if end_ns is None else end_ns
-        steps, self.steps = self.steps, []
-        recorder = _recorder
-        if self.sampled and recorder is not None:
-            recorder.add(self.ended(), [step.ended() for step in steps])
-
-    def ended(self) -> tuple:
-        """The span as the recorder queues it (:data:`registry.span_export.FIELDS`)."""
-        attributes = self.attributes
-        return (self.name, self.trace_id, self.span_id, self.parent_id, self.remote, self.kind, self.state, self.start,
-                self.end, tuple(attributes), tuple(attributes.values()), self.error)
-
-    def __enter__(self) -> _Span:
-        return self
-
-    def __exit__(self, kind, error, _traceback) -> None:
-        if error is not None:
-            self.error = kind.__name__
-        self.end_at()
-
-
-class _Step:
-    """A step of a traced request (``parse``, ``resolve``, ``predict``…): a child span of the request's, kept by it
-    when it ends and queued with it, so that a step costs its request no call into the recorder. A step that ends
-    after its request's span (none of the data plane's do) is queued alone. Marked an error by an exception that
-    leaves its ``with`` block (by the exception's class name only: its message may quote the inputs)."""
-
-    __slots__ = ("name", "parent", "trace_id", "span_id", "parent_id", "start", "end", "attributes", "error")
-
-    def __init__(self, name: str, parent: _Span):
-        self.name, self.parent, self.trace_id, self.parent_id = name, parent, parent.trace_id, parent.span_id
-        self.span_id, self.attributes, self.error, self.start = getrandbits(64) or 1, {}, None, time_ns()
-
-    def is_recording(self) -> bool:
-        """A step is made only for a sampled request."""
-        return True
-
-    def set_attribute(self, key: str, value: object) -> None:
-        """Set one attribute (a string, boolean, integer or float)."""
-        self.attributes[key] = value
-
-    def set_attributes(self, attributes: Mapping[str, object]) -> None:
-        """Set several attributes."""
-        self.attributes.update(attributes)
-
-    def __enter__(self) -> _Step:
-        return self
-
-    def __exit__(self, kind, error, _traceback) -> None:
-        self.end = time_ns()
-        if error is not None:
-            self.error = kind.__name__
-        parent = self.parent
-        if not parent.end:
-            parent.steps.append(self)
-            return
-        recorder = _recorder
-        if recorder is not None:
-            recorder.add(self.ended())
-
-    def ended(self) -> tuple:
-        """The step as the recorder queues it (:data:`registry.span_export.FIELDS`)."""
-        attributes = self.attributes
-        return (self.name, self.trace_id, self.span_id, self.parent_id, False, INTERNAL, "", self.start, self.end,
-                tuple(attributes), tuple(attributes.values()), self.error)
 
 
 class Served:
@@ -331,16 +247,6 @@ def _tracestate(values: list[str] | None) -> str:
     from opentelemetry.trace.span import TraceState
 
     return TraceState.from_header(values).to_header()
-
-
-def span(name: str) -> nullcontext | _Step:
-    """A child of the current span for the block (``parse``, ``resolve``, ``predict``…), ended when it ends and
-    marked an error by an exception that leaves it; the shared no-op when tracing is off or nothing is traced.
-    Not made current: the steps of a request have no children."""
-    parent = _current.get()
-    if parent is None or not parent.sampled:
-        return _OFF
-    return _Step(name, parent)
 
 
 def current():
