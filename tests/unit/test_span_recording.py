@@ -142,7 +142,6 @@ def test_recording_leaks_no_reference(queued):
     assert (sys.getrefcount(name), sys.getrefcount("resolve"), sys.getrefcount(tracing._OFF)) == before
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="a forked child's ids need fork")
 def test_a_forked_child_makes_other_span_ids_than_its_parent():
     read, write = os.pipe()
     pid = os.fork()
