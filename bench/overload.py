@@ -60,12 +60,16 @@ def main() -> None:
                         help="call quiet at this many requests a second, by 4 paced callers "
                              "(runs compared at one load)")
     parser.add_argument("--seconds", type=float, default=10.0, help="the flood's length")
-    parser.add_argument("--idle", type=float, default=5.0, help="each quiet phase's length")
+    parser.add_argument("--idle", type=float, default=None,
+                        help="each quiet phase's length; default: the flood's (--seconds), so that the idle p99 "
+                             "rests on as many answers as the flood's")
     parser.add_argument("--deadline", type=float, default=1.0, help="X-Request-Timeout of every request")
     parser.add_argument("--split-cpus", action="store_true",
                         help="the server on the first half of the CPUs, every caller on the rest "
                              "(bench/harness/cpus.py)")
     args = parser.parse_args()
+    if args.idle is None:
+        args.idle = args.seconds
     scenario = Scenario(args.flood_threads, args.interval, args.idle, args.seconds, args.deadline, args.flood_times,
                         quiet_share=args.quiet_share, flood_rate=args.flood_rate,
                         quiet_rate=args.quiet_rate)
