@@ -74,6 +74,20 @@ WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
 WORKER_THREADS = _int("WORKER_THREADS", 4)
 
 
+def back_lane_nice(value: str) -> int | None:
+    """``BACK_LANE_NICE``: a nice value from 1 to 19, or None for ``off``."""
+    value = value.strip().lower()
+    if value == "off":
+        return None
+    if value.isdigit() and 1 <= int(value) <= 19:
+        return int(value)
+    raise ValueError(f"BACK_LANE_NICE must be off or a nice value from 1 to 19, not {value!r}")
+
+
+# Each worker's back lane in a process of its own at this nice value (deploy/back_lane.py); off: in the worker.
+BACK_LANE_NICE = back_lane_nice(os.environ.get("BACK_LANE_NICE", "off"))
+
+
 class Config:
     """Settings of one deployment; ``create_app`` copies them into ``app.config``."""
 

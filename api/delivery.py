@@ -29,7 +29,8 @@ def init_app(app: Flask) -> None:
         ),
     )
     app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
-    lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
+    lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app),
+                          background=True)
     committed.connect(_wake_on_events)  # once per process: connecting again changes nothing
 
 

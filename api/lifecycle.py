@@ -6,7 +6,9 @@ The server calls :meth:`Lifecycle.start` when a worker is ready and :meth:`Lifec
 goes (gunicorn's ``post_worker_init`` and ``worker_exit`` hooks, ``deploy/gunicorn_conf.py``, do only
 that); a server without such hooks gets the starts from the first request, whichever path answers
 it (Flask's hooks, or the predict fast path): once they ran, it is a flag check. Starts run in the
-order they were registered, stops in the reverse order.
+order they were registered, stops in the reverse order. A worker's back process (``BACK_LANE_NICE``,
+``deploy/back_lane.py``) only answers the requests its worker hands it: it starts every part but the
+background ones (the leader-elected loops, the webhook deliverer), which its worker runs.
 """
 from __future__ import annotations
 
@@ -26,31 +28,36 @@ class Lifecycle:
     """The starts and stops of the parts of one app, run once per process."""
 
     def __init__(self):
-        self._parts: list[tuple[str, Callable[[], object] | None, Callable[[], object] | None]] = []
+        self._parts: list[tuple[str, Callable[[], object] | None, Callable[[], object] | None, bool]] = []
         self._started_in: int | None = None  # the process that ran the starts
+        self._skipped: set[str] = set()  # the background parts this process did not start
         self._lock = threading.Lock()
 
     def add(self, name: str, *, start: Callable[[], object] | None = None,
-            stop: Callable[[], object] | None = None) -> None:
-        """Register a part: ``start`` runs when a worker starts, ``stop`` before it exits."""
-        self._parts.append((name, start, stop))
+            stop: Callable[[], object] | None = None, background: bool = False) -> None:
+        """Register a part: ``start`` runs when a worker starts, ``stop`` before it exits; a ``background`` part is
+        work a process does beside answering requests, which a back process leaves to its worker."""
+        self._parts.append((name, start, stop, background))
 
-    def start(self) -> None:
-        """Run every start, once per process (a forked worker runs its own)."""
+    def start(self, *, background: bool = True) -> None:
+        """Run every start, once per process (a forked worker runs its own); without ``background``, not the
+        background parts' (nor, later, their stops)."""
         if self._started_in == os.getpid():
             return
         with self._lock:
             if self._started_in == os.getpid():
                 return
-            for _, start, _ in self._parts:
-                if start is not None:
+            self._skipped = set() if background else {name for name, *_, part_background in self._parts
+                                                      if part_background}
+            for name, start, _, _ in self._parts:
+                if start is not None and name not in self._skipped:
                     start()
             self._started_in = os.getpid()
 
     def stop(self) -> None:
         """Run every stop, the last registered first; one that fails is logged and the others still run."""
-        for name, _, stop in reversed(self._parts):
-            if stop is None:
+        for name, _, stop, _ in reversed(self._parts):
+            if stop is None or name in self._skipped:
                 continue
             try:
                 stop()

@@ -10,6 +10,8 @@ dropped here; the model's requests are answered (or refused) in their turn, and 
 the wait (``X-Request-Timeout``, from the request's arrival).
 """
 import re
+import threading
+import time
 
 from flask import Flask
 
@@ -28,18 +30,32 @@ class QueueOrder:
 
     def __init__(self, admission: Admission):
         self._admission = admission
+        self._held: dict[str, float] = {}  # model -> until when its predictions go last (bounded by the threads)
+        self._lock = threading.Lock()
 
     def active(self) -> bool:
         """Whether any request may go to the back now: not while so few predictions are in flight that no model
-        holds its bound (then the worker reads no request's first bytes)."""
-        return not self._admission.quiet
+        holds its bound and none is held (then the worker reads no request's first bytes)."""
+        return not self._admission.quiet or bool(self._held)
 
-    def later(self, head: bytes) -> bool:
-        """Whether the request that starts with ``head`` is a prediction of a model holding its bound."""
+    def later(self, head: bytes, hold_seconds: float = 0.0) -> bool:
+        """Whether the request that starts with ``head`` is a prediction of a model holding its bound, or of one held:
+        with ``hold_seconds``, a model found at its bound is held that long, so that all of a flood's requests go
+        later, not only those beyond the bound (a worker with a back process hands them all to it,
+        ``deploy/back_lane.py``)."""
         found = PREDICTION.match(head)
         if found is None:
             return False
-        return self._admission.at_bound((found.group(1) or found.group(2)).decode("ascii"))
+        model = (found.group(1) or found.group(2)).decode("ascii")
+        now = time.monotonic()
+        with self._lock:
+            if self._admission.at_bound(model):
+                if hold_seconds > 0:
+                    self._held[model] = now + hold_seconds
+                return True
+            for name in [name for name, until in self._held.items() if until <= now]:
+                del self._held[name]
+            return model in self._held
 
 
 def init_app(app: Flask) -> None:

@@ -133,7 +133,8 @@ def post_worker_init(worker):
     models warmed and watched, its webhook deliverer, its background loops, its shared metrics)."""
     from api import lifecycle
 
-    lifecycle.of(worker.app.wsgi()).start()
+    # A back process (BACK_LANE_NICE, deploy/back_lane.py) answers requests only; its worker runs the background.
+    lifecycle.of(worker.app.wsgi()).start(background=not getattr(worker, "is_back", False))
 
 
 def worker_exit(server, worker):
@@ -143,6 +144,10 @@ def worker_exit(server, worker):
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
         lifecycle.of(worker.app.wsgi()).stop()
+    if getattr(worker, "back_pid", None):  # its back process (BACK_LANE_NICE) has ended: its gauges leave too
+        from registry.process import metric_files
+
+        metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.back_pid)
 
 
 def child_exit(server, worker):

@@ -1,0 +1,175 @@
+"""Each worker's back lane in a process of its own (``BACK_LANE_NICE``, deploy/back_lane.py), on a real gunicorn.
+
+One worker of two threads, one prediction of a model at a time while others are asked, its back process at nice
+10 and every large walk at nice 19. A long prediction of ``hot`` holds the worker's bound; the next ``hot``
+requests are handed to the back process and answered there, and their kept-alive connection comes back to the
+worker for the caller's next request. gunicorn's access log says which process answered each request
+(``%(p)s``, its pid). A graceful stop answers what the back process holds; a back process killed takes its
+worker down, and gunicorn starts the pair again."""
+import http.client
+import json
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import psutil
+import pytest
+import requests
+
+from bench import models
+from bench.harness import server
+from bench.harness.overload import serve_models
+from tests.databases import BACKEND, fresh_database
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "sqlite", reason="the back process is each worker's own; the database plays no part in it")
+
+ADMIN_TOKEN = "e2e-back-lane-token"
+LONG_ROWS = 100_000  # rows of a long prediction: 300 trees × 100,000 rows, tenths of a second on an idle machine
+BACK_NICE, WALK_NICE = 10, 19
+WAIT = 60  # seconds; a bound on waiting for the server, so a broken test fails instead of hanging
+
+
+def start(root: Path, url: str):
+    env = {"WORKER_THREADS": 2, "MAX_IN_FLIGHT_PER_MODEL": 1, "MAX_IN_FLIGHT": 2, "MAX_BATCH_ROWS": LONG_ROWS,
+           "BACK_LANE_NICE": BACK_NICE, "LOW_PRIORITY_NICE": WALK_NICE, "PREDICTION_LOG_SAMPLE": 0.0,
+           "ACCESS_LOG": str(root / "access.log"), "GUNICORN_CMD_ARGS": "--access-logformat '%(p)s \"%(r)s\" %(s)s'"}
+    return server.running(url, root, ADMIN_TOKEN, workers=1, env=env)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("back-lane")
+    with fresh_database(root) as url, start(root, url) as (live,):
+        live.access_log = root / "access.log"
+        yield live
+
+
+@pytest.fixture(scope="module")
+def bodies(live):
+    (hot, small), (quiet, quiet_body) = serve_models(live)
+    X, _ = models.training_data()
+    long_body = json.dumps({"instances": np.resize(np.round(X, 6), (LONG_ROWS, X.shape[1])).tolist()}).encode()
+    small = json.dumps({"instances": json.loads(small)["instances"][:1]}).encode()
+    return {"hot": (f"/models/{hot}/predict", small), "long": (f"/models/{hot}/production/predict", long_body),
+            "quiet": (f"/models/{quiet}/predict", quiet_body)}
+
+
+def pair(live) -> tuple[psutil.Process, psutil.Process]:
+    """The worker and its back process, once both run."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        workers = psutil.Process(live.process.pid).children()
+        if len(workers) == 1 and len(children := workers[0].children()) == 1:
+            return workers[0], children[0]
+        assert time.monotonic() < deadline, f"no worker with its back process: {workers}"
+        time.sleep(0.05)
+
+
+def walking(pid: int) -> bool:
+    """Whether process ``pid`` runs a large walk now: a thread at WALK_NICE (field 19 of /proc/<pid>/task/<id>/stat)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[16]) == WALK_NICE:
+            return True
+    return False
+
+
+def wait_walking(pid: int) -> None:
+    deadline = time.monotonic() + WAIT
+    while not walking(pid):
+        assert time.monotonic() < deadline, f"process {pid} did not start its long prediction"
+        time.sleep(0.001)
+
+
+def connected(url: str) -> http.client.HTTPConnection:
+    """A kept-alive connection to the server, its first request answered (the worker keeps it in its poller)."""
+    place = urlsplit(url)
+    connection = http.client.HTTPConnection(place.hostname, place.port, timeout=WAIT)
+    connection.request("GET", "/healthz")
+    assert answered(connection)[0] == 200
+    return connection
+
+
+def send(connection: http.client.HTTPConnection, request: tuple[str, bytes]) -> None:
+    connection.request("POST", request[0], request[1], {"Content-Type": "application/json"})
+
+
+def answered(connection: http.client.HTTPConnection) -> tuple[int, bytes]:
+    reply = connection.getresponse()
+    return reply.status, reply.read()
+
+
+def answerers(access_log: Path, count: int) -> list[tuple[int, str, str]]:
+    """(pid, path, status) of the predictions in ``access_log`` in the order answered, once it holds ``count``.
+
+    gunicorn writes a request's line after its answer is sent, so a caller may hold the answer a moment before
+    the line is written."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        lines = [line for line in access_log.read_text().splitlines() if '"POST /models/' in line]
+        if len(lines) >= count:
+            return [(int(line.split()[0].strip("<>")), line.split('"')[1].split()[1], line.split()[-1])
+                    for line in lines]
+        assert time.monotonic() < deadline, f"{len(lines)} predictions logged, not {count}"
+        time.sleep(0.01)
+
+
+def test_a_model_at_its_bound_is_answered_by_the_back_process_and_the_connection_comes_back(live, bodies):
+    worker, back = pair(live)
+    assert (worker.nice(), back.nice()) == (0, BACK_NICE)
+    assert back.num_threads() < worker.num_threads()  # its worker runs the background loops and webhook deliveries
+    first, other = connected(live.url), connected(live.url)
+    send(other, bodies["quiet"])  # quiet asked: hot keeps to its bound from now on
+    assert answered(other)[0] == 200
+    before = len(answerers(live.access_log, 0))
+
+    send(first, bodies["long"])
+    wait_walking(worker.pid)  # the long prediction holds hot's one slot in the worker
+    send(other, bodies["hot"])
+    status, body = answered(other)
+    assert status == 200 and len(json.loads(body)["predictions"]) == 1
+    assert walking(worker.pid), "the long prediction ended before hot was asked again: make it longer"
+    send(other, bodies["quiet"])  # the same connection, given back to the worker
+    assert answered(other)[0] == 200
+    assert answered(first)[0] == 200
+
+    assert answerers(live.access_log, before + 3)[before:] == [
+        (back.pid, bodies["hot"][0], "200"), (worker.pid, bodies["quiet"][0], "200"),
+        (worker.pid, bodies["long"][0], "200")]
+
+
+def test_a_back_process_that_dies_takes_its_worker_down_and_gunicorn_starts_the_pair_again(live, bodies):
+    worker, back = pair(live)
+    back.kill()
+    worker.wait(WAIT)  # it stopped on its own, gracefully: gunicorn's master did not kill it
+    new_worker, new_back = pair(live)
+    assert new_worker.pid != worker.pid and new_back.nice() == BACK_NICE
+    server.wait_ready(live.url, live.process, live.log_path)
+    answer = requests.post(f"{live.url}{bodies['hot'][0]}", data=bodies["hot"][1], timeout=WAIT,
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200
+    assert f"back process {back.pid} ended" in live.log_path.read_text()
+
+
+def test_a_graceful_stop_answers_what_the_back_process_holds(tmp_path, bodies):
+    with fresh_database(tmp_path) as url, start(tmp_path, url) as (stopping,):
+        (hot, _small), _quiet = serve_models(stopping)
+        long_path = f"/models/{hot}/production/predict"
+        worker, back = pair(stopping)
+        first, second = connected(stopping.url), connected(stopping.url)
+        first.request("POST", long_path, bodies["long"][1], {"Content-Type": "application/json"})
+        wait_walking(worker.pid)
+        second.request("POST", long_path, bodies["long"][1], {"Content-Type": "application/json"})
+        wait_walking(back.pid)  # handed over, and computing there
+        stopping.process.send_signal(signal.SIGTERM)
+        assert [answered(first)[0], answered(second)[0]] == [200, 200]
+        assert stopping.process.wait(WAIT) == 0
+        assert not back.is_running()
+        assert [(pid, status) for pid, _path, status in answerers(tmp_path / "access.log", 2)[-2:]] in (
+            [(worker.pid, "200"), (back.pid, "200")], [(back.pid, "200"), (worker.pid, "200")])
