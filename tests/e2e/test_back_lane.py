@@ -11,7 +11,6 @@ import json
 import signal
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import psutil
@@ -22,6 +21,8 @@ from bench import models
 from bench.harness import server
 from bench.harness.overload import serve_models
 from tests.databases import BACKEND, fresh_database
+from tests.e2e.test_overload import niced_threads
+from tests.e2e.test_queue_order import connected, logged_predictions
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite", reason="the back process is each worker's own; the database plays no part in it")
@@ -68,32 +69,12 @@ def pair(live) -> tuple[psutil.Process, psutil.Process]:
         time.sleep(0.05)
 
 
-def walking(pid: int) -> bool:
-    """Whether process ``pid`` runs a large walk now: a thread at WALK_NICE (field 19 of /proc/<pid>/task/<id>/stat)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[16]) == WALK_NICE:
-            return True
-    return False
-
-
 def wait_walking(pid: int) -> None:
+    """Wait until process ``pid`` runs a large walk: a thread at WALK_NICE."""
     deadline = time.monotonic() + WAIT
-    while not walking(pid):
+    while not niced_threads(pid, WALK_NICE):
         assert time.monotonic() < deadline, f"process {pid} did not start its long prediction"
         time.sleep(0.001)
-
-
-def connected(url: str) -> http.client.HTTPConnection:
-    """A kept-alive connection to the server, its first request answered (the worker keeps it in its poller)."""
-    place = urlsplit(url)
-    connection = http.client.HTTPConnection(place.hostname, place.port, timeout=WAIT)
-    connection.request("GET", "/healthz")
-    assert answered(connection)[0] == 200
-    return connection
 
 
 def send(connection: http.client.HTTPConnection, request: tuple[str, bytes]) -> None:
@@ -106,18 +87,9 @@ def answered(connection: http.client.HTTPConnection) -> tuple[int, bytes]:
 
 
 def answerers(access_log: Path, count: int) -> list[tuple[int, str, str]]:
-    """(pid, path, status) of the predictions in ``access_log`` in the order answered, once it holds ``count``.
-
-    gunicorn writes a request's line after its answer is sent, so a caller may hold the answer a moment before
-    the line is written."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        lines = [line for line in access_log.read_text().splitlines() if '"POST /models/' in line]
-        if len(lines) >= count:
-            return [(int(line.split()[0].strip("<>")), line.split('"')[1].split()[1], line.split()[-1])
-                    for line in lines]
-        assert time.monotonic() < deadline, f"{len(lines)} predictions logged, not {count}"
-        time.sleep(0.01)
+    """(pid, path, status) of the predictions in ``access_log`` in the order answered, once it holds ``count``."""
+    return [(int(line.split()[0].strip("<>")), line.split('"')[1].split()[1], line.split()[-1])
+            for line in logged_predictions(access_log, count)]
 
 
 def test_a_model_at_its_bound_is_answered_by_the_back_process_and_the_connection_comes_back(live, bodies):
@@ -134,7 +106,7 @@ def test_a_model_at_its_bound_is_answered_by_the_back_process_and_the_connection
     send(other, bodies["hot"])
     status, body = answered(other)
     assert status == 200 and len(json.loads(body)["predictions"]) == 1
-    assert walking(worker.pid), "the long prediction ended before hot was asked again: make it longer"
+    assert niced_threads(worker.pid, WALK_NICE), "the long prediction ended before hot was asked again: make it longer"
     send(other, bodies["quiet"])  # the same connection, given back to the worker
     assert answered(other)[0] == 200
     assert answered(first)[0] == 200

@@ -107,15 +107,15 @@ def test_shadow_runs_are_shed_during_the_flood_and_run_again_after_it(live, outc
         time.sleep(0.2)
 
 
-def niced_threads(pid: int) -> set[int]:
-    """The threads of process ``pid`` at nice 10 (field 19 of /proc/<pid>/task/<id>/stat)."""
+def niced_threads(pid: int, nice: int = 10) -> set[int]:
+    """The threads of process ``pid`` at nice ``nice`` (field 19 of /proc/<pid>/task/<id>/stat)."""
     found = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
         except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
-        if int(stat[stat.rindex(")") + 2:].split()[16]) == 10:
+        if int(stat[stat.rindex(")") + 2:].split()[16]) == nice:
             found.add(int(task.name))
     return found
 

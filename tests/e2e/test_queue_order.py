@@ -56,7 +56,7 @@ def answered(connection: http.client.HTTPConnection) -> int:
 
 
 def logged_predictions(access_log, count: int) -> list[str]:
-    """The paths of the predictions in ``access_log``, in the order answered, once it holds ``count`` of them.
+    """The request lines of the predictions in ``access_log``, in the order answered, once it holds ``count`` of them.
 
     gunicorn writes a request's line after its answer is sent, so a caller may hold the answer a moment before
     the line is written."""
@@ -64,9 +64,14 @@ def logged_predictions(access_log, count: int) -> list[str]:
     while True:
         lines = [line for line in access_log.read_text().splitlines() if '"POST /models/' in line]
         if len(lines) >= count:
-            return [line.split('"')[1].split()[1] for line in lines]
+            return lines
         assert time.monotonic() < deadline, f"{len(lines)} predictions logged, not {count}"
         time.sleep(0.01)
+
+
+def logged_paths(access_log, count: int) -> list[str]:
+    """The paths of the predictions in ``access_log``, in the order answered, once it holds ``count`` of them."""
+    return [line.split('"')[1].split()[1] for line in logged_predictions(access_log, count)]
 
 
 def send(connection: http.client.HTTPConnection, path: str, body: bytes) -> None:
@@ -80,7 +85,7 @@ def test_a_model_at_its_bound_is_answered_after_the_others_queued_behind_it(live
     small = json.dumps({"instances": json.loads(small)["instances"][:1]}).encode()
     (worker,) = psutil.Process(live.process.pid).children()
     first, queued, last = connected(live.url), [connected(live.url) for _ in range(QUEUED)], connected(live.url)
-    before = len(logged_predictions(live.access_log, 0)) + 1
+    before = len(logged_paths(live.access_log, 0)) + 1
     send(last, f"/models/{quiet}/predict", quiet_body)  # quiet asked: hot keeps to its bound from now on
     assert answered(last) == 200
 
@@ -96,5 +101,5 @@ def test_a_model_at_its_bound_is_answered_after_the_others_queued_behind_it(live
 
     statuses = [answered(connection) for connection in (first, *queued, last)]
     assert statuses == [200] * (QUEUED + 2)
-    assert logged_predictions(live.access_log, before + QUEUED + 2)[before:] == [
+    assert logged_paths(live.access_log, before + QUEUED + 2)[before:] == [
         f"/models/{hot}/production/predict", f"/models/{quiet}/predict", *[f"/models/{hot}/predict"] * QUEUED]
