@@ -10,7 +10,6 @@ dropped here; the model's requests are answered (or refused) in their turn, and 
 the wait (``X-Request-Timeout``, from the request's arrival).
 """
 import re
-import threading
 import time
 
 from flask import Flask
@@ -26,12 +25,13 @@ PREDICTION = re.compile(
 
 
 class QueueOrder:
-    """The worker's ``queue_order``: a prediction of a model holding its bound in ``admission`` comes later."""
+    """The worker's ``queue_order``: a prediction of a model holding its bound in ``admission`` comes later. Asked by
+    the worker's loop only, one request at a time."""
 
     def __init__(self, admission: Admission):
         self._admission = admission
-        self._held: dict[str, float] = {}  # model -> until when its predictions go last (bounded by the threads)
-        self._lock = threading.Lock()
+        # model -> until when its predictions go last: models found at their bound, so loaded ones (a bounded few)
+        self._held: dict[str, float] = {}
 
     def active(self) -> bool:
         """Whether any request may go to the back now: not while so few predictions are in flight that no model
@@ -48,14 +48,13 @@ class QueueOrder:
             return False
         model = (found.group(1) or found.group(2)).decode("ascii")
         now = time.monotonic()
-        with self._lock:
-            if self._admission.at_bound(model):
-                if hold_seconds > 0:
-                    self._held[model] = now + hold_seconds
-                return True
-            for name in [name for name, until in self._held.items() if until <= now]:
-                del self._held[name]
-            return model in self._held
+        if self._admission.at_bound(model):
+            if hold_seconds > 0:
+                self._held[model] = now + hold_seconds
+            return True
+        for name in [name for name, until in self._held.items() if until <= now]:
+            del self._held[name]
+        return model in self._held
 
 
 def init_app(app: Flask) -> None:
