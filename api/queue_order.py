@@ -11,11 +11,13 @@ the wait (``X-Request-Timeout``, from the request's arrival).
 """
 import re
 import time
+from collections.abc import Callable
 
 from flask import Flask
 
 from api import domain
 from registry.serving.admission import Admission
+from registry.serving.runtime import Runtime
 
 _NAME = rb"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"  # registry.names.MODEL_NAME
 _SEGMENT = rb"[^/?# ]+"
@@ -28,8 +30,9 @@ class QueueOrder:
     """The worker's ``queue_order``: a prediction of a model holding its bound in ``admission`` comes later. Asked by
     the worker's loop only, one request at a time."""
 
-    def __init__(self, admission: Admission):
+    def __init__(self, admission: Admission, serve_behind: Callable[[int], None] = lambda nice: None):
         self._admission = admission
+        self._serve_behind = serve_behind
         # model -> until when its predictions go last: models found at their bound, so loaded ones (a bounded few)
         self._held: dict[str, float] = {}
 
@@ -56,7 +59,13 @@ class QueueOrder:
             del self._held[name]
         return model in self._held
 
+    def serve_behind(self, nice: int) -> None:
+        """Called in a worker's back process (at ``nice``), which takes what the worker's order puts later: it
+        serves them as :meth:`registry.serving.runtime.Runtime.serve_behind` says."""
+        self._serve_behind(nice)
+
 
 def init_app(app: Flask) -> None:
     """Give ``app`` the order its server's worker asks (``app.queue_order``), over its runtime's admission."""
-    app.queue_order = QueueOrder(app.extensions[domain.EXTENSION].runtime.admission)
+    runtime: Runtime = app.extensions[domain.EXTENSION].runtime
+    app.queue_order = QueueOrder(runtime.admission, runtime.serve_behind)

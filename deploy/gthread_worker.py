@@ -20,7 +20,8 @@ worker's queue before a thread picks it up. Three things change here, the rest i
 - **A back process.** With ``BACK_LANE_NICE``, the back lane is a process of its own at that nice value,
   forked by the worker as it starts (``deploy/back_lane.py``): the worker hands it the connection of each
   request it would put there, and of every prediction of a model that held its bound in the last second; the
-  back process answers it with the same app and gives a kept-alive connection back.
+  back process answers it with the same app (told so first: its order's ``serve_behind(nice)``) and gives a
+  kept-alive connection back.
 """
 import os
 import selectors
@@ -155,9 +156,13 @@ class ThreadWorker(GThreadWorker):
         return LanedPool(self.cfg.threads)
 
     def load_wsgi(self):
-        """Load the app as gunicorn does, called through :class:`Arrivals`; note its ``queue_order``."""
+        """Load the app as gunicorn does, called through :class:`Arrivals`; note its ``queue_order`` (which a back
+        process tells what it is)."""
         super().load_wsgi()
-        self._order = None if self.is_back else getattr(self.wsgi, "queue_order", None)
+        order = getattr(self.wsgi, "queue_order", None)
+        if self.is_back and order is not None:
+            order.serve_behind(BACK_LANE_NICE)
+        self._order = None if self.is_back else order
         self.wsgi = Arrivals(self.wsgi, self._handling)
 
     def enqueue_req(self, conn):

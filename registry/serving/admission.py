@@ -29,7 +29,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
 from registry.telemetry import PREDICTIONS_IN_FLIGHT
@@ -124,6 +124,11 @@ class Admission:
             return False
         with self._lock:
             return self._over_share(model)
+
+    def never_wait(self) -> None:
+        """From now on no request waits for a slot (``wait_seconds`` 0): each is refused at once when none is free."""
+        with self._lock:
+            self.bounds = replace(self.bounds, wait_seconds=0.0)
 
     @property
     def quiet(self) -> bool:

@@ -1,11 +1,11 @@
 """Each worker's back lane in a process of its own (``BACK_LANE_NICE``, deploy/back_lane.py), on a real gunicorn.
 
-One worker of two threads, one prediction of a model at a time while others are asked, its back process at nice
-10 and every large walk at nice 19. A long prediction of ``hot`` holds the worker's bound; the next ``hot``
-requests are handed to the back process and answered there, and their kept-alive connection comes back to the
-worker for the caller's next request. gunicorn's access log says which process answered each request
-(``%(p)s``, its pid). A graceful stop answers what the back process holds; a back process killed takes its
-worker down, and gunicorn starts the pair again."""
+One worker of two threads, one prediction of a model at a time while others are asked, its back process at nice 10;
+large walks at ``LOW_PRIORITY_NICE``'s default in the worker (nice 10) and as far below the back process (19). A
+long prediction of ``hot`` holds the worker's bound; the next ``hot`` requests are handed to the back process and
+answered there, and their kept-alive connection comes back to the worker for the caller's next request. gunicorn's
+access log says which process answered each request (``%(p)s``, its pid). A graceful stop answers what the back
+process holds; a back process killed takes its worker down, and gunicorn starts the pair again."""
 import http.client
 import json
 import signal
@@ -29,13 +29,14 @@ pytestmark = pytest.mark.skipif(
 
 ADMIN_TOKEN = "e2e-back-lane-token"
 LONG_ROWS = 100_000  # rows of a long prediction: 300 trees × 100,000 rows, tenths of a second on an idle machine
-BACK_NICE, WALK_NICE = 10, 19
+BACK_NICE = 10
+WORKER_WALK_NICE, BACK_WALK_NICE = 10, 19  # LOW_PRIORITY_NICE's default, in the worker and below the back process
 WAIT = 60  # seconds; a bound on waiting for the server, so a broken test fails instead of hanging
 
 
 def start(root: Path, url: str):
     env = {"WORKER_THREADS": 2, "MAX_IN_FLIGHT_PER_MODEL": 1, "MAX_IN_FLIGHT": 2, "MAX_BATCH_ROWS": LONG_ROWS,
-           "BACK_LANE_NICE": BACK_NICE, "LOW_PRIORITY_NICE": WALK_NICE, "PREDICTION_LOG_SAMPLE": 0.0,
+           "BACK_LANE_NICE": BACK_NICE, "PREDICTION_LOG_SAMPLE": 0.0,
            "ACCESS_LOG": str(root / "access.log"), "GUNICORN_CMD_ARGS": "--access-logformat '%(p)s \"%(r)s\" %(s)s'"}
     return server.running(url, root, ADMIN_TOKEN, workers=1, env=env)
 
@@ -69,10 +70,10 @@ def pair(live) -> tuple[psutil.Process, psutil.Process]:
         time.sleep(0.05)
 
 
-def wait_walking(pid: int) -> None:
-    """Wait until process ``pid`` runs a large walk: a thread at WALK_NICE."""
+def wait_walking(pid: int, nice: int) -> None:
+    """Wait until process ``pid`` runs a large walk: a thread at ``nice``."""
     deadline = time.monotonic() + WAIT
-    while not niced_threads(pid, WALK_NICE):
+    while not niced_threads(pid, nice):
         assert time.monotonic() < deadline, f"process {pid} did not start its long prediction"
         time.sleep(0.001)
 
@@ -102,11 +103,12 @@ def test_a_model_at_its_bound_is_answered_by_the_back_process_and_the_connection
     before = len(answerers(live.access_log, 0))
 
     send(first, bodies["long"])
-    wait_walking(worker.pid)  # the long prediction holds hot's one slot in the worker
+    wait_walking(worker.pid, WORKER_WALK_NICE)  # the long prediction holds hot's one slot in the worker
     send(other, bodies["hot"])
     status, body = answered(other)
     assert status == 200 and len(json.loads(body)["predictions"]) == 1
-    assert niced_threads(worker.pid, WALK_NICE), "the long prediction ended before hot was asked again: make it longer"
+    assert niced_threads(worker.pid, WORKER_WALK_NICE), \
+        "the long prediction ended before hot was asked again: make it longer"
     send(other, bodies["quiet"])  # the same connection, given back to the worker
     assert answered(other)[0] == 200
     assert answered(first)[0] == 200
@@ -136,9 +138,9 @@ def test_a_graceful_stop_answers_what_the_back_process_holds(tmp_path, bodies):
         worker, back = pair(stopping)
         first, second = connected(stopping.url), connected(stopping.url)
         first.request("POST", long_path, bodies["long"][1], {"Content-Type": "application/json"})
-        wait_walking(worker.pid)
+        wait_walking(worker.pid, WORKER_WALK_NICE)
         second.request("POST", long_path, bodies["long"][1], {"Content-Type": "application/json"})
-        wait_walking(back.pid)  # handed over, and computing there
+        wait_walking(back.pid, BACK_WALK_NICE)  # handed over, and computing there, below its process's own nice 10
         stopping.process.send_signal(signal.SIGTERM)
         assert [answered(first)[0], answered(second)[0]] == [200, 200]
         assert stopping.process.wait(WAIT) == 0
