@@ -28,7 +28,7 @@ PREDICTION = re.compile(
 
 class QueueOrder:
     """The worker's ``queue_order``: a prediction of a model holding its bound in ``admission`` comes later. Asked by
-    the worker's loop only, one request at a time."""
+    its process's loop only (a worker's, or its back process's), one request at a time."""
 
     def __init__(self, admission: Admission, serve_behind: Callable[[int], None] = lambda nice: None):
         self._admission = admission
@@ -46,10 +46,9 @@ class QueueOrder:
         with ``hold_seconds``, a model found at its bound is held that long, so that all of a flood's requests go
         later, not only those beyond the bound (a worker with a back process hands them all to it,
         ``deploy/back_lane.py``)."""
-        found = PREDICTION.match(head)
-        if found is None:
+        model = _model(head)
+        if model is None:
             return False
-        model = (found.group(1) or found.group(2)).decode("ascii")
         now = time.monotonic()
         if self._admission.at_bound(model):
             if hold_seconds > 0:
@@ -59,10 +58,31 @@ class QueueOrder:
             del self._held[name]
         return model in self._held
 
-    def serve_behind(self, nice: int) -> None:
+    def hold(self, head: bytes, hold_seconds: float) -> None:
+        """Hold the model of the prediction that starts with ``head`` later for the next ``hold_seconds`` (a back
+        process holds the model of each request its worker hands it, so that the connection's next request of that
+        model stays there); anything else is not held."""
+        model = _model(head)
+        if model is not None:
+            self._held[model] = max(self._held.get(model, 0.0), time.monotonic() + hold_seconds)
+
+    def serve_behind(self, nice: int, in_flight: Callable[[int], None]) -> None:
         """Called in a worker's back process (at ``nice``), which takes what the worker's order puts later: it
-        serves them as :meth:`registry.serving.runtime.Runtime.serve_behind` says."""
+        serves them as :meth:`registry.serving.runtime.Runtime.serve_behind` says, and tells ``in_flight`` its
+        predictions in flight, for its worker's shedding."""
         self._serve_behind(nice)
+        self._admission.publish_in_flight(in_flight)
+
+    def serve_before(self, back_in_flight: Callable[[], int]) -> None:
+        """Called in a worker with a back process, whose predictions in flight ``back_in_flight()`` says: the worker
+        sheds its shadow and mirror runs by the pair's predictions together."""
+        self._admission.shed_with(back_in_flight)
+
+
+def _model(head: bytes) -> str | None:
+    """The model of the prediction whose request starts with ``head``; None for any other request."""
+    found = PREDICTION.match(head)
+    return None if found is None else (found.group(1) or found.group(2)).decode("ascii")
 
 
 def init_app(app: Flask) -> None:

@@ -8,8 +8,9 @@ it starts any thread, a copy of itself that takes no connection of its own: its 
 the worker would put in its back lane (a prediction of a model at its bound in the worker,
 ``api/queue_order.py``) is handed to it instead, the connection's file descriptor passed over a Unix socket
 (``SCM_RIGHTS``) with the moment the request arrived, so that its deadline still counts from then. The back
-process answers that one request with the same app, at the lower priority, and hands a kept-alive
-connection back, so that the caller's next request is ordered by the worker again.
+process answers that request with the same app, at the lower priority, and keeps the kept-alive connection while
+the caller's next requests on it are predictions of the same model (its order holds them later there); the first
+that is not goes back to the worker, unread, for the worker to order.
 
 The pair stops together: on SIGTERM the worker stops sending on the socket, and each process answers what it
 holds (the back process, what it was handed before), within gunicorn's graceful timeout; the worker then waits
@@ -19,12 +20,13 @@ the pair again.
 
 A message is one ``SOCK_SEQPACKET`` datagram: ``READY`` (no descriptor) once the back process serves,
 ``HANDED`` with the connection's descriptor and its arrival (``time.monotonic()``, the same clock in every
-process of the machine) from the worker, ``RETURNED`` with a kept-alive connection's descriptor back.
+process of the machine) from the worker, ``RETURNED`` with a kept-alive connection's descriptor back (its next request unread).
 """
 from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 import os
 import signal
 import socket
@@ -42,13 +44,32 @@ _LARGEST = 1 + _ARRIVED.size
 PR_SET_PDEATHSIG = 1
 
 
+class InFlight:
+    """The back process's predictions in flight, in memory the pair shares (mapped before the fork): the back
+    process writes it as it changes, and its worker reads it to shed its shadow runs while the pair is busy."""
+
+    def __init__(self):
+        self._memory = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and shared: a child forked after sees the same page
+        self._count = memoryview(self._memory).cast("q")
+
+    def set(self, count: int) -> None:
+        """Write the count (one aligned 8-byte store)."""
+        self._count[0] = count
+
+    def get(self) -> int:
+        """The count last written."""
+        return self._count[0]
+
+
 class Channel:
     """One end of the socket between a worker and its back process, non-blocking: a send that would wait fails
-    (the caller keeps the request), so that neither side's loop ever blocks on the other."""
+    (the caller keeps the request), so that neither side's loop ever blocks on the other; and the back process's
+    predictions in flight (``in_flight``), which both ends share."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, in_flight: InFlight | None = None):
         self.sock = sock
         self.sock.setblocking(False)
+        self.in_flight = in_flight if in_flight is not None else InFlight()
 
     def fileno(self) -> int:
         """The socket's descriptor, for a selector."""
@@ -64,7 +85,7 @@ class Channel:
         return self._send(HANDED + _ARRIVED.pack(arrived), sock.fileno())
 
     def give_back(self, sock: socket.socket) -> bool:
-        """Pass a kept-alive connection back; False (nothing passed) if it cannot be now."""
+        """Pass a kept-alive connection back, its next request unread; False (nothing passed) if it cannot be now."""
         return self._send(RETURNED, sock.fileno())
 
     def receive(self) -> tuple[list[tuple[bytes, socket.socket | None, float | None]], bool]:
@@ -112,16 +133,17 @@ def fork(nice: int) -> tuple[int, Channel]:
     at ``nice`` and stopped (SIGTERM, a graceful stop) if the worker dies. Call it before any thread starts."""
     parent = os.getpid()
     worker_end, back_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    in_flight = InFlight()
     pid = os.fork()
     if pid:
         back_end.close()
-        return pid, Channel(worker_end)
+        return pid, Channel(worker_end, in_flight)
     worker_end.close()
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the worker died before the line above: nothing would stop this process
         os._exit(0)
     os.setpriority(os.PRIO_PROCESS, 0, nice)  # this thread's; every thread it starts inherits it
-    return 0, Channel(back_end)
+    return 0, Channel(back_end, in_flight)
 
 
 def wait(pid: int, timeout: float) -> None:

@@ -20,8 +20,11 @@ worker's queue before a thread picks it up. Three things change here, the rest i
 - **A back process.** With ``BACK_LANE_NICE``, the back lane is a process of its own at that nice value,
   forked by the worker as it starts (``deploy/back_lane.py``): the worker hands it the connection of each
   request it would put there, and of every prediction of a model that held its bound in the last second; the
-  back process answers it with the same app (told so first: its order's ``serve_behind(nice)``) and gives a
-  kept-alive connection back.
+  back process answers it with the same app (told so first: its order's ``serve_behind(nice, in_flight)``; the
+  worker's is told ``serve_before(back_in_flight)``, and sheds by the pair's predictions in flight). It keeps a
+  kept-alive connection while its order holds the model of the connection's next request later (held a second
+  from each request handed to it, ``hold(head, seconds)``, and while the model holds its bound there), and gives
+  the connection back to the worker, that request unread, when it does not.
 """
 import os
 import selectors
@@ -134,6 +137,8 @@ class ThreadWorker(GThreadWorker):
             return
         conn.data_ready = True  # the worker saw its request readable
         conn.arrived = arrived
+        if self._order is not None:  # its model's next requests on kept-alive connections stay here a while
+            self._order.hold(self._head(conn), back_lane.HOLD_SECONDS)
         self.nr_conns += 1
         self._submit(conn, later=False)
 
@@ -156,20 +161,27 @@ class ThreadWorker(GThreadWorker):
         return LanedPool(self.cfg.threads)
 
     def load_wsgi(self):
-        """Load the app as gunicorn does, called through :class:`Arrivals`; note its ``queue_order`` (which a back
-        process tells what it is)."""
+        """Load the app as gunicorn does, called through :class:`Arrivals`; note its ``queue_order``, and tell it,
+        with a back process, which process of the pair this is."""
         super().load_wsgi()
-        order = getattr(self.wsgi, "queue_order", None)
-        if self.is_back and order is not None:
-            order.serve_behind(BACK_LANE_NICE)
-        self._order = None if self.is_back else order
+        self._order = getattr(self.wsgi, "queue_order", None)
+        if self._order is not None and self._pair is not None:
+            if self.is_back:
+                self._order.serve_behind(BACK_LANE_NICE, self._pair.in_flight.set)
+            else:
+                self._order.serve_before(self._pair.in_flight.get)
         self.wsgi = Arrivals(self.wsgi, self._handling)
 
     def enqueue_req(self, conn):
-        """Queue ``conn``'s request for a thread, noting when, in the lane the app's order gives it."""
+        """Queue ``conn``'s request for a thread, noting when, in the lane the app's order gives it. In a back
+        process (the next request on a connection it kept alive), only a request its order still holds later is
+        answered here; another goes back to the worker, unread."""
         conn.arrived = time.monotonic()
         later = self._later(conn)
-        if not (later and self._hand_over(conn)):
+        if self.is_back:
+            if later or not self._give_back(conn):
+                self._submit(conn, later=False)
+        elif not (later and self._hand_over(conn)):
             self._submit(conn, later)
 
     def _submit(self, conn, later: bool) -> None:
@@ -187,18 +199,15 @@ class ThreadWorker(GThreadWorker):
         conn.close()  # this process's descriptor; the connection stays open in the back process
         return True
 
-    def finish_request(self, conn, fs):
-        """As gunicorn's, except that a back process gives a kept-alive connection back to its worker."""
-        if not (self.is_back and self._give_back(conn, fs)):
-            super().finish_request(conn, fs)
-
-    def _give_back(self, conn, fs) -> bool:
-        if not self.alive or fs.cancelled() or fs.exception() is not None or fs.result() is not True:
+    def _give_back(self, conn) -> bool:
+        """Give ``conn`` and its next request, unread, back to the worker, unless this back process stops or has
+        read some of that request already, or the socket to the worker is full; whether it went."""
+        if not self.alive or (conn.parser is not None and conn.parser.unreader.buf.getvalue()):
             return False
-        if conn.parser.unreader.buf.getvalue() or not self._pair.give_back(conn.sock):
-            return False  # a request read ahead is answered here; a full socket keeps the connection here
+        if not self._pair.give_back(conn.sock):
+            return False
         self.nr_conns -= 1
-        conn.close()
+        conn.close()  # this process's descriptor; the worker has the connection now
         return True
 
     def _later(self, conn) -> bool:
@@ -207,13 +216,23 @@ class ThreadWorker(GThreadWorker):
         order = self._order
         if order is None or not order.active() or conn.is_http2 or self.cfg.is_ssl:
             return False
+        head = self._head(conn)
+        if not head:
+            return False
+        held = self._back_ready or self.is_back  # the back process's models are held there
+        return order.later(head, hold_seconds=back_lane.HOLD_SECONDS if held else 0.0)
+
+    @staticmethod
+    def _head(conn) -> bytes:
+        """The first bytes of ``conn``'s request, read into its parser or left on the socket (``MSG_PEEK``); none
+        when nothing was sent yet (a new connection) or the client went away."""
         head = conn.parser.unreader.buf.getvalue() if conn.parser is not None else b""
         if not head:
             try:
                 head = conn.sock.recv(HEAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except OSError:  # nothing sent yet (a new connection), or the client went away
-                return False
-        return order.later(head[:HEAD_BYTES], hold_seconds=back_lane.HOLD_SECONDS if self._back_ready else 0.0)
+            except OSError:
+                return b""
+        return head[:HEAD_BYTES]
 
     def handle_request(self, req, conn):
         """Answer ``req`` as gunicorn does; the app finds when it arrived in its environ."""

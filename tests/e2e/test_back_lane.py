@@ -3,9 +3,10 @@
 One worker of two threads, one prediction of a model at a time while others are asked, its back process at nice 10;
 large walks at ``LOW_PRIORITY_NICE``'s default in the worker (nice 10) and as far below the back process (19). A
 long prediction of ``hot`` holds the worker's bound; the next ``hot`` requests are handed to the back process and
-answered there, and their kept-alive connection comes back to the worker for the caller's next request. gunicorn's
-access log says which process answered each request (``%(p)s``, its pid). A graceful stop answers what the back
-process holds; a back process killed takes its worker down, and gunicorn starts the pair again."""
+answered there; the back process keeps their kept-alive connection for hot's next request, and gives it back to the
+worker, that request unread, when the caller asks another model. gunicorn's access log says which process answered
+each request (``%(p)s``, its pid). A graceful stop answers what the back process holds; a back process killed takes
+its worker down, and gunicorn starts the pair again."""
 import http.client
 import json
 import signal
@@ -93,7 +94,7 @@ def answerers(access_log: Path, count: int) -> list[tuple[int, str, str]]:
             for line in logged_predictions(access_log, count)]
 
 
-def test_a_model_at_its_bound_is_answered_by_the_back_process_and_the_connection_comes_back(live, bodies):
+def test_a_model_at_its_bound_is_answered_by_the_back_process_which_keeps_its_connection_for_it(live, bodies):
     worker, back = pair(live)
     assert (worker.nice(), back.nice()) == (0, BACK_NICE)
     assert back.num_threads() < worker.num_threads()  # its worker runs the background loops and webhook deliveries
@@ -109,13 +110,19 @@ def test_a_model_at_its_bound_is_answered_by_the_back_process_and_the_connection
     assert status == 200 and len(json.loads(body)["predictions"]) == 1
     assert niced_threads(worker.pid, WORKER_WALK_NICE), \
         "the long prediction ended before hot was asked again: make it longer"
-    send(other, bodies["quiet"])  # the same connection, given back to the worker
+    worker.suspend()  # SIGSTOP: the worker can neither take a request nor hand one over
+    try:
+        send(other, bodies["hot"])  # the same connection: hot's next request, kept by the back process
+        assert answered(other)[0] == 200
+    finally:
+        worker.resume()
+    send(other, bodies["quiet"])  # the same connection again, given back to the worker with this request unread
     assert answered(other)[0] == 200
     assert answered(first)[0] == 200
 
-    assert answerers(live.access_log, before + 3)[before:] == [
-        (back.pid, bodies["hot"][0], "200"), (worker.pid, bodies["quiet"][0], "200"),
-        (worker.pid, bodies["long"][0], "200")]
+    assert answerers(live.access_log, before + 4)[before:] == [
+        (back.pid, bodies["hot"][0], "200"), (back.pid, bodies["hot"][0], "200"),
+        (worker.pid, bodies["quiet"][0], "200"), (worker.pid, bodies["long"][0], "200")]
 
 
 def test_a_back_process_that_dies_takes_its_worker_down_and_gunicorn_starts_the_pair_again(live, bodies):

@@ -5,7 +5,8 @@ per model and 3 per worker, so that a thread of each is always free to refuse): 
 The quiet model fails nothing and its p99 stays within twice its idle p99; the flooded model's excess is
 refused at once (429, Retry-After, problem+json) rather than queued; no request outlives its deadline
 (X-Request-Timeout) by more than one computation; the quiet model's shadow runs are shed during the
-flood and run again after it. Timing bounds are generous: the machine is shared (see REFUSAL_P99_MS)."""
+flood and run again after it. Timing bounds are generous: the machine is shared (see REFUSAL_P99_MS). All of it
+holds with each worker's back lane in the worker (the default) and in a back process (``BACK_LANE_NICE``)."""
 import time
 from pathlib import Path
 
@@ -43,10 +44,12 @@ QUIET_P99_FLOOR_MS = 500.0
 SCENARIO = Scenario(flood_times=8, quiet_share=0.2)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
+@pytest.fixture(scope="module", params=["off", "10"], ids=["back-lane-in-the-worker", "back-process-at-nice-10"])
+def live(request, tmp_path_factory):
+    """The server, each worker's back lane in the worker (the default) or in a back process (BACK_LANE_NICE=10)."""
     root = tmp_path_factory.mktemp("overload")
-    env = {"WORKER_THREADS": 4, "MAX_IN_FLIGHT_PER_MODEL": 2, "MAX_IN_FLIGHT": 3, "PREDICTION_LOG_SAMPLE": 0.0}
+    env = {"WORKER_THREADS": 4, "MAX_IN_FLIGHT_PER_MODEL": 2, "MAX_IN_FLIGHT": 3, "PREDICTION_LOG_SAMPLE": 0.0,
+           "BACK_LANE_NICE": request.param}
     with fresh_database(root) as url, server.running(url, root, ADMIN_TOKEN, workers=2, env=env) as (live,):
         yield live
 

@@ -101,17 +101,19 @@ def test_either_end_sees_the_other_close(pair, tcp):
     assert not worker.ready()
 
 
-def test_a_back_process_runs_at_the_nice_value_asked_and_its_worker_waits_for_it():
+def test_a_back_process_runs_at_the_nice_value_asked_shares_its_count_and_its_worker_waits_for_it():
     pid, channel = back_lane.fork(7)
     if pid == 0:  # the back process: say its nice value, and end when the worker closes its end
         try:
             channel.sock.setblocking(True)
+            channel.in_flight.set(3)  # its predictions in flight, in the page the pair shares
             channel.sock.send(str(os.getpriority(os.PRIO_PROCESS, 0)).encode())
             channel.sock.recv(1)
         finally:
             os._exit(0)
     channel.sock.setblocking(True)
     assert channel.sock.recv(10) == b"7"
+    assert channel.in_flight.get() == 3
     assert os.getpriority(os.PRIO_PROCESS, 0) != 7  # the worker keeps its own
     channel.close()
     back_lane.wait(pid, 10)

@@ -125,6 +125,23 @@ def test_a_model_found_at_its_bound_is_held_later_for_the_seconds_asked_and_no_l
     assert not order.active() and not order.later(hot)
 
 
+def test_a_back_process_holds_the_model_of_each_request_handed_to_it_for_the_seconds_asked(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("api.queue_order.time.monotonic", lambda: now[0])
+    order = QueueOrder(admission(per_model=1, per_worker=3))
+    hot = b"POST /models/hot/production/predict HTTP/1.1\r\n"
+    order.hold(hot, 1.0)
+    order.hold(b"GET /models/quiet HTTP/1.1\r\n", 1.0)  # not a prediction: nothing to hold
+    assert order.active() and order.later(b"POST /v2/models/hot/infer HTTP/1.1\r\n")
+    assert not order.later(b"POST /models/quiet/predict HTTP/1.1\r\n")
+    now[0] += 0.5
+    order.hold(hot, 0.1)  # a shorter hold never cuts a longer one
+    now[0] += 0.49
+    assert order.later(hot)
+    now[0] += 0.02
+    assert not order.later(hot) and not order.active()
+
+
 class Order:
     """A queue_order that puts every request it is asked about later, and keeps what it was shown."""
 
@@ -142,7 +159,7 @@ class Order:
 def worker(order, *, ssl=False) -> ThreadWorker:
     """A ThreadWorker with only what its ``_later`` reads: its app's order and its settings."""
     made = ThreadWorker.__new__(ThreadWorker)
-    made._order, made.cfg, made._back_ready = order, SimpleNamespace(is_ssl=ssl), False
+    made._order, made.cfg, made._back_ready, made.is_back = order, SimpleNamespace(is_ssl=ssl), False, False
     return made
 
 
