@@ -126,6 +126,7 @@ def test_a_spans_fields_cannot_be_replaced_or_removed_and_its_error_is_none_or_a
 
 def test_recording_leaks_no_reference(queued):
     name, attributes = "POST /leak", {"http.route": "/leak"}
+    gc.collect()  # earlier tests' garbage that still holds the interned "resolve" goes first, not during the count
     before = sys.getrefcount(name), sys.getrefcount("resolve"), sys.getrefcount(tracing._OFF)
     for _ in range(200):
         served = tracing.serve(name, carrier={}, getter=NO_HEADERS, attributes=attributes)
@@ -139,7 +140,9 @@ def test_recording_leaks_no_reference(queued):
     del served, step
     queued.clear()
     gc.collect()
-    assert (sys.getrefcount(name), sys.getrefcount("resolve"), sys.getrefcount(tracing._OFF)) == before
+    after = sys.getrefcount(name), sys.getrefcount("resolve"), sys.getrefcount(tracing._OFF)
+    # A leak keeps one reference an iteration (200 here); anything else of the process may only let go of some.
+    assert all(count <= was for count, was in zip(after, before)), (after, before)
 
 
 def test_a_forked_child_makes_other_span_ids_than_its_parent():
