@@ -9,8 +9,9 @@ CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 CONTAINERS_CONF := /etc/containers/containers.conf
 CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' '' '[engine]' 'runtime = "runc"'
 
-.PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean \
-	postgresql-binaries chromium wrk containers oidc-provider test-prerequisites
+.PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean stress-end-to-end \
+	step-sqlite step-sqlite-end-to-end step-postgresql step-postgresql-end-to-end \
+	postgresql-binaries chromium wrk stress-ng containers oidc-provider test-prerequisites
 
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
 # requirements.txt, the compiled tree walker built into registry/inference/native/, the spans and their encoder
@@ -53,19 +54,54 @@ END_TO_END = tests/e2e --durations=25
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
+## Every step runs whatever the steps before it gave (a red SQLite pass does not hide the PostgreSQL
+## one); a table of each step's result and minutes closes the run, which fails if any step failed.
+TEST_STEPS := sqlite sqlite-end-to-end postgresql postgresql-end-to-end
 test: test-prerequisites
-	$(BIN)/python -m pytest $(ON_BOTH_CORES)
-	$(BIN)/python -m pytest $(END_TO_END)
-	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
-	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
+	@$(call run_steps,$(TEST_STEPS))
 
 test-sqlite: test-prerequisites
-	$(BIN)/python -m pytest $(ON_BOTH_CORES)
-	$(BIN)/python -m pytest $(END_TO_END)
+	@$(call run_steps,sqlite sqlite-end-to-end)
 
 test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium oidc-provider
+	@$(call run_steps,postgresql postgresql-end-to-end)
+
+# The steps: pytest on both cores outside tests/e2e, then the end-to-end tests, per backend.
+step-sqlite:
+	$(BIN)/python -m pytest $(ON_BOTH_CORES)
+step-sqlite-end-to-end:
+	$(BIN)/python -m pytest $(END_TO_END)
+step-postgresql:
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
+step-postgresql-end-to-end:
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
+
+# Run the steps $(1) in order, each whatever the others gave; print each one's result and minutes; fail
+# at the end if any failed.
+define run_steps
+	summary=""; failed=0; \
+	for step in $(1); do \
+		started=$$(date +%s); \
+		if $(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) step-$$step; then result=passed; else result=FAILED; failed=1; fi; \
+		summary="$$summary$$(awk -v r=$$result -v s=$$step -v t=$$(( $$(date +%s) - started )) 'BEGIN { printf "  %-6s  %-24s %5.1f min", r, s, t / 60 }')\n"; \
+	done; \
+	printf '\nmake test, step by step:\n%b' "$$summary"; \
+	exit $$failed
+endef
+
+## The end-to-end tests that race the clock (a rolling upgrade of the compose fleet, a stalled store, a
+## database outage, overload, hot swap), STRESS_RUNS times in a row with stress-ng keeping both cores
+## busy beside them: each run's result, then how many failed (docs/testing.md).
+STRESS_RUNS ?= 10
+STRESS_TESTS ?= tests/e2e/test_fleet_compose.py::test_replacing_both_replicas_one_at_a_time_under_load_fails_no_request \
+	tests/e2e/test_stalled_store.py tests/e2e/test_database_outage.py tests/e2e/test_overload.py tests/e2e/test_hot_swap.py
+stress-end-to-end: test-prerequisites stress-ng
+	@stress-ng --cpu 2 --quiet & stress=$$!; trap 'kill $$stress' EXIT; failed=0; \
+	for run in $$(seq $(STRESS_RUNS)); do \
+		if $(BIN)/python -m pytest -q -p no:cacheprovider $(STRESS_TESTS); then echo "stress run $$run: passed"; \
+		else echo "stress run $$run: FAILED"; failed=$$((failed + 1)); fi; \
+	done; \
+	echo "$$failed of $(STRESS_RUNS) runs failed, with stress-ng --cpu 2 beside them"; [ $$failed = 0 ]
 
 ## What the tests need: the Debian packages one after the other (apt takes one lock), then the two virtualenvs
 ## and the OpenID provider side by side (three installs that wait on the disk and the network as much as on a core).
@@ -103,6 +139,9 @@ chromium:
 
 wrk:
 	$(call debian_package,command -v wrk,wrk)
+
+stress-ng:
+	$(call debian_package,command -v stress-ng,stress-ng)
 
 ## The certified OpenID provider the single sign-on tests start (tests/e2e/test_dashboard_oidc.py): the npm
 ## package oidc-provider, at the version package-lock.json pins, under Debian's Node.js.

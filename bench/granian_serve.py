@@ -9,7 +9,7 @@ gunicorn (deploy/gunicorn_conf.py, which this imports for them). granian has no 
 so this runs them itself (docs/servers.md tells each guarantee and how it is kept here):
 
 - the app is imported, its aliased models loaded and its heap frozen once, in the main process
-  (gunicorn's ``preload_app`` and ``when_ready``); granian forks its workers from it;
+  (gunicorn's ``preload_app`` and ``on_starting``); granian forks its workers from it;
 - in each worker, the loader granian calls after the fork drops the inherited database connections and
   starts the app's lifecycle (gunicorn's ``post_fork`` and ``post_worker_init``), and the worker stops
   it when granian's serving returns, after the requests in flight finished (``worker_exit``);
@@ -100,8 +100,7 @@ class RegistryHooks:
         shim = SimpleNamespace(app=SimpleNamespace(wsgi=lambda: self.app), log=log,
                                cfg=SimpleNamespace(workers=self.conf.workers, preload_app=True),
                                handle_term=None)
-        self.conf.on_starting(shim)  # empties the metrics directory
-        self.conf.when_ready(shim)
+        self.conf.on_starting(shim)  # empties the metrics directory, loads the aliased models
         signal.signal(signal.SIGTERM, self._not_ready_first(signal.getsignal(signal.SIGTERM)))
         self._retiring = Loop("retire-metric-files", RETIRE_SECONDS, self.retire_dead)
         self._retiring.start()

@@ -52,11 +52,15 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 
 
 def on_starting(server):
-    """Start from an empty metrics directory (stale files from a previous run would be summed)."""
+    """Start from an empty metrics directory (stale files from a previous run would be summed), then load
+    what the workers will serve before the port opens (gunicorn binds right after this hook): until the
+    aliased models are loaded a connection is refused, which a load balancer passes to another replica
+    at once, rather than accepted and held while they load."""
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
     server.handle_term = _not_ready_first(server, server.handle_term)
+    _load_before_listening(server)
 
 
 def _not_ready_first(server, graceful_stop):
@@ -76,7 +80,7 @@ def _not_ready_first(server, graceful_stop):
     return handle_term
 
 
-def when_ready(server):
+def _load_before_listening(server):
     """Say the bounds the workers run with; import what uploads and loads need, and load every aliased
     model, once in the master, so workers fork with them and share their pages."""
     from config import Config, memory_mb
@@ -99,9 +103,11 @@ def when_ready(server):
 
     app = server.app.wsgi()
     domain = app.extensions[EXTENSION]
+    started = time.monotonic()
     try:
         with domain.store.cached_only():  # an S3 client used here would hang in every worker after the fork
             domain.runtime.models.refresh()
+        server.log.info("aliased models loaded in %.1f s; opening the port", time.monotonic() - started)
     except Exception:  # the workers warm themselves then, as without this
         server.log.exception("could not load the aliased models before forking")
     finally:

@@ -1,6 +1,6 @@
 """SIGTERM on a real gunicorn, as `make run` and the container serve: /readyz answers 503 at once, the request
 in flight finishes, what the worker counted and queued (rollout figures, the prediction log) is written,
-and the server exits 0."""
+and the server exits 0. And the start: the port opens only once the aliased models are loaded."""
 import signal
 
 import pytest
@@ -71,3 +71,26 @@ def _written(url: str) -> tuple[int, int]:
     finally:
         engine.dispose()
     return counted, logged
+
+
+def test_a_restarted_server_opens_its_port_only_once_the_aliased_models_are_loaded(tmp_path):
+    with fresh_database(tmp_path) as url:
+        env = server.service_env(url, tmp_path / "artifacts", ADMIN_TOKEN)
+        server.migrate(env)
+        first = server.start(env, tmp_path, workers=1)
+        try:
+            assert upload(first, "warm", scaled_sum(2)).status_code == 201
+            move(first, "promote", "warm", 1)
+        finally:
+            first.stop()
+
+        again = server.start(env, tmp_path, workers=1)
+        try:
+            answer = requests.post(f"{again.url}/models/warm/production/predict", json={"instances": [PROBE_ROW]}, timeout=30)
+            log = again.log_path.read_text()
+        finally:
+            again.stop()
+
+    assert answer.status_code == 200 and answer.json()["predictions"][0] == pytest.approx(expected_prediction(2))
+    loaded, listening = log.find("aliased models loaded in"), log.find("Listening at:")
+    assert -1 < loaded < listening, log[-3000:]  # a connection before the load is refused, never held through it

@@ -40,6 +40,17 @@ def test_nginx_sends_to_every_replica_the_compose_file_runs_and_to_nothing_else(
     assert sorted(upstream) == sorted(replicas()) and len(upstream) >= 2
 
 
+def test_nginx_counts_a_replica_out_only_when_it_cannot_be_reached():
+    """A 5xx answer counted as a failure rested a healthy replica, and a rolling upgrade that stopped the
+    other one within that rest left nginx with no live replica (issue 72): only unreachable counts."""
+    conf = NGINX.read_text()
+    servers = re.findall(r"^\s*server \S+:8000 resolve(.*);", conf, flags=re.MULTILINE)
+    retried = re.findall(r"^\s*proxy_next_upstream (.*);", conf, flags=re.MULTILINE)
+
+    assert servers and all(options.split() == ["max_fails=1", "fail_timeout=10s"] for options in servers)
+    assert retried and all(set(kinds.split()) - {"non_idempotent"} == {"error", "timeout"} for kinds in retried)
+
+
 def test_every_replica_has_its_own_volume_and_the_settings_the_others_have():
     volumes = [service["volumes"] for service in replicas().values()]
     environments = [service["environment"] for service in replicas().values()]

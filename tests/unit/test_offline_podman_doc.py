@@ -54,3 +54,16 @@ def test_the_upgrade_loop_stops_each_replica_within_the_fleets_grace():
     stops = {int(seconds) for seconds in re.findall(r"podman stop (?:--time|-t) (\d+)", OFFLINE)}
     assert stops == grace == {compose_fleet.STOP_SECONDS}
     assert "podman healthcheck run" in OFFLINE and "State.Health.Status" not in OFFLINE  # no wait for `healthy`
+
+
+def test_each_upgrade_loop_waits_for_nginx_to_answer_from_the_new_replica_not_for_a_fixed_time():
+    """Both loops (docker compose's and podman's) wait until nginx's log shows a first-try answer from the
+    replica's new address; no line of either waits a fixed time outside a polling loop (a `sleep 12`
+    raced a slower machine's start and DNS: issue 72)."""
+    text = DOC.read_text(encoding="utf-8")
+    loops = [block.code for block in blocks(DOC) if "for replica in registry-1 registry-2" in block.code]
+    assert len(loops) == 2
+    for loop in loops:
+        assert 'grep -q "upstream=$address:8000 upstream_status=200"' in loop
+        assert not re.search(r"^\s*sleep\s", loop, re.MULTILINE), loop
+    assert "sleep 12" not in text
