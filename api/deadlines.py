@@ -10,9 +10,11 @@ import time
 from flask import request
 
 from api.errors import ProblemError
-from deploy.gthread_worker import ARRIVED
 from registry.serving.admission import Deadline
 
+# The WSGI environ key of a request's arrival, on time.monotonic()'s clock: the server's worker sets it
+# (deploy/gthread_worker.py), else the app does when it first sees the request.
+ARRIVED = "registry.arrived"
 HEADER = "X-Request-Timeout"
 _ENVIRON_HEADER = "HTTP_X_REQUEST_TIMEOUT"
 DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?|\.[0-9]{1,9}")

@@ -38,11 +38,10 @@ from functools import partial
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn
 from gunicorn.workers.gthread import ThreadWorker as GThreadWorker
 
+from api.deadlines import ARRIVED
 from config import BACK_LANE_NICE
 from deploy import back_lane
 
-# The WSGI environ key of a request's arrival, on time.monotonic()'s clock.
-ARRIVED = "registry.arrived"
 # The bytes of a request read (and left on its socket) to decide its lane: a request line and then some.
 HEAD_BYTES = 512
 

@@ -1,6 +1,7 @@
 """The registry domain, in floors: each package imports only its own floor and those below it.
 
-Read it bottom up:
+pyproject.toml declares the exact floors, every module placed, as import-linter contracts that the
+suite runs (tests/unit/test_layers.py). Read them bottom up, roughly:
 
 0. The ground, the modules right here: the database handle (``db``), the tables, names, the
    domain errors, read-only lookups (``lookups``) and pages (``paging``), facts copied out of rows

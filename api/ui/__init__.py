@@ -2,14 +2,11 @@
 import secrets
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from flask import Flask, Response, redirect, render_template, request, url_for
 
 from api.errors import Problem, render_as_pages
-from api.ui.formats import duration
+from api.ui.blueprint import bp
 from api.ui.session import BrowserSessions
-
-bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
-bp.add_app_template_filter(duration)
 
 
 def init_ui(app: Flask) -> None:

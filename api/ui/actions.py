@@ -6,7 +6,7 @@ form carries a CSRF token: a POST without a valid one re-renders the confirmatio
 from flask import flash, redirect, render_template, request, url_for
 
 from api import domain
-from api.ui import bp
+from api.ui.blueprint import bp
 from api.ui.forms import ArchiveForm, PromoteForm, PromoteToAliasForm, RollbackForm, RolloutEndForm, RolloutForm
 from api.ui.session import action, signed_in
 from registry.aliases import moves as aliases

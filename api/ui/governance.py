@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from api import domain
 from api.errors import describe, describe_errors
 from api.schemas.policies import PolicyRequest, policy_document
-from api.ui import bp
+from api.ui.blueprint import bp
 from api.ui.actions import ready_versions, version_label
 from api.ui.forms import ApproveForm, PolicyForm, RejectForm, RequestApprovalForm, RolloutEndForm
 from api.ui.session import action, signed_in

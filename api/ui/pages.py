@@ -1,18 +1,16 @@
 """The dashboard's read pages: models, one model, compare, history, an alias; sign-in and -out."""
-import posixpath
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from api import rate_limits
 from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
-from api.ui import bp
+from api.ui.blueprint import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars
 from api.ui.forms import ApproveForm, SignInForm, SignOutForm
 from api.ui.operations import model_memory
-from api.ui.session import page, person_id_token, signed_in
+from api.ui.session import page, person_id_token, safe_next, signed_in
 from api.ui.sign_on import provider_name, provider_sign_out
 from api.ui.session import sign_in as start_session
 from api.ui.session import sign_out as end_session
@@ -191,7 +189,7 @@ def version_monitoring(name, number):
 def sign_in():
     """Sign in with an API token; the browser keeps a session cookie, never the token."""
     form = SignInForm()
-    target = _safe_next(request.args.get("next"))
+    target = safe_next(request.args.get("next"))
     if form.validate_on_submit():
         try:
             who = start_session(form.token.data.strip())
@@ -264,16 +262,6 @@ def _evaluations(name: str) -> dict:
         "datasets": datasets, "dataset": chosen, "eval_sort": sort, "scores": scores,
         "score_names": sorted({key for score in scores for key in score.metrics}),
     }
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard, as normalised, never another site (no open redirect)."""
-    if target and "\\" not in target:
-        parts = urlsplit(target)
-        path = posixpath.normpath(parts.path) if parts.path else ""
-        if not (parts.scheme or parts.netloc) and (path == "/ui" or path.startswith("/ui/")):
-            return path + (f"?{parts.query}" if parts.query else "")
-    return url_for("ui.models")
 
 
 @bp.route("/operations")

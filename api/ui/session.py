@@ -4,9 +4,11 @@ The cookie keeps only the session's random id, and every request looks the sessi
 signing out, revoking the token or reaching ``SESSION_LIFETIME_HOURS`` ends it at once, on every
 worker, for every copy of the cookie.
 """
+import posixpath
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -137,3 +139,13 @@ def _principal_from_cookie() -> Principal | None:
     if who is None:
         session.clear()
     return who
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard, as normalised, never another site (no open redirect)."""
+    if target and "\\" not in target:
+        parts = urlsplit(target)
+        path = posixpath.normpath(parts.path) if parts.path else ""
+        if not (parts.scheme or parts.netloc) and (path == "/ui" or path.startswith("/ui/")):
+            return path + (f"?{parts.query}" if parts.query else "")
+    return url_for("ui.models")

@@ -15,8 +15,8 @@ from flask import Flask, current_app, flash, redirect, render_template, request,
 from werkzeug.exceptions import NotFound
 
 from api import rate_limits
-from api.ui import bp
-from api.ui.session import sign_in_person
+from api.ui.blueprint import bp
+from api.ui.session import safe_next, sign_in_person
 from registry.access.sign_on import GroupRule, check_settings, person_of, principal_of
 
 NEXT_KEY = "sign_on_next"
@@ -76,7 +76,6 @@ def sign_on_callback():
     from authlib.common.errors import AuthlibBaseError
     from joserfc.errors import JoseError
 
-    from api.ui.pages import _safe_next  # the sign-in page's own check of where to go next
 
     sign_on = _configured()
     try:
@@ -96,7 +95,7 @@ def sign_on_callback():
         return _refused(502, "Provider unavailable", f"the sign-in provider did not answer: {exc}")
     person = person_of(claims, sign_on.group_claim)
     who = principal_of(person, sign_on.rules)  # Forbidden: no group of theirs is mapped
-    target = _safe_next(session.pop(NEXT_KEY, None))
+    target = safe_next(session.pop(NEXT_KEY, None))
     sign_in_person(who, sub=person.sub, email=person.email, id_token=token.get("id_token"))
     flash(f"Signed in as {person.name or person.email or person.sub} ({who.role}"
           + (", scoped" if who.scopes is not None else "") + ").", "ok")

@@ -3,7 +3,7 @@ edited in place, and its file for a signed-in ci or admin token."""
 from flask import Response, flash, redirect, render_template, url_for
 
 from api import domain
-from api.ui import bp
+from api.ui.blueprint import bp
 from api.ui.forms import CardForm
 from api.ui.session import action, may, page
 from registry.access.scopes import READ, UPLOAD

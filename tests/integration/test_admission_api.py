@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 import pytest
 from prometheus_client import REGISTRY
 
-from deploy.gthread_worker import ARRIVED
+from api.deadlines import ARRIVED
 from tests.helpers import PROBE_ROW, assert_problem, scaled_sum, upload_ok
 
 WAIT = 10  # seconds; a bound on waiting for the shadow runner, so a broken test fails instead of hanging

@@ -1,15 +1,12 @@
 """The layering of DESIGN.md, held by reading the imports of every module."""
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from config import BASE_DIR
-
-# The one module of the domain allowed to touch Flask-SQLAlchemy (never Flask itself).
-DATABASE_MODULE = Path("registry/db.py")
-
 
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -24,17 +21,6 @@ def _imports(path: Path) -> set[str]:
 
 def _modules(package: str) -> list[Path]:
     return sorted(p.relative_to(BASE_DIR) for p in (BASE_DIR / package).rglob("*.py"))
-
-
-@pytest.mark.parametrize("path", _modules("registry") + _modules("trainers"), ids=str)
-def test_the_domain_and_the_trainers_never_import_flask_or_the_api(path):
-    # The database module holds the Flask-SQLAlchemy handle and Flask-Migrate's one setup of it.
-    allowed = {"flask_sqlalchemy", "flask_migrate"} if path == DATABASE_MODULE else set()
-    forbidden = {
-        name for name in _imports(BASE_DIR / path)
-        if name.split(".")[0] in {"flask", "flask_sqlalchemy", "flask_smorest", "flask_migrate", "werkzeug", "api"}
-    }
-    assert forbidden <= allowed
 
 
 @pytest.mark.parametrize("path", _modules("registry"), ids=str)
@@ -80,110 +66,35 @@ def test_public_functions_of_the_domain_take_more_than_three_parameters_by_keywo
     assert crowded == []
 
 
-# The floors of registry/, bottom up: a package may import its own floor or one below, never one above.
-# Modules directly in registry/ are the ground floor (tables, db, names, errors, lookups, paging …).
-FLOORS = {
-    "": 0, "process": 0,
-    "artifacts": 1, "inference": 1,
-    "serving": 2,
-    "catalog": 3, "aliases": 3, "evaluations": 3, "access": 3, "events": 3, "monitoring": 3, "autopilot": 3,
-    "integrity": 3, "governance": 3, "batch": 3,
-    "approvals": 4,
-}
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()",
+                           "--config", "pyproject.toml", "--no-cache"],
+                          cwd=root, capture_output=True, text=True, timeout=300, check=False)
 
 
-def _registry_module(path: Path) -> str:
-    parts = list(path.with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def test_the_floors_of_registry_api_and_deploy_hold_as_pyproject_declares_them():
+    """import-linter's contracts (pyproject.toml): the house's layers, each package's floors (every module
+    placed), no Flask in the domain, no import circle anywhere."""
+    linted = _lint_imports(BASE_DIR)
+
+    assert linted.returncode == 0, linted.stdout[-6000:] + linted.stderr[-2000:]
+    assert "0 broken" in linted.stdout
 
 
-def _registry_imports(path: Path) -> set[str]:
-    """The registry modules ``path`` imports, ``from registry import lookups`` read as ``registry.lookups``;
-    imports under ``if TYPE_CHECKING:`` count too."""
-    tree = ast.parse((BASE_DIR / path).read_text(), filename=str(path))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("registry.")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "registry":
-            for alias in node.names:
-                submodule = f"{node.module}.{alias.name}"
-                found.add(submodule if _is_module(submodule) else node.module)
-    return found - {"registry"}
+def test_the_contracts_fail_on_a_floor_imported_from_below_and_on_a_module_no_floor_names(tmp_path):
+    """The same tool on a house built to break them, so that a change in import-linter that stopped
+    checking could not pass unseen."""
+    house = tmp_path / "house"
+    house.mkdir()
+    (house / "__init__.py").write_text("")
+    (house / "high.py").write_text("")
+    (house / "low.py").write_text("import house.high\n")
+    (house / "unplaced.py").write_text("")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.importlinter]\nroot_package = "house"\n\n[[tool.importlinter.contracts]]\nname = "floors"\n'
+        'type = "layers"\ncontainers = ["house"]\nexhaustive = true\nlayers = ["high", "low"]\n')
 
+    linted = _lint_imports(tmp_path)
 
-def _is_module(name: str) -> bool:
-    path = BASE_DIR / Path(*name.split("."))
-    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
-
-
-def _floor_package(module: str) -> str:
-    """The package of registry/ that ``module`` belongs to; "" for the modules directly in registry/."""
-    parts = module.split(".")
-    if len(parts) > 1 and (BASE_DIR / "registry" / parts[1]).is_dir():
-        return parts[1]
-    return ""
-
-
-REGISTRY_MODULES = {_registry_module(path): path for path in _modules("registry")}
-
-
-def test_every_package_of_the_domain_stands_on_a_floor():
-    packages = {_floor_package(module) for module in REGISTRY_MODULES}
-    assert packages == set(FLOORS)
-
-
-@pytest.mark.parametrize("module", sorted(REGISTRY_MODULES), ids=str)
-def test_no_module_of_the_domain_imports_a_floor_above_its_own(module):
-    floor = FLOORS[_floor_package(module)]
-    above = sorted(
-        imported for imported in _registry_imports(REGISTRY_MODULES[module])
-        if FLOORS[_floor_package(imported)] > floor
-    )
-    assert above == []
-
-
-def _cycle(graph: dict[str, set[str]]) -> list[str]:
-    """One import circle of ``graph`` (a list of nodes, the first repeated at the end), or []."""
-    state: dict[str, str] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = "open"
-        path.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == "open":
-                return path[path.index(nxt):] + [nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        state[node] = "done"
-        path.pop()
-        return []
-
-    for start in sorted(graph):
-        if start not in state:
-            found = visit(start)
-            if found:
-                return found
-    return []
-
-
-def test_no_module_of_the_domain_is_part_of_an_import_circle():
-    graph = {module: _registry_imports(path) & set(REGISTRY_MODULES) for module, path in REGISTRY_MODULES.items()}
-    assert _cycle(graph) == []
-
-
-def test_no_two_packages_of_the_domain_import_each_other_even_through_others():
-    graph: dict[str, set[str]] = {}
-    for module, path in REGISTRY_MODULES.items():
-        package = _floor_package(module)
-        targets = {_floor_package(imported) for imported in _registry_imports(path)} - {package}
-        graph.setdefault(package, set()).update(targets)
-    assert _cycle(graph) == []
-
-
-def test_the_circle_finder_finds_a_circle():
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    assert linted.returncode == 1
+    assert "house.low -> house.high" in linted.stdout and "house.unplaced" in linted.stdout
