@@ -236,6 +236,30 @@ def prediction_dtype(job: Plan) -> str:
     return "float64" if all(isinstance(c, (int, float)) for c in classes) else "str"
 
 
+def neutral_frame(frame):
+    """``frame`` (pandas) as it is written to CSV: every text cell through the registry's one rule for CSV
+    cells (``registry.csv_cells.neutral``, which its HTTP CSV exports follow), so that no cell opens as a
+    formula in a spreadsheet; numbers, and text that is a plain number, as they are."""
+    import pandas as pd
+
+    from registry.csv_cells import neutral
+
+    text = [name for name, dtype in frame.dtypes.items()
+            if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)]
+    if not text:
+        return frame
+    frame = frame.copy(deep=False)
+    for name in text:
+        frame[name] = frame[name].map(neutral).astype(frame[name].dtype)
+    return frame
+
+
+def neutral_frames(frames):
+    """:func:`neutral_frame` over an iterator of frames (Spark's ``mapInPandas``)."""
+    for frame in frames:
+        yield neutral_frame(frame)
+
+
 def _download(job: Plan, target: Path) -> None:
     http = Transport(job.url, job.token, job.timeout, job.retries)
     response = http.send("GET", path("models", job.model, "versions", job.version, "artifact"), stream=True)
