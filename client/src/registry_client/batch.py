@@ -72,8 +72,11 @@ class Plan:
 
 
 def plan(transport: Transport, model: str, ref: int | str, *, cache_dir: str | None = None) -> Plan:
-    """Resolve ``ref`` of ``model`` now, once: the plan every partition of the job is scored by."""
+    """Resolve ``ref`` of ``model`` now, once: the plan every partition of the job is scored by. An archived
+    version is refused (410, as the predict route refuses it): its answers are not to be used."""
     body = transport.json("GET", path("models", model, "versions", ref))
+    if body.get("status") == "archived":
+        raise RegistryError(f"{model} v{body['version']} is archived: score with a ready version or an alias", 410)
     alias = None if isinstance(ref, int) or str(ref).isdigit() else str(ref)
     return Plan(url=transport.base_url, token=transport.token, model=model, version=body["version"], alias=alias,
                 sha256=body["sha256"], size_bytes=body["size_bytes"], task=body["task"], kind=body["kind"],
