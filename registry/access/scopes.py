@@ -9,6 +9,7 @@ model, so a scoped admin could make itself an unscoped one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry.errors import InvalidInput
@@ -37,7 +38,8 @@ class Grant:
     rights: frozenset[str]
 
     def names(self, model: str) -> bool:
-        """Whether one of the patterns names ``model``."""
+        """Whether one of the patterns names ``model``: exactly, case and all, on every backend (the one test of
+        a name against a scope: the model list asks it too, through :func:`holds`, never a database's LIKE)."""
         return any(model.startswith(p[:-1]) if p.endswith("*") else model == p for p in self.models)
 
     def to_dict(self) -> dict:
@@ -55,9 +57,13 @@ def rights_of(role: str, scopes: tuple[Grant, ...] | None, model: str | None) ->
     return held & ROLE_RIGHTS[role]
 
 
-def patterns_with(right: str, scopes: tuple[Grant, ...] | None) -> list[str] | None:
-    """The patterns of the models on which ``scopes`` grant ``right`` (None: unscoped, every model)."""
-    return None if scopes is None else [p for grant in scopes if right in grant.rights for p in grant.models]
+def holds(right: str, role: str, scopes: tuple[Grant, ...] | None) -> Callable[[str], bool] | None:
+    """Whether a token of ``role`` and ``scopes`` holds ``right`` on a model, as a test of the model's name: the
+    test a route of that model makes (:func:`rights_of`), for a list to keep what the token may see. None:
+    the token is unscoped, and holds its role's rights on every model."""
+    if scopes is None:
+        return None
+    return lambda model: right in rights_of(role, scopes, model)
 
 
 def checked_scopes(role: str, raw: list[dict] | None) -> tuple[Grant, ...] | None:
