@@ -23,6 +23,7 @@ ROLE_RIGHTS = {
     "reader": frozenset({READ, PREDICT}),
     "feedback": frozenset({READ, PREDICT, FEEDBACK}),
     "analyst": frozenset({READ, PREDICT, READ_INPUTS}),
+    "metrics": frozenset(),  # scrapes /metrics (api/auth.py), and holds no right on any model
 }
 MAX_GRANTS = 50
 MAX_PATTERNS = 100
@@ -77,6 +78,10 @@ def checked_scopes(role: str, raw: list[dict] | None) -> tuple[Grant, ...] | Non
         raise InvalidInput("an admin token cannot be scoped to models (it manages tokens, webhooks and the ledger, "
                            "which belong to no model): scope a ci, reader, feedback or analyst token",
                            errors={"scopes": ["admin tokens are never scoped"]})
+    if not ROLE_RIGHTS[role]:
+        raise InvalidInput(f"a {role} token cannot be scoped to models: it holds no right on any model, and what it "
+                           "reads (/metrics) names every model; create it without scopes",
+                           errors={"scopes": [f"{role} tokens are never scoped"]})
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_GRANTS or not all(isinstance(g, dict) for g in raw):
         raise InvalidInput(f"scopes must be a grant {{models, rights}} or a list of 1 to {MAX_GRANTS} of them",
                            errors={"scopes": ["a grant or a list of grants"]})
