@@ -7,7 +7,7 @@ from flask import current_app, g, request
 from api import rate_limits
 from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
 from api.rights import route_right
-from registry.access.tokens import READ_INPUTS, READ_INPUTS_ROLES, Principal, authenticate
+from registry.access.tokens import METRICS, READ_INPUTS, READ_INPUTS_ROLES, Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
 
 ANONYMOUS = Principal("anonymous", "reader")
@@ -45,7 +45,27 @@ def reads(view):
     def wrapped(*args, **kwargs):
         if current_app.config["REQUIRE_AUTH_FOR_READS"]:
             who = _authenticate(trust_recent=True)
+            if who.role == METRICS:
+                raise Forbidden(f"the token {who.name!r} has role {METRICS!r}: it may scrape /metrics, nothing else; "
+                                "use a token of another role")
             _check_scope(who)
+            g.principal = who
+        return view(*args, **kwargs)
+
+    return document(wrapped, {"security": TOKEN_IF_CONFIGURED})
+
+
+def scrapes(view):
+    """``/metrics``: open unless the deployment sets REQUIRE_AUTH_FOR_READS; then a token of role ``metrics``
+    (or admin), since the scrape names every model and what it serves."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_app.config["REQUIRE_AUTH_FOR_READS"]:
+            who = _authenticate(trust_recent=True)
+            if not who.may(METRICS):
+                raise Forbidden(f"the token {who.name!r} has role {who.role!r}; /metrics names every model and needs "
+                                f"a token of role {METRICS!r} or 'admin' where reads need a token")
             g.principal = who
         return view(*args, **kwargs)
 

@@ -1,8 +1,7 @@
-"""CSV that a spreadsheet opens as data, never as formulas (OWASP, "CSV Injection").
+"""CSV exports that a spreadsheet opens as data, never as formulas (OWASP, "CSV Injection").
 
-A text cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is prefixed with a
-single quote, so Excel, LibreOffice and Google Sheets show it as text instead of evaluating it, and
-every text cell is quoted (embedded quotes doubled). Numbers the server itself wrote (a version, a
+Every text cell goes through :func:`registry.csv_cells.neutral` (the rule batch scoring's CSV output
+follows too) and is quoted (embedded quotes doubled). Numbers the server itself wrote (a version, a
 status, a latency, a label that is a number) stay unquoted numbers: ``-1.5`` is a number, not a formula.
 """
 import csv
@@ -10,14 +9,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutral(cell: object) -> object:
-    """``cell`` as written to CSV: a number as it is, text prefixed with ``'`` when it could start a formula."""
-    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
-        return "'" + cell
-    return cell
+from registry.csv_cells import neutral
 
 
 def csv_table(columns: Sequence[str], items: Iterable[dict], *, json_columns: Sequence[str] = ()) -> str:

@@ -1,19 +1,28 @@
 """``python -m trainers score``: a registry's version scores files of rows on this machine, Dask or Spark.
 
-The reference is resolved once, before any row is read (the job's plan); every file and partition is
-scored by that version, and the run (who, which version, inputs, outputs, rows, engine, times, how it
-ended) is recorded in the registry, failed runs too.
+The reference is resolved once, before any row is read (the job's plan; an archived version is refused);
+every file and partition is scored by that version, and the run (who, which version, inputs, outputs, rows,
+engine, times, how it ended) is recorded in the registry, failed runs too. The engines write into a hidden
+directory beside ``--output``, renamed to it only when every row is scored, and taken back when the registry
+does not record the run as succeeded (its version was archived while the job scored): a job that fails
+leaves no output, and the record says so (``outputs: []``). CSV output neutralises formula cells as the
+HTTP CSV exports do (registry/csv_cells.py).
 """
 from __future__ import annotations
 
 import glob
+import os
 import re
-from dataclasses import dataclass
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from registry_client import RegistryClient, engines
-from registry_client.batch import Plan, probability_columns, score_frame
+from registry_client import RegistryClient, RegistryError, engines
+from registry_client.batch import Plan, neutral_frame, neutral_frames, probability_columns, score_frame
 
 from trainers import progress
 from trainers.errors import ConfigurationError, TrainerError
@@ -72,13 +81,45 @@ def score(client: RegistryClient, job: ScoringJob) -> ScoringOutcome:
     _check_output(job.output)
     plan = client.plan_batch(model, ref)
     started = datetime.now(timezone.utc)
-    try:
-        rows = ENGINE_RUNS[job.engine](plan, files, fmt, job)
-    except Exception as exc:  # a partition's failure, however its engine wrapped it: recorded, then raised
-        _record(client, plan, job, 0, started, "failed", _reason(exc))
-        raise TrainerError(f"scoring with {model} v{plan.version} failed: {_reason(exc)}") from exc
-    run = _record(client, plan, job, rows, started, "succeeded", "")
+    existed = job.output.exists()
+    with _staging(job.output) as staged:
+        try:
+            rows = ENGINE_RUNS[job.engine](plan, files, fmt, replace(job, output=staged))
+            os.replace(staged, job.output)  # an empty --output is replaced whole
+        except Exception as exc:  # a partition's failure, however its engine wrapped it: recorded, then raised
+            _record(client, plan, job, 0, started, "failed", _reason(exc))
+            raise TrainerError(f"scoring with {model} v{plan.version} failed: {_reason(exc)}") from exc
+        run = _record_published(client, plan, job, rows, started, staged, existed)
     return ScoringOutcome(model, plan.version, plan.alias, rows, list(job.inputs), str(job.output), job.engine, run.id)
+
+
+@contextmanager
+def _staging(output: Path) -> Iterator[Path]:
+    """Where the engines write: a path in a new hidden directory beside ``output`` (the same file system, so
+    a rename publishes it at once), removed with whatever is still in it when the job ends."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    holder = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.scoring-"))
+    try:
+        yield holder / output.name
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def _record_published(client: RegistryClient, plan: Plan, job: ScoringJob, rows: int, started: datetime,
+                      staged: Path, existed: bool):
+    """The run recorded as succeeded; when the registry refuses it (the version was archived while the job
+    scored: recorded as failed) or cannot be told, the output is taken back first."""
+    try:
+        return _record(client, plan, job, rows, started, "succeeded", "")
+    except BaseException as exc:
+        os.replace(job.output, staged)  # back into the staging directory, removed with it
+        if existed:
+            job.output.mkdir()
+        if isinstance(exc, RegistryError) and exc.status == 410:
+            reason = f"{plan.model} v{plan.version} was archived while the job scored; its output was removed"
+            _record(client, plan, job, 0, started, "failed", reason)
+            raise TrainerError(f"scoring with {plan.model} v{plan.version} failed: {reason}") from exc
+        raise
 
 
 def _score_local(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
@@ -90,7 +131,10 @@ def _score_local(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int
         frame = pd.read_parquet(file) if fmt == "parquet" else pd.read_csv(file, **CSV_AS_TEXT)
         scored = frame.join(score_frame(plan, frame, proba=job.proba, where=file, text=fmt == "csv"))
         target = job.output / Path(file).name
-        scored.to_parquet(target, index=False) if fmt == "parquet" else scored.to_csv(target, index=False)
+        if fmt == "parquet":
+            scored.to_parquet(target, index=False)
+        else:
+            neutral_frame(scored).to_csv(target, index=False)
         rows += len(frame)
     return rows
 
@@ -116,7 +160,8 @@ def _write_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     if fmt == "parquet":
         progress.dask_compute([scored.to_parquet(str(job.output), write_index=False, compute=False)])
         return len(dd.read_parquet(str(job.output)))
-    names = progress.dask_compute(scored.to_csv(str(job.output / "part-*.csv"), index=False, compute=False))
+    written = scored.map_partitions(neutral_frame).to_csv(str(job.output / "part-*.csv"), index=False, compute=False)
+    names = progress.dask_compute(written)
     return sum(len(dd.read_csv(name, **CSV_AS_TEXT)) for name in names)
 
 
@@ -132,6 +177,8 @@ def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int
         columns = [F.col("prediction.probabilities")[k].alias(name) for k, name in enumerate(probability_columns(plan))]
         scored = scored.select("*", *columns).withColumn("prediction", F.col("prediction.prediction"))
     scored = scored.withColumn("model_version", F.lit(plan.version))
+    if fmt == "csv":
+        scored = scored.mapInPandas(neutral_frames, schema=scored.schema)
     writer = scored.write.mode("errorifexists")
     writer.parquet(str(job.output)) if fmt == "parquet" else writer.option("header", True).csv(str(job.output))
     written = spark.read.parquet(str(job.output)) if fmt == "parquet" else spark.read.option("header", True).csv(str(job.output))
@@ -139,6 +186,7 @@ def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int
 
 
 ENGINE_RUNS = {"local": _score_local, "dask": _score_dask, "spark": _score_spark}
+
 
 
 def _input_files(patterns: tuple[str, ...]) -> list[str]:

@@ -27,7 +27,7 @@ def clean_errors(command: Callable) -> Callable:
 
 @group.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci, reader, feedback or analyst (reader who may read logged inputs)")
+@click.option("--role", type=click.Choice(tokens.ROLES), required=True, help="admin, ci, reader, feedback, analyst (reader who may read logged inputs) or metrics (scrapes /metrics only)")
 @click.option("--scope", "scopes", multiple=True, metavar="MODELS:RIGHTS",
               help="act on these models only, with these of the role's rights: 'team-a-*,churn:read,predict,promote' "
                    "(repeatable; without it, the role's rights on every model)")

@@ -14,7 +14,7 @@ from api.ui.session import page, person_id_token, safe_next, signed_in
 from api.ui.sign_on import provider_name, provider_sign_out
 from api.ui.session import sign_in as start_session
 from api.ui.session import sign_out as end_session
-from registry.access.scopes import READ, patterns_with
+from registry.access.scopes import READ, holds
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
 from registry.approvals import requests as approval_requests
@@ -46,7 +46,7 @@ def models():
     """Every model with its aliases and the versions they serve."""
     number = request.args.get("page", 1, type=int) or 1
     who = signed_in()
-    readable = patterns_with(READ, who.scopes) if who is not None else None  # a scoped person: their models
+    readable = holds(READ, who.role, who.scopes) if who is not None else None  # a scoped person: their models
     listing = catalog.list_models(max(number, 1), PER_PAGE, readable=readable)
     return render_template("ui/models.html", listing=listing, rollouts=rollouts.running_rollouts())
 

@@ -6,7 +6,7 @@ from api.auth import principal, reads, requires
 from api.content import accepts
 from api.schemas.models import ModelDetailOut, ModelOut, ModelPatch
 from api.schemas.paging import PageArgs, page_of
-from registry.access.scopes import READ, patterns_with
+from registry.access.scopes import READ, holds
 from registry.catalog import models as catalog
 from registry.errors import Forbidden
 
@@ -20,8 +20,8 @@ class Models(MethodView):
     @blp.response(200, page_of(ModelOut))
     def get(self, args):
         """List registered models, ordered by name (to a scoped token, those it may read)."""
-        readable = patterns_with(READ, principal().scopes)
-        return catalog.list_models(args["page"], args["per_page"], readable=readable)
+        who = principal()
+        return catalog.list_models(args["page"], args["per_page"], readable=holds(READ, who.role, who.scopes))
 
 
 @blp.route("/models/<name>")

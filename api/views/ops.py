@@ -4,6 +4,7 @@ from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from api import domain, health
+from api.auth import scrapes
 from api.errors import problem
 from registry.monitoring.gauges import HealthGauges, LogGauges
 from registry.process import metric_files
@@ -40,11 +41,13 @@ def readyz():
 
 
 @blp.route("/metrics")
+@scrapes
 @blp.response(200, description="Prometheus text format")
 def metrics():
     """Prometheus metrics, summed over every worker when running under gunicorn; series that name a
     version only while some live worker holds it; the live quality and drift of served versions; what the
-    prediction log holds."""
+    prediction log holds. Open, unless the deployment sets REQUIRE_AUTH_FOR_READS: then a token of role
+    ``metrics`` or ``admin``."""
     registry = CollectorRegistry()
     registry.register(EveryFamily(ServedOnly(host_metrics())))
     registry.register(HealthGauges())  # the last monitoring sweep's figures: the same on every replica

@@ -9,6 +9,7 @@ model, so a scoped admin could make itself an unscoped one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry.errors import InvalidInput
@@ -22,6 +23,7 @@ ROLE_RIGHTS = {
     "reader": frozenset({READ, PREDICT}),
     "feedback": frozenset({READ, PREDICT, FEEDBACK}),
     "analyst": frozenset({READ, PREDICT, READ_INPUTS}),
+    "metrics": frozenset(),  # scrapes /metrics (api/auth.py), and holds no right on any model
 }
 MAX_GRANTS = 50
 MAX_PATTERNS = 100
@@ -37,7 +39,8 @@ class Grant:
     rights: frozenset[str]
 
     def names(self, model: str) -> bool:
-        """Whether one of the patterns names ``model``."""
+        """Whether one of the patterns names ``model``: exactly, case and all, on every backend (the one test of
+        a name against a scope: the model list asks it too, through :func:`holds`, never a database's LIKE)."""
         return any(model.startswith(p[:-1]) if p.endswith("*") else model == p for p in self.models)
 
     def to_dict(self) -> dict:
@@ -55,9 +58,13 @@ def rights_of(role: str, scopes: tuple[Grant, ...] | None, model: str | None) ->
     return held & ROLE_RIGHTS[role]
 
 
-def patterns_with(right: str, scopes: tuple[Grant, ...] | None) -> list[str] | None:
-    """The patterns of the models on which ``scopes`` grant ``right`` (None: unscoped, every model)."""
-    return None if scopes is None else [p for grant in scopes if right in grant.rights for p in grant.models]
+def holds(right: str, role: str, scopes: tuple[Grant, ...] | None) -> Callable[[str], bool] | None:
+    """Whether a token of ``role`` and ``scopes`` holds ``right`` on a model, as a test of the model's name: the
+    test a route of that model makes (:func:`rights_of`), for a list to keep what the token may see. None:
+    the token is unscoped, and holds its role's rights on every model."""
+    if scopes is None:
+        return None
+    return lambda model: right in rights_of(role, scopes, model)
 
 
 def checked_scopes(role: str, raw: list[dict] | None) -> tuple[Grant, ...] | None:
@@ -71,6 +78,10 @@ def checked_scopes(role: str, raw: list[dict] | None) -> tuple[Grant, ...] | Non
         raise InvalidInput("an admin token cannot be scoped to models (it manages tokens, webhooks and the ledger, "
                            "which belong to no model): scope a ci, reader, feedback or analyst token",
                            errors={"scopes": ["admin tokens are never scoped"]})
+    if not ROLE_RIGHTS[role]:
+        raise InvalidInput(f"a {role} token cannot be scoped to models: it holds no right on any model, and what it "
+                           "reads (/metrics) names every model; create it without scopes",
+                           errors={"scopes": [f"{role} tokens are never scoped"]})
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_GRANTS or not all(isinstance(g, dict) for g in raw):
         raise InvalidInput(f"scopes must be a grant {{models, rights}} or a list of 1 to {MAX_GRANTS} of them",
                            errors={"scopes": ["a grant or a list of grants"]})

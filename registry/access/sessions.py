@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from registry.access import scopes as scoping
-from registry.access.tokens import Principal, authenticate, authenticate_digest, hash_token
+from registry.access.tokens import METRICS, Principal, authenticate, authenticate_digest, hash_token
 from registry.db import db, write_transaction
 from registry.errors import Forbidden, Unauthorized
 from registry.tables import BrowserSession, utcnow
@@ -23,6 +23,9 @@ def start_session(token: str, *, bootstrap_admin_token: str | None, lifetime: ti
     if who.scopes is not None:  # scoped tokens are machines'; people with scopes sign in through single sign-on
         raise Forbidden(f"the token {who.name!r} is scoped to some models, and the dashboard takes unscoped tokens "
                         "only: use it with the API, or sign in with an unscoped token")
+    if who.role == METRICS:
+        raise Forbidden(f"the token {who.name!r} has role {METRICS!r}: it may scrape /metrics, nothing else; "
+                        "sign in with a token of another role")
     return _open(lifetime, token_hash=hash_token(token)), who
 
 

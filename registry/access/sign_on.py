@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from registry.access import scopes as scoping
 from registry.access.scopes import Grant
-from registry.access.tokens import ROLES, Principal
+from registry.access.tokens import METRICS, ROLES, Principal
 from registry.errors import Forbidden, InvalidInput
 
 PREFIX = "oidc:"  # a signed-in person's actor name is "oidc:<email or sub>"; no token's name holds a ':'
@@ -59,9 +59,10 @@ def group_rules(raw: str) -> tuple[GroupRule, ...]:
         raise SignOnConfigError('OIDC_GROUPS must be a JSON object of one group or more, e.g. '
                                 '{"ml-admins": {"role": "admin"}}')
     rules = []
+    roles = [role for role in ROLES if role != METRICS]  # a person reads pages; a metrics token only scrapes
     for group, rule in mapping.items():
-        if not isinstance(rule, dict) or set(rule) - {"role", "scopes"} or rule.get("role") not in ROLES:
-            raise SignOnConfigError(f"OIDC_GROUPS[{group!r}] must be {{\"role\": one of {', '.join(ROLES)}}} "
+        if not isinstance(rule, dict) or set(rule) - {"role", "scopes"} or rule.get("role") not in roles:
+            raise SignOnConfigError(f"OIDC_GROUPS[{group!r}] must be {{\"role\": one of {', '.join(roles)}}} "
                                     "with optional \"scopes\" (a list of {\"models\": [...], \"rights\": [...]})")
         try:
             grants = scoping.checked_scopes(rule["role"], rule.get("scopes"))

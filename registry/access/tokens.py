@@ -21,8 +21,10 @@ from registry.tables import ApiToken, PromotionEvent, utcnow
 
 # admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only;
 # feedback: read, predict and send labels (the application that learns the truth); analyst: read,
-# predict and read logged inputs (READ_INPUTS).
-ROLES = ("admin", "ci", "reader", "feedback", "analyst")
+# predict and read logged inputs (READ_INPUTS); metrics: scrape /metrics where reads need a token, and
+# nothing else (it holds no right on any model, and the scrape names every model, so it is never scoped).
+ROLES = ("admin", "ci", "reader", "feedback", "analyst", "metrics")
+METRICS = "metrics"
 # The right to read what callers sent (the prediction log, its CSV, the values of categorical drift
 # bins): inputs may be personal data, so only these roles have it.
 READ_INPUTS_ROLES = ("admin", "analyst")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 
 from registry.batch.tables import BatchRun
 from registry.db import db, write_transaction
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, VersionArchived
 from registry.events import outbox
 from registry.lookups import find_model, find_version
 from registry.names import check_alias_name
@@ -27,7 +27,10 @@ def record_batch_run(
 ) -> BatchRun:
     """Record a finished batch run of version ``number`` and announce it (``batch_run.recorded``).
 
-    A run of an archived version is recorded too: the job ran, whatever happened to the version since.
+    An archived version cannot have scored a job that succeeded: it was archived before the job was planned
+    or while it scored, and either way its outputs are not to be used (VersionArchived, 410). Its failed
+    runs are recorded, so that the history says why a job ended. The model is locked as archiving locks it,
+    so a run and an archive of its version are recorded in one order or the other, never both succeeded.
     """
     if alias is not None:
         check_alias_name(alias)
@@ -35,7 +38,10 @@ def record_batch_run(
         raise InvalidInput("finished_at is before started_at; send the times the job started and ended",
                            errors={"finished_at": ["must not be before started_at"]})
     with write_transaction():
-        version = find_version(find_model(name), number)
+        version = find_version(find_model(name, lock=True), number)
+        if status == "succeeded" and version.status == "archived":
+            raise VersionArchived(f"version {number} of {name!r} is archived: a job scored by it cannot be recorded "
+                                  "as succeeded; record it as failed (outputs: []) and score with a ready version")
         run = BatchRun(
             version_id=version.id, alias=alias, engine=engine, inputs=inputs, outputs=outputs, rows=rows,
             status=status, detail=detail or "", started_at=started_at, finished_at=finished_at, created_by=actor,

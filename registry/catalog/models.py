@@ -1,13 +1,14 @@
 """Use cases on registered models as a whole: list, look at, describe and tag."""
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import select
 
 from registry.changes import ModelChanged, record
 from registry.db import db, on_postgresql, write_transaction
 from registry.lookups import find_model, latest_numbers
-from registry.paging import Page, paginate
+from registry.paging import Page, paginate, slice_page
 from registry.tables import RegisteredModel, utcnow
 
 
@@ -28,15 +29,17 @@ class ModelSummary:
     prediction_log_explain: float | None = None  # the share of its logged answers explained; None: none
 
 
-def list_models(page: int, per_page: int, *, readable: list[str] | None = None) -> Page:
-    """Models ordered by name; with ``readable`` (a scoped token's patterns: names, or prefixes ending
-    in ``*``), only the models they name."""
-    query = select(RegisteredModel)
-    if readable is not None:
-        query = query.where(or_(false(), *(
-            RegisteredModel.name.startswith(pattern[:-1], autoescape=True) if pattern.endswith("*")
-            else RegisteredModel.name == pattern for pattern in readable)))
-    models = paginate(query.order_by(_by_name()), page, per_page)
+def list_models(page: int, per_page: int, *, readable: Callable[[str], bool] | None = None) -> Page:
+    """Models ordered by name; with ``readable`` (a scoped token's test of a name: registry.access.scopes.holds),
+    only the models it passes. The names are tested here, one by one, by the test each model's own routes make,
+    never matched in SQL (SQLite's LIKE ignores case): a token lists exactly the models it may read."""
+    query = select(RegisteredModel).order_by(_by_name())
+    if readable is None:
+        models = paginate(query, page, per_page)
+    else:
+        names = slice_page([name for name in db.session.scalars(select(RegisteredModel.name).order_by(_by_name()))
+                            if readable(name)], page, per_page)
+        models = replace(names, items=list(db.session.scalars(query.where(RegisteredModel.name.in_(names.items)))))
     latest = latest_numbers([m.id for m in models.items])
     return replace(models, items=[_summary(m, latest.get(m.id)) for m in models.items])
 

@@ -2,6 +2,7 @@
 (local[2]) and the ``score`` CLI answer every row as the online route does, bit for bit (checked on a
 sample of every job), score with the version planned even when the alias moves, fail naming the first
 bad row, and are recorded as batch runs."""
+import itertools
 import json
 import os
 import pty
@@ -289,6 +290,102 @@ def test_the_score_command_on_spark_parses_csv_cells_as_the_csv_route_does(live_
     scored = pd.concat(pd.read_csv(part) for part in sorted((tmp_path / "scores").glob("part-*.csv")))
     assert_online_answers(admin, "churn", 1, scored, FEATURES, proba=True)
     assert next(admin.batch_runs("churn", 1)).engine == "spark"
+
+
+FADING = itertools.count()
+
+
+@pytest.fixture
+def fading(admin):
+    """A model of its own whose versions these tests archive: ``v1`` and ``v2`` of a fresh name, no alias."""
+    name = f"fading-{next(FADING)}"
+    for alpha in (0.5, 2.0):
+        admin.upload(name, Ridge(alpha=alpha).fit(FRAME[FEATURES[1:]], FRAME["tenure"]))
+    return name
+
+
+def leftovers(folder) -> list[str]:
+    """What a scoring job left in ``folder`` beside its inputs: its output, or a staging directory."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("rows"))
+
+
+def test_the_score_command_refuses_an_archived_version_before_it_scores(live_registry, admin, fading, tmp_path):
+    FRAME[:50].to_parquet(tmp_path / "rows.parquet")
+    admin.archive(fading, 1)
+
+    result = score(live_registry, "--model", f"{fading}/1", "--input", tmp_path / "rows.parquet", "--output",
+                   tmp_path / "scores")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"{fading} v1 is archived" in result.stderr
+    assert leftovers(tmp_path) == [] and list(admin.batch_runs(fading, 1)) == []
+
+
+def test_a_version_archived_while_the_job_scores_fails_the_job_and_leaves_no_output(
+        live_registry, admin, fading, tmp_path, monkeypatch):
+    from trainers import scoring
+
+    def archived_meanwhile(plan, files, fmt, job):
+        rows = local(plan, files, fmt, job)
+        admin.archive(fading, plan.version)
+        return rows
+
+    local = scoring.ENGINE_RUNS["local"]
+    monkeypatch.setitem(scoring.ENGINE_RUNS, "local", archived_meanwhile)
+    FRAME[:50].to_parquet(tmp_path / "rows.parquet")
+    (tmp_path / "scores").mkdir()  # an empty --output is kept empty
+
+    result = score(live_registry, "--model", f"{fading}/2", "--input", tmp_path / "rows.parquet", "--output",
+                   tmp_path / "scores")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"{fading} v2 was archived while the job scored" in result.stderr
+    assert leftovers(tmp_path) == ["scores"] and list((tmp_path / "scores").iterdir()) == []
+    [run] = admin.batch_runs(fading, 2)
+    assert (run.status, run.outputs, run.rows) == ("failed", [], 0)
+    assert "was archived while the job scored" in run.detail
+
+
+def test_a_good_file_then_a_bad_one_leaves_no_output_and_records_none(live_registry, admin, models, tmp_path):
+    FRAME[:40].to_parquet(tmp_path / "rows-1.parquet")
+    bad = FRAME[40:80].copy()
+    bad.loc[bad.index[7], "calls"] = np.nan
+    bad.to_parquet(tmp_path / "rows-2.parquet")
+
+    result = score(live_registry, "--model", "churn/1", "--input", tmp_path / "rows-*.parquet", "--output",
+                   tmp_path / "scores")
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "rows-2.parquet: row 7, feature calls" in result.stderr
+    assert leftovers(tmp_path) == []
+    run = next(admin.batch_runs("churn", 1))
+    assert (run.status, run.outputs) == ("failed", [])
+
+
+HOSTILE = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "=HYPERLINK(A1)"]  # no quotes: Spark escapes them otherwise
+
+
+@pytest.mark.parametrize("engine", ["local", "dask", "spark"])
+def test_csv_output_opens_no_formula_and_keeps_numbers_as_written(live_registry, admin, models, tmp_path, engine,
+                                                                   request):
+    if engine != "local":
+        request.getfixturevalue({"dask": "dask_client", "spark": "spark"}[engine])
+    rows = FRAME[:len(HOSTILE)].copy()
+    rows["customer"] = HOSTILE
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+
+    result = score(live_registry, "--model", "churn/1", "--input", tmp_path / "rows.csv", "--output",
+                   tmp_path / "scores", "--engine", engine)
+
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    written = pd.concat(pd.read_csv(part, dtype=str, keep_default_na=False)
+                        for part in sorted((tmp_path / "scores").glob("*.csv")))
+    assert sorted(written["customer"]) == sorted("'" + text for text in HOSTILE)
+    sent = pd.read_csv(tmp_path / "rows.csv", dtype=str).set_index("tenure")
+    kept = written.set_index("tenure")
+    assert sorted(kept.index) == sorted(sent.index)  # negative numbers among them: no quote before a number
+    assert (kept.loc[sent.index, FEATURES[1:]].to_numpy() == sent[FEATURES[1:]].to_numpy()).all()
+    assert set(written["prediction"]) <= {"stay", "leave"}
 
 
 @pytest.mark.parametrize("args, code, said", [

@@ -56,6 +56,11 @@ def predict(live, reader) -> requests.Response:
 def test_predictions_go_on_readiness_says_degraded_and_writes_are_503_through_an_outage(outage):
     live, proxy, reader = outage
     assert predict(live, reader).status_code == 200  # the worker verifies the token while the database answers
+    created = requests.post(f"{live.url}/tokens", json={"name": "prometheus", "role": "metrics"}, headers=live.headers,
+                            timeout=30)
+    assert created.status_code == 201, created.text
+    scraper = {"Authorization": f"Bearer {created.json()['token']}"}  # /metrics needs it where reads need a token
+    assert requests.get(f"{live.url}/metrics", headers=scraper, timeout=30).status_code == 200  # verified before
 
     proxy.cut()
     try:
@@ -64,7 +69,7 @@ def test_predictions_go_on_readiness_says_degraded_and_writes_are_503_through_an
             answers.append(predict(live, reader))
         ready = requests.get(f"{live.url}/readyz", timeout=30)
         v2_ready = requests.get(f"{live.url}/v2/health/ready", timeout=30)
-        metrics = requests.get(f"{live.url}/metrics", timeout=30).text
+        metrics = requests.get(f"{live.url}/metrics", headers=scraper, timeout=30).text
         write = upload(live, "kept", scaled_sum(3))
     finally:
         proxy.restore()

@@ -75,10 +75,17 @@ def test_a_failed_run_keeps_its_reason_and_a_pinned_run_has_no_alias(client, ci,
         "detail": "row 17 of part-0003.parquet: feature 'tenure' must be a number"}
 
 
-def test_a_run_of_an_archived_version_is_still_recorded(client, ci, admin, two):
+def test_an_archived_version_cannot_have_scored_a_job_that_succeeded_but_its_failures_are_recorded(
+        app, client, ci, admin, two):
     assert client.delete("/models/m/versions/2", headers=admin).status_code == 200
 
-    assert post_run(client, ci, number=2, alias=None).status_code == 201
+    assert_problem(post_run(client, ci, number=2, alias=None), 410, "version 2 of 'm' is archived",
+                   "record it as failed")
+    assert stored_runs(app) == 0
+    failed = post_run(client, ci, number=2, alias=None, status="failed", outputs=[], rows=0,
+                      detail="version 2 of 'm' was archived while the job scored")
+    assert failed.status_code == 201, failed.get_json()
+    assert [run["status"] for run in client.get("/models/m/versions/2/batch-runs").get_json()["items"]] == ["failed"]
 
 
 def test_a_run_is_sent_to_webhooks_in_its_transaction(app, client, ci, admin, two):

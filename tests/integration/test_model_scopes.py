@@ -101,6 +101,26 @@ def test_a_scoped_token_lists_only_the_models_it_may_read(client, admin, models)
     assert {m["name"] for m in client.get("/models", headers=admin).get_json()["items"]} == {"in-a", "out-a"}
 
 
+def test_a_scoped_token_lists_exactly_the_models_it_may_read_case_and_all_on_every_backend(client, admin):
+    # SQLite's LIKE ignores case: a prefix matched there listed Team-A-x, which the same token could not read
+    # (issue 67, item 19)
+    names = ["team-a-x", "Team-A-x", "TEAM-A-Y", "team-ab", "Team-a-x2", "team-a-z", "exact", "EXACT", "exact2"]
+    for name in names:
+        upload_ok(client, admin, name, scaled_sum(1))
+    headers = token(client, admin, "team-a", "reader", [{"models": ["team-a-*", "exact"], "rights": ["read"]}])
+
+    listed = []
+    for page in (1, 2, 3):
+        body = client.get("/models", query_string={"per_page": 2, "page": page}, headers=headers).get_json()
+        assert body["total"] == 3
+        listed += [m["name"] for m in body["items"]]
+    readable = [name for name in names if client.get(f"/models/{name}", headers=headers).status_code == 200]
+
+    assert listed == ["exact", "team-a-x", "team-a-z"]  # in name order, page by page
+    assert sorted(readable) == listed
+    assert all(client.get(f"/models/{name}", headers=headers).status_code == 403 for name in set(names) - set(listed))
+
+
 @pytest.mark.parametrize("role, scopes, fragment", [
     ("admin", [{"models": ["in-*"], "rights": ["read"]}], "admin token cannot be scoped"),
     ("reader", [{"models": ["in-*"], "rights": ["promote"]}], "role 'reader' has no right promote"),

@@ -235,13 +235,14 @@ def test_openapi_declares_the_bearer_scheme(spec):
     ("post", "/tokens", [{"bearerAuth": []}]),
     ("get", "/models", [{}, {"bearerAuth": []}]),
     ("post", "/models/{name}/predict", [{}, {"bearerAuth": []}]),
+    ("get", "/metrics", [{}, {"bearerAuth": []}]),  # a metrics token where reads need one (issue 67)
 ])
 def test_openapi_says_which_operations_need_a_token(spec, method, path, security):
     assert spec["paths"][path][method]["security"] == security
 
 
 def test_operations_without_auth_declare_no_security(spec):
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz"):
         assert "security" not in spec["paths"][path]["get"]
 
 

@@ -28,6 +28,7 @@ def test_sign_on_is_off_without_an_issuer():
     ({"OIDC_GROUPS": "{ml-admins: admin}"}, "not valid JSON"),
     ({"OIDC_GROUPS": "[]"}, "a JSON object"),
     ({"OIDC_GROUPS": '{"ops": {"role": "root"}}'}, "OIDC_GROUPS['ops'] must be"),
+    ({"OIDC_GROUPS": '{"ops": {"role": "metrics"}}'}, "OIDC_GROUPS['ops'] must be"),  # a role that only scrapes
     ({"OIDC_GROUPS": '{"ops": "admin"}'}, "OIDC_GROUPS['ops'] must be"),
     ({"OIDC_GROUPS": '{"ops": {"role": "ci", "scope": []}}'}, "OIDC_GROUPS['ops'] must be"),
     ({"OIDC_GROUPS": '{"ops": {"role": "admin", "scopes": [{"models": ["a"], "rights": ["read"]}]}}'},

@@ -72,8 +72,11 @@ class Plan:
 
 
 def plan(transport: Transport, model: str, ref: int | str, *, cache_dir: str | None = None) -> Plan:
-    """Resolve ``ref`` of ``model`` now, once: the plan every partition of the job is scored by."""
+    """Resolve ``ref`` of ``model`` now, once: the plan every partition of the job is scored by. An archived
+    version is refused (410, as the predict route refuses it): its answers are not to be used."""
     body = transport.json("GET", path("models", model, "versions", ref))
+    if body.get("status") == "archived":
+        raise RegistryError(f"{model} v{body['version']} is archived: score with a ready version or an alias", 410)
     alias = None if isinstance(ref, int) or str(ref).isdigit() else str(ref)
     return Plan(url=transport.base_url, token=transport.token, model=model, version=body["version"], alias=alias,
                 sha256=body["sha256"], size_bytes=body["size_bytes"], task=body["task"], kind=body["kind"],
@@ -234,6 +237,30 @@ def prediction_dtype(job: Plan) -> str:
     if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
         return "int64"
     return "float64" if all(isinstance(c, (int, float)) for c in classes) else "str"
+
+
+def neutral_frame(frame):
+    """``frame`` (pandas) as it is written to CSV: every text cell through the registry's one rule for CSV
+    cells (``registry.csv_cells.neutral``, which its HTTP CSV exports follow), so that no cell opens as a
+    formula in a spreadsheet; numbers, and text that is a plain number, as they are."""
+    import pandas as pd
+
+    from registry.csv_cells import neutral
+
+    text = [name for name, dtype in frame.dtypes.items()
+            if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)]
+    if not text:
+        return frame
+    frame = frame.copy(deep=False)
+    for name in text:
+        frame[name] = frame[name].map(neutral).astype(frame[name].dtype)
+    return frame
+
+
+def neutral_frames(frames):
+    """:func:`neutral_frame` over an iterator of frames (Spark's ``mapInPandas``)."""
+    for frame in frames:
+        yield neutral_frame(frame)
 
 
 def _download(job: Plan, target: Path) -> None:
