@@ -179,7 +179,7 @@ class Scenario:
     alone, ``flood`` seconds with ``flood_threads`` callers on the hot model, ``idle`` seconds alone again.
     The flood's callers are closed loop, or with ``flood_times`` open loop at that many times the hot
     model's capacity (its answers a second with ``capacity_callers`` callers at once, measured first), with
-    more callers than ``flood_threads`` where the pace needs them (one request a caller in twice the deadline).
+    more callers than ``flood_threads`` where the pace needs them (one request a caller a deadline).
     The quiet model is called by one caller every ``quiet_interval`` seconds, or with ``quiet_share`` by
     ``quiet_threads`` paced callers at that share of its own capacity (measured first, as the hot model's).
     Every call sends ``X-Request-Timeout: deadline``."""
@@ -249,9 +249,10 @@ def _overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: 
     metrics["before"] = scrape(live.url)
     workers = psutil.Process(live.process.pid).children(recursive=True)  # with their back processes, if any
     server_cpu = _cpu_seconds(workers)
-    # Paced, a caller sends again only once answered: enough callers that the pace never waits on one that
-    # holds an answer for as long as a request can take (its deadline, and one computation begun before it).
-    threads = max(scenario.flood_threads, math.ceil(rate * 2 * scenario.deadline)) if rate else scenario.flood_threads
+    # Paced, a caller sends again only once answered, and one held up catches up after: enough callers that
+    # each sends once a deadline (then most of a late one's wait is over by its next turn), and no fewer, so
+    # that none idles past the server's keep-alive (gunicorn's 2 s) and meets its connection closed.
+    threads = max(scenario.flood_threads, math.ceil(rate * scenario.deadline)) if rate else scenario.flood_threads
     with Flood(hot_url, hot[1], threads=threads, rate=rate, headers=headers) as flood:
         time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
         with quiet_callers() as during:

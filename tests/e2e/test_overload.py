@@ -8,6 +8,7 @@ refused at once (429, Retry-After, problem+json) rather than queued; no request 
 flood and run again after it. Timing bounds are generous: the machine is shared (see REFUSAL_P99_MS). All of it
 holds with each worker's back lane in the worker (the default) and in a back process (``BACK_LANE_NICE``)."""
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -78,7 +79,8 @@ def test_the_flooded_model_is_driven_past_five_times_its_capacity_and_refused_fa
     flood = outcome.hot_flood
     answered = [reply for reply in flood if reply.status == 200]
     refused = [reply for reply in flood if reply.status in (429, 503)]  # 503: its deadline passed while it waited
-    assert len(answered) + len(refused) == len(flood)  # nothing else: no 500, no dropped connection
+    others = Counter(reply.status for reply in flood if reply.status not in (200, 429, 503))
+    assert not others  # nothing else: no 500, no dropped connection
     assert len(flood) >= 5 * len(answered)  # offered at 5× what it answered (its capacity under the flood)
     assert any(reply.status == 429 for reply in refused)
     assert all(reply.retry_after == "1" and reply.content_type == "application/problem+json" for reply in refused)
