@@ -1,5 +1,5 @@
-"""The container image, built from the repository's Dockerfile and run with real podman: the README's
-container quick start (ready, upload, promote, predict) as a non-root user, a forest answered exactly by
+"""The container image, built from the repository's Dockerfile and run with real podman: the
+container quick start of docs/deploy.md (ready, upload, promote, predict) as a non-root user, a forest answered exactly by
 the tree walker the image built, the data kept across a restart on the same volume with a read-only
 root filesystem, a graceful stop that finishes a request in flight, a small volume on which the
 prediction log stops before the registry's writes fail, and starts that must fail with one line and no
@@ -68,7 +68,7 @@ def started():
 
 @pytest.fixture(scope="module")
 def quick_start(image, volume, started):
-    """The README's quick start: ``run -p PORT:8000 -v VOLUME:/data IMAGE``, ready, with a model uploaded
+    """docs/deploy.md's one container: ``run -p PORT:8000 -v VOLUME:/data IMAGE``, ready, with a model uploaded
     and promoted through it; the seconds from ``podman run`` to the first correct prediction."""
     began = time.monotonic()
     container = started(image, volume=volume)

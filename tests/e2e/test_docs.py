@@ -1,9 +1,12 @@
 """Docs that cannot drift: every shell and Python block of README.md and docs/ runs, in order, here.
 
-Each document gets a fresh registry (a real gunicorn on a fresh database, as ``make run`` gives a
-first-time user) and a fresh working directory laid out like a clone after ``make run``: ``.venv``,
-``instance/admin_token``, an empty ``examples/``. ``http://127.0.0.1:8000`` in a block is this
-registry's address (and so is ``REGISTRY_URL``, whose default is that address). A document creates what it uses: nothing carries over from another one.
+The documents run one after the other, README first, against ONE registry (a real gunicorn on a fresh
+database, as ``make run`` gives a first-time user) from one working directory laid out like a clone
+after ``make run``: ``.venv``, ``instance/admin_token``, an empty ``examples/``. So a reader who walks
+every document in order, on a registry the documents before have filled, sees what each one shows: a
+document creates what it uses under names of its own, promotes the version its own upload answered,
+and shows nothing that holds only on an empty registry. ``http://127.0.0.1:8000`` in a block is this
+registry's address (and so is ``REGISTRY_URL``, whose default is that address).
 Blocks that must not run say why in a marker (tests/e2e/doc_blocks.py). What a document leaves
 running (a receiver it starts with ``&``) is stopped when its script ends. Where a document shows what
 a block prints, what it printed must agree (tests/e2e/doc_outputs.py; docs/testing.md, "Documented
@@ -78,17 +81,39 @@ def stop_group(group: int, grace_seconds: float = 10) -> None:
             return
 
 
+def settings_of_every_document() -> dict[str, str]:
+    """The settings the one registry starts with: those every document's ``doc-test: server`` markers name
+    (one document's setting must not contradict another's)."""
+    settings: dict[str, str] = {}
+    for document in RUNNABLE:
+        for name, value in server_settings(document).items():
+            assert settings.setdefault(name, value) == value, f"{document.name}: {name}={value} against {settings[name]}"
+    return settings
+
+
+@pytest.fixture(scope="module")
+def one_registry(tmp_path_factory):
+    """The registry every document runs against, and the clone they share: ``(live, folder, env)``."""
+    root = tmp_path_factory.mktemp("docs")
+    with fresh_database(root) as database_url, \
+            server.running(database_url, root, ADMIN_TOKEN, env=settings_of_every_document()) as (live,):
+        folder, env = workspace(root, live)
+        yield live, folder, env
+
+
+def test_the_documents_run_readme_first():
+    assert RUNNABLE[0].name == "README.md" and RUNNABLE[1:] == sorted(RUNNABLE[1:])
+
+
 @pytest.mark.parametrize("document", RUNNABLE, ids=lambda path: path.name)
-def test_every_runnable_block_runs_in_order_against_a_fresh_registry(document, tmp_path):
-    settings = server_settings(document)
+def test_every_runnable_block_runs_in_order_on_the_registry_the_documents_before_used(document, one_registry,
+                                                                                      tmp_path):
+    live, folder, env = one_registry
     outputs = tmp_path / "outputs"
     outputs.mkdir()
-    with fresh_database(tmp_path) as database_url, \
-            server.running(database_url, tmp_path, ADMIN_TOKEN, env=settings) as (live,):
-        folder, env = workspace(tmp_path, live)
-        output = tmp_path / "output.txt"
-        returncode = run_script(script(document, live.url, sys.executable), folder, {**env, "DOC_OUTPUTS": str(outputs)},
-                                output)
+    output = tmp_path / "output.txt"
+    returncode = run_script(script(document, live.url, sys.executable), folder, {**env, "DOC_OUTPUTS": str(outputs)},
+                            output)
     assert returncode == 0, f"{document.name}: a block failed (exit {returncode})\n{output.read_text()[-5000:]}"
     wrong = [f"{document.name}:{block.shown_line} (shown output of the block at line {block.line}): {problem}"
              for block in blocks(document) if block.shown is not None and not block.skip

@@ -308,11 +308,11 @@ def _doc_block(language: str, holding: str) -> str:
 
 @pytest.fixture(scope="module")
 def quickstart(live_registry):
-    """A model called ``quickstart`` with the README's ten features, in production, as the doc assumes."""
+    """The doc's model, ``v2-forest``, with the README's ten features, in production, as the doc makes it."""
     X, y = regression_data(n_features=10)
     model = LinearRegression().fit(X, y)
-    assert upload(live_registry, "quickstart", model).status_code == 201
-    _promote(live_registry, "quickstart", 1)
+    assert upload(live_registry, "v2-forest", model).status_code == 201
+    _promote(live_registry, "v2-forest", 1)
     return model
 
 
