@@ -139,3 +139,10 @@ def test_a_text_column_is_refused_by_the_library_kinds(write_csv, binary_frame, 
     result = CliRunner().invoke(cli, ["train", "--data", str(write_csv(binary_frame)), "--target", "label",
                                       "--kind", "xgboost", "--out", str(tmp_path / "m.json")])
     assert result.exit_code == 1 and "'colour' hold text" in result.output and "kind boosting" in result.output
+
+
+def test_retrain_takes_the_scikit_learn_kinds_only(examples):
+    result = CliRunner().invoke(cli, ["retrain", "--data", str(examples["regression"]), "--target", "target",
+                                      "--kind", "xgboost", "--registry", "http://127.0.0.1:9", "--model", "m"])
+    assert result.exit_code == 2 and "'xgboost' is not one of 'linear', 'logistic', 'tree', 'forest', 'boosting'" \
+        in " ".join(result.output.split())
