@@ -5,6 +5,7 @@ labels, which it names as its ``classes_``: the upload sends them, so the regist
 from __future__ import annotations
 
 import importlib
+import logging
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,8 @@ from pandas.api import types as ptypes
 from sklearn.base import BaseEstimator
 
 from trainers.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("xgboost", "lightgbm")
 # The estimator class per task, and the file names the registry recognises by content (the suffix says which).
@@ -64,9 +67,15 @@ class BoostedModel(BaseEstimator):
         target = np.asarray(y)
         if self.task == "classification":
             self.classes_, target = np.unique(target, return_inverse=True)
-        self.feature_names_in_ = np.asarray([str(name) for name in features.columns], dtype=object)
         self.estimator_ = estimator_class(self.kind, self.task)(**(self.params or {}))
         self.estimator_.fit(_numbers(features), target)
+        # The names the file holds, which the registry's signature takes: LightGBM writes "a b" as "a_b".
+        names = [str(name) for name in self.estimator_.feature_names_in_]
+        renamed = [f"{str(given)!r} as {name!r}" for given, name in zip(features.columns, names) if str(given) != name]
+        if renamed:
+            log.warning("%s names %d column(s) otherwise in its file, and callers send them so: %s", self.kind,
+                        len(renamed), ", ".join(renamed[:3]) + (", …" if len(renamed) > 3 else ""))
+        self.feature_names_in_ = np.asarray(names, dtype=object)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:

@@ -85,6 +85,7 @@ def test_a_trained_boosted_kind_registers_and_answers_what_it_answered_when_trai
     client = RegistryClient(registry.url, ADMIN_TOKEN)
     version = client.version(name, int(result.stdout))
     assert (version.kind, version.framework, version.task) == ("boosting", FRAMEWORKS[kind], task)
+    assert version.signature.names == report["feature_names"]  # LightGBM's file writes "mean radius" as "mean_radius"
     rows = report["input_example"]
     answer = client.predict(name, rows, ref=version.version)
     expected = _local_answers(kind, out, report, rows)
