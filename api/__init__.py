@@ -24,7 +24,7 @@ from api.errors import register_error_handlers
 from api.lazy_spec import Api
 from api.uploaded_files import HashingRequest
 from api.migrations import init_migrations
-from api.openapi import ProblemDocs
+from api.openapi import ProblemDocs, package_version
 from api.ui import init_ui
 from api.v2 import views as v2
 from api.views import (
@@ -38,7 +38,7 @@ from registry.process.metric_files import Flusher
 
 OPENAPI = {
     "API_TITLE": "Model Registry",
-    "API_VERSION": "1.0",
+    "API_VERSION": package_version(),
     "OPENAPI_VERSION": "3.1.0",
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
@@ -107,7 +107,7 @@ def _init_database(app: Flask) -> None:
 
 
 def _init_http(app: Flask) -> None:
-    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs()]})
+    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs(app.config["REQUIRE_AUTH_FOR_READS"])]})
     for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts, predict, predictions, tokens,
                    webhooks, audit, ops, v2):
         api.register_blueprint(module.blp)

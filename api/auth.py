@@ -5,7 +5,7 @@ from functools import wraps
 from flask import current_app, g, request
 
 from api import rate_limits
-from api.openapi import NEEDS_TOKEN, TOKEN_IF_CONFIGURED, document
+from api.openapi import NEEDS_TOKEN, READ, document
 from api.rights import route_right
 from registry.access.tokens import METRICS, READ_INPUTS, READ_INPUTS_ROLES, Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
@@ -52,7 +52,7 @@ def reads(view):
             g.principal = who
         return view(*args, **kwargs)
 
-    return document(wrapped, {"security": TOKEN_IF_CONFIGURED})
+    return document(wrapped, READ)
 
 
 def scrapes(view):
@@ -69,7 +69,7 @@ def scrapes(view):
             g.principal = who
         return view(*args, **kwargs)
 
-    return document(wrapped, {"security": TOKEN_IF_CONFIGURED})
+    return document(wrapped, READ)
 
 
 def requires_read_inputs(view):

@@ -1,12 +1,16 @@
 """What /openapi.json says beyond the schemas: bearer auth, and each operation's problem responses.
 
-The auth decorators mark operations with their security; ``errors`` marks the statuses only a view
-knows of (409, 410…); ``ProblemDocs`` adds the rest by rule and points every one at problem+json (on
-the Open Inference Protocol's routes, at its ``{"error": …}`` body, as application/json).
+The auth decorators mark operations with their security (a read: a token only where the deployment sets
+REQUIRE_AUTH_FOR_READS, so Swagger UI locks what needs one and nothing else); ``errors`` marks the statuses
+only a view knows of (409, 410…); ``ProblemDocs`` adds the rest by rule and points every one at
+problem+json (on the Open Inference Protocol's routes, at its ``{"error": …}`` body, as application/json).
 """
 import re
+import tomllib
 from collections.abc import Callable
 from copy import deepcopy
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from apispec import BasePlugin
 from flask_smorest.utils import deepupdate
@@ -16,8 +20,10 @@ from registry.names import ALIAS_NAME
 
 BEARER = "bearerAuth"
 NEEDS_TOKEN = [{BEARER: []}]
-TOKEN_IF_CONFIGURED = [{}, {BEARER: []}]  # open unless the deployment sets REQUIRE_AUTH_FOR_READS
+_READ = "x-read"  # marks a read: open unless the deployment sets REQUIRE_AUTH_FOR_READS
+READ = {_READ: True}  # what the read decorator documents
 _BY_NUMBER = "x-version-number"  # marks a path parameter ProblemDocs declares as a version number
+PACKAGE = "model-registry"
 _REST_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)  # a docstring's reST inline literal
 
 MEANING = {
@@ -71,6 +77,15 @@ REQUEST_TIMEOUT = {
 }
 
 
+def package_version() -> str:
+    """The service's version, as its package says it (``pyproject.toml`` in a checkout not installed)."""
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+
+
 def document(view: Callable, doc: dict) -> Callable:
     """Merge ``doc`` into the operation's OpenAPI entry (as flask-smorest's ``Blueprint.doc`` does)."""
     view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
@@ -90,7 +105,11 @@ def by_number(parameter: str = "ref") -> Callable:
 
 
 class ProblemDocs(BasePlugin):
-    """An apispec plugin: the bearer scheme, the problem responses, and which operation gives which."""
+    """An apispec plugin: the bearer scheme, the problem responses, and which operation gives which;
+    ``reads_need_token``: the deployment's REQUIRE_AUTH_FOR_READS (reads are open without it)."""
+
+    def __init__(self, reads_need_token: bool = False):
+        self.reads_need_token = reads_need_token
 
     def init_spec(self, spec):
         """Register the security scheme, the problem schema and one response per status."""
@@ -123,6 +142,9 @@ class ProblemDocs(BasePlugin):
         """Give each operation its statuses, all as problem+json (replacing flask-smorest's error shape)."""
         for operation in (operations or {}).values():
             _as_markdown(operation)
+            read = operation.pop(_READ, False)
+            if read and self.reads_need_token:
+                operation["security"] = NEEDS_TOKEN
             number = operation.pop(_BY_NUMBER, None)
             if number is not None:
                 operation.setdefault("parameters", []).append({
@@ -135,7 +157,7 @@ class ProblemDocs(BasePlugin):
             if "{" in (path or "") or operation.get("parameters"):
                 responses["414"] = LINE_TOO_LONG
             _name_property_names(self._spec.components.schemas)
-            for status in _derived_statuses(path or "", operation):
+            for status in _derived_statuses(path or "", operation, read):
                 if (path or "").startswith("/v2"):  # the protocol has no 422: invalid input is 400
                     responses.setdefault(str(400 if status == 422 else status), _v2_name(400 if status == 422 else status))
                 else:
@@ -159,13 +181,14 @@ def _name_property_names(schemas: dict) -> None:
                 prop["propertyNames"] = prop.pop("x-propertyNames")
 
 
-def _derived_statuses(path: str, operation: dict) -> set[int]:
+def _derived_statuses(path: str, operation: dict, read: bool) -> set[int]:
     statuses = set()
-    security = operation.get("security")
-    if security:
-        statuses |= {401, 429, 503}  # a token or a lookup means the database answers; bad ones are limited
-        if {} not in security:
-            statuses.add(403)
+    if operation.get("security") or read:
+        # A token (needed, or sent to an open read that shows more to some) or a lookup means the database
+        # answers; bad tokens are limited.
+        statuses |= {401, 429, 503}
+    if operation.get("security"):
+        statuses.add(403)
     if "{" in path:
         statuses.add(404)
     if "requestBody" in operation:

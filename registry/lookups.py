@@ -193,3 +193,17 @@ def running_canaries(name: str | None = None) -> list[tuple[str, str, int, int]]
     if name is not None:
         query = query.where(RegisteredModel.name == name)
     return sorted(tuple(row) for row in db.session.execute(query).all())
+
+
+def signed_classes(keys: set[tuple[str, int]]) -> dict[tuple[str, int], list | None]:
+    """The classes the signature of each version ``keys`` names (``(model, number)``) says now."""
+    if not keys:
+        return {}
+    names = {name for name, _ in keys}
+    rows = db.session.execute(
+        select(RegisteredModel.name, ModelVersion.number, ModelVersion.signature)
+        .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
+        .where(RegisteredModel.name.in_(names), ModelVersion.number.in_({number for _, number in keys}))
+    ).all()
+    return {(name, number): (signature or {}).get("classes") for name, number, signature in rows
+            if (name, number) in keys}

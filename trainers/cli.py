@@ -19,7 +19,7 @@ from registry_client import DEFAULT_TIMEOUT, RegistryClient, RegistryError
 from registry_client.client import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from trainers import artifact, datasets
+from trainers import artifact, boosted, datasets
 from trainers.errors import ConfigurationError, TrainerError
 from trainers.metrics import ALL_METRICS
 from trainers.mlflow_import import DEFAULT_MAX_UPLOAD_MB, import_registry, open_source
@@ -85,6 +85,34 @@ def _parse_tag_option(ctx, param, values) -> dict:
     return tags
 
 
+def _parse_list_option(ctx, param, value: str | None) -> list | None:
+    """A list given as ``a,b,c`` (strings) or as a JSON array (``[0, 1]``: integers stay integers)."""
+    if value is None:
+        return None
+    if not value.lstrip().startswith("["):
+        return [item.strip() for item in value.split(",")]
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{value!r} is not a JSON array: {exc.msg}") from None
+    if not isinstance(items, list):
+        raise click.BadParameter(f"{value!r} is not a JSON array")
+    return items
+
+
+def _parse_metric_option(ctx, param, values) -> dict:
+    metrics = {}
+    for pair in values:
+        name, sep, value = pair.partition("=")
+        try:
+            metrics[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"metric {pair!r} is not of the form name=number")
+    return metrics
+
+
 def _parse_plan_option(ctx, param, value: str | None) -> dict | None:
     """--plan: the word ``default`` (the registry's default plan), or a JSON file holding a plan."""
     if value is None:
@@ -116,18 +144,21 @@ def _check_reference(ctx, param, value: str) -> str:
     return value
 
 
-def training_options(command):
-    """The data, target, kind and hyperparameter options shared by ``train`` and ``retrain``."""
+def training_options(kinds: list[str]):
+    """The data, target, kind (one of ``kinds``) and hyperparameter options shared by ``train`` and ``retrain``."""
+    library_kinds = [kind for kind in kinds if kind in boosted.KINDS]
+    libraries = (f", {' or '.join(library_kinds)} (the library's own model of the numeric columns, written as "
+                 "its model file; either; needs the package installed)") if library_kinds else ""
     options = [
         click.option("--data", required=True, type=EXISTING_FILE,
                      help="CSV file with a header row."),
         click.option("--target", required=True, help="Name of the column to predict."),
-        click.option("--kind", required=True, type=click.Choice(list(KIND_TASKS)),
-                     help="linear (regression), logistic (classification), tree, forest or boosting "
-                          "(HistGradientBoosting; either)."),
+        click.option("--kind", required=True, type=click.Choice(kinds),
+                     help="linear (regression), logistic (classification), tree, forest, boosting "
+                          f"(scikit-learn's HistGradientBoosting; either){libraries}."),
         click.option("--task", type=click.Choice(["auto", *TASKS]), default="auto",
                      show_default=True,
-                     help="For tree, forest and boosting: auto reads text, booleans or at most 20 distinct "
+                     help="For the kinds that do both: auto reads text, booleans or at most 20 distinct "
                           "integers in the target as classes, anything else as regression."),
         click.option("--param", "params", multiple=True, callback=_parse_param_option,
                      metavar="NAME=VALUE",
@@ -140,9 +171,13 @@ def training_options(command):
                      default=0.2, show_default=True, help="Share of rows held out for evaluation."),
         click.option("--job-url", help="Link to the CI run, recorded in the lineage."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def registry_options(command):
@@ -164,19 +199,23 @@ def registry_options(command):
 
 
 @cli.command("train")
-@training_options
+@training_options(list(KIND_TASKS))
 @click.option("--cv", type=click.IntRange(min=2), metavar="K",
               help="Report K-fold cross-validated mean ± sd, then fit on every row.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the joblib artifact.")
+              help="Where to write the artifact: a joblib file, or for xgboost its model file (*.json or *.ubj) "
+                   "and for lightgbm its text file (*.txt).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the JSON report [default: next to --out, as NAME.report.json].")
 def train_command(data, target, kind, task, params, seed, test_size, job_url, cv, out, report_path):
     """Train one model on a CSV and write the artifact plus a JSON report.
 
     The report holds the metrics, params, lineage (dataset sha256, git commit, versions),
-    feature names and a few held-out rows as an input example.
+    feature names, a few held-out rows as an input example and, for an xgboost or lightgbm
+    classifier, its classes (the labels, which its file holds only as numbers).
     """
+    if kind in boosted.KINDS:
+        boosted.check_output(kind, out)
     dataset = datasets.load_csv(data)
     spec = TrainingSpec(kind=kind, target=target, task=task, params=params, seed=seed,
                         test_size=test_size, cv=cv)
@@ -192,12 +231,22 @@ def train_command(data, target, kind, task, params, seed, test_size, job_url, cv
 @registry_options
 @click.option("--report", "report_path", type=EXISTING_FILE,
               help="Report written by train [default: NAME.report.json beside ARTIFACT, if any].")
+@click.option("--classes", callback=_parse_list_option, metavar="A,B,…|JSON",
+              help="An XGBoost or LightGBM classifier's class names in the model's order (its file holds only "
+                   "0 … k-1): comma-separated, or a JSON array for integers [default: the report's].")
+@click.option("--feature-names", callback=_parse_list_option, metavar="A,B,…|JSON",
+              help="The columns' names, where the file holds none.")
+@click.option("--metric", "metrics", multiple=True, callback=_parse_metric_option, metavar="NAME=VALUE",
+              help="A metric of the version, repeatable; over the report's of the same name.")
+@click.option("--intended-use", help="Model card: what the version is for, and for whom.")
+@click.option("--limitations", help="Model card: where it should not be trusted.")
 @click.argument("artifact_path", metavar="ARTIFACT", type=EXISTING_FILE)
-def register_command(registry, model, description, tags, timeout, report_path, artifact_path):
+def register_command(registry, model, description, tags, timeout, report_path, classes, feature_names, metrics,
+                     intended_use, limitations, artifact_path):
     """Upload ARTIFACT as a new version of --model and print its version number.
 
-    Metrics, params, lineage and the input example come from the report. Re-uploading the same
-    bytes prints the existing version.
+    Metrics, params, lineage, the input example and a boosted classifier's classes come from the
+    report; the options add to it. Re-uploading the same bytes prints the existing version.
     """
     client = RegistryClient(registry, _token(), timeout)
     report_path = report_path or _existing(report_path_for(artifact_path))
@@ -205,13 +254,16 @@ def register_command(registry, model, description, tags, timeout, report_path, a
     if not report:
         log.warning("warning: no report for %s; uploading without metrics", artifact_path)
     metadata = upload_metadata(report, description, tags)
+    given = {"classes": classes, "feature_names": feature_names, "intended_use": intended_use,
+             "limitations": limitations, "metrics": {**metadata.get("metrics", {}), **metrics} if metrics else None}
+    metadata.update({key: value for key, value in given.items() if value is not None})
     version = client.upload(model, artifact_path, **metadata)
     log.info("%s is %s v%s", artifact_path, model, version.version)
     click.echo(version.version)
 
 
 @cli.command("retrain")
-@training_options
+@training_options([kind for kind in KIND_TASKS if kind not in boosted.KINDS])
 @registry_options
 @click.option("--metric", type=click.Choice(ALL_METRICS),
               help="Metric that decides [default: r2 for regression, accuracy for classification]. "

@@ -1,7 +1,8 @@
 """One scikit-learn Pipeline per kind: impute (and scale) numbers, one-hot encode text, then fit.
 
 Only SimpleImputer, StandardScaler, OneHotEncoder, ColumnTransformer and Pipeline wrap the
-estimator, because those are the classes the registry's safe loader admits.
+estimator, because those are the classes the registry's safe loader admits. The kinds ``xgboost``
+and ``lightgbm`` are no pipeline: the library's own model on the numeric columns (``trainers.boosted``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from registry.artifacts.supported_estimators import MODELS
+from trainers import boosted
 from trainers.errors import ConfigurationError
 
 # The class trained for a (kind, task): the first the registry's table lists for it.
@@ -20,6 +22,7 @@ ESTIMATORS = {pair: cls for cls, pair in reversed(MODELS.items())}
 DEFAULT_PARAMS = {
     "logistic": {"max_iter": 1000},
     "forest": {"n_estimators": 100},
+    **boosted.DEFAULT_PARAMS,
 }
 SCALED_KINDS = frozenset({"linear", "logistic"})
 MISSING_CATEGORY = "missing"
@@ -42,15 +45,22 @@ def estimator_params(kind: str, task: str, params: dict, seed: int) -> dict:
     return merged
 
 
-def build_pipeline(kind: str, task: str, features: pd.DataFrame, params: dict) -> Pipeline:
-    """An unfitted Pipeline(ColumnTransformer, estimator) for these feature columns."""
+def build_pipeline(kind: str, task: str, features: pd.DataFrame, params: dict) -> Pipeline | boosted.BoostedModel:
+    """An unfitted Pipeline(ColumnTransformer, estimator) for these feature columns (for ``xgboost`` and
+    ``lightgbm``, the library's model of the numeric columns)."""
+    if kind in boosted.KINDS:
+        boosted.check_columns(kind, features)
+        return boosted.BoostedModel(kind, task, params)
     estimator = _estimator_class(kind, task)(**params)
     preprocess = _preprocessor(features, scale=kind in SCALED_KINDS)
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
 def estimator_path(kind: str, task: str) -> str:
-    """The final estimator's public class path, e.g. ``sklearn.ensemble.RandomForestRegressor``."""
+    """The final estimator's public class path, e.g. ``sklearn.ensemble.RandomForestRegressor`` (``xgboost.Booster``
+    for the kind ``xgboost``: what the registry reads from its file)."""
+    if kind in boosted.KINDS:
+        return f"{kind}.Booster"
     estimator_class = _estimator_class(kind, task)
     package = ".".join(estimator_class.__module__.split(".")[:2])
     return f"{package}.{estimator_class.__name__}"
@@ -62,6 +72,8 @@ def numeric_columns(features: pd.DataFrame) -> list[str]:
 
 
 def _estimator_class(kind: str, task: str) -> type:
+    if kind in boosted.KINDS:
+        return boosted.estimator_class(kind, task)
     try:
         return ESTIMATORS[(kind, task)]
     except KeyError:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainers.boosted import BoostedModel
 from trainers.datasets import Dataset
 from trainers.errors import UnreadableData
 from trainers.lineage import collect
@@ -13,7 +14,6 @@ from trainers.pipeline import estimator_path
 from trainers.training import TrainedModel
 
 INPUT_EXAMPLE_ROWS = 5
-UPLOAD_KEYS = ("description", "metrics", "params", "tags", "lineage", "input_example")
 
 
 def build_report(trained: TrainedModel, dataset: Dataset, job_url: str | None = None) -> dict:
@@ -33,6 +33,9 @@ def build_report(trained: TrainedModel, dataset: Dataset, job_url: str | None = 
     }
     if trained.metrics_sd is not None:
         report["metrics_sd"] = trained.metrics_sd
+    if isinstance(trained.pipeline, BoostedModel) and trained.task == "classification":
+        # The library's file holds only the classes' numbers: the upload names them.
+        report["classes"] = [_json_value(label) for label in trained.pipeline.classes_]
     return report
 
 
@@ -43,7 +46,8 @@ def input_example(features: pd.DataFrame, rows: int = INPUT_EXAMPLE_ROWS) -> lis
 
 
 def upload_metadata(report: dict, description: str | None = None, tags: dict | None = None) -> dict:
-    """The ``metadata`` field of an upload: description, metrics, params, tags, lineage, example."""
+    """The ``metadata`` field of an upload: description, metrics, params, tags, lineage, example, and an
+    XGBoost or LightGBM classifier's classes."""
     metrics = dict(report.get("metrics", {}))
     for name, sd in report.get("metrics_sd", {}).items():
         metrics[f"{name}_sd"] = sd
@@ -54,6 +58,7 @@ def upload_metadata(report: dict, description: str | None = None, tags: dict | N
         "tags": tags or {},
         "lineage": report.get("lineage", {}),
         "input_example": report.get("input_example") or None,
+        "classes": report.get("classes"),
     }
     return {key: value for key, value in metadata.items() if value is not None}
 

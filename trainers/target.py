@@ -8,6 +8,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from registry.artifacts.supported_estimators import MODELS
+from trainers import boosted
 from trainers.errors import ConfigurationError, InvalidTarget, MissingTarget, UnreadableData
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,8 @@ log = logging.getLogger(__name__)
 TASKS = ("regression", "classification")
 # What each kind can learn, read from the registry's table of accepted classes.
 KIND_TASKS = {
-    kind: tuple(task for task in TASKS if (kind, task) in MODELS.values()) for kind, _ in MODELS.values()
+    **{kind: tuple(task for task in TASKS if (kind, task) in MODELS.values()) for kind, _ in MODELS.values()},
+    **{kind: TASKS for kind in boosted.KINDS},  # the libraries' own models, when installed
 }
 # An integer-valued numeric target with at most this many distinct values is read as classes.
 MAX_CLASSES_FOR_AUTO = 20

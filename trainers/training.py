@@ -50,7 +50,7 @@ class PreparedData:
 class TrainedModel:
     """A fitted pipeline with its scores and the rows they were computed on."""
 
-    pipeline: Pipeline
+    pipeline: Pipeline  # or, for the kinds xgboost and lightgbm, a trainers.boosted.BoostedModel
     spec: TrainingSpec
     task: str
     params: dict
@@ -124,7 +124,7 @@ def fit(pipeline: Pipeline, features: pd.DataFrame, y: pd.Series) -> Pipeline:
     try:
         return pipeline.fit(features, y)
     except (ValueError, TypeError) as exc:
-        model = type(pipeline.steps[-1][1]).__name__
+        model = type(pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline).__name__
         raise TrainingFailed(f"{model} could not be fitted: {first_line(exc)}") from exc
 
 

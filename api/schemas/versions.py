@@ -18,10 +18,12 @@ class VersionListArgs(PageArgs):
 
 
 class VersionPatch(Schema):
-    """What may change on a version: its words. Metrics, lineage and the rest are facts of the upload."""
+    """What may change on a version: its words, and the names of a boosted classifier's classes. Metrics,
+    lineage and the rest are facts of the upload."""
 
-    error_messages = {"unknown": "cannot be changed: a version's description, tags, intended_use and "
-                                 "limitations can, nothing else"}
+    error_messages = {"unknown": "cannot be changed: a version's description, tags, intended_use, "
+                                 "limitations and (an XGBoost or LightGBM classifier's, once) classes can, "
+                                 "nothing else"}
 
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
@@ -29,6 +31,10 @@ class VersionPatch(Schema):
                         metadata={"description": "model card: what the version is for, and for whom"})
     limitations = Text(validate=validate.Length(max=10_000),
                        metadata={"description": "model card: where it should not be trusted, known weaknesses"})
+    classes = fields.List(fields.Raw(metadata={"type": ["string", "integer"]}),
+                          validate=validate.Length(min=2, max=10_000),
+                          metadata={"description": "an XGBoost or LightGBM classifier's class names, in the model's "
+                                                   "order, while it answers 0 … k-1 (names are given once)"})
 
 
 class UploadMetadata(Schema):
@@ -44,8 +50,8 @@ class UploadMetadata(Schema):
     feature_names = fields.List(fields.String(validate=validate.Length(min=1)), load_default=None)
     input_example = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=1))
     classes = fields.List(fields.Raw(), load_default=None, validate=validate.Length(min=2, max=10_000),
-                          metadata={"description": "an XGBoost classifier's classes, in the model's order "
-                                                   "(0 … k-1 when left out)"})
+                          metadata={"description": "an XGBoost or LightGBM classifier's classes, in the "
+                                                   "model's order (0 … k-1 when left out)"})
 
 
 class UploadForm(Schema):

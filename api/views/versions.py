@@ -83,12 +83,14 @@ class Version(MethodView):
         return versions.get_version(name, ref)
 
     @requires("ci")
+    @errors(409)
     @by_number()
     @accepts("application/json")
     @blp.arguments(VersionPatch)
     @blp.response(200, VersionOut)
     def patch(self, changes, name, ref):
-        """Change a version's description or tags; metrics and lineage stay as uploaded."""
+        """Change a version's description, tags or model card, or name a boosted classifier's classes;
+        metrics and lineage stay as uploaded."""
         return versions.update_version(name, version_number(ref, "change"), changes)
 
     @requires("admin")

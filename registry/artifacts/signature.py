@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 NUMERIC_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
+# The frameworks whose files hold no class labels, only their numbers: the signature names what is served.
+NAMED_BY_SIGNATURE = ("xgboost", "lightgbm")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from registry import changes
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore
+from registry.catalog.class_names import name_classes
 from registry.db import db, upsert_insert, write_transaction
 from registry.errors import Conflict, InvalidInput
 from registry.events import outbox
@@ -113,16 +114,20 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
     return version, store.get(version.sha256)
 
 
-def update_version(name: str, number: int, changes: dict) -> ModelVersion:
-    """Set a version's words: ``description``, ``tags``, and its model card's ``intended_use`` and
-    ``limitations``; what the upload measured stays as it was."""
+def update_version(name: str, number: int, edits: dict) -> ModelVersion:
+    """Set a version's words: ``description``, ``tags``, its model card's ``intended_use`` and
+    ``limitations``, and an XGBoost or LightGBM classifier's ``classes`` (see :func:`name_classes`);
+    what the upload measured stays as it was. Every process answers the named classes once its watcher
+    has seen the change (within ``ALIAS_REFRESH_SECONDS``), as it does a move."""
     with write_transaction():
         model = find_model(name, lock=True)
         version = find_version(model, number)
         for field in ("description", "tags", "intended_use", "limitations"):
-            if field in changes:
-                setattr(version, field, changes[field])
-        model.updated_at = utcnow()
+            if field in edits:
+                setattr(version, field, edits[field])
+        if "classes" in edits and name_classes(version, edits["classes"]):
+            changes.record(changes.ModelChanged(name))
+        model.updated_at = utcnow()  # the change marker every process's watcher polls
     return version
 
 

@@ -244,4 +244,5 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     denominator = 1 + Z_95 ** 2 / n
     centre = (p + Z_95 ** 2 / (2 * n)) / denominator
     half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 and 1 the bound is the proportion itself, which rounding would put a hair past it (0.9999999999999998).
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 
 from registry import lookups
+from registry.artifacts.signature import NAMED_BY_SIGNATURE
 from registry.changes import AliasDeleted, AliasServes, ModelChanged, VersionRetired
 from registry.errors import VersionArchived
 from registry.facts import RolloutSpec, VersionInfo
@@ -145,6 +146,8 @@ class ModelServer:
         written = self.loads.drop_written(self._snapshot.servables())
         with self._session_scope():
             marker = lookups.change_marker()
+            if marker != self._seen_marker:
+                written |= self._drop_renamed()
             unchanged = marker == self._seen_marker and not self.loads.retry_due(self._failed.values()) and not written
             if not unchanged:
                 targets = self._read_alias_targets()
@@ -176,6 +179,19 @@ class ModelServer:
             self.readiness.found(unservable=unservable, starved=starved)
         for key in self.cache.keys() & archived:
             self.cache.discard(key)
+
+    def _drop_renamed(self) -> set[tuple[str, int]]:
+        """The held versions whose classes were named since they were loaded (an XGBoost or LightGBM
+        classifier's, by a PATCH): out of the cache now, to be loaded again with their names (what serves
+        them meanwhile stays, answering the numbers a moment longer)."""
+        held = {(s.model, s.version): s for s in [*self.cache.models(), *self._snapshot.servables()]
+                if s.framework in NAMED_BY_SIGNATURE and s.signature.classes is not None}
+        now = lookups.signed_classes(set(held))
+        renamed = {key for key, servable in held.items()
+                   if key in now and now[key] != list(servable.signature.classes)}
+        for key in renamed:
+            self.cache.discard(key)
+        return renamed
 
     def _alias_state(self, name: str, alias: str) -> AliasState:
         snapshot = self._snapshot

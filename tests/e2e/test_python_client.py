@@ -207,6 +207,44 @@ def test_a_protected_alias_moves_by_an_approved_request_and_by_break_glass(admin
     assert unknown.value.status == 404
 
 
+def _xgboost_classifier(depth: int):
+    """An XGBoost classifier of scikit-learn's breast-cancer data (labels 0 malignant, 1 benign), and its rows."""
+    xgboost = pytest.importorskip("xgboost")
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return xgboost.XGBClassifier(n_estimators=5, max_depth=depth).fit(data.data, data.target), data
+
+
+def test_an_xgboost_classifier_uploaded_with_its_classes_answers_their_names(admin, tmp_path):
+    fitted, data = _xgboost_classifier(depth=2)
+    fitted.save_model(tmp_path / "cancer.json")
+    uploaded = admin.upload("cancer", tmp_path / "cancer.json", classes=data.target_names)
+    assert uploaded.framework == "xgboost" and uploaded.signature.classes == ["malignant", "benign"]
+
+    answer = admin.predict("cancer", data.data[:20], ref=uploaded.version, proba=True)
+
+    assert answer.predictions == data.target_names[fitted.predict(data.data[:20])].tolist()
+    assert answer.classes == ["malignant", "benign"]
+    np.testing.assert_allclose(answer.probabilities, fitted.predict_proba(data.data[:20]), atol=1e-6)
+
+
+def test_an_xgboost_classifier_uploaded_without_classes_is_named_once_afterwards(admin, tmp_path):
+    fitted, data = _xgboost_classifier(depth=3)
+    fitted.save_model(tmp_path / "unnamed.json")
+    uploaded = admin.upload("unnamed", tmp_path / "unnamed.json")
+    assert uploaded.signature.classes == [0, 1]
+
+    named = admin.update_version("unnamed", uploaded.version, classes=["malignant", "benign"])
+
+    assert named.signature.classes == ["malignant", "benign"]
+    answer = admin.predict("unnamed", data.data[:20], ref=uploaded.version)
+    assert answer.predictions == data.target_names[fitted.predict(data.data[:20])].tolist()
+    with pytest.raises(RegistryError) as again:
+        admin.update_version("unnamed", uploaded.version, classes=["bad", "good"])
+    assert again.value.status == 409 and "given once" in again.value.problem["detail"]
+
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 ALONE = """
 import json, sys

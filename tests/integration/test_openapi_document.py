@@ -61,3 +61,44 @@ def test_the_rollout_plan_is_described_field_by_field_not_as_an_opaque_object(cl
     assert set(schemas["PlanGates"]["properties"]) == {"error_rate", "latency", "agreement", "quality"}
     assert schemas["RolloutOut"]["properties"]["plan"]
     assert schemas["PlanOut"]["properties"]["steps"]["items"] == {"$ref": "#/components/schemas/PlanStepOut"}
+
+
+def _security(document: dict) -> dict[str, list | None]:
+    """Each operation's security requirement (None: none), by ``METHOD path``."""
+    return {f"{method.upper()} {path}": operation.get("security")
+            for path, methods in document["paths"].items() for method, operation in methods.items()
+            if method != "parameters"}
+
+
+TOKEN_ROUTES = ["POST /models/{name}/versions", "PATCH /models/{name}/versions/{ref}", "POST /tokens",
+                "GET /models/{name}/predictions"]
+OPEN_READS = ["GET /models", "GET /models/{name}/versions/{ref}", "POST /models/{name}/{ref}/predict",
+              "POST /v2/models/{name}/infer"]
+
+
+def test_open_routes_need_no_token_and_token_routes_need_the_bearer_token(client):
+    """Swagger UI draws a padlock for any security requirement; ``[{}, bearer]`` made open reads look locked."""
+    security = _security(client.get("/openapi.json").get_json())
+
+    assert {route: security[route] for route in TOKEN_ROUTES} == {route: [{"bearerAuth": []}] for route in TOKEN_ROUTES}
+    assert {route: security[route] for route in OPEN_READS} == {route: None for route in OPEN_READS}
+    assert all(s is None or s == [{"bearerAuth": []}] for s in security.values())
+
+
+def test_where_reads_need_a_token_the_document_says_so(build_app):
+    document = build_app(REQUIRE_AUTH_FOR_READS=True).test_client().get("/openapi.json").get_json()
+    security = _security(document)
+
+    assert {route: security[route] for route in OPEN_READS} == {route: [{"bearerAuth": []}] for route in OPEN_READS}
+    assert "403" in document["paths"]["/models"]["get"]["responses"]
+    assert security["GET /healthz"] is None
+
+
+def test_the_documents_version_is_the_packages(client):
+    import tomllib
+
+    from config import BASE_DIR
+
+    package = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["project"]["version"]
+    assert client.get("/openapi.json").get_json()["info"]["version"] == package != "1.0"
+    assert client.get("/v2").get_json()["version"] == package

@@ -81,3 +81,10 @@ def test_compare_charts_list_the_versions_in_the_order_of_its_tables(client, hou
         assert len(tables) == 2 and len(charts) == 1  # scores on the dataset (table, chart), upload metrics (table)
         assert [re.findall(r">v(\d+)</a>", table) for table in tables] == [order, order]
         assert re.findall(r'class="label">v(\d+)<', charts[0]) == order
+
+
+def test_a_count_is_rendered_without_space_around_it(app):
+    """The history's approve entries read "(2 approvals)", not "( 2 approvals)" (issue 68)."""
+    with app.app_context():
+        counted = app.jinja_env.get_template("ui/macros.html").module.counted
+    assert f"({counted(2, 'approval')})" == "(2 approvals)" and f"({counted(1, 'approval')})" == "(1 approval)"

@@ -69,3 +69,23 @@ def test_a_version_without_explained_answers_says_how_to_have_them(client, ci, a
     sign_in(token_of(client, admin, "analyst"))
     shown = section(client.get(PAGE.format(1)).get_data(as_text=True))
     assert "data-importance-empty" in shown and "explains 0 % of its logged answers" in shown
+
+
+@pytest.mark.parametrize("labels, summed", [(2, False), (3, True)], ids=["binary", "multiclass"])
+def test_a_classifiers_margin_is_said_summed_over_the_classes_only_where_it_has_one_per_class(
+        app, client, ci, admin, sign_in, labels, summed):
+    """A binary margin is one number a row (the second class's log-odds): nothing is summed over classes."""
+    from sklearn.linear_model import LogisticRegression
+
+    upload_ok(client, ci, "c", LogisticRegression().fit(X, np.digitize(X[:, 0], [-0.5, 0.5][:labels - 1])),
+              {"feature_names": NAMES})
+    assert client.patch("/models/c", json={"prediction_log": {"explain": 1.0}}, headers=ci).status_code == 200
+    for row in RNG.normal(size=(20, 3)).tolist():
+        assert client.post("/models/c/1/predict", json={"instances": [row]}).status_code == 200
+    assert app.extensions["model_registry"].prediction_log.flush()
+    sign_in(token_of(client, admin, "analyst"))
+
+    shown = " ".join(section(client.get("/ui/models/c/versions/1/monitoring?window=1h").get_data(as_text=True)).split())
+
+    assert "space: margin" in shown
+    assert ("summed over the classes" in shown) is summed

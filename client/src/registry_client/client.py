@@ -82,18 +82,22 @@ class RegistryClient:
     # Versions
 
     def upload(self, model: str, artifact: str | Path | bytes | Any, *, description: str | None = None,
-               intended_use: str | None = None, limitations: str | None = None, metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None,
+               intended_use: str | None = None, limitations: str | None = None,
+               metrics: dict[str, float] | None = None, params: dict | None = None, tags: dict[str, str] | None = None,
                lineage: dict | None = None, feature_names: list[str] | None = None,
-               input_example: list | None = None, filename: str | None = None) -> Version:
+               input_example: list | None = None, classes: list | None = None,
+               filename: str | None = None) -> Version:
         """Upload a version: ``artifact`` is a file's path, its bytes, or a fitted estimator (sent as its
         joblib file: that needs joblib installed where the client runs).
 
+        ``classes`` name an XGBoost or LightGBM classifier's classes in the model's order (its file holds
+        only their numbers: it answers ``0 … k-1`` without them); a scikit-learn model's are its own.
         Sending bytes the model already holds answers the existing version (safe to retry).
         """
         content, name = _artifact_bytes(artifact, filename, model)
         metadata = _given(description=description, intended_use=intended_use, limitations=limitations,
                           metrics=metrics, params=params, tags=tags, lineage=lineage, feature_names=feature_names,
-                          input_example=input_example)
+                          input_example=input_example, classes=_plain(classes) if classes is not None else None)
         files = {"artifact": (name, content, "application/octet-stream")}
         body = self._http.json("POST", path("models", model, "versions"), files=files,
                                data={"metadata": json.dumps(metadata)})
@@ -116,10 +120,12 @@ class RegistryClient:
 
     def update_version(self, model: str, version: int, *, description: str | None = None,
                        tags: dict[str, str] | None = None, intended_use: str | None = None,
-                       limitations: str | None = None) -> Version:
+                       limitations: str | None = None, classes: list | None = None) -> Version:
         """Change a version's description, tags (replaced whole) or model card (``intended_use``,
-        ``limitations``); its metrics and lineage stay."""
-        body = _given(description=description, tags=tags, intended_use=intended_use, limitations=limitations)
+        ``limitations``), or name an XGBoost or LightGBM classifier's ``classes`` while it answers
+        ``0 … k-1`` (once: names given stay); its metrics and lineage stay."""
+        body = _given(description=description, tags=tags, intended_use=intended_use, limitations=limitations,
+                      classes=_plain(classes) if classes is not None else None)
         return Version.from_json(self._http.json("PATCH", path("models", model, "versions", version), json=body))
 
     def archive(self, model: str, version: int) -> Version:

@@ -90,6 +90,7 @@ class Version(Record):
     kind: str
     task: str
     estimator: str
+    framework: str  # the library the model comes from: scikit-learn, xgboost or lightgbm
     steps: list[str] | None
     signature: Signature
     metrics: dict[str, float]

@@ -1,0 +1,114 @@
+"""PATCH names an XGBoost or LightGBM classifier's classes once, as many as it has: every worker then answers
+the names (one watcher tick), also a worker that served the numbers before; names given stay; scikit-learn
+models and regressors have no classes to name (422).
+
+Worker A is the ``app`` fixture, worker B a second app on the same database and artifact root;
+``server.refresh()`` plays one watcher tick.
+"""
+import io
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from tests.helpers import assert_problem, upload_ok
+
+xgboost = pytest.importorskip("xgboost")
+X = np.random.default_rng(0).normal(size=(200, 3))
+BINARY = (X[:, 0] + X[:, 1] > 0).astype(int)
+ROWS = [[2.0, 2.0, 0.0], [-2.0, -2.0, 0.0]]  # class 1, then class 0
+URL = "/models/tumour/versions/1"
+
+
+def _booster_file(objective: str, y) -> bytes:
+    params = {"objective": objective, "max_depth": 2, **({"num_class": 3} if objective.startswith("multi") else {})}
+    return bytes(xgboost.train(params, xgboost.DMatrix(X, y), 5).save_raw("json"))
+
+
+def _upload(client, ci, data: bytes, metadata=None, name="tumour"):
+    form = {"artifact": (io.BytesIO(data), "model.json"),
+            **({"metadata": json.dumps(metadata)} if metadata is not None else {})}
+    response = client.post(f"/models/{name}/versions", data=form, headers=ci, content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+
+
+def _answers(client, ref="production"):
+    response = client.post(f"/models/tumour/{ref}/predict", json={"instances": ROWS, "return_proba": True})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    return body["predictions"], body["classes"]
+
+
+def server_of(app):
+    return app.extensions["model_registry"].runtime.models
+
+
+@pytest.fixture
+def served(client, ci):
+    """``tumour`` v1, an XGBoost binary classifier uploaded without names, promoted."""
+    _upload(client, ci, _booster_file("binary:logistic", BINARY))
+    assert client.post(f"{URL}/promote", json={}, headers=ci).status_code == 200
+
+
+def test_naming_a_served_classifiers_classes_reaches_every_worker_that_served_the_numbers(app, build_app, client,
+                                                                                      ci, served):
+    b = build_app(artifact_root=app.config["ARTIFACT_ROOT"]).test_client()
+    assert _answers(client) == ([1, 0], [0, 1]) and _answers(b) == ([1, 0], [0, 1])
+    assert _answers(client, "1") == ([1, 0], [0, 1])  # the pinned route holds it too
+
+    response = client.patch(URL, json={"classes": ["benign", "malignant"]}, headers=ci)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["signature"]["classes"] == ["benign", "malignant"]
+    for worker in (client, b):
+        server_of(worker.application).refresh()
+        assert _answers(worker) == (["malignant", "benign"], ["benign", "malignant"])
+        assert _answers(worker, "1") == (["malignant", "benign"], ["benign", "malignant"])
+    assert client.get("/v2/models/tumour").get_json()["outputs"][1]["parameters"]["classes"] == ["benign", "malignant"]
+
+
+def test_names_once_given_stay_and_giving_them_again_changes_nothing(app, client, ci, served):
+    assert client.patch(URL, json={"classes": ["benign", "malignant"]}, headers=ci).status_code == 200
+    assert client.patch(URL, json={"classes": ["benign", "malignant"]}, headers=ci).status_code == 200
+
+    assert_problem(client.patch(URL, json={"classes": ["low", "high"]}, headers=ci), 409, "given once")
+    assert client.get(URL).get_json()["signature"]["classes"] == ["benign", "malignant"]
+
+
+def test_names_given_at_upload_cannot_be_renamed(client, ci):
+    _upload(client, ci, _booster_file("binary:logistic", BINARY), {"classes": ["no", "yes"]})
+    assert_problem(client.patch(URL, json={"classes": ["benign", "malignant"]}, headers=ci), 409, "'no', 'yes'")
+
+
+@pytest.mark.parametrize("classes, detail", [
+    (["a", "b", "c"], "has 2 classes; give 2 names"),
+    (["a", "a"], "distinct"),
+    ([True, False], "strings or integers"),
+    ([["a"], "b"], "strings or integers"),
+    (["a"], "classes"),  # fewer than two: the schema's length
+])
+def test_names_that_do_not_fit_the_model_are_refused_and_nothing_changes(client, ci, served, classes, detail):
+    assert_problem(client.patch(URL, json={"classes": classes, "description": "x"}, headers=ci), 422, detail)
+    version = client.get(URL).get_json()
+    assert version["signature"]["classes"] == [0, 1] and version["description"] == ""
+
+
+def test_a_multiclass_booster_is_named_in_its_order(client, ci):
+    _upload(client, ci, _booster_file("multi:softprob", np.digitize(X[:, 0], [-0.5, 0.5])))
+    assert client.patch(URL, json={"classes": ["low", "mid", "high"]}, headers=ci).status_code == 200
+    assert _answers(client, "1") == (["high", "low"], ["low", "mid", "high"])
+
+
+def test_a_regressor_and_a_scikit_learn_classifier_have_no_classes_to_name(client, ci):
+    _upload(client, ci, bytes(xgboost.train({"objective": "reg:squarederror"}, xgboost.DMatrix(X, X[:, 0]), 3)
+                              .save_raw("json")))
+    assert_problem(client.patch(URL, json={"classes": ["a", "b"]}, headers=ci), 422, "regressor")
+    upload_ok(client, ci, "fitted", LogisticRegression().fit(X, BINARY))
+    assert_problem(client.patch("/models/fitted/versions/1", json={"classes": ["a", "b"]}, headers=ci), 422,
+                   "classes_")
+
+
+def test_naming_classes_takes_the_ci_role(client, served, tokens):
+    reader = tokens("looker", "reader")
+    assert client.patch(URL, json={"classes": ["benign", "malignant"]}, headers=reader).status_code == 403
