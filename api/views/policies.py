@@ -54,10 +54,11 @@ def delete_policy(args, name, alias):
 @blp.arguments(ApprovalRequestIn())
 @blp.response(201, RequestOut)
 def open_request(body, name, alias):
-    """Ask for the alias to point at a version; people other than the requester and the uploader approve."""
+    """Ask for the alias to point at a version (or for a canary of it, with ``rollout``); people other than the
+    requester and the uploader approve, and the last approval makes the change."""
     who = principal()
     return requests.open_approval_request(name, alias, number=body["version"], reason=body["reason"], actor=who.name,
-                                          role=who.role, groups=who.groups)
+                                          role=who.role, groups=who.groups, rollout=body["rollout"])
 
 
 @blp.route(f"{ALIAS}/requests")

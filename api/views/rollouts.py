@@ -38,6 +38,8 @@ class Rollout(MethodView):
             reason=body["reason"],
             force=body["force"],
             actor=principal().name,
+            role=principal().role,
+            groups=principal().groups,
             plan=body["plan"],
         )
 

@@ -23,8 +23,8 @@ class AliasPolicy(db.Model):
 
 
 class ApprovalRequest(db.Model):
-    """A request to point a protected alias at a version: open until approved enough (then ``done``,
-    the alias moved), rejected, or expired."""
+    """A request to point a protected alias at a version (or to start a canary of it): open until approved
+    enough (then ``done``, the alias moved or the rollout started), rejected, withdrawn, or expired."""
 
     __tablename__ = "approval_requests"
 
@@ -32,7 +32,7 @@ class ApprovalRequest(db.Model):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     alias: Mapped[str] = mapped_column(String(64))
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
-    state: Mapped[str] = mapped_column(String(16))  # open | done | rejected | expired
+    state: Mapped[str] = mapped_column(String(16))  # open | done | rejected | withdrawn | expired
     reason: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str] = mapped_column(String(128))
     requester_role: Mapped[str] = mapped_column(String(16))
@@ -44,6 +44,10 @@ class ApprovalRequest(db.Model):
     closed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     close_reason: Mapped[str] = mapped_column(Text, default="")
     event_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_events.id"), nullable=True)  # the move made
+    # A request for a canary rather than a promote: {"percent", "plan", "sticky_header"} (None: a promote), and
+    # the rollout its final approval started (whose later steps carry its approvals).
+    rollout: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"), nullable=True)
 
     model: Mapped[RegisteredModel] = relationship(lazy="joined")
     version: Mapped[ModelVersion] = relationship(lazy="joined")
