@@ -3,7 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import FiniteNumber, JsonBoolean, Text, UTCDateTime, WholeNumber
+from api.schemas.fields import FiniteNumber, JsonBoolean, Reason, Text, UTCDateTime, WholeNumber
 from api.schemas.paging import PageArgs
 from api.schemas.plans import PlanRequest
 from registry.access.tokens import ROLES
@@ -99,10 +99,13 @@ class ApprovalRequestIn(Schema):
         "description": "ask for a canary of the version (a rollout) instead of a promote: its final approval starts it"})
 
 
+class RejectRequest(Schema):
+    reason = Reason("what the version lacks")
+
+
 class BreakGlassRequest(Schema):
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
-    reason = Text(required=True, validate=validate.Length(min=1, max=2_000),
-                  metadata={"description": "mandatory: why the policy is bypassed"})
+    reason = Reason("why the policy is bypassed")
     force = JsonBoolean(load_default=False)
 
 

@@ -8,7 +8,7 @@ from api.openapi import errors
 from api.schemas.aliases import MoveOut, ReasonArgs
 from api.schemas.paging import page_of
 from api.schemas.policies import (
-    ApprovalRequestIn, BreakGlassRequest, PolicyOut, PolicyRequest, ReasonRequest, RequestArgs, RequestOut,
+    ApprovalRequestIn, BreakGlassRequest, PolicyOut, PolicyRequest, ReasonRequest, RejectRequest, RequestArgs, RequestOut,
     policy_document,
 )
 from registry.aliases import moves
@@ -94,7 +94,7 @@ def approve(body, name, alias, request_id):
 @requires("ci")
 @errors(409)
 @accepts("application/json")
-@blp.arguments(ReasonRequest())
+@blp.arguments(RejectRequest())
 @blp.response(200, RequestOut)
 def reject(body, name, alias, request_id):
     """Reject the request, with a reason (its requester may withdraw it so)."""

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from registry.db import db
-from registry.errors import Forbidden, InvalidInput
+from registry.errors import Forbidden
 from registry.governance.guard import Sanction, Vote, check_move
 from registry.governance.policies import BREAK_GLASS
 from registry.governance.requests import DONE
 from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
+from registry.reasons import check_reason
 from registry.tables import Alias, ModelVersion, RegisteredModel, Rollout, utcnow
 
 # The rollout changes: the kind the policy judges is the canary's (or the shadow's, when none answers).
@@ -79,9 +80,7 @@ def _allowed(model: RegisteredModel, alias: str, answer: Answer, *, action: str,
     if action == BREAK_GLASS:
         if by.role != "admin":
             raise Forbidden(f"breaking the glass needs an admin token; {by.actor!r} has role {by.role!r}")
-        if not (reason or "").strip():
-            raise InvalidInput("breaking the glass needs a reason: say why the policy is bypassed",
-                               errors={"reason": ["required"]})
+        check_reason(reason, action="breaking the glass")
         return None
     current = find_alias(model, alias)
     approved: tuple[str, ...] = ()

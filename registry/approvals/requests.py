@@ -17,7 +17,7 @@ from registry.aliases.moves import promote
 from registry.aliases.plans import checked_plan
 from registry.aliases.rollouts import ArmSpec, start_rollout
 from registry.db import db, end_read, write_transaction
-from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
+from registry.errors import AliasNotFound, Conflict, PolicyRefused
 from registry.governance import entries
 from registry.governance.evidence import evidence_of
 from registry.governance.guard import Vote, check_plan, missing_rules, policy_of
@@ -28,6 +28,7 @@ from registry.governance.tables import Approval, ApprovalRequest
 from registry.lookups import find_alias, find_model
 from registry.names import ALIAS_NAME, check_alias_name
 from registry.paging import Page, paginate
+from registry.reasons import check_reason
 from registry.serving.runtime import Runtime
 from registry.tables import RegisteredModel, utcnow
 
@@ -131,8 +132,7 @@ def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason:
 
 def reject(name: str, alias: str, *, request_id: int, reason: str, actor: str) -> RequestView:
     """Close request ``request_id`` unapproved, with a reason (its requester may withdraw it so too)."""
-    if not (reason or "").strip():
-        raise InvalidInput("a rejection needs a reason: say what the version lacks", errors={"reason": ["required"]})
+    check_reason(reason, action="a rejection")
     _expire(name)
     with write_transaction():
         model = find_model(name, lock=True)

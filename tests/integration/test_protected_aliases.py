@@ -277,9 +277,9 @@ def test_a_rejected_request_needs_a_reason_and_cannot_be_approved(app, client, a
     protect(client, admin, approvals=1)
     request = open_request(client, people["alice"])
     assert_problem(client.post(f"{REQUESTS}/{request['id']}/reject", json={}, headers=people["bob"]), 422, "reason")
-    rejected = client.post(f"{REQUESTS}/{request['id']}/reject", json={"reason": "no card"}, headers=people["bob"])
+    rejected = client.post(f"{REQUESTS}/{request['id']}/reject", json={"reason": "no model card"}, headers=people["bob"])
     assert rejected.status_code == 200 and rejected.get_json()["state"] == "rejected"
-    assert rejected.get_json()["close_reason"] == "no card"
+    assert rejected.get_json()["close_reason"] == "no model card"
     assert_problem(approve(client, people["carol"], request["id"]), 409, "rejected")
     assert client.get(REQUESTS, query_string={"state": "rejected"}).get_json()["total"] == 1
     assert production(client) == 1

@@ -152,6 +152,9 @@ def test_the_uploader_is_refused_and_a_reject_needs_a_reason(client, admin, guar
 
     no_reason = submit(client, approve_url(request_id, "reject"), reason="")
     assert no_reason.status_code == 400 and "say why" in no_reason.get_data(as_text=True)
+    invisible = submit(client, approve_url(request_id, "reject"), reason="\u200b.\u200b")
+    assert invisible.status_code == 400 and "8 visible characters" in invisible.get_data(as_text=True)
+    assert client.get(f"{REQUESTS}/{request_id}").get_json()["state"] == "open"
     client.post("/ui/sign-out", data={"csrf_token": csrf_of(client.get("/ui/"))})
     sign_in(token(client, admin, "reviewer"))
     rejected = submit(client, approve_url(request_id, "reject"), reason="no evaluation on holdout")
