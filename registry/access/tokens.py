@@ -15,6 +15,7 @@ from registry.access import scopes as scoping
 from registry.access.scopes import READ_INPUTS, Grant
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
+from registry.governance.requests import withdraw_requests_of
 from registry.names import TOKEN_NAME, check_token_name
 from registry.paging import Page, paginate
 from registry.tables import ApiToken, PromotionEvent, utcnow
@@ -149,7 +150,8 @@ def token_page(page: int, per_page: int) -> Page:
 
 def revoke_token(name: str, *, actor: str = SHELL) -> None:
     """Delete a token, recorded in the ledger as ``actor``'s: it stops at once on this worker, and within
-    ``VERIFIED.fresh_seconds`` on every other."""
+    ``VERIFIED.fresh_seconds`` on every other. The approval requests it opened and that are still open are
+    withdrawn in the same transaction (an approval would otherwise still move an alias for it)."""
     if not TOKEN_NAME.fullmatch(name):
         raise TokenNotFound(f"no token named {name!r}")
     with write_transaction():
@@ -157,6 +159,7 @@ def revoke_token(name: str, *, actor: str = SHELL) -> None:
         if row is None:
             raise TokenNotFound(f"no token named {name!r}")
         db.session.delete(row)
+        withdraw_requests_of(name, actor=actor)
         _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes})
     VERIFIED.forget(row.token_hash)
 

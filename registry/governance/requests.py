@@ -1,4 +1,5 @@
-"""Requests to move a protected alias, as records: finding them, who may approve them, and their expiry."""
+"""Requests to move a protected alias, as records: finding them, who may approve them, their expiry, and
+their withdrawal when their requester's token is revoked."""
 from sqlalchemy import select
 
 from registry.db import db
@@ -8,7 +9,7 @@ from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
 from registry.tables import RegisteredModel, utcnow
 
-OPEN, DONE, REJECTED, EXPIRED = "open", "done", "rejected", "expired"
+OPEN, DONE, REJECTED, WITHDRAWN, EXPIRED = "open", "done", "rejected", "withdrawn", "expired"
 
 
 def find_request(model: RegisteredModel, alias: str, request_id: int) -> ApprovalRequest:
@@ -55,8 +56,25 @@ def expire_due(model: RegisteredModel) -> int:
     return len(due)
 
 
+def withdraw_requests_of(requester: str, *, actor: str) -> int:
+    """End every open request ``requester`` (a token's name) asked for, as withdrawn, each recorded in its
+    alias's history and announced (in the caller's write transaction: the token's revocation); how many.
+
+    A request moves the alias for its requester when approved, so it cannot outlive the token that asked."""
+    asked = db.session.execute(
+        select(ApprovalRequest).where(ApprovalRequest.requested_by == requester, ApprovalRequest.state == OPEN)
+        .order_by(ApprovalRequest.id)
+    ).scalars().all()
+    for request in asked:
+        close(request, WITHDRAWN, actor=actor, reason=f"the token {requester!r} that asked for it was revoked")
+        entries.append(request.model, request.alias, "request_withdraw", actor=actor, reason=request.close_reason,
+                       served=served_number(request.model, request.alias), version=request.number,
+                       details={"request_id": request.id, "requested_by": requester})
+    return len(asked)
+
+
 def close(request: ApprovalRequest, state: str, *, actor: str, reason: str) -> None:
-    """End ``request`` in ``state`` (done, rejected, expired)."""
+    """End ``request`` in ``state`` (done, rejected, withdrawn, expired)."""
     request.state, request.closed_at, request.closed_by, request.close_reason = state, utcnow(), actor, reason or ""
 
 
