@@ -106,7 +106,7 @@ def advance(body, name, alias):
     """Skip the plan's step without waiting for its gates: on to the next step; past the last one the
     canary is promoted (the answer shows the ended rollout, its plan ``promoted``)."""
     return state.skip_step(domain.runtime(), name=name, alias=alias, actor=principal().name, role=principal().role,
-                           reason=body["reason"])
+                           reason=body["reason"], groups=principal().groups)
 
 
 def _arm(fields: dict | None) -> ArmSpec | None:

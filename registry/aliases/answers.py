@@ -85,9 +85,10 @@ def _allowed(model: RegisteredModel, alias: str, answer: Answer, *, action: str,
     current = find_alias(model, alias)
     approved: tuple[str, ...] = ()
     if action in ROLLOUT_CHANGES:
-        kind = "rollout_step" if action == "rollout_step" else ("canary" if answer.canary is not None else "shadow")
+        kind = ("canary" if answer.canary is not None else "shadow") if action != "rollout_step" \
+            else "rollout_step" if by.role is None else "rollout_skip"  # the controller's step, or a person's skip
         candidate = answer.canary.version if answer.canary is not None else None
-        if kind == "rollout_step":
+        if kind in ("rollout_step", "rollout_skip"):
             approved = _approvers_of(rollout)
     else:
         kind, candidate = action, answer.primary

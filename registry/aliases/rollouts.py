@@ -205,11 +205,13 @@ def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) 
 
 
 def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: str, reason: str,
-                 evidence: dict, any_state: bool = False) -> None:
+                 evidence: dict, any_state: bool = False, role: str | None = None,
+                 groups: tuple[str, ...] = ()) -> None:
     """Move a planned rollout to its next step: the canary's share becomes ``percent``; recorded with
     the ``evidence`` that passed the step. Conflict unless the plan still runs at ``at_step`` (in any
     state with ``any_state``: a person skipping a paused step); PolicyRefused if the alias's policy refuses
-    the larger share now (a freeze began, the policy changed since the plan started)."""
+    the larger share now (a freeze began, the policy changed since the plan started). ``role`` None: the
+    rollout controller; a person (of ``role``, in ``groups``) who skips a step must also be a mover."""
     with write_transaction():
         model = find_model(name, lock=True)
         rollout, primary = _active(model, alias), _primary(model, alias)
@@ -217,7 +219,7 @@ def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: 
         plan = plan_of(rollout)
         shadow = Arm(rollout.shadow, rollout.shadow_percent) if rollout.shadow is not None else None
         decide(model, alias, Answer(primary, Arm(rollout.canary, percent), shadow), action="rollout_step",
-               by=Mover(actor, None), rollout=rollout, incompatible=incompatibilities(primary, rollout.canary))
+               by=Mover(actor, role, groups), rollout=rollout, incompatible=incompatibilities(primary, rollout.canary))
         rollout.changed_at = utcnow()
         plan.step, plan.step_started_at, plan.updated_at = at_step + 1, utcnow(), utcnow()
         plan.baseline, plan.looks, plan.verdicts, plan.figures, plan.detail = {}, {}, {}, None, reason  # settled anew
@@ -272,7 +274,7 @@ def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, role: str 
     percent = plan.steps[step + 1]["percent"]
     end_read()
     step_rollout(name=name, alias=alias, at_step=step, percent=percent, actor=actor, reason=reason,
-                 evidence={"skipped": True}, any_state=True)
+                 evidence={"skipped": True}, any_state=True, role=role, groups=groups)
     return get_rollout(name, alias)
 
 

@@ -75,8 +75,10 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
         version = ready_version(model, number)
         if rollout is not None and rollout.get("plan") is not None:  # refused now, not at the last approval
             served = find_alias(model, alias)
-            check_plan(model, alias, canary=version, current=served.version if served is not None else None,
-                       on_success=checked_plan(rollout["plan"], task=version.task).on_success, incompatible=[])
+            current = served.version if served is not None else None
+            check_plan(model, alias, canary=version, current=current,
+                       on_success=checked_plan(rollout["plan"], task=version.task).on_success,
+                       incompatible=incompatibilities(current, version) if current is not None else [])
         if not policy.may_move(actor, role, groups):
             raise PolicyRefused(f"{actor!r} may not move {alias!r}, so may not ask to", [{
                 "rule": "movers", "detail": f"the policy lets roles {list(policy.mover_roles)}, tokens "

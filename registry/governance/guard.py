@@ -23,13 +23,15 @@ from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcno
 # The rules each kind of change meets. A promote, a completed rollout and a canary (of any share, by hand or
 # a plan's first step) put a version before the alias's callers: every rule (a canary earns the rollout
 # evidence, so not that one). A plan's later step raises its canary's share: the rules that can change while
-# it runs (its mover and approvals are those that started it). Rollback and delete only need the mover, no
-# freeze and the approvals. A shadow answers nobody: no rule (the route's rollout right is enough).
+# it runs (its approvals are those of the request that started it, and the controller's mover is whoever
+# started it; a person who skips a step must be a mover). Rollback and delete only need the mover, no freeze
+# and the approvals. A shadow answers nobody: no rule (the route's rollout right is enough).
 RULES = {
     "promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
     "rollout_promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
     "canary": ("movers", "freeze", "evidence", "approvals"),
     "rollout_step": ("freeze", "evidence", "approvals"),
+    "rollout_skip": ("movers", "freeze", "evidence", "approvals"),
     "rollback": ("movers", "freeze", "approvals"),
     "delete": ("movers", "freeze", "approvals"),
     "shadow": (),
@@ -116,7 +118,7 @@ def missing_rules(policy: Policy, model: RegisteredModel, alias: str, *, candida
         missing += missing_evidence(policy, model, alias, candidate=candidate, current=current,
                                     incompatible=list(incompatible), rollout_done=rollout_done or "rollout" not in rules)
     if "approvals" in rules and approvers < policy.approvals:
-        ask = "with a \"rollout\" " if action in ("canary", "rollout_step") else ""
+        ask = "with a \"rollout\" " if action in ("canary", "rollout_step", "rollout_skip") else ""
         missing.append({"rule": "approvals", "detail": f"{approvers} of {policy.approvals} approvals: open a "
                                                        f"request {ask}(POST /models/{model.name}/aliases/{alias}/requests) "
                                                        "and have it approved", "needed": policy.approvals,

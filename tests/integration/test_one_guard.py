@@ -141,6 +141,16 @@ def test_a_plans_step_without_approval_is_refused_where_the_policy_came_after_it
     assert client.get(ROLLOUT).get_json()["canary"]["percent"] == 5
 
 
+def test_a_person_who_skips_a_step_must_be_a_mover_of_the_alias(client, admin, ci, served):
+    assert client.put(ROLLOUT, json={"canary": {"version": 2}, "plan": HALTING_PLAN}, headers=ci).status_code == 200
+    protect(client, admin, movers={"roles": ["admin"]})
+    body = assert_problem(client.post(f"{ROLLOUT}/advance", json={}, headers=ci), 409)
+    assert rules(body) == ["movers"]
+    assert client.get(ROLLOUT).get_json()["canary"]["percent"] == 5
+    advanced = client.post(f"{ROLLOUT}/advance", json={}, headers=admin)
+    assert advanced.status_code == 200 and advanced.get_json()["canary"]["percent"] == 50, advanced.get_json()
+
+
 def test_break_glass_still_moves_a_frozen_alias_for_an_admin_and_refuses_ci(client, admin, ci, served):
     protect(client, admin, approvals=2, freeze=FROZEN)
     body = {"version": 2, "reason": "v1 answers NaN for missing bmi"}
