@@ -58,7 +58,7 @@ def open_request(body, name, alias):
     requester and the uploader approve, and the last approval makes the change."""
     who = principal()
     return requests.open_approval_request(name, alias, number=body["version"], reason=body["reason"], actor=who.name,
-                                          role=who.role, groups=who.groups, rollout=body["rollout"])
+                                          role=who.role, groups=who.groups, rollout=body["rollout"], owner=who.person)
 
 
 @blp.route(f"{ALIAS}/requests")
@@ -87,7 +87,7 @@ def get_request(name, alias, request_id):
 def approve(body, name, alias, request_id):
     """Approve the request; the approval that completes it moves the alias (as a promote)."""
     return requests.approve(domain.runtime(), name, alias=alias, request_id=request_id, reason=body["reason"],
-                            actor=principal().name)
+                            actor=principal().name, owner=principal().person)
 
 
 @blp.route(f"{ALIAS}/requests/<int:request_id>/reject", methods=["POST"])
@@ -98,7 +98,8 @@ def approve(body, name, alias, request_id):
 @blp.response(200, RequestOut)
 def reject(body, name, alias, request_id):
     """Reject the request, with a reason (its requester may withdraw it so)."""
-    return requests.reject(name, alias, request_id=request_id, reason=body["reason"], actor=principal().name)
+    return requests.reject(name, alias, request_id=request_id, reason=body["reason"], actor=principal().name,
+                           owner=principal().person)
 
 
 @blp.route(f"{ALIAS}/break-glass", methods=["POST"])

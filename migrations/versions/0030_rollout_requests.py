@@ -18,16 +18,13 @@ depends_on = None
 def upgrade():
     # A canary answers the alias's callers, so an alias that needs approvals gets them for a rollout too:
     # the request keeps the rollout asked for (its share or plan), and the rollout it started, whose later
-    # steps carry its approvals. Requests opened before asked for a promote: both stay null.
-    with op.batch_alter_table('approval_requests', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('rollout', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('rollout_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_approval_requests_rollout_id_rollouts'), 'rollouts',
-                                    ['rollout_id'], ['id'])
+    # steps carry its approvals. Requests opened before asked for a promote: both stay null. The columns are
+    # added in place: SQLite would copy the table to add a foreign key, and approvals refer to it (the
+    # rollout's id is kept as a number; rollouts are never deleted).
+    op.add_column('approval_requests', sa.Column('rollout', sa.JSON(), nullable=True))
+    op.add_column('approval_requests', sa.Column('rollout_id', sa.Integer(), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table('approval_requests', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_approval_requests_rollout_id_rollouts'), type_='foreignkey')
-        batch_op.drop_column('rollout_id')
-        batch_op.drop_column('rollout')
+    op.drop_column('approval_requests', 'rollout_id')
+    op.drop_column('approval_requests', 'rollout')

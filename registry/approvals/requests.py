@@ -60,11 +60,12 @@ class RequestView:
     rollout: dict | None  # a request for a canary: {"percent", "plan", "sticky_header"}; None for a promote
 
 
-def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, role: str,
+def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, owner: str, role: str,
                           groups: tuple[str, ...] = (), rollout: dict | None = None) -> RequestView:
     """Ask for ``alias`` to point at version ``number`` (or, with ``rollout``, ``{"percent"}`` or ``{"plan"}``
     and an optional ``"sticky_header"``, to start a canary of it); the requester (of ``role``; a signed-in
-    person in ``groups``) must be one of the policy's movers, and the last approval makes the change as them."""
+    person in ``groups``; a token of the person ``owner``) must be one of the policy's movers, and the last
+    approval makes the change as them. No token of the requester's owner may approve it."""
     check_alias_name(alias)
     with write_transaction():
         model = find_model(name, lock=True)
@@ -86,7 +87,7 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
                                             f"move {alias!r}"}])
         request = ApprovalRequest(
             model_id=model.id, alias=alias, version_id=version.id, state=OPEN, reason=reason or "",
-            requested_by=actor, requester_role=role, requester_groups=list(groups) or None, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
+            requested_by=actor, requester_owner=owner, requester_role=role, requester_groups=list(groups) or None, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
             close_reason="", rollout=rollout,
         )
         db.session.add(request)
@@ -96,18 +97,20 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
         return view(model, request)
 
 
-def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason: str, actor: str) -> RequestView:
-    """Approve request ``request_id`` as ``actor``; the approval that completes it moves the alias (409 with
-    what is missing if the policy refuses the move then: the approval is not recorded)."""
+def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason: str, actor: str,
+            owner: str) -> RequestView:
+    """Approve request ``request_id`` as ``actor`` (a token of the person ``owner``, or that person); the
+    approval that completes it moves the alias (409 with what is missing if the policy refuses the move
+    then: the approval is not recorded). Each person approves once, whichever of their tokens they use."""
     _expire(name)
     for _ in range(MAX_VOTE_RETRIES):
         model = find_model(name)
         request = open_request(model, alias, request_id)
-        check_approver(request, actor)
+        check_approver(request, actor, owner)
         if _completes(model, alias, request):
             number, requester, role, asked = request.number, request.requested_by, request.requester_role, request.reason
             groups = tuple(request.requester_groups or ())
-            rollout, vote = request.rollout, Vote(request_id, actor, reason)
+            rollout, vote = request.rollout, Vote(request_id, actor, reason, owner)
             end_read()
             if rollout is None:
                 promote(runtime, name, number=number, alias=alias, reason=asked or f"request {request_id}",
@@ -121,10 +124,10 @@ def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason:
         with write_transaction():
             model = find_model(name, lock=True)
             request = open_request(model, alias, request_id)
-            check_approver(request, actor)
+            check_approver(request, actor, owner)
             if _completes(model, alias, request):
                 continue  # another approval came meanwhile: this one completes it, through the move
-            db.session.add(Approval(request_id=request.id, approver=actor, reason=reason or ""))
+            db.session.add(Approval(request_id=request.id, approver=actor, owner=owner, reason=reason or ""))
             entries.append(model, alias, "approve", actor=actor, reason=reason, served=served_number(model, alias),
                            version=request.number, details={"request_id": request.id,
                                                             "approvals": len(request.approvals) + 1, "final": False})
@@ -132,15 +135,16 @@ def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason:
     raise Conflict(f"request {request_id} kept changing during the approval; try again")
 
 
-def reject(name: str, alias: str, *, request_id: int, reason: str, actor: str) -> RequestView:
-    """Close request ``request_id`` unapproved, with a reason (its requester may withdraw it so too)."""
+def reject(name: str, alias: str, *, request_id: int, reason: str, actor: str, owner: str) -> RequestView:
+    """Close request ``request_id`` unapproved, with a reason (its requester, with any of their owner's
+    tokens, may withdraw it so too)."""
     check_reason(reason, action="a rejection")
     _expire(name)
     with write_transaction():
         model = find_model(name, lock=True)
         request = open_request(model, alias, request_id)
-        if actor != request.requested_by:
-            check_approver(request, actor)
+        if actor != request.requested_by and owner != request.requester_owner:
+            check_approver(request, actor, owner)
         close(request, REJECTED, actor=actor, reason=reason)
         entries.append(model, alias, "request_reject", actor=actor, reason=reason, served=served_number(model, alias),
                        version=request.number, details={"request_id": request.id})

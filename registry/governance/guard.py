@@ -40,11 +40,13 @@ RULES = {
 
 @dataclass(frozen=True)
 class Vote:
-    """An approval of request ``request_id`` by ``approver``, given with the move it completes."""
+    """An approval of request ``request_id`` by ``approver`` (a token of the person ``owner``, or a person),
+    given with the move it completes."""
 
     request_id: int
     approver: str
     reason: str
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | 
     policy = policy_of(model, alias)
     request = open_request(model, alias, vote.request_id) if vote is not None else None
     if request is not None:
-        check_approver(request, vote.approver)
+        check_approver(request, vote.approver, vote.owner)
     if policy is None:
         return _sanction(model, alias, request, vote, current) if request is not None else None
     approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else approved
@@ -152,7 +154,7 @@ def check_plan(model: RegisteredModel, alias: str, *, canary: ModelVersion, curr
 def _sanction(model: RegisteredModel, alias: str, request: ApprovalRequest, vote: Vote,
               current: ModelVersion | None) -> Sanction:
     """Record the final approval and close the request as done, in the move's transaction."""
-    db.session.add(Approval(request_id=request.id, approver=vote.approver, reason=vote.reason or ""))
+    db.session.add(Approval(request_id=request.id, approver=vote.approver, owner=vote.owner, reason=vote.reason or ""))
     db.session.flush()
     db.session.refresh(request, ["approvals"])
     approvers = [given.approver for given in request.approvals]

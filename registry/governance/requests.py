@@ -7,7 +7,7 @@ from registry.errors import Conflict, Forbidden, RequestNotFound
 from registry.governance import entries
 from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
-from registry.tables import RegisteredModel, utcnow
+from registry.tables import ApiToken, RegisteredModel, utcnow
 
 OPEN, DONE, REJECTED, WITHDRAWN, EXPIRED = "open", "done", "rejected", "withdrawn", "expired"
 
@@ -30,16 +30,31 @@ def open_request(model: RegisteredModel, alias: str, request_id: int) -> Approva
     return request
 
 
-def check_approver(request: ApprovalRequest, approver: str) -> None:
-    """Forbidden unless ``approver`` is neither the requester nor the version's uploader; Conflict when
-    they approved this request already."""
+def check_approver(request: ApprovalRequest, approver: str, owner: str) -> None:
+    """Forbidden unless ``approver`` (a token's name, or a person's) and ``owner`` (the person it belongs to)
+    are neither the requester nor the version's uploader, by name or by owner; Conflict when that person
+    approved this request already, with any of their tokens. Approvals count people, not tokens."""
     if approver == request.requested_by:
         raise Forbidden(f"{approver!r} opened request {request.id} and cannot approve it; another person must")
-    if approver == request.version.created_by:
-        raise Forbidden(f"{approver!r} uploaded version {request.number} and cannot approve its promotion; "
+    if owner == request.requester_owner:
+        raise Forbidden(f"{approver!r} belongs to {owner!r}, who opened request {request.id} (as "
+                        f"{request.requested_by!r}) and cannot approve it; another person must")
+    uploader = request.version.created_by
+    if approver == uploader or owner == owner_of(uploader):
+        whom = "" if approver == uploader else f" (as {uploader!r}; {approver!r} belongs to {owner!r} too)"
+        raise Forbidden(f"{approver!r} uploaded version {request.number}{whom} and cannot approve its promotion; "
                         "another person must")
-    if any(given.approver == approver for given in request.approvals):
-        raise Conflict(f"{approver!r} approved request {request.id} already; it needs approvals from other people")
+    given = next((given for given in request.approvals if given.owner == owner or given.approver == approver), None)
+    if given is not None:
+        raise Conflict(f"{owner!r} approved request {request.id} already (as {given.approver!r}); it needs approvals "
+                       "from other people")
+
+
+def owner_of(name: str) -> str:
+    """The person a token belongs to; a name that is no token's (a signed-in person, the bootstrap admin, a
+    revoked token) is its own."""
+    owner = db.session.execute(select(ApiToken.owner).where(ApiToken.name == name)).scalar_one_or_none()
+    return owner if owner is not None else name
 
 
 def expire_due(model: RegisteredModel) -> int:

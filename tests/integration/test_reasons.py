@@ -55,6 +55,8 @@ def test_the_use_cases_hold_the_rule_for_callers_that_are_not_the_api(app, serve
     from registry.errors import InvalidInput
 
     with app.app_context():
-        request = requests.open_approval_request("m", "production", number=2, reason="", actor="alice", role="ci")
+        request = requests.open_approval_request("m", "production", number=2, reason="", actor="alice", owner="alice",
+                                                  role="ci")
         with pytest.raises(InvalidInput, match="8 visible characters"):
-            requests.reject("m", "production", request_id=request.id, reason="\u200b.", actor="bob")
+            requests.reject("m", "production", request_id=request.id, reason="\u200b.", actor="bob",
+                            owner="bob")
