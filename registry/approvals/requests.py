@@ -15,9 +15,9 @@ from sqlalchemy import exists, select
 from registry.aliases.admission import incompatibilities, ready_version
 from registry.aliases.moves import promote
 from registry.aliases.plans import checked_plan
-from registry.aliases.rollouts import ArmSpec, start_rollout
+from registry.aliases.rollouts import HEADER_NAME, ArmSpec, start_rollout
 from registry.db import db, end_read, write_transaction
-from registry.errors import AliasNotFound, Conflict, PolicyRefused
+from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
 from registry.governance import entries
 from registry.governance.evidence import evidence_of
 from registry.governance.guard import Vote, check_plan, missing_rules, policy_of
@@ -74,7 +74,11 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
             what = "start the rollout" if rollout is not None else "promote the version"
             raise Conflict(f"alias {alias!r} of {name!r} needs no approval: {what} directly")
         version = ready_version(model, number)
-        if rollout is not None and rollout.get("plan") is not None:  # refused now, not at the last approval
+        header = (rollout or {}).get("sticky_header")
+        if header is not None and not HEADER_NAME.fullmatch(header):  # refused now, not at the last approval
+            raise InvalidInput(f"sticky_header {header!r} is not a valid header name; use letters, digits and '-' "
+                               "(e.g. X-User-Id)", errors={"rollout": {"sticky_header": ["not a valid header name"]}})
+        if rollout is not None and rollout.get("plan") is not None:
             served = find_alias(model, alias)
             current = served.version if served is not None else None
             check_plan(model, alias, canary=version, current=current,
@@ -87,7 +91,8 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
                                             f"move {alias!r}"}])
         request = ApprovalRequest(
             model_id=model.id, alias=alias, version_id=version.id, state=OPEN, reason=reason or "",
-            requested_by=actor, requester_owner=owner, requester_role=role, requester_groups=list(groups) or None, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
+            requested_by=actor, requester_owner=owner, requester_role=role, requester_groups=list(groups) or None,
+            opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
             close_reason="", rollout=rollout,
         )
         db.session.add(request)

@@ -99,6 +99,8 @@ def test_an_approved_rollout_request_starts_the_canary_and_its_steps_carry_the_a
     request = client.post(REQUESTS, json={"version": 2, "reason": "a careful canary", "rollout": {"percent": 100}},
                           headers=admin).get_json()
     assert request["rollout"] == {"percent": 100, "plan": None, "sticky_header": None}
+    for asked in ({"percent": 10, "sticky_header": "Not A Header"}, {"percent": 10, "plan": HALTING_PLAN}, {}):
+        assert_problem(client.post(REQUESTS, json={"version": 2, "rollout": asked}, headers=admin), 422)
     assert rules(request) == ["approvals"]
     assert answering_versions(client, 20) == {1}  # asked for, not approved: nobody gets v2
     assert_problem(client.post(f"{REQUESTS}/{request['id']}/approve", json={}, headers=ci), 403, "uploaded")
