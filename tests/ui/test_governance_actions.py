@@ -245,3 +245,13 @@ def test_an_edit_keeps_what_the_form_does_not_show(client, admin, housing, sign_
     stored = client.get(POLICY).get_json()["policy"]
     assert (stored["approvals"], stored["request_hours"]) == (2, 12)
     assert stored["require"]["evaluation"]["higher_is_better"] is True
+
+
+def test_a_canary_the_policy_refuses_is_refused_in_the_dashboard_too_and_nothing_starts(client, admin, guarded,
+                                                                                       sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout",
+                      canary_version="2", canary_percent="1", reason="a small canary")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "does not allow this canary" in page and "approvals" in page
+    assert client.get("/models/housing/aliases/production/rollout").status_code == 404
