@@ -11,6 +11,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from registry import errors as domain
 from registry import tracing
+from registry.errors import ECHOED
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
 RETRY_AFTER_SECONDS = 60
 # A database that does not answer is most often restarting or failing over: sooner.
 DATABASE_RETRY_AFTER_SECONDS = 5
+
+# A detail longer than this (a caller's long value echoed, say) is cut there, and says how much was left out.
+MAX_DETAIL = 2_000
+MORE = "…"  # the key under which a bounded object of messages counts the entries it leaves out
 
 DATABASE_UNAVAILABLE = "the database is unavailable (unreachable, locked or not migrated); try again shortly"
 
@@ -145,7 +150,44 @@ def problem_parts(exc: Exception, dumps: Callable[[object], str]) -> tuple[str, 
 
 def describe(exc: Exception) -> Problem:
     """The problem ``exc`` is: domain errors by the table above, the API's own problems, Werkzeug's
-    HTTP errors, an unavailable database; anything else is a 500."""
+    HTTP errors, an unavailable database; anything else is a 500. What it echoes is bounded (``bounded``)."""
+    described = _described(exc)
+    if isinstance(exc, HTTPException) or (described.errors is None and len(described.detail) <= MAX_DETAIL):
+        return described  # bounded already (a 422 of the schemas: _http_problem), or small (UNEXPECTED stays itself)
+    return replace(described, errors=bounded(described.errors) if described.errors else described.errors,
+                   detail=_cut(described.detail))
+
+
+def bounded(messages):
+    """Marshmallow's (or the domain's) nested messages with at most ``ECHOED`` entries at each level: an
+    object keeps its first ones and counts the rest under ``"…"`` (``"and 4,995 more"``), a list of
+    messages likewise at its end. Every error echo goes through here, so none grows with the input."""
+    if isinstance(messages, dict):
+        kept = {str(key): bounded(value) for key, value in _first(messages.items())}  # JSON keys are text anyway
+        if len(messages) > ECHOED:
+            kept[MORE] = f"and {len(messages) - ECHOED:,} more"
+        return kept
+    if isinstance(messages, list):
+        kept = [bounded(value) for value in messages[:ECHOED]]
+        return kept + [f"and {len(messages) - ECHOED:,} more"] if len(messages) > ECHOED else kept
+    return _cut(messages) if isinstance(messages, str) else messages
+
+
+def _first(pairs):
+    for index, pair in enumerate(pairs):
+        if index == ECHOED:
+            return
+        yield pair
+
+
+def _cut(text: str) -> str:
+    """``text``, or its first ``MAX_DETAIL`` characters and how many more there were."""
+    if len(text) <= MAX_DETAIL:
+        return text
+    return f"{text[:MAX_DETAIL]} … and {len(text) - MAX_DETAIL:,} more characters"
+
+
+def _described(exc: Exception) -> Problem:
     if isinstance(exc, domain.RegistryError):
         return _domain_problem(exc)
     if isinstance(exc, ProblemError):
@@ -200,6 +242,7 @@ def _domain_problem(exc: domain.RegistryError) -> Problem:
 def _http_problem(exc: HTTPException) -> Problem:
     status = exc.code or 500
     errors = _webargs_messages(exc)
+    errors = bounded(errors) if errors else errors  # before the detail says them, so it names only those kept
     detail = describe_errors(errors) if errors else HTTP_DETAIL.get(status, exc.description or exc.name)
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
     if getattr(exc, "retry_after", None) is not None:  # a 429 (or 503) that says when to try again
@@ -230,8 +273,9 @@ def _flatten(messages, path: str) -> list[tuple[str, str]]:
         for key, value in messages.items():
             if key == "_schema":  # marshmallow's key for the body (or object) as a whole
                 key = "body"
-            # A Dict field reports {"<entry>": {"key"|"value": [...]}}: the entry is the place.
-            inner = path if key in ("key", "value") and path else f"{path}.{key}" if path else str(key)
+            # A Dict field reports {"<entry>": {"key"|"value": [...]}}: the entry is the place; so is the
+            # object whose entries a bounded one counts.
+            inner = path if key in ("key", "value", MORE) and path else f"{path}.{key}" if path else str(key)
             pairs += _flatten(value, inner)
         return pairs
     if isinstance(messages, list):

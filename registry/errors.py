@@ -1,4 +1,17 @@
 """Domain errors, defined once. The API maps each class to an HTTP status in one table."""
+from collections.abc import Sequence
+
+# An error names at most this many of the things it found wrong (names, fields, messages), then counts the
+# rest: what a caller sent may hold thousands, and the answer must stay small (api/errors.py bounds the rest).
+ECHOED = 5
+
+
+def listed(items: Sequence, *, shown: int = ECHOED) -> str:
+    """``items`` for an error's detail: the first ``shown``, comma-separated, then how many more
+    (``a, b, c, d, e and 4,995 more``)."""
+    head = ", ".join(str(item) for item in items[:shown])
+    return head if len(items) <= shown else f"{head} and {len(items) - shown:,} more"
+
 
 
 class RegistryError(Exception):

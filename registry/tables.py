@@ -287,6 +287,8 @@ class ApiToken(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     role: Mapped[str] = mapped_column(String(16))
+    # The person the token belongs to (an e-mail, a name): approvals count owners, not tokens.
+    owner: Mapped[str] = mapped_column(String(255), server_default=text("''"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

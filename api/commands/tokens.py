@@ -31,10 +31,11 @@ def clean_errors(command: Callable) -> Callable:
 @click.option("--scope", "scopes", multiple=True, metavar="MODELS:RIGHTS",
               help="act on these models only, with these of the role's rights: 'team-a-*,churn:read,predict,promote' "
                    "(repeatable; without it, the role's rights on every model)")
+@click.option("--owner", default=None, help="the person the token belongs to (default: its name); approvals count owners")
 @clean_errors
-def create(name: str, role: str, scopes: tuple[str, ...]):
+def create(name: str, role: str, scopes: tuple[str, ...], owner: str | None):
     """Create a token and print it; it is shown only this once."""
-    _, token = tokens.create_token(name, role, [_grant(scope) for scope in scopes] if scopes else None)
+    _, token = tokens.create_token(name, role, [_grant(scope) for scope in scopes] if scopes else None, owner=owner)
     click.echo(token)
 
 
@@ -50,12 +51,13 @@ def _grant(scope: str) -> dict:
 @group.command("list")
 @clean_errors
 def list_():
-    """List token names, roles and when they were created and last used."""
+    """List token names, roles, owners and when they were created and last used."""
     for row in tokens.list_tokens():
         last = row.last_used_at.isoformat() if row.last_used_at else "never"
         scoped = "" if row.scopes is None else "\tscopes " + "; ".join(
             f"{','.join(grant['models'])}:{','.join(grant['rights'])}" for grant in row.scopes)
-        click.echo(f"{row.name}\t{row.role}\tcreated {row.created_at.isoformat()}\tlast used {last}{scoped}")
+        click.echo(f"{row.name}\t{row.role}\towner {row.owner}\tcreated {row.created_at.isoformat()}\tlast used {last}"
+                   f"{scoped}")
 
 
 @group.command("revoke")

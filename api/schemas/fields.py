@@ -2,7 +2,9 @@
 import math
 from datetime import timezone
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
+
+from registry.reasons import MAX_REASON, MIN_VISIBLE, reason_problem
 
 
 class UTCDateTime(fields.DateTime):
@@ -66,6 +68,23 @@ class Text(fields.String):
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationError("must be valid Unicode (no lone \\ud800-\\udfff surrogates)") from None
+        return text
+
+
+class Reason(Text):
+    """A mandatory reason: text a person wrote, at least ``MIN_VISIBLE`` visible characters (the rule of
+    :mod:`registry.reasons`, which the dashboard and the use cases share), at most ``MAX_REASON``."""
+
+    def __init__(self, what: str):
+        super().__init__(required=True, validate=validate.Length(min=MIN_VISIBLE, max=MAX_REASON), metadata={
+            "description": f"mandatory: {what}, in at least {MIN_VISIBLE} visible characters (spaces, separators, "
+                           "control and format characters such as a zero-width space do not count); kept in the history"})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = reason_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
         return text
 
 

@@ -1,10 +1,11 @@
 """Protected aliases: a policy's document, approval requests and their approvals, a break-glass move."""
 from datetime import timezone
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import FiniteNumber, JsonBoolean, Text, UTCDateTime, WholeNumber
+from api.schemas.fields import FiniteNumber, JsonBoolean, Reason, Text, UTCDateTime, WholeNumber
 from api.schemas.paging import PageArgs
+from api.schemas.plans import PlanRequest
 from registry.access.tokens import ROLES
 from registry.approvals.requests import STATES
 from registry.governance.policy import CARD_FIELDS, MAX_APPROVALS
@@ -78,15 +79,33 @@ class ReasonRequest(Schema):
     reason = Text(load_default="", validate=REASON)
 
 
+class RolloutAsked(Schema):
+    percent = FiniteNumber(load_default=None, allow_none=True, validate=validate.Range(min=0, max=100, min_inclusive=False),
+                           metadata={"description": "the canary's share of the alias's requests (no plan)"})
+    plan = fields.Nested(PlanRequest, load_default=None, allow_none=True,
+                         metadata={"description": "a plan the server walks (on_success: halt where approvals are needed)"})
+    sticky_header = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if (data["percent"] is None) == (data["plan"] is None):
+            raise ValidationError("give the canary's percent or a plan (one of them)", "percent")
+
+
 class ApprovalRequestIn(Schema):
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
     reason = Text(load_default="", validate=REASON)
+    rollout = fields.Nested(RolloutAsked, load_default=None, allow_none=True, metadata={
+        "description": "ask for a canary of the version (a rollout) instead of a promote: its final approval starts it"})
+
+
+class RejectRequest(Schema):
+    reason = Reason("what the version lacks")
 
 
 class BreakGlassRequest(Schema):
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
-    reason = Text(required=True, validate=validate.Length(min=1, max=2_000),
-                  metadata={"description": "mandatory: why the policy is bypassed"})
+    reason = Reason("why the policy is bypassed")
     force = JsonBoolean(load_default=False)
 
 
@@ -105,7 +124,8 @@ class RequestOut(Schema):
     model = fields.String()
     alias = fields.String()
     version = fields.Integer()
-    state = fields.String(metadata={"description": "open, done (the alias moved), rejected or expired"})
+    state = fields.String(metadata={"description": "open, done (the alias moved or the rollout started), rejected, "
+                                                   "withdrawn (its requester's token was revoked) or expired"})
     reason = fields.String()
     requested_by = fields.String()
     opened_at = UTCDateTime()
@@ -119,3 +139,5 @@ class RequestOut(Schema):
     evidence = fields.Dict(metadata={"description": "while open, what the version shows for each evidence rule beside "
                                                     "the served version: evaluation scores, card fields, signature differences"})
     event_id = fields.Integer(allow_none=True, metadata={"description": "the history entry of the move it made"})
+    rollout = fields.Dict(allow_none=True, metadata={"description": "a request for a canary: what rollout it asks "
+                                                                    "for (null: a promote)"})

@@ -1,9 +1,9 @@
 """API tokens: created with a role (and, to act on some models only, scopes), listed without their secret."""
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import UTCDateTime
+from api.schemas.fields import Text, UTCDateTime
 from registry.access.scopes import RIGHTS
-from registry.access.tokens import ROLES
+from registry.access.tokens import MAX_OWNER, ROLES
 from registry.names import TOKEN_NAME
 
 SCOPES = {
@@ -27,6 +27,9 @@ class Grant(Schema):
 class TokenRequest(Schema):
     name = fields.String(required=True, metadata={"pattern": TOKEN_NAME.pattern})
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    owner = Text(load_default=None, validate=validate.Length(min=1, max=MAX_OWNER), metadata={
+        "description": "the person the token belongs to (an e-mail, a name; default: the token's name). Approvals "
+                       "count owners: one approval each, never the requester's or the uploader's"})
     # One grant or a list of them, checked by the domain (registry.access.scopes), whose messages name each place.
     scopes = fields.Raw(load_default=None, allow_none=True, metadata={
         **SCOPES, "oneOf": [GRANT, {"type": "array", "items": GRANT, "minItems": 1}, {"type": "null"}]})
@@ -35,6 +38,7 @@ class TokenRequest(Schema):
 class TokenOut(Schema):
     name = fields.String()
     role = fields.String()
+    owner = fields.String()
     scopes = fields.List(fields.Nested(Grant), allow_none=True, metadata=SCOPES)
     created_at = UTCDateTime()
     last_used_at = UTCDateTime(allow_none=True)
@@ -43,6 +47,7 @@ class TokenOut(Schema):
 class TokenCreatedOut(Schema):
     name = fields.String()
     role = fields.String()
+    owner = fields.String()
     scopes = fields.List(fields.Nested(Grant), allow_none=True, metadata=SCOPES)
     token = fields.String()
     created_at = UTCDateTime()

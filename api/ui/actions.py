@@ -98,7 +98,7 @@ def rollout_start(name, alias):
             canary=_arm(form.canary_version.data, form.canary_percent.data),
             shadow=_arm(form.shadow_version.data, form.shadow_percent.data),
             sticky_header=form.sticky_header.data or None, reason=form.reason.data, force=form.force.data,
-            actor=signed_in().name,
+            actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
         )
         flash(f"Rollout on {alias!r} set.", "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias))

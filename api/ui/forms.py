@@ -10,8 +10,19 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from registry.access.tokens import ROLES
 from registry.governance.policy import CARD_FIELDS
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS
+from registry.reasons import reason_problem
 
 REASON = [DataRequired(message="say why: the reason is kept in the history"), Length(max=2_000)]
+
+
+def _visible_reason(form, field) -> None:
+    """The rule of :mod:`registry.reasons`, for the forms whose reason stands in for a check (a rejection)."""
+    problem = reason_problem(field.data)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+MANDATORY_REASON = [*REASON, _visible_reason]
 ALIAS = [DataRequired(), Regexp(ALIAS_NAME.pattern, message="lowercase letters, digits, '_' or '-'")]
 
 
@@ -183,7 +194,7 @@ class ApproveForm(FlaskForm):
 
 
 class RejectForm(FlaskForm):
-    reason = TextAreaField("Why reject it", validators=REASON)
+    reason = TextAreaField("Why reject it", validators=MANDATORY_REASON)
 
 
 class RequestApprovalForm(FlaskForm):

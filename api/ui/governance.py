@@ -69,8 +69,8 @@ def request_open(name, alias):
         who = signed_in()
         try:
             opened = requests.open_approval_request(name, alias, number=int(form.version.data),
-                                                    reason=form.reason.data, actor=who.name, role=who.role,
-                                                    groups=who.groups)
+                                                    reason=form.reason.data, actor=who.name, owner=who.person,
+                                                    role=who.role, groups=who.groups)
         except (Conflict, Forbidden) as exc:
             return _refused(form, heading, describe(exc).status, exc.detail, None, exc)
         needed = opened.approvals_needed
@@ -90,7 +90,7 @@ def request_approve(name, alias, request_id):
     if form.validate_on_submit():
         try:
             done = requests.approve(domain.runtime(), name, alias=alias, request_id=request_id,
-                                    reason=form.reason.data or "", actor=signed_in().name)
+                                    reason=form.reason.data or "", actor=signed_in().name, owner=signed_in().person)
         except (Conflict, Forbidden) as exc:
             return _refused(form, heading, describe(exc).status, exc.detail, None, exc)
         if done.state == "done":
@@ -110,7 +110,8 @@ def request_reject(name, alias, request_id):
     heading = f"Reject request #{request_id}: {alias} of {name} to version {asked.version}"
     if form.validate_on_submit():
         try:
-            requests.reject(name, alias, request_id=request_id, reason=form.reason.data, actor=signed_in().name)
+            requests.reject(name, alias, request_id=request_id, reason=form.reason.data, actor=signed_in().name,
+                            owner=signed_in().person)
         except (Conflict, Forbidden, InvalidInput) as exc:
             return _refused(form, heading, describe(exc).status, exc.detail, None, exc)
         flash(f"Rejected request #{request_id}: {form.reason.data}", "ok")

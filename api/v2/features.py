@@ -14,7 +14,7 @@ from api.v2.metadata import EXPLANATION, PREDICT_PROBA, output_names
 from api.v2.tensors import InferRequest, Tensor, read_request
 from registry.artifacts.signature import Signature
 from registry.serving.cache import ServableModel
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, listed
 from registry.serving.explanations import ExplainAsk, explain_asked
 from registry.serving.inputs import ModelInput, rows_from_array, rows_from_columns
 
@@ -94,13 +94,13 @@ def _columns(tensors: list[Tensor], names: list[str]) -> list[np.ndarray]:
     given = [tensor.name for tensor in tensors]
     unknown = [name for name in given if name not in known]
     if unknown:
-        raise ProblemError(400, f"input(s) {', '.join(unknown)} are named after no feature; the features are {_listed(names)}")
+        raise ProblemError(400, f"input(s) {listed(unknown)} are named after no feature; the features are {_listed(names)}")
     duplicated = sorted({name for name in given if given.count(name) > 1})
     if duplicated:
-        raise ProblemError(400, f"input(s) {', '.join(duplicated)} are sent more than once; send each feature once")
+        raise ProblemError(400, f"input(s) {listed(duplicated)} are sent more than once; send each feature once")
     missing = [name for name in names if name not in given]
     if missing:
-        raise ProblemError(400, f"missing feature(s) {', '.join(missing)}; send one tensor per feature: {_listed(names)}")
+        raise ProblemError(400, f"missing feature(s) {listed(missing)}; send one tensor per feature: {_listed(names)}")
     by_name = {tensor.name: tensor for tensor in tensors}
     columns = [_column(by_name[name]) for name in names]
     rows = {len(column) for column in columns}

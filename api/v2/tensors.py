@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from api.errors import ProblemError
+from registry.errors import listed
 
 DATATYPES = {
     "BOOL": np.dtype(np.bool_),
@@ -60,7 +61,7 @@ def read_request(body: bytes, header_length: str | None) -> InferRequest:
         raise ProblemError(400, "the inference request must be a JSON object with an 'inputs' list")
     unknown = sorted(document.keys() - _REQUEST_KEYS)
     if unknown:
-        raise ProblemError(400, f"unexpected key(s) {', '.join(unknown)}; a request has id, parameters, inputs, outputs")
+        raise ProblemError(400, f"unexpected key(s) {listed(unknown)}; a request has id, parameters, inputs, outputs")
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProblemError(400, "'id' must be a string")
@@ -118,7 +119,7 @@ def _tensor(item: dict, binary: bytes, used: int) -> tuple[Tensor, int]:
         raise ProblemError(400, "every input tensor needs a 'name' (a string)")
     unknown = sorted(item.keys() - _TENSOR_KEYS)
     if unknown:
-        raise ProblemError(400, f"input {name!r}: unexpected key(s) {', '.join(unknown)}; a tensor has name, shape, datatype, parameters, data")
+        raise ProblemError(400, f"input {name!r}: unexpected key(s) {listed(unknown)}; a tensor has name, shape, datatype, parameters, data")
     datatype = item.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise ProblemError(400, f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(DATATYPES)}")

@@ -8,7 +8,7 @@ from api.openapi import errors
 from api.schemas.aliases import MoveOut, ReasonArgs
 from api.schemas.paging import page_of
 from api.schemas.policies import (
-    ApprovalRequestIn, BreakGlassRequest, PolicyOut, PolicyRequest, ReasonRequest, RequestArgs, RequestOut,
+    ApprovalRequestIn, BreakGlassRequest, PolicyOut, PolicyRequest, ReasonRequest, RejectRequest, RequestArgs, RequestOut,
     policy_document,
 )
 from registry.aliases import moves
@@ -54,10 +54,11 @@ def delete_policy(args, name, alias):
 @blp.arguments(ApprovalRequestIn())
 @blp.response(201, RequestOut)
 def open_request(body, name, alias):
-    """Ask for the alias to point at a version; people other than the requester and the uploader approve."""
+    """Ask for the alias to point at a version (or for a canary of it, with ``rollout``); people other than the
+    requester and the uploader approve, and the last approval makes the change."""
     who = principal()
     return requests.open_approval_request(name, alias, number=body["version"], reason=body["reason"], actor=who.name,
-                                          role=who.role, groups=who.groups)
+                                          role=who.role, groups=who.groups, rollout=body["rollout"], owner=who.person)
 
 
 @blp.route(f"{ALIAS}/requests")
@@ -86,18 +87,19 @@ def get_request(name, alias, request_id):
 def approve(body, name, alias, request_id):
     """Approve the request; the approval that completes it moves the alias (as a promote)."""
     return requests.approve(domain.runtime(), name, alias=alias, request_id=request_id, reason=body["reason"],
-                            actor=principal().name)
+                            actor=principal().name, owner=principal().person)
 
 
 @blp.route(f"{ALIAS}/requests/<int:request_id>/reject", methods=["POST"])
 @requires("ci")
 @errors(409)
 @accepts("application/json")
-@blp.arguments(ReasonRequest())
+@blp.arguments(RejectRequest())
 @blp.response(200, RequestOut)
 def reject(body, name, alias, request_id):
     """Reject the request, with a reason (its requester may withdraw it so)."""
-    return requests.reject(name, alias, request_id=request_id, reason=body["reason"], actor=principal().name)
+    return requests.reject(name, alias, request_id=request_id, reason=body["reason"], actor=principal().name,
+                           owner=principal().person)
 
 
 @blp.route(f"{ALIAS}/break-glass", methods=["POST"])

@@ -38,6 +38,8 @@ class Rollout(MethodView):
             reason=body["reason"],
             force=body["force"],
             actor=principal().name,
+            role=principal().role,
+            groups=principal().groups,
             plan=body["plan"],
         )
 
@@ -104,7 +106,7 @@ def advance(body, name, alias):
     """Skip the plan's step without waiting for its gates: on to the next step; past the last one the
     canary is promoted (the answer shows the ended rollout, its plan ``promoted``)."""
     return state.skip_step(domain.runtime(), name=name, alias=alias, actor=principal().name, role=principal().role,
-                           reason=body["reason"])
+                           reason=body["reason"], groups=principal().groups)
 
 
 def _arm(fields: dict | None) -> ArmSpec | None:

@@ -18,7 +18,7 @@ class Tokens(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_of(TokenOut))
     def get(self, args):
-        """Token names, roles and times, by name; never the tokens themselves."""
+        """Token names, roles, owners and times, by name; never the tokens themselves."""
         return tokens.token_page(args["page"], args["per_page"])
 
     @requires("admin")
@@ -28,8 +28,10 @@ class Tokens(MethodView):
     @blp.response(201, TokenCreatedOut)
     def post(self, body):
         """Create a token; the response is the only time it is shown."""
-        row, token = tokens.create_token(body["name"], body["role"], body["scopes"], actor=principal().name)
-        return {"name": row.name, "role": row.role, "scopes": row.scopes, "token": token, "created_at": row.created_at}
+        row, token = tokens.create_token(body["name"], body["role"], body["scopes"], actor=principal().name,
+                                         owner=body["owner"])
+        return {"name": row.name, "role": row.role, "owner": row.owner, "scopes": row.scopes, "token": token,
+                "created_at": row.created_at}
 
 
 @blp.route("/tokens/<name>")

@@ -17,6 +17,7 @@ from api.schemas.paging import page_of
 from api.schemas.versions import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch
 from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
+from registry.errors import listed
 from registry.names import parse_ref
 
 blp = Blueprint("versions", __name__, description="Model versions")
@@ -143,7 +144,7 @@ def _check_upload_fields() -> None:
     if unknown:
         raise ProblemError(
             422,
-            f"unknown multipart field(s) {', '.join(unknown)}: send 'artifact' (the file) and optionally 'metadata'",
+            f"unknown multipart field(s) {listed(unknown)}: send 'artifact' (the file) and optionally 'metadata'",
             {field: ["unknown field"] for field in unknown},
         )
 

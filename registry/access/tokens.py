@@ -4,6 +4,7 @@ import hmac
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,7 @@ from registry.access import scopes as scoping
 from registry.access.scopes import READ_INPUTS, Grant
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
+from registry.governance.requests import withdraw_requests_of
 from registry.names import TOKEN_NAME, check_token_name
 from registry.paging import Page, paginate
 from registry.tables import ApiToken, PromotionEvent, utcnow
@@ -32,18 +34,25 @@ BOOTSTRAP_ADMIN = "admin"
 SHELL = "flask tokens"  # the actor of a token change made on the server's shell, where no token speaks
 # last_used_at is a hint for admins, not an audit trail: write it at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_OWNER = 255  # characters of a token's owner (an e-mail address fits)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name (recorded as the actor of writes), its role and, for a scoped
-    token, the models it may act on (None: every model); for a person signed in through single sign-on,
-    ``oidc:<email or sub>``, the role and scopes their groups give, and those groups."""
+    """Who is calling: the token's name (recorded as the actor of writes), its role, for a scoped token
+    the models it may act on (None: every model), and its owner; for a person signed in through single
+    sign-on, ``oidc:<email or sub>`` (their own owner), the role and scopes their groups give, and those groups."""
 
     name: str
     role: str
     scopes: tuple[Grant, ...] | None = None
     groups: tuple[str, ...] = ()  # a person signed in through single sign-on: their provider's groups (never a token's)
+    owner: str | None = None  # a token's: the person it belongs to (None: its name is the person, as a signed-in one's)
+
+    @property
+    def person(self) -> str:
+        """Who acts, as approvals count them: a token's owner, or the name of a person (or the bootstrap admin)."""
+        return self.owner if self.owner is not None else self.name
 
     def may(self, role: str) -> bool:
         """Whether this principal may do what needs ``role``: admin may do everything, others their own role."""
@@ -117,11 +126,14 @@ def new_token() -> str:
     return "mr_" + secrets.token_urlsafe(32)
 
 
-def create_token(name: str, role: str, scopes: list[dict] | None = None, *, actor: str = SHELL) -> tuple[ApiToken, str]:
-    """Create a token, unscoped or with ``scopes`` (``[{"models": [...], "rights": [...]}]``, see
-    :mod:`registry.access.scopes`), and record it in the ledger's chain as ``actor``'s (its name, role
-    and scopes: who may act on what); returns the row and the plain token, never retrievable again."""
+def create_token(name: str, role: str, scopes: list[dict] | None = None, *, actor: str = SHELL,
+                 owner: str | None = None) -> tuple[ApiToken, str]:
+    """Create a token of the person ``owner`` (None: its own name), unscoped or with ``scopes``
+    (``[{"models": [...], "rights": [...]}]``, see :mod:`registry.access.scopes`), and record it in the
+    ledger's chain as ``actor``'s (its name, role, scopes and owner: who may act on what, for whom); returns
+    the row and the plain token, never retrievable again."""
     check_token_name(name)
+    owner = checked_owner(owner if owner is not None else name)
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}", errors={"role": ["unknown role"]})
     grants = scoping.checked_scopes(role, scopes)
@@ -130,13 +142,21 @@ def create_token(name: str, role: str, scopes: list[dict] | None = None, *, acto
     token = new_token()
     try:
         with write_transaction():
-            row = ApiToken(name=name, role=role, token_hash=hash_token(token), scopes=scoping.stored(grants))
+            row = ApiToken(name=name, role=role, owner=owner, token_hash=hash_token(token), scopes=scoping.stored(grants))
             db.session.add(row)
             db.session.flush()  # the name is free: only then is the change recorded
-            _record("token_create", actor, {"token": name, "role": role, "scopes": row.scopes})
+            _record("token_create", actor, {"token": name, "role": role, "scopes": row.scopes, "owner": owner})
     except IntegrityError:
         raise Conflict(f"a token named {name!r} exists; revoke it first or choose another name") from None
     return row, token
+
+
+def checked_owner(owner: str) -> str:
+    """``owner`` if it names a person (1 to 255 characters, something visible, no control characters)."""
+    if not owner.strip() or len(owner) > MAX_OWNER or any(unicodedata.category(char) == "Cc" for char in owner):
+        raise InvalidInput(f"owner must name the person the token belongs to (an e-mail or a name, 1 to {MAX_OWNER} "
+                           "characters, no control characters)", errors={"owner": ["not a person's name"]})
+    return owner
 
 
 def list_tokens() -> list[ApiToken]:
@@ -151,7 +171,8 @@ def token_page(page: int, per_page: int) -> Page:
 
 def revoke_token(name: str, *, actor: str = SHELL) -> None:
     """Delete a token, recorded in the ledger as ``actor``'s: it stops at once on this worker, and within
-    ``VERIFIED.fresh_seconds`` on every other."""
+    ``VERIFIED.fresh_seconds`` on every other. The approval requests it opened and that are still open are
+    withdrawn in the same transaction (an approval would otherwise still move an alias for it)."""
     if not TOKEN_NAME.fullmatch(name):
         raise TokenNotFound(f"no token named {name!r}")
     with write_transaction():
@@ -159,7 +180,8 @@ def revoke_token(name: str, *, actor: str = SHELL) -> None:
         if row is None:
             raise TokenNotFound(f"no token named {name!r}")
         db.session.delete(row)
-        _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes})
+        withdraw_requests_of(name, actor=actor)
+        _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes, "owner": row.owner})
     VERIFIED.forget(row.token_hash)
 
 
@@ -193,7 +215,7 @@ def authenticate(token: str, bootstrap_admin_token: str | None, *, trust_recent:
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         VERIFIED.forget(digest)
         raise Unauthorized("the bearer token is not valid (unknown or revoked)")
-    principal = Principal(row.name, row.role, scoping.loaded(row.scopes))
+    principal = Principal(row.name, row.role, scoping.loaded(row.scopes), owner=row.owner)
     VERIFIED.remember(digest, principal)
     if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION:
         _touch(row.id)
@@ -207,7 +229,7 @@ def authenticate_digest(digest: str, bootstrap_admin_token: str | None) -> Princ
     row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == digest)).scalar_one_or_none()
     if row is None:
         raise Unauthorized("the session's token was revoked; sign in again")
-    return Principal(row.name, row.role, scoping.loaded(row.scopes))
+    return Principal(row.name, row.role, scoping.loaded(row.scopes), owner=row.owner)
 
 
 def _touch(token_id: int) -> None:

@@ -10,18 +10,19 @@ from sqlalchemy import select
 
 from registry import changes
 from registry.aliases.admission import admit, incompatibilities, ready_version
+from registry.aliases.answers import Answer, Mover, decide
 from registry.aliases.rollouts import end_on_move
 from registry.db import db, write_transaction
-from registry.errors import AliasNotFound, Conflict, Forbidden, InvalidInput
+from registry.errors import AliasNotFound, Conflict, InvalidInput
 from registry.events import outbox
 from registry.facts import VersionInfo
-from registry.governance.guard import Vote, check_move
+from registry.governance.guard import Vote
 from registry.governance.policies import BREAK_GLASS
 from registry.lookups import active_rollout, find_alias, find_model
 from registry.names import ALIAS_NAME, LATEST, check_alias_name
 from registry.paging import Page, paginate
 from registry.serving.runtime import Runtime
-from registry.tables import Alias, PromotionEvent, RegisteredModel, utcnow
+from registry.tables import PromotionEvent, RegisteredModel, utcnow
 
 MAX_ROLLBACK_RETRIES = 3
 # Moves a rollback can undo: promotes (broken glass too), and completed rollouts (which promote their canary).
@@ -68,12 +69,8 @@ def break_glass(runtime: Runtime, name: str, *, number: int, alias: str, reason:
                 role: str) -> Move:
     """An admin's promote past the alias's policy (its movers, freezes, evidence and approvals), for an
     emergency: the reason is mandatory, and the move is loud (``break_glass`` in the history, an
-    ``alias.break_glass`` webhook event, a banner on the dashboard)."""
-    if role != "admin":
-        raise Forbidden(f"breaking the glass needs an admin token; {actor!r} has role {role!r}")
-    if not (reason or "").strip():
-        raise InvalidInput("breaking the glass needs a reason: say why the policy is bypassed",
-                           errors={"reason": ["required"]})
+    ``alias.break_glass`` webhook event, a banner on the dashboard). The admin and the reason are checked
+    where every other move's policy is, in :func:`registry.aliases.answers.decide`."""
     return _promote(runtime, name, number=number, alias=alias, reason=reason, force=force, actor=actor, role=role,
                     vote=None, action=BREAK_GLASS)
 
@@ -87,23 +84,23 @@ def _promote(runtime: Runtime, name: str, *, number: int, alias: str, reason: st
         version = ready_version(model, number)
         current = find_alias(model, alias)
         problems = incompatibilities(current.version, version) if current is not None else []
-        sanction = None
-        if action != BREAK_GLASS and (vote is not None or current is None or current.version_id != version.id):
-            sanction = check_move(model, alias, candidate=version, current=current.version if current else None,
-                                  actor=actor, role=role, action="promote", incompatible=problems, vote=vote,
-                                  groups=groups)
-        if current is not None and current.version_id == version.id:
+        previous = current.version.number if current is not None else None
+        if previous == number and vote is None and action != BREAK_GLASS:
             return Move(name, alias, number, number, None)
-        if problems and not force:
+        sanction = decide(model, alias, Answer(version), action=action, by=Mover(actor, role, groups, vote),
+                          reason=reason, incompatible=problems)
+        if previous == number:  # nothing moves (a final approval closes its request)
+            return Move(name, alias, number, number, None)
+        if problems and not force:  # after the policy's refusal, which says more; the transaction undoes the move
             raise InvalidInput(
-                f"version {number} is incompatible with version {current.version.number} that {alias!r} serves "
+                f"version {number} is incompatible with version {previous} that {alias!r} serves "
                 f"({'; '.join(problems)}); send \"force\": true to promote anyway",
                 errors={"signature": problems},
             )
         end_on_move(model, alias, action=action, actor=actor)
         # "forced" records an override, so only when there was something to override
-        event = _move(model, alias, current, version, action, actor, reason, forced=bool(problems),
-                      details=sanction.details if sanction is not None else None)
+        event = _record(model, alias, previous, version, action, actor, reason, forced=bool(problems),
+                        details=sanction.details if sanction is not None else None)
         if sanction is not None:
             sanction.settle(event)
         if action == BREAK_GLASS:
@@ -131,12 +128,11 @@ def rollback(runtime: Runtime, name: str, *, alias: str, to_version: int | None,
             planned, undone = _rollback_plan(model, alias, to_version)
             if planned != target:
                 continue
-            current = find_alias(model, alias)
+            previous = find_alias(model, alias).version.number
             version = ready_version(model, target)
-            check_move(model, alias, candidate=version, current=current.version, actor=actor, role=role,
-                       action="rollback", groups=groups)
+            decide(model, alias, Answer(version), action="rollback", by=Mover(actor, role, groups))
             end_on_move(model, alias, action="rollback", actor=actor)
-            event = _move(model, alias, current, version, "rollback", actor, reason, reverts=undone)
+            event = _record(model, alias, previous, version, "rollback", actor, reason, reverts=undone)
         return Move(name, alias, target, event.from_version, event.id)
     raise Conflict(f"alias {alias!r} of {name!r} kept moving during the rollback; try again")
 
@@ -158,13 +154,13 @@ def delete_alias(name: str, alias: str, *, reason: str, actor: str, role: str | 
             raise Conflict(
                 f"a rollout is running on alias {alias!r} of {name!r}; complete or abort it before deleting the alias"
             )
-        check_move(model, alias, candidate=None, current=current.version, actor=actor, role=role, action="delete")
+        previous = current.version.number
+        decide(model, alias, Answer(None), action="delete", by=Mover(actor, role))
         event = PromotionEvent(
-            model_id=model.id, alias=alias, action="delete", from_version=current.version.number,
+            model_id=model.id, alias=alias, action="delete", from_version=previous,
             to_version=None, actor=actor, reason=reason or "",
         )
         db.session.add(event)
-        db.session.delete(current)
         model.updated_at = utcnow()
         db.session.flush()
         outbox.record_alias_moved(model.name, event)
@@ -223,14 +219,10 @@ def _undo_stack(model: RegisteredModel, alias: str) -> list[PromotionEvent]:
     return stack
 
 
-def _move(model, alias, current, version, action, actor, reason, forced=False, reverts=None, details=None) -> PromotionEvent:
-    """Point the alias at ``version`` and append the event, in the caller's transaction."""
-    previous = current.version.number if current is not None else None
-    if current is None:
-        db.session.add(Alias(model_id=model.id, name=alias, version_id=version.id))
-    else:
-        current.version_id = version.id
-        current.updated_at = utcnow()
+def _record(model, alias, previous, version, action, actor, reason, forced=False, reverts=None,
+            details=None) -> PromotionEvent:
+    """Append the event of the alias's move from version ``previous`` to ``version`` (made by
+    :func:`registry.aliases.answers.decide`), in the caller's transaction."""
     event = PromotionEvent(
         model_id=model.id,
         alias=alias,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, listed
 
 MAX_STEPS = 10
 MAX_MINUTES = 7 * 24 * 60
@@ -116,7 +116,7 @@ def _gates(raw, task: str, errors: dict) -> dict[str, dict]:
         return {}
     unknown = sorted(set(raw) - set(GATES))
     if unknown:
-        errors["gates"] = [f"unknown gate {name!r}; gates are {', '.join(GATES)}" for name in unknown]
+        errors["gates"] = [f"unknown gate {listed([repr(name) for name in unknown])}; gates are {', '.join(GATES)}"]
     gates = {name: dict(settings) for name, settings in DEFAULT_GATES.items()}
     if task == "classification":
         gates["agreement"] = dict(DEFAULT_CLASSIFIER_AGREEMENT)

@@ -11,13 +11,14 @@ from dataclasses import dataclass, replace
 
 from registry import changes
 from registry.aliases.admission import admit, incompatibilities, ready_version
+from registry.aliases.answers import Answer, Arm, Mover, decide
 from registry.aliases.plans import Plan, checked_plan
 from registry.aliases.rollout_report import RolloutState, describe, plan_view, settings
 from registry.db import db, end_read, write_transaction
 from registry.errors import Conflict, InvalidInput, RolloutNotFound, VersionNotFound
 from registry.events import outbox
 from registry.facts import RolloutSpec, VersionInfo
-from registry.governance.guard import check_move, check_plan
+from registry.governance.guard import Vote, check_plan
 from registry.lookups import active_rollout, active_rollouts, find_alias, find_model
 from registry.names import check_alias_name
 from registry.serving.figures import fold, summed
@@ -60,12 +61,15 @@ class Completion:
 
 
 def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | None, shadow: ArmSpec | None,
-                  sticky_header: str | None, reason: str, force: bool, actor: str,
-                  plan: dict | None = None) -> RolloutState:
+                  sticky_header: str | None, reason: str, force: bool, actor: str, role: str | None,
+                  plan: dict | None = None, groups: tuple[str, ...] = (), vote: Vote | None = None) -> RolloutState:
     """Start a rollout on ``alias``, or replace the one running; its versions load before they take traffic.
 
     With ``plan`` (raw, as sent: checked here against the canary's task) the canary starts at the
-    plan's first step and the controller walks it; without one, a plan the rollout had is dropped."""
+    plan's first step and the controller walks it; without one, a plan the rollout had is dropped.
+    A canary answers the alias's callers, so the alias's policy must allow ``actor`` (of ``role``; a
+    signed-in person in ``groups``) to start it, as for a promote; ``vote``: the final approval of a
+    request for this rollout, which it completes for its requester (``actor``)."""
     check_alias_name(alias)
     model = find_model(name)
     primary = _primary(model, alias)
@@ -73,29 +77,36 @@ def start_rollout(runtime: Runtime, *, name: str, alias: str, canary: ArmSpec | 
     if checked is not None:
         canary = ArmSpec(canary.version, checked.steps[0].percent)
     arms = _checked_arms(canary, shadow, sticky_header)
-    for role, spec in arms.items():
-        admit(runtime.models, _admitted(model, primary, spec, role, force)[0], refused_as=f"made the {role}")
+    for arm, spec in arms.items():
+        admit(runtime.models, _admitted(model, primary, spec, arm, force)[0], refused_as=f"made the {arm}")
     runtime.flush_figures()  # a change answers the figures so far, this process's latest counts included
     with write_transaction():
         model = find_model(name, lock=True)
         primary = _primary(model, alias)
-        admitted = {role: _admitted(model, primary, spec, role, force) for role, spec in arms.items()}
+        admitted = {arm: _admitted(model, primary, spec, arm, force) for arm, spec in arms.items()}
         if checked is not None:
             canary_row = admitted[CANARY][0]
             check_plan(model, alias, canary=canary_row, current=primary, on_success=checked.on_success,
                        incompatible=incompatibilities(primary, canary_row))
         rollout = active_rollout(model, alias)
         unchanged = rollout is not None and settings(rollout) == _wanted(rollout.id, admitted, arms, sticky_header)
-        if unchanged and checked is None and plan_of(rollout) is None:
+        if unchanged and checked is None and plan_of(rollout) is None and vote is None:
             return _described(rollout, primary.number)
         action = "rollout_change" if rollout is not None else "rollout_start"
         rollout = rollout or _new_rollout(model, alias, reason, actor)
-        _apply(rollout, admitted, arms, sticky_header, reason)
+        answer = Answer(primary, *(Arm(admitted[arm][0], arms[arm].percent) if arm in admitted else None
+                                   for arm in (CANARY, SHADOW)))
+        sanction = decide(model, alias, answer, action=action, by=Mover(actor, role, groups, vote), rollout=rollout,
+                          incompatible=incompatibilities(primary, answer.canary.version) if answer.canary else [])
+        _apply(rollout, sticky_header, reason)
         rollout.mirror = checked is not None and "agreement" in checked.gates
         _set_plan(rollout, checked)
         extra = {"plan": checked.to_row()} if checked is not None else {}
-        _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number,
-                forced=any(forced for _, forced in admitted.values()), **extra)
+        event = _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number,
+                        forced=any(forced for _, forced in admitted.values()),
+                        **extra, **(sanction.details if sanction is not None else {}))
+        if sanction is not None:
+            sanction.settle(event, rollout.id)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
         return _described(rollout, primary.number)
 
@@ -144,12 +155,11 @@ def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, ac
         _check_step(rollout, at_step)
         canary, previous = ready_version(model, number), current.version
         plan = plan_of(rollout)
-        check_move(model, alias, candidate=canary, current=previous, actor=actor, role=role, action="rollout_promote",
-                   incompatible=incompatibilities(previous, canary),
-                   rollout_done=plan is not None and plan.step == len(plan.steps) - 1, groups=groups)
+        decide(model, alias, Answer(canary), action="rollout_promote", by=Mover(actor, role, groups),
+               incompatible=incompatibilities(previous, canary),
+               rollout_done=plan is not None and plan.step == len(plan.steps) - 1)
         figures = describe(rollout, previous.number, summed(rollout.id)).figures()
-        rollout.ended_at = current.updated_at = utcnow()
-        current.version_id = canary.id
+        rollout.ended_at = utcnow()
         _end_plan(rollout, "promoted", f"promoted by {actor}: {reason}")
         event = _record(model, rollout, "rollout_promote", actor=actor, reason=reason, from_version=previous.number,
                         to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures,
@@ -195,16 +205,22 @@ def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) 
 
 
 def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: str, reason: str,
-                 evidence: dict, any_state: bool = False) -> None:
+                 evidence: dict, any_state: bool = False, role: str | None = None,
+                 groups: tuple[str, ...] = ()) -> None:
     """Move a planned rollout to its next step: the canary's share becomes ``percent``; recorded with
     the ``evidence`` that passed the step. Conflict unless the plan still runs at ``at_step`` (in any
-    state with ``any_state``: a person skipping a paused step)."""
+    state with ``any_state``: a person skipping a paused step); PolicyRefused if the alias's policy refuses
+    the larger share now (a freeze began, the policy changed since the plan started). ``role`` None: the
+    rollout controller; a person (of ``role``, in ``groups``) who skips a step must also be a mover."""
     with write_transaction():
         model = find_model(name, lock=True)
         rollout, primary = _active(model, alias), _primary(model, alias)
         _check_step(rollout, at_step, any_state)
         plan = plan_of(rollout)
-        rollout.canary_percent, rollout.changed_at = percent, utcnow()
+        shadow = Arm(rollout.shadow, rollout.shadow_percent) if rollout.shadow is not None else None
+        decide(model, alias, Answer(primary, Arm(rollout.canary, percent), shadow), action="rollout_step",
+               by=Mover(actor, role, groups), rollout=rollout, incompatible=incompatibilities(primary, rollout.canary))
+        rollout.changed_at = utcnow()
         plan.step, plan.step_started_at, plan.updated_at = at_step + 1, utcnow(), utcnow()
         plan.baseline, plan.looks, plan.verdicts, plan.figures, plan.detail = {}, {}, {}, None, reason  # settled anew
         _record(model, rollout, "rollout_step", actor=actor, reason=reason, to_version=primary.number,
@@ -258,7 +274,7 @@ def skip_step(runtime: Runtime, *, name: str, alias: str, actor: str, role: str 
     percent = plan.steps[step + 1]["percent"]
     end_read()
     step_rollout(name=name, alias=alias, at_step=step, percent=percent, actor=actor, reason=reason,
-                 evidence={"skipped": True}, any_state=True)
+                 evidence={"skipped": True}, any_state=True, role=role, groups=groups)
     return get_rollout(name, alias)
 
 
@@ -397,13 +413,8 @@ def _new_rollout(model: RegisteredModel, alias: str, reason: str, actor: str) ->
     return rollout
 
 
-def _apply(rollout: Rollout, admitted: dict, arms: dict[str, ArmSpec], sticky_header: str | None, reason: str) -> None:
-    """Set the rollout's versions and percents; an arm not asked for is removed."""
-    canary, shadow = admitted.get(CANARY), admitted.get(SHADOW)
-    rollout.canary = canary[0] if canary else None
-    rollout.canary_percent = arms[CANARY].percent if canary else None
-    rollout.shadow = shadow[0] if shadow else None
-    rollout.shadow_percent = arms[SHADOW].percent if shadow else None
+def _apply(rollout: Rollout, sticky_header: str | None, reason: str) -> None:
+    """Set the rollout's sticky header and reason (its arms are :func:`registry.aliases.answers.decide`'s)."""
     rollout.sticky_header = sticky_header
     rollout.reason = reason or rollout.reason
     rollout.changed_at = utcnow()

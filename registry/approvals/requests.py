@@ -1,9 +1,11 @@
-"""Use cases of requests to move a protected alias: open one, approve it, reject it, read them.
+"""Use cases of requests to move a protected alias: open one, approve it, reject it, withdraw a revoked
+requester's, read them.
 
-A request names a version for the alias; distinct people approve it, never its requester nor the
-version's uploader. The approval that completes it makes the move through the one promote use case
-(which loads the version first and serves it once it commits), in the same transaction as the
-approval itself: the move happens once, and only if the policy allows it then.
+A request names a version for the alias, or a canary of it (a rollout: a share, or a plan); distinct
+people approve it, never its requester nor the version's uploader. The approval that completes it
+makes the move through the one promote use case (or starts the rollout through the one rollout use
+case), which loads the version first and serves it once it commits, in the same transaction as the
+approval itself: the change happens once, and only if the policy allows it then.
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,11 +14,13 @@ from sqlalchemy import exists, select
 
 from registry.aliases.admission import incompatibilities, ready_version
 from registry.aliases.moves import promote
+from registry.aliases.plans import checked_plan
+from registry.aliases.rollouts import HEADER_NAME, ArmSpec, start_rollout
 from registry.db import db, end_read, write_transaction
 from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
 from registry.governance import entries
 from registry.governance.evidence import evidence_of
-from registry.governance.guard import Vote, missing_rules, policy_of
+from registry.governance.guard import Vote, check_plan, missing_rules, policy_of
 from registry.governance.requests import (
     OPEN, REJECTED, check_approver, close, expire_due, find_request, open_request, served_number,
 )
@@ -24,11 +28,12 @@ from registry.governance.tables import Approval, ApprovalRequest
 from registry.lookups import find_alias, find_model
 from registry.names import ALIAS_NAME, check_alias_name
 from registry.paging import Page, paginate
+from registry.reasons import check_reason
 from registry.serving.runtime import Runtime
 from registry.tables import RegisteredModel, utcnow
 
 MAX_VOTE_RETRIES = 3
-STATES = ("open", "done", "rejected", "expired")
+STATES = ("open", "done", "rejected", "withdrawn", "expired")
 
 
 @dataclass(frozen=True)
@@ -52,19 +57,33 @@ class RequestView:
     missing: list[dict]
     evidence: dict  # what the version shows for each evidence rule, beside the served version (while open)
     event_id: int | None
+    rollout: dict | None  # a request for a canary: {"percent", "plan", "sticky_header"}; None for a promote
 
 
-def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, role: str,
-                          groups: tuple[str, ...] = ()) -> RequestView:
-    """Ask for ``alias`` to point at version ``number``; the requester (of ``role``; a signed-in person in
-    ``groups``) must be one of the policy's movers, and the last approval moves the alias as them."""
+def open_approval_request(name: str, alias: str, *, number: int, reason: str, actor: str, owner: str, role: str,
+                          groups: tuple[str, ...] = (), rollout: dict | None = None) -> RequestView:
+    """Ask for ``alias`` to point at version ``number`` (or, with ``rollout``, ``{"percent"}`` or ``{"plan"}``
+    and an optional ``"sticky_header"``, to start a canary of it); the requester (of ``role``; a signed-in
+    person in ``groups``; a token of the person ``owner``) must be one of the policy's movers, and the last
+    approval makes the change as them. No token of the requester's owner may approve it."""
     check_alias_name(alias)
     with write_transaction():
         model = find_model(name, lock=True)
         policy = policy_of(model, alias)
         if policy is None or policy.approvals == 0:
-            raise Conflict(f"alias {alias!r} of {name!r} needs no approval: promote the version directly")
+            what = "start the rollout" if rollout is not None else "promote the version"
+            raise Conflict(f"alias {alias!r} of {name!r} needs no approval: {what} directly")
         version = ready_version(model, number)
+        header = (rollout or {}).get("sticky_header")
+        if header is not None and not HEADER_NAME.fullmatch(header):  # refused now, not at the last approval
+            raise InvalidInput(f"sticky_header {header!r} is not a valid header name; use letters, digits and '-' "
+                               "(e.g. X-User-Id)", errors={"rollout": {"sticky_header": ["not a valid header name"]}})
+        if rollout is not None and rollout.get("plan") is not None:
+            served = find_alias(model, alias)
+            current = served.version if served is not None else None
+            check_plan(model, alias, canary=version, current=current,
+                       on_success=checked_plan(rollout["plan"], task=version.task).on_success,
+                       incompatible=incompatibilities(current, version) if current is not None else [])
         if not policy.may_move(actor, role, groups):
             raise PolicyRefused(f"{actor!r} may not move {alias!r}, so may not ask to", [{
                 "rule": "movers", "detail": f"the policy lets roles {list(policy.mover_roles)}, tokens "
@@ -72,8 +91,9 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
                                             f"move {alias!r}"}])
         request = ApprovalRequest(
             model_id=model.id, alias=alias, version_id=version.id, state=OPEN, reason=reason or "",
-            requested_by=actor, requester_role=role, requester_groups=list(groups) or None, opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
-            close_reason="",
+            requested_by=actor, requester_owner=owner, requester_role=role, requester_groups=list(groups) or None,
+            opened_at=utcnow(), expires_at=utcnow() + policy.request_lifetime(),
+            close_reason="", rollout=rollout,
         )
         db.session.add(request)
         db.session.flush()
@@ -82,28 +102,37 @@ def open_approval_request(name: str, alias: str, *, number: int, reason: str, ac
         return view(model, request)
 
 
-def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason: str, actor: str) -> RequestView:
-    """Approve request ``request_id`` as ``actor``; the approval that completes it moves the alias (409 with
-    what is missing if the policy refuses the move then: the approval is not recorded)."""
+def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason: str, actor: str,
+            owner: str) -> RequestView:
+    """Approve request ``request_id`` as ``actor`` (a token of the person ``owner``, or that person); the
+    approval that completes it moves the alias (409 with what is missing if the policy refuses the move
+    then: the approval is not recorded). Each person approves once, whichever of their tokens they use."""
     _expire(name)
     for _ in range(MAX_VOTE_RETRIES):
         model = find_model(name)
         request = open_request(model, alias, request_id)
-        check_approver(request, actor)
+        check_approver(request, actor, owner)
         if _completes(model, alias, request):
             number, requester, role, asked = request.number, request.requested_by, request.requester_role, request.reason
             groups = tuple(request.requester_groups or ())
+            rollout, vote = request.rollout, Vote(request_id, actor, reason, owner)
             end_read()
-            promote(runtime, name, number=number, alias=alias, reason=asked or f"request {request_id}", force=False,
-                    actor=requester, role=role, vote=Vote(request_id, actor, reason), groups=groups)
+            if rollout is None:
+                promote(runtime, name, number=number, alias=alias, reason=asked or f"request {request_id}",
+                        force=False, actor=requester, role=role, vote=vote, groups=groups)
+            else:
+                start_rollout(runtime, name=name, alias=alias, canary=ArmSpec(number, rollout.get("percent") or 100.0),
+                              shadow=None, sticky_header=rollout.get("sticky_header"), plan=rollout.get("plan"),
+                              reason=asked or f"request {request_id}", force=False, actor=requester, role=role,
+                              groups=groups, vote=vote)
             return get_request(name, alias, request_id)
         with write_transaction():
             model = find_model(name, lock=True)
             request = open_request(model, alias, request_id)
-            check_approver(request, actor)
+            check_approver(request, actor, owner)
             if _completes(model, alias, request):
                 continue  # another approval came meanwhile: this one completes it, through the move
-            db.session.add(Approval(request_id=request.id, approver=actor, reason=reason or ""))
+            db.session.add(Approval(request_id=request.id, approver=actor, owner=owner, reason=reason or ""))
             entries.append(model, alias, "approve", actor=actor, reason=reason, served=served_number(model, alias),
                            version=request.number, details={"request_id": request.id,
                                                             "approvals": len(request.approvals) + 1, "final": False})
@@ -111,16 +140,16 @@ def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason:
     raise Conflict(f"request {request_id} kept changing during the approval; try again")
 
 
-def reject(name: str, alias: str, *, request_id: int, reason: str, actor: str) -> RequestView:
-    """Close request ``request_id`` unapproved, with a reason (its requester may withdraw it so too)."""
-    if not (reason or "").strip():
-        raise InvalidInput("a rejection needs a reason: say what the version lacks", errors={"reason": ["required"]})
+def reject(name: str, alias: str, *, request_id: int, reason: str, actor: str, owner: str) -> RequestView:
+    """Close request ``request_id`` unapproved, with a reason (its requester, with any of their owner's
+    tokens, may withdraw it so too)."""
+    check_reason(reason, action="a rejection")
     _expire(name)
     with write_transaction():
         model = find_model(name, lock=True)
         request = open_request(model, alias, request_id)
-        if actor != request.requested_by:
-            check_approver(request, actor)
+        if actor != request.requested_by and owner != request.requester_owner:
+            check_approver(request, actor, owner)
         close(request, REJECTED, actor=actor, reason=reason)
         entries.append(model, alias, "request_reject", actor=actor, reason=reason, served=served_number(model, alias),
                        version=request.number, details={"request_id": request.id})
@@ -157,7 +186,8 @@ def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:
         incompatible = incompatibilities(served, request.version) if served is not None else []
         missing = missing_rules(
             policy, model, request.alias, candidate=request.version, current=served, actor=request.requested_by,
-            role=request.requester_role, action="promote", incompatible=incompatible, approvers=len(approvals),
+            role=request.requester_role, action="canary" if request.rollout is not None else "promote",
+            incompatible=incompatible, approvers=len(approvals),
         )
         evidence = evidence_of(policy, candidate=request.version, current=served, incompatible=incompatible)
     return RequestView(
@@ -166,7 +196,7 @@ def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:
         expires_at=request.expires_at, closed_at=request.closed_at, closed_by=request.closed_by,
         close_reason=request.close_reason, approvals=approvals,
         approvals_needed=policy.approvals if policy is not None else 0, missing=missing, evidence=evidence,
-        event_id=request.event_id,
+        event_id=request.event_id, rollout=request.rollout,
     )
 
 

@@ -121,8 +121,9 @@ def tick(runtime: Runtime) -> list[Decision]:
     for name, alias in running:
         try:
             decisions.append(judge(runtime, read_step(name, alias)))
-        except PolicyRefused as exc:  # the alias was protected after the plan began: people decide its end
-            detail = f"the policy of {alias!r} refuses the plan's promote ({exc.detail}); request approval of the canary"
+        except PolicyRefused as exc:  # the alias's policy changed (or froze it) after the plan began: people decide
+            detail = (f"the policy of {alias!r} refuses the plan's next move ({exc.detail}); request approval of the "
+                      "canary, or resume the plan once the policy allows it")
             decisions.append(_halt(name, alias, None, detail, {"missing": exc.missing}))
         except (Conflict, RolloutNotFound) as exc:  # a person (or another controller) acted first: theirs stands
             decisions.append(Decision(name, alias, None, "wait", str(exc)))

@@ -34,6 +34,7 @@ EVENT_TYPES = (
     "approval.requested",
     "approval.granted",
     "approval.rejected",
+    "approval.withdrawn",
     "approval.expired",
     "alias.break_glass",
     "batch_run.recorded",

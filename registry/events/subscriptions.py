@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from registry.db import db, write_transaction
-from registry.errors import Conflict, DeliveryNotFound, InvalidInput, SubscriptionNotFound
+from registry.errors import Conflict, DeliveryNotFound, InvalidInput, SubscriptionNotFound, listed
 from registry.events import outbox
 from registry.events.addresses import check_url
 from registry.events.tables import WebhookDelivery, WebhookSubscription
@@ -121,7 +121,7 @@ def checked_events(events: list[str]) -> list[str]:
     unknown = [e for e in events if e != "*" and e not in outbox.EVENT_TYPES]
     if unknown or not events:
         detail = (
-            f"unknown event type(s) {', '.join(map(repr, unknown))}" if unknown else "name at least one event type"
+            f"unknown event type(s) {listed([repr(e) for e in unknown])}" if unknown else "name at least one event type"
         ) + f"; use \"*\" or any of {', '.join(outbox.EVENT_TYPES)}"
         raise InvalidInput(detail, errors={"events": [detail]})
     return ["*"] if "*" in events else list(dict.fromkeys(events))

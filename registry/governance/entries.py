@@ -1,4 +1,5 @@
-"""The history entries and webhook events of governance: policy changes, requests, approvals, rejections, expiries."""
+"""The history entries and webhook events of governance: policy changes, requests, approvals, rejections,
+withdrawals, expiries."""
 from registry.db import db
 from registry.events import outbox
 from registry.tables import PromotionEvent, RegisteredModel, utcnow
@@ -10,6 +11,7 @@ ANNOUNCED = {
     "request_open": "approval.requested",
     "approve": "approval.granted",
     "request_reject": "approval.rejected",
+    "request_withdraw": "approval.withdrawn",
     "request_expire": "approval.expired",
 }
 

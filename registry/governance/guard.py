@@ -1,9 +1,11 @@
-"""The check every move of an alias passes, in its transaction, under the model's lock.
+"""The check every change of what an alias answers passes, in its transaction, under the model's lock.
 
-An alias without a policy moves as before. A protected alias moves only when its policy allows: the
-mover is named by it, no freeze window covers now, the version shows the evidence (for promotes and
-completed rollouts), and enough people approved. A request's final approval is recorded here, in the
-transaction of the move it makes, so the move happens once and only with every rule met.
+It is asked by one caller only, :func:`registry.aliases.answers.decide`, which every move and every
+traffic split goes through. An alias without a policy moves as before. A protected alias changes only
+when its policy allows: the mover is named by it, no freeze window covers now, the version shows the
+evidence, and enough people approved (``RULES`` says which rules each kind of change meets). A
+request's final approval is recorded here, in the transaction of the change it makes, so the change
+happens once and only with every rule met.
 """
 from dataclasses import dataclass
 
@@ -18,18 +20,33 @@ from registry.governance.requests import DONE, check_approver, close, open_reque
 from registry.governance.tables import AliasPolicy, Approval, ApprovalRequest
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcnow
 
-# Moves that put a new version behind the alias, so its evidence is checked; others (rollback, delete)
-# only need the mover, no freeze and the approvals.
-EVIDENCED = ("promote", "rollout_promote")
+# The rules each kind of change meets. A promote, a completed rollout and a canary (of any share, by hand or
+# a plan's first step) put a version before the alias's callers: every rule (a canary earns the rollout
+# evidence, so not that one). A plan's later step raises its canary's share: the rules that can change while
+# it runs (its approvals are those of the request that started it, and the controller's mover is whoever
+# started it; a person who skips a step must be a mover). Rollback and delete only need the mover, no freeze
+# and the approvals. A shadow answers nobody: no rule (the route's rollout right is enough).
+RULES = {
+    "promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
+    "rollout_promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
+    "canary": ("movers", "freeze", "evidence", "approvals"),
+    "rollout_step": ("freeze", "evidence", "approvals"),
+    "rollout_skip": ("movers", "freeze", "evidence", "approvals"),
+    "rollback": ("movers", "freeze", "approvals"),
+    "delete": ("movers", "freeze", "approvals"),
+    "shadow": (),
+}
 
 
 @dataclass(frozen=True)
 class Vote:
-    """An approval of request ``request_id`` by ``approver``, given with the move it completes."""
+    """An approval of request ``request_id`` by ``approver`` (a token of the person ``owner``, or a person),
+    given with the move it completes."""
 
     request_id: int
     approver: str
     reason: str
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -39,9 +56,10 @@ class Sanction:
     request: ApprovalRequest
     details: dict
 
-    def settle(self, event: PromotionEvent) -> None:
-        """Point the request at the move that completed it."""
+    def settle(self, event: PromotionEvent, rollout_id: int | None = None) -> None:
+        """Point the request at the change that completed it (and the rollout it started, if any)."""
         self.request.event_id = event.id
+        self.request.rollout_id = rollout_id
 
 
 def policy_row(model: RegisteredModel, alias: str) -> AliasPolicy | None:
@@ -59,18 +77,20 @@ def policy_of(model: RegisteredModel, alias: str) -> Policy | None:
 
 def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | None, current: ModelVersion | None,
                actor: str, role: str | None, action: str, incompatible: list[str] = (), vote: Vote | None = None,
-               rollout_done: bool = False, groups: tuple[str, ...] = ()) -> Sanction | None:
-    """PolicyRefused (409, with what is missing) unless ``alias``'s policy allows ``actor`` to make this move.
+               rollout_done: bool = False, groups: tuple[str, ...] = (), approved: tuple[str, ...] = ()) -> Sanction | None:
+    """PolicyRefused (409, with what is missing) unless ``alias``'s policy allows ``actor`` this ``action``
+    (a key of ``RULES``).
 
     With ``vote``, the request's final approval is checked and recorded and the request closed: the move
-    it completes is then made for its requester (``actor``, ``role``). ``groups``: a signed-in person's."""
+    it completes is then made for its requester (``actor``, ``role``). ``groups``: a signed-in person's.
+    ``approved``: who approved already what this change continues (a plan's step: the request that started it)."""
     policy = policy_of(model, alias)
     request = open_request(model, alias, vote.request_id) if vote is not None else None
     if request is not None:
-        check_approver(request, vote.approver)
+        check_approver(request, vote.approver, vote.owner)
     if policy is None:
         return _sanction(model, alias, request, vote, current) if request is not None else None
-    approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else []
+    approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else approved
     missing = missing_rules(policy, model, alias, candidate=candidate, current=current, actor=actor, role=role,
                             action=action, incompatible=incompatible, approvers=len(approvers), rollout_done=rollout_done,
                             groups=groups)
@@ -84,24 +104,25 @@ def missing_rules(policy: Policy, model: RegisteredModel, alias: str, *, candida
                   current: ModelVersion | None, actor: str, role: str | None, action: str, incompatible: list[str],
                   approvers: int, rollout_done: bool = False, groups: tuple[str, ...] = ()) -> list[dict]:
     """Every rule of ``policy`` this move does not meet, as ``{"rule", "detail", …}`` (empty: it may go)."""
-    missing = []
-    if not policy.may_move(actor, role, groups):
+    rules, missing = RULES[action], []
+    if "movers" in rules and not policy.may_move(actor, role, groups):
         named = (f"roles {list(policy.mover_roles)}, tokens {list(policy.mover_tokens)} and groups "
                  f"{list(policy.mover_groups)}" if policy.mover_groups
                  else f"roles {list(policy.mover_roles)} and tokens {list(policy.mover_tokens)}")
         missing.append({"rule": "movers", "detail": f"{actor!r} may not move {alias!r}: the policy lets {named} move it"})
     frozen = policy.frozen_at(utcnow())
-    if frozen is not None:
+    if frozen is not None and "freeze" in rules:
         missing.append({"rule": "freeze", "detail": f"{alias!r} is frozen until {frozen.until.isoformat()}"
                                                     + (f" ({frozen.reason})" if frozen.reason else "")
                                                     + "; wait, or break the glass (admin, with a reason)",
                         "until": frozen.until.isoformat()})
-    if action in EVIDENCED and candidate is not None:
+    if "evidence" in rules and candidate is not None:
         missing += missing_evidence(policy, model, alias, candidate=candidate, current=current,
-                                    incompatible=list(incompatible), rollout_done=rollout_done)
-    if approvers < policy.approvals:
+                                    incompatible=list(incompatible), rollout_done=rollout_done or "rollout" not in rules)
+    if "approvals" in rules and approvers < policy.approvals:
+        ask = "with a \"rollout\" " if action in ("canary", "rollout_step", "rollout_skip") else ""
         missing.append({"rule": "approvals", "detail": f"{approvers} of {policy.approvals} approvals: open a "
-                                                       f"request (POST /models/{model.name}/aliases/{alias}/requests) "
+                                                       f"request {ask}(POST /models/{model.name}/aliases/{alias}/requests) "
                                                        "and have it approved", "needed": policy.approvals,
                         "given": approvers})
     return missing
@@ -133,7 +154,7 @@ def check_plan(model: RegisteredModel, alias: str, *, canary: ModelVersion, curr
 def _sanction(model: RegisteredModel, alias: str, request: ApprovalRequest, vote: Vote,
               current: ModelVersion | None) -> Sanction:
     """Record the final approval and close the request as done, in the move's transaction."""
-    db.session.add(Approval(request_id=request.id, approver=vote.approver, reason=vote.reason or ""))
+    db.session.add(Approval(request_id=request.id, approver=vote.approver, owner=vote.owner, reason=vote.reason or ""))
     db.session.flush()
     db.session.refresh(request, ["approvals"])
     approvers = [given.approver for given in request.approvals]

@@ -1,7 +1,7 @@
 """A protected alias's policy, the requests to move it, and the approvals they gather."""
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.db import db
@@ -23,8 +23,8 @@ class AliasPolicy(db.Model):
 
 
 class ApprovalRequest(db.Model):
-    """A request to point a protected alias at a version: open until approved enough (then ``done``,
-    the alias moved), rejected, or expired."""
+    """A request to point a protected alias at a version (or to start a canary of it): open until approved
+    enough (then ``done``, the alias moved or the rollout started), rejected, withdrawn, or expired."""
 
     __tablename__ = "approval_requests"
 
@@ -32,9 +32,11 @@ class ApprovalRequest(db.Model):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     alias: Mapped[str] = mapped_column(String(64))
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
-    state: Mapped[str] = mapped_column(String(16))  # open | done | rejected | expired
+    state: Mapped[str] = mapped_column(String(16))  # open | done | rejected | withdrawn | expired
     reason: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str] = mapped_column(String(128))
+    # The person behind the requester's token (the migration's empty default is never left: the code names one).
+    requester_owner: Mapped[str] = mapped_column(String(255), server_default=text("''"))
     requester_role: Mapped[str] = mapped_column(String(16))
     # A signed-in requester's groups (the policy's movers.groups may be why they may move the alias); None for a token.
     requester_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
@@ -44,6 +46,10 @@ class ApprovalRequest(db.Model):
     closed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     close_reason: Mapped[str] = mapped_column(Text, default="")
     event_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_events.id"), nullable=True)  # the move made
+    # A request for a canary rather than a promote: {"percent", "plan", "sticky_header"} (None: a promote), and
+    # the rollout its final approval started (whose later steps carry its approvals).
+    rollout: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    rollout_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a rollout's id (rollouts stay)
 
     model: Mapped[RegisteredModel] = relationship(lazy="joined")
     version: Mapped[ModelVersion] = relationship(lazy="joined")
@@ -56,13 +62,16 @@ class ApprovalRequest(db.Model):
 
 
 class Approval(db.Model):
-    """One person's approval of a request (at most one each)."""
+    """One person's approval of a request (at most one each, whichever of their tokens gave it)."""
 
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_approvals_request_id_approver"),)
+    __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_approvals_request_id_approver"),
+                      Index("uq_approvals_request_id_owner", "request_id", "owner", unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("approval_requests.id"), index=True)
     approver: Mapped[str] = mapped_column(String(128))
+    # The person behind the approver's token: one approval each.
+    owner: Mapped[str] = mapped_column(String(255), server_default=text("''"))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -35,7 +35,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from registry.errors import ArtifactCorrupted, InvalidInput, NotExplainable
+from registry.errors import ArtifactCorrupted, InvalidInput, NotExplainable, listed
 from registry.inference.fast_boosting import CompiledBoosting
 from registry.inference.linear_shap import linear_shap
 from registry.inference.tree_shap import NotExplainable as RecordsNotExplainable
@@ -71,7 +71,7 @@ def explain_asked(value: object, *, what: str = "explain") -> ExplainAsk | None:
     unknown = [key for key in value if key != "space"]
     if unknown:
         raise InvalidInput(f'{what} takes only "space" (one of {", ".join(SPACES)}); unexpected key(s) '
-                           f'{", ".join(_quoted(key) for key in unknown[:5])}')
+                           f'{listed([_quoted(key) for key in unknown])}')
     space = value.get("space")
     if space is None:
         return ExplainAsk()

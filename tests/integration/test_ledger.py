@@ -254,7 +254,7 @@ def test_every_column_of_the_history_is_covered_by_its_hash(app):
 
 def test_token_changes_are_links_of_the_chain_with_their_scopes_and_who_made_them(app, client, admin, history):
     scopes = [{"models": ["team-a-*"], "rights": ["read", "promote"]}]
-    assert client.post("/tokens", json={"name": "team-a", "role": "ci", "scopes": scopes},
+    assert client.post("/tokens", json={"name": "team-a", "role": "ci", "scopes": scopes, "owner": "alice@example.com"},
                        headers=admin).status_code == 201
     assert client.delete("/tokens/team-a", headers=admin).status_code == 204
     made = app.test_cli_runner().invoke(args=["tokens", "create", "shell-made", "--role", "reader"])
@@ -264,9 +264,12 @@ def test_token_changes_are_links_of_the_chain_with_their_scopes_and_who_made_the
     tokens = [(e["action"], e["actor"], e["model_id"], e["alias"], e["details"]) for e in lines if e["model_id"] is None]
 
     assert tokens == [
-        ("token_create", "admin", None, None, {"token": "team-a", "role": "ci", "scopes": scopes}),
-        ("token_revoke", "admin", None, None, {"token": "team-a", "role": "ci", "scopes": scopes}),
-        ("token_create", "flask tokens", None, None, {"token": "shell-made", "role": "reader", "scopes": None}),
+        ("token_create", "admin", None, None, {"token": "team-a", "role": "ci", "scopes": scopes,
+                                                "owner": "alice@example.com"}),
+        ("token_revoke", "admin", None, None, {"token": "team-a", "role": "ci", "scopes": scopes,
+                                                "owner": "alice@example.com"}),
+        ("token_create", "flask tokens", None, None, {"token": "shell-made", "role": "reader", "scopes": None,
+                                                      "owner": "shell-made"}),
     ]
     assert verify(client, admin)["ok"] is True
     assert client.get("/models/m/history", headers=admin).get_json()["items"][0]["action"] != "token_create"

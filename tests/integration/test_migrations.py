@@ -419,3 +419,36 @@ def test_a_token_made_before_scopes_keeps_its_whole_role_through_every_later_mig
                            data={"artifact": (io.BytesIO(artifact_bytes(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]))),
                                               "m.joblib")})
     assert uploaded.status_code == 201, uploaded.get_json()
+
+
+def test_0031_gives_every_token_request_and_approval_its_own_name_as_owner(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0030")
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                "VALUES ('old-ci', 'ci', :hash, '2026-11-20 10:00:00')"),
+                           {"hash": hashlib.sha256(b"old-ci-secret").hexdigest()})
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"))
+        required = [c for c in inspect(connection).get_columns("versions") if not c["nullable"] and c["default"] is None]
+        values = {c["name"]: 1 if c["name"] in ("id", "model_id", "number", "size_bytes") else
+                  "{}" if "JSON" in str(c["type"]).upper() else
+                  "2026-11-25 10:00:00" if "TIME" in str(c["type"]).upper() else "x" for c in required}
+        connection.execute(text(f"INSERT INTO versions ({', '.join(values)}) VALUES "
+                                f"({', '.join(':' + name for name in values)})"), values)
+        connection.execute(text(
+            "INSERT INTO approval_requests (id, model_id, alias, version_id, state, reason, requested_by, requester_role, "
+            "opened_at, expires_at, close_reason) VALUES (1, 1, 'production', 1, 'open', '', 'old-ci', 'ci', "
+            "'2026-11-25 10:00:00', '2026-11-28 10:00:00', '')"))
+        connection.execute(text("INSERT INTO approvals (id, request_id, approver, reason, at) "
+                                "VALUES (1, 1, 'alice', '', '2026-11-25 11:00:00')"))
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        assert connection.execute(text("SELECT name, owner FROM api_tokens")).all() == [("old-ci", "old-ci")]
+        assert connection.execute(text("SELECT requested_by, requester_owner FROM approval_requests")).all() == [
+            ("old-ci", "old-ci")]
+        assert connection.execute(text("SELECT approver, owner FROM approvals")).all() == [("alice", "alice")]
+    downgrade(directory=MIGRATIONS, revision="0030")
+    assert "owner" not in {column["name"] for column in inspect(db.engine).get_columns("api_tokens")}

@@ -224,15 +224,20 @@ def test_a_frozen_alias_refuses_moves_and_rollbacks(client, admin, served):
     assert production(client) == 2
 
 
-def test_a_plan_that_would_promote_a_protected_alias_by_itself_is_refused_up_front(client, admin, served):
+def test_a_plan_that_would_promote_a_protected_alias_by_itself_is_refused_up_front(client, admin, served, people):
     protect(client, admin, approvals=1)
     plan = {"steps": [{"percent": 50, "min_requests": 100, "max_minutes": 10}]}
     body = assert_problem(client.put("/models/m/aliases/production/rollout",
                                      json={"canary": {"version": 2}, "plan": plan}, headers=admin), 409, "plan")
     assert {item["rule"] for item in body["missing"]} == {"movers", "approvals"}
-    halting = client.put("/models/m/aliases/production/rollout",
-                         json={"canary": {"version": 2}, "plan": {**plan, "on_success": "halt"}}, headers=admin)
-    assert halting.status_code == 200, halting.get_json()
+    halting = {"canary": {"version": 2}, "plan": {**plan, "on_success": "halt"}}
+    body = assert_problem(client.put("/models/m/aliases/production/rollout", json=halting, headers=admin), 409)
+    assert [item["rule"] for item in body["missing"]] == ["approvals"]  # its canary answers callers: approved first
+    asked = client.post(REQUESTS, json={"version": 2, "rollout": {"plan": plan}}, headers=admin)
+    assert_problem(asked, 409, "plan")  # a plan that would promote by itself is refused when asked for, too
+    request = client.post(REQUESTS, json={"version": 2, "rollout": {"plan": halting["plan"]}}, headers=admin).get_json()
+    assert approve(client, people["alice"], request["id"]).get_json()["state"] == "done"
+    assert client.get("/models/m/aliases/production/rollout").get_json()["plan"]["state"] == "running"
     assert_problem(client.post("/models/m/aliases/production/rollout/promote", json={}, headers=admin), 409, "approvals")
 
 
@@ -272,9 +277,9 @@ def test_a_rejected_request_needs_a_reason_and_cannot_be_approved(app, client, a
     protect(client, admin, approvals=1)
     request = open_request(client, people["alice"])
     assert_problem(client.post(f"{REQUESTS}/{request['id']}/reject", json={}, headers=people["bob"]), 422, "reason")
-    rejected = client.post(f"{REQUESTS}/{request['id']}/reject", json={"reason": "no card"}, headers=people["bob"])
+    rejected = client.post(f"{REQUESTS}/{request['id']}/reject", json={"reason": "no model card"}, headers=people["bob"])
     assert rejected.status_code == 200 and rejected.get_json()["state"] == "rejected"
-    assert rejected.get_json()["close_reason"] == "no card"
+    assert rejected.get_json()["close_reason"] == "no model card"
     assert_problem(approve(client, people["carol"], request["id"]), 409, "rejected")
     assert client.get(REQUESTS, query_string={"state": "rejected"}).get_json()["total"] == 1
     assert production(client) == 1

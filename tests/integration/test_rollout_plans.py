@@ -282,7 +282,15 @@ def test_a_policy_asking_for_a_rollout_counts_a_plan_walked_to_its_end(app, clie
 
     plan = {"steps": [{"percent": 50, "min_requests": 50, "max_minutes": 10}], "gates": LOOSE_GATES,
             "on_success": "halt"}
-    assert client.put(URL, json={"canary": {"version": 2}, "plan": plan}, headers=ci).status_code == 200
+    refused = assert_problem(client.put(URL, json={"canary": {"version": 2}, "plan": plan}, headers=ci), 409)
+    assert [item["rule"] for item in refused["missing"]] == ["approvals"]  # a canary answers callers: approved first
+    asked = client.post("/models/m/aliases/production/requests", json={"version": 2, "rollout": {"plan": plan}},
+                        headers=ci).get_json()
+    started = client.post(f"/models/m/aliases/production/requests/{asked['id']}/approve", json={}, headers=admin)
+    assert started.get_json()["state"] == "done" and started.get_json()["rollout"] == {"plan": plan, "percent": None,
+                                                                                       "sticky_header": None}
+    assert client.get(URL).get_json()["canary"]["percent"] == 50
+    assert client.get("/models/m/aliases").get_json()["production"] == 1
     tick(app)
     traffic(app, client, 500)
     (decision,) = tick(app)

@@ -30,7 +30,8 @@ def test_creating_a_token_is_201_and_shows_the_token_once(client, admin, role):
 
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"name", "role", "scopes", "token", "created_at"} and body["scopes"] is None
+    assert set(body) == {"name", "role", "owner", "scopes", "token", "created_at"} and body["scopes"] is None
+    assert body["owner"] == "nightly"  # no owner given: the token is its own person
     assert (body["name"], body["role"]) == ("nightly", role)
     assert len(body["token"]) >= 32
     assert TIMESTAMP.match(body["created_at"])
@@ -48,7 +49,7 @@ def test_the_token_list_is_a_page_by_name_without_secrets(client, admin):
     body = response.get_json()
     assert (body["total"], body["page"], body["per_page"]) == (3, 1, 50)
     assert [t["name"] for t in body["items"]] == ["ci-adhoc", "ci-nightly", "zz-deploy"]
-    assert all(set(t) == {"name", "role", "scopes", "created_at", "last_used_at"} for t in body["items"])
+    assert all(set(t) == {"name", "role", "owner", "scopes", "created_at", "last_used_at"} for t in body["items"])
     text = response.get_data(as_text=True)
     assert not any(token in text for token in tokens)
     assert "hash" not in text

@@ -152,6 +152,9 @@ def test_the_uploader_is_refused_and_a_reject_needs_a_reason(client, admin, guar
 
     no_reason = submit(client, approve_url(request_id, "reject"), reason="")
     assert no_reason.status_code == 400 and "say why" in no_reason.get_data(as_text=True)
+    invisible = submit(client, approve_url(request_id, "reject"), reason="\u200b.\u200b")
+    assert invisible.status_code == 400 and "8 visible characters" in invisible.get_data(as_text=True)
+    assert client.get(f"{REQUESTS}/{request_id}").get_json()["state"] == "open"
     client.post("/ui/sign-out", data={"csrf_token": csrf_of(client.get("/ui/"))})
     sign_in(token(client, admin, "reviewer"))
     rejected = submit(client, approve_url(request_id, "reject"), reason="no evaluation on holdout")
@@ -242,3 +245,13 @@ def test_an_edit_keeps_what_the_form_does_not_show(client, admin, housing, sign_
     stored = client.get(POLICY).get_json()["policy"]
     assert (stored["approvals"], stored["request_hours"]) == (2, 12)
     assert stored["require"]["evaluation"]["higher_is_better"] is True
+
+
+def test_a_canary_the_policy_refuses_is_refused_in_the_dashboard_too_and_nothing_starts(client, admin, guarded,
+                                                                                       sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/aliases/production/rollout",
+                      canary_version="2", canary_percent="1", reason="a small canary")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "does not allow this canary" in page and "approvals" in page
+    assert client.get("/models/housing/aliases/production/rollout").status_code == 404

@@ -127,11 +127,12 @@ def test_an_approver_who_opened_the_request_is_refused_by_name_whether_token_or_
     from registry.governance.requests import check_approver
 
     request = SimpleNamespace(id=1, number=2, requested_by="oidc:alice@example.com", approvals=[],
-                              version=SimpleNamespace(created_by="ci-test"))
-    with pytest.raises(Forbidden):
-        check_approver(request, "oidc:alice@example.com")
-    check_approver(request, "oidc:bob@example.com")  # another person may
-    check_approver(request, "alice")  # a token named like her is not her
+                              requester_owner="oidc:alice@example.com", version=SimpleNamespace(created_by="ci-test"))
+    with app.app_context():  # the uploader's owner is read from the tokens
+        with pytest.raises(Forbidden):
+            check_approver(request, "oidc:alice@example.com", "oidc:alice@example.com")
+        check_approver(request, "oidc:bob@example.com", "oidc:bob@example.com")  # another person may
+        check_approver(request, "alice", "alice")  # a token named like her is not her
 
 
 def _csrf(client) -> str:
