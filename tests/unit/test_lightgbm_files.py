@@ -238,6 +238,9 @@ HEADER = (b"tree\nnum_class=1\nmax_feature_idx=0\nfeature_names=a\nfeature_infos
     (HEADER + b"Tree=0\nnum_leaves=3\nnum_cat=0\nleaf_value=1 2 3\nleft_child=" + b"0 " * 1_000_000 + b"\n\n"
      b"end of trees\n", "left_child holds 1000001 values, not 2"),
     (HEADER + b"Tree=0\nnum_leaves=1\nnum_cat=0\nleaf_value=1\n\n" * 100_001 + b"end of trees\n", "100000 trees"),
+    (HEADER.replace(b"regression", b"binary sigmoid:1e" + b"9" * 5000) + b"Tree=0\n", "sigmoid"),  # a 500 once
+    (HEADER.replace(b"regression", b"binary " + b" " * 100_000) + b"Tree=0\n", "objective line"),
+    (HEADER.replace(b"feature_names=a", b"feature_names=a" + b" " * 1_000_000) + b"Tree=0\n", "feature_names"),
 ])
 def test_hostile_files_are_refused_without_building_what_they_announce(data, message):
     with pytest.raises(InvalidArtifact, match=message):
