@@ -60,6 +60,13 @@ def xgboost_stumps(n_trees: int) -> bytes:
     return json.dumps(_repeated(_xgboost_document(1, 20), n_trees), separators=(",", ":")).encode()
 
 
+def xgboost_stumps_ubjson(n_trees: int) -> bytes:
+    """The same stumps as UBJSON, as XGBoost writes them."""
+    import xgboost as xgb
+
+    return bytes(xgb.Booster(model_file=bytearray(xgboost_stumps(n_trees))).save_raw("ubj"))
+
+
 def xgboost_large(megabytes: int) -> bytes:
     """A JSON model of deep trees (depth 10), about ``megabytes`` MB."""
     document = _xgboost_document(10, 20, rows=20_000)
@@ -111,6 +118,7 @@ CASES = {
     "xgb-stumps-10000": lambda: xgboost_stumps(10_000),
     "xgb-stumps-30000": lambda: xgboost_stumps(30_000),
     "xgb-stumps-100000": lambda: xgboost_stumps(100_000),
+    "xgb-ubj-stumps-100000": lambda: xgboost_stumps_ubjson(100_000),
     "xgb-json-229MB": lambda: xgboost_large(229),
     "ubj-nulls-57MB": lambda: ubjson_nulls(57),
     "lgb-sigmoid-5000-digits": lambda: lightgbm_sigmoid(5_000),
