@@ -10,40 +10,49 @@ never after one step a byte. Keys are kept once each, as the json module keeps t
 """
 from __future__ import annotations
 
+import struct
+from typing import Callable
+
 import numpy as np
 
 from registry.errors import InvalidArtifact
 
 MAX_DEPTH = 32
 MAX_VALUES = 100_000  # and one more for every 8 bytes of the file
-_NUMBERS = {ord(m): np.dtype(t) for m, t in
-            {"i": ">i1", "U": ">u1", "I": ">i2", "l": ">i4", "L": ">i8", "d": ">f4", "D": ">f8"}.items()}
-_INTEGERS = {ord(m): (size, signed) for m, size, signed in
-             (("i", 1, True), ("U", 1, False), ("I", 2, True), ("l", 4, True), ("L", 8, True))}
+_FORMATS = {"i": ">b", "U": ">B", "I": ">h", "l": ">i", "L": ">q", "d": ">f", "D": ">d"}  # big-endian, as UBJSON
+_NUMBERS = {ord(m): np.dtype(f) for m, f in _FORMATS.items()}
+# Each number's reader and size; the integers' also read lengths and counts.
+_SCALARS = {ord(m): (struct.Struct(f).unpack_from, struct.calcsize(f)) for m, f in _FORMATS.items()}
+_INTEGERS = {marker: read for marker, read in _SCALARS.items() if _NUMBERS[marker].kind in "iu"}
 _CONSTANTS = {ord("T"): True, ord("F"): False, ord("Z"): None}
 _S, _C, _OPEN_ARRAY, _OPEN_OBJECT = ord("S"), ord("C"), ord("["), ord("{")
 _TYPED, _COUNTED = ord("$"), ord("#")
 
 
-def loads(data: bytes) -> object:
+def loads(data: bytes, object_hook: Callable[[dict], object] = lambda value: value) -> object:
     """The value ``data`` holds (dicts, lists, str, int, float, bool, None and NumPy arrays for typed
-    numeric arrays); raises ``InvalidArtifact`` naming what is wrong for anything else."""
-    reader = _Reader(bytes(data))
+    numeric arrays), each dict replaced by what ``object_hook`` makes of it once read, as the json module's
+    hook does; raises ``InvalidArtifact`` naming what is wrong for anything else."""
+    reader = _Reader(bytes(data), object_hook)
     value = reader.value(reader.marker(), 0)
     if reader.at != len(data):
         raise InvalidArtifact(f"UBJSON: {len(data) - reader.at} bytes after the model's object")
     return value
 
 
+def _truncated(at: int) -> InvalidArtifact:
+    return InvalidArtifact(f"UBJSON: the file ends inside a value at byte {at} (truncated?)")
+
+
 class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.at = data, 0
+    def __init__(self, data: bytes, object_hook: Callable[[dict], object]):
+        self.data, self.at, self.object_hook = data, 0, object_hook
         self.values_left = MAX_VALUES + len(data) // 8
-        self.keys: dict[str, str] = {}
+        self.keys: dict[bytes, str] = {}
 
     def take(self, size: int) -> bytes:
         if size < 0 or size > len(self.data) - self.at:
-            raise InvalidArtifact(f"UBJSON: the file ends inside a value at byte {self.at} (truncated?)")
+            raise _truncated(self.at)
         start = self.at
         self.at = start + size
         return self.data[start:start + size]
@@ -51,22 +60,38 @@ class _Reader:
     def marker(self) -> int:
         at = self.at
         if at >= len(self.data):
-            raise InvalidArtifact(f"UBJSON: the file ends inside a value at byte {at} (truncated?)")
+            raise _truncated(at)
         self.at = at + 1
         return self.data[at]
 
     def integer(self, marker: int) -> int:
+        """A length or a count, after its ``marker``."""
         if marker not in _INTEGERS:
             raise InvalidArtifact(f"UBJSON: a length or count has the marker {bytes([marker])!r}, not an integer's")
-        size, signed = _INTEGERS[marker]
-        return int.from_bytes(self.take(size), "big", signed=signed)
+        read, size = _INTEGERS[marker]
+        at = self.at
+        if at + size > len(self.data):
+            raise _truncated(at)
+        self.at = at + size
+        return read(self.data, at)[0]
 
     def string(self) -> str:
-        size = self.integer(self.marker())
+        raw = self.take(self.integer(self.marker()))
         try:
-            return str(self.take(size), "utf-8")
+            return str(raw, "utf-8")
         except UnicodeDecodeError:
-            raise InvalidArtifact(f"UBJSON: a string at byte {self.at - size} is not UTF-8") from None
+            raise InvalidArtifact(f"UBJSON: a string at byte {self.at - len(raw)} is not UTF-8") from None
+
+    def key(self) -> str:
+        """An object's key, kept once however many objects name it."""
+        raw = self.take(self.integer(self.marker()))
+        key = self.keys.get(raw)
+        if key is None:
+            try:
+                key = self.keys[raw] = str(raw, "utf-8")
+            except UnicodeDecodeError:
+                raise InvalidArtifact(f"UBJSON: a key at byte {self.at - len(raw)} is not UTF-8") from None
+        return key
 
     def value(self, marker: int, depth: int) -> object:
         self.values_left -= 1
@@ -74,11 +99,13 @@ class _Reader:
             raise InvalidArtifact("UBJSON: the file holds far more values than any XGBoost model")
         if marker in _CONSTANTS:
             return _CONSTANTS[marker]
-        if marker in _INTEGERS:
-            return self.integer(marker)
-        if marker in _NUMBERS:
-            kind = _NUMBERS[marker]
-            return float(np.frombuffer(self.take(kind.itemsize), dtype=kind)[0])
+        if marker in _SCALARS:
+            read, size = _SCALARS[marker]
+            at = self.at
+            if at + size > len(self.data):
+                raise _truncated(at)
+            self.at = at + size
+            return read(self.data, at)[0]
         if marker == _S:
             return self.string()
         if marker == _C:
@@ -102,27 +129,28 @@ class _Reader:
             if count < 0 or count > len(self.data) - self.at:
                 raise InvalidArtifact(f"UBJSON: a container announces {count} values, more than the file holds")
             if not is_object and kind in _NUMBERS:
-                dtype = _NUMBERS[kind]
-                return np.frombuffer(self.take(count * dtype.itemsize), dtype=dtype).astype(dtype.newbyteorder("="))
+                dtype, start = _NUMBERS[kind], self.at
+                self.take(count * dtype.itemsize)
+                return np.frombuffer(self.data, dtype, count, start).astype(dtype.newbyteorder("="))
             return self._counted(is_object, kind, count, depth)
         end = ord("}") if is_object else ord("]")
         items = {} if is_object else []
         while marker != end:
             if is_object:
                 self.at -= 1  # the marker read was the key's length marker
-                key = self.string()
-                items[self.keys.setdefault(key, key)] = self.value(self.marker(), depth)
+                key = self.key()  # before its value: an assignment reads its value first
+                items[key] = self.value(self.marker(), depth)
             else:
                 items.append(self.value(marker, depth))
             marker = self.marker()
-        return items
+        return self.object_hook(items) if is_object else items
 
     def _counted(self, is_object: bool, kind: int | None, count: int, depth: int) -> object:
         """A container of ``count`` values, each of type ``kind`` (each with its own marker when None)."""
         if is_object:
             items = {}
             for _ in range(count):
-                key = self.string()
-                items[self.keys.setdefault(key, key)] = self.value(kind or self.marker(), depth)
-            return items
+                key = self.key()
+                items[key] = self.value(kind or self.marker(), depth)
+            return self.object_hook(items)
         return [self.value(kind or self.marker(), depth) for _ in range(count)]

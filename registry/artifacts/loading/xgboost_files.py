@@ -92,10 +92,7 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
     if ((tree_info < 0) | (tree_info >= n_outputs)).any():
         raise InvalidArtifact("XGBoost model: a tree's tree_info names an output past the model's")
     baseline = _baseline(base_score, objective, n_outputs)
-    if parsed is None:
-        parsed = xgboost_trees.from_objects(trees)
-    else:
-        xgboost_json.check_trees(trees, parsed)
+    xgboost_trees.check_trees(trees, parsed)
     nodes, values, roots, cover = xgboost_trees.records(parsed, n_features, MAX_NODES)
     if classes is None and objective != "reg:squarederror":
         classes = list(range(max(n_outputs, 2)))
@@ -115,10 +112,12 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
 
 
 def _document(data: bytes) -> tuple[dict, xgboost_trees.Trees | None]:
-    """The file's object, and its trees' arrays where the reader took them out (JSON; None for UBJSON)."""
+    """The file's object, each tree's object taken out by its reader, and the trees' arrays (None without a tree)."""
     data = data if isinstance(data, bytes) else bytes(data)
     if data[:1] == b"{" and data[1:2] in (b"L", b"l", b"I", b"U", b"i", b"}", b"#", b"$"):
-        document, trees = ubjson.loads(data), None
+        objects = xgboost_trees.TreeObjects(MAX_TREES)
+        document = ubjson.loads(data, object_hook=objects.hook)
+        trees = objects.trees()
     else:
         document, trees = xgboost_json.loads(data, MAX_TREES)
     if not isinstance(document, dict) or "learner" not in document:

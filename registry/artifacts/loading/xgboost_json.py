@@ -24,7 +24,7 @@ from array import array
 
 import numpy as np
 
-from registry.artifacts.loading.xgboost_trees import FIELDS, Trees, compact
+from registry.artifacts.loading.xgboost_trees import FIELDS, TreeMark, Trees, compact
 from registry.errors import InvalidArtifact
 
 # A skeleton holds a few values a tree and a name a feature; past this it holds something else.
@@ -40,16 +40,8 @@ _CHARACTERS = {np.int64: b"0123456789+-, \t\r\n", np.float64: b"0123456789.eE+-,
 _OPTIONAL = ("split_type", "sum_hessian")
 
 
-class _Tree:
-    """Where a tree's object was in the skeleton."""
-    __slots__ = ("index",)
-
-    def __init__(self, index: int):
-        self.index = index
-
-
 def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
-    """The document ``data`` holds, each tree's object replaced by a marker (``check_trees``) and each flat
+    """The document ``data`` holds, each tree's object replaced by a marker (``xgboost_trees.check_trees``), each flat
     array outside the trees by a list (``tree_info`` read, any other left empty), and the trees' arrays (None
     when it holds no tree; refused past ``max_trees``). Raises ``InvalidArtifact`` naming what is wrong."""
     small = len(data) < 2**32
@@ -77,13 +69,6 @@ def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
     if reader.placeholders != len(reader.spans):
         raise InvalidArtifact("XGBoost JSON model: NaN is not a number XGBoost writes")
     return document, reader.trees()
-
-
-def check_trees(value, trees: Trees | None) -> None:
-    """Refuse a model whose ``trees`` is not the list of every tree object ``loads`` took out, in order."""
-    if not isinstance(value, list) or trees is None or len(value) != len(trees.sizes) or not all(
-            isinstance(tree, _Tree) and tree.index == i for i, tree in enumerate(value)):
-        raise InvalidArtifact("XGBoost model: 'trees' is not a list of the model's tree objects")
 
 
 class _Flat:
@@ -130,7 +115,7 @@ class _Reader:
         self.count += 1
         if self.count > self.max_trees:
             raise InvalidArtifact(f"XGBoost model: more than {self.max_trees:,} trees")
-        return _Tree(self.count - 1)
+        return TreeMark(self.count - 1)
 
     def outside(self, key: str, item):
         """A value of an object other than a tree's: ``tree_info`` read as integers, another flat array left

@@ -39,7 +39,8 @@ def compact(name: str, values: np.ndarray) -> np.ndarray:
     """A field's values as the walk needs them, in as few bytes: children and columns as int32 (a value past
     int32 is pinned to one that is refused all the same), flags as booleans, numbers as float32 (XGBoost's own)."""
     if name in ("condition", "cover"):
-        return values.astype(np.float32)
+        with np.errstate(over="ignore"):  # past float32: infinite, refused where it is a leaf's value
+            return values.astype(np.float32)
     if values.dtype.kind == "f":  # floats: the integers they hold, as XGBoost's loader casts them
         with np.errstate(invalid="ignore"):
             if not np.isfinite(values).all():
@@ -50,23 +51,69 @@ def compact(name: str, values: np.ndarray) -> np.ndarray:
     return np.clip(values, -2, 2**31 - 1).astype(np.int32)
 
 
-def from_objects(trees: list) -> Trees:
-    """The trees of a UBJSON file (each an object of typed arrays)."""
-    if not all(isinstance(tree, dict) for tree in trees):
-        raise InvalidArtifact("XGBoost model: a tree is not an object")
-    fields = {}
-    for key, name in FIELDS.items():
-        if key == "sum_hessian" and not all(_covered(tree) for tree in trees):
-            fields[name] = None
-            continue
-        parts = [_array(tree, key) if key != "split_type" or key in tree else np.zeros(_size(tree), np.int8)
-                 for tree in trees]
-        if key == "left_children":
-            sizes = np.array([len(part) for part in parts], dtype=np.int64)
-        elif any(len(part) != size for part, size in zip(parts, sizes.tolist())):
-            raise InvalidArtifact("XGBoost model: a tree's node arrays are empty or of different lengths")
-        fields[name] = compact(name, np.concatenate(parts))
-    return Trees(sizes=sizes, **fields)
+class TreeMark:
+    """Where a reader took a tree's object out of the document: the ``index``-th tree of the file."""
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def check_trees(value, trees: Trees | None) -> None:
+    """Refuse a model whose ``trees`` is not the list of every tree object its reader took out, in order."""
+    if not isinstance(value, list) or trees is None or len(value) != len(trees.sizes) or not all(
+            isinstance(tree, TreeMark) and tree.index == i for i, tree in enumerate(value)):
+        raise InvalidArtifact("XGBoost model: 'trees' is not a list of the model's tree objects")
+
+
+class TreeObjects:
+    """Takes each tree's object out of a UBJSON document as its reader finishes it (``hook``), keeping only the
+    arrays a walk needs, a few thousand trees' worth in one array a field: never a Python object a tree."""
+
+    _BATCH = 4096
+
+    def __init__(self, max_trees: int):
+        self.max_trees = max_trees
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in FIELDS.values()}
+        self.sizes: list[int] = []
+        self.covered = True
+
+    def hook(self, value: dict):
+        """A marker for a tree's object (its arrays kept), any other object as it is."""
+        if "left_children" not in value:
+            return value
+        size = len(_array(value, "left_children"))
+        self.covered = self.covered and _covered(value)
+        for key, name in FIELDS.items():
+            if name == "cover" and not self.covered:
+                continue
+            part = _array(value, key) if key != "split_type" or key in value else np.zeros(size, np.int8)
+            if len(part) != size:
+                raise InvalidArtifact("XGBoost model: a tree's node arrays are empty or of different lengths")
+            self.parts[name].append(part)
+        self.sizes.append(size)
+        if len(self.sizes) > self.max_trees:
+            raise InvalidArtifact(f"XGBoost model: more than {self.max_trees:,} trees")
+        if len(self.sizes) % self._BATCH == 0:
+            self._join()
+        return TreeMark(len(self.sizes) - 1)
+
+    def trees(self) -> Trees | None:
+        """Every tree taken out, one array a field (None when there was none)."""
+        if not self.sizes:
+            return None
+        self._join()
+        fields = {name: compact(name, parts[0]) if parts else None for name, parts in self.parts.items()}
+        if not self.covered:
+            fields["cover"] = None
+        return Trees(sizes=np.array(self.sizes, dtype=np.int64), **fields)
+
+    def _join(self) -> None:
+        for name, parts in self.parts.items():
+            if name == "cover" and not self.covered:
+                parts.clear()
+            elif len(parts) > 1:
+                parts[:] = [np.concatenate(parts)]
 
 
 def _covered(tree: dict) -> bool:
