@@ -253,3 +253,10 @@ def test_a_node_count_past_the_bound_is_refused(monkeypatch):
     monkeypatch.setattr(lightgbm_files, "MAX_NODES", 3)
     with pytest.raises(InvalidArtifact, match="nodes|num_leaves"):
         read_lightgbm(_model_text().encode())
+
+
+def test_a_count_between_separator_characters_is_read_not_a_500():
+    """``str.strip`` takes the separators \\x1c to \\x1f, which ``int()`` refuses: found by mutating files."""
+    from registry.artifacts.loading.lightgbm_trees import read_int
+
+    assert read_int("467\x1e", "tree_sizes") == read_int(" 467\x1c ", "tree_sizes") == 467
