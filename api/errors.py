@@ -30,6 +30,8 @@ DOMAIN_STATUS: list[tuple[type[domain.RegistryError], int, str]] = [
     # caller's deadline passed while the request waited; each says when to try again.
     (domain.ModelBusy, 429, "Too Many Requests"),
     (domain.Overloaded, 503, "Service Unavailable"),
+    # The caller closed its connection or its deadline passed before the change was committed: none was.
+    (domain.CallerGone, 503, "Service Unavailable"),
     (domain.ArtifactTooLarge, 413, "Artifact too large"),
     (domain.InvalidArtifact, 422, "Invalid artifact"),
     (domain.NotExplainable, 422, "Not explainable"),

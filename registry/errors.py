@@ -100,6 +100,11 @@ class NotFetchedYet(StoreUnavailable):
     (gunicorn's master warming models before it forks: the workers fetch it)."""
 
 
+class CallerGone(RegistryError):
+    """The caller went away (its connection closed, or its deadline passed) before what it asked for was
+    committed: nothing was."""
+
+
 class DatabaseFileGone(RegistryError):
     """The SQLite database file was deleted or replaced while the server ran: nothing may be written to it."""
 

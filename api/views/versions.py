@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api import domain
+from api import callers, domain
 from api.auth import principal, reads, requires
 from api.content import accepts, decode_json
 from api.errors import ProblemError, describe_errors
@@ -53,6 +53,7 @@ class Versions(MethodView):
     @blp.alt_response(200, schema=VersionOut, description="These bytes were uploaded before: the existing version")
     def post(self, name):
         """Upload a version (multipart ``artifact`` + optional JSON ``metadata``)."""
+        caller_waiting = callers.waiting(request.environ)
         _check_upload_fields()
         artifact = request.files.get("artifact")
         if artifact is None:
@@ -70,6 +71,7 @@ class Versions(MethodView):
             max_rows=current_app.config["MAX_BATCH_ROWS"],
             max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
             max_features=current_app.config["MAX_FEATURES"],
+            caller_waiting=caller_waiting,
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}

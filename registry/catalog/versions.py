@@ -1,7 +1,7 @@
 """Use cases on model versions: upload, list, look at, download and archive."""
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from sqlalchemy import and_, or_, select
 
@@ -11,7 +11,7 @@ from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore
 from registry.catalog.class_names import name_classes
 from registry.db import db, upsert_insert, write_transaction
-from registry.errors import Conflict, InvalidInput
+from registry.errors import CallerGone, Conflict, InvalidInput
 from registry.events import outbox
 from registry.heap import give_back
 from registry.lookups import find_model, find_version, rollouts_using
@@ -26,6 +26,7 @@ MAX_INPUT_EXAMPLE_ROWS = 100
 def upload_version(
     store: ArtifactStore, name: str, *, artifact: BinaryIO, digest: tuple[str, int], metadata: dict, actor: str,
     max_rows: int, max_model_bytes: int, max_features: int | None = None,
+    caller_waiting: Callable[[], bool] = lambda: True,
 ) -> tuple[ModelVersion, bool]:
     """Register the file ``artifact`` (read from its start; ``digest`` is its sha256 and size, taken as
     it arrived) as the next version of model ``name`` (created on first upload).
@@ -35,7 +36,10 @@ def upload_version(
     described before anything is stored; it is streamed to the store and verified there before
     its row is committed, so a crash leaves at most an unreferenced file (``artifacts gc``).
     ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``), ``max_features``
-    the columns the model may take (``MAX_FEATURES``).
+    the columns the model may take (``MAX_FEATURES``). ``caller_waiting`` says whether the caller still waits
+    for the answer: asked before the bytes are stored and again just before the version is committed, a
+    caller who has gone (a client that gave up while a large file was parsed) is refused (``CallerGone``)
+    and nothing is committed.
     """
     check_model_name(name)
     digest, size = digest
@@ -43,6 +47,7 @@ def upload_version(
         artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes, max_features=max_features
     )
     give_back()  # what unpacking it took, else every worker that takes uploads keeps its own high-water mark
+    _check_caller(caller_waiting)
     store.put_file(artifact, digest, size)
     with write_transaction():
         model = _lock_or_create_model(name)
@@ -61,7 +66,14 @@ def upload_version(
         )
         db.session.add(version)
         outbox.record("version.created", _event_data(name, version))
+        _check_caller(caller_waiting)  # the last moment before the commit: a refusal rolls all of it back
     return version, True
+
+
+def _check_caller(caller_waiting: Callable[[], bool]) -> None:
+    if not caller_waiting():
+        raise CallerGone("the caller closed its connection or its X-Request-Timeout passed before the version "
+                         "was committed: nothing was; upload again (with a longer timeout)")
 
 
 def _described(

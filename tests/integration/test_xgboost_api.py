@@ -98,9 +98,23 @@ def test_one_file_uploaded_as_two_models_answers_each_with_its_own_classes(clien
     (b"{\"learner\": " + b"[" * 100_000, "JSON"),
     (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[$d#L\x7f\xff\xff\xff\xff\xff\xff\xff", "announces"),
     (b"{\"learner\": {}}", "missing"),
-])
+    (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[" + b"Z" * 2_000_000 + b"]}", "far more values"),
+    (b'{"learner": NaN}', "NaN"),
+], ids=["deep", "announces", "missing", "nulls", "nan"])
 def test_hostile_xgboost_files_are_refused_with_422(client, ci, data, fragment):
     assert_problem(_upload(client, ci, data), 422, fragment)
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1e999"])
+def test_an_xgboost_file_with_a_leaf_value_that_is_not_finite_is_refused_with_422(client, ci, value):
+    """Once served: an infinite leaf makes its tree's answers infinite, or NaN beside another's."""
+    document = json.loads(_booster("regression").save_raw("json"))
+    tree = document["learner"]["gradient_booster"]["model"]["trees"][0]
+    leaf = tree["left_children"].index(-1)
+    tree["split_conditions"][leaf] = "LEAF"
+    data = json.dumps(document).replace('"LEAF"', value).encode()
+    assert_problem(_upload(client, ci, data), 422, "leaf value is not a finite number")
+    assert client.get("/models/gbm/versions", headers=ci).status_code == 404
 
 
 def test_a_truncated_ubjson_model_is_refused_with_422(client, ci):

@@ -238,6 +238,9 @@ HEADER = (b"tree\nnum_class=1\nmax_feature_idx=0\nfeature_names=a\nfeature_infos
     (HEADER + b"Tree=0\nnum_leaves=3\nnum_cat=0\nleaf_value=1 2 3\nleft_child=" + b"0 " * 1_000_000 + b"\n\n"
      b"end of trees\n", "left_child holds 1000001 values, not 2"),
     (HEADER + b"Tree=0\nnum_leaves=1\nnum_cat=0\nleaf_value=1\n\n" * 100_001 + b"end of trees\n", "100000 trees"),
+    (HEADER.replace(b"regression", b"binary sigmoid:1e" + b"9" * 5000) + b"Tree=0\n", "sigmoid"),  # a 500 once
+    (HEADER.replace(b"regression", b"binary " + b" " * 100_000) + b"Tree=0\n", "objective line"),
+    (HEADER.replace(b"feature_names=a", b"feature_names=a" + b" " * 1_000_000) + b"Tree=0\n", "feature_names"),
 ])
 def test_hostile_files_are_refused_without_building_what_they_announce(data, message):
     with pytest.raises(InvalidArtifact, match=message):
@@ -250,3 +253,10 @@ def test_a_node_count_past_the_bound_is_refused(monkeypatch):
     monkeypatch.setattr(lightgbm_files, "MAX_NODES", 3)
     with pytest.raises(InvalidArtifact, match="nodes|num_leaves"):
         read_lightgbm(_model_text().encode())
+
+
+def test_a_count_between_separator_characters_is_read_not_a_500():
+    """``str.strip`` takes the separators \\x1c to \\x1f, which ``int()`` refuses: found by mutating files."""
+    from registry.artifacts.loading.lightgbm_trees import read_int
+
+    assert read_int("467\x1e", "tree_sizes") == read_int(" 467\x1c ", "tree_sizes") == 467

@@ -161,3 +161,106 @@ def test_a_node_count_past_the_bound_is_refused(monkeypatch):
     monkeypatch.setattr(xgboost_files, "MAX_NODES", 1)
     with pytest.raises(InvalidArtifact, match="more than 1 nodes"):
         read_xgboost(json.dumps(_model_json()).encode())
+
+
+def _stumps(n_trees):
+    """A JSON model of ``n_trees`` stumps: a trained model's trees repeated, each with its own id."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 1, "eta": 0.01, "nthread": 1},
+                        xgb.DMatrix(X, label=(X[:, 0] + X[:, 1] > 0).astype(int)), 7)
+    document = json.loads(booster.save_raw("json"))
+    model = document["learner"]["gradient_booster"]["model"]
+    model["trees"] = [{**model["trees"][i % 7], "id": i} for i in range(n_trees)]
+    model["tree_info"], model["iteration_indptr"] = [0] * n_trees, list(range(n_trees + 1))
+    model["gbtree_model_param"]["num_trees"] = str(n_trees)
+    return json.dumps(document, separators=(",", ":")).encode(), rng.normal(size=(50, 4))
+
+
+def test_a_hundred_thousand_stumps_answer_as_xgboost_does():
+    """Once quadratic in the trees (14 minutes for these): read in one pass over the file and one a level."""
+    data, rows = _stumps(100_000)
+    form, _ = read_xgboost(data)
+    assert len(form.roots) == 100_000
+    loaded = xgb.Booster(model_file=bytearray(data))
+    assert np.array_equal(form.predict_proba(rows)[:, 1].astype(np.float32), loaded.predict(xgb.DMatrix(rows)))
+
+
+def test_more_trees_than_the_bound_are_refused_naming_it(monkeypatch):
+    from registry.artifacts.loading import xgboost_files
+
+    monkeypatch.setattr(xgboost_files, "MAX_TREES", 10)
+    with pytest.raises(InvalidArtifact, match="more than 10 trees"):
+        read_xgboost(_stumps(11)[0])
+
+
+def test_a_pretty_printed_file_and_strings_holding_brackets_read_as_the_compact_one():
+    """Strings are read whole (a bracket, a quote or a backslash in them cuts nothing), whitespace anywhere."""
+    _, booster = _train(np.random.default_rng(12), "multi:softprob", 3)
+    document = json.loads(booster.save_raw("json"))
+    names = ['a[0]', 'b"[1,2]"', 'c\\[', '{d}']
+    document["learner"]["feature_names"] = names + ["e"]
+    document["learner"]["attributes"] = {"note": 'say "[1, 2]" \\" ['}
+    compact, _ = read_xgboost(booster.save_raw("json"))
+    for text in (json.dumps(document), json.dumps(document, indent=2)):
+        form, read_names = read_xgboost(text.encode())
+        assert read_names == names + ["e"]
+        rows = np.random.default_rng(13).normal(size=(40, 5))
+        assert np.array_equal(form.predict_proba(rows), compact.predict_proba(rows))
+
+
+def _with_leaf(data: bytes, raw_format: str, value: float) -> bytes:
+    """``data`` (a stump model) with its first tree's first leaf value ``value``."""
+    if raw_format == "json":
+        document = json.loads(data)
+        _first_tree(document)["split_conditions"][1] = "LEAF"
+        return json.dumps(document).replace('"LEAF"', "1e999" if value > 0 else "-1e999").encode()
+    data = bytearray(data)
+    at = data.index(b"split_conditions[$d#L") + len(b"split_conditions[$d#L") + 8
+    data[at + 4:at + 8] = np.array([value], dtype=">f4").tobytes()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("raw_format,value", [("json", np.inf), ("json", -np.inf), ("ubj", np.nan),
+                                              ("ubj", np.inf), ("ubj", -np.inf)])
+def test_leaf_values_that_are_not_finite_are_refused(raw_format, value):
+    """Once accepted (LightGBM's were refused): a NaN leaf makes every answer of its tree NaN."""
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 1, "nthread": 1},
+                        xgb.DMatrix(X, label=(X[:, 0] > 0).astype(int)), 3)
+    data = bytes(booster.save_raw(raw_format))
+    assert json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0][
+        "left_children"][1] == -1, "the first tree's node 1 must be a leaf"
+    read_xgboost(data)
+    with pytest.raises(InvalidArtifact, match="leaf value is not a finite number"):
+        read_xgboost(_with_leaf(data, raw_format, value))
+
+
+@pytest.mark.parametrize("data,message", [
+    # two million nulls: once a Python step each, now refused after a model's worth of values
+    (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[" + b"Z" * 2_000_000 + b"]}", "far more values"),
+    (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[" + b"TF" * 1_000_000 + b"]}", "far more values"),
+    (b'{"learner": NaN}', "NaN"),
+    (b'{"learner": {"x": [1, 2]}, "y": NaN}', "NaN"),
+    (b'{"learner": Infinity}', "Infinity"),
+    (b'{"learner": "' + b'\\"[1]' * 200_000, "not valid JSON"),  # a string that never ends
+    (b'{"learner": {"a": [1, 2], "b": "[3]"}}', "missing"),
+], ids=["nulls", "booleans", "nan", "nan-after-an-array", "infinity", "endless-string", "no-model"])
+def test_more_hostile_files_are_refused(data, message):
+    with pytest.raises(InvalidArtifact, match=message):
+        read_xgboost(data)
+
+
+@pytest.mark.parametrize("field,values,message", [
+    ("left_children", "[1, true, -1]", "integer"),
+    ("left_children", "[1.5, 2, -1]", "integer"),
+    ("split_conditions", "[1, NaN, 2]", "number"),
+    ("split_conditions", "[1, 2]", "lengths"),
+    ("split_indices", "[99999999999999999999, 0, 0]", "integer|column"),
+])
+def test_a_tree_array_that_is_not_its_numbers_is_refused(field, values, message):
+    document = json.loads(_stumps(2)[0])
+    _first_tree(document)[field] = "ARRAY"
+    with pytest.raises(InvalidArtifact, match=message):
+        read_xgboost(json.dumps(document).replace('"ARRAY"', values).encode())

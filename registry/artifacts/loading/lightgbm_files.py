@@ -46,6 +46,8 @@ _REGRESSORS = {"regression": "lightgbm_identity", "regression_l1": "lightgbm_ide
                "poisson": "lightgbm_exp", "gamma": "lightgbm_exp", "tweedie": "lightgbm_exp",
                "cross_entropy": "lightgbm_logistic"}
 _ATOF = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]*))?")
+MAX_NUMBER_CHARACTERS = 64  # an objective's parameter LightGBM writes is far shorter (``sigmoid:1``)
+MAX_OBJECTIVE_CHARACTERS = 65_536
 
 
 def is_lightgbm(head: bytes) -> bool:
@@ -119,9 +121,12 @@ def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
     if not 0 < n_features <= MAX_FEATURES:
         raise InvalidArtifact(f"LightGBM model: max_feature_idx {n_features - 1} is not between 0 and "
                               f"{MAX_FEATURES - 1}")
-    names = header["feature_names"].split(" ")
-    if len(names) != n_features or len(header["feature_infos"].split(" ")) != n_features:
+    if not header["feature_names"].count(" ") + 1 == header["feature_infos"].count(" ") + 1 == n_features:
         raise InvalidArtifact(f"LightGBM model: feature_names and feature_infos must each name {n_features} features")
+    names = header["feature_names"].split(" ")  # counted first: never more than MAX_FEATURES
+    if len(header.get("objective", "")) > MAX_OBJECTIVE_CHARACTERS:
+        raise InvalidArtifact(f"LightGBM model: the objective line is longer than {MAX_OBJECTIVE_CHARACTERS:,} "
+                              "characters, far longer than LightGBM writes")
     objective, *parameters = header.get("objective", "").split(" ")
     link = _CLASSIFIERS.get(objective) or _REGRESSORS.get(objective)
     if link is None:
@@ -139,8 +144,8 @@ def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
     if objective in ("binary", "multiclassova"):
         scale = _atof(options.get("sigmoid", ""))
         if not scale > 0 or not np.isfinite(scale):
-            raise InvalidArtifact(f"LightGBM model: the objective's sigmoid {options.get('sigmoid')!r} is not a "
-                                  "positive number")
+            raise InvalidArtifact(f"LightGBM model: the objective's sigmoid {options.get('sigmoid', '')[:40]!r} is "
+                                  f"not a positive number of at most {MAX_NUMBER_CHARACTERS} characters")
     return n_features, n_outputs, link, scale, names
 
 
@@ -207,7 +212,10 @@ def _records(blocks: list[dict[str, str]], n_features: int):
 
 def _atof(text: str) -> float:
     """``text`` read as LightGBM's ``Common::Atof`` reads a number (the objective's parameters): digit by digit
-    in double precision, which is not always the nearest double. NaN for anything else."""
+    in double precision, which is not always the nearest double. NaN for anything else, and for a text longer
+    than ``MAX_NUMBER_CHARACTERS`` (whose exponent could pass ``Atof``'s uint32, or Python's limit on digits)."""
+    if len(text) > MAX_NUMBER_CHARACTERS:
+        return float("nan")
     sign = -1.0 if text.startswith("-") else 1.0
     match = _ATOF.fullmatch(text[1:] if text[:1] in "+-" else text)
     if not text or match is None or not (match.group(1) or match.group(2)):
@@ -220,7 +228,7 @@ def _atof(text: str) -> float:
         for digit in match.group(2):
             right = int(digit) + right * 10.0
         value += right / _pow(10.0, len(match.group(2)))
-    scale, exponent = 1.0, min(int(match.group(4) or 0), 308)
+    scale, exponent = 1.0, min(int(match.group(4) or 0) % 2**32, 308)  # Atof's exponent is a uint32
     for step, factor in ((50, 1e50), (8, 1e8), (1, 10.0)):
         while exponent >= step:
             scale *= factor

@@ -194,4 +194,4 @@ def read_int(text: str, key: str) -> int:
     """A header's or tree's count, refused unless it is a decimal integer."""
     if not _INTEGER.fullmatch(text.strip()):
         raise InvalidArtifact(f"LightGBM model: {key} {text[:40]!r} is not an integer")
-    return int(text)
+    return int(text.strip())  # str.strip takes more than int() does: the separators \x1c to \x1f

@@ -1,105 +1,156 @@
 """A bounded reader of UBJSON (the binary JSON XGBoost's ``save_model`` writes to ``.ubj``).
 
 It reads the draft-12 markers XGBoost writes (objects, arrays, strongly typed arrays with ``$`` and
-``#``, integers, float32/float64, strings, ``T``/``F``/``Z``/``N``) and nothing else. Every length
+``#``, integers, float32/float64, strings, ``T``/``F``/``Z``) and nothing else. Every length
 and count is checked against the bytes left before anything is built, nesting is bounded, and a
-typed numeric array becomes one NumPy array read straight from the bytes, so a file never builds
-more than a small multiple of its own size.
+typed numeric array becomes one NumPy array read straight from the bytes. Every other value is a Python
+object, so their number is bounded too (``MAX_VALUES`` and one for every 8 bytes of the file, several
+times what XGBoost writes): a file of a million nulls is refused after as many steps as a model's worth,
+never after one step a byte. Keys are kept once each, as the json module keeps them.
 """
 from __future__ import annotations
+
+import struct
+from typing import Callable
 
 import numpy as np
 
 from registry.errors import InvalidArtifact
 
 MAX_DEPTH = 32
-_NUMBERS = {b"i": ">i1", b"U": ">u1", b"I": ">i2", b"l": ">i4", b"L": ">i8", b"d": ">f4", b"D": ">f8"}
+MAX_VALUES = 100_000  # and one more for every 8 bytes of the file
+_FORMATS = {"i": ">b", "U": ">B", "I": ">h", "l": ">i", "L": ">q", "d": ">f", "D": ">d"}  # big-endian, as UBJSON
+_NUMBERS = {ord(m): np.dtype(f) for m, f in _FORMATS.items()}
+# Each number's reader and size; the integers' also read lengths and counts.
+_SCALARS = {ord(m): (struct.Struct(f).unpack_from, struct.calcsize(f)) for m, f in _FORMATS.items()}
+_INTEGERS = {marker: read for marker, read in _SCALARS.items() if _NUMBERS[marker].kind in "iu"}
+_CONSTANTS = {ord("T"): True, ord("F"): False, ord("Z"): None}
+_S, _C, _OPEN_ARRAY, _OPEN_OBJECT = ord("S"), ord("C"), ord("["), ord("{")
+_TYPED, _COUNTED = ord("$"), ord("#")
 
 
-def loads(data: bytes) -> object:
+def loads(data: bytes, object_hook: Callable[[dict], object] = lambda value: value) -> object:
     """The value ``data`` holds (dicts, lists, str, int, float, bool, None and NumPy arrays for typed
-    numeric arrays); raises ``InvalidArtifact`` naming what is wrong for anything else."""
-    reader = _Reader(memoryview(data))
+    numeric arrays), each dict replaced by what ``object_hook`` makes of it once read, as the json module's
+    hook does; raises ``InvalidArtifact`` naming what is wrong for anything else."""
+    reader = _Reader(bytes(data), object_hook)
     value = reader.value(reader.marker(), 0)
     if reader.at != len(data):
         raise InvalidArtifact(f"UBJSON: {len(data) - reader.at} bytes after the model's object")
     return value
 
 
+def _truncated(at: int) -> InvalidArtifact:
+    return InvalidArtifact(f"UBJSON: the file ends inside a value at byte {at} (truncated?)")
+
+
 class _Reader:
-    def __init__(self, data: memoryview):
-        self.data, self.at = data, 0
+    def __init__(self, data: bytes, object_hook: Callable[[dict], object]):
+        self.data, self.at, self.object_hook = data, 0, object_hook
+        self.values_left = MAX_VALUES + len(data) // 8
+        self.keys: dict[bytes, str] = {}
 
-    def take(self, size: int) -> memoryview:
+    def take(self, size: int) -> bytes:
         if size < 0 or size > len(self.data) - self.at:
-            raise InvalidArtifact(f"UBJSON: the file ends inside a value at byte {self.at} (truncated?)")
-        part = self.data[self.at:self.at + size]
-        self.at += size
-        return part
+            raise _truncated(self.at)
+        start = self.at
+        self.at = start + size
+        return self.data[start:start + size]
 
-    def marker(self) -> bytes:
-        return bytes(self.take(1))
+    def marker(self) -> int:
+        at = self.at
+        if at >= len(self.data):
+            raise _truncated(at)
+        self.at = at + 1
+        return self.data[at]
 
-    def integer(self, marker: bytes) -> int:
-        if marker not in _NUMBERS or marker in (b"d", b"D"):
-            raise InvalidArtifact(f"UBJSON: a length or count has the marker {marker!r}, not an integer's")
-        kind = np.dtype(_NUMBERS[marker])
-        return int(np.frombuffer(self.take(kind.itemsize), dtype=kind)[0])
+    def integer(self, marker: int) -> int:
+        """A length or a count, after its ``marker``."""
+        if marker not in _INTEGERS:
+            raise InvalidArtifact(f"UBJSON: a length or count has the marker {bytes([marker])!r}, not an integer's")
+        read, size = _INTEGERS[marker]
+        at = self.at
+        if at + size > len(self.data):
+            raise _truncated(at)
+        self.at = at + size
+        return read(self.data, at)[0]
 
     def string(self) -> str:
-        size = self.integer(self.marker())
+        raw = self.take(self.integer(self.marker()))
         try:
-            return str(self.take(size), "utf-8")
+            return str(raw, "utf-8")
         except UnicodeDecodeError:
-            raise InvalidArtifact(f"UBJSON: a string at byte {self.at - size} is not UTF-8") from None
+            raise InvalidArtifact(f"UBJSON: a string at byte {self.at - len(raw)} is not UTF-8") from None
 
-    def value(self, marker: bytes, depth: int) -> object:
-        if marker in _NUMBERS:
-            kind = np.dtype(_NUMBERS[marker])
-            number = np.frombuffer(self.take(kind.itemsize), dtype=kind)[0]
-            return float(number) if kind.kind == "f" else int(number)
-        if marker == b"S":
+    def key(self) -> str:
+        """An object's key, kept once however many objects name it."""
+        raw = self.take(self.integer(self.marker()))
+        key = self.keys.get(raw)
+        if key is None:
+            try:
+                key = self.keys[raw] = str(raw, "utf-8")
+            except UnicodeDecodeError:
+                raise InvalidArtifact(f"UBJSON: a key at byte {self.at - len(raw)} is not UTF-8") from None
+        return key
+
+    def value(self, marker: int, depth: int) -> object:
+        self.values_left -= 1
+        if self.values_left < 0:
+            raise InvalidArtifact("UBJSON: the file holds far more values than any XGBoost model")
+        if marker in _CONSTANTS:
+            return _CONSTANTS[marker]
+        if marker in _SCALARS:
+            read, size = _SCALARS[marker]
+            at = self.at
+            if at + size > len(self.data):
+                raise _truncated(at)
+            self.at = at + size
+            return read(self.data, at)[0]
+        if marker == _S:
             return self.string()
-        if marker == b"C":
+        if marker == _C:
             return str(self.take(1), "latin-1")
-        if marker in (b"T", b"F", b"Z"):
-            return {b"T": True, b"F": False, b"Z": None}[marker]
-        if marker in (b"[", b"{"):
+        if marker == _OPEN_ARRAY or marker == _OPEN_OBJECT:
             if depth >= MAX_DEPTH:
                 raise InvalidArtifact(f"UBJSON: containers nested more than {MAX_DEPTH} deep")
-            return self.container(marker == b"{", depth + 1)
-        raise InvalidArtifact(f"UBJSON: an unknown marker {marker!r} at byte {self.at - 1}")
+            return self.container(marker == _OPEN_OBJECT, depth + 1)
+        raise InvalidArtifact(f"UBJSON: an unknown marker {bytes([marker])!r} at byte {self.at - 1}")
 
     def container(self, is_object: bool, depth: int) -> object:
         kind, count = None, None
         marker = self.marker()
-        if marker == b"$":
+        if marker == _TYPED:
             kind = self.marker()
             marker = self.marker()
-            if marker != b"#":
+            if marker != _COUNTED:
                 raise InvalidArtifact("UBJSON: a typed container without its count")
-        if marker == b"#":
+        if marker == _COUNTED:
             count = self.integer(self.marker())
             if count < 0 or count > len(self.data) - self.at:
                 raise InvalidArtifact(f"UBJSON: a container announces {count} values, more than the file holds")
-        if not is_object and kind in _NUMBERS:
-            dtype = np.dtype(_NUMBERS[kind])
-            return np.frombuffer(self.take(count * dtype.itemsize), dtype=dtype).astype(dtype.newbyteorder("="))
+            if not is_object and kind in _NUMBERS:
+                dtype, start = _NUMBERS[kind], self.at
+                self.take(count * dtype.itemsize)
+                return np.frombuffer(self.data, dtype, count, start).astype(dtype.newbyteorder("="))
+            return self._counted(is_object, kind, count, depth)
+        end = ord("}") if is_object else ord("]")
         items = {} if is_object else []
-        read = 0
-        while True:
-            if count is None:
-                marker = self.marker() if read or marker in (b"#", b"$") else marker
-                if marker == (b"}" if is_object else b"]"):
-                    return items
-            elif read == count:
-                return items
+        while marker != end:
             if is_object:
-                if count is None:
-                    self.at -= 1  # the marker read was the key's length marker
-                key = self.string()
-                items[key] = self.value(kind or self.marker(), depth)
+                self.at -= 1  # the marker read was the key's length marker
+                key = self.key()  # before its value: an assignment reads its value first
+                items[key] = self.value(self.marker(), depth)
             else:
-                items.append(self.value(kind or (self.marker() if count is not None else marker), depth))
-            read += 1
+                items.append(self.value(marker, depth))
+            marker = self.marker()
+        return self.object_hook(items) if is_object else items
 
+    def _counted(self, is_object: bool, kind: int | None, count: int, depth: int) -> object:
+        """A container of ``count`` values, each of type ``kind`` (each with its own marker when None)."""
+        if is_object:
+            items = {}
+            for _ in range(count):
+                key = self.key()
+                items[key] = self.value(kind or self.marker(), depth)
+            return self.object_hook(items)
+        return [self.value(kind or self.marker(), depth) for _ in range(count)]

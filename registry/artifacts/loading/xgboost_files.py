@@ -8,25 +8,24 @@ and ``multi:softprob`` its float32 softmax. The records say ``x <= the largest f
 condition`` (the same answer for every float32 ``x``) and the walker sums in float32.
 
 A loaded Booster's ``predict`` uses every tree, whatever ``best_iteration`` says, and so does this.
-Categorical splits and other objectives are refused, by name. Every tree is renumbered from its root
-(parents before children), which also refuses children outside the tree, cycles and shared nodes.
+Categorical splits, other objectives and leaf values that are not finite numbers are refused, by name.
+A JSON file is read by ``xgboost_json`` (linear time, memory bounded by the file), a UBJSON one by
+``ubjson``; the trees are checked and renumbered from their roots by ``xgboost_trees``.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 
 import numpy as np
 
-from registry.artifacts.loading import ubjson
+from registry.artifacts.loading import ubjson, xgboost_json, xgboost_trees
 from registry.errors import ArtifactTooLarge, InvalidArtifact
 from registry.inference.fast_boosting import CompiledBoosting
-from registry.inference.tree_walk import BITSET_WORDS, NAN_LEFT, WIDE_NODE
+from registry.inference.tree_walk import BITSET_WORDS
 
 MAX_TREES = 100_000
 MAX_NODES = 20_000_000
-MAX_DEPTH = 256
 MAX_CLASSES = 10_000
 _LINKS = {"binary:logistic": "xgboost_sigmoid", "multi:softprob": "xgboost_softmax",
           "multi:softmax": "xgboost_softmax", "reg:squarederror": "xgboost_identity"}
@@ -64,7 +63,7 @@ def check_width(form: CompiledBoosting, max_features: int | None) -> None:
 def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:
     """The compiled form of the XGBoost model ``data`` (JSON or UBJSON bytes) and its feature names; ``classes`` name a
     classifier's classes (``0 … k-1`` when None). Raises ``InvalidArtifact`` naming what is wrong."""
-    document = _document(data)
+    document, parsed = _document(data)
     try:
         learner = document["learner"]
         parameters = learner["learner_model_param"]
@@ -73,7 +72,7 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
         if booster.get("name") != "gbtree":
             raise InvalidArtifact(f"XGBoost booster {booster.get('name')!r}: only gbtree models are served")
         model = booster["model"]
-        trees, tree_info = model["trees"], [int(g) for g in model["tree_info"]]
+        trees, tree_info = model["trees"], np.asarray(model["tree_info"])
         n_features = int(parameters["num_feature"])
         n_classes = int(parameters.get("num_class", 0))
         base_score = parameters["base_score"]
@@ -84,15 +83,17 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
         raise InvalidArtifact(f"XGBoost objective {objective!r} is not served: use one of {sorted(_LINKS)}")
     if not 0 < n_features <= 1_000_000:
         raise InvalidArtifact(f"XGBoost model: num_feature {n_features} is not between 1 and 1,000,000")
-    if not isinstance(trees, list) or not 0 < len(trees) <= MAX_TREES or len(tree_info) != len(trees):
-        raise InvalidArtifact(f"XGBoost model: between 1 and {MAX_TREES} trees, each with its tree_info, are served")
+    if not isinstance(trees, list) or not 0 < len(trees) <= MAX_TREES or tree_info.shape != (len(trees),) \
+            or tree_info.dtype.kind not in "iu":
+        raise InvalidArtifact(f"XGBoost model: between 1 and {MAX_TREES:,} trees, each with its tree_info, are served")
     n_outputs = n_classes if objective.startswith("multi:") else 1
     if objective.startswith("multi:") and not 2 <= n_classes <= MAX_CLASSES:
         raise InvalidArtifact(f"XGBoost model: num_class {n_classes} is not between 2 and {MAX_CLASSES}")
-    if any(not 0 <= g < n_outputs for g in tree_info):
+    if ((tree_info < 0) | (tree_info >= n_outputs)).any():
         raise InvalidArtifact("XGBoost model: a tree's tree_info names an output past the model's")
     baseline = _baseline(base_score, objective, n_outputs)
-    nodes, values, roots, cover = _records(trees, n_features)
+    xgboost_trees.check_trees(trees, parsed)
+    nodes, values, roots, cover = xgboost_trees.records(parsed, n_features, MAX_NODES)
     if classes is None and objective != "reg:squarederror":
         classes = list(range(max(n_outputs, 2)))
     if classes is not None and (not isinstance(classes, list) or len(classes) != max(n_outputs, 2)
@@ -101,26 +102,27 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
         raise InvalidArtifact(f"the metadata's classes must be {max(n_outputs, 2)} distinct strings or integers, "
                               "one per class of the model")
     form = CompiledBoosting(
-        nodes=nodes, roots=roots, columns=np.array(tree_info, dtype=np.int32), value=values,
+        nodes=nodes, roots=roots, columns=tree_info.astype(np.int32), value=values,
         bitsets=np.zeros((0, BITSET_WORDS), dtype=np.uint32), baseline=baseline, n_features=n_features,
         float32_rows=True, categorical_columns=np.zeros(0, dtype=np.int64), categories=[], codes=[],
         link=_LINKS[objective], classes=None if classes is None else np.asarray(classes),
         zero_is_positive=False, fortran_raw=False, float32_sums=True, cover=cover)
-    return form, ([str(name) for name in names] if names and len(names) == n_features else None)
+    named = isinstance(names, list) and len(names) == n_features and all(isinstance(name, str) for name in names)
+    return form, (names if named else None)
 
 
-def _document(data: bytes) -> dict:
+def _document(data: bytes) -> tuple[dict, xgboost_trees.Trees | None]:
+    """The file's object, each tree's object taken out by its reader, and the trees' arrays (None without a tree)."""
+    data = data if isinstance(data, bytes) else bytes(data)
     if data[:1] == b"{" and data[1:2] in (b"L", b"l", b"I", b"U", b"i", b"}", b"#", b"$"):
-        document = ubjson.loads(data)
+        objects = xgboost_trees.TreeObjects(MAX_TREES)
+        document = ubjson.loads(data, object_hook=objects.hook)
+        trees = objects.trees()
     else:
-        try:
-            document = json.loads(data)
-        except (ValueError, RecursionError) as error:
-            raise InvalidArtifact(f"XGBoost JSON model: not valid JSON ({type(error).__name__}: {error})"[:300]) \
-                from None
+        document, trees = xgboost_json.loads(data, MAX_TREES)
     if not isinstance(document, dict) or "learner" not in document:
         raise InvalidArtifact("not an XGBoost model: the file's object has no 'learner'")
-    return document
+    return document, trees
 
 
 def _baseline(base_score, objective: str, n_outputs: int) -> np.ndarray:
@@ -139,75 +141,3 @@ def _baseline(base_score, objective: str, n_outputs: int) -> np.ndarray:
         one = np.float32(1)
         scores = np.array([-_LIBM.logf(float(one / s - one)) for s in scores], dtype=np.float32)
     return scores.astype(np.float64)
-
-
-def _array(tree: dict, key: str, dtype) -> np.ndarray:
-    try:
-        values = np.asarray(tree[key])
-        if values.ndim != 1 or values.dtype.kind not in "iuf":
-            raise ValueError
-        return values.astype(dtype)
-    except (KeyError, ValueError, TypeError):
-        raise InvalidArtifact(f"XGBoost model: a tree's {key!r} is missing or not a list of numbers") from None
-
-
-def _records(trees: list, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every tree's nodes renumbered from its root, as wide records, their leaf values, the roots, and the
-    nodes' covers (``sum_hessian`` in float32 as XGBoost holds it, the weights shap and XGBoost's own TreeSHAP
-    use; None where a tree has none)."""
-    records, values, roots, covers, total = [], [], [], [], 0
-    for tree in trees:
-        if not isinstance(tree, dict):
-            raise InvalidArtifact("XGBoost model: a tree is not an object")
-        left, right = _array(tree, "left_children", np.int64), _array(tree, "right_children", np.int64)
-        feature = _array(tree, "split_indices", np.int64)
-        condition = _array(tree, "split_conditions", np.float32)
-        default_left = _array(tree, "default_left", np.int64)
-        split_type = _array(tree, "split_type", np.int64) if "split_type" in tree else np.zeros_like(left)
-        size = len(left)
-        if not size or any(len(a) != size for a in (right, feature, condition, default_left, split_type)):
-            raise InvalidArtifact("XGBoost model: a tree's node arrays are empty or of different lengths")
-        total += size
-        if total > MAX_NODES:
-            raise InvalidArtifact(f"XGBoost model: more than {MAX_NODES} nodes")
-        order, depth_of, position = [0], {0: 0}, 0
-        while position < len(order):  # parents before children; each node reached once
-            node = order[position]
-            position += 1
-            if left[node] == -1 and right[node] == -1:
-                continue
-            if split_type[node] != 0:
-                raise InvalidArtifact("XGBoost model: categorical splits are not served yet")
-            if not 0 <= feature[node] < n_features:
-                raise InvalidArtifact(f"XGBoost model: a node tests a column past the model's {n_features}")
-            if np.isnan(condition[node]):
-                raise InvalidArtifact("XGBoost model: a split condition is NaN")
-            for child in (left[node], right[node]):
-                if not 0 <= child < size or child in depth_of:
-                    raise InvalidArtifact("XGBoost model: a node's child is outside its tree or reached twice")
-                depth_of[child] = depth_of[node] + 1
-                if depth_of[child] > MAX_DEPTH:
-                    raise InvalidArtifact(f"XGBoost model: a tree deeper than {MAX_DEPTH}")
-                order.append(int(child))
-        new_id = {old: total_id for total_id, old in enumerate(order)}
-        offset = sum(len(r) for r in records)
-        kept = np.array(order)
-        part = np.zeros(len(order), dtype=WIDE_NODE)
-        leaf = (left[kept] == -1) & (right[kept] == -1)
-        below = np.nextafter(condition[kept], np.float32(-np.inf)).astype(np.float64)
-        part["threshold"] = np.where(leaf, np.inf, below)
-        part["feature"] = np.where(leaf, 0, feature[kept]).astype(np.uint32) | np.where(
-            ~leaf & (default_left[kept] != 0), NAN_LEFT, 0).astype(np.uint32)
-        ids = np.arange(len(order)) + offset
-        to_new = np.vectorize(lambda old: new_id[old] + offset, otypes=[np.int64])
-        part["child"][:, 0] = np.where(leaf, ids, to_new(np.where(leaf, 0, right[kept])))
-        part["child"][:, 1] = np.where(leaf, ids, to_new(np.where(leaf, 0, left[kept])))
-        records.append(part)
-        values.append(np.where(leaf, condition[kept], 0).astype(np.float64))
-        roots.append(offset)
-        hessians = tree.get("sum_hessian")
-        has_covers = hessians is not None and np.ndim(hessians) == 1 and len(hessians) == size
-        covers.append(_array(tree, "sum_hessian", np.float32)[kept].astype(np.float64) if has_covers else None)
-    cover = None if any(c is None for c in covers) else np.ascontiguousarray(np.concatenate(covers))
-    return (np.concatenate(records), np.ascontiguousarray(np.concatenate(values)),
-            np.array(roots, dtype=np.int32), cover)
