@@ -9,6 +9,7 @@ import http.client
 import json
 import math
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -116,6 +117,9 @@ def summary(replies: list[Reply], seconds: float) -> dict:
 
 
 
+FLOOD_NICE = 5  # how far below the machine's other processes the flood's callers run, where allowed
+
+
 class Flood:
     """:class:`Callers` in a process of their own until stopped, so that a flood's client work never holds
     the GIL of the process that measures the other callers: closed loop (each thread sends again as soon as
@@ -150,6 +154,13 @@ class Flood:
 
 
 def _flood(url: str, body: bytes, threads: int, interval: float, headers: dict | None, stop, sending) -> None:
+    # The flood is the instrument, as a load generator on a machine of its own would be: ahead of the server
+    # and of anything else busy here (a nice value below theirs, where this process may take one), so that a
+    # busy machine lowers what the server answers, not what the flood offers. Its threads inherit it.
+    try:
+        os.nice(-FLOOD_NICE)
+    except PermissionError:
+        pass
     with no_collections():
         began = time.process_time()  # the callers' own CPU, not the process's start
         with Callers(url, body, threads=threads, interval=interval, headers=headers) as callers:
