@@ -28,6 +28,9 @@ CHECKED_BEYOND_THE_SCHEMA = {
     ("RolloutRequest", "plan"): [lambda loaded, task=task: checked_plan(loaded["plan"], task=task)
                                  for task in ("classification", "regression")],
     ("TokenRequest", "scopes"): [lambda loaded: checked_scopes("ci", loaded["scopes"])],
+    # an approval request for a rollout: its plan is checked as the rollout's when the request is opened
+    ("ApprovalRequestIn", "rollout"): [lambda loaded, task=task: checked_plan(loaded["rollout"]["plan"], task=task)
+                                       for task in ("classification", "regression")],
 }
 # Rows (predict bodies, a reference's rows, V2 tensors) are read by registry.serving.inputs, which
 # refuses a non-finite cell naming its row and feature: test_predict_api.py, test_v2_bad_input.py.
