@@ -241,7 +241,9 @@ def _overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: 
         time.sleep(scenario.idle)
     at_capacity, rate = [], scenario.flood_rate
     if scenario.flood_times and not rate:
-        at_capacity = _at_capacity(hot_url, hot[1], scenario, headers)
+        with Flood(hot_url, hot[1], threads=scenario.capacity_callers, headers=headers) as capacity:
+            time.sleep(scenario.idle)  # measured as the flood will offer: from a caller process of its own
+            at_capacity = capacity.stop()
         rate = scenario.flood_times * _answered_a_second(at_capacity, scenario.idle)
     quiet_capacity, quiet_threads, quiet_interval = [], 1, scenario.quiet_interval
     if scenario.quiet_rate:
