@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # MLflow, the peer of the import tests, in a venv of its own: it pins gunicorn<27 (requirements-mlflow.txt).
 MLFLOW_VENV := .venv-mlflow
+# KServe's Python SDK, in a venv of its own too: it pins pandas and fastapi apart from the service (requirements-kserve.txt).
+KSERVE_VENV := .venv-kserve
 # Nothing listens here: the PostgreSQL pass then has to start its own throwaway server.
 CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 CONTAINERS_CONF := /etc/containers/containers.conf
@@ -36,6 +38,11 @@ $(MLFLOW_VENV)/bin/.installed: requirements-mlflow.txt
 	$(MLFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
 	touch $@
 
+$(KSERVE_VENV)/bin/.installed: requirements-kserve.txt
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
+	touch $@
+
 instance/admin_token:
 	mkdir -p instance
 	umask 077; $(BIN)/python -c "import secrets; print('mr_' + secrets.token_urlsafe(32))" > $@
@@ -63,7 +70,7 @@ test: test-prerequisites
 test-sqlite: test-prerequisites
 	@$(call run_steps,sqlite sqlite-end-to-end)
 
-test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed postgresql-binaries chromium oidc-provider
+test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed $(KSERVE_VENV)/bin/.installed postgresql-binaries chromium oidc-provider
 	@$(call run_steps,postgresql postgresql-end-to-end)
 
 # The steps: pytest on both cores outside tests/e2e, then the end-to-end tests, per backend.
@@ -105,10 +112,10 @@ stress-end-to-end: test-prerequisites stress-ng
 	done; \
 	echo "$$failed of $(STRESS_RUNS) runs failed, with stress-ng --cpu 2 beside them"; [ $$failed = 0 ]
 
-## What the tests need: the Debian packages one after the other (apt takes one lock), then the two virtualenvs
-## and the OpenID provider side by side (three installs that wait on the disk and the network as much as on a core).
+## What the tests need: the Debian packages one after the other (apt takes one lock), then the three virtualenvs
+## and the OpenID provider side by side (four installs that wait on the disk and the network as much as on a core).
 test-prerequisites: postgresql-binaries chromium containers
-	$(MAKE) -j3 $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed oidc-provider
+	$(MAKE) -j3 $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed $(KSERVE_VENV)/bin/.installed oidc-provider
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
 test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
@@ -166,4 +173,4 @@ containers:
 	}
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/inference/native/*.so registry/*.so
+	rm -rf $(VENV) $(MLFLOW_VENV) $(KSERVE_VENV) instance/registry.db* .pytest_cache build *.egg-info registry/inference/native/*.so registry/*.so

@@ -21,9 +21,13 @@ def cli() -> None:
 
 
 @cli.command(with_appcontext=False, context_settings={"ignore_unknown_options": True})
+@click.option("--model-dir", help="first serve the one model file of this directory (KServe's /mnt/models) ...")
+@click.option("--model-name", help="... as this model's production")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def serve(command: tuple[str, ...]) -> None:
+def serve(model_dir: str | None, model_name: str | None, command: tuple[str, ...]) -> None:
     """Migrate the database, keep an admin token, then serve with gunicorn (or run COMMAND so prepared)."""
     from deploy import entrypoint
 
-    entrypoint.main(list(command), read_again="cat")
+    if (model_dir is None) != (model_name is None):
+        raise click.UsageError("--model-dir and --model-name go together")
+    entrypoint.main(list(command), read_again="cat", load=(model_dir, model_name) if model_dir else None)

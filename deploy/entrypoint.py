@@ -23,6 +23,7 @@ half-started server.
 import fcntl
 import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, MutableMapping
@@ -42,9 +43,12 @@ class CannotStart(Exception):
     """Why the service cannot start, in one line that says what to fix."""
 
 
-def main(command: list[str] | None = None, *, read_again: str = "docker exec CONTAINER cat") -> None:
+def main(command: list[str] | None = None, *, read_again: str = "docker exec CONTAINER cat",
+         load: tuple[str, str] | None = None) -> None:
     """Check, prepare, then exec gunicorn (or ``command``, by default the arguments); exit 1 with one line on
-    stderr when the start is impossible. ``read_again`` is how to read a kept admin token again (shown with it)."""
+    stderr when the start is impossible. ``read_again`` is how to read a kept admin token again (shown with it).
+    ``load`` (a directory and a model's name): first register its model file as the name's ``production``
+    (``flask models load``; KServe's runtime, deploy/kubernetes/kserve/)."""
     try:
         check_secret_files(os.environ)
         from config import BASE_DIR, Config  # only now: it reads the environment once, at import
@@ -55,12 +59,25 @@ def main(command: list[str] | None = None, *, read_again: str = "docker exec CON
         if not Config.ADMIN_TOKEN:
             kept_admin_token(Config.INSTANCE_DIR, read_again)
             os.environ["ADMIN_TOKEN_FILE"] = str(Config.INSTANCE_DIR / "admin_token")
+        if load:
+            load_model(*load)
     except CannotStart as exc:
         sys.exit(str(exc))
     sys.stdout.flush()  # what was printed must not stay in a buffer that exec throws away
     command = list(sys.argv[1:] if command is None else command) or [
         sys.executable, "-m", "gunicorn", "-c", GUNICORN_SETTINGS, "wsgi:app"]
     os.execvp(command[0], command)
+
+
+def load_model(directory: str, name: str) -> None:
+    """Register the model file of ``directory`` as ``name``'s production (``flask models load``, in a process
+    of its own: the server's processes start with nothing of it)."""
+    loaded = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "models", "load", directory, "--name", name],
+                            capture_output=True, text=True, check=False)
+    if loaded.returncode:
+        said = loaded.stderr.strip().splitlines() or [f"flask models load exited {loaded.returncode}"]
+        raise CannotStart(f"cannot serve {directory} as {name!r}: {said[-1]}")
+    print(loaded.stdout.strip())
 
 
 def check_secret_files(environ: MutableMapping[str, str]) -> None:

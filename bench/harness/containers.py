@@ -160,17 +160,18 @@ class Container:
 
 
 def run(image: str, name: str, *, volume: str | None = None, env: dict | None = None,
-        options: tuple[str, ...] = ()) -> Container:
-    """Start ``image`` detached as ``name`` with port 8000 published on a free loopback port (the README's
-    quick start), ``volume`` mounted on /data, ``env`` set and podman ``options`` added."""
-    port = free_port()
-    args = ["run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8000", *options]
+        options: tuple[str, ...] = (), command: tuple[str, ...] = (), port: int = 8000) -> Container:
+    """Start ``image`` detached as ``name`` with ``port`` (8000, the README's quick start) published on a free
+    loopback port, ``volume`` mounted on /data, ``env`` set, podman ``options`` added and ``command`` after the
+    image's name."""
+    published = free_port()
+    args = ["run", "--detach", "--name", name, "--publish", f"127.0.0.1:{published}:{port}", *options]
     if volume is not None:
         args += ["--volume", f"{volume}:/data"]
     for key, value in (env or {}).items():
         args += ["--env", f"{key}={value}"]
-    podman(*args, image)
-    return Container(name, f"http://127.0.0.1:{port}")
+    podman(*args, image, *command)
+    return Container(name, f"http://127.0.0.1:{published}")
 
 
 def run_to_exit(image: str, *command: str, env: dict | None = None, options: tuple[str, ...] = (),

@@ -19,6 +19,7 @@ import base64
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from config import BASE_DIR
 
 KUBERNETES = BASE_DIR / "deploy" / "kubernetes"
 OVERLAYS = ("production", "development")
-KUBECTL = Path(os.environ.get("VIRTUAL_ENV", BASE_DIR / ".venv")) / "bin" / "kubectl"
+KUBECTL = Path(sys.executable).parent / "kubectl"
 # What the development overlay names, and what this machine built in its place.
 LOCAL_IMAGES = {
     "localhost/model-registry": compose_fleet.REGISTRY_IMAGE,
