@@ -348,3 +348,27 @@ def _in_a_child_of_one_thread(work):
     child.join(timeout=30)
     assert child.exitcode == 0 and found is not None
     return found
+
+
+@pytest.mark.parametrize("fmt", ["joblib", "pickle", "skops"])
+def test_an_estimator_without_one_of_its_parameters_is_refused_not_a_500(numeric_data, fmt):
+    """Found by the pickle fuzzer (tests/fuzz): a LogisticRegression whose state lacks ``solver`` loaded, then
+    describing it (``check_is_fitted`` reads scikit-learn's tags, which read ``solver``) raised AttributeError: a
+    500 on upload."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _, classes = numeric_data
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, classes)
+    del model.steps[-1][1].solver
+    if fmt == "joblib":
+        data = artifact_bytes(model)
+    elif fmt == "pickle":
+        data = pickle.dumps(model, protocol=5)
+    else:
+        import skops.io
+
+        data = skops.io.dumps(model)
+    with pytest.raises(InvalidArtifact, match="without one of its parameters .*'solver'"):
+        load_estimator(data)
