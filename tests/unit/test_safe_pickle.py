@@ -372,3 +372,20 @@ def test_an_estimator_without_one_of_its_parameters_is_refused_not_a_500(numeric
         data = skops.io.dumps(model)
     with pytest.raises(InvalidArtifact, match="without one of its parameters .*'solver'"):
         load_estimator(data)
+
+
+class _FieldNamedNotTyped:
+    """Pickles as a structured dtype whose second field's type is a field's name, not a dtype: NumPy's own
+    ``__setstate__`` takes it, and filling an array of it crashed the process (found by the pickle fuzzer)."""
+
+    def __reduce__(self):
+        fields = {"a": (np.dtype("int64"), 0), "b": ("a", 8)}
+        return np.dtype, ("V16", False, True), (3, "|", None, ("a", "b"), fields, 16, 1, 16)
+
+
+@pytest.mark.parametrize("dump", ["joblib", "pickle"])
+def test_a_dtype_in_a_state_numpy_never_writes_is_refused_before_any_array_uses_it(dump):
+    value = {"dtype": _FieldNamedNotTyped()}
+    data = pickle.dumps(value, protocol=5) if dump == "pickle" else artifact_bytes(value)
+    with pytest.raises(InvalidArtifact, match="a NumPy dtype whose state .* is not one NumPy writes"):
+        load_estimator(data)
