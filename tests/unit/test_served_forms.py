@@ -315,3 +315,13 @@ def test_a_form_whose_predictor_lacks_its_compiled_model_is_refused_not_served_b
 
     signed_anew(forms, SHA, emptied)
     assert forms.open(SHA) is None
+
+
+@pytest.mark.parametrize("text", ["7", '{"made_with": {}, "files": [], "values": {}}', "[" * 100_000 + "]" * 100_000])
+def test_a_manifest_that_is_not_one_the_server_writes_makes_the_form_unusable_not_a_500(forms, text):
+    """Found by the served forms' fuzzer (tests/fuzz): a signed manifest that is a number raised AttributeError out of
+    ``open`` (so out of the worker's load), where an unusable form is made again."""
+    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
+    stored(forms, model)
+    signed_anew(forms, SHA, lambda _: text)
+    assert forms.open(SHA) is None
