@@ -389,3 +389,12 @@ def test_a_dtype_in_a_state_numpy_never_writes_is_refused_before_any_array_uses_
     data = pickle.dumps(value, protocol=5) if dump == "pickle" else artifact_bytes(value)
     with pytest.raises(InvalidArtifact, match="a NumPy dtype whose state .* is not one NumPy writes"):
         load_estimator(data)
+
+
+def test_an_estimator_state_naming_an_attribute_by_bytes_is_refused_not_a_500():
+    """Found by the pickle fuzzer (tests/fuzz): ``check_is_fitted`` called ``str.endswith`` on every attribute's
+    name and raised TypeError on a bytes name: a 500 on upload."""
+    model = LinearRegression()
+    model.__dict__[b"coef_"] = 1.0
+    with pytest.raises(InvalidArtifact, match="state to something other than its attributes by name"):
+        load_estimator(pickle.dumps(model, protocol=5))

@@ -149,7 +149,10 @@ class _Guards:
                 "a model file only sets the state of the objects it makes"
             )
         if isinstance(target, BaseEstimator):
-            version = state.get("_sklearn_version") if isinstance(state, dict) else None
+            if not isinstance(state, dict) or not all(isinstance(name, str) for name in state):
+                raise InvalidArtifact(f"artifact sets a {type(target).__name__}'s state to something other than its "
+                                      "attributes by name: upload the file written by joblib.dump(model, path)")
+            version = state.get("_sklearn_version")
             self.sklearn_version = check_sklearn_version(version)
         if isinstance(target, FunctionTransformer):
             check_passthrough(state)
