@@ -13,7 +13,7 @@ CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000"
 
 .PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean stress-end-to-end \
 	step-sqlite step-sqlite-end-to-end step-postgresql step-postgresql-end-to-end \
-	postgresql-binaries chromium wrk stress-ng containers oidc-provider test-prerequisites
+	postgresql-binaries chromium wrk stress-ng containers oidc-provider test-prerequisites fuzz sanitizers
 
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
 # requirements.txt, the compiled tree walker built into registry/inference/native/, the spans and their encoder
@@ -114,13 +114,24 @@ stress-end-to-end: test-prerequisites stress-ng
 
 ## What the tests need: the Debian packages one after the other (apt takes one lock), then the three virtualenvs
 ## and the OpenID provider side by side (four installs that wait on the disk and the network as much as on a core).
-test-prerequisites: postgresql-binaries chromium containers
+test-prerequisites: postgresql-binaries chromium containers sanitizers
 	$(MAKE) -j3 $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed $(KSERVE_VENV)/bin/.installed oidc-provider
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
 test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
 	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(CLOSED_POSTGRES_URL) $(BIN)/python -m pytest -q \
 		tests/integration/test_migrations.py tests/integration/test_models_api.py
+
+## The fuzzers (tests/fuzz, docs/testing.md "Fuzzing"): each model-file reader guided by coverage (atheris), then
+## what it found walked and explained by the walker and TreeSHAP built with gcc's AddressSanitizer and
+## UndefinedBehaviorSanitizer, and the walker's own target under them. FUZZ_RUNS inputs (0: no bound) and at most
+## FUZZ_SECONDS (0: no bound) per target, FUZZ_TARGETS to run fewer; one line per target: executions and crashes.
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 0
+FUZZ_TARGETS ?=
+FUZZ_WORK ?= build/fuzz
+fuzz: $(BIN)/.installed sanitizers
+	$(BIN)/python -m tests.fuzz.run $(FUZZ_TARGETS) --runs $(FUZZ_RUNS) --seconds $(FUZZ_SECONDS) --work $(FUZZ_WORK)
 
 ## Benchmarks; figures go to bench/results/.
 bench: $(BIN)/.installed-bench wrk
@@ -151,6 +162,10 @@ wrk:
 
 stress-ng:
 	$(call debian_package,command -v stress-ng,stress-ng)
+
+# gcc's AddressSanitizer and UndefinedBehaviorSanitizer runtimes, which the fuzzers' build of the walker links.
+sanitizers:
+	$(call debian_package,test -e "$$(gcc -print-file-name=libasan.so)" && test -e "$$(gcc -print-file-name=libubsan.so)",gcc)
 
 ## The certified OpenID provider the single sign-on tests start (tests/e2e/test_dashboard_oidc.py): the npm
 ## package oidc-provider, at the version package-lock.json pins, under Debian's Node.js.

@@ -38,6 +38,7 @@ def describe(
     if steps:
         _check_steps(steps[:-1])
     _check_fitted(steps or [estimator])
+    _check_servable(estimator)
     names = _feature_names(estimator, feature_names)
     object_columns = _object_columns(estimator)
     features = tuple(
@@ -72,6 +73,18 @@ def _check_steps(steps: list) -> None:
                 f"Pipeline step {_step_path(step)} is not supported; the steps before the model "
                 f"may be {accepted_steps()}"
             )
+
+
+def _check_servable(estimator: BaseEstimator) -> None:
+    """What the workers call predict on can be made from the estimator: a file can leave out a fitted attribute
+    that the compiled form reads (a linear model's ``intercept_``), which ``check_is_fitted`` does not see."""
+    from registry.inference.predictors import predictor_for
+
+    try:
+        predictor_for(estimator)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as error:
+        raise InvalidArtifact(f"the model cannot be served as it is: {str(error)[:200] or type(error).__name__}; "
+                              "upload the file written by joblib.dump(model, path)") from None
 
 
 def _check_fitted(steps: list) -> None:

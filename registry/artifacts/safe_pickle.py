@@ -56,7 +56,7 @@ def load_estimator(
     if head.startswith(_ZFILE_PREFIX):
         raise InvalidArtifact("artifact was written by joblib older than 0.10: dump it again")
     # The readers and checks import scikit-learn: here, so that a process that only serves forms never does.
-    from registry.artifacts.loading.checks import check_expanded_size, check_top_level, check_trees
+    from registry.artifacts.loading.checks import check_expanded_size, check_parameters, check_top_level, check_trees
     from registry.artifacts.loading.pickles import unpickle
     from registry.artifacts.loading.skops_files import load_skops
     from registry.artifacts.loading.widths import check_widths
@@ -67,6 +67,7 @@ def load_estimator(
         with _collector_paused():
             estimator, version = (load_skops if fmt == "skops" else unpickle)(source, budget)
         check_top_level(estimator)
+        check_parameters(estimator)
         check_widths(estimator, max_features)
         check_expanded_size(estimator, max_bytes)
         check_trees(estimator)

@@ -141,7 +141,7 @@ class ServedForms:
             manifest = self._manifest(folder, sha256)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             return self._unusable(path, f"its {MANIFEST} cannot be used ({exc})")
         if manifest.get("made_with") != _made_with():
             return self._unusable(path, f"it was made with {manifest.get('made_with')}, not {_made_with()}")
@@ -151,7 +151,7 @@ class ServedForms:
                 arrays[name], mapped_file = _mapped(folder, name, entry)
                 mapped_from.extend([mapped_file] if mapped_file is not None else [])
             values = _rebuilt(manifest["values"], arrays)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             return self._unusable(path, str(exc))
         os.utime(MANIFEST, dir_fd=folder, follow_symlinks=False)
         mapped = sum(e["bytes"] for e in manifest["files"].values() if e["bytes"] >= _MAPPED_FROM_BYTES)

@@ -43,8 +43,14 @@ class TreePredictor(_Compiled):
     """A tree, random forest or boosted model predicting through its compiled form."""
 
     def __init__(self, transforms: list, compiled: CompiledTrees | CompiledBoosting):
+        if not isinstance(transforms, list) or not isinstance(compiled, (CompiledTrees, CompiledBoosting)):
+            raise TypeError("a TreePredictor is a list of steps and a compiled tree or boosted model")
         super().__init__(transforms)
         self.compiled = compiled
+
+    def __setstate__(self, state: dict) -> None:
+        """Made again from its steps and compiled form (a served form's state): a part missing is a TypeError."""
+        self.__init__(**state)
 
     def predict(self, X):
         """The model's ``predict``."""

@@ -75,6 +75,9 @@ class TreeExplainer:
         raise_for(RELEASING_GIL.expectations(nodes.ctypes.data, int(self.wide), len(nodes), value.ctypes.data,
                                              value.shape[1], cover.ctypes.data, expected.ctypes.data,
                                              depth.ctypes.data, ctypes.byref(max_depth)))
+        children = nodes["child"][inner].ravel()  # inside the nodes, as the expectations' walk found them
+        if len(np.unique(children)) != len(children):  # the walk could pass a node twice: it visits each once
+            raise NotExplainable("a node is the child of more than one split: the records are not trees")
         if max_depth.value > MAX_DEPTH:
             raise NotExplainable(f"a tree is {max_depth.value} levels deep; at most {MAX_DEPTH} are explained")
         self.max_depth = max_depth.value

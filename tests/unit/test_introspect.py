@@ -192,3 +192,13 @@ def test_a_multi_output_classifier_is_refused(numeric_data):
 
     with pytest.raises(InvalidArtifact, match="multi-output classifiers are not supported"):
         describe(model)
+
+
+def test_a_model_without_a_fitted_attribute_its_compiled_form_reads_is_refused_not_a_500(numeric_data):
+    """Found by the pickle fuzzer (tests/fuzz): a LogisticRegression without ``intercept_`` passed
+    ``check_is_fitted`` (it has ``coef_``), and the worker's ``predictor_for`` raised AttributeError on it."""
+    X, _, classes = numeric_data
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, classes)
+    del model.steps[-1][1].intercept_
+    with pytest.raises(InvalidArtifact, match="cannot be served as it is: .*intercept_"):
+        describe(model)

@@ -348,3 +348,53 @@ def _in_a_child_of_one_thread(work):
     child.join(timeout=30)
     assert child.exitcode == 0 and found is not None
     return found
+
+
+@pytest.mark.parametrize("fmt", ["joblib", "pickle", "skops"])
+def test_an_estimator_without_one_of_its_parameters_is_refused_not_a_500(numeric_data, fmt):
+    """Found by the pickle fuzzer (tests/fuzz): a LogisticRegression whose state lacks ``solver`` loaded, then
+    describing it (``check_is_fitted`` reads scikit-learn's tags, which read ``solver``) raised AttributeError: a
+    500 on upload."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _, classes = numeric_data
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, classes)
+    del model.steps[-1][1].solver
+    if fmt == "joblib":
+        data = artifact_bytes(model)
+    elif fmt == "pickle":
+        data = pickle.dumps(model, protocol=5)
+    else:
+        import skops.io
+
+        data = skops.io.dumps(model)
+    with pytest.raises(InvalidArtifact, match="without one of its parameters .*'solver'"):
+        load_estimator(data)
+
+
+class _FieldNamedNotTyped:
+    """Pickles as a structured dtype whose second field's type is a field's name, not a dtype: NumPy's own
+    ``__setstate__`` takes it, and filling an array of it crashed the process (found by the pickle fuzzer)."""
+
+    def __reduce__(self):
+        fields = {"a": (np.dtype("int64"), 0), "b": ("a", 8)}
+        return np.dtype, ("V16", False, True), (3, "|", None, ("a", "b"), fields, 16, 1, 16)
+
+
+@pytest.mark.parametrize("dump", ["joblib", "pickle"])
+def test_a_dtype_in_a_state_numpy_never_writes_is_refused_before_any_array_uses_it(dump):
+    value = {"dtype": _FieldNamedNotTyped()}
+    data = pickle.dumps(value, protocol=5) if dump == "pickle" else artifact_bytes(value)
+    with pytest.raises(InvalidArtifact, match="a NumPy dtype whose state .* is not one NumPy writes"):
+        load_estimator(data)
+
+
+def test_an_estimator_state_naming_an_attribute_by_bytes_is_refused_not_a_500():
+    """Found by the pickle fuzzer (tests/fuzz): ``check_is_fitted`` called ``str.endswith`` on every attribute's
+    name and raised TypeError on a bytes name: a 500 on upload."""
+    model = LinearRegression()
+    model.__dict__[b"coef_"] = 1.0
+    with pytest.raises(InvalidArtifact, match="state to something other than its attributes by name"):
+        load_estimator(pickle.dumps(model, protocol=5))

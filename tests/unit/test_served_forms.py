@@ -298,3 +298,30 @@ def test_an_xgboost_model_comes_back_from_its_form_answering_exactly_the_same(fo
     assert_identical(rebuilt.predict_proba(X), compiled.predict_proba(X))
     assert_identical(rebuilt.predict_proba(X).astype(np.float32), booster.predict(xgb.DMatrix(X)))
     assert_identical(rebuilt.predict(X), compiled.predict(X))
+
+
+@pytest.mark.parametrize("state", ['{"dict": []}', '{"dict": [["transforms", []], ["compiled", [1, 2]]]}'])
+def test_a_form_whose_predictor_lacks_its_compiled_model_is_refused_not_served_broken(forms, state):
+    """Found by the served forms' fuzzer (tests/fuzz): a TreePredictor's state without ``compiled`` (or with
+    something else in its place) was set as it came, and every predict then raised AttributeError."""
+    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
+    stored(forms, model)
+
+    def emptied(text: str) -> str:
+        manifest = json.loads(text)
+        manifest["values"]["dict"][0][1] = {"object": "registry.inference.predictors:TreePredictor",
+                                            "state": json.loads(state)}
+        return json.dumps(manifest)
+
+    signed_anew(forms, SHA, emptied)
+    assert forms.open(SHA) is None
+
+
+@pytest.mark.parametrize("text", ["7", '{"made_with": {}, "files": [], "values": {}}', "[" * 100_000 + "]" * 100_000])
+def test_a_manifest_that_is_not_one_the_server_writes_makes_the_form_unusable_not_a_500(forms, text):
+    """Found by the served forms' fuzzer (tests/fuzz): a signed manifest that is a number raised AttributeError out of
+    ``open`` (so out of the worker's load), where an unusable form is made again."""
+    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
+    stored(forms, model)
+    signed_anew(forms, SHA, lambda _: text)
+    assert forms.open(SHA) is None

@@ -24,7 +24,7 @@ from registry.inference.fast_boosting import compile_boosting
 from registry.inference.fast_trees import compile_trees
 from registry.inference import tree_shap
 from registry.inference.tree_shap import NotExplainable, TreeExplainer
-from registry.inference.tree_walk import CATEGORICAL, NAN_LEFT, WIDE_NODE, BoostedWalker, NodesDamaged, PrivateCopy
+from registry.inference.tree_walk import CATEGORICAL, NAN_LEFT, NODE, WIDE_NODE, BoostedWalker, NodesDamaged, PrivateCopy
 
 shap = pytest.importorskip("shap")
 xgboost = pytest.importorskip("xgboost")
@@ -410,3 +410,16 @@ def test_rows_of_the_wrong_type_or_width_are_refused_before_any_walk(models):
     for rows in (ROWS.astype(np.float64), ROWS[:, :3].astype(np.float32), np.asfortranarray(ROWS, np.float32)):
         with pytest.raises(ValueError, match="rows are not a contiguous float32 array of 7 columns"):
             explainer.explain(rows)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_splits_sharing_a_child_are_not_explainable_rather_than_damaged(wide):
+    """Found by the walker's fuzzer (tests/fuzz): records whose splits share a child pass the walker's checks (each
+    child is after its node), but an explanation visits each node once, and said the records had changed since
+    they were checked (NodesDamaged) for records that never changed."""
+    nodes = np.zeros(3, dtype=WIDE_NODE if wide else NODE)
+    nodes["child"] = [[1, 1], [2, 2], [2, 2]]  # node 0's two children are node 1, node 1's are node 2
+    nodes["threshold"] = [np.inf, 1e-36, 0.0]
+    with pytest.raises(NotExplainable, match="a node is the child of more than one split"):
+        TreeExplainer(nodes=nodes, roots=np.array([0, 0, 2], np.int32), value=np.zeros(3), cover=np.ones(3),
+                      n_features=4, n_outputs=1)

@@ -104,6 +104,17 @@ def check_top_level(obj) -> None:
         )
 
 
+def check_parameters(estimator: BaseEstimator) -> None:
+    """Every estimator reached through the parameters (a Pipeline's steps, a ColumnTransformer's transformers) holds
+    each parameter its class declares: scikit-learn's own calls (``get_params``, its tags, ``check_is_fitted``) read
+    them, and a file can leave one out."""
+    try:
+        estimator.get_params(deep=True)
+    except AttributeError as error:
+        raise InvalidArtifact(f"artifact holds an estimator without one of its parameters ({error}): upload the "
+                              "file written by joblib.dump(model, path)") from None
+
+
 def check_expanded_size(estimator: BaseEstimator, max_bytes: int) -> None:
     """Refuse a tree model that would grow past ``max_bytes`` once loaded and compiled, before anything grows.
 

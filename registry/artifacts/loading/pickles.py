@@ -149,12 +149,17 @@ class _Guards:
                 "a model file only sets the state of the objects it makes"
             )
         if isinstance(target, BaseEstimator):
-            version = state.get("_sklearn_version") if isinstance(state, dict) else None
+            if not isinstance(state, dict) or not all(isinstance(name, str) for name in state):
+                raise InvalidArtifact(f"artifact sets a {type(target).__name__}'s state to something other than its "
+                                      "attributes by name: upload the file written by joblib.dump(model, path)")
+            version = state.get("_sklearn_version")
             self.sklearn_version = check_sklearn_version(version)
         if isinstance(target, FunctionTransformer):
             check_passthrough(state)
         if isinstance(target, functools.partial):
             check_partial_state(state)
+        if isinstance(target, np.dtype):
+            _check_dtype_state(target, state)
         return target, state
 
 
@@ -208,6 +213,30 @@ class _JoblibUnpickler(_Guards, NumpyUnpickler):
         return wrapper.read(self, self.ensure_native_byte_order)
 
     dispatch = {**NumpyUnpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
+
+
+def _check_dtype_state(target: np.dtype, state) -> None:
+    """A dtype's state must be the one NumPy writes for the dtype it describes: NumPy takes whatever it is given,
+    and a field whose type is not a dtype (a name instead) crashes the process when the array is filled."""
+    try:
+        version, endian, subarray, names, fields, itemsize, _, flags = state
+        if names is not None:
+            kinds = [fields[name] for name in names]
+            if not all(isinstance(kind[0], np.dtype) and type(kind[1]) is int and len(kind) == 2 for kind in kinds):
+                raise ValueError("a field is not a dtype at an offset")
+            fresh = np.dtype({"names": list(names), "formats": [kind[0] for kind in kinds],
+                              "offsets": [kind[1] for kind in kinds], "itemsize": itemsize}, align=bool(flags & 128))
+        elif subarray is not None:
+            if not isinstance(subarray[0], np.dtype):
+                raise ValueError("a subarray's type is not a dtype")
+            fresh = np.dtype((subarray[0], subarray[1]))
+        else:
+            fresh = target.newbyteorder(endian) if endian in "<>" else target
+        same = version == 3 and fresh.__reduce__()[2] == tuple(state)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        same = False
+    if not same:
+        raise InvalidArtifact(f"artifact holds a NumPy dtype whose state {str(state)[:120]} is not one NumPy writes")
 
 
 def _release_copied_state(target: object, state: object) -> None:

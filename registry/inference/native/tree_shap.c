@@ -585,7 +585,8 @@ static int copy_node(paths_t *paths, copying_t *c, int64_t at, int32_t slot, int
             return status;
         paths->leaves[paths->n_leaves] = (path_leaf_t){paths->n_entries, slot, (int32_t)c->path_length};
         memcpy(paths->values + paths->n_leaves * width, c->value + at * width, sizeof(double) * (size_t)width);
-        memcpy(paths->entries + paths->n_entries, c->path, sizeof(path_entry_t) * (size_t)c->path_length);
+        if (c->path_length)  /* a tree that is one leaf has no path, and perhaps no entries yet (NULL) */
+            memcpy(paths->entries + paths->n_entries, c->path, sizeof(path_entry_t) * (size_t)c->path_length);
         paths->n_leaves++;
         paths->n_entries += c->path_length;
         if (c->path_length > paths->most_entries)
