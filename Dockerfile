@@ -11,12 +11,9 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
-# The C compiler that builds the tree walker, the spans and their encoder into the package (setup.py), with the
-# base's own C library; the spans and their encoder, extension modules, also need Python's headers (python3-dev: for
-# a base whose Python is Debian's; a base with its own Python in /usr/local has them, and the Debian one installed
-# beside it goes unused).
+# The C compiler that builds the tree walker into the package (setup.py), with the base's own C library.
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev python3-dev >/dev/null \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 # The pinned runtime requirements first, in a layer of their own: rebuilt only when requirements.txt changes.
 COPY requirements.txt /tmp/requirements.txt

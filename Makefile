@@ -16,9 +16,9 @@ CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000"
 	postgresql-binaries chromium wrk stress-ng containers oidc-provider test-prerequisites fuzz sanitizers
 
 # What running needs (make run): the service installed from this checkout (pyproject.toml: the pinned
-# requirements.txt, the compiled tree walker built into registry/inference/native/, the spans and their encoder
-# built into registry/), then what testing and benchmarking add (make test).
-$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt $(wildcard registry/inference/native/*.[ch]) $(wildcard registry/native/*.c) \
+# requirements.txt, and the compiled tree walker built into registry/inference/native/), then what testing
+# and benchmarking add (make test).
+$(BIN)/.installed-run: pyproject.toml setup.py requirements.txt $(wildcard registry/inference/native/*.[ch]) \
 		client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .

@@ -5,12 +5,8 @@ explains a walk, ``records.h`` describes the records), and the reader of a predi
 (``json_rows.c``), are plain C loaded with ctypes (``registry/inference/tree_walk.py``), with no Python API, so
 they are built as a shared library named ``tree_walk.so`` inside the package, not as an extension module.
 
-A traced request's spans (``registry/native/span_recording.c``) are Python objects, and the encoder of a batch of
-spans as OTLP (``registry/native/span_encoding.c``) reads the tuples the span export thread queues, so they are
-extension modules, ``registry.span_recording`` and ``registry.span_encoding``, built for the Python that builds them.
-
-``pip install .`` puts each beside their loaders in site-packages, ``pip install -e .`` beside their sources'
-packages in the checkout. Everything else about the package is in pyproject.toml.
+``pip install .`` puts it beside its loader in site-packages, ``pip install -e .`` beside its sources in the
+checkout. Everything else about the package is in pyproject.toml.
 """
 import os
 
@@ -22,7 +18,6 @@ from setuptools.command.build_ext import build_ext
 # scikit-learn's do. -frecord-gcc-switches keeps the command line in the library, where a test reads it.
 TREE_WALK_FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off", "-fno-fast-math",
                    "-frecord-gcc-switches"]
-SPAN_FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra"]
 
 NATIVE = "registry/inference/native"
 TREE_WALK = "registry.inference.native.tree_walk"
@@ -51,10 +46,6 @@ setup(
                            sources=[f"{NATIVE}/tree_walk.c", f"{NATIVE}/tree_shap.c", f"{NATIVE}/low_priority.c",
                                     f"{NATIVE}/json_rows.c"],
                            depends=[f"{NATIVE}/records.h", f"{NATIVE}/low_priority.h"],
-                           extra_compile_args=TREE_WALK_FLAGS),
-                 Extension("registry.span_encoding", sources=["registry/native/span_encoding.c"],
-                           extra_compile_args=SPAN_FLAGS),
-                 Extension("registry.span_recording", sources=["registry/native/span_recording.c"],
-                           extra_compile_args=SPAN_FLAGS)],
+                           extra_compile_args=TREE_WALK_FLAGS)],
     cmdclass={"build_ext": BuildSharedLibrary},
 )

@@ -10,6 +10,7 @@ its children. Off, nothing here runs.
 import os
 import re
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 
 from flask import Flask, Response, request
 from opentelemetry.propagators.textmap import Getter
@@ -22,6 +23,7 @@ TRACED_ENDPOINTS = frozenset({"predict.predict_ref", "predict.predict_default", 
 _ENVIRON_KEY = "registry.trace"
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _ROUTES: dict[str, str] = {}  # a URL rule's route (``/models/{name}/{ref}/predict``), by the rule: a few
+SAMPLERS = ("always_on", "always_off", "traceidratio")  # the SDK's, each also parentbased_ (OTEL_TRACES_SAMPLER)
 _ENVIRON_NAMES = {"traceparent": "HTTP_TRACEPARENT", "tracestate": "HTTP_TRACESTATE"}  # read on every request
 
 
@@ -62,8 +64,9 @@ def init_app(app: Flask) -> None:
 
 
 def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """Why this service cannot send spans as configured (an exporter, an OTLP protocol, a sampler or a propagator
-    it lacks, or the batch settings of ``environ`` out of range); None when it can."""
+    """Why this service cannot send spans as configured (an exporter, an OTLP protocol, a sampler, a sampler's
+    ratio or a propagator that the SDK would ignore or fail on); None when it can."""
+    environ = {} if environ is None else environ
     unknown = [name for name in exporters if name not in tracing.EXPORTERS]
     if unknown:
         return (f"OTEL_TRACES_EXPORTER={','.join(exporters)}: {', '.join(unknown)} is not available here; use "
@@ -71,7 +74,25 @@ def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str
     if "otlp" in exporters and protocol != "http/protobuf":
         return (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP only; set http/protobuf "
                 "(a collector's port 4318)")
-    return tracing.unsupported({} if environ is None else environ, exporters)
+    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if sampler.removeprefix("parentbased_") not in SAMPLERS:
+        return (f"OTEL_TRACES_SAMPLER={sampler}: not available here; use {', '.join(SAMPLERS)} or their "
+                "parentbased_ forms")
+    given = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if sampler.endswith("traceidratio") and given:  # unset: 1.0
+        try:
+            ratio = float(given)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            return f"OTEL_TRACES_SAMPLER_ARG={given}: {sampler} needs a ratio between 0 and 1"
+    shipped = {point.name for point in entry_points(group="opentelemetry_propagator")} | {"none"}
+    named = [part.strip() for part in environ.get("OTEL_PROPAGATORS", "").split(",") if part.strip()]
+    others = [name for name in named if name.lower() not in shipped]
+    if others:
+        return (f"OTEL_PROPAGATORS={environ['OTEL_PROPAGATORS']}: {', '.join(others)} is not available here; "
+                f"use {', '.join(sorted(shipped))}")
+    return None
 
 
 def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:

@@ -1,15 +1,16 @@
-"""What traces cost a prediction in CPU, in process: tracing off and on, this checkout and another, in turns.
+"""What traces cost a prediction in CPU, in process: tracing off, on and on at 10 %, against a checkout without it.
 
-    git archive $(git merge-base HEAD main) | tar -x -C /tmp/base   # and its compiled walker: make, or copy the .so
-    .venv/bin/python -m bench.tracing_cpu --baseline /tmp/base [--requests 400] [--rounds 7] [--profile]
+    .venv/bin/python -m bench.harness.untraced /tmp/untraced   # this checkout with no tracing code
+    .venv/bin/python -m bench.tracing_cpu --baseline /tmp/untraced [--requests 400] [--rounds 7] [--profile]
 
 Each target is a child process of its checkout (``registry`` imported from there) that builds the app
 on SQLite with the bench's logistic regression on ``production`` and, asked by this process, sends a
 round of single-row predictions on the alias route through the app's WSGI callable (Flask's test
 client: no sockets, no gunicorn), then waits until its spans were sent, and answers the CPU time
-(``time.process_time``: every thread of the child, the export thread's included) per request. With
-tracing on every request is sampled (no caller's ``traceparent``) and the spans go as OTLP/HTTP to a
-receiver in this process that decodes and drops them. Targets take their rounds in turns, so drift
+(``time.process_time``: every thread of the child, the export thread's included) per request. The
+baseline runs untraced; this checkout off, on (every request sampled: no caller's ``traceparent``) and
+on at 10 % (``parentbased_traceidratio``), its spans sent as OTLP/HTTP to a receiver in this process that
+decodes and drops them. Targets take their rounds in turns, so drift
 in the machine's load reaches all alike, and the minimum of the rounds is reported: CPU time moves
 little with load, and only upwards. ``--profile`` then lists, per traced target, where its CPU goes
 (cProfile on a CPU timer). Figures only; nothing passes or fails.
@@ -24,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MODEL = "logistic"
+MODES = {"off": None, "on": {}, "on-10%": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                                           "OTEL_TRACES_SAMPLER_ARG": "0.1"}}  # the settings of each mode
 
 
 def main() -> None:
@@ -33,7 +36,8 @@ def main() -> None:
     from bench.harness.otlp_receiver import OtlpReceiver
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside (the SDK's tracing)")
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout without tracing code (bench.harness.untraced), measured off")
     parser.add_argument("--requests", type=int, default=400, help="per round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
@@ -43,16 +47,15 @@ def main() -> None:
            "options": {**vars(args), "baseline": str(args.baseline)}, "machine": report.machine_facts(),
            "commits": {label: commit_of(path) for label, path in checkouts.items()}}
     with tempfile.TemporaryDirectory(prefix="bench-tracing-cpu-") as tmp, OtlpReceiver(keep=False) as receiver:
-        children = {f"{label} {mode}": _child(path, Path(tmp) / f"{label}-{mode}",
-                                              receiver.endpoint if mode == "on" else None)
-                    for label, path in checkouts.items() for mode in ("off", "on")}
+        children = {f"{label} {mode}": _child(path, Path(tmp) / f"{label}-{mode}", receiver.endpoint, MODES[mode])
+                    for label, path in checkouts.items() for mode in (("off",) if label == "baseline" else MODES)}
         try:
             samples = {name: [] for name in children}
             for _ in range(args.rounds):
                 for name, child in children.items():
                     samples[name].append(float(_ask(child, f"round {args.requests}")))
             profiles = {name: _ask(child, f"profile {args.requests}", until="END")
-                        for name, child in children.items() if args.profile and name.endswith(" on")}
+                        for name, child in children.items() if args.profile and " on" in name}
         finally:
             for child in children.values():
                 child.stdin.close()
@@ -73,21 +76,23 @@ def describe(run: dict) -> str:
              f"Single-row {MODEL} on the alias route through the WSGI callable, min of {o['rounds']} rounds of "
              f"{o['requests']} requests in turns; load {run['machine']['loadavg_at_start'][0]:.1f} at start; "
              f"commits {run['commits']}.", "",
-             "| target | CPU per request | added by tracing |", "| --- | --- | --- |"]
+             "| target | CPU per request | added to the baseline's | the baseline's ÷ this |",
+             "| --- | --- | --- | --- |"]
+    reference = figures.get("baseline off", figures["this off"])["min_us"]
     for name, found in figures.items():
-        label, mode = name.rsplit(" ", 1)
-        added = found["min_us"] - figures[f"{label} off"]["min_us"]
-        lines.append(f"| {name} | {found['min_us']:.1f} µs | {f'{added:+.1f} µs' if mode == 'on' else ''} |")
+        lines.append(f"| {name} | {found['min_us']:.1f} µs | {found['min_us'] - reference:+.1f} µs | "
+                     f"{reference / found['min_us']:.3f} |")
     lines += ["", f"Spans received: {run['spans']['received']:,} in {run['spans']['exports']:,} exports."]
     return "\n".join(lines)
 
 
-def _child(checkout: Path, root: Path, endpoint: str | None) -> subprocess.Popen:
-    """A child of ``checkout`` (its code first on the path) serving from ``root``, tracing to ``endpoint`` if given."""
+def _child(checkout: Path, root: Path, endpoint: str, sampler: dict | None) -> subprocess.Popen:
+    """A child of ``checkout`` (its code first on the path) serving from ``root``, tracing to ``endpoint`` with
+    ``sampler``'s settings (None: tracing off)."""
     root.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     env.update(PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1",
-               **({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint} if endpoint else {}))
+               **({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **sampler} if sampler is not None else {}))
     code = f"import runpy; runpy.run_path({str(Path(__file__))!r}, run_name='child')"
     child = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=checkout, env=env, text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -152,8 +157,6 @@ def _flush(tracing) -> None:
     """Wait until the spans made so far were sent: so that their export's CPU falls in their round."""
     if hasattr(tracing, "flush"):
         tracing.flush()
-    elif getattr(tracing, "_provider", None) is not None:  # the SDK's tracing (before the lean recorder)
-        tracing._provider.force_flush()
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def main() -> None:
             OtlpReceiver(keep=False) as receiver:
         on = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "bench-tracing"}
         targets = {"off": {}, "on": on,
-                   "on-10%": {**on, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}}
+                   "on-10%": {**on, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                              "OTEL_TRACES_SAMPLER_ARG": "0.1"}}
         estimator = models.fit(MODEL)
         run["figures"] = {name: [] for name in targets}
         for number in range(args.rounds):

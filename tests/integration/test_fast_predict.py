@@ -262,17 +262,21 @@ def _predictions_counted(client, name: str) -> dict[tuple[str, str], float]:
             if sample.name == "registry_predictions_total" and sample.labels.get("model") == name}
 
 
-def test_a_traced_request_whose_edge_fails_unexpectedly_leaves_no_span_current(client, name, monkeypatch):
+def test_a_traced_request_whose_edge_fails_unexpectedly_leaves_no_span_current(client, name, monkeypatch, request):
     # The fast path opens a request's span before its refusal check and its parse: whatever leaves it, the span
     # ends (a 500) and is never left current for the next request the thread answers.
-    from types import SimpleNamespace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from api import fast_predict
     from registry import tracing
-    from registry.span_export import FIELDS
 
-    queued = []
-    monkeypatch.setattr(tracing, "_recorder", SimpleNamespace(add=lambda span, children=(): queued.append(span)))
+    queued = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(queued))
+    tracing.use(provider)
+    request.addfinalizer(tracing.stop)
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug past every handler")
@@ -283,5 +287,4 @@ def test_a_traced_request_whose_edge_fails_unexpectedly_leaves_no_span_current(c
         client.post(f"/models/{name}/production/predict", json=ROW)
 
     assert tracing.trace_id() is None
-    assert [dict(zip(span[FIELDS.index("names")], span[FIELDS.index("values")]))["http.response.status_code"]
-            for span in queued] == [500]
+    assert [span.attributes["http.response.status_code"] for span in queued.get_finished_spans()] == [500]

@@ -1,10 +1,9 @@
-"""Tracing is off unless the standard variables name an exporter or an OTLP endpoint, and off it costs a
-prediction's steps one shared no-op."""
+"""Tracing is off unless the standard variables name an exporter or an OTLP endpoint, and then only exporters and
+a protocol this service ships are accepted."""
 import pytest
 
 from api.traces import refusal
 from config import traces_exporters
-from registry import tracing
 
 
 @pytest.mark.parametrize("environ, exporters", [
@@ -19,16 +18,6 @@ from registry import tracing
 ])
 def test_tracing_is_on_only_where_an_exporter_or_an_endpoint_is_named(environ, exporters):
     assert traces_exporters(environ) == exporters
-
-
-def test_off_every_step_gets_the_one_shared_no_op_span_and_no_trace():
-    assert not tracing.enabled()
-    assert tracing.span("predict") is tracing.span("parse")
-    with tracing.span("resolve") as span:
-        assert not span.is_recording()
-    assert tracing.trace_id() is None and tracing.capture() is None
-    assert tracing.serve("POST /x", carrier={}, getter=None, attributes={}) is tracing.UNTRACED
-    assert tracing.UNTRACED.headers() == {}
 
 
 @pytest.mark.parametrize("exporters, protocol, named", [
