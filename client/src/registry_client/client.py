@@ -71,6 +71,11 @@ class RegistryClient:
         """One model with its alias map and version count."""
         return Model.from_json(self._http.json("GET", path("models", name)))
 
+    def find_model(self, name: str) -> Model | None:
+        """Like :meth:`model`, but None when there is no such model."""
+        response = self._http.send("GET", path("models", name), allow=(404,))
+        return None if response.status_code == 404 else Model.from_json(body_of(response))
+
     def update_model(self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None,
                      prediction_log_sample: float | None = None) -> Model:
         """Change a model's description, tags (replaced whole) or prediction-log share (admin)."""
@@ -165,9 +170,9 @@ class RegistryClient:
         body = {"alias": alias, "to_version": to_version, "reason": reason}
         return Move.from_json(self._http.json("POST", path("models", model, "rollback"), json=body))
 
-    def delete_alias(self, model: str, alias: str) -> None:
-        """Remove an alias (recorded in the history)."""
-        self._http.send("DELETE", path("models", model, "aliases", alias))
+    def delete_alias(self, model: str, alias: str, reason: str = "") -> None:
+        """Remove an alias (recorded in the history, with ``reason``)."""
+        self._http.send("DELETE", path("models", model, "aliases", alias), params={"reason": reason})
 
     def history(self, model: str, alias: str | None = None) -> Iterator[Event]:
         """The model's history, newest first; only ``alias``'s events when given."""
