@@ -129,3 +129,92 @@ def test_a_reader_plans_but_cannot_apply(live_registry, admin, churn, tmp_path):
     applied = run(live_registry, "apply", "-f", str(file), token=reader)
     assert applied.returncode == 1 and "403" in applied.stdout and "Stopped: 0 of 1 changes applied." in applied.stdout
     assert admin.aliases("churn") == {"production": 2}
+
+
+@pytest.fixture(scope="module")
+def fraud(admin):
+    """Two versions of ``fraud``, v1 in production, production protected by one approval; their sha256 by number."""
+    versions = [admin.upload("fraud", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET), input_example=ROWS[:1])
+                for n in (0, 1)]
+    admin.promote("fraud", 1)
+    admin.set_policy("fraud", "production", {"approvals": 1})
+    return {version.version: version.sha256 for version in versions}
+
+
+def moving_fraud(fraud, tmp_path) -> Path:
+    return write(tmp_path / "registry.yaml", {"models": {"fraud": {"aliases": {
+        "production": {"version": 2, "sha256": fraud[2]}}}}})
+
+
+def test_a_protected_move_opens_its_approval_request_and_waits(live_registry, admin, fraud, tmp_path):
+    file = moving_fraud(fraud, tmp_path)
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    [request] = admin.approval_requests("fraud", "production", state="open")
+    assert (request.version, request.requested_by) == (2, "admin")
+    assert applied.stdout.splitlines() == [
+        f"waiting: ~ models/fraud/aliases/production: v1 (sha256 {fraud[1][:12]}...) -> v2 (sha256 {fraud[2][:12]}...)",
+        f"    approval request {request.id} is open: 0 of 1 approvals; the alias moves when the last one is given",
+        "Applied 0 of 1 changes; 1 waiting for approvals.",
+    ]
+    assert admin.aliases("fraud") == {"production": 1}
+
+    again = run(live_registry, "apply", "-f", str(file))  # the same file again opens no second request
+    assert again.returncode == 0 and again.stdout.startswith("waiting: ")
+    assert [r.id for r in admin.approval_requests("fraud", "production", state="open")] == [request.id]
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2
+    assert planned.stdout.splitlines()[0].endswith(f"(request {request.id} waits for approvals: 0 of 1)")
+
+    approver = RegistryClient(live_registry.url, admin.create_token("fraud-approver", "ci").token)
+    assert approver.approve("fraud", "production", request.id).state == "done"
+    assert admin.aliases("fraud") == {"production": 2}
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+
+def test_a_move_the_policy_refuses_names_what_is_missing_and_stops(live_registry, admin, fraud, tmp_path):
+    admin.set_policy("fraud", "production", {"approvals": 1, "require": {"card": ["intended_use"]}})
+    file = write(tmp_path / "registry.yaml", {"models": {"fraud": {
+        "description": "card fraud", "aliases": {"production": {"version": 1, "sha256": fraud[1]},
+                                                 "staging": {"version": 1, "sha256": fraud[1]}}}}})
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 1
+    lines = applied.stdout.splitlines()
+    assert lines[0] == "done: ~ models/fraud/description: '' -> 'card fraud'"
+    assert lines[1].startswith("refused: ~ models/fraud/aliases/production: v2 ")
+    assert lines[2].startswith("    the policy refuses it; missing: card: fill the model card's intended_use of version 1")
+    assert "; approvals: 0 of 1 approvals" in lines[2]
+    assert lines[3:] == ["Stopped: 1 of 3 changes applied; not applied:",
+                         f"  + models/fraud/aliases/staging: (none) -> v1 (sha256 {fraud[1][:12]}...)"]
+    assert admin.aliases("fraud") == {"production": 2}
+    assert list(admin.approval_requests("fraud", "production", state="open")) == []
+
+
+def ledger_entries(live) -> int:
+    return RegistryClient(live.url, live.admin_token)._http.json("GET", "/audit/verify")["entries"]
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"models:\n  churn:\n    aliases: {}\n    owner: me\n", "models/churn: Additional properties are not allowed ('owner'"),
+    (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nmodels: {}\n",
+     "YAML anchors and aliases (&name, *name) are not taken here"),
+], ids=["unknown key", "alias bomb"])
+def test_hostile_files_are_refused_before_any_change(live_registry, admin, churn, tmp_path, content, said):
+    before = ledger_entries(live_registry), admin.aliases("churn")
+    file = tmp_path / "registry.yaml"
+    file.write_bytes(content)
+    for command in ("plan", "apply"):
+        answered = run(live_registry, command, "-f", str(file))
+        assert answered.returncode == 1 and said in answered.stderr and answered.stdout == ""
+    assert (ledger_entries(live_registry), admin.aliases("churn")) == before
+
+
+def test_a_100_mb_file_is_refused_unread(live_registry, admin, churn, tmp_path):
+    before = ledger_entries(live_registry)
+    file = tmp_path / "registry.yaml"
+    with open(file, "wb") as out:
+        out.write(b"models:\n  churn:\n    description: '")
+        out.truncate(100 * 2**20)  # sparse: 100 MB the reader would have to read
+    answered = run(live_registry, "apply", "-f", str(file))
+    assert answered.returncode == 1 and "is larger than 1048576 bytes" in answered.stderr
+    assert ledger_entries(live_registry) == before
