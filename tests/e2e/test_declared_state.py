@@ -218,3 +218,102 @@ def test_a_100_mb_file_is_refused_unread(live_registry, admin, churn, tmp_path):
     answered = run(live_registry, "apply", "-f", str(file))
     assert answered.returncode == 1 and "is larger than 1048576 bytes" in answered.stderr
     assert ledger_entries(live_registry) == before
+
+
+def test_tokens_are_made_with_their_secret_in_a_file_never_printed(live_registry, admin, tmp_path):
+    (tmp_path / "secrets").mkdir()
+    nightly = {"name": "ci-nightly", "role": "ci", "owner": "ci@example.com", "secret_file": "secrets/ci-nightly",
+               "scopes": [{"models": ["churn"], "rights": ["read", "promote"]}]}
+    file = write(tmp_path / "registry.yaml", {"tokens": [nightly]})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2
+    assert planned.stdout.splitlines()[0] == (
+        '+ tokens/ci-nightly: (none) -> {"name": "ci-nightly", "role": "ci", "owner": "ci@example.com", "scopes": '
+        '[{"models": ["churn"], "rights": ["read", "promote"]}]} (its secret is written to secrets/ci-nightly)')
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    secret_file = tmp_path / "secrets" / "ci-nightly"
+    secret = secret_file.read_text().strip()
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert secret not in applied.stdout + applied.stderr
+    assert RegistryClient(live_registry.url, secret).model("churn").name == "churn"
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+    nightly["scopes"][0]["rights"] = ["read"]  # no route changes a token's scopes: it is made again
+    write(file, {"tokens": [nightly]})
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0 and "revoked and made again" in applied.stdout
+    renewed = secret_file.read_text().strip()
+    assert renewed != secret and renewed not in applied.stdout
+    with pytest.raises(registry_client.TokenRejected) as revoked:  # a write asks the database every time
+        RegistryClient(live_registry.url, secret).promote("churn", 2)
+    assert revoked.value.status == 401
+
+
+def test_a_token_to_make_needs_a_secret_file(live_registry, tmp_path):
+    file = write(tmp_path / "registry.yaml", {"tokens": [{"name": "nowhere", "role": "ci"}]})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 1 and "tokens/nowhere: name a secret_file" in planned.stderr
+
+
+def test_a_file_that_removes_the_last_admin_token_is_refused(live_registry, admin, tmp_path):
+    admin.create_token("ops-admin", "admin")
+    everyone = [token for token in yaml.safe_load(run(live_registry, "export").stdout)["tokens"]
+                if token["role"] != "admin"]
+    file = write(tmp_path / "registry.yaml", {"prune": {"tokens": True}, "tokens": everyone})
+    planned = run(live_registry, "apply", "-f", str(file))
+    assert planned.returncode == 1 and "the file would remove the registry's last admin token" in planned.stderr
+    assert "ops-admin" in [token.name for token in admin.tokens()]
+
+
+def test_policies_are_set_before_the_moves_they_guard_and_pruned_when_asked(live_registry, admin, churn, tmp_path):
+    document = declared(churn, 2)
+    document["models"]["churn"]["policies"] = {"production": {"movers": {"roles": ["admin"]},
+                                                             "freeze": [{"from": "2099-01-01T00:00:00+01:00",
+                                                                         "until": "2099-01-02T00:00:00Z"}]}}
+    file = write(tmp_path / "registry.yaml", document)
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    policy = admin.policy("churn", "production")
+    assert policy.policy["movers"]["roles"] == ["admin"]
+    assert policy.policy["freeze"][0]["from"] == "2098-12-31T23:00:00Z"
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+    admin.set_policy("churn", "staging", {"approvals": 3})  # by hand, on an alias the file does not guard
+    document["prune"] = {"policies": True}
+    write(file, document)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2 and planned.stdout.splitlines()[0].startswith("- models/churn/policies/staging: ")
+    assert run(live_registry, "apply", "-f", str(file)).returncode == 0
+    assert admin.policy("churn", "staging") is None and admin.policy("churn", "production") is not None
+
+
+def test_prediction_log_retention_is_declared_per_model(live_registry, admin, churn, tmp_path):
+    document = declared(churn, 2)
+    document["models"]["churn"]["prediction_log"] = {"max_mb": 5}
+    file = write(tmp_path / "registry.yaml", document)
+    assert run(live_registry, "apply", "-f", str(file)).returncode == 0
+    assert admin.model("churn").raw["prediction_log"]["max_mb"] == 5
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+
+def test_webhooks_are_known_by_url_and_pruned_when_asked(live_registry, admin, tmp_path):
+    by_hand = admin.create_webhook("https://93.184.215.14/by-hand", ["*"])
+    hook = {"url": "https://93.184.215.14/declared", "events": ["alias.moved"], "secret_file": "hook-secret"}
+    file = write(tmp_path / "registry.yaml", {"webhooks": [hook]})
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    secret = (tmp_path / "hook-secret").read_text().strip()
+    assert secret.startswith("whsec_") and secret not in applied.stdout
+    hook["events"] = ["alias.moved", "version.created"]
+    write(file, {"prune": {"webhooks": True}, "webhooks": [hook]})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2
+    lines = planned.stdout.splitlines()
+    assert lines[0].startswith("~ webhooks/https://93.184.215.14/declared: ")
+    assert lines[1].startswith("- webhooks/https://93.184.215.14/by-hand: ")
+    assert lines[2:] == ["Plan: 0 to add, 1 to change, 1 to delete."]
+    assert run(live_registry, "apply", "-f", str(file)).returncode == 0
+    assert [(w.url, w.events) for w in admin.webhooks()] == [(hook["url"], hook["events"])]
+    assert by_hand.id not in [w.id for w in admin.webhooks()]
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0

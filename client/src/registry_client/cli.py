@@ -15,9 +15,9 @@ import yaml
 
 from registry_client.client import RegistryClient
 from registry_client.declared import apply as applying
-from registry_client.declared.changes import PlanRefused, plan, summary
+from registry_client.declared.changes import PlanRefused, summary
 from registry_client.declared.files import DeclaredFileError, read
-from registry_client.declared.live import registry_state
+from registry_client.declared.state import export, plan
 from registry_client.errors import RegistryError
 
 NO_CHANGES, ERROR, CHANGES = 0, 1, 2
@@ -72,7 +72,7 @@ def _apply(client: RegistryClient, args) -> int:
 
 
 def _export(client: RegistryClient, args) -> int:
-    sys.stdout.write(yaml.safe_dump(registry_state(client), sort_keys=False, allow_unicode=True, width=120))
+    sys.stdout.write(yaml.safe_dump(export(client), sort_keys=False, allow_unicode=True, width=120))
     return NO_CHANGES
 
 

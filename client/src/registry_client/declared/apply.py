@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from registry_client.client import RegistryClient
+from registry_client.declared import models, tokens, webhooks
 from registry_client.declared.changes import Change
 from registry_client.declared.files import Declared
 from registry_client.errors import RegistryError
@@ -40,46 +41,18 @@ def apply(client: RegistryClient, changes: list[Change], reason: str) -> list[Ou
     A move that only lacks approvals opens a request for it (or finds the one already open) and goes on."""
     outcomes = []
     for change in changes:
-        outcome = _one(client, change, reason)
+        try:
+            outcome = Outcome(change, *APPLIERS[change.kind](client, change, reason))
+        except RegistryError as exc:
+            outcome = Outcome(change, "refused", _refusal(exc))
         outcomes.append(outcome)
         if outcome.state == "refused":
             break
     return outcomes
 
 
-def _one(client: RegistryClient, change: Change, reason: str) -> Outcome:
-    try:
-        if change.kind == "model":
-            client.update_model(change.model, **{change.name: change.after})
-        elif change.action == "delete":
-            client.delete_alias(change.model, change.name, reason=reason)
-        elif change.waiting is not None:
-            return Outcome(change, "waiting", _waits(change.waiting))
-        else:
-            return _move(client, change, reason)
-    except RegistryError as exc:
-        return Outcome(change, "refused", _refusal(exc))
-    return Outcome(change, "done")
-
-
-def _move(client: RegistryClient, change: Change, reason: str) -> Outcome:
-    """Promote the version the alias should serve; when the alias's policy lacks only approvals, open the
-    request that gathers them."""
-    version = change.after["version"]
-    try:
-        client.promote(change.model, version, change.name, reason=reason)
-    except RegistryError as exc:
-        missing = exc.problem.get("missing") if exc.status == 409 else None
-        if not missing or {rule.get("rule") for rule in missing} != {"approvals"}:
-            raise
-        request = client.request_approval(change.model, change.name, version, reason=reason)
-        return Outcome(change, "waiting", _waits(request))
-    return Outcome(change, "done")
-
-
-def _waits(request) -> str:
-    return (f"approval request {request.id} is open: {len(request.approvals)} of {request.approvals_needed} "
-            "approvals; the alias moves when the last one is given")
+APPLIERS = {"model": models.apply_change, "policy": models.apply_change, "alias": models.apply_change,
+            "token": tokens.apply_change, "webhook": webhooks.apply_change}
 
 
 def _refusal(exc: RegistryError) -> str:

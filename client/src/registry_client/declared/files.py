@@ -95,6 +95,10 @@ class _PlainLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Instants stay text (the schema says where they go): PyYAML would make an unquoted one a datetime.
+_PlainLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _VALIDATOR = Draft202012Validator(schema())
 
 
