@@ -9,6 +9,7 @@ from registry_client.declared.changes import Change
 from registry_client.errors import RegistryError
 
 FIELDS = ("description", "tags", "prediction_log")
+LOG_KEYS = ("sample", "max_mb", "explain")  # a prediction log's members, in the schema's order
 DEFAULT_MOVERS = ["admin", "ci"]  # the registry's, for a policy that names no movers
 DEFAULT_REQUEST_HOURS = 72
 
@@ -28,8 +29,9 @@ def state(client: RegistryClient, name: str, also_policies: tuple[str, ...] = ()
         policy = client.policy(name, alias)
         if policy is not None:
             policies[alias] = policy.policy
+    log = found.raw.get("prediction_log") or {}
     model = {"description": found.description, "tags": dict(found.tags),
-             "prediction_log": found.raw.get("prediction_log"), "aliases": aliases}
+             "prediction_log": {key: log[key] for key in LOG_KEYS if key in log}, "aliases": aliases}
     return {**model, "policies": policies} if policies else model
 
 
