@@ -18,10 +18,10 @@ TARGET = [1.0, 2.0, 4.0, 9.0]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def run(live, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
+def run(live, *args: str, token: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """The command line as a CI job runs it: REGISTRY_URL and REGISTRY_TOKEN in its environment."""
     env = {**os.environ, "REGISTRY_URL": live.url, "REGISTRY_TOKEN": token or live.admin_token,
-           "PYTHONPATH": str(Path(registry_client.__file__).parents[1])}
+           "PYTHONPATH": str(Path(registry_client.__file__).parents[1]), **(env or {})}
     env.pop("GITHUB_SHA", None), env.pop("CI_COMMIT_SHA", None)
     return subprocess.run([sys.executable, "-m", "registry_client", *args], env=env, capture_output=True, text=True,
                           timeout=120)
@@ -317,3 +317,18 @@ def test_webhooks_are_known_by_url_and_pruned_when_asked(live_registry, admin, t
     assert [(w.url, w.events) for w in admin.webhooks()] == [(hook["url"], hook["events"])]
     assert by_hand.id not in [w.id for w in admin.webhooks()]
     assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+
+def test_a_webhook_is_signed_with_the_secret_its_variable_holds(live_registry, admin, tmp_path):
+    hook = {"url": "https://93.184.215.14/from-env", "events": ["*"], "secret_env": "HOOK_SECRET"}
+    file = write(tmp_path / "registry.yaml", {"webhooks": [hook]})
+    unset = run(live_registry, "plan", "-f", str(file))
+    assert unset.returncode == 1 and "$HOOK_SECRET (its secret_env) is not set" in unset.stderr
+    secret = "whsec_" + "QUJD" * 8  # the base64 of 24 bytes
+    applied = run(live_registry, "apply", "-f", str(file), env={"HOOK_SECRET": secret})
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "signed with $HOOK_SECRET" in applied.stdout and secret not in applied.stdout
+    assert hook["url"] in [w.url for w in admin.webhooks()]
+    write(file, {"webhooks": [{**hook, "secret_file": "also"}]})
+    both = run(live_registry, "plan", "-f", str(file))
+    assert both.returncode == 1 and "should not be valid under {'required': ['secret_file', 'secret_env']}" in both.stderr

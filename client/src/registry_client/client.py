@@ -395,9 +395,10 @@ class RegistryClient:
         for item in self._pages(path("webhooks")):
             yield Webhook.from_json(item)
 
-    def create_webhook(self, url: str, events: list[str], description: str = "") -> NewWebhook:
-        """Subscribe ``url`` to ``events`` (or ``["*"]``) (admin); the signing secret is only in this answer."""
-        body = {"url": url, "events": events, "description": description}
+    def create_webhook(self, url: str, events: list[str], description: str = "", secret: str | None = None) -> NewWebhook:
+        """Subscribe ``url`` to ``events`` (or ``["*"]``) (admin), signed with ``secret`` (``whsec_…``) or else
+        one the registry makes; the signing secret is only in this answer."""
+        body = {"url": url, "events": events, "description": description, **_given(secret=secret)}
         return NewWebhook.from_json(self._http.json("POST", path("webhooks"), json=body))
 
     def update_webhook(self, webhook_id: int, *, url: str | None = None, events: list[str] | None = None,

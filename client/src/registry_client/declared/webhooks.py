@@ -1,5 +1,6 @@
-"""Webhook subscriptions in declared state, known by their URL: events, description, whether active. The
-registry makes a subscription's signing secret; a new one's goes to the file the declaration names."""
+"""Webhook subscriptions in declared state, known by their URL: events, description, whether active. A new
+one is signed with the secret in the environment variable its ``secret_env`` names, or else with one the
+registry makes, written to its ``secret_file``."""
 from __future__ import annotations
 
 import os
@@ -36,6 +37,13 @@ def changes(client: RegistryClient, wanted: list[dict], prune: bool, base: Path,
         if have is not None:
             found.append(Change("webhook", "update", where, have, want, target=live[url].id))
             continue
+        if "secret_env" in hook:
+            given = os.environ.get(hook["secret_env"])
+            if not given:
+                problems.append(f"{where}: ${hook['secret_env']} (its secret_env) is not set")
+            found.append(Change("webhook", "create", where, None, want, target=given,
+                                note=f"signed with ${hook['secret_env']}"))
+            continue
         secret = base / hook["secret_file"] if "secret_file" in hook else None
         if secret is not None and not os.access(secret.parent, os.W_OK):
             problems.append(f"{where}: cannot write the secret to {hook['secret_file']}; make its directory writable")
@@ -53,8 +61,8 @@ def apply_change(client: RegistryClient, change: Change, reason: str) -> tuple[s
         client.delete_webhook(change.target)
     elif change.action == "update":
         client.update_webhook(change.target, **{name: change.after[name] for name in MANAGED})
-    elif change.target is None:
-        _make(client, change.after)
+    elif change.target is None or isinstance(change.target, str):  # none, or the secret from secret_env
+        _make(client, change.after, change.target)
     else:
         descriptor = os.open(change.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as secret_file:
@@ -62,8 +70,8 @@ def apply_change(client: RegistryClient, change: Change, reason: str) -> tuple[s
     return "done", ""
 
 
-def _make(client: RegistryClient, hook: dict):
-    made = client.create_webhook(hook["url"], hook["events"], hook["description"])
+def _make(client: RegistryClient, hook: dict, secret: str | None = None):
+    made = client.create_webhook(hook["url"], hook["events"], hook["description"], secret=secret)
     if not hook["active"]:
         client.update_webhook(made.id, active=False)
     return made
