@@ -16,6 +16,9 @@ class WebhookRequest(Schema):
     url = Text(required=True, metadata=WEBHOOK_URL)
     events = fields.List(EVENT_TYPE, required=True, metadata={"description": 'event types, or ["*"] for all'})
     description = Text(load_default="", validate=validate.Length(max=2_000))
+    secret = Text(load_default=None, validate=validate.Length(max=100), metadata={
+        "description": "the signing secret, whsec_ and the base64 of 24 to 64 random bytes (one kept elsewhere, "
+                       "e.g. declared state's secret_env); left out: the registry makes one"})
 
 
 class WebhookPatch(Schema):

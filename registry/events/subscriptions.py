@@ -14,6 +14,7 @@ from registry.paging import Page, paginate
 from registry.tables import utcnow
 
 SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64  # a given secret's key, at most (Standard Webhooks: 24 to 64)
 EDITABLE = ("url", "events", "active", "description")
 
 
@@ -22,11 +23,27 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def create_subscription(*, url: str, events: list[str], description: str, actor: str, allow_private: bool) -> WebhookSubscription:
-    """Subscribe ``url`` to ``events`` (or ``["*"]``); the returned row holds the secret."""
+def checked_secret(secret: str) -> str:
+    """``secret`` if it is a signing secret in the Standard Webhooks form: ``whsec_`` and the base64 of 24 to 64
+    bytes; else InvalidInput."""
+    key = secret.removeprefix("whsec_")
+    try:
+        decoded = base64.b64decode(key, validate=True) if key != secret else b""
+    except ValueError:
+        decoded = b""
+    if not SECRET_BYTES <= len(decoded) <= MAX_SECRET_BYTES:
+        raise InvalidInput(f"secret must be whsec_ and the base64 of {SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes",
+                           errors={"secret": ["not whsec_<base64 of 24 to 64 bytes>"]})
+    return secret
+
+
+def create_subscription(*, url: str, events: list[str], description: str, actor: str, allow_private: bool,
+                        secret: str | None = None) -> WebhookSubscription:
+    """Subscribe ``url`` to ``events`` (or ``["*"]``), signed with ``secret`` when given (else a new one); the
+    returned row holds the secret."""
     subscription = WebhookSubscription(
         url=check_url(url, allow_private), events=checked_events(events), description=description,
-        secret=new_secret(), active=True, created_by=actor,
+        secret=checked_secret(secret) if secret is not None else new_secret(), active=True, created_by=actor,
     )
     with write_transaction():
         db.session.add(subscription)

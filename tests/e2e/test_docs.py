@@ -49,7 +49,9 @@ def workspace(root, live) -> tuple:
     for name in LINKED_FROM_THE_CLONE:
         if (BASE_DIR / name).exists():
             (folder / name).symlink_to(BASE_DIR / name)
-    env = {**live.env, "PYTHONPATH": str(BASE_DIR), "HOME": str(root), "PATH": os.environ["PATH"],
+    # this checkout's client too (python -m registry_client), whichever one the venv has installed
+    python_path = os.pathsep.join([str(BASE_DIR), str(BASE_DIR / "client" / "src")])
+    env = {**live.env, "PYTHONPATH": python_path, "HOME": str(root), "PATH": os.environ["PATH"],
            "REGISTRY_URL": live.url}
     for variable in ("REGISTRY_TOKEN", "TOKEN", "MLFLOW_TRACKING_URI"):
         env.pop(variable, None)

@@ -1,4 +1,5 @@
 """Webhook subscriptions over HTTP, and the outbox rows the use cases write in their own transaction."""
+import base64
 import json
 
 import pytest
@@ -108,6 +109,22 @@ def test_unknown_or_missing_event_types_are_422_and_nothing_is_stored(client, ad
                                   {"url": PUBLIC_URL, "events": "*"}, {"url": PUBLIC_URL, "events": ["*"], "secret": "x"}])
 def test_incomplete_or_malformed_subscriptions_are_422(client, admin, body):
     assert_problem(client.post("/webhooks", json=body, headers=admin), 422)
+    assert client.get("/webhooks", headers=admin).get_json()["total"] == 0
+
+
+def test_a_secret_given_at_subscription_is_the_one_that_signs(app, client, admin):
+    given = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    body = subscribed(client, admin, secret=given)
+    assert body["secret"] == given
+    with app.app_context():
+        assert db.session.get(WebhookSubscription, body["id"]).secret == given
+
+
+@pytest.mark.parametrize("secret", ["whsec_" + base64.b64encode(b"x" * 23).decode(), "whsec_" + base64.b64encode(b"x" * 65).decode(),
+                                    "whsec_not base64!", base64.b64encode(b"x" * 32).decode(), "whsec_"])
+def test_a_given_secret_that_is_not_one_is_422_and_nothing_is_stored(client, admin, secret):
+    problem = assert_problem(subscribe(client, admin, secret=secret), 422)
+    assert "secret" in problem["errors"]
     assert client.get("/webhooks", headers=admin).get_json()["total"] == 0
 
 

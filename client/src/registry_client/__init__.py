@@ -17,17 +17,19 @@ from registry_client.records import (
     Model,
     Move,
     NewToken,
+    NewWebhook,
     Policy,
     Prediction,
     Rollout,
     Signature,
     Token,
     Version,
+    Webhook,
 )
 from registry_client.transport import DEFAULT_TIMEOUT
 
 __all__ = [
-    "ApprovalRequest", "BatchRun", "DEFAULT_TIMEOUT", "Evaluation", "InvalidRows", "Plan", "Event", "Feature", "FeedbackResult", "Inference", "Model", "Move", "NewToken",
+    "ApprovalRequest", "BatchRun", "DEFAULT_TIMEOUT", "Evaluation", "InvalidRows", "Plan", "Event", "Feature", "FeedbackResult", "Inference", "Model", "Move", "NewToken", "NewWebhook",
     "Policy", "Prediction", "RegistryClient", "RegistryError", "RegistryUnreachable", "Rollout", "Signature", "Token",
-    "TokenRejected", "Version",
+    "TokenRejected", "Version", "Webhook",
 ]

@@ -22,11 +22,13 @@ from registry_client.records import (
     Model,
     Move,
     NewToken,
+    NewWebhook,
     Policy,
     Prediction,
     Rollout,
     Token,
     Version,
+    Webhook,
 )
 from registry_client.transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Transport, body_of, path
 
@@ -71,12 +73,18 @@ class RegistryClient:
         """One model with its alias map and version count."""
         return Model.from_json(self._http.json("GET", path("models", name)))
 
+    def find_model(self, name: str) -> Model | None:
+        """Like :meth:`model`, but None when there is no such model."""
+        response = self._http.send("GET", path("models", name), allow=(404,))
+        return None if response.status_code == 404 else Model.from_json(body_of(response))
+
     def update_model(self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None,
-                     prediction_log_sample: float | None = None) -> Model:
-        """Change a model's description, tags (replaced whole) or prediction-log share (admin)."""
+                     prediction_log_sample: float | None = None, prediction_log: dict | None = None) -> Model:
+        """Change a model's description, tags (replaced whole) or prediction log (admin): its share
+        (``prediction_log_sample``), or any of ``prediction_log``'s ``sample``, ``max_mb`` and ``explain``."""
         body = _given(description=description, tags=tags)
-        if prediction_log_sample is not None:
-            body["prediction_log"] = {"sample": prediction_log_sample}
+        if prediction_log_sample is not None or prediction_log is not None:
+            body["prediction_log"] = {**(prediction_log or {}), **_given(sample=prediction_log_sample)}
         return Model.from_json(self._http.json("PATCH", path("models", name), json=body))
 
     # Versions
@@ -165,9 +173,9 @@ class RegistryClient:
         body = {"alias": alias, "to_version": to_version, "reason": reason}
         return Move.from_json(self._http.json("POST", path("models", model, "rollback"), json=body))
 
-    def delete_alias(self, model: str, alias: str) -> None:
-        """Remove an alias (recorded in the history)."""
-        self._http.send("DELETE", path("models", model, "aliases", alias))
+    def delete_alias(self, model: str, alias: str, reason: str = "") -> None:
+        """Remove an alias (recorded in the history, with ``reason``)."""
+        self._http.send("DELETE", path("models", model, "aliases", alias), params={"reason": reason})
 
     def history(self, model: str, alias: str | None = None) -> Iterator[Event]:
         """The model's history, newest first; only ``alias``'s events when given."""
@@ -365,9 +373,11 @@ class RegistryClient:
 
     # Tokens
 
-    def create_token(self, name: str, role: str) -> NewToken:
-        """A new API token (admin); its secret is only in this answer."""
-        return NewToken.from_json(self._http.json("POST", path("tokens"), json={"name": name, "role": role}))
+    def create_token(self, name: str, role: str, *, owner: str | None = None, scopes: list[dict] | None = None) -> NewToken:
+        """A new API token (admin) of ``owner`` (default: its name), limited to ``scopes`` when given (each
+        ``{"models": [...], "rights": [...]}``); its secret is only in this answer."""
+        body = {"name": name, "role": role, **_given(owner=owner, scopes=scopes)}
+        return NewToken.from_json(self._http.json("POST", path("tokens"), json=body))
 
     def tokens(self) -> Iterator[Token]:
         """Every token's name, role and times (admin)."""
@@ -377,6 +387,29 @@ class RegistryClient:
     def revoke_token(self, name: str) -> None:
         """Revoke a token (admin): it stops working at once everywhere."""
         self._http.send("DELETE", path("tokens", name))
+
+    # Webhooks (docs/webhooks.md)
+
+    def webhooks(self) -> Iterator[Webhook]:
+        """Every webhook subscription, oldest first, without its secret (admin)."""
+        for item in self._pages(path("webhooks")):
+            yield Webhook.from_json(item)
+
+    def create_webhook(self, url: str, events: list[str], description: str = "", secret: str | None = None) -> NewWebhook:
+        """Subscribe ``url`` to ``events`` (or ``["*"]``) (admin), signed with ``secret`` (``whsec_…``) or else
+        one the registry makes; the signing secret is only in this answer."""
+        body = {"url": url, "events": events, "description": description, **_given(secret=secret)}
+        return NewWebhook.from_json(self._http.json("POST", path("webhooks"), json=body))
+
+    def update_webhook(self, webhook_id: int, *, url: str | None = None, events: list[str] | None = None,
+                       description: str | None = None, active: bool | None = None) -> Webhook:
+        """Change a subscription's url, events, description or active flag (admin)."""
+        body = _given(url=url, events=events, description=description, active=active)
+        return Webhook.from_json(self._http.json("PATCH", path("webhooks", webhook_id), json=body))
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Remove a subscription and its delivery log (admin)."""
+        self._http.send("DELETE", path("webhooks", webhook_id))
 
     def _pages(self, url_path: str, params: dict | None = None) -> Iterator[dict]:
         page = 1

@@ -267,6 +267,8 @@ class Token(Record):
     role: str
     created_at: datetime
     last_used_at: datetime | None
+    owner: str | None = None
+    scopes: list[dict] | None = None  # None: the role's rights on every model
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -277,6 +279,8 @@ class NewToken(Record):
     role: str
     token: str
     created_at: datetime
+    owner: str | None = None
+    scopes: list[dict] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,3 +290,22 @@ class FeedbackResult(Record):
     applied: int
     replaced: int
     errors: list[dict]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Webhook(Record):
+    """A webhook subscription as listed (never its secret)."""
+
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewWebhook(Webhook):
+    """A subscription just made: ``secret`` (``whsec_…``) is shown only this once."""
+
+    secret: str

@@ -1,0 +1,165 @@
+"""Models in declared state: their own fields, the prediction log they keep (its retention), the policies that
+guard their aliases, and the version each alias serves (by number and sha256)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from registry_client.client import RegistryClient
+from registry_client.declared.changes import Change
+from registry_client.errors import RegistryError
+
+FIELDS = ("description", "tags", "prediction_log")
+LOG_KEYS = ("sample", "max_mb", "explain")  # a prediction log's members, in the schema's order
+DEFAULT_MOVERS = ["admin", "ci"]  # the registry's, for a policy that names no movers
+DEFAULT_REQUEST_HOURS = 72
+
+
+def state(client: RegistryClient, name: str, also_policies: tuple[str, ...] = ()) -> dict | None:
+    """One model as the file declares it, or None when the registry has none: its description, tags,
+    prediction log, aliases (version and sha256) and the policies of its aliases (any its history shows set, and
+    ``also_policies``)."""
+    found = client.find_model(name)
+    if found is None:
+        return None
+    aliases = {alias: {"version": number, "sha256": client.version(name, number).sha256}
+               for alias, number in sorted(found.aliases.items())}
+    policies = {}
+    ever_guarded = {event.alias for event in client.history(name) if event.action == "policy_set"}
+    for alias in sorted(ever_guarded | set(also_policies)):
+        policy = client.policy(name, alias)
+        if policy is not None:
+            policies[alias] = policy.policy
+    log = found.raw.get("prediction_log") or {}
+    model = {"description": found.description, "tags": dict(found.tags),
+             "prediction_log": {key: log[key] for key in LOG_KEYS if key in log}, "aliases": aliases}
+    return {**model, "policies": policies} if policies else model
+
+
+def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, problems: list[str]) -> list[Change]:
+    """What apply would change on model ``name`` for the file's ``wanted``; what cannot be goes to ``problems``."""
+    live = state(client, name, tuple(wanted.get("policies", {})))
+    if live is None:
+        problems.append(f"models/{name}: the registry has no model {name!r}; upload its first version "
+                        "(the file names versions, it does not make them)")
+        return []
+    found = []
+    for field in FIELDS:
+        have = live[field]
+        want = {**have, **wanted[field]} if field == "prediction_log" and field in wanted else wanted.get(field)
+        if field in wanted and want != have:  # a prediction log sends only what the file names
+            found.append(Change("model", "update", f"models/{name}/{field}", have, want, name, field, wanted[field]))
+    found += _policy_changes(name, wanted.get("policies", {}), live.get("policies", {}), prune)
+    found += _alias_changes(client, name, wanted.get("aliases", {}), live["aliases"], prune, problems)
+    return found
+
+
+def apply_change(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
+    """Make one change of a model; ``("done" | "waiting", detail)``, or RegistryError when refused."""
+    if change.kind == "model":
+        client.update_model(change.model, **{change.name: change.target})
+    elif change.kind == "policy" and change.action == "delete":
+        client.delete_policy(change.model, change.name, reason=reason)
+    elif change.kind == "policy":
+        client.set_policy(change.model, change.name, change.after, reason=reason)
+    elif change.action == "delete":
+        client.delete_alias(change.model, change.name, reason=reason)
+    elif change.waiting is not None:
+        return "waiting", waits(change.waiting)
+    else:
+        return _move(client, change, reason)
+    return "done", ""
+
+
+def normal_policy(policy: dict) -> dict:
+    """A declared policy as the registry shows it once set: every default filled in, times in UTC."""
+    movers, require = policy.get("movers", {}), policy.get("require", {})
+    normal_movers = {"roles": list(movers.get("roles", DEFAULT_MOVERS)), "tokens": list(movers.get("tokens", []))}
+    if movers.get("groups"):
+        normal_movers["groups"] = list(movers["groups"])
+    normal_require = {}
+    if "evaluation" in require:
+        rule = require["evaluation"]
+        normal_require["evaluation"] = {"dataset": rule["dataset"], "metric": rule["metric"],
+                                        "margin": rule.get("margin", 0.0), "higher_is_better": rule.get("higher_is_better")}
+    if require.get("card"):
+        normal_require["card"] = list(require["card"])
+    for rule in ("compatible_signature", "rollout"):
+        if require.get(rule):
+            normal_require[rule] = True
+    return {
+        "movers": normal_movers,
+        "approvals": policy.get("approvals", 0),
+        "require": normal_require,
+        "freeze": [{"from": _utc(window["from"]), "until": _utc(window["until"]), "reason": window.get("reason", "")}
+                   for window in policy.get("freeze", [])],
+        "request_hours": policy.get("request_hours", DEFAULT_REQUEST_HOURS),
+    }
+
+
+def waits(request) -> str:
+    """What an open approval request still needs, as apply says it."""
+    return (f"approval request {request.id} is open: {len(request.approvals)} of {request.approvals_needed} "
+            "approvals; the alias moves when the last one is given")
+
+
+def _policy_changes(model: str, wanted: dict, live: dict, prune: dict) -> list[Change]:
+    found = []
+    for alias, policy in wanted.items():
+        want, have = normal_policy(policy), live.get(alias)
+        if want != have:
+            found.append(Change("policy", "create" if have is None else "update", f"models/{model}/policies/{alias}",
+                                have, want, model, alias))
+    if prune.get("policies"):
+        found += [Change("policy", "delete", f"models/{model}/policies/{alias}", have, None, model, alias)
+                  for alias, have in live.items() if alias not in wanted]
+    return found
+
+
+def _alias_changes(client: RegistryClient, model: str, wanted: dict, live: dict, prune: dict,
+                   problems: list[str]) -> list[Change]:
+    found = []
+    for alias, want in wanted.items():
+        where = f"models/{model}/aliases/{alias}"
+        version = client.find_version(model, want["version"])
+        if version is None:
+            problems.append(f"{where}: {model} has no version {want['version']}")
+            continue
+        if version.sha256 != want["sha256"]:
+            problems.append(f"{where}: version {version.version} of {model} is sha256 {version.sha256}, "
+                            f"not {want['sha256']}: the file would point at bytes it did not mean")
+            continue
+        if version.status == "archived":
+            problems.append(f"{where}: version {version.version} of {model} is archived and serves nobody")
+            continue
+        have = live.get(alias)
+        if have != want:
+            waiting = next((request for request in client.approval_requests(model, alias, state="open")
+                            if request.version == want["version"]), None)
+            found.append(Change("alias", "create" if have is None else "update", where, have, want, model, alias,
+                                waiting=waiting))
+    if prune.get("aliases"):
+        found += [Change("alias", "delete", f"models/{model}/aliases/{alias}", have, None, model, alias)
+                  for alias, have in live.items() if alias not in wanted]
+    return found
+
+
+def _move(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
+    """Promote the version the alias should serve; when the alias's policy lacks only approvals, open the
+    request that gathers them."""
+    version = change.after["version"]
+    try:
+        client.promote(change.model, version, change.name, reason=reason)
+    except RegistryError as exc:
+        missing = exc.problem.get("missing") if exc.status == 409 else None
+        if not missing or {rule.get("rule") for rule in missing} != {"approvals"}:
+            raise
+        return "waiting", waits(client.request_approval(change.model, change.name, version, reason=reason))
+    return "done", ""
+
+
+def _utc(moment: str) -> str:
+    """An ISO 8601 instant as the registry writes it: in UTC, ``Z``."""
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:  # as the registry reads it
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
