@@ -19,7 +19,7 @@ from registry import leases
 from registry.db import db
 from registry.monitoring import lake as lakes
 from registry.monitoring import lake_files, log_bounds, log_export
-from registry.monitoring.prediction_log import Entry
+from registry.monitoring.log_queue import Entry
 from registry.monitoring.tables import LogExport, LoggedPrediction
 from registry.tables import RegisteredModel, utcnow
 from tests.databases import BACKEND
