@@ -1,14 +1,15 @@
 """The models the prediction log records nothing of while their rows wait for the lake
 (``PREDICTION_LOG_EXPORT``): past :data:`~registry.monitoring.log_bounds.OVERDRAFT` of its share of
 ``PREDICTION_LOG_MAX_MB`` with rows the lake has not taken (the byte bound prunes only those it has), a
-model is held until an export succeeds and the bound prunes its rows, so that the lake's absence cannot
-fill the database."""
+model is held until the lake takes them and the bound prunes, so that neither a lake away nor an export
+lagging behind a flood can take the log past its bound. What a hold keeps out is counted
+(``registry_prediction_log_withheld_total{model}``, and ``_dropped_total`` for what was queued before it)."""
 from __future__ import annotations
 
 import logging
 
 from registry.monitoring import log_bounds
-from registry.telemetry import PREDICTION_LOG_DROPPED, PREDICTION_LOG_HELD
+from registry.telemetry import PREDICTION_LOG_DROPPED, PREDICTION_LOG_HELD, PREDICTION_LOG_WITHHELD
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,12 @@ class Holds:
             return None
         names = ", ".join(repr(name) for name in sorted(self.models))
         return (f"the prediction log records nothing of {names}: past {log_bounds.OVERDRAFT:.0%} of its share of "
-                f"PREDICTION_LOG_MAX_MB={self.max_mb:g} with rows PREDICTION_LOG_EXPORT failed to take; it "
-                "logs again once an export succeeds")
+                f"PREDICTION_LOG_MAX_MB={self.max_mb:g} with rows PREDICTION_LOG_EXPORT has not taken (its export "
+                "lags or fails); it logs again once the lake takes them")
+
+    def withhold(self, model: str) -> None:
+        """Count an answer of held ``model`` that its sample drew and the log does not record."""
+        PREDICTION_LOG_WITHHELD.labels(model).inc()
 
     def kept(self, part: list[tuple], model_ids: dict[str, int]) -> list[tuple]:
         """The rows of ``part`` (a model's id first) whose model is not held; the others (queued before the

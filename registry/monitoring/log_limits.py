@@ -22,6 +22,7 @@ from registry.telemetry import PREDICTION_LOG_PAUSED, PREDICTION_LOG_PRUNED
 CHECK_SHARE = 50  # the writer checks the bound whenever it wrote this fraction of it (1/50) since it last did
 PART_BYTES = 1 * MB  # the most one insert writes: free space is looked at again before each
 WRITE_COST = 2  # what a write may take of the volume for its bytes: SQLite's WAL holds the pages, then the table
+HOLD_CHECK_SECONDS = 0.5  # while models are held, how often the bound is checked: they log again soon after the lake took their rows
 
 
 class Limits:
@@ -89,8 +90,8 @@ class Limits:
 
     def recheck_holds(self) -> None:
         """While models are held (nothing of theirs is written, so no write makes a check due): check every
-        ``check_seconds`` whether the lake took their rows."""
-        if self.holds and time.monotonic() - self._checked_at >= self.settings.check_seconds:
+        HOLD_CHECK_SECONDS whether the lake took their rows."""
+        if self.holds and time.monotonic() - self._checked_at >= min(HOLD_CHECK_SECONDS, self.settings.check_seconds):
             self.enforce()
 
     def prune(self) -> int:

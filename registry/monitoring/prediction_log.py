@@ -7,8 +7,8 @@ The prediction path only decides whether to keep a request (each model's share, 
 writer for every entry cost more than the writing), and writes it (:mod:`registry.monitoring.log_writer`),
 deleting what is older than the retention as it writes. It keeps the log within its bytes and the
 database's volume above its floor (:mod:`registry.monitoring.log_limits`). With an export, only rows the
-lake took are pruned: a model whose rows wait for a lake that fails is held past its overdraft
-(:mod:`registry.monitoring.log_holds`). On SQLite and PostgreSQL alike, from every worker and replica.
+lake took are pruned: a model whose rows wait for the lake (an export lagging, stalled or failing) is held
+past its overdraft, whatever the export does (:mod:`registry.monitoring.log_holds`). On SQLite and PostgreSQL alike, from every worker and replica.
 """
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ class PredictionLog:
             self._ensure_writer()  # the writer reads the shares again; this request uses the ones it has
         if self.limits.stop(model):
             self._ensure_writer()  # it looks again every turn, and logging resumes with space (or the lake)
+            if model in self.limits.holds and (status >= 400 or self.shares.draws(model, request_id)):
+                self.limits.holds.withhold(model)
             return False
         return status >= 400 or self.shares.draws(model, request_id)
 
