@@ -16,7 +16,8 @@ from registry.changes import committed
 from registry.integrity.scrub import damaged_digests
 from registry.db import end_read
 from registry.monitoring.explain_references import ExplainReferences
-from registry.monitoring.prediction_log import LogSettings, PredictionLog
+from registry.monitoring.log_settings import LogSettings
+from registry.monitoring.prediction_log import PredictionLog
 from registry.serving.admission import AdmissionBounds
 from registry.serving.data_plane import DataPlane
 from registry.serving.loader import ArtifactLoader

@@ -77,10 +77,7 @@ def warnings() -> list[str]:
 def prediction_log_warnings() -> list[str]:
     """The prediction log near PREDICTION_LOG_MAX_MB, stopped for want of space on the database's volume,
     holding models whose rows wait for the lake, or failing to export."""
-    prediction_log = domain.prediction_log()
-    found = [warning for warning in (prediction_log.free_space_warning(), prediction_log.bound_warning(),
-                                     prediction_log.held_warning()) if warning]
-    return found + export_warnings()
+    return domain.prediction_log().warnings() + export_warnings()
 
 
 def export_warnings() -> list[str]:

@@ -107,6 +107,11 @@ PREDICTION_LOG_HELD = Gauge(
     "1 while a worker logs none of a model's answers: its rows wait for PREDICTION_LOG_EXPORT past its "
     "overdraft of PREDICTION_LOG_MAX_MB", ["model"], multiprocess_mode="livemax",
 )
+PREDICTION_LOG_WITHHELD = Counter(
+    "registry_prediction_log_withheld_total",
+    "Answers a model's sample drew that the prediction log did not record because the model was held: its "
+    "rows wait for PREDICTION_LOG_EXPORT past its overdraft of PREDICTION_LOG_MAX_MB", ["model"],
+)
 PREDICTION_LOG_EXPORTED = Counter(
     "registry_prediction_log_exported_total", "Rows of the prediction log written to PREDICTION_LOG_EXPORT as Parquet",
 )
@@ -231,8 +236,8 @@ FAMILIES = (
     ARTIFACTS_DAMAGED, ARTIFACT_SCRUB_CHECKS, ARTIFACT_SCRUB_BYTES,
     MODEL_CACHE_HITS, MODEL_CACHE_MISSES, MODEL_CACHE_BYTES, MODEL_CACHE_BUDGET_BYTES, MODEL_LOAD_SECONDS,
     PREDICTION_LOG_QUEUED, PREDICTION_LOG_WRITTEN, PREDICTION_LOG_DROPPED, PREDICTION_LOG_SHARES_READ,
-    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_HELD, PREDICTION_LOG_EXPORTED,
-    PREDICTION_LOG_EXPORT_FAILURES, PREDICTION_LOG_EXPLAINED, PREDICTIONS_IN_FLIGHT, ADMISSION_REFUSED, SHADOW_SHED,
+    PREDICTION_LOG_PRUNED, PREDICTION_LOG_PAUSED, PREDICTION_LOG_HELD, PREDICTION_LOG_WITHHELD,
+    PREDICTION_LOG_EXPORTED, PREDICTION_LOG_EXPORT_FAILURES, PREDICTION_LOG_EXPLAINED, PREDICTIONS_IN_FLIGHT, ADMISSION_REFUSED, SHADOW_SHED,
 )
 
 _children: dict[tuple[str, str], dict[tuple, object]] = {}  # (model, version) -> {(family, values): child}

@@ -35,6 +35,7 @@ from registry.autopilot.step_figures import baseline_counts, keys_in, since, ste
 from registry.db import db, end_read, write_transaction
 from registry.errors import Conflict, PolicyRefused, RegistryError, RolloutNotFound
 from registry.governance.policy import CONTROLLER
+from registry.intervals import Z_95
 from registry.monitoring.quality import monitoring
 from registry.facts import RolloutSpec
 from registry.monitoring.references import agreement_rows
@@ -50,7 +51,6 @@ ACTOR = CONTROLLER  # the name a protected alias's policy lets move it (movers.t
 SETTLE_SECONDS = 3.0  # the alias refresh (1 s) and a figures flush (1 s), with room to spare
 FIRST_LOOK_SHARE = 4  # a gate first looks once it has a quarter of the step's requests ...
 MIN_FIRST_LOOK = 20  # ... and never before this many
-Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)

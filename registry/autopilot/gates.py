@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from registry.intervals import wilson, z_of
 from registry.serving.figures import percentile_ms
 
 ALPHA = 0.05  # the chance of a wrong decision over all of a step's looks, per gate
@@ -59,24 +60,6 @@ class Verdict:
 def look_alpha() -> float:
     """The level of each look (Bonferroni over a step's at most ``LOOKS`` looks)."""
     return ALPHA / LOOKS
-
-
-def z_of(alpha: float) -> float:
-    """The normal quantile a two-sided interval at level ``alpha`` uses (one-sided ends at alpha/2 each)."""
-    from scipy import stats  # here: SciPy's import is a second of a worker's start, and no request needs it
-
-    return float(stats.norm.ppf(1 - alpha / 2))
-
-
-def wilson(successes: int, n: int, z: float) -> tuple[float, float]:
-    """The Wilson score interval of a proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def difference_interval(first: tuple[int, int], second: tuple[int, int], z: float) -> tuple[float, float]:

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 MB = 1024 * 1024
 ROW_OVERHEAD = 64  # the fixed columns of a row (ids, version, latency, status, times), counted once
 LOW_WATER = 0.9  # a model over its allotment is pruned down to this share of it
-# While its rows wait for a lake that refuses them (an export failing), a model may go this far over its
-# allotment; past it, nothing more of it is logged until an export succeeds and the bound prunes its rows.
+# While its rows wait for the lake (an export lagging behind a flood, stalled or failing), a model may go this
+# far over its allotment; past it, nothing more of it is logged until the lake takes them and the bound prunes.
 OVERDRAFT = 1.25
 NEAR = 0.9  # /readyz warns when the log holds this share of PREDICTION_LOG_MAX_MB or more
 PRUNE_BATCH = 5_000  # rows deleted per statement, so that pruning never holds a long lock
@@ -115,8 +115,7 @@ def shares(bound_mb: float) -> tuple[Usage, dict[str, int]]:
 @dataclass(frozen=True)
 class Check:
     """A check of the bound: the usage found (before pruning), the usage left, and the models left past
-    :data:`OVERDRAFT` of their allotment whose export is failing (their rows wait for a lake that refuses
-    them; a lake that only lags behind a flood takes them at its next turns)."""
+    :data:`OVERDRAFT` of their allotment (their rows wait for the lake, whether its export lags, stalls or fails)."""
 
     found: Usage
     left: Usage
@@ -137,17 +136,7 @@ def enforce(bound_mb: float, *, exported_only: bool = False) -> Check:
         give_back()
         left = usage()
     over = {name for name, (_, size) in left.models.items() if name in given and size > given[name] * OVERDRAFT}
-    return Check(before, left, frozenset(over & _failing_exports()) if over and exported_only else frozenset())
-
-
-def _failing_exports() -> set[str]:
-    """The models whose last export attempt failed."""
-    found = set(db.session.execute(
-        select(RegisteredModel.name).join(LogExport, LogExport.model_id == RegisteredModel.id)
-        .where(LogExport.failures > 0)
-    ).scalars())
-    end_read()
-    return found
+    return Check(before, left, frozenset(over) if exported_only else frozenset())
 
 
 def _caps() -> dict[str, int]:

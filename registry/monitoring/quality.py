@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from registry.db import db
+from registry.intervals import Z_95, wilson
 from registry.lookups import find_model, find_version
 from registry.monitoring.drift import compare, profile
 from registry.monitoring.references import reference_profiles, stored_reference
@@ -33,7 +34,6 @@ REFERENCE_ROWS = 1_000  # the version's first answered rows
 MIN_ROWS = 100  # rows of the window past the reference, before drift is worth computing
 MAX_RECENT_REQUESTS = 10_000  # the window's newest answered requests read for drift
 DIRECT = "direct"  # the route of a request that named the version by number
-Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
 @dataclass(frozen=True)
@@ -235,14 +235,3 @@ def _quality(pairs: list[tuple[object, object]], task: str) -> Quality:
     rmse = math.sqrt(sum(e * e for e in errors) / n)
     return Quality("mae", mae, max(0.0, mae - Z_95 * spread), mae + Z_95 * spread, n, rmse)
 
-
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    """The Wilson score interval (95 %) of a proportion: sound for small counts and near 0 or 1."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + Z_95 ** 2 / n
-    centre = (p + Z_95 ** 2 / (2 * n)) / denominator
-    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / denominator
-    # At 0 and 1 the bound is the proportion itself, which rounding would put a hair past it (0.9999999999999998).
-    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))

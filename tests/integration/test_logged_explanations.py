@@ -118,7 +118,7 @@ def test_the_explanations_a_caller_asked_for_are_the_ones_logged(app, client, se
 
 def test_past_the_writers_time_for_explaining_answers_are_logged_without(app, client, served, ci, analyst):
     explain_share(client, ci, 1.0)
-    app.extensions["model_registry"].prediction_log._explaining = TimeBudget(share=0.0, burst=0.0)
+    app.extensions["model_registry"].prediction_log.writer.explaining = TimeBudget(share=0.0, burst=0.0)
     before = explained_total(client, "skipped")
 
     answer(app, client, ids=("spent",))

@@ -29,6 +29,7 @@ FAMILIES = {
     "registry_prediction_log_pruned": "counter",
     "registry_prediction_log_paused": "gauge",
     "registry_prediction_log_held": "gauge",
+    "registry_prediction_log_withheld": "counter",
     "registry_prediction_log_explained": "counter",
     "registry_prediction_log_bytes": "gauge",
     "registry_prediction_log_rows": "gauge",

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from registry.db import db
 from registry.monitoring import log_bounds
-from registry.monitoring.prediction_log import Entry
+from registry.monitoring.log_queue import Entry
 from registry.monitoring.tables import LoggedPrediction
 from registry.tables import utcnow
 from tests.databases import BACKEND
@@ -152,7 +152,7 @@ def test_a_large_batch_stops_at_the_floor_not_after_it(build_app, admin, databas
     assert prediction_log.flush(timeout=60)
     assert 0 < held(app).rows < 100  # some parts went, and then the writer stopped
     assert volume - used() >= 32 * log_bounds.MB, (volume - used()) / log_bounds.MB
-    assert prediction_log.free_space_warning() is not None
+    assert prediction_log.limits.free_space_warning() is not None
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's file")

@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 
 from prometheus_client import REGISTRY
 
-from registry.monitoring.prediction_log import Entry, LogSettings, PredictionLog
+from registry.monitoring.log_queue import Entry
+from registry.monitoring.log_settings import LogSettings
+from registry.monitoring.prediction_log import PredictionLog
 
 
 def entry(status: int = 200, model: str = "m") -> Entry:
@@ -51,5 +53,5 @@ def test_answers_are_kept_by_share_and_errors_always():
 def test_a_share_of_zero_keeps_only_errors_and_one_keeps_all():
     log = PredictionLog(LogSettings(default_sample=0.0, retention_days=1), lambda: None, chance=lambda: 0.0)
     log._ensure_writer = lambda: None
-    log._shares = {"all": 1.0}
+    log.shares.own = {"all": 1.0}
     assert [log.keeps("m", 200), log.keeps("all", 200), log.keeps("m", 500)] == [False, True, True]
