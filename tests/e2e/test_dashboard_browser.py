@@ -705,10 +705,14 @@ def test_governance_shows_waiting_requests_and_offers_each_role_only_what_can_su
     sign_in(page, tokens["reader"])  # a reader: may read the request, may act on nothing
     page.goto(f"/ui/models/{model}/aliases/production")
     expect(page.locator(f'tr[data-request="{request_id}"]')).to_be_visible()
-    for control in ("Approve", "Request approval…", "Break the glass…", "Reject…", "Edit policy…"):
+    for control in ("Approve", "Request approval…", "Break the glass…", "Reject…", "Edit policy…",
+                    "Promote another version…", "Roll back…", "Start a canary or shadow…"):
         expect(page.get_by_role("button", name=control)).to_have_count(0)
         expect(page.get_by_role("link", name=control)).to_have_count(0)
     shot(page, "governance-reader", full_page=True)
+    page.goto(f"/ui/models/{model}")
+    expect(page.get_by_role("link", name="Promote…")).to_have_count(0)
+    expect(page.get_by_role("link", name="Archive…")).to_have_count(0)
     page.get_by_role("button", name="Sign out").click()
 
     sign_in(page, live_registry.admin_token)  # the requester (and uploader): no Approve on their own request
