@@ -68,6 +68,6 @@ def spark_console(builder):
     process starts the session (one that runs already, under spark-submit, keeps its settings)."""
     from pyspark.sql import SparkSession
 
-    if sys.stderr.isatty() and SparkSession.getActiveSession() is None:
-        return builder.config("spark.ui.showConsoleProgress", "true")
+    if SparkSession.getActiveSession() is None:  # not on a terminal: no bar (its redraws would fill a log)
+        return builder.config("spark.ui.showConsoleProgress", "true" if sys.stderr.isatty() else "false")
     return builder

@@ -14,7 +14,9 @@ import glob
 import os
 import re
 import shutil
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -166,10 +168,11 @@ def _write_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
 
 
 def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
+    warnings.filterwarnings("ignore", message=PANDAS_3_NOTICE.split(":")[1], category=FutureWarning)
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    spark = progress.spark_console(SparkSession.builder).getOrCreate()  # the job's own session (spark-submit), else local
+    spark = _spark_session(SparkSession)
     # CSV cells stay text, parsed as the CSV predict route parses them (Spark reads every column as a string)
     frame = spark.read.parquet(*files) if fmt == "parquet" else spark.read.option("header", True).csv(files)
     scored = frame.withColumn("prediction", engines.spark_column(spark, plan, proba=job.proba, text=fmt == "csv"))
@@ -183,6 +186,27 @@ def _score_spark(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int
     writer.parquet(str(job.output)) if fmt == "parquet" else writer.option("header", True).csv(str(job.output))
     written = spark.read.parquet(str(job.output)) if fmt == "parquet" else spark.read.option("header", True).csv(str(job.output))
     return written.count()
+
+
+# pyspark 4 warns of pandas 3 on import, though every column this command reads or writes is checked by the
+# suite (tests/e2e/test_batch_scoring.py) on pandas 3; as a PYTHONWARNINGS filter, for its Python workers too.
+PANDAS_3_NOTICE = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+
+
+def _spark_session(session_class):
+    """The job's own session (under spark-submit, as it was submitted), else a local one that this command
+    starts: its Python workers run this interpreter, where the client and the registry are installed (not
+    whichever ``python3`` comes first on PATH, which lacks pyarrow unless the venv is activated), unless
+    PYSPARK_PYTHON names another; and its log says errors only (Spark logs a glob input's "no metadata
+    directory" as a warning with a Java stack trace)."""
+    if os.environ.get("PYSPARK_GATEWAY_PORT") or session_class.getActiveSession() is not None:
+        return session_class.builder.getOrCreate()
+    # pyspark takes the workers' Python from this variable when the session starts (not from spark.pyspark.python)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYTHONWARNINGS", PANDAS_3_NOTICE)  # the workers' pyspark says it too
+    spark = progress.spark_console(session_class.builder).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 ENGINE_RUNS = {"local": _score_local, "dask": _score_dask, "spark": _score_spark}

@@ -5,6 +5,7 @@ import click
 from flask.cli import AppGroup
 
 from registry.integrity import ledger
+from registry.ledger import timestamp
 
 group = AppGroup("audit", help="Check the ledger's hash chain, or export it.")
 
@@ -17,7 +18,7 @@ def verify():
         click.echo(f"ok: {_held(verdict.entries)}; head {verdict.head}")
         return
     broken = verdict.first_broken
-    at = f" at {broken.at.isoformat()}" if broken.at is not None else ""
+    at = f" at {timestamp(broken.at)}" if broken.at is not None else ""  # as the export and GET /audit/verify
     kind = f" ({broken.kind})" if broken.kind else ""
     click.echo(f"broken: entry {broken.id}{kind}{at} is {broken.problem}: {broken.detail}")
     click.echo(f"{_held(verdict.entries)} before it; the chain holds up to hash {verdict.head}")

@@ -6,7 +6,7 @@ from flask import Flask, Response, redirect, render_template, request, url_for
 
 from api.errors import Problem, render_as_pages
 from api.ui.blueprint import bp
-from api.ui.session import BrowserSessions
+from api.ui.session import BrowserSessions, may
 
 
 def init_ui(app: Flask) -> None:
@@ -21,6 +21,8 @@ def init_ui(app: Flask) -> None:
     sign_on.init_sign_on(app)  # single sign-on, when OIDC_ISSUER is set
     app.register_blueprint(bp)
     app.add_url_rule("/", "ui.home", lambda: redirect(url_for("ui.models")))  # a browser at the root finds the dashboard
+    # Every page names its icon; a browser that asks the root anyway (a JSON answer shown as a page) finds it too.
+    app.add_url_rule("/favicon.ico", "ui.favicon", lambda: redirect(url_for("ui.static", filename="favicon.svg"), 301))
     render_as_pages(app, bp.url_prefix, _refused_page)
 
 
@@ -29,19 +31,42 @@ def _refused_page(refused: Problem) -> Response:
     the alias's policy refuses for want of approvals offers to ask for them."""
     missing = refused.members.get("missing") or []
     page = render_template("ui/refused.html", title=refused.title, status=refused.status, detail=refused.detail,
-                           missing=missing, ask=_approval_link(missing))
+                           missing=missing, ask=_approval_link(missing), glass=_break_glass_link(missing))
     return Response(page, status=refused.status, headers=refused.response_headers())
 
 
-def _approval_link(missing: list[dict]) -> str | None:
-    """Where to ask for approval of the promote just refused, when approvals are what it lacks."""
-    if request.endpoint not in ("ui.promote", "ui.promote_to_alias") or not any(
-            m.get("rule") == "approvals" for m in missing):
+def _refused_move() -> tuple[str, str, object] | None:
+    """The model, alias and version of the promote just refused (None: the refusal was of something else)."""
+    if request.endpoint not in ("ui.promote", "ui.promote_to_alias"):
         return None
     arguments = request.view_args or {}
     alias = arguments.get("alias") or request.form.get("alias")
-    version = arguments.get("number") or request.form.get("version")
-    return url_for("ui.request_open", name=arguments["name"], alias=alias, version=version) if alias else None
+    return (arguments["name"], alias, arguments.get("number") or request.form.get("version")) if alias else None
+
+
+# What a request cannot wait out: its approvals would be given in vain, the last one refused too (evidence,
+# such as a model card, can come while it waits).
+HOPELESS = ("freeze", "movers")
+
+
+def _approval_link(missing: list[dict]) -> str | None:
+    """Where to ask for approval of the promote just refused, when it lacks approvals, and neither a
+    freeze nor the policy's movers would refuse the request or its last approval."""
+    move = _refused_move()
+    rules = {m.get("rule") for m in missing}
+    if move is None or "approvals" not in rules or rules & set(HOPELESS):
+        return None
+    name, alias, version = move
+    return url_for("ui.request_open", name=name, alias=alias, version=version)
+
+
+def _break_glass_link(missing: list[dict]) -> str | None:
+    """For an admin whose promote the policy refused: where to move the alias past it, with a reason."""
+    move = _refused_move()
+    if move is None or not missing or not may("admin"):
+        return None
+    name, alias, version = move
+    return url_for("ui.break_glass", name=name, alias=alias, version=version)
 
 
 def _instance_secret(instance_dir: Path) -> str:

@@ -1,6 +1,7 @@
-"""Geometry of the compare page's bar chart, drawn as inline SVG (no JavaScript, no CDN)."""
+"""Geometry of the dashboard's charts (compare bars, live quality, drift), drawn as inline SVG (no JavaScript, no CDN)."""
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,21 @@ def quality_marks(points, *, metric: str) -> tuple[list[QualityMark], list[tuple
                                  f"{span}: {q.metric} {q.value:.4g} ({q.ci_low:.4g}–{q.ci_high:.4g}), {q.rows} rows"))
     ticks = [(y(top * share), f"{top * share:.3g}") for share in (0.0, 0.5, 1.0)]
     return marks, ticks
+
+
+TIME_TICKS = 4  # time labels under a live-quality chart: its start, its end and evenly between
+
+
+def time_ticks(points) -> list[tuple[float, str]]:
+    """Where a live-quality timeline's slices start, as x and UTC text under the chart: the first slice's
+    start, the last one's end and evenly between; the date too where the timeline spans more than a day."""
+    if not points:
+        return []
+    start, end = points[0].start, points[-1].end
+    spread = "%m-%d %H:%M" if end - start > timedelta(days=1) else "%H:%M"
+    width = QUALITY_WIDTH - QUALITY_MARGIN
+    return [(round(QUALITY_MARGIN + width * i / (TIME_TICKS - 1), 1),
+             (start + (end - start) * i / (TIME_TICKS - 1)).strftime(spread)) for i in range(TIME_TICKS)]
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,16 @@ class RequestApprovalForm(FlaskForm):
     reason = TextAreaField("Reason", validators=REASON)
 
 
+class BreakGlassForm(FlaskForm):
+    """An admin's move of a protected alias past its policy: the version, and the reason, which the history,
+    the webhook and the banner show."""
+
+    version = SelectField("Version", validators=[DataRequired(message="pick a version")])
+    reason = TextAreaField("Reason (the emergency: kept in the history and shown on the model page)",
+                           validators=MANDATORY_REASON)
+    force = BooleanField("Move even if the signature differs from what the alias serves")
+
+
 def _names(text: str | None) -> list[str]:
     """Names given one a line or comma-separated."""
     return [name.strip() for line in (text or "").splitlines() for name in line.split(",") if name.strip()]

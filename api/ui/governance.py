@@ -12,9 +12,10 @@ from api.errors import describe, describe_errors
 from api.schemas.policies import PolicyRequest, policy_document
 from api.ui.blueprint import bp
 from api.ui.actions import ready_versions, version_label
-from api.ui.forms import ApproveForm, PolicyForm, RejectForm, RequestApprovalForm, RolloutEndForm
+from api.ui.forms import ApproveForm, BreakGlassForm, PolicyForm, RejectForm, RequestApprovalForm, RolloutEndForm
 from api.ui.session import action, signed_in
 from registry.access.scopes import APPROVE
+from registry.aliases import moves
 from registry.approvals import requests
 from registry.catalog import models as catalog
 from registry.errors import Conflict, Forbidden, InvalidInput, PolicyNotFound, RegistryError
@@ -117,6 +118,29 @@ def request_reject(name, alias, request_id):
         flash(f"Rejected request #{request_id}: {form.reason.data}", "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias, _anchor="policy"))
     return _page(form, heading, asked=asked)
+
+
+@bp.route("/models/<name>/aliases/<alias>/break-glass", methods=["GET", "POST"])
+@action("admin")
+def break_glass(name, alias):
+    """Confirm, then move the alias past its policy (its movers, freezes, evidence and approvals), as
+    ``POST …/break-glass``: an admin's, with the emergency as reason; loud in the history, the webhooks and
+    a banner on the model page until the alias moves again."""
+    form = BreakGlassForm(version=request.args.get("version"))
+    serving = catalog.get_model(name).aliases.get(alias)
+    form.version.choices = [(str(v.number), version_label(v)) for v in ready_versions(name) if v.number != serving]
+    heading = f"Break the glass: move {alias} of {name} past its policy" + (f" (it serves version {serving})" if serving else "")
+    if form.validate_on_submit():
+        try:
+            move = moves.break_glass(domain.runtime(), name, number=int(form.version.data), alias=alias,
+                                     reason=form.reason.data, force=form.force.data, actor=signed_in().name,
+                                     role=signed_in().role)
+        except (Forbidden, InvalidInput) as exc:
+            return _refused(form, heading, describe(exc).status, exc.detail, None, exc)
+        flash(f"Broke the glass: {alias!r} moved to version {move.version}; the model page says so until it moves "
+              "again.", "ok")
+        return redirect(url_for("ui.alias", name=name, alias=alias))
+    return _page(form, heading, glass=True)
 
 
 def _policy(name: str, alias: str) -> dict | None:

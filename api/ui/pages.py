@@ -7,7 +7,7 @@ from api import rate_limits
 from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
 from api.ui.blueprint import bp
-from api.ui.charts import metric_bars, quality_marks, share_bars
+from api.ui.charts import metric_bars, quality_marks, share_bars, time_ticks
 from api.ui.forms import ApproveForm, SignInForm, SignOutForm
 from api.ui.operations import model_memory
 from api.ui.session import page, person_id_token, safe_next, signed_in
@@ -141,8 +141,12 @@ def alias(name, alias):
     summary = catalog.get_model(name)
     protection = policies.protections(name).get(alias)
     open_requests = approval_requests.list_requests(name, alias, state="open", page=1, per_page=PER_PAGE).items
+    who = signed_in()
+    approvable = approval_requests.approvable(name, alias, actor=who.name, owner=who.person) \
+        if who is not None and open_requests else set()
     return render_template("ui/alias.html", model=summary, alias=alias, protections={alias: protection} if protection else {},
                            policy=protection.policy if protection else None, open_requests=open_requests,
+                           frozen_until=protection.frozen_until if protection else None, approvable=approvable,
                            approve_form=ApproveForm(),
                            **_alias_state(name, alias))
 
@@ -180,7 +184,7 @@ def version_monitoring(name, number):
                                    threshold=current_app.config["ATTRIBUTION_DRIFT"]) if reads_inputs else None
     return render_template(
         "ui/monitoring.html", model=summary, version=version, window=window, windows=WINDOWS, figures=figures,
-        metric=metric, marks=marks, ticks=ticks, drift_charts=drift_charts, latest=latest, signed_in=who is not None,
+        metric=metric, marks=marks, ticks=ticks, times=time_ticks(timeline), drift_charts=drift_charts, latest=latest, signed_in=who is not None,
         explained=explained,
     )
 

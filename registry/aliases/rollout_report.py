@@ -82,7 +82,9 @@ def _served(version: int, tally: Tally | None, epoch: float | None, *, sticky: b
         "requests": tally.requests,
         "errors": tally.errors,
         "refused": tally.refused,
-        "keys": (counted(tally.key_sketch)[0] if is_epoch(tally.key_epoch, epoch) else 0) if sticky else None,
+        # an estimate, held to the requests that brought the keys (the sketch may say 80 keys for 79 requests)
+        "keys": (min(counted(tally.key_sketch)[0], tally.requests) if is_epoch(tally.key_epoch, epoch) else 0)
+        if sticky else None,
         "p50_ms": percentile_ms(tally.latency_buckets, 0.50),
         "p99_ms": percentile_ms(tally.latency_buckets, 0.99),
     }

@@ -17,7 +17,7 @@ from registry.aliases.moves import promote
 from registry.aliases.plans import checked_plan
 from registry.aliases.rollouts import HEADER_NAME, ArmSpec, start_rollout
 from registry.db import db, end_read, write_transaction
-from registry.errors import AliasNotFound, Conflict, InvalidInput, PolicyRefused
+from registry.errors import AliasNotFound, Conflict, Forbidden, InvalidInput, PolicyRefused
 from registry.governance import entries
 from registry.governance.evidence import evidence_of
 from registry.governance.guard import Vote, check_plan, missing_rules, policy_of
@@ -173,6 +173,25 @@ def list_requests(name: str, alias: str, *, state: str | None, page: int, per_pa
         query = query.where(ApprovalRequest.state == state)
     listed = paginate(query.order_by(ApprovalRequest.id.desc()), page, per_page)
     return Page([view(model, request) for request in listed.items], listed.total, listed.page, listed.per_page)
+
+
+def approvable(name: str, alias: str, *, actor: str, owner: str) -> set[int]:
+    """The open requests of ``alias`` that ``actor`` (of the person ``owner``) may approve now: not their own
+    nor of a version they uploaded, not approved by them yet, and, where their approval would be the last,
+    a move the policy then allows (no freeze, no missing evidence), so that the approval is not refused."""
+    model = find_model(name)
+    ids = set()
+    for request in db.session.execute(select(ApprovalRequest).where(
+            ApprovalRequest.model_id == model.id, ApprovalRequest.alias == alias, ApprovalRequest.state == OPEN,
+            ApprovalRequest.expires_at > utcnow())).scalars():
+        try:
+            check_approver(request, actor, owner)
+        except (Conflict, Forbidden):
+            continue
+        blocked = [m for m in view(model, request).missing if m["rule"] != "approvals"]
+        if not (blocked and _completes(model, alias, request)):
+            ids.add(request.id)
+    return ids
 
 
 def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:

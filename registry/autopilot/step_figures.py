@@ -10,10 +10,12 @@ from registry.serving.key_units import counted, is_epoch
 
 def keys_in(total: Tally | None, epoch: float | None) -> tuple[int, float]:
     """The distinct keys an arm saw in the rollout's split ``epoch`` (none counted in an earlier one):
-    an estimate and its standard deviation."""
+    an estimate, never more than the arm's requests (a sketch's estimate may overshoot: 80 keys for 79
+    requests), and its standard deviation."""
     if total is None or not is_epoch(total.key_epoch, epoch):
         return 0, 0.0
-    return counted(total.key_sketch)
+    estimate, spread = counted(total.key_sketch)
+    return min(estimate, total.requests), spread
 
 
 def baseline_counts(tally: Tally) -> dict:

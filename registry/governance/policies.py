@@ -8,9 +8,9 @@ from registry.db import db, write_transaction
 from registry.errors import PolicyNotFound
 from registry.governance import entries
 from registry.governance.guard import policy_row
-from registry.governance.policy import stored
-from registry.governance.requests import served_number
-from registry.governance.tables import AliasPolicy
+from registry.governance.policy import parsed, stored
+from registry.governance.requests import OPEN, served_number
+from registry.governance.tables import AliasPolicy, ApprovalRequest
 from registry.lookups import find_model
 from registry.names import check_alias_name
 from registry.tables import PromotionEvent, utcnow
@@ -74,12 +74,15 @@ def _view(model: str, row: AliasPolicy) -> PolicyView:
 
 @dataclass(frozen=True)
 class Protection:
-    """What the dashboard shows of an alias's governance: its policy, if any, and the broken glass
-    behind what it serves, if it got there past its policy."""
+    """What the dashboard shows of an alias's governance: its policy, if any, the broken glass behind
+    what it serves, if it got there past its policy, how many approval requests wait on it, and the end
+    of the freeze window it is in now (None: not frozen)."""
 
     alias: str
     policy: dict | None
     broken_glass: PromotionEvent | None
+    open_requests: int = 0
+    frozen_until: datetime | None = None
 
 
 def protections(name: str) -> dict[str, Protection]:
@@ -95,4 +98,12 @@ def protections(name: str) -> dict[str, Protection]:
         ).scalar_one_or_none()
         if last is not None and last.action == BREAK_GLASS:
             broken[alias] = last
-    return {alias: Protection(alias, policies.get(alias), broken.get(alias)) for alias in sorted({*policies, *broken})}
+    now = utcnow()
+    waiting = {alias: 0 for alias in policies}
+    for alias in db.session.execute(select(ApprovalRequest.alias).where(
+            ApprovalRequest.model_id == model.id, ApprovalRequest.state == OPEN, ApprovalRequest.expires_at > now)).scalars():
+        waiting[alias] = waiting.get(alias, 0) + 1
+    frozen = {alias: parsed(document).frozen_at(now) for alias, document in policies.items()}
+    return {alias: Protection(alias, policies.get(alias), broken.get(alias), waiting.get(alias, 0),
+                              frozen[alias].until if frozen.get(alias) else None)
+            for alias in sorted({*policies, *broken})}

@@ -130,8 +130,9 @@ def script(document: Path, base_url: str, python: str) -> str:
     output prints goes to its :func:`output_file` in ``$DOC_OUTPUTS`` too."""
     parts = [
         "set -euo pipefail",
-        # curl answers 0 for a 4xx; here an HTTP error fails the block, unless it expects errors
-        'curl() { if [ "${DOC_ERRORS_EXPECTED:-}" = 1 ]; then command curl "$@"; '
+        # curl answers 0 for a 4xx; here an HTTP error fails the block, unless it expects errors (or the
+        # document's own line says --fail, which curl takes with --fail-with-body only as an error)
+        'curl() { if [ "${DOC_ERRORS_EXPECTED:-}" = 1 ] || [[ " $* " == *" --fail "* ]]; then command curl "$@"; '
         'else command curl --fail-with-body "$@"; fi; }',
         "export -f curl",
     ]

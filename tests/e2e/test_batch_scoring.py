@@ -453,3 +453,25 @@ def _read_until_closed(terminal: int, deadline: float) -> bytes:
     finally:
         os.close(terminal)
     return drawn
+
+
+def test_the_score_command_on_spark_runs_from_a_plain_shell_and_says_only_what_it_did(live_registry, models, tmp_path):
+    """Issue 68, item 4: run as docs/batch-scoring.md shows it, with neither the venv activated nor
+    PYSPARK_PYTHON set, Spark's Python workers found another python3 ("No module named 'pyarrow'"), and a
+    glob's input printed a 93-line Java FileNotFoundException. The command's own session runs its workers
+    on the command's interpreter and keeps Spark's log to errors."""
+    FRAME[:1500].to_parquet(tmp_path / "rows-0.parquet")
+    FRAME[1500:].to_parquet(tmp_path / "rows-1.parquet")
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
+    env.update(PATH="/usr/bin:/bin", REGISTRY_URL=live_registry.url, REGISTRY_TOKEN=live_registry.admin_token,
+               REGISTRY_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers", "score", "--model", "churn@production", "--input",
+         str(tmp_path / "rows-*.parquet"), "--output", str(tmp_path / "scores"), "--engine", "spark"],
+        capture_output=True, text=True, cwd=BASE_DIR, env=env, timeout=600)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"scored {ROWS} rows with churn v1 (planned from production)")
+    noise = [line for line in done.stderr.splitlines() if "Exception" in line or "Warning" in line or "[Stage" in line]
+    assert noise == [], done.stderr

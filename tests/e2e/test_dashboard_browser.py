@@ -3,6 +3,7 @@
 Screenshots of every page at 1280x800 go to ``build/screenshots/`` (``SCREENSHOT_DIR`` overrides).
 """
 import hashlib
+import re
 import time
 
 import numpy as np
@@ -261,6 +262,8 @@ def test_a_versions_monitoring_page_charts_its_live_quality_and_drift(page, live
     expect(page.locator('figure[data-column="x0"]')).not_to_contain_text("drifted")
     expect(page.locator("table.logged tbody tr")).to_have_count(20)
     assert_no_overlap(page.locator("figure.chart").all())
+    times = page.get_by_role("img", name="mae over time").locator("text.time").all_text_contents()
+    assert len(times) == 4 and all(re.fullmatch(r"\d\d:\d\d", text) for text in times), times  # the MAE chart's times
     shot(page, "version-monitoring", full_page=True)
 
 
@@ -593,8 +596,8 @@ def test_an_admin_protects_an_alias_a_request_is_opened_and_a_second_person_appr
     page.get_by_label("Reason", exact=True).fill("v2 has the better r2")
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator(".flash.ok")).to_contain_text("needs 1 approval from other people")
-    page.get_by_role("button", name="Approve").click()  # the requester (and uploader) approving: refused
-    expect(page.locator("[data-problem]")).to_contain_text("cannot approve")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)  # the requester (and uploader) may not
+    expect(page.locator("[data-no-approve]")).to_contain_text("yours: others approve it")
     page.get_by_role("button", name="Sign out").click()
 
     card = requests.patch(f"{live_registry.url}/models/{model}/versions/2", json={"intended_use": "house prices"},
@@ -614,3 +617,158 @@ def test_an_admin_protects_an_alias_a_request_is_opened_and_a_second_person_appr
     expect(page.locator(".flash.ok")).to_contain_text("moved to version 2")
     expect(page.locator("[data-serving]")).to_have_attribute("data-serving", "2")
     assert requests.get(f"{live_registry.url}/models/{model}/aliases", timeout=10).json() == {"production": 2}
+
+
+NARROW_PHONE = {"width": 375, "height": 812}  # the narrowest phone the dashboard promises (issue 68, item 6)
+WIDE_MODEL = "ui-wide"
+
+
+@pytest.fixture(scope="module")
+def wide_model(live_registry):
+    """Three versions with six metrics each, scored on one dataset with a long note: more columns than a
+    phone has room for."""
+    metrics = ("r2", "rmse", "mae", "mape", "explained_variance", "max_error")
+    for number in range(1, 4):
+        response = upload(live_registry, WIDE_MODEL, scaled_sum(float(number)),
+                          metadata={"metrics": {m: 0.1 * number + i for i, m in enumerate(metrics)}})
+        assert response.status_code == 201, response.text
+        scored = requests.post(
+            f"{live_registry.url}/models/{WIDE_MODEL}/versions/{number}/evaluations", headers=live_registry.headers,
+            json={"dataset": {"name": "holdout-of-the-quarter.csv", "sha256": "ab" * 32, "rows": 1200},
+                  "metrics": {m: 0.2 * number + i for i, m in enumerate(metrics)},
+                  "note": "nightly comparison on the quarter's hold-out, champion against challenger"}, timeout=30)
+        assert scored.status_code == 201, scored.text
+    move(live_registry, "promote", WIDE_MODEL, 1)
+    return WIDE_MODEL
+
+
+def test_the_model_page_fits_a_375_px_phone_with_six_metrics_and_its_actions_in_view(browser, live_registry, wide_model):
+    context = browser.new_context(viewport=NARROW_PHONE, is_mobile=True, has_touch=True, base_url=live_registry.url)
+    phone = context.new_page()
+    try:
+        sign_in(phone, live_registry.admin_token)
+        phone.goto(f"/ui/models/{WIDE_MODEL}")
+        assert phone.evaluate("window.innerWidth") == NARROW_PHONE["width"]
+        assert phone.evaluate("document.documentElement.scrollWidth") <= NARROW_PHONE["width"]
+        assert [fit for fit in table_fit(phone) if fit["hidden_px"] > 0 or fit["tallest_row_px"] > 110] == []
+        for link in phone.locator("td.row-actions a").all():  # every row's Monitoring, Promote…, Archive… on screen
+            box = link.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= NARROW_PHONE["width"], box
+        expect(phone.locator('tr[data-version="3"] td[data-label="max_error"]')).to_be_visible()
+        expect(phone.locator('tr[data-evaluated="3"] td.note')).to_be_visible()
+        phone.get_by_role("link", name="rmse", exact=True).first.click()  # the headers still sort
+        expect(phone).to_have_url(re.compile(r"sort=-metrics\.rmse"))
+        shot(phone, "phone-375-model", full_page=True)
+    finally:
+        context.close()
+
+
+def test_no_page_asks_for_what_the_server_does_not_have(page, live_registry, demo_model):
+    """Issue 68: a favicon 404 on every page; now each page names the registry's icon."""
+    missing = []
+    page.on("response", lambda answer: missing.append(answer.url) if answer.status >= 400 else None)
+    for path in ("/ui/", f"/ui/models/{MODEL}", f"/ui/models/{MODEL}/history", "/docs"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    assert missing == []  # /docs names no icon: the browser asks /favicon.ico, which leads to the registry's
+    page.goto("/ui/")
+    icon = requests.get(f"{live_registry.url}{page.locator('link[rel=icon]').get_attribute('href')}", timeout=10)
+    assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/svg+xml")
+    assert requests.get(f"{live_registry.url}/favicon.ico", timeout=10).url.endswith("/favicon.svg")
+
+
+def test_governance_shows_waiting_requests_and_offers_each_role_only_what_can_succeed(browser, page, live_registry):
+    """Issue 68, item 5: the model page says a request waits; a reader, the requester and a frozen alias are
+    offered no action that the server would refuse; an admin breaks the glass from the dashboard, with a reason."""
+    model, url, headers = "gov-feasible", live_registry.url, live_registry.headers
+    for factor in (1.0, 2.0, 3.0):
+        assert upload(live_registry, model, scaled_sum(factor), metadata={"metrics": {"r2": factor / 4}}).status_code == 201
+    move(live_registry, "promote", model, 1)
+    tokens = {}
+    for name, role in (("gov-reviewer", "ci"), ("gov-reader", "reader")):
+        created = requests.post(f"{url}/tokens", json={"name": name, "role": role}, headers=headers, timeout=10)
+        assert created.status_code == 201, created.text
+        tokens[role] = created.json()["token"]
+    alias = f"{url}/models/{model}/aliases/production"
+    assert requests.put(f"{alias}/policy", json={"approvals": 1, "reason": "four eyes"}, headers=headers,
+                        timeout=10).status_code == 200
+    opened = requests.post(f"{alias}/requests", json={"version": 2, "reason": "v2 is better"}, headers=headers, timeout=10)
+    assert opened.status_code == 201, opened.text
+    request_id = opened.json()["id"]
+
+    page.goto(f"/ui/models/{model}")  # anyone: the model page says the alias is protected and a request waits
+    expect(page.locator('[data-waiting="production"]')).to_have_text("1 approval request waiting")
+    shot(page, "governance-model-waiting")
+    page.locator('[data-waiting="production"]').click()
+    expect(page).to_have_url(re.compile(rf"/ui/models/{model}/aliases/production#policy$"))
+    expect(page.locator(f'tr[data-request="{request_id}"]')).to_be_visible()
+
+    sign_in(page, tokens["reader"])  # a reader: may read the request, may act on nothing
+    page.goto(f"/ui/models/{model}/aliases/production")
+    expect(page.locator(f'tr[data-request="{request_id}"]')).to_be_visible()
+    for control in ("Approve", "Request approval…", "Break the glass…", "Reject…", "Edit policy…",
+                    "Promote another version…", "Roll back…", "Start a canary or shadow…"):
+        expect(page.get_by_role("button", name=control)).to_have_count(0)
+        expect(page.get_by_role("link", name=control)).to_have_count(0)
+    shot(page, "governance-reader", full_page=True)
+    page.goto(f"/ui/models/{model}")
+    expect(page.get_by_role("link", name="Promote…")).to_have_count(0)
+    expect(page.get_by_role("link", name="Archive…")).to_have_count(0)
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live_registry.admin_token)  # the requester (and uploader): no Approve on their own request
+    page.goto(f"/ui/models/{model}/aliases/production")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(page.locator(f'[data-no-approve="{request_id}"]')).to_contain_text("yours")
+    expect(page.get_by_role("link", name="Withdraw…")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, tokens["ci"])  # another person: may approve
+    page.goto(f"/ui/models/{model}/aliases/production")
+    expect(page.locator(f'[data-approve="{request_id}"]')).to_be_visible()
+    shot(page, "governance-reviewer", full_page=True)
+    page.set_viewport_size(NARROW_PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW_PHONE["width"]
+    shot(page, "phone-375-governance-reviewer", full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+    freeze = {"approvals": 1, "freeze": [{"from": "2000-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z",
+                                          "reason": "year-end"}], "reason": "freeze"}
+    assert requests.put(f"{alias}/policy", json=freeze, headers=headers, timeout=10).status_code == 200
+    page.goto(f"/ui/models/{model}/aliases/production")  # frozen: its last approval would be refused
+    expect(page.locator("[data-frozen]")).to_contain_text("Frozen until 2099-01-01 00:00 UTC")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(page.get_by_role("link", name="Request approval…")).to_have_count(0)
+    page.goto(f"/ui/models/{model}/versions/3/promote?alias=production")  # a ci promote in the freeze: refused,
+    page.get_by_label("Reason", exact=True).fill("v3 now")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator('[data-missing="freeze"]')).to_be_visible()
+    expect(page.locator("[data-ask-approval]")).to_have_count(0)  # with no approval to ask for in vain
+    expect(page.locator("[data-break-glass]")).to_have_count(0)  # and no glass for a ci token to break
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live_registry.admin_token)
+    page.goto(f"/ui/models/{model}")
+    expect(page.locator('[data-protected="production"]')).to_contain_text("frozen")
+    page.goto(f"/ui/models/{model}/versions/3/promote?alias=production")
+    page.get_by_label("Reason", exact=True).fill("v3 now")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("[data-ask-approval]")).to_have_count(0)
+    shot(page, "governance-refused-in-freeze")
+    page.locator("[data-break-glass]").click()  # an admin is offered the glass, the version chosen
+    expect(page.locator("[data-glass-warning]")).to_be_visible()
+    expect(page.get_by_label("Version")).to_have_value("3")
+    page.get_by_role("button", name="Confirm").click()  # no reason: refused, nothing moved
+    expect(page.locator(".error")).to_contain_text("say why")
+    assert requests.get(f"{url}/models/{model}/aliases", timeout=10).json() == {"production": 1}
+    page.get_by_label("Reason", exact=False).fill("outage: v1 answers 500s")
+    shot(page, "governance-break-glass", full_page=True)
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Broke the glass: 'production' moved to version 3")
+    assert requests.get(f"{url}/models/{model}/aliases", timeout=10).json() == {"production": 3}
+    page.goto(f"/ui/models/{model}")
+    expect(page.locator('[data-broken-glass="production"]')).to_contain_text("outage: v1 answers 500s")
+    shot(page, "governance-model-broken-glass")
+    page.set_viewport_size(NARROW_PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW_PHONE["width"]
+    shot(page, "phone-375-governance-model", full_page=True)

@@ -2,6 +2,9 @@
 that does not hold (changed, removed or added behind the registry's back), and an export checks elsewhere."""
 import hashlib
 import json
+import re
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +12,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 from sqlalchemy import text
 
+from config import BASE_DIR
 from registry.db import db, write_transaction
 from registry.ledger import FIELDS, GENESIS, entry_hash
 from registry.tables import PromotionEvent
@@ -168,6 +172,15 @@ def test_the_cli_check_exits_1_and_names_the_entry(app, client, admin, history):
     assert f"0 entries hold before it; the chain holds up to hash {GENESIS}" in broken.stdout
 
 
+def test_an_entry_has_one_time_in_the_export_the_check_and_the_cli(app, client, admin, history):
+    """Issue 68: the same entry showed in three time formats; now each shows the export's own."""
+    exported = json.loads(client.get("/audit/export", headers=admin).get_data(as_text=True).splitlines()[0])["at"]
+    execute(app, "UPDATE promotion_events SET actor = 'mallory' WHERE id = 1")
+
+    assert verify(client, admin)["first_broken"]["at"] == exported
+    assert f"broken: entry 1 (promote) at {exported} is altered" in app.test_cli_runner().invoke(args=["audit", "verify"]).stdout
+
+
 def test_an_export_checks_elsewhere_and_ends_at_the_head(app, client, admin, history, tmp_path):
     response = client.get("/audit/export", headers=admin)
     assert response.status_code == 200
@@ -180,6 +193,30 @@ def test_an_export_checks_elsewhere_and_ends_at_the_head(app, client, admin, his
     cli = app.test_cli_runner().invoke(args=["audit", "export", "--output", str(tmp_path / "ledger.jsonl")])
     assert cli.exit_code == 0, cli.output
     assert (tmp_path / "ledger.jsonl").read_text().splitlines() == lines
+
+
+def documented_check(folder, lines: list[str]) -> subprocess.CompletedProcess:
+    """docs/ledger.md's own standalone check, run on ``lines`` as the reader's ledger.jsonl."""
+    document = (BASE_DIR / "docs" / "ledger.md").read_text()
+    block = next(code for code in re.findall(r"```python\n(.*?)```", document, re.S) if "ledger.jsonl" in code)
+    (folder / "ledger.jsonl").write_text("".join(line + "\n" for line in lines))
+    return subprocess.run([sys.executable, "-c", block], cwd=folder, capture_output=True, text=True, timeout=60)
+
+
+def test_the_documented_check_refuses_an_empty_export_and_an_edited_one(client, admin, history, tmp_path):
+    """Issue 68: a failed ``curl -s`` left an empty file, and the check said "the export holds"."""
+    lines = client.get("/audit/export", headers=admin).get_data(as_text=True).splitlines()
+    held = documented_check(tmp_path, lines)
+    assert (held.returncode, held.stdout) == (0, f"the export holds: {history} entries; its last hash is "
+                                                 f"{verify(client, admin)['head']}\n")
+
+    empty = documented_check(tmp_path, [])
+    assert empty.returncode == 1 and "holds no entry: nothing was checked" in empty.stderr
+    assert "holds" not in empty.stdout
+
+    edited = json.loads(lines[1]) | {"reason": "a better story"}
+    refused = documented_check(tmp_path, [lines[0], json.dumps(edited), *lines[2:]])
+    assert refused.returncode == 1 and refused.stderr.strip() == "entry 2 does not hold"
 
 
 def test_an_export_edited_on_the_way_fails_its_check(client, admin, history):

@@ -255,3 +255,58 @@ def test_a_canary_the_policy_refuses_is_refused_in_the_dashboard_too_and_nothing
     page = response.get_data(as_text=True)
     assert response.status_code == 409 and "does not allow this canary" in page and "approvals" in page
     assert client.get("/models/housing/aliases/production/rollout").status_code == 404
+
+
+GLASS = "/ui/models/housing/aliases/production/break-glass"
+
+
+def test_an_admin_breaks_the_glass_from_the_dashboard_with_a_reason_and_the_history_says_so(
+        client, admin, guarded, sign_in):
+    frozen = {"approvals": 1, "freeze": [{"from": "2000-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z"}],
+              "reason": "year-end"}
+    assert client.put(POLICY, json=frozen, headers=admin).status_code == 200
+    sign_in(ADMIN_TOKEN)
+    assert "data-break-glass" in client.get(ALIAS_PAGE).get_data(as_text=True)
+
+    for reason in ("", "  ok  \u200b"):  # no reason, and one of too few visible characters: nothing moves
+        refused = submit(client, GLASS, version="2", reason=reason)
+        text = refused.get_data(as_text=True)
+        assert refused.status_code == 400 and ("say why" in text or "visible characters" in text), text
+        assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+    moved = submit(client, GLASS, version="2", reason="outage: v1 answers 500s")
+
+    assert moved.status_code == 302, moved.get_data(as_text=True)
+    assert client.get("/models/housing/aliases").get_json() == {"production": 2}
+    last = client.get("/models/housing/history?alias=production").get_json()["items"][0]
+    assert (last["action"], last["actor"], last["reason"]) == ("break_glass", "admin", "outage: v1 answers 500s")
+    assert 'data-broken-glass="production"' in client.get("/ui/models/housing").get_data(as_text=True)
+
+
+def test_only_an_admin_is_offered_the_glass_and_only_an_admin_may_break_it(client, admin, guarded, sign_in):
+    sign_in(token(client, admin, "deployer"))
+    assert "data-break-glass" not in client.get(ALIAS_PAGE).get_data(as_text=True)
+
+    refused = client.post(GLASS, data={"version": "2", "reason": "outage: v1 answers 500s"})
+
+    assert refused.status_code == 302  # back, with "this needs admin"; nothing moved
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
+def test_a_waiting_request_shows_on_the_model_page_and_a_freeze_hides_what_would_be_refused(
+        client, admin, guarded, sign_in):
+    opened = client.post(REQUESTS, json={"version": 2, "reason": "v2 is better"}, headers=admin)
+    assert opened.status_code == 201, opened.get_json()
+    model_page = client.get("/ui/models/housing").get_data(as_text=True)
+    assert 'data-waiting="production"' in model_page and "1 approval request waiting" in model_page
+
+    sign_in(token(client, admin, "reviewer"))
+    assert f'data-approve="{opened.get_json()["id"]}"' in client.get(ALIAS_PAGE).get_data(as_text=True)
+    frozen = {"approvals": 1, "freeze": [{"from": "2000-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z"}],
+              "reason": "year-end"}
+    assert client.put(POLICY, json=frozen, headers=admin).status_code == 200
+
+    page = client.get(ALIAS_PAGE).get_data(as_text=True)  # its approval, the last, would meet the freeze: 409
+
+    assert "data-frozen" in page and "data-approve" not in page and "Request approval…" not in page
+    assert "· frozen" in client.get("/ui/models/housing").get_data(as_text=True)
