@@ -10,6 +10,7 @@ per-model scopes as the REST routes (``read`` for readiness and metadata, ``pred
 A problem is answered with the status its HTTP status maps to (:data:`CODES`), its detail as the
 message, and its ``Retry-After`` as the trailing metadata ``retry-after`` (seconds).
 """
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,8 +209,11 @@ def _serialized(answer) -> bytes:
 
 def _abort(context: grpc.ServicerContext, described: Problem) -> None:
     """End the call with the status and message of ``described``, its ``Retry-After`` as the trailing metadata
-    ``retry-after`` and its trace's id as ``trace-id``; raises, as ``context.abort`` does."""
+    ``retry-after``, its problems one by one (when it has several) as ``errors`` (JSON), and its trace's id as
+    ``trace-id``; raises, as ``context.abort`` does."""
     trailing = [("retry-after", described.headers["Retry-After"])] if "Retry-After" in described.headers else []
+    if described.errors:
+        trailing.append(("errors", json.dumps(described.errors)))  # ASCII, as text metadata must be
     if "trace_id" in described.members:
         trailing.append(("trace-id", described.members["trace_id"]))
     if trailing:
