@@ -98,6 +98,9 @@ class InferenceService:
             except Exception as exc:
                 described = traced(logged(errors.describe(exc), exc))  # the trace's id while its span is current
                 status = described.status
+                span = tracing.current()
+                if span.is_recording():
+                    span.set_attributes({"rpc.grpc.status_code": code_of(status).value[0]})
             finally:
                 served.finish(status)
         _abort(context, described)

@@ -92,14 +92,12 @@ def parameters_of(parameters) -> dict:
 
 
 def parameter(value: object) -> InferParameter:
-    """``value`` as an ``InferParameter``: booleans, integers, numbers and text as such, anything else (a list
-    of classes, an explanation's space) as its JSON text."""
+    """``value`` as an ``InferParameter``: booleans, integers and text as such, anything else (a number, a list of
+    classes, an explanation's space) as its JSON text (KServe's message has no field for a float)."""
     if isinstance(value, bool):
         return InferParameter(bool_param=value)
     if isinstance(value, int):
         return InferParameter(int64_param=value)
-    if isinstance(value, float):
-        return InferParameter(double_param=value)
     if isinstance(value, str):
         return InferParameter(string_param=value)
     return InferParameter(string_param=orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode())
