@@ -15,8 +15,11 @@ INFER = f"/{protocol.SERVICE}/ModelInfer"
 
 @pytest.fixture
 def app(build_app):
-    """Two predictions in flight per model, four per worker; the gRPC edge on a port of its own."""
-    return build_app(MAX_IN_FLIGHT_PER_MODEL=2, MAX_IN_FLIGHT=4, GRPC_BIND=f"127.0.0.1:{free_port()}")
+    """Two predictions in flight per model, four per worker; the gRPC edge's address (set after the app is made:
+    its lifecycle starts no server of its own, the test starts and stops one)."""
+    made = build_app(MAX_IN_FLIGHT_PER_MODEL=2, MAX_IN_FLIGHT=4)
+    made.config["GRPC_BIND"] = f"127.0.0.1:{free_port()}"
+    return made
 
 
 @pytest.fixture
