@@ -47,11 +47,11 @@ $(KSERVE_VENV)/bin/.installed: requirements-kserve.txt
 ## The gRPC service's descriptor (api/grpc/grpc_predict_v2.txtpb), again from the kserve package's: its header
 ## (the licence and where it comes from) kept, the descriptor under it rewritten.
 grpc-descriptor: $(KSERVE_VENV)/bin/.installed
+	grep '^#' api/grpc/grpc_predict_v2.txtpb > api/grpc/descriptor.tmp
 	$(KSERVE_VENV)/bin/python -c "from google.protobuf import descriptor_pb2, text_format; \
 		from kserve.protocol.grpc import grpc_predict_v2_pb2 as m; d = descriptor_pb2.FileDescriptorProto(); \
-		m.DESCRIPTOR.CopyToProto(d); print(text_format.MessageToString(d), end='')" > api/grpc/descriptor.tmp
-	{ grep '^#' api/grpc/grpc_predict_v2.txtpb; cat api/grpc/descriptor.tmp; } > api/grpc/grpc_predict_v2.txtpb
-	rm api/grpc/descriptor.tmp
+		m.DESCRIPTOR.CopyToProto(d); print(text_format.MessageToString(d), end='')" >> api/grpc/descriptor.tmp
+	mv api/grpc/descriptor.tmp api/grpc/grpc_predict_v2.txtpb
 
 instance/admin_token:
 	mkdir -p instance

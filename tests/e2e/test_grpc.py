@@ -386,3 +386,33 @@ def test_a_canary_splits_grpc_calls_by_the_sticky_key_in_the_metadata_as_rest_sp
         user = f"user-{n}"
         versions = {over_grpc(user) for _ in range(3)} | {over_rest(user)}
         assert len(versions) == 1, (user, versions)  # each key sticks to one arm, on both transports
+
+
+def test_the_vendored_descriptor_is_kserves_and_triton_defines_the_same_fields():
+    """api/grpc/grpc_predict_v2.txtpb is the descriptor the kserve package ships (make grpc-descriptor writes it
+    again), and every field of its messages is the same field (number, type) in Triton's grpc_service.proto, which
+    tritonclient speaks."""
+    from google.protobuf import descriptor_pb2, text_format
+    from tritonclient.grpc import service_pb2
+
+    committed = text_format.Parse((BASE_DIR / "api" / "grpc" / protocol.DESCRIPTOR_FILE).read_text(),
+                                  descriptor_pb2.FileDescriptorProto())
+    dumped = subprocess.run([str(KSERVE_PYTHON), "-c", (
+        "from google.protobuf import descriptor_pb2, text_format\n"
+        "from kserve.protocol.grpc import grpc_predict_v2_pb2 as m\n"
+        "d = descriptor_pb2.FileDescriptorProto(); m.DESCRIPTOR.CopyToProto(d); print(text_format.MessageToString(d))")],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    assert text_format.Parse(dumped, descriptor_pb2.FileDescriptorProto()) == committed
+
+    def fields(message) -> dict:
+        found = {field.name: (field.number, field.type) for field in message.fields}
+        for nested in message.nested_types:
+            found.update({f"{nested.name}.{name}": kind for name, kind in fields(nested).items()})
+        return found
+
+    for message in committed.message_type:
+        if message.name.startswith("Repository"):
+            continue  # the model repository extension: not served here
+        ours = fields(protocol.ModelInferRequest.DESCRIPTOR.file.message_types_by_name[message.name])
+        triton_fields = fields(service_pb2.DESCRIPTOR.message_types_by_name[message.name])
+        assert {name: triton_fields.get(name) for name in ours} == ours, message.name
