@@ -55,11 +55,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     BIND=0.0.0.0:8000 \
+    GRPC_BIND=0.0.0.0:8001 \
     INSTANCE_DIR=/data \
     ARTIFACT_ROOT=/data/artifacts
 USER 10001:10001
 VOLUME /data
-EXPOSE 8000
+EXPOSE 8000 8001
 # SIGTERM is a graceful stop (gunicorn.conf.py): give `docker stop -t` more than DRAIN_SECONDS + GRACEFUL_TIMEOUT.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \

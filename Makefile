@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 # MLflow, the peer of the import tests, in a venv of its own: it pins gunicorn<27 (requirements-mlflow.txt).
 MLFLOW_VENV := .venv-mlflow
-# KServe's Python SDK, in a venv of its own too: it pins pandas and fastapi apart from the service (requirements-kserve.txt).
+# KServe's Python SDK, in a venv of its own: its resource models check deploy/kubernetes/kserve/, its gRPC client
+# drives the gRPC tests; kserve pins fastapi, pandas, psutil and starlette apart from the service (requirements-kserve.txt).
 KSERVE_VENV := .venv-kserve
 # Nothing listens here: the PostgreSQL pass then has to start its own throwaway server.
 CLOSED_POSTGRES_URL := postgresql+psycopg://postgres@127.0.0.1:9/postgres
 CONTAINERS_CONF := /etc/containers/containers.conf
 CONTAINERS_CONF_LINES := '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]' '' '[engine]' 'runtime = "runc"'
 
-.PHONY: run test test-sqlite test-postgresql test-postgresql-fallback bench clean stress-end-to-end \
+.PHONY: run test test-sqlite grpc-descriptor test-postgresql test-postgresql-fallback bench clean stress-end-to-end \
 	step-sqlite step-sqlite-end-to-end step-postgresql step-postgresql-end-to-end \
 	postgresql-binaries chromium wrk stress-ng containers oidc-provider test-prerequisites fuzz sanitizers
 
@@ -42,6 +43,15 @@ $(KSERVE_VENV)/bin/.installed: requirements-kserve.txt
 	$(PYTHON) -m venv $(KSERVE_VENV)
 	$(KSERVE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
 	touch $@
+
+## The gRPC service's descriptor (api/grpc/grpc_predict_v2.txtpb), again from the kserve package's: its header
+## (the licence and where it comes from) kept, the descriptor under it rewritten.
+grpc-descriptor: $(KSERVE_VENV)/bin/.installed
+	grep '^#' api/grpc/grpc_predict_v2.txtpb > api/grpc/descriptor.tmp
+	$(KSERVE_VENV)/bin/python -c "from google.protobuf import descriptor_pb2, text_format; \
+		from kserve.protocol.grpc import grpc_predict_v2_pb2 as m; d = descriptor_pb2.FileDescriptorProto(); \
+		m.DESCRIPTOR.CopyToProto(d); print(text_format.MessageToString(d), end='')" >> api/grpc/descriptor.tmp
+	mv api/grpc/descriptor.tmp api/grpc/grpc_predict_v2.txtpb
 
 instance/admin_token:
 	mkdir -p instance
@@ -115,7 +125,7 @@ stress-end-to-end: test-prerequisites stress-ng
 ## What the tests need: the Debian packages one after the other (apt takes one lock), then the three virtualenvs
 ## and the OpenID provider side by side (four installs that wait on the disk and the network as much as on a core).
 test-prerequisites: postgresql-binaries chromium containers sanitizers
-	$(MAKE) -j3 $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed $(KSERVE_VENV)/bin/.installed oidc-provider
+	$(MAKE) -j4 $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed $(KSERVE_VENV)/bin/.installed oidc-provider
 
 ## The PostgreSQL pass on a machine where PostgreSQL is installed but not running (CI runs it too).
 test-postgresql-fallback: $(BIN)/.installed postgresql-binaries

@@ -72,6 +72,8 @@ def traces_exporters(environ: dict | None = None) -> tuple[str, ...]:
 WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
 # The threads of each worker (gunicorn.conf.py); the admission bounds below are derived from them.
 WORKER_THREADS = _int("WORKER_THREADS", 4)
+# The seconds a stopping worker gives the requests and gRPC calls in flight to finish (gunicorn.conf.py).
+GRACEFUL_TIMEOUT = _int("GRACEFUL_TIMEOUT", 30)
 
 
 def back_lane_nice(value: str) -> int | None:
@@ -175,6 +177,13 @@ class Config:
     # How often one process of the fleet judges the running rollout plans (0: never in the background).
     ROLLOUT_TICK_SECONDS = _float("ROLLOUT_TICK_SECONDS", 5.0)
     REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
+    # The Open Inference Protocol over gRPC (docs/open-inference-protocol.md): off unless GRPC_BIND (host:port) is
+    # set; then every worker serves it there, with TLS when both files are named.
+    GRPC_BIND = os.environ.get("GRPC_BIND", "").strip() or None
+    GRPC_TLS_CERT_FILE = os.environ.get("GRPC_TLS_CERT_FILE") or None
+    GRPC_TLS_KEY_FILE = os.environ.get("GRPC_TLS_KEY_FILE") or None
+    GRACEFUL_TIMEOUT = GRACEFUL_TIMEOUT
+    WORKER_THREADS = WORKER_THREADS
     # A dashboard sign-in ends after this long, whatever happens meanwhile.
     SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)
     # Single sign-on for the dashboard (docs/governance.md, "Single sign-on"): off unless OIDC_ISSUER is set.

@@ -26,6 +26,7 @@ from api.uploaded_files import HashingRequest
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs, package_version
 from api.ui import init_ui
+from api.grpc import server as grpc_server
 from api.v2 import views as v2
 from api.views import (
     aliases, audit, batch_runs, evaluations, models, ops, policies, predict, predictions, rollouts, tokens, versions,
@@ -75,6 +76,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     fast_predict.init_app(app)
     rate_limits.init_app(app)  # its proxy fix goes around the fast path
     commands.register(app)
+    grpc_server.init_app(app)  # last: its stop runs first, while what answers its calls still runs
     return app
 
 

@@ -44,10 +44,7 @@ def reads(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if current_app.config["REQUIRE_AUTH_FOR_READS"]:
-            who = _authenticate(trust_recent=True)
-            if who.role == METRICS:
-                raise Forbidden(f"the token {who.name!r} has role {METRICS!r}: it may scrape /metrics, nothing else; "
-                                "use a token of another role")
+            who = reader(request.headers.get("Authorization"), address=rate_limits.address_of(request.environ))
             _check_scope(who)
             g.principal = who
         return view(*args, **kwargs)
@@ -113,21 +110,43 @@ def _check_scope(who: Principal) -> None:
     model = _model()
     if who.scopes is None or model is None:
         return
-    right = route_right(request.endpoint, request.method)
+    check_right(who, route_right(request.endpoint, request.method), model, "route")
+
+
+def check_right(who: Principal, right: str | None, model: str, door: str) -> None:
+    """A scoped ``who`` must hold ``right`` on ``model`` (None: this ``door``, a route or a method, takes no scoped
+    token); Forbidden otherwise."""
+    if who.scopes is None:
+        return
     if right is None:
-        raise Forbidden(f"the token {who.name!r} is scoped, and this route of the model {model!r} takes no scoped token")
+        raise Forbidden(f"the token {who.name!r} is scoped, and this {door} of the model {model!r} takes no scoped token")
     if not who.has(right, model):
         raise Forbidden(f"the token {who.name!r} is scoped: it has no right {right!r} on the model {model!r}; "
                         "ask an admin for a token whose scopes grant it")
 
 
-def _authenticate(*, trust_recent: bool) -> Principal:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def reader(header: str | None, *, address: str) -> Principal:
+    """Who sent the ``Authorization`` value ``header`` to read or predict where reads need a token (a token of role
+    metrics may not); a failure is counted under ``address``, 429 past the limit."""
+    who = bearer(header, trust_recent=True, address=address)
+    if who.role == METRICS:
+        raise Forbidden(f"the token {who.name!r} has role {METRICS!r}: it may scrape /metrics, nothing else; "
+                        "use a token of another role")
+    return who
+
+
+def bearer(header: str | None, *, trust_recent: bool, address: str | None = None) -> Principal:
+    """The principal of ``Authorization: Bearer <token>`` (``header``), or Unauthorized; a failure counted under
+    ``address`` (default: this request's), 429 instead past the limit."""
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send 'Authorization: Bearer <token>'; ask an admin for a token")
     try:
         return authenticate(token.strip(), current_app.config["ADMIN_TOKEN"], trust_recent=trust_recent)
     except Unauthorized:
-        rate_limits.authentication_failed()  # 429 instead, past the limit
+        rate_limits.authentication_failed(address)  # 429 instead, past the limit
         raise
+
+
+def _authenticate(*, trust_recent: bool) -> Principal:
+    return bearer(request.headers.get("Authorization"), trust_recent=trust_recent)

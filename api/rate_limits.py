@@ -111,11 +111,11 @@ def init_app(app: Flask) -> None:
         )
 
 
-def authentication_failed() -> None:
-    """Count this request's failed authentication (a bad token, a refused sign-in); raise 429 with
-    Retry-After when its address has now failed more often than the limit allows."""
+def authentication_failed(address: str | None = None) -> None:
+    """Count a failed authentication (a bad token, a refused sign-in) of ``address`` (default: this request's);
+    raise 429 with Retry-After when the address has now failed more often than the limit allows."""
     limit = current_app.extensions.get(EXTENSION)
-    wait = limit.fail(address_of(request.environ)) if limit is not None else 0
+    wait = limit.fail(address or address_of(request.environ)) if limit is not None else 0
     if wait:
         raise TooManyRequests(retry_after=wait)
 

@@ -28,7 +28,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 # Shared metrics: every process writes its series here about once a second, /metrics adds them up.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
-from config import WORKER_THREADS, WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+from config import GRACEFUL_TIMEOUT, WORKER_THREADS, WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
 from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
 from registry.heap import map_large_blocks  # noqa: E402
 
@@ -43,7 +43,7 @@ threads = WORKER_THREADS
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True
 timeout = 120
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = GRACEFUL_TIMEOUT
 DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS", "0"))
 LINGER_SECONDS = float(os.environ.get("LINGER_SECONDS", "0"))
 # Several instances on one host must not fight over one default control socket path.

@@ -5,13 +5,14 @@ feature, named by its feature name, of shape ``[N]`` or ``[N, 1]`` (MLServer's p
 numbers for an all-numeric model go to :func:`registry.serving.inputs.rows_from_array`; anything else
 (text columns, BYTES tensors) goes through :func:`registry.serving.inputs.rows_from_columns`.
 """
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
 
 from api.errors import ProblemError
 from api.v2.metadata import EXPLANATION, PREDICT_PROBA, output_names
-from api.v2.tensors import InferRequest, Tensor, read_request
+from api.v2.tensors import InferRequest, Tensor
 from registry.artifacts.signature import Signature
 from registry.serving.cache import ServableModel
 from registry.errors import InvalidInput, listed
@@ -20,15 +21,16 @@ from registry.serving.inputs import ModelInput, rows_from_array, rows_from_colum
 
 
 class TensorInput:
-    """An inference request (JSON, or binary tensor data), decoded when the answering version asks for its rows."""
+    """An inference request, decoded by ``decode`` (REST's JSON or binary tensor data, gRPC's message) when the
+    answering version asks for its rows."""
 
-    def __init__(self, body: bytes, header_length: str | None, max_rows: int):
-        self._body, self._header_length, self._max_rows = body, header_length, max_rows
+    def __init__(self, decode: Callable[[], InferRequest], max_rows: int):
+        self._decode, self._max_rows = decode, max_rows
 
     @cached_property
     def decoded(self) -> InferRequest:
         """The request's id, input tensors and requested outputs (a 400 when malformed)."""
-        return read_request(self._body, self._header_length)
+        return self._decode()
 
     def rows(self, signature: Signature) -> ModelInput:
         """The input tensors as the version's rows."""

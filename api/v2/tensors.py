@@ -120,13 +120,8 @@ def _tensor(item: dict, binary: bytes, used: int) -> tuple[Tensor, int]:
     unknown = sorted(item.keys() - _TENSOR_KEYS)
     if unknown:
         raise ProblemError(400, f"input {name!r}: unexpected key(s) {listed(unknown)}; a tensor has name, shape, datatype, parameters, data")
-    datatype = item.get("datatype")
-    if not isinstance(datatype, str) or datatype not in DATATYPES:
-        raise ProblemError(400, f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(DATATYPES)}")
-    shape = item.get("shape")
-    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-        raise ProblemError(400, f"input {name!r}: shape must be a list of non-negative integers, e.g. [2, 8]")
-    count = math.prod(shape)
+    datatype, shape = item.get("datatype"), item.get("shape")
+    count = element_count(name, datatype, shape)
     parameters = _object(item.get("parameters"), f"input {name!r}'s parameters")
     if "shared_memory_region" in parameters:
         raise ProblemError(400, f"input {name!r}: shared memory is not supported; send the data in JSON or as binary data")
@@ -142,9 +137,19 @@ def _tensor(item: dict, binary: bytes, used: int) -> tuple[Tensor, int]:
                 f"input {name!r}: binary_data_size {size!r} runs past the {len(binary)} bytes after the JSON header; "
                 "check Inference-Header-Content-Length and the sizes",
             )
-        values = _from_binary(binary[used : used + size], datatype, count, name)
+        values = from_binary(binary[used : used + size], datatype, count, name)
         used += size
     return Tensor(name, datatype, tuple(shape), values), used
+
+
+def element_count(name: str, datatype: object, shape: object) -> int:
+    """The number of values input ``name`` holds, by its ``shape``; a 400 for a datatype the protocol lacks, or a
+    shape that is not a list of non-negative integers."""
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise ProblemError(400, f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(DATATYPES)}")
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise ProblemError(400, f"input {name!r}: shape must be a list of non-negative integers, e.g. [2, 8]")
+    return math.prod(shape)
 
 
 def _from_json(data: object, datatype: str, count: int, name: str) -> np.ndarray:
@@ -173,7 +178,9 @@ def _flatten(data: object, name: str) -> list:
     return data
 
 
-def _from_binary(chunk: bytes, datatype: str, count: int, name: str) -> np.ndarray:
+def from_binary(chunk: bytes, datatype: str, count: int, name: str) -> np.ndarray:
+    """The ``count`` values of input ``name`` in ``chunk``, as the binary tensor data extension (and gRPC's
+    ``raw_input_contents``) lay them out; a 400 that says what to change when they do not fit."""
     if datatype == "BYTES":
         return _bytes_elements(chunk, count, name)
     dtype = DATATYPES[datatype]

@@ -5,8 +5,6 @@ encode its answer as output tensors. Without ``/versions/<v>`` the ``production`
 """
 from functools import partial
 
-import numpy as np
-import orjson
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
@@ -18,9 +16,9 @@ from api.errors import ProblemError
 from api.openapi import REQUEST_TIMEOUT
 from api.v2 import errors
 from api.v2.features import TensorInput
-from api.v2.metadata import EXPLANATION, PREDICT, PREDICT_PROBA, model_metadata
-from api.v2.outputs import Output, encode_response
-from api.v2.tensors import DATATYPES, InferRequest
+from api.v2.metadata import model_metadata
+from api.v2.outputs import encode_response, outputs_of
+from api.v2.tensors import DATATYPES, InferRequest, read_request
 from registry.catalog.versions import ready_numbers
 from registry.names import DEFAULT_ALIAS
 from registry.serving.running import Prediction
@@ -174,7 +172,7 @@ def _ready(name: str, ref: str) -> dict:
 def _infer(name: str, ref: str) -> Response:
     limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
     body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limit)
-    given = TensorInput(body, request.headers.get(HEADER_LENGTH), current_app.config["MAX_BATCH_ROWS"])
+    given = TensorInput(partial(read_request, body, request.headers.get(HEADER_LENGTH)), current_app.config["MAX_BATCH_ROWS"])
     return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(),
                    render=partial(_render, name, given), deadline=deadlines.current(), status_of=errors.status_of)
 
@@ -183,31 +181,7 @@ def _render(name: str, given: TensorInput, prediction: Prediction) -> Rendered:
     decoded = given.decoded
     body, headers = encode_response(
         model_name=name, model_version=str(prediction.version), request_id=decoded.id,
-        outputs=_outputs(prediction, decoded),
+        outputs=outputs_of(prediction, decoded),
     )
     mimetype = "application/octet-stream" if HEADER_LENGTH in headers else "application/json"
     return body, mimetype, headers
-
-
-def _explanation(prediction: Prediction, binary: bool) -> Output:
-    """One JSON document a row, as the predict routes give each; the space (and any note) as parameters."""
-    described = prediction.explanations.to_dict()
-    rows = described.pop("explanations")
-    documents = np.empty(len(rows), dtype=object)
-    documents[:] = [orjson.dumps(row).decode() for row in rows]
-    return Output(EXPLANATION, documents, binary, described)
-
-
-def _outputs(prediction: Prediction, decoded: InferRequest) -> list[Output]:
-    wanted = decoded.outputs or {PREDICT: None}
-    outputs = []
-    for name in wanted:
-        binary = decoded.binary_output if wanted[name] is None else wanted[name]
-        if name == PREDICT:
-            outputs.append(Output(PREDICT, np.asarray(prediction.predictions), binary))
-        elif name == EXPLANATION:
-            outputs.append(_explanation(prediction, binary))
-        else:
-            classes = {"classes": prediction.classes}
-            outputs.append(Output(PREDICT_PROBA, np.asarray(prediction.probabilities, dtype=np.float64), binary, classes))
-    return outputs

@@ -62,6 +62,7 @@ class ComposeFleet:
 
     project: str = field(default_factory=lambda: f"fleet{secrets.token_hex(3)}")
     port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: "mr_" + secrets.token_urlsafe(24))
     drain_seconds: float = 2
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
@@ -75,6 +76,11 @@ class ComposeFleet:
     def url(self) -> str:
         """nginx, as clients reach the fleet."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc(self) -> str:
+        """nginx's gRPC port, as gRPC clients reach the fleet (host:port)."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def headers(self) -> dict:
@@ -92,7 +98,8 @@ class ComposeFleet:
             "POSTGRES_PASSWORD": self.postgres_password, "S3_ACCESS_KEY_ID": "registry",
             "S3_SECRET_ACCESS_KEY": self.s3_secret_key, "MAX_UPLOAD_MB": str(self.max_upload_mb),
             "MAX_PREDICT_MB": str(self.max_predict_mb), "TRUSTED_BALANCERS": self.trusted_balancers,
-            "REGISTRY_PUBLISH": f"127.0.0.1:{self.port}", "DRAIN_SECONDS": str(self.drain_seconds),
+            "REGISTRY_PUBLISH": f"127.0.0.1:{self.port}", "REGISTRY_GRPC_PUBLISH": f"127.0.0.1:{self.grpc_port}",
+            "DRAIN_SECONDS": str(self.drain_seconds),
         }
 
     def compose(self, *args: str, timeout: float = UP_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:

@@ -34,6 +34,7 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 MARKER = re.compile(r"^<!--\s*doc-test:\s*(.*?)\s*-->$")
 SERVER = re.compile(r"<!--\s*doc-test:\s*server\s+(.*?)\s*-->")
 DOCS_ADDRESS = "127.0.0.1:8000"
+DOCS_GRPC_ADDRESS = "127.0.0.1:8001"  # GRPC_BIND where a document starts the service with it
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,9 @@ def output_file(block: Block) -> str:
     return f"block-{block.line}.out"
 
 
-def script(document: Path, base_url: str, python: str) -> str:
+def script(document: Path, base_url: str, python: str, grpc_address: str = DOCS_GRPC_ADDRESS) -> str:
     """A bash script that runs the document's blocks in order against ``base_url`` (in place of
-    ``127.0.0.1:8000``, with or without ``http://``), stopping at the
+    ``127.0.0.1:8000``, with or without ``http://``; ``grpc_address`` in place of ``127.0.0.1:8001``), stopping at the
     first failure with the block's line; python blocks run with ``python``. What a block with a shown
     output prints goes to its :func:`output_file` in ``$DOC_OUTPUTS`` too."""
     parts = [
@@ -139,7 +140,7 @@ def script(document: Path, base_url: str, python: str) -> str:
     for block in blocks(document):
         if block.skip:
             continue
-        code = block.code.replace(DOCS_ADDRESS, urlsplit(base_url).netloc)
+        code = block.code.replace(DOCS_ADDRESS, urlsplit(base_url).netloc).replace(DOCS_GRPC_ADDRESS, grpc_address)
         where = shlex.quote(f"{document.name}:{block.line}")
         parts.append(f"echo '--- block at' {where} >&2")
         parts.append(f"export DOC_ERRORS_EXPECTED={int(block.errors_expected)}")

@@ -23,7 +23,7 @@ import pytest
 from bench.harness import server
 from config import BASE_DIR
 from tests.databases import BACKEND, fresh_database
-from tests.e2e.doc_blocks import blocks, output_file, script, server_settings, unmarked_shown_blocks
+from tests.e2e.doc_blocks import DOCS_GRPC_ADDRESS, blocks, output_file, script, server_settings, unmarked_shown_blocks
 from tests.e2e.doc_outputs import mismatches
 
 # The documents walk a first-time user through `make run`: the embedded SQLite default. Each one runs
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 ADMIN_TOKEN = "docs-admin-token"
 DOCUMENTS = [BASE_DIR / "README.md", *sorted((BASE_DIR / "docs").glob("*.md"))]
 RUNNABLE = [path for path in DOCUMENTS if any(not block.skip for block in blocks(path))]
-LINKED_FROM_THE_CLONE = (".venv", ".venv-mlflow")
+LINKED_FROM_THE_CLONE = (".venv", ".venv-mlflow", ".venv-kserve")
 
 
 def workspace(root, live) -> tuple:
@@ -85,11 +85,14 @@ def stop_group(group: int, grace_seconds: float = 10) -> None:
 
 def settings_of_every_document() -> dict[str, str]:
     """The settings the one registry starts with: those every document's ``doc-test: server`` markers name
-    (one document's setting must not contradict another's)."""
+    (one document's setting must not contradict another's); the gRPC address a document names
+    (``127.0.0.1:8001``) is a free port instead, which its blocks are given in its place."""
     settings: dict[str, str] = {}
     for document in RUNNABLE:
         for name, value in server_settings(document).items():
             assert settings.setdefault(name, value) == value, f"{document.name}: {name}={value} against {settings[name]}"
+    if settings.get("GRPC_BIND") == DOCS_GRPC_ADDRESS:
+        settings["GRPC_BIND"] = f"127.0.0.1:{server.free_port()}"
     return settings
 
 
@@ -114,7 +117,7 @@ def test_every_runnable_block_runs_in_order_on_the_registry_the_documents_before
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     output = tmp_path / "output.txt"
-    returncode = run_script(script(document, live.url, sys.executable), folder, {**env, "DOC_OUTPUTS": str(outputs)},
+    returncode = run_script(script(document, live.url, sys.executable, live.env.get("GRPC_BIND", DOCS_GRPC_ADDRESS)), folder, {**env, "DOC_OUTPUTS": str(outputs)},
                             output)
     assert returncode == 0, f"{document.name}: a block failed (exit {returncode})\n{output.read_text()[-5000:]}"
     wrong = [f"{document.name}:{block.shown_line} (shown output of the block at line {block.line}): {problem}"

@@ -1,6 +1,6 @@
 """The fleet of deploy/compose.yaml, brought up with podman-compose on images built here (PostgreSQL,
 SeaweedFS and nginx substituted through the compose file's variables): an upload and a promote through
-nginx, request ids passed through, bodies over a route's limit refused by nginx, X-Forwarded-Proto kept
+nginx, gRPC calls through nginx (grpc_pass) to both replicas, request ids passed through, bodies over a route's limit refused by nginx, X-Forwarded-Proto kept
 only from a trusted balancer, failover while a replica is down, and a rolling replacement of both
 replicas under prediction load that fails no request.
 
@@ -12,8 +12,10 @@ import re
 import threading
 import uuid
 
+import numpy as np
 import pytest
 import requests
+import tritonclient.grpc as triton
 
 from bench.harness import compose_fleet, containers
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
@@ -57,6 +59,19 @@ def test_an_upload_promoted_through_nginx_is_served_by_both_replicas(fleet):
     assert [answer.json()["predictions"][0] for answer in answers] == pytest.approx([expected_prediction(2)] * 20)
     served_by = {fleet.address(replica) for replica in compose_fleet.REPLICAS}
     assert all(f"upstream={address}:8000 upstream_status=200" in fleet.logs("nginx") for address in served_by)  # both answered
+
+
+def test_grpc_calls_through_nginx_are_answered_by_both_replicas(fleet):
+    probe = triton.InferInput("input-0", [1, 3], "FP64")
+    probe.set_data_from_numpy(np.array([PROBE_ROW]))
+    client = triton.InferenceServerClient(fleet.grpc)
+
+    answers = [client.infer(MODEL, [probe], model_version="production") for _ in range(20)]
+
+    assert [float(answer.as_numpy("predict")[0]) for answer in answers] == pytest.approx([expected_prediction(2)] * 20)
+    served_by = {fleet.address(replica) for replica in compose_fleet.REPLICAS}
+    logs = fleet.logs("nginx")
+    assert all(f"upstream={address}:8001 upstream_status=200" in logs for address in served_by)  # both answered
 
 
 def test_a_request_id_passes_through_nginx_and_nginx_makes_one_when_none_is_sent(fleet):

@@ -5,9 +5,11 @@ prediction log the trace id of each logged request."""
 import secrets
 import time
 
+import grpc
 import pytest
 import requests
 
+from api.grpc import protocol
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, scaled_sum, upload
 from bench.harness.otlp_receiver import OtlpReceiver
@@ -29,7 +31,8 @@ SHADOW_ATTEMPTS, SHADOW_DEADLINE = 3, 10  # requests, and seconds each, for one 
 def traced(tmp_path_factory):
     """A receiver, and gunicorn (2 workers) sending it spans; ``traced`` v1 on production with v2 as its shadow."""
     root = tmp_path_factory.mktemp("traces")
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": None, "OTEL_BSP_SCHEDULE_DELAY": 100, "PREDICTION_LOG_SAMPLE": 1}
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": None, "OTEL_BSP_SCHEDULE_DELAY": 100, "PREDICTION_LOG_SAMPLE": 1,
+           "GRPC_BIND": f"127.0.0.1:{server.free_port()}"}
     with OtlpReceiver() as receiver, fresh_database(root) as database_url:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
         with server.running(database_url, root, ADMIN_TOKEN, workers=2, env=env) as (live,):
@@ -172,6 +175,44 @@ def test_a_v2_inference_and_its_error_are_traced_too(traced):
     assert spans["POST /v2/models/{name}/infer"].parent_span_id == parent_id
     assert spans["POST /v2/models/{name}/infer"].span_id == server_span_id(answered, trace_id)
     assert spans["POST /v2/models/{name}/versions/{version}/infer"].attributes["http.response.status_code"] == 400
+
+
+def test_a_grpc_inference_is_traced_under_the_callers_traceparent_and_logged_with_its_trace_id(traced):
+    live, receiver = traced
+    trace_id, parent_id, headers = caller()
+    request = protocol.ModelInferRequest(model_name=NAME, model_version="1")
+    request.inputs.add(name="input-0", datatype="FP64", shape=[1, 3]).contents.fp64_contents.extend(PROBE_ROW)
+    request_id = f"grpc-{trace_id[:12]}"
+
+    with grpc.insecure_channel(live.env["GRPC_BIND"]) as channel:
+        infer = channel.unary_unary(f"/{protocol.SERVICE}/ModelInfer", request_serializer=lambda m: m.SerializeToString(),
+                                    response_deserializer=protocol.ModelInferResponse.FromString)
+        _, call = infer.with_call(request, metadata=[*headers.items(), ("x-request-id", request_id)], timeout=30)
+        bad = protocol.ModelInferRequest(model_name=NAME, model_version="1")
+        bad.inputs.add(name="input-0", datatype="FP64", shape=[1, 2]).contents.fp64_contents.extend([1.0, 2.0])
+        with pytest.raises(grpc.RpcError) as refused:
+            infer(bad, metadata=list(headers.items()), timeout=30)
+
+    version, answered_trace, span_id, flags = dict(call.initial_metadata())["traceparent"].split("-")
+    assert (version, answered_trace, flags) == ("00", trace_id, "01")
+    assert dict(refused.value.trailing_metadata())["trace-id"] == trace_id
+    name = f"{protocol.SERVICE}/ModelInfer"
+    spans = [s for s in receiver.wait_for(
+        lambda found: len([s for s in found if s.trace_id == trace_id and s.name == name]) == 2, DEADLINE)
+        if s.trace_id == trace_id]
+    served = next(s for s in spans if s.span_id == span_id)
+    assert (served.parent_span_id, served.kind) == (parent_id, SERVER)
+    assert {key: served.attributes[key] for key in ("rpc.system", "rpc.method", "model.name", "model.version")} == {
+        "rpc.system": "grpc", "rpc.method": "ModelInfer", "model.name": NAME, "model.version": 1}
+    assert {s.name for s in spans if s.parent_span_id == span_id} >= {"resolve", "parse", "predict"}
+    failed = next(s for s in spans if s.name == name and s.span_id != span_id)
+    assert failed.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+    def logged():
+        items = requests.get(f"{live.url}/models/{NAME}/predictions?limit=1000", headers=live.headers, timeout=30).json()
+        return [item for item in items["items"] if item["request_id"] == request_id]
+
+    assert [item["trace_id"] for item in wait_for(logged, "the logged gRPC call", DEADLINE)] == [trace_id]
 
 
 def test_a_request_without_traceparent_starts_a_trace_of_its_own(traced):
