@@ -2,8 +2,9 @@
 one place, once the alias's policy allows the change.
 
 Every path that changes it comes through :func:`decide`: promote, break-glass, rollback, delete, a
-completed rollout, a rollout's start or change (a canary of any share, a plan's first step, a shadow) and
-a plan's later step, whoever asks (a person, the approval that completes a request, the rollout
+completed rollout, a rollout's start or change (a canary of any share, a plan's first step, a shadow), a
+plan's later step, and naming the classes of a version the alias answers (which changes what it answers
+without moving it), whoever asks (a person, the approval that completes a request, the rollout
 controller). The alias row's version and the rollout's arms are written nowhere else, and the policy is
 asked nowhere else (``tests/unit/test_one_guard.py`` holds both), so a new path cannot change what
 callers get without the policy. It runs in the caller's write transaction, with the model locked.
@@ -62,7 +63,8 @@ def decide(model: RegisteredModel, alias: str, answer: Answer, *, action: str, b
     (PolicyRefused, 409 with what is missing, if not); the request a final approval completes, if any.
 
     ``action``: promote, break_glass (an admin's, with a reason, past the policy), rollback,
-    rollout_promote, delete (the alias row changes), or rollout_start, rollout_change, rollout_step
+    rollout_promote, delete (the alias row changes), classes (the version's class names change, ``answer``
+    is what the alias serves already), or rollout_start, rollout_change, rollout_step
     (``rollout``'s arms change). ``incompatible``: how the candidate differs from the served version;
     ``rollout_done``: the change completes a plan that walked every step."""
     sanction = _allowed(model, alias, answer, action=action, by=by, rollout=rollout, reason=reason,

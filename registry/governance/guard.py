@@ -25,7 +25,10 @@ from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcno
 # evidence, so not that one). A plan's later step raises its canary's share: the rules that can change while
 # it runs (its approvals are those of the request that started it, and the controller's mover is whoever
 # started it; a person who skips a step must be a mover). Rollback and delete only need the mover, no freeze
-# and the approvals. A shadow answers nobody: no rule (the route's rollout right is enough).
+# and the approvals. Naming a served version's classes changes what its callers get (``0`` becomes ``"benign"``):
+# the mover, no freeze, and the approvals, which no request can gather for it (so it is refused where they are
+# asked: name the classes before the version serves the alias). A shadow answers nobody: no rule (the route's
+# rollout right is enough).
 RULES = {
     "promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
     "rollout_promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
@@ -34,6 +37,7 @@ RULES = {
     "rollout_skip": ("movers", "freeze", "evidence", "approvals"),
     "rollback": ("movers", "freeze", "approvals"),
     "delete": ("movers", "freeze", "approvals"),
+    "classes": ("movers", "freeze", "approvals"),
     "shadow": (),
 }
 
@@ -119,7 +123,13 @@ def missing_rules(policy: Policy, model: RegisteredModel, alias: str, *, candida
     if "evidence" in rules and candidate is not None:
         missing += missing_evidence(policy, model, alias, candidate=candidate, current=current,
                                     incompatible=list(incompatible), rollout_done=rollout_done or "rollout" not in rules)
-    if "approvals" in rules and approvers < policy.approvals:
+    if "approvals" in rules and approvers < policy.approvals and action == "classes":
+        missing.append({"rule": "approvals", "detail": f"{alias!r} needs {policy.approvals} approvals to change what "
+                                                       "it answers, which no request gathers for naming classes: name "
+                                                       "a version's classes before it serves the alias (or upload "
+                                                       "the model again with the names in its metadata and request "
+                                                       "its promotion)", "needed": policy.approvals, "given": 0})
+    elif "approvals" in rules and approvers < policy.approvals:
         ask = "with a \"rollout\" " if action in ("canary", "rollout_step", "rollout_skip") else ""
         missing.append({"rule": "approvals", "detail": f"{approvers} of {policy.approvals} approvals: open a "
                                                        f"request {ask}(POST /models/{model.name}/aliases/{alias}/requests) "
