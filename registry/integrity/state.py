@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
-from registry.aliases.rollout_report import settings
 from registry.db import db
 from registry.governance.policies import BREAK_GLASS
 from registry.governance.tables import AliasPolicy
@@ -111,8 +111,23 @@ def _live_versions() -> dict[tuple[int, str], int]:
 
 
 def _live_splits() -> dict[tuple[int, str], dict]:
-    running = db.session.execute(select(Rollout).where(Rollout.ended_at.is_(None))).scalars()
-    return {(rollout.model_id, rollout.alias): settings(rollout) for rollout in running}
+    """The running rollouts' splits, in the form their entries record them (``settings``), read column by
+    column (so at any schema that has them)."""
+    canary, shadow = aliased(ModelVersion), aliased(ModelVersion)
+    running = db.session.execute(
+        select(Rollout.id, Rollout.model_id, Rollout.alias, canary.number, Rollout.canary_percent, shadow.number,
+               Rollout.shadow_percent, Rollout.sticky_header)
+        .outerjoin(canary, canary.id == Rollout.canary_version_id)
+        .outerjoin(shadow, shadow.id == Rollout.shadow_version_id)
+        .where(Rollout.ended_at.is_(None))
+    ).all()
+    return {(model_id, alias): {"rollout_id": id, "canary": _arm(canary_number, canary_percent),
+                                "shadow": _arm(shadow_number, shadow_percent), "sticky_header": header}
+            for id, model_id, alias, canary_number, canary_percent, shadow_number, shadow_percent, header in running}
+
+
+def _arm(version: int | None, percent: float | None) -> dict | None:
+    return {"version": version, "percent": percent} if version is not None else None
 
 
 def _live_policies() -> dict[tuple[int, str], dict]:
