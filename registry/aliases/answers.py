@@ -18,6 +18,7 @@ from registry.errors import Forbidden
 from registry.governance.guard import Sanction, Vote, check_move
 from registry.governance.policies import BREAK_GLASS
 from registry.governance.requests import DONE
+from registry.governance.standing import counted
 from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
 from registry.reasons import check_reason
@@ -100,12 +101,13 @@ def _allowed(model: RegisteredModel, alias: str, answer: Answer, *, action: str,
 
 
 def _approvers_of(rollout: Rollout) -> tuple[str, ...]:
-    """Who approved the request that started ``rollout`` (its later steps carry their approval)."""
+    """Who approved the request that started ``rollout`` (its later steps carry their approval), as far as the
+    policy now says the same of their approvals (registry/governance/standing.py)."""
     request = db.session.execute(
         select(ApprovalRequest).where(ApprovalRequest.rollout_id == rollout.id, ApprovalRequest.state == DONE)
         .order_by(ApprovalRequest.id.desc()).limit(1)
     ).scalar_one_or_none()
-    return tuple(given.approver for given in request.approvals) if request is not None else ()
+    return tuple(given.approver for given in counted(rollout.model, request)) if request is not None else ()
 
 
 def _serve(model: RegisteredModel, alias: str, version: ModelVersion | None) -> None:

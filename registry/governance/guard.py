@@ -17,7 +17,8 @@ from registry.governance import entries
 from registry.governance.evidence import missing_evidence
 from registry.governance.policy import CONTROLLER, Policy, parsed
 from registry.governance.requests import DONE, check_approver, close, open_request
-from registry.governance.tables import AliasPolicy, Approval, ApprovalRequest
+from registry.governance.standing import counted, give, in_force
+from registry.governance.tables import AliasPolicy, ApprovalRequest
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcnow
 
 # The rules each kind of change meets. A promote, a completed rollout and a canary (of any share, by hand or
@@ -94,7 +95,8 @@ def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | 
         check_approver(request, vote.approver, vote.owner)
     if policy is None:
         return _sanction(model, alias, request, vote, current) if request is not None else None
-    approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else approved
+    approvers = [given.approver for given in counted(model, request)] + [vote.approver] if request is not None \
+        else approved
     missing = missing_rules(policy, model, alias, candidate=candidate, current=current, actor=actor, role=role,
                             action=action, incompatible=incompatible, approvers=len(approvers), rollout_done=rollout_done,
                             groups=groups)
@@ -164,12 +166,12 @@ def check_plan(model: RegisteredModel, alias: str, *, canary: ModelVersion, curr
 def _sanction(model: RegisteredModel, alias: str, request: ApprovalRequest, vote: Vote,
               current: ModelVersion | None) -> Sanction:
     """Record the final approval and close the request as done, in the move's transaction."""
-    db.session.add(Approval(request_id=request.id, approver=vote.approver, owner=vote.owner, reason=vote.reason or ""))
-    db.session.flush()
-    db.session.refresh(request, ["approvals"])
-    approvers = [given.approver for given in request.approvals]
+    entry = in_force(model, alias)
+    give(request, approver=vote.approver, owner=vote.owner, reason=vote.reason, policy_entry=entry)
+    approvers = [given.approver for given in counted(model, request)]
     entries.append(model, alias, "approve", actor=vote.approver, reason=vote.reason,
                    served=current.number if current is not None else None, version=request.number,
-                   details={"request_id": request.id, "approvals": len(approvers), "final": True})
+                   details={"request_id": request.id, "approvals": len(approvers), "final": True,
+                            "policy_entry": entry})
     close(request, DONE, actor=vote.approver, reason=vote.reason)
     return Sanction(request, {"request_id": request.id, "approved_by": approvers})
