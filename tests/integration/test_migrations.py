@@ -455,3 +455,38 @@ def test_0031_gives_every_token_request_and_approval_its_own_name_as_owner(empty
         assert connection.execute(text("SELECT approver, owner FROM approvals")).all() == [("alice", "alice")]
     downgrade(directory=MIGRATIONS, revision="0030")
     assert "owner" not in {column["name"] for column in inspect(db.engine).get_columns("api_tokens")}
+
+
+def test_0032_names_the_policy_each_earlier_approval_was_given_under(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0031")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"))
+        required = [c for c in inspect(connection).get_columns("versions") if not c["nullable"] and c["default"] is None]
+        values = {c["name"]: 1 if c["name"] in ("id", "model_id", "number", "size_bytes") else
+                  "{}" if "JSON" in str(c["type"]).upper() else
+                  "2026-11-25 10:00:00" if "TIME" in str(c["type"]).upper() else "x" for c in required}
+        connection.execute(text(f"INSERT INTO versions ({', '.join(values)}) VALUES "
+                                f"({', '.join(':' + name for name in values)})"), values)
+        for id, alias, at in ((1, "production", "2026-11-25 09:00:00"), (2, "staging", "2026-11-25 09:30:00"),
+                              (3, "production", "2026-11-25 12:00:00")):  # the last came after the approvals
+            connection.execute(text(
+                "INSERT INTO promotion_events (id, model_id, alias, action, actor, reason, forced, at, prev_hash, hash) "
+                "VALUES (:id, 1, :alias, 'policy_set', 'admin', '', :forced, :at, :digest, :digest)"),
+                {"id": id, "alias": alias, "at": at, "forced": False, "digest": str(id) * 64})
+        for id, alias in ((1, "production"), (2, "canary")):
+            connection.execute(text(
+                "INSERT INTO approval_requests (id, model_id, alias, version_id, state, reason, requested_by, "
+                "requester_owner, requester_role, opened_at, expires_at, close_reason) VALUES (:id, 1, :alias, 1, "
+                "'open', '', 'old-ci', 'old-ci', 'ci', '2026-11-25 10:00:00', '2026-11-28 10:00:00', '')"),
+                {"id": id, "alias": alias})
+            connection.execute(text("INSERT INTO approvals (id, request_id, approver, owner, reason, at) "
+                                    "VALUES (:id, :id, 'alice', 'alice', '', '2026-11-25 11:00:00')"), {"id": id})
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        assert connection.execute(text("SELECT id, policy_entry FROM approvals ORDER BY id")).all() == [(1, 1), (2, None)]
+    downgrade(directory=MIGRATIONS, revision="0031")
+    assert "policy_entry" not in {column["name"] for column in inspect(db.engine).get_columns("approvals")}
