@@ -16,12 +16,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
+from registry.aliases.time_travel import POINTS_ALIAS, REMOVES_ALIAS
 from registry.db import db
-from registry.governance.policies import BREAK_GLASS
 from registry.governance.tables import AliasPolicy
 from registry.tables import Alias, ModelVersion, RegisteredModel, Rollout
 
-MOVES = ("promote", BREAK_GLASS, "rollback", "rollout_promote")
 ROLLOUT_ENDS = ("rollout_promote", "rollout_abort")
 SPLIT = ("rollout_id", "canary", "shadow", "sticky_header")  # what a rollout entry records of the split
 
@@ -57,8 +56,8 @@ class Replay:
         if row.model_id is None or row.alias is None:
             return
         key, action = (row.model_id, row.alias), row.action
-        if action in MOVES or action == "delete":
-            self.versions[key] = Said(row.to_version if action != "delete" else None, row.id, row.at)
+        if action in POINTS_ALIAS or action in REMOVES_ALIAS:  # as time travel replays the alias map
+            self.versions[key] = Said(row.to_version if action in POINTS_ALIAS else None, row.id, row.at)
         if action.startswith("rollout_"):
             details = row.details or {}
             split = None if action in ROLLOUT_ENDS else {name: details.get(name) for name in SPLIT if name in details}
