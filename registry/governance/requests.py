@@ -46,8 +46,8 @@ def check_approver(request: ApprovalRequest, approver: str, owner: str) -> None:
         whom = "" if approver == uploader else f" (as {uploader!r}; {approver!r} belongs to {owner!r} too)"
         raise Forbidden(f"{approver!r} uploaded version {request.number}{whom} and cannot approve its promotion; "
                         "another person must")
-    given = next((given for given in counted(request.model, request) if given.owner == owner or given.approver == approver),
-                 None)
+    standing = counted(request.model, request) if request.approvals else []  # no query when none was given
+    given = next((given for given in standing if given.owner == owner or given.approver == approver), None)
     if given is not None:
         raise Conflict(f"{owner!r} approved request {request.id} already (as {given.approver!r}); it needs approvals "
                        "from other people")
