@@ -7,16 +7,22 @@ from flask.cli import AppGroup
 from registry.integrity import ledger
 from registry.ledger import timestamp
 
-group = AppGroup("audit", help="Check the ledger's hash chain, or export it.")
+group = AppGroup("audit", help="Check the ledger's hash chain and the rows it speaks for, or export it.")
 
 
 @group.command("verify")
 def verify():
-    """Walk the history's hash chain; name the first entry that does not hold (exit code 1 when one does not)."""
+    """Walk the history's hash chain; name the first entry that does not hold, or every alias, rollout and
+    policy row that is not what the chain says (exit code 1 then)."""
     verdict = ledger.verify()
     if verdict.ok:
         click.echo(f"ok: {_held(verdict.entries)}; head {verdict.head}")
         return
+    if verdict.state:
+        for row in verdict.state:
+            click.echo(f"differs: {row.detail}")
+        click.echo(f"{_held(verdict.entries)}; head {verdict.head}; the rows above are not what it says")
+        sys.exit(1)
     broken = verdict.first_broken
     at = f" at {timestamp(broken.at)}" if broken.at is not None else ""  # as the export and GET /audit/verify
     kind = f" ({broken.kind})" if broken.kind else ""

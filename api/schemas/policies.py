@@ -119,6 +119,13 @@ class ApprovalOut(Schema):
     approver = fields.String()
     reason = fields.String()
     at = UTCDateTime()
+    policy_entry = fields.Integer(allow_none=True, metadata={
+        "description": "the history entry (policy_set) of the policy the approval was given under"})
+    counts = fields.Boolean(allow_none=True, metadata={
+        "description": "while the request is open: whether the approval counts under the policy now (null once closed)"})
+    set_aside = fields.String(allow_none=True, metadata={
+        "description": "why it does not count (the policy changed in movers or require, or was lifted and set "
+                       "again since); null when it counts"})
 
 
 class RequestOut(Schema):

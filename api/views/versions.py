@@ -15,6 +15,8 @@ from api.openapi import by_number, errors
 from api.schemas.aliases import ReasonArgs
 from api.schemas.paging import page_of
 from api.schemas.versions import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch
+from registry.aliases import class_names
+from registry.aliases.answers import Mover
 from registry.artifacts.safe_pickle import artifact_format
 from registry.catalog import versions
 from registry.errors import listed
@@ -94,7 +96,9 @@ class Version(MethodView):
     def patch(self, changes, name, ref):
         """Change a version's description, tags or model card, or name a boosted classifier's classes;
         metrics and lineage stay as uploaded."""
-        return versions.update_version(name, version_number(ref, "change"), changes)
+        who = principal()
+        return class_names.edit_version(name, version_number(ref, "change"), changes,
+                                        by=Mover(who.name, who.role, who.groups))
 
     @requires("admin")
     @errors(409)

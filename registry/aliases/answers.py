@@ -2,8 +2,9 @@
 one place, once the alias's policy allows the change.
 
 Every path that changes it comes through :func:`decide`: promote, break-glass, rollback, delete, a
-completed rollout, a rollout's start or change (a canary of any share, a plan's first step, a shadow) and
-a plan's later step, whoever asks (a person, the approval that completes a request, the rollout
+completed rollout, a rollout's start or change (a canary of any share, a plan's first step, a shadow), a
+plan's later step, and naming the classes of a version the alias answers (which changes what it answers
+without moving it), whoever asks (a person, the approval that completes a request, the rollout
 controller). The alias row's version and the rollout's arms are written nowhere else, and the policy is
 asked nowhere else (``tests/unit/test_one_guard.py`` holds both), so a new path cannot change what
 callers get without the policy. It runs in the caller's write transaction, with the model locked.
@@ -17,6 +18,7 @@ from registry.errors import Forbidden
 from registry.governance.guard import Sanction, Vote, check_move
 from registry.governance.policies import BREAK_GLASS
 from registry.governance.requests import DONE
+from registry.governance.standing import counted
 from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
 from registry.reasons import check_reason
@@ -62,7 +64,8 @@ def decide(model: RegisteredModel, alias: str, answer: Answer, *, action: str, b
     (PolicyRefused, 409 with what is missing, if not); the request a final approval completes, if any.
 
     ``action``: promote, break_glass (an admin's, with a reason, past the policy), rollback,
-    rollout_promote, delete (the alias row changes), or rollout_start, rollout_change, rollout_step
+    rollout_promote, delete (the alias row changes), classes (the version's class names change, ``answer``
+    is what the alias serves already), or rollout_start, rollout_change, rollout_step
     (``rollout``'s arms change). ``incompatible``: how the candidate differs from the served version;
     ``rollout_done``: the change completes a plan that walked every step."""
     sanction = _allowed(model, alias, answer, action=action, by=by, rollout=rollout, reason=reason,
@@ -98,12 +101,13 @@ def _allowed(model: RegisteredModel, alias: str, answer: Answer, *, action: str,
 
 
 def _approvers_of(rollout: Rollout) -> tuple[str, ...]:
-    """Who approved the request that started ``rollout`` (its later steps carry their approval)."""
+    """Who approved the request that started ``rollout`` (its later steps carry their approval), as far as the
+    policy now says the same of their approvals (registry/governance/standing.py)."""
     request = db.session.execute(
         select(ApprovalRequest).where(ApprovalRequest.rollout_id == rollout.id, ApprovalRequest.state == DONE)
         .order_by(ApprovalRequest.id.desc()).limit(1)
     ).scalar_one_or_none()
-    return tuple(given.approver for given in request.approvals) if request is not None else ()
+    return tuple(given.approver for given in counted(rollout.model, request)) if request is not None else ()
 
 
 def _serve(model: RegisteredModel, alias: str, version: ModelVersion | None) -> None:

@@ -24,7 +24,8 @@ from registry.governance.guard import Vote, check_plan, missing_rules, policy_of
 from registry.governance.requests import (
     OPEN, REJECTED, check_approver, close, expire_due, find_request, open_request, served_number,
 )
-from registry.governance.tables import Approval, ApprovalRequest
+from registry.governance.standing import counted, give, in_force, standings
+from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias, find_model
 from registry.names import ALIAS_NAME, check_alias_name
 from registry.paging import Page, paginate
@@ -52,7 +53,7 @@ class RequestView:
     closed_at: datetime | None
     closed_by: str | None
     close_reason: str
-    approvals: list[dict]
+    approvals: list[dict]  # each: approver, reason, at, policy_entry, and (while open) counts and set_aside
     approvals_needed: int
     missing: list[dict]
     evidence: dict  # what the version shows for each evidence rule, beside the served version (while open)
@@ -132,10 +133,12 @@ def approve(runtime: Runtime, name: str, *, alias: str, request_id: int, reason:
             check_approver(request, actor, owner)
             if _completes(model, alias, request):
                 continue  # another approval came meanwhile: this one completes it, through the move
-            db.session.add(Approval(request_id=request.id, approver=actor, owner=owner, reason=reason or ""))
+            entry = in_force(model, alias)
+            give(request, approver=actor, owner=owner, reason=reason, policy_entry=entry)
             entries.append(model, alias, "approve", actor=actor, reason=reason, served=served_number(model, alias),
                            version=request.number, details={"request_id": request.id,
-                                                            "approvals": len(request.approvals) + 1, "final": False})
+                                                            "approvals": len(counted(model, request)), "final": False,
+                                                            "policy_entry": entry})
         return get_request(name, alias, request_id)
     raise Conflict(f"request {request_id} kept changing during the approval; try again")
 
@@ -197,16 +200,19 @@ def approvable(name: str, alias: str, *, actor: str, owner: str) -> set[int]:
 def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:
     """``request`` as answered; an open one with what its move lacks now, approvals included."""
     policy = policy_of(model, request.alias)
-    approvals = [{"approver": a.approver, "reason": a.reason, "at": a.at} for a in request.approvals]
+    still_open = request.state == OPEN
+    approvals = [{"approver": s.approval.approver, "reason": s.approval.reason, "at": s.approval.at,
+                  "policy_entry": s.approval.policy_entry, "counts": s.counts if still_open else None,
+                  "set_aside": s.set_aside if still_open else None} for s in standings(model, request)]
     missing, evidence = [], {}
-    if request.state == OPEN and policy is not None:
+    if still_open and policy is not None:
         current = find_alias(model, request.alias)
         served = current.version if current is not None else None
         incompatible = incompatibilities(served, request.version) if served is not None else []
         missing = missing_rules(
             policy, model, request.alias, candidate=request.version, current=served, actor=request.requested_by,
             role=request.requester_role, action="canary" if request.rollout is not None else "promote",
-            incompatible=incompatible, approvers=len(approvals),
+            incompatible=incompatible, approvers=sum(1 for given in approvals if given["counts"]),
         )
         evidence = evidence_of(policy, candidate=request.version, current=served, incompatible=incompatible)
     return RequestView(
@@ -220,9 +226,10 @@ def view(model: RegisteredModel, request: ApprovalRequest) -> RequestView:
 
 
 def _completes(model: RegisteredModel, alias: str, request: ApprovalRequest) -> bool:
-    """Whether one more approval gives ``request`` all the approvals its alias's policy asks for now."""
+    """Whether one more approval gives ``request`` all the approvals its alias's policy asks for now (those
+    given under an earlier policy that it does not say the same of do not count)."""
     policy = policy_of(model, alias)
-    return policy is None or len(request.approvals) + 1 >= policy.approvals
+    return policy is None or len(counted(model, request)) + 1 >= policy.approvals
 
 
 def _expire(name: str) -> None:

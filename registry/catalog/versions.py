@@ -9,7 +9,6 @@ from registry import changes
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore
-from registry.catalog.class_names import name_classes
 from registry.db import db, upsert_insert, write_transaction
 from registry.errors import CallerGone, Conflict, InvalidInput
 from registry.events import outbox
@@ -21,6 +20,7 @@ from registry.serving.inputs import rows_from_records
 from registry.tables import ModelVersion, RegisteredModel, utcnow
 
 MAX_INPUT_EXAMPLE_ROWS = 100
+WORDS = ("description", "tags", "intended_use", "limitations")  # what a version's PATCH may set besides classes
 
 
 def upload_version(
@@ -127,20 +127,23 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
 
 
 def update_version(name: str, number: int, edits: dict) -> ModelVersion:
-    """Set a version's words: ``description``, ``tags``, its model card's ``intended_use`` and
-    ``limitations``, and an XGBoost or LightGBM classifier's ``classes`` (see :func:`name_classes`);
-    what the upload measured stays as it was. Every process answers the named classes once its watcher
-    has seen the change (within ``ALIAS_REFRESH_SECONDS``), as it does a move."""
+    """Set a version's words (see :func:`set_words`); what the upload measured stays as it was. Naming a
+    boosted classifier's classes changes what its aliases answer: that is
+    :func:`registry.aliases.class_names.edit_version`'s, under the aliases' policies."""
     with write_transaction():
         model = find_model(name, lock=True)
         version = find_version(model, number)
-        for field in ("description", "tags", "intended_use", "limitations"):
-            if field in edits:
-                setattr(version, field, edits[field])
-        if "classes" in edits and name_classes(version, edits["classes"]):
-            changes.record(changes.ModelChanged(name))
-        model.updated_at = utcnow()  # the change marker every process's watcher polls
+        set_words(version, edits)
+        model.updated_at = utcnow()
     return version
+
+
+def set_words(version: ModelVersion, edits: dict) -> None:
+    """Set the words ``edits`` names: ``description``, ``tags``, its model card's ``intended_use`` and
+    ``limitations`` (in the caller's write transaction)."""
+    for field in WORDS:
+        if field in edits:
+            setattr(version, field, edits[field])
 
 
 def archive_version(name: str, number: int, *, actor: str, reason: str = "") -> ModelVersion:

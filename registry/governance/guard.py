@@ -17,7 +17,8 @@ from registry.governance import entries
 from registry.governance.evidence import missing_evidence
 from registry.governance.policy import CONTROLLER, Policy, parsed
 from registry.governance.requests import DONE, check_approver, close, open_request
-from registry.governance.tables import AliasPolicy, Approval, ApprovalRequest
+from registry.governance.standing import counted, give, in_force
+from registry.governance.tables import AliasPolicy, ApprovalRequest
 from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcnow
 
 # The rules each kind of change meets. A promote, a completed rollout and a canary (of any share, by hand or
@@ -25,7 +26,10 @@ from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcno
 # evidence, so not that one). A plan's later step raises its canary's share: the rules that can change while
 # it runs (its approvals are those of the request that started it, and the controller's mover is whoever
 # started it; a person who skips a step must be a mover). Rollback and delete only need the mover, no freeze
-# and the approvals. A shadow answers nobody: no rule (the route's rollout right is enough).
+# and the approvals. Naming a served version's classes changes what its callers get (``0`` becomes ``"benign"``):
+# the mover, no freeze, and the approvals, which no request can gather for it (so it is refused where they are
+# asked: name the classes before the version serves the alias). A shadow answers nobody: no rule (the route's
+# rollout right is enough).
 RULES = {
     "promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
     "rollout_promote": ("movers", "freeze", "evidence", "rollout", "approvals"),
@@ -34,6 +38,7 @@ RULES = {
     "rollout_skip": ("movers", "freeze", "evidence", "approvals"),
     "rollback": ("movers", "freeze", "approvals"),
     "delete": ("movers", "freeze", "approvals"),
+    "classes": ("movers", "freeze", "approvals"),
     "shadow": (),
 }
 
@@ -90,7 +95,8 @@ def check_move(model: RegisteredModel, alias: str, *, candidate: ModelVersion | 
         check_approver(request, vote.approver, vote.owner)
     if policy is None:
         return _sanction(model, alias, request, vote, current) if request is not None else None
-    approvers = [given.approver for given in request.approvals] + [vote.approver] if request is not None else approved
+    approvers = [given.approver for given in counted(model, request)] + [vote.approver] if request is not None \
+        else approved
     missing = missing_rules(policy, model, alias, candidate=candidate, current=current, actor=actor, role=role,
                             action=action, incompatible=incompatible, approvers=len(approvers), rollout_done=rollout_done,
                             groups=groups)
@@ -119,7 +125,13 @@ def missing_rules(policy: Policy, model: RegisteredModel, alias: str, *, candida
     if "evidence" in rules and candidate is not None:
         missing += missing_evidence(policy, model, alias, candidate=candidate, current=current,
                                     incompatible=list(incompatible), rollout_done=rollout_done or "rollout" not in rules)
-    if "approvals" in rules and approvers < policy.approvals:
+    if "approvals" in rules and approvers < policy.approvals and action == "classes":
+        missing.append({"rule": "approvals", "detail": f"{alias!r} needs {policy.approvals} approvals to change what "
+                                                       "it answers, which no request gathers for naming classes: name "
+                                                       "a version's classes before it serves the alias (or upload "
+                                                       "the model again with the names in its metadata and request "
+                                                       "its promotion)", "needed": policy.approvals, "given": 0})
+    elif "approvals" in rules and approvers < policy.approvals:
         ask = "with a \"rollout\" " if action in ("canary", "rollout_step", "rollout_skip") else ""
         missing.append({"rule": "approvals", "detail": f"{approvers} of {policy.approvals} approvals: open a "
                                                        f"request {ask}(POST /models/{model.name}/aliases/{alias}/requests) "
@@ -154,12 +166,12 @@ def check_plan(model: RegisteredModel, alias: str, *, canary: ModelVersion, curr
 def _sanction(model: RegisteredModel, alias: str, request: ApprovalRequest, vote: Vote,
               current: ModelVersion | None) -> Sanction:
     """Record the final approval and close the request as done, in the move's transaction."""
-    db.session.add(Approval(request_id=request.id, approver=vote.approver, owner=vote.owner, reason=vote.reason or ""))
-    db.session.flush()
-    db.session.refresh(request, ["approvals"])
-    approvers = [given.approver for given in request.approvals]
+    entry = in_force(model, alias)
+    give(request, approver=vote.approver, owner=vote.owner, reason=vote.reason, policy_entry=entry)
+    approvers = [given.approver for given in counted(model, request)]
     entries.append(model, alias, "approve", actor=vote.approver, reason=vote.reason,
                    served=current.number if current is not None else None, version=request.number,
-                   details={"request_id": request.id, "approvals": len(approvers), "final": True})
+                   details={"request_id": request.id, "approvals": len(approvers), "final": True,
+                            "policy_entry": entry})
     close(request, DONE, actor=vote.approver, reason=vote.reason)
     return Sanction(request, {"request_id": request.id, "approved_by": approvers})

@@ -10,10 +10,11 @@ from registry.governance import entries
 from registry.governance.guard import policy_row
 from registry.governance.policy import parsed, stored
 from registry.governance.requests import OPEN, served_number
+from registry.governance.standing import PolicyEntry, standings
 from registry.governance.tables import AliasPolicy, ApprovalRequest
 from registry.lookups import find_model
 from registry.names import check_alias_name
-from registry.tables import PromotionEvent, utcnow
+from registry.tables import PromotionEvent, RegisteredModel, utcnow
 
 BREAK_GLASS = "break_glass"
 # The history actions that put an alias where it is (or remove it).
@@ -43,7 +44,8 @@ def set_policy(name: str, alias: str, document: dict, *, reason: str, actor: str
         if row.id is None:
             db.session.add(row)
         entries.append(model, alias, "policy_set", actor=actor, reason=reason, served=served_number(model, alias),
-                       details={"policy": checked, "previous": previous})
+                       details={"policy": checked, "previous": previous,
+                                **_open_requests(model, alias, PolicyEntry(None, checked))})
         return _view(model.name, row)
 
 
@@ -64,8 +66,24 @@ def delete_policy(name: str, alias: str, *, reason: str, actor: str) -> None:
         if row is None:
             raise PolicyNotFound(f"alias {alias!r} of {name!r} has no policy: it is not protected")
         entries.append(model, alias, "policy_delete", actor=actor, reason=reason, served=served_number(model, alias),
-                       details={"previous": row.document})
+                       details={"previous": row.document, **_open_requests(model, alias, PolicyEntry(None, None))})
         db.session.delete(row)
+
+
+def _open_requests(model: RegisteredModel, alias: str, change: PolicyEntry) -> dict:
+    """``{"requests": [{"request_id", "counted", "set_aside"}]}``: for each open request of ``alias``, whose
+    approvals count and whose are set aside once ``change`` is made (registry/governance/standing.py); empty
+    when none is open."""
+    asked = db.session.execute(
+        select(ApprovalRequest).where(ApprovalRequest.model_id == model.id, ApprovalRequest.alias == alias,
+                                      ApprovalRequest.state == OPEN).order_by(ApprovalRequest.id)
+    ).scalars().all()
+    shown = []
+    for request in asked:
+        standing = standings(model, request, pending=change)
+        shown.append({"request_id": request.id, "counted": [s.approval.approver for s in standing if s.counts],
+                      "set_aside": [s.approval.approver for s in standing if not s.counts]})
+    return {"requests": shown} if shown else {}
 
 
 def _view(model: str, row: AliasPolicy) -> PolicyView:

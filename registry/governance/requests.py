@@ -5,6 +5,7 @@ from sqlalchemy import select
 from registry.db import db
 from registry.errors import Conflict, Forbidden, RequestNotFound
 from registry.governance import entries
+from registry.governance.standing import counted
 from registry.governance.tables import ApprovalRequest
 from registry.lookups import find_alias
 from registry.tables import ApiToken, RegisteredModel, utcnow
@@ -33,7 +34,8 @@ def open_request(model: RegisteredModel, alias: str, request_id: int) -> Approva
 def check_approver(request: ApprovalRequest, approver: str, owner: str) -> None:
     """Forbidden unless ``approver`` (a token's name, or a person's) and ``owner`` (the person it belongs to)
     are neither the requester nor the version's uploader, by name or by owner; Conflict when that person
-    approved this request already, with any of their tokens. Approvals count people, not tokens."""
+    approved this request already, with any of their tokens, and their approval still counts (one set aside by a
+    policy change may be given again). Approvals count people, not tokens."""
     if approver == request.requested_by:
         raise Forbidden(f"{approver!r} opened request {request.id} and cannot approve it; another person must")
     if owner == request.requester_owner:
@@ -44,7 +46,8 @@ def check_approver(request: ApprovalRequest, approver: str, owner: str) -> None:
         whom = "" if approver == uploader else f" (as {uploader!r}; {approver!r} belongs to {owner!r} too)"
         raise Forbidden(f"{approver!r} uploaded version {request.number}{whom} and cannot approve its promotion; "
                         "another person must")
-    given = next((given for given in request.approvals if given.owner == owner or given.approver == approver), None)
+    standing = counted(request.model, request) if request.approvals else []  # no query when none was given
+    given = next((given for given in standing if given.owner == owner or given.approver == approver), None)
     if given is not None:
         raise Conflict(f"{owner!r} approved request {request.id} already (as {given.approver!r}); it needs approvals "
                        "from other people")

@@ -75,3 +75,6 @@ class Approval(db.Model):
     owner: Mapped[str] = mapped_column(String(255), server_default=text("''"))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The policy it was given under: the id of the alias's policy_set history entry then in force
+    # (registry/governance/standing.py says when it counts under a later one).
+    policy_entry: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,16 +1,19 @@
-"""Checking the ledger: walk the history's hash chain and name the first entry that does not hold; export
+"""Checking the ledger: walk the history's hash chain and name the first entry that does not hold, then the
+live alias, rollout and policy rows that differ from what it says; export
 the chain as JSON lines so it can be checked elsewhere (registry/ledger.py says what an entry's hash covers).
 """
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 
 from registry.db import db, on_postgresql
+from registry.integrity.state import Replay
 from registry.ledger import GENESIS, HEAD_ID, entry_hash, export_line, fields_of
 from registry.tables import LedgerHead, PromotionEvent
 
+STATE = "state"  # the kind of a live row that differs from what the chain says
 BATCH = 1000  # rows read at a time: the walk holds one batch in memory, whatever the ledger's length
 
 
@@ -18,10 +21,10 @@ BATCH = 1000  # rows read at a time: the walk holds one batch in memory, whateve
 class Broken:
     """The first entry that does not hold (``id`` None: the chain's head names entries that are gone)."""
 
-    id: int | None
+    id: int | None  # for a live row: the entry that said last what it should be (None: no entry ever did)
     at: datetime | None
-    kind: str | None  # the entry's action: promote, rollback, rollout_abort …
-    problem: str  # altered, unlinked, unrecorded or truncated
+    kind: str | None  # the entry's action: promote, rollback, rollout_abort …; "state" for a live row
+    problem: str  # altered, unlinked, unrecorded or truncated; differs (a live row, ``kind`` "state")
     detail: str
 
 
@@ -32,15 +35,18 @@ class Verdict:
     entries: int
     head: str
     first_broken: Broken | None
+    state: list[Broken] = field(default_factory=list)  # every live row that differs from what the chain says
 
     @property
     def ok(self) -> bool:
-        """True when every entry holds and the chain ends where its head says."""
+        """True when every entry holds, the chain ends where its head says, and the live rows are what it says."""
         return self.first_broken is None
 
 
 def verify() -> Verdict:
-    """Walk the whole chain in order, in one snapshot, and name the first entry that does not hold."""
+    """Walk the whole chain in order, in one snapshot, and name the first entry that does not hold; if every
+    entry holds, replay it into the aliases, rollouts and policies and name every live row that differs
+    (:mod:`registry.integrity.state`)."""
     _one_snapshot()
     try:
         return _walk()
@@ -52,10 +58,12 @@ def _walk() -> Verdict:
     head = db.session.execute(select(LedgerHead).where(LedgerHead.id == HEAD_ID)).scalar_one_or_none()
     head_id, head_hash = (head.last_id, head.hash) if head is not None else (None, GENESIS)
     held, previous, previous_id = 0, GENESIS, None
+    replay = Replay()
     for row in _rows():
         problem = _problem(row, previous, previous_id, head_id)
         if problem is not None:
             return Verdict(held, previous, Broken(row.id, row.at, row.action, *problem))
+        replay.read(row)
         held, previous, previous_id = held + 1, row.hash, row.id
     if previous != head_hash:
         after = f"after entry {previous_id}" if previous_id is not None else "at all"
@@ -64,7 +72,8 @@ def _walk() -> Verdict:
             f"the chain's head records entry {head_id} as the last, and the ledger has no entry {after} that "
             "ends there: entries were removed from its end",
         ))
-    return Verdict(held, previous, None)
+    differing = [Broken(found.entry, found.at, STATE, "differs", found.detail) for found in replay.differences()]
+    return Verdict(held, previous, differing[0] if differing else None, differing)
 
 
 def _problem(row, previous: str, previous_id: int | None, head_id: int | None) -> tuple[str, str] | None:

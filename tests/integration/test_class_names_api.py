@@ -112,3 +112,77 @@ def test_a_regressor_and_a_scikit_learn_classifier_have_no_classes_to_name(clien
 def test_naming_classes_takes_the_ci_role(client, served, tokens):
     reader = tokens("looker", "reader")
     assert client.patch(URL, json={"classes": ["benign", "malignant"]}, headers=reader).status_code == 403
+
+
+POLICY = "/models/tumour/aliases/production/policy"
+NAMES = {"classes": ["benign", "malignant"]}
+
+
+def _protect(client, admin, **policy):
+    response = client.put(POLICY, json=policy, headers=admin)
+    assert response.status_code == 200, response.get_json()
+
+
+def _classes_entries(client, admin):
+    history = client.get("/models/tumour/history?per_page=100", headers=admin).get_json()["items"]
+    return [entry for entry in history if entry["action"] == "classes"]
+
+
+def _unnamed(client, admin):
+    assert client.get(URL).get_json()["signature"]["classes"] == [0, 1]
+    assert _classes_entries(client, admin) == []
+    assert _answers(client) == ([1, 0], [0, 1])
+
+
+def test_naming_the_classes_of_a_served_version_is_recorded_in_its_alias_history(client, admin, ci, served):
+    assert client.patch(URL, json=NAMES, headers=ci).status_code == 200
+
+    [entry] = _classes_entries(client, admin)
+    assert (entry["alias"], entry["actor"], entry["from_version"], entry["to_version"]) == ("production", "ci-test", 1, 1)
+    assert entry["details"] == {"version": 1, "classes": ["benign", "malignant"], "previous": [0, 1]}
+    assert client.get("/audit/verify", headers=admin).get_json()["ok"] is True
+
+
+def test_anonymous_callers_cannot_name_the_classes_of_a_protected_version(client, admin, served):
+    _protect(client, admin, movers={"roles": ["admin", "ci"]})
+    assert_problem(client.patch(URL, json=NAMES), 401)
+    _unnamed(client, admin)
+
+
+def test_a_token_the_policy_does_not_name_cannot_change_what_the_alias_answers(client, admin, ci, served):
+    _protect(client, admin, movers={"roles": ["admin"]})
+
+    body = assert_problem(client.patch(URL, json={**NAMES, "description": "x"}, headers=ci), 409, "movers")
+
+    assert [item["rule"] for item in body["missing"]] == ["movers"]
+    _unnamed(client, admin)
+    assert client.get(URL).get_json()["description"] == ""  # nothing half-written
+    assert client.patch(URL, json=NAMES, headers=admin).status_code == 200  # a mover may
+    assert [entry["actor"] for entry in _classes_entries(client, admin)] == ["admin"]
+
+
+def test_an_alias_that_needs_approvals_refuses_new_names_saying_what_to_do(client, admin, served):
+    _protect(client, admin, approvals=1)
+
+    body = assert_problem(client.patch(URL, json=NAMES, headers=admin), 409, "approvals")
+
+    assert "before it serves the alias" in body["missing"][0]["detail"]
+    _unnamed(client, admin)
+
+
+def test_a_frozen_alias_keeps_its_class_numbers(client, admin, ci, served):
+    _protect(client, admin, freeze=[{"from": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}])
+    assert [item["rule"] for item in assert_problem(client.patch(URL, json=NAMES, headers=ci), 409)["missing"]] \
+        == ["freeze"]
+    _unnamed(client, admin)
+
+
+def test_a_canary_answers_the_alias_so_its_names_pass_the_policy_too(client, admin, ci, served):
+    _upload(client, ci, bytes(xgboost.train({"objective": "binary:logistic", "max_depth": 2}, xgboost.DMatrix(X, BINARY),
+                                            6).save_raw("json")))  # another file: version 2
+    rollout = {"canary": {"version": 2, "percent": 50}}
+    assert client.put("/models/tumour/aliases/production/rollout", json=rollout, headers=ci).status_code == 200
+    _protect(client, admin, movers={"roles": ["admin"]})
+
+    assert_problem(client.patch("/models/tumour/versions/2", json=NAMES, headers=ci), 409, "movers")
+    assert client.get("/models/tumour/versions/2").get_json()["signature"]["classes"] == [0, 1]

@@ -69,7 +69,7 @@ def execute(app, sql: str, **params) -> None:
 def test_every_history_entry_is_chained_to_the_one_before_it(app, client, admin, history):
     body = verify(client, admin)
 
-    assert body == {"ok": True, "entries": history, "head": body["head"], "first_broken": None}
+    assert body == {"ok": True, "entries": history, "head": body["head"], "first_broken": None, "state": []}
     with app.app_context():
         rows = db.session.execute(db.select(PromotionEvent).order_by(PromotionEvent.id)).scalars().all()
         assert [row.action for row in rows] == ["promote", "promote", "rollout_start", "rollout_abort", "rollback",
@@ -279,7 +279,7 @@ def test_writers_racing_on_different_models_never_fork_the_chain(app, client, ad
     assert set(statuses) == {200}
     assert [v for v in verdicts if not v["ok"]] == []
     assert verify(client, admin) == {"ok": True, "entries": 24, "head": verify(client, admin)["head"],
-                                     "first_broken": None}
+                                     "first_broken": None, "state": []}
 
 
 def test_every_column_of_the_history_is_covered_by_its_hash(app):

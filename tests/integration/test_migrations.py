@@ -223,13 +223,15 @@ def test_0019_chains_the_existing_history_in_order_and_new_entries_follow_it(emp
          "forced": False, "details": None, "prev_hash": GENESIS},
         sort_keys=True, separators=(",", ":")).encode()).hexdigest() == first.hash
     verdict = ledger_check.verify()
-    assert (verdict.ok, verdict.entries, verdict.head) == (True, 3, chained[-1].hash)
+    assert (verdict.entries, verdict.head) == (3, chained[-1].hash)
+    # every entry holds; the made-up history's alias and rollout have no rows, which the check names
+    assert [(broken.kind, broken.id) for broken in verdict.state] == [("state", 2), ("state", 3)]
 
     with write_transaction():
         db.session.add(PromotionEvent(model_id=1, alias="production", action="rollback", from_version=2, to_version=1,
                                       reverts_event_id=2, actor="admin"))
     verdict = ledger_check.verify()
-    assert (verdict.ok, verdict.entries) == (True, 4)
+    assert (verdict.entries, [broken.kind for broken in verdict.state]) == (4, ["state", "state"])
     assert db.session.get(PromotionEvent, 4).prev_hash == chained[-1].hash
 
 
@@ -290,7 +292,8 @@ def test_0025_keeps_the_chained_history_holding_and_takes_token_entries(empty_ap
         db.session.add(PromotionEvent(model_id=None, alias=None, action="token_create", actor="admin",
                                       details={"token": "t", "role": "ci", "scopes": None}))
     verdict = ledger_check.verify()
-    assert (verdict.ok, verdict.entries) == (True, len(before) + 1)
+    # every entry holds (the made-up history's alias and rollout have no rows, which the check names)
+    assert (verdict.entries, [broken.kind for broken in verdict.state]) == (len(before) + 1, ["state", "state"])
 
 
 def test_0025_downgrade_refuses_to_break_a_chain_that_holds_token_entries(empty_app):
@@ -452,3 +455,38 @@ def test_0031_gives_every_token_request_and_approval_its_own_name_as_owner(empty
         assert connection.execute(text("SELECT approver, owner FROM approvals")).all() == [("alice", "alice")]
     downgrade(directory=MIGRATIONS, revision="0030")
     assert "owner" not in {column["name"] for column in inspect(db.engine).get_columns("api_tokens")}
+
+
+def test_0032_names_the_policy_each_earlier_approval_was_given_under(empty_app):
+    upgrade(directory=MIGRATIONS, revision="0031")
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO models (id, name, description, tags, last_version, created_at, updated_at) "
+            "VALUES (1, 'm', '', '{}', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00')"))
+        required = [c for c in inspect(connection).get_columns("versions") if not c["nullable"] and c["default"] is None]
+        values = {c["name"]: 1 if c["name"] in ("id", "model_id", "number", "size_bytes") else
+                  "{}" if "JSON" in str(c["type"]).upper() else
+                  "2026-11-25 10:00:00" if "TIME" in str(c["type"]).upper() else "x" for c in required}
+        connection.execute(text(f"INSERT INTO versions ({', '.join(values)}) VALUES "
+                                f"({', '.join(':' + name for name in values)})"), values)
+        for id, alias, at in ((1, "production", "2026-11-25 09:00:00"), (2, "staging", "2026-11-25 09:30:00"),
+                              (3, "production", "2026-11-25 12:00:00")):  # the last came after the approvals
+            connection.execute(text(
+                "INSERT INTO promotion_events (id, model_id, alias, action, actor, reason, forced, at, prev_hash, hash) "
+                "VALUES (:id, 1, :alias, 'policy_set', 'admin', '', :forced, :at, :digest, :digest)"),
+                {"id": id, "alias": alias, "at": at, "forced": False, "digest": str(id) * 64})
+        for id, alias in ((1, "production"), (2, "canary")):
+            connection.execute(text(
+                "INSERT INTO approval_requests (id, model_id, alias, version_id, state, reason, requested_by, "
+                "requester_owner, requester_role, opened_at, expires_at, close_reason) VALUES (:id, 1, :alias, 1, "
+                "'open', '', 'old-ci', 'old-ci', 'ci', '2026-11-25 10:00:00', '2026-11-28 10:00:00', '')"),
+                {"id": id, "alias": alias})
+            connection.execute(text("INSERT INTO approvals (id, request_id, approver, owner, reason, at) "
+                                    "VALUES (:id, :id, 'alice', 'alice', '', '2026-11-25 11:00:00')"), {"id": id})
+
+    upgrade(directory=MIGRATIONS)
+
+    with db.engine.begin() as connection:
+        assert connection.execute(text("SELECT id, policy_entry FROM approvals ORDER BY id")).all() == [(1, 1), (2, None)]
+    downgrade(directory=MIGRATIONS, revision="0031")
+    assert "policy_entry" not in {column["name"] for column in inspect(db.engine).get_columns("approvals")}

@@ -132,6 +132,23 @@ def test_a_plans_later_step_is_judged_again_a_freeze_begun_meanwhile_stops_it(ap
     assert client.get(ROLLOUT).get_json()["canary"]["percent"] == 50
 
 
+@pytest.mark.parametrize("change", ["movers", "lifted and set again"])
+def test_a_plans_step_no_longer_carries_an_approval_the_policy_now_sets_aside(app, client, admin, ci, served, change):
+    protect(client, admin, approvals=1)
+    request = client.post(REQUESTS, json={"version": 2, "rollout": {"plan": HALTING_PLAN}}, headers=admin).get_json()
+    assert client.post(f"{REQUESTS}/{request['id']}/approve", json={}, headers=_person(client, admin)).status_code == 200
+    if change == "movers":
+        protect(client, admin, approvals=1, movers={"roles": ["admin", "ci"], "tokens": ["autopilot"]})
+    else:
+        assert client.delete(f"{POLICY}?reason=reorganising", headers=admin).status_code == 204
+        protect(client, admin, approvals=1)
+    with app.app_context(), pytest.raises(PolicyRefused) as refused:
+        rollouts.step_rollout(name="m", alias="production", at_step=0, percent=50, actor="autopilot", reason="passed",
+                              evidence={})
+    assert [item["rule"] for item in refused.value.missing] == ["approvals"]
+    assert client.get(ROLLOUT).get_json()["canary"]["percent"] == 5
+
+
 def test_a_plans_step_without_approval_is_refused_where_the_policy_came_after_its_start(app, client, admin, ci,
                                                                                         served):
     assert client.put(ROLLOUT, json={"canary": {"version": 2}, "plan": HALTING_PLAN}, headers=ci).status_code == 200
