@@ -46,6 +46,7 @@ from registry.monitoring.tables import LoggedPrediction
 from registry.process.loop import Loop
 from registry.serving.cache import ServableModel
 from registry.serving.data_plane import Answer, Call, Failure
+from registry.serving.explain_bounds import ExplainBounds
 from registry.serving.explanations import Explanations
 from registry.serving.routing import SHADOW
 from registry.serving.shadow import ShadowJob
@@ -109,7 +110,8 @@ class LogSettings:
     database_url: str = ""  # where the database is: a SQLite file's volume is watched for free space
     check_seconds: float = 5.0  # the bound is checked at least this often while the writer writes
     export: bool = False  # PREDICTION_LOG_EXPORT is set: only rows that went to the lake are pruned
-    max_explain_rows: int = 500  # MAX_EXPLAIN_ROWS: a logged request's first rows that are explained
+    # MAX_EXPLAIN_ROWS (a logged request's first rows are explained) and the rest of an explanation's bounds
+    explain_bounds: ExplainBounds = ExplainBounds()
 
 
 class PredictionLog:
@@ -405,7 +407,7 @@ class PredictionLog:
             return None
         started = time.perf_counter()
         try:
-            found = explain_logged(entry.servable, entry.rows, max_rows=self.settings.max_explain_rows, asked=entry.asked,
+            found = explain_logged(entry.servable, entry.rows, bounds=self.settings.explain_bounds, asked=entry.asked,
                                    reference=self._explain_reference)
         except Exception:  # a fault of the explainer must not cost the log its rows: they are kept without
             log.exception("version %s of %r could not explain a logged answer; it is logged without", entry.version,
