@@ -13,7 +13,8 @@ from registry.artifacts.loading import model_files
 from registry.errors import BatchTooLarge, NotExplainable
 from registry.inference.fast_trees import compile_trees
 from registry.inference.predictors import LinearPredictor, TreePredictor
-from registry.inference.tree_shap import PATHS_SUPPORTED, ExplanationTimedOut, TreeExplainer, points_for
+from registry.inference import tree_shap
+from registry.inference.tree_shap import PATHS_SUPPORTED, ExplanationTimedOut, TreeExplainer, points_for, walks_for
 from registry.serving.explain_bounds import ExplainBounds, admit, verdict
 
 DEPTH = 2000  # a chain of 4,001 nodes over 2,000 columns: 1,000 points a node, tens of ms a row
@@ -36,6 +37,16 @@ def forest():
 def test_a_chains_row_cost_is_its_nodes_times_the_points_its_path_needs(chain):
     assert chain.explainer().row_cost == (2 * DEPTH + 1) * (DEPTH // 2) * 1
     assert points_for(DEPTH) == DEPTH // 2 and points_for(10) == 6 and points_for(40) == 20
+
+
+def test_the_cost_decides_the_lane_not_rows_times_trees(chain, monkeypatch):
+    asked = []
+    lanes = tree_shap.functions_for
+    monkeypatch.setattr(tree_shap, "functions_for", lambda walks, **kw: asked.append(walks) or lanes(walks, **kw))
+    chain.explain(np.asarray(rows(DEPTH, 2)))
+    # 2 rows × 4,001,000 node-points, counted 32 a walk: past LOW_PRIORITY_FROM_WALKS's default (200,000) where rows
+    # × trees said 2
+    assert asked == [walks_for(2 * 4_001_000)] == [250_063]
 
 
 def test_the_walk_of_the_records_stops_soon_after_its_deadline(chain):
