@@ -120,6 +120,13 @@ class Config:
     MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
     # The most rows one request may ask to explain: an exact explanation costs tens of predictions a row.
     MAX_EXPLAIN_ROWS = _int("MAX_EXPLAIN_ROWS", 500)
+    # A tree model's explanation, bounded before and while it runs (registry/serving/explain_bounds.py): one row's
+    # cost in node-points (its trees' nodes × quadrature points × outputs; more: the version is not explainable,
+    # 422), one request's (more: 413), and the seconds it may run when the caller's X-Request-Timeout is not sooner
+    # (then 503 with Retry-After).
+    EXPLAIN_MAX_ROW_COST = _int("EXPLAIN_MAX_ROW_COST", 20_000_000)
+    EXPLAIN_MAX_COST = _int("EXPLAIN_MAX_COST", 500_000_000)
+    EXPLAIN_TIMEOUT_SECONDS = _float("EXPLAIN_TIMEOUT_SECONDS", 10.0)
     # Admission (docs/operations.md, "Overload"): the predictions one worker computes at once, all models
     # together and any one model. Beyond them a prediction is refused at once (503 and 429, Retry-After)
     # instead of queueing. By default one model may take every thread of a worker but one, which is left

@@ -20,6 +20,7 @@ from registry.monitoring.log_settings import LogSettings
 from registry.monitoring.prediction_log import PredictionLog
 from registry.serving.admission import AdmissionBounds
 from registry.serving.data_plane import DataPlane
+from registry.serving.explain_bounds import ExplainBounds
 from registry.serving.loader import ArtifactLoader
 from registry.serving.notifications import ChangeListener
 from registry.serving.runtime import Runtime, build_runtime
@@ -57,7 +58,7 @@ def init_app(app: Flask) -> None:
         memory_budget_bytes=int(config["MODEL_MEMORY_MB"] * 1024 * 1024),
         refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
         session_scope=app.app_context,
-        max_explain_rows=config["MAX_EXPLAIN_ROWS"],
+        explain_bounds=explain_bounds(config),
         admission=AdmissionBounds.of(per_model=config["MAX_IN_FLIGHT_PER_MODEL"], per_worker=config["MAX_IN_FLIGHT"],
                                      wait_seconds=config["ADMISSION_WAIT_MS"] / 1000),
         explain_reference=explain_references,
@@ -69,7 +70,7 @@ def init_app(app: Flask) -> None:
                                min_free_mb=config["PREDICTION_LOG_MIN_FREE_MB"],
                                database_url=config["SQLALCHEMY_DATABASE_URI"],
                                export=bool(config["PREDICTION_LOG_EXPORT"]),
-                               max_explain_rows=config["MAX_EXPLAIN_ROWS"])
+                               explain_bounds=runtime.explain_bounds)
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
                                    draw_key=(config.get("SECRET_KEY") or "").encode(),
                                    explain_reference=explain_references)
@@ -86,6 +87,13 @@ def init_app(app: Flask) -> None:
         runtime.models.observe_changes(explain_references.forget)
         lifecycle.of(app).add("alias watcher", start=runtime.models.ensure_started)
     lifecycle.of(app).add("serving", stop=lambda: stop_in_worker(app))
+
+
+def explain_bounds(config) -> ExplainBounds:
+    """The bounds of an explanation the app's settings give (MAX_EXPLAIN_ROWS, EXPLAIN_MAX_ROW_COST,
+    EXPLAIN_MAX_COST, EXPLAIN_TIMEOUT_SECONDS)."""
+    return ExplainBounds(max_rows=config["MAX_EXPLAIN_ROWS"], max_row_cost=config["EXPLAIN_MAX_ROW_COST"],
+                         max_cost=config["EXPLAIN_MAX_COST"], timeout_seconds=config["EXPLAIN_TIMEOUT_SECONDS"])
 
 
 def stop_in_worker(app: Flask) -> None:

@@ -147,8 +147,9 @@ class PolicyRefused(Conflict):
 
 
 class Overloaded(RegistryError):
-    """A prediction refused before any of it ran, for want of capacity, not for anything the model or the
-    caller's rows did: ``reason`` names which bound (for counting), ``retry_after`` says when to try again."""
+    """A prediction refused for want of capacity or time (before any of it ran, or an explanation given up at its
+    deadline), not for anything the model or the caller's rows did: ``reason`` names which bound (for counting),
+    ``retry_after`` says when to try again."""
 
     reason = "overloaded"
 
@@ -173,3 +174,10 @@ class DeadlinePassed(Overloaded):
     """The caller's deadline (X-Request-Timeout) passed before the prediction could start."""
 
     reason = "deadline"
+
+
+class ExplanationTimedOut(Overloaded):
+    """An explanation stopped when its deadline passed (the caller's X-Request-Timeout, or EXPLAIN_TIMEOUT_SECONDS):
+    its work was given up and its thread freed, and nothing of it was answered."""
+
+    reason = "explain_deadline"

@@ -100,6 +100,11 @@ class ModelVersion(db.Model):
     sklearn_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # The library the model comes from: scikit-learn, xgboost or lightgbm.
     framework: Mapped[str] = mapped_column(String(32), default="scikit-learn", server_default="scikit-learn")
+    # Whether its rows can be explained, as its upload found (registry/serving/explain_bounds.py: verdict), why not,
+    # and what one row's explanation costs (node-points; a tree model's); all None for versions uploaded before.
+    explainable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    explainable_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    explain_row_cost: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -197,7 +197,9 @@ PREDICTIONS_IN_FLIGHT = Gauge(
 ADMISSION_REFUSED = Counter(
     "registry_admission_refused_total",
     "Predictions refused before any compute: model_busy (429, MAX_IN_FLIGHT_PER_MODEL), worker_busy (503, "
-    "MAX_IN_FLIGHT), deadline (503, the caller's X-Request-Timeout passed before it could start)",
+    "MAX_IN_FLIGHT), deadline (503, the caller's X-Request-Timeout passed before it could start); and "
+    "explain_deadline (503): explanations given up when their deadline passed (X-Request-Timeout or "
+    "EXPLAIN_TIMEOUT_SECONDS)",
     ["model", "reason"],
 )
 SHADOW_SHED = Counter(

@@ -84,6 +84,15 @@ class VersionOut(Schema):
     sha256 = fields.String()
     size_bytes = fields.Integer()
     sklearn_version = fields.String(allow_none=True)
+    explainable = fields.Boolean(allow_none=True, metadata={
+        "description": "whether its rows can be explained (`explain`), as its upload found; null for versions "
+                       "uploaded before this was recorded"})
+    explainable_reason = fields.String(allow_none=True, metadata={
+        "description": "why not, when explainable is false (such as one row's explanation costing more than "
+                       "EXPLAIN_MAX_ROW_COST); asked to explain, the version answers 422 saying the same"})
+    explain_row_cost = fields.Integer(allow_none=True, metadata={
+        "description": "what one row's exact explanation costs, in node-points (a tree model's: its nodes × the "
+                       "quadrature points its deepest path needs × its outputs); null for other kinds"})
     aliases = fields.List(fields.String(), attribute="alias_names")
     created_at = UTCDateTime()
     created_by = fields.String()

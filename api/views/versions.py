@@ -74,6 +74,7 @@ class Versions(MethodView):
             max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
             max_features=current_app.config["MAX_FEATURES"],
             caller_waiting=caller_waiting,
+            explain_bounds=domain.explain_bounds(current_app.config),
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}

@@ -16,6 +16,8 @@ from registry.heap import give_back
 from registry.lookups import find_model, find_version, rollouts_using
 from registry.names import check_model_name
 from registry.paging import Page, slice_page, sorted_by
+from registry.inference.predictors import TreePredictor, predictor_for
+from registry.serving.explain_bounds import ExplainBounds, verdict
 from registry.serving.inputs import rows_from_records
 from registry.tables import ModelVersion, RegisteredModel, utcnow
 
@@ -26,7 +28,7 @@ WORDS = ("description", "tags", "intended_use", "limitations")  # what a version
 def upload_version(
     store: ArtifactStore, name: str, *, artifact: BinaryIO, digest: tuple[str, int], metadata: dict, actor: str,
     max_rows: int, max_model_bytes: int, max_features: int | None = None,
-    caller_waiting: Callable[[], bool] = lambda: True,
+    caller_waiting: Callable[[], bool] = lambda: True, explain_bounds: ExplainBounds = ExplainBounds(),
 ) -> tuple[ModelVersion, bool]:
     """Register the file ``artifact`` (read from its start; ``digest`` is its sha256 and size, taken as
     it arrived) as the next version of model ``name`` (created on first upload).
@@ -36,15 +38,17 @@ def upload_version(
     described before anything is stored; it is streamed to the store and verified there before
     its row is committed, so a crash leaves at most an unreferenced file (``artifacts gc``).
     ``max_model_bytes`` bounds what the artifact may unpack to (``MAX_MODEL_MB``), ``max_features``
-    the columns the model may take (``MAX_FEATURES``). ``caller_waiting`` says whether the caller still waits
+    the columns the model may take (``MAX_FEATURES``); ``explain_bounds`` whether its rows can be explained
+    (``explainable``, recorded with the reason and one row's cost). ``caller_waiting`` says whether the caller still waits
     for the answer: asked before the bytes are stored and again just before the version is committed, a
     caller who has gone (a client that gave up while a large file was parsed) is refused (``CallerGone``)
     and nothing is committed.
     """
     check_model_name(name)
     digest, size = digest
-    description, example = _described(
-        artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes, max_features=max_features
+    description, example, explainable = _described(
+        artifact, metadata, max_rows=max_rows, max_model_bytes=max_model_bytes, max_features=max_features,
+        explain_bounds=explain_bounds,
     )
     give_back()  # what unpacking it took, else every worker that takes uploads keeps its own high-water mark
     _check_caller(caller_waiting)
@@ -64,6 +68,7 @@ def upload_version(
         version = _version_row(
             model, description, metadata, example=example, digest=digest, size=size, actor=actor
         )
+        version.explainable, version.explainable_reason, version.explain_row_cost = explainable
         db.session.add(version)
         outbox.record("version.created", _event_data(name, version))
         _check_caller(caller_waiting)  # the last moment before the commit: a refusal rolls all of it back
@@ -77,10 +82,11 @@ def _check_caller(caller_waiting: Callable[[], bool]) -> None:
 
 
 def _described(
-    artifact: BinaryIO, metadata: dict, *, max_rows: int, max_model_bytes: int, max_features: int | None
+    artifact: BinaryIO, metadata: dict, *, max_rows: int, max_model_bytes: int, max_features: int | None,
+    explain_bounds: ExplainBounds,
 ) -> tuple:
-    """What the upload holds (its signature …) and its checked input example; the estimator itself
-    is let go here, before the bytes travel to the store."""
+    """What the upload holds (its signature …), its checked input example, and whether its rows can be explained
+    (``explain_bounds.verdict``); the estimator itself is let go here, before the bytes travel to the store."""
     from registry.artifacts.loading import model_files, xgboost_files
 
     framework = model_files.framework_of(_head(artifact))
@@ -90,12 +96,14 @@ def _described(
         xgboost_files.check_width(form, max_features)
         description = model_files.describe_model_file(framework, form, names=names,
                                                       given=metadata.get("feature_names"))
-        return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
+        return (description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows),
+                verdict(TreePredictor([], form), explain_bounds))
     loaded = load_estimator(artifact, max_bytes=max_model_bytes, max_features=max_features)
     from registry.artifacts.introspect import describe  # scikit-learn, loaded already by the unpickling
 
     description = describe(loaded.estimator, metadata.get("feature_names"), loaded.sklearn_version)
-    return description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows)
+    return (description, _checked_input_example(metadata.get("input_example"), description.signature, max_rows),
+            verdict(predictor_for(loaded.estimator), explain_bounds))
 
 
 def _head(artifact: BinaryIO) -> bytes:

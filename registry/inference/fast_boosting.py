@@ -203,14 +203,9 @@ class CompiledBoosting:
             return self.classes[(xgboost_link("sigmoid", raw)[:, 0] > 0.5).astype(np.intp)]
         return self.classes[np.argmax(raw, axis=1)]
 
-    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Path-dependent TreeSHAP of the raw output (the margin a classifier's link takes; a regressor's
-        prediction before any ``exp``) for these rows: ``(base_value, values)`` shaped (outputs,) and (rows,
-        features, outputs), adding up to the raw output. XGBoost's are summed in float64, where its own
-        margin is summed in float32: they add up to the float64 sum of the same leaves. LightGBM's are
-        ``Booster.predict(pred_contrib=True)``'s, its rows read as the walker reads them. Raises
-        ``NotExplainable`` naming why when it cannot."""
-        if self._explainer is None:  # made once, on the first request that asks
+    def explainer(self) -> TreeExplainer:
+        """The explainer of these trees (made once, on first use); ``NotExplainable`` naming why there is none."""
+        if self._explainer is None:
             try:
                 self._explainer = TreeExplainer(
                     nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover, n_features=self.n_features,
@@ -220,7 +215,17 @@ class CompiledBoosting:
                 self._explainer = error
         if isinstance(self._explainer, NotExplainable):
             raise self._explainer
-        return self._explainer.explain(self._rows(X))
+        return self._explainer
+
+    def explain(self, X: np.ndarray, *, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Path-dependent TreeSHAP of the raw output (the margin a classifier's link takes; a regressor's
+        prediction before any ``exp``) for these rows: ``(base_value, values)`` shaped (outputs,) and (rows,
+        features, outputs), adding up to the raw output. XGBoost's are summed in float64, where its own
+        margin is summed in float32: they add up to the float64 sum of the same leaves. LightGBM's are
+        ``Booster.predict(pred_contrib=True)``'s, its rows read as the walker reads them. Raises
+        ``NotExplainable`` naming why when it cannot, ``ExplanationTimedOut`` once ``deadline``
+        (``time.monotonic()`` seconds) passed."""
+        return self.explainer().explain(self._rows(X), deadline=deadline)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         return self._walker.output(self._rows(X, rounded=not self._walker_rounds))

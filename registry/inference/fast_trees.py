@@ -69,11 +69,9 @@ class CompiledTrees:
             return output[:, 0]
         return self.classes[best_of_rows(output)]
 
-    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Path-dependent TreeSHAP of ``predict_proba`` (classifiers) or ``predict`` (regressors) for these
-        rows: ``(base_value, values)`` shaped (outputs,) and (rows, features, outputs), adding up to the
-        output. Raises ``NotExplainable`` naming why when it cannot."""
-        if self._explainer is None:  # made once, on the first request that asks
+    def explainer(self) -> TreeExplainer:
+        """The explainer of these trees (made once, on first use); ``NotExplainable`` naming why there is none."""
+        if self._explainer is None:
             try:
                 self._explainer = TreeExplainer(nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover,
                                                 n_features=self.n_features, n_outputs=self.value.shape[1],
@@ -82,7 +80,14 @@ class CompiledTrees:
                 self._explainer = error
         if isinstance(self._explainer, NotExplainable):
             raise self._explainer
-        return self._explainer.explain(self._rows(X))
+        return self._explainer
+
+    def explain(self, X: np.ndarray, *, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Path-dependent TreeSHAP of ``predict_proba`` (classifiers) or ``predict`` (regressors) for these
+        rows: ``(base_value, values)`` shaped (outputs,) and (rows, features, outputs), adding up to the
+        output. Raises ``NotExplainable`` naming why when it cannot, ``ExplanationTimedOut`` once ``deadline``
+        (``time.monotonic()`` seconds) passed."""
+        return self.explainer().explain(self._rows(X), deadline=deadline)
 
     def _output(self, X: np.ndarray) -> np.ndarray:
         return self._walker.output(self._rows(X))

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 LIBRARY = Path(__file__).with_name("native") / "tree_walk.so"
-VERSION = 13  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
+VERSION = 14  # tree_walk.c's TREE_WALK_VERSION: the interface this module calls
 # One node: go to child[1] where x <= threshold, else child[0]; a leaf's children are itself.
 NODE = np.dtype([("threshold", "<f4"), ("feature", "<u4"), ("child", "<i4", (2,))])
 # One node of a boosted tree: the threshold in float64, and for a categorical split (CATEGORICAL set in
@@ -77,6 +77,7 @@ _DAMAGE = {
     6: "a categorical split's set is outside the bitsets",
     7: "a path is deeper than the records were when they were checked",
 }
+TIMED_OUT = 10  # what an explanation returns when its deadline passed (native/tree_shap.c)
 
 
 class _Functions(NamedTuple):
@@ -132,7 +133,7 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
         link.argtypes = [size, pointer, size, size, pointer]
         shap = library.tree_shap
         shap.argtypes = [pointer, size, size, pointer, pointer, size, pointer, size, pointer, pointer, size, size,
-                         size, pointer, size, size, size, pointer]
+                         size, pointer, size, size, size, pointer, ctypes.c_double]
         expectations = library.tree_shap_expectations
         expectations.argtypes = [pointer, size, size, pointer, size, pointer, pointer, pointer, pointer]
         lightgbm = library.tree_walk_lightgbm_link
@@ -162,7 +163,8 @@ def load(path: Path = LIBRARY) -> tuple[_Functions, _Functions]:
         paths_free = library.tree_shap_paths_free
         paths_free.argtypes, paths_free.restype = [pointer], None
         paths = library.tree_shap_paths
-        paths.argtypes, paths.restype = [pointer, pointer, size, size, size, pointer], ctypes.c_int64
+        paths.argtypes = [pointer, pointer, size, size, size, pointer, ctypes.c_double]
+        paths.restype = ctypes.c_int64
         paths_supported = library.tree_shap_paths_supported
         paths_supported.argtypes, paths_supported.restype = [], ctypes.c_int64
         functions.append(_Functions(output, boosted, link, shap, expectations, lightgbm, make, free, compact,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.serving.explain_bounds import ExplainBounds
+
 
 @dataclass(frozen=True)
 class LogSettings:
@@ -18,4 +20,5 @@ class LogSettings:
     database_url: str = ""  # where the database is: a SQLite file's volume is watched for free space
     check_seconds: float = 5.0  # the bound is checked at least this often while the writer writes
     export: bool = False  # PREDICTION_LOG_EXPORT is set: only rows that went to the lake are pruned
-    max_explain_rows: int = 500  # MAX_EXPLAIN_ROWS: a logged request's first rows that are explained
+    # MAX_EXPLAIN_ROWS (a logged request's first rows are explained) and the rest of an explanation's bounds
+    explain_bounds: ExplainBounds = ExplainBounds()

@@ -17,6 +17,7 @@ from registry.monitoring.log_queue import Entry
 from registry.monitoring.log_sampling import Shares
 from registry.monitoring.logged_explanations import TimeBudget, explain_logged
 from registry.serving.cache import ServableModel
+from registry.serving.explain_bounds import ExplainBounds
 from registry.telemetry import PREDICTION_LOG_DROPPED, PREDICTION_LOG_EXPLAINED, PREDICTION_LOG_WRITTEN
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,13 @@ class LogWriter:
     """Writes batches for one process's log: its shares say whose rows are explained and under which ids."""
 
     def __init__(self, shares: Shares, limits: Limits, session_scope: Callable[[], AbstractContextManager],
-                 read_shares: Callable[[], None], max_explain_rows: int,
+                 read_shares: Callable[[], None], explain_bounds: ExplainBounds,
                  explain_reference: Callable[[ServableModel], np.ndarray | None]):
         self._shares = shares
         self._limits = limits
         self._session_scope = session_scope
         self._read_shares = read_shares
-        self._max_explain_rows = max_explain_rows
+        self._explain_bounds = explain_bounds
         self._explain_reference = explain_reference  # a linear version's reference mean, as its callers' answers use
         self.explaining = TimeBudget()  # the writer's time for explanations
 
@@ -75,7 +76,7 @@ class LogWriter:
             return None
         started = time.perf_counter()
         try:
-            found = explain_logged(entry.servable, entry.rows, max_rows=self._max_explain_rows, asked=entry.asked,
+            found = explain_logged(entry.servable, entry.rows, bounds=self._explain_bounds, asked=entry.asked,
                                    reference=self._explain_reference)
         except Exception:  # a fault of the explainer must not cost the log its rows: they are kept without
             log.exception("version %s of %r could not explain a logged answer; it is logged without", entry.version,

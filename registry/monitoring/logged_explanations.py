@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from registry.errors import ArtifactCorrupted, InvalidInput, NotExplainable
+from registry.errors import ArtifactCorrupted, BatchTooLarge, ExplanationTimedOut, InvalidInput, NotExplainable
 from registry.serving.cache import ServableModel
+from registry.serving.explain_bounds import ExplainBounds, admit
 from registry.serving.explanations import Explanations, explain, takes_reference
 
 EXPLAIN_CPU_SHARE = 0.25  # of one core's time: what the writer may spend explaining, on average
@@ -55,21 +56,23 @@ class TimeBudget:
         self._at = now
 
 
-def explain_logged(servable: ServableModel, rows, *, max_rows: int, asked: Explanations | None = None,
+def explain_logged(servable: ServableModel, rows, *, bounds: ExplainBounds, asked: Explanations | None = None,
                    reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None) -> dict | None:
     """The stored form of the explanations of ``rows`` (what ``servable`` was given) by ``servable``, its
-    first ``max_rows`` rows; the caller's own (``asked``) when it asked for them, else in the version's own
-    space, a linear one's against ``reference(servable)``. None when the version cannot be explained per
-    input column."""
+    first ``bounds.max_rows`` rows; the caller's own (``asked``) when it asked for them, else in the version's own
+    space, a linear one's against ``reference(servable)``, within ``bounds`` (what they would cost, and when they
+    must end). None when the version cannot be explained per input column, or not within the bounds."""
     if asked is None:
+        first = _first(rows, bounds.max_rows)
         try:
+            admit(servable.predictor, len(first), bounds, where=f"version {servable.version} of {servable.model!r}")
             mean = reference(servable) if takes_reference(servable) else None
-            asked = explain(servable, _first(rows, max_rows), reference=mean)
-        except (NotExplainable, InvalidInput, ArtifactCorrupted):  # a version without explanations logs none
-            return None
+            asked = explain(servable, first, reference=mean, until=bounds.deadline(None))
+        except (NotExplainable, InvalidInput, ArtifactCorrupted, BatchTooLarge, ExplanationTimedOut):
+            return None  # a version without explanations (or too costly ones) logs none
     if not asked.by_input_column or not asked.rows:
         return None
-    kept = asked.rows[:max_rows]
+    kept = asked.rows[:bounds.max_rows]
     columns = list(kept[0]["values"])
     return {"space": asked.space, "columns": columns, "base_value": kept[0]["base_value"],
             "values": [[row["values"][column] for column in columns] for row in kept]}

@@ -52,7 +52,7 @@ class PredictionLog:
         self._session_scope = session_scope
         self.shares = Shares(settings.default_sample, settings.refresh_seconds, chance, draw_key)
         self.limits = Limits(settings, session_scope)
-        self.writer = LogWriter(self.shares, self.limits, session_scope, self.refresh, settings.max_explain_rows,
+        self.writer = LogWriter(self.shares, self.limits, session_scope, self.refresh, settings.explain_bounds,
                                 explain_reference)
         self._queue = LogQueue(settings.capacity)
         self._loop = Loop("prediction-log", WRITE_SECONDS, self._turn)

@@ -105,7 +105,8 @@ class DataPlane:
         started = time.perf_counter()
         try:
             with self.runtime.admission.admitted(call.name, call.deadline):
-                result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers)
+                result = predict(self.runtime, name=call.name, ref=call.ref, request=given, headers=headers,
+                                 deadline=call.deadline)
         except Overloaded as exc:
             return self._refused(call, exc, status_of, started)
         except Exception as exc:

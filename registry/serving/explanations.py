@@ -35,11 +35,13 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from registry.errors import ArtifactCorrupted, InvalidInput, NotExplainable, listed
+from registry.errors import ArtifactCorrupted, ExplanationTimedOut, InvalidInput, NotExplainable, listed
 from registry.inference.fast_boosting import CompiledBoosting
 from registry.inference.linear_shap import linear_shap
+from registry.inference.tree_shap import ExplanationTimedOut as WalkTimedOut
 from registry.inference.tree_shap import NotExplainable as RecordsNotExplainable
 from registry.inference.tree_walk import NodesDamaged
+from registry.serving.admission import RETRY_AFTER_SECONDS
 from registry.serving.cache import ServableModel
 from registry.inference.predictors import LinearPredictor, TreePredictor, dense
 
@@ -163,10 +165,12 @@ def model_features(servable: ServableModel, rows) -> np.ndarray:
 
 
 def explain(servable: ServableModel, rows, ask: ExplainAsk | None = None, *,
-            reference: np.ndarray | None = None) -> Explanations:
+            reference: np.ndarray | None = None, until: float | None = None) -> Explanations:
     """The explanations of ``rows`` (as the predictor takes them) by ``servable``, in the space ``ask`` names
     (by default its own); a linear model's against ``reference`` (the mean of its drift reference in the
-    model's features) when given. ``NotExplainable`` says why there are none."""
+    model's features) when given. ``NotExplainable`` says why there are none; a tree model's stop when ``until``
+    (``time.monotonic()`` seconds; None: never) passes, ``ExplanationTimedOut``. What they may cost is
+    checked before (``registry.serving.explain_bounds.admit``)."""
     predictor = servable.predictor
     where = f"version {servable.version} of {servable.model!r}"
     space = space_for(servable, ask)
@@ -174,13 +178,18 @@ def explain(servable: ServableModel, rows, ask: ExplainAsk | None = None, *,
     try:
         transformed = dense(predictor.transformed(rows))
         if isinstance(predictor, TreePredictor):
-            base, values = predictor.compiled.explain(transformed)
+            base, values = predictor.compiled.explain(transformed, deadline=until)
         else:
             features = np.asarray(transformed, dtype=np.float64)
             baseline, row = _linear_baseline(reference, features.shape[1])
             base, values = linear_shap(predictor.coef, predictor.intercept, rows=features, reference=row)
     except RecordsNotExplainable as error:
         raise NotExplainable(f"{where} cannot be explained: {error}") from None
+    except WalkTimedOut:
+        raise ExplanationTimedOut(
+            f"the explanation of {len(rows):,} rows by {where} was stopped when its deadline passed (the caller's "
+            "X-Request-Timeout, or the server's EXPLAIN_TIMEOUT_SECONDS); nothing of it was answered: explain fewer "
+            "rows per request, or predict without explain", RETRY_AFTER_SECONDS) from None
     except (ValueError, TypeError) as error:
         raise InvalidInput(f"{where} could not explain these rows: {error}") from None
     except NodesDamaged as error:

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from registry import tracing
-from registry.errors import BatchTooLarge, InvalidInput
+from registry.errors import BatchTooLarge, ExplanationTimedOut, InvalidInput
+from registry.serving.admission import Deadline
 from registry.serving.cache import ServableModel
+from registry.serving.explain_bounds import admit
 from registry.serving.explanations import space_for, takes_reference
 from registry.serving.inputs import PredictionInput
 from registry.serving.routing import CANARY
@@ -20,8 +22,10 @@ from registry.serving.shadow import ShadowJob
 MIRRORED_ROWS = 10
 
 
-def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, headers: Mapping[str, str]) -> Prediction:
-    """Answer ``name``/``ref``: an alias request follows its rollout (``headers`` may carry its sticky key).
+def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, headers: Mapping[str, str],
+            deadline: Deadline | None = None) -> Prediction:
+    """Answer ``name``/``ref``: an alias request follows its rollout (``headers`` may carry its sticky key); an
+    explanation asked ends by the caller's ``deadline`` or the server's own (``registry.serving.explain_bounds``).
 
     A failure carries the version and route that were asked to answer (see :func:`served_by`).
     """
@@ -33,7 +37,7 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
     tally = (route.rollout_id, route.role, route.servable.version)
     started = time.perf_counter()
     try:
-        result = _answer(runtime, route.servable, request, route.role)
+        result = _answer(runtime, route.servable, request, route.role, deadline)
     except Exception as exc:
         exc.served_by = (route.servable.version, route.role, route.rollout_id)
         if route.rollout_id is not None and caller_fault(exc):
@@ -62,9 +66,9 @@ def predict(runtime: Runtime, *, name: str, ref: str, request: PredictionInput, 
 
 
 def caller_fault(exc: BaseException) -> bool:
-    """Whether a prediction failed for what the caller sent (its rows, its batch): a 4xx, never counted
-    as an error of the version that was asked; anything else is the server's fault."""
-    return isinstance(exc, (InvalidInput, BatchTooLarge))
+    """Whether a prediction failed for what the caller sent (its rows, its batch, an explanation it gave too little
+    time): never counted as an error of the version that was asked; anything else is the server's fault."""
+    return isinstance(exc, (InvalidInput, BatchTooLarge, ExplanationTimedOut))
 
 
 def served_by(exc: BaseException) -> tuple[int, str | None, int | None] | None:
@@ -79,7 +83,8 @@ def after_answer(runtime: Runtime, prediction: Prediction) -> None:
         runtime.shadows.offer(job)
 
 
-def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput, route: str | None) -> Prediction:
+def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput, route: str | None,
+            deadline: Deadline | None) -> Prediction:
     return_proba = request.wants_probabilities(servable)
     if return_proba and servable.task != "classification":
         raise InvalidInput(
@@ -92,11 +97,10 @@ def _answer(runtime: Runtime, servable: ServableModel, request: PredictionInput,
     with tracing.span("parse") as span:
         rows = request.rows(servable.signature)
         span.set_attribute("prediction.rows", len(rows))
-    if asked is not None and len(rows) > runtime.max_explain_rows:
-        raise BatchTooLarge(
-            f"asked to explain {len(rows):,} rows; the limit is {runtime.max_explain_rows:,} (MAX_EXPLAIN_ROWS), since "
-            "an exact explanation costs tens of predictions a row: explain fewer rows per request, or predict "
-            "without explain"
-        )
-    reference = runtime.explain_reference(servable) if asked is not None and takes_reference(servable) else None
-    return run_model(servable, rows, return_proba, explained=asked, reference=reference, route=route)
+    if asked is None:
+        return run_model(servable, rows, return_proba, route=route)
+    admit(servable.predictor, len(rows), runtime.explain_bounds,  # what it would cost, before any work
+          where=f"version {servable.version} of {servable.model!r}")
+    reference = runtime.explain_reference(servable) if takes_reference(servable) else None
+    return run_model(servable, rows, return_proba, explained=asked, reference=reference, route=route,
+                     explain_until=runtime.explain_bounds.deadline(None if deadline is None else deadline.at))

@@ -44,10 +44,11 @@ class Prediction:
 
 
 def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, explained: ExplainAsk | None = None,
-              reference: np.ndarray | None = None, arrays: bool = False, route: str | None = None) -> Prediction:
+              reference: np.ndarray | None = None, explain_until: float | None = None, arrays: bool = False,
+              route: str | None = None) -> Prediction:
     """Predict ``rows`` (already checked against the signature) with a loaded model, and explain each
     row when ``explained`` asks (``registry.serving.explanations``; a linear model against ``reference``
-    when given); with ``arrays`` the predictions and probabilities stay the model's NumPy arrays (a batch
+    when given), stopping at ``explain_until`` (``time.monotonic()`` seconds); with ``arrays`` the predictions and probabilities stay the model's NumPy arrays (a batch
     job's columns), else lists. ``route`` is the answer's route (None: a pinned version)."""
     estimator = servable.predictor
     if servable.takes_frame and isinstance(rows, np.ndarray):
@@ -75,7 +76,7 @@ def run_model(servable: ServableModel, rows: ModelInput, return_proba: bool, *, 
     if explained is not None:
         with tracing.span("explain") as span:
             span.set_attribute("prediction.rows", len(rows))
-            explanations = explain(servable, rows, explained, reference=reference)
+            explanations = explain(servable, rows, explained, reference=reference, until=explain_until)
     return Prediction(
         servable.model,
         servable.version,

@@ -10,6 +10,7 @@ import numpy as np
 from registry.inference import tree_walk
 from registry.serving.admission import Admission, AdmissionBounds
 from registry.serving.cache import ServableModel
+from registry.serving.explain_bounds import ExplainBounds
 from registry.serving.figures import FigureBook, FigureFlusher
 from registry.serving.loader import Loader
 from registry.serving.running import predictions_of
@@ -28,7 +29,7 @@ class Runtime:
     figures: FigureBook
     shadows: ShadowRunner
     flusher: FigureFlusher
-    max_explain_rows: int  # MAX_EXPLAIN_ROWS: the most rows one request may ask to explain
+    explain_bounds: ExplainBounds  # MAX_EXPLAIN_ROWS, EXPLAIN_MAX_ROW_COST, EXPLAIN_MAX_COST, EXPLAIN_TIMEOUT_SECONDS
     admission: Admission  # the predictions in flight, held to MAX_IN_FLIGHT_PER_MODEL and MAX_IN_FLIGHT
     # A loaded linear version's drift-reference mean in its model's features (what its explanations are
     # measured from), or None; the app installs the monitoring's (registry.monitoring.explain_references).
@@ -59,12 +60,14 @@ class Runtime:
 
 
 def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: float,
-                  session_scope: Callable[[], AbstractContextManager], max_explain_rows: int = 500,
+                  session_scope: Callable[[], AbstractContextManager],
+                  explain_bounds: ExplainBounds = ExplainBounds(),
                   admission: AdmissionBounds = AdmissionBounds.of(per_model=3, per_worker=4),
                   explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None,
                   low_priority_from_walks: int = 0, low_priority_nice: int | None = 10) -> Runtime:
     """A runtime whose versions come from ``loader``; ``session_scope`` opens the database for background work;
-    ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's); ``explain_reference``
+    ``admission`` bounds the predictions in flight (the defaults are a 4-thread worker's), ``explain_bounds`` each
+    request's explanation; ``explain_reference``
     gives a linear version's reference mean, which its explanations are measured from. A tree walk or
     explanation of ``low_priority_from_walks`` walks or more (rows × trees; 0: none) runs at a lower CPU priority
     (``low_priority_nice``, None for SCHED_IDLE), in the whole process
@@ -83,5 +86,5 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
     admitted.serves_others = models.holds_others_than
     admitted.holds = models.holds
     shadows = ShadowRunner(figures, predictions_of, shed=admitted.sheds)
-    return Runtime(models, figures, shadows, flusher, max_explain_rows, admitted, explain_reference,
+    return Runtime(models, figures, shadows, flusher, explain_bounds, admitted, explain_reference,
                    low_priority_from_walks, low_priority_nice)

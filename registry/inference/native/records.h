@@ -26,7 +26,7 @@
 
 /* What the library's calls return; tree_walk.py names each. */
 enum { WALKED = 0, BAD_ROOT = 1, BAD_CHILD = 2, BAD_COLUMN = 3, NOT_A_LEAF = 4, BAD_OUTPUT = 5, BAD_BITSET = 6,
-       TOO_DEEP = 7, INFINITE_ROW = 8, NO_MEMORY = 9 };
+       TOO_DEEP = 7, INFINITE_ROW = 8, NO_MEMORY = 9, TIMED_OUT = 10 };
 
 /* One node in 16 bytes, four to a cache line: one line a visit. */
 typedef struct {

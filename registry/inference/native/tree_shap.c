@@ -34,14 +34,33 @@
  * read (once), a child must come after its node, a path deeper than the depth measured when the model
  * was loaded stops (its scratch space is sized for that depth), and a walk that visits more nodes than
  * there are stops. Whatever the records hold, every read is inside the arrays and every call ends.
+ *
+ * And every call ends on time: given a deadline (CLOCK_MONOTONIC seconds, the clock of Python's
+ * time.monotonic(); 0: none), a walk reads the clock every CHECK_EVERY nodes or leaves and at every tree, and
+ * stops with TIMED_OUT once it has passed (phi then holds the rows done so far, which the caller drops).
  */
+#define _POSIX_C_SOURCE 200809L  /* clock_gettime */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "low_priority.h"
 #include "records.h"
+
+/* Nodes or leaves walked between two readings of the clock: a reading costs about 20 ns (the vDSO), a node of a
+   deep tree's walk far more, so the check costs nothing measurable and a walk stops within microseconds. */
+#define CHECK_EVERY 256
+
+/* Whether `deadline` (CLOCK_MONOTONIC seconds; 0 or less: none) has passed. */
+static int past(double deadline) {
+    if (deadline <= 0)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec >= deadline;
+}
 
 /* Two of the rule's points, worked on at once (SSE2's width; GCC's and Clang's vector extension). */
 typedef double pair_t __attribute__((vector_size(16)));
@@ -62,6 +81,8 @@ typedef struct {
                                  output column */
     int64_t n_outputs;
     uint64_t visits;          /* nodes visited by this walk: a tree visits each of its nodes once */
+    uint64_t ticks;           /* nodes visited by the call, for the deadline's checks */
+    double deadline;          /* CLOCK_MONOTONIC seconds; 0: none */
     /* The quadrature: points t in (0, 1) and their weights (summing to 1); 1 - t; and the gain of an edge
        the row does not take, -weight / (1 - t) (whatever z). */
     int64_t q;
@@ -201,6 +222,8 @@ static inline __attribute__((always_inline)) int visit_with(walk_t *w, uint64_t 
         int64_t grandchild[2];
         if (++w->visits > w->n_nodes)
             return BAD_CHILD;
+        if ((++w->ticks & (CHECK_EVERY - 1)) == 0 && past(w->deadline))
+            return TIMED_OUT;
         status = read_children(w, next, grandchild);
         if (status != WALKED)
             return status;
@@ -343,13 +366,13 @@ int64_t tree_shap_expectations(const void *nodes, int64_t wide, int64_t n_nodes,
  * records, float64 for wide ones); each tree adds its value_width values to the outputs from its column
  * (columns[tree], or 0 where columns is NULL); options may be LIGHTGBM_ROWS (wide records), as for
  * tree_walk_boosted. max_depth is the records' depth as tree_shap_expectations measured it; a path deeper
- * stops the call. Returns WALKED, or what was wrong with the records (phi is then unspecified), or
- * TOO_DEEP when its scratch space could not be had.
+ * stops the call. Returns WALKED, or what was wrong with the records (phi is then unspecified), TOO_DEEP when
+ * its scratch space could not be had, or TIMED_OUT once `deadline` (CLOCK_MONOTONIC seconds; 0: none) passed.
  */
 int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                   int64_t n_trees, const double *value, int64_t value_width, const double *cover,
                   const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, int64_t options, const void *rows,
-                  int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi) {
+                  int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi, double deadline) {
     if (max_depth < 0 || max_depth > 100000 || n_features < 0 || n_features > INT32_MAX || value_width < 1
         || value_width > 1 << 20 || n_outputs < value_width || n_outputs > INT32_MAX)
         return TOO_DEEP;
@@ -389,7 +412,7 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
                 .cover = cover, .value_width = value_width, .max_depth = max_depth, .bitsets = bitsets,
                 .lightgbm_rows = (options & LIGHTGBM_ROWS) != 0, .n_outputs = n_outputs, .q = q, .t = t,
                 .weight = weight, .one_minus_t = one_minus_t, .cold_gain = cold_gain, .zeros = zeros, .last = last,
-                .zero = zero, .one = flags, .any_claimed = flags + n_features};
+                .zero = zero, .one = flags, .any_claimed = flags + n_features, .deadline = deadline};
     w.product = row_phi + per_row;
     w.inverse = w.product + levels * pairs;
     w.gain = w.inverse + levels * pairs;
@@ -420,6 +443,10 @@ int64_t tree_shap(const void *nodes, int64_t wide, int64_t n_nodes, const int32_
             const int32_t column = columns ? READ_ONCE(columns[tree]) : 0;
             if (column < 0 || column + value_width > n_outputs) {
                 status = BAD_OUTPUT;
+                break;
+            }
+            if ((++w.ticks & (CHECK_EVERY - 1)) == 0 && past(deadline)) {
+                status = TIMED_OUT;
                 break;
             }
             w.phi = row_phi + column * pairs;
@@ -715,11 +742,12 @@ static inline double taken(uint64_t missed, uint64_t levels) {
  * hold (most_entries + 1) x quads vectors. `quads` (at most MOST_QUADS) and `width` are constants in the copies
  * below.
  */
-static inline __attribute__((always_inline)) void paths_tree(const paths_t *paths, int64_t t, const float *row,
-                                                             uint64_t *word, quad_t *factors, quad_t *before,
-                                                             quad_t *row_phi, int64_t n_outputs, const quad_t *tp,
-                                                             const quad_t *weight, const quad_t *one_minus_t,
-                                                             const int64_t quads, const int64_t width) {
+static inline __attribute__((always_inline)) int paths_tree(const paths_t *paths, int64_t t, const float *row,
+                                                            uint64_t *word, quad_t *factors, quad_t *before,
+                                                            quad_t *row_phi, int64_t n_outputs, const quad_t *tp,
+                                                            const quad_t *weight, const quad_t *one_minus_t,
+                                                            double deadline, const int64_t quads,
+                                                            const int64_t width) {
     if (quads > MOST_QUADS)
         __builtin_unreachable();  /* tree_shap_paths_make's rule takes at most MOST_QUADS quads */
     word[0] = 0;
@@ -733,6 +761,8 @@ static inline __attribute__((always_inline)) void paths_tree(const paths_t *path
     }
     quad_t *target = row_phi + paths->column[t] * quads;
     for (int64_t l = paths->first_leaf[t]; l < paths->first_leaf[t + 1]; l++) {
+        if (((l - paths->first_leaf[t]) & (CHECK_EVERY - 1)) == CHECK_EVERY - 1 && past(deadline))
+            return TIMED_OUT;
         const path_leaf_t leaf = paths->leaves[l];
         const path_entry_t *entries = paths->entries + leaf.first_entry;
         const double *value = paths->values + l * width;
@@ -770,30 +800,33 @@ static inline __attribute__((always_inline)) void paths_tree(const paths_t *path
             }
         }
     }
+    return WALKED;
 }
 
 #define PATHS_TREE(name, quads, width)                                                                        \
-    PATHS_TARGET static void name(const paths_t *paths, int64_t t, const float *row, uint64_t *word,           \
-                                  quad_t *factors, quad_t *before, quad_t *row_phi, int64_t n_outputs,        \
-                                  const quad_t *tp, const quad_t *weight, const quad_t *one_minus_t) {        \
-        paths_tree(paths, t, row, word, factors, before, row_phi, n_outputs, tp, weight, one_minus_t, quads,  \
-                   width);                                                                                     \
+    PATHS_TARGET static int name(const paths_t *paths, int64_t t, const float *row, uint64_t *word,            \
+                                 quad_t *factors, quad_t *before, quad_t *row_phi, int64_t n_outputs,         \
+                                 const quad_t *tp, const quad_t *weight, const quad_t *one_minus_t,           \
+                                 double deadline) {                                                           \
+        return paths_tree(paths, t, row, word, factors, before, row_phi, n_outputs, tp, weight, one_minus_t,  \
+                          deadline, quads, width);                                                             \
     }
 PATHS_TREE(paths_tree_1_1, 1, 1)
 PATHS_TREE(paths_tree_1_2, 1, 2)
 PATHS_TREE(paths_tree_2_1, 2, 1)
 PATHS_TREE(paths_tree_2_2, 2, 2)
 PATHS_TREE(paths_tree_any, paths->q / 4, paths->width)
-typedef void (*paths_tree_t)(const paths_t *, int64_t, const float *, uint64_t *, quad_t *, quad_t *, quad_t *,
-                             int64_t, const quad_t *, const quad_t *, const quad_t *);
+typedef int (*paths_tree_t)(const paths_t *, int64_t, const float *, uint64_t *, quad_t *, quad_t *, quad_t *,
+                            int64_t, const quad_t *, const quad_t *, const quad_t *, double);
 
 /*
  * phi[n_rows][n_features][n_outputs] += every tree's attributions for float32 rows, from a copy made by
- * tree_shap_paths_make: tree_shap's answer for the records the copy was made from. Returns WALKED, NO_MEMORY, or
- * BAD_COLUMN / BAD_OUTPUT where the rows or the outputs do not fit the copy.
+ * tree_shap_paths_make: tree_shap's answer for the records the copy was made from. Returns WALKED, NO_MEMORY,
+ * BAD_COLUMN / BAD_OUTPUT where the rows or the outputs do not fit the copy, or TIMED_OUT once `deadline`
+ * (CLOCK_MONOTONIC seconds; 0: none) passed.
  */
 PATHS_TARGET int64_t tree_shap_paths(const paths_t *paths, const float *rows, int64_t n_rows, int64_t n_features,
-                                     int64_t n_outputs, double *phi) {
+                                     int64_t n_outputs, double *phi, double deadline) {
     if (n_features != paths->n_features)
         return BAD_COLUMN;
     for (int64_t t = 0; t < paths->n_trees; t++)
@@ -817,12 +850,17 @@ PATHS_TARGET int64_t tree_shap_paths(const paths_t *paths, const float *rows, in
             weight[i] = (quad_t){rule[q + 4 * i], rule[q + 4 * i + 1], rule[q + 4 * i + 2], rule[q + 4 * i + 3]};
             one_minus_t[i] = 1 - tp[i];
         }
-        for (int64_t r = 0; r < n_rows; r++) {
+        uint64_t ticks = 0;
+        for (int64_t r = 0; r < n_rows && status == WALKED; r++) {
             for (size_t i = 0; i < per_row; i++)
                 row_phi[i] = (quad_t){0, 0, 0, 0};
-            for (int64_t t = 0; t < paths->n_trees; t++)
-                pass(paths, t, rows + r * n_features, word, factors, before, row_phi, n_outputs, tp, weight,
-                     one_minus_t);
+            for (int64_t t = 0; t < paths->n_trees && status == WALKED; t++) {
+                if ((++ticks & (CHECK_EVERY - 1)) == 0 && past(deadline))
+                    status = TIMED_OUT;
+                else
+                    status = pass(paths, t, rows + r * n_features, word, factors, before, row_phi, n_outputs, tp,
+                                  weight, one_minus_t, deadline);
+            }
             double *out = phi + r * n_features * n_outputs;
             for (int64_t k = 0; k < n_features * n_outputs; k++) {
                 double total = 0;
@@ -854,21 +892,22 @@ typedef struct {
     const void *rows;
     int64_t n_rows, n_features, n_outputs;
     double *phi;
+    double deadline;
 } shap_args_t;
 
 static int64_t shap_body(void *p) {
     const shap_args_t *a = p;
     return tree_shap(a->nodes, a->wide, a->n_nodes, a->roots, a->columns, a->n_trees, a->value, a->value_width,
                      a->cover, a->bitsets, a->n_bitsets, a->max_depth, a->options, a->rows, a->n_rows, a->n_features,
-                     a->n_outputs, a->phi);
+                     a->n_outputs, a->phi, a->deadline);
 }
 
 int64_t tree_shap_low(const void *nodes, int64_t wide, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
                       int64_t n_trees, const double *value, int64_t value_width, const double *cover,
                       const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, int64_t options, const void *rows,
-                      int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi) {
+                      int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi, double deadline) {
     shap_args_t args = {nodes, wide, n_nodes, roots, columns, n_trees, value, value_width, cover, bitsets, n_bitsets,
-                        max_depth, options, rows, n_rows, n_features, n_outputs, phi};
+                        max_depth, options, rows, n_rows, n_features, n_outputs, phi, deadline};
     return low_priority_run(shap_body, &args);
 }
 
@@ -877,15 +916,16 @@ typedef struct {
     const float *rows;
     int64_t n_rows, n_features, n_outputs;
     double *phi;
+    double deadline;
 } paths_args_t;
 
 static int64_t paths_body(void *p) {
     const paths_args_t *a = p;
-    return tree_shap_paths(a->paths, a->rows, a->n_rows, a->n_features, a->n_outputs, a->phi);
+    return tree_shap_paths(a->paths, a->rows, a->n_rows, a->n_features, a->n_outputs, a->phi, a->deadline);
 }
 
 int64_t tree_shap_paths_low(const paths_t *paths, const float *rows, int64_t n_rows, int64_t n_features,
-                            int64_t n_outputs, double *phi) {
-    paths_args_t args = {paths, rows, n_rows, n_features, n_outputs, phi};
+                            int64_t n_outputs, double *phi, double deadline) {
+    paths_args_t args = {paths, rows, n_rows, n_features, n_outputs, phi, deadline};
     return low_priority_run(paths_body, &args);
 }

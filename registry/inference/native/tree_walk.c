@@ -52,7 +52,7 @@
 /* The caller found no categorical or ZERO_MISSING split and no LIGHTGBM_ROWS: walk_numeric does the walk. */
 #define NUMERIC_ONLY 8
 /* Bumped whenever the interface changes: tree_walk.py refuses a library built from other source. */
-#define TREE_WALK_VERSION 13
+#define TREE_WALK_VERSION 14
 /*
  * Walks in flight at once. One walk is a chain of dependent loads (node, then the row's value, then
  * the next node); eight independent chains keep the core and the memory system busy while each waits.
