@@ -105,11 +105,18 @@ def test_a_rolling_update_never_takes_a_ready_replica_away_first_and_a_drain_lea
     assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
 
-def test_only_the_port_the_service_names_is_open_and_the_scrape_asks_it():
+def test_only_the_ports_the_service_names_are_open_and_the_scrape_asks_the_http_one():
     documents = kube_play.render("production")
-    (port,) = one(documents, "Service")["spec"]["ports"]
+    ports = {port["name"]: port for port in one(documents, "Service")["spec"]["ports"]}
     (opened,) = one(documents, "NetworkPolicy")["spec"]["ingress"]
     (endpoint,) = one(documents, "ServiceMonitor")["spec"]["endpoints"]
 
-    assert [p["port"] for p in opened["ports"]] == [port["name"]] == [endpoint["port"]]
-    assert endpoint["path"] == "/metrics"
+    assert sorted(p["port"] for p in opened["ports"]) == sorted(ports) == ["grpc", "http"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+
+
+def test_the_grpc_port_is_the_one_the_settings_bind(rendered):
+    given = settings(rendered)
+    container_ports = {port["name"]: port["containerPort"] for port in registry_container(rendered)["ports"]}
+
+    assert given["GRPC_BIND"].endswith(f":{container_ports['grpc']}") and given["BIND"].endswith(f":{container_ports['http']}")
