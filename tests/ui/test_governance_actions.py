@@ -310,3 +310,12 @@ def test_a_waiting_request_shows_on_the_model_page_and_a_freeze_hides_what_would
 
     assert "data-frozen" in page and "data-approve" not in page and "Request approval…" not in page
     assert "· frozen" in client.get("/ui/models/housing").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role, promote, archive", [("reader", False, False), ("ci", True, False), ("admin", True, True)])
+def test_a_version_page_offers_each_role_only_the_actions_it_may_take(client, admin, housing, sign_in, role, promote, archive):
+    sign_in(ADMIN_TOKEN if role == "admin" else token(client, admin, f"someone-{role}", role=role))
+
+    page = client.get("/ui/models/housing/versions/2").get_data(as_text=True)
+
+    assert ("Promote…" in page, "Archive…" in page) == (promote, archive)
