@@ -1,12 +1,14 @@
 """Open Inference Protocol infer vs our own predict route: the same model, the same server, the same run.
 
-For 1 and 1,000 rows, three bodies go to one registry (gunicorn, 2 workers): ``{"instances": ...}`` to
-``/models/<name>/production/predict``, and a V2 request to ``/v2/models/<name>/infer`` with its
-tensor in JSON and in binary (tritonclient's own request body, binary output too). One client sends
+For 1 and 1,000 rows, four requests go to one registry (gunicorn, 2 workers, GRPC_BIND set): ``{"instances": ...}``
+to ``/models/<name>/production/predict``, a V2 request to ``/v2/models/<name>/infer`` with its tensor in JSON
+and in binary (tritonclient's own request body, binary output too), and the same V2 request over gRPC
+(tritonclient's gRPC client, ``ModelInfer``). One client sends
 requests back to back over a kept-alive connection; the targets take turns in rounds so that the
 noise of a shared machine falls on all of them alike. Per target: median and mean latency, and the
-server's CPU time per request (the steadier figure), then the ratios V2 ÷ predict. The same requests
-then go through Flask's test client in this process, where CPU per request is the edge's own cost.
+server's CPU time per request (the steadier figure), rows per second at the median, then the ratios
+V2 ÷ predict and gRPC ÷ REST V2. The same HTTP requests then go through Flask's test client in this
+process, where CPU per request is the edge's own cost.
 
     .venv/bin/python -m bench.v2 [--requests 300] [--rounds 3]
 """
@@ -25,17 +27,20 @@ from urllib.parse import urlsplit
 import joblib
 import numpy as np
 import requests
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from flask_migrate import upgrade
 
 from api import create_app
 from bench import models, report, servers
+from bench.harness.server import free_port
 from config import BASE_DIR
 from registry.db import db
 
 NAME = "v2bench"
 ROW_COUNTS = (1, 1000)
-TARGETS = ("predict-json", "v2-json", "v2-binary")
+HTTP_TARGETS = ("predict-json", "v2-json", "v2-binary")
+TARGETS = (*HTTP_TARGETS, "v2-grpc")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,43 +85,61 @@ def send(conn: http.client.HTTPConnection, request: tuple[str, bytes, dict]) -> 
     return response.status, response.read(), dict(response.getheaders())
 
 
-def measure(conn, pid: int, request, count: int) -> dict:
-    """``count`` requests back to back: latencies and server CPU per request."""
+def over_grpc(client: triton_grpc.InferenceServerClient, rows: np.ndarray):
+    """One ModelInfer call of ``rows`` (FP64, as the REST V2 targets send them): a function that makes it and
+    answers the predictions."""
+    tensor = triton_grpc.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(rows)
+    wanted = [triton_grpc.InferRequestedOutput("predict")]
+    return lambda: client.infer(NAME, [tensor], outputs=wanted).as_numpy("predict").tolist()
+
+
+def over_http_call(conn: http.client.HTTPConnection, target: str, request):
+    """One HTTP request of ``target``: a function that sends it and answers the predictions."""
+    return lambda: predictions(target, *send(conn, request))
+
+
+def measure(call, pid: int, count: int) -> dict:
+    """``count`` calls back to back: latencies and server CPU per request."""
     for _ in range(max(3, count // 20)):
-        send(conn, request)
+        call()
     latencies = []
     cpu_before = servers.cpu_seconds(pid)
     for _ in range(count):
         started = time.perf_counter()
-        status, _, _ = send(conn, request)
+        call()  # raises on anything but an answer
         latencies.append(time.perf_counter() - started)
-        if status != 200:
-            raise RuntimeError(f"{request[0]} answered {status}")
     cpu = (servers.cpu_seconds(pid) - cpu_before) / count
     return {"p50_ms": 1000 * statistics.median(latencies), "mean_ms": 1000 * statistics.fmean(latencies), "cpu_ms": 1000 * cpu}
 
 
-def over_http(live, args: argparse.Namespace) -> list[dict]:
-    """Every cell through gunicorn: rows x target, the median of the rounds."""
+def over_http(live, grpc_address: str, args: argparse.Namespace) -> list[dict]:
+    """Every cell through gunicorn (HTTP, and gRPC at ``grpc_address``): rows x target, the median of the rounds."""
     X, _ = models.training_data()
     netloc = urlsplit(live.url).netloc
     cells = []
+    grpc_client = triton_grpc.InferenceServerClient(grpc_address)
     for count in ROW_COUNTS:
-        requests_of = bodies(np.round(X[:count], 6))
+        rows = np.round(X[:count], 6)
+        requests_of = bodies(rows)
         conn = http.client.HTTPConnection(netloc, timeout=120)
-        answers = {target: predictions(target, *send(conn, request)) for target, request in requests_of.items()}
+        calls = {target: over_http_call(conn, target, requests_of[target]) for target in HTTP_TARGETS}
+        calls["v2-grpc"] = over_grpc(grpc_client, rows)
+        answers = {target: call() for target, call in calls.items()}
         if len({json.dumps(answer) for answer in answers.values()}) != 1:
             raise RuntimeError(f"the targets disagree on {count} rows: {answers}")
         per_round = max(10, args.requests if count == 1 else args.requests // 10)
         rounds = {target: [] for target in TARGETS}
         for _ in range(args.rounds):
             for target in TARGETS:
-                rounds[target].append(measure(conn, live.process.pid, requests_of[target], per_round))
+                rounds[target].append(measure(calls[target], live.process.pid, per_round))
         conn.close()
         for target, results in rounds.items():
             figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
+            body = requests_of[target][1] if target in requests_of else None
             cells.append({"mode": "gunicorn", "rows": count, "target": target, "requests": per_round * args.rounds,
-                          "body_bytes": len(requests_of[target][1]), **figures})
+                          "body_bytes": len(body) if body else None, "rows_per_s": 1000 * count / figures["p50_ms"], **figures})
+    grpc_client.close()
     return cells
 
 
@@ -167,14 +190,14 @@ def _joblib_bytes(estimator) -> bytes:
     return buffer.getvalue()
 
 
-def ratios(cells: list[dict]) -> list[dict]:
-    """Each V2 target ÷ the predict route with the same rows, in the same mode."""
-    base = {(cell["mode"], cell["rows"]): cell for cell in cells if cell["target"] == "predict-json"}
+def ratios(cells: list[dict], base_target: str = "predict-json") -> list[dict]:
+    """Each other target ÷ ``base_target`` with the same rows, in the same mode."""
+    base = {(cell["mode"], cell["rows"]): cell for cell in cells if cell["target"] == base_target}
     return [
-        {"mode": cell["mode"], "rows": cell["rows"], "target": cell["target"],
+        {"mode": cell["mode"], "rows": cell["rows"], "target": cell["target"], "base": base_target,
          **{f"{key}_ratio": cell[key] / base[cell["mode"], cell["rows"]][key]
-            for key in ("p50_ms", "cpu_ms") if base[cell["mode"], cell["rows"]].get(key)}}
-        for cell in cells if cell["target"] != "predict-json"
+            for key in ("p50_ms", "cpu_ms") if base[cell["mode"], cell["rows"]].get(key) and cell.get(key)}}
+        for cell in cells if cell["target"] != base_target and (cell["mode"], cell["rows"]) in base
     ]
 
 
@@ -187,15 +210,16 @@ def markdown(result: dict) -> str:
         f"{result['loadavg_at_end']} at end; commit {facts['git_commit']}; model {result['model']}, 2 gunicorn workers, "
         "one client, requests back to back. A shared machine: latencies are noisy, CPU per request less so; "
         "in-process CPU (Flask's test client, best of the rounds) least of all.", "",
-        "| mode | rows | target | body bytes | p50 ms | mean ms | CPU ms/req |", "| --- | --- | --- | --- | --- | --- | --- |",
+        "| mode | rows | target | body bytes | p50 ms | mean ms | rows/s at p50 | CPU ms/req |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in result["cells"]:
-        latency = f"{c['p50_ms']:.2f} | {c['mean_ms']:.2f}" if "p50_ms" in c else " | "
-        lines.append(f"| {c['mode']} | {c['rows']} | {c['target']} | {c['body_bytes']} | {latency} | {c['cpu_ms']:.2f} |")
-    lines += ["", "| mode | rows | target | p50 ÷ predict | CPU ÷ predict |", "| --- | --- | --- | --- | --- |"]
+        latency = f"{c['p50_ms']:.2f} | {c['mean_ms']:.2f} | {c['rows_per_s']:,.0f}" if "p50_ms" in c else " | | "
+        lines.append(f"| {c['mode']} | {c['rows']} | {c['target']} | {c['body_bytes'] or ''} | {latency} | {c['cpu_ms']:.2f} |")
+    lines += ["", "| mode | rows | target | ÷ | p50 | CPU |", "| --- | --- | --- | --- | --- | --- |"]
     for r in result["ratios"]:
         p50 = f"{r['p50_ms_ratio']:.2f}×" if "p50_ms_ratio" in r else ""
-        lines.append(f"| {r['mode']} | {r['rows']} | {r['target']} | {p50} | {r.get('cpu_ms_ratio', 0):.2f}× |")
+        lines.append(f"| {r['mode']} | {r['rows']} | {r['target']} | {r['base']} | {p50} | {r.get('cpu_ms_ratio', 0):.2f}× |")
     return "\n".join(lines) + "\n"
 
 
@@ -206,17 +230,19 @@ def main(argv: list[str] | None = None) -> None:
     facts = report.machine_facts()
     estimator = models.fit(args.model)
     with tempfile.TemporaryDirectory(prefix="bench-v2-") as tmp:
-        live = servers.start_registry(Path(tmp))
+        grpc_address = f"127.0.0.1:{free_port()}"
+        live = servers.start_registry(Path(tmp), GRPC_BIND=grpc_address)
         try:
             models.register(live, NAME, estimator)
             promoted = requests.post(f"{live.url}/models/{NAME}/versions/1/promote", json={}, headers=live.headers, timeout=120)
             promoted.raise_for_status()
-            cells = over_http(live, args)
+            cells = over_http(live, grpc_address, args)
         finally:
             live.stop()
     cells += in_process(estimator, args)
     result = {"command": report.command_line("bench.v2"), "started_at": started_at, "model": args.model, "machine": facts,
-              "loadavg_at_end": list(os.getloadavg()), "cells": cells, "ratios": ratios(cells)}
+              "loadavg_at_end": list(os.getloadavg()), "cells": cells,
+              "ratios": ratios(cells) + [r for r in ratios(cells, "v2-json") if r["target"] == "v2-grpc"]}
     text = markdown(result)
     print(text.replace("`", ""))
     report.save("v2", result, text, args.out, latest="v2-latest")
