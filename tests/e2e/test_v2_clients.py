@@ -16,8 +16,12 @@ import pandas as pd
 import pytest
 import requests
 import tritonclient.http as triton
-from mlserver.codecs import NumpyCodec, NumpyRequestCodec, PandasCodec
-from mlserver.types import (
+
+from tests.e2e.peer_packages import mlserver_without_its_server
+
+mlserver_without_its_server()
+from mlserver.codecs import NumpyCodec, NumpyRequestCodec, PandasCodec  # noqa: E402
+from mlserver.types import (  # noqa: E402
     InferenceErrorResponse,
     InferenceRequest,
     InferenceResponse,
