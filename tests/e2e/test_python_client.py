@@ -290,3 +290,6 @@ def test_the_client_installs_alone_with_requests_and_serves_a_script(live_regist
     result = json.loads(ran.stdout)
     assert result["predictions"] == pytest.approx(LinearRegression().fit(ROWS, TARGET).predict([[1.0, 2.0, 3.0]]))
     assert "joblib is not installed here" in result["refused"] and result["heavy"] == []
+    declared = subprocess.run([str(lone_venv / "venv" / "bin" / "model-registry-client"), "plan", "-f", "registry.yaml"],
+                              capture_output=True, text=True, cwd=lone_venv)
+    assert declared.returncode == 1 and "pip install 'model-registry-client[declared]'" in declared.stderr

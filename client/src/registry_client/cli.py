@@ -11,14 +11,20 @@ import argparse
 import os
 import sys
 
-import yaml
-
 from registry_client.client import RegistryClient
-from registry_client.declared import apply as applying
-from registry_client.declared.changes import PlanRefused, summary
-from registry_client.declared.files import DeclaredFileError, read
-from registry_client.declared.state import export, plan
 from registry_client.errors import RegistryError
+
+try:  # the client's "declared" extra (PyYAML, jsonschema): the library itself needs only requests
+    import yaml
+
+    from registry_client.declared import apply as applying
+    from registry_client.declared.changes import PlanRefused, summary
+    from registry_client.declared.files import DeclaredFileError, read
+    from registry_client.declared.state import export, plan
+except ModuleNotFoundError as missing:
+    WITHOUT = missing.name
+else:
+    WITHOUT = None
 
 NO_CHANGES, ERROR, CHANGES = 0, 1, 2
 COMMIT_VARIABLES = ("GITHUB_SHA", "CI_COMMIT_SHA")  # what GitHub Actions and GitLab CI name the commit
@@ -27,6 +33,10 @@ COMMIT_VARIABLES = ("GITHUB_SHA", "CI_COMMIT_SHA")  # what GitHub Actions and Gi
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status."""
     args = _parser().parse_args(argv)
+    if WITHOUT:
+        print(f"error: {WITHOUT} is not installed: plan, apply and export need the client's declared extra "
+              "(pip install 'model-registry-client[declared]')", file=sys.stderr)
+        return ERROR
     client = RegistryClient(args.url)
     try:
         return args.command(client, args)
