@@ -91,7 +91,8 @@ def _commit_of_ci() -> str | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-registry-client", description=__doc__.split("\n\n")[0].strip("`"))
+    parser = argparse.ArgumentParser(prog="model-registry-client", description="The registry as declared state: plan, apply "
+                                     "and export registry.yaml (docs/declared-state.md).")
     parser.add_argument("--url", help="the registry (default: $REGISTRY_URL, else http://127.0.0.1:8000); "
                                       "the token is $REGISTRY_TOKEN")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
