@@ -5,6 +5,7 @@ their delay from the poll interval), not from timing: a slow machine only makes 
 """
 import math
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -23,6 +24,9 @@ REFRESH_SECONDS = 1.0
 POLL_SECONDS = REFRESH_SECONDS / 4
 DAMAGED_MB = 30
 WINDOW_SECONDS = 5.0
+# A spinning server is busy in every window; the median of three is blind to one lone burst (a garbage
+# collection, a busy CI machine's stall), which one window alone was not (red once on CI: 1.6 CPU-s).
+WINDOWS = 3
 SETTLED_ATTEMPT = 5  # the window opens once every worker has made it: the next one is 4 s later
 # Before the fix every worker re-read and re-hashed the file at every poll: about one core for 30 MB
 # (a third of one on a machine so loaded that each worker gets a sixth of a core). After it, an idle
@@ -83,18 +87,21 @@ def settled(live) -> None:
 
 @pytest.fixture(scope="module")
 def idle(live):
-    """CPU seconds the whole server used over an idle window, and the log lines written by then."""
+    """CPU seconds the whole server used in each of WINDOWS idle windows, and the log lines written by then."""
     settled(live)
-    before = cpu_seconds(live)
-    time.sleep(WINDOW_SECONDS)  # a measurement window, not a wait for something to happen
-    used = cpu_seconds(live) - before
+    used = []
+    for _ in range(WINDOWS):
+        before = cpu_seconds(live)
+        time.sleep(WINDOW_SECONDS)  # a measurement window, not a wait for something to happen
+        used.append(cpu_seconds(live) - before)
     return used, attempt_lines(live), time.monotonic() - live.started
 
 
 def test_an_idle_server_with_a_damaged_aliased_file_burns_almost_no_cpu(idle):
     used, _, _ = idle
 
-    assert used / WINDOW_SECONDS < MAX_IDLE_CORES, f"{used:.2f} CPU-s in {WINDOW_SECONDS} s"
+    assert statistics.median(used) / WINDOW_SECONDS < MAX_IDLE_CORES, \
+        f"CPU-s in each {WINDOW_SECONDS} s window: {[round(u, 2) for u in used]}"
 
 
 def test_each_attempt_is_one_log_line_without_traceback_and_attempts_follow_the_backoff(live, idle):
