@@ -3,7 +3,8 @@ clients written by others: tritonclient's gRPC client here, KServe's InferenceGR
 own (.venv-kserve: the kserve package pins versions the shared venv must keep) as a subprocess.
 
 Every model kind answers the same numbers over gRPC as over V2 REST, for versions given as numbers and
-aliases; an alias follows a hot swap, and gRPC callers during swaps see no failed call; malformed calls get
+aliases; an alias follows a hot swap, and gRPC callers during swaps see no failed call; a canary splits gRPC
+calls by the sticky key in their metadata, and a shadow is mirrored from them; malformed calls get
 the status that says what is wrong, and a message, never INTERNAL; where reads need a token, the metadata
 ``authorization`` carries it, scoped per model as on REST.
 """
@@ -31,11 +32,11 @@ from tritonclient.utils import InferenceServerException
 from api.grpc import protocol
 from bench.harness import server
 from bench.harness.models import PROBE_ROW, expected_prediction, scaled_sum, upload
-from bench.harness.traffic import allowed_versions, run_moves
+from bench.harness.traffic import CLOCK_SLACK_SECONDS, allowed_versions, run_moves
 from config import BASE_DIR
 from tests.databases import BACKEND, fresh_database
 from tests.e2e.conftest import ADMIN_TOKEN, ADMISSION_OPEN
-from tests.e2e.rollouts import change
+from tests.e2e.rollouts import change, figures_once
 from tests.helpers import wait_for
 
 KSERVE_PYTHON = BASE_DIR / ".venv-kserve" / "bin" / "python"
@@ -386,6 +387,31 @@ def test_a_canary_splits_grpc_calls_by_the_sticky_key_in_the_metadata_as_rest_sp
         user = f"user-{n}"
         versions = {over_grpc(user) for _ in range(3)} | {over_rest(user)}
         assert len(versions) == 1, (user, versions)  # each key sticks to one arm, on both transports
+
+
+def test_a_shadow_is_mirrored_from_grpc_calls_whose_callers_only_get_the_primarys_answers(live):
+    for factor in (1.0, 3.0):
+        assert upload(live, "mirrored", scaled_sum(factor)).status_code == 201
+    _promote(live, "mirrored", 1)
+    change(live, "mirrored", "start", {"shadow": {"version": 2, "percent": 100}})
+    time.sleep(live.refresh_seconds + CLOCK_SLACK_SECONDS)  # the propagation bound: every worker routes the shadow
+    client = triton.InferenceServerClient(live.grpc)
+    probe = triton.InferInput("input-0", [1, 3], "FP64")
+    probe.set_data_from_numpy(np.array([PROBE_ROW]))
+    calls = 60
+
+    answers = [client.infer("mirrored", [probe]) for _ in range(calls)]
+
+    assert {answer.get_response().model_version for answer in answers} == {"1"}
+    assert all(answer.as_numpy("predict")[0] == pytest.approx(expected_prediction(1.0)) for answer in answers)
+    figures = figures_once(live, "mirrored", lambda f: f["primary"]["requests"] == calls and
+                           f["shadow"]["compared"] + f["shadow"]["dropped"] + f["shadow"]["errors"] == calls)
+    assert figures["primary"]["requests"] == calls and figures["primary"]["errors"] == 0
+    shadow = figures["shadow"]
+    assert shadow["errors"] == 0 and shadow["compared"] + shadow["dropped"] == calls and shadow["compared"] > 0
+    # v2 answers three times what v1 answers: the mirrored calls were compared with what the callers got
+    difference = 2 * expected_prediction(1.0)
+    assert shadow["mean_abs_diff"] == pytest.approx(difference) and shadow["max_abs_diff"] == pytest.approx(difference)
 
 
 def test_the_vendored_descriptor_is_kserves_and_triton_defines_the_same_fields():
