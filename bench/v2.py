@@ -3,23 +3,31 @@
 For 1 and 1,000 rows, four requests go to one registry (gunicorn, 2 workers, GRPC_BIND set): ``{"instances": ...}``
 to ``/models/<name>/production/predict``, a V2 request to ``/v2/models/<name>/infer`` with its tensor in JSON
 and in binary (tritonclient's own request body, binary output too), and the same V2 request over gRPC
-(tritonclient's gRPC client, ``ModelInfer``). One client sends
+(tritonclient's gRPC client, ``ModelInfer``); beside them, the same gRPC call to MLServer serving the same
+model file with its own scikit-learn runtime (mlserver-sklearn, from requirements-bench.txt) where it
+installs and starts, with ``parallel_workers: 0``: its parallel inference pool does not start with the
+Python and asyncio here (its worker process stops at once: "There is no current event loop"), so
+inference runs in its server process. One client sends
 requests back to back over a kept-alive connection; the targets take turns in rounds so that the
 noise of a shared machine falls on all of them alike. Per target: median and mean latency, and the
 server's CPU time per request (the steadier figure), rows per second at the median, then the ratios
-V2 ÷ predict and gRPC ÷ REST V2. The same HTTP requests then go through Flask's test client in this
+V2 ÷ predict, gRPC ÷ REST V2 and MLServer's gRPC ÷ ours. The same HTTP requests then go through Flask's test client in this
 process, where CPU per request is the edge's own cost.
 
     .venv/bin/python -m bench.v2 [--requests 300] [--rounds 3]
 """
 import argparse
 import http.client
+import importlib.util
 import io
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,7 +41,7 @@ from flask_migrate import upgrade
 
 from api import create_app
 from bench import models, report, servers
-from bench.harness.server import free_port
+from bench.harness.server import die_with_parent, free_port
 from config import BASE_DIR
 from registry.db import db
 
@@ -41,6 +49,8 @@ NAME = "v2bench"
 ROW_COUNTS = (1, 1000)
 HTTP_TARGETS = ("predict-json", "v2-json", "v2-binary")
 TARGETS = (*HTTP_TARGETS, "v2-grpc")
+MLSERVER = "mlserver-grpc"
+MLSERVER_START_SECONDS = 120  # only a bound on waiting for it to say it is ready
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,26 +123,75 @@ def measure(call, pid: int, count: int) -> dict:
     return {"p50_ms": 1000 * statistics.median(latencies), "mean_ms": 1000 * statistics.fmean(latencies), "cpu_ms": 1000 * cpu}
 
 
-def over_http(live, grpc_address: str, args: argparse.Namespace) -> list[dict]:
-    """Every cell through gunicorn (HTTP, and gRPC at ``grpc_address``): rows x target, the median of the rounds."""
+@contextmanager
+def mlserver(estimator, root: Path):
+    """MLServer serving ``estimator`` as ``NAME`` with mlserver-sklearn: its process and gRPC address, or why
+    it cannot (not installed, or it did not start: its log's last lines)."""
+    command = Path(sys.executable).parent / "mlserver"
+    # Looked up, not imported: its gRPC messages would clash with tritonclient's in protobuf's default pool.
+    if importlib.util.find_spec("mlserver_sklearn") is None:
+        yield None, "mlserver-sklearn is not installed (make bench installs it)"
+        return
+    root.mkdir()
+    joblib.dump(estimator, root / "model.joblib")
+    address = f"127.0.0.1:{free_port()}"
+    (root / "model-settings.json").write_text(json.dumps({
+        "name": NAME, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}}))
+    (root / "settings.json").write_text(json.dumps({
+        "host": "127.0.0.1", "http_port": free_port(), "grpc_port": int(address.rsplit(":", 1)[1]),
+        "metrics_port": free_port(), "parallel_workers": 0}))
+    log_path = root / "mlserver.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([str(command), "start", str(root)], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=die_with_parent)
+    client = triton_grpc.InferenceServerClient(address)
+    try:
+        deadline = time.monotonic() + MLSERVER_START_SECONDS
+        while not _ready(client) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _ready(client):
+            yield process, address
+        else:
+            yield None, "MLServer did not start: " + " | ".join(log_path.read_text(errors="replace").splitlines()[-3:])
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _ready(client: triton_grpc.InferenceServerClient) -> bool:
+    try:
+        return client.is_model_ready(NAME)
+    except Exception:  # not listening yet
+        return False
+
+
+def over_http(live, grpc_address: str, args: argparse.Namespace, peer=None) -> list[dict]:
+    """Every cell through gunicorn (HTTP, and gRPC at ``grpc_address``), and MLServer's gRPC where ``peer``
+    (its process and address) is given: rows x target, the median of the rounds."""
     X, _ = models.training_data()
     netloc = urlsplit(live.url).netloc
     cells = []
     grpc_client = triton_grpc.InferenceServerClient(grpc_address)
+    peer_client = triton_grpc.InferenceServerClient(peer[1]) if peer else None
+    targets = (*TARGETS, MLSERVER) if peer else TARGETS
     for count in ROW_COUNTS:
         rows = np.round(X[:count], 6)
         requests_of = bodies(rows)
         conn = http.client.HTTPConnection(netloc, timeout=120)
         calls = {target: over_http_call(conn, target, requests_of[target]) for target in HTTP_TARGETS}
         calls["v2-grpc"] = over_grpc(grpc_client, rows)
-        answers = {target: call() for target, call in calls.items()}
+        if peer:
+            calls[MLSERVER] = over_grpc(peer_client, rows)
+        answers = {target: np.ravel(call()).tolist() for target, call in calls.items()}  # MLServer's is a column
         if len({json.dumps(answer) for answer in answers.values()}) != 1:
             raise RuntimeError(f"the targets disagree on {count} rows: {answers}")
         per_round = max(10, args.requests if count == 1 else args.requests // 10)
-        rounds = {target: [] for target in TARGETS}
+        rounds = {target: [] for target in targets}
         for _ in range(args.rounds):
-            for target in TARGETS:
-                rounds[target].append(measure(calls[target], live.process.pid, per_round))
+            for target in targets:
+                pid = peer[0].pid if target == MLSERVER else live.process.pid
+                rounds[target].append(measure(calls[target], pid, per_round))
         conn.close()
         for target, results in rounds.items():
             figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
@@ -140,6 +199,8 @@ def over_http(live, grpc_address: str, args: argparse.Namespace) -> list[dict]:
             cells.append({"mode": "gunicorn", "rows": count, "target": target, "requests": per_round * args.rounds,
                           "body_bytes": len(body) if body else None, "rows_per_s": 1000 * count / figures["p50_ms"], **figures})
     grpc_client.close()
+    if peer_client is not None:
+        peer_client.close()
     return cells
 
 
@@ -210,6 +271,7 @@ def markdown(result: dict) -> str:
         f"{result['loadavg_at_end']} at end; commit {facts['git_commit']}; model {result['model']}, 2 gunicorn workers, "
         "one client, requests back to back. A shared machine: latencies are noisy, CPU per request less so; "
         "in-process CPU (Flask's test client, best of the rounds) least of all.", "",
+        f"MLServer ({MLSERVER}: mlserver-sklearn, parallel_workers 0): {result['mlserver']}.", "",
         "| mode | rows | target | body bytes | p50 ms | mean ms | rows/s at p50 | CPU ms/req |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -236,13 +298,17 @@ def main(argv: list[str] | None = None) -> None:
             models.register(live, NAME, estimator)
             promoted = requests.post(f"{live.url}/models/{NAME}/versions/1/promote", json={}, headers=live.headers, timeout=120)
             promoted.raise_for_status()
-            cells = over_http(live, grpc_address, args)
+            with mlserver(estimator, Path(tmp) / "mlserver") as (process, address_or_why):
+                peer = (process, address_or_why) if process is not None else None
+                cells = over_http(live, grpc_address, args, peer)
         finally:
             live.stop()
     cells += in_process(estimator, args)
     result = {"command": report.command_line("bench.v2"), "started_at": started_at, "model": args.model, "machine": facts,
               "loadavg_at_end": list(os.getloadavg()), "cells": cells,
-              "ratios": ratios(cells) + [r for r in ratios(cells, "v2-json") if r["target"] == "v2-grpc"]}
+              "ratios": ratios(cells) + [r for r in ratios(cells, "v2-json") if r["target"] == "v2-grpc"]
+              + [r for r in ratios(cells, "v2-grpc") if r["target"] == MLSERVER],
+              "mlserver": "measured" if peer else address_or_why}
     text = markdown(result)
     print(text.replace("`", ""))
     report.save("v2", result, text, args.out, latest="v2-latest")
