@@ -7,22 +7,30 @@ gets the migrated SQLite file copied back in place, or the PostgreSQL database e
 so the apps share one engine and the SQL it compiled (tests/engines.py).
 """
 import os
-import shutil
-from pathlib import Path
 
-import psycopg
-import pytest
-from flask_migrate import upgrade
+# Before anything imports grpc: its fork support (on by default) restarts its poller threads in a forked
+# child, and a server the harness starts with Popen's preexec_fn (die_with_parent) after a test made gRPC
+# calls lost that poller's epoll descriptor to close_fds and died of SIGABRT before its exec (about one
+# start in a hundred: "epoll_wait error: Bad file descriptor" as the whole log). The servers themselves
+# fork before they start gRPC, and take this off with the test run's environment.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-from bench.harness import s3_server as seaweedfs
-from bench.harness.databases import POSTGRES_URL, libpq_conninfo
-from registry.db import db
-from tests.databases import BACKEND, fresh_database, use_postgres_server
-from tests.engines import shared_engines
-from tests.helpers import ADMIN_TOKEN, MIGRATIONS, close_app, make_app
-from tests.postgres_server import find_pg_ctl, missing_server_message
-from tests.postgres_server import postgres_server as serving_postgres
-from tests.url_builders import compiled_once
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+
+from bench.harness import s3_server as seaweedfs  # noqa: E402
+from bench.harness.databases import POSTGRES_URL, libpq_conninfo  # noqa: E402
+from registry.db import db  # noqa: E402
+from tests.databases import BACKEND, fresh_database, use_postgres_server  # noqa: E402
+from tests.engines import shared_engines  # noqa: E402
+from tests.helpers import ADMIN_TOKEN, MIGRATIONS, close_app, make_app  # noqa: E402
+from tests.postgres_server import find_pg_ctl, missing_server_message  # noqa: E402
+from tests.postgres_server import postgres_server as serving_postgres  # noqa: E402
+from tests.url_builders import compiled_once  # noqa: E402
 
 
 # The fixtures through which a test reaches the database of the pass (every app, client and token
