@@ -64,6 +64,25 @@ def test_an_export_plans_clean(live_registry, churn, tmp_path):
     assert (planned.returncode, planned.stdout.strip()) == (0, "No changes: the registry matches the file."), planned.stderr
 
 
+def test_an_export_shows_every_policy_the_registry_holds_and_plans_clean(live_registry, admin, tmp_path):
+    """Policies are read back whole (GET /models/<name>/policies): one set by hand on an alias that serves
+    nothing, one on a model whose history is long, each exported as the registry holds it."""
+    admin.upload("guarded", LinearRegression().fit(ROWS, TARGET), input_example=ROWS[:1])
+    for n in range(3):  # history entries before and after the policy
+        admin.promote("guarded", 1, alias=f"a{n}")
+    admin.set_policy("guarded", "nightly", {"approvals": 2, "movers": {"tokens": ["release-bot"]}}, reason="hand")
+    admin.set_policy("guarded", "a0", {"require": {"card": ["limitations"]}})
+    exported = run(live_registry, "export")
+    assert exported.returncode == 0, exported.stderr
+    policies = yaml.safe_load(exported.stdout)["models"]["guarded"]["policies"]
+    assert policies == {policy.alias: policy.policy for policy in admin.policies("guarded")}
+    assert list(policies) == ["a0", "nightly"] and policies["nightly"]["approvals"] == 2
+    file = tmp_path / "registry.yaml"
+    file.write_text(exported.stdout)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert (planned.returncode, planned.stdout.strip()) == (0, "No changes: the registry matches the file."), planned.stderr
+
+
 def test_plan_names_an_alias_move_and_apply_makes_it_once(live_registry, admin, churn, tmp_path):
     file = write(tmp_path / "registry.yaml", declared(churn, 2, description="who leaves"))
     planned = run(live_registry, "plan", "-f", str(file))

@@ -199,6 +199,11 @@ class RegistryClient:
             return None
         return Policy.from_json(body_of(response))
 
+    def policies(self, model: str) -> Iterator[Policy]:
+        """Every policy of the model's aliases, by alias name (only its protected aliases)."""
+        for item in self._pages(path("models", model, "policies"), {}):
+            yield Policy.from_json(item)
+
     def delete_policy(self, model: str, alias: str, reason: str = "") -> None:
         """Lift the alias's policy (admin)."""
         self._http.send("DELETE", _protected(model, alias, "policy"), params={"reason": reason})

@@ -14,21 +14,15 @@ DEFAULT_MOVERS = ["admin", "ci"]  # the registry's, for a policy that names no m
 DEFAULT_REQUEST_HOURS = 72
 
 
-def state(client: RegistryClient, name: str, also_policies: tuple[str, ...] = ()) -> dict | None:
+def state(client: RegistryClient, name: str) -> dict | None:
     """One model as the file declares it, or None when the registry has none: its description, tags,
-    prediction log, aliases (version and sha256) and the policies of its aliases (any its history shows set, and
-    ``also_policies``)."""
+    prediction log, aliases (version and sha256) and the policies of its aliases."""
     found = client.find_model(name)
     if found is None:
         return None
     aliases = {alias: {"version": number, "sha256": client.version(name, number).sha256}
                for alias, number in sorted(found.aliases.items())}
-    policies = {}
-    ever_guarded = {event.alias for event in client.history(name) if event.action == "policy_set"}
-    for alias in sorted(ever_guarded | set(also_policies)):
-        policy = client.policy(name, alias)
-        if policy is not None:
-            policies[alias] = policy.policy
+    policies = {policy.alias: policy.policy for policy in client.policies(name)}
     log = found.raw.get("prediction_log") or {}
     model = {"description": found.description, "tags": dict(found.tags),
              "prediction_log": {key: log[key] for key in LOG_KEYS if key in log}, "aliases": aliases}
@@ -37,7 +31,7 @@ def state(client: RegistryClient, name: str, also_policies: tuple[str, ...] = ()
 
 def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, problems: list[str]) -> list[Change]:
     """What apply would change on model ``name`` for the file's ``wanted``; what cannot be goes to ``problems``."""
-    live = state(client, name, tuple(wanted.get("policies", {})))
+    live = state(client, name)
     if live is None:
         problems.append(f"models/{name}: the registry has no model {name!r}; upload its first version "
                         "(the file names versions, it does not make them)")
