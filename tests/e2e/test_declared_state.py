@@ -351,3 +351,59 @@ def test_a_webhook_is_signed_with_the_secret_its_variable_holds(live_registry, a
     write(file, {"webhooks": [{**hook, "secret_file": "also"}]})
     both = run(live_registry, "plan", "-f", str(file))
     assert both.returncode == 1 and "should not be valid under {'required': ['secret_file', 'secret_env']}" in both.stderr
+
+
+def test_model_cards_are_declared_per_version_planned_field_by_field_and_exported(live_registry, admin, tmp_path):
+    versions = [admin.upload("carded", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET),
+                             input_example=ROWS[:1], intended_use="first draft") for n in (0, 1)]
+    sha = {version.version: version.sha256 for version in versions}
+    card = {"version": 2, "sha256": sha[2], "intended_use": "scoring churn monthly", "limitations": "not for B2B"}
+    document = {"models": {"carded": {"cards": [card]}}}
+    file = write(tmp_path / "registry.yaml", document)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2, planned.stderr
+    assert planned.stdout.splitlines() == [
+        "~ models/carded/cards/2/intended_use: 'first draft' -> 'scoring churn monthly'",
+        "~ models/carded/cards/2/limitations: '' -> 'not for B2B'",
+        "Plan: 0 to add, 2 to change, 0 to delete.",
+    ]  # the description, left out, is left alone
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stdout.splitlines()[-1] == "Applied 2 of 2 changes."
+    written = admin.version("carded", 2)
+    assert (written.intended_use, written.limitations, written.description) == ("scoring churn monthly", "not for B2B", "")
+    assert admin.version("carded", 1).intended_use == "first draft"
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+    admin.update_version("carded", 2, limitations="")  # by hand: drift
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.stdout.splitlines()[0] == "~ models/carded/cards/2/limitations: '' -> 'not for B2B'"
+
+    exported = yaml.safe_load(run(live_registry, "export").stdout)["models"]["carded"]["cards"]
+    assert exported == [{"version": 1, "sha256": sha[1], "description": "", "intended_use": "first draft", "limitations": ""},
+                        {"version": 2, "sha256": sha[2], "description": "", "intended_use": "scoring churn monthly",
+                         "limitations": ""}]
+
+
+@pytest.mark.parametrize(("card", "said"), [
+    ({"version": 2, "sha256": "0" * 64}, "models/carded2/cards/2: version 2 of carded2 is sha256 "),
+    ({"version": 7, "sha256": "0" * 64}, "models/carded2/cards/7: carded2 has no version 7"),
+], ids=["another sha256", "no such version"])
+def test_a_card_of_bytes_the_file_did_not_mean_is_refused_before_any_change(live_registry, admin, tmp_path, card, said):
+    if admin.find_model("carded2") is None:
+        for n in (0, 1):
+            admin.upload("carded2", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET), input_example=ROWS[:1])
+    before = ledger_entries(live_registry)
+    file = write(tmp_path / "registry.yaml", {"models": {"carded2": {
+        "description": "changed too", "cards": [{**card, "limitations": "x"}]}}})
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 1 and said in applied.stderr and applied.stdout == ""
+    assert admin.model("carded2").description == "" and admin.version("carded2", 2).limitations == ""
+    assert ledger_entries(live_registry) == before
+
+
+def test_a_card_given_twice_is_refused(live_registry, admin, churn, tmp_path):
+    card = {"version": 1, "sha256": churn[1], "limitations": "x"}
+    file = write(tmp_path / "registry.yaml", {"models": {"churn": {"cards": [card, {**card, "limitations": "y"}]}}})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 1 and "models/churn/cards/1: the file gives version 1's card twice" in planned.stderr

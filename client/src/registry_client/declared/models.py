@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from registry_client.client import RegistryClient
+from registry_client.declared import versions
 from registry_client.declared.changes import Change
 from registry_client.errors import RegistryError
 
@@ -16,7 +17,7 @@ DEFAULT_REQUEST_HOURS = 72
 
 def state(client: RegistryClient, name: str) -> dict | None:
     """One model as the file declares it, or None when the registry has none: its description, tags,
-    prediction log, aliases (version and sha256) and the policies of its aliases."""
+    prediction log, aliases (version and sha256), the policies of its aliases and its versions' cards."""
     found = client.find_model(name)
     if found is None:
         return None
@@ -26,7 +27,8 @@ def state(client: RegistryClient, name: str) -> dict | None:
     log = found.raw.get("prediction_log") or {}
     model = {"description": found.description, "tags": dict(found.tags),
              "prediction_log": {key: log[key] for key in LOG_KEYS if key in log}, "aliases": aliases}
-    return {**model, "policies": policies} if policies else model
+    cards = versions.cards(client, name)
+    return {**model, **({"policies": policies} if policies else {}), **({"cards": cards} if cards else {})}
 
 
 def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, problems: list[str]) -> list[Change]:
@@ -42,6 +44,7 @@ def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, proble
         want = {**have, **wanted[field]} if field == "prediction_log" and field in wanted else wanted.get(field)
         if field in wanted and want != have:  # a prediction log sends only what the file names
             found.append(Change("model", "update", f"models/{name}/{field}", have, want, name, field, wanted[field]))
+    found += versions.card_changes(client, name, wanted.get("cards", []), problems)
     found += _policy_changes(name, wanted.get("policies", {}), live.get("policies", {}), prune)
     found += _alias_changes(client, name, wanted.get("aliases", {}), live["aliases"], prune, problems)
     return found
@@ -114,16 +117,7 @@ def _alias_changes(client: RegistryClient, model: str, wanted: dict, live: dict,
     found = []
     for alias, want in wanted.items():
         where = f"models/{model}/aliases/{alias}"
-        version = client.find_version(model, want["version"])
-        if version is None:
-            problems.append(f"{where}: {model} has no version {want['version']}")
-            continue
-        if version.sha256 != want["sha256"]:
-            problems.append(f"{where}: version {version.version} of {model} is sha256 {version.sha256}, "
-                            f"not {want['sha256']}: the file would point at bytes it did not mean")
-            continue
-        if version.status == "archived":
-            problems.append(f"{where}: version {version.version} of {model} is archived and serves nobody")
+        if versions.pinned(client, model, want, where, problems) is None:
             continue
         have = live.get(alias)
         if have != want:
