@@ -407,3 +407,53 @@ def test_a_card_given_twice_is_refused(live_registry, admin, churn, tmp_path):
     file = write(tmp_path / "registry.yaml", {"models": {"churn": {"cards": [card, {**card, "limitations": "y"}]}}})
     planned = run(live_registry, "plan", "-f", str(file))
     assert planned.returncode == 1 and "models/churn/cards/1: the file gives version 1's card twice" in planned.stderr
+
+
+def test_a_declared_rollout_plan_starts_once_and_its_outcome_is_no_drift(live_registry, admin, tmp_path):
+    versions = [admin.upload("rolled", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET), input_example=ROWS[:1])
+                for n in (0, 1)]
+    sha = {version.version: version.sha256 for version in versions}
+    admin.promote("rolled", 1)
+    plan = {"steps": [{"percent": 10.0, "min_requests": 100, "max_minutes": 60.0}], "on_success": "promote"}
+    document = {"models": {"rolled": {
+        "aliases": {"production": {"version": 1, "sha256": sha[1]}},
+        "rollouts": {"production": {"version": 2, "sha256": sha[2], "plan": plan, "sticky_header": "X-User-Id"}}}}}
+    file = write(tmp_path / "registry.yaml", document)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2, planned.stderr
+    assert planned.stdout.splitlines() == [
+        '+ models/rolled/rollouts/production: (none) -> {"version": 2, "plan": {"steps": [{"percent": 10.0, '
+        '"min_requests": 100, "max_minutes": 60.0}], "on_success": "promote"}, "sticky_header": "X-User-Id"}',
+        "Plan: 1 to add, 0 to change, 0 to delete.",
+    ]
+    assert admin.rollout("rolled", "production") is None  # a plan changes nothing
+
+    applied = run(live_registry, "apply", "-f", str(file), "--commit", COMMIT)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    rollout = admin.rollout("rolled", "production")
+    assert (rollout.canary["version"], rollout.plan["steps"], rollout.sticky_header) == (2, plan["steps"], "X-User-Id")
+    started = next(admin.history("rolled", "production"))
+    sha256 = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert (started.action, started.reason) == ("rollout_start",
+                                               f"declared state: registry.yaml sha256 {sha256} commit {COMMIT}")
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0  # running: started once
+    exported = run(live_registry, "export")
+    assert yaml.safe_load(exported.stdout)["models"]["rolled"]["rollouts"]["production"]["version"] == 2
+    (tmp_path / "exported.yaml").write_text(exported.stdout)
+    assert run(live_registry, "plan", "-f", str(tmp_path / "exported.yaml")).returncode == 0
+
+    admin.complete_rollout("rolled", "production")  # as its plan would, at the end
+    assert admin.aliases("rolled") == {"production": 2}
+    after = run(live_registry, "plan", "-f", str(file))  # the file still names v1 as production's: rolled out
+    assert (after.returncode, after.stdout.strip()) == (0, "No changes: the registry matches the file.")
+
+    admin.promote("rolled", 1, reason="by hand")  # production back on v1, no rollout: the file's plan starts again
+    again = run(live_registry, "plan", "-f", str(file))
+    assert again.returncode == 2 and again.stdout.startswith("+ models/rolled/rollouts/production: (none) -> ")
+
+
+def test_a_rollout_of_bytes_the_file_did_not_mean_is_refused(live_registry, admin, churn, tmp_path):
+    file = write(tmp_path / "registry.yaml", {"models": {"churn": {"rollouts": {
+        "production": {"version": 1, "sha256": churn[2], "plan": {}}}}}})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 1 and "models/churn/rollouts/production: version 1 of churn is sha256" in planned.stderr

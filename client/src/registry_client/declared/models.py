@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from registry_client.client import RegistryClient
-from registry_client.declared import versions
+from registry_client.declared import rollouts, versions
 from registry_client.declared.changes import Change
 from registry_client.errors import RegistryError
 
@@ -17,7 +17,8 @@ DEFAULT_REQUEST_HOURS = 72
 
 def state(client: RegistryClient, name: str) -> dict | None:
     """One model as the file declares it, or None when the registry has none: its description, tags,
-    prediction log, aliases (version and sha256), the policies of its aliases and its versions' cards."""
+    prediction log, aliases (version and sha256), the policies of its aliases, the planned rollouts running on
+    them and its versions' cards."""
     found = client.find_model(name)
     if found is None:
         return None
@@ -27,8 +28,9 @@ def state(client: RegistryClient, name: str) -> dict | None:
     log = found.raw.get("prediction_log") or {}
     model = {"description": found.description, "tags": dict(found.tags),
              "prediction_log": {key: log[key] for key in LOG_KEYS if key in log}, "aliases": aliases}
-    cards = versions.cards(client, name)
-    return {**model, **({"policies": policies} if policies else {}), **({"cards": cards} if cards else {})}
+    running, cards = rollouts.state(client, name, aliases), versions.cards(client, name)
+    return {**model, **({"policies": policies} if policies else {}), **({"rollouts": running} if running else {}),
+            **({"cards": cards} if cards else {})}
 
 
 def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, problems: list[str]) -> list[Change]:
@@ -46,7 +48,12 @@ def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, proble
             found.append(Change("model", "update", f"models/{name}/{field}", have, want, name, field, wanted[field]))
     found += versions.card_changes(client, name, wanted.get("cards", []), problems)
     found += _policy_changes(name, wanted.get("policies", {}), live.get("policies", {}), prune)
-    found += _alias_changes(client, name, wanted.get("aliases", {}), live["aliases"], prune, problems)
+    planned = wanted.get("rollouts", {})
+    found += _alias_changes(client, name, wanted.get("aliases", {}), live["aliases"], prune, problems, planned)
+    served = {alias: have["version"] for alias, have in live["aliases"].items()}
+    served |= {alias: want["version"] for alias, want in wanted.get("aliases", {}).items()
+               if not _rolled_out(live["aliases"].get(alias), planned.get(alias))}
+    found += rollouts.changes(client, name, planned, served, problems)
     return found
 
 
@@ -113,14 +120,16 @@ def _policy_changes(model: str, wanted: dict, live: dict, prune: dict) -> list[C
 
 
 def _alias_changes(client: RegistryClient, model: str, wanted: dict, live: dict, prune: dict,
-                   problems: list[str]) -> list[Change]:
+                   problems: list[str], planned: dict) -> list[Change]:
+    """Moves to what ``wanted`` names; an alias that serves the version its ``planned`` rollout put there
+    matches too (the file then names the version it served before)."""
     found = []
     for alias, want in wanted.items():
         where = f"models/{model}/aliases/{alias}"
         if versions.pinned(client, model, want, where, problems) is None:
             continue
         have = live.get(alias)
-        if have != want:
+        if have != want and not _rolled_out(have, planned.get(alias)):
             waiting = next((request for request in client.approval_requests(model, alias, state="open")
                             if request.version == want["version"]), None)
             found.append(Change("alias", "create" if have is None else "update", where, have, want, model, alias,
@@ -129,6 +138,12 @@ def _alias_changes(client: RegistryClient, model: str, wanted: dict, live: dict,
         found += [Change("alias", "delete", f"models/{model}/aliases/{alias}", have, None, model, alias)
                   for alias, have in live.items() if alias not in wanted]
     return found
+
+
+def _rolled_out(have: dict | None, rollout: dict | None) -> bool:
+    """Whether the alias serves (``have``) the version its declared ``rollout`` rolls out."""
+    return have is not None and rollout is not None and have == {"version": rollout["version"],
+                                                                 "sha256": rollout["sha256"]}
 
 
 def _move(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
