@@ -1,6 +1,7 @@
 """The registry as declared state against a real gunicorn, on the backend under test: ``model-registry-client``
 (``python -m registry_client``) exports, plans and applies a registry.yaml over HTTP."""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -209,6 +210,13 @@ def test_a_move_the_policy_refuses_names_what_is_missing_and_stops(live_registry
     assert list(admin.approval_requests("fraud", "production", state="open")) == []
 
 
+def token_entries(live, name: str) -> list[tuple[str, str]]:
+    """The ledger's entries of token ``name``, oldest first: (action, reason)."""
+    exported = RegistryClient(live.url, live.admin_token)._http.send("GET", "/audit/export").text.splitlines()
+    entries = [json.loads(line) for line in exported]
+    return [(e["action"], e["reason"]) for e in entries if e["model_id"] is None and e["details"]["token"] == name]
+
+
 def ledger_entries(live) -> int:
     return RegistryClient(live.url, live.admin_token)._http.json("GET", "/audit/verify")["entries"]
 
@@ -260,8 +268,10 @@ def test_tokens_are_made_with_their_secret_in_a_file_never_printed(live_registry
 
     nightly["scopes"][0]["rights"] = ["read"]  # no route changes a token's scopes: it is made again
     write(file, {"tokens": [nightly]})
-    applied = run(live_registry, "apply", "-f", str(file))
+    applied = run(live_registry, "apply", "-f", str(file), "--commit", COMMIT)
     assert applied.returncode == 0 and "revoked and made again" in applied.stdout
+    reason = f"declared state: registry.yaml sha256 {hashlib.sha256(file.read_bytes()).hexdigest()} commit {COMMIT}"
+    assert token_entries(live_registry, "ci-nightly")[-2:] == [("token_revoke", reason), ("token_create", reason)]
     renewed = secret_file.read_text().strip()
     assert renewed != secret and renewed not in applied.stdout
     with pytest.raises(registry_client.TokenRejected) as revoked:  # a write asks the database every time

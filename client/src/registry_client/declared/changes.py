@@ -29,11 +29,11 @@ class PlanRefused(ValueError):
 
 @dataclass(frozen=True)
 class Change:
-    """One resource apply would change: its ``kind`` (token, model, card, policy, alias, rollout, webhook), ``action`` (create,
-    update, delete), ``address`` in the file, and its value ``before`` and ``after`` (None: absent). ``model`` and
-    ``name`` say which (a model's field, a card's field, an alias, a token); ``target`` is what apply needs beyond
-    them (a card's version, a webhook's id, where a secret goes); ``waiting`` the open approval request that
-    already asks for an alias move; ``note`` what the line adds."""
+    """One resource apply would change: its ``kind`` (token, model, card, policy, alias, rollout, webhook),
+    ``action`` (create, update, delete), ``address`` in the file, and its value ``before`` and ``after`` (None:
+    absent). ``model`` and ``name`` say which (a model's field, a card's field, an alias, a token); ``target`` is
+    what apply needs beyond them (a card's version, a webhook's id, where a secret goes); ``waiting`` the open
+    approval request that already asks for an alias move; ``note`` what the line adds."""
 
     kind: str
     action: str
