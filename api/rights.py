@@ -48,6 +48,7 @@ ROUTE_RIGHTS: dict[tuple[str, str], str] = {
     ("rollouts.resume", "POST"): PROMOTE,
     ("rollouts.advance", "POST"): PROMOTE,
     ("policies.get_policy", "GET"): READ,
+    ("policies.list_policies", "GET"): READ,
     ("policies.set_policy", "PUT"): PROMOTE,
     ("policies.delete_policy", "DELETE"): PROMOTE,
     ("policies.break_glass", "POST"): PROMOTE,

@@ -6,7 +6,7 @@ from api.auth import principal, reads, requires
 from api.content import accepts
 from api.openapi import errors
 from api.schemas.aliases import MoveOut, ReasonArgs
-from api.schemas.paging import page_of
+from api.schemas.paging import PageArgs, page_of
 from api.schemas.policies import (
     ApprovalRequestIn, BreakGlassRequest, PolicyOut, PolicyRequest, ReasonRequest, RejectRequest, RequestArgs, RequestOut,
     policy_document,
@@ -36,6 +36,15 @@ def set_policy(body, name, alias):
 def get_policy(name, alias):
     """The alias's policy; 404 when it is not protected."""
     return policies.get_policy(name, alias)
+
+
+@blp.route("/models/<name>/policies")
+@reads
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, page_of(PolicyOut))
+def list_policies(args, name):
+    """The policies of the model's aliases, by alias name (only its protected aliases are listed)."""
+    return policies.list_policies(name, page=args["page"], per_page=args["per_page"])
 
 
 @blp.route(f"{ALIAS}/policy", methods=["DELETE"])

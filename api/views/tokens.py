@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from api.auth import principal, requires
 from api.content import accepts
 from api.openapi import errors
+from api.schemas.aliases import ReasonArgs
 from api.schemas.paging import PageArgs, page_of
 from api.schemas.tokens import TokenCreatedOut, TokenOut, TokenRequest
 from registry.access import tokens
@@ -29,7 +30,7 @@ class Tokens(MethodView):
     def post(self, body):
         """Create a token; the response is the only time it is shown."""
         row, token = tokens.create_token(body["name"], body["role"], body["scopes"], actor=principal().name,
-                                         owner=body["owner"])
+                                         owner=body["owner"], reason=body["reason"])
         return {"name": row.name, "role": row.role, "owner": row.owner, "scopes": row.scopes, "token": token,
                 "created_at": row.created_at}
 
@@ -37,7 +38,8 @@ class Tokens(MethodView):
 @blp.route("/tokens/<name>")
 class Token(MethodView):
     @requires("admin")
+    @blp.arguments(ReasonArgs, location="query")
     @blp.response(204)
-    def delete(self, name):
-        """Revoke a token; it stops working at once on every worker."""
-        tokens.revoke_token(name, actor=principal().name)
+    def delete(self, args, name):
+        """Revoke a token (``?reason=`` kept in the ledger); it stops working at once on every worker."""
+        tokens.revoke_token(name, actor=principal().name, reason=args["reason"])

@@ -127,11 +127,11 @@ def new_token() -> str:
 
 
 def create_token(name: str, role: str, scopes: list[dict] | None = None, *, actor: str = SHELL,
-                 owner: str | None = None) -> tuple[ApiToken, str]:
+                 owner: str | None = None, reason: str = "") -> tuple[ApiToken, str]:
     """Create a token of the person ``owner`` (None: its own name), unscoped or with ``scopes``
     (``[{"models": [...], "rights": [...]}]``, see :mod:`registry.access.scopes`), and record it in the
-    ledger's chain as ``actor``'s (its name, role, scopes and owner: who may act on what, for whom); returns
-    the row and the plain token, never retrievable again."""
+    ledger's chain as ``actor``'s, with ``reason`` (its name, role, scopes and owner: who may act on what, for
+    whom); returns the row and the plain token, never retrievable again."""
     check_token_name(name)
     owner = checked_owner(owner if owner is not None else name)
     if role not in ROLES:
@@ -145,7 +145,8 @@ def create_token(name: str, role: str, scopes: list[dict] | None = None, *, acto
             row = ApiToken(name=name, role=role, owner=owner, token_hash=hash_token(token), scopes=scoping.stored(grants))
             db.session.add(row)
             db.session.flush()  # the name is free: only then is the change recorded
-            _record("token_create", actor, {"token": name, "role": role, "scopes": row.scopes, "owner": owner})
+            _record("token_create", actor, {"token": name, "role": role, "scopes": row.scopes, "owner": owner},
+                    reason)
     except IntegrityError:
         raise Conflict(f"a token named {name!r} exists; revoke it first or choose another name") from None
     return row, token
@@ -169,9 +170,9 @@ def token_page(page: int, per_page: int) -> Page:
     return paginate(select(ApiToken).order_by(ApiToken.name), page, per_page)
 
 
-def revoke_token(name: str, *, actor: str = SHELL) -> None:
-    """Delete a token, recorded in the ledger as ``actor``'s: it stops at once on this worker, and within
-    ``VERIFIED.fresh_seconds`` on every other. The approval requests it opened and that are still open are
+def revoke_token(name: str, *, actor: str = SHELL, reason: str = "") -> None:
+    """Delete a token, recorded in the ledger as ``actor``'s, with ``reason``: it stops at once on this worker, and
+    within ``VERIFIED.fresh_seconds`` on every other. The approval requests it opened and that are still open are
     withdrawn in the same transaction (an approval would otherwise still move an alias for it)."""
     if not TOKEN_NAME.fullmatch(name):
         raise TokenNotFound(f"no token named {name!r}")
@@ -181,13 +182,14 @@ def revoke_token(name: str, *, actor: str = SHELL) -> None:
             raise TokenNotFound(f"no token named {name!r}")
         db.session.delete(row)
         withdraw_requests_of(name, actor=actor)
-        _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes, "owner": row.owner})
+        _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes, "owner": row.owner},
+                reason)
     VERIFIED.forget(row.token_hash)
 
 
-def _record(action: str, actor: str, details: dict) -> None:
+def _record(action: str, actor: str, details: dict, reason: str) -> None:
     """A token change as an entry of the history's chain: of no model and no alias."""
-    db.session.add(PromotionEvent(model_id=None, alias=None, action=action, actor=actor, reason="", forced=False,
+    db.session.add(PromotionEvent(model_id=None, alias=None, action=action, actor=actor, reason=reason, forced=False,
                                   details=details))
 
 

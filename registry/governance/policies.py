@@ -13,6 +13,7 @@ from registry.governance.requests import OPEN, served_number
 from registry.governance.standing import PolicyEntry, standings
 from registry.governance.tables import AliasPolicy, ApprovalRequest
 from registry.lookups import find_model
+from registry.paging import Page, paginate
 from registry.names import check_alias_name
 from registry.tables import PromotionEvent, RegisteredModel, utcnow
 
@@ -56,6 +57,14 @@ def get_policy(name: str, alias: str) -> PolicyView:
     if row is None:
         raise PolicyNotFound(f"alias {alias!r} of {name!r} has no policy: it is not protected")
     return _view(model.name, row)
+
+
+def list_policies(name: str, *, page: int, per_page: int) -> Page:
+    """The policies of ``name``'s aliases, by alias name (a page of PolicyView); 404 when there is no such model."""
+    model = find_model(name)
+    query = select(AliasPolicy).where(AliasPolicy.model_id == model.id).order_by(AliasPolicy.alias)
+    listed = paginate(query, page, per_page)
+    return Page([_view(model.name, row) for row in listed.items], listed.total, listed.page, listed.per_page)
 
 
 def delete_policy(name: str, alias: str, *, reason: str, actor: str) -> None:

@@ -1,6 +1,7 @@
 """The registry as declared state against a real gunicorn, on the backend under test: ``model-registry-client``
 (``python -m registry_client``) exports, plans and applies a registry.yaml over HTTP."""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,25 @@ def test_an_export_plans_clean(live_registry, churn, tmp_path):
     assert exported.returncode == 0, exported.stderr
     document = yaml.safe_load(exported.stdout)
     assert document["models"]["churn"]["aliases"] == {"production": {"version": 1, "sha256": churn[1]}}
+    file = tmp_path / "registry.yaml"
+    file.write_text(exported.stdout)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert (planned.returncode, planned.stdout.strip()) == (0, "No changes: the registry matches the file."), planned.stderr
+
+
+def test_an_export_shows_every_policy_the_registry_holds_and_plans_clean(live_registry, admin, tmp_path):
+    """Policies are read back whole (GET /models/<name>/policies): one set by hand on an alias that serves
+    nothing, one on a model whose history is long, each exported as the registry holds it."""
+    admin.upload("guarded", LinearRegression().fit(ROWS, TARGET), input_example=ROWS[:1])
+    for n in range(3):  # history entries before and after the policy
+        admin.promote("guarded", 1, alias=f"a{n}")
+    admin.set_policy("guarded", "nightly", {"approvals": 2, "movers": {"tokens": ["release-bot"]}}, reason="hand")
+    admin.set_policy("guarded", "a0", {"require": {"card": ["limitations"]}})
+    exported = run(live_registry, "export")
+    assert exported.returncode == 0, exported.stderr
+    policies = yaml.safe_load(exported.stdout)["models"]["guarded"]["policies"]
+    assert policies == {policy.alias: policy.policy for policy in admin.policies("guarded")}
+    assert list(policies) == ["a0", "nightly"] and policies["nightly"]["approvals"] == 2
     file = tmp_path / "registry.yaml"
     file.write_text(exported.stdout)
     planned = run(live_registry, "plan", "-f", str(file))
@@ -190,6 +210,13 @@ def test_a_move_the_policy_refuses_names_what_is_missing_and_stops(live_registry
     assert list(admin.approval_requests("fraud", "production", state="open")) == []
 
 
+def token_entries(live, name: str) -> list[tuple[str, str]]:
+    """The ledger's entries of token ``name``, oldest first: (action, reason)."""
+    exported = RegistryClient(live.url, live.admin_token)._http.send("GET", "/audit/export").text.splitlines()
+    entries = [json.loads(line) for line in exported]
+    return [(e["action"], e["reason"]) for e in entries if e["model_id"] is None and e["details"]["token"] == name]
+
+
 def ledger_entries(live) -> int:
     return RegistryClient(live.url, live.admin_token)._http.json("GET", "/audit/verify")["entries"]
 
@@ -241,8 +268,10 @@ def test_tokens_are_made_with_their_secret_in_a_file_never_printed(live_registry
 
     nightly["scopes"][0]["rights"] = ["read"]  # no route changes a token's scopes: it is made again
     write(file, {"tokens": [nightly]})
-    applied = run(live_registry, "apply", "-f", str(file))
+    applied = run(live_registry, "apply", "-f", str(file), "--commit", COMMIT)
     assert applied.returncode == 0 and "revoked and made again" in applied.stdout
+    reason = f"declared state: registry.yaml sha256 {hashlib.sha256(file.read_bytes()).hexdigest()} commit {COMMIT}"
+    assert token_entries(live_registry, "ci-nightly")[-2:] == [("token_revoke", reason), ("token_create", reason)]
     renewed = secret_file.read_text().strip()
     assert renewed != secret and renewed not in applied.stdout
     with pytest.raises(registry_client.TokenRejected) as revoked:  # a write asks the database every time
@@ -332,3 +361,109 @@ def test_a_webhook_is_signed_with_the_secret_its_variable_holds(live_registry, a
     write(file, {"webhooks": [{**hook, "secret_file": "also"}]})
     both = run(live_registry, "plan", "-f", str(file))
     assert both.returncode == 1 and "should not be valid under {'required': ['secret_file', 'secret_env']}" in both.stderr
+
+
+def test_model_cards_are_declared_per_version_planned_field_by_field_and_exported(live_registry, admin, tmp_path):
+    versions = [admin.upload("carded", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET),
+                             input_example=ROWS[:1], intended_use="first draft") for n in (0, 1)]
+    sha = {version.version: version.sha256 for version in versions}
+    card = {"version": 2, "sha256": sha[2], "intended_use": "scoring churn monthly", "limitations": "not for B2B"}
+    document = {"models": {"carded": {"cards": [card]}}}
+    file = write(tmp_path / "registry.yaml", document)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2, planned.stderr
+    assert planned.stdout.splitlines() == [
+        "~ models/carded/cards/2/intended_use: 'first draft' -> 'scoring churn monthly'",
+        "~ models/carded/cards/2/limitations: '' -> 'not for B2B'",
+        "Plan: 0 to add, 2 to change, 0 to delete.",
+    ]  # the description, left out, is left alone
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stdout.splitlines()[-1] == "Applied 2 of 2 changes."
+    written = admin.version("carded", 2)
+    assert (written.intended_use, written.limitations, written.description) == ("scoring churn monthly", "not for B2B", "")
+    assert admin.version("carded", 1).intended_use == "first draft"
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0
+
+    admin.update_version("carded", 2, limitations="")  # by hand: drift
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.stdout.splitlines()[0] == "~ models/carded/cards/2/limitations: '' -> 'not for B2B'"
+
+    exported = yaml.safe_load(run(live_registry, "export").stdout)["models"]["carded"]["cards"]
+    assert exported == [{"version": 1, "sha256": sha[1], "description": "", "intended_use": "first draft", "limitations": ""},
+                        {"version": 2, "sha256": sha[2], "description": "", "intended_use": "scoring churn monthly",
+                         "limitations": ""}]
+
+
+@pytest.mark.parametrize(("card", "said"), [
+    ({"version": 2, "sha256": "0" * 64}, "models/carded2/cards/2: version 2 of carded2 is sha256 "),
+    ({"version": 7, "sha256": "0" * 64}, "models/carded2/cards/7: carded2 has no version 7"),
+], ids=["another sha256", "no such version"])
+def test_a_card_of_bytes_the_file_did_not_mean_is_refused_before_any_change(live_registry, admin, tmp_path, card, said):
+    if admin.find_model("carded2") is None:
+        for n in (0, 1):
+            admin.upload("carded2", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET), input_example=ROWS[:1])
+    before = ledger_entries(live_registry)
+    file = write(tmp_path / "registry.yaml", {"models": {"carded2": {
+        "description": "changed too", "cards": [{**card, "limitations": "x"}]}}})
+    applied = run(live_registry, "apply", "-f", str(file))
+    assert applied.returncode == 1 and said in applied.stderr and applied.stdout == ""
+    assert admin.model("carded2").description == "" and admin.version("carded2", 2).limitations == ""
+    assert ledger_entries(live_registry) == before
+
+
+def test_a_card_given_twice_is_refused(live_registry, admin, churn, tmp_path):
+    card = {"version": 1, "sha256": churn[1], "limitations": "x"}
+    file = write(tmp_path / "registry.yaml", {"models": {"churn": {"cards": [card, {**card, "limitations": "y"}]}}})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 1 and "models/churn/cards/1: the file gives version 1's card twice" in planned.stderr
+
+
+def test_a_declared_rollout_plan_starts_once_and_its_outcome_is_no_drift(live_registry, admin, tmp_path):
+    versions = [admin.upload("rolled", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET), input_example=ROWS[:1])
+                for n in (0, 1)]
+    sha = {version.version: version.sha256 for version in versions}
+    admin.promote("rolled", 1)
+    plan = {"steps": [{"percent": 10.0, "min_requests": 100, "max_minutes": 60.0}], "on_success": "promote"}
+    document = {"models": {"rolled": {
+        "aliases": {"production": {"version": 1, "sha256": sha[1]}},
+        "rollouts": {"production": {"version": 2, "sha256": sha[2], "plan": plan, "sticky_header": "X-User-Id"}}}}}
+    file = write(tmp_path / "registry.yaml", document)
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2, planned.stderr
+    assert planned.stdout.splitlines() == [
+        '+ models/rolled/rollouts/production: (none) -> {"version": 2, "plan": {"steps": [{"percent": 10.0, '
+        '"min_requests": 100, "max_minutes": 60.0}], "on_success": "promote"}, "sticky_header": "X-User-Id"}',
+        "Plan: 1 to add, 0 to change, 0 to delete.",
+    ]
+    assert admin.rollout("rolled", "production") is None  # a plan changes nothing
+
+    applied = run(live_registry, "apply", "-f", str(file), "--commit", COMMIT)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    rollout = admin.rollout("rolled", "production")
+    assert (rollout.canary["version"], rollout.plan["steps"], rollout.sticky_header) == (2, plan["steps"], "X-User-Id")
+    started = next(admin.history("rolled", "production"))
+    sha256 = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert (started.action, started.reason) == ("rollout_start",
+                                               f"declared state: registry.yaml sha256 {sha256} commit {COMMIT}")
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0  # running: started once
+    exported = run(live_registry, "export")
+    assert yaml.safe_load(exported.stdout)["models"]["rolled"]["rollouts"]["production"]["version"] == 2
+    (tmp_path / "exported.yaml").write_text(exported.stdout)
+    assert run(live_registry, "plan", "-f", str(tmp_path / "exported.yaml")).returncode == 0
+
+    admin.complete_rollout("rolled", "production")  # as its plan would, at the end
+    assert admin.aliases("rolled") == {"production": 2}
+    after = run(live_registry, "plan", "-f", str(file))  # the file still names v1 as production's: rolled out
+    assert (after.returncode, after.stdout.strip()) == (0, "No changes: the registry matches the file.")
+
+    admin.promote("rolled", 1, reason="by hand")  # production back on v1, no rollout: the file's plan starts again
+    again = run(live_registry, "plan", "-f", str(file))
+    assert again.returncode == 2 and again.stdout.startswith("+ models/rolled/rollouts/production: (none) -> ")
+
+
+def test_a_rollout_of_bytes_the_file_did_not_mean_is_refused(live_registry, admin, churn, tmp_path):
+    file = write(tmp_path / "registry.yaml", {"models": {"churn": {"rollouts": {
+        "production": {"version": 1, "sha256": churn[2], "plan": {}}}}}})
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 1 and "models/churn/rollouts/production: version 1 of churn is sha256" in planned.stderr

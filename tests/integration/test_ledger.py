@@ -322,3 +322,19 @@ def test_a_token_entry_widened_in_the_database_is_named(app, client, admin, hist
     broken = verify(client, admin)["first_broken"]
 
     assert broken["kind"] == "token_create" and broken["problem"] == "altered"
+
+
+def test_a_token_change_keeps_its_reason_in_the_chain(app, client, admin, history):
+    assert client.post("/tokens", json={"name": "team-b", "role": "ci", "reason": "declared state: registry.yaml"},
+                       headers=admin).status_code == 201
+    assert client.delete("/tokens/team-b", query_string={"reason": "team b left"}, headers=admin).status_code == 204
+    assert_problem(client.post("/tokens", json={"name": "team-c", "role": "ci", "reason": "x" * 2_001},
+                               headers=admin), 422)
+
+    lines = [json.loads(line) for line in client.get("/audit/export", headers=admin).get_data(as_text=True).splitlines()]
+
+    assert [(e["action"], e["reason"]) for e in lines if e["model_id"] is None] == [
+        ("token_create", "declared state: registry.yaml"), ("token_revoke", "team b left")]
+    assert verify(client, admin)["ok"] is True
+    execute(app, "UPDATE promotion_events SET reason = '' WHERE action = 'token_revoke'")
+    assert verify(client, admin)["first_broken"]["kind"] == "token_revoke"  # the reason is under the hash

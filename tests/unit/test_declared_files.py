@@ -39,6 +39,10 @@ def test_the_published_schema_is_the_one_the_client_checks_with():
     assert json.loads((BASE_DIR / "docs" / "registry.schema.json").read_text()) == schema()
 
 
+CARD = b"models:\n  churn:\n    cards: [{version: 2, sha256: \"" + SHA.encode() + b"\",\n"
+ROLLOUT = (b"models:\n  churn:\n    rollouts: {production: {version: 2, sha256: \"" + SHA.encode() + b"\"")
+
+
 @pytest.mark.parametrize(("content", "said"), [
     (GOOD.replace(b"tags:", b"colour: red\n    tags:"), "models/churn: Additional properties are not allowed ('colour'"),
     (b"secrets: {}\n", "the file: Additional properties are not allowed ('secrets'"),
@@ -47,6 +51,14 @@ def test_the_published_schema_is_the_one_the_client_checks_with():
     (GOOD.replace(b"production:", b"latest:"), "models/churn/aliases: 'latest' should not be valid"),
     (GOOD.replace(b", sha256: \"" + SHA.encode() + b"\"", b""), "'sha256' is a required property"),
     (b"- a list\n", "the file: ['a list'] is not of type 'object'"),
+    (CARD + b"      owner: me}]\n", "models/churn/cards/0: Additional properties are not allowed ('owner'"),
+    (b"models:\n  churn:\n    cards: [{version: 2}]\n", "models/churn/cards/0: 'sha256' is a required property"),
+    (CARD + b"      limitations: 7}]\n", "models/churn/cards/0/limitations: 7 is not of type 'string'"),
+    (ROLLOUT + b"}}\n", "models/churn/rollouts/production: 'plan' is a required property"),
+    (ROLLOUT + b", plan: {steps: [{percent: 100}]}}}\n",
+     "models/churn/rollouts/production/plan/steps/0/percent: 100 is greater than or equal to the maximum of 100"),
+    (ROLLOUT + b", plan: {on_success: walk}}}\n", "models/churn/rollouts/production/plan/on_success: 'walk' is not one of"),
+    (ROLLOUT + b", plan: {}, sticky_header: 'X User'}}\n", "models/churn/rollouts/production/sticky_header: 'X User'"),
 ])
 def test_a_file_off_the_schema_is_refused_saying_where(content, said):
     assert any(said in problem for problem in refused(content)), refused(content)

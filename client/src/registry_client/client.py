@@ -199,6 +199,11 @@ class RegistryClient:
             return None
         return Policy.from_json(body_of(response))
 
+    def policies(self, model: str) -> Iterator[Policy]:
+        """Every policy of the model's aliases, by alias name (only its protected aliases)."""
+        for item in self._pages(path("models", model, "policies"), {}):
+            yield Policy.from_json(item)
+
     def delete_policy(self, model: str, alias: str, reason: str = "") -> None:
         """Lift the alias's policy (admin)."""
         self._http.send("DELETE", _protected(model, alias, "policy"), params={"reason": reason})
@@ -373,10 +378,11 @@ class RegistryClient:
 
     # Tokens
 
-    def create_token(self, name: str, role: str, *, owner: str | None = None, scopes: list[dict] | None = None) -> NewToken:
+    def create_token(self, name: str, role: str, *, owner: str | None = None, scopes: list[dict] | None = None,
+                     reason: str = "") -> NewToken:
         """A new API token (admin) of ``owner`` (default: its name), limited to ``scopes`` when given (each
-        ``{"models": [...], "rights": [...]}``); its secret is only in this answer."""
-        body = {"name": name, "role": role, **_given(owner=owner, scopes=scopes)}
+        ``{"models": [...], "rights": [...]}``), ``reason`` kept in the ledger; its secret is only in this answer."""
+        body = {"name": name, "role": role, **_given(owner=owner, scopes=scopes, reason=reason or None)}
         return NewToken.from_json(self._http.json("POST", path("tokens"), json=body))
 
     def tokens(self) -> Iterator[Token]:
@@ -384,9 +390,9 @@ class RegistryClient:
         for item in self._pages(path("tokens")):
             yield Token.from_json(item)
 
-    def revoke_token(self, name: str) -> None:
-        """Revoke a token (admin): it stops working at once everywhere."""
-        self._http.send("DELETE", path("tokens", name))
+    def revoke_token(self, name: str, reason: str = "") -> None:
+        """Revoke a token (admin), ``reason`` kept in the ledger: it stops working at once everywhere."""
+        self._http.send("DELETE", path("tokens", name), params={"reason": reason} if reason else None)
 
     # Webhooks (docs/webhooks.md)
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from registry_client.client import RegistryClient
-from registry_client.declared import models, tokens, webhooks
+from registry_client.declared import models, rollouts, tokens, versions, webhooks
 from registry_client.declared.changes import Change
 from registry_client.declared.files import Declared
 from registry_client.errors import RegistryError
@@ -51,8 +51,9 @@ def apply(client: RegistryClient, changes: list[Change], reason: str) -> list[Ou
     return outcomes
 
 
-APPLIERS = {"model": models.apply_change, "policy": models.apply_change, "alias": models.apply_change,
-            "token": tokens.apply_change, "webhook": webhooks.apply_change}
+APPLIERS = {"model": models.apply_change, "card": versions.apply_card, "policy": models.apply_change,
+            "alias": models.apply_change, "rollout": rollouts.apply_rollout, "token": tokens.apply_change,
+            "webhook": webhooks.apply_change}
 
 
 def _refusal(exc: RegistryError) -> str:

@@ -8,12 +8,13 @@ from typing import Any
 
 from registry_client.records import ApprovalRequest
 
-# The order apply works in: tokens (a policy may name them), models' own fields, the policies that guard their
-# aliases, what the aliases serve, webhooks; then deletions, the guards last.
-ORDER = {("token", "create"): 0, ("token", "update"): 0, ("model", "update"): 1, ("policy", "create"): 2,
-         ("policy", "update"): 2, ("alias", "create"): 3, ("alias", "update"): 3, ("webhook", "create"): 4,
-         ("webhook", "update"): 4, ("alias", "delete"): 5, ("webhook", "delete"): 6, ("policy", "delete"): 7,
-         ("token", "delete"): 8}
+# The order apply works in: tokens (a policy may name them), models' own fields and their versions' cards (a
+# policy may require them), the policies that guard their aliases, what the aliases serve, the rollouts to
+# start on them, webhooks; then deletions, the guards last.
+ORDER = {("token", "create"): 0, ("token", "update"): 0, ("model", "update"): 1, ("card", "update"): 1,
+         ("policy", "create"): 2, ("policy", "update"): 2, ("alias", "create"): 3, ("alias", "update"): 3,
+         ("rollout", "create"): 4, ("rollout", "update"): 4, ("webhook", "create"): 5, ("webhook", "update"): 5,
+         ("alias", "delete"): 6, ("webhook", "delete"): 7, ("policy", "delete"): 8, ("token", "delete"): 9}
 MARKS = {"create": "+", "update": "~", "delete": "-"}
 
 
@@ -28,11 +29,11 @@ class PlanRefused(ValueError):
 
 @dataclass(frozen=True)
 class Change:
-    """One resource apply would change: its ``kind`` (token, model, policy, alias, webhook), ``action`` (create,
-    update, delete), ``address`` in the file, and its value ``before`` and ``after`` (None: absent). ``model`` and
-    ``name`` say which (a model's field, an alias, a token); ``target`` is what apply needs beyond them (a
-    webhook's id, where a secret goes); ``waiting`` the open approval request that already asks for an alias move;
-    ``note`` what the line adds."""
+    """One resource apply would change: its ``kind`` (token, model, card, policy, alias, rollout, webhook),
+    ``action`` (create, update, delete), ``address`` in the file, and its value ``before`` and ``after`` (None:
+    absent). ``model`` and ``name`` say which (a model's field, a card's field, an alias, a token); ``target`` is
+    what apply needs beyond them (a card's version, a webhook's id, where a secret goes); ``waiting`` the open
+    approval request that already asks for an alias move; ``note`` what the line adds."""
 
     kind: str
     action: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from registry_client.client import RegistryClient
+from registry_client.declared import rollouts, versions
 from registry_client.declared.changes import Change
 from registry_client.errors import RegistryError
 
@@ -14,30 +15,27 @@ DEFAULT_MOVERS = ["admin", "ci"]  # the registry's, for a policy that names no m
 DEFAULT_REQUEST_HOURS = 72
 
 
-def state(client: RegistryClient, name: str, also_policies: tuple[str, ...] = ()) -> dict | None:
+def state(client: RegistryClient, name: str) -> dict | None:
     """One model as the file declares it, or None when the registry has none: its description, tags,
-    prediction log, aliases (version and sha256) and the policies of its aliases (any its history shows set, and
-    ``also_policies``)."""
+    prediction log, aliases (version and sha256), the policies of its aliases, the planned rollouts running on
+    them and its versions' cards."""
     found = client.find_model(name)
     if found is None:
         return None
     aliases = {alias: {"version": number, "sha256": client.version(name, number).sha256}
                for alias, number in sorted(found.aliases.items())}
-    policies = {}
-    ever_guarded = {event.alias for event in client.history(name) if event.action == "policy_set"}
-    for alias in sorted(ever_guarded | set(also_policies)):
-        policy = client.policy(name, alias)
-        if policy is not None:
-            policies[alias] = policy.policy
+    policies = {policy.alias: policy.policy for policy in client.policies(name)}
     log = found.raw.get("prediction_log") or {}
     model = {"description": found.description, "tags": dict(found.tags),
              "prediction_log": {key: log[key] for key in LOG_KEYS if key in log}, "aliases": aliases}
-    return {**model, "policies": policies} if policies else model
+    running, cards = rollouts.state(client, name, aliases), versions.cards(client, name)
+    return {**model, **({"policies": policies} if policies else {}), **({"rollouts": running} if running else {}),
+            **({"cards": cards} if cards else {})}
 
 
 def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, problems: list[str]) -> list[Change]:
     """What apply would change on model ``name`` for the file's ``wanted``; what cannot be goes to ``problems``."""
-    live = state(client, name, tuple(wanted.get("policies", {})))
+    live = state(client, name)
     if live is None:
         problems.append(f"models/{name}: the registry has no model {name!r}; upload its first version "
                         "(the file names versions, it does not make them)")
@@ -48,8 +46,14 @@ def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, proble
         want = {**have, **wanted[field]} if field == "prediction_log" and field in wanted else wanted.get(field)
         if field in wanted and want != have:  # a prediction log sends only what the file names
             found.append(Change("model", "update", f"models/{name}/{field}", have, want, name, field, wanted[field]))
+    found += versions.card_changes(client, name, wanted.get("cards", []), problems)
     found += _policy_changes(name, wanted.get("policies", {}), live.get("policies", {}), prune)
-    found += _alias_changes(client, name, wanted.get("aliases", {}), live["aliases"], prune, problems)
+    planned = wanted.get("rollouts", {})
+    found += _alias_changes(client, name, wanted.get("aliases", {}), live["aliases"], prune, problems, planned)
+    served = {alias: have["version"] for alias, have in live["aliases"].items()}
+    served |= {alias: want["version"] for alias, want in wanted.get("aliases", {}).items()
+               if not _rolled_out(live["aliases"].get(alias), planned.get(alias))}
+    found += rollouts.changes(client, name, planned, served, problems)
     return found
 
 
@@ -116,23 +120,16 @@ def _policy_changes(model: str, wanted: dict, live: dict, prune: dict) -> list[C
 
 
 def _alias_changes(client: RegistryClient, model: str, wanted: dict, live: dict, prune: dict,
-                   problems: list[str]) -> list[Change]:
+                   problems: list[str], planned: dict) -> list[Change]:
+    """Moves to what ``wanted`` names; an alias that serves the version its ``planned`` rollout put there
+    matches too (the file then names the version it served before)."""
     found = []
     for alias, want in wanted.items():
         where = f"models/{model}/aliases/{alias}"
-        version = client.find_version(model, want["version"])
-        if version is None:
-            problems.append(f"{where}: {model} has no version {want['version']}")
-            continue
-        if version.sha256 != want["sha256"]:
-            problems.append(f"{where}: version {version.version} of {model} is sha256 {version.sha256}, "
-                            f"not {want['sha256']}: the file would point at bytes it did not mean")
-            continue
-        if version.status == "archived":
-            problems.append(f"{where}: version {version.version} of {model} is archived and serves nobody")
+        if versions.pinned(client, model, want, where, problems) is None:
             continue
         have = live.get(alias)
-        if have != want:
+        if have != want and not _rolled_out(have, planned.get(alias)):
             waiting = next((request for request in client.approval_requests(model, alias, state="open")
                             if request.version == want["version"]), None)
             found.append(Change("alias", "create" if have is None else "update", where, have, want, model, alias,
@@ -141,6 +138,12 @@ def _alias_changes(client: RegistryClient, model: str, wanted: dict, live: dict,
         found += [Change("alias", "delete", f"models/{model}/aliases/{alias}", have, None, model, alias)
                   for alias, have in live.items() if alias not in wanted]
     return found
+
+
+def _rolled_out(have: dict | None, rollout: dict | None) -> bool:
+    """Whether the alias serves (``have``) the version its declared ``rollout`` rolls out."""
+    return have is not None and rollout is not None and have == {"version": rollout["version"],
+                                                                 "sha256": rollout["sha256"]}
 
 
 def _move(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:

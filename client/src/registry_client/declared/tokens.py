@@ -52,14 +52,14 @@ def changes(client: RegistryClient, wanted: list[dict], prune: bool, base: Path,
 
 
 def apply_change(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
-    """Make, remake or revoke one token; a new secret goes only to its file."""
+    """Make, remake or revoke one token, ``reason`` kept in the ledger; a new secret goes only to its file."""
     if change.action in ("update", "delete"):
-        client.revoke_token(change.name)
+        client.revoke_token(change.name, reason=reason)
     if change.action in ("create", "update"):
         descriptor = os.open(change.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as secret_file:
             made = client.create_token(change.name, change.after["role"], owner=change.after["owner"],
-                                       scopes=change.after.get("scopes"))
+                                       scopes=change.after.get("scopes"), reason=reason)
             secret_file.write(made.token + "\n")
     return "done", ""
 
