@@ -31,6 +31,7 @@ from api import deadlines, domain, lifecycle, request_ids, security_headers, tra
 from api.answering import answer, refusal
 from api.content import parse_predict_body
 from api.errors import ProblemError, problem_parts
+from api.prediction_routes import FAST_ENDPOINTS
 from api.views.predict import body_explain, body_flag, render
 from registry import tracing
 from registry.errors import InvalidInput
@@ -38,7 +39,6 @@ from registry.names import DEFAULT_ALIAS
 from registry.serving.data_plane import DataPlane, Failure
 from registry.serving.inputs import JsonInput
 
-ENDPOINTS = {"predict.predict_ref", "predict.predict_default"}
 ROUTES_KEPT = 4096  # paths whose route is remembered (a path per model and alias or version is typical)
 OK = "200 OK"
 SECURITY_HEADERS = tuple(security_headers.EVERYWHERE.items())
@@ -83,7 +83,7 @@ class FastPredict:
             rule, values = self.app.url_map.bind("localhost").match(path, method="POST", return_rule=True)
         except HTTPException:  # no route, another method, or a redirect (a trailing slash)
             return None
-        if rule.endpoint not in ENDPOINTS:
+        if rule.endpoint not in FAST_ENDPOINTS:
             return None
         return values["name"], values.get("ref", DEFAULT_ALIAS), rule.rule
 
