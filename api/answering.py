@@ -16,6 +16,8 @@ from registry.serving.inputs import PredictionInput
 from registry.serving.running import Prediction
 
 Rendered = tuple[bytes, str, dict]  # body, mimetype, headers
+MODEL_VERSION = "X-Model-Version"  # the version that answered
+MODEL_ROUTE = "X-Model-Route"  # the rollout's arm that answered (primary or canary), when one routed the request
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,15 @@ def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str,
     if isinstance(outcome, Failure):
         return outcome
     body, mimetype, rendered_headers = render(outcome.prediction)
-    return Answered(body, mimetype, {**rendered_headers, **outcome.headers()}, outcome.after)
+    return Answered(body, mimetype, {**rendered_headers, **model_headers(outcome.prediction)}, outcome.after)
+
+
+def model_headers(prediction: Prediction) -> dict[str, str]:
+    """What every edge sends with an answer: ``X-Model-Version``, and ``X-Model-Route`` when a rollout routed the
+    request."""
+    if prediction.route is None:
+        return {MODEL_VERSION: str(prediction.version)}
+    return {MODEL_VERSION: str(prediction.version), MODEL_ROUTE: prediction.route}
 
 
 def refusal(name: str, ref: str, *, request_id: str, deadline: Deadline | None,

@@ -9,11 +9,12 @@ failed-authentication limit refuses). It calls the data plane as the view does
 (:func:`api.answering.answer`: routing, counting, the prediction log, shadow runs), traces it as the
 view is traced (``api/traces.py``), and sends the same headers (security headers, the request id, the
 version and route, the ``traceparent``). A failure the data plane
-met is answered here, once, with the problem ``api/errors.py`` describes and renders for every
-JSON route (the request is never answered again by Flask).
+met, and a body that does not decode or that asks what cannot be given, is answered here, once, with
+the problem ``api/errors.py`` describes and renders for every JSON route: the body is read and parsed
+once, and the request is never answered again by Flask.
 
-Everything else goes to Flask untouched: a body that does not decode, or an ``X-Request-Timeout``
-that is not a number of seconds, is handed over for the view to refuse in the same words. Every
+Everything else goes to Flask untouched (an ``X-Request-Timeout`` that is not a number of seconds is
+handed over, its body unread, for the view to refuse in the same words). Every
 request's arrival is noted here first when the server did not note it (``api/deadlines.py``).
 """
 import io
@@ -27,10 +28,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import ClosingIterator
 
-from api import deadlines, domain, lifecycle, request_ids, security_headers, traces
+from api import deadlines, domain, errors, lifecycle, request_ids, security_headers, traces
 from api.answering import answer, refusal
 from api.content import parse_predict_body
 from api.errors import ProblemError, problem_parts
+from api.prediction_routes import FAST_ENDPOINTS
 from api.views.predict import body_explain, body_flag, render
 from registry import tracing
 from registry.errors import InvalidInput
@@ -38,7 +40,6 @@ from registry.names import DEFAULT_ALIAS
 from registry.serving.data_plane import DataPlane, Failure
 from registry.serving.inputs import JsonInput
 
-ENDPOINTS = {"predict.predict_ref", "predict.predict_default"}
 ROUTES_KEPT = 4096  # paths whose route is remembered (a path per model and alias or version is typical)
 OK = "200 OK"
 SECURITY_HEADERS = tuple(security_headers.EVERYWHERE.items())
@@ -83,7 +84,7 @@ class FastPredict:
             rule, values = self.app.url_map.bind("localhost").match(path, method="POST", return_rule=True)
         except HTTPException:  # no route, another method, or a redirect (a trailing slash)
             return None
-        if rule.endpoint not in ENDPOINTS:
+        if rule.endpoint not in FAST_ENDPOINTS:
             return None
         return values["name"], values.get("ref", DEFAULT_ALIAS), rule.rule
 
@@ -98,8 +99,8 @@ class FastPredict:
         sent = (*SECURITY_HEADERS, *(HSTS if environ.get("wsgi.url_scheme") == "https" else ()),
                 (request_ids.HEADER, request_id))
         data = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(data)  # Flask reads it again if it answers instead
-        if len(data) != length:  # the client stopped sending
+        if len(data) != length:  # the client stopped sending: Flask refuses what came, as for any route
+            environ["wsgi.input"] = io.BytesIO(data)
             return self.flask_wsgi(environ, start_response)
         # Read, not parsed: a refusal under a flood costs no parsing, and the connection stays usable (a
         # server closes one whose body it did not read, and the client may lose the answer). No app context:
@@ -114,15 +115,14 @@ class FastPredict:
             if refused is None:
                 body = parse_predict_body(data, max_rows)
                 given = JsonInput(body, max_rows, body_flag(body, "return_proba"), body_explain(body))
-        except (ProblemError, InvalidInput):
-            served.abandon()  # Flask's edge traces the request it answers
-            return self.flask_wsgi(environ, start_response)  # the view refuses the body in the same words
+        except (ProblemError, InvalidInput) as exc:  # the body refused here, once: no view parses it again
+            refused = Failure(exc, errors.status_of(exc), None, 0.0)
         except BaseException:
             served.finish(500)  # never left current for the thread's next request
             raise
         if refused is not None:
             try:
-                return self._failed(environ, start_response, refused, (*sent, *served.headers().items()))
+                return self._failed(start_response, refused, (*sent, *served.headers().items()))
             finally:
                 served.finish(refused.status)
         return self._answered(environ, start_response, plane, name, ref, given, request_id, deadline, sent, served)
@@ -139,7 +139,7 @@ class FastPredict:
             answered = answer(name, ref, given, headers=EnvironHeaders(environ), request_id=request_id,
                               render=render, deadline=deadline, plane=plane)
             if isinstance(answered, Failure):
-                response = self._failed(environ, start_response, answered, (*sent, *served.headers().items()))
+                response = self._failed(start_response, answered, (*sent, *served.headers().items()))
                 status = answered.status
                 return response
             status = 200
@@ -154,7 +154,7 @@ class FastPredict:
             return [answered.body]
         return ClosingIterator([answered.body], answered.after)
 
-    def _failed(self, environ: dict, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
+    def _failed(self, start_response: Callable, failure: Failure, sent: tuple) -> Iterable[bytes]:
         """``failure`` answered with the problem every JSON route answers it with, and the headers ``sent``."""
         status, headers, body = problem_parts(failure.error, self.app.json.dumps)
         start_response(status, [*headers, *sent])

@@ -4,26 +4,20 @@ gunicorn's worker queues the requests that arrive faster than its threads take t
 (``deploy/gthread_worker.py``). Under a flood, most of that queue is one model's: each of its requests, once
 a thread takes it, waits for a slot a little or is refused (``registry/serving/admission.py``). First come,
 first served, a quiet model's request (or ``/healthz``) waited behind all of them. The worker asks this order
-about each request as it queues it, with the request's first bytes: a prediction (``POST`` on the predict and
-V2 infer routes) of a model at its bound goes behind every other request waiting. Nothing is refused or
+about each request as it queues it, with the request's first bytes: a prediction (``POST`` on a route of
+``api/prediction_routes.py``) of a model at its bound goes behind every other request waiting. Nothing is refused or
 dropped here; the model's requests are answered (or refused) in their turn, and its caller's deadline counts
 the wait (``X-Request-Timeout``, from the request's arrival).
 """
-import re
 import time
 from collections.abc import Callable
 
 from flask import Flask
 
 from api import domain
+from api.prediction_routes import model_of
 from registry.serving.admission import Admission
 from registry.serving.runtime import Runtime
-
-_NAME = rb"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"  # registry.names.MODEL_NAME
-_SEGMENT = rb"[^/?# ]+"
-PREDICTION = re.compile(
-    rb"POST (?:/models/" + _NAME + rb"/(?:" + _SEGMENT + rb"/)?predict"
-    rb"|/v2/models/" + _NAME + rb"/(?:versions/" + _SEGMENT + rb"/)?infer)[? ]")
 
 
 class QueueOrder:
@@ -46,7 +40,7 @@ class QueueOrder:
         with ``hold_seconds``, a model found at its bound is held that long, so that all of a flood's requests go
         later, not only those beyond the bound (a worker with a back process hands them all to it,
         ``deploy/back_lane.py``)."""
-        model = _model(head)
+        model = model_of(head)
         if model is None:
             return False
         now = time.monotonic()
@@ -62,7 +56,7 @@ class QueueOrder:
         """Hold the model of the prediction that starts with ``head`` later for the next ``hold_seconds`` (a back
         process holds the model of each request its worker hands it, so that the connection's next request of that
         model stays there); anything else is not held."""
-        model = _model(head)
+        model = model_of(head)
         if model is not None:
             self._held[model] = max(self._held.get(model, 0.0), time.monotonic() + hold_seconds)
 
@@ -77,12 +71,6 @@ class QueueOrder:
         """Called in a worker with a back process, whose predictions in flight ``back_in_flight()`` says: the worker
         sheds its shadow and mirror runs by the pair's predictions together."""
         self._admission.shed_with(back_in_flight)
-
-
-def _model(head: bytes) -> str | None:
-    """The model of the prediction whose request starts with ``head``; None for any other request."""
-    found = PREDICTION.match(head)
-    return None if found is None else (found.group(1) or found.group(2)).decode("ascii")
 
 
 def init_app(app: Flask) -> None:

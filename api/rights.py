@@ -5,6 +5,7 @@ the route's right on the model the URL names. Every route with a ``<name>`` of t
 is listed here: a route missing from this table is refused to every scoped token (and the matrix
 test, tests/integration/test_model_scopes.py, fails), never let through.
 """
+from api.prediction_routes import INFER, INFER_VERSION, PREDICT_DEFAULT, PREDICT_REF
 from registry.access.scopes import APPROVE, FEEDBACK, PREDICT, PROMOTE, READ, READ_INPUTS, UPLOAD
 
 ROUTE_RIGHTS: dict[tuple[str, str], str] = {
@@ -27,14 +28,14 @@ ROUTE_RIGHTS: dict[tuple[str, str], str] = {
     ("predictions.predictions", "GET"): READ_INPUTS,
     ("predictions.version_importance", "GET"): READ_INPUTS,
     ("predictions.feedback", "POST"): FEEDBACK,
-    ("predict.predict_ref", "POST"): PREDICT,
-    ("predict.predict_default", "POST"): PREDICT,
+    (PREDICT_REF.endpoint, "POST"): PREDICT,
+    (PREDICT_DEFAULT.endpoint, "POST"): PREDICT,
     ("v2.model", "GET"): READ,
     ("v2.model_version", "GET"): READ,
     ("v2.model_ready", "GET"): READ,
     ("v2.model_version_ready", "GET"): READ,
-    ("v2.infer", "POST"): PREDICT,
-    ("v2.infer_version", "POST"): PREDICT,
+    (INFER.endpoint, "POST"): PREDICT,
+    (INFER_VERSION.endpoint, "POST"): PREDICT,
     ("aliases.list_aliases", "GET"): READ,
     ("aliases.history", "GET"): READ,
     ("aliases.promote", "POST"): PROMOTE,

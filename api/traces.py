@@ -16,10 +16,9 @@ from flask import Flask, Response, request
 from opentelemetry.propagators.textmap import Getter
 
 from api import lifecycle
+from api.prediction_routes import ENDPOINTS
 from registry import tracing
 
-# The prediction routes of every edge (the fast path answers the first two itself).
-TRACED_ENDPOINTS = frozenset({"predict.predict_ref", "predict.predict_default", "v2.infer", "v2.infer_version"})
 _ENVIRON_KEY = "registry.trace"
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _ROUTES: dict[str, str] = {}  # a URL rule's route (``/models/{name}/{ref}/predict``), by the rule: a few
@@ -111,7 +110,7 @@ def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Serv
 
 
 def _open() -> None:
-    if request.endpoint in TRACED_ENDPOINTS:
+    if request.endpoint in ENDPOINTS:  # the prediction routes (the fast path traces those it answers)
         request.environ[_ENVIRON_KEY] = begin(request.environ, request.url_rule.rule)
 
 

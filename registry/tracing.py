@@ -129,12 +129,6 @@ class Served:
                 self.span.set_status(StatusCode.ERROR)
         self.span.end()
 
-    def abandon(self) -> None:
-        """No longer current, and never sent: the request went to another edge, which traces it itself."""
-        if self.token is not None:
-            context.detach(self.token)
-            self.token = None
-
     def headers(self) -> dict[str, str]:
         """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off. Written as
         the SDK's trace-context propagator writes them, without its per-call context lookups."""

@@ -14,6 +14,7 @@ from api.auth import reads
 from api.compression import decoded_body
 from api.errors import ProblemError
 from api.openapi import REQUEST_TIMEOUT
+from api.prediction_routes import INFER, INFER_VERSION
 from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import model_metadata
@@ -139,7 +140,7 @@ def model_version_ready(name, version):
     return _ready(name, version)
 
 
-@blp.route("/v2/models/<name>/infer", methods=["POST"])
+@blp.route(INFER.rule, methods=["POST"])
 @reads
 @blp.doc(**_INFER_DOC)
 @blp.response(200, description="outputs predict (and predict_proba when asked); model_version computed them")
@@ -149,7 +150,7 @@ def infer(name):
     return _infer(name, DEFAULT_ALIAS)
 
 
-@blp.route("/v2/models/<name>/versions/<version>/infer", methods=["POST"])
+@blp.route(INFER_VERSION.rule, methods=["POST"])
 @reads
 @blp.doc(**_INFER_DOC)
 @blp.response(200, description="outputs predict (and predict_proba when asked); model_version computed them")

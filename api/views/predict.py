@@ -9,6 +9,7 @@ from api.auth import reads
 from api.content import accepts, json_body
 from api.errors import ProblemError
 from api.openapi import REQUEST_TIMEOUT
+from api.prediction_routes import PREDICT_DEFAULT, PREDICT_REF
 from api.schemas.predictions import PredictionOut
 from registry.names import DEFAULT_ALIAS
 from registry.serving.explanations import SPACES, ExplainAsk, explain_asked
@@ -39,7 +40,7 @@ _REQUEST_BODY_DOC = {
 }
 
 
-@blp.route("/models/<name>/<ref>/predict", methods=["POST"])
+@blp.route(PREDICT_REF.rule, methods=["POST"])
 @reads
 @accepts("application/json", "text/csv")
 @blp.doc(**_REQUEST_BODY_DOC)
@@ -49,7 +50,7 @@ def predict_ref(name, ref):
     return _answer(name, ref)
 
 
-@blp.route("/models/<name>/predict", methods=["POST"])
+@blp.route(PREDICT_DEFAULT.rule, methods=["POST"])
 @reads
 @accepts("application/json", "text/csv")
 @blp.doc(**_REQUEST_BODY_DOC)

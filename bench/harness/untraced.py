@@ -20,7 +20,6 @@ EDITS = {
         (KEEP, ""),
         ("        started_ns = time.time_ns()  # the server span's start, when the request is traced\n", ""),
         ("        served = traces.begin(environ, rule, started_ns)", "        served = None"),
-        ("            served.abandon()  # Flask's edge traces the request it answers\n", ""),
         ("            served.finish(500)  # never left current for the thread's next request\n", ""),
         ("(*sent, *served.headers().items())", "sent"),
         ("                served.finish(refused.status)\n", "                pass\n"),

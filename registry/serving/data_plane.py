@@ -51,13 +51,6 @@ class Answer:
     seconds: float
     after: Callable[[], None] | None = None
 
-    def headers(self) -> dict[str, str]:
-        """``X-Model-Version``, and ``X-Model-Route`` when a rollout routed the request."""
-        headers = {"X-Model-Version": str(self.prediction.version)}
-        if self.prediction.route is not None:
-            headers["X-Model-Route"] = self.prediction.route
-        return headers
-
 
 @dataclass(frozen=True)
 class Failure:

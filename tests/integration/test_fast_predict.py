@@ -210,10 +210,17 @@ def test_neither_an_answer_nor_a_failure_pushes_an_app_context(client, name, con
     assert len(contexts_pushed) == 1  # the database asked for version 9 (a miss)
 
 
-def test_a_body_that_does_not_decode_is_refused_and_counts_nothing(client, name):
+def test_a_body_that_does_not_decode_is_refused_once_by_the_fast_path_and_counts_nothing(client, flask_saw, name,
+                                                                                         monkeypatch):
+    from api import content
+    decoded, decode = [], content.decode_json
+    monkeypatch.setattr(content, "decode_json", lambda data, *args, **kwargs: (decoded.append(data),
+                                                                               decode(data, *args, **kwargs))[1])
     assert_problem(client.post(f"/models/{name}/predict", data=b"[[1,", content_type="application/json"), 400, "JSON")
+    assert decoded == [b"[[1,"]  # parsed once, by the fast path
     assert_problem(client.post(f"/models/{name}/predict", json={"instances": [PROBE_ROW], "return_proba": 1}), 422,
                    "return_proba")
+    assert len(decoded) == 2 and flask_saw == []  # neither reached Flask
     assert _predictions_counted(client, name) == {}
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from api.answering import model_headers
 from registry.changes import AliasServes
 from registry.errors import InvalidInput, NotFound
 from registry.serving.data_plane import Answer, Call, DataPlane, Failure
@@ -55,7 +56,7 @@ def test_an_answer_is_a_value_heard_once_by_the_log_and_each_observer(runtime):
                             headers={}, status_of=status)
 
     assert isinstance(outcome, Answer) and outcome.prediction.predictions == [pytest.approx(3.0)]
-    assert outcome.headers() == {"X-Model-Version": "1", "X-Model-Route": "primary"}
+    assert model_headers(outcome.prediction) == {"X-Model-Version": "1", "X-Model-Route": "primary"}
     assert log.calls == observer.calls == [("answered", "r-1", 1)]
 
 

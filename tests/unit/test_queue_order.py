@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 from gunicorn.http.unreader import SocketUnreader
 
-from api.queue_order import PREDICTION, QueueOrder
+from api.prediction_routes import model_of
+from api.queue_order import QueueOrder
 from deploy.gthread_worker import LanedPool, ThreadWorker
 from tests.unit.test_admission import admission
 
@@ -89,8 +90,7 @@ def test_shutdown_cancelling_drops_what_waits():
     (b"\x16\x03\x01\x02\x00", None),  # a TLS hello
 ])
 def test_the_predictions_routes_name_their_model_and_nothing_else_is_one(head, model):
-    found = PREDICTION.match(head)
-    assert (found and (found.group(1) or found.group(2)).decode()) == model or (found is None and model is None)
+    assert model_of(head) == model
 
 
 def test_only_a_model_holding_its_bound_goes_later():
