@@ -5,7 +5,8 @@ must stay within twice the file's size, whether the file is read or refused.
 The shapes: a large XGBoost JSON file of deep trees (a 229 MB one took 6.5 times its size before the arrays were
 read by NumPy), a UBJSON file of nulls, and JSON files whose skeleton (what is left once the flat arrays are cut
 out) is dense with values XGBoost never writes, which the json module would build at 60 to 90 bytes each (a 34 MB
-file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28 for objects of one array)."""
+file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28 for objects of one array), and a
+LightGBM file of short lines, each a Python string (25 times its size)."""
 from __future__ import annotations
 
 import json
@@ -82,6 +83,7 @@ SHAPES = {
     "json-objects-of-one-array-16MB": (lambda: _skeleton(b'{"a":[1]},', 16), "refused: XGBoost JSON model: more than"),
     "json-lists-of-a-string-16MB": (lambda: _skeleton(b'[""],', 16), "refused: XGBoost JSON model: more than"),
     "json-numbers-16MB": (lambda: _skeleton(b"1.5,", 16), "refused: XGBoost JSON model: more than"),
+    "lightgbm-short-lines-16MB": (lambda: b"tree\n" + b"ab\n" * (16 * MIB // 3), "refused: LightGBM model: more than"),
 }
 
 

@@ -48,6 +48,9 @@ _REGRESSORS = {"regression": "lightgbm_identity", "regression_l1": "lightgbm_ide
 _ATOF = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]*))?")
 MAX_NUMBER_CHARACTERS = 64  # an objective's parameter LightGBM writes is far shorter (``sigmoid:1``)
 MAX_OBJECTIVE_CHARACTERS = 65_536
+# LightGBM writes a line for 15 bytes or more (a tree's arrays, feature importances); each line is a Python
+# string of 50 bytes and more, so a file of short lines is refused before they are made.
+LINES_PER_BYTE = 1 / 8
 
 
 def is_lightgbm(head: bytes) -> bool:
@@ -60,11 +63,14 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
     """The compiled form of the LightGBM model ``data`` (text bytes) and its feature names (None where they are
     LightGBM's defaults); ``classes`` name a classifier's classes (``0 … k-1`` when None). Raises
     ``InvalidArtifact`` naming what is wrong."""
-    try:
-        text = data.decode("utf-8")
+    bound = 100_000 + int(len(data) * LINES_PER_BYTE)
+    if data.count(b"\n") > bound:
+        raise InvalidArtifact(f"LightGBM model: more than {bound:,} lines (100,000 and one for every 8 bytes of the "
+                              "file), far more than LightGBM writes")
+    try:  # line by line: one character past Latin-1 would make the whole file's text four bytes a character
+        lines = [line.decode("utf-8") for line in data.split(b"\n")]
     except UnicodeDecodeError:
         raise InvalidArtifact("LightGBM model: the file is not UTF-8 text") from None
-    lines = text.split("\n")
     header, first_tree = _header(lines)
     n_features, n_outputs, link, scale, names = _model(header)
     blocks, trailer = _tree_blocks(lines, first_tree, header.get("tree_sizes"))
