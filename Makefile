@@ -134,8 +134,9 @@ test-postgresql-fallback: $(BIN)/.installed postgresql-binaries
 
 ## The fuzzers (tests/fuzz, docs/testing.md "Fuzzing"): each model-file reader guided by coverage (atheris), then
 ## what it found walked and explained by the walker and TreeSHAP built with gcc's AddressSanitizer and
-## UndefinedBehaviorSanitizer, and the walker's own target under them. FUZZ_RUNS inputs (0: no bound) and at most
-## FUZZ_SECONDS (0: no bound) per target, FUZZ_TARGETS to run fewer; one line per target: executions and crashes.
+## UndefinedBehaviorSanitizer, and the walker's and the predict body reader's (json_rows.c) own targets under them.
+## FUZZ_RUNS inputs (0: no bound) and at most FUZZ_SECONDS (0: no bound) per target, FUZZ_TARGETS to run fewer;
+## one line per target: executions and crashes.
 FUZZ_RUNS ?= 1000000
 FUZZ_SECONDS ?= 0
 FUZZ_TARGETS ?=

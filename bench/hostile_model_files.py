@@ -114,6 +114,24 @@ def lightgbm_sigmoid(digits: int) -> bytes:
     return re.sub(r"sigmoid:[0-9.]+", "sigmoid:1e" + "9" * digits, booster.model_to_string(), count=1).encode()
 
 
+def lightgbm_large() -> bytes:
+    """A real LightGBM text model of 800 trees of 127 leaves (about 11 MB)."""
+    import lightgbm
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 20))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=len(X)) > 0).astype(int)
+    booster = lightgbm.train({"objective": "binary", "num_leaves": 127, "min_data_in_leaf": 2, "verbose": -1,
+                              "num_threads": 2}, lightgbm.Dataset(X, label=y), 800)
+    return booster.model_to_string().encode()
+
+
+def xgboost_skeleton(element: bytes, megabytes: int) -> bytes:
+    """A JSON object whose learner holds a list of ``element`` repeated to about ``megabytes`` MB: values XGBoost
+    never writes, outside any array of numbers."""
+    return b'{"learner":{"x":[' + element * (megabytes * MIB // len(element)) + b'{}]}}'
+
+
 CASES = {
     "xgb-stumps-10000": lambda: xgboost_stumps(10_000),
     "xgb-stumps-30000": lambda: xgboost_stumps(30_000),
@@ -124,6 +142,13 @@ CASES = {
     "lgb-sigmoid-5000-digits": lambda: lightgbm_sigmoid(5_000),
     "xgb-json-inf-leaf": lambda: xgboost_leaf("1e999"),
     "xgb-ubj-nan-leaf": ubjson_nan_leaf,
+    "xgb-json-arrays-of-arrays-16MB": lambda: xgboost_skeleton(b"[1],", 16),
+    "xgb-json-empty-objects-16MB": lambda: xgboost_skeleton(b"{},", 16),
+    "xgb-json-objects-of-one-array-16MB": lambda: xgboost_skeleton(b'{"a":[1]},', 16),
+    "lgb-short-lines-16MB": lambda: b"tree\n" + b"ab\n" * (16 * MIB // 3),
+    "lgb-8-byte-lines-16MB": lambda: b"tree\n" + b"abcdefg\n" * (16 * MIB // 8 - 10),
+    "lgb-astral-line-15MB": lambda: b"tree\nversion=v4\n" + "\U0001F600".encode() + b"a" * (15 * MIB) + b"\n",
+    "lgb-trees-11MB": lightgbm_large,
 }
 
 # Run in the child, from --repo: read the file as an upload is, and print what it cost.

@@ -23,7 +23,10 @@ from pathlib import Path
 
 from tests.fuzz import sanitized
 
-TARGETS = ("xgboost_json", "xgboost_ubj", "lightgbm", "pickle", "skops", "served_form", "walk")
+TARGETS = ("xgboost_json", "xgboost_ubj", "lightgbm", "pickle", "skops", "served_form", "walk", "json_rows")
+# Targets of compiled code, whose coverage the guided run does not see (it instruments Python): their seeds, then
+# random inputs, under the sanitizers only.
+SANITIZED_ONLY = ("walk", "json_rows")
 DEFAULT_WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "registry-fuzz"
 
 
@@ -73,7 +76,8 @@ class Result:
 def fuzz(target: str, work: Path, library: Path, *, runs: int, seconds: int, timeout: int = 1,
          one_input: Path | None = None) -> Result:
     """Run one target: guided by coverage (atheris; for a reader), then every input it kept again under the
-    sanitizers; the walker's target runs random inputs under the sanitizers only (module docstring)."""
+    sanitizers; the walker's and the body reader's targets run their seeds then random inputs under the sanitizers
+    only (module docstring)."""
     corpus, seeds, crashes, logs = (work / "corpus" / target, work / "seeds" / target, work / "crashes",
                                     work / "logs")
     for directory in (corpus, seeds, crashes, logs):
@@ -81,7 +85,7 @@ def fuzz(target: str, work: Path, library: Path, *, runs: int, seconds: int, tim
     result, started = Result(target), time.monotonic()
     before = set(crashes.iterdir())
     env = {**os.environ, "FUZZ_WORK": str(work), "FUZZ_LIBRARY": str(library), "PYTHONPATH": str(sanitized.ROOT)}
-    if target != "walk" and one_input is None:
+    if target not in SANITIZED_ONLY and one_input is None:
         engine = [str(corpus), str(seeds), f"-runs={runs if runs > 0 else -1}", f"-max_total_time={seconds}",
                   "-timeout=60", "-rss_limit_mb=6144", "-print_final_stats=1", f"-artifact_prefix={crashes / target}-"]
         code, log = _run(["guided", target, str(timeout), *engine], env, logs / f"{target}-guided.log")
@@ -96,8 +100,8 @@ def fuzz(target: str, work: Path, library: Path, *, runs: int, seconds: int, tim
         (work / "replay").mkdir()
         shutil.copy(one_input, work / "replay")
         replay = ["1", "0", str(timeout), str(work / "replay")]
-    elif target == "walk":
-        replay = [str(runs), str(seconds), str(timeout)]
+    elif target in SANITIZED_ONLY:
+        replay = [str(runs), str(seconds), str(timeout), str(seeds)]
     else:  # what the guided run kept (and the seeds), each once
         replay = [str(sum(1 for d in (corpus, seeds) for _ in d.iterdir())), "0", str(timeout), str(corpus),
                   str(seeds)]

@@ -76,6 +76,20 @@ def estimators():
     yield "pipeline", make_pipeline(StandardScaler(), LinearRegression()).fit(np.nan_to_num(Xr), yr)
 
 
+def predict_bodies() -> dict[str, bytes]:
+    """Predict bodies as clients send them (and rows alone, which the target also reads as a body's): numbers of
+    every form JSON has, spacing, other members."""
+    rows = np.round(np.random.default_rng(7).normal(size=(6, 3)), 4).tolist()
+    return {
+        "body.json": json.dumps({"instances": rows}).encode(),
+        "compact.json": json.dumps({"instances": rows, "return_proba": True}, separators=(",", ":")).encode(),
+        "members.json": json.dumps({"model": "m", "instances": rows, "explain": {"top": [1, 2]}}, indent=1).encode(),
+        "forms.json": b'{"instances": [[0, -0, 1e5, -2.5E-3, 1.7976931348623157e308, 2.2250738585072014e-308], '
+                      b'[18446744073709551615, -9223372036854775808, 0.1, 1E+2, 123456789012345678901234, 5e-324]]}',
+        "rows.json": b'[[1, 2.5, -3], [4e1, 5, 6.0]]',
+    }
+
+
 def write(directory: Path) -> None:
     """Every fuzzer's seeds under ``directory``."""
     import joblib
@@ -83,7 +97,8 @@ def write(directory: Path) -> None:
 
     directory = Path(directory)
     seeds: dict[str, dict[str, bytes]] = {name: {} for name in ("xgboost_json", "xgboost_ubj", "lightgbm", "pickle",
-                                                                "skops", "served_form")}
+                                                                "skops", "served_form", "json_rows")}
+    seeds["json_rows"].update(predict_bodies())
     for name, booster in xgboost_models():
         seeds["xgboost_json"][f"{name}.json"] = bytes(booster.save_raw("json"))
         seeds["xgboost_ubj"][f"{name}.ubj"] = bytes(booster.save_raw("ubj"))

@@ -1,6 +1,6 @@
 """What each fuzzer calls with one input, as the service calls it: every reader of a model file, then the compiled
 form it made answering and explaining rows (the C walks); the served forms' reader; the walker and TreeSHAP
-on node records built from the input.
+on node records built from the input; the compiled reader of a predict body's rows (``json_rows.c``).
 
 A target returns when the input was read or refused the documented way (``InvalidArtifact`` and its kinds for
 an upload, ``None`` for a served form that cannot be used, ``InvalidNodes``/``NotExplainable`` for records);
@@ -9,12 +9,14 @@ sanitizer's report (the library of ``tests/fuzz/sanitized.py``) aborts the proce
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from registry.artifacts import served_forms
 from registry.artifacts.introspect import describe
@@ -48,6 +50,7 @@ from registry.inference.tree_walk import (
     NodesDamaged,
     Walker,
 )
+from registry.serving import json_rows as json_rows_reader
 
 MAX_MODEL_BYTES = 64 * 2**20
 MAX_FEATURES = 100_000
@@ -255,6 +258,95 @@ def _explainer(**arguments) -> TreeExplainer | None:
         return None
 
 
+def json_rows(data: bytes) -> None:
+    """A predict body read by ``native/json_rows.c`` where it takes it (the input itself, the input as the rows of
+    one, and a body the input spells, :func:`_body`): whatever it takes orjson must take too, reading the same
+    numbers bit for bit and the same rest (a body orjson refuses must leave a rest it refuses). The C reader also
+    reads a copy of exactly the body's bytes, so that the sanitizers see a read past its end (a bytes object has a
+    NUL there)."""
+    for body in (data, b'{"instances": ' + data + b"}", _body(data)):
+        for max_rows in (2, 1000):
+            _json_rows(body, max_rows)
+
+
+# Numbers' texts at the edges of what json_rows.c reads (a double's range, its subnormals, 64 characters, integers
+# past 64 bits, forms JSON refuses), and the characters a number's text is made of.
+_NUMBER_TEXTS = (b"0", b"-0", b"-0.0", b"1", b"-1", b"1e308", b"1.7976931348623157e308", b"1.8e308",
+                 b"2.2250738585072014e-308", b"2.225073858507201e-308", b"5e-324", b"1e-400", b"18446744073709551615",
+                 b"18446744073709551616", b"-9223372036854775809", b"9" * 63, b"9" * 64, b"0." + b"1" * 62, b"1E+2",
+                 b"2.5e-3", b"01", b"1.", b".5", b"+1", b"1e", b"-", b"NaN", b"Infinity", b'"1"', b"null", b"[1]",
+                 b"true")
+_NUMBERS = _NUMBER_TEXTS.index(b"01")  # the texts before it are JSON numbers
+_NUMBER_CHARACTERS = b"0123456789-+.eE \n,]["
+_SEPARATORS = (b",", b", ", b" ,", b",\n\t", b"\r\n,", b"", b";", b",,")
+
+
+def _body(data: bytes) -> bytes:
+    """A predict body made from the input: rows of numbers' texts chosen or spelt by it, spaced and separated as
+    it says, sometimes with other members, an escaped name, a second ``instances`` or a cut (each rare choice is a
+    high probability: an input that has run out reads as 0, the plain body)."""
+    import atheris
+
+    take = atheris.FuzzedDataProvider(data)
+    width = take.ConsumeIntInRange(1, 4)
+    rows = []
+    for _ in range(take.ConsumeIntInRange(1, 6)):
+        cells = []
+        for _ in range(width + (take.ConsumeIntInRange(-1, 1) if take.ConsumeProbability() > 0.9 else 0)):
+            chance = take.ConsumeProbability()
+            if chance < 0.9:  # mostly a number JSON has, sometimes one it has not
+                cells.append(_NUMBER_TEXTS[take.ConsumeIntInRange(0, _NUMBERS - 1 if chance < 0.85
+                                                                  else len(_NUMBER_TEXTS) - 1)])
+            else:
+                cells.append(bytes(_NUMBER_CHARACTERS[take.ConsumeIntInRange(0, len(_NUMBER_CHARACTERS) - 1)]
+                                   for _ in range(take.ConsumeIntInRange(1, 70))))
+        separator = _SEPARATORS[take.ConsumeIntInRange(0, 2) if take.ConsumeProbability() < 0.95
+                                else take.ConsumeIntInRange(0, len(_SEPARATORS) - 1)]
+        rows.append(b"[" + separator.join(cells) + b"]")
+    members = [b'"instances"' + b" " * take.ConsumeIntInRange(0, 2) + b":" + b"[" + b",".join(rows) + b"]"]
+    for extra in (b'"return_proba": true', b'"instan\\u0063es": 1', b'"instances": [[1]]', b'"x": {"y": ["]}"]}',
+                  b'"s": "\\""'):
+        if take.ConsumeProbability() > 0.85:
+            members.insert(take.ConsumeIntInRange(0, len(members)), extra)
+    body = b"{" + b",".join(members) + b"}" + b" " * take.ConsumeIntInRange(0, 1)
+    if take.ConsumeProbability() > 0.95:
+        body = body[:take.ConsumeIntInRange(0, len(body))]
+    return body
+
+
+def _json_rows(body: bytes, max_rows: int) -> None:
+    found = json_rows_reader.split(body, max_rows)
+    assert _exact_read(body, max_rows) == (None if found is None else found[1].matrix.tolist())
+    if found is None:
+        return
+    rest, rows = found
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            orjson.loads(rest)
+        except orjson.JSONDecodeError:
+            return
+        raise AssertionError("json_rows.c read the rows of a body orjson refuses, and the rest parses") from None
+    expected = np.asarray(parsed["instances"], dtype=np.float64)
+    assert rows.matrix.shape == expected.shape and rows.matrix.tobytes() == expected.tobytes(), (rows.matrix, expected)
+    assert orjson.loads(rest) == {**parsed, "instances": None}
+
+
+def _exact_read(body: bytes, max_rows: int) -> list | None:
+    """The rows ``json_rows.c`` reads from a buffer of exactly ``body``'s bytes (None where it takes none)."""
+    exact = np.frombuffer(body, dtype=np.uint8).copy()
+    span = (ctypes.c_size_t * 2)()
+    if not json_rows_reader._span(exact.ctypes.data, len(body), span):
+        return None
+    start, end = span
+    cells = np.empty((end - start) // 2 + 1, dtype=np.float64)
+    width = ctypes.c_size_t()
+    rows = json_rows_reader._read(exact.ctypes.data + start, end - start, max_rows, cells.size, cells.ctypes.data,
+                                  ctypes.byref(width))
+    return None if rows < 0 else cells[:rows * width.value].reshape(rows, width.value).tolist()
+
+
 TARGETS = {
     "xgboost_json": model_file,
     "xgboost_ubj": model_file,
@@ -263,4 +355,5 @@ TARGETS = {
     "skops": estimator_file,
     "served_form": served_form,
     "walk": walk,
+    "json_rows": json_rows,
 }

@@ -116,6 +116,8 @@ def _without_sizes(text):
     # past Python's 4,300 digits a string makes no int: a 500 once
     (lambda t: re.sub(r"sigmoid:\S+", "sigmoid:1e" + "9" * 5000, t, count=1), "sigmoid"),
     (lambda t: re.sub(r"sigmoid:\S+", "sigmoid:1" + "0" * 5000, t, count=1), "sigmoid"),
+    # each line a Python string of 50 bytes and more: a file of short lines is refused before they are made
+    (lambda t: t + "ab\n" * 400_000, "one for every 8 bytes"),
 ])
 def test_hostile_lightgbm_files_are_refused_with_422(client, ci, damage, fragment):
     text = _model_text("binary")

@@ -100,7 +100,9 @@ def test_one_file_uploaded_as_two_models_answers_each_with_its_own_classes(clien
     (b"{\"learner\": {}}", "missing"),
     (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[" + b"Z" * 2_000_000 + b"]}", "far more values"),
     (b'{"learner": NaN}', "NaN"),
-], ids=["deep", "announces", "missing", "nulls", "nan"])
+    (b'{"learner": {"x": [' + b"[1]," * 200_000 + b"[1]]}}", "an array of arrays"),
+    (b'{"learner": {"x": [' + b"{}," * 200_000 + b"{}]}}", "one for every 8 bytes"),
+], ids=["deep", "announces", "missing", "nulls", "nan", "arrays-of-arrays", "dense-skeleton"])
 def test_hostile_xgboost_files_are_refused_with_422(client, ci, data, fragment):
     assert_problem(_upload(client, ci, data), 422, fragment)
 

@@ -134,7 +134,7 @@ def test_a_nan_threshold_is_refused():
 
 
 @pytest.mark.parametrize("data,message", [
-    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON|learner"),
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON|learner|an array of arrays"),
     (b"{\"learner\": " + b"[" * 100_000, "not valid JSON"),
     (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner" + b"[" * 1000, "nested"),
     (b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[$d#L\x7f\xff\xff\xff\xff\xff\xff\xff", "announces"),

@@ -48,6 +48,9 @@ _REGRESSORS = {"regression": "lightgbm_identity", "regression_l1": "lightgbm_ide
 _ATOF = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]*))?")
 MAX_NUMBER_CHARACTERS = 64  # an objective's parameter LightGBM writes is far shorter (``sigmoid:1``)
 MAX_OBJECTIVE_CHARACTERS = 65_536
+# LightGBM writes a line for 15 bytes or more (a tree's arrays, feature importances); each line is a Python
+# string of 50 bytes and more, so a file of short lines is refused before they are made.
+LINES_PER_BYTE = 1 / 8
 
 
 def is_lightgbm(head: bytes) -> bool:
@@ -60,14 +63,18 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
     """The compiled form of the LightGBM model ``data`` (text bytes) and its feature names (None where they are
     LightGBM's defaults); ``classes`` name a classifier's classes (``0 … k-1`` when None). Raises
     ``InvalidArtifact`` naming what is wrong."""
+    bound = 100_000 + int(len(data) * LINES_PER_BYTE)
+    if data.count(b"\n") > bound:
+        raise InvalidArtifact(f"LightGBM model: more than {bound:,} lines (100,000 and one for every 8 bytes of the "
+                              "file), far more than LightGBM writes")
     try:
-        text = data.decode("utf-8")
+        lines = _lines(data)
     except UnicodeDecodeError:
         raise InvalidArtifact("LightGBM model: the file is not UTF-8 text") from None
-    lines = text.split("\n")
     header, first_tree = _header(lines)
     n_features, n_outputs, link, scale, names = _model(header)
     blocks, trailer = _tree_blocks(lines, first_tree, header.get("tree_sizes"))
+    del lines  # the blocks hold what the trees need
     if not blocks or len(blocks) % n_outputs:
         raise InvalidArtifact(f"LightGBM model: {len(blocks)} trees are not a whole number of iterations of "
                               f"{n_outputs} trees")
@@ -90,6 +97,15 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
         lightgbm_rows=True, link_scale=scale, cover=cover)
     defaults = [f"Column_{i}" for i in range(n_features)]
     return form, (None if names == defaults else names)
+
+
+def _lines(data: bytes) -> list[str]:
+    """The file's lines, as ``str.split("\\n")`` cuts its text, each decoded alone (one character past Latin-1
+    would make the whole text four bytes a character) in place of its bytes (never both copies of the file)."""
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines):
+        lines[number] = line.decode("utf-8")
+    return lines
 
 
 def _header(lines: list[str]) -> tuple[dict[str, str], int]:
@@ -149,9 +165,10 @@ def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
     return n_features, n_outputs, link, scale, names
 
 
-def _tree_blocks(lines: list[str], start: int, tree_sizes: str | None) -> tuple[list[dict[str, str]], list[str]]:
+def _tree_blocks(lines: list[str | None], start: int, tree_sizes: str | None) -> tuple[list[dict[str, str]], list[str]]:
     """Each tree's ``key=value`` lines from ``start`` to ``end of trees``, and the lines after it. Where the header
-    gives ``tree_sizes`` (the bytes LightGBM reads each tree from), each tree must be exactly that long."""
+    gives ``tree_sizes`` (the bytes LightGBM reads each tree from), each tree must be exactly that long. Each
+    ``key=value`` line is let go (None in ``lines``) once its value is in its tree's block."""
     blocks, starts, number = [], [], start
     position = sum(len(line.encode()) + 1 for line in lines[:start])
     while number < len(lines) and lines[number].rstrip("\r").startswith("Tree="):
@@ -165,6 +182,7 @@ def _tree_blocks(lines: list[str], start: int, tree_sizes: str | None) -> tuple[
                 raise InvalidArtifact(f"LightGBM model: tree {len(blocks)} has a malformed line or a key twice")
             block[key] = value
             position += len(lines[number].encode()) + 1
+            lines[number] = None  # its value is in the block: the line is let go
             number += 1
         blocks.append(block)
         if len(blocks) > MAX_TREES:
@@ -191,10 +209,13 @@ def _refuse_pandas_categories(trailer: list[str]) -> None:
 
 def _records(blocks: list[dict[str, str]], n_features: int):
     """Every tree's nodes renumbered from its root as wide records, their leaf values, the roots, the sets and the
-    nodes' covers (their counts; None unless every tree records counts that add up)."""
+    nodes' covers (their counts; None unless every tree records counts that add up). Each block is let go (None in
+    ``blocks``) once its tree is read, so that the text and the arrays of all trees are never held at once."""
     records, values, roots, bitsets, covers, total, offset = [], [], [], [], [], 0, 0
     for index, block in enumerate(blocks):
+        blocks[index] = None
         tree = TreeBlock(block, index, n_features=n_features, max_leaves=MAX_NODES)
+        del block
         total += 2 * tree.n_leaves - 1
         if total > MAX_NODES:
             raise InvalidArtifact(f"LightGBM model: more than {MAX_NODES} nodes")

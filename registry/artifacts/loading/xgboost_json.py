@@ -14,6 +14,10 @@ Each placeholder is a ``NaN``, which the json module hands to ``parse_constant``
 n-th stands for the n-th array: a ``NaN`` or ``Infinity`` of the file's own outside an array (which XGBoost
 never writes) is refused by the count, and inside an array the walk reads, like any character that is not
 part of a number. Numbers are read by NumPy, correctly rounded as the json module reads them.
+
+The skeleton is parsed into Python objects, 60 to 90 bytes a value, so it is bounded before it is parsed: at most
+100,000 values and one for every 8 bytes of the file, and no array of arrays (XGBoost writes none; each would
+be a placeholder kept in a list).
 """
 from __future__ import annotations
 
@@ -27,8 +31,11 @@ import numpy as np
 from registry.artifacts.loading.xgboost_trees import FIELDS, TreeMark, Trees, compact
 from registry.errors import InvalidArtifact
 
-# A skeleton holds a few values a tree and a name a feature; past this it holds something else.
+# A skeleton holds a few values a tree (one for 13 bytes of a file of stumps) and a name a feature (one for 12
+# bytes of a file of names); past this, or past one for every 8 bytes, it holds something else, which the json
+# module would build at 60 to 90 bytes a value.
 MAX_SKELETON_VALUES = 10_000_000
+SKELETON_VALUES_PER_BYTE = 1 / 8
 # Atomic groups and possessive repeats, so that nothing is kept to backtrack to (a plain `*` kept 2.6 GB
 # for a 39 MB file of 3 million names). A possessive repeat of one character class inside a possessive
 # repeat of a group is what Python 3.11.2 (Debian bookworm's, the image's) matches wrongly: runs are
@@ -43,6 +50,9 @@ _NEXT_ARRAY = re.compile(rb'((?>[^"\[]+|' + _STRING + rb'|\[(?!' + _FLAT_BODY + 
 _PLACEHOLDER = b"NaN"  # the json module hands each to parse_constant, in order
 _CHARACTERS = {np.int64: b"0123456789+-, \t\r\n", np.float64: b"0123456789.eE+-, \t\r\n"}
 _OPTIONAL = ("split_type", "sum_hessian")
+# What comes before an array that is an element of a list (after a field's name comes ':').
+_IN_A_LIST = frozenset(b"[,")
+_WHITESPACE = frozenset(b" \t\r\n")
 
 
 def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
@@ -55,11 +65,15 @@ def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
     for match in _NEXT_ARRAY.finditer(data):
         skeleton += match.group(1)
         if match.end(2) > match.start(2):
+            if _last_character(skeleton) in _IN_A_LIST:
+                raise InvalidArtifact(f"XGBoost JSON model: an array of arrays at byte {match.start(2)}, which "
+                                      "XGBoost never writes (every array of numbers is an object's field)")
             skeleton += _PLACEHOLDER
             spans.extend((match.start(2) + 1, match.end(2) - 1))
-    if skeleton.count(b",") + skeleton.count(b":") > MAX_SKELETON_VALUES:
-        raise InvalidArtifact(f"XGBoost JSON model: more than {MAX_SKELETON_VALUES:,} values outside its trees' "
-                              "arrays, far more than any model holds")
+    bound = min(MAX_SKELETON_VALUES, 100_000 + int(len(data) * SKELETON_VALUES_PER_BYTE))
+    if skeleton.count(b",") + skeleton.count(b":") + skeleton.count(b"{") > bound:
+        raise InvalidArtifact(f"XGBoost JSON model: more than {bound:,} values outside its trees' arrays (100,000 "
+                              "and one for every 8 bytes of the file), far more than any model holds")
     try:
         text = skeleton.decode("utf-8")
     except UnicodeDecodeError:
@@ -161,6 +175,14 @@ class _Reader:
             arrays[field] = compact(FIELDS[field], _parse(text, dtype))
             del text
         return Trees(sizes=sizes, **{FIELDS[field]: value for field, value in arrays.items()})
+
+
+def _last_character(skeleton: bytearray) -> int | None:
+    """The skeleton's last character that is not whitespace (None when there is none)."""
+    at = len(skeleton) - 1
+    while at >= 0 and skeleton[at] in _WHITESPACE:
+        at -= 1
+    return skeleton[at] if at >= 0 else None
 
 
 def _counts(data: bytes, ranges: np.ndarray) -> np.ndarray:

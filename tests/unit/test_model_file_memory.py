@@ -1,0 +1,96 @@
+"""Hostile model files are read in memory bounded by their size (issue 67, item 11): each is read by the upload's
+reader in a fresh process, whose high-water mark of resident memory (VmHWM, reset once the file's bytes are held)
+must stay within twice the file's size, whether the file is read or refused.
+
+The shapes: a large XGBoost JSON file of deep trees (a 229 MB one took 6.5 times its size before the arrays were
+read by NumPy), a UBJSON file of nulls, and JSON files whose skeleton (what is left once the flat arrays are cut
+out) is dense with values XGBoost never writes, which the json module would build at 60 to 90 bytes each (a 34 MB
+file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28 for objects of one array), and a
+LightGBM file of short lines, each a Python string (25 times its size)."""
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+MIB = 2**20
+
+# Run in the child: read the file as an upload is; print the peak above the memory held before, and the outcome.
+_CHILD = r"""
+import json, sys
+from pathlib import Path
+from registry.artifacts.loading import model_files
+from registry.errors import InvalidArtifact
+data = Path(sys.argv[1]).read_bytes()
+def status(key):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(key + ":"))
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")
+try:
+    form, _ = model_files.read_model_file(model_files.framework_of(data[:64]), data, None)
+    outcome = f"read {len(form.roots)} trees"
+except InvalidArtifact as error:
+    outcome = f"refused: {error}"
+print(json.dumps({"peak": status("VmHWM") - before, "outcome": outcome}))
+"""
+
+
+def _peak(tmp_path, data: bytes) -> tuple[int, str]:
+    path = tmp_path / "model"
+    path.write_bytes(data)
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return found["peak"], found["outcome"]
+
+
+def _deep_trees(megabytes: int) -> bytes:
+    import xgboost as xgb
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 10)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=len(X)) > 0).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 10, "nthread": 1, "min_child_weight": 0,
+                         "lambda": 0}, xgb.DMatrix(X, label=y), 20)
+    document = json.loads(booster.save_raw("json"))
+    model = document["learner"]["gradient_booster"]["model"]
+    trees = model["trees"]
+    per_tree = len(json.dumps(trees, separators=(",", ":"))) / len(trees)
+    n_trees = int(megabytes * MIB / per_tree)
+    model["trees"] = [{**trees[i % len(trees)], "id": i} for i in range(n_trees)]
+    model["tree_info"] = [0] * n_trees
+    model["iteration_indptr"] = list(range(n_trees + 1))
+    model["gbtree_model_param"]["num_trees"] = str(n_trees)
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _skeleton(element: bytes, megabytes: int) -> bytes:
+    """A JSON object whose learner holds a list of ``element`` repeated to about ``megabytes`` MB."""
+    return b'{"learner":{"x":[' + element * (megabytes * MIB // len(element)) + b'{}]}}'
+
+
+SHAPES = {
+    "xgboost-json-deep-trees-40MB": (lambda: _deep_trees(40), "read"),
+    "ubjson-nulls-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"Z" * (16 * MIB) + b"]}", "refused"),
+    "json-arrays-of-arrays-16MB": (lambda: _skeleton(b"[1],", 16), "refused: XGBoost JSON model: an array of arrays"),
+    "json-empty-objects-16MB": (lambda: _skeleton(b"{},", 16), "refused: XGBoost JSON model: more than"),
+    "json-objects-of-one-array-16MB": (lambda: _skeleton(b'{"a":[1]},', 16), "refused: XGBoost JSON model: more than"),
+    "json-lists-of-a-string-16MB": (lambda: _skeleton(b'[""],', 16), "refused: XGBoost JSON model: more than"),
+    "json-numbers-16MB": (lambda: _skeleton(b"1.5,", 16), "refused: XGBoost JSON model: more than"),
+    "lightgbm-short-lines-16MB": (lambda: b"tree\n" + b"ab\n" * (16 * MIB // 3), "refused: LightGBM model: more than"),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_hostile_file_is_read_within_twice_its_size(tmp_path, shape):
+    make, expected = SHAPES[shape]
+    data = make()
+    peak, outcome = _peak(tmp_path, data)
+    assert peak <= 2 * len(data), f"{shape}: {peak / MIB:.0f} MB above the file for {len(data) / MIB:.0f} MB"
+    assert outcome.startswith(expected), outcome
