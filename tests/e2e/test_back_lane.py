@@ -120,9 +120,10 @@ def test_a_model_at_its_bound_is_answered_by_the_back_process_which_keeps_its_co
     assert answered(other)[0] == 200
     assert answered(first)[0] == 200
 
-    assert answerers(live.access_log, before + 4)[before:] == [
-        (back.pid, bodies["hot"][0], "200"), (back.pid, bodies["hot"][0], "200"),
-        (worker.pid, bodies["quiet"][0], "200"), (worker.pid, bodies["long"][0], "200")]
+    logged = answerers(live.access_log, before + 4)[before:]
+    assert logged[:2] == [(back.pid, bodies["hot"][0], "200")] * 2
+    # The worker's two answers in either order: on a busy machine the long walk may end before quiet is answered.
+    assert sorted(logged[2:]) == sorted([(worker.pid, bodies["quiet"][0], "200"), (worker.pid, bodies["long"][0], "200")])
 
 
 def test_a_back_process_that_dies_takes_its_worker_down_and_gunicorn_starts_the_pair_again(live, bodies):
