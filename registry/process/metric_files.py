@@ -219,35 +219,30 @@ class SharedFiles(Collector):
 
     def collect(self) -> list[Metric]:
         """Every family of every process's file, added up as Prometheus expects."""
-        return collect(self._directory)
-
-
-def collect(directory: str) -> list[Metric]:
-    """Every family of every process's file in ``directory``, added up as Prometheus expects."""
-    merged: dict[tuple, dict[tuple, list]] = defaultdict(dict)
-    for path in glob.glob(os.path.join(directory, "*" + SUFFIX)):
-        for family, samples in _read(path).items():
-            into = merged[family]
-            mode = family[2]
-            for name, labels, value, timestamp in samples:
-                key = (name, labels)
-                current = into.get(key)
-                if current is None:
-                    into[key] = [value, timestamp]
-                elif family[1] != "gauge" or mode == "sum":
-                    current[0] += value  # cumulative buckets of every process add up to cumulative ones
-                elif mode == "mostrecent":
-                    if timestamp > current[1]:
+        merged: dict[tuple, dict[tuple, list]] = defaultdict(dict)
+        for path in glob.glob(os.path.join(self._directory, "*" + SUFFIX)):
+            for family, samples in _read(path).items():
+                into = merged[family]
+                mode = family[2]
+                for name, labels, value, timestamp in samples:
+                    key = (name, labels)
+                    current = into.get(key)
+                    if current is None:
                         into[key] = [value, timestamp]
-                else:
-                    current[0] = max(current[0], value)
-    families = []
-    for (metric_name, typ, _, help_text), samples in merged.items():
-        metric = Metric(metric_name, help_text, typ)
-        for (name, labels), (value, _) in samples.items():
-            metric.add_sample(name, dict(labels), value)
-        families.append(metric)
-    return families
+                    elif family[1] != "gauge" or mode == "sum":
+                        current[0] += value  # cumulative buckets of every process add up to cumulative ones
+                    elif mode == "mostrecent":
+                        if timestamp > current[1]:
+                            into[key] = [value, timestamp]
+                    else:
+                        current[0] = max(current[0], value)
+        families = []
+        for (metric_name, typ, _, help_text), samples in merged.items():
+            metric = Metric(metric_name, help_text, typ)
+            for (name, labels), (value, _) in samples.items():
+                metric.add_sample(name, dict(labels), value)
+            families.append(metric)
+        return families
 
 
 class Flusher:

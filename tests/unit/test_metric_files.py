@@ -44,7 +44,7 @@ def in_another_process(work) -> int:
 
 
 def sample(directory: str, name: str, **labels) -> float | None:
-    for family in metric_files.collect(directory):
+    for family in metric_files.SharedFiles(directory).collect():
         for found in family.samples:
             if found.name == name and found.labels == labels:
                 return found.value
