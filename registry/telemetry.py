@@ -38,8 +38,6 @@ def _ensure_multiprocess_directory() -> str | None:
 
 
 SHARED_DIRECTORY = _ensure_multiprocess_directory()
-if SHARED_DIRECTORY:
-    metric_files.install()  # before any metric below is built
 
 # Every metric of the registry is named so.
 PREFIX = "registry_"
@@ -66,7 +64,6 @@ MODEL_LOADED = _versioned(Gauge(
     "registry_model_loaded",
     "Workers holding the version loaded",
     ["model", "version"],
-    multiprocess_mode="livesum",
 ), ["model", "version"])
 CACHE_LOADS = Counter("registry_model_loads_total", "Model versions loaded into a worker's cache", ["model"])
 CACHE_LOAD_FAILURES = Counter(
@@ -100,12 +97,11 @@ PREDICTION_LOG_PRUNED = Counter(
 PREDICTION_LOG_PAUSED = Gauge(
     "registry_prediction_log_paused",
     "1 while a worker logs nothing because the database's volume has less than PREDICTION_LOG_MIN_FREE_MB free",
-    multiprocess_mode="livemax",
 )
 PREDICTION_LOG_HELD = Gauge(
     "registry_prediction_log_held",
     "1 while a worker logs none of a model's answers: its rows wait for PREDICTION_LOG_EXPORT past its "
-    "overdraft of PREDICTION_LOG_MAX_MB", ["model"], multiprocess_mode="livemax",
+    "overdraft of PREDICTION_LOG_MAX_MB", ["model"],
 )
 PREDICTION_LOG_WITHHELD = Counter(
     "registry_prediction_log_withheld_total",
@@ -129,14 +125,14 @@ PREDICTION_LOG_EXPLAINED = Counter(
 PREDICTION_LOG_SHARES_READ = Gauge(
     "registry_prediction_log_shares_read_timestamp_seconds",
     "When each live worker last read every model's prediction-log share (at its start, and within "
-    "ALIAS_REFRESH_SECONDS of a change)", ["pid"], multiprocess_mode="livesum",
+    "ALIAS_REFRESH_SECONDS of a change)", ["pid"],
 )
 # Summed over live workers: what they hold together; the budget is each worker's (the same in all).
 MODEL_CACHE_BYTES = Gauge(
-    "registry_model_cache_bytes", "Bytes the loaded versions hold, over every live worker", multiprocess_mode="livesum",
+    "registry_model_cache_bytes", "Bytes the loaded versions hold, over every live worker",
 )
 MODEL_CACHE_BUDGET_BYTES = Gauge(
-    "registry_model_cache_budget_bytes", "Each worker's MODEL_MEMORY_MB, in bytes", multiprocess_mode="livemax",
+    "registry_model_cache_budget_bytes", "Each worker's MODEL_MEMORY_MB, in bytes",
 )
 MODEL_LOAD_SECONDS = Histogram(
     "registry_model_load_seconds", "Time to load a version into a worker (fetch, read, check, compile)",
@@ -150,14 +146,12 @@ ALIAS_VERSION = Gauge(
     "registry_alias_version",
     "Version each alias is served with",
     ["model", "alias"],
-    multiprocess_mode="livemostrecent",
 )
 # 1 while a dependency answers, 0 while it does not, as the latest readiness check of a live worker found.
 DEPENDENCY_UP = Gauge(
     "registry_dependency_up",
     "1 while a dependency (database, artifact_store) answers, as the latest readiness check found",
     ["dependency"],
-    multiprocess_mode="livemostrecent",
 )
 # Alias requests of a rollout in progress by the role that answered them (primary or canary).
 ROUTED_PREDICTIONS = _versioned(Counter(
@@ -192,7 +186,7 @@ SHADOW_ABS_DIFF = _versioned(Histogram(
 # (the model label is empty for a name no worker serves: a series per made-up name would grow without
 # bound), and the shadow and mirror runs it skipped while busy.
 PREDICTIONS_IN_FLIGHT = Gauge(
-    "registry_predictions_in_flight", "Predictions computing now, over every live worker", multiprocess_mode="livesum",
+    "registry_predictions_in_flight", "Predictions computing now, over every live worker",
 )
 ADMISSION_REFUSED = Counter(
     "registry_admission_refused_total",
@@ -223,8 +217,10 @@ ARTIFACT_CACHE_EVICTIONS = Counter(
 ARTIFACTS_DAMAGED = Gauge(
     "registry_artifacts_damaged",
     "Artifacts whose copy in the store the scrub last found damaged or missing (served meanwhile from a cache)",
-    multiprocess_mode="livemax",
 )
+# How each gauge adds up across live workers (the others take the largest).
+metric_files.across_processes(sum=[MODEL_LOADED, PREDICTION_LOG_SHARES_READ, MODEL_CACHE_BYTES, PREDICTIONS_IN_FLIGHT],
+                              mostrecent=[ALIAS_VERSION, DEPENDENCY_UP])
 ARTIFACT_SCRUB_CHECKS = Counter(
     "registry_artifact_scrub_checks_total", "Stored copies the artifact scrub re-hashed, by what it found", ["status"],
 )
@@ -280,11 +276,14 @@ def let_go(model: str, version: str) -> None:
             return
         _holders.pop((model, version), None)
     series(MODEL_LOADED, model=model, version=version).set(0)
-    metric_files.retain(model, version)
     with _children_lock:
         gone = _children.pop((model, version), {})
-    for family, values in gone:
-        family.remove(*values)
+
+    def drop():
+        for family, values in gone:
+            family.remove(*values)
+
+    metric_files.retain(model, version, drop)
 
 
 class HeldVersions:

@@ -63,15 +63,4 @@ def host_metrics():
     if not multiproc_dir:
         return REGISTRY
     metric_files.flush(multiproc_dir)  # this worker's own counts as of now; the others' as of their last flush
-    return SharedFiles(multiproc_dir)
-
-
-class SharedFiles:
-    """A collector: the metrics every process of this host shared in ``directory``, added up."""
-
-    def __init__(self, directory: str):
-        self._directory = directory
-
-    def collect(self):
-        """The summed families."""
-        return metric_files.collect(self._directory)
+    return metric_files.SharedFiles(multiproc_dir)

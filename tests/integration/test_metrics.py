@@ -152,7 +152,7 @@ def test_across_workers_the_alias_gauge_shows_the_latest_move_not_a_dead_workers
     metric_files.retire(str(tmp_path), old)
     _worker(tmp_path, 3, 2)  # a live worker followed the rollback to v2
 
-    shown = [sample.value for family in metric_files.collect(str(tmp_path)) for sample in family.samples
+    shown = [sample.value for family in metric_files.SharedFiles(str(tmp_path)).collect() for sample in family.samples
              if sample.name == "registry_alias_version" and sample.labels == {"model": "m", "alias": "production"}]
     assert shown == [2]
 
