@@ -11,12 +11,37 @@ BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = BASE_DIR if (BASE_DIR / "pyproject.toml").exists() else Path.cwd()
 
 
+def _read(name: str, default, parse, kind: str):
+    """``name`` from the environment parsed by ``parse``, or ``default`` when unset or empty; a value that does
+    not parse stops the start with a message naming the variable and the kind of value it takes."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = None
+    if value is None or (isinstance(value, (int, float)) and value < 0):
+        raise SystemExit(f"{name} must be {kind}, not {raw!r}")
+    return value
+
+
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    """A count (0 or more)."""
+    return _read(name, default, int, "a whole number, 0 or more")
 
 
 def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    """A quantity in the unit the name says (seconds, MB, days …; 0 or more)."""
+    return _read(name, float(default), float, "a number, 0 or more")
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _bool(name: str, default: bool) -> bool:
+    """On or off: 1/true/yes/on or 0/false/no/off, any case (anything else stops the start)."""
+    return _read(name, default, lambda raw: _BOOLEANS.get(raw.lower()), "true or false (1/0, yes/no, on/off)")
 
 
 def nice_value(name: str, default: str) -> int | None:
@@ -27,10 +52,6 @@ def nice_value(name: str, default: str) -> int | None:
     if value.isdigit() and 1 <= int(value) <= 19:
         return int(value)
     raise ValueError(f"{name} must be a nice value from 1 to 19, or idle (SCHED_IDLE), not {value!r}")
-
-
-def _bool(name: str, default: bool) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
 def secret(name: str) -> str | None:

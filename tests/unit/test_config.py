@@ -1,10 +1,12 @@
 """Settings read from the machine and the environment: the memory the service may use, secrets, and the
-priority of large walks."""
+priority of large walks, and a bad value stopping the start with the variable's name."""
 import os
+import subprocess
+import sys
 
 import pytest
 
-from config import memory_mb, nice_value, secret
+from config import BASE_DIR, memory_mb, nice_value, secret
 
 
 def test_a_cgroup_limit_is_the_memory_the_service_may_use(tmp_path):
@@ -49,3 +51,34 @@ def test_the_low_priority_of_large_walks_is_a_nice_value_or_idle(monkeypatch):
         monkeypatch.setenv("LOW_PRIORITY_NICE", wrong)
         with pytest.raises(ValueError, match=f"LOW_PRIORITY_NICE must be a nice value from 1 to 19, or idle .*'{wrong}'"):
             nice_value("LOW_PRIORITY_NICE", "10")
+
+
+def _start_with(**environ) -> subprocess.CompletedProcess:
+    """Import config in a fresh interpreter with these variables set, as a starting worker does."""
+    return subprocess.run([sys.executable, "-c", "import config"], cwd=BASE_DIR, capture_output=True, text=True,
+                          env={**os.environ, **environ}, timeout=60)
+
+
+@pytest.mark.parametrize("name, wrong, kind", [
+    ("MAX_UPLOAD_MB", "lots", "a whole number"),
+    ("WORKER_THREADS", "-2", "a whole number, 0 or more"),
+    ("WEBHOOK_TIMEOUT_SECONDS", "5s", "a number, 0 or more"),
+    ("ALIAS_REFRESH_SECONDS", "-1", "a number, 0 or more"),
+    ("WATCH_ALIASES", "flase", "true or false"),
+])
+def test_a_bad_value_stops_the_start_naming_the_variable(name, wrong, kind):
+    started = _start_with(**{name: wrong})
+    assert started.returncode == 1
+    assert f"{name} must be {kind}" in started.stderr and repr(wrong) in started.stderr
+    assert "Traceback" not in started.stderr  # a message, not a stack
+
+
+def test_good_values_of_every_kind_are_read_and_an_empty_one_is_the_default():
+    environ = {"MAX_UPLOAD_MB": "64", "WEBHOOK_TIMEOUT_SECONDS": " 2.5 ", "WATCH_ALIASES": "Off",
+               "REQUIRE_AUTH_FOR_READS": "YES", "ALIAS_REFRESH_SECONDS": ""}
+    read = subprocess.run(
+        [sys.executable, "-c", "from config import Config as C; print(C.MAX_UPLOAD_MB, C.WEBHOOK_TIMEOUT_SECONDS,"
+         " C.WATCH_ALIASES, C.REQUIRE_AUTH_FOR_READS, C.ALIAS_REFRESH_SECONDS)"],
+        cwd=BASE_DIR, capture_output=True, text=True, timeout=60, env={**os.environ, **environ})
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == ["64", "2.5", "False", "True", "1.0"]
