@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from urllib.request import urlopen
 
+import gunicorn.config
 import numpy as np
 import psutil
 import requests
@@ -26,18 +27,37 @@ from prometheus_client.parser import text_string_to_metric_families
 
 @dataclass(frozen=True)
 class Reply:
-    """One request as the client saw it (``time.monotonic()`` seconds); status 0: no answer at all."""
+    """One request as the client saw it (``time.monotonic()`` seconds). Status 0: no answer at all, and
+    ``failure`` says why: ``"timeout"`` (the client stopped waiting) or ``"dropped"`` (the connection was
+    refused, reset or closed before an answer). ``cpu_wait``: seconds the calling thread spent runnable but
+    not running during the call (the client starved of CPU, from the kernel's schedstat)."""
 
     started: float
     finished: float
     status: int
     retry_after: str | None
     content_type: str
+    failure: str = ""
+    cpu_wait: float = 0.0
 
     @property
     def ms(self) -> float:
         """Its latency in milliseconds."""
         return (self.finished - self.started) * 1000
+
+    @property
+    def kind(self) -> str:
+        """Its status as a string, or for no answer why there was none (``timeout``, ``dropped``)."""
+        return str(self.status) if self.status else self.failure
+
+
+def cpu_wait() -> float:
+    """Seconds the calling thread has waited on a run queue so far (field 2 of /proc/thread-self/schedstat)."""
+    with open("/proc/thread-self/schedstat", "rb") as stat:
+        return int(stat.read().split()[1]) / 1e9
+
+
+SERVER_KEEPALIVE = gunicorn.config.Config().keepalive  # seconds; gunicorn.conf.py keeps gunicorn's default
 
 
 class Callers:
@@ -71,28 +91,36 @@ class Callers:
     def _loop(self, offset: float) -> None:
         # http.client, kept alive: a lighter client than requests, so that the callers' own CPU (on the
         # server's machine) disturbs the figures less.
+        # A connection idle for half the server's keep-alive is closed and a new one opened, as a keep-alive
+        # client does: the server closes one idle for its keep-alive, and a request sent on it as it closes is
+        # dropped unanswered, a failure of the client's, not the server's. Half: the server's idle time starts
+        # when it wrote the last answer, the client's when it read it, later.
         parts = urlsplit(self.url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
-        due = time.monotonic() + offset
+        due = idle_since = time.monotonic() + offset
         while not self._stop.is_set():
             if self.interval:
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     break
                 due += self.interval
+            if time.monotonic() - idle_since > SERVER_KEEPALIVE / 2:
+                connection.close()  # the next request opens a new connection
             self.replies.append(self._call(connection, parts.path))
+            idle_since = time.monotonic()
         connection.close()
 
     def _call(self, connection: http.client.HTTPConnection, path: str) -> Reply:
-        started = time.monotonic()
+        waited, started = cpu_wait(), time.monotonic()
         try:
             connection.request("POST", path, body=self.body, headers=self.headers)
             response = connection.getresponse()
             response.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as error:
             connection.close()  # the next request opens a new connection
-            return Reply(started, time.monotonic(), 0, None, "")
+            failure = "timeout" if isinstance(error, TimeoutError) else "dropped"  # TimeoutError is an OSError
+            return Reply(started, time.monotonic(), 0, None, "", failure, cpu_wait() - waited)
         return Reply(started, time.monotonic(), response.status, response.getheader("Retry-After"),
-                     response.getheader("Content-Type", ""))
+                     response.getheader("Content-Type", ""), "", cpu_wait() - waited)
 
 
 def percentile(replies: list[Reply], q: float) -> float:
@@ -101,9 +129,9 @@ def percentile(replies: list[Reply], q: float) -> float:
 
 
 def summary(replies: list[Reply], seconds: float) -> dict:
-    """Counts per status, requests per second, and p50/p99/max latency in ms, overall and per status."""
-    statuses = sorted({r.status for r in replies})
-    by_status = {str(s): [r for r in replies if r.status == s] for s in statuses}
+    """Counts per status (a client timeout and a dropped connection apart), requests per second, and
+    p50/p99/max latency in ms, overall and per status."""
+    by_status = {kind: [r for r in replies if r.kind == kind] for kind in sorted({r.kind for r in replies})}
     return {
         "requests": len(replies),
         "rps": round(len(replies) / seconds, 1) if seconds else None,
@@ -262,10 +290,11 @@ def _overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: 
     metrics["before"] = scrape(live.url)
     workers = psutil.Process(live.process.pid).children(recursive=True)  # with their back processes, if any
     server_cpu = _cpu_seconds(workers)
-    # Paced, a caller sends again only once answered, and one held up catches up after: enough callers that
-    # each sends once a deadline (then most of a late one's wait is over by its next turn), and no fewer, so
-    # that none idles past the server's keep-alive (gunicorn's 2 s) and meets its connection closed.
-    threads = max(scenario.flood_threads, math.ceil(rate * scenario.deadline)) if rate else scenario.flood_threads
+    # Paced, a caller sends again only once answered: enough callers that each sends once per the longest the
+    # server may take to answer (its deadline, then one computation begun before it: the slowest answer seen
+    # so far), so that the pace holds however slow the machine makes the answers.
+    longest = scenario.deadline + max(reply.ms for reply in (*alone.replies, *at_capacity)) / 1000
+    threads = max(scenario.flood_threads, math.ceil(rate * longest)) if rate else scenario.flood_threads
     with Flood(hot_url, hot[1], threads=threads, rate=rate, headers=headers) as flood:
         time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
         with quiet_callers() as during:
