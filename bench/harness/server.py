@@ -70,6 +70,13 @@ def free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
+def http_ports(env: dict, count: int) -> list[int]:
+    """``count`` free ports for servers started with ``env``, none of them the gRPC port it names: ports
+    picked apart may be handed out again, and a server binds its own only once its models are loaded."""
+    named = {int(env["GRPC_BIND"].rsplit(":", 1)[1])} if env.get("GRPC_BIND") else set()
+    return [port for port in free_ports(count + len(named)) if port not in named][:count]
+
+
 def service_env(database_url: str, artifact_root: Path, admin_token: str, **extra) -> dict:
     """The environment the service (and the flask CLI) run with."""
     env = {k: v for k, v in os.environ.items() if k not in {"PROMETHEUS_MULTIPROC_DIR"}}
@@ -117,10 +124,10 @@ def start(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1
 
 
 def launch(env: dict, log_dir: Path, workers: int = 3, refresh_seconds: float = 1.0,
-           place: Place = LOOPBACK, server: str = "gunicorn") -> LiveRegistry:
-    """Start ``server`` (a key of ``SERVERS``) on a free port without waiting for it (``wait_ready`` does);
-    ``place`` may put it in a network namespace of its own (bench/harness/netns.py)."""
-    port = free_port()
+           place: Place = LOOPBACK, server: str = "gunicorn", port: int | None = None) -> LiveRegistry:
+    """Start ``server`` (a key of ``SERVERS``) on ``port`` (a free one if None) without waiting for it
+    (``wait_ready`` does); ``place`` may put it in a network namespace of its own (bench/harness/netns.py)."""
+    port = port or http_ports(env, 1)[0]
     env = {
         **env,
         "BIND": f"{place.address}:{port}",
@@ -161,8 +168,8 @@ def running(database_url: str, root: Path, admin_token: str, count: int = 1, wor
     migrate(env)
     instances = []
     try:
-        for _ in range(count):
-            instances.append(launch(env, root, workers=workers, refresh_seconds=refresh_seconds))
+        for port in http_ports(env, count):
+            instances.append(launch(env, root, workers=workers, refresh_seconds=refresh_seconds, port=port))
         for live in instances:
             wait_serving(live)
         yield instances
