@@ -60,35 +60,66 @@ def cpu_wait() -> float:
 SERVER_KEEPALIVE = gunicorn.config.Config().keepalive  # seconds; gunicorn.conf.py keeps gunicorn's default
 
 
-class Callers:
-    """``threads`` callers POSTing ``body`` to ``url`` until stopped: back to back (``interval`` 0), or each
-    one request per ``interval`` seconds (paced, at fixed times: a late answer does not shift the next)."""
+class Pace:
+    """The send times paced callers share: ``rate`` requests a second in all, at fixed times (a late answer does
+    not shift the next; a caller free again takes the next time due, so that callers slowed by an answer are made
+    up by the others). The rate may be raised while they call (:meth:`raise_to`)."""
 
-    def __init__(self, url: str, body: bytes, *, threads: int = 1, interval: float = 0.0,
+    def __init__(self, rate: float):
+        self.rate = rate
+        self._due = time.monotonic()
+        self._lock = threading.Lock()
+
+    def next_due(self) -> float:
+        """The next send time (``time.monotonic()``), taken by the caller that asks."""
+        with self._lock:
+            due, self._due = self._due, self._due + 1 / self.rate
+        return due
+
+    def raise_to(self, rate: float) -> None:
+        """Send at ``rate`` from now on, if it is higher: the times already taken at the lower rate are kept, the
+        next ones start now."""
+        with self._lock:
+            if rate > self.rate:
+                self.rate, self._due = rate, min(self._due, time.monotonic())
+
+
+class Callers:
+    """``threads`` callers POSTing ``body`` to ``url`` until stopped: back to back (``interval`` 0), or paced at
+    ``threads / interval`` requests a second in all (:class:`Pace`; ``pace`` to share or change one)."""
+
+    def __init__(self, url: str, body: bytes, *, threads: int = 1, interval: float = 0.0, pace: Pace | None = None,
                  headers: dict | None = None, timeout: float = 30.0):
-        self.url, self.body, self.interval, self.timeout = url, body, interval, timeout
+        self.url, self.body, self.timeout = url, body, timeout
+        self.pace = pace or (Pace(threads / interval) if interval else None)
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.replies: list[Reply] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(i * interval / max(threads, 1),), daemon=True)
-                         for i in range(threads)]
+        self._threads: list[threading.Thread] = []
+        self._count = threads
 
     def __enter__(self) -> Callers:
-        for thread in self._threads:
-            thread.start()
+        self.grow_to(self._count)
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def grow_to(self, threads: int) -> None:
+        """Start callers until there are ``threads`` of them."""
+        for _ in range(threads - len(self._threads)):
+            thread = threading.Thread(target=self._loop, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
     def stop(self) -> list[Reply]:
         """Stop calling, wait for the answers in flight, and return every reply."""
         self._stop.set()
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join()
         return self.replies
 
-    def _loop(self, offset: float) -> None:
+    def _loop(self) -> None:
         # http.client, kept alive: a lighter client than requests, so that the callers' own CPU (on the
         # server's machine) disturbs the figures less.
         # A connection idle for half the server's keep-alive is closed and a new one opened, as a keep-alive
@@ -97,12 +128,10 @@ class Callers:
         # when it wrote the last answer, the client's when it read it, later.
         parts = urlsplit(self.url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
-        due = idle_since = time.monotonic() + offset
+        idle_since = time.monotonic()
         while not self._stop.is_set():
-            if self.interval:
-                if self._stop.wait(max(0.0, due - time.monotonic())):
-                    break
-                due += self.interval
+            if self.pace and self._stop.wait(max(0.0, self.pace.next_due() - time.monotonic())):
+                break
             if time.monotonic() - idle_since > SERVER_KEEPALIVE / 2:
                 connection.close()  # the next request opens a new connection
             self.replies.append(self._call(connection, parts.path))
@@ -151,18 +180,22 @@ FLOOD_NICE = 5  # how far below the machine's other processes the flood's caller
 class Flood:
     """:class:`Callers` in a process of their own until stopped, so that a flood's client work never holds
     the GIL of the process that measures the other callers: closed loop (each thread sends again as soon as
-    it is answered), or open loop at ``rate`` requests a second in all (paced, spread over the threads)."""
+    it is answered), or open loop at ``rate`` requests a second in all (paced). With ``ahead`` the pace keeps
+    ahead of the server: every quarter second it is raised to ``ahead`` times the answers of the last second
+    (never lowered), with a caller for each request that may be waiting ``longest`` seconds for its answer, so
+    that a machine busier or idler than when ``rate`` was measured changes what the flood offers, not whether
+    it offers ``ahead`` times what is answered."""
 
     def __init__(self, url: str, body: bytes, *, threads: int, rate: float | None = None,
-                 headers: dict | None = None):
+                 ahead: float | None = None, longest: float = 0.0, headers: dict | None = None):
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._replies, sending = context.Pipe(duplex=False)
-        interval = threads / rate if rate else 0.0  # paced: ``rate`` requests a second in all
-        self._process = context.Process(target=_flood, args=(url, body, threads, interval, headers, self._stop,
-                                                              sending), daemon=True)
+        self._process = context.Process(target=_flood, args=(url, body, threads, rate, ahead, longest, headers,
+                                                              self._stop, sending), daemon=True)
         self.started = 0.0
         self.cpu_seconds = 0.0  # the callers' process's CPU time, once stopped
+        self.rate = rate  # the pace it reached, once stopped
 
     def __enter__(self) -> Flood:
         self._process.start()
@@ -176,12 +209,16 @@ class Flood:
     def stop(self) -> list[Reply]:
         """Stop the flood; every reply it got."""
         self._stop.set()
-        replies, self.cpu_seconds = self._replies.recv()
+        replies, self.cpu_seconds, self.rate = self._replies.recv()
         self._process.join()
         return replies
 
 
-def _flood(url: str, body: bytes, threads: int, interval: float, headers: dict | None, stop, sending) -> None:
+KEEP_AHEAD_EVERY = 0.25  # seconds between two looks of a flood that keeps ahead at the answers of the last second
+
+
+def _flood(url: str, body: bytes, threads: int, rate: float | None, ahead: float | None, longest: float,
+           headers: dict | None, stop, sending) -> None:
     # The flood is the instrument, as a load generator on a machine of its own would be: ahead of the server
     # and of anything else busy here (a nice value below theirs, where this process may take one), so that a
     # busy machine lowers what the server answers, not what the flood offers. Its threads inherit it.
@@ -191,9 +228,23 @@ def _flood(url: str, body: bytes, threads: int, interval: float, headers: dict |
         pass
     with no_collections():
         began = time.process_time()  # the callers' own CPU, not the process's start
-        with Callers(url, body, threads=threads, interval=interval, headers=headers) as callers:
-            stop.wait()
-    sending.send((callers.replies, time.process_time() - began))
+        pace = Pace(rate) if rate else None
+        with Callers(url, body, threads=threads, pace=pace, headers=headers) as callers:
+            while not stop.wait(KEEP_AHEAD_EVERY if pace and ahead else None):
+                answered = _answered_since(callers.replies, time.monotonic() - 1.0)
+                pace.raise_to(ahead * answered)
+                callers.grow_to(math.ceil(pace.rate * longest))
+    sending.send((callers.replies, time.process_time() - began, pace.rate if pace else None))
+
+
+def _answered_since(replies: list[Reply], since: float) -> int:
+    """The 200s among ``replies`` (in the order they finished, more arriving) that finished after ``since``."""
+    count = 0
+    for reply in reversed(replies[-10_000:]):  # a copy: the callers append as it counts
+        if reply.finished < since:
+            break
+        count += reply.status == 200
+    return count
 
 
 @contextmanager
@@ -216,9 +267,10 @@ def no_collections() -> Iterator[None]:
 class Scenario:
     """A flood of the hot model beside a quiet model's steady calls: ``idle`` seconds of the quiet model
     alone, ``flood`` seconds with ``flood_threads`` callers on the hot model, ``idle`` seconds alone again.
-    The flood's callers are closed loop, or with ``flood_times`` open loop at that many times the hot
-    model's capacity (its answers a second with ``capacity_callers`` callers at once, measured first), with
-    more callers than ``flood_threads`` where the pace needs them (one request a caller a deadline).
+    The flood's callers are closed loop, or with ``flood_times`` open loop, starting at that many times the hot
+    model's capacity (its answers a second with ``capacity_callers`` callers at once, measured first) and kept
+    at least that many times what the model answers during the flood (:class:`Flood`'s ``ahead``), with more
+    callers than ``flood_threads`` where the pace needs them (one request a caller a deadline).
     The quiet model is called by one caller every ``quiet_interval`` seconds, or with ``quiet_share`` by
     ``quiet_threads`` paced callers at that share of its own capacity (measured first, as the hot model's).
     Every call sends ``X-Request-Timeout: deadline``."""
@@ -247,7 +299,7 @@ class Outcome:
     quiet_flood: list[Reply]
     quiet_after: list[Reply]
     metrics: dict[str, dict]
-    flood_rate: float | None  # the open-loop flood's requests a second, offered
+    flood_rate: float | None  # the open-loop flood's requests a second, offered (at the end, where it kept ahead)
     quiet_capacity: list[Reply]  # closed loop, ``capacity_callers`` at once (empty without ``quiet_share``)
     quiet_rate: float  # the quiet model's requests a second, offered
     flood_cpu_seconds: float  # CPU time of the flood's callers (their process, on the server's machine)
@@ -295,7 +347,8 @@ def _overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: 
     # so far), so that the pace holds however slow the machine makes the answers.
     longest = scenario.deadline + max(reply.ms for reply in (*alone.replies, *at_capacity)) / 1000
     threads = max(scenario.flood_threads, math.ceil(rate * longest)) if rate else scenario.flood_threads
-    with Flood(hot_url, hot[1], threads=threads, rate=rate, headers=headers) as flood:
+    with Flood(hot_url, hot[1], threads=threads, rate=rate, ahead=scenario.flood_times, longest=longest,
+               headers=headers) as flood:
         time.sleep(min(1.0, scenario.flood / 4))  # the flood has reached every worker
         with quiet_callers() as during:
             time.sleep(scenario.flood)
@@ -304,7 +357,7 @@ def _overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: 
     metrics["flood"] = scrape(live.url)
     with quiet_callers() as after:
         time.sleep(scenario.idle)
-    return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, rate,
+    return Outcome(alone.stop(), at_capacity, before.stop(), flooded, during.stop(), after.stop(), metrics, flood.rate,
                    quiet_capacity, quiet_threads / quiet_interval, flood.cpu_seconds, server_cpu)
 
 

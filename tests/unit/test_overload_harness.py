@@ -1,14 +1,16 @@
 """The overload bench's callers (bench/harness/overload.py) time answers without their own process's garbage
 collections in the way: none runs while they measure, and the process collects again afterwards; and they tell
-a client timeout from a dropped or refused connection, on real sockets."""
+a client timeout from a dropped or refused connection, on real sockets; a flood that keeps ahead offers its multiple
+of what is answered whatever pace it started at."""
 import gc
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.harness.overload import Callers, no_collections, summary
+from bench.harness.overload import Callers, Flood, no_collections, summary
 
 
 class Node:
@@ -72,3 +74,52 @@ def test_a_refused_connection_is_dropped_and_counted_apart_from_timeouts(listeni
     refused = first_reply(f"http://127.0.0.1:{port}/")
     assert refused.kind == "dropped"
     assert summary([timed_out, refused, refused], 1.0)["statuses"] == {"dropped": 2, "timeout": 1}
+
+
+@pytest.fixture
+def one_at_a_time():
+    """An HTTP server that answers one request at a time in 0.1 s (200) and refuses the others at once (429): at
+    most 10 answers a second, however much is offered."""
+    slot = threading.Semaphore(1)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = 429
+            if slot.acquire(blocking=False):
+                time.sleep(0.1)
+                slot.release()
+                status = 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_flood_that_keeps_ahead_offers_its_multiple_of_what_is_answered_from_too_low_a_start(one_at_a_time):
+    # paced at 2 a second to start with, far below what the server answers (10 a second)
+    with Flood(one_at_a_time, b"{}", threads=2, rate=2.0, ahead=8, longest=1.0) as flood:
+        time.sleep(3.0)
+        replies = flood.stop()
+    answered = sum(reply.status == 200 for reply in replies)
+    assert answered >= 10  # the server answered at about its pace
+    assert flood.rate >= 8 * 5  # the pace rose to the answers it saw
+    assert len(replies) >= 5 * answered
+
+
+def test_a_flood_without_ahead_keeps_its_pace(one_at_a_time):
+    with Flood(one_at_a_time, b"{}", threads=2, rate=10.0) as flood:
+        time.sleep(2.0)
+        replies = flood.stop()
+    assert flood.rate == 10.0 and 10 <= len(replies) <= 25
