@@ -39,11 +39,13 @@ HOT_ROWS, HOT_TREES = 2000, 1200
 # the quiet model within twice its idle p99 or QUIET_P99_FLOOR_MS.
 REFUSAL_P99_MS = 1000.0
 QUIET_P99_FLOOR_MS = 500.0
-# The flood starts at 8 times the capacity measured first (4 closed-loop callers) and keeps at 8 times what the
+# The flood starts at 6 times the capacity measured first (4 closed-loop callers) and keeps at 6 times what the
 # model answers during it, so that it offers at least 5 times that: a capacity measured first alone was too low a
 # guide on a busy machine (at 5 times it a flood offered 852 requests and the model answered 212: 4.0×; under
-# stress-ng, 2 answers a second measured first and 8 answered in the flood, offered 2.6×).
-SCENARIO = Scenario(flood_times=8, quiet_share=0.2)
+# stress-ng, 2 answers a second measured first and 8 answered in the flood, offered 2.6×). Not more: what is
+# offered past that only tests how fast a busy machine reads bodies (kept 8 times ahead under stress-ng and
+# another end-to-end test, the refusals' p99 was 1.6 s).
+SCENARIO = Scenario(flood_times=6, quiet_share=0.2)
 
 
 @pytest.fixture(scope="module", params=["off", "10"], ids=["back-lane-in-the-worker", "back-process-at-nice-10"])
@@ -95,7 +97,11 @@ def test_the_flooded_model_is_driven_past_five_times_its_capacity_and_refused_fa
         f"flood CPU {outcome.flood_cpu_seconds:.1f} s, server CPU {outcome.server_cpu_seconds:.1f} s")
     assert any(reply.status == 429 for reply in refused)
     assert all(reply.retry_after == "1" and reply.content_type == "application/problem+json" for reply in refused)
-    assert percentile(refused, 99) <= min(REFUSAL_P99_MS, percentile(answered, 99))
+    late = [reply for reply in refused if reply.status == 503]
+    assert percentile(refused, 99) <= min(REFUSAL_P99_MS, percentile(answered, 99)), (
+        f"{len(refused)} refused ({len(late)} of them 503 past the deadline) of {len(flood)} offered; "
+        f"p99 of the 429s {percentile([r for r in refused if r.status == 429], 99):.0f} ms, "
+        f"of the 503s {percentile(late, 99):.0f} ms, of the answers {percentile(answered, 99):.0f} ms")
     assert percentile(refused, 50) <= percentile(answered, 50)
 
 
