@@ -95,6 +95,13 @@ WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
 WORKER_THREADS = _int("WORKER_THREADS", 4)
 # The seconds a stopping worker gives the requests and gRPC calls in flight to finish (gunicorn.conf.py).
 GRACEFUL_TIMEOUT = _int("GRACEFUL_TIMEOUT", 30)
+# gunicorn's listener and stop (gunicorn.conf.py): where it listens; on SIGTERM, how long it goes on answering while
+# /readyz says 503 (DRAIN_SECONDS), and once stopped how long it stays with its port closed (LINGER_SECONDS); where
+# its access log goes (a path, or - for standard output; unset: none).
+BIND = os.environ.get("BIND", "").strip() or "127.0.0.1:8000"
+DRAIN_SECONDS = _float("DRAIN_SECONDS", 0.0)
+LINGER_SECONDS = _float("LINGER_SECONDS", 0.0)
+ACCESS_LOG = os.environ.get("ACCESS_LOG", "").strip() or None
 
 
 def back_lane_nice(value: str) -> int | None:

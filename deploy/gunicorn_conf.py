@@ -6,7 +6,7 @@ WORKER_THREADS (default 4), GRACEFUL_TIMEOUT (seconds the requests in flight get
 SIGTERM, default 30), DRAIN_SECONDS (how long a server that got SIGTERM goes on taking requests while
 /readyz answers 503, so that load balancers stop sending before its port closes; default 0),
 LINGER_SECONDS (after a stop, how long the master stays with nothing listening before it exits;
-default 0), plus the app's own variables (config.py).
+default 0), ACCESS_LOG, plus the app's own variables: config.py reads them all, once.
 
 SIGTERM is a graceful stop: not ready at once, then (after DRAIN_SECONDS) no new connections, the
 requests in flight finish within GRACEFUL_TIMEOUT, every worker writes what it holds, LINGER_SECONDS
@@ -28,13 +28,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 # Shared metrics: every process writes its series here about once a second, /metrics adds them up.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
-from config import GRACEFUL_TIMEOUT, WORKER_THREADS, WORKERS  # noqa: E402  (after the environment above: config reads it once, at import)
+from config import (  # noqa: E402  (after the environment above: config reads it once, at import)
+    ACCESS_LOG, BIND, DRAIN_SECONDS, GRACEFUL_TIMEOUT, LINGER_SECONDS, WORKER_THREADS, WORKERS,
+)
 from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
 from registry.heap import map_large_blocks  # noqa: E402
 
 map_large_blocks()  # before the app loads anything; the workers inherit it
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
+bind = BIND
 workers = WORKERS
 # Threads, so a request that waits on the database (a SQLite file another process holds locked, a
 # slow PostgreSQL) never holds up the predictions behind it: they run on the worker's other threads.
@@ -44,11 +46,9 @@ threads = WORKER_THREADS
 preload_app = True
 timeout = 120
 graceful_timeout = GRACEFUL_TIMEOUT
-DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS", "0"))
-LINGER_SECONDS = float(os.environ.get("LINGER_SECONDS", "0"))
 # Several instances on one host must not fight over one default control socket path.
 control_socket_disable = True
-accesslog = os.environ.get("ACCESS_LOG") or None
+accesslog = ACCESS_LOG
 
 
 def on_starting(server):

@@ -65,6 +65,7 @@ def _start_with(**environ) -> subprocess.CompletedProcess:
     ("WEBHOOK_TIMEOUT_SECONDS", "5s", "a number, 0 or more"),
     ("ALIAS_REFRESH_SECONDS", "-1", "a number, 0 or more"),
     ("WATCH_ALIASES", "flase", "true or false"),
+    ("DRAIN_SECONDS", "3s", "a number, 0 or more"),  # gunicorn's, read by config.py as the others
 ])
 def test_a_bad_value_stops_the_start_naming_the_variable(name, wrong, kind):
     started = _start_with(**{name: wrong})

@@ -1,5 +1,6 @@
-"""docs/configuration.md's table names every environment variable config.py reads (issue 68): the table
-moved out of the README, and must not fall behind the one module that reads the environment."""
+"""docs/configuration.md's table names every environment variable config.py reads (issue 68), and config.py
+reads every variable the table names (issue 69): the table moved out of the README, and neither may fall behind
+the other; config.py is the one module that reads the settings, gunicorn's own among them."""
 import ast
 import re
 
@@ -21,10 +22,19 @@ def read_by_config() -> set[str]:
     return names
 
 
-def in_the_table() -> set[str]:
-    """The names in backticks on the rows of the configuration table (``OTEL_*`` stands for every ``OTEL_`` one)."""
+def in_the_table(first_cell: bool = False) -> set[str]:
+    """The names in backticks on the rows of the configuration table, or in their first cells alone (the names
+    a row is about; ``OTEL_*`` stands for every ``OTEL_`` one)."""
     rows = [line for line in TABLE.read_text().splitlines() if line.startswith("| `")]
-    return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]*\*?)`", row)}
+    cells = [row.split("|")[1] if first_cell else row for row in rows]
+    return {name for cell in cells for name in re.findall(r"`([A-Z][A-Z0-9_]*\*?)`", cell)}
+
+
+def read_as_secrets() -> set[str]:
+    """The variables config.py reads through ``secret("X")``: each may also be given as the file ``X_FILE`` names."""
+    tree = ast.parse((BASE_DIR / "config.py").read_text())
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "secret"}
 
 
 def test_every_variable_config_reads_is_in_the_configuration_table():
@@ -35,3 +45,17 @@ def test_every_variable_config_reads_is_in_the_configuration_table():
 
 def test_the_check_sees_what_config_reads():
     assert {"DATABASE_URL", "ARTIFACT_ROOT", "MAX_UPLOAD_MB", "OIDC_ISSUER"} <= read_by_config()
+
+
+def test_every_variable_the_table_names_is_read_by_config():
+    read = read_by_config() | {f"{name}_FILE" for name in read_as_secrets()}
+    named = in_the_table(first_cell=True)
+    patterns = {name for name in named if name.endswith("*")}  # OTEL_*: the SDK reads the others itself
+    assert patterns <= {"OTEL_*"}
+    assert named - patterns - read == set()
+
+
+def test_gunicorn_s_settings_are_read_by_config_alone():
+    source = (BASE_DIR / "deploy" / "gunicorn_conf.py").read_text()
+    assert {"BIND", "DRAIN_SECONDS", "LINGER_SECONDS", "ACCESS_LOG"} <= read_by_config()
+    assert not re.search(r"environ(\.get)?[\[(]\"(BIND|DRAIN_SECONDS|LINGER_SECONDS|ACCESS_LOG|WEB_CONCURRENCY)\"", source)
