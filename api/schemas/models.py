@@ -38,6 +38,8 @@ class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
     prediction_log = fields.Nested(PredictionLogPatch)
+    reason = Text(load_default="", validate=validate.Length(max=2_000),
+                  metadata={"description": "why, kept in the ledger's model_update entry"})
 
 
 class ModelOut(Schema):

@@ -22,8 +22,8 @@ class VersionPatch(Schema):
     lineage and the rest are facts of the upload."""
 
     error_messages = {"unknown": "cannot be changed: a version's description, tags, intended_use, "
-                                 "limitations and (an XGBoost or LightGBM classifier's, once) classes can, "
-                                 "nothing else"}
+                                 "limitations and (an XGBoost or LightGBM classifier's, once) classes can "
+                                 "(with a reason), nothing else"}
 
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
@@ -35,6 +35,8 @@ class VersionPatch(Schema):
                           validate=validate.Length(min=2, max=10_000),
                           metadata={"description": "an XGBoost or LightGBM classifier's class names, in the model's "
                                                    "order, while it answers 0 … k-1 (names are given once)"})
+    reason = Text(load_default="", validate=validate.Length(max=2_000),
+                  metadata={"description": "why, kept in the ledger's card_update (and classes) entry"})
 
 
 class UploadMetadata(Schema):

@@ -19,6 +19,8 @@ class WebhookRequest(Schema):
     secret = Text(load_default=None, validate=validate.Length(max=100), metadata={
         "description": "the signing secret, whsec_ and the base64 of 24 to 64 random bytes (one kept elsewhere, "
                        "e.g. declared state's secret_env); left out: the registry makes one"})
+    reason = Text(load_default="", validate=validate.Length(max=2_000),
+                  metadata={"description": "why, kept in the ledger's webhook_create entry"})
 
 
 class WebhookPatch(Schema):
@@ -26,6 +28,8 @@ class WebhookPatch(Schema):
     events = fields.List(EVENT_TYPE)
     active = JsonBoolean()
     description = Text(validate=validate.Length(max=2_000))
+    reason = Text(load_default="", validate=validate.Length(max=2_000),
+                  metadata={"description": "why, kept in the ledger's webhook_update entry"})
 
 
 class SecretRotation(Schema):
@@ -33,6 +37,8 @@ class SecretRotation(Schema):
         load_default=24.0, validate=validate.Range(min=0, max=720),
         metadata={"description": "how long the old secret keeps signing deliveries beside the new one (0 to 720)"},
     )
+    reason = Text(load_default="", validate=validate.Length(max=2_000),
+                  metadata={"description": "why, kept in the ledger's webhook_rotate entry"})
 
 
 class WebhookOut(Schema):

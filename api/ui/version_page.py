@@ -5,7 +5,7 @@ from flask import Response, flash, redirect, render_template, url_for
 from api import domain
 from api.ui.blueprint import bp
 from api.ui.forms import CardForm
-from api.ui.session import action, may, page
+from api.ui.session import action, may, page, signed_in
 from registry.access.scopes import READ, UPLOAD
 from registry.aliases import moves as aliases
 from registry.aliases import rollouts as rollouts
@@ -40,7 +40,7 @@ def edit_card(name, number):
     versions.update_version(name, number, {
         "description": form.description.data, "tags": form.parsed_tags(),
         "intended_use": form.intended_use.data, "limitations": form.limitations.data,
-    })
+    }, actor=signed_in().name)
     flash(f"Saved the card of version {number}.", "ok")
     return redirect(url_for("ui.version", name=name, number=number))
 

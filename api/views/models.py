@@ -39,7 +39,8 @@ class Model(MethodView):
     def patch(self, changes, name):
         """Change a model's description or tags (admin), or the share of its requests logged (ci or admin)."""
         who = principal()
+        reason = changes.pop("reason")
         if set(changes) - {"prediction_log"} and not who.may("admin"):
             raise Forbidden(f"the token {who.name!r} has role {who.role!r}; this needs 'admin' "
                             "(a ci token may change only a model's prediction_log)")
-        return catalog.update_model(name, changes)
+        return catalog.update_model(name, changes, actor=who.name, reason=reason)

@@ -98,8 +98,9 @@ class Version(MethodView):
         """Change a version's description, tags or model card, or name a boosted classifier's classes;
         metrics and lineage stay as uploaded."""
         who = principal()
+        reason = changes.pop("reason")
         return class_names.edit_version(name, version_number(ref, "change"), changes,
-                                        by=Mover(who.name, who.role, who.groups))
+                                        by=Mover(who.name, who.role, who.groups), reason=reason)
 
     @requires("admin")
     @errors(409)

@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, requires
 from api.content import accepts
+from api.schemas.aliases import ReasonArgs
 from api.schemas.paging import PageArgs, page_of
 from api.schemas.webhooks import DeliveryDetailOut, DeliveryOut, SecretRotation, WebhookCreatedOut, WebhookOut, WebhookPatch, WebhookRequest, WebhookRotatedOut
 from registry.events import subscriptions
@@ -50,13 +51,15 @@ class Webhook(MethodView):
     @blp.response(200, WebhookOut)
     def patch(self, body, webhook_id):
         """Change the url, events, active flag or description."""
-        return subscriptions.update_subscription(webhook_id, body, _allow_private())
+        return subscriptions.update_subscription(webhook_id, body, _allow_private(), actor=principal().name,
+                                                 reason=body.pop("reason"))
 
     @requires("admin")
+    @blp.arguments(ReasonArgs, location="query")
     @blp.response(204)
-    def delete(self, webhook_id):
-        """Remove a subscription and its delivery log."""
-        subscriptions.delete_subscription(webhook_id)
+    def delete(self, args, webhook_id):
+        """Remove a subscription and its delivery log (``?reason=`` kept in the ledger)."""
+        subscriptions.delete_subscription(webhook_id, actor=principal().name, reason=args["reason"])
 
 
 @blp.route("/webhooks/<int:webhook_id>/deliveries")
@@ -103,4 +106,5 @@ def rotate_secret(body, webhook_id):
     """Give the subscription a new signing secret, shown only in this answer. Until
     ``previous_secret_expires_at`` every delivery carries a signature with each secret, so the receiver
     can switch to the new one without missing an event."""
-    return subscriptions.rotate_secret(webhook_id, grace_hours=body["grace_hours"])
+    return subscriptions.rotate_secret(webhook_id, grace_hours=body["grace_hours"], actor=principal().name,
+                                       reason=body["reason"])

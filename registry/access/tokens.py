@@ -13,13 +13,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from registry.access import scopes as scoping
+from registry import entries
 from registry.access.scopes import READ_INPUTS, Grant
 from registry.db import db, write_transaction
 from registry.errors import Conflict, InvalidInput, TokenNotFound, Unauthorized
 from registry.governance.requests import withdraw_requests_of
 from registry.names import TOKEN_NAME, check_token_name
 from registry.paging import Page, paginate
-from registry.tables import ApiToken, PromotionEvent, utcnow
+from registry.tables import ApiToken, utcnow
 
 # admin: everything; ci: upload, promote, roll back, evaluate; reader: read and predict only;
 # feedback: read, predict and send labels (the application that learns the truth); analyst: read,
@@ -145,8 +146,8 @@ def create_token(name: str, role: str, scopes: list[dict] | None = None, *, acto
             row = ApiToken(name=name, role=role, owner=owner, token_hash=hash_token(token), scopes=scoping.stored(grants))
             db.session.add(row)
             db.session.flush()  # the name is free: only then is the change recorded
-            _record("token_create", actor, {"token": name, "role": role, "scopes": row.scopes, "owner": owner},
-                    reason)
+            entries.record("token_create", actor=actor, reason=reason,
+                           details={"token": name, "role": role, "scopes": row.scopes, "owner": owner})
     except IntegrityError:
         raise Conflict(f"a token named {name!r} exists; revoke it first or choose another name") from None
     return row, token
@@ -182,15 +183,9 @@ def revoke_token(name: str, *, actor: str = SHELL, reason: str = "") -> None:
             raise TokenNotFound(f"no token named {name!r}")
         db.session.delete(row)
         withdraw_requests_of(name, actor=actor)
-        _record("token_revoke", actor, {"token": name, "role": row.role, "scopes": row.scopes, "owner": row.owner},
-                reason)
+        entries.record("token_revoke", actor=actor, reason=reason,
+                       details={"token": name, "role": row.role, "scopes": row.scopes, "owner": row.owner})
     VERIFIED.forget(row.token_hash)
-
-
-def _record(action: str, actor: str, details: dict, reason: str) -> None:
-    """A token change as an entry of the history's chain: of no model and no alias."""
-    db.session.add(PromotionEvent(model_id=None, alias=None, action=action, actor=actor, reason=reason, forced=False,
-                                  details=details))
 
 
 def authenticate(token: str, bootstrap_admin_token: str | None, *, trust_recent: bool = False) -> Principal:

@@ -13,8 +13,8 @@ from registry.tables import ModelVersion, PromotionEvent, RegisteredModel, utcno
 ACTION = "classes"  # the history's action, and the change the policy judges
 
 
-def edit_version(name: str, number: int, edits: dict, *, by: Mover) -> ModelVersion:
-    """Set version ``number``'s words and, with ``classes``, name its classes (once: see
+def edit_version(name: str, number: int, edits: dict, *, by: Mover, reason: str = "") -> ModelVersion:
+    """Set version ``number``'s words (a ``card_update`` entry with ``reason`` where they differ) and, with ``classes``, name its classes (once: see
     :func:`registry.catalog.class_names.name_classes`), in one transaction.
 
     New names change what every alias the version answers (as its version or its rollout's canary) gives
@@ -24,7 +24,7 @@ def edit_version(name: str, number: int, edits: dict, *, by: Mover) -> ModelVers
     with write_transaction():
         model = find_model(name, lock=True)
         version = find_version(model, number)
-        set_words(version, edits)
+        set_words(version, edits, actor=by.actor, reason=reason)
         previous = (version.signature or {}).get("classes")
         if "classes" in edits and name_classes(version, edits["classes"]):
             aliases = answered_by(model, version)
@@ -34,7 +34,7 @@ def edit_version(name: str, number: int, edits: dict, *, by: Mover) -> ModelVers
             for alias in aliases or [None]:
                 db.session.add(PromotionEvent(
                     model_id=model.id, alias=alias, action=ACTION, from_version=number, to_version=number,
-                    actor=by.actor, reason="", forced=False,
+                    actor=by.actor, reason=reason, forced=False,
                     details={"version": number, "classes": list(edits["classes"]), "previous": previous},
                 ))
             changes.record(changes.ModelChanged(name))

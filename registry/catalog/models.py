@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from registry import entries
 from registry.changes import ModelChanged, record
 from registry.db import db, on_postgresql, write_transaction
 from registry.lookups import find_model, latest_numbers
@@ -50,23 +51,30 @@ def get_model(name: str) -> ModelSummary:
     return _summary(model, latest_numbers([model.id]).get(model.id))
 
 
-def update_model(name: str, changes: dict) -> ModelSummary:
+def update_model(name: str, changes: dict, *, actor: str, reason: str = "") -> ModelSummary:
     """Set the model's ``description``, ``tags`` and/or ``prediction_log`` (``{"sample": share or None,
-    "max_mb": MB or None, "explain": share or None}``, any of them)."""
+    "max_mb": MB or None, "explain": share or None}``, any of them), as ``actor``'s: what differs is a
+    ``model_update`` entry of the ledger, with ``reason``."""
     with write_transaction():
         model = find_model(name, lock=True)
-        for field in ("description", "tags"):
-            if field in changes:
-                setattr(model, field, changes[field])
+        differs = entries.changed(model, changes, ("description", "tags"))
+        for field, value in differs.items():
+            setattr(model, field, value)
         if "prediction_log" in changes:
             log_changes = changes["prediction_log"]
+            before = (model.prediction_log_sample, model.prediction_log_max_mb, model.prediction_log_explain)
             if "sample" in log_changes:
                 model.prediction_log_sample = log_changes["sample"]
             if "max_mb" in log_changes:
                 model.prediction_log_max_mb = log_changes["max_mb"]
             if "explain" in log_changes:
                 model.prediction_log_explain = log_changes["explain"] or None  # 0 and null alike: none
+            if (model.prediction_log_sample, model.prediction_log_max_mb, model.prediction_log_explain) != before:
+                differs["prediction_log"] = log_changes
             record(ModelChanged(name))  # every worker of every replica reads the share again
+        if differs:
+            entries.record("model_update", actor=actor, reason=reason, details={"changed": differs},
+                           model_id=model.id)
         model.updated_at = utcnow()
     return get_model(name)
 

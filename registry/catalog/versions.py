@@ -5,7 +5,7 @@ from typing import BinaryIO, Callable
 
 from sqlalchemy import and_, or_, select
 
-from registry import changes
+from registry import changes, entries
 from registry.artifacts.safe_pickle import load_estimator
 from registry.artifacts.signature import ModelDescription
 from registry.artifacts.store import ArtifactStore
@@ -134,24 +134,28 @@ def read_artifact(store: ArtifactStore, name: str, ref: str) -> tuple[ModelVersi
     return version, store.get(version.sha256)
 
 
-def update_version(name: str, number: int, edits: dict) -> ModelVersion:
-    """Set a version's words (see :func:`set_words`); what the upload measured stays as it was. Naming a
-    boosted classifier's classes changes what its aliases answer: that is
+def update_version(name: str, number: int, edits: dict, *, actor: str, reason: str = "") -> ModelVersion:
+    """Set a version's words (see :func:`set_words`) as ``actor``'s; what the upload measured stays as it was.
+    Naming a boosted classifier's classes changes what its aliases answer: that is
     :func:`registry.aliases.class_names.edit_version`'s, under the aliases' policies."""
     with write_transaction():
         model = find_model(name, lock=True)
         version = find_version(model, number)
-        set_words(version, edits)
+        set_words(version, edits, actor=actor, reason=reason)
         model.updated_at = utcnow()
     return version
 
 
-def set_words(version: ModelVersion, edits: dict) -> None:
+def set_words(version: ModelVersion, edits: dict, *, actor: str, reason: str = "") -> None:
     """Set the words ``edits`` names: ``description``, ``tags``, its model card's ``intended_use`` and
-    ``limitations`` (in the caller's write transaction)."""
-    for field in WORDS:
-        if field in edits:
-            setattr(version, field, edits[field])
+    ``limitations`` (in the caller's write transaction); what differs is a ``card_update`` entry of the ledger,
+    ``actor``'s with ``reason``."""
+    differs = entries.changed(version, edits, WORDS)
+    for field, value in differs.items():
+        setattr(version, field, value)
+    if differs:
+        entries.record("card_update", actor=actor, reason=reason, details={"changed": differs},
+                       model_id=version.model_id, version=version.number)
 
 
 def archive_version(name: str, number: int, *, actor: str, reason: str = "") -> ModelVersion:

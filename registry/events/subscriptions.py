@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from registry import entries
 from registry.db import db, write_transaction
 from registry.errors import Conflict, DeliveryNotFound, InvalidInput, SubscriptionNotFound, listed
 from registry.events import outbox
@@ -38,15 +39,20 @@ def checked_secret(secret: str) -> str:
 
 
 def create_subscription(*, url: str, events: list[str], description: str, actor: str, allow_private: bool,
-                        secret: str | None = None) -> WebhookSubscription:
-    """Subscribe ``url`` to ``events`` (or ``["*"]``), signed with ``secret`` when given (else a new one); the
-    returned row holds the secret."""
+                        secret: str | None = None, reason: str = "") -> WebhookSubscription:
+    """Subscribe ``url`` to ``events`` (or ``["*"]``), signed with ``secret`` when given (else a new one), as
+    ``actor``'s (a ``webhook_create`` entry of the ledger with ``reason``; never the secret); the returned row
+    holds the secret."""
     subscription = WebhookSubscription(
         url=check_url(url, allow_private), events=checked_events(events), description=description,
         secret=checked_secret(secret) if secret is not None else new_secret(), active=True, created_by=actor,
     )
     with write_transaction():
         db.session.add(subscription)
+        db.session.flush()  # its id, which the entry names
+        entries.record("webhook_create", actor=actor, reason=reason, details={
+            "webhook": subscription.id, "url": subscription.url, "events": subscription.events,
+            "description": description})
     return subscription
 
 
@@ -64,23 +70,29 @@ def get_subscription(subscription_id: int, *, lock: bool = False) -> WebhookSubs
     return subscription
 
 
-def update_subscription(subscription_id: int, changes: dict, allow_private: bool) -> WebhookSubscription:
-    """Change the url, events, active flag or description; the url and events are checked again."""
+def update_subscription(subscription_id: int, changes: dict, allow_private: bool, *, actor: str,
+                        reason: str = "") -> WebhookSubscription:
+    """Change the url, events, active flag or description, as ``actor``'s (what differs is a ``webhook_update``
+    entry of the ledger, with ``reason``); the url and events are checked again."""
     if "url" in changes:
         changes["url"] = check_url(changes["url"], allow_private)
     if "events" in changes:
         changes["events"] = checked_events(changes["events"])
     with write_transaction():
         subscription = get_subscription(subscription_id, lock=True)
-        for key in EDITABLE:
-            if key in changes:
-                setattr(subscription, key, changes[key])
+        differs = entries.changed(subscription, changes, EDITABLE)
+        for key, value in differs.items():
+            setattr(subscription, key, value)
         subscription.updated_at = utcnow()
+        if differs:
+            entries.record("webhook_update", actor=actor, reason=reason,
+                           details={"webhook": subscription_id, "changed": differs})
     return subscription
 
 
-def rotate_secret(subscription_id: int, *, grace_hours: float) -> WebhookSubscription:
-    """Give the subscription a new secret; the old one signs too for ``grace_hours``, then stops.
+def rotate_secret(subscription_id: int, *, grace_hours: float, actor: str, reason: str = "") -> WebhookSubscription:
+    """Give the subscription a new secret, as ``actor``'s (a ``webhook_rotate`` entry of the ledger with
+    ``reason``, never the secret); the old one signs too for ``grace_hours``, then stops.
 
     Returns the row holding the new secret (shown once, like at subscription).
     """
@@ -91,14 +103,19 @@ def rotate_secret(subscription_id: int, *, grace_hours: float) -> WebhookSubscri
         subscription.previous_secret_until = now + timedelta(hours=grace_hours)
         subscription.secret = new_secret()
         subscription.updated_at = now
+        entries.record("webhook_rotate", actor=actor, reason=reason,
+                       details={"webhook": subscription_id, "grace_hours": grace_hours})
     return subscription
 
 
-def delete_subscription(subscription_id: int) -> None:
-    """Remove a subscription with its delivery log; pending deliveries to it are dropped."""
+def delete_subscription(subscription_id: int, *, actor: str, reason: str = "") -> None:
+    """Remove a subscription with its delivery log, as ``actor``'s (a ``webhook_delete`` entry of the ledger with
+    ``reason``); pending deliveries to it are dropped."""
     with write_transaction():
         subscription = get_subscription(subscription_id, lock=True)
         db.session.delete(subscription)
+        entries.record("webhook_delete", actor=actor, reason=reason, details={
+            "webhook": subscription_id, "url": subscription.url, "events": subscription.events})
 
 
 def delivery_page(subscription_id: int, page: int, per_page: int) -> Page:

@@ -217,6 +217,17 @@ def token_entries(live, name: str) -> list[tuple[str, str]]:
     return [(e["action"], e["reason"]) for e in entries if e["model_id"] is None and e["details"]["token"] == name]
 
 
+def entries_of(live, *actions: str) -> list[tuple[str, str, dict]]:
+    """The ledger's entries of ``actions``, oldest first: (action, reason, details)."""
+    exported = RegistryClient(live.url, live.admin_token)._http.send("GET", "/audit/export").text.splitlines()
+    return [(e["action"], e["reason"], e["details"]) for e in map(json.loads, exported) if e["action"] in actions]
+
+
+def declared_reason(file: Path) -> str:
+    """The reason an apply of ``file`` with ``--commit COMMIT`` gives every change."""
+    return f"declared state: registry.yaml sha256 {hashlib.sha256(file.read_bytes()).hexdigest()} commit {COMMIT}"
+
+
 def ledger_entries(live) -> int:
     return RegistryClient(live.url, live.admin_token)._http.json("GET", "/audit/verify")["entries"]
 
@@ -321,8 +332,10 @@ def test_prediction_log_retention_is_declared_per_model(live_registry, admin, ch
     document = declared(churn, 2)
     document["models"]["churn"]["prediction_log"] = {"max_mb": 5}
     file = write(tmp_path / "registry.yaml", document)
-    assert run(live_registry, "apply", "-f", str(file)).returncode == 0
+    assert run(live_registry, "apply", "-f", str(file), "--commit", COMMIT).returncode == 0
     assert admin.model("churn").raw["prediction_log"]["max_mb"] == 5
+    assert entries_of(live_registry, "model_update")[-1] == (
+        "model_update", declared_reason(file), {"changed": {"prediction_log": {"max_mb": 5}}})
     assert run(live_registry, "plan", "-f", str(file)).returncode == 0
 
 
@@ -342,9 +355,14 @@ def test_webhooks_are_known_by_url_and_pruned_when_asked(live_registry, admin, t
     assert lines[0].startswith("~ webhooks/https://93.184.215.14/declared: ")
     assert lines[1].startswith("- webhooks/https://93.184.215.14/by-hand: ")
     assert lines[2:] == ["Plan: 0 to add, 1 to change, 1 to delete."]
-    assert run(live_registry, "apply", "-f", str(file)).returncode == 0
+    assert run(live_registry, "apply", "-f", str(file), "--commit", COMMIT).returncode == 0
     assert [(w.url, w.events) for w in admin.webhooks()] == [(hook["url"], hook["events"])]
     assert by_hand.id not in [w.id for w in admin.webhooks()]
+    changes = [(action, reason, details.get("changed", details.get("url")))
+               for action, reason, details in entries_of(live_registry, "webhook_update", "webhook_delete")]
+    assert changes[-2:] == [  # every change the file made is an entry naming it
+        ("webhook_update", declared_reason(file), {"events": hook["events"]}),
+        ("webhook_delete", declared_reason(file), "https://93.184.215.14/by-hand")]
     assert run(live_registry, "plan", "-f", str(file)).returncode == 0
 
 
@@ -377,9 +395,12 @@ def test_model_cards_are_declared_per_version_planned_field_by_field_and_exporte
         "~ models/carded/cards/2/limitations: '' -> 'not for B2B'",
         "Plan: 0 to add, 2 to change, 0 to delete.",
     ]  # the description, left out, is left alone
-    applied = run(live_registry, "apply", "-f", str(file))
+    applied = run(live_registry, "apply", "-f", str(file), "--commit", COMMIT)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert applied.stdout.splitlines()[-1] == "Applied 2 of 2 changes."
+    assert entries_of(live_registry, "card_update")[-2:] == [  # each field its own change, each an entry
+        ("card_update", declared_reason(file), {"changed": {"intended_use": "scoring churn monthly"}}),
+        ("card_update", declared_reason(file), {"changed": {"limitations": "not for B2B"}})]
     written = admin.version("carded", 2)
     assert (written.intended_use, written.limitations, written.description) == ("scoring churn monthly", "not for B2B", "")
     assert admin.version("carded", 1).intended_use == "first draft"

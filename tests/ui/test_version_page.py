@@ -45,6 +45,11 @@ def test_a_ci_token_edits_the_card_in_place(client, housing, sign_in, admin):
     body = client.get("/models/housing/versions/2").get_json()
     assert (body["description"], body["intended_use"], body["tags"]) == ("deeper", "A/B test only",
                                                                          {"team": "pricing", "reviewed": "yes"})
+    entry = client.get("/models/housing/history").get_json()["items"][0]  # the ledger says who changed what
+    assert (entry["action"], entry["actor"], entry["to_version"], sorted(entry["details"]["changed"])) == (
+        "card_update", "ci-card", 2, ["description", "intended_use", "tags"])
+    page = " ".join(client.get("/ui/models/housing/history").get_data(as_text=True).split())
+    assert "card update</strong> of v2: description, intended use, tags" in page  # of no alias: no badge, no 500
 
 
 def card_form(page: str) -> dict[str, str]:

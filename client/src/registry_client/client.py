@@ -79,10 +79,12 @@ class RegistryClient:
         return None if response.status_code == 404 else Model.from_json(body_of(response))
 
     def update_model(self, name: str, *, description: str | None = None, tags: dict[str, str] | None = None,
-                     prediction_log_sample: float | None = None, prediction_log: dict | None = None) -> Model:
+                     prediction_log_sample: float | None = None, prediction_log: dict | None = None,
+                     reason: str = "") -> Model:
         """Change a model's description, tags (replaced whole) or prediction log (admin): its share
-        (``prediction_log_sample``), or any of ``prediction_log``'s ``sample``, ``max_mb`` and ``explain``."""
-        body = _given(description=description, tags=tags)
+        (``prediction_log_sample``), or any of ``prediction_log``'s ``sample``, ``max_mb`` and ``explain``;
+        ``reason`` kept in the ledger's ``model_update`` entry."""
+        body = _given(description=description, tags=tags, reason=reason or None)
         if prediction_log_sample is not None or prediction_log is not None:
             body["prediction_log"] = {**(prediction_log or {}), **_given(sample=prediction_log_sample)}
         return Model.from_json(self._http.json("PATCH", path("models", name), json=body))
@@ -128,12 +130,13 @@ class RegistryClient:
 
     def update_version(self, model: str, version: int, *, description: str | None = None,
                        tags: dict[str, str] | None = None, intended_use: str | None = None,
-                       limitations: str | None = None, classes: list | None = None) -> Version:
+                       limitations: str | None = None, classes: list | None = None, reason: str = "") -> Version:
         """Change a version's description, tags (replaced whole) or model card (``intended_use``,
         ``limitations``), or name an XGBoost or LightGBM classifier's ``classes`` while it answers
-        ``0 … k-1`` (once: names given stay); its metrics and lineage stay."""
+        ``0 … k-1`` (once: names given stay); its metrics and lineage stay. ``reason`` is kept in the ledger's
+        ``card_update`` (and ``classes``) entries."""
         body = _given(description=description, tags=tags, intended_use=intended_use, limitations=limitations,
-                      classes=_plain(classes) if classes is not None else None)
+                      classes=_plain(classes) if classes is not None else None, reason=reason or None)
         return Version.from_json(self._http.json("PATCH", path("models", model, "versions", version), json=body))
 
     def archive(self, model: str, version: int) -> Version:
@@ -401,21 +404,22 @@ class RegistryClient:
         for item in self._pages(path("webhooks")):
             yield Webhook.from_json(item)
 
-    def create_webhook(self, url: str, events: list[str], description: str = "", secret: str | None = None) -> NewWebhook:
+    def create_webhook(self, url: str, events: list[str], description: str = "", secret: str | None = None,
+                       reason: str = "") -> NewWebhook:
         """Subscribe ``url`` to ``events`` (or ``["*"]``) (admin), signed with ``secret`` (``whsec_…``) or else
-        one the registry makes; the signing secret is only in this answer."""
-        body = {"url": url, "events": events, "description": description, **_given(secret=secret)}
+        one the registry makes, ``reason`` kept in the ledger; the signing secret is only in this answer."""
+        body = {"url": url, "events": events, "description": description, **_given(secret=secret, reason=reason or None)}
         return NewWebhook.from_json(self._http.json("POST", path("webhooks"), json=body))
 
     def update_webhook(self, webhook_id: int, *, url: str | None = None, events: list[str] | None = None,
-                       description: str | None = None, active: bool | None = None) -> Webhook:
-        """Change a subscription's url, events, description or active flag (admin)."""
-        body = _given(url=url, events=events, description=description, active=active)
+                       description: str | None = None, active: bool | None = None, reason: str = "") -> Webhook:
+        """Change a subscription's url, events, description or active flag (admin), ``reason`` kept in the ledger."""
+        body = _given(url=url, events=events, description=description, active=active, reason=reason or None)
         return Webhook.from_json(self._http.json("PATCH", path("webhooks", webhook_id), json=body))
 
-    def delete_webhook(self, webhook_id: int) -> None:
-        """Remove a subscription and its delivery log (admin)."""
-        self._http.send("DELETE", path("webhooks", webhook_id))
+    def delete_webhook(self, webhook_id: int, reason: str = "") -> None:
+        """Remove a subscription and its delivery log (admin), ``reason`` kept in the ledger."""
+        self._http.send("DELETE", path("webhooks", webhook_id), params={"reason": reason} if reason else None)
 
     def _pages(self, url_path: str, params: dict | None = None) -> Iterator[dict]:
         page = 1

@@ -60,7 +60,7 @@ def changes(client: RegistryClient, name: str, wanted: dict, prune: dict, proble
 def apply_change(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
     """Make one change of a model; ``("done" | "waiting", detail)``, or RegistryError when refused."""
     if change.kind == "model":
-        client.update_model(change.model, **{change.name: change.target})
+        client.update_model(change.model, **{change.name: change.target}, reason=reason)
     elif change.kind == "policy" and change.action == "delete":
         client.delete_policy(change.model, change.name, reason=reason)
     elif change.kind == "policy":

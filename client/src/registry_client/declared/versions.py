@@ -53,6 +53,6 @@ def card_changes(client: RegistryClient, model: str, wanted: list[dict], problem
 
 
 def apply_card(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
-    """Write one card field of a version (``PATCH …/versions/<v>``, which keeps no reason)."""
-    client.update_version(change.model, change.target, **{change.name: change.after})
+    """Write one card field of a version (``PATCH …/versions/<v>``), ``reason`` kept in the ledger."""
+    client.update_version(change.model, change.target, **{change.name: change.after}, reason=reason)
     return "done", ""

@@ -56,22 +56,23 @@ def changes(client: RegistryClient, wanted: list[dict], prune: bool, base: Path,
 
 
 def apply_change(client: RegistryClient, change: Change, reason: str) -> tuple[str, str]:
-    """Make, change or remove one subscription; a new signing secret goes only to its file."""
+    """Make, change or remove one subscription, ``reason`` kept in the ledger; a new signing secret goes only to
+    its file."""
     if change.action == "delete":
-        client.delete_webhook(change.target)
+        client.delete_webhook(change.target, reason=reason)
     elif change.action == "update":
-        client.update_webhook(change.target, **{name: change.after[name] for name in MANAGED})
+        client.update_webhook(change.target, **{name: change.after[name] for name in MANAGED}, reason=reason)
     elif change.target is None or isinstance(change.target, str):  # none, or the secret from secret_env
-        _make(client, change.after, change.target)
+        _make(client, change.after, reason, change.target)
     else:
         descriptor = os.open(change.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as secret_file:
-            secret_file.write(_make(client, change.after).secret + "\n")
+            secret_file.write(_make(client, change.after, reason).secret + "\n")
     return "done", ""
 
 
-def _make(client: RegistryClient, hook: dict, secret: str | None = None):
-    made = client.create_webhook(hook["url"], hook["events"], hook["description"], secret=secret)
+def _make(client: RegistryClient, hook: dict, reason: str, secret: str | None = None):
+    made = client.create_webhook(hook["url"], hook["events"], hook["description"], secret=secret, reason=reason)
     if not hook["active"]:
-        client.update_webhook(made.id, active=False)
+        client.update_webhook(made.id, active=False, reason=reason)
     return made
