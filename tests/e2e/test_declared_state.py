@@ -488,3 +488,41 @@ def test_a_rollout_of_bytes_the_file_did_not_mean_is_refused(live_registry, admi
         "production": {"version": 1, "sha256": churn[2], "plan": {}}}}}})
     planned = run(live_registry, "plan", "-f", str(file))
     assert planned.returncode == 1 and "models/churn/rollouts/production: version 1 of churn is sha256" in planned.stderr
+
+
+def test_a_declared_rollout_on_an_alias_needing_approvals_opens_its_request_once_and_waits(live_registry, admin,
+                                                                                           tmp_path):
+    versions = [admin.upload("guarded", LinearRegression(fit_intercept=bool(n)).fit(ROWS, TARGET),
+                             input_example=ROWS[:1]) for n in (0, 1)]
+    sha = {version.version: version.sha256 for version in versions}
+    admin.promote("guarded", 1)
+    admin.set_policy("guarded", "production", {"approvals": 1, "movers": {"tokens": ["autopilot"]}})
+    # a plan that halts at its end: approvals move such an alias, never a plan (a promoting plan is refused, as the
+    # registry refuses it, with what is missing)
+    plan = {"steps": [{"percent": 10.0, "min_requests": 100, "max_minutes": 60.0}], "on_success": "halt"}
+    file = write(tmp_path / "registry.yaml", {"models": {"guarded": {
+        "aliases": {"production": {"version": 1, "sha256": sha[1]}},
+        "rollouts": {"production": {"version": 2, "sha256": sha[2], "plan": plan}}}}})
+
+    applied = run(live_registry, "apply", "-f", str(file), "--commit", COMMIT)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    [request] = admin.approval_requests("guarded", "production", state="open")
+    assert (request.version, request.rollout["plan"]["steps"], request.reason) == (2, plan["steps"],
+                                                                                  declared_reason(file))
+    assert applied.stdout.splitlines()[1:] == [
+        f"    approval request {request.id} is open: 0 of 1 approvals; the rollout starts when the last one is given",
+        "Applied 0 of 1 changes; 1 waiting for approvals."]
+    assert admin.rollout("guarded", "production") is None  # nothing started, nothing refused
+
+    again = run(live_registry, "apply", "-f", str(file))  # the same file again opens no second request
+    assert again.returncode == 0 and again.stdout.startswith("waiting: ")
+    assert [r.id for r in admin.approval_requests("guarded", "production", state="open")] == [request.id]
+    planned = run(live_registry, "plan", "-f", str(file))
+    assert planned.returncode == 2
+    assert planned.stdout.splitlines()[0].endswith(f"(request {request.id} waits for approvals: 0 of 1)")
+
+    approver = RegistryClient(live_registry.url, admin.create_token("guarded-approver", "ci").token)
+    assert approver.approve("guarded", "production", request.id).state == "done"
+    rollout = admin.rollout("guarded", "production")
+    assert (rollout.canary["version"], rollout.plan["steps"]) == (2, plan["steps"])
+    assert run(live_registry, "plan", "-f", str(file)).returncode == 0  # running: the file holds

@@ -211,10 +211,13 @@ class RegistryClient:
         """Lift the alias's policy (admin)."""
         self._http.send("DELETE", _protected(model, alias, "policy"), params={"reason": reason})
 
-    def request_approval(self, model: str, alias: str, version: int, reason: str = "") -> ApprovalRequest:
-        """Ask for ``alias`` to point at ``version``; others than the requester and the uploader approve."""
-        return ApprovalRequest.from_json(self._http.json("POST", _protected(model, alias, "requests"),
-                                                         json={"version": version, "reason": reason}))
+    def request_approval(self, model: str, alias: str, version: int, reason: str = "",
+                         rollout: dict | None = None) -> ApprovalRequest:
+        """Ask for ``alias`` to point at ``version``, or with ``rollout`` (``{"plan": …}`` or ``{"percent": …}``,
+        and ``sticky_header``) for a canary of it that the last approval starts; others than the requester and
+        the uploader approve."""
+        body = {"version": version, "reason": reason, **_given(rollout=rollout)}
+        return ApprovalRequest.from_json(self._http.json("POST", _protected(model, alias, "requests"), json=body))
 
     def approval_requests(self, model: str, alias: str, state: str | None = None) -> Iterator[ApprovalRequest]:
         """The alias's approval requests, newest first; ``state`` (open, done, rejected, expired) filters."""

@@ -226,13 +226,14 @@ class Policy(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalRequest(Record):
-    """A request to point a protected alias at a version: its state, approvals, and what it still lacks."""
+    """A request to point a protected alias at a version (or with ``rollout``, to start a canary of it): its state,
+    approvals, and what it still lacks."""
 
     id: int
     model: str
     alias: str
     version: int
-    state: str  # open, done (the alias moved), rejected or expired
+    state: str  # open, done (the alias moved or the rollout started), rejected, withdrawn or expired
     reason: str
     requested_by: str
     approvals: list[dict]
@@ -243,6 +244,7 @@ class ApprovalRequest(Record):
     opened_at: datetime | None = None
     expires_at: datetime | None = None
     closed_at: datetime | None = None
+    rollout: dict | None = None  # the rollout a request for a canary asks for; None: a promote
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -77,3 +77,10 @@ def shown(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def waits(request) -> str:
+    """What an open approval request still needs, as apply says it."""
+    then = "the rollout starts" if getattr(request, "rollout", None) else "the alias moves"
+    return (f"approval request {request.id} is open: {len(request.approvals)} of {request.approvals_needed} "
+            f"approvals; {then} when the last one is given")

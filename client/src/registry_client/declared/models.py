@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from registry_client.client import RegistryClient
 from registry_client.declared import rollouts, versions
-from registry_client.declared.changes import Change
+from registry_client.declared.changes import Change, waits
 from registry_client.errors import RegistryError
 
 FIELDS = ("description", "tags", "prediction_log")
@@ -98,12 +98,6 @@ def normal_policy(policy: dict) -> dict:
                    for window in policy.get("freeze", [])],
         "request_hours": policy.get("request_hours", DEFAULT_REQUEST_HOURS),
     }
-
-
-def waits(request) -> str:
-    """What an open approval request still needs, as apply says it."""
-    return (f"approval request {request.id} is open: {len(request.approvals)} of {request.approvals_needed} "
-            "approvals; the alias moves when the last one is given")
 
 
 def _policy_changes(model: str, wanted: dict, live: dict, prune: dict) -> list[Change]:
