@@ -87,7 +87,7 @@ def test_the_history_shows_uploads_and_archives_among_the_moves_but_not_for_one_
     page = client.get("/ui/models/housing/history").get_data(as_text=True)
     assert 'data-upload="1"' in page and 'data-upload="2"' in page and 'data-archive="2"' in page
     assert page.index('data-archive="2"') < page.index('class="event promote"') < page.index('data-upload="1"')
-    assert "page 1 of 1 · 1 alias event<" in page  # pages count the alias's events; uploads and archives fall among them
+    assert "page 1 of 1 · 1 recorded change<" in page  # pages count the history's entries; uploads and archives fall among them
     assert "data-upload" not in client.get("/ui/models/housing/history?alias=production").get_data(as_text=True)
 
 

@@ -50,6 +50,9 @@ def test_a_ci_token_edits_the_card_in_place(client, housing, sign_in, admin):
         "card_update", "ci-card", 2, ["description", "intended_use", "tags"])
     page = " ".join(client.get("/ui/models/housing/history").get_data(as_text=True).split())
     assert "card update</strong> of v2: description, intended use, tags" in page  # of no alias: no badge, no 500
+    assert client.patch("/models/housing", json={"tags": {"team": "pricing"}}, headers=admin).status_code == 200
+    page = " ".join(client.get("/ui/models/housing/history").get_data(as_text=True).split())
+    assert "model update</strong> — tags" in page
 
 
 def card_form(page: str) -> dict[str, str]:
