@@ -81,11 +81,11 @@ def test_a_policys_evidence_is_shown_as_text_never_as_markup(client, admin, hous
     assert "evaluation on &lt;script&gt;alert(1)&lt;/script&gt;: r2 at least 0.01" in " ".join(page.split())
 
 
-def test_the_history_counts_policy_and_request_entries_as_alias_events_not_moves(client, admin, housing):
+def test_the_history_counts_policy_and_request_entries_as_recorded_changes_not_moves(client, admin, housing):
     """Issue 68, item 8: the pager said "8 alias moves" over entries mostly policy and approval events."""
     assert client.put(POLICY, json={"approvals": 1}, headers=admin).status_code == 200
     assert client.post("/models/housing/aliases/production/requests", json={"version": 2, "reason": "better r2"},
                        headers=admin).status_code == 201
     history = " ".join(client.get("/ui/models/housing/history").get_data(as_text=True).split())
-    assert "page 1 of 1 · 3 alias events<" in history  # the promote, the policy, the request
+    assert "page 1 of 1 · 3 recorded changes<" in history  # the promote, the policy, the request
     assert "alias move" not in history
