@@ -22,8 +22,8 @@ class VersionPatch(Schema):
     lineage and the rest are facts of the upload."""
 
     error_messages = {"unknown": "cannot be changed: a version's description, tags, intended_use, "
-                                 "limitations and (an XGBoost or LightGBM classifier's, once) classes can "
-                                 "(with a reason), nothing else"}
+                                 "limitations and (an XGBoost or LightGBM classifier's, once) classes can, "
+                                 "nothing else"}
 
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
