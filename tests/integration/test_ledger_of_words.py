@@ -136,3 +136,35 @@ def test_the_reason_of_a_change_of_words_is_under_the_chains_hash(app, client, a
         db.session.commit()
 
     assert verified(client, admin)["first_broken"]["kind"] == "model_update"
+
+
+@pytest.mark.parametrize("reason, said", [("r" * 2_001, "reason"), ("nul\x00", "NUL")])
+def test_a_bad_reason_on_a_webhook_route_is_refused_and_changes_nothing(client, admin, reason, said):
+    made = client.post("/webhooks", json={"url": PUBLIC_URL, "events": ["*"]}, headers=admin)
+    hook = made.get_json()["id"]
+    before = words_entries(client, admin)
+
+    assert_problem(client.post("/webhooks", json={"url": PUBLIC_URL + "/2", "events": ["*"], "reason": reason},
+                               headers=admin), 422, said)
+    assert_problem(client.patch(f"/webhooks/{hook}", json={"active": False, "reason": reason}, headers=admin),
+                   422, said)
+    assert_problem(client.post(f"/webhooks/{hook}/rotate-secret", json={"reason": reason}, headers=admin), 422, said)
+    assert_problem(client.delete(f"/webhooks/{hook}", query_string={"reason": reason}, headers=admin), 422, said)
+
+    assert [w["id"] for w in client.get("/webhooks", headers=admin).get_json()["items"]] == [hook]
+    assert client.get(f"/webhooks/{hook}", headers=admin).get_json()["active"] is True
+    assert words_entries(client, admin) == before
+
+
+def test_who_may_not_manage_webhooks_leaves_no_entry(client, admin, ci):
+    hook = client.post("/webhooks", json={"url": PUBLIC_URL, "events": ["*"]}, headers=admin).get_json()["id"]
+    before = words_entries(client, admin)
+
+    assert_problem(client.patch(f"/webhooks/{hook}", json={"active": False, "reason": REASON}), 401)
+    assert_problem(client.patch(f"/webhooks/{hook}", json={"active": False, "reason": REASON}, headers=ci), 403)
+    assert_problem(client.post(f"/webhooks/{hook}/rotate-secret", json={"reason": REASON}, headers=ci), 403)
+    assert_problem(client.delete(f"/webhooks/{hook}", query_string={"reason": REASON}), 401)
+    assert_problem(client.delete(f"/webhooks/{hook}", query_string={"reason": REASON}, headers=ci), 403)
+
+    assert client.get(f"/webhooks/{hook}", headers=admin).get_json()["active"] is True
+    assert words_entries(client, admin) == before
