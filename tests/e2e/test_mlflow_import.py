@@ -121,7 +121,9 @@ def test_aliases_and_legacy_stages_become_aliases(imported, mlflow, live_registr
     assert manifest["models"]["mlf-linear"]["versions"]["2"]["stage"] == "Production"
     history = get(live_registry, "/models/mlf-linear/history")["items"]
     assert {event["reason"] for event in history} == {"imported from MLflow (alias champion)",
-                                                      "imported from MLflow (legacy stage Production)"}
+                                                      "imported from MLflow (legacy stage Production)",
+                                                      "imported from MLflow (its description and tags)"}
+    assert {event["action"] for event in history} == {"promote", "model_update"}  # the words are in the ledger too
 
 
 def test_descriptions_tags_metrics_params_and_lineage_come_along(imported, mlflow, live_registry):

@@ -265,7 +265,8 @@ class _Importer:
         if self.dry_run:
             return ["would set the model's description and tags"]
         try:
-            self.client.update_model(name, description=description, tags=tags)
+            self.client.update_model(name, description=description, tags=tags,
+                                     reason="imported from MLflow (its description and tags)")
         except TokenRejected as exc:
             if exc.status != 403:
                 raise
