@@ -1,5 +1,7 @@
-"""Reasons are text a person wrote: the one rule for an action whose reason is mandatory (break-glass, a
-rejection), shared by the API's schemas, the dashboard and the use cases."""
+"""Reasons are text a person wrote: the rules for every reason the registry keeps (no control character but a
+tab or a line break, which would rewrite the lines of a terminal or a log that shows it) and for an action whose
+reason is mandatory (break-glass, a rejection: visible characters too), shared by the API's schemas, the dashboard
+and the use cases."""
 import unicodedata
 
 from registry.errors import InvalidInput
@@ -21,11 +23,21 @@ def visible_characters(text: str) -> int:
     return sum(1 for char in text if visible(char))
 
 
+def written_problem(text: str | None) -> str | None:
+    """Why ``text`` is not text a person wrote (None: it is), for an optional reason too: a control character
+    other than a tab or a line break (an escape sequence, a backspace) is refused, named by its code point."""
+    control = next((char for char in text or "" if unicodedata.category(char) == "Cc" and char not in "\t\n\r"), None)
+    if control is None:
+        return None
+    return (f"a reason is plain text: no control characters but tabs and line breaks (U+{ord(control):04X} was "
+            f"sent); write it without them")
+
+
 def reason_problem(text: str | None) -> str | None:
-    """Why ``text`` is not a reason (None: it is one)."""
+    """Why ``text`` is not a mandatory reason (None: it is one)."""
     shown = visible_characters(text or "")
     if shown >= MIN_VISIBLE:
-        return None
+        return written_problem(text)
     return (f"a reason needs at least {MIN_VISIBLE} visible characters (not spaces, separators, control or "
             f"format characters such as a zero-width space); this one has {shown}: say why in words")
 

@@ -3,7 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import JsonBoolean, Text, UTCDateTime
+from api.schemas.fields import JsonBoolean, OptionalReason, Text, UTCDateTime
 from api.schemas.paging import PageArgs
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS, MAX_ID
 
@@ -29,19 +29,19 @@ class AliasesArgs(Schema):
 class ReasonArgs(Schema):
     """``?reason=`` of a DELETE (alias delete, archive), kept in the history or the webhook event."""
 
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    reason = OptionalReason()
 
 
 class PromoteRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    reason = OptionalReason()
     force = JsonBoolean(load_default=False)
 
 
 class RollbackRequest(Schema):
     alias = fields.String(load_default=DEFAULT_ALIAS, metadata=ALIAS)
     to_version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    reason = OptionalReason()
 
 
 class MoveOut(Schema):

@@ -4,7 +4,7 @@ from datetime import timezone
 
 from marshmallow import ValidationError, fields, validate
 
-from registry.reasons import MAX_REASON, MIN_VISIBLE, reason_problem
+from registry.reasons import MAX_REASON, MIN_VISIBLE, reason_problem, written_problem
 
 
 class UTCDateTime(fields.DateTime):
@@ -83,6 +83,22 @@ class Reason(Text):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         problem = reason_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        return text
+
+
+class OptionalReason(Text):
+    """An optional reason, kept where ``kept`` says: empty, or at most ``MAX_REASON`` characters of plain text (no
+    control character but tabs and line breaks: :func:`registry.reasons.written_problem`)."""
+
+    def __init__(self, kept: str = "the history"):
+        super().__init__(load_default="", validate=validate.Length(max=MAX_REASON), metadata={
+            "description": f"optional: why, kept in {kept}; plain text (no control characters but tabs and line breaks)"})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = written_problem(text)
         if problem is not None:
             raise ValidationError(problem)
         return text

@@ -2,7 +2,7 @@
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import TEXT_KEYS, FiniteNumber, Text, UTCDateTime
+from api.schemas.fields import TEXT_KEYS, FiniteNumber, OptionalReason, Text, UTCDateTime
 
 
 class PredictionLogPatch(Schema):
@@ -38,8 +38,7 @@ class ModelPatch(Schema):
     description = Text(validate=validate.Length(max=10_000))
     tags = fields.Dict(keys=Text(), values=Text(), metadata=TEXT_KEYS)
     prediction_log = fields.Nested(PredictionLogPatch)
-    reason = Text(load_default="", validate=validate.Length(max=2_000),
-                  metadata={"description": "why, kept in the ledger's model_update entry"})
+    reason = OptionalReason("the ledger's model_update entry")
 
 
 class ModelOut(Schema):

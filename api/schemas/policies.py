@@ -3,7 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import FiniteNumber, JsonBoolean, Reason, Text, UTCDateTime, WholeNumber
+from api.schemas.fields import FiniteNumber, JsonBoolean, OptionalReason, Reason, Text, UTCDateTime, WholeNumber
 from api.schemas.paging import PageArgs
 from api.schemas.plans import PlanRequest
 from registry.access.tokens import ROLES
@@ -11,7 +11,6 @@ from registry.approvals.requests import STATES
 from registry.governance.policy import CARD_FIELDS, MAX_APPROVALS
 from registry.names import MAX_ID, TOKEN_NAME
 
-REASON = validate.Length(max=2_000)
 INSTANT = {"format": "iso", "default_timezone": timezone.utc,
            "error_messages": {"invalid": "must be an ISO 8601 instant such as 2026-12-24T00:00:00Z"}}
 
@@ -46,7 +45,7 @@ class Requirements(Schema):
 class FreezeWindow(Schema):
     start = fields.AwareDateTime(required=True, data_key="from", **INSTANT)
     until = fields.AwareDateTime(required=True, **INSTANT)
-    reason = Text(load_default="", validate=REASON)
+    reason = OptionalReason()
 
 
 class PolicyRequest(Schema):
@@ -56,7 +55,7 @@ class PolicyRequest(Schema):
     freeze = fields.List(fields.Nested(FreezeWindow), validate=validate.Length(max=100))
     request_hours = WholeNumber(load_default=72, validate=validate.Range(min=1, max=24 * 90),
                                 metadata={"description": "how long an approval request stays open"})
-    reason = Text(load_default="", validate=REASON, metadata={"description": "why, kept in the history"})
+    reason = OptionalReason()
 
 
 def policy_document(body: dict) -> dict:
@@ -76,7 +75,7 @@ class PolicyOut(Schema):
 
 
 class ReasonRequest(Schema):
-    reason = Text(load_default="", validate=REASON)
+    reason = OptionalReason()
 
 
 class RolloutAsked(Schema):
@@ -96,7 +95,7 @@ class RolloutAsked(Schema):
 
 class ApprovalRequestIn(Schema):
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ID))
-    reason = Text(load_default="", validate=REASON)
+    reason = OptionalReason()
     rollout = fields.Nested(RolloutAsked, load_default=None, allow_none=True, metadata={
         "description": "ask for a canary of the version (a rollout) instead of a promote: its final approval starts it"})
 

@@ -1,7 +1,7 @@
 """Rollouts: canary and shadow arms, a plan's steps and gates (``api.schemas.plans``), and their live figures."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.fields import FiniteNumber, JsonBoolean, Text, UTCDateTime, WholeNumber
+from api.schemas.fields import FiniteNumber, JsonBoolean, OptionalReason, UTCDateTime, WholeNumber
 from api.schemas.plans import PlanRequest, PlanStepOut
 from registry.aliases.rollouts import HEADER_NAME
 from registry.names import MAX_ID
@@ -24,7 +24,7 @@ class RolloutRequest(Schema):
     shadow = fields.Nested(RolloutArm, load_default=None, allow_none=True)
     sticky_header = fields.String(load_default=None, allow_none=True,
                                   metadata={"example": "X-User-Id", "pattern": HEADER_NAME.pattern})
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    reason = OptionalReason()
     force = JsonBoolean(load_default=False)
     plan = fields.Nested(PlanRequest, load_default=None, allow_none=True, metadata={
         "description": "walk the canary by itself through the plan's steps; defaults for what is left out",
@@ -48,11 +48,11 @@ class RolloutRequest(Schema):
 
 
 class PlanStepRequest(Schema):
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    reason = OptionalReason()
 
 
 class RolloutEndRequest(Schema):
-    reason = Text(load_default="", validate=validate.Length(max=2_000))
+    reason = OptionalReason()
 
 
 class ServedFigures(Schema):

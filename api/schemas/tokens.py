@@ -1,7 +1,7 @@
 """API tokens: created with a role (and, to act on some models only, scopes), listed without their secret."""
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import Text, UTCDateTime
+from api.schemas.fields import OptionalReason, Text, UTCDateTime
 from registry.access.scopes import RIGHTS
 from registry.access.tokens import MAX_OWNER, ROLES
 from registry.names import TOKEN_NAME
@@ -30,8 +30,7 @@ class TokenRequest(Schema):
     owner = Text(load_default=None, validate=validate.Length(min=1, max=MAX_OWNER), metadata={
         "description": "the person the token belongs to (an e-mail, a name; default: the token's name). Approvals "
                        "count owners: one approval each, never the requester's or the uploader's"})
-    reason = Text(load_default="", validate=validate.Length(max=2_000),
-                  metadata={"description": "why, kept in the ledger's token_create entry"})
+    reason = OptionalReason("the ledger's token_create entry")
     # One grant or a list of them, checked by the domain (registry.access.scopes), whose messages name each place.
     scopes = fields.Raw(load_default=None, allow_none=True, metadata={
         **SCOPES, "oneOf": [GRANT, {"type": "array", "items": GRANT, "minItems": 1}, {"type": "null"}]})

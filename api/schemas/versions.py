@@ -1,7 +1,7 @@
 """Versions: the list's arguments, an upload's form and metadata, a PATCH, and a version as answered."""
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import FiniteNumber, TEXT_KEYS, Text, UTCDateTime
+from api.schemas.fields import FiniteNumber, TEXT_KEYS, OptionalReason, Text, UTCDateTime
 from api.schemas.paging import PageArgs
 
 
@@ -35,8 +35,7 @@ class VersionPatch(Schema):
                           validate=validate.Length(min=2, max=10_000),
                           metadata={"description": "an XGBoost or LightGBM classifier's class names, in the model's "
                                                    "order, while it answers 0 … k-1 (names are given once)"})
-    reason = Text(load_default="", validate=validate.Length(max=2_000),
-                  metadata={"description": "why, kept in the ledger's card_update (and classes) entry"})
+    reason = OptionalReason("the ledger's card_update (and classes) entry")
 
 
 class UploadMetadata(Schema):

@@ -3,7 +3,7 @@ import json
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas.fields import JsonBoolean, Text, UTCDateTime
+from api.schemas.fields import JsonBoolean, OptionalReason, Text, UTCDateTime
 from registry.events.outbox import EVENT_TYPES
 
 
@@ -15,12 +15,11 @@ EVENT_TYPE = fields.String(metadata={"enum": ["*", *EVENT_TYPES]})
 class WebhookRequest(Schema):
     url = Text(required=True, metadata=WEBHOOK_URL)
     events = fields.List(EVENT_TYPE, required=True, metadata={"description": 'event types, or ["*"] for all'})
-    description = Text(load_default="", validate=validate.Length(max=2_000))
+    description = OptionalReason()
     secret = Text(load_default=None, validate=validate.Length(max=100), metadata={
         "description": "the signing secret, whsec_ and the base64 of 24 to 64 random bytes (one kept elsewhere, "
                        "e.g. declared state's secret_env); left out: the registry makes one"})
-    reason = Text(load_default="", validate=validate.Length(max=2_000),
-                  metadata={"description": "why, kept in the ledger's webhook_create entry"})
+    reason = OptionalReason("the ledger's webhook_create entry")
 
 
 class WebhookPatch(Schema):
@@ -28,8 +27,7 @@ class WebhookPatch(Schema):
     events = fields.List(EVENT_TYPE)
     active = JsonBoolean()
     description = Text(validate=validate.Length(max=2_000))
-    reason = Text(load_default="", validate=validate.Length(max=2_000),
-                  metadata={"description": "why, kept in the ledger's webhook_update entry"})
+    reason = OptionalReason("the ledger's webhook_update entry")
 
 
 class SecretRotation(Schema):
@@ -37,8 +35,7 @@ class SecretRotation(Schema):
         load_default=24.0, validate=validate.Range(min=0, max=720),
         metadata={"description": "how long the old secret keeps signing deliveries beside the new one (0 to 720)"},
     )
-    reason = Text(load_default="", validate=validate.Length(max=2_000),
-                  metadata={"description": "why, kept in the ledger's webhook_rotate entry"})
+    reason = OptionalReason("the ledger's webhook_rotate entry")
 
 
 class WebhookOut(Schema):

@@ -10,9 +10,17 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from registry.access.tokens import ROLES
 from registry.governance.policy import CARD_FIELDS
 from registry.names import ALIAS_NAME, DEFAULT_ALIAS
-from registry.reasons import reason_problem
+from registry.reasons import reason_problem, written_problem
 
-REASON = [DataRequired(message="say why: the reason is kept in the history"), Length(max=2_000)]
+
+def _plain_text(form, field) -> None:
+    """The rule of :mod:`registry.reasons` for every reason: no control character but tabs and line breaks."""
+    problem = written_problem(field.data)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+REASON = [DataRequired(message="say why: the reason is kept in the history"), Length(max=2_000), _plain_text]
 
 
 def _visible_reason(form, field) -> None:

@@ -60,3 +60,47 @@ def test_the_use_cases_hold_the_rule_for_callers_that_are_not_the_api(app, serve
         with pytest.raises(InvalidInput, match="8 visible characters"):
             requests.reject("m", "production", request_id=request.id, reason="\u200b.", actor="bob",
                             owner="bob")
+
+
+# A terminal escape that clears the screen and writes a line of its own, a backspace that hides what came before,
+# a C1 control: each would rewrite what a terminal or a log shows of the history.
+CONTROLS = ["v2 fixes NaNs\x1b[2J\x1b[Hrolled back by alice", "looks good\x08\x08\x08\x08bad!", "release\x85notes"]
+
+
+@pytest.mark.parametrize("reason", CONTROLS)
+def test_break_glass_refuses_a_reason_with_control_characters(client, admin, served, reason):
+    body = assert_problem(client.post("/models/m/aliases/production/break-glass",
+                                      json={"version": 2, "reason": reason}, headers=admin), 422)
+    assert "no control characters" in str(body["errors"]["reason"])
+    assert client.get("/models/m/aliases").get_json()["production"] == 1
+
+
+@pytest.mark.parametrize("reason", CONTROLS)
+def test_every_optional_reason_refuses_control_characters_and_nothing_changes(client, admin, ci, reason):
+    upload_ok(client, ci, "m", scaled_sum(1))
+    assert client.post("/models/m/versions/1/promote", json={}, headers=ci).status_code == 200
+    history = client.get("/models/m/history").get_json()
+    refused = [
+        client.post("/models/m/versions/1/promote", json={"alias": "staging", "reason": reason}, headers=ci),
+        client.post("/models/m/rollback", json={"reason": reason}, headers=ci),
+        client.patch("/models/m", json={"description": "x", "reason": reason}, headers=admin),
+        client.patch("/models/m/versions/1", json={"description": "x", "reason": reason}, headers=admin),
+        client.put(POLICY, json={"approvals": 1, "reason": reason}, headers=admin),
+        client.post("/tokens", json={"name": "t", "role": "reader", "reason": reason}, headers=admin),
+        client.delete("/models/m/aliases/production", query_string={"reason": reason}, headers=admin),
+    ]
+    for answer in refused:
+        body = assert_problem(answer, 422)
+        assert "no control characters" in str(body["errors"]), body
+    assert client.get("/models/m/aliases").get_json() == {"production": 1}
+    assert client.get("/models/m/history").get_json() == history
+    assert client.get("/models/m").get_json()["description"] == ""
+    assert client.get("/models/m/aliases/production/policy").status_code == 404
+    assert "t" not in [token["name"] for token in client.get("/tokens", headers=admin).get_json()["items"]]
+
+
+def test_tabs_and_line_breaks_are_text(client, ci):
+    upload_ok(client, ci, "m", scaled_sum(1))
+    reason = "first release\n\t- NaNs fixed\r\n\t- faster"
+    assert client.post("/models/m/versions/1/promote", json={"reason": reason}, headers=ci).status_code == 200
+    assert client.get("/models/m/history").get_json()["items"][0]["reason"] == reason

@@ -157,6 +157,14 @@ def test_an_action_needs_a_reason(client, housing, sign_in):
     assert client.get("/models/housing/aliases").get_json() == {"production": 1}
 
 
+def test_a_reason_with_control_characters_is_refused_by_the_form(client, housing, sign_in):
+    sign_in(ADMIN_TOKEN)
+    response = submit(client, "/ui/models/housing/versions/2/promote", alias="production",
+                      reason="fine\x1b[2K\rrolled back by alice")
+    assert response.status_code == 400 and "no control characters" in response.get_data(as_text=True)
+    assert client.get("/models/housing/aliases").get_json() == {"production": 1}
+
+
 def test_rollback_through_the_dashboard_undoes_the_last_promote(client, housing, sign_in):
     sign_in(ADMIN_TOKEN)
     submit(client, "/ui/models/housing/versions/2/promote", alias="production", reason="try v2")
