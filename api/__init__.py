@@ -11,6 +11,7 @@ from api import (
     delivery,
     domain,
     fast_predict,
+    health,
     lifecycle,
     queue_order,
     rate_limits,
@@ -66,6 +67,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     traces.init_app(app)  # its span opens before any other hook of a request can refuse it
     _init_metric_files(app)
     domain.init_app(app)
+    health.init_app(app)
     queue_order.init_app(app)  # which requests the server's worker takes last
     delivery.init_app(app)
     background.init_app(app)

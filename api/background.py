@@ -94,7 +94,7 @@ def _log_exporter(app: Flask) -> log_export.LogExporter | None:
 def start_in_worker(app: Flask) -> None:
     """Start this process's loops (each works only while it holds its lease)."""
     for loop in app.extensions[EXTENSION][1]:
-        loop.ensure_started()
+        loop.start()
 
 
 def stop_in_worker(app: Flask) -> None:

@@ -37,7 +37,7 @@ def init_app(app: Flask) -> None:
 def start_in_worker(app: Flask) -> None:
     """Start this process's deliverer, unless the deployment delivers from a separate process."""
     if app.config["WEBHOOK_DELIVER_IN_WORKERS"]:
-        app.extensions[EXTENSION].ensure_started()
+        app.extensions[EXTENSION].start()
 
 
 def stop_in_worker(app: Flask) -> None:

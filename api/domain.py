@@ -85,8 +85,8 @@ def init_app(app: Flask) -> None:
             runtime.models.listen(ChangeListener(conninfo))
         prediction_log.follow(runtime.models.observe_changes)
         runtime.models.observe_changes(explain_references.forget)
-        lifecycle.of(app).add("alias watcher", start=runtime.models.ensure_started)
-    lifecycle.of(app).add("serving", stop=lambda: stop_in_worker(app))
+        lifecycle.of(app).add("alias watcher", start=runtime.models.start)
+    lifecycle.of(app).add("serving", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
 
 
 def explain_bounds(config) -> ExplainBounds:
@@ -94,6 +94,13 @@ def explain_bounds(config) -> ExplainBounds:
     EXPLAIN_MAX_COST, EXPLAIN_TIMEOUT_SECONDS)."""
     return ExplainBounds(max_rows=config["MAX_EXPLAIN_ROWS"], max_row_cost=config["EXPLAIN_MAX_ROW_COST"],
                          max_cost=config["EXPLAIN_MAX_COST"], timeout_seconds=config["EXPLAIN_TIMEOUT_SECONDS"])
+
+
+def start_in_worker(app: Flask) -> None:
+    """As a worker starts: start its shadow runs and its prediction log's writer."""
+    domain = app.extensions[EXTENSION]
+    domain.runtime.start()
+    domain.prediction_log.start()
 
 
 def stop_in_worker(app: Flask) -> None:

@@ -6,7 +6,8 @@ process is not ready until it holds every aliased version it could not fetch for
 A stopping server is not ready from the moment it got SIGTERM, so load balancers stop sending to it
 while it finishes what it has.
 
-No probe waits on a dependency: the database and the store are checked on threads of their own, and a
+No probe waits on a dependency: the database and the store are checked on loops of their own (built with
+the app, started and stopped by its lifecycle), and a
 check that has not answered within ``CHECK_DEADLINE_SECONDS`` is reported as a problem ("did not answer
 within 0.8 s") at once, for as long as it hangs (``registry/serving/probes.py``). A stalled store thus
 makes probes say ``degraded``, quickly, and holds none of the threads that answer predictions.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy import text
 
-from api import background, domain
+from api import background, domain, lifecycle
 from registry import stopping
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
@@ -27,6 +28,8 @@ from registry.telemetry import DEPENDENCY_UP
 # How long a probe waits for a dependency's check; the image's HEALTHCHECK gives a probe 5 s.
 CHECK_DEADLINE_SECONDS = 0.8
 PROBES = "readiness_probes"
+# How long a stopping worker waits for a check in progress (one that hangs is left to its daemon thread).
+STOP_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -146,19 +149,25 @@ def database_problem() -> str | None:
         db.session.rollback()
 
 
+def init_app(app: Flask) -> None:
+    """Build the app's dependency checks, whose loops its lifecycle starts and stops."""
+    probes = app.extensions[PROBES] = {
+        "database": Probe("database", _in_app(app, lambda: database_problem()), CHECK_DEADLINE_SECONDS),
+        "artifact_store": Probe("artifact-store", _in_app(app, lambda: domain.store().problem()),
+                                CHECK_DEADLINE_SECONDS),
+        "store_space": Probe("store-space", _in_app(app, lambda: domain.store().free_bytes()), CHECK_DEADLINE_SECONDS),
+    }
+
+    def stop() -> None:
+        for probe in probes.values():
+            probe.stop(STOP_WAIT_SECONDS)
+
+    lifecycle.of(app).add("readiness probes", start=lambda: [probe.start() for probe in probes.values()], stop=stop)
+
+
 def _probes() -> dict[str, Probe]:
-    """This app's dependency checks, made on first use."""
-    app = current_app._get_current_object()
-    probes = app.extensions.get(PROBES)
-    if probes is None:
-        probes = app.extensions.setdefault(PROBES, {
-            "database": Probe("database", _in_app(app, lambda: database_problem()), CHECK_DEADLINE_SECONDS),
-            "artifact_store": Probe("artifact-store", _in_app(app, lambda: domain.store().problem()),
-                                    CHECK_DEADLINE_SECONDS),
-            "store_space": Probe("store-space", _in_app(app, lambda: domain.store().free_bytes()),
-                                 CHECK_DEADLINE_SECONDS),
-        })
-    return probes
+    """This app's dependency checks."""
+    return current_app.extensions[PROBES]
 
 
 def _in_app(app: Flask, check: Callable[[], object]) -> Callable[[], object]:

@@ -6,9 +6,14 @@ The server calls :meth:`Lifecycle.start` when a worker is ready and :meth:`Lifec
 goes (gunicorn's ``post_worker_init`` and ``worker_exit`` hooks, ``deploy/gunicorn_conf.py``, do only
 that); a server without such hooks gets the starts from the first request, whichever path answers
 it (Flask's hooks, or the predict fast path): once they ran, it is a flag check. Starts run in the
-order they were registered, stops in the reverse order. A worker's back process (``BACK_LANE_NICE``,
-``deploy/back_lane.py``) only answers the requests its worker hands it: it starts every part but the
-background ones (the leader-elected loops, the webhook deliverer), which its worker runs.
+order they were registered, stops in the reverse order; a process stops only the parts it started
+(none in a process that started none: gunicorn's master, a forked child). A worker's back process
+(``BACK_LANE_NICE``, ``deploy/back_lane.py``) only answers the requests its worker hands it: it starts
+every part but the background ones (the leader-elected loops, the webhook deliverer, the gRPC server),
+which its worker runs.
+
+Every thread that lives as long as the process is started by a part's start and ended by its stop (most
+are a :class:`registry.process.loop.Loop`); none is started by an import or a constructor.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ class Lifecycle:
     def __init__(self):
         self._parts: list[tuple[str, Callable[[], object] | None, Callable[[], object] | None, bool]] = []
         self._started_in: int | None = None  # the process that ran the starts
-        self._skipped: set[str] = set()  # the background parts this process did not start
+        self._running: tuple[int | None, list[str]] = (None, [])  # the parts a process started, and which one
         self._lock = threading.Lock()
 
     def add(self, name: str, *, start: Callable[[], object] | None = None,
@@ -41,23 +46,32 @@ class Lifecycle:
 
     def start(self, *, background: bool = True) -> None:
         """Run every start, once per process (a forked worker runs its own); without ``background``, not the
-        background parts' (nor, later, their stops)."""
+        background parts'."""
         if self._started_in == os.getpid():
             return
         with self._lock:
             if self._started_in == os.getpid():
                 return
-            self._skipped = set() if background else {name for name, *_, part_background in self._parts
-                                                      if part_background}
-            for name, start, _, _ in self._parts:
-                if start is not None and name not in self._skipped:
+            started: list[str] = []
+            self._running = (os.getpid(), started)
+            for name, start, _, part_background in self._parts:
+                if part_background and not background:
+                    continue
+                if start is not None:
                     start()
+                started.append(name)
             self._started_in = os.getpid()
 
     def stop(self) -> None:
-        """Run every stop, the last registered first; one that fails is logged and the others still run."""
+        """Run the stops of the parts this process started, the last registered first; one that fails is logged
+        and the others still run. Once: a second stop, or one in a process that started nothing, does nothing."""
+        with self._lock:
+            pid, started = self._running
+            if pid != os.getpid():
+                return
+            self._running, self._started_in = (None, []), None
         for name, _, stop, _ in reversed(self._parts):
-            if stop is None or name in self._skipped:
+            if stop is None or name not in started:
                 continue
             try:
                 stop()

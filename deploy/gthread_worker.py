@@ -93,7 +93,9 @@ class ThreadWorker(GThreadWorker):
             self._pair.stop_sending()
 
     def run(self):
-        """gunicorn's loop, with the pair's socket watched; once it ends, the pair stops together."""
+        """gunicorn's loop, with the request threads started and the pair's socket watched; once it ends, the pair
+        stops together."""
+        self.tpool.start()
         if self._pair is not None:
             self.poller.register(self._pair, selectors.EVENT_READ, self._from_pair)
             if self.is_back and not self._pair.ready():
@@ -252,10 +254,16 @@ class LanedPool:
         self._later: deque = deque()
         self._ready = threading.Condition()
         self._stopping = False
+        self._size = threads
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the threads (the worker does, as it starts running: never the constructor, which gunicorn's
+        worker calls in its ``init_process``, before the app's lifecycle)."""
         # Daemons, as a worker's exit does not wait for them: gunicorn stops taking requests and waits for those
         # in flight (its graceful timeout) before it returns, and a worker that failed to boot has none.
         self._threads = [threading.Thread(target=self._run, name=f"request-{number}", daemon=True)
-                         for number in range(threads)]
+                         for number in range(self._size)]
         for thread in self._threads:
             thread.start()
 

@@ -70,7 +70,7 @@ class LeasedLoop:
         self._holder = holder_id()
         self._loop = Loop(f"leased-{name}", every_seconds, self._turn)
 
-    def ensure_started(self) -> None:
+    def start(self) -> None:
         """Start this process's thread (once per process; a fork starts its own). 0 seconds: never."""
         if self._loop.running or self.every_seconds <= 0:
             return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from api import create_app
+from api import create_app, lifecycle
 from bench.harness.models import PROBE_ROW, artifact_bytes, scaled_sum
 from config import BASE_DIR
 from registry.db import db
@@ -43,8 +43,10 @@ def make_app(database_url: str, artifact_root, **overrides):
 
 
 def close_app(app) -> None:
-    """Stop an app's watcher and give back its database connections."""
+    """Stop what the app's lifecycle started (its first request starts it), what a test started by hand (its
+    watcher, its writer, its deliverer), and give back its database connections."""
     with app.app_context():
+        lifecycle.of(app).stop()
         app.extensions["model_registry"].runtime.models.stop()
         app.extensions["model_registry"].prediction_log.stop()
         app.extensions["webhook_deliverer"].stop()

@@ -1,6 +1,5 @@
 """``flask webhooks deliver``: deliver webhooks from a process of their own."""
 import signal
-import threading
 
 import click
 from flask import current_app
@@ -13,9 +12,12 @@ group = AppGroup("webhooks", help="Deliver webhooks.")
 
 @group.command("deliver")
 def deliver():
-    """Deliver webhooks in the foreground until SIGTERM or Ctrl-C (with WEBHOOK_DELIVER_IN_WORKERS=0)."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    """Deliver webhooks until SIGTERM or Ctrl-C (with WEBHOOK_DELIVER_IN_WORKERS=0); then let the sends in flight
+    finish and record."""
+    stops = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # before any thread starts: none takes them but the wait below
+    deliverer = current_app.extensions[EXTENSION]
+    deliverer.start()
     click.echo("delivering webhooks; stop with Ctrl-C")
-    current_app.extensions[EXTENSION].run_until(stop)
+    signal.sigwait(stops)
+    deliverer.stop(wait=True)

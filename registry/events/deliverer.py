@@ -1,7 +1,7 @@
 """The deliverer: a loop that claims due deliveries and sends each on a small thread pool.
 
-It runs in every gunicorn worker (started after the fork, like the alias watcher) or alone
-(``flask webhooks deliver``); any number of them share the work through the claims. A slow or
+It runs in every gunicorn worker (started and stopped by the app's lifecycle, like the alias watcher) or
+alone (``flask webhooks deliver``); its pool is made when it starts and shut down when it stops; any number of them share the work through the claims. A slow or
 dead receiver holds one thread for at most the timeout, and only one of its deliveries is in flight.
 """
 import logging
@@ -50,19 +50,21 @@ class Deliverer:
         self._sender = None  # made at the start, with the pool
         self._lock = threading.Lock()
         self._busy = 0
-        self._started = False
         self._loop = Loop("webhook-deliverer", settings.poll_seconds, self._turn, first_tick_at_start=True)
         self._pool: ThreadPoolExecutor | None = None
         self._pruned_at: float | None = None  # never yet: the first poll prunes
 
-    def ensure_started(self) -> None:
-        """Start the polling thread and its pool once per process (after any fork)."""
+    def start(self) -> None:
+        """Open the pool of senders and start the polling loop (once per process)."""
         with self._lock:
-            if self._started:
+            if self._loop.running:
                 return
-            self._started = True
-        self._open_senders()
-        self._loop.start()
+            from registry.events.sending import Sender  # here: requests' import is a tenth of a second no request needs
+
+            self._sender = Sender(self.settings.timeout_seconds, self.settings.allow_private,
+                                  self.settings.deadline_seconds)
+            self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+            self._loop.start()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll (events were just committed)."""
@@ -71,22 +73,7 @@ class Deliverer:
     @property
     def started(self) -> bool:
         """Whether this process's background deliverer is running."""
-        return self._started
-
-    def run_until(self, stop: threading.Event) -> None:
-        """Deliver in the foreground until ``stop`` is set (the ``flask webhooks deliver`` command)."""
-        self._open_senders()
-        threading.Thread(target=lambda: (stop.wait(), self._loop.stop()), name="deliverer-stop", daemon=True).start()
-        try:
-            self._loop.run()
-        finally:
-            self._pool.shutdown(wait=True)  # record what is in flight before the process ends
-
-    def _open_senders(self) -> None:
-        from registry.events.sending import Sender  # here: requests' import is a tenth of a second no request needs
-
-        self._sender = Sender(self.settings.timeout_seconds, self.settings.allow_private, self.settings.deadline_seconds)
-        self._pool = ThreadPoolExecutor(self.settings.threads, thread_name_prefix="webhook-send")
+        return self._loop.running
 
     def stop(self, wait: bool = False) -> None:
         """Stop polling; sends in flight finish in their threads. ``wait``: send what is due first (the events

@@ -42,10 +42,6 @@ class LogQueue:
         self._queue: queue.Queue[Entry] = queue.Queue(capacity)
         self._idle = threading.Condition()
 
-    def renew(self) -> None:
-        """Start empty: after a fork the parent's writer did not come along, nor should its entries."""
-        self._queue = queue.Queue(self.capacity)
-
     def put(self, entry: Entry) -> bool:
         """Queue ``entry`` without waiting (a full queue drops it, counted); whether the queue is half full
         now, so that the writer should go at once."""

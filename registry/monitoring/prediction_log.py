@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -56,7 +55,6 @@ class PredictionLog:
                                 explain_reference)
         self._queue = LogQueue(settings.capacity)
         self._loop = Loop("prediction-log", WRITE_SECONDS, self._turn)
-        self._lock = threading.Lock()
         self._pruned_at = float("-inf")
 
     def keeps(self, model: str, status: int, request_id: str | None = None) -> bool:
@@ -65,9 +63,9 @@ class PredictionLog:
         the draw is the id's own, so every answer under one id is kept or none is: a stranger who sends
         a known id again is never the only answer logged under it (nor the one its label reaches)."""
         if self.shares.ask_if_stale():
-            self._ensure_writer()  # the writer reads the shares again; this request uses the ones it has
+            self._loop.wake()  # the writer reads the shares again; this request uses the ones it has
         if self.limits.stop(model):
-            self._ensure_writer()  # it looks again every turn, and logging resumes with space (or the lake)
+            self._loop.wake()  # it looks again every turn, and logging resumes with space (or the lake)
             if model in self.limits.holds and (status >= 400 or self.shares.draws(model, request_id)):
                 self.limits.holds.withhold(model)
             return False
@@ -75,7 +73,6 @@ class PredictionLog:
 
     def offer(self, entry: Entry) -> None:
         """Queue ``entry`` (one ``keeps`` said yes to); never blocks, never raises."""
-        self._ensure_writer()
         if self._queue.put(entry):
             self._loop.wake()  # half full: the writer goes now rather than at its next turn
 
@@ -127,6 +124,10 @@ class PredictionLog:
         self._loop.wake()
         return self._queue.drained(timeout)
 
+    def start(self) -> None:
+        """Start this process's writer (the app's lifecycle does, in each worker); until then entries wait queued."""
+        self._loop.start()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""
         self.flush(timeout)
@@ -158,15 +159,6 @@ class PredictionLog:
     def prune(self) -> int:
         """Delete what is older than the retention (and went to the lake, when it is exported); how many rows went."""
         return self.limits.prune()
-
-    def _ensure_writer(self) -> None:
-        if self._loop.running:
-            return
-        with self._lock:
-            if self._loop.running:
-                return
-            self._queue.renew()  # after a fork: the parent's thread did not come along, nor should its entries
-            self._loop.start()
 
     def _turn(self) -> bool:
         """Write a batch of what is queued; True when a whole batch went (more is waiting: no pause)."""

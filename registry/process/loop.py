@@ -1,8 +1,10 @@
 """One way to run background work in a process: a :class:`Loop` calls its ``tick`` from a daemon
 thread every ``period`` seconds (at once when woken, or when the tick says more is waiting) until
-it is stopped. Every background job of the registry is one: the alias watcher, the prediction log's
-writer, the webhook deliverer, the leased fleet work (monitoring sweep, rollout controller, artifact
-scrub) and the metric files' flusher.
+it is stopped. Every background job of the registry is one: the alias watcher and its PostgreSQL change
+listener (whose tick holds a listening connection until the loop stops or the connection fails), the shadow
+runner, the readiness probes' checks, the prediction log's writer, the webhook deliverer, the leased fleet
+work (monitoring sweep, rollout controller, artifact scrub, log export) and the metric files' flusher. The
+app's lifecycle (``api/lifecycle.py``) starts and stops them; no import or constructor does.
 
 A loop is started at most once per process: a process forked from one whose loop ran (gunicorn's
 workers) starts a thread of its own on its first :meth:`Loop.start`.

@@ -10,52 +10,52 @@ The listener needs a direct connection to PostgreSQL: behind PgBouncer in transa
 ``LISTEN`` does not hold, and the replicas fall back to polling.
 """
 import logging
-import threading
 from collections.abc import Callable
 
 from registry.changes import CHANNEL
+from registry.process.loop import Loop
 
 log = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
-WAIT_SECONDS = 1.0  # how often the listening thread looks up from waiting, to notice a stop
+WAIT_SECONDS = 1.0  # how often the listening connection looks up from waiting, to notice a stop
 
 
 class ChangeListener:
-    """A daemon thread that calls ``wake`` for each notification on :data:`CHANNEL`, and once after
-    each (re)connection, until stopped."""
+    """A loop (``change-listener``) that holds a listening connection and calls ``wake`` for each notification on
+    :data:`CHANNEL`, and once after each (re)connection, until stopped; a lost connection is made again
+    :data:`RECONNECT_SECONDS` later."""
 
     def __init__(self, conninfo: str):
         self._conninfo = conninfo
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wake: Callable[[], None] = lambda: None
+        self._down = False
+        self._loop = Loop("change-listener", RECONNECT_SECONDS, self._listen, first_tick_at_start=True)
 
     def start(self, wake: Callable[[], None]) -> None:
         """Start listening in this process; ``wake`` must be quick (it only signals another thread)."""
-        self._thread = threading.Thread(target=self._run, args=(wake,), name="change-listener", daemon=True)
-        self._thread.start()
+        self._wake = wake
+        self._loop.start()
 
-    def stop(self) -> None:
-        """Stop listening (within :data:`WAIT_SECONDS`)."""
-        self._stop.set()
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop listening (within :data:`WAIT_SECONDS`); wait up to ``timeout`` seconds for it. Whether it has."""
+        return self._loop.stop(timeout)
 
-    def _run(self, wake: Callable[[], None]) -> None:
+    def _listen(self) -> None:
+        """Listen on one connection until stopped, or until the connection fails."""
         import psycopg  # here: a server on SQLite never needs it, and it costs a quarter second of every start
 
-        down = False
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    if down:
-                        log.warning("listening for changes again")
-                    down = False
-                    wake()  # whatever was announced while not listening is read now
-                    while not self._stop.is_set():
-                        for _ in connection.notifies(timeout=WAIT_SECONDS):
-                            wake()
-            except psycopg.Error as exc:
-                if not down:
-                    log.error("cannot listen for changes (%s); the alias poll serves them meanwhile", exc)
-                down = True
-                self._stop.wait(RECONNECT_SECONDS)
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
+                connection.execute(f"LISTEN {CHANNEL}")
+                if self._down:
+                    log.warning("listening for changes again")
+                self._down = False
+                self._wake()  # whatever was announced while not listening is read now
+                while not self._loop.stopping:
+                    for _ in connection.notifies(timeout=WAIT_SECONDS):
+                        self._wake()
+        except psycopg.Error as exc:
+            if not self._down:
+                log.error("cannot listen for changes (%s); the alias poll serves them meanwhile", exc)
+            self._down = True

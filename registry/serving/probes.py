@@ -1,7 +1,8 @@
 """Checks of a dependency (the database, the artifact store) answered within a deadline, whatever the
 dependency does.
 
-A check runs on a thread of its own, never on the thread that asks. Whoever asks while no check is
+A check runs on a loop of its own (``probe-<name>``, started and stopped by the app's lifecycle), never on
+the thread that asks. Whoever asks while no check is
 running starts one and waits for it at most ``deadline`` seconds, so that probes one after another
 each see a fresh answer. Whoever asks while one is running does not wait: they get the last answer
 while the running check is younger than the deadline (an unanswered one before the first answer),
@@ -11,11 +12,15 @@ at most ``deadline`` seconds.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from registry.process.loop import Loop
+
+# How often a probe's loop looks for an asker unwoken (an asker wakes it at once).
+IDLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -33,26 +38,36 @@ class ProbeAnswer:
 
 
 class Probe:
-    """One check (``check()``), run in the background and answered within ``deadline`` seconds."""
+    """One check (``check()``), run in the background and answered within ``deadline`` seconds, once started."""
 
     def __init__(self, name: str, check: Callable[[], object], deadline: float):
         self.name = name
         self.check = check
         self.deadline = deadline
-        self._pid: int | None = None
-        self._guard = threading.Lock()
+        self._changed = threading.Condition()
+        self._started: float | None = None  # when the running check started (None: none runs)
+        self._asked = self._answered = 0
+        self._last = ProbeAnswer()
+        self._loop = Loop(f"probe-{name}", IDLE_SECONDS, self._turn)
+
+    def start(self) -> None:
+        """Start this process's checking loop (the app's lifecycle does, in each worker)."""
+        self._loop.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the loop; wait up to ``timeout`` seconds for a check in progress. Whether it has ended."""
+        return self._loop.stop(timeout)
 
     def answer(self) -> ProbeAnswer:
         """A new check's answer, or the last one while another asker's check runs, or an unanswered one
         once the running check is older than ``deadline``; never waits longer than ``deadline``."""
-        self._start_in_this_process()
         with self._changed:
             if self._started is not None:  # another asker's check is running
                 running = time.monotonic() - self._started
                 young = running < self.deadline and self._answered
                 return self._last if young else ProbeAnswer(waiting_seconds=running)
             self._started, self._asked = time.monotonic(), self._asked + 1
-            self._changed.notify_all()
+            self._loop.wake()
             started, asked = self._started, self._asked
             while self._answered < asked:
                 left = started + self.deadline - time.monotonic()
@@ -61,28 +76,16 @@ class Probe:
                 self._changed.wait(left)
             return self._last
 
-    def _start_in_this_process(self) -> None:
-        """The runner thread, started on first use in each process (a fork copies no thread)."""
-        with self._guard:
-            if self._pid == os.getpid():
+    def _turn(self) -> None:
+        """Run the check an asker asked for, if one did."""
+        with self._changed:
+            if self._started is None:
                 return
-            self._pid = os.getpid()
-            self._changed = threading.Condition()
-            self._started: float | None = None
-            self._asked = self._answered = 0
-            self._last = ProbeAnswer()
-            threading.Thread(target=self._run, args=(self._changed,), name=f"probe-{self.name}", daemon=True).start()
-
-    def _run(self, changed: threading.Condition) -> None:
-        while True:
-            with changed:
-                while self._started is None:
-                    changed.wait()
-                asked = self._asked
-            try:
-                answer = ProbeAnswer(value=self.check())
-            except Exception as exc:  # reported to the asker, who says what failed
-                answer = ProbeAnswer(error=exc)
-            with changed:
-                self._last, self._answered, self._started = answer, asked, None
-                changed.notify_all()
+            asked = self._asked
+        try:
+            answer = ProbeAnswer(value=self.check())
+        except Exception as exc:  # reported to the asker, who says what failed
+            answer = ProbeAnswer(error=exc)
+        with self._changed:
+            self._last, self._answered, self._started = answer, asked, None
+            self._changed.notify_all()

@@ -51,11 +51,16 @@ class Runtime:
         """Write this process's rollout figures to the database now (the watcher does so every second)."""
         self.flusher.flush()
 
+    def start(self) -> None:
+        """Start this process's shadow runs (the alias watcher starts apart: only when the app watches aliases)."""
+        self.shadows.start()
+
     def stop(self, wait_seconds: float) -> None:
         """Before the process exits: stop following the aliases, let the shadow runs queued finish (within
-        ``wait_seconds``), and write the rollout figures counted since their last flush."""
-        self.models.stop()
+        ``wait_seconds``), stop their runner, and write the rollout figures counted since their last flush."""
+        self.models.stop(wait_seconds)
         self.shadows.wait_idle(wait_seconds)
+        self.shadows.stop(wait_seconds)
         self.flusher.flush_last()
 
 

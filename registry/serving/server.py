@@ -128,13 +128,13 @@ class ModelServer:
         """Be woken by ``listener`` as soon as another process commits a change (see :class:`AliasWatcher`)."""
         self.watcher.listen(listener)
 
-    def ensure_started(self) -> None:
+    def start(self) -> None:
         """Warm every aliased model, then keep the snapshot fresh from the watcher's thread."""
         self.watcher.start()
 
-    def stop(self) -> None:
-        """Stop the watcher (tests and shutdown)."""
-        self.watcher.stop()
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the watcher (tests and shutdown); wait up to ``timeout`` seconds for its threads."""
+        self.watcher.stop(timeout)
 
     def refresh(self) -> None:
         """Read every alias from the database when anything moved; load what moved, then swap it in.

@@ -1,6 +1,7 @@
 """Shadow runs: after a caller has its answer, the shadow version predicts the same rows, off the request path.
 
-Jobs wait in a bounded per-process queue drained by one daemon thread; when the queue is full a
+Jobs wait in a bounded per-process queue drained by one loop (``shadow-runner``, started and stopped by
+the app's lifecycle); when the queue is full a
 job is dropped and counted, never waited for. While the process is busy (``shed``: its admission's
 counts, ``registry/serving/admission.py``) a job is shed, when offered and again when its turn
 comes: a shadow run first, a canary's mirror run only when the process is full. Jobs that queued up meanwhile run as one batch, so a
@@ -8,9 +9,7 @@ busy process pays scikit-learn's per-call overhead once per batch rather than on
 caller got: label agreement for classifiers, absolute difference for regressors.
 """
 import logging
-import os
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from registry import tracing
+from registry.process.loop import Loop
 from registry.serving.cache import ServableModel
 from registry.serving.figures import FigureBook
 from registry.serving.inputs import PredictionInput
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 256
 # Jobs waiting for the same shadow version run as one predict call, up to this many at a time.
 BATCH_JOBS = 64
+# How often the runner looks at its queue unwoken (an offer wakes it at once).
+IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def compare(task: str, answered: list, shadowed: list) -> tuple[int, list[float]
 
 
 class ShadowRunner:
-    """The bounded queue of shadow jobs of this process and the one thread that runs them."""
+    """The bounded queue of shadow jobs of this process and the one loop that runs them (once started)."""
 
     def __init__(self, figures: FigureBook, run: Callable, size: int = QUEUE_SIZE,
                  shed: Callable[..., bool] = lambda *, mirror: False):
@@ -75,9 +77,7 @@ class ShadowRunner:
         self._run = run  # run(servable, rows) -> predictions: the same code that answers callers
         self._shed = shed  # shed(mirror=...) -> whether such a run is skipped now (the process is busy)
         self._queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=size)
-        self._thread: threading.Thread | None = None
-        self._pid = None
-        self._lock = threading.Lock()
+        self._loop = Loop("shadow-runner", IDLE_SECONDS, self._turn)
         self._observers: list[ShadowObserver] = []
 
     def observe(self, observer: ShadowObserver) -> None:
@@ -89,9 +89,9 @@ class ShadowRunner:
         either. Never blocks."""
         if self._shed_now(job):
             return False
-        self._ensure_worker()
         try:
             self._queue.put_nowait(job)
+            self._loop.wake()
             return True
         except queue.Full:
             self._figures.shadowed(self._key(job), dropped=True)
@@ -99,38 +99,39 @@ class ShadowRunner:
                 series(SHADOW_RUNS, **_labels(job), outcome="dropped").inc()
             return False
 
+    def start(self) -> None:
+        """Start this process's runner (the app's lifecycle does, in each worker)."""
+        self._loop.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the runner; wait up to ``timeout`` seconds for a batch in progress. Whether it has ended."""
+        return self._loop.stop(timeout)
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued job has run (tests and shutdown); False on timeout."""
-        done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
-        return done.wait(timeout)
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: not self._queue.unfinished_tasks, timeout)
 
-    def _ensure_worker(self) -> None:
-        """Start the worker in this process (a forked worker does not inherit the master's thread)."""
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="shadow-runner", daemon=True)
-                self._thread.start()
-                self._pid = os.getpid()
-
-    def _work(self) -> None:
-        while True:
-            jobs = [self._queue.get()]
-            while len(jobs) < BATCH_JOBS:
-                try:
-                    jobs.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+    def _turn(self) -> bool:
+        """Run what waits, up to a batch; True when more is waiting (the next turn at once)."""
+        jobs = []
+        while len(jobs) < BATCH_JOBS:
             try:
-                for group in _by_shadow([job for job in jobs if not self._shed_now(job)]):
-                    self._run_group(group)
-            except Exception:  # a shadow must never take the runner down with it
-                log.exception("shadow runs of %s failed", jobs[0].shadow.model)
-            finally:
-                for _ in jobs:
-                    self._queue.task_done()
+                jobs.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not jobs:
+            return False
+        try:
+            for group in _by_shadow([job for job in jobs if not self._shed_now(job)]):
+                self._run_group(group)
+        except Exception:  # a shadow must never take the runner down with it
+            log.exception("shadow runs of %s failed", jobs[0].shadow.model)
+        finally:
+            for _ in jobs:
+                self._queue.task_done()
+        return not self._queue.empty()
 
     def _run_group(self, jobs: list[ShadowJob]) -> None:
         """Run the waiting jobs of one shadow version as one batch (one predict call: most of its cost)."""

@@ -62,11 +62,11 @@ class AliasWatcher:
         """Refresh now rather than at the next poll."""
         self._loop.wake()
 
-    def stop(self) -> None:
-        """Stop the thread and the listener (tests and shutdown)."""
-        self._loop.stop()
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop and the listener (tests and shutdown); wait up to ``timeout`` seconds for each."""
+        self._loop.stop(timeout)
         if self._listener is not None:
-            self._listener.stop()
+            self._listener.stop(timeout)
 
     def tell(self, marker: tuple) -> None:
         """Tell the observers, once per change of ``marker`` and only once started; one that fails is told

@@ -46,7 +46,7 @@ def test_apps_and_their_deliverers_add_no_receivers(build_app):
     build_app()
     receivers = len(changes.committed.receivers)
     for _ in range(3):
-        build_app().extensions["webhook_deliverer"].ensure_started()
+        build_app().extensions["webhook_deliverer"].start()
     assert len(changes.committed.receivers) == receivers
 
 

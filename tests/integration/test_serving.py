@@ -370,7 +370,7 @@ def test_a_database_outage_is_logged_once_without_a_traceback_and_its_end_once(m
 
     monkeypatch.setattr(registry.serving.server.lookups, "change_marker", unavailable)
     caplog.set_level("WARNING", logger="registry.serving.watcher")
-    b_server.ensure_started()
+    b_server.start()
     deadline = time.monotonic() + 10
     while len(calls) < 6 and time.monotonic() < deadline:
         time.sleep(0.05)  # polling for the watcher, bounded by the deadline

@@ -62,7 +62,7 @@ def deliveries(client, hook: int) -> list[dict]:
 
 
 def start(app):
-    app.extensions["webhook_deliverer"].ensure_started()
+    app.extensions["webhook_deliverer"].start()
 
 
 def test_uploads_promotes_rollbacks_and_archives_arrive_signed_and_are_logged(make, receiver):

@@ -155,6 +155,7 @@ def test_the_shadow_runner_sheds_while_busy_counts_it_as_a_drop_and_runs_again_a
     book = FigureBook()
     runner = ShadowRunner(book, run=lambda servable, rows: ran.append(len(rows)) or [1.0] * len(rows),
                           shed=lambda *, mirror: busy.is_set() and not mirror)
+    runner.start()
     shadow = ShadowJob(7, "production", SHADOW, request=GivenRows([[1.0]]), answered=[1.0])
     mirror = ShadowJob(7, "production", SHADOW, request=GivenRows([[1.0]]), answered=[1.0], role="canary",
                        arm_version=2)

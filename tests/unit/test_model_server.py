@@ -149,7 +149,7 @@ def test_observers_hear_of_each_change_once_from_the_start_and_not_in_a_master_t
 
     changing.refresh()  # gunicorn's master warming up before the fork: nothing to follow there
     assert told == []
-    changing.ensure_started()
+    changing.start()
     changing.refresh()  # the registry did not change
     changing.marker = (2,)
     changing.refresh()
@@ -167,7 +167,7 @@ def test_an_observer_that_failed_is_told_again_at_the_next_poll(changing):
             raise OSError("the database went away")
 
     changing.observe_changes(flaky)
-    changing.ensure_started()
+    changing.start()
     changing.refresh()
     changing.refresh()
 

@@ -30,6 +30,7 @@ def test_a_full_queue_drops_and_counts_without_waiting():
         yield
 
     log = PredictionLog(LogSettings(default_sample=1.0, retention_days=1, capacity=2), stuck_database)
+    log.start()
     before = dropped()
     started = time.perf_counter()
     for _ in range(10):
@@ -45,13 +46,11 @@ def test_a_full_queue_drops_and_counts_without_waiting():
 def test_answers_are_kept_by_share_and_errors_always():
     draws = iter([0.05, 0.5, 0.95])
     log = PredictionLog(LogSettings(default_sample=0.1, retention_days=1), lambda: None, chance=lambda: next(draws))
-    log._ensure_writer = lambda: None  # nothing is written here: only the draws are looked at
     kept = [log.keeps("m", status) for status in (200, 200, 200, 422, 503)]
     assert kept == [True, False, False, True, True]  # 0.05 < 0.1 drawn; 0.5 and 0.95 not; errors without a draw
 
 
 def test_a_share_of_zero_keeps_only_errors_and_one_keeps_all():
     log = PredictionLog(LogSettings(default_sample=0.0, retention_days=1), lambda: None, chance=lambda: 0.0)
-    log._ensure_writer = lambda: None
     log.shares.own = {"all": 1.0}
     assert [log.keeps("m", 200), log.keeps("all", 200), log.keeps("m", 500)] == [False, True, True]

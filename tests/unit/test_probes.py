@@ -7,6 +7,12 @@ from registry.serving.probes import Probe
 DEADLINE = 0.05
 
 
+def started(probe: Probe) -> Probe:
+    """``probe`` with its loop running (as the app's lifecycle starts it)."""
+    probe.start()
+    return probe
+
+
 class Check:
     """A check that counts its calls and can be held until released."""
 
@@ -25,14 +31,14 @@ class Check:
 
 def test_askers_one_after_another_each_get_a_fresh_answer():
     check = Check()
-    probe = Probe("db", check, DEADLINE)
+    probe = started(Probe("db", check, DEADLINE))
 
     assert [probe.answer().value for _ in range(3)] == ["answer 1", "answer 2", "answer 3"]
 
 
 def test_a_hanging_check_is_stalled_for_every_asker_and_never_doubled():
     check = Check()
-    probe = Probe("store", check, DEADLINE)
+    probe = started(Probe("store", check, DEADLINE))
     assert probe.answer().value == "answer 1"
     check.gate.clear()
 
@@ -50,7 +56,7 @@ def test_a_hanging_check_is_stalled_for_every_asker_and_never_doubled():
 
 def test_while_another_askers_check_is_young_the_last_answer_is_given_without_waiting():
     check = Check()
-    probe = Probe("store", check, deadline=60)
+    probe = started(Probe("store", check, deadline=60))
     assert probe.answer().value == "answer 1"
     check.gate.clear()
     check.entered.clear()
@@ -66,7 +72,7 @@ def test_while_another_askers_check_is_young_the_last_answer_is_given_without_wa
 def test_before_the_first_answer_only_the_asker_who_started_the_check_waits():
     check = Check()
     check.gate.clear()
-    probe = Probe("store", check, deadline=60)
+    probe = started(Probe("store", check, deadline=60))
     waiting = threading.Thread(target=probe.answer)
     waiting.start()
     check.entered.wait()
@@ -83,6 +89,6 @@ def test_a_check_that_raises_is_answered_with_its_error():
     def broken():
         raise OSError("no route to host")
 
-    answer = Probe("store", broken, DEADLINE).answer()
+    answer = started(Probe("store", broken, DEADLINE)).answer()
 
     assert isinstance(answer.error, OSError) and not answer.unanswered

@@ -20,6 +20,7 @@ WAIT = 10  # seconds; a bound on waiting for an Event or a future, so a broken t
 @pytest.fixture
 def pool():
     laned = LanedPool(1)
+    laned.start()
     yield laned
     laned.shutdown(wait=True, cancel_futures=True)
 
@@ -51,6 +52,7 @@ def test_a_result_and_an_exception_reach_the_future(pool):
 
 def test_shutdown_runs_what_waits_and_then_takes_nothing():
     laned = LanedPool(1)
+    laned.start()
     release = blocked(laned)
     waiting = laned.submit(lambda: "ran", later=True)
     laned.shutdown(wait=False)
@@ -64,6 +66,7 @@ def test_shutdown_runs_what_waits_and_then_takes_nothing():
 
 def test_shutdown_cancelling_drops_what_waits():
     laned = LanedPool(1)
+    laned.start()
     release = blocked(laned)
     dropped = laned.submit(lambda: pytest.fail("a cancelled request ran"))
     laned.shutdown(wait=False, cancel_futures=True)

@@ -47,6 +47,7 @@ def test_classifier_shadows_are_compared_by_label_and_regressors_by_absolute_dif
 def test_a_shadow_run_is_compared_with_what_the_caller_got_and_counted():
     book = FigureBook()
     runner = ShadowRunner(book, run=lambda servable, rows: [4.0])
+    runner.start()
     assert runner.offer(job([3.0]))
     assert runner.wait_idle(WAIT)
     tally = book.take_changed()[(7, "shadow", 3)]
@@ -65,6 +66,7 @@ def test_a_shadow_that_fails_on_one_request_is_counted_as_an_error_and_the_other
         return (rows[:, 0] * 2).tolist()
 
     runner = ShadowRunner(book, run=run)
+    runner.start()
     runner.offer(job([2.0]))  # holds the worker while the next three queue up
     assert entered.wait(WAIT)
     runner.offer(job([2.0]))
@@ -87,6 +89,7 @@ def test_queued_shadow_jobs_run_as_one_batch_and_each_is_compared_with_its_own_a
         return (rows[:, 0] * 10).tolist()
 
     runner = ShadowRunner(book, run=run)
+    runner.start()
     runner.offer(job([10.0]))
     assert entered.wait(WAIT)
     runner.offer(job([10.0, 20.0], rows=((1.0,), (2.0,))))
@@ -107,6 +110,7 @@ def test_when_the_queue_is_full_a_shadow_job_is_dropped_and_counted_without_wait
         return [1.0]
 
     runner = ShadowRunner(book, run=blocked, size=1)
+    runner.start()
     assert runner.offer(job([1.0]))  # taken by the worker, which now blocks
     assert entered.wait(WAIT)
     assert runner.offer(job([1.0]))  # waits in the queue
