@@ -3,7 +3,8 @@ reader in a fresh process, whose high-water mark of resident memory (VmHWM, rese
 must stay within twice the file's size, whether the file is read or refused.
 
 The shapes: a large XGBoost JSON file of deep trees (a 229 MB one took 6.5 times its size before the arrays were
-read by NumPy), a UBJSON file of nulls, and JSON files whose skeleton (what is left once the flat arrays are cut
+read by NumPy), one of many stumps, whose skeleton is most of the file (2.07 times its size while the skeleton's
+text was kept until the trees' arrays were read), a UBJSON file of nulls, and JSON files whose skeleton (what is left once the flat arrays are cut
 out) is dense with values XGBoost never writes, which the json module would build at 60 to 90 bytes each (a 34 MB
 file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28 for objects of one array), and a
 LightGBM file of short lines, each a Python string (25 times its size)."""
@@ -50,19 +51,22 @@ def _peak(tmp_path, data: bytes) -> tuple[int, str]:
     return found["peak"], found["outcome"]
 
 
-def _deep_trees(megabytes: int) -> bytes:
+def _xgboost_trees(max_depth: int, megabytes: int | None = None, n_trees: int | None = None) -> bytes:
+    """An XGBoost JSON model of 20 trained trees of ``max_depth`` repeated to about ``megabytes`` MB, or to
+    ``n_trees`` trees."""
     import xgboost as xgb
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 10)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=len(X)) > 0).astype(int)
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 10, "nthread": 1, "min_child_weight": 0,
-                         "lambda": 0}, xgb.DMatrix(X, label=y), 20)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": max_depth, "nthread": 1,
+                         "min_child_weight": 0, "lambda": 0}, xgb.DMatrix(X, label=y), 20)
     document = json.loads(booster.save_raw("json"))
     model = document["learner"]["gradient_booster"]["model"]
     trees = model["trees"]
-    per_tree = len(json.dumps(trees, separators=(",", ":"))) / len(trees)
-    n_trees = int(megabytes * MIB / per_tree)
+    if n_trees is None:
+        per_tree = len(json.dumps(trees, separators=(",", ":"))) / len(trees)
+        n_trees = int(megabytes * MIB / per_tree)
     model["trees"] = [{**trees[i % len(trees)], "id": i} for i in range(n_trees)]
     model["tree_info"] = [0] * n_trees
     model["iteration_indptr"] = list(range(n_trees + 1))
@@ -76,7 +80,8 @@ def _skeleton(element: bytes, megabytes: int) -> bytes:
 
 
 SHAPES = {
-    "xgboost-json-deep-trees-40MB": (lambda: _deep_trees(40), "read"),
+    "xgboost-json-deep-trees-40MB": (lambda: _xgboost_trees(10, megabytes=40), "read"),
+    "xgboost-json-30000-stumps": (lambda: _xgboost_trees(1, n_trees=30_000), "read"),
     "ubjson-nulls-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"Z" * (16 * MIB) + b"]}", "refused"),
     "json-arrays-of-arrays-16MB": (lambda: _skeleton(b"[1],", 16), "refused: XGBoost JSON model: an array of arrays"),
     "json-empty-objects-16MB": (lambda: _skeleton(b"{},", 16), "refused: XGBoost JSON model: more than"),

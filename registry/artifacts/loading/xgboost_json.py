@@ -60,7 +60,7 @@ def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
     array outside the trees by a list (``tree_info`` read, any other left empty), and the trees' arrays (None
     when it holds no tree; refused past ``max_trees``). Raises ``InvalidArtifact`` naming what is wrong."""
     small = len(data) < 2**32
-    spans = array("I" if small else "q")  # where each array starts and ends: four bytes each where they fit
+    starts = array("I" if small else "q")  # where each array's values start: four bytes each where they fit
     skeleton = bytearray()
     for match in _NEXT_ARRAY.finditer(data):
         skeleton += match.group(1)
@@ -69,7 +69,7 @@ def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
                 raise InvalidArtifact(f"XGBoost JSON model: an array of arrays at byte {match.start(2)}, which "
                                       "XGBoost never writes (every array of numbers is an object's field)")
             skeleton += _PLACEHOLDER
-            spans.extend((match.start(2) + 1, match.end(2) - 1))
+            starts.append(match.start(2) + 1)
     bound = min(MAX_SKELETON_VALUES, 100_000 + int(len(data) * SKELETON_VALUES_PER_BYTE))
     if skeleton.count(b",") + skeleton.count(b":") + skeleton.count(b"{") > bound:
         raise InvalidArtifact(f"XGBoost JSON model: more than {bound:,} values outside its trees' arrays (100,000 "
@@ -79,13 +79,14 @@ def loads(data: bytes, max_trees: int) -> tuple[dict, Trees | None]:
     except UnicodeDecodeError:
         raise InvalidArtifact("XGBoost JSON model: the file is not UTF-8 text") from None
     del skeleton
-    reader = _Reader(data, np.frombuffer(spans, dtype=np.uint32 if small else np.int64).reshape(-1, 2), max_trees)
+    reader = _Reader(data, np.frombuffer(starts, dtype=np.uint32 if small else np.int64), max_trees)
     try:
         document = json.loads(text, object_hook=reader.hook, parse_constant=reader.placeholder)
     except (ValueError, RecursionError) as error:
         raise InvalidArtifact(f"XGBoost JSON model: not valid JSON ({type(error).__name__}: {error})"[:300]) \
             from None
-    if reader.placeholders != len(reader.spans):
+    del text  # before the trees' arrays are read
+    if reader.placeholders != len(reader.starts):
         raise InvalidArtifact("XGBoost JSON model: NaN is not a number XGBoost writes")
     return document, reader.trees()
 
@@ -106,8 +107,8 @@ def _span(value) -> int | None:
 class _Reader:
     """Collects each tree's arrays as the json module finishes its object."""
 
-    def __init__(self, data: bytes, spans: np.ndarray, max_trees: int):
-        self.data, self.spans, self.max_trees = data, spans, max_trees
+    def __init__(self, data: bytes, starts: np.ndarray, max_trees: int):
+        self.data, self.starts, self.max_trees = data, starts, max_trees
         self.fields: dict[str, array] = {field: array("q") for field in FIELDS}
         self.count = self.placeholders = 0
 
@@ -115,7 +116,7 @@ class _Reader:
         """The flat array the ``index``-th ``NaN`` of the skeleton stands for: the json module reads them in the
         file's order. Any other constant (``Infinity``) is refused, and a ``NaN`` the file held itself is
         caught by the count."""
-        if name != "NaN" or self.placeholders >= len(self.spans):
+        if name != "NaN" or self.placeholders >= len(self.starts):
             raise InvalidArtifact(f"XGBoost JSON model: {name} is not a number XGBoost writes")
         self.placeholders += 1
         return _Flat(self.placeholders - 1)
@@ -144,7 +145,7 @@ class _Reader:
             return item
         if key != "tree_info":
             return []
-        start, end = self.spans[index].tolist()
+        start, end = self.bodies(np.array([index]))[0]
         if self.data.count(b",", start, end) >= self.max_trees:
             raise InvalidArtifact(f"XGBoost model: more than {self.max_trees:,} trees")
         return _parse(self.data[start:end], np.int64).tolist()
@@ -154,7 +155,7 @@ class _Reader:
         if not self.count:
             return None
         fields = {name: np.frombuffer(spans, dtype=np.int64) for name, spans in self.fields.items()}
-        sizes = _counts(self.data, self.spans[fields["left_children"]])
+        sizes = _counts(self.data, self.bodies(fields["left_children"]))
         if (sizes == 0).any():
             raise InvalidArtifact("XGBoost model: a tree's node arrays are empty or of different lengths")
         arrays = {}
@@ -164,17 +165,22 @@ class _Reader:
                     raise InvalidArtifact("XGBoost model: some trees have a 'split_type' and others none")
                 arrays[field] = None if field == "sum_hessian" else np.zeros(int(sizes.sum()), dtype=bool)
                 continue
-            ranges = self.spans[chosen]
+            ranges = self.bodies(chosen)
             if (_counts(self.data, ranges) != sizes).any():
                 if field == "sum_hessian":  # a tree without a cover for each node: none is explained
                     arrays[field] = None
                     continue
                 raise InvalidArtifact("XGBoost model: a tree's node arrays are empty or of different lengths")
             dtype = np.float64 if field in ("split_conditions", "sum_hessian") else np.int64
-            text = b",".join([self.data[start:end] for start, end in ranges.tolist()])
+            text = b",".join([self.data[start:end] for start, end in ranges])
             arrays[field] = compact(FIELDS[field], _parse(text, dtype))
             del text
         return Trees(sizes=sizes, **{FIELDS[field]: value for field, value in arrays.items()})
+
+    def bodies(self, indices: np.ndarray) -> list[tuple[int, int]]:
+        """Where the values of each flat array ``indices`` names are: from its ``[`` to its ``]``, the first after
+        it (a flat array holds no other bracket)."""
+        return [(start, self.data.index(b"]", start)) for start in self.starts[indices].tolist()]
 
 
 def _last_character(skeleton: bytearray) -> int | None:
@@ -185,10 +191,10 @@ def _last_character(skeleton: bytearray) -> int | None:
     return skeleton[at] if at >= 0 else None
 
 
-def _counts(data: bytes, ranges: np.ndarray) -> np.ndarray:
+def _counts(data: bytes, ranges: list[tuple[int, int]]) -> np.ndarray:
     """How many values each array at ``ranges`` (the bytes between its brackets) holds."""
     counts = np.empty(len(ranges), dtype=np.int64)
-    for i, (start, end) in enumerate(ranges.tolist()):
+    for i, (start, end) in enumerate(ranges):
         commas = data.count(b",", start, end)
         counts[i] = commas + 1 if commas or data[start:end].strip() else 0
     return counts
