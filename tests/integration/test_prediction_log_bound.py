@@ -9,6 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select, text
 
+from api import lifecycle
 from registry.db import db
 from registry.monitoring import log_bounds
 from registry.monitoring.log_queue import Entry
@@ -44,6 +45,9 @@ def models(client, ci):
 
 
 def the_log(app):
+    """The app's prediction log, its writer running: the app's lifecycle started, as a worker starts it before it
+    answers (an app a test builds and offers to without a request would hold its entries)."""
+    lifecycle.of(app).start()
     return app.extensions["model_registry"].prediction_log
 
 

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from pyarrow import fs
 from sqlalchemy import func, select, text
 
+from api import lifecycle
 from registry import leases
 from registry.db import db
 from registry.monitoring import lake as lakes
@@ -61,6 +62,9 @@ def model(client, ci):
 
 
 def the_log(app):
+    """The app's prediction log, its writer running: the app's lifecycle started, as a worker starts it before it
+    answers (an app a test builds and offers to without a request would hold its entries)."""
+    lifecycle.of(app).start()
     return app.extensions["model_registry"].prediction_log
 
 
