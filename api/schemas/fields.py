@@ -71,13 +71,18 @@ class Text(fields.String):
         return text
 
 
+# A reason's pattern in the OpenAPI document: no control character (Unicode's Cc) but a tab or a line break, the rule
+# of registry.reasons.written_problem.
+PLAIN_TEXT = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+
+
 class Reason(Text):
     """A mandatory reason: text a person wrote, at least ``MIN_VISIBLE`` visible characters (the rule of
     :mod:`registry.reasons`, which the dashboard and the use cases share), at most ``MAX_REASON``."""
 
     def __init__(self, what: str):
         super().__init__(required=True, validate=validate.Length(min=MIN_VISIBLE, max=MAX_REASON), metadata={
-            "description": f"mandatory: {what}, in at least {MIN_VISIBLE} visible characters (spaces, separators, "
+            "pattern": PLAIN_TEXT, "description": f"mandatory: {what}, in at least {MIN_VISIBLE} visible characters (spaces, separators, "
                            "control and format characters such as a zero-width space do not count); kept in the history"})
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -94,6 +99,7 @@ class OptionalReason(Text):
 
     def __init__(self, kept: str = "the history"):
         super().__init__(load_default="", validate=validate.Length(max=MAX_REASON), metadata={
+            "pattern": PLAIN_TEXT,
             "description": f"optional: why, kept in {kept}; plain text (no control characters but tabs and line breaks)"})
 
     def _deserialize(self, value, attr, data, **kwargs):
