@@ -104,18 +104,10 @@ LINGER_SECONDS = _float("LINGER_SECONDS", 0.0)
 ACCESS_LOG = os.environ.get("ACCESS_LOG", "").strip() or None
 
 
-def back_lane_nice(value: str) -> int | None:
-    """``BACK_LANE_NICE``: a nice value from 1 to 19, or None for ``off``."""
-    value = value.strip().lower()
-    if value == "off":
-        return None
-    if value.isdigit() and 1 <= int(value) <= 19:
-        return int(value)
-    raise ValueError(f"BACK_LANE_NICE must be off or a nice value from 1 to 19, not {value!r}")
-
-
-# Each worker's back lane in a process of its own at this nice value (deploy/back_lane.py); off: in the worker.
-BACK_LANE_NICE = back_lane_nice(os.environ.get("BACK_LANE_NICE", "off"))
+# Settings that no longer do anything, and why: a start with one of them set says so (deploy/gunicorn_conf.py).
+RETIRED = {"BACK_LANE_NICE": "each worker's back process is retired; a flooded model's requests go to the back of "
+                             "the worker's queue instead (docs/operations.md, \"Overload\")"}
+RETIRED_SET = tuple(name for name in RETIRED if os.environ.get(name, "").strip().lower() not in ("", "off"))
 
 
 class Config:

@@ -52,8 +52,7 @@ def init_app(app: Flask) -> None:
                      every_turn=exporter.refresh),)
          if exporter is not None else ())
     app.extensions[EXTENSION] = (settings, loops, scrubbing, report, exporter)
-    lifecycle.of(app).add("background loops", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app),
-                          background=True)
+    lifecycle.of(app).add("background loops", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
 
 
 def sweep_settings(app: Flask) -> SweepSettings:

@@ -29,8 +29,7 @@ def init_app(app: Flask) -> None:
         ),
     )
     app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
-    lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app),
-                          background=True)
+    lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
     committed.connect(_wake_on_events)  # once per process: connecting again changes nothing
 
 

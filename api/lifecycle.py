@@ -7,10 +7,7 @@ goes (gunicorn's ``post_worker_init`` and ``worker_exit`` hooks, ``deploy/gunico
 that); a server without such hooks gets the starts from the first request, whichever path answers
 it (Flask's hooks, or the predict fast path): once they ran, it is a flag check. Starts run in the
 order they were registered, stops in the reverse order; a process stops only the parts it started
-(none in a process that started none: gunicorn's master, a forked child). A worker's back process
-(``BACK_LANE_NICE``, ``deploy/back_lane.py``) only answers the requests its worker hands it: it starts
-every part but the background ones (the leader-elected loops, the webhook deliverer, the gRPC server),
-which its worker runs.
+(none in a process that started none: gunicorn's master, a forked child).
 
 Every thread that lives as long as the process is started by a part's start and ended by its stop (most
 are a :class:`registry.process.loop.Loop`); none is started by an import or a constructor.
@@ -33,20 +30,18 @@ class Lifecycle:
     """The starts and stops of the parts of one app, run once per process."""
 
     def __init__(self):
-        self._parts: list[tuple[str, Callable[[], object] | None, Callable[[], object] | None, bool]] = []
+        self._parts: list[tuple[str, Callable[[], object] | None, Callable[[], object] | None]] = []
         self._started_in: int | None = None  # the process that ran the starts
         self._running: tuple[int | None, list[str]] = (None, [])  # the parts a process started, and which one
         self._lock = threading.Lock()
 
     def add(self, name: str, *, start: Callable[[], object] | None = None,
-            stop: Callable[[], object] | None = None, background: bool = False) -> None:
-        """Register a part: ``start`` runs when a worker starts, ``stop`` before it exits; a ``background`` part is
-        work a process does beside answering requests, which a back process leaves to its worker."""
-        self._parts.append((name, start, stop, background))
+            stop: Callable[[], object] | None = None) -> None:
+        """Register a part: ``start`` runs when a worker starts, ``stop`` before it exits."""
+        self._parts.append((name, start, stop))
 
-    def start(self, *, background: bool = True) -> None:
-        """Run every start, once per process (a forked worker runs its own); without ``background``, not the
-        background parts'."""
+    def start(self) -> None:
+        """Run every start, once per process (a forked worker runs its own)."""
         if self._started_in == os.getpid():
             return
         with self._lock:
@@ -54,9 +49,7 @@ class Lifecycle:
                 return
             started: list[str] = []
             self._running = (os.getpid(), started)
-            for name, start, _, part_background in self._parts:
-                if part_background and not background:
-                    continue
+            for name, start, _ in self._parts:
                 if start is not None:
                     start()
                 started.append(name)
@@ -70,7 +63,7 @@ class Lifecycle:
             if pid != os.getpid():
                 return
             self._running, self._started_in = (None, []), None
-        for name, _, stop, _ in reversed(self._parts):
+        for name, _, stop in reversed(self._parts):
             if stop is None or name not in started:
                 continue
             try:

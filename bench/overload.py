@@ -45,9 +45,6 @@ def main() -> None:
                         help="LOW_PRIORITY_FROM_WALKS (0: every walk at the worker's priority); default: the service's")
     parser.add_argument("--low-priority-nice", default=None,
                         help="LOW_PRIORITY_NICE (1 to 19, or idle); default: the service's")
-    parser.add_argument("--back-lane-nice", default=None,
-                        help="BACK_LANE_NICE (off, or 1 to 19: each worker's back lane in a process at that nice "
-                             "value); default: the service's")
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--flood-threads", type=int, default=20)
@@ -90,8 +87,6 @@ def main() -> None:
         settings["LOW_PRIORITY_FROM_WALKS"] = args.low_priority_from_walks
     if args.low_priority_nice is not None:
         settings["LOW_PRIORITY_NICE"] = args.low_priority_nice
-    if args.back_lane_nice is not None:
-        settings["BACK_LANE_NICE"] = args.back_lane_nice
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
         root = Path(tmp)
         env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)

@@ -29,7 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
 from config import (  # noqa: E402  (after the environment above: config reads it once, at import)
-    ACCESS_LOG, BIND, DRAIN_SECONDS, GRACEFUL_TIMEOUT, LINGER_SECONDS, WORKER_THREADS, WORKERS,
+    ACCESS_LOG, BIND, DRAIN_SECONDS, GRACEFUL_TIMEOUT, LINGER_SECONDS, RETIRED, RETIRED_SET, WORKER_THREADS, WORKERS,
 )
 from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
 from registry.heap import map_large_blocks  # noqa: E402
@@ -60,6 +60,8 @@ def on_starting(server):
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
     server.handle_term = _not_ready_first(server, server.handle_term)
+    for name in RETIRED_SET:
+        server.log.warning("%s is set and ignored: %s", name, RETIRED[name])
     _load_before_listening(server)
 
 
@@ -139,8 +141,7 @@ def post_worker_init(worker):
     models warmed and watched, its webhook deliverer, its background loops, its shared metrics)."""
     from api import lifecycle
 
-    # A back process (BACK_LANE_NICE, deploy/back_lane.py) answers requests only; its worker runs the background.
-    lifecycle.of(worker.app.wsgi()).start(background=not getattr(worker, "is_back", False))
+    lifecycle.of(worker.app.wsgi()).start()
 
 
 def worker_exit(server, worker):
@@ -150,10 +151,6 @@ def worker_exit(server, worker):
 
     if getattr(worker, "wsgi", None) is not None:  # None when the worker failed to boot
         lifecycle.of(worker.app.wsgi()).stop()
-    if getattr(worker, "back_pid", None):  # its back process (BACK_LANE_NICE) has ended: its gauges leave too
-        from registry.process import metric_files
-
-        metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.back_pid)
 
 
 def child_exit(server, worker):

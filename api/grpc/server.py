@@ -58,8 +58,7 @@ def _credentials(cert_file: str | None, key_file: str | None) -> grpc.ServerCred
 
 
 def init_app(app: Flask) -> None:
-    """With ``GRPC_BIND`` set, serve gRPC from each worker of ``app`` (the worker's, not its back process's:
-    ``BACK_LANE_NICE``); register it last, so that it is stopped first, while what answers its calls still runs."""
+    """With ``GRPC_BIND`` set, serve gRPC from each worker of ``app``; register it last, so that it is stopped first, while what answers its calls still runs."""
     if app.config["GRPC_BIND"]:
         server = GrpcServer(app)
-        lifecycle.of(app).add("gRPC server", start=server.start, stop=server.stop, background=True)
+        lifecycle.of(app).add("gRPC server", start=server.start, stop=server.stop)

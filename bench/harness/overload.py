@@ -303,7 +303,7 @@ class Outcome:
     quiet_capacity: list[Reply]  # closed loop, ``capacity_callers`` at once (empty without ``quiet_share``)
     quiet_rate: float  # the quiet model's requests a second, offered
     flood_cpu_seconds: float  # CPU time of the flood's callers (their process, on the server's machine)
-    server_cpu_seconds: float  # CPU time of the server's workers (and their back processes) during the flood
+    server_cpu_seconds: float  # CPU time of the server's workers during the flood
 
 
 def overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: Scenario) -> Outcome:
@@ -340,7 +340,7 @@ def _overload(live, hot: tuple[str, bytes], quiet: tuple[str, bytes], scenario: 
     with quiet_callers() as before:
         time.sleep(scenario.idle)
     metrics["before"] = scrape(live.url)
-    workers = psutil.Process(live.process.pid).children(recursive=True)  # with their back processes, if any
+    workers = psutil.Process(live.process.pid).children(recursive=True)
     server_cpu = _cpu_seconds(workers)
     # Paced, a caller sends again only once answered: enough callers that each sends once per the longest the
     # server may take to answer (its deadline, then one computation begun before it: the slowest answer seen

@@ -29,7 +29,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from registry.errors import DeadlinePassed, ModelBusy, WorkerBusy
 from registry.telemetry import PREDICTIONS_IN_FLIGHT
@@ -91,8 +91,6 @@ class Admission:
         # next slots given back are theirs, in that order
         self._asked: dict[str, float] = {}  # model -> when it was last asked (bounded by the registry's models)
         self._total = 0
-        self._publish: Callable[[int], None] = _ignore  # told the count at each change (publish_in_flight)
-        self._peer_in_flight: Callable[[], int] = _none  # another process's count, shed by too (shed_with)
         # Below this many predictions in flight in all, none is refused: no model can hold its share yet.
         self._never_refused = min(bounds.per_model, bounds.per_worker)
 
@@ -127,11 +125,6 @@ class Admission:
         with self._lock:
             return self._over_share(model)
 
-    def never_wait(self) -> None:
-        """From now on no request waits for a slot (``wait_seconds`` 0): each is refused at once when none is free."""
-        with self._lock:
-            self.bounds = replace(self.bounds, wait_seconds=0.0)
-
     @property
     def quiet(self) -> bool:
         """Whether so few predictions are in flight that none would be refused now (read without the lock:
@@ -145,22 +138,8 @@ class Admission:
 
     def sheds(self, *, mirror: bool) -> bool:
         """Whether a run that follows an answer is skipped now: a shadow run from ``shed_shadows_at``
-        predictions in flight, a canary's mirror run from ``shed_mirrors_at`` (this process's and, with
-        :meth:`shed_with`, its peer's together)."""
-        in_flight = self._total + self._peer_in_flight()
-        return in_flight >= (self.bounds.shed_mirrors_at if mirror else self.bounds.shed_shadows_at)
-
-    def publish_in_flight(self, to: Callable[[int], None]) -> None:
-        """From now on tell ``to`` this process's predictions in flight at each change (a worker's back process, so
-        that its worker sheds by them, ``deploy/back_lane.py``)."""
-        with self._lock:
-            self._publish = to
-            to(self._total)
-
-    def shed_with(self, peer_in_flight: Callable[[], int]) -> None:
-        """From now on shed by this process's predictions in flight and ``peer_in_flight()`` together (a worker,
-        with its back process's: the flood it was handed keeps the pair busy, not the worker's own count)."""
-        self._peer_in_flight = peer_in_flight
+        predictions in flight, a canary's mirror run from ``shed_mirrors_at``."""
+        return self._total >= (self.bounds.shed_mirrors_at if mirror else self.bounds.shed_shadows_at)
 
     def _take(self, model: str, deadline: Deadline | None) -> None:
         with self._lock:
@@ -169,7 +148,6 @@ class Admission:
                 self._wait_or_refuse(model, deadline)
             self._by_model[model] = self._by_model.get(model, 0) + 1
             self._total += 1
-            self._publish(self._total)
         PREDICTIONS_IN_FLIGHT.inc()
 
     def _wait_or_refuse(self, model: str, deadline: Deadline | None) -> None:
@@ -253,7 +231,6 @@ class Admission:
             if held:
                 self._by_model[model] = held
             self._total -= 1
-            self._publish(self._total)
             if self._waiting:
                 self._freed.notify_all()
         PREDICTIONS_IN_FLIGHT.dec()
@@ -272,15 +249,6 @@ class Slot:
 
     def __exit__(self, *exc_info) -> None:
         self._admission._give_back(self._model)
-
-
-def _ignore(count: int) -> None:
-    """A count nobody is told."""
-
-
-def _none() -> int:
-    """No other process's predictions in flight."""
-    return 0
 
 
 def _check(deadline: Deadline) -> None:

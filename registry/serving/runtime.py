@@ -34,18 +34,6 @@ class Runtime:
     # A loaded linear version's drift-reference mean in its model's features (what its explanations are
     # measured from), or None; the app installs the monitoring's (registry.monitoring.explain_references).
     explain_reference: Callable[[ServableModel], np.ndarray | None] = lambda servable: None
-    low_priority_from_walks: int = 0  # LOW_PRIORITY_FROM_WALKS: from how many walks a call runs at lower priority
-    low_priority_nice: int | None = 10  # LOW_PRIORITY_NICE: that priority, below the process's own (None: SCHED_IDLE)
-
-    def serve_behind(self, nice: int) -> None:
-        """This process is a worker's back process (``deploy/back_lane.py``), run at ``nice``: it answers only the
-        predictions of models at their bound, so none of them waits for a slot (a waiting request would hold one of
-        the threads that refuse a flood), and its large walks stay as far below it as a worker's stay below the
-        worker: at ``nice`` plus ``low_priority_nice`` (19 at most; SCHED_IDLE stays SCHED_IDLE), so that they give
-        way to its refusals."""
-        self.admission.never_wait()
-        walks_nice = None if self.low_priority_nice is None else min(19, nice + self.low_priority_nice)
-        tree_walk.lower_large_calls(self.low_priority_from_walks, nice=walks_nice)
 
     def flush_figures(self) -> None:
         """Write this process's rollout figures to the database now (the watcher does so every second)."""
@@ -91,5 +79,4 @@ def build_runtime(loader: Loader, *, memory_budget_bytes: int, refresh_seconds: 
     admitted.serves_others = models.holds_others_than
     admitted.holds = models.holds
     shadows = ShadowRunner(figures, predictions_of, shed=admitted.sheds)
-    return Runtime(models, figures, shadows, flusher, explain_bounds, admitted, explain_reference,
-                   low_priority_from_walks, low_priority_nice)
+    return Runtime(models, figures, shadows, flusher, explain_bounds, admitted, explain_reference)

@@ -2,9 +2,8 @@
 the standard ``OTEL_*`` variables the image's workers send their spans to a real OTLP/HTTP receiver on
 this machine, a caller's ``traceparent`` in and out; a flooded model's excess is refused at once (429,
 Retry-After, problem+json with the trace id) while every request of another model is answered; a
-caller's ``X-Request-Timeout`` that passed is refused before any compute; a large walk runs on a
-thread at nice 10, which the container's default seccomp profile allows; and with ``BACK_LANE_NICE`` a
-flooded model is served by each worker's back process there too.
+caller's ``X-Request-Timeout`` that passed is refused before any compute; and a large walk runs on a
+thread at nice 10, which the container's default seccomp profile allows.
 
 The image is the one ``tests/e2e/test_container_image.py`` builds (podman reuses its cached layers). The
 image's default database is SQLite under /data: the SQLite pass runs this module.
@@ -43,8 +42,6 @@ SETTINGS = {"WEB_CONCURRENCY": 1, "WORKER_THREADS": 4, "MAX_IN_FLIGHT_PER_MODEL"
             "ADMISSION_WAIT_MS": 0, "PREDICTION_LOG_SAMPLE": 0}
 # 2,000 rows of a 300-tree forest: 600,000 walks, over LOW_PRIORITY_FROM_WALKS (200,000) by default.
 HOT_ROWS, HOT_TREES = 2000, 300
-# BACK_LANE_NICE, and the nice of its large walks: LOW_PRIORITY_NICE's default (10) below it.
-BACK_NICE, BACK_WALK_NICE = 10, 19
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
@@ -62,13 +59,6 @@ def container(receiver):
     env = {**SETTINGS, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint_at(HOST), "OTEL_SERVICE_NAME": SERVICE,
            "OTEL_BSP_SCHEDULE_DELAY": 100}
     yield from _serving(env)
-
-
-@pytest.fixture(scope="module")
-def back_lane_container():
-    """The image with the bounds above and each worker's back lane in a process at nice 10 (``BACK_LANE_NICE``),
-    serving the same two models; (container, hot's body)."""
-    yield from _serving({**SETTINGS, "BACK_LANE_NICE": BACK_NICE})
 
 
 def _serving(env: dict):
@@ -160,30 +150,6 @@ def test_a_large_walk_in_the_image_runs_on_a_thread_at_nice_10(container):
 
     assert {reply.status for reply in callers.replies} <= {200, 429}
     assert worker.nice() == 0 and "cannot run at a lower CPU priority" not in started.logs()
-
-
-def test_a_flooded_model_is_served_by_each_workers_back_process_in_the_image(back_lane_container):
-    # The container's default seccomp profile allows what the back lane does: the fork at nice 10, the parent's
-    # death signal, the connections passed over a Unix socket, and the walks at nice 19.
-    started, body = back_lane_container
-    master = psutil.Process(int(containers.podman("inspect", "--format", "{{.State.Pid}}", started.name).stdout))
-    (worker,) = master.children()
-    (back,) = worker.children()
-    hot, quiet = f"{started.url}/models/hot/predict", f"{started.url}/models/quiet/predict"
-    seen: set[int] = set()
-    with Callers(quiet, _json({"instances": [PROBE_ROW]}), interval=0.05) as steady:
-        time.sleep(0.5)  # the quiet model is asked: the hot model's bound holds
-        with Callers(hot, _json(body), threads=6) as flood:
-            deadline = time.monotonic() + 30
-            while not seen:
-                assert time.monotonic() < deadline, f"no thread of the back process was seen at nice {BACK_WALK_NICE}"
-                seen = niced_threads(back.pid, BACK_WALK_NICE)
-                time.sleep(0.002)
-
-    assert (worker.nice(), back.nice()) == (0, BACK_NICE)
-    assert {reply.status for reply in steady.replies} == {200}
-    assert {reply.status for reply in flood.replies} == {200, 429}
-    assert "cannot run at a lower CPU priority" not in started.logs() and "back process" not in started.logs()
 
 
 def _json(body: dict) -> bytes:

@@ -134,22 +134,6 @@ def test_shadow_runs_are_shed_from_half_full_and_mirror_runs_when_every_other_sl
         assert (gate.sheds(mirror=False), gate.sheds(mirror=True)) == (shadow_shed, mirror_shed)
 
 
-def test_a_worker_sheds_by_its_back_processs_predictions_in_flight_and_its_own_together():
-    back, worker = admission(per_model=2, per_worker=3), admission(per_model=2, per_worker=3)
-    shared = []
-    back.publish_in_flight(shared.append)
-    worker.shed_with(lambda: shared[-1])
-    assert shared == [0] and not worker.sheds(mirror=False)
-    with back.admitted("hot"):
-        assert shared[-1] == 1 and not worker.sheds(mirror=False)
-        with back.admitted("hot"):
-            assert shared[-1] == 2
-            assert worker.sheds(mirror=False) and worker.sheds(mirror=True)  # 2: half of 3, and all but one
-        with worker.admitted("quiet"):
-            assert worker.sheds(mirror=False) and back.in_flight == 1  # the pair's 2; the back counts only its own
-    assert shared[-1] == 0 and not worker.sheds(mirror=False)
-
-
 def test_the_shadow_runner_sheds_while_busy_counts_it_as_a_drop_and_runs_again_after():
     busy, ran = threading.Event(), []
     book = FigureBook()

@@ -34,16 +34,3 @@ def test_a_start_that_fails_is_tried_again_by_the_next_caller():
         lifecycle.start()
     lifecycle.start()
     assert len(calls) == 2
-
-
-def test_a_back_process_starts_and_stops_every_part_but_the_background_ones():
-    ran = []
-    lifecycle = Lifecycle()
-    lifecycle.add("watcher", start=lambda: ran.append("start watcher"), stop=lambda: ran.append("stop watcher"))
-    lifecycle.add("loops", start=lambda: ran.append("start loops"), stop=lambda: ran.append("stop loops"),
-                  background=True)
-
-    lifecycle.start(background=False)
-    lifecycle.stop()
-
-    assert ran == ["start watcher", "stop watcher"]

@@ -8,7 +8,6 @@ own thread keeps its priority. The oracle is the same compiled form called with 
 import os
 import threading
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,8 @@ from sklearn.tree import DecisionTreeRegressor
 
 from registry.inference import tree_shap, tree_walk
 from registry.inference.fast_boosting import compile_boosting
-from registry.errors import ModelBusy
 from registry.inference.fast_trees import compile_trees
-from registry.serving.admission import AdmissionBounds
-from registry.serving.runtime import build_runtime
 from tests.unit.test_fast_trees import assert_identical
-from tests.unit.test_model_server import FakeLoader
 
 SCHED_IDLE = 5  # Linux's number for the policy (os.SCHED_IDLE)
 RNG = np.random.default_rng(7)
@@ -160,32 +155,3 @@ def test_a_large_walk_runs_on_a_thread_of_its_own_at_low_priority_while_its_call
     assert seen - {caller["id"]}, f"no thread of policy and nice {seen_as} was seen while the walk ran"
     assert caller["policy_after"] == os.SCHED_OTHER and caller["nice_after"] == caller["nice"]
     assert not seen & set(priorities())  # the walk's thread is gone
-
-
-@pytest.mark.parametrize("walks_nice, back_nice, seen", [
-    (10, 10, "nice 19"), (4, 5, "nice 9"), (None, 10, "SCHED_IDLE"),
-])
-def test_a_back_process_refuses_without_waiting_and_walks_as_far_below_itself_as_a_worker(walks_nice, back_nice, seen):
-    runtime = build_runtime(FakeLoader(), memory_budget_bytes=10**9, refresh_seconds=60.0, session_scope=nullcontext,
-                            admission=AdmissionBounds.of(per_model=1, per_worker=3, wait_seconds=60.0),
-                            low_priority_from_walks=100_000, low_priority_nice=walks_nice)
-    try:
-        assert tree_walk.low_priority() == ("SCHED_IDLE" if walks_nice is None else f"nice {walks_nice}")
-        runtime.serve_behind(back_nice)
-        assert tree_walk.low_priority() == seen
-        assert tree_walk.functions_for(100_000) is tree_walk.AT_LOW_PRIORITY  # the bound is the same
-        refused = []
-
-        def ask_again():
-            try:
-                runtime.admission.check("a")
-            except ModelBusy as exc:
-                refused.append(exc)
-
-        with runtime.admission.admitted("other"), runtime.admission.admitted("a"):
-            asking = threading.Thread(target=ask_again)
-            asking.start()
-            asking.join(timeout=10)  # it would wait ADMISSION_WAIT_MS's 60 s for a slot in a worker
-            assert not asking.is_alive() and len(refused) == 1
-    finally:
-        runtime.models.stop()

@@ -109,42 +109,6 @@ def test_only_a_model_holding_its_bound_goes_later():
     assert not order.later(hot)
 
 
-def test_a_model_found_at_its_bound_is_held_later_for_the_seconds_asked_and_no_longer(monkeypatch):
-    now = [100.0]
-    monkeypatch.setattr("api.queue_order.time.monotonic", lambda: now[0])
-    gate = admission(per_model=1, per_worker=3)
-    order = QueueOrder(gate)
-    hot, quiet = b"POST /models/hot/predict HTTP/1.1\r\n", b"POST /models/quiet/predict HTTP/1.1\r\n"
-    with gate.admitted("hot"):
-        assert order.later(hot, hold_seconds=1.0)
-    assert order.active() and order.later(hot, hold_seconds=1.0)  # under its bound now, held: all of a flood goes
-    assert not order.later(quiet, hold_seconds=1.0)
-    now[0] += 0.999
-    assert order.later(hot)
-    now[0] += 0.002
-    assert not order.later(hot) and not order.active()  # the hold ran out, and what ran out is forgotten
-    with gate.admitted("hot"):
-        assert order.later(hot)  # without hold_seconds, nothing is held
-    assert not order.active() and not order.later(hot)
-
-
-def test_a_back_process_holds_the_model_of_each_request_handed_to_it_for_the_seconds_asked(monkeypatch):
-    now = [100.0]
-    monkeypatch.setattr("api.queue_order.time.monotonic", lambda: now[0])
-    order = QueueOrder(admission(per_model=1, per_worker=3))
-    hot = b"POST /models/hot/production/predict HTTP/1.1\r\n"
-    order.hold(hot, 1.0)
-    order.hold(b"GET /models/quiet HTTP/1.1\r\n", 1.0)  # not a prediction: nothing to hold
-    assert order.active() and order.later(b"POST /v2/models/hot/infer HTTP/1.1\r\n")
-    assert not order.later(b"POST /models/quiet/predict HTTP/1.1\r\n")
-    now[0] += 0.5
-    order.hold(hot, 0.1)  # a shorter hold never cuts a longer one
-    now[0] += 0.49
-    assert order.later(hot)
-    now[0] += 0.02
-    assert not order.later(hot) and not order.active()
-
-
 class Order:
     """A queue_order that puts every request it is asked about later, and keeps what it was shown."""
 
@@ -154,7 +118,7 @@ class Order:
     def active(self):
         return self._active
 
-    def later(self, head, hold_seconds=0.0):
+    def later(self, head):
         self.heads.append(head)
         return True
 
@@ -162,7 +126,7 @@ class Order:
 def worker(order, *, ssl=False) -> ThreadWorker:
     """A ThreadWorker with only what its ``_later`` reads: its app's order and its settings."""
     made = ThreadWorker.__new__(ThreadWorker)
-    made._order, made.cfg, made._back_ready, made.is_back = order, SimpleNamespace(is_ssl=ssl), False, False
+    made._order, made.cfg = order, SimpleNamespace(is_ssl=ssl)
     return made
 
 
