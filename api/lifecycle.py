@@ -41,7 +41,8 @@ class Lifecycle:
         self._parts.append((name, start, stop))
 
     def start(self) -> None:
-        """Run every start, once per process (a forked worker runs its own)."""
+        """Run every start, once per process (a forked worker runs its own). A start that fails stops the parts
+        started before it, the last first, and raises: the next call starts every part again, each once."""
         if self._started_in == os.getpid():
             return
         with self._lock:
@@ -49,10 +50,15 @@ class Lifecycle:
                 return
             started: list[str] = []
             self._running = (os.getpid(), started)
-            for name, start, _ in self._parts:
-                if start is not None:
-                    start()
-                started.append(name)
+            try:
+                for name, start, _ in self._parts:
+                    if start is not None:
+                        start()
+                    started.append(name)
+            except BaseException:
+                self._running = (None, [])
+                self._stop(started)
+                raise
             self._started_in = os.getpid()
 
     def stop(self) -> None:
@@ -63,6 +69,9 @@ class Lifecycle:
             if pid != os.getpid():
                 return
             self._running, self._started_in = (None, []), None
+        self._stop(started)
+
+    def _stop(self, started: list[str]) -> None:
         for name, _, stop in reversed(self._parts):
             if stop is None or name not in started:
                 continue
@@ -70,7 +79,6 @@ class Lifecycle:
                 stop()
             except Exception:
                 log.exception("stopping the %s failed; stopping the rest", name)
-
 
 def init_app(app: Flask) -> None:
     """Give ``app`` its lifecycle, started by its first request if the server did not start it."""

@@ -20,17 +20,23 @@ def test_starts_run_once_in_order_and_stops_in_reverse_past_a_failure(caplog):
     assert "stopping the broken failed" in caplog.text
 
 
-def test_a_start_that_fails_is_tried_again_by_the_next_caller():
-    calls = []
+def test_a_start_that_fails_stops_what_started_before_it_and_the_next_caller_starts_each_part_once():
+    ran = []
 
-    def start():
-        calls.append(1)
-        if len(calls) == 1:
+    def watch():
+        ran.append("start watcher")
+        if ran.count("start watcher") == 1:
             raise OSError("the database is away")
 
     lifecycle = Lifecycle()
-    lifecycle.add("watcher", start=start)
+    lifecycle.add("metrics", start=lambda: ran.append("start metrics"), stop=lambda: ran.append("stop metrics"))
+    lifecycle.add("watcher", start=watch, stop=lambda: ran.append("stop watcher"))
     with pytest.raises(OSError):
         lifecycle.start()
+    assert ran == ["start metrics", "start watcher", "stop metrics"]  # the watcher never started: not stopped
+    lifecycle.stop()  # nothing runs: the failed start left nothing started
+    assert ran == ["start metrics", "start watcher", "stop metrics"]
+
     lifecycle.start()
-    assert len(calls) == 2
+    lifecycle.stop()
+    assert ran[3:] == ["start metrics", "start watcher", "stop watcher", "stop metrics"]
