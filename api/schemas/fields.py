@@ -76,24 +76,32 @@ class Text(fields.String):
 PLAIN_TEXT = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
 
 
-class Reason(Text):
+class _WrittenText(Text):
+    """Text a person wrote, checked by a rule of :mod:`registry.reasons` (``rule``: the problem of a text, or None)."""
+
+    rule = staticmethod(written_problem)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = self.rule(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        return text
+
+
+class Reason(_WrittenText):
     """A mandatory reason: text a person wrote, at least ``MIN_VISIBLE`` visible characters (the rule of
     :mod:`registry.reasons`, which the dashboard and the use cases share), at most ``MAX_REASON``."""
+
+    rule = staticmethod(reason_problem)
 
     def __init__(self, what: str):
         super().__init__(required=True, validate=validate.Length(min=MIN_VISIBLE, max=MAX_REASON), metadata={
             "pattern": PLAIN_TEXT, "description": f"mandatory: {what}, in at least {MIN_VISIBLE} visible characters (spaces, separators, "
                            "control and format characters such as a zero-width space do not count); kept in the history"})
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        problem = reason_problem(text)
-        if problem is not None:
-            raise ValidationError(problem)
-        return text
 
-
-class OptionalReason(Text):
+class OptionalReason(_WrittenText):
     """An optional reason, kept where ``kept`` says: empty, or at most ``MAX_REASON`` characters of plain text (no
     control character but tabs and line breaks: :func:`registry.reasons.written_problem`)."""
 
@@ -101,13 +109,6 @@ class OptionalReason(Text):
         super().__init__(load_default="", validate=validate.Length(max=MAX_REASON), metadata={
             "pattern": PLAIN_TEXT,
             "description": f"optional: why, kept in {kept}; plain text (no control characters but tabs and line breaks)"})
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        problem = written_problem(text)
-        if problem is not None:
-            raise ValidationError(problem)
-        return text
 
 
 # What the OpenAPI document says of a dict whose keys are Text: apispec keeps only "x-" keys of a
