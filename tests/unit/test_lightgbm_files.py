@@ -260,3 +260,13 @@ def test_a_count_between_separator_characters_is_read_not_a_500():
     from registry.artifacts.loading.lightgbm_trees import read_int
 
     assert read_int("467\x1e", "tree_sizes") == read_int(" 467\x1c ", "tree_sizes") == 467
+
+
+def test_a_file_with_crlf_line_breaks_reads_as_the_one_with_lf():
+    """The reader finds lines in the bytes (never split into lines): a \\r before each \\n is no part of a value."""
+    text = re.sub(r"^tree_sizes=.*\n", "", _model_text(), flags=re.M)
+    lf, lf_names = read_lightgbm(text.encode())
+    crlf, crlf_names = read_lightgbm(text.replace("\n", "\r\n").encode())
+    assert crlf_names == lf_names
+    for field in ("nodes", "value", "roots", "bitsets", "cover"):
+        np.testing.assert_array_equal(getattr(crlf, field), getattr(lf, field))

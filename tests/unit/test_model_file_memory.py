@@ -4,13 +4,18 @@ must stay within twice the file's size, whether the file is read or refused.
 
 The shapes: a large XGBoost JSON file of deep trees (a 229 MB one took 6.5 times its size before the arrays were
 read by NumPy), one of many stumps, whose skeleton is most of the file (2.07 times its size while the skeleton's
-text was kept until the trees' arrays were read), a UBJSON file of nulls, and JSON files whose skeleton (what is left once the flat arrays are cut
-out) is dense with values XGBoost never writes, which the json module would build at 60 to 90 bytes each (a 34 MB
-file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28 for objects of one array), and a
-LightGBM file of short lines, each a Python string (25 times its size)."""
+text was kept until the trees' arrays were read), UBJSON files of nulls and of integers (5.2 times its size while
+each integer was a Python object until the bound on values refused the file), JSON files whose skeleton (what is
+left once the flat arrays are cut out) is dense with values XGBoost never writes, which the json module would build
+at 60 to 90 bytes each (a 34 MB file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28
+for objects of one array), and LightGBM files: of short lines, each a Python string (25 times its size), of 8-byte
+lines (9 times its size while the file was split into lines), of one line with a four-byte character (5 times,
+while that line was decoded whole), and a real model's trees (2.05 to 2.2 times, while its text and its trees'
+arrays were held at once)."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -79,16 +84,39 @@ def _skeleton(element: bytes, megabytes: int) -> bytes:
     return b'{"learner":{"x":[' + element * (megabytes * MIB // len(element)) + b'{}]}}'
 
 
+def _lightgbm_trees(megabytes: int) -> bytes:
+    """A LightGBM binary model of 20 trained trees of 127 leaves repeated to about ``megabytes`` MB."""
+    import lightgbm
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5_000, 10))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=len(X)) > 0).astype(int)
+    text = lightgbm.train({"objective": "binary", "num_leaves": 127, "min_data_in_leaf": 2, "verbose": -1,
+                           "num_threads": 1}, lightgbm.Dataset(X, label=y), 20).model_to_string()
+    head, trees, tail = re.match(r"(.*?)(Tree=0\n.*?)(end of trees.*)", re.sub(r"tree_sizes=.*\n", "", text),
+                                 re.S).groups()
+    blocks = re.split(r"Tree=\d+\n", trees)[1:]
+    n_trees = int(megabytes * MIB * len(blocks) / len(trees))
+    return (head + "".join(f"Tree={i}\n{blocks[i % len(blocks)]}" for i in range(n_trees)) + tail).encode()
+
+
 SHAPES = {
     "xgboost-json-deep-trees-40MB": (lambda: _xgboost_trees(10, megabytes=40), "read"),
     "xgboost-json-30000-stumps": (lambda: _xgboost_trees(1, n_trees=30_000), "read"),
     "ubjson-nulls-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"Z" * (16 * MIB) + b"]}", "refused"),
+    "ubjson-integers-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"I\x10\x00" * (16 * MIB // 3)
+                             + b"]}", "refused: UBJSON: the file holds far more values"),
     "json-arrays-of-arrays-16MB": (lambda: _skeleton(b"[1],", 16), "refused: XGBoost JSON model: an array of arrays"),
     "json-empty-objects-16MB": (lambda: _skeleton(b"{},", 16), "refused: XGBoost JSON model: more than"),
     "json-objects-of-one-array-16MB": (lambda: _skeleton(b'{"a":[1]},', 16), "refused: XGBoost JSON model: more than"),
     "json-lists-of-a-string-16MB": (lambda: _skeleton(b'[""],', 16), "refused: XGBoost JSON model: more than"),
     "json-numbers-16MB": (lambda: _skeleton(b"1.5,", 16), "refused: XGBoost JSON model: more than"),
     "lightgbm-short-lines-16MB": (lambda: b"tree\n" + b"ab\n" * (16 * MIB // 3), "refused: LightGBM model: more than"),
+    "lightgbm-8-byte-lines-16MB": (lambda: b"tree\n" + b"abcdefg\n" * (16 * MIB // 8 - 10),
+                                   "refused: LightGBM model: the file holds no tree"),
+    "lightgbm-astral-line-8MB": (lambda: b"tree\nversion=v4\n" + "\U0001F600".encode() + b"a" * (8 * MIB) + b"\n",
+                                 "refused: LightGBM model: the file holds no tree"),
+    "lightgbm-trees-16MB": (lambda: _lightgbm_trees(16), "read"),
 }
 
 

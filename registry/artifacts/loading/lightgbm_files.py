@@ -27,6 +27,8 @@ node's is its children's sum, as ``Tree::Split`` writes it), is served but not e
 """
 from __future__ import annotations
 
+import codecs
+import collections
 import re
 
 import numpy as np
@@ -51,6 +53,21 @@ MAX_OBJECTIVE_CHARACTERS = 65_536
 # LightGBM writes a line for 15 bytes or more (a tree's arrays, feature importances); each line is a Python
 # string of 50 bytes and more, so a file of short lines is refused before they are made.
 LINES_PER_BYTE = 1 / 8
+_UTF8_CHUNK = 1 << 20
+_MAX_TREE_KEYS = 22  # Tree::ToString writes fewer
+# The file is searched as bytes: a line with a second '=' (quickly, then where its key is not one of the two whose
+# values may hold one), each header line the reader uses (the key alone or followed by '=', after a line break,
+# which the search finds quickly, or first in the file), blank lines.
+_TWO_EQUALS_FAST = re.compile(rb"=[^\n=]*=")
+_TWO_EQUALS = re.compile(rb"(?m)^(?!(?:feature_names|monotone_constraints)=)[^\n=]*=[^\n=]*=")
+_HEADER_LINES = {key: (re.compile(rb"\n" + key.encode() + rb"(?:=([^\n]*)|\r*(?![^\n]))"),
+                       re.compile(key.encode() + rb"(?:=([^\n]*)|\r*(?![^\n]))"))
+                 for key in ("num_class", "num_tree_per_iteration", "max_feature_idx", "feature_names",
+                             "feature_infos", "average_output", "objective", "tree_sizes")}
+_BLANK_LINE = re.compile(rb"\n\r*(?=\n|\Z)")
+_BLANK_LINES = re.compile(rb"\n(?:\r*\n)*")
+_END_OF_TREES = re.compile(rb"end of trees\r*(?:\n|\Z)")
+_LAST_VISIBLE = re.compile(rb"\S\s*\Z")
 
 
 def is_lightgbm(head: bytes) -> bool:
@@ -62,24 +79,21 @@ def is_lightgbm(head: bytes) -> bool:
 def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:
     """The compiled form of the LightGBM model ``data`` (text bytes) and its feature names (None where they are
     LightGBM's defaults); ``classes`` name a classifier's classes (``0 … k-1`` when None). Raises
-    ``InvalidArtifact`` naming what is wrong."""
+    ``InvalidArtifact`` naming what is wrong. The file is read in place, one tree at a time: its lines are never
+    all made into strings at once (each would cost 50 bytes and more), nor its text decoded whole."""
     bound = 100_000 + int(len(data) * LINES_PER_BYTE)
     if data.count(b"\n") > bound:
         raise InvalidArtifact(f"LightGBM model: more than {bound:,} lines (100,000 and one for every 8 bytes of the "
                               "file), far more than LightGBM writes")
-    try:
-        lines = _lines(data)
-    except UnicodeDecodeError:
-        raise InvalidArtifact("LightGBM model: the file is not UTF-8 text") from None
-    header, first_tree = _header(lines)
+    _check_utf8(data)
+    header, first_tree = _header(data)
     n_features, n_outputs, link, scale, names = _model(header)
-    blocks, trailer = _tree_blocks(lines, first_tree, header.get("tree_sizes"))
-    del lines  # the blocks hold what the trees need
-    if not blocks or len(blocks) % n_outputs:
-        raise InvalidArtifact(f"LightGBM model: {len(blocks)} trees are not a whole number of iterations of "
+    starts, trailer = _tree_starts(data, first_tree, header.get("tree_sizes"))
+    if len(starts) % n_outputs:
+        raise InvalidArtifact(f"LightGBM model: {len(starts)} trees are not a whole number of iterations of "
                               f"{n_outputs} trees")
-    _refuse_pandas_categories(trailer)
-    nodes, values, roots, bitsets, cover = _records(blocks, n_features)
+    _refuse_pandas_categories(data, trailer)
+    nodes, values, roots, bitsets, cover = _records(data, starts, n_features)
     n_classes = None if link not in _CLASSIFIERS.values() else max(n_outputs, 2)
     if n_classes is None and classes is not None:
         raise InvalidArtifact("the metadata names classes, but the LightGBM model is a regressor: leave classes out")
@@ -90,7 +104,7 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
             raise InvalidArtifact(f"the metadata's classes must be {n_classes} distinct strings or integers, "
                                   "one per class of the model")
     form = CompiledBoosting(
-        nodes=nodes, roots=roots, columns=(np.arange(len(blocks)) % n_outputs).astype(np.int32), value=values,
+        nodes=nodes, roots=roots, columns=(np.arange(len(starts)) % n_outputs).astype(np.int32), value=values,
         bitsets=bitsets, baseline=np.zeros(n_outputs), n_features=n_features, float32_rows=False,
         categorical_columns=np.zeros(0, dtype=np.int64), categories=[], codes=[], link=link,
         classes=None if n_classes is None else np.asarray(classes), zero_is_positive=False, fortran_raw=False,
@@ -99,32 +113,42 @@ def read_lightgbm(data: bytes, classes: list | None = None) -> tuple[CompiledBoo
     return form, (None if names == defaults else names)
 
 
-def _lines(data: bytes) -> list[str]:
-    """The file's lines, as ``str.split("\\n")`` cuts its text, each decoded alone (one character past Latin-1
-    would make the whole text four bytes a character) in place of its bytes (never both copies of the file)."""
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines):
-        lines[number] = line.decode("utf-8")
-    return lines
+def _check_utf8(data: bytes) -> None:
+    """Refuses ``data`` unless it is UTF-8, decoded a chunk at a time (one character past Latin-1 would make the
+    whole text four bytes a character) and let go: the parts the reader needs are decoded alone."""
+    if data.isascii():
+        return
+    decoder, view = codecs.getincrementaldecoder("utf-8")(), memoryview(data)
+    try:
+        for at in range(0, len(data), _UTF8_CHUNK):
+            decoder.decode(view[at:at + _UTF8_CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise InvalidArtifact("LightGBM model: the file is not UTF-8 text") from None
 
 
-def _header(lines: list[str]) -> tuple[dict[str, str], int]:
-    """The header's ``key=value`` lines (as ``GBDT::LoadModelFromString`` reads them) and where the trees start."""
-    header: dict[str, str] = {}
-    for number, line in enumerate(lines):
-        line = line.rstrip("\r")
-        if line.startswith("Tree="):
-            return header, number
-        if not line:
-            continue
-        key, equals, value = line.partition("=")
-        if "=" in value and key not in ("feature_names", "monotone_constraints"):
-            raise InvalidArtifact(f"LightGBM model: a header line has more than one '=': {line[:80]!r}")
-        header[key] = value if equals else ""
-    raise InvalidArtifact("LightGBM model: the file holds no tree (no line 'Tree=')")
+def _header(data: bytes) -> tuple[dict[str, bytes], int]:
+    """The values of the header's ``key=value`` lines the reader uses (the last of a key's lines counts, a key
+    without ``=`` is empty) and where the trees start, found by searching the bytes (never split into lines)."""
+    end = 0 if data.startswith(b"Tree=") else data.find(b"\nTree=") + 1 or len(data)
+    fast = _TWO_EQUALS_FAST.search(data, 0, end)
+    twice = fast and _TWO_EQUALS.search(data, data.rfind(b"\n", 0, fast.start()) + 1, end)
+    if twice:
+        line = data[twice.start():twice.start() + 320].split(b"\n", 1)[0].rstrip(b"\r")
+        raise InvalidArtifact(f"LightGBM model: a header line has more than one '=': "
+                              f"{line.decode('utf-8', 'ignore')[:80]!r}")
+    header = {}
+    for key, (after_break, first) in _HEADER_LINES.items():
+        last = collections.deque(after_break.finditer(data, 0, end), maxlen=1) or [first.match(data, 0, end)]
+        if last[0]:  # the last line of the key counts
+            value = last[0].group(1)
+            header[key] = b"" if value is None else value.rstrip(b"\r")
+    if end == len(data):
+        raise InvalidArtifact("LightGBM model: the file holds no tree (no line 'Tree=')")
+    return header, end
 
 
-def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
+def _model(header: dict[str, bytes]) -> tuple[int, int, str, float, list[str]]:
     """The model's width, outputs, link, the sigmoid's parameter and feature names, from its header."""
     for key in ("num_class", "max_feature_idx", "feature_names", "feature_infos"):
         if key not in header:
@@ -137,13 +161,15 @@ def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
     if not 0 < n_features <= MAX_FEATURES:
         raise InvalidArtifact(f"LightGBM model: max_feature_idx {n_features - 1} is not between 0 and "
                               f"{MAX_FEATURES - 1}")
-    if not header["feature_names"].count(" ") + 1 == header["feature_infos"].count(" ") + 1 == n_features:
+    if not header["feature_names"].count(b" ") + 1 == header["feature_infos"].count(b" ") + 1 == n_features:
         raise InvalidArtifact(f"LightGBM model: feature_names and feature_infos must each name {n_features} features")
-    names = header["feature_names"].split(" ")  # counted first: never more than MAX_FEATURES
-    if len(header.get("objective", "")) > MAX_OBJECTIVE_CHARACTERS:
+    names = [name.decode() for name in header["feature_names"].split(b" ")]  # counted first: at most MAX_FEATURES
+    objective = header.get("objective", b"")
+    # At most four bytes a character: a line too long in bytes is refused before it is decoded.
+    if len(objective) > 4 * MAX_OBJECTIVE_CHARACTERS or len(objective.decode()) > MAX_OBJECTIVE_CHARACTERS:
         raise InvalidArtifact(f"LightGBM model: the objective line is longer than {MAX_OBJECTIVE_CHARACTERS:,} "
                               "characters, far longer than LightGBM writes")
-    objective, *parameters = header.get("objective", "").split(" ")
+    objective, *parameters = objective.decode().split(" ")
     link = _CLASSIFIERS.get(objective) or _REGRESSORS.get(objective)
     if link is None:
         raise InvalidArtifact(f"LightGBM objective {objective!r} is not served: use one of "
@@ -165,61 +191,78 @@ def _model(header: dict[str, str]) -> tuple[int, int, str, float, list[str]]:
     return n_features, n_outputs, link, scale, names
 
 
-def _tree_blocks(lines: list[str | None], start: int, tree_sizes: str | None) -> tuple[list[dict[str, str]], list[str]]:
-    """Each tree's ``key=value`` lines from ``start`` to ``end of trees``, and the lines after it. Where the header
-    gives ``tree_sizes`` (the bytes LightGBM reads each tree from), each tree must be exactly that long. Each
-    ``key=value`` line is let go (None in ``lines``) once its value is in its tree's block."""
-    blocks, starts, number = [], [], start
-    position = sum(len(line.encode()) + 1 for line in lines[:start])
-    while number < len(lines) and lines[number].rstrip("\r").startswith("Tree="):
+def _tree_starts(data: bytes, start: int, tree_sizes: bytes | None) -> tuple[list[int], int]:
+    """Where each tree's ``Tree=`` line starts, from ``start`` to ``end of trees``, and where the lines after it
+    start; each tree's lines are checked (``_tree_lines``) and let go. Where the header gives ``tree_sizes`` (the
+    bytes LightGBM reads each tree from), each tree must be exactly that long."""
+    starts, position = [], start
+    while data.startswith(b"Tree=", position):
         starts.append(position)
-        block: dict[str, str] = {}
-        position += len(lines[number].encode()) + 1
-        number += 1
-        while number < len(lines) and lines[number].rstrip("\r"):
-            key, equals, value = lines[number].rstrip("\r").partition("=")
-            if not equals or key in block or len(block) >= 22:
-                raise InvalidArtifact(f"LightGBM model: tree {len(blocks)} has a malformed line or a key twice")
-            block[key] = value
-            position += len(lines[number].encode()) + 1
-            lines[number] = None  # its value is in the block: the line is let go
-            number += 1
-        blocks.append(block)
-        if len(blocks) > MAX_TREES:
+        if len(starts) > MAX_TREES:
             raise InvalidArtifact(f"LightGBM model: more than {MAX_TREES} trees")
-        while number < len(lines) and not lines[number].rstrip("\r"):
-            position += len(lines[number].encode()) + 1
-            number += 1
-    if number >= len(lines) or lines[number].rstrip("\r") != "end of trees":
+        _, end = _tree_lines(data, position, len(starts) - 1)
+        position = _BLANK_LINES.match(data, end).end() if end < len(data) else end
+    trees_end = _END_OF_TREES.match(data, position)
+    if trees_end is None:
         raise InvalidArtifact("LightGBM model: the trees do not end with 'end of trees' (a truncated file?)")
     if tree_sizes is not None:
-        declared = [read_int(part, "tree_sizes") for part in tree_sizes.split(" ")] if tree_sizes else []
-        if declared != np.diff(starts + [position]).tolist():
-            raise InvalidArtifact(f"LightGBM model: tree_sizes declares {len(declared)} trees, the file holds "
-                                  f"{len(blocks)} of other sizes")
-    return blocks, lines[number + 1:]
+        n_declared = tree_sizes.count(b" ") + 1 if tree_sizes else 0
+        declared = [read_int(part, "tree_sizes") for part in tree_sizes.split(b" ")] \
+            if tree_sizes and n_declared == len(starts) else []  # counted first: at most one a tree
+        if n_declared != len(starts) or declared != np.diff(starts + [position]).tolist():
+            raise InvalidArtifact(f"LightGBM model: tree_sizes declares {n_declared} trees, the file holds "
+                                  f"{len(starts)} of other sizes")
+    return starts, trees_end.end()
 
 
-def _refuse_pandas_categories(trailer: list[str]) -> None:
-    last = next((line.strip() for line in reversed(trailer) if line.strip()), "")
-    if last.startswith("pandas_categorical:") and last[len("pandas_categorical:"):].strip() not in ("null", "[]"):
+def _tree_lines(data: bytes, start: int, index: int) -> tuple[dict[bytes, tuple[int, int]], int]:
+    """Where each ``key=value`` line of the tree whose ``Tree=`` line starts at ``start`` has its value (by key),
+    and where its block ends (its last line's end): its lines up to the first blank one (or the file's end)."""
+    line_end = data.find(b"\n", start)
+    if line_end < 0:
+        return {}, len(data)
+    blank = _BLANK_LINE.search(data, line_end)
+    end = len(data) if blank is None else blank.start()
+    if data.count(b"\n", line_end + 1, end) >= _MAX_TREE_KEYS:
+        raise InvalidArtifact(f"LightGBM model: tree {index} has a malformed line or a key twice")
+    lines, position = {}, line_end + 1
+    while position < end:
+        stop = data.find(b"\n", position, end)
+        stop = end if stop < 0 else stop
+        equals = data.find(b"=", position, stop)
+        if equals < 0 or data[position:equals] in lines:
+            raise InvalidArtifact(f"LightGBM model: tree {index} has a malformed line or a key twice")
+        lines[data[position:equals]] = (equals + 1, stop)  # the value, with the line's \r at its end if any
+        position = stop + 1
+    return lines, end
+
+
+def _refuse_pandas_categories(data: bytes, trailer: int) -> None:
+    """Refuses a model whose last line (after ``end of trees``, at ``trailer``) names pandas' categories."""
+    last = _LAST_VISIBLE.search(data, trailer)
+    if last is None:
+        return
+    line_start = data.rfind(b"\n", trailer, last.start()) + 1 or trailer
+    line = data[line_start:last.start() + 1].strip()
+    if line.startswith(b"pandas_categorical:") and line[len(b"pandas_categorical:"):].strip() not in (b"null", b"[]"):
         raise InvalidArtifact("LightGBM model: trained on pandas category columns (pandas_categorical), which are "
                               "not served: train on their integer codes instead")
 
 
-def _records(blocks: list[dict[str, str]], n_features: int):
+def _records(data: bytes, starts: list[int], n_features: int):
     """Every tree's nodes renumbered from its root as wide records, their leaf values, the roots, the sets and the
-    nodes' covers (their counts; None unless every tree records counts that add up). Each block is let go (None in
-    ``blocks``) once its tree is read, so that the text and the arrays of all trees are never held at once."""
+    nodes' covers (their counts; None unless every tree records counts that add up). Each tree's text is read from
+    ``data`` when its turn comes and let go once its tree is read, so that the text of one tree at most is held."""
     records, values, roots, bitsets, covers, total, offset = [], [], [], [], [], 0, 0
-    for index, block in enumerate(blocks):
-        blocks[index] = None
-        tree = TreeBlock(block, index, n_features=n_features, max_leaves=MAX_NODES)
-        del block
+    for index, start in enumerate(starts):
+        lines, _ = _tree_lines(data, start, index)
+        tree = TreeBlock({key: data[begin:end].rstrip(b"\r") for key, (begin, end) in lines.items()}, index,
+                         n_features=n_features, max_leaves=MAX_NODES)
         total += 2 * tree.n_leaves - 1
         if total > MAX_NODES:
             raise InvalidArtifact(f"LightGBM model: more than {MAX_NODES} nodes")
         part, leaf_values, sets, counts = tree.records(offset=offset, first_block=len(bitsets))
+        del tree
         roots.append(offset)
         offset += len(part)
         records.append(part)

@@ -14,23 +14,24 @@ from registry.inference.tree_walk import BITSET_WORDS, BLOCK_BITS, CATEGORICAL, 
 MAX_SET_WORDS = 2**26  # a category is an int32: at most 2^31 bits
 MAX_COUNT = 2**31 - 1  # LightGBM's counts are data_size_t (int32)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
+_MAX_INTEGER_BYTES = 4096  # an integer with its spaces
 # What a line of numbers may hold (anything else is refused before NumPy reads it): no NaN, no hexadecimal.
-_FLOAT_CHARACTERS = dict.fromkeys(map(ord, "0123456789.eE+-inf "))
-_INTEGER_CHARACTERS = dict.fromkeys(map(ord, "0123456789+- "))
+_FLOAT_CHARACTERS = b"0123456789.eE+-inf "
+_INTEGER_CHARACTERS = b"0123456789+- "
 _DEFAULT_LEFT, _MISSING_NONE, _MISSING_ZERO = 2, 0, 1
 
 
 class TreeBlock:
     """One tree's arrays as ``Tree::Tree(const char*)`` reads them, each checked against ``num_leaves``."""
 
-    def __init__(self, block: dict[str, str], index: int, *, n_features: int, max_leaves: int):
+    def __init__(self, block: dict[bytes, bytes], index: int, *, n_features: int, max_leaves: int):
         self.where = f"LightGBM model: tree {index}"
         self.max_leaves = max_leaves
         self.n_features = n_features
         self.block = block
         self.n_leaves = self._count("num_leaves", low=1)
         self.n_cat = self._count("num_cat", low=0)
-        if block.get("is_linear", "0") != "0":
+        if block.get(b"is_linear", b"0") != b"0":
             raise InvalidArtifact(f"{self.where} is a linear tree (linear_tree), which is not served")
         self.leaf_value = self._floats("leaf_value", self.n_leaves)
         if not np.isfinite(self.leaf_value).all():
@@ -43,7 +44,7 @@ class TreeBlock:
         self.right = self._ints("right_child", inner)
         self.feature = self._ints("split_feature", inner)
         self.threshold = self._floats("threshold", inner)
-        self.decision = self._ints("decision_type", inner) if "decision_type" in block else np.zeros(inner, np.int64)
+        self.decision = self._ints("decision_type", inner) if b"decision_type" in block else np.zeros(inner, np.int64)
         self.internal_count = self._counts("internal_count", inner)
         if inner and self.n_cat:
             self.boundaries = self._ints("cat_boundaries", self.n_cat + 1)
@@ -144,16 +145,16 @@ class TreeBlock:
         return list(padded.reshape(n_blocks, BITSET_WORDS))
 
     def _count(self, key: str, *, low: int) -> int:
-        if key not in self.block:
+        if key.encode() not in self.block:
             raise InvalidArtifact(f"{self.where} has no {key}")
-        count = read_int(self.block[key], key)
+        count = read_int(self.block[key.encode()], key)
         if not low <= count <= self.max_leaves:
             raise InvalidArtifact(f"{self.where}: {key} {count} is not between {low} and {self.max_leaves}")
         return count
 
     def _counts(self, key: str, n: int) -> np.ndarray | None:
         """The ``n`` counts of the line ``key``, each between 0 and ``MAX_COUNT``; None where the line is not there."""
-        if key not in self.block:
+        if key.encode() not in self.block:
             return None
         counts = self._ints(key, n)
         if ((counts < 0) | (counts > MAX_COUNT)).any():
@@ -166,18 +167,18 @@ class TreeBlock:
     def _ints(self, key: str, n: int) -> np.ndarray:
         return self._numbers(key, n, np.int64, _INTEGER_CHARACTERS)
 
-    def _numbers(self, key: str, n: int, dtype, characters: dict) -> np.ndarray:
+    def _numbers(self, key: str, n: int, dtype, characters: bytes) -> np.ndarray:
         """The ``n`` numbers of the line ``key``, counted before they are read and read by NumPy (correctly
         rounded, as LightGBM reads these arrays), so that a line costs an array, never a Python object a value."""
-        if key not in self.block:
+        if key.encode() not in self.block:
             raise InvalidArtifact(f"{self.where} has no {key}")
-        line = self.block[key]
-        count = line.count(" ") + 1 if line else 0
+        line = self.block[key.encode()]
+        count = line.count(b" ") + 1 if line else 0
         if count != n:
             raise InvalidArtifact(f"{self.where}: {key} holds {count} values, not {n}")
         if not n:
             return np.zeros(0, dtype=dtype)
-        if line.translate(characters):
+        if line.translate(None, characters):
             raise InvalidArtifact(f"{self.where}: {key} holds something that is not a number")
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # NumPy warns, and stops, where a line does not read to its end
@@ -190,8 +191,12 @@ class TreeBlock:
         return numbers
 
 
-def read_int(text: str, key: str) -> int:
-    """A header's or tree's count, refused unless it is a decimal integer."""
+def read_int(text: str | bytes, key: str) -> int:
+    """A header's or tree's count, refused unless it is a decimal integer (``text`` is UTF-8 when bytes: only a
+    short one is decoded)."""
+    if isinstance(text, bytes):  # a longer one is no integer LightGBM writes: its start is enough to say so
+        text = text.decode("utf-8", "replace") if len(text) <= _MAX_INTEGER_BYTES \
+            else text[:40].decode("utf-8", "replace") + "…"
     if not _INTEGER.fullmatch(text.strip()):
         raise InvalidArtifact(f"LightGBM model: {key} {text[:40]!r} is not an integer")
     return int(text.strip())  # str.strip takes more than int() does: the separators \x1c to \x1f

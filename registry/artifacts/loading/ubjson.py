@@ -6,7 +6,9 @@ and count is checked against the bytes left before anything is built, nesting is
 typed numeric array becomes one NumPy array read straight from the bytes. Every other value is a Python
 object, so their number is bounded too (``MAX_VALUES`` and one for every 8 bytes of the file, several
 times what XGBoost writes): a file of a million nulls is refused after as many steps as a model's worth,
-never after one step a byte. Keys are kept once each, as the json module keeps them.
+never after one step a byte. A run of constants, or of numbers of one marker, in an array (XGBoost's
+``tree_info``, a hostile file's nulls) is counted and read at once by NumPy, never a step of Python a value.
+Keys are kept once each, as the json module keeps them.
 """
 from __future__ import annotations
 
@@ -27,6 +29,11 @@ _INTEGERS = {marker: read for marker, read in _SCALARS.items() if _NUMBERS[marke
 _CONSTANTS = {ord("T"): True, ord("F"): False, ord("Z"): None}
 _S, _C, _OPEN_ARRAY, _OPEN_OBJECT = ord("S"), ord("C"), ord("["), ord("{")
 _TYPED, _COUNTED = ord("$"), ord("#")
+# What a run of values in an array may be, read at once: constants of any of their markers, or numbers of one
+# marker, each of its fixed size after its marker.
+_SIZES = {**{marker: 0 for marker in _CONSTANTS}, **{marker: size for marker, (_, size) in _SCALARS.items()}}
+_IS_CONSTANT = np.isin(np.arange(256), list(_CONSTANTS))
+_RECORDS = {marker: np.dtype([("marker", "u1"), ("value", dtype)]) for marker, dtype in _NUMBERS.items()}
 
 
 def loads(data: bytes, object_hook: Callable[[dict], object] = lambda value: value) -> object:
@@ -94,9 +101,7 @@ class _Reader:
         return key
 
     def value(self, marker: int, depth: int) -> object:
-        self.values_left -= 1
-        if self.values_left < 0:
-            raise InvalidArtifact("UBJSON: the file holds far more values than any XGBoost model")
+        self.count_values(1)
         if marker in _CONSTANTS:
             return _CONSTANTS[marker]
         if marker in _SCALARS:
@@ -132,6 +137,9 @@ class _Reader:
                 dtype, start = _NUMBERS[kind], self.at
                 self.take(count * dtype.itemsize)
                 return np.frombuffer(self.data, dtype, count, start).astype(dtype.newbyteorder("="))
+            if not is_object and kind in _CONSTANTS:
+                self.count_values(count)
+                return [_CONSTANTS[kind]] * count
             return self._counted(is_object, kind, count, depth)
         end = ord("}") if is_object else ord("]")
         items = {} if is_object else []
@@ -140,6 +148,8 @@ class _Reader:
                 self.at -= 1  # the marker read was the key's length marker
                 key = self.key()  # before its value: an assignment reads its value first
                 items[key] = self.value(self.marker(), depth)
+            elif self.starts_run(marker):
+                items.extend(self.run(marker, len(self.data)))
             else:
                 items.append(self.value(marker, depth))
             marker = self.marker()
@@ -153,4 +163,43 @@ class _Reader:
                 key = self.key()
                 items[key] = self.value(kind or self.marker(), depth)
             return self.object_hook(items)
-        return [self.value(kind or self.marker(), depth) for _ in range(count)]
+        if kind is not None:
+            return [self.value(kind, depth) for _ in range(count)]
+        items = []
+        while len(items) < count:
+            marker = self.marker()
+            if self.starts_run(marker):
+                items.extend(self.run(marker, count - len(items)))
+            else:
+                items.append(self.value(marker, depth))
+        return items
+
+    def count_values(self, n: int) -> None:
+        """Counts ``n`` more values against the bound, refusing the file past it."""
+        self.values_left -= n
+        if self.values_left < 0:
+            raise InvalidArtifact("UBJSON: the file holds far more values than any XGBoost model")
+
+    def starts_run(self, marker: int) -> bool:
+        """Whether the value of ``marker`` (read) is a constant followed by another, or a number followed by another
+        of its marker."""
+        size = _SIZES.get(marker)
+        if size is None or self.at + size >= len(self.data):
+            return False
+        after = self.data[self.at + size]
+        return after in _CONSTANTS if marker in _CONSTANTS else after == marker
+
+    def run(self, marker: int, limit: int) -> list:
+        """The values of a run of ``marker`` (its first marker read), at most ``limit`` of them, found at once by
+        NumPy, which compares every ``size + 1``-th byte (never past the values the bound has left, and one)."""
+        size, start = _SIZES[marker], self.at - 1
+        most = min(limit, self.values_left + 1, (len(self.data) - start) // (size + 1))
+        markers = np.frombuffer(self.data, np.uint8, most * (size + 1), start)[::size + 1]
+        same = _IS_CONSTANT[markers] if marker in _CONSTANTS else markers == marker
+        n = most if same.all() else int(same.argmin())
+        del markers, same
+        self.count_values(n)
+        self.at = start + n * (size + 1)
+        if marker in _CONSTANTS:
+            return list(map(_CONSTANTS.__getitem__, self.data[start:self.at]))
+        return np.frombuffer(self.data, _RECORDS[marker], n, start)["value"].tolist()
