@@ -78,6 +78,17 @@ _LIGHTGBM_LINKS = ("lightgbm_sigmoid", "lightgbm_softmax", "lightgbm_ova", "ligh
                    "lightgbm_square", "lightgbm_logistic")
 
 
+def _check_classes(classes: np.ndarray | None, link: str, n_outputs: int) -> None:
+    """Raise InvalidNodes unless ``classes`` can name every answer: none (a regressor, which an XGBoost
+    classifier's link is not), or one dimension of at least two classes and at least one for each output."""
+    if classes is None:
+        if link in ("xgboost_sigmoid", "xgboost_softmax"):
+            raise InvalidNodes("an XGBoost classifier without its classes")
+        return
+    if not isinstance(classes, np.ndarray) or classes.ndim != 1 or len(classes) < max(2, n_outputs):
+        raise InvalidNodes(f"classes that cannot name each of the model's {n_outputs} outputs")
+
+
 class CompiledBoosting:
     """A boosted model as wide node records and plain arrays, answering ``predict`` and ``predict_proba``.
 
@@ -113,6 +124,7 @@ class CompiledBoosting:
         if categorical_columns.dtype != np.int64 or ((categorical_columns < 0)
                                                      | (categorical_columns >= n_features)).any():
             raise InvalidNodes("a categorical column is past the model's")
+        _check_classes(classes, link, len(baseline))
         # Rows rounded to float32 by the walker itself, in its call, where no category is encoded first.
         self._walker_rounds = float32_rows and not len(categorical_columns)
         self._walker = BoostedWalker(nodes, roots, columns, value, bitsets, baseline, n_features=n_features,
@@ -135,6 +147,7 @@ class CompiledBoosting:
     def with_classes(self, classes: np.ndarray | None) -> CompiledBoosting:
         """The same model naming its classes ``classes`` (a file's classifier, whose classes its version names):
         it shares this one's arrays and walker."""
+        _check_classes(classes, self.link, len(self.baseline))
         named = object.__new__(CompiledBoosting)
         named.__dict__.update(self.__dict__)
         named.classes = classes

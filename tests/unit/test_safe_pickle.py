@@ -374,6 +374,20 @@ def test_an_estimator_without_one_of_its_parameters_is_refused_not_a_500(numeric
         load_estimator(data)
 
 
+@pytest.mark.parametrize("strategy", ["bogus", "uniform", ["prior"]])
+def test_a_gradient_boosting_model_whose_init_estimator_fit_never_makes_is_refused_not_a_500(numeric_data, strategy):
+    """Found by the pickle fuzzer (tests/fuzz): a GradientBoostingClassifier whose ``init_`` (the DummyClassifier fit
+    makes) had an unknown ``strategy`` loaded, and compiling it raised scikit-learn's UnboundLocalError from
+    ``DummyClassifier.predict_proba``: a 500 on upload. A fit with ``init=None`` makes the prior's, nothing else."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, _, classes = numeric_data
+    model = GradientBoostingClassifier(n_estimators=3, random_state=0).fit(X, classes)
+    model.init_.strategy = strategy
+    with pytest.raises(InvalidArtifact, match="init_ is not the one it was fitted with"):
+        load_estimator(artifact_bytes(model))
+
+
 class _FieldNamedNotTyped:
     """Pickles as a structured dtype whose second field's type is a field's name, not a dtype: NumPy's own
     ``__setstate__`` takes it, and filling an array of it crashed the process (found by the pickle fuzzer)."""

@@ -300,6 +300,32 @@ def test_an_xgboost_model_comes_back_from_its_form_answering_exactly_the_same(fo
     assert_identical(rebuilt.predict(X), compiled.predict(X))
 
 
+@pytest.mark.parametrize("classes", [[], ["only"], None])
+def test_a_form_whose_boosted_classifier_cannot_name_its_answers_is_refused_not_served_broken(forms, classes):
+    """Found by the served forms' fuzzer (tests/fuzz): an XGBoost classifier's form whose classes were emptied was
+    served, and every predict raised IndexError (a 500). Classes too few for its outputs (or none) make it unusable."""
+    xgb = pytest.importorskip("xgboost")
+    from registry.artifacts.loading.xgboost_files import read_xgboost
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    booster = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 2, "nthread": 1},
+                        xgb.DMatrix(X, label=rng.integers(0, 3, 60)), 2)
+    compiled, _ = read_xgboost(bytes(booster.save_raw("ubj")), classes=["a", "b", "c"])
+    forms.make(SHA, lambda: {"predictor": TreePredictor([], compiled)})
+
+    def renamed(text: str) -> str:
+        manifest = json.loads(text)
+        state = manifest["values"]["dict"][0][1]["state"]["dict"]
+        compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
+        entry = next(pair for pair in compiled_state if pair[0] == "classes")
+        entry[1] = None if classes is None else {"objects": classes, "shape": [len(classes)]}
+        return json.dumps(manifest)
+
+    signed_anew(forms, SHA, renamed)
+    assert forms.open(SHA) is None
+
+
 @pytest.mark.parametrize("state", ['{"dict": []}', '{"dict": [["transforms", []], ["compiled", [1, 2]]]}'])
 def test_a_form_whose_predictor_lacks_its_compiled_model_is_refused_not_served_broken(forms, state):
     """Found by the served forms' fuzzer (tests/fuzz): a TreePredictor's state without ``compiled`` (or with

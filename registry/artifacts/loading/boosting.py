@@ -100,13 +100,18 @@ def _check_predictor(predictor, n_features: int, categorical: np.ndarray) -> Non
         raise UnsafeArtifact(_BROKEN)
 
 
+# The init_ a GradientBoosting fit makes with init=None (its loss's init_estimator), by class: the strategies it uses.
+_FITTED_INIT = {DummyClassifier: ("prior",), DummyRegressor: ("mean", "quantile")}
+
+
 def _check_staged(model, n_features: int, per_iteration: int) -> None:
     if model.init is not None and not (isinstance(model.init, str) and model.init == "zero"):
         raise InvalidArtifact(
             "artifact holds a GradientBoosting model with an init estimator of its own, which is not served: "
             "fit it with init=None (the default) or init='zero'"
         )
-    default_init = type(model.init_) in (DummyClassifier, DummyRegressor)
+    strategy = getattr(model.init_, "strategy", None)
+    default_init = isinstance(strategy, str) and strategy in _FITTED_INIT.get(type(model.init_), ())
     if not (isinstance(model.init_, str) and model.init_ == "zero" or default_init):
         raise InvalidArtifact("artifact holds a GradientBoosting model whose init_ is not the one it was fitted with")
     stages = model.estimators_
