@@ -1,8 +1,15 @@
-"""Configuration, read from the environment with defaults that work on a fresh machine.
+"""Settings: read once from the environment into frozen groups, with defaults that work on a fresh machine.
 
-This is the only module that reads ``os.environ``; everything else receives values as arguments.
+This is the only module that reads ``os.environ`` for the service's settings; everything else receives a
+:class:`Settings` (the app carries it: ``api.settings.settings_of(app)``). Each kind of value has one parser and one
+unit: a duration is held in seconds and a size in bytes, whatever unit its variable's name says
+(``ADMISSION_WAIT_MS``, ``SESSION_LIFETIME_HOURS``, ``PREDICTION_LOG_DAYS``, ``MAX_METADATA_KB`` keep theirs).
+A value that does not parse stops the start with one line naming the variable and the kind of value it takes.
 """
+import functools
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -10,58 +17,92 @@ BASE_DIR = Path(__file__).resolve().parent
 # run from one, else of the directory the service starts in (installed code is no place for a database).
 DATA_DIR = BASE_DIR if (BASE_DIR / "pyproject.toml").exists() else Path.cwd()
 
-
-def _read(name: str, default, parse, kind: str):
-    """``name`` from the environment parsed by ``parse``, or ``default`` when unset or empty; a value that does
-    not parse stops the start with a message naming the variable and the kind of value it takes."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        value = None
-    if value is None or (isinstance(value, (int, float)) and value < 0):
-        raise SystemExit(f"{name} must be {kind}, not {raw!r}")
-    return value
-
-
-def _int(name: str, default: int) -> int:
-    """A count (0 or more)."""
-    return _read(name, default, int, "a whole number, 0 or more")
-
-
-def _float(name: str, default: float) -> float:
-    """A quantity in the unit the name says (seconds, MB, days …; 0 or more)."""
-    return _read(name, float(default), float, "a number, 0 or more")
-
-
+MB = 2**20
+DAY = 86_400.0
+# The unit a duration's or a size's variable is given in, by the end of its name; held in seconds and bytes.
+SECONDS = {"_MS": ("milliseconds", 0.001), "_SECONDS": ("seconds", 1.0), "_HOURS": ("hours", 3600.0),
+           "_DAYS": ("days", DAY)}
+BYTES = {"_KB": ("KB", 2**10), "_MB": ("MB", MB), "_MB_PER_SECOND": ("MB", MB)}
+# Settings that no longer do anything, and why: a start with one of them set says so (deploy/gunicorn_conf.py).
+RETIRED = {"BACK_LANE_NICE": "each worker's back process is retired; a flooded model's requests go to the back of "
+                             "the worker's queue instead (docs/operations.md, \"Overload\")"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def _bool(name: str, default: bool) -> bool:
-    """On or off: 1/true/yes/on or 0/false/no/off, any case (anything else stops the start)."""
-    return _read(name, default, lambda raw: _BOOLEANS.get(raw.lower()), "true or false (1/0, yes/no, on/off)")
+def _unit(name: str, units: dict) -> tuple[str, float]:
+    """The unit ``name``'s suffix says (the longest suffix that matches); seconds for gunicorn's GRACEFUL_TIMEOUT."""
+    return next((units[suffix] for suffix in sorted(units, key=len, reverse=True) if name.endswith(suffix)),
+                SECONDS["_SECONDS"])
 
 
-def nice_value(name: str, default: str) -> int | None:
-    """A nice value from 1 to 19, or None for ``idle`` (SCHED_IDLE)."""
-    value = os.environ.get(name, default).strip().lower()
-    if value == "idle":
-        return None
-    if value.isdigit() and 1 <= int(value) <= 19:
-        return int(value)
-    raise ValueError(f"{name} must be a nice value from 1 to 19, or idle (SCHED_IDLE), not {value!r}")
+class Environment:
+    """The variables of one start, read by kind: one parser per kind of value."""
 
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
 
-def secret(name: str) -> str | None:
-    """A secret given as ``NAME``, or as the file ``NAME_FILE`` names (Docker and Kubernetes secrets), less its
-    final newline. Read here, from the file, so that it never has to be put in the environment of the
-    process or of anything it starts (deploy/entrypoint.py checks the file before the start)."""
-    path = os.environ.get(f"{name}_FILE")
-    if path:
-        return Path(path).read_text().rstrip("\r\n") or None
-    return os.environ.get(name) or None
+    def raw(self, name: str) -> str:
+        """``name``'s value less surrounding spaces; empty when unset."""
+        return (self.environ.get(name) or "").strip()
+
+    def _read(self, name: str, default, parse, kind: str):
+        """``name`` parsed by ``parse`` (None or ValueError: it does not parse), or ``default`` when unset or
+        empty; a value that does not parse stops the start naming the variable and the kind it takes."""
+        raw = self.raw(name)
+        if not raw:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            value = None
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0):
+            raise SystemExit(f"{name} must be {kind}, not {raw!r}")
+        return value
+
+    def count(self, name: str, default: int) -> int:
+        """A whole number, 0 or more."""
+        return self._read(name, default, int, "a whole number, 0 or more")
+
+    def number(self, name: str, default: float) -> float:
+        """A share, a ratio or a threshold: a number, 0 or more."""
+        return self._read(name, float(default), float, "a number, 0 or more")
+
+    def duration(self, name: str, default: float | None) -> float | None:
+        """A duration in seconds, given as a number in the unit the name ends with; ``default`` is in that unit."""
+        word, seconds = _unit(name, SECONDS)
+        value = self._read(name, default, float, f"a number of {word}, 0 or more")
+        return None if value is None else value * seconds
+
+    def size(self, name: str, default: float) -> int:
+        """A size in bytes, given as a number in the unit the name ends with (KB, MB); ``default`` is in that unit."""
+        word, size = _unit(name, BYTES)
+        return int(self._read(name, float(default), float, f"a number of {word}, 0 or more") * size)
+
+    def flag(self, name: str, default: bool) -> bool:
+        """On or off: 1/true/yes/on or 0/false/no/off, any case."""
+        return self._read(name, default, lambda raw: _BOOLEANS.get(raw.lower()), "true or false (1/0, yes/no, on/off)")
+
+    def nice(self, name: str, default: str) -> int | None:
+        """A nice value from 1 to 19, or None for ``idle`` (SCHED_IDLE)."""
+        raw = (self.raw(name) or default).lower()
+        if raw == "idle":
+            return None
+        if raw.isdigit() and 1 <= int(raw) <= 19:
+            return int(raw)
+        raise SystemExit(f"{name} must be a nice value from 1 to 19, or idle, not {raw!r}")
+
+    def secret(self, name: str) -> str | None:
+        """A secret given as ``NAME``, or as the file ``NAME_FILE`` names (Docker and Kubernetes secrets), less its
+        final newline. Read here, from the file, so that it never has to be put in the environment of the
+        process or of anything it starts (deploy/entrypoint.py checks the file before the start)."""
+        path = self.raw(f"{name}_FILE")
+        if path:
+            return Path(path).read_text().rstrip("\r\n") or None
+        return self.environ.get(name) or None
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        """Text (a name, an address, a URL, a path), or ``default`` when unset or empty."""
+        return self.raw(name) or default
 
 
 def memory_mb(cgroup_limit: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
@@ -75,11 +116,10 @@ def memory_mb(cgroup_limit: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
-def traces_exporters(environ: dict | None = None) -> tuple[str, ...]:
+def traces_exporters(environ: Mapping[str, str]) -> tuple[str, ...]:
     """Where spans go, by the standard variables: ``OTEL_TRACES_EXPORTER`` (comma-separated; ``none`` is off),
     else ``otlp`` when an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or its ``_TRACES_`` form);
     nothing (tracing off) otherwise, or with ``OTEL_SDK_DISABLED=true``. The SDK reads the other ``OTEL_*`` itself."""
-    environ = os.environ if environ is None else environ
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return ()
     named = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
@@ -89,170 +129,310 @@ def traces_exporters(environ: dict | None = None) -> tuple[str, ...]:
     return tuple(name for name in (part.strip() for part in named.split(",")) if name and name != "none")
 
 
-# gunicorn's worker processes (gunicorn.conf.py): 2 per core unless WEB_CONCURRENCY says otherwise.
-WORKERS = _int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
-# The threads of each worker (gunicorn.conf.py); the admission bounds below are derived from them.
-WORKER_THREADS = _int("WORKER_THREADS", 4)
-# The seconds a stopping worker gives the requests and gRPC calls in flight to finish (gunicorn.conf.py).
-GRACEFUL_TIMEOUT = _int("GRACEFUL_TIMEOUT", 30)
-# gunicorn's listener and stop (gunicorn.conf.py): where it listens; on SIGTERM, how long it goes on answering while
-# /readyz says 503 (DRAIN_SECONDS), and once stopped how long it stays with its port closed (LINGER_SECONDS); where
-# its access log goes (a path, or - for standard output; unset: none).
-BIND = os.environ.get("BIND", "").strip() or "127.0.0.1:8000"
-DRAIN_SECONDS = _float("DRAIN_SECONDS", 0.0)
-LINGER_SECONDS = _float("LINGER_SECONDS", 0.0)
-ACCESS_LOG = os.environ.get("ACCESS_LOG", "").strip() or None
+@dataclass(frozen=True)
+class Server:
+    """gunicorn's processes and listener, and what stands in front of it."""
+    workers: int  # WEB_CONCURRENCY: 2 per core unless told
+    worker_threads: int  # each worker's threads; the admission bounds are derived from them
+    graceful_timeout_seconds: float  # what a stopping worker gives the requests and gRPC calls in flight
+    bind: str
+    drain_seconds: float  # on SIGTERM, how long it goes on answering while /readyz says 503
+    linger_seconds: float  # once stopped, how long it stays with its port closed
+    access_log: str | None  # a path, or - for standard output; None: no access log
+    retired: tuple[str, ...]  # the RETIRED variables that are set (to anything but off): a start warns of each
+    proxy_hops: int  # proxies in front that set X-Forwarded-For/-Proto/-Host
+    metrics_dir: str | None  # PROMETHEUS_MULTIPROC_DIR: /metrics then adds up every worker's samples
 
 
-# Settings that no longer do anything, and why: a start with one of them set says so (deploy/gunicorn_conf.py).
-RETIRED = {"BACK_LANE_NICE": "each worker's back process is retired; a flooded model's requests go to the back of "
-                             "the worker's queue instead (docs/operations.md, \"Overload\")"}
-RETIRED_SET = tuple(name for name in RETIRED if os.environ.get(name, "").strip().lower() not in ("", "off"))
+@dataclass(frozen=True)
+class Storage:
+    """The database, the artifact store (a directory, or s3://bucket/prefix) and this machine's cache of it."""
+    instance_dir: Path
+    database_url: str
+    database_wait_seconds: float  # the container's entrypoint waits this long for the database
+    artifact_root: str
+    s3_endpoint: str | None  # the S3 endpoint and credentials, by their standard names (None: the client's lookup)
+    s3_access_key_id: str | None
+    s3_secret_access_key: str | None
+    s3_region: str | None
+    cache_dir: Path
+    cache_bytes: int
+    min_free_bytes: int  # under this much free space in the store, /readyz warns
+    scrub_seconds: float  # how often one process of the fleet re-hashes every served artifact; 0: never
+    scrub_bytes_per_second: int
 
 
-class Config:
-    """Settings of one deployment; ``create_app`` copies them into ``app.config``."""
+@dataclass(frozen=True)
+class Limits:
+    """What one request or one upload may hold."""
+    max_upload_bytes: int
+    max_model_bytes: int  # what an artifact may unpack to; never below an upload
+    max_predict_bytes: int  # every body but an upload's
+    max_features: int
+    max_metadata_bytes: int
+    max_batch_rows: int
 
-    INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", DATA_DIR / "instance"))
-    SQLALCHEMY_DATABASE_URI = secret("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'registry.db'}"
-    DATABASE_WAIT_SECONDS = _float("DATABASE_WAIT_SECONDS", 0.0)  # the container's entrypoint waits this long for it
-    # A directory (one machine, or a shared mount) or s3://bucket/prefix (a fleet: docs/scaling.md).
-    ARTIFACT_ROOT = os.environ.get("ARTIFACT_ROOT", str(DATA_DIR / "artifacts"))
-    # The S3 endpoint and credentials, by their standard names (unset: the client's own lookup).
-    AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
-    AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID") or None
-    AWS_SECRET_ACCESS_KEY = secret("AWS_SECRET_ACCESS_KEY")
-    AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-    # With an S3 store: this machine's copies of artifacts, shared by its workers, and their byte budget
-    # (what an alias or a rollout serves is kept even over it).
-    ARTIFACT_CACHE_DIR = Path(os.environ.get("ARTIFACT_CACHE_DIR", INSTANCE_DIR / "artifact-cache"))
-    ARTIFACT_CACHE_MB = _int("ARTIFACT_CACHE_MB", 10_240)
-    ADMIN_TOKEN = secret("ADMIN_TOKEN")
-    MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 512)
-    # What an artifact may unpack to (decompressed bytes and arrays): by default a quarter of a worker's
-    # share of memory, leaving room for the models it serves and the request it answers. An upload
-    # must always fit.
-    MAX_MODEL_MB = max(_int("MAX_MODEL_MB", memory_mb() // WORKERS // 4), MAX_UPLOAD_MB)
-    MAX_PREDICT_MB = _int("MAX_PREDICT_MB", 32)
-    # The most input columns an uploaded model (or any step inside it) may take.
-    MAX_FEATURES = _int("MAX_FEATURES", 10_000)
-    MAX_METADATA_KB = _int("MAX_METADATA_KB", 1024)
-    MAX_BATCH_ROWS = _int("MAX_BATCH_ROWS", 10_000)
-    # The most rows one request may ask to explain: an exact explanation costs tens of predictions a row.
-    MAX_EXPLAIN_ROWS = _int("MAX_EXPLAIN_ROWS", 500)
-    # A tree model's explanation, bounded before and while it runs (registry/serving/explain_bounds.py): one row's
-    # cost in node-points (its trees' nodes × quadrature points × outputs; more: the version is not explainable,
-    # 422), one request's (more: 413), and the seconds it may run when the caller's X-Request-Timeout is not sooner
-    # (then 503 with Retry-After).
-    EXPLAIN_MAX_ROW_COST = _int("EXPLAIN_MAX_ROW_COST", 20_000_000)
-    EXPLAIN_MAX_COST = _int("EXPLAIN_MAX_COST", 500_000_000)
-    EXPLAIN_TIMEOUT_SECONDS = _float("EXPLAIN_TIMEOUT_SECONDS", 10.0)
-    # Admission (docs/operations.md, "Overload"): the predictions one worker computes at once, all models
-    # together and any one model. Beyond them a prediction is refused at once (503 and 429, Retry-After)
-    # instead of queueing. By default one model may take every thread of a worker but one, which is left
-    # to the other models (and to answering the flooded model's refusals); lower MAX_IN_FLIGHT to keep a
-    # thread free of predictions altogether.
-    MAX_IN_FLIGHT = _int("MAX_IN_FLIGHT", max(1, WORKER_THREADS))
-    MAX_IN_FLIGHT_PER_MODEL = _int("MAX_IN_FLIGHT_PER_MODEL", max(1, WORKER_THREADS - 1))
-    # How long one request of a model at its bound may wait for a slot (a fast model's burst passes in a
-    # few ms; a flooded model's other requests are refused at once); 0: never.
-    ADMISSION_WAIT_MS = _float("ADMISSION_WAIT_MS", 10.0)
-    # A tree walk or explanation of this many walks or more (rows × trees: 2,000 rows of a 100-tree forest)
-    # runs on a thread of lower CPU priority (LOW_PRIORITY_NICE, or idle for SCHED_IDLE), so that a flood of
-    # large batches gives way to small requests; 0: every walk at the worker's own priority.
-    LOW_PRIORITY_FROM_WALKS = _int("LOW_PRIORITY_FROM_WALKS", 200_000)
-    LOW_PRIORITY_NICE = nice_value("LOW_PRIORITY_NICE", "10")
-    # Under this much free space in the artifact store, /readyz warns (still ready: see docs/faults.md).
-    MIN_FREE_STORE_MB = _int("MIN_FREE_STORE_MB", 1024)
-    # The artifact scrub: every ARTIFACT_SCRUB_SECONDS (0: never in the background) one process of the fleet
-    # re-hashes the store's copy of every served artifact, reading at most ARTIFACT_SCRUB_MB_PER_SECOND.
-    ARTIFACT_SCRUB_SECONDS = _float("ARTIFACT_SCRUB_SECONDS", 600.0)
-    ARTIFACT_SCRUB_MB_PER_SECOND = _float("ARTIFACT_SCRUB_MB_PER_SECOND", 20.0)
-    # What each worker's loaded versions may hold in memory, measured: half a worker's share of memory
-    # by default. What aliases and rollouts serve stays loaded even past it; other versions are
-    # evicted least recently used first.
-    MODEL_MEMORY_MB = _float("MODEL_MEMORY_MB", max(64, memory_mb() // WORKERS // 2))
-    ALIAS_REFRESH_SECONDS = _float("ALIAS_REFRESH_SECONDS", 1.0)
-    # The prediction log: the share of each model's requests recorded (a model may set its own; errors
-    # are always recorded), and for how many days.
-    PREDICTION_LOG_SAMPLE = _float("PREDICTION_LOG_SAMPLE", 0.1)
-    PREDICTION_LOG_DAYS = _float("PREDICTION_LOG_DAYS", 30.0)
-    PREDICTION_LOG_QUEUE = _int("PREDICTION_LOG_QUEUE", 10_000)  # entries a worker holds for its writer at most
-    # The most the prediction log holds (its rows' JSON and text), shared fairly among the models that log;
-    # each model's oldest rows go first. Sized for the embedded SQLite case: ~85,000 rows of ~3 KB.
-    PREDICTION_LOG_MAX_MB = _float("PREDICTION_LOG_MAX_MB", 256.0)
-    # Where rows go before they are pruned (past PREDICTION_LOG_DAYS, or past a model's share of the bound), as
-    # Parquet: a directory or s3://bucket/prefix (the AWS_* settings above); unset: they are only deleted.
-    PREDICTION_LOG_EXPORT = os.environ.get("PREDICTION_LOG_EXPORT", "")
-    PREDICTION_LOG_EXPORT_SECONDS = _float("PREDICTION_LOG_EXPORT_SECONDS", 10.0)  # how often one process exports
-    # Under this much free space on a SQLite database's volume nothing is logged (PostgreSQL's is not visible).
-    PREDICTION_LOG_MIN_FREE_MB = _float("PREDICTION_LOG_MIN_FREE_MB", 256.0)
-    # A feature (or the predictions) has drifted when its PSI is above DRIFT_PSI or its test's p-value below DRIFT_P_VALUE.
-    DRIFT_PSI = _float("DRIFT_PSI", 0.2)
-    DRIFT_P_VALUE = _float("DRIFT_P_VALUE", 0.01)
-    # A sent drift reference of fewer rows is too small to judge drift against (the answer says so).
-    DRIFT_MIN_REFERENCE_ROWS = _int("DRIFT_MIN_REFERENCE_ROWS", 100)
-    # The monitoring sweep: every MONITOR_SECONDS (0: never in the background) one process of the fleet
-    # measures each served version over MONITOR_WINDOW, for /metrics and model.drift alerts.
-    MONITOR_SECONDS = _float("MONITOR_SECONDS", 60.0)
-    MONITOR_WINDOW = os.environ.get("MONITOR_WINDOW", "1h")
-    # Attribution drift (a rollout's canary against its primary, from the logged explanations): the sweep sends
-    # model.attribution_drift when the total variation distance of their importance shares passes
-    # ATTRIBUTION_DRIFT, once each arm has ATTRIBUTION_MIN_ROWS explained rows in MONITOR_WINDOW.
-    ATTRIBUTION_DRIFT = _float("ATTRIBUTION_DRIFT", 0.2)
-    ATTRIBUTION_MIN_ROWS = _int("ATTRIBUTION_MIN_ROWS", 100)
-    # How often one process of the fleet judges the running rollout plans (0: never in the background).
-    ROLLOUT_TICK_SECONDS = _float("ROLLOUT_TICK_SECONDS", 5.0)
-    REQUIRE_AUTH_FOR_READS = _bool("REQUIRE_AUTH_FOR_READS", False)
-    # The Open Inference Protocol over gRPC (docs/open-inference-protocol.md): off unless GRPC_BIND (host:port) is
-    # set; then every worker serves it there, with TLS when both files are named.
-    GRPC_BIND = os.environ.get("GRPC_BIND", "").strip() or None
-    GRPC_TLS_CERT_FILE = os.environ.get("GRPC_TLS_CERT_FILE") or None
-    GRPC_TLS_KEY_FILE = os.environ.get("GRPC_TLS_KEY_FILE") or None
-    GRACEFUL_TIMEOUT = GRACEFUL_TIMEOUT
-    WORKER_THREADS = WORKER_THREADS
-    # A dashboard sign-in ends after this long, whatever happens meanwhile.
-    SESSION_LIFETIME_HOURS = _float("SESSION_LIFETIME_HOURS", 12.0)
-    # Single sign-on for the dashboard (docs/governance.md, "Single sign-on"): off unless OIDC_ISSUER is set.
-    # OIDC_GROUPS maps the provider's groups to a role (and scopes), as JSON; it is checked at start.
-    OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").rstrip("/") or None
-    OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID") or None
-    OIDC_CLIENT_SECRET = secret("OIDC_CLIENT_SECRET")
-    OIDC_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile groups")
-    OIDC_GROUP_CLAIM = os.environ.get("OIDC_GROUP_CLAIM", "groups")
-    OIDC_GROUPS = os.environ.get("OIDC_GROUPS", "")
-    OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
-    # Failed authentication (bad bearer tokens, refused sign-ins) per client address and minute; 0: no limit.
-    AUTH_FAILURES_PER_MINUTE = _int("AUTH_FAILURES_PER_MINUTE", 20)
-    # Where those counts live: unset, in memory this replica's workers share; a store every replica
-    # names (redis://host:6379) makes one count for the fleet. The prefix keeps deployments apart in it.
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "")
-    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "registry")
-    # Proxies in front that set X-Forwarded-For/-Proto/-Host: the client address is read past them.
-    PROXY_HOPS = _int("PROXY_HOPS", 0)
-    # Signs the dashboard's session cookie and CSRF tokens; the same value on every replica.
-    # When unset, a random key is made once and kept in INSTANCE_DIR/secret_key.
-    SECRET_KEY = secret("SECRET_KEY")
-    # Traces (OpenTelemetry; docs/operations.md, "Traces"): the exporters named, none when off, and the OTLP
-    # protocol asked for (this service sends OTLP over HTTP with protobuf).
-    TRACES_EXPORTERS = traces_exporters()
-    TRACES_OTLP_PROTOCOL = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
-    # Set by gunicorn.conf.py; /metrics then adds up every worker's samples.
-    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-    # Background alias watcher; off in tests that drive refreshes by hand.
-    WATCH_ALIASES = _bool("WATCH_ALIASES", True)
-    # Webhooks (docs/webhooks.md). Each worker delivers unless turned off for a separate
-    # `flask webhooks deliver` process.
-    WEBHOOK_DELIVER_IN_WORKERS = _bool("WEBHOOK_DELIVER_IN_WORKERS", True)
-    WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", False)
-    WEBHOOK_THREADS = _int("WEBHOOK_THREADS", 4)
-    WEBHOOK_TIMEOUT_SECONDS = _float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
-    # A whole attempt, however slowly the receiver trickles its answer; 0: twice WEBHOOK_TIMEOUT_SECONDS.
-    WEBHOOK_DEADLINE_SECONDS = _float("WEBHOOK_DEADLINE_SECONDS", 0.0)
-    WEBHOOK_POLL_SECONDS = _float("WEBHOOK_POLL_SECONDS", 1.0)
-    WEBHOOK_LEASE_SECONDS = _float("WEBHOOK_LEASE_SECONDS", 60.0)
-    WEBHOOK_RETRY_BASE_SECONDS = _float("WEBHOOK_RETRY_BASE_SECONDS", 10.0)
-    WEBHOOK_RETRY_MAX_SECONDS = _float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
-    WEBHOOK_RETRY_WINDOW_SECONDS = _float("WEBHOOK_RETRY_WINDOW_SECONDS", 86_400.0)
-    WEBHOOK_RETENTION_DAYS = _float("WEBHOOK_RETENTION_DAYS", 30.0)
+
+@dataclass(frozen=True)
+class Explanations:
+    """A tree model's explanation, bounded before and while it runs (registry/serving/explain_bounds.py)."""
+    max_rows: int
+    max_row_cost: int  # one row's cost in node-points; more: the version is not explainable (422)
+    max_cost: int  # one request's; more: 413
+    timeout_seconds: float  # when the caller's X-Request-Timeout is not sooner (then 503 with Retry-After)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Loaded models, and the predictions a worker computes at once (docs/operations.md, "Overload")."""
+    max_in_flight: int
+    max_in_flight_per_model: int
+    admission_wait_seconds: float  # how long a request of a model at its bound may wait for a slot; 0: never
+    low_priority_from_walks: int  # 0: every walk at the worker's own priority
+    low_priority_nice: int | None  # None: SCHED_IDLE
+    model_memory_bytes: int
+    alias_refresh_seconds: float
+    watch_aliases: bool  # the background alias watcher; off in tests that drive refreshes by hand
+
+
+@dataclass(frozen=True)
+class PredictionLog:
+    """The prediction log (docs/monitoring.md)."""
+    sample: float  # the share of each model's requests recorded (a model may set its own)
+    retention_seconds: float
+    queue: int  # entries a worker holds for its writer at most
+    max_bytes: int  # the most it holds, shared fairly among the models that log
+    export: str | None  # where rows go before they are pruned: a directory or s3://bucket/prefix; None: deleted
+    export_seconds: float  # how often one process exports; 0: never
+    min_free_bytes: int  # under this much free space on a SQLite database's volume nothing is logged
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """The monitoring sweep, drift and attribution drift."""
+    every_seconds: float  # 0: never in the background
+    window: str  # e.g. 1h
+    drift_psi: float
+    drift_p_value: float
+    drift_min_reference_rows: int
+    attribution_drift: float
+    attribution_min_rows: int
+    rollout_tick_seconds: float  # how often one process judges the running rollout plans; 0: never
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """Webhook delivery (docs/webhooks.md)."""
+    deliver_in_workers: bool  # off for a separate `flask webhooks deliver` process
+    allow_private: bool
+    threads: int
+    timeout_seconds: float
+    deadline_seconds: float  # a whole attempt, however slowly the receiver answers; unset: twice the timeout
+    poll_seconds: float
+    lease_seconds: float
+    retry_base_seconds: float
+    retry_max_seconds: float
+    retry_window_seconds: float
+    retention_seconds: float
+
+
+@dataclass(frozen=True)
+class Access:
+    """Tokens, the dashboard's sessions and the failed-authentication limit."""
+    admin_token: str | None
+    require_auth_for_reads: bool
+    secret_key: str | None  # unset: a random key kept in INSTANCE_DIR/secret_key
+    session_lifetime_seconds: float
+    auth_failures_per_minute: int  # 0: no limit
+    ratelimit_storage_uri: str | None  # None: in memory this replica's workers share
+    ratelimit_key_prefix: str
+
+
+@dataclass(frozen=True)
+class SignOn:
+    """Single sign-on for the dashboard (docs/governance.md): off unless ``issuer`` is set."""
+    issuer: str | None
+    client_id: str | None
+    client_secret: str | None
+    scopes: str
+    group_claim: str
+    groups: str  # the provider's groups mapped to a role (and scopes), as JSON; checked at start
+    provider_name: str
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """OpenTelemetry traces (docs/operations.md, "Traces"): what this service checks before the SDK reads them."""
+    exporters: tuple[str, ...]  # none: tracing off
+    otlp_protocol: str
+    sampler: str
+    sampler_arg: str
+    propagators: str
+
+
+@dataclass(frozen=True)
+class Grpc:
+    """The Open Inference Protocol over gRPC: off unless ``bind`` is set; TLS when both files are named."""
+    bind: str | None
+    tls_cert_file: str | None
+    tls_key_file: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of one deployment, by group."""
+    server: Server
+    storage: Storage
+    limits: Limits
+    explanations: Explanations
+    serving: Serving
+    prediction_log: PredictionLog
+    monitoring: Monitoring
+    webhooks: Webhooks
+    access: Access
+    sign_on: SignOn
+    tracing: Tracing
+    grpc: Grpc
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings ``environ`` (by default the process's environment) gives; see docs/configuration.md."""
+    environ = os.environ if environ is None else environ
+    env = Environment(environ)
+    workers = env.count("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1))
+    threads = env.count("WORKER_THREADS", 4)
+    share_mb = memory_mb() // max(1, workers)  # a worker's share of memory
+    instance_dir = Path(env.text("INSTANCE_DIR") or DATA_DIR / "instance")
+    max_upload = env.size("MAX_UPLOAD_MB", 512)
+    webhook_timeout = env.duration("WEBHOOK_TIMEOUT_SECONDS", 5)
+    deadline = env.duration("WEBHOOK_DEADLINE_SECONDS", None)
+    if deadline == 0:
+        raise SystemExit("WEBHOOK_DEADLINE_SECONDS must be a number of seconds above 0 (unset: twice "
+                         "WEBHOOK_TIMEOUT_SECONDS), not '0'")
+    return Settings(
+        server=Server(
+            workers=workers, worker_threads=threads,
+            graceful_timeout_seconds=env.duration("GRACEFUL_TIMEOUT", 30),
+            bind=env.text("BIND", "127.0.0.1:8000"),
+            drain_seconds=env.duration("DRAIN_SECONDS", 0), linger_seconds=env.duration("LINGER_SECONDS", 0),
+            access_log=env.text("ACCESS_LOG"),
+            retired=tuple(name for name in RETIRED if env.raw(name).lower() not in ("", "off")),
+            proxy_hops=env.count("PROXY_HOPS", 0),
+            metrics_dir=env.text("PROMETHEUS_MULTIPROC_DIR"),
+        ),
+        storage=Storage(
+            instance_dir=instance_dir,
+            database_url=env.secret("DATABASE_URL") or f"sqlite:///{instance_dir / 'registry.db'}",
+            database_wait_seconds=env.duration("DATABASE_WAIT_SECONDS", 0),
+            artifact_root=env.text("ARTIFACT_ROOT", str(DATA_DIR / "artifacts")),
+            s3_endpoint=env.text("AWS_ENDPOINT_URL"), s3_access_key_id=env.text("AWS_ACCESS_KEY_ID"),
+            s3_secret_access_key=env.secret("AWS_SECRET_ACCESS_KEY"),
+            s3_region=env.text("AWS_REGION") or env.text("AWS_DEFAULT_REGION"),
+            cache_dir=Path(env.text("ARTIFACT_CACHE_DIR") or instance_dir / "artifact-cache"),
+            cache_bytes=env.size("ARTIFACT_CACHE_MB", 10_240),
+            min_free_bytes=env.size("MIN_FREE_STORE_MB", 1024),
+            scrub_seconds=env.duration("ARTIFACT_SCRUB_SECONDS", 600),
+            scrub_bytes_per_second=env.size("ARTIFACT_SCRUB_MB_PER_SECOND", 20),
+        ),
+        limits=Limits(
+            max_upload_bytes=max_upload,
+            # A quarter of a worker's share of memory, leaving room for the models it serves and the request.
+            max_model_bytes=max(env.size("MAX_MODEL_MB", share_mb // 4), max_upload),
+            max_predict_bytes=env.size("MAX_PREDICT_MB", 32),
+            max_features=env.count("MAX_FEATURES", 10_000),
+            max_metadata_bytes=env.size("MAX_METADATA_KB", 1024),
+            max_batch_rows=env.count("MAX_BATCH_ROWS", 10_000),
+        ),
+        explanations=Explanations(
+            max_rows=env.count("MAX_EXPLAIN_ROWS", 500),
+            max_row_cost=env.count("EXPLAIN_MAX_ROW_COST", 20_000_000),
+            max_cost=env.count("EXPLAIN_MAX_COST", 500_000_000),
+            timeout_seconds=env.duration("EXPLAIN_TIMEOUT_SECONDS", 10),
+        ),
+        serving=Serving(
+            # One model may take every thread of a worker but one, left to the others (and to its refusals).
+            max_in_flight=env.count("MAX_IN_FLIGHT", max(1, threads)),
+            max_in_flight_per_model=env.count("MAX_IN_FLIGHT_PER_MODEL", max(1, threads - 1)),
+            admission_wait_seconds=env.duration("ADMISSION_WAIT_MS", 10),
+            low_priority_from_walks=env.count("LOW_PRIORITY_FROM_WALKS", 200_000),
+            low_priority_nice=env.nice("LOW_PRIORITY_NICE", "10"),
+            model_memory_bytes=env.size("MODEL_MEMORY_MB", max(64, share_mb // 2)),
+            alias_refresh_seconds=env.duration("ALIAS_REFRESH_SECONDS", 1),
+            watch_aliases=env.flag("WATCH_ALIASES", True),
+        ),
+        prediction_log=PredictionLog(
+            sample=env.number("PREDICTION_LOG_SAMPLE", 0.1),
+            retention_seconds=env.duration("PREDICTION_LOG_DAYS", 30),
+            queue=env.count("PREDICTION_LOG_QUEUE", 10_000),
+            max_bytes=env.size("PREDICTION_LOG_MAX_MB", 256),
+            export=env.text("PREDICTION_LOG_EXPORT"),
+            export_seconds=env.duration("PREDICTION_LOG_EXPORT_SECONDS", 10),
+            min_free_bytes=env.size("PREDICTION_LOG_MIN_FREE_MB", 256),
+        ),
+        monitoring=Monitoring(
+            every_seconds=env.duration("MONITOR_SECONDS", 60),
+            window=env.text("MONITOR_WINDOW", "1h"),
+            drift_psi=env.number("DRIFT_PSI", 0.2),
+            drift_p_value=env.number("DRIFT_P_VALUE", 0.01),
+            drift_min_reference_rows=env.count("DRIFT_MIN_REFERENCE_ROWS", 100),
+            attribution_drift=env.number("ATTRIBUTION_DRIFT", 0.2),
+            attribution_min_rows=env.count("ATTRIBUTION_MIN_ROWS", 100),
+            rollout_tick_seconds=env.duration("ROLLOUT_TICK_SECONDS", 5),
+        ),
+        webhooks=Webhooks(
+            deliver_in_workers=env.flag("WEBHOOK_DELIVER_IN_WORKERS", True),
+            allow_private=env.flag("WEBHOOK_ALLOW_PRIVATE", False),
+            threads=env.count("WEBHOOK_THREADS", 4),
+            timeout_seconds=webhook_timeout,
+            deadline_seconds=deadline or 2 * webhook_timeout,
+            poll_seconds=env.duration("WEBHOOK_POLL_SECONDS", 1),
+            lease_seconds=env.duration("WEBHOOK_LEASE_SECONDS", 60),
+            retry_base_seconds=env.duration("WEBHOOK_RETRY_BASE_SECONDS", 10),
+            retry_max_seconds=env.duration("WEBHOOK_RETRY_MAX_SECONDS", 3600),
+            retry_window_seconds=env.duration("WEBHOOK_RETRY_WINDOW_SECONDS", 86_400),
+            retention_seconds=env.duration("WEBHOOK_RETENTION_DAYS", 30),
+        ),
+        access=Access(
+            admin_token=env.secret("ADMIN_TOKEN"),
+            require_auth_for_reads=env.flag("REQUIRE_AUTH_FOR_READS", False),
+            secret_key=env.secret("SECRET_KEY"),
+            session_lifetime_seconds=env.duration("SESSION_LIFETIME_HOURS", 12),
+            auth_failures_per_minute=env.count("AUTH_FAILURES_PER_MINUTE", 20),
+            ratelimit_storage_uri=env.text("RATELIMIT_STORAGE_URI"),
+            ratelimit_key_prefix=env.text("RATELIMIT_KEY_PREFIX", "registry"),
+        ),
+        sign_on=SignOn(
+            issuer=(env.text("OIDC_ISSUER") or "").rstrip("/") or None,
+            client_id=env.text("OIDC_CLIENT_ID"),
+            client_secret=env.secret("OIDC_CLIENT_SECRET"),
+            scopes=env.text("OIDC_SCOPES", "openid email profile groups"),
+            group_claim=env.text("OIDC_GROUP_CLAIM", "groups"),
+            groups=env.text("OIDC_GROUPS", ""),
+            provider_name=env.text("OIDC_PROVIDER_NAME", "single sign-on"),
+        ),
+        tracing=Tracing(
+            exporters=traces_exporters(environ),
+            otlp_protocol=env.text("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.text("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf",
+            sampler=env.text("OTEL_TRACES_SAMPLER", "").lower() or "parentbased_always_on",
+            sampler_arg=env.text("OTEL_TRACES_SAMPLER_ARG", ""),
+            propagators=env.text("OTEL_PROPAGATORS", ""),
+        ),
+        grpc=Grpc(
+            bind=env.text("GRPC_BIND"),
+            tls_cert_file=env.text("GRPC_TLS_CERT_FILE"),
+            tls_key_file=env.text("GRPC_TLS_KEY_FILE"),
+        ),
+    )
+
+
+def load_with(variables: Mapping[str, object]) -> Settings:
+    """The settings of this process's environment with ``variables`` on top, each by its name (None: unset), read
+    as a start reads them: for the tests, benchmarks and tools that build an app in process."""
+    return load({**os.environ, **{name: "" if value is None else str(value) for name, value in variables.items()}})
+
+
+@functools.cache
+def settings() -> Settings:
+    """This process's settings, read from its environment once (the first call; a bad value stops the start)."""
+    return load(os.environ)

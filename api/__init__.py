@@ -23,6 +23,7 @@ from api.content import check_json_body
 from api.json_output import FiniteJSONProvider
 from api.errors import register_error_handlers
 from api.lazy_spec import Api
+from api.settings import EXTENSION as SETTINGS, settings_of
 from api.uploaded_files import HashingRequest
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs, package_version
@@ -33,7 +34,7 @@ from api.views import (
     aliases, audit, batch_runs, evaluations, models, ops, policies, predict, predictions, rollouts, tokens, versions,
     webhooks,
 )
-from config import Config
+import config
 from registry.db import configure_sqlite, db
 from registry.names import MAX_ID
 from registry.process.metric_files import Flusher
@@ -51,17 +52,22 @@ OPENAPI = {
 SWAGGER_UI_ASSETS = str(Path(find_spec("swagger_ui").submodule_search_locations[0]) / "static")
 
 
-def create_app(overrides: dict | None = None) -> Flask:
-    """Build an app from :class:`config.Config`, with ``overrides`` on top (tests pass a dict)."""
+def create_app(settings: config.Settings | None = None, flask_config: dict | None = None) -> Flask:
+    """Build an app with ``settings`` (by default the process's, read from its environment once), and Flask's own
+    keys from them and ``flask_config`` (tests pass ``{"TESTING": True}``)."""
+    settings = settings or config.settings()
     app = Flask(__name__, static_folder=None)
     app.request_class = HashingRequest  # an upload's sha256 is taken as it arrives
     app.json = FiniteJSONProvider(app)
     app.url_map.converters["int"] = DatabaseInteger
-    app.config.from_object(Config)
+    app.extensions[SETTINGS] = settings
     app.config.update(OPENAPI)
-    app.config.update(overrides or {})
-    # Every body is held to the predict limit; the upload route raises it for itself.
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_PREDICT_MB"] * 1024 * 1024
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.storage.database_url,
+        SECRET_KEY=settings.access.secret_key,  # the dashboard sets a kept one when unset
+        MAX_CONTENT_LENGTH=settings.limits.max_predict_bytes,  # every body; the upload route raises it for itself
+    )
+    app.config.update(flask_config or {})
     _init_database(app)
     lifecycle.init_app(app)
     traces.init_app(app)  # its span opens before any other hook of a request can refuse it
@@ -93,7 +99,7 @@ class DatabaseInteger(IntegerConverter):
 def _init_metric_files(app: Flask) -> None:
     """Where a server of several processes shares their metrics (``PROMETHEUS_MULTIPROC_DIR``): each
     process writes its series there about once a second, and once more as it goes."""
-    directory = app.config.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = settings_of(app).server.metrics_dir
     if directory:
         flusher = Flusher(directory)
         lifecycle.of(app).add("metric files", start=flusher.start, stop=flusher.stop)
@@ -111,7 +117,7 @@ def _init_database(app: Flask) -> None:
 
 
 def _init_http(app: Flask) -> None:
-    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs(app.config["REQUIRE_AUTH_FOR_READS"])]})
+    api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs(settings_of(app).access.require_auth_for_reads)]})
     for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts, predict, predictions, tokens,
                    webhooks, audit, ops, v2):
         api.register_blueprint(module.blp)

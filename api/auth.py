@@ -2,11 +2,12 @@
 from collections.abc import Callable
 from functools import wraps
 
-from flask import current_app, g, request
+from flask import g, request
 
 from api import rate_limits
 from api.openapi import NEEDS_TOKEN, READ, document
 from api.rights import route_right
+from api.settings import settings_of
 from registry.access.tokens import METRICS, READ_INPUTS, READ_INPUTS_ROLES, Principal, authenticate
 from registry.errors import Forbidden, Unauthorized
 
@@ -43,7 +44,7 @@ def reads(view):
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if current_app.config["REQUIRE_AUTH_FOR_READS"]:
+        if settings_of().access.require_auth_for_reads:
             who = reader(request.headers.get("Authorization"), address=rate_limits.address_of(request.environ))
             _check_scope(who)
             g.principal = who
@@ -58,7 +59,7 @@ def scrapes(view):
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if current_app.config["REQUIRE_AUTH_FOR_READS"]:
+        if settings_of().access.require_auth_for_reads:
             who = _authenticate(trust_recent=True)
             if not who.may(METRICS):
                 raise Forbidden(f"the token {who.name!r} has role {who.role!r}; /metrics names every model and needs "
@@ -142,7 +143,7 @@ def bearer(header: str | None, *, trust_recent: bool, address: str | None = None
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send 'Authorization: Bearer <token>'; ask an admin for a token")
     try:
-        return authenticate(token.strip(), current_app.config["ADMIN_TOKEN"], trust_recent=trust_recent)
+        return authenticate(token.strip(), settings_of().access.admin_token, trust_recent=trust_recent)
     except Unauthorized:
         rate_limits.authentication_failed(address)  # 429 instead, past the limit
         raise

@@ -10,6 +10,8 @@ from marshmallow import ValidationError
 from api import domain, lifecycle
 from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
+from api.settings import settings_of
+from config import MB
 from registry.autopilot import controller
 from registry.integrity import scrub
 from registry.leases import LeasedLoop
@@ -23,25 +25,26 @@ EXTENSION = "background"
 
 def init_app(app: Flask) -> None:
     """Build the app's loops from its config; a MONITOR_WINDOW that is no window stops the start."""
-    config = app.config
+    given = settings_of(app)
+    monitoring = given.monitoring
     try:
-        span = window_span(config["MONITOR_WINDOW"])
+        span = window_span(monitoring.window)
     except ValidationError as exc:
-        raise SystemExit(f"MONITOR_WINDOW={config['MONITOR_WINDOW']!r}: {exc.messages[0]}") from None
+        raise SystemExit(f"MONITOR_WINDOW={monitoring.window!r}: {exc.messages[0]}") from None
     settings = SweepSettings(
-        every_seconds=config["MONITOR_SECONDS"], window=config["MONITOR_WINDOW"], span=span,
-        thresholds=Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
-                              min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"]),
+        every_seconds=monitoring.every_seconds, window=monitoring.window, span=span,
+        thresholds=Thresholds(psi=monitoring.drift_psi, p_value=monitoring.drift_p_value,
+                              min_reference_rows=monitoring.drift_min_reference_rows),
         name_value=hidden_value_names(app),
-        attribution_threshold=config["ATTRIBUTION_DRIFT"], attribution_min_rows=config["ATTRIBUTION_MIN_ROWS"],
+        attribution_threshold=monitoring.attribution_drift, attribution_min_rows=monitoring.attribution_min_rows,
     )
-    scrubbing = scrub.ScrubSettings(every_seconds=config["ARTIFACT_SCRUB_SECONDS"],
-                                    bytes_per_second=config["ARTIFACT_SCRUB_MB_PER_SECOND"] * 1024 * 1024)
+    scrubbing = scrub.ScrubSettings(every_seconds=given.storage.scrub_seconds,
+                                    bytes_per_second=given.storage.scrub_bytes_per_second)
     report = scrub.DamageReport()
     exporter = _log_exporter(app)
     loops = (
         LeasedLoop(LEASE, settings.every_seconds, lambda: sweep(settings), app.app_context),
-        LeasedLoop(controller.LEASE, config["ROLLOUT_TICK_SECONDS"],
+        LeasedLoop(controller.LEASE, monitoring.rollout_tick_seconds,
                    lambda: controller.tick(app.extensions[domain.EXTENSION].runtime), app.app_context),
         # A pass takes at most half the period, so the lease (three periods) never runs out meanwhile.
         LeasedLoop(scrub.LEASE, scrubbing.every_seconds,
@@ -77,13 +80,12 @@ def log_exporter(app: Flask) -> log_export.LogExporter | None:
 
 def _log_exporter(app: Flask) -> log_export.LogExporter | None:
     """The export PREDICTION_LOG_EXPORT asks for; a place it cannot export to stops the start."""
-    config = app.config
-    where = config["PREDICTION_LOG_EXPORT"]
+    log = settings_of(app).prediction_log
+    where = log.export
     if not where:
         return None
-    settings = log_export.ExportSettings(where=where, retention_days=config["PREDICTION_LOG_DAYS"],
-                                         max_mb=config["PREDICTION_LOG_MAX_MB"],
-                                         every_seconds=config["PREDICTION_LOG_EXPORT_SECONDS"])
+    settings = log_export.ExportSettings(where=where, retention_seconds=log.retention_seconds,
+                                         max_mb=log.max_bytes / MB, every_seconds=log.export_seconds)
     try:
         return log_export.LogExporter(settings, lambda: open_lake(where, domain.s3_settings(app)))
     except ValueError as exc:

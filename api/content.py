@@ -11,10 +11,11 @@ from itertools import chain
 
 import numpy as np
 import orjson
-from flask import current_app, g, request
+from flask import g, request
 
 from api.compression import decoded_body
 from api.errors import ProblemError
+from api.settings import settings_of
 from registry.serving import json_rows
 
 # Far beyond any real body (a predict body is 3 levels deep, metadata a handful), and far below
@@ -61,10 +62,10 @@ def check_json_body() -> None:
     """
     if request.url_rule is None or not request.is_json:
         return
-    limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
-    data = decoded_body(request.get_data(cache=True), request.headers.get("Content-Encoding"), limit)
+    limits = settings_of().limits
+    data = decoded_body(request.get_data(cache=True), request.headers.get("Content-Encoding"), limits.max_predict_bytes)
     if data.strip():
-        g.setdefault(_DECODED, parse_body(data, current_app.config["MAX_BATCH_ROWS"]))
+        g.setdefault(_DECODED, parse_body(data, limits.max_batch_rows))
 
 
 def parse_body(data: bytes, max_rows: int) -> object:

@@ -6,6 +6,7 @@ so a plain start delivers; ``WEBHOOK_DELIVER_IN_WORKERS=0`` leaves it to ``flask
 from flask import Flask, current_app
 
 from api import lifecycle
+from api.settings import settings_of
 from registry.changes import EventsRecorded, committed
 from registry.events.claims import RetryPolicy
 from registry.events.deliverer import Deliverer, DeliverySettings
@@ -15,18 +16,16 @@ EXTENSION = "webhook_deliverer"
 
 def init_app(app: Flask) -> None:
     """Build the app's deliverer from its config and start it with the first request if enabled."""
-    config = app.config
+    given = settings_of(app).webhooks
     settings = DeliverySettings(
-        threads=config["WEBHOOK_THREADS"],
-        timeout_seconds=config["WEBHOOK_TIMEOUT_SECONDS"],
-        deadline_seconds=config["WEBHOOK_DEADLINE_SECONDS"] or 2 * config["WEBHOOK_TIMEOUT_SECONDS"],
-        poll_seconds=config["WEBHOOK_POLL_SECONDS"],
-        lease_seconds=config["WEBHOOK_LEASE_SECONDS"],
-        allow_private=config["WEBHOOK_ALLOW_PRIVATE"],
-        retention_days=config["WEBHOOK_RETENTION_DAYS"],
-        retry=RetryPolicy(
-            config["WEBHOOK_RETRY_BASE_SECONDS"], config["WEBHOOK_RETRY_MAX_SECONDS"], config["WEBHOOK_RETRY_WINDOW_SECONDS"]
-        ),
+        threads=given.threads,
+        timeout_seconds=given.timeout_seconds,
+        deadline_seconds=given.deadline_seconds,
+        poll_seconds=given.poll_seconds,
+        lease_seconds=given.lease_seconds,
+        allow_private=given.allow_private,
+        retention_seconds=given.retention_seconds,
+        retry=RetryPolicy(given.retry_base_seconds, given.retry_max_seconds, given.retry_window_seconds),
     )
     app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
     lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
@@ -35,7 +34,7 @@ def init_app(app: Flask) -> None:
 
 def start_in_worker(app: Flask) -> None:
     """Start this process's deliverer, unless the deployment delivers from a separate process."""
-    if app.config["WEBHOOK_DELIVER_IN_WORKERS"]:
+    if settings_of(app).webhooks.deliver_in_workers:
         app.extensions[EXTENSION].start()
 
 

@@ -2,12 +2,13 @@
 config, and how the changes its use cases commit reach that runtime."""
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy.engine import make_url
 
 from api import lifecycle
+from api.settings import settings_of
+from config import MB, Settings
 from registry import lookups
 from registry.artifacts.s3_store import S3Settings
 from registry.artifacts.store import ArtifactStore
@@ -45,31 +46,30 @@ class Domain:
 
 def init_app(app: Flask) -> None:
     """Build the app's store and runtime; its runtime serves what the app commits, once it commits."""
-    config = app.config
+    config, settings = app.config, settings_of(app)
+    serving, log = settings.serving, settings.prediction_log
     store = _store(app)
     forms = ServedForms(
-        Path(config["ARTIFACT_CACHE_DIR"]) / "forms", budget_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
+        settings.storage.cache_dir / "forms", budget_bytes=settings.storage.cache_bytes,
         serving=_serving_digests(app),
         key=lambda: (config.get("SECRET_KEY") or "").encode(),  # read at first use: the dashboard sets its default
     )
     explain_references = ExplainReferences(app.app_context)
     runtime = build_runtime(
-        ArtifactLoader(store, max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024, forms=forms),
-        memory_budget_bytes=int(config["MODEL_MEMORY_MB"] * 1024 * 1024),
-        refresh_seconds=config["ALIAS_REFRESH_SECONDS"],
+        ArtifactLoader(store, max_model_bytes=settings.limits.max_model_bytes, forms=forms),
+        memory_budget_bytes=serving.model_memory_bytes,
+        refresh_seconds=serving.alias_refresh_seconds,
         session_scope=app.app_context,
-        explain_bounds=explain_bounds(config),
-        admission=AdmissionBounds.of(per_model=config["MAX_IN_FLIGHT_PER_MODEL"], per_worker=config["MAX_IN_FLIGHT"],
-                                     wait_seconds=config["ADMISSION_WAIT_MS"] / 1000),
+        explain_bounds=explain_bounds(settings),
+        admission=AdmissionBounds.of(per_model=serving.max_in_flight_per_model, per_worker=serving.max_in_flight,
+                                     wait_seconds=serving.admission_wait_seconds),
         explain_reference=explain_references,
-        low_priority_from_walks=config["LOW_PRIORITY_FROM_WALKS"],
-        low_priority_nice=config["LOW_PRIORITY_NICE"],
+        low_priority_from_walks=serving.low_priority_from_walks,
+        low_priority_nice=serving.low_priority_nice,
     )
-    log_settings = LogSettings(default_sample=config["PREDICTION_LOG_SAMPLE"], retention_days=config["PREDICTION_LOG_DAYS"],
-                               capacity=config["PREDICTION_LOG_QUEUE"], max_mb=config["PREDICTION_LOG_MAX_MB"],
-                               min_free_mb=config["PREDICTION_LOG_MIN_FREE_MB"],
-                               database_url=config["SQLALCHEMY_DATABASE_URI"],
-                               export=bool(config["PREDICTION_LOG_EXPORT"]),
+    log_settings = LogSettings(default_sample=log.sample, retention_seconds=log.retention_seconds,
+                               capacity=log.queue, max_mb=log.max_bytes / MB, min_free_mb=log.min_free_bytes / MB,
+                               database_url=settings.storage.database_url, export=bool(log.export),
                                explain_bounds=runtime.explain_bounds)
     prediction_log = PredictionLog(log_settings, session_scope=app.app_context,
                                    draw_key=(config.get("SECRET_KEY") or "").encode(),
@@ -78,8 +78,8 @@ def init_app(app: Flask) -> None:
     data_plane = DataPlane(runtime, log=prediction_log)
     app.extensions[EXTENSION] = Domain(store, runtime, forms, prediction_log, data_plane, explain_references)
     committed.connect(_serve_committed)  # once per process: connecting again changes nothing
-    if config["WATCH_ALIASES"]:
-        url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if serving.watch_aliases:
+        url = make_url(settings.storage.database_url)
         if url.get_backend_name() == "postgresql":
             conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
             runtime.models.listen(ChangeListener(conninfo))
@@ -89,11 +89,12 @@ def init_app(app: Flask) -> None:
     lifecycle.of(app).add("serving", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
 
 
-def explain_bounds(config) -> ExplainBounds:
-    """The bounds of an explanation the app's settings give (MAX_EXPLAIN_ROWS, EXPLAIN_MAX_ROW_COST,
+def explain_bounds(settings: Settings) -> ExplainBounds:
+    """The bounds of an explanation the settings give (MAX_EXPLAIN_ROWS, EXPLAIN_MAX_ROW_COST,
     EXPLAIN_MAX_COST, EXPLAIN_TIMEOUT_SECONDS)."""
-    return ExplainBounds(max_rows=config["MAX_EXPLAIN_ROWS"], max_row_cost=config["EXPLAIN_MAX_ROW_COST"],
-                         max_cost=config["EXPLAIN_MAX_COST"], timeout_seconds=config["EXPLAIN_TIMEOUT_SECONDS"])
+    given = settings.explanations
+    return ExplainBounds(max_rows=given.max_rows, max_row_cost=given.max_row_cost, max_cost=given.max_cost,
+                         timeout_seconds=given.timeout_seconds)
 
 
 def start_in_worker(app: Flask) -> None:
@@ -112,13 +113,13 @@ def stop_in_worker(app: Flask) -> None:
 
 def _store(app: Flask, root: str | None = None) -> ArtifactStore:
     """The store ``root`` (default ``ARTIFACT_ROOT``) names; one that cannot be used stops the start with one line."""
-    config = app.config
+    storage = settings_of(app).storage
     try:
         return open_store(
-            root or str(config["ARTIFACT_ROOT"]),
+            root or storage.artifact_root,
             s3=s3_settings(app),
-            cache_dir=config["ARTIFACT_CACHE_DIR"],
-            cache_bytes=config["ARTIFACT_CACHE_MB"] * 1024 * 1024,
+            cache_dir=storage.cache_dir,
+            cache_bytes=storage.cache_bytes,
             serving=_serving_digests(app),
         )
     except UnknownStore as exc:
@@ -127,9 +128,9 @@ def _store(app: Flask, root: str | None = None) -> ArtifactStore:
 
 def s3_settings(app: Flask, url: str = "") -> S3Settings:
     """The app's S3 endpoint and credentials (the ``AWS_*`` settings), for the bucket ``url``."""
-    config = app.config
-    return S3Settings(url=url, endpoint=config["AWS_ENDPOINT_URL"], access_key_id=config["AWS_ACCESS_KEY_ID"],
-                      secret_access_key=config["AWS_SECRET_ACCESS_KEY"], region=config["AWS_REGION"])
+    storage = settings_of(app).storage
+    return S3Settings(url=url, endpoint=storage.s3_endpoint, access_key_id=storage.s3_access_key_id,
+                      secret_access_key=storage.s3_secret_access_key, region=storage.s3_region)
 
 
 def _serving_digests(app: Flask) -> Callable[[], set[str]]:

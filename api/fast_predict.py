@@ -33,6 +33,7 @@ from api.answering import answer, refusal
 from api.content import parse_predict_body
 from api.errors import ProblemError, problem_parts
 from api.prediction_routes import FAST_ENDPOINTS
+from api.settings import settings_of
 from api.views.predict import body_explain, body_flag, render
 from registry import tracing
 from registry.errors import InvalidInput
@@ -67,7 +68,7 @@ class FastPredict:
         """(name, ref, URL rule, body length) of a plain JSON prediction; None for anything Flask should see."""
         config = self.app.config
         if (environ["REQUEST_METHOD"] != "POST" or environ.get("QUERY_STRING") or environ.get("HTTP_CONTENT_ENCODING")
-                or config["REQUIRE_AUTH_FOR_READS"]
+                or settings_of(self.app).access.require_auth_for_reads
                 or environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json"):
             return None
         length = environ.get("CONTENT_LENGTH", "")
@@ -109,7 +110,7 @@ class FastPredict:
         plane = self._plane()
         lifecycle.of(self.app).start()
         served = traces.begin(environ, rule, started_ns)  # a refusal is traced too: its problem names the trace
-        max_rows = self.app.config["MAX_BATCH_ROWS"]
+        max_rows = settings_of(self.app).limits.max_batch_rows
         try:
             refused = refusal(name, ref, request_id=request_id, deadline=deadline, plane=plane)
             if refused is None:

@@ -19,6 +19,8 @@ from flask import Flask, current_app
 from sqlalchemy import text
 
 from api import background, domain, lifecycle
+from api.settings import settings_of
+from config import MB
 from registry import stopping
 from registry.db import check_sqlite_file, db
 from registry.errors import DatabaseFileGone
@@ -115,7 +117,7 @@ def memory_warnings() -> list[str]:
         return []
     return [
         f"the versions aliases and rollouts serve hold {over / 2**20:.1f} MB more than MODEL_MEMORY_MB="
-        f"{current_app.config['MODEL_MEMORY_MB']:g} in this worker: they stay loaded, and every other version is let "
+        f"{settings_of().serving.model_memory_bytes / MB:g} in this worker: they stay loaded, and every other version is let "
         "go as soon as another one loads; raise MODEL_MEMORY_MB"
     ]
 
@@ -125,11 +127,11 @@ def store_warnings() -> list[str]:
     (Space that cannot be read in time is no warning: the store's check says it did not answer.)"""
     answer = _probes()["store_space"].answer()
     free = None if answer.unanswered or answer.error else answer.value
-    minimum_mb = current_app.config["MIN_FREE_STORE_MB"]
-    if free is None or free >= minimum_mb * 1024 * 1024:
+    minimum = settings_of().storage.min_free_bytes
+    if free is None or free >= minimum:
         return []
     return [
-        f"the artifact store has {free / 1024 / 1024:.1f} MB free, under MIN_FREE_STORE_MB={minimum_mb}: "
+        f"the artifact store has {free / MB:.1f} MB free, under MIN_FREE_STORE_MB={minimum / MB:g}: "
         "uploads will soon be refused with 507; free space (`flask --app wsgi artifacts gc`) or grow the volume"
     ]
 

@@ -27,6 +27,8 @@ from limits.errors import StorageError
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from api.settings import settings_of
+
 log = logging.getLogger(__name__)
 
 EXTENSION = "auth_failure_limiter"
@@ -101,13 +103,14 @@ class FailureLimit:
 
 def init_app(app: Flask) -> None:
     """Limit failed authentication on ``app``, with its own counters (one limit per app)."""
-    hops = app.config["PROXY_HOPS"]
+    settings = settings_of(app)
+    hops = settings.server.proxy_hops
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-    per_minute = app.config["AUTH_FAILURES_PER_MINUTE"]
-    if per_minute:
+    access = settings.access
+    if access.auth_failures_per_minute:
         app.extensions[EXTENSION] = FailureLimit(
-            per_minute, app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"]
+            access.auth_failures_per_minute, access.ratelimit_storage_uri or "", access.ratelimit_key_prefix
         )
 
 

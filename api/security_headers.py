@@ -11,6 +11,8 @@ a quarter of the predict route's time for headers that never change.
 """
 from flask import Flask, Response, request
 
+from api.settings import settings_of
+
 POLICY = {
     "default-src": "'self'",
     "script-src": "'self'",
@@ -45,7 +47,7 @@ ON_DOCS = headers_with(DOCS_POLICY)
 def init_app(app: Flask) -> None:
     """Send the headers on every response of ``app``; the API docs page gets its own policy."""
     everywhere, on_docs = EVERYWHERE, ON_DOCS
-    issuer = app.config.get("OIDC_ISSUER")
+    issuer = settings_of(app).sign_on.issuer
     if issuer:  # signing out of the dashboard is a form whose answer sends the browser on to the provider's sign-out
         origin = "/".join(issuer.split("/")[:3])
         everywhere = headers_with({**POLICY, "form-action": f"'self' {origin}"})

@@ -1,15 +1,13 @@
 """Traces at the HTTP edge: the server span of each prediction request, W3C ``traceparent`` in and out.
 
-With tracing on (``config.traces_exporters``: an exporter or an OTLP endpoint named by the standard
+With tracing on (``Settings.tracing``: an exporter or an OTLP endpoint named by the standard
 variables) each worker sends its spans (:mod:`registry.tracing`, started by the app's lifecycle after the
 fork); every prediction request, on the fast path or through Flask, our routes or V2's, gets a server
 span named by its route (``POST /models/{name}/{ref}/predict``), the child of the caller's span when it
 sent a ``traceparent``, and answers with the ``traceparent`` of that span. The data plane's steps are
 its children. Off, nothing here runs.
 """
-import os
 import re
-from collections.abc import Mapping
 from importlib.metadata import entry_points
 
 from flask import Flask, Response, request
@@ -17,6 +15,8 @@ from opentelemetry.propagators.textmap import Getter
 
 from api import lifecycle
 from api.prediction_routes import ENDPOINTS
+from api.settings import settings_of
+from config import Tracing
 from registry import tracing
 
 _ENVIRON_KEY = "registry.trace"
@@ -49,10 +49,11 @@ def init_app(app: Flask) -> None:
     """With tracing configured: start each worker's tracer with its lifecycle (stopped, its spans sent, as
     the worker goes), and trace the prediction routes Flask answers. A setting this service cannot send
     to stops the start with one line."""
-    exporters = app.config["TRACES_EXPORTERS"]
+    given = settings_of(app).tracing
+    exporters = given.exporters
     if not exporters:
         return
-    refused = refusal(exporters, app.config["TRACES_OTLP_PROTOCOL"], os.environ)
+    refused = refusal(given)
     if refused:
         raise SystemExit(refused)
     tracing.prepare(exporters)
@@ -62,10 +63,10 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_closed)
 
 
-def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str] | None = None) -> str | None:
+def refusal(given: Tracing) -> str | None:
     """Why this service cannot send spans as configured (an exporter, an OTLP protocol, a sampler, a sampler's
     ratio or a propagator that the SDK would ignore or fail on); None when it can."""
-    environ = {} if environ is None else environ
+    exporters, protocol, sampler = given.exporters, given.otlp_protocol, given.sampler
     unknown = [name for name in exporters if name not in tracing.EXPORTERS]
     if unknown:
         return (f"OTEL_TRACES_EXPORTER={','.join(exporters)}: {', '.join(unknown)} is not available here; use "
@@ -73,23 +74,21 @@ def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str
     if "otlp" in exporters and protocol != "http/protobuf":
         return (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP only; set http/protobuf "
                 "(a collector's port 4318)")
-    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
     if sampler.removeprefix("parentbased_") not in SAMPLERS:
         return (f"OTEL_TRACES_SAMPLER={sampler}: not available here; use {', '.join(SAMPLERS)} or their "
                 "parentbased_ forms")
-    given = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
-    if sampler.endswith("traceidratio") and given:  # unset: 1.0
+    if sampler.endswith("traceidratio") and given.sampler_arg:  # unset: 1.0
         try:
-            ratio = float(given)
+            ratio = float(given.sampler_arg)
         except ValueError:
             ratio = -1.0
         if not 0.0 <= ratio <= 1.0:
-            return f"OTEL_TRACES_SAMPLER_ARG={given}: {sampler} needs a ratio between 0 and 1"
+            return f"OTEL_TRACES_SAMPLER_ARG={given.sampler_arg}: {sampler} needs a ratio between 0 and 1"
     shipped = {point.name for point in entry_points(group="opentelemetry_propagator")} | {"none"}
-    named = [part.strip() for part in environ.get("OTEL_PROPAGATORS", "").split(",") if part.strip()]
+    named = [part.strip() for part in given.propagators.split(",") if part.strip()]
     others = [name for name in named if name.lower() not in shipped]
     if others:
-        return (f"OTEL_PROPAGATORS={environ['OTEL_PROPAGATORS']}: {', '.join(others)} is not available here; "
+        return (f"OTEL_PROPAGATORS={given.propagators}: {', '.join(others)} is not available here; "
                 f"use {', '.join(sorted(shipped))}")
     return None
 

@@ -25,7 +25,7 @@ from api import create_app
 from bench import report
 from bench.harness.databases import POSTGRES_URL, postgres_database
 from bench.harness.models import scaled_sum
-from config import BASE_DIR
+from config import BASE_DIR, load_with
 from registry import ledger
 
 TOKEN = "bench-admin-token"
@@ -34,12 +34,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def _client(database_url: str, root: Path):
     """A registry on ``database_url`` with model ``m`` of two versions, v1 on production; its test client."""
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": database_url, "ARTIFACT_ROOT": str(root / "artifacts"),
+    app = create_app(load_with({
+        "DATABASE_URL": database_url, "ARTIFACT_ROOT": str(root / "artifacts"),
         "ARTIFACT_CACHE_DIR": root / "artifact-cache", "ADMIN_TOKEN": TOKEN, "WATCH_ALIASES": False,
         "WEBHOOK_DELIVER_IN_WORKERS": False, "MONITOR_SECONDS": 0, "ROLLOUT_TICK_SECONDS": 0,
         "ARTIFACT_SCRUB_SECONDS": 0, "PROMETHEUS_MULTIPROC_DIR": None, "SECRET_KEY": "bench",
-    })
+    }))
     with app.app_context():
         upgrade(directory=str(BASE_DIR / "migrations"))
     client = app.test_client()

@@ -28,7 +28,7 @@ from flask_migrate import upgrade  # noqa: E402
 
 from api import create_app  # noqa: E402
 from bench import baseline_app, models  # noqa: E402
-from config import BASE_DIR  # noqa: E402
+from config import BASE_DIR, load_with  # noqa: E402
 from registry.db import db  # noqa: E402
 
 TOKEN = "bench-admin-token"
@@ -37,11 +37,11 @@ JSON = {"Content-Type": "application/json"}
 
 def registry_client(root: Path, name: str, estimator):
     """A registry app on a migrated SQLite file with ``estimator`` as v1 on ``production``; its test client."""
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{root}/registry.db", "ARTIFACT_ROOT": str(root / "artifacts"),
+    app = create_app(load_with({
+        "DATABASE_URL": f"sqlite:///{root}/registry.db", "ARTIFACT_ROOT": str(root / "artifacts"),
         "ARTIFACT_CACHE_DIR": root / "artifact-cache",
         "ADMIN_TOKEN": TOKEN, "WATCH_ALIASES": False, "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
-    })
+    }))
     with app.app_context():
         upgrade(directory=str(BASE_DIR / "migrations"))
     client = app.test_client()

@@ -42,7 +42,7 @@ from flask_migrate import upgrade
 from api import create_app
 from bench import models, report, servers
 from bench.harness.server import die_with_parent, free_port
-from config import BASE_DIR
+from config import BASE_DIR, load_with
 from registry.db import db
 
 NAME = "v2bench"
@@ -213,9 +213,9 @@ def in_process(estimator, args: argparse.Namespace) -> list[dict]:
     X, _ = models.training_data()
     cells = []
     with tempfile.TemporaryDirectory(prefix="bench-v2-app-") as tmp:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/registry.db", "ARTIFACT_ROOT": f"{tmp}/artifacts",
-                          "ARTIFACT_CACHE_DIR": Path(tmp) / "artifact-cache",
-                          "ADMIN_TOKEN": servers.ADMIN_TOKEN, "WATCH_ALIASES": False, "PROMETHEUS_MULTIPROC_DIR": None})
+        app = create_app(load_with({"DATABASE_URL": f"sqlite:///{tmp}/registry.db", "ARTIFACT_ROOT": f"{tmp}/artifacts",
+                                    "ARTIFACT_CACHE_DIR": Path(tmp) / "artifact-cache", "ADMIN_TOKEN": servers.ADMIN_TOKEN,
+                                    "WATCH_ALIASES": False, "PROMETHEUS_MULTIPROC_DIR": None}))
         with app.app_context():
             upgrade(directory=str(BASE_DIR / "migrations"))
         client = app.test_client()

@@ -51,14 +51,14 @@ def main(command: list[str] | None = None, *, read_again: str = "docker exec CON
     (``flask models load``; KServe's runtime, deploy/kubernetes/kserve/)."""
     try:
         check_secret_files(os.environ)
-        from config import BASE_DIR, Config  # only now: it reads the environment once, at import
+        from config import BASE_DIR, settings  # only now: the secret files are checked
 
-        check_artifact_root(Config.ARTIFACT_ROOT)
-        migrate(Config.SQLALCHEMY_DATABASE_URI, BASE_DIR / "migrations",
-                wait_seconds=Config.DATABASE_WAIT_SECONDS)
-        if not Config.ADMIN_TOKEN:
-            kept_admin_token(Config.INSTANCE_DIR, read_again)
-            os.environ["ADMIN_TOKEN_FILE"] = str(Config.INSTANCE_DIR / "admin_token")
+        given = settings()
+        check_artifact_root(given.storage.artifact_root)
+        migrate(given.storage.database_url, BASE_DIR / "migrations", wait_seconds=given.storage.database_wait_seconds)
+        if not given.access.admin_token:
+            kept_admin_token(given.storage.instance_dir, read_again)
+            os.environ["ADMIN_TOKEN_FILE"] = str(given.storage.instance_dir / "admin_token")
         if load:
             load_model(*load)
     except CannotStart as exc:

@@ -28,27 +28,27 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 # Shared metrics: every process writes its series here about once a second, /metrics adds them up.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="registry-metrics-"))
 
-from config import (  # noqa: E402  (after the environment above: config reads it once, at import)
-    ACCESS_LOG, BIND, DRAIN_SECONDS, GRACEFUL_TIMEOUT, LINGER_SECONDS, RETIRED, RETIRED_SET, WORKER_THREADS, WORKERS,
-)
+from config import MB, RETIRED, memory_mb, settings  # noqa: E402  (after the environment above: settings() reads it once)
 from registry import stopping  # noqa: E402  (its shared flag is mapped here, in the master, before any fork)
 from registry.heap import map_large_blocks  # noqa: E402
 
 map_large_blocks()  # before the app loads anything; the workers inherit it
 
-bind = BIND
-workers = WORKERS
+SERVER = settings().server  # a value that does not parse stops the start here, in the master
+DRAIN_SECONDS, LINGER_SECONDS = SERVER.drain_seconds, SERVER.linger_seconds
+bind = SERVER.bind
+workers = SERVER.workers
 # Threads, so a request that waits on the database (a SQLite file another process holds locked, a
 # slow PostgreSQL) never holds up the predictions behind it: they run on the worker's other threads.
 worker_class = "deploy.gthread_worker.ThreadWorker"  # gthread, noting each request's arrival, a flooded model's taken last
-threads = WORKER_THREADS
+threads = SERVER.worker_threads
 # Import the app (and scikit-learn) once in the master; workers fork from it, sharing the pages.
 preload_app = True
 timeout = 120
-graceful_timeout = GRACEFUL_TIMEOUT
+graceful_timeout = int(SERVER.graceful_timeout_seconds)
 # Several instances on one host must not fight over one default control socket path.
 control_socket_disable = True
-accesslog = ACCESS_LOG
+accesslog = SERVER.access_log
 
 
 def on_starting(server):
@@ -56,11 +56,11 @@ def on_starting(server):
     what the workers will serve before the port opens (gunicorn binds right after this hook): until the
     aliased models are loaded a connection is refused, which a load balancer passes to another replica
     at once, rather than accepted and held while they load."""
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    directory = SERVER.metrics_dir
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
     server.handle_term = _not_ready_first(server, server.handle_term)
-    for name in RETIRED_SET:
+    for name in SERVER.retired:
         server.log.warning("%s is set and ignored: %s", name, RETIRED[name])
     _load_before_listening(server)
 
@@ -85,17 +85,18 @@ def _not_ready_first(server, graceful_stop):
 def _load_before_listening(server):
     """Say the bounds the workers run with; import what uploads and loads need, and load every aliased
     model, once in the master, so workers fork with them and share their pages."""
-    from config import Config, memory_mb
     from registry.serving.model_libraries import import_model_libraries
 
     import_model_libraries()  # else every worker's first upload or load imports scikit-learn and SciPy: seconds
 
+    given = settings()
     server.log.info(
-        "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%d per artifact loaded "
-        "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%d, MAX_PREDICT_MB=%d, MAX_BATCH_ROWS=%d, "
+        "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%g per artifact loaded "
+        "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%g, MAX_PREDICT_MB=%g, MAX_BATCH_ROWS=%d, "
         "PREDICTION_LOG_MAX_MB=%g of logged requests, PREDICTION_LOG_MIN_FREE_MB=%g",
-        Config.MODEL_MEMORY_MB, Config.MAX_MODEL_MB, memory_mb(), server.cfg.workers, Config.MAX_UPLOAD_MB,
-        Config.MAX_PREDICT_MB, Config.MAX_BATCH_ROWS, Config.PREDICTION_LOG_MAX_MB, Config.PREDICTION_LOG_MIN_FREE_MB,
+        given.serving.model_memory_bytes / MB, given.limits.max_model_bytes / MB, memory_mb(), server.cfg.workers,
+        given.limits.max_upload_bytes / MB, given.limits.max_predict_bytes / MB, given.limits.max_batch_rows,
+        given.prediction_log.max_bytes / MB, given.prediction_log.min_free_bytes / MB,
     )
     if not server.cfg.preload_app:
         return
@@ -113,7 +114,7 @@ def _load_before_listening(server):
     except Exception:  # the workers warm themselves then, as without this
         server.log.exception("could not load the aliased models before forking")
     finally:
-        metric_files.flush(os.environ["PROMETHEUS_MULTIPROC_DIR"])  # what the master loaded counts once, from its own file
+        metric_files.flush(SERVER.metrics_dir)  # what the master loaded counts once, from its own file
         # No database connection may cross the fork (a child closing an inherited SQLite one
         # breaks the WAL index for every process): close what the load opened.
         with app.app_context():
@@ -157,7 +158,7 @@ def child_exit(server, worker):
     """A dead worker's counts stay in /metrics; its gauges leave."""
     from registry.process import metric_files
 
-    metric_files.retire(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
+    metric_files.retire(SERVER.metrics_dir, worker.pid)
 
 
 def on_exit(server):

@@ -8,7 +8,7 @@ import numpy as np
 
 from api import create_app, lifecycle
 from bench.harness.models import PROBE_ROW, artifact_bytes, scaled_sum
-from config import BASE_DIR
+from config import BASE_DIR, load_with
 from registry.db import db
 from tests.engines import release
 
@@ -23,11 +23,12 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def make_app(database_url: str, artifact_root, **overrides):
-    """An app on ``database_url`` with test settings (no background watcher unless asked)."""
-    settings = {
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "ARTIFACT_ROOT": str(artifact_root),
+    """An app on ``database_url`` with test settings (no background watcher unless asked): the environment's, with
+    these variables and ``overrides`` on top, each by its variable's name (``PREDICTION_LOG_SAMPLE=1.0``; None:
+    unset), read as a start reads them."""
+    variables = {
+        "DATABASE_URL": database_url,
+        "ARTIFACT_ROOT": artifact_root,
         "ARTIFACT_CACHE_DIR": Path(artifact_root).parent / "artifact-cache",  # the test's machine, not the repo's
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "WATCH_ALIASES": False,
@@ -37,9 +38,9 @@ def make_app(database_url: str, artifact_root, **overrides):
         "ARTIFACT_SCRUB_SECONDS": 0,  # and scrub the artifact store when they mean to (flask artifacts scrub)
         "PROMETHEUS_MULTIPROC_DIR": None,
         "SECRET_KEY": "test-secret-key",
+        **overrides,
     }
-    settings.update(overrides)
-    return create_app(settings)
+    return create_app(load_with(variables), {"TESTING": True})
 
 
 def close_app(app) -> None:

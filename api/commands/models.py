@@ -14,6 +14,7 @@ from api import domain
 from api.commands.tokens import clean_errors
 from api.domain import EXTENSION
 from api.schemas.versions import UploadMetadata
+from api.settings import settings_of
 from registry.aliases import moves
 from registry.catalog import versions
 
@@ -30,15 +31,14 @@ def load(directory: Path, name: str, alias: str):
     """Register the one model file in DIRECTORY (or DIRECTORY itself, a file) as a version of NAME and point
     ALIAS at it; print the version, the alias and whether anything was new, as JSON."""
     path = model_file(directory)
-    config = current_app.config
     with path.open("rb") as artifact:
         digest = hashlib.file_digest(artifact, "sha256").hexdigest(), path.stat().st_size
         artifact.seek(0)
         version, created = versions.upload_version(
             domain.store(), name, artifact=artifact, digest=digest,
             metadata=UploadMetadata().load({"description": f"loaded from {path.name}"}), actor=ACTOR,
-            max_rows=config["MAX_BATCH_ROWS"], max_model_bytes=config["MAX_MODEL_MB"] * 1024 * 1024,
-            max_features=config["MAX_FEATURES"],
+            max_rows=settings_of().limits.max_batch_rows, max_model_bytes=settings_of().limits.max_model_bytes,
+            max_features=settings_of().limits.max_features,
         )
     move = moves.promote(current_app.extensions[EXTENSION].runtime, name, number=version.number, alias=alias,
                          reason=f"models load {path.name}", force=True, actor=ACTOR, role="admin")

@@ -15,6 +15,7 @@ from flask import Flask
 
 from api import lifecycle
 from api.grpc.service import InferenceService
+from api.settings import settings_of
 
 
 class GrpcServer:
@@ -27,15 +28,15 @@ class GrpcServer:
 
     def start(self) -> None:
         """Bind ``GRPC_BIND`` and start answering (a bind that fails stops the worker's start, loudly)."""
-        config = self.app.config
-        limit = config["MAX_PREDICT_MB"] * 1024 * 1024
+        settings = settings_of(self.app)
+        limit = settings.limits.max_predict_bytes
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config["WORKER_THREADS"], thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=settings.server.worker_threads, thread_name_prefix="grpc"),
             options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", limit)],
         )
         server.add_generic_rpc_handlers((InferenceService(self.app).handler(),))
-        bind = config["GRPC_BIND"]
-        credentials = _credentials(config["GRPC_TLS_CERT_FILE"], config["GRPC_TLS_KEY_FILE"])
+        bind = settings.grpc.bind
+        credentials = _credentials(settings.grpc.tls_cert_file, settings.grpc.tls_key_file)
         port = server.add_secure_port(bind, credentials) if credentials else server.add_insecure_port(bind)
         if not port:
             raise RuntimeError(f"GRPC_BIND={bind}: could not listen there")
@@ -45,7 +46,7 @@ class GrpcServer:
     def stop(self) -> None:
         """Take no new calls; wait for those in flight, at most ``GRACEFUL_TIMEOUT`` seconds."""
         if self._server is not None:
-            self._server.stop(grace=self.app.config["GRACEFUL_TIMEOUT"]).wait()
+            self._server.stop(grace=settings_of(self.app).server.graceful_timeout_seconds).wait()
             self._server = None
 
 
@@ -59,6 +60,6 @@ def _credentials(cert_file: str | None, key_file: str | None) -> grpc.ServerCred
 
 def init_app(app: Flask) -> None:
     """With ``GRPC_BIND`` set, serve gRPC from each worker of ``app``; register it last, so that it is stopped first, while what answers its calls still runs."""
-    if app.config["GRPC_BIND"]:
+    if settings_of(app).grpc.bind:
         server = GrpcServer(app)
         lifecycle.of(app).add("gRPC server", start=server.start, stop=server.stop)

@@ -27,6 +27,7 @@ from api.auth import check_right, reader
 from api.errors import Problem, ProblemError, logged, traced
 from api.grpc import protocol
 from api.grpc.tensors import read_request, response
+from api.settings import settings_of
 from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import model_metadata
@@ -150,7 +151,7 @@ class InferenceService:
         self._authorize(caller, name, PREDICT)
         metadata = caller.metadata
         request_id = request_ids.of_environ({"HTTP_X_REQUEST_ID": metadata.get("x-request-id", "")})
-        given = TensorInput(partial(read_request, message), self.app.config["MAX_BATCH_ROWS"])
+        given = TensorInput(partial(read_request, message), settings_of(self.app).limits.max_batch_rows)
         call = Call(name, ref, request_id, caller.deadline())
         outcome = domain.data_plane().predict(call, given, headers=Headers(list(metadata.items())),
                                               status_of=errors.status_of)
@@ -167,7 +168,7 @@ class InferenceService:
 
     def _authorize(self, caller: "Caller", model: str, right: str) -> None:
         """Where reads need a token: the caller's, holding ``right`` on ``model`` when scoped."""
-        if not self.app.config["REQUIRE_AUTH_FOR_READS"]:
+        if not settings_of(self.app).access.require_auth_for_reads:
             return
         who = reader(caller.metadata.get("authorization"), address=_address(caller.context.peer()))
         check_right(who, right, model, "method")

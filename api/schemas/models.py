@@ -1,8 +1,8 @@
 """Models: the changes a PATCH makes, and a model as answered."""
-from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.fields import TEXT_KEYS, FiniteNumber, OptionalReason, Text, UTCDateTime
+from api.settings import settings_of
 
 
 class PredictionLogPatch(Schema):
@@ -59,5 +59,5 @@ class ModelDetailOut(ModelOut):
 
     def _prediction_log(self, model) -> dict:
         own = model.prediction_log_sample
-        return {"sample": current_app.config["PREDICTION_LOG_SAMPLE"] if own is None else own,
+        return {"sample": settings_of().prediction_log.sample if own is None else own,
                 "max_mb": model.prediction_log_max_mb, "explain": model.prediction_log_explain or 0.0}

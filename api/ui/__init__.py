@@ -5,6 +5,7 @@ from pathlib import Path
 from flask import Flask, Response, redirect, render_template, request, url_for
 
 from api.errors import Problem, render_as_pages
+from api.settings import settings_of
 from api.ui.blueprint import bp
 from api.ui.session import BrowserSessions, may
 
@@ -14,7 +15,7 @@ def init_ui(app: Flask) -> None:
     from api.ui import actions, governance, pages, sign_on, version_page  # noqa: F401  (the modules register their views on ``bp``)
 
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _instance_secret(Path(app.config["INSTANCE_DIR"]))
+        app.config["SECRET_KEY"] = _instance_secret(settings_of(app).storage.instance_dir)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.session_interface = BrowserSessions()

@@ -6,6 +6,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from api import rate_limits
 from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
+from api.settings import settings_of
 from api.ui.blueprint import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars, time_ticks
 from api.ui.forms import ApproveForm, SignInForm, SignOutForm
@@ -37,7 +38,7 @@ LATEST_REQUESTS = 20
 
 @bp.app_context_processor
 def _everywhere() -> dict:
-    return {"who": signed_in(), "sign_out_form": SignOutForm()}
+    return {"who": signed_in(), "sign_out_form": SignOutForm(), "settings": settings_of()}
 
 
 @bp.route("/")
@@ -180,8 +181,8 @@ def version_monitoring(name, number):
     latest = logged_predictions(name, version=number, limit=LATEST_REQUESTS).items if reads_inputs else None
     # Attributions tell about the inputs they explain: the same right.
     explained = version_importance(name, str(number), window=window, span=span,
-                                   min_rows=current_app.config["ATTRIBUTION_MIN_ROWS"],
-                                   threshold=current_app.config["ATTRIBUTION_DRIFT"]) if reads_inputs else None
+                                   min_rows=settings_of().monitoring.attribution_min_rows,
+                                   threshold=settings_of().monitoring.attribution_drift) if reads_inputs else None
     return render_template(
         "ui/monitoring.html", model=summary, version=version, window=window, windows=WINDOWS, figures=figures,
         metric=metric, marks=marks, ticks=ticks, times=time_ticks(timeline), drift_charts=drift_charts, latest=latest, signed_in=who is not None,
@@ -251,9 +252,8 @@ def _drift_columns(drift: dict | None) -> list[tuple[str, dict]]:
 
 
 def _thresholds() -> Thresholds:
-    config = current_app.config
-    return Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
-                      min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"])
+    given = settings_of().monitoring
+    return Thresholds(psi=given.drift_psi, p_value=given.drift_p_value, min_reference_rows=given.drift_min_reference_rows)
 
 
 def _evaluations(name: str) -> dict:

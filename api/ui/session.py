@@ -10,9 +10,10 @@ from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, redirect, request, session, url_for
+from flask import flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from api.settings import settings_of
 from registry.access.scopes import PROMOTE, READ
 from registry.access.sessions import (
     end_session, session_id_token, session_principal, start_person_session, start_session,
@@ -41,9 +42,9 @@ class BrowserSessions(SecureCookieSessionInterface):
 
 def sign_in(token: str) -> Principal:
     """Check ``token`` and start a session for it; raises Unauthorized for a bad token."""
-    config = current_app.config
+    access = settings_of().access
     session_id, who = start_session(
-        token, bootstrap_admin_token=config["ADMIN_TOKEN"], lifetime=timedelta(hours=config["SESSION_LIFETIME_HOURS"])
+        token, bootstrap_admin_token=access.admin_token, lifetime=timedelta(seconds=access.session_lifetime_seconds)
     )
     session.clear()
     session[SESSION_KEY] = session_id
@@ -52,7 +53,7 @@ def sign_in(token: str) -> Principal:
 
 def sign_in_person(who: Principal, *, sub: str, email: str | None, id_token: str | None) -> None:
     """Start a session for a person signed in through single sign-on (``who``: what their groups give)."""
-    session_id = start_person_session(who, lifetime=timedelta(hours=current_app.config["SESSION_LIFETIME_HOURS"]),
+    session_id = start_person_session(who, lifetime=timedelta(seconds=settings_of().access.session_lifetime_seconds),
                                       sub=sub, email=email, id_token=id_token)
     session.clear()
     session[SESSION_KEY] = session_id
@@ -91,7 +92,7 @@ def page(view: Callable) -> Callable:
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if current_app.config["REQUIRE_AUTH_FOR_READS"] and signed_in() is None:
+        if settings_of().access.require_auth_for_reads and signed_in() is None:
             return redirect(url_for("ui.sign_in", next=request.full_path))
         _check_scope(READ, kwargs.get("name"))
         return view(*args, **kwargs)
@@ -135,7 +136,7 @@ def _principal_from_cookie() -> Principal | None:
     session_id = session.get(SESSION_KEY)
     if not isinstance(session_id, str):
         return None
-    who = session_principal(session_id, bootstrap_admin_token=current_app.config["ADMIN_TOKEN"])
+    who = session_principal(session_id, bootstrap_admin_token=settings_of().access.admin_token)
     if who is None:
         session.clear()
     return who

@@ -15,6 +15,7 @@ from flask import Flask, current_app, flash, redirect, render_template, request,
 from werkzeug.exceptions import NotFound
 
 from api import rate_limits
+from api.settings import settings_of
 from api.ui.blueprint import bp
 from api.ui.session import safe_next, sign_in_person
 from registry.access.sign_on import GroupRule, check_settings, person_of, principal_of
@@ -35,18 +36,21 @@ class SignOn:
 def init_sign_on(app: Flask) -> None:
     """Register the provider when OIDC_ISSUER is set; its settings are checked here, so a wrong one stops
     the start (SignOnConfigError naming it). The discovery document is read on the first sign-in."""
-    rules = check_settings(app.config)
+    given = settings_of(app).sign_on
+    rules = check_settings({"OIDC_ISSUER": given.issuer, "OIDC_CLIENT_ID": given.client_id,
+                            "OIDC_CLIENT_SECRET": given.client_secret, "OIDC_SCOPES": given.scopes,
+                            "OIDC_GROUP_CLAIM": given.group_claim, "OIDC_GROUPS": given.groups})
     if rules is None:
         return
     from authlib.integrations.flask_client import OAuth  # only where configured: it brings requests along
 
     oauth = OAuth(app)
     client = oauth.register(
-        "oidc", client_id=app.config["OIDC_CLIENT_ID"], client_secret=app.config["OIDC_CLIENT_SECRET"],
-        server_metadata_url=app.config["OIDC_ISSUER"] + "/.well-known/openid-configuration",
-        client_kwargs={"scope": app.config["OIDC_SCOPES"], "code_challenge_method": "S256", "timeout": 10},
+        "oidc", client_id=given.client_id, client_secret=given.client_secret,
+        server_metadata_url=given.issuer + "/.well-known/openid-configuration",
+        client_kwargs={"scope": given.scopes, "code_challenge_method": "S256", "timeout": 10},
     )
-    app.extensions["sign_on"] = SignOn(client, rules, app.config["OIDC_GROUP_CLAIM"], app.config["OIDC_PROVIDER_NAME"])
+    app.extensions["sign_on"] = SignOn(client, rules, given.group_claim, given.provider_name)
 
 
 def provider_name() -> str | None:

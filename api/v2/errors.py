@@ -7,12 +7,14 @@ problem+json members the rest of the API answers with. Problems are described by
 from dataclasses import replace
 
 import orjson
-from flask import Response, current_app
+from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import errors
+from api.settings import settings_of
+from config import MB
 
 
 class ProtocolError(Schema):
@@ -48,9 +50,9 @@ def describe(exc: Exception) -> errors.Problem:
     """The problem ``exc`` is, as the protocol words it."""
     described = errors.describe(exc)
     if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.config["MAX_PREDICT_MB"]
+        limit = settings_of().limits.max_predict_bytes / MB
         described = replace(
-            described, detail=f"the request body is over the limit of {limit} MB (MAX_PREDICT_MB); send fewer rows per request"
+            described, detail=f"the request body is over the limit of {limit:g} MB (MAX_PREDICT_MB); send fewer rows per request"
         )
     if described.status == 422:
         described = replace(described, status=400, title="Bad Request")

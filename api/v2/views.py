@@ -15,6 +15,7 @@ from api.compression import decoded_body
 from api.errors import ProblemError
 from api.openapi import REQUEST_TIMEOUT
 from api.prediction_routes import INFER, INFER_VERSION
+from api.settings import settings_of
 from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import model_metadata
@@ -171,9 +172,9 @@ def _ready(name: str, ref: str) -> dict:
 
 
 def _infer(name: str, ref: str) -> Response:
-    limit = current_app.config["MAX_PREDICT_MB"] * 1024 * 1024
-    body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limit)
-    given = TensorInput(partial(read_request, body, request.headers.get(HEADER_LENGTH)), current_app.config["MAX_BATCH_ROWS"])
+    limits = settings_of().limits
+    body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limits.max_predict_bytes)
+    given = TensorInput(partial(read_request, body, request.headers.get(HEADER_LENGTH)), limits.max_batch_rows)
     return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(),
                    render=partial(_render, name, given), deadline=deadlines.current(), status_of=errors.status_of)
 

@@ -1,11 +1,13 @@
 """Liveness, readiness and Prometheus metrics."""
-from flask import Response, current_app
+from flask import Response
 from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from api import domain, health
 from api.auth import scrapes
 from api.errors import problem
+from api.settings import settings_of
+from config import MB
 from registry.monitoring.gauges import HealthGauges, LogGauges
 from registry.process import metric_files
 from registry.telemetry import EveryFamily, ServedOnly
@@ -51,7 +53,7 @@ def metrics():
     registry = CollectorRegistry()
     registry.register(EveryFamily(ServedOnly(host_metrics())))
     registry.register(HealthGauges())  # the last monitoring sweep's figures: the same on every replica
-    registry.register(LogGauges(current_app.config["PREDICTION_LOG_MAX_MB"]))  # read now: the same on every replica
+    registry.register(LogGauges(settings_of().prediction_log.max_bytes / MB))  # read now: the same on every replica
     payload = generate_latest(registry)
     # content_type, not mimetype: Flask would append a second "; charset=utf-8"
     return Response(payload, content_type=CONTENT_TYPE_LATEST)
@@ -59,7 +61,7 @@ def metrics():
 
 def host_metrics():
     """A collector of this host's metrics: every worker's, added up, under gunicorn; this process's else."""
-    multiproc_dir = current_app.config.get("PROMETHEUS_MULTIPROC_DIR")
+    multiproc_dir = settings_of().server.metrics_dir
     if not multiproc_dir:
         return REGISTRY
     metric_files.flush(multiproc_dir)  # this worker's own counts as of now; the others' as of their last flush

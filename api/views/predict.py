@@ -1,6 +1,6 @@
 """Prediction routes: by version number, by alias, and the ``production`` default."""
 import orjson
-from flask import Response, current_app, request
+from flask import Response, request
 from flask_smorest import Blueprint
 
 from api import deadlines, request_ids
@@ -11,6 +11,7 @@ from api.errors import ProblemError
 from api.openapi import REQUEST_TIMEOUT
 from api.prediction_routes import PREDICT_DEFAULT, PREDICT_REF
 from api.schemas.predictions import PredictionOut
+from api.settings import settings_of
 from registry.names import DEFAULT_ALIAS
 from registry.serving.explanations import SPACES, ExplainAsk, explain_asked
 from registry.serving.inputs import CsvInput, JsonInput
@@ -61,7 +62,7 @@ def predict_default(name):
 
 
 def _answer(name: str, ref: str) -> Response:
-    max_rows = current_app.config["MAX_BATCH_ROWS"]
+    max_rows = settings_of().limits.max_batch_rows
     if request.mimetype == "text/csv":
         given = CsvInput(request.get_data(as_text=True), max_rows, _flag(None, "return_proba", "proba"),
                          _explain(None))

@@ -20,6 +20,7 @@ from api.schemas.monitoring import (
     window_span,
 )
 from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
+from api.settings import settings_of
 from registry.monitoring.feedback import apply_feedback
 from registry.monitoring.importance import version_importance as importance_of
 from registry.monitoring.log_export import exported_state
@@ -86,9 +87,9 @@ def version_monitoring(args, name, ref):
     while the reference sent has fewer than ``DRIFT_MIN_REFERENCE_ROWS`` rows: ``drift_detail`` says why.
     A categorical feature's bins are named by value only for a token with the right ``read_inputs``,
     by the value's keyed hash (``value 3f2a9c1b04de``) for everyone else."""
-    config = current_app.config
-    thresholds = Thresholds(psi=config["DRIFT_PSI"], p_value=config["DRIFT_P_VALUE"],
-                            min_reference_rows=config["DRIFT_MIN_REFERENCE_ROWS"])
+    given = settings_of().monitoring
+    thresholds = Thresholds(psi=given.drift_psi, p_value=given.drift_p_value,
+                            min_reference_rows=given.drift_min_reference_rows)
     return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds,
                       name_value=shown_value_names())
 
@@ -107,9 +108,9 @@ def version_importance(args, name, ref):
     (each over its own answers) with their total variation distance: the attribution drift the monitoring
     sweep alerts on (``model.attribution_drift``). Explanations tell about the inputs they explain: this
     needs a token with the right ``read_inputs``, as the logged inputs do."""
-    config = current_app.config
+    given = settings_of().monitoring
     return importance_of(name, ref, window=args["window"], span=window_span(args["window"]),
-                         min_rows=config["ATTRIBUTION_MIN_ROWS"], threshold=config["ATTRIBUTION_DRIFT"])
+                         min_rows=given.attribution_min_rows, threshold=given.attribution_drift)
 
 
 @blp.route("/models/<name>/versions/<ref>/reference", methods=["PUT"])

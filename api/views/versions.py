@@ -1,7 +1,7 @@
 """Model versions: upload, list, look at, download and archive."""
 import math
 
-from flask import Response, current_app, request, url_for
+from flask import Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
@@ -15,6 +15,7 @@ from api.openapi import by_number, errors
 from api.schemas.aliases import ReasonArgs
 from api.schemas.paging import page_of
 from api.schemas.versions import UploadForm, UploadMetadata, VersionListArgs, VersionOut, VersionPatch
+from api.settings import settings_of
 from registry.aliases import class_names
 from registry.aliases.answers import Mover
 from registry.artifacts.safe_pickle import artifact_format
@@ -31,9 +32,9 @@ _metadata_schema = UploadMetadata()
 def _allow_large_uploads():
     """Uploads may be far larger than the bodies of every other route."""
     if request.method == "POST":
-        request.max_content_length = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+        request.max_content_length = settings_of().limits.max_upload_bytes
         # Werkzeug holds text parts in memory and refuses one over this (its default is 500 KB).
-        request.max_form_memory_size = current_app.config["MAX_METADATA_KB"] * 1024
+        request.max_form_memory_size = settings_of().limits.max_metadata_bytes
 
 
 @blp.route("/models/<name>/versions")
@@ -70,11 +71,11 @@ class Versions(MethodView):
             digest=artifact.stream.digest(),
             metadata=_parse_metadata(request.form.get("metadata")),
             actor=principal().name,
-            max_rows=current_app.config["MAX_BATCH_ROWS"],
-            max_model_bytes=current_app.config["MAX_MODEL_MB"] * 1024 * 1024,
-            max_features=current_app.config["MAX_FEATURES"],
+            max_rows=settings_of().limits.max_batch_rows,
+            max_model_bytes=settings_of().limits.max_model_bytes,
+            max_features=settings_of().limits.max_features,
             caller_waiting=caller_waiting,
-            explain_bounds=domain.explain_bounds(current_app.config),
+            explain_bounds=domain.explain_bounds(settings_of()),
         )
         location = url_for("versions.Version", name=name, ref=version.number)
         return version, (201 if created else 200), {"Location": location}
@@ -165,9 +166,9 @@ def _parse_form() -> None:
         length, limit = request.content_length, request.max_content_length
         if length is None or limit is None or length > limit:
             raise  # the upload as a whole is over MAX_UPLOAD_MB
-        kb = current_app.config["MAX_METADATA_KB"]
+        kb = settings_of().limits.max_metadata_bytes / 1024
         raise ProblemError(
-            413, f"metadata is over the metadata limit of {kb} KB (MAX_METADATA_KB); send less metadata"
+            413, f"metadata is over the metadata limit of {kb:g} KB (MAX_METADATA_KB); send less metadata"
         ) from None
 
 

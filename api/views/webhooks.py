@@ -1,5 +1,5 @@
 """Webhook subscriptions and their delivery log (admin only)."""
-from flask import current_app, url_for
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -8,13 +8,14 @@ from api.content import accepts
 from api.schemas.aliases import ReasonArgs
 from api.schemas.paging import PageArgs, page_of
 from api.schemas.webhooks import DeliveryDetailOut, DeliveryOut, SecretRotation, WebhookCreatedOut, WebhookOut, WebhookPatch, WebhookRequest, WebhookRotatedOut
+from api.settings import settings_of
 from registry.events import subscriptions
 
 blp = Blueprint("webhooks", __name__, description="Webhooks: signed event notifications")
 
 
 def _allow_private() -> bool:
-    return current_app.config["WEBHOOK_ALLOW_PRIVATE"]
+    return settings_of().webhooks.allow_private
 
 
 @blp.route("/webhooks")

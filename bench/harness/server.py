@@ -18,7 +18,7 @@ from flask_migrate import upgrade
 
 from api import create_app
 from bench.harness.netns import LOOPBACK, Place
-from config import BASE_DIR
+from config import BASE_DIR, load_with
 from registry.db import db
 
 BIN = Path(sys.executable).parent
@@ -99,12 +99,12 @@ def migrate(env: dict) -> None:
     In this process: the CLI would import the whole app again, seconds per server on a small
     machine (tests/integration/test_migrations.py runs the README's command itself).
     """
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+    app = create_app(load_with({
+        "DATABASE_URL": env["DATABASE_URL"],
         "ARTIFACT_ROOT": env["ARTIFACT_ROOT"],
         "ADMIN_TOKEN": env["ADMIN_TOKEN"],
         "PROMETHEUS_MULTIPROC_DIR": None,
-    })
+    }))
     with app.app_context():
         upgrade()
         db.engine.dispose()

@@ -33,7 +33,7 @@ class DeliverySettings:
     lease_seconds: float = 60.0
     allow_private: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    retention_days: float = 30.0
+    retention_seconds: float = 30 * 86_400.0
 
     def __post_init__(self):
         if self.lease_seconds <= max(2 * self.timeout_seconds, self.deadline_seconds):
@@ -118,12 +118,12 @@ class Deliverer:
         self._pruned_at = now
         try:
             with self._session_scope():
-                gone = prune(self.settings.retention_days)
+                gone = prune(self.settings.retention_seconds)
         except Exception as exc:  # the database is away: tried again at the next period
             log.warning("pruning sent webhook deliveries failed (%s); trying again in an hour", exc)
             return
         if gone:
-            log.info("pruned %d webhook deliveries older than %g days", gone, self.settings.retention_days)
+            log.info("pruned %d webhook deliveries older than %g days", gone, self.settings.retention_seconds / 86_400)
 
     def _turn(self) -> bool:
         """Prune when due, claim and send what is due; True when something was claimed (look again at once)."""

@@ -9,10 +9,10 @@ from registry.events.tables import DELIVERED, FAILED, WebhookDelivery, WebhookEv
 from registry.tables import utcnow
 
 
-def prune(retention_days: float) -> int:
+def prune(retention_seconds: float) -> int:
     """Delete ended deliveries (attempts go with them) and unreferenced events older than
-    ``retention_days``; how many deliveries went. Pending deliveries are never pruned."""
-    cutoff = utcnow() - timedelta(days=retention_days)
+    ``retention_seconds``; how many deliveries went. Pending deliveries are never pruned."""
+    cutoff = utcnow() - timedelta(seconds=retention_seconds)
     with write_transaction():
         gone = db.session.execute(
             delete(WebhookDelivery)

@@ -61,7 +61,7 @@ class ExportSettings:
     """Where the rows go and what pruning will want next."""
 
     where: str  # PREDICTION_LOG_EXPORT
-    retention_days: float  # PREDICTION_LOG_DAYS
+    retention_seconds: float  # PREDICTION_LOG_DAYS
     max_mb: float  # PREDICTION_LOG_MAX_MB
     every_seconds: float  # PREDICTION_LOG_EXPORT_SECONDS; a turn exports for at most this long
 
@@ -171,7 +171,7 @@ def due_id(model_id: int, *, share: int, settings: ExportSettings, settled: int)
     ahead = log_bounds.cutoff_id(model_id, int(share * KEEP_UNEXPORTED))
     if ahead is not None and ahead > mark and _bytes_between(model_id, mark, ahead) >= share * CHUNK:
         due = ahead
-    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    cutoff = utcnow() - timedelta(seconds=settings.retention_seconds)
     oldest = db.session.execute(select(func.min(LoggedPrediction.at))
                                 .where(LoggedPrediction.model_id == model_id, LoggedPrediction.id > mark)).scalar()
     if oldest is not None and oldest < cutoff - AGE_BATCH:

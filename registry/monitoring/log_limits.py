@@ -97,7 +97,7 @@ class Limits:
     def prune(self) -> int:
         """Delete what is older than the retention (and went to the lake, when it is exported), a bounded
         batch at a time; how many rows went."""
-        cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+        cutoff = utcnow() - timedelta(seconds=self.settings.retention_seconds)
         old = LoggedPrediction.at < cutoff
         with self._session_scope():
             removed = log_bounds.delete_batches(log_bounds.exported(old) if self.settings.export else old)

@@ -11,7 +11,7 @@ class LogSettings:
     """How much to keep, for how long, and how the writer paces itself."""
 
     default_sample: float  # PREDICTION_LOG_SAMPLE: the share of a model's requests kept unless it says otherwise
-    retention_days: float  # PREDICTION_LOG_DAYS
+    retention_seconds: float  # PREDICTION_LOG_DAYS
     capacity: int = 10_000  # entries waiting at most; past it they are dropped and counted
     refresh_seconds: float = 2.0  # without a watcher to follow: how often requests have every model's share read again
     prune_seconds: float = 600.0  # how often what is past the retention is deleted

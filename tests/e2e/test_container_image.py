@@ -195,8 +195,8 @@ def test_a_command_after_the_image_name_runs_with_the_secrets_read_from_their_fi
     for name, value in (("admin_token", "from-a-docker-secret"), ("secret_key", "a-key-from-a-file")):
         (tmp_path / name).write_text(value + "\n")
         (tmp_path / name).chmod(0o644)  # the container's user reads it
-    show = ("import os; from config import Config; "
-            "print(Config.ADMIN_TOKEN, Config.SECRET_KEY, 'ADMIN_TOKEN' in os.environ, 'SECRET_KEY' in os.environ)")
+    show = ("import os; from config import settings; s = settings().access; "
+            "print(s.admin_token, s.secret_key, 'ADMIN_TOKEN' in os.environ, 'SECRET_KEY' in os.environ)")
 
     ran = containers.run_to_exit(image, "python3", "-c", show,
                                  env={"ADMIN_TOKEN_FILE": "/run/secrets/admin_token",

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from api.deadlines import ARRIVED
+from api.settings import settings_of
 from tests.helpers import PROBE_ROW, assert_problem, scaled_sum, upload_ok
 
 WAIT = 10  # seconds; a bound on waiting for the shadow runner, so a broken test fails instead of hanging
@@ -87,7 +88,7 @@ def test_on_the_fast_path_even_the_request_that_may_wait_for_a_slot_is_refused_b
     # ADMISSION_WAIT_MS: the one request of a model at its bound that may wait for a slot waits before its body
     # is parsed, and is refused there when none frees; a body that is not JSON is then 429, not the 400 that
     # parsing it would have said (a flood's waiter, refused every 10 ms, cost its worker a parse each time)
-    assert app.config["ADMISSION_WAIT_MS"] > 0
+    assert settings_of(app).serving.admission_wait_seconds > 0
     broken = b'{"instances": [[1, 2'
     with holding(app, "a", "a"):
         refused = client.post("/models/a/predict", data=broken, content_type="application/json")

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from api.settings import settings_of
 from registry.artifacts.pacing import Throttle
 from registry.db import db
 from registry.events.tables import WebhookEvent
@@ -60,7 +61,7 @@ def test_a_damaged_copy_behind_an_alias_is_found_while_a_cached_form_serves_it(a
     warning, = [w for w in ready.get_json()["warnings"] if damaged in w]
     assert "(m v1) is damaged" in warning and "re-upload the original file" in warning
     assert damaged_gauge() == 1
-    assert events(app) == [{"sha256": damaged, "status": "damaged", "store": str(app.config["ARTIFACT_ROOT"]),
+    assert events(app) == [{"sha256": damaged, "status": "damaged", "store": str(settings_of(app).storage.artifact_root),
                             "versions": ["m v1"]}]
     scrub(app, code=1)
     assert len(events(app)) == 1  # sent when found, not at every pass

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from api.settings import settings_of
 from tests.helpers import assert_problem, upload_ok
 
 xgboost = pytest.importorskip("xgboost")
@@ -53,7 +54,7 @@ def served(client, ci):
 
 def test_naming_a_served_classifiers_classes_reaches_every_worker_that_served_the_numbers(app, build_app, client,
                                                                                       ci, served):
-    b = build_app(artifact_root=app.config["ARTIFACT_ROOT"]).test_client()
+    b = build_app(artifact_root=settings_of(app).storage.artifact_root).test_client()
     assert _answers(client) == ([1, 0], [0, 1]) and _answers(b) == ([1, 0], [0, 1])
     assert _answers(client, "1") == ([1, 0], [0, 1])  # the pinned route holds it too
 

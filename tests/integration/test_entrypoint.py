@@ -25,10 +25,10 @@ REPLICAS = 3
 
 
 # What the command after the entrypoint sees: the secrets in its environment, and config.py's values.
-SHOW = ("import json, os; from config import Config; "
+SHOW = ("import json, os; from config import settings; s = settings(); "
         "print(json.dumps({'environ': sorted(k for k in os.environ if k in ('ADMIN_TOKEN', 'SECRET_KEY', "
-        "'AWS_SECRET_ACCESS_KEY', 'ADMIN_TOKEN_FILE')), 'admin': Config.ADMIN_TOKEN, 'key': Config.SECRET_KEY, "
-        "'s3': Config.AWS_SECRET_ACCESS_KEY, 'database': Config.SQLALCHEMY_DATABASE_URI}))")
+        "'AWS_SECRET_ACCESS_KEY', 'ADMIN_TOKEN_FILE')), 'admin': s.access.admin_token, 'key': s.access.secret_key, "
+        "'s3': s.storage.s3_secret_access_key, 'database': s.storage.database_url}))")
 
 
 def _started(tmp_path, **environ) -> dict:

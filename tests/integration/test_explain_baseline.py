@@ -12,6 +12,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from api.settings import settings_of
 from tests.helpers import upload_ok
 
 shap = pytest.importorskip("shap")
@@ -154,7 +155,7 @@ def test_logged_explanations_are_measured_from_the_same_reference_mean(build_app
 def test_another_worker_learns_of_a_new_reference_within_its_refresh(app, client, ci, fitted, build_app):
     model = fitted["linear"]
     upload_ok(client, ci, "m", model, {"feature_names": NAMES})
-    other = build_app(artifact_root=app.config["ARTIFACT_ROOT"], WATCH_ALIASES=True, ALIAS_REFRESH_SECONDS=0.2)
+    other = build_app(artifact_root=settings_of(app).storage.artifact_root, WATCH_ALIASES=True, ALIAS_REFRESH_SECONDS=0.2)
     try:
         worker = other.test_client()
         assert _explained(worker)["explanation_baseline"] == "zeros"  # read and kept by the other worker

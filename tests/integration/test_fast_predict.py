@@ -4,6 +4,7 @@ counted and logged once); everything else is Flask's."""
 import gzip
 import threading
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from werkzeug.test import Client
 
+from api.settings import settings_of
 from bench.harness.models import expected_prediction
 from registry.serving import json_rows
 from tests.helpers import PROBE_ROW, assert_problem, classification_data, scaled_sum, upload_ok
@@ -225,7 +227,8 @@ def test_a_body_that_does_not_decode_is_refused_once_by_the_fast_path_and_counts
 
 
 def test_where_reads_need_a_token_the_fast_path_steps_aside(app, client, name, ci):
-    app.config["REQUIRE_AUTH_FOR_READS"] = True
+    given = settings_of(app)
+    app.extensions["settings"] = replace(given, access=replace(given.access, require_auth_for_reads=True))
     assert_problem(client.post(f"/models/{name}/predict", json=ROW), 401)
     assert client.post(f"/models/{name}/predict", json=ROW, headers=ci).status_code == 200
 

@@ -1,11 +1,14 @@
 """The gRPC edge goes through the same admission as the HTTP ones (tests/integration/test_admission_api.py):
 a model at its bound is RESOURCE_EXHAUSTED, a full worker UNAVAILABLE, each with the retry hint in the
 trailing metadata ``retry-after`` and the message the REST routes answer; the slot freed, it answers."""
+from dataclasses import replace
+
 import grpc
 import pytest
 
 from api.grpc import protocol
 from api.grpc.server import GrpcServer
+from api.settings import settings_of
 from bench.harness.server import free_port
 from tests.helpers import PROBE_ROW, scaled_sum, upload_ok
 from tests.integration.test_admission_api import holding, refused_total
@@ -18,7 +21,8 @@ def app(build_app):
     """Two predictions in flight per model, four per worker; the gRPC edge's address (set after the app is made:
     its lifecycle starts no server of its own, the test starts and stops one)."""
     made = build_app(MAX_IN_FLIGHT_PER_MODEL=2, MAX_IN_FLIGHT=4)
-    made.config["GRPC_BIND"] = f"127.0.0.1:{free_port()}"
+    given = settings_of(made)
+    made.extensions["settings"] = replace(given, grpc=replace(given.grpc, bind=f"127.0.0.1:{free_port()}"))
     return made
 
 
@@ -31,7 +35,7 @@ def infer(app, client, ci):
         assert client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci).status_code == 200
     served = GrpcServer(app)
     served.start()
-    channel = grpc.insecure_channel(app.config["GRPC_BIND"])
+    channel = grpc.insecure_channel(settings_of(app).grpc.bind)
     method = channel.unary_unary(INFER, request_serializer=lambda m: m.SerializeToString(),
                                  response_deserializer=protocol.ModelInferResponse.FromString)
 

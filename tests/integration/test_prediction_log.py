@@ -12,6 +12,7 @@ from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
 
+from api.settings import settings_of
 from registry.db import write_transaction
 from registry.monitoring.tables import LoggedPrediction
 from registry.tables import utcnow
@@ -146,7 +147,7 @@ def test_what_is_older_than_the_retention_is_pruned(app, client, served, ci, ana
     with app.app_context(), write_transaction() as session:
         oldest = session.execute(select(LoggedPrediction).order_by(LoggedPrediction.id).limit(2)).scalars().all()
         for row in oldest:
-            row.at = utcnow() - timedelta(days=app.config["PREDICTION_LOG_DAYS"], minutes=1)
+            row.at = utcnow() - timedelta(seconds=settings_of(app).prediction_log.retention_seconds, minutes=1)
 
     assert prediction_log.prune() == 2
     assert [item["request_id"] for item in logged(client, analyst).get_json()["items"]] == ["k-2"]

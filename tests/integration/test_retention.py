@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from api.settings import settings_of
 from registry.db import db
 from registry.events import retention as outbox_retention
 from registry.events.tables import DeliveryAttempt, WebhookDelivery, WebhookEvent
@@ -53,7 +54,7 @@ def test_sent_deliveries_and_their_events_are_pruned_after_the_retention_period(
         db.session.add(DeliveryAttempt(delivery_id=ids[0], status_code=200, duration_ms=3))
         db.session.commit()
 
-        assert outbox_retention.prune(30) == 1
+        assert outbox_retention.prune(30 * 86_400) == 1
 
         kept = list(db.session.execute(select(WebhookDelivery.id).order_by(WebhookDelivery.id)).scalars())
     assert kept == ids[1:]  # a pending delivery is never pruned; a recent failed one waits its turn
@@ -62,7 +63,7 @@ def test_sent_deliveries_and_their_events_are_pruned_after_the_retention_period(
 
 
 def test_a_rollouts_figures_are_folded_when_it_ends_and_no_process_counts_it_after(app, client, ci, build_app, served):
-    other = build_app(artifact_root=app.config["ARTIFACT_ROOT"])
+    other = build_app(artifact_root=settings_of(app).storage.artifact_root)
     url = "/models/m/aliases/production/rollout"
     assert client.put(url, json={"canary": {"version": 2, "percent": 50}}, headers=ci).status_code == 200
     workers = [app, other]

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sklearn.linear_model import LogisticRegression
 
+from api.settings import settings_of
 from tests.helpers import PROBE_ROW, WrappedLoader, classification_data, scaled_sum, upload_ok
 
 WAIT = 10  # seconds; only a bound on waiting for an Event, so a broken test fails instead of hanging
@@ -32,7 +33,7 @@ def model(client, ci):
 @pytest.fixture
 def b(app, build_app, model):
     """Worker B: a second app on the same database and artifact root."""
-    return build_app(artifact_root=app.config["ARTIFACT_ROOT"]).test_client()
+    return build_app(artifact_root=settings_of(app).storage.artifact_root).test_client()
 
 
 def runtime_of(app):

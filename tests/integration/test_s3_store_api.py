@@ -5,6 +5,7 @@ import obstore
 import pytest
 from prometheus_client import REGISTRY
 
+from api.settings import settings_of
 from bench.fleet import forest
 from bench.harness.tcp_proxy import CuttableProxy, DamagingProxy
 from registry.artifacts import s3_store
@@ -95,15 +96,14 @@ def test_gc_and_verify_work_on_the_bucket(replica, raw, ci, admin):
 
 def test_a_local_store_migrates_to_s3_resumably_and_is_served_from_there(build_app, s3_server, s3_prefix, ci, tmp_path):
     bucket, prefix = s3_prefix
-    local = build_app(artifact_root=tmp_path / "artifacts")
+    s3_env = s3_settings(s3_server, bucket, prefix)
+    local = build_app(artifact_root=tmp_path / "artifacts", ARTIFACT_CACHE_DIR=tmp_path / "migrate-cache",
+                      **{k: v for k, v in s3_env.items() if k != "ARTIFACT_ROOT"})
     for factor in (1, 2, 3):
         upload_ok(local.test_client(), ci, "m", scaled_sum(factor))
     store = local.extensions["model_registry"].store
     damaged = next(iter(store.files()))
     store.path_for(damaged.sha256).write_bytes(b"bit rot")
-    s3_env = s3_settings(s3_server, bucket, prefix)
-    local.config.update({k: v for k, v in s3_env.items() if k != "ARTIFACT_ROOT"},
-                        ARTIFACT_CACHE_DIR=tmp_path / "migrate-cache")
     runner = local.test_cli_runner()
 
     first = runner.invoke(args=["artifacts", "migrate", "--to", s3_env["ARTIFACT_ROOT"]])
@@ -146,7 +146,7 @@ def test_while_the_store_is_down_loaded_versions_serve_and_what_needs_the_store_
     assert predict(client, "production").status_code == 200
 
     proxy.cut()
-    store_name = app.config["ARTIFACT_ROOT"]
+    store_name = settings_of(app).storage.artifact_root
     assert predict(client, "production").get_json()["predictions"] == [pytest.approx(6.0)]
     refused = upload(client, ci, "m", scaled_sum(3))
     body = assert_problem(refused, 503, store_name, "cannot be")
@@ -174,7 +174,7 @@ def test_with_the_store_down_a_new_process_serves_what_this_machine_cached(proxi
     assert predict(client, "1").status_code == 200  # fetched into this machine's node cache
     proxy.cut()
 
-    restarted = replica("proxied", AWS_ENDPOINT_URL=app.config["AWS_ENDPOINT_URL"])  # same cache, nothing loaded
+    restarted = replica("proxied", AWS_ENDPOINT_URL=settings_of(app).storage.s3_endpoint)  # same cache, nothing loaded
     answer = predict(restarted.test_client(), "1")
 
     assert answer.status_code == 200, answer.get_json()

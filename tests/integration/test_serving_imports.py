@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from api.settings import settings_of
 from config import BASE_DIR
 from tests.helpers import classification_data, upload_ok
 
@@ -22,7 +23,7 @@ SERVE = textwrap.dedent("""
     from api import create_app
 
     settings = json.loads(sys.argv[1])
-    app = create_app(settings["config"])
+    app = create_app()  # its settings from the environment, as a worker's
     imported_at_start = sorted(name for name in {HEAVY} if name in sys.modules)
     client = app.test_client()
     answers = {{}}
@@ -60,13 +61,14 @@ def test_serving_compiled_forms_imports_no_scikit_learn(build_app, tmp_path, ci)
         assert client.post(f"/models/{name}/versions/1/promote", json={}, headers=ci).status_code == 200
         assert client.post(f"/models/{name}/1/predict", json={"instances": X[:1].tolist()}).status_code == 200  # forms made
 
-    keys = ("SQLALCHEMY_DATABASE_URI", "ARTIFACT_ROOT", "ADMIN_TOKEN", "SECRET_KEY", "MONITOR_SECONDS",
-            "ROLLOUT_TICK_SECONDS", "WEBHOOK_DELIVER_IN_WORKERS")
-    config = {key: app.config[key] for key in keys}
-    config |= {"ARTIFACT_CACHE_DIR": str(app.config["ARTIFACT_CACHE_DIR"]), "WATCH_ALIASES": True}  # a worker, warming
-    settings = {"config": config, "rows": X[:20].tolist()}
+    given = settings_of(app)
+    environ = {"DATABASE_URL": given.storage.database_url, "ARTIFACT_ROOT": given.storage.artifact_root,
+               "ADMIN_TOKEN": given.access.admin_token, "SECRET_KEY": given.access.secret_key, "MONITOR_SECONDS": "0",
+               "ROLLOUT_TICK_SECONDS": "0", "WEBHOOK_DELIVER_IN_WORKERS": "false",
+               "ARTIFACT_CACHE_DIR": str(given.storage.cache_dir), "WATCH_ALIASES": "true"}  # a worker, warming
+    settings = {"rows": X[:20].tolist()}
     result = subprocess.run([sys.executable, "-c", SERVE, json.dumps(settings)], cwd=BASE_DIR, capture_output=True,
-                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **environ})
     assert result.returncode == 0, result.stderr
     served = json.loads(result.stdout.strip().splitlines()[-1])
 

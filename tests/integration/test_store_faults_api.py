@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from api.settings import settings_of
 from tests.helpers import PROBE_ROW, assert_problem, scaled_sum, upload, upload_ok
 
 
@@ -46,7 +47,7 @@ def test_an_upload_to_a_store_that_cannot_be_written_is_503_with_retry_after(app
 
     body = assert_problem(response, 503, "cannot be written", os.strerror(code), "ARTIFACT_ROOT")
     assert int(response.headers["Retry-After"]) > 0
-    assert str(app.config["ARTIFACT_ROOT"]) not in body["detail"]
+    assert str(settings_of(app).storage.artifact_root) not in body["detail"]
     monkeypatch.undo()
     assert leftovers(app) == []
     assert_problem(client.get("/models/m"), 404)

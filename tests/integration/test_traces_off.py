@@ -5,7 +5,6 @@ import uuid
 import pytest
 
 from api import domain
-from config import traces_exporters
 from registry import tracing
 from tests.helpers import PROBE_ROW, scaled_sum, upload_ok
 
@@ -16,7 +15,7 @@ V2_ROW = {"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP64", "d
 @pytest.fixture
 def app(build_app):
     """Every answer logged, with the settings of an environment that names no OTEL_* variable."""
-    return build_app(PREDICTION_LOG_SAMPLE=1.0, TRACES_EXPORTERS=traces_exporters({}))
+    return build_app(PREDICTION_LOG_SAMPLE=1.0, OTEL_SDK_DISABLED="true")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.svm import SVC
 
+from api.settings import settings_of
 from registry.db import db
 from tests.helpers import artifact_bytes, classification_data, make_app, PROBLEM_JSON, regression_data, upload
 
@@ -46,7 +47,7 @@ def post_artifact(client, headers, name="housing", data=None, filename="model.jo
 
 
 def stored_files(app) -> list[Path]:
-    root = Path(app.config["ARTIFACT_ROOT"])
+    root = Path(settings_of(app).storage.artifact_root)
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 

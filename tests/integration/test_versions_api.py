@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from api.settings import settings_of
 from tests.helpers import artifact_bytes, assert_problem, classification_data, regression_data, upload
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -54,7 +55,7 @@ def versions_of(client, name, **query) -> list[int]:
 
 
 def stored_file(app, sha256: str) -> Path:
-    return Path(app.config["ARTIFACT_ROOT"]) / "sha256" / sha256[:2] / sha256
+    return Path(settings_of(app).storage.artifact_root) / "sha256" / sha256[:2] / sha256
 
 
 # ---- upload ---------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def test_a_damaged_stored_artifact_is_never_served_and_is_a_clear_500(app, clien
     body = assert_problem(response, 500, sha)
     assert body["title"] == "Artifact corrupted"
     assert "re-upload" in body["detail"]
-    assert str(app.config["ARTIFACT_ROOT"]) not in response.get_data(as_text=True)
+    assert str(settings_of(app).storage.artifact_root) not in response.get_data(as_text=True)
     assert client.get("/models/housing/versions/1").get_json()["status"] == "ready"
 
 

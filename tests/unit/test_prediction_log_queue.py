@@ -29,7 +29,7 @@ def test_a_full_queue_drops_and_counts_without_waiting():
         gate.wait(10)  # the writer's database does not answer
         yield
 
-    log = PredictionLog(LogSettings(default_sample=1.0, retention_days=1, capacity=2), stuck_database)
+    log = PredictionLog(LogSettings(default_sample=1.0, retention_seconds=86_400, capacity=2), stuck_database)
     log.start()
     before = dropped()
     started = time.perf_counter()
@@ -45,12 +45,12 @@ def test_a_full_queue_drops_and_counts_without_waiting():
 
 def test_answers_are_kept_by_share_and_errors_always():
     draws = iter([0.05, 0.5, 0.95])
-    log = PredictionLog(LogSettings(default_sample=0.1, retention_days=1), lambda: None, chance=lambda: next(draws))
+    log = PredictionLog(LogSettings(default_sample=0.1, retention_seconds=86_400), lambda: None, chance=lambda: next(draws))
     kept = [log.keeps("m", status) for status in (200, 200, 200, 422, 503)]
     assert kept == [True, False, False, True, True]  # 0.05 < 0.1 drawn; 0.5 and 0.95 not; errors without a draw
 
 
 def test_a_share_of_zero_keeps_only_errors_and_one_keeps_all():
-    log = PredictionLog(LogSettings(default_sample=0.0, retention_days=1), lambda: None, chance=lambda: 0.0)
+    log = PredictionLog(LogSettings(default_sample=0.0, retention_seconds=86_400), lambda: None, chance=lambda: 0.0)
     log.shares.own = {"all": 1.0}
     assert [log.keeps("m", 200), log.keeps("all", 200), log.keeps("m", 500)] == [False, True, True]

@@ -2,7 +2,7 @@
 scopes by the configured mapping (its first group they are in), or nothing, which is refused."""
 import pytest
 
-from config import secret
+from config import load
 from registry.access.sign_on import Person, SignOnConfigError, check_settings, group_rules, person_of, principal_of
 from registry.errors import Forbidden
 from registry.governance.policy import Policy
@@ -47,10 +47,9 @@ def test_an_http_issuer_is_taken_on_the_loopback_only():
     assert check_settings({**SETTINGS, "OIDC_ISSUER": "http://127.0.0.1:9000"})
 
 
-def test_the_client_secret_may_come_from_a_file(tmp_path, monkeypatch):
+def test_the_client_secret_may_come_from_a_file(tmp_path):
     (tmp_path / "oidc").write_text("from-the-file\n")
-    monkeypatch.setenv("OIDC_CLIENT_SECRET_FILE", str(tmp_path / "oidc"))
-    assert secret("OIDC_CLIENT_SECRET") == "from-the-file"
+    assert load({"OIDC_CLIENT_SECRET_FILE": str(tmp_path / "oidc")}).sign_on.client_secret == "from-the-file"
 
 
 def person(*groups, email="alice@example.com"):

@@ -1,9 +1,13 @@
 """Tracing is off unless the standard variables name an exporter or an OTLP endpoint, and then only exporters and
 a protocol this service ships are accepted."""
+from dataclasses import replace
+
 import pytest
 
 from api.traces import refusal
-from config import traces_exporters
+from config import load, traces_exporters
+
+TRACING = load({}).tracing
 
 
 @pytest.mark.parametrize("environ, exporters", [
@@ -25,8 +29,8 @@ def test_tracing_is_on_only_where_an_exporter_or_an_endpoint_is_named(environ, e
     (("otlp",), "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
 ])
 def test_a_setting_this_service_cannot_send_to_is_refused_naming_it(exporters, protocol, named):
-    assert named in refusal(exporters, protocol)
+    assert named in refusal(replace(TRACING, exporters=exporters, otlp_protocol=protocol))
 
 
 def test_otlp_over_http_and_the_console_are_accepted():
-    assert refusal(("otlp", "console"), "http/protobuf") is None
+    assert refusal(replace(TRACING, exporters=("otlp", "console"))) is None

@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from api.traces import ENVIRON, refusal
 from bench.harness.otlp_receiver import OtlpReceiver
+from config import load
 from registry import tracing
 
 TRACE, PARENT = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
@@ -106,14 +107,15 @@ def test_off_every_step_gets_the_one_shared_no_op_span_and_no_trace():
     ({"OTEL_PROPAGATORS": "tracecontext,b3"}, "b3 is not available here"),
 ])
 def test_a_setting_the_sdk_would_ignore_or_fail_on_is_refused_naming_it(environ, named):
-    assert named in refusal(("otlp",), "http/protobuf", environ)
+    assert named in refusal(load({"OTEL_TRACES_EXPORTER": "otlp", **environ}).tracing)
 
 
 def test_the_standard_settings_are_accepted():
-    assert refusal(("otlp", "console"), "http/protobuf", {
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
-        "OTEL_PROPAGATORS": "tracecontext,baggage", "OTEL_BSP_SCHEDULE_DELAY": "100"}) is None
-    assert refusal(("otlp",), "http/protobuf", {"OTEL_TRACES_SAMPLER": "traceidratio"}) is None  # the ratio: 1.0
+    assert refusal(load({
+        "OTEL_TRACES_EXPORTER": "otlp,console", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_PROPAGATORS": "tracecontext,baggage", "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }).tracing) is None
+    assert refusal(load({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "traceidratio"}).tracing) is None  # ratio 1.0
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])  # the receiver reads these two
