@@ -82,6 +82,11 @@ def _not_ready_first(server, graceful_stop):
     return handle_term
 
 
+def _mb(size_bytes: int) -> float:
+    """A size held in bytes, in the MB its setting was given in (to 4 decimals: 0.0014 MB is 1,468 bytes)."""
+    return round(size_bytes / MB, 4)
+
+
 def _load_before_listening(server):
     """Say the bounds the workers run with; import what uploads and loads need, and load every aliased
     model, once in the master, so workers fork with them and share their pages."""
@@ -94,9 +99,9 @@ def _load_before_listening(server):
         "bounds: MODEL_MEMORY_MB=%g of loaded models per worker, MAX_MODEL_MB=%g per artifact loaded "
         "(%d MB of memory, %d workers), MAX_UPLOAD_MB=%g, MAX_PREDICT_MB=%g, MAX_BATCH_ROWS=%d, "
         "PREDICTION_LOG_MAX_MB=%g of logged requests, PREDICTION_LOG_MIN_FREE_MB=%g",
-        given.serving.model_memory_bytes / MB, given.limits.max_model_bytes / MB, memory_mb(), server.cfg.workers,
-        given.limits.max_upload_bytes / MB, given.limits.max_predict_bytes / MB, given.limits.max_batch_rows,
-        given.prediction_log.max_bytes / MB, given.prediction_log.min_free_bytes / MB,
+        _mb(given.serving.model_memory_bytes), _mb(given.limits.max_model_bytes), memory_mb(), server.cfg.workers,
+        _mb(given.limits.max_upload_bytes), _mb(given.limits.max_predict_bytes), given.limits.max_batch_rows,
+        _mb(given.prediction_log.max_bytes), _mb(given.prediction_log.min_free_bytes),
     )
     if not server.cfg.preload_app:
         return
