@@ -26,6 +26,7 @@ from api.lazy_spec import Api
 from api.uploaded_files import HashingRequest
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs, package_version
+from api.prediction_routes import url_map
 from api.ui import init_ui
 from api.grpc import server as grpc_server
 from api.v2 import views as v2
@@ -112,9 +113,14 @@ def _init_database(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs(app.config["REQUIRE_AUTH_FOR_READS"])]})
-    for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts, predict, predictions, tokens,
-                   webhooks, audit, ops, v2):
+    # The prediction routes are answered by api/fast_predict.py, not by views: documented beside the blueprints.
+    rules = {rule.endpoint: rule for rule in url_map(app.url_map.converters).iter_rules()}
+    for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts):
         api.register_blueprint(module.blp)
+    api.document_routes([(rules[route.endpoint], doc) for route, doc in predict.OPERATIONS.items()], predict.TAG)
+    for module in (predictions, tokens, webhooks, audit, ops, v2):
+        api.register_blueprint(module.blp)
+    api.document_routes([(rules[route.endpoint], doc) for route, doc in v2.OPERATIONS.items()])
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=SWAGGER_UI_ASSETS, static_url_path="/docs/assets")
     )

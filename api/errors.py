@@ -117,7 +117,12 @@ def written(described: Problem, dumps: Callable[[object], str]) -> tuple[str, li
     body = dumps(described.body()).encode()
     headers = [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body))),
                *described.response_headers().items()]
-    return f"{described.status} {HTTP_STATUS_CODES.get(described.status, 'unknown').upper()}", headers, body
+    return status_line(described.status), headers, body
+
+
+def status_line(status: int) -> str:
+    """WSGI's status line of ``status``, as Werkzeug writes it: ``422 UNPROCESSABLE ENTITY``."""
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}"
 
 
 def register_error_handlers(app: Flask) -> None:
