@@ -77,7 +77,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     security_headers.init_app(app)
     request_ids.init_app(app)
     fast_predict.init_app(app)
-    rate_limits.init_app(app)  # its proxy fix goes around the fast path
+    rate_limits.init_app(app)  # its proxy fix goes around the prediction routes' door
     commands.register(app)
     grpc_server.init_app(app)  # last: its stop runs first, while what answers its calls still runs
     return app

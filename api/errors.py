@@ -150,7 +150,7 @@ def answer_error(exc: Exception) -> Response:
 def problem_parts(exc: Exception, dumps: Callable[[object], str]) -> tuple[str, list[tuple[str, str]], bytes]:
     """The problem+json answer to ``exc`` as WSGI's status line, headers and body, the same bytes
     :func:`answer_error` answers the JSON routes with (``dumps``: the app's JSON provider's), made without an
-    app context or a Werkzeug response: the predict fast path refuses a flood's excess with it, and each
+    app context or a Werkzeug response: the prediction routes' door refuses a flood's excess with it, and each
     refusal would otherwise cost more than the prediction it refuses."""
     return written(traced(logged(describe(exc), exc)), dumps)
 
