@@ -160,7 +160,7 @@ class Dispatcher:
             raise
         if refused is not None:
             try:
-                return self._failed(start_response, protocol, refused, (*sent, *served.headers().items()))
+                return self._failed(start_response, protocol, refused, (*sent, *traces.answered_with(served).items()))
             finally:
                 served.finish(refused.status)
         return self._answered(environ, start_response, protocol, plane, name, ref, given, request_id, deadline, sent,
@@ -201,13 +201,13 @@ class Dispatcher:
                               render=protocol.render(name, given), deadline=deadline, status_of=protocol.status_of,
                               plane=plane)
             if isinstance(answered, Failure):
-                response = self._failed(start_response, protocol, answered, (*sent, *served.headers().items()))
+                response = self._failed(start_response, protocol, answered, (*sent, *traces.answered_with(served).items()))
                 status = answered.status
                 return response
             status = 200
         finally:
             served.finish(status)
-        traced = served.headers().items()
+        traced = traces.answered_with(served).items()
         start_response(OK, [
             ("Content-Type", get_content_type(answered.mimetype, "utf-8")), ("Content-Length", str(len(answered.body))),
             *answered.headers.items(), *sent, *traced,

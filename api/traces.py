@@ -89,6 +89,18 @@ def refusal(exporters: tuple[str, ...], protocol: str, environ: Mapping[str, str
     return None
 
 
+def answered_with(served: tracing.Served) -> dict[str, str]:
+    """The W3C ``traceparent`` (and ``tracestate``) of a request's span (``served``), to answer with; none when off.
+    Written as the SDK's trace-context propagator writes them, without its per-call context lookups."""
+    found = served.span.get_span_context()
+    if not found.is_valid:
+        return {}
+    headers = {"traceparent": f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"}
+    if found.trace_state:
+        headers["tracestate"] = found.trace_state.to_header()
+    return headers
+
+
 def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:
     """Open the server span of the prediction request ``environ`` describes, matched by the URL rule ``rule``
     (``/models/<name>/<ref>/predict``); :data:`registry.tracing.UNTRACED` when tracing is off."""
