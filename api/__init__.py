@@ -27,6 +27,7 @@ from api.settings import EXTENSION as SETTINGS, settings_of
 from api.uploaded_files import HashingRequest
 from api.migrations import init_migrations
 from api.openapi import ProblemDocs, package_version
+from api.prediction_routes import url_map
 from api.ui import init_ui
 from api.grpc import server as grpc_server
 from api.v2 import views as v2
@@ -82,7 +83,7 @@ def create_app(settings: config.Settings | None = None, flask_config: dict | Non
     security_headers.init_app(app)
     request_ids.init_app(app)
     fast_predict.init_app(app)
-    rate_limits.init_app(app)  # its proxy fix goes around the fast path
+    rate_limits.init_app(app)  # its proxy fix goes around the prediction routes' door
     commands.register(app)
     grpc_server.init_app(app)  # last: its stop runs first, while what answers its calls still runs
     return app
@@ -118,9 +119,14 @@ def _init_database(app: Flask) -> None:
 
 def _init_http(app: Flask) -> None:
     api = Api(app, spec_kwargs={"extra_plugins": [ProblemDocs(settings_of(app).access.require_auth_for_reads)]})
-    for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts, predict, predictions, tokens,
-                   webhooks, audit, ops, v2):
+    # The prediction routes are answered by api/fast_predict.py, not by views: documented beside the blueprints.
+    rules = {rule.endpoint: rule for rule in url_map(app.url_map.converters).iter_rules()}
+    for module in (models, versions, evaluations, batch_runs, aliases, policies, rollouts):
         api.register_blueprint(module.blp)
+    api.document_routes([(rules[route.endpoint], doc) for route, doc in predict.OPERATIONS.items()], predict.TAG)
+    for module in (predictions, tokens, webhooks, audit, ops, v2):
+        api.register_blueprint(module.blp)
+    api.document_routes([(rules[route.endpoint], doc) for route, doc in v2.OPERATIONS.items()])
     app.register_blueprint(
         Blueprint("docs_assets", __name__, static_folder=SWAGGER_UI_ASSETS, static_url_path="/docs/assets")
     )

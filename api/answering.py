@@ -1,13 +1,11 @@
 """Answering a prediction, the same way on every edge: one call into the data plane
 (``registry.serving.data_plane``), then the answer rendered by the edge, with the version and route
-headers and the shadow runs to start once it is sent; a failure is raised for the app's error
-handler (``api/errors.py``), the one place errors become HTTP. The caller's deadline
+headers and the shadow runs to start once it is sent; a failure is returned for the edge to render
+as ``api/errors.py`` describes it, the one place errors become HTTP. The caller's deadline
 (``X-Request-Timeout``, ``api/deadlines.py``) goes with the call: the data plane honours it before
 computing."""
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-from flask import Response
 
 from api import domain, errors
 from registry.serving.admission import Deadline
@@ -29,13 +27,6 @@ class Answered:
     mimetype: str
     headers: dict[str, str]
     after: Callable[[], None] | None
-
-    def response(self) -> Response:
-        """The answer as a Flask response."""
-        response = Response(self.body, mimetype=self.mimetype, headers=self.headers)
-        if self.after is not None:
-            response.call_on_close(self.after)
-        return response
 
 
 def answer(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
@@ -69,14 +60,3 @@ def refusal(name: str, ref: str, *, request_id: str, deadline: Deadline | None,
     its model or the worker is full: ``registry.serving.admission``), counted; None when it may go on.
     ``plane`` is the data plane to ask (default: the current app's)."""
     return (plane or domain.data_plane()).refusal(Call(name, ref, request_id, deadline), status_of=status_of)
-
-
-def respond(name: str, ref: str, given: PredictionInput, *, headers: Mapping[str, str], request_id: str,
-            render: Callable[[Prediction], Rendered], deadline: Deadline | None = None,
-            status_of: Callable[[Exception], int] = errors.status_of) -> Response:
-    """:func:`answer` as a view's response; a failure is raised for the edge's error handler."""
-    answered = answer(name, ref, given, headers=headers, request_id=request_id, render=render, deadline=deadline,
-                      status_of=status_of)
-    if isinstance(answered, Failure):
-        raise answered.error
-    return answered.response()

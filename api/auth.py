@@ -45,12 +45,22 @@ def reads(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if settings_of().access.require_auth_for_reads:
-            who = reader(request.headers.get("Authorization"), address=rate_limits.address_of(request.environ))
-            _check_scope(who)
-            g.principal = who
+            g.principal = read_allowed(request.headers.get("Authorization"),
+                                       address=rate_limits.address_of(request.environ), endpoint=request.endpoint,
+                                       method=request.method, model=_model())
         return view(*args, **kwargs)
 
     return document(wrapped, READ)
+
+
+def read_allowed(header: str | None, *, address: str, endpoint: str | None, method: str,
+                 model: str | None) -> Principal:
+    """Who sent ``header`` to read or predict where reads need a token (:func:`reader`), holding, when scoped, the
+    right the route (``endpoint``, ``method``) needs on ``model`` (the one its URL names, if any)."""
+    who = reader(header, address=address)
+    if model is not None:
+        check_right(who, route_right(endpoint, method), model, "route")
+    return who
 
 
 def scrapes(view):

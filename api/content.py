@@ -11,7 +11,7 @@ from itertools import chain
 
 import numpy as np
 import orjson
-from flask import g, request
+from flask import request
 
 from api.compression import decoded_body
 from api.errors import ProblemError
@@ -30,7 +30,6 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _CHUNK = 1 << 20
 # Above this many brackets a parsed body's depth is read from its bytes rather than from its values.
 _WALK_UP_TO_BRACKETS = 512
-_DECODED = "decoded_json_body"
 
 
 def accepts(*mimetypes: str, body_optional: bool = False) -> Callable:
@@ -44,14 +43,18 @@ def accepts(*mimetypes: str, body_optional: bool = False) -> Callable:
         def wrapped(*args, **kwargs):
             if body_optional and not request.get_data(cache=True):
                 return view(*args, **kwargs)
-            if request.mimetype not in mimetypes:
-                got = request.mimetype or "no Content-Type"
-                raise ProblemError(415, f"send the body as {' or '.join(mimetypes)}, not {got}")
+            check_type(request.mimetype, mimetypes)
             return view(*args, **kwargs)
 
         return wrapped
 
     return decorator
+
+
+def check_type(mimetype: str, mimetypes: tuple[str, ...]) -> None:
+    """Refuse (415) a body of ``mimetype`` (lower case, no parameters) unless it is one of ``mimetypes``."""
+    if mimetype not in mimetypes:
+        raise ProblemError(415, f"send the body as {' or '.join(mimetypes)}, not {mimetype or 'no Content-Type'}")
 
 
 def check_json_body() -> None:
@@ -65,7 +68,7 @@ def check_json_body() -> None:
     limits = settings_of().limits
     data = decoded_body(request.get_data(cache=True), request.headers.get("Content-Encoding"), limits.max_predict_bytes)
     if data.strip():
-        g.setdefault(_DECODED, parse_body(data, limits.max_batch_rows))
+        parse_body(data, limits.max_batch_rows)
 
 
 def parse_body(data: bytes, max_rows: int) -> object:
@@ -79,14 +82,16 @@ def parse_predict_body(data: bytes, max_rows: int) -> object:
     """A predict body decoded as :func:`parse_body` decodes it, except that a large body's ``instances`` of plain
     numbers are read without holding the worker's GIL, as a :class:`~registry.serving.json_rows.NumberRows`
     (``registry/serving/json_rows.py``): the data plane takes their matrix as it would have made it."""
-    if len(data) >= json_rows.FROM_BYTES:
-        found = json_rows.split(data, max_rows)
-        if found is not None:
-            rest, rows = found
-            body = parse_body(rest, max_rows)
-            body["instances"] = rows  # the C reader found the body an object, and orjson agreed: a dict
-            return body
-    return parse_body(data, max_rows)
+    if len(data) < json_rows.FROM_BYTES:
+        return parse_body(data, max_rows)
+    _check_containers(data, max_rows)  # before the reader sizes its matrix by the body's length
+    found = json_rows.split(data, max_rows)
+    if found is None:
+        return decode_json(data, "the body")
+    rest, rows = found
+    body = parse_body(rest, max_rows)
+    body["instances"] = rows  # the C reader found the body an object, and orjson agreed: a dict
+    return body
 
 
 def _check_containers(data: bytes, max_rows: int) -> None:
@@ -114,13 +119,6 @@ def _nesting(stripped: bytes) -> int:
         depths = np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1).astype(np.int32)) + level
         deepest, level = max(deepest, int(depths.max())), int(depths[-1])
     return deepest
-
-
-def json_body() -> object:
-    """The request body decoded as JSON (NaN/Infinity tokens decode to floats; callers refuse them)."""
-    if _DECODED in g:
-        return g.get(_DECODED)
-    return decode_json(request.get_data(), "the body")
 
 
 def decode_json(data: bytes | str, what: str, *, malformed: int = 400, **json_options) -> object:

@@ -7,8 +7,6 @@ positive decimal number of seconds is 400.
 import re
 import time
 
-from flask import request
-
 from api.errors import ProblemError
 from registry.serving.admission import Deadline
 
@@ -18,11 +16,6 @@ ARRIVED = "registry.arrived"
 HEADER = "X-Request-Timeout"
 _ENVIRON_HEADER = "HTTP_X_REQUEST_TIMEOUT"
 DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{0,9})?|\.[0-9]{1,9}")
-
-
-def current() -> Deadline | None:
-    """This request's deadline; None when it sent none."""
-    return of_environ(request.environ)
 
 
 def of_environ(environ: dict) -> Deadline | None:

@@ -117,7 +117,12 @@ def written(described: Problem, dumps: Callable[[object], str]) -> tuple[str, li
     body = dumps(described.body()).encode()
     headers = [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body))),
                *described.response_headers().items()]
-    return f"{described.status} {HTTP_STATUS_CODES.get(described.status, 'unknown').upper()}", headers, body
+    return status_line(described.status), headers, body
+
+
+def status_line(status: int) -> str:
+    """WSGI's status line of ``status``, as Werkzeug writes it: ``422 UNPROCESSABLE ENTITY``."""
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}"
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -145,7 +150,7 @@ def answer_error(exc: Exception) -> Response:
 def problem_parts(exc: Exception, dumps: Callable[[object], str]) -> tuple[str, list[tuple[str, str]], bytes]:
     """The problem+json answer to ``exc`` as WSGI's status line, headers and body, the same bytes
     :func:`answer_error` answers the JSON routes with (``dumps``: the app's JSON provider's), made without an
-    app context or a Werkzeug response: the predict fast path refuses a flood's excess with it, and each
+    app context or a Werkzeug response: the prediction routes' door refuses a flood's excess with it, and each
     refusal would otherwise cost more than the prediction it refuses."""
     return written(traced(logged(describe(exc), exc)), dumps)
 

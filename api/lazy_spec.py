@@ -5,9 +5,13 @@ A worker that never serves ``/openapi.json`` or ``/docs`` (and every test app) n
 The routes themselves are registered at once; only their documentation waits.
 """
 import threading
+from collections.abc import Callable
+from copy import deepcopy
+from functools import partial
 
 import flask_smorest
 from flask_smorest.spec import openapi_cli
+from werkzeug.routing import Rule
 
 
 class Api(flask_smorest.Api):
@@ -16,7 +20,7 @@ class Api(flask_smorest.Api):
     def __init__(self, app=None, **kwargs):
         self._spec = None
         self._spec_args: dict | None = None
-        self._documented: list[tuple] = []
+        self._documented: list[Callable[[], None]] = []  # what documents each blueprint or route, once built
         self._building = threading.Lock()
         super().__init__(app, **kwargs)
 
@@ -42,17 +46,32 @@ class Api(flask_smorest.Api):
         name = options.get("name", blp.name)
         self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
         self._app.register_blueprint(blp, **options)
+        self._later(partial(self._document, blp, name, parameters))
+
+    def document_routes(self, operations: list[tuple[Rule, dict]], tag: tuple[str, str] | None = None) -> None:
+        """Document routes that no view of Flask answers (``api/fast_predict.py`` does): each rule with its
+        operations (``{"post": {…}}``, as a view's decorators would have made them), and ``tag`` (its name, its
+        description) when no blueprint adds it."""
+        self._later(partial(self._document_routes, operations, tag))
+
+    def _later(self, documents: Callable[[], None]) -> None:
         if self._spec is None:
-            self._documented.append((blp, name, parameters))
+            self._documented.append(documents)
         else:
-            self._document(blp, name, parameters)
+            documents()
 
     def _build_spec(self) -> None:
         super()._init_spec(**self._spec_args)
-        for blp, name, parameters in self._documented:
-            self._document(blp, name, parameters)
+        for documents in self._documented:
+            documents()
         self._documented.clear()
 
     def _document(self, blp, name, parameters) -> None:
         blp.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
         self._spec.tag({"name": name, "description": blp.description})
+
+    def _document_routes(self, operations: list[tuple[Rule, dict]], tag: tuple[str, str] | None) -> None:
+        for rule, operation in operations:
+            self._spec.path(rule=rule, operations=deepcopy(operation), parameters=[])
+        if tag is not None:
+            self._spec.tag({"name": tag[0], "description": tag[1]})

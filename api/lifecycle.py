@@ -5,7 +5,7 @@ stops before it exits, each registered once by the part that owns it, at app cre
 The server calls :meth:`Lifecycle.start` when a worker is ready and :meth:`Lifecycle.stop` when it
 goes (gunicorn's ``post_worker_init`` and ``worker_exit`` hooks, ``deploy/gunicorn_conf.py``, do only
 that); a server without such hooks gets the starts from the first request, whichever path answers
-it (Flask's hooks, or the predict fast path): once they ran, it is a flag check. Starts run in the
+it (Flask's hooks, or the prediction routes' door): once they ran, it is a flag check. Starts run in the
 order they were registered, stops in the reverse order; a process stops only the parts it started
 (none in a process that started none: gunicorn's master, a forked child).
 

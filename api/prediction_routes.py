@@ -1,35 +1,32 @@
 """The prediction routes of the HTTP API, in one table: each route's endpoint and URL rule.
 
-Every place that has to recognise a prediction reads it here: the views register their rules from it
-(``api/views/predict.py``, ``api/v2/views.py``), the fast path answers the routes it marks ``fast``
-(``api/fast_predict.py``), the traces and the scoped tokens' rights name their endpoints (``api/traces.py``,
-``api/rights.py``), and the worker's queue order matches a request's first line with :data:`REQUEST_LINE`,
+Every place that has to recognise a prediction reads it here: the dispatcher answers every one of them, matched
+by their :func:`url_map` (``api/fast_predict.py``; no Flask view has them, and the OpenAPI document describes them
+from it too), the scoped tokens' rights name their endpoints
+(``api/rights.py``), and the worker's queue order matches a request's first line with :data:`REQUEST_LINE`,
 made from the same rules (``api/queue_order.py``).
 """
 import re
 from dataclasses import dataclass
+
+from werkzeug.routing import Map, Rule
 
 from registry.names import MODEL_NAME
 
 
 @dataclass(frozen=True)
 class PredictionRoute:
-    """A prediction route: its Flask endpoint, its URL rule (``POST`` only), and whether the fast path answers
-    its plain JSON calls."""
+    """A prediction route: its endpoint and its URL rule (``POST`` only)."""
 
     endpoint: str
     rule: str
-    fast: bool = False
 
 
-PREDICT_REF = PredictionRoute("predict.predict_ref", "/models/<name>/<ref>/predict", fast=True)  # pinned or aliased
-PREDICT_DEFAULT = PredictionRoute("predict.predict_default", "/models/<name>/predict", fast=True)  # production
+PREDICT_REF = PredictionRoute("predict.predict_ref", "/models/<name>/<ref>/predict")  # pinned or aliased
+PREDICT_DEFAULT = PredictionRoute("predict.predict_default", "/models/<name>/predict")  # production
 INFER = PredictionRoute("v2.infer", "/v2/models/<name>/infer")
 INFER_VERSION = PredictionRoute("v2.infer_version", "/v2/models/<name>/versions/<version>/infer")
 ROUTES = (PREDICT_REF, PREDICT_DEFAULT, INFER, INFER_VERSION)
-
-ENDPOINTS = frozenset(route.endpoint for route in ROUTES)
-FAST_ENDPOINTS = frozenset(route.endpoint for route in ROUTES if route.fast)
 
 _PLACEHOLDER = re.compile(r"<([^<>]+)>")
 _NAME = "(" + MODEL_NAME.pattern.strip("^$") + ")"  # the one group of each rule: the model's name
@@ -55,3 +52,10 @@ def model_of(head: bytes) -> str | None:
     if found is None:
         return None
     return next(group for group in found.groups() if group is not None).decode("ascii")
+
+
+def url_map(converters: dict | None = None) -> Map:
+    """The routes' rules (``POST`` only) as a URL map, with an app's ``converters``."""
+    # No defaults, as a blueprint's rule has them (flask-smorest reads them to document the rule).
+    return Map([Rule(route.rule, endpoint=route.endpoint, methods=["POST"], defaults={}) for route in ROUTES],
+               converters=converters)

@@ -40,7 +40,7 @@ def headers_with(policy: dict[str, str]) -> dict[str, str]:
     }
 
 
-EVERYWHERE = headers_with(POLICY)  # the predict fast path (api/fast_predict.py) sends these too
+EVERYWHERE = headers_with(POLICY)  # the prediction routes' door (api/fast_predict.py) sends these too
 ON_DOCS = headers_with(DOCS_POLICY)
 
 

@@ -2,24 +2,22 @@
 
 With tracing on (``Settings.tracing``: an exporter or an OTLP endpoint named by the standard
 variables) each worker sends its spans (:mod:`registry.tracing`, started by the app's lifecycle after the
-fork); every prediction request, on the fast path or through Flask, our routes or V2's, gets a server
-span named by its route (``POST /models/{name}/{ref}/predict``), the child of the caller's span when it
+fork); every prediction request, our routes' or V2's (all answered by ``api/fast_predict.py``), gets a
+server span named by its route (``POST /models/{name}/{ref}/predict``), the child of the caller's span when it
 sent a ``traceparent``, and answers with the ``traceparent`` of that span. The data plane's steps are
 its children. Off, nothing here runs.
 """
 import re
 from importlib.metadata import entry_points
 
-from flask import Flask, Response, request
+from flask import Flask
 from opentelemetry.propagators.textmap import Getter
 
 from api import lifecycle
-from api.prediction_routes import ENDPOINTS
 from api.settings import settings_of
 from config import Tracing
 from registry import tracing
 
-_ENVIRON_KEY = "registry.trace"
 _PLACEHOLDER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _ROUTES: dict[str, str] = {}  # a URL rule's route (``/models/{name}/{ref}/predict``), by the rule: a few
 SAMPLERS = ("always_on", "always_off", "traceidratio")  # the SDK's, each also parentbased_ (OTEL_TRACES_SAMPLER)
@@ -47,7 +45,7 @@ ENVIRON = EnvironGetter()
 
 def init_app(app: Flask) -> None:
     """With tracing configured: start each worker's tracer with its lifecycle (stopped, its spans sent, as
-    the worker goes), and trace the prediction routes Flask answers. A setting this service cannot send
+    the worker goes). A setting this service cannot send
     to stops the start with one line."""
     given = settings_of(app).tracing
     exporters = given.exporters
@@ -58,9 +56,6 @@ def init_app(app: Flask) -> None:
         raise SystemExit(refused)
     tracing.prepare(exporters)
     lifecycle.of(app).add("traces", start=lambda: tracing.start(exporters), stop=tracing.stop)
-    app.before_request(_open)
-    app.after_request(_answered)
-    app.teardown_request(_closed)
 
 
 def refusal(given: Tracing) -> str | None:
@@ -93,6 +88,18 @@ def refusal(given: Tracing) -> str | None:
     return None
 
 
+def answered_with(served: tracing.Served) -> dict[str, str]:
+    """The W3C ``traceparent`` (and ``tracestate``) of a request's span (``served``), to answer with; none when off.
+    Written as the SDK's trace-context propagator writes them, without its per-call context lookups."""
+    found = served.span.get_span_context()
+    if not found.is_valid:
+        return {}
+    headers = {"traceparent": f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"}
+    if found.trace_state:
+        headers["tracestate"] = found.trace_state.to_header()
+    return headers
+
+
 def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Served:
     """Open the server span of the prediction request ``environ`` describes, matched by the URL rule ``rule``
     (``/models/<name>/<ref>/predict``); :data:`registry.tracing.UNTRACED` when tracing is off."""
@@ -106,23 +113,3 @@ def begin(environ: dict, rule: str, start_ns: int | None = None) -> tracing.Serv
                   "url.scheme": environ.get("wsgi.url_scheme", "http")}
     return tracing.serve(f"{method} {route}", carrier=environ, getter=ENVIRON, attributes=attributes,
                          start_ns=start_ns)
-
-
-def _open() -> None:
-    if request.endpoint in ENDPOINTS:  # the prediction routes (the fast path traces those it answers)
-        request.environ[_ENVIRON_KEY] = begin(request.environ, request.url_rule.rule)
-
-
-def _answered(response: Response) -> Response:
-    served = request.environ.pop(_ENVIRON_KEY, None)
-    if served is not None:
-        response.headers.update(served.headers())
-        served.finish(response.status_code)
-    return response
-
-
-def _closed(error: BaseException | None) -> None:
-    """A request that left without a response (an error past every handler) still ends its span."""
-    served = request.environ.pop(_ENVIRON_KEY, None)
-    if served is not None:
-        served.finish(500)

@@ -129,17 +129,6 @@ class Served:
                 self.span.set_status(StatusCode.ERROR)
         self.span.end()
 
-    def headers(self) -> dict[str, str]:
-        """The W3C ``traceparent`` (and ``tracestate``) of the span, to answer with; none when off. Written as
-        the SDK's trace-context propagator writes them, without its per-call context lookups."""
-        found = self.span.get_span_context()
-        if not found.is_valid:
-            return {}
-        headers = {"traceparent": f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"}
-        if found.trace_state:
-            headers["tracestate"] = found.trace_state.to_header()
-        return headers
-
 
 UNTRACED = Served(INVALID_SPAN)
 

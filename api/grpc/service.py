@@ -21,7 +21,7 @@ from flask import Flask
 from opentelemetry.propagators.textmap import DefaultGetter
 from werkzeug.datastructures import Headers
 
-from api import domain, health, request_ids
+from api import domain, health, request_ids, traces
 from api.answering import model_headers
 from api.auth import check_right, reader
 from api.errors import Problem, ProblemError, logged, traced
@@ -160,7 +160,7 @@ class InferenceService:
         prediction = outcome.prediction
         answer = response(model_name=name, model_version=str(prediction.version), request_id=given.decoded.id,
                           outputs=outputs_of(prediction, given.decoded))
-        sent = {**model_headers(prediction), request_ids.HEADER: request_id, **caller.served.headers()}
+        sent = {**model_headers(prediction), request_ids.HEADER: request_id, **traces.answered_with(caller.served)}
         caller.context.send_initial_metadata([(key.lower(), value) for key, value in sent.items()])
         if outcome.after is not None:
             caller.context.add_callback(outcome.after)  # the shadow runs, once the answer is sent

@@ -46,11 +46,12 @@ def documented(blp: Blueprint, *statuses: int):
     return decorator
 
 
-def describe(exc: Exception) -> errors.Problem:
-    """The problem ``exc`` is, as the protocol words it."""
+def describe(exc: Exception, max_predict_bytes: int | None = None) -> errors.Problem:
+    """The problem ``exc`` is, as the protocol words it (a body over ``max_predict_bytes``, by default the current
+    app's MAX_PREDICT_MB, named with its limit)."""
     described = errors.describe(exc)
     if isinstance(exc, RequestEntityTooLarge):
-        limit = settings_of().limits.max_predict_bytes / MB
+        limit = (settings_of().limits.max_predict_bytes if max_predict_bytes is None else max_predict_bytes) / MB
         described = replace(
             described, detail=f"the request body is over the limit of {limit:g} MB (MAX_PREDICT_MB); send fewer rows per request"
         )
@@ -60,8 +61,9 @@ def describe(exc: Exception) -> errors.Problem:
 
 
 def status_of(exc: Exception) -> int:
-    """The status a V2 route answers ``exc`` with."""
-    return describe(exc).status
+    """The status a V2 route answers ``exc`` with (the protocol has no 422: 400)."""
+    status = errors.status_of(exc)
+    return 400 if status == 422 else status
 
 
 def register(blp: Blueprint) -> None:
@@ -71,7 +73,15 @@ def register(blp: Blueprint) -> None:
 
 def protocol_error(exc: Exception) -> Response:
     """``exc`` as the protocol's ``{"error": ...}`` body, with the problem+json members beside it."""
-    described = errors.traced(errors.logged(describe(exc), exc))
-    body = {"error": described.detail, **described.body()}
-    return Response(orjson.dumps(body), status=described.status, mimetype="application/json",
-                    headers=described.response_headers())
+    status, headers, body = protocol_parts(exc)
+    return Response(body, status=status, headers=headers)
+
+
+def protocol_parts(exc: Exception, max_predict_bytes: int | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
+    """:func:`protocol_error`'s answer as WSGI's status line, headers and body (made without an app context when
+    ``max_predict_bytes`` is given), logged when it is the server's fault."""
+    described = errors.traced(errors.logged(describe(exc, max_predict_bytes), exc))
+    body = orjson.dumps({"error": described.detail, **described.body()})
+    return (errors.status_line(described.status),
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+             *described.response_headers().items()], body)

@@ -5,15 +5,14 @@ the JSON header (``Inference-Header-Content-Length`` bytes long) followed by eac
 ``binary_data_size`` bytes, in the order of ``inputs``: little-endian numbers, one byte per BOOL,
 and for BYTES a 4-byte little-endian length before each element.
 """
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
-import orjson
 
+from api.content import parse_body
 from api.errors import ProblemError
 from registry.errors import listed
 
@@ -53,10 +52,11 @@ class InferRequest:
     output_parameters: dict[str, dict] = field(default_factory=dict)  # requested output name -> its parameters
 
 
-def read_request(body: bytes, header_length: str | None) -> InferRequest:
-    """Decode an inference request body; ``header_length`` is the Inference-Header-Content-Length."""
+def read_request(body: bytes, header_length: str | None, max_rows: int) -> InferRequest:
+    """Decode an inference request body; ``header_length`` is the Inference-Header-Content-Length. Its JSON is
+    parsed as every JSON body is (``api/content.py``: bounded by a batch of ``max_rows``)."""
     header, binary = _split(body, header_length)
-    document = _json(header)
+    document = parse_body(header, max_rows)
     if not isinstance(document, dict):
         raise ProblemError(400, "the inference request must be a JSON object with an 'inputs' list")
     unknown = sorted(document.keys() - _REQUEST_KEYS)
@@ -100,17 +100,6 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
             "send the length of the JSON header that starts the body",
         )
     return body[:length], body[length:]
-
-
-def _json(data: bytes) -> object:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # NaN and Infinity tokens: decoded here, refused later with the place they are at
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(400, f"the JSON of the inference request is not valid: {exc}") from None
 
 
 def _tensor(item: dict, binary: bytes, used: int) -> tuple[Tensor, int]:

@@ -1,26 +1,26 @@
 """Open Inference Protocol (V2 REST) routes: health, metadata, readiness and inference.
 
 A thin translation: decode the tensors, call the prediction use case the predict routes call, and
-encode its answer as output tensors. Without ``/versions/<v>`` the ``production`` alias answers.
+encode its answer as output tensors. Without ``/versions/<v>`` the ``production`` alias answers. The
+inference routes are answered by the prediction dispatcher (``api/fast_predict.py``), which calls
+:func:`given_of` and :func:`render`; the rest by the views of ``blp``.
 """
 from functools import partial
 
-from flask import Response, current_app, request
+from flask import current_app
 from flask_smorest import Blueprint
 
-from api import deadlines, domain, health, request_ids
-from api.answering import Rendered, respond
+from api import domain, health
+from api.answering import Rendered
 from api.auth import reads
-from api.compression import decoded_body
 from api.errors import ProblemError
-from api.openapi import REQUEST_TIMEOUT
-from api.prediction_routes import INFER, INFER_VERSION
-from api.settings import settings_of
+from api.openapi import READ, REQUEST_TIMEOUT
+from api.prediction_routes import INFER, INFER_VERSION, PredictionRoute
 from api.v2 import errors
 from api.v2.features import TensorInput
 from api.v2.metadata import model_metadata
 from api.v2.outputs import encode_response, outputs_of
-from api.v2.tensors import DATATYPES, InferRequest, read_request
+from api.v2.tensors import DATATYPES, read_request
 from registry.catalog.versions import ready_numbers
 from registry.names import DEFAULT_ALIAS
 from registry.serving.running import Prediction
@@ -141,24 +141,23 @@ def model_version_ready(name, version):
     return _ready(name, version)
 
 
-@blp.route(INFER.rule, methods=["POST"])
-@reads
-@blp.doc(**_INFER_DOC)
-@blp.response(200, description="outputs predict (and predict_proba when asked); model_version computed them")
-@errors.documented(blp, 400, 401, 404, 410, 413)
-def infer(name):
-    """Inference with the ``production`` alias."""
-    return _infer(name, DEFAULT_ALIAS)
+def _infer_operation(summary: str) -> dict:
+    """An inference route's OpenAPI operations (its ``POST``), as flask-smorest would document a view of them."""
+    return {"post": {
+        "summary": summary, "tags": [blp.name], **READ, **_INFER_DOC,
+        "responses": {
+            "200": {"description": "outputs predict (and predict_proba when asked); model_version computed them"},
+            "410": {"description": errors.ERROR_STATUSES[410],
+                    "content": {"application/json": {"schema": errors.ProtocolError}}},
+        },
+    }}
 
 
-@blp.route(INFER_VERSION.rule, methods=["POST"])
-@reads
-@blp.doc(**_INFER_DOC)
-@blp.response(200, description="outputs predict (and predict_proba when asked); model_version computed them")
-@errors.documented(blp, 400, 401, 404, 410, 413)
-def infer_version(name, version):
-    """Inference with a version, given as a number or an alias."""
-    return _infer(name, version)
+# The inference routes, answered by the prediction dispatcher (api/fast_predict.py), not by views of ``blp``.
+OPERATIONS: dict[PredictionRoute, dict] = {
+    INFER: _infer_operation("Inference with the ``production`` alias."),
+    INFER_VERSION: _infer_operation("Inference with a version, given as a number or an alias."),
+}
 
 
 def _metadata(name: str, ref: str) -> dict:
@@ -171,15 +170,14 @@ def _ready(name: str, ref: str) -> dict:
     return {"name": servable.model, "ready": True}
 
 
-def _infer(name: str, ref: str) -> Response:
-    limits = settings_of().limits
-    body = decoded_body(request.get_data(), request.headers.get("Content-Encoding"), limits.max_predict_bytes)
-    given = TensorInput(partial(read_request, body, request.headers.get(HEADER_LENGTH)), limits.max_batch_rows)
-    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(),
-                   render=partial(_render, name, given), deadline=deadlines.current(), status_of=errors.status_of)
+def given_of(data: bytes, header_length: str | None, max_rows: int) -> TensorInput:
+    """An inference request from its body ``data`` (decompressed) and its ``Inference-Header-Content-Length``,
+    decoded when the answering version asks for its rows."""
+    return TensorInput(partial(read_request, data, header_length, max_rows), max_rows)
 
 
-def _render(name: str, given: TensorInput, prediction: Prediction) -> Rendered:
+def render(name: str, given: TensorInput, prediction: Prediction) -> Rendered:
+    """The protocol's answer to ``given`` from ``name``'s ``prediction``: output tensors, as JSON or binary."""
     decoded = given.decoded
     body, headers = encode_response(
         model_name=name, model_version=str(prediction.version), request_id=decoded.id,

@@ -1,25 +1,25 @@
-"""Prediction routes: by version number, by alias, and the ``production`` default."""
-import orjson
-from flask import Response, request
-from flask_smorest import Blueprint
+"""The predict routes' logic: what a body asks, the answer's JSON, and the routes' OpenAPI operations.
 
-from api import deadlines, request_ids
-from api.answering import Rendered, respond
-from api.auth import reads
-from api.content import accepts, json_body
+The routes (by version number, by alias, and the ``production`` default) are answered by the prediction
+dispatcher (``api/fast_predict.py``), not by Flask views: it reads the body once and calls :func:`given_of`.
+"""
+from collections.abc import Mapping
+
+import orjson
+
+from api.answering import Rendered
+from api.content import parse_predict_body
 from api.errors import ProblemError
-from api.openapi import REQUEST_TIMEOUT
-from api.prediction_routes import PREDICT_DEFAULT, PREDICT_REF
+from api.openapi import READ, REQUEST_TIMEOUT
+from api.prediction_routes import PREDICT_DEFAULT, PREDICT_REF, PredictionRoute
 from api.schemas.predictions import PredictionOut
-from api.settings import settings_of
-from registry.names import DEFAULT_ALIAS
 from registry.serving.explanations import SPACES, ExplainAsk, explain_asked
-from registry.serving.inputs import CsvInput, JsonInput
+from registry.serving.inputs import CsvInput, JsonInput, PredictionInput
 from registry.serving.running import Prediction
 
 QUERY_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-blp = Blueprint("predict", __name__, description="Predictions")
+MEDIA_TYPES = ("application/json", "text/csv")  # what a predict body may be sent as (415 otherwise)
+TAG = ("predict", "Predictions")  # the OpenAPI tag of the routes, and its description
 
 _REQUEST_BODY_DOC = {
     "parameters": [REQUEST_TIMEOUT],
@@ -41,36 +41,28 @@ _REQUEST_BODY_DOC = {
 }
 
 
-@blp.route(PREDICT_REF.rule, methods=["POST"])
-@reads
-@accepts("application/json", "text/csv")
-@blp.doc(**_REQUEST_BODY_DOC)
-@blp.response(200, PredictionOut)
-def predict_ref(name, ref):
-    """Predict with a pinned version (``/models/housing/3/predict``) or an alias."""
-    return _answer(name, ref)
+def _operation(summary: str) -> dict:
+    """A predict route's OpenAPI operations (its ``POST``), as flask-smorest would document a view of them."""
+    return {"post": {
+        "summary": summary, "tags": [TAG[0]], **READ, **_REQUEST_BODY_DOC,
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": PredictionOut}}}},
+    }}
 
 
-@blp.route(PREDICT_DEFAULT.rule, methods=["POST"])
-@reads
-@accepts("application/json", "text/csv")
-@blp.doc(**_REQUEST_BODY_DOC)
-@blp.response(200, PredictionOut)
-def predict_default(name):
-    """Predict with the ``production`` alias."""
-    return _answer(name, DEFAULT_ALIAS)
+OPERATIONS: dict[PredictionRoute, dict] = {
+    PREDICT_REF: _operation("Predict with a pinned version (``/models/housing/3/predict``) or an alias."),
+    PREDICT_DEFAULT: _operation("Predict with the ``production`` alias."),
+}
 
 
-def _answer(name: str, ref: str) -> Response:
-    max_rows = settings_of().limits.max_batch_rows
-    if request.mimetype == "text/csv":
-        given = CsvInput(request.get_data(as_text=True), max_rows, _flag(None, "return_proba", "proba"),
-                         _explain(None))
-    else:
-        body = json_body()
-        given = JsonInput(body, max_rows, _flag(body, "return_proba", "proba"), _explain(body))
-    return respond(name, ref, given, headers=request.headers, request_id=request_ids.current(), render=render,
-                   deadline=deadlines.current())
+def given_of(data: bytes, mimetype: str, query: Mapping[str, str], max_rows: int) -> PredictionInput:
+    """What a predict request asks, from its body ``data`` (decompressed) of type ``mimetype`` (one of
+    :data:`MEDIA_TYPES`) and its ``query`` (``?proba=true``, ``?explain=margin``): a JSON body is parsed here."""
+    if mimetype == "text/csv":
+        return CsvInput(data.decode("utf-8", "replace"), max_rows, _flag(None, "return_proba", "proba", query),
+                        _explain(None, query))
+    body = parse_predict_body(data, max_rows)
+    return JsonInput(body, max_rows, _flag(body, "return_proba", "proba", query), _explain(body, query))
 
 
 def render(result: Prediction) -> Rendered:
@@ -91,24 +83,24 @@ def body_explain(body: object) -> ExplainAsk | None:
     return explain_asked(body.get("explain") if isinstance(body, dict) else None)
 
 
-def _flag(body: object, field: str, parameter: str) -> bool:
+def _flag(body: object, field: str, parameter: str, query: Mapping[str, str]) -> bool:
     """``field`` from the body, or ``?parameter=true``."""
     value = body_flag(body, field)
-    if not request.query_string:
+    if not query:
         return value
-    flag = request.args.get(parameter, "false").lower()
+    flag = query.get(parameter, "false").lower()
     if flag not in QUERY_BOOLEANS:
         raise ProblemError(422, f"{parameter} must be true or false, not {flag!r}")
     return value or QUERY_BOOLEANS[flag]
 
 
-def _explain(body: object) -> ExplainAsk | None:
+def _explain(body: object, query: Mapping[str, str]) -> ExplainAsk | None:
     """``explain`` from the body, or ``?explain=true`` (or a space: ``?explain=margin``); the two may not name
     different spaces."""
     asked = body_explain(body)
-    if "explain" not in request.args:
+    if "explain" not in query:
         return asked
-    flag = request.args["explain"].lower()
+    flag = query["explain"].lower()
     if flag in QUERY_BOOLEANS:
         by_query = explain_asked(QUERY_BOOLEANS[flag])
     elif flag in SPACES:

@@ -3,12 +3,14 @@ import io
 import re
 import shutil
 from html.parser import HTMLParser
+from itertools import chain
 
 import pytest
 from openapi_spec_validator import validate
 from sklearn.linear_model import Ridge
 from sqlalchemy.exc import ProgrammingError
 
+from api.prediction_routes import url_map
 from registry.catalog import models as catalog
 from tests.helpers import assert_problem, regression_data, upload
 
@@ -176,9 +178,10 @@ def test_readyz_is_503_when_the_database_is_unreachable(build_app, tmp_path, dat
 # ---- OpenAPI and docs -----------------------------------------------------------------------
 
 def _documented_routes(app) -> dict[str, set[str]]:
-    """Every API route of the app as an OpenAPI path with its methods (the dashboard's HTML pages are not API)."""
+    """Every API route of the app as an OpenAPI path with its methods (the dashboard's HTML pages are not API): Flask's,
+    and the prediction routes its dispatcher answers (api/fast_predict.py)."""
     routes: dict[str, set[str]] = {}
-    for rule in app.url_map.iter_rules():
+    for rule in chain(app.url_map.iter_rules(), url_map(app.url_map.converters).iter_rules()):
         if rule.endpoint.startswith(("api-docs", "docs_assets", "static", "ui.")):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)

@@ -5,6 +5,7 @@ V2, is tried with a token of each right, in and out of its scope, with reads clo
 scope, the route's own right passes the scope, any other right is 403."""
 import pytest
 
+from api.prediction_routes import url_map
 from api.rights import ROUTE_RIGHTS
 from registry.access.scopes import RIGHTS
 from tests.helpers import assert_problem, scaled_sum, upload_ok
@@ -34,9 +35,10 @@ def token(client, admin, name: str, role: str, scopes) -> dict:
 
 
 def model_routes(app) -> dict[tuple[str, str], str]:
-    """(endpoint, method) -> a URL template of every route of the JSON API and V2 that names a model."""
+    """(endpoint, method) -> a URL template of every route of the JSON API and V2 that names a model: Flask's, and
+    the prediction routes' (answered by api/fast_predict.py)."""
     routes = {}
-    for rule in app.url_map.iter_rules():
+    for rule in (*app.url_map.iter_rules(), *url_map(app.url_map.converters).iter_rules()):
         if "name" not in rule.arguments or not rule.rule.startswith(("/models/", "/v2/models/")):
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:

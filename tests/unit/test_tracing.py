@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from api.traces import ENVIRON, refusal
+from api.traces import ENVIRON, answered_with, refusal
 from bench.harness.otlp_receiver import OtlpReceiver
 from config import load
 from registry import tracing
@@ -44,7 +44,7 @@ def test_a_requests_steps_are_children_of_its_server_span_under_the_callers(expo
         raise KeyError("the inputs, which are never written")
     captured = tracing.capture()
     assert tracing.trace_id() == f"{TRACE:032x}" == tracing.id_of(captured)
-    answered = served.headers()
+    answered = answered_with(served)
     served.finish(200)
     tracing.record("shadow", parent=captured, start_ns=1, end_ns=2, attributes={"model.route": "shadow"})
 
@@ -73,7 +73,7 @@ def test_a_caller_that_does_not_sample_gets_its_ids_answered_and_nothing_is_reco
     served = tracing.serve("POST /x", carrier={"HTTP_TRACEPARENT": VALID[:-2] + "00"}, getter=ENVIRON, attributes={})
     assert tracing.span("parse") is tracing.span("predict")  # the shared no-op
     assert tracing.trace_id() == f"{TRACE:032x}"
-    answered = served.headers()["traceparent"]
+    answered = answered_with(served)["traceparent"]
     assert answered.startswith(f"00-{TRACE:032x}-") and answered.endswith("-00")
     tracing.record("shadow", parent=tracing.capture(), start_ns=1, end_ns=2, attributes={})
     served.finish(200)
@@ -97,7 +97,7 @@ def test_off_every_step_gets_the_one_shared_no_op_span_and_no_trace():
         assert not span.is_recording()
     assert tracing.trace_id() is None and tracing.capture() is None and tracing.flush()
     assert tracing.serve("POST /x", carrier={}, getter=ENVIRON, attributes={}) is tracing.UNTRACED
-    assert tracing.UNTRACED.headers() == {}
+    assert answered_with(tracing.UNTRACED) == {}
 
 
 @pytest.mark.parametrize("environ, named", [
