@@ -21,7 +21,7 @@ from registry.integrity import ledger as ledger_check
 from registry.ledger import GENESIS
 from registry.tables import PromotionEvent
 from tests.databases import fresh_database
-from tests.helpers import MIGRATIONS, artifact_bytes, make_app
+from tests.helpers import MIGRATIONS, artifact_bytes, close_app, make_app
 
 TABLES = {"models", "versions", "aliases", "promotion_events", "evaluations", "api_tokens", "rollouts", "rollout_stats",
           "webhook_subscriptions", "webhook_events", "webhook_deliveries", "webhook_attempts", "browser_sessions",
@@ -36,8 +36,7 @@ def empty_app(tmp_path):
         app = make_app(url, tmp_path / "artifacts")
         with app.app_context():
             yield app
-            db.session.remove()
-            db.engine.dispose()
+        close_app(app)  # a request started its lifecycle: its writer must not outlive the test (it shares log_bounds')
 
 
 def _tables() -> set[str]:
