@@ -169,7 +169,10 @@ def _numeric(categories: np.ndarray) -> bool:
 
 
 def _classes(model) -> tuple:
-    classes = model.classes_
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        raise InvalidArtifact(f"{_step_path(model)} is a classifier without the classes_ it was fitted with; "
+                              "upload the file written by joblib.dump(model, path)")
     if not isinstance(classes, np.ndarray) or classes.ndim != 1:
         raise InvalidArtifact("multi-output classifiers are not supported; fit one target")
     return tuple(classes.tolist())

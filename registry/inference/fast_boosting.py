@@ -80,7 +80,10 @@ _LIGHTGBM_LINKS = ("lightgbm_sigmoid", "lightgbm_softmax", "lightgbm_ova", "ligh
 
 def _check_classes(classes: np.ndarray | None, link: str, n_outputs: int) -> None:
     """Raise InvalidNodes unless ``classes`` can name every answer: none (a regressor, which an XGBoost
-    classifier's link is not), or one dimension of at least two classes and at least one for each output."""
+    classifier's link is not), or one dimension of at least two classes and at least one for each output; and
+    unless a binary XGBoost classifier has the one output its link reads."""
+    if link == "xgboost_sigmoid" and n_outputs != 1:
+        raise InvalidNodes(f"a binary XGBoost classifier with {n_outputs} outputs, not one")
     if classes is None:
         if link in ("xgboost_sigmoid", "xgboost_softmax"):
             raise InvalidNodes("an XGBoost classifier without its classes")

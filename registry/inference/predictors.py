@@ -167,7 +167,9 @@ def predictor_for(estimator):
         transforms = [step for _, step in estimator.steps[:-1] if not _skipped(step)]
         model = estimator.steps[-1][1]
     linear = (LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression)
-    if type(model) in linear and isinstance(getattr(model, "coef_", None), np.ndarray):
+    if type(model) in linear:  # always served compiled: its file must hold the arrays the compiled form reads
+        if not isinstance(getattr(model, "coef_", None), np.ndarray):
+            raise AttributeError(f"{type(model).__name__} has no coef_ array")
         classes = model.classes_ if type(model) is LogisticRegression else None
         return LinearPredictor(transforms, model.coef_, model.intercept_, classes, model if transforms else None)
     compiled = compile_trees(model)

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -201,4 +202,24 @@ def test_a_model_without_a_fitted_attribute_its_compiled_form_reads_is_refused_n
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, classes)
     del model.steps[-1][1].intercept_
     with pytest.raises(InvalidArtifact, match="cannot be served as it is: .*intercept_"):
+        describe(model)
+
+
+def test_a_classifier_without_its_classes_is_refused_not_a_500(numeric_data):
+    """Found by the pickle fuzzer (tests/fuzz): a classifier whose state lacks ``classes_`` passed ``check_is_fitted``,
+    and naming its classes raised AttributeError: a 500 on upload."""
+    X, _, classes = numeric_data
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, classes)
+    del model.classes_
+    with pytest.raises(InvalidArtifact, match="without the classes_ it was fitted with"):
+        describe(model)
+
+
+def test_a_linear_model_without_its_coefficients_is_refused_not_served_as_it_is(numeric_data):
+    """Found by the pickle fuzzer (tests/fuzz): a LogisticRegression whose state lacks ``coef_`` was not compiled but
+    served as the estimator itself, whose every predict would raise AttributeError (a 500)."""
+    X, _, classes = numeric_data
+    model = LogisticRegression().fit(X, classes)
+    del model.coef_
+    with pytest.raises(InvalidArtifact, match="cannot be served as it is: LogisticRegression has no coef_ array"):
         describe(model)

@@ -300,10 +300,12 @@ def test_an_xgboost_model_comes_back_from_its_form_answering_exactly_the_same(fo
     assert_identical(rebuilt.predict(X), compiled.predict(X))
 
 
-@pytest.mark.parametrize("classes", [[], ["only"], None])
-def test_a_form_whose_boosted_classifier_cannot_name_its_answers_is_refused_not_served_broken(forms, classes):
+@pytest.mark.parametrize("classes, link", [([], None), (["only"], None), (None, None), (["a", "b", "c"], "xgboost_sigmoid")])
+def test_a_form_whose_boosted_classifier_cannot_name_its_answers_is_refused_not_served_broken(forms, classes, link):
     """Found by the served forms' fuzzer (tests/fuzz): an XGBoost classifier's form whose classes were emptied was
-    served, and every predict raised IndexError (a 500). Classes too few for its outputs (or none) make it unusable."""
+    served, and every predict raised IndexError (a 500); so was one whose three outputs were read by the binary
+    classifier's link (ValueError). Classes too few for its outputs (or none), or a link for other outputs, make it
+    unusable."""
     xgb = pytest.importorskip("xgboost")
     from registry.artifacts.loading.xgboost_files import read_xgboost
 
@@ -320,6 +322,8 @@ def test_a_form_whose_boosted_classifier_cannot_name_its_answers_is_refused_not_
         compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
         entry = next(pair for pair in compiled_state if pair[0] == "classes")
         entry[1] = None if classes is None else {"objects": classes, "shape": [len(classes)]}
+        if link is not None:
+            next(pair for pair in compiled_state if pair[0] == "link")[1] = link
         return json.dumps(manifest)
 
     signed_anew(forms, SHA, renamed)
