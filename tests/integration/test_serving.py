@@ -219,8 +219,10 @@ def test_a_poll_with_nothing_changed_costs_one_query_and_a_change_is_read_in_ful
     statements = []
     with worker_b.app_context():
         engine = db.engine
-    def listener(conn, cursor, statement, *rest):
-        if statement.lstrip().upper().startswith("SELECT"):
+    polling = threading.get_ident()
+
+    def listener(conn, cursor, statement, *rest):  # the poll's own: not the prediction log's writer meanwhile
+        if threading.get_ident() == polling and statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", listener)
