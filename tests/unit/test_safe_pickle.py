@@ -6,6 +6,7 @@ import os
 import pickle
 import shlex
 import subprocess
+import sys
 import time
 import tracemalloc
 import warnings
@@ -22,6 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
+from config import BASE_DIR
 from registry.artifacts.safe_pickle import load_estimator
 from registry.errors import InvalidArtifact, UnsafeArtifact
 from tests.helpers import artifact_bytes
@@ -386,6 +388,28 @@ def test_a_gradient_boosting_model_whose_init_estimator_fit_never_makes_is_refus
     model.init_.strategy = strategy
     with pytest.raises(InvalidArtifact, match="init_ is not the one it was fitted with"):
         load_estimator(artifact_bytes(model))
+
+
+@pytest.mark.parametrize("compress", [("zlib", 3), ("gzip", 3)])
+def test_a_compressed_file_with_bytes_after_its_stream_is_refused_without_joblibs_endless_read(numeric_data, compress):
+    """Found by the pickle fuzzer (tests/fuzz): joblib's zlib and gzip reader loops for ever on bytes after the
+    stream's end, its memory doubling at each turn (a 1.7 KB file took 23 GB before the kernel killed it). Run in a
+    process of its own with 2 GB of address space and a minute, so that a regression fails here, not the machine."""
+    X, y, _ = numeric_data
+    buffer = io.BytesIO()
+    joblib.dump(LinearRegression().fit(X, y), buffer, compress=compress)
+    script = ("import sys\nfrom registry.artifacts.safe_pickle import load_estimator\nfrom registry.errors import InvalidArtifact\n"
+              "try:\n    load_estimator(sys.stdin.buffer.read())\nexcept InvalidArtifact as refused:\n    print(refused)\n")
+    ran = subprocess.run([sys.executable, "-c", script], input=buffer.getvalue() + b"\x00trailing", capture_output=True,
+                         timeout=60, preexec_fn=_two_gigabytes, cwd=BASE_DIR)
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    assert f"bytes after the end of its {compress[0]} stream" in ran.stdout.decode()
+
+
+def _two_gigabytes() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
 class _FieldNamedNotTyped:
