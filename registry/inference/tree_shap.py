@@ -91,7 +91,10 @@ class TreeExplainer:
         if cover is None:
             raise NotExplainable("the compiled model holds no node covers (its file records none that add up, or it "
                                  "was stored before they were kept)")
-        cover = np.ascontiguousarray(cover, dtype=np.float64)
+        try:
+            cover = np.ascontiguousarray(cover, dtype=np.float64)
+        except (TypeError, ValueError):  # not numbers at all (a stored form's records in its place)
+            cover = np.empty(0)
         if cover.shape != (len(nodes),) or not np.isfinite(cover).all() or (cover < 0).any():
             raise NotExplainable("the node covers are not one finite, non-negative number per node")
         inner = nodes["child"][:, 0] != np.arange(len(nodes))

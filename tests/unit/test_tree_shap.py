@@ -275,6 +275,9 @@ def test_a_model_without_covers_or_with_bad_ones_is_not_explainable_and_says_why
         cover[3] = bad
         with pytest.raises(NotExplainable, match="not one finite, non-negative number per node"):
             TreeExplainer(**arguments, cover=cover)
+    # Found by the served forms' fuzzer (tests/fuzz): a stored form whose covers were its node records raised TypeError.
+    with pytest.raises(NotExplainable, match="not one finite, non-negative number per node"):
+        TreeExplainer(**arguments, cover=form.nodes)
     with pytest.raises(NotExplainable, match="a split node has no cover"):
         TreeExplainer(**arguments, cover=np.zeros(len(form.nodes)))
     with pytest.raises(NotExplainable, match="a tree is 5000 levels deep; at most 4096 are explained"):
