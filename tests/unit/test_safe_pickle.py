@@ -17,6 +17,7 @@ import pytest
 import sklearn
 import sklearn.base
 from joblib.numpy_pickle import NumpyArrayWrapper
+from numpy._core.multiarray import _reconstruct
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import FunctionTransformer
@@ -410,6 +411,23 @@ def _two_gigabytes() -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+class _ShortObjectArray:
+    """Pickles as an object array of shape (18, 1) whose state lists one object: NumPy's own ``__setstate__`` takes it
+    and crashed the process with SIGSEGV (found by the pickle fuzzer)."""
+
+    def __reduce__(self):
+        return _reconstruct, (np.ndarray, (0,), b"b"), (1, (18, 1), np.dtype("O"), False, [1.5])
+
+
+def test_an_object_array_whose_list_does_not_fill_its_shape_is_refused_not_a_crash():
+    script = ("import sys\nfrom registry.artifacts.safe_pickle import load_estimator\nfrom registry.errors import InvalidArtifact\n"
+              "try:\n    load_estimator(sys.stdin.buffer.read())\nexcept InvalidArtifact as refused:\n    print(refused)\n")
+    ran = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(_ShortObjectArray(), protocol=5),
+                         capture_output=True, timeout=60, cwd=BASE_DIR)
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]  # -11 before: the process died
+    assert "array of objects whose list does not fill its shape" in ran.stdout.decode()
 
 
 class _FieldNamedNotTyped:

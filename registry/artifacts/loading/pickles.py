@@ -196,7 +196,21 @@ class _Guards:
             check_partial_state(state)
         if isinstance(target, np.dtype):
             _check_dtype_state(target, state)
+        if isinstance(target, np.ndarray):
+            _check_object_array_state(state)
         return target, state
+
+
+def _check_object_array_state(state) -> None:
+    """An object array's state must list exactly as many objects as its shape holds: NumPy's ``__setstate__`` crashed
+    the process (SIGSEGV) on a shorter list (found by the pickle fuzzer)."""
+    if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[4], list)):
+        return  # not an object array's list: NumPy checks the bytes of any other itself
+    shape = state[1]
+    if not (isinstance(shape, tuple) and all(isinstance(dim, int) and dim >= 0 for dim in shape)
+            and len(state[4]) == np.prod(shape, dtype=np.int64)):
+        raise InvalidArtifact("artifact holds an array of objects whose list does not fill its shape: upload the "
+                              "file written by joblib.dump(model, path)")
 
 
 _GUARDED_STEPS = {
