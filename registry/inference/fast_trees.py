@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from registry.inference.tree_shap import NotExplainable, TreeExplainer
-from registry.inference.tree_walk import MAX_NODES, NAN_LEFT, NODE, Walker
+from registry.inference.tree_walk import MAX_NODES, NAN_LEFT, NODE, InvalidNodes, Walker
 
 _BUILT = frozenset({"_walker", "_explainer"})  # made from the state, not part of it
 
@@ -43,6 +43,9 @@ class CompiledTrees:
         self.cover = cover  # by node: the weight of training data it saw (tree_.weighted_n_node_samples), for TreeSHAP
         self._walker = Walker(nodes, roots, value, n_features=n_features, averaged=averaged)
         self._explainer: TreeExplainer | NotExplainable | None = None
+        if classes is not None and not (isinstance(classes, np.ndarray) and classes.ndim == 1
+                                        and len(classes) >= value.shape[1]):
+            raise InvalidNodes(f"classes that cannot name each of the trees' {value.shape[1]} outputs")
 
     def __getstate__(self) -> dict:
         """The arrays and values that make it; not the walker built from them."""

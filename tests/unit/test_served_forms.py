@@ -330,6 +330,24 @@ def test_a_form_whose_boosted_classifier_cannot_name_its_answers_is_refused_not_
     assert forms.open(SHA) is None
 
 
+@pytest.mark.parametrize("classes", [{"tuple": "20.npy"}, {"objects": ["only"], "shape": [1]}, {"objects": [], "shape": [0]}])
+def test_a_form_whose_forest_classifier_cannot_name_its_answers_is_refused_not_served_broken(forms, classes):
+    """Found by the served forms' fuzzer (tests/fuzz): a forest classifier's form whose classes were a tuple (or
+    too few for its trees' outputs) was served, and every predict raised TypeError or IndexError (a 500)."""
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(np.eye(4), [0, 1, 0, 1])
+    stored(forms, model)
+
+    def renamed(text: str) -> str:
+        manifest = json.loads(text)
+        state = manifest["values"]["dict"][0][1]["state"]["dict"]
+        compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
+        next(pair for pair in compiled_state if pair[0] == "classes")[1] = classes
+        return json.dumps(manifest)
+
+    signed_anew(forms, SHA, renamed)
+    assert forms.open(SHA) is None
+
+
 @pytest.mark.parametrize("state", ['{"dict": []}', '{"dict": [["transforms", []], ["compiled", [1, 2]]]}'])
 def test_a_form_whose_predictor_lacks_its_compiled_model_is_refused_not_served_broken(forms, state):
     """Found by the served forms' fuzzer (tests/fuzz): a TreePredictor's state without ``compiled`` (or with
