@@ -8,14 +8,13 @@ from flask import Flask
 
 from api import domain, lifecycle
 from api.input_privacy import hidden_value_names
-from api.settings import settings_of
+from api.settings import drift_thresholds, settings_of
 from config import MB
 from registry.autopilot import controller
 from registry.integrity import scrub
 from registry.leases import LeasedLoop
 from registry.monitoring import log_export
 from registry.monitoring.lake import open_lake
-from registry.monitoring.quality import Thresholds
 from registry.monitoring.sweep import LEASE, SweepSettings, sweep
 
 EXTENSION = "background"
@@ -27,8 +26,7 @@ def init_app(app: Flask) -> None:
     monitoring = given.monitoring
     settings = SweepSettings(
         every_seconds=monitoring.every_seconds, window=monitoring.window, span=monitoring.span,
-        thresholds=Thresholds(psi=monitoring.drift_psi, p_value=monitoring.drift_p_value,
-                              min_reference_rows=monitoring.drift_min_reference_rows),
+        thresholds=drift_thresholds(app),
         name_value=hidden_value_names(app),
         attribution_threshold=monitoring.attribution_drift, attribution_min_rows=monitoring.attribution_min_rows,
     )
