@@ -8,8 +8,10 @@ A value that does not parse stops the start with one line naming the variable an
 """
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -26,6 +28,10 @@ BYTES = {"_KB": ("KB", 2**10), "_MB": ("MB", MB), "_MB_PER_SECOND": ("MB", MB)}
 # Settings that no longer do anything, and why: a start with one of them set says so (deploy/gunicorn_conf.py).
 RETIRED = {"BACK_LANE_NICE": "each worker's back process is retired; a flooded model's requests go to the back of "
                              "the worker's queue instead (docs/operations.md, \"Overload\")"}
+# A window of time (MONITOR_WINDOW, a monitoring request's ?window=): a whole number of minutes, hours or days.
+WINDOW = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
+WINDOW_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+MAX_WINDOW = timedelta(days=366)
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
@@ -33,6 +39,17 @@ def _unit(name: str, units: dict) -> tuple[str, float]:
     """The unit ``name``'s suffix says (the longest suffix that matches); seconds for gunicorn's GRACEFUL_TIMEOUT."""
     return next((units[suffix] for suffix in sorted(units, key=len, reverse=True) if name.endswith(suffix)),
                 SECONDS["_SECONDS"])
+
+
+def window_span(text: str) -> timedelta:
+    """``30m``, ``24h`` or ``7d`` as a span; a ValueError that says what to send otherwise."""
+    found = WINDOW.match(text)
+    if found is None:
+        raise ValueError("a window is a whole number of minutes, hours or days: 30m, 24h, 7d")
+    span = int(found.group(1)) * WINDOW_UNITS[found.group(2)]
+    if span > MAX_WINDOW:
+        raise ValueError("a window is at most 366 days")
+    return span
 
 
 class Environment:
@@ -90,6 +107,14 @@ class Environment:
         if raw.isdigit() and 1 <= int(raw) <= 19:
             return int(raw)
         raise SystemExit(f"{name} must be a nice value from 1 to 19, or idle, not {raw!r}")
+
+    def window(self, name: str, default: str) -> tuple[str, timedelta]:
+        """A window of time as given (``30m``, ``24h``, ``7d``: at most 366 days), and its span."""
+        raw = self.raw(name) or default
+        try:
+            return raw, window_span(raw)
+        except ValueError as exc:
+            raise SystemExit(f"{name}={raw!r}: {exc}") from None
 
     def secret(self, name: str) -> str | None:
         """A secret given as ``NAME``, or as the file ``NAME_FILE`` names (Docker and Kubernetes secrets), less its
@@ -212,6 +237,7 @@ class Monitoring:
     """The monitoring sweep, drift and attribution drift."""
     every_seconds: float  # 0: never in the background
     window: str  # e.g. 1h
+    span: timedelta  # the window's
     drift_psi: float
     drift_p_value: float
     drift_min_reference_rows: int
@@ -309,6 +335,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if deadline == 0:
         raise SystemExit("WEBHOOK_DEADLINE_SECONDS must be a number of seconds above 0 (unset: twice "
                          "WEBHOOK_TIMEOUT_SECONDS), not '0'")
+    window, span = env.window("MONITOR_WINDOW", "1h")
     return Settings(
         server=Server(
             workers=workers, worker_threads=threads,
@@ -371,7 +398,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         monitoring=Monitoring(
             every_seconds=env.duration("MONITOR_SECONDS", 60),
-            window=env.text("MONITOR_WINDOW", "1h"),
+            window=window, span=span,
             drift_psi=env.number("DRIFT_PSI", 0.2),
             drift_p_value=env.number("DRIFT_P_VALUE", 0.01),
             drift_min_reference_rows=env.count("DRIFT_MIN_REFERENCE_ROWS", 100),

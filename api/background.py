@@ -5,36 +5,28 @@ Each is a leased loop started in every worker; only the process holding its leas
 database works, and another takes over when it dies. ``flask monitoring sweep``, ``flask rollouts
 tick`` and ``flask artifacts scrub`` run one turn at once."""
 from flask import Flask
-from marshmallow import ValidationError
 
 from api import domain, lifecycle
 from api.input_privacy import hidden_value_names
-from api.schemas.monitoring import window_span
-from api.settings import settings_of
+from api.settings import drift_thresholds, settings_of
 from config import MB
 from registry.autopilot import controller
 from registry.integrity import scrub
 from registry.leases import LeasedLoop
 from registry.monitoring import log_export
 from registry.monitoring.lake import open_lake
-from registry.monitoring.quality import Thresholds
 from registry.monitoring.sweep import LEASE, SweepSettings, sweep
 
 EXTENSION = "background"
 
 
 def init_app(app: Flask) -> None:
-    """Build the app's loops from its config; a MONITOR_WINDOW that is no window stops the start."""
+    """Build the app's loops from its config."""
     given = settings_of(app)
     monitoring = given.monitoring
-    try:
-        span = window_span(monitoring.window)
-    except ValidationError as exc:
-        raise SystemExit(f"MONITOR_WINDOW={monitoring.window!r}: {exc.messages[0]}") from None
     settings = SweepSettings(
-        every_seconds=monitoring.every_seconds, window=monitoring.window, span=span,
-        thresholds=Thresholds(psi=monitoring.drift_psi, p_value=monitoring.drift_p_value,
-                              min_reference_rows=monitoring.drift_min_reference_rows),
+        every_seconds=monitoring.every_seconds, window=monitoring.window, span=monitoring.span,
+        thresholds=drift_thresholds(app),
         name_value=hidden_value_names(app),
         attribution_threshold=monitoring.attribution_drift, attribution_min_rows=monitoring.attribution_min_rows,
     )

@@ -3,6 +3,8 @@
 Each gunicorn worker runs one (``post_worker_init``, or the first request under other servers),
 so a plain start delivers; ``WEBHOOK_DELIVER_IN_WORKERS=0`` leaves it to ``flask webhooks deliver``.
 """
+from dataclasses import fields
+
 from flask import Flask, current_app
 
 from api import lifecycle
@@ -17,17 +19,11 @@ EXTENSION = "webhook_deliverer"
 def init_app(app: Flask) -> None:
     """Build the app's deliverer from its config and start it with the first request if enabled."""
     given = settings_of(app).webhooks
-    settings = DeliverySettings(
-        threads=given.threads,
-        timeout_seconds=given.timeout_seconds,
-        deadline_seconds=given.deadline_seconds,
-        poll_seconds=given.poll_seconds,
-        lease_seconds=given.lease_seconds,
-        allow_private=given.allow_private,
-        retention_seconds=given.retention_seconds,
-        retry=RetryPolicy(given.retry_base_seconds, given.retry_max_seconds, given.retry_window_seconds),
-    )
-    app.extensions[EXTENSION] = Deliverer(settings, app.app_context)
+    # The deliverer's settings are the webhooks group's of the same names, its retry schedule the group's retry_*.
+    same = {name: getattr(given, name) for name in (setting.name for setting in fields(DeliverySettings))
+            if hasattr(given, name)}
+    retry = RetryPolicy(given.retry_base_seconds, given.retry_max_seconds, given.retry_window_seconds)
+    app.extensions[EXTENSION] = Deliverer(DeliverySettings(**same, retry=retry), app.app_context)
     lifecycle.of(app).add("webhook deliverer", start=lambda: start_in_worker(app), stop=lambda: stop_in_worker(app))
     committed.connect(_wake_on_events)  # once per process: connecting again changes nothing
 

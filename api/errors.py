@@ -3,6 +3,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
+from itertools import islice
 
 from flask import Flask, Response, current_app, json, request
 from sqlalchemy.exc import OperationalError
@@ -170,7 +171,8 @@ def bounded(messages):
     object keeps its first ones and counts the rest under ``"…"`` (``"and 4,995 more"``), a list of
     messages likewise at its end. Every error echo goes through here, so none grows with the input."""
     if isinstance(messages, dict):
-        kept = {str(key): bounded(value) for key, value in _first(messages.items())}  # JSON keys are text anyway
+        # JSON keys are text anyway.
+        kept = {str(key): bounded(value) for key, value in islice(messages.items(), ECHOED)}
         if len(messages) > ECHOED:
             kept[MORE] = f"and {len(messages) - ECHOED:,} more"
         return kept
@@ -178,13 +180,6 @@ def bounded(messages):
         kept = [bounded(value) for value in messages[:ECHOED]]
         return kept + [f"and {len(messages) - ECHOED:,} more"] if len(messages) > ECHOED else kept
     return _cut(messages) if isinstance(messages, str) else messages
-
-
-def _first(pairs):
-    for index, pair in enumerate(pairs):
-        if index == ECHOED:
-            return
-        yield pair
 
 
 def _cut(text: str) -> str:

@@ -1,29 +1,19 @@
 """Monitoring: a window of live quality and drift, and a version's drift reference."""
-import re
 from datetime import timedelta
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+import config
 from api.schemas.fields import UTCDateTime
 from registry.monitoring.references import SOURCES as REFERENCE_SOURCES
 
 
-WINDOW = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
-
-WINDOW_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
-
-MAX_WINDOW = timedelta(days=366)
-
-
 def window_span(text: str) -> timedelta:
     """``30m``, ``24h`` or ``7d`` as a span; a ValidationError that says what to send otherwise."""
-    found = WINDOW.match(text)
-    if found is None:
-        raise ValidationError("a window is a whole number of minutes, hours or days: 30m, 24h, 7d")
-    span = int(found.group(1)) * WINDOW_UNITS[found.group(2)]
-    if span > MAX_WINDOW:
-        raise ValidationError("a window is at most 366 days")
-    return span
+    try:
+        return config.window_span(text)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class MonitoringArgs(Schema):

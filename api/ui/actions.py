@@ -24,11 +24,7 @@ def promote(name, number):
     form = PromoteForm(alias=request.args.get("alias") or DEFAULT_ALIAS)
     version = versions.get_version(name, str(number))
     if form.validate_on_submit():
-        move = aliases.promote(
-            domain.runtime(), name, number=number, alias=form.alias.data, reason=form.reason.data,
-            force=form.force.data, actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
-        )
-        flash(_moved("Promoted", move), "ok")
+        _promote(name, number, form.alias.data, form)
         return redirect(url_for("ui.model", name=name))
     return _confirm_page(form, f"Promote version {number} of {name}", version=version)
 
@@ -41,11 +37,7 @@ def promote_to_alias(name, alias):
     serving = catalog.get_model(name).aliases.get(alias)
     form.version.choices = [(str(v.number), version_label(v)) for v in ready_versions(name) if v.number != serving]
     if form.validate_on_submit():
-        move = aliases.promote(
-            domain.runtime(), name, number=int(form.version.data), alias=alias, reason=form.reason.data,
-            force=form.force.data, actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
-        )
-        flash(_moved("Promoted", move), "ok")
+        _promote(name, int(form.version.data), alias, form)
         return redirect(url_for("ui.alias", name=name, alias=alias))
     serves = f" (it serves version {serving})" if serving else ""
     return _confirm_page(form, f"Promote a version of {name} to {alias}{serves}")
@@ -155,6 +147,15 @@ def rollout_plan(name, alias, what):
         flash(f"The plan of {alias!r}: {what} done.", "ok")
         return redirect(url_for("ui.alias", name=name, alias=alias))
     return _confirm_page(form, heading.format(name=name, alias=alias))
+
+
+def _promote(name: str, number: int, alias: str, form) -> None:
+    """Point ``alias`` at version ``number`` as the signed-in person, for the form's reason, and say what moved."""
+    move = aliases.promote(
+        domain.runtime(), name, number=number, alias=alias, reason=form.reason.data,
+        force=form.force.data, actor=signed_in().name, role=signed_in().role, groups=signed_in().groups,
+    )
+    flash(_moved("Promoted", move), "ok")
 
 
 def _arm(version: str | None, percent: float | None) -> ArmSpec | None:

@@ -6,7 +6,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from api import rate_limits
 from api.input_privacy import hidden_value_names
 from api.schemas.monitoring import window_span
-from api.settings import settings_of
+from api.settings import drift_thresholds, settings_of
 from api.ui.blueprint import bp
 from api.ui.charts import metric_bars, quality_marks, share_bars, time_ticks
 from api.ui.forms import ApproveForm, SignInForm, SignOutForm
@@ -27,7 +27,7 @@ from registry.evaluations import comparison
 from registry.evaluations import scores as evaluations
 from registry.governance import policies
 from registry.monitoring.importance import version_importance
-from registry.monitoring.quality import Thresholds, monitoring, quality_timeline
+from registry.monitoring.quality import monitoring, quality_timeline
 from registry.monitoring.queries import logged_predictions
 from registry.tables import utcnow
 
@@ -170,7 +170,7 @@ def version_monitoring(name, number):
     version = versions.get_version(name, str(number))
     who = signed_in()
     reads_inputs = who is not None and who.reads_inputs()
-    figures = monitoring(name, str(number), window=window, span=span, thresholds=_thresholds(),
+    figures = monitoring(name, str(number), window=window, span=span, thresholds=drift_thresholds(),
                          name_value=str if reads_inputs else hidden_value_names(current_app))
     timeline = quality_timeline(name, str(number), span=span)
     metric = "accuracy" if version.task == "classification" else "mae"
@@ -249,11 +249,6 @@ def _drift_columns(drift: dict | None) -> list[tuple[str, dict]]:
     if not drift:
         return []
     return [*drift["features"].items(), ("predictions", drift["predictions"])]
-
-
-def _thresholds() -> Thresholds:
-    given = settings_of().monitoring
-    return Thresholds(psi=given.drift_psi, p_value=given.drift_p_value, min_reference_rows=given.drift_min_reference_rows)
 
 
 def _evaluations(name: str) -> dict:

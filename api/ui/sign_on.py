@@ -37,9 +37,7 @@ def init_sign_on(app: Flask) -> None:
     """Register the provider when OIDC_ISSUER is set; its settings are checked here, so a wrong one stops
     the start (SignOnConfigError naming it). The discovery document is read on the first sign-in."""
     given = settings_of(app).sign_on
-    rules = check_settings({"OIDC_ISSUER": given.issuer, "OIDC_CLIENT_ID": given.client_id,
-                            "OIDC_CLIENT_SECRET": given.client_secret, "OIDC_SCOPES": given.scopes,
-                            "OIDC_GROUP_CLAIM": given.group_claim, "OIDC_GROUPS": given.groups})
+    rules = check_settings(given)
     if rules is None:
         return
     from authlib.integrations.flask_client import OAuth  # only where configured: it brings requests along

@@ -20,12 +20,12 @@ from api.schemas.monitoring import (
     window_span,
 )
 from api.schemas.predictions import FeedbackIn, FeedbackOut, LoggedPageOut, LoggedPredictionArgs, LoggedPredictionOut
-from api.settings import settings_of
+from api.settings import drift_thresholds, settings_of
 from registry.monitoring.feedback import apply_feedback
 from registry.monitoring.importance import version_importance as importance_of
 from registry.monitoring.log_export import exported_state
 from registry.monitoring.masking import masked_profile
-from registry.monitoring.quality import Thresholds, monitoring
+from registry.monitoring.quality import monitoring
 from registry.monitoring.queries import logged_predictions
 from registry.monitoring.references import get_reference, set_reference
 
@@ -87,10 +87,7 @@ def version_monitoring(args, name, ref):
     while the reference sent has fewer than ``DRIFT_MIN_REFERENCE_ROWS`` rows: ``drift_detail`` says why.
     A categorical feature's bins are named by value only for a token with the right ``read_inputs``,
     by the value's keyed hash (``value 3f2a9c1b04de``) for everyone else."""
-    given = settings_of().monitoring
-    thresholds = Thresholds(psi=given.drift_psi, p_value=given.drift_p_value,
-                            min_reference_rows=given.drift_min_reference_rows)
-    return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=thresholds,
+    return monitoring(name, ref, window=args["window"], span=window_span(args["window"]), thresholds=drift_thresholds(),
                       name_value=shown_value_names())
 
 

@@ -72,21 +72,23 @@ def group_rules(raw: str) -> tuple[GroupRule, ...]:
     return tuple(rules)
 
 
-def check_settings(settings: dict) -> tuple[GroupRule, ...] | None:
+def check_settings(sign_on) -> tuple[GroupRule, ...] | None:
     """The group rules when sign-on is configured (None when OIDC_ISSUER is unset); SignOnConfigError when
-    a setting it needs is missing or wrong."""
-    if not settings.get("OIDC_ISSUER"):
+    a setting it needs is missing or wrong. ``sign_on``: the settings' sign_on group (config.SignOn)."""
+    if not sign_on.issuer:
         return None
-    for name in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_GROUPS"):
-        if not settings.get(name):
+    needed = {"OIDC_CLIENT_ID": sign_on.client_id, "OIDC_CLIENT_SECRET": sign_on.client_secret,
+              "OIDC_GROUPS": sign_on.groups}
+    for name, value in needed.items():
+        if not value:
             raise SignOnConfigError(f"OIDC_ISSUER is set but {name} is not: set it (or unset OIDC_ISSUER)")
-    if not settings["OIDC_ISSUER"].startswith(("https://", "http://localhost", "http://127.")):
+    if not sign_on.issuer.startswith(("https://", "http://localhost", "http://127.")):
         raise SignOnConfigError("OIDC_ISSUER must be an https:// URL (http only on this machine's loopback)")
-    if "openid" not in settings.get("OIDC_SCOPES", "").split():
+    if "openid" not in sign_on.scopes.split():
         raise SignOnConfigError("OIDC_SCOPES must include openid")
-    if not settings.get("OIDC_GROUP_CLAIM"):
+    if not sign_on.group_claim:
         raise SignOnConfigError("OIDC_GROUP_CLAIM must name the claim that holds a person's groups")
-    return group_rules(settings["OIDC_GROUPS"])
+    return group_rules(sign_on.groups)
 
 
 def person_of(claims: dict, group_claim: str) -> Person:

@@ -159,8 +159,7 @@ def complete_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, ac
                incompatible=incompatibilities(previous, canary),
                rollout_done=plan is not None and plan.step == len(plan.steps) - 1)
         figures = describe(rollout, previous.number, summed(rollout.id)).figures()
-        rollout.ended_at = utcnow()
-        _end_plan(rollout, "promoted", f"promoted by {actor}: {reason}")
+        _end(rollout, "promoted", f"promoted by {actor}: {reason}")
         event = _record(model, rollout, "rollout_promote", actor=actor, reason=reason, from_version=previous.number,
                         to_version=number, forced=bool(incompatibilities(previous, canary)), figures=figures,
                         **evidence)
@@ -180,8 +179,7 @@ def abort_rollout(runtime: Runtime, *, name: str, alias: str, reason: str, actor
         model = find_model(name, lock=True)
         rollout, primary = _active(model, alias), _primary(model, alias)
         _check_step(rollout, at_step)
-        rollout.ended_at = utcnow()
-        _end_plan(rollout, "aborted", f"aborted by {actor}: {reason}")
+        _end(rollout, "aborted", f"aborted by {actor}: {reason}")
         _record(model, rollout, "rollout_abort", actor=actor, reason=reason, to_version=primary.number, **evidence)
         fold(rollout.id)
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary)))
@@ -196,8 +194,7 @@ def end_on_move(model: RegisteredModel, alias: str, *, action: str, actor: str) 
     rollout = active_rollout(model, alias)
     if rollout is None:
         return
-    rollout.ended_at = utcnow()
-    _end_plan(rollout, "aborted", f"ended by a {action} of {alias!r}")
+    _end(rollout, "aborted", f"ended by a {action} of {alias!r}")
     primary = _primary(model, alias).number
     _record(model, rollout, "rollout_abort", actor=actor, reason=f"ended by a {action} of {alias!r}",
             to_version=primary, ended_by=action)  # the move records what the alias serves next
@@ -221,8 +218,8 @@ def step_rollout(*, name: str, alias: str, at_step: int, percent: float, actor: 
         decide(model, alias, Answer(primary, Arm(rollout.canary, percent), shadow), action="rollout_step",
                by=Mover(actor, role, groups), rollout=rollout, incompatible=incompatibilities(primary, rollout.canary))
         rollout.changed_at = utcnow()
-        plan.step, plan.step_started_at, plan.updated_at = at_step + 1, utcnow(), utcnow()
-        plan.baseline, plan.looks, plan.verdicts, plan.figures, plan.detail = {}, {}, {}, None, reason  # settled anew
+        plan.step, plan.updated_at, plan.detail = at_step + 1, utcnow(), reason
+        _restart_step(plan)
         _record(model, rollout, "rollout_step", actor=actor, reason=reason, to_version=primary.number,
                 step=plan.step + 1, **evidence)  # steps are numbered from 1 wherever people read them
         changes.record(changes.AliasServes(name, alias, VersionInfo.of(primary), RolloutSpec.of(rollout)))
@@ -249,7 +246,7 @@ def set_plan_state(*, name: str, alias: str, state: str, actor: str, reason: str
         if evidence and "gates" in evidence:
             plan.verdicts, plan.figures = evidence["gates"], evidence.get("step_figures")  # what decided the halt stays in view
         if state == "running":
-            plan.step_started_at, plan.baseline, plan.looks, plan.verdicts, plan.figures = utcnow(), {}, {}, {}, None
+            _restart_step(plan)
             rollout.changed_at = utcnow()  # a new split: its keys are counted afresh, as its figures are
         _record(model, rollout, action, actor=actor, reason=reason, to_version=primary.number, step=plan.step + 1,
                 **(evidence or {}))
@@ -297,14 +294,21 @@ def _set_plan(rollout: Rollout, plan: Plan | None) -> None:
         return
     row = existing or RolloutPlan(rollout_id=rollout.id)
     row.steps, row.gates, row.on_success = plan.to_row()["steps"], plan.gates, plan.on_success
-    row.step, row.state, row.detail = 0, "running", "step 1 started"
-    row.step_started_at = row.updated_at = utcnow()
-    row.baseline, row.looks, row.verdicts, row.figures = {}, {}, {}, None  # the controller settles the step's baseline
+    row.step, row.state, row.detail, row.updated_at = 0, "running", "step 1 started", utcnow()
+    _restart_step(row)
     if existing is None:
         db.session.add(row)
 
 
-def _end_plan(rollout: Rollout, state: str, detail: str) -> None:
+def _restart_step(plan: RolloutPlan) -> None:
+    """The plan's step counts from now: the controller settles its baseline, looks, verdicts and figures anew."""
+    plan.step_started_at = utcnow()
+    plan.baseline, plan.looks, plan.verdicts, plan.figures = {}, {}, {}, None
+
+
+def _end(rollout: Rollout, state: str, detail: str) -> None:
+    """End ``rollout`` now, and its plan, if it has one still going, as ``state`` (promoted, aborted) for ``detail``."""
+    rollout.ended_at = utcnow()
     plan = plan_of(rollout)
     if plan is not None and plan.state not in ("promoted", "aborted"):
         plan.state, plan.detail, plan.updated_at = state, detail, utcnow()

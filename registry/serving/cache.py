@@ -67,19 +67,13 @@ class ModelCache:
     def peek(self, key: Hashable) -> ServableModel | None:
         """The cached model for ``key`` without loading it (marked recently used, and counted as a hit)."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                MODEL_CACHE_HITS.inc()
-            return entry
+            return self._hit(key)
 
     def get(self, key: Hashable, load: Callable[[], ServableModel]) -> ServableModel:
         """The model for ``key``, calling ``load`` once if no thread has it yet."""
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._hit(key)
             if entry is not None:
-                self._entries.move_to_end(key)
-                MODEL_CACHE_HITS.inc()
                 return entry
             pending = self._loading.get(key)
             owner = pending is None
@@ -93,6 +87,14 @@ class ModelCache:
         if pending.error is not None:
             raise pending.error
         return pending.result
+
+    def _hit(self, key: Hashable) -> ServableModel | None:
+        """The cached model for ``key``, marked recently used and counted as a hit (the lock held)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            MODEL_CACHE_HITS.inc()
+        return entry
 
     def discard(self, key: Hashable) -> None:
         """Drop ``key``'s model, if cached (it serves nothing here any more)."""

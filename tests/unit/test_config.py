@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from dataclasses import FrozenInstanceError
+from datetime import timedelta
 
 import pytest
 
@@ -62,6 +63,13 @@ def test_the_webhook_deadline_is_twice_the_timeout_unless_set_and_never_0():
     assert load({"WEBHOOK_DEADLINE_SECONDS": "4"}).webhooks.deadline_seconds == 4
     with pytest.raises(SystemExit, match="WEBHOOK_DEADLINE_SECONDS must be a number of seconds above 0"):
         load({"WEBHOOK_DEADLINE_SECONDS": "0"})
+
+
+def test_the_monitor_window_is_read_once_with_its_span_and_a_window_too_long_stops_the_start():
+    assert (load({}).monitoring.window, load({}).monitoring.span) == ("1h", timedelta(hours=1))
+    assert load({"MONITOR_WINDOW": " 7d "}).monitoring.span == timedelta(days=7)
+    with pytest.raises(SystemExit, match="MONITOR_WINDOW='400d': a window is at most 366 days"):
+        load({"MONITOR_WINDOW": "400d"})
 
 
 def test_the_settings_are_frozen():

@@ -2,7 +2,7 @@
 scopes by the configured mapping (its first group they are in), or nothing, which is refused."""
 import pytest
 
-from config import load
+from config import SignOn, load
 from registry.access.sign_on import Person, SignOnConfigError, check_settings, group_rules, person_of, principal_of
 from registry.errors import Forbidden
 from registry.governance.policy import Policy
@@ -14,8 +14,17 @@ SETTINGS = {"OIDC_ISSUER": "https://id.example.com", "OIDC_CLIENT_ID": "registry
             "OIDC_SCOPES": "openid email groups", "OIDC_GROUP_CLAIM": "groups", "OIDC_GROUPS": MAPPING}
 
 
+def sign_on(variables: dict) -> SignOn:
+    """The settings' sign_on group of these variables, each as given (a start would default an empty
+    OIDC_SCOPES or OIDC_GROUP_CLAIM: the check holds without that)."""
+    return SignOn(issuer=variables["OIDC_ISSUER"], client_id=variables["OIDC_CLIENT_ID"],
+                  client_secret=variables["OIDC_CLIENT_SECRET"], scopes=variables["OIDC_SCOPES"],
+                  group_claim=variables["OIDC_GROUP_CLAIM"], groups=variables["OIDC_GROUPS"],
+                  provider_name="single sign-on")
+
+
 def test_sign_on_is_off_without_an_issuer():
-    assert check_settings({**SETTINGS, "OIDC_ISSUER": None}) is None
+    assert check_settings(sign_on({**SETTINGS, "OIDC_ISSUER": None})) is None
 
 
 @pytest.mark.parametrize(("changed", "named"), [
@@ -40,11 +49,11 @@ def test_sign_on_is_off_without_an_issuer():
 ])
 def test_a_wrong_setting_stops_the_start_naming_it(changed, named):
     with pytest.raises(SignOnConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
-        check_settings({**SETTINGS, **changed})
+        check_settings(sign_on({**SETTINGS, **changed}))
 
 
 def test_an_http_issuer_is_taken_on_the_loopback_only():
-    assert check_settings({**SETTINGS, "OIDC_ISSUER": "http://127.0.0.1:9000"})
+    assert check_settings(sign_on({**SETTINGS, "OIDC_ISSUER": "http://127.0.0.1:9000"}))
 
 
 def test_the_client_secret_may_come_from_a_file(tmp_path):
