@@ -879,53 +879,15 @@ PATHS_TARGET int64_t tree_shap_paths(const paths_t *paths, const float *rows, in
 
 /* The two explanations again, each run on a thread of low priority (low_priority.h) and waited for: what
    tree_shap.py calls for a large call while the service asks it to (LOW_PRIORITY_FROM_WALKS). */
-typedef struct {
-    const void *nodes;
-    int64_t wide, n_nodes;
-    const int32_t *roots, *columns;
-    int64_t n_trees;
-    const double *value;
-    int64_t value_width;
-    const double *cover;
-    const uint32_t *bitsets;
-    int64_t n_bitsets, max_depth, options;
-    const void *rows;
-    int64_t n_rows, n_features, n_outputs;
-    double *phi;
-    double deadline;
-} shap_args_t;
+#define SHAP_PARAMETERS(P, L)                                                                                   \
+    P(const void *, nodes) P(int64_t, wide) P(int64_t, n_nodes) P(const int32_t *, roots)                       \
+    P(const int32_t *, columns) P(int64_t, n_trees) P(const double *, value) P(int64_t, value_width)            \
+    P(const double *, cover) P(const uint32_t *, bitsets) P(int64_t, n_bitsets) P(int64_t, max_depth)           \
+    P(int64_t, options) P(const void *, rows) P(int64_t, n_rows) P(int64_t, n_features) P(int64_t, n_outputs)   \
+    P(double *, phi) L(double, deadline)
+LOWERED(tree_shap, SHAP_PARAMETERS)
 
-static int64_t shap_body(void *p) {
-    const shap_args_t *a = p;
-    return tree_shap(a->nodes, a->wide, a->n_nodes, a->roots, a->columns, a->n_trees, a->value, a->value_width,
-                     a->cover, a->bitsets, a->n_bitsets, a->max_depth, a->options, a->rows, a->n_rows, a->n_features,
-                     a->n_outputs, a->phi, a->deadline);
-}
-
-int64_t tree_shap_low(const void *nodes, int64_t wide, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
-                      int64_t n_trees, const double *value, int64_t value_width, const double *cover,
-                      const uint32_t *bitsets, int64_t n_bitsets, int64_t max_depth, int64_t options, const void *rows,
-                      int64_t n_rows, int64_t n_features, int64_t n_outputs, double *phi, double deadline) {
-    shap_args_t args = {nodes, wide, n_nodes, roots, columns, n_trees, value, value_width, cover, bitsets, n_bitsets,
-                        max_depth, options, rows, n_rows, n_features, n_outputs, phi, deadline};
-    return low_priority_run(shap_body, &args);
-}
-
-typedef struct {
-    const paths_t *paths;
-    const float *rows;
-    int64_t n_rows, n_features, n_outputs;
-    double *phi;
-    double deadline;
-} paths_args_t;
-
-static int64_t paths_body(void *p) {
-    const paths_args_t *a = p;
-    return tree_shap_paths(a->paths, a->rows, a->n_rows, a->n_features, a->n_outputs, a->phi, a->deadline);
-}
-
-int64_t tree_shap_paths_low(const paths_t *paths, const float *rows, int64_t n_rows, int64_t n_features,
-                            int64_t n_outputs, double *phi, double deadline) {
-    paths_args_t args = {paths, rows, n_rows, n_features, n_outputs, phi, deadline};
-    return low_priority_run(paths_body, &args);
-}
+#define PATHS_PARAMETERS(P, L)                                                                                  \
+    P(const paths_t *, paths) P(const float *, rows) P(int64_t, n_rows) P(int64_t, n_features)                  \
+    P(int64_t, n_outputs) P(double *, phi) L(double, deadline)
+LOWERED(tree_shap_paths, PATHS_PARAMETERS)

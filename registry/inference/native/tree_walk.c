@@ -925,94 +925,25 @@ int64_t tree_walk_lightgbm_link(int64_t kind, const double *raw, int64_t n_rows,
  * The four walks again, each run on a thread of low priority (low_priority.h) and waited for: what
  * tree_walk.py calls for a large call while the service asks it to (LOW_PRIORITY_FROM_WALKS).
  */
-typedef struct {
-    const node_t *nodes;
-    int64_t n_nodes;
-    const int32_t *roots;
-    int64_t n_trees;
-    const double *value;
-    int64_t n_outputs, averaged;
-    const float *rows;
-    int64_t n_rows, n_features;
-    double *out;
-} output_args_t;
+#define OUTPUT_PARAMETERS(P, L)                                                                                 \
+    P(const node_t *, nodes) P(int64_t, n_nodes) P(const int32_t *, roots) P(int64_t, n_trees)                  \
+    P(const double *, value) P(int64_t, n_outputs) P(int64_t, averaged) P(const float *, rows)                  \
+    P(int64_t, n_rows) P(int64_t, n_features) L(double *, out)
+LOWERED(tree_walk_output, OUTPUT_PARAMETERS)
 
-static int64_t output_body(void *p) {
-    const output_args_t *a = p;
-    return tree_walk_output(a->nodes, a->n_nodes, a->roots, a->n_trees, a->value, a->n_outputs, a->averaged, a->rows,
-                            a->n_rows, a->n_features, a->out);
-}
+#define BOOSTED_PARAMETERS(P, L)                                                                                \
+    P(const wide_node_t *, nodes) P(int64_t, n_nodes) P(const int32_t *, roots) P(const int32_t *, columns)     \
+    P(int64_t, n_trees) P(const double *, value) P(const uint32_t *, bitsets) P(int64_t, n_bitsets)             \
+    P(const double *, baseline) P(int64_t, n_outputs) P(int64_t, options) P(int64_t, depth)                     \
+    P(const double *, rows) P(int64_t, n_rows) P(int64_t, n_features) L(double *, out)
+LOWERED(tree_walk_boosted, BOOSTED_PARAMETERS)
 
-int64_t tree_walk_output_low(const node_t *nodes, int64_t n_nodes, const int32_t *roots, int64_t n_trees,
-                             const double *value, int64_t n_outputs, int64_t averaged, const float *rows,
-                             int64_t n_rows, int64_t n_features, double *out) {
-    output_args_t args = {nodes, n_nodes, roots, n_trees, value, n_outputs, averaged, rows, n_rows, n_features, out};
-    return low_priority_run(output_body, &args);
-}
+#define COMPACT_PARAMETERS(P, L)                                                                                \
+    P(const compact_t *, compact) P(const double *, rows) P(int64_t, n_rows) P(int64_t, n_features)             \
+    L(double *, out)
+LOWERED(tree_walk_compact, COMPACT_PARAMETERS)
 
-typedef struct {
-    const wide_node_t *nodes;
-    int64_t n_nodes;
-    const int32_t *roots, *columns;
-    int64_t n_trees;
-    const double *value;
-    const uint32_t *bitsets;
-    int64_t n_bitsets;
-    const double *baseline;
-    int64_t n_outputs, options, depth;
-    const double *rows;
-    int64_t n_rows, n_features;
-    double *out;
-} boosted_args_t;
-
-static int64_t boosted_body(void *p) {
-    const boosted_args_t *a = p;
-    return tree_walk_boosted(a->nodes, a->n_nodes, a->roots, a->columns, a->n_trees, a->value, a->bitsets,
-                             a->n_bitsets, a->baseline, a->n_outputs, a->options, a->depth, a->rows, a->n_rows,
-                             a->n_features, a->out);
-}
-
-int64_t tree_walk_boosted_low(const wide_node_t *nodes, int64_t n_nodes, const int32_t *roots, const int32_t *columns,
-                              int64_t n_trees, const double *value, const uint32_t *bitsets, int64_t n_bitsets,
-                              const double *baseline, int64_t n_outputs, int64_t options, int64_t depth,
-                              const double *rows, int64_t n_rows, int64_t n_features, double *out) {
-    boosted_args_t args = {nodes, n_nodes, roots, columns, n_trees, value, bitsets, n_bitsets, baseline, n_outputs,
-                           options, depth, rows, n_rows, n_features, out};
-    return low_priority_run(boosted_body, &args);
-}
-
-typedef struct {
-    const compact_t *compact;
-    const double *rows;
-    int64_t n_rows, n_features;
-    double *out;
-} compact_args_t;
-
-static int64_t compact_body(void *p) {
-    const compact_args_t *a = p;
-    return tree_walk_compact(a->compact, a->rows, a->n_rows, a->n_features, a->out);
-}
-
-int64_t tree_walk_compact_low(const compact_t *compact, const double *rows, int64_t n_rows, int64_t n_features,
-                              double *out) {
-    compact_args_t args = {compact, rows, n_rows, n_features, out};
-    return low_priority_run(compact_body, &args);
-}
-
-typedef struct {
-    const forest_t *forest;
-    const float *rows;
-    int64_t n_rows, n_features;
-    double *out;
-} forest_args_t;
-
-static int64_t forest_body(void *p) {
-    const forest_args_t *a = p;
-    return tree_walk_forest(a->forest, a->rows, a->n_rows, a->n_features, a->out);
-}
-
-int64_t tree_walk_forest_low(const forest_t *forest, const float *rows, int64_t n_rows, int64_t n_features,
-                             double *out) {
-    forest_args_t args = {forest, rows, n_rows, n_features, out};
-    return low_priority_run(forest_body, &args);
-}
+#define FOREST_PARAMETERS(P, L)                                                                                 \
+    P(const forest_t *, forest) P(const float *, rows) P(int64_t, n_rows) P(int64_t, n_features)                \
+    L(double *, out)
+LOWERED(tree_walk_forest, FOREST_PARAMETERS)
