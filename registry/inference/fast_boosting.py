@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from registry.inference.fast_trees import best_of_rows
-from registry.inference.tree_shap import NotExplainable, TreeExplainer
+from registry.inference.compiled_form import CompiledForm
 from registry.inference.tree_walk import (
     BITSET_WORDS,
     BLOCK_BITS,
@@ -65,7 +65,6 @@ from registry.inference.tree_walk import (
     xgboost_link,
 )
 
-_BUILT = frozenset({"_walker", "_walker_rounds", "_expit", "_explainer"})  # made from the state, not part of it
 # scikit-learn's links, by class name, as this form names them.
 _LINKS = {"IdentityLink": "identity", "LogLink": "exp", "LogitLink": "expit", "HalfLogitLink": "expit_of_double",
           "MultinomialLogit": "softmax"}
@@ -92,11 +91,13 @@ def _check_classes(classes: np.ndarray | None, link: str, n_outputs: int) -> Non
         raise InvalidNodes(f"classes that cannot name each of the model's {n_outputs} outputs")
 
 
-class CompiledBoosting:
+class CompiledBoosting(CompiledForm):
     """A boosted model as wide node records and plain arrays, answering ``predict`` and ``predict_proba``.
 
     Everything it holds is an array or a plain value, so that it can be stored and mapped as it is.
     """
+
+    _BUILT = frozenset({"_walker", "_walker_rounds", "_expit", "_explainer"})  # made from the state, not part of it
 
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, columns: np.ndarray, value: np.ndarray,
                  bitsets: np.ndarray, baseline: np.ndarray, n_features: int, float32_rows: bool,
@@ -134,18 +135,10 @@ class CompiledBoosting:
                                      float32_sums=float32_sums, lightgbm_rows=lightgbm_rows,
                                      float32_rows=self._walker_rounds)
         self._expit = None
-        self._explainer: TreeExplainer | NotExplainable | None = None
         if link.startswith("expit"):
             from scipy.special import expit  # scikit-learn's own (``_expit`` on NumPy arrays)
 
             self._expit = expit
-
-    def __getstate__(self) -> dict:
-        """The arrays and values that make it; not the walker built from them."""
-        return {name: value for name, value in vars(self).items() if name not in _BUILT}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
 
     def with_classes(self, classes: np.ndarray | None) -> CompiledBoosting:
         """The same model naming its classes ``classes`` (a file's classifier, whose classes its version names):
@@ -219,19 +212,10 @@ class CompiledBoosting:
             return self.classes[(xgboost_link("sigmoid", raw)[:, 0] > 0.5).astype(np.intp)]
         return self.classes[np.argmax(raw, axis=1)]
 
-    def explainer(self) -> TreeExplainer:
-        """The explainer of these trees (made once, on first use); ``NotExplainable`` naming why there is none."""
-        if self._explainer is None:
-            try:
-                self._explainer = TreeExplainer(
-                    nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover, n_features=self.n_features,
+    def _explained(self) -> dict:
+        return dict(nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover, n_features=self.n_features,
                     n_outputs=len(self.baseline), columns=self.columns, bitsets=self.bitsets, baseline=self.baseline,
                     lightgbm_rows=self.lightgbm_rows)
-            except NotExplainable as error:
-                self._explainer = error
-        if isinstance(self._explainer, NotExplainable):
-            raise self._explainer
-        return self._explainer
 
     def explain(self, X: np.ndarray, *, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Path-dependent TreeSHAP of the raw output (the margin a classifier's link takes; a regressor's

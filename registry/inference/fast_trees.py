@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry.inference.tree_shap import NotExplainable, TreeExplainer
+from registry.inference.compiled_form import CompiledForm
 from registry.inference.tree_walk import MAX_NODES, NAN_LEFT, NODE, InvalidNodes, Walker
 
-_BUILT = frozenset({"_walker", "_explainer"})  # made from the state, not part of it
 
-
-class CompiledTrees:
+class CompiledTrees(CompiledForm):
     """One or more trees as node records over all their nodes, and each node's output row.
 
     Everything it holds is an array or a plain value, so that it can be stored and mapped as it is.
     """
+
+    _BUILT = frozenset({"_walker", "_explainer"})  # made from the state, not part of it
 
     def __init__(self, *, nodes: np.ndarray, roots: np.ndarray, value: np.ndarray, n_features: int,
                  averaged: bool, classes: np.ndarray | None, cover: np.ndarray | None = None):
@@ -42,17 +42,9 @@ class CompiledTrees:
         self.classes = classes  # a classifier's classes_, else None
         self.cover = cover  # by node: the weight of training data it saw (tree_.weighted_n_node_samples), for TreeSHAP
         self._walker = Walker(nodes, roots, value, n_features=n_features, averaged=averaged)
-        self._explainer: TreeExplainer | NotExplainable | None = None
         if classes is not None and not (isinstance(classes, np.ndarray) and classes.ndim == 1
                                         and len(classes) >= value.shape[1]):
             raise InvalidNodes(f"classes that cannot name each of the trees' {value.shape[1]} outputs")
-
-    def __getstate__(self) -> dict:
-        """The arrays and values that make it; not the walker built from them."""
-        return {name: value for name, value in vars(self).items() if name not in _BUILT}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """scikit-learn's ``predict`` for these float rows."""
@@ -72,18 +64,9 @@ class CompiledTrees:
             return output[:, 0]
         return self.classes[best_of_rows(output)]
 
-    def explainer(self) -> TreeExplainer:
-        """The explainer of these trees (made once, on first use); ``NotExplainable`` naming why there is none."""
-        if self._explainer is None:
-            try:
-                self._explainer = TreeExplainer(nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover,
-                                                n_features=self.n_features, n_outputs=self.value.shape[1],
-                                                averaged=self.averaged)
-            except NotExplainable as error:
-                self._explainer = error
-        if isinstance(self._explainer, NotExplainable):
-            raise self._explainer
-        return self._explainer
+    def _explained(self) -> dict:
+        return dict(nodes=self.nodes, roots=self.roots, value=self.value, cover=self.cover, n_features=self.n_features,
+                    n_outputs=self.value.shape[1], averaged=self.averaged)
 
     def explain(self, X: np.ndarray, *, deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Path-dependent TreeSHAP of ``predict_proba`` (classifiers) or ``predict`` (regressors) for these
