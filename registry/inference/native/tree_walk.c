@@ -76,34 +76,44 @@ int64_t tree_walk_version(void) { return TREE_WALK_VERSION; }
  * Each step checks the column it reads and the child it goes to (one unsigned compare: inside the
  * nodes); records that lead a walk round in circles are found by the number of rounds, which no walk
  * of valid records reaches (each of its steps goes forward).
+ *
+ * The body of walk() and walk_wide(), which differ only in their records, their rows and how a split is
+ * decided: node_type records whose feature holds the column under `flags`, value_type rows, and left_of, an
+ * expression of the node, its feature and the row's value x, that is 1 where x goes to child[1], 0 where to
+ * child[0], and below 0 where the split would read outside the bitsets (BAD_BITSET).
  */
+#define WALK_ROUNDS(node_type, value_type, flags, left_of)                                                      \
+    uint64_t rounds = 0;                                                                                       \
+    int moved = 1;                                                                                             \
+    while (moved) {                                                                                            \
+        if (rounds++ > n_nodes)                                                                                \
+            return BAD_CHILD;                                                                                  \
+        moved = 0;                                                                                             \
+        for (int i = 0; i < n; i++) {                                                                          \
+            const node_type *node = nodes + lanes[i];                                                          \
+            const uint32_t feature = READ_ONCE(node->feature);                                                 \
+            const uint32_t column = feature & ~(flags);                                                        \
+            if (column >= n_features)                                                                          \
+                return BAD_COLUMN;                                                                             \
+            const value_type x = row[i][column];                                                               \
+            const int left = (left_of);                                                                        \
+            if (left < 0)                                                                                      \
+                return BAD_BITSET;                                                                             \
+            const int64_t next = READ_ONCE(node->child[left]);                                                 \
+            if ((uint64_t)next >= n_nodes)                                                                     \
+                return BAD_CHILD;                                                                              \
+            moved |= next != lanes[i];                                                                         \
+            lanes[i] = next;                                                                                   \
+        }                                                                                                      \
+    }                                                                                                          \
+    for (int i = 0; i < n; i++)  /* it stopped where a child is the node itself: a leaf has two such */       \
+        if (READ_ONCE(nodes[lanes[i]].child[0]) != READ_ONCE(nodes[lanes[i]].child[1]))                        \
+            return NOT_A_LEAF;                                                                                 \
+    return WALKED;
+
 static int walk(const node_t *nodes, uint64_t n_nodes, uint64_t n_features, int64_t *lanes,
                 const float *const *row, int n) {
-    uint64_t rounds = 0;
-    int moved = 1;
-    while (moved) {
-        if (rounds++ > n_nodes)
-            return BAD_CHILD;
-        moved = 0;
-        for (int i = 0; i < n; i++) {
-            const node_t *node = nodes + lanes[i];
-            const uint32_t feature = READ_ONCE(node->feature);
-            const uint32_t column = feature & ~NAN_LEFT;
-            if (column >= n_features)
-                return BAD_COLUMN;
-            float x = row[i][column];
-            int left = isnan(x) ? (int)(feature >> 31) : x <= node->threshold;
-            const int64_t next = READ_ONCE(node->child[left]);
-            if ((uint64_t)next >= n_nodes)
-                return BAD_CHILD;
-            moved |= next != lanes[i];
-            lanes[i] = next;
-        }
-    }
-    for (int i = 0; i < n; i++)  /* it stopped where a child is the node itself: a leaf has two such */
-        if (READ_ONCE(nodes[lanes[i]].child[0]) != READ_ONCE(nodes[lanes[i]].child[1]))
-            return NOT_A_LEAF;
-    return WALKED;
+    WALK_ROUNDS(node_t, float, NAN_LEFT, isnan(x) ? (int)(feature >> 31) : x <= node->threshold)
 }
 
 /*
@@ -158,32 +168,7 @@ int64_t tree_walk_output(const node_t *nodes, int64_t n_nodes, const int32_t *ro
  */
 static int walk_wide(const wide_node_t *nodes, uint64_t n_nodes, uint64_t n_features, const uint32_t *bitsets,
                      uint64_t n_bitsets, int lightgbm_rows, int64_t *lanes, const double *const *row, int n) {
-    uint64_t rounds = 0;
-    int moved = 1;
-    while (moved) {
-        if (rounds++ > n_nodes)
-            return BAD_CHILD;
-        moved = 0;
-        for (int i = 0; i < n; i++) {
-            const wide_node_t *node = nodes + lanes[i];
-            const uint32_t feature = READ_ONCE(node->feature);
-            const uint32_t column = feature & ~WIDE_FLAGS;
-            if (column >= n_features)
-                return BAD_COLUMN;
-            const int left = wide_goes_left(node, feature, row[i][column], lightgbm_rows, bitsets, n_bitsets);
-            if (left < 0)
-                return BAD_BITSET;
-            const int64_t next = READ_ONCE(node->child[left]);
-            if ((uint64_t)next >= n_nodes)
-                return BAD_CHILD;
-            moved |= next != lanes[i];
-            lanes[i] = next;
-        }
-    }
-    for (int i = 0; i < n; i++)
-        if (READ_ONCE(nodes[lanes[i]].child[0]) != READ_ONCE(nodes[lanes[i]].child[1]))
-            return NOT_A_LEAF;
-    return WALKED;
+    WALK_ROUNDS(wide_node_t, double, WIDE_FLAGS, wide_goes_left(node, feature, x, lightgbm_rows, bitsets, n_bitsets))
 }
 
 /*
