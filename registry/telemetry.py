@@ -37,7 +37,7 @@ def _ensure_multiprocess_directory() -> str | None:
     return directory
 
 
-SHARED_DIRECTORY = _ensure_multiprocess_directory()
+_ensure_multiprocess_directory()
 
 # Every metric of the registry is named so.
 PREFIX = "registry_"

@@ -6,7 +6,6 @@ lists it for users; refusals point there rather than repeating it.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 
 import numpy as np
@@ -62,7 +61,6 @@ CYTHON_RESTORERS: dict[tuple[str, str], type] = {
 # A HistGradientBoosting model with categorical features checks its numeric columns with
 # functools.partial(check_array, ...): the only function a model file may name, and only that way.
 CHECK_ARRAY = check_array
-PARTIAL = functools.partial
 
 ESTIMATOR_CLASSES: tuple[type, ...] = (*MODELS, *PREPROCESSORS, *INTERNAL_CLASSES)
 BOOSTING_PARTS: tuple[type, ...] = (*LOSS_CLASSES, *RANDOM_CLASSES)

@@ -28,7 +28,6 @@ from registry.artifacts.loading.limits import DOCS
 from registry.artifacts.supported_estimators import MODELS
 from registry.errors import ArtifactTooLarge, InvalidArtifact
 
-DEFAULT_MAX_FEATURES = 10_000
 PASSTHROUGH = "passthrough"
 
 # The fitted arrays whose length is the step's input width, by class (None where a setting left one out).
