@@ -143,7 +143,6 @@ def _score_local(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int
 
 def _score_dask(plan: Plan, files: list[str], fmt: str, job: ScoringJob) -> int:
     import dask
-    import dask.dataframe as dd
 
     address = dask.config.get("scheduler-address", None)  # DASK_SCHEDULER_ADDRESS names a cluster's scheduler
     if address:

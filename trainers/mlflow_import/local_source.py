@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from trainers.errors import TrainerError
-from trainers.mlflow_import.bounds import DEFAULT_MAX_UPLOAD_MB, MB, over_limit, read_capped, relative_path
+from trainers.mlflow_import.bounds import DEFAULT_MAX_UPLOAD_MB, MB, read_capped, relative_path
 from trainers.mlflow_import.records import SourceModel, SourceRun, SourceVersion, Unimportable
 
 # The part of an artifact path that is the same in every copy of a store: <experiment>/<run or model>/artifacts/…

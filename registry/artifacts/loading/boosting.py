@@ -16,7 +16,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from registry.artifacts.loading.allowed import LOSS_CLASSES
 from registry.artifacts.loading.tree_nodes import check_tree
-from registry.artifacts.supported_estimators import HISTOGRAM_BOOSTING, STAGED_BOOSTING
+from registry.artifacts.supported_estimators import HISTOGRAM_BOOSTING
 from registry.errors import InvalidArtifact, UnsafeArtifact
 
 # Far beyond any booster worth serving from one worker (1,000 iterations of a ten-class model is 10,000).
