@@ -176,10 +176,7 @@ class CompiledBoosting(CompiledForm):
         if self.link.startswith("lightgbm_"):
             return self._lightgbm_output(raw)
         if raw.shape[1] == 1:
-            proba = np.empty((len(raw), 2))
-            proba[:, 1] = self._expit(2 * raw[:, 0] if self.link == "expit_of_double" else raw[:, 0])
-            proba[:, 0] = 1 - proba[:, 1]
-            return proba
+            return _both_classes(self._expit(2 * raw[:, 0] if self.link == "expit_of_double" else raw[:, 0]))
         scores = np.asfortranarray(raw) if self.fortran_raw else raw
         scores -= np.reshape(np.max(scores, axis=1), (-1, 1))
         np.exp(scores, out=scores)
@@ -190,12 +187,7 @@ class CompiledBoosting(CompiledForm):
         """``Booster.predict``'s answer (a binary classifier's as ``LGBMClassifier.predict_proba``: ``1 - p, p``)."""
         if self.link in ("lightgbm_sigmoid", "lightgbm_ova", "lightgbm_logistic"):
             converted = lightgbm_link("sigmoid", raw, self.link_scale)
-            if self.link == "lightgbm_sigmoid":
-                proba = np.empty((len(converted), 2))
-                proba[:, 1] = converted[:, 0]
-                proba[:, 0] = 1.0 - proba[:, 1]
-                return proba
-            return converted
+            return _both_classes(converted[:, 0]) if self.link == "lightgbm_sigmoid" else converted
         if self.link == "lightgbm_softmax":
             return lightgbm_link("softmax", raw)
         if self.link == "lightgbm_exp":
@@ -245,6 +237,14 @@ class CompiledBoosting(CompiledForm):
         for column, categories, codes in zip(self.categorical_columns.tolist(), self.categories, self.codes):
             rows[:, column] = _encoded(rows[:, column], categories, codes)
         return rows
+
+
+def _both_classes(positive: np.ndarray) -> np.ndarray:
+    """A binary classifier's ``predict_proba`` from its second class's probability per row: ``1 - p, p``."""
+    proba = np.empty((len(positive), 2))
+    proba[:, 1] = positive
+    proba[:, 0] = 1 - proba[:, 1]
+    return proba
 
 
 def _encoded(values: np.ndarray, categories: np.ndarray, codes: np.ndarray) -> np.ndarray:
