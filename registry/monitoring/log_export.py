@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Text, cast, func, select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from registry.db import db, end_read, on_postgresql, write_transaction
 from registry.monitoring import log_bounds
@@ -228,14 +229,20 @@ def _export_model(lake: Lake, name: str, model_id: int, due: int, deadline: floa
     return done
 
 
+def _locked_state(session: Session, model_id: int) -> LogExport:
+    """The model's export state, locked for this transaction; made (nothing exported yet) where it has none."""
+    state = session.get(LogExport, model_id, with_for_update=True)
+    if state is None:
+        state = LogExport(model_id=model_id, exported_id=0, rows=0, failures=0)
+        session.add(state)
+    return state
+
+
 def _claim_step(model_id: int, due: int) -> tuple[int, int | None]:
     """The model's mark, and the last row of its next step (named in ``pending_id`` before anything is
     written); None when nothing is due."""
     with write_transaction() as session:
-        state = session.get(LogExport, model_id, with_for_update=True)
-        if state is None:
-            state = LogExport(model_id=model_id, exported_id=0, rows=0, failures=0)
-            session.add(state)
+        state = _locked_state(session, model_id)
         if state.pending_id is not None:
             return state.exported_id, state.pending_id
         if due <= state.exported_id:
@@ -312,10 +319,7 @@ def _failed(model_id: int, error: str) -> None:
     PREDICTION_LOG_EXPORT_FAILURES.inc()
     db.session.rollback()
     with write_transaction() as session:
-        state = session.get(LogExport, model_id, with_for_update=True)
-        if state is None:
-            state = LogExport(model_id=model_id, exported_id=0, rows=0, failures=0)
-            session.add(state)
+        state = _locked_state(session, model_id)
         state.failures += 1
         state.failed_at = state.failed_at if state.failures > 1 and state.failed_at else utcnow()
         state.error = error[:500]
