@@ -200,6 +200,12 @@ class _Guards:
             _check_object_array_state(state)
         return target, state
 
+    def load_build(self):
+        """BUILD after the shared checks, then the state a tree copied from emptied (``_release_copied_state``)."""
+        built = self._check_build()
+        pickle._Unpickler.load_build(self)
+        _release_copied_state(*built)
+
 
 def _check_object_array_state(state) -> None:
     """An object array's state must list exactly as many objects as its shape holds: NumPy's ``__setstate__`` crashed
@@ -218,6 +224,7 @@ _GUARDED_STEPS = {
     pickle.NEWOBJ[0]: _Guards.load_newobj,
     pickle.NEWOBJ_EX[0]: _Guards.load_newobj_ex,
     pickle.BYTEARRAY8[0]: _Guards.load_bytearray8,
+    pickle.BUILD[0]: _Guards.load_build,
 }
 
 
@@ -228,13 +235,7 @@ class _ObjectArrayUnpickler(_Guards, pickle._Unpickler):
         super().__init__(file)
         self.budget = budget
 
-    def load_build(self):
-        """BUILD after the shared checks."""
-        built = self._check_build()
-        pickle._Unpickler.load_build(self)
-        _release_copied_state(*built)
-
-    dispatch = {**pickle._Unpickler.dispatch, **_GUARDED_STEPS, pickle.BUILD[0]: load_build}
+    dispatch = {**pickle._Unpickler.dispatch, **_GUARDED_STEPS}
 
 
 class _JoblibUnpickler(_Guards, NumpyUnpickler):
@@ -246,9 +247,7 @@ class _JoblibUnpickler(_Guards, NumpyUnpickler):
 
     def load_build(self):
         """BUILD after the shared checks, then swap an array wrapper for the array it announces."""
-        built = self._check_build()
-        pickle._Unpickler.load_build(self)
-        _release_copied_state(*built)
+        _Guards.load_build(self)
         if isinstance(self.stack[-1], NumpyArrayWrapper):
             self.stack.append(self._read_array(self.stack.pop()))
 
