@@ -400,7 +400,7 @@ def _rebuilt(flat, arrays: dict[str, np.ndarray]):
         return [_rebuilt(item, arrays) for item in flat]
     if not isinstance(flat, dict):
         return flat
-    tag, content = next(iter(flat.items()))
+    tag, content = next(iter(flat.items()), ("", None))  # an empty record is an unknown tag
     if tag == "array":
         return arrays[content]
     if tag == "objects":

@@ -348,6 +348,23 @@ def test_a_form_whose_forest_classifier_cannot_name_its_answers_is_refused_not_s
     assert forms.open(SHA) is None
 
 
+def test_a_form_with_an_empty_value_record_is_refused_not_a_crash(forms):
+    """Found by the served forms' fuzzer (tests/fuzz): a value stored as ``{}`` (no tag) made opening the form raise
+    StopIteration, which the worker did not take for an unusable form."""
+    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
+    stored(forms, model)
+
+    def emptied(text: str) -> str:
+        manifest = json.loads(text)
+        state = manifest["values"]["dict"][0][1]["state"]["dict"]
+        compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
+        next(pair for pair in compiled_state if pair[0] == "nodes")[1] = {}
+        return json.dumps(manifest)
+
+    signed_anew(forms, SHA, emptied)
+    assert forms.open(SHA) is None
+
+
 @pytest.mark.parametrize("state", ['{"dict": []}', '{"dict": [["transforms", []], ["compiled", [1, 2]]]}'])
 def test_a_form_whose_predictor_lacks_its_compiled_model_is_refused_not_served_broken(forms, state):
     """Found by the served forms' fuzzer (tests/fuzz): a TreePredictor's state without ``compiled`` (or with
