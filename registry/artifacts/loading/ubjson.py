@@ -9,7 +9,8 @@ place of the object before, when they match (every tree XGBoost writes has the s
 one step of Python a field of a tree, not a dozen (a file of 100,000 stumps took 8.8 s of CPU per 100 MB, now
 4.4; ``bench/hostile_model_files.py --only xgb-ubj-stumps-100000``). Every other value is a Python
 object, so their number is bounded too (``MAX_VALUES`` and one for every 8 bytes of the file, several
-times what XGBoost writes): a file of a million nulls is refused after as many steps as a model's worth,
+times what XGBoost writes; a number held in an array counts as four, a container as eight, for what they
+build, which keeps a hostile file's arrays within 1.3 times its size): a file of a million nulls is refused after as many steps as a model's worth,
 never after one step a byte. A run of constants, or of numbers of one marker, in an array (XGBoost's
 ``tree_info``, a hostile file's nulls) is counted and read at once by NumPy, never a step of Python a value.
 Keys are kept once each, as the json module keeps them.
@@ -42,6 +43,10 @@ _RECORDS = {marker: np.dtype([("marker", "u1"), ("value", dtype)]) for marker, d
 # count's reader and size.
 _TYPED_NUMBERS = {bytes([_OPEN_ARRAY, _TYPED, kind, _COUNTED, marker]): (dtype, *_INTEGERS[marker])
                   for kind, dtype in _NUMBERS.items() for marker in _INTEGERS}
+# What a value held in an array costs beyond one value (one for every 8 bytes of the file are allowed): a Python
+# number and its place in the list are 32 to 40 bytes, an empty list or dict and its place 64 to 72; so what the
+# arrays of a file hold stays within its size (5 times for numbers, 9 times for empty containers, counted as one).
+_HELD = {**{marker: 3 for marker in _NUMBERS}, _OPEN_ARRAY: 7, _OPEN_OBJECT: 7}
 # The places of an object's fields, and the bytes of a key and its array's head, that ``fields`` remembers.
 _PLACES, _HEAD_BYTES = 64, 128
 
@@ -178,7 +183,7 @@ class _Reader:
             if self.starts_run(marker):
                 items.extend(self.run(marker, len(self.data)))
             else:
-                items.append(self.value(marker, depth))
+                items.append(self.held(marker, depth))
             marker = self.marker()
         return items
 
@@ -239,15 +244,22 @@ class _Reader:
                 items[key] = self.value(kind or self.marker(), depth)
             return self.object_hook(items)
         if kind is not None:
-            return [self.value(kind, depth) for _ in range(count)]
+            return [self.held(kind, depth) for _ in range(count)]
         items = []
         while len(items) < count:
             marker = self.marker()
             if self.starts_run(marker):
                 items.extend(self.run(marker, count - len(items)))
             else:
-                items.append(self.value(marker, depth))
+                items.append(self.held(marker, depth))
         return items
+
+    def held(self, marker: int, depth: int) -> object:
+        """A value of an array (its ``marker`` read), counted for what the list holds: a number as several values,
+        a container as more."""
+        value = self.value(marker, depth)
+        self.count_values(_HELD.get(marker, 0))
+        return value
 
     def count_values(self, n: int) -> None:
         """Counts ``n`` more values against the bound, refusing the file past it."""
@@ -273,7 +285,7 @@ class _Reader:
         same = _IS_CONSTANT[markers] if marker in _CONSTANTS else markers == marker
         n = most if same.all() else int(same.argmin())
         del markers, same
-        self.count_values(n)
+        self.count_values(n + n * _HELD.get(marker, 0))
         self.at = start + n * (size + 1)
         if marker in _CONSTANTS:
             return list(map(_CONSTANTS.__getitem__, self.data[start:self.at]))
