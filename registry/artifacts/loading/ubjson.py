@@ -10,9 +10,10 @@ one step of Python a field of a tree, not a dozen (a file of 100,000 stumps took
 4.4; ``bench/hostile_model_files.py --only xgb-ubj-stumps-100000``). Every other value is a Python
 object, so their number is bounded too (``MAX_VALUES`` and one for every 8 bytes of the file, several
 times what XGBoost writes; a number held in an array counts as four, a container as eight, for what they
-build, which keeps a hostile file's arrays within 1.3 times its size): a file of a million nulls is refused after as many steps as a model's worth,
-never after one step a byte. A run of constants, or of numbers of one marker, in an array (XGBoost's
-``tree_info``, a hostile file's nulls) is counted and read at once by NumPy, never a step of Python a value.
+build, which keeps a hostile file's arrays within 1.3 times its size): a file of a million nulls is refused
+after as many steps as a model's worth, never after one step a byte. A run of constants, or of numbers of one
+marker, in an array (XGBoost's ``tree_info``, a hostile file's nulls) is counted and read at once by NumPy, never
+a step of Python a value.
 Keys are kept once each, as the json module keeps them.
 """
 from __future__ import annotations
