@@ -103,29 +103,16 @@ class _Reader:
         self.at = at + size
         return read(self.data, at)[0]
 
-    def sized(self, marker: int) -> bytes:
-        """A string's or a key's bytes: its length after its ``marker``, then as many bytes."""
-        if marker not in _INTEGERS:
-            raise InvalidArtifact(f"UBJSON: a length or count has the marker {bytes([marker])!r}, not an integer's")
-        read, size = _INTEGERS[marker]
-        data, at = self.data, self.at
-        if at + size > len(data):
-            raise _truncated(at)
-        length, at = read(data, at)[0], at + size
-        if length < 0 or length > len(data) - at:
-            raise _truncated(at)
-        self.at = at + length
-        return data[at:at + length]
-
     def string(self) -> str:
-        raw = self.sized(self.marker())
+        raw = self.take(self.integer(self.marker()))
         try:
             return str(raw, "utf-8")
         except UnicodeDecodeError:
             raise InvalidArtifact(f"UBJSON: a string at byte {self.at - len(raw)} is not UTF-8") from None
 
-    def key(self, raw: bytes) -> str:
-        """An object's key, kept once however many objects name it."""
+    def key(self, marker: int) -> str:
+        """An object's key after its length's ``marker``, kept once however many objects name it."""
+        raw = self.take(self.integer(marker))
         key = self.keys.get(raw)
         if key is None:
             try:
@@ -203,7 +190,7 @@ class _Reader:
                 _, key, typed = head
                 self.at = start + len(head[0])
             else:
-                key = self.key(self.sized(marker))  # before its value: an assignment reads its value first
+                key = self.key(marker)  # before its value: an assignment reads its value first
                 typed = _TYPED_NUMBERS.get(data[self.at:self.at + 5])
                 if typed is not None:
                     self.at += 5
@@ -241,7 +228,7 @@ class _Reader:
         if is_object:
             items = {}
             for _ in range(count):
-                key = self.key(self.sized(self.marker()))
+                key = self.key(self.marker())
                 items[key] = self.value(kind or self.marker(), depth)
             return self.object_hook(items)
         if kind is not None:
