@@ -81,6 +81,12 @@ def ubjson_nulls(megabytes: int) -> bytes:
     return b"{L" + struct.pack(">q", 7) + b"learner[" + b"Z" * count + b"]}"
 
 
+def ubjson_alternating(megabytes: int) -> bytes:
+    """A UBJSON object whose ``learner`` is an array of integers whose markers alternate (``I``, ``l``), about
+    ``megabytes`` MB: no run of one marker to read at once."""
+    return b"{L" + struct.pack(">q", 7) + b"learner[" + b"I\x10\x00l\x00\x01\x00\x00" * (megabytes * MIB // 8) + b"]}"
+
+
 def xgboost_leaf(value: str) -> bytes:
     """A JSON stump model whose first tree's first leaf value is ``value`` (text, as the file holds it)."""
     document = _xgboost_document(1, 3)
@@ -139,6 +145,7 @@ CASES = {
     "xgb-ubj-stumps-100000": lambda: xgboost_stumps_ubjson(100_000),
     "xgb-json-229MB": lambda: xgboost_large(229),
     "ubj-nulls-57MB": lambda: ubjson_nulls(57),
+    "ubj-alternating-integers-57MB": lambda: ubjson_alternating(57),
     "lgb-sigmoid-5000-digits": lambda: lightgbm_sigmoid(5_000),
     "xgb-json-inf-leaf": lambda: xgboost_leaf("1e999"),
     "xgb-ubj-nan-leaf": ubjson_nan_leaf,

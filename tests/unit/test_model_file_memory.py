@@ -5,7 +5,9 @@ must stay within twice the file's size, whether the file is read or refused.
 The shapes: a large XGBoost JSON file of deep trees (a 229 MB one took 6.5 times its size before the arrays were
 read by NumPy), one of many stumps, whose skeleton is most of the file (2.07 times its size while the skeleton's
 text was kept until the trees' arrays were read), UBJSON files of nulls and of integers (5.2 times its size while
-each integer was a Python object until the bound on values refused the file), JSON files whose skeleton (what is
+each integer was a Python object until the bound on values refused the file), of integers whose markers alternate,
+which no run reads at once (5.2 times its size), and of empty lists (9.5 times) while each value held in a list
+counted as one, whatever it built, JSON files whose skeleton (what is
 left once the flat arrays are cut out) is dense with values XGBoost never writes, which the json module would build
 at 60 to 90 bytes each (a 34 MB file of arrays of arrays took 25 times its size, 26 for a list of empty objects, 28
 for objects of one array), and LightGBM files: of short lines, each a Python string (25 times its size), of 8-byte
@@ -106,6 +108,11 @@ SHAPES = {
     "ubjson-nulls-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"Z" * (16 * MIB) + b"]}", "refused"),
     "ubjson-integers-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"I\x10\x00" * (16 * MIB // 3)
                              + b"]}", "refused: UBJSON: the file holds far more values"),
+    "ubjson-alternating-integers-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner["
+                                         + b"I\x10\x00l\x00\x01\x00\x00" * (16 * MIB // 8) + b"]}",
+                                         "refused: UBJSON: the file holds far more values"),
+    "ubjson-empty-lists-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"[]" * (8 * MIB) + b"]}",
+                                "refused: UBJSON: the file holds far more values"),
     "json-arrays-of-arrays-16MB": (lambda: _skeleton(b"[1],", 16), "refused: XGBoost JSON model: an array of arrays"),
     "json-empty-objects-16MB": (lambda: _skeleton(b"{},", 16), "refused: XGBoost JSON model: more than"),
     "json-objects-of-one-array-16MB": (lambda: _skeleton(b'{"a":[1]},', 16), "refused: XGBoost JSON model: more than"),

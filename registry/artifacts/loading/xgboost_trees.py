@@ -83,11 +83,13 @@ class TreeObjects:
         if "left_children" not in value:
             return value
         size = len(_array(value, "left_children"))
-        self.covered = self.covered and _covered(value)
+        self.covered = self.covered and _covered(value, size)
         for key, name in FIELDS.items():
             if name == "cover" and not self.covered:
                 continue
-            part = _array(value, key) if key != "split_type" or key in value else np.zeros(size, np.int8)
+            part = value.get(key)
+            if type(part) is not np.ndarray or part.ndim != 1 or part.dtype.kind not in "iuf":  # not UBJSON's array
+                part = _array(value, key) if key != "split_type" or key in value else np.zeros(size, np.int8)
             if len(part) != size:
                 raise InvalidArtifact("XGBoost model: a tree's node arrays are empty or of different lengths")
             self.parts[name].append(part)
@@ -116,23 +118,20 @@ class TreeObjects:
                 parts[:] = [np.concatenate(parts)]
 
 
-def _covered(tree: dict) -> bool:
+def _covered(tree: dict, size: int) -> bool:
     hessians = tree.get("sum_hessian")
-    return hessians is not None and np.ndim(hessians) == 1 and len(hessians) == _size(tree)
-
-
-def _size(tree: dict) -> int:
-    return len(_array(tree, "left_children"))
+    return hessians is not None and np.ndim(hessians) == 1 and len(hessians) == size
 
 
 def _array(tree: dict, key: str) -> np.ndarray:
     values = tree.get(key)
     if not isinstance(values, (list, np.ndarray)):
         raise InvalidArtifact(f"XGBoost model: a tree's {key!r} is missing or not a list of numbers")
-    try:
-        values = np.asarray(values)
-    except (ValueError, TypeError):
-        values = None
+    if isinstance(values, list):
+        try:
+            values = np.asarray(values)
+        except (ValueError, TypeError):
+            values = None
     if values is None or values.ndim != 1 or values.dtype.kind not in "iuf" and len(values):
         raise InvalidArtifact(f"XGBoost model: a tree's {key!r} is missing or not a list of numbers")
     return values
