@@ -113,6 +113,9 @@ SHAPES = {
                                          "refused: UBJSON: the file holds far more values"),
     "ubjson-empty-lists-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"[]" * (8 * MIB) + b"]}",
                                 "refused: UBJSON: the file holds far more values"),
+    "ubjson-distinct-keys-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner{"
+                                  + b"".join(b"i\x06" + b"%06x" % i + b"Z" for i in range(16 * MIB // 9)) + b"}}",
+                                  "refused: UBJSON: the file holds far more values"),
     "json-arrays-of-arrays-16MB": (lambda: _skeleton(b"[1],", 16), "refused: XGBoost JSON model: an array of arrays"),
     "json-empty-objects-16MB": (lambda: _skeleton(b"{},", 16), "refused: XGBoost JSON model: more than"),
     "json-objects-of-one-array-16MB": (lambda: _skeleton(b'{"a":[1]},', 16), "refused: XGBoost JSON model: more than"),
