@@ -131,6 +131,12 @@ def signed_anew(forms, sha, edit) -> None:
     path.write_text(json.dumps({"hmac": forms._signature(text), "manifest": text}))
 
 
+def compiled_state_of(manifest: dict) -> list:
+    """The stored state (its ``[name, value]`` pairs) of the compiled model of a form's predictor."""
+    state = manifest["values"]["dict"][0][1]["state"]["dict"]
+    return next(value for key, value in state if key == "compiled")["state"]["dict"]
+
+
 def test_a_form_made_by_other_library_versions_is_made_again(forms):
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(np.eye(4), [1, 2, 3, 4])
     stored(forms, model)
@@ -318,8 +324,7 @@ def test_a_form_whose_boosted_classifier_cannot_name_its_answers_is_refused_not_
 
     def renamed(text: str) -> str:
         manifest = json.loads(text)
-        state = manifest["values"]["dict"][0][1]["state"]["dict"]
-        compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
+        compiled_state = compiled_state_of(manifest)
         entry = next(pair for pair in compiled_state if pair[0] == "classes")
         entry[1] = None if classes is None else {"objects": classes, "shape": [len(classes)]}
         if link is not None:
@@ -339,8 +344,7 @@ def test_a_form_whose_forest_classifier_cannot_name_its_answers_is_refused_not_s
 
     def renamed(text: str) -> str:
         manifest = json.loads(text)
-        state = manifest["values"]["dict"][0][1]["state"]["dict"]
-        compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
+        compiled_state = compiled_state_of(manifest)
         next(pair for pair in compiled_state if pair[0] == "classes")[1] = classes
         return json.dumps(manifest)
 
@@ -356,8 +360,7 @@ def test_a_form_with_an_empty_value_record_is_refused_not_a_crash(forms):
 
     def emptied(text: str) -> str:
         manifest = json.loads(text)
-        state = manifest["values"]["dict"][0][1]["state"]["dict"]
-        compiled_state = next(value for key, value in state if key == "compiled")["state"]["dict"]
+        compiled_state = compiled_state_of(manifest)
         next(pair for pair in compiled_state if pair[0] == "nodes")[1] = {}
         return json.dumps(manifest)
 
