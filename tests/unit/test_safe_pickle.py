@@ -377,16 +377,20 @@ def test_an_estimator_without_one_of_its_parameters_is_refused_not_a_500(numeric
         load_estimator(data)
 
 
-@pytest.mark.parametrize("strategy", ["bogus", "uniform", ["prior"]])
-def test_a_gradient_boosting_model_whose_init_estimator_fit_never_makes_is_refused_not_a_500(numeric_data, strategy):
+@pytest.mark.parametrize("attribute, strategy", [("strategy", "bogus"), ("strategy", "uniform"), ("strategy", ["prior"]),
+                                                  ("_strategy", "bogus"), ("_strategy", ["prior"])])
+def test_a_gradient_boosting_model_whose_init_estimator_fit_never_makes_is_refused_not_a_500(numeric_data, attribute,
+                                                                                            strategy):
     """Found by the pickle fuzzer (tests/fuzz): a GradientBoostingClassifier whose ``init_`` (the DummyClassifier fit
     makes) had an unknown ``strategy`` loaded, and compiling it raised scikit-learn's UnboundLocalError from
-    ``DummyClassifier.predict_proba``: a 500 on upload. A fit with ``init=None`` makes the prior's, nothing else."""
+    ``DummyClassifier.predict_proba``: a 500 on upload; so did one whose ``strategy`` was the prior's but whose
+    ``_strategy`` (what fit copies from it, and what ``predict_proba`` reads) was not. A fit with ``init=None``
+    makes the prior's, nothing else."""
     from sklearn.ensemble import GradientBoostingClassifier
 
     X, _, classes = numeric_data
     model = GradientBoostingClassifier(n_estimators=3, random_state=0).fit(X, classes)
-    model.init_.strategy = strategy
+    setattr(model.init_, attribute, strategy)
     with pytest.raises(InvalidArtifact, match="init_ is not the one it was fitted with"):
         load_estimator(artifact_bytes(model))
 

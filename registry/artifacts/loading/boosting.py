@@ -111,7 +111,9 @@ def _check_staged(model, n_features: int, per_iteration: int) -> None:
             "fit it with init=None (the default) or init='zero'"
         )
     strategy = getattr(model.init_, "strategy", None)
-    default_init = isinstance(strategy, str) and strategy in _FITTED_INIT.get(type(model.init_), ())
+    fitted = getattr(model.init_, "_strategy", strategy)  # what a DummyClassifier's predict_proba reads
+    default_init = (isinstance(strategy, str) and strategy in _FITTED_INIT.get(type(model.init_), ())
+                    and isinstance(fitted, str) and fitted == strategy)
     if not (isinstance(model.init_, str) and model.init_ == "zero" or default_init):
         raise InvalidArtifact("artifact holds a GradientBoosting model whose init_ is not the one it was fitted with")
     stages = model.estimators_
