@@ -133,6 +133,21 @@ def test_an_xgboost_model_wider_than_max_features_is_413(client, ci):
     assert_problem(_upload(client, ci, json.dumps(document).encode()), 413, "20,000 features", "MAX_FEATURES")
 
 
+@pytest.mark.parametrize("types", [None, ["float"] * 4])
+def test_a_ubjson_model_naming_more_features_than_max_features_is_413_and_one_at_the_bound_is_read(build_app, ci,
+                                                                                                   types):
+    """A UBJSON file's arrays of strings are at most the names and types of ``MAX_FEATURES`` features (the reader's
+    bound on what short strings cost in memory): a model of 4 named (and typed) features is 413 under a bound of 3,
+    as its width alone makes it, and is read under a bound of 4."""
+    rows = xgb.DMatrix(X, label=np.nan_to_num(X[:, 0]), feature_names=list("abcd"), feature_types=types)
+    booster = xgb.train({"max_depth": 2, "nthread": 1}, rows, 2)
+    data = bytes(booster.save_raw("ubj"))
+    narrow = build_app(MAX_FEATURES=3).test_client()
+    assert_problem(_upload(narrow, ci, data), 413, "at most 3 features are accepted" if types else "4 features",
+                   "MAX_FEATURES")
+    assert _upload(build_app(MAX_FEATURES=4).test_client(), ci, data).status_code == 201
+
+
 def test_an_xgboost_file_past_max_model_mb_is_413_before_it_is_parsed(build_app, ci):
     app = build_app()
     given = settings_of(app)  # a bound under MAX_UPLOAD_MB, which a start never sets: the loader's own check

@@ -41,7 +41,7 @@ before = status("VmRSS")
 with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")
 try:
-    form, _ = model_files.read_model_file(model_files.framework_of(data[:64]), data, None)
+    form, _ = model_files.read_model_file(model_files.framework_of(data[:64]), data, None, max_features=10_000)
     outcome = f"read {len(form.roots)} trees"
 except InvalidArtifact as error:
     outcome = f"refused: {error}"
@@ -113,6 +113,9 @@ SHAPES = {
                                          "refused: UBJSON: the file holds far more values"),
     "ubjson-empty-lists-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner[" + b"[]" * (8 * MIB) + b"]}",
                                 "refused: UBJSON: the file holds far more values"),
+    "ubjson-short-strings-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner["
+                                  + b"Si\x02ab" * (16 * MIB // 5) + b"]}",
+                                  "refused: the file's arrays hold more strings than the names and types of 10,000"),
     "ubjson-distinct-keys-16MB": (lambda: b"{L" + struct.pack(">q", 7) + b"learner{"
                                   + b"".join(b"i\x06" + b"%06x" % i + b"Z" for i in range(16 * MIB // 9)) + b"}}",
                                   "refused: UBJSON: the file holds far more values"),

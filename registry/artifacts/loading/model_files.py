@@ -17,11 +17,14 @@ def framework_of(head: bytes) -> str | None:
     return "lightgbm" if lightgbm_files.is_lightgbm(head) else None
 
 
-def read_model_file(framework: str, data: bytes, classes: list | None) -> tuple[CompiledBoosting, list[str] | None]:
+def read_model_file(framework: str, data: bytes, classes: list | None, max_features: int | None = None,
+                    ) -> tuple[CompiledBoosting, list[str] | None]:
     """The compiled form of a model file of ``framework`` and the feature names it holds; ``classes`` name a
-    classifier's classes (``0 … k-1`` when None). Raises ``InvalidArtifact`` naming what is wrong."""
-    read = xgboost_files.read_xgboost if framework == "xgboost" else lightgbm_files.read_lightgbm
-    return read(data, classes)
+    classifier's classes (``0 … k-1`` when None); an upload's ``max_features`` (``MAX_FEATURES``) bounds what an
+    XGBoost file may hold before its width is known. Raises ``InvalidArtifact`` naming what is wrong."""
+    if framework == "xgboost":
+        return xgboost_files.read_xgboost(data, classes, max_features)
+    return lightgbm_files.read_lightgbm(data, classes)
 
 
 # The names a file's columns go by when neither the file nor the upload names them: each library's own.

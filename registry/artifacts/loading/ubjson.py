@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from registry.errors import InvalidArtifact
+from registry.errors import ArtifactTooLarge, InvalidArtifact
 
 MAX_DEPTH = 32
 MAX_VALUES = 100_000  # and one more for every 8 bytes of the file
@@ -55,11 +55,15 @@ _NEW_KEY = 31
 _PLACES, _HEAD_BYTES = 64, 128
 
 
-def loads(data: bytes, object_hook: Callable[[dict], object] = lambda value: value) -> object:
+def loads(data: bytes, object_hook: Callable[[dict], object] = lambda value: value, *,
+          max_features: int | None = None) -> object:
     """The value ``data`` holds (dicts, lists, str, int, float, bool, None and NumPy arrays for typed
     numeric arrays), each dict replaced by what ``object_hook`` makes of it once read, as the json module's
-    hook does; raises ``InvalidArtifact`` naming what is wrong for anything else."""
-    reader = _Reader(bytes(data), object_hook)
+    hook does; raises ``InvalidArtifact`` naming what is wrong for anything else. With ``max_features``
+    (``MAX_FEATURES``), the strings held in arrays are at most two for each feature (XGBoost writes them only for
+    its features' names and types): a string of a few bytes is over ten times their size in memory, so a file of
+    them would pass the values' bound at several times its size. More is ``ArtifactTooLarge``."""
+    reader = _Reader(bytes(data), object_hook, max_features)
     value = reader.value(reader.marker(), 0)
     if reader.at != len(data):
         raise InvalidArtifact(f"UBJSON: {len(data) - reader.at} bytes after the model's object")
@@ -75,8 +79,10 @@ def _too_many() -> InvalidArtifact:
 
 
 class _Reader:
-    def __init__(self, data: bytes, object_hook: Callable[[dict], object]):
+    def __init__(self, data: bytes, object_hook: Callable[[dict], object], max_features: int | None):
         self.data, self.at, self.object_hook = data, 0, object_hook
+        self.max_features = max_features
+        self.strings_left = len(data) if max_features is None else 2 * max_features  # held in arrays
         self.values_left = MAX_VALUES + len(data) // 8
         self.keys: dict[bytes, str] = {}
         self.heads: list[tuple | None] = [None] * (MAX_DEPTH + 1) * _PLACES  # what ``fields`` read last at each place
@@ -251,6 +257,12 @@ class _Reader:
         a container as more."""
         value = self.value(marker, depth)
         self.count_values(_HELD.get(marker, 0))
+        if marker == _S:
+            self.strings_left -= 1
+            if self.strings_left < 0:
+                raise ArtifactTooLarge(f"the file's arrays hold more strings than the names and types of "
+                                       f"{self.max_features:,} features: at most {self.max_features:,} features are "
+                                       "accepted (MAX_FEATURES, see docs/artifacts.md)")
         return value
 
     def count_values(self, n: int) -> None:

@@ -60,10 +60,12 @@ def check_width(form: CompiledBoosting, max_features: int | None) -> None:
                                "(MAX_FEATURES, see docs/artifacts.md)")
 
 
-def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoosting, list[str] | None]:
+def read_xgboost(data: bytes, classes: list | None = None, max_features: int | None = None,
+                 ) -> tuple[CompiledBoosting, list[str] | None]:
     """The compiled form of the XGBoost model ``data`` (JSON or UBJSON bytes) and its feature names; ``classes`` name a
-    classifier's classes (``0 … k-1`` when None). Raises ``InvalidArtifact`` naming what is wrong."""
-    document, parsed = _document(data)
+    classifier's classes (``0 … k-1`` when None); ``max_features`` bounds the UBJSON file's strings (``ubjson.loads``).
+    Raises ``InvalidArtifact`` naming what is wrong."""
+    document, parsed = _document(data, max_features)
     try:
         learner = document["learner"]
         parameters = learner["learner_model_param"]
@@ -111,12 +113,12 @@ def read_xgboost(data: bytes, classes: list | None = None) -> tuple[CompiledBoos
     return form, (names if named else None)
 
 
-def _document(data: bytes) -> tuple[dict, xgboost_trees.Trees | None]:
+def _document(data: bytes, max_features: int | None) -> tuple[dict, xgboost_trees.Trees | None]:
     """The file's object, each tree's object taken out by its reader, and the trees' arrays (None without a tree)."""
     data = data if isinstance(data, bytes) else bytes(data)
     if data[:1] == b"{" and data[1:2] in (b"L", b"l", b"I", b"U", b"i", b"}", b"#", b"$"):
         objects = xgboost_trees.TreeObjects(MAX_TREES)
-        document = ubjson.loads(data, object_hook=objects.hook)
+        document = ubjson.loads(data, object_hook=objects.hook, max_features=max_features)
         trees = objects.trees()
     else:
         document, trees = xgboost_json.loads(data, MAX_TREES)
