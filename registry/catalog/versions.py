@@ -92,7 +92,7 @@ def _described(
     framework = model_files.framework_of(_head(artifact))
     if framework is not None:  # an XGBoost or LightGBM file, read by the registry itself
         form, names = model_files.read_model_file(framework, xgboost_files.read_upload(artifact, max_model_bytes),
-                                                  metadata.get("classes"), max_features)
+                                                  metadata.get("classes"), max_features=max_features)
         xgboost_files.check_width(form, max_features)
         description = model_files.describe_model_file(framework, form, names=names,
                                                       given=metadata.get("feature_names"))

@@ -17,7 +17,7 @@ def framework_of(head: bytes) -> str | None:
     return "lightgbm" if lightgbm_files.is_lightgbm(head) else None
 
 
-def read_model_file(framework: str, data: bytes, classes: list | None, max_features: int | None = None,
+def read_model_file(framework: str, data: bytes, classes: list | None, *, max_features: int | None = None,
                     ) -> tuple[CompiledBoosting, list[str] | None]:
     """The compiled form of a model file of ``framework`` and the feature names it holds; ``classes`` name a
     classifier's classes (``0 … k-1`` when None); an upload's ``max_features`` (``MAX_FEATURES``) bounds what an
