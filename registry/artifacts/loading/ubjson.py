@@ -49,7 +49,7 @@ _TYPED_NUMBERS = {bytes([_OPEN_ARRAY, _TYPED, kind, _COUNTED, marker]): (dtype, 
 # arrays of a file hold stays within its size (5 times for numbers, 9 times for empty containers, counted as one).
 _HELD = {**{marker: 3 for marker in _NUMBERS}, _OPEN_ARRAY: 7, _OPEN_OBJECT: 7}
 # What a key not seen before costs: its bytes and its str kept once (``keys``), and its place in that dict and in its
-# object's, about 200 bytes; a model names a few dozen, a hostile file millions (23 times its size, counted as one).
+# object's, about 200 bytes; a model names a few dozen, a hostile file millions (21 times its size, counted as one).
 _NEW_KEY = 31
 # The places of an object's fields, and the bytes of a key and its array's head, that ``fields`` remembers.
 _PLACES, _HEAD_BYTES = 64, 128
