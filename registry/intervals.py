@@ -1,8 +1,6 @@
 """Confidence intervals of a proportion, one for every room that needs one (the live quality of a
-version, a rollout's gates): Wilson's score interval with SciPy's normal quantile."""
+version, a rollout's gates): SciPy's Wilson score interval, and SciPy's normal quantile."""
 from __future__ import annotations
-
-import math
 
 Z_95 = 1.959963984540054  # z_of(0.05): the standard normal's 97.5 % quantile, without importing SciPy
 
@@ -14,15 +12,16 @@ def z_of(alpha: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
-def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (95 % unless ``z`` says otherwise): sound for small counts and
-    near 0 or 1; the same as SciPy's ``binomtest(successes, n).proportion_ci(method="wilson")``, at a
-    hundredth of its cost (which computes the test's p-value first)."""
+def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion, SciPy's (``binomtest(...).proportion_ci(method="wilson")``):
+    sound for small counts and near 0 or 1. Nothing is known of a proportion of no trial: (0, 1).
+
+    SciPy works out the test's p-value too, which the interval does not need: 0.3–0.5 ms a call, against
+    13 µs for the formula written out; a rollout's gate asks for two a tick, the live quality one a request
+    of its page."""
     if n == 0:
         return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # At 0 and 1 the bound is the proportion itself, which rounding would put a hair past it (0.9999999999999998).
-    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
+    from scipy import stats  # as in z_of
+
+    interval = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)

@@ -62,13 +62,13 @@ def look_alpha() -> float:
     return ALPHA / LOOKS
 
 
-def difference_interval(first: tuple[int, int], second: tuple[int, int], z: float) -> tuple[float, float]:
+def difference_interval(first: tuple[int, int], second: tuple[int, int], confidence: float) -> tuple[float, float]:
     """Newcombe's hybrid score interval of p1 − p2, each given as (successes, n) (sound at rates near 0,
     where errors live)."""
     (x1, n1), (x2, n2) = first, second
     p1, p2 = x1 / n1, x2 / n2
-    l1, u1 = wilson(x1, n1, z)
-    l2, u2 = wilson(x2, n2, z)
+    l1, u1 = wilson(x1, n1, confidence)
+    l2, u2 = wilson(x2, n2, confidence)
     d = p1 - p2
     low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
@@ -83,7 +83,7 @@ def error_rate(canary: tuple[int, int], primary: tuple[int, int], *, max_increas
     needed = max(min_requests, _needed_for_difference(pooled, max_increase))
     if seen == 0:
         return Verdict(WAITING, needed, 0, None, "no request on both arms yet")
-    low, high = difference_interval((ce, cn), (pe, pn), z_of(look_alpha()))
+    low, high = difference_interval((ce, cn), (pe, pn), 1 - look_alpha())
     increase = ce / cn - pe / pn
     words = f"canary {ce}/{cn} errors, primary {pe}/{pn}: increase {increase:+.4f} (interval {low:+.4f} to {high:+.4f})"
     if low > max_increase:
@@ -173,7 +173,7 @@ def agreement(agreed: int, compared: int, *, minimum: float, min_rows: int) -> V
     needed = max(min_rows, _needed_for_share(minimum))
     if compared == 0:
         return Verdict(WAITING, needed, 0, None, "no mirrored row compared yet")
-    low, high = wilson(agreed, compared, z_of(2 * look_alpha()))  # one-sided ends
+    low, high = wilson(agreed, compared, 1 - 2 * look_alpha())  # one-sided ends
     share = agreed / compared
     words = f"{agreed} of {compared} mirrored rows agree ({share:.3f}, interval {low:.3f} to {high:.3f})"
     if high < minimum:
@@ -217,7 +217,7 @@ def quality(canary: tuple[float, int], primary: tuple[float, int], *, metric: st
         return Verdict(WAITING, min_labels, seen, None, f"{cn} labelled canary rows, {pn} primary: waiting for {min_labels} each")
     z = z_of(look_alpha())
     if metric == "accuracy":
-        low, high = difference_interval((round(pv * pn), pn), (round(cv * cn), cn), z)  # primary − canary
+        low, high = difference_interval((round(pv * pn), pn), (round(cv * cn), cn), 1 - look_alpha())  # primary − canary
         drop = pv - cv
     else:
         drop = cv - pv
