@@ -85,7 +85,8 @@ def model_file(data: bytes) -> None:
     if framework is None:
         return
     try:
-        form, names = model_files.read_model_file(framework, xgboost_files.read_upload(data, MAX_MODEL_BYTES), None)
+        form, names = model_files.read_model_file(
+            framework, xgboost_files.read_upload(data, MAX_MODEL_BYTES), None, max_features=MAX_FEATURES)
         xgboost_files.check_width(form, MAX_FEATURES)
         model_files.describe_model_file(framework, form, names=names, given=None)
     except InvalidArtifact:
