@@ -61,10 +61,13 @@ def build_image() -> None:
 
 @contextmanager
 def reachable(database_url: str) -> Iterator[str]:
-    """``database_url`` as a container reaches it: through a TCP proxy on this host's every address (the
-    local PostgreSQL listens on loopback only), for the block's duration."""
+    """``database_url`` as a container reaches it, for the block's duration: through a TCP proxy on podman's
+    bridge (``HOST``, its gateway; the local PostgreSQL listens on loopback only, and nothing beyond this
+    host's containers reaches the bridge). The bridge exists while a container runs: start one first."""
     url = make_url(database_url)
-    with CuttableProxy((url.host, url.port or 5432), host="0.0.0.0") as proxy:
+    gateway = containers.podman("network", "inspect", "--format", "{{range .Subnets}}{{.Gateway}}{{end}}",
+                                "podman").stdout.strip()
+    with CuttableProxy((url.host, url.port or 5432), host=gateway) as proxy:
         yield url.set(host=HOST, port=proxy.port).render_as_string(hide_password=False)
 
 

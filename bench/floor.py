@@ -16,8 +16,8 @@ built as the end-to-end tests build it, each in a container of its own with its 
 loopback, so both pay the same container networking (``bench/contained.py``): the registry by the
 image's own entrypoint and command, the floor app by the same image with this checkout's ``bench/``
 mounted read-only and the same gunicorn command as on the host. Same two workers, same threads, same
-wrk load. With both options, the registry's container reaches the host's PostgreSQL through a TCP
-proxy in the bench's process (it listens on loopback only).
+wrk load. With both options, the registry's container reaches the host's PostgreSQL (which listens on
+loopback only) through a TCP proxy in the bench's process, on podman's bridge.
 
     .venv/bin/python -m bench.floor [--servers gunicorn granian] [--database postgresql] [--in-container]
 
@@ -84,16 +84,17 @@ def main() -> None:
             settings = _settings(server, args)
             database = running.enter_context(postgres_database()) if args.database == "postgresql" else None
             if args.in_container:
+                baseline = contained.start_floor(**settings)  # first: its container brings podman's bridge up
+                running.callback(baseline.stop)
                 if database:
                     database = running.enter_context(contained.reachable(database))
                 registry = contained.start_registry(database, **settings)
                 running.callback(registry.stop)
-                baseline = contained.start_floor(**settings)
             else:
                 registry = servers.start_registry(root / server, server, database_url=database, **settings)
                 running.callback(registry.stop)
                 baseline = servers.start_baseline(root / server, {}, server, **settings)
-            running.callback(baseline.stop)
+                running.callback(baseline.stop)
             targets["floor"][server] = (baseline, f"{baseline.url}/floor/predict")
             for kind, estimator in fitted.items():
                 move(registry, "promote", kind, models.register(registry, kind, estimator))
