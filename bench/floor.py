@@ -9,7 +9,17 @@ with the repository's settings: two workers of WORKER_THREADS threads. Single-ro
 closed loop; the targets are measured in turns, each under every server back to back, ``--rounds``
 times, so drift in the machine's load reaches all of them alike.
 
-    .venv/bin/python -m bench.floor [--servers gunicorn granian]
+The registry runs on a fresh SQLite file, or with ``--database postgresql`` on a fresh database that
+the bench creates on ``TEST_POSTGRES_URL`` (the local server by default), migrates as the end-to-end
+tests do, and drops after. ``--in-container`` (gunicorn only) runs both apps in the service's image,
+built as the end-to-end tests build it, each in a container of its own with its port published on
+loopback, so both pay the same container networking (``bench/contained.py``): the registry by the
+image's own entrypoint and command, the floor app by the same image with this checkout's ``bench/``
+mounted read-only and the same gunicorn command as on the host. Same two workers, same threads, same
+wrk load. With both options, the registry's container reaches the host's PostgreSQL (which listens on
+loopback only) through a TCP proxy in the bench's process, on podman's bridge.
+
+    .venv/bin/python -m bench.floor [--servers gunicorn granian] [--database postgresql] [--in-container]
 
 Prints requests per second, p99 and server CPU per request of each target under each server, each
 model's ratio to its server's floor (goals: logistic ≥ 0.85, forest and XGBoost ≥ 0.8) and each
@@ -26,7 +36,8 @@ from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import models, predict, report, servers
+from bench import contained, models, predict, report, servers
+from bench.harness.databases import postgres_database
 from bench.harness.server import SERVERS
 from bench.harness.traffic import move
 
@@ -34,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 GOALS = {"logistic": 0.85, "forest": 0.8, "xgboost": 0.8}
 LOPSIDED = 0.7  # the busiest of the two workers' share of their CPU beyond which a window is measured again
 TRIES = 4
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 def main() -> None:
@@ -48,13 +60,21 @@ def main() -> None:
                         help="granian's Python threads per worker (default: WORKER_THREADS, gunicorn's)")
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread",
                         help="gunicorn's worker for both apps (gthread keeps connections alive; sync does not)")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the registry's database: a fresh SQLite file, or a fresh database on TEST_POSTGRES_URL")
+    parser.add_argument("--in-container", action="store_true",
+                        help="both apps in the service's container image (built as the e2e tests build it)")
     args = parser.parse_args()
+    if args.in_container and args.servers != ["gunicorn"]:
+        parser.error("--in-container runs the image's gunicorn: give --servers gunicorn")
     if args.worker_class != "gthread":
         os.environ["GUNICORN_CMD_ARGS"] = f"--worker-class {args.worker_class}"  # over gunicorn.conf.py's
     run = {"started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "options": vars(args),
            "machine": report.machine_facts()}
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp, ExitStack() as running:
         root = Path(tmp)
+        if args.in_container:
+            contained.build_image()
         body = models.write_bodies(root)[1]
         fitted = models.fit_models()
         booster = models.xgboost_file()
@@ -62,10 +82,19 @@ def main() -> None:
         for server in args.servers:
             (root / server).mkdir()
             settings = _settings(server, args)
-            registry = servers.start_registry(root / server, server, **settings)
-            running.callback(registry.stop)
-            baseline = servers.start_baseline(root / server, {}, server, **settings)
-            running.callback(baseline.stop)
+            database = running.enter_context(postgres_database()) if args.database == "postgresql" else None
+            if args.in_container:
+                baseline = contained.start_floor(**settings)  # first: its container brings podman's bridge up
+                running.callback(baseline.stop)
+                if database:
+                    database = running.enter_context(contained.reachable(database))
+                registry = contained.start_registry(database, **settings)
+                running.callback(registry.stop)
+            else:
+                registry = servers.start_registry(root / server, server, database_url=database, **settings)
+                running.callback(registry.stop)
+                baseline = servers.start_baseline(root / server, {}, server, **settings)
+                running.callback(baseline.stop)
             targets["floor"][server] = (baseline, f"{baseline.url}/floor/predict")
             for kind, estimator in fitted.items():
                 move(registry, "promote", kind, models.register(registry, kind, estimator))
@@ -125,7 +154,8 @@ def describe(run: dict) -> str:
     loads = [r["load"] for by_server in run["figures"].values() for rounds in by_server.values() for r in rounds]
     lines = [f"# Predict route vs the floor, {run['started_at']}", "",
              f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} workers of "
-             f"{', '.join(_described(server, o) for server in chosen)}; medians of {o['rounds']} windows of "
+             f"{', '.join(_described(server, o) for server in chosen)}, the registry on {DATABASES[o['database']]}"
+             f"{', both apps in the service image (podman)' if o['in_container'] else ''}; medians of {o['rounds']} windows of "
              f"{o['seconds']} s, the servers in turns on each target ({_redone(run)} measured again: one worker "
              f"had over {LOPSIDED:.0%} of the work); 1-minute load average {min(loads):.2f}–{max(loads):.2f}.", "",
              "| target | " + " | ".join(f"{s}: rps | ÷ floor | p99 | CPU per request" for s in chosen) + " | goal |",

@@ -3,7 +3,7 @@ with the same settings and worker count.
 
 The registry is started exactly as the end-to-end tests start it (``bench/harness/server.py``): migrations
 through the CLI, then ``gunicorn -c gunicorn.conf.py wsgi:app`` (or ``python -m bench.granian_serve
-wsgi:app``) on a free port with a fresh SQLite database.
+wsgi:app``) on a free port with a fresh database (SQLite unless the caller gives one).
 """
 import os
 import subprocess
@@ -39,10 +39,12 @@ class Server:
         stop_checkout(self.process)
 
 
-def start_registry(root: Path, server: str = "gunicorn", **settings) -> e2e.LiveRegistry:
-    """The registry under ``server`` on a fresh SQLite database and artifact root under ``root``;
-    ``settings`` add to its environment (``WORKER_THREADS=1``)."""
-    env = e2e.service_env(f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
+def start_registry(root: Path, server: str = "gunicorn", *, database_url: str | None = None,
+                   **settings) -> e2e.LiveRegistry:
+    """The registry under ``server`` on a fresh database (``database_url``, migrated here; by default a SQLite
+    file under ``root``) and an artifact root under ``root``; ``settings`` add to its environment
+    (``WORKER_THREADS=1``)."""
+    env = e2e.service_env(database_url or f"sqlite:///{root}/registry.db", root / "artifacts", ADMIN_TOKEN, **settings)
     e2e.migrate(env)
     return e2e.start(env, root, workers=WORKERS, refresh_seconds=REFRESH_SECONDS, server=server)
 
