@@ -1,26 +1,34 @@
 """The order a worker's threads take its queued requests (deploy/gthread_worker.py, api/queue_order.py): a
 prediction of a model holding its bound goes behind every other request waiting; each lane is first come,
-first served; the request's first bytes are read without taking them off its socket."""
+first served; the request's first bytes are read without taking them off its socket; each call's arrival is
+noted as it is submitted and reaches an HTTP/1 request's environ."""
 import socket
 import threading
+import time
 from concurrent.futures import CancelledError
 from types import SimpleNamespace
 
 import pytest
-from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import ThreadWorker as GThreadWorker
 
+from api.deadlines import ARRIVED
 from api.prediction_routes import model_of
 from api.queue_order import QueueOrder
-from deploy.gthread_worker import LanedPool, ThreadWorker
+from deploy.gthread_worker import Arrivals, LanedPool, ThreadWorker, goes_later
 from tests.unit.test_admission import admission
 
 WAIT = 10  # seconds; a bound on waiting for an Event or a future, so a broken test fails instead of hanging
 
 
+def hot(*args) -> bool:
+    """The lanes of these tests: a call whose first argument names ``hot`` goes later."""
+    return bool(args) and str(args[0]).startswith("hot")
+
+
 @pytest.fixture
 def pool():
     laned = LanedPool(1)
-    laned.start()
+    laned.start(later=hot)
     yield laned
     laned.shutdown(wait=True, cancel_futures=True)
 
@@ -35,8 +43,7 @@ def blocked(pool: LanedPool) -> threading.Event:
 
 def test_the_later_lane_waits_until_the_other_is_empty_and_each_lane_keeps_its_order(pool):
     release, ran = blocked(pool), []
-    futures = [pool.submit(ran.append, name, later=later)
-               for name, later in (("hot 1", True), ("quiet 1", False), ("hot 2", True), ("healthz", False))]
+    futures = [pool.submit(ran.append, name) for name in ("hot 1", "quiet 1", "hot 2", "healthz")]
     release.set()
     for future in futures:
         future.result(WAIT)
@@ -46,7 +53,7 @@ def test_the_later_lane_waits_until_the_other_is_empty_and_each_lane_keeps_its_o
 def test_a_result_and_an_exception_reach_the_future(pool):
     assert pool.submit(lambda a, b: a + b, 2, 3).result(WAIT) == 5
     with pytest.raises(ZeroDivisionError):
-        pool.submit(lambda: 1 / 0, later=True).result(WAIT)
+        pool.submit(lambda lane: 1 / 0, "hot").result(WAIT)
     assert pool.submit(lambda: "still running").result(WAIT) == "still running"  # the thread survived it
 
 
@@ -54,7 +61,7 @@ def test_shutdown_runs_what_waits_and_then_takes_nothing():
     laned = LanedPool(1)
     laned.start()
     release = blocked(laned)
-    waiting = laned.submit(lambda: "ran", later=True)
+    waiting = laned.submit(lambda: "ran")
     laned.shutdown(wait=False)
     release.set()
     assert waiting.result(WAIT) == "ran"
@@ -109,6 +116,28 @@ def test_only_a_model_holding_its_bound_goes_later():
     assert not order.later(hot)
 
 
+def test_a_calls_arrival_is_when_it_was_submitted_not_when_a_thread_took_it(pool):
+    release = blocked(pool)
+    before = time.monotonic()
+    queued = pool.submit(pool.arrival)
+    after = time.monotonic()
+    release.set()  # the thread takes the call after this
+    assert before <= queued.result(WAIT) <= after
+    assert pool.arrival() is None  # off the pool's threads
+    assert pool.submit(pool.arrival).result(WAIT) > after  # each call its own
+
+
+@pytest.mark.parametrize("protocol, arrival, noted", [
+    ("HTTP/1.1", 12.5, 12.5), ("HTTP/1.0", 12.5, 12.5),
+    ("HTTP/2.0", 12.5, None),  # one call serves all of a connection's streams: its submission is none's arrival
+    ("HTTP/1.1", None, None),  # off the pool's threads
+])
+def test_the_arrival_reaches_an_http_1_requests_environ(protocol, arrival, noted):
+    seen = {}
+    Arrivals(lambda environ, start_response: seen.update(environ), lambda: arrival)({"SERVER_PROTOCOL": protocol}, None)
+    assert seen.get(ARRIVED) == noted
+
+
 class Order:
     """A queue_order that puts every request it is asked about later, and keeps what it was shown."""
 
@@ -123,15 +152,9 @@ class Order:
         return True
 
 
-def worker(order, *, ssl=False) -> ThreadWorker:
-    """A ThreadWorker with only what its ``_later`` reads: its app's order and its settings."""
-    made = ThreadWorker.__new__(ThreadWorker)
-    made._order, made.cfg = order, SimpleNamespace(is_ssl=ssl)
-    return made
-
-
-def connection(sock, parser=None):
-    return SimpleNamespace(sock=sock, parser=parser, is_http2=False)
+def connection(sock):
+    """What of gunicorn's connection the lanes read: its socket."""
+    return SimpleNamespace(sock=sock)
 
 
 def test_the_worker_reads_a_requests_first_bytes_and_leaves_them_on_its_socket():
@@ -141,23 +164,47 @@ def test_the_worker_reads_a_requests_first_bytes_and_leaves_them_on_its_socket()
         request = b"POST /models/hot/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
         client.sendall(request)
         order = Order()
-        assert worker(order)._later(connection(server))
+        assert goes_later(order, connection(server))
         assert order.heads == [request]
         assert server.recv(4096) == request  # still there for the thread that answers it
 
 
-def test_bytes_the_parser_read_ahead_are_the_head_and_nothing_is_read_without_an_active_order_tls_or_data():
+def test_nothing_is_read_without_an_active_order_or_data():
     server, client = socket.socketpair()
     with server, client:
         server.setblocking(False)
-        unreader = SocketUnreader(server)
-        unreader.unread(b"POST /models/hot/predict HTTP/1.1\r\n")  # read ahead while draining the last body
         order = Order()
-        assert worker(order)._later(connection(server, SimpleNamespace(unreader=unreader)))
-        assert order.heads == [b"POST /models/hot/predict HTTP/1.1\r\n"]
-        assert not worker(order)._later(connection(server))  # a new connection whose request has not arrived
+        assert not goes_later(order, connection(server))  # a new connection whose request has not arrived
         client.sendall(b"POST /models/hot/predict HTTP/1.1\r\n")
-        assert not worker(Order(active=False))._later(connection(server))
-        assert not worker(order, ssl=True)._later(connection(server))
-        assert not worker(None)._later(connection(server))
-        assert len(order.heads) == 1
+        assert not goes_later(Order(active=False), connection(server))
+        client.close()
+        server.recv(4096)
+        assert not goes_later(order, connection(server))  # the client went away
+        assert order.heads == []
+
+
+def running(order, monkeypatch, certfile=None) -> LanedPool:
+    """The pool of a ThreadWorker whose app has ``order``, as its :meth:`run` leaves it (gunicorn's loop left out)."""
+    monkeypatch.setattr(GThreadWorker, "run", lambda self: None)
+    made = ThreadWorker.__new__(ThreadWorker)
+    made.cfg = SimpleNamespace(threads=1, certfile=certfile, keyfile=None)
+    made.wsgi = SimpleNamespace(queue_order=order)
+    pool = made.get_thread_pool()
+    made.run()
+    assert isinstance(made.wsgi, Arrivals)
+    return pool
+
+
+@pytest.mark.parametrize("certfile, asked", [(None, True), ("server.pem", False)])
+def test_the_worker_asks_its_apps_order_unless_it_terminates_tls(monkeypatch, certfile, asked):
+    order = Order()
+    pool = running(order, monkeypatch, certfile)
+    server, client = socket.socketpair()
+    with server, client:
+        server.setblocking(False)
+        client.sendall(b"POST /models/hot/predict HTTP/1.1\r\n")
+        try:
+            assert pool.submit(lambda conn: "answered", connection(server)).result(WAIT) == "answered"
+        finally:
+            pool.shutdown(wait=True)
+    assert order.heads == ([b"POST /models/hot/predict HTTP/1.1\r\n"] if asked else [])
