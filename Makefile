@@ -64,10 +64,24 @@ run: $(BIN)/.installed-run instance/admin_token
 	ADMIN_TOKEN="$${ADMIN_TOKEN:-$$(cat instance/admin_token)}" $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## A pass runs in two steps: every test outside tests/e2e on both cores (pytest-xdist, a file per worker at
-## a time), then the end-to-end tests one at a time (their gunicorns need both cores).
+## a time), then the end-to-end tests: two files at a time, then those of ALONE_END_TO_END one at a time.
 ON_BOTH_CORES = -n 2 --dist loadfile --ignore=tests/e2e
-## The end-to-end step lists its slowest tests: where the suite's budget goes (docs/testing.md).
-END_TO_END = tests/e2e --durations=25
+## The end-to-end files that run alone: those that race the clock under load (a move seen within the alias
+## refresh window, a p99, a deadline or a time-bounded run measured: STRESS_TESTS and their kind), those that
+## take both cores by design (Spark and Dask, a fleet of replicas), the container tests (they build and share
+## one image), the install of the checkout (it builds in the source tree, as the client's install does) and the
+## dashboard in a browser (its layout checks measured a row being redrawn once, two files at a time).
+## The others leave a core idle much of the time (docs/testing.md, "Where the time goes").
+ALONE_END_TO_END := $(addprefix tests/e2e/test_, $(addsuffix .py, \
+	fleet_compose stalled_store overload hot_swap database_outage \
+	replicas rollouts rollout_replicas rollout_autopilot grpc v2_clients retrain_cli operability \
+	log_share_propagation explain_deadline database_locked queue_order openapi_conformance \
+	batch_scoring fleet \
+	container_image container_data_plane kserve_runtime_container kubernetes_dev_profile \
+	installed_package dashboard_browser))
+## Each half lists its slowest tests: where the suite's budget goes (docs/testing.md).
+END_TO_END_PAIRED = tests/e2e -n 2 --dist loadfile $(addprefix --ignore=,$(ALONE_END_TO_END)) --durations=25
+END_TO_END_ALONE = $(ALONE_END_TO_END) --durations=25
 
 ## The whole suite, on SQLite and then on PostgreSQL: the server at TEST_POSTGRES_URL (default
 ## 127.0.0.1:5432) or, where none answers, a throwaway one started from the installed binaries.
@@ -87,11 +101,20 @@ test-postgresql: $(BIN)/.installed $(MLFLOW_VENV)/bin/.installed $(KSERVE_VENV)/
 step-sqlite:
 	$(BIN)/python -m pytest $(ON_BOTH_CORES)
 step-sqlite-end-to-end:
-	$(BIN)/python -m pytest $(END_TO_END)
+	@$(call both_halves,$(BIN)/python -m pytest)
 step-postgresql:
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(ON_BOTH_CORES)
 step-postgresql-end-to-end:
-	TEST_DATABASE=postgresql $(BIN)/python -m pytest $(END_TO_END)
+	@$(call both_halves,TEST_DATABASE=postgresql $(BIN)/python -m pytest)
+
+# The end-to-end tests with the pytest command $(1): two files at a time, then the alone ones, each half
+# whatever the other gave; fail if either failed.
+define both_halves
+	failed=0; \
+	echo "end-to-end, two files at a time:"; $(1) $(END_TO_END_PAIRED) || failed=1; \
+	echo "end-to-end, the alone ones (ALONE_END_TO_END) one at a time:"; $(1) $(END_TO_END_ALONE) || failed=1; \
+	exit $$failed
+endef
 
 # Run the steps $(1) in order, each whatever the others gave; print each one's result and minutes; fail
 # at the end if any failed.
