@@ -71,11 +71,14 @@ ON_BOTH_CORES = -n 2 --dist loadfile --ignore=tests/e2e
 ## take both cores by design (Spark and Dask, a fleet of replicas), the container tests (they build and share
 ## one image), the install of the checkout (it builds in the source tree, as the client's install does) and the
 ## dashboard in a browser (its layout checks measured a row being redrawn once, two files at a time).
-## The others leave a core idle much of the time (docs/testing.md, "Where the time goes").
+## The others leave a core idle much of the time (docs/testing.md, "Where the time goes"). A file that only
+## waits out one refresh window before a check (a deleted alias, a log share, a canary that every worker
+## routes: test_operability.py, test_log_share_propagation.py, test_retrain_cli.py) runs two at a time: each
+## passed so beside the heaviest files of that half and with stress-ng --cpu 2 beside them.
 ALONE_END_TO_END := $(addprefix tests/e2e/test_, $(addsuffix .py, \
 	fleet_compose stalled_store overload hot_swap database_outage \
-	replicas rollouts rollout_replicas rollout_autopilot grpc v2_clients retrain_cli operability \
-	log_share_propagation explain_deadline database_locked queue_order openapi_conformance \
+	replicas rollouts rollout_replicas rollout_autopilot grpc v2_clients \
+	explain_deadline database_locked queue_order openapi_conformance \
 	batch_scoring fleet \
 	container_image container_data_plane kserve_runtime_container kubernetes_dev_profile \
 	installed_package dashboard_browser))
