@@ -25,8 +25,10 @@ from config import BASE_DIR
 
 # How a container reaches this machine (podman's name for it).
 HOST = "host.containers.internal"
-# /data on a tmpfs the image's user owns (U): no volume is left behind (the image declares /data a volume).
-DATA = ("--tmpfs", "/data:rw,size=256m,U")
+# /data on a tmpfs the image's user owns (U): no volume is left behind (the image declares /data a volume). Its
+# size is a cap, not memory taken: with 256 MB, under PREDICTION_LOG_MIN_FREE_MB's 256 free, the prediction log
+# stopped for space and the registry was measured in that state rather than a volume's usual one.
+DATA = ("--tmpfs", "/data:rw,size=2g,U")
 # The bench's files where the image's gunicorn imports them from: its working directory /app.
 FLOOR_FILES = ("--volume", f"{BASE_DIR / 'bench'}:/app/bench:ro",
                "--volume", f"{BASE_DIR / 'gunicorn.conf.py'}:/app/gunicorn.conf.py:ro")

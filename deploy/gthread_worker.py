@@ -17,6 +17,8 @@ worker choose (``get_thread_pool``); the rest is gunicorn's own ``gthread`` work
   them off (``MSG_PEEK``), and a request ``later`` names is taken only when no other waits. Each lane is
   first come, first served. The API's order (``api/queue_order.py``) sends to the back the predictions of a
   model that holds its bound in this worker (``MAX_IN_FLIGHT_PER_MODEL``).
+- **Wake-ups.** A request queued wakes one idle thread, as gunicorn's own pool does; while the order is active
+  (a model holds its bound: a flood), every idle thread, and the first to get a core takes it.
 
 What of gunicorn this uses, and nothing else: it subclasses ``gunicorn.workers.gthread.ThreadWorker`` and
 overrides ``get_thread_pool()`` (documented there as the way to customize the pool) and ``run()`` (the base
@@ -60,11 +62,13 @@ class ThreadWorker(GThreadWorker):
 
     def run(self):
         """gunicorn's loop, once the app is told each request's arrival and the threads are started, asking the
-        app's ``queue_order`` (unless gunicorn terminates TLS, which hides a request's bytes)."""
+        app's ``queue_order`` which lane a request takes (unless gunicorn terminates TLS, which hides a request's
+        bytes) and whether to wake every idle thread for it (while the order is active)."""
         order = getattr(self.wsgi, "queue_order", None)
         self.wsgi = Arrivals(self.wsgi, self._pool.arrival)
         tls = bool(self.cfg.certfile or self.cfg.keyfile)
-        self._pool.start(later=partial(goes_later, order) if order is not None and not tls else None)
+        self._pool.start(later=partial(goes_later, order) if order is not None and not tls else None,
+                         crowded=order.active if order is not None else None)
         super().run()
 
 
@@ -94,13 +98,16 @@ class LanedPool:
         self._size = threads
         self._threads: list[threading.Thread] = []
         self._is_later: Callable[..., bool] | None = None
+        self._crowded: Callable[[], bool] | None = None
         self._running = threading.local()  # the arrival of the call this thread runs
 
-    def start(self, later: Callable[..., bool] | None = None) -> None:
+    def start(self, later: Callable[..., bool] | None = None, crowded: Callable[[], bool] | None = None) -> None:
         """Start the threads (the worker does, as it starts running: never the constructor, which gunicorn's
         worker calls in its ``init_process``, before the app's lifecycle); ``later(*args)`` says whether a call
-        submitted with ``args`` goes to the back lane (none: every call to the front)."""
+        submitted with ``args`` goes to the back lane (none: every call to the front); ``crowded()``, whether a
+        call submitted now wakes every idle thread rather than one (none: one)."""
         self._is_later = later
+        self._crowded = crowded
         # Daemons, as a worker's exit does not wait for them: gunicorn stops taking requests and waits for those
         # in flight (its graceful timeout) before it returns, and a worker that failed to boot has none.
         self._threads = [threading.Thread(target=self._run, name=f"request-{number}", daemon=True)
@@ -113,15 +120,21 @@ class LanedPool:
         lane, after the front one too); its future holds the result or the exception."""
         arrived = time.monotonic()
         later = self._is_later is not None and self._is_later(*args)
+        crowded = self._crowded is not None and self._crowded()
         future: Future = Future()
         with self._ready:
             if self._stopping:
                 raise RuntimeError("cannot schedule new work after shutdown")
             (self._later if later else self._first).append((future, fn, args, arrived))
-            # Every idle thread, not one: the first to get a core takes it. On a full machine the one thread a
-            # notify() wakes may wait milliseconds for a core while another idle thread could run now
-            # (docs/operations.md, "Overload": refusals' p99 54 against 86 ms at the median of five pairs).
-            self._ready.notify_all()
+            # While crowded, every idle thread, not one: the first to get a core takes it. On a full machine the one
+            # thread a notify() wakes may wait milliseconds for a core while another idle thread could run now
+            # (docs/operations.md, "Overload": refusals' p99 54 against 86 ms at the median of five pairs). Otherwise
+            # one: waking them all cost each request three or four more context switches and the alias route a
+            # tenth of its CPU ("Then: one thread woken again while no model holds its bound").
+            if crowded:
+                self._ready.notify_all()
+            else:
+                self._ready.notify()
         return future
 
     def arrival(self) -> float | None:

@@ -54,7 +54,8 @@ class MoveOut(Schema):
 
 class EventOut(Schema):
     id = fields.Integer()
-    alias = fields.String()
+    alias = fields.String(allow_none=True, metadata={"description": "null for an entry of no alias: a change of the "
+                                                                    "model's or a version's words"})
     from_version = fields.Integer(allow_none=True)
     to_version = fields.Integer(allow_none=True)
     action = fields.String()

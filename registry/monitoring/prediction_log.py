@@ -64,8 +64,7 @@ class PredictionLog:
         a known id again is never the only answer logged under it (nor the one its label reaches)."""
         if self.shares.ask_if_stale():
             self._loop.wake()  # the writer reads the shares again; this request uses the ones it has
-        if self.limits.stop(model):
-            self._loop.wake()  # it looks again every turn, and logging resumes with space (or the lake)
+        if self.limits.stop(model):  # the writer looks again each turn: logging resumes with space (or the lake)
             if model in self.limits.holds and (status >= 400 or self.shares.draws(model, request_id)):
                 self.limits.holds.withhold(model)
             return False

@@ -119,7 +119,7 @@ def test_readyz_warns_near_the_bound(app, client, models):
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="a PostgreSQL server's volume is not visible to the registry")
-def test_logging_stops_when_the_databases_volume_runs_short(build_app, ci, admin):
+def test_logging_stops_when_the_databases_volume_runs_short(build_app, ci, admin, monkeypatch):
     app = build_app(PREDICTION_LOG_SAMPLE=1.0, PREDICTION_LOG_MIN_FREE_MB=10**12)  # more than any disk has
     client = app.test_client()
     upload_ok(client, admin, "m", scaled_sum(1))  # registry writes go on
@@ -128,8 +128,13 @@ def test_logging_stops_when_the_databases_volume_runs_short(build_app, ci, admin
     assert ready["status"] == "ready"
     assert any("under PREDICTION_LOG_MIN_FREE_MB=1e+12: the prediction log records nothing" in w
                for w in ready["warnings"]), ready["warnings"]
-    for _ in range(5):
+    loop, woken = the_log(app)._loop, []  # the writer looks at the volume again at its next turn (WRITE_SECONDS),
+    wake = loop.wake                      # not once for each request it does not log
+    monkeypatch.setattr(loop, "wake", lambda: woken.append("woken"))
+    for _ in range(20):
         assert client.post("/models/m/production/predict", json={"instances": [[1.0, 2.0, 3.0]]}).status_code == 200
+    assert len(woken) <= 1  # at most once, to read the models' shares again (they are older than a refresh)
+    monkeypatch.setattr(loop, "wake", wake)
     assert the_log(app).flush()
     assert held(app).rows == 0
     assert "registry_prediction_log_paused 1.0" in client.get("/metrics").get_data(as_text=True)

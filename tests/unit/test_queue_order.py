@@ -208,3 +208,65 @@ def test_the_worker_asks_its_apps_order_unless_it_terminates_tls(monkeypatch, ce
         finally:
             pool.shutdown(wait=True)
     assert order.heads == ([b"POST /models/hot/predict HTTP/1.1\r\n"] if asked else [])
+
+
+
+
+class CountedWakes(threading.Condition):
+    """A pool's Condition that keeps the wake-ups asked of it: ``notify()`` as one, ``notify_all()`` as every."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked, self._every = [], False
+
+    def notify(self, n=1):
+        if not self._every:  # notify_all() calls notify(every waiter)
+            self.asked.append("one")
+        super().notify(n)
+
+    def notify_all(self):
+        self.asked.append("every")
+        self._every = True
+        try:
+            super().notify_all()
+        finally:
+            self._every = False
+
+
+def counted(pool: LanedPool) -> list[str]:
+    """The wake-ups ``pool`` asks from now on (before it starts)."""
+    pool._ready = CountedWakes()
+    return pool._ready.asked
+
+
+@pytest.mark.parametrize("crowded, woken", [(None, "one"), (False, "one"), (True, "every")])
+def test_a_queued_call_wakes_every_idle_thread_only_while_crowded(crowded, woken):
+    laned = LanedPool(3)
+    wakes = counted(laned)
+    laned.start(crowded=None if crowded is None else lambda: crowded)
+    try:
+        assert laned.submit(lambda: "answered").result(WAIT) == "answered"
+        assert wakes == [woken]
+    finally:
+        laned.shutdown(wait=True)
+
+
+def test_the_worker_wakes_every_idle_thread_while_its_apps_order_is_active(monkeypatch):
+    monkeypatch.setattr(GThreadWorker, "run", lambda self: None)
+    order = Order(active=False)
+    worker = ThreadWorker.__new__(ThreadWorker)
+    worker.cfg = SimpleNamespace(threads=2, certfile=None, keyfile=None)
+    worker.wsgi = SimpleNamespace(queue_order=order)
+    pool = worker.get_thread_pool()
+    wakes = counted(pool)
+    worker.run()
+    server, client = socket.socketpair()
+    with server, client:
+        server.setblocking(False)
+        try:
+            assert pool.submit(lambda conn: "quiet", connection(server)).result(WAIT) == "quiet"
+            order._active = True  # a model holds its bound: a flood
+            assert pool.submit(lambda conn: "flooded", connection(server)).result(WAIT) == "flooded"
+        finally:
+            pool.shutdown(wait=True)
+    assert wakes[:2] == ["one", "every"]  # then shutdown's
