@@ -21,12 +21,12 @@ loopback only) through a TCP proxy in the bench's process, on podman's bridge.
 
     .venv/bin/python -m bench.floor [--servers gunicorn granian] [--database postgresql] [--in-container]
 
-Prints requests per second, p99 and server CPU per request of each target under each server, each
-model's ratio to its server's floor (goals: logistic ≥ 0.85, forest and XGBoost ≥ 0.8) and each
-server's ratio to the first, and writes them to bench/results/. Figures only; nothing passes or
-fails. Either server's workers keep the keep-alive connections they accepted, so now and then one
-of the two gets most of wrk's eight and the rps halves: such a window is measured again, and the
-report says how many were.
+Prints requests per second, p99, server CPU and its threads' waits (voluntary context switches) per
+request of each target under each server, each model's ratio to its server's floor (goals: logistic
+≥ 0.85, forest and XGBoost ≥ 0.8) and each server's ratio to the first, and writes them to
+bench/results/. Figures only; nothing passes or fails. Either server's workers keep the keep-alive
+connections they accepted, so now and then one of the two gets most of wrk's eight and the rps halves:
+such a window is measured again, and the report says how many were.
 """
 import argparse
 import os
@@ -139,18 +139,20 @@ def measure(targets: dict[str, dict[str, tuple]], body: Path, args) -> dict[str,
                         break
                 found[name][server].append({
                     "rps": figures["rps"], "p99_ms": figures["p99_ms"], "cpu_ms": figures["server_cpu_ms_per_request"],
+                    "waits": figures["server_waits_per_request"],
                     "busiest_worker_share": figures["busiest_worker_share"], "tries": tries, "load": load})
     return found
 
 
 def describe(run: dict) -> str:
-    """The figures as Markdown: under each server, median requests per second, p99 and server CPU per
-    request, and each model's ratio to that server's floor by rps; then each server's ratio to the first."""
+    """The figures as Markdown: under each server, median requests per second, p99, server CPU and its threads'
+    waits per request, and each model's ratio to that server's floor by rps; then each server's ratio to the
+    first."""
     o = run["options"]
     chosen = o["servers"]
     median = {(name, server, key): statistics.median(r[key] for r in rounds)
               for name, by_server in run["figures"].items() for server, rounds in by_server.items()
-              for key in ("rps", "p99_ms", "cpu_ms")}
+              for key in ("rps", "p99_ms", "cpu_ms", "waits")}
     loads = [r["load"] for by_server in run["figures"].values() for rounds in by_server.values() for r in rounds]
     lines = [f"# Predict route vs the floor, {run['started_at']}", "",
              f"Single row, alias route, c={o['concurrency']}, {servers.WORKERS} workers of "
@@ -158,15 +160,17 @@ def describe(run: dict) -> str:
              f"{', both apps in the service image (podman)' if o['in_container'] else ''}; medians of {o['rounds']} windows of "
              f"{o['seconds']} s, the servers in turns on each target ({_redone(run)} measured again: one worker "
              f"had over {LOPSIDED:.0%} of the work); 1-minute load average {min(loads):.2f}–{max(loads):.2f}.", "",
-             "| target | " + " | ".join(f"{s}: rps | ÷ floor | p99 | CPU per request" for s in chosen) + " | goal |",
-             "| --- |" + " --- | --- | --- | --- |" * len(chosen) + " --- |"]
+             "| target | " + " | ".join(f"{s}: rps | ÷ floor | p99 | CPU per request | waits per request" for s in chosen)
+             + " | goal |",
+             "| --- |" + " --- | --- | --- | --- | --- |" * len(chosen) + " --- |"]
     for name in run["figures"]:
         label = "floor (JSON parsed, a constant answered)" if name == "floor" else f"registry, {name}"
         cells = []
         for server in chosen:
             rps = median[(name, server, "rps")]
             cells.append(f"{rps:.0f} | {rps / median[('floor', server, 'rps')]:.2f} | "
-                         f"{median[(name, server, 'p99_ms')]:.2f} ms | {median[(name, server, 'cpu_ms')]:.3f} ms")
+                         f"{median[(name, server, 'p99_ms')]:.2f} ms | {median[(name, server, 'cpu_ms')]:.3f} ms | "
+                         f"{median[(name, server, 'waits')]:.2f}")
         goal = f"≥ {GOALS[name]}" if name in GOALS else ""
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {goal} |")
     for server in chosen[1:]:

@@ -68,17 +68,19 @@ def run(
 
 
 def measure(pid: int, url: str, body: Path, connections: int, seconds: int, warmup: int) -> dict:
-    """One cell: wrk's figures, the CPU the server (``pid`` and its workers) spent per request, and the
-    busiest worker's share of the workers' CPU (gunicorn's workers keep the connections they accepted,
-    so with keep-alive one worker may get most of them: 0.5 is an even split of two)."""
+    """One cell: wrk's figures, the CPU the server (``pid`` and its workers) spent per request, its threads' waits
+    per request (voluntary context switches, ``servers.waits``), and the busiest worker's share of the workers'
+    CPU (gunicorn's workers keep the connections they accepted, so with keep-alive one worker may get most of
+    them: 0.5 is an even split of two)."""
     if warmup:
         loadgen.run(url, body, connections, warmup)
-    cpu_before, workers_before = servers.cpu_seconds(pid), servers.worker_cpu_seconds(pid)
+    cpu_before, workers_before, waits_before = servers.cpu_seconds(pid), servers.worker_cpu_seconds(pid), servers.waits(pid)
     result = loadgen.run(url, body, connections, seconds)
     cpu_ms = (servers.cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1)
+    waits = (servers.waits(pid) - waits_before) / max(result.requests, 1)
     worked = [used - workers_before.get(worker, 0.0) for worker, used in servers.worker_cpu_seconds(pid).items()]
     busiest = max(worked) / sum(worked) if sum(worked) > 0 else 1.0
-    return {**result.to_dict(), "server_cpu_ms_per_request": round(cpu_ms, 3),
+    return {**result.to_dict(), "server_cpu_ms_per_request": round(cpu_ms, 3), "server_waits_per_request": round(waits, 2),
             "busiest_worker_share": round(busiest, 3)}
 
 

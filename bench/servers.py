@@ -103,6 +103,21 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def waits(pid: int) -> int:
+    """Voluntary context switches so far of every thread of process ``pid`` and its live children: each time one of
+    them blocked (on the GIL, a lock, a socket), and a thread woken for nothing counts too."""
+    found = 0
+    for process, parent, _ in _processes():
+        if pid not in (process, parent):
+            continue
+        for task in Path(f"/proc/{process}/task").glob("*/status"):
+            try:
+                found += int(task.read_text().split("\nvoluntary_ctxt_switches:")[1].split()[0])
+            except (OSError, IndexError):  # the thread ended meanwhile
+                continue
+    return found
+
+
 def worker_cpu_seconds(pid: int) -> dict[int, float]:
     """User + system CPU seconds used so far by each live child of ``pid`` (gunicorn's workers), by pid."""
     return {process: used / os.sysconf("SC_CLK_TCK") for process, parent, used in _processes() if parent == pid}
