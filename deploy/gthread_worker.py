@@ -129,8 +129,8 @@ class LanedPool:
             # While crowded, every idle thread, not one: the first to get a core takes it. On a full machine the one
             # thread a notify() wakes may wait milliseconds for a core while another idle thread could run now
             # (docs/operations.md, "Overload": refusals' p99 54 against 86 ms at the median of five pairs). Otherwise
-            # one: waking them all cost each request three or four more context switches and the alias route a
-            # tenth of its CPU ("Then: one thread woken again while no model holds its bound").
+            # one: waking them all cost each request three or four context switches for nothing ("Then: one thread
+            # woken again, and every idle thread only during a flood").
             if crowded:
                 self._ready.notify_all()
             else:
