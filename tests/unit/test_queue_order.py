@@ -210,8 +210,6 @@ def test_the_worker_asks_its_apps_order_unless_it_terminates_tls(monkeypatch, ce
     assert order.heads == ([b"POST /models/hot/predict HTTP/1.1\r\n"] if asked else [])
 
 
-
-
 class CountedWakes(threading.Condition):
     """A pool's Condition that keeps the wake-ups asked of it: ``notify()`` as one, ``notify_all()`` as every."""
 
