@@ -135,10 +135,11 @@ class S3Server:
 
 @contextmanager
 def running(root: Path, host: str = "127.0.0.1") -> Iterator[S3Server]:
-    """A SeaweedFS S3 server for the duration of the block."""
+    """A SeaweedFS S3 server for the duration of the block, killed at its end: nothing of it is kept, and
+    SeaweedFS's filer waits 15 s for the S3 gateway's streams before it stops gracefully (its own timeout)."""
     server = S3Server(root, host)
     server.start()
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(kill=True)
