@@ -239,6 +239,17 @@ def test_an_empty_file_is_refused():
         load_estimator(b"")
 
 
+def test_a_file_compressed_with_lz4_is_refused_with_the_compressions_the_server_reads(numeric_data):
+    X, y, _ = numeric_data
+    plain = io.BytesIO()
+    joblib.dump(LinearRegression().fit(X, y), plain)
+    lz4_frame = b"\x04\x22\x4d\x18" + plain.getvalue()  # the lz4 frame's magic number, as joblib writes it first
+
+    with pytest.raises(InvalidArtifact, match=r"compressed with lz4, which this server does not read: dump it with "
+                                              r"joblib.dump\(model, path, compress=3\)"):
+        load_estimator(lz4_frame)
+
+
 @pytest.mark.parametrize("data", [b"not a model at all", b"\x80\x04garbage", bytes(range(256)) * 4])
 def test_a_file_that_is_not_a_pickle_is_refused(data):
     with pytest.raises(InvalidArtifact, match="artifact is not a joblib or pickle file"):

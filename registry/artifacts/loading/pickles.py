@@ -16,8 +16,15 @@ from types import BuiltinFunctionType, FunctionType
 from typing import BinaryIO
 
 import numpy as np
+from joblib.compressor import (
+    BZ2CompressorWrapper,
+    GzipCompressorWrapper,
+    LZ4CompressorWrapper,
+    LZMACompressorWrapper,
+    XZCompressorWrapper,
+    ZlibCompressorWrapper,
+)
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
-from joblib.numpy_pickle_utils import _detect_compressor, _validate_fileobject_and_memmap
 from numpy._core.multiarray import _reconstruct
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import FunctionTransformer
@@ -38,12 +45,36 @@ def unpickle(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | No
     """The object a joblib or pickle file (its bytes, or a binary file) holds, and the scikit-learn
     version it names."""
     raw = io.BytesIO(source) if isinstance(source, bytes) else source
-    _check_stream_ends_with_file(raw, budget)
-    with _validate_fileobject_and_memmap(raw, "") as (fileobj, _):
-        # The upload is as large as the upload limit allows; only what a decompressor makes must be bounded.
-        stream = fileobj if fileobj is raw else BoundedStream(fileobj, budget)
-        unpickler = _JoblibUnpickler(stream, budget)
-        return unpickler.load(), unpickler.sklearn_version
+    compression = _compression(raw)
+    if compression is None:  # as large as the upload limit allows: only what a decompressor makes needs a bound
+        return _load(raw, budget)
+    _check_stream_ends_with_file(raw, compression, budget)
+    with _COMPRESSIONS[compression].decompressor_file(raw) as stream:
+        return _load(BoundedStream(stream, budget), budget)
+
+
+def _load(stream: BinaryIO, budget: Budget) -> tuple[object, str | None]:
+    unpickler = _JoblibUnpickler(stream, budget)
+    return unpickler.load(), unpickler.sklearn_version
+
+
+# The compressions joblib.dump writes, through the interface joblib.register_compressor documents: each wrapper
+# knows its format's magic number and opens a reader of it (joblib's own for zlib and gzip, the standard library's
+# for the others).
+_COMPRESSIONS = {"zlib": ZlibCompressorWrapper(), "gzip": GzipCompressorWrapper(), "bz2": BZ2CompressorWrapper(),
+                 "lzma": LZMACompressorWrapper(), "xz": XZCompressorWrapper()}
+_LZ4_PREFIX = LZ4CompressorWrapper.prefix
+
+
+def _compression(raw: BinaryIO) -> str | None:
+    """The name of the compression a file's first bytes announce; None for a file joblib wrote uncompressed."""
+    start = raw.tell()
+    head = raw.read(8)
+    raw.seek(start)
+    if head.startswith(_LZ4_PREFIX):
+        raise InvalidArtifact("artifact is compressed with lz4, which this server does not read: dump it with "
+                              "joblib.dump(model, path, compress=3), or compress=('gzip', 3), 'bz2', 'lzma' or 'xz'")
+    return next((name for name, wrapper in _COMPRESSIONS.items() if head.startswith(wrapper.prefix)), None)
 
 
 # joblib's zlib and gzip files, by the window bits of their streams (joblib's BinaryZlibFile reads both).
@@ -51,12 +82,11 @@ _ZLIB_WBITS = {"zlib": zlib.MAX_WBITS, "gzip": 31}
 _CHUNK = 1 << 16
 
 
-def _check_stream_ends_with_file(raw: BinaryIO, budget: Budget) -> None:
+def _check_stream_ends_with_file(raw: BinaryIO, compressor: str, budget: Budget) -> None:
     """Refuse a zlib or gzip file whose stream ends before the file does, or unpacks past the budget, before joblib
     reads it: on bytes after a stream's end joblib's reader loops for ever, its memory doubling at each turn (a
     1.7 KB file took 23 GB, found by the pickle fuzzer). The stream is decompressed once here, a block at a time,
     and what it makes is counted and dropped."""
-    compressor = _detect_compressor(raw)
     if compressor not in _ZLIB_WBITS:
         return
     start = raw.tell()
