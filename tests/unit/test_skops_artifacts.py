@@ -127,3 +127,48 @@ def test_a_deeply_nested_skops_schema_is_refused_as_not_a_model():
 
     with pytest.raises(InvalidArtifact, match="artifact is not a skops file"):
         load_estimator(out.getvalue())
+
+
+def _with_arrays_rewritten(data: bytes, rewrite) -> bytes:
+    """The skops file ``data`` with each .npy entry replaced by ``rewrite(array)``'s bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name in source.namelist():
+            entry = source.read(name)
+            if name.endswith(".npy"):
+                entry = rewrite(np.load(io.BytesIO(entry)))
+            copy.writestr(name, entry)
+    return out.getvalue()
+
+
+def _npy(array: np.ndarray, version: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array(out, array, version=version)
+    return out.getvalue()
+
+
+def test_a_skops_file_whose_arrays_have_npy_version_2_headers_loads(numeric_data):
+    X, y, _ = numeric_data
+    model = DecisionTreeRegressor(max_depth=3).fit(X, y)
+
+    loaded = load_estimator(_with_arrays_rewritten(skops.io.dumps(model), lambda array: _npy(array, (2, 0))))
+
+    assert_same_predictions(loaded.estimator, model, X)
+
+
+def test_a_skops_array_in_another_npy_version_is_refused(numeric_data):
+    X, y, _ = numeric_data
+    data = _with_arrays_rewritten(skops.io.dumps(DecisionTreeRegressor(max_depth=3).fit(X, y)),
+                                  lambda array: _npy(array, (3, 0)))
+
+    with pytest.raises(InvalidArtifact, match=r"in an \.npy version other than 1\.0 and 2\.0"):
+        load_estimator(data)
+
+
+def test_a_skops_array_shorter_than_its_header_says_is_refused(numeric_data):
+    X, y, _ = numeric_data
+    data = _with_arrays_rewritten(skops.io.dumps(DecisionTreeRegressor(max_depth=3).fit(X, y)),
+                                  lambda array: _npy(array, (1, 0))[:-8])
+
+    with pytest.raises(InvalidArtifact, match="whose header does not match its data"):
+        load_estimator(data)

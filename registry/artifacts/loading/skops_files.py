@@ -108,9 +108,9 @@ def _check_node(node: dict, archive: zipfile.ZipFile) -> str | None:
         )
     if loader not in LOADERS:
         raise UnsafeArtifact(f"artifact holds a {loader} for {module}.{name}, which a model file never needs")
+    if loader == "NdArrayNode" and node.get("type") == "numpy":
+        _check_npy(archive, node.get("file"))
     content = node.get("content")
-    if loader == "NdArrayNode" and isinstance(content, dict) and content.get("type") == "numpy":
-        _check_npy(archive, content.get("file"))
     state = content.get("content") if loader == "ObjectNode" and isinstance(content, dict) else None
     if not isinstance(state, dict):
         return None
@@ -132,11 +132,18 @@ def _json_value(node):
     return node
 
 
+# NumPy's public readers of an .npy header, by the format's version (3.0 is only for fields named in UTF-8).
+_NPY_HEADER_READERS = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+
+
 def _check_npy(archive: zipfile.ZipFile, name) -> None:
     """An .npy entry must hold exactly the bytes its header announces (no pickled objects)."""
     with archive.open(name) as entry:
-        major, minor = npy.read_magic(entry)
-        shape, _, dtype = npy._read_array_header(entry, (major, minor))
+        read_header = _NPY_HEADER_READERS.get(npy.read_magic(entry))
+        if read_header is None:
+            raise InvalidArtifact(f"artifact holds an array {name} in an .npy version other than 1.0 and 2.0, "
+                                  "which numpy.save writes for a model's arrays")
+        shape, _, dtype = read_header(entry)
         header_end = entry.tell()
     if dtype.hasobject or array_bytes(shape, dtype.itemsize) != archive.getinfo(name).file_size - header_end:
         raise InvalidArtifact(f"artifact holds an array {name} whose header does not match its data")
