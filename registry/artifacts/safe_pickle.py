@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from joblib.numpy_pickle_utils import _ZFILE_PREFIX
 
 from registry.artifacts.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
 from registry.errors import InvalidArtifact, RegistryError
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
 ZIP_MAGIC = b"PK\x03\x04"  # a skops file is a zip file
+JOBLIB_0_9_MAGIC = b"ZF"  # the compressed files of joblib before 0.10, which joblib.load still reads
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def load_estimator(
         raise InvalidArtifact(
             "artifact is empty: upload the file written by joblib.dump(model, path)"
         )
-    if head.startswith(_ZFILE_PREFIX):
+    if head.startswith(JOBLIB_0_9_MAGIC):
         raise InvalidArtifact("artifact was written by joblib older than 0.10: dump it again")
     # The readers and checks import scikit-learn: here, so that a process that only serves forms never does.
     from registry.artifacts.loading.checks import check_expanded_size, check_parameters, check_top_level, check_trees

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -81,22 +82,22 @@ TIMED_OUT = 10  # what an explanation returns when its deadline passed (native/t
 
 
 class _Functions(NamedTuple):
-    output: ctypes._CFuncPtr  # trees and forests
-    boosted: ctypes._CFuncPtr  # boosted models
-    xgboost_link: ctypes._CFuncPtr  # XGBoost's sigmoid and softmax in float32
-    shap: ctypes._CFuncPtr  # path-dependent TreeSHAP (tree_shap.c)
-    expectations: ctypes._CFuncPtr  # each node's expected value and depth, for TreeSHAP
-    lightgbm_link: ctypes._CFuncPtr  # LightGBM's sigmoid, softmax and exp in float64
-    compact_make: ctypes._CFuncPtr  # a numeric model's private copy for batches
-    compact_free: ctypes._CFuncPtr
-    compact: ctypes._CFuncPtr  # a batch walked over that copy
-    forest_make: ctypes._CFuncPtr  # a tree's or forest's private copy for batches
-    forest_free: ctypes._CFuncPtr
-    forest: ctypes._CFuncPtr  # a batch walked over that copy
-    paths_make: ctypes._CFuncPtr  # a tree's or forest's private copy for TreeSHAP, leaf by leaf (tree_shap.c)
-    paths_free: ctypes._CFuncPtr
-    paths: ctypes._CFuncPtr  # rows explained from that copy
-    paths_supported: ctypes._CFuncPtr  # whether this CPU gets such copies (AVX2)
+    output: Callable[..., int]  # trees and forests
+    boosted: Callable[..., int]  # boosted models
+    xgboost_link: Callable[..., int]  # XGBoost's sigmoid and softmax in float32
+    shap: Callable[..., int]  # path-dependent TreeSHAP (tree_shap.c)
+    expectations: Callable[..., int]  # each node's expected value and depth, for TreeSHAP
+    lightgbm_link: Callable[..., int]  # LightGBM's sigmoid, softmax and exp in float64
+    compact_make: Callable[..., int]  # a numeric model's private copy for batches
+    compact_free: Callable[..., int]
+    compact: Callable[..., int]  # a batch walked over that copy
+    forest_make: Callable[..., int]  # a tree's or forest's private copy for batches
+    forest_free: Callable[..., int]
+    forest: Callable[..., int]  # a batch walked over that copy
+    paths_make: Callable[..., int]  # a tree's or forest's private copy for TreeSHAP, leaf by leaf (tree_shap.c)
+    paths_free: Callable[..., int]
+    paths: Callable[..., int]  # rows explained from that copy
+    paths_supported: Callable[..., int]  # whether this CPU gets such copies (AVX2)
 
 
 class WalkerNotBuilt(RuntimeError):
@@ -343,12 +344,12 @@ class PrivateCopy:
     """A private copy of a model's trees that the C library made from its records, checked as it read them, and
     frees (with ``free``) when this goes."""
 
-    def __init__(self, pointer: int, free: ctypes._CFuncPtr):
+    def __init__(self, pointer: int, free: Callable[..., int]):
         self.pointer = pointer
         weakref.finalize(self, free, pointer)
 
     @classmethod
-    def make(cls, make: ctypes._CFuncPtr, free: ctypes._CFuncPtr, arguments: tuple) -> PrivateCopy | None:
+    def make(cls, make: Callable[..., int], free: Callable[..., int], arguments: tuple) -> PrivateCopy | None:
         """The copy ``make`` makes of a model (its arguments, the most bytes last), or None where it would take
         more. Raises ``NodesDamaged`` when the records changed since they were checked."""
         status = ctypes.c_int64()

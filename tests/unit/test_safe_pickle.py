@@ -4,6 +4,7 @@ import io
 import multiprocessing
 import os
 import pickle
+import zlib
 import shlex
 import subprocess
 import sys
@@ -237,6 +238,11 @@ def test_an_unchanged_forged_tree_file_loads(numeric_data):
 def test_an_empty_file_is_refused():
     with pytest.raises(InvalidArtifact, match="artifact is empty"):
         load_estimator(b"")
+
+
+def test_a_file_of_joblib_before_0_10_is_refused_saying_to_dump_it_again():
+    with pytest.raises(InvalidArtifact, match="artifact was written by joblib older than 0.10: dump it again"):
+        load_estimator(b"ZF0x00000000000000" + zlib.compress(b"\x80\x02N."))
 
 
 def test_a_file_compressed_with_lz4_is_refused_with_the_compressions_the_server_reads(numeric_data):

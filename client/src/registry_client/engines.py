@@ -26,7 +26,9 @@ def dask_scores(ddf, job: Plan, *, proba: bool = False, text: bool = False, keep
     kept = None if keep is None else list(keep)
     if kept is not None:
         _check_kept(job, list(ddf.columns), kept, proba)
-    meta = (ddf._meta if kept is None else ddf._meta[kept]).join(empty_scores(job, proba=proba))
+    from dask.dataframe.utils import make_meta  # here: dask is the caller's, installed with it
+
+    meta = make_meta(ddf if kept is None else ddf[kept]).join(empty_scores(job, proba=proba))
     return ddf.map_partitions(_scored_partition, job, proba, text, kept, meta=meta, align_dataframes=False)
 
 
