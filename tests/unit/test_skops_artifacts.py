@@ -172,3 +172,17 @@ def test_a_skops_array_shorter_than_its_header_says_is_refused(numeric_data):
 
     with pytest.raises(InvalidArtifact, match="whose header does not match its data"):
         load_estimator(data)
+
+
+def test_a_skops_node_read_by_a_loader_no_model_needs_is_refused(numeric_data):
+    """skops's MethodNode and FunctionNode call what they name: an allowed type read through one is refused."""
+    X, y, _ = numeric_data
+    source = zipfile.ZipFile(io.BytesIO(skops.io.dumps(LinearRegression().fit(X, y))))
+    schema = source.read("schema.json").replace(b'"__loader__": "NdArrayNode"', b'"__loader__": "MethodNode"', 1)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as copy:
+        for name in source.namelist():
+            copy.writestr(name, schema if name == "schema.json" else source.read(name))
+
+    with pytest.raises(UnsafeArtifact, match="holds a MethodNode for numpy.ndarray, which a model file never needs"):
+        load_estimator(out.getvalue())
