@@ -7,6 +7,7 @@ announces is checked before it is allocated.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import pickle
@@ -16,14 +17,7 @@ from types import BuiltinFunctionType, FunctionType
 from typing import BinaryIO
 
 import numpy as np
-from joblib.compressor import (
-    BZ2CompressorWrapper,
-    GzipCompressorWrapper,
-    LZ4CompressorWrapper,
-    LZMACompressorWrapper,
-    XZCompressorWrapper,
-    ZlibCompressorWrapper,
-)
+from joblib import compressor
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from numpy._core.multiarray import _reconstruct
 from sklearn.base import BaseEstimator
@@ -46,24 +40,22 @@ def unpickle(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | No
     version it names."""
     raw = io.BytesIO(source) if isinstance(source, bytes) else source
     compression = _compression(raw)
-    if compression is None:  # as large as the upload limit allows: only what a decompressor makes needs a bound
-        return _load(raw, budget)
-    _check_stream_ends_with_file(raw, compression, budget)
-    with _COMPRESSIONS[compression].decompressor_file(raw) as stream:
-        return _load(BoundedStream(stream, budget), budget)
-
-
-def _load(stream: BinaryIO, budget: Budget) -> tuple[object, str | None]:
-    unpickler = _JoblibUnpickler(stream, budget)
-    return unpickler.load(), unpickler.sklearn_version
+    if compression is not None:
+        _check_stream_ends_with_file(raw, compression, budget)
+    opened = contextlib.nullcontext(raw) if compression is None else _COMPRESSIONS[compression].decompressor_file(raw)
+    with opened as stream:
+        # The upload is as large as the upload limit allows; only what a decompressor makes must be bounded.
+        unpickler = _JoblibUnpickler(stream if stream is raw else BoundedStream(stream, budget), budget)
+        return unpickler.load(), unpickler.sklearn_version
 
 
 # The compressions joblib.dump writes, through the interface joblib.register_compressor documents: each wrapper
 # knows its format's magic number and opens a reader of it (joblib's own for zlib and gzip, the standard library's
 # for the others).
-_COMPRESSIONS = {"zlib": ZlibCompressorWrapper(), "gzip": GzipCompressorWrapper(), "bz2": BZ2CompressorWrapper(),
-                 "lzma": LZMACompressorWrapper(), "xz": XZCompressorWrapper()}
-_LZ4_PREFIX = LZ4CompressorWrapper.prefix
+_COMPRESSIONS = {"zlib": compressor.ZlibCompressorWrapper(), "gzip": compressor.GzipCompressorWrapper(),
+                 "bz2": compressor.BZ2CompressorWrapper(), "lzma": compressor.LZMACompressorWrapper(),
+                 "xz": compressor.XZCompressorWrapper()}
+_LZ4_PREFIX = compressor.LZ4CompressorWrapper.prefix
 
 
 def _compression(raw: BinaryIO) -> str | None:
