@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-
 from registry.artifacts.loading.limits import DEFAULT_MAX_MODEL_BYTES, Budget
 from registry.errors import InvalidArtifact, RegistryError
 

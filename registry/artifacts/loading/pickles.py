@@ -74,15 +74,15 @@ _ZLIB_WBITS = {"zlib": zlib.MAX_WBITS, "gzip": 31}
 _CHUNK = 1 << 16
 
 
-def _check_stream_ends_with_file(raw: BinaryIO, compressor: str, budget: Budget) -> None:
+def _check_stream_ends_with_file(raw: BinaryIO, compression: str, budget: Budget) -> None:
     """Refuse a zlib or gzip file whose stream ends before the file does, or unpacks past the budget, before joblib
     reads it: on bytes after a stream's end joblib's reader loops for ever, its memory doubling at each turn (a
     1.7 KB file took 23 GB, found by the pickle fuzzer). The stream is decompressed once here, a block at a time,
     and what it makes is counted and dropped."""
-    if compressor not in _ZLIB_WBITS:
+    if compression not in _ZLIB_WBITS:
         return
     start = raw.tell()
-    stream, made = zlib.decompressobj(_ZLIB_WBITS[compressor]), 0
+    stream, made = zlib.decompressobj(_ZLIB_WBITS[compression]), 0
     try:
         while not stream.eof:
             chunk = stream.unconsumed_tail or raw.read(_CHUNK)
@@ -98,7 +98,7 @@ def _check_stream_ends_with_file(raw: BinaryIO, compressor: str, budget: Budget)
     finally:
         raw.seek(start)
     if trailing:
-        raise InvalidArtifact(f"artifact holds bytes after the end of its {compressor} stream, which no joblib.dump "
+        raise InvalidArtifact(f"artifact holds bytes after the end of its {compression} stream, which no joblib.dump "
                               "writes: upload the file written by joblib.dump(model, path)")
 
 
