@@ -4,13 +4,13 @@ import io
 import multiprocessing
 import os
 import pickle
-import zlib
 import shlex
 import subprocess
 import sys
 import time
 import tracemalloc
 import warnings
+import zlib
 
 import joblib
 import numpy as np
