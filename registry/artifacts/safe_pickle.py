@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 ZIP_MAGIC = b"PK\x03\x04"  # a skops file is a zip file
 JOBLIB_0_9_MAGIC = b"ZF"  # the compressed files of joblib before 0.10, which joblib.load still reads
+LZ4_MAGIC = b"\x04\x22\x4d\x18"  # an lz4 frame: joblib.dump(..., compress="lz4"), read only where lz4 is installed
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ def load_estimator(
         )
     if head.startswith(JOBLIB_0_9_MAGIC):
         raise InvalidArtifact("artifact was written by joblib older than 0.10: dump it again")
+    if head.startswith(LZ4_MAGIC):
+        raise InvalidArtifact("artifact is compressed with lz4, which this server does not read: dump it with "
+                              "joblib.dump(model, path, compress=3), or compress=('gzip', 3), 'bz2', 'lzma' or 'xz'")
     # The readers and checks import scikit-learn: here, so that a process that only serves forms never does.
     from registry.artifacts.loading.checks import check_expanded_size, check_parameters, check_top_level, check_trees
     from registry.artifacts.loading.pickles import unpickle

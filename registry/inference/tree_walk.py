@@ -88,14 +88,14 @@ class _Functions(NamedTuple):
     shap: Callable[..., int]  # path-dependent TreeSHAP (tree_shap.c)
     expectations: Callable[..., int]  # each node's expected value and depth, for TreeSHAP
     lightgbm_link: Callable[..., int]  # LightGBM's sigmoid, softmax and exp in float64
-    compact_make: Callable[..., int]  # a numeric model's private copy for batches
-    compact_free: Callable[..., int]
+    compact_make: Callable[..., int | None]  # a numeric model's private copy for batches (None: NULL)
+    compact_free: Callable[..., None]
     compact: Callable[..., int]  # a batch walked over that copy
-    forest_make: Callable[..., int]  # a tree's or forest's private copy for batches
-    forest_free: Callable[..., int]
+    forest_make: Callable[..., int | None]  # a tree's or forest's private copy for batches (None: NULL)
+    forest_free: Callable[..., None]
     forest: Callable[..., int]  # a batch walked over that copy
-    paths_make: Callable[..., int]  # a tree's or forest's private copy for TreeSHAP, leaf by leaf (tree_shap.c)
-    paths_free: Callable[..., int]
+    paths_make: Callable[..., int | None]  # a tree's or forest's private copy for TreeSHAP, leaf by leaf (tree_shap.c)
+    paths_free: Callable[..., None]
     paths: Callable[..., int]  # rows explained from that copy
     paths_supported: Callable[..., int]  # whether this CPU gets such copies (AVX2)
 
@@ -344,12 +344,12 @@ class PrivateCopy:
     """A private copy of a model's trees that the C library made from its records, checked as it read them, and
     frees (with ``free``) when this goes."""
 
-    def __init__(self, pointer: int, free: Callable[..., int]):
+    def __init__(self, pointer: int, free: Callable[..., None]):
         self.pointer = pointer
         weakref.finalize(self, free, pointer)
 
     @classmethod
-    def make(cls, make: Callable[..., int], free: Callable[..., int], arguments: tuple) -> PrivateCopy | None:
+    def make(cls, make: Callable[..., int | None], free: Callable[..., None], arguments: tuple) -> PrivateCopy | None:
         """The copy ``make`` makes of a model (its arguments, the most bytes last), or None where it would take
         more. Raises ``NodesDamaged`` when the records changed since they were checked."""
         status = ctypes.c_int64()

@@ -55,17 +55,14 @@ def unpickle(source: bytes | BinaryIO, budget: Budget) -> tuple[object, str | No
 _COMPRESSIONS = {"zlib": compressor.ZlibCompressorWrapper(), "gzip": compressor.GzipCompressorWrapper(),
                  "bz2": compressor.BZ2CompressorWrapper(), "lzma": compressor.LZMACompressorWrapper(),
                  "xz": compressor.XZCompressorWrapper()}
-_LZ4_PREFIX = compressor.LZ4CompressorWrapper.prefix
 
 
 def _compression(raw: BinaryIO) -> str | None:
-    """The name of the compression a file's first bytes announce; None for a file joblib wrote uncompressed."""
+    """The name of the compression a file's first bytes announce (lz4 is refused before: safe_pickle.load_estimator);
+    None for a file joblib wrote uncompressed."""
     start = raw.tell()
     head = raw.read(8)
     raw.seek(start)
-    if head.startswith(_LZ4_PREFIX):
-        raise InvalidArtifact("artifact is compressed with lz4, which this server does not read: dump it with "
-                              "joblib.dump(model, path, compress=3), or compress=('gzip', 3), 'bz2', 'lzma' or 'xz'")
     return next((name for name, wrapper in _COMPRESSIONS.items() if head.startswith(wrapper.prefix)), None)
 
 
