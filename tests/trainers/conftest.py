@@ -132,8 +132,12 @@ def fake_registry(monkeypatch) -> FakeRegistry:
     return FakeRegistry()
 
 
+HANG_UP = None  # a queued answer that closes the connection without answering
+
+
 class StubRegistry(BaseHTTPRequestHandler):
-    """Answers every request with the (status, content type, body) queued in ``server.answers``."""
+    """Answers every request with the (status, content type, body) queued in ``server.answers``, over
+    HTTP/1.0 (a connection per request), or hangs up when the answer is ``HANG_UP``."""
 
     def do_GET(self):
         self._answer()
@@ -154,9 +158,13 @@ class StubRegistry(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         self.server.requests.append({
             "method": self.command, "path": self.path, "headers": dict(self.headers),
-            "body": self.rfile.read(length),
+            "body": self.rfile.read(length), "client_port": self.client_address[1],
         })
-        status, content_type, body, headers = self.server.answers.pop(0)
+        answer = self.server.answers.pop(0)
+        if answer is HANG_UP:
+            self.close_connection = True
+            return
+        status, content_type, body, headers = answer
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for name, value in headers.items():
@@ -169,11 +177,17 @@ class StubRegistry(BaseHTTPRequestHandler):
         pass
 
 
+class KeptAliveStubRegistry(StubRegistry):
+    """The stub over HTTP/1.1: a client's connection stays open between its requests."""
+
+    protocol_version = "HTTP/1.1"
+
+
 class StubServer(ThreadingHTTPServer):
     """The stub's server: the answers still to give, the requests received, its URL."""
 
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), StubRegistry)
+    def __init__(self, handler: type[StubRegistry] = StubRegistry):
+        super().__init__(("127.0.0.1", 0), handler)
         self.answers: list[tuple[int, str, bytes, dict]] = []
         self.requests: list[dict] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
@@ -188,11 +202,24 @@ class StubServer(ThreadingHTTPServer):
         content_type = "application/problem+json" if problem else "application/json"
         self.answer(status, json.dumps(body).encode(), content_type, headers)
 
+    def hang_up(self) -> None:
+        """Queue a hang-up: the connection closed with no answer."""
+        self.answers.append(HANG_UP)
+
 
 @pytest.fixture
 def stub():
     """A running stub registry; queue answers with ``stub.answer_json(...)``."""
-    server = StubServer()
+    yield from _serving(StubServer())
+
+
+@pytest.fixture
+def kept_alive_stub():
+    """The stub registry over HTTP/1.1, which keeps a client's connection between requests."""
+    yield from _serving(StubServer(KeptAliveStubRegistry))
+
+
+def _serving(server: StubServer):
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server

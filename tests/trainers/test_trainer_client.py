@@ -193,6 +193,35 @@ def test_a_refused_connection_says_so():
     assert caught.value.status is None
 
 
+def test_a_read_on_a_kept_alive_connection_the_server_closed_is_sent_again_on_a_new_one(kept_alive_stub):
+    kept_alive_stub.answer_json(200, {"production": 1})
+    kept_alive_stub.hang_up()  # as gunicorn closing the connection for being idle, just as it is reused
+    kept_alive_stub.answer_json(200, {"production": 2})
+    client = RegistryClient(kept_alive_stub.url, "t")
+    assert client.aliases("housing") == {"production": 1}
+    assert client.aliases("housing") == {"production": 2}
+    first, hung_up, again = (request["client_port"] for request in kept_alive_stub.requests)
+    assert first == hung_up != again
+
+
+def test_a_post_the_server_hung_up_on_is_not_sent_again_and_says_so(kept_alive_stub):
+    kept_alive_stub.answer_json(200, {"production": 1})
+    kept_alive_stub.hang_up()
+    client = RegistryClient(kept_alive_stub.url, "t")
+    client.aliases("housing")
+    with pytest.raises(RegistryUnreachable, match="the server closed the connection without answering"):
+        client.promote("housing", 2)  # the server may have acted on it: the caller decides
+    assert [request["method"] for request in kept_alive_stub.requests] == ["GET", "POST"]
+
+
+def test_a_read_is_sent_again_once_only(stub):
+    stub.hang_up()
+    stub.hang_up()
+    with pytest.raises(RegistryUnreachable, match="the server closed the connection without answering"):
+        RegistryClient(stub.url, "t").aliases("housing")
+    assert len(stub.requests) == 2
+
+
 def test_an_unknown_host_says_its_name_does_not_resolve():
     with pytest.raises(RegistryUnreachable, match="host name does not resolve"):
         RegistryClient("http://registry.invalid", "t", timeout=5).find_version("m", "production")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import requests
@@ -15,6 +16,11 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 3
 MAX_RETRY_WAIT = 30.0
 RETRIED_STATUSES = frozenset({429, 503})
+# Methods sent again, once, on a new connection when the server hung up without answering: what they do
+# is the same done twice (RFC 9110, 9.2.2), as a kept-alive connection's reuse needs (below).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# A server's hang-up: closed (http.client.RemoteDisconnected is a ConnectionResetError) or reset.
+HANG_UPS = (ConnectionResetError, BrokenPipeError)
 
 
 def path(*parts: str | int) -> str:
@@ -35,7 +41,8 @@ class CappedRetry(Retry):
 def retry_policy(retries: int) -> Retry:
     """Send a request again on 503 or 429 only, up to ``retries`` times, whatever its method: the
     registry writes nothing when it answers either. Without a ``Retry-After``, waits double from half
-    a second. Connection failures and timeouts are not retried: they are answered at once."""
+    a second. Connection failures and timeouts are not retried here: they are answered at once (but see
+    :meth:`Transport._send` for a connection the server hung up)."""
     return CappedRetry(
         total=retries, connect=0, read=0, other=0, status=retries, status_forcelist=RETRIED_STATUSES,
         allowed_methods=None, backoff_factor=0.5, backoff_max=MAX_RETRY_WAIT, raise_on_status=False,
@@ -74,6 +81,17 @@ class Transport:
         return body_of(self.send(method, url_path, **kwargs))
 
     def _send(self, method: str, url_path: str, **kwargs) -> requests.Response:
+        """The answer, sent once more on a new connection when the server hung up on an idempotent
+        request: a kept-alive connection is reused just as the server closes it for being idle
+        (gunicorn's keep-alive is 2 s), which urllib3's check before reuse cannot always see."""
+        try:
+            return self._request(method, url_path, **kwargs)
+        except RegistryUnreachable as exc:
+            if method.upper() not in IDEMPOTENT_METHODS or not _hung_up(exc):
+                raise
+        return self._request(method, url_path, **kwargs)
+
+    def _request(self, method: str, url_path: str, **kwargs) -> requests.Response:
         try:
             return self._session.request(method, self.base_url + url_path, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
@@ -124,14 +142,8 @@ def _problem(response: requests.Response) -> dict:
 
 
 def connection_failure(exc: BaseException) -> str:
-    """Name the cause of a connection error: refused, unknown host, a TLS failure, or "connection failed"."""
-    seen = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+    """Name the cause of a connection error: refused, unknown host, a TLS failure, a hang-up, or "connection failed"."""
+    for current in _causes(exc):
         if isinstance(current, ConnectionRefusedError):
             return "connection refused (is the server running?)"
         if isinstance(current, socket.gaierror):
@@ -141,8 +153,28 @@ def connection_failure(exc: BaseException) -> str:
                     "set REQUESTS_CA_BUNDLE to the CA that signed it")
         if isinstance(current, ssl.SSLError):
             return f"TLS handshake failed ({current.reason or 'unknown reason'})"
+        if isinstance(current, HANG_UPS):
+            return "the server closed the connection without answering"
+    return "connection failed"
+
+
+def _hung_up(exc: BaseException) -> bool:
+    """Whether the server closed the connection (or reset it) instead of answering."""
+    return any(isinstance(current, HANG_UPS) for current in _causes(exc))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from, or carries (requests and urllib3 wrap theirs in
+    ``args`` and ``reason``), each once."""
+    seen = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
         # ssl errors carry their reason as a string: follow only the exceptions in the chain
         linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
                   *getattr(current, "args", ())]
         stack.extend(link for link in linked if isinstance(link, BaseException))
-    return "connection failed"
