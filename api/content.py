@@ -21,9 +21,11 @@ from registry.serving import json_rows
 # Far beyond any real body (a predict body is 3 levels deep, metadata a handful), and far below
 # what the parsers, the JSON columns and the response encoders can recurse through.
 MAX_JSON_DEPTH = 64
-# Arrays and objects a body may hold beyond one per row of the largest batch (the body itself, a
-# dataframe_split, its columns, a V2 request's tensors): counted before anything is parsed, since
+# Arrays and objects a body may hold for each row of the largest batch (a record; a feedback item and
+# its list of labels; a row of each of a V2 request's nested tensors), and beyond them (the body itself,
+# a dataframe_split, its columns, a V2 request's tensors): counted before anything is parsed, since
 # millions of tiny rows cost a worker 30 times their bytes once parsed.
+CONTAINERS_PER_ROW = 4
 CONTAINER_SLACK = 64
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -96,7 +98,7 @@ def parse_predict_body(data: bytes, max_rows: int) -> object:
 
 def _check_containers(data: bytes, max_rows: int) -> None:
     """413 for a body with more arrays and objects (outside strings) than the largest batch needs."""
-    allowed = max_rows + CONTAINER_SLACK
+    allowed = CONTAINERS_PER_ROW * max_rows + CONTAINER_SLACK
     if data.count(b"[") + data.count(b"{") <= allowed:
         return  # cannot hold more than it has brackets: most bodies stop here
     stripped = _STRINGS.sub(b'""', data)
@@ -105,8 +107,9 @@ def _check_containers(data: bytes, max_rows: int) -> None:
         if _nesting(stripped) > MAX_JSON_DEPTH:
             raise _too_deep("the body")  # the more precise refusal of the two
         raise ProblemError(
-            413, f"the body holds {found:,} arrays and objects: more rows than a batch may have "
-                 f"({max_rows:,}, MAX_BATCH_ROWS); send fewer rows per request",
+            413, f"the body holds {found:,} arrays and objects, more than the {allowed:,} a body may hold "
+                 f"({CONTAINERS_PER_ROW} for each row of the largest batch, MAX_BATCH_ROWS {max_rows:,}); "
+                 "send fewer rows or items per request",
         )
 
 

@@ -415,6 +415,18 @@ def test_a_body_over_the_size_limit_is_413(limited, content_type):
     )
 
 
+@pytest.mark.parametrize("anonymous", [False, True], ids=["admin", "anonymous"])
+def test_a_body_of_more_arrays_and_objects_than_its_rows_need_is_413(limited, admin, anonymous):
+    # 4 for each row of the largest batch (5 here) and 64 more: 84, counted before anything reads the body
+    # or the token; brackets in strings do not count.
+    headers = {} if anonymous else admin
+    at_limit = {"items": [[]] * 82, "note": "[]{}" * 100}  # with the body and its list: 84
+    assert_problem(limited.post("/models/m/feedback", json=at_limit, headers=headers), 401 if anonymous else 422)
+    over = {"items": [[]] * 83}
+    assert_problem(limited.post("/models/m/feedback", json=over, headers=headers), 413,
+                   "85 arrays and objects", "the 84 a body may hold", "MAX_BATCH_ROWS 5", "fewer rows or items")
+
+
 def test_a_body_over_the_size_limit_sent_without_a_length_is_413(limited):
     # As gunicorn hands over a chunked body: no Content-Length, so the limit must hold while reading.
     stream = io.BytesIO(b'{"instances": [[1, 2, 3]]}' + b" " * (1024 * 1024 + 1))

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from api.settings import settings_of
 from registry.db import write_transaction
+from registry.monitoring.feedback import MAX_ITEMS as MAX_FEEDBACK_ITEMS
 from registry.monitoring.tables import LoggedPrediction
 from registry.tables import utcnow
 from tests.helpers import PROBE_ROW, assert_problem, classification_data, scaled_sum, upload_ok
@@ -416,3 +417,10 @@ def test_a_shadow_run_is_logged_under_its_callers_id_labelled_with_it_and_figure
     assert canary == {"canary": {"requests": canary_requests, "labelled": canary_requests,
                                  "quality": canary["canary"]["quality"]}}
     assert canary["canary"]["quality"]["value"] == pytest.approx(1.0)  # every label was its answer + 1
+
+
+def test_a_full_call_of_labels_for_requests_of_several_rows_is_taken(client, served, ci):
+    items = [{"request_id": f"r{n}", "label": [1.0, 2.0]} for n in range(MAX_FEEDBACK_ITEMS)]
+    response = client.post("/models/m/feedback", headers=ci, json={"items": items})
+    assert response.status_code == 200, response.json
+    assert response.json["applied"] == 0 and len(response.json["errors"]) == MAX_FEEDBACK_ITEMS  # none was logged
