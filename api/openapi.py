@@ -95,7 +95,12 @@ def document(view: Callable, doc: dict) -> Callable:
 
 def errors(*statuses: int) -> Callable:
     """Declare the problem statuses a view answers besides those ``ProblemDocs`` derives."""
-    return lambda view: document(view, {"responses": {str(s): _name(s) for s in statuses}})
+    return lambda view: document(view, {"responses": problem_responses(*statuses)})
+
+
+def problem_responses(*statuses: int) -> dict:
+    """An operation's ``responses`` for problem statuses it answers besides those ``ProblemDocs`` derives."""
+    return {str(status): _name(status) for status in statuses}
 
 
 def by_number(parameter: str = "ref") -> Callable:

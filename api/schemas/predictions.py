@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 from api import request_ids
 from api.schemas.fields import UTCDateTime
 from registry.monitoring.feedback import MAX_ITEMS as MAX_FEEDBACK_ITEMS
+from registry.monitoring.tables import MAX_ROW_ID
 from registry.names import MAX_ID
 
 
@@ -35,7 +36,8 @@ class LoggedPredictionArgs(Schema):
     since = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; from this time on"})
     until = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "ISO 8601; before this time"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.Integer(validate=validate.Range(min=1), metadata={"description": "next_cursor of the page before"})
+    cursor = fields.Integer(validate=validate.Range(min=1, max=MAX_ROW_ID),
+                            metadata={"description": "next_cursor of the page before"})
 
 
 class LoggedPredictionOut(Schema):

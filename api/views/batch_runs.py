@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 
 from api.auth import principal, reads, requires
 from api.content import accepts
-from api.openapi import by_number
+from api.openapi import by_number, errors
 from api.schemas.batch_runs import BatchRunOut, BatchRunRequest
 from api.schemas.paging import PageArgs, page_of
 from api.views.versions import version_number
@@ -25,6 +25,7 @@ class VersionBatchRuns(MethodView):
 
     @requires("ci")
     @by_number()
+    @errors(410)
     @accepts("application/json")
     @blp.arguments(BatchRunRequest)
     @blp.response(201, BatchRunOut)

@@ -10,7 +10,7 @@ import orjson
 from api.answering import Rendered
 from api.content import parse_predict_body
 from api.errors import ProblemError
-from api.openapi import READ, REQUEST_TIMEOUT
+from api.openapi import READ, REQUEST_TIMEOUT, problem_responses
 from api.prediction_routes import PREDICT_DEFAULT, PREDICT_REF, PredictionRoute
 from api.schemas.predictions import PredictionOut
 from registry.serving.explanations import SPACES, ExplainAsk, explain_asked
@@ -41,16 +41,18 @@ _REQUEST_BODY_DOC = {
 }
 
 
-def _operation(summary: str) -> dict:
-    """A predict route's OpenAPI operations (its ``POST``), as flask-smorest would document a view of them."""
+def _operation(summary: str, *problems: int) -> dict:
+    """A predict route's OpenAPI operations (its ``POST``), as flask-smorest would document a view of them;
+    ``problems``: its statuses besides those ``ProblemDocs`` derives."""
     return {"post": {
         "summary": summary, "tags": [TAG[0]], **READ, **_REQUEST_BODY_DOC,
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": PredictionOut}}}},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": PredictionOut}}},
+                      **problem_responses(*problems)},
     }}
 
 
 OPERATIONS: dict[PredictionRoute, dict] = {
-    PREDICT_REF: _operation("Predict with a pinned version (``/models/housing/3/predict``) or an alias."),
+    PREDICT_REF: _operation("Predict with a pinned version (``/models/housing/3/predict``) or an alias.", 410),
     PREDICT_DEFAULT: _operation("Predict with the ``production`` alias."),
 }
 

@@ -11,6 +11,7 @@ from api.auth import principal, reads, requires, requires_read_inputs, sees_inpu
 from api.content import accepts
 from api.csv_export import csv_table
 from api.input_privacy import shown_value_names
+from api.openapi import errors
 from api.schemas.monitoring import (
     MonitoringArgs,
     MonitoringOut,
@@ -112,6 +113,7 @@ def version_importance(args, name, ref):
 
 @blp.route("/models/<name>/versions/<ref>/reference", methods=["PUT"])
 @requires("ci")
+@errors(410)
 @accepts("application/json")
 @blp.arguments(ReferenceIn)
 @blp.response(200, ReferenceOut)

@@ -18,7 +18,7 @@ blp = Blueprint("rollouts", __name__, description="Rollouts: canary and shadow t
 @blp.route("/models/<name>/aliases/<alias>/rollout")
 class Rollout(MethodView):
     @requires("ci")
-    @errors(409)
+    @errors(409, 410)
     @accepts("application/json")
     @blp.arguments(RolloutRequest())
     @blp.response(200, RolloutOut)

@@ -110,3 +110,23 @@ def test_the_documents_version_is_the_packages(client):
     package = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["project"]["version"]
     assert client.get("/openapi.json").get_json()["info"]["version"] == package != "1.0"
     assert client.get("/v2").get_json()["version"] == package
+
+
+# Routes that answer 410 for an archived version (each tested where its route is: test_predict_api.py,
+# test_rollouts_api.py, test_batch_runs_api.py, …); a deep schemathesis run found the first four undocumented.
+ARCHIVED_VERSION_ROUTES = [
+    ("/models/{name}/{ref}/predict", "post"),
+    ("/models/{name}/versions/{ref}/reference", "put"),
+    ("/models/{name}/aliases/{alias}/rollout", "put"),
+    ("/models/{name}/versions/{ref}/batch-runs", "post"),
+    ("/models/{name}/versions/{number}/promote", "post"),
+    ("/models/{name}/versions/{ref}/evaluations", "post"),
+    ("/v2/models/{name}/versions/{version}/infer", "post"),
+]
+
+
+def test_every_route_an_archived_version_makes_410_says_so(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    documented = {f"{method.upper()} {route}": sorted(paths[route][method]["responses"])
+                  for route, method in ARCHIVED_VERSION_ROUTES}
+    assert {operation: "410" in statuses for operation, statuses in documented.items()} == dict.fromkeys(documented, True)

@@ -131,7 +131,8 @@ def test_the_log_comes_as_csv_for_notebooks(app, client, served, analyst):
     assert rows[0]["inputs"] == "[[1.0, 1.0, 1.0], [2.0, 0.5, -1.0]]" and rows[0]["status"] == "200"
 
 
-@pytest.mark.parametrize("query", ["?limit=0", "?limit=1001", "?since=yesterday", "?cursor=-1", "?version=0"])
+@pytest.mark.parametrize("query", ["?limit=0", "?limit=1001", "?since=yesterday", "?cursor=-1", "?cursor=9223372036854775808",
+                                   "?version=0"])
 def test_bad_query_values_are_422(client, served, ci, query, analyst):
     assert_problem(client.get(f"/models/m/predictions{query}", headers=analyst), 422)
 
