@@ -9,6 +9,7 @@ TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LATEST = "latest"
 DEFAULT_ALIAS = "production"
 MAX_ID = 2**31 - 1  # the largest number every database integer column holds (PostgreSQL integer): no id or version is above it
+MAX_ROW_ID = 2**63 - 1  # the largest id of a table whose ids are 64-bit (the prediction log's ROW_ID)
 
 
 def check_model_name(name: str) -> str:

@@ -6,8 +6,7 @@ from marshmallow import Schema, fields, validate
 from api import request_ids
 from api.schemas.fields import UTCDateTime
 from registry.monitoring.feedback import MAX_ITEMS as MAX_FEEDBACK_ITEMS
-from registry.monitoring.tables import MAX_ROW_ID
-from registry.names import MAX_ID
+from registry.names import MAX_ID, MAX_ROW_ID
 
 
 class PredictionOut(Schema):

@@ -9,7 +9,6 @@ from registry.tables import UTCDateTime
 
 # SQLite numbers rows only through an INTEGER PRIMARY KEY; PostgreSQL may outgrow 32 bits here.
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
-MAX_ROW_ID = 2**63 - 1  # the largest either database holds there (a signed 64-bit integer)
 
 
 class LoggedPrediction(db.Model):
